@@ -1,0 +1,72 @@
+// The transposed convolution operator over raw pointers.
+//
+// Layouts (batch axis always present; a caller with unbatched data passes N = 1):
+//   channels_first: x (N, C_in, *in), weight (C_in, C_out/groups, *k), y (N, C_out, *out)
+//                   -- PyTorch / ONNX
+//   channels_last:  x (N, *in, C_in), weight (*k, C_out/groups, C_in), y (N, *out, C_out)
+//                   -- Keras / TensorFlow
+//
+// Strides are counted in ELEMENTS (not bytes), one per axis of the full shape, and may be zero
+// or negative for x and weight. An empty stride vector means C-contiguous. The bias, when
+// given, is C_out contiguous values. y must not overlap x, weight or bias.
+//
+// Every output element is written (bias or zero plus its contributions); y needs no
+// initialisation. The result does not depend on the number of threads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tconv/shape.hpp"
+
+namespace tconv {
+
+// Instruction sets with their own kernels, best first. portable runs on any CPU.
+enum class Isa { avx2 = 0, portable = 1 };
+
+// Name as accepted by TCONV_MAX_ISA and set_max_isa ("avx2", "portable").
+const char* isa_name(Isa isa);
+// Parse a name (case-insensitive); throws std::invalid_argument listing the valid names.
+Isa isa_from_name(const std::string& name);
+// The ISAs this CPU can run, best first (always ends with portable).
+std::vector<Isa> available_isas();
+// The best ISA allowed by the CPU, TCONV_MAX_ISA and set_max_isa.
+Isa active_isa();
+// Cap the ISA for later calls (process-wide). A cap above what the CPU supports is harmless.
+void set_max_isa(Isa isa);
+
+// Process-wide thread count for later calls; n <= 0 restores the default
+// (TCONV_NUM_THREADS, else the number of CPUs available).
+void set_num_threads(int n);
+int get_num_threads();
+
+struct Options {
+  int num_threads = 0;     // <= 0: the process-wide setting
+  bool cap_isa = false;    // true: use at most max_isa for this call
+  Isa max_isa = Isa::portable;
+};
+
+void conv_transpose(const Geometry& g, const float* x, const std::vector<std::int64_t>& x_strides,
+                    const float* weight, const std::vector<std::int64_t>& weight_strides,
+                    const float* bias, float* y, const std::vector<std::int64_t>& y_strides,
+                    const Options& options = {});
+void conv_transpose(const Geometry& g, const double* x,
+                    const std::vector<std::int64_t>& x_strides, const double* weight,
+                    const std::vector<std::int64_t>& weight_strides, const double* bias,
+                    double* y, const std::vector<std::int64_t>& y_strides,
+                    const Options& options = {});
+
+// Convenience form for C-contiguous buffers: validates the layer and runs it.
+// Returns the geometry (y must hold prod(geometry.output_shape()) elements: call
+// resolve_geometry first to size it).
+template <class T>
+Geometry conv_transpose(const std::vector<std::int64_t>& x_shape, const T* x,
+                        const std::vector<std::int64_t>& weight_shape, const T* weight,
+                        const T* bias, T* y, const LayerSpec& spec, const Options& options = {}) {
+  Geometry g = resolve_geometry(x_shape, weight_shape, spec);
+  conv_transpose(g, x, {}, weight, {}, bias, y, {}, options);
+  return g;
+}
+
+}  // namespace tconv

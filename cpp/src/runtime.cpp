@@ -1,0 +1,122 @@
+#include "runtime.hpp"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <stdexcept>
+#include <thread>
+
+namespace tconv {
+namespace {
+
+// -1 = no cap set through set_max_isa.
+std::atomic<int> g_isa_cap{-1};
+// 0 = default (environment or CPU count).
+std::atomic<int> g_threads{0};
+
+bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+bool avx2_kernels_built() {
+#ifdef TCONV_HAVE_AVX2
+  return true;
+#else
+  return false;
+#endif
+}
+
+int env_isa_cap() {
+  const char* v = std::getenv("TCONV_MAX_ISA");
+  if (!v || !*v) return -1;
+  try {
+    return static_cast<int>(isa_from_name(v));
+  } catch (const std::invalid_argument&) {
+    return -1;  // an unknown name must not stop a program; Python warns about it
+  }
+}
+
+int cpu_count() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  unsigned h = std::thread::hardware_concurrency();
+  return h ? static_cast<int>(h) : 1;
+}
+
+int default_threads() {
+  if (const char* v = std::getenv("TCONV_NUM_THREADS")) {
+    char* end = nullptr;
+    long n = std::strtol(v, &end, 10);
+    if (end != v && *end == '\0' && n > 0) return static_cast<int>(std::min<long>(n, 1024));
+  }
+  return cpu_count();
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx2:
+      return "avx2";
+    case Isa::portable:
+      return "portable";
+  }
+  return "unknown";
+}
+
+Isa isa_from_name(const std::string& name) {
+  std::string lower;
+  for (char c : name) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  if (lower == "avx2") return Isa::avx2;
+  if (lower == "portable" || lower == "baseline" || lower == "generic") return Isa::portable;
+  throw std::invalid_argument("unknown ISA '" + name + "'; valid names are 'avx2' and 'portable'");
+}
+
+std::vector<Isa> available_isas() {
+  std::vector<Isa> out;
+  if (avx2_kernels_built() && cpu_has_avx2_fma()) out.push_back(Isa::avx2);
+  out.push_back(Isa::portable);
+  return out;
+}
+
+void set_max_isa(Isa isa) { g_isa_cap.store(static_cast<int>(isa)); }
+
+Isa active_isa() { return runtime::choose_isa(Options{}); }
+
+void set_num_threads(int n) { g_threads.store(n > 0 ? std::min(n, 1024) : 0); }
+
+int get_num_threads() {
+  int n = g_threads.load();
+  return n > 0 ? n : default_threads();
+}
+
+namespace runtime {
+
+Isa choose_isa(const Options& options) {
+  // Larger enum value = more conservative ISA; every cap can only lower the choice.
+  int cap = static_cast<int>(Isa::avx2);
+  cap = std::max(cap, env_isa_cap());
+  cap = std::max(cap, g_isa_cap.load());
+  if (options.cap_isa) cap = std::max(cap, static_cast<int>(options.max_isa));
+  for (Isa isa : available_isas())
+    if (static_cast<int>(isa) >= cap) return isa;
+  return Isa::portable;
+}
+
+int choose_threads(const Options& options) {
+  return options.num_threads > 0 ? options.num_threads : get_num_threads();
+}
+
+}  // namespace runtime
+}  // namespace tconv

@@ -1,0 +1,26 @@
+"""tconv: transposed convolution done right.
+
+Exact shape arithmetic in the dialect of PyTorch, Keras, ONNX, tf.nn and JAX, and a fast,
+verified transposed convolution for numpy arrays.
+"""
+
+from . import _core
+from ._api import conv_transpose, conv_transpose1d, conv_transpose2d, conv_transpose3d
+from ._errors import ShapeError
+from ._runtime import available_isas, get_num_threads, set_max_isa, set_num_threads
+
+_core.set_shape_error(ShapeError)
+
+__version__ = _core.__version__
+
+__all__ = [
+    "ShapeError",
+    "available_isas",
+    "conv_transpose",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "get_num_threads",
+    "set_max_isa",
+    "set_num_threads",
+]
