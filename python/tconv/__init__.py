@@ -4,9 +4,9 @@ Exact shape arithmetic in the dialect of PyTorch, Keras, ONNX, tf.nn and JAX, an
 verified transposed convolution for numpy arrays.
 """
 
-from . import _core
+from . import _core, shapes
 from ._api import conv_transpose, conv_transpose1d, conv_transpose2d, conv_transpose3d
-from ._errors import ShapeError
+from ._errors import BackendWarning, ShapeError
 from ._runtime import available_isas, get_num_threads, set_max_isa, set_num_threads
 
 _core.set_shape_error(ShapeError)
@@ -14,6 +14,7 @@ _core.set_shape_error(ShapeError)
 __version__ = _core.__version__
 
 __all__ = [
+    "BackendWarning",
     "ShapeError",
     "available_isas",
     "conv_transpose",
@@ -23,4 +24,5 @@ __all__ = [
     "get_num_threads",
     "set_max_isa",
     "set_num_threads",
+    "shapes",
 ]

@@ -1,0 +1,870 @@
+"""Output shapes of transposed convolutions, in each framework's own dialect.
+
+Each function takes the framework's argument names and defaults plus an input shape, and
+returns the output shape that framework produces (``None`` dimensions stay ``None``), or raises
+:class:`tconv.ShapeError` where the framework raises, with what the framework would say, why,
+and the fix. The per-dimension arithmetic is the compiled core's (``cpp/src/conventions.cpp``);
+this module adds the dialects: argument names, defaults, the order of the checks, and the words.
+
+Versions reproduced: torch 2.13, Keras 3.15 (``compute_output_shape``; the TensorFlow backend
+for run-time refusals), tf.nn of TensorFlow 2.21, onnxruntime 1.32, jax 0.10. The conformance
+data in ``tests/conformance/`` is measured on these.
+
+>>> from tconv import shapes
+>>> shapes.torch((1, 16, 5, 5), 16, 8, 3, stride=2, padding=1, output_padding=1)
+(1, 8, 10, 10)
+>>> shapes.keras((None, 5, 5, 16), 8, 3, strides=2, padding="same")
+(None, 10, 10, 8)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import warnings
+from typing import Any, Sequence
+
+from . import _core
+from ._errors import BackendWarning, ShapeError
+
+__all__ = ["jax", "keras", "onnx", "tf_nn", "torch"]
+
+Shape = tuple
+
+
+# ---- shared helpers -------------------------------------------------------------------------
+
+def _error(kind: str, framework: str, says: str, why: str, fix: str) -> ShapeError:
+    err = ShapeError(f"{framework} would raise: {says}\n  why: {why}\n  fix: {fix}")
+    err.kind = kind
+    err.framework = framework
+    err.framework_message = says
+    err.fix = fix
+    return err
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            return int(operator.index(value))
+        except TypeError:
+            raise TypeError(
+                f"{name} must be an int or a tuple of ints, got {type(value).__name__} {value!r}"
+            ) from None
+    return int(value)
+
+
+def _shape(value: Any, name: str) -> tuple:
+    """A shape tuple whose entries are ints or None."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a tuple of ints (None for unknown sizes), got {value!r}")
+    out = []
+    for i, v in enumerate(value):
+        out.append(None if v is None else _int(v, f"{name}[{i}]"))
+    return tuple(out)
+
+
+def _tuple(value: Any, n: int, name: str) -> tuple[int, ...] | None:
+    """int -> n copies; sequence -> tuple (its length is checked by the caller); None -> None."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
+    if hasattr(value, "__iter__"):
+        return tuple(_int(v, f"{name}[{i}]") for i, v in enumerate(value))
+    return (_int(value, name),) * n
+
+
+def _fmt(shape: Sequence[Any]) -> str:
+    items = ", ".join("None" if v is None else str(v) for v in shape)
+    return f"({items},)" if len(shape) == 1 else f"({items})"
+
+
+def _list(shape: Sequence[Any]) -> str:
+    return "[" + ", ".join("None" if v is None else str(v) for v in shape) + "]"
+
+
+def _dim_names(rank: int) -> list[str]:
+    if rank == 2:
+        return ["height", "width"]
+    if rank == 3:
+        return ["depth", "height", "width"]
+    return [f"dim {d}" for d in range(rank)]
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, BackendWarning, stacklevel=3)
+
+
+def _reshape_candidates(n: int, rank: int, channels_last: bool = True, limit: int = 4) -> list:
+    """Factorisations of n into `rank` spatial sizes and a channel count, squarest first."""
+    cands = []
+    for c in range(1, n + 1):
+        if n % c:
+            continue
+        s = n // c
+        side = round(s ** (1.0 / rank))
+        for root in (side - 1, side, side + 1):
+            if root >= 1 and root**rank == s:
+                cands.append(((root,) * rank, c))
+    if rank == 2:
+        # also rectangular ones for sizes with no square factor
+        for c in range(1, n + 1):
+            if n % c:
+                continue
+            s = n // c
+            h = int(math.isqrt(s))
+            while h > 1 and s % h:
+                h -= 1
+            if h > 1 and (h, s // h) != (s // h, h):
+                cands.append(((h, s // h), c))
+    seen, out = set(), []
+    # prefer candidates with spatial > 1 and a few channels
+    cands.sort(key=lambda t: (t[0][0] == 1, -min(t[0]) if t[1] <= 64 else 10**9, t[1]))
+    for sp, c in cands:
+        shape = (*sp, c) if channels_last else (c, *sp)
+        if shape not in seen:
+            seen.add(shape)
+            out.append(shape)
+        if len(out) >= limit:
+            break
+    return out
+
+
+# ---- PyTorch ----------------------------------------------------------------------------------
+
+def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding=0,
+          output_padding=0, groups=1, dilation=1, output_size=None, dims=None):
+    """Output shape of ``torch.nn.ConvTranspose{dims}d(in_channels, out_channels, kernel_size,
+    stride, padding, output_padding, groups, dilation=dilation)(x, output_size)``.
+
+    ``input_shape`` is ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``; ``N`` may be None.
+    ``dims`` is the layer's spatial rank (ConvTranspose2d -> 2); when None it comes from a tuple
+    ``kernel_size``, else from the input (batched).
+    """
+    fw = "PyTorch"
+    shape = _shape(input_shape, "input_shape")
+    in_channels = _int(in_channels, "in_channels")
+    out_channels = _int(out_channels, "out_channels")
+    groups = _int(groups, "groups")
+    if dims is None:
+        if hasattr(kernel_size, "__iter__") and not isinstance(kernel_size, str):
+            dims = len(tuple(kernel_size))
+        else:
+            dims = max(len(shape) - 2, 1)
+    dims = _int(dims, "dims")
+    layer = f"ConvTranspose{dims}d"
+    # nn.ConvTransposeNd.__init__
+    if groups <= 0:
+        raise _error("groups", fw, "groups must be a positive integer",
+                     f"groups={groups}", "use groups=1 (or a positive divisor of both channel counts)")
+    if in_channels % groups:
+        divs = [g for g in range(1, in_channels + 1) if in_channels % g == 0 and out_channels % g == 0]
+        raise _error("groups", fw, "in_channels must be divisible by groups",
+                     f"in_channels={in_channels} is not a multiple of groups={groups}",
+                     f"use groups in {divs}")
+    if out_channels % groups:
+        divs = [g for g in range(1, in_channels + 1) if in_channels % g == 0 and out_channels % g == 0]
+        raise _error("groups", fw, "out_channels must be divisible by groups",
+                     f"out_channels={out_channels} is not a multiple of groups={groups}",
+                     f"use groups in {divs} or out_channels a multiple of {groups}")
+    if isinstance(padding, str):
+        raise _error("padding", fw, "TypeError: conv_transpose2d(): argument 'padding' must be "
+                     "tuple of ints", f"{layer} has no padding={padding!r} mode "
+                     "(torch supports 'same'/'valid' only for forward convolutions)",
+                     "compute the padding with tconv.solve(..., convention='torch'), or use "
+                     "padding=(kernel_size - 1) // 2 with output_padding=stride - 1 for the "
+                     "shape of Keras 'same' with odd kernels")
+    ks = _tuple(kernel_size, dims, "kernel_size")
+    st = _tuple(stride, dims, "stride")
+    pd = _tuple(padding, dims, "padding")
+    op = _tuple(output_padding, dims, "output_padding")
+    dl = _tuple(dilation, dims, "dilation")
+    for name, v in (("kernel_size", ks), ("stride", st), ("padding", pd),
+                    ("output_padding", op), ("dilation", dl)):
+        if len(v) != dims:
+            raise _error("argument", fw, f"{name} must have {dims} elements",
+                         f"{name}={v!r} has {len(v)} values for a {dims}-D layer",
+                         f"pass an int or a tuple of {dims} ints")
+    # forward(): the rank check comes first
+    if len(shape) not in (dims + 1, dims + 2):
+        says = (f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to "
+                f"conv_transpose{dims}d, but got input of size: {_list(shape)}")
+        raise _error("rank", fw, says,
+                     f"{layer} needs (N, C, {'*spatial' if dims > 1 else 'L'}) or (C, ...) with "
+                     f"{dims} spatial dims; the input has rank {len(shape)}",
+                     _torch_rank_fix(shape, dims, in_channels))
+    batched = len(shape) == dims + 2
+    sp = list(shape[-dims:])
+    c_in = shape[1] if batched else shape[0]
+    if output_size is not None:
+        osz = _shape(output_size, "output_size")
+        nns = 2 if batched else 1
+        if len(osz) == nns + dims:
+            osz = osz[nns:]
+        if len(osz) != dims:
+            raise _error("output_size", fw,
+                         f"ConvTranspose{dims}D: for {len(shape)}D input, output_size must have "
+                         f"{dims} or {nns + dims} elements (got {len(osz)})",
+                         f"output_size gives the wanted spatial sizes", 
+                         f"pass output_size with {dims} spatial sizes")
+        lo, hi, newop = [], [], []
+        for d in range(dims):
+            if sp[d] is None:
+                lo.append(None), hi.append(None), newop.append(0)
+                continue
+            a, b = _core.torch_output_size_range(sp[d], ks[d], st[d], dl[d], pd[d])
+            lo.append(a), hi.append(b)
+        bad = [d for d in range(dims) if lo[d] is not None and not lo[d] <= osz[d] <= hi[d]]
+        if bad:
+            says = (f"requested an output size of {_fmt(osz)}, but valid sizes range from "
+                    f"{_list(lo)} to {_list(hi)} (for an input of torch.Size({_list(sp)}))")
+            d = bad[0]
+            raise _error("output_size", fw, says,
+                         f"with kernel {ks[d]}, stride {st[d]}, padding {pd[d]}, dilation {dl[d]} "
+                         f"an input of {sp[d]} gives {lo[d]} cells, and output_size can add at most "
+                         f"stride - 1 = {st[d] - 1} more",
+                         _torch_size_fix(sp[d], osz[d], ks[d], st[d], pd[d], dl[d]))
+        op = tuple(osz[d] - lo[d] if lo[d] is not None else 0 for d in range(dims))
+    # F.conv_transpose checks (ATen check_shape_forward, then the kernel's own shape check)
+    if any(p < 0 for p in pd):
+        raise _error("argument", fw, "negative padding is not supported", f"padding={pd}",
+                     "use padding >= 0; to enlarge the output use output_padding or a larger "
+                     "kernel, or pad the result")
+    if any(p < 0 for p in op):
+        raise _error("argument", fw, "negative output_padding is not supported",
+                     f"output_padding={op}", "use output_padding >= 0, or more padding to shrink "
+                     "the output")
+    if any(s <= 0 for s in st):
+        raise _error("argument", fw, "non-positive stride is not supported", f"stride={st}",
+                     "use stride >= 1")
+    if c_in is not None and c_in != in_channels:
+        wshape = [in_channels, out_channels // groups, *ks]
+        says = (f"Given transposed=1, weight of size {_list(wshape)}, expected "
+                f"input{_list([shape[0] if batched else 1, *shape[-dims - 1:]])} to have "
+                f"{in_channels} channels, but got {c_in} channels instead")
+        raise _error("channels", fw, says,
+                     f"the layer was built with in_channels={in_channels}; the input's channel "
+                     f"axis (axis {1 if batched else 0}) has {c_in}",
+                     f"use in_channels={c_in}, or feed an input with {in_channels} channels"
+                     + ("; if the input is channels-last, permute it to (N, C, ...)"
+                        if shape[-1] == in_channels else ""))
+    if any(k <= 0 for k in ks):
+        raise _error("argument", fw, "kernel size should be greater than zero, but got "
+                     + _pair_words("kernel", ks, dims), f"kernel_size={ks}",
+                     "use kernel_size >= 1")
+    if any(d <= 0 for d in dl):
+        raise _error("argument", fw, "dilation should be greater than zero, but got "
+                     + _pair_words("dilation", dl, dims), f"dilation={dl}", "use dilation >= 1")
+    bad = [d for d in range(dims) if op[d] >= max(st[d], dl[d])]
+    if bad:
+        d = bad[0]
+        says = ("output padding must be smaller than either stride or dilation, but got "
+                + _pair_words("output_padding", op, dims) + " "
+                + _pair_words("stride", st, dims) + " " + _pair_words("dilation", dl, dims))
+        limit = max(st[d], dl[d])
+        want = (_core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d])
+                if sp[d] is not None else None)
+        fix = f"use output_padding <= {limit - 1}"
+        if want is not None:
+            fix += (f" in {_dim_names(dims)[d]}; to get {want} cells "
+                    + _torch_size_fix(sp[d], want, ks[d], st[d], pd[d], dl[d], avoid_op=True))
+        raise _error("output_padding", fw, says,
+                     f"output_padding={op[d]} is not smaller than max(stride={st[d]}, "
+                     f"dilation={dl[d]}) = {limit}: it only chooses among the {limit} output "
+                     "sizes that the forward convolution maps to the same input size", fix)
+    out = []
+    for d in range(dims):
+        out.append(None if sp[d] is None else
+                   _core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d]))
+    if any(o is not None and o < 1 for o in out):
+        says = (f"Given input size per channel: ({' x '.join(str(v) for v in sp)}). Calculated "
+                f"output size per channel: ({' x '.join(str(v) for v in out)}). Output size is "
+                "too small")
+        d = next(d for d in range(dims) if out[d] is not None and out[d] < 1)
+        full = _core.torch_length(sp[d], ks[d], st[d], dl[d], 0, op[d])
+        raise _error("nonpositive_output", fw, says,
+                     f"(input - 1) * stride + dilation * (kernel - 1) + 1 + output_padding = "
+                     f"{full} cells before cropping, and padding={pd[d]} crops 2 * {pd[d]} = "
+                     f"{2 * pd[d]} of them, leaving {out[d]}",
+                     f"use padding <= {(full - 1) // 2} in {_dim_names(dims)[d]}")
+    lead = (shape[0], out_channels) if batched else (out_channels,)
+    return (*lead, *out)
+
+
+def _pair_words(name: str, v: Sequence[int], dims: int) -> str:
+    if dims == 1:
+        return f"{name}: {v[0]}"
+    words = ["height", "width"] if dims == 2 else ["depth", "height", "width"]
+    if dims > 3:
+        words = [str(i) for i in range(dims)]
+    sep = ", " if name in ("kernel", "dilation") else " "
+    return sep.join(f"{name}_{w}: {x}" for w, x in zip(words, v))
+
+
+def _torch_rank_fix(shape, dims, in_channels) -> str:
+    if len(shape) == 2 and shape[1] is not None and in_channels and shape[1] % in_channels == 0:
+        n = shape[1] // in_channels
+        cands = [c[:-1] for c in _reshape_candidates(n, dims)]
+        cands = [c for c in cands if math.prod(c) == n][:3]
+        shown = ", ".join(f"x.view({shape[0] if shape[0] is not None else -1}, {in_channels}, "
+                          f"{', '.join(map(str, c))})" for c in cands)
+        return (f"reshape the flat features to (N, {in_channels}, *spatial) with "
+                f"prod(spatial) = {shape[1]} / {in_channels} = {n}, e.g. {shown}")
+    if len(shape) > dims + 2:
+        return (f"use ConvTranspose{len(shape) - 2}d for {len(shape) - 2} spatial dims, or fold "
+                f"the extra axis into the batch: x.flatten(0, 1)")
+    return f"give the input shape (N, C, *spatial) with {dims} spatial dims"
+
+
+def _torch_size_fix(inp, want, k, s, p, d, avoid_op=False) -> str:
+    """Ways to get `want` cells from `inp` in PyTorch: output_padding, padding or output_size."""
+    options = []
+    for pad in range(0, k * d + s):
+        lo = _core.torch_length(inp, k, s, d, pad, 0)
+        for opv in range(0, max(s, d)):
+            if lo + opv == want:
+                options.append((pad, opv))
+    options.sort(key=lambda t: (abs(t[0] - p), t[1]))
+    if options:
+        pad, opv = options[0]
+        return f"use padding={pad}, output_padding={opv} to get {want}"
+    return (f"{want} cannot be reached with kernel {k} and stride {s}; change the kernel or "
+            f"stride (tconv.solve lists every option) or crop the result")
+
+
+# ---- Keras 3 ----------------------------------------------------------------------------------
+
+def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_padding=None,
+          data_format="channels_last", dilation_rate=1, dims=None):
+    """Output shape of ``keras.layers.Conv{dims}DTranspose(filters, kernel_size, strides,
+    padding, output_padding, data_format, dilation_rate)`` on ``input_shape`` (Keras 3's
+    ``compute_output_shape``; None stays None).
+
+    Where Keras reports a shape but its TensorFlow backend refuses to run the layer, the shape
+    is returned with a :class:`tconv.BackendWarning` naming the backends that run it.
+    """
+    fw = "Keras"
+    shape = _shape(input_shape, "input_shape")
+    if dims is None:
+        if hasattr(kernel_size, "__iter__") and not isinstance(kernel_size, str):
+            dims = len(tuple(kernel_size))
+        else:
+            dims = max(len(shape) - 2, 1)
+    dims = _int(dims, "dims")
+    layer = f"Conv{dims}DTranspose"
+    ks = _tuple(kernel_size, dims, "kernel_size")
+    st = _tuple(strides, dims, "strides")
+    dl = _tuple(dilation_rate, dims, "dilation_rate")
+    for name, v, allow_zero in (("kernel_size", ks, False), ("strides", st, False),
+                                ("dilation_rate", dl, False)):
+        if len(v) != dims:
+            raise _error("argument", fw, f"The `{name}` argument must be a tuple of {dims} "
+                         f"integers. Received {name}={v if len(set(v)) > 1 else v[0]}",
+                         f"{layer} has {dims} spatial dims", f"pass an int or {dims} ints")
+        bad = sorted({x for x in v if x <= 0})
+        if bad:
+            shown = kernel_size if name == "kernel_size" else (
+                strides if name == "strides" else dilation_rate)
+            raise _error("argument", fw, f"The `{name}` argument must be a tuple of {dims} "
+                         f"integers. Received {name}={shown}, including values "
+                         f"{{{', '.join(map(str, bad))}}} that do not satisfy `value > 0`",
+                         f"{name} values must be positive", f"use {name} >= 1")
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise _error("padding", fw, "The `padding` argument must be a list/tuple or one of "
+                     f"{{'valid', 'same'}}. Received: {padding}",
+                     f"{layer} supports 'valid' and 'same' only",
+                     "use padding='same' or 'valid', and output_padding to pick among the sizes; "
+                     "for other crops use a Cropping layer after it")
+    padding = padding.lower()
+    op = _tuple(output_padding, dims, "output_padding")
+    if op is not None:
+        if len(op) != dims:
+            raise _error("argument", fw, f"The `output_padding` argument must be a tuple of "
+                         f"{dims} integers. Received output_padding={output_padding}",
+                         f"{layer} has {dims} spatial dims", f"pass an int or {dims} ints")
+        bad = sorted({x for x in op if x < 0})
+        if bad:
+            raise _error("argument", fw, f"The `output_padding` argument must be a tuple of "
+                         f"{dims} integers. Received output_padding={output_padding}, including "
+                         f"values {{{', '.join(map(str, bad))}}} that do not satisfy `value >= 0`",
+                         "output_padding adds cells at the end; it cannot remove any",
+                         "use output_padding >= 0 (or None for Keras' own choice)")
+    if data_format not in ("channels_last", "channels_first"):
+        raise _error("argument", fw, "The `data_format` argument must be one of "
+                     f"{{'channels_first', 'channels_last'}}. Received: data_format={data_format}",
+                     "Keras names the layouts channels_last (NHWC) and channels_first (NCHW)",
+                     "use data_format='channels_last' or 'channels_first'")
+    filters = _int(filters, "filters")
+    if filters <= 0:
+        raise _error("argument", fw, "Invalid value for argument `filters`. Expected a strictly "
+                     f"positive value. Received filters={filters}.", "a layer needs >= 1 filter",
+                     "use filters >= 1")
+    if op is not None:
+        for i, (o, s) in enumerate(zip(op, st)):
+            if o >= s:
+                says = ("`output_padding` must be strictly less than `strides` for all "
+                        f"dimensions. At dimension {i}, `output_padding` is {o} but `strides` is "
+                        f"{s}. Received: output_padding={op}, strides={st}")
+                sp_i = _spatial(shape, dims, data_format)
+                want = None
+                if sp_i is not None and sp_i[i] is not None:
+                    want = ((sp_i[i] - 1) * s + _core.effective_kernel(ks[i], dl[i]) % 2 + o
+                            if padding == "same" else
+                            (sp_i[i] - 1) * s + _core.effective_kernel(ks[i], dl[i]) + o)
+                fix = (f"use output_padding in [0, {s - 1}] at dimension {i}, or "
+                       "output_padding=None")
+                if want is not None:
+                    fix += "; " + _keras_size_fix(sp_i[i], want, ks[i], s, dl[i])
+                raise _error("output_padding", fw, says,
+                             f"Keras only accepts output_padding < strides ({o} >= {s})", fix)
+    if any(s > 1 for s in st) and any(d > 1 for d in dl):
+        raise _error("argument", fw, "`strides > 1` not supported in conjunction with "
+                     f"`dilation_rate > 1`. Received: strides={st} and dilation_rate={dl}",
+                     "Keras' transposed layers cannot combine upsampling and dilation",
+                     "use strides=1 with the dilation, or dilation_rate=1 with the stride "
+                     "(two layers if you need both)")
+    channels_last = data_format == "channels_last"
+    if len(shape) != dims + 2:
+        kind = "min_ndim" if len(shape) < dims + 2 else None
+        full = _fmt(shape)
+        if kind:
+            says = (f"Input 0 of layer \"conv{dims}d_transpose\" is incompatible with the layer: "
+                    f"expected min_ndim={dims + 2}, found ndim={len(shape)}. Full shape "
+                    f"received: {full}")
+        else:
+            says = "IndexError: tuple index out of range"
+        raise _error("rank", fw, says,
+                     f"{layer} needs (batch, {'*spatial, channels' if channels_last else 'channels, *spatial'})"
+                     f" = {dims + 2} axes; the input has {len(shape)}"
+                     + ("" if kind else f" (Keras 3 only checks min_ndim={dims + 2}, so the "
+                        "extra axis fails inside compute_output_shape)"),
+                     _keras_rank_fix(shape, dims, channels_last))
+    c = shape[-1] if channels_last else shape[1]
+    if c is None:
+        raise _error("channels", fw, "Shapes used to initialize variables must be fully-defined "
+                     "(no `None` dimensions). Received: shape="
+                     f"{_fmt((*ks, filters, None))} for variable path='conv{dims}d_transpose/kernel'",
+                     "the kernel's size depends on the number of input channels, which is None",
+                     "give the channel axis a fixed size, e.g. keras.Input(shape=(h, w, c))")
+    sp = _spatial(shape, dims, data_format)
+    out = []
+    refusals = []
+    for d in range(dims):
+        if sp[d] is None:
+            out.append(None)
+            continue
+        o = _core.keras_length(sp[d], padding, ks[d], st[d], dl[d],
+                               None if op is None else op[d])
+        out.append(o)
+        lo, hi = _core.tf_transposed_range(sp[d], ks[d], st[d], dl[d], padding.upper())
+        if not lo <= o <= hi:
+            refusals.append((d, o, lo, hi))
+    if refusals:
+        d, o, lo, hi = refusals[0]
+        fwd = _core.tf_conv(o, ks[d], st[d], dl[d], padding.upper())[0]
+        _warn(f"Keras reports {_fmt(_keras_full(shape, out, filters, channels_last))} for this "
+              f"{layer}, but its TensorFlow backend refuses to run it: tf.nn.conv_transpose "
+              f"raises \"Size of out_backprop doesn't match computed: actual = {sp[d]}, computed "
+              f"= {fwd}\" because TensorFlow's {padding.upper()} forward convolution of {o} cells "
+              f"gives {fwd}, not {sp[d]} (it accepts outputs {lo}..{hi} only). The JAX and torch "
+              f"backends run it. For the TensorFlow backend use output_padding=None or a size "
+              f"in {lo}..{hi}.")
+    return _keras_full(shape, out, filters, channels_last)
+
+
+def _spatial(shape, dims, data_format):
+    if len(shape) != dims + 2:
+        return None
+    return list(shape[1:-1]) if data_format == "channels_last" else list(shape[2:])
+
+
+def _keras_full(shape, out, filters, channels_last):
+    return (shape[0], *out, filters) if channels_last else (shape[0], filters, *out)
+
+
+def _keras_rank_fix(shape, dims, channels_last) -> str:
+    if len(shape) == 2 and shape[1] is not None:
+        n = shape[1]
+        cands = _reshape_candidates(n, dims, channels_last)
+        letters = ("h", "w") if dims == 2 else ("d", "h", "w")[:dims] if dims == 3 else ("l",)
+        if dims == 1:
+            letters = ("l",)
+        prod = "*".join(letters) + "*c"
+        layout = ", ".join(letters) + ", c" if channels_last else "c, " + ", ".join(letters)
+        shown = ", ".join(f"keras.layers.Reshape({_fmt(cd)})" for cd in cands)
+        return (f"put a Reshape in front: keras.layers.Reshape(({layout})) with {prod} = {n}, "
+                f"e.g. {shown}")
+    if len(shape) == dims + 3:
+        return (f"the input has one axis too many (e.g. a time axis): use "
+                f"Conv{dims + 1}DTranspose, or wrap the layer in keras.layers.TimeDistributed")
+    if len(shape) < dims + 2:
+        return f"add the missing axes with keras.layers.Reshape so the input has {dims + 2} axes"
+    return f"reshape the input to {dims + 2} axes (batch, spatial..., channels)"
+
+
+def _keras_size_fix(inp, want, k, s, d) -> str:
+    for pad in ("same", "valid"):
+        for opv in [None, *range(s)]:
+            if _core.keras_length(inp, pad, k, s, d, opv) == want:
+                return f"padding='{pad}', output_padding={opv} gives {want}"
+    return (f"{want} cells are not reachable with kernel {k}, stride {s}; use a larger kernel "
+            f"or a Cropping/ZeroPadding layer after the transposed convolution")
+
+
+# ---- tf.nn ------------------------------------------------------------------------------------
+
+def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", data_format=None,
+          dilations=None):
+    """Output shape of ``tf.nn.conv_transpose(input, filters, output_shape, strides, padding,
+    data_format, dilations)`` (and of conv1d/2d/3d_transpose).
+
+    tf.nn takes the output shape as an argument and checks it against the input; the return
+    value is that shape, or ShapeError where TensorFlow refuses it. ``filters_shape`` is
+    ``(*kernel, out_channels, in_channels)``; ``padding`` is 'SAME', 'VALID' or explicit pairs
+    (one per input axis, zero for batch and channels).
+    """
+    fw = "TensorFlow"
+    shape = _shape(input_shape, "input_shape")
+    fshape = _shape(filters_shape, "filters_shape")
+    oshape = _shape(output_shape, "output_shape")
+    n = len(shape) - 2
+    if n < 1 or n > 3:
+        raise _error("rank", fw, f"input must be 3-5 dimensional, got: {len(shape)}",
+                     "tf.nn.conv_transpose takes (batch, *spatial, channels) with 1-3 spatial "
+                     "dims", f"reshape the input to rank {len(fshape)} to match filters "
+                     f"{_fmt(fshape)}")
+    if len(fshape) != len(shape):
+        raise _error("rank", fw, f"filter must be {len(shape)}-dimensional: {_fmt(fshape)}",
+                     f"the filters are (*kernel, out_channels, in_channels) with one kernel size "
+                     f"per spatial dim: {n} for an input of rank {len(shape)}",
+                     f"reshape the input to rank {len(fshape)} or use {len(shape) - 2}-D filters")
+    fmt = data_format or ("NWC" if n == 1 else "NHWC" if n == 2 else "NDHWC")
+    channels_last = fmt.upper().endswith("C")
+    if len(oshape) == n:
+        # tf.nn also takes the spatial sizes alone
+        c_out = fshape[-2]
+        oshape = ((shape[0], *oshape, c_out) if channels_last else (shape[0], c_out, *oshape))
+    if len(oshape) != n + 2:
+        raise _error("rank", fw, f"input_sizes must be {n + 2}-dimensional, got: {len(oshape)}",
+                     f"output_shape gives the full output shape (batch, *spatial, channels) "
+                     f"or its {n} spatial sizes", f"pass output_shape with {n + 2} values")
+    st = _tf_list(strides, n, channels_last, "strides")
+    dl = _tf_list(1 if dilations is None else dilations, n, channels_last, "dilations")
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode not in ("SAME", "VALID"):
+            raise _error("padding", fw, f"Unknown padding type: {padding}",
+                         "tf.nn.conv_transpose accepts 'SAME', 'VALID' or explicit pairs",
+                         "use padding='SAME' or 'VALID'")
+        pads = [(0, 0)] * n
+    else:
+        mode = "EXPLICIT"
+        pairs = [tuple(p) for p in padding]
+        if len(pairs) == n + 2:
+            pairs = pairs[1:-1] if channels_last else pairs[2:]
+        if len(pairs) != n:
+            raise _error("padding", fw, f"padding must have {n + 2} pairs",
+                         "explicit padding is one (before, after) pair per input axis",
+                         f"pass {n + 2} pairs, zero for the batch and channel axes")
+        pads = [(_int(a, "padding"), _int(b, "padding")) for a, b in pairs]
+    cax = -1 if channels_last else 1
+    sp_in = list(shape[1:-1]) if channels_last else list(shape[2:])
+    sp_out = list(oshape[1:-1]) if channels_last else list(oshape[2:])
+    ks = list(fshape[:n])
+    if any(s < 1 for s in st):
+        raise _error("argument", fw, "strides must be positive", f"strides={st}", "use strides >= 1")
+    if shape[0] is not None and oshape[0] is not None and shape[0] != oshape[0]:
+        raise _error("batch", fw, "Conv2DCustomBackpropInput: input and out_backprop must have the "
+                     f"same batch size. Input batch: {oshape[0]}, outbackprop batch: {shape[0]}, "
+                     "batch_dim: 0", "output_shape[0] is the batch size of the result",
+                     f"use output_shape[0] = {shape[0]} (or tf.shape(x)[0])")
+    if shape[cax] is not None and fshape[-1] is not None and shape[cax] != fshape[-1]:
+        raise _error("channels", fw, "Conv2DCustomBackpropInput: filter and out_backprop must "
+                     "have the same out_depth",
+                     f"the input has {shape[cax]} channels but filters {_fmt(fshape)} expect "
+                     f"{fshape[-1]} (filters are (*kernel, out_channels, in_channels))",
+                     f"use filters of shape {_fmt((*ks, fshape[-2], shape[cax]))}")
+    if oshape[cax] is not None and fshape[-2] is not None and oshape[cax] != fshape[-2]:
+        raise _error("channels", fw, "Conv2DCustomBackpropInput: input depth must be evenly "
+                     "divisible by filter depth",
+                     f"output_shape asks for {oshape[cax]} channels but filters "
+                     f"{_fmt(fshape)} produce {fshape[-2]}",
+                     f"use output_shape with {fshape[-2]} channels")
+    for d in range(n):
+        if sp_in[d] is None or sp_out[d] is None:
+            continue
+        lo, hi = _core.tf_transposed_range(sp_in[d], ks[d], st[d], dl[d], mode, *pads[d])
+        if not lo <= sp_out[d] <= hi:
+            fwd = _core.tf_conv(sp_out[d], ks[d], st[d], dl[d], mode, *pads[d])[0]
+            op_name = "Conv2DCustomBackpropInput" if n < 3 else "Conv3DBackpropInputOp"
+            says = (f"{op_name}: Size of out_backprop doesn't match computed: actual = "
+                    f"{sp_in[d]}, computed = {fwd} spatial_dim: {d + (1 if channels_last else 2)}"
+                    f" input: {sp_out[d]} filter: {ks[d]} output: {sp_in[d]} stride: {st[d]} "
+                    f"dilation: {dl[d]}")
+            mode_words = mode if mode != "EXPLICIT" else f"explicit padding {pads[d]}"
+            raise _error("output_size", fw, says,
+                         f"TensorFlow runs the forward convolution ({mode_words}) on the "
+                         f"requested output: {sp_out[d]} cells give {fwd}, not the input's "
+                         f"{sp_in[d]} in {_dim_names(n)[d] if n > 1 else 'the spatial dim'}",
+                         f"use an output size in {lo}..{hi} for an input of {sp_in[d]} (e.g. "
+                         f"{lo if lo != sp_out[d] else hi})")
+    if any(d > 1 for d in dl):
+        _warn("TensorFlow's CPU kernels refuse dilation > 1 when oneDNN is off "
+              "(\"Current CPU implementations do not yet support dilation rates larger than "
+              "1.\", TF_ENABLE_ONEDNN_OPTS=0); the default oneDNN CPU build and GPUs run it.")
+    if not channels_last:
+        _warn(f"TensorFlow's CPU kernels refuse data_format='{fmt}' when oneDNN is off "
+              "(\"Conv2DCustomBackpropInputOp only supports NHWC.\"); the default oneDNN CPU "
+              "build and GPUs run it.")
+    return tuple(oshape)
+
+
+def _tf_list(value, n, channels_last, name):
+    if isinstance(value, (list, tuple)):
+        v = [_int(x, name) for x in value]
+        if len(v) == 1:
+            return v * n
+        if len(v) == n + 2:
+            outer = (v[0], v[-1]) if channels_last else (v[0], v[1])
+            if outer != (1, 1):
+                raise _error("argument", "TensorFlow", "Current implementation does not yet "
+                             f"support {name} in the batch and depth dimensions.",
+                             f"{name}={v} moves along the batch or channel axis",
+                             f"use 1 for the batch and channel entries of {name}")
+            return v[1:-1] if channels_last else v[2:]
+        if len(v) == n:
+            return v
+        raise _error("argument", "TensorFlow", f"{name} should be of length 1, {n} or {n + 2} "
+                     f"but was {len(v)}", f"{name}={v}", f"pass {n} values")
+    return [_int(value, name)] * n
+
+
+# ---- ONNX -------------------------------------------------------------------------------------
+
+def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
+         output_padding=None, output_shape=None, auto_pad="NOTSET", group=1):
+    """Output shape of an ONNX ConvTranspose node as onnxruntime runs it.
+
+    ``input_shape`` is ``(N, C, *spatial)``, ``weight_shape`` ``(C, M/group, *kernel)``;
+    attributes as in the ONNX operator (``pads`` = begins then ends). With auto_pad SAME_* and
+    no output_shape the result is input * stride whatever output_padding says (onnxruntime;
+    ONNX shape inference adds output_padding).
+    """
+    fw = "onnxruntime"
+    shape = _shape(input_shape, "input_shape")
+    wshape = _shape(weight_shape, "weight_shape")
+    if len(shape) != len(wshape):
+        says = (f"X num_dims does not match W num_dims. X: {{{','.join(map(str, shape))}}} "
+                f"W: {{{','.join(map(str, wshape))}}}")
+        raise _error("rank", fw, says,
+                     f"X is (N, C, *spatial) and W (C, M/group, *kernel): both need one axis "
+                     f"per spatial dim, X has {len(shape) - 2} and W {len(wshape) - 2}",
+                     f"reshape X to rank {len(wshape)} (N, C, {', '.join(['...'] * (len(wshape) - 2))})")
+    n = len(shape) - 2
+    if n < 1:
+        raise _error("rank", fw, "Input X must have at least 3 dimensions",
+                     "ConvTranspose needs (N, C, *spatial)", "add the spatial axes")
+    st = _tuple(1 if strides is None else strides, n, "strides")
+    dl = _tuple(1 if dilations is None else dilations, n, "dilations")
+    op = _tuple(0 if output_padding is None else output_padding, n, "output_padding")
+    pd = _tuple(0 if pads is None else pads, 2 * n, "pads")
+    group = _int(group, "group")
+    auto_pad = str(auto_pad).upper()
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+        raise _error("padding", fw, f"Unknown AutoPadType String: {auto_pad}",
+                     "auto_pad is NOTSET, SAME_UPPER, SAME_LOWER or VALID",
+                     "use auto_pad='NOTSET' with explicit pads")
+    for name, v, ln in (("strides", st, n), ("dilations", dl, n), ("output_padding", op, n),
+                        ("pads", pd, 2 * n)):
+        if len(v) != ln:
+            raise _error("argument", fw, f"{name} has {len(v)} values, expected {ln}",
+                         f"{name} needs {ln} values for {n} spatial dims", f"pass {ln} values")
+    c = shape[1]
+    if c is not None and wshape[0] != c:
+        says = ("filter number not equal to input channel number. filter_number: "
+                f"{wshape[0]} num_input_channels: {c}")
+        raise _error("channels", fw, says,
+                     f"W is (C, M/group, *kernel): its first axis ({wshape[0]}) must equal X's "
+                     f"channels ({c})",
+                     f"use a weight of shape {_fmt((c, *wshape[1:]))}"
+                     + (" (a PyTorch-layout weight (C_in, C_out/g, *k) is already right; a "
+                        "forward-conv weight (C_out, C_in, *k) must be transposed)"
+                        if wshape[1] == c else ""))
+    if c is not None and group > 0 and c % group:
+        says = f"Input channels is not divisible by group. num_input_channels: {c} group: {group}"
+        raise _error("groups", fw, says, f"{c} channels cannot be split into {group} groups",
+                     f"use group in {[g for g in range(1, c + 1) if c % g == 0]}")
+    for d in range(n):
+        lim = max(st[d], dl[d])
+        if op[d] >= lim:
+            says = (f"output_padding[{d}] ({op[d]}) must be less than max(stride, dilation) "
+                    f"({lim}) for spatial dimension {d}.")
+            raise _error("output_padding", fw, says,
+                         f"output_padding only chooses among the {lim} sizes the forward "
+                         "convolution maps to the same input",
+                         f"use output_padding[{d}] <= {lim - 1}, or output_shape for the exact "
+                         "size")
+    sp = list(shape[2:])
+    osz = None
+    if output_shape is not None:
+        osz = _shape(output_shape, "output_shape")
+        if len(osz) == n + 2:
+            osz = osz[2:]
+        if len(osz) != n:
+            raise _error("output_size", fw, f"output_shape has {len(osz)} values, expected {n}",
+                         "output_shape gives the spatial output sizes", f"pass {n} values")
+    out = []
+    for d in range(n):
+        if sp[d] is None:
+            out.append(None if osz is None else osz[d])
+            continue
+        if osz is not None:
+            lo, hi = _core.onnx_output_shape_range(sp[d], wshape[2 + d], st[d], dl[d])
+            if not lo <= osz[d] <= hi:
+                expected = _core.conv_length(osz[d], wshape[2 + d], st[d], dl[d], 0, 0)
+                says = ("Explicit output_shape is inconsistent with input spatial dimensions and "
+                        f"convolution parameters. Expected input size {expected} but got "
+                        f"{sp[d]} (output_size={osz[d]}, kernel={wshape[2 + d]}, stride={st[d]}, "
+                        f"dilation={dl[d]}, output_padding={op[d]}).")
+                raise _error("output_size", fw, says,
+                             f"an output of {osz[d]} cells comes from {expected} input cells, "
+                             f"not {sp[d]}",
+                             f"use output_shape[{d}] in {lo}..{hi}")
+        o = _core.onnx_resolve(sp[d], wshape[2 + d], st[d], dl[d], op[d], auto_pad,
+                               pd[d], pd[d + n], None if osz is None else osz[d])[0]
+        out.append(o)
+    bad = [d for d in range(n) if out[d] is not None and out[d] <= 0]
+    if bad:
+        d = bad[0]
+        says = (f"Computed output dimension is <= 0 for dim {d}. Input shape: "
+                f"{{{','.join(str(v) for v in sp)}}}")
+        full = _core.transposed_length(sp[d], wshape[2 + d], st[d], dl[d], 0, 0, op[d])
+        raise _error("nonpositive_output", fw, says,
+                     f"the uncropped output has {full} cells and pads crop "
+                     f"{pd[d]} + {pd[d + n]} of them, leaving {out[d]}",
+                     f"use pads with pads[{d}] + pads[{d + n}] < {full}")
+    m = None if wshape[1] is None else wshape[1] * group
+    return (shape[0], m, *out)
+
+
+# ---- JAX --------------------------------------------------------------------------------------
+
+_JAX_DEFAULT_DN = {2: ("NC", "IO", "NC"), 3: ("NHC", "HIO", "NHC"), 4: ("NHWC", "HWIO", "NHWC"),
+                   5: ("NHWDC", "HWDIO", "NHWDC")}
+
+
+def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_numbers=None,
+        transpose_kernel=False):
+    """Output shape of ``jax.lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation,
+    dimension_numbers, transpose_kernel)``.
+
+    The default layouts are NHWC / HWIO (``rhs`` is (*kernel, in, out); with
+    ``transpose_kernel=True`` it is the forward convolution's kernel (*kernel, out, in)).
+    ``padding`` is 'SAME', 'VALID' or one (before, after) pair per spatial dim, which pads the
+    stride-dilated input (use_consistent_padding=False, JAX's default).
+    """
+    fw = "JAX"
+    lhs = _shape(lhs_shape, "lhs_shape")
+    rhs = _shape(rhs_shape, "rhs_shape")
+    if len(lhs) != len(rhs) or len(lhs) < 2:
+        raise _error("rank", fw, "AssertionError (len(lhs.shape) == len(rhs.shape) and "
+                     "len(lhs.shape) >= 2)",
+                     f"lhs has rank {len(lhs)} and rhs rank {len(rhs)}; conv_transpose needs "
+                     "both of the same rank (batch, channel and one axis per spatial dim)",
+                     f"reshape lhs to rank {len(rhs)}" if len(rhs) >= 2 else
+                     "give rhs a kernel axis per spatial dim plus in/out axes")
+    nd = len(lhs)
+    n = nd - 2
+    if dimension_numbers is None:
+        if nd not in _JAX_DEFAULT_DN:
+            raise _error("rank", fw, "No 4+ dimensional dimension_number defaults.",
+                         "JAX has default layouts for 0-3 spatial dims only",
+                         "pass dimension_numbers explicitly")
+        dimension_numbers = _JAX_DEFAULT_DN[nd]
+    lspec, rspec, ospec = _jax_specs(dimension_numbers, nd)
+    if isinstance(padding, str):
+        if padding not in ("SAME", "VALID"):
+            raise _error("padding", fw, "String padding is not implemented for transposed "
+                         "convolution using this op. Please either exactly specify the required "
+                         "padding or use conv_transpose.",
+                         f"conv_transpose takes 'SAME' or 'VALID' (upper case); got {padding!r}",
+                         f"use padding={padding.upper()!r}" if padding.upper() in ("SAME", "VALID")
+                         else "use 'SAME', 'VALID' or explicit (before, after) pairs")
+        mode, pairs = padding, [(0, 0)] * n
+    else:
+        mode = "EXPLICIT"
+        pairs = [tuple(_int(x, "padding") for x in p) for p in padding]
+    st = tuple(_int(s, "strides") for s in strides)
+    dl = (1,) * n if rhs_dilation is None else tuple(_int(s, "rhs_dilation") for s in rhs_dilation)
+    if len(st) != n or len(pairs) != n:
+        got = len(pairs) if len(pairs) != n else len(st)
+        raise _error("argument", fw, f"Wrong number of explicit pads for convolution: expected "
+                     f"{n}, got {got}.", f"{n} spatial dims need {n} strides and {n} pads",
+                     f"pass {n} strides and {n} padding pairs")
+    lhs_c = lhs[lspec[1]]
+    in_axis, out_axis = (rspec[0], rspec[1]) if transpose_kernel else (rspec[1], rspec[0])
+    rhs_in = rhs[in_axis]
+    if lhs_c is not None and rhs_in is not None and lhs_c != rhs_in:
+        says = ("conv_general_dilated lhs feature dimension size divided by feature_group_count "
+                "must equal the rhs input feature dimension size, but "
+                f"{lhs_c} // 1 != {rhs_in}.")
+        other = rhs[out_axis]
+        hint = ""
+        if other == lhs_c:
+            hint = (f"; rhs has {lhs_c} on its other channel axis: "
+                    + ("pass transpose_kernel=False" if transpose_kernel else
+                       "pass transpose_kernel=True (the kernel is a forward convolution's)"))
+        raise _error("channels", fw, says,
+                     f"lhs has {lhs_c} channels but rhs's input-channel axis "
+                     f"({'O' if transpose_kernel else 'I'} of {dimension_numbers[1]!r}"
+                     f"{', swapped by transpose_kernel' if transpose_kernel else ''}) has {rhs_in}",
+                     f"use an rhs with {lhs_c} on that axis{hint}")
+    if any(s <= 0 for s in st) or any(d <= 0 for d in dl):
+        bad = st if any(s <= 0 for s in st) else dl
+        raise _error("argument", fw, f"All dilations must be positive, got {bad}.",
+                     "strides (the input dilation) and rhs_dilation must be >= 1",
+                     "use strides and rhs_dilation >= 1")
+    sp = [lhs[a] for a in lspec[2:]]
+    ks = [rhs[a] for a in rspec[2:]]
+    out = []
+    for d in range(n):
+        if sp[d] is None:
+            out.append(None)
+            continue
+        o, _, _, padded, a, b = _core.jax_resolve(sp[d], ks[d], st[d], dl[d], mode, *pairs[d])
+        if padded < 0:
+            pads_all = tuple(_core.jax_resolve(sp[i], ks[i], st[i], dl[i], mode, *pairs[i])[4:6]
+                             if sp[i] is not None else pairs[i] for i in range(n))
+            dil = tuple((sp[i] - 1) * st[i] + 1 if sp[i] is not None else None for i in range(n))
+            says = ("Negative padding is larger than the size of the corresponding dimension: "
+                    f"got padding={pads_all} for lhs_shape[2:]={dil}")
+            raise _error("nonpositive_output", fw, says,
+                         f"the stride-dilated input has {(sp[d] - 1) * st[d] + 1} cells and the "
+                         f"pads ({a}, {b}) remove more than that",
+                         f"use pads whose sum is >= {-((sp[d] - 1) * st[d] + 1)}")
+        out.append(o)
+    c_out = rhs[out_axis]
+    canon = [lhs[lspec[0]], c_out, *out]
+    result = [None] * nd
+    for pos, axis in enumerate(ospec):
+        result[axis] = canon[pos]
+    return tuple(result)
+
+
+def _jax_specs(dn, nd):
+    """(lhs, rhs, out) axis permutations: [batch/out-feature, feature/in-feature, *spatial]."""
+    if hasattr(dn, "lhs_spec"):
+        return tuple(dn.lhs_spec), tuple(dn.rhs_spec), tuple(dn.out_spec)
+    lhs, rhs, out = dn
+    if not all(isinstance(s, str) and len(s) == nd for s in (lhs, rhs, out)):
+        raise _error("argument", "JAX", "convolution dimension_numbers must be three strings of "
+                     f"length {nd}", f"got {dn!r}", "pass e.g. ('NCHW', 'OIHW', 'NCHW')")
+    spatial = [ch for ch in rhs if ch not in "IO"]
+    lspec = (lhs.index("N"), lhs.index("C"), *(lhs.index(ch) for ch in spatial))
+    rspec = (rhs.index("O"), rhs.index("I"), *(rhs.index(ch) for ch in spatial))
+    ospec = (out.index("N"), out.index("C"), *(out.index(ch) for ch in spatial))
+    return lspec, rspec, ospec
