@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any
 
 import numpy as np
 
 from . import _core
-from ._args import as_int, parse_data_format, parse_padding, per_dim
+from ._args import as_int, int_list, parse_data_format, parse_padding, per_dim
 from ._errors import ShapeError
 
 __all__ = [
@@ -18,32 +20,96 @@ __all__ = [
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_DTYPE_FIX = {"x": "x.astype(np.float32)", "weight": "weight.astype(x.dtype)",
+              "bias": "bias.astype(x.dtype)"}
 
 
-def _as_float_array(value: Any, name: str) -> np.ndarray:
-    """A native-byte-order float32/float64 ndarray, or a TypeError that says what to do."""
-    if not isinstance(value, np.ndarray):
-        if value is None:
-            raise TypeError(f"{name} must be a numpy array, got None")
+def _convert(value: Any, name: str) -> tuple[np.ndarray, bool]:
+    """(array, adopts_dtype): the operand as an ndarray, and whether it is a Python sequence.
+
+    Python lists and tuples have no dtype of their own: they are read with np.asarray and adopt
+    the dtype of the ndarray operands (float64 when there is none), like Python numbers do in
+    numpy arithmetic. Everything else that numpy can read as an array (ndarrays, numpy scalars,
+    objects with __array__ or the buffer protocol) keeps its dtype and must be float32/float64.
+    """
+    if value is None:
+        raise TypeError(f"{name} must be a numpy array (float32 or float64), got None")
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array; tconv would ignore its mask and compute with the hidden "
+            f"values. Pass {name}.filled(0) (or another fill value) to say what masked cells hold"
+        )
+    if isinstance(value, np.ndarray):
+        arr, adopts = value, False
+    elif isinstance(value, (str, bytes, dict, set)):
+        raise TypeError(
+            f"{name} must be a numpy array (float32 or float64) or a nested list of numbers, "
+            f"got {type(value).__name__}"
+        )
+    else:
+        adopts = isinstance(value, (list, tuple))
         try:
-            value = np.asarray(value)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{name} could not be converted to a numpy array: {exc}") from None
-        if value.dtype.kind in "iub" and value.dtype != np.bool_:
-            # A literal list of numbers: compute in float64, as numpy would.
-            value = value.astype(np.float64)
-    if value.dtype.kind == "V" or value.dtype.fields is not None:
-        raise TypeError(f"{name} is a structured array (dtype {value.dtype}); pass a plain "
-                        f"float32 or float64 array")
-    if value.dtype.kind == "f" and value.dtype.itemsize in (4, 8):
-        if not value.dtype.isnative:
-            value = value.astype(value.dtype.newbyteorder("="))
-        return value
-    fix = "x.astype(np.float32)" if name == "x" else f"{name}.astype(x.dtype)"
+            arr = np.asarray(value)
+        except Exception as exc:  # ragged lists, tensors that refuse conversion, ...
+            raise TypeError(
+                f"{name} could not be read as a numpy array ({type(exc).__name__}: {exc}); pass "
+                f"a float32 or float64 ndarray"
+            ) from None
+    kind = arr.dtype.kind
+    if arr.dtype.fields is not None or kind == "V":
+        raise TypeError(
+            f"{name} is a structured array (dtype {arr.dtype}); tconv needs a plain float32 or "
+            f"float64 array: select a field, e.g. {name}['a'], or view the data as floats"
+        )
+    if adopts:
+        if kind in "iuf":
+            return arr, True
+        what = {"b": "booleans", "c": "complex numbers", "O": "ragged or non-numeric entries"}
+        raise TypeError(
+            f"{name} is a {type(value).__name__} of {what.get(kind, f'dtype {arr.dtype}')}; "
+            f"tconv computes real float32 or float64: pass numbers only, e.g. "
+            f"np.asarray({name}, dtype=np.float32)"
+        )
+    if kind == "f" and arr.dtype.itemsize in (4, 8):
+        return arr, False
+    why = {
+        "b": "booleans are not numbers to convolve",
+        "c": "complex transposed convolution is not supported (convolve the real and imaginary "
+        "parts separately)",
+        "O": "object arrays hold Python objects",
+        "i": "integer inputs are not converted silently (the result would not be integer)",
+        "u": "integer inputs are not converted silently (the result would not be integer)",
+        "f": "float16 has no native kernels (compute in float32, then cast back)",
+    }.get(kind, "it is not a floating-point type")
     raise TypeError(
-        f"{name} has dtype {value.dtype}; tconv computes in float32 or float64. "
-        f"Convert it first, e.g. {fix}"
+        f"{name} has dtype {arr.dtype}; tconv computes in float32 or float64 and {why}. "
+        f"Convert it first, e.g. {_DTYPE_FIX.get(name, name + '.astype(np.float32)')}"
     )
+
+
+def _operands(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """x, weight and bias as native-byte-order arrays of one float dtype (the dtype rules)."""
+    xa, x_adopts = _convert(x, "x")
+    wa, w_adopts = _convert(weight, "weight")
+    ba, b_adopts = (None, True) if bias is None else _convert(bias, "bias")
+    if not x_adopts and not w_adopts and xa.dtype.type != wa.dtype.type:
+        raise TypeError(
+            f"x is {xa.dtype} but weight is {wa.dtype}; tconv does not mix precisions. Convert "
+            f"one of them, e.g. weight.astype(x.dtype) (or x.astype(weight.dtype))"
+        )
+    typed = [a for a, adopts in ((xa, x_adopts), (wa, w_adopts)) if not adopts]
+    dtype = typed[0].dtype.newbyteorder("=") if typed else np.dtype(np.float64)
+    if ba is not None and not b_adopts and ba.dtype.type != dtype.type:
+        raise TypeError(
+            f"bias is {ba.dtype} but x and weight are {dtype}; convert it, e.g. "
+            f"bias.astype({'x' if not x_adopts else 'weight'}.dtype)"
+        )
+
+    def native(a: np.ndarray) -> np.ndarray:
+        # Same values, native byte order: a copy only for byte-swapped or converted inputs.
+        return a if a.dtype == dtype else a.astype(dtype)
+
+    return native(xa), native(wa), None if ba is None else native(ba)
 
 
 def _aligned(a: np.ndarray) -> np.ndarray:
@@ -54,38 +120,132 @@ def _aligned(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _nbytes(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024 or unit == "EiB":
+            return f"{value:.0f} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} bytes"  # pragma: no cover
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        return int(text)
+    except (OSError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _memory_bound() -> tuple[int, str] | None:
+    """The most memory this process can ever get, and where that bound comes from.
+
+    Physical memory plus swap, lowered by a cgroup limit or RLIMIT_AS. A result larger than this
+    can never be allocated; asking for it anyway would either fail deep inside the allocator or,
+    with memory overcommit, succeed lazily and get the process killed half-way through.
+    """
+    bounds: list[tuple[int, str]] = []
+    try:
+        meminfo = {}
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                meminfo[key] = int(rest.split()[0]) * 1024
+        if "MemTotal" in meminfo:
+            bounds.append((meminfo["MemTotal"] + meminfo.get("SwapTotal", 0),
+                           "physical memory plus swap"))
+    except (OSError, ValueError, IndexError):
+        try:
+            total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            if total > 0:
+                bounds.append((total, "physical memory"))
+        except (AttributeError, ValueError, OSError):
+            pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        limit = _read_int(path)
+        if limit is not None and 0 < limit < 2**62:
+            bounds.append((limit, f"the cgroup limit in {path}"))
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            bounds.append((soft, "the address-space limit (ulimit -v)"))
+    except (ImportError, ValueError, OSError):
+        pass
+    return min(bounds) if bounds else None
+
+
+def _check_memory(shape: tuple, dtype: np.dtype, batched: bool, channels_last: bool) -> None:
+    """MemoryError before anything is allocated when the result cannot fit in this machine."""
+    nbytes = dtype.itemsize
+    for s in shape:
+        nbytes *= int(s)
+    bound = _memory_bound()
+    if bound is None or nbytes <= bound[0]:
+        return
+    fix = "pass out= a np.memmap of that shape to write it to disk"
+    if batched and shape[0] > 1:
+        fix = "split x along its batch axis and call once per part, or " + fix
+    raise MemoryError(
+        f"the result would have shape {tuple(shape)} ({dtype}) and need {_nbytes(nbytes)}, more "
+        f"than this machine can ever provide ({_nbytes(bound[0])}, {bound[1]}); check stride, "
+        f"dilation, padding and the input size, or {fix}"
+    )
+
+
+def _square_factors(n: int, k: int) -> list[int]:
+    """k factors with product n, as close to each other as divisibility allows, ascending."""
+    factors = []
+    for remaining in range(k, 1, -1):
+        best = 1
+        d = 1
+        while d**remaining <= n and d <= 10**6:
+            if n % d == 0:
+                best = d
+            d += 1
+        factors.append(best)
+        n //= best
+    factors.append(n)
+    return sorted(factors)
+
+
 def _rank_error(x: np.ndarray, weight: np.ndarray, rank: int, channels_last: bool) -> ShapeError:
     layout = "(N, *spatial, C_in)" if channels_last else "(N, C_in, *spatial)"
+    unbatched = "(*spatial, C_in)" if channels_last else "(C_in, *spatial)"
     msg = (
-        f"x must have rank {rank + 2} {layout} or {rank + 1} (unbatched) for a {rank}-D "
-        f"transposed convolution (weight shape {weight.shape}), got x of shape {x.shape}"
+        f"x must have rank {rank + 2} {layout} or {rank + 1} {unbatched} (unbatched) for a "
+        f"{rank}-D transposed convolution with weight of shape {weight.shape}, got x of "
+        f"shape {x.shape} (rank {x.ndim})"
     )
-    if x.ndim == 2 and rank >= 1:
-        c_in = weight.shape[-1] if channels_last else weight.shape[0]
-        features = x.shape[1]
-        if c_in and features % c_in == 0:
-            spatial = features // c_in
-            sp = f"{rank} spatial sizes whose product is {spatial}"
-            if channels_last:
-                target = f"(N, {'*spatial, ' if rank > 1 else ''}{c_in})"
-            else:
-                target = f"(N, {c_in}, *spatial)"
+    c_in = weight.shape[-1] if channels_last else weight.shape[0]
+    if x.ndim == 2 and rank >= 2:
+        n, features = x.shape
+        if c_in and features % c_in == 0 and features:
+            spatial = _square_factors(features // c_in, rank)
+            target = (n, *spatial, c_in) if channels_last else (n, c_in, *spatial)
+            sp = " * ".join(str(s) for s in spatial)
             msg += (
-                f". A flat (N, features) array cannot feed a {rank}-D layer: reshape it to "
-                f"{target} with {sp}, e.g. x.reshape({x.shape[0]}, "
-                + (
-                    f"{', '.join(['1'] * (rank - 1))}{', ' if rank > 1 else ''}{spatial}, {c_in})"
-                    if channels_last
-                    else f"{c_in}, {', '.join(['1'] * (rank - 1))}{', ' if rank > 1 else ''}{spatial})"
-                )
+                f". A flat (N, features) array cannot feed a {rank}-D layer: reshape each row of "
+                f"{features} features into {c_in} channels of {sp} cells, e.g. "
+                f"x.reshape{target} (any spatial sizes whose product is {features // c_in} "
+                f"work; in Keras, a Reshape({tuple(target[1:])}) layer)"
             )
         else:
             msg += (
-                f". A flat (N, features) array cannot feed a {rank}-D layer: reshape it so that "
-                f"the channel axis has {c_in} entries"
+                f". A flat (N, features) array cannot feed a {rank}-D layer, and {features} "
+                f"features do not split into {c_in} channels (the weight's C_in): reshape x "
+                f"to {layout} with prod(spatial) * {c_in} == features, or fix the size of the "
+                f"layer before"
             )
     elif x.ndim == 0:
         msg += ". A scalar is not an image; pass an array with channel and spatial axes"
+    elif x.ndim < rank + 1:
+        msg += f"; add the missing axes (e.g. x[np.newaxis]) or use a {x.ndim - 1}-D weight"
+    else:
+        msg += f"; drop extra axes (x.squeeze() or x.reshape) or use a {x.ndim - 2}-D weight"
     return ShapeError(msg)
 
 
@@ -147,30 +307,21 @@ def conv_transpose(
         For dtypes other than float32/float64 or mixed dtypes.
     """
     channels_last = parse_data_format(data_format)
-    x = _as_float_array(x, "x")
-    weight = _as_float_array(weight, "weight")
-    if x.dtype != weight.dtype:
-        raise TypeError(
-            f"x is {x.dtype} but weight is {weight.dtype}; convert one of them, e.g. "
-            f"weight.astype(x.dtype)"
-        )
+    x_in, w_in, b_in = x, weight, bias
+    x, weight, bias = _operands(x, weight, bias)
+    w_layout = "(*kernel, C_out/groups, C_in)" if channels_last else "(C_in, C_out/groups, *kernel)"
     if weight.ndim < 3:
         raise ShapeError(
-            "weight must have rank >= 3: "
-            + ("(*kernel, C_out/groups, C_in)" if channels_last else "(C_in, C_out/groups, *kernel)")
-            + f", got shape {weight.shape}"
+            f"weight must have rank >= 3 {w_layout} (rank 3 for 1-D, 4 for 2-D, 5 for 3-D), got "
+            f"shape {weight.shape} (rank {weight.ndim}); a dense (in, out) matrix is not a "
+            f"convolution kernel: add kernel axes, e.g. weight.reshape(C_in, C_out, 1, 1)"
         )
     rank = weight.ndim - 2
     if _rank is not None and rank != _rank:
-        layout = ("(*kernel, C_out/groups, C_in)" if channels_last
-                  else "(C_in, C_out/groups, *kernel)")
         raise ShapeError(
-            f"conv_transpose{_rank}d needs a weight of rank {_rank + 2} {layout}, got shape "
-            f"{weight.shape}; use conv_transpose{rank}d or tconv.conv_transpose for a {rank}-D "
-            f"weight"
-            if rank >= 1
-            else f"conv_transpose{_rank}d needs a weight of rank {_rank + 2} {layout}, "
-            f"got shape {weight.shape}"
+            f"conv_transpose{_rank}d needs a weight of rank {_rank + 2} {w_layout}, got shape "
+            f"{weight.shape} (rank {weight.ndim}); use conv_transpose{rank}d or "
+            f"tconv.conv_transpose for a {rank}-D weight"
         )
     if x.ndim == rank + 1:
         batched = False
@@ -187,73 +338,102 @@ def conv_transpose(
     groups_i = as_int(groups, "groups")
     if output_size is not None and output_padding is not None:
         raise ValueError(
-            "pass either output_size or output_padding, not both: output_size chooses the "
-            "output_padding itself"
+            f"pass either output_size or output_padding, not both (got output_size="
+            f"{output_size!r} and output_padding={output_padding!r}): output_size chooses the "
+            f"output_padding itself, so drop output_padding"
         )
     op = None if output_padding is None else list(per_dim(output_padding, rank, "output_padding"))
     if op is None and mode == "explicit":
         op = [0] * rank
     args = (x_b.shape, weight.shape, rank, list(stride_t), list(dilation_t), list(pad_lo),
             list(pad_hi))
-    if output_size is not None:
-        wanted = [as_int(v, "output_size") for v in _seq(output_size)]
-        if len(wanted) == 1 and rank > 1:
-            wanted *= rank
-        if not batched and len(wanted) == rank + 1:
-            wanted = [x_b.shape[0]] + wanted
-        op = list(_core.output_padding_for_size(*args, mode, groups_i, channels_last, wanted))
-    geometry = _core.resolve_geometry(*args, op, mode, groups_i, channels_last)
+    try:
+        if output_size is not None:
+            wanted = int_list(output_size, "output_size")
+            if len(wanted) == 1 and rank > 1:
+                wanted *= rank
+            if not batched and len(wanted) == rank + 1:
+                wanted = [x_b.shape[0]] + wanted
+            op = list(_core.output_padding_for_size(*args, mode, groups_i, channels_last, wanted))
+        geometry = _core.resolve_geometry(*args, op, mode, groups_i, channels_last)
+    except OverflowError as exc:
+        # The core names the product that overflowed; say which arguments fed it.
+        raise OverflowError(
+            f"{exc} (x shape {x_b.shape if batched else x.shape}, weight shape {weight.shape}, "
+            f"stride={stride_t}, dilation={dilation_t}, padding={padding!r}, "
+            f"output_padding={output_padding!r}); check these for a typo such as an extra "
+            f"digit or exponent"
+        ) from None
 
-    b = None
     if bias is not None:
-        b = _as_float_array(bias, "bias")
-        if isinstance(bias, np.ndarray) and b.dtype != x.dtype:
-            raise TypeError(f"bias is {b.dtype} but x is {x.dtype}; use bias.astype(x.dtype)")
-        b = b.astype(x.dtype, copy=False)
-        if b.shape != (geometry.out_channels,):
+        if bias.shape != (geometry.out_channels,):
             raise ShapeError(
-                f"bias must have shape ({geometry.out_channels},) (one value per output channel), "
-                f"got {b.shape}"
+                f"bias must have shape ({geometry.out_channels},), one value per output channel "
+                f"(C_out = {geometry.out_channels} from weight shape {weight.shape} and "
+                f"groups={groups_i}), got shape {bias.shape}"
+                + ("; flatten it with bias.reshape(-1)" if bias.size == geometry.out_channels
+                   and bias.ndim != 1 else "")
             )
-        b = np.ascontiguousarray(b)
+        bias = _aligned(np.ascontiguousarray(bias))
 
     y_shape = tuple(geometry.output_shape())
     result_shape = y_shape if batched else y_shape[1:]
     if out is None:
+        _check_memory(result_shape, x.dtype, batched, channels_last)
         y = np.empty(y_shape, dtype=x.dtype)
     else:
-        y = _check_out(out, result_shape, x.dtype, (x, weight, bias))
+        inputs = (("x", x_in), ("weight", w_in), ("bias", b_in), ("x", x), ("weight", weight),
+                  ("bias", bias))
+        y = _check_out(out, result_shape, x.dtype, inputs)
         if not batched:
             y = y[np.newaxis]
-    _core.conv_transpose(geometry, _aligned(x_b), _aligned(weight), b, y)
+    _core.conv_transpose(geometry, _aligned(x_b), _aligned(weight), bias, y)
     if out is not None:
         return out
     return y if batched else y[0]
 
 
-def _seq(value: Any) -> list:
-    try:
-        return list(value)
-    except TypeError:
-        return [value]
-
-
 def _check_out(out: Any, shape: tuple, dtype: np.dtype, inputs: tuple) -> np.ndarray:
+    """`out` as given, or an error: it must be exactly what the result would be."""
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+        raise TypeError(
+            f"out must be a numpy array of shape {shape} and dtype {dtype}, got "
+            f"{type(out).__name__}; pass np.empty({shape}, dtype=np.{dtype}) or drop out="
+        )
     if out.shape != shape:
-        raise ValueError(f"out has shape {out.shape}, expected {shape}")
+        raise ValueError(
+            f"out has shape {out.shape}, expected {shape} (the result's shape); pass "
+            f"np.empty({shape}, dtype=np.{dtype}) or drop out="
+        )
     if out.dtype != dtype:
-        raise ValueError(f"out has dtype {out.dtype}, expected {dtype} (the dtype of x)")
+        native = "" if out.dtype.isnative else " (non-native byte order)"
+        raise ValueError(
+            f"out has dtype {out.dtype}{native}, expected {dtype} (the dtype of x); out is "
+            f"written in place, never converted: pass np.empty({shape}, dtype=np.{dtype})"
+        )
     if not out.flags.c_contiguous:
-        raise ValueError("out must be C-contiguous; pass np.empty(shape, dtype) or drop out=")
+        order = "Fortran-ordered" if out.flags.f_contiguous else "non-contiguous (a strided view)"
+        raise ValueError(
+            f"out must be C-contiguous, got a {order} array; pass np.empty({shape}, "
+            f"dtype=np.{dtype}) or drop out="
+        )
     if not out.flags.writeable:
-        raise ValueError("out is read-only; pass a writeable array")
+        raise ValueError(
+            "out is read-only (writeable=False, e.g. a broadcast view or a read-only buffer); "
+            "pass a writeable array"
+        )
     if out.ctypes.data % out.dtype.itemsize:
-        raise ValueError("out is not aligned to its item size; pass a freshly allocated array")
-    for name, a in zip(("x", "weight", "bias"), inputs):
+        raise ValueError(
+            f"out is not aligned to its item size ({out.dtype.itemsize} bytes, address "
+            f"{out.ctypes.data:#x}); pass a freshly allocated array such as np.empty({shape}, "
+            f"dtype=np.{dtype})"
+        )
+    for name, a in inputs:
         if isinstance(a, np.ndarray) and np.may_share_memory(out, a):
-            raise ValueError(f"out shares memory with {name}; pass a separate output array")
+            raise ValueError(
+                f"out shares memory with {name}; the inputs would be overwritten while they are "
+                f"read: pass a separate output array, or drop out= and assign the result"
+            )
     return out
 
 

@@ -1,4 +1,7 @@
-"""Normalisation of layer arguments (ints, tuples, padding forms) shared by the public API."""
+"""Normalisation of layer arguments (ints, tuples, padding forms) shared by the public API.
+
+Every error names the argument, what was expected, what was received and how to fix it.
+"""
 
 from __future__ import annotations
 
@@ -11,33 +14,61 @@ from ._errors import ShapeError
 _INT64_MAX = 2**63 - 1
 
 
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
 def as_int(value: Any, name: str) -> int:
     """An exact Python int from an int-like value, or a TypeError/OverflowError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if isinstance(value, bool):
+        raise TypeError(
+            f"{name} must be an int, got bool {value!r}; pass {int(value)} if that is meant"
+        )
+    if not isinstance(value, numbers.Integral):
         try:
-            if isinstance(value, bool):
-                raise TypeError
             value = operator.index(value)
         except TypeError:
+            hint = ""
+            if isinstance(value, numbers.Real) and float(value).is_integer():
+                hint = f"; pass {int(value)} (an int, not a float)"
+            elif isinstance(value, numbers.Real):
+                hint = "; layer sizes are whole numbers"
+            elif value is None:
+                hint = f"; None is not a size here, pass e.g. {name}=1"
             raise TypeError(
-                f"{name} must be an int or a tuple of ints, got {type(value).__name__} {value!r}"
+                f"{name} must be an int or a tuple of ints, got {_describe(value)}{hint}"
             ) from None
     value = int(value)
     if abs(value) > _INT64_MAX:
         raise OverflowError(
-            f"{name}={value} does not fit in a 64-bit integer; no layer can use it "
-            f"(expected a value below 2**63)"
+            f"{name}={value} does not fit in a 64-bit integer (expected |{name}| < 2**63); "
+            f"no layer can use it, pass a realistic {name}"
         )
     return value
+
+
+def _items(value: Any) -> list | None:
+    """The entries of a sequence argument, or None for a scalar."""
+    if isinstance(value, (str, bytes)):
+        return None
+    try:
+        return list(value)
+    except TypeError:
+        return None
 
 
 def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
     """An int or one int per spatial dimension -> a tuple of `rank` ints."""
     if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be an int or a tuple of {rank} ints, got {value!r}")
-    try:
-        items = list(value)
-    except TypeError:
+        raise TypeError(
+            f"{name} must be an int or a tuple of {rank} ints, got {_describe(value)}; "
+            f"e.g. {name}=2 or {name}={(2,) * rank!r}"
+        )
+    items = _items(value)
+    if items is None:
         return (as_int(value, name),) * rank
     if len(items) == 1 and rank != 1:
         # PyTorch's _ntuple repeats a 1-element sequence too.
@@ -45,9 +76,23 @@ def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
     if len(items) != rank:
         raise ShapeError(
             f"{name} must be an int or a tuple of {rank} ints (one per spatial dimension), "
-            f"got {tuple(items)!r} with {len(items)} values"
+            f"got {tuple(items)!r} with {len(items)} values; pass a single int for all "
+            f"dimensions or exactly {rank} values"
         )
     return tuple(as_int(v, f"{name}[{i}]") for i, v in enumerate(items))
+
+
+def int_list(value: Any, name: str) -> list[int]:
+    """A shape-like argument (output_size): an int or a sequence of ints."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"{name} must be an int or a tuple of ints, got {_describe(value)}; "
+            f"e.g. {name}=(10, 10)"
+        )
+    items = _items(value)
+    if items is None:
+        return [as_int(value, name)]
+    return [as_int(v, f"{name}[{i}]") for i, v in enumerate(items)]
 
 
 def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
@@ -60,26 +105,26 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
         if mode not in ("same", "valid"):
             raise ValueError(
                 f"padding must be 'same', 'valid', an int, a tuple of {rank} ints or "
-                f"{rank} (lo, hi) pairs; got {padding!r}"
+                f"{rank} (lo, hi) pairs; got {padding!r}; e.g. padding='same' or padding=1"
             )
         return mode, (0,) * rank, (0,) * rank
-    try:
-        items = list(padding)
-    except TypeError:
+    items = _items(padding)
+    if items is None:
         p = as_int(padding, "padding")
         return "explicit", (p,) * rank, (p,) * rank
-    pairs = [isinstance(v, (tuple, list)) for v in items]
+    pairs = [_items(v) is not None for v in items]
     if any(pairs):
-        if not all(pairs) or len(items) != rank or any(len(v) != 2 for v in items):
+        if not all(pairs) or len(items) != rank or any(len(list(v)) != 2 for v in items):
+            example = tuple((1, 1) for _ in range(rank))
             raise ShapeError(
                 f"explicit padding must be {rank} (lo, hi) pairs, one per spatial dimension, "
-                f"got {padding!r}"
+                f"got {padding!r}; e.g. padding={example!r}"
             )
-        lo = tuple(as_int(v[0], f"padding[{i}][0]") for i, v in enumerate(items))
-        hi = tuple(as_int(v[1], f"padding[{i}][1]") for i, v in enumerate(items))
+        lo = tuple(as_int(list(v)[0], f"padding[{i}][0]") for i, v in enumerate(items))
+        hi = tuple(as_int(list(v)[1], f"padding[{i}][1]") for i, v in enumerate(items))
         return "explicit", lo, hi
-    if len(items) != rank and not (len(items) == 1):
-        hint = ""
+    if len(items) != rank and len(items) != 1:
+        hint = f"; pass a single int or exactly {rank} values"
         if len(items) == 2 * rank:
             pairs_hint = tuple((items[i], items[i + rank]) for i in range(rank))
             hint = (
@@ -88,7 +133,7 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
             )
         raise ShapeError(
             f"padding must be an int, a tuple of {rank} ints, or {rank} (lo, hi) pairs; "
-            f"got {tuple(items)!r}{hint}"
+            f"got {tuple(items)!r} with {len(items)} values{hint}"
         )
     p = per_dim(items, rank, "padding")
     return "explicit", p, p
@@ -96,9 +141,9 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
 
 def parse_data_format(data_format: Any) -> bool:
     """True for channels_last."""
-    if data_format in ("channels_first", "channels_last"):
+    if isinstance(data_format, str) and data_format in ("channels_first", "channels_last"):
         return data_format == "channels_last"
-    hint = ""
+    hint = "; pass data_format='channels_first' (PyTorch layout) or 'channels_last' (Keras)"
     if isinstance(data_format, str) and data_format.upper() in ("NCHW", "NCW", "NCDHW", "NHWC",
                                                                   "NWC", "NDHWC"):
         last = data_format.upper().endswith("C")
