@@ -411,16 +411,16 @@ def _check_out(out: Any, shape: tuple, dtype: np.dtype, inputs: tuple) -> np.nda
             f"out has dtype {out.dtype}{native}, expected {dtype} (the dtype of x); out is "
             f"written in place, never converted: pass np.empty({shape}, dtype=np.{dtype})"
         )
+    if not out.flags.writeable:
+        raise ValueError(
+            "out is read-only (writeable=False, e.g. a broadcast view or a read-only buffer); "
+            "pass a writeable array"
+        )
     if not out.flags.c_contiguous:
         order = "Fortran-ordered" if out.flags.f_contiguous else "non-contiguous (a strided view)"
         raise ValueError(
             f"out must be C-contiguous, got a {order} array; pass np.empty({shape}, "
             f"dtype=np.{dtype}) or drop out="
-        )
-    if not out.flags.writeable:
-        raise ValueError(
-            "out is read-only (writeable=False, e.g. a broadcast view or a read-only buffer); "
-            "pass a writeable array"
         )
     if out.ctypes.data % out.dtype.itemsize:
         raise ValueError(
