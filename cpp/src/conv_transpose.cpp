@@ -3,10 +3,16 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 
+#include "kernels/phase.hpp"
 #include "kernels/portable.hpp"
 #include "runtime.hpp"
+#include "tconv/plan.hpp"
+#ifdef TCONV_HAVE_AVX2
+#include "kernels/avx2.hpp"
+#endif
 
 namespace tconv {
 namespace {
@@ -33,10 +39,64 @@ std::vector<std::int64_t> strides_or_default(const std::vector<std::int64_t>& st
   return strides;
 }
 
+// Below this much work per thread, waking another thread costs more than it saves.
+constexpr double kFlopsPerThread = 2e6;
+
+int threads_for(const Geometry& g, const Options& options) {
+  const int t = runtime::choose_threads(options);
+  const double by_work = std::max(1.0, g.flops() / kFlopsPerThread);
+  return static_cast<int>(std::min<double>(t, by_work));
+}
+
+// ---- the ordered implementation list ---------------------------------------------------------
+//
+// Each entry says whether it handles the problem on the chosen ISA; the first that does runs.
+// The portable kernel handles everything and closes the list.
+
+template <class T>
+struct KernelTable;
+#ifdef TCONV_HAVE_AVX2
+template <>
+struct KernelTable<float> {
+  static kernels::KernelSet<float> avx2() { return kernels::avx2::kernels_f32(); }
+};
+template <>
+struct KernelTable<double> {
+  static kernels::KernelSet<double> avx2() { return kernels::avx2::kernels_f64(); }
+};
+#endif
+
+template <class T>
+bool phase_kernels(Isa isa, kernels::KernelSet<T>* out) {
+#ifdef TCONV_HAVE_AVX2
+  if (isa == Isa::avx2) {
+    *out = KernelTable<T>::avx2();
+    return true;
+  }
+#else
+  (void)isa;
+  (void)out;
+#endif
+  return false;
+}
+
+bool phase_handles(const Geometry& g) {
+  // The driver keeps per-row indices for up to 8 outer dimensions.
+  return g.rank >= 1 && g.rank <= 9;
+}
+
+// Packed weights per ISA, made on first use; shared by the calls of one plan.
+template <class T>
+struct PackCache {
+  std::mutex mutex;
+  std::shared_ptr<const kernels::phase::Packed<T>> packed;
+};
+
 template <class T>
 void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strides,
          const T* weight, const std::vector<std::int64_t>& weight_strides, const T* bias, T* y,
-         const std::vector<std::int64_t>& y_strides, const Options& options) {
+         const std::vector<std::int64_t>& y_strides, const Options& options,
+         PackCache<T>* cache) {
   kernels::Problem<T> p;
   p.g = &g;
   p.x = x;
@@ -48,7 +108,26 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
   p.y_strides = strides_or_default(y_strides, g.output_shape(), "y");
   const std::int64_t y_elems = checked_product(g.output_shape(), "the output size");
   if (y_elems == 0) return;
-  (void)options;
+  const Isa isa = runtime::choose_isa(options);
+  kernels::KernelSet<T> ks{};
+  if (phase_handles(g) && phase_kernels<T>(isa, &ks)) {
+    const auto algo = kernels::phase::choose_algo(g);
+    const std::int64_t width = algo == kernels::phase::Algo::channel ? ks.nr : 0;
+    std::shared_ptr<const kernels::phase::Packed<T>> packed;
+    if (cache) {
+      std::lock_guard<std::mutex> lk(cache->mutex);
+      if (!cache->packed || !cache->packed->matches(g) ||
+          (algo == kernels::phase::Algo::channel && cache->packed->width != width))
+        cache->packed = std::make_shared<const kernels::phase::Packed<T>>(
+            kernels::phase::pack(g, weight, p.w_strides, algo, width));
+      packed = cache->packed;
+    } else {
+      packed = std::make_shared<const kernels::phase::Packed<T>>(
+          kernels::phase::pack(g, weight, p.w_strides, algo, width));
+    }
+    kernels::phase::run(p, *packed, ks, threads_for(g, options));
+    return;
+  }
   kernels::portable::conv_transpose(p);
 }
 
@@ -58,7 +137,7 @@ void conv_transpose(const Geometry& g, const float* x, const std::vector<std::in
                     const float* weight, const std::vector<std::int64_t>& weight_strides,
                     const float* bias, float* y, const std::vector<std::int64_t>& y_strides,
                     const Options& options) {
-  run(g, x, x_strides, weight, weight_strides, bias, y, y_strides, options);
+  run<float>(g, x, x_strides, weight, weight_strides, bias, y, y_strides, options, nullptr);
 }
 
 void conv_transpose(const Geometry& g, const double* x,
@@ -66,7 +145,119 @@ void conv_transpose(const Geometry& g, const double* x,
                     const std::vector<std::int64_t>& weight_strides, const double* bias,
                     double* y, const std::vector<std::int64_t>& y_strides,
                     const Options& options) {
-  run(g, x, x_strides, weight, weight_strides, bias, y, y_strides, options);
+  run<double>(g, x, x_strides, weight, weight_strides, bias, y, y_strides, options, nullptr);
 }
+
+// ---- plan ------------------------------------------------------------------------------------
+
+template <class T>
+struct ConvTransposePlan<T>::Impl {
+  LayerSpec spec;
+  std::vector<std::int64_t> weight_shape;
+  std::vector<T> weight;  // C-contiguous copy, for the portable path and repacking
+  std::vector<T> bias;
+  bool has_bias = false;
+  mutable PackCache<T> cache;
+};
+
+template <class T>
+ConvTransposePlan<T>::ConvTransposePlan(const std::vector<std::int64_t>& weight_shape,
+                                        const T* weight,
+                                        const std::vector<std::int64_t>& weight_strides,
+                                        const T* bias, const LayerSpec& spec)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->spec = spec;
+  impl_->weight_shape = weight_shape;
+  // Validate the layer once against the smallest input whose output is not empty.
+  if (static_cast<int>(weight_shape.size()) != spec.rank + 2)
+    throw ShapeError("weight must have rank " + std::to_string(spec.rank + 2) + " for a " +
+                     std::to_string(spec.rank) + "-D layer, got rank " +
+                     std::to_string(weight_shape.size()));
+  const bool cf = spec.data_format == DataFormat::channels_first;
+  std::vector<std::int64_t> probe(static_cast<std::size_t>(spec.rank + 2), 1);
+  probe[cf ? 1 : static_cast<std::size_t>(spec.rank) + 1] =
+      cf ? weight_shape[0] : weight_shape.back();
+  for (int d = 0; d < spec.rank; ++d) {
+    std::int64_t lo = 0, hi = 0;
+    if (spec.pad_mode == PadMode::explicit_pads) {
+      lo = d < static_cast<int>(spec.pad_lo.size()) ? std::max<std::int64_t>(0, spec.pad_lo[d]) : 0;
+      hi = d < static_cast<int>(spec.pad_hi.size()) ? std::max<std::int64_t>(0, spec.pad_hi[d]) : 0;
+    }
+    probe[static_cast<std::size_t>(cf ? d + 2 : d + 1)] =
+        checked_add(checked_add(lo, hi, "padding"), 1, "padding");
+  }
+  Geometry g = resolve_geometry(probe, weight_shape, spec);
+  const auto ws = strides_or_default(weight_strides, weight_shape, "weight");
+  const std::int64_t n = checked_product(weight_shape, "the weight size");
+  impl_->weight.resize(static_cast<std::size_t>(n));
+  std::vector<std::int64_t> idx(weight_shape.size(), 0);
+  for (std::int64_t e = 0; e < n; ++e) {
+    std::int64_t off = 0;
+    for (std::size_t a = 0; a < idx.size(); ++a) off += idx[a] * ws[a];
+    impl_->weight[static_cast<std::size_t>(e)] = weight[off];
+    for (std::size_t a = idx.size(); a-- > 0;) {
+      if (++idx[a] < weight_shape[a]) break;
+      idx[a] = 0;
+    }
+  }
+  if (bias) {
+    impl_->has_bias = true;
+    impl_->bias.assign(bias, bias + g.out_channels);
+  }
+}
+
+template <class T>
+ConvTransposePlan<T>::~ConvTransposePlan() = default;
+template <class T>
+ConvTransposePlan<T>::ConvTransposePlan(ConvTransposePlan&&) noexcept = default;
+template <class T>
+ConvTransposePlan<T>& ConvTransposePlan<T>::operator=(ConvTransposePlan&&) noexcept = default;
+
+template <class T>
+Geometry ConvTransposePlan<T>::geometry(const std::vector<std::int64_t>& x_shape) const {
+  return resolve_geometry(x_shape, impl_->weight_shape, impl_->spec);
+}
+
+template <class T>
+Geometry ConvTransposePlan<T>::geometry_for_size(const std::vector<std::int64_t>& x_shape,
+                                                 const std::vector<std::int64_t>& wanted) const {
+  LayerSpec spec = impl_->spec;
+  spec.output_padding = output_padding_for_size(x_shape, impl_->weight_shape, spec, wanted);
+  return resolve_geometry(x_shape, impl_->weight_shape, spec);
+}
+
+template <class T>
+void ConvTransposePlan<T>::run(const Geometry& g, const T* x,
+                               const std::vector<std::int64_t>& x_strides, T* y,
+                               const std::vector<std::int64_t>& y_strides,
+                               const Options& options) const {
+  const LayerSpec& s = impl_->spec;
+  if (g.weight_shape() != impl_->weight_shape || g.rank != s.rank || g.stride != s.stride ||
+      g.dilation != s.dilation || g.groups != s.groups || g.data_format != s.data_format)
+    throw std::invalid_argument(
+        "the geometry was not made by this plan; call plan.geometry(x_shape) first");
+  tconv::run<T>(g, x, x_strides, impl_->weight.data(), {},
+                impl_->has_bias ? impl_->bias.data() : nullptr, y, y_strides, options,
+                &impl_->cache);
+}
+
+template <class T>
+const LayerSpec& ConvTransposePlan<T>::spec() const {
+  return impl_->spec;
+}
+
+template <class T>
+const std::vector<std::int64_t>& ConvTransposePlan<T>::weight_shape() const {
+  return impl_->weight_shape;
+}
+
+template <class T>
+std::size_t ConvTransposePlan<T>::packed_bytes() const {
+  std::lock_guard<std::mutex> lk(impl_->cache.mutex);
+  return impl_->cache.packed ? impl_->cache.packed->bytes() : 0;
+}
+
+template class ConvTransposePlan<float>;
+template class ConvTransposePlan<double>;
 
 }  // namespace tconv

@@ -1,0 +1,49 @@
+// The interface between the phase driver (baseline code) and the per-ISA micro-kernels.
+//
+// Plain structs and function pointers only: an ISA translation unit must not share any inline
+// function or template instantiation with baseline code (see the build notes on ODR), so
+// nothing here has a body.
+//
+// A call computes an M x N block of one output phase as a batch-reduce GEMM:
+//
+//   C[m][n] = bias[n] + sum over pairs p, over k < K of  A_p[k][m] * B_p[k][n]
+//   A_p[k][m] = a[a_off[p] + k * a_ks + m * a_ms]      (a packed input row buffer)
+//   B_p[k][n] = b[b_off[p] + k * b_ld + n]              (packed weights)
+//   C[m][n] is stored at c[m * c_ms + n * c_ns]          (the output, any layout)
+//
+// Each C element is accumulated in registers from the bias and stored once; the summation
+// order depends only on the pair list, never on the thread that runs the call.
+#pragma once
+
+#include <cstdint>
+
+namespace tconv::kernels {
+
+template <class T>
+struct GemmCall {
+  const T* a;
+  const std::int64_t* a_off;
+  const T* b;
+  const std::int64_t* b_off;
+  std::int64_t pairs, k, a_ks, a_ms, b_ld;
+  T* c;
+  std::int64_t c_ms, c_ns;
+  std::int64_t m, n;  // rows to compute; valid columns (<= the kernel's width)
+  const T* bias;      // n values, or null for zero
+};
+
+template <class T>
+using GemmFn = void (*)(const GemmCall<T>&);
+
+// A kernel family: the channel-vector GEMM (N = output channels, width nr) and the
+// spatial-vector GEMM (M = output positions in vectors of `vl`, N <= 4 output channels,
+// a_ms must be 1 and the row buffer readable `spatial_tile` elements past the last row).
+template <class T>
+struct KernelSet {
+  GemmFn<T> channel_gemm;
+  std::int64_t nr;
+  GemmFn<T> spatial_gemm;
+  std::int64_t spatial_tile;
+};
+
+}  // namespace tconv::kernels

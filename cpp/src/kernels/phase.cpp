@@ -1,0 +1,343 @@
+#include "kernels/phase.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+
+#include "threadpool.hpp"
+
+namespace tconv::kernels::phase {
+namespace {
+
+std::int64_t floor_mod(std::int64_t a, std::int64_t b) { return ((a % b) + b) % b; }
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+DimPhases dim_phases(std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+                     std::int64_t pad_lo) {
+  DimPhases d;
+  d.stride = stride;
+  d.k.resize(static_cast<std::size_t>(stride));
+  d.c.resize(static_cast<std::size_t>(stride));
+  for (std::int64_t r = 0; r < stride; ++r)
+    for (std::int64_t k = 0; k < kernel; ++k) {
+      const std::int64_t num = r + pad_lo - k * dilation;
+      if (floor_mod(num, stride) != 0) continue;
+      d.k[r].push_back(k);
+      d.c[r].push_back(num / stride);
+    }
+  return d;
+}
+
+// Residues of phase index `ph` (row-major over dims).
+std::vector<std::int64_t> phase_residues(std::int64_t ph, const std::vector<DimPhases>& dims) {
+  std::vector<std::int64_t> r(dims.size());
+  for (std::size_t d = dims.size(); d-- > 0;) {
+    r[d] = ph % dims[d].stride;
+    ph /= dims[d].stride;
+  }
+  return r;
+}
+
+bool packed_matches(const Geometry& g, const std::vector<std::int64_t>& kernel,
+                   const std::vector<std::int64_t>& stride,
+                   const std::vector<std::int64_t>& dilation,
+                   const std::vector<std::int64_t>& pad_lo) {
+  return g.kernel == kernel && g.stride == stride && g.dilation == dilation && g.pad_lo == pad_lo;
+}
+
+}  // namespace
+
+template <class T>
+bool Packed<T>::matches(const Geometry& g) const {
+  return packed_matches(g, kernel, stride, dilation, pad_lo) && g.groups == groups &&
+         g.in_channels / g.groups == cin_g && g.out_channels / g.groups == cout_g &&
+         choose_algo(g) == algo;
+}
+
+Algo choose_algo(const Geometry& g) {
+  // Output channels as the vector axis wastes most lanes below 5 channels per group: vectorise
+  // over output positions instead.
+  return g.out_channels / g.groups <= 4 ? Algo::spatial : Algo::channel;
+}
+
+template <class T>
+Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& ws, Algo algo,
+               std::int64_t nr) {
+  Packed<T> pk;
+  const int rank = g.rank;
+  const bool cf = g.data_format == DataFormat::channels_first;
+  pk.algo = algo;
+  pk.groups = g.groups;
+  pk.cin_g = g.in_channels / g.groups;
+  pk.cout_g = g.out_channels / g.groups;
+  pk.kernel = g.kernel;
+  pk.stride = g.stride;
+  pk.dilation = g.dilation;
+  pk.pad_lo = g.pad_lo;
+  pk.width = algo == Algo::channel ? nr : pk.cout_g;
+  pk.panels = algo == Algo::channel ? ceil_div(pk.cout_g, nr) : 1;
+  for (int d = 0; d < rank; ++d)
+    pk.dims.push_back(dim_phases(g.kernel[d], g.stride[d], g.dilation[d], g.pad_lo[d]));
+  pk.phases = 1;
+  for (int d = 0; d < rank; ++d) pk.phases *= g.stride[d];
+
+  const int w_cin_axis = cf ? 0 : rank + 1;
+  const int w_cout_axis = cf ? 1 : rank;
+  const int w_k_axis = cf ? 2 : 0;
+
+  std::int64_t total = 0;
+  std::vector<std::int64_t> taps_of(static_cast<std::size_t>(pk.phases));
+  for (std::int64_t ph = 0; ph < pk.phases; ++ph) {
+    const auto r = phase_residues(ph, pk.dims);
+    std::int64_t t = 1;
+    for (int d = 0; d < rank; ++d) t *= static_cast<std::int64_t>(pk.dims[d].k[r[d]].size());
+    taps_of[ph] = t;
+    total += t;
+  }
+  pk.offset.resize(static_cast<std::size_t>(pk.groups * pk.phases * pk.panels));
+  pk.data.assign(static_cast<std::size_t>(pk.groups * total * pk.cin_g * pk.width * pk.panels),
+                 T(0));
+  std::int64_t at = 0;
+  std::vector<std::int64_t> idx(rank);
+  for (std::int64_t gi = 0; gi < pk.groups; ++gi)
+    for (std::int64_t ph = 0; ph < pk.phases; ++ph) {
+      const auto r = phase_residues(ph, pk.dims);
+      for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
+        pk.offset[(gi * pk.phases + ph) * pk.panels + panel] = at;
+        for (std::int64_t t = 0; t < taps_of[ph]; ++t) {
+          std::int64_t rem = t, w_off = 0;
+          for (int d = rank - 1; d >= 0; --d) {
+            const auto& ks = pk.dims[d].k[r[d]];
+            const std::int64_t n = static_cast<std::int64_t>(ks.size());
+            w_off += ks[rem % n] * ws[w_k_axis + d];
+            rem /= n;
+          }
+          for (std::int64_t ci = 0; ci < pk.cin_g; ++ci) {
+            const T* src = w + w_off + (gi * pk.cin_g + ci) * ws[w_cin_axis];
+            T* dst = pk.data.data() + at + (t * pk.cin_g + ci) * pk.width;
+            for (std::int64_t j = 0; j < pk.width; ++j) {
+              const std::int64_t co = panel * pk.width + j;
+              if (co < pk.cout_g) dst[j] = src[co * ws[w_cout_axis]];
+            }
+          }
+        }
+        at += taps_of[ph] * pk.cin_g * pk.width;
+      }
+    }
+  return pk;
+}
+
+template <class T>
+std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks, int threads) {
+  const Geometry& g = *p.g;
+  const int rank = g.rank;
+  const int xd = rank - 1;  // the blocked, vectorised-over dimension
+  const bool cf = g.data_format == DataFormat::channels_first;
+  const int c_axis = cf ? 1 : rank + 1;
+  const int sp_axis = cf ? 2 : 1;
+  const bool spatial = pk.algo == Algo::spatial;
+  const std::int64_t cin_g = pk.cin_g, cout_g = pk.cout_g;
+  const DimPhases& dx = pk.dims[xd];
+  const std::int64_t sx = g.stride[xd], in_x = g.input[xd], out_x = g.output[xd];
+
+  std::int64_t cmin = 0, cmax = 0;
+  bool any = false;
+  for (const auto& cs : dx.c)
+    for (auto c : cs) {
+      cmin = any ? std::min(cmin, c) : c;
+      cmax = any ? std::max(cmax, c) : c;
+      any = true;
+    }
+  const std::int64_t qmax = ceil_div(out_x, sx);
+  std::int64_t n_outer = 1;
+  for (int d = 0; d < xd; ++d) n_outer *= g.output[d];
+  std::int64_t max_slots = 1;
+  for (int d = 0; d < xd; ++d) {
+    std::size_t m = 0;
+    for (const auto& k : pk.dims[d].k) m = std::max(m, k.size());
+    max_slots *= static_cast<std::int64_t>(m);
+  }
+  std::int64_t max_xtaps = 0;
+  for (const auto& k : dx.k) max_xtaps = std::max<std::int64_t>(max_xtaps, k.size());
+
+  // Enough items for the threads to balance; blocks along the last dim stay >= 24 wide.
+  const std::int64_t rows = g.batch * n_outer;
+  std::int64_t nxb = 1;
+  if (threads > 1 && rows < 8 * threads)
+    nxb = std::max<std::int64_t>(1, std::min(ceil_div(8 * threads, rows), ceil_div(qmax, 24)));
+  const std::int64_t qblock = ceil_div(qmax, nxb);
+  nxb = ceil_div(qmax, qblock);
+  const std::int64_t xlen_max = qblock + cmax - cmin;
+  const std::int64_t xlen_alloc = spatial ? xlen_max + ks.spatial_tile : xlen_max;
+  const std::int64_t a_ms = spatial ? 1 : cin_g;
+  const std::int64_t a_ks = spatial ? xlen_alloc : 1;
+  const std::int64_t slot_stride = xlen_alloc * cin_g;
+  const std::int64_t items = rows * nxb;
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
+
+  struct Scratch {
+    std::vector<T> buf;
+    std::vector<std::int64_t> a_off, b_off, slot_in, slot_tap;
+  };
+  std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
+  std::size_t scratch_bytes = 0;
+  for (auto& s : scratch) {
+    s.buf.assign(static_cast<std::size_t>(max_slots * slot_stride), T(0));
+    s.a_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
+    s.b_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
+    s.slot_in.reserve(static_cast<std::size_t>(max_slots * std::max(xd, 1)));
+    s.slot_tap.reserve(static_cast<std::size_t>(max_slots));
+    scratch_bytes += s.buf.size() * sizeof(T) + 4 * max_slots * max_xtaps * sizeof(std::int64_t);
+  }
+
+  auto body = [&](std::int64_t item, int slot_id) {
+    Scratch& s = scratch[static_cast<std::size_t>(slot_id)];
+    const std::int64_t xb = item % nxb;
+    std::int64_t rest = item / nxb;
+    const std::int64_t oo = rest % n_outer;
+    const std::int64_t n = rest / n_outer;
+    const std::int64_t qa = xb * qblock, qb = std::min(qa + qblock, qmax);
+    const std::int64_t xlen = qb - qa + cmax - cmin;
+
+    // Outer output position, its phase, and the (tap, input position) combinations in range.
+    std::int64_t o[8] = {0}, r[8] = {0}, q[8] = {0};
+    {
+      std::int64_t rem = oo;
+      for (int d = xd - 1; d >= 0; --d) {
+        o[d] = rem % g.output[d];
+        rem /= g.output[d];
+        r[d] = o[d] % g.stride[d];
+        q[d] = o[d] / g.stride[d];
+      }
+    }
+    std::int64_t ph_outer = 0;
+    for (int d = 0; d < xd; ++d) ph_outer = ph_outer * g.stride[d] + r[d];
+    s.slot_in.clear();   // xd input indices per slot
+    s.slot_tap.clear();  // outer tap index (row-major over the phase's outer tap lists)
+    {
+      // Odometer over the valid taps of each outer dim.
+      std::int64_t j[8] = {0}, len[8] = {0};
+      bool empty = false;
+      for (int d = 0; d < xd; ++d) {
+        len[d] = static_cast<std::int64_t>(pk.dims[d].k[r[d]].size());
+        if (len[d] == 0) empty = true;
+      }
+      while (!empty) {
+        bool ok = true;
+        std::int64_t tap = 0;
+        for (int d = 0; d < xd; ++d) {
+          const std::int64_t i = q[d] + pk.dims[d].c[r[d]][j[d]];
+          if (i < 0 || i >= g.input[d]) ok = false;
+          tap = tap * len[d] + j[d];
+        }
+        if (ok) {
+          for (int d = 0; d < xd; ++d) s.slot_in.push_back(q[d] + pk.dims[d].c[r[d]][j[d]]);
+          s.slot_tap.push_back(tap);
+        }
+        int d = xd - 1;
+        for (; d >= 0; --d) {
+          if (++j[d] < len[d]) break;
+          j[d] = 0;
+        }
+        if (d < 0) break;
+      }
+    }
+    const std::int64_t nslots = static_cast<std::int64_t>(s.slot_tap.size());
+
+    const T* x_n = p.x + n * p.x_strides[0];
+    T* y_row = p.y + n * p.y_strides[0];
+    for (int d = 0; d < xd; ++d) y_row += o[d] * p.y_strides[sp_axis + d];
+    const std::int64_t xs_x = p.x_strides[sp_axis + xd], xs_c = p.x_strides[c_axis];
+    const std::int64_t ys_x = p.y_strides[sp_axis + xd], ys_c = p.y_strides[c_axis];
+    const std::int64_t i0 = qa + cmin;  // input position of buffer column 0
+
+    for (std::int64_t gi = 0; gi < pk.groups; ++gi) {
+      for (std::int64_t sl = 0; sl < nslots; ++sl) {
+        const T* src = x_n + gi * cin_g * xs_c;
+        for (int d = 0; d < xd; ++d) src += s.slot_in[sl * xd + d] * p.x_strides[sp_axis + d];
+        T* dst = s.buf.data() + sl * slot_stride;
+        // Columns of the buffer outside the input are the zero halo.
+        const std::int64_t lo = std::clamp<std::int64_t>(-i0, 0, xlen);
+        const std::int64_t hi = std::clamp<std::int64_t>(in_x - i0, lo, xlen);
+        const std::int64_t ds_x = spatial ? 1 : cin_g, ds_c = spatial ? xlen_alloc : 1;
+        for (std::int64_t ci = 0; ci < cin_g; ++ci) {
+          T* d = dst + ci * ds_c;
+          for (std::int64_t xi = 0; xi < lo; ++xi) d[xi * ds_x] = T(0);
+          for (std::int64_t xi = hi; xi < xlen; ++xi) d[xi * ds_x] = T(0);
+        }
+        // Walk the source along its unit-stride axis (x in channels_first, C in channels_last).
+        const T* base = src + i0 * xs_x;
+        if (std::abs(xs_x) <= std::abs(xs_c)) {
+          for (std::int64_t ci = 0; ci < cin_g; ++ci) {
+            const T* sp = base + ci * xs_c;
+            T* d = dst + ci * ds_c;
+            for (std::int64_t xi = lo; xi < hi; ++xi) d[xi * ds_x] = sp[xi * xs_x];
+          }
+        } else {
+          for (std::int64_t xi = lo; xi < hi; ++xi) {
+            const T* sp = base + xi * xs_x;
+            T* d = dst + xi * ds_x;
+            for (std::int64_t ci = 0; ci < cin_g; ++ci) d[ci * ds_c] = sp[ci * xs_c];
+          }
+        }
+      }
+      const T* bias_g = p.bias ? p.bias + gi * cout_g : nullptr;
+      for (std::int64_t rx = 0; rx < sx; ++rx) {
+        const std::int64_t nq = rx < out_x ? ceil_div(out_x - rx, sx) : 0;
+        const std::int64_t q1 = std::min(qb, nq);
+        if (qa >= q1) continue;
+        T* y0 = y_row + (qa * sx + rx) * ys_x + gi * cout_g * ys_c;
+        const auto& xk = dx.c[rx];
+        const std::int64_t xt = static_cast<std::int64_t>(xk.size());
+        if (nslots == 0 || xt == 0) {
+          for (std::int64_t qq = 0; qq < q1 - qa; ++qq)
+            for (std::int64_t co = 0; co < cout_g; ++co)
+              y0[qq * sx * ys_x + co * ys_c] = bias_g ? bias_g[co] : T(0);
+          continue;
+        }
+        s.a_off.clear();
+        s.b_off.clear();
+        for (std::int64_t sl = 0; sl < nslots; ++sl)
+          for (std::int64_t jx = 0; jx < xt; ++jx) {
+            s.a_off.push_back(sl * slot_stride + (xk[jx] - cmin) * a_ms);
+            s.b_off.push_back((s.slot_tap[sl] * xt + jx) * cin_g * pk.width);
+          }
+        GemmCall<T> call;
+        call.a = s.buf.data();
+        call.a_off = s.a_off.data();
+        call.b_off = s.b_off.data();
+        call.pairs = static_cast<std::int64_t>(s.a_off.size());
+        call.k = cin_g;
+        call.a_ks = a_ks;
+        call.a_ms = a_ms;
+        call.b_ld = pk.width;
+        call.c_ms = sx * ys_x;
+        call.c_ns = ys_c;
+        call.m = q1 - qa;
+        const std::int64_t ph = ph_outer * sx + rx;
+        for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
+          call.b = pk.data.data() + pk.offset[(gi * pk.phases + ph) * pk.panels + panel];
+          call.c = y0 + panel * pk.width * ys_c;
+          call.n = spatial ? cout_g : std::min(pk.width, cout_g - panel * pk.width);
+          call.bias = bias_g ? bias_g + panel * pk.width : nullptr;
+          (spatial ? ks.spatial_gemm : ks.channel_gemm)(call);
+        }
+      }
+    }
+  };
+  detail::parallel_for(items, threads, body);
+  return scratch_bytes;
+}
+
+template struct Packed<float>;
+template struct Packed<double>;
+template Packed<float> pack(const Geometry&, const float*, const std::vector<std::int64_t>&, Algo,
+                            std::int64_t);
+template Packed<double> pack(const Geometry&, const double*, const std::vector<std::int64_t>&,
+                             Algo, std::int64_t);
+template std::size_t run(const Problem<float>&, const Packed<float>&, const KernelSet<float>&,
+                         int);
+template std::size_t run(const Problem<double>&, const Packed<double>&,
+                         const KernelSet<double>&, int);
+
+}  // namespace tconv::kernels::phase

@@ -1,0 +1,64 @@
+// Phase (sub-pixel) decomposition of a transposed convolution into dense batch-reduce GEMMs.
+//
+// Per dimension the outputs o = s*q + r with the same residue r (a "phase") receive
+// contributions from the same kernel taps {k : (r + pad_lo - k*d) mod s == 0}, each from the
+// input position i = q + c_k with c_k = (r + pad_lo - k*d) / s. So every phase is a dense
+// stride-1 correlation with its own small sub-kernel: no multiplications by inserted zeros, no
+// column buffer, every output written once with the bias in its accumulator. Phases with no
+// taps (stride > kernel, some dilations) receive the bias only. kernel == stride is the special
+// case of one tap per phase: a plain GEMM whose stores do the pixel shuffle.
+//
+// The driver walks output rows (all spatial dims but the last) and blocks of the last dim; for
+// each it copies the input rows the row's taps need into a small zero-haloed buffer (so borders
+// need no special code and any input layout or stride is accepted), then calls the micro-kernel
+// once per (phase along the last dim, channel panel).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/microkernel.hpp"
+#include "kernels/problem.hpp"
+
+namespace tconv::kernels::phase {
+
+enum class Algo { channel, spatial };
+
+struct DimPhases {
+  std::int64_t stride = 1;
+  std::vector<std::vector<std::int64_t>> k;  // per residue: kernel indices of its taps
+  std::vector<std::vector<std::int64_t>> c;  // per residue: input shift of each tap
+};
+
+// Weights packed for one layer: per (group, phase[, channel panel]) a block of
+// [tap of the phase][C_in/g][width]; width = the kernel's nr (channel algorithm, zero-padded
+// columns) or C_out/g (spatial algorithm).
+template <class T>
+struct Packed {
+  Algo algo = Algo::channel;
+  std::int64_t width = 0, panels = 1, phases = 1;
+  std::int64_t groups = 1, cin_g = 0, cout_g = 0;
+  std::vector<std::int64_t> kernel, stride, dilation, pad_lo;  // what the packing depends on
+  std::vector<DimPhases> dims;
+  std::vector<std::int64_t> offset;  // per (group, phase, panel)
+  std::vector<T> data;
+
+  // Packed for this geometry's weights (same layer, any input size)?
+  bool matches(const Geometry& g) const;
+  std::size_t bytes() const { return data.size() * sizeof(T); }
+};
+
+// Which algorithm the micro-kernels run for this layer.
+Algo choose_algo(const Geometry& g);
+
+template <class T>
+Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w_strides,
+               Algo algo, std::int64_t nr);
+
+// Runs the layer with packed weights on up to `threads` threads. Returns the bytes of scratch
+// used (row buffers and tap lists, all threads), for the memory accounting.
+template <class T>
+std::size_t run(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
+                int threads);
+
+}  // namespace tconv::kernels::phase

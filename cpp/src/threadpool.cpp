@@ -1,0 +1,166 @@
+#include "threadpool.hpp"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define TCONV_PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define TCONV_PAUSE() asm volatile("yield")
+#else
+#define TCONV_PAUSE() ((void)0)
+#endif
+
+namespace tconv::detail {
+namespace {
+
+// Long enough to bridge the gap between the layers of one forward pass, short enough not to
+// steal a shared core from other processes for long.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+class Pool {
+ public:
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lk(mutex_);
+      stop_ = true;
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  int size() const { return static_cast<int>(workers_.size()); }
+
+  // Caller holds the job lock (one job at a time).
+  void run(std::int64_t n_items, int threads,
+           const std::function<void(std::int64_t, int)>& fn) {
+    grow(threads - 1);
+    fn_ = &fn;
+    n_items_ = n_items;
+    active_ = threads - 1;
+    next_.store(0, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    error_ = nullptr;
+    failed_.store(false, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lk(mutex_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    work(0);
+    const int expected = size();
+    while (done_.load(std::memory_order_acquire) != expected) TCONV_PAUSE();
+    fn_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void grow(int n) {
+    // A new worker must count the job about to be published as unseen.
+    const std::uint64_t gen = generation_.load(std::memory_order_acquire);
+    while (size() < n) {
+      const int index = size() + 1;  // slot 0 is the caller
+      workers_.emplace_back([this, index, gen] { loop(index, gen); });
+    }
+  }
+
+  void work(int slot) {
+    for (;;) {
+      const std::int64_t item = next_.fetch_add(1, std::memory_order_relaxed);
+      if (item >= n_items_ || failed_.load(std::memory_order_relaxed)) return;
+      try {
+        (*fn_)(item, slot);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+        failed_.store(true, std::memory_order_relaxed);
+      }
+    }
+  }
+
+  void loop(int index, std::uint64_t seen) {
+    for (;;) {
+      std::uint64_t gen = seen;
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      for (int i = 0; gen == seen; ++i) {
+        gen = generation_.load(std::memory_order_acquire);
+        if (gen != seen) break;
+        if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) break;
+        TCONV_PAUSE();
+      }
+      if (gen == seen) {
+        std::unique_lock<std::mutex> lk(mutex_);
+        cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        gen = generation_.load(std::memory_order_acquire);
+      }
+      seen = gen;
+      if (stop_) return;
+      if (index <= active_) work(index);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::atomic<std::uint64_t> generation_{0};
+  bool stop_ = false;
+
+  const std::function<void(std::int64_t, int)>* fn_ = nullptr;
+  std::int64_t n_items_ = 0;
+  int active_ = 0;
+  std::atomic<std::int64_t> next_{0};
+  std::atomic<int> done_{0};
+  std::atomic<bool> failed_{false};
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+};
+
+// Held for the whole of a job and across fork(), so a child never inherits a half-run job.
+std::mutex g_job_mutex;
+Pool* g_pool = nullptr;  // never destroyed: workers may outlive static destruction order
+std::once_flag g_atfork_once;
+
+void before_fork() { g_job_mutex.lock(); }
+void after_fork_parent() { g_job_mutex.unlock(); }
+void after_fork_child() {
+  // The workers do not exist in the child. Their Pool cannot be destroyed (joining would
+  // hang), so it is abandoned and a fresh one is made on demand.
+  g_pool = nullptr;
+  g_job_mutex.unlock();  // locked by this same thread in before_fork
+}
+
+}  // namespace
+
+void parallel_for(std::int64_t n_items, int threads,
+                  const std::function<void(std::int64_t, int)>& fn) {
+  if (n_items <= 0) return;
+  if (threads > n_items) threads = static_cast<int>(n_items);
+  if (threads > 1) {
+    std::call_once(g_atfork_once,
+                   [] { pthread_atfork(before_fork, after_fork_parent, after_fork_child); });
+    std::unique_lock<std::mutex> lk(g_job_mutex, std::try_to_lock);
+    if (lk.owns_lock()) {
+      if (!g_pool) g_pool = new Pool();
+      g_pool->run(n_items, threads, fn);
+      return;
+    }
+  }
+  for (std::int64_t i = 0; i < n_items; ++i) fn(i, 0);
+}
+
+int pool_workers() {
+  std::lock_guard<std::mutex> lk(g_job_mutex);
+  return g_pool ? g_pool->size() : 0;
+}
+
+}  // namespace tconv::detail

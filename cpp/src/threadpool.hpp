@@ -1,0 +1,26 @@
+// A persistent pool of std::threads shared by every call of the process.
+//
+// parallel_for hands out items dynamically; callers make every item compute a disjoint set of
+// outputs in a fixed order, so the numbers never depend on which thread ran which item or on
+// how many threads there were. Workers spin briefly after a job (back-to-back layers are the
+// common case) and then sleep on a condition variable. After fork() the child starts with no
+// workers and creates new ones on its first parallel call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace tconv::detail {
+
+// Calls fn(item, slot) for every item in [0, n_items), on at most `threads` threads including
+// the caller. `slot` is in [0, threads) and unique among the threads running concurrently
+// (callers index per-thread scratch with it). Runs inline when threads <= 1, n_items <= 1, or
+// the pool is already busy with another caller's job. Exceptions from fn are rethrown in the
+// caller (the first one; remaining items are skipped).
+void parallel_for(std::int64_t n_items, int threads,
+                  const std::function<void(std::int64_t item, int slot)>& fn);
+
+// Number of worker threads currently alive (for tests and diagnostics).
+int pool_workers();
+
+}  // namespace tconv::detail

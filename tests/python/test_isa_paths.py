@@ -1,0 +1,215 @@
+"""Every instruction-set path and thread count gives the numbers of the portable kernel.
+
+The portable kernel (an output-stationary gather, a different derivation from the phase-GEMM
+kernels) is the oracle here; the phase kernels are compared to it on configurations drawn to hit
+every algorithm: one GEMM (kernel == stride), phases without taps, tiny C_out, depthwise and
+grouped layers, stride > kernel, dilation, asymmetric padding, output_padding, both data
+formats, non-contiguous inputs, both dtypes, and sizes around the micro-kernel tiles.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tconv
+
+ISAS = tconv.available_isas()
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+@pytest.fixture
+def isa_cap():
+    """Restores the process-wide ISA cap and thread count after a test."""
+    threads = tconv.get_num_threads()
+    yield
+    tconv.set_max_isa(ISAS[0])
+    tconv.set_num_threads(threads)
+
+
+def run(isa, threads, *args, **kwargs):
+    tconv.set_max_isa(isa)
+    tconv.set_num_threads(threads)
+    return tconv.conv_transpose(*args, **kwargs)
+
+
+def assert_close(got, want, dtype):
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    err = float(np.abs(got - want).max(initial=0.0)) / scale
+    assert err <= TOL[dtype], f"max relative error {err:.3g} > {TOL[dtype]}"
+
+
+@st.composite
+def layers(draw):
+    rank = draw(st.integers(1, 3))
+    groups = draw(st.sampled_from([1, 1, 1, 2, 3]))
+    kind = draw(st.sampled_from(["dense", "tiny_cout", "depthwise", "wide"]))
+    if kind == "depthwise":
+        groups = draw(st.integers(1, 6))
+        cin_g, cout_g = 1, 1
+    elif kind == "tiny_cout":
+        cin_g, cout_g = draw(st.integers(1, 9)), draw(st.integers(1, 4))
+    elif kind == "wide":
+        # Around the channel panel (16 fp32 / 8 fp64) and the 6-row tile.
+        cin_g, cout_g = draw(st.integers(1, 12)), draw(st.sampled_from([5, 7, 8, 9, 15, 16, 17, 33]))
+    else:
+        cin_g, cout_g = draw(st.integers(1, 8)), draw(st.integers(5, 12))
+    kernel = [draw(st.integers(1, 5)) for _ in range(rank)]
+    stride = [draw(st.integers(1, 4)) for _ in range(rank)]
+    dilation = [draw(st.sampled_from([1, 1, 2, 3])) for _ in range(rank)]
+    # Long last dims cross several 6-row / 64-position tiles.
+    size = [draw(st.integers(1, 5)) for _ in range(rank - 1)] + [draw(st.integers(1, 70))]
+    pads = []
+    outpad = []
+    for d in range(rank):
+        ek = dilation[d] * (kernel[d] - 1) + 1
+        full = (size[d] - 1) * stride[d] + ek
+        lo = draw(st.integers(0, max(0, min(ek - 1, full - 1))))
+        hi = draw(st.integers(0, max(0, min(ek - 1, full - 1 - lo))))
+        pads.append((lo, hi))
+        outpad.append(draw(st.integers(0, max(stride[d], dilation[d]) - 1)))
+    return dict(
+        rank=rank, groups=groups, cin=cin_g * groups, cout_g=cout_g, kernel=kernel,
+        stride=stride, dilation=dilation, size=size, pads=pads, outpad=outpad,
+        batch=draw(st.integers(1, 3)),
+        channels_last=draw(st.booleans()),
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        bias=draw(st.booleans()),
+        layout=draw(st.sampled_from(["contiguous", "strided", "fortran"])),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+def make(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    dt = cfg["dtype"]
+    if cfg["channels_last"]:
+        xs = (cfg["batch"], *cfg["size"], cfg["cin"])
+        ws = (*cfg["kernel"], cfg["cout_g"], cfg["cin"])
+    else:
+        xs = (cfg["batch"], cfg["cin"], *cfg["size"])
+        ws = (cfg["cin"], cfg["cout_g"], *cfg["kernel"])
+    x = rng.standard_normal(xs).astype(dt)
+    if cfg["layout"] == "strided":
+        big = rng.standard_normal(tuple(2 * n for n in xs)).astype(dt)
+        x = big[tuple(slice(None, None, 2) for _ in xs)]
+        x = x[..., ::-1]
+    elif cfg["layout"] == "fortran":
+        x = np.asfortranarray(x)
+    w = rng.standard_normal(ws).astype(dt)
+    b = rng.standard_normal(cfg["cout_g"] * cfg["groups"]).astype(dt) if cfg["bias"] else None
+    kw = dict(
+        stride=cfg["stride"], padding=cfg["pads"], output_padding=cfg["outpad"],
+        dilation=cfg["dilation"], groups=cfg["groups"],
+        data_format="channels_last" if cfg["channels_last"] else "channels_first",
+    )
+    return x, w, b, kw
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(cfg=layers())
+def test_every_isa_and_thread_count_matches_portable(cfg, isa_cap):
+    x, w, b, kw = make(cfg)
+    try:
+        want = run("portable", 1, x, w, b, **kw)
+    except tconv.ShapeError:
+        return  # a padding draw that empties the output: nothing to compare
+    for isa in ISAS:
+        first = None
+        for threads in (1, 2, 3):
+            got = run(isa, threads, x, w, b, **kw)
+            assert got.shape == want.shape
+            assert_close(got, want, cfg["dtype"])
+            if first is None:
+                first = got
+            else:
+                # Disjoint outputs per thread: bit-identical for every thread count.
+                assert np.array_equal(got.view(np.uint8), first.view(np.uint8))
+
+
+SUITE_LIKE = [
+    # (x shape, weight shape, kwargs): one per algorithm, at sizes with real work per thread.
+    ((2, 64, 9, 11), (64, 40, 4, 4), dict(stride=2, padding=1)),             # phase GEMM
+    ((1, 48, 13, 10), (48, 32, 2, 2), dict(stride=2)),                       # kernel == stride
+    ((1, 32, 17, 19), (32, 3, 4, 4), dict(stride=2, padding=1)),             # tiny C_out
+    ((1, 24, 20, 21), (24, 1, 9, 9), dict(stride=3, padding=4, output_padding=2)),
+    ((1, 40, 23, 18), (1, 1, 4, 4), None),                                   # depthwise (below)
+    ((1, 32, 12, 12), (32, 24, 3, 3), dict(stride=2, padding=2, dilation=2, output_padding=1)),
+    ((1, 64, 50), (64, 32, 16), dict(stride=8, padding=4)),                  # 1-D, long kernel
+    ((1, 16, 6, 7, 5), (16, 24, 2, 2, 2), dict(stride=2)),                   # 3-D
+    ((2, 16, 8, 9), (16, 20, 2, 2), dict(stride=3, padding=0)),              # stride > kernel
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(SUITE_LIKE)))
+def test_suite_like_layers(case, dtype, isa_cap):
+    xs, ws, kw = SUITE_LIKE[case]
+    if kw is None:
+        ws = (xs[1], 1, 4, 4)
+        kw = dict(stride=2, padding=1, groups=xs[1])
+    rng = np.random.default_rng(case)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[1] * kw.get("groups", 1)).astype(dtype)
+    want = run("portable", 1, x, w, b, **kw)
+    for isa in ISAS:
+        outs = [run(isa, t, x, w, b, **kw) for t in (1, 2, 3)]
+        assert_close(outs[0], want, dtype)
+        for o in outs[1:]:
+            assert np.array_equal(o, outs[0])
+
+
+def test_portable_path_can_be_forced(isa_cap):
+    tconv.set_max_isa("portable")
+    assert tconv._core.active_isa() == "portable"
+    tconv.set_max_isa(ISAS[0])
+    assert tconv._core.active_isa() == ISAS[0]
+
+
+def test_matches_torch_when_installed(isa_cap):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 32, 9, 10)).astype(np.float32)
+    w = rng.standard_normal((32, 20, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(20).astype(np.float32)
+    with torch.no_grad():
+        want = torch.nn.functional.conv_transpose2d(
+            torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), stride=2, padding=1,
+            output_padding=1).numpy()
+    for isa in ISAS:
+        assert_close(run(isa, 2, x, w, b, stride=2, padding=1, output_padding=1), want,
+                     np.float32)
+
+
+@pytest.mark.filterwarnings("ignore:This process.*multi-threaded:DeprecationWarning")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_computes_after_parent_used_the_pool(isa_cap):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 32, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((32, 24, 4, 4)).astype(np.float32)
+    tconv.set_num_threads(2)
+    want = tconv.conv_transpose(x, w, stride=2, padding=1)  # starts the pool's workers
+    r, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: must not hang on the parent's (absent) workers
+        ok = False
+        try:
+            tconv.set_num_threads(2)
+            got = tconv.conv_transpose(x, w, stride=2, padding=1)
+            ok = bool(np.array_equal(got, want))
+        finally:
+            os.write(wfd, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(wfd)
+    result = os.read(r, 1)
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert result == b"1"
+    assert np.array_equal(tconv.conv_transpose(x, w, stride=2, padding=1), want)
