@@ -4,7 +4,7 @@ Exact shape arithmetic in the dialect of PyTorch, Keras, ONNX, tf.nn and JAX, an
 verified transposed convolution for numpy arrays.
 """
 
-from . import _core, shapes
+from . import _core, reference, shapes
 from ._api import conv_transpose, conv_transpose1d, conv_transpose2d, conv_transpose3d
 from ._errors import BackendWarning, ShapeError
 from ._runtime import available_isas, get_num_threads, set_max_isa, set_num_threads
@@ -22,6 +22,7 @@ __all__ = [
     "conv_transpose2d",
     "conv_transpose3d",
     "get_num_threads",
+    "reference",
     "set_max_isa",
     "set_num_threads",
     "shapes",
