@@ -1,0 +1,145 @@
+"""Shared helpers of the Python tests: norm-wise comparison, layer strategies, input layouts."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+settings.register_profile(
+    "tconv",
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("tconv")
+
+# Relative error bound in the 2-norm. A transposed convolution sums at most
+# C_in/groups * prod(kernel) products per cell; with the sizes used in the tests the rounding
+# of float32 stays near 1e-6 relative, float64 near 1e-15.
+RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}
+
+
+def assert_close_in_norm(actual: np.ndarray, desired: np.ndarray, dtype: Any = None,
+                         rtol: float | None = None, msg: str = "") -> None:
+    """||actual - desired|| <= rtol * ||desired|| (+ a tiny absolute floor for all-zero
+    results), after checking shapes; rtol defaults to the per-dtype bound of `dtype` (or of
+    `desired`). Modelled on scipy.fft's _assert_close_in_norm."""
+    actual = np.asarray(actual)
+    desired = np.asarray(desired)
+    assert actual.shape == desired.shape, f"shape {actual.shape} != {desired.shape} {msg}"
+    dt = np.dtype(dtype) if dtype is not None else desired.dtype
+    if rtol is None:
+        rtol = RTOL.get(dt, 1e-12)
+    if desired.size == 0:
+        return
+    a = actual.astype(np.float64)
+    d = desired.astype(np.float64)
+    assert np.all(np.isfinite(a)), f"non-finite values in the result {msg}"
+    err = np.linalg.norm((a - d).ravel())
+    ref = np.linalg.norm(d.ravel())
+    bound = rtol * ref + np.finfo(dt).tiny * math.sqrt(d.size)
+    assert err <= bound, (
+        f"||actual - desired|| = {err:.3e} > {bound:.3e} (rtol {rtol:g}, ||desired|| = "
+        f"{ref:.3e}, max abs diff {np.abs(a - d).max():.3e}) {msg}"
+    )
+
+
+def relayout(a: np.ndarray, how: str) -> np.ndarray:
+    """The same values as `a` in an unusual memory layout."""
+    if how == "c":
+        return np.ascontiguousarray(a)
+    if how == "fortran":
+        return np.asfortranarray(a)
+    if how == "reversed":
+        # Negative strides on every axis: reverse a reversed copy.
+        idx = (slice(None, None, -1),) * a.ndim
+        return np.ascontiguousarray(a[idx])[idx]
+    if how == "strided":
+        # A view that skips every other element of a larger buffer along every axis.
+        big = np.zeros(tuple(2 * s + 1 for s in a.shape), dtype=a.dtype)
+        view = big[(slice(1, None, 2),) * a.ndim]
+        view[...] = a
+        return view
+    if how == "transposed":
+        # A transposed view of a C-contiguous array whose own shape is the reverse.
+        return np.ascontiguousarray(a.T).T
+    raise ValueError(how)
+
+
+LAYOUTS = ("c", "fortran", "reversed", "strided", "transposed")
+
+
+def torch_weight_to_keras(w: np.ndarray) -> np.ndarray:
+    """(C_in, C_out/g, *k) -> (*k, C_out/g, C_in)."""
+    return np.moveaxis(w, (0, 1), (-1, -2))
+
+
+@st.composite
+def layer_configs(draw: Any, max_macs: int = 30000, ranks: tuple[int, ...] = (1, 2, 3),
+                  paddings: tuple[str, ...] = ("int", "per_dim", "pairs", "same", "valid"),
+                  allow_output_size: bool = True) -> dict:
+    """A random valid layer with small arrays: a dict of keyword arguments for
+    conv_transpose (minus x, weight and bias) plus the array shapes to build."""
+    rank = draw(st.sampled_from(ranks))
+    max_in = {1: 9, 2: 6, 3: 4}[rank]
+    kernel = tuple(draw(st.lists(st.integers(1, 5), min_size=rank, max_size=rank)))
+    stride = tuple(draw(st.lists(st.integers(1, 4), min_size=rank, max_size=rank)))
+    dilation = tuple(draw(st.lists(st.integers(1, 3), min_size=rank, max_size=rank)))
+    size = tuple(draw(st.lists(st.integers(1, max_in), min_size=rank, max_size=rank)))
+    spatial_cost = math.prod(size) * math.prod(kernel)
+    budget = max(1, max_macs // spatial_cost)
+    batch = draw(st.integers(0, min(3, budget)))
+    budget = max(1, budget // max(batch, 1))
+    groups = draw(st.integers(1, min(3, budget)))
+    cin_g = draw(st.integers(1, max(1, min(9 // groups, budget // groups))))
+    cout_g = draw(st.integers(1, max(1, min(9 // groups, budget // (groups * cin_g)))))
+    unbatched = batch == 1 and draw(st.booleans())
+
+    form = draw(st.sampled_from(paddings))
+    full = [(i - 1) * s + d * (k - 1) + 1 for i, s, d, k in zip(size, stride, dilation, kernel)]
+    args: dict = dict(stride=stride if draw(st.booleans()) or len(set(stride)) > 1
+                      else stride[0],
+                      dilation=dilation if len(set(dilation)) > 1 or draw(st.booleans())
+                      else dilation[0],
+                      groups=groups)
+    explicit_op = draw(st.booleans())
+    if form in ("same", "valid"):
+        args["padding"] = form if draw(st.booleans()) else form.upper()
+        op = tuple(draw(st.integers(0, s - 1)) for s in stride)
+    else:
+        op = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+        # The crop must leave at least one cell: lo + hi <= full - 1 + output_padding.
+        room = [f - 1 + (o if explicit_op else 0) for f, o in zip(full, op)]
+        if form == "int":
+            args["padding"] = draw(st.integers(0, min(r // 2 for r in room)))
+        elif form == "per_dim":
+            args["padding"] = tuple(draw(st.integers(0, r // 2)) for r in room)
+        else:
+            pairs = []
+            for r in room:
+                lo = draw(st.integers(0, r))
+                pairs.append((lo, draw(st.integers(0, r - lo))))
+            args["padding"] = tuple(pairs)
+    args["output_padding"] = op if explicit_op else None
+    if form == "same":
+        smallest = [(i - 1) * s + (d * (k - 1) + 1) % 2
+                    for i, s, d, k in zip(size, stride, dilation, kernel)]
+    elif form == "valid":
+        smallest = full
+    else:
+        pads = args["padding"]
+        pairs = (pads if form == "pairs" else [(pads, pads)] * rank if form == "int"
+                 else [(p, p) for p in pads])
+        smallest = [f - lo - hi for f, (lo, hi) in zip(full, pairs)]
+    # output_size when the size without output_padding is empty is pinned separately
+    # (test_against_reference.py::test_output_size_reachable_only_with_output_padding).
+    if (allow_output_size and explicit_op and all(o < s for o, s in zip(op, stride))
+            and min(smallest) >= 1 and draw(st.integers(0, 3)) == 0):
+        # Ask for the same output through output_size instead (PyTorch's way).
+        args["output_size_from_op"] = True
+    return dict(rank=rank, batch=batch, unbatched=unbatched, c_in=cin_g * groups,
+                c_out_g=cout_g, size=size, kernel=kernel, args=args)
