@@ -13,6 +13,7 @@
 #ifdef TCONV_HAVE_AVX2
 #include "kernels/avx2.hpp"
 #endif
+#include "validate.hpp"
 
 namespace tconv {
 namespace {
@@ -97,6 +98,7 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
          const T* weight, const std::vector<std::int64_t>& weight_strides, const T* bias, T* y,
          const std::vector<std::int64_t>& y_strides, const Options& options,
          PackCache<T>* cache) {
+  detail::validate_call(g, x, x_strides, weight, weight_strides, bias, y, y_strides, sizeof(T));
   kernels::Problem<T> p;
   p.g = &g;
   p.x = x;

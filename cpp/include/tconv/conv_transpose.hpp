@@ -47,6 +47,18 @@ struct Options {
   Isa max_isa = Isa::portable;
 };
 
+// Checked on every call, in O(rank) time and before any memory is read or written:
+//   - the Geometry is consistent: rank >= 1, every per-dimension vector has rank entries,
+//     kernel/stride/dilation/input >= 1, pads and output_padding >= 0, groups divides both
+//     channel counts, and each output length equals what the formula gives (ShapeError; build
+//     geometries with resolve_geometry);
+//   - element counts, byte sizes and the offsets the strides can reach fit in 64 bits
+//     (SizeOverflowError);
+//   - each stride vector is empty or has one entry per axis; x, weight and y are non-null
+//     unless they have no elements (bias may be null: no bias); the strides do not run off the
+//     address space; y's strides give every output element its own memory; y's memory span
+//     does not intersect x's, weight's or bias's (std::invalid_argument).
+// Not checkable and left to the caller: that the pointers really address that much memory.
 void conv_transpose(const Geometry& g, const float* x, const std::vector<std::int64_t>& x_strides,
                     const float* weight, const std::vector<std::int64_t>& weight_strides,
                     const float* bias, float* y, const std::vector<std::int64_t>& y_strides,

@@ -1,0 +1,500 @@
+// The operator over pointers + strides, against a naive scatter written here: for every input
+// position and kernel tap, y[i*stride + k*dilation - pad_lo] += x[i] * w[k].
+//
+// Every tensor lives in a buffer laid out by random element strides (permuted axes, gaps,
+// negative and, for the inputs, zero strides); y's buffer starts as NaN so that writes
+// outside its elements are seen.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <tconv/tconv.hpp>
+
+using tconv::DataFormat;
+using tconv::Geometry;
+using tconv::LayerSpec;
+using V = std::vector<std::int64_t>;
+
+namespace {
+
+// ---- strided storage -------------------------------------------------------------------------
+
+struct Layout {
+  V shape, strides;       // strides in elements
+  std::int64_t base = 0;  // offset of element (0, ..., 0) in the buffer
+  std::int64_t size = 0;  // buffer length
+  bool pass_empty = false;  // hand the operator an empty stride vector (C-contiguous)
+
+  std::int64_t offset(const V& idx) const {
+    std::int64_t o = base;
+    for (std::size_t a = 0; a < idx.size(); ++a) o += idx[a] * strides[a];
+    return o;
+  }
+  V given() const { return pass_empty ? V{} : strides; }
+};
+
+struct LayoutChoice {
+  bool contiguous = false;   // plain C order (and pass {} as strides)
+  bool allow_zero = false;   // broadcast axes are fine for inputs, not for y
+};
+
+Layout make_layout(const V& shape, std::mt19937_64& rng, LayoutChoice choice) {
+  Layout l;
+  l.shape = shape;
+  const std::size_t n = shape.size();
+  l.strides.assign(n, 0);
+  std::vector<std::size_t> order(n);  // innermost first
+  std::iota(order.begin(), order.end(), 0);
+  std::reverse(order.begin(), order.end());
+  auto coin = [&](int in) { return std::uniform_int_distribution<int>(0, in - 1)(rng) == 0; };
+  if (!choice.contiguous) {
+    if (coin(2)) std::shuffle(order.begin(), order.end(), rng);
+  }
+  std::int64_t acc = 1;
+  for (std::size_t a : order) {
+    const std::int64_t gap = (!choice.contiguous && coin(4)) ? 2 : 1;
+    l.strides[a] = acc * gap;
+    acc = l.strides[a] * std::max<std::int64_t>(shape[a], 1);
+  }
+  if (!choice.contiguous) {
+    for (std::size_t a = 0; a < n; ++a) {
+      if (choice.allow_zero && shape[a] > 1 && coin(6)) l.strides[a] = 0;
+      else if (coin(4)) l.strides[a] = -l.strides[a];
+    }
+  }
+  l.pass_empty = choice.contiguous && coin(2);
+  std::int64_t lo = 0, hi = 0;
+  for (std::size_t a = 0; a < n; ++a) {
+    const std::int64_t reach = (std::max<std::int64_t>(shape[a], 1) - 1) * l.strides[a];
+    (reach < 0 ? lo : hi) += reach;
+  }
+  l.base = -lo;
+  l.size = hi - lo + 1;
+  return l;
+}
+
+// Odometer over a multi-index.
+bool next_index(V& idx, const V& shape) {
+  for (std::size_t a = idx.size(); a-- > 0;) {
+    if (++idx[a] < shape[a]) return true;
+    idx[a] = 0;
+  }
+  return false;
+}
+
+std::int64_t count(const V& shape) {
+  std::int64_t c = 1;
+  for (auto s : shape) c *= s;
+  return c;
+}
+
+// ---- layer description -----------------------------------------------------------------------
+
+struct Config {
+  int rank = 1;
+  bool channels_last = false;
+  std::int64_t batch = 1, cin_g = 1, cout_g = 1, groups = 1;
+  V input, kernel, stride, dilation, pad_lo, pad_hi, output_padding;
+  bool bias = false;
+
+  LayerSpec spec() const {
+    LayerSpec s;
+    s.rank = rank;
+    s.stride = stride;
+    s.dilation = dilation;
+    s.pad_lo = pad_lo;
+    s.pad_hi = pad_hi;
+    s.output_padding = output_padding;
+    s.groups = groups;
+    s.data_format = channels_last ? DataFormat::channels_last : DataFormat::channels_first;
+    return s;
+  }
+  V x_shape() const {
+    const std::int64_t c = cin_g * groups;
+    V s{batch};
+    if (!channels_last) s.push_back(c);
+    s.insert(s.end(), input.begin(), input.end());
+    if (channels_last) s.push_back(c);
+    return s;
+  }
+  V w_shape() const {
+    const std::int64_t c = cin_g * groups;
+    V s;
+    if (!channels_last) {
+      s = {c, cout_g};
+      s.insert(s.end(), kernel.begin(), kernel.end());
+    } else {
+      s = kernel;
+      s.push_back(cout_g);
+      s.push_back(c);
+    }
+    return s;
+  }
+  std::string describe() const {
+    std::ostringstream o;
+    auto j = [&](const V& v) {
+      o << '(';
+      for (std::size_t i = 0; i < v.size(); ++i) o << (i ? "," : "") << v[i];
+      o << ')';
+    };
+    o << (channels_last ? "NHWC" : "NCHW") << " rank " << rank << " N=" << batch
+      << " cin_g=" << cin_g << " cout_g=" << cout_g << " groups=" << groups << " in=";
+    j(input);
+    o << " k=";
+    j(kernel);
+    o << " s=";
+    j(stride);
+    o << " d=";
+    j(dilation);
+    o << " pad_lo=";
+    j(pad_lo);
+    o << " pad_hi=";
+    j(pad_hi);
+    o << " op=";
+    j(output_padding);
+    o << " bias=" << bias;
+    return o.str();
+  }
+};
+
+Config base_config(int rank) {
+  Config c;
+  c.rank = rank;
+  const auto r = static_cast<std::size_t>(rank);
+  c.input.assign(r, 4);
+  c.kernel.assign(r, 3);
+  c.stride.assign(r, 1);
+  c.dilation.assign(r, 1);
+  c.pad_lo.assign(r, 0);
+  c.pad_hi.assign(r, 0);
+  c.output_padding.assign(r, 0);
+  return c;
+}
+
+// Full-shape index of (n, channel, spatial...) in a data format's own axis order.
+V act_index(bool cl, std::int64_t n, std::int64_t c, const V& sp) {
+  V idx{n};
+  if (!cl) idx.push_back(c);
+  idx.insert(idx.end(), sp.begin(), sp.end());
+  if (cl) idx.push_back(c);
+  return idx;
+}
+V w_index(bool cl, std::int64_t ci, std::int64_t co, const V& k) {
+  V idx;
+  if (!cl) {
+    idx = {ci, co};
+    idx.insert(idx.end(), k.begin(), k.end());
+  } else {
+    idx = k;
+    idx.push_back(co);
+    idx.push_back(ci);
+  }
+  return idx;
+}
+
+// ---- the check -------------------------------------------------------------------------------
+
+template <class T>
+void check_config(const Config& c, std::mt19937_64& rng, bool contiguous_only = false) {
+  SCOPED_TRACE(c.describe());
+  const LayerSpec spec = c.spec();
+  const Geometry g = tconv::resolve_geometry(c.x_shape(), c.w_shape(), spec);
+  const bool cl = c.channels_last;
+
+  const Layout lx = make_layout(g.input_shape(), rng, {contiguous_only, true});
+  const Layout lw = make_layout(g.weight_shape(), rng, {contiguous_only, true});
+  const Layout ly = make_layout(g.output_shape(), rng, {contiguous_only, false});
+  std::uniform_real_distribution<double> val(-1.0, 1.0);
+  std::vector<T> xb(static_cast<std::size_t>(lx.size)), wb(static_cast<std::size_t>(lw.size));
+  for (auto& v : xb) v = static_cast<T>(val(rng));
+  for (auto& v : wb) v = static_cast<T>(val(rng));
+  std::vector<T> bias(static_cast<std::size_t>(g.out_channels));
+  for (auto& v : bias) v = static_cast<T>(val(rng));
+
+  // Reference in double, plus the sum of magnitudes and the term count for an error bound.
+  const V yshape = g.output_shape();
+  const std::int64_t ny = count(yshape);
+  std::vector<double> ref(static_cast<std::size_t>(ny), 0.0), mag(ref.size(), 0.0);
+  std::vector<std::int64_t> terms(ref.size(), 0);
+  auto y_lin = [&](const V& idx) {  // C-order index into ref
+    std::int64_t o = 0;
+    for (std::size_t a = 0; a < idx.size(); ++a) o = o * yshape[a] + idx[a];
+    return static_cast<std::size_t>(o);
+  };
+  const auto r = static_cast<std::size_t>(g.rank);
+  for (std::int64_t n = 0; n < g.batch; ++n)
+    for (std::int64_t gi = 0; gi < g.groups; ++gi)
+      for (std::int64_t cil = 0; cil < c.cin_g; ++cil) {
+        const std::int64_t ci = gi * c.cin_g + cil;
+        V i(r, 0);
+        do {
+          const double xv = static_cast<double>(xb[lx.offset(act_index(cl, n, ci, i))]);
+          V k(r, 0);
+          do {
+            V o(r);
+            bool inside = true;
+            for (std::size_t d = 0; d < r; ++d) {
+              o[d] = i[d] * g.stride[d] + k[d] * g.dilation[d] - g.pad_lo[d];
+              inside = inside && o[d] >= 0 && o[d] < g.output[d];
+            }
+            if (!inside) continue;
+            for (std::int64_t col = 0; col < c.cout_g; ++col) {
+              const double wv = static_cast<double>(wb[lw.offset(w_index(cl, ci, col, k))]);
+              const std::size_t at = y_lin(act_index(cl, n, gi * c.cout_g + col, o));
+              ref[at] += xv * wv;
+              mag[at] += std::fabs(xv * wv);
+              ++terms[at];
+            }
+          } while (next_index(k, g.kernel));
+        } while (next_index(i, g.input));
+      }
+  if (c.bias) {
+    V idx(yshape.size(), 0);
+    if (ny > 0) do {
+      const std::int64_t ch = cl ? idx.back() : idx[1];
+      ref[y_lin(idx)] += static_cast<double>(bias[static_cast<std::size_t>(ch)]);
+      mag[y_lin(idx)] += std::fabs(static_cast<double>(bias[static_cast<std::size_t>(ch)]));
+      ++terms[y_lin(idx)];
+    } while (next_index(idx, yshape));
+  }
+
+  const T* bias_ptr = c.bias ? bias.data() : nullptr;
+  std::vector<tconv::Isa> isas = tconv::available_isas();
+  std::vector<T> first;  // y of the first ISA at 1 thread, for the thread-count comparison
+  for (tconv::Isa isa : isas) {
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(std::string("isa ") + tconv::isa_name(isa) + " threads " +
+                   std::to_string(threads));
+      std::vector<T> yb(static_cast<std::size_t>(ly.size), std::numeric_limits<T>::quiet_NaN());
+      tconv::Options opt;
+      opt.num_threads = threads;
+      opt.cap_isa = true;
+      opt.max_isa = isa;
+      tconv::conv_transpose(g, xb.data() + lx.base, lx.given(), wb.data() + lw.base, lw.given(),
+                            bias_ptr, yb.data() + ly.base, ly.given(), opt);
+      std::vector<bool> is_elem(yb.size(), false);
+      V idx(yshape.size(), 0);
+      std::int64_t bad = 0;
+      if (ny > 0) do {
+        const std::size_t at = y_lin(idx);
+        const auto off = static_cast<std::size_t>(ly.offset(idx));
+        is_elem[off] = true;
+        const double got = static_cast<double>(yb[off]);
+        const double tol =
+            static_cast<double>(terms[at] + 2) * std::numeric_limits<T>::epsilon() * mag[at];
+        if (!(std::fabs(got - ref[at]) <= tol) && bad++ < 5)
+          ADD_FAILURE() << "element " << at << ": got " << got << ", expected " << ref[at]
+                        << " (tolerance " << tol << ")";
+      } while (next_index(idx, yshape));
+      for (std::size_t p = 0; p < yb.size(); ++p)
+        if (!is_elem[p] && !std::isnan(yb[p]) && bad++ < 5)
+          ADD_FAILURE() << "wrote buffer cell " << p << ", which is not an element of y";
+      ASSERT_EQ(bad, 0);
+      // Same ISA, another thread count: the very same bits.
+      std::vector<T> elems;
+      idx.assign(yshape.size(), 0);
+      if (ny > 0) do elems.push_back(yb[static_cast<std::size_t>(ly.offset(idx))]);
+      while (next_index(idx, yshape));
+      if (threads == 1) {
+        first = elems;
+      } else {
+        ASSERT_EQ(elems.size(), first.size());
+        for (std::size_t e = 0; e < elems.size(); ++e)
+          ASSERT_EQ(std::memcmp(&elems[e], &first[e], sizeof(T)), 0) << "element " << e;
+      }
+    }
+  }
+}
+
+Config random_config(std::mt19937_64& rng) {
+  auto pick = [&](std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+  };
+  for (;;) {
+    Config c = base_config(static_cast<int>(pick(1, 3)));
+    c.channels_last = pick(0, 1) == 1;
+    c.batch = pick(0, 2);
+    c.groups = pick(1, 3);
+    c.cin_g = pick(1, 3);
+    c.cout_g = pick(1, 3);
+    c.bias = pick(0, 1) == 1;
+    const std::int64_t max_in = c.rank == 3 ? 4 : 7;
+    for (int d = 0; d < c.rank; ++d) {
+      c.input[d] = pick(1, max_in);
+      c.kernel[d] = pick(1, c.rank == 3 ? 3 : 5);
+      c.stride[d] = pick(1, 4);
+      c.dilation[d] = pick(1, 3);
+      const std::int64_t span = c.dilation[d] * (c.kernel[d] - 1);
+      c.pad_lo[d] = pick(0, span);
+      c.pad_hi[d] = pick(0, span);
+      c.output_padding[d] = pick(0, std::max(c.stride[d], c.dilation[d]) - 1);
+    }
+    if (tconv::try_resolve_geometry(c.x_shape(), c.w_shape(), c.spec()).ok()) return c;
+  }
+}
+
+template <class T>
+class ConvTranspose : public ::testing::Test {};
+using Types = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(ConvTranspose, Types);
+
+}  // namespace
+
+TYPED_TEST(ConvTranspose, PlainLayersEachRankAndFormat) {
+  std::mt19937_64 rng(1);
+  for (int rank = 1; rank <= 3; ++rank)
+    for (bool cl : {false, true}) {
+      Config c = base_config(rank);
+      c.channels_last = cl;
+      c.cin_g = 3;
+      c.cout_g = 2;
+      c.batch = 2;
+      check_config<TypeParam>(c, rng, /*contiguous_only=*/true);
+    }
+}
+
+TYPED_TEST(ConvTranspose, StrideDilationPaddingOutputPadding) {
+  std::mt19937_64 rng(2);
+  for (bool cl : {false, true}) {
+    Config c = base_config(2);
+    c.channels_last = cl;
+    c.cin_g = 2;
+    c.cout_g = 3;
+    c.input = {5, 3};
+    c.kernel = {3, 4};
+    c.stride = {2, 3};
+    c.dilation = {2, 1};
+    c.pad_lo = {1, 0};  // asymmetric
+    c.pad_hi = {3, 2};
+    c.output_padding = {1, 2};
+    c.bias = true;
+    check_config<TypeParam>(c, rng, true);
+    check_config<TypeParam>(c, rng, false);
+  }
+}
+
+TYPED_TEST(ConvTranspose, GroupsAndDepthwise) {
+  std::mt19937_64 rng(3);
+  for (bool cl : {false, true}) {
+    Config c = base_config(2);
+    c.channels_last = cl;
+    c.groups = 3;
+    c.cin_g = 2;
+    c.cout_g = 2;
+    c.stride = {2, 2};
+    c.bias = true;
+    check_config<TypeParam>(c, rng);
+    c.groups = 5;  // depthwise with a channel multiplier of 1
+    c.cin_g = 1;
+    c.cout_g = 1;
+    check_config<TypeParam>(c, rng);
+  }
+}
+
+TYPED_TEST(ConvTranspose, KernelEqualsStrideAndOneByOne) {
+  std::mt19937_64 rng(4);
+  for (bool cl : {false, true}) {
+    Config c = base_config(2);
+    c.channels_last = cl;
+    c.cin_g = 4;
+    c.cout_g = 3;
+    c.kernel = {2, 2};
+    c.stride = {2, 2};
+    check_config<TypeParam>(c, rng);
+    c.kernel = {1, 1};
+    c.stride = {1, 1};
+    check_config<TypeParam>(c, rng);
+  }
+}
+
+TYPED_TEST(ConvTranspose, NegativeAndZeroInputStrides) {
+  // x reversed along every axis, weight broadcast along C_out (stride 0).
+  Config c = base_config(2);
+  c.cin_g = 2;
+  c.cout_g = 3;
+  c.stride = {2, 1};
+  c.bias = true;
+  const Geometry g = tconv::resolve_geometry(c.x_shape(), c.w_shape(), c.spec());
+  std::vector<TypeParam> x(static_cast<std::size_t>(count(g.input_shape())));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<TypeParam>(0.25 * (i % 9) - 1);
+  std::vector<TypeParam> w(2 * 9);  // (C_in, 1, 3, 3), repeated along C_out
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<TypeParam>(0.5 * (i % 5) - 1);
+  const std::vector<TypeParam> bias{1, 2, 3};
+  const V xs{-32, -16, -4, -1};  // C-contiguous (1, 2, 4, 4), walked backwards
+  const TypeParam* x_last = x.data() + x.size() - 1;
+  std::vector<TypeParam> y(static_cast<std::size_t>(count(g.output_shape())));
+  tconv::conv_transpose(g, x_last, xs, w.data(), V{9, 0, 3, 1}, bias.data(), y.data(), {});
+
+  // The same layer with explicit contiguous copies.
+  std::vector<TypeParam> xr(x.rbegin(), x.rend()), wf;
+  for (int ci = 0; ci < 2; ++ci)
+    for (int co = 0; co < 3; ++co)
+      for (int t = 0; t < 9; ++t) wf.push_back(w[static_cast<std::size_t>(ci * 9 + t)]);
+  std::vector<TypeParam> y2(y.size());
+  tconv::conv_transpose(g, xr.data(), {}, wf.data(), {}, bias.data(), y2.data(), {});
+  EXPECT_EQ(y, y2);
+  // And channel co of the result is channel 0 plus the bias difference.
+  const std::size_t plane = static_cast<std::size_t>(g.output[0] * g.output[1]);
+  for (std::size_t p = 0; p < plane; ++p) {
+    EXPECT_NEAR(static_cast<double>(y[plane + p] - y[p]), 1.0, 1e-5);
+    EXPECT_NEAR(static_cast<double>(y[2 * plane + p] - y[p]), 2.0, 1e-5);
+  }
+}
+
+TYPED_TEST(ConvTranspose, EmptyTensors) {
+  std::mt19937_64 rng(5);
+  Config c = base_config(1);
+  c.batch = 0;
+  check_config<TypeParam>(c, rng);
+  // No input channels: the output is the bias alone.
+  c.batch = 2;
+  c.cin_g = 0;
+  c.bias = true;
+  const Geometry g = tconv::resolve_geometry(c.x_shape(), c.w_shape(), c.spec());
+  std::vector<TypeParam> y(static_cast<std::size_t>(count(g.output_shape())), -7);
+  const TypeParam b = 1.5;
+  tconv::conv_transpose(g, static_cast<const TypeParam*>(nullptr), {},
+                        static_cast<const TypeParam*>(nullptr), {}, &b, y.data(), {});
+  for (auto v : y) EXPECT_EQ(v, b);
+  // Empty batch: every pointer may be null.
+  c.batch = 0;
+  c.cin_g = 1;
+  const Geometry g0 = tconv::resolve_geometry(c.x_shape(), c.w_shape(), c.spec());
+  std::vector<TypeParam> w(static_cast<std::size_t>(count(g0.weight_shape())), 1);
+  tconv::conv_transpose(g0, static_cast<const TypeParam*>(nullptr), {}, w.data(), {}, &b,
+                        static_cast<TypeParam*>(nullptr), {});
+}
+
+TYPED_TEST(ConvTranspose, ConvenienceFormReturnsGeometry) {
+  const V xs{1, 1, 3}, ws{1, 1, 2};
+  const std::vector<TypeParam> x{1, 2, 3}, w{1, 10};
+  std::vector<TypeParam> y(6, -1);
+  LayerSpec s;
+  s.rank = 1;
+  s.stride = {2};
+  s.dilation = {1};
+  s.pad_lo = s.pad_hi = {0};
+  const Geometry g = tconv::conv_transpose<TypeParam>(xs, x.data(), ws, w.data(), nullptr,
+                                                      y.data(), s);
+  EXPECT_EQ(g.output, (V{6}));
+  // Stride 2, kernel (1, 10): each input value lands at 2i and 2i + 1 (times 10).
+  EXPECT_EQ(y, (std::vector<TypeParam>{1, 10, 2, 20, 3, 30}));
+}
+
+TYPED_TEST(ConvTranspose, RandomConfigurations) {
+  std::mt19937_64 rng(20240611);
+  for (int i = 0; i < 120; ++i) {
+    const Config c = random_config(rng);
+    check_config<TypeParam>(c, rng);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
