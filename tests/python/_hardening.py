@@ -26,6 +26,17 @@ def literal_scatter(x, w, bias=None, stride=1, padding=0, output_padding=0, dila
     ins, ks = x.shape[2:], w.shape[2:]
     full = [(i - 1) * s_ + d_ * (k - 1) + 1 + o for i, k, s_, d_, o in zip(ins, ks, s, d, op)]
     y = np.zeros((n, cout_g * groups, *full), dtype=np.float64)
+    with np.errstate(all="ignore"):  # inf * 0 and inf - inf are meant to give NaN here
+        _scatter(x, w, y, groups, cin_g, cout_g, ins, ks, s, d)
+    crop = tuple(slice(p_, f - p_) for p_, f in zip(p, full))
+    y = y[(slice(None), slice(None), *crop)]
+    if bias is not None:
+        with np.errstate(all="ignore"):
+            y = y + np.asarray(bias, np.float64).reshape((1, -1) + (1,) * rank)
+    return y
+
+
+def _scatter(x, w, y, groups, cin_g, cout_g, ins, ks, s, d):
     for g in range(groups):
         for ci in range(cin_g):
             for co in range(cout_g):
@@ -36,11 +47,6 @@ def literal_scatter(x, w, bias=None, stride=1, padding=0, output_padding=0, dila
                             x[(slice(None), g * cin_g + ci, *ipos)].astype(np.float64)
                             * np.float64(w[(g * cin_g + ci, co, *kpos)])
                         )
-    crop = tuple(slice(p_, f - p_) for p_, f in zip(p, full))
-    y = y[(slice(None), slice(None), *crop)]
-    if bias is not None:
-        y = y + np.asarray(bias, np.float64).reshape((1, -1) + (1,) * rank)
-    return y
 
 
 def raises(exc_type, *words):

@@ -1,0 +1,248 @@
+"""Threads, fork and Ctrl-C.
+
+- Many Python threads calling tconv at once get the serial results (the GIL is released only
+  around the core call; nothing else is shared).
+- The GIL really is released: another Python thread runs during a long call.
+- set_num_threads from another thread while calls run changes nothing in the numbers.
+- A fork()ed child computes (also when the parent was computing in another thread at fork).
+- Ctrl-C: a long batched call stops between chunks of the batch with KeyboardInterrupt; a
+  single long image finishes, then KeyboardInterrupt is raised. Either way it is not lost.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import tconv
+
+f32 = np.float32
+
+
+def problem(seed, dtype=f32):
+    rng = np.random.default_rng(seed)
+    c_in, c_out = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    x = rng.standard_normal((int(rng.integers(1, 4)), c_in, 7, 6)).astype(dtype)
+    w = rng.standard_normal((c_in, c_out, 3, 2)).astype(dtype)
+    kw = dict(stride=int(rng.integers(1, 4)), padding=int(rng.integers(0, 2)))
+    return x, w, kw
+
+
+def long_call(target_seconds):
+    """A single-image call (so never chunked) that takes about target_seconds here."""
+    size = 32
+    while True:
+        x = np.ones((1, 16, size, size), f32)
+        w = np.ones((16, 16, 3, 3), f32)
+        t0 = time.perf_counter()
+        tconv.conv_transpose(x, w)
+        took = time.perf_counter() - t0
+        if took >= target_seconds or size >= 2048:
+            return x, w, took
+        size = int(size * min(2.0, 1.2 * (target_seconds / max(took, 1e-4)) ** 0.5)) + 1
+
+
+def test_many_threads_give_the_serial_results():
+    problems = [problem(s, f32 if s % 2 else np.float64) for s in range(24)]
+    serial = [tconv.conv_transpose(x, w, **kw) for x, w, kw in problems]
+    results = {}
+    errors = []
+
+    def worker(tid):
+        try:
+            for rep in range(5):
+                for i in range(tid, len(problems), 3):
+                    x, w, kw = problems[i]
+                    results[(tid, rep, i)] = tconv.conv_transpose(x, w, **kw)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t % 3,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 3 * 5 * 8  # (tid, rep, i) keys; 8 threads share 3 tids
+    for (_, _, i), y in results.items():
+        np.testing.assert_array_equal(y, serial[i])
+
+
+def test_threads_writing_into_their_own_out():
+    x, w, kw = problem(1)
+    expected = tconv.conv_transpose(x, w, **kw)
+    outs = [np.full(expected.shape, np.nan, f32) for _ in range(6)]
+    threads = [threading.Thread(target=tconv.conv_transpose, args=(x, w),
+                                kwargs=dict(out=o, **kw)) for o in outs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for o in outs:
+        np.testing.assert_array_equal(o, expected)
+
+
+def test_the_gil_is_released_during_the_core_call():
+    x, w, took = long_call(0.3)
+    if took < 0.05:
+        pytest.skip("the machine is too fast for a measurable single call")
+    span = {}
+
+    def compute():
+        span["start"] = time.perf_counter()
+        tconv.conv_transpose(x, w)
+        span["end"] = time.perf_counter()
+
+    ticks = []
+    t = threading.Thread(target=compute)
+    t.start()
+    while t.is_alive():
+        ticks.append(time.perf_counter())
+    t.join()
+    lo = span["start"] + 0.2 * (span["end"] - span["start"])
+    hi = span["end"] - 0.2 * (span["end"] - span["start"])
+    inside = sum(lo < s < hi for s in ticks)
+    # With the GIL held for the whole call the main thread could not tick inside it at all.
+    assert inside > 100, (inside, len(ticks), span)
+
+
+def test_set_num_threads_from_another_thread_mid_run():
+    problems = [problem(s) for s in range(6)]
+    expected = [tconv.conv_transpose(x, w, **kw) for x, w, kw in problems]
+    stop = threading.Event()
+    errors = []
+
+    def toggler():
+        n = 0
+        while not stop.is_set():
+            tconv.set_num_threads(1 + n % 4)
+            n += 1
+            time.sleep(0.0005)
+
+    def worker():
+        try:
+            for _ in range(20):
+                for (x, w, kw), e in zip(problems, expected):
+                    np.testing.assert_array_equal(tconv.conv_transpose(x, w, **kw), e)
+        except BaseException as exc:
+            errors.append(exc)
+
+    tog = threading.Thread(target=toggler)
+    workers = [threading.Thread(target=worker) for _ in range(3)]
+    tog.start()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    stop.set()
+    tog.join()
+    tconv.set_num_threads(0)
+    assert not errors, errors[0]
+
+
+def run_script(code, timeout=120, **kw):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, **kw)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_computes():
+    proc = run_script("""
+        import os, threading, numpy as np, tconv
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((4, 8, 40, 40)).astype(np.float32)
+        w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+        tconv.set_num_threads(2)
+        expected = tconv.conv_transpose(x, w, stride=2)   # the parent has used its threads
+
+        def child():
+            ok = np.array_equal(tconv.conv_transpose(x, w, stride=2), expected)
+            os._exit(0 if ok else 3)
+
+        # 1. fork from an idle parent
+        pid = os.fork()
+        if pid == 0:
+            child()
+        assert os.waitpid(pid, 0)[1] == 0, "child 1"
+
+        # 2. fork while another thread of the parent is inside a call
+        big = np.ones((16, 16, 96, 96), np.float32)
+        wb = np.ones((16, 16, 3, 3), np.float32)
+        t = threading.Thread(target=lambda: [tconv.conv_transpose(big, wb) for _ in range(3)])
+        t.start()
+        pid = os.fork()
+        if pid == 0:
+            child()
+        status = os.waitpid(pid, 0)[1]
+        t.join()
+        assert status == 0, "child 2: %d" % status
+        print("forks ok")
+    """, timeout=90)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "forks ok" in proc.stdout
+
+
+SIGINT_SCRIPT = """
+    import sys, time, numpy as np, tconv
+    tconv.set_num_threads(1)
+    batch = int(sys.argv[1])
+    x1 = np.ones((1, 64, 64, 64), np.float32)
+    w = np.ones((64, 64, 5, 5), np.float32)
+    t0 = time.perf_counter()
+    tconv.conv_transpose(x1, w)
+    per_item = time.perf_counter() - t0
+    if batch == 0:   # as many items as make the call last about 8 s
+        batch = max(8, int(8.0 / per_item))
+        x = np.ones((batch, 64, 64, 64), np.float32)
+    else:            # one image, about 1.5 s: make it bigger
+        x = np.ones((1, 64, 64, int(64 * max(1.0, 1.5 / per_item))), np.float32)
+    print("per_item", per_item, "ready", flush=True)
+    t0 = time.perf_counter()
+    try:
+        tconv.conv_transpose(x, w)
+        print("finished", time.perf_counter() - t0, flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", time.perf_counter() - t0, flush=True)
+    print("after", flush=True)
+"""
+
+
+def run_and_interrupt(arg, delay):
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SIGINT_SCRIPT), str(arg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "ready" in line, line + proc.stderr.read()
+        per_item = float(line.split()[1])
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return per_item, out, err, proc.returncode
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_a_long_batched_call_between_chunks():
+    per_item, out, err, rc = run_and_interrupt(0, 0.5)
+    assert rc == 0, err
+    assert "interrupted" in out, out
+    elapsed = float(out.split("interrupted")[1].split()[0])
+    # The call was sized to take ~8 s; it must stop within a couple of chunks of the signal.
+    assert elapsed < 0.5 + 4 * max(per_item, 0.05) + 1.0, (elapsed, per_item)
+    assert "after" in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_during_a_single_image_is_raised_when_it_finishes():
+    per_item, out, err, rc = run_and_interrupt(1, 0.3)
+    assert rc == 0, err
+    # Not lost: the KeyboardInterrupt arrives once the core call returns.
+    assert "interrupted" in out and "finished" not in out, out

@@ -1,0 +1,123 @@
+"""NaN and Inf propagate exactly as the scatter definition says: every output cell that a NaN
+(or Inf * 0, or Inf - Inf) reaches is NaN, every cell it does not reach is untouched."""
+
+import numpy as np
+import pytest
+from _hardening import literal_scatter
+
+import tconv
+
+f32, f64 = np.float32, np.float64
+nan, inf = np.nan, np.inf
+
+
+def oracle(x, w, b=None, **kw):
+    try:
+        from tconv import reference
+    except ImportError:
+        return literal_scatter(x, w, b, **kw)
+    return reference.conv_transpose(x, w, b, **kw)
+
+
+def same_specials(y, expected):
+    expected = np.asarray(expected, dtype=np.float64)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    np.testing.assert_array_equal(np.isposinf(y), np.isposinf(expected))
+    np.testing.assert_array_equal(np.isneginf(y), np.isneginf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(y[finite], expected[finite], rtol=1e-5, atol=1e-5)
+
+
+KW = dict(stride=2, padding=1, output_padding=1, dilation=1)
+
+
+@pytest.fixture(params=[f32, f64])
+def dtype(request):
+    return request.param
+
+
+def data(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, 5, 4)).astype(dtype)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(dtype)
+    b = rng.standard_normal(2).astype(dtype)
+    return x, w, b
+
+
+def test_literal_oracle_agrees_on_finite_data(dtype):
+    x, w, b = data(dtype)
+    same_specials(tconv.conv_transpose(x, w, b, **KW), oracle(x, w, b, **KW))
+
+
+def test_nan_in_x_reaches_exactly_its_footprint(dtype):
+    x, w, b = data(dtype)
+    x[1, 2, 3, 1] = nan
+    y = tconv.conv_transpose(x, w, b, **KW)
+    same_specials(y, oracle(x, w, b, **KW))
+    assert np.isnan(y[1]).any() and not np.isnan(y[0]).any()
+
+
+def test_inf_in_x_times_zero_weight_is_nan(dtype):
+    x, w, b = data(dtype)
+    x[0, 0, 2, 2] = inf
+    w[0, 1, 1, 1] = 0.0
+    y = tconv.conv_transpose(x, w, b, **KW)
+    same_specials(y, oracle(x, w, b, **KW))
+    assert np.isnan(y).any() and np.isinf(y).any()
+
+
+def test_plus_and_minus_inf_meeting_give_nan(dtype):
+    x = np.zeros((1, 2, 1), dtype)
+    x[0, 0, 0], x[0, 1, 0] = inf, -inf
+    w = np.ones((2, 1, 3), dtype)
+    y = tconv.conv_transpose(x, w)
+    same_specials(y, oracle(x, w))
+    assert np.isnan(y).all()
+
+
+def test_nan_in_weight(dtype):
+    x, w, b = data(dtype)
+    w[2, 0, 0, 2] = nan
+    y = tconv.conv_transpose(x, w, b, **KW)
+    same_specials(y, oracle(x, w, b, **KW))
+    assert np.isnan(y[:, 0]).any() and not np.isnan(y[:, 1]).any()
+
+
+def test_nan_and_inf_in_bias_fill_their_channel(dtype):
+    x, w, _ = data(dtype)
+    b = np.array([nan, -inf], dtype)
+    y = tconv.conv_transpose(x, w, b, **KW)
+    same_specials(y, oracle(x, w, b, **KW))
+    assert np.isnan(y[:, 0]).all() and np.isneginf(y[:, 1]).all()
+
+
+def test_cells_no_input_reaches_stay_bias_even_if_x_is_all_nan(dtype):
+    # stride 3 with a 1-tap kernel leaves two empty cells between contributions, and
+    # output_padding adds cells that only the bias reaches.
+    x = np.full((1, 1, 4), nan, dtype)
+    w = np.ones((1, 1, 1), dtype)
+    b = np.array([0.25], dtype)
+    y = tconv.conv_transpose(x, w, b, stride=3, output_padding=2)
+    assert y.shape == (1, 1, 12)
+    expected = np.full(12, 0.25)
+    expected[::3] = nan
+    same_specials(y[0, 0], expected)
+    same_specials(y, oracle(x, w, b, stride=3, output_padding=2))
+
+
+def test_inf_in_x_channels_last(dtype):
+    x, w, b = data(dtype)
+    x[0, 1, 0, 0] = -inf
+    y = tconv.conv_transpose(x.transpose(0, 2, 3, 1), w.transpose(2, 3, 1, 0), b,
+                             data_format="channels_last", **KW)
+    same_specials(y.transpose(0, 3, 1, 2), oracle(x, w, b, **KW))
+
+
+def test_grouped_nan_stays_in_its_group(dtype):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 3)).astype(dtype)
+    w = rng.standard_normal((4, 1, 2)).astype(dtype)
+    x[0, 0, 1] = nan
+    y = tconv.conv_transpose(x, w, groups=4)
+    same_specials(y, oracle(x, w, groups=4))
+    assert np.isnan(y[0, 0]).any() and not np.isnan(y[0, 1:]).any()
