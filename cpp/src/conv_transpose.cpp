@@ -208,6 +208,28 @@ ConvTransposePlan<T>::ConvTransposePlan(const std::vector<std::int64_t>& weight_
   }
 }
 
+namespace {
+LayerSpec explicit_spec(const Geometry& g) {
+  LayerSpec s;
+  s.rank = g.rank;
+  s.stride = g.stride;
+  s.dilation = g.dilation;
+  s.pad_lo = g.pad_lo;
+  s.pad_hi = g.pad_hi;
+  s.output_padding = g.output_padding;
+  s.pad_mode = PadMode::explicit_pads;
+  s.groups = g.groups;
+  s.data_format = g.data_format;
+  return s;
+}
+}  // namespace
+
+template <class T>
+ConvTransposePlan<T>::ConvTransposePlan(const Geometry& g, const T* weight,
+                                        const std::vector<std::int64_t>& weight_strides,
+                                        const T* bias)
+    : ConvTransposePlan(g.weight_shape(), weight, weight_strides, bias, explicit_spec(g)) {}
+
 template <class T>
 ConvTransposePlan<T>::~ConvTransposePlan() = default;
 template <class T>

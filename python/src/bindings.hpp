@@ -7,4 +7,5 @@ namespace tconv_py {
 void bind_shape(pybind11::module_& m);
 void bind_ops(pybind11::module_& m);
 void bind_conventions(pybind11::module_& m);
+void bind_plan(pybind11::module_& m);
 }  // namespace tconv_py

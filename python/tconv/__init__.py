@@ -7,14 +7,20 @@ verified transposed convolution for numpy arrays.
 from . import _core, reference, shapes
 from ._api import conv_transpose, conv_transpose1d, conv_transpose2d, conv_transpose3d
 from ._errors import BackendWarning, ShapeError
+from ._plan import ConvTranspose
 from ._runtime import available_isas, get_num_threads, set_max_isa, set_num_threads
 
 _core.set_shape_error(ShapeError)
 
 __version__ = _core.__version__
 
+from ._threadpoolctl import register as _register_threadpoolctl  # noqa: E402
+
+_register_threadpoolctl()
+
 __all__ = [
     "BackendWarning",
+    "ConvTranspose",
     "ShapeError",
     "available_isas",
     "conv_transpose",

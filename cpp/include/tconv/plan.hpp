@@ -29,6 +29,9 @@ class ConvTransposePlan {
   ConvTransposePlan(const std::vector<std::int64_t>& weight_shape, const T* weight,
                     const std::vector<std::int64_t>& weight_strides, const T* bias,
                     const LayerSpec& spec);
+  // The same layer described by a geometry made for any input (its explicit, resolved padding).
+  ConvTransposePlan(const Geometry& g, const T* weight,
+                    const std::vector<std::int64_t>& weight_strides, const T* bias);
   ~ConvTransposePlan();
   ConvTransposePlan(ConvTransposePlan&&) noexcept;
   ConvTransposePlan& operator=(ConvTransposePlan&&) noexcept;

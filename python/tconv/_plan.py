@@ -1,0 +1,159 @@
+"""tconv.ConvTranspose: a layer whose weights are validated and packed once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._api import _aligned, _check_memory, _check_out, _operands, _rank_error
+from ._args import as_int, int_list, parse_data_format, parse_padding, per_dim
+from ._errors import ShapeError
+
+__all__ = ["ConvTranspose"]
+
+
+class ConvTranspose:
+    """A transposed-convolution layer with its weights packed once for repeated calls.
+
+    ``plan(x)`` gives the numbers of ``tconv.conv_transpose(x, weight, bias, ...)`` with the
+    same arguments, without re-validating and re-packing the weights on every call (which
+    costs about as much as a small layer itself).
+
+    Parameters
+    ----------
+    weight, bias, stride, padding, output_padding, dilation, groups, data_format
+        As for :func:`tconv.conv_transpose`. The weight and bias are copied: later changes to
+        the caller's arrays do not affect the plan.
+
+    Examples
+    --------
+    >>> plan = tconv.ConvTranspose(w, b, stride=2, padding=1)
+    >>> y = plan(x)                       # == tconv.conv_transpose(x, w, b, 2, 1)
+    >>> plan.output_shape(x.shape)
+    """
+
+    def __init__(self, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
+                 output_padding: Any = None, dilation: Any = 1, groups: int = 1,
+                 data_format: str = "channels_first") -> None:
+        self._channels_last = parse_data_format(data_format)
+        self.data_format = data_format
+        # The dtype rules of the functional API, with weight standing in for x.
+        _, w, b = _operands(weight, weight, bias)
+        cl = self._channels_last
+        if w.ndim < 3:
+            layout = "(*kernel, C_out/groups, C_in)" if cl else "(C_in, C_out/groups, *kernel)"
+            raise ShapeError(
+                f"weight must have rank >= 3 {layout} (rank 3 for 1-D, 4 for 2-D, 5 for 3-D), "
+                f"got shape {w.shape}"
+            )
+        rank = w.ndim - 2
+        self.rank = rank
+        self._stride = list(per_dim(stride, rank, "stride"))
+        self._dilation = list(per_dim(dilation, rank, "dilation"))
+        self._mode, lo, hi = parse_padding(padding, rank)
+        self._pad_lo, self._pad_hi = list(lo), list(hi)
+        self._groups = as_int(groups, "groups")
+        op = None if output_padding is None else list(per_dim(output_padding, rank,
+                                                              "output_padding"))
+        if op is None and self._mode == "explicit":
+            op = [0] * rank
+        self._op = op
+        self._output_padding_given = output_padding is not None
+        self.weight = np.array(w, copy=True)
+        self.weight.setflags(write=False)
+        self.dtype = self.weight.dtype
+        c_in = w.shape[-1] if cl else w.shape[0]
+        # Validate the layer once, on the smallest input whose output is not empty.
+        probe_sp = [max(0, a) + max(0, b_) + 1 for a, b_ in zip(self._pad_lo, self._pad_hi)]
+        probe = (1, *probe_sp, c_in) if cl else (1, c_in, *probe_sp)
+        geometry = self._geometry(probe, self._op)
+        self.out_channels = geometry.out_channels
+        self.in_channels = geometry.in_channels
+        if b is not None:
+            if b.shape != (geometry.out_channels,):
+                raise ShapeError(
+                    f"bias must have shape ({geometry.out_channels},), one value per output "
+                    f"channel, got shape {b.shape}"
+                )
+            b = np.array(b, dtype=self.dtype, copy=True)
+        self.bias = b
+        self._plan = _core.Plan(geometry, _aligned(self.weight), b)
+
+    def _args(self, x_shape: tuple) -> tuple:
+        return (tuple(x_shape), self.weight.shape, self.rank, self._stride, self._dilation,
+                self._pad_lo, self._pad_hi)
+
+    def _geometry(self, x_shape: tuple, op: list | None) -> Any:
+        return _core.resolve_geometry(*self._args(x_shape), op, self._mode, self._groups,
+                                      self._channels_last)
+
+    def _resolve(self, x_shape: tuple, output_size: Any) -> tuple[Any, bool]:
+        """(geometry of the batched input, whether x was batched)."""
+        rank = self.rank
+        if len(x_shape) == rank + 1:
+            batched, xb = False, (1, *x_shape)
+        elif len(x_shape) == rank + 2:
+            batched, xb = True, tuple(x_shape)
+        else:
+            raise _rank_error(np.empty(x_shape, dtype=self.dtype), self.weight, rank,
+                              self._channels_last)
+        op = self._op
+        if output_size is not None:
+            if self._output_padding_given:
+                raise ValueError(
+                    "this plan was made with an explicit output_padding; output_size would "
+                    "choose another one. Make the plan without output_padding to use output_size"
+                )
+            wanted = int_list(output_size, "output_size")
+            if len(wanted) == 1 and rank > 1:
+                wanted *= rank
+            if not batched and len(wanted) == rank + 1:
+                wanted = [1] + wanted
+            op = list(_core.output_padding_for_size(*self._args(xb), self._mode, self._groups,
+                                                    self._channels_last, wanted))
+        return self._geometry(xb, op), batched
+
+    def output_shape(self, x_shape: Any, output_size: Any = None) -> tuple[int, ...]:
+        """The shape ``plan(x)`` returns for an input of shape `x_shape` (or ShapeError)."""
+        shape = tuple(int_list(x_shape, "x_shape"))
+        geometry, batched = self._resolve(shape, output_size)
+        y = tuple(geometry.output_shape())
+        return y if batched else y[1:]
+
+    def __call__(self, x: Any, out: np.ndarray | None = None, output_size: Any = None) -> np.ndarray:
+        """Run the layer on `x` (batched or not); `out` as in :func:`tconv.conv_transpose`."""
+        x_in = x
+        x, _, _ = _operands(x, self.weight, None)
+        if x.dtype != self.dtype:
+            raise TypeError(
+                f"x is {x.dtype} but this plan's weights are {self.dtype}; convert it, e.g. "
+                f"x.astype(np.{self.dtype.name}), or make a plan with weight.astype(x.dtype)"
+            )
+        geometry, batched = self._resolve(x.shape, output_size)
+        y_shape = tuple(geometry.output_shape())
+        result_shape = y_shape if batched else y_shape[1:]
+        if out is None:
+            _check_memory(result_shape, x.dtype, batched, self._channels_last)
+            y = np.empty(y_shape, dtype=x.dtype)
+        else:
+            y = _check_out(out, result_shape, x.dtype,
+                           (("x", x_in), ("x", x), ("weight", self.weight), ("bias", self.bias)))
+            if not batched:
+                y = y[np.newaxis]
+        xb = x if batched else x[np.newaxis]
+        self._plan.run(geometry, _aligned(xb), y)
+        if out is not None:
+            return out
+        return y if batched else y[0]
+
+    @property
+    def packed_bytes(self) -> int:
+        """Bytes of packed weights held for the fast kernels (0 before the first call)."""
+        return self._plan.packed_bytes
+
+    def __repr__(self) -> str:
+        return (f"ConvTranspose(weight shape {self.weight.shape}, {self.dtype}, "
+                f"stride={tuple(self._stride)}, dilation={tuple(self._dilation)}, "
+                f"groups={self._groups}, data_format={self.data_format!r})")

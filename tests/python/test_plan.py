@@ -1,0 +1,90 @@
+"""tconv.ConvTranspose gives the numbers of tconv.conv_transpose, packs once, and validates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tconv
+
+CASES = [
+    ((2, 16, 7, 8), (16, 8, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((16, 7, 8), (16, 8, 3, 3), dict(stride=2, padding=1)),                     # unbatched
+    ((1, 8, 30), (8, 2, 5), dict(stride=3, padding=((1, 2),), dilation=2)),
+    ((1, 12, 6, 5), (12, 1, 4, 4), dict(stride=2, padding=1, groups=12)),
+    ((2, 5, 6, 12), (3, 3, 20, 12), dict(stride=2, padding="same", data_format="channels_last")),
+    ((1, 8, 3, 4, 5), (8, 16, 2, 2, 2), dict(stride=2)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_plan_equals_functional(case, dtype):
+    xs, ws, kw = CASES[case]
+    rng = np.random.default_rng(case)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    cl = kw.get("data_format") == "channels_last"
+    b = rng.standard_normal((ws[-2] if cl else ws[1]) * kw.get("groups", 1)).astype(dtype)
+    plan = tconv.ConvTranspose(w, b, **kw)
+    want = tconv.conv_transpose(x, w, b, **kw)
+    got = plan(x)
+    assert got.shape == want.shape == plan.output_shape(x.shape)
+    assert np.array_equal(got, want)
+    out = np.empty_like(want)
+    assert plan(x, out=out) is out and np.array_equal(out, want)
+    # The plan copied the weights: changing the caller's array changes nothing.
+    w[...] = 0
+    assert np.array_equal(plan(x), want)
+
+
+def test_output_size_matches_functional():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 4, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    plan = tconv.ConvTranspose(w, stride=2, padding=1)
+    got = plan(x, output_size=(10, 10))
+    assert got.shape == (1, 3, 10, 10)
+    assert np.array_equal(got, tconv.conv_transpose(x, w, stride=2, padding=1, output_size=(10, 10)))
+    assert plan.output_shape(x.shape, output_size=(10, 10)) == (1, 3, 10, 10)
+
+
+def test_plan_rejects_bad_layers_and_inputs():
+    w = np.ones((4, 3, 3, 3), np.float32)
+    with pytest.raises(tconv.ShapeError):
+        tconv.ConvTranspose(w, groups=3)             # 4 input channels, 3 groups
+    with pytest.raises(tconv.ShapeError):
+        tconv.ConvTranspose(w, np.ones(4, np.float32))  # bias of the wrong length
+    with pytest.raises(tconv.ShapeError):
+        tconv.ConvTranspose(np.ones((4, 3), np.float32))
+    plan = tconv.ConvTranspose(w, stride=2)
+    with pytest.raises(tconv.ShapeError):
+        plan(np.ones((1, 5, 4, 4), np.float32))      # 5 channels, weight wants 4
+    with pytest.raises(TypeError):
+        plan(np.ones((1, 4, 4, 4), np.float64))
+    with pytest.raises(tconv.ShapeError):
+        plan.output_shape((1, 4, 4))
+
+
+def test_packs_once_and_counts_packed_bytes():
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((32, 24, 4, 4)).astype(np.float32)
+    plan = tconv.ConvTranspose(w, stride=2, padding=1)
+    x = rng.standard_normal((1, 32, 6, 6)).astype(np.float32)
+    plan(x)
+    first = plan.packed_bytes
+    if "avx2" in tconv.available_isas():
+        # Packed per phase without padded taps: the weights, with C_out rounded up to 16.
+        assert first == 32 * 16 * 32 * 4
+    plan(rng.standard_normal((3, 32, 9, 7)).astype(np.float32))
+    assert plan.packed_bytes == first
+
+
+def test_threadpoolctl_caps_the_pool():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = tconv.get_num_threads()
+    infos = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "tconv"]
+    assert len(infos) == 1 and infos[0]["num_threads"] == before
+    with threadpoolctl.threadpool_limits(1, user_api="tconv"):
+        assert tconv.get_num_threads() == 1
+    assert tconv.get_num_threads() == before
