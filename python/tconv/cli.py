@@ -46,11 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="command")
     demo = sub.add_parser("demo", help="compute a transposed convolution and show its shape arithmetic")
     demo.set_defaults(func=_demo)
+    bench = sub.add_parser("bench", help="time the suite of real layers against every installed peer",
+                           add_help=False)
+    bench.set_defaults(func=None, bench=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from ._bench import main as bench_main  # its own options, parsed there
+
+        return bench_main(argv[1:])
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
