@@ -368,8 +368,11 @@ std::vector<std::int64_t> output_padding_for_size(const std::vector<std::int64_t
                                                   const std::vector<std::int64_t>& weight_shape,
                                                   const LayerSpec& spec,
                                                   const std::vector<std::int64_t>& wanted) {
+  // Resolve with the largest output_padding every convention accepts (stride - 1): the
+  // smallest size may have no cell at all, which resolve_geometry would rightly refuse.
   LayerSpec base = spec;
-  base.output_padding = std::vector<std::int64_t>(static_cast<std::size_t>(spec.rank), 0);
+  base.output_padding = spec.stride;
+  for (auto& v : *base.output_padding) v -= 1;
   Geometry g = resolve_geometry(x_shape, weight_shape, base);
   std::vector<std::int64_t> want = wanted;
   // PyTorch accepts the full shape too and uses its trailing spatial part.
@@ -387,9 +390,11 @@ std::vector<std::int64_t> output_padding_for_size(const std::vector<std::int64_t
   std::vector<std::int64_t> lo(g.output), hi(g.output), op(want.size());
   bool ok = true;
   for (int d = 0; d < spec.rank; ++d) {
-    // Like PyTorch, the reachable sizes span one stride: [min, min + stride - 1].
-    hi[d] = lo[d] + g.stride[d] - 1;
-    op[d] = want[d] - lo[d];
+    // Like PyTorch, the reachable sizes span one stride: [min, min + stride - 1], of which
+    // only the positive ones exist.
+    const std::int64_t min_len = hi[d] - (g.stride[d] - 1);
+    lo[d] = std::max<std::int64_t>(min_len, 1);
+    op[d] = want[d] - min_len;
     if (want[d] < lo[d] || want[d] > hi[d]) ok = false;
   }
   if (!ok) {

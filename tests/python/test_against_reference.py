@@ -151,9 +151,6 @@ def test_reference_is_a_scatter_of_single_taps():
                                                        padding=((1, 0), (2, 1))), expected)
 
 
-@pytest.mark.xfail(strict=True, raises=tconv.ShapeError,
-                   reason="output_size is resolved through the geometry with output_padding 0, "
-                          "which is rejected when that geometry has no cell")
 def test_output_size_reachable_only_with_output_padding():
     # PyTorch: min size (2-1)*2 - 2*3 + 3*(2-1) + 1 = 0, so output_size 1 means
     # output_padding 1 < max(stride, dilation) = 3; nn.ConvTranspose2d accepts it.
