@@ -9,6 +9,8 @@ from ._api import conv_transpose, conv_transpose1d, conv_transpose2d, conv_trans
 from ._errors import BackendWarning, ShapeError
 from ._plan import ConvTranspose
 from ._runtime import available_isas, get_num_threads, set_max_isa, set_num_threads
+from ._doctor import Diagnosis, doctor
+from ._solve import Solution, Translation, mirror, solve, translate
 
 _core.set_shape_error(ShapeError)
 
@@ -19,6 +21,13 @@ from ._threadpoolctl import register as _register_threadpoolctl  # noqa: E402
 _register_threadpoolctl()
 
 __all__ = [
+    "Diagnosis",
+    "Solution",
+    "Translation",
+    "doctor",
+    "mirror",
+    "solve",
+    "translate",
     "BackendWarning",
     "ConvTranspose",
     "ShapeError",

@@ -1,0 +1,788 @@
+"""Find layers: solve (input -> target size), mirror (undo a forward convolution), translate.
+
+Everything here is a search. Candidate layers are enumerated in each framework's own parameter
+space; the compiled per-dimension rules (tconv._core, the same ones tconv.shapes uses) give each
+candidate's length and crop window cheaply, and every layer that is returned has been fed back
+through tconv.shapes, whose output shape it carries. No length formula is written here.
+
+Every candidate is described, per spatial dimension, by the scatter form of shape.hpp: kernel k,
+stride s, dilation d, the cells cropped at the start (pad_lo) and at the end (pad_hi), and the
+cells added at the end (output_padding). Two layers with the same k, s, d, pad_lo and output
+length compute the same numbers from the same weights; translate() relies on that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from . import _core, shapes
+from ._errors import BackendWarning, ShapeError
+
+__all__ = ["Solution", "Solutions", "mirror", "solve", "translate", "CONVENTIONS"]
+
+CONVENTIONS = ("torch", "keras", "onnx", "tf_nn", "jax")
+
+
+@dataclass(frozen=True)
+class _Dim:
+    """One spatial dimension of a candidate layer."""
+
+    kernel: int
+    stride: int
+    dilation: int
+    pad_lo: int  # scatter form: cells cropped at the start
+    pad_hi: int
+    output_padding: int
+    output: int
+    # the convention's own spelling: torch (padding, op); keras (mode, op or None);
+    # onnx (lo, hi, op); tf_nn (mode,); jax (mode, before, after)
+    native: tuple
+    key: tuple  # simplicity: smaller first
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A transposed-convolution layer in one framework's dialect.
+
+    Attributes
+    ----------
+    convention : str
+        "torch", "keras", "onnx", "tf_nn" or "jax".
+    params : dict
+        The layer's arguments in that framework's own names (ints when the same in every
+        dimension, else tuples).
+    input_size, output_size : tuple of int
+        Spatial sizes in and out.
+    output_shape : tuple
+        The full output shape as tconv.shapes reports it for a batch of None (with the channel
+        counts given, 1 where none were given).
+    crop : tuple of (pad_lo, pad_hi, output_padding)
+        Per dimension, the cells cropped at the start and at the end of the full result and the
+        cells added at the end: the exact window, identical for equivalent layers.
+    notes : tuple of str
+        Backend caveats (e.g. a backend that refuses to run the layer).
+    """
+
+    convention: str
+    params: dict
+    input_size: tuple
+    output_size: tuple
+    output_shape: tuple
+    crop: tuple
+    kernel_size: tuple
+    stride: tuple
+    dilation: tuple
+    in_channels: int | None = None
+    out_channels: int | None = None
+    notes: tuple = field(default=())
+
+    @property
+    def rank(self) -> int:
+        return len(self.input_size)
+
+    def code(self, in_channels: int | None = None, out_channels: int | None = None) -> str:
+        """The layer as code in the framework's syntax (channel counts as given, else names)."""
+        cin = in_channels if in_channels is not None else self.in_channels
+        cout = out_channels if out_channels is not None else self.out_channels
+        return _CODE[self.convention](self, "in_channels" if cin is None else str(cin),
+                                      "out_channels" if cout is None else str(cout))
+
+    def as_dict(self) -> dict:
+        return {
+            "convention": self.convention,
+            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()},
+            "code": self.code(),
+            "input_size": list(self.input_size),
+            "output_size": list(self.output_size),
+            "output_shape": list(self.output_shape),
+            "crop": [list(c) for c in self.crop],
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        size = "x".join(map(str, self.output_size))
+        return f"{self.code()}  ->  {size}"
+
+
+class Solutions(list):
+    """A list of Solution, simplest first; ``why`` explains an empty result."""
+
+    why: str = ""
+
+
+# ---- per-dimension enumeration ---------------------------------------------------------------
+
+def _stride_key(s: int, i: int, t: int) -> float:
+    return abs(s - t / i) if i else 0.0
+
+
+def _dims_torch(i: int, k: int, s: int, d: int, fixed: tuple | None = None) -> Iterable[_Dim]:
+    span = _core.effective_kernel(k, d) - 1
+    for p in ([fixed[0]] if fixed else range(span + 1)):
+        for op in range(max(s, d)):
+            out = _core.torch_length(i, k, s, d, p, op)
+            yield _Dim(k, s, d, p, p, op, out, (p, op), (op > 0, 0, p, op))
+
+
+def _dims_keras(i: int, k: int, s: int, d: int) -> Iterable[_Dim]:
+    for mode in ("same", "valid"):
+        for op in (None, *range(s)):
+            lo, hi, extra = _core.resolve_keras_padding(mode, k, s, d, op)
+            out = _core.keras_length(i, mode, k, s, d, op)
+            yield _Dim(k, s, d, lo, hi, extra, out, (mode, op),
+                       (op is not None, 0, mode != "same", op or 0))
+
+
+def _dims_onnx(i: int, k: int, s: int, d: int, fixed: tuple | None = None) -> Iterable[_Dim]:
+    span = _core.effective_kernel(k, d) - 1
+    for lo in ([fixed[0]] if fixed else range(span + 1)):
+        for hi in ([fixed[1]] if fixed else range(span + 1)):
+            for op in range(max(s, d)):
+                out, plo, phi, pop = _core.onnx_resolve(i, k, s, d, op, "NOTSET", lo, hi, None)
+                yield _Dim(k, s, d, plo, phi, pop, out, (lo, hi, op),
+                           (op > 0, lo != hi, lo + hi, op))
+
+
+def _dims_tf_nn(i: int, k: int, s: int, d: int, target: int | None) -> Iterable[_Dim]:
+    for mode in ("SAME", "VALID"):
+        lo_t, hi_t = _core.tf_transposed_range(i, k, s, d, mode)
+        wanted = [target] if target is not None else range(lo_t, hi_t + 1)
+        for t in wanted:
+            if not lo_t <= t <= hi_t:
+                continue
+            out, plo, phi, pop = _core.tf_transposed(i, t, k, s, d, mode)
+            yield _Dim(k, s, d, plo, phi, pop, out, (mode,), (0, 0, mode != "SAME", 0))
+
+
+def _dims_jax(i: int, k: int, s: int, d: int, fixed: tuple | None = None) -> Iterable[_Dim]:
+    span = _core.effective_kernel(k, d) - 1
+    for mode in ("SAME", "VALID"):
+        out, plo, phi, _, b, a = _core.jax_resolve(i, k, s, d, mode)
+        yield _Dim(k, s, d, plo, phi, 0, out, (mode, b, a), (0, 0, mode != "SAME", 0))
+    # explicit (before, after) pads of the stride-dilated input: before <= span keeps every
+    # input cell; after up to span + s - 1 adds up to s - 1 cells, like output_padding
+    # (a mirror of a forward padding wider than the kernel needs negative pads: widen)
+    low = -(fixed[0] + fixed[1] + 1) if fixed else 0
+    for b in range(low, span + 1):
+        for a in range(low, span + s):
+            out, plo, phi, padded, _, _ = _core.jax_resolve(i, k, s, d, "EXPLICIT", b, a)
+            if padded < 0 or out < 1:
+                continue
+            yield _Dim(k, s, d, plo, phi, 0, out, ("EXPLICIT", b, a),
+                       (1 + (a > span), b != a, abs(b - a), b + a))
+
+
+def _dims(convention: str, i: int, k: int, s: int, d: int, target: int | None,
+          fixed: tuple | None = None) -> Iterable[_Dim]:
+    """Candidates for one dimension; `fixed` = (lo, hi) pins torch/ONNX paddings."""
+    if convention == "torch":
+        return _dims_torch(i, k, s, d, fixed)
+    if convention == "keras":
+        return _dims_keras(i, k, s, d)
+    if convention == "onnx":
+        return _dims_onnx(i, k, s, d, fixed)
+    if convention == "tf_nn":
+        return _dims_tf_nn(i, k, s, d, target)
+    return _dims_jax(i, k, s, d, fixed)
+
+
+# ---- combining dimensions and verifying through tconv.shapes ---------------------------------
+
+def _compatible(convention: str, dims: Sequence[_Dim]) -> bool:
+    """Whether per-dimension choices can be spelled as one layer (shared padding strings)."""
+    if convention == "keras":
+        return (len({x.native[0] for x in dims}) == 1
+                and len({x.native[1] is None for x in dims}) == 1)
+    if convention == "tf_nn":
+        return len({x.native[0] for x in dims}) == 1
+    if convention == "jax":
+        modes = {x.native[0] for x in dims}
+        return len(modes) == 1
+    return True
+
+
+def _collapse(values: Sequence[Any]) -> Any:
+    return values[0] if len(set(values)) == 1 else tuple(values)
+
+
+def _params(convention: str, dims: Sequence[_Dim]) -> dict:
+    k = tuple(x.kernel for x in dims)
+    s = tuple(x.stride for x in dims)
+    d = tuple(x.dilation for x in dims)
+    if convention == "torch":
+        return {"kernel_size": _collapse(k), "stride": _collapse(s),
+                "padding": _collapse([x.native[0] for x in dims]),
+                "output_padding": _collapse([x.native[1] for x in dims]),
+                "dilation": _collapse(d)}
+    if convention == "keras":
+        ops = [x.native[1] for x in dims]
+        return {"kernel_size": _collapse(k), "strides": _collapse(s),
+                "padding": dims[0].native[0],
+                "output_padding": None if ops[0] is None else _collapse(ops),
+                "dilation_rate": _collapse(d)}
+    if convention == "onnx":
+        return {"kernel_shape": list(k), "strides": list(s),
+                "pads": [x.native[0] for x in dims] + [x.native[1] for x in dims],
+                "output_padding": [x.native[2] for x in dims], "dilations": list(d)}
+    if convention == "tf_nn":
+        return {"kernel_size": list(k), "strides": list(s), "padding": dims[0].native[0],
+                "output_shape": [x.output for x in dims], "dilations": list(d)}
+    mode = dims[0].native[0]
+    padding: Any = mode if mode != "EXPLICIT" else [(x.native[1], x.native[2]) for x in dims]
+    return {"kernel_size": list(k), "strides": list(s), "padding": padding,
+            "rhs_dilation": list(d)}
+
+
+def _shape_call(convention: str, dims: Sequence[_Dim], inp: Sequence[int], cin: int,
+                cout: int) -> tuple[tuple, tuple]:
+    """Run the candidate through tconv.shapes; (output shape, backend notes)."""
+    p = _params(convention, dims)
+    k = [x.kernel for x in dims]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BackendWarning)
+        if convention == "torch":
+            out = shapes.torch((None, cin, *inp), cin, cout, p["kernel_size"], p["stride"],
+                               p["padding"], p["output_padding"], 1, p["dilation"],
+                               dims=len(dims))
+        elif convention == "keras":
+            out = shapes.keras((None, *inp, cin), cout, p["kernel_size"], p["strides"],
+                               p["padding"], p["output_padding"], "channels_last",
+                               p["dilation_rate"], dims=len(dims))
+        elif convention == "onnx":
+            out = shapes.onnx((None, cin, *inp), (cin, cout, *k), strides=p["strides"],
+                              pads=p["pads"], dilations=p["dilations"],
+                              output_padding=p["output_padding"])
+        elif convention == "tf_nn":
+            out = shapes.tf_nn((None, *inp, cin), (*k, cout, cin),
+                               (None, *p["output_shape"], cout), p["strides"], p["padding"],
+                               dilations=p["dilations"])
+        else:
+            out = shapes.jax((None, *inp, cin), (*k, cin, cout), p["strides"], p["padding"],
+                             rhs_dilation=p["rhs_dilation"])
+    notes = tuple(dict.fromkeys(str(w.message) for w in caught
+                                if issubclass(w.category, BackendWarning)))
+    return tuple(out), notes
+
+
+def _spatial(convention: str, shape: tuple) -> tuple:
+    return tuple(shape[2:]) if convention in ("torch", "onnx") else tuple(shape[1:-1])
+
+
+def _make(convention: str, dims: Sequence[_Dim], inp: Sequence[int], cin: int | None,
+          cout: int | None, refusals: list[str] | None = None) -> Solution | None:
+    try:
+        out_shape, notes = _shape_call(convention, dims, inp, cin or 1, cout or 1)
+    except ShapeError as exc:
+        # a rule beyond the length (e.g. Keras: strides > 1 with dilation > 1)
+        if refusals is not None:
+            refusals.append(str(exc))
+        return None
+    expected = tuple(x.output for x in dims)
+    got = _spatial(convention, out_shape)
+    if got != expected:
+        raise AssertionError(f"internal: {convention} candidate {_params(convention, dims)} "
+                             f"gives {got} in tconv.shapes but {expected} in the search")
+    return Solution(convention, _params(convention, dims), tuple(inp), expected, out_shape,
+                    tuple((x.pad_lo, x.pad_hi, x.output_padding) for x in dims),
+                    tuple(x.kernel for x in dims), tuple(x.stride for x in dims),
+                    tuple(x.dilation for x in dims), cin, cout, notes)
+
+
+# ---- argument normalisation ---------------------------------------------------------------
+
+def _per_dim(value: Any, rank: int | None, name: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+    if isinstance(value, int):
+        return (value,) * (rank or 1)
+    try:
+        vals = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}") from None
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+    if rank is not None and len(vals) != rank:
+        raise ValueError(f"{name} has {len(vals)} values but the sizes have {rank} dimensions; "
+                         f"give one int or {rank} ints")
+    return vals
+
+
+def _rank_of(*values: Any) -> int:
+    for v in values:
+        if v is not None and not isinstance(v, int):
+            try:
+                return len(tuple(v))
+            except TypeError:
+                pass
+    return 1
+
+
+def _check_convention(convention: str) -> str:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got "
+                         f"{convention!r}")
+    return convention
+
+
+def _positive(values: Sequence[int], name: str, fix: str) -> None:
+    for v in values:
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}; {fix}")
+
+
+# ---- solve ------------------------------------------------------------------------------------
+
+def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride: Any = None,
+          dilation: Any = 1, convention: str = "torch", max_kernel: int = 8,
+          max_stride: int = 4, in_channels: int | None = None,
+          out_channels: int | None = None) -> Solutions:
+    """Every transposed-convolution layer that maps `input_size` to `target_size`.
+
+    Parameters
+    ----------
+    input_size, target_size : int or tuple of int
+        Spatial sizes (one int for every dimension, or one per dimension).
+    kernel_size, stride : int or tuple, optional
+        Fixed when given; otherwise searched over 1..max_kernel and 1..max_stride.
+    dilation : int or tuple
+        Fixed (default 1).
+    convention : {"torch", "keras", "onnx", "tf_nn", "jax"}
+    in_channels, out_channels : int, optional
+        Only used to write the layers' code and output shapes.
+
+    Returns
+    -------
+    Solutions
+        A list of :class:`Solution`, simplest first: no output_padding before output_padding,
+        string paddings before explicit numbers, stride closest to target/input, small kernels,
+        symmetric before asymmetric padding, less padding. Paddings range over
+        0..dilation*(kernel-1) per side (more would crop every contribution of an input
+        cell). When dimensions have the same sizes and bounds, the solutions use the same
+        parameters in every dimension. Empty when nothing reaches the target; ``.why`` then
+        says why.
+    """
+    convention = _check_convention(convention)
+    rank = _rank_of(input_size, target_size, kernel_size, stride, dilation)
+    inp = _per_dim(input_size, rank, "input_size")
+    tgt = _per_dim(target_size, rank, "target_size")
+    ks = _per_dim(kernel_size, rank, "kernel_size")
+    ss = _per_dim(stride, rank, "stride")
+    ds = _per_dim(dilation, rank, "dilation")
+    assert inp is not None and tgt is not None and ds is not None
+    _positive(inp, "input_size", "sizes are lengths of spatial axes")
+    _positive(tgt, "target_size", "sizes are lengths of spatial axes")
+    _positive(ds, "dilation", "use dilation=1 for an ordinary kernel")
+    for name, v in (("max_kernel", max_kernel), ("max_stride", max_stride)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    if ks:
+        _positive(ks, "kernel_size", "a kernel has at least one tap")
+    if ss:
+        _positive(ss, "stride", "stride is the upsampling factor, at least 1")
+
+    per_dim: list[list[_Dim]] = []
+    problems = {}
+    for j in range(rank):
+        key = (inp[j], tgt[j], ks[j] if ks else None, ss[j] if ss else None, ds[j])
+        if key not in problems:
+            problems[key] = _solve_dim(convention, *key, max_kernel, max_stride)
+        per_dim.append(problems[key])
+
+    result = Solutions()
+    refusals: list[str] = []
+    if all(per_dim):
+        if len(problems) == 1:
+            combos: Iterable[tuple[_Dim, ...]] = ((x,) * rank for x in per_dim[0])
+        else:
+            combos = sorted(itertools.product(*per_dim),
+                            key=lambda c: tuple(sum(col) for col in zip(*(x.key for x in c))))
+        for combo in combos:
+            if not _compatible(convention, combo):
+                continue
+            sol = _make(convention, combo, inp, in_channels, out_channels, refusals)
+            if sol is not None:
+                result.append(sol)
+    if not result:
+        result.why = _why(convention, inp, tgt, ks, ss, ds, max_kernel, max_stride, per_dim)
+        if refusals:
+            first = refusals[0].splitlines()[0]
+            result.why = (f"layers whose length arithmetic reaches {_tup(tgt)} exist, but "
+                          f"{convention} refuses all {len(refusals)} of them, e.g.: {first}")
+    return result
+
+
+def _solve_dim(convention: str, i: int, t: int, k: int | None, s: int | None, d: int,
+               max_kernel: int, max_stride: int) -> list[_Dim]:
+    found = []
+    for kk in ([k] if k else range(1, max_kernel + 1)):
+        for st in ([s] if s else range(1, max_stride + 1)):
+            for x in _dims(convention, i, kk, st, d, t):
+                if x.output == t:
+                    found.append(x)
+    # simplest first: no output_padding, no holes, then plain/symmetric padding, then the stride closest
+    # to target/input, then the smallest kernel, then the enumerator's own order
+    # (a dilated kernel shorter than the stride leaves output cells that no input reaches)
+    found = [dataclasses.replace(x, key=(x.key[0], _core.effective_kernel(x.kernel, x.dilation)
+                                         < x.stride, x.key[1], _stride_key(x.stride, i, t),
+                                         x.kernel) + x.key[2:]) for x in found]
+    found.sort(key=lambda x: x.key)
+    return found
+
+
+def _reach(convention: str, i: int, k: int, s: int, d: int) -> list[int]:
+    return sorted({x.output for x in _dims(convention, i, k, s, d, None) if x.output >= 1})
+
+
+def _why(convention: str, inp: tuple, tgt: tuple, ks: tuple | None, ss: tuple | None,
+         ds: tuple, max_kernel: int, max_stride: int, per_dim: list[list[_Dim]]) -> str:
+    lines = []
+    for j, cands in enumerate(per_dim):
+        if cands:
+            continue
+        i, t, d = inp[j], tgt[j], ds[j]
+        kr = [ks[j]] if ks else list(range(1, max_kernel + 1))
+        sr = [ss[j]] if ss else list(range(1, max_stride + 1))
+        reach: set[int] = set()
+        for kk in kr:
+            for st in sr:
+                reach.update(_reach(convention, i, kk, st, d))
+        fixed = ", ".join(f"{n}={v}" for n, v in (("kernel_size", ks[j] if ks else None),
+                                                  ("stride", ss[j] if ss else None),
+                                                  ("dilation", d)) if v is not None)
+        span = (f"sizes {min(reach)}..{max(reach)}" if reach else "no size")
+        gaps = sorted(set(range(min(reach), max(reach) + 1)) - reach) if reach else []
+        lines.append(
+            f"dimension {j}: {convention} layers with {fixed} (kernel 1..{max(kr)}, stride "
+            f"1..{max(sr)}) turn {i} into {span}" + (f" except {gaps}" if gaps else "")
+            + f", not {t}.")
+        if reach and t > max(reach):
+            lines.append(f"  To reach {t}: allow a larger stride or kernel (max_stride, "
+                         f"max_kernel), or fix fewer parameters.")
+        elif reach and t < min(reach):
+            lines.append(f"  {t} is smaller than anything a transposed convolution of {i} "
+                         f"cells gives here: use a smaller stride, or crop the result.")
+        else:
+            lines.append("  Free the kernel or stride, or crop/pad the result by the "
+                         "difference.")
+    if not lines:
+        lines.append("each dimension has solutions, but none share the padding string that "
+                     f"{convention} applies to all dimensions at once; solve the dimensions "
+                     "separately and use explicit paddings")
+    return "\n".join(lines)
+
+
+# ---- mirror -----------------------------------------------------------------------------------
+
+def mirror(input_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0,
+           dilation: Any = 1, *, convention: str = "torch", in_channels: int | None = None,
+           out_channels: int | None = None) -> Solution:
+    """The transposed layer that maps a forward convolution's output back to `input_size`.
+
+    The forward convolution is the convention's own (Conv2d, Conv2D, ONNX Conv, tf.nn.conv2d,
+    lax.conv_general_dilated) with these arguments, applied to `input_size`. The mirror keeps
+    kernel, stride, dilation and padding — so it is the forward convolution's adjoint, the
+    layer every decoder uses — and picks the output_padding (or, for tf.nn, output_shape; for
+    JAX, explicit pads) that restores the size exactly.
+
+    padding: torch an int or one int per dim; keras "same"/"valid"; onnx an int, one int per
+    dim or the ONNX pads list [begins..., ends...]; tf_nn "SAME"/"VALID"; jax "SAME"/"VALID" or
+    (lo, hi) pairs.
+    """
+    convention = _check_convention(convention)
+    rank = _rank_of(input_size, kernel_size, stride, dilation,
+                    padding if convention in ("torch",) else None)
+    inp = _per_dim(input_size, rank, "input_size")
+    ks = _per_dim(kernel_size, rank, "kernel_size")
+    ss = _per_dim(stride, rank, "stride")
+    ds = _per_dim(dilation, rank, "dilation")
+    assert inp and ks and ss and ds
+    _positive(inp, "input_size", "sizes are lengths of spatial axes")
+    _positive(ks, "kernel_size", "a kernel has at least one tap")
+    _positive(ss, "stride", "stride must be at least 1")
+    _positive(ds, "dilation", "use dilation=1 for an ordinary kernel")
+    pads = _forward_pads(convention, padding, rank)
+    dims, ms = [], []
+    for j in range(rank):
+        i, k, s, d = inp[j], ks[j], ss[j], ds[j]
+        mode, lo, hi = pads[j]
+        if mode in ("same", "SAME", "valid", "VALID"):
+            m, flo, fhi = _core.tf_conv(i, k, s, d, mode.upper())
+        else:
+            m = _core.conv_length(i, k, s, d, lo, hi)
+            flo, fhi = lo, hi
+        if m < 1:
+            raise ShapeError(
+                f"the forward convolution has no output in dimension {j}: an input of {i} "
+                f"with kernel {k} (dilation {d}, span {_core.effective_kernel(k, d)}) and "
+                f"padding ({flo}, {fhi}) leaves no room for the kernel; use a smaller kernel "
+                f"or more padding")
+        matches = sorted((x for x in _dims(convention, m, k, s, d, i,
+                                           (lo, hi) if mode == "EXPLICIT" else None)
+                          if x.output == i and _mirror_native_ok(convention, x, mode, lo, hi,
+                                                                 flo)),
+                         key=lambda x: x.key)
+        if not matches:
+            raise ShapeError(
+                f"no {convention} transposed layer with kernel {k}, stride {s}, dilation {d} "
+                f"and this padding maps {m} back to {i} in dimension {j}; " + _mirror_fix(
+                    convention))
+        dims.append(matches)
+        ms.append(m)
+    # one padding spelling for all dimensions: the simplest shared one
+    for spelling in [None, *sorted({x.native[0] for c in dims for x in c if
+                                    isinstance(x.native[0], str)})]:
+        pick = [next((x for x in c if spelling is None or x.native[0] == spelling), None)
+                for c in dims]
+        if all(pick) and _compatible(convention, pick):
+            break
+    else:
+        raise ShapeError(f"the dimensions need different {convention} padding modes; "
+                         f"{_mirror_fix(convention)}")
+    dims = pick
+    sol = _make(convention, dims, ms, in_channels, out_channels)
+    if sol is None:
+        raise ShapeError(f"the mirror layer is rejected by {convention}'s own rules (see "
+                         f"tconv.shapes.{convention}); {_mirror_fix(convention)}")
+    return sol
+
+
+def _mirror_native_ok(convention: str, x: _Dim, mode: str, lo: int, hi: int, flo: int) -> bool:
+    if convention == "torch":
+        return x.native[0] == lo
+    if convention == "keras":
+        return x.native[0] == mode
+    if convention == "onnx":
+        return (x.native[0], x.native[1]) == (lo, hi)
+    if convention == "tf_nn":
+        return x.native[0] == mode
+    # JAX: the adjoint crops what the forward convolution padded at the start
+    return x.pad_lo == flo
+
+
+def _mirror_fix(convention: str) -> str:
+    return (f"check the forward layer with tconv.shapes, or use tconv.solve(<conv output>, "
+            f"<input size>, convention={convention!r}) for other layers")
+
+
+def _forward_pads(convention: str, padding: Any, rank: int) -> list[tuple[str, int, int]]:
+    if isinstance(padding, str):
+        allowed = {"keras": ("same", "valid"), "tf_nn": ("SAME", "VALID"),
+                   "jax": ("SAME", "VALID")}.get(convention, ())
+        if padding not in allowed:
+            raise ValueError(
+                f"padding={padding!r} is not a {convention} forward padding; use "
+                + (" or ".join(map(repr, allowed)) if allowed else "numbers (cells per side)"))
+        return [(padding, 0, 0)] * rank
+    if convention in ("keras", "tf_nn"):
+        raise ValueError(f"{convention} forward convolutions take padding "
+                         f"{'same/valid' if convention == 'keras' else 'SAME/VALID'}, got "
+                         f"{padding!r}")
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        vals = [(padding, padding)] * rank
+    else:
+        seq = list(padding)
+        if convention == "onnx" and len(seq) == 2 * rank and all(isinstance(v, int) for v in seq):
+            vals = list(zip(seq[:rank], seq[rank:]))
+        elif all(isinstance(v, int) for v in seq) and convention in ("torch", "onnx"):
+            if len(seq) != rank:
+                raise ValueError(f"padding has {len(seq)} values for {rank} dimensions")
+            vals = [(v, v) for v in seq]
+        else:
+            if len(seq) != rank or not all(len(tuple(v)) == 2 for v in seq):
+                raise ValueError(f"padding must be {rank} (lo, hi) pairs, got {padding!r}")
+            if convention == "torch":
+                raise ValueError("PyTorch's Conv padding is one int per dimension (symmetric); "
+                                 "use convention='onnx' or 'jax' for (lo, hi) pairs")
+            vals = [tuple(v) for v in seq]
+    for lo, hi in vals:
+        if lo < 0 or hi < 0:
+            raise ValueError(f"padding must be >= 0, got {padding!r}")
+    return [("EXPLICIT", lo, hi) for lo, hi in vals]
+
+
+# ---- translate ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Translation:
+    """The equivalent of a layer in another framework, or why there is none."""
+
+    convention: str
+    solution: Solution | None
+    reason: str = ""
+    recipe: str = ""
+
+    @property
+    def exact(self) -> bool:
+        return self.solution is not None
+
+    def __str__(self) -> str:
+        if self.solution is not None:
+            return f"{self.convention}: {self.solution.code()}"
+        return f"{self.convention}: no equivalent layer. {self.reason}\n  instead: {self.recipe}"
+
+    def as_dict(self) -> dict:
+        return {"convention": self.convention,
+                "solution": self.solution.as_dict() if self.solution else None,
+                "reason": self.reason, "recipe": self.recipe}
+
+
+def translate(source: Solution) -> dict[str, Translation]:
+    """The same layer in every convention: same kernel, stride, dilation and crop window.
+
+    `source` is a :class:`Solution` (from solve or mirror). Returns one :class:`Translation`
+    per convention; where none exists, ``reason`` says why and ``recipe`` what to do instead.
+    Equivalent layers compute the same numbers from the same weights (in each framework's
+    weight layout): they crop the same cells at the start and give the same length.
+    """
+    if not isinstance(source, Solution):
+        raise TypeError(f"translate() takes a tconv.Solution (from tconv.solve or tconv.mirror), "
+                        f"got {type(source).__name__}")
+    return {conv: _translate_to(source, conv) for conv in CONVENTIONS}
+
+
+def _translate_to(src: Solution, conv: str) -> Translation:
+    if conv == src.convention:
+        return Translation(conv, src)
+    dims = []
+    for j in range(src.rank):
+        lo, hi, op = src.crop[j]
+        i, t = src.input_size[j], src.output_size[j]
+        match = None
+        for x in _dims(conv, i, src.kernel_size[j], src.stride[j], src.dilation[j], t):
+            if x.output == t and x.pad_lo == lo and (match is None or x.key < match.key):
+                match = x
+        if match is None:
+            return Translation(conv, None, *_no_translation(conv, src, j))
+        dims.append(match)
+    if not _compatible(conv, dims):
+        return Translation(conv, None, f"{conv} applies one padding string to every dimension, "
+                           "and the dimensions of this layer need different ones",
+                           "use explicit paddings (ONNX pads or JAX pairs) instead")
+    sol = _make(conv, dims, src.input_size, src.in_channels, src.out_channels)
+    if sol is None:
+        return Translation(conv, None, f"{conv} refuses this configuration (see "
+                           f"tconv.shapes.{conv})", "use ONNX pads or tconv.conv_transpose")
+    return Translation(conv, sol)
+
+
+def _no_translation(conv: str, src: Solution, j: int) -> tuple[str, str]:
+    lo, hi, op = src.crop[j]
+    k, s, d = src.kernel_size[j], src.stride[j], src.dilation[j]
+    window = (f"dimension {j} crops {lo} cell(s) at the start and {hi} at the end of the full "
+              f"result and adds {op} at the end")
+    if conv == "torch":
+        reason = (f"{window}; PyTorch's ConvTranspose crops the same number (padding) from "
+                  f"both ends and can only add cells at the end (output_padding < "
+                  f"max(stride, dilation) = {max(s, d)})")
+        if lo <= hi:
+            recipe = (f"use padding={lo} (output_padding=0) and then crop {hi - lo} more "
+                      f"cell(s) at the end of dimension {j} (y[..., :-{hi - lo}] on that axis)"
+                      if hi > lo else f"use padding={lo} and pad the end")
+            if hi - lo - op < 0:
+                recipe = (f"use padding={lo} and pad the end of dimension {j} with "
+                          f"{op - (hi - lo)} cell(s) of the bias")
+            elif op:
+                recipe = (f"use padding={lo} (output_padding=0) and crop {hi - lo - op} "
+                          f"cell(s) at the end of dimension {j}")
+        else:
+            recipe = (f"use padding={hi} and then crop {lo - hi} cell(s) at the start of "
+                      f"dimension {j} (y[..., {lo - hi}:] on that axis)"
+                      + (f", keeping output_padding={op}" if op else ""))
+        return reason, recipe + "; or express it exactly as ONNX pads " \
+            f"[{lo}, {hi - op}] (begin, end) with output_padding=0"
+    if conv == "keras":
+        reason = (f"{window}; Keras only crops as padding='same' or 'valid' dictate for "
+                  f"kernel {k}, stride {s}")
+        recipe = (f"use padding='valid', output_padding=0 (no crop) followed by Cropping"
+                  f"{src.rank}D with ({lo}, {hi}) in dimension {j}")
+        if op > hi:
+            recipe += f" and ZeroPadding for the {op - hi} extra cell(s) (they hold the bias)"
+        return reason, recipe
+    if conv == "tf_nn":
+        return (f"{window}; tf.nn.conv_transpose derives the crop from output_shape and "
+                f"'SAME'/'VALID', which put it elsewhere"), (
+            f"use padding='VALID' with the full output length and slice [{lo}:{lo} + "
+            f"{src.output_size[j]}] in dimension {j}")
+    return (f"{window}; not expressible with {conv}'s padding"), (
+        f"use explicit pads: ONNX pads [{lo}, {hi}] or JAX pairs")
+
+
+# ---- code in each framework's syntax -----------------------------------------------------------
+
+def _lst(v: Sequence[Any]) -> str:
+    return "[" + ", ".join(map(str, v)) + "]"
+
+
+def _tup(v: Sequence[Any]) -> str:
+    return "(" + ", ".join(map(str, v)) + ("," if len(v) == 1 else "") + ")"
+
+
+def _code_torch(s: Solution, cin: str, cout: str) -> str:
+    p = s.params
+    args = [cin, cout, f"kernel_size={p['kernel_size']}"]
+    for name, default in (("stride", 1), ("padding", 0), ("output_padding", 0),
+                          ("dilation", 1)):
+        if p[name] != default:
+            args.append(f"{name}={p[name]}")
+    return f"nn.ConvTranspose{s.rank}d({', '.join(args)})"
+
+
+def _code_keras(s: Solution, cin: str, cout: str) -> str:
+    p = s.params
+    args = [cout, str(p["kernel_size"])]
+    if p["strides"] != 1:
+        args.append(f"strides={p['strides']}")
+    args.append(f"padding={p['padding']!r}")
+    if p["output_padding"] is not None:
+        args.append(f"output_padding={p['output_padding']}")
+    if p["dilation_rate"] != 1:
+        args.append(f"dilation_rate={p['dilation_rate']}")
+    return f"layers.Conv{s.rank}DTranspose({', '.join(args)})"
+
+
+def _code_onnx(s: Solution, cin: str, cout: str) -> str:
+    p = s.params
+    args = [f"kernel_shape={_lst(p['kernel_shape'])}", f"strides={_lst(p['strides'])}"]
+    if any(p["pads"]):
+        args.append(f"pads={_lst(p['pads'])}")
+    if any(p["output_padding"]):
+        args.append(f"output_padding={_lst(p['output_padding'])}")
+    if any(v != 1 for v in p["dilations"]):
+        args.append(f"dilations={_lst(p['dilations'])}")
+    w = _tup([cin, cout, *p["kernel_shape"]])
+    return (f"helper.make_node('ConvTranspose', ['X', 'W'], ['Y'], {', '.join(args)})"
+            f"  # W: {w}")
+
+
+def _code_tf_nn(s: Solution, cin: str, cout: str) -> str:
+    p = s.params
+    shape = _lst(["tf.shape(x)[0]", *p["output_shape"], cout])
+    strides = p["strides"][0] if len(set(p["strides"])) == 1 else _lst(p["strides"])
+    args = ["x", "filters", f"output_shape={shape}", f"strides={strides}",
+            f"padding={p['padding']!r}"]
+    if any(v != 1 for v in p["dilations"]):
+        args.append(f"dilations={_lst(p['dilations'])}")
+    f = _tup([*p["kernel_size"], cout, cin])
+    return f"tf.nn.conv{s.rank}d_transpose({', '.join(args)})  # filters: {f}"
+
+
+def _code_jax(s: Solution, cin: str, cout: str) -> str:
+    p = s.params
+    pad = p["padding"]
+    pad_s = repr(pad) if isinstance(pad, str) else _tup([_tup(t) for t in pad])
+    args = ["x", "w", f"strides={_tup(p['strides'])}", f"padding={pad_s}"]
+    if any(v != 1 for v in p["rhs_dilation"]):
+        args.append(f"rhs_dilation={_tup(p['rhs_dilation'])}")
+    w = _tup([*p["kernel_size"], cin, cout])
+    return f"lax.conv_transpose({', '.join(args)})  # x: channels-last, w: {w}"
+
+
+_CODE = {"torch": _code_torch, "keras": _code_keras, "onnx": _code_onnx, "tf_nn": _code_tf_nn,
+         "jax": _code_jax}
