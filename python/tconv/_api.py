@@ -92,18 +92,16 @@ def _operands(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, np.ndarray, n
     xa, x_adopts = _convert(x, "x")
     wa, w_adopts = _convert(weight, "weight")
     ba, b_adopts = (None, True) if bias is None else _convert(bias, "bias")
-    if not x_adopts and not w_adopts and xa.dtype.type != wa.dtype.type:
-        raise TypeError(
-            f"x is {xa.dtype} but weight is {wa.dtype}; tconv does not mix precisions. Convert "
-            f"one of them, e.g. weight.astype(x.dtype) (or x.astype(weight.dtype))"
-        )
-    typed = [a for a, adopts in ((xa, x_adopts), (wa, w_adopts)) if not adopts]
-    dtype = typed[0].dtype.newbyteorder("=") if typed else np.dtype(np.float64)
-    if ba is not None and not b_adopts and ba.dtype.type != dtype.type:
-        raise TypeError(
-            f"bias is {ba.dtype} but x and weight are {dtype}; convert it, e.g. "
-            f"bias.astype({'x' if not x_adopts else 'weight'}.dtype)"
-        )
+    typed = [(name, a) for name, a, adopts in (("x", xa, x_adopts), ("weight", wa, w_adopts),
+                                               ("bias", ba, b_adopts)) if not adopts]
+    for name, a in typed[1:]:
+        first, fa = typed[0]
+        if a.dtype.type != fa.dtype.type:
+            raise TypeError(
+                f"{first} is {fa.dtype} but {name} is {a.dtype}; tconv does not mix "
+                f"precisions. Convert one of them, e.g. {name}.astype({first}.dtype)"
+            )
+    dtype = typed[0][1].dtype.newbyteorder("=") if typed else np.dtype(np.float64)
 
     def native(a: np.ndarray) -> np.ndarray:
         # Same values, native byte order: a copy only for byte-swapped or converted inputs.

@@ -190,3 +190,9 @@ def test_out_of_non_native_byte_order():
     out = np.empty((1, 3, 4, 4), ">f4")
     with raises(ValueError, "out has dtype >f4", "non-native byte order"):
         tconv.conv_transpose(X, W, out=out)
+
+
+def test_lists_adopt_the_dtype_of_an_array_bias():
+    y = tconv.conv_transpose(X.tolist(), W.tolist(), np.zeros(3, f32))
+    assert y.dtype == f32
+    np.testing.assert_array_equal(y, tconv.conv_transpose(X, W, np.zeros(3, f32)))
