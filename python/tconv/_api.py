@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_DTYPE_FIX = {"x": "x.astype(np.float32)", "weight": "weight.astype(x.dtype)",
+_DTYPE_FIX = {"x": "x.astype(np.float32)", "weight": "weight.astype(np.float32) (or x.dtype)",
               "bias": "bias.astype(x.dtype)"}
 
 
@@ -87,9 +87,13 @@ def _convert(value: Any, name: str) -> tuple[np.ndarray, bool]:
     )
 
 
-def _operands(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """x, weight and bias as native-byte-order arrays of one float dtype (the dtype rules)."""
-    xa, x_adopts = _convert(x, "x")
+def _operands(x: Any, weight: Any, bias: Any, *, has_x: bool = True
+              ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """x, weight and bias as native-byte-order arrays of one float dtype (the dtype rules).
+
+    has_x=False leaves x out (a plan knows its weights before any input).
+    """
+    xa, x_adopts = _convert(x, "x") if has_x else (None, True)
     wa, w_adopts = _convert(weight, "weight")
     ba, b_adopts = (None, True) if bias is None else _convert(bias, "bias")
     typed = [(name, a) for name, a, adopts in (("x", xa, x_adopts), ("weight", wa, w_adopts),
@@ -107,7 +111,7 @@ def _operands(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, np.ndarray, n
         # Same values, native byte order: a copy only for byte-swapped or converted inputs.
         return a if a.dtype == dtype else a.astype(dtype)
 
-    return native(xa), native(wa), None if ba is None else native(ba)
+    return (None if xa is None else native(xa)), native(wa), (None if ba is None else native(ba))
 
 
 def _aligned(a: np.ndarray) -> np.ndarray:
@@ -194,6 +198,14 @@ def _check_memory(shape: tuple, dtype: np.dtype, batched: bool, channels_last: b
     )
 
 
+class _Shape:
+    """Just the .shape and .ndim of an array, for messages about shapes."""
+
+    def __init__(self, shape: tuple) -> None:
+        self.shape = tuple(shape)
+        self.ndim = len(self.shape)
+
+
 def _square_factors(n: int, k: int) -> list[int]:
     """k factors with product n, as close to each other as divisibility allows, ascending."""
     factors = []
@@ -210,7 +222,10 @@ def _square_factors(n: int, k: int) -> list[int]:
     return sorted(factors)
 
 
-def _rank_error(x: np.ndarray, weight: np.ndarray, rank: int, channels_last: bool) -> ShapeError:
+def _rank_error(x: Any, weight: Any, rank: int, channels_last: bool) -> ShapeError:
+    """The rank error for x (an array or just its shape) against weight (array or shape)."""
+    x = _Shape(tuple(np.shape(x)) if not isinstance(x, tuple) else x)
+    weight = _Shape(tuple(np.shape(weight)) if not isinstance(weight, tuple) else weight)
     layout = "(N, *spatial, C_in)" if channels_last else "(N, C_in, *spatial)"
     unbatched = "(*spatial, C_in)" if channels_last else "(C_in, *spatial)"
     msg = (
@@ -266,10 +281,14 @@ def conv_transpose(
 
     Parameters
     ----------
-    x : ndarray
+    x : ndarray or nested list
         ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)`` with
         ``data_format="channels_first"``; ``(N, *spatial, C_in)`` or ``(*spatial, C_in)`` with
-        ``"channels_last"``.
+        ``"channels_last"``. ndarrays (and array-likes with a dtype, such as CPU tensors) must
+        be float32 or float64, all of one precision, and are never converted (except to
+        native byte order). Python lists and tuples are read with ``np.asarray`` and adopt
+        the dtype of the ndarray operands (float64 if there is none). Any strides, order or
+        alignment are accepted; read-only arrays are fine.
     weight : ndarray
         ``(C_in, C_out/groups, *kernel)`` (PyTorch/ONNX layout) for channels_first,
         ``(*kernel, C_out/groups, C_in)`` (Keras layout) for channels_last. Its rank minus 2 is
@@ -289,8 +308,9 @@ def conv_transpose(
         the output_padding is chosen to reach them.
     data_format : {"channels_first", "channels_last"}
     out : ndarray, optional
-        C-contiguous array of the exact result shape and dtype, sharing no memory with the
-        inputs, to write the result into.
+        Writeable, aligned, C-contiguous array of the exact result shape and dtype, sharing no
+        memory with the inputs, to write the result into. Anything else is refused, and `out`
+        is left untouched when the call fails.
 
     Returns
     -------
@@ -300,9 +320,22 @@ def conv_transpose(
     Raises
     ------
     ShapeError
-        For an impossible configuration; the message says how to fix it.
+        (a ValueError) For a layer that cannot work: ranks, channels, groups, bias length,
+        sizes below 1, padding that empties the output, output_padding or output_size out of
+        reach. The message says what was expected, what was received and how to fix it.
     TypeError
-        For dtypes other than float32/float64 or mixed dtypes.
+        For dtypes other than float32/float64, mixed precisions, masked arrays, and
+        non-integers where sizes are expected.
+    ValueError
+        For an unusable `out`, unknown padding or data_format strings.
+    OverflowError
+        For sizes that do not fit in 64 bits, before anything is allocated.
+    MemoryError
+        When the result cannot fit in this machine's memory, before anything is allocated.
+    KeyboardInterrupt
+        Ctrl-C stops a long batched call between chunks of the batch; a single image finishes
+        first. The GIL is released while computing: calls from several threads run in
+        parallel and give the serial results.
     """
     channels_last = parse_data_format(data_format)
     x_in, w_in, b_in = x, weight, bias

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._api import _aligned, _check_memory, _check_out, _operands, _rank_error
+from ._api import _aligned, _check_memory, _check_out, _convert, _operands, _rank_error
 from ._args import as_int, int_list, parse_data_format, parse_padding, per_dim
 from ._errors import ShapeError
 
@@ -39,8 +39,8 @@ class ConvTranspose:
                  data_format: str = "channels_first") -> None:
         self._channels_last = parse_data_format(data_format)
         self.data_format = data_format
-        # The dtype rules of the functional API, with weight standing in for x.
-        _, w, b = _operands(weight, weight, bias)
+        # The dtype rules of the functional API (x is not known yet).
+        _, w, b = _operands(None, weight, bias, has_x=False)
         cl = self._channels_last
         if w.ndim < 3:
             layout = "(*kernel, C_out/groups, C_in)" if cl else "(C_in, C_out/groups, *kernel)"
@@ -97,8 +97,7 @@ class ConvTranspose:
         elif len(x_shape) == rank + 2:
             batched, xb = True, tuple(x_shape)
         else:
-            raise _rank_error(np.empty(x_shape, dtype=self.dtype), self.weight, rank,
-                              self._channels_last)
+            raise _rank_error(tuple(x_shape), self.weight.shape, rank, self._channels_last)
         op = self._op
         if output_size is not None:
             if self._output_padding_given:
@@ -125,12 +124,14 @@ class ConvTranspose:
     def __call__(self, x: Any, out: np.ndarray | None = None, output_size: Any = None) -> np.ndarray:
         """Run the layer on `x` (batched or not); `out` as in :func:`tconv.conv_transpose`."""
         x_in = x
-        x, _, _ = _operands(x, self.weight, None)
-        if x.dtype != self.dtype:
+        x, adopts = _convert(x, "x")
+        if not adopts and x.dtype.type != self.dtype.type:
             raise TypeError(
                 f"x is {x.dtype} but this plan's weights are {self.dtype}; convert it, e.g. "
                 f"x.astype(np.{self.dtype.name}), or make a plan with weight.astype(x.dtype)"
             )
+        if x.dtype != self.dtype:  # a list, or another byte order: same values
+            x = x.astype(self.dtype)
         geometry, batched = self._resolve(x.shape, output_size)
         y_shape = tuple(geometry.output_shape())
         result_shape = y_shape if batched else y_shape[1:]

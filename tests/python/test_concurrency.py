@@ -88,6 +88,37 @@ def test_threads_writing_into_their_own_out():
         np.testing.assert_array_equal(o, expected)
 
 
+def test_many_threads_share_one_plan():
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(f32)
+    b = rng.standard_normal(3).astype(f32)
+    plan = tconv.ConvTranspose(w, b, stride=2, padding=1)  # packs lazily on first use
+    inputs = [rng.standard_normal((int(rng.integers(1, 4)), 4, 9, 7)).astype(f32)
+              for _ in range(12)]
+    serial = [tconv.conv_transpose(x, w, b, stride=2, padding=1) for x in inputs]
+    results, errors = [], []
+    start = threading.Barrier(6)
+
+    def worker(tid):
+        try:
+            start.wait()
+            for rep in range(4):
+                for i in range(tid % 3, len(inputs), 3):
+                    results.append((i, plan(inputs[i])))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    assert len(results) == 6 * 4 * 4
+    for i, y in results:
+        np.testing.assert_array_equal(y, serial[i])
+
+
 def test_the_gil_is_released_during_the_core_call():
     x, w, took = long_call(0.3)
     if took < 0.05:
@@ -161,8 +192,12 @@ def test_forked_child_computes():
         tconv.set_num_threads(2)
         expected = tconv.conv_transpose(x, w, stride=2)   # the parent has used its threads
 
+        plan = tconv.ConvTranspose(w, stride=2)
+        assert np.array_equal(plan(x), expected)   # the plan has packed its weights
+
         def child():
             ok = np.array_equal(tconv.conv_transpose(x, w, stride=2), expected)
+            ok = ok and np.array_equal(plan(x), expected)
             os._exit(0 if ok else 3)
 
         # 1. fork from an idle parent
