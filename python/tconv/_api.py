@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_DTYPE_FIX = {"x": "x.astype(np.float32)", "weight": "weight.astype(np.float32) (or x.dtype)",
+_DTYPE_FIX = {"x": "x.astype(np.float32)", "weight": "weight.astype(x.dtype) (or np.float32)",
               "bias": "bias.astype(x.dtype)"}
 
 

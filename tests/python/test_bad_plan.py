@@ -19,7 +19,7 @@ Plan = tconv.ConvTranspose
 @pytest.mark.parametrize("weight,exc,words", [
     (np.array(1.0, f32), ShapeError, ["weight must have rank >= 3", "got shape ()"]),
     (np.ones((3, 2), f32), ShapeError, ["weight must have rank >= 3", "(3, 2)"]),
-    (W.astype(np.int64), TypeError, ["weight has dtype int64", "weight.astype(np.float32)"]),
+    (W.astype(np.int64), TypeError, ["weight has dtype int64", "np.float32"]),
     (W.astype(np.float16), TypeError, ["weight has dtype float16"]),
     (W.astype(bool), TypeError, ["weight has dtype bool"]),
     (np.ones((3, 2, 0, 3), f32), ShapeError, ["kernel size must be at least 1", "got 0"]),
