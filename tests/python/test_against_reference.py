@@ -122,9 +122,20 @@ FIXED = [
 ]
 
 
+ISAS = tconv.available_isas()
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Runs a test once per instruction set this CPU has, then lifts the cap again."""
+    tconv.set_max_isa(request.param)
+    yield request.param
+    tconv.set_max_isa(ISAS[0])
+
+
 @pytest.mark.parametrize("case", FIXED, ids=lambda c: str(c["x"]) + str(c["w"]))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fixed_cases(case, dtype):
+def test_fixed_cases(case, dtype, isa):
     rng = np.random.default_rng(7)
     kw = {k: v for k, v in case.items() if k not in ("x", "w")}
     x = rng.standard_normal(case["x"]).astype(dtype)
