@@ -37,7 +37,10 @@ def call_args(cfg: dict, x: np.ndarray, w: np.ndarray, data_format: str) -> dict
     args["data_format"] = data_format
     if cfg["args"].get("output_size_from_op"):
         xb = x if x.ndim == w.ndim else x[np.newaxis]
-        y = reference.conv_transpose(xb[:0], w, **args)
+        try:
+            y = reference.conv_transpose(xb[:0], w, **args)
+        except tconv.ShapeError:
+            return args  # no such output: the test checks that both refuse it
         spatial = y.shape[1:-1] if data_format == "channels_last" else y.shape[2:]
         args["output_padding"] = None
         args["output_size"] = tuple(spatial)
