@@ -222,6 +222,33 @@ def _bar(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
+def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors (exit status 2 with the usage line) for values argparse lets through."""
+    import math
+
+    try:
+        threads = [int(v) for v in args.threads.split(",")]
+    except ValueError:
+        ap.error(f"argument --threads: expected comma-separated integers such as 1,2, got "
+                 f"{args.threads!r}")
+    if not threads or any(not 1 <= t <= 1024 for t in threads):
+        ap.error(f"argument --threads: each thread count must be in [1, 1024], got "
+                 f"{args.threads!r}")
+    if not 1 <= args.repeats <= 10**6:
+        ap.error(f"argument --repeats: must be in [1, 1000000], got {args.repeats}")
+    if not (math.isfinite(args.budget) and 0 < args.budget <= 3600):
+        ap.error(f"argument --budget: seconds per measurement must be in (0, 3600], got "
+                 f"{args.budget}")
+    if args.peak is not None and not (math.isfinite(args.peak) and args.peak > 0):
+        ap.error(f"argument --peak: GFLOP/s must be a positive number, got {args.peak}")
+    if args.layers:
+        known = [layer["name"] for layer in json.loads(SUITE.read_text())["layers"]]
+        unknown = [n for n in args.layers.split(",") if n not in known]
+        if unknown:
+            ap.error(f"argument --layers: unknown layer(s) {', '.join(unknown)}; the suite has "
+                     f"{', '.join(known)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tconv bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated (1,2)")
@@ -238,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--png", default="bench_results.png")
     ap.add_argument("--_worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    _check_args(ap, args)
     names = args.layers.split(",") if args.layers else None
     if args.quick:
         names = [l["name"] for l in json.loads(SUITE.read_text())["layers"] if l["quick"]]
