@@ -281,3 +281,27 @@ def test_ctrl_c_during_a_single_image_is_raised_when_it_finishes():
     assert rc == 0, err
     # Not lost: the KeyboardInterrupt arrives once the core call returns.
     assert "interrupted" in out and "finished" not in out, out
+
+
+def test_batch_chunks_give_the_unchunked_numbers():
+    # Long batched calls are split along the batch (so Ctrl-C is seen between pieces); force
+    # one item per piece and compare bit for bit with a single core call.
+    from tconv import _core
+
+    rng = np.random.default_rng(2)
+    for channels_last in (False, True):
+        x = rng.standard_normal((5, 6, 7, 3) if channels_last else (5, 3, 6, 7)).astype(f32)
+        w = rng.standard_normal((3, 2, 4, 3) if channels_last else (3, 4, 3, 2)).astype(f32)
+        x = x[::-1]  # a negative batch stride too
+        b = rng.standard_normal(4).astype(f32)
+        g = _core.resolve_geometry(x.shape, w.shape, 2, [2, 1], [1, 2], [1, 0], [0, 1], [1, 0],
+                                   "explicit", 1, channels_last)
+        whole = np.empty(g.output_shape(), f32)
+        pieces = np.empty(g.output_shape(), f32)
+        _core.conv_transpose(g, x, w, b, whole)
+        _core.conv_transpose(g, x, w, b, pieces, chunk_flops=1.0)
+        np.testing.assert_array_equal(pieces, whole)
+        np.testing.assert_array_equal(whole, tconv.conv_transpose(
+            x, w, b, stride=(2, 1), dilation=(1, 2), padding=((1, 0), (0, 1)),
+            output_padding=(1, 0), data_format="channels_last" if channels_last else
+            "channels_first"))
