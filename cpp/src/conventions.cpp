@@ -94,8 +94,8 @@ LengthRange tf_transposed_range(std::int64_t input, std::int64_t kernel, std::in
       break;
   }
   r.hi = checked_add(r.lo, stride - 1, "the transposed output length");
-  // TensorFlow's forward length of an empty input is 0, never a positive `input`.
-  r.lo = std::max<std::int64_t>(r.lo, 1);
+  // Lengths are never negative (explicit padding may make 0 acceptable).
+  r.lo = std::max<std::int64_t>(r.lo, 0);
   return r;
 }
 
@@ -121,8 +121,14 @@ DimResult onnx_resolve(std::int64_t input, std::int64_t kernel, std::int64_t str
       transposed_length(input, kernel, stride, dilation, 0, 0, output_padding);
   DimResult r;
   r.padding.output_padding = output_padding;
+  // onnxruntime never pads outward: a negative total crop becomes 0, and an output longer than
+  // the uncropped result gets the missing cells at the end (as output_padding does).
   auto split = [&](std::int64_t total, bool odd_at_end) {
-    const std::int64_t half = floor_div(total, 2);
+    if (total < 0) {
+      r.padding.output_padding = checked_add(output_padding, -total, "output_padding");
+      total = 0;
+    }
+    const std::int64_t half = total / 2;
     r.padding.pad_lo = odd_at_end ? half : total - half;
     r.padding.pad_hi = total - r.padding.pad_lo;
   };
@@ -142,8 +148,11 @@ DimResult onnx_resolve(std::int64_t input, std::int64_t kernel, std::int64_t str
       break;
     case OnnxAutoPad::same_upper:
     case OnnxAutoPad::same_lower: {
+      // input * stride, unless the uncropped result is shorter (kernel + output_padding <
+      // stride): onnxruntime then crops nothing and the output stays at the uncropped length.
       const std::int64_t target = checked_mul(input, stride, "the SAME output length");
-      split(full - target, auto_pad == OnnxAutoPad::same_upper);
+      const std::int64_t total = full - target;
+      if (total > 0) split(total, auto_pad == OnnxAutoPad::same_upper);
       break;
     }
   }

@@ -280,11 +280,15 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
     for d in range(dims):
         out.append(None if sp[d] is None else
                    _core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d]))
-    if any(o is not None and o < 1 for o in out):
+    # PyTorch's oneDNN kernel returns an empty result for a zero-length output; its native
+    # kernel raises. Negative lengths raise in both (oneDNN: "could not construct a memory
+    # descriptor using a format tag").
+    limit = 0 if _torch_uses_onednn(shape, batched, ks, st, dl, op, groups, dims) else 1
+    if any(o is not None and o < limit for o in out):
         says = (f"Given input size per channel: ({' x '.join(str(v) for v in sp)}). Calculated "
                 f"output size per channel: ({' x '.join(str(v) for v in out)}). Output size is "
                 "too small")
-        d = next(d for d in range(dims) if out[d] is not None and out[d] < 1)
+        d = next(d for d in range(dims) if out[d] is not None and out[d] < limit)
         full = _core.torch_length(sp[d], ks[d], st[d], dl[d], 0, op[d])
         raise _error("nonpositive_output", fw, says,
                      f"(input - 1) * stride + dilation * (kernel - 1) + 1 + output_padding = "
@@ -293,6 +297,21 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
                      f"use padding <= {(full - 1) // 2} in {_dim_names(dims)[d]}")
     lead = (shape[0], out_channels) if batched else (out_channels,)
     return (*lead, *out)
+
+
+def _torch_uses_onednn(shape, batched, ks, st, dl, op, groups, dims) -> bool:
+    """PyTorch's CPU kernel choice for a float32 transposed convolution (ConvParams::use_mkldnn
+    in ATen's Convolution.cpp), with more than one thread (its default on multi-core CPUs)."""
+    if any(o >= s for o, s in zip(op, st)):  # is_output_padding_big
+        return False
+    n = (shape[0] if batched else 1) or 1
+    c = shape[1] if batched else shape[0]
+    sp = [v or 1 for v in shape[-dims:]]
+    # 1-D runs as 2-D with a height of 1: kernel (1, k), input (N, C, 1, L).
+    kern = [1, *ks] if dims == 1 else list(ks)
+    sizes = [n, c or 1, *([1] + sp if dims == 1 else sp)]
+    return (groups > 1 or (kern[-1] > 3 and kern[-2] > 3) or n > 1
+            or sizes[0] * sizes[1] * sizes[2] * sizes[3] > 20480)
 
 
 def _pair_words(name: str, v: Sequence[int], dims: int) -> str:
@@ -463,7 +482,8 @@ def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_
         lo, hi = _core.tf_transposed_range(sp[d], ks[d], st[d], dl[d], padding.upper())
         if not lo <= o <= hi:
             refusals.append((d, o, lo, hi))
-    if refusals:
+    # An empty result never reaches TensorFlow's size check (it returns the empty tensor).
+    if refusals and 0 not in out:
         d, o, lo, hi = refusals[0]
         fwd = _core.tf_conv(o, ks[d], st[d], dl[d], padding.upper())[0]
         _warn(f"Keras reports {_fmt(_keras_full(shape, out, filters, channels_last))} for this "
@@ -563,6 +583,12 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
         pads = [(0, 0)] * n
     else:
         mode = "EXPLICIT"
+        if n != 2:
+            raise _error("padding", fw, f"Expected string for argument 'padding' not {padding!r}.",
+                         f"explicit padding pairs exist for conv2d_transpose only; the "
+                         f"{n}-D transposed convolution takes 'SAME' or 'VALID'",
+                         "use 'VALID' and crop the result (x[:, lo:-hi or None, ...]), or "
+                         "'SAME' if it gives the size you want")
         pairs = [tuple(p) for p in padding]
         if len(pairs) == n + 2:
             pairs = pairs[1:-1] if channels_last else pairs[2:]
@@ -577,6 +603,15 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
     ks = list(fshape[:n])
     if any(s < 1 for s in st):
         raise _error("argument", fw, "strides must be positive", f"strides={st}", "use strides >= 1")
+    # The oneDNN build returns an empty result before any check; the plain CPU and GPU kernels
+    # check first. Only dilated layers, which the plain CPU kernels refuse anyway, take the
+    # oneDNN answer.
+    empty = (0 in sp_out or oshape[0] == 0) and any(d > 1 for d in dl)
+    if empty:
+        _warn("tf.nn returns this empty result on TensorFlow's default oneDNN CPU build without "
+              "checking it; the plain CPU kernels refuse dilation > 1 (\"Current CPU "
+              "implementations do not yet support dilation rates larger than 1.\")")
+        return tuple(oshape)
     if shape[0] is not None and oshape[0] is not None and shape[0] != oshape[0]:
         raise _error("batch", fw, "Conv2DCustomBackpropInput: input and out_backprop must have the "
                      f"same batch size. Input batch: {oshape[0]}, outbackprop batch: {shape[0]}, "
@@ -588,12 +623,16 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
                      f"the input has {shape[cax]} channels but filters {_fmt(fshape)} expect "
                      f"{fshape[-1]} (filters are (*kernel, out_channels, in_channels))",
                      f"use filters of shape {_fmt((*ks, fshape[-2], shape[cax]))}")
-    if oshape[cax] is not None and fshape[-2] is not None and oshape[cax] != fshape[-2]:
-        raise _error("channels", fw, "Conv2DCustomBackpropInput: input depth must be evenly "
-                     "divisible by filter depth",
-                     f"output_shape asks for {oshape[cax]} channels but filters "
-                     f"{_fmt(fshape)} produce {fshape[-2]}",
-                     f"use output_shape with {fshape[-2]} channels")
+    # tf.nn reads a filter depth smaller than the output depth as a grouped convolution.
+    groups = 1
+    if oshape[cax] is not None and fshape[-2] is not None:
+        if fshape[-2] < 1 or oshape[cax] % fshape[-2]:
+            raise _error("channels", fw, "Conv2DCustomBackpropInput: input depth must be evenly "
+                         "divisible by filter depth",
+                         f"output_shape asks for {oshape[cax]} channels but filters "
+                         f"{_fmt(fshape)} produce {fshape[-2]}",
+                         f"use output_shape with {fshape[-2]} channels")
+        groups = oshape[cax] // fshape[-2]
     for d in range(n):
         if sp_in[d] is None or sp_out[d] is None:
             continue
@@ -612,6 +651,19 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
                          f"{sp_in[d]} in {_dim_names(n)[d] if n > 1 else 'the spatial dim'}",
                          f"use an output size in {lo}..{hi} for an input of {sp_in[d]} (e.g. "
                          f"{lo if lo != sp_out[d] else hi})")
+    if groups > 1:
+        if fshape[-1] is not None and fshape[-1] % groups:
+            raise _error("channels", fw, "output depth must be evenly divisible by number of "
+                         f"groups: {fshape[-1]} vs {groups}",
+                         f"output_shape's {oshape[cax]} channels over filter depth "
+                         f"{fshape[-2]} make a grouped convolution with {groups} groups, and "
+                         f"the input's {fshape[-1]} channels do not split into {groups} groups",
+                         f"use filters of shape {_fmt((*ks, oshape[cax], fshape[-1]))} for an "
+                         "ordinary transposed convolution")
+        _warn(f"tf.nn reads this as a grouped transposed convolution ({groups} groups); "
+              "TensorFlow's CPU kernels without oneDNN refuse it (\"Gradients for grouped "
+              "convolutions are not supported on CPU.\"); the default oneDNN CPU build and "
+              "GPUs run it.")
     if any(d > 1 for d in dl):
         _warn("TensorFlow's CPU kernels refuse dilation > 1 when oneDNN is off "
               "(\"Current CPU implementations do not yet support dilation rates larger than "
@@ -717,26 +769,43 @@ def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
         if len(osz) != n:
             raise _error("output_size", fw, f"output_shape has {len(osz)} values, expected {n}",
                          "output_shape gives the spatial output sizes", f"pass {n} values")
-    out = []
+    out, resolved = [], []
     for d in range(n):
         if sp[d] is None:
             out.append(None if osz is None else osz[d])
+            resolved.append(None)
+            continue
+        r = _core.onnx_resolve(sp[d], wshape[2 + d], st[d], dl[d], op[d], auto_pad,
+                               pd[d], pd[d + n], None if osz is None else osz[d])
+        out.append(r[0])
+        resolved.append(r)
+    for d in range(n):
+        if resolved[d] is None:
+            continue
+        # onnxruntime checks that the forward convolution of the output (with the crop it
+        # resolved) gives the input back, before it looks at the output's sign.
+        o, lo_, hi_ = resolved[d][0], resolved[d][1], resolved[d][2]
+        expected = _core.conv_length(o, wshape[2 + d], st[d], dl[d], lo_, hi_)
+        if expected == sp[d]:
             continue
         if osz is not None:
             lo, hi = _core.onnx_output_shape_range(sp[d], wshape[2 + d], st[d], dl[d])
-            if not lo <= osz[d] <= hi:
-                expected = _core.conv_length(osz[d], wshape[2 + d], st[d], dl[d], 0, 0)
-                says = ("Explicit output_shape is inconsistent with input spatial dimensions and "
-                        f"convolution parameters. Expected input size {expected} but got "
-                        f"{sp[d]} (output_size={osz[d]}, kernel={wshape[2 + d]}, stride={st[d]}, "
-                        f"dilation={dl[d]}, output_padding={op[d]}).")
-                raise _error("output_size", fw, says,
-                             f"an output of {osz[d]} cells comes from {expected} input cells, "
-                             f"not {sp[d]}",
-                             f"use output_shape[{d}] in {lo}..{hi}")
-        o = _core.onnx_resolve(sp[d], wshape[2 + d], st[d], dl[d], op[d], auto_pad,
-                               pd[d], pd[d + n], None if osz is None else osz[d])[0]
-        out.append(o)
+            says = ("Explicit output_shape is inconsistent with input spatial dimensions and "
+                    f"convolution parameters. Expected input size {expected} but got "
+                    f"{sp[d]} (output_size={osz[d]}, kernel={wshape[2 + d]}, stride={st[d]}, "
+                    f"dilation={dl[d]}, output_padding={op[d]}).")
+            fix = (f"use output_shape[{d}] in {lo}..{hi}" if op[d] < st[d] else
+                   f"use output_padding[{d}] <= {st[d] - 1} (output_shape picks the size)")
+            raise _error("output_size", fw, says,
+                         f"an output of {osz[d]} cells comes from {expected} input cells, "
+                         f"not {sp[d]}", fix)
+        says = ("Computed output shape is inconsistent with input spatial dimensions. "
+                f"output_padding ({op[d]}) may be too large for stride ({st[d]}). "
+                f"Expected input size {expected} but got {sp[d]}.")
+        raise _error("output_padding", fw, says,
+                     f"with output_padding {op[d]} >= stride {st[d]} the output is as long as "
+                     f"the output of an input of {expected} cells",
+                     f"use output_padding[{d}] <= {st[d] - 1}")
     bad = [d for d in range(n) if out[d] is not None and out[d] <= 0]
     if bad:
         d = bad[0]
@@ -786,14 +855,24 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
                          "pass dimension_numbers explicitly")
         dimension_numbers = _JAX_DEFAULT_DN[nd]
     lspec, rspec, ospec = _jax_specs(dimension_numbers, nd)
+    st = tuple(_int(s, "strides") for s in strides)
+    forward_mode = None
     if isinstance(padding, str):
         if padding not in ("SAME", "VALID"):
-            raise _error("padding", fw, "String padding is not implemented for transposed "
-                         "convolution using this op. Please either exactly specify the required "
-                         "padding or use conv_transpose.",
-                         f"conv_transpose takes 'SAME' or 'VALID' (upper case); got {padding!r}",
-                         f"use padding={padding.upper()!r}" if padding.upper() in ("SAME", "VALID")
-                         else "use 'SAME', 'VALID' or explicit (before, after) pairs")
+            # Any other string goes to conv_general_dilated as a forward-convolution padding,
+            # which it only accepts without input dilation, i.e. with all strides 1.
+            if all(s == 1 for s in st) and padding.upper() in ("SAME", "VALID", "SAME_LOWER"):
+                forward_mode = "VALID" if padding.upper() == "VALID" else "SAME"
+            else:
+                raise _error(
+                    "padding", fw, "String padding is not implemented for transposed "
+                    "convolution using this op. Please either exactly specify the required "
+                    "padding or use conv_transpose.",
+                    f"conv_transpose's own padding rule takes 'SAME' or 'VALID' (upper case); "
+                    f"{padding!r} is passed on as forward-convolution padding, which needs "
+                    "strides of 1",
+                    f"use padding={padding.upper()!r}" if padding.upper() in ("SAME", "VALID")
+                    else "use 'SAME', 'VALID' or explicit (before, after) pairs")
         mode, pairs = padding, [(0, 0)] * n
     else:
         mode = "EXPLICIT"
@@ -834,6 +913,9 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
     for d in range(n):
         if sp[d] is None:
             out.append(None)
+            continue
+        if forward_mode is not None:
+            out.append(max(0, _core.tf_conv(sp[d], ks[d], 1, dl[d], forward_mode)[0]))
             continue
         o, _, _, padded, a, b = _core.jax_resolve(sp[d], ks[d], st[d], dl[d], mode, *pairs[d])
         if padded < 0:

@@ -79,9 +79,10 @@ DimResult tf_transposed(std::int64_t input, std::int64_t output, std::int64_t ke
 
 enum class OnnxAutoPad { notset, same_upper, same_lower, valid };
 
-// Without output_shape: NOTSET uses pads; VALID crops nothing; SAME_UPPER / SAME_LOWER give
-// input * stride whatever output_padding says (onnxruntime; ONNX shape inference adds
-// output_padding), the odd cropped cell at the end for SAME_UPPER, at the start for SAME_LOWER.
+// Without output_shape: NOTSET uses pads; VALID crops nothing; SAME_UPPER / SAME_LOWER crop the
+// uncropped result down to input * stride whatever output_padding says (onnxruntime; ONNX shape
+// inference adds output_padding), the odd cropped cell at the end for SAME_UPPER, at the start
+// for SAME_LOWER; when the uncropped result is already shorter than that, nothing is cropped.
 // With output_shape (any auto_pad): the output is output_shape, the total crop
 // (input-1)*s + k_eff + output_padding - output_shape goes with the odd cell at the start,
 // except SAME_UPPER (at the end); pads are ignored. The length may come out <= 0; callers
