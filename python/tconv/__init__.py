@@ -10,6 +10,7 @@ from ._errors import BackendWarning, ShapeError
 from ._plan import ConvTranspose
 from ._runtime import available_isas, get_num_threads, set_max_isa, set_num_threads
 from ._doctor import Diagnosis, doctor
+from ._explain import explain
 from ._solve import Solution, Translation, mirror, solve, translate
 
 _core.set_shape_error(ShapeError)
@@ -25,6 +26,7 @@ __all__ = [
     "Solution",
     "Translation",
     "doctor",
+    "explain",
     "mirror",
     "solve",
     "translate",
