@@ -283,6 +283,88 @@ def _tf_nhwc(m: re.Match[str], text: str) -> Diagnosis:
     return _d(_framework_tf(text), "data_format_cpu", cause, fix, {}, text)
 
 
+@_rule("TensorFlow", r"Current CPU implementation does not yet support dilation rates larger than 1")
+def _tf_dilation_3d(m: re.Match[str], text: str) -> Diagnosis:
+    return _tf_dilation(m, text)
+
+
+@_rule("TensorFlow", r"Expected string for argument 'padding' not (\[[\[\]\d,\s]*\])")
+def _tf_padding_pairs(m: re.Match[str], text: str) -> Diagnosis:
+    pairs = m.group(1)
+    cause = (f"this tf.nn transposed convolution takes padding='SAME' or 'VALID' only, not "
+             f"explicit pairs {pairs} (of the tf.nn transposed ops only conv2d_transpose "
+             f"accepts explicit padding)")
+    fix = ("use padding='VALID' with the full output size and slice off the pairs' cells "
+           "afterwards (x[:, before:size - after, ...] per spatial axis), or reshape to 2-D and "
+           "use tf.nn.conv2d_transpose with the explicit pairs")
+    return _d(_framework_tf(text), "padding", cause, fix, {"padding": pairs}, text)
+
+
+@_rule("TensorFlow", r"out_backprop and filter_sizes must have the same number of channels\. "
+       r"Got (\d+) for out_backprop and (\d+) for filter_sizes")
+def _tf_channels_3d(m: re.Match[str], text: str) -> Diagnosis:
+    got, want = int(m.group(1)), int(m.group(2))
+    cause = (f"the input has {got} channels but the filters expect {want} (filters are "
+             f"(*kernel, out_channels, in_channels); TensorFlow calls the transposed op's input "
+             f"'out_backprop')")
+    fix = (f"use filters whose last axis is {got}, or feed an input with {want} channels")
+    return _d(_framework_tf(text), "channels", cause, fix,
+              {"input_channels": got, "filter_in_channels": want}, text)
+
+
+@_rule("TensorFlow", r"input and filter_sizes must have the same number of channels\. "
+       r"Got (\d+) for input and (\d+) for filter_sizes")
+def _tf_out_channels_3d(m: re.Match[str], text: str) -> Diagnosis:
+    got, want = int(m.group(1)), int(m.group(2))
+    cause = (f"output_shape asks for {got} channels but the filters produce {want} "
+             f"(filters.shape[-2]; TensorFlow calls the requested output 'input')")
+    fix = f"set output_shape[-1] = {want} (filters are (*kernel, out, in)), or change the filters"
+    return _d(_framework_tf(text), "channels", cause, fix,
+              {"output_channels": got, "filter_out_channels": want}, text)
+
+
+@_rule("TensorFlow", r"output depth must be evenly divisible by number of groups: (\d+) vs (\d+)")
+def _tf_groups_depth(m: re.Match[str], text: str) -> Diagnosis:
+    a, b = int(m.group(1)), int(m.group(2))
+    cause = (f"output_shape's channel count and the filters disagree: TensorFlow infers "
+             f"groups from them and {a} channels do not split into {b} groups")
+    fix = "set output_shape[-1] = filters.shape[-2] (filters are (*kernel, out, in))"
+    return _d(_framework_tf(text), "channels", cause, fix, {"depth": a, "groups": b}, text)
+
+
+@_rule("TensorFlow", r"Gradients for grouped convolutions are not supported on CPU.*?Computed "
+       r"input depth (\d+) doesn't match filter input depth (\d+)")
+def _tf_groups_cpu(m: re.Match[str], text: str) -> Diagnosis:
+    a, b = int(m.group(1)), int(m.group(2))
+    cause = (f"output_shape asks for {a} channels but the filters produce {b} "
+             f"(filters.shape[-2]); TensorFlow reads the mismatch as a grouped convolution, "
+             f"which its CPU kernels do not run")
+    fix = f"set output_shape[-1] = {b} (filters are (*kernel, out, in)), or change the filters"
+    return _d(_framework_tf(text), "channels", cause, fix,
+              {"output_channels": a, "filter_out_channels": b}, text)
+
+
+@_rule("TensorFlow", r"input and out_backprop must have the same batch size\. Input batch: "
+       r"(\d+), outbackprop batch: (\d+)")
+def _tf_batch(m: re.Match[str], text: str) -> Diagnosis:
+    want, got = int(m.group(1)), int(m.group(2))
+    cause = (f"output_shape[0] is {want} but the input's batch is {got} (TensorFlow calls the "
+             f"requested output 'input' and the transposed op's input 'out_backprop')")
+    fix = f"use output_shape[0] = {got}, or tf.shape(x)[0] so that it follows the input"
+    return _d(_framework_tf(text), "batch", cause, fix,
+              {"output_batch": want, "input_batch": got}, text)
+
+
+@_rule("TensorFlow", r"input and filter must have the same depth: (\d+) vs (\d+)")
+def _tf_same_depth(m: re.Match[str], text: str) -> Diagnosis:
+    a, b = int(m.group(1)), int(m.group(2))
+    cause = (f"output_shape asks for {a} channels but the filters produce {b} "
+             f"(filters.shape[-2])")
+    fix = f"set output_shape[-1] = {b} (filters are (*kernel, out, in)), or change the filters"
+    return _d(_framework_tf(text), "channels", cause, fix,
+              {"output_channels": a, "filter_out_channels": b}, text)
+
+
 def _is_keras(text: str) -> bool:
     return bool(re.search(r"Conv\dDTranspose|conv\dd_transpose_?\d*' \(type", text))
 
@@ -296,6 +378,18 @@ def _framework_tf(text: str) -> str:
 
 
 # PyTorch ----------------------------------------------------------------------------------------
+
+@_rule("PyTorch", r"could not construct a memory descriptor using a format tag")
+def _torch_onednn(m: re.Match[str], text: str) -> Diagnosis:
+    cause = ("PyTorch's oneDNN CPU kernel refused the shapes without saying why; for "
+             "ConvTranspose this is an output with no cells (padding that crops every cell of "
+             "a spatial dimension) or a zero-sized input or kernel, which PyTorch's own checks "
+             "let through")
+    fix = ("check the layer with tconv.shapes.torch (or `tconv shape torch ...`), which names "
+           "the empty dimension and the largest padding that keeps it; reduce padding, or "
+           "raise output_padding/kernel_size")
+    return _d("PyTorch", "nonpositive_output", cause, fix, {}, text)
+
 
 @_rule("PyTorch", r"output padding must be smaller than either stride or dilation, but got "
        r"((?:output_padding_\w+: -?\d+\s*)+)((?:stride_\w+: \d+\s*)+)((?:dilation_\w+: \d+\s*)*)")
@@ -647,6 +741,19 @@ def _ort_output_padding(m: re.Match[str], text: str) -> Diagnosis:
     fix = (f"use output_padding[{dim}] <= {lim - 1}; for more cells reduce the end pad "
            f"(pads[{dim} + rank]) by {op - lim + 1} instead — ConvTranspose pads may be "
            f"asymmetric")
+    return _d("ONNX Runtime", "output_padding", cause, fix, nums, text)
+
+
+@_rule("ONNX Runtime", r"output_padding \((\d+)\) may be too large for stride \((\d+)\)\. "
+       r"Expected input size (\d+) but got (\d+)")
+def _ort_output_padding_size(m: re.Match[str], text: str) -> Diagnosis:
+    op, s, exp, got = (int(m.group(i)) for i in range(1, 5))
+    nums = {"output_padding": op, "stride": s, "expected_input": exp, "input": got}
+    cause = (f"with output_padding={op} the output is long enough to come from {exp} input "
+             f"cells, not {got}: ONNX Runtime checks the output against the input, and "
+             f"output_padding may add at most stride - 1 = {s - 1} cells here")
+    fix = (f"use output_padding <= {s - 1}; for a longer output reduce the end pad instead "
+           f"(ConvTranspose pads may be asymmetric), or give output_shape")
     return _d("ONNX Runtime", "output_padding", cause, fix, nums, text)
 
 
