@@ -6,6 +6,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "buffer.hpp"
 #include "kernels/phase.hpp"
 #include "kernels/portable.hpp"
 #include "runtime.hpp"
@@ -156,7 +157,7 @@ template <class T>
 struct ConvTransposePlan<T>::Impl {
   LayerSpec spec;
   std::vector<std::int64_t> weight_shape;
-  std::vector<T> weight;  // C-contiguous copy, for the portable path and repacking
+  detail::Buffer<T> weight;  // C-contiguous copy, for the portable path and repacking
   std::vector<T> bias;
   bool has_bias = false;
   mutable PackCache<T> cache;
@@ -191,15 +192,26 @@ ConvTransposePlan<T>::ConvTransposePlan(const std::vector<std::int64_t>& weight_
   Geometry g = resolve_geometry(probe, weight_shape, spec);
   const auto ws = strides_or_default(weight_strides, weight_shape, "weight");
   const std::int64_t n = checked_product(weight_shape, "the weight size");
-  impl_->weight.resize(static_cast<std::size_t>(n));
-  std::vector<std::int64_t> idx(weight_shape.size(), 0);
-  for (std::int64_t e = 0; e < n; ++e) {
-    std::int64_t off = 0;
-    for (std::size_t a = 0; a < idx.size(); ++a) off += idx[a] * ws[a];
-    impl_->weight[static_cast<std::size_t>(e)] = weight[off];
-    for (std::size_t a = idx.size(); a-- > 0;) {
-      if (++idx[a] < weight_shape[a]) break;
-      idx[a] = 0;
+  impl_->weight = detail::make_buffer<T>(static_cast<std::size_t>(n));
+  if (n > 0) {
+    // Row by row (last axis innermost): the copy runs at memory speed for the usual layouts.
+    const std::size_t last = weight_shape.size() - 1;
+    const std::int64_t len = weight_shape[last], step = ws[last];
+    std::vector<std::int64_t> idx(last, 0);
+    T* dst = impl_->weight.get();
+    for (std::int64_t e = 0; e < n; e += len, dst += len) {
+      std::int64_t off = 0;
+      for (std::size_t a = 0; a < last; ++a) off += idx[a] * ws[a];
+      const T* src = weight + off;
+      if (step == 1) {
+        std::copy(src, src + len, dst);
+      } else {
+        for (std::int64_t j = 0; j < len; ++j) dst[j] = src[j * step];
+      }
+      for (std::size_t a = last; a-- > 0;) {
+        if (++idx[a] < weight_shape[a]) break;
+        idx[a] = 0;
+      }
     }
   }
   if (bias) {
@@ -260,7 +272,7 @@ void ConvTransposePlan<T>::run(const Geometry& g, const T* x,
       g.dilation != s.dilation || g.groups != s.groups || g.data_format != s.data_format)
     throw std::invalid_argument(
         "the geometry was not made by this plan; call plan.geometry(x_shape) first");
-  tconv::run<T>(g, x, x_strides, impl_->weight.data(), {},
+  tconv::run<T>(g, x, x_strides, impl_->weight.get(), {},
                 impl_->has_bias ? impl_->bias.data() : nullptr, y, y_strides, options,
                 &impl_->cache);
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <tconv/conv_transpose.hpp>
+#include <tconv/plan.hpp>
 
 #include "bindings.hpp"
 
@@ -86,13 +87,16 @@ void run(const tconv::Geometry& g, const py::array& x, const py::array& w,
     tconv::conv_transpose(g, xp, xs, wp, ws, bias_ptr, yp, ys, opt);
     return;
   }
+  // The pieces share one plan, so the weights are packed once per call, not once per piece.
+  // The plan copies the weights once and packs them on its first run; the pieces reuse both.
+  std::optional<tconv::ConvTransposePlan<T>> plan;
   tconv::Geometry part = g;
   for (std::int64_t n0 = 0; n0 < g.batch; n0 += chunk) {
     part.batch = std::min(chunk, g.batch - n0);
     {
       py::gil_scoped_release release;
-      tconv::conv_transpose(part, xp + n0 * xs[0], xs, wp, ws, bias_ptr, yp + n0 * ys[0], ys,
-                            opt);
+      if (!plan) plan.emplace(g, wp, ws, bias_ptr);
+      plan->run(part, xp + n0 * xs[0], xs, yp + n0 * ys[0], ys, opt);
     }
     // Runs Python's SIGINT handler (main thread only); KeyboardInterrupt then propagates.
     if (n0 + chunk < g.batch && PyErr_CheckSignals() != 0) throw py::error_already_set();

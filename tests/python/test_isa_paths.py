@@ -213,3 +213,29 @@ def test_forked_child_computes_after_parent_used_the_pool(isa_cap):
     os.waitpid(pid, 0)
     assert result == b"1"
     assert np.array_equal(tconv.conv_transpose(x, w, stride=2, padding=1), want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_batch_pieces_give_the_numbers_of_one_call(dtype, channels_last, isa_cap):
+    # A batched call cut into pieces (so Ctrl-C is seen between them) runs every piece on
+    # weights packed once; the pieces must add up to exactly the uncut call.
+    rng = np.random.default_rng(7)
+    if channels_last:
+        x = rng.standard_normal((5, 7, 6, 24)).astype(dtype)
+        w = np.asfortranarray(rng.standard_normal((4, 4, 20, 24)).astype(dtype))
+    else:
+        x = rng.standard_normal((5, 24, 7, 6)).astype(dtype)
+        w = rng.standard_normal((24, 20, 4, 4)).astype(dtype)[:, ::-1]
+    b = rng.standard_normal(20).astype(dtype)
+    kw = dict(stride=2, padding=1, data_format="channels_last" if channels_last else "channels_first")
+    want = run("portable", 1, x, w, b, **kw)
+    g = tconv.ConvTranspose(w, b, **kw)._geometry(x.shape, None)
+    for isa in ISAS:
+        tconv.set_max_isa(isa)
+        whole = np.empty_like(want)
+        cut = np.empty_like(want)
+        tconv._core.conv_transpose(g, x, w, b, whole, chunk_flops=0)
+        tconv._core.conv_transpose(g, x, w, b, cut, chunk_flops=1.0)  # one image per piece
+        assert_close(whole, want, dtype)
+        assert np.array_equal(cut, whole)

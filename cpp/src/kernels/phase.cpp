@@ -95,33 +95,59 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
     total += t;
   }
   pk.offset.resize(static_cast<std::size_t>(pk.groups * pk.phases * pk.panels));
-  pk.data.assign(static_cast<std::size_t>(pk.groups * total * pk.cin_g * pk.width * pk.panels),
-                 T(0));
+  pk.size = static_cast<std::size_t>(pk.groups * total * pk.cin_g * pk.width * pk.panels);
+  pk.data = detail::make_buffer<T>(pk.size);
+  // Every (phase, tap of the phase) with its weight offset and packed row.
+  struct TapRef {
+    std::int64_t ph, t, w_off;
+  };
+  std::vector<TapRef> taps;
+  for (std::int64_t ph = 0; ph < pk.phases; ++ph) {
+    const auto r = phase_residues(ph, pk.dims);
+    for (std::int64_t t = 0; t < taps_of[ph]; ++t) {
+      std::int64_t rem = t, w_off = 0;
+      for (int d = rank - 1; d >= 0; --d) {
+        const auto& ks = pk.dims[d].k[r[d]];
+        const std::int64_t n = static_cast<std::int64_t>(ks.size());
+        w_off += ks[rem % n] * ws[w_k_axis + d];
+        rem /= n;
+      }
+      taps.push_back({ph, t, w_off});
+    }
+  }
   std::int64_t at = 0;
-  std::vector<std::int64_t> idx(rank);
   for (std::int64_t gi = 0; gi < pk.groups; ++gi)
-    for (std::int64_t ph = 0; ph < pk.phases; ++ph) {
-      const auto r = phase_residues(ph, pk.dims);
+    for (std::int64_t ph = 0; ph < pk.phases; ++ph)
       for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
         pk.offset[(gi * pk.phases + ph) * pk.panels + panel] = at;
-        for (std::int64_t t = 0; t < taps_of[ph]; ++t) {
-          std::int64_t rem = t, w_off = 0;
-          for (int d = rank - 1; d >= 0; --d) {
-            const auto& ks = pk.dims[d].k[r[d]];
-            const std::int64_t n = static_cast<std::int64_t>(ks.size());
-            w_off += ks[rem % n] * ws[w_k_axis + d];
-            rem /= n;
-          }
-          for (std::int64_t ci = 0; ci < pk.cin_g; ++ci) {
-            const T* src = w + w_off + (gi * pk.cin_g + ci) * ws[w_cin_axis];
-            T* dst = pk.data.data() + at + (t * pk.cin_g + ci) * pk.width;
-            for (std::int64_t j = 0; j < pk.width; ++j) {
-              const std::int64_t co = panel * pk.width + j;
-              if (co < pk.cout_g) dst[j] = src[co * ws[w_cout_axis]];
-            }
-          }
-        }
         at += taps_of[ph] * pk.cin_g * pk.width;
+      }
+  // Every packed row is 'width' consecutive output channels of one (tap, input channel). For
+  // channels_first weights (C_in, C_out, *k) the rows of one input channel, all taps, come from
+  // the same few cache lines: input channel outermost. Otherwise taps outermost.
+  const std::int64_t s_ci = ws[w_cin_axis], s_co = ws[w_cout_axis];
+  const bool ci_outer = std::abs(s_ci) > 1 && std::abs(s_co) > 1;
+  std::vector<T*> row0(taps.size());
+  for (std::int64_t gi = 0; gi < pk.groups; ++gi)
+    for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
+      const std::int64_t jn = std::min(pk.width, pk.cout_g - panel * pk.width);
+      const T* wg = w + gi * pk.cin_g * s_ci + panel * pk.width * s_co;
+      for (std::size_t i = 0; i < taps.size(); ++i)
+        row0[i] = pk.data.get() + pk.offset[(gi * pk.phases + taps[i].ph) * pk.panels + panel] +
+                  taps[i].t * pk.cin_g * pk.width;
+      auto row = [&](std::size_t i, std::int64_t ci) {
+        T* dst = row0[i] + ci * pk.width;
+        const T* src = wg + taps[i].w_off + ci * s_ci;
+        for (std::int64_t j = 0; j < jn; ++j) dst[j] = src[j * s_co];
+        // Columns past C_out/g (last panel) are zeros the kernel multiplies but never stores.
+        for (std::int64_t j = jn; j < pk.width; ++j) dst[j] = T(0);
+      };
+      if (ci_outer) {
+        for (std::int64_t ci = 0; ci < pk.cin_g; ++ci)
+          for (std::size_t i = 0; i < taps.size(); ++i) row(i, ci);
+      } else {
+        for (std::size_t i = 0; i < taps.size(); ++i)
+          for (std::int64_t ci = 0; ci < pk.cin_g; ++ci) row(i, ci);
       }
     }
   return pk;
@@ -316,7 +342,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         call.m = q1 - qa;
         const std::int64_t ph = ph_outer * sx + rx;
         for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
-          call.b = pk.data.data() + pk.offset[(gi * pk.phases + ph) * pk.panels + panel];
+          call.b = pk.data.get() + pk.offset[(gi * pk.phases + ph) * pk.panels + panel];
           call.c = y0 + panel * pk.width * ys_c;
           call.n = spatial ? cout_g : std::min(pk.width, cout_g - panel * pk.width);
           call.bias = bias_g ? bias_g + panel * pk.width : nullptr;

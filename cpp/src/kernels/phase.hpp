@@ -15,8 +15,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "buffer.hpp"
 #include "kernels/microkernel.hpp"
 #include "kernels/problem.hpp"
 
@@ -41,11 +43,12 @@ struct Packed {
   std::vector<std::int64_t> kernel, stride, dilation, pad_lo;  // what the packing depends on
   std::vector<DimPhases> dims;
   std::vector<std::int64_t> offset;  // per (group, phase, panel)
-  std::vector<T> data;
+  detail::Buffer<T> data;  // not value-initialised: every element is written by the pack
+  std::size_t size = 0;
 
   // Packed for this geometry's weights (same layer, any input size)?
   bool matches(const Geometry& g) const;
-  std::size_t bytes() const { return data.size() * sizeof(T); }
+  std::size_t bytes() const { return size * sizeof(T); }
 };
 
 // Which algorithm the micro-kernels run for this layer.
