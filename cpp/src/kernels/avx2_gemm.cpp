@@ -93,12 +93,11 @@ void channel_tile(const GemmCall<typename S::T>& g, const typename S::T* a,
 }
 
 template <class S>
-void channel_gemm(const GemmCall<typename S::T>& g) {
-  std::int64_t m = 0;
-  for (; m + kMR <= g.m; m += kMR) channel_tile<S, kMR>(g, g.a + m * g.a_ms, g.c + m * g.c_ms);
+void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t rows) {
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
-  switch (g.m - m) {
+  switch (rows) {
+    case 6: channel_tile<S, 6>(g, a, c); break;
     case 5: channel_tile<S, 5>(g, a, c); break;
     case 4: channel_tile<S, 4>(g, a, c); break;
     case 3: channel_tile<S, 3>(g, a, c); break;
@@ -106,6 +105,26 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
     case 1: channel_tile<S, 1>(g, a, c); break;
     default: break;
   }
+}
+
+template <class S>
+void channel_gemm(const GemmCall<typename S::T>& g) {
+  // A 1- or 2-row tile keeps 2-4 FMA chains busy, too few to hide the FMA latency: a remainder
+  // of 1-2 rows is merged with the last full tile and the pair split evenly (8 = 4 + 4).
+  std::int64_t full = g.m / kMR, rest = g.m % kMR;
+  if (rest > 0 && rest < 3 && full > 0) {
+    --full;
+    rest += kMR;
+  }
+  std::int64_t m = 0;
+  for (std::int64_t t = 0; t < full; ++t, m += kMR) channel_tile<S, kMR>(g, g.a + m * g.a_ms, g.c + m * g.c_ms);
+  if (rest > kMR) {
+    const std::int64_t first = (rest + 1) / 2;
+    channel_rows<S>(g, m, first);
+    m += first;
+    rest -= first;
+  }
+  channel_rows<S>(g, m, rest);
 }
 
 // ---- spatial-vector kernel: MV vectors of consecutive output positions x CO channels ---------
