@@ -94,6 +94,26 @@ struct PackCache {
   std::shared_ptr<const kernels::phase::Packed<T>> packed;
 };
 
+// No input channels: nothing contributes and y is the bias (or zero). Handled before any
+// kernel so that none offsets x or weight pointers, which may then be null.
+template <class T>
+void bias_only(const Geometry& g, const T* bias, T* y, const std::vector<std::int64_t>& ys) {
+  const std::vector<std::int64_t> shape = g.output_shape();
+  const std::size_t c_axis = g.data_format == DataFormat::channels_first ? 1 : shape.size() - 1;
+  std::vector<std::int64_t> idx(shape.size(), 0);
+  for (;;) {
+    std::int64_t off = 0;
+    for (std::size_t a = 0; a < idx.size(); ++a) off += idx[a] * ys[a];
+    y[off] = bias ? bias[idx[c_axis]] : T(0);
+    std::size_t a = shape.size();
+    for (; a > 0; --a) {
+      if (++idx[a - 1] < shape[a - 1]) break;
+      idx[a - 1] = 0;
+    }
+    if (a == 0) return;
+  }
+}
+
 template <class T>
 void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strides,
          const T* weight, const std::vector<std::int64_t>& weight_strides, const T* bias, T* y,
@@ -111,6 +131,10 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
   p.y_strides = strides_or_default(y_strides, g.output_shape(), "y");
   const std::int64_t y_elems = checked_product(g.output_shape(), "the output size");
   if (y_elems == 0) return;
+  if (g.in_channels == 0) {
+    bias_only(g, bias, y, p.y_strides);
+    return;
+  }
   const Isa isa = runtime::choose_isa(options);
   kernels::KernelSet<T> ks{};
   if (phase_handles(g) && phase_kernels<T>(isa, &ks)) {
