@@ -84,7 +84,16 @@ bool phase_kernels(Isa isa, kernels::KernelSet<T>* out) {
 
 bool phase_handles(const Geometry& g) {
   // The driver keeps per-row indices for up to 8 outer dimensions.
-  return g.rank >= 1 && g.rank <= 9;
+  if (g.rank < 1 || g.rank > 9) return false;
+  // Its input window spans every tap, (kernel - 1) * dilation / stride cells, zero halo
+  // included: with a dilation far beyond the input (found by fuzzing: 2**31) that is gigabytes
+  // for a tiny layer. Such layers go to the portable kernel, whose memory follows the taps.
+  for (int d = 0; d < g.rank; ++d) {
+    const double span = static_cast<double>(g.kernel[d] - 1) * static_cast<double>(g.dilation[d]);
+    if (span / static_cast<double>(g.stride[d]) > 4.0 * static_cast<double>(g.input[d]) + 4096.0)
+      return false;
+  }
+  return true;
 }
 
 // Packed weights per ISA, made on first use; shared by the calls of one plan.

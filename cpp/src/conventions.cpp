@@ -1,10 +1,24 @@
 #include "tconv/conventions.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <sstream>
 
 namespace tconv {
 namespace {
+
+// a - b, or SizeOverflowError: arguments such as output_shape or explicit pads come from
+// callers unchecked, so every difference of two of them is checked.
+std::int64_t sub(std::int64_t a, std::int64_t b, const char* what) {
+  std::int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) {
+    std::ostringstream m;
+    m << what << " overflows a 64-bit integer (" << a << " - " << b
+      << "); the sizes involved are far larger than any memory can hold";
+    throw SizeOverflowError(m.str());
+  }
+  return r;
+}
 
 // The crop of the scatter form that turns `input` cells into `output` cells when `pad_lo`
 // cells are cropped at the start: whatever is left over is cropped at the end, and a shortfall
@@ -14,12 +28,12 @@ DimResult split_end(std::int64_t input, std::int64_t kernel, std::int64_t stride
   const std::int64_t full = transposed_length(input, kernel, stride, dilation, 0, 0, 0);
   DimResult r;
   r.padding.pad_lo = pad_lo;
-  const std::int64_t rest = checked_add(full, -checked_add(pad_lo, output, "the output length"),
-                                        "the output length");
+  const std::int64_t rest = sub(full, checked_add(pad_lo, output, "the output length"),
+                                "the output length");
   if (rest >= 0) {
     r.padding.pad_hi = rest;
   } else {
-    r.padding.output_padding = -rest;
+    r.padding.output_padding = sub(0, rest, "the output length");
   }
   r.output = output;
   return r;
@@ -59,8 +73,9 @@ ConvResult tf_conv(std::int64_t input, std::int64_t kernel, std::int64_t stride,
     case TfPadding::same: {
       r.output = floor_div(checked_add(input, stride - 1, "the SAME output length"), stride);
       const std::int64_t need =
-          std::max<std::int64_t>(0, checked_add(checked_mul(r.output - 1, stride, "SAME padding"),
-                                                k - input, "SAME padding"));
+          std::max<std::int64_t>(0, checked_add(checked_mul(sub(r.output, 1, "SAME padding"),
+                                                            stride, "SAME padding"),
+                                                sub(k, input, "SAME padding"), "SAME padding"));
       r.pad_lo = need / 2;
       r.pad_hi = need - r.pad_lo;
       break;
@@ -84,7 +99,7 @@ LengthRange tf_transposed_range(std::int64_t input, std::int64_t kernel, std::in
   const std::int64_t base = checked_mul(input - 1, stride, "the transposed output length");
   switch (mode) {
     case TfPadding::same:
-      r.lo = base + 1;
+      r.lo = checked_add(base, 1, "the transposed output length");
       break;
     case TfPadding::valid:
       r.lo = checked_add(base, k, "the transposed output length");
@@ -125,7 +140,7 @@ DimResult onnx_resolve(std::int64_t input, std::int64_t kernel, std::int64_t str
   // the uncropped result gets the missing cells at the end (as output_padding does).
   auto split = [&](std::int64_t total, bool odd_at_end) {
     if (total < 0) {
-      r.padding.output_padding = checked_add(output_padding, -total, "output_padding");
+      r.padding.output_padding = sub(output_padding, total, "output_padding");
       total = 0;
     }
     const std::int64_t half = total / 2;
@@ -135,7 +150,7 @@ DimResult onnx_resolve(std::int64_t input, std::int64_t kernel, std::int64_t str
   if (output_shape) {
     // Measured on onnxruntime 1.32: y[0] is the cell at offset total - total/2 of the full
     // result for NOTSET, VALID and SAME_LOWER, and at total/2 for SAME_UPPER.
-    split(full - *output_shape, auto_pad == OnnxAutoPad::same_upper);
+    split(sub(full, *output_shape, "the ONNX crop"), auto_pad == OnnxAutoPad::same_upper);
     r.output = *output_shape;
     return r;
   }
@@ -151,7 +166,7 @@ DimResult onnx_resolve(std::int64_t input, std::int64_t kernel, std::int64_t str
       // input * stride, unless the uncropped result is shorter (kernel + output_padding <
       // stride): onnxruntime then crops nothing and the output stays at the uncropped length.
       const std::int64_t target = checked_mul(input, stride, "the SAME output length");
-      const std::int64_t total = full - target;
+      const std::int64_t total = sub(full, target, "the ONNX crop");
       if (total > 0) split(total, auto_pad == OnnxAutoPad::same_upper);
       break;
     }
@@ -176,14 +191,19 @@ std::pair<std::int64_t, std::int64_t> jax_dilated_input_padding(std::int64_t ker
                                                                 JaxPadding mode, std::int64_t lo,
                                                                 std::int64_t hi) {
   const std::int64_t k = effective_kernel(kernel, dilation);
+  const char* what = "JAX's padding";
   std::int64_t pad_len = 0, before = 0;
   switch (mode) {
     case JaxPadding::same:
-      pad_len = k + stride - 2;
-      before = stride > k - 1 ? k - 1 : (pad_len + 1) / 2;
+      pad_len = sub(checked_add(k, stride, what), 2, what);
+      // (pad_len + 1) / 2, without overflowing at the top of the range.
+      before = stride > k - 1                                 ? k - 1
+               : pad_len == std::numeric_limits<std::int64_t>::max() ? pad_len / 2 + 1
+                                                                     : (pad_len + 1) / 2;
       break;
     case JaxPadding::valid:
-      pad_len = k + stride - 2 + std::max<std::int64_t>(k - stride, 0);
+      pad_len = checked_add(sub(checked_add(k, stride, what), 2, what),
+                            std::max<std::int64_t>(sub(k, stride, what), 0), what);
       before = k - 1;
       break;
     case JaxPadding::explicit_pads:
@@ -200,11 +220,12 @@ JaxDim jax_resolve(std::int64_t input, std::int64_t kernel, std::int64_t stride,
   JaxDim r;
   const char* what = "the padded input length";
   r.padded_input = checked_add(
-      checked_add(checked_add(checked_mul(input - 1, stride, what), 1, what), pads.first, what),
+      checked_add(checked_add(checked_mul(sub(input, 1, what), stride, what), 1, what), pads.first,
+                  what),
       pads.second, what);
-  r.result.padding.pad_lo = k - 1 - pads.first;
-  r.result.padding.pad_hi = k - 1 - pads.second;
-  r.result.output = std::max<std::int64_t>(0, r.padded_input - k + 1);
+  r.result.padding.pad_lo = sub(k - 1, pads.first, what);
+  r.result.padding.pad_hi = sub(k - 1, pads.second, what);
+  r.result.output = std::max<std::int64_t>(0, checked_add(sub(r.padded_input, k, what), 1, what));
   return r;
 }
 

@@ -36,7 +36,7 @@ std::string where(int rank, int d) {
 }
 
 void check_param(const std::vector<std::int64_t>& v, int rank, const char* name) {
-  if (static_cast<int>(v.size()) != rank) {
+  if (static_cast<std::int64_t>(v.size()) != rank) {
     std::ostringstream m;
     m << name << " must have one value per spatial dimension (" << rank << "), got "
       << v.size() << " values " << join(v) << "; pass a single int or a tuple of length " << rank;
@@ -68,6 +68,21 @@ std::int64_t checked_add(std::int64_t a, std::int64_t b, const char* what) {
   return r;
 }
 
+namespace {
+
+std::int64_t checked_sub(std::int64_t a, std::int64_t b, const char* what) {
+  std::int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) {
+    std::ostringstream m;
+    m << what << " overflows a 64-bit integer (" << a << " - " << b
+      << "); the sizes involved are far larger than any memory can hold";
+    throw SizeOverflowError(m.str());
+  }
+  return r;
+}
+
+}  // namespace
+
 std::int64_t checked_product(const std::vector<std::int64_t>& values, const char* what) {
   std::int64_t p = 1;
   for (std::int64_t v : values) p = checked_mul(p, v, what);
@@ -75,53 +90,70 @@ std::int64_t checked_product(const std::vector<std::int64_t>& values, const char
 }
 
 std::int64_t effective_kernel(std::int64_t kernel, std::int64_t dilation) {
-  return checked_add(checked_mul(dilation, kernel - 1, "dilation * (kernel - 1)"), 1,
-                     "the dilated kernel span");
+  return checked_add(checked_mul(dilation, checked_sub(kernel, 1, "kernel - 1"),
+                                 "dilation * (kernel - 1)"),
+                     1, "the dilated kernel span");
 }
 
 std::int64_t transposed_length(std::int64_t input, std::int64_t kernel, std::int64_t stride,
                                std::int64_t dilation, std::int64_t pad_lo, std::int64_t pad_hi,
                                std::int64_t output_padding) {
   const char* what = "the transposed convolution output length";
-  std::int64_t full = checked_add(checked_mul(input - 1, stride, what),
+  std::int64_t full = checked_add(checked_mul(checked_sub(input, 1, what), stride, what),
                                   effective_kernel(kernel, dilation), what);
-  std::int64_t cropped = checked_add(full, -pad_lo, what);
-  cropped = checked_add(cropped, -pad_hi, what);
+  std::int64_t cropped = checked_sub(full, pad_lo, what);
+  cropped = checked_sub(cropped, pad_hi, what);
   return checked_add(cropped, output_padding, what);
 }
 
 std::int64_t conv_length(std::int64_t input, std::int64_t kernel, std::int64_t stride,
                          std::int64_t dilation, std::int64_t pad_lo, std::int64_t pad_hi) {
   const char* what = "the convolution output length";
+  if (stride < 1) {
+    std::ostringstream m;
+    m << "stride must be a positive integer, got " << stride << "; use stride=1 for no "
+      << "downsampling";
+    fail(m);
+  }
   std::int64_t padded = checked_add(checked_add(input, pad_lo, what), pad_hi, what);
-  std::int64_t room = checked_add(padded, -effective_kernel(kernel, dilation), what);
+  std::int64_t room = checked_sub(padded, effective_kernel(kernel, dilation), what);
   // Floor division: a negative room means no window fits.
   std::int64_t q = room / stride;
   if (room % stride != 0 && room < 0) --q;
-  return q + 1;
+  return checked_add(q, 1, what);
 }
 
 DimPadding resolve_keras_padding(PadMode mode, std::int64_t kernel, std::int64_t stride,
                                  std::int64_t dilation,
                                  std::optional<std::int64_t> output_padding) {
+  const char* what = "Keras' padding";
+  if (kernel < 1 || stride < 1 || dilation < 1) {
+    std::ostringstream m;
+    m << "kernel size, stride and dilation must be positive integers, got " << kernel << ", "
+      << stride << " and " << dilation;
+    fail(m);
+  }
   const std::int64_t k = effective_kernel(kernel, dilation);
   DimPadding r;
   if (mode == PadMode::valid) {
     // Keras infers max(k, s) - k, i.e. input * stride + max(k - stride, 0) cells.
-    r.output_padding = output_padding ? *output_padding : std::max(k, stride) - k;
+    r.output_padding = output_padding ? *output_padding : checked_sub(std::max(k, stride), k, what);
     return r;
   }
   // Keras expresses "same" as padding of the stride-dilated input (its JAX formulation); the
   // crop of the scatter form is (k - 1) minus that padding on each side.
-  const std::int64_t pad_len = output_padding ? k + k % 2 - 2 + *output_padding : stride + k - 2;
+  // k >= 1, so k - 1 and k - 2 cannot overflow.
+  const std::int64_t pad_len = output_padding
+                                   ? checked_add(k - 2 + k % 2, *output_padding, what)
+                                   : checked_add(stride, k - 2, what);
   const std::int64_t left = std::min(pad_len / 2 + pad_len % 2, k - 1);
-  const std::int64_t right = pad_len - left;
-  r.pad_lo = k - 1 - left;
-  const std::int64_t crop_hi = k - 1 - right;
+  const std::int64_t right = checked_sub(pad_len, left, what);
+  r.pad_lo = checked_sub(k - 1, left, what);
+  const std::int64_t crop_hi = checked_sub(k - 1, right, what);
   if (crop_hi >= 0) {
     r.pad_hi = crop_hi;
   } else {
-    r.output_padding = -crop_hi;
+    r.output_padding = checked_sub(0, crop_hi, what);
   }
   return r;
 }
@@ -184,15 +216,17 @@ Geometry resolve_geometry(const std::vector<std::int64_t>& x_shape,
       << w_layout << ", got rank " << weight_shape.size();
     fail(m);
   }
-  if (static_cast<int>(weight_shape.size()) != rank + 2) {
+  // In 64 bits: rank is any int a caller put in the spec.
+  const std::int64_t full_rank = std::int64_t{rank} + 2;
+  if (static_cast<std::int64_t>(weight_shape.size()) != full_rank) {
     std::ostringstream m;
-    m << "weight must have rank " << rank + 2 << " " << w_layout << " for a " << rank
+    m << "weight must have rank " << full_rank << " " << w_layout << " for a " << rank
       << "-D transposed convolution, got shape " << join(weight_shape);
     fail(m);
   }
-  if (static_cast<int>(x_shape.size()) != rank + 2) {
+  if (static_cast<std::int64_t>(x_shape.size()) != full_rank) {
     std::ostringstream m;
-    m << "x must have rank " << rank + 2 << " " << x_layout << " to match a weight of shape "
+    m << "x must have rank " << full_rank << " " << x_layout << " to match a weight of shape "
       << join(weight_shape) << " (" << rank << " spatial dimensions), got shape " << join(x_shape);
     fail(m);
   }
@@ -372,11 +406,12 @@ std::vector<std::int64_t> output_padding_for_size(const std::vector<std::int64_t
   // smallest size may have no cell at all, which resolve_geometry would rightly refuse.
   LayerSpec base = spec;
   base.output_padding = spec.stride;
-  for (auto& v : *base.output_padding) v -= 1;
+  for (auto& v : *base.output_padding)
+    if (v > 0) v -= 1;  // a stride < 1 is reported by resolve_geometry below
   Geometry g = resolve_geometry(x_shape, weight_shape, base);
   std::vector<std::int64_t> want = wanted;
   // PyTorch accepts the full shape too and uses its trailing spatial part.
-  if (static_cast<int>(want.size()) == spec.rank + 2) {
+  if (static_cast<std::int64_t>(want.size()) == std::int64_t{spec.rank} + 2) {
     const bool cf = spec.data_format == DataFormat::channels_first;
     want = std::vector<std::int64_t>(wanted.begin() + (cf ? 2 : 1),
                                      wanted.begin() + (cf ? 2 : 1) + spec.rank);
@@ -394,8 +429,8 @@ std::vector<std::int64_t> output_padding_for_size(const std::vector<std::int64_t
     // only the positive ones exist.
     const std::int64_t min_len = hi[d] - (g.stride[d] - 1);
     lo[d] = std::max<std::int64_t>(min_len, 1);
-    op[d] = want[d] - min_len;
     if (want[d] < lo[d] || want[d] > hi[d]) ok = false;
+    else op[d] = want[d] - min_len;
   }
   if (!ok) {
     std::ostringstream m;
