@@ -191,6 +191,12 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   std::int64_t nxb = 1;
   if (threads > 1 && rows < 8 * threads)
     nxb = std::max<std::int64_t>(1, std::min(ceil_div(8 * threads, rows), ceil_div(qmax, 24)));
+  // A channels-last staging row (see via_row below) stays within L2: long rows are blocked.
+  const bool via_row = !spatial && std::abs(p.y_strides[c_axis]) != 1;
+  if (via_row) {
+    const std::int64_t per_q = sx * cout_g * static_cast<std::int64_t>(sizeof(T));
+    nxb = std::max(nxb, ceil_div(qmax, std::max<std::int64_t>(24, (std::int64_t(96) << 10) / per_q)));
+  }
   const std::int64_t qblock = ceil_div(qmax, nxb);
   nxb = ceil_div(qmax, qblock);
   const std::int64_t xlen_max = qblock + cmax - cmin;
@@ -201,19 +207,27 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   const std::int64_t items = rows * nxb;
   threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
 
+  // With channels_first output the channel-vector tiles would store one scalar per output
+  // channel, each to its own cache line. Instead a block's outputs go to a small channels-last
+  // row (vector stores), which is then written out position-contiguous, channel by channel.
+  const std::int64_t row_len = via_row ? std::min(qblock * sx, out_x) * cout_g : 0;
+
   struct Scratch {
+    std::vector<T> row;
     std::vector<T> buf;
     std::vector<std::int64_t> a_off, b_off, slot_in, slot_tap;
   };
   std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
   std::size_t scratch_bytes = 0;
   for (auto& s : scratch) {
+    s.row.resize(static_cast<std::size_t>(row_len));
     s.buf.assign(static_cast<std::size_t>(max_slots * slot_stride), T(0));
     s.a_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
     s.b_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
     s.slot_in.reserve(static_cast<std::size_t>(max_slots * std::max(xd, 1)));
     s.slot_tap.reserve(static_cast<std::size_t>(max_slots));
-    scratch_bytes += s.buf.size() * sizeof(T) + 4 * max_slots * max_xtaps * sizeof(std::int64_t);
+    scratch_bytes += (s.row.size() + s.buf.size()) * sizeof(T) +
+                     4 * max_slots * max_xtaps * sizeof(std::int64_t);
   }
 
   auto body = [&](std::int64_t item, int slot_id) {
@@ -274,7 +288,11 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     T* y_row = p.y + n * p.y_strides[0];
     for (int d = 0; d < xd; ++d) y_row += o[d] * p.y_strides[sp_axis + d];
     const std::int64_t xs_x = p.x_strides[sp_axis + xd], xs_c = p.x_strides[c_axis];
-    const std::int64_t ys_x = p.y_strides[sp_axis + xd], ys_c = p.y_strides[c_axis];
+    const std::int64_t x0 = qa * sx, x1 = std::min(qb * sx, out_x);
+    // Where the micro-kernels store: the output itself, or the block's channels-last row.
+    T* const y_dst = via_row ? s.row.data() - x0 * cout_g : y_row;
+    const std::int64_t ys_x = via_row ? cout_g : p.y_strides[sp_axis + xd];
+    const std::int64_t ys_c = via_row ? 1 : p.y_strides[c_axis];
     const std::int64_t i0 = qa + cmin;  // input position of buffer column 0
 
     for (std::int64_t gi = 0; gi < pk.groups; ++gi) {
@@ -294,11 +312,18 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         // Walk the source along its unit-stride axis (x in channels_first, C in channels_last).
         const T* base = src + i0 * xs_x;
         if (std::abs(xs_x) <= std::abs(xs_c)) {
-          for (std::int64_t ci = 0; ci < cin_g; ++ci) {
-            const T* sp = base + ci * xs_c;
-            T* d = dst + ci * ds_c;
-            for (std::int64_t xi = lo; xi < hi; ++xi) d[xi * ds_x] = sp[xi * xs_x];
-          }
+          // A transposition when the buffer is channels-last: in 16 x 16 tiles, so both sides
+          // move whole cache lines.
+          constexpr std::int64_t kTile = 16;
+          for (std::int64_t c0 = 0; c0 < cin_g; c0 += kTile)
+            for (std::int64_t xa = lo; xa < hi; xa += kTile) {
+              const std::int64_t c1 = std::min(c0 + kTile, cin_g), xe = std::min(xa + kTile, hi);
+              for (std::int64_t ci = c0; ci < c1; ++ci) {
+                const T* sp = base + ci * xs_c;
+                T* d = dst + ci * ds_c;
+                for (std::int64_t xi = xa; xi < xe; ++xi) d[xi * ds_x] = sp[xi * xs_x];
+              }
+            }
         } else {
           for (std::int64_t xi = lo; xi < hi; ++xi) {
             const T* sp = base + xi * xs_x;
@@ -312,7 +337,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         const std::int64_t nq = rx < out_x ? ceil_div(out_x - rx, sx) : 0;
         const std::int64_t q1 = std::min(qb, nq);
         if (qa >= q1) continue;
-        T* y0 = y_row + (qa * sx + rx) * ys_x + gi * cout_g * ys_c;
+        T* y0 = y_dst + (qa * sx + rx) * ys_x + (via_row ? 0 : gi * cout_g * ys_c);
         const auto& xk = dx.c[rx];
         const std::int64_t xt = static_cast<std::int64_t>(xk.size());
         if (nslots == 0 || xt == 0) {
@@ -348,6 +373,20 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
           call.bias = bias_g ? bias_g + panel * pk.width : nullptr;
           (spatial ? ks.spatial_gemm : ks.channel_gemm)(call);
         }
+      }
+      if (via_row) {
+        const std::int64_t yx = p.y_strides[sp_axis + xd], yc = p.y_strides[c_axis];
+        // In 16 x 16 tiles: whole cache lines on both sides.
+        constexpr std::int64_t kTile = 16;
+        for (std::int64_t c0 = 0; c0 < cout_g; c0 += kTile)
+          for (std::int64_t xa = x0; xa < x1; xa += kTile) {
+            const std::int64_t c1 = std::min(c0 + kTile, cout_g), xe = std::min(xa + kTile, x1);
+            for (std::int64_t co = c0; co < c1; ++co) {
+              T* yp = y_row + (gi * cout_g + co) * yc;
+              const T* rp = s.row.data() + co;
+              for (std::int64_t x = xa; x < xe; ++x) yp[x * yx] = rp[(x - x0) * cout_g];
+            }
+          }
       }
     }
   };
