@@ -52,6 +52,12 @@ void channel_tile(const GemmCall<typename S::T>& g, const typename S::T* a,
   constexpr int L = S::L;
   constexpr int NR = 2 * L;
   constexpr int COUNT = 2 * MR;
+  // The output lines are fetched for writing now, while the K loop runs: a layer whose output
+  // does not fit in cache otherwise stalls on the store misses of each tile.
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * g.c_ms), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * g.c_ms + (NR - 1) * g.c_ns), _MM_HINT_T0);
+  }
   alignas(32) T init[NR];
   for (int j = 0; j < NR; ++j) init[j] = (g.bias && j < g.n) ? g.bias[j] : T(0);
 #define TCONV_DECL(i) V r##i = S::load(init + ((i) % 2) * L);
@@ -189,6 +195,78 @@ void spatial_gemm(const GemmCall<typename S::T>& g) {
   }
 }
 
+// ---- transposes: 8 x 8 (fp32) / 4 x 4 (fp64) register blocks, scalar edges ------------------
+
+void transpose8x8(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
+  __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + sl), r2 = _mm256_loadu_ps(s + 2 * sl),
+         r3 = _mm256_loadu_ps(s + 3 * sl), r4 = _mm256_loadu_ps(s + 4 * sl),
+         r5 = _mm256_loadu_ps(s + 5 * sl), r6 = _mm256_loadu_ps(s + 6 * sl),
+         r7 = _mm256_loadu_ps(s + 7 * sl);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+         t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+         t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+         t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  r0 = _mm256_shuffle_ps(t0, t2, 0x44);
+  r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  r2 = _mm256_shuffle_ps(t1, t3, 0x44);
+  r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  r4 = _mm256_shuffle_ps(t4, t6, 0x44);
+  r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  r6 = _mm256_shuffle_ps(t5, t7, 0x44);
+  r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(d, _mm256_permute2f128_ps(r0, r4, 0x20));
+  _mm256_storeu_ps(d + dl, _mm256_permute2f128_ps(r1, r5, 0x20));
+  _mm256_storeu_ps(d + 2 * dl, _mm256_permute2f128_ps(r2, r6, 0x20));
+  _mm256_storeu_ps(d + 3 * dl, _mm256_permute2f128_ps(r3, r7, 0x20));
+  _mm256_storeu_ps(d + 4 * dl, _mm256_permute2f128_ps(r0, r4, 0x31));
+  _mm256_storeu_ps(d + 5 * dl, _mm256_permute2f128_ps(r1, r5, 0x31));
+  _mm256_storeu_ps(d + 6 * dl, _mm256_permute2f128_ps(r2, r6, 0x31));
+  _mm256_storeu_ps(d + 7 * dl, _mm256_permute2f128_ps(r3, r7, 0x31));
+}
+
+void transpose4x4(const double* s, std::int64_t sl, double* d, std::int64_t dl) {
+  const __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + sl),
+                r2 = _mm256_loadu_pd(s + 2 * sl), r3 = _mm256_loadu_pd(s + 3 * sl);
+  const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1),
+                t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+  _mm256_storeu_pd(d, _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(d + dl, _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(d + 2 * dl, _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(d + 3 * dl, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+
+template <class T, int B, void (*Block)(const T*, std::int64_t, T*, std::int64_t)>
+void transpose(const T* src, std::int64_t sl, T* dst, std::int64_t dl, std::int64_t rows,
+               std::int64_t cols, bool dst_order) {
+  const std::int64_t rb = rows / B * B, cb = cols / B * B;
+  if (dst_order) {
+    for (std::int64_t j = 0; j < cb; j += B) {
+      for (std::int64_t i = 0; i < rb; i += B) Block(src + i * sl + j, sl, dst + j * dl + i, dl);
+      for (std::int64_t jj = j; jj < j + B; ++jj)
+        for (std::int64_t i = rb; i < rows; ++i) dst[jj * dl + i] = src[i * sl + jj];
+    }
+    for (std::int64_t j = cb; j < cols; ++j)
+      for (std::int64_t i = 0; i < rows; ++i) dst[j * dl + i] = src[i * sl + j];
+    return;
+  }
+  for (std::int64_t i = 0; i < rb; i += B) {
+    for (std::int64_t j = 0; j < cb; j += B) Block(src + i * sl + j, sl, dst + j * dl + i, dl);
+    for (std::int64_t j = cb; j < cols; ++j)
+      for (std::int64_t ii = i; ii < i + B; ++ii) dst[j * dl + ii] = src[ii * sl + j];
+  }
+  for (std::int64_t i = rb; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) dst[j * dl + i] = src[i * sl + j];
+}
+
+void transpose_f32(const float* s, std::int64_t sl, float* d, std::int64_t dl, std::int64_t rows,
+                   std::int64_t cols, bool dst_order) {
+  transpose<float, 8, transpose8x8>(s, sl, d, dl, rows, cols, dst_order);
+}
+void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl,
+                   std::int64_t rows, std::int64_t cols, bool dst_order) {
+  transpose<double, 4, transpose4x4>(s, sl, d, dl, rows, cols, dst_order);
+}
+
 void channel_f32(const GemmCall<float>& g) { channel_gemm<F32>(g); }
 void channel_f64(const GemmCall<double>& g) { channel_gemm<F64>(g); }
 void spatial_f32(const GemmCall<float>& g) { spatial_gemm<F32>(g); }
@@ -197,7 +275,11 @@ void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
 }  // namespace
 
 // The widest spatial tile (8 vectors) bounds how far past the last row the kernel reads.
-KernelSet<float> kernels_f32() { return {channel_f32, 2 * F32::L, spatial_f32, 8 * F32::L}; }
-KernelSet<double> kernels_f64() { return {channel_f64, 2 * F64::L, spatial_f64, 8 * F64::L}; }
+KernelSet<float> kernels_f32() {
+  return {channel_f32, 2 * F32::L, spatial_f32, 8 * F32::L, transpose_f32};
+}
+KernelSet<double> kernels_f64() {
+  return {channel_f64, 2 * F64::L, spatial_f64, 8 * F64::L, transpose_f64};
+}
 
 }  // namespace tconv::kernels::avx2

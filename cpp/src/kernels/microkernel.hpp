@@ -38,12 +38,20 @@ using GemmFn = void (*)(const GemmCall<T>&);
 // A kernel family: the channel-vector GEMM (N = output channels, width nr) and the
 // spatial-vector GEMM (M = output positions in vectors of `vl`, N <= 4 output channels,
 // a_ms must be 1 and the row buffer readable `spatial_tile` elements past the last row).
+// dst[j * dst_ld + i] = src[i * src_ld + j] for i < rows, j < cols (a strided 2-D transpose).
+// dst_order: sweep dst rows to the end before the next band (the side in main memory streams
+// through few rows at a time), else src rows.
+template <class T>
+using TransposeFn = void (*)(const T* src, std::int64_t src_ld, T* dst, std::int64_t dst_ld,
+                             std::int64_t rows, std::int64_t cols, bool dst_order);
+
 template <class T>
 struct KernelSet {
   GemmFn<T> channel_gemm;
   std::int64_t nr;
   GemmFn<T> spatial_gemm;
   std::int64_t spatial_tile;
+  TransposeFn<T> transpose;
 };
 
 }  // namespace tconv::kernels

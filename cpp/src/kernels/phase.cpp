@@ -311,7 +311,9 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         }
         // Walk the source along its unit-stride axis (x in channels_first, C in channels_last).
         const T* base = src + i0 * xs_x;
-        if (std::abs(xs_x) <= std::abs(xs_c)) {
+        if (!spatial && xs_x == 1 && ks.transpose) {
+          ks.transpose(base + lo, xs_c, dst + lo * cin_g, cin_g, cin_g, hi - lo, false);
+        } else if (std::abs(xs_x) <= std::abs(xs_c)) {
           // A transposition when the buffer is channels-last: in 16 x 16 tiles, so both sides
           // move whole cache lines.
           constexpr std::int64_t kTile = 16;
@@ -376,17 +378,22 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
       }
       if (via_row) {
         const std::int64_t yx = p.y_strides[sp_axis + xd], yc = p.y_strides[c_axis];
-        // In 16 x 16 tiles: whole cache lines on both sides.
-        constexpr std::int64_t kTile = 16;
-        for (std::int64_t c0 = 0; c0 < cout_g; c0 += kTile)
-          for (std::int64_t xa = x0; xa < x1; xa += kTile) {
-            const std::int64_t c1 = std::min(c0 + kTile, cout_g), xe = std::min(xa + kTile, x1);
-            for (std::int64_t co = c0; co < c1; ++co) {
-              T* yp = y_row + (gi * cout_g + co) * yc;
-              const T* rp = s.row.data() + co;
-              for (std::int64_t x = xa; x < xe; ++x) yp[x * yx] = rp[(x - x0) * cout_g];
+        if (yx == 1 && ks.transpose) {
+          ks.transpose(s.row.data(), cout_g, y_row + gi * cout_g * yc + x0, yc, x1 - x0, cout_g,
+                       true);
+        } else {
+          // In 16 x 16 tiles: whole cache lines on both sides.
+          constexpr std::int64_t kTile = 16;
+          for (std::int64_t c0 = 0; c0 < cout_g; c0 += kTile)
+            for (std::int64_t xa = x0; xa < x1; xa += kTile) {
+              const std::int64_t c1 = std::min(c0 + kTile, cout_g), xe = std::min(xa + kTile, x1);
+              for (std::int64_t co = c0; co < c1; ++co) {
+                T* yp = y_row + (gi * cout_g + co) * yc;
+                const T* rp = s.row.data() + co;
+                for (std::int64_t x = xa; x < xe; ++x) yp[x * yx] = rp[(x - x0) * cout_g];
+              }
             }
-          }
+        }
       }
     }
   };
