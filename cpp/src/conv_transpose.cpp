@@ -161,7 +161,10 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
       packed = std::make_shared<const kernels::phase::Packed<T>>(
           kernels::phase::pack(g, weight, p.w_strides, algo, width));
     }
-    kernels::phase::run(p, *packed, ks, threads_for(g, options));
+    if (kernels::phase::shuffle_applies(p, *packed))
+      kernels::phase::run_shuffle(p, *packed, ks, threads_for(g, options));
+    else
+      kernels::phase::run(p, *packed, ks, threads_for(g, options));
     return;
   }
   kernels::portable::conv_transpose(p);

@@ -239,3 +239,45 @@ def test_batch_pieces_give_the_numbers_of_one_call(dtype, channels_last, isa_cap
         tconv._core.conv_transpose(g, x, w, b, cut, chunk_flops=1.0)  # one image per piece
         assert_close(whole, want, dtype)
         assert np.array_equal(cut, whole)
+
+
+@st.composite
+def unpadded_layers(draw):
+    """No padding or dilation, and per dim either kernel == stride or a single input position:
+    the one-GEMM (pixel shuffle) path, next to its neighbours (tiny C_out, layouts)."""
+    rank = draw(st.integers(1, 3))
+    one_pixel = draw(st.booleans())
+    kernel, stride, size = [], [], []
+    for _ in range(rank):
+        k = draw(st.integers(1, 4))
+        if one_pixel:
+            kernel.append(k)
+            stride.append(draw(st.integers(1, 4)))
+            size.append(1)
+        else:
+            kernel.append(k)
+            stride.append(k)
+            size.append(draw(st.integers(1, 14)))
+    groups = draw(st.sampled_from([1, 1, 2]))
+    return dict(
+        rank=rank, groups=groups, cin=draw(st.integers(1, 10)) * groups,
+        cout_g=draw(st.sampled_from([1, 3, 5, 8, 16, 17, 40])), kernel=kernel, stride=stride,
+        dilation=[1] * rank, size=size, pads=[(0, 0)] * rank, outpad=[0] * rank,
+        batch=draw(st.integers(1, 8)), channels_last=draw(st.booleans()),
+        dtype=draw(st.sampled_from([np.float32, np.float64])), bias=draw(st.booleans()),
+        layout=draw(st.sampled_from(["contiguous", "contiguous", "strided", "fortran"])),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(cfg=unpadded_layers())
+def test_kernel_equal_stride_and_one_pixel_inputs_match_portable(cfg, isa_cap):
+    x, w, b, kw = make(cfg)
+    want = run("portable", 1, x, w, b, **kw)
+    for isa in ISAS:
+        outs = [run(isa, t, x, w, b, **kw) for t in (1, 2, 3)]
+        assert_close(outs[0], want, cfg["dtype"])
+        for o in outs[1:]:
+            assert np.array_equal(o.view(np.uint8), outs[0].view(np.uint8))

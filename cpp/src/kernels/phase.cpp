@@ -401,6 +401,101 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   return scratch_bytes;
 }
 
+template <class T>
+bool shuffle_applies(const Problem<T>& p, const Packed<T>& pk) {
+  const Geometry& g = *p.g;
+  if (pk.algo != Algo::channel) return false;
+  bool single = true;
+  for (int d = 0; d < g.rank; ++d) {
+    if (g.dilation[d] != 1 || g.pad_lo[d] != 0 || g.pad_hi[d] != 0 || g.output_padding[d] != 0)
+      return false;
+    if (g.kernel[d] != g.stride[d] && g.input[d] != 1) return false;
+    single = single && g.input[d] == 1;
+  }
+  const int c_axis = g.data_format == DataFormat::channels_first ? 1 : g.rank + 1;
+  return p.x_strides[c_axis] == 1 && (single || g.data_format == DataFormat::channels_last);
+}
+
+template <class T>
+std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks,
+                        int threads) {
+  const Geometry& g = *p.g;
+  const int rank = g.rank;
+  const int xd = rank - 1;
+  const bool cf = g.data_format == DataFormat::channels_first;
+  const int c_axis = cf ? 1 : rank + 1;
+  const int sp_axis = cf ? 2 : 1;
+  // The GEMM's M runs along the last input dim, or along the batch when that dim is 1 wide
+  // (DCGAN's 1x1 -> 4x4 layer: M = images, one call per output position).
+  const bool m_batch = g.input[xd] == 1;
+  const std::int64_t m_len = m_batch ? g.batch : g.input[xd];
+  const std::int64_t a_ms = m_batch ? p.x_strides[0] : p.x_strides[sp_axis + xd];
+  const std::int64_t c_ms =
+      m_batch ? p.y_strides[0] : g.stride[xd] * p.y_strides[sp_axis + xd];
+  // Items: (image unless M is the batch) x (input position over the other dims) x tap, taps
+  // innermost so one input row serves all its taps from cache.
+  const int outer_dims = m_batch ? rank : xd;
+  std::int64_t n_pos = 1, n_taps = 1;
+  for (int d = 0; d < outer_dims; ++d) n_pos *= g.input[d];
+  for (int d = 0; d < rank; ++d) n_taps *= g.kernel[d];
+  const std::int64_t n_img = m_batch ? 1 : g.batch;
+  const std::int64_t items = n_img * n_pos * n_taps;
+  const std::int64_t cin_g = pk.cin_g, cout_g = pk.cout_g;
+  std::int64_t zero_off = 0;
+  auto body = [&](std::int64_t item, int) {
+    std::int64_t tap = item % n_taps, rest = item / n_taps;
+    const std::int64_t pos = rest % n_pos, n = rest / n_pos;
+    const T* xa = p.x + n * p.x_strides[0];
+    T* ya = p.y + n * p.y_strides[0];
+    std::int64_t ph = 0, t = 0;
+    {
+      std::int64_t kk[9] = {0}, rem = tap, prem = pos;
+      for (int d = rank - 1; d >= 0; --d) {
+        kk[d] = rem % g.kernel[d];
+        rem /= g.kernel[d];
+      }
+      for (int d = outer_dims - 1; d >= 0; --d) {
+        const std::int64_t i = prem % g.input[d];
+        prem /= g.input[d];
+        xa += i * p.x_strides[sp_axis + d];
+        ya += i * g.stride[d] * p.y_strides[sp_axis + d];
+      }
+      for (int d = 0; d < rank; ++d) {
+        const std::int64_t r = kk[d] % g.stride[d];
+        ph = ph * g.stride[d] + r;
+        t = t * static_cast<std::int64_t>(pk.dims[d].k[r].size()) + kk[d] / g.stride[d];
+        ya += kk[d] * p.y_strides[sp_axis + d];
+      }
+    }
+    GemmCall<T> call;
+    call.a_off = &zero_off;
+    call.b_off = &zero_off;
+    call.pairs = 1;
+    call.k = cin_g;
+    call.a_ks = p.x_strides[c_axis];
+    call.a_ms = a_ms;
+    call.b_ld = pk.width;
+    call.c_ms = c_ms;
+    call.c_ns = p.y_strides[c_axis];
+    call.m = m_len;
+    for (std::int64_t gi = 0; gi < pk.groups; ++gi) {
+      call.a = xa + gi * cin_g * p.x_strides[c_axis];
+      for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
+        call.b = pk.data.get() + pk.offset[(gi * pk.phases + ph) * pk.panels + panel] +
+                 t * cin_g * pk.width;
+        const std::int64_t co0 = gi * cout_g + panel * pk.width;
+        call.c = ya + co0 * p.y_strides[c_axis];
+        call.n = std::min(pk.width, cout_g - panel * pk.width);
+        call.bias = p.bias ? p.bias + co0 : nullptr;
+        ks.channel_gemm(call);
+      }
+    }
+  };
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
+  detail::parallel_for(items, threads, body);
+  return 0;
+}
+
 template struct Packed<float>;
 template struct Packed<double>;
 template Packed<float> pack(const Geometry&, const float*, const std::vector<std::int64_t>&, Algo,
@@ -409,6 +504,12 @@ template Packed<double> pack(const Geometry&, const double*, const std::vector<s
                              Algo, std::int64_t);
 template std::size_t run(const Problem<float>&, const Packed<float>&, const KernelSet<float>&,
                          int);
+template bool shuffle_applies(const Problem<float>&, const Packed<float>&);
+template bool shuffle_applies(const Problem<double>&, const Packed<double>&);
+template std::size_t run_shuffle(const Problem<float>&, const Packed<float>&,
+                                 const KernelSet<float>&, int);
+template std::size_t run_shuffle(const Problem<double>&, const Packed<double>&,
+                                 const KernelSet<double>&, int);
 template std::size_t run(const Problem<double>&, const Packed<double>&,
                          const KernelSet<double>&, int);
 

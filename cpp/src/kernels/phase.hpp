@@ -58,6 +58,20 @@ template <class T>
 Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w_strides,
                Algo algo, std::int64_t nr);
 
+// Whether run_shuffle handles this layer: no padding, output padding or dilation, every dim
+// either kernel == stride or a single input position (so each output comes from exactly one
+// input position and tap), the channel algorithm, and channels contiguous enough to feed the
+// micro-kernel straight from x (channels_last, or an input of one position per image).
+template <class T>
+bool shuffle_applies(const Problem<T>& p, const Packed<T>& packed);
+
+// kernel == stride as one GEMM [input positions x C_in] x [C_in x taps * C_out] whose stores
+// do the pixel shuffle: the micro-kernel reads x in place (no row buffer, no halo) and writes
+// each output once, bias included. Returns the scratch bytes used (none).
+template <class T>
+std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
+                        int threads);
+
 // Runs the layer with packed weights on up to `threads` threads. Returns the bytes of scratch
 // used (row buffers and tap lists, all threads), for the memory accounting.
 template <class T>
