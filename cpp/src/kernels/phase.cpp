@@ -212,22 +212,32 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   // row (vector stores), which is then written out position-contiguous, channel by channel.
   const std::int64_t row_len = via_row ? std::min(qblock * sx, out_x) * cout_g : 0;
 
+  // Consecutive output rows share most of their input rows (k / s of them): each thread keeps
+  // the rows it copied, tagged by (image, input row, group, block), and copies only new ones.
+  const std::int64_t cached = 2 * max_slots + 2;
+  std::int64_t n_in_outer = 1;
+  for (int d = 0; d < xd; ++d) n_in_outer *= g.input[d];
+
   struct Scratch {
     std::vector<T> row;
     std::vector<T> buf;
-    std::vector<std::int64_t> a_off, b_off, slot_in, slot_tap;
+    std::vector<std::int64_t> a_off, b_off, slot_in, slot_tap, slot_buf, tag, used;
+    std::int64_t clock = 0;
   };
   std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
   std::size_t scratch_bytes = 0;
   for (auto& s : scratch) {
     s.row.resize(static_cast<std::size_t>(row_len));
-    s.buf.assign(static_cast<std::size_t>(max_slots * slot_stride), T(0));
+    s.buf.assign(static_cast<std::size_t>(cached * slot_stride), T(0));
+    s.tag.assign(static_cast<std::size_t>(cached), -1);
+    s.used.assign(static_cast<std::size_t>(cached), 0);
+    s.slot_buf.resize(static_cast<std::size_t>(max_slots));
     s.a_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
     s.b_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
     s.slot_in.reserve(static_cast<std::size_t>(max_slots * std::max(xd, 1)));
     s.slot_tap.reserve(static_cast<std::size_t>(max_slots));
     scratch_bytes += (s.row.size() + s.buf.size()) * sizeof(T) +
-                     4 * max_slots * max_xtaps * sizeof(std::int64_t);
+                     (4 * max_slots * max_xtaps + 3 * cached) * sizeof(std::int64_t);
   }
 
   auto body = [&](std::int64_t item, int slot_id) {
@@ -296,10 +306,24 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     const std::int64_t i0 = qa + cmin;  // input position of buffer column 0
 
     for (std::int64_t gi = 0; gi < pk.groups; ++gi) {
+      const std::int64_t now = ++s.clock;
       for (std::int64_t sl = 0; sl < nslots; ++sl) {
+        std::int64_t in_row = 0;
+        for (int d = 0; d < xd; ++d) in_row = in_row * g.input[d] + s.slot_in[sl * xd + d];
+        const std::int64_t key = ((n * n_in_outer + in_row) * pk.groups + gi) * nxb + xb;
+        std::int64_t hit = -1, victim = 0;
+        for (std::int64_t c = 0; c < cached; ++c) {
+          if (s.tag[c] == key) hit = c;
+          if (s.used[c] < s.used[victim]) victim = c;
+        }
+        const std::int64_t slot = hit >= 0 ? hit : victim;
+        s.used[slot] = now;
+        s.slot_buf[sl] = slot;
+        if (hit >= 0) continue;
+        s.tag[slot] = key;
         const T* src = x_n + gi * cin_g * xs_c;
         for (int d = 0; d < xd; ++d) src += s.slot_in[sl * xd + d] * p.x_strides[sp_axis + d];
-        T* dst = s.buf.data() + sl * slot_stride;
+        T* dst = s.buf.data() + slot * slot_stride;
         // Columns of the buffer outside the input are the zero halo.
         const std::int64_t lo = std::clamp<std::int64_t>(-i0, 0, xlen);
         const std::int64_t hi = std::clamp<std::int64_t>(in_x - i0, lo, xlen);
@@ -352,7 +376,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         s.b_off.clear();
         for (std::int64_t sl = 0; sl < nslots; ++sl)
           for (std::int64_t jx = 0; jx < xt; ++jx) {
-            s.a_off.push_back(sl * slot_stride + (xk[jx] - cmin) * a_ms);
+            s.a_off.push_back(s.slot_buf[sl] * slot_stride + (xk[jx] - cmin) * a_ms);
             s.b_off.push_back((s.slot_tap[sl] * xt + jx) * cin_g * pk.width);
           }
         GemmCall<T> call;
