@@ -41,6 +41,8 @@ std::vector<std::int64_t> strides_or_default(const std::vector<std::int64_t>& st
   return strides;
 }
 
+thread_local CallMemory t_last_memory;
+
 // Below this much work per thread, waking another thread costs more than it saves.
 constexpr double kFlopsPerThread = 2e6;
 
@@ -138,6 +140,7 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
   p.x_strides = strides_or_default(x_strides, g.input_shape(), "x");
   p.w_strides = strides_or_default(weight_strides, g.weight_shape(), "weight");
   p.y_strides = strides_or_default(y_strides, g.output_shape(), "y");
+  t_last_memory = CallMemory{};
   const std::int64_t y_elems = checked_product(g.output_shape(), "the output size");
   if (y_elems == 0) return;
   if (g.in_channels == 0) {
@@ -161,16 +164,19 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
       packed = std::make_shared<const kernels::phase::Packed<T>>(
           kernels::phase::pack(g, weight, p.w_strides, algo, width));
     }
-    if (kernels::phase::shuffle_applies(p, *packed))
-      kernels::phase::run_shuffle(p, *packed, ks, threads_for(g, options));
-    else
-      kernels::phase::run(p, *packed, ks, threads_for(g, options));
+    t_last_memory.packed_weight_bytes = packed->bytes();
+    t_last_memory.scratch_bytes =
+        kernels::phase::shuffle_applies(p, *packed)
+            ? kernels::phase::run_shuffle(p, *packed, ks, threads_for(g, options))
+            : kernels::phase::run(p, *packed, ks, threads_for(g, options));
     return;
   }
   kernels::portable::conv_transpose(p);
 }
 
 }  // namespace
+
+CallMemory last_call_memory() { return t_last_memory; }
 
 void conv_transpose(const Geometry& g, const float* x, const std::vector<std::int64_t>& x_strides,
                     const float* weight, const std::vector<std::int64_t>& weight_strides,

@@ -150,6 +150,16 @@ void bind_ops(py::module_& m) {
       throw py::value_error(e.what());
     }
   });
+  m.def(
+      "last_call_memory",
+      [] {
+        const auto mem = tconv::last_call_memory();
+        py::dict d;
+        d["scratch_bytes"] = mem.scratch_bytes;
+        d["packed_weight_bytes"] = mem.packed_weight_bytes;
+        return d;
+      },
+      "Working memory of this thread's last core call, beyond x, weight, bias and y.");
   m.def("set_num_threads", &tconv::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &tconv::get_num_threads);
 }

@@ -228,7 +228,8 @@ def test_batch_pieces_give_the_numbers_of_one_call(dtype, channels_last, isa_cap
         x = rng.standard_normal((5, 24, 7, 6)).astype(dtype)
         w = rng.standard_normal((24, 20, 4, 4)).astype(dtype)[:, ::-1]
     b = rng.standard_normal(20).astype(dtype)
-    kw = dict(stride=2, padding=1, data_format="channels_last" if channels_last else "channels_first")
+    kw = dict(stride=2, padding=1,
+              data_format="channels_last" if channels_last else "channels_first")
     want = run("portable", 1, x, w, b, **kw)
     g = tconv.ConvTranspose(w, b, **kw)._geometry(x.shape, None)
     for isa in ISAS:

@@ -14,6 +14,7 @@
 // initialisation. The result does not depend on the number of threads.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -68,6 +69,15 @@ void conv_transpose(const Geometry& g, const double* x,
                     const std::vector<std::int64_t>& weight_strides, const double* bias,
                     double* y, const std::vector<std::int64_t>& y_strides,
                     const Options& options = {});
+
+// Working memory of the last conv_transpose (or plan run) made on the calling thread, beyond
+// x, weight, bias and y: the driver's own scratch (row buffers and index lists, all threads),
+// and the packed weights it ran on (made for the call, or held by the plan).
+struct CallMemory {
+  std::size_t scratch_bytes = 0;
+  std::size_t packed_weight_bytes = 0;
+};
+CallMemory last_call_memory();
 
 // Convenience form for C-contiguous buffers: validates the layer and runs it.
 // Returns the geometry (y must hold prod(geometry.output_shape()) elements: call

@@ -21,6 +21,13 @@ struct F32 {
   static V bcast(const T* p) { return _mm256_broadcast_ss(p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+  // Lanes i with base + i < n read memory, the others are zero (and touch nothing).
+  static V load_first(const T* p, int base, std::int64_t n) {
+    const __m256i lane = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                          _mm256_set1_epi32(base));
+    const int lim = n < base + L ? static_cast<int>(n) : base + L;
+    return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(lim), lane));
+  }
 };
 
 struct F64 {
@@ -32,6 +39,12 @@ struct F64 {
   static V bcast(const T* p) { return _mm256_broadcast_sd(p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+  static V load_first(const T* p, int base, std::int64_t n) {
+    const __m256i lane = _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3),
+                                          _mm256_set1_epi64x(base));
+    const long long lim = n < base + L ? static_cast<long long>(n) : base + L;
+    return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(lim), lane));
+  }
 };
 
 // Twelve accumulators as named variables: GCC keeps a loop-carried array of vectors in memory
@@ -123,7 +136,8 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
     rest += kMR;
   }
   std::int64_t m = 0;
-  for (std::int64_t t = 0; t < full; ++t, m += kMR) channel_tile<S, kMR>(g, g.a + m * g.a_ms, g.c + m * g.c_ms);
+  for (std::int64_t t = 0; t < full; ++t, m += kMR)
+    channel_tile<S, kMR>(g, g.a + m * g.a_ms, g.c + m * g.c_ms);
   if (rest > kMR) {
     const std::int64_t first = (rest + 1) / 2;
     channel_rows<S>(g, m, first);
@@ -136,7 +150,7 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
 // ---- spatial-vector kernel: MV vectors of consecutive output positions x CO channels ---------
 // Accumulator i holds channel i / MV, position vector i % MV.
 
-template <class S, int CO, int MV>
+template <class S, int CO, int MV, bool PARTIAL>
 void spatial_tile(const GemmCall<typename S::T>& g, const typename S::T* a, typename S::T* c,
                   std::int64_t rows) {
   using T = typename S::T;
@@ -152,9 +166,11 @@ void spatial_tile(const GemmCall<typename S::T>& g, const typename S::T* a, type
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
     for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_STEP(i)                                                                  \
-  if constexpr ((i) < COUNT) {                                                         \
-    r##i = S::fma(S::load(ap + ((i) % MV) * L), S::bcast(bp + (i) / MV), r##i);        \
+#define TCONV_STEP(i)                                                                    \
+  if constexpr ((i) < COUNT) {                                                           \
+    const V av = PARTIAL ? S::load_first(ap + ((i) % MV) * L, ((i) % MV) * L, rows)      \
+                         : S::load(ap + ((i) % MV) * L);                                 \
+    r##i = S::fma(av, S::bcast(bp + (i) / MV), r##i);                                    \
   }
       TCONV_ACC12(TCONV_STEP)
 #undef TCONV_STEP
@@ -177,10 +193,10 @@ void spatial_tile(const GemmCall<typename S::T>& g, const typename S::T* a, type
 template <class S, int CO, int MV>
 void spatial_rows(const GemmCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
-  for (std::int64_t m = 0; m < g.m; m += W) {
-    const std::int64_t rows = g.m - m < W ? g.m - m : W;
-    spatial_tile<S, CO, MV>(g, g.a + m, g.c + m * g.c_ms, rows);
-  }
+  std::int64_t m = 0;
+  for (; m + W <= g.m; m += W) spatial_tile<S, CO, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
+  // The last, partial tile loads only its own rows (masked): the buffer needs no slack.
+  if (m < g.m) spatial_tile<S, CO, MV, true>(g, g.a + m, g.c + m * g.c_ms, g.m - m);
 }
 
 // Tile widths keep 8-12 accumulators live (enough independent FMA chains for two pipes).
@@ -274,12 +290,10 @@ void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
 
 }  // namespace
 
-// The widest spatial tile (8 vectors) bounds how far past the last row the kernel reads.
-KernelSet<float> kernels_f32() {
-  return {channel_f32, 2 * F32::L, spatial_f32, 8 * F32::L, transpose_f32};
-}
+// The spatial kernel reads nothing past its last row (masked tail): no slack needed.
+KernelSet<float> kernels_f32() { return {channel_f32, 2 * F32::L, spatial_f32, 0, transpose_f32}; }
 KernelSet<double> kernels_f64() {
-  return {channel_f64, 2 * F64::L, spatial_f64, 8 * F64::L, transpose_f64};
+  return {channel_f64, 2 * F64::L, spatial_f64, 0, transpose_f64};
 }
 
 }  // namespace tconv::kernels::avx2

@@ -191,13 +191,37 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   std::int64_t nxb = 1;
   if (threads > 1 && rows < 8 * threads)
     nxb = std::max<std::int64_t>(1, std::min(ceil_div(8 * threads, rows), ceil_div(qmax, 24)));
-  // A channels-last staging row (see via_row below) stays within L2: long rows are blocked.
-  const bool via_row = !spatial && std::abs(p.y_strides[c_axis]) != 1;
-  if (via_row) {
-    const std::int64_t per_q = sx * cout_g * static_cast<std::int64_t>(sizeof(T));
-    nxb = std::max(nxb, ceil_div(qmax, std::max<std::int64_t>(24, (std::int64_t(96) << 10) / per_q)));
+  // Consecutive output rows share most of their input rows (k / s of them): each thread keeps
+  // the rows it copied, tagged by (image, input row, group, block), and copies only new ones.
+  // Capacity: the input rows between the lowest and highest tap shift of every outer dim, the
+  // window that slides by at most one row from one output row to the next.
+  std::int64_t cached = 1;
+  for (int d = 0; d < xd; ++d) {
+    std::int64_t lo = 0, hi = 0;
+    bool seen = false;
+    for (const auto& cs : pk.dims[d].c)
+      for (auto c : cs) {
+        lo = seen ? std::min(lo, c) : c;
+        hi = seen ? std::max(hi, c) : c;
+        seen = true;
+      }
+    cached *= seen ? hi - lo + 1 : 1;
   }
-  const std::int64_t qblock = ceil_div(qmax, nxb);
+  cached = std::max(cached, max_slots);
+
+  // Long rows are blocked so a thread's input rows and staging row (see via_row below) stay
+  // near 64 KiB: within L2, and a small fraction of any sizeable output.
+  const bool via_row = !spatial && std::abs(p.y_strides[c_axis]) != 1;
+  {
+    const std::int64_t per_q =
+        ((via_row ? sx * cout_g : 0) + cached * cin_g) * static_cast<std::int64_t>(sizeof(T));
+    const std::int64_t fit = (std::int64_t(64) << 10) / per_q;
+    nxb = std::max(nxb, ceil_div(qmax, std::max<std::int64_t>(12, fit)));
+  }
+  // Blocks of whole 6-row channel tiles: a split row must not leave 3-row tiles behind.
+  const std::int64_t qblock = nxb == 1 || spatial
+                                  ? ceil_div(qmax, nxb)
+                                  : std::min(qmax, ceil_div(ceil_div(qmax, nxb), 6) * 6);
   nxb = ceil_div(qmax, qblock);
   const std::int64_t xlen_max = qblock + cmax - cmin;
   const std::int64_t xlen_alloc = spatial ? xlen_max + ks.spatial_tile : xlen_max;
@@ -212,9 +236,6 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   // row (vector stores), which is then written out position-contiguous, channel by channel.
   const std::int64_t row_len = via_row ? std::min(qblock * sx, out_x) * cout_g : 0;
 
-  // Consecutive output rows share most of their input rows (k / s of them): each thread keeps
-  // the rows it copied, tagged by (image, input row, group, block), and copies only new ones.
-  const std::int64_t cached = 2 * max_slots + 2;
   std::int64_t n_in_outer = 1;
   for (int d = 0; d < xd; ++d) n_in_outer *= g.input[d];
 
