@@ -283,6 +283,141 @@ void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl,
   transpose<double, 4, transpose4x4>(s, sl, d, dl, rows, cols, dst_order);
 }
 
+// ---- multi-phase spatial kernel: CO channels x PH phases x MV position vectors --------------
+// Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
+
+#define TCONV_ACC_REFS(V) \
+  V &r0, V &r1, V &r2, V &r3, V &r4, V &r5, V &r6, V &r7, V &r8, V &r9, V &r10, V &r11
+
+template <int J, class V>
+__attribute__((always_inline)) inline V pick(V a0, V a1, V a2, V a3, V a4, V a5) {
+  if constexpr (J == 0) return a0;
+  if constexpr (J == 1) return a1;
+  if constexpr (J == 2) return a2;
+  if constexpr (J == 3) return a3;
+  if constexpr (J == 4) return a4;
+  return a5;
+}
+
+template <class S, int CO, int PH, int MV, bool PARTIAL, int MASK>
+__attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
+                                                   const typename S::T* const* bp,
+                                                   std::int64_t K, std::int64_t ks,
+                                                   std::int64_t ld, std::int64_t rows,
+                                                   TCONV_ACC_REFS(typename S::V)) {
+  using V = typename S::V;
+  constexpr int L = S::L;
+  constexpr int COUNT = CO * PH * MV;
+  const typename S::T* b0 = bp[0];
+  const typename S::T* b1 = PH > 1 ? bp[1] : bp[0];
+  const typename S::T* b2 = PH > 2 ? bp[2] : bp[0];
+  const typename S::T* b3 = PH > 3 ? bp[3] : bp[0];
+  for (std::int64_t k = 0; k < K; ++k) {
+#define TCONV_A(v)                                                                       \
+  const V a##v = (v) < MV ? (PARTIAL ? S::load_first(ap + (v) * L, (v) * L, rows)        \
+                                     : S::load(ap + (v) * L))                            \
+                          : S::zero();
+    TCONV_A(0) TCONV_A(1) TCONV_A(2) TCONV_A(3) TCONV_A(4) TCONV_A(5)
+#undef TCONV_A
+#define TCONV_STEP(i)                                                                    \
+  if constexpr ((i) < COUNT && ((MASK >> (((i) / MV) % PH)) & 1)) {                       \
+    constexpr int ph = ((i) / MV) % PH;                                                  \
+    const typename S::T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3;           \
+    r##i = S::fma(pick<(i) % MV>(a0, a1, a2, a3, a4, a5), S::bcast(bq + (i) / (PH * MV)), \
+                  r##i);                                                                 \
+  }
+    TCONV_ACC12(TCONV_STEP)
+#undef TCONV_STEP
+    ap += ks;
+    b0 += ld;
+    b1 += ld;
+    b2 += ld;
+    b3 += ld;
+  }
+}
+
+template <class S, int CO, int PH, int MV, bool PARTIAL>
+void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typename S::T* c,
+                std::int64_t rows) {
+  using T = typename S::T;
+  using V = typename S::V;
+  constexpr int L = S::L;
+  constexpr int COUNT = CO * PH * MV;
+  static_assert(COUNT <= 12 && MV <= 6, "twelve accumulators, six position vectors at most");
+#define TCONV_DECL(i) \
+  V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + (i) / (PH * MV)) : S::zero();
+  TCONV_ACC12(TCONV_DECL)
+#undef TCONV_DECL
+  for (std::int64_t p = 0; p < g.pairs; ++p) {
+    const T* ap = a + g.a_off[p];
+    const T* bp[4] = {g.b, g.b, g.b, g.b};
+    int mask = 0;
+    for (int ph = 0; ph < PH; ++ph) {
+      const std::int64_t off = g.b_off[p * PH + ph];
+      if (off >= 0) {
+        bp[ph] = g.b + off;
+        mask |= 1 << ph;
+      }
+    }
+#define TCONV_ARGS r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11
+#define TCONV_CASE(M)                                                                   \
+  case M:                                                                               \
+    if constexpr (M < (1 << PH))                                                        \
+      phase_k<S, CO, PH, MV, PARTIAL, M>(ap, bp, g.k, g.a_ks, g.b_ld, rows, TCONV_ARGS); \
+    break;
+    switch (mask) {
+      TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
+      TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11) TCONV_CASE(12)
+      TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
+      default: break;
+    }
+#undef TCONV_CASE
+#undef TCONV_ARGS
+  }
+  alignas(32) T tmp[COUNT * L];
+#define TCONV_SPILL(i) \
+  if constexpr ((i) < COUNT) S::store(tmp + (i) * L, r##i);
+  TCONV_ACC12(TCONV_SPILL)
+#undef TCONV_SPILL
+  for (int co = 0; co < CO; ++co)
+    for (int ph = 0; ph < PH; ++ph) {
+      T* out = c + co * g.c_ns + ph * g.c_ps;
+      const T* src = tmp + (co * PH + ph) * MV * L;
+      for (std::int64_t r = 0; r < rows; ++r) out[r * g.c_ms] = src[r];
+    }
+}
+
+template <class S, int CO, int PH, int MV>
+bool phase_rows(const PhaseCall<typename S::T>& g) {
+  constexpr std::int64_t W = MV * S::L;
+  std::int64_t m = 0;
+  for (; m + W <= g.m; m += W)
+    phase_tile<S, CO, PH, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
+  if (m < g.m) phase_tile<S, CO, PH, MV, true>(g, g.a + m, g.c + m * g.c_ms, g.m - m);
+  return true;
+}
+
+template <class S>
+bool phase_gemm(const PhaseCall<typename S::T>& g) {
+  switch (g.n * 8 + g.phases) {
+    case 1 * 8 + 2: return phase_rows<S, 1, 2, 6>(g);
+    case 1 * 8 + 3: return phase_rows<S, 1, 3, 4>(g);
+    case 1 * 8 + 4: return phase_rows<S, 1, 4, 3>(g);
+    case 2 * 8 + 2: return phase_rows<S, 2, 2, 3>(g);
+    case 2 * 8 + 3: return phase_rows<S, 2, 3, 2>(g);
+    case 2 * 8 + 4: return phase_rows<S, 2, 4, 1>(g);
+    case 3 * 8 + 2: return phase_rows<S, 3, 2, 2>(g);
+    case 3 * 8 + 3: return phase_rows<S, 3, 3, 1>(g);
+    case 3 * 8 + 4: return phase_rows<S, 3, 4, 1>(g);
+    case 4 * 8 + 2: return phase_rows<S, 4, 2, 1>(g);
+    case 4 * 8 + 3: return phase_rows<S, 4, 3, 1>(g);
+    default: return false;
+  }
+}
+
+bool phase_f32(const PhaseCall<float>& g) { return phase_gemm<F32>(g); }
+bool phase_f64(const PhaseCall<double>& g) { return phase_gemm<F64>(g); }
+
 void channel_f32(const GemmCall<float>& g) { channel_gemm<F32>(g); }
 void channel_f64(const GemmCall<double>& g) { channel_gemm<F64>(g); }
 void spatial_f32(const GemmCall<float>& g) { spatial_gemm<F32>(g); }
@@ -291,9 +426,11 @@ void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
 }  // namespace
 
 // The spatial kernel reads nothing past its last row (masked tail): no slack needed.
-KernelSet<float> kernels_f32() { return {channel_f32, 2 * F32::L, spatial_f32, 0, transpose_f32}; }
+KernelSet<float> kernels_f32() {
+  return {channel_f32, 2 * F32::L, spatial_f32, 0, transpose_f32, phase_f32};
+}
 KernelSet<double> kernels_f64() {
-  return {channel_f64, 2 * F64::L, spatial_f64, 0, transpose_f64};
+  return {channel_f64, 2 * F64::L, spatial_f64, 0, transpose_f64, phase_f64};
 }
 
 }  // namespace tconv::kernels::avx2

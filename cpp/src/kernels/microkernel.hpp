@@ -35,6 +35,29 @@ struct GemmCall {
 template <class T>
 using GemmFn = void (*)(const GemmCall<T>&);
 
+// The spatial-vector GEMM over several phases of the last dim at once (tiny C_out): one load
+// of input positions feeds every phase with a tap at that shift.
+//
+//   C_ph[m][n] = bias[n] + sum over pairs p with b_off[p * phases + ph] >= 0, over k < K of
+//                a[a_off[p] + k * a_ks + m] * b[b_off[p * phases + ph] + k * b_ld + n]
+//   C_ph[m][n] is stored at c[ph * c_ps + m * c_ms + n * c_ns]
+template <class T>
+struct PhaseCall {
+  const T* a;
+  const std::int64_t* a_off;
+  const T* b;
+  const std::int64_t* b_off;  // pairs x phases; -1: that phase has no tap at this shift
+  std::int64_t pairs, k, a_ks, b_ld, phases;
+  T* c;
+  std::int64_t c_ms, c_ps, c_ns;
+  std::int64_t m, n;
+  const T* bias;
+};
+
+// Returns false (and computes nothing) when it has no kernel for this (phases, n).
+template <class T>
+using PhaseFn = bool (*)(const PhaseCall<T>&);
+
 // A kernel family: the channel-vector GEMM (N = output channels, width nr) and the
 // spatial-vector GEMM (M = output positions in vectors of `vl`, N <= 4 output channels,
 // a_ms must be 1 and the row buffer readable `spatial_tile` elements past the last row).
@@ -52,6 +75,7 @@ struct KernelSet {
   GemmFn<T> spatial_gemm;
   std::int64_t spatial_tile;
   TransposeFn<T> transpose;
+  PhaseFn<T> phase_gemm;  // may be null
 };
 
 }  // namespace tconv::kernels

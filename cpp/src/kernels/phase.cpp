@@ -212,6 +212,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   // Long rows are blocked so a thread's input rows and staging row (see via_row below) stay
   // near 64 KiB: within L2, and a small fraction of any sizeable output.
   const bool via_row = !spatial && std::abs(p.y_strides[c_axis]) != 1;
+  const bool multi = spatial && ks.phase_gemm && sx >= 2 && sx <= 4;
   {
     const std::int64_t per_q =
         ((via_row ? sx * cout_g : 0) + cached * cin_g) * static_cast<std::int64_t>(sizeof(T));
@@ -380,9 +381,59 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         }
       }
       const T* bias_g = p.bias ? p.bias + gi * cout_g : nullptr;
+      // Tiny C_out: all phases of the last dim in one call, positions up to the last one that
+      // every phase has; the per-phase calls below take the rest.
+      std::int64_t q_done = qa;
+      if (multi && nslots > 0) {
+        const std::int64_t q_all = std::min(qb, ceil_div(out_x - (sx - 1), sx));
+        if (q_all > qa) {
+          s.a_off.clear();
+          s.b_off.clear();
+          for (std::int64_t sl = 0; sl < nslots; ++sl)
+            for (std::int64_t c = cmax; c >= cmin; --c) {  // each phase's taps in its order
+              bool used = false;
+              for (std::int64_t rx = 0; rx < sx; ++rx) {
+                const auto& xk = dx.c[rx];
+                const std::int64_t xt = static_cast<std::int64_t>(xk.size());
+                std::int64_t off = -1;
+                for (std::int64_t jx = 0; jx < xt; ++jx)
+                  if (xk[jx] == c)
+                    off = pk.offset[(gi * pk.phases + ph_outer * sx + rx) * pk.panels] +
+                          (s.slot_tap[sl] * xt + jx) * cin_g * pk.width;
+                used = used || off >= 0;
+                s.b_off.push_back(off);
+              }
+              if (used) {
+                s.a_off.push_back(s.slot_buf[sl] * slot_stride + (c - cmin));
+              } else {
+                s.b_off.resize(s.b_off.size() - static_cast<std::size_t>(sx));
+              }
+            }
+          PhaseCall<T> call;
+          call.a = s.buf.data();
+          call.a_off = s.a_off.data();
+          call.b = pk.data.get();
+          call.b_off = s.b_off.data();
+          call.pairs = static_cast<std::int64_t>(s.a_off.size());
+          call.k = cin_g;
+          call.a_ks = a_ks;
+          call.b_ld = pk.width;
+          call.phases = sx;
+          call.c = y_dst + qa * sx * ys_x + gi * cout_g * ys_c;
+          call.c_ms = sx * ys_x;
+          call.c_ps = ys_x;
+          call.c_ns = ys_c;
+          call.m = q_all - qa;
+          call.n = cout_g;
+          call.bias = bias_g;
+          if (ks.phase_gemm(call)) q_done = q_all;
+        }
+      }
+      const std::int64_t qa0 = qa;  // the position of buffer column -cmin
       for (std::int64_t rx = 0; rx < sx; ++rx) {
         const std::int64_t nq = rx < out_x ? ceil_div(out_x - rx, sx) : 0;
         const std::int64_t q1 = std::min(qb, nq);
+        const std::int64_t qa = q_done;  // the first position no multi-phase call wrote
         if (qa >= q1) continue;
         T* y0 = y_dst + (qa * sx + rx) * ys_x + (via_row ? 0 : gi * cout_g * ys_c);
         const auto& xk = dx.c[rx];
@@ -401,7 +452,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
             s.b_off.push_back((s.slot_tap[sl] * xt + jx) * cin_g * pk.width);
           }
         GemmCall<T> call;
-        call.a = s.buf.data();
+        call.a = s.buf.data() + (qa - qa0) * a_ms;
         call.a_off = s.a_off.data();
         call.b_off = s.b_off.data();
         call.pairs = static_cast<std::int64_t>(s.a_off.size());
