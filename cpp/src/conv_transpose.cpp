@@ -90,12 +90,17 @@ bool phase_handles(const Geometry& g) {
   // Its input window spans every tap, (kernel - 1) * dilation / stride cells, zero halo
   // included: with a dilation far beyond the input (found by fuzzing: 2**31) that is gigabytes
   // for a tiny layer. Such layers go to the portable kernel, whose memory follows the taps.
+  // Likewise the packed weights keep per-phase tables, prod(stride) entries: a stride of 2**61
+  // on a 3-cell output (also found by fuzzing) must not size them.
+  double phases = 1.0, outputs = 1.0;
   for (int d = 0; d < g.rank; ++d) {
     const double span = static_cast<double>(g.kernel[d] - 1) * static_cast<double>(g.dilation[d]);
     if (span / static_cast<double>(g.stride[d]) > 4.0 * static_cast<double>(g.input[d]) + 4096.0)
       return false;
+    phases *= static_cast<double>(g.stride[d]);
+    outputs *= static_cast<double>(g.output[d]);
   }
-  return true;
+  return phases <= outputs + 4096.0;
 }
 
 // Packed weights per ISA, made on first use; shared by the calls of one plan.
