@@ -20,12 +20,11 @@ data in ``tests/conformance/`` is measured on these.
 from __future__ import annotations
 
 import math
-import numbers
-import operator
 import warnings
 from typing import Any, Sequence
 
 from . import _core
+from ._args import as_int
 from ._errors import BackendWarning, ShapeError
 
 __all__ = ["jax", "keras", "onnx", "tf_nn", "torch"]
@@ -45,16 +44,8 @@ def _error(kind: str, framework: str, says: str, why: str, fix: str) -> ShapeErr
 
 
 def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        try:
-            if isinstance(value, bool):
-                raise TypeError
-            return int(operator.index(value))
-        except TypeError:
-            raise TypeError(
-                f"{name} must be an int or a tuple of ints, got {type(value).__name__} {value!r}"
-            ) from None
-    return int(value)
+    # The C++ rules take int64: a larger Python int must fail here, by name, not in pybind11.
+    return as_int(value, name)
 
 
 def _shape(value: Any, name: str) -> tuple:

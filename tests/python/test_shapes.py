@@ -169,3 +169,19 @@ def test_jax_errors_name_the_fix():
     err = raises("padding", shapes.jax, (1, 5, 5, 4), (3, 3, 4, 8), (2, 2), "same")
     assert "'SAME'" in err.fix
     raises("rank", shapes.jax, (1, 5, 4), (3, 3, 4, 8), (2, 2), "SAME")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: tconv.shapes.torch((1, 3, 5, 5), 3, 4, 3, stride=2**70),
+        lambda: tconv.shapes.keras((None, 5, 5, 3), 4, 3, strides=2**70),
+        lambda: tconv.shapes.onnx((1, 3, 5, 5), (3, 4, 3, 3), strides=[2**70, 1]),
+        lambda: tconv.shapes.tf_nn((1, 5, 5, 3), (3, 3, 4, 3), (1, 10, 10, 4), 2**70),
+        lambda: tconv.shapes.jax((1, 5, 5, 3), (3, 3, 4, 3), (2**70, 1), "SAME",
+                                 dimension_numbers=("NHWC", "HWOI", "NHWC")),
+    ],
+)
+def test_ints_beyond_int64_are_refused_by_name(call):
+    with pytest.raises(OverflowError, match=r"strides?.*does not fit in a 64-bit integer"):
+        call()
