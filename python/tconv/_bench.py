@@ -143,6 +143,18 @@ def _median_time(f: Callable[[], Any], repeats: int, budget: float) -> float:
     return float(np.median(times))
 
 
+def _pin_to_cpus(threads: int):
+    """Confine a worker to `threads` CPUs: some peers (XLA's CPU runtime) ignore every
+    thread-count setting, and a '1 thread' figure must mean one core for all of them."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads >= len(cpus):
+        return None
+    chosen = set(cpus[:threads])
+    return lambda: os.sched_setaffinity(0, chosen)
+
+
 def run_one(threads: int, names: list[str] | None, dtype: str, repeats: int, budget: float,
             peers: list[str] | None) -> dict:
     import tconv
@@ -293,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--layers", ",".join(names)]
         if peers:
             cmd += ["--peers", ",".join(peers)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env,
+                                preexec_fn=_pin_to_cpus(t))
         done, result = 0, None
         _bar(0, total_layers, f"{t} thread(s)")
         for line in proc.stdout:
