@@ -7,19 +7,6 @@
 namespace tconv {
 namespace {
 
-// a - b, or SizeOverflowError: arguments such as output_shape or explicit pads come from
-// callers unchecked, so every difference of two of them is checked.
-std::int64_t sub(std::int64_t a, std::int64_t b, const char* what) {
-  std::int64_t r;
-  if (__builtin_sub_overflow(a, b, &r)) {
-    std::ostringstream m;
-    m << what << " overflows a 64-bit integer (" << a << " - " << b
-      << "); the sizes involved are far larger than any memory can hold";
-    throw SizeOverflowError(m.str());
-  }
-  return r;
-}
-
 // The crop of the scatter form that turns `input` cells into `output` cells when `pad_lo`
 // cells are cropped at the start: whatever is left over is cropped at the end, and a shortfall
 // is added at the end as output_padding.
@@ -28,12 +15,12 @@ DimResult split_end(std::int64_t input, std::int64_t kernel, std::int64_t stride
   const std::int64_t full = transposed_length(input, kernel, stride, dilation, 0, 0, 0);
   DimResult r;
   r.padding.pad_lo = pad_lo;
-  const std::int64_t rest = sub(full, checked_add(pad_lo, output, "the output length"),
+  const std::int64_t rest = checked_sub(full, checked_add(pad_lo, output, "the output length"),
                                 "the output length");
   if (rest >= 0) {
     r.padding.pad_hi = rest;
   } else {
-    r.padding.output_padding = sub(0, rest, "the output length");
+    r.padding.output_padding = checked_sub(0, rest, "the output length");
   }
   r.output = output;
   return r;
@@ -73,9 +60,9 @@ ConvResult tf_conv(std::int64_t input, std::int64_t kernel, std::int64_t stride,
     case TfPadding::same: {
       r.output = floor_div(checked_add(input, stride - 1, "the SAME output length"), stride);
       const std::int64_t need =
-          std::max<std::int64_t>(0, checked_add(checked_mul(sub(r.output, 1, "SAME padding"),
+          std::max<std::int64_t>(0, checked_add(checked_mul(checked_sub(r.output, 1, "SAME padding"),
                                                             stride, "SAME padding"),
-                                                sub(k, input, "SAME padding"), "SAME padding"));
+                                                checked_sub(k, input, "SAME padding"), "SAME padding"));
       r.pad_lo = need / 2;
       r.pad_hi = need - r.pad_lo;
       break;
@@ -140,7 +127,7 @@ DimResult onnx_resolve(std::int64_t input, std::int64_t kernel, std::int64_t str
   // the uncropped result gets the missing cells at the end (as output_padding does).
   auto split = [&](std::int64_t total, bool odd_at_end) {
     if (total < 0) {
-      r.padding.output_padding = sub(output_padding, total, "output_padding");
+      r.padding.output_padding = checked_sub(output_padding, total, "output_padding");
       total = 0;
     }
     const std::int64_t half = total / 2;
@@ -150,7 +137,7 @@ DimResult onnx_resolve(std::int64_t input, std::int64_t kernel, std::int64_t str
   if (output_shape) {
     // Measured on onnxruntime 1.32: y[0] is the cell at offset total - total/2 of the full
     // result for NOTSET, VALID and SAME_LOWER, and at total/2 for SAME_UPPER.
-    split(sub(full, *output_shape, "the ONNX crop"), auto_pad == OnnxAutoPad::same_upper);
+    split(checked_sub(full, *output_shape, "the ONNX crop"), auto_pad == OnnxAutoPad::same_upper);
     r.output = *output_shape;
     return r;
   }
@@ -166,7 +153,7 @@ DimResult onnx_resolve(std::int64_t input, std::int64_t kernel, std::int64_t str
       // input * stride, unless the uncropped result is shorter (kernel + output_padding <
       // stride): onnxruntime then crops nothing and the output stays at the uncropped length.
       const std::int64_t target = checked_mul(input, stride, "the SAME output length");
-      const std::int64_t total = sub(full, target, "the ONNX crop");
+      const std::int64_t total = checked_sub(full, target, "the ONNX crop");
       if (total > 0) split(total, auto_pad == OnnxAutoPad::same_upper);
       break;
     }
@@ -195,15 +182,15 @@ std::pair<std::int64_t, std::int64_t> jax_dilated_input_padding(std::int64_t ker
   std::int64_t pad_len = 0, before = 0;
   switch (mode) {
     case JaxPadding::same:
-      pad_len = sub(checked_add(k, stride, what), 2, what);
+      pad_len = checked_sub(checked_add(k, stride, what), 2, what);
       // (pad_len + 1) / 2, without overflowing at the top of the range.
       before = stride > k - 1                                 ? k - 1
                : pad_len == std::numeric_limits<std::int64_t>::max() ? pad_len / 2 + 1
                                                                      : (pad_len + 1) / 2;
       break;
     case JaxPadding::valid:
-      pad_len = checked_add(sub(checked_add(k, stride, what), 2, what),
-                            std::max<std::int64_t>(sub(k, stride, what), 0), what);
+      pad_len = checked_add(checked_sub(checked_add(k, stride, what), 2, what),
+                            std::max<std::int64_t>(checked_sub(k, stride, what), 0), what);
       before = k - 1;
       break;
     case JaxPadding::explicit_pads:
@@ -220,12 +207,12 @@ JaxDim jax_resolve(std::int64_t input, std::int64_t kernel, std::int64_t stride,
   JaxDim r;
   const char* what = "the padded input length";
   r.padded_input = checked_add(
-      checked_add(checked_add(checked_mul(sub(input, 1, what), stride, what), 1, what), pads.first,
+      checked_add(checked_add(checked_mul(checked_sub(input, 1, what), stride, what), 1, what), pads.first,
                   what),
       pads.second, what);
-  r.result.padding.pad_lo = sub(k - 1, pads.first, what);
-  r.result.padding.pad_hi = sub(k - 1, pads.second, what);
-  r.result.output = std::max<std::int64_t>(0, checked_add(sub(r.padded_input, k, what), 1, what));
+  r.result.padding.pad_lo = checked_sub(k - 1, pads.first, what);
+  r.result.padding.pad_hi = checked_sub(k - 1, pads.second, what);
+  r.result.output = std::max<std::int64_t>(0, checked_add(checked_sub(r.padded_input, k, what), 1, what));
   return r;
 }
 

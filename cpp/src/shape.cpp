@@ -68,8 +68,6 @@ std::int64_t checked_add(std::int64_t a, std::int64_t b, const char* what) {
   return r;
 }
 
-namespace {
-
 std::int64_t checked_sub(std::int64_t a, std::int64_t b, const char* what) {
   std::int64_t r;
   if (__builtin_sub_overflow(a, b, &r)) {
@@ -80,8 +78,6 @@ std::int64_t checked_sub(std::int64_t a, std::int64_t b, const char* what) {
   }
   return r;
 }
-
-}  // namespace
 
 std::int64_t checked_product(const std::vector<std::int64_t>& values, const char* what) {
   std::int64_t p = 1;

@@ -65,6 +65,7 @@ class Result {
 // a * b and a + b, or SizeOverflowError naming `what`.
 std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* what);
 std::int64_t checked_add(std::int64_t a, std::int64_t b, const char* what);
+std::int64_t checked_sub(std::int64_t a, std::int64_t b, const char* what);
 // Product of all entries (1 for an empty list), overflow-checked.
 std::int64_t checked_product(const std::vector<std::int64_t>& values, const char* what);
 
