@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <vector>
 
-#include <tconv/plan.hpp>
 #include <tconv/tconv.hpp>
 
 namespace {

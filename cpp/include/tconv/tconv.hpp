@@ -16,5 +16,6 @@
 
 #include "tconv/conventions.hpp"
 #include "tconv/conv_transpose.hpp"
+#include "tconv/plan.hpp"
 #include "tconv/shape.hpp"
 #include "tconv/version.hpp"
