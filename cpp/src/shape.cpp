@@ -1,5 +1,6 @@
 #include "tconv/shape.hpp"
 
+#include "format.hpp"
 #include <algorithm>
 #include <limits>
 #include <sstream>
@@ -9,14 +10,7 @@ namespace {
 
 constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
 
-std::string join(const std::vector<std::int64_t>& v) {
-  std::ostringstream s;
-  s << '(';
-  for (std::size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
-  if (v.size() == 1) s << ',';
-  s << ')';
-  return s.str();
-}
+using detail::join;
 
 [[noreturn]] void fail(const std::ostringstream& msg) { throw ShapeError(msg.str()); }
 

@@ -1,5 +1,6 @@
 #include "validate.hpp"
 
+#include "format.hpp"
 #include <algorithm>
 #include <limits>
 #include <sstream>
@@ -11,14 +12,6 @@ namespace {
 
 const char* const kFix = "; build the Geometry with tconv::resolve_geometry and do not edit it";
 
-std::string join(const std::vector<std::int64_t>& v) {
-  std::ostringstream s;
-  s << '(';
-  for (std::size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
-  if (v.size() == 1) s << ',';
-  s << ')';
-  return s.str();
-}
 
 [[noreturn]] void bad_geometry(const std::ostringstream& m) { throw ShapeError(m.str() + kFix); }
 

@@ -69,6 +69,15 @@ def _tuple(value: Any, n: int, name: str) -> tuple[int, ...] | None:
     return (_int(value, name),) * n
 
 
+def _infer_dims(dims: Any, kernel_size: Any, shape: tuple) -> int:
+    """The layer's spatial rank: given, else from a tuple kernel_size, else from the input."""
+    if dims is None:
+        if hasattr(kernel_size, "__iter__") and not isinstance(kernel_size, str):
+            return _int(len(tuple(kernel_size)), "dims")
+        return max(len(shape) - 2, 1)
+    return _int(dims, "dims")
+
+
 def _fmt(shape: Sequence[Any]) -> str:
     items = ", ".join("None" if v is None else str(v) for v in shape)
     return f"({items},)" if len(shape) == 1 else f"({items})"
@@ -141,12 +150,7 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
     in_channels = _int(in_channels, "in_channels")
     out_channels = _int(out_channels, "out_channels")
     groups = _int(groups, "groups")
-    if dims is None:
-        if hasattr(kernel_size, "__iter__") and not isinstance(kernel_size, str):
-            dims = len(tuple(kernel_size))
-        else:
-            dims = max(len(shape) - 2, 1)
-    dims = _int(dims, "dims")
+    dims = _infer_dims(dims, kernel_size, shape)
     layer = f"ConvTranspose{dims}d"
     # nn.ConvTransposeNd.__init__
     if groups <= 0:
@@ -359,12 +363,7 @@ def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_
     """
     fw = "Keras"
     shape = _shape(input_shape, "input_shape")
-    if dims is None:
-        if hasattr(kernel_size, "__iter__") and not isinstance(kernel_size, str):
-            dims = len(tuple(kernel_size))
-        else:
-            dims = max(len(shape) - 2, 1)
-    dims = _int(dims, "dims")
+    dims = _infer_dims(dims, kernel_size, shape)
     layer = f"Conv{dims}DTranspose"
     ks = _tuple(kernel_size, dims, "kernel_size")
     st = _tuple(strides, dims, "strides")
