@@ -328,13 +328,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::int64_t ny = tconv::checked_product(g->output_shape(), "y");
   const std::int64_t nx = tconv::checked_product(g->input_shape(), "x");
   const std::int64_t nw = tconv::checked_product(g->weight_shape(), "w");
-  // The reference below loops over every tap and input cell, even when a channel count of zero
-  // leaves no work for the operator: bound those too.
+  // The reference below loops over every batch entry, tap and input cell, even when a channel
+  // count of zero leaves no work for the operator: bound those too.
   double taps = 1, cells = 1;  // in double: with an empty tensor these may exceed int64
   for (auto k : g->kernel) taps *= static_cast<double>(k);
   for (auto i : g->input) cells *= static_cast<double>(i);
   if (work > 2e5 || ny > 4096 || nx > 4096 || nw > 4096 || taps > 4096 || cells > 4096 ||
-      g->in_channels > 4096 || g->out_channels > 4096 ||
+      g->batch > 4096 || g->in_channels > 4096 || g->out_channels > 4096 ||
       taps * cells * static_cast<double>(g->batch * g->in_channels) > 1e6)
     return 0;
   if (in.byte() % 2)

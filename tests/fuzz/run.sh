@@ -25,6 +25,8 @@ cmake --build "$BUILD" --parallel 2 --target fuzz_shape
 mkdir -p "$BUILD/corpus" "$BUILD/artifacts"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+# Inputs that once failed run first, every time.
+"$BUILD/fuzz_shape" -timeout=10 "$ROOT"/tests/fuzz/regressions/*
 status=0
 "$BUILD/fuzz_shape" -max_total_time="$SECONDS_TO_RUN" -timeout=10 -rss_limit_mb=2048 \
   -max_len=512 -print_final_stats=1 -artifact_prefix="$BUILD/artifacts/" "$BUILD/corpus" \
