@@ -158,16 +158,20 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
     const auto algo = kernels::phase::choose_algo(g);
     const std::int64_t width = algo == kernels::phase::Algo::channel ? ks.nr : 0;
     std::shared_ptr<const kernels::phase::Packed<T>> packed;
+    // Packing moves the weights through memory once: worth a second thread from ~1 MiB.
+    double weight_bytes = static_cast<double>(sizeof(T));
+    for (auto e : g.weight_shape()) weight_bytes *= static_cast<double>(e);
+    const int pack_threads = weight_bytes > (1 << 20) ? runtime::choose_threads(options) : 1;
     if (cache) {
       std::lock_guard<std::mutex> lk(cache->mutex);
       if (!cache->packed || !cache->packed->matches(g) ||
           (algo == kernels::phase::Algo::channel && cache->packed->width != width))
         cache->packed = std::make_shared<const kernels::phase::Packed<T>>(
-            kernels::phase::pack(g, weight, p.w_strides, algo, width));
+            kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads));
       packed = cache->packed;
     } else {
       packed = std::make_shared<const kernels::phase::Packed<T>>(
-          kernels::phase::pack(g, weight, p.w_strides, algo, width));
+          kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads));
     }
     t_last_memory.packed_weight_bytes = packed->bytes();
     t_last_memory.scratch_bytes =

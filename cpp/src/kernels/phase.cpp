@@ -62,7 +62,7 @@ Algo choose_algo(const Geometry& g) {
 
 template <class T>
 Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& ws, Algo algo,
-               std::int64_t nr) {
+               std::int64_t nr, int threads) {
   Packed<T> pk;
   const int rank = g.rank;
   const bool cf = g.data_format == DataFormat::channels_first;
@@ -122,34 +122,69 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
         pk.offset[(gi * pk.phases + ph) * pk.panels + panel] = at;
         at += taps_of[ph] * pk.cin_g * pk.width;
       }
-  // Every packed row is 'width' consecutive output channels of one (tap, input channel). For
-  // channels_first weights (C_in, C_out, *k) the rows of one input channel, all taps, come from
-  // the same few cache lines: input channel outermost. Otherwise taps outermost.
+  // Each (group, phase, panel, tap of the phase) block is a [C_in/g][width] matrix: row ci holds
+  // `width` consecutive output channels of input channel ci, zero-padded past C_out/g. Weight
+  // element (group gi, input channel ci, output channel co of the group, tap i) lives at
+  // w + (gi * cin_g + ci) * s_ci + co * s_co + taps[i].w_off. How to fill the blocks at memory
+  // speed depends on which weight axis is the contiguous one.
   const std::int64_t s_ci = ws[w_cin_axis], s_co = ws[w_cout_axis];
-  const bool ci_outer = std::abs(s_ci) > 1 && std::abs(s_co) > 1;
-  std::vector<T*> row0(taps.size());
-  for (std::int64_t gi = 0; gi < pk.groups; ++gi)
-    for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
+  const std::int64_t ntaps = static_cast<std::int64_t>(taps.size());
+  const std::int64_t cols = pk.panels * pk.width;  // C_out/g rounded up to whole panels
+  auto block = [&](std::int64_t gi, std::int64_t i, std::int64_t panel) {
+    return pk.data.get() + pk.offset[(gi * pk.phases + taps[i].ph) * pk.panels + panel] +
+           taps[i].t * pk.cin_g * pk.width;
+  };
+  threads = std::max(1, threads);
+  if (std::abs(s_ci) > 1 && std::abs(s_co) > 1) {
+    // PyTorch's (C_in, C_out/g, *kernel): one input channel's weights, every output channel and
+    // tap, are one contiguous run. Read it in order into a [tap][C_out/g] buffer (small: it stays
+    // in L1/L2), then write whole rows.
+    std::vector<std::vector<T>> tmp(static_cast<std::size_t>(threads));
+    for (auto& t : tmp) t.assign(static_cast<std::size_t>(ntaps * cols), T(0));
+    detail::parallel_for(pk.groups * pk.cin_g, threads, [&](std::int64_t item, int slot) {
+      const std::int64_t gi = item / pk.cin_g, ci = item % pk.cin_g;
+      T* t = tmp[static_cast<std::size_t>(slot)].data();
+      const T* src = w + (gi * pk.cin_g + ci) * s_ci;
+      for (std::int64_t co = 0; co < pk.cout_g; ++co)
+        for (std::int64_t i = 0; i < ntaps; ++i)
+          t[i * cols + co] = src[co * s_co + taps[i].w_off];
+      for (std::int64_t i = 0; i < ntaps; ++i)
+        for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
+          // A loop rather than memmove: rows are 8-16 elements, shorter than the call.
+          const T* from = t + i * cols + panel * pk.width;
+          T* to = block(gi, i, panel) + ci * pk.width;
+          for (std::int64_t j = 0; j < pk.width; ++j) to[j] = from[j];
+        }
+    });
+  } else {
+    // Keras's (*kernel, C_out/g, C_in) and other layouts: per (group, tap, panel), in tiles of
+    // 16 input channels so that both the reads (along the smaller stride) and the row writes
+    // stay within a few cache lines.
+    constexpr std::int64_t kTile = 16;
+    detail::parallel_for(pk.groups * ntaps * pk.panels, threads, [&](std::int64_t item, int) {
+      const std::int64_t panel = item % pk.panels, i = (item / pk.panels) % ntaps,
+                         gi = item / (pk.panels * ntaps);
       const std::int64_t jn = std::min(pk.width, pk.cout_g - panel * pk.width);
-      const T* wg = w + gi * pk.cin_g * s_ci + panel * pk.width * s_co;
-      for (std::size_t i = 0; i < taps.size(); ++i)
-        row0[i] = pk.data.get() + pk.offset[(gi * pk.phases + taps[i].ph) * pk.panels + panel] +
-                  taps[i].t * pk.cin_g * pk.width;
-      auto row = [&](std::size_t i, std::int64_t ci) {
-        T* dst = row0[i] + ci * pk.width;
-        const T* src = wg + taps[i].w_off + ci * s_ci;
-        for (std::int64_t j = 0; j < jn; ++j) dst[j] = src[j * s_co];
+      const T* src = w + gi * pk.cin_g * s_ci + panel * pk.width * s_co + taps[i].w_off;
+      T* dst = block(gi, i, panel);
+      const bool ci_inner = std::abs(s_ci) < std::abs(s_co);
+      for (std::int64_t c0 = 0; c0 < pk.cin_g; c0 += kTile) {
+        const std::int64_t c1 = std::min(c0 + kTile, pk.cin_g);
+        if (ci_inner) {
+          for (std::int64_t j = 0; j < jn; ++j)
+            for (std::int64_t ci = c0; ci < c1; ++ci)
+              dst[ci * pk.width + j] = src[ci * s_ci + j * s_co];
+        } else {
+          for (std::int64_t ci = c0; ci < c1; ++ci)
+            for (std::int64_t j = 0; j < jn; ++j)
+              dst[ci * pk.width + j] = src[ci * s_ci + j * s_co];
+        }
         // Columns past C_out/g (last panel) are zeros the kernel multiplies but never stores.
-        for (std::int64_t j = jn; j < pk.width; ++j) dst[j] = T(0);
-      };
-      if (ci_outer) {
-        for (std::int64_t ci = 0; ci < pk.cin_g; ++ci)
-          for (std::size_t i = 0; i < taps.size(); ++i) row(i, ci);
-      } else {
-        for (std::size_t i = 0; i < taps.size(); ++i)
-          for (std::int64_t ci = 0; ci < pk.cin_g; ++ci) row(i, ci);
+        for (std::int64_t ci = c0; ci < c1; ++ci)
+          std::fill(dst + ci * pk.width + jn, dst + (ci + 1) * pk.width, T(0));
       }
-    }
+    });
+  }
   return pk;
 }
 
@@ -595,9 +630,9 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
 template struct Packed<float>;
 template struct Packed<double>;
 template Packed<float> pack(const Geometry&, const float*, const std::vector<std::int64_t>&, Algo,
-                            std::int64_t);
+                            std::int64_t, int);
 template Packed<double> pack(const Geometry&, const double*, const std::vector<std::int64_t>&,
-                             Algo, std::int64_t);
+                             Algo, std::int64_t, int);
 template std::size_t run(const Problem<float>&, const Packed<float>&, const KernelSet<float>&,
                          int);
 template bool shuffle_applies(const Problem<float>&, const Packed<float>&);
