@@ -2,10 +2,11 @@
 
 Runs the suite of real layers (bench_suite.json) through tconv (functional and plan), a naive
 numpy GEMM + col2im, and every installed peer (torch channels_first / channels_last,
-onnxruntime, jax), at each requested thread count, each in a fresh subprocess so that every
-library's thread setting takes effect before it starts. Each peer's output is checked against
-tconv's before it is timed. Reports medians, GFLOP/s, % of the FMA peak and tconv's ratio to
-the best peer, as a table, a JSON file and (with matplotlib) a PNG chart.
+onnxruntime, OpenVINO, TensorFlow, jax), at each requested thread count, each in a fresh
+subprocess pinned to that many CPUs so that every library's thread setting takes effect before
+it starts. Each peer's output is checked against tconv's before it is timed. Reports medians,
+GFLOP/s, % of the FMA peak (measured by a probe in each worker), tconv's working memory and
+its ratio to the best peer, as a table, a JSON file and (with matplotlib) a PNG chart.
 """
 
 from __future__ import annotations
@@ -17,17 +18,29 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 SUITE = Path(__file__).with_name("bench_suite.json")
-# Single-thread FMA peaks of the reference machine (PERF.md), used unless --peak is given.
+# Single-thread FMA peaks of the reference machine (PERF.md): the fallback when the probe
+# cannot run at all; --peak overrides both.
 DEFAULT_PEAK = {"float32": 101.0, "float64": 50.0}
+PEERS = ("numpy", "torch", "torch_cl", "ort", "openvino", "tf", "jax")
+# Relative error (max |got - want| / max(max |want|, 1)) a peer may show and still be timed.
+TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
+
+
+class Refused(Exception):
+    """A peer that cannot compute this layer (or this dtype): shown as '-'."""
 
 
 # ---- peers --------------------------------------------------------------------------------------
+# Each maker returns (run, to_nchw): run() computes the layer in the peer's own layout and
+# to_nchw maps its result to tconv's (N, C, *spatial) for the check (None: already there).
+# Layout conversions of the inputs happen once, outside the timed call.
 
 def _kw(layer: dict) -> dict:
     return dict(stride=layer["stride"], padding=layer["padding"],
@@ -38,7 +51,7 @@ def _kw(layer: dict) -> dict:
 def _numpy_col2im(x, w, b, layer):
     """GEMM (BLAS) into a column buffer, then col2im: the classic method, groups=1 only."""
     if layer["groups"] != 1:
-        return None
+        raise Refused("groups > 1 is not implemented in the numpy baseline")
     rank = layer["dims"]
     k, s, p, d = layer["kernel_size"], layer["stride"], layer["padding"], layer["dilation"]
     out = layer["output_size"]
@@ -63,14 +76,14 @@ def _numpy_col2im(x, w, b, layer):
             y[i] = big[(slice(None), *crop)]
             y[i] += b.reshape(-1, *([1] * rank))
         return y
-    return f
+    return f, None
 
 
 def _torch(x, w, b, layer, channels_last):
     import torch
     rank = layer["dims"]
     if channels_last and rank == 1:
-        return None
+        raise Refused("torch has no channels_last format for 1-D")
     f = getattr(torch.nn.functional, f"conv_transpose{rank}d")
     xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
     if channels_last:
@@ -81,14 +94,12 @@ def _torch(x, w, b, layer, channels_last):
     def run():
         with torch.no_grad():
             return f(xt, wt, bt, **kw).numpy()
-    return run
+    return run, None
 
 
-def _ort(x, w, b, layer, threads):
-    import onnx
-    import onnxruntime as ort
+def _onnx_model(x, w, b, layer) -> bytes:
+    """The 1-node ONNX ConvTranspose model that onnxruntime and OpenVINO both run."""
     from onnx import TensorProto, helper, numpy_helper
-    rank = layer["dims"]
     node = helper.make_node(
         "ConvTranspose", ["x", "w", "b"], ["y"], strides=layer["stride"],
         pads=list(layer["padding"]) * 2, output_padding=layer["output_padding"],
@@ -99,17 +110,89 @@ def _ort(x, w, b, layer, threads):
         [helper.make_tensor_value_info("y", dt, None)],
         [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model.SerializeToString()
+
+
+def _ort(x, w, b, layer, threads):
+    import onnxruntime as ort
+    model = _onnx_model(x, w, b, layer)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    del rank
-    return lambda: sess.run(None, {"x": x})[0]
+    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    return (lambda: sess.run(None, {"x": x})[0]), None
+
+
+def _openvino(x, w, b, layer, threads):
+    import openvino as ov
+    model = _onnx_model(x, w, b, layer)
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(model), "CPU", {
+        "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+        # No silent bf16/f16 on CPUs that have it: the check compares at float32 accuracy.
+        "INFERENCE_PRECISION_HINT": "f32"})
+    req = compiled.create_infer_request()
+
+    def run():
+        req.infer({0: x}, share_inputs=True)
+        return req.get_output_tensor(0).data
+    return run, None
+
+
+def _tf(x, w, b, layer):
+    """tf.nn.conv{2,3}d_transpose (1-D runs as 2-D with H = 1) in NHWC, the only layout TF's CPU
+    kernels take; depthwise through depthwise_conv2d_backprop_input."""
+    import tensorflow as tf
+    rank, g = layer["dims"], layer["groups"]
+    cin, coutg = w.shape[:2]
+    cout = coutg * g
+    k, s, p, d = (list(layer[key]) for key in ("kernel_size", "stride", "padding", "dilation"))
+    out = list(layer["output_size"])
+    n = x.shape[0]
+    if rank == 1:  # as 2-D over (1, L)
+        x, w = x[:, :, None, :], w[:, :, None, :]
+        k, s, p, d, out = [1] + k, [1] + s, [0] + p, [1] + d, [1] + out
+        rank = 2
+    xt = tf.constant(np.ascontiguousarray(np.moveaxis(x, 1, -1)))
+    bt = tf.constant(b)
+    out_shape = [n, *out, cout]
+    depthwise = g > 1 and g == cin == cout and rank == 2
+    if g > 1 and not depthwise:
+        raise Refused("TensorFlow has no grouped transposed convolution besides depthwise")
+    if rank == 3:
+        if any(p):
+            raise Refused("TensorFlow's conv3d_transpose has no explicit padding")
+        padding: Any = "VALID"
+    else:
+        padding = [[0, 0], [p[0], p[0]], [p[1], p[1]], [0, 0]]
+    strides, dilations = [1, *s, 1], [1, *d, 1]
+    # (C_in, C_out/g, *k) -> (*k, C_out, C_in): TF's filter for the transpose;
+    # depthwise: (*k, C, 1), the forward depthwise filter with multiplier 1.
+    perm = (*range(2, 2 + rank), 1, 0) if not depthwise else (*range(2, 2 + rank), 0, 1)
+    wt = tf.constant(np.ascontiguousarray(w.transpose(perm)))
+
+    @tf.function(jit_compile=False)
+    def f(xx):
+        if depthwise:
+            y = tf.nn.depthwise_conv2d_backprop_input(out_shape, wt, xx, strides, padding,
+                                                      dilations=dilations)
+        elif rank == 2:
+            y = tf.nn.conv2d_transpose(xx, wt, out_shape, strides, padding, dilations=dilations)
+        else:
+            y = tf.nn.conv3d_transpose(xx, wt, out_shape, strides, padding, dilations=dilations)
+        return tf.nn.bias_add(y, bt)
+
+    def to_nchw(y):
+        y = np.moveaxis(y, -1, 1)
+        return y[:, :, 0, :] if layer["dims"] == 1 else y
+    return (lambda: f(xt).numpy()), to_nchw
 
 
 def _jax(x, w, b, layer):
     import jax
     from jax import lax
+    if x.dtype == np.float64 and not jax.config.read("jax_enable_x64"):
+        raise Refused("jax runs float64 only with x64 enabled")
     rank = layer["dims"]
     g = layer["groups"]
     cin, coutg = w.shape[:2]
@@ -125,7 +208,38 @@ def _jax(x, w, b, layer):
         xx, ww, (1,) * rank, pads, lhs_dilation=layer["stride"], rhs_dilation=layer["dilation"],
         dimension_numbers=dn, feature_group_count=g) + bb.reshape(-1, *([1] * rank)))
     xj, wj, bj = (jax.device_put(a) for a in (x, wr, b))
-    return lambda: np.asarray(fn(xj, wj, bj).block_until_ready())
+    return (lambda: np.asarray(fn(xj, wj, bj).block_until_ready())), None
+
+
+def _agrees(got, want: np.ndarray, dtype: str) -> tuple[bool, float]:
+    """Whether a peer's output (already in tconv's layout) matches tconv's: same shape and a
+    relative error within the dtype's tolerance. Returns (ok, error); error is inf for a
+    wrong shape or a non-finite value."""
+    got = np.asarray(got)
+    if got.shape != want.shape:
+        return False, math.inf
+    scale = max(float(np.abs(want).max(initial=0.0)), 1.0)
+    err = float(np.abs(got.astype(np.float64) - want).max(initial=0.0)) / scale
+    if not math.isfinite(err):
+        return False, math.inf
+    return err <= TOLERANCE[dtype], err
+
+
+def _measure_peak(dtype: str, threads: int) -> dict:
+    """The FMA peak of `threads` threads from the core's probe; the reference machine's
+    figure when the probe is not there."""
+    from . import _core
+    probe = getattr(_core, "_fma_peak", None)
+    if probe is None:
+        return {"gflops": DEFAULT_PEAK[dtype] * threads,
+                "source": "assumed (PERF.md's reference machine)"}
+    r = probe(dtype, threads, 0.05)
+    if not (math.isfinite(r["gflops"]) and r["gflops"] > 0):
+        return {"gflops": DEFAULT_PEAK[dtype] * threads,
+                "source": "assumed (PERF.md's reference machine; the probe failed)"}
+    src = ("measured (12 AVX2 FMA chains)" if r["fma"]
+           else "estimated (portable multiply-add loop, no FMA)")
+    return {"gflops": float(r["gflops"]), "source": src}
 
 
 # ---- one thread count, in this process ----------------------------------------------------------
@@ -155,74 +269,145 @@ def _pin_to_cpus(threads: int):
     return lambda: os.sched_setaffinity(0, chosen)
 
 
+def _note(msg: str) -> None:
+    """A line for the person running the bench (the driver prints it above the progress bar)."""
+    print(json.dumps({"note": msg}), flush=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """One informative line of a peer's error: TF puts the reason after a traceback of the
+    graph's definition, so the last line that is not a frame or a node tag."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("File ", "[[", "Detected at node"))
+             and not ln.endswith(":")] or lines
+    text = lines[-1] if lines else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+@contextmanager
+def _quiet_stderr():
+    """Silence C-level stderr (TensorFlow's start-up logging, which no setting turns off
+    before its logger starts) while importing a peer."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _setup_peers(threads: int, dtype: str, peers: list[str] | None) -> None:
+    """Settings that must precede a peer's first use in this process."""
+    if peers is None or "tf" in peers:
+        try:
+            with _quiet_stderr():
+                import tensorflow as tf
+        except ImportError:
+            pass
+        else:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+    if peers is None or "jax" in peers:
+        try:
+            import jax
+        except ImportError:
+            pass
+        else:
+            if dtype == "float64":
+                jax.config.update("jax_enable_x64", True)
+
+
+def _layer_inputs(layer: dict, dtype: str):
+    rng = np.random.default_rng(0)
+    cin, g = layer["in_channels"], layer["groups"]
+    x = rng.standard_normal((layer["batch"], cin, *layer["input_size"])).astype(dtype)
+    w = rng.standard_normal((cin, layer["out_channels"] // g, *layer["kernel_size"])).astype(dtype)
+    w /= math.sqrt(cin // g * np.prod(layer["kernel_size"]))
+    b = rng.standard_normal(layer["out_channels"]).astype(dtype)
+    return x, w, b
+
+
+def _memory_fields(mem: dict, output_bytes: int) -> dict:
+    return {"scratch_bytes": int(mem["scratch_bytes"]),
+            "packed_weight_bytes": int(mem["packed_weight_bytes"]),
+            "scratch_pct": 100.0 * mem["scratch_bytes"] / output_bytes,
+            "packed_weight_pct": 100.0 * mem["packed_weight_bytes"] / output_bytes}
+
+
 def run_one(threads: int, names: list[str] | None, dtype: str, repeats: int, budget: float,
-            peers: list[str] | None) -> dict:
+            peers: list[str] | None, suite: Path = SUITE, probe: bool = True) -> dict:
     import tconv
+    from . import _core
     tconv.set_num_threads(threads)
+    # The probe first, before any peer has started threads of its own.
+    peak = _measure_peak(dtype, threads) if probe else None
     try:
         import torch
         torch.set_num_threads(threads)
     except ImportError:
         torch = None
-    layers = json.loads(SUITE.read_text())["layers"]
+    _setup_peers(threads, dtype, peers)
+    layers = json.loads(Path(suite).read_text())["layers"]
     results = []
     for layer in layers:
         if names and layer["name"] not in names:
             continue
-        rng = np.random.default_rng(0)
-        cin, g = layer["in_channels"], layer["groups"]
-        x = rng.standard_normal((layer["batch"], cin, *layer["input_size"])).astype(dtype)
-        w = rng.standard_normal((cin, layer["out_channels"] // g, *layer["kernel_size"])).astype(dtype)
-        w /= math.sqrt(cin // g * np.prod(layer["kernel_size"]))
-        b = rng.standard_normal(layer["out_channels"]).astype(dtype)
+        x, w, b = _layer_inputs(layer, dtype)
         kw = _kw(layer)
         want = tconv.conv_transpose(x, w, b, **kw)
+        mem_fn = _core.last_call_memory()
         plan = tconv.ConvTranspose(w, b, **kw)
         yplan = np.empty_like(want)
-        runners: dict[str, Callable | None] = {
-            "tconv": lambda: tconv.conv_transpose(x, w, b, **kw),
-            "tconv_plan": lambda: plan(x, out=yplan),
-            "numpy": _numpy_col2im(x, w, b, layer),
-        }
-        makers = {
+        plan(x, out=yplan)
+        mem_plan = _core.last_call_memory()
+        makers: dict[str, Callable[[], tuple]] = {
+            "tconv": lambda: ((lambda: tconv.conv_transpose(x, w, b, **kw)), None),
+            "tconv_plan": lambda: ((lambda: plan(x, out=yplan)), None),
+            "numpy": lambda: _numpy_col2im(x, w, b, layer),
             "torch": lambda: _torch(x, w, b, layer, False),
             "torch_cl": lambda: _torch(x, w, b, layer, True),
             "ort": lambda: _ort(x, w, b, layer, threads),
+            "openvino": lambda: _openvino(x, w, b, layer, threads),
+            "tf": lambda: _tf(x, w, b, layer),
             "jax": lambda: _jax(x, w, b, layer),
         }
+        row: dict[str, Any] = {
+            "layer": layer["name"], "flops": layer["flops"], "output_bytes": int(want.nbytes),
+            "memory": {"tconv": _memory_fields(mem_fn, want.nbytes),
+                       "tconv_plan": _memory_fields(mem_plan, want.nbytes)},
+            "times": {}, "errors": {}, "refused": {}}
         for name, make in makers.items():
-            if peers is not None and name not in peers:
+            if peers is not None and name not in peers and name not in ("tconv", "tconv_plan"):
                 continue
             try:
-                runners[name] = make()
+                f, to_nchw = make()
+                got = f()
+                if to_nchw is not None:
+                    got = to_nchw(np.asarray(got))
             except ImportError:
+                continue  # not installed: no column
+            except Exception as exc:  # a peer that refuses the layer or the dtype
+                row["refused"][name] = _reason(exc)
+                _note(f"{layer['name']}: {name} refused the layer: {row['refused'][name]}")
                 continue
-            except Exception as exc:  # a peer that refuses the layer
-                runners[name] = None
-                print(f"  {layer['name']}: {name} refused the layer: {type(exc).__name__}: "
-                      f"{str(exc)[:120]}", file=sys.stderr)
-        row = {"layer": layer["name"], "flops": layer["flops"], "times": {}, "errors": {}}
-        tol = 1e-4 if dtype == "float32" else 1e-10
-        scale = float(np.abs(want).max())
-        for name, f in runners.items():
-            if f is None:
-                continue
-            try:
-                got = np.asarray(f())
-            except Exception as exc:
-                print(f"  {layer['name']}: {name} failed: {type(exc).__name__}: {exc}",
-                      file=sys.stderr)
-                continue
-            err = float(np.abs(got - want).max()) / max(scale, 1.0)
+            ok, err = _agrees(got, want, dtype)
             row["errors"][name] = err
-            if got.shape != want.shape or not err <= tol:
-                print(f"  {layer['name']}: {name} disagrees with tconv (rel. error {err:.2e});"
-                      f" not timed", file=sys.stderr)
+            if not ok:
+                row["refused"][name] = f"disagrees with tconv (rel. error {err:.2e})"
+                _note(f"{layer['name']}: {name} disagrees with tconv (rel. error {err:.2e}, "
+                      f"tolerance {TOLERANCE[dtype]:.0e}): not timed")
                 continue
             row["times"][name] = _median_time(f, repeats, budget)
         results.append(row)
         print(json.dumps({"progress": layer["name"]}), flush=True)
-    return {"threads": threads, "results": results}
+    return {"threads": threads, "peak": peak, "results": results}
 
 
 # ---- the driver ---------------------------------------------------------------------------------
@@ -234,10 +419,12 @@ def _bar(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
+def _load_suite(path: str | Path) -> list[dict]:
+    return json.loads(Path(path).read_text())["layers"]
+
+
 def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Usage errors (exit status 2 with the usage line) for values argparse lets through."""
-    import math
-
     try:
         threads = [int(v) for v in args.threads.split(",")]
     except ValueError:
@@ -253,8 +440,19 @@ def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                  f"{args.budget}")
     if args.peak is not None and not (math.isfinite(args.peak) and args.peak > 0):
         ap.error(f"argument --peak: GFLOP/s must be a positive number, got {args.peak}")
+    if args.peers is not None:
+        unknown = [p for p in args.peers.split(",") if p not in PEERS]
+        if unknown or not args.peers:
+            ap.error(f"argument --peers: unknown peer(s) {', '.join(unknown) or repr('')}; "
+                     f"choose from {', '.join(PEERS)} (tconv itself always runs)")
+    try:
+        layers = _load_suite(args.suite)
+        known = [layer["name"] for layer in layers]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        ap.error(f"argument --suite: cannot read a suite of layers from {args.suite!r} "
+                 f"({type(exc).__name__}: {exc}); expected a JSON file like tconv's "
+                 f"bench_suite.json")
     if args.layers:
-        known = [layer["name"] for layer in json.loads(SUITE.read_text())["layers"]]
         unknown = [n for n in args.layers.split(",") if n not in known]
         if unknown:
             ap.error(f"argument --layers: unknown layer(s) {', '.join(unknown)}; the suite has "
@@ -269,21 +467,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--budget", type=float, default=1.5, help="seconds per measurement, at most")
-    ap.add_argument("--peers", default=None, help="peers to run, comma-separated (all installed)")
+    ap.add_argument("--peers", default=None,
+                    help=f"peers to run, comma-separated, from {','.join(PEERS)} "
+                         f"(default: all installed)")
     ap.add_argument("--peak", type=float, default=None,
-                    help="FMA peak GFLOP/s of one thread (default: the reference machine's, "
-                         "101 fp32 / 50 fp64)")
+                    help="FMA peak GFLOP/s of one thread, instead of measuring it (default: "
+                         "measured in each run by the core's FMA probe)")
+    ap.add_argument("--suite", default=str(SUITE),
+                    help="the suite of layers, a JSON file (default: tconv's bench_suite.json)")
     ap.add_argument("--json", default="bench_results.json")
     ap.add_argument("--png", default="bench_results.png")
     ap.add_argument("--_worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     _check_args(ap, args)
+    layers = _load_suite(args.suite)
     names = args.layers.split(",") if args.layers else None
     if args.quick:
-        names = [l["name"] for l in json.loads(SUITE.read_text())["layers"] if l["quick"]]
+        names = [la["name"] for la in layers if la.get("quick")
+                 and (not args.layers or la["name"] in args.layers.split(","))]
     peers = args.peers.split(",") if args.peers else None
     if args._worker is not None:
-        res = run_one(args._worker, names, args.dtype, args.repeats, args.budget, peers)
+        res = run_one(args._worker, names, args.dtype, args.repeats, args.budget, peers,
+                      args.suite, probe=args.peak is None)
         print("RESULT " + json.dumps(res), flush=True)
         return 0
 
@@ -291,38 +496,48 @@ def main(argv: list[str] | None = None) -> int:
     build = {"version": tconv.__version__, "isa": tconv._core.active_isa(),
              "build_type": getattr(tconv._core, "build_type", "Release"),
              "dtype": args.dtype}
-    peak1 = args.peak or DEFAULT_PEAK[args.dtype]
-    peak_src = "given (--peak)" if args.peak else "assumed from PERF.md's reference machine"
-    total_layers = len(names) if names else len(json.loads(SUITE.read_text())["layers"])
+    total_layers = len(names) if names is not None else len(layers)
     runs = []
     for t in [int(v) for v in args.threads.split(",")]:
         env = dict(os.environ, TCONV_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t),
+                   TF_CPP_MIN_LOG_LEVEL="3",
                    XLA_FLAGS=f"--xla_cpu_multi_thread_eigen={'true' if t > 1 else 'false'} "
                              f"intra_op_parallelism_threads={t}")
         cmd = [sys.executable, "-m", "tconv", "bench", "--_worker", str(t), "--dtype", args.dtype,
-               "--repeats", str(args.repeats), "--budget", str(args.budget)]
-        if names:
+               "--repeats", str(args.repeats), "--budget", str(args.budget),
+               "--suite", args.suite]
+        if names is not None:
             cmd += ["--layers", ",".join(names)]
         if peers:
             cmd += ["--peers", ",".join(peers)]
+        if args.peak is not None:
+            cmd += ["--peak", repr(args.peak)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env,
                                 preexec_fn=_pin_to_cpus(t))
-        done, result = 0, None
-        _bar(0, total_layers, f"{t} thread(s)")
+        done, result, label = 0, None, f"{t} thread(s)"
+        _bar(0, total_layers, label)
+        assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith("RESULT "):
                 result = json.loads(line[7:])
             elif line.startswith("{"):
-                done += 1
-                _bar(done, total_layers, f"{t}T {json.loads(line)['progress']}")
+                msg = json.loads(line)
+                if "note" in msg:
+                    sys.stderr.write("\r" + " " * 70 + "\r  " + msg["note"] + "\n")
+                else:
+                    done += 1
+                    label = f"{t}T {msg['progress']}"
+                _bar(done, total_layers, label)
         proc.wait()
         sys.stderr.write("\n")
         if result is None:
             print(f"the {t}-thread run failed", file=sys.stderr)
             return 1
+        if args.peak is not None:
+            result["peak"] = {"gflops": args.peak * t, "source": "given (--peak)"}
         runs.append(result)
 
-    report = {"build": build, "peak_gflops_per_thread": peak1, "peak_source": peak_src,
+    report = {"build": build, "suite": str(args.suite), "tolerance": TOLERANCE[args.dtype],
               "runs": runs}
     print(_table(report))
     Path(args.json).write_text(json.dumps(report, indent=1))
@@ -331,21 +546,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _fmt_pct(v: float | None, width: int) -> str:
+    if v is None:
+        return f"{'-':>{width}}"
+    return f"{v:>{width}.1f}" if v < 9.95 else f"{v:>{width}.0f}"
+
+
 def _table(report: dict) -> str:
     b = report["build"]
+    sources = sorted({run["peak"]["source"] for run in report["runs"]})
     lines = [f"tconv {b['version']} | build {b['build_type']} | ISA {b['isa']} | {b['dtype']} | "
-             f"FMA peak {report['peak_gflops_per_thread']:.0f} GFLOP/s per thread "
-             f"({report['peak_source']})"]
-    ratios_all = {}
+             f"FMA peak {' / '.join(sources)}"]
     for run in report["runs"]:
         t = run["threads"]
-        peak = report["peak_gflops_per_thread"] * t
-        peers = sorted({p for r in run["results"] for p in r["times"]} - {"tconv", "tconv_plan"})
+        peak = run["peak"]["gflops"]
+        peers = sorted({p for r in run["results"] for p in list(r["times"]) + list(r["refused"])}
+                       - {"tconv", "tconv_plan"})
         cols = ["tconv", "tconv_plan"] + peers
         lines.append("")
-        lines.append(f"## {t} thread(s), ISA {b['isa']}, build {b['build_type']}: GFLOP/s "
-                     f"(median), plan % of peak, plan / best peer")
-        head = f"{'layer':<20}" + "".join(f"{c:>11}" for c in cols) + f"{'%peak':>7}{'best peer':>18}"
+        lines.append(f"## {t} thread(s), {b['dtype']}: FMA peak {peak:.1f} GFLOP/s, "
+                     f"{run['peak']['source']}")
+        lines.append("GFLOP/s (median); %peak = tconv_plan / FMA peak; mem% = working memory "
+                     "beyond x, w, y as % of the output (functional | plan); pack% = packed "
+                     "weights, % of the output; x = tconv_plan / best peer")
+        head = (f"{'layer':<20}" + "".join(f"{c:>11}" for c in cols)
+                + f"{'%peak':>7}{'mem% f|p':>12}{'pack%':>7}{'vs best peer':>20}")
         lines.append(head)
         ratios = []
         for r in run["results"]:
@@ -355,18 +580,24 @@ def _table(report: dict) -> str:
             best = max(others.items(), key=lambda kv: kv[1]) if others else None
             mine = gf.get("tconv_plan")
             pct = f"{100 * mine / peak:>6.0f}%" if mine else f"{'-':>7}"
+            mem = r.get("memory", {})
+            mf = mem.get("tconv", {}).get("scratch_pct")
+            mp = mem.get("tconv_plan", {}).get("scratch_pct")
+            pk = mem.get("tconv_plan", {}).get("packed_weight_pct")
+            memcell = f"{_fmt_pct(mf, 5).strip()}|{_fmt_pct(mp, 5).strip()}"
             if best and mine:
                 ratio = mine / best[1]
-                ratios.append(ratio)
-                tail = f"{ratio:>7.2f}x {best[0]:<9}"
+                ratios.append((r["layer"], ratio))
+                tail = f"{ratio:>9.2f}x {best[0]:<10}"
             else:
-                tail = f"{'-':>18}"
-            lines.append(f"{r['layer']:<20}{cells}{pct}{tail}")
+                tail = f"{'-':>20}"
+            lines.append(f"{r['layer']:<20}{cells}{pct}{memcell:>12}{_fmt_pct(pk, 7)}{tail}")
         if ratios:
-            geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            geo = math.exp(sum(math.log(v) for _, v in ratios) / len(ratios))
+            below = [name for name, v in ratios if v < 1.0]
             lines.append(f"geomean plan / best peer: {geo:.2f}x over {len(ratios)} layers; "
-                         f"layers below 1.0x: {sum(r < 1 for r in ratios)}")
-        ratios_all[t] = ratios
+                         f"layers below 1.0x: {len(below)}"
+                         + (f" ({', '.join(below)})" if below else ""))
     return "\n".join(lines)
 
 
@@ -379,22 +610,28 @@ def _chart(report: dict, path: str) -> None:
         print("matplotlib is not installed: no chart")
         return
     runs = report["runs"]
-    fig, axes = plt.subplots(len(runs), 1, figsize=(12, 4 * len(runs)), squeeze=False)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(14, 4.5 * len(runs)), squeeze=False)
     for ax, run in zip(axes[:, 0], runs):
         layers = [r["layer"] for r in run["results"]]
-        names = sorted({p for r in run["results"] for p in r["times"]})
+        others = sorted({p for r in run["results"] for p in r["times"]} - {"tconv", "tconv_plan"})
+        names = ["tconv_plan"] + others
         width = 0.8 / max(len(names), 1)
         for i, name in enumerate(names):
             vals = [r["flops"] / r["times"][name] / 1e9 if name in r["times"] else 0
                     for r in run["results"]]
-            ax.bar(np.arange(len(layers)) + i * width, vals, width, label=name)
-        ax.set_xticks(np.arange(len(layers)) + 0.4)
+            ax.bar(np.arange(len(layers)) + i * width, vals, width, label=name,
+                   color="black" if name == "tconv_plan" else None)
+        ax.axhline(run["peak"]["gflops"], color="grey", linestyle="--", linewidth=1,
+                   label=f"FMA peak ({run['peak']['source'].split(' (')[0]})")
+        ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2)
         ax.set_xticklabels(layers, rotation=45, ha="right", fontsize=7)
         ax.set_ylabel("GFLOP/s")
-        ax.set_title(f"{run['threads']} thread(s), ISA {report['build']['isa']}")
-        ax.legend(fontsize=7, ncol=4)
+        ax.set_title(f"{run['threads']} thread(s), {report['build']['dtype']}, "
+                     f"ISA {report['build']['isa']} (0 = refused, disagreed or absent)")
+        ax.legend(fontsize=7, ncol=5)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
     print(f"wrote {path}")
 
 
