@@ -348,11 +348,13 @@ def run_one(threads: int, names: list[str] | None, dtype: str, repeats: int, bud
     tconv.set_num_threads(threads)
     # The probe first, before any peer has started threads of its own.
     peak = _measure_peak(dtype, threads) if probe else None
-    try:
-        import torch
-        torch.set_num_threads(threads)
-    except ImportError:
-        torch = None
+    if peers is None or "torch" in peers or "torch_cl" in peers:
+        try:
+            import torch
+        except ImportError:
+            pass
+        else:
+            torch.set_num_threads(threads)
     _setup_peers(threads, dtype, peers)
     layers = json.loads(Path(suite).read_text())["layers"]
     results = []

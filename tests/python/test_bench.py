@@ -1,0 +1,268 @@
+"""tconv bench: the structure of its results, the checks that keep a wrong peer out of the
+table, float64, the FMA probe and the argument errors. Tiny layers and no timing assertions:
+the figures themselves are for a person to read on a quiet machine."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import tconv
+from tconv import _bench, _core
+
+# Two tiny layers: an overlapping 2-D stride-2 kernel with output_padding, and a 1-D layer.
+TINY = [
+    {"name": "tiny_2d", "dims": 2, "batch": 2, "in_channels": 6, "out_channels": 5,
+     "groups": 1, "input_size": [5, 4], "kernel_size": [3, 3], "stride": [2, 2],
+     "padding": [1, 1], "output_padding": [1, 0], "dilation": [1, 1], "output_size": [10, 7],
+     "quick": True},
+    {"name": "tiny_1d", "dims": 1, "batch": 1, "in_channels": 4, "out_channels": 3,
+     "groups": 1, "input_size": [9], "kernel_size": [4], "stride": [2], "padding": [1],
+     "output_padding": [0], "dilation": [1], "output_size": [18], "quick": True},
+    {"name": "tiny_dw", "dims": 2, "batch": 1, "in_channels": 4, "out_channels": 4,
+     "groups": 4, "input_size": [6, 6], "kernel_size": [4, 4], "stride": [2, 2],
+     "padding": [1, 1], "output_padding": [0, 0], "dilation": [1, 1], "output_size": [12, 12],
+     "quick": False},
+]
+for _l in TINY:
+    _l["flops"] = (2 * _l["batch"] * _l["in_channels"] * _l["out_channels"] // _l["groups"]
+                   * math.prod(_l["input_size"]) * math.prod(_l["kernel_size"]))
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    path = tmp_path_factory.mktemp("suite") / "tiny_suite.json"
+    path.write_text(json.dumps({"about": "tiny layers for the tests", "layers": TINY}))
+    return path
+
+
+def _bench_cli(args, cwd):
+    proc = subprocess.run([sys.executable, "-m", "tconv", "bench", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _output_bytes(layer, itemsize):
+    return layer["batch"] * layer["out_channels"] * math.prod(layer["output_size"]) * itemsize
+
+
+# ---- end to end -------------------------------------------------------------------------------
+
+def test_quick_run_writes_table_json_and_memory_fields(suite, tmp_path):
+    proc = _bench_cli(["--suite", str(suite), "--quick", "--threads", "1", "--peers", "numpy",
+                       "--repeats", "2", "--budget", "0.05", "--json", "r.json",
+                       "--png", "r.png"], tmp_path)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["build"]["dtype"] == "float32"
+    (run,) = report["runs"]
+    assert run["threads"] == 1
+    assert run["peak"]["gflops"] > 0 and math.isfinite(run["peak"]["gflops"])
+    want_src = "measured" if "avx2" in tconv.available_isas() else "estimated"
+    assert run["peak"]["source"].startswith(want_src)
+    # --quick: the quick layers only, in suite order.
+    assert [r["layer"] for r in run["results"]] == ["tiny_2d", "tiny_1d"]
+    for r, layer in zip(run["results"], TINY):
+        assert r["output_bytes"] == _output_bytes(layer, 4)
+        assert set(r["times"]) == {"tconv", "tconv_plan", "numpy"}
+        assert all(t > 0 for t in r["times"].values())
+        assert r["errors"]["numpy"] <= _bench.TOLERANCE["float32"]
+        for call in ("tconv", "tconv_plan"):
+            mem = r["memory"][call]
+            assert isinstance(mem["scratch_bytes"], int) and mem["scratch_bytes"] >= 0
+            assert isinstance(mem["packed_weight_bytes"], int) and mem["packed_weight_bytes"] >= 0
+            assert mem["scratch_pct"] == pytest.approx(100 * mem["scratch_bytes"] / r["output_bytes"])
+            assert mem["packed_weight_pct"] == pytest.approx(
+                100 * mem["packed_weight_bytes"] / r["output_bytes"])
+    out = proc.stdout
+    assert "mem% f|p" in out and "pack%" in out and "tiny_2d" in out and "tiny_1d" in out
+    assert "tiny_dw" not in out
+    assert "geomean plan / best peer" in out
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "matplotlib is not installed: no chart" in out
+    else:
+        assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_float64_runs_with_a_given_peak_on_two_thread_counts(suite, tmp_path):
+    proc = _bench_cli(["--suite", str(suite), "--layers", "tiny_2d,tiny_dw", "--dtype",
+                       "float64", "--threads", "1,2", "--peers", "numpy", "--peak", "7.5",
+                       "--repeats", "2", "--budget", "0.05", "--json", "r.json", "--png",
+                       "r.png"], tmp_path)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["build"]["dtype"] == "float64"
+    assert [run["threads"] for run in report["runs"]] == [1, 2]
+    for run in report["runs"]:
+        assert run["peak"] == {"gflops": 7.5 * run["threads"], "source": "given (--peak)"}
+        r2d, rdw = run["results"]
+        assert r2d["output_bytes"] == _output_bytes(TINY[0], 8)
+        assert r2d["errors"]["numpy"] <= 1e-10
+        # numpy's baseline has no groups: recorded as refused, not timed, not dropped.
+        assert "numpy" not in rdw["times"] and "numpy" in rdw["refused"]
+        assert {"tconv", "tconv_plan"} <= set(rdw["times"])
+    assert "float64" in proc.stdout and "given (--peak)" in proc.stdout
+
+
+# ---- the check in front of every peer -----------------------------------------------------------
+
+def test_agrees_rejects_wrong_outputs():
+    rng = np.random.default_rng(3)
+    want = rng.standard_normal((2, 3, 8, 8))
+    ok, err = _bench._agrees(want.astype(np.float32), want, "float32")
+    assert ok and err < 1e-6
+    # A layout left unconverted, a transposed image, one wrong value, a NaN: all rejected.
+    assert not _bench._agrees(np.moveaxis(want, 1, -1), want, "float32")[0]
+    assert not _bench._agrees(want.swapaxes(2, 3), want, "float32")[0]
+    bad = want.copy()
+    bad[1, 2, 3, 4] += 0.01
+    assert not _bench._agrees(bad, want, "float32")[0]
+    bad[1, 2, 3, 4] = np.nan
+    assert _bench._agrees(bad, want, "float32") == (False, math.inf)
+    # float32 accuracy is not float64 accuracy.
+    assert not _bench._agrees(want.astype(np.float32).astype(np.float64), want, "float64")[0]
+
+
+def test_a_peer_with_a_wrong_output_or_an_error_is_not_timed(suite, monkeypatch, capsys):
+    def wrong(x, w, b, layer):
+        return (lambda: np.zeros((x.shape[0], w.shape[1], *layer["output_size"]), x.dtype)), None
+
+    monkeypatch.setattr(_bench, "_numpy_col2im", wrong)
+    threads = tconv.get_num_threads()
+    try:
+        res = _bench.run_one(1, ["tiny_2d"], "float32", 2, 0.05, ["numpy"], suite, probe=False)
+    finally:
+        tconv.set_num_threads(threads)
+    (row,) = res["results"]
+    assert "numpy" not in row["times"] and "disagrees" in row["refused"]["numpy"]
+    assert row["errors"]["numpy"] > _bench.TOLERANCE["float32"]
+
+    def refuses(x, w, b, layer):
+        raise RuntimeError("first line\n  File \"x.py\", line 1\nthe real reason\n\t[[{{node}}]]")
+
+    monkeypatch.setattr(_bench, "_numpy_col2im", refuses)
+    try:
+        res = _bench.run_one(1, ["tiny_1d"], "float32", 2, 0.05, ["numpy"], suite, probe=False)
+    finally:
+        tconv.set_num_threads(threads)
+    (row,) = res["results"]
+    assert "numpy" not in row["times"]
+    assert row["refused"]["numpy"] == "RuntimeError: the real reason"
+    assert "tiny_1d: numpy refused the layer: RuntimeError: the real reason" in capsys.readouterr().out
+
+
+def _peer_agrees(maker, layer_name, dtype="float32", **kw):
+    layer = next(la for la in TINY if la["name"] == layer_name)
+    x, w, b = _bench._layer_inputs(layer, dtype)
+    want = tconv.conv_transpose(x, w, b, **_bench._kw(layer))
+    run, to_nchw = maker(x, w, b, layer, **kw)
+    got = run()
+    got = got if to_nchw is None else to_nchw(np.asarray(got))
+    ok, err = _bench._agrees(got, want, dtype)
+    assert ok, f"{maker.__name__} on {layer_name}: rel. error {err}"
+
+
+@pytest.mark.parametrize("name", ["tiny_2d", "tiny_1d", "tiny_dw"])
+def test_tensorflow_peer_in_nhwc_matches_after_conversion(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pytest.importorskip("tensorflow")
+        _peer_agrees(_bench._tf, name)
+
+
+@pytest.mark.parametrize("name", ["tiny_2d", "tiny_dw"])
+def test_openvino_peer_matches(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pytest.importorskip("openvino")
+        pytest.importorskip("onnx")
+        _peer_agrees(_bench._openvino, name, threads=1)
+
+
+# ---- the FMA probe -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fma_probe_gives_a_plausible_peak(dtype):
+    r = _core._fma_peak(dtype, 1, 0.01)
+    assert r["fma"] == ("avx2" in tconv.available_isas())
+    # The probe issues 256-bit FMAs: two ports x 16 float32 flops at 8 GHz is 256 GFLOP/s per
+    # core, beyond any CPU; below 0.1 the probe measured nothing real.
+    bound = 256.0 if dtype == "float32" else 128.0
+    assert 0.1 < r["gflops"] < bound
+    two = _core._fma_peak(dtype, 2, 0.01)
+    assert 0.1 < two["gflops"] < 2 * bound
+
+
+@pytest.mark.parametrize("args", [("float16", 1, 0.01), ("float32", 0, 0.01),
+                                  ("float32", 1, 0.0), ("float32", 1, float("nan"))])
+def test_fma_probe_rejects_bad_arguments(args):
+    with pytest.raises(ValueError, match="_fma_peak"):
+        _core._fma_peak(*args)
+
+
+# ---- the table and the chart ----------------------------------------------------------------------
+
+def _report():
+    # Layer a: plan 100 GFLOP/s, best peer (numpy) 50 -> 2x; layer b: plan 25, numpy 50, tf
+    # refused -> 0.5x. Geomean sqrt(2 * 0.5) = 1.
+    mem = {"scratch_bytes": 10, "packed_weight_bytes": 30, "scratch_pct": 2.5,
+           "packed_weight_pct": 7.5}
+    rows = [
+        {"layer": "a", "flops": 1e9, "output_bytes": 400, "times": {"tconv": 0.01,
+         "tconv_plan": 0.01, "numpy": 0.02}, "errors": {}, "refused": {},
+         "memory": {"tconv": mem, "tconv_plan": mem}},
+        {"layer": "b", "flops": 1e9, "output_bytes": 400, "times": {"tconv": 0.04,
+         "tconv_plan": 0.04, "numpy": 0.02}, "errors": {}, "refused": {"tf": "Refused: no"},
+         "memory": {"tconv": mem, "tconv_plan": mem}},
+    ]
+    return {"build": {"version": "0", "isa": "avx2", "build_type": "Release",
+                      "dtype": "float32"},
+            "runs": [{"threads": 2, "peak": {"gflops": 200.0, "source": "given (--peak)"},
+                      "results": rows}]}
+
+
+def test_table_reports_peak_share_ratio_geomean_and_refusals():
+    text = _bench._table(_report())
+    lines = text.splitlines()
+    a = next(ln for ln in lines if ln.startswith("a "))
+    b = next(ln for ln in lines if ln.startswith("b "))
+    assert a.split()[:4] == ["a", "100.0", "100.0", "50.0"]
+    assert "50%" in a.split() and "2.00x" in a.split()
+    assert b.split()[:5] == ["b", "25.0", "25.0", "50.0", "-"]  # tf refused: '-'
+    assert "12%" in b.split() and "0.50x" in b.split()
+    assert "2.5|2.5" in a.split() and "7.5" in a.split()
+    assert "geomean plan / best peer: 1.00x over 2 layers; layers below 1.0x: 1 (b)" in text
+    assert "FMA peak 200.0 GFLOP/s, given (--peak)" in text
+
+
+def test_chart_is_skipped_cleanly_without_matplotlib(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    _bench._chart(_report(), str(tmp_path / "c.png"))
+    assert capsys.readouterr().out == "matplotlib is not installed: no chart\n"
+    assert not (tmp_path / "c.png").exists()
+
+
+# ---- argument errors ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, words", [
+    (["--peers", "numpy,caffe"], ["--peers", "caffe", "openvino"]),
+    (["--peers", ""], ["--peers"]),
+    (["--suite", "/no/such/suite.json"], ["--suite", "cannot read"]),
+    (["--threads", "1,x"], ["--threads"]),
+    (["--dtype", "int8"], ["--dtype"]),
+])
+def test_argument_errors_exit_2(argv, words, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _bench.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: tconv bench" in err
+    for w in words:
+        assert w in err
