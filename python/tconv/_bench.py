@@ -618,9 +618,11 @@ def _chart(report: dict, path: str) -> None:
         others = sorted({p for r in run["results"] for p in r["times"]} - {"tconv", "tconv_plan"})
         names = ["tconv_plan"] + others
         width = 0.8 / max(len(names), 1)
+        top = run["peak"]["gflops"]
         for i, name in enumerate(names):
             vals = [r["flops"] / r["times"][name] / 1e9 if name in r["times"] else 0
                     for r in run["results"]]
+            top = max([top, *vals])
             ax.bar(np.arange(len(layers)) + i * width, vals, width, label=name,
                    color="black" if name == "tconv_plan" else None)
         ax.axhline(run["peak"]["gflops"], color="grey", linestyle="--", linewidth=1,
@@ -630,7 +632,8 @@ def _chart(report: dict, path: str) -> None:
         ax.set_ylabel("GFLOP/s")
         ax.set_title(f"{run['threads']} thread(s), {report['build']['dtype']}, "
                      f"ISA {report['build']['isa']} (0 = refused, disagreed or absent)")
-        ax.legend(fontsize=7, ncol=5)
+        ax.set_ylim(0, top * 1.3)  # headroom for the legend above the bars and the peak line
+        ax.legend(fontsize=7, ncol=len(names) + 1, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
