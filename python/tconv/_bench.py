@@ -462,12 +462,16 @@ def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="tconv bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="tconv bench",
+        description="Time the suite of real layers through tconv and every installed peer, "
+                    "each checked against tconv first; prints a table, writes JSON and a PNG.")
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated (1,2)")
     ap.add_argument("--layers", default=None, help="layer names, comma-separated (all)")
     ap.add_argument("--quick", action="store_true", help="only the suite's 'quick' layers")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=15, help="timed calls per measurement "
+                    "(the median is reported)")
     ap.add_argument("--budget", type=float, default=1.5, help="seconds per measurement, at most")
     ap.add_argument("--peers", default=None,
                     help=f"peers to run, comma-separated, from {','.join(PEERS)} "
@@ -477,8 +481,9 @@ def main(argv: list[str] | None = None) -> int:
                          "measured in each run by the core's FMA probe)")
     ap.add_argument("--suite", default=str(SUITE),
                     help="the suite of layers, a JSON file (default: tconv's bench_suite.json)")
-    ap.add_argument("--json", default="bench_results.json")
-    ap.add_argument("--png", default="bench_results.png")
+    ap.add_argument("--json", default="bench_results.json", help="where to write the results")
+    ap.add_argument("--png", default="bench_results.png",
+                    help="where to draw the chart (needs matplotlib)")
     ap.add_argument("--_worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     _check_args(ap, args)
