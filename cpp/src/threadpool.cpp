@@ -42,10 +42,11 @@ class Pool {
 
   // Caller holds the job lock (one job at a time).
   void run(std::int64_t n_items, int threads,
-           const std::function<void(std::int64_t, int)>& fn) {
+           const std::function<void(std::int64_t, int)>& fn, std::int64_t chunk) {
     grow(threads - 1);
     fn_ = &fn;
     n_items_ = n_items;
+    chunk_ = chunk;
     active_ = threads - 1;
     next_.store(0, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
@@ -75,10 +76,11 @@ class Pool {
 
   void work(int slot) {
     for (;;) {
-      const std::int64_t item = next_.fetch_add(1, std::memory_order_relaxed);
-      if (item >= n_items_ || failed_.load(std::memory_order_relaxed)) return;
+      const std::int64_t first = next_.fetch_add(chunk_, std::memory_order_relaxed);
+      if (first >= n_items_ || failed_.load(std::memory_order_relaxed)) return;
+      const std::int64_t last = n_items_ - first < chunk_ ? n_items_ : first + chunk_;
       try {
-        (*fn_)(item, slot);
+        for (std::int64_t item = first; item < last; ++item) (*fn_)(item, slot);
       } catch (...) {
         std::lock_guard<std::mutex> lk(error_mutex_);
         if (!error_) error_ = std::current_exception();
@@ -116,7 +118,7 @@ class Pool {
   bool stop_ = false;
 
   const std::function<void(std::int64_t, int)>* fn_ = nullptr;
-  std::int64_t n_items_ = 0;
+  std::int64_t n_items_ = 0, chunk_ = 1;
   int active_ = 0;
   std::atomic<std::int64_t> next_{0};
   std::atomic<int> done_{0};
@@ -142,8 +144,9 @@ void after_fork_child() {
 }  // namespace
 
 void parallel_for(std::int64_t n_items, int threads,
-                  const std::function<void(std::int64_t, int)>& fn) {
+                  const std::function<void(std::int64_t, int)>& fn, std::int64_t chunk) {
   if (n_items <= 0) return;
+  if (chunk < 1) chunk = 1;
   if (threads > n_items) threads = static_cast<int>(n_items);
   if (threads > 1) {
     std::call_once(g_atfork_once,
@@ -151,7 +154,7 @@ void parallel_for(std::int64_t n_items, int threads,
     std::unique_lock<std::mutex> lk(g_job_mutex, std::try_to_lock);
     if (lk.owns_lock()) {
       if (!g_pool) g_pool = new Pool();
-      g_pool->run(n_items, threads, fn);
+      g_pool->run(n_items, threads, fn, chunk);
       return;
     }
   }

@@ -17,8 +17,13 @@ namespace tconv::detail {
 // (callers index per-thread scratch with it). Runs inline when threads <= 1, n_items <= 1, or
 // the pool is already busy with another caller's job. Exceptions from fn are rethrown in the
 // caller (the first one; remaining items are skipped).
+//
+// `chunk` consecutive items go to one thread at a time (the last chunk may be shorter): for
+// callers whose neighbouring items share cached data (the phase driver's input rows), at the
+// cost of coarser balancing. Which items a thread runs never changes what they compute.
 void parallel_for(std::int64_t n_items, int threads,
-                  const std::function<void(std::int64_t item, int slot)>& fn);
+                  const std::function<void(std::int64_t item, int slot)>& fn,
+                  std::int64_t chunk = 1);
 
 // Number of worker threads currently alive (for tests and diagnostics).
 int pool_workers();

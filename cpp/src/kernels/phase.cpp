@@ -278,7 +278,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   struct Scratch {
     std::vector<T> row;
     std::vector<T> buf;
-    std::vector<std::int64_t> a_off, b_off, slot_in, slot_tap, slot_buf, tag, used;
+    std::vector<std::int64_t> a_off, b_off, slot_in, slot_tap, slot_buf, tag, used, halo;
     std::int64_t clock = 0;
   };
   std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
@@ -288,19 +288,22 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     s.buf.assign(static_cast<std::size_t>(cached * slot_stride), T(0));
     s.tag.assign(static_cast<std::size_t>(cached), -1);
     s.used.assign(static_cast<std::size_t>(cached), 0);
+    s.halo.assign(static_cast<std::size_t>(cached), -1);
     s.slot_buf.resize(static_cast<std::size_t>(max_slots));
     s.a_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
     s.b_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
     s.slot_in.reserve(static_cast<std::size_t>(max_slots * std::max(xd, 1)));
     s.slot_tap.reserve(static_cast<std::size_t>(max_slots));
     scratch_bytes += (s.row.size() + s.buf.size()) * sizeof(T) +
-                     (4 * max_slots * max_xtaps + 3 * cached) * sizeof(std::int64_t);
+                     (4 * max_slots * max_xtaps + 4 * cached) * sizeof(std::int64_t);
   }
 
   auto body = [&](std::int64_t item, int slot_id) {
     Scratch& s = scratch[static_cast<std::size_t>(slot_id)];
-    const std::int64_t xb = item % nxb;
-    std::int64_t rest = item / nxb;
+    // Spatial: blocks outermost, so a run of consecutive items walks down the rows of one
+    // block and each new row finds most of its input rows in the thread's cache.
+    const std::int64_t xb = spatial ? item / rows : item % nxb;
+    std::int64_t rest = spatial ? item % rows : item / nxb;
     const std::int64_t oo = rest % n_outer;
     const std::int64_t n = rest / n_outer;
     const std::int64_t qa = xb * qblock, qb = std::min(qa + qblock, qmax);
@@ -381,19 +384,38 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         const T* src = x_n + gi * cin_g * xs_c;
         for (int d = 0; d < xd; ++d) src += s.slot_in[sl * xd + d] * p.x_strides[sp_axis + d];
         T* dst = s.buf.data() + slot * slot_stride;
-        // Columns of the buffer outside the input are the zero halo.
+        // Columns of the buffer outside the input are the zero halo. Its extent depends only
+        // on the block, and copies write only inside it: a slot last filled for the same
+        // block still has its zeros.
         const std::int64_t lo = std::clamp<std::int64_t>(-i0, 0, xlen);
         const std::int64_t hi = std::clamp<std::int64_t>(in_x - i0, lo, xlen);
         const std::int64_t ds_x = spatial ? 1 : cin_g, ds_c = spatial ? xlen_alloc : 1;
-        for (std::int64_t ci = 0; ci < cin_g; ++ci) {
-          T* d = dst + ci * ds_c;
-          for (std::int64_t xi = 0; xi < lo; ++xi) d[xi * ds_x] = T(0);
-          for (std::int64_t xi = hi; xi < xlen; ++xi) d[xi * ds_x] = T(0);
+        if (s.halo[slot] != xb) {
+          s.halo[slot] = xb;
+          for (std::int64_t ci = 0; ci < cin_g; ++ci) {
+            T* d = dst + ci * ds_c;
+            for (std::int64_t xi = 0; xi < lo; ++xi) d[xi * ds_x] = T(0);
+            for (std::int64_t xi = hi; xi < xlen; ++xi) d[xi * ds_x] = T(0);
+          }
         }
         // Walk the source along its unit-stride axis (x in channels_first, C in channels_last).
         const T* base = src + i0 * xs_x;
         if (!spatial && xs_x == 1 && ks.transpose) {
           ks.transpose(base + lo, xs_c, dst + lo * cin_g, cin_g, cin_g, hi - lo, false);
+        } else if (spatial && xs_x == 1) {
+          // Contiguous rows (channels_first): whole-row copies, and the same row one step
+          // further along the outer dim requested now, since the next output rows read it
+          // and its lines are a channel stride apart (no hardware prefetcher follows them).
+          const std::int64_t nxt = xd > 0 ? p.x_strides[sp_axis + xd - 1] : 0;
+          const bool more = xd > 0 && s.slot_in[sl * xd + xd - 1] + 1 < g.input[xd - 1];
+          for (std::int64_t ci = 0; ci < cin_g; ++ci) {
+            const T* __restrict sp = base + ci * xs_c;
+            T* __restrict dp = dst + ci * ds_c;
+            for (std::int64_t xi = lo; xi < hi; ++xi) dp[xi] = sp[xi];
+            if (more)
+              for (std::int64_t xi = lo; xi < hi; xi += 64 / static_cast<std::int64_t>(sizeof(T)))
+                __builtin_prefetch(sp + nxt + xi);
+          }
         } else if (std::abs(xs_x) <= std::abs(xs_c)) {
           // A transposition when the buffer is channels-last: in 16 x 16 tiles, so both sides
           // move whole cache lines.
@@ -528,7 +550,10 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
       }
     }
   };
-  detail::parallel_for(items, threads, body);
+  // Spatial: runs of consecutive rows per thread (see above), a few per thread to balance.
+  const std::int64_t chunk =
+      spatial && threads > 1 ? std::max<std::int64_t>(1, items / (std::int64_t(4) * threads)) : 1;
+  detail::parallel_for(items, threads, body, chunk);
   return scratch_bytes;
 }
 
