@@ -299,36 +299,54 @@ __attribute__((always_inline)) inline V pick(V a0, V a1, V a2, V a3, V a4, V a5)
   return a5;
 }
 
-template <class S, int CO, int PH, int MV, bool PARTIAL, int MASK>
+template <class S, int CO, int PH, int MV, bool PARTIAL, int MASK, int MASKB>
 __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
                                                    const typename S::T* const* bp,
+                                                   const typename S::T* apb,
+                                                   const typename S::T* const* bpb,
                                                    std::int64_t K, std::int64_t ks,
                                                    std::int64_t ld, std::int64_t rows,
                                                    TCONV_ACC_REFS(typename S::V)) {
   using V = typename S::V;
+  using T = typename S::T;
   constexpr int L = S::L;
   constexpr int COUNT = CO * PH * MV;
-  const typename S::T* b0 = bp[0];
-  const typename S::T* b1 = PH > 1 ? bp[1] : bp[0];
-  const typename S::T* b2 = PH > 2 ? bp[2] : bp[0];
-  const typename S::T* b3 = PH > 3 ? bp[3] : bp[0];
+  // Phase ph reads its weights from pair A when MASK has it, else from pair B.
+  const T* b[4];
+  for (int ph = 0; ph < 4; ++ph) b[ph] = ph < PH ? (((MASK >> ph) & 1) ? bp[ph] : bpb[ph]) : bp[0];
+  const T* b0 = b[0];
+  const T* b1 = b[1];
+  const T* b2 = b[2];
+  const T* b3 = b[3];
   for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_A(v)                                                                       \
-  const V a##v = (v) < MV ? (PARTIAL ? S::load_first(ap + (v) * L, (v) * L, rows)        \
-                                     : S::load(ap + (v) * L))                            \
+#define TCONV_A(v, P)                                                                    \
+  const V a##v = (v) < MV ? (PARTIAL ? S::load_first((P) + (v) * L, (v) * L, rows)       \
+                                     : S::load((P) + (v) * L))                           \
                           : S::zero();
-    TCONV_A(0) TCONV_A(1) TCONV_A(2) TCONV_A(3) TCONV_A(4) TCONV_A(5)
-#undef TCONV_A
-#define TCONV_STEP(i)                                                                    \
-  if constexpr ((i) < COUNT && ((MASK >> (((i) / MV) % PH)) & 1)) {                       \
+#define TCONV_STEP(i, M)                                                                 \
+  if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                          \
     constexpr int ph = ((i) / MV) % PH;                                                  \
-    const typename S::T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3;           \
+    const T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3;                       \
     r##i = S::fma(pick<(i) % MV>(a0, a1, a2, a3, a4, a5), S::bcast(bq + (i) / (PH * MV)), \
                   r##i);                                                                 \
   }
-    TCONV_ACC12(TCONV_STEP)
+#define TCONV_STEP_A(i) TCONV_STEP(i, MASK)
+#define TCONV_STEP_B(i) TCONV_STEP(i, MASKB)
+    {
+      TCONV_A(0, ap) TCONV_A(1, ap) TCONV_A(2, ap) TCONV_A(3, ap) TCONV_A(4, ap) TCONV_A(5, ap)
+      TCONV_ACC12(TCONV_STEP_A)
+    }
+    if constexpr (MASKB != 0) {
+      TCONV_A(0, apb) TCONV_A(1, apb) TCONV_A(2, apb) TCONV_A(3, apb) TCONV_A(4, apb)
+      TCONV_A(5, apb)
+      TCONV_ACC12(TCONV_STEP_B)
+    }
+#undef TCONV_STEP_A
+#undef TCONV_STEP_B
 #undef TCONV_STEP
+#undef TCONV_A
     ap += ks;
+    if constexpr (MASKB != 0) apb += ks;
     b0 += ld;
     b1 += ld;
     b2 += ld;
@@ -343,12 +361,15 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
   using V = typename S::V;
   constexpr int L = S::L;
   constexpr int COUNT = CO * PH * MV;
+  constexpr int FULL = (1 << PH) - 1;
   static_assert(COUNT <= 12 && MV <= 6, "twelve accumulators, six position vectors at most");
 #define TCONV_DECL(i) \
   V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + (i) / (PH * MV)) : S::zero();
   TCONV_ACC12(TCONV_DECL)
 #undef TCONV_DECL
   for (std::int64_t p = 0; p < g.pairs; ++p) {
+    const std::int64_t partner = g.partner ? g.partner[p] : -1;
+    if (partner == -2) continue;
     const T* ap = a + g.a_off[p];
     const T* bp[4] = {g.b, g.b, g.b, g.b};
     int mask = 0;
@@ -359,11 +380,28 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
         mask |= 1 << ph;
       }
     }
+    const T* apb = ap;
+    const T* bpb[4] = {g.b, g.b, g.b, g.b};
+    if (partner >= 0) {
+      apb = a + g.a_off[partner];
+      for (int ph = 0; ph < PH; ++ph) {
+        const std::int64_t off = g.b_off[partner * PH + ph];
+        if (off >= 0) bpb[ph] = g.b + off;
+      }
+    }
 #define TCONV_ARGS r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11
-#define TCONV_CASE(M)                                                                   \
-  case M:                                                                               \
-    if constexpr (M < (1 << PH))                                                        \
-      phase_k<S, CO, PH, MV, PARTIAL, M>(ap, bp, g.k, g.a_ks, g.b_ld, rows, TCONV_ARGS); \
+#define TCONV_CASE(M)                                                                         \
+  case M:                                                                                     \
+    if constexpr (M < (1 << PH)) {                                                            \
+      if (partner >= 0) {                                                                     \
+        if constexpr (M != FULL)                                                              \
+          phase_k<S, CO, PH, MV, PARTIAL, M, FULL ^ M>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld, \
+                                                       rows, TCONV_ARGS);                    \
+      } else {                                                                                \
+        phase_k<S, CO, PH, MV, PARTIAL, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, rows,      \
+                                              TCONV_ARGS);                                   \
+      }                                                                                       \
+    }                                                                                         \
     break;
     switch (mask) {
       TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
@@ -393,7 +431,29 @@ bool phase_rows(const PhaseCall<typename S::T>& g) {
   std::int64_t m = 0;
   for (; m + W <= g.m; m += W)
     phase_tile<S, CO, PH, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
-  if (m < g.m) phase_tile<S, CO, PH, MV, true>(g, g.a + m, g.c + m * g.c_ms, g.m - m);
+  // The tail: as few whole vectors as cover it, read past its end into the row buffer's
+  // slack (lanes never stored). Masked loads in the k loop would cost the registers that
+  // keep the accumulators out of memory.
+  const std::int64_t rest = g.m - m;
+  switch ((rest + S::L - 1) / S::L) {
+    case 1: phase_tile<S, CO, PH, 1, false>(g, g.a + m, g.c + m * g.c_ms, rest); break;
+    case 2:
+      if constexpr (MV >= 2) phase_tile<S, CO, PH, 2, false>(g, g.a + m, g.c + m * g.c_ms, rest);
+      break;
+    case 3:
+      if constexpr (MV >= 3) phase_tile<S, CO, PH, 3, false>(g, g.a + m, g.c + m * g.c_ms, rest);
+      break;
+    case 4:
+      if constexpr (MV >= 4) phase_tile<S, CO, PH, 4, false>(g, g.a + m, g.c + m * g.c_ms, rest);
+      break;
+    case 5:
+      if constexpr (MV >= 5) phase_tile<S, CO, PH, 5, false>(g, g.a + m, g.c + m * g.c_ms, rest);
+      break;
+    case 6:
+      if constexpr (MV >= 6) phase_tile<S, CO, PH, 6, false>(g, g.a + m, g.c + m * g.c_ms, rest);
+      break;
+    default: break;
+  }
   return true;
 }
 
@@ -425,12 +485,12 @@ void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
 
 }  // namespace
 
-// The spatial kernel reads nothing past its last row (masked tail): no slack needed.
+// The multi-phase kernel's tail reads up to one vector past the last row.
 KernelSet<float> kernels_f32() {
-  return {channel_f32, 2 * F32::L, spatial_f32, 0, transpose_f32, phase_f32};
+  return {channel_f32, 2 * F32::L, spatial_f32, F32::L, transpose_f32, phase_f32};
 }
 KernelSet<double> kernels_f64() {
-  return {channel_f64, 2 * F64::L, spatial_f64, 0, transpose_f64, phase_f64};
+  return {channel_f64, 2 * F64::L, spatial_f64, F64::L, transpose_f64, phase_f64};
 }
 
 }  // namespace tconv::kernels::avx2

@@ -41,12 +41,19 @@ using GemmFn = void (*)(const GemmCall<T>&);
 //   C_ph[m][n] = bias[n] + sum over pairs p with b_off[p * phases + ph] >= 0, over k < K of
 //                a[a_off[p] + k * a_ks + m] * b[b_off[p * phases + ph] + k * b_ld + n]
 //   C_ph[m][n] is stored at c[ph * c_ps + m * c_ms + n * c_ns]
+//
+// partner[p] > p names a pair whose phases are exactly the ones pair p lacks: the kernel runs
+// both in one pass over k, so every accumulator has a chain to advance (a pair feeding one
+// phase alone leaves too few independent FMA chains to hide the latency). partner[p] == -2
+// marks such a partner (already done), -1 a pair run alone. The summation order is fixed by
+// the list and the partners, never by the thread that runs the call.
 template <class T>
 struct PhaseCall {
   const T* a;
   const std::int64_t* a_off;
   const T* b;
   const std::int64_t* b_off;  // pairs x phases; -1: that phase has no tap at this shift
+  const std::int64_t* partner;  // pairs entries, or null: every pair alone
   std::int64_t pairs, k, a_ks, b_ld, phases;
   T* c;
   std::int64_t c_ms, c_ps, c_ns;

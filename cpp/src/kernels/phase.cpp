@@ -278,7 +278,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   struct Scratch {
     std::vector<T> row;
     std::vector<T> buf;
-    std::vector<std::int64_t> a_off, b_off, slot_in, slot_tap, slot_buf, tag, used, halo;
+    std::vector<std::int64_t> a_off, b_off, partner, slot_in, slot_tap, slot_buf, tag, used, halo;
     std::int64_t clock = 0;
   };
   std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
@@ -292,10 +292,11 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     s.slot_buf.resize(static_cast<std::size_t>(max_slots));
     s.a_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
     s.b_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
+    s.partner.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
     s.slot_in.reserve(static_cast<std::size_t>(max_slots * std::max(xd, 1)));
     s.slot_tap.reserve(static_cast<std::size_t>(max_slots));
     scratch_bytes += (s.row.size() + s.buf.size()) * sizeof(T) +
-                     (4 * max_slots * max_xtaps + 4 * cached) * sizeof(std::int64_t);
+                     (5 * max_slots * max_xtaps + 4 * cached) * sizeof(std::int64_t);
   }
 
   auto body = [&](std::int64_t item, int slot_id) {
@@ -466,12 +467,34 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
                 s.b_off.resize(s.b_off.size() - static_cast<std::size_t>(sx));
               }
             }
+          // Pairs feeding complementary phase sets run as one (see PhaseCall::partner).
+          const std::int64_t npairs = static_cast<std::int64_t>(s.a_off.size());
+          const int full = (1 << sx) - 1;
+          auto mask_of = [&](std::int64_t pr) {
+            int m = 0;
+            for (std::int64_t rx = 0; rx < sx; ++rx)
+              if (s.b_off[static_cast<std::size_t>(pr * sx + rx)] >= 0) m |= 1 << rx;
+            return m;
+          };
+          s.partner.assign(static_cast<std::size_t>(npairs), -1);
+          for (std::int64_t pa = 0; pa < npairs; ++pa) {
+            if (s.partner[pa] != -1) continue;
+            const int want = full ^ mask_of(pa);
+            if (want == 0) continue;
+            for (std::int64_t pb = pa + 1; pb < npairs; ++pb)
+              if (s.partner[pb] == -1 && mask_of(pb) == want) {
+                s.partner[pa] = pb;
+                s.partner[pb] = -2;
+                break;
+              }
+          }
           PhaseCall<T> call;
           call.a = s.buf.data();
           call.a_off = s.a_off.data();
           call.b = pk.data.get();
           call.b_off = s.b_off.data();
-          call.pairs = static_cast<std::int64_t>(s.a_off.size());
+          call.partner = s.partner.data();
+          call.pairs = npairs;
           call.k = cin_g;
           call.a_ks = a_ks;
           call.b_ld = pk.width;
