@@ -42,11 +42,13 @@ class Pool {
 
   // Caller holds the job lock (one job at a time).
   void run(std::int64_t n_items, int threads,
-           const std::function<void(std::int64_t, int)>& fn, std::int64_t chunk) {
+           const std::function<void(std::int64_t, int)>& fn, Schedule schedule) {
     grow(threads - 1);
     fn_ = &fn;
     n_items_ = n_items;
-    chunk_ = chunk;
+    // Runs of about 1/(2 * threads) of what is left: long ones first, single items at the end,
+    // so a thread that loses its core for a while leaves little behind.
+    share_ = schedule == Schedule::runs ? 2 * static_cast<std::int64_t>(threads) : 0;
     active_ = threads - 1;
     next_.store(0, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
@@ -76,9 +78,19 @@ class Pool {
 
   void work(int slot) {
     for (;;) {
-      const std::int64_t first = next_.fetch_add(chunk_, std::memory_order_relaxed);
+      std::int64_t first = 0, last = 0;
+      if (share_ == 0) {
+        first = next_.fetch_add(1, std::memory_order_relaxed);
+        last = first + 1;
+      } else {
+        first = next_.load(std::memory_order_relaxed);
+        do {
+          if (first >= n_items_) break;
+          const std::int64_t left = n_items_ - first;
+          last = first + (left > share_ ? left / share_ : 1);
+        } while (!next_.compare_exchange_weak(first, last, std::memory_order_relaxed));
+      }
       if (first >= n_items_ || failed_.load(std::memory_order_relaxed)) return;
-      const std::int64_t last = n_items_ - first < chunk_ ? n_items_ : first + chunk_;
       try {
         for (std::int64_t item = first; item < last; ++item) (*fn_)(item, slot);
       } catch (...) {
@@ -118,7 +130,7 @@ class Pool {
   bool stop_ = false;
 
   const std::function<void(std::int64_t, int)>* fn_ = nullptr;
-  std::int64_t n_items_ = 0, chunk_ = 1;
+  std::int64_t n_items_ = 0, share_ = 0;
   int active_ = 0;
   std::atomic<std::int64_t> next_{0};
   std::atomic<int> done_{0};
@@ -144,9 +156,8 @@ void after_fork_child() {
 }  // namespace
 
 void parallel_for(std::int64_t n_items, int threads,
-                  const std::function<void(std::int64_t, int)>& fn, std::int64_t chunk) {
+                  const std::function<void(std::int64_t, int)>& fn, Schedule schedule) {
   if (n_items <= 0) return;
-  if (chunk < 1) chunk = 1;
   if (threads > n_items) threads = static_cast<int>(n_items);
   if (threads > 1) {
     std::call_once(g_atfork_once,
@@ -154,7 +165,7 @@ void parallel_for(std::int64_t n_items, int threads,
     std::unique_lock<std::mutex> lk(g_job_mutex, std::try_to_lock);
     if (lk.owns_lock()) {
       if (!g_pool) g_pool = new Pool();
-      g_pool->run(n_items, threads, fn, chunk);
+      g_pool->run(n_items, threads, fn, schedule);
       return;
     }
   }

@@ -18,12 +18,15 @@ namespace tconv::detail {
 // the pool is already busy with another caller's job. Exceptions from fn are rethrown in the
 // caller (the first one; remaining items are skipped).
 //
-// `chunk` consecutive items go to one thread at a time (the last chunk may be shorter): for
-// callers whose neighbouring items share cached data (the phase driver's input rows), at the
-// cost of coarser balancing. Which items a thread runs never changes what they compute.
+// How items are handed out: one at a time (the finest balance), or in runs of consecutive
+// items, long first and shorter as the work runs out (guided), for callers whose neighbouring
+// items share cached data (the phase driver's input rows). Which thread runs an item never
+// changes what the item computes.
+enum class Schedule { items, runs };
+
 void parallel_for(std::int64_t n_items, int threads,
                   const std::function<void(std::int64_t item, int slot)>& fn,
-                  std::int64_t chunk = 1);
+                  Schedule schedule = Schedule::items);
 
 // Number of worker threads currently alive (for tests and diagnostics).
 int pool_workers();

@@ -573,10 +573,9 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
       }
     }
   };
-  // Spatial: runs of consecutive rows per thread (see above), a few per thread to balance.
-  const std::int64_t chunk =
-      spatial && threads > 1 ? std::max<std::int64_t>(1, items / (std::int64_t(4) * threads)) : 1;
-  detail::parallel_for(items, threads, body, chunk);
+  // Spatial: runs of consecutive rows per thread (see above).
+  detail::parallel_for(items, threads, body,
+                       spatial ? detail::Schedule::runs : detail::Schedule::items);
   return scratch_bytes;
 }
 
