@@ -14,6 +14,9 @@
 #ifdef TCONV_HAVE_AVX2
 #include "kernels/avx2.hpp"
 #endif
+#ifdef TCONV_HAVE_NEON
+#include "kernels/neon.hpp"
+#endif
 #include "validate.hpp"
 
 namespace tconv {
@@ -42,6 +45,7 @@ std::vector<std::int64_t> strides_or_default(const std::vector<std::int64_t>& st
 }
 
 thread_local CallMemory t_last_memory;
+thread_local Isa t_last_isa = Isa::portable;
 
 // Below this much work per thread, waking another thread costs more than it saves.
 constexpr double kFlopsPerThread = 2e6;
@@ -69,9 +73,25 @@ struct KernelTable<double> {
   static kernels::KernelSet<double> avx2() { return kernels::avx2::kernels_f64(); }
 };
 #endif
+#ifdef TCONV_HAVE_NEON
+template <>
+struct KernelTable<float> {
+  static kernels::KernelSet<float> neon() { return kernels::neon::kernels_f32(); }
+};
+template <>
+struct KernelTable<double> {
+  static kernels::KernelSet<double> neon() { return kernels::neon::kernels_f64(); }
+};
+#endif
 
 template <class T>
 bool phase_kernels(Isa isa, kernels::KernelSet<T>* out) {
+#ifdef TCONV_HAVE_NEON
+  if (isa == Isa::neon) {
+    *out = KernelTable<T>::neon();
+    return true;
+  }
+#endif
 #ifdef TCONV_HAVE_AVX2
   if (isa == Isa::avx2) {
     *out = KernelTable<T>::avx2();
@@ -146,6 +166,7 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
   p.w_strides = strides_or_default(weight_strides, g.weight_shape(), "weight");
   p.y_strides = strides_or_default(y_strides, g.output_shape(), "y");
   t_last_memory = CallMemory{};
+  t_last_isa = Isa::portable;
   const std::int64_t y_elems = checked_product(g.output_shape(), "the output size");
   if (y_elems == 0) return;
   if (g.in_channels == 0) {
@@ -155,6 +176,7 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
   const Isa isa = runtime::choose_isa(options);
   kernels::KernelSet<T> ks{};
   if (phase_handles(g) && phase_kernels<T>(isa, &ks)) {
+    t_last_isa = isa;
     const auto algo = kernels::phase::choose_algo(g);
     const std::int64_t width = algo == kernels::phase::Algo::channel ? ks.nr : 0;
     std::shared_ptr<const kernels::phase::Packed<T>> packed;
@@ -186,6 +208,7 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
 }  // namespace
 
 CallMemory last_call_memory() { return t_last_memory; }
+Isa last_call_isa() { return t_last_isa; }
 
 void conv_transpose(const Geometry& g, const float* x, const std::vector<std::int64_t>& x_strides,
                     const float* weight, const std::vector<std::int64_t>& weight_strides,

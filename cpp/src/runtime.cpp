@@ -34,11 +34,23 @@ bool avx2_kernels_built() {
 #endif
 }
 
+bool neon_kernels_built() {
+#ifdef TCONV_HAVE_NEON
+  return true;
+#else
+  return false;
+#endif
+}
+
+// Caps compare tiers, not enum values: avx2 and neon are the same tier on different
+// architectures, and a larger tier is more conservative.
+int tier(Isa isa) { return isa == Isa::portable ? 1 : 0; }
+
 int env_isa_cap() {
   const char* v = std::getenv("TCONV_MAX_ISA");
   if (!v || !*v) return -1;
   try {
-    return static_cast<int>(isa_from_name(v));
+    return tier(isa_from_name(v));
   } catch (const std::invalid_argument&) {
     return -1;  // an unknown name must not stop a program; Python warns about it
   }
@@ -69,6 +81,8 @@ const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::avx2:
       return "avx2";
+    case Isa::neon:
+      return "neon";
     case Isa::portable:
       return "portable";
   }
@@ -79,18 +93,22 @@ Isa isa_from_name(const std::string& name) {
   std::string lower;
   for (char c : name) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   if (lower == "avx2") return Isa::avx2;
+  if (lower == "neon") return Isa::neon;
   if (lower == "portable" || lower == "baseline" || lower == "generic") return Isa::portable;
-  throw std::invalid_argument("unknown ISA '" + name + "'; valid names are 'avx2' and 'portable'");
+  throw std::invalid_argument("unknown ISA '" + name +
+                              "'; valid names are 'avx2', 'neon' and 'portable'");
 }
 
 std::vector<Isa> available_isas() {
   std::vector<Isa> out;
   if (avx2_kernels_built() && cpu_has_avx2_fma()) out.push_back(Isa::avx2);
+  // NEON is part of the AArch64 base architecture: built means runnable.
+  if (neon_kernels_built()) out.push_back(Isa::neon);
   out.push_back(Isa::portable);
   return out;
 }
 
-void set_max_isa(Isa isa) { g_isa_cap.store(static_cast<int>(isa)); }
+void set_max_isa(Isa isa) { g_isa_cap.store(tier(isa)); }
 
 Isa active_isa() { return runtime::choose_isa(Options{}); }
 
@@ -104,13 +122,13 @@ int get_num_threads() {
 namespace runtime {
 
 Isa choose_isa(const Options& options) {
-  // Larger enum value = more conservative ISA; every cap can only lower the choice.
-  int cap = static_cast<int>(Isa::avx2);
+  // Every cap can only lower the tier.
+  int cap = 0;
   cap = std::max(cap, env_isa_cap());
   cap = std::max(cap, g_isa_cap.load());
-  if (options.cap_isa) cap = std::max(cap, static_cast<int>(options.max_isa));
+  if (options.cap_isa) cap = std::max(cap, tier(options.max_isa));
   for (Isa isa : available_isas())
-    if (static_cast<int>(isa) >= cap) return isa;
+    if (tier(isa) >= cap) return isa;
   return Isa::portable;
 }
 

@@ -23,10 +23,12 @@
 
 namespace tconv {
 
-// Instruction sets with their own kernels, best first. portable runs on any CPU.
-enum class Isa { avx2 = 0, portable = 1 };
+// Instruction sets with their own kernels. portable runs on any CPU; avx2 (x86-64 with AVX2 and
+// FMA) and neon (AArch64) are the vector kernels of their architectures, one tier above it: a
+// cap at either allows the vector kernels of whichever architecture the program runs on.
+enum class Isa { avx2 = 0, portable = 1, neon = 2 };
 
-// Name as accepted by TCONV_MAX_ISA and set_max_isa ("avx2", "portable").
+// Name as accepted by TCONV_MAX_ISA and set_max_isa ("avx2", "neon", "portable").
 const char* isa_name(Isa isa);
 // Parse a name (case-insensitive); throws std::invalid_argument listing the valid names.
 Isa isa_from_name(const std::string& name);
@@ -78,6 +80,10 @@ struct CallMemory {
   std::size_t packed_weight_bytes = 0;
 };
 CallMemory last_call_memory();
+
+// The instruction set whose kernels ran the last conv_transpose (or plan run) made on the
+// calling thread: portable when the layer went to the portable kernel or computed nothing.
+Isa last_call_isa();
 
 // Convenience form for C-contiguous buffers: validates the layer and runs it.
 // Returns the geometry (y must hold prod(geometry.output_shape()) elements: call
