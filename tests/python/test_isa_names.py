@@ -1,0 +1,52 @@
+"""ISA names across architectures: 'neon' is known everywhere, available only on AArch64, and a
+cap at either vector ISA leaves the vector kernels of the CPU at hand."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+import pytest
+
+import tconv
+from tconv import _core, reference
+
+ISAS = tconv.available_isas()
+
+
+@pytest.fixture
+def restore_cap():
+    yield
+    tconv.set_max_isa(ISAS[0])
+
+
+def test_neon_listed_exactly_on_aarch64():
+    on_arm = platform.machine().lower() in ("aarch64", "arm64")
+    assert ("neon" in ISAS) == on_arm
+    assert ISAS[-1] == "portable"
+    if on_arm:
+        assert ISAS == ["neon", "portable"]
+
+
+@pytest.mark.parametrize("name", ["avx2", "neon", "NEON"])
+def test_vector_caps_keep_the_best_isa(restore_cap, name):
+    tconv.set_max_isa("portable")
+    assert _core.active_isa() == "portable"
+    tconv.set_max_isa(name)
+    assert _core.active_isa() == ISAS[0]
+
+
+def test_unknown_name_lists_neon(restore_cap):
+    with pytest.raises(ValueError, match="'neon'"):
+        tconv.set_max_isa("sve9")
+
+
+def test_neon_cap_computes_the_reference(restore_cap):
+    tconv.set_max_isa("neon")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 9)).astype(np.float32)
+    w = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    got = tconv.conv_transpose(x, w, b, stride=2, padding=1)
+    want = reference.conv_transpose(x, w, b, stride=2, padding=1)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
