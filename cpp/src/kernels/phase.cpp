@@ -231,6 +231,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   // Capacity: the input rows between the lowest and highest tap shift of every outer dim, the
   // window that slides by at most one row from one output row to the next.
   std::int64_t cached = 1;
+  std::int64_t window[8] = {0};  // per outer dim: input rows between the extreme tap shifts
   for (int d = 0; d < xd; ++d) {
     std::int64_t lo = 0, hi = 0;
     bool seen = false;
@@ -240,9 +241,9 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         hi = seen ? std::max(hi, c) : c;
         seen = true;
       }
-    cached *= seen ? hi - lo + 1 : 1;
+    window[d] = seen ? hi - lo + 1 : 1;
+    cached *= window[d];
   }
-  cached = std::max(cached, max_slots);
 
   // Long rows are blocked so a thread's input rows and staging row (see via_row below) stay
   // near 64 KiB: within L2, and a small fraction of any sizeable output.
@@ -264,7 +265,46 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   const std::int64_t a_ms = spatial ? 1 : cin_g;
   const std::int64_t a_ks = spatial ? xlen_alloc : 1;
   const std::int64_t slot_stride = xlen_alloc * cin_g;
-  const std::int64_t items = rows * nxb;
+
+  // Each micro-kernel call streams a panel's packed weights for the taps of one phase and uses
+  // them for the call's qblock positions. Short rows (DCGAN's 8 or 16 positions) with weights
+  // beyond L2 would stream them from L3 or memory for every row: there an item takes a block of
+  // consecutive output rows of one line (same image and outer position but the last outer dim)
+  // and runs them panel by panel, so a panel's weights stay in cache across the block's rows.
+  // The block's input rows all stay in the row cache, which grows to hold them.
+  const std::int64_t line_len = xd >= 1 ? g.output[xd - 1] : 1;
+  const std::int64_t lines = rows / line_len;
+  std::int64_t block_rows = 1;
+  {
+    const double weight_bytes = static_cast<double>(pk.size) / static_cast<double>(pk.groups) *
+                                static_cast<double>(sizeof(T));
+    // The block's rows may take 64-128 KiB per thread, within 5 % of the output in all.
+    double out_bytes = static_cast<double>(g.batch * g.out_channels * sizeof(T));
+    for (int d = 0; d < rank; ++d) out_bytes *= static_cast<double>(g.output[d]);
+    const std::int64_t budget = static_cast<std::int64_t>(
+        std::clamp(0.05 * out_bytes / threads, 64.0 * 1024.0, 128.0 * 1024.0));
+    if (xd >= 1 && !spatial && qblock < 32 && weight_bytes > 256.0 * 1024.0) {
+      block_rows = std::min(line_len, ceil_div(64, qblock));
+      const std::int64_t others = cached / window[xd - 1];
+      while (block_rows > 1 && others * (window[xd - 1] + block_rows - 1) * slot_stride *
+                                       static_cast<std::int64_t>(sizeof(T)) >
+                                   budget)
+        --block_rows;
+      cached = others * (window[xd - 1] + block_rows - 1);
+    }
+  }
+  cached = std::max(cached, max_slots);
+  const std::int64_t blocks_per_line = ceil_div(line_len, block_rows);
+  // Too few row blocks for the threads: split the output channels (panels) too.
+  std::int64_t panel_parts = 1;
+  {
+    const std::int64_t row_items = lines * blocks_per_line * nxb;
+    if (threads > 1 && row_items < 4 * threads)
+      panel_parts = std::min(pk.panels, ceil_div(4 * threads, row_items));
+  }
+  const std::int64_t panels_per_item = ceil_div(pk.panels, panel_parts);
+  panel_parts = ceil_div(pk.panels, panels_per_item);
+  const std::int64_t items = lines * blocks_per_line * nxb * panel_parts;
   threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
 
   // With channels_first output the channel-vector tiles would store one scalar per output
@@ -299,14 +339,11 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
                      (5 * max_slots * max_xtaps + 4 * cached) * sizeof(std::int64_t);
   }
 
-  auto body = [&](std::int64_t item, int slot_id) {
-    Scratch& s = scratch[static_cast<std::size_t>(slot_id)];
-    // Spatial: blocks outermost, so a run of consecutive items walks down the rows of one
-    // block and each new row finds most of its input rows in the thread's cache.
-    const std::int64_t xb = spatial ? item / rows : item % nxb;
-    std::int64_t rest = spatial ? item % rows : item / nxb;
-    const std::int64_t oo = rest % n_outer;
-    const std::int64_t n = rest / n_outer;
+  // One output row (image n, outer position oo) of group gi, output channels of one panel.
+  auto row_pass = [&](Scratch& s, std::int64_t row, std::int64_t xb, std::int64_t gi,
+                      std::int64_t panel) {
+    const std::int64_t oo = row % n_outer;
+    const std::int64_t n = row / n_outer;
     const std::int64_t qa = xb * qblock, qb = std::min(qa + qblock, qmax);
     const std::int64_t xlen = qb - qa + cmax - cmin;
 
@@ -366,7 +403,8 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     const std::int64_t ys_c = via_row ? 1 : p.y_strides[c_axis];
     const std::int64_t i0 = qa + cmin;  // input position of buffer column 0
 
-    for (std::int64_t gi = 0; gi < pk.groups; ++gi) {
+    const std::int64_t co_lo = panel * pk.width, co_hi = std::min(cout_g, co_lo + pk.width);
+    {
       const std::int64_t now = ++s.clock;
       for (std::int64_t sl = 0; sl < nslots; ++sl) {
         std::int64_t in_row = 0;
@@ -520,7 +558,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         const std::int64_t xt = static_cast<std::int64_t>(xk.size());
         if (nslots == 0 || xt == 0) {
           for (std::int64_t qq = 0; qq < q1 - qa; ++qq)
-            for (std::int64_t co = 0; co < cout_g; ++co)
+            for (std::int64_t co = co_lo; co < co_hi; ++co)
               y0[qq * sx * ys_x + co * ys_c] = bias_g ? bias_g[co] : T(0);
           continue;
         }
@@ -544,26 +582,24 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         call.c_ns = ys_c;
         call.m = q1 - qa;
         const std::int64_t ph = ph_outer * sx + rx;
-        for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
-          call.b = pk.data.get() + pk.offset[(gi * pk.phases + ph) * pk.panels + panel];
-          call.c = y0 + panel * pk.width * ys_c;
-          call.n = spatial ? cout_g : std::min(pk.width, cout_g - panel * pk.width);
-          call.bias = bias_g ? bias_g + panel * pk.width : nullptr;
-          (spatial ? ks.spatial_gemm : ks.channel_gemm)(call);
-        }
+        call.b = pk.data.get() + pk.offset[(gi * pk.phases + ph) * pk.panels + panel];
+        call.c = y0 + co_lo * ys_c;
+        call.n = co_hi - co_lo;
+        call.bias = bias_g ? bias_g + co_lo : nullptr;
+        (spatial ? ks.spatial_gemm : ks.channel_gemm)(call);
       }
       if (via_row) {
         const std::int64_t yx = p.y_strides[sp_axis + xd], yc = p.y_strides[c_axis];
         if (yx == 1 && ks.transpose) {
-          ks.transpose(s.row.data(), cout_g, y_row + gi * cout_g * yc + x0, yc, x1 - x0, cout_g,
-                       true);
+          ks.transpose(s.row.data() + co_lo, cout_g, y_row + (gi * cout_g + co_lo) * yc + x0, yc,
+                       x1 - x0, co_hi - co_lo, true);
         } else {
           // In 16 x 16 tiles: whole cache lines on both sides.
           constexpr std::int64_t kTile = 16;
-          for (std::int64_t c0 = 0; c0 < cout_g; c0 += kTile)
+          for (std::int64_t ca = co_lo; ca < co_hi; ca += kTile)
             for (std::int64_t xa = x0; xa < x1; xa += kTile) {
-              const std::int64_t c1 = std::min(c0 + kTile, cout_g), xe = std::min(xa + kTile, x1);
-              for (std::int64_t co = c0; co < c1; ++co) {
+              const std::int64_t ce = std::min(ca + kTile, co_hi), xe = std::min(xa + kTile, x1);
+              for (std::int64_t co = ca; co < ce; ++co) {
                 T* yp = y_row + (gi * cout_g + co) * yc;
                 const T* rp = s.row.data() + co;
                 for (std::int64_t x = xa; x < xe; ++x) yp[x * yx] = rp[(x - x0) * cout_g];
@@ -573,9 +609,29 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
       }
     }
   };
-  // Spatial: runs of consecutive rows per thread (see above).
-  detail::parallel_for(items, threads, body,
-                       spatial ? detail::Schedule::runs : detail::Schedule::items);
+
+  auto body = [&](std::int64_t item, int slot_id) {
+    Scratch& s = scratch[static_cast<std::size_t>(slot_id)];
+    if (spatial) {
+      // Blocks outermost, so a run of consecutive items walks down the rows of one block and
+      // each new row finds most of its input rows in the thread's cache.
+      for (std::int64_t gi = 0; gi < pk.groups; ++gi) row_pass(s, item % rows, item / rows, gi, 0);
+      return;
+    }
+    const std::int64_t part = item % panel_parts;
+    std::int64_t rest = item / panel_parts;
+    const std::int64_t xb = rest % nxb;
+    rest /= nxb;
+    const std::int64_t line = rest / blocks_per_line, blk = rest % blocks_per_line;
+    const std::int64_t row0 = line * line_len + blk * block_rows;
+    const std::int64_t row1 = std::min(row0 + block_rows, (line + 1) * line_len);
+    const std::int64_t pa = part * panels_per_item, pb = std::min(pk.panels, pa + panels_per_item);
+    for (std::int64_t gi = 0; gi < pk.groups; ++gi)
+      for (std::int64_t panel = pa; panel < pb; ++panel)
+        for (std::int64_t row = row0; row < row1; ++row) row_pass(s, row, xb, gi, panel);
+  };
+  // Runs of consecutive items per thread: consecutive rows share input rows (see above).
+  detail::parallel_for(items, threads, body, detail::Schedule::runs);
   return scratch_bytes;
 }
 
