@@ -5,6 +5,10 @@
 #
 #   bash tests/cross/run_aarch64.sh [configurations]      (default 400)
 #
+# With TCONV_CROSS_SANITIZE=1 it then builds both again with ASan + UBSan (-O1) and runs half as
+# many layers under them (any report fails the run). Warnings are errors in the first build only:
+# the instrumentation makes GCC's maybe-uninitialized analysis see through std::optional wrongly.
+#
 # Needs: apt-get install g++-aarch64-linux-gnu qemu-user cmake. CROSS_DIR sets the build dir.
 set -euo pipefail
 
@@ -34,3 +38,13 @@ if ! grep -q 'tconv::kernels::neon::kernels_f32' <<<"$symbols"; then
   exit 1
 fi
 env -u TCONV_MAX_ISA qemu-aarch64 -L "$SYSROOT" "$BUILD/cross_isa_check" "$CONFIGS"
+
+if [ "${TCONV_CROSS_SANITIZE:-0}" = 1 ]; then
+  cmake -S "$ROOT/tests/cross" -B "$BUILD-sanitize" "${generator[@]}" \
+    -DCMAKE_TOOLCHAIN_FILE="$ROOT/tests/cross/aarch64-linux-gnu.cmake" \
+    -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O1 -Wno-maybe-uninitialized" -DTCONV_SANITIZE=ON \
+    >/dev/null
+  cmake --build "$BUILD-sanitize" --parallel 2
+  env -u TCONV_MAX_ISA ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    qemu-aarch64 -L "$SYSROOT" "$BUILD-sanitize/cross_isa_check" "$((CONFIGS / 2))"
+fi
