@@ -60,6 +60,7 @@ struct Layer {
   std::vector<std::int64_t> size, kernel, stride, dilation, pad_lo, pad_hi, outpad;
   bool bias = false;
   bool strided_y = false;  // y with a gap after each channel row / position
+  bool strided_x = false;  // x likewise, the gaps holding NaN (a read of one shows)
   int threads = 1;
   bool f64 = false;
 };
@@ -94,7 +95,8 @@ Layer draw(Rng& r) {
     l.dilation.push_back(shuffle ? 1 : r.pick(std::vector<std::int64_t>{1, 1, 2, 3}));
     const std::int64_t ek = l.dilation[d] * (l.kernel[d] - 1) + 1;
     const std::int64_t full = (l.size[d] - 1) * l.stride[d] + ek;
-    const std::int64_t lo = shuffle ? 0 : r.range(0, std::max<std::int64_t>(0, std::min(ek - 1, full - 1)));
+    const std::int64_t lo =
+        shuffle ? 0 : r.range(0, std::max<std::int64_t>(0, std::min(ek - 1, full - 1)));
     const std::int64_t hi =
         shuffle ? 0 : r.range(0, std::max<std::int64_t>(0, std::min(ek - 1, full - 1 - lo)));
     l.pad_lo.push_back(lo);
@@ -103,6 +105,7 @@ Layer draw(Rng& r) {
   }
   l.bias = r.range(0, 1) != 0;
   l.strided_y = r.range(0, 3) == 0;
+  l.strided_x = r.range(0, 3) == 0;
   l.threads = static_cast<int>(r.range(1, 2));
   l.f64 = r.range(0, 1) != 0;
   return l;
@@ -121,6 +124,7 @@ std::string describe(const Layer& l) {
          vec(l.size) + " kernel " + vec(l.kernel) + " stride " + vec(l.stride) + " dilation " +
          vec(l.dilation) + " pads " + vec(l.pad_lo) + vec(l.pad_hi) + " output_padding " +
          vec(l.outpad) + (l.bias ? " bias" : "") + (l.strided_y ? " strided y" : "") +
+         (l.strided_x ? " strided x" : "") +
          " threads " + std::to_string(l.threads);
 }
 
@@ -182,15 +186,16 @@ std::vector<long double> scatter(const tconv::Geometry& g, const std::vector<dou
   return y;
 }
 
+// A C-order array, contiguous or with one element of gap after every innermost row.
 template <class T>
-struct Output {
+struct Array {
   std::vector<T> buf;
   std::vector<std::int64_t> strides;  // empty: contiguous
   std::vector<std::int64_t> shape;
 
-  Output(const std::vector<std::int64_t>& shape_, bool strided) : shape(shape_) {
-    // Strided: one element of gap after every innermost row, so c_ns / c_ms differ from the
-    // contiguous ones and stray writes land in memory the check can see.
+  Array(const std::vector<std::int64_t>& shape_, bool strided) : shape(shape_) {
+    // Strided: one element of gap after every innermost row, so the kernels' strides differ
+    // from the contiguous ones, and stray reads and writes touch NaNs the check can see.
     std::vector<std::int64_t> padded = shape;
     if (strided) padded.back() += 1;
     std::int64_t total = 1;
@@ -214,7 +219,7 @@ struct Output {
 };
 
 template <class T>
-double rel_error(const Output<T>& y, const std::vector<long double>& want, bool* gaps_ok) {
+double rel_error(const Array<T>& y, const std::vector<long double>& want, bool* gaps_ok) {
   long double scale = 1.0L, err = 0.0L;
   for (auto v : want) scale = std::max(scale, std::fabs(v));
   std::vector<char> used(y.buf.size(), 0);
@@ -267,19 +272,22 @@ void check_layer(const Layer& l, Rng& r, Isa best, std::vector<int>* ran) {
   for (auto& v : xd) v = static_cast<float>(r.unit());
   for (auto& v : wd) v = static_cast<float>(r.unit());
   for (auto& v : bd) v = static_cast<float>(r.unit());
-  const std::vector<T> x(xd.begin(), xd.end()), w(wd.begin(), wd.end()), b(bd.begin(), bd.end());
+  const std::vector<T> w(wd.begin(), wd.end()), b(bd.begin(), bd.end());
+  Array<T> x(xs, l.strided_x);
+  for (std::size_t i = 0; i < xd.size(); ++i)
+    x.buf[x.at(static_cast<std::int64_t>(i))] = static_cast<T>(xd[i]);
   const std::vector<long double> want = scatter(g, xd, wd, l.bias ? &bd : nullptr);
 
   const double tol = l.f64 ? 1e-12 : 2e-5;
   const std::vector<std::int64_t> ys = g.output_shape();
-  std::vector<Output<T>> outs;
+  std::vector<Array<T>> outs;
   for (Isa isa : {best, Isa::portable}) {
-    Output<T> y(ys, l.strided_y);
+    Array<T> y(ys, l.strided_y);
     tconv::Options opt;
     opt.num_threads = l.threads;
     opt.cap_isa = true;
     opt.max_isa = isa;
-    tconv::conv_transpose(g, x.data(), {}, w.data(), {}, l.bias ? b.data() : nullptr,
+    tconv::conv_transpose(g, x.buf.data(), x.strides, w.data(), {}, l.bias ? b.data() : nullptr,
                           y.buf.data(), y.strides, opt);
     const Isa used = tconv::last_call_isa();
     ++(*ran)[static_cast<int>(used)];
@@ -317,7 +325,8 @@ void check_isa_list() {
   if (isas.size() != 2 || isas.front() != Isa::neon)
     fail("on AArch64 available_isas() must be {neon, portable}, got: " + names);
 #endif
-  if (tconv::isa_from_name("NEON") != Isa::neon || std::string(tconv::isa_name(Isa::neon)) != "neon")
+  if (tconv::isa_from_name("NEON") != Isa::neon ||
+      std::string(tconv::isa_name(Isa::neon)) != "neon")
     fail("the name 'neon' must round-trip");
   try {
     (void)tconv::isa_from_name("sse9");
