@@ -339,6 +339,43 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
                      (5 * max_slots * max_xtaps + 4 * cached) * sizeof(std::int64_t);
   }
 
+  // The multi-phase call's pairs of one input row: each shift of the last dim that some phase
+  // has a tap at (each phase's taps in its order), with that tap per phase, and its partner:
+  // a later shift feeding exactly the phases it lacks (see PhaseCall::partner).
+  struct ShiftUse {
+    std::int64_t c, jx[4], partner;
+  };
+  std::vector<ShiftUse> shift_uses;
+  std::vector<std::int64_t> dx_taps;
+  if (multi) {
+    for (std::int64_t rx = 0; rx < sx; ++rx)
+      dx_taps.push_back(static_cast<std::int64_t>(dx.c[rx].size()));
+    std::vector<int> masks;
+    for (std::int64_t c = cmax; c >= cmin; --c) {
+      ShiftUse u{c, {-1, -1, -1, -1}, -1};
+      int mask = 0;
+      for (std::int64_t rx = 0; rx < sx; ++rx)
+        for (std::int64_t jx = 0; jx < dx_taps[rx]; ++jx)
+          if (dx.c[rx][jx] == c) {
+            u.jx[rx] = jx;
+            mask |= 1 << rx;
+          }
+      if (mask == 0) continue;
+      shift_uses.push_back(u);
+      masks.push_back(mask);
+    }
+    const int full = (1 << sx) - 1;
+    for (std::size_t a = 0; a < shift_uses.size(); ++a) {
+      if (shift_uses[a].partner != -1 || masks[a] == full) continue;
+      for (std::size_t b = a + 1; b < shift_uses.size(); ++b)
+        if (shift_uses[b].partner == -1 && masks[b] == (full ^ masks[a])) {
+          shift_uses[a].partner = static_cast<std::int64_t>(b);
+          shift_uses[b].partner = -2;
+          break;
+        }
+    }
+  }
+
   // One output row (image n, outer position oo) of group gi, output channels of one panel.
   auto row_pass = [&](Scratch& s, std::int64_t row, std::int64_t xb, std::int64_t gi,
                       std::int64_t panel) {
@@ -485,47 +522,21 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         if (q_all > qa) {
           s.a_off.clear();
           s.b_off.clear();
-          for (std::int64_t sl = 0; sl < nslots; ++sl)
-            for (std::int64_t c = cmax; c >= cmin; --c) {  // each phase's taps in its order
-              bool used = false;
-              for (std::int64_t rx = 0; rx < sx; ++rx) {
-                const auto& xk = dx.c[rx];
-                const std::int64_t xt = static_cast<std::int64_t>(xk.size());
-                std::int64_t off = -1;
-                for (std::int64_t jx = 0; jx < xt; ++jx)
-                  if (xk[jx] == c)
-                    off = pk.offset[(gi * pk.phases + ph_outer * sx + rx) * pk.panels] +
-                          (s.slot_tap[sl] * xt + jx) * cin_g * pk.width;
-                used = used || off >= 0;
-                s.b_off.push_back(off);
-              }
-              if (used) {
-                s.a_off.push_back(s.slot_buf[sl] * slot_stride + (c - cmin));
-              } else {
-                s.b_off.resize(s.b_off.size() - static_cast<std::size_t>(sx));
-              }
+          s.partner.clear();
+          for (std::int64_t sl = 0; sl < nslots; ++sl) {
+            const std::int64_t first = static_cast<std::int64_t>(s.a_off.size());
+            for (const ShiftUse& u : shift_uses) {
+              s.a_off.push_back(s.slot_buf[sl] * slot_stride + (u.c - cmin));
+              for (std::int64_t rx = 0; rx < sx; ++rx)
+                s.b_off.push_back(
+                    u.jx[rx] < 0 ? -1
+                                 : pk.offset[(gi * pk.phases + ph_outer * sx + rx) * pk.panels] +
+                                       (s.slot_tap[sl] * dx_taps[rx] + u.jx[rx]) * cin_g *
+                                           pk.width);
+              s.partner.push_back(u.partner >= 0 ? first + u.partner : u.partner);
             }
-          // Pairs feeding complementary phase sets run as one (see PhaseCall::partner).
-          const std::int64_t npairs = static_cast<std::int64_t>(s.a_off.size());
-          const int full = (1 << sx) - 1;
-          auto mask_of = [&](std::int64_t pr) {
-            int m = 0;
-            for (std::int64_t rx = 0; rx < sx; ++rx)
-              if (s.b_off[static_cast<std::size_t>(pr * sx + rx)] >= 0) m |= 1 << rx;
-            return m;
-          };
-          s.partner.assign(static_cast<std::size_t>(npairs), -1);
-          for (std::int64_t pa = 0; pa < npairs; ++pa) {
-            if (s.partner[pa] != -1) continue;
-            const int want = full ^ mask_of(pa);
-            if (want == 0) continue;
-            for (std::int64_t pb = pa + 1; pb < npairs; ++pb)
-              if (s.partner[pb] == -1 && mask_of(pb) == want) {
-                s.partner[pa] = pb;
-                s.partner[pb] = -2;
-                break;
-              }
           }
+          const std::int64_t npairs = static_cast<std::int64_t>(s.a_off.size());
           PhaseCall<T> call;
           call.a = s.buf.data();
           call.a_off = s.a_off.data();
