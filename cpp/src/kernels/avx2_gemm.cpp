@@ -22,6 +22,45 @@ struct F32 {
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
   // Lanes i with base + i < n read memory, the others are zero (and touch nothing).
+  // Interleaved stores of PH phase vectors: p[i * PH + ph] = v_ph[i] for i < 8.
+  static void store2(T* p, V a, V b) {
+    const V lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
+  static void store3(T* p, V a, V b, V c) {
+    // Output vector j holds elements 8j..8j+7 of the interleaved sequence; element e comes
+    // from phase e % 3, position e / 3. Each source is permuted into place, then blended.
+    const __m256i ia0 = _mm256_setr_epi32(0, 0, 0, 1, 0, 0, 2, 0);
+    const __m256i ib0 = _mm256_setr_epi32(0, 0, 0, 0, 1, 0, 0, 2);
+    const __m256i ic0 = _mm256_setr_epi32(0, 0, 0, 0, 0, 1, 0, 0);
+    const __m256i ia1 = _mm256_setr_epi32(0, 3, 0, 0, 4, 0, 0, 5);
+    const __m256i ib1 = _mm256_setr_epi32(0, 0, 3, 0, 0, 4, 0, 0);
+    const __m256i ic1 = _mm256_setr_epi32(2, 0, 0, 3, 0, 0, 4, 0);
+    const __m256i ia2 = _mm256_setr_epi32(0, 0, 6, 0, 0, 7, 0, 0);
+    const __m256i ib2 = _mm256_setr_epi32(5, 0, 0, 6, 0, 0, 7, 0);
+    const __m256i ic2 = _mm256_setr_epi32(0, 5, 0, 0, 6, 0, 0, 7);
+    const V a0 = _mm256_permutevar8x32_ps(a, ia0), b0 = _mm256_permutevar8x32_ps(b, ib0),
+            c0 = _mm256_permutevar8x32_ps(c, ic0);
+    _mm256_storeu_ps(p, _mm256_blend_ps(_mm256_blend_ps(a0, b0, 0x92), c0, 0x24));
+    const V a1 = _mm256_permutevar8x32_ps(a, ia1), b1 = _mm256_permutevar8x32_ps(b, ib1),
+            c1 = _mm256_permutevar8x32_ps(c, ic1);
+    _mm256_storeu_ps(p + 8, _mm256_blend_ps(_mm256_blend_ps(a1, b1, 0x24), c1, 0x49));
+    const V a2 = _mm256_permutevar8x32_ps(a, ia2), b2 = _mm256_permutevar8x32_ps(b, ib2),
+            c2 = _mm256_permutevar8x32_ps(c, ic2);
+    _mm256_storeu_ps(p + 16, _mm256_blend_ps(_mm256_blend_ps(a2, b2, 0x49), c2, 0x92));
+  }
+  static constexpr bool kStore3 = true;
+  static void store4(T* p, V a, V b, V c, V d) {
+    const V t0 = _mm256_unpacklo_ps(a, b), t1 = _mm256_unpackhi_ps(a, b),
+            t2 = _mm256_unpacklo_ps(c, d), t3 = _mm256_unpackhi_ps(c, d);
+    const V u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+            u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(u0, u1, 0x20));
+    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(u2, u3, 0x20));
+    _mm256_storeu_ps(p + 16, _mm256_permute2f128_ps(u0, u1, 0x31));
+    _mm256_storeu_ps(p + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
+  }
   static V load_first(const T* p, int base, std::int64_t n) {
     const __m256i lane = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                           _mm256_set1_epi32(base));
@@ -39,6 +78,21 @@ struct F64 {
   static V bcast(const T* p) { return _mm256_broadcast_sd(p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+  static void store2(T* p, V a, V b) {
+    const V lo = _mm256_unpacklo_pd(a, b), hi = _mm256_unpackhi_pd(a, b);
+    _mm256_storeu_pd(p, _mm256_permute2f128_pd(lo, hi, 0x20));
+    _mm256_storeu_pd(p + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+  }
+  static void store3(T*, V, V, V) {}
+  static constexpr bool kStore3 = false;
+  static void store4(T* p, V a, V b, V c, V d) {
+    const V t0 = _mm256_unpacklo_pd(a, b), t1 = _mm256_unpackhi_pd(a, b),
+            t2 = _mm256_unpacklo_pd(c, d), t3 = _mm256_unpackhi_pd(c, d);
+    _mm256_storeu_pd(p, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(p + 4, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(p + 8, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(p + 12, _mm256_permute2f128_pd(t1, t3, 0x31));
+  }
   static V load_first(const T* p, int base, std::int64_t n) {
     const __m256i lane = _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3),
                                           _mm256_set1_epi64x(base));
@@ -417,6 +471,25 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
   if constexpr ((i) < COUNT) S::store(tmp + (i) * L, r##i);
   TCONV_ACC12(TCONV_SPILL)
 #undef TCONV_SPILL
+  // A whole tile into a contiguous output row (channels_first): the phases interleaved in
+  // registers, vector stores.
+  if (rows == MV * L && g.c_ps == 1 && g.c_ms == PH &&
+      (PH == 2 || PH == 4 || (PH == 3 && S::kStore3))) {
+    for (int co = 0; co < CO; ++co)
+      for (int v = 0; v < MV; ++v) {
+        T* out = c + co * g.c_ns + v * L * PH;
+        const T* src = tmp + co * PH * MV * L + v * L;
+        if constexpr (PH == 2) {
+          S::store2(out, S::load(src), S::load(src + MV * L));
+        } else if constexpr (PH == 3) {
+          S::store3(out, S::load(src), S::load(src + MV * L), S::load(src + 2 * MV * L));
+        } else if constexpr (PH == 4) {
+          S::store4(out, S::load(src), S::load(src + MV * L), S::load(src + 2 * MV * L),
+                    S::load(src + 3 * MV * L));
+        }
+      }
+    return;
+  }
   for (int co = 0; co < CO; ++co)
     for (int ph = 0; ph < PH; ++ph) {
       T* out = c + co * g.c_ns + ph * g.c_ps;
