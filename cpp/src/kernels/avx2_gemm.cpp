@@ -353,13 +353,13 @@ __attribute__((always_inline)) inline V pick(V a0, V a1, V a2, V a3, V a4, V a5)
   return a5;
 }
 
-template <class S, int CO, int PH, int MV, bool PARTIAL, int MASK, int MASKB>
+template <class S, int CO, int PH, int MV, int MASK, int MASKB>
 __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
                                                    const typename S::T* const* bp,
                                                    const typename S::T* apb,
                                                    const typename S::T* const* bpb,
                                                    std::int64_t K, std::int64_t ks,
-                                                   std::int64_t ld, std::int64_t rows,
+                                                   std::int64_t ld,
                                                    TCONV_ACC_REFS(typename S::V)) {
   using V = typename S::V;
   using T = typename S::T;
@@ -374,9 +374,7 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   const T* b3 = b[3];
   for (std::int64_t k = 0; k < K; ++k) {
 #define TCONV_A(v, P)                                                                    \
-  const V a##v = (v) < MV ? (PARTIAL ? S::load_first((P) + (v) * L, (v) * L, rows)       \
-                                     : S::load((P) + (v) * L))                           \
-                          : S::zero();
+  const V a##v = (v) < MV ? S::load((P) + (v) * L) : S::zero();
 #define TCONV_STEP(i, M)                                                                 \
   if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                          \
     constexpr int ph = ((i) / MV) % PH;                                                  \
@@ -408,7 +406,7 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   }
 }
 
-template <class S, int CO, int PH, int MV, bool PARTIAL>
+template <class S, int CO, int PH, int MV>
 void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typename S::T* c,
                 std::int64_t rows) {
   using T = typename S::T;
@@ -449,11 +447,10 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
     if constexpr (M < (1 << PH)) {                                                            \
       if (partner >= 0) {                                                                     \
         if constexpr (M != FULL)                                                              \
-          phase_k<S, CO, PH, MV, PARTIAL, M, FULL ^ M>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld, \
-                                                       rows, TCONV_ARGS);                    \
+          phase_k<S, CO, PH, MV, M, FULL ^ M>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld,         \
+                                               TCONV_ARGS);                                  \
       } else {                                                                                \
-        phase_k<S, CO, PH, MV, PARTIAL, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, rows,      \
-                                              TCONV_ARGS);                                   \
+        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, TCONV_ARGS);        \
       }                                                                                       \
     }                                                                                         \
     break;
@@ -503,27 +500,27 @@ bool phase_rows(const PhaseCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
   for (; m + W <= g.m; m += W)
-    phase_tile<S, CO, PH, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
+    phase_tile<S, CO, PH, MV>(g, g.a + m, g.c + m * g.c_ms, W);
   // The tail: as few whole vectors as cover it, read past its end into the row buffer's
   // slack (lanes never stored). Masked loads in the k loop would cost the registers that
   // keep the accumulators out of memory.
   const std::int64_t rest = g.m - m;
   switch ((rest + S::L - 1) / S::L) {
-    case 1: phase_tile<S, CO, PH, 1, false>(g, g.a + m, g.c + m * g.c_ms, rest); break;
+    case 1: phase_tile<S, CO, PH, 1>(g, g.a + m, g.c + m * g.c_ms, rest); break;
     case 2:
-      if constexpr (MV >= 2) phase_tile<S, CO, PH, 2, false>(g, g.a + m, g.c + m * g.c_ms, rest);
+      if constexpr (MV >= 2) phase_tile<S, CO, PH, 2>(g, g.a + m, g.c + m * g.c_ms, rest);
       break;
     case 3:
-      if constexpr (MV >= 3) phase_tile<S, CO, PH, 3, false>(g, g.a + m, g.c + m * g.c_ms, rest);
+      if constexpr (MV >= 3) phase_tile<S, CO, PH, 3>(g, g.a + m, g.c + m * g.c_ms, rest);
       break;
     case 4:
-      if constexpr (MV >= 4) phase_tile<S, CO, PH, 4, false>(g, g.a + m, g.c + m * g.c_ms, rest);
+      if constexpr (MV >= 4) phase_tile<S, CO, PH, 4>(g, g.a + m, g.c + m * g.c_ms, rest);
       break;
     case 5:
-      if constexpr (MV >= 5) phase_tile<S, CO, PH, 5, false>(g, g.a + m, g.c + m * g.c_ms, rest);
+      if constexpr (MV >= 5) phase_tile<S, CO, PH, 5>(g, g.a + m, g.c + m * g.c_ms, rest);
       break;
     case 6:
-      if constexpr (MV >= 6) phase_tile<S, CO, PH, 6, false>(g, g.a + m, g.c + m * g.c_ms, rest);
+      if constexpr (MV >= 6) phase_tile<S, CO, PH, 6>(g, g.a + m, g.c + m * g.c_ms, rest);
       break;
     default: break;
   }
