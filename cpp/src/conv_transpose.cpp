@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "buffer.hpp"
+#include "kernels/depthwise.hpp"
 #include "kernels/phase.hpp"
 #include "kernels/portable.hpp"
 #include "runtime.hpp"
@@ -128,6 +129,7 @@ template <class T>
 struct PackCache {
   std::mutex mutex;
   std::shared_ptr<const kernels::phase::Packed<T>> packed;
+  std::shared_ptr<const kernels::depthwise::Packed<T>> depthwise;
 };
 
 // No input channels: nothing contributes and y is the bias (or zero). Handled before any
@@ -175,6 +177,29 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
   }
   const Isa isa = runtime::choose_isa(options);
   kernels::KernelSet<T> ks{};
+  if (kernels::depthwise::applies(p)) {
+    kernels::DwRowsFn<T> rows = kernels::depthwise::portable_rows<T>();
+    kernels::DwPixelsFn<T> pixels = kernels::depthwise::portable_pixels<T>();
+    if (phase_kernels<T>(isa, &ks)) {
+      if (ks.dw_rows) rows = ks.dw_rows;
+      if (ks.dw_pixels) pixels = ks.dw_pixels;
+    }
+    std::shared_ptr<const kernels::depthwise::Packed<T>> packed;
+    if (cache) {
+      std::lock_guard<std::mutex> lk(cache->mutex);
+      if (!cache->depthwise || !cache->depthwise->matches(g))
+        cache->depthwise = std::make_shared<const kernels::depthwise::Packed<T>>(
+            kernels::depthwise::pack(g, weight, p.w_strides));
+      packed = cache->depthwise;
+    } else {
+      packed = std::make_shared<const kernels::depthwise::Packed<T>>(
+          kernels::depthwise::pack(g, weight, p.w_strides));
+    }
+    t_last_memory.packed_weight_bytes = packed->bytes();
+    t_last_memory.scratch_bytes =
+        kernels::depthwise::run(p, *packed, rows, pixels, threads_for(g, options));
+    return;
+  }
   if (phase_handles(g) && phase_kernels<T>(isa, &ks)) {
     t_last_isa = isa;
     const auto algo = kernels::phase::choose_algo(g);
@@ -364,7 +389,8 @@ const std::vector<std::int64_t>& ConvTransposePlan<T>::weight_shape() const {
 template <class T>
 std::size_t ConvTransposePlan<T>::packed_bytes() const {
   std::lock_guard<std::mutex> lk(impl_->cache.mutex);
-  return impl_->cache.packed ? impl_->cache.packed->bytes() : 0;
+  return (impl_->cache.packed ? impl_->cache.packed->bytes() : 0) +
+         (impl_->cache.depthwise ? impl_->cache.depthwise->bytes() : 0);
 }
 
 template class ConvTransposePlan<float>;

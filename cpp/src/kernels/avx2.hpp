@@ -6,6 +6,12 @@
 namespace tconv::kernels::avx2 {
 
 KernelSet<float> kernels_f32();
+// The depthwise kernels (avx2_depthwise.cpp).
+void dw_rows_f32(const DwRowsCall<float>& c);
+void dw_rows_f64(const DwRowsCall<double>& c);
+void dw_pixels_f32(const DwPixelsCall<float>& c);
+void dw_pixels_f64(const DwPixelsCall<double>& c);
+
 KernelSet<double> kernels_f64();
 
 }  // namespace tconv::kernels::avx2

@@ -557,10 +557,12 @@ void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
 
 // The multi-phase kernel's tail reads up to one vector past the last row.
 KernelSet<float> kernels_f32() {
-  return {channel_f32, 2 * F32::L, spatial_f32, F32::L, transpose_f32, phase_f32};
+  return {channel_f32, 2 * F32::L, spatial_f32, F32::L, transpose_f32, phase_f32,
+          dw_rows_f32, dw_pixels_f32};
 }
 KernelSet<double> kernels_f64() {
-  return {channel_f64, 2 * F64::L, spatial_f64, F64::L, transpose_f64, phase_f64};
+  return {channel_f64, 2 * F64::L, spatial_f64, F64::L, transpose_f64, phase_f64,
+          dw_rows_f64, dw_pixels_f64};
 }
 
 }  // namespace tconv::kernels::avx2

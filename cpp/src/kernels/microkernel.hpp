@@ -75,6 +75,70 @@ template <class T>
 using TransposeFn = void (*)(const T* src, std::int64_t src_ld, T* dst, std::int64_t dst_ld,
                              std::int64_t rows, std::int64_t cols, bool dst_order);
 
+// Depthwise, channels_first: output rows [row0, row1) of one channel (a row: all spatial
+// dims but the last). Row `row` takes the pairs e in [pair_first[row], pair_first[row + 1]),
+// each an input row and a kernel row:
+//
+//   X_e = x + (pair_x[e] - x_first) * x_pitch      (the input row, zero-haloed)
+//   W_e = w + pair_w[e]                             (the kernel row along the last dim)
+//
+// and its output o = phases * q + r (r < phases, o < y_len) is
+//
+//   y[y_off[row] + o * y_step] = bias + sum over e, over taps t of phase r of
+//                                W_e[tap_k[t]] * X_e[q + tap_c[t]]
+//
+// where the taps of phase r are t in [tap_first[r], tap_first[r + 1]) (r < min(phases, y_len)).
+// The caller makes every X_e[q + tap_c[t]] readable (the halo holds zeros), so each phase of
+// a row is a dense correlation with no bounds checks.
+template <class T>
+struct DwRowsCall {
+  const T* x;
+  std::int64_t x_first, x_pitch;
+  const T* w;
+  const std::int64_t* pair_first;
+  const std::int64_t* pair_x;
+  const std::int64_t* pair_w;
+  const std::int64_t* y_off;
+  std::int64_t row0, row1;
+  const std::int64_t* tap_first;
+  const std::int64_t* tap_k;
+  const std::int64_t* tap_c;
+  std::int64_t phases;
+  std::int64_t y_len;
+  T* y;
+  std::int64_t y_step;
+  T bias;
+};
+
+template <class T>
+using DwRowsFn = void (*)(const DwRowsCall<T>&);
+
+// Depthwise, channels_last: output pixels [o0, o1) of one output row, vectorised over the
+// `channels` contiguous channels. Pixel o takes the taps row pair p x column tap t, for t in
+// [col_first[o], col_first[o + 1]):
+//
+//   y[o * y_step + c] = bias[c] + sum over p, t of x[row_x[p] + col_x[t] + c] *
+//                                                  w[row_w[p] + col_w[t] + c]
+template <class T>
+struct DwPixelsCall {
+  const T* x;
+  const std::int64_t* row_x;
+  const std::int64_t* row_w;
+  std::int64_t pairs;
+  const std::int64_t* col_first;
+  const std::int64_t* col_x;
+  const std::int64_t* col_w;
+  const T* w;     // packed [tap][channels]
+  const T* bias;  // channels values, or null for zero
+  std::int64_t channels;
+  std::int64_t o0, o1;
+  T* y;  // the output row (o = 0)
+  std::int64_t y_step;
+};
+
+template <class T>
+using DwPixelsFn = void (*)(const DwPixelsCall<T>&);
+
 template <class T>
 struct KernelSet {
   GemmFn<T> channel_gemm;
@@ -83,6 +147,8 @@ struct KernelSet {
   std::int64_t spatial_tile;
   TransposeFn<T> transpose;
   PhaseFn<T> phase_gemm;  // may be null
+  DwRowsFn<T> dw_rows;      // may be null (the depthwise driver's scalar kernels then)
+  DwPixelsFn<T> dw_pixels;  // may be null
 };
 
 }  // namespace tconv::kernels

@@ -295,10 +295,10 @@ void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
 // The spatial kernel reads nothing past its last row (lane-wise tail): no slack needed. No
 // multi-phase kernel: the driver calls spatial_gemm once per phase instead.
 KernelSet<float> kernels_f32() {
-  return {channel_f32, kNV * F32::L, spatial_f32, 0, transpose_f32, nullptr};
+  return {channel_f32, kNV * F32::L, spatial_f32, 0, transpose_f32, nullptr, nullptr, nullptr};
 }
 KernelSet<double> kernels_f64() {
-  return {channel_f64, kNV * F64::L, spatial_f64, 0, transpose_f64, nullptr};
+  return {channel_f64, kNV * F64::L, spatial_f64, 0, transpose_f64, nullptr, nullptr, nullptr};
 }
 
 }  // namespace tconv::kernels::neon

@@ -1,0 +1,345 @@
+// AVX2 + FMA depthwise kernels (one input and one output channel per group).
+//
+// The layer does ~2 flops per byte moved, so these kernels aim at memory speed: each output
+// element is computed in registers from the bias and stored once, inputs are read in place.
+// channels_first vectorises along the output row (each phase of the row is a dense stride-1
+// correlation over the input row; stride 2 interleaves its two phases in registers),
+// channels_last along the channels.
+//
+// Built with -mavx2 -mfma for this file only; like avx2_gemm.cpp, everything here has internal
+// linkage except the entry points and uses no standard-library templates.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/avx2.hpp"
+
+namespace tconv::kernels::avx2 {
+namespace {
+
+struct F32 {
+  using T = float;
+  using V = __m256;
+  using M = __m256i;
+  static constexpr int L = 8;
+  static V set1(T v) { return _mm256_set1_ps(v); }
+  static V load(const T* p) { return _mm256_loadu_ps(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+  // Lanes below n (0 <= n <= L).
+  static M mask(std::int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static V mload(const T* p, M m) { return _mm256_maskload_ps(p, m); }
+  static void mstore(T* p, M m, V v) { _mm256_maskstore_ps(p, m, v); }
+  // Two phase vectors a (even outputs) and b (odd outputs) -> 2L consecutive outputs.
+  static void interleave_store(T* p, V a, V b) {
+    const V lo = _mm256_unpacklo_ps(a, b);  // a0 b0 a1 b1 | a4 b4 a5 b5
+    const V hi = _mm256_unpackhi_ps(a, b);  // a2 b2 a3 b3 | a6 b6 a7 b7
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(p + L, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
+};
+
+struct F64 {
+  using T = double;
+  using V = __m256d;
+  using M = __m256i;
+  static constexpr int L = 4;
+  static V set1(T v) { return _mm256_set1_pd(v); }
+  static V load(const T* p) { return _mm256_loadu_pd(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+  static M mask(std::int64_t n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static V mload(const T* p, M m) { return _mm256_maskload_pd(p, m); }
+  static void mstore(T* p, M m, V v) { _mm256_maskstore_pd(p, m, v); }
+  static void interleave_store(T* p, V a, V b) {
+    const V lo = _mm256_unpacklo_pd(a, b);  // a0 b0 | a2 b2
+    const V hi = _mm256_unpackhi_pd(a, b);  // a1 b1 | a3 b3
+    _mm256_storeu_pd(p, _mm256_permute2f128_pd(lo, hi, 0x20));
+    _mm256_storeu_pd(p + L, _mm256_permute2f128_pd(lo, hi, 0x31));
+  }
+};
+
+// ---- channels_first ----------------------------------------------------------------------------
+
+// One output row of a call: its pairs are e0 + p for p < pairs.
+template <class S>
+struct Row {
+  const DwRowsCall<typename S::T>* c;
+  std::int64_t e0, pairs;
+  typename S::T* y;
+  const typename S::T* x(std::int64_t p) const {
+    return c->x + (c->pair_x[e0 + p] - c->x_first) * c->x_pitch;
+  }
+  const typename S::T* w(std::int64_t p) const { return c->w + c->pair_w[e0 + p]; }
+};
+
+// The taps of one phase over all pairs, resolved once per row: an input pointer (shift
+// included) and a broadcast weight each.
+constexpr int kMaxTaps = 32;
+
+template <class S>
+struct PhaseTaps {
+  const typename S::T* x[kMaxTaps];
+  typename S::V w[kMaxTaps];
+  int n;
+};
+
+template <class S>
+bool resolve(const Row<S>& row, std::int64_t r, PhaseTaps<S>* pt) {
+  const DwRowsCall<typename S::T>& c = *row.c;
+  int n = 0;
+  for (std::int64_t p = 0; p < row.pairs; ++p) {
+    const typename S::T* x = row.x(p);
+    const typename S::T* w = row.w(p);
+    for (std::int64_t t = c.tap_first[r]; t < c.tap_first[r + 1]; ++t) {
+      if (n == kMaxTaps) return false;
+      pt->x[n] = x + c.tap_c[t];
+      pt->w[n] = S::set1(w[c.tap_k[t]]);
+      ++n;
+    }
+  }
+  pt->n = n;
+  return true;
+}
+
+// One phase at L positions from q; N > 0 fixes the tap count at compile time (the common
+// layers), N == 0 reads it from `pt`. MASKED reads only the lanes in `m`.
+template <class S, int N, bool MASKED>
+typename S::V phase_at(const PhaseTaps<S>& pt, typename S::V bias, std::int64_t q,
+                       typename S::M m) {
+  typename S::V acc = bias;
+  const int n = N > 0 ? N : pt.n;
+  for (int j = 0; j < n; ++j)
+    acc = S::fma(pt.w[j], MASKED ? S::mload(pt.x[j] + q, m) : S::load(pt.x[j] + q), acc);
+  return acc;
+}
+
+// Stride 2 along the row, output contiguous: both phases per L positions, interleaved in
+// registers into 2L consecutive outputs. A ragged end recomputes the last full vector (the
+// overlapping outputs get the same values again), so only rows shorter than L need masks.
+template <class S, int N0, int N1>
+void row_s2(typename S::T* y, typename S::V bias, std::int64_t n, const PhaseTaps<S>& p0,
+            const PhaseTaps<S>& p1) {
+  using T = typename S::T;
+  constexpr int L = S::L;
+  const typename S::M all = S::mask(L);
+  if (n < L) {
+    const typename S::M m = S::mask(n);
+    T tmp[2 * L];
+    S::interleave_store(tmp, phase_at<S, N0, true>(p0, bias, 0, m),
+                        phase_at<S, N1, true>(p1, bias, 0, m));
+    for (std::int64_t i = 0; i < 2 * n; ++i) y[i] = tmp[i];
+    return;
+  }
+  std::int64_t q = 0;
+  for (; q + L <= n; q += L)
+    S::interleave_store(y + 2 * q, phase_at<S, N0, false>(p0, bias, q, all),
+                        phase_at<S, N1, false>(p1, bias, q, all));
+  if (q < n) {
+    q = n - L;
+    S::interleave_store(y + 2 * q, phase_at<S, N0, false>(p0, bias, q, all),
+                        phase_at<S, N1, false>(p1, bias, q, all));
+  }
+}
+
+template <class S>
+void row_s2_dispatch(typename S::T* y, typename S::V bias, std::int64_t n,
+                     const PhaseTaps<S>& p0, const PhaseTaps<S>& p1) {
+#define TCONV_S2(a, b) \
+  case (a) * 8 + (b): return row_s2<S, a, b>(y, bias, n, p0, p1);
+  switch ((p0.n <= 4 && p1.n <= 4) ? p0.n * 8 + p1.n : -1) {
+    TCONV_S2(1, 1) TCONV_S2(1, 2) TCONV_S2(1, 3) TCONV_S2(1, 4)
+    TCONV_S2(2, 1) TCONV_S2(2, 2) TCONV_S2(2, 3) TCONV_S2(2, 4)
+    TCONV_S2(3, 1) TCONV_S2(3, 2) TCONV_S2(3, 3) TCONV_S2(3, 4)
+    TCONV_S2(4, 1) TCONV_S2(4, 2) TCONV_S2(4, 3) TCONV_S2(4, 4)
+    default: return row_s2<S, 0, 0>(y, bias, n, p0, p1);
+  }
+#undef TCONV_S2
+}
+
+// Stride 1, output contiguous: one phase, stored directly.
+template <class S, int N>
+void row_s1(typename S::T* y, typename S::V bias, std::int64_t n, const PhaseTaps<S>& pt) {
+  constexpr int L = S::L;
+  const typename S::M all = S::mask(L);
+  if (n < L) {
+    const typename S::M m = S::mask(n);
+    S::mstore(y, m, phase_at<S, N, true>(pt, bias, 0, m));
+    return;
+  }
+  std::int64_t q = 0;
+  for (; q + L <= n; q += L) S::store(y + q, phase_at<S, N, false>(pt, bias, q, all));
+  if (q < n) S::store(y + n - L, phase_at<S, N, false>(pt, bias, n - L, all));
+}
+
+// Any stride (up to kMaxPhases) or output step: phase by phase per L positions, scattered
+// from a small buffer.
+constexpr std::int64_t kMaxPhases = 8;
+
+template <class S>
+void row_any(typename S::T* y, typename S::V bias, std::int64_t n, std::int64_t s,
+             std::int64_t y_step, const PhaseTaps<S>* pts) {
+  using T = typename S::T;
+  constexpr int L = S::L;
+  const std::int64_t step = s * y_step;
+  for (std::int64_t q = 0; q < n; q += L) {
+    const std::int64_t live = n - q < L ? n - q : L;
+    const typename S::M m = S::mask(live);
+    for (std::int64_t r = 0; r < s; ++r) {
+      T tmp[L];
+      S::store(tmp, live == L ? phase_at<S, 0, false>(pts[r], bias, q, m)
+                              : phase_at<S, 0, true>(pts[r], bias, q, m));
+      T* out = y + (s * q + r) * y_step;
+      for (std::int64_t i = 0; i < live; ++i) out[i * step] = tmp[i];
+    }
+  }
+}
+
+// Rows with more taps or phases than the resolved lists hold: straight from the call.
+template <class S>
+void row_plain(const Row<S>& row, std::int64_t n) {
+  using T = typename S::T;
+  constexpr int L = S::L;
+  const DwRowsCall<T>& c = *row.c;
+  const std::int64_t s = c.phases, step = s * c.y_step;
+  for (std::int64_t q = 0; q < n; q += L) {
+    const std::int64_t live = n - q < L ? n - q : L;
+    const typename S::M m = S::mask(live);
+    for (std::int64_t r = 0; r < s; ++r) {
+      typename S::V acc = S::set1(c.bias);
+      for (std::int64_t p = 0; p < row.pairs; ++p) {
+        const T* x = row.x(p) + q;
+        const T* w = row.w(p);
+        for (std::int64_t t = c.tap_first[r]; t < c.tap_first[r + 1]; ++t)
+          acc = S::fma(S::set1(w[c.tap_k[t]]), S::mload(x + c.tap_c[t], m), acc);
+      }
+      T tmp[L];
+      S::store(tmp, acc);
+      T* out = row.y + (s * q + r) * c.y_step;
+      for (std::int64_t i = 0; i < live; ++i) out[i * step] = tmp[i];
+    }
+  }
+}
+
+template <class S>
+void one_row(const Row<S>& row, std::int64_t full) {
+  using T = typename S::T;
+  const DwRowsCall<T>& c = *row.c;
+  const std::int64_t s = c.phases;
+  const typename S::V bias = S::set1(c.bias);
+  if (full > 0) {
+    PhaseTaps<S> pts[kMaxPhases];
+    bool ok = s <= kMaxPhases;
+    for (std::int64_t r = 0; r < s && ok; ++r) ok = resolve<S>(row, r, &pts[r]);
+    if (!ok) {
+      row_plain<S>(row, full);
+    } else if (c.y_step == 1 && s == 2) {
+      row_s2_dispatch<S>(row.y, bias, full, pts[0], pts[1]);
+    } else if (c.y_step == 1 && s == 1) {
+      switch (pts[0].n) {
+        case 1: row_s1<S, 1>(row.y, bias, full, pts[0]); break;
+        case 2: row_s1<S, 2>(row.y, bias, full, pts[0]); break;
+        case 3: row_s1<S, 3>(row.y, bias, full, pts[0]); break;
+        case 4: row_s1<S, 4>(row.y, bias, full, pts[0]); break;
+        case 9: row_s1<S, 9>(row.y, bias, full, pts[0]); break;
+        default: row_s1<S, 0>(row.y, bias, full, pts[0]); break;
+      }
+    } else {
+      row_any<S>(row.y, bias, full, s, c.y_step, pts);
+    }
+  }
+  // The last, partial group of phases.
+  for (std::int64_t r = 0; s * full + r < c.y_len; ++r) {
+    T v = c.bias;
+    for (std::int64_t p = 0; p < row.pairs; ++p) {
+      const T* x = row.x(p);
+      const T* w = row.w(p);
+      for (std::int64_t t = c.tap_first[r]; t < c.tap_first[r + 1]; ++t)
+        v += w[c.tap_k[t]] * x[full + c.tap_c[t]];
+    }
+    row.y[(s * full + r) * c.y_step] = v;
+  }
+}
+
+template <class S>
+void dw_rows(const DwRowsCall<typename S::T>& c) {
+  const std::int64_t full = c.y_len / c.phases;  // positions q with every phase in the row
+  for (std::int64_t r = c.row0; r < c.row1; ++r) {
+    const Row<S> row{&c, c.pair_first[r], c.pair_first[r + 1] - c.pair_first[r], c.y + c.y_off[r]};
+    one_row<S>(row, full);
+  }
+}
+
+// ---- channels_last -----------------------------------------------------------------------------
+
+// NV vectors of channels from c0 for one pixel (the last block masked to `m` when MASKED).
+template <class S, int NV, bool MASKED>
+void pixel_block(const DwPixelsCall<typename S::T>& c, std::int64_t o, std::int64_t c0,
+                 typename S::M m) {
+  using T = typename S::T;
+  using V = typename S::V;
+  constexpr int L = S::L;
+  V acc[NV];
+  for (int v = 0; v < NV; ++v) {
+    const bool last = MASKED && v == NV - 1;
+    acc[v] = c.bias ? (last ? S::mload(c.bias + c0 + v * L, m) : S::load(c.bias + c0 + v * L))
+                    : S::set1(T(0));
+  }
+  const std::int64_t t0 = c.col_first[o], t1 = c.col_first[o + 1];
+  for (std::int64_t p = 0; p < c.pairs; ++p)
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const T* x = c.x + c.row_x[p] + c.col_x[t] + c0;
+      const T* w = c.w + c.row_w[p] + c.col_w[t] + c0;
+      for (int v = 0; v < NV; ++v) {
+        const bool last = MASKED && v == NV - 1;
+        const V xv = last ? S::mload(x + v * L, m) : S::load(x + v * L);
+        const V wv = last ? S::mload(w + v * L, m) : S::load(w + v * L);
+        acc[v] = S::fma(xv, wv, acc[v]);
+      }
+    }
+  T* y = c.y + o * c.y_step + c0;
+  for (int v = 0; v < NV; ++v) {
+    if (MASKED && v == NV - 1) {
+      S::mstore(y + v * L, m, acc[v]);
+    } else {
+      S::store(y + v * L, acc[v]);
+    }
+  }
+}
+
+template <class S>
+void dw_pixels(const DwPixelsCall<typename S::T>& c) {
+  constexpr int L = S::L;
+  constexpr int NV = 4;
+  const std::int64_t C = c.channels;
+  const typename S::M all = S::mask(L);
+  for (std::int64_t o = c.o0; o < c.o1; ++o) {
+    std::int64_t c0 = 0;
+    for (; c0 + NV * L <= C; c0 += NV * L) pixel_block<S, NV, false>(c, o, c0, all);
+    const std::int64_t rest = C - c0;
+    if (rest == 0) continue;
+    // The tail: whole vectors, the last one masked.
+    const std::int64_t vecs = (rest + L - 1) / L;
+    const typename S::M m = S::mask(rest - (vecs - 1) * L);
+    switch (vecs) {
+      case 1: pixel_block<S, 1, true>(c, o, c0, m); break;
+      case 2: pixel_block<S, 2, true>(c, o, c0, m); break;
+      case 3: pixel_block<S, 3, true>(c, o, c0, m); break;
+      default: pixel_block<S, 4, true>(c, o, c0, m); break;
+    }
+  }
+}
+
+}  // namespace
+
+void dw_rows_f32(const DwRowsCall<float>& c) { dw_rows<F32>(c); }
+void dw_rows_f64(const DwRowsCall<double>& c) { dw_rows<F64>(c); }
+void dw_pixels_f32(const DwPixelsCall<float>& c) { dw_pixels<F32>(c); }
+void dw_pixels_f64(const DwPixelsCall<double>& c) { dw_pixels<F64>(c); }
+
+}  // namespace tconv::kernels::avx2

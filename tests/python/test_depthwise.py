@@ -1,0 +1,183 @@
+"""The depthwise driver (one input channel per group) against the naive scatter reference.
+
+Drawn to reach its corners: ranks 1-3, both data formats and dtypes, strides above and below
+the kernel, dilations, asymmetric and Keras 'same' padding, output_padding, channel counts
+around the vector width (the channels_last tail) and channel multipliers (channels_first),
+rows shorter and longer than a vector (the stride-2 interleave and its ragged end), strided
+inputs, and out= prefilled with NaN so that an output left unwritten shows. Every case runs at
+the best ISA and the portable one, and on 1 and 2 threads, which must agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import tconv
+from tconv import _core
+from tconv.reference import conv_transpose as reference
+
+from conftest import assert_close_in_norm
+
+ISAS = tconv.available_isas()
+
+
+@pytest.fixture
+def restore_runtime():
+    threads = tconv.get_num_threads()
+    yield
+    tconv.set_max_isa(ISAS[0])
+    tconv.set_num_threads(threads)
+
+
+@st.composite
+def depthwise_layers(draw):
+    rank = draw(st.integers(1, 3))
+    channels_last = draw(st.booleans())
+    channels = draw(st.integers(1, 40))
+    mult = 1 if channels_last else draw(st.sampled_from([1, 1, 1, 2, 3]))
+    kernel = [draw(st.integers(1, 5)) for _ in range(rank)]
+    stride = [draw(st.integers(1, 4)) for _ in range(rank)]
+    dilation = [draw(st.sampled_from([1, 1, 2, 3])) for _ in range(rank)]
+    # The last dim is long enough to cross a few vectors of outputs.
+    outer_max = {1: 1, 2: 4, 3: 3}[rank]
+    size = [draw(st.integers(1, outer_max)) for _ in range(rank - 1)]
+    size.append(draw(st.integers(1, {1: 40, 2: 24, 3: 12}[rank])))
+    form = draw(st.sampled_from(["int", "pairs", "same"]))
+    if form == "same":
+        # Keras' inference, or an explicit value (some of which empty the output: skipped).
+        padding = "same"
+        output_padding = (None if draw(st.booleans())
+                          else tuple(draw(st.integers(0, s - 1)) for s in stride))
+    else:
+        output_padding = tuple(draw(st.integers(0, max(s, d) - 1))
+                               for s, d in zip(stride, dilation))
+        room = [(i - 1) * s + d * (k - 1) + o
+                for i, s, d, k, o in zip(size, stride, dilation, kernel, output_padding)]
+        if form == "int":
+            padding = draw(st.integers(0, min(r // 2 for r in room)))
+        else:
+            padding = []
+            for r in room:
+                lo = draw(st.integers(0, r))
+                padding.append((lo, draw(st.integers(0, r - lo))))
+            padding = tuple(padding)
+    return dict(rank=rank, channels_last=channels_last, channels=channels, mult=mult,
+                kernel=kernel, size=size, batch=draw(st.integers(1, 2)),
+                dtype=draw(st.sampled_from([np.float32, np.float64])),
+                bias=draw(st.booleans()), strided=draw(st.booleans()),
+                kw=dict(stride=tuple(stride), dilation=tuple(dilation), padding=padding,
+                        output_padding=output_padding, groups=channels,
+                        data_format="channels_last" if channels_last else "channels_first"))
+
+
+def make_arrays(layer, seed):
+    rng = np.random.default_rng(seed)
+    dt, c, m = layer["dtype"], layer["channels"], layer["mult"]
+    if layer["channels_last"]:
+        x_shape = (layer["batch"], *layer["size"], c)
+        w_shape = (*layer["kernel"], m, c)
+    else:
+        x_shape = (layer["batch"], c, *layer["size"])
+        w_shape = (c, m, *layer["kernel"])
+    x = rng.standard_normal(x_shape).astype(dt)
+    if layer["strided"]:
+        # Every other element along the last axis of a larger buffer (channels_last: the
+        # channel axis is then strided too, which the driver must decline or handle).
+        big = np.zeros((*x_shape[:-1], 2 * x_shape[-1]), dt)
+        big[..., ::2] = x
+        x = big[..., ::2]
+    w = rng.standard_normal(w_shape).astype(dt)
+    b = rng.standard_normal(c * m).astype(dt) if layer["bias"] else None
+    return x, w, b
+
+
+# The fixture restores the runtime once, after all examples; each example sets what it uses.
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(layer=depthwise_layers(), seed=st.integers(0, 2**16))
+def test_matches_the_reference_on_every_isa_and_thread_count(restore_runtime, layer, seed):
+    x, w, b = make_arrays(layer, seed)
+    try:
+        want = reference(x, w, b, **layer["kw"])
+    except tconv.ShapeError:
+        assume(False)
+    for isa in dict.fromkeys([ISAS[0], "portable"]):
+        tconv.set_max_isa(isa)
+        results = []
+        for threads in (1, 2):
+            tconv.set_num_threads(threads)
+            out = np.full(want.shape, np.nan, layer["dtype"])
+            got = tconv.conv_transpose(x, w, b, out=out, **layer["kw"])
+            assert got is out or np.shares_memory(got, out)
+            assert_close_in_norm(got, want, layer["dtype"], msg=f"isa={isa} threads={threads}")
+            results.append(got)
+        np.testing.assert_array_equal(results[0], results[1], err_msg=f"isa={isa}")
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_takes_the_depthwise_path_and_packs_one_kernel_per_channel(restore_runtime, data_format,
+                                                                    dtype):
+    rng = np.random.default_rng(3)
+    c, k = 24, (4, 4)
+    if data_format == "channels_first":
+        x = rng.standard_normal((2, c, 9, 13)).astype(dtype)
+        w = rng.standard_normal((c, 1, *k)).astype(dtype)
+    else:
+        x = rng.standard_normal((2, 9, 13, c)).astype(dtype)
+        w = rng.standard_normal((*k, 1, c)).astype(dtype)
+    b = rng.standard_normal(c).astype(dtype)
+    kw = dict(stride=2, padding=1, groups=c, data_format=data_format)
+    for isa in dict.fromkeys([ISAS[0], "portable"]):
+        tconv.set_max_isa(isa)
+        got = tconv.conv_transpose(x, w, b, **kw)
+        mem = _core.last_call_memory()
+        # The depthwise packing: the weights once, [channel][tap] or [tap][channel].
+        assert mem["packed_weight_bytes"] == c * math.prod(k) * np.dtype(dtype).itemsize
+        # Its scratch: tap tables and per-thread row buffers, far below the output.
+        assert 0 < mem["scratch_bytes"] < got.nbytes // 4
+        assert_close_in_norm(got, reference(x, w, b, **kw), dtype)
+
+
+def test_plan_packs_once(restore_runtime):
+    rng = np.random.default_rng(4)
+    c = 16
+    w = rng.standard_normal((c, 1, 3, 3)).astype(np.float32)
+    plan = tconv.ConvTranspose(w, stride=2, padding=1, groups=c)
+    x = rng.standard_normal((1, c, 7, 5)).astype(np.float32)
+    np.testing.assert_allclose(plan(x), reference(x, w, stride=2, padding=1, groups=c),
+                               rtol=1e-5, atol=1e-5)
+    assert plan.packed_bytes == c * 9 * 4
+    x2 = rng.standard_normal((2, c, 4, 11)).astype(np.float32)
+    np.testing.assert_allclose(plan(x2), reference(x2, w, stride=2, padding=1, groups=c),
+                               rtol=1e-5, atol=1e-5)
+    assert plan.packed_bytes == c * 9 * 4
+
+
+@pytest.mark.parametrize("layer", [
+    # The suite's CenterNet layers, shrunk: stride 2, kernel 4, padding 1.
+    dict(c=8, size=(16, 16), k=(4, 4), s=2, p=1),
+    # Stride 1 (the direct-store kernel) with a 3x3 kernel, long rows.
+    dict(c=5, size=(3, 37), k=(3, 3), s=1, p=1),
+    # Stride 3 (the scatter kernel), rank 3.
+    dict(c=3, size=(2, 3, 19), k=(3, 2, 5), s=3, p=0),
+])
+def test_larger_rows_match_on_both_threads(restore_runtime, layer):
+    rng = np.random.default_rng(5)
+    c = layer["c"]
+    x = rng.standard_normal((2, c, *layer["size"])).astype(np.float32)
+    w = rng.standard_normal((c, 1, *layer["k"])).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    kw = dict(stride=layer["s"], padding=layer["p"], groups=c)
+    want = reference(x, w, b, **kw)
+    tconv.set_num_threads(1)
+    one = tconv.conv_transpose(x, w, b, **kw)
+    tconv.set_num_threads(2)
+    two = tconv.conv_transpose(x, w, b, **kw)
+    assert_close_in_norm(one, want, np.float32)
+    np.testing.assert_array_equal(one, two)
