@@ -122,59 +122,61 @@ typename S::V phase_at(const PhaseTaps<S>& pt, typename S::V bias, std::int64_t 
 // Stride 2 along the row, output contiguous: both phases per L positions, interleaved in
 // registers into 2L consecutive outputs. A ragged end recomputes the last full vector (the
 // overlapping outputs get the same values again), so only rows shorter than L need masks.
+// Inputs are read at q + shift (the row's offset from the row its taps were resolved for).
 template <class S, int N0, int N1>
-void row_s2(typename S::T* y, typename S::V bias, std::int64_t n, const PhaseTaps<S>& p0,
-            const PhaseTaps<S>& p1) {
+void row_s2(typename S::T* y, typename S::V bias, std::int64_t n, std::int64_t shift,
+            const PhaseTaps<S>& p0, const PhaseTaps<S>& p1) {
   using T = typename S::T;
   constexpr int L = S::L;
   const typename S::M all = S::mask(L);
   if (n < L) {
     const typename S::M m = S::mask(n);
     T tmp[2 * L];
-    S::interleave_store(tmp, phase_at<S, N0, true>(p0, bias, 0, m),
-                        phase_at<S, N1, true>(p1, bias, 0, m));
+    S::interleave_store(tmp, phase_at<S, N0, true>(p0, bias, shift, m),
+                        phase_at<S, N1, true>(p1, bias, shift, m));
     for (std::int64_t i = 0; i < 2 * n; ++i) y[i] = tmp[i];
     return;
   }
   std::int64_t q = 0;
   for (; q + L <= n; q += L)
-    S::interleave_store(y + 2 * q, phase_at<S, N0, false>(p0, bias, q, all),
-                        phase_at<S, N1, false>(p1, bias, q, all));
+    S::interleave_store(y + 2 * q, phase_at<S, N0, false>(p0, bias, q + shift, all),
+                        phase_at<S, N1, false>(p1, bias, q + shift, all));
   if (q < n) {
     q = n - L;
-    S::interleave_store(y + 2 * q, phase_at<S, N0, false>(p0, bias, q, all),
-                        phase_at<S, N1, false>(p1, bias, q, all));
+    S::interleave_store(y + 2 * q, phase_at<S, N0, false>(p0, bias, q + shift, all),
+                        phase_at<S, N1, false>(p1, bias, q + shift, all));
   }
 }
 
 template <class S>
-void row_s2_dispatch(typename S::T* y, typename S::V bias, std::int64_t n,
+void row_s2_dispatch(typename S::T* y, typename S::V bias, std::int64_t n, std::int64_t shift,
                      const PhaseTaps<S>& p0, const PhaseTaps<S>& p1) {
 #define TCONV_S2(a, b) \
-  case (a) * 8 + (b): return row_s2<S, a, b>(y, bias, n, p0, p1);
+  case (a) * 8 + (b): return row_s2<S, a, b>(y, bias, n, shift, p0, p1);
   switch ((p0.n <= 4 && p1.n <= 4) ? p0.n * 8 + p1.n : -1) {
     TCONV_S2(1, 1) TCONV_S2(1, 2) TCONV_S2(1, 3) TCONV_S2(1, 4)
     TCONV_S2(2, 1) TCONV_S2(2, 2) TCONV_S2(2, 3) TCONV_S2(2, 4)
     TCONV_S2(3, 1) TCONV_S2(3, 2) TCONV_S2(3, 3) TCONV_S2(3, 4)
     TCONV_S2(4, 1) TCONV_S2(4, 2) TCONV_S2(4, 3) TCONV_S2(4, 4)
-    default: return row_s2<S, 0, 0>(y, bias, n, p0, p1);
+    default: return row_s2<S, 0, 0>(y, bias, n, shift, p0, p1);
   }
 #undef TCONV_S2
 }
 
 // Stride 1, output contiguous: one phase, stored directly.
 template <class S, int N>
-void row_s1(typename S::T* y, typename S::V bias, std::int64_t n, const PhaseTaps<S>& pt) {
+void row_s1(typename S::T* y, typename S::V bias, std::int64_t n, std::int64_t shift,
+            const PhaseTaps<S>& pt) {
   constexpr int L = S::L;
   const typename S::M all = S::mask(L);
   if (n < L) {
     const typename S::M m = S::mask(n);
-    S::mstore(y, m, phase_at<S, N, true>(pt, bias, 0, m));
+    S::mstore(y, m, phase_at<S, N, true>(pt, bias, shift, m));
     return;
   }
   std::int64_t q = 0;
-  for (; q + L <= n; q += L) S::store(y + q, phase_at<S, N, false>(pt, bias, q, all));
-  if (q < n) S::store(y + n - L, phase_at<S, N, false>(pt, bias, n - L, all));
+  for (; q + L <= n; q += L) S::store(y + q, phase_at<S, N, false>(pt, bias, q + shift, all));
+  if (q < n) S::store(y + n - L, phase_at<S, N, false>(pt, bias, n - L + shift, all));
 }
 
 // Any stride (up to kMaxPhases) or output step: phase by phase per L positions, scattered
@@ -182,8 +184,8 @@ void row_s1(typename S::T* y, typename S::V bias, std::int64_t n, const PhaseTap
 constexpr std::int64_t kMaxPhases = 8;
 
 template <class S>
-void row_any(typename S::T* y, typename S::V bias, std::int64_t n, std::int64_t s,
-             std::int64_t y_step, const PhaseTaps<S>* pts) {
+void row_any(typename S::T* y, typename S::V bias, std::int64_t n, std::int64_t shift,
+             std::int64_t s, std::int64_t y_step, const PhaseTaps<S>* pts) {
   using T = typename S::T;
   constexpr int L = S::L;
   const std::int64_t step = s * y_step;
@@ -192,8 +194,8 @@ void row_any(typename S::T* y, typename S::V bias, std::int64_t n, std::int64_t 
     const typename S::M m = S::mask(live);
     for (std::int64_t r = 0; r < s; ++r) {
       T tmp[L];
-      S::store(tmp, live == L ? phase_at<S, 0, false>(pts[r], bias, q, m)
-                              : phase_at<S, 0, true>(pts[r], bias, q, m));
+      S::store(tmp, live == L ? phase_at<S, 0, false>(pts[r], bias, q + shift, m)
+                              : phase_at<S, 0, true>(pts[r], bias, q + shift, m));
       T* out = y + (s * q + r) * y_step;
       for (std::int64_t i = 0; i < live; ++i) out[i * step] = tmp[i];
     }
@@ -226,31 +228,50 @@ void row_plain(const Row<S>& row, std::int64_t n) {
   }
 }
 
+// Resolved taps of a row. Rows whose pairs have the same kernel rows and the same input rows
+// up to a common offset (all rows of one phase of the outer dims, away from the borders)
+// reuse them, reading at that offset.
 template <class S>
-void one_row(const Row<S>& row, std::int64_t full) {
+struct Resolved {
+  std::int64_t e0 = -1, pairs = 0;
+  bool ok = false;
+  PhaseTaps<S> pts[kMaxPhases];
+};
+
+template <class S>
+bool same_taps(const DwRowsCall<typename S::T>& c, const Resolved<S>& r, std::int64_t e0,
+               std::int64_t pairs) {
+  if (r.e0 < 0 || r.pairs != pairs) return false;
+  for (std::int64_t i = 0; i < pairs; ++i)
+    if (c.pair_w[r.e0 + i] != c.pair_w[e0 + i] ||
+        c.pair_x[r.e0 + i] - c.pair_x[r.e0] != c.pair_x[e0 + i] - c.pair_x[e0])
+      return false;
+  return true;
+}
+
+template <class S>
+void one_row(const Row<S>& row, std::int64_t full, const Resolved<S>& res, std::int64_t shift) {
   using T = typename S::T;
   const DwRowsCall<T>& c = *row.c;
   const std::int64_t s = c.phases;
   const typename S::V bias = S::set1(c.bias);
   if (full > 0) {
-    PhaseTaps<S> pts[kMaxPhases];
-    bool ok = s <= kMaxPhases;
-    for (std::int64_t r = 0; r < s && ok; ++r) ok = resolve<S>(row, r, &pts[r]);
-    if (!ok) {
+    const PhaseTaps<S>* pts = res.pts;
+    if (!res.ok) {
       row_plain<S>(row, full);
     } else if (c.y_step == 1 && s == 2) {
-      row_s2_dispatch<S>(row.y, bias, full, pts[0], pts[1]);
+      row_s2_dispatch<S>(row.y, bias, full, shift, pts[0], pts[1]);
     } else if (c.y_step == 1 && s == 1) {
       switch (pts[0].n) {
-        case 1: row_s1<S, 1>(row.y, bias, full, pts[0]); break;
-        case 2: row_s1<S, 2>(row.y, bias, full, pts[0]); break;
-        case 3: row_s1<S, 3>(row.y, bias, full, pts[0]); break;
-        case 4: row_s1<S, 4>(row.y, bias, full, pts[0]); break;
-        case 9: row_s1<S, 9>(row.y, bias, full, pts[0]); break;
-        default: row_s1<S, 0>(row.y, bias, full, pts[0]); break;
+        case 1: row_s1<S, 1>(row.y, bias, full, shift, pts[0]); break;
+        case 2: row_s1<S, 2>(row.y, bias, full, shift, pts[0]); break;
+        case 3: row_s1<S, 3>(row.y, bias, full, shift, pts[0]); break;
+        case 4: row_s1<S, 4>(row.y, bias, full, shift, pts[0]); break;
+        case 9: row_s1<S, 9>(row.y, bias, full, shift, pts[0]); break;
+        default: row_s1<S, 0>(row.y, bias, full, shift, pts[0]); break;
       }
     } else {
-      row_any<S>(row.y, bias, full, s, c.y_step, pts);
+      row_any<S>(row.y, bias, full, shift, s, c.y_step, pts);
     }
   }
   // The last, partial group of phases.
@@ -266,12 +287,36 @@ void one_row(const Row<S>& row, std::int64_t full) {
   }
 }
 
+constexpr int kResolved = 4;
+
 template <class S>
 void dw_rows(const DwRowsCall<typename S::T>& c) {
   const std::int64_t full = c.y_len / c.phases;  // positions q with every phase in the row
+  Resolved<S> cache[kResolved];
+  int next = 0;
   for (std::int64_t r = c.row0; r < c.row1; ++r) {
-    const Row<S> row{&c, c.pair_first[r], c.pair_first[r + 1] - c.pair_first[r], c.y + c.y_off[r]};
-    one_row<S>(row, full);
+    const std::int64_t e0 = c.pair_first[r], pairs = c.pair_first[r + 1] - e0;
+    const Row<S> row{&c, e0, pairs, c.y + c.y_off[r]};
+    int hit = -1;
+    for (int i = 0; i < kResolved && hit < 0; ++i)
+      if (same_taps<S>(c, cache[i], e0, pairs)) hit = i;
+    if (hit < 0 && full > 0) {
+      hit = next;
+      next = (next + 1) % kResolved;
+      Resolved<S>& e = cache[hit];
+      e.e0 = e0;
+      e.pairs = pairs;
+      e.ok = c.phases <= kMaxPhases;
+      for (std::int64_t ph = 0; ph < c.phases && e.ok; ++ph) e.ok = resolve<S>(row, ph, &e.pts[ph]);
+    }
+    if (hit < 0) {
+      one_row<S>(row, full, cache[0], 0);  // no full positions: only the partial group
+    } else {
+      // A row without pairs (all its taps outside the input) reads nothing: no offset.
+      const std::int64_t shift =
+          pairs > 0 ? (c.pair_x[e0] - c.pair_x[cache[hit].e0]) * c.x_pitch : 0;
+      one_row<S>(row, full, cache[hit], shift);
+    }
   }
 }
 
