@@ -177,12 +177,16 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
   }
   const Isa isa = runtime::choose_isa(options);
   kernels::KernelSet<T> ks{};
-  if (kernels::depthwise::applies(p)) {
+  // Depthwise layers: the depthwise driver with the ISA's kernels, or with its scalar ones when
+  // the ISA is capped to portable. An ISA without depthwise kernels keeps the phase driver.
+  const bool have_isa = phase_kernels<T>(isa, &ks);
+  if (kernels::depthwise::applies(p) && (!have_isa || (ks.dw_rows && ks.dw_pixels))) {
     kernels::DwRowsFn<T> rows = kernels::depthwise::portable_rows<T>();
     kernels::DwPixelsFn<T> pixels = kernels::depthwise::portable_pixels<T>();
-    if (phase_kernels<T>(isa, &ks)) {
-      if (ks.dw_rows) rows = ks.dw_rows;
-      if (ks.dw_pixels) pixels = ks.dw_pixels;
+    if (have_isa) {
+      rows = ks.dw_rows;
+      pixels = ks.dw_pixels;
+      t_last_isa = isa;
     }
     std::shared_ptr<const kernels::depthwise::Packed<T>> packed;
     if (cache) {
@@ -200,7 +204,7 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
         kernels::depthwise::run(p, *packed, rows, pixels, threads_for(g, options));
     return;
   }
-  if (phase_handles(g) && phase_kernels<T>(isa, &ks)) {
+  if (phase_handles(g) && have_isa) {
     t_last_isa = isa;
     const auto algo = kernels::phase::choose_algo(g);
     const std::int64_t width = algo == kernels::phase::Algo::channel ? ks.nr : 0;
