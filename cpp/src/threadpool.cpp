@@ -51,17 +51,23 @@ class Pool {
     share_ = schedule == Schedule::runs ? 2 * static_cast<std::int64_t>(threads) : 0;
     active_ = threads - 1;
     next_.store(0, std::memory_order_relaxed);
-    done_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
     failed_.store(false, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lk(mutex_);
-      generation_.fetch_add(1, std::memory_order_release);
+      const std::uint64_t gen = generation_.load(std::memory_order_relaxed) + 1;
+      open_.store(gen, std::memory_order_seq_cst);
+      generation_.store(gen, std::memory_order_release);
     }
     cv_.notify_all();
     work(0);
-    const int expected = size();
-    while (done_.load(std::memory_order_acquire) != expected) TCONV_PAUSE();
+    // The caller does not wait for workers that have not joined yet: on a busy machine a
+    // worker may not get a core for a whole time slice, and the caller has taken every item
+    // by now. It closes the job and waits only for items in flight. A worker counts itself
+    // in flight before it checks that its job is still open (and the caller closes before it
+    // reads the count), so either the worker sees the job closed or the caller sees it.
+    open_.store(0, std::memory_order_seq_cst);
+    while (inflight_.load(std::memory_order_seq_cst) != 0) TCONV_PAUSE();
     fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -118,8 +124,9 @@ class Pool {
       }
       seen = gen;
       if (stop_) return;
-      if (index <= active_) work(index);
-      done_.fetch_add(1, std::memory_order_acq_rel);
+      inflight_.fetch_add(1, std::memory_order_seq_cst);
+      if (open_.load(std::memory_order_seq_cst) == gen && index <= active_) work(index);
+      inflight_.fetch_sub(1, std::memory_order_release);
     }
   }
 
@@ -133,7 +140,8 @@ class Pool {
   std::int64_t n_items_ = 0, share_ = 0;
   int active_ = 0;
   std::atomic<std::int64_t> next_{0};
-  std::atomic<int> done_{0};
+  std::atomic<std::uint64_t> open_{0};  // the generation of the job still handing out items
+  std::atomic<int> inflight_{0};        // workers inside a job's work loop
   std::atomic<bool> failed_{false};
   std::mutex error_mutex_;
   std::exception_ptr error_;
