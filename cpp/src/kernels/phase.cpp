@@ -520,23 +520,32 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
       if (multi && nslots > 0) {
         const std::int64_t q_all = std::min(qb, ceil_div(out_x - (sx - 1), sx));
         if (q_all > qa) {
-          s.a_off.clear();
-          s.b_off.clear();
-          s.partner.clear();
+          // Written by index into lists sized once (this runs for every output row).
+          const std::int64_t nuses = static_cast<std::int64_t>(shift_uses.size());
+          const std::int64_t npairs = nslots * nuses;
+          s.a_off.resize(static_cast<std::size_t>(npairs));
+          s.b_off.resize(static_cast<std::size_t>(npairs * sx));
+          s.partner.resize(static_cast<std::size_t>(npairs));
+          std::int64_t* a_off = s.a_off.data();
+          std::int64_t* b_off = s.b_off.data();
+          std::int64_t* partner = s.partner.data();
+          std::int64_t phase_off[4];
+          for (std::int64_t rx = 0; rx < sx; ++rx)
+            phase_off[rx] = pk.offset[(gi * pk.phases + ph_outer * sx + rx) * pk.panels];
           for (std::int64_t sl = 0; sl < nslots; ++sl) {
-            const std::int64_t first = static_cast<std::int64_t>(s.a_off.size());
-            for (const ShiftUse& u : shift_uses) {
-              s.a_off.push_back(s.slot_buf[sl] * slot_stride + (u.c - cmin));
+            const std::int64_t first = sl * nuses;
+            const std::int64_t a0 = s.slot_buf[sl] * slot_stride - cmin, tap = s.slot_tap[sl];
+            for (std::int64_t ui = 0; ui < nuses; ++ui) {
+              const ShiftUse& u = shift_uses[static_cast<std::size_t>(ui)];
+              const std::int64_t pr = first + ui;
+              a_off[pr] = a0 + u.c;
               for (std::int64_t rx = 0; rx < sx; ++rx)
-                s.b_off.push_back(
+                b_off[pr * sx + rx] =
                     u.jx[rx] < 0 ? -1
-                                 : pk.offset[(gi * pk.phases + ph_outer * sx + rx) * pk.panels] +
-                                       (s.slot_tap[sl] * dx_taps[rx] + u.jx[rx]) * cin_g *
-                                           pk.width);
-              s.partner.push_back(u.partner >= 0 ? first + u.partner : u.partner);
+                                 : phase_off[rx] + (tap * dx_taps[rx] + u.jx[rx]) * cin_g * pk.width;
+              partner[pr] = u.partner >= 0 ? first + u.partner : u.partner;
             }
           }
-          const std::int64_t npairs = static_cast<std::int64_t>(s.a_off.size());
           PhaseCall<T> call;
           call.a = s.buf.data();
           call.a_off = s.a_off.data();
