@@ -166,6 +166,10 @@ def test_plan_packs_once(restore_runtime):
     dict(c=5, size=(3, 37), k=(3, 3), s=1, p=1),
     # Stride 3 (the scatter kernel), rank 3.
     dict(c=3, size=(2, 3, 19), k=(3, 2, 5), s=3, p=0),
+    # Many rows of one tap pattern: stride-2 rows run in batches per pattern.
+    dict(c=2, size=(45, 9), k=(4, 4), s=2, p=1),
+    # Many tap patterns at the borders of a volume (more than are kept at once).
+    dict(c=2, size=(6, 7, 10), k=(3, 5, 4), s=(1, 1, 2), p=(1, 2, 1)),
 ])
 def test_larger_rows_match_on_both_threads(restore_runtime, layer):
     rng = np.random.default_rng(5)

@@ -122,43 +122,76 @@ typename S::V phase_at(const PhaseTaps<S>& pt, typename S::V bias, std::int64_t 
 // Stride 2 along the row, output contiguous: both phases per L positions, interleaved in
 // registers into 2L consecutive outputs. A ragged end recomputes the last full vector (the
 // overlapping outputs get the same values again), so only rows shorter than L need masks.
-// Inputs are read at q + shift (the row's offset from the row its taps were resolved for).
+// Runs `count` rows of one tap pattern: row i writes ys[i] and reads at offset shifts[i] from
+// the pattern's pointers.
 template <class S, int N0, int N1>
-void row_s2(typename S::T* y, typename S::V bias, std::int64_t n, std::int64_t shift,
-            const PhaseTaps<S>& p0, const PhaseTaps<S>& p1) {
+void row_s2(typename S::T* const* ys, const std::int64_t* shifts, int count,
+            typename S::V bias, std::int64_t n, const PhaseTaps<S>& p0, const PhaseTaps<S>& p1) {
   using T = typename S::T;
+  using V = typename S::V;
   constexpr int L = S::L;
   const typename S::M all = S::mask(L);
   if (n < L) {
     const typename S::M m = S::mask(n);
-    T tmp[2 * L];
-    S::interleave_store(tmp, phase_at<S, N0, true>(p0, bias, shift, m),
-                        phase_at<S, N1, true>(p1, bias, shift, m));
-    for (std::int64_t i = 0; i < 2 * n; ++i) y[i] = tmp[i];
+    for (int i = 0; i < count; ++i) {
+      T tmp[2 * L];
+      S::interleave_store(tmp, phase_at<S, N0, true>(p0, bias, shifts[i], m),
+                          phase_at<S, N1, true>(p1, bias, shifts[i], m));
+      for (std::int64_t k = 0; k < 2 * n; ++k) ys[i][k] = tmp[k];
+    }
     return;
   }
-  std::int64_t q = 0;
-  for (; q + L <= n; q += L)
-    S::interleave_store(y + 2 * q, phase_at<S, N0, false>(p0, bias, q + shift, all),
-                        phase_at<S, N1, false>(p1, bias, q + shift, all));
-  if (q < n) {
-    q = n - L;
-    S::interleave_store(y + 2 * q, phase_at<S, N0, false>(p0, bias, q + shift, all),
-                        phase_at<S, N1, false>(p1, bias, q + shift, all));
+  if (N0 > 0 && N1 > 0) {
+    // Fixed tap counts: weights and pointers in locals, so that they stay in registers
+    // across the rows instead of being reloaded from the tap lists at every step.
+    V wa[N0 > 0 ? N0 : 1], wb[N1 > 0 ? N1 : 1];
+    for (int j = 0; j < N0; ++j) wa[j] = p0.w[j];
+    for (int j = 0; j < N1; ++j) wb[j] = p1.w[j];
+    for (int i = 0; i < count; ++i) {
+      const T* xa[N0 > 0 ? N0 : 1];
+      const T* xb[N1 > 0 ? N1 : 1];
+      for (int j = 0; j < N0; ++j) xa[j] = p0.x[j] + shifts[i];
+      for (int j = 0; j < N1; ++j) xb[j] = p1.x[j] + shifts[i];
+      T* y = ys[i];
+      auto step = [&](std::int64_t q) {
+        V a = bias, b = bias;
+        for (int j = 0; j < N0; ++j) a = S::fma(wa[j], S::load(xa[j] + q), a);
+        for (int j = 0; j < N1; ++j) b = S::fma(wb[j], S::load(xb[j] + q), b);
+        S::interleave_store(y + 2 * q, a, b);
+      };
+      std::int64_t q = 0;
+      for (; q + L <= n; q += L) step(q);
+      if (q < n) step(n - L);
+    }
+    return;
+  }
+  for (int i = 0; i < count; ++i) {
+    T* y = ys[i];
+    const std::int64_t shift = shifts[i];
+    std::int64_t q = 0;
+    for (; q + L <= n; q += L)
+      S::interleave_store(y + 2 * q, phase_at<S, N0, false>(p0, bias, q + shift, all),
+                          phase_at<S, N1, false>(p1, bias, q + shift, all));
+    if (q < n) {
+      q = n - L;
+      S::interleave_store(y + 2 * q, phase_at<S, N0, false>(p0, bias, q + shift, all),
+                          phase_at<S, N1, false>(p1, bias, q + shift, all));
+    }
   }
 }
 
 template <class S>
-void row_s2_dispatch(typename S::T* y, typename S::V bias, std::int64_t n, std::int64_t shift,
-                     const PhaseTaps<S>& p0, const PhaseTaps<S>& p1) {
+void row_s2_dispatch(typename S::T* const* ys, const std::int64_t* shifts, int count,
+                     typename S::V bias, std::int64_t n, const PhaseTaps<S>& p0,
+                     const PhaseTaps<S>& p1) {
 #define TCONV_S2(a, b) \
-  case (a) * 8 + (b): return row_s2<S, a, b>(y, bias, n, shift, p0, p1);
+  case (a) * 8 + (b): return row_s2<S, a, b>(ys, shifts, count, bias, n, p0, p1);
   switch ((p0.n <= 4 && p1.n <= 4) ? p0.n * 8 + p1.n : -1) {
     TCONV_S2(1, 1) TCONV_S2(1, 2) TCONV_S2(1, 3) TCONV_S2(1, 4)
     TCONV_S2(2, 1) TCONV_S2(2, 2) TCONV_S2(2, 3) TCONV_S2(2, 4)
     TCONV_S2(3, 1) TCONV_S2(3, 2) TCONV_S2(3, 3) TCONV_S2(3, 4)
     TCONV_S2(4, 1) TCONV_S2(4, 2) TCONV_S2(4, 3) TCONV_S2(4, 4)
-    default: return row_s2<S, 0, 0>(y, bias, n, shift, p0, p1);
+    default: return row_s2<S, 0, 0>(ys, shifts, count, bias, n, p0, p1);
   }
 #undef TCONV_S2
 }
@@ -249,6 +282,25 @@ bool same_taps(const DwRowsCall<typename S::T>& c, const Resolved<S>& r, std::in
   return true;
 }
 
+// The last, partial group of phases of a row (y_len not a multiple of the stride).
+template <class S>
+void row_tail(const Row<S>& row, std::int64_t full) {
+  using T = typename S::T;
+  const DwRowsCall<T>& c = *row.c;
+  const std::int64_t s = c.phases;
+  for (std::int64_t r = 0; s * full + r < c.y_len; ++r) {
+    T v = c.bias;
+    for (std::int64_t p = 0; p < row.pairs; ++p) {
+      const T* x = row.x(p);
+      const T* w = row.w(p);
+      for (std::int64_t t = c.tap_first[r]; t < c.tap_first[r + 1]; ++t)
+        v += w[c.tap_k[t]] * x[full + c.tap_c[t]];
+    }
+    row.y[(s * full + r) * c.y_step] = v;
+  }
+}
+
+// One row of any stride other than the stride-2 fast path.
 template <class S>
 void one_row(const Row<S>& row, std::int64_t full, const Resolved<S>& res, std::int64_t shift) {
   using T = typename S::T;
@@ -260,7 +312,8 @@ void one_row(const Row<S>& row, std::int64_t full, const Resolved<S>& res, std::
     if (!res.ok) {
       row_plain<S>(row, full);
     } else if (c.y_step == 1 && s == 2) {
-      row_s2_dispatch<S>(row.y, bias, full, shift, pts[0], pts[1]);
+      T* const ys[1] = {row.y};
+      row_s2_dispatch<S>(ys, &shift, 1, bias, full, pts[0], pts[1]);
     } else if (c.y_step == 1 && s == 1) {
       switch (pts[0].n) {
         case 1: row_s1<S, 1>(row.y, bias, full, shift, pts[0]); break;
@@ -274,26 +327,54 @@ void one_row(const Row<S>& row, std::int64_t full, const Resolved<S>& res, std::
       row_any<S>(row.y, bias, full, shift, s, c.y_step, pts);
     }
   }
-  // The last, partial group of phases.
-  for (std::int64_t r = 0; s * full + r < c.y_len; ++r) {
-    T v = c.bias;
-    for (std::int64_t p = 0; p < row.pairs; ++p) {
-      const T* x = row.x(p);
-      const T* w = row.w(p);
-      for (std::int64_t t = c.tap_first[r]; t < c.tap_first[r + 1]; ++t)
-        v += w[c.tap_k[t]] * x[full + c.tap_c[t]];
-    }
-    row.y[(s * full + r) * c.y_step] = v;
-  }
+  row_tail<S>(row, full);
 }
 
 constexpr int kResolved = 4;
 
+// The input rows into the haloed buffer: whole vectors, then the last few elements one by
+// one (a vector store there would overwrite the zero halo).
+template <class S>
+void fill_rows(const DwRowsCall<typename S::T>& c) {
+  using T = typename S::T;
+  constexpr int L = S::L;
+  const std::int64_t n = c.src_len;
+  for (std::int64_t i = 0; i < c.fill_rows; ++i) {
+    const T* src = c.src + c.src_off[c.x_first + i];
+    T* dst = c.fill + i * c.x_pitch;
+    if (c.src_step == 1) {
+      std::int64_t j = 0;
+      for (; j + L <= n; j += L) S::store(dst + j, S::load(src + j));
+      for (; j < n; ++j) dst[j] = src[j];
+    } else {
+      for (std::int64_t j = 0; j < n; ++j) dst[j] = src[j * c.src_step];
+    }
+  }
+}
+
+// Stride-2 rows are gathered per tap pattern and run a batch at a time (the pattern's weights
+// stay in registers across its rows); other strides run row by row.
+constexpr int kBatch = 32;
+
 template <class S>
 void dw_rows(const DwRowsCall<typename S::T>& c) {
+  using T = typename S::T;
+  fill_rows<S>(c);
   const std::int64_t full = c.y_len / c.phases;  // positions q with every phase in the row
+  const bool batch = full > 0 && c.phases == 2 && c.y_step == 1;
   Resolved<S> cache[kResolved];
   int next = 0;
+  // Pending batched rows per cache entry.
+  T* ys[kResolved][kBatch];
+  std::int64_t shifts[kResolved][kBatch];
+  int pending[kResolved] = {0, 0, 0, 0};
+  const typename S::V bias = S::set1(c.bias);
+  auto flush = [&](int k) {
+    if (pending[k] > 0)
+      row_s2_dispatch<S>(ys[k], shifts[k], pending[k], bias, full, cache[k].pts[0],
+                         cache[k].pts[1]);
+    pending[k] = 0;
+  };
   for (std::int64_t r = c.row0; r < c.row1; ++r) {
     const std::int64_t e0 = c.pair_first[r], pairs = c.pair_first[r + 1] - e0;
     const Row<S> row{&c, e0, pairs, c.y + c.y_off[r]};
@@ -303,6 +384,7 @@ void dw_rows(const DwRowsCall<typename S::T>& c) {
     if (hit < 0 && full > 0) {
       hit = next;
       next = (next + 1) % kResolved;
+      flush(hit);
       Resolved<S>& e = cache[hit];
       e.e0 = e0;
       e.pairs = pairs;
@@ -310,14 +392,22 @@ void dw_rows(const DwRowsCall<typename S::T>& c) {
       for (std::int64_t ph = 0; ph < c.phases && e.ok; ++ph) e.ok = resolve<S>(row, ph, &e.pts[ph]);
     }
     if (hit < 0) {
-      one_row<S>(row, full, cache[0], 0);  // no full positions: only the partial group
+      row_tail<S>(row, full);  // no full positions: only the partial group
+      continue;
+    }
+    // A row without pairs (all its taps outside the input) reads nothing: no offset.
+    const std::int64_t shift =
+        pairs > 0 ? (c.pair_x[e0] - c.pair_x[cache[hit].e0]) * c.x_pitch : 0;
+    if (batch && cache[hit].ok) {
+      ys[hit][pending[hit]] = row.y;
+      shifts[hit][pending[hit]] = shift;
+      if (++pending[hit] == kBatch) flush(hit);
+      row_tail<S>(row, full);
     } else {
-      // A row without pairs (all its taps outside the input) reads nothing: no offset.
-      const std::int64_t shift =
-          pairs > 0 ? (c.pair_x[e0] - c.pair_x[cache[hit].e0]) * c.x_pitch : 0;
       one_row<S>(row, full, cache[hit], shift);
     }
   }
+  for (int k = 0; k < kResolved; ++k) flush(k);
 }
 
 // ---- channels_last -----------------------------------------------------------------------------

@@ -73,6 +73,11 @@ constexpr std::int64_t kBlock = 256;
 
 template <class T>
 void rows_scalar(const DwRowsCall<T>& c) {
+  for (std::int64_t i = 0; i < c.fill_rows; ++i) {
+    const T* src = c.src + c.src_off[c.x_first + i];
+    T* dst = c.fill + i * c.x_pitch;
+    for (std::int64_t j = 0; j < c.src_len; ++j) dst[j] = src[j * c.src_step];
+  }
   T acc[kBlock];
   const std::int64_t s = c.phases, full = c.y_len / s;
   for (std::int64_t row = c.row0; row < c.row1; ++row) {
@@ -322,17 +327,13 @@ std::size_t run_cf(const Problem<T>& p, const Packed<T>& pk, DwRowsFn<T> rows_fn
     const std::int64_t co = (item / blocks.count) % C;
     const std::int64_t n = item / blocks.count / C;
     const std::int64_t lo = block_lo[blk], hi = block_hi[blk];
-    const T* x_plane = p.x + n * p.x_strides[0] + (co / mult) * p.x_strides[1];
-    for (std::int64_t i = lo; i <= hi; ++i) {
-      const T* src = x_plane + in_off[static_cast<std::size_t>(i)];
-      T* dst = buf.data() + (i - lo) * row_len + halo_lo;
-      if (x_last == 1) {
-        std::copy(src, src + win, dst);
-      } else {
-        for (std::int64_t j = 0; j < win; ++j) dst[j] = src[j * x_last];
-      }
-    }
-    const DwRowsCall<T> call{buf.data() + halo_lo,
+    const DwRowsCall<T> call{p.x + n * p.x_strides[0] + (co / mult) * p.x_strides[1],
+                             in_off.data(),
+                             x_last,
+                             win,
+                             buf.data() + halo_lo,
+                             hi - lo + 1,
+                             buf.data() + halo_lo,
                              lo,
                              row_len,
                              pk.data.get() + co * taps_total,

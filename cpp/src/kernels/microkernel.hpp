@@ -89,9 +89,19 @@ using TransposeFn = void (*)(const T* src, std::int64_t src_ld, T* dst, std::int
 //
 // where the taps of phase r are t in [tap_first[r], tap_first[r + 1]) (r < min(phases, y_len)).
 // The caller makes every X_e[q + tap_c[t]] readable (the halo holds zeros), so each phase of
-// a row is a dense correlation with no bounds checks.
+// a row is a dense correlation with no bounds checks. The kernel first fills the input rows
+// [x_first, x_first + fill_rows) of the buffer from the channel's input:
+//
+//   fill[(i - x_first) * x_pitch + j] = src[src_off[i] + j * src_step]   for j < src_len
+//
+// (fill == x; the halos around each row are the caller's and stay untouched).
 template <class T>
 struct DwRowsCall {
+  const T* src;
+  const std::int64_t* src_off;
+  std::int64_t src_step, src_len;
+  T* fill;
+  std::int64_t fill_rows;
   const T* x;
   std::int64_t x_first, x_pitch;
   const T* w;
