@@ -6,7 +6,8 @@
 #   bash tests/cross/run_aarch64.sh [configurations]      (default 400)
 #
 # With TCONV_CROSS_SANITIZE=1 it then builds both again with ASan + UBSan (-O1) and runs half as
-# many layers under them (any report fails the run). Warnings are errors in the first build only:
+# many layers under them (any report fails the run; the instrumented kernels take minutes to
+# compile, so CI runs the plain build only). Warnings are errors in the first build only:
 # the instrumentation makes GCC's maybe-uninitialized analysis see through std::optional wrongly.
 #
 # Needs: apt-get install g++-aarch64-linux-gnu qemu-user cmake. CROSS_DIR sets the build dir.
