@@ -50,3 +50,15 @@ def test_neon_cap_computes_the_reference(restore_cap):
     got = tconv.conv_transpose(x, w, b, stride=2, padding=1)
     want = reference.conv_transpose(x, w, b, stride=2, padding=1)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cout", [2, 20])  # the position-vector and the channel-vector kernels
+def test_the_capped_isa_is_the_one_that_ran(restore_cap, dtype, cout):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 3, 11)).astype(dtype)
+    w = rng.standard_normal((3, cout, 4)).astype(dtype)
+    for isa in ISAS:
+        tconv.set_max_isa(isa)
+        tconv.conv_transpose(x, w, stride=2)
+        assert _core.last_call_isa() == isa
