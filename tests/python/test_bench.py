@@ -70,7 +70,7 @@ def test_quick_run_writes_table_json_and_memory_fields(suite, tmp_path):
     assert [r["layer"] for r in run["results"]] == ["tiny_2d", "tiny_1d"]
     for r, layer in zip(run["results"], TINY):
         assert r["output_bytes"] == _output_bytes(layer, 4)
-        assert set(r["times"]) == {"tconv", "tconv_plan", "numpy"}
+        assert set(r["times"]) == {"tconv", "tconv_plan", "tconv_cl", "numpy"}
         assert all(t > 0 for t in r["times"].values())
         assert r["errors"]["numpy"] <= _bench.TOLERANCE["float32"]
         for call in ("tconv", "tconv_plan"):
@@ -233,13 +233,26 @@ def test_table_reports_peak_share_ratio_geomean_and_refusals():
     lines = text.splitlines()
     a = next(ln for ln in lines if ln.startswith("a "))
     b = next(ln for ln in lines if ln.startswith("b "))
-    assert a.split()[:4] == ["a", "100.0", "100.0", "50.0"]
+    assert a.split()[:5] == ["a", "100.0", "100.0", "-", "50.0"]  # no NHWC run: '-'
     assert "50%" in a.split() and "2.00x" in a.split()
-    assert b.split()[:5] == ["b", "25.0", "25.0", "50.0", "-"]  # tf refused: '-'
+    assert b.split()[:6] == ["b", "25.0", "25.0", "-", "50.0", "-"]  # tf refused: '-'
     assert "12%" in b.split() and "0.50x" in b.split()
     assert "2.5|2.5" in a.split() and "7.5" in a.split()
     assert "geomean plan / best peer: 1.00x over 2 layers; layers below 1.0x: 1 (b)" in text
     assert "FMA peak 200.0 GFLOP/s, given (--peak)" in text
+
+
+def test_table_takes_the_faster_layout_of_the_plan():
+    # The plan on NHWC data (tconv_cl, 100 GFLOP/s) beats it on NCHW (25): the ratio to the
+    # best peer (numpy, 50) is 2x, and %peak follows the faster layout too.
+    report = _report()
+    row = report["runs"][0]["results"][1]
+    row["times"]["tconv_cl"] = 0.01
+    text = _bench._table(report)
+    b = next(ln for ln in text.splitlines() if ln.startswith("b "))
+    assert b.split()[:5] == ["b", "25.0", "25.0", "100.0", "50.0"]
+    assert "50%" in b.split() and "2.00x" in b.split()
+    assert "geomean plan / best peer: 2.00x over 2 layers; layers below 1.0x: 0" in text
 
 
 def test_chart_is_skipped_cleanly_without_matplotlib(monkeypatch, tmp_path, capsys):
