@@ -131,3 +131,32 @@ def layer_configs(draw: Any, max_macs: int = 30000, ranks: tuple[int, ...] = (1,
         args["output_size_from_op"] = True
     return dict(rank=rank, batch=batch, unbatched=unbatched, c_in=cin_g * groups,
                 c_out_g=cout_g, size=size, kernel=kernel, args=args)
+
+
+def layer_inputs(cfg: dict) -> tuple:
+    """x, weight, bias and keyword arguments for a drawn layer description (cin, cout_g, groups,
+    kernel, stride, dilation, size, pads, outpad, batch, channels_last, dtype, bias, layout,
+    seed); layout "strided" gives x every other element of a larger array, last axis reversed,
+    "fortran" gives it in Fortran order."""
+    rng = np.random.default_rng(cfg["seed"])
+    dt = cfg["dtype"]
+    if cfg["channels_last"]:
+        xs = (cfg["batch"], *cfg["size"], cfg["cin"])
+        ws = (*cfg["kernel"], cfg["cout_g"], cfg["cin"])
+    else:
+        xs = (cfg["batch"], cfg["cin"], *cfg["size"])
+        ws = (cfg["cin"], cfg["cout_g"], *cfg["kernel"])
+    x = rng.standard_normal(xs).astype(dt)
+    if cfg["layout"] == "strided":
+        big = rng.standard_normal(tuple(2 * n for n in xs)).astype(dt)
+        x = big[tuple(slice(None, None, 2) for _ in xs)][..., ::-1]
+    elif cfg["layout"] == "fortran":
+        x = np.asfortranarray(x)
+    w = rng.standard_normal(ws).astype(dt)
+    b = rng.standard_normal(cfg["cout_g"] * cfg["groups"]).astype(dt) if cfg["bias"] else None
+    kw = dict(
+        stride=cfg["stride"], padding=cfg["pads"], output_padding=cfg["outpad"],
+        dilation=cfg["dilation"], groups=cfg["groups"],
+        data_format="channels_last" if cfg["channels_last"] else "channels_first",
+    )
+    return x, w, b, kw

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 import tconv
 
+from conftest import layer_inputs
+
 ISAS = tconv.available_isas()
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
@@ -85,37 +87,11 @@ def layers(draw):
     )
 
 
-def make(cfg):
-    rng = np.random.default_rng(cfg["seed"])
-    dt = cfg["dtype"]
-    if cfg["channels_last"]:
-        xs = (cfg["batch"], *cfg["size"], cfg["cin"])
-        ws = (*cfg["kernel"], cfg["cout_g"], cfg["cin"])
-    else:
-        xs = (cfg["batch"], cfg["cin"], *cfg["size"])
-        ws = (cfg["cin"], cfg["cout_g"], *cfg["kernel"])
-    x = rng.standard_normal(xs).astype(dt)
-    if cfg["layout"] == "strided":
-        big = rng.standard_normal(tuple(2 * n for n in xs)).astype(dt)
-        x = big[tuple(slice(None, None, 2) for _ in xs)]
-        x = x[..., ::-1]
-    elif cfg["layout"] == "fortran":
-        x = np.asfortranarray(x)
-    w = rng.standard_normal(ws).astype(dt)
-    b = rng.standard_normal(cfg["cout_g"] * cfg["groups"]).astype(dt) if cfg["bias"] else None
-    kw = dict(
-        stride=cfg["stride"], padding=cfg["pads"], output_padding=cfg["outpad"],
-        dilation=cfg["dilation"], groups=cfg["groups"],
-        data_format="channels_last" if cfg["channels_last"] else "channels_first",
-    )
-    return x, w, b, kw
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(cfg=layers())
 def test_every_isa_and_thread_count_matches_portable(cfg, isa_cap):
-    x, w, b, kw = make(cfg)
+    x, w, b, kw = layer_inputs(cfg)
     try:
         want = run("portable", 1, x, w, b, **kw)
     except tconv.ShapeError:
@@ -275,7 +251,7 @@ def unpadded_layers(draw):
                                                                   HealthCheck.function_scoped_fixture])
 @given(cfg=unpadded_layers())
 def test_kernel_equal_stride_and_one_pixel_inputs_match_portable(cfg, isa_cap):
-    x, w, b, kw = make(cfg)
+    x, w, b, kw = layer_inputs(cfg)
     want = run("portable", 1, x, w, b, **kw)
     for isa in ISAS:
         outs = [run(isa, t, x, w, b, **kw) for t in (1, 2, 3)]

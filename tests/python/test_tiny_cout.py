@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import reference
 
-from conftest import assert_close_in_norm
+from conftest import assert_close_in_norm, layer_inputs
 
 # Products summed by the reference loop per layer: it is pure Python, so draws stay below this.
 REF_BUDGET = 60_000
@@ -66,36 +66,11 @@ def tiny_layers(draw):
     )
 
 
-def make(cfg):
-    rng = np.random.default_rng(cfg["seed"])
-    dt = cfg["dtype"]
-    if cfg["channels_last"]:
-        xs = (cfg["batch"], *cfg["size"], cfg["cin"])
-        ws = (*cfg["kernel"], cfg["cout_g"], cfg["cin"])
-    else:
-        xs = (cfg["batch"], cfg["cin"], *cfg["size"])
-        ws = (cfg["cin"], cfg["cout_g"], *cfg["kernel"])
-    x = rng.standard_normal(xs).astype(dt)
-    if cfg["layout"] == "strided":
-        big = rng.standard_normal(tuple(2 * n for n in xs)).astype(dt)
-        x = big[tuple(slice(None, None, 2) for _ in xs)][..., ::-1]
-    elif cfg["layout"] == "fortran":
-        x = np.asfortranarray(x)
-    w = rng.standard_normal(ws).astype(dt)
-    b = rng.standard_normal(cfg["cout_g"] * cfg["groups"]).astype(dt) if cfg["bias"] else None
-    kw = dict(
-        stride=cfg["stride"], padding=cfg["pads"], output_padding=cfg["outpad"],
-        dilation=cfg["dilation"], groups=cfg["groups"],
-        data_format="channels_last" if cfg["channels_last"] else "channels_first",
-    )
-    return x, w, b, kw
-
-
 @settings(max_examples=120, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cfg=tiny_layers())
 def test_tiny_cout_matches_reference_on_one_and_two_threads(cfg, threads_restored):
-    x, w, b, kw = make(cfg)
+    x, w, b, kw = layer_inputs(cfg)
     try:
         want = reference.conv_transpose(x, w, b, **kw)
     except tconv.ShapeError:
