@@ -492,6 +492,10 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
               for (std::int64_t xi = lo; xi < hi; xi += 64 / static_cast<std::int64_t>(sizeof(T)))
                 __builtin_prefetch(sp + nxt + xi);
           }
+        } else if (!spatial && xs_c == 1) {
+          // Channels contiguous (channels_last): each position's channels are one run.
+          for (std::int64_t xi = lo; xi < hi; ++xi)
+            std::copy_n(base + xi * xs_x, cin_g, dst + xi * cin_g);
         } else if (std::abs(xs_x) <= std::abs(xs_c)) {
           // A transposition when the buffer is channels-last: in 16 x 16 tiles, so both sides
           // move whole cache lines.
