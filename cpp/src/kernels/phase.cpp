@@ -278,11 +278,13 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   {
     const double weight_bytes = static_cast<double>(pk.size) / static_cast<double>(pk.groups) *
                                 static_cast<double>(sizeof(T));
-    // The block's rows may take 64-128 KiB per thread, within 5 % of the output in all.
+    // The block's input rows may take 4 % of the larger of the output and the weights (the
+    // weights are kept packed anyway), shared by the threads, from 64 KiB to 1 MiB per thread.
     double out_bytes = static_cast<double>(g.batch * g.out_channels * sizeof(T));
     for (int d = 0; d < rank; ++d) out_bytes *= static_cast<double>(g.output[d]);
-    const std::int64_t budget = static_cast<std::int64_t>(
-        std::clamp(0.05 * out_bytes / threads, 64.0 * 1024.0, 128.0 * 1024.0));
+    const double all_weights = static_cast<double>(pk.size) * static_cast<double>(sizeof(T));
+    const std::int64_t budget = static_cast<std::int64_t>(std::clamp(
+        0.04 * std::max(out_bytes, all_weights) / threads, 64.0 * 1024.0, 1024.0 * 1024.0));
     if (xd >= 1 && !spatial && qblock < 32 && weight_bytes > 256.0 * 1024.0) {
       block_rows = std::min(line_len, ceil_div(64, qblock));
       const std::int64_t others = cached / window[xd - 1];
