@@ -14,6 +14,7 @@
 #include "tconv/plan.hpp"
 #ifdef TCONV_HAVE_AVX2
 #include "kernels/avx2.hpp"
+#include "kernels/avx512.hpp"
 #endif
 #ifdef TCONV_HAVE_NEON
 #include "kernels/neon.hpp"
@@ -68,10 +69,16 @@ struct KernelTable;
 template <>
 struct KernelTable<float> {
   static kernels::KernelSet<float> avx2() { return kernels::avx2::kernels_f32(); }
+#ifdef TCONV_HAVE_AVX512
+  static kernels::KernelSet<float> avx512() { return kernels::avx512::kernels_f32(); }
+#endif
 };
 template <>
 struct KernelTable<double> {
   static kernels::KernelSet<double> avx2() { return kernels::avx2::kernels_f64(); }
+#ifdef TCONV_HAVE_AVX512
+  static kernels::KernelSet<double> avx512() { return kernels::avx512::kernels_f64(); }
+#endif
 };
 #endif
 #ifdef TCONV_HAVE_NEON
@@ -90,6 +97,12 @@ bool phase_kernels(Isa isa, kernels::KernelSet<T>* out) {
 #ifdef TCONV_HAVE_NEON
   if (isa == Isa::neon) {
     *out = KernelTable<T>::neon();
+    return true;
+  }
+#endif
+#ifdef TCONV_HAVE_AVX512
+  if (isa == Isa::avx512) {
+    *out = KernelTable<T>::avx512();
     return true;
   }
 #endif

@@ -1,5 +1,5 @@
-// The throughput probe's timing and threading (baseline ISA; the AVX2 chains are in
-// kernels/avx2_peak.cpp and reached only after the CPU check).
+// The throughput probe's timing and threading (baseline ISA; the vector chains are in
+// kernels/avx2_peak.cpp and kernels/avx512_peak.cpp, reached only after the CPU check).
 #include "peak.hpp"
 
 #include <algorithm>
@@ -80,6 +80,14 @@ PeakResult fma_peak(bool f64, int threads, double seconds) {
     fn = f64 ? &kernels::avx2::fma_chains_f64 : &kernels::avx2::fma_chains_f32;
     flops_per_iter = 12.0 * (f64 ? 4 : 8) * 2;
     res.used_fma = true;
+    res.chains = "avx2";
+  }
+#endif
+#ifdef TCONV_HAVE_AVX512
+  if (std::find(isas.begin(), isas.end(), Isa::avx512) != isas.end()) {
+    fn = f64 ? &kernels::avx512::fma_chains_f64 : &kernels::avx512::fma_chains_f32;
+    flops_per_iter = 12.0 * (f64 ? 8 : 16) * 2;
+    res.chains = "avx512";
   }
 #endif
 

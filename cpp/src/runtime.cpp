@@ -26,6 +26,25 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  // libgcc's and compiler-rt's feature checks report avx512f only when XCR0 says the OS saves
+  // the opmask and upper-zmm state.
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && cpu_has_avx2_fma();
+#else
+  return false;
+#endif
+}
+
+bool avx512_kernels_built() {
+#ifdef TCONV_HAVE_AVX512
+  return true;
+#else
+  return false;
+#endif
+}
+
 bool avx2_kernels_built() {
 #ifdef TCONV_HAVE_AVX2
   return true;
@@ -44,7 +63,18 @@ bool neon_kernels_built() {
 
 // Caps compare tiers, not enum values: avx2 and neon are the same tier on different
 // architectures, and a larger tier is more conservative.
-int tier(Isa isa) { return isa == Isa::portable ? 1 : 0; }
+int tier(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return 0;
+    case Isa::avx2:
+    case Isa::neon:
+      return 1;
+    case Isa::portable:
+      break;
+  }
+  return 2;
+}
 
 int env_isa_cap() {
   const char* v = std::getenv("TCONV_MAX_ISA");
@@ -79,6 +109,8 @@ int default_threads() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
+    case Isa::avx512:
+      return "avx512";
     case Isa::avx2:
       return "avx2";
     case Isa::neon:
@@ -92,15 +124,17 @@ const char* isa_name(Isa isa) {
 Isa isa_from_name(const std::string& name) {
   std::string lower;
   for (char c : name) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  if (lower == "avx512") return Isa::avx512;
   if (lower == "avx2") return Isa::avx2;
   if (lower == "neon") return Isa::neon;
   if (lower == "portable" || lower == "baseline" || lower == "generic") return Isa::portable;
   throw std::invalid_argument("unknown ISA '" + name +
-                              "'; valid names are 'avx2', 'neon' and 'portable'");
+                              "'; valid names are 'avx512', 'avx2', 'neon' and 'portable'");
 }
 
 std::vector<Isa> available_isas() {
   std::vector<Isa> out;
+  if (avx512_kernels_built() && cpu_has_avx512()) out.push_back(Isa::avx512);
   if (avx2_kernels_built() && cpu_has_avx2_fma()) out.push_back(Isa::avx2);
   // NEON is part of the AArch64 base architecture: built means runnable.
   if (neon_kernels_built()) out.push_back(Isa::neon);

@@ -29,11 +29,13 @@ void bind_bench(py::module_& m) {
         py::dict d;
         d["gflops"] = r.gflops;
         d["fma"] = r.used_fma;
+        d["chains"] = std::string(r.chains);
         return d;
       },
       py::arg("dtype") = "float32", py::arg("threads") = 1, py::arg("seconds") = 0.05,
-      "Measured floating-point throughput of `threads` threads, GFLOP/s: 12 independent AVX2 FMA\n"
-      "chains when the CPU has AVX2+FMA ('fma': True), else a portable multiply-add loop.");
+      "Measured floating-point throughput of `threads` threads, GFLOP/s: 12 independent FMA\n"
+      "chains of the widest vectors the kernels use ('chains': 'avx512' or 'avx2'; 'fma': True),\n"
+      "else a portable multiply-add loop ('chains': 'portable').");
 }
 
 }  // namespace tconv_py

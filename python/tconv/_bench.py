@@ -237,7 +237,8 @@ def _measure_peak(dtype: str, threads: int) -> dict:
     if not (math.isfinite(r["gflops"]) and r["gflops"] > 0):
         return {"gflops": DEFAULT_PEAK[dtype] * threads,
                 "source": "assumed (PERF.md's reference machine; the probe failed)"}
-    src = ("measured (12 AVX2 FMA chains)" if r["fma"]
+    width = {"avx512": "AVX-512", "avx2": "AVX2"}.get(r.get("chains"), "AVX2")
+    src = (f"measured (12 {width} FMA chains)" if r["fma"]
            else "estimated (portable multiply-add loop, no FMA)")
     return {"gflops": float(r["gflops"]), "source": src}
 

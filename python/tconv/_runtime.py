@@ -24,9 +24,10 @@ def available_isas() -> list[str]:
 
 
 def set_max_isa(name: str) -> None:
-    """Use at most this instruction set from now on ('avx2', 'neon', 'portable'); TCONV_MAX_ISA
-    in the environment caps it the same way at start-up. 'avx2' and 'neon' both name the vector
-    kernels of whichever CPU this is (x86-64 or AArch64)."""
+    """Use at most this instruction set from now on ('avx512', 'avx2', 'neon', 'portable');
+    TCONV_MAX_ISA in the environment caps it the same way at start-up. 'avx2' and 'neon' both
+    name the vector kernels of whichever CPU this is (x86-64 or AArch64); 'avx512' is above
+    them."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str such as 'portable', got {type(name).__name__}")
     _core.set_max_isa(name)

@@ -237,7 +237,7 @@ double rel_error(const Array<T>& y, const std::vector<long double>& want, bool* 
 }
 
 template <class T>
-void check_layer(const Layer& l, Rng& r, Isa best, std::vector<int>* ran) {
+void check_layer(const Layer& l, Rng& r, const std::vector<Isa>& isas, std::vector<int>* ran) {
   tconv::LayerSpec spec;
   spec.rank = l.rank;
   spec.stride = l.stride;
@@ -281,7 +281,7 @@ void check_layer(const Layer& l, Rng& r, Isa best, std::vector<int>* ran) {
   const double tol = l.f64 ? 1e-12 : 2e-5;
   const std::vector<std::int64_t> ys = g.output_shape();
   std::vector<Array<T>> outs;
-  for (Isa isa : {best, Isa::portable}) {
+  for (Isa isa : isas) {
     Array<T> y(ys, l.strided_y);
     tconv::Options opt;
     opt.num_threads = l.threads;
@@ -303,16 +303,20 @@ void check_layer(const Layer& l, Rng& r, Isa best, std::vector<int>* ran) {
     if (!gaps_ok) fail(std::string(tconv::isa_name(isa)) + " wrote outside y: " + describe(l));
     outs.push_back(std::move(y));
   }
-  // The two ISAs against each other, element by element.
-  long double scale = 1.0L, err = 0.0L;
+  // Each vector ISA against portable (the last), element by element.
+  long double scale = 1.0L;
   for (auto v : want) scale = std::max(scale, std::fabs(v));
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const std::size_t j = outs[0].at(static_cast<std::int64_t>(i));
-    err = std::max(err, std::fabs(static_cast<long double>(outs[0].buf[j]) - outs[1].buf[j]));
+  for (std::size_t k = 0; k + 1 < outs.size(); ++k) {
+    long double err = 0.0L;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      const std::size_t j = outs[k].at(static_cast<std::int64_t>(i));
+      err = std::max(err,
+                     std::fabs(static_cast<long double>(outs[k].buf[j]) - outs.back().buf[j]));
+    }
+    if (!(err / scale <= tol))
+      fail(std::string(tconv::isa_name(isas[k])) + " vs portable: relative error " +
+           std::to_string(static_cast<double>(err / scale)) + ": " + describe(l));
   }
-  if (!(err / scale <= tol))
-    fail(std::string(tconv::isa_name(best)) + " vs portable: relative error " +
-         std::to_string(static_cast<double>(err / scale)) + ": " + describe(l));
 }
 
 void check_isa_list() {
@@ -339,9 +343,15 @@ void check_isa_list() {
   tconv::set_max_isa(Isa::portable);
   if (tconv::active_isa() != Isa::portable) fail("set_max_isa(portable) did not cap");
   tconv::set_max_isa(Isa::neon);
-  if (tconv::active_isa() != isas.front()) fail("set_max_isa(neon) must allow the best ISA");
+  if (tconv::active_isa() != (isas.front() == Isa::avx512 ? isas[1] : isas.front()))
+    fail("set_max_isa(neon) must allow the best ISA up to the avx2 / neon tier");
+  // avx2 and neon are one tier: a cap at either leaves the best vector ISA below avx512.
+  const Isa best_below_avx512 = isas.front() == Isa::avx512 ? isas[1] : isas.front();
   tconv::set_max_isa(Isa::avx2);
-  if (tconv::active_isa() != isas.front()) fail("set_max_isa(avx2) must allow the best ISA");
+  if (tconv::active_isa() != best_below_avx512)
+    fail("set_max_isa(avx2) must allow the best ISA up to avx2");
+  tconv::set_max_isa(Isa::avx512);
+  if (tconv::active_isa() != isas.front()) fail("set_max_isa(avx512) must allow the best ISA");
   ::setenv("TCONV_MAX_ISA", "portable", 1);
   if (tconv::active_isa() != Isa::portable) fail("TCONV_MAX_ISA=portable did not cap");
   ::unsetenv("TCONV_MAX_ISA");
@@ -356,23 +366,26 @@ int main(int argc, char** argv) {
   const int failed_before = g_failed;
   check_isa_list();
   if (g_failed == failed_before) ++g_passed;
-  const Isa best = tconv::available_isas().front();
-  std::vector<int> ran(3, 0);
+  // Every ISA this CPU runs, best first and portable last.
+  const std::vector<Isa> isas = tconv::available_isas();
+  const Isa best = isas.front();
+  std::vector<int> ran(4, 0);
   Rng r{20261124};
   for (int i = 0; i < configs; ++i) {
     const Layer l = draw(r);
     const int before = g_failed;
     try {
       if (l.f64)
-        check_layer<double>(l, r, best, &ran);
+        check_layer<double>(l, r, isas, &ran);
       else
-        check_layer<float>(l, r, best, &ran);
+        check_layer<float>(l, r, isas, &ran);
     } catch (const std::exception& e) {
       fail(std::string("exception: ") + e.what() + ": " + describe(l));
     }
     if (g_failed == before) ++g_passed;
   }
-  std::printf("calls per ISA: avx2 %d, neon %d, portable %d\n", ran[0], ran[2], ran[1]);
+  std::printf("calls per ISA: avx512 %d, avx2 %d, neon %d, portable %d\n", ran[3], ran[0], ran[2],
+              ran[1]);
   if (ran[static_cast<int>(best)] == 0) fail("the best ISA never ran");
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;

@@ -192,9 +192,11 @@ def test_openvino_peer_matches(name):
 def test_fma_probe_gives_a_plausible_peak(dtype):
     r = _core._fma_peak(dtype, 1, 0.01)
     assert r["fma"] == ("avx2" in tconv.available_isas())
-    # The probe issues 256-bit FMAs: two ports x 16 float32 flops at 8 GHz is 256 GFLOP/s per
-    # core, beyond any CPU; below 0.1 the probe measured nothing real.
-    bound = 256.0 if dtype == "float32" else 128.0
+    assert r["chains"] == ("avx512" if "avx512" in tconv.available_isas()
+                           else "avx2" if r["fma"] else "portable")
+    # Two ports x 32 float32 flops (512-bit FMAs) at 8 GHz is 512 GFLOP/s per core, beyond any
+    # CPU; below 0.1 the probe measured nothing real.
+    bound = 512.0 if dtype == "float32" else 256.0
     assert 0.1 < r["gflops"] < bound
     two = _core._fma_peak(dtype, 2, 0.01)
     assert 0.1 < two["gflops"] < 2 * bound

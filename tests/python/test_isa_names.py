@@ -1,5 +1,6 @@
-"""ISA names across architectures: 'neon' is known everywhere, available only on AArch64, and a
-cap at either vector ISA leaves the vector kernels of the CPU at hand."""
+"""ISA names across architectures: 'neon' is known everywhere, available only on AArch64, a
+cap at either 256-bit-tier vector ISA leaves the vector kernels of the CPU at hand, and
+'avx512' sits one tier above them."""
 
 from __future__ import annotations
 
@@ -28,12 +29,39 @@ def test_neon_listed_exactly_on_aarch64():
         assert ISAS == ["neon", "portable"]
 
 
+BEST_BELOW_AVX512 = [i for i in ISAS if i != "avx512"][0]
+
+
 @pytest.mark.parametrize("name", ["avx2", "neon", "NEON"])
 def test_vector_caps_keep_the_best_isa(restore_cap, name):
     tconv.set_max_isa("portable")
     assert _core.active_isa() == "portable"
     tconv.set_max_isa(name)
+    assert _core.active_isa() == BEST_BELOW_AVX512
+
+
+@pytest.mark.parametrize("name", ["avx512", "AVX512"])
+def test_avx512_cap_allows_the_best_isa(restore_cap, name):
+    tconv.set_max_isa("portable")
+    tconv.set_max_isa(name)
     assert _core.active_isa() == ISAS[0]
+
+
+def test_avx512_listed_only_above_avx2():
+    if "avx512" in ISAS:
+        assert ISAS[:2] == ["avx512", "avx2"]
+
+
+def test_env_cap_at_avx2_skips_avx512():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TCONV_MAX_ISA="avx2")
+    out = subprocess.run(
+        [sys.executable, "-c", "from tconv import _core; print(_core.active_isa())"],
+        env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == BEST_BELOW_AVX512
 
 
 def test_unknown_name_lists_neon(restore_cap):
