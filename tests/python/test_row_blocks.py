@@ -2,7 +2,8 @@
 
 When a row has few positions per phase and the packed weights exceed the cache, the fast path
 gives each work item a block of consecutive output rows (and, when there are too few blocks for
-the threads, a share of the output channels) so a weight panel is reused across the rows. These
+the threads, a share of the output channels) so a weight panel is reused across the rows, taken
+phase by phase. These
 layers are compared with the naive scatter of tconv.reference, and every thread count must give
 bit-identical numbers.
 """
@@ -24,6 +25,9 @@ CASES = [
     (3, 112, 40, (4, 3), (5, 3), (3, 2), (2, 1), 0, 1),  # stride 3 rows, asymmetric kernel
     (1, 160, 48, (7, 4), (3, 3), 1, 2, 0, 2),          # stride 1 with dilation
     (1, 64, 40, (3, 4, 5), (3, 3, 3), 2, 1, 0, 1),     # 3-D: blocks along the middle dim
+    # 256 channels: 1 KiB (float32) / 2 KiB (float64) per buffered position, the pitch that
+    # gets a cache line of padding; stride 3 rows taken phase by phase within a block.
+    (2, 256, 40, (5, 6), (5, 4), (3, 2), (1, 2), (2, 0), 1),
 ]
 
 

@@ -262,9 +262,17 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   nxb = ceil_div(qmax, qblock);
   const std::int64_t xlen_max = qblock + cmax - cmin;
   const std::int64_t xlen_alloc = spatial ? xlen_max + ks.spatial_tile : xlen_max;
-  const std::int64_t a_ms = spatial ? 1 : cin_g;
+  // The channel kernels broadcast from up to 12 positions of a buffer row at once, a position
+  // pitch apart. A pitch that is a multiple of 1 KiB (512 float64 channels: 4 KiB) puts those
+  // lines in one or a few L1 sets, where they evict each other and the weights; one extra
+  // cache line per position spreads them over the sets.
+  const std::int64_t cin_pitch =
+      !spatial && (cin_g * static_cast<std::int64_t>(sizeof(T))) % 1024 == 0
+          ? cin_g + 64 / static_cast<std::int64_t>(sizeof(T))
+          : cin_g;
+  const std::int64_t a_ms = spatial ? 1 : cin_pitch;
   const std::int64_t a_ks = spatial ? xlen_alloc : 1;
-  const std::int64_t slot_stride = xlen_alloc * cin_g;
+  const std::int64_t slot_stride = xlen_alloc * (spatial ? cin_g : cin_pitch);
 
   // Each micro-kernel call streams a panel's packed weights for the taps of one phase and uses
   // them for the call's qblock positions. Short rows (DCGAN's 8 or 16 positions) with weights
@@ -467,7 +475,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         // block still has its zeros.
         const std::int64_t lo = std::clamp<std::int64_t>(-i0, 0, xlen);
         const std::int64_t hi = std::clamp<std::int64_t>(in_x - i0, lo, xlen);
-        const std::int64_t ds_x = spatial ? 1 : cin_g, ds_c = spatial ? xlen_alloc : 1;
+        const std::int64_t ds_x = spatial ? 1 : cin_pitch, ds_c = spatial ? xlen_alloc : 1;
         if (s.halo[slot] != xb) {
           s.halo[slot] = xb;
           for (std::int64_t ci = 0; ci < cin_g; ++ci) {
@@ -479,7 +487,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         // Walk the source along its unit-stride axis (x in channels_first, C in channels_last).
         const T* base = src + i0 * xs_x;
         if (!spatial && xs_x == 1 && ks.transpose) {
-          ks.transpose(base + lo, xs_c, dst + lo * cin_g, cin_g, cin_g, hi - lo, false);
+          ks.transpose(base + lo, xs_c, dst + lo * cin_pitch, cin_pitch, cin_g, hi - lo, false);
         } else if (spatial && xs_x == 1) {
           // Contiguous rows (channels_first): whole-row copies, and the same row one step
           // further along the outer dim requested now, since the next output rows read it
@@ -497,7 +505,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         } else if (!spatial && xs_c == 1) {
           // Channels contiguous (channels_last): each position's channels are one run.
           for (std::int64_t xi = lo; xi < hi; ++xi)
-            std::copy_n(base + xi * xs_x, cin_g, dst + xi * cin_g);
+            std::copy_n(base + xi * xs_x, cin_g, dst + xi * cin_pitch);
         } else if (std::abs(xs_x) <= std::abs(xs_c)) {
           // A transposition when the buffer is channels-last: in 16 x 16 tiles, so both sides
           // move whole cache lines.
@@ -652,9 +660,16 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     const std::int64_t row0 = line * line_len + blk * block_rows;
     const std::int64_t row1 = std::min(row0 + block_rows, (line + 1) * line_len);
     const std::int64_t pa = part * panels_per_item, pb = std::min(pk.panels, pa + panels_per_item);
+    // A block's rows by phase of the last outer dim: rows of one phase use that phase's part
+    // of the panel's weights only, so the part that must stay in cache while the block's rows
+    // go by is 1 / stride of the panel (DCGAN float64: 512 KiB of a 1 MiB panel, beside the
+    // block's input rows in a 1 MiB L2).
+    const std::int64_t sy = xd >= 1 ? g.stride[xd - 1] : 1;
     for (std::int64_t gi = 0; gi < pk.groups; ++gi)
       for (std::int64_t panel = pa; panel < pb; ++panel)
-        for (std::int64_t row = row0; row < row1; ++row) row_pass(s, row, xb, gi, panel);
+        for (std::int64_t ry = 0; ry < sy; ++ry)
+          for (std::int64_t row = row0; row < row1; ++row)
+            if ((row % line_len) % sy == ry) row_pass(s, row, xb, gi, panel);
   };
   // Runs of consecutive items per thread: consecutive rows share input rows (see above).
   detail::parallel_for(items, threads, body, detail::Schedule::runs);
