@@ -231,11 +231,13 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
       if (!cache->packed || !cache->packed->matches(g) ||
           (algo == kernels::phase::Algo::channel && cache->packed->width != width))
         cache->packed = std::make_shared<const kernels::phase::Packed<T>>(
-            kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads));
+            kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads,
+                                 ks.transpose));
       packed = cache->packed;
     } else {
       packed = std::make_shared<const kernels::phase::Packed<T>>(
-          kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads));
+          kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads,
+                                 ks.transpose));
     }
     t_last_memory.packed_weight_bytes = packed->bytes();
     t_last_memory.scratch_bytes =

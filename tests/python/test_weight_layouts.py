@@ -42,6 +42,7 @@ def _views(w: np.ndarray):
     (8, 5, 2, (4, 4), 2, 1),      # groups, 5 outputs per group
     (6, 3, 3, (3, 2), (2, 1), 0),  # tiny C_out per group
     (5, 24, 1, (2, 2), 2, 0),     # kernel == stride
+    (35, 9, 1, (4, 4), 2, 1),     # input channels packed in runs of 16, the last one partial
 ])
 def test_layouts_agree_with_reference(dtype, data_format, cin, cout_g, groups, kernel, stride,
                                       padding):

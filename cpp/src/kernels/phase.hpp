@@ -54,10 +54,11 @@ struct Packed {
 // Which algorithm the micro-kernels run for this layer.
 Algo choose_algo(const Geometry& g);
 
-// On up to `threads` threads (the weights of large layers are megabytes).
+// On up to `threads` threads (the weights of large layers are megabytes). `transpose` (the
+// ISA's, or null) turns PyTorch-layout blocks around in vector registers.
 template <class T>
 Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w_strides,
-               Algo algo, std::int64_t nr, int threads);
+               Algo algo, std::int64_t nr, int threads, TransposeFn<T> transpose = nullptr);
 
 // Whether run_shuffle handles this layer: no padding, output padding or dilation, every dim
 // either kernel == stride or a single input position (so each output comes from exactly one
