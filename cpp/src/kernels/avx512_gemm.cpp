@@ -21,6 +21,9 @@ struct F32 {
   using T = float;
   using V = __m512;
   static constexpr int L = 16;
+  // See F64::kPrefetchWeights: in float32 a k-step does twice the flops per weight byte and
+  // the hardware prefetcher keeps up; the extra loads cost ~5 % on K = 128 layers.
+  static constexpr bool kPrefetchWeights = false;
   static V zero() { return _mm512_setzero_ps(); }
   static V load(const T* p) { return _mm512_loadu_ps(p); }
   static V bcast(const T* p) { return _mm512_set1_ps(*p); }
@@ -38,6 +41,10 @@ struct F64 {
   using T = double;
   using V = __m512d;
   static constexpr int L = 8;
+  // The weights stream once per call, 8 bytes per flop pair; when a panel comes from L3
+  // (short rows with large weights) the hardware prefetcher falls behind. Prefetching eight
+  // k-steps (1 KiB) ahead: DCGAN 512->256 float64 about 38 -> 49 GFLOP/s on one thread.
+  static constexpr bool kPrefetchWeights = true;
   static V zero() { return _mm512_setzero_pd(); }
   static V load(const T* p) { return _mm512_loadu_pd(p); }
   static V bcast(const T* p) { return _mm512_set1_pd(*p); }
@@ -86,6 +93,10 @@ void channel_tile(const GemmCall<typename S::T>& g, const typename S::T* a,
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
     for (std::int64_t k = 0; k < K; ++k) {
+      if constexpr (S::kPrefetchWeights) {
+        _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR + L), _MM_HINT_T0);
+      }
       const V w0 = S::load(bp);
       const V w1 = S::load(bp + L);
 #define TCONV_STEP(i)                                                      \
