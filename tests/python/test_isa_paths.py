@@ -258,3 +258,20 @@ def test_kernel_equal_stride_and_one_pixel_inputs_match_portable(cfg, isa_cap):
         assert_close(outs[0], want, cfg["dtype"])
         for o in outs[1:]:
             assert np.array_equal(o.view(np.uint8), outs[0].view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_equal_stride_on_an_input_beyond_the_caches_matches_portable(dtype, isa_cap):
+    """channels_last, kernel == stride, an input over 2 MiB: the GEMM reads it in place and
+    fetches its rows ahead on the first tap; the numbers are those of the portable kernel."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 43, 41, 320)).astype(dtype)  # odd sizes: partial tiles
+    assert x.nbytes > 2 << 20
+    w = rng.standard_normal((2, 2, 40, 320)).astype(dtype)
+    b = rng.standard_normal(40).astype(dtype)
+    kw = dict(stride=2, data_format="channels_last")
+    want = run("portable", 1, x, w, b, **kw)
+    for isa in ISAS:
+        outs = [run(isa, t, x, w, b, **kw) for t in (1, 2)]
+        assert_close(outs[0], want, dtype)
+        assert np.array_equal(outs[1], outs[0])

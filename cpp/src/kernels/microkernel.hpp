@@ -30,6 +30,9 @@ struct GemmCall {
   std::int64_t c_ms, c_ns;
   std::int64_t m, n;  // rows to compute; valid columns (<= the kernel's width)
   const T* bias;      // n values, or null for zero
+  // A hint: the A rows are read from main memory for the first time (a_ks must be 1), so the
+  // kernel fetches each row's next lines ahead of the k loop. Kernels may ignore it.
+  bool prefetch_a = false;
 };
 
 template <class T>
