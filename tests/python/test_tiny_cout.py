@@ -113,3 +113,35 @@ def test_suite_like_tiny_cout_layers(xs, ws, kw, dtype, threads_restored):
         got[threads] = tconv.ConvTranspose(w, b, **kw)(x)
         assert_close_in_norm(got[threads], want, dtype)
     assert np.array_equal(got[1].view(np.uint8), got[2].view(np.uint8))
+
+
+# Every (output channels, phases) pair of the multi-phase kernel, on rows that leave a partial
+# vector at either width (37 positions: 2 x 16 + 5 floats, 4 x 8 + 5 doubles) and on rows
+# longer than one tile of the widest kinds (100 positions), with kernels whose every shift
+# feeds every phase (k = 2s) and kernels with shifts feeding some phases only (k = 2s + 1,
+# run in pairs with a partner shift), in both data layouts (interleaved vector stores for
+# channels_first, element stores for channels_last). Checked on every instruction set.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride", [2, 3, 4])
+@pytest.mark.parametrize("cout", [1, 2, 3, 4])
+def test_multi_phase_rows_every_channel_and_phase_count(cout, stride, dtype):
+    rng = np.random.default_rng(cout * 10 + stride)
+    try:
+        for width in (37, 100):
+            for k in (2 * stride, 2 * stride + 1):
+                x = rng.standard_normal((1, 3, width)).astype(dtype)
+                w = rng.standard_normal((3, cout, k)).astype(dtype)
+                b = rng.standard_normal(cout).astype(dtype)
+                kw = dict(stride=stride, padding=1)
+                want = reference.conv_transpose(x, w, b, **kw)
+                x_cl = np.ascontiguousarray(x.transpose(0, 2, 1))
+                w_cl = np.ascontiguousarray(w.transpose(2, 1, 0))
+                for isa in tconv.available_isas():
+                    tconv.set_max_isa(isa)
+                    got = tconv.conv_transpose(x, w, b, **kw)
+                    assert_close_in_norm(got, want, dtype, msg=f"{isa} width {width} k {k}")
+                    got = tconv.conv_transpose(x_cl, w_cl, b, data_format="channels_last", **kw)
+                    assert_close_in_norm(got.transpose(0, 2, 1), want, dtype,
+                                         msg=f"{isa} width {width} k {k} channels_last")
+    finally:
+        tconv.set_max_isa(tconv.available_isas()[0])

@@ -11,6 +11,9 @@ void dw_rows_f32(const DwRowsCall<float>& c);
 void dw_rows_f64(const DwRowsCall<double>& c);
 void dw_pixels_f32(const DwPixelsCall<float>& c);
 void dw_pixels_f64(const DwPixelsCall<double>& c);
+// The multi-phase kernel (the AVX-512 one hands it the calls it does no better).
+bool phase_f32(const PhaseCall<float>& g);
+bool phase_f64(const PhaseCall<double>& g);
 
 KernelSet<double> kernels_f64();
 

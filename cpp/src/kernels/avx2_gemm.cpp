@@ -545,15 +545,15 @@ bool phase_gemm(const PhaseCall<typename S::T>& g) {
   }
 }
 
-bool phase_f32(const PhaseCall<float>& g) { return phase_gemm<F32>(g); }
-bool phase_f64(const PhaseCall<double>& g) { return phase_gemm<F64>(g); }
-
 void channel_f32(const GemmCall<float>& g) { channel_gemm<F32>(g); }
 void channel_f64(const GemmCall<double>& g) { channel_gemm<F64>(g); }
 void spatial_f32(const GemmCall<float>& g) { spatial_gemm<F32>(g); }
 void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
 
 }  // namespace
+
+bool phase_f32(const PhaseCall<float>& g) { return phase_gemm<F32>(g); }
+bool phase_f64(const PhaseCall<double>& g) { return phase_gemm<F64>(g); }
 
 // The multi-phase kernel's tail reads up to one vector past the last row.
 KernelSet<float> kernels_f32() {

@@ -6,9 +6,15 @@
 
 namespace tconv::kernels::avx512 {
 
-// The channel-vector GEMM is the 512-bit one; the other members are the AVX2 kernels (a
-// 512-bit machine runs them, and their shapes gain nothing from wider vectors).
+// The channel-vector GEMM and the multi-phase kernel are the 512-bit ones; the other members
+// are the AVX2 kernels (a 512-bit machine runs them, and they did no better at this width).
 KernelSet<float> kernels_f32();
 KernelSet<double> kernels_f64();
+
+// The multi-phase kernel (avx512_spatial.cpp); it reads nothing past the row buffer's rows
+// itself, and hands the calls of one vector or less to the AVX2 kernel (which reads up to one
+// 256-bit vector past them: spatial_tile stays the AVX2 one).
+bool phase_f32(const PhaseCall<float>& g);
+bool phase_f64(const PhaseCall<double>& g);
 
 }  // namespace tconv::kernels::avx512

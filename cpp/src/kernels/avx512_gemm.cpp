@@ -194,12 +194,14 @@ KernelSet<float> kernels_f32() {
   KernelSet<float> ks = avx2::kernels_f32();
   ks.channel_gemm = channel_f32;
   ks.nr = 2 * F32::L;
+  ks.phase_gemm = phase_f32;
   return ks;
 }
 KernelSet<double> kernels_f64() {
   KernelSet<double> ks = avx2::kernels_f64();
   ks.channel_gemm = channel_f64;
   ks.nr = 2 * F64::L;
+  ks.phase_gemm = phase_f64;
   return ks;
 }
 

@@ -1,0 +1,348 @@
+// AVX-512F multi-phase spatial-vector kernel (tiny C_out): vectors over output positions, every
+// output channel and every phase of the last dim in registers, like the AVX2 one in
+// avx2_gemm.cpp.
+//
+// What the 512-bit form changes: 32 registers hold up to 24 accumulators (a 64-position row
+// of three or four phases in one tile instead of two or three), and the last vector of a tile
+// is loaded and stored under a mask register, so a tail reads nothing past the row and needs
+// no second code path. The phases are interleaved into the output row with lane permutes,
+// tails included. The calls it measured no faster on go to the AVX2 kernel (see use_avx2).
+//
+// The spatial-vector GEMM without phases stays the AVX2 one: its rows are short (one phase)
+// and at this width its 1-channel tiles hold half as many accumulators, which lost on
+// stride-1 layers here.
+//
+// Built with -mavx512f -mavx2 -mfma for this file only; internal linkage except the entry
+// points and no standard-library templates, for the same reason as avx2_gemm.cpp.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/avx2.hpp"
+#include "kernels/avx512.hpp"
+
+namespace tconv::kernels::avx512 {
+namespace {
+
+struct F32 {
+  using T = float;
+  using V = __m512;
+  using K = __mmask16;
+  static constexpr int L = 16;
+  // Calls the AVX2 kernel runs as fast: rows of one vector (too few FMA chains at this width),
+  // and 3 channels x 2 phases (DCGAN's RGB head: measured even with AVX2 at every row length
+  // tried; its six broadcasts per step are the bottleneck at either width).
+  static bool use_avx2(const PhaseCall<T>& g) {
+    return (g.m <= L || (g.n == 3 && g.phases == 2)) && !(g.n == 4 && g.phases == 4);
+  }
+  static bool fallback(const PhaseCall<T>& g) { return avx2::phase_f32(g); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const T* p) { return _mm512_loadu_ps(p); }
+  static V loadm(const T* p, K k) { return _mm512_maskz_loadu_ps(k, p); }
+  static V bcast(const T* p) { return _mm512_set1_ps(*p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+  static void storem(T* p, K k, V v) { _mm512_mask_storeu_ps(p, k, v); }
+  // Lanes below n (0 <= n <= L).
+  static K first(std::int64_t n) {
+    return n >= L ? static_cast<K>(0xFFFF) : static_cast<K>((1u << n) - 1u);
+  }
+  // Lane e of the result: v[idx[e]] where mask has lane e, else the lane of `into`.
+  static V place(V into, K mask, const std::int64_t* idx, V v) {
+    const __m512i i = _mm512_setr_epi32(
+        static_cast<int>(idx[0]), static_cast<int>(idx[1]), static_cast<int>(idx[2]),
+        static_cast<int>(idx[3]), static_cast<int>(idx[4]), static_cast<int>(idx[5]),
+        static_cast<int>(idx[6]), static_cast<int>(idx[7]), static_cast<int>(idx[8]),
+        static_cast<int>(idx[9]), static_cast<int>(idx[10]), static_cast<int>(idx[11]),
+        static_cast<int>(idx[12]), static_cast<int>(idx[13]), static_cast<int>(idx[14]),
+        static_cast<int>(idx[15]));
+    return _mm512_mask_permutexvar_ps(into, mask, i, v);
+  }
+};
+
+struct F64 {
+  using T = double;
+  using V = __m512d;
+  using K = __mmask8;
+  static constexpr int L = 8;
+  static bool use_avx2(const PhaseCall<T>& g) {
+    return g.m <= L && !(g.n == 4 && g.phases == 4);
+  }
+  static bool fallback(const PhaseCall<T>& g) { return avx2::phase_f64(g); }
+  static V zero() { return _mm512_setzero_pd(); }
+  static V load(const T* p) { return _mm512_loadu_pd(p); }
+  static V loadm(const T* p, K k) { return _mm512_maskz_loadu_pd(k, p); }
+  static V bcast(const T* p) { return _mm512_set1_pd(*p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+  static void storem(T* p, K k, V v) { _mm512_mask_storeu_pd(p, k, v); }
+  static K first(std::int64_t n) {
+    return n >= L ? static_cast<K>(0xFF) : static_cast<K>((1u << n) - 1u);
+  }
+  static V place(V into, K mask, const std::int64_t* idx, V v) {
+    const __m512i i = _mm512_setr_epi64(idx[0], idx[1], idx[2], idx[3], idx[4], idx[5], idx[6],
+                                        idx[7]);
+    return _mm512_mask_permutexvar_pd(into, mask, i, v);
+  }
+};
+
+// Accumulators as named variables (GCC keeps a loop-carried array of vectors in memory, a
+// store per FMA); X(i) applies a step to accumulator i when it is in use.
+#define TCONV_ACC24(X)                                                                      \
+  X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) \
+  X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+
+constexpr int kAcc = 24;
+
+// ---- multi-phase spatial kernel: CO channels x PH phases x MV position vectors --------------
+// Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
+
+#define TCONV_ACC_REFS(V)                                                                    \
+  V &r0, V &r1, V &r2, V &r3, V &r4, V &r5, V &r6, V &r7, V &r8, V &r9, V &r10, V &r11,      \
+      V &r12, V &r13, V &r14, V &r15, V &r16, V &r17, V &r18, V &r19, V &r20, V &r21, V &r22, \
+      V &r23
+
+template <class S, int CO, int PH, int MV, int MASK, int MASKB>
+__attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
+                                                   const typename S::T* const* bp,
+                                                   const typename S::T* apb,
+                                                   const typename S::T* const* bpb,
+                                                   std::int64_t K, std::int64_t ks,
+                                                   std::int64_t ld, typename S::K last,
+                                                   TCONV_ACC_REFS(typename S::V)) {
+  using V = typename S::V;
+  using T = typename S::T;
+  constexpr int L = S::L;
+  constexpr int COUNT = CO * PH * MV;
+  // Phase ph reads its weights from pair A when MASK has it, else from pair B.
+  const T* b[4];
+  for (int ph = 0; ph < 4; ++ph) b[ph] = ph < PH ? (((MASK >> ph) & 1) ? bp[ph] : bpb[ph]) : bp[0];
+  const T* b0 = b[0];
+  const T* b1 = b[1];
+  const T* b2 = b[2];
+  const T* b3 = b[3];
+  // The input vectors of step k + 1 are loaded during step k, into the registers step k has
+  // just finished with: values carried across iterations stay in registers, where a load used
+  // by several FMAs in the same step is folded into each of them by the compiler (a 64-byte
+  // load per FMA, most of them split across cache lines). The last step reloads its own row
+  // (no read past the pair's K rows).
+#define TCONV_A(v, P, USE)                                          \
+  V P##v = S::zero();                                               \
+  if constexpr ((USE) && (v) < MV - 1) P##v = S::load(P + (v) * L); \
+  if constexpr ((USE) && (v) == MV - 1) P##v = S::loadm(P + (v) * L, last);
+  TCONV_A(0, ap, true) TCONV_A(1, ap, true) TCONV_A(2, ap, true) TCONV_A(3, ap, true)
+  TCONV_A(4, ap, true) TCONV_A(5, ap, true)
+  TCONV_A(0, apb, MASKB != 0) TCONV_A(1, apb, MASKB != 0) TCONV_A(2, apb, MASKB != 0)
+  TCONV_A(3, apb, MASKB != 0) TCONV_A(4, apb, MASKB != 0) TCONV_A(5, apb, MASKB != 0)
+#undef TCONV_A
+  for (std::int64_t k = 0; k < K; ++k) {
+    const std::int64_t step = k + 1 < K ? ks : 0;
+#define TCONV_STEP(i, M, P)                                                                 \
+  if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                            \
+    constexpr int ph = ((i) / MV) % PH;                                                     \
+    constexpr int v = (i) % MV;                                                             \
+    const T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3;                          \
+    const V av = v == 0 ? P##0 : v == 1 ? P##1 : v == 2 ? P##2 : v == 3 ? P##3 : v == 4 ? P##4 \
+                                                                                : P##5;      \
+    r##i = S::fma(av, S::bcast(bq + (i) / (PH * MV)), r##i);                                \
+  }
+#define TCONV_NEXT(v, P)                                         \
+  if constexpr ((v) < MV - 1) P##v = S::load(P + (v) * L);       \
+  if constexpr ((v) == MV - 1) P##v = S::loadm(P + (v) * L, last);
+#define TCONV_STEP_A(i) TCONV_STEP(i, MASK, ap)
+#define TCONV_STEP_B(i) TCONV_STEP(i, MASKB, apb)
+    TCONV_ACC24(TCONV_STEP_A)
+    ap += step;
+    TCONV_NEXT(0, ap) TCONV_NEXT(1, ap) TCONV_NEXT(2, ap) TCONV_NEXT(3, ap) TCONV_NEXT(4, ap)
+    TCONV_NEXT(5, ap)
+    if constexpr (MASKB != 0) {
+      TCONV_ACC24(TCONV_STEP_B)
+      apb += step;
+      TCONV_NEXT(0, apb) TCONV_NEXT(1, apb) TCONV_NEXT(2, apb) TCONV_NEXT(3, apb)
+      TCONV_NEXT(4, apb) TCONV_NEXT(5, apb)
+    }
+#undef TCONV_STEP_A
+#undef TCONV_STEP_B
+#undef TCONV_NEXT
+#undef TCONV_STEP
+    b0 += ld;
+    b1 += ld;
+    b2 += ld;
+    b3 += ld;
+  }
+}
+
+// Where each lane of an interleaved output vector comes from: output vector j of a group of PH
+// (the PH * L outputs of L positions) has lane e = output j * L + e, phase (j * L + e) % PH,
+// position (j * L + e) / PH.
+template <int L, int PH>
+struct Interleave {
+  std::int64_t pos[PH][L];
+  unsigned mask[PH][PH];  // [j][ph]: the lanes of output vector j taken from phase ph
+  constexpr Interleave() : pos(), mask() {
+    for (int j = 0; j < PH; ++j)
+      for (int e = 0; e < L; ++e) {
+        pos[j][e] = (j * L + e) / PH;
+        mask[j][(j * L + e) % PH] |= 1u << e;
+      }
+  }
+};
+
+template <class S, int CO, int PH, int MV>
+void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typename S::T* c,
+                std::int64_t rows) {
+  using T = typename S::T;
+  using V = typename S::V;
+  using K = typename S::K;
+  constexpr int L = S::L;
+  constexpr int COUNT = CO * PH * MV;
+  constexpr int FULL = (1 << PH) - 1;
+  static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
+  const K last = S::first(rows - (MV - 1) * L);
+#define TCONV_DECL(i) \
+  V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + (i) / (PH * MV)) : S::zero();
+  TCONV_ACC24(TCONV_DECL)
+#undef TCONV_DECL
+  for (std::int64_t p = 0; p < g.pairs; ++p) {
+    const std::int64_t partner = g.partner ? g.partner[p] : -1;
+    if (partner == -2) continue;
+    const T* ap = a + g.a_off[p];
+    const T* bp[4] = {g.b, g.b, g.b, g.b};
+    int mask = 0;
+    for (int ph = 0; ph < PH; ++ph) {
+      const std::int64_t off = g.b_off[p * PH + ph];
+      if (off >= 0) {
+        bp[ph] = g.b + off;
+        mask |= 1 << ph;
+      }
+    }
+    const T* apb = ap;
+    const T* bpb[4] = {g.b, g.b, g.b, g.b};
+    if (partner >= 0) {
+      apb = a + g.a_off[partner];
+      for (int ph = 0; ph < PH; ++ph) {
+        const std::int64_t off = g.b_off[partner * PH + ph];
+        if (off >= 0) bpb[ph] = g.b + off;
+      }
+    }
+#define TCONV_ARGS                                                                          \
+  r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17, r18, r19, \
+      r20, r21, r22, r23
+#define TCONV_CASE(M)                                                                         \
+  case M:                                                                                     \
+    if constexpr (M < (1 << PH)) {                                                            \
+      if (partner >= 0) {                                                                     \
+        if constexpr (M != FULL)                                                              \
+          phase_k<S, CO, PH, MV, M, FULL ^ M>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld, last,   \
+                                               TCONV_ARGS);                                  \
+      } else {                                                                                \
+        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, last, TCONV_ARGS);  \
+      }                                                                                       \
+    }                                                                                         \
+    break;
+    switch (mask) {
+      TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
+      TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11) TCONV_CASE(12)
+      TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
+      default: break;
+    }
+#undef TCONV_CASE
+#undef TCONV_ARGS
+  }
+  alignas(64) T tmp[COUNT * L];
+#define TCONV_SPILL(i) \
+  if constexpr ((i) < COUNT) S::store(tmp + (i) * L, r##i);
+  TCONV_ACC24(TCONV_SPILL)
+#undef TCONV_SPILL
+  // A contiguous output row (channels_first): the phases interleaved in registers, the
+  // outputs past the tile's rows masked off.
+  if (g.c_ps == 1 && g.c_ms == PH) {
+    static constexpr Interleave<L, PH> il;
+    const std::int64_t outputs = rows * PH;
+    for (int co = 0; co < CO; ++co)
+      for (int v = 0; v < MV; ++v) {
+        T* out = c + co * g.c_ns + v * L * PH;
+        const T* src = tmp + co * PH * MV * L + v * L;
+        V s[PH];
+        for (int ph = 0; ph < PH; ++ph) s[ph] = S::load(src + ph * MV * L);
+        for (int j = 0; j < PH; ++j) {
+          V o = S::zero();
+          for (int ph = 0; ph < PH; ++ph)
+            o = S::place(o, static_cast<K>(il.mask[j][ph]), il.pos[j], s[ph]);
+          const std::int64_t done = (v * PH + j) * L;
+          if (done + L <= outputs) {
+            S::store(out + j * L, o);
+          } else if (done < outputs) {
+            S::storem(out + j * L, S::first(outputs - done), o);
+          }
+        }
+      }
+    return;
+  }
+  for (int co = 0; co < CO; ++co)
+    for (int ph = 0; ph < PH; ++ph) {
+      T* out = c + co * g.c_ns + ph * g.c_ps;
+      const T* src = tmp + (co * PH + ph) * MV * L;
+      for (std::int64_t r = 0; r < rows; ++r) out[r * g.c_ms] = src[r];
+    }
+}
+
+template <class S, int CO, int PH, int MOST>
+bool phase_rows(const PhaseCall<typename S::T>& g) {
+  constexpr int L = S::L;
+  // The row's vectors spread evenly over the fewest tiles of at most MOST: 5 vectors of a
+  // 4-vector kind run as 3 + 2, never 4 + 1 (a 1-vector tile has too few FMA chains).
+  const std::int64_t vectors = (g.m + L - 1) / L;
+  const std::int64_t tiles = (vectors + MOST - 1) / MOST;
+  std::int64_t v0 = 0;
+  for (std::int64_t t = 0; t < tiles; ++t) {
+    const std::int64_t mv = (vectors - v0 + (tiles - t) - 1) / (tiles - t);
+    const std::int64_t m = v0 * L;
+    const std::int64_t rows = (v0 + mv) * L <= g.m ? mv * L : g.m - m;
+    const auto* a = g.a + m;
+    auto* c = g.c + m * g.c_ms;
+    switch (mv) {
+      case 1: phase_tile<S, CO, PH, 1>(g, a, c, rows); break;
+      case 2: if constexpr (MOST >= 2) phase_tile<S, CO, PH, 2>(g, a, c, rows); break;
+      case 3: if constexpr (MOST >= 3) phase_tile<S, CO, PH, 3>(g, a, c, rows); break;
+      case 4: if constexpr (MOST >= 4) phase_tile<S, CO, PH, 4>(g, a, c, rows); break;
+      case 5: if constexpr (MOST >= 5) phase_tile<S, CO, PH, 5>(g, a, c, rows); break;
+      case 6: if constexpr (MOST >= 6) phase_tile<S, CO, PH, 6>(g, a, c, rows); break;
+      default: break;
+    }
+    v0 += mv;
+  }
+  return true;
+}
+
+// At most 24 accumulators, and accumulators plus the input vectors of two pairs (a pass with
+// a partner) at most 28 registers: the rest hold broadcasts.
+template <class S>
+bool phase_gemm(const PhaseCall<typename S::T>& g) {
+  if (S::use_avx2(g)) return S::fallback(g);
+  switch (g.n * 8 + g.phases) {
+    case 1 * 8 + 2: return phase_rows<S, 1, 2, 6>(g);
+    case 1 * 8 + 3: return phase_rows<S, 1, 3, 5>(g);
+    case 1 * 8 + 4: return phase_rows<S, 1, 4, 4>(g);
+    case 2 * 8 + 2: return phase_rows<S, 2, 2, 4>(g);
+    case 2 * 8 + 3: return phase_rows<S, 2, 3, 3>(g);
+    case 2 * 8 + 4: return phase_rows<S, 2, 4, 2>(g);
+    case 3 * 8 + 2: return phase_rows<S, 3, 2, 3>(g);
+    case 3 * 8 + 3: return phase_rows<S, 3, 3, 2>(g);
+    case 3 * 8 + 4: return phase_rows<S, 3, 4, 2>(g);
+    case 4 * 8 + 2: return phase_rows<S, 4, 2, 3>(g);
+    case 4 * 8 + 3: return phase_rows<S, 4, 3, 2>(g);
+    case 4 * 8 + 4: return phase_rows<S, 4, 4, 1>(g);
+    default: return false;
+  }
+}
+
+}  // namespace
+
+bool phase_f32(const PhaseCall<float>& g) { return phase_gemm<F32>(g); }
+bool phase_f64(const PhaseCall<double>& g) { return phase_gemm<F64>(g); }
+
+}  // namespace tconv::kernels::avx512
+
+#undef TCONV_ACC24
+#undef TCONV_ACC_REFS
