@@ -195,6 +195,7 @@ KernelSet<float> kernels_f32() {
   ks.channel_gemm = channel_f32;
   ks.nr = 2 * F32::L;
   ks.phase_gemm = phase_f32;
+  ks.mr = kMR;
   return ks;
 }
 KernelSet<double> kernels_f64() {
@@ -202,6 +203,7 @@ KernelSet<double> kernels_f64() {
   ks.channel_gemm = channel_f64;
   ks.nr = 2 * F64::L;
   ks.phase_gemm = phase_f64;
+  ks.mr = kMR;
   return ks;
 }
 

@@ -162,6 +162,9 @@ struct KernelSet {
   PhaseFn<T> phase_gemm;  // may be null
   DwRowsFn<T> dw_rows;      // may be null (the depthwise driver's scalar kernels then)
   DwPixelsFn<T> dw_pixels;  // may be null
+  // Rows of the channel kernel's full tile: the driver cuts long rows into blocks of whole
+  // tiles, so that a block does not end in a tile too short to hide the FMA latency.
+  std::int64_t mr = 6;
 };
 
 }  // namespace tconv::kernels
