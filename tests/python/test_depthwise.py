@@ -185,3 +185,20 @@ def test_larger_rows_match_on_both_threads(restore_runtime, layer):
     two = tconv.conv_transpose(x, w, b, **kw)
     assert_close_in_norm(one, want, np.float32)
     np.testing.assert_array_equal(one, two)
+
+
+# channels_last runs vectors along the channels in blocks of four vectors: channel counts
+# past one block (of 16-lane vectors too), whole and with a tail of one to four vectors, the
+# last one partial. Every ISA, against the reference.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [64, 100, 129, 190])
+def test_channels_last_blocks_and_tails_past_one_block(restore_runtime, c, dtype):
+    rng = np.random.default_rng(c)
+    x = rng.standard_normal((1, 4, 5, c)).astype(dtype)
+    w = rng.standard_normal((4, 3, 1, c)).astype(dtype)
+    b = rng.standard_normal(c).astype(dtype)
+    kw = dict(stride=2, padding=1, groups=c, data_format="channels_last")
+    want = reference(x, w, b, **kw)
+    for isa in ISAS:
+        tconv.set_max_isa(isa)
+        assert_close_in_norm(tconv.conv_transpose(x, w, b, **kw), want, dtype, msg=isa)

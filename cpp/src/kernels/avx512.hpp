@@ -6,8 +6,9 @@
 
 namespace tconv::kernels::avx512 {
 
-// The channel-vector GEMM and the multi-phase kernel are the 512-bit ones; the other members
-// are the AVX2 kernels (a 512-bit machine runs them, and they did no better at this width).
+// The channel-vector GEMM, the multi-phase kernel and the channels_last depthwise kernel are
+// the 512-bit ones; the other members are the AVX2 kernels (a 512-bit machine runs them, and
+// they did no better at this width).
 KernelSet<float> kernels_f32();
 KernelSet<double> kernels_f64();
 
@@ -16,5 +17,8 @@ KernelSet<double> kernels_f64();
 // 256-bit vector past them: spatial_tile stays the AVX2 one).
 bool phase_f32(const PhaseCall<float>& g);
 bool phase_f64(const PhaseCall<double>& g);
+// The channels_last depthwise kernel (avx512_depthwise.cpp).
+void dw_pixels_f32(const DwPixelsCall<float>& c);
+void dw_pixels_f64(const DwPixelsCall<double>& c);
 
 }  // namespace tconv::kernels::avx512

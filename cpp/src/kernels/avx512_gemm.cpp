@@ -196,6 +196,7 @@ KernelSet<float> kernels_f32() {
   ks.nr = 2 * F32::L;
   ks.phase_gemm = phase_f32;
   ks.mr = kMR;
+  ks.dw_pixels = dw_pixels_f32;
   return ks;
 }
 KernelSet<double> kernels_f64() {
@@ -204,6 +205,7 @@ KernelSet<double> kernels_f64() {
   ks.nr = 2 * F64::L;
   ks.phase_gemm = phase_f64;
   ks.mr = kMR;
+  ks.dw_pixels = dw_pixels_f64;
   return ks;
 }
 
