@@ -280,19 +280,25 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   // near 64 KiB: within L2, and a small fraction of any sizeable output.
   const bool via_row = !spatial && std::abs(p.y_strides[c_axis]) != 1;
   const bool multi = spatial && ks.phase_gemm && sx >= 2 && sx <= 4;
+  const std::int64_t per_q =
+      ((via_row ? sx * cout_g : 0) + cached * cin_g) * static_cast<std::int64_t>(sizeof(T));
   {
-    const std::int64_t per_q =
-        ((via_row ? sx * cout_g : 0) + cached * cin_g) * static_cast<std::int64_t>(sizeof(T));
     const std::int64_t fit = (std::int64_t(64) << 10) / per_q;
     nxb = std::max(nxb, ceil_div(qmax, std::max<std::int64_t>(12, fit)));
   }
-  // Blocks of whole channel tiles (6 rows in AVX2, 12 in AVX-512): a split row must not leave
-  // short tiles behind (cyclegan 256->128 NCHW with AVX-512: 18-position blocks ran 9-row
-  // tiles at 101 GFLOP/s, 24-position blocks 12-row tiles at 105).
-  const std::int64_t mr = std::max<std::int64_t>(1, ks.mr);
-  const std::int64_t qblock = nxb == 1 || spatial
-                                  ? ceil_div(qmax, nxb)
-                                  : std::min(qmax, ceil_div(ceil_div(qmax, nxb), mr) * mr);
+  // Blocks of whole 6-row channel tiles: a split row must not leave 3-row tiles behind. The
+  // AVX-512 kernel's tiles are 12 rows: blocks of whole 12-row tiles where their larger buffers
+  // stay a small share of the output (CycleGAN 256->128 NCHW: 18-position blocks ran 9-row
+  // tiles at 101 GFLOP/s, 24-position blocks 12-row tiles at 103-105).
+  std::int64_t qblock = ceil_div(qmax, nxb);
+  if (nxb > 1 && !spatial) {
+    double out_bytes = static_cast<double>(g.batch * g.out_channels * sizeof(T));
+    for (int d = 0; d < rank; ++d) out_bytes *= static_cast<double>(g.output[d]);
+    const std::int64_t mr = std::max<std::int64_t>(6, ks.mr);
+    const std::int64_t wide = ceil_div(qblock, mr) * mr;
+    const bool wide_fits = static_cast<double>(threads * wide * per_q) <= 0.04 * out_bytes;
+    qblock = std::min(qmax, wide_fits ? wide : ceil_div(qblock, 6) * 6);
+  }
   nxb = ceil_div(qmax, qblock);
   const std::int64_t xlen_max = qblock + cmax - cmin;
   const std::int64_t xlen_alloc = spatial ? xlen_max + ks.spatial_tile : xlen_max;
