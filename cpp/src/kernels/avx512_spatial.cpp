@@ -203,7 +203,8 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
   V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + (i) / (PH * MV)) : S::zero();
   TCONV_ACC24(TCONV_DECL)
 #undef TCONV_DECL
-  for (std::int64_t p = 0; p < g.pairs; ++p) {
+  // k == 0 (no input channels) reads nothing: the first step's vectors load before its loop.
+  for (std::int64_t p = 0; g.k > 0 && p < g.pairs; ++p) {
     const std::int64_t partner = g.partner ? g.partner[p] : -1;
     if (partner == -2) continue;
     const T* ap = a + g.a_off[p];
