@@ -1,6 +1,7 @@
 #include "kernels/phase.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <cassert>
 #include <cstdlib>
 
@@ -537,7 +538,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
           for (std::int64_t ci = 0; ci < cin_g; ++ci) {
             const T* __restrict sp = base + ci * xs_c;
             T* __restrict dp = dst + ci * ds_c;
-            for (std::int64_t xi = lo; xi < hi; ++xi) dp[xi] = sp[xi];
+            std::memcpy(dp + lo, sp + lo, static_cast<std::size_t>(hi - lo) * sizeof(T));
             if (more)
               for (std::int64_t xi = lo; xi < hi; xi += 64 / static_cast<std::int64_t>(sizeof(T)))
                 __builtin_prefetch(sp + nxt + xi);
