@@ -815,7 +815,11 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
     }
   };
   threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
-  detail::parallel_for(items, threads, body);
+  // Runs of consecutive items per thread: a row's taps on one thread find it in that core's
+  // cache (U-Net 128->64 at 128x128 NHWC, two threads: about 175 -> 185 GFLOP/s). With M along
+  // the batch an item is a tap of the whole input, and single items measured faster.
+  detail::parallel_for(items, threads, body,
+                       m_batch ? detail::Schedule::items : detail::Schedule::runs);
   return 0;
 }
 
