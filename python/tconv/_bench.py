@@ -427,6 +427,12 @@ def run_one(threads: int, names: list[str] | None, dtype: str, repeats: int, bud
             row["times"][name] = _median_time(f, repeats, budget)
         results.append(row)
         print(json.dumps({"progress": layer["name"]}), flush=True)
+    if probe and peak is not None:
+        # Once more after the layers, keeping the higher: on a shared machine another process
+        # on one of the run's CPUs for the whole first probe halves a two-thread figure.
+        again = _measure_peak(dtype, threads)
+        if again["gflops"] > peak["gflops"]:
+            peak = again
     return {"threads": threads, "peak": peak, "results": results}
 
 
