@@ -459,6 +459,8 @@ def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not threads or any(not 1 <= t <= 1024 for t in threads):
         ap.error(f"argument --threads: each thread count must be in [1, 1024], got "
                  f"{args.threads!r}")
+    if not 1 <= args.rounds <= 100:
+        ap.error(f"argument --rounds: must be in [1, 100], got {args.rounds}")
     if not 1 <= args.repeats <= 10**6:
         ap.error(f"argument --repeats: must be in [1, 1000000], got {args.repeats}")
     if not (math.isfinite(args.budget) and 0 < args.budget <= 3600):
@@ -485,6 +487,37 @@ def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                      f"{', '.join(known)}")
 
 
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One thread count's rounds as one run: per layer and column the median time over the
+    rounds that timed it, the largest error, every refusal; the highest peak; the memory
+    figures of the first round (they do not depend on timing)."""
+    first = rounds[0]
+    if len(rounds) == 1:
+        return first
+    merged = []
+    for i, row in enumerate(first["results"]):
+        same = [r["results"][i] for r in rounds]
+        assert all(s["layer"] == row["layer"] for s in same)
+        names = {n for s in same for n in s["times"]}
+        refused: dict[str, str] = {}
+        for s in same:
+            for n, why in s["refused"].items():
+                refused.setdefault(n, why)
+        # A peer refused or disagreeing in any round is not timed at all.
+        merged.append({
+            **row,
+            "times": {n: float(np.median([s["times"][n] for s in same if n in s["times"]]))
+                      for n in sorted(names - set(refused))},
+            "errors": {n: max(s["errors"][n] for s in same if n in s["errors"])
+                       for n in sorted({n for s in same for n in s["errors"]})},
+            "refused": refused,
+        })
+    peak = max((r["peak"] for r in rounds if r["peak"] is not None),
+               key=lambda p: p["gflops"], default=None)
+    return {"threads": first["threads"], "peak": peak, "results": merged,
+            "rounds": len(rounds)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="tconv bench",
@@ -497,6 +530,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=15, help="timed calls per measurement "
                     "(the median is reported)")
     ap.add_argument("--budget", type=float, default=1.5, help="seconds per measurement, at most")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="runs of the whole suite per thread count, each in a fresh process; "
+                         "every time reported is the median over the rounds (a shared machine "
+                         "can stall one round's measurement of a layer)")
     ap.add_argument("--peers", default=None,
                     help=f"peers to run, comma-separated, from {','.join(PEERS)} "
                          f"(default: all installed)")
@@ -543,27 +580,34 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--peers", ",".join(peers)]
         if args.peak is not None:
             cmd += ["--peak", repr(args.peak)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env,
-                                preexec_fn=_pin_to_cpus(t))
-        done, result, label = 0, None, f"{t} thread(s)"
-        _bar(0, total_layers, label)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("RESULT "):
-                result = json.loads(line[7:])
-            elif line.startswith("{"):
-                msg = json.loads(line)
-                if "note" in msg:
-                    sys.stderr.write("\r" + " " * 70 + "\r  " + msg["note"] + "\n")
-                else:
-                    done += 1
-                    label = f"{t}T {msg['progress']}"
-                _bar(done, total_layers, label)
-        proc.wait()
-        sys.stderr.write("\n")
-        if result is None:
-            print(f"the {t}-thread run failed", file=sys.stderr)
-            return 1
+        rounds = []
+        for rnd in range(args.rounds):
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env,
+                                    preexec_fn=_pin_to_cpus(t))
+            done, result = 0, None
+            label = f"{t} thread(s)" + (f", round {rnd + 1}/{args.rounds}" if args.rounds > 1
+                                        else "")
+            _bar(0, total_layers, label)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("RESULT "):
+                    result = json.loads(line[7:])
+                elif line.startswith("{"):
+                    msg = json.loads(line)
+                    if "note" in msg:
+                        if rnd == 0:
+                            sys.stderr.write("\r" + " " * 70 + "\r  " + msg["note"] + "\n")
+                    else:
+                        done += 1
+                        label = f"{t}T {msg['progress']}"
+                    _bar(done, total_layers, label)
+            proc.wait()
+            sys.stderr.write("\n")
+            if result is None:
+                print(f"the {t}-thread run failed", file=sys.stderr)
+                return 1
+            rounds.append(result)
+        result = merge_rounds(rounds)
         if args.peak is not None:
             result["peak"] = {"gflops": args.peak * t, "source": "given (--peak)"}
         runs.append(result)
@@ -597,7 +641,8 @@ def _table(report: dict) -> str:
         lines.append("")
         lines.append(f"## {t} thread(s), {b['dtype']}: FMA peak {peak:.1f} GFLOP/s, "
                      f"{run['peak']['source']}")
-        lines.append("GFLOP/s (median); %peak = tconv plan / FMA peak; mem% = working memory "
+        over = f" over {run['rounds']} rounds" if run.get("rounds", 1) > 1 else ""
+        lines.append(f"GFLOP/s (median{over}); %peak = tconv plan / FMA peak; mem% = working memory "
                      "beyond x, w, y as % of the output (functional | plan); pack% = packed "
                      "weights, % of the output; x = tconv plan / best peer, the plan on the "
                      "faster of NCHW (tconv_plan) and NHWC (tconv_cl) data")

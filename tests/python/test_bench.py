@@ -264,6 +264,44 @@ def test_chart_is_skipped_cleanly_without_matplotlib(monkeypatch, tmp_path, caps
     assert not (tmp_path / "c.png").exists()
 
 
+# ---- rounds ------------------------------------------------------------------------------------
+
+def _round(times, errors, refused, peak):
+    return {"threads": 2, "peak": {"gflops": peak, "source": "measured"},
+            "results": [{"layer": "a", "flops": 10, "output_bytes": 4,
+                         "memory": {"tconv": {"scratch_bytes": 7}},
+                         "times": times, "errors": errors, "refused": refused}]}
+
+
+def test_rounds_merge_to_medians_largest_errors_refusals_and_best_peak():
+    rounds = [
+        _round({"tconv_plan": 1.0, "ort": 4.0, "tf": 1.0}, {"ort": 1e-7, "tf": 0.0}, {}, 200.0),
+        _round({"tconv_plan": 9.0, "ort": 2.0}, {"ort": 3e-7}, {"tf": "disagrees"}, 230.0),
+        _round({"tconv_plan": 2.0, "ort": 3.0, "tf": 1.0}, {"ort": 2e-7, "tf": 0.0}, {}, 220.0),
+    ]
+    run = _bench.merge_rounds(rounds)
+    (row,) = run["results"]
+    # A stalled round (9.0) does not move the median.
+    assert row["times"] == {"tconv_plan": 2.0, "ort": 3.0}
+    assert row["errors"]["ort"] == 3e-7
+    # Refused in one round: not timed at all.
+    assert row["refused"] == {"tf": "disagrees"} and "tf" not in row["times"]
+    assert row["memory"] == {"tconv": {"scratch_bytes": 7}}
+    assert run["peak"]["gflops"] == 230.0 and run["rounds"] == 3
+    assert _bench.merge_rounds(rounds[:1]) is rounds[0]
+
+
+def test_two_rounds_from_the_command_line(suite, tmp_path):
+    proc = _bench_cli(["--suite", str(suite), "--quick", "--threads", "1", "--peers", "numpy",
+                       "--repeats", "2", "--budget", "0.05", "--rounds", "2", "--json", "r.json",
+                       "--png", "r.png"], tmp_path)
+    (run,) = json.loads((tmp_path / "r.json").read_text())["runs"]
+    assert run["rounds"] == 2
+    assert [r["layer"] for r in run["results"]] == ["tiny_2d", "tiny_1d"]
+    assert all(t > 0 for r in run["results"] for t in r["times"].values())
+    assert "median over 2 rounds" in proc.stdout
+
+
 # ---- argument errors ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, words", [
@@ -272,6 +310,7 @@ def test_chart_is_skipped_cleanly_without_matplotlib(monkeypatch, tmp_path, caps
     (["--suite", "/no/such/suite.json"], ["--suite", "cannot read"]),
     (["--threads", "1,x"], ["--threads"]),
     (["--dtype", "int8"], ["--dtype"]),
+    (["--rounds", "0"], ["--rounds", "[1, 100]"]),
 ])
 def test_argument_errors_exit_2(argv, words, capsys):
     with pytest.raises(SystemExit) as exc:
