@@ -33,6 +33,14 @@ struct GemmCall {
   // A hint: the A rows are read from main memory for the first time (a_ks must be 1), so the
   // kernel fetches each row's next lines ahead of the k loop. Kernels may ignore it.
   bool prefetch_a = false;
+  // Row windows, or null: pair p has A rows m in [m_lo[p], m_hi[p]) only; the rows outside are
+  // zeros the kernel must not read (their addresses may lie outside the input: A is then the
+  // input itself, read in place, and these are the taps that fall past its borders). m_lo may
+  // be negative and m_hi may exceed m. With windows the spatial kernels read no lane at or past
+  // a pair's m_hi (there is no buffer slack to read into). Only for kernel sets that declare
+  // `windows`.
+  const std::int64_t* m_lo = nullptr;
+  const std::int64_t* m_hi = nullptr;
 };
 
 template <class T>
@@ -62,6 +70,9 @@ struct PhaseCall {
   std::int64_t c_ms, c_ps, c_ns;
   std::int64_t m, n;
   const T* bias;
+  // Row windows per pair (partners included), or null: as in GemmCall.
+  const std::int64_t* m_lo = nullptr;
+  const std::int64_t* m_hi = nullptr;
 };
 
 // Returns false (and computes nothing) when it has no kernel for this (phases, n).
@@ -165,6 +176,11 @@ struct KernelSet {
   // Rows of the channel kernel's full tile: the driver cuts long rows into blocks of whole
   // tiles, so that a block does not end in a tile too short to hide the FMA latency.
   std::int64_t mr = 6;
+  // Whether channel_gemm, and spatial_gemm with phase_gemm, honour the row windows
+  // (GemmCall::m_lo / m_hi): the driver then reads small inputs in place instead of copying
+  // them into zero-haloed row buffers.
+  bool channel_windows = false;
+  bool spatial_windows = false;
 };
 
 }  // namespace tconv::kernels
