@@ -111,8 +111,21 @@ struct F64 {
 
 constexpr int kMR = 6;
 
+// The rows of an MR-row tile starting at call row m0 that pair p has (bit i: row m0 + i), from
+// the call's row windows.
+template <int MR, class Call>
+unsigned window_rows(const Call& g, std::int64_t p, std::int64_t m0) {
+  constexpr unsigned kAll = (1u << MR) - 1u;
+  if (!g.m_lo) return kAll;
+  const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;
+  if (lo >= MR || hi <= 0 || lo >= hi) return 0;
+  const unsigned below_hi = hi >= MR ? kAll : (1u << hi) - 1u;
+  const unsigned below_lo = lo <= 0 ? 0u : (1u << lo) - 1u;
+  return below_hi & ~below_lo;
+}
+
 template <class S, int MR>
-void channel_tile(const GemmCall<typename S::T>& g, const typename S::T* a,
+void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
                   typename S::T* c) {
   using T = typename S::T;
   using V = typename S::V;
@@ -134,6 +147,25 @@ void channel_tile(const GemmCall<typename S::T>& g, const typename S::T* a,
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
+    const unsigned rows = window_rows<MR>(g, p, m0);
+    if (rows == 0) continue;
+    if (rows != (1u << MR) - 1u) {
+      // Some rows' taps fall past the input's border: only the others read and accumulate.
+      for (std::int64_t k = 0; k < K; ++k) {
+        const V w0 = S::load(bp);
+        const V w1 = S::load(bp + L);
+#define TCONV_STEP(i)                                                        \
+  if constexpr ((i) < COUNT) {                                               \
+    if (rows >> ((i) / 2) & 1u)                                              \
+      r##i = S::fma(S::bcast(ap + ((i) / 2) * ms), (i) % 2 ? w1 : w0, r##i); \
+  }
+        TCONV_ACC12(TCONV_STEP)
+#undef TCONV_STEP
+        ap += ks;
+        bp += NR;
+      }
+      continue;
+    }
     for (std::int64_t k = 0; k < K; ++k) {
       const V w0 = S::load(bp);
       const V w1 = S::load(bp + L);
@@ -170,12 +202,12 @@ void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (rows) {
-    case 6: channel_tile<S, 6>(g, a, c); break;
-    case 5: channel_tile<S, 5>(g, a, c); break;
-    case 4: channel_tile<S, 4>(g, a, c); break;
-    case 3: channel_tile<S, 3>(g, a, c); break;
-    case 2: channel_tile<S, 2>(g, a, c); break;
-    case 1: channel_tile<S, 1>(g, a, c); break;
+    case 6: channel_tile<S, 6>(g, m, a, c); break;
+    case 5: channel_tile<S, 5>(g, m, a, c); break;
+    case 4: channel_tile<S, 4>(g, m, a, c); break;
+    case 3: channel_tile<S, 3>(g, m, a, c); break;
+    case 2: channel_tile<S, 2>(g, m, a, c); break;
+    case 1: channel_tile<S, 1>(g, m, a, c); break;
     default: break;
   }
 }
@@ -191,7 +223,7 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
   }
   std::int64_t m = 0;
   for (std::int64_t t = 0; t < full; ++t, m += kMR)
-    channel_tile<S, kMR>(g, g.a + m * g.a_ms, g.c + m * g.c_ms);
+    channel_tile<S, kMR>(g, m, g.a + m * g.a_ms, g.c + m * g.c_ms);
   if (rest > kMR) {
     const std::int64_t first = (rest + 1) / 2;
     channel_rows<S>(g, m, first);
@@ -557,12 +589,16 @@ bool phase_f64(const PhaseCall<double>& g) { return phase_gemm<F64>(g); }
 
 // The multi-phase kernel's tail reads up to one vector past the last row.
 KernelSet<float> kernels_f32() {
-  return {channel_f32, 2 * F32::L, spatial_f32, F32::L, transpose_f32, phase_f32,
-          dw_rows_f32, dw_pixels_f32};
+  KernelSet<float> ks{channel_f32, 2 * F32::L, spatial_f32,   F32::L,
+                      transpose_f32, phase_f32,  dw_rows_f32, dw_pixels_f32};
+  ks.channel_windows = true;
+  return ks;
 }
 KernelSet<double> kernels_f64() {
-  return {channel_f64, 2 * F64::L, spatial_f64, F64::L, transpose_f64, phase_f64,
-          dw_rows_f64, dw_pixels_f64};
+  KernelSet<double> ks{channel_f64, 2 * F64::L, spatial_f64,   F64::L,
+                       transpose_f64, phase_f64,  dw_rows_f64, dw_pixels_f64};
+  ks.channel_windows = true;
+  return ks;
 }
 
 }  // namespace tconv::kernels::avx2

@@ -66,8 +66,21 @@ struct F64 {
 // Accumulator i holds row i / 2, channel vector i % 2.
 constexpr int kMR = 12;
 
+// The rows of an MR-row tile starting at call row m0 that pair p has (bit i: row m0 + i), from
+// the call's row windows.
+template <int MR, class Call>
+unsigned window_rows(const Call& g, std::int64_t p, std::int64_t m0) {
+  constexpr unsigned kAll = (1u << MR) - 1u;
+  if (!g.m_lo) return kAll;
+  const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;
+  if (lo >= MR || hi <= 0 || lo >= hi) return 0;
+  const unsigned below_hi = hi >= MR ? kAll : (1u << hi) - 1u;
+  const unsigned below_lo = lo <= 0 ? 0u : (1u << lo) - 1u;
+  return below_hi & ~below_lo;
+}
+
 template <class S, int MR, bool PREFETCH_A>
-void channel_tile(const GemmCall<typename S::T>& g, const typename S::T* a,
+void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
                   typename S::T* c) {
   using T = typename S::T;
   using V = typename S::V;
@@ -92,6 +105,25 @@ void channel_tile(const GemmCall<typename S::T>& g, const typename S::T* a,
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
+    const unsigned rows = window_rows<MR>(g, p, m0);
+    if (rows == 0) continue;
+    if (rows != (1u << MR) - 1u) {
+      // Some rows' taps fall past the input's border: only the others read and accumulate.
+      for (std::int64_t k = 0; k < K; ++k) {
+        const V w0 = S::load(bp);
+        const V w1 = S::load(bp + L);
+#define TCONV_STEP(i)                                                        \
+  if constexpr ((i) < COUNT) {                                               \
+    if (rows >> ((i) / 2) & 1u)                                              \
+      r##i = S::fma(S::bcast(ap + ((i) / 2) * ms), (i) % 2 ? w1 : w0, r##i); \
+  }
+        TCONV_ACC24(TCONV_STEP)
+#undef TCONV_STEP
+        ap += ks;
+        bp += NR;
+      }
+      continue;
+    }
     for (std::int64_t k = 0; k < K; ++k) {
       if constexpr (S::kPrefetchWeights) {
         _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
@@ -152,18 +184,18 @@ void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (rows) {
-    case 12: channel_tile<S, 12, PREFETCH_A>(g, a, c); break;
-    case 11: channel_tile<S, 11, PREFETCH_A>(g, a, c); break;
-    case 10: channel_tile<S, 10, PREFETCH_A>(g, a, c); break;
-    case 9: channel_tile<S, 9, PREFETCH_A>(g, a, c); break;
-    case 8: channel_tile<S, 8, PREFETCH_A>(g, a, c); break;
-    case 7: channel_tile<S, 7, PREFETCH_A>(g, a, c); break;
-    case 6: channel_tile<S, 6, PREFETCH_A>(g, a, c); break;
-    case 5: channel_tile<S, 5, PREFETCH_A>(g, a, c); break;
-    case 4: channel_tile<S, 4, PREFETCH_A>(g, a, c); break;
-    case 3: channel_tile<S, 3, PREFETCH_A>(g, a, c); break;
-    case 2: channel_tile<S, 2, PREFETCH_A>(g, a, c); break;
-    case 1: channel_tile<S, 1, PREFETCH_A>(g, a, c); break;
+    case 12: channel_tile<S, 12, PREFETCH_A>(g, m, a, c); break;
+    case 11: channel_tile<S, 11, PREFETCH_A>(g, m, a, c); break;
+    case 10: channel_tile<S, 10, PREFETCH_A>(g, m, a, c); break;
+    case 9: channel_tile<S, 9, PREFETCH_A>(g, m, a, c); break;
+    case 8: channel_tile<S, 8, PREFETCH_A>(g, m, a, c); break;
+    case 7: channel_tile<S, 7, PREFETCH_A>(g, m, a, c); break;
+    case 6: channel_tile<S, 6, PREFETCH_A>(g, m, a, c); break;
+    case 5: channel_tile<S, 5, PREFETCH_A>(g, m, a, c); break;
+    case 4: channel_tile<S, 4, PREFETCH_A>(g, m, a, c); break;
+    case 3: channel_tile<S, 3, PREFETCH_A>(g, m, a, c); break;
+    case 2: channel_tile<S, 2, PREFETCH_A>(g, m, a, c); break;
+    case 1: channel_tile<S, 1, PREFETCH_A>(g, m, a, c); break;
     default: break;
   }
 }

@@ -315,8 +315,6 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
       !spatial && (cin_g * static_cast<std::int64_t>(sizeof(T))) % 1024 == 0
           ? cin_g + 64 / static_cast<std::int64_t>(sizeof(T))
           : cin_g;
-  const std::int64_t a_ms = spatial ? 1 : cin_pitch;
-  const std::int64_t a_ks = spatial ? xlen_alloc : 1;
   const std::int64_t slot_stride = xlen_alloc * (spatial ? cin_g : cin_pitch);
 
   // Each micro-kernel call streams a panel's packed weights for the taps of one phase and uses
@@ -363,7 +361,25 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   // With channels_first output the channel-vector tiles would store one scalar per output
   // channel, each to its own cache line. Instead a block's outputs go to a small channels-last
   // row (vector stores), which is then written out position-contiguous, channel by channel.
-  const std::int64_t row_len = via_row ? std::min(qblock * sx, out_x) * cout_g : 0;
+  // One panel's columns at a time: row_pass runs per panel.
+  const std::int64_t row_len = via_row ? std::min(qblock * sx, out_x) * pk.width : 0;
+
+  // Small inputs are read in place, as they are: the kernels skip the taps that fall past the
+  // borders (row windows), so no zero-haloed copy is needed. Copies pay off where they keep
+  // strided rows in L1 (an NCHW input's channels are a plane apart, a 4 KiB multiple for
+  // 32x32 float32 and up), and there they are a small share of the output; where they are
+  // not (small outputs: one input row of DCGAN 512->256 at 8x8 is 6 % of its output), the
+  // input stays where it is. The spatial kernels load whole position vectors: positions must
+  // be contiguous.
+  const std::int64_t xs_x = p.x_strides[sp_axis + xd], xs_c = p.x_strides[c_axis];
+  const bool window_kernels = spatial ? ks.spatial_windows && xs_x == 1 : ks.channel_windows;
+  const double copy_bytes = static_cast<double>(threads) *
+                            static_cast<double>(cached * slot_stride) *
+                            static_cast<double>(sizeof(T));
+  const bool in_place = window_kernels && copy_bytes > 0.05 * out_bytes;
+  // A's strides: along positions of the last dim (a_ms) and along input channels (a_ks).
+  const std::int64_t a_ms = in_place ? xs_x : spatial ? 1 : cin_pitch;
+  const std::int64_t a_ks = in_place ? xs_c : spatial ? xlen_alloc : 1;
 
   std::int64_t n_in_outer = 1;
   for (int d = 0; d < xd; ++d) n_in_outer *= g.input[d];
@@ -371,25 +387,35 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   struct Scratch {
     std::vector<T> row;
     std::vector<T> buf;
-    std::vector<std::int64_t> a_off, b_off, partner, slot_in, slot_tap, slot_buf, tag, used, halo;
+    std::vector<std::int64_t> a_off, b_off, partner, m_lo, m_hi, slot_in, slot_tap, slot_off, tag,
+        used, halo;
     std::int64_t clock = 0;
   };
   std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
   std::size_t scratch_bytes = 0;
   for (auto& s : scratch) {
+    const std::int64_t lines_cached = in_place ? 0 : cached;
     s.row.resize(static_cast<std::size_t>(row_len));
-    s.buf.assign(static_cast<std::size_t>(cached * slot_stride), T(0));
-    s.tag.assign(static_cast<std::size_t>(cached), -1);
-    s.used.assign(static_cast<std::size_t>(cached), 0);
-    s.halo.assign(static_cast<std::size_t>(cached), -1);
-    s.slot_buf.resize(static_cast<std::size_t>(max_slots));
-    s.a_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
-    s.b_off.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
-    s.partner.reserve(static_cast<std::size_t>(max_slots * max_xtaps));
+    s.buf.assign(static_cast<std::size_t>(lines_cached * slot_stride), T(0));
+    s.tag.assign(static_cast<std::size_t>(lines_cached), -1);
+    s.used.assign(static_cast<std::size_t>(lines_cached), 0);
+    s.halo.assign(static_cast<std::size_t>(lines_cached), -1);
+    s.slot_off.resize(static_cast<std::size_t>(max_slots));
+    // Pair lists: the multi-phase call's hold a pair per (slot, shift) with sx weight offsets.
+    const std::int64_t max_pairs = max_slots * std::max<std::int64_t>(max_xtaps, cmax - cmin + 1);
+    s.a_off.reserve(static_cast<std::size_t>(max_pairs));
+    s.b_off.reserve(static_cast<std::size_t>(max_pairs * sx));
+    s.partner.reserve(static_cast<std::size_t>(max_pairs));
+    s.m_lo.reserve(static_cast<std::size_t>(in_place ? max_pairs : 0));
+    s.m_hi.reserve(static_cast<std::size_t>(in_place ? max_pairs : 0));
     s.slot_in.reserve(static_cast<std::size_t>(max_slots * std::max(xd, 1)));
     s.slot_tap.reserve(static_cast<std::size_t>(max_slots));
-    scratch_bytes += (s.row.size() + s.buf.size()) * sizeof(T) +
-                     (5 * max_slots * max_xtaps + 4 * cached) * sizeof(std::int64_t);
+    scratch_bytes += (s.row.capacity() + s.buf.capacity()) * sizeof(T) +
+                     (s.a_off.capacity() + s.b_off.capacity() + s.partner.capacity() +
+                      s.m_lo.capacity() + s.m_hi.capacity() + s.slot_in.capacity() +
+                      s.slot_tap.capacity() + s.slot_off.capacity() + s.tag.capacity() +
+                      s.used.capacity() + s.halo.capacity()) *
+                         sizeof(std::int64_t);
   }
 
   // The multi-phase call's pairs of one input row: each shift of the last dim that some phase
@@ -485,18 +511,28 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     const T* x_n = p.x + n * p.x_strides[0];
     T* y_row = p.y + n * p.y_strides[0];
     for (int d = 0; d < xd; ++d) y_row += o[d] * p.y_strides[sp_axis + d];
-    const std::int64_t xs_x = p.x_strides[sp_axis + xd], xs_c = p.x_strides[c_axis];
     const std::int64_t x0 = qa * sx, x1 = std::min(qb * sx, out_x);
-    // Where the micro-kernels store: the output itself, or the block's channels-last row.
-    T* const y_dst = via_row ? s.row.data() - x0 * cout_g : y_row;
-    const std::int64_t ys_x = via_row ? cout_g : p.y_strides[sp_axis + xd];
+    // Where the micro-kernels store: the output itself, or the block's channels-last row of
+    // this panel's channels.
+    T* const y_dst = via_row ? s.row.data() - x0 * pk.width : y_row;
+    const std::int64_t ys_x = via_row ? pk.width : p.y_strides[sp_axis + xd];
     const std::int64_t ys_c = via_row ? 1 : p.y_strides[c_axis];
     const std::int64_t i0 = qa + cmin;  // input position of buffer column 0
 
     const std::int64_t co_lo = panel * pk.width, co_hi = std::min(cout_g, co_lo + pk.width);
+    // A of slot sl at input position i of the last dim: a_base[slot_off[sl] + i * a_ms].
+    const T* const x_g = x_n + gi * cin_g * xs_c;
+    const T* const a_base = in_place ? x_g : s.buf.data();
+    if (in_place) {
+      for (std::int64_t sl = 0; sl < nslots; ++sl) {
+        std::int64_t off = 0;
+        for (int d = 0; d < xd; ++d) off += s.slot_in[sl * xd + d] * p.x_strides[sp_axis + d];
+        s.slot_off[sl] = off;
+      }
+    }
     {
       const std::int64_t now = ++s.clock;
-      for (std::int64_t sl = 0; sl < nslots; ++sl) {
+      for (std::int64_t sl = 0; sl < (in_place ? 0 : nslots); ++sl) {
         std::int64_t in_row = 0;
         for (int d = 0; d < xd; ++d) in_row = in_row * g.input[d] + s.slot_in[sl * xd + d];
         const std::int64_t key = ((n * n_in_outer + in_row) * pk.groups + gi) * nxb + xb;
@@ -507,10 +543,10 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         }
         const std::int64_t slot = hit >= 0 ? hit : victim;
         s.used[slot] = now;
-        s.slot_buf[sl] = slot;
+        s.slot_off[sl] = slot * slot_stride - i0 * a_ms;
         if (hit >= 0) continue;
         s.tag[slot] = key;
-        const T* src = x_n + gi * cin_g * xs_c;
+        const T* src = x_g;
         for (int d = 0; d < xd; ++d) src += s.slot_in[sl * xd + d] * p.x_strides[sp_axis + d];
         T* dst = s.buf.data() + slot * slot_stride;
         // Columns of the buffer outside the input are the zero halo. Its extent depends only
@@ -583,6 +619,10 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
           s.a_off.resize(static_cast<std::size_t>(npairs));
           s.b_off.resize(static_cast<std::size_t>(npairs * sx));
           s.partner.resize(static_cast<std::size_t>(npairs));
+          if (in_place) {
+            s.m_lo.resize(static_cast<std::size_t>(npairs));
+            s.m_hi.resize(static_cast<std::size_t>(npairs));
+          }
           std::int64_t* a_off = s.a_off.data();
           std::int64_t* b_off = s.b_off.data();
           std::int64_t* partner = s.partner.data();
@@ -591,11 +631,15 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
             phase_off[rx] = pk.offset[(gi * pk.phases + ph_outer * sx + rx) * pk.panels];
           for (std::int64_t sl = 0; sl < nslots; ++sl) {
             const std::int64_t first = sl * nuses;
-            const std::int64_t a0 = s.slot_buf[sl] * slot_stride - cmin, tap = s.slot_tap[sl];
+            const std::int64_t tap = s.slot_tap[sl];
             for (std::int64_t ui = 0; ui < nuses; ++ui) {
               const ShiftUse& u = shift_uses[static_cast<std::size_t>(ui)];
               const std::int64_t pr = first + ui;
-              a_off[pr] = a0 + u.c;
+              a_off[pr] = s.slot_off[sl] + (qa + u.c) * a_ms;
+              if (in_place) {
+                s.m_lo[static_cast<std::size_t>(pr)] = -(qa + u.c);
+                s.m_hi[static_cast<std::size_t>(pr)] = in_x - (qa + u.c);
+              }
               for (std::int64_t rx = 0; rx < sx; ++rx)
                 b_off[pr * sx + rx] =
                     u.jx[rx] < 0 ? -1
@@ -604,8 +648,10 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
             }
           }
           PhaseCall<T> call;
-          call.a = s.buf.data();
+          call.a = a_base;
           call.a_off = s.a_off.data();
+          call.m_lo = in_place ? s.m_lo.data() : nullptr;
+          call.m_hi = in_place ? s.m_hi.data() : nullptr;
           call.b = pk.data.get();
           call.b_off = s.b_off.data();
           call.partner = s.partner.data();
@@ -624,13 +670,12 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
           if (ks.phase_gemm(call)) q_done = q_all;
         }
       }
-      const std::int64_t qa0 = qa;  // the position of buffer column -cmin
       for (std::int64_t rx = 0; rx < sx; ++rx) {
         const std::int64_t nq = rx < out_x ? ceil_div(out_x - rx, sx) : 0;
         const std::int64_t q1 = std::min(qb, nq);
         const std::int64_t qa = q_done;  // the first position no multi-phase call wrote
         if (qa >= q1) continue;
-        T* y0 = y_dst + (qa * sx + rx) * ys_x + (via_row ? 0 : gi * cout_g * ys_c);
+        T* y0 = y_dst + (qa * sx + rx) * ys_x + (via_row ? -co_lo : gi * cout_g) * ys_c;
         const auto& xk = dx.c[rx];
         const std::int64_t xt = static_cast<std::int64_t>(xk.size());
         if (nslots == 0 || xt == 0) {
@@ -641,14 +686,22 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         }
         s.a_off.clear();
         s.b_off.clear();
+        s.m_lo.clear();
+        s.m_hi.clear();
         for (std::int64_t sl = 0; sl < nslots; ++sl)
           for (std::int64_t jx = 0; jx < xt; ++jx) {
-            s.a_off.push_back(s.slot_buf[sl] * slot_stride + (xk[jx] - cmin) * a_ms);
+            s.a_off.push_back(s.slot_off[sl] + (qa + xk[jx]) * a_ms);
             s.b_off.push_back((s.slot_tap[sl] * xt + jx) * cin_g * pk.width);
+            if (in_place) {
+              s.m_lo.push_back(-(qa + xk[jx]));
+              s.m_hi.push_back(in_x - (qa + xk[jx]));
+            }
           }
         GemmCall<T> call;
-        call.a = s.buf.data() + (qa - qa0) * a_ms;
+        call.a = a_base;
         call.a_off = s.a_off.data();
+        call.m_lo = in_place ? s.m_lo.data() : nullptr;
+        call.m_hi = in_place ? s.m_hi.data() : nullptr;
         call.b_off = s.b_off.data();
         call.pairs = static_cast<std::int64_t>(s.a_off.size());
         call.k = cin_g;
@@ -668,7 +721,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
       if (via_row) {
         const std::int64_t yx = p.y_strides[sp_axis + xd], yc = p.y_strides[c_axis];
         if (yx == 1 && ks.transpose) {
-          ks.transpose(s.row.data() + co_lo, cout_g, y_row + (gi * cout_g + co_lo) * yc + x0, yc,
+          ks.transpose(s.row.data(), pk.width, y_row + (gi * cout_g + co_lo) * yc + x0, yc,
                        x1 - x0, co_hi - co_lo, true);
         } else {
           // In 16 x 16 tiles: whole cache lines on both sides.
@@ -678,8 +731,8 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
               const std::int64_t ce = std::min(ca + kTile, co_hi), xe = std::min(xa + kTile, x1);
               for (std::int64_t co = ca; co < ce; ++co) {
                 T* yp = y_row + (gi * cout_g + co) * yc;
-                const T* rp = s.row.data() + co;
-                for (std::int64_t x = xa; x < xe; ++x) yp[x * yx] = rp[(x - x0) * cout_g];
+                const T* rp = s.row.data() + (co - co_lo);
+                for (std::int64_t x = xa; x < xe; ++x) yp[x * yx] = rp[(x - x0) * pk.width];
               }
             }
         }
