@@ -89,8 +89,31 @@ struct F64 {
 constexpr int kMR = 6;
 constexpr int kNV = 4;
 
+// The rows of an MR-row tile starting at call row m0 that pair p has (bit i: row m0 + i), from
+// the call's row windows.
+template <int MR, class Call>
+unsigned window_rows(const Call& g, std::int64_t p, std::int64_t m0) {
+  constexpr unsigned kAll = (1u << MR) - 1u;
+  if (!g.m_lo) return kAll;
+  const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;
+  if (lo >= MR || hi <= 0 || lo >= hi) return 0;
+  const unsigned below_hi = hi >= MR ? kAll : (1u << hi) - 1u;
+  const unsigned below_lo = lo <= 0 ? 0u : (1u << lo) - 1u;
+  return below_hi & ~below_lo;
+}
+
+// Like S::gather, with the rows outside `rows` read as zeros (their addresses are never formed
+// into loads). Only tiles at an input border take it.
+template <class S, int F, int MR>
+typename S::V gather_rows(const typename S::T* p, std::int64_t ms, unsigned rows) {
+  alignas(16) typename S::T v[S::L] = {};
+  for (int j = 0; j < S::L; ++j)
+    if (F + j < MR && (rows >> (F + j) & 1u)) v[j] = p[(F + j) * ms];
+  return S::load(v);
+}
+
 template <class S, int MR>
-void channel_tile(const GemmCall<typename S::T>& g, const typename S::T* a,
+void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
                   typename S::T* c) {
   using T = typename S::T;
   using V = typename S::V;
@@ -107,14 +130,21 @@ void channel_tile(const GemmCall<typename S::T>& g, const typename S::T* a,
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
+    const unsigned rows = window_rows<MR>(g, p, m0);
+    if (rows == 0) continue;
+    const bool all_rows = rows == (1u << MR) - 1u;
     for (std::int64_t k = 0; k < K; ++k) {
       const V w0 = S::load(bp);
       const V w1 = S::load(bp + L);
       const V w2 = S::load(bp + 2 * L);
       const V w3 = S::load(bp + 3 * L);
-      const V x0 = S::template gather<0, MR>(ap, ms);
-      const V x1 = S::template gather<L, MR>(ap, ms);
-      const V x2 = S::template gather<2 * L, MR>(ap, ms);
+      // Rows whose taps fall past the input's border read zeros.
+      const V x0 = all_rows ? S::template gather<0, MR>(ap, ms)
+                            : gather_rows<S, 0, MR>(ap, ms, rows);
+      const V x1 = all_rows ? S::template gather<L, MR>(ap, ms)
+                            : gather_rows<S, L, MR>(ap, ms, rows);
+      const V x2 = all_rows ? S::template gather<2 * L, MR>(ap, ms)
+                            : gather_rows<S, 2 * L, MR>(ap, ms, rows);
 #define TCONV_STEP(i)                                                                      \
   if constexpr ((i) < COUNT) {                                                             \
     constexpr int v = (i) % kNV, row = (i) / kNV, lane = row % L, xv = row / L;           \
@@ -150,12 +180,12 @@ void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (rows) {
-    case 6: channel_tile<S, 6>(g, a, c); break;
-    case 5: channel_tile<S, 5>(g, a, c); break;
-    case 4: channel_tile<S, 4>(g, a, c); break;
-    case 3: channel_tile<S, 3>(g, a, c); break;
-    case 2: channel_tile<S, 2>(g, a, c); break;
-    case 1: channel_tile<S, 1>(g, a, c); break;
+    case 6: channel_tile<S, 6>(g, m, a, c); break;
+    case 5: channel_tile<S, 5>(g, m, a, c); break;
+    case 4: channel_tile<S, 4>(g, m, a, c); break;
+    case 3: channel_tile<S, 3>(g, m, a, c); break;
+    case 2: channel_tile<S, 2>(g, m, a, c); break;
+    case 1: channel_tile<S, 1>(g, m, a, c); break;
     default: break;
   }
 }
@@ -163,7 +193,8 @@ void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t
 template <class S>
 void channel_gemm(const GemmCall<typename S::T>& g) {
   std::int64_t m = 0;
-  for (; m + kMR <= g.m; m += kMR) channel_tile<S, kMR>(g, g.a + m * g.a_ms, g.c + m * g.c_ms);
+  for (; m + kMR <= g.m; m += kMR)
+    channel_tile<S, kMR>(g, m, g.a + m * g.a_ms, g.c + m * g.c_ms);
   channel_rows<S>(g, m, g.m - m);
 }
 
@@ -479,10 +510,16 @@ void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
 // The spatial kernels read nothing past their last row (lane-wise tails): no slack needed. No
 // depthwise kernels: depthwise layers take the phase driver on NEON.
 KernelSet<float> kernels_f32() {
-  return {channel_f32, kNV * F32::L, spatial_f32, 0, transpose_f32, phase_f32, nullptr, nullptr};
+  KernelSet<float> ks{channel_f32, kNV * F32::L, spatial_f32, 0,
+                      transpose_f32, phase_f32,   nullptr,     nullptr};
+  ks.channel_windows = true;
+  return ks;
 }
 KernelSet<double> kernels_f64() {
-  return {channel_f64, kNV * F64::L, spatial_f64, 0, transpose_f64, phase_f64, nullptr, nullptr};
+  KernelSet<double> ks{channel_f64, kNV * F64::L, spatial_f64, 0,
+                       transpose_f64, phase_f64,   nullptr,     nullptr};
+  ks.channel_windows = true;
+  return ks;
 }
 
 }  // namespace tconv::kernels::neon
