@@ -67,6 +67,14 @@ struct F32 {
     const int lim = n < base + L ? static_cast<int>(n) : base + L;
     return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(lim), lane));
   }
+  // The lanes i with lo <= base + i < hi (0 <= lo, hi <= the tile's width), for loadm.
+  static __m256i lanes(int base, int lo, int hi) {
+    const __m256i lane = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                          _mm256_set1_epi32(base));
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
+  }
+  static V loadm(const T* p, __m256i k) { return _mm256_maskload_ps(p, k); }
 };
 
 struct F64 {
@@ -99,12 +107,36 @@ struct F64 {
     const long long lim = n < base + L ? static_cast<long long>(n) : base + L;
     return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(lim), lane));
   }
+  static __m256i lanes(int base, int lo, int hi) {
+    const __m256i lane = _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3),
+                                          _mm256_set1_epi64x(base));
+    return _mm256_andnot_si256(_mm256_cmpgt_epi64(_mm256_set1_epi64x(lo), lane),
+                               _mm256_cmpgt_epi64(_mm256_set1_epi64x(hi), lane));
+  }
+  static V loadm(const T* p, __m256i k) { return _mm256_maskload_pd(p, k); }
 };
 
 // Twelve accumulators as named variables: GCC keeps a loop-carried array of vectors in memory
 // (a store per FMA), named variables stay in registers. X(i) applies a step to accumulator i
 // when it is in use (i < COUNT); the operands of one k-step are loaded once (CSE).
 #define TCONV_ACC12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define TCONV_ACC_REFS(V) \
+  V &r0, V &r1, V &r2, V &r3, V &r4, V &r5, V &r6, V &r7, V &r8, V &r9, V &r10, V &r11
+#define TCONV_ARGS r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11
+
+// How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
+// rows whose unmasked loop reads `reach` lanes: not at all (the pair adds only zeros there),
+// over every lane that loop reads, or in part (masked loads of the lanes [lo, hi) then).
+struct Cover {
+  enum Kind { none, all, some } kind;
+  int lo, hi;
+};
+
+Cover cover(std::int64_t lo, std::int64_t hi, std::int64_t rows, std::int64_t reach) {
+  if (hi <= lo || hi <= 0 || lo >= rows) return {Cover::none, 0, 0};
+  if (lo <= 0 && hi >= reach) return {Cover::all, 0, 0};
+  return {Cover::some, static_cast<int>(lo > 0 ? lo : 0), static_cast<int>(hi < rows ? hi : rows)};
+}
 
 // ---- channel-vector kernel: MR output positions x 2 vectors of output channels ----------------
 // Accumulator i holds row i / 2, channel vector i % 2.
@@ -236,14 +268,52 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
 // ---- spatial-vector kernel: MV vectors of consecutive output positions x CO channels ---------
 // Accumulator i holds channel i / MV, position vector i % MV.
 
-template <class S, int CO, int MV, bool PARTIAL>
-void spatial_tile(const GemmCall<typename S::T>& g, const typename S::T* a, typename S::T* c,
-                  std::int64_t rows) {
+// One masked k-step's FMAs for position vector VV: its input vector is loaded once (a masked
+// load does not fold into the FMA as a plain one does) and the channel broadcasts are shared
+// across the vectors.
+template <class S, int CO, int MV, int VV>
+__attribute__((always_inline)) inline void spatial_mstep(typename S::V av,
+                                                         const typename S::T* bp,
+                                                         TCONV_ACC_REFS(typename S::V)) {
+  constexpr int COUNT = CO * MV;
+#define TCONV_STEP(i) \
+  if constexpr ((i) < COUNT && (i) % MV == VV) r##i = S::fma(av, S::bcast(bp + (i) / MV), r##i);
+  TCONV_ACC12(TCONV_STEP)
+#undef TCONV_STEP
+}
+
+// A pair whose window covers the tile's lanes in part: every load masked to [lo, hi).
+template <class S, int CO, int MV>
+__attribute__((always_inline)) inline void spatial_masked(const typename S::T* ap,
+                                                          const typename S::T* bp,
+                                                          std::int64_t K, std::int64_t ks,
+                                                          std::int64_t ld, int lo, int hi,
+                                                          TCONV_ACC_REFS(typename S::V)) {
+  constexpr int L = S::L;
+  __m256i mk[MV];
+  for (int v = 0; v < MV; ++v) mk[v] = S::lanes(v * L, lo, hi);
+  for (std::int64_t k = 0; k < K; ++k) {
+#define TCONV_VEC(v)                                                                 \
+  if constexpr ((v) < MV)                                                            \
+    spatial_mstep<S, CO, MV, (v)>(S::loadm(ap + (v) * L, mk[(v) < MV ? (v) : 0]), bp, \
+                                  TCONV_ARGS);
+    TCONV_VEC(0) TCONV_VEC(1) TCONV_VEC(2) TCONV_VEC(3) TCONV_VEC(4) TCONV_VEC(5) TCONV_VEC(6)
+    TCONV_VEC(7)
+#undef TCONV_VEC
+    ap += ks;
+    bp += ld;
+  }
+}
+
+// m0: the tile's first row (where the row windows are read).
+template <class S, int CO, int MV, bool PARTIAL, bool WIN>
+void spatial_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
+                  typename S::T* c, std::int64_t rows) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
   constexpr int COUNT = CO * MV;
-  static_assert(COUNT <= 12, "twelve accumulators at most");
+  static_assert(COUNT <= 12 && MV <= 8, "twelve accumulators, eight position vectors at most");
 #define TCONV_DECL(i) V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + (i) / MV) : S::zero();
   TCONV_ACC12(TCONV_DECL)
 #undef TCONV_DECL
@@ -251,6 +321,15 @@ void spatial_tile(const GemmCall<typename S::T>& g, const typename S::T* a, type
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
+    if constexpr (WIN) {
+      // The unmasked loop reads the tile's rows only (a partial tile masks at `rows`).
+      const Cover cv = cover(g.m_lo[p] - m0, g.m_hi[p] - m0, rows, rows);
+      if (cv.kind == Cover::none) continue;
+      if (cv.kind == Cover::some) {
+        spatial_masked<S, CO, MV>(ap, bp, K, ks, ld, cv.lo, cv.hi, TCONV_ARGS);
+        continue;
+      }
+    }
     for (std::int64_t k = 0; k < K; ++k) {
 #define TCONV_STEP(i)                                                                    \
   if constexpr ((i) < COUNT) {                                                           \
@@ -276,13 +355,22 @@ void spatial_tile(const GemmCall<typename S::T>& g, const typename S::T* a, type
   }
 }
 
-template <class S, int CO, int MV>
+template <class S, int CO, int MV, bool WIN>
 void spatial_rows(const GemmCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
-  for (; m + W <= g.m; m += W) spatial_tile<S, CO, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
+  for (; m + W <= g.m; m += W)
+    spatial_tile<S, CO, MV, false, WIN>(g, m, g.a + m, g.c + m * g.c_ms, W);
   // The last, partial tile loads only its own rows (masked): the buffer needs no slack.
-  if (m < g.m) spatial_tile<S, CO, MV, true>(g, g.a + m, g.c + m * g.c_ms, g.m - m);
+  if (m < g.m) spatial_tile<S, CO, MV, true, WIN>(g, m, g.a + m, g.c + m * g.c_ms, g.m - m);
+}
+
+template <class S, int CO, int MV>
+void spatial_rows(const GemmCall<typename S::T>& g) {
+  if (g.m_lo)
+    spatial_rows<S, CO, MV, true>(g);
+  else
+    spatial_rows<S, CO, MV, false>(g);
 }
 
 // Tile widths keep 8-12 accumulators live (enough independent FMA chains for two pipes).
@@ -372,9 +460,6 @@ void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl,
 // ---- multi-phase spatial kernel: CO channels x PH phases x MV position vectors --------------
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
 
-#define TCONV_ACC_REFS(V) \
-  V &r0, V &r1, V &r2, V &r3, V &r4, V &r5, V &r6, V &r7, V &r8, V &r9, V &r10, V &r11
-
 template <int J, class V>
 __attribute__((always_inline)) inline V pick(V a0, V a1, V a2, V a3, V a4, V a5) {
   if constexpr (J == 0) return a0;
@@ -438,9 +523,88 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   }
 }
 
+// One masked k-step's FMAs for position vector VV of a pair with phases MASK (as
+// spatial_mstep).
+template <class S, int CO, int PH, int MV, int MASK, int VV>
+__attribute__((always_inline)) inline void phase_mstep(typename S::V av, const typename S::T* b0,
+                                                       const typename S::T* b1,
+                                                       const typename S::T* b2,
+                                                       const typename S::T* b3,
+                                                       TCONV_ACC_REFS(typename S::V)) {
+  using T = typename S::T;
+  constexpr int COUNT = CO * PH * MV;
+#define TCONV_STEP(i)                                                                    \
+  if constexpr ((i) < COUNT && (i) % MV == VV && ((MASK >> (((i) / MV) % PH)) & 1)) {    \
+    constexpr int ph = ((i) / MV) % PH;                                                  \
+    const T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3;                       \
+    r##i = S::fma(av, S::bcast(bq + (i) / (PH * MV)), r##i);                             \
+  }
+  TCONV_ACC12(TCONV_STEP)
+#undef TCONV_STEP
+}
+
+// One pair (no partner) whose window covers the tile's lanes in part: every load masked to
+// [lo, hi). Its phases' accumulators are its own, so running a partner's pass separately
+// leaves every sum in the same order.
+template <class S, int CO, int PH, int MV, int MASK>
+__attribute__((always_inline)) inline void phase_km(const typename S::T* ap,
+                                                    const typename S::T* const* bp,
+                                                    std::int64_t K, std::int64_t ks,
+                                                    std::int64_t ld, int lo, int hi,
+                                                    TCONV_ACC_REFS(typename S::V)) {
+  constexpr int L = S::L;
+  __m256i mk[MV];
+  for (int v = 0; v < MV; ++v) mk[v] = S::lanes(v * L, lo, hi);
+  const auto* b0 = bp[0];
+  const auto* b1 = PH > 1 ? bp[1] : bp[0];
+  const auto* b2 = PH > 2 ? bp[2] : bp[0];
+  const auto* b3 = PH > 3 ? bp[3] : bp[0];
+  for (std::int64_t k = 0; k < K; ++k) {
+#define TCONV_VEC(v)                                                                         \
+  if constexpr ((v) < MV)                                                                    \
+    phase_mstep<S, CO, PH, MV, MASK, (v)>(S::loadm(ap + (v) * L, mk[(v) < MV ? (v) : 0]), b0, \
+                                          b1, b2, b3, TCONV_ARGS);
+    TCONV_VEC(0) TCONV_VEC(1) TCONV_VEC(2) TCONV_VEC(3) TCONV_VEC(4) TCONV_VEC(5)
+#undef TCONV_VEC
+    ap += ks;
+    b0 += ld;
+    b1 += ld;
+    b2 += ld;
+    b3 += ld;
+  }
+}
+
+// One pair alone, with phases `mask`: unmasked, or masked to the lanes of `cv`.
 template <class S, int CO, int PH, int MV>
-void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typename S::T* c,
-                std::int64_t rows) {
+__attribute__((always_inline)) inline void phase_one(int mask, const Cover& cv,
+                                                     const typename S::T* ap,
+                                                     const typename S::T* const* bp,
+                                                     std::int64_t K, std::int64_t ks,
+                                                     std::int64_t ld,
+                                                     TCONV_ACC_REFS(typename S::V)) {
+  if (cv.kind == Cover::none) return;
+#define TCONV_CASE(M)                                                                     \
+  case M:                                                                                 \
+    if constexpr (M < (1 << PH)) {                                                        \
+      if (cv.kind == Cover::all)                                                          \
+        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS);              \
+      else                                                                                \
+        phase_km<S, CO, PH, MV, M>(ap, bp, K, ks, ld, cv.lo, cv.hi, TCONV_ARGS);          \
+    }                                                                                     \
+    break;
+  switch (mask) {
+    TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
+    TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11) TCONV_CASE(12)
+    TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
+    default: break;
+  }
+#undef TCONV_CASE
+}
+
+// m0: the tile's first row (where the row windows are read).
+template <class S, int CO, int PH, int MV>
+void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
+                typename S::T* c, std::int64_t rows) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -473,7 +637,20 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
         if (off >= 0) bpb[ph] = g.b + off;
       }
     }
-#define TCONV_ARGS r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11
+    if (g.m_lo) {
+      // The unmasked loop reads whole vectors: a tail tile reads past its rows.
+      const Cover ca = cover(g.m_lo[p] - m0, g.m_hi[p] - m0, rows, MV * L);
+      const Cover cb = partner >= 0
+                           ? cover(g.m_lo[partner] - m0, g.m_hi[partner] - m0, rows, MV * L)
+                           : Cover{Cover::none, 0, 0};
+      if (ca.kind != Cover::all || (partner >= 0 && cb.kind != Cover::all)) {
+        // An edge: each pair of the two on its own, the partner with the phases it feeds.
+        phase_one<S, CO, PH, MV>(mask, ca, ap, bp, g.k, g.a_ks, g.b_ld, TCONV_ARGS);
+        if (partner >= 0)
+          phase_one<S, CO, PH, MV>(FULL ^ mask, cb, apb, bpb, g.k, g.a_ks, g.b_ld, TCONV_ARGS);
+        continue;
+      }
+    }
 #define TCONV_CASE(M)                                                                         \
   case M:                                                                                     \
     if constexpr (M < (1 << PH)) {                                                            \
@@ -493,7 +670,6 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
       default: break;
     }
 #undef TCONV_CASE
-#undef TCONV_ARGS
   }
   alignas(32) T tmp[COUNT * L];
 #define TCONV_SPILL(i) \
@@ -532,27 +708,29 @@ bool phase_rows(const PhaseCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
   for (; m + W <= g.m; m += W)
-    phase_tile<S, CO, PH, MV>(g, g.a + m, g.c + m * g.c_ms, W);
+    phase_tile<S, CO, PH, MV>(g, m, g.a + m, g.c + m * g.c_ms, W);
   // The tail: as few whole vectors as cover it, read past its end into the row buffer's
-  // slack (lanes never stored). Masked loads in the k loop would cost the registers that
-  // keep the accumulators out of memory.
+  // slack (lanes never stored), or with row windows up to the window's end. Masked loads in
+  // the k loop would cost the registers that keep the accumulators out of memory.
   const std::int64_t rest = g.m - m;
+  const auto* a = g.a + m;
+  auto* c = g.c + m * g.c_ms;
   switch ((rest + S::L - 1) / S::L) {
-    case 1: phase_tile<S, CO, PH, 1>(g, g.a + m, g.c + m * g.c_ms, rest); break;
+    case 1: phase_tile<S, CO, PH, 1>(g, m, a, c, rest); break;
     case 2:
-      if constexpr (MV >= 2) phase_tile<S, CO, PH, 2>(g, g.a + m, g.c + m * g.c_ms, rest);
+      if constexpr (MV >= 2) phase_tile<S, CO, PH, 2>(g, m, a, c, rest);
       break;
     case 3:
-      if constexpr (MV >= 3) phase_tile<S, CO, PH, 3>(g, g.a + m, g.c + m * g.c_ms, rest);
+      if constexpr (MV >= 3) phase_tile<S, CO, PH, 3>(g, m, a, c, rest);
       break;
     case 4:
-      if constexpr (MV >= 4) phase_tile<S, CO, PH, 4>(g, g.a + m, g.c + m * g.c_ms, rest);
+      if constexpr (MV >= 4) phase_tile<S, CO, PH, 4>(g, m, a, c, rest);
       break;
     case 5:
-      if constexpr (MV >= 5) phase_tile<S, CO, PH, 5>(g, g.a + m, g.c + m * g.c_ms, rest);
+      if constexpr (MV >= 5) phase_tile<S, CO, PH, 5>(g, m, a, c, rest);
       break;
     case 6:
-      if constexpr (MV >= 6) phase_tile<S, CO, PH, 6>(g, g.a + m, g.c + m * g.c_ms, rest);
+      if constexpr (MV >= 6) phase_tile<S, CO, PH, 6>(g, m, a, c, rest);
       break;
     default: break;
   }
@@ -587,18 +765,24 @@ void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
 bool phase_f32(const PhaseCall<float>& g) { return phase_gemm<F32>(g); }
 bool phase_f64(const PhaseCall<double>& g) { return phase_gemm<F64>(g); }
 
-// The multi-phase kernel's tail reads up to one vector past the last row.
+// Without row windows the multi-phase kernel's tail reads up to one vector past the last row.
 KernelSet<float> kernels_f32() {
   KernelSet<float> ks{channel_f32, 2 * F32::L, spatial_f32,   F32::L,
                       transpose_f32, phase_f32,  dw_rows_f32, dw_pixels_f32};
   ks.channel_windows = true;
+  ks.spatial_windows = true;
   return ks;
 }
 KernelSet<double> kernels_f64() {
   KernelSet<double> ks{channel_f64, 2 * F64::L, spatial_f64,   F64::L,
                        transpose_f64, phase_f64,  dw_rows_f64, dw_pixels_f64};
   ks.channel_windows = true;
+  ks.spatial_windows = true;
   return ks;
 }
 
 }  // namespace tconv::kernels::avx2
+
+#undef TCONV_ARGS
+#undef TCONV_ACC_REFS
+#undef TCONV_ACC12

@@ -47,6 +47,10 @@ struct F32 {
   static K first(std::int64_t n) {
     return n >= L ? static_cast<K>(0xFFFF) : static_cast<K>((1u << n) - 1u);
   }
+  // Lanes i with lo <= i < hi (any lo, hi).
+  static K range(std::int64_t lo, std::int64_t hi) {
+    return static_cast<K>(first(hi < 0 ? 0 : hi) & ~first(lo < 0 ? 0 : lo));
+  }
   // Lane e of the result: v[idx[e]] where mask has lane e, else the lane of `into`.
   static V place(V into, K mask, const std::int64_t* idx, V v) {
     const __m512i i = _mm512_setr_epi32(
@@ -79,6 +83,9 @@ struct F64 {
   static K first(std::int64_t n) {
     return n >= L ? static_cast<K>(0xFF) : static_cast<K>((1u << n) - 1u);
   }
+  static K range(std::int64_t lo, std::int64_t hi) {
+    return static_cast<K>(first(hi < 0 ? 0 : hi) & ~first(lo < 0 ? 0 : lo));
+  }
   static V place(V into, K mask, const std::int64_t* idx, V v) {
     const __m512i i = _mm512_setr_epi64(idx[0], idx[1], idx[2], idx[3], idx[4], idx[5], idx[6],
                                         idx[7]);
@@ -102,14 +109,18 @@ constexpr int kAcc = 24;
       V &r12, V &r13, V &r14, V &r15, V &r16, V &r17, V &r18, V &r19, V &r20, V &r21, V &r22, \
       V &r23
 
-template <class S, int CO, int PH, int MV, int MASK, int MASKB>
+// WIN: every input vector of pair A (B) is loaded under its own mask ka[v] (kb[v]) instead,
+// the lanes of its row window in the tile.
+template <class S, int CO, int PH, int MV, int MASK, int MASKB, bool WIN = false>
 __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
                                                    const typename S::T* const* bp,
                                                    const typename S::T* apb,
                                                    const typename S::T* const* bpb,
                                                    std::int64_t K, std::int64_t ks,
                                                    std::int64_t ld, typename S::K last,
-                                                   TCONV_ACC_REFS(typename S::V)) {
+                                                   TCONV_ACC_REFS(typename S::V),
+                                                   const typename S::K* ka = nullptr,
+                                                   const typename S::K* kb = nullptr) {
   using V = typename S::V;
   using T = typename S::T;
   constexpr int L = S::L;
@@ -126,14 +137,20 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   // by several FMAs in the same step is folded into each of them by the compiler (a 64-byte
   // load per FMA, most of them split across cache lines). The last step reloads its own row
   // (no read past the pair's K rows).
-#define TCONV_A(v, P, USE)                                          \
-  V P##v = S::zero();                                               \
-  if constexpr ((USE) && (v) < MV - 1) P##v = S::load(P + (v) * L); \
-  if constexpr ((USE) && (v) == MV - 1) P##v = S::loadm(P + (v) * L, last);
-  TCONV_A(0, ap, true) TCONV_A(1, ap, true) TCONV_A(2, ap, true) TCONV_A(3, ap, true)
-  TCONV_A(4, ap, true) TCONV_A(5, ap, true)
-  TCONV_A(0, apb, MASKB != 0) TCONV_A(1, apb, MASKB != 0) TCONV_A(2, apb, MASKB != 0)
-  TCONV_A(3, apb, MASKB != 0) TCONV_A(4, apb, MASKB != 0) TCONV_A(5, apb, MASKB != 0)
+#define TCONV_LOAD(v, P, KW)                                                 \
+  if constexpr (WIN && (v) < MV) P##v = S::loadm(P + (v) * L, KW[(v) < MV ? (v) : 0]); \
+  if constexpr (!WIN && (v) < MV - 1) P##v = S::load(P + (v) * L);         \
+  if constexpr (!WIN && (v) == MV - 1) P##v = S::loadm(P + (v) * L, last);
+#define TCONV_A(v, P, USE, KW) \
+  V P##v = S::zero();          \
+  if constexpr (USE) {         \
+    TCONV_LOAD(v, P, KW)       \
+  }
+  TCONV_A(0, ap, true, ka) TCONV_A(1, ap, true, ka) TCONV_A(2, ap, true, ka)
+  TCONV_A(3, ap, true, ka) TCONV_A(4, ap, true, ka) TCONV_A(5, ap, true, ka)
+  TCONV_A(0, apb, MASKB != 0, kb) TCONV_A(1, apb, MASKB != 0, kb)
+  TCONV_A(2, apb, MASKB != 0, kb) TCONV_A(3, apb, MASKB != 0, kb)
+  TCONV_A(4, apb, MASKB != 0, kb) TCONV_A(5, apb, MASKB != 0, kb)
 #undef TCONV_A
   for (std::int64_t k = 0; k < K; ++k) {
     const std::int64_t step = k + 1 < K ? ks : 0;
@@ -146,24 +163,21 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
                                                                                 : P##5;      \
     r##i = S::fma(av, S::bcast(bq + (i) / (PH * MV)), r##i);                                \
   }
-#define TCONV_NEXT(v, P)                                         \
-  if constexpr ((v) < MV - 1) P##v = S::load(P + (v) * L);       \
-  if constexpr ((v) == MV - 1) P##v = S::loadm(P + (v) * L, last);
 #define TCONV_STEP_A(i) TCONV_STEP(i, MASK, ap)
 #define TCONV_STEP_B(i) TCONV_STEP(i, MASKB, apb)
     TCONV_ACC24(TCONV_STEP_A)
     ap += step;
-    TCONV_NEXT(0, ap) TCONV_NEXT(1, ap) TCONV_NEXT(2, ap) TCONV_NEXT(3, ap) TCONV_NEXT(4, ap)
-    TCONV_NEXT(5, ap)
+    TCONV_LOAD(0, ap, ka) TCONV_LOAD(1, ap, ka) TCONV_LOAD(2, ap, ka) TCONV_LOAD(3, ap, ka)
+    TCONV_LOAD(4, ap, ka) TCONV_LOAD(5, ap, ka)
     if constexpr (MASKB != 0) {
       TCONV_ACC24(TCONV_STEP_B)
       apb += step;
-      TCONV_NEXT(0, apb) TCONV_NEXT(1, apb) TCONV_NEXT(2, apb) TCONV_NEXT(3, apb)
-      TCONV_NEXT(4, apb) TCONV_NEXT(5, apb)
+      TCONV_LOAD(0, apb, kb) TCONV_LOAD(1, apb, kb) TCONV_LOAD(2, apb, kb)
+      TCONV_LOAD(3, apb, kb) TCONV_LOAD(4, apb, kb) TCONV_LOAD(5, apb, kb)
     }
 #undef TCONV_STEP_A
 #undef TCONV_STEP_B
-#undef TCONV_NEXT
+#undef TCONV_LOAD
 #undef TCONV_STEP
     b0 += ld;
     b1 += ld;
@@ -188,9 +202,54 @@ struct Interleave {
   }
 };
 
+#define TCONV_ARGS                                                                          \
+  r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17, r18, r19, \
+      r20, r21, r22, r23
+
+// How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
+// rows: 0 not at all (the pair adds only zeros there), 2 over all of them (the unmasked loop
+// reads those rows only), 1 in part. Unless 0, k[v] holds the lanes of vector v in both.
+template <class S, int MV>
+int cover(std::int64_t lo, std::int64_t hi, std::int64_t rows, typename S::K* k) {
+  if (hi <= lo || hi <= 0 || lo >= rows) return 0;
+  const int kind = lo <= 0 && hi >= rows ? 2 : 1;
+  if (hi > rows) hi = rows;
+  for (int v = 0; v < MV; ++v) k[v] = S::range(lo - v * S::L, hi - v * S::L);
+  return kind;
+}
+
+// One pair alone, with phases `mask`: unmasked (kind 2) or under the masks k (kind 1).
 template <class S, int CO, int PH, int MV>
-void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typename S::T* c,
-                std::int64_t rows) {
+__attribute__((always_inline)) inline void phase_one(int mask, int kind, const typename S::K* k,
+                                                     const typename S::T* ap,
+                                                     const typename S::T* const* bp,
+                                                     std::int64_t K, std::int64_t ks,
+                                                     std::int64_t ld, typename S::K last,
+                                                     TCONV_ACC_REFS(typename S::V)) {
+  if (kind == 0) return;
+#define TCONV_CASE(M)                                                                      \
+  case M:                                                                                  \
+    if constexpr (M < (1 << PH)) {                                                         \
+      if (kind == 2)                                                                       \
+        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS);         \
+      else                                                                                 \
+        phase_k<S, CO, PH, MV, M, 0, true>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS, k, \
+                                           k);                                             \
+    }                                                                                      \
+    break;
+  switch (mask) {
+    TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
+    TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11) TCONV_CASE(12)
+    TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
+    default: break;
+  }
+#undef TCONV_CASE
+}
+
+// m0: the tile's first row (where the row windows are read).
+template <class S, int CO, int PH, int MV>
+void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
+                typename S::T* c, std::int64_t rows) {
   using T = typename S::T;
   using V = typename S::V;
   using K = typename S::K;
@@ -226,9 +285,37 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
         if (off >= 0) bpb[ph] = g.b + off;
       }
     }
-#define TCONV_ARGS                                                                          \
-  r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17, r18, r19, \
-      r20, r21, r22, r23
+    if (g.m_lo) {
+      K ka[MV] = {}, kb[MV] = {};
+      const int ca = cover<S, MV>(g.m_lo[p] - m0, g.m_hi[p] - m0, rows, ka);
+      const int cb =
+          partner >= 0 ? cover<S, MV>(g.m_lo[partner] - m0, g.m_hi[partner] - m0, rows, kb) : 0;
+      if (ca != 2 || (partner >= 0 && cb != 2)) {
+        // An edge. Both pairs with rows here: one pass, each under its masks; else the one
+        // that has rows, alone.
+        if (ca != 0 && cb != 0) {
+          switch (mask) {
+#define TCONV_CASE(M)                                                                         \
+  case M:                                                                                     \
+    if constexpr (M < (1 << PH) && M != FULL)                                                 \
+      phase_k<S, CO, PH, MV, M, FULL ^ M, true>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld, last,  \
+                                                TCONV_ARGS, ka, kb);                          \
+    break;
+            TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5)
+            TCONV_CASE(6) TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10)
+            TCONV_CASE(11) TCONV_CASE(12) TCONV_CASE(13) TCONV_CASE(14)
+            default: break;
+#undef TCONV_CASE
+          }
+        } else if (ca != 0) {
+          phase_one<S, CO, PH, MV>(mask, ca, ka, ap, bp, g.k, g.a_ks, g.b_ld, last, TCONV_ARGS);
+        } else if (partner >= 0) {
+          phase_one<S, CO, PH, MV>(FULL ^ mask, cb, kb, apb, bpb, g.k, g.a_ks, g.b_ld, last,
+                                   TCONV_ARGS);
+        }
+        continue;
+      }
+    }
 #define TCONV_CASE(M)                                                                         \
   case M:                                                                                     \
     if constexpr (M < (1 << PH)) {                                                            \
@@ -248,7 +335,6 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
       default: break;
     }
 #undef TCONV_CASE
-#undef TCONV_ARGS
   }
   alignas(64) T tmp[COUNT * L];
 #define TCONV_SPILL(i) \
@@ -303,12 +389,12 @@ bool phase_rows(const PhaseCall<typename S::T>& g) {
     const auto* a = g.a + m;
     auto* c = g.c + m * g.c_ms;
     switch (mv) {
-      case 1: phase_tile<S, CO, PH, 1>(g, a, c, rows); break;
-      case 2: if constexpr (MOST >= 2) phase_tile<S, CO, PH, 2>(g, a, c, rows); break;
-      case 3: if constexpr (MOST >= 3) phase_tile<S, CO, PH, 3>(g, a, c, rows); break;
-      case 4: if constexpr (MOST >= 4) phase_tile<S, CO, PH, 4>(g, a, c, rows); break;
-      case 5: if constexpr (MOST >= 5) phase_tile<S, CO, PH, 5>(g, a, c, rows); break;
-      case 6: if constexpr (MOST >= 6) phase_tile<S, CO, PH, 6>(g, a, c, rows); break;
+      case 1: phase_tile<S, CO, PH, 1>(g, m, a, c, rows); break;
+      case 2: if constexpr (MOST >= 2) phase_tile<S, CO, PH, 2>(g, m, a, c, rows); break;
+      case 3: if constexpr (MOST >= 3) phase_tile<S, CO, PH, 3>(g, m, a, c, rows); break;
+      case 4: if constexpr (MOST >= 4) phase_tile<S, CO, PH, 4>(g, m, a, c, rows); break;
+      case 5: if constexpr (MOST >= 5) phase_tile<S, CO, PH, 5>(g, m, a, c, rows); break;
+      case 6: if constexpr (MOST >= 6) phase_tile<S, CO, PH, 6>(g, m, a, c, rows); break;
       default: break;
     }
     v0 += mv;
@@ -345,5 +431,6 @@ bool phase_f64(const PhaseCall<double>& g) { return phase_gemm<F64>(g); }
 
 }  // namespace tconv::kernels::avx512
 
+#undef TCONV_ARGS
 #undef TCONV_ACC24
 #undef TCONV_ACC_REFS
