@@ -470,14 +470,18 @@ __attribute__((always_inline)) inline V pick(V a0, V a1, V a2, V a3, V a4, V a5)
   return a5;
 }
 
-template <class S, int CO, int PH, int MV, int MASK, int MASKB>
+// WIN: every input vector v of pair A (B) is loaded under the mask ka[v] (kb[v]) instead, the
+// lanes of its row window in the tile.
+template <class S, int CO, int PH, int MV, int MASK, int MASKB, bool WIN = false>
 __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
                                                    const typename S::T* const* bp,
                                                    const typename S::T* apb,
                                                    const typename S::T* const* bpb,
                                                    std::int64_t K, std::int64_t ks,
                                                    std::int64_t ld,
-                                                   TCONV_ACC_REFS(typename S::V)) {
+                                                   TCONV_ACC_REFS(typename S::V),
+                                                   const __m256i* ka = nullptr,
+                                                   const __m256i* kb = nullptr) {
   using V = typename S::V;
   using T = typename S::T;
   constexpr int L = S::L;
@@ -490,8 +494,10 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   const T* b2 = b[2];
   const T* b3 = b[3];
   for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_A(v, P)                                                                    \
-  const V a##v = (v) < MV ? S::load((P) + (v) * L) : S::zero();
+#define TCONV_A(v, P, KW)                                                                \
+  V a##v = S::zero();                                                                    \
+  if constexpr (WIN && (v) < MV) a##v = S::loadm((P) + (v) * L, KW[(v) < MV ? (v) : 0]); \
+  if constexpr (!WIN && (v) < MV) a##v = S::load((P) + (v) * L);
 #define TCONV_STEP(i, M)                                                                 \
   if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                          \
     constexpr int ph = ((i) / MV) % PH;                                                  \
@@ -502,12 +508,13 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
 #define TCONV_STEP_A(i) TCONV_STEP(i, MASK)
 #define TCONV_STEP_B(i) TCONV_STEP(i, MASKB)
     {
-      TCONV_A(0, ap) TCONV_A(1, ap) TCONV_A(2, ap) TCONV_A(3, ap) TCONV_A(4, ap) TCONV_A(5, ap)
+      TCONV_A(0, ap, ka) TCONV_A(1, ap, ka) TCONV_A(2, ap, ka) TCONV_A(3, ap, ka)
+      TCONV_A(4, ap, ka) TCONV_A(5, ap, ka)
       TCONV_ACC12(TCONV_STEP_A)
     }
     if constexpr (MASKB != 0) {
-      TCONV_A(0, apb) TCONV_A(1, apb) TCONV_A(2, apb) TCONV_A(3, apb) TCONV_A(4, apb)
-      TCONV_A(5, apb)
+      TCONV_A(0, apb, kb) TCONV_A(1, apb, kb) TCONV_A(2, apb, kb) TCONV_A(3, apb, kb)
+      TCONV_A(4, apb, kb) TCONV_A(5, apb, kb)
       TCONV_ACC12(TCONV_STEP_B)
     }
 #undef TCONV_STEP_A
@@ -523,74 +530,35 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   }
 }
 
-// One masked k-step's FMAs for position vector VV of a pair with phases MASK (as
-// spatial_mstep).
-template <class S, int CO, int PH, int MV, int MASK, int VV>
-__attribute__((always_inline)) inline void phase_mstep(typename S::V av, const typename S::T* b0,
-                                                       const typename S::T* b1,
-                                                       const typename S::T* b2,
-                                                       const typename S::T* b3,
-                                                       TCONV_ACC_REFS(typename S::V)) {
-  using T = typename S::T;
-  constexpr int COUNT = CO * PH * MV;
-#define TCONV_STEP(i)                                                                    \
-  if constexpr ((i) < COUNT && (i) % MV == VV && ((MASK >> (((i) / MV) % PH)) & 1)) {    \
-    constexpr int ph = ((i) / MV) % PH;                                                  \
-    const T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3;                       \
-    r##i = S::fma(av, S::bcast(bq + (i) / (PH * MV)), r##i);                             \
-  }
-  TCONV_ACC12(TCONV_STEP)
-#undef TCONV_STEP
+// How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
+// rows whose unmasked loop reads MV whole vectors: 0 not at all (the pair adds only zeros
+// there), 2 over every lane that loop reads, 1 in part. Unless 0, k[v] holds the window's
+// lanes of vector v below `rows` in both.
+template <class S, int MV>
+int phase_cover(std::int64_t lo, std::int64_t hi, std::int64_t rows, __m256i* k) {
+  if (hi <= lo || hi <= 0 || lo >= rows) return 0;
+  const int kind = lo <= 0 && hi >= MV * S::L ? 2 : 1;
+  const int l = static_cast<int>(lo > 0 ? lo : 0), h = static_cast<int>(hi < rows ? hi : rows);
+  for (int v = 0; v < MV; ++v) k[v] = S::lanes(v * S::L, l, h);
+  return kind;
 }
 
-// One pair (no partner) whose window covers the tile's lanes in part: every load masked to
-// [lo, hi). Its phases' accumulators are its own, so running a partner's pass separately
-// leaves every sum in the same order.
-template <class S, int CO, int PH, int MV, int MASK>
-__attribute__((always_inline)) inline void phase_km(const typename S::T* ap,
-                                                    const typename S::T* const* bp,
-                                                    std::int64_t K, std::int64_t ks,
-                                                    std::int64_t ld, int lo, int hi,
-                                                    TCONV_ACC_REFS(typename S::V)) {
-  constexpr int L = S::L;
-  __m256i mk[MV];
-  for (int v = 0; v < MV; ++v) mk[v] = S::lanes(v * L, lo, hi);
-  const auto* b0 = bp[0];
-  const auto* b1 = PH > 1 ? bp[1] : bp[0];
-  const auto* b2 = PH > 2 ? bp[2] : bp[0];
-  const auto* b3 = PH > 3 ? bp[3] : bp[0];
-  for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_VEC(v)                                                                         \
-  if constexpr ((v) < MV)                                                                    \
-    phase_mstep<S, CO, PH, MV, MASK, (v)>(S::loadm(ap + (v) * L, mk[(v) < MV ? (v) : 0]), b0, \
-                                          b1, b2, b3, TCONV_ARGS);
-    TCONV_VEC(0) TCONV_VEC(1) TCONV_VEC(2) TCONV_VEC(3) TCONV_VEC(4) TCONV_VEC(5)
-#undef TCONV_VEC
-    ap += ks;
-    b0 += ld;
-    b1 += ld;
-    b2 += ld;
-    b3 += ld;
-  }
-}
-
-// One pair alone, with phases `mask`: unmasked, or masked to the lanes of `cv`.
+// One pair alone, with phases `mask`: unmasked (kind 2) or under the masks k (kind 1).
 template <class S, int CO, int PH, int MV>
-__attribute__((always_inline)) inline void phase_one(int mask, const Cover& cv,
+__attribute__((always_inline)) inline void phase_one(int mask, int kind, const __m256i* k,
                                                      const typename S::T* ap,
                                                      const typename S::T* const* bp,
                                                      std::int64_t K, std::int64_t ks,
                                                      std::int64_t ld,
                                                      TCONV_ACC_REFS(typename S::V)) {
-  if (cv.kind == Cover::none) return;
-#define TCONV_CASE(M)                                                                     \
-  case M:                                                                                 \
-    if constexpr (M < (1 << PH)) {                                                        \
-      if (cv.kind == Cover::all)                                                          \
-        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS);              \
-      else                                                                                \
-        phase_km<S, CO, PH, MV, M>(ap, bp, K, ks, ld, cv.lo, cv.hi, TCONV_ARGS);          \
-    }                                                                                     \
+#define TCONV_CASE(M)                                                                      \
+  case M:                                                                                  \
+    if constexpr (M < (1 << PH)) {                                                         \
+      if (kind == 2)                                                                       \
+        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS);               \
+      else                                                                                 \
+        phase_k<S, CO, PH, MV, M, 0, true>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k);   \
+    }                                                                                      \
     break;
   switch (mask) {
     TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
@@ -638,16 +606,34 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       }
     }
     if (g.m_lo) {
-      // The unmasked loop reads whole vectors: a tail tile reads past its rows.
-      const Cover ca = cover(g.m_lo[p] - m0, g.m_hi[p] - m0, rows, MV * L);
-      const Cover cb = partner >= 0
-                           ? cover(g.m_lo[partner] - m0, g.m_hi[partner] - m0, rows, MV * L)
-                           : Cover{Cover::none, 0, 0};
-      if (ca.kind != Cover::all || (partner >= 0 && cb.kind != Cover::all)) {
-        // An edge: each pair of the two on its own, the partner with the phases it feeds.
-        phase_one<S, CO, PH, MV>(mask, ca, ap, bp, g.k, g.a_ks, g.b_ld, TCONV_ARGS);
-        if (partner >= 0)
-          phase_one<S, CO, PH, MV>(FULL ^ mask, cb, apb, bpb, g.k, g.a_ks, g.b_ld, TCONV_ARGS);
+      __m256i ka[MV] = {}, kb[MV] = {};
+      const int ca = phase_cover<S, MV>(g.m_lo[p] - m0, g.m_hi[p] - m0, rows, ka);
+      const int cb = partner >= 0
+                         ? phase_cover<S, MV>(g.m_lo[partner] - m0, g.m_hi[partner] - m0, rows, kb)
+                         : 0;
+      if (ca != 2 || (partner >= 0 && cb != 2)) {
+        // An edge. Both pairs with rows here: one pass (as many FMA chains as without
+        // windows), each under its masks; else the one that has rows, alone.
+        if (ca != 0 && cb != 0) {
+          switch (mask) {
+#define TCONV_CASE(M)                                                                        \
+  case M:                                                                                    \
+    if constexpr (M < (1 << PH) && M != FULL)                                                \
+      phase_k<S, CO, PH, MV, M, FULL ^ M, true>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld,       \
+                                                TCONV_ARGS, ka, kb);                         \
+    break;
+            TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5)
+            TCONV_CASE(6) TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10)
+            TCONV_CASE(11) TCONV_CASE(12) TCONV_CASE(13) TCONV_CASE(14)
+            default: break;
+#undef TCONV_CASE
+          }
+        } else if (ca != 0) {
+          phase_one<S, CO, PH, MV>(mask, ca, ka, ap, bp, g.k, g.a_ks, g.b_ld, TCONV_ARGS);
+        } else if (cb != 0) {
+          phase_one<S, CO, PH, MV>(FULL ^ mask, cb, kb, apb, bpb, g.k, g.a_ks, g.b_ld,
+                                   TCONV_ARGS);
+        }
         continue;
       }
     }
