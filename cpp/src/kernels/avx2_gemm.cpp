@@ -470,9 +470,12 @@ __attribute__((always_inline)) inline V pick(V a0, V a1, V a2, V a3, V a4, V a5)
   return a5;
 }
 
-// WIN: every input vector v of pair A (B) is loaded under the mask ka[v] (kb[v]) instead, the
-// lanes of its row window in the tile.
-template <class S, int CO, int PH, int MV, int MASK, int MASKB, bool WIN = false>
+// With row windows (WIN) input vector v of pair A (B) is loaded under the mask ka[v] (kb[v]),
+// the lanes of its window in the tile: WIN == kEdges masks the first and last vectors only (the
+// window covers those between), WIN == kSome every vector.
+enum PhaseCover { kNone, kAll, kEdges, kSome };
+
+template <class S, int CO, int PH, int MV, int MASK, int MASKB, int WIN = kNone>
 __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
                                                    const typename S::T* const* bp,
                                                    const typename S::T* apb,
@@ -494,10 +497,14 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   const T* b2 = b[2];
   const T* b3 = b[3];
   for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_A(v, P, KW)                                                                \
-  V a##v = S::zero();                                                                    \
-  if constexpr (WIN && (v) < MV) a##v = S::loadm((P) + (v) * L, KW[(v) < MV ? (v) : 0]); \
-  if constexpr (!WIN && (v) < MV) a##v = S::load((P) + (v) * L);
+#define TCONV_A(v, P, KW)                                                              \
+  V a##v = S::zero();                                                                  \
+  if constexpr ((v) < MV) {                                                            \
+    if constexpr (WIN == kSome || (WIN == kEdges && ((v) == 0 || (v) == MV - 1)))      \
+      a##v = S::loadm((P) + (v) * L, KW[(v) < MV ? (v) : 0]);                          \
+    else                                                                               \
+      a##v = S::load((P) + (v) * L);                                                   \
+  }
 #define TCONV_STEP(i, M)                                                                 \
   if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                          \
     constexpr int ph = ((i) / MV) % PH;                                                  \
@@ -531,19 +538,21 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
 }
 
 // How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
-// rows whose unmasked loop reads MV whole vectors: 0 not at all (the pair adds only zeros
-// there), 2 over every lane that loop reads, 1 in part. Unless 0, k[v] holds the window's
-// lanes of vector v below `rows` in both.
+// rows whose unmasked loop reads MV whole vectors: not at all (kNone: the pair adds only zeros
+// there), over every lane that loop reads (kAll), over all but lanes of the first or last
+// vector (kEdges), or less (kSome). Unless kNone, k[v] holds the window's lanes of vector v
+// below `rows`.
 template <class S, int MV>
 int phase_cover(std::int64_t lo, std::int64_t hi, std::int64_t rows, __m256i* k) {
-  if (hi <= lo || hi <= 0 || lo >= rows) return 0;
-  const int kind = lo <= 0 && hi >= MV * S::L ? 2 : 1;
+  constexpr int L = S::L;
+  if (hi <= lo || hi <= 0 || lo >= rows) return kNone;
+  const int kind = lo <= 0 && hi >= MV * L ? kAll : lo <= L && hi >= (MV - 1) * L ? kEdges : kSome;
   const int l = static_cast<int>(lo > 0 ? lo : 0), h = static_cast<int>(hi < rows ? hi : rows);
-  for (int v = 0; v < MV; ++v) k[v] = S::lanes(v * S::L, l, h);
+  for (int v = 0; v < MV; ++v) k[v] = S::lanes(v * L, l, h);
   return kind;
 }
 
-// One pair alone, with phases `mask`: unmasked (kind 2) or under the masks k (kind 1).
+// One pair alone, with phases `mask`, read as `kind` says.
 template <class S, int CO, int PH, int MV>
 __attribute__((always_inline)) inline void phase_one(int mask, int kind, const __m256i* k,
                                                      const typename S::T* ap,
@@ -554,10 +563,12 @@ __attribute__((always_inline)) inline void phase_one(int mask, int kind, const _
 #define TCONV_CASE(M)                                                                      \
   case M:                                                                                  \
     if constexpr (M < (1 << PH)) {                                                         \
-      if (kind == 2)                                                                       \
+      if (kind == kAll)                                                                    \
         phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS);               \
-      else                                                                                 \
-        phase_k<S, CO, PH, MV, M, 0, true>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k);   \
+      else if (kind == kEdges)                                                             \
+        phase_k<S, CO, PH, MV, M, 0, kEdges>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k); \
+      else if (kind == kSome)                                                              \
+        phase_k<S, CO, PH, MV, M, 0, kSome>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k);  \
     }                                                                                      \
     break;
   switch (mask) {
@@ -610,17 +621,17 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       const int ca = phase_cover<S, MV>(g.m_lo[p] - m0, g.m_hi[p] - m0, rows, ka);
       const int cb = partner >= 0
                          ? phase_cover<S, MV>(g.m_lo[partner] - m0, g.m_hi[partner] - m0, rows, kb)
-                         : 0;
-      if (ca != 2 || (partner >= 0 && cb != 2)) {
-        // An edge. Both pairs with rows here: one pass (as many FMA chains as without
-        // windows), each under its masks; else the one that has rows, alone.
-        if (ca != 0 && cb != 0) {
+                         : kNone;
+      if (ca != kAll || (partner >= 0 && cb != kAll)) {
+        // An edge. Both pairs with rows here, masked at the edges at most: one pass (as many
+        // FMA chains as without windows), each under its masks. Else each on its own.
+        if (ca != kNone && cb != kNone && ca != kSome && cb != kSome) {
           switch (mask) {
 #define TCONV_CASE(M)                                                                        \
   case M:                                                                                    \
     if constexpr (M < (1 << PH) && M != FULL)                                                \
-      phase_k<S, CO, PH, MV, M, FULL ^ M, true>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld,       \
-                                                TCONV_ARGS, ka, kb);                         \
+      phase_k<S, CO, PH, MV, M, FULL ^ M, kEdges>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld,     \
+                                                  TCONV_ARGS, ka, kb);                       \
     break;
             TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5)
             TCONV_CASE(6) TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10)
@@ -628,11 +639,13 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
             default: break;
 #undef TCONV_CASE
           }
-        } else if (ca != 0) {
+        } else {
+          // The partner's phases are the ones pair A lacks: its accumulators are its own, so
+          // the sums keep their order.
           phase_one<S, CO, PH, MV>(mask, ca, ka, ap, bp, g.k, g.a_ks, g.b_ld, TCONV_ARGS);
-        } else if (cb != 0) {
-          phase_one<S, CO, PH, MV>(FULL ^ mask, cb, kb, apb, bpb, g.k, g.a_ks, g.b_ld,
-                                   TCONV_ARGS);
+          if (partner >= 0)
+            phase_one<S, CO, PH, MV>(FULL ^ mask, cb, kb, apb, bpb, g.k, g.a_ks, g.b_ld,
+                                     TCONV_ARGS);
         }
         continue;
       }

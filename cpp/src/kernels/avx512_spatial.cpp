@@ -109,9 +109,12 @@ constexpr int kAcc = 24;
       V &r12, V &r13, V &r14, V &r15, V &r16, V &r17, V &r18, V &r19, V &r20, V &r21, V &r22, \
       V &r23
 
-// WIN: every input vector of pair A (B) is loaded under its own mask ka[v] (kb[v]) instead,
-// the lanes of its row window in the tile.
-template <class S, int CO, int PH, int MV, int MASK, int MASKB, bool WIN = false>
+// With row windows (WIN) input vector v of pair A (B) is loaded under the mask ka[v] (kb[v]),
+// the lanes of its window in the tile: WIN == kEdges masks the first and last vectors only (the
+// window covers those between), WIN == kSome every vector.
+enum Cover { kNone, kAll, kEdges, kSome };
+
+template <class S, int CO, int PH, int MV, int MASK, int MASKB, int WIN = kNone>
 __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
                                                    const typename S::T* const* bp,
                                                    const typename S::T* apb,
@@ -137,10 +140,15 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   // by several FMAs in the same step is folded into each of them by the compiler (a 64-byte
   // load per FMA, most of them split across cache lines). The last step reloads its own row
   // (no read past the pair's K rows).
-#define TCONV_LOAD(v, P, KW)                                                 \
-  if constexpr (WIN && (v) < MV) P##v = S::loadm(P + (v) * L, KW[(v) < MV ? (v) : 0]); \
-  if constexpr (!WIN && (v) < MV - 1) P##v = S::load(P + (v) * L);         \
-  if constexpr (!WIN && (v) == MV - 1) P##v = S::loadm(P + (v) * L, last);
+#define TCONV_LOAD(v, P, KW)                                                              \
+  if constexpr ((v) < MV) {                                                               \
+    if constexpr (WIN == kSome || (WIN == kEdges && ((v) == 0 || (v) == MV - 1)))         \
+      P##v = S::loadm(P + (v) * L, KW[(v) < MV ? (v) : 0]);                               \
+    else if constexpr (WIN == kNone && (v) == MV - 1)                                     \
+      P##v = S::loadm(P + (v) * L, last);                                                 \
+    else                                                                                  \
+      P##v = S::load(P + (v) * L);                                                        \
+  }
 #define TCONV_A(v, P, USE, KW) \
   V P##v = S::zero();          \
   if constexpr (USE) {         \
@@ -207,18 +215,20 @@ struct Interleave {
       r20, r21, r22, r23
 
 // How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
-// rows: 0 not at all (the pair adds only zeros there), 2 over all of them (the unmasked loop
-// reads those rows only), 1 in part. Unless 0, k[v] holds the lanes of vector v in both.
+// rows: not at all (kNone: the pair adds only zeros there), over all of them (kAll: the
+// unmasked loop reads those rows only), over all but the first or last vector's lanes
+// (kEdges), or less (kSome). Unless kNone, k[v] holds the window's lanes of vector v.
 template <class S, int MV>
 int cover(std::int64_t lo, std::int64_t hi, std::int64_t rows, typename S::K* k) {
-  if (hi <= lo || hi <= 0 || lo >= rows) return 0;
-  const int kind = lo <= 0 && hi >= rows ? 2 : 1;
+  constexpr int L = S::L;
+  if (hi <= lo || hi <= 0 || lo >= rows) return kNone;
+  const int kind = lo <= 0 && hi >= rows ? kAll : lo <= L && hi >= (MV - 1) * L ? kEdges : kSome;
   if (hi > rows) hi = rows;
-  for (int v = 0; v < MV; ++v) k[v] = S::range(lo - v * S::L, hi - v * S::L);
+  for (int v = 0; v < MV; ++v) k[v] = S::range(lo - v * L, hi - v * L);
   return kind;
 }
 
-// One pair alone, with phases `mask`: unmasked (kind 2) or under the masks k (kind 1).
+// One pair alone, with phases `mask`, read as `kind` says.
 template <class S, int CO, int PH, int MV>
 __attribute__((always_inline)) inline void phase_one(int mask, int kind, const typename S::K* k,
                                                      const typename S::T* ap,
@@ -226,16 +236,17 @@ __attribute__((always_inline)) inline void phase_one(int mask, int kind, const t
                                                      std::int64_t K, std::int64_t ks,
                                                      std::int64_t ld, typename S::K last,
                                                      TCONV_ACC_REFS(typename S::V)) {
-  if (kind == 0) return;
-#define TCONV_CASE(M)                                                                      \
-  case M:                                                                                  \
-    if constexpr (M < (1 << PH)) {                                                         \
-      if (kind == 2)                                                                       \
-        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS);         \
-      else                                                                                 \
-        phase_k<S, CO, PH, MV, M, 0, true>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS, k, \
-                                           k);                                             \
-    }                                                                                      \
+#define TCONV_CASE(M)                                                                         \
+  case M:                                                                                     \
+    if constexpr (M < (1 << PH)) {                                                            \
+      if (kind == kAll)                                                                       \
+        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS);            \
+      else if (kind == kEdges)                                                                \
+        phase_k<S, CO, PH, MV, M, 0, kEdges>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS, k,  \
+                                             k);                                              \
+      else if (kind == kSome)                                                                 \
+        phase_k<S, CO, PH, MV, M, 0, kSome>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS, k, k); \
+    }                                                                                         \
     break;
   switch (mask) {
     TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
@@ -288,18 +299,19 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
     if (g.m_lo) {
       K ka[MV] = {}, kb[MV] = {};
       const int ca = cover<S, MV>(g.m_lo[p] - m0, g.m_hi[p] - m0, rows, ka);
-      const int cb =
-          partner >= 0 ? cover<S, MV>(g.m_lo[partner] - m0, g.m_hi[partner] - m0, rows, kb) : 0;
-      if (ca != 2 || (partner >= 0 && cb != 2)) {
-        // An edge. Both pairs with rows here: one pass, each under its masks; else the one
-        // that has rows, alone.
-        if (ca != 0 && cb != 0) {
+      const int cb = partner >= 0
+                         ? cover<S, MV>(g.m_lo[partner] - m0, g.m_hi[partner] - m0, rows, kb)
+                         : kNone;
+      if (ca != kAll || (partner >= 0 && cb != kAll)) {
+        // An edge. Both pairs with rows here, masked at the edges at most: one pass (as many
+        // FMA chains as without windows), each under its masks. Else each on its own.
+        if (ca != kNone && cb != kNone && ca != kSome && cb != kSome) {
           switch (mask) {
 #define TCONV_CASE(M)                                                                         \
   case M:                                                                                     \
     if constexpr (M < (1 << PH) && M != FULL)                                                 \
-      phase_k<S, CO, PH, MV, M, FULL ^ M, true>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld, last,  \
-                                                TCONV_ARGS, ka, kb);                          \
+      phase_k<S, CO, PH, MV, M, FULL ^ M, kEdges>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld,      \
+                                                  last, TCONV_ARGS, ka, kb);                  \
     break;
             TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5)
             TCONV_CASE(6) TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10)
@@ -307,11 +319,13 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
             default: break;
 #undef TCONV_CASE
           }
-        } else if (ca != 0) {
+        } else {
+          // The partner's phases are the ones pair A lacks: its accumulators are its own, so
+          // the sums keep their order.
           phase_one<S, CO, PH, MV>(mask, ca, ka, ap, bp, g.k, g.a_ks, g.b_ld, last, TCONV_ARGS);
-        } else if (partner >= 0) {
-          phase_one<S, CO, PH, MV>(FULL ^ mask, cb, kb, apb, bpb, g.k, g.a_ks, g.b_ld, last,
-                                   TCONV_ARGS);
+          if (partner >= 0)
+            phase_one<S, CO, PH, MV>(FULL ^ mask, cb, kb, apb, bpb, g.k, g.a_ks, g.b_ld, last,
+                                     TCONV_ARGS);
         }
         continue;
       }
