@@ -470,12 +470,13 @@ __attribute__((always_inline)) inline V pick(V a0, V a1, V a2, V a3, V a4, V a5)
   return a5;
 }
 
-// With row windows (WIN) input vector v of pair A (B) is loaded under the mask ka[v] (kb[v]),
-// the lanes of its window in the tile: WIN == kEdges masks the first and last vectors only (the
-// window covers those between), WIN == kSome every vector.
-enum PhaseCover { kNone, kAll, kEdges, kSome };
+// How a pair's row window meets a tile (see phase_cover), and so which of its input vectors
+// the k loop loads under a mask: none (kAll), the first or the last (kFirst, kLast: the window
+// covers the others), or all of them (kSome).
+enum PhaseCover { kNone, kAll, kFirst, kLast, kSome };
 
-template <class S, int CO, int PH, int MV, int MASK, int MASKB, int WIN = kNone>
+// WA, WB: which input vectors of pair A, B load under their masks ka[v], kb[v].
+template <class S, int CO, int PH, int MV, int MASK, int MASKB, int WA = kAll, int WB = kAll>
 __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
                                                    const typename S::T* const* bp,
                                                    const typename S::T* apb,
@@ -497,13 +498,13 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   const T* b2 = b[2];
   const T* b3 = b[3];
   for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_A(v, P, KW)                                                              \
-  V a##v = S::zero();                                                                  \
-  if constexpr ((v) < MV) {                                                            \
-    if constexpr (WIN == kSome || (WIN == kEdges && ((v) == 0 || (v) == MV - 1)))      \
-      a##v = S::loadm((P) + (v) * L, KW[(v) < MV ? (v) : 0]);                          \
-    else                                                                               \
-      a##v = S::load((P) + (v) * L);                                                   \
+#define TCONV_A(v, P, KW, W)                                                             \
+  V a##v = S::zero();                                                                    \
+  if constexpr ((v) < MV) {                                                              \
+    if constexpr (W == kSome || (W == kFirst && (v) == 0) || (W == kLast && (v) == MV - 1)) \
+      a##v = S::loadm((P) + (v) * L, KW[(v) < MV ? (v) : 0]);                            \
+    else                                                                                 \
+      a##v = S::load((P) + (v) * L);                                                     \
   }
 #define TCONV_STEP(i, M)                                                                 \
   if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                          \
@@ -515,13 +516,13 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
 #define TCONV_STEP_A(i) TCONV_STEP(i, MASK)
 #define TCONV_STEP_B(i) TCONV_STEP(i, MASKB)
     {
-      TCONV_A(0, ap, ka) TCONV_A(1, ap, ka) TCONV_A(2, ap, ka) TCONV_A(3, ap, ka)
-      TCONV_A(4, ap, ka) TCONV_A(5, ap, ka)
+      TCONV_A(0, ap, ka, WA) TCONV_A(1, ap, ka, WA) TCONV_A(2, ap, ka, WA)
+      TCONV_A(3, ap, ka, WA) TCONV_A(4, ap, ka, WA) TCONV_A(5, ap, ka, WA)
       TCONV_ACC12(TCONV_STEP_A)
     }
     if constexpr (MASKB != 0) {
-      TCONV_A(0, apb, kb) TCONV_A(1, apb, kb) TCONV_A(2, apb, kb) TCONV_A(3, apb, kb)
-      TCONV_A(4, apb, kb) TCONV_A(5, apb, kb)
+      TCONV_A(0, apb, kb, WB) TCONV_A(1, apb, kb, WB) TCONV_A(2, apb, kb, WB)
+      TCONV_A(3, apb, kb, WB) TCONV_A(4, apb, kb, WB) TCONV_A(5, apb, kb, WB)
       TCONV_ACC12(TCONV_STEP_B)
     }
 #undef TCONV_STEP_A
@@ -539,17 +540,22 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
 
 // How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
 // rows whose unmasked loop reads MV whole vectors: not at all (kNone: the pair adds only zeros
-// there), over every lane that loop reads (kAll), over all but lanes of the first or last
-// vector (kEdges), or less (kSome). Unless kNone, k[v] holds the window's lanes of vector v
-// below `rows`.
+// there), over every lane that loop reads (kAll), over all but lanes of the first or of the
+// last vector (kFirst, kLast), or less (kSome).
 template <class S, int MV>
-int phase_cover(std::int64_t lo, std::int64_t hi, std::int64_t rows, __m256i* k) {
+int phase_cover(std::int64_t lo, std::int64_t hi, std::int64_t rows) {
   constexpr int L = S::L;
   if (hi <= lo || hi <= 0 || lo >= rows) return kNone;
-  const int kind = lo <= 0 && hi >= MV * L ? kAll : lo <= L && hi >= (MV - 1) * L ? kEdges : kSome;
-  const int l = static_cast<int>(lo > 0 ? lo : 0), h = static_cast<int>(hi < rows ? hi : rows);
-  for (int v = 0; v < MV; ++v) k[v] = S::lanes(v * L, l, h);
-  return kind;
+  if (hi >= MV * L) return lo <= 0 ? kAll : lo <= L ? kFirst : kSome;
+  return hi >= (MV - 1) * L && lo <= 0 ? kLast : kSome;
+}
+
+// k[v]: the lanes of vector v in the window [lo, hi) and below `rows`.
+template <class S, int MV>
+void phase_lanes(std::int64_t lo, std::int64_t hi, std::int64_t rows, __m256i* k) {
+  const int l = static_cast<int>(lo > 0 ? lo : 0);
+  const int h = static_cast<int>(hi < rows ? (hi > 0 ? hi : 0) : rows);
+  for (int v = 0; v < MV; ++v) k[v] = S::lanes(v * S::L, l, h);
 }
 
 // One pair alone, with phases `mask`, read as `kind` says.
@@ -565,8 +571,10 @@ __attribute__((always_inline)) inline void phase_one(int mask, int kind, const _
     if constexpr (M < (1 << PH)) {                                                         \
       if (kind == kAll)                                                                    \
         phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS);               \
-      else if (kind == kEdges)                                                             \
-        phase_k<S, CO, PH, MV, M, 0, kEdges>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k); \
+      else if (kind == kFirst)                                                             \
+        phase_k<S, CO, PH, MV, M, 0, kFirst>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k); \
+      else if (kind == kLast)                                                              \
+        phase_k<S, CO, PH, MV, M, 0, kLast>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k);  \
       else if (kind == kSome)                                                              \
         phase_k<S, CO, PH, MV, M, 0, kSome>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k);  \
     }                                                                                      \
@@ -617,21 +625,42 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       }
     }
     if (g.m_lo) {
-      __m256i ka[MV] = {}, kb[MV] = {};
-      const int ca = phase_cover<S, MV>(g.m_lo[p] - m0, g.m_hi[p] - m0, rows, ka);
-      const int cb = partner >= 0
-                         ? phase_cover<S, MV>(g.m_lo[partner] - m0, g.m_hi[partner] - m0, rows, kb)
-                         : kNone;
+      const std::int64_t alo = g.m_lo[p] - m0, ahi = g.m_hi[p] - m0;
+      const std::int64_t blo = partner >= 0 ? g.m_lo[partner] - m0 : 0;
+      const std::int64_t bhi = partner >= 0 ? g.m_hi[partner] - m0 : 0;
+      const int ca = phase_cover<S, MV>(alo, ahi, rows);
+      const int cb = phase_cover<S, MV>(blo, bhi, rows);
       if (ca != kAll || (partner >= 0 && cb != kAll)) {
-        // An edge. Both pairs with rows here, masked at the edges at most: one pass (as many
-        // FMA chains as without windows), each under its masks. Else each on its own.
-        if (ca != kNone && cb != kNone && ca != kSome && cb != kSome) {
-          switch (mask) {
-#define TCONV_CASE(M)                                                                        \
-  case M:                                                                                    \
-    if constexpr (M < (1 << PH) && M != FULL)                                                \
-      phase_k<S, CO, PH, MV, M, FULL ^ M, kEdges>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld,     \
-                                                  TCONV_ARGS, ka, kb);                       \
+        // The masks only here: a tile the windows cover pays nothing for them.
+        __m256i ka[MV], kb[MV];
+        phase_lanes<S, MV>(alo, ahi, rows, ka);
+        phase_lanes<S, MV>(blo, bhi, rows, kb);
+        // An edge. Both pairs with rows here, masked at different edges at most: one pass (as
+        // many FMA chains as without windows), the masked pair (or the one masked at the
+        // first vector) as A: their accumulators are disjoint, so the sums keep their order.
+        if (ca != kNone && cb != kNone && ca != kSome && cb != kSome && ca != cb) {
+          const bool swap = ca == kAll || (ca == kLast && cb == kFirst);
+          const int m = swap ? FULL ^ mask : mask, wa = swap ? cb : ca, wb = swap ? ca : cb;
+          const T* a1 = swap ? apb : ap;
+          const T* a2 = swap ? ap : apb;
+          const T* const* b1 = swap ? bpb : bp;
+          const T* const* b2 = swap ? bp : bpb;
+          const __m256i* k1 = swap ? kb : ka;
+          const __m256i* k2 = swap ? ka : kb;
+          switch (m) {
+#define TCONV_CASE(M)                                                                           \
+  case M:                                                                                       \
+    if constexpr (M < (1 << PH) && M != FULL) {                                                 \
+      if (wb == kAll && wa == kFirst)                                                           \
+        phase_k<S, CO, PH, MV, M, FULL ^ M, kFirst, kAll>(a1, b1, a2, b2, g.k, g.a_ks, g.b_ld,  \
+                                                          TCONV_ARGS, k1, k2);                  \
+      else if (wb == kAll)                                                                      \
+        phase_k<S, CO, PH, MV, M, FULL ^ M, kLast, kAll>(a1, b1, a2, b2, g.k, g.a_ks, g.b_ld,   \
+                                                         TCONV_ARGS, k1, k2);                   \
+      else                                                                                      \
+        phase_k<S, CO, PH, MV, M, FULL ^ M, kFirst, kLast>(a1, b1, a2, b2, g.k, g.a_ks, g.b_ld, \
+                                                           TCONV_ARGS, k1, k2);                 \
+    }                                                                                           \
     break;
             TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5)
             TCONV_CASE(6) TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10)

@@ -217,15 +217,19 @@ struct Interleave {
 // How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
 // rows: not at all (kNone: the pair adds only zeros there), over all of them (kAll: the
 // unmasked loop reads those rows only), over all but the first or last vector's lanes
-// (kEdges), or less (kSome). Unless kNone, k[v] holds the window's lanes of vector v.
+// (kEdges), or less (kSome).
 template <class S, int MV>
-int cover(std::int64_t lo, std::int64_t hi, std::int64_t rows, typename S::K* k) {
+int cover(std::int64_t lo, std::int64_t hi, std::int64_t rows) {
   constexpr int L = S::L;
   if (hi <= lo || hi <= 0 || lo >= rows) return kNone;
-  const int kind = lo <= 0 && hi >= rows ? kAll : lo <= L && hi >= (MV - 1) * L ? kEdges : kSome;
+  return lo <= 0 && hi >= rows ? kAll : lo <= L && hi >= (MV - 1) * L ? kEdges : kSome;
+}
+
+// k[v]: the lanes of vector v in the window [lo, hi) and below `rows`.
+template <class S, int MV>
+void lanes(std::int64_t lo, std::int64_t hi, std::int64_t rows, typename S::K* k) {
   if (hi > rows) hi = rows;
-  for (int v = 0; v < MV; ++v) k[v] = S::range(lo - v * L, hi - v * L);
-  return kind;
+  for (int v = 0; v < MV; ++v) k[v] = S::range(lo - v * S::L, hi - v * S::L);
 }
 
 // One pair alone, with phases `mask`, read as `kind` says.
@@ -297,12 +301,16 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       }
     }
     if (g.m_lo) {
-      K ka[MV] = {}, kb[MV] = {};
-      const int ca = cover<S, MV>(g.m_lo[p] - m0, g.m_hi[p] - m0, rows, ka);
-      const int cb = partner >= 0
-                         ? cover<S, MV>(g.m_lo[partner] - m0, g.m_hi[partner] - m0, rows, kb)
-                         : kNone;
+      const std::int64_t alo = g.m_lo[p] - m0, ahi = g.m_hi[p] - m0;
+      const std::int64_t blo = partner >= 0 ? g.m_lo[partner] - m0 : 0;
+      const std::int64_t bhi = partner >= 0 ? g.m_hi[partner] - m0 : 0;
+      const int ca = cover<S, MV>(alo, ahi, rows);
+      const int cb = cover<S, MV>(blo, bhi, rows);
       if (ca != kAll || (partner >= 0 && cb != kAll)) {
+        // The masks only here: a tile the windows cover pays nothing for them.
+        K ka[MV], kb[MV];
+        lanes<S, MV>(alo, ahi, rows, ka);
+        lanes<S, MV>(blo, bhi, rows, kb);
         // An edge. Both pairs with rows here, masked at the edges at most: one pass (as many
         // FMA chains as without windows), each under its masks. Else each on its own.
         if (ca != kNone && cb != kNone && ca != kSome && cb != kSome) {
