@@ -124,18 +124,33 @@ struct F64 {
   V &r0, V &r1, V &r2, V &r3, V &r4, V &r5, V &r6, V &r7, V &r8, V &r9, V &r10, V &r11
 #define TCONV_ARGS r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11
 
-// How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
-// rows whose unmasked loop reads `reach` lanes: not at all (the pair adds only zeros there),
-// over every lane that loop reads, or in part (masked loads of the lanes [lo, hi) then).
-struct Cover {
-  enum Kind { none, all, some } kind;
-  int lo, hi;
-};
+// How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile, and so
+// which of its input vectors the k loop loads under a mask: not at all (kNone: the pair adds
+// only zeros there, skipped), none (kAll: the window covers every lane the unmasked loop
+// reads), the first or the last (kFirst, kLast: the window covers the others), or every one
+// (kSome).
+enum Cover { kNone, kAll, kFirst, kLast, kSome };
 
-Cover cover(std::int64_t lo, std::int64_t hi, std::int64_t rows, std::int64_t reach) {
-  if (hi <= lo || hi <= 0 || lo >= rows) return {Cover::none, 0, 0};
-  if (lo <= 0 && hi >= reach) return {Cover::all, 0, 0};
-  return {Cover::some, static_cast<int>(lo > 0 ? lo : 0), static_cast<int>(hi < rows ? hi : rows)};
+// For a tile of `rows` rows whose unmasked loop reads MV whole vectors.
+template <class S, int MV>
+int cover(std::int64_t lo, std::int64_t hi, std::int64_t rows) {
+  constexpr int L = S::L;
+  if (hi <= lo || hi <= 0 || lo >= rows) return kNone;
+  if (hi >= MV * L) return lo <= 0 ? kAll : lo <= L ? kFirst : kSome;
+  return hi >= (MV - 1) * L && lo <= 0 ? kLast : kSome;
+}
+
+// k[v]: the lanes of vector v in the window [lo, hi) and below `rows`.
+template <class S, int MV>
+void window_lanes(std::int64_t lo, std::int64_t hi, std::int64_t rows, __m256i* k) {
+  const int l = static_cast<int>(lo > 0 ? lo : 0);
+  const int h = static_cast<int>(hi < rows ? (hi > 0 ? hi : 0) : rows);
+  for (int v = 0; v < MV; ++v) k[v] = S::lanes(v * S::L, l, h);
+}
+
+// Whether input vector v of a pair read as `W` says loads under its mask.
+constexpr bool masked(int W, int v, int MV) {
+  return W == kSome || (W == kFirst && v == 0) || (W == kLast && v == MV - 1);
 }
 
 // ---- channel-vector kernel: MR output positions x 2 vectors of output channels ----------------
@@ -282,21 +297,22 @@ __attribute__((always_inline)) inline void spatial_mstep(typename S::V av,
 #undef TCONV_STEP
 }
 
-// A pair whose window covers the tile's lanes in part: every load masked to [lo, hi).
-template <class S, int CO, int MV>
+// A pair whose window covers the tile's lanes in part, its vectors loaded as W says (the
+// masks mk: window_lanes).
+template <class S, int CO, int MV, int W>
 __attribute__((always_inline)) inline void spatial_masked(const typename S::T* ap,
                                                           const typename S::T* bp,
                                                           std::int64_t K, std::int64_t ks,
-                                                          std::int64_t ld, int lo, int hi,
+                                                          std::int64_t ld, const __m256i* mk,
                                                           TCONV_ACC_REFS(typename S::V)) {
   constexpr int L = S::L;
-  __m256i mk[MV];
-  for (int v = 0; v < MV; ++v) mk[v] = S::lanes(v * L, lo, hi);
   for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_VEC(v)                                                                 \
-  if constexpr ((v) < MV)                                                            \
-    spatial_mstep<S, CO, MV, (v)>(S::loadm(ap + (v) * L, mk[(v) < MV ? (v) : 0]), bp, \
-                                  TCONV_ARGS);
+#define TCONV_VEC(v)                                                                     \
+  if constexpr ((v) < MV)                                                                \
+    spatial_mstep<S, CO, MV, (v)>(masked(W, (v), MV)                                     \
+                                      ? S::loadm(ap + (v) * L, mk[(v) < MV ? (v) : 0])   \
+                                      : S::load(ap + (v) * L),                           \
+                                  bp, TCONV_ARGS);
     TCONV_VEC(0) TCONV_VEC(1) TCONV_VEC(2) TCONV_VEC(3) TCONV_VEC(4) TCONV_VEC(5) TCONV_VEC(6)
     TCONV_VEC(7)
 #undef TCONV_VEC
@@ -322,11 +338,22 @@ void spatial_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
     if constexpr (WIN) {
-      // The unmasked loop reads the tile's rows only (a partial tile masks at `rows`).
-      const Cover cv = cover(g.m_lo[p] - m0, g.m_hi[p] - m0, rows, rows);
-      if (cv.kind == Cover::none) continue;
-      if (cv.kind == Cover::some) {
-        spatial_masked<S, CO, MV>(ap, bp, K, ks, ld, cv.lo, cv.hi, TCONV_ARGS);
+      const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;
+      // A partial tile's unmasked loop reads its rows only (it masks at `rows`).
+      const int kind = !PARTIAL                             ? cover<S, MV>(lo, hi, rows)
+                       : hi <= lo || hi <= 0 || lo >= rows ? kNone
+                       : lo <= 0 && hi >= rows             ? kAll
+                                                           : kSome;
+      if (kind == kNone) continue;
+      if (kind != kAll) {
+        __m256i mk[MV];
+        window_lanes<S, MV>(lo, hi, rows, mk);
+        if (kind == kFirst)
+          spatial_masked<S, CO, MV, kFirst>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
+        else if (kind == kLast)
+          spatial_masked<S, CO, MV, kLast>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
+        else
+          spatial_masked<S, CO, MV, kSome>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
         continue;
       }
     }
@@ -470,11 +497,6 @@ __attribute__((always_inline)) inline V pick(V a0, V a1, V a2, V a3, V a4, V a5)
   return a5;
 }
 
-// How a pair's row window meets a tile (see phase_cover), and so which of its input vectors
-// the k loop loads under a mask: none (kAll), the first or the last (kFirst, kLast: the window
-// covers the others), or all of them (kSome).
-enum PhaseCover { kNone, kAll, kFirst, kLast, kSome };
-
 // WA, WB: which input vectors of pair A, B load under their masks ka[v], kb[v].
 template <class S, int CO, int PH, int MV, int MASK, int MASKB, int WA = kAll, int WB = kAll>
 __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
@@ -501,7 +523,7 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
 #define TCONV_A(v, P, KW, W)                                                             \
   V a##v = S::zero();                                                                    \
   if constexpr ((v) < MV) {                                                              \
-    if constexpr (W == kSome || (W == kFirst && (v) == 0) || (W == kLast && (v) == MV - 1)) \
+    if constexpr (masked(W, (v), MV))                                                    \
       a##v = S::loadm((P) + (v) * L, KW[(v) < MV ? (v) : 0]);                            \
     else                                                                                 \
       a##v = S::load((P) + (v) * L);                                                     \
@@ -536,26 +558,6 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
     b2 += ld;
     b3 += ld;
   }
-}
-
-// How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
-// rows whose unmasked loop reads MV whole vectors: not at all (kNone: the pair adds only zeros
-// there), over every lane that loop reads (kAll), over all but lanes of the first or of the
-// last vector (kFirst, kLast), or less (kSome).
-template <class S, int MV>
-int phase_cover(std::int64_t lo, std::int64_t hi, std::int64_t rows) {
-  constexpr int L = S::L;
-  if (hi <= lo || hi <= 0 || lo >= rows) return kNone;
-  if (hi >= MV * L) return lo <= 0 ? kAll : lo <= L ? kFirst : kSome;
-  return hi >= (MV - 1) * L && lo <= 0 ? kLast : kSome;
-}
-
-// k[v]: the lanes of vector v in the window [lo, hi) and below `rows`.
-template <class S, int MV>
-void phase_lanes(std::int64_t lo, std::int64_t hi, std::int64_t rows, __m256i* k) {
-  const int l = static_cast<int>(lo > 0 ? lo : 0);
-  const int h = static_cast<int>(hi < rows ? (hi > 0 ? hi : 0) : rows);
-  for (int v = 0; v < MV; ++v) k[v] = S::lanes(v * S::L, l, h);
 }
 
 // One pair alone, with phases `mask`, read as `kind` says.
@@ -628,13 +630,13 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       const std::int64_t alo = g.m_lo[p] - m0, ahi = g.m_hi[p] - m0;
       const std::int64_t blo = partner >= 0 ? g.m_lo[partner] - m0 : 0;
       const std::int64_t bhi = partner >= 0 ? g.m_hi[partner] - m0 : 0;
-      const int ca = phase_cover<S, MV>(alo, ahi, rows);
-      const int cb = phase_cover<S, MV>(blo, bhi, rows);
+      const int ca = cover<S, MV>(alo, ahi, rows);
+      const int cb = cover<S, MV>(blo, bhi, rows);
       if (ca != kAll || (partner >= 0 && cb != kAll)) {
         // The masks only here: a tile the windows cover pays nothing for them.
         __m256i ka[MV], kb[MV];
-        phase_lanes<S, MV>(alo, ahi, rows, ka);
-        phase_lanes<S, MV>(blo, bhi, rows, kb);
+        window_lanes<S, MV>(alo, ahi, rows, ka);
+        window_lanes<S, MV>(blo, bhi, rows, kb);
         // An edge. Both pairs with rows here, masked at different edges at most: one pass (as
         // many FMA chains as without windows), the masked pair (or the one masked at the
         // first vector) as A: their accumulators are disjoint, so the sums keep their order.
