@@ -17,6 +17,10 @@ KernelSet<double> kernels_f64();
 // 256-bit vector past them: spatial_tile stays the AVX2 one).
 bool phase_f32(const PhaseCall<float>& g);
 bool phase_f64(const PhaseCall<double>& g);
+// The multi-phase kernel over groups of shifts (avx512_fused.cpp): phase_f32/f64 hand it every
+// call with group > 1. Returns false when it has no kernel for (n, phases).
+bool fused_f32(const PhaseCall<float>& g);
+bool fused_f64(const PhaseCall<double>& g);
 // The channels_last depthwise kernel (avx512_depthwise.cpp).
 void dw_pixels_f32(const DwPixelsCall<float>& c);
 void dw_pixels_f64(const DwPixelsCall<double>& c);

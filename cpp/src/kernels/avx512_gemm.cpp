@@ -227,6 +227,7 @@ KernelSet<float> kernels_f32() {
   ks.channel_gemm = channel_f32;
   ks.nr = 2 * F32::L;
   ks.phase_gemm = phase_f32;
+  ks.spatial_in_place = true;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f32;
   return ks;
@@ -236,6 +237,7 @@ KernelSet<double> kernels_f64() {
   ks.channel_gemm = channel_f64;
   ks.nr = 2 * F64::L;
   ks.phase_gemm = phase_f64;
+  ks.spatial_in_place = true;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f64;
   return ks;

@@ -36,6 +36,7 @@ struct F32 {
     return (g.m <= L || (g.n == 3 && g.phases == 2)) && !(g.n == 4 && g.phases == 4);
   }
   static bool fallback(const PhaseCall<T>& g) { return avx2::phase_f32(g); }
+  static bool fused(const PhaseCall<T>& g) { return fused_f32(g); }
   static V zero() { return _mm512_setzero_ps(); }
   static V load(const T* p) { return _mm512_loadu_ps(p); }
   static V loadm(const T* p, K k) { return _mm512_maskz_loadu_ps(k, p); }
@@ -73,6 +74,7 @@ struct F64 {
     return g.m <= L && !(g.n == 4 && g.phases == 4);
   }
   static bool fallback(const PhaseCall<T>& g) { return avx2::phase_f64(g); }
+  static bool fused(const PhaseCall<T>& g) { return fused_f64(g); }
   static V zero() { return _mm512_setzero_pd(); }
   static V load(const T* p) { return _mm512_loadu_pd(p); }
   static V loadm(const T* p, K k) { return _mm512_maskz_loadu_pd(k, p); }
@@ -428,6 +430,8 @@ bool phase_rows(const PhaseCall<typename S::T>& g) {
 // a partner) at most 28 registers: the rest hold broadcasts.
 template <class S>
 bool phase_gemm(const PhaseCall<typename S::T>& g) {
+  // Groups of shifts: one pass per group (avx512_fused.cpp), when it takes the call.
+  if (g.group > 1 && S::fused(g)) return true;
   if (S::use_avx2(g)) return S::fallback(g);
   switch (g.n * 8 + g.phases) {
     case 1 * 8 + 2: return phase_rows<S, 1, 2, 6>(g);

@@ -73,6 +73,9 @@ struct PhaseCall {
   // Row windows per pair (partners included), or null: as in GemmCall.
   const std::int64_t* m_lo = nullptr;
   const std::int64_t* m_hi = nullptr;
+  // The pairs come in groups of `group` consecutive ones that read the same input row at
+  // different shifts (a_off apart by the shift): a kernel may run a group in one pass over k.
+  std::int64_t group = 1;
 };
 
 // Returns false (and computes nothing) when it has no kernel for this (phases, n).
@@ -181,6 +184,9 @@ struct KernelSet {
   // them into zero-haloed row buffers.
   bool channel_windows = false;
   bool spatial_windows = false;
+  // Whether phase_gemm runs each group of shifts in one pass over the input channels, so that
+  // reading an NCHW input in place (channel planes far apart) costs no more than copying it.
+  bool spatial_in_place = false;
 };
 
 }  // namespace tconv::kernels

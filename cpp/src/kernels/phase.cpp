@@ -369,14 +369,27 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   // strided rows in L1 (an NCHW input's channels are a plane apart, a 4 KiB multiple for
   // 32x32 float32 and up), and there they are a small share of the output; where they are
   // not (small outputs: one input row of DCGAN 512->256 at 8x8 is 6 % of its output), the
-  // input stays where it is. The spatial kernels load whole position vectors: positions must
-  // be contiguous.
+  // input stays where it is.
   const std::int64_t xs_x = p.x_strides[sp_axis + xd], xs_c = p.x_strides[c_axis];
-  const bool window_kernels = spatial ? ks.spatial_windows && xs_x == 1 : ks.channel_windows;
-  const double copy_bytes = static_cast<double>(threads) *
-                            static_cast<double>(cached * slot_stride) *
-                            static_cast<double>(sizeof(T));
-  const bool in_place = window_kernels && copy_bytes > 0.05 * out_bytes;
+  bool in_place = false;
+  if (!spatial) {
+    const double copy_bytes = static_cast<double>(threads) *
+                              static_cast<double>(cached * slot_stride) *
+                              static_cast<double>(sizeof(T));
+    in_place = ks.channel_windows && copy_bytes > 0.05 * out_bytes;
+  } else if (ks.spatial_windows && ks.spatial_in_place && xs_x == 1) {
+    // The position-vector kernels load whole vectors of consecutive positions. In place they
+    // run each input row's shifts in one pass (PhaseCall::group), which sums in another order
+    // than the copies' kernel: the choice must not depend on the thread count (results are the
+    // same for every count), so it rests on one thread's copies of whole rows. It pays only
+    // where those dwarf the output (DCGAN's RGB head at batch 1: 1.3x its output, and 77 -> 85
+    // GFLOP/s in place); FSRCNN (copies of 19-46 % of its output) and the RGB head at batch 16
+    // ran 7-25 % slower in place than from copies.
+    const double whole_rows = static_cast<double>(cached) *
+                              static_cast<double>(qmax + cmax - cmin + ks.spatial_tile) *
+                              static_cast<double>(cin_g) * static_cast<double>(sizeof(T));
+    in_place = whole_rows > 0.5 * out_bytes;
+  }
   // A's strides: along positions of the last dim (a_ms) and along input channels (a_ks).
   const std::int64_t a_ms = in_place ? xs_x : spatial ? 1 : cin_pitch;
   const std::int64_t a_ks = in_place ? xs_c : spatial ? xlen_alloc : 1;
@@ -652,6 +665,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
           call.a_off = s.a_off.data();
           call.m_lo = in_place ? s.m_lo.data() : nullptr;
           call.m_hi = in_place ? s.m_hi.data() : nullptr;
+          call.group = in_place ? nuses : 1;
           call.b = pk.data.get();
           call.b_off = s.b_off.data();
           call.partner = s.partner.data();
