@@ -167,6 +167,10 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
     else                                                                  \
       x##v = S::load(x + (v) * L);                                        \
   }
+// An input vector feeds up to four phases: in a register, or GCC folds its (mostly line-split)
+// load into each of their FMAs.
+#define TCONV_PIN(v) \
+  if constexpr ((v) < MV) __asm__("" : "+v"(x##v));
 #define TCONV_STEP(i)                                                                       \
   if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                            \
     constexpr int ph = ((i) / MV) % PH;                                                     \
@@ -183,6 +187,7 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
         V x0 = S::zero(), x1 = S::zero(), x2 = S::zero(), x3 = S::zero(), x4 = S::zero(), \
           x5 = S::zero();                                                                 \
         TCONV_LOAD(0) TCONV_LOAD(1) TCONV_LOAD(2) TCONV_LOAD(3) TCONV_LOAD(4) TCONV_LOAD(5) \
+        TCONV_PIN(0) TCONV_PIN(1) TCONV_PIN(2) TCONV_PIN(3) TCONV_PIN(4) TCONV_PIN(5)       \
         TCONV_ACC24(TCONV_STEP)                                                           \
         x += ks;                                                                          \
         w0 += ld;                                                                         \
@@ -200,6 +205,7 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
         }
 #undef TCONV_CASE
 #undef TCONV_STEP
+#undef TCONV_PIN
 #undef TCONV_LOAD
       }
     }
