@@ -13,8 +13,8 @@ KernelSet<float> kernels_f32();
 KernelSet<double> kernels_f64();
 
 // The multi-phase kernel (avx512_spatial.cpp); it reads nothing past the row buffer's rows
-// itself, and hands the calls of one vector or less to the AVX2 kernel (which reads up to one
-// 256-bit vector past them: spatial_tile stays the AVX2 one).
+// itself, and hands the calls of one vector or less to the AVX2 kernel (which, without row
+// windows, reads up to one 256-bit vector past them: spatial_tile stays the AVX2 one).
 bool phase_f32(const PhaseCall<float>& g);
 bool phase_f64(const PhaseCall<double>& g);
 // The multi-phase kernel over groups of shifts (avx512_fused.cpp): phase_f32/f64 hand it every

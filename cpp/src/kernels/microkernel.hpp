@@ -84,7 +84,8 @@ using PhaseFn = bool (*)(const PhaseCall<T>&);
 
 // A kernel family: the channel-vector GEMM (N = output channels, width nr) and the
 // spatial-vector GEMM (M = output positions in vectors of `vl`, N <= 4 output channels,
-// a_ms must be 1 and the row buffer readable `spatial_tile` elements past the last row).
+// a_ms must be 1; without row windows the row buffer must be readable `spatial_tile` elements
+// past the last row, with them nothing past a pair's window is read).
 // dst[j * dst_ld + i] = src[i * src_ld + j] for i < rows, j < cols (a strided 2-D transpose).
 // dst_order: sweep dst rows to the end before the next band (the side in main memory streams
 // through few rows at a time), else src rows.
