@@ -13,6 +13,7 @@
 
 #include "kernels/avx2.hpp"
 #include "kernels/avx512.hpp"
+#include "kernels/window_rows.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {
@@ -66,18 +67,6 @@ struct F64 {
 // Accumulator i holds row i / 2, channel vector i % 2.
 constexpr int kMR = 12;
 
-// The rows of an MR-row tile starting at call row m0 that pair p has (bit i: row m0 + i), from
-// the call's row windows.
-template <int MR, class Call>
-unsigned window_rows(const Call& g, std::int64_t p, std::int64_t m0) {
-  constexpr unsigned kAll = (1u << MR) - 1u;
-  if (!g.m_lo) return kAll;
-  const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;
-  if (lo >= MR || hi <= 0 || lo >= hi) return 0;
-  const unsigned below_hi = hi >= MR ? kAll : (1u << hi) - 1u;
-  const unsigned below_lo = lo <= 0 ? 0u : (1u << lo) - 1u;
-  return below_hi & ~below_lo;
-}
 
 template <class S, int MR, bool PREFETCH_A>
 void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,

@@ -6,6 +6,7 @@
 #include <arm_neon.h>
 
 #include "kernels/neon.hpp"
+#include "kernels/window_rows.hpp"
 
 namespace tconv::kernels::neon {
 namespace {
@@ -89,18 +90,6 @@ struct F64 {
 constexpr int kMR = 6;
 constexpr int kNV = 4;
 
-// The rows of an MR-row tile starting at call row m0 that pair p has (bit i: row m0 + i), from
-// the call's row windows.
-template <int MR, class Call>
-unsigned window_rows(const Call& g, std::int64_t p, std::int64_t m0) {
-  constexpr unsigned kAll = (1u << MR) - 1u;
-  if (!g.m_lo) return kAll;
-  const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;
-  if (lo >= MR || hi <= 0 || lo >= hi) return 0;
-  const unsigned below_hi = hi >= MR ? kAll : (1u << hi) - 1u;
-  const unsigned below_lo = lo <= 0 ? 0u : (1u << lo) - 1u;
-  return below_hi & ~below_lo;
-}
 
 // Like S::gather, with the rows outside `rows` read as zeros (their addresses are never formed
 // into loads). Only tiles at an input border take it.
