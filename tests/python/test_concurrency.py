@@ -224,7 +224,10 @@ def test_forked_child_computes():
 
 
 SIGINT_SCRIPT = """
-    import sys, time, numpy as np, tconv
+    import signal, sys, time, numpy as np, tconv
+    # A process started in the background by a non-interactive shell (as CI jobs often are)
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     tconv.set_num_threads(1)
     batch, scale = int(sys.argv[1]), float(sys.argv[2])
     x1 = np.ones((1, 64, 64, 64), np.float32)
