@@ -20,15 +20,12 @@
 
 #include "kernels/avx2.hpp"
 #include "kernels/avx512.hpp"
+#include "kernels/avx512_tile.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {
 
-struct F32 {
-  using T = float;
-  using V = __m512;
-  using K = __mmask16;
-  static constexpr int L = 16;
+struct F32 : F32Lanes {
   // Calls the AVX2 kernel runs as fast: rows of one vector (too few FMA chains at this width),
   // and 3 channels x 2 phases (DCGAN's RGB head: measured even with AVX2 at every row length
   // tried; its six broadcasts per step are the bottleneck at either width).
@@ -37,71 +34,15 @@ struct F32 {
   }
   static bool fallback(const PhaseCall<T>& g) { return avx2::phase_f32(g); }
   static bool fused(const PhaseCall<T>& g) { return fused_f32(g); }
-  static V zero() { return _mm512_setzero_ps(); }
-  static V load(const T* p) { return _mm512_loadu_ps(p); }
-  static V loadm(const T* p, K k) { return _mm512_maskz_loadu_ps(k, p); }
-  static V bcast(const T* p) { return _mm512_set1_ps(*p); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
-  static void storem(T* p, K k, V v) { _mm512_mask_storeu_ps(p, k, v); }
-  // Lanes below n (0 <= n <= L).
-  static K first(std::int64_t n) {
-    return n >= L ? static_cast<K>(0xFFFF) : static_cast<K>((1u << n) - 1u);
-  }
-  // Lanes i with lo <= i < hi (any lo, hi).
-  static K range(std::int64_t lo, std::int64_t hi) {
-    return static_cast<K>(first(hi < 0 ? 0 : hi) & ~first(lo < 0 ? 0 : lo));
-  }
-  // Lane e of the result: v[idx[e]] where mask has lane e, else the lane of `into`.
-  static V place(V into, K mask, const std::int64_t* idx, V v) {
-    const __m512i i = _mm512_setr_epi32(
-        static_cast<int>(idx[0]), static_cast<int>(idx[1]), static_cast<int>(idx[2]),
-        static_cast<int>(idx[3]), static_cast<int>(idx[4]), static_cast<int>(idx[5]),
-        static_cast<int>(idx[6]), static_cast<int>(idx[7]), static_cast<int>(idx[8]),
-        static_cast<int>(idx[9]), static_cast<int>(idx[10]), static_cast<int>(idx[11]),
-        static_cast<int>(idx[12]), static_cast<int>(idx[13]), static_cast<int>(idx[14]),
-        static_cast<int>(idx[15]));
-    return _mm512_mask_permutexvar_ps(into, mask, i, v);
-  }
 };
 
-struct F64 {
-  using T = double;
-  using V = __m512d;
-  using K = __mmask8;
-  static constexpr int L = 8;
+struct F64 : F64Lanes {
   static bool use_avx2(const PhaseCall<T>& g) {
     return g.m <= L && !(g.n == 4 && g.phases == 4);
   }
   static bool fallback(const PhaseCall<T>& g) { return avx2::phase_f64(g); }
   static bool fused(const PhaseCall<T>& g) { return fused_f64(g); }
-  static V zero() { return _mm512_setzero_pd(); }
-  static V load(const T* p) { return _mm512_loadu_pd(p); }
-  static V loadm(const T* p, K k) { return _mm512_maskz_loadu_pd(k, p); }
-  static V bcast(const T* p) { return _mm512_set1_pd(*p); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-  static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
-  static void storem(T* p, K k, V v) { _mm512_mask_storeu_pd(p, k, v); }
-  static K first(std::int64_t n) {
-    return n >= L ? static_cast<K>(0xFF) : static_cast<K>((1u << n) - 1u);
-  }
-  static K range(std::int64_t lo, std::int64_t hi) {
-    return static_cast<K>(first(hi < 0 ? 0 : hi) & ~first(lo < 0 ? 0 : lo));
-  }
-  static V place(V into, K mask, const std::int64_t* idx, V v) {
-    const __m512i i = _mm512_setr_epi64(idx[0], idx[1], idx[2], idx[3], idx[4], idx[5], idx[6],
-                                        idx[7]);
-    return _mm512_mask_permutexvar_pd(into, mask, i, v);
-  }
 };
-
-// Accumulators as named variables (GCC keeps a loop-carried array of vectors in memory, a
-// store per FMA); X(i) applies a step to accumulator i when it is in use.
-#define TCONV_ACC24(X)                                                                      \
-  X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) \
-  X(17) X(18) X(19) X(20) X(21) X(22) X(23)
-
-constexpr int kAcc = 24;
 
 // ---- multi-phase spatial kernel: CO channels x PH phases x MV position vectors --------------
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
@@ -195,22 +136,6 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
     b3 += ld;
   }
 }
-
-// Where each lane of an interleaved output vector comes from: output vector j of a group of PH
-// (the PH * L outputs of L positions) has lane e = output j * L + e, phase (j * L + e) % PH,
-// position (j * L + e) / PH.
-template <int L, int PH>
-struct Interleave {
-  std::int64_t pos[PH][L];
-  unsigned mask[PH][PH];  // [j][ph]: the lanes of output vector j taken from phase ph
-  constexpr Interleave() : pos(), mask() {
-    for (int j = 0; j < PH; ++j)
-      for (int e = 0; e < L; ++e) {
-        pos[j][e] = (j * L + e) / PH;
-        mask[j][(j * L + e) % PH] |= 1u << e;
-      }
-  }
-};
 
 #define TCONV_ARGS                                                                          \
   r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17, r18, r19, \
@@ -365,37 +290,7 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
   if constexpr ((i) < COUNT) S::store(tmp + (i) * L, r##i);
   TCONV_ACC24(TCONV_SPILL)
 #undef TCONV_SPILL
-  // A contiguous output row (channels_first): the phases interleaved in registers, the
-  // outputs past the tile's rows masked off.
-  if (g.c_ps == 1 && g.c_ms == PH) {
-    static constexpr Interleave<L, PH> il;
-    const std::int64_t outputs = rows * PH;
-    for (int co = 0; co < CO; ++co)
-      for (int v = 0; v < MV; ++v) {
-        T* out = c + co * g.c_ns + v * L * PH;
-        const T* src = tmp + co * PH * MV * L + v * L;
-        V s[PH];
-        for (int ph = 0; ph < PH; ++ph) s[ph] = S::load(src + ph * MV * L);
-        for (int j = 0; j < PH; ++j) {
-          V o = S::zero();
-          for (int ph = 0; ph < PH; ++ph)
-            o = S::place(o, static_cast<K>(il.mask[j][ph]), il.pos[j], s[ph]);
-          const std::int64_t done = (v * PH + j) * L;
-          if (done + L <= outputs) {
-            S::store(out + j * L, o);
-          } else if (done < outputs) {
-            S::storem(out + j * L, S::first(outputs - done), o);
-          }
-        }
-      }
-    return;
-  }
-  for (int co = 0; co < CO; ++co)
-    for (int ph = 0; ph < PH; ++ph) {
-      T* out = c + co * g.c_ns + ph * g.c_ps;
-      const T* src = tmp + (co * PH + ph) * MV * L;
-      for (std::int64_t r = 0; r < rows; ++r) out[r * g.c_ms] = src[r];
-    }
+  store_tile<S, CO, PH, MV>(g, tmp, c, rows);
 }
 
 template <class S, int CO, int PH, int MOST>

@@ -1,0 +1,144 @@
+// What the AVX-512 position-vector kernels (avx512_spatial.cpp, avx512_fused.cpp) share: the
+// lane operations per element type, the accumulator list and the store of a finished tile.
+// Only for files built with -mavx512f. Internal linkage on purpose: each of those translation
+// units gets its own copy, so no inline function or instantiation is shared with code built
+// for another ISA (see the build notes on ODR).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/microkernel.hpp"
+
+namespace tconv::kernels::avx512 {
+namespace {
+
+struct F32Lanes {
+  using T = float;
+  using V = __m512;
+  using K = __mmask16;
+  static constexpr int L = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const T* p) { return _mm512_loadu_ps(p); }
+  static V loadm(const T* p, K k) { return _mm512_maskz_loadu_ps(k, p); }
+  static V bcast(const T* p) { return _mm512_set1_ps(*p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+  static void storem(T* p, K k, V v) { _mm512_mask_storeu_ps(p, k, v); }
+  // Lanes below n (none for n <= 0, all for n >= L).
+  static K first(std::int64_t n) {
+    return n >= L ? static_cast<K>(0xFFFF) : static_cast<K>((1u << (n < 0 ? 0 : n)) - 1u);
+  }
+  // Lanes i with lo <= i < hi (any lo, hi).
+  static K range(std::int64_t lo, std::int64_t hi) {
+    return static_cast<K>(first(hi) & ~first(lo));
+  }
+  // Lane e of the result: v[idx[e]] where mask has lane e, else the lane of `into`.
+  static V place(V into, K mask, const std::int64_t* idx, V v) {
+    const __m512i i = _mm512_setr_epi32(
+        static_cast<int>(idx[0]), static_cast<int>(idx[1]), static_cast<int>(idx[2]),
+        static_cast<int>(idx[3]), static_cast<int>(idx[4]), static_cast<int>(idx[5]),
+        static_cast<int>(idx[6]), static_cast<int>(idx[7]), static_cast<int>(idx[8]),
+        static_cast<int>(idx[9]), static_cast<int>(idx[10]), static_cast<int>(idx[11]),
+        static_cast<int>(idx[12]), static_cast<int>(idx[13]), static_cast<int>(idx[14]),
+        static_cast<int>(idx[15]));
+    return _mm512_mask_permutexvar_ps(into, mask, i, v);
+  }
+};
+
+struct F64Lanes {
+  using T = double;
+  using V = __m512d;
+  using K = __mmask8;
+  static constexpr int L = 8;
+  static V zero() { return _mm512_setzero_pd(); }
+  static V load(const T* p) { return _mm512_loadu_pd(p); }
+  static V loadm(const T* p, K k) { return _mm512_maskz_loadu_pd(k, p); }
+  static V bcast(const T* p) { return _mm512_set1_pd(*p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+  static void storem(T* p, K k, V v) { _mm512_mask_storeu_pd(p, k, v); }
+  static K first(std::int64_t n) {
+    return n >= L ? static_cast<K>(0xFF) : static_cast<K>((1u << (n < 0 ? 0 : n)) - 1u);
+  }
+  static K range(std::int64_t lo, std::int64_t hi) {
+    return static_cast<K>(first(hi) & ~first(lo));
+  }
+  static V place(V into, K mask, const std::int64_t* idx, V v) {
+    const __m512i i = _mm512_setr_epi64(idx[0], idx[1], idx[2], idx[3], idx[4], idx[5], idx[6],
+                                        idx[7]);
+    return _mm512_mask_permutexvar_pd(into, mask, i, v);
+  }
+};
+
+// Accumulators as named variables (GCC keeps a loop-carried array of vectors in memory, a
+// store per FMA); X(i) applies a step to accumulator i when it is in use. A tile holds CO
+// channels x PH phases x MV position vectors: accumulator i is channel i / (PH * MV), phase
+// (i / MV) % PH, position vector i % MV.
+#define TCONV_ACC24(X)                                                                      \
+  X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) \
+  X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+
+constexpr int kAcc = 24;
+
+// Where each lane of an interleaved output vector comes from: output vector j of a group of PH
+// (the PH * L outputs of L positions) has lane e = output j * L + e, phase (j * L + e) % PH,
+// position (j * L + e) / PH.
+template <int L, int PH>
+struct Interleave {
+  std::int64_t pos[PH][L];
+  unsigned mask[PH][PH];  // [j][ph]: the lanes of output vector j taken from phase ph
+  constexpr Interleave() : pos(), mask() {
+    for (int j = 0; j < PH; ++j)
+      for (int e = 0; e < L; ++e) {
+        pos[j][e] = (j * L + e) / PH;
+        mask[j][(j * L + e) % PH] |= 1u << e;
+      }
+  }
+};
+
+// Stores a finished tile of `rows` positions, its accumulators spilled to tmp in their order,
+// to the call's output at c (the tile's first position).
+template <class S, int CO, int PH, int MV>
+void store_tile(const PhaseCall<typename S::T>& g, const typename S::T* tmp, typename S::T* c,
+                std::int64_t rows) {
+  using T = typename S::T;
+  using V = typename S::V;
+  using K = typename S::K;
+  constexpr int L = S::L;
+  // A contiguous output row (channels_first): the phases interleaved in registers, the
+  // outputs past the tile's rows masked off.
+  if (g.c_ps == 1 && g.c_ms == PH) {
+    static constexpr Interleave<L, PH> il;
+    const std::int64_t outputs = rows * PH;
+    for (int co = 0; co < CO; ++co)
+      for (int v = 0; v < MV; ++v) {
+        T* out = c + co * g.c_ns + v * L * PH;
+        const T* src = tmp + co * PH * MV * L + v * L;
+        V s[PH];
+        for (int ph = 0; ph < PH; ++ph) s[ph] = S::load(src + ph * MV * L);
+        for (int j = 0; j < PH; ++j) {
+          V o = S::zero();
+          for (int ph = 0; ph < PH; ++ph)
+            o = S::place(o, static_cast<K>(il.mask[j][ph]), il.pos[j], s[ph]);
+          const std::int64_t done = (v * PH + j) * L;
+          if (done + L <= outputs) {
+            S::store(out + j * L, o);
+          } else if (done < outputs) {
+            S::storem(out + j * L, S::first(outputs - done), o);
+          }
+        }
+      }
+    return;
+  }
+  for (int co = 0; co < CO; ++co)
+    for (int ph = 0; ph < PH; ++ph) {
+      T* out = c + co * g.c_ns + ph * g.c_ps;
+      const T* src = tmp + (co * PH + ph) * MV * L;
+      for (std::int64_t r = 0; r < rows; ++r) out[r * g.c_ms] = src[r];
+    }
+}
+
+}  // namespace
+}  // namespace tconv::kernels::avx512
