@@ -176,50 +176,18 @@ void fused_tile_any(const PhaseCall<typename S::T>& g, std::int64_t m0, std::int
     fused_tile<S, CO, PH, MV, false>(g, m0, a, c, rows);
 }
 
-template <class S, int CO, int PH, int MOST>
-bool fused_rows(const PhaseCall<typename S::T>& g) {
-  constexpr int L = S::L;
-  // The row's vectors spread evenly over the fewest tiles of at most MOST.
-  const std::int64_t vectors = (g.m + L - 1) / L;
-  const std::int64_t tiles = (vectors + MOST - 1) / MOST;
-  std::int64_t v0 = 0;
-  for (std::int64_t t = 0; t < tiles; ++t) {
-    const std::int64_t mv = (vectors - v0 + (tiles - t) - 1) / (tiles - t);
-    const std::int64_t m = v0 * L;
-    const std::int64_t rows = (v0 + mv) * L <= g.m ? mv * L : g.m - m;
-    switch (mv) {
-      case 1: fused_tile_any<S, CO, PH, 1>(g, m, rows); break;
-      case 2: if constexpr (MOST >= 2) fused_tile_any<S, CO, PH, 2>(g, m, rows); break;
-      case 3: if constexpr (MOST >= 3) fused_tile_any<S, CO, PH, 3>(g, m, rows); break;
-      case 4: if constexpr (MOST >= 4) fused_tile_any<S, CO, PH, 4>(g, m, rows); break;
-      case 5: if constexpr (MOST >= 5) fused_tile_any<S, CO, PH, 5>(g, m, rows); break;
-      case 6: if constexpr (MOST >= 6) fused_tile_any<S, CO, PH, 6>(g, m, rows); break;
-      default: break;
-    }
-    v0 += mv;
-  }
-  return true;
-}
-
 // Accumulators plus one shift's input vectors: at most 30 registers.
 template <class S>
 bool fused_gemm(const PhaseCall<typename S::T>& g) {
   if (g.group < 1 || g.group > kMaxGroup || g.pairs % g.group != 0) return false;
-  switch (g.n * 8 + g.phases) {
-    case 1 * 8 + 2: return fused_rows<S, 1, 2, 6>(g);
-    case 1 * 8 + 3: return fused_rows<S, 1, 3, 5>(g);
-    case 1 * 8 + 4: return fused_rows<S, 1, 4, 4>(g);
-    case 2 * 8 + 2: return fused_rows<S, 2, 2, 4>(g);
-    case 2 * 8 + 3: return fused_rows<S, 2, 3, 3>(g);
-    case 2 * 8 + 4: return fused_rows<S, 2, 4, 2>(g);
-    case 3 * 8 + 2: return fused_rows<S, 3, 2, 3>(g);
-    case 3 * 8 + 3: return fused_rows<S, 3, 3, 2>(g);
-    case 3 * 8 + 4: return fused_rows<S, 3, 4, 2>(g);
-    case 4 * 8 + 2: return fused_rows<S, 4, 2, 3>(g);
-    case 4 * 8 + 3: return fused_rows<S, 4, 3, 2>(g);
-    case 4 * 8 + 4: return fused_rows<S, 4, 4, 1>(g);
-    default: return false;
-  }
+  return with_shape(g.n, g.phases, [&](auto shape) {
+    using Sh = decltype(shape);  // Sh::MV: the widest tile
+    auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
+      fused_tile_any<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, rows);
+    };
+    for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
+    return true;
+  });
 }
 
 }  // namespace

@@ -293,56 +293,19 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
   store_tile<S, CO, PH, MV>(g, tmp, c, rows);
 }
 
-template <class S, int CO, int PH, int MOST>
-bool phase_rows(const PhaseCall<typename S::T>& g) {
-  constexpr int L = S::L;
-  // The row's vectors spread evenly over the fewest tiles of at most MOST: 5 vectors of a
-  // 4-vector kind run as 3 + 2, never 4 + 1 (a 1-vector tile has too few FMA chains).
-  const std::int64_t vectors = (g.m + L - 1) / L;
-  const std::int64_t tiles = (vectors + MOST - 1) / MOST;
-  std::int64_t v0 = 0;
-  for (std::int64_t t = 0; t < tiles; ++t) {
-    const std::int64_t mv = (vectors - v0 + (tiles - t) - 1) / (tiles - t);
-    const std::int64_t m = v0 * L;
-    const std::int64_t rows = (v0 + mv) * L <= g.m ? mv * L : g.m - m;
-    const auto* a = g.a + m;
-    auto* c = g.c + m * g.c_ms;
-    switch (mv) {
-      case 1: phase_tile<S, CO, PH, 1>(g, m, a, c, rows); break;
-      case 2: if constexpr (MOST >= 2) phase_tile<S, CO, PH, 2>(g, m, a, c, rows); break;
-      case 3: if constexpr (MOST >= 3) phase_tile<S, CO, PH, 3>(g, m, a, c, rows); break;
-      case 4: if constexpr (MOST >= 4) phase_tile<S, CO, PH, 4>(g, m, a, c, rows); break;
-      case 5: if constexpr (MOST >= 5) phase_tile<S, CO, PH, 5>(g, m, a, c, rows); break;
-      case 6: if constexpr (MOST >= 6) phase_tile<S, CO, PH, 6>(g, m, a, c, rows); break;
-      default: break;
-    }
-    v0 += mv;
-  }
-  return true;
-}
-
-// At most 24 accumulators, and accumulators plus the input vectors of two pairs (a pass with
-// a partner) at most 28 registers: the rest hold broadcasts.
 template <class S>
 bool phase_gemm(const PhaseCall<typename S::T>& g) {
   // Groups of shifts: one pass per group (avx512_fused.cpp), when it takes the call.
   if (g.group > 1 && S::fused(g)) return true;
   if (S::use_avx2(g)) return S::fallback(g);
-  switch (g.n * 8 + g.phases) {
-    case 1 * 8 + 2: return phase_rows<S, 1, 2, 6>(g);
-    case 1 * 8 + 3: return phase_rows<S, 1, 3, 5>(g);
-    case 1 * 8 + 4: return phase_rows<S, 1, 4, 4>(g);
-    case 2 * 8 + 2: return phase_rows<S, 2, 2, 4>(g);
-    case 2 * 8 + 3: return phase_rows<S, 2, 3, 3>(g);
-    case 2 * 8 + 4: return phase_rows<S, 2, 4, 2>(g);
-    case 3 * 8 + 2: return phase_rows<S, 3, 2, 3>(g);
-    case 3 * 8 + 3: return phase_rows<S, 3, 3, 2>(g);
-    case 3 * 8 + 4: return phase_rows<S, 3, 4, 2>(g);
-    case 4 * 8 + 2: return phase_rows<S, 4, 2, 3>(g);
-    case 4 * 8 + 3: return phase_rows<S, 4, 3, 2>(g);
-    case 4 * 8 + 4: return phase_rows<S, 4, 4, 1>(g);
-    default: return false;
-  }
+  return with_shape(g.n, g.phases, [&](auto shape) {
+    using Sh = decltype(shape);  // Sh::MV: the widest tile
+    auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
+      phase_tile<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, g.a + m, g.c + m * g.c_ms, rows);
+    };
+    for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
+    return true;
+  });
 }
 
 }  // namespace

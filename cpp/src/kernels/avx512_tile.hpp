@@ -140,5 +140,60 @@ void store_tile(const PhaseCall<typename S::T>& g, const typename S::T* tmp, typ
     }
 }
 
+// A tile shape as a type, for the generic lambdas below (no standard-library templates here).
+template <int CO_, int PH_, int MV_>
+struct Shape {
+  static constexpr int CO = CO_, PH = PH_, MV = MV_;
+};
+
+// Runs `tile(Shape<CO, PH, MV>{}, m0, rows)` over a call's row of g.m positions: its vectors
+// spread evenly over the fewest tiles of at most MOST, so 5 vectors of a 4-vector kind run as
+// 3 + 2, never 4 + 1 (a 1-vector tile has too few FMA chains).
+template <class S, int CO, int PH, int MOST, class Tile>
+void for_each_tile(const PhaseCall<typename S::T>& g, Tile tile) {
+  constexpr int L = S::L;
+  const std::int64_t vectors = (g.m + L - 1) / L;
+  const std::int64_t tiles = (vectors + MOST - 1) / MOST;
+  std::int64_t v0 = 0;
+  for (std::int64_t t = 0; t < tiles; ++t) {
+    const std::int64_t mv = (vectors - v0 + (tiles - t) - 1) / (tiles - t);
+    const std::int64_t m = v0 * L;
+    const std::int64_t rows = (v0 + mv) * L <= g.m ? mv * L : g.m - m;
+    switch (mv) {
+      case 1: tile(Shape<CO, PH, 1>{}, m, rows); break;
+      case 2: if constexpr (MOST >= 2) tile(Shape<CO, PH, 2>{}, m, rows); break;
+      case 3: if constexpr (MOST >= 3) tile(Shape<CO, PH, 3>{}, m, rows); break;
+      case 4: if constexpr (MOST >= 4) tile(Shape<CO, PH, 4>{}, m, rows); break;
+      case 5: if constexpr (MOST >= 5) tile(Shape<CO, PH, 5>{}, m, rows); break;
+      case 6: if constexpr (MOST >= 6) tile(Shape<CO, PH, 6>{}, m, rows); break;
+      default: break;
+    }
+    v0 += mv;
+  }
+}
+
+// Calls `rows(Shape<CO, PH, MOST>{})` for the call's output channels and phases, with MOST the
+// widest tile (in position vectors) whose accumulators fit: at most 24 of them, and with the
+// input vectors of two pairs at most 28 registers (the rest hold broadcasts). False for a
+// shape without a kernel.
+template <class Rows>
+bool with_shape(std::int64_t n, std::int64_t phases, Rows rows) {
+  switch (n * 8 + phases) {
+    case 1 * 8 + 2: return rows(Shape<1, 2, 6>{});
+    case 1 * 8 + 3: return rows(Shape<1, 3, 5>{});
+    case 1 * 8 + 4: return rows(Shape<1, 4, 4>{});
+    case 2 * 8 + 2: return rows(Shape<2, 2, 4>{});
+    case 2 * 8 + 3: return rows(Shape<2, 3, 3>{});
+    case 2 * 8 + 4: return rows(Shape<2, 4, 2>{});
+    case 3 * 8 + 2: return rows(Shape<3, 2, 3>{});
+    case 3 * 8 + 3: return rows(Shape<3, 3, 2>{});
+    case 3 * 8 + 4: return rows(Shape<3, 4, 2>{});
+    case 4 * 8 + 2: return rows(Shape<4, 2, 3>{});
+    case 4 * 8 + 3: return rows(Shape<4, 3, 2>{});
+    case 4 * 8 + 4: return rows(Shape<4, 4, 1>{});
+    default: return false;
+  }
+}
+
 }  // namespace
 }  // namespace tconv::kernels::avx512
