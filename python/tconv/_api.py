@@ -122,6 +122,21 @@ def _aligned(a: np.ndarray) -> np.ndarray:
     return a
 
 
+# The kernels store whole 64-byte vectors; numpy's own allocations of any size start 16 bytes
+# into a cache line, which splits every such store over two lines (channels_last U-Net
+# 128 -> 64 at 128x128 on one thread: 88 GFLOP/s into np.empty, 96 into a line-aligned array).
+CACHE_LINE = 64
+
+
+def _empty_output(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on a cache line."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + CACHE_LINE, dtype=np.uint8)
+    start = -raw.ctypes.data % CACHE_LINE
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def _nbytes(n: int) -> str:
     value = float(n)
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
@@ -411,7 +426,7 @@ def conv_transpose(
     result_shape = y_shape if batched else y_shape[1:]
     if out is None:
         _check_memory(result_shape, x.dtype, batched, channels_last)
-        y = np.empty(y_shape, dtype=x.dtype)
+        y = _empty_output(y_shape, x.dtype)
     else:
         inputs = (("x", x_in), ("weight", w_in), ("bias", b_in), ("x", x), ("weight", weight),
                   ("bias", bias))

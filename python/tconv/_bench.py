@@ -354,7 +354,8 @@ def _tconv_channels_last(x, w, b, kw):
     xc = np.ascontiguousarray(np.moveaxis(x, 1, -1))
     wc = np.ascontiguousarray(w.transpose(*range(2, rank + 2), 1, 0))
     plan = tconv.ConvTranspose(wc, b, data_format="channels_last", **kw)
-    y = np.empty(plan.output_shape(xc.shape), x.dtype)
+    from ._api import _empty_output
+    y = _empty_output(plan.output_shape(xc.shape), x.dtype)
     return (lambda: plan(xc, out=y)), (lambda got: np.moveaxis(got, -1, 1))
 
 
@@ -362,6 +363,7 @@ def run_one(threads: int, names: list[str] | None, dtype: str, repeats: int, bud
             peers: list[str] | None, suite: Path = SUITE, probe: bool = True) -> dict:
     import tconv
     from . import _core
+    from ._api import _empty_output
     tconv.set_num_threads(threads)
     # The probe first, before any peer has started threads of its own.
     peak = _measure_peak(dtype, threads) if probe else None
@@ -383,7 +385,9 @@ def run_one(threads: int, names: list[str] | None, dtype: str, repeats: int, bud
         want = tconv.conv_transpose(x, w, b, **kw)
         mem_fn = _core.last_call_memory()
         plan = tconv.ConvTranspose(w, b, **kw)
-        yplan = np.empty_like(want)
+        # out= arrays on a cache line, like the outputs tconv allocates itself (and those every
+        # peer allocates): numpy's np.empty starts 16 bytes into one.
+        yplan = _empty_output(want.shape, want.dtype)
         plan(x, out=yplan)
         mem_plan = _core.last_call_memory()
         makers: dict[str, Callable[[], tuple]] = {

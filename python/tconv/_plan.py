@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._api import _aligned, _check_memory, _check_out, _convert, _operands, _rank_error
+from ._api import (_aligned, _check_memory, _check_out, _convert, _empty_output, _operands,
+                   _rank_error)
 from ._args import as_int, int_list, parse_data_format, parse_padding, per_dim
 from ._errors import ShapeError
 
@@ -137,7 +138,7 @@ class ConvTranspose:
         result_shape = y_shape if batched else y_shape[1:]
         if out is None:
             _check_memory(result_shape, x.dtype, batched, self._channels_last)
-            y = np.empty(y_shape, dtype=x.dtype)
+            y = _empty_output(y_shape, x.dtype)
         else:
             y = _check_out(out, result_shape, x.dtype,
                            (("x", x_in), ("x", x), ("weight", self.weight), ("bias", self.bias)))
