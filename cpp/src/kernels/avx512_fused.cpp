@@ -46,10 +46,7 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
   constexpr int COUNT = CO * PH * MV;
   static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
   const K last = S::first(rows - (MV - 1) * L);
-#define TCONV_DECL(i) \
-  V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + (i) / (PH * MV)) : S::zero();
-  TCONV_ACC24(TCONV_DECL)
-#undef TCONV_DECL
+  TCONV_TILE_ACCUMULATORS
   const std::int64_t U = g.group, K_ = g.k, ks = g.a_ks, ld = g.b_ld;
   for (std::int64_t p0 = 0; K_ > 0 && p0 < g.pairs; p0 += U) {
     // Per shift: its input row, its phases and their weights, its lanes.
@@ -147,12 +144,7 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       }
     }
   }
-  alignas(64) T tmp[COUNT * L];
-#define TCONV_SPILL(i) \
-  if constexpr ((i) < COUNT) S::store(tmp + (i) * L, r##i);
-  TCONV_ACC24(TCONV_SPILL)
-#undef TCONV_SPILL
-  store_tile<S, CO, PH, MV>(g, tmp, c, rows);
+  TCONV_TILE_STORE(c, rows)
 }
 
 // Whether some shift's window cuts the tile [m0, m0 + rows) (and covers some of it).
@@ -198,3 +190,7 @@ bool fused_f64(const PhaseCall<double>& g) { return fused_gemm<F64>(g); }
 }  // namespace tconv::kernels::avx512
 
 #undef TCONV_ACC24
+#undef TCONV_TILE_ACC_DECL
+#undef TCONV_TILE_ACCUMULATORS
+#undef TCONV_TILE_ACC_SPILL
+#undef TCONV_TILE_STORE

@@ -200,10 +200,7 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
   constexpr int FULL = (1 << PH) - 1;
   static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
   const K last = S::first(rows - (MV - 1) * L);
-#define TCONV_DECL(i) \
-  V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + (i) / (PH * MV)) : S::zero();
-  TCONV_ACC24(TCONV_DECL)
-#undef TCONV_DECL
+  TCONV_TILE_ACCUMULATORS
   // k == 0 (no input channels) reads nothing: the first step's vectors load before its loop.
   for (std::int64_t p = 0; g.k > 0 && p < g.pairs; ++p) {
     const std::int64_t partner = g.partner ? g.partner[p] : -1;
@@ -285,12 +282,7 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
     }
 #undef TCONV_CASE
   }
-  alignas(64) T tmp[COUNT * L];
-#define TCONV_SPILL(i) \
-  if constexpr ((i) < COUNT) S::store(tmp + (i) * L, r##i);
-  TCONV_ACC24(TCONV_SPILL)
-#undef TCONV_SPILL
-  store_tile<S, CO, PH, MV>(g, tmp, c, rows);
+  TCONV_TILE_STORE(c, rows)
 }
 
 template <class S>
@@ -317,4 +309,8 @@ bool phase_f64(const PhaseCall<double>& g) { return phase_gemm<F64>(g); }
 
 #undef TCONV_ARGS
 #undef TCONV_ACC24
+#undef TCONV_TILE_ACC_DECL
+#undef TCONV_TILE_ACCUMULATORS
+#undef TCONV_TILE_ACC_SPILL
+#undef TCONV_TILE_STORE
 #undef TCONV_ACC_REFS

@@ -82,6 +82,21 @@ struct F64Lanes {
 
 constexpr int kAcc = 24;
 
+// Inside a tile function with S, CO, PH, MV, COUNT = CO * PH * MV and the call g in scope: the
+// accumulators r0..r23, each starting from its channel's bias; and, at the end, their spill and
+// store to the output at c (macros, since they name the tile's local accumulators).
+#define TCONV_TILE_ACC_DECL(i) \
+  V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + (i) / (PH * MV)) : S::zero();
+#define TCONV_TILE_ACCUMULATORS TCONV_ACC24(TCONV_TILE_ACC_DECL)
+#define TCONV_TILE_ACC_SPILL(i) \
+  if constexpr ((i) < COUNT) S::store(tmp + (i) * S::L, r##i);
+#define TCONV_TILE_STORE(c, rows)                            \
+  {                                                          \
+    alignas(64) typename S::T tmp[COUNT * S::L];             \
+    TCONV_ACC24(TCONV_TILE_ACC_SPILL)                        \
+    store_tile<S, CO, PH, MV>(g, tmp, c, rows);              \
+  }
+
 // Where each lane of an interleaved output vector comes from: output vector j of a group of PH
 // (the PH * L outputs of L positions) has lane e = output j * L + e, phase (j * L + e) % PH,
 // position (j * L + e) / PH.
