@@ -229,15 +229,17 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
     if (cache) {
       std::lock_guard<std::mutex> lk(cache->mutex);
       if (!cache->packed || !cache->packed->matches(g) ||
-          (algo == kernels::phase::Algo::channel && cache->packed->width != width))
+          (algo == kernels::phase::Algo::channel && cache->packed->width != width) ||
+          (ks.rows_gemm && cache->packed->rows_size == 0 &&
+           kernels::phase::rows_layout_fits(g)))
         cache->packed = std::make_shared<const kernels::phase::Packed<T>>(
             kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads,
-                                 ks.transpose));
+                                 ks.transpose, ks.rows_gemm != nullptr));
       packed = cache->packed;
     } else {
       packed = std::make_shared<const kernels::phase::Packed<T>>(
           kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads,
-                                 ks.transpose));
+                                 ks.transpose, ks.rows_gemm != nullptr));
     }
     t_last_memory.packed_weight_bytes = packed->bytes();
     t_last_memory.scratch_bytes =

@@ -10,6 +10,9 @@
 // windows on zero-filled rows: the phase driver reads in place or through row buffers
 // depending on the thread count, and the results must not.
 //
+// On AVX-512 machines a third as many problems again for the kernel over every phase of two
+// dims (RowsCall), which always reads the input in place.
+//
 // Usage: window_check [problems]   (default 1500). Exits 1 on any mismatch.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -339,6 +342,156 @@ void check(Rng& r, int isa, int id) {
   }
 }
 
+
+#ifdef TCONV_HAVE_AVX512
+// The AVX-512 kernel over every phase of two dims (RowsCall), which always reads in place:
+// groups of pairs (one input row each, its shifts), a row mask per group and a column mask
+// per pair, windows as above, and output rows or row tails it must not store.
+template <class T>
+void check_rows(Rng& r, int id) {
+  static const int kShapes[][3] = {{1, 2, 2}, {1, 3, 3}, {1, 4, 4}, {1, 2, 4}, {1, 4, 3},
+                                   {2, 2, 2}, {2, 3, 4}, {2, 4, 2}, {3, 2, 2}, {3, 3, 2},
+                                   {3, 2, 4}, {4, 2, 2}, {4, 3, 2}, {2, 3, 3}};
+  const auto& sh = kShapes[r.range(0, 13)];
+  const std::int64_t n = sh[0], RY = sh[1], PH = sh[2];
+  const std::int64_t U = r.range(1, 4), groups = r.range(1, 3), pairs = U * groups;
+  const std::int64_t K = r.range(0, 9) == 0 ? 0 : r.range(1, 6);
+  const std::int64_t m = r.range(0, 3) == 0 ? r.range(1, 20) : r.range(1, 100);
+  std::vector<std::int64_t> lo, hi, rmask, cmask;
+  for (std::int64_t p = 0; p < pairs; ++p) {
+    std::int64_t l = r.range(-40, m + 10), h = l + r.range(-2, m + 40);
+    if (r.range(0, 2) == 0) {
+      l = -r.range(0, 20);
+      h = m + r.range(0, 20);
+    }
+    lo.push_back(l);
+    hi.push_back(h);
+    rmask.push_back(p % U == 0 ? r.range(1, (1 << RY) - 1) : rmask[p - 1]);
+    cmask.push_back(r.range(1, (1 << PH) - 1));
+  }
+  std::int64_t width = 1;
+  for (std::int64_t p = 0; p < pairs; ++p) width = std::max(width, hi[p] - lo[p]);
+  const std::int64_t a_ks = width + r.range(0, 3);
+  const std::int64_t page = sysconf(_SC_PAGESIZE);
+  const std::int64_t page_e = page / static_cast<std::int64_t>(sizeof(T));
+  const std::int64_t data_e = (K * a_ks + 16 + page_e - 1) / page_e * page_e;
+  const std::int64_t slot_e = data_e + page_e;
+  Fenced f;
+  f.bytes = static_cast<std::size_t>((slot_e * pairs + page_e) * static_cast<std::int64_t>(sizeof(T)));
+  f.map = mmap(nullptr, f.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (f.map == MAP_FAILED) {
+    std::perror("mmap");
+    std::exit(2);
+  }
+  T* a = static_cast<T*>(f.map);
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  for (std::int64_t i = 0; i < slot_e * pairs + page_e; ++i)
+    if (i % slot_e >= page_e) a[i] = nan;
+  for (std::int64_t p = 0; p <= pairs; ++p)
+    if (mprotect(reinterpret_cast<char*>(a + p * slot_e), static_cast<std::size_t>(page),
+                 PROT_NONE) != 0) {
+      std::perror("mprotect");
+      std::exit(2);
+    }
+  std::vector<std::int64_t> a_off, b_off;
+  for (std::int64_t p = 0; p < pairs; ++p) {
+    const std::int64_t w = hi[p] - lo[p];
+    const std::int64_t used = K > 0 && w > 0 ? (K - 1) * a_ks + w : 0;
+    const std::int64_t start = r.range(0, 1) ? (p + 1) * slot_e - used : p * slot_e + page_e;
+    a_off.push_back(start - lo[p]);
+    for (std::int64_t k = 0; k < K; ++k)
+      for (std::int64_t mm = lo[p]; mm < hi[p]; ++mm)
+        a[a_off[p] + k * a_ks + mm] = static_cast<T>(r.unit());
+  }
+  const std::int64_t b_ld = RY * PH * n;
+  std::vector<T> b(static_cast<std::size_t>(pairs * K * b_ld + 1)), bias(4);
+  for (auto& v : b) v = static_cast<T>(r.unit());
+  for (auto& v : bias) v = static_cast<T>(r.unit());
+  for (std::int64_t p = 0; p < pairs; ++p) b_off.push_back(p * K * b_ld);
+  // Output: rows of m * PH positions (phases interleaved), or channels_last.
+  const bool cf = r.range(0, 1) != 0;
+  const std::int64_t c_ps = cf ? 1 : n, c_ms = PH * c_ps, c_ns = cf ? m * PH + 5 : 1;
+  const std::int64_t c_rs = cf ? c_ns * n + 3 : m * c_ms + 7;
+  const std::int64_t c_size = RY * c_rs + 8;
+  const std::int64_t rows_valid = r.range(0, 2) == 0 ? r.range(1, RY) : RY;
+  const std::int64_t outputs = r.range(0, 2) == 0 ? r.range(1, m * PH) : m * PH;
+  const bool with_bias = r.range(0, 1) != 0;
+  const T sentinel = static_cast<T>(12345.0);
+  std::vector<T> c(static_cast<std::size_t>(c_size), sentinel);
+  RowsCall<T> g;
+  g.a = a;
+  g.a_off = a_off.data();
+  g.m_lo = lo.data();
+  g.m_hi = hi.data();
+  g.b = b.data();
+  g.b_off = b_off.data();
+  g.row_mask = rmask.data();
+  g.col_mask = cmask.data();
+  g.pairs = pairs;
+  g.group = U;
+  g.k = K;
+  g.a_ks = a_ks;
+  g.b_ld = b_ld;
+  g.row_phases = RY;
+  g.phases = PH;
+  g.c = c.data();
+  g.c_rs = c_rs;
+  g.c_ms = c_ms;
+  g.c_ps = c_ps;
+  g.c_ns = c_ns;
+  g.m = m;
+  g.n = n;
+  g.rows_valid = rows_valid;
+  g.outputs = outputs;
+  g.bias = with_bias ? bias.data() : nullptr;
+  bool ran;
+  if constexpr (sizeof(T) == 4)
+    ran = tconv::kernels::avx512::rows_f32(g);
+  else
+    ran = tconv::kernels::avx512::rows_f64(g);
+  bool bad = !ran;
+  if (!ran) std::printf("FAIL %d: the kernel refused %ld x %ld x %ld\n", id, (long)n, (long)RY, (long)PH);
+  std::vector<char> stored(c.size(), 0);
+  for (std::int64_t ry = 0; ry < rows_valid && !bad; ++ry)
+    for (std::int64_t ph = 0; ph < PH && !bad; ++ph)
+      for (std::int64_t mm = 0; mm < m && !bad; ++mm) {
+        if (mm * PH + ph >= outputs) continue;
+        for (std::int64_t nn = 0; nn < n && !bad; ++nn) {
+          double want = with_bias ? static_cast<double>(bias[nn]) : 0.0, mag = std::fabs(want);
+          for (std::int64_t p = 0; p < pairs; ++p) {
+            if (mm < lo[p] || mm >= hi[p] || !((rmask[p] >> ry) & 1) || !((cmask[p] >> ph) & 1))
+              continue;
+            for (std::int64_t k = 0; k < K; ++k) {
+              const double t = static_cast<double>(a[a_off[p] + k * a_ks + mm]) *
+                               static_cast<double>(b[b_off[p] + k * b_ld + (ry * PH + ph) * n + nn]);
+              want += t;
+              mag += std::fabs(t);
+            }
+          }
+          const std::int64_t at = ry * c_rs + mm * c_ms + ph * c_ps + nn * c_ns;
+          stored[at] = 1;
+          const double got = static_cast<double>(c[at]);
+          const double tol = (sizeof(T) == 4 ? 1e-5 : 1e-13) * (mag + 1.0);
+          if (!(std::fabs(got - want) <= tol)) {
+            std::printf("FAIL %d: C[row %ld][phase %ld][pos %ld][channel %ld] = %g, expected %g\n",
+                        id, (long)ry, (long)ph, (long)mm, (long)nn, got, want);
+            bad = true;
+          }
+        }
+      }
+  for (std::size_t i = 0; i < c.size() && !bad; ++i)
+    if (!stored[i] && !(c[i] == sentinel)) {
+      std::printf("FAIL %d: wrote outside the output (element %zu)\n", id, i);
+      bad = true;
+    }
+  if (bad) {
+    ++g_failed;
+    std::printf("  rows kernel %s, %ld channels x %ld rows x %ld phases, m %ld, k %ld\n",
+                sizeof(T) == 4 ? "float32" : "float64", (long)n, (long)RY, (long)PH, (long)m,
+                (long)K);
+  }
+}
+#endif
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -363,6 +516,15 @@ int main(int argc, char** argv) {
     else
       check<double>(r, isa, i);
   }
+#ifdef TCONV_HAVE_AVX512
+  if (std::find(isas.begin(), isas.end(), 512) != isas.end())
+    for (int i = 0; i < problems / 3 && g_failed < 20; ++i) {
+      if (r.range(0, 1))
+        check_rows<float>(r, problems + i);
+      else
+        check_rows<double>(r, problems + i);
+    }
+#endif
   std::printf("%d problems, %d failed\n", problems, g_failed);
   return g_failed ? 1 : 0;
 }

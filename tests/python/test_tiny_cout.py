@@ -145,3 +145,77 @@ def test_multi_phase_rows_every_channel_and_phase_count(cout, stride, dtype):
                                          msg=f"{isa} width {width} k {k} channels_last")
     finally:
         tconv.set_max_isa(tconv.available_isas()[0])
+
+
+# Every (output channels, row phases, column phases) shape of the kernel that computes all the
+# phases of the last two dims at once, reading a channels_first input in place: rows that
+# leave a partial vector (37 positions) and rows longer than one tile (100), output sizes that
+# are a whole number of strides and ones that are not (the last input row then feeds only some
+# output rows, the last positions only some column phases), kernels whose every shift feeds
+# every phase (k = 2s) and kernels with shifts feeding some phases only (k = 2s + 1).
+# Shapes past 24 accumulators take the per-row kernels and are checked the same way.
+ROW_PHASE_SHAPES = [(c, sy, sx) for c in (1, 2, 3, 4) for sy in (2, 3, 4) for sx in (2, 3, 4)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cout,sy,sx", ROW_PHASE_SHAPES)
+def test_all_phases_of_two_dims_every_shape(cout, sy, sx, dtype, threads_restored):
+    rng = np.random.default_rng(cout * 100 + sy * 10 + sx)
+    for width, height, extra, k in ((37, 3, 0, 0), (100, 2, 1, 1)):
+        ky, kx = 2 * sy + k, 2 * sx + k
+        x = rng.standard_normal((1, 3, height, width)).astype(dtype)
+        w = rng.standard_normal((3, cout, ky, kx)).astype(dtype)
+        b = rng.standard_normal(cout).astype(dtype)
+        # Padding s/2 + output padding: an output of s x input, or `extra` short of it.
+        kw = dict(stride=(sy, sx), padding=((sy + k) // 2, (sx + k) // 2),
+                  output_padding=(max(0, sy - 1 - extra), max(0, sx - 1 - extra)))
+        want = reference.conv_transpose(x, w, b, **kw)
+        results = []
+        for threads in (1, 2):
+            tconv.set_num_threads(threads)
+            got = tconv.conv_transpose(x, w, b, **kw)
+            assert_close_in_norm(got, want, dtype, msg=f"{threads} threads, width {width}")
+            results.append(got)
+        assert np.array_equal(results[0].view(np.uint8), results[1].view(np.uint8))
+
+
+def test_all_phases_of_two_dims_in_3d_and_strided_inputs(threads_restored):
+    """The outer dims' taps (a 3-D layer), a batch, groups, and inputs whose rows are
+    contiguous but whose channels and rows are not packed (a slice of a larger array)."""
+    rng = np.random.default_rng(11)
+    cases = [
+        ((2, 4, 3, 5, 21), (4, 1, 3, 4, 5), dict(stride=(2, 2, 3), padding=1, groups=2)),
+        ((1, 3, 4, 6, 40), (3, 2, 2, 6, 6), dict(stride=(1, 3, 2), padding=(0, 2, 1))),
+    ]
+    for xs, ws, kw in cases:
+        big = rng.standard_normal((xs[0], xs[1] + 2, *(v + 3 for v in xs[2:]))).astype(np.float32)
+        x = big[:, 1:xs[1] + 1, 2:xs[2] + 2, 1:xs[3] + 1, 3:xs[4] + 3]
+        w = rng.standard_normal(ws).astype(np.float32)
+        want = reference.conv_transpose(x, w, None, **kw)
+        for threads in (1, 2):
+            tconv.set_num_threads(threads)
+            assert_close_in_norm(tconv.conv_transpose(x, w, None, **kw), want, np.float32,
+                                 msg=str(kw))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_phases_of_two_dims_on_an_input_beyond_the_caches(dtype, threads_restored):
+    """Inputs of 2 MiB and more take the path that fetches each next input row ahead. Too large
+    for the reference loop: checked against the per-row kernels of the AVX2 set, which the
+    reference checks everywhere else."""
+    if "avx512" not in tconv.available_isas() or "avx2" not in tconv.available_isas():
+        pytest.skip("compares the AVX-512 all-phases kernel with the AVX2 per-row kernels")
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((3, 64, 40, 48)).astype(dtype)  # 3.5-7 MiB
+    w = rng.standard_normal((64, 3, 4, 4)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    kw = dict(stride=2, padding=1)
+    try:
+        tconv.set_max_isa("avx2")
+        want = tconv.conv_transpose(x, w, b, **kw)
+        tconv.set_max_isa("avx512")
+        for threads in (1, 2):
+            tconv.set_num_threads(threads)
+            assert_close_in_norm(tconv.conv_transpose(x, w, b, **kw), want, dtype)
+    finally:
+        tconv.set_max_isa(tconv.available_isas()[0])

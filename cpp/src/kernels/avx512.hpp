@@ -21,6 +21,9 @@ bool phase_f64(const PhaseCall<double>& g);
 // call with group > 1. Returns false when it has no kernel for (n, phases).
 bool fused_f32(const PhaseCall<float>& g);
 bool fused_f64(const PhaseCall<double>& g);
+// Every phase of the last two dims at once, reading the input in place (avx512_fused.cpp).
+bool rows_f32(const RowsCall<float>& g);
+bool rows_f64(const RowsCall<double>& g);
 // The channels_last depthwise kernel (avx512_depthwise.cpp).
 void dw_pixels_f32(const DwPixelsCall<float>& c);
 void dw_pixels_f64(const DwPixelsCall<double>& c);

@@ -217,6 +217,7 @@ KernelSet<float> kernels_f32() {
   ks.nr = 2 * F32::L;
   ks.phase_gemm = phase_f32;
   ks.spatial_in_place = true;
+  ks.rows_gemm = rows_f32;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f32;
   return ks;
@@ -227,6 +228,7 @@ KernelSet<double> kernels_f64() {
   ks.nr = 2 * F64::L;
   ks.phase_gemm = phase_f64;
   ks.spatial_in_place = true;
+  ks.rows_gemm = rows_f64;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f64;
   return ks;

@@ -115,18 +115,20 @@ struct Interleave {
 
 // Stores a finished tile of `rows` positions, its accumulators spilled to tmp in their order,
 // to the call's output at c (the tile's first position).
+// Outputs (position * PH + phase, from the tile's first) at or past `outputs` are not stored:
+// the last positions of a row may lack some phases. Negative: all of the tile's rows.
 template <class S, int CO, int PH, int MV>
 void store_tile(const PhaseCall<typename S::T>& g, const typename S::T* tmp, typename S::T* c,
-                std::int64_t rows) {
+                std::int64_t rows, std::int64_t outputs = -1) {
   using T = typename S::T;
   using V = typename S::V;
   using K = typename S::K;
   constexpr int L = S::L;
+  if (outputs < 0 || outputs > rows * PH) outputs = rows * PH;
   // A contiguous output row (channels_first): the phases interleaved in registers, the
   // outputs past the tile's rows masked off.
   if (g.c_ps == 1 && g.c_ms == PH) {
     static constexpr Interleave<L, PH> il;
-    const std::int64_t outputs = rows * PH;
     for (int co = 0; co < CO; ++co)
       for (int v = 0; v < MV; ++v) {
         T* out = c + co * g.c_ns + v * L * PH;
@@ -151,7 +153,8 @@ void store_tile(const PhaseCall<typename S::T>& g, const typename S::T* tmp, typ
     for (int ph = 0; ph < PH; ++ph) {
       T* out = c + co * g.c_ns + ph * g.c_ps;
       const T* src = tmp + (co * PH + ph) * MV * L;
-      for (std::int64_t r = 0; r < rows; ++r) out[r * g.c_ms] = src[r];
+      const std::int64_t n = outputs > ph ? (outputs - ph + PH - 1) / PH : 0;
+      for (std::int64_t r = 0; r < n; ++r) out[r * g.c_ms] = src[r];
     }
 }
 
@@ -164,8 +167,8 @@ struct Shape {
 // Runs `tile(Shape<CO, PH, MV>{}, m0, rows)` over a call's row of g.m positions: its vectors
 // spread evenly over the fewest tiles of at most MOST, so 5 vectors of a 4-vector kind run as
 // 3 + 2, never 4 + 1 (a 1-vector tile has too few FMA chains).
-template <class S, int CO, int PH, int MOST, class Tile>
-void for_each_tile(const PhaseCall<typename S::T>& g, Tile tile) {
+template <class S, int CO, int PH, int MOST, class Call, class Tile>
+void for_each_tile(const Call& g, Tile tile) {
   constexpr int L = S::L;
   const std::int64_t vectors = (g.m + L - 1) / L;
   const std::int64_t tiles = (vectors + MOST - 1) / MOST;

@@ -82,6 +82,47 @@ struct PhaseCall {
 template <class T>
 using PhaseFn = bool (*)(const PhaseCall<T>&);
 
+// Every phase of the last two dims at once (tiny C_out, read in place): the sy x sx phases of
+// an input row of q positions are one tile of sy * sx accumulator sets, so each input vector
+// loaded feeds every output row and column phase with a tap at that (row, column) shift,
+// rather than one output row's phases as in PhaseCall.
+//
+//   C[ry][rx][m][n] = bias[n] + sum over pairs p with bit ry of row_mask[p] and bit rx of
+//                     col_mask[p], over k < K of
+//                     a[a_off[p] + k * a_ks + m] * b[b_off[p] + k * b_ld + (ry * PH + rx) * N + n]
+//   stored at c[ry * c_rs + m * c_ms + rx * c_ps + n * c_ns], for output rows ry < rows_valid
+//   and row positions m * c_ms / c_ps + rx < outputs (the row's last outputs may lack phases)
+//
+// with RY = row_phases, PH = phases, N = n, b_ld = RY * PH * N (the weights of a pair: every
+// phase's taps at its shift, zeros where a phase has none, never read). Pairs come in groups
+// of `group` consecutive ones reading the same input row at different shifts; the row windows
+// m_lo / m_hi are required (A is the input, read in place).
+template <class T>
+struct RowsCall {
+  const T* a;
+  const std::int64_t* a_off;
+  const std::int64_t* m_lo;
+  const std::int64_t* m_hi;
+  const T* b;
+  const std::int64_t* b_off;
+  const std::int64_t* row_mask;
+  const std::int64_t* col_mask;
+  std::int64_t pairs, group, k, a_ks, b_ld;
+  std::int64_t row_phases, phases;
+  T* c;
+  std::int64_t c_rs, c_ms, c_ps, c_ns;
+  std::int64_t m, n;
+  std::int64_t rows_valid, outputs;
+  const T* bias;
+  // A hint, or null: an input row (channels a_ks apart, positions as m) that the next call
+  // reads first; the kernel fetches its lines while it computes.
+  const T* prefetch = nullptr;
+};
+
+// Returns false (and computes nothing) when it has no kernel for (n, row_phases, phases).
+template <class T>
+using RowsFn = bool (*)(const RowsCall<T>&);
+
 // A kernel family: the channel-vector GEMM (N = output channels, width nr) and the
 // spatial-vector GEMM (M = output positions in vectors of `vl`, N <= 4 output channels,
 // a_ms must be 1; without row windows the row buffer must be readable `spatial_tile` elements
@@ -188,6 +229,7 @@ struct KernelSet {
   // Whether phase_gemm runs each group of shifts in one pass over the input channels, so that
   // reading an NCHW input in place (channel planes far apart) costs no more than copying it.
   bool spatial_in_place = false;
+  RowsFn<T> rows_gemm = nullptr;  // may be null
 };
 
 }  // namespace tconv::kernels

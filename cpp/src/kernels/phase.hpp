@@ -11,7 +11,11 @@
 // The driver walks output rows (all spatial dims but the last) and blocks of the last dim; for
 // each it copies the input rows the row's taps need into a small zero-haloed buffer (so borders
 // need no special code and any input layout or stride is accepted), then calls the micro-kernel
-// once per (phase along the last dim, channel panel).
+// once per (phase along the last dim, channel panel). Layers with at most 4 output channels
+// per group and strides of 2-4 in their last two dims instead compute every phase of those two
+// dims at once from the input read in place (RowsCall, where the ISA has that kernel): each
+// input vector loaded feeds every output row and column phase with a tap at its shift, so no
+// row copies are needed to keep the loads cheap.
 #pragma once
 
 #include <cstdint>
@@ -46,19 +50,34 @@ struct Packed {
   detail::Buffer<T> data;  // not value-initialised: every element is written by the pack
   std::size_t size = 0;
 
+  // The same weights for RowsCall (every phase of the last two dims at once), packed when
+  // rows_layout_fits: per (group, phase of the dims before those two, tap of that phase, row
+  // shift, column shift) a [C_in/g][RY][PH][C_out/g] block, zeros where a phase has no tap at
+  // that shift. Shifts run from the lowest to the highest of any phase's taps.
+  detail::Buffer<T> rows_data;
+  std::size_t rows_size = 0;
+  std::int64_t row_shift_lo = 0, row_shifts = 0, col_shift_lo = 0, col_shifts = 0;
+  std::vector<std::int64_t> rows_offset;  // per (group, outer phase)
+
   // Packed for this geometry's weights (same layer, any input size)?
   bool matches(const Geometry& g) const;
-  std::size_t bytes() const { return size * sizeof(T); }
+  std::size_t bytes() const { return (size + rows_size) * sizeof(T); }
 };
 
 // Which algorithm the micro-kernels run for this layer.
 Algo choose_algo(const Geometry& g);
 
+// Whether the RowsCall layout (and kernel) covers this layer: the spatial algorithm, two
+// dims or more, row and column strides of 2-4, and C_out/g x both strides <= 24 accumulators.
+bool rows_layout_fits(const Geometry& g);
+
 // On up to `threads` threads (the weights of large layers are megabytes). `transpose` (the
-// ISA's, or null) turns PyTorch-layout blocks around in vector registers.
+// ISA's, or null) turns PyTorch-layout blocks around in vector registers. `rows_layout`: also
+// the RowsCall layout, where it fits.
 template <class T>
 Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w_strides,
-               Algo algo, std::int64_t nr, int threads, TransposeFn<T> transpose = nullptr);
+               Algo algo, std::int64_t nr, int threads, TransposeFn<T> transpose = nullptr,
+               bool rows_layout = false);
 
 // Whether run_shuffle handles this layer: no padding, output padding or dilation, every dim
 // either kernel == stride or a single input position (so each output comes from exactly one
