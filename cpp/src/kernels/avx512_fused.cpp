@@ -39,6 +39,31 @@ struct RYC {
 #endif
 constexpr std::int64_t kChunk = TCONV_KCHUNK;
 
+// Inside a tile function's pass over k (x, kmu, last, MV and MASKED in scope): the input
+// vectors x0..x5 of one shift, loaded under the shift's lane masks where a window cuts the
+// tile, else whole but for the tile's last vector. An input vector feeds up to four phases:
+// kept in a register (TCONV_PIN), or GCC folds its (mostly line-split) load into each of their
+// FMAs.
+#define TCONV_LOAD(v)                                                     \
+  if constexpr ((v) < MV) {                                               \
+    if constexpr (MASKED)                                                 \
+      x##v = S::loadm(x + (v) * L, kmu[v]);                               \
+    else if constexpr ((v) == MV - 1)                                     \
+      x##v = S::loadm(x + (v) * L, last);                                 \
+    else                                                                  \
+      x##v = S::load(x + (v) * L);                                        \
+  }
+#define TCONV_PIN(v) \
+  if constexpr ((v) < MV) __asm__("" : "+v"(x##v));
+#define TCONV_LOAD_VECTORS                                                            \
+  TCONV_LOAD(0) TCONV_LOAD(1) TCONV_LOAD(2) TCONV_LOAD(3) TCONV_LOAD(4) TCONV_LOAD(5) \
+  TCONV_PIN(0) TCONV_PIN(1) TCONV_PIN(2) TCONV_PIN(3) TCONV_PIN(4) TCONV_PIN(5)
+// The switch cases over a shift's phase mask (TCONV_CASE defined by the tile function).
+#define TCONV_MASK_CASES                                                                \
+  TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)   \
+  TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11) TCONV_CASE(12) \
+  TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
+
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
 // MASKED: the input vectors load under per-shift lane masks (a window cuts the tile).
 template <class S, int CO, int PH, int MV, bool MASKED>
@@ -97,19 +122,6 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
         const T* w2 = bp[u][2] + k0 * ld;
         const T* w3 = bp[u][3] + k0 * ld;
         const K* kmu = km[u];
-#define TCONV_LOAD(v)                                                     \
-  if constexpr ((v) < MV) {                                               \
-    if constexpr (MASKED)                                                 \
-      x##v = S::loadm(x + (v) * L, kmu[v]);                               \
-    else if constexpr ((v) == MV - 1)                                     \
-      x##v = S::loadm(x + (v) * L, last);                                 \
-    else                                                                  \
-      x##v = S::load(x + (v) * L);                                        \
-  }
-// An input vector feeds up to four phases: in a register, or GCC folds its (mostly line-split)
-// load into each of their FMAs.
-#define TCONV_PIN(v) \
-  if constexpr ((v) < MV) __asm__("" : "+v"(x##v));
 #define TCONV_STEP(i)                                                                       \
   if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                            \
     constexpr int ph = ((i) / MV) % PH;                                                     \
@@ -125,8 +137,7 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       for (std::int64_t k = 0; k < kn; ++k) {                                             \
         V x0 = S::zero(), x1 = S::zero(), x2 = S::zero(), x3 = S::zero(), x4 = S::zero(), \
           x5 = S::zero();                                                                 \
-        TCONV_LOAD(0) TCONV_LOAD(1) TCONV_LOAD(2) TCONV_LOAD(3) TCONV_LOAD(4) TCONV_LOAD(5) \
-        TCONV_PIN(0) TCONV_PIN(1) TCONV_PIN(2) TCONV_PIN(3) TCONV_PIN(4) TCONV_PIN(5)       \
+        TCONV_LOAD_VECTORS                                                                \
         TCONV_ACC24(TCONV_STEP)                                                           \
         x += ks;                                                                          \
         w0 += ld;                                                                         \
@@ -137,15 +148,11 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
     }                                                                                     \
     break;
         switch (mask[u]) {
-          TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
-          TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11)
-          TCONV_CASE(12) TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
+          TCONV_MASK_CASES
           default: break;
         }
 #undef TCONV_CASE
 #undef TCONV_STEP
-#undef TCONV_PIN
-#undef TCONV_LOAD
       }
     }
   }
@@ -246,17 +253,6 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
         const T* w = bp[u] + k0 * ld;
         const K* kmu = km[u];
         const int rm = rmask[u];
-#define TCONV_LOAD(v)                                                     \
-  if constexpr ((v) < MV) {                                               \
-    if constexpr (MASKED)                                                 \
-      x##v = S::loadm(x + (v) * L, kmu[v]);                               \
-    else if constexpr ((v) == MV - 1)                                     \
-      x##v = S::loadm(x + (v) * L, last);                                 \
-    else                                                                  \
-      x##v = S::load(x + (v) * L);                                        \
-  }
-#define TCONV_PIN(v) \
-  if constexpr ((v) < MV) __asm__("" : "+v"(x##v));
 #define TCONV_STEP(i)                                                                         \
   if constexpr ((i) < COUNT && (i) / (CO * PH * MV) == RYI && ((M >> (((i) / MV) % PH)) & 1)) { \
     constexpr int ph = ((i) / MV) % PH;                                                       \
@@ -279,8 +275,7 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
       for (std::int64_t k = 0; k < kn; ++k) {                                             \
         V x0 = S::zero(), x1 = S::zero(), x2 = S::zero(), x3 = S::zero(), x4 = S::zero(), \
           x5 = S::zero();                                                                 \
-        TCONV_LOAD(0) TCONV_LOAD(1) TCONV_LOAD(2) TCONV_LOAD(3) TCONV_LOAD(4) TCONV_LOAD(5) \
-        TCONV_PIN(0) TCONV_PIN(1) TCONV_PIN(2) TCONV_PIN(3) TCONV_PIN(4) TCONV_PIN(5)       \
+        TCONV_LOAD_VECTORS                                                                \
         TCONV_ROW(0) TCONV_ROW(1) TCONV_ROW(2) TCONV_ROW(3)                               \
         x += ks;                                                                          \
         w += ld;                                                                          \
@@ -288,16 +283,12 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
     }                                                                                     \
     break;
         switch (cmask[u]) {
-          TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
-          TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11)
-          TCONV_CASE(12) TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
+          TCONV_MASK_CASES
           default: break;
         }
 #undef TCONV_CASE
 #undef TCONV_ROW
 #undef TCONV_STEP
-#undef TCONV_PIN
-#undef TCONV_LOAD
       }
     }
   }
@@ -370,6 +361,10 @@ bool rows_f64(const RowsCall<double>& g) { return rows_gemm<F64>(g); }
 
 }  // namespace tconv::kernels::avx512
 
+#undef TCONV_LOAD
+#undef TCONV_PIN
+#undef TCONV_LOAD_VECTORS
+#undef TCONV_MASK_CASES
 #undef TCONV_ACC24
 #undef TCONV_TILE_ACC_DECL
 #undef TCONV_TILE_ACCUMULATORS

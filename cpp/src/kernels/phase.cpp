@@ -13,6 +13,18 @@ namespace {
 std::int64_t floor_mod(std::int64_t a, std::int64_t b) { return ((a % b) + b) % b; }
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
+// Output position `oo` of the first `dims` dims (row-major): per dim its coordinate o, phase r
+// and phase row q (o = q * stride + r).
+void outer_position(const Geometry& g, std::int64_t oo, int dims, std::int64_t* o,
+                    std::int64_t* r, std::int64_t* q) {
+  for (int d = dims - 1; d >= 0; --d) {
+    o[d] = oo % g.output[d];
+    oo /= g.output[d];
+    r[d] = o[d] % g.stride[d];
+    q[d] = o[d] / g.stride[d];
+  }
+}
+
 DimPhases dim_phases(std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
                      std::int64_t pad_lo) {
   DimPhases d;
@@ -390,15 +402,7 @@ std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T
     const std::int64_t qa = xb * qblock, qb = std::min(qa + qblock, qmax);
     // The outer dims' position, phase, and valid taps (odometer), as input offsets.
     std::int64_t o[8] = {0}, r[8] = {0}, q[8] = {0}, len[8] = {0}, j[8] = {0};
-    {
-      std::int64_t rem = oo;
-      for (int d = yd - 1; d >= 0; --d) {
-        o[d] = rem % g.output[d];
-        rem /= g.output[d];
-        r[d] = o[d] % g.stride[d];
-        q[d] = o[d] / g.stride[d];
-      }
-    }
+    outer_position(g, oo, yd, o, r, q);
     std::int64_t po = 0;
     for (int d = 0; d < yd; ++d) po = po * g.stride[d] + r[d];
     s.outer_off.clear();
@@ -778,15 +782,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
 
     // Outer output position, its phase, and the (tap, input position) combinations in range.
     std::int64_t o[8] = {0}, r[8] = {0}, q[8] = {0};
-    {
-      std::int64_t rem = oo;
-      for (int d = xd - 1; d >= 0; --d) {
-        o[d] = rem % g.output[d];
-        rem /= g.output[d];
-        r[d] = o[d] % g.stride[d];
-        q[d] = o[d] / g.stride[d];
-      }
-    }
+    outer_position(g, oo, xd, o, r, q);
     std::int64_t ph_outer = 0;
     for (int d = 0; d < xd; ++d) ph_outer = ph_outer * g.stride[d] + r[d];
     s.slot_in.clear();   // xd input indices per slot
