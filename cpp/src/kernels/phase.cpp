@@ -318,6 +318,15 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
 
 namespace {
 
+// Column shifts that some phase of the last dim has a tap at: the pairs of one input row.
+template <class T>
+std::int64_t used_col_shifts(const Packed<T>& pk) {
+  std::vector<bool> used(static_cast<std::size_t>(pk.col_shifts), false);
+  for (const auto& cs : pk.dims.back().c)
+    for (auto c : cs) used[static_cast<std::size_t>(c - pk.col_shift_lo)] = true;
+  return std::count(used.begin(), used.end(), true);
+}
+
 // Every phase of the last two dims at once (RowsCall), the input read in place: an item is
 // one input row position qy of the dim before the last (its sy output rows), for one image,
 // one position of each outer dim and one block of the last dim. Returns the scratch bytes.
@@ -348,8 +357,7 @@ std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T
     for (auto c : dy.c[r]) row_mask[c - pk.row_shift_lo] |= std::int64_t(1) << r;
   for (std::int64_t r = 0; r < sx; ++r)
     for (auto c : dx.c[r]) col_mask[c - pk.col_shift_lo] |= std::int64_t(1) << r;
-  std::int64_t group = 0;
-  for (auto m : col_mask) group += m != 0;
+  const std::int64_t group = used_col_shifts(pk);
 
   const std::int64_t rows = g.batch * n_outer * qy_max;
   // Enough items for the threads to balance, blocks of whole vectors of 32 positions or more.
@@ -511,13 +519,7 @@ bool rows_applies(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& 
   const bool cf = g.data_format == DataFormat::channels_first;
   const int sp_axis = cf ? 2 : 1;
   if (p.x_strides[sp_axis + g.rank - 1] != 1) return false;
-  std::int64_t group = 0;
-  for (std::int64_t c = 0; c < pk.col_shifts; ++c) {
-    bool used = false;
-    for (const auto& cs : pk.dims[g.rank - 1].c)
-      for (auto v : cs) used = used || v - pk.col_shift_lo == c;
-    group += used;
-  }
+  const std::int64_t group = used_col_shifts(pk);
   return group >= 1 && group <= 8;
 }
 
