@@ -2,11 +2,11 @@
 // (A, B) pairs, like the AVX2 one, with twice the vector width and twice the registers.
 //
 // On cores that execute a 512-bit FMA as two 256-bit halves the arithmetic peak is the AVX2
-// one; what the wider form buys is front-end and load bandwidth. A 12 x 2 tile of zmm
-// accumulators does 24 FMAs per k-step for 2 vector loads and 12 broadcasts (in float32 folded
-// into the FMAs as embedded {1to16} operands, see F32::fma2), against 12 FMAs, 2 loads and 6
-// separate broadcasts for the AVX2 6 x 2 tile of ymm: half the instructions per flop, so the
-// FMA pipes stay fed.
+// one; what the wider form buys is front-end and load bandwidth. An 8 x 2 tile of zmm
+// accumulators does 16 FMAs per k-step for 2 vector loads and 8 broadcasts (folded into the
+// FMAs as embedded {1toN} operands, see F32::fma2), against 12 FMAs, 2 loads and 6
+// separate broadcasts for the AVX2 6 x 2 tile of ymm: fewer instructions per flop, so the FMA
+// pipes stay fed.
 //
 // Built with -mavx512f -mavx2 -mfma for this file only; internal linkage and no standard-library
 // templates, for the same reason as avx2_gemm.cpp.
@@ -26,9 +26,6 @@ struct F32 {
   // See F64::kPrefetchWeights: in float32 a k-step does twice the flops per weight byte and
   // the hardware prefetcher keeps up; the extra loads cost ~5 % on K = 128 layers.
   static constexpr bool kPrefetchWeights = false;
-  // See fma2. In float64 the folded form measured no better (-2 to +1 %), so it keeps the
-  // intrinsics.
-  static constexpr bool kFoldBroadcast = true;
   static V zero() { return _mm512_setzero_ps(); }
   static V load(const T* p) { return _mm512_loadu_ps(p); }
   static V bcast(const T* p) { return _mm512_set1_ps(*p); }
@@ -36,14 +33,15 @@ struct F32 {
   // r0 += a[0] * w0 and r1 += a[0] * w1 (a: a byte address), the broadcast of a[0] folded into
   // each FMA as its {1to16} memory operand. GCC emits a separate broadcast for a value that
   // feeds two FMAs; folded, the FP pipes see only FMAs and the loads go to the load pipes:
-  // CycleGAN 256->128 NHWC 107 -> 111, U-Net 512->256 107 -> 110 GFLOP/s on one thread.
+  // CycleGAN 256->128 NHWC 107 -> 111, U-Net 512->256 107 -> 110 GFLOP/s on one thread with
+  // 12-row tiles; float64 gained 1-3 % with 8-row tiles.
   static void fma2(const char* a, V w0, V w1, V& r0, V& r1) {
     asm("vfmadd231ps (%[a])%{1to16%}, %[w0], %[r0]\n\t"
         "vfmadd231ps (%[a])%{1to16%}, %[w1], %[r1]"
         : [r0] "+v"(r0), [r1] "+v"(r1)
         : [a] "r"(a), [w0] "v"(w0), [w1] "v"(w1));
   }
-  // The same at a + off: rows 3 apart share a base register (see channel_tile).
+  // The same at a + off: rows share base registers (see channel_tile).
   static void fma2(const char* a, std::int64_t off, V w0, V w1, V& r0, V& r1) {
     asm("vfmadd231ps (%[a],%[o])%{1to16%}, %[w0], %[r0]\n\t"
         "vfmadd231ps (%[a],%[o])%{1to16%}, %[w1], %[r1]"
@@ -67,11 +65,22 @@ struct F64 {
   // (short rows with large weights) the hardware prefetcher falls behind. Prefetching eight
   // k-steps (1 KiB) ahead: DCGAN 512->256 float64 about 38 -> 49 GFLOP/s on one thread.
   static constexpr bool kPrefetchWeights = true;
-  static constexpr bool kFoldBroadcast = false;
   static V zero() { return _mm512_setzero_pd(); }
   static V load(const T* p) { return _mm512_loadu_pd(p); }
   static V bcast(const T* p) { return _mm512_set1_pd(*p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static void fma2(const char* a, V w0, V w1, V& r0, V& r1) {
+    asm("vfmadd231pd (%[a])%{1to8%}, %[w0], %[r0]\n\t"
+        "vfmadd231pd (%[a])%{1to8%}, %[w1], %[r1]"
+        : [r0] "+v"(r0), [r1] "+v"(r1)
+        : [a] "r"(a), [w0] "v"(w0), [w1] "v"(w1));
+  }
+  static void fma2(const char* a, std::int64_t off, V w0, V w1, V& r0, V& r1) {
+    asm("vfmadd231pd (%[a],%[o])%{1to8%}, %[w0], %[r0]\n\t"
+        "vfmadd231pd (%[a],%[o])%{1to8%}, %[w1], %[r1]"
+        : [r0] "+v"(r0), [r1] "+v"(r1)
+        : [a] "r"(a), [o] "r"(off), [w0] "v"(w0), [w1] "v"(w1));
+  }
   static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
   static V load_n(const T* p, int n) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p);
@@ -86,8 +95,12 @@ struct F64 {
   X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) \
   X(17) X(18) X(19) X(20) X(21) X(22) X(23)
 
-// Accumulator i holds row i / 2, channel vector i % 2.
-constexpr int kMR = 12;
+// Accumulator i holds row i / 2, channel vector i % 2. Tiles of 8 rows rather than the 12 the
+// registers allow: 16 chains hide the FMA latency, and in both dtypes every layer measured ran
+// as fast or faster with tiles of 6-9 rows than of 10-12 (one thread, GFLOP/s, 12 -> 8 rows:
+// 3D U-Net 86 -> 96, U-Net 128->64 99 -> 103, HiFi-GAN up3 104 -> 108; float64 U-Net 512->256
+// 51 -> 56, 3D U-Net 43 -> 48).
+constexpr int kMR = 8;
 
 
 template <class S, int MR, bool PREFETCH_A>
@@ -135,42 +148,14 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
       }
       continue;
     }
-    if constexpr (S::kFoldBroadcast) {
-      // Row i's A element at base[i / 3] + (i % 3) * ms: four base registers and two offsets
-      // address twelve rows (one pointer per row spills GCC's registers inside the loop).
-      const std::int64_t msb = ms * static_cast<std::int64_t>(sizeof(T)), ms2b = 2 * msb;
-      const std::int64_t ksb = ks * static_cast<std::int64_t>(sizeof(T));
-      const char* a0 = reinterpret_cast<const char*>(ap);
-      const char* a3 = a0 + 3 * msb;
-      const char* a6 = a0 + 6 * msb;
-      const char* a9 = a0 + 9 * msb;
-      for (std::int64_t k = 0; k < K; ++k) {
-        if constexpr (PREFETCH_A) {
-          if ((k & (64 / sizeof(T) - 1)) == 0)
-            for (int i = 0; i < MR; ++i) _mm_prefetch(a0 + i * msb + 128, _MM_HINT_T0);
-        }
-        const V w0 = S::load(bp);
-        const V w1 = S::load(bp + L);
-        if constexpr (MR > 0) S::fma2(a0, w0, w1, r0, r1);
-        if constexpr (MR > 1) S::fma2(a0, msb, w0, w1, r2, r3);
-        if constexpr (MR > 2) S::fma2(a0, ms2b, w0, w1, r4, r5);
-        if constexpr (MR > 3) S::fma2(a3, w0, w1, r6, r7);
-        if constexpr (MR > 4) S::fma2(a3, msb, w0, w1, r8, r9);
-        if constexpr (MR > 5) S::fma2(a3, ms2b, w0, w1, r10, r11);
-        if constexpr (MR > 6) S::fma2(a6, w0, w1, r12, r13);
-        if constexpr (MR > 7) S::fma2(a6, msb, w0, w1, r14, r15);
-        if constexpr (MR > 8) S::fma2(a6, ms2b, w0, w1, r16, r17);
-        if constexpr (MR > 9) S::fma2(a9, w0, w1, r18, r19);
-        if constexpr (MR > 10) S::fma2(a9, msb, w0, w1, r20, r21);
-        if constexpr (MR > 11) S::fma2(a9, ms2b, w0, w1, r22, r23);
-        a0 += ksb;
-        a3 += ksb;
-        a6 += ksb;
-        a9 += ksb;
-        bp += NR;
-      }
-      continue;
-    }
+    // Row i's A element at base[i / 3] + (i % 3) * ms: three base registers and two offsets
+    // address eight rows (one pointer per row spills GCC's registers inside the loop).
+    static_assert(MR <= 8);
+    const std::int64_t msb = ms * static_cast<std::int64_t>(sizeof(T)), ms2b = 2 * msb;
+    const std::int64_t ksb = ks * static_cast<std::int64_t>(sizeof(T));
+    const char* a0 = reinterpret_cast<const char*>(ap);
+    const char* a3 = a0 + 3 * msb;
+    const char* a6 = a0 + 6 * msb;
     for (std::int64_t k = 0; k < K; ++k) {
       if constexpr (S::kPrefetchWeights) {
         _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
@@ -178,22 +163,24 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
       }
       if constexpr (PREFETCH_A) {
         // A row's next line but one, once per line (16 float32 or 8 float64 k-steps): rows
-        // read in place from an input in main memory are 12 concurrent streams, more than the
+        // read in place from an input in main memory are concurrent streams, more than the
         // hardware prefetcher follows. unet 128->64 at 128x128, NHWC: 86 -> 91 GFLOP/s.
         if ((k & (64 / sizeof(T) - 1)) == 0)
-          for (int i = 0; i < MR; ++i)
-            _mm_prefetch(reinterpret_cast<const char*>(ap + i * ms + 128 / sizeof(T)),
-                         _MM_HINT_T0);
+          for (int i = 0; i < MR; ++i) _mm_prefetch(a0 + i * msb + 128, _MM_HINT_T0);
       }
       const V w0 = S::load(bp);
       const V w1 = S::load(bp + L);
-#define TCONV_STEP(i)                                                      \
-  if constexpr ((i) < COUNT) {                                             \
-    r##i = S::fma(S::bcast(ap + ((i) / 2) * ms), (i) % 2 ? w1 : w0, r##i); \
-  }
-      TCONV_ACC24(TCONV_STEP)
-#undef TCONV_STEP
-      ap += ks;
+      if constexpr (MR > 0) S::fma2(a0, w0, w1, r0, r1);
+      if constexpr (MR > 1) S::fma2(a0, msb, w0, w1, r2, r3);
+      if constexpr (MR > 2) S::fma2(a0, ms2b, w0, w1, r4, r5);
+      if constexpr (MR > 3) S::fma2(a3, w0, w1, r6, r7);
+      if constexpr (MR > 4) S::fma2(a3, msb, w0, w1, r8, r9);
+      if constexpr (MR > 5) S::fma2(a3, ms2b, w0, w1, r10, r11);
+      if constexpr (MR > 6) S::fma2(a6, w0, w1, r12, r13);
+      if constexpr (MR > 7) S::fma2(a6, msb, w0, w1, r14, r15);
+      a0 += ksb;
+      a3 += ksb;
+      a6 += ksb;
       bp += NR;
     }
   }
@@ -231,10 +218,6 @@ void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (rows) {
-    case 12: channel_tile<S, 12, PREFETCH_A>(g, m, a, c); break;
-    case 11: channel_tile<S, 11, PREFETCH_A>(g, m, a, c); break;
-    case 10: channel_tile<S, 10, PREFETCH_A>(g, m, a, c); break;
-    case 9: channel_tile<S, 9, PREFETCH_A>(g, m, a, c); break;
     case 8: channel_tile<S, 8, PREFETCH_A>(g, m, a, c); break;
     case 7: channel_tile<S, 7, PREFETCH_A>(g, m, a, c); break;
     case 6: channel_tile<S, 6, PREFETCH_A>(g, m, a, c); break;
@@ -249,8 +232,8 @@ void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t
 
 template <class S>
 void channel_gemm(const GemmCall<typename S::T>& g) {
-  // The rows are spread evenly over the fewest tiles of at most kMR: a 16-row call runs two
-  // 8-row tiles (16 chains each), never 12 + 4 (a 4-row tile has too few chains in flight to
+  // The rows are spread evenly over the fewest tiles of at most kMR: a 10-row call runs two
+  // 5-row tiles (10 chains each), never 8 + 2 (a 2-row tile has too few chains in flight to
   // hide the FMA latency).
   const std::int64_t tiles = (g.m + kMR - 1) / kMR;
   std::int64_t m = 0;

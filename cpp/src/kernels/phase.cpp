@@ -599,10 +599,10 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     const std::int64_t fit = static_cast<std::int64_t>(budget) / per_q;
     nxb = std::max(nxb, ceil_div(qmax, std::max<std::int64_t>(12, fit)));
   }
-  // Blocks of whole 6-row channel tiles: a split row must not leave 3-row tiles behind. The
-  // AVX-512 kernel's tiles are 12 rows: blocks of whole 12-row tiles where their larger buffers
-  // stay a small share of the output (CycleGAN 256->128 NCHW: 18-position blocks ran 9-row
-  // tiles at 101 GFLOP/s, 24-position blocks 12-row tiles at 103-105).
+  // Blocks of whole 6-row channel tiles: a split row must not leave 3-row tiles behind. Where
+  // the ISA's tiles are longer, blocks of whole tiles of its length where their larger buffers
+  // stay a small share of the output (CycleGAN 256->128 NCHW with 12-row tiles: 18-position
+  // blocks ran 9-row tiles at 101 GFLOP/s, 24-position blocks 12-row tiles at 103-105).
   std::int64_t qblock = ceil_div(qmax, nxb);
   if (nxb > 1 && !spatial) {
     const std::int64_t mr = std::max<std::int64_t>(6, ks.mr);
