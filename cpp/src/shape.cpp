@@ -2,13 +2,10 @@
 
 #include "format.hpp"
 #include <algorithm>
-#include <limits>
 #include <sstream>
 
 namespace tconv {
 namespace {
-
-constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
 
 using detail::join;
 
