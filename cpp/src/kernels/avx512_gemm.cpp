@@ -4,7 +4,7 @@
 // On cores that execute a 512-bit FMA as two 256-bit halves the arithmetic peak is the AVX2
 // one; what the wider form buys is front-end and load bandwidth. An 8 x 2 tile of zmm
 // accumulators does 16 FMAs per k-step for 2 vector loads and 8 broadcasts (folded into the
-// FMAs as embedded {1toN} operands, see F32::fma2), against 12 FMAs, 2 loads and 6
+// FMAs as embedded {1toN} operands, see TCONV_FMA2), against 12 FMAs, 2 loads and 6
 // separate broadcasts for the AVX2 6 x 2 tile of ymm: fewer instructions per flop, so the FMA
 // pipes stay fed.
 //
@@ -19,6 +19,26 @@
 namespace tconv::kernels::avx512 {
 namespace {
 
+// r0 += a[0] * w0 and r1 += a[0] * w1 (a: a byte address), the broadcast of a[0] folded into
+// each FMA as its {1toN} memory operand; the second form reads at a + off, so that rows share
+// base registers (see channel_tile). GCC emits a separate broadcast for a value that feeds two
+// FMAs; folded, the FP pipes see only FMAs and the loads go to the load pipes: CycleGAN
+// 256->128 NHWC 107 -> 111, U-Net 512->256 107 -> 110 GFLOP/s on one thread with 12-row tiles;
+// float64 gained 1-3 % with 8-row tiles.
+#define TCONV_FMA2(INSN, BCAST)                                                 \
+  static void fma2(const char* a, V w0, V w1, V& r0, V& r1) {                   \
+    asm(INSN " (%[a])%{" BCAST "%}, %[w0], %[r0]\n\t"                           \
+        INSN " (%[a])%{" BCAST "%}, %[w1], %[r1]"                               \
+        : [r0] "+v"(r0), [r1] "+v"(r1)                                          \
+        : [a] "r"(a), [w0] "v"(w0), [w1] "v"(w1));                              \
+  }                                                                             \
+  static void fma2(const char* a, std::int64_t off, V w0, V w1, V& r0, V& r1) { \
+    asm(INSN " (%[a],%[o])%{" BCAST "%}, %[w0], %[r0]\n\t"                      \
+        INSN " (%[a],%[o])%{" BCAST "%}, %[w1], %[r1]"                          \
+        : [r0] "+v"(r0), [r1] "+v"(r1)                                          \
+        : [a] "r"(a), [o] "r"(off), [w0] "v"(w0), [w1] "v"(w1));                \
+  }
+
 struct F32 {
   using T = float;
   using V = __m512;
@@ -30,24 +50,7 @@ struct F32 {
   static V load(const T* p) { return _mm512_loadu_ps(p); }
   static V bcast(const T* p) { return _mm512_set1_ps(*p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  // r0 += a[0] * w0 and r1 += a[0] * w1 (a: a byte address), the broadcast of a[0] folded into
-  // each FMA as its {1to16} memory operand. GCC emits a separate broadcast for a value that
-  // feeds two FMAs; folded, the FP pipes see only FMAs and the loads go to the load pipes:
-  // CycleGAN 256->128 NHWC 107 -> 111, U-Net 512->256 107 -> 110 GFLOP/s on one thread with
-  // 12-row tiles; float64 gained 1-3 % with 8-row tiles.
-  static void fma2(const char* a, V w0, V w1, V& r0, V& r1) {
-    asm("vfmadd231ps (%[a])%{1to16%}, %[w0], %[r0]\n\t"
-        "vfmadd231ps (%[a])%{1to16%}, %[w1], %[r1]"
-        : [r0] "+v"(r0), [r1] "+v"(r1)
-        : [a] "r"(a), [w0] "v"(w0), [w1] "v"(w1));
-  }
-  // The same at a + off: rows share base registers (see channel_tile).
-  static void fma2(const char* a, std::int64_t off, V w0, V w1, V& r0, V& r1) {
-    asm("vfmadd231ps (%[a],%[o])%{1to16%}, %[w0], %[r0]\n\t"
-        "vfmadd231ps (%[a],%[o])%{1to16%}, %[w1], %[r1]"
-        : [r0] "+v"(r0), [r1] "+v"(r1)
-        : [a] "r"(a), [o] "r"(off), [w0] "v"(w0), [w1] "v"(w1));
-  }
+  TCONV_FMA2("vfmadd231ps", "1to16")
   static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
   static V load_n(const T* p, int n) {
     return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
@@ -69,18 +72,7 @@ struct F64 {
   static V load(const T* p) { return _mm512_loadu_pd(p); }
   static V bcast(const T* p) { return _mm512_set1_pd(*p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-  static void fma2(const char* a, V w0, V w1, V& r0, V& r1) {
-    asm("vfmadd231pd (%[a])%{1to8%}, %[w0], %[r0]\n\t"
-        "vfmadd231pd (%[a])%{1to8%}, %[w1], %[r1]"
-        : [r0] "+v"(r0), [r1] "+v"(r1)
-        : [a] "r"(a), [w0] "v"(w0), [w1] "v"(w1));
-  }
-  static void fma2(const char* a, std::int64_t off, V w0, V w1, V& r0, V& r1) {
-    asm("vfmadd231pd (%[a],%[o])%{1to8%}, %[w0], %[r0]\n\t"
-        "vfmadd231pd (%[a],%[o])%{1to8%}, %[w1], %[r1]"
-        : [r0] "+v"(r0), [r1] "+v"(r1)
-        : [a] "r"(a), [o] "r"(off), [w0] "v"(w0), [w1] "v"(w1));
-  }
+  TCONV_FMA2("vfmadd231pd", "1to8")
   static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
   static V load_n(const T* p, int n) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p);
@@ -278,3 +270,4 @@ KernelSet<double> kernels_f64() {
 }  // namespace tconv::kernels::avx512
 
 #undef TCONV_ACC24
+#undef TCONV_FMA2
