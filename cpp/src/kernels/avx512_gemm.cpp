@@ -83,9 +83,8 @@ struct F64 {
 };
 
 // Accumulators as named variables (GCC keeps a loop-carried array of vectors in memory).
-#define TCONV_ACC24(X)                                                                      \
-  X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) \
-  X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+#define TCONV_ACC16(X) \
+  X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 
 // Accumulator i holds row i / 2, channel vector i % 2. Tiles of 8 rows rather than the 12 the
 // registers allow: 16 chains hide the FMA latency, and in both dtypes every layer measured ran
@@ -103,6 +102,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   constexpr int L = S::L;
   constexpr int NR = 2 * L;
   constexpr int COUNT = 2 * MR;
+  static_assert(MR <= 8, "the k-loop addresses eight rows, the accumulators are 16");
   // Fetch the output lines for writing while the K loop runs (see the AVX2 kernel).
   for (int i = 0; i < MR; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * g.c_ms), _MM_HINT_T0);
@@ -115,7 +115,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     if (n > L) b1 = S::load_n(g.bias + L, n - L);
   }
 #define TCONV_DECL(i) V r##i = (i) % 2 ? b1 : b0;
-  TCONV_ACC24(TCONV_DECL)
+  TCONV_ACC16(TCONV_DECL)
 #undef TCONV_DECL
   const std::int64_t ks = g.a_ks, ms = g.a_ms, K = g.k;
   for (std::int64_t p = 0; p < g.pairs; ++p) {
@@ -133,7 +133,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     if (rows >> ((i) / 2) & 1u)                                              \
       r##i = S::fma(S::bcast(ap + ((i) / 2) * ms), (i) % 2 ? w1 : w0, r##i); \
   }
-        TCONV_ACC24(TCONV_STEP)
+        TCONV_ACC16(TCONV_STEP)
 #undef TCONV_STEP
         ap += ks;
         bp += NR;
@@ -142,7 +142,6 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     }
     // Row i's A element at base[i / 3] + (i % 3) * ms: three base registers and two offsets
     // address eight rows (one pointer per row spills GCC's registers inside the loop).
-    static_assert(MR <= 8);
     const std::int64_t msb = ms * static_cast<std::int64_t>(sizeof(T)), ms2b = 2 * msb;
     const std::int64_t ksb = ks * static_cast<std::int64_t>(sizeof(T));
     const char* a0 = reinterpret_cast<const char*>(ap);
@@ -180,7 +179,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     if (n == NR) {
 #define TCONV_STORE(i) \
   if constexpr ((i) < COUNT) S::store(c + ((i) / 2) * g.c_ms + ((i) % 2) * L, r##i);
-      TCONV_ACC24(TCONV_STORE)
+      TCONV_ACC16(TCONV_STORE)
 #undef TCONV_STORE
     } else {
       const int n0 = n < L ? n : L, n1 = n > L ? n - L : 0;
@@ -189,7 +188,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     if ((i) % 2 == 0 || n1 > 0)                                               \
       S::store_n(c + ((i) / 2) * g.c_ms + ((i) % 2) * L, r##i, (i) % 2 ? n1 : n0); \
   }
-      TCONV_ACC24(TCONV_STORE_N)
+      TCONV_ACC16(TCONV_STORE_N)
 #undef TCONV_STORE_N
     }
     return;
@@ -197,7 +196,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   alignas(64) T tmp[COUNT * L];
 #define TCONV_SPILL(i) \
   if constexpr ((i) < COUNT) S::store(tmp + (i) * L, r##i);
-  TCONV_ACC24(TCONV_SPILL)
+  TCONV_ACC16(TCONV_SPILL)
 #undef TCONV_SPILL
   for (int m = 0; m < MR; ++m) {
     T* row = c + m * g.c_ms;
@@ -269,5 +268,5 @@ KernelSet<double> kernels_f64() {
 
 }  // namespace tconv::kernels::avx512
 
-#undef TCONV_ACC24
+#undef TCONV_ACC16
 #undef TCONV_FMA2
