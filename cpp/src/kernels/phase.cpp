@@ -25,6 +25,35 @@ void outer_position(const Geometry& g, std::int64_t oo, int dims, std::int64_t* 
   }
 }
 
+// The taps of the first `dims` dims for output phase r at phase row q (per dim) whose input
+// positions fall inside the input: visit(i, tap) for each, i the input index per dim and tap
+// the index row-major over the phase's tap lists, in that order.
+template <class T, class Visit>
+void for_each_outer_tap(const Geometry& g, const Packed<T>& pk, int dims, const std::int64_t* r,
+                        const std::int64_t* q, Visit visit) {
+  std::int64_t j[8] = {0}, len[8] = {0};
+  for (int d = 0; d < dims; ++d) {
+    len[d] = static_cast<std::int64_t>(pk.dims[d].k[r[d]].size());
+    if (len[d] == 0) return;
+  }
+  while (true) {
+    std::int64_t i[8] = {0}, tap = 0;
+    bool ok = true;
+    for (int d = 0; d < dims; ++d) {
+      i[d] = q[d] + pk.dims[d].c[r[d]][j[d]];
+      if (i[d] < 0 || i[d] >= g.input[d]) ok = false;
+      tap = tap * len[d] + j[d];
+    }
+    if (ok) visit(static_cast<const std::int64_t*>(i), tap);
+    int d = dims - 1;
+    for (; d >= 0; --d) {
+      if (++j[d] < len[d]) break;
+      j[d] = 0;
+    }
+    if (d < 0) return;
+  }
+}
+
 DimPhases dim_phases(std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
                      std::int64_t pad_lo) {
   DimPhases d;
@@ -409,37 +438,18 @@ std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T
     const std::int64_t oo = rest % n_outer, n = rest / n_outer;
     const std::int64_t qa = xb * qblock, qb = std::min(qa + qblock, qmax);
     // The outer dims' position, phase, and valid taps (odometer), as input offsets.
-    std::int64_t o[8] = {0}, r[8] = {0}, q[8] = {0}, len[8] = {0}, j[8] = {0};
+    std::int64_t o[8] = {0}, r[8] = {0}, q[8] = {0};
     outer_position(g, oo, yd, o, r, q);
     std::int64_t po = 0;
     for (int d = 0; d < yd; ++d) po = po * g.stride[d] + r[d];
     s.outer_off.clear();
     s.outer_tap.clear();
-    bool empty = false;
-    for (int d = 0; d < yd; ++d) {
-      len[d] = static_cast<std::int64_t>(pk.dims[d].k[r[d]].size());
-      if (len[d] == 0) empty = true;
-    }
-    while (!empty) {
-      bool ok = true;
-      std::int64_t tap = 0, off = 0;
-      for (int d = 0; d < yd; ++d) {
-        const std::int64_t i = q[d] + pk.dims[d].c[r[d]][j[d]];
-        if (i < 0 || i >= g.input[d]) ok = false;
-        tap = tap * len[d] + j[d];
-        off += i * p.x_strides[sp_axis + d];
-      }
-      if (ok) {
-        s.outer_off.push_back(off);
-        s.outer_tap.push_back(tap);
-      }
-      int d = yd - 1;
-      for (; d >= 0; --d) {
-        if (++j[d] < len[d]) break;
-        j[d] = 0;
-      }
-      if (d < 0) break;
-    }
+    for_each_outer_tap(g, pk, yd, r, q, [&](const std::int64_t* i, std::int64_t tap) {
+      std::int64_t off = 0;
+      for (int d = 0; d < yd; ++d) off += i[d] * p.x_strides[sp_axis + d];
+      s.outer_off.push_back(off);
+      s.outer_tap.push_back(tap);
+    });
     s.a_off.clear();
     s.m_lo.clear();
     s.m_hi.clear();
@@ -789,34 +799,10 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     for (int d = 0; d < xd; ++d) ph_outer = ph_outer * g.stride[d] + r[d];
     s.slot_in.clear();   // xd input indices per slot
     s.slot_tap.clear();  // outer tap index (row-major over the phase's outer tap lists)
-    {
-      // Odometer over the valid taps of each outer dim.
-      std::int64_t j[8] = {0}, len[8] = {0};
-      bool empty = false;
-      for (int d = 0; d < xd; ++d) {
-        len[d] = static_cast<std::int64_t>(pk.dims[d].k[r[d]].size());
-        if (len[d] == 0) empty = true;
-      }
-      while (!empty) {
-        bool ok = true;
-        std::int64_t tap = 0;
-        for (int d = 0; d < xd; ++d) {
-          const std::int64_t i = q[d] + pk.dims[d].c[r[d]][j[d]];
-          if (i < 0 || i >= g.input[d]) ok = false;
-          tap = tap * len[d] + j[d];
-        }
-        if (ok) {
-          for (int d = 0; d < xd; ++d) s.slot_in.push_back(q[d] + pk.dims[d].c[r[d]][j[d]]);
-          s.slot_tap.push_back(tap);
-        }
-        int d = xd - 1;
-        for (; d >= 0; --d) {
-          if (++j[d] < len[d]) break;
-          j[d] = 0;
-        }
-        if (d < 0) break;
-      }
-    }
+    for_each_outer_tap(g, pk, xd, r, q, [&](const std::int64_t* i, std::int64_t tap) {
+      for (int d = 0; d < xd; ++d) s.slot_in.push_back(i[d]);
+      s.slot_tap.push_back(tap);
+    });
     const std::int64_t nslots = static_cast<std::int64_t>(s.slot_tap.size());
 
     const T* x_n = p.x + n * p.x_strides[0];
