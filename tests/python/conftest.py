@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-settings.register_profile(
-    "tconv",
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.load_profile("tconv")
+# Hypothesis budgets, one place for all of them. "default" keeps `python -m pytest` quick; the
+# fixed grids of the test files still reach every kernel, layout and dtype there, and random
+# sampling adds breadth. "thorough" (CI's long-run stage) draws six times as many layers.
+# Pick one with HYPOTHESIS_PROFILE=thorough or --hypothesis-profile=thorough.
+REFERENCE_EXAMPLES = 150  # the budget the counts passed to examples() are written for
+_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                     HealthCheck.data_too_large])
+settings.register_profile("default", max_examples=50, **_COMMON)
+settings.register_profile("thorough", max_examples=300, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def examples(n: int) -> int:
+    """max_examples for a test that draws fewer (costlier) examples than the rest: n under a
+    profile of REFERENCE_EXAMPLES, scaled to the active profile (never below 5)."""
+    return max(5, round(n * settings.default.max_examples / REFERENCE_EXAMPLES))
+
 
 # Relative error bound in the 2-norm. A transposed convolution sums at most
 # C_in/groups * prod(kernel) products per cell; with the sizes used in the tests the rounding

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import torch_weight_to_keras
+from conftest import examples, torch_weight_to_keras
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,7 +101,7 @@ def test_adjoint_catches_a_wrong_operator():
     assert not math.isclose(np.vdot(fwd, y), np.vdot(x, flipped), rel_tol=1e-3)
 
 
-@settings(max_examples=60)  # PyTorch's per-call overhead dominates tiny layers
+@settings(max_examples=examples(60))  # PyTorch's per-call overhead dominates tiny layers
 @given(cfg=adjoint_configs(), seed=st.integers(0, 2**32 - 1))
 def test_naive_conv_is_torch_conv(cfg, seed):
     # The forward operator of the identity is itself checked against PyTorch's convolution.

@@ -21,7 +21,7 @@ import tconv
 from tconv import _core
 from tconv.reference import conv_transpose as reference
 
-from conftest import assert_close_in_norm
+from conftest import assert_close_in_norm, examples
 
 ISAS = tconv.available_isas()
 
@@ -97,7 +97,7 @@ def make_arrays(layer, seed):
 
 
 # The fixture restores the runtime once, after all examples; each example sets what it uses.
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=examples(60), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(layer=depthwise_layers(), seed=st.integers(0, 2**16))
 def test_matches_the_reference_on_every_isa_and_thread_count(restore_runtime, layer, seed):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import tconv
 
-from conftest import layer_inputs
+from conftest import examples, layer_inputs
 
 ISAS = tconv.available_isas()
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
@@ -87,7 +87,7 @@ def layers(draw):
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(cfg=layers())
 def test_every_isa_and_thread_count_matches_portable(cfg, isa_cap):
@@ -247,7 +247,7 @@ def unpadded_layers(draw):
     )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(cfg=unpadded_layers())
 def test_kernel_equal_stride_and_one_pixel_inputs_match_portable(cfg, isa_cap):

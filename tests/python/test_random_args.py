@@ -15,17 +15,22 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ALLOWED = (TypeError, ValueError, OverflowError, MemoryError)
-EXAMPLES = int(os.environ.get("TCONV_RANDOM_ARGS_EXAMPLES", "400"))
+EXAMPLES = 400  # a run by hand; under pytest the hypothesis profile scales it
 
 
+@pytest.mark.hypothesis  # a hypothesis search (in the child): CI's thorough stage selects it
 def test_random_arguments_never_crash_or_lie():
-    proc = subprocess.run([sys.executable, __file__, str(EXAMPLES)], capture_output=True,
+    from conftest import examples
+
+    count = int(os.environ.get("TCONV_RANDOM_ARGS_EXAMPLES", examples(EXAMPLES)))
+    proc = subprocess.run([sys.executable, __file__, str(count)], capture_output=True,
                           text=True, timeout=300, cwd=os.path.dirname(__file__))
     tail = proc.stdout[-3000:] + "\n" + proc.stderr[-3000:]
     assert proc.returncode == 0, f"child exited with {proc.returncode}:\n{tail}"
-    assert f"checked {EXAMPLES} examples" in proc.stdout, tail
+    assert f"checked {count} examples" in proc.stdout, tail
 
 
 # ---- the child process -----------------------------------------------------------------------

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 import tconv
 from tconv import _core, shapes
 
+from conftest import examples
+
 CONVENTIONS = ["torch", "keras", "onnx", "tf_nn", "jax"]
 
 
@@ -40,7 +42,7 @@ def shape_of(sol):
         return out[1:-1]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(conv=st.sampled_from(CONVENTIONS), i=st.integers(1, 12), t=st.integers(1, 40),
        d=st.integers(1, 2))
 def test_every_solution_verifies(conv, i, t, d):
@@ -52,7 +54,7 @@ def test_every_solution_verifies(conv, i, t, d):
         assert str(t) in sols.why
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(conv=st.sampled_from(CONVENTIONS), i=st.tuples(st.integers(1, 8), st.integers(1, 8)),
        s=st.integers(1, 3), k=st.integers(1, 4))
 def test_per_dimension_sizes_verify(conv, i, s, k):
@@ -61,7 +63,7 @@ def test_per_dimension_sizes_verify(conv, i, s, k):
         assert tuple(shape_of(sol)) == t
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(i=st.integers(1, 15), k=st.integers(1, 6), s=st.integers(1, 4), d=st.integers(1, 2),
        data=st.data())
 def test_known_torch_layer_is_found(i, k, s, d, data):
@@ -80,7 +82,7 @@ def test_known_torch_layer_is_found(i, k, s, d, data):
         assert ops == sorted(ops)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(i=st.integers(1, 15), k=st.integers(1, 6), s=st.integers(1, 4),
        mode=st.sampled_from(["same", "valid"]), data=st.data())
 def test_known_keras_layer_is_found(i, k, s, mode, data):
@@ -144,7 +146,7 @@ def test_bad_arguments_name_the_fix(kwargs, words):
 
 # ---- mirror ---------------------------------------------------------------------------------
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(i=st.integers(1, 30), k=st.integers(1, 7), s=st.integers(1, 4), d=st.integers(1, 3),
        data=st.data())
 def test_torch_mirror_round_trips(i, k, s, d, data):
@@ -160,7 +162,7 @@ def test_torch_mirror_round_trips(i, k, s, d, data):
     assert tuple(shape_of(sol)) == (i,)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(conv=st.sampled_from(["keras", "tf_nn", "jax"]), i=st.integers(1, 30),
        k=st.integers(1, 7), s=st.integers(1, 4), same=st.booleans())
 def test_string_padding_mirrors_round_trip(conv, i, k, s, same):
@@ -176,7 +178,7 @@ def test_string_padding_mirrors_round_trip(conv, i, k, s, same):
     assert tuple(shape_of(sol)) == (i,)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(i=st.tuples(st.integers(2, 20), st.integers(2, 20)), k=st.integers(1, 5),
        s=st.integers(1, 3), lo=st.integers(0, 2), hi=st.integers(0, 2))
 def test_onnx_and_jax_mirrors_with_asymmetric_pads(i, k, s, lo, hi):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import reference
 
-from conftest import assert_close_in_norm, layer_inputs
+from conftest import assert_close_in_norm, examples, layer_inputs
 
 # Products summed by the reference loop per layer: it is pure Python, so draws stay below this.
 REF_BUDGET = 60_000
@@ -66,7 +66,7 @@ def tiny_layers(draw):
     )
 
 
-@settings(max_examples=120, deadline=None,
+@settings(max_examples=examples(120), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cfg=tiny_layers())
 def test_tiny_cout_matches_reference_on_one_and_two_threads(cfg, threads_restored):

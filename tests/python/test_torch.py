@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_close_in_norm, layer_configs
+from conftest import assert_close_in_norm, examples, layer_configs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,7 @@ def arrays(cfg: dict, dtype: type, seed: int):
     return x, w, b
 
 
-@settings(max_examples=60)  # PyTorch's per-call overhead dominates tiny layers
+@settings(max_examples=examples(60))  # PyTorch's per-call overhead dominates tiny layers
 @given(cfg=layer_configs(paddings=("int", "per_dim"), allow_output_size=False),
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1),
        with_bias=st.booleans())
@@ -64,7 +64,7 @@ def test_matches_torch_grid(rank):
 
 
 @pytest.mark.parametrize("rank", [1, 2, 3])
-@settings(max_examples=60)  # PyTorch's per-call overhead dominates tiny layers
+@settings(max_examples=examples(60))  # PyTorch's per-call overhead dominates tiny layers
 @given(data=st.data())
 def test_output_size_matches_module(rank, data):
     # nn.ConvTranspose{N}d.forward(x, output_size=...) picks output_padding itself.
