@@ -11,6 +11,8 @@ between threads (1 and 2 threads must agree bit for bit).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -157,19 +159,29 @@ def test_multi_phase_rows_every_channel_and_phase_count(cout, stride, dtype):
 ROW_PHASE_SHAPES = [(c, sy, sx) for c in (1, 2, 3, 4) for sy in (2, 3, 4) for sx in (2, 3, 4)]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("cout,sy,sx", ROW_PHASE_SHAPES)
-def test_all_phases_of_two_dims_every_shape(cout, sy, sx, dtype, threads_restored):
+@functools.lru_cache(maxsize=None)
+def _row_phase_layers(cout, sy, sx):
+    """(x, w, b, kwargs, reference result) per row width, in float64 holding float32 values:
+    one reference loop serves both dtypes."""
     rng = np.random.default_rng(cout * 100 + sy * 10 + sx)
+    layers = []
     for width, height, extra, k in ((37, 3, 0, 0), (100, 2, 1, 1)):
         ky, kx = 2 * sy + k, 2 * sx + k
-        x = rng.standard_normal((1, 3, height, width)).astype(dtype)
-        w = rng.standard_normal((3, cout, ky, kx)).astype(dtype)
-        b = rng.standard_normal(cout).astype(dtype)
+        x, w, b = (rng.standard_normal(shape).astype(np.float32).astype(np.float64)
+                   for shape in ((1, 3, height, width), (3, cout, ky, kx), (cout,)))
         # Padding s/2 + output padding: an output of s x input, or `extra` short of it.
         kw = dict(stride=(sy, sx), padding=((sy + k) // 2, (sx + k) // 2),
                   output_padding=(max(0, sy - 1 - extra), max(0, sx - 1 - extra)))
-        want = reference.conv_transpose(x, w, b, **kw)
+        layers.append((x, w, b, kw, reference.conv_transpose(x, w, b, **kw)))
+    return layers
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cout,sy,sx", ROW_PHASE_SHAPES)
+def test_all_phases_of_two_dims_every_shape(cout, sy, sx, dtype, threads_restored):
+    for x, w, b, kw, want in _row_phase_layers(cout, sy, sx):
+        x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+        width = x.shape[-1]
         results = []
         for threads in (1, 2):
             tconv.set_num_threads(threads)
