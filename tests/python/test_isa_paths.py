@@ -87,8 +87,8 @@ def layers(draw):
     )
 
 
-@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(cfg=layers())
 def test_every_isa_and_thread_count_matches_portable(cfg, isa_cap):
     x, w, b, kw = layer_inputs(cfg)
@@ -247,8 +247,8 @@ def unpadded_layers(draw):
     )
 
 
-@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(cfg=unpadded_layers())
 def test_kernel_equal_stride_and_one_pixel_inputs_match_portable(cfg, isa_cap):
     x, w, b, kw = layer_inputs(cfg)
