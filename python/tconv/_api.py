@@ -446,6 +446,20 @@ def _check_out(out: Any, shape: tuple, dtype: np.dtype, inputs: tuple) -> np.nda
             f"out must be a numpy array of shape {shape} and dtype {dtype}, got "
             f"{type(out).__name__}; pass np.empty({shape}, dtype=np.{dtype}) or drop out="
         )
+    if isinstance(out, np.ma.MaskedArray):
+        raise TypeError(
+            "out is a masked array; tconv would write its data and leave its mask as it was, "
+            "so masked cells would hide results. Pass out.data (a plain view of the same "
+            "memory) and reset the mask yourself, or drop out="
+        )
+    if type(out) is not np.ndarray and not isinstance(out, np.memmap):
+        # Subclasses attach meaning to their data (np.matrix, units, masks) that a raw write
+        # bypasses; np.memmap is a plain buffer on disk and is welcome.
+        raise TypeError(
+            f"out must be a plain numpy.ndarray (or np.memmap), got the subclass "
+            f"{type(out).__module__}.{type(out).__name__}, whose own semantics a raw write "
+            f"would bypass; pass np.asarray(out) to write into its memory, or drop out="
+        )
     if out.shape != shape:
         raise ValueError(
             f"out has shape {out.shape}, expected {shape} (the result's shape); pass "

@@ -79,8 +79,25 @@ class ConvTranspose:
                     f"channel, got shape {b.shape}"
                 )
             b = np.array(b, dtype=self.dtype, copy=True)
+            b.setflags(write=False)  # the packed plan holds its own copy: writes would be lost
         self.bias = b
+        # What pickle and copy rebuild the plan from (the packed weights are not portable).
+        self._init_args = (self.weight, self.bias, tuple(self._stride),
+                           self._padding_arg(), None if not self._output_padding_given
+                           else tuple(self._op), tuple(self._dilation), self._groups,
+                           data_format)
         self._plan = _core.Plan(geometry, _aligned(self.weight), b)
+
+    def _padding_arg(self) -> Any:
+        """The padding in a form the constructor takes back: 'same'/'valid' or (lo, hi) pairs."""
+        if self._mode != "explicit":
+            return self._mode
+        return tuple(zip(self._pad_lo, self._pad_hi))
+
+    def __reduce__(self) -> tuple:
+        # Rebuilt from the constructor's arguments: the packed weights live in the core and
+        # depend on the machine's ISA, so they are packed again where the plan is unpickled.
+        return (type(self), self._init_args)
 
     def _args(self, x_shape: tuple) -> tuple:
         return (tuple(x_shape), self.weight.shape, self.rank, self._stride, self._dilation,
