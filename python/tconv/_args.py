@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import numbers
 import operator
+from collections.abc import Iterable, Mapping, MappingView, Sequence, Set
 from typing import Any
+
+import numpy as np
 
 from ._errors import ShapeError
 
@@ -50,14 +53,54 @@ def as_int(value: Any, name: str) -> int:
     return value
 
 
-def _items(value: Any) -> list | None:
-    """The entries of a sequence argument, or None for a scalar."""
+def _unordered_reason(value: Any) -> str | None:
+    """Why `value` cannot stand for values in dimension order, or None when it can.
+
+    Sequences (tuple, list, range, torch.Size), arrays and scalars are ordered. Sets have no
+    order, a dict iterates over its keys, and other iterables (generators, iterators) have no
+    length to check and are consumed by reading them.
+    """
+    if isinstance(value, (str, bytes, Sequence, np.ndarray)):
+        return None
+    if isinstance(value, (Set, MappingView)):
+        return f"a {type(value).__name__} has no order, so its values could land on any dimension"
+    if isinstance(value, Mapping):
+        return f"a {type(value).__name__} would give its keys, not its values"
+    if hasattr(value, "__array__") or hasattr(value, "__index__"):
+        return None  # array-likes (tensors) and integer scalars
+    if isinstance(value, Iterable):
+        return (f"a {type(value).__name__} is not a sequence: it has no length to check and "
+                "reading it consumes it")
+    return None
+
+
+def check_ordered(value: Any, name: str) -> None:
+    """TypeError for an unordered container (set, dict, dict view, iterator) given as `name`.
+
+    Every argument that holds one value per dimension (or a shape) goes through this check.
+    """
+    reason = _unordered_reason(value)
+    if reason is not None:
+        raise TypeError(
+            f"{name} must be an int or a tuple or list of ints in dimension order, got "
+            f"{_describe(value)}; {reason}. Pass a tuple or list, e.g. "
+            + (f"{name}=(2, 1)" if name.isidentifier() else "(2, 1)")
+        )
+
+
+def ordered_items(value: Any, name: str) -> list | None:
+    """The entries of a per-dimension argument, or None for a scalar (strings included).
+
+    Unordered containers are a TypeError (see check_ordered).
+    """
     if isinstance(value, (str, bytes)):
         return None
+    check_ordered(value, name)
     try:
         return list(value)
     except TypeError:
         return None
+
 
 
 def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
@@ -67,7 +110,7 @@ def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
             f"{name} must be an int or a tuple of {rank} ints, got {_describe(value)}; "
             f"e.g. {name}=2 or {name}={(2,) * rank!r}"
         )
-    items = _items(value)
+    items = ordered_items(value, name)
     if items is None:
         return (as_int(value, name),) * rank
     if len(items) == 1 and rank != 1:
@@ -89,7 +132,7 @@ def int_list(value: Any, name: str) -> list[int]:
             f"{name} must be an int or a tuple of ints, got {_describe(value)}; "
             f"e.g. {name}=(10, 10)"
         )
-    items = _items(value)
+    items = ordered_items(value, name)
     if items is None:
         return [as_int(value, name)]
     return [as_int(v, f"{name}[{i}]") for i, v in enumerate(items)]
@@ -108,20 +151,21 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
                 f"{rank} (lo, hi) pairs; got {padding!r}; e.g. padding='same' or padding=1"
             )
         return mode, (0,) * rank, (0,) * rank
-    items = _items(padding)
+    items = ordered_items(padding, "padding")
     if items is None:
         p = as_int(padding, "padding")
         return "explicit", (p,) * rank, (p,) * rank
-    pairs = [_items(v) is not None for v in items]
+    inner = [ordered_items(v, f"padding[{i}]") for i, v in enumerate(items)]
+    pairs = [v is not None for v in inner]
     if any(pairs):
-        if not all(pairs) or len(items) != rank or any(len(list(v)) != 2 for v in items):
+        if not all(pairs) or len(items) != rank or any(len(v) != 2 for v in inner):
             example = tuple((1, 1) for _ in range(rank))
             raise ShapeError(
                 f"explicit padding must be {rank} (lo, hi) pairs, one per spatial dimension, "
                 f"got {padding!r}; e.g. padding={example!r}"
             )
-        lo = tuple(as_int(list(v)[0], f"padding[{i}][0]") for i, v in enumerate(items))
-        hi = tuple(as_int(list(v)[1], f"padding[{i}][1]") for i, v in enumerate(items))
+        lo = tuple(as_int(v[0], f"padding[{i}][0]") for i, v in enumerate(inner))
+        hi = tuple(as_int(v[1], f"padding[{i}][1]") for i, v in enumerate(inner))
         return "explicit", lo, hi
     if len(items) != rank and len(items) != 1:
         hint = f"; pass a single int or exactly {rank} values"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from . import _core, shapes
+from ._args import check_ordered
 from ._errors import BackendWarning, ShapeError
 
 __all__ = ["Solution", "Solutions", "mirror", "solve", "translate", "CONVENTIONS"]
@@ -301,6 +302,7 @@ def _per_dim(value: Any, rank: int | None, name: str) -> tuple[int, ...] | None:
         raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
     if isinstance(value, int):
         return (value,) * (rank or 1)
+    check_ordered(value, name)
     try:
         vals = tuple(value)
     except TypeError:
@@ -587,7 +589,10 @@ def _forward_pads(convention: str, padding: Any, rank: int) -> list[tuple[str, i
     if isinstance(padding, int) and not isinstance(padding, bool):
         vals = [(padding, padding)] * rank
     else:
+        check_ordered(padding, "padding")
         seq = list(padding)
+        for v in seq:
+            check_ordered(v, "padding")
         if convention == "onnx" and len(seq) == 2 * rank and all(isinstance(v, int) for v in seq):
             vals = list(zip(seq[:rank], seq[rank:]))
         elif all(isinstance(v, int) for v in seq) and convention in ("torch", "onnx"):

@@ -24,7 +24,7 @@ import warnings
 from typing import Any, Sequence
 
 from . import _core
-from ._args import as_int
+from ._args import as_int, check_ordered, ordered_items
 from ._errors import BackendWarning, ShapeError
 
 __all__ = ["jax", "keras", "onnx", "tf_nn", "torch"]
@@ -52,6 +52,7 @@ def _shape(value: Any, name: str) -> tuple:
     """A shape tuple whose entries are ints or None."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise TypeError(f"{name} must be a tuple of ints (None for unknown sizes), got {value!r}")
+    check_ordered(value, name)
     out = []
     for i, v in enumerate(value):
         out.append(None if v is None else _int(v, f"{name}[{i}]"))
@@ -64,14 +65,16 @@ def _tuple(value: Any, n: int, name: str) -> tuple[int, ...] | None:
         return None
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
-    if hasattr(value, "__iter__"):
-        return tuple(_int(v, f"{name}[{i}]") for i, v in enumerate(value))
+    items = ordered_items(value, name)
+    if items is not None:
+        return tuple(_int(v, f"{name}[{i}]") for i, v in enumerate(items))
     return (_int(value, name),) * n
 
 
 def _infer_dims(dims: Any, kernel_size: Any, shape: tuple) -> int:
     """The layer's spatial rank: given, else from a tuple kernel_size, else from the input."""
     if dims is None:
+        check_ordered(kernel_size, "kernel_size")
         if hasattr(kernel_size, "__iter__") and not isinstance(kernel_size, str):
             return _int(len(tuple(kernel_size)), "dims")
         return max(len(shape) - 2, 1)
@@ -579,6 +582,8 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
                          f"{n}-D transposed convolution takes 'SAME' or 'VALID'",
                          "use 'VALID' and crop the result (x[:, lo:-hi or None, ...]), or "
                          "'SAME' if it gives the size you want")
+        for p in [padding, *padding]:
+            check_ordered(p, "padding")
         pairs = [tuple(p) for p in padding]
         if len(pairs) == n + 2:
             pairs = pairs[1:-1] if channels_last else pairs[2:]
@@ -666,6 +671,7 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
 
 
 def _tf_list(value, n, channels_last, name):
+    check_ordered(value, name)
     if isinstance(value, (list, tuple)):
         v = [_int(x, name) for x in value]
         if len(v) == 1:
@@ -845,6 +851,7 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
                          "pass dimension_numbers explicitly")
         dimension_numbers = _JAX_DEFAULT_DN[nd]
     lspec, rspec, ospec = _jax_specs(dimension_numbers, nd)
+    check_ordered(strides, "strides")
     st = tuple(_int(s, "strides") for s in strides)
     forward_mode = None
     if isinstance(padding, str):
@@ -866,8 +873,11 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
         mode, pairs = padding, [(0, 0)] * n
     else:
         mode = "EXPLICIT"
+        for p in [padding, *padding]:
+            check_ordered(p, "padding")
         pairs = [tuple(_int(x, "padding") for x in p) for p in padding]
     st = tuple(_int(s, "strides") for s in strides)
+    check_ordered(rhs_dilation, "rhs_dilation")
     dl = (1,) * n if rhs_dilation is None else tuple(_int(s, "rhs_dilation") for s in rhs_dilation)
     if len(st) != n or len(pairs) != n:
         got = len(pairs) if len(pairs) != n else len(st)
@@ -931,6 +941,7 @@ def _jax_specs(dn, nd):
     """(lhs, rhs, out) axis permutations: [batch/out-feature, feature/in-feature, *spatial]."""
     if hasattr(dn, "lhs_spec"):
         return tuple(dn.lhs_spec), tuple(dn.rhs_spec), tuple(dn.out_spec)
+    check_ordered(dn, "dimension_numbers")
     lhs, rhs, out = dn
     if not all(isinstance(s, str) and len(s) == nd for s in (lhs, rhs, out)):
         raise _error("argument", "JAX", "convolution dimension_numbers must be three strings of "
