@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numbers
 import operator
-from collections.abc import Iterable, Mapping, MappingView, Sequence, Set
+from collections.abc import Iterable, Mapping, MappingView, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -17,15 +18,28 @@ from ._errors import ShapeError
 _INT64_MAX = 2**63 - 1
 
 
-def _describe(value: Any) -> str:
+def show_int(value: int) -> str:
+    """An int for a message: digits when short, its size in bits when huge (str() of an int
+    with more than 4300 digits raises)."""
+    if abs(value) < 2**128:
+        return str(value)
+    return f"{'-' if value < 0 else ''}2**{abs(value).bit_length() - 1}-ish ({abs(value).bit_length()} bits)"
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"int {show_int(value)}"
     text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
 
 
-def as_int(value: Any, name: str) -> int:
-    """An exact Python int from an int-like value, or a TypeError/OverflowError naming it."""
+def as_int(value: Any, name: str, expected: str = "an int") -> int:
+    """An exact Python int from an int-like value, or a TypeError/OverflowError naming it.
+
+    `expected` is what the argument takes, for the message ("an int or a tuple of 2 ints").
+    """
     if isinstance(value, bool):
         raise TypeError(
             f"{name} must be an int, got bool {value!r}; pass {int(value)} if that is meant"
@@ -41,13 +55,16 @@ def as_int(value: Any, name: str) -> int:
                 hint = "; layer sizes are whole numbers"
             elif value is None:
                 hint = f"; None is not a size here, pass e.g. {name}=1"
-            raise TypeError(
-                f"{name} must be an int or a tuple of ints, got {_describe(value)}{hint}"
-            ) from None
+            elif isinstance(value, (Sequence, np.ndarray)) and expected == "an int":
+                # e.g. groups=(2,): one value for the whole layer, not one per dimension
+                only = next(iter(value)) if len(value) == 1 else None
+                hint = (f"; {name} is one value for the whole layer, not one per dimension"
+                        + (f": pass {name}={only!r}" if only is not None else ""))
+            raise TypeError(f"{name} must be {expected}, got {describe(value)}{hint}") from None
     value = int(value)
     if abs(value) > _INT64_MAX:
         raise OverflowError(
-            f"{name}={value} does not fit in a 64-bit integer (expected |{name}| < 2**63); "
+            f"{name}={show_int(value)} does not fit in a 64-bit integer (expected |{name}| < 2**63); "
             f"no layer can use it, pass a realistic {name}"
         )
     return value
@@ -62,7 +79,7 @@ def _unordered_reason(value: Any) -> str | None:
     """
     if isinstance(value, (str, bytes, Sequence, np.ndarray)):
         return None
-    if isinstance(value, (Set, MappingView)):
+    if isinstance(value, (AbstractSet, MappingView)):
         return f"a {type(value).__name__} has no order, so its values could land on any dimension"
     if isinstance(value, Mapping):
         return f"a {type(value).__name__} would give its keys, not its values"
@@ -83,7 +100,7 @@ def check_ordered(value: Any, name: str) -> None:
     if reason is not None:
         raise TypeError(
             f"{name} must be an int or a tuple or list of ints in dimension order, got "
-            f"{_describe(value)}; {reason}. Pass a tuple or list, e.g. "
+            f"{describe(value)}; {reason}. Pass a tuple or list, e.g. "
             + (f"{name}=(2, 1)" if name.isidentifier() else "(2, 1)")
         )
 
@@ -107,12 +124,12 @@ def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
     """An int or one int per spatial dimension -> a tuple of `rank` ints."""
     if isinstance(value, (str, bytes)):
         raise TypeError(
-            f"{name} must be an int or a tuple of {rank} ints, got {_describe(value)}; "
+            f"{name} must be an int or a tuple of {rank} ints, got {describe(value)}; "
             f"e.g. {name}=2 or {name}={(2,) * rank!r}"
         )
     items = ordered_items(value, name)
     if items is None:
-        return (as_int(value, name),) * rank
+        return (as_int(value, name, f"an int or a tuple of {rank} ints"),) * rank
     if len(items) == 1 and rank != 1:
         # PyTorch's _ntuple repeats a 1-element sequence too.
         return (as_int(items[0], name),) * rank
@@ -129,12 +146,12 @@ def int_list(value: Any, name: str) -> list[int]:
     """A shape-like argument (output_size): an int or a sequence of ints."""
     if isinstance(value, (str, bytes)):
         raise TypeError(
-            f"{name} must be an int or a tuple of ints, got {_describe(value)}; "
+            f"{name} must be an int or a tuple of ints, got {describe(value)}; "
             f"e.g. {name}=(10, 10)"
         )
     items = ordered_items(value, name)
     if items is None:
-        return [as_int(value, name)]
+        return [as_int(value, name, "an int or a tuple of ints")]
     return [as_int(v, f"{name}[{i}]") for i, v in enumerate(items)]
 
 
@@ -153,7 +170,7 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
         return mode, (0,) * rank, (0,) * rank
     items = ordered_items(padding, "padding")
     if items is None:
-        p = as_int(padding, "padding")
+        p = as_int(padding, "padding", f"an int, a tuple of {rank} ints or {rank} (lo, hi) pairs")
         return "explicit", (p,) * rank, (p,) * rank
     inner = [ordered_items(v, f"padding[{i}]") for i, v in enumerate(items)]
     pairs = [v is not None for v in inner]

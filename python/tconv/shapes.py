@@ -43,9 +43,9 @@ def _error(kind: str, framework: str, says: str, why: str, fix: str) -> ShapeErr
     return err
 
 
-def _int(value: Any, name: str) -> int:
+def _int(value: Any, name: str, expected: str = "an int") -> int:
     # The C++ rules take int64: a larger Python int must fail here, by name, not in pybind11.
-    return as_int(value, name)
+    return as_int(value, name, expected)
 
 
 def _shape(value: Any, name: str) -> tuple:
@@ -68,17 +68,22 @@ def _tuple(value: Any, n: int, name: str) -> tuple[int, ...] | None:
     items = ordered_items(value, name)
     if items is not None:
         return tuple(_int(v, f"{name}[{i}]") for i, v in enumerate(items))
-    return (_int(value, name),) * n
+    return (_int(value, name, f"an int or a tuple of {n} ints"),) * n
 
 
 def _infer_dims(dims: Any, kernel_size: Any, shape: tuple) -> int:
     """The layer's spatial rank: given, else from a tuple kernel_size, else from the input."""
     if dims is None:
         check_ordered(kernel_size, "kernel_size")
-        if hasattr(kernel_size, "__iter__") and not isinstance(kernel_size, str):
-            return _int(len(tuple(kernel_size)), "dims")
+        items = ordered_items(kernel_size, "kernel_size")
+        if items:  # an empty kernel_size says nothing: its length check reports it
+            return len(items)
         return max(len(shape) - 2, 1)
-    return _int(dims, "dims")
+    dims = _int(dims, "dims")
+    if dims < 1:
+        raise ValueError(f"dims is the layer's number of spatial dimensions (ConvTranspose2d -> "
+                         f"2), at least 1; got dims={dims}")
+    return dims
 
 
 def _fmt(shape: Sequence[Any]) -> str:
@@ -371,16 +376,14 @@ def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_
     ks = _tuple(kernel_size, dims, "kernel_size")
     st = _tuple(strides, dims, "strides")
     dl = _tuple(dilation_rate, dims, "dilation_rate")
-    for name, v, allow_zero in (("kernel_size", ks, False), ("strides", st, False),
-                                ("dilation_rate", dl, False)):
+    for name, v, shown in (("kernel_size", ks, kernel_size), ("strides", st, strides),
+                           ("dilation_rate", dl, dilation_rate)):
         if len(v) != dims:
             raise _error("argument", fw, f"The `{name}` argument must be a tuple of {dims} "
-                         f"integers. Received {name}={v if len(set(v)) > 1 else v[0]}",
+                         f"integers. Received {name}={v if len(set(v)) > 1 else shown}",
                          f"{layer} has {dims} spatial dims", f"pass an int or {dims} ints")
         bad = sorted({x for x in v if x <= 0})
         if bad:
-            shown = kernel_size if name == "kernel_size" else (
-                strides if name == "strides" else dilation_rate)
             raise _error("argument", fw, f"The `{name}` argument must be a tuple of {dims} "
                          f"integers. Received {name}={shown}, including values "
                          f"{{{', '.join(map(str, bad))}}} that do not satisfy `value > 0`",
