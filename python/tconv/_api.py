@@ -12,7 +12,8 @@ import numpy as np
 from . import _core
 from ._args import (as_int, describe, int_list, parse_data_format, parse_padding, per_dim,
                     show_int)
-from ._errors import ShapeError
+from ._bounded import near_root_divisor
+from ._errors import ShapeError, SizeOverflowError
 
 __all__ = [
     "conv_transpose",
@@ -277,23 +278,6 @@ def unbatched_error(exc: ShapeError, xb_shape: tuple, x_shape: tuple,
     return ShapeError(text)
 
 
-def near_root_divisor(n: int, k: int, tries: int = 10_000) -> int:
-    """A divisor of n near its k-th root (1 if none within `tries` steps below the root).
-
-    Bounded: messages suggest shapes with it, and n can be as large as any int64.
-    """
-    if n < 2:
-        return 1
-    lo, hi = 1, 1 << (n.bit_length() // k + 1)  # the integer k-th root lies in [lo, hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if mid**k <= n else (lo, mid)
-    for d in range(lo, max(lo - tries, 1), -1):
-        if n % d == 0:
-            return d
-    return 1
-
-
 class _Shape:
     """Just the .shape and .ndim of an array, for messages about shapes."""
 
@@ -493,7 +477,7 @@ def conv_transpose(
         raise unbatched_error(exc, x_b.shape, x.shape, channels_last) from None
     except OverflowError as exc:
         # The core names the product that overflowed; say which arguments fed it.
-        raise OverflowError(
+        raise SizeOverflowError(
             f"{exc} (x shape {x_b.shape if batched else x.shape}, weight shape {weight.shape}, "
             f"stride={stride_t}, dilation={dilation_t}, padding={padding!r}, "
             f"output_padding={output_padding!r}); check these for a typo such as an extra "

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import ShapeError
+from ._errors import ShapeError, SizeOverflowError
 
 _INT64_MAX = 2**63 - 1
 
@@ -63,7 +63,7 @@ def as_int(value: Any, name: str, expected: str = "an int") -> int:
             raise TypeError(f"{name} must be {expected}, got {describe(value)}{hint}") from None
     value = int(value)
     if abs(value) > _INT64_MAX:
-        raise OverflowError(
+        raise SizeOverflowError(
             f"{name}={show_int(value)} does not fit in a 64-bit integer (expected |{name}| < 2**63); "
             f"no layer can use it, pass a realistic {name}"
         )

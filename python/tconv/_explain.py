@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from . import _core, shapes
 from ._args import check_ordered
-from ._errors import BackendWarning, ShapeError
+from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 
 __all__ = ["explain"]
 
@@ -794,6 +794,7 @@ def _picture(d: _Dim, width: int = WIDTH) -> list[str]:
 
 # ---- entry point ------------------------------------------------------------------------------
 
+@overflow_as_value_error
 def explain(convention: str, input_shape: Any, **layer_args: Any) -> str:
     """The shape of a transposed-convolution layer, derived step by step.
 
