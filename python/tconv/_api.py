@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import numbers
 import os
 from typing import Any
 
 import numpy as np
 
 from . import _core
-from ._args import as_int, int_list, parse_data_format, parse_padding, per_dim
-from ._errors import ShapeError
+from ._args import (as_int, describe, int_list, parse_data_format, parse_padding, per_dim,
+                    show_int)
+from ._bounded import near_root_divisor
+from ._errors import ShapeError, SizeOverflowError
 
 __all__ = [
     "conv_transpose",
@@ -40,14 +43,15 @@ def _convert(value: Any, name: str) -> tuple[np.ndarray, bool]:
             f"values. Pass {name}.filled(0) (or another fill value) to say what masked cells hold"
         )
     if isinstance(value, np.ndarray):
-        arr, adopts = value, False
+        # A 0-d array has no shape to speak of: it adopts the dtype, and the shape check says
+        # what is wrong with it (a scalar bias is a shape problem, not a precision problem).
+        arr, adopts = value, value.ndim == 0
     elif isinstance(value, (str, bytes, dict, set)):
         raise TypeError(
             f"{name} must be a numpy array (float32 or float64) or a nested list of numbers, "
             f"got {type(value).__name__}"
         )
     else:
-        adopts = isinstance(value, (list, tuple))
         try:
             arr = np.asarray(value)
         except Exception as exc:  # ragged lists, tensors that refuse conversion, ...
@@ -55,6 +59,7 @@ def _convert(value: Any, name: str) -> tuple[np.ndarray, bool]:
                 f"{name} could not be read as a numpy array ({type(exc).__name__}: {exc}); pass "
                 f"a float32 or float64 ndarray"
             ) from None
+        adopts = isinstance(value, (list, tuple)) or arr.ndim == 0
     kind = arr.dtype.kind
     if arr.dtype.fields is not None or kind == "V":
         raise TypeError(
@@ -64,9 +69,13 @@ def _convert(value: Any, name: str) -> tuple[np.ndarray, bool]:
     if adopts:
         if kind in "iuf":
             return arr, True
-        what = {"b": "booleans", "c": "complex numbers", "O": "ragged or non-numeric entries"}
+        if kind == "O" and isinstance(value, (list, tuple)):
+            raise TypeError(_object_entry_message(value, name))
+        what = {"b": "booleans", "c": "complex numbers", "O": "Python objects"}
+        got = (describe(value) if arr.ndim == 0 else
+               f"a {type(value).__name__} of {what.get(kind, f'dtype {arr.dtype}')}")
         raise TypeError(
-            f"{name} is a {type(value).__name__} of {what.get(kind, f'dtype {arr.dtype}')}; "
+            f"{name} is {got}; "
             f"tconv computes real float32 or float64: pass numbers only, e.g. "
             f"np.asarray({name}, dtype=np.float32)"
         )
@@ -81,10 +90,40 @@ def _convert(value: Any, name: str) -> tuple[np.ndarray, bool]:
         "u": "integer inputs are not converted silently (the result would not be integer)",
         "f": "float16 has no native kernels (compute in float32, then cast back)",
     }.get(kind, "it is not a floating-point type")
+    fix = _DTYPE_FIX.get(name, name + ".astype(np.float32)")
+    if kind == "f" and arr.dtype.itemsize > 8:
+        why = (f"{arr.dtype} (np.longdouble, extended precision) has no native kernels: float64 "
+               f"is the widest it computes in (values beyond its range become inf)")
+        fix = f"{name}.astype(np.float64)"
     raise TypeError(
         f"{name} has dtype {arr.dtype}; tconv computes in float32 or float64 and {why}. "
-        f"Convert it first, e.g. {_DTYPE_FIX.get(name, name + '.astype(np.float32)')}"
+        f"Convert it first, e.g. {fix}"
     )
+
+
+def _object_entry_message(value: Any, name: str) -> str:
+    """Why numpy read a nested list as an object array: its first entry that is no number."""
+    stack = [(name, value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend((f"{path}[{i}]", e) for i, e in reversed(list(enumerate(v))))
+        elif isinstance(v, numbers.Integral) and not isinstance(v, bool):
+            if -(2**63) <= v < 2**64:
+                continue
+            too_big = (f"{path} is the integer {show_int(v)}, too large for int64 (|value| < 2**63), so "
+                       f"numpy can only hold it as a Python object")
+            if abs(v) < 2**1024:
+                return (f"{too_big}; to compute with it as a float, convert it explicitly: "
+                        f"np.asarray({name}, dtype=np.float64) (it becomes {float(v):.6g})")
+            return (f"{too_big}, and too large for float64 too (at most about 1.8e308): check "
+                    f"the data")
+        elif not isinstance(v, (float, int, np.number)):
+            return (f"{path} is {type(v).__name__} {v!r:.60}, not a number; tconv computes real "
+                    f"float32 or float64: pass numbers only, e.g. np.asarray({name}, "
+                    f"dtype=np.float32) after replacing it")
+    return (f"{name} could not be read as an array of numbers (numpy made an object array); "
+            f"pass a float32 or float64 ndarray")
 
 
 def _operands(x: Any, weight: Any, bias: Any, *, has_x: bool = True
@@ -200,6 +239,16 @@ def _check_memory(shape: tuple, dtype: np.dtype, batched: bool, channels_last: b
     nbytes = dtype.itemsize
     for s in shape:
         nbytes *= int(s)
+    described = dtype.itemsize  # numpy multiplies the nonzero sizes even of an empty array
+    for s in shape:
+        described *= max(int(s), 1)
+    if described > _INTP_MAX:
+        raise ShapeError(
+            f"the result would have shape {tuple(shape)}: empty, but its nonzero sizes describe "
+            f"{show_int(described)} bytes of {dtype}, more than a numpy array can address "
+            f"(2**63 - 1 bytes), so numpy cannot even make the empty array; check stride, "
+            f"dilation, padding and the input size for a typo"
+        )
     bound = _memory_bound()
     if bound is None or nbytes <= bound[0]:
         return
@@ -213,6 +262,22 @@ def _check_memory(shape: tuple, dtype: np.dtype, batched: bool, channels_last: b
     )
 
 
+_INTP_MAX = int(np.iinfo(np.intp).max)
+
+
+def unbatched_error(exc: ShapeError, xb_shape: tuple, x_shape: tuple,
+                    channels_last: bool) -> ShapeError:
+    """`exc` from the core, which saw unbatched x with a batch axis of 1, quoting the x shape
+    the user passed instead."""
+    batched = str(tuple(xb_shape))
+    layout = "(N, *spatial, C_in)" if channels_last else "(N, C_in, *spatial)"
+    alone = "(*spatial, C_in)" if channels_last else "(C_in, *spatial)"
+    text = str(exc).replace(f"x shape {batched} is {layout}",
+                            f"x shape {tuple(x_shape)} is {alone}, unbatched")
+    text = text.replace(f"(x shape {batched})", f"(x shape {tuple(x_shape)}, unbatched)")
+    return ShapeError(text)
+
+
 class _Shape:
     """Just the .shape and .ndim of an array, for messages about shapes."""
 
@@ -222,17 +287,11 @@ class _Shape:
 
 
 def _square_factors(n: int, k: int) -> list[int]:
-    """k factors with product n, as close to each other as divisibility allows, ascending."""
+    """k factors with product n, as close to each other as a bounded search finds, ascending."""
     factors = []
     for remaining in range(k, 1, -1):
-        best = 1
-        d = 1
-        while d**remaining <= n and d <= 10**6:
-            if n % d == 0:
-                best = d
-            d += 1
-        factors.append(best)
-        n //= best
+        factors.append(near_root_divisor(n, remaining))
+        n //= factors[-1]
     factors.append(n)
     return sorted(factors)
 
@@ -270,6 +329,16 @@ def _rank_error(x: Any, weight: Any, rank: int, channels_last: bool) -> ShapeErr
             )
     elif x.ndim == 0:
         msg += ". A scalar is not an image; pass an array with channel and spatial axes"
+    elif x.ndim == 1:
+        n = x.shape[0]
+        msg += (f"; a 1-D array has no channel axis: add the missing axes to give it the layout "
+                f"{unbatched} with C_in = {c_in}")
+        if c_in and n % c_in == 0:
+            sp = [str(n // c_in)] + ["1"] * (rank - 1)
+            example = [*sp, str(c_in)] if channels_last else [str(c_in), *sp]
+            msg += f", e.g. x.reshape({', '.join(example)})"
+        else:
+            msg += f" ({n} values do not split into {c_in} channels)"
     elif x.ndim < rank + 1:
         msg += f"; add the missing axes (e.g. x[np.newaxis]) or use a {x.ndim - 1}-D weight"
     else:
@@ -402,9 +471,13 @@ def conv_transpose(
                 wanted = [x_b.shape[0]] + wanted
             op = list(_core.output_padding_for_size(*args, mode, groups_i, channels_last, wanted))
         geometry = _core.resolve_geometry(*args, op, mode, groups_i, channels_last)
+    except ShapeError as exc:
+        if batched:
+            raise
+        raise unbatched_error(exc, x_b.shape, x.shape, channels_last) from None
     except OverflowError as exc:
         # The core names the product that overflowed; say which arguments fed it.
-        raise OverflowError(
+        raise SizeOverflowError(
             f"{exc} (x shape {x_b.shape if batched else x.shape}, weight shape {weight.shape}, "
             f"stride={stride_t}, dilation={dilation_t}, padding={padding!r}, "
             f"output_padding={output_padding!r}); check these for a typo such as an extra "
@@ -412,14 +485,7 @@ def conv_transpose(
         ) from None
 
     if bias is not None:
-        if bias.shape != (geometry.out_channels,):
-            raise ShapeError(
-                f"bias must have shape ({geometry.out_channels},), one value per output channel "
-                f"(C_out = {geometry.out_channels} from weight shape {weight.shape} and "
-                f"groups={groups_i}), got shape {bias.shape}"
-                + ("; flatten it with bias.reshape(-1)" if bias.size == geometry.out_channels
-                   and bias.ndim != 1 else "")
-            )
+        _check_bias(bias, geometry.out_channels, weight.shape, groups_i)
         bias = _aligned(np.ascontiguousarray(bias))
 
     y_shape = tuple(geometry.output_shape())
@@ -439,12 +505,42 @@ def conv_transpose(
     return y if batched else y[0]
 
 
+def _check_bias(bias: np.ndarray, c_out: int, weight_shape: tuple, groups: int) -> None:
+    """ShapeError unless bias has shape (C_out,)."""
+    if bias.shape == (c_out,):
+        return
+    hint = ""
+    if bias.size == c_out and bias.ndim != 1:
+        hint = "; flatten it with bias.reshape(-1)"
+    elif bias.ndim == 0:
+        hint = (f"; for the same value in every channel pass np.full({c_out}, "
+                f"{bias.item()!r}, dtype=x.dtype)")
+    raise ShapeError(
+        f"bias must have shape ({c_out},), one value per output channel (C_out = {c_out} from "
+        f"weight shape {tuple(weight_shape)} and groups={groups}), got shape {bias.shape}{hint}"
+    )
+
+
 def _check_out(out: Any, shape: tuple, dtype: np.dtype, inputs: tuple) -> np.ndarray:
     """`out` as given, or an error: it must be exactly what the result would be."""
     if not isinstance(out, np.ndarray):
         raise TypeError(
             f"out must be a numpy array of shape {shape} and dtype {dtype}, got "
             f"{type(out).__name__}; pass np.empty({shape}, dtype=np.{dtype}) or drop out="
+        )
+    if isinstance(out, np.ma.MaskedArray):
+        raise TypeError(
+            "out is a masked array; tconv would write its data and leave its mask as it was, "
+            "so masked cells would hide results. Pass out.data (a plain view of the same "
+            "memory) and reset the mask yourself, or drop out="
+        )
+    if type(out) is not np.ndarray and not isinstance(out, np.memmap):
+        # Subclasses attach meaning to their data (np.matrix, units, masks) that a raw write
+        # bypasses; np.memmap is a plain buffer on disk and is welcome.
+        raise TypeError(
+            f"out must be a plain numpy.ndarray (or np.memmap), got the subclass "
+            f"{type(out).__module__}.{type(out).__name__}, whose own semantics a raw write "
+            f"would bypass; pass np.asarray(out) to write into its memory, or drop out="
         )
     if out.shape != shape:
         raise ValueError(

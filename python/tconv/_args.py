@@ -7,22 +7,39 @@ from __future__ import annotations
 
 import numbers
 import operator
+from collections.abc import Iterable, Mapping, MappingView, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
-from ._errors import ShapeError
+import numpy as np
+
+from ._errors import ShapeError, SizeOverflowError
 
 _INT64_MAX = 2**63 - 1
 
 
-def _describe(value: Any) -> str:
+def show_int(value: int) -> str:
+    """An int for a message: digits when short, its size in bits when huge (str() of an int
+    with more than 4300 digits raises)."""
+    if abs(value) < 2**128:
+        return str(value)
+    return f"{'-' if value < 0 else ''}2**{abs(value).bit_length() - 1}-ish ({abs(value).bit_length()} bits)"
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"int {show_int(value)}"
     text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
 
 
-def as_int(value: Any, name: str) -> int:
-    """An exact Python int from an int-like value, or a TypeError/OverflowError naming it."""
+def as_int(value: Any, name: str, expected: str = "an int") -> int:
+    """An exact Python int from an int-like value, or a TypeError/OverflowError naming it.
+
+    `expected` is what the argument takes, for the message ("an int or a tuple of 2 ints").
+    """
     if isinstance(value, bool):
         raise TypeError(
             f"{name} must be an int, got bool {value!r}; pass {int(value)} if that is meant"
@@ -38,38 +55,81 @@ def as_int(value: Any, name: str) -> int:
                 hint = "; layer sizes are whole numbers"
             elif value is None:
                 hint = f"; None is not a size here, pass e.g. {name}=1"
-            raise TypeError(
-                f"{name} must be an int or a tuple of ints, got {_describe(value)}{hint}"
-            ) from None
+            elif isinstance(value, (Sequence, np.ndarray)) and expected == "an int":
+                # e.g. groups=(2,): one value for the whole layer, not one per dimension
+                only = next(iter(value)) if len(value) == 1 else None
+                hint = (f"; {name} is one value for the whole layer, not one per dimension"
+                        + (f": pass {name}={only!r}" if only is not None else ""))
+            raise TypeError(f"{name} must be {expected}, got {describe(value)}{hint}") from None
     value = int(value)
     if abs(value) > _INT64_MAX:
-        raise OverflowError(
-            f"{name}={value} does not fit in a 64-bit integer (expected |{name}| < 2**63); "
+        raise SizeOverflowError(
+            f"{name}={show_int(value)} does not fit in a 64-bit integer (expected |{name}| < 2**63); "
             f"no layer can use it, pass a realistic {name}"
         )
     return value
 
 
-def _items(value: Any) -> list | None:
-    """The entries of a sequence argument, or None for a scalar."""
+def _unordered_reason(value: Any) -> str | None:
+    """Why `value` cannot stand for values in dimension order, or None when it can.
+
+    Sequences (tuple, list, range, torch.Size), arrays and scalars are ordered. Sets have no
+    order, a dict iterates over its keys, and other iterables (generators, iterators) have no
+    length to check and are consumed by reading them.
+    """
+    if isinstance(value, (str, bytes, Sequence, np.ndarray)):
+        return None
+    if isinstance(value, (AbstractSet, MappingView)):
+        return f"a {type(value).__name__} has no order, so its values could land on any dimension"
+    if isinstance(value, Mapping):
+        return f"a {type(value).__name__} would give its keys, not its values"
+    if hasattr(value, "__array__") or hasattr(value, "__index__"):
+        return None  # array-likes (tensors) and integer scalars
+    if isinstance(value, Iterable):
+        return (f"a {type(value).__name__} is not a sequence: it has no length to check and "
+                "reading it consumes it")
+    return None
+
+
+def check_ordered(value: Any, name: str) -> None:
+    """TypeError for an unordered container (set, dict, dict view, iterator) given as `name`.
+
+    Every argument that holds one value per dimension (or a shape) goes through this check.
+    """
+    reason = _unordered_reason(value)
+    if reason is not None:
+        raise TypeError(
+            f"{name} must be an int or a tuple or list of ints in dimension order, got "
+            f"{describe(value)}; {reason}. Pass a tuple or list, e.g. "
+            + (f"{name}=(2, 1)" if name.isidentifier() else "(2, 1)")
+        )
+
+
+def ordered_items(value: Any, name: str) -> list | None:
+    """The entries of a per-dimension argument, or None for a scalar (strings included).
+
+    Unordered containers are a TypeError (see check_ordered).
+    """
     if isinstance(value, (str, bytes)):
         return None
+    check_ordered(value, name)
     try:
         return list(value)
     except TypeError:
         return None
 
 
+
 def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
     """An int or one int per spatial dimension -> a tuple of `rank` ints."""
     if isinstance(value, (str, bytes)):
         raise TypeError(
-            f"{name} must be an int or a tuple of {rank} ints, got {_describe(value)}; "
+            f"{name} must be an int or a tuple of {rank} ints, got {describe(value)}; "
             f"e.g. {name}=2 or {name}={(2,) * rank!r}"
         )
-    items = _items(value)
+    items = ordered_items(value, name)
     if items is None:
-        return (as_int(value, name),) * rank
+        return (as_int(value, name, f"an int or a tuple of {rank} ints"),) * rank
     if len(items) == 1 and rank != 1:
         # PyTorch's _ntuple repeats a 1-element sequence too.
         return (as_int(items[0], name),) * rank
@@ -86,12 +146,12 @@ def int_list(value: Any, name: str) -> list[int]:
     """A shape-like argument (output_size): an int or a sequence of ints."""
     if isinstance(value, (str, bytes)):
         raise TypeError(
-            f"{name} must be an int or a tuple of ints, got {_describe(value)}; "
+            f"{name} must be an int or a tuple of ints, got {describe(value)}; "
             f"e.g. {name}=(10, 10)"
         )
-    items = _items(value)
+    items = ordered_items(value, name)
     if items is None:
-        return [as_int(value, name)]
+        return [as_int(value, name, "an int or a tuple of ints")]
     return [as_int(v, f"{name}[{i}]") for i, v in enumerate(items)]
 
 
@@ -108,20 +168,21 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
                 f"{rank} (lo, hi) pairs; got {padding!r}; e.g. padding='same' or padding=1"
             )
         return mode, (0,) * rank, (0,) * rank
-    items = _items(padding)
+    items = ordered_items(padding, "padding")
     if items is None:
-        p = as_int(padding, "padding")
+        p = as_int(padding, "padding", f"an int, a tuple of {rank} ints or {rank} (lo, hi) pairs")
         return "explicit", (p,) * rank, (p,) * rank
-    pairs = [_items(v) is not None for v in items]
+    inner = [ordered_items(v, f"padding[{i}]") for i, v in enumerate(items)]
+    pairs = [v is not None for v in inner]
     if any(pairs):
-        if not all(pairs) or len(items) != rank or any(len(list(v)) != 2 for v in items):
+        if not all(pairs) or len(items) != rank or any(len(v) != 2 for v in inner):
             example = tuple((1, 1) for _ in range(rank))
             raise ShapeError(
                 f"explicit padding must be {rank} (lo, hi) pairs, one per spatial dimension, "
                 f"got {padding!r}; e.g. padding={example!r}"
             )
-        lo = tuple(as_int(list(v)[0], f"padding[{i}][0]") for i, v in enumerate(items))
-        hi = tuple(as_int(list(v)[1], f"padding[{i}][1]") for i, v in enumerate(items))
+        lo = tuple(as_int(v[0], f"padding[{i}][0]") for i, v in enumerate(inner))
+        hi = tuple(as_int(v[1], f"padding[{i}][1]") for i, v in enumerate(inner))
         return "explicit", lo, hi
     if len(items) != rank and len(items) != 1:
         hint = f"; pass a single int or exactly {rank} values"

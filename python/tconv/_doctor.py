@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ._errors import ShapeError
+from . import _core
+from ._bounded import complete, divisors
+from ._errors import ShapeError, overflow_as_value_error
 
 __all__ = ["Diagnosis", "doctor"]
 
@@ -88,14 +90,22 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 # ---- shared advice ------------------------------------------------------------------------------
 
+def _repeat(item: str, n: int) -> str:
+    """`item` n times, comma-separated; elided past a few (n comes from a message)."""
+    if n <= 8:
+        return ", ".join([item] * max(n, 0))
+    return f"{', '.join([item] * 3)}, ... ({n} in all)"
+
+
 def _factorings(total: int, rank: int, limit: int = 4) -> list[tuple[int, ...]]:
-    """Spatial-equal factorings (h, ..., h, c) of `total`, largest spatial size first."""
-    out = []
-    h = 1
-    while h**rank <= total:
-        if total % (h**rank) == 0:
+    """Spatial-equal factorings (h, ..., h, c) of `total`, largest spatial size first (among
+    the divisors that are quick to find: the total comes from a message and can be huge)."""
+    out: list[tuple[int, ...]] = []
+    if not 1 <= rank <= 8:  # a rank from a message that no layer has
+        return out
+    for h in divisors(total):
+        if h**rank <= total and total % (h**rank) == 0:
             out.append((h,) * rank + (total // h**rank,))
-        h += 1
     out.sort(key=lambda t: -t[0])
     # the candidate with c == 1 is least useful when others exist: keep it last
     out.sort(key=lambda t: t[-1] == 1)
@@ -130,19 +140,14 @@ def _solve_hint(input_size: int, target: int, convention: str, **fixed: Any) -> 
 
 def _tf_accepted(actual: int, kernel: int, stride: int, dilation: int) -> dict[str, list[int]]:
     """The output sizes tf.nn accepts for an input of `actual`, per padding (via tconv.shapes)."""
-    from . import shapes
-
     res: dict[str, list[int]] = {}
     for pad in ("SAME", "VALID"):
-        ok = []
-        for n in range(1, actual * stride + dilation * kernel + stride + 1):
-            try:
-                shapes.tf_nn((1, actual, 1), (kernel, 1, 1), (1, n, 1), stride, padding=pad,
-                             dilations=dilation)
-            except ShapeError:
-                continue
-            ok.append(n)
-        res[pad] = ok
+        try:  # the range tconv.shapes.tf_nn accepts
+            lo, hi = _core.tf_transposed_range(actual, kernel, stride, dilation, pad)
+        except (OverflowError, ValueError, TypeError):
+            lo, hi = 1, 0  # numbers beyond 64 bits: no size to suggest
+        lo = max(lo, 1)
+        res[pad] = [] if hi < lo else [lo] if hi == lo else [lo, hi]
     return res
 
 
@@ -262,7 +267,7 @@ def _tf_filter_rank(m: re.Match[str], text: str) -> Diagnosis:
     cause = (f"a {want - 2}-D transposed convolution needs a filter of rank {want} "
              f"(*kernel, out_channels, in_channels){got}")
     fix = (f"give the filter {want - 2} kernel axes followed by out_channels and in_channels, "
-           f"e.g. filters of shape ({', '.join(['3'] * (want - 2))}, C_out, C_in)")
+           f"e.g. filters of shape ({_repeat('3', want - 2)}, C_out, C_in)")
     return _d(_framework_tf(text), "rank", cause, fix, nums, text)
 
 
@@ -396,7 +401,7 @@ def _torch_onednn(m: re.Match[str], text: str) -> Diagnosis:
 def _torch_output_padding(m: re.Match[str], text: str) -> Diagnosis:
     op, s, d = _ints(m.group(1)), _ints(m.group(2)), _ints(m.group(3)) or None
     names = re.findall(r"output_padding_(\w+):", m.group(1))
-    d = d or (1,) * len(op)
+    d = (d or ()) + (1,) * (len(op) - len(d or ()))
     nums = {"output_padding": op, "stride": s, "dilation": d}
     bad = [i for i in range(len(op)) if op[i] >= max(s[i], d[i])]
     parts = [f"{names[i]}: output_padding {op[i]} >= max(stride {s[i]}, dilation {d[i]})"
@@ -718,7 +723,7 @@ def _ort_rank_xw(m: re.Match[str], text: str) -> Diagnosis:
     cause = (f"X {_fmt(x)} and W {_fmt(w)} must have the same rank: X is (N, C, *spatial), W "
              f"is (C_in, C_out/group, *kernel)")
     fix = (f"give W {len(x) - 2} kernel axes (shape ({x[1] if len(x) > 1 else 'C_in'}, C_out, "
-           f"{', '.join(['k'] * max(len(x) - 2, 1))}))")
+           f"{_repeat('k', max(len(x) - 2, 1))}))")
     return _d("ONNX Runtime", "rank", cause, fix, {"input_shape": x, "weight_shape": w}, text)
 
 
@@ -774,15 +779,17 @@ def _ort_output_shape(m: re.Match[str], text: str) -> Diagnosis:
 def _onnx_output_shape_hint(x: int, k: int, s: int, d: int, op: int) -> str:
     from . import shapes
 
-    ok = []
-    for n in range(1, x * s + d * k + s + 1):
-        try:
+    if op >= max(s, d):
+        return ""
+    try:  # the range tconv.shapes.onnx accepts, checked at both ends
+        lo, hi = _core.onnx_output_shape_range(x, k, s, d)
+        for n in (lo, hi):
             shapes.onnx((1, 1, x), (1, 1, k), strides=[s], dilations=[d], output_padding=[op],
                         output_shape=[n])
-        except ShapeError:
-            continue
-        ok.append(n)
-    return f": {_range(ok)} for an input of {x}" if ok else ""
+    except (ShapeError, OverflowError, ValueError, TypeError):
+        return ""
+    lo = max(lo, 1)
+    return f": {_range([lo] if lo == hi else [lo, hi])} for an input of {x}" if hi >= lo else ""
 
 
 @_rule("ONNX Runtime", r"Input channels is not divisible by group\. num_input_channels: (\d+) "
@@ -790,8 +797,8 @@ def _onnx_output_shape_hint(x: int, k: int, s: int, d: int, op: int) -> str:
 def _ort_group(m: re.Match[str], text: str) -> Diagnosis:
     c, g = int(m.group(1)), int(m.group(2))
     cause = f"{c} input channels cannot be split into {g} equal groups"
-    divs = [v for v in range(1, c + 1) if c % v == 0]
-    fix = f"use a group that divides {c}: one of {divs}"
+    divs = divisors(c)
+    fix = f"use a group that divides {c}: {'one of' if complete(c) else 'e.g. one of'} {divs}"
     return _d("ONNX Runtime", "groups", cause, fix, {"input_channels": c, "group": g}, text)
 
 
@@ -810,7 +817,7 @@ def _ort_pads_len(m: re.Match[str], text: str) -> Diagnosis:
     got, rank = int(m.group(1)), int(m.group(2))
     cause = (f"pads has {got} values; ONNX wants 2 * {rank}: all begins, then all ends "
              f"[x1_begin, x2_begin, ..., x1_end, x2_end, ...]")
-    fix = f"give pads {2 * rank} values, e.g. [{', '.join(['1'] * (2 * rank))}]"
+    fix = f"give pads {2 * rank} values, e.g. [{_repeat('1', 2 * rank)}]"
     return _d("ONNX Runtime", "attribute_length", cause, fix,
               {"attribute": "pads", "got": got, "spatial_rank": rank}, text)
 
@@ -846,7 +853,7 @@ def _jax_channels(m: re.Match[str], text: str) -> Diagnosis:
 def _jax_pads(m: re.Match[str], text: str) -> Diagnosis:
     want, got = int(m.group(1)), int(m.group(2))
     cause = f"padding has {got} (lo, hi) pairs but the convolution has {want} spatial dimensions"
-    fix = (f"pass {want} pairs, e.g. padding=[{', '.join(['(1, 1)'] * want)}], or 'SAME'/'VALID'"
+    fix = (f"pass {want} pairs, e.g. padding=[{_repeat('(1, 1)', want)}], or 'SAME'/'VALID'"
            f"; if strides has the wrong length too, check that lhs has rank {want + 2}")
     return _d("JAX", "padding", cause, fix, {"expected": want, "got": got}, text)
 
@@ -884,6 +891,7 @@ def _jax_rank(m: re.Match[str], text: str) -> Diagnosis:
 
 # ---- entry point ------------------------------------------------------------------------------
 
+@overflow_as_value_error
 def doctor(message: str) -> Diagnosis:
     """Explain a framework's error message about a transposed convolution.
 
@@ -909,10 +917,29 @@ def doctor(message: str) -> Diagnosis:
         raise TypeError(f"doctor() takes the error message as a str, got {type(message).__name__}"
                         f"; pass str(exc)")
     text = _ANSI.sub("", message)
-    for _framework, pattern, handler in _RULES:
+    longest = max((len(run) for run in re.findall(r"\d+", text)), default=0)
+    if longest > 4000:  # int() refuses more than 4300 digits; no layer has such sizes anyway
+        return Diagnosis(
+            False, None, "unknown",
+            f"the message holds a number with {longest} digits, far beyond any tensor size",
+            "check where that number comes from; tconv.shapes (or `tconv shape`) raises with "
+            "the cause and fix for every configuration error the frameworks know",
+            {}, message)
+    for framework, pattern, handler in _RULES:
         m = pattern.search(text)
         if m:
-            return handler(m, message)
+            try:
+                return handler(m, message)
+            except (IndexError, ZeroDivisionError) as exc:
+                # The words match but the numbers cannot come from one layer (a stride of 0,
+                # fewer strides than dimensions): say so rather than guess.
+                return Diagnosis(
+                    False, framework, "unknown",
+                    f"this reads like {framework}'s message, but its numbers do not describe "
+                    f"one layer ({type(exc).__name__}: {exc}); was it edited or cut?",
+                    "check the layer with tconv.shapes (or `tconv shape`), which raises with "
+                    "the cause and fix for every configuration error the frameworks know",
+                    {}, message)
     short = " ".join(text.split())
     short = short[:160] + ("..." if len(short) > 160 else "")
     return Diagnosis(

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
 __all__ = ["BackendWarning", "ShapeError"]
 
 
@@ -36,3 +42,28 @@ class BackendWarning(UserWarning):
     For example Keras' TensorFlow backend on a 'same' layer whose shape TensorFlow's own
     transposed convolution does not accept. The message names the backends that run it.
     """
+
+
+class SizeOverflowError(OverflowError, ValueError):
+    """A size or parameter beyond 64-bit shape arithmetic.
+
+    An OverflowError, as the compute API documents, and a ValueError like every other bad
+    argument value, so ``except ValueError`` around the shape functions catches it too.
+    """
+
+
+def overflow_as_value_error(fn: Callable[..., T]) -> Callable[..., T]:
+    """Re-raise the core's OverflowError (a product beyond int64) as a SizeOverflowError."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except OverflowError as exc:
+            if isinstance(exc, ValueError):
+                raise
+            raise SizeOverflowError(
+                f"{exc}; a size or parameter is too large for 64-bit shape arithmetic"
+            ) from None
+
+    return wrapper

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from . import _core, shapes
-from ._errors import BackendWarning, ShapeError
+from ._args import check_ordered
+from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 
 __all__ = ["explain"]
 
@@ -170,6 +171,8 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
         raise ValueError(f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got "
                          f"{convention!r}")
     shape = shapes._shape(input_shape, "input_shape")
+    for name, value in args.items():
+        check_ordered(value, name)
     a = dict(args)
     if convention == "torch":
         _check_args(convention, a, ("in_channels", "out_channels", "kernel_size", "stride",
@@ -791,6 +794,7 @@ def _picture(d: _Dim, width: int = WIDTH) -> list[str]:
 
 # ---- entry point ------------------------------------------------------------------------------
 
+@overflow_as_value_error
 def explain(convention: str, input_shape: Any, **layer_args: Any) -> str:
     """The shape of a transposed-convolution layer, derived step by step.
 

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._api import (_aligned, _check_memory, _check_out, _convert, _empty_output, _operands,
-                   _rank_error)
+from ._api import (_aligned, _check_bias, _check_memory, _check_out, _convert, _empty_output,
+                   _operands, _rank_error, unbatched_error)
 from ._args import as_int, int_list, parse_data_format, parse_padding, per_dim
 from ._errors import ShapeError
 
@@ -68,19 +68,40 @@ class ConvTranspose:
         c_in = w.shape[-1] if cl else w.shape[0]
         # Validate the layer once, on the smallest input whose output is not empty.
         probe_sp = [max(0, a) + max(0, b_) + 1 for a, b_ in zip(self._pad_lo, self._pad_hi)]
+        for d, size in enumerate(probe_sp):
+            if size > 2**62:
+                raise ShapeError(
+                    f"padding crops {self._pad_lo[d]} + {self._pad_hi[d]} cells of the result in "
+                    f"spatial dimension {d}: only an input of about {size} cells along it would "
+                    f"leave any output, more than any array holds; pass the padding you meant "
+                    f"(cells cropped per side, e.g. (kernel_size - 1) // 2)"
+                )
         probe = (1, *probe_sp, c_in) if cl else (1, c_in, *probe_sp)
         geometry = self._geometry(probe, self._op)
         self.out_channels = geometry.out_channels
         self.in_channels = geometry.in_channels
         if b is not None:
-            if b.shape != (geometry.out_channels,):
-                raise ShapeError(
-                    f"bias must have shape ({geometry.out_channels},), one value per output "
-                    f"channel, got shape {b.shape}"
-                )
+            _check_bias(b, geometry.out_channels, self.weight.shape, self._groups)
             b = np.array(b, dtype=self.dtype, copy=True)
+            b.setflags(write=False)  # the packed plan holds its own copy: writes would be lost
         self.bias = b
+        # What pickle and copy rebuild the plan from (the packed weights are not portable).
+        self._init_args = (self.weight, self.bias, tuple(self._stride),
+                           self._padding_arg(), None if not self._output_padding_given
+                           else tuple(self._op), tuple(self._dilation), self._groups,
+                           data_format)
         self._plan = _core.Plan(geometry, _aligned(self.weight), b)
+
+    def _padding_arg(self) -> Any:
+        """The padding in a form the constructor takes back: 'same'/'valid' or (lo, hi) pairs."""
+        if self._mode != "explicit":
+            return self._mode
+        return tuple(zip(self._pad_lo, self._pad_hi))
+
+    def __reduce__(self) -> tuple:
+        # Rebuilt from the constructor's arguments: the packed weights live in the core and
+        # depend on the machine's ISA, so they are packed again where the plan is unpickled.
+        return (type(self), self._init_args)
 
     def _args(self, x_shape: tuple) -> tuple:
         return (tuple(x_shape), self.weight.shape, self.rank, self._stride, self._dilation,
@@ -113,7 +134,12 @@ class ConvTranspose:
                 wanted = [1] + wanted
             op = list(_core.output_padding_for_size(*self._args(xb), self._mode, self._groups,
                                                     self._channels_last, wanted))
-        return self._geometry(xb, op), batched
+        try:
+            return self._geometry(xb, op), batched
+        except ShapeError as exc:
+            if batched:
+                raise
+            raise unbatched_error(exc, xb, tuple(x_shape), self._channels_last) from None
 
     def output_shape(self, x_shape: Any, output_size: Any = None) -> tuple[int, ...]:
         """The shape ``plan(x)`` returns for an input of shape `x_shape` (or ShapeError)."""

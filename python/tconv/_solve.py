@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from . import _core, shapes
-from ._errors import BackendWarning, ShapeError
+from ._args import check_ordered, describe
+from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 
 __all__ = ["Solution", "Solutions", "mirror", "solve", "translate", "CONVENTIONS"]
 
@@ -120,37 +121,122 @@ def _stride_key(s: int, i: int, t: int) -> float:
     return abs(s - t / i) if i else 0.0
 
 
-def _dims_torch(i: int, k: int, s: int, d: int, fixed: tuple | None = None) -> Iterable[_Dim]:
+# At most this many candidates per dimension and (kernel, stride): the simplest come first. A
+# kernel, stride or dilation in the millions must not turn a search into millions of steps, so
+# the enumerators invert each rule (the output is linear in every padding and output_padding)
+# instead of trying every value.
+PER_DIM = 64
+# At most this many (kernel, stride) pairs searched per dimension, and layers checked through
+# tconv.shapes (about 0.3 ms each): the simplest MAX_LAYERS are returned.
+MAX_SEARCH = 1024
+MAX_LAYERS = 1024
+
+
+def _sample(lo: int, hi: int) -> Sequence[int]:
+    """lo..hi, or its first and last PER_DIM values when longer: the output is monotone in each
+    parameter, so the smallest and largest outputs are kept."""
+    if hi - lo < 2 * PER_DIM:
+        return range(lo, hi + 1)
+    return [*range(lo, lo + PER_DIM), *range(hi - PER_DIM + 1, hi + 1)]
+
+
+def _outward(lo: int, hi: int, center: int) -> Iterable[int]:
+    """lo..hi from `center` (clamped) outwards: the most symmetric paddings first."""
+    c = min(max(center, lo), hi)
+    yield c
+    for step in range(1, hi - lo + 1):
+        if c + step > hi and c - step < lo:
+            return
+        if c + step <= hi:
+            yield c + step
+        if c - step >= lo:
+            yield c - step
+
+
+def _dims_torch(i: int, k: int, s: int, d: int, target: int | None,
+                lo: int | None = None) -> Iterable[_Dim]:
     span = _core.effective_kernel(k, d) - 1
-    for p in ([fixed[0]] if fixed else range(span + 1)):
-        for op in range(max(s, d)):
+    m = max(s, d)
+    if target is None:
+        pads: Iterable[int] = [lo] if lo is not None else _sample(0, span)
+        pairs = ((p, op) for p in pads for op in _sample(0, m - 1))
+    else:
+        # out = full - 2*padding + output_padding, with 0 <= output_padding < m
+        full = _core.torch_length(i, k, s, d, 0, 0)
+        first = max(0, -((target - full) // 2))
+        last = min(span, (full - target + m - 1) // 2)
+        pads = [lo] if lo is not None else range(first, min(last, first + PER_DIM - 1) + 1)
+        pairs = ((p, target - full + 2 * p) for p in pads)
+    for p, op in pairs:
+        if 0 <= op < m:
             out = _core.torch_length(i, k, s, d, p, op)
             yield _Dim(k, s, d, p, p, op, out, (p, op), (op > 0, 0, p, op))
 
 
-def _dims_keras(i: int, k: int, s: int, d: int) -> Iterable[_Dim]:
+def _dims_keras(i: int, k: int, s: int, d: int, target: int | None) -> Iterable[_Dim]:
     for mode in ("same", "valid"):
-        for op in (None, *range(s)):
+        if target is None:
+            ops: list = [None, *_sample(0, s - 1)]
+        else:  # the length grows by one per output_padding
+            op = target - _core.keras_length(i, mode, k, s, d, 0)
+            ops = [None] + ([op] if 0 <= op < s else [])
+        for op in ops:
             lo, hi, extra = _core.resolve_keras_padding(mode, k, s, d, op)
             out = _core.keras_length(i, mode, k, s, d, op)
             yield _Dim(k, s, d, lo, hi, extra, out, (mode, op),
                        (op is not None, 0, mode != "same", op or 0))
 
 
-def _dims_onnx(i: int, k: int, s: int, d: int, fixed: tuple | None = None) -> Iterable[_Dim]:
+def _dims_onnx(i: int, k: int, s: int, d: int, target: int | None, lo: int | None = None,
+               pads: tuple | None = None) -> Iterable[_Dim]:
     span = _core.effective_kernel(k, d) - 1
-    for lo in ([fixed[0]] if fixed else range(span + 1)):
-        for hi in ([fixed[1]] if fixed else range(span + 1)):
-            for op in range(max(s, d)):
-                out, plo, phi, pop = _core.onnx_resolve(i, k, s, d, op, "NOTSET", lo, hi, None)
-                yield _Dim(k, s, d, plo, phi, pop, out, (lo, hi, op),
-                           (op > 0, lo != hi, lo + hi, op))
+    m = max(s, d)
+
+    def make(lo: int, hi: int, op: int) -> _Dim:
+        out, plo, phi, pop = _core.onnx_resolve(i, k, s, d, op, "NOTSET", lo, hi, None)
+        return _Dim(k, s, d, plo, phi, pop, out, (lo, hi, op), (op > 0, lo != hi, lo + hi, op))
+
+    if lo is not None and not pads:
+        pads = (lo, None)
+    if target is None:
+        los = [pads[0]] if pads else _sample(0, span)
+        his = [pads[1]] if pads and pads[1] is not None else _sample(0, span)
+        yield from (make(b, e, op) for b in los for e in his for op in _sample(0, m - 1))
+        return
+    # out = full - pads_begin - pads_end + output_padding, with 0 <= output_padding < m
+    full = _core.onnx_resolve(i, k, s, d, 0, "NOTSET", 0, 0, None)[0]
+    first = max(0, full - target)
+    last = full - target + m - 1  # the largest total of pads: output_padding m - 1
+    if pads and pads[1] is not None:
+        if first <= pads[0] + pads[1] <= last:
+            yield make(pads[0], pads[1], target - full + pads[0] + pads[1])
+        return
+    if pads:  # the begin pad is pinned: symmetric first, then growing end pads
+        b = pads[0]
+        start = max(0, first - b)
+        ends = [b, *range(start, min(span, last - b, start + PER_DIM - 1) + 1)]
+        for e in dict.fromkeys(ends):
+            if 0 <= e <= span and first <= b + e <= last:
+                yield make(b, e, target - full + b + e)
+        return
+    totals = range(first, min(2 * span, last, first + PER_DIM - 1) + 1)
+    for total in totals:  # symmetric pads first, then the rest
+        if total % 2 == 0:
+            yield make(total // 2, total // 2, target - full + total)
+    count = 0
+    for total in totals:
+        for b in _outward(max(0, total - span), min(span, total), total // 2):
+            if count == PER_DIM:
+                return
+            if 2 * b != total:
+                count += 1
+                yield make(b, total - b, target - full + total)
 
 
 def _dims_tf_nn(i: int, k: int, s: int, d: int, target: int | None) -> Iterable[_Dim]:
     for mode in ("SAME", "VALID"):
         lo_t, hi_t = _core.tf_transposed_range(i, k, s, d, mode)
-        wanted = [target] if target is not None else range(lo_t, hi_t + 1)
+        wanted = [target] if target is not None else _sample(lo_t, hi_t)
         for t in wanted:
             if not lo_t <= t <= hi_t:
                 continue
@@ -158,36 +244,56 @@ def _dims_tf_nn(i: int, k: int, s: int, d: int, target: int | None) -> Iterable[
             yield _Dim(k, s, d, plo, phi, pop, out, (mode,), (0, 0, mode != "SAME", 0))
 
 
-def _dims_jax(i: int, k: int, s: int, d: int, fixed: tuple | None = None) -> Iterable[_Dim]:
+def _dims_jax(i: int, k: int, s: int, d: int, target: int | None,
+              lo: int | None = None) -> Iterable[_Dim]:
     span = _core.effective_kernel(k, d) - 1
     for mode in ("SAME", "VALID"):
         out, plo, phi, _, b, a = _core.jax_resolve(i, k, s, d, mode)
         yield _Dim(k, s, d, plo, phi, 0, out, (mode, b, a), (0, 0, mode != "SAME", 0))
     # explicit (before, after) pads of the stride-dilated input: before <= span keeps every
-    # input cell; after up to span + s - 1 adds up to s - 1 cells, like output_padding
-    # (a mirror of a forward padding wider than the kernel needs negative pads: widen)
-    low = -(fixed[0] + fixed[1] + 1) if fixed else 0
-    for b in range(low, span + 1):
-        for a in range(low, span + s):
-            out, plo, phi, padded, _, _ = _core.jax_resolve(i, k, s, d, "EXPLICIT", b, a)
-            if padded < 0 or out < 1:
-                continue
-            yield _Dim(k, s, d, plo, phi, 0, out, ("EXPLICIT", b, a),
-                       (1 + (a > span), b != a, abs(b - a), b + a))
+    # input cell; after up to span + s - 1 adds up to s - 1 cells, like output_padding. A crop
+    # `lo` pins before = span - lo (a mirror of a forward padding wider than the kernel needs
+    # negative pads).
+    a_max = span + s - 1
+    if target is None:
+        befores: Iterable[int] = [span - lo] if lo is not None else _sample(0, span)
+        pairs = ((b, a) for b in befores for a in _sample(0, a_max))
+    else:
+        # out = spread + before + after - span, spread = (i - 1)*s + 1
+        total = target - _core.jax_resolve(i, k, s, d, "EXPLICIT", 0, 0)[3] + span
+        if lo is not None:
+            befores = [span - lo]
+        else:
+            befores = itertools.islice(
+                _outward(max(0, total - a_max), min(span, total), total // 2), PER_DIM)
+        pairs = ((b, total - b) for b in befores)
+    for b, a in pairs:
+        if a > a_max or (lo is None and (a < 0 or b < 0)):
+            continue
+        out, plo, phi, padded, _, _ = _core.jax_resolve(i, k, s, d, "EXPLICIT", b, a)
+        if padded < 0 or out < 1:
+            continue
+        yield _Dim(k, s, d, plo, phi, 0, out, ("EXPLICIT", b, a),
+                   (1 + (a > span), b != a, abs(b - a), b + a))
 
 
 def _dims(convention: str, i: int, k: int, s: int, d: int, target: int | None,
-          fixed: tuple | None = None) -> Iterable[_Dim]:
-    """Candidates for one dimension; `fixed` = (lo, hi) pins torch/ONNX paddings."""
+          lo: int | None = None, pads: tuple | None = None) -> Iterable[_Dim]:
+    """Candidates for one dimension, at most a few PER_DIM of them, simplest first.
+
+    `target` keeps those of that output length (None: a sample that spans every length);
+    `lo` keeps those that crop `lo` cells at the start (torch's padding, ONNX's begin pad and
+    JAX's explicit before-pad follow from it); `pads` = (begin, end) pins ONNX's pads.
+    """
     if convention == "torch":
-        return _dims_torch(i, k, s, d, fixed)
+        return _dims_torch(i, k, s, d, target, lo)
     if convention == "keras":
-        return _dims_keras(i, k, s, d)
+        return _dims_keras(i, k, s, d, target)
     if convention == "onnx":
-        return _dims_onnx(i, k, s, d, fixed)
+        return _dims_onnx(i, k, s, d, target, lo, pads)
     if convention == "tf_nn":
         return _dims_tf_nn(i, k, s, d, target)
-    return _dims_jax(i, k, s, d, fixed)
+    return _dims_jax(i, k, s, d, target, lo)
 
 
 # ---- combining dimensions and verifying through tconv.shapes ---------------------------------
@@ -294,20 +400,26 @@ def _make(convention: str, dims: Sequence[_Dim], inp: Sequence[int], cin: int | 
 
 # ---- argument normalisation ---------------------------------------------------------------
 
-def _per_dim(value: Any, rank: int | None, name: str) -> tuple[int, ...] | None:
+def _per_dim(value: Any, rank: int | None, name: str, optional: bool = False
+             ) -> tuple[int, ...] | None:
     if value is None:
-        return None
+        if optional:
+            return None
+        raise TypeError(f"{name} must be an int or a tuple of ints, got None")
     if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {describe(value)}")
     if isinstance(value, int):
         return (value,) * (rank or 1)
+    check_ordered(value, name)
     try:
         vals = tuple(value)
     except TypeError:
-        raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}") from None
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {describe(value)}") from None
     for v in vals:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+            raise TypeError(f"{name} must be an int or a tuple of ints, got {describe(value)}")
+    if not vals:
+        raise ValueError(f"{name} is empty; give one int, or one per spatial dimension")
     if rank is not None and len(vals) != rank:
         raise ValueError(f"{name} has {len(vals)} values but the sizes have {rank} dimensions; "
                          f"give one int or {rank} ints")
@@ -339,6 +451,7 @@ def _positive(values: Sequence[int], name: str, fix: str) -> None:
 
 # ---- solve ------------------------------------------------------------------------------------
 
+@overflow_as_value_error
 def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride: Any = None,
           dilation: Any = 1, convention: str = "torch", max_kernel: int = 8,
           max_stride: int = 4, in_channels: int | None = None,
@@ -366,14 +479,16 @@ def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride:
         0..dilation*(kernel-1) per side (more would crop every contribution of an input
         cell). When dimensions have the same sizes and bounds, the solutions use the same
         parameters in every dimension. Empty when nothing reaches the target; ``.why`` then
-        says why.
+        says why. The search is bounded, so that huge sizes answer at once: per dimension and
+        (kernel, stride) the 64 simplest paddings, at most 1024 (kernel, stride) pairs (else
+        ValueError), and at most the 1024 simplest layers overall.
     """
     convention = _check_convention(convention)
     rank = _rank_of(input_size, target_size, kernel_size, stride, dilation)
     inp = _per_dim(input_size, rank, "input_size")
     tgt = _per_dim(target_size, rank, "target_size")
-    ks = _per_dim(kernel_size, rank, "kernel_size")
-    ss = _per_dim(stride, rank, "stride")
+    ks = _per_dim(kernel_size, rank, "kernel_size", optional=True)
+    ss = _per_dim(stride, rank, "stride", optional=True)
     ds = _per_dim(dilation, rank, "dilation")
     assert inp is not None and tgt is not None and ds is not None
     _positive(inp, "input_size", "sizes are lengths of spatial axes")
@@ -382,6 +497,12 @@ def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride:
     for name, v in (("max_kernel", max_kernel), ("max_stride", max_stride)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    searched = (1 if ks else max_kernel) * (1 if ss else max_stride)
+    if searched > MAX_SEARCH:
+        raise ValueError(
+            f"the search would try {searched} (kernel, stride) pairs per dimension "
+            f"(max_kernel={max_kernel} x max_stride={max_stride}); at most {MAX_SEARCH}: fix "
+            f"kernel_size or stride, or lower max_kernel / max_stride")
     if ks:
         _positive(ks, "kernel_size", "a kernel has at least one tap")
     if ss:
@@ -399,9 +520,11 @@ def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride:
     refusals: list[str] = []
     if all(per_dim):
         if len(problems) == 1:
-            combos: Iterable[tuple[_Dim, ...]] = ((x,) * rank for x in per_dim[0])
+            combos: Iterable[tuple[_Dim, ...]] = ((x,) * rank for x in per_dim[0][:MAX_LAYERS])
         else:
-            combos = sorted(itertools.product(*per_dim),
+            # each list is simplest first: keep the heads whose product stays bounded
+            keep = max(1, int(MAX_LAYERS ** (1 / rank)))
+            combos = sorted(itertools.product(*(c[:keep] for c in per_dim)),
                             key=lambda c: tuple(sum(col) for col in zip(*(x.key for x in c))))
         for combo in combos:
             if not _compatible(convention, combo):
@@ -423,9 +546,10 @@ def _solve_dim(convention: str, i: int, t: int, k: int | None, s: int | None, d:
     found = []
     for kk in ([k] if k else range(1, max_kernel + 1)):
         for st in ([s] if s else range(1, max_stride + 1)):
-            for x in _dims(convention, i, kk, st, d, t):
-                if x.output == t:
-                    found.append(x)
+            cands = [x for x in _dims(convention, i, kk, st, d, t) if x.output == t]
+            if convention in ("onnx", "jax"):  # equally simple ones by their paddings
+                cands.sort(key=lambda x: x.native)
+            found.extend(cands)
     # simplest first: no output_padding, no holes, then plain/symmetric padding, then the stride closest
     # to target/input, then the smallest kernel, then the enumerator's own order
     # (a dilated kernel shorter than the stride leaves output cells that no input reaches)
@@ -457,7 +581,9 @@ def _why(convention: str, inp: tuple, tgt: tuple, ks: tuple | None, ss: tuple | 
                                                   ("stride", ss[j] if ss else None),
                                                   ("dilation", d)) if v is not None)
         span = (f"sizes {min(reach)}..{max(reach)}" if reach else "no size")
-        gaps = sorted(set(range(min(reach), max(reach) + 1)) - reach) if reach else []
+        # the reach of huge layers is sampled (its ends are exact): list gaps of small ones
+        gaps = (sorted(set(range(min(reach), max(reach) + 1)) - reach)
+                if reach and max(reach) - min(reach) <= 4 * PER_DIM else [])
         lines.append(
             f"dimension {j}: {convention} layers with {fixed} (kernel 1..{max(kr)}, stride "
             f"1..{max(sr)}) turn {i} into {span}" + (f" except {gaps}" if gaps else "")
@@ -480,6 +606,7 @@ def _why(convention: str, inp: tuple, tgt: tuple, ks: tuple | None, ss: tuple | 
 
 # ---- mirror -----------------------------------------------------------------------------------
 
+@overflow_as_value_error
 def mirror(input_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0,
            dilation: Any = 1, *, convention: str = "torch", in_channels: int | None = None,
            out_channels: int | None = None) -> Solution:
@@ -523,8 +650,11 @@ def mirror(input_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0,
                 f"with kernel {k} (dilation {d}, span {_core.effective_kernel(k, d)}) and "
                 f"padding ({flo}, {fhi}) leaves no room for the kernel; use a smaller kernel "
                 f"or more padding")
+        pinned = mode == "EXPLICIT"
         matches = sorted((x for x in _dims(convention, m, k, s, d, i,
-                                           (lo, hi) if mode == "EXPLICIT" else None)
+                                           lo=_mirror_crop(convention, lo, flo) if pinned else None,
+                                           pads=(lo, hi) if pinned and convention == "onnx"
+                                           else None)
                           if x.output == i and _mirror_native_ok(convention, x, mode, lo, hi,
                                                                  flo)),
                          key=lambda x: x.key)
@@ -551,6 +681,15 @@ def mirror(input_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0,
         raise ShapeError(f"the mirror layer is rejected by {convention}'s own rules (see "
                          f"tconv.shapes.{convention}); {_mirror_fix(convention)}")
     return sol
+
+
+def _mirror_crop(convention: str, lo: int, flo: int) -> int | None:
+    """The crop at the start that the mirror of a forward padding (lo, flo resolved) keeps."""
+    if convention == "torch":
+        return lo
+    if convention == "jax":
+        return flo
+    return None
 
 
 def _mirror_native_ok(convention: str, x: _Dim, mode: str, lo: int, hi: int, flo: int) -> bool:
@@ -587,7 +726,10 @@ def _forward_pads(convention: str, padding: Any, rank: int) -> list[tuple[str, i
     if isinstance(padding, int) and not isinstance(padding, bool):
         vals = [(padding, padding)] * rank
     else:
+        check_ordered(padding, "padding")
         seq = list(padding)
+        for v in seq:
+            check_ordered(v, "padding")
         if convention == "onnx" and len(seq) == 2 * rank and all(isinstance(v, int) for v in seq):
             vals = list(zip(seq[:rank], seq[rank:]))
         elif all(isinstance(v, int) for v in seq) and convention in ("torch", "onnx"):
@@ -633,6 +775,7 @@ class Translation:
                 "reason": self.reason, "recipe": self.recipe}
 
 
+@overflow_as_value_error
 def translate(source: Solution) -> dict[str, Translation]:
     """The same layer in every convention: same kernel, stride, dilation and crop window.
 
@@ -655,7 +798,7 @@ def _translate_to(src: Solution, conv: str) -> Translation:
         lo, hi, op = src.crop[j]
         i, t = src.input_size[j], src.output_size[j]
         match = None
-        for x in _dims(conv, i, src.kernel_size[j], src.stride[j], src.dilation[j], t):
+        for x in _dims(conv, i, src.kernel_size[j], src.stride[j], src.dilation[j], t, lo=lo):
             if x.output == t and x.pad_lo == lo and (match is None or x.key < match.key):
                 match = x
         if match is None:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import itertools
 import operator
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._args import check_ordered
 from ._errors import ShapeError
 
 __all__ = ["conv_transpose", "conv_transpose_gather"]
@@ -49,6 +51,7 @@ class _Layer(NamedTuple):
 def _int(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int, got {value!r}")
+    check_ordered(value, name)  # a set or dict where one value per dimension belongs
     try:
         return operator.index(value)
     except TypeError:
@@ -58,7 +61,7 @@ def _int(value: Any, name: str) -> int:
 def _ints(value: Any, rank: int, name: str) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be an int or {rank} ints, got {value!r}")
-    if isinstance(value, (tuple, list, np.ndarray)):
+    if isinstance(value, (Sequence, np.ndarray)) and np.ndim(value) > 0:
         items = [_int(v, name) for v in value]
         if len(items) == 1:
             items = items * rank
@@ -75,6 +78,8 @@ def _padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[int, 
         if mode not in ("same", "valid"):
             raise ValueError(f"padding must be 'same', 'valid' or numbers, got {padding!r}")
         return mode, (0,) * rank, (0,) * rank
+    for p in padding if isinstance(padding, (tuple, list)) else ():
+        check_ordered(p, "padding")
     if isinstance(padding, (tuple, list)) and any(isinstance(p, (tuple, list)) for p in padding):
         if len(padding) != rank or not all(
             isinstance(p, (tuple, list)) and len(p) == 2 for p in padding

@@ -24,8 +24,9 @@ import warnings
 from typing import Any, Sequence
 
 from . import _core
-from ._args import as_int
-from ._errors import BackendWarning, ShapeError
+from ._args import as_int, check_ordered, ordered_items
+from ._bounded import complete, divisors, iroot, near_root_divisor
+from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 
 __all__ = ["jax", "keras", "onnx", "tf_nn", "torch"]
 
@@ -43,15 +44,16 @@ def _error(kind: str, framework: str, says: str, why: str, fix: str) -> ShapeErr
     return err
 
 
-def _int(value: Any, name: str) -> int:
+def _int(value: Any, name: str, expected: str = "an int") -> int:
     # The C++ rules take int64: a larger Python int must fail here, by name, not in pybind11.
-    return as_int(value, name)
+    return as_int(value, name, expected)
 
 
 def _shape(value: Any, name: str) -> tuple:
     """A shape tuple whose entries are ints or None."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise TypeError(f"{name} must be a tuple of ints (None for unknown sizes), got {value!r}")
+    check_ordered(value, name)
     out = []
     for i, v in enumerate(value):
         out.append(None if v is None else _int(v, f"{name}[{i}]"))
@@ -64,18 +66,29 @@ def _tuple(value: Any, n: int, name: str) -> tuple[int, ...] | None:
         return None
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
-    if hasattr(value, "__iter__"):
-        return tuple(_int(v, f"{name}[{i}]") for i, v in enumerate(value))
-    return (_int(value, name),) * n
+    items = ordered_items(value, name)
+    if items is not None:
+        return tuple(_int(v, f"{name}[{i}]") for i, v in enumerate(items))
+    return (_int(value, name, f"an int or a tuple of {n} ints"),) * n
+
+
+# numpy arrays have at most 64 axes; per-dimension tuples are built for `dims` dimensions.
+_MAX_DIMS = 62
 
 
 def _infer_dims(dims: Any, kernel_size: Any, shape: tuple) -> int:
     """The layer's spatial rank: given, else from a tuple kernel_size, else from the input."""
     if dims is None:
-        if hasattr(kernel_size, "__iter__") and not isinstance(kernel_size, str):
-            return _int(len(tuple(kernel_size)), "dims")
+        check_ordered(kernel_size, "kernel_size")
+        items = ordered_items(kernel_size, "kernel_size")
+        if items:  # an empty kernel_size says nothing: its length check reports it
+            return len(items)
         return max(len(shape) - 2, 1)
-    return _int(dims, "dims")
+    dims = _int(dims, "dims")
+    if not 1 <= dims <= _MAX_DIMS:
+        raise ValueError(f"dims is the layer's number of spatial dimensions (ConvTranspose2d -> "
+                         f"2), from 1 to {_MAX_DIMS}; got dims={dims}")
+    return dims
 
 
 def _fmt(shape: Sequence[Any]) -> str:
@@ -99,26 +112,30 @@ def _warn(message: str) -> None:
     warnings.warn(message, BackendWarning, stacklevel=3)
 
 
+def _common_divisors(a: int, b: int) -> str:
+    """The positive divisors of both a and b, as a list for a message ("e.g." when partial)."""
+    g = math.gcd(a, b)
+    shown = divisors(g) if g > 0 else [1]
+    if len(shown) > 24:
+        shown = shown[:12] + ["..."] + shown[-12:]
+    text = "[" + ", ".join(map(str, shown)) + "]"
+    return text if g == 0 or complete(g) else f"e.g. {text} (the divisors of {g} that are quick to find)"
+
+
 def _reshape_candidates(n: int, rank: int, channels_last: bool = True, limit: int = 4) -> list:
-    """Factorisations of n into `rank` spatial sizes and a channel count, squarest first."""
+    """Factorisations of n into `rank` spatial sizes and a channel count, squarest first (among
+    the divisors of n that are quick to find: n comes from a message and can be huge)."""
     cands = []
-    for c in range(1, n + 1):
-        if n % c:
-            continue
+    for c in divisors(n):
         s = n // c
-        side = round(s ** (1.0 / rank))
-        for root in (side - 1, side, side + 1):
-            if root >= 1 and root**rank == s:
-                cands.append(((root,) * rank, c))
+        root = iroot(s, rank)
+        if root >= 1 and root**rank == s:
+            cands.append(((root,) * rank, c))
     if rank == 2:
         # also rectangular ones for sizes with no square factor
-        for c in range(1, n + 1):
-            if n % c:
-                continue
+        for c in divisors(n):
             s = n // c
-            h = int(math.isqrt(s))
-            while h > 1 and s % h:
-                h -= 1
+            h = near_root_divisor(s, 2)
             if h > 1 and (h, s // h) != (s // h, h):
                 cands.append(((h, s // h), c))
     seen, out = set(), []
@@ -136,6 +153,7 @@ def _reshape_candidates(n: int, rank: int, channels_last: bool = True, limit: in
 
 # ---- PyTorch ----------------------------------------------------------------------------------
 
+@overflow_as_value_error
 def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding=0,
           output_padding=0, groups=1, dilation=1, output_size=None, dims=None):
     """Output shape of ``torch.nn.ConvTranspose{dims}d(in_channels, out_channels, kernel_size,
@@ -156,13 +174,13 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
     if groups <= 0:
         raise _error("groups", fw, "groups must be a positive integer",
                      f"groups={groups}", "use groups=1 (or a positive divisor of both channel counts)")
+    if in_channels % groups or out_channels % groups:
+        divs = _common_divisors(in_channels, out_channels)
     if in_channels % groups:
-        divs = [g for g in range(1, in_channels + 1) if in_channels % g == 0 and out_channels % g == 0]
         raise _error("groups", fw, "in_channels must be divisible by groups",
                      f"in_channels={in_channels} is not a multiple of groups={groups}",
                      f"use groups in {divs}")
     if out_channels % groups:
-        divs = [g for g in range(1, in_channels + 1) if in_channels % g == 0 and out_channels % g == 0]
         raise _error("groups", fw, "out_channels must be divisible by groups",
                      f"out_channels={out_channels} is not a multiple of groups={groups}",
                      f"use groups in {divs} or out_channels a multiple of {groups}")
@@ -327,7 +345,8 @@ def _torch_rank_fix(shape, dims, in_channels) -> str:
         shown = ", ".join(f"x.view({shape[0] if shape[0] is not None else -1}, {in_channels}, "
                           f"{', '.join(map(str, c))})" for c in cands)
         return (f"reshape the flat features to (N, {in_channels}, *spatial) with "
-                f"prod(spatial) = {shape[1]} / {in_channels} = {n}, e.g. {shown}")
+                f"prod(spatial) = {shape[1]} / {in_channels} = {n}" + (f", e.g. {shown}" if shown
+                                                                      else ""))
     if len(shape) > dims + 2:
         return (f"use ConvTranspose{len(shape) - 2}d for {len(shape) - 2} spatial dims, or fold "
                 f"the extra axis into the batch: x.flatten(0, 1)")
@@ -336,15 +355,15 @@ def _torch_rank_fix(shape, dims, in_channels) -> str:
 
 def _torch_size_fix(inp, want, k, s, p, d, avoid_op=False) -> str:
     """Ways to get `want` cells from `inp` in PyTorch: output_padding, padding or output_size."""
-    options = []
-    for pad in range(0, k * d + s):
-        lo = _core.torch_length(inp, k, s, d, pad, 0)
-        for opv in range(0, max(s, d)):
-            if lo + opv == want:
-                options.append((pad, opv))
-    options.sort(key=lambda t: (abs(t[0] - p), t[1]))
-    if options:
-        pad, opv = options[0]
+    # The length falls by 2 per padding and grows by 1 per output_padding (< max(s, d)): the
+    # paddings that reach `want` form a range; the one closest to the current padding wins.
+    m = max(s, d)
+    full = _core.torch_length(inp, k, s, d, 0, 0)
+    first = max(0, -((want - full) // 2))
+    last = min(k * d + s - 1, (full - want + m - 1) // 2)
+    if first <= last:
+        pad = min(max(p, first), last)
+        opv = want - _core.torch_length(inp, k, s, d, pad, 0)
         return f"use padding={pad}, output_padding={opv} to get {want}"
     return (f"{want} cannot be reached with kernel {k} and stride {s}; change the kernel or "
             f"stride (tconv.solve lists every option) or crop the result")
@@ -352,6 +371,7 @@ def _torch_size_fix(inp, want, k, s, p, d, avoid_op=False) -> str:
 
 # ---- Keras 3 ----------------------------------------------------------------------------------
 
+@overflow_as_value_error
 def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_padding=None,
           data_format="channels_last", dilation_rate=1, dims=None):
     """Output shape of ``keras.layers.Conv{dims}DTranspose(filters, kernel_size, strides,
@@ -368,16 +388,14 @@ def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_
     ks = _tuple(kernel_size, dims, "kernel_size")
     st = _tuple(strides, dims, "strides")
     dl = _tuple(dilation_rate, dims, "dilation_rate")
-    for name, v, allow_zero in (("kernel_size", ks, False), ("strides", st, False),
-                                ("dilation_rate", dl, False)):
+    for name, v, shown in (("kernel_size", ks, kernel_size), ("strides", st, strides),
+                           ("dilation_rate", dl, dilation_rate)):
         if len(v) != dims:
             raise _error("argument", fw, f"The `{name}` argument must be a tuple of {dims} "
-                         f"integers. Received {name}={v if len(set(v)) > 1 else v[0]}",
+                         f"integers. Received {name}={v if len(set(v)) > 1 else shown}",
                          f"{layer} has {dims} spatial dims", f"pass an int or {dims} ints")
         bad = sorted({x for x in v if x <= 0})
         if bad:
-            shown = kernel_size if name == "kernel_size" else (
-                strides if name == "strides" else dilation_rate)
             raise _error("argument", fw, f"The `{name}` argument must be a tuple of {dims} "
                          f"integers. Received {name}={shown}, including values "
                          f"{{{', '.join(map(str, bad))}}} that do not satisfy `value > 0`",
@@ -518,8 +536,9 @@ def _keras_rank_fix(shape, dims, channels_last) -> str:
 
 def _keras_size_fix(inp, want, k, s, d) -> str:
     for pad in ("same", "valid"):
-        for opv in [None, *range(s)]:
-            if _core.keras_length(inp, pad, k, s, d, opv) == want:
+        # the length grows by one per output_padding (< strides)
+        for opv in (None, want - _core.keras_length(inp, pad, k, s, d, 0)):
+            if (opv is None or 0 <= opv < s) and _core.keras_length(inp, pad, k, s, d, opv) == want:
                 return f"padding='{pad}', output_padding={opv} gives {want}"
     return (f"{want} cells are not reachable with kernel {k}, stride {s}; use a larger kernel "
             f"or a Cropping/ZeroPadding layer after the transposed convolution")
@@ -527,6 +546,7 @@ def _keras_size_fix(inp, want, k, s, d) -> str:
 
 # ---- tf.nn ------------------------------------------------------------------------------------
 
+@overflow_as_value_error
 def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", data_format=None,
           dilations=None):
     """Output shape of ``tf.nn.conv_transpose(input, filters, output_shape, strides, padding,
@@ -579,6 +599,8 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
                          f"{n}-D transposed convolution takes 'SAME' or 'VALID'",
                          "use 'VALID' and crop the result (x[:, lo:-hi or None, ...]), or "
                          "'SAME' if it gives the size you want")
+        for p in [padding, *padding]:
+            check_ordered(p, "padding")
         pairs = [tuple(p) for p in padding]
         if len(pairs) == n + 2:
             pairs = pairs[1:-1] if channels_last else pairs[2:]
@@ -666,6 +688,7 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
 
 
 def _tf_list(value, n, channels_last, name):
+    check_ordered(value, name)
     if isinstance(value, (list, tuple)):
         v = [_int(x, name) for x in value]
         if len(v) == 1:
@@ -687,6 +710,7 @@ def _tf_list(value, n, channels_last, name):
 
 # ---- ONNX -------------------------------------------------------------------------------------
 
+@overflow_as_value_error
 def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
          output_padding=None, output_shape=None, auto_pad="NOTSET", group=1):
     """Output shape of an ONNX ConvTranspose node as onnxruntime runs it.
@@ -739,7 +763,7 @@ def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
     if c is not None and group > 0 and c % group:
         says = f"Input channels is not divisible by group. num_input_channels: {c} group: {group}"
         raise _error("groups", fw, says, f"{c} channels cannot be split into {group} groups",
-                     f"use group in {[g for g in range(1, c + 1) if c % g == 0]}")
+                     f"use group in {_common_divisors(c, c)}")
     for d in range(n):
         lim = max(st[d], dl[d])
         if op[d] >= lim:
@@ -816,6 +840,7 @@ _JAX_DEFAULT_DN = {2: ("NC", "IO", "NC"), 3: ("NHC", "HIO", "NHC"), 4: ("NHWC", 
                    5: ("NHWDC", "HWDIO", "NHWDC")}
 
 
+@overflow_as_value_error
 def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_numbers=None,
         transpose_kernel=False):
     """Output shape of ``jax.lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation,
@@ -845,6 +870,7 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
                          "pass dimension_numbers explicitly")
         dimension_numbers = _JAX_DEFAULT_DN[nd]
     lspec, rspec, ospec = _jax_specs(dimension_numbers, nd)
+    check_ordered(strides, "strides")
     st = tuple(_int(s, "strides") for s in strides)
     forward_mode = None
     if isinstance(padding, str):
@@ -866,8 +892,11 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
         mode, pairs = padding, [(0, 0)] * n
     else:
         mode = "EXPLICIT"
+        for p in [padding, *padding]:
+            check_ordered(p, "padding")
         pairs = [tuple(_int(x, "padding") for x in p) for p in padding]
     st = tuple(_int(s, "strides") for s in strides)
+    check_ordered(rhs_dilation, "rhs_dilation")
     dl = (1,) * n if rhs_dilation is None else tuple(_int(s, "rhs_dilation") for s in rhs_dilation)
     if len(st) != n or len(pairs) != n:
         got = len(pairs) if len(pairs) != n else len(st)
@@ -931,6 +960,7 @@ def _jax_specs(dn, nd):
     """(lhs, rhs, out) axis permutations: [batch/out-feature, feature/in-feature, *spatial]."""
     if hasattr(dn, "lhs_spec"):
         return tuple(dn.lhs_spec), tuple(dn.rhs_spec), tuple(dn.out_spec)
+    check_ordered(dn, "dimension_numbers")
     lhs, rhs, out = dn
     if not all(isinstance(s, str) and len(s) == nd for s in (lhs, rhs, out)):
         raise _error("argument", "JAX", "convolution dimension_numbers must be three strings of "
