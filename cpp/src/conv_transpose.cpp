@@ -202,13 +202,41 @@ struct PackCache {
 // the input rows and the depthwise row kernels by zero-padded rows, which is harmless for
 // finite weights but turns an Inf into NaN (0 * inf) in cells that weight never reaches; such
 // layers go to the portable kernel, which multiplies the pairs of the definition only.
+// Or-ed branch-free, so the unit-step loop vectorises.
+template <class Bits, Bits kExp, class T>
+bool row_finite(const T* row, std::int64_t len, std::int64_t step) {
+  Bits bad = 0;
+  if (step == 1) {
+    for (std::int64_t j = 0; j < len; ++j) {
+      Bits b;
+      std::memcpy(&b, row + j, sizeof b);
+      bad |= Bits((b & kExp) == kExp);
+    }
+  } else {
+    for (std::int64_t j = 0; j < len; ++j) {
+      Bits b;
+      std::memcpy(&b, row + j * step, sizeof b);
+      bad |= Bits((b & kExp) == kExp);
+    }
+  }
+  return bad == 0;
+}
+
 template <class T>
-bool all_finite(const std::vector<std::int64_t>& shape, const T* w,
-                const std::vector<std::int64_t>& strides) {
+bool all_finite(std::vector<std::int64_t> shape, const T* w, std::vector<std::int64_t> strides) {
   using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
   constexpr Bits kExp = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
   for (auto e : shape)
     if (e == 0) return true;
+  // Axes that continue the next one's run merge into it: the usual C-contiguous weights are one
+  // row, scanned at memory speed.
+  for (std::size_t a = shape.size() - 1; a > 0; --a) {
+    if (strides[a - 1] != strides[a] * shape[a]) continue;
+    shape[a - 1] *= shape[a];
+    strides[a - 1] = strides[a];
+    shape.erase(shape.begin() + static_cast<std::ptrdiff_t>(a));
+    strides.erase(strides.begin() + static_cast<std::ptrdiff_t>(a));
+  }
   const std::size_t last = shape.size() - 1;
   const std::int64_t len = shape[last], step = strides[last];
   std::vector<std::int64_t> idx(last, 0);
@@ -216,13 +244,7 @@ bool all_finite(const std::vector<std::int64_t>& shape, const T* w,
     std::int64_t off = 0;
     for (std::size_t a = 0; a < last; ++a) off += idx[a] * strides[a];
     const T* row = w + off;
-    Bits bad = 0;  // counted branch-free, so the loop vectorises
-    for (std::int64_t j = 0; j < len; ++j) {
-      Bits b;
-      std::memcpy(&b, row + j * step, sizeof b);
-      bad += (b & kExp) == kExp;
-    }
-    if (bad) return false;
+    if (!row_finite<Bits, kExp>(row, len, step)) return false;
     std::size_t a = last;
     for (; a > 0; --a) {
       if (++idx[a - 1] < shape[a - 1]) break;
