@@ -59,9 +59,10 @@ struct Options {
   int num_threads = 0;     // <= 0: the process-wide setting
   bool cap_isa = false;    // true: use at most max_isa for this call
   Isa max_isa = Isa::portable;
-  // Asked on the calling thread about every 20 ms while the call computes (never on another
-  // thread, never after the call returns); returning true stops the call with Interrupted
-  // within a bounded piece of work. Empty: the call runs to the end.
+  // Asked on the calling thread about every 20 ms while the call computes (a poll that takes
+  // long is asked less often, still every 150 ms; never on another thread, never after the
+  // call returns); returning true stops the call with Interrupted within a bounded piece of
+  // work. Empty: the call runs to the end.
   std::function<bool()> interrupt;
 };
 
