@@ -439,7 +439,8 @@ ConvTransposePlan<T>::ConvTransposePlan(const std::vector<std::int64_t>& weight_
     impl_->has_bias = true;
     impl_->bias.assign(bias, bias + g.out_channels);
   }
-  impl_->cache.weights_finite = all_finite(weight_shape, impl_->weight.get(), contiguous_strides(weight_shape));
+  impl_->cache.weights_finite =
+      all_finite(weight_shape, impl_->weight.get(), contiguous_strides(weight_shape));
 }
 
 namespace {

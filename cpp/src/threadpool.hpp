@@ -35,8 +35,9 @@ int pool_workers();
 // Stopping a call early (Options::interrupt). While an InterruptScope lives on a thread, that
 // thread's parallel_for calls ask the poll between items, and check_interrupt() asks it when
 // called there; either asks about every 20 ms (a slow poll less often, at most every 150 ms)
-// and throws tconv::Interrupted once the poll says stop (the other threads then take no further item). Drivers call
-// check_interrupt() between pieces of bounded work that do not go through parallel_for.
+// and throws tconv::Interrupted once the poll says stop (the other threads then take no
+// further item). Drivers call check_interrupt() between pieces of bounded work that do not go
+// through parallel_for.
 class InterruptScope {
  public:
   explicit InterruptScope(const std::function<bool()>& poll);  // an empty poll never stops
