@@ -298,8 +298,8 @@ SIGINT_SCRIPT = """
     if batch == 0:   # as many items as make the call last about 8 s (times scale)
         batch = max(8, int(scale * 8.0 / per_item))
         x = np.ones((batch, 64, 64, 64), np.float32)
-    else:            # one image, about 1.5 s (times scale): make it bigger
-        x = np.ones((1, 64, 64, int(64 * max(1.0, scale * 1.5 / per_item))), np.float32)
+    else:            # one image, about 4 s (times scale): make it bigger
+        x = np.ones((1, 64, 64, int(64 * max(1.0, scale * 4.0 / per_item))), np.float32)
     print("per_item", per_item, "ready", flush=True)
     t0 = time.perf_counter()
     try:
@@ -372,9 +372,17 @@ SHAPE_SIGINT_SCRIPT = """
     if how == "nan_weight":
         w.reshape(-1)[0] = np.nan
     run = tconv.ConvTranspose(w) if how == "plan" else (lambda x: tconv.conv_transpose(x, w))
-    batch = int(xs[0] * float(sys.argv[4]))
-    x = rng.standard_normal((batch,) + xs[1:]).astype(np.float32)
-    print("batch", batch, "ready", flush=True)
+    scale = float(sys.argv[4])
+    if xs[0] == 1:
+        # One image, made long enough to take ~5 s (times scale): grow its last axis.
+        t0 = time.perf_counter()
+        run(rng.standard_normal(xs).astype(np.float32))
+        grow = max(1, int(scale * 5.0 / (time.perf_counter() - t0)))
+        xs = xs[:-1] + (xs[-1] * grow,)
+    else:
+        xs = (int(xs[0] * scale),) + xs[1:]
+    x = rng.standard_normal(xs).astype(np.float32)
+    print("shape", "x".join(map(str, xs)), "ready", flush=True)
     t0 = time.perf_counter()
     try:
         run(x)
@@ -387,12 +395,13 @@ SHAPE_SIGINT_SCRIPT = """
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("xs, ws, how", [
-    # A few images, each little work for its time: a tall kernel over a long column.
+    # A few images, each little work for its time: a tall kernel over a long column. The
+    # others are one image, made to last seconds.
     pytest.param((4, 2, 40000, 1), (2, 1, 512, 1), "functional", id="tall_kernel"),
     pytest.param((4, 2, 40000, 1), (2, 1, 512, 1), "plan", id="tall_kernel_plan"),
     pytest.param((1, 32, 128, 128), (32, 32, 3, 3), "portable", id="portable_kernel"),
     pytest.param((1, 32, 128, 128), (32, 32, 3, 3), "nan_weight", id="nan_weight"),
-    pytest.param((1, 64, 100000), (64, 64, 16), "functional", id="long_1d_row"),
+    pytest.param((1, 256, 4000), (256, 256, 64), "functional", id="long_1d_row"),
 ])
 def test_ctrl_c_is_honoured_within_a_second_whatever_the_shape(xs, ws, how):
     scale = 1.0
