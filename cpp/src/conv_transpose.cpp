@@ -198,11 +198,8 @@ struct PackCache {
   PackList<kernels::depthwise::Packed<T>> depthwise;
 };
 
-// Whether no weight is Inf or NaN. The vector kernels multiply weights by the zero halo around
-// the input rows and the depthwise row kernels by zero-padded rows, which is harmless for
-// finite weights but turns an Inf into NaN (0 * inf) in cells that weight never reaches; such
-// layers go to the portable kernel, which multiplies the pairs of the definition only.
-// Or-ed branch-free, so the unit-step loop vectorises.
+// Whether a row of weights is free of Inf and NaN; or-ed branch-free, so the unit-step loop
+// vectorises.
 template <class Bits, Bits kExp, class T>
 bool row_finite(const T* row, std::int64_t len, std::int64_t step) {
   Bits bad = 0;
@@ -222,6 +219,10 @@ bool row_finite(const T* row, std::int64_t len, std::int64_t step) {
   return bad == 0;
 }
 
+// Whether no weight is Inf or NaN. The vector kernels multiply weights by the zero halo around
+// the input rows and the depthwise row kernels by zero-padded rows, which is harmless for
+// finite weights but turns an Inf into NaN (0 * inf) in cells that weight never reaches; such
+// layers go to the portable kernel, which multiplies the pairs of the definition only.
 template <class T>
 bool all_finite(std::vector<std::int64_t> shape, const T* w, std::vector<std::int64_t> strides) {
   using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
