@@ -1,7 +1,5 @@
 #include "threadpool.hpp"
 
-#include "tconv/conv_transpose.hpp"  // Interrupted
-
 #include <pthread.h>
 
 #include <algorithm>
@@ -12,6 +10,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "tconv/conv_transpose.hpp"  // Interrupted
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -217,7 +217,7 @@ void check_interrupt() {
 
 void parallel_for(std::int64_t n_items, int threads,
                   const std::function<void(std::int64_t, int)>& fn, Schedule schedule) {
-  (void)g_atfork_registered;
+  (void)g_atfork_registered;  // registered at load; named here so that it is kept
   if (n_items <= 0) return;
   if (threads > n_items) threads = static_cast<int>(n_items);
   if (threads > 1) {
