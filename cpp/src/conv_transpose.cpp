@@ -1,10 +1,12 @@
 #include "tconv/conv_transpose.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
+#include <type_traits>
 
 #include "buffer.hpp"
 #include "kernels/depthwise.hpp"
@@ -12,6 +14,7 @@
 #include "kernels/portable.hpp"
 #include "runtime.hpp"
 #include "tconv/plan.hpp"
+#include "threadpool.hpp"
 #ifdef TCONV_HAVE_AVX2
 #include "kernels/avx2.hpp"
 #include "kernels/avx512.hpp"
@@ -137,13 +140,120 @@ bool phase_handles(const Geometry& g) {
   return phases <= outputs + 4096.0;
 }
 
-// Packed weights per ISA, made on first use; shared by the calls of one plan.
+// A plan's packed weights, made on first use and shared by its calls. No lock: a fork() while
+// another thread packs must leave the child nothing half-held, so entries are immutable and
+// kept for the plan's life in an append-only list published by compare-exchange. Two threads
+// packing at once both publish; the list holds one entry per kernel layout the plan has run
+// with (one per ISA at most), and past kMaxEntries a layout is packed per call instead.
+template <class P>
+class PackList {
+ public:
+  PackList() = default;
+  PackList(const PackList&) = delete;
+  PackList& operator=(const PackList&) = delete;
+  ~PackList() {
+    for (Node* n = head_.load(std::memory_order_acquire); n;) {
+      Node* next = n->next;
+      delete n;
+      n = next;
+    }
+  }
+
+  // The first entry `fits` accepts, else make()'s, published for later calls.
+  template <class Fits, class Make>
+  std::shared_ptr<const P> get(const Fits& fits, const Make& make) {
+    Node* head = head_.load(std::memory_order_acquire);
+    int entries = 0;
+    for (Node* n = head; n; n = n->next, ++entries)
+      if (fits(*n->packed)) return n->packed;
+    auto packed = std::make_shared<const P>(make());
+    if (entries >= kMaxEntries) return packed;
+    Node* node = new Node{packed, head};
+    while (!head_.compare_exchange_weak(node->next, node, std::memory_order_release,
+                                        std::memory_order_acquire)) {
+    }
+    return packed;
+  }
+
+  std::size_t bytes() const {
+    std::size_t total = 0;
+    for (Node* n = head_.load(std::memory_order_acquire); n; n = n->next)
+      total += n->packed->bytes();
+    return total;
+  }
+
+ private:
+  static constexpr int kMaxEntries = 8;
+  struct Node {
+    std::shared_ptr<const P> packed;
+    Node* next;
+  };
+  std::atomic<Node*> head_{nullptr};
+};
+
 template <class T>
 struct PackCache {
-  std::mutex mutex;
-  std::shared_ptr<const kernels::phase::Packed<T>> packed;
-  std::shared_ptr<const kernels::depthwise::Packed<T>> depthwise;
+  bool weights_finite = true;  // see all_finite
+  PackList<kernels::phase::Packed<T>> phase;
+  PackList<kernels::depthwise::Packed<T>> depthwise;
 };
+
+// Whether a row of weights is free of Inf and NaN; or-ed branch-free, so the unit-step loop
+// vectorises.
+template <class Bits, Bits kExp, class T>
+bool row_finite(const T* row, std::int64_t len, std::int64_t step) {
+  Bits bad = 0;
+  if (step == 1) {
+    for (std::int64_t j = 0; j < len; ++j) {
+      Bits b;
+      std::memcpy(&b, row + j, sizeof b);
+      bad |= Bits((b & kExp) == kExp);
+    }
+  } else {
+    for (std::int64_t j = 0; j < len; ++j) {
+      Bits b;
+      std::memcpy(&b, row + j * step, sizeof b);
+      bad |= Bits((b & kExp) == kExp);
+    }
+  }
+  return bad == 0;
+}
+
+// Whether no weight is Inf or NaN. The vector kernels multiply weights by the zero halo around
+// the input rows and the depthwise row kernels by zero-padded rows, which is harmless for
+// finite weights but turns an Inf into NaN (0 * inf) in cells that weight never reaches; such
+// layers go to the portable kernel, which multiplies the pairs of the definition only.
+template <class T>
+bool all_finite(std::vector<std::int64_t> shape, const T* w, std::vector<std::int64_t> strides) {
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr Bits kExp = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+  for (auto e : shape)
+    if (e == 0) return true;
+  // Axes that continue the next one's run merge into it: the usual C-contiguous weights are one
+  // row, scanned at memory speed.
+  for (std::size_t a = shape.size() - 1; a > 0; --a) {
+    if (strides[a - 1] != strides[a] * shape[a]) continue;
+    shape[a - 1] *= shape[a];
+    strides[a - 1] = strides[a];
+    shape.erase(shape.begin() + static_cast<std::ptrdiff_t>(a));
+    strides.erase(strides.begin() + static_cast<std::ptrdiff_t>(a));
+  }
+  const std::size_t last = shape.size() - 1;
+  const std::int64_t len = shape[last], step = strides[last];
+  std::vector<std::int64_t> idx(last, 0);
+  for (;;) {
+    std::int64_t off = 0;
+    for (std::size_t a = 0; a < last; ++a) off += idx[a] * strides[a];
+    const T* row = w + off;
+    if (!row_finite<Bits, kExp>(row, len, step)) return false;
+    std::size_t a = last;
+    for (; a > 0; --a) {
+      if (++idx[a - 1] < shape[a - 1]) break;
+      idx[a - 1] = 0;
+    }
+    if (a == 0) return true;
+  }
+}
 
 // No input channels: nothing contributes and y is the bias (or zero). Handled before any
 // kernel so that none offsets x or weight pointers, which may then be null.
@@ -188,6 +298,11 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
     bias_only(g, bias, y, p.y_strides);
     return;
   }
+  detail::InterruptScope interrupt(options.interrupt);
+  if (!(cache ? cache->weights_finite : all_finite(g.weight_shape(), weight, p.w_strides))) {
+    kernels::portable::conv_transpose(p);
+    return;
+  }
   const Isa isa = runtime::choose_isa(options);
   kernels::KernelSet<T> ks{};
   // Depthwise layers: the depthwise driver with the ISA's kernels, or with its scalar ones when
@@ -201,17 +316,10 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
       pixels = ks.dw_pixels;
       t_last_isa = isa;
     }
-    std::shared_ptr<const kernels::depthwise::Packed<T>> packed;
-    if (cache) {
-      std::lock_guard<std::mutex> lk(cache->mutex);
-      if (!cache->depthwise || !cache->depthwise->matches(g))
-        cache->depthwise = std::make_shared<const kernels::depthwise::Packed<T>>(
-            kernels::depthwise::pack(g, weight, p.w_strides));
-      packed = cache->depthwise;
-    } else {
-      packed = std::make_shared<const kernels::depthwise::Packed<T>>(
-          kernels::depthwise::pack(g, weight, p.w_strides));
-    }
+    auto make = [&] { return kernels::depthwise::pack(g, weight, p.w_strides); };
+    const auto packed =
+        cache ? cache->depthwise.get([&](const auto& pk) { return pk.matches(g); }, make)
+              : std::make_shared<const kernels::depthwise::Packed<T>>(make());
     t_last_memory.packed_weight_bytes = packed->bytes();
     t_last_memory.scratch_bytes =
         kernels::depthwise::run(p, *packed, rows, pixels, threads_for(g, options));
@@ -221,26 +329,20 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
     t_last_isa = isa;
     const auto algo = kernels::phase::choose_algo(g);
     const std::int64_t width = algo == kernels::phase::Algo::channel ? ks.nr : 0;
-    std::shared_ptr<const kernels::phase::Packed<T>> packed;
     // Packing moves the weights through memory once: worth a second thread from ~1 MiB.
     double weight_bytes = static_cast<double>(sizeof(T));
     for (auto e : g.weight_shape()) weight_bytes *= static_cast<double>(e);
     const int pack_threads = weight_bytes > (1 << 20) ? runtime::choose_threads(options) : 1;
-    if (cache) {
-      std::lock_guard<std::mutex> lk(cache->mutex);
-      if (!cache->packed || !cache->packed->matches(g) ||
-          (algo == kernels::phase::Algo::channel && cache->packed->width != width) ||
-          (ks.rows_gemm && cache->packed->rows_size == 0 &&
-           kernels::phase::rows_layout_fits(g)))
-        cache->packed = std::make_shared<const kernels::phase::Packed<T>>(
-            kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads,
-                                 ks.transpose, ks.rows_gemm != nullptr));
-      packed = cache->packed;
-    } else {
-      packed = std::make_shared<const kernels::phase::Packed<T>>(
-          kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads,
-                                 ks.transpose, ks.rows_gemm != nullptr));
-    }
+    auto make = [&] {
+      return kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads,
+                                  ks.transpose, ks.rows_gemm != nullptr);
+    };
+    auto fits = [&](const kernels::phase::Packed<T>& pk) {
+      return pk.matches(g) && (algo != kernels::phase::Algo::channel || pk.width == width) &&
+             !(ks.rows_gemm && pk.rows_size == 0 && kernels::phase::rows_layout_fits(g));
+    };
+    const auto packed = cache ? cache->phase.get(fits, make)
+                              : std::make_shared<const kernels::phase::Packed<T>>(make());
     t_last_memory.packed_weight_bytes = packed->bytes();
     t_last_memory.scratch_bytes =
         kernels::phase::shuffle_applies(p, *packed)
@@ -338,6 +440,8 @@ ConvTransposePlan<T>::ConvTransposePlan(const std::vector<std::int64_t>& weight_
     impl_->has_bias = true;
     impl_->bias.assign(bias, bias + g.out_channels);
   }
+  impl_->cache.weights_finite =
+      all_finite(weight_shape, impl_->weight.get(), contiguous_strides(weight_shape));
 }
 
 namespace {
@@ -409,9 +513,7 @@ const std::vector<std::int64_t>& ConvTransposePlan<T>::weight_shape() const {
 
 template <class T>
 std::size_t ConvTransposePlan<T>::packed_bytes() const {
-  std::lock_guard<std::mutex> lk(impl_->cache.mutex);
-  return (impl_->cache.packed ? impl_->cache.packed->bytes() : 0) +
-         (impl_->cache.depthwise ? impl_->cache.depthwise->bytes() : 0);
+  return impl_->cache.phase.bytes() + impl_->cache.depthwise.bytes();
 }
 
 template class ConvTransposePlan<float>;

@@ -167,7 +167,10 @@ Isa choose_isa(const Options& options) {
 }
 
 int choose_threads(const Options& options) {
-  return options.num_threads > 0 ? options.num_threads : get_num_threads();
+  // Threads beyond the CPUs only take turns on them, and a pool that large would stay that
+  // large (and wake) for every later call.
+  const int asked = options.num_threads > 0 ? options.num_threads : get_num_threads();
+  return std::min(asked, cpu_count());
 }
 
 }  // namespace runtime

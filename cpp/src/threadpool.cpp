@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -9,6 +10,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "tconv/conv_transpose.hpp"  // Interrupted
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -96,9 +99,15 @@ class Pool {
           last = first + (left > share_ ? left / share_ : 1);
         } while (!next_.compare_exchange_weak(first, last, std::memory_order_relaxed));
       }
-      if (first >= n_items_ || failed_.load(std::memory_order_relaxed)) return;
+      if (first >= n_items_) return;
       try {
-        for (std::int64_t item = first; item < last; ++item) (*fn_)(item, slot);
+        // Item by item, also inside a run: a failure or an interrupt stops every thread
+        // within one item.
+        for (std::int64_t item = first; item < last; ++item) {
+          if (failed_.load(std::memory_order_relaxed)) return;
+          (*fn_)(item, slot);
+          check_interrupt();  // asks only on the caller's thread
+        }
       } catch (...) {
         std::lock_guard<std::mutex> lk(error_mutex_);
         if (!error_) error_ = std::current_exception();
@@ -108,10 +117,14 @@ class Pool {
   }
 
   void loop(int index, std::uint64_t seen) {
+    // Only a worker that took part in the last job spins for the next one: the others (a
+    // smaller thread count than the pool's size) sleep at once instead of taking turns on
+    // the cores the job runs on.
+    bool took_part = true;
     for (;;) {
       std::uint64_t gen = seen;
       const auto until = std::chrono::steady_clock::now() + kSpin;
-      for (int i = 0; gen == seen; ++i) {
+      for (int i = 0; took_part && gen == seen; ++i) {
         gen = generation_.load(std::memory_order_acquire);
         if (gen != seen) break;
         if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) break;
@@ -125,7 +138,8 @@ class Pool {
       seen = gen;
       if (stop_) return;
       inflight_.fetch_add(1, std::memory_order_seq_cst);
-      if (open_.load(std::memory_order_seq_cst) == gen && index <= active_) work(index);
+      took_part = open_.load(std::memory_order_seq_cst) == gen && index <= active_;
+      if (took_part) work(index);
       inflight_.fetch_sub(1, std::memory_order_release);
     }
   }
@@ -150,7 +164,6 @@ class Pool {
 // Held for the whole of a job and across fork(), so a child never inherits a half-run job.
 std::mutex g_job_mutex;
 Pool* g_pool = nullptr;  // never destroyed: workers may outlive static destruction order
-std::once_flag g_atfork_once;
 
 void before_fork() { g_job_mutex.lock(); }
 void after_fork_parent() { g_job_mutex.unlock(); }
@@ -161,15 +174,53 @@ void after_fork_child() {
   g_job_mutex.unlock();  // locked by this same thread in before_fork
 }
 
+// Registered while the library loads, before any thread of ours exists: a lazy registration
+// would need a once-flag, itself a lock a fork() could catch half-taken.
+const int g_atfork_registered = pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+
+// The calling thread's interrupt poll (Options::interrupt) and when to ask it next.
+constexpr std::int64_t kInterruptPoll = 20'000'000;  // ns: well inside a 0.2 s response
+constexpr std::int64_t kInterruptPollMax = 150'000'000;
+thread_local const std::function<bool()>* t_poll = nullptr;
+thread_local std::int64_t t_next_poll = 0;
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
+
+InterruptScope::InterruptScope(const std::function<bool()>& poll)
+    : saved_(t_poll), saved_next_(t_next_poll) {
+  t_poll = poll ? &poll : nullptr;
+  t_next_poll = now_ns() + kInterruptPoll;
+}
+
+InterruptScope::~InterruptScope() {
+  t_poll = saved_;
+  t_next_poll = saved_next_;
+}
+
+void check_interrupt() {
+  if (!t_poll) return;
+  const std::int64_t now = now_ns();
+  if (now < t_next_poll) return;
+  const bool stop = (*t_poll)();
+  // A poll that has to wait (Python's GIL held by a busy thread: up to its 5 ms switch
+  // interval) is asked less often, so that it takes at most ~5% of the call.
+  const std::int64_t spent = now_ns() - now;
+  t_next_poll = now + std::min(std::max(kInterruptPoll, 20 * spent), kInterruptPollMax);
+  if (stop) throw Interrupted();
+}
 
 void parallel_for(std::int64_t n_items, int threads,
                   const std::function<void(std::int64_t, int)>& fn, Schedule schedule) {
+  (void)g_atfork_registered;  // registered at load; named here so that it is kept
   if (n_items <= 0) return;
   if (threads > n_items) threads = static_cast<int>(n_items);
   if (threads > 1) {
-    std::call_once(g_atfork_once,
-                   [] { pthread_atfork(before_fork, after_fork_parent, after_fork_child); });
     std::unique_lock<std::mutex> lk(g_job_mutex, std::try_to_lock);
     if (lk.owns_lock()) {
       if (!g_pool) g_pool = new Pool();
@@ -177,7 +228,10 @@ void parallel_for(std::int64_t n_items, int threads,
       return;
     }
   }
-  for (std::int64_t i = 0; i < n_items; ++i) fn(i, 0);
+  for (std::int64_t i = 0; i < n_items; ++i) {
+    fn(i, 0);
+    check_interrupt();
+  }
 }
 
 int pool_workers() {

@@ -46,16 +46,9 @@ std::vector<std::int64_t> element_strides(const py::array& a, const std::vector<
   return strides;
 }
 
-// Work per uninterrupted core call. A long batched call is split along the batch axis into
-// pieces of about this many flops, and Ctrl-C (a pending SIGINT) is honoured between pieces:
-// at a few GFLOP/s that bounds the wait to a fraction of a second without changing the numbers
-// (every output element belongs to exactly one batch item).
-constexpr double kDefaultChunkFlops = 5e8;
-
 template <class T>
 void run(const tconv::Geometry& g, const py::array& x, const py::array& w,
-         const std::optional<py::array>& bias, py::array& out, const tconv::Options& opt,
-         double chunk_flops) {
+         const std::optional<py::array>& bias, py::array& out, const tconv::Options& opt) {
   auto xs = element_strides<T>(x, g.input_shape(), "x");
   auto ws = element_strides<T>(w, g.weight_shape(), "weight");
   auto ys = element_strides<T>(out, g.output_shape(), "out");
@@ -74,33 +67,9 @@ void run(const tconv::Geometry& g, const py::array& x, const py::array& w,
   const T* wp = static_cast<const T*>(w.data());
   T* yp = static_cast<T*>(out.mutable_data());
 
-  std::int64_t chunk = g.batch;
-  const double flops = g.flops();
-  if (g.batch > 1 && chunk_flops > 0 && flops > chunk_flops) {
-    const double per_item = flops / static_cast<double>(g.batch);
-    const double items = per_item > 0 ? chunk_flops / per_item : static_cast<double>(g.batch);
-    chunk = items >= static_cast<double>(g.batch) ? g.batch
-                                                  : std::max<std::int64_t>(1, static_cast<std::int64_t>(items));
-  }
-  if (chunk >= g.batch) {
-    py::gil_scoped_release release;
-    tconv::conv_transpose(g, xp, xs, wp, ws, bias_ptr, yp, ys, opt);
-    return;
-  }
-  // The pieces share one plan, so the weights are packed once per call, not once per piece.
-  // The plan copies the weights once and packs them on its first run; the pieces reuse both.
-  std::optional<tconv::ConvTransposePlan<T>> plan;
-  tconv::Geometry part = g;
-  for (std::int64_t n0 = 0; n0 < g.batch; n0 += chunk) {
-    part.batch = std::min(chunk, g.batch - n0);
-    {
-      py::gil_scoped_release release;
-      if (!plan) plan.emplace(g, wp, ws, bias_ptr);
-      plan->run(part, xp + n0 * xs[0], xs, yp + n0 * ys[0], ys, opt);
-    }
-    // Runs Python's SIGINT handler (main thread only); KeyboardInterrupt then propagates.
-    if (n0 + chunk < g.batch && PyErr_CheckSignals() != 0) throw py::error_already_set();
-  }
+  run_released(opt, [&](const tconv::Options& o) {
+    tconv::conv_transpose(g, xp, xs, wp, ws, bias_ptr, yp, ys, o);
+  });
 }
 
 }  // namespace
@@ -110,7 +79,7 @@ void bind_ops(py::module_& m) {
       "conv_transpose",
       [](const tconv::Geometry& g, const py::array& x, const py::array& w,
          const std::optional<py::array>& bias, py::array out, int num_threads,
-         std::optional<std::string> max_isa, double chunk_flops) {
+         std::optional<std::string> max_isa) {
         tconv::Options opt;
         opt.num_threads = num_threads;
         if (max_isa) {
@@ -126,16 +95,15 @@ void bind_ops(py::module_& m) {
         if (!same(w) || !same(out) || (bias && !same(*bias)))
           throw py::type_error("x, weight, bias and out must share one dtype");
         if (dt.equal(py::dtype::of<float>())) {
-          run<float>(g, x, w, bias, out, opt, chunk_flops);
+          run<float>(g, x, w, bias, out, opt);
         } else if (dt.equal(py::dtype::of<double>())) {
-          run<double>(g, x, w, bias, out, opt, chunk_flops);
+          run<double>(g, x, w, bias, out, opt);
         } else {
           throw py::type_error("the compiled core computes float32 and float64 only");
         }
       },
       py::arg("geometry"), py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
-      py::arg("num_threads") = 0, py::arg("max_isa") = py::none(),
-      py::arg("chunk_flops") = kDefaultChunkFlops);
+      py::arg("num_threads") = 0, py::arg("max_isa") = py::none());
 
   m.def("available_isas", [] {
     std::vector<std::string> names;

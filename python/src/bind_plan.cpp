@@ -85,8 +85,7 @@ class Plan {
     const auto ys = strides_of<T>(out);
     const T* xp = static_cast<const T*>(x.data());
     T* yp = static_cast<T*>(out.mutable_data());
-    py::gil_scoped_release release;
-    plan.run(g, xp, xs, yp, ys);
+    run_released({}, [&](const tconv::Options& o) { plan.run(g, xp, xs, yp, ys, o); });
   }
 
   std::unique_ptr<tconv::ConvTransposePlan<float>> f32_;

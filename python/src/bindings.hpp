@@ -3,7 +3,31 @@
 
 #include <pybind11/pybind11.h>
 
+#include <tconv/conv_transpose.hpp>
+
 namespace tconv_py {
+
+// Runs core(options) with the GIL released and Ctrl-C honoured. On the main thread (the only
+// one Python runs signal handlers on) the core asks every ~20 ms: the GIL is taken and the
+// handlers run; one that raises (KeyboardInterrupt) stops the core call, and its exception is
+// raised here once the GIL is back. y is then partly written.
+template <class Core>
+void run_released(tconv::Options options, const Core& core) {
+  const auto ident = pybind11::module_::import("threading").attr("main_thread")().attr("ident");
+  if (ident.cast<unsigned long>() == PyThread_get_thread_ident())
+    options.interrupt = [] {
+      pybind11::gil_scoped_acquire gil;
+      return PyErr_CheckSignals() != 0;  // the exception stays set on this thread
+    };
+  try {
+    pybind11::gil_scoped_release release;
+    core(options);
+  } catch (const tconv::Interrupted&) {
+    if (PyErr_Occurred()) throw pybind11::error_already_set();
+    throw;
+  }
+}
+
 void bind_shape(pybind11::module_& m);
 void bind_ops(pybind11::module_& m);
 void bind_conventions(pybind11::module_& m);

@@ -417,9 +417,9 @@ def conv_transpose(
     MemoryError
         When the result cannot fit in this machine's memory, before anything is allocated.
     KeyboardInterrupt
-        Ctrl-C stops a long batched call between chunks of the batch; a single image finishes
-        first. The GIL is released while computing: calls from several threads run in
-        parallel and give the serial results.
+        Ctrl-C stops a call in the main thread within a fraction of a second, whatever its
+        shape (`out`, if given, is then partly written). The GIL is released while computing:
+        calls from several threads run in parallel and give the serial results.
     """
     channels_last = parse_data_format(data_format)
     x_in, w_in, b_in = x, weight, bias

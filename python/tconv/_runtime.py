@@ -9,7 +9,10 @@ __all__ = ["available_isas", "get_num_threads", "set_max_isa", "set_num_threads"
 
 
 def set_num_threads(n: int) -> None:
-    """Use `n` threads for later calls (n <= 0: the default, TCONV_NUM_THREADS or all CPUs)."""
+    """Use `n` threads for later calls (n <= 0: the default, TCONV_NUM_THREADS or all CPUs).
+
+    A call never runs on more threads than the CPUs this process may use
+    (``os.sched_getaffinity``): a larger `n` is accepted and means all of them."""
     _core.set_num_threads(max(-1, min(as_int(n, "n"), 1024)))
 
 

@@ -15,6 +15,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <tconv/tconv.hpp>
@@ -497,4 +498,91 @@ TYPED_TEST(ConvTranspose, RandomConfigurations) {
     check_config<TypeParam>(c, rng);
     if (::testing::Test::HasFatalFailure()) return;
   }
+}
+
+// ---- IEEE specials and interruption ----------------------------------------------------------
+
+LayerSpec spec_1d(std::int64_t pad) {
+  LayerSpec s;
+  s.rank = 1;
+  s.stride = {1};
+  s.dilation = {1};
+  s.pad_lo = s.pad_hi = {pad};
+  return s;
+}
+
+TYPED_TEST(ConvTranspose, NonFiniteWeightReachesOnlyItsCellsOnEveryIsa) {
+  using T = TypeParam;
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  const std::vector<T> x(4, 1);
+  // x = ones(4), padding 1: y[o] sums w[k] over the k with o + 1 - k in [0, 4).
+  const std::vector<std::vector<T>> weights{{1, 1, nan}, {inf, 1, 1}};
+  const std::vector<std::vector<T>> wants{{2, nan, nan, nan}, {inf, inf, inf, 2}};
+  for (tconv::Isa isa : tconv::available_isas()) {
+    tconv::Options opt;
+    opt.cap_isa = true;
+    opt.max_isa = isa;
+    for (std::size_t c = 0; c < weights.size(); ++c) {
+      std::vector<T> y(4, 0);
+      const Geometry g = tconv::resolve_geometry({1, 1, 4}, {1, 1, 3}, spec_1d(1));
+      tconv::conv_transpose(g, x.data(), {}, weights[c].data(), {}, nullptr, y.data(), {}, opt);
+      for (std::size_t o = 0; o < 4; ++o) {
+        const std::string where = std::string(tconv::isa_name(isa)) + " case " +
+                                  std::to_string(c) + " y[" + std::to_string(o) + "]";
+        if (std::isnan(wants[c][o])) {
+          EXPECT_TRUE(std::isnan(y[o])) << where;
+        } else {
+          EXPECT_EQ(y[o], wants[c][o]) << where;
+        }
+      }
+    }
+  }
+}
+
+TYPED_TEST(ConvTranspose, InterruptStopsTheCallOnTheCallingThreadOnly) {
+  using T = TypeParam;
+  LayerSpec s;
+  s.rank = 2;
+  s.stride = {1, 1};
+  s.dilation = {1, 1};
+  s.pad_lo = s.pad_hi = {0, 0};
+  const V ws{32, 32, 5, 5};
+  std::vector<T> w(static_cast<std::size_t>(count(ws)), 1);
+  const auto caller = std::this_thread::get_id();
+  int asked = 0;
+  bool elsewhere = false;
+  tconv::Options opt;
+  opt.num_threads = 2;
+  opt.interrupt = [&] {
+    elsewhere = elsewhere || std::this_thread::get_id() != caller;
+    ++asked;
+    return true;
+  };
+  // The poll is asked after ~20 ms of work: more images until a call lasts that long.
+  bool stopped = false;
+  for (std::int64_t batch = 1; batch <= 256 && !stopped; batch *= 2) {
+    const Geometry g = tconv::resolve_geometry({batch, 32, 32, 32}, ws, s);
+    std::vector<T> x(static_cast<std::size_t>(count(g.input_shape())), 1);
+    std::vector<T> y(static_cast<std::size_t>(count(g.output_shape())));
+    try {
+      tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt);
+      EXPECT_EQ(asked, 0) << "asked to stop, the call still finished";
+    } catch (const tconv::Interrupted&) {
+      stopped = true;
+    }
+  }
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(asked, 1);  // stops at the first "yes"
+  EXPECT_FALSE(elsewhere);
+
+  // A poll that never says stop changes nothing in the numbers.
+  const Geometry g = tconv::resolve_geometry({64, 32, 32, 32}, ws, s);
+  std::vector<T> x(static_cast<std::size_t>(count(g.input_shape())), 1);
+  std::vector<T> y_polled(static_cast<std::size_t>(count(g.output_shape())));
+  std::vector<T> y_plain(y_polled.size());
+  opt.interrupt = [] { return false; };
+  tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y_polled.data(), {}, opt);
+  opt.interrupt = nullptr;
+  tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y_plain.data(), {}, opt);
+  EXPECT_EQ(0, std::memcmp(y_polled.data(), y_plain.data(), y_plain.size() * sizeof(T)));
 }

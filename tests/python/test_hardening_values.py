@@ -1,11 +1,16 @@
 """NaN and Inf propagate exactly as the scatter definition says: every output cell that a NaN
 (or Inf * 0, or Inf - Inf) reaches is NaN, every cell it does not reach is untouched."""
 
+import math
+
 import numpy as np
 import pytest
 from _hardening import literal_scatter
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import tconv
+from tconv import reference
 
 f32, f64 = np.float32, np.float64
 nan, inf = np.nan, np.inf
@@ -121,3 +126,120 @@ def test_grouped_nan_stays_in_its_group(dtype):
     y = tconv.conv_transpose(x, w, groups=4)
     same_specials(y, oracle(x, w, groups=4))
     assert np.isnan(y[0, 0]).any() and not np.isnan(y[0, 1:]).any()
+
+
+# ---- every ISA, plans and functional calls ---------------------------------------------------
+# The vector kernels multiply weights by the zero halo around the input and by zero-padded
+# rows; with an Inf or NaN weight that would put NaN where the definition has none. Checked on
+# every instruction set, for the functional form and plans, against the literal definition.
+
+ISAS = tconv.available_isas()
+SPECIALS = np.array([nan, inf, -inf])
+
+
+@pytest.fixture
+def every_isa():
+    """Restores the process-wide ISA cap after a test that sets it."""
+    yield ISAS
+    tconv.set_max_isa(ISAS[0])
+
+
+def run_everywhere(x, w, b, kw, check):
+    """check(y, isa, ran) for the functional form and a plan on every ISA; `ran` is the ISA
+    whose kernels the call reports."""
+    for isa in ISAS:
+        tconv.set_max_isa(isa)
+        y = tconv.conv_transpose(x, w, b, **kw)
+        check(y, isa, tconv._core.last_call_isa())
+        y = tconv.ConvTranspose(w, b, **kw)(x)
+        check(y, isa, tconv._core.last_call_isa())
+
+
+@pytest.mark.parametrize("dtype", [f32, f64])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("w_row, want", [
+    ([1, 1, nan], [2, nan, nan, nan]),
+    ([inf, 1, 1], [inf, inf, inf, 2]),
+])
+def test_nonfinite_weight_reaches_only_its_cells(w_row, want, dtype, channels_last, every_isa):
+    x = np.ones((1, 1, 4), dtype)
+    w = np.array([[w_row]], dtype)
+    kw = dict(padding=1)
+    if channels_last:
+        x, w = x.transpose(0, 2, 1), w.transpose(2, 1, 0)
+        kw["data_format"] = "channels_last"
+
+    def check(y, isa, ran):
+        same_specials(y.reshape(-1), np.array(want))
+
+    run_everywhere(x, w, None, kw, check)
+
+
+@st.composite
+def small_layers(draw):
+    """Layers small enough for the literal oracle, drawn to reach every kernel family: dense,
+    tiny C_out (the spatial algorithm), depthwise, and C_out around the channel panels."""
+    rank = draw(st.integers(1, 3))
+    kind = draw(st.sampled_from(["dense", "tiny_cout", "depthwise", "wide"]))
+    groups = draw(st.integers(1, 4)) if kind == "depthwise" else draw(st.sampled_from([1, 1, 2]))
+    cin_g = 1 if kind == "depthwise" else draw(st.integers(1, 4))
+    cout_g = {"dense": draw(st.integers(5, 9)), "tiny_cout": draw(st.integers(1, 4)),
+              "depthwise": draw(st.sampled_from([1, 1, 2])),
+              "wide": draw(st.sampled_from([15, 16, 17, 33]))}[kind]
+    kernel = [draw(st.integers(1, 4)) for _ in range(rank)]
+    stride = [draw(st.integers(1, 3)) for _ in range(rank)]
+    dilation = [draw(st.sampled_from([1, 1, 2])) for _ in range(rank)]
+    size = [draw(st.integers(1, 4)) for _ in range(rank - 1)] + [draw(st.integers(1, 20))]
+    padding = [draw(st.integers(0, dilation[d] * (kernel[d] - 1))) for d in range(rank)]
+    # The oracle is plain Python: a few thousand multiply-adds per layer.
+    assume(math.prod(size) * cin_g * groups * cout_g * math.prod(kernel) <= 20000)
+    return dict(rank=rank, groups=groups, cin=cin_g * groups, cout_g=cout_g, kernel=kernel,
+                stride=stride, dilation=dilation, size=size, padding=padding,
+                batch=draw(st.integers(1, 2)), channels_last=draw(st.booleans()),
+                dtype=draw(st.sampled_from([f32, f64])), bias=draw(st.booleans()),
+                where=draw(st.sampled_from(["weight", "x", "both"])),
+                seed=draw(st.integers(0, 2**31 - 1)))
+
+
+def sprinkle(a, rng, count):
+    """`count` NaN / +Inf / -Inf at random places of a (a copy)."""
+    a = a.copy()
+    flat = a.reshape(-1)
+    flat[rng.integers(0, flat.size, count)] = rng.choice(SPECIALS, count)
+    return a
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                 HealthCheck.function_scoped_fixture])
+@given(cfg=small_layers())
+def test_nan_and_inf_follow_the_definition_on_every_isa(cfg, every_isa):
+    rng = np.random.default_rng(cfg["seed"])
+    dt, rank = cfg["dtype"], cfg["rank"]
+    x = rng.standard_normal((cfg["batch"], cfg["cin"], *cfg["size"])).astype(dt)
+    w = rng.standard_normal((cfg["cin"], cfg["cout_g"], *cfg["kernel"])).astype(dt)
+    b = rng.standard_normal(cfg["cout_g"] * cfg["groups"]).astype(dt) if cfg["bias"] else None
+    if cfg["where"] in ("weight", "both"):
+        w = sprinkle(w, rng, int(rng.integers(1, 3)))
+    if cfg["where"] in ("x", "both"):
+        x = sprinkle(x, rng, int(rng.integers(1, 3)))
+    kw = dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"],
+              groups=cfg["groups"])
+    try:
+        want = reference.conv_transpose(x, w, b, **kw)
+    except tconv.ShapeError:
+        return  # padding that empties the output
+    weights_finite = bool(np.isfinite(w).all())
+    if cfg["channels_last"]:
+        to_last = (0, *range(2, rank + 2), 1)
+        x, w = x.transpose(to_last), w.transpose(*range(2, rank + 2), 1, 0)
+        kw["data_format"] = "channels_last"
+        want = want.transpose(to_last)
+
+    def check(y, isa, ran):
+        same_specials(y, want)
+        if weights_finite:
+            # Inf and NaN in x alone keep the vector kernels: they must be right too.
+            assert ran == isa, (ran, isa)
+
+    run_everywhere(x, w, b, kw, check)

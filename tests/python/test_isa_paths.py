@@ -193,9 +193,8 @@ def test_forked_child_computes_after_parent_used_the_pool(isa_cap):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_batch_pieces_give_the_numbers_of_one_call(dtype, channels_last, isa_cap):
-    # A batched call cut into pieces (so Ctrl-C is seen between them) runs every piece on
-    # weights packed once; the pieces must add up to exactly the uncut call.
+def test_strided_weights_through_the_core_call(dtype, channels_last, isa_cap):
+    # Fortran-ordered and reversed weight views reach the core call as they are, on every ISA.
     rng = np.random.default_rng(7)
     if channels_last:
         x = rng.standard_normal((5, 7, 6, 24)).astype(dtype)
@@ -211,11 +210,8 @@ def test_batch_pieces_give_the_numbers_of_one_call(dtype, channels_last, isa_cap
     for isa in ISAS:
         tconv.set_max_isa(isa)
         whole = np.empty_like(want)
-        cut = np.empty_like(want)
-        tconv._core.conv_transpose(g, x, w, b, whole, chunk_flops=0)
-        tconv._core.conv_transpose(g, x, w, b, cut, chunk_flops=1.0)  # one image per piece
+        tconv._core.conv_transpose(g, x, w, b, whole)
         assert_close(whole, want, dtype)
-        assert np.array_equal(cut, whole)
 
 
 @st.composite

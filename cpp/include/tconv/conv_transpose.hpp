@@ -16,6 +16,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -42,14 +44,26 @@ Isa active_isa();
 void set_max_isa(Isa isa);
 
 // Process-wide thread count for later calls; n <= 0 restores the default
-// (TCONV_NUM_THREADS, else the number of CPUs available).
+// (TCONV_NUM_THREADS, else the number of CPUs available). A call runs on at most as many
+// threads as the process has CPUs (its affinity mask), whatever the count asked for.
 void set_num_threads(int n);
 int get_num_threads();
+
+// Thrown by a call that Options::interrupt stopped; y is then partly written.
+class Interrupted : public std::runtime_error {
+ public:
+  Interrupted() : std::runtime_error("tconv: the call was interrupted") {}
+};
 
 struct Options {
   int num_threads = 0;     // <= 0: the process-wide setting
   bool cap_isa = false;    // true: use at most max_isa for this call
   Isa max_isa = Isa::portable;
+  // Asked on the calling thread about every 20 ms while the call computes (a poll that takes
+  // long is asked less often, still every 150 ms; never on another thread, never after the
+  // call returns); returning true stops the call with Interrupted within a bounded piece of
+  // work. Empty: the call runs to the end.
+  std::function<bool()> interrupt;
 };
 
 // Checked on every call, in O(rank) time and before any memory is read or written:

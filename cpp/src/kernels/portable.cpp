@@ -12,6 +12,8 @@
 #include <cassert>
 #include <vector>
 
+#include "threadpool.hpp"
+
 namespace tconv::kernels::portable {
 namespace {
 
@@ -43,6 +45,9 @@ DimTaps build_dim_taps(std::int64_t in, std::int64_t kernel, std::int64_t stride
   d.first[out] = static_cast<std::int64_t>(d.taps.size());
   return d;
 }
+
+// Multiply-adds between interrupt checks: well under a millisecond of this loop.
+constexpr std::int64_t kCheckWork = 1 << 16;
 
 template <class T>
 void axpy(T* acc, const T* w_row, T xv, std::int64_t n) {
@@ -103,6 +108,14 @@ void run(const Problem<T>& p) {
   std::vector<std::int64_t> opos(rank, 0), cursor(rank, 0);
   std::int64_t out_positions = 1;
   for (auto o : g.output) out_positions *= o;
+  std::int64_t work = 0;  // multiply-adds and stores since the last interrupt check
+  auto did = [&work](std::int64_t n) {
+    work += n;
+    if (work >= kCheckWork) {
+      work = 0;
+      detail::check_interrupt();
+    }
+  };
 
   for (std::int64_t n = 0; n < g.batch; ++n) {
     const T* x_n = p.x + n * p.x_strides[0];
@@ -110,6 +123,7 @@ void run(const Problem<T>& p) {
     std::fill(opos.begin(), opos.end(), 0);
     for (std::int64_t pos = 0; pos < out_positions; ++pos) {
       for (std::int64_t c = 0; c < cout; ++c) acc[c] = p.bias ? p.bias[c] : T(0);
+      did(cout);
 
       // Walk the Cartesian product of the per-dimension tap lists.
       bool any = true;
@@ -131,6 +145,7 @@ void run(const Problem<T>& p) {
           for (std::int64_t ci = 0; ci < cin_g; ++ci)
             axpy(acc_g, w_rows + ci * cout_g, x_g[ci * p.x_strides[x_c_axis]], cout_g);
         }
+        did(cin_g * cout);
         int d = rank - 1;
         for (; d >= 0; --d) {
           if (++cursor[d] < dims[d].first[opos[d] + 1]) break;
