@@ -276,6 +276,7 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
   try {
     if (reordered) {
       run_layer(c.g, x, c.x_strides, weight, c.w_strides, bias, y, c.y_strides, options, cache);
+      t_last_memory.dims_reordered = true;
     } else {
       run_layer(g, x, x_strides, weight, weight_strides, bias, y, y_strides, options, cache);
     }
