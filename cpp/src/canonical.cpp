@@ -44,6 +44,17 @@ std::vector<std::int64_t> permute(const std::vector<std::int64_t>& s, int rank, 
   return r;
 }
 
+// One channel in and out: channels_last is channels_first with the channel axes moved (the
+// same memory), and the channels_first kernels vectorise along the positions.
+void to_channels_first(const Geometry& g, std::vector<std::int64_t>& xs,
+                       std::vector<std::int64_t>& ws, std::vector<std::int64_t>& ys) {
+  const auto r = static_cast<std::ptrdiff_t>(g.rank);
+  std::rotate(xs.begin() + 1, xs.begin() + 1 + r, xs.end());  // (N, s..., C) -> (N, C, s...)
+  std::rotate(ys.begin() + 1, ys.begin() + 1 + r, ys.end());
+  std::rotate(ws.begin(), ws.begin() + r, ws.end());  // (k..., Co, Ci) -> (Co, Ci, k...)
+  std::swap(ws[0], ws[1]);                            // -> (Ci, Co, k...)
+}
+
 }  // namespace
 
 bool canonical_layer(const Geometry& g, const std::vector<std::int64_t>& x_strides,
@@ -52,8 +63,12 @@ bool canonical_layer(const Geometry& g, const std::vector<std::int64_t>& x_strid
   const std::vector<int> order = dim_order(g);
   bool same = static_cast<int>(order.size()) == g.rank;
   for (std::size_t i = 0; same && i < order.size(); ++i) same = order[i] == static_cast<int>(i);
-  if (same) return false;
-  const bool cf = g.data_format == DataFormat::channels_first;
+  const bool flip = g.data_format == DataFormat::channels_last && g.in_channels == 1 &&
+                    g.out_channels == 1;
+  if (same && !flip) return false;
+  std::vector<std::int64_t> xs = x_strides, ws = w_strides, ys = y_strides;
+  if (flip) to_channels_first(g, xs, ws, ys);
+  const bool cf = flip || g.data_format == DataFormat::channels_first;
   Geometry c = g;
   c.rank = static_cast<int>(order.size());
   c.input = pick(g.input, order);
@@ -64,10 +79,11 @@ bool canonical_layer(const Geometry& g, const std::vector<std::int64_t>& x_strid
   c.pad_hi = pick(g.pad_hi, order);
   c.output_padding = pick(g.output_padding, order);
   c.output = pick(g.output, order);
+  c.data_format = cf ? DataFormat::channels_first : DataFormat::channels_last;
   out->g = c;
-  out->x_strides = permute(x_strides, g.rank, cf ? 2 : 1, order);
-  out->y_strides = permute(y_strides, g.rank, cf ? 2 : 1, order);
-  out->w_strides = permute(w_strides, g.rank, cf ? 2 : 0, order);
+  out->x_strides = permute(xs, g.rank, cf ? 2 : 1, order);
+  out->y_strides = permute(ys, g.rank, cf ? 2 : 1, order);
+  out->w_strides = permute(ws, g.rank, cf ? 2 : 0, order);
   return true;
 }
 

@@ -1,5 +1,6 @@
 // An equivalent form of a layer that the drivers run faster: its spatial dims reordered and the
-// trivial ones dropped, with x, weight and y addressed through permuted strides (no copy).
+// trivial ones dropped, and a one-channel channels_last layer taken as channels_first, with x,
+// weight and y addressed through permuted strides (no copy).
 //
 // Dims are independent in a transposed convolution, so any order of them gives the same
 // outputs, and a dim with one input cell, one tap, one output cell and no crop contributes

@@ -1,8 +1,8 @@
 """Layers run in an equivalent order of their spatial dims are still exact.
 
 The core drops dims with one input cell, one tap and one output cell and moves a narrow last
-dim (under 16 outputs) away from a long one (64 outputs or more), addressing x, weight and y
-through permuted strides; last_call_memory()["dims_reordered"] says it did.
+dim (under 16 outputs) away from a long one (64 outputs or more), and runs channels_last layers
+of one channel in and out as channels_first, addressing x, weight and y through permuted strides; last_call_memory()["dims_reordered"] says it did.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def reordered_layers(draw):
     inp, ker, stride, dil, pad = [], [], [], [], []
     for d in range(rank):
         if d == long_dim:
-            inp.append(draw(st.integers(64, 100)))  # 64 outputs or more
+            inp.append(draw(st.integers(66, 100)))  # 64 outputs or more
             ker.append(draw(st.integers(1, 9)))
             stride.append(draw(st.integers(1, 3)))
             dil.append(draw(st.integers(1, 2)))
@@ -71,15 +71,19 @@ def test_reordered_layers_match_the_reference(layer, threads):
     assert_close_in_norm(y, tconv.reference.conv_transpose(x, w, b, **kw), dtype=dtype)
 
 
+@pytest.mark.parametrize("fmt", ["channels_first", "channels_last"])
 @pytest.mark.parametrize("isa", ["portable", None])
-def test_signal_stored_with_a_unit_dim_is_reordered(isa):
+def test_signal_stored_with_a_unit_dim_is_reordered(isa, fmt):
+    # channels_last with one channel in and out also runs as channels_first.
     x = np.random.default_rng(1).standard_normal((1, 1, 300, 1)).astype(np.float32)
     w = np.random.default_rng(2).standard_normal((1, 1, 40, 1)).astype(np.float32)
+    if fmt == "channels_last":
+        x, w = x.reshape(1, 300, 1, 1), w.reshape(40, 1, 1, 1)
     before = tconv._core.active_isa()
     if isa:
         tconv.set_max_isa(isa)
     try:
-        y = tconv.conv_transpose2d(x, w, stride=(3, 2))
+        y = tconv.conv_transpose2d(x, w, stride=(3, 2), data_format=fmt)
         assert tconv._core.last_call_memory()["dims_reordered"]
     finally:
         tconv.set_max_isa(before)
