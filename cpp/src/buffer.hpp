@@ -1,13 +1,47 @@
 // Uninitialised, cache-line-aligned heap buffers for weight-sized data (packed weights, plan
-// copies). Every element is written by its owner before it is read, so value-initialising the
-// memory (as std::vector does) would only add a pass over many megabytes.
+// copies), the scratch budget every driver keeps to, and allocation failures that say which
+// buffer could not be had. Every element of a Buffer is written by its owner before it is read,
+// so value-initialising the memory (as std::vector does) would only add a pass over megabytes.
 #pragma once
 
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
+#include <new>
+#include <string>
 
 namespace tconv::detail {
+
+// Working memory (row buffers, tap tables) a call may take beyond its output and packed
+// weights: 10 % of the output, or this floor for small outputs. Drivers size their tiles to
+// stay within it; a driver whose tables would not fit declines the layer.
+constexpr std::size_t kScratchFloorBytes = std::size_t{4} << 20;
+constexpr double kScratchShare = 0.10;
+
+inline double scratch_budget(double output_bytes) {
+  const double share = kScratchShare * output_bytes;
+  const double floor = static_cast<double>(kScratchFloorBytes);
+  return share > floor ? share : floor;
+}
+
+// A failed allocation, with what it was for and what to do (Python sees a MemoryError carrying
+// this message; C++ callers catching std::bad_alloc still catch it).
+class OutOfMemory : public std::bad_alloc {
+ public:
+  explicit OutOfMemory(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
+// "tconv needed <size> for <what>, ...; <advice>" as an OutOfMemory.
+[[noreturn]] void throw_out_of_memory(double bytes, const char* what, const char* advice);
+
+// The advice for per-call working memory (row buffers, tap tables), and for copies of the
+// weights (plans, packing: about the weights' size).
+extern const char* const kScratchAdvice;
+extern const char* const kWeightsAdvice;
 
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
@@ -16,12 +50,33 @@ struct FreeDeleter {
 template <class T>
 using Buffer = std::unique_ptr<T[], FreeDeleter>;
 
-// Throws std::bad_alloc when the memory is not available.
-void* allocate_aligned(std::size_t bytes);
+// Throws OutOfMemory, naming `what`, when the memory is not available.
+void* allocate_aligned(std::size_t bytes, const char* what, const char* advice);
 
 template <class T>
-Buffer<T> make_buffer(std::size_t count) {
-  return Buffer<T>(static_cast<T*>(allocate_aligned(count * sizeof(T))));
+Buffer<T> make_buffer(std::size_t count, const char* what, const char* advice) {
+  return Buffer<T>(static_cast<T*>(allocate_aligned(count * sizeof(T), what, advice)));
+}
+
+// v.resize(n) or v.assign(n, value), with an OutOfMemory naming `what` on failure.
+template <class V>
+void resize_or_throw(V& v, std::size_t n, const char* what) {
+  try {
+    v.resize(n);
+  } catch (const std::bad_alloc&) {
+    throw_out_of_memory(static_cast<double>(n) * sizeof(typename V::value_type), what,
+                        kScratchAdvice);
+  }
+}
+
+template <class V>
+void assign_or_throw(V& v, std::size_t n, const typename V::value_type& value, const char* what) {
+  try {
+    v.assign(n, value);
+  } catch (const std::bad_alloc&) {
+    throw_out_of_memory(static_cast<double>(n) * sizeof(typename V::value_type), what,
+                        kScratchAdvice);
+  }
 }
 
 }  // namespace tconv::detail

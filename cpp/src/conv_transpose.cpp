@@ -6,9 +6,11 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "buffer.hpp"
+#include "canonical.hpp"
 #include "kernels/depthwise.hpp"
 #include "kernels/phase.hpp"
 #include "kernels/portable.hpp"
@@ -47,6 +49,13 @@ std::vector<std::int64_t> strides_or_default(const std::vector<std::int64_t>& st
                                 std::to_string(strides.size()));
   }
   return strides;
+}
+
+std::string format_shape(const std::vector<std::int64_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
 }
 
 thread_local CallMemory t_last_memory;
@@ -276,10 +285,10 @@ void bias_only(const Geometry& g, const T* bias, T* y, const std::vector<std::in
 }
 
 template <class T>
-void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strides,
-         const T* weight, const std::vector<std::int64_t>& weight_strides, const T* bias, T* y,
-         const std::vector<std::int64_t>& y_strides, const Options& options,
-         PackCache<T>* cache) {
+void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strides,
+               const T* weight, const std::vector<std::int64_t>& weight_strides, const T* bias,
+               T* y, const std::vector<std::int64_t>& y_strides, const Options& options,
+               PackCache<T>* cache) {
   detail::validate_call(g, x, x_strides, weight, weight_strides, bias, y, y_strides, sizeof(T));
   kernels::Problem<T> p;
   p.g = &g;
@@ -308,7 +317,7 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
   // Depthwise layers: the depthwise driver with the ISA's kernels, or with its scalar ones when
   // the ISA is capped to portable. An ISA without depthwise kernels keeps the phase driver.
   const bool have_isa = phase_kernels<T>(isa, &ks);
-  if (kernels::depthwise::applies(p) && (!have_isa || (ks.dw_rows && ks.dw_pixels))) {
+  if (kernels::depthwise::applies(p, threads_for(g, options)) && (!have_isa || (ks.dw_rows && ks.dw_pixels))) {
     kernels::DwRowsFn<T> rows = kernels::depthwise::portable_rows<T>();
     kernels::DwPixelsFn<T> pixels = kernels::depthwise::portable_pixels<T>();
     if (have_isa) {
@@ -351,6 +360,36 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
     return;
   }
   kernels::portable::conv_transpose(p);
+}
+
+// run_layer on the layer's canonical form (see canonical.hpp), with any allocation that failed
+// without saying what it was for named as the layer's working memory (the large buffers name
+// themselves where they are allocated).
+template <class T>
+void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strides,
+         const T* weight, const std::vector<std::int64_t>& weight_strides, const T* bias, T* y,
+         const std::vector<std::int64_t>& y_strides, const Options& options,
+         PackCache<T>* cache) {
+  detail::validate_call(g, x, x_strides, weight, weight_strides, bias, y, y_strides, sizeof(T));
+  detail::CanonicalLayer c;
+  const bool reordered = detail::canonical_layer(
+      g, strides_or_default(x_strides, g.input_shape(), "x"),
+      strides_or_default(weight_strides, g.weight_shape(), "weight"),
+      strides_or_default(y_strides, g.output_shape(), "y"), &c);
+  try {
+    if (reordered) {
+      run_layer(c.g, x, c.x_strides, weight, c.w_strides, bias, y, c.y_strides, options, cache);
+      t_last_memory.dims_reordered = true;
+    } else {
+      run_layer(g, x, x_strides, weight, weight_strides, bias, y, y_strides, options, cache);
+    }
+  } catch (const detail::OutOfMemory&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw detail::OutOfMemory(
+        "tconv could not allocate the working memory (tap tables, row buffers) of a layer "
+        "with output " + format_shape(g.output_shape()) + "; " + detail::kScratchAdvice);
+  }
 }
 
 }  // namespace
@@ -414,7 +453,8 @@ ConvTransposePlan<T>::ConvTransposePlan(const std::vector<std::int64_t>& weight_
   Geometry g = resolve_geometry(probe, weight_shape, spec);
   const auto ws = strides_or_default(weight_strides, weight_shape, "weight");
   const std::int64_t n = checked_product(weight_shape, "the weight size");
-  impl_->weight = detail::make_buffer<T>(static_cast<std::size_t>(n));
+  impl_->weight = detail::make_buffer<T>(
+      static_cast<std::size_t>(n), "the plan's copy of the weights", detail::kWeightsAdvice);
   if (n > 0) {
     // Row by row (last axis innermost): the copy runs at memory speed for the usual layouts.
     const std::size_t last = weight_shape.size() - 1;

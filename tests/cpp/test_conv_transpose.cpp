@@ -585,4 +585,39 @@ TYPED_TEST(ConvTranspose, InterruptStopsTheCallOnTheCallingThreadOnly) {
   opt.interrupt = nullptr;
   tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y_plain.data(), {}, opt);
   EXPECT_EQ(0, std::memcmp(y_polled.data(), y_plain.data(), y_plain.size() * sizeof(T)));
+// Layers the core runs in another order of their dims (unit dims dropped, a narrow last dim
+// moved away from a long one), through permuted strides of every random layout.
+TYPED_TEST(ConvTranspose, UnitAndNarrowLastDims) {
+  std::mt19937_64 rng(7);
+  for (bool cl : {false, true})
+    for (std::int64_t groups : {1, 2}) {
+      Config c = base_config(2);
+      c.channels_last = cl;
+      c.groups = groups;
+      c.bias = true;
+      c.input = {70, 1};  // a signal stored with a unit last dim
+      c.kernel = {9, 1};
+      c.stride = {2, 1};
+      c.pad_lo = {1, 0};
+      c.pad_hi = {2, 0};
+      check_config<TypeParam>(c, rng, true);
+      EXPECT_TRUE(tconv::last_call_memory().dims_reordered);
+      check_config<TypeParam>(c, rng, false);
+      EXPECT_TRUE(tconv::last_call_memory().dims_reordered);
+      c.input = {80, 3};  // a tall kernel over three columns
+      c.kernel = {5, 2};
+      c.stride = {1, 2};
+      c.pad_lo = {0, 0};
+      c.pad_hi = {0, 0};
+      check_config<TypeParam>(c, rng, false);
+      EXPECT_TRUE(tconv::last_call_memory().dims_reordered);
+      Config d = base_config(3);  // a unit middle dim
+      d.channels_last = cl;
+      d.groups = groups;
+      d.input = {3, 1, 20};
+      d.kernel = {2, 1, 3};
+      d.stride = {2, 3, 2};
+      check_config<TypeParam>(d, rng, false);
+      EXPECT_TRUE(tconv::last_call_memory().dims_reordered);
+    }
 }

@@ -94,6 +94,10 @@ void conv_transpose(const Geometry& g, const double* x,
 struct CallMemory {
   std::size_t scratch_bytes = 0;
   std::size_t packed_weight_bytes = 0;
+  // Whether the kernels ran an equivalent reordering of the layer's axes: spatial dims with one
+  // input cell, one tap and one output cell dropped, a narrow last dim swapped with a long one,
+  // or a channels_last layer of one input and one output channel taken as channels_first.
+  bool dims_reordered = false;
 };
 CallMemory last_call_memory();
 

@@ -1,6 +1,7 @@
 #include "kernels/depthwise.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "threadpool.hpp"
@@ -436,6 +437,46 @@ std::size_t run_cl(const Problem<T>& p, const Packed<T>& pk, DwPixelsFn<T> pixel
   return scratch;
 }
 
+// An upper bound on the scratch run() takes on `threads` threads, from the geometry alone: the
+// tap tables list every (output, tap) pair of a dim, which is at most in * kernel and at most
+// out * ceil(kernel / stride) pairs, and grows with the kernel (a 1024-tap kernel along a
+// 30000-row outer dim: half a gigabyte of tables).
+double scratch_bound(const Geometry& g, std::size_t elem, int threads) {
+  constexpr double kWord = sizeof(std::int64_t);
+  const int L = g.rank - 1;
+  double tables = 0, rows = 1, pairs = 1, in_rows = 1;
+  auto dim_pairs = [&](int d) {
+    const double k = static_cast<double>(g.kernel[d]);
+    const double per_out = std::ceil(k / static_cast<double>(g.stride[d]));
+    return std::min(static_cast<double>(g.input[d]) * k, static_cast<double>(g.output[d]) * per_out);
+  };
+  for (int d = 0; d < L; ++d) {
+    const double t = dim_pairs(d);
+    tables += (static_cast<double>(g.output[d]) + 1 + 4 * t) * kWord;
+    rows *= static_cast<double>(g.output[d]);
+    in_rows *= static_cast<double>(g.input[d]);
+    pairs *= std::min(t, std::ceil(static_cast<double>(g.kernel[d]) /
+                                   static_cast<double>(g.stride[d])) * static_cast<double>(g.output[d]));
+  }
+  const double k = static_cast<double>(g.kernel[L]);
+  const double reach = k * static_cast<double>(g.dilation[L]) / static_cast<double>(g.stride[L]);
+  if (g.data_format == DataFormat::channels_first) {
+    // Pair and offset tables per output row, tap lists along the row, and per thread a
+    // zero-haloed copy of input rows (at least one whole row).
+    const double row_len =
+        static_cast<double>(std::max(g.input[L], g.output[L] / g.stride[L] + 1)) + 2 * reach + 2;
+    tables += (2 * rows + 2 * pairs + in_rows + 2 * k + 8) * kWord;
+    tables += threads * std::max(256.0 * 1024, row_len * static_cast<double>(elem));
+  } else {
+    tables += (static_cast<double>(g.output[L]) + 1 + 4 * dim_pairs(L)) * kWord;
+    double most = 1;
+    for (int d = 0; d < L; ++d)
+      most *= std::ceil(static_cast<double>(g.kernel[d]) / static_cast<double>(g.stride[d]));
+    tables += threads * 2 * most * kWord;
+  }
+  return tables;
+}
+
 }  // namespace
 
 template <class T>
@@ -444,19 +485,24 @@ bool Packed<T>::matches(const Geometry& g) const {
 }
 
 template <class T>
-bool applies(const Problem<T>& p) {
+bool applies(const Problem<T>& p, int threads) {
   const Geometry& g = *p.g;
   if (g.rank < 1 || g.rank > 3 || g.groups < 1 || g.in_channels != g.groups) return false;
-  // Tap tables are built per output position and phase: keep their cost in proportion to the
-  // layer (absurd kernels, strides or dilations found by fuzzing go elsewhere).
+  // Tap lists are built per phase and kernel tap: keep their cost in proportion to the layer
+  // (absurd kernels, strides or dilations found by fuzzing go elsewhere). The per-output tables
+  // are bounded by their size below.
   for (int d = 0; d < g.rank; ++d) {
     const double k = static_cast<double>(g.kernel[d]);
     const double out = static_cast<double>(g.output[d]);
     if (k * std::min<double>(static_cast<double>(g.stride[d]), out) > 16777216.0) return false;
-    if (k * out > 268435456.0) return false;
     if (g.stride[d] > (std::int64_t{1} << 40) || g.dilation[d] > (std::int64_t{1} << 40))
       return false;
   }
+  // Tables in proportion to the output: long kernels go to the phase driver, whose memory
+  // does not grow with the output length times the kernel.
+  double out_bytes = static_cast<double>(g.batch * g.out_channels) * sizeof(T);
+  for (auto o : g.output) out_bytes *= static_cast<double>(o);
+  if (scratch_bound(g, sizeof(T), threads) > detail::scratch_budget(out_bytes)) return false;
   if (g.data_format == DataFormat::channels_first) return true;
   const std::size_t c_axis = static_cast<std::size_t>(g.rank + 1);
   return g.out_channels == g.groups && p.x_strides[c_axis] == 1 && p.y_strides[c_axis] == 1;
@@ -472,7 +518,9 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
   std::int64_t taps = 1;
   for (auto k : g.kernel) taps *= k;
   pk.size = static_cast<std::size_t>(taps * g.out_channels);
-  pk.data = detail::make_buffer<T>(std::max<std::size_t>(pk.size, 1));
+  pk.data = detail::make_buffer<T>(std::max<std::size_t>(pk.size, 1),
+                                   "the depthwise weights packed for the kernels",
+                                   detail::kWeightsAdvice);
   const bool cf = g.data_format == DataFormat::channels_first;
   const std::int64_t mult = g.out_channels / g.groups;
   std::vector<std::int64_t> kidx(static_cast<std::size_t>(R), 0);
@@ -512,8 +560,8 @@ std::size_t run(const Problem<T>& p, const Packed<T>& packed, DwRowsFn<T> rows,
 
 template struct Packed<float>;
 template struct Packed<double>;
-template bool applies(const Problem<float>&);
-template bool applies(const Problem<double>&);
+template bool applies(const Problem<float>&, int);
+template bool applies(const Problem<double>&, int);
 template Packed<float> pack(const Geometry&, const float*, const std::vector<std::int64_t>&);
 template Packed<double> pack(const Geometry&, const double*, const std::vector<std::int64_t>&);
 template DwRowsFn<float> portable_rows();

@@ -42,10 +42,11 @@ struct Packed {
   std::size_t bytes() const { return size * sizeof(T); }
 };
 
-// Whether this driver takes the layer: C_in / groups == 1, rank 1 to 3; channels_last also
-// needs C_out / groups == 1 and contiguous channels in x and y.
+// Whether this driver takes the layer: C_in / groups == 1, rank 1 to 3, tap tables and row
+// buffers on `threads` threads within detail::scratch_budget; channels_last also needs
+// C_out / groups == 1 and contiguous channels in x and y.
 template <class T>
-bool applies(const Problem<T>& p);
+bool applies(const Problem<T>& p, int threads);
 
 template <class T>
 Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w_strides);

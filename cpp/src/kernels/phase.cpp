@@ -153,7 +153,8 @@ void pack_rows(Packed<T>& pk) {
       at += outer_taps[po] * per_tap;
     }
   pk.rows_size = static_cast<std::size_t>(at);
-  pk.rows_data = detail::make_buffer<T>(pk.rows_size);
+  pk.rows_data = detail::make_buffer<T>(pk.rows_size, "the weights packed for the row kernel",
+                                        detail::kWeightsAdvice);
   T* const out = pk.rows_data.get();
   std::fill(out, out + at, T(0));
   for (std::int64_t gi = 0; gi < pk.groups; ++gi)
@@ -221,7 +222,7 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
   }
   pk.offset.resize(static_cast<std::size_t>(pk.groups * pk.phases * pk.panels));
   pk.size = static_cast<std::size_t>(pk.groups * total * pk.cin_g * pk.width * pk.panels);
-  pk.data = detail::make_buffer<T>(pk.size);
+  pk.data = detail::make_buffer<T>(pk.size, "the weights packed for the kernels", detail::kWeightsAdvice);
   // Every (phase, tap of the phase) with its weight offset and packed row.
   struct TapRef {
     std::int64_t ph, t, w_off;
@@ -660,7 +661,10 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
       cached = others * (window[xd - 1] + block_rows - 1);
     }
   }
-  cached = std::max(cached, max_slots);
+  // The row cache's extent per outer dim (see its lookup in row_pass).
+  std::int64_t modulus[8] = {0};
+  for (int d = 0; d < xd; ++d) modulus[d] = window[d] + (d == xd - 1 ? block_rows - 1 : 0);
+  assert(cached >= max_slots);
   const std::int64_t blocks_per_line = ceil_div(line_len, block_rows);
   // Too few row blocks for the threads: split the output channels (panels) too.
   std::int64_t panel_parts = 1;
@@ -717,17 +721,16 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     std::vector<T> row;
     std::vector<T> buf;
     std::vector<std::int64_t> a_off, b_off, partner, m_lo, m_hi, slot_in, slot_tap, slot_off, tag,
-        used, halo;
-    std::int64_t clock = 0;
+        halo;
   };
   std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
   std::size_t scratch_bytes = 0;
   for (auto& s : scratch) {
     const std::int64_t lines_cached = in_place ? 0 : cached;
     s.row.resize(static_cast<std::size_t>(row_len));
-    s.buf.assign(static_cast<std::size_t>(lines_cached * slot_stride), T(0));
+    detail::assign_or_throw(s.buf, static_cast<std::size_t>(lines_cached * slot_stride), T(0),
+                            "the input row buffers");
     s.tag.assign(static_cast<std::size_t>(lines_cached), -1);
-    s.used.assign(static_cast<std::size_t>(lines_cached), 0);
     s.halo.assign(static_cast<std::size_t>(lines_cached), -1);
     s.slot_off.resize(static_cast<std::size_t>(max_slots));
     // Pair lists: the multi-phase call's hold a pair per (slot, shift) with sx weight offsets.
@@ -743,7 +746,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
                      (s.a_off.capacity() + s.b_off.capacity() + s.partner.capacity() +
                       s.m_lo.capacity() + s.m_hi.capacity() + s.slot_in.capacity() +
                       s.slot_tap.capacity() + s.slot_off.capacity() + s.tag.capacity() +
-                      s.used.capacity() + s.halo.capacity()) *
+                      s.halo.capacity()) *
                          sizeof(std::int64_t);
   }
 
@@ -828,20 +831,17 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
       }
     }
     {
-      const std::int64_t now = ++s.clock;
       for (std::int64_t sl = 0; sl < (in_place ? 0 : nslots); ++sl) {
         std::int64_t in_row = 0;
         for (int d = 0; d < xd; ++d) in_row = in_row * g.input[d] + s.slot_in[sl * xd + d];
         const std::int64_t key = ((n * n_in_outer + in_row) * pk.groups + gi) * nxb + xb;
-        std::int64_t hit = -1, victim = 0;
-        for (std::int64_t c = 0; c < cached; ++c) {
-          if (s.tag[c] == key) hit = c;
-          if (s.used[c] < s.used[victim]) victim = c;
-        }
-        const std::int64_t slot = hit >= 0 ? hit : victim;
-        s.used[slot] = now;
+        // Direct-mapped by the row's position modulo the window per dim: the rows of one output
+        // row never collide, and a row entering the window replaces the one that left it (a
+        // search over the slots cost kernel^2 per output row for tall kernels).
+        std::int64_t slot = 0;
+        for (int d = 0; d < xd; ++d) slot = slot * modulus[d] + s.slot_in[sl * xd + d] % modulus[d];
         s.slot_off[sl] = slot * slot_stride - i0 * a_ms;
-        if (hit >= 0) continue;
+        if (s.tag[slot] == key) continue;
         s.tag[slot] = key;
         const T* src = x_g;
         for (int d = 0; d < xd; ++d) src += s.slot_in[sl * xd + d] * p.x_strides[sp_axis + d];

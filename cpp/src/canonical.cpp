@@ -1,0 +1,90 @@
+#include "canonical.hpp"
+
+#include <algorithm>
+
+namespace tconv::detail {
+namespace {
+
+bool trivial(const Geometry& g, int d) {
+  return g.input[d] == 1 && g.kernel[d] == 1 && g.output[d] == 1 && g.pad_lo[d] == 0;
+}
+
+// A last dim this narrow beside one this long is moved away from the vector axis.
+constexpr std::int64_t kNarrow = 16, kLong = 64;
+
+// The kept dims in their new order (old indices).
+std::vector<int> dim_order(const Geometry& g) {
+  std::vector<int> keep;
+  for (int d = 0; d < g.rank; ++d)
+    if (!trivial(g, d)) keep.push_back(d);
+  if (keep.empty()) keep.push_back(g.rank - 1);
+  const int last = keep.back();
+  int longest = last;
+  for (int d : keep)
+    if (g.output[d] > g.output[longest]) longest = d;
+  if (g.output[last] < kNarrow && g.output[longest] >= kLong) {
+    keep.erase(std::find(keep.begin(), keep.end(), longest));
+    keep.push_back(longest);
+  }
+  return keep;
+}
+
+std::vector<std::int64_t> pick(const std::vector<std::int64_t>& v, const std::vector<int>& order) {
+  std::vector<std::int64_t> r;
+  for (int d : order) r.push_back(v[static_cast<std::size_t>(d)]);
+  return r;
+}
+
+// Strides of a full shape whose spatial axes start at `first`: the others kept in place.
+std::vector<std::int64_t> permute(const std::vector<std::int64_t>& s, int rank, int first,
+                                  const std::vector<int>& order) {
+  std::vector<std::int64_t> r(s.begin(), s.begin() + first);
+  for (int d : order) r.push_back(s[static_cast<std::size_t>(first + d)]);
+  r.insert(r.end(), s.begin() + first + rank, s.end());
+  return r;
+}
+
+// One channel in and out: channels_last is channels_first with the channel axes moved (the
+// same memory), and the channels_first kernels vectorise along the positions.
+void to_channels_first(const Geometry& g, std::vector<std::int64_t>& xs,
+                       std::vector<std::int64_t>& ws, std::vector<std::int64_t>& ys) {
+  const auto r = static_cast<std::ptrdiff_t>(g.rank);
+  std::rotate(xs.begin() + 1, xs.begin() + 1 + r, xs.end());  // (N, s..., C) -> (N, C, s...)
+  std::rotate(ys.begin() + 1, ys.begin() + 1 + r, ys.end());
+  std::rotate(ws.begin(), ws.begin() + r, ws.end());  // (k..., Co, Ci) -> (Co, Ci, k...)
+  std::swap(ws[0], ws[1]);                            // -> (Ci, Co, k...)
+}
+
+}  // namespace
+
+bool canonical_layer(const Geometry& g, const std::vector<std::int64_t>& x_strides,
+                     const std::vector<std::int64_t>& w_strides,
+                     const std::vector<std::int64_t>& y_strides, CanonicalLayer* out) {
+  const std::vector<int> order = dim_order(g);
+  bool same = static_cast<int>(order.size()) == g.rank;
+  for (std::size_t i = 0; same && i < order.size(); ++i) same = order[i] == static_cast<int>(i);
+  const bool flip = g.data_format == DataFormat::channels_last && g.in_channels == 1 &&
+                    g.out_channels == 1;
+  if (same && !flip) return false;
+  std::vector<std::int64_t> xs = x_strides, ws = w_strides, ys = y_strides;
+  if (flip) to_channels_first(g, xs, ws, ys);
+  const bool cf = flip || g.data_format == DataFormat::channels_first;
+  Geometry c = g;
+  c.rank = static_cast<int>(order.size());
+  c.input = pick(g.input, order);
+  c.kernel = pick(g.kernel, order);
+  c.stride = pick(g.stride, order);
+  c.dilation = pick(g.dilation, order);
+  c.pad_lo = pick(g.pad_lo, order);
+  c.pad_hi = pick(g.pad_hi, order);
+  c.output_padding = pick(g.output_padding, order);
+  c.output = pick(g.output, order);
+  c.data_format = cf ? DataFormat::channels_first : DataFormat::channels_last;
+  out->g = c;
+  out->x_strides = permute(xs, g.rank, cf ? 2 : 1, order);
+  out->y_strides = permute(ys, g.rank, cf ? 2 : 1, order);
+  out->w_strides = permute(ws, g.rank, cf ? 2 : 0, order);
+  return true;
+}
+
+}  // namespace tconv::detail

@@ -1,0 +1,156 @@
+"""Working memory stays in proportion to the work, on every layer.
+
+The core's drivers keep their scratch (tap tables, row buffers, pair lists) within 10 % of the
+output or 4 MiB, whichever is larger (kScratchShare and kScratchFloorBytes in cpp/src/buffer.hpp);
+a driver whose tables would not fit declines the layer. Long kernels on few channels used to
+build tap tables of (output length x kernel) entries: gigabytes for a one-channel signal.
+An allocation that fails anyway raises a MemoryError naming the buffer, its size and the fix.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tconv
+from tconv import _core
+
+from conftest import assert_close_in_norm
+
+SCRATCH_FLOOR = 4 * 2**20  # kScratchFloorBytes
+SCRATCH_SHARE = 0.10  # kScratchShare
+
+
+def _assert_scratch_bounded(y: np.ndarray) -> None:
+    scratch = _core.last_call_memory()["scratch_bytes"]
+    limit = max(SCRATCH_SHARE * y.nbytes, SCRATCH_FLOOR)
+    assert scratch <= limit, f"{scratch} B of scratch for a {y.nbytes} B output {y.shape}"
+
+
+@pytest.fixture
+def threads_restored():
+    t = tconv.get_num_threads()
+    yield
+    tconv.set_num_threads(t)
+
+
+def _signal_oracle(x: np.ndarray, w: np.ndarray, stride: int) -> np.ndarray:
+    """One channel, no padding: y = x upsampled by `stride` (zeros between), convolved with w."""
+    up = np.zeros((len(x) - 1) * stride + 1)
+    up[::stride] = x
+    return np.convolve(up, w.astype(np.float64))
+
+
+# (x shape, w shape, stride, data_format): one-channel signals with long kernels, tall
+# kernels on a 1-wide last dim, and two-channel depthwise signals.
+SIGNALS = [
+    ((1, 30000, 1), (1024, 1, 1), 1, "channels_last"),
+    ((1, 100000, 1), (256, 1, 1), 8, "channels_last"),
+    ((1, 1, 30000, 1), (1, 1, 1024, 1), 1, "channels_first"),
+    ((1, 120000, 1), (2000, 1, 1), 1, "channels_last"),
+    ((1, 2, 40000, 1), (2, 1, 512, 1), 1, "channels_first"),
+    ((1, 1, 30000), (1, 1, 1024), 1, "channels_first"),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("xs, ws, stride, fmt", SIGNALS)
+def test_long_kernel_signals_are_right_in_bounded_memory(xs, ws, stride, fmt, threads,
+                                                         threads_restored):
+    tconv.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    groups = xs[1] if fmt == "channels_first" and ws[1] == 1 else 1
+    y = tconv.conv_transpose(x, w, stride=stride, groups=groups, data_format=fmt)
+    _assert_scratch_bounded(y)
+    # Each channel is its own one-channel signal: compare it with np.convolve.
+    cf = fmt == "channels_first"
+    for c in range(xs[1] if cf else xs[-1]):
+        xc = (x[0, c] if cf else x[0, ..., c]).ravel()
+        wc = (w[c, 0] if cf else w[..., 0, c]).ravel()
+        yc = (y[0, c] if cf else y[0, ..., c]).ravel()
+        assert_close_in_norm(yc, _signal_oracle(xc, wc, stride), dtype=np.float32)
+
+
+@st.composite
+def layers(draw):
+    rank = draw(st.integers(1, 2))
+    fmt = draw(st.sampled_from(["channels_first", "channels_last"]))
+    depthwise = draw(st.booleans())
+    groups = draw(st.integers(1, 3)) if depthwise else 1
+    cin = groups if depthwise else draw(st.integers(1, 3))
+    cout = groups * draw(st.integers(1, 2))
+    kernel, stride, inp = [], [], []
+    for d in range(rank):
+        long_dim = draw(st.booleans())
+        k = draw(st.integers(64, 600)) if long_dim else draw(st.integers(1, 5))
+        kernel.append(k)
+        stride.append(draw(st.integers(1, 8)))
+        inp.append(draw(st.integers(1, 400)) if long_dim or rank == 1 else draw(st.integers(1, 6)))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    batch = draw(st.integers(1, 2))
+    xs = (batch, cin, *inp) if fmt == "channels_first" else (batch, *inp, cin)
+    ws = (cin, cout // groups, *kernel) if fmt == "channels_first" else (*kernel, cout // groups, cin)
+    return xs, ws, tuple(stride), groups, fmt, dtype
+
+
+@given(layers(), st.integers(1, 2))
+def test_scratch_stays_within_a_tenth_of_the_output_or_the_floor(layer, threads):
+    xs, ws, stride, groups, fmt, dtype = layer
+    t = tconv.get_num_threads()
+    tconv.set_num_threads(threads)
+    try:
+        x = np.ones(xs, dtype)
+        w = np.ones(ws, dtype)
+        y = tconv.conv_transpose(x, w, stride=stride, groups=groups, data_format=fmt)
+    finally:
+        tconv.set_num_threads(t)
+    _assert_scratch_bounded(y)
+
+
+def _run_child(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_long_signal_runs_under_an_address_space_limit():
+    # 4 GiB of address space was not enough for the tap tables of this 2000-tap kernel.
+    proc = _run_child("""
+        import resource, numpy as np, tconv
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, resource.RLIM_INFINITY))
+        x = np.ones((1, 120000, 1), np.float32)
+        w = np.ones((2000, 1, 1), np.float32)
+        y = tconv.conv_transpose1d(x, w, data_format="channels_last")
+        print("ok", y.shape, float(y[0, 1000, 0]))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "ok (1, 121999, 1) 1001.0" in proc.stdout, proc.stdout
+
+
+def test_failed_allocation_names_the_buffer_its_size_and_the_fix():
+    # 1 GiB of weights fits; their packed copy does not fit the 0.5 GiB left under the limit.
+    proc = _run_child("""
+        import resource, numpy as np, tconv
+        w = np.ones((2**14, 2**14, 1, 1), np.float32)
+        x = np.ones((1, 2**14, 1, 1), np.float32)
+        with open("/proc/self/status") as f:
+            vm = [int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize")][0]
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 2**29, resource.RLIM_INFINITY))
+        try:
+            tconv.conv_transpose(x, w)
+        except MemoryError as e:
+            print("MemoryError:", e)
+        print("ok", tconv.conv_transpose(x[:, :4], w[:4, :4]).shape)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "ok (1, 4, 1, 1)" in proc.stdout, proc.stdout
+    for words in ("MemoryError: tconv needed 1.0 GiB for the weights packed for the kernels",
+                  "address-space limit"):
+        assert words in proc.stdout, proc.stdout
