@@ -40,6 +40,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 unset CMAKE_ARGS CMAKE_CXX_COMPILER_LAUNCHER CMAKE_C_COMPILER_LAUNCHER CXXFLAGS CFLAGS
 if [ "$USE_CCACHE" -eq 1 ]; then
   BUILD_OPTS=(-C cmake.define.CMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  # pip builds an sdist under TMPDIR: keep it inside the tree so that ccache's base_dir makes
+  # its paths relative, as for the other builds.
+  export TMPDIR="$WORK/tmp"
 else
   export CCACHE_DISABLE=1
   BUILD_OPTS=()
@@ -71,7 +74,7 @@ if [ "$REF" = HEAD ] && [ -n "$(git -C "$ROOT" status --porcelain --untracked-fi
   echo "note: the worktree has uncommitted changes; they are not part of this check"
 fi
 rm -rf "$WORK"
-mkdir -p "$WORK/src" "$WORK/dist" "$WORK/wheelhouse" "$WORK/run"
+mkdir -p "$WORK/src" "$WORK/dist" "$WORK/wheelhouse" "$WORK/run" "$WORK/tmp"
 git -C "$ROOT" archive "$COMMIT" | tar -x -C "$WORK/src"
 echo "commit $COMMIT -> $WORK/src"
 # Nothing may tune the build for this machine's CPU: the baseline must run on any x86-64.
