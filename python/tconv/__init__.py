@@ -25,7 +25,7 @@ _LAZY = {
     "conv_transpose3d": "_api", "ConvTranspose": "_plan", "reference": None,
     "Diagnosis": "_doctor", "doctor": "_doctor", "explain": "_explain",
     "Solution": "_solve", "Translation": "_solve", "mirror": "_solve", "solve": "_solve",
-    "translate": "_solve",
+    "translate": "_solve", "show_config": "_info",
 }
 
 
@@ -66,4 +66,5 @@ __all__ = [
     "set_max_isa",
     "set_num_threads",
     "shapes",
+    "show_config",
 ]
