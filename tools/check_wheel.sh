@@ -78,9 +78,9 @@ mkdir -p "$WORK/src" "$WORK/dist" "$WORK/wheelhouse" "$WORK/run" "$WORK/tmp"
 git -C "$ROOT" archive "$COMMIT" | tar -x -C "$WORK/src"
 echo "commit $COMMIT -> $WORK/src"
 # Nothing may tune the build for this machine's CPU: the baseline must run on any x86-64.
-if grep -rnE -- '-m(arch|tune|cpu)=native|-xHost' "$WORK/src/CMakeLists.txt" "$WORK/src/cpp" \
-     "$WORK/src/python" "$WORK/src/pyproject.toml" --include='*.txt' --include='*.cmake' \
-     --include='*.toml' --include='*.cpp' --include='*.hpp'; then
+if grep -rnE --include='*.txt' --include='*.cmake' --include='*.toml' --include='*.cpp' \
+     --include='*.hpp' -e '-m(arch|tune|cpu)=native|-xHost' "$WORK/src/CMakeLists.txt" \
+     "$WORK/src/cpp" "$WORK/src/python" "$WORK/src/pyproject.toml"; then
   fail "a build file tunes for the build machine's CPU (-march=native or alike)"
 fi
 echo "no -march/-mtune/-mcpu=native in the build files"
