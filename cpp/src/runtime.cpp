@@ -142,6 +142,15 @@ std::vector<Isa> available_isas() {
   return out;
 }
 
+std::vector<Isa> compiled_isas() {
+  std::vector<Isa> out;
+  if (avx512_kernels_built()) out.push_back(Isa::avx512);
+  if (avx2_kernels_built()) out.push_back(Isa::avx2);
+  if (neon_kernels_built()) out.push_back(Isa::neon);
+  out.push_back(Isa::portable);
+  return out;
+}
+
 void set_max_isa(Isa isa) { g_isa_cap.store(tier(isa)); }
 
 Isa active_isa() { return runtime::choose_isa(Options{}); }

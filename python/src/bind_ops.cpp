@@ -110,6 +110,11 @@ void bind_ops(py::module_& m) {
     for (auto isa : tconv::available_isas()) names.emplace_back(tconv::isa_name(isa));
     return names;
   });
+  m.def("compiled_isas", [] {
+    std::vector<std::string> names;
+    for (auto isa : tconv::compiled_isas()) names.emplace_back(tconv::isa_name(isa));
+    return names;
+  });
   m.def("active_isa", [] { return std::string(tconv::isa_name(tconv::active_isa())); });
   m.def("set_max_isa", [](const std::string& name) {
     try {

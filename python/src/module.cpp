@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   tconv_py::bind_conventions(m);
   tconv_py::bind_plan(m);
   tconv_py::bind_bench(m);
+  tconv_py::bind_info(m);
 }

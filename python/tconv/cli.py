@@ -7,6 +7,7 @@
     tconv mirror 28 --kernel 3 --stride 2 --padding 1
     tconv explain keras --input 5 --kernel 3 --strides 2 --padding same --output-padding 1
     tconv doctor "RuntimeError: ..."        (or the message on stdin: tconv doctor -)
+    tconv info                              (what a bug report needs; tconv --version)
 
 Exit status: 0 success, 1 a shape error (or a layer that does not exist / an unrecognised
 message; the explanation goes to stderr), 2 bad usage. --json prints machine-readable output.
@@ -466,6 +467,19 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- info ----------------------------------------------------------------------------------
+
+def _info(args: argparse.Namespace) -> int:
+    from ._info import config, format_config
+
+    cfg = config()
+    if args.json:
+        _print_json(cfg)
+    else:
+        print(format_config(cfg))
+    return 0
+
+
 # ---- the parser ------------------------------------------------------------------------------
 
 _CONVENTIONS = ("torch", "keras", "onnx", "tf_nn", "jax")
@@ -497,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Transposed convolution: shapes in every framework's dialect, and the op "
                     "itself. Exit status: 0 success, 1 shape error, 2 bad usage.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"tconv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="command")
 
     _layer_command(sub, "shape", _shape, "the output shape a framework's transposed "
@@ -559,6 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("message", nargs="+", help="the message ('-' reads it from stdin)")
     _add_json(doctor)
     doctor.set_defaults(func=_doctor, _parser=doctor)
+
+    info = sub.add_parser("info", help="version, build, instruction sets and threads: what a "
+                          "bug report needs", description="tconv's version, build type and "
+                          "compiler, the instruction sets compiled in, available and in use, "
+                          "threads (and threadpoolctl's view), numpy, Python and platform: "
+                          "paste it into a bug report")
+    _add_json(info)
+    info.set_defaults(func=_info)
 
     demo = sub.add_parser("demo", help="compute a transposed convolution and show its shape "
                           "arithmetic")

@@ -33,7 +33,7 @@ def run(argv, capsys):
 
 COMMANDS = subcommands()
 # Subcommands that do real work when given no arguments (never run them here).
-RUN_WITHOUT_ARGS = {"demo", "bench"}
+RUN_WITHOUT_ARGS = {"demo", "bench", "info"}
 
 
 def test_no_command_is_a_usage_error(capsys):

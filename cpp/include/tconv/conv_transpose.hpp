@@ -38,6 +38,8 @@ const char* isa_name(Isa isa);
 Isa isa_from_name(const std::string& name);
 // The ISAs this CPU can run, best first (always ends with portable).
 std::vector<Isa> available_isas();
+// The ISAs this build has kernels for, whatever the CPU, best first (always ends with portable).
+std::vector<Isa> compiled_isas();
 // The best ISA allowed by the CPU, TCONV_MAX_ISA and set_max_isa.
 Isa active_isa();
 // Cap the ISA for later calls (process-wide). A cap above what the CPU supports is harmless.
