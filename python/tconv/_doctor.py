@@ -38,6 +38,10 @@ class Diagnosis:
         The values extracted from the message (ints and tuples).
     message : str
         The message as given.
+    options : tuple of dict
+        The fix as argument changes, where the message gives enough numbers: per option, per
+        spatial dimension, ``padding_less`` / ``kernel_size_more`` (how much to subtract /
+        add) and the new ``output_padding``.
     """
 
     recognised: bool
@@ -47,6 +51,7 @@ class Diagnosis:
     fix: str
     numbers: dict = field(default_factory=dict)
     message: str = ""
+    options: tuple = ()
 
     def __str__(self) -> str:
         if not self.recognised:
@@ -70,6 +75,7 @@ class Diagnosis:
             "numbers": {k: list(v) if isinstance(v, tuple) else v
                         for k, v in self.numbers.items()},
             "message": self.message,
+            "options": [{k: list(v) for k, v in o.items()} for o in self.options],
         }
 
 
@@ -125,7 +131,11 @@ def _solve_hint(input_size: int, target: int, convention: str, **fixed: Any) -> 
     if not sols:
         return ""
     shown = "; ".join(s.code() for s in sols[:3])
-    return f" Layers that do map {input_size} to {target}: {shown}."
+    return f" Layers that do map {_fmt(input_size)} to {_fmt(target)}: {shown}."
+
+
+def _one(v: tuple[int, ...]) -> int | tuple[int, ...]:
+    return v[0] if len(v) == 1 else v
 
 
 def _tf_accepted(actual: int, kernel: int, stride: int, dilation: int) -> dict[str, list[int]]:
@@ -404,12 +414,46 @@ def _torch_output_padding(m: re.Match[str], text: str) -> Diagnosis:
     cause = ("output_padding only picks one of the max(stride, dilation) output sizes that "
              "all map back to the same input under the forward convolution, so it must be "
              "smaller than max(stride, dilation); " + "; ".join(parts))
-    fixed = tuple(min(op[i], max(s[i], d[i]) - 1) for i in range(len(op)))
-    fix = (f"use output_padding={_fmt(fixed) if len(set(fixed)) > 1 else fixed[0]} "
-           f"(at most max(stride, dilation) - 1 per dimension) and get the remaining "
-           f"{', '.join(str(op[i] - fixed[i]) for i in bad)} cell(s) from less padding or a "
-           f"larger kernel; `tconv solve INPUT TARGET` lists every layer that reaches a size")
-    return _d("PyTorch", "output_padding", cause, fix, nums, text)
+    # The same length from other arguments: one unit less padding adds 2 cells, one more
+    # kernel tap adds `dilation` cells; what is left must fit below max(stride, dilation).
+    pad_less, pad_op, kern_more, kern_op = [], [], [], []
+    for i in range(len(op)):
+        top = max(s[i], d[i]) - 1
+        t = max(0, -(-(op[i] - top) // 2))
+        pad_less.append(t)
+        pad_op.append(op[i] - 2 * t)
+        e = max(0, -(-(op[i] - top) // d[i]))
+        kern_more.append(e)
+        kern_op.append(op[i] - d[i] * e)
+    options = []
+    words = []
+    if all(v >= 0 for v in pad_op):
+        options.append({"padding_less": tuple(pad_less), "output_padding": tuple(pad_op)})
+        words.append(f"padding={_per_dim_words('padding', '-', pad_less, names)} with "
+                     f"output_padding={_one_or_tuple(pad_op)} (one unit less padding adds 2 "
+                     f"cells)")
+    options.append({"kernel_size_more": tuple(kern_more), "output_padding": tuple(kern_op)})
+    words.append(f"kernel_size={_per_dim_words('kernel_size', '+', kern_more, names)} with "
+                 f"output_padding={_one_or_tuple(kern_op)} (one more tap adds dilation cells)")
+    fix = ("for the same output size use " + "; or ".join(words)
+           + "; `tconv solve INPUT TARGET` lists every layer that reaches a size")
+    if names == ["height", "width"] and (op[0], s[0], d[0]) == (0, 1, 1):
+        fix += ("; a ConvTranspose1d reports its one dimension as width (PyTorch runs it as "
+                "2-d): for it use the width values")
+    return Diagnosis(True, "PyTorch", "output_padding", cause, fix, nums, text,
+                     tuple(options))
+
+
+def _one_or_tuple(v: list[int] | tuple[int, ...]) -> str:
+    return str(v[0]) if len(set(v)) == 1 else _fmt(tuple(v))
+
+
+def _per_dim_words(name: str, sign: str, deltas: list[int], dims: list[str]) -> str:
+    """`padding - 1`, or per dimension when they differ: `(padding_height - 1, padding_width)`."""
+    if len(set(deltas)) == 1:
+        return f"{name} {sign} {deltas[0]}" if deltas[0] else name
+    return "(" + ", ".join(f"{name}_{n} {sign} {v}" if v else f"{name}_{n}"
+                           for n, v in zip(dims, deltas)) + ")"
 
 
 @_rule("PyTorch", r"Expected (\d)D \(unbatched\) or (\d)D \(batched\) input to "
@@ -468,7 +512,7 @@ def _torch_groups(m: re.Match[str], text: str) -> Diagnosis:
     return _d("PyTorch", "groups", cause, fix, {}, text)
 
 
-@_rule("PyTorch", r"requested an output size of \[([\d, ]+)\], but valid sizes range from "
+@_rule("PyTorch", r"requested an output size of [\[(]([\d, ]+)[\])], but valid sizes range from "
        r"\[([\d, ]+)\] to \[([\d, ]+)\] \(for an input of (?:torch\.Size\()?\[([\d, ]+)\]\)?\)")
 def _torch_output_size(m: re.Match[str], text: str) -> Diagnosis:
     want, lo, hi, inp = (_ints(m.group(i)) for i in range(1, 5))
@@ -477,9 +521,8 @@ def _torch_output_size(m: re.Match[str], text: str) -> Diagnosis:
     cause = (f"output_size can only pick among the sizes this layer produces by varying "
              f"output_padding: {_fmt(lo)} to {_fmt(hi)} for an input of {_fmt(inp)}; "
              f"{_fmt(want)} is outside" + (f" in dimension {bad[0]}" if bad else ""))
-    i = bad[0] if bad else 0
     fix = ("change stride, padding or kernel so that the range covers the wanted size, or crop "
-           "the result." + _solve_hint(inp[i], want[i], "torch"))
+           "the result." + _solve_hint(_one(inp), _one(want), "torch"))
     return _d("PyTorch", "output_size", cause, fix, nums, text)
 
 

@@ -188,11 +188,15 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
         full = (None, cin, *shape) if spatial else shape
         if spatial:
             a.setdefault("dims", len(shape))
+        ctor = {k: v for k, v in a.items() if k not in ("dims", "output_size")}
         layer = _call(f"nn.ConvTranspose{hint or (len(shape) if spatial else max(len(shape) - 2, 1))}d",
                       {"in_channels": "in_channels" if spatial else cin,
-                       "out_channels": shown_cout, **{k: v for k, v in a.items() if k != "dims"}})
+                       "out_channels": shown_cout, **ctor})
         layer = layer.replace("in_channels='in_channels'", "in_channels").replace(
             "out_channels='out_channels'", "out_channels")
+        if a.get("output_size") is not None:
+            # output_size is an argument of forward(), not of the constructor
+            layer += f"(x, output_size={tuple(a['output_size'])!r})"
         return _Prep(shapes.torch, (full, cin, cout), a, layer, spatial, shape)
     if convention == "keras":
         _check_args(convention, a, ("filters", "kernel_size", "strides", "padding",
@@ -573,7 +577,8 @@ def _translations(convention: str, rep: Report, prep: _Prep) -> list[tuple[str, 
             if tr.solution.notes:
                 text += "\n      note: " + tr.solution.notes[0]
         else:
-            text = f"no equivalent layer: {tr.reason}\n      instead: {tr.recipe}"
+            recipe = tr.recipe.replace("\n", "\n               ")
+            text = f"no equivalent layer: {tr.reason}\n      instead: {recipe}"
         out.append((conv, text))
     return out
 
