@@ -662,14 +662,18 @@ def _translate_to(src: Solution, conv: str) -> Translation:
         if match is None:
             return Translation(conv, None, _no_translation(conv, src, j), _recipe(conv, src))
         dims.append(match)
+    if conv == "jax" and not _compatible(conv, dims):
+        # 'SAME' in one dimension, pairs in another: pairs in all
+        explicit = [_jax_window(src, j) for j in range(src.rank)]
+        dims = dims if None in explicit else explicit
     if not _compatible(conv, dims):
         return Translation(conv, None, f"{conv} applies one padding string to every dimension, "
                            "and the dimensions of this layer need different ones",
-                           "use explicit paddings (ONNX pads or JAX pairs) instead")
+                           _recipe(conv, src))
     sol = _make(conv, dims, src.input_size, src.in_channels, src.out_channels)
     if sol is None:
         return Translation(conv, None, f"{conv} refuses this configuration (see "
-                           f"tconv.shapes.{conv})", "use ONNX pads or tconv.conv_transpose")
+                           f"tconv.shapes.{conv})", _no_recipe(conv, src, None))
     return Translation(conv, sol)
 
 
@@ -747,9 +751,9 @@ def _recipe(conv: str, src: Solution) -> str:
 
 def _no_recipe(conv: str, src: Solution, j: int | None) -> str:
     where = f" in dimension {j}" if j is not None else ""
-    return (f"no {conv} layer holds this window{where}; use ONNX pads "
-            f"{_lst([c[0] for c in src.crop] + [c[1] - c[2] for c in src.crop])} or JAX's "
-            f"explicit pads, or tconv.conv_transpose")
+    return (f"no {conv} layer holds this window{where} (its padding and output_padding "
+            f"cannot reach it with this kernel, stride and dilation); JAX's explicit pads hold "
+            f"it (see the jax line), or compute it with tconv.conv_transpose")
 
 
 def _no_translation(conv: str, src: Solution, j: int) -> str:
