@@ -539,11 +539,7 @@ def _source_solution(convention: str, rep: Report, prep: _Prep):
     from ._solve import solve
 
     dims = rep.dims
-    cin = cout = None
-    if not prep.spatial_only and convention == "torch":
-        cin, cout = prep.args[1], prep.args[2]
-    elif not prep.spatial_only and convention == "keras":
-        cout = prep.args[1]
+    cin, cout = _channels(convention, prep)
     want = tuple(d.lo for d in dims)
     for conv in (convention, "onnx", "torch", "keras", "tf_nn", "jax"):
         try:
@@ -557,6 +553,28 @@ def _source_solution(convention: str, rep: Report, prep: _Prep):
             if tuple(c[0] for c in sol.crop) == want:
                 return sol
     return None
+
+
+def _channels(convention: str, prep: _Prep) -> tuple[int | None, int | None]:
+    """The channel counts the user gave (None where only spatial sizes were given), so that
+    the printed code shows them instead of placeholders."""
+    if prep.spatial_only:
+        return None, None
+    full, second = prep.args[0], prep.args[1]
+    if convention == "torch":
+        return prep.args[1], prep.args[2]
+    if convention == "keras":
+        cl = prep.kwargs.get("data_format", "channels_last") != "channels_first"
+        return full[-1] if cl else full[1], second
+    group = prep.kwargs.get("group", 1) or 1
+    if convention == "onnx" and group == 1:
+        return second[0], second[1]
+    if convention == "tf_nn":
+        return second[-1], second[-2]
+    if convention == "jax" and prep.kwargs.get("dimension_numbers") is None:
+        io = second[-2:] if not prep.kwargs.get("transpose_kernel") else second[-2:][::-1]
+        return io[0], io[1]
+    return None, None
 
 
 def _translations(convention: str, rep: Report, prep: _Prep) -> list[tuple[str, str]]:

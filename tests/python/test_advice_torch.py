@@ -229,3 +229,25 @@ def test_shape_cli_prints_output_size_as_a_forward_argument(capsys):
     line = capsys.readouterr().out.splitlines()[0]
     y = eval(line, {"nn": nn, "x": torch.zeros(1, 3, 80, 120)})
     assert tuple(y.shape) == (1, 8, 160, 240)
+
+
+@pytest.mark.parametrize("conv, shape, args", [
+    ("onnx", (1, 3, 5, 5), dict(weight_shape=(3, 8, 3, 3), strides=(2, 2), pads=(1, 1, 0, 0))),
+    ("keras", (1, 5, 5, 3), dict(filters=8, kernel_size=3, strides=2, padding="same")),
+    ("jax", (1, 5, 5, 3), dict(rhs_shape=(3, 3, 3, 8), strides=(2, 2), padding="SAME")),
+    ("tf_nn", (1, 5, 5, 3), dict(filters_shape=(3, 3, 8, 3), output_shape=(1, 10, 10, 8),
+                                 strides=2, padding="SAME")),
+])
+def test_explain_prints_the_channel_counts_given(conv, shape, args):
+    rep = _explain._report(conv, shape, args)
+    text = dict(rep.translations)["torch"]
+    assert "in_channels" not in text and "out_channels" not in text
+    code = text.split("instead: ", 1)[-1]
+    code = "\n".join(line.strip() for line in code.splitlines())
+    ns = {"nn": nn, "x": torch.zeros(1, 3, 5, 5)}
+    if "\n" in code:
+        exec(code, ns)
+        y = ns["y"]
+    else:
+        y = eval(code, ns)(ns["x"])
+    assert tuple(y.shape) == (1, 8, *(d.out for d in rep.dims))
