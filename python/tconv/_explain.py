@@ -257,6 +257,9 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
             fshape = (*_per_dim(kernel, n), 1, 1)
             cf = str(a.get("data_format") or "").upper().startswith("NC")
             full = (None, 1, *shape) if cf else (None, *shape, 1)
+            osz = tuple(a["output_shape"])
+            if len(osz) == n:  # the spatial sizes alone, like input_shape
+                a["output_shape"] = (None, 1, *osz) if cf else (None, *osz, 1)
         else:
             full = shape
         shown = {"filters": tuple(fshape)} if not spatial else {"kernel_size": kernel}

@@ -167,8 +167,8 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
                      f"out_channels={out_channels} is not a multiple of groups={groups}",
                      f"use groups in {divs} or out_channels a multiple of {groups}")
     if isinstance(padding, str):
-        raise _error("padding", fw, "TypeError: conv_transpose2d(): argument 'padding' must be "
-                     "tuple of ints", f"{layer} has no padding={padding!r} mode "
+        raise _error("padding", fw, f"TypeError: conv_transpose{dims}d(): argument 'padding' "
+                     "must be tuple of ints, not str", f"{layer} has no padding={padding!r} mode "
                      "(torch supports 'same'/'valid' only for forward convolutions)",
                      "compute the padding with tconv.solve(..., convention='torch'), or use "
                      "padding=(kernel_size - 1) // 2 with output_padding=stride - 1 for the "
@@ -236,6 +236,11 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
     if any(s <= 0 for s in st):
         raise _error("argument", fw, "non-positive stride is not supported", f"stride={st}",
                      "use stride >= 1")
+    if in_channels == 0:
+        says = (f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but "
+                f"got weight of size {_list([0, out_channels // groups, *ks])} instead")
+        raise _error("channels", fw, says, "a layer with in_channels=0 has an empty weight",
+                     "use in_channels >= 1 (the channel count of the input)")
     if c_in is not None and c_in != in_channels:
         wshape = [in_channels, out_channels // groups, *ks]
         says = (f"Given transposed=1, weight of size {_list(wshape)}, expected "
@@ -254,7 +259,16 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
     if any(d <= 0 for d in dl):
         raise _error("argument", fw, "dilation should be greater than zero, but got "
                      + _pair_words("dilation", dl, dims), f"dilation={dl}", "use dilation >= 1")
-    bad = [d for d in range(dims) if op[d] >= max(st[d], dl[d])]
+    batch = shape[0] if batched else 1
+    if batch != 0 and 0 in sp:
+        # ATen runs 1-d as 2-d (a unit height) and unbatched inputs with a batch of one
+        seen = [1 if batch is None else batch, in_channels, *([1] if dims == 1 else []), *sp]
+        raise _error("empty_input", fw, "Only zero batch or zero channel inputs are supported, "
+                     f"but got input shape: {_list(seen)}",
+                     f"a spatial size of 0 gives no cells to scatter (input {_fmt(shape)})",
+                     "check the layer before this one: it produced an empty spatial axis")
+    # an empty batch skips the output_padding check: PyTorch returns the empty result
+    bad = [d for d in range(dims) if op[d] >= max(st[d], dl[d]) and batch != 0]
     if bad:
         d = bad[0]
         says = ("output padding must be smaller than either stride or dilation, but got "
@@ -554,10 +568,14 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
                      f"reshape the input to rank {len(fshape)} or use {len(shape) - 2}-D filters")
     fmt = data_format or ("NWC" if n == 1 else "NHWC" if n == 2 else "NDHWC")
     channels_last = fmt.upper().endswith("C")
-    if len(oshape) == n:
-        # tf.nn also takes the spatial sizes alone
-        c_out = fshape[-2]
-        oshape = ((shape[0], *oshape, c_out) if channels_last else (shape[0], c_out, *oshape))
+    if len(oshape) not in (3, 4, 5):
+        raise _error("rank", fw, f"`output_shape` must be of length 3, 4 or 5. Received: "
+                     f"output_shape={_list(oshape)} of length {len(oshape)}.",
+                     "tf.nn.conv_transpose takes the full output shape (batch, *spatial, "
+                     "channels), not the spatial sizes alone",
+                     f"pass output_shape with {n + 2} values"
+                     + (f", e.g. {_list([shape[0], *oshape, fshape[-2]])}"
+                        if len(oshape) == n and channels_last else ""))
     if len(oshape) != n + 2:
         raise _error("rank", fw, f"input_sizes must be {n + 2}-dimensional, got: {len(oshape)}",
                      f"output_shape gives the full output shape (batch, *spatial, channels) "
@@ -565,11 +583,14 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
     st = _tf_list(strides, n, channels_last, "strides")
     dl = _tf_list(1 if dilations is None else dilations, n, channels_last, "dilations")
     if isinstance(padding, str):
-        mode = padding.upper()
+        mode = padding
         if mode not in ("SAME", "VALID"):
-            raise _error("padding", fw, f"Unknown padding type: {padding}",
-                         "tf.nn.conv_transpose accepts 'SAME', 'VALID' or explicit pairs",
-                         "use padding='SAME' or 'VALID'")
+            allowed = '"SAME", "VALID", "EXPLICIT"' if n < 3 else '"SAME", "VALID"'
+            raise _error("padding", fw, f"Value for attr 'padding' of \"{padding}\" is not in "
+                         f"the list of allowed values: {allowed}",
+                         "tf.nn's padding strings are upper case (unlike Keras' 'same'/'valid')",
+                         f"use padding={padding.upper()!r}" if padding.upper() in
+                         ("SAME", "VALID") else "use padding='SAME' or 'VALID'")
         pads = [(0, 0)] * n
     else:
         mode = "EXPLICIT"

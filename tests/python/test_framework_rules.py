@@ -1,0 +1,76 @@
+"""Rules measured in the frameworks: tconv.shapes raises where they raise, with their words.
+
+Each case runs the framework itself (skipped when it is absent) and tconv.shapes side by side.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import tconv
+
+TORCH_CASES = [
+    # (input shape, in_channels, out_channels, kernel, stride, padding, output_padding)
+    ((0, 3, 5, 5), 3, 8, 3, 2, 0, 3),   # batch 0: output_padding is not checked
+    ((0, 3, 5, 5), 3, 8, 3, 1, 0, 5),
+    ((0, 3, 0, 5), 3, 8, 3, 2, 0, 2),   # batch 0 and a spatial size of 0
+    ((1, 0, 5, 5), 0, 8, 3, 1, 0, 0),   # no input channels
+    ((1, 3, 5, 5), 0, 8, 3, 1, 0, 0),
+    ((1, 3, 0, 5), 3, 8, 3, 1, 0, 0),   # a spatial size of 0 with a batch
+    ((1, 3, 0, 5), 3, 8, 3, 2, 0, 2),
+    ((2, 3, 0), 3, 8, 3, 1, 0, 0),
+    ((2, 3, 0, 1, 1), 3, 8, 3, 1, 0, 0),
+    ((3, 0, 5), 3, 8, 3, 1, 0, 0),      # unbatched
+]
+
+
+@pytest.mark.parametrize("case", TORCH_CASES)
+def test_torch_empty_tensor_rules(case):
+    torch = pytest.importorskip("torch")
+    shape, cin, cout, k, s, p, op = case
+    dims = 2 if shape == (3, 0, 5) else len(shape) - 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns about initialising empty weights
+        layer = getattr(torch.nn, f"ConvTranspose{dims}d")(cin, cout, k, s, p, op)
+    try:
+        want = tuple(layer(torch.zeros(shape)).shape)
+    except RuntimeError as exc:
+        with pytest.raises(tconv.ShapeError) as info:
+            tconv.shapes.torch(shape, cin, cout, k, s, p, op, dims=dims)
+        assert str(exc) in str(info.value)
+        return
+    assert tconv.shapes.torch(shape, cin, cout, k, s, p, op, dims=dims) == want
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_torch_string_padding_is_torch_type_error(dims):
+    torch = pytest.importorskip("torch")
+    fn = getattr(torch.nn.functional, f"conv_transpose{dims}d")
+    with pytest.raises(TypeError) as exc:
+        fn(torch.zeros(1, 3, *[5] * dims), torch.zeros(3, 8, *[3] * dims), padding="same")
+    with pytest.raises(tconv.ShapeError) as info:
+        tconv.shapes.torch((1, 3, *[5] * dims), 3, 8, 3, padding="same", dims=dims)
+    assert str(exc.value) in str(info.value)
+
+
+TF_CASES = [
+    dict(output_shape=[10, 10]),
+    dict(output_shape=[1, 10, 10, 8, 1, 1]),
+    dict(output_shape=[1, 10, 10, 8], padding="same"),
+    dict(output_shape=[1, 11, 11, 8], padding="Valid"),
+]
+
+
+@pytest.mark.parametrize("case", TF_CASES)
+def test_tf_nn_output_shape_length_and_padding_case(case):
+    tf = pytest.importorskip("tensorflow")
+    kw = dict(strides=2, padding="SAME")
+    kw.update(case)
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError)) as exc:
+        tf.nn.conv_transpose(tf.zeros((1, 5, 5, 3)), tf.zeros((3, 3, 8, 3)), **kw)
+    with pytest.raises(tconv.ShapeError) as info:
+        tconv.shapes.tf_nn((1, 5, 5, 3), (3, 3, 8, 3), **kw)
+    # TensorFlow appends the node's definition to the first line
+    assert str(exc.value).split(" | ")[0].split("\n")[0].split("\t")[0].strip() in str(info.value)
