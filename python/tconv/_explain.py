@@ -266,7 +266,8 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
         layer = _call(f"tf.nn.conv{len(fshape) - 2}d_transpose", {**shown, **a})
         return _Prep(shapes.tf_nn, (full, tuple(fshape)), a, layer, spatial, shape)
     _check_args(convention, a, ("rhs_shape", "kernel_size", "strides", "padding", "rhs_dilation",
-                                "dimension_numbers", "transpose_kernel"))
+                                "dimension_numbers", "transpose_kernel",
+                                "use_consistent_padding"))
     rshape = a.pop("rhs_shape", None)
     kernel = a.pop("kernel_size", None)
     spatial = rshape is None
@@ -490,9 +491,16 @@ def _resolve(convention: str, prep: _Prep, out_shape: tuple) -> tuple[list[str],
         mode, pairs = padding, [(0, 0)] * n
     else:
         mode, pairs = "EXPLICIT", [tuple(p) for p in padding]
+    consistent = bool(kw.get("use_consistent_padding")) and mode == "EXPLICIT"
+    if consistent:
+        pairs = [(_core.effective_kernel(k, d) - 1 - lo, _core.effective_kernel(k, d) - 1 - hi)
+                 for k, d, (lo, hi) in zip(ks, dl, pairs)]
     rule = ["lax.conv_transpose spreads the input stride apart ((input - 1)*strides + 1 cells), "
             "pads it (before, after)",
             "and slides the kernel over it: output = spread + before + after - kernel + 1"]
+    if consistent:
+        rule.append("use_consistent_padding=True: each (lo, hi) is the forward convolution's "
+                    "padding; the pads are (kernel - 1 - lo, kernel - 1 - hi)")
     if mode == "SAME":
         rule.append("'SAME' pads kernel + strides - 2 cells in all (the larger half at the end "
                     "unless strides > kernel - 1)")
@@ -835,7 +843,7 @@ def explain(convention: str, input_shape: Any, **layer_args: Any) -> str:
         output_shape, auto_pad, group``; tf_nn ``filters_shape`` (or ``kernel_size``),
         ``output_shape, strides, padding, data_format, dilations``; jax ``rhs_shape`` (or
         ``kernel_size``), ``strides, padding, rhs_dilation, dimension_numbers,
-        transpose_kernel``.
+        transpose_kernel, use_consistent_padding``.
 
     Returns
     -------

@@ -838,14 +838,16 @@ _JAX_DEFAULT_DN = {2: ("NC", "IO", "NC"), 3: ("NHC", "HIO", "NHC"), 4: ("NHWC", 
 
 
 def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_numbers=None,
-        transpose_kernel=False):
+        transpose_kernel=False, use_consistent_padding=False):
     """Output shape of ``jax.lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation,
-    dimension_numbers, transpose_kernel)``.
+    dimension_numbers, transpose_kernel, use_consistent_padding=...)``.
 
     The default layouts are NHWC / HWIO (``rhs`` is (*kernel, in, out); with
     ``transpose_kernel=True`` it is the forward convolution's kernel (*kernel, out, in)).
-    ``padding`` is 'SAME', 'VALID' or one (before, after) pair per spatial dim, which pads the
-    stride-dilated input (use_consistent_padding=False, JAX's default).
+    ``padding`` is 'SAME', 'VALID' or one (before, after) pair per spatial dim. The pairs pad
+    the stride-dilated input (JAX's default), or, with ``use_consistent_padding=True``, are the
+    forward convolution's padding as in PyTorch: JAX then pads the dilated input by
+    ``dilation*(kernel - 1) - pad`` on each side.
     """
     fw = "JAX"
     lhs = _shape(lhs_shape, "lhs_shape")
@@ -868,6 +870,12 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
     lspec, rspec, ospec = _jax_specs(dimension_numbers, nd)
     st = tuple(_int(s, "strides") for s in strides)
     forward_mode = None
+    if isinstance(padding, str) and use_consistent_padding and padding not in ("SAME", "VALID"):
+        raise _error("padding", fw, f"Invalid padding mode: {padding}",
+                     "with use_consistent_padding=True JAX reads strings as the forward "
+                     "convolution's padding mode: 'SAME' or 'VALID' (upper case)",
+                     f"use padding={padding.upper()!r}" if padding.upper() in ("SAME", "VALID")
+                     else "use 'SAME', 'VALID' or (lo, hi) pairs")
     if isinstance(padding, str):
         if padding not in ("SAME", "VALID"):
             # Any other string goes to conv_general_dilated as a forward-convolution padding,
@@ -920,6 +928,10 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
                      "use strides and rhs_dilation >= 1")
     sp = [lhs[a] for a in lspec[2:]]
     ks = [rhs[a] for a in rspec[2:]]
+    if use_consistent_padding and mode == "EXPLICIT":
+        # the forward convolution's (lo, hi) become pads of span - lo, span - hi
+        pairs = [(_core.effective_kernel(k, d) - 1 - lo, _core.effective_kernel(k, d) - 1 - hi)
+                 for k, d, (lo, hi) in zip(ks, dl, pairs)]
     out = []
     for d in range(n):
         if sp[d] is None:

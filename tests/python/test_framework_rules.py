@@ -74,3 +74,27 @@ def test_tf_nn_output_shape_length_and_padding_case(case):
         tconv.shapes.tf_nn((1, 5, 5, 3), (3, 3, 8, 3), **kw)
     # TensorFlow appends the node's definition to the first line
     assert str(exc.value).split(" | ")[0].split("\n")[0].split("\t")[0].strip() in str(info.value)
+
+
+@pytest.mark.parametrize("lo, hi", [(0, 0), (1, 1), (2, 0), (0, 3), (-1, 2)])
+@pytest.mark.parametrize("k, s, d", [(3, 2, 1), (4, 3, 2), (1, 1, 1)])
+def test_jax_use_consistent_padding_reads_forward_padding(lo, hi, k, s, d):
+    # PyTorch's padding p is the forward convolution's: the same as the pair (p, p)
+    if lo == hi and lo >= 0 and (4 - 1) * s - 2 * lo + d * (k - 1) + 1 >= 1:
+        assert tconv.shapes.jax((1, 4, 2), (k, 2, 3), (s,), ((lo, hi),), rhs_dilation=(d,),
+                                use_consistent_padding=True)[1] == \
+            tconv.shapes.torch((1, 2, 4), 2, 3, k, s, lo, 0, 1, d)[2]
+    jax = pytest.importorskip("jax")
+    try:
+        y = jax.eval_shape(
+            lambda a, b: jax.lax.conv_transpose(a, b, (s,), ((lo, hi),), rhs_dilation=(d,),
+                                                use_consistent_padding=True),
+            jax.ShapeDtypeStruct((1, 4, 2), jax.numpy.float32),
+            jax.ShapeDtypeStruct((k, 2, 3), jax.numpy.float32))
+    except (ValueError, TypeError) as exc:
+        with pytest.raises(tconv.ShapeError):
+            tconv.shapes.jax((1, 4, 2), (k, 2, 3), (s,), ((lo, hi),), rhs_dilation=(d,),
+                             use_consistent_padding=True)
+        return
+    assert tconv.shapes.jax((1, 4, 2), (k, 2, 3), (s,), ((lo, hi),), rhs_dilation=(d,),
+                            use_consistent_padding=True) == tuple(y.shape)
