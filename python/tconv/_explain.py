@@ -235,6 +235,8 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
             full = (None, 1, *shape)
         else:
             full = shape
+            if kernel is not None:
+                a["kernel_shape"] = kernel  # onnxruntime checks it against W
         shown = {"W": tuple(wshape)} if not spatial else {"kernel_shape": kernel}
         layer = _call("ConvTranspose", {**shown, **a})
         return _Prep(shapes.onnx, (full, tuple(wshape)), a, layer, spatial, shape)

@@ -709,13 +709,16 @@ def _tf_list(value, n, channels_last, name):
 # ---- ONNX -------------------------------------------------------------------------------------
 
 def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
-         output_padding=None, output_shape=None, auto_pad="NOTSET", group=1):
+         output_padding=None, output_shape=None, auto_pad="NOTSET", group=1,
+         kernel_shape=None):
     """Output shape of an ONNX ConvTranspose node as onnxruntime runs it.
 
     ``input_shape`` is ``(N, C, *spatial)``, ``weight_shape`` ``(C, M/group, *kernel)``;
-    attributes as in the ONNX operator (``pads`` = begins then ends). With auto_pad SAME_* and
-    no output_shape the result is input * stride whatever output_padding says (onnxruntime;
-    ONNX shape inference adds output_padding).
+    attributes as in the ONNX operator (``pads`` = begins then ends; ``kernel_shape``, when
+    given, must equal W's spatial dims; ``output_shape`` holds the spatial sizes only). With
+    auto_pad SAME_* and no output_shape the result is input * stride whatever output_padding
+    says (onnxruntime; ONNX shape inference adds output_padding). The model's input is taken
+    to have this declared shape, so ONNX shape inference runs as onnxruntime loads it.
     """
     fw = "onnxruntime"
     shape = _shape(input_shape, "input_shape")
@@ -731,6 +734,21 @@ def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
     if n < 1:
         raise _error("rank", fw, "Input X must have at least 3 dimensions",
                      "ConvTranspose needs (N, C, *spatial)", "add the spatial axes")
+    if kernel_shape is not None:
+        ks = _shape(kernel_shape, "kernel_shape")
+        if len(ks) != n:
+            raise _error("argument", fw, "[ShapeInferenceError] Attribute kernel_shape has "
+                         "incorrect size", f"kernel_shape has {len(ks)} values; W "
+                         f"{_fmt(wshape)} has {n} spatial dims",
+                         f"use kernel_shape={list(wshape[2:])} (or leave it out: onnxruntime "
+                         f"reads it from W)")
+        if tuple(ks) != tuple(wshape[2:]):
+            says = ("kernel_shape is not compatible with W shape. kernel_shape: "
+                    f"{{{','.join(map(str, ks))}}} W: {{{','.join(map(str, wshape))}}} "
+                    "channels_last: 0")
+            raise _error("argument", fw, says, f"W {_fmt(wshape)} is (C, M/group, *kernel): "
+                         f"its kernel is {_fmt(wshape[2:])}",
+                         f"use kernel_shape={list(wshape[2:])} (or leave it out)")
     st = _tuple(1 if strides is None else strides, n, "strides")
     dl = _tuple(1 if dilations is None else dilations, n, "dilations")
     op = _tuple(0 if output_padding is None else output_padding, n, "output_padding")
@@ -776,7 +794,10 @@ def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
     if output_shape is not None:
         osz = _shape(output_shape, "output_shape")
         if len(osz) == n + 2:
-            osz = osz[2:]
+            raise _error("output_size", fw, "[ShapeInferenceError] Attribute output_shape has "
+                         "incorrect size", f"output_shape {_list(osz)} is the full shape; the "
+                         f"attribute holds the {n} spatial sizes",
+                         f"use output_shape={_list(osz[2:])}")
         if len(osz) != n:
             raise _error("output_size", fw, f"output_shape has {len(osz)} values, expected {n}",
                          "output_shape gives the spatial output sizes", f"pass {n} values")

@@ -98,3 +98,39 @@ def test_jax_use_consistent_padding_reads_forward_padding(lo, hi, k, s, d):
         return
     assert tconv.shapes.jax((1, 4, 2), (k, 2, 3), (s,), ((lo, hi),), rhs_dilation=(d,),
                             use_consistent_padding=True) == tuple(y.shape)
+
+
+ONNX_CASES = [
+    dict(kernel_shape=[3, 3]),
+    dict(kernel_shape=[3, 2]),
+    dict(kernel_shape=[3]),
+    dict(kernel_shape=[3, 3, 3]),
+    dict(output_shape=[1, 8, 10, 10]),
+    dict(output_shape=[10, 10]),
+]
+
+
+@pytest.mark.parametrize("case", ONNX_CASES)
+def test_onnx_kernel_shape_and_output_shape(case):
+    np = pytest.importorskip("numpy")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 3, 5, 5])  # declared shape
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
+    w = helper.make_tensor("W", TensorProto.FLOAT, [3, 8, 3, 3], np.zeros(216, np.float32))
+    node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], strides=[2, 2], **case)
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y], [w]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+        want = tuple(sess.run(None, {"X": np.zeros((1, 3, 5, 5), np.float32)})[0].shape)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
+        with pytest.raises(tconv.ShapeError) as info:
+            tconv.shapes.onnx((1, 3, 5, 5), (3, 8, 3, 3), strides=[2, 2], **case)
+        said = str(info.value).splitlines()[0].split("would raise: ")[1]
+        assert said in str(exc)
+        return
+    assert tconv.shapes.onnx((1, 3, 5, 5), (3, 8, 3, 3), strides=[2, 2], **case) == want
