@@ -167,8 +167,10 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
                      f"out_channels={out_channels} is not a multiple of groups={groups}",
                      f"use groups in {divs} or out_channels a multiple of {groups}")
     if isinstance(padding, str):
+        # nn.ConvTransposeNd passes the string on as a sequence of characters
         raise _error("padding", fw, f"TypeError: conv_transpose{dims}d(): argument 'padding' "
-                     "must be tuple of ints, not str", f"{layer} has no padding={padding!r} mode "
+                     "(position 5) must be tuple of ints, but found element of type str at pos "
+                     "0", f"{layer} has no padding={padding!r} mode "
                      "(torch supports 'same'/'valid' only for forward convolutions)",
                      "compute the padding with tconv.solve(..., convention='torch'), or use "
                      "padding=(kernel_size - 1) // 2 with output_padding=stride - 1 for the "
@@ -292,7 +294,8 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
     # PyTorch's oneDNN kernel returns an empty result for a zero-length output; its native
     # kernel raises. Negative lengths raise in both (oneDNN: "could not construct a memory
     # descriptor using a format tag").
-    limit = 0 if _torch_uses_onednn(shape, batched, ks, st, dl, op, groups, dims) else 1
+    limit = 0 if batch == 0 or _torch_uses_onednn(shape, batched, ks, st, dl, op, groups,
+                                                   dims) else 1
     if any(o is not None and o < limit for o in out):
         says = (f"Given input size per channel: ({' x '.join(str(v) for v in sp)}). Calculated "
                 f"output size per channel: ({' x '.join(str(v) for v in out)}). Output size is "

@@ -47,9 +47,9 @@ def test_torch_empty_tensor_rules(case):
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_torch_string_padding_is_torch_type_error(dims):
     torch = pytest.importorskip("torch")
-    fn = getattr(torch.nn.functional, f"conv_transpose{dims}d")
+    layer = getattr(torch.nn, f"ConvTranspose{dims}d")(3, 8, 3, padding="same")
     with pytest.raises(TypeError) as exc:
-        fn(torch.zeros(1, 3, *[5] * dims), torch.zeros(3, 8, *[3] * dims), padding="same")
+        layer(torch.zeros(1, 3, *[5] * dims))
     with pytest.raises(tconv.ShapeError) as info:
         tconv.shapes.torch((1, 3, *[5] * dims), 3, 8, 3, padding="same", dims=dims)
     assert str(exc.value) in str(info.value)
