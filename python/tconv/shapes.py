@@ -137,7 +137,8 @@ def _reshape_candidates(n: int, rank: int, channels_last: bool = True, limit: in
 # ---- PyTorch ----------------------------------------------------------------------------------
 
 def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding=0,
-          output_padding=0, groups=1, dilation=1, output_size=None, dims=None):
+          output_padding=0, groups=1, dilation=1, output_size=None, dims=None,
+          padding_mode="zeros"):
     """Output shape of ``torch.nn.ConvTranspose{dims}d(in_channels, out_channels, kernel_size,
     stride, padding, output_padding, groups, dilation=dilation)(x, output_size)``.
 
@@ -166,6 +167,11 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
         raise _error("groups", fw, "out_channels must be divisible by groups",
                      f"out_channels={out_channels} is not a multiple of groups={groups}",
                      f"use groups in {divs} or out_channels a multiple of {groups}")
+    if padding_mode != "zeros":
+        raise _error("padding", fw, f'Only "zeros" padding mode is supported for {layer}',
+                     f"padding_mode={padding_mode!r} pads the input of a forward convolution; "
+                     "a transposed convolution crops its output instead",
+                     "use padding_mode='zeros' (the default)")
     if isinstance(padding, str):
         # nn.ConvTransposeNd passes the string on as a sequence of characters
         raise _error("padding", fw, f"TypeError: conv_transpose{dims}d(): argument 'padding' "
@@ -419,6 +425,8 @@ def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_
                          f"values {{{', '.join(map(str, bad))}}} that do not satisfy `value >= 0`",
                          "output_padding adds cells at the end; it cannot remove any",
                          "use output_padding >= 0 (or None for Keras' own choice)")
+    if data_format is None:
+        data_format = "channels_last"  # Keras' image_data_format() unless configured otherwise
     if data_format not in ("channels_last", "channels_first"):
         raise _error("argument", fw, "The `data_format` argument must be one of "
                      f"{{'channels_first', 'channels_last'}}. Received: data_format={data_format}",

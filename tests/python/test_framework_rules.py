@@ -134,3 +134,25 @@ def test_onnx_kernel_shape_and_output_shape(case):
         assert said in str(exc)
         return
     assert tconv.shapes.onnx((1, 3, 5, 5), (3, 8, 3, 3), strides=[2, 2], **case) == want
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_torch_padding_mode(mode):
+    torch = pytest.importorskip("torch")
+    try:
+        want = tuple(torch.nn.ConvTranspose2d(3, 4, 3, padding_mode=mode)(
+            torch.zeros(1, 3, 5, 5)).shape)
+    except ValueError as exc:
+        with pytest.raises(tconv.ShapeError) as info:
+            tconv.shapes.torch((1, 3, 5, 5), 3, 4, 3, padding_mode=mode)
+        assert str(exc) in str(info.value)
+        return
+    assert tconv.shapes.torch((1, 3, 5, 5), 3, 4, 3, padding_mode=mode) == want
+
+
+def test_keras_data_format_none_is_keras_default():
+    assert tconv.shapes.keras((None, 5, 5, 3), 4, 3, data_format=None) == (None, 7, 7, 4)
+    keras = pytest.importorskip("keras")
+    assert keras.config.image_data_format() == "channels_last"
+    layer = keras.layers.Conv2DTranspose(4, 3, data_format=None)
+    assert tuple(layer.compute_output_shape((None, 5, 5, 3))) == (None, 7, 7, 4)
