@@ -153,3 +153,70 @@ def test_keras_recipe_for_torch_padding_1_output_padding_1():
     recipe = tconv.translate(src)["keras"].recipe
     assert "Cropping2D(((1, 0), (1, 0)))" in recipe
     _check("keras", recipe, src)
+
+
+_TF_DOCTOR = r'''
+import json, os, re, sys
+os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"   # the plain kernels name the failing size
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+import tconv
+out = []
+for i, k, s, want in json.loads(sys.argv[1]):
+    x, f = tf.zeros((1, i, 2)), tf.zeros((k, 3, 2))
+    try:
+        tf.nn.conv1d_transpose(x, f, [1, want, 3], s, "SAME")
+        out.append(None)
+        continue
+    except tf.errors.InvalidArgumentError as exc:
+        d = tconv.doctor(str(exc))
+    ranges = re.findall(r"(\d+)(?:\.\.(\d+))? with padding='(SAME|VALID)'", d.fix)
+    ran = []
+    for lo, hi, pad in ranges:
+        for n in range(int(lo), int(hi or lo) + 1):
+            y = tf.nn.conv1d_transpose(x, f, [1, n, 3], s, pad)   # must not raise
+            ran.append([n, pad, int(y.shape[1])])
+    out.append({"kind": d.kind, "ran": ran})
+print(json.dumps(out))
+'''
+
+
+@settings(max_examples=2, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.integers(1, 5), st.integers(1, 3),
+                          st.integers(1, 4)), min_size=6, max_size=6))
+def test_doctor_fix_for_tensorflow_out_backprop_runs(layers):
+    """The sizes doctor proposes for "out_backprop doesn't match computed" all run in tf.nn
+    (in a subprocess: TF_ENABLE_ONEDNN_OPTS must be set before TensorFlow is imported)."""
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip("tensorflow")
+    # past every size 'SAME' accepts for the input
+    cases = [[i, k, s, i * s + off + s] for i, k, s, off in layers]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    res = subprocess.run([sys.executable, "-c", _TF_DOCTOR, json.dumps(cases)],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for got in json.loads(res.stdout.strip().splitlines()[-1]):
+        assert got is not None and got["kind"] == "out_backprop" and got["ran"]
+        for n, pad, length in got["ran"]:
+            assert length == n
+
+
+@pytest.mark.parametrize("op, strides", [((2, 1), (2, 2)), ((3, 0), (3, 1)), ((1,), (1,))])
+def test_doctor_fix_for_keras_output_padding_runs(op, strides):
+    keras = pytest.importorskip("keras")
+    import re
+
+    rank = len(op)
+    layer_cls = getattr(keras.layers, f"Conv{rank}DTranspose")
+    x = np.zeros((1, *[4] * rank, 2), np.float32)
+    with pytest.raises(ValueError) as exc:
+        layer_cls(3, 3, strides=strides, output_padding=op)(x)
+    d = tconv.doctor(str(exc.value))
+    assert d.kind == "output_padding", str(exc.value)
+    fixed = re.search(r"use output_padding=(\([\d, ]+\))", d.fix).group(1)
+    y = layer_cls(3, 3, strides=strides, output_padding=eval(fixed))(x)
+    want = tconv.shapes.keras(x.shape, 3, 3, strides, "valid", eval(fixed))
+    assert tuple(y.shape) == want
