@@ -387,6 +387,30 @@ def _framework_tf(text: str) -> str:
     return "TensorFlow"
 
 
+@_rule("TensorFlow", r"`output_shape` must be of length 3, 4 or 5\. Received: "
+       r"output_shape=\[([\d, ]*)\] of length (\d+)")
+def _tf_output_shape_len(m: re.Match[str], text: str) -> Diagnosis:
+    got = _ints(m.group(1))
+    cause = (f"tf.nn.conv_transpose takes the full output shape (batch, *spatial, channels); "
+             f"{_fmt(got)} has {len(got)} entries")
+    fix = ("pass output_shape with rank + 2 entries: [batch, *spatial sizes, out_channels] "
+           "(channels-last), e.g. [tf.shape(x)[0], " + ", ".join(map(str, got[:3] or ["H"]))
+           + ", out_channels] if those were the spatial sizes")
+    return _d("TensorFlow", "rank", cause, fix, {"output_shape": got}, text)
+
+
+@_rule("TensorFlow", r"Value for attr 'padding' of \"(\w+)\" is not in the list of allowed "
+       r"values")
+def _tf_padding_case(m: re.Match[str], text: str) -> Diagnosis:
+    given = m.group(1)
+    upper = given.upper()
+    cause = (f"tf.nn's padding strings are upper case: {given!r} is not one of them (Keras "
+             f"layers take lower case, tf.nn does not)")
+    fix = (f"use padding={upper!r} in tf.nn.conv_transpose" if upper in ("SAME", "VALID")
+           else "use padding='SAME' or 'VALID' (or explicit pairs with conv2d_transpose)")
+    return _d("TensorFlow", "padding", cause, fix, {"padding": given}, text)
+
+
 # PyTorch ----------------------------------------------------------------------------------------
 
 @_rule("PyTorch", r"could not construct a memory descriptor using a format tag")
@@ -454,6 +478,31 @@ def _per_dim_words(name: str, sign: str, deltas: list[int], dims: list[str]) -> 
         return f"{name} {sign} {deltas[0]}" if deltas[0] else name
     return "(" + ", ".join(f"{name}_{n} {sign} {v}" if v else f"{name}_{n}"
                            for n, v in zip(dims, deltas)) + ")"
+
+
+@_rule("PyTorch", r"Given groups=(\d+), expected weight to be at least 1 at dimension 0, but "
+       r"got weight of size \[([\d, ]+)\] instead")
+def _torch_weight_empty(m: re.Match[str], text: str) -> Diagnosis:
+    w = _ints(m.group(2))
+    cause = (f"the layer has in_channels=0: its weight {_fmt(w)} (C_in, C_out/groups, *kernel) "
+             f"is empty, and PyTorch refuses it whatever the input")
+    fix = ("build the layer with in_channels equal to the input's channel count (x.shape[1]); "
+           "a 0 there usually comes from a computed channel count, e.g. an integer division")
+    return _d("PyTorch", "channels", cause, fix, {"weight_shape": w}, text)
+
+
+@_rule("PyTorch", r"Only zero batch or zero channel inputs are supported, but got input shape: "
+       r"\[([\d, ]+)\]")
+def _torch_empty_input(m: re.Match[str], text: str) -> Diagnosis:
+    shape = _ints(m.group(1))
+    empty = [i - 2 for i, v in enumerate(shape) if i >= 2 and v == 0]
+    cause = (f"the input {_fmt(shape)} has a spatial size of 0 (spatial axis "
+             f"{', '.join(map(str, empty))}) but a non-empty batch; PyTorch only passes empty "
+             f"batches through (a ConvTranspose1d shows up here with an extra axis of 1)")
+    fix = ("check the layer before this one: it produced an empty spatial axis (too much "
+           "padding or pooling for the size); `tconv explain` on that layer shows where the "
+           "cells go, and `tconv mirror`/`tconv decoder` size a decoder so that none is empty")
+    return _d("PyTorch", "empty_input", cause, fix, {"input_shape": shape}, text)
 
 
 @_rule("PyTorch", r"Expected (\d)D \(unbatched\) or (\d)D \(batched\) input to "
@@ -923,6 +972,18 @@ def _jax_rank(m: re.Match[str], text: str) -> Diagnosis:
     fix = (f"reshape lhs to rank {len(rhs)} (N, spatial..., C) for the default NHWC/HWIO "
            f"dimension numbers")
     return _d("JAX", "rank", cause, fix, {"lhs_shape": lhs, "rhs_shape": rhs}, text)
+
+
+@_rule("JAX", r"Invalid padding mode: (.+)")
+def _jax_padding_mode(m: re.Match[str], text: str) -> Diagnosis:
+    given = m.group(1).strip()
+    cause = (f"with use_consistent_padding=True lax.conv_transpose reads padding as the forward "
+             f"convolution's: 'SAME', 'VALID' or one (lo, hi) tuple per spatial dim; got "
+             f"{given}")
+    fix = (f"use padding={given.upper()!r} (upper case)" if given.upper() in ("SAME", "VALID") else
+           "use 'SAME', 'VALID' or a sequence of (lo, hi) tuples (tuples, not lists: JAX "
+           "refuses a list pair here)")
+    return _d("JAX", "padding", cause, fix, {}, text)
 
 
 # ---- entry point ------------------------------------------------------------------------------

@@ -74,6 +74,14 @@ def test_tf_nn_output_shape_length_and_padding_case(case):
         tconv.shapes.tf_nn((1, 5, 5, 3), (3, 3, 8, 3), **kw)
     # TensorFlow appends the node's definition to the first line
     assert str(exc.value).split(" | ")[0].split("\n")[0].split("\t")[0].strip() in str(info.value)
+    diag = tconv.doctor(str(exc.value))
+    assert diag.recognised
+    if "padding" in case:  # doctor's fix, run
+        import re
+
+        kw["padding"] = re.search(r"use padding='(\w+)'", diag.fix).group(1)
+        y = tf.nn.conv_transpose(tf.zeros((1, 5, 5, 3)), tf.zeros((3, 3, 8, 3)), **kw)
+        assert tuple(y.shape) == tconv.shapes.tf_nn((1, 5, 5, 3), (3, 3, 8, 3), **kw)
 
 
 @pytest.mark.parametrize("lo, hi", [(0, 0), (1, 1), (2, 0), (0, 3), (-1, 2)])
