@@ -220,3 +220,42 @@ def test_doctor_fix_for_keras_output_padding_runs(op, strides):
     y = layer_cls(3, 3, strides=strides, output_padding=eval(fixed))(x)
     want = tconv.shapes.keras(x.shape, 3, 3, strides, "valid", eval(fixed))
     assert tuple(y.shape) == want
+
+
+_FORWARD_PADDING = {"keras": ["same", "valid"], "tf_nn": ["SAME", "VALID"],
+                    "jax": ["SAME", "VALID", "pairs"], "onnx": ["pads"]}
+
+
+@pytest.mark.parametrize("conv", ["keras", "tf_nn", "jax", "onnx"])
+@FAST
+@given(layer=torch_layers(), data=st.data())
+def test_mirror_code_runs_and_restores_the_size(conv, layer, data):
+    pytest.importorskip(_IMPORT[conv])
+    inp, ks, ss, ps, _, ds = layer
+    fwd_in = tuple(max(i * s, d * (k - 1) + 1) for i, k, s, d in zip(inp, ks, ss, ds))
+    pad = data.draw(st.sampled_from(_FORWARD_PADDING[conv]))
+    if pad == "pairs":
+        pad = tuple((p, p) for p in ps)
+    elif pad == "pads":
+        pad = list(ps) + list(ps)
+    try:
+        sol = tconv.mirror(fwd_in, ks, ss, pad, ds, convention=conv, in_channels=CIN,
+                           out_channels=COUT)
+    except tconv.ShapeError:
+        return  # the framework has no such layer (e.g. Keras: strides > 1 with dilation)
+    if sol.notes:
+        return
+    x, w, b = _data(sol)
+    y, _ = _run(conv, str(sol), sol, x, w, b)
+    assert y.shape[2:] == fwd_in, str(sol)
+    _MIRRORS_RUN[conv] = _MIRRORS_RUN.get(conv, 0) + 1
+
+
+_MIRRORS_RUN: dict = {}
+
+
+@pytest.mark.parametrize("conv", ["keras", "tf_nn", "jax", "onnx"])
+def test_mirror_examples_reached_the_framework(conv):
+    """The drawn mirrors above are not all refused: some ran (pytest runs this file in order)."""
+    pytest.importorskip(_IMPORT[conv])
+    assert _MIRRORS_RUN.get(conv, 0) > 0
