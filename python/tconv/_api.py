@@ -469,8 +469,26 @@ def conv_transpose(
                 wanted *= rank
             if not batched and len(wanted) == rank + 1:
                 wanted = [x_b.shape[0]] + wanted
-            op = list(_core.output_padding_for_size(*args, mode, groups_i, channels_last, wanted))
-        geometry = _core.resolve_geometry(*args, op, mode, groups_i, channels_last)
+            if mode == "same" and 0 in wanted[-rank:]:
+                op = [0] * rank  # only output_padding=0 gives Keras' empty 'same' output
+            else:
+                op = list(_core.output_padding_for_size(*args, mode, groups_i, channels_last,
+                                                        wanted))
+        empty = _keras_same_lengths(x_b.shape, weight.shape, rank, stride_t, dilation_t, mode,
+                                    op, channels_last)
+        if output_size is not None and op == [0] * rank and 0 in wanted[-rank:] and (
+                empty is None or list(empty) != wanted[-rank:]):
+            raise ShapeError(f"output_size {tuple(wanted)} is not reachable: an output of size "
+                             f"0 needs padding='same', output_padding=0, an even kernel and an "
+                             f"input of 1 in that dimension")
+        if empty is not None:
+            # Keras' padding='same' with output_padding=0 and an even kernel on a length of 1
+            # gives 0 cells; the core refuses empty outputs, so it checks everything else on
+            # the uncropped ('valid') layer
+            geometry = _core.resolve_geometry(*args, [0] * rank, "valid", groups_i,
+                                              channels_last)
+        else:
+            geometry = _core.resolve_geometry(*args, op, mode, groups_i, channels_last)
     except ShapeError as exc:
         if batched:
             raise
@@ -489,6 +507,13 @@ def conv_transpose(
         bias = _aligned(np.ascontiguousarray(bias))
 
     y_shape = tuple(geometry.output_shape())
+    if empty is not None:
+        y_shape = ((y_shape[0], *empty, y_shape[-1]) if channels_last
+                   else (y_shape[0], y_shape[1], *empty))
+        result_shape = y_shape if batched else y_shape[1:]
+        if out is not None:
+            return _check_out(out, result_shape, x.dtype, ())
+        return np.empty(result_shape, dtype=x.dtype)
     result_shape = y_shape if batched else y_shape[1:]
     if out is None:
         _check_memory(result_shape, x.dtype, batched, channels_last)
@@ -519,6 +544,22 @@ def _check_bias(bias: np.ndarray, c_out: int, weight_shape: tuple, groups: int) 
         f"bias must have shape ({c_out},), one value per output channel (C_out = {c_out} from "
         f"weight shape {tuple(weight_shape)} and groups={groups}), got shape {bias.shape}{hint}"
     )
+
+
+def _keras_same_lengths(x_shape: tuple, w_shape: tuple, rank: int, stride: tuple,
+                        dilation: tuple, mode: str, op: list | None,
+                        channels_last: bool) -> tuple | None:
+    """Keras' lengths for padding='same' with an explicit output_padding when one is 0 (the
+    layer then gives an empty output), else None."""
+    if mode != "same" or op is None or len(x_shape) != rank + 2:
+        return None
+    sp = x_shape[1:-1] if channels_last else x_shape[2:]
+    ks = w_shape[:rank] if channels_last else w_shape[2:]
+    if len(op) != rank or any(v < 0 or v >= s for v, s in zip(op, stride)):
+        return None  # the core reports the bad output_padding
+    lengths = tuple(_core.keras_length(i, "same", k, s, d, o)
+                    for i, k, s, d, o in zip(sp, ks, stride, dilation, op))
+    return lengths if 0 in lengths else None
 
 
 def _check_out(out: Any, shape: tuple, dtype: np.dtype, inputs: tuple) -> np.ndarray:

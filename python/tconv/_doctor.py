@@ -40,6 +40,10 @@ class Diagnosis:
         The values extracted from the message (ints and tuples).
     message : str
         The message as given.
+    options : tuple of dict
+        The fix as argument changes, where the message gives enough numbers: per option, per
+        spatial dimension, ``padding_less`` / ``kernel_size_more`` (how much to subtract /
+        add) and the new ``output_padding``.
     """
 
     recognised: bool
@@ -49,6 +53,7 @@ class Diagnosis:
     fix: str
     numbers: dict = field(default_factory=dict)
     message: str = ""
+    options: tuple = ()
 
     def __str__(self) -> str:
         if not self.recognised:
@@ -72,6 +77,7 @@ class Diagnosis:
             "numbers": {k: list(v) if isinstance(v, tuple) else v
                         for k, v in self.numbers.items()},
             "message": self.message,
+            "options": [{k: list(v) for k, v in o.items()} for o in self.options],
         }
 
 
@@ -135,7 +141,11 @@ def _solve_hint(input_size: int, target: int, convention: str, **fixed: Any) -> 
     if not sols:
         return ""
     shown = "; ".join(s.code() for s in sols[:3])
-    return f" Layers that do map {input_size} to {target}: {shown}."
+    return f" Layers that do map {_fmt(input_size)} to {_fmt(target)}: {shown}."
+
+
+def _one(v: tuple[int, ...]) -> int | tuple[int, ...]:
+    return v[0] if len(v) == 1 else v
 
 
 def _tf_accepted(actual: int, kernel: int, stride: int, dilation: int) -> dict[str, list[int]]:
@@ -382,6 +392,30 @@ def _framework_tf(text: str) -> str:
     return "TensorFlow"
 
 
+@_rule("TensorFlow", r"`output_shape` must be of length 3, 4 or 5\. Received: "
+       r"output_shape=\[([\d, ]*)\] of length (\d+)")
+def _tf_output_shape_len(m: re.Match[str], text: str) -> Diagnosis:
+    got = _ints(m.group(1))
+    cause = (f"tf.nn.conv_transpose takes the full output shape (batch, *spatial, channels); "
+             f"{_fmt(got)} has {len(got)} entries")
+    fix = ("pass output_shape with rank + 2 entries: [batch, *spatial sizes, out_channels] "
+           "(channels-last), e.g. [tf.shape(x)[0], " + ", ".join(map(str, got[:3] or ["H"]))
+           + ", out_channels] if those were the spatial sizes")
+    return _d("TensorFlow", "rank", cause, fix, {"output_shape": got}, text)
+
+
+@_rule("TensorFlow", r"Value for attr 'padding' of \"(\w+)\" is not in the list of allowed "
+       r"values")
+def _tf_padding_case(m: re.Match[str], text: str) -> Diagnosis:
+    given = m.group(1)
+    upper = given.upper()
+    cause = (f"tf.nn's padding strings are upper case: {given!r} is not one of them (Keras "
+             f"layers take lower case, tf.nn does not)")
+    fix = (f"use padding={upper!r} in tf.nn.conv_transpose" if upper in ("SAME", "VALID")
+           else "use padding='SAME' or 'VALID' (or explicit pairs with conv2d_transpose)")
+    return _d("TensorFlow", "padding", cause, fix, {"padding": given}, text)
+
+
 # PyTorch ----------------------------------------------------------------------------------------
 
 @_rule("PyTorch", r"could not construct a memory descriptor using a format tag")
@@ -409,12 +443,71 @@ def _torch_output_padding(m: re.Match[str], text: str) -> Diagnosis:
     cause = ("output_padding only picks one of the max(stride, dilation) output sizes that "
              "all map back to the same input under the forward convolution, so it must be "
              "smaller than max(stride, dilation); " + "; ".join(parts))
-    fixed = tuple(min(op[i], max(s[i], d[i]) - 1) for i in range(len(op)))
-    fix = (f"use output_padding={_fmt(fixed) if len(set(fixed)) > 1 else fixed[0]} "
-           f"(at most max(stride, dilation) - 1 per dimension) and get the remaining "
-           f"{', '.join(str(op[i] - fixed[i]) for i in bad)} cell(s) from less padding or a "
-           f"larger kernel; `tconv solve INPUT TARGET` lists every layer that reaches a size")
-    return _d("PyTorch", "output_padding", cause, fix, nums, text)
+    # The same length from other arguments: one unit less padding adds 2 cells, one more
+    # kernel tap adds `dilation` cells; what is left must fit below max(stride, dilation).
+    pad_less, pad_op, kern_more, kern_op = [], [], [], []
+    for i in range(len(op)):
+        top = max(s[i], d[i]) - 1
+        t = max(0, -(-(op[i] - top) // 2))
+        pad_less.append(t)
+        pad_op.append(op[i] - 2 * t)
+        e = max(0, -(-(op[i] - top) // d[i]))
+        kern_more.append(e)
+        kern_op.append(op[i] - d[i] * e)
+    options = []
+    words = []
+    if all(v >= 0 for v in pad_op):
+        options.append({"padding_less": tuple(pad_less), "output_padding": tuple(pad_op)})
+        words.append(f"padding={_per_dim_words('padding', '-', pad_less, names)} with "
+                     f"output_padding={_one_or_tuple(pad_op)} (one unit less padding adds 2 "
+                     f"cells)")
+    options.append({"kernel_size_more": tuple(kern_more), "output_padding": tuple(kern_op)})
+    words.append(f"kernel_size={_per_dim_words('kernel_size', '+', kern_more, names)} with "
+                 f"output_padding={_one_or_tuple(kern_op)} (one more tap adds dilation cells)")
+    fix = ("for the same output size use " + "; or ".join(words)
+           + "; `tconv solve INPUT TARGET` lists every layer that reaches a size")
+    if names == ["height", "width"] and (op[0], s[0], d[0]) == (0, 1, 1):
+        fix += ("; a ConvTranspose1d reports its one dimension as width (PyTorch runs it as "
+                "2-d): for it use the width values")
+    return Diagnosis(True, "PyTorch", "output_padding", cause, fix, nums, text,
+                     tuple(options))
+
+
+def _one_or_tuple(v: list[int] | tuple[int, ...]) -> str:
+    return str(v[0]) if len(set(v)) == 1 else _fmt(tuple(v))
+
+
+def _per_dim_words(name: str, sign: str, deltas: list[int], dims: list[str]) -> str:
+    """`padding - 1`, or per dimension when they differ: `(padding_height - 1, padding_width)`."""
+    if len(set(deltas)) == 1:
+        return f"{name} {sign} {deltas[0]}" if deltas[0] else name
+    return "(" + ", ".join(f"{name}_{n} {sign} {v}" if v else f"{name}_{n}"
+                           for n, v in zip(dims, deltas)) + ")"
+
+
+@_rule("PyTorch", r"Given groups=(\d+), expected weight to be at least 1 at dimension 0, but "
+       r"got weight of size \[([\d, ]+)\] instead")
+def _torch_weight_empty(m: re.Match[str], text: str) -> Diagnosis:
+    w = _ints(m.group(2))
+    cause = (f"the layer has in_channels=0: its weight {_fmt(w)} (C_in, C_out/groups, *kernel) "
+             f"is empty, and PyTorch refuses it whatever the input")
+    fix = ("build the layer with in_channels equal to the input's channel count (x.shape[1]); "
+           "a 0 there usually comes from a computed channel count, e.g. an integer division")
+    return _d("PyTorch", "channels", cause, fix, {"weight_shape": w}, text)
+
+
+@_rule("PyTorch", r"Only zero batch or zero channel inputs are supported, but got input shape: "
+       r"\[([\d, ]+)\]")
+def _torch_empty_input(m: re.Match[str], text: str) -> Diagnosis:
+    shape = _ints(m.group(1))
+    empty = [i - 2 for i, v in enumerate(shape) if i >= 2 and v == 0]
+    cause = (f"the input {_fmt(shape)} has a spatial size of 0 (spatial axis "
+             f"{', '.join(map(str, empty))}) but a non-empty batch; PyTorch only passes empty "
+             f"batches through (a ConvTranspose1d shows up here with an extra axis of 1)")
+    fix = ("check the layer before this one: it produced an empty spatial axis (too much "
+           "padding or pooling for the size); `tconv explain` on that layer shows where the "
+           "cells go, and `tconv mirror`/`tconv decoder` size a decoder so that none is empty")
+    return _d("PyTorch", "empty_input", cause, fix, {"input_shape": shape}, text)
 
 
 @_rule("PyTorch", r"Expected (\d)D \(unbatched\) or (\d)D \(batched\) input to "
@@ -473,7 +566,7 @@ def _torch_groups(m: re.Match[str], text: str) -> Diagnosis:
     return _d("PyTorch", "groups", cause, fix, {}, text)
 
 
-@_rule("PyTorch", r"requested an output size of \[([\d, ]+)\], but valid sizes range from "
+@_rule("PyTorch", r"requested an output size of [\[(]([\d, ]+)[\])], but valid sizes range from "
        r"\[([\d, ]+)\] to \[([\d, ]+)\] \(for an input of (?:torch\.Size\()?\[([\d, ]+)\]\)?\)")
 def _torch_output_size(m: re.Match[str], text: str) -> Diagnosis:
     want, lo, hi, inp = (_ints(m.group(i)) for i in range(1, 5))
@@ -482,9 +575,8 @@ def _torch_output_size(m: re.Match[str], text: str) -> Diagnosis:
     cause = (f"output_size can only pick among the sizes this layer produces by varying "
              f"output_padding: {_fmt(lo)} to {_fmt(hi)} for an input of {_fmt(inp)}; "
              f"{_fmt(want)} is outside" + (f" in dimension {bad[0]}" if bad else ""))
-    i = bad[0] if bad else 0
     fix = ("change stride, padding or kernel so that the range covers the wanted size, or crop "
-           "the result." + _solve_hint(inp[i], want[i], "torch"))
+           "the result." + _solve_hint(_one(inp), _one(want), "torch"))
     return _d("PyTorch", "output_size", cause, fix, nums, text)
 
 
@@ -887,6 +979,18 @@ def _jax_rank(m: re.Match[str], text: str) -> Diagnosis:
     fix = (f"reshape lhs to rank {len(rhs)} (N, spatial..., C) for the default NHWC/HWIO "
            f"dimension numbers")
     return _d("JAX", "rank", cause, fix, {"lhs_shape": lhs, "rhs_shape": rhs}, text)
+
+
+@_rule("JAX", r"Invalid padding mode: (.+)")
+def _jax_padding_mode(m: re.Match[str], text: str) -> Diagnosis:
+    given = m.group(1).strip()
+    cause = (f"with use_consistent_padding=True lax.conv_transpose reads padding as the forward "
+             f"convolution's: 'SAME', 'VALID' or one (lo, hi) tuple per spatial dim; got "
+             f"{given}")
+    fix = (f"use padding={given.upper()!r} (upper case)" if given.upper() in ("SAME", "VALID") else
+           "use 'SAME', 'VALID' or a sequence of (lo, hi) tuples (tuples, not lists: JAX "
+           "refuses a list pair here)")
+    return _d("JAX", "padding", cause, fix, {}, text)
 
 
 # ---- entry point ------------------------------------------------------------------------------

@@ -191,11 +191,15 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
         full = (None, cin, *shape) if spatial else shape
         if spatial:
             a.setdefault("dims", len(shape))
+        ctor = {k: v for k, v in a.items() if k not in ("dims", "output_size")}
         layer = _call(f"nn.ConvTranspose{hint or (len(shape) if spatial else max(len(shape) - 2, 1))}d",
                       {"in_channels": "in_channels" if spatial else cin,
-                       "out_channels": shown_cout, **{k: v for k, v in a.items() if k != "dims"}})
+                       "out_channels": shown_cout, **ctor})
         layer = layer.replace("in_channels='in_channels'", "in_channels").replace(
             "out_channels='out_channels'", "out_channels")
+        if a.get("output_size") is not None:
+            # output_size is an argument of forward(), not of the constructor
+            layer += f"(x, output_size={tuple(a['output_size'])!r})"
         return _Prep(shapes.torch, (full, cin, cout), a, layer, spatial, shape)
     if convention == "keras":
         _check_args(convention, a, ("filters", "kernel_size", "strides", "padding",
@@ -234,6 +238,8 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
             full = (None, 1, *shape)
         else:
             full = shape
+            if kernel is not None:
+                a["kernel_shape"] = kernel  # onnxruntime checks it against W
         shown = {"W": tuple(wshape)} if not spatial else {"kernel_shape": kernel}
         layer = _call("ConvTranspose", {**shown, **a})
         return _Prep(shapes.onnx, (full, tuple(wshape)), a, layer, spatial, shape)
@@ -256,13 +262,17 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
             fshape = (*_per_dim(kernel, n), 1, 1)
             cf = str(a.get("data_format") or "").upper().startswith("NC")
             full = (None, 1, *shape) if cf else (None, *shape, 1)
+            osz = tuple(a["output_shape"])
+            if len(osz) == n:  # the spatial sizes alone, like input_shape
+                a["output_shape"] = (None, 1, *osz) if cf else (None, *osz, 1)
         else:
             full = shape
         shown = {"filters": tuple(fshape)} if not spatial else {"kernel_size": kernel}
         layer = _call(f"tf.nn.conv{len(fshape) - 2}d_transpose", {**shown, **a})
         return _Prep(shapes.tf_nn, (full, tuple(fshape)), a, layer, spatial, shape)
     _check_args(convention, a, ("rhs_shape", "kernel_size", "strides", "padding", "rhs_dilation",
-                                "dimension_numbers", "transpose_kernel"))
+                                "dimension_numbers", "transpose_kernel",
+                                "use_consistent_padding"))
     rshape = a.pop("rhs_shape", None)
     kernel = a.pop("kernel_size", None)
     spatial = rshape is None
@@ -486,9 +496,16 @@ def _resolve(convention: str, prep: _Prep, out_shape: tuple) -> tuple[list[str],
         mode, pairs = padding, [(0, 0)] * n
     else:
         mode, pairs = "EXPLICIT", [tuple(p) for p in padding]
+    consistent = bool(kw.get("use_consistent_padding")) and mode == "EXPLICIT"
+    if consistent:
+        pairs = [(_core.effective_kernel(k, d) - 1 - lo, _core.effective_kernel(k, d) - 1 - hi)
+                 for k, d, (lo, hi) in zip(ks, dl, pairs)]
     rule = ["lax.conv_transpose spreads the input stride apart ((input - 1)*strides + 1 cells), "
             "pads it (before, after)",
             "and slides the kernel over it: output = spread + before + after - kernel + 1"]
+    if consistent:
+        rule.append("use_consistent_padding=True: each (lo, hi) is the forward convolution's "
+                    "padding; the pads are (kernel - 1 - lo, kernel - 1 - hi)")
     if mode == "SAME":
         rule.append("'SAME' pads kernel + strides - 2 cells in all (the larger half at the end "
                     "unless strides > kernel - 1)")
@@ -538,11 +555,7 @@ def _source_solution(convention: str, rep: Report, prep: _Prep):
     from ._solve import solve
 
     dims = rep.dims
-    cin = cout = None
-    if not prep.spatial_only and convention == "torch":
-        cin, cout = prep.args[1], prep.args[2]
-    elif not prep.spatial_only and convention == "keras":
-        cout = prep.args[1]
+    cin, cout = _channels(convention, prep)
     want = tuple(d.lo for d in dims)
     for conv in (convention, "onnx", "torch", "keras", "tf_nn", "jax"):
         try:
@@ -556,6 +569,28 @@ def _source_solution(convention: str, rep: Report, prep: _Prep):
             if tuple(c[0] for c in sol.crop) == want:
                 return sol
     return None
+
+
+def _channels(convention: str, prep: _Prep) -> tuple[int | None, int | None]:
+    """The channel counts the user gave (None where only spatial sizes were given), so that
+    the printed code shows them instead of placeholders."""
+    if prep.spatial_only:
+        return None, None
+    full, second = prep.args[0], prep.args[1]
+    if convention == "torch":
+        return prep.args[1], prep.args[2]
+    if convention == "keras":
+        cl = prep.kwargs.get("data_format", "channels_last") != "channels_first"
+        return full[-1] if cl else full[1], second
+    group = prep.kwargs.get("group", 1) or 1
+    if convention == "onnx" and group == 1:
+        return second[0], second[1]
+    if convention == "tf_nn":
+        return second[-1], second[-2]
+    if convention == "jax" and prep.kwargs.get("dimension_numbers") is None:
+        io = second[-2:] if not prep.kwargs.get("transpose_kernel") else second[-2:][::-1]
+        return io[0], io[1]
+    return None, None
 
 
 def _translations(convention: str, rep: Report, prep: _Prep) -> list[tuple[str, str]]:
@@ -576,7 +611,8 @@ def _translations(convention: str, rep: Report, prep: _Prep) -> list[tuple[str, 
             if tr.solution.notes:
                 text += "\n      note: " + tr.solution.notes[0]
         else:
-            text = f"no equivalent layer: {tr.reason}\n      instead: {tr.recipe}"
+            recipe = tr.recipe.replace("\n", "\n               ")
+            text = f"no equivalent layer: {tr.reason}\n      instead: {recipe}"
         out.append((conv, text))
     return out
 
@@ -813,7 +849,7 @@ def explain(convention: str, input_shape: Any, **layer_args: Any) -> str:
         output_shape, auto_pad, group``; tf_nn ``filters_shape`` (or ``kernel_size``),
         ``output_shape, strides, padding, data_format, dilations``; jax ``rhs_shape`` (or
         ``kernel_size``), ``strides, padding, rhs_dilation, dimension_numbers,
-        transpose_kernel``.
+        transpose_kernel, use_consistent_padding``.
 
     Returns
     -------

@@ -105,8 +105,7 @@ class Solution:
         }
 
     def __str__(self) -> str:
-        size = "x".join(map(str, self.output_size))
-        return f"{self.code()}  ->  {size}"
+        return self.code()
 
 
 class Solutions(list):
@@ -801,60 +800,121 @@ def _translate_to(src: Solution, conv: str) -> Translation:
         for x in _dims(conv, i, src.kernel_size[j], src.stride[j], src.dilation[j], t, lo=lo):
             if x.output == t and x.pad_lo == lo and (match is None or x.key < match.key):
                 match = x
+        if match is None and conv == "jax":
+            match = _jax_window(src, j)
         if match is None:
-            return Translation(conv, None, *_no_translation(conv, src, j))
+            return Translation(conv, None, _no_translation(conv, src, j), _recipe(conv, src))
         dims.append(match)
+    if conv == "jax" and not _compatible(conv, dims):
+        # 'SAME' in one dimension, pairs in another: pairs in all
+        explicit = [_jax_window(src, j) for j in range(src.rank)]
+        dims = dims if None in explicit else explicit
     if not _compatible(conv, dims):
         return Translation(conv, None, f"{conv} applies one padding string to every dimension, "
                            "and the dimensions of this layer need different ones",
-                           "use explicit paddings (ONNX pads or JAX pairs) instead")
+                           _recipe(conv, src))
     sol = _make(conv, dims, src.input_size, src.in_channels, src.out_channels)
     if sol is None:
         return Translation(conv, None, f"{conv} refuses this configuration (see "
-                           f"tconv.shapes.{conv})", "use ONNX pads or tconv.conv_transpose")
+                           f"tconv.shapes.{conv})", _no_recipe(conv, src, None))
     return Translation(conv, sol)
 
 
-def _no_translation(conv: str, src: Solution, j: int) -> tuple[str, str]:
+def _jax_window(src: Solution, j: int) -> _Dim | None:
+    """JAX's explicit pads reach any window that starts inside the full result (negative pads
+    crop, and cells past the full result hold zeros, as in every framework without a bias)."""
+    lo, hi, op = src.crop[j]
+    k, s, d = src.kernel_size[j], src.stride[j], src.dilation[j]
+    span = _core.effective_kernel(k, d) - 1
+    b, a = span - lo, span - (hi - op)
+    out, plo, phi, padded, _, _ = _core.jax_resolve(src.input_size[j], k, s, d, "EXPLICIT", b, a)
+    if padded < 0 or out != src.output_size[j] or plo != lo:
+        return None
+    return _Dim(k, s, d, plo, phi, 0, out, ("EXPLICIT", b, a), (2, b != a, abs(b - a), b + a))
+
+
+# ---- recipes: a layer of the target plus a crop, over every dimension ----------------------------
+
+def _windows(src: Solution) -> list[tuple[int, int, int]]:
+    """Per dim: (full length, start, end) of the source's output in its full result; cells at
+    or past the full length hold only the bias."""
+    out = []
+    for j in range(src.rank):
+        lo = src.crop[j][0]
+        full = _core.transposed_length(src.input_size[j], src.kernel_size[j], src.stride[j],
+                                       src.dilation[j], 0, 0, 0)
+        out.append((full, lo, lo + src.output_size[j]))
+    return out
+
+
+def _slices(crops: Sequence[tuple[int, int]]) -> str:
+    return ", ".join(f"{a or ''}:{-b if b else ''}" for a, b in crops)
+
+
+def _recipe(conv: str, src: Solution) -> str:
+    """Runnable code: a layer of `conv` that holds the source's window, then the crop.
+
+    The code reads `x` (the target's layout) and leaves the source layer's output in `y`."""
+    wins = _windows(src)
+    dims: list[_Dim] = []
+    crops: list[tuple[int, int]] = []
+    for j, (full, start, end) in enumerate(wins):
+        k, s, d, i = src.kernel_size[j], src.stride[j], src.dilation[j], src.input_size[j]
+        extra = max(0, end - full)  # cells past the full result: the layer must add them
+        if conv == "torch":
+            p = max(0, min(start, full - end))
+            q = max(0, end - (full - p))
+            x = _Dim(k, s, d, p, p, q, _core.torch_length(i, k, s, d, p, q), (p, q), ())
+        elif conv == "keras":
+            lo_, hi_, q = _core.resolve_keras_padding("valid", k, s, d, extra)
+            x = _Dim(k, s, d, lo_, hi_, q, _core.keras_length(i, "valid", k, s, d, extra),
+                     ("valid", extra), ())
+        elif conv == "tf_nn":
+            lo_t, hi_t = _core.tf_transposed_range(i, k, s, d, "VALID")
+            if not lo_t <= full + extra <= hi_t:
+                return _no_recipe(conv, src, j)
+            o, plo, phi, pop = _core.tf_transposed(i, full + extra, k, s, d, "VALID")
+            x = _Dim(k, s, d, plo, phi, pop, o, ("VALID",), ())
+        else:
+            return _no_recipe(conv, src, j)
+        begin = start - x.pad_lo
+        crops.append((begin, x.output - begin - (end - start)))
+        dims.append(x)
+    layer = _make(conv, dims, src.input_size, src.in_channels, src.out_channels)
+    if layer is None or any(a < 0 or b < 0 for a, b in crops):
+        return _no_recipe(conv, src, None)
+    if conv == "torch":
+        return f"layer = {layer.code()}\ny = layer(x)[..., {_slices(crops)}]"
+    if conv == "keras":
+        crop = crops[0] if src.rank == 1 else tuple(crops)
+        return (f"layer = {layer.code()}\n"
+                f"y = layers.Cropping{src.rank}D({crop})(layer(x))")
+    return f"y = {layer.code().split('  #')[0]}[:, {_slices(crops)}, :]  #{layer.code().split('  #')[1]}"
+
+
+def _no_recipe(conv: str, src: Solution, j: int | None) -> str:
+    where = f" in dimension {j}" if j is not None else ""
+    return (f"no {conv} layer holds this window{where} (its padding and output_padding "
+            f"cannot reach it with this kernel, stride and dilation); JAX's explicit pads hold "
+            f"it (see the jax line), or compute it with tconv.conv_transpose")
+
+
+def _no_translation(conv: str, src: Solution, j: int) -> str:
     lo, hi, op = src.crop[j]
     k, s, d = src.kernel_size[j], src.stride[j], src.dilation[j]
     window = (f"dimension {j} crops {lo} cell(s) at the start and {hi} at the end of the full "
               f"result and adds {op} at the end")
     if conv == "torch":
-        reason = (f"{window}; PyTorch's ConvTranspose crops the same number (padding) from "
-                  f"both ends and can only add cells at the end (output_padding < "
-                  f"max(stride, dilation) = {max(s, d)})")
-        if lo <= hi:
-            recipe = (f"use padding={lo} (output_padding=0) and then crop {hi - lo} more "
-                      f"cell(s) at the end of dimension {j} (y[..., :-{hi - lo}] on that axis)"
-                      if hi > lo else f"use padding={lo} and pad the end")
-            if hi - lo - op < 0:
-                recipe = (f"use padding={lo} and pad the end of dimension {j} with "
-                          f"{op - (hi - lo)} cell(s) of the bias")
-            elif op:
-                recipe = (f"use padding={lo} (output_padding=0) and crop {hi - lo - op} "
-                          f"cell(s) at the end of dimension {j}")
-        else:
-            recipe = (f"use padding={hi} and then crop {lo - hi} cell(s) at the start of "
-                      f"dimension {j} (y[..., {lo - hi}:] on that axis)"
-                      + (f", keeping output_padding={op}" if op else ""))
-        return reason, recipe + "; or express it exactly as ONNX pads " \
-            f"[{lo}, {hi - op}] (begin, end) with output_padding=0"
+        return (f"{window}; PyTorch's ConvTranspose crops the same number (padding) from "
+                f"both ends and can only add cells at the end (output_padding < "
+                f"max(stride, dilation) = {max(s, d)})")
     if conv == "keras":
-        reason = (f"{window}; Keras only crops as padding='same' or 'valid' dictate for "
-                  f"kernel {k}, stride {s}")
-        recipe = (f"use padding='valid', output_padding=0 (no crop) followed by Cropping"
-                  f"{src.rank}D with ({lo}, {hi}) in dimension {j}")
-        if op > hi:
-            recipe += f" and ZeroPadding for the {op - hi} extra cell(s) (they hold the bias)"
-        return reason, recipe
+        return (f"{window}; Keras only crops as padding='same' or 'valid' dictate for "
+                f"kernel {k}, stride {s}")
     if conv == "tf_nn":
         return (f"{window}; tf.nn.conv_transpose derives the crop from output_shape and "
-                f"'SAME'/'VALID', which put it elsewhere"), (
-            f"use padding='VALID' with the full output length and slice [{lo}:{lo} + "
-            f"{src.output_size[j]}] in dimension {j}")
-    return (f"{window}; not expressible with {conv}'s padding"), (
-        f"use explicit pads: ONNX pads [{lo}, {hi}] or JAX pairs")
+                f"'SAME'/'VALID', which put it elsewhere")
+    return f"{window}; not expressible with {conv}'s padding"
 
 
 # ---- code in each framework's syntax -----------------------------------------------------------
@@ -920,11 +980,16 @@ def _code_jax(s: Solution, cin: str, cout: str) -> str:
     p = s.params
     pad = p["padding"]
     pad_s = repr(pad) if isinstance(pad, str) else _tup([_tup(t) for t in pad])
-    args = ["x", "w", f"strides={_tup(p['strides'])}", f"padding={pad_s}"]
+    # with transpose_kernel=False lax correlates the dilated input with the kernel as given:
+    # the transposed convolution's kernel must be flipped in every spatial axis
+    flip = f"jnp.flip(w, {_tup(list(range(s.rank)))})"
+    args = ["x", flip, f"strides={_tup(p['strides'])}", f"padding={pad_s}"]
     if any(v != 1 for v in p["rhs_dilation"]):
         args.append(f"rhs_dilation={_tup(p['rhs_dilation'])}")
     w = _tup([*p["kernel_size"], cin, cout])
-    return f"lax.conv_transpose({', '.join(args)})  # x: channels-last, w: {w}"
+    perm = ", ".join(map(str, [*range(2, 2 + s.rank), 0, 1]))
+    return (f"lax.conv_transpose({', '.join(args)})  # x: channels-last; w: {w} (kernel, in, "
+            f"out), e.g. torch's weight.permute({perm})")
 
 
 _CODE = {"torch": _code_torch, "keras": _code_keras, "onnx": _code_onnx, "tf_nn": _code_tf_nn,

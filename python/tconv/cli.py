@@ -210,6 +210,8 @@ def _add_layer_options(p: argparse.ArgumentParser, conv: str) -> None:
         p.add_argument("--rhs-dilation", **ints("rhs_dilation", _POS))
         p.add_argument("--dimension-numbers", nargs=3, metavar=("LHS", "RHS", "OUT"))
         p.add_argument("--transpose-kernel", action="store_true")
+        p.add_argument("--use-consistent-padding", action="store_true",
+                       help="read lo,hi pairs as the forward convolution's padding (PyTorch's)")
 
 
 _SKIP = {"command", "convention", "func", "json", "input", "bench", "_parser"}

@@ -216,7 +216,8 @@ def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_p
             # Here ceil(o/s) == i, so the front crop is max(full - o, 0) // 2; whatever
             # remains is cut from (or, if negative, appended to) the end.
             lo = max(full[dim] - o, 0) // 2
-        if o < 1:
+        # Keras gives 0 cells for 'same' with output_padding=0, an even kernel and one input
+        if o < (0 if mode == "same" else 1):
             raise ShapeError(f"the output would have size {o} in spatial dimension {dim}")
         crop_lo.append(lo)
         out_sz.append(o)

@@ -155,7 +155,8 @@ def _reshape_candidates(n: int, rank: int, channels_last: bool = True, limit: in
 
 @overflow_as_value_error
 def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding=0,
-          output_padding=0, groups=1, dilation=1, output_size=None, dims=None):
+          output_padding=0, groups=1, dilation=1, output_size=None, dims=None,
+          padding_mode="zeros"):
     """Output shape of ``torch.nn.ConvTranspose{dims}d(in_channels, out_channels, kernel_size,
     stride, padding, output_padding, groups, dilation=dilation)(x, output_size)``.
 
@@ -184,9 +185,16 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
         raise _error("groups", fw, "out_channels must be divisible by groups",
                      f"out_channels={out_channels} is not a multiple of groups={groups}",
                      f"use groups in {divs} or out_channels a multiple of {groups}")
+    if padding_mode != "zeros":
+        raise _error("padding", fw, f'Only "zeros" padding mode is supported for {layer}',
+                     f"padding_mode={padding_mode!r} pads the input of a forward convolution; "
+                     "a transposed convolution crops its output instead",
+                     "use padding_mode='zeros' (the default)")
     if isinstance(padding, str):
-        raise _error("padding", fw, "TypeError: conv_transpose2d(): argument 'padding' must be "
-                     "tuple of ints", f"{layer} has no padding={padding!r} mode "
+        # nn.ConvTransposeNd passes the string on as a sequence of characters
+        raise _error("padding", fw, f"TypeError: conv_transpose{dims}d(): argument 'padding' "
+                     "(position 5) must be tuple of ints, but found element of type str at pos "
+                     "0", f"{layer} has no padding={padding!r} mode "
                      "(torch supports 'same'/'valid' only for forward convolutions)",
                      "compute the padding with tconv.solve(..., convention='torch'), or use "
                      "padding=(kernel_size - 1) // 2 with output_padding=stride - 1 for the "
@@ -254,6 +262,11 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
     if any(s <= 0 for s in st):
         raise _error("argument", fw, "non-positive stride is not supported", f"stride={st}",
                      "use stride >= 1")
+    if in_channels == 0:
+        says = (f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but "
+                f"got weight of size {_list([0, out_channels // groups, *ks])} instead")
+        raise _error("channels", fw, says, "a layer with in_channels=0 has an empty weight",
+                     "use in_channels >= 1 (the channel count of the input)")
     if c_in is not None and c_in != in_channels:
         wshape = [in_channels, out_channels // groups, *ks]
         says = (f"Given transposed=1, weight of size {_list(wshape)}, expected "
@@ -272,7 +285,16 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
     if any(d <= 0 for d in dl):
         raise _error("argument", fw, "dilation should be greater than zero, but got "
                      + _pair_words("dilation", dl, dims), f"dilation={dl}", "use dilation >= 1")
-    bad = [d for d in range(dims) if op[d] >= max(st[d], dl[d])]
+    batch = shape[0] if batched else 1
+    if batch != 0 and 0 in sp:
+        # ATen runs 1-d as 2-d (a unit height) and unbatched inputs with a batch of one
+        seen = [1 if batch is None else batch, in_channels, *([1] if dims == 1 else []), *sp]
+        raise _error("empty_input", fw, "Only zero batch or zero channel inputs are supported, "
+                     f"but got input shape: {_list(seen)}",
+                     f"a spatial size of 0 gives no cells to scatter (input {_fmt(shape)})",
+                     "check the layer before this one: it produced an empty spatial axis")
+    # an empty batch skips the output_padding check: PyTorch returns the empty result
+    bad = [d for d in range(dims) if op[d] >= max(st[d], dl[d]) and batch != 0]
     if bad:
         d = bad[0]
         says = ("output padding must be smaller than either stride or dilation, but got "
@@ -296,7 +318,8 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
     # PyTorch's oneDNN kernel returns an empty result for a zero-length output; its native
     # kernel raises. Negative lengths raise in both (oneDNN: "could not construct a memory
     # descriptor using a format tag").
-    limit = 0 if _torch_uses_onednn(shape, batched, ks, st, dl, op, groups, dims) else 1
+    limit = 0 if batch == 0 or _torch_uses_onednn(shape, batched, ks, st, dl, op, groups,
+                                                   dims) else 1
     if any(o is not None and o < limit for o in out):
         says = (f"Given input size per channel: ({' x '.join(str(v) for v in sp)}). Calculated "
                 f"output size per channel: ({' x '.join(str(v) for v in out)}). Output size is "
@@ -420,6 +443,8 @@ def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_
                          f"values {{{', '.join(map(str, bad))}}} that do not satisfy `value >= 0`",
                          "output_padding adds cells at the end; it cannot remove any",
                          "use output_padding >= 0 (or None for Keras' own choice)")
+    if data_format is None:
+        data_format = "channels_last"  # Keras' image_data_format() unless configured otherwise
     if data_format not in ("channels_last", "channels_first"):
         raise _error("argument", fw, "The `data_format` argument must be one of "
                      f"{{'channels_first', 'channels_last'}}. Received: data_format={data_format}",
@@ -574,10 +599,14 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
                      f"reshape the input to rank {len(fshape)} or use {len(shape) - 2}-D filters")
     fmt = data_format or ("NWC" if n == 1 else "NHWC" if n == 2 else "NDHWC")
     channels_last = fmt.upper().endswith("C")
-    if len(oshape) == n:
-        # tf.nn also takes the spatial sizes alone
-        c_out = fshape[-2]
-        oshape = ((shape[0], *oshape, c_out) if channels_last else (shape[0], c_out, *oshape))
+    if len(oshape) not in (3, 4, 5):
+        raise _error("rank", fw, f"`output_shape` must be of length 3, 4 or 5. Received: "
+                     f"output_shape={_list(oshape)} of length {len(oshape)}.",
+                     "tf.nn.conv_transpose takes the full output shape (batch, *spatial, "
+                     "channels), not the spatial sizes alone",
+                     f"pass output_shape with {n + 2} values"
+                     + (f", e.g. {_list([shape[0], *oshape, fshape[-2]])}"
+                        if len(oshape) == n and channels_last else ""))
     if len(oshape) != n + 2:
         raise _error("rank", fw, f"input_sizes must be {n + 2}-dimensional, got: {len(oshape)}",
                      f"output_shape gives the full output shape (batch, *spatial, channels) "
@@ -585,11 +614,14 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
     st = _tf_list(strides, n, channels_last, "strides")
     dl = _tf_list(1 if dilations is None else dilations, n, channels_last, "dilations")
     if isinstance(padding, str):
-        mode = padding.upper()
+        mode = padding
         if mode not in ("SAME", "VALID"):
-            raise _error("padding", fw, f"Unknown padding type: {padding}",
-                         "tf.nn.conv_transpose accepts 'SAME', 'VALID' or explicit pairs",
-                         "use padding='SAME' or 'VALID'")
+            allowed = '"SAME", "VALID", "EXPLICIT"' if n < 3 else '"SAME", "VALID"'
+            raise _error("padding", fw, f"Value for attr 'padding' of \"{padding}\" is not in "
+                         f"the list of allowed values: {allowed}",
+                         "tf.nn's padding strings are upper case (unlike Keras' 'same'/'valid')",
+                         f"use padding={padding.upper()!r}" if padding.upper() in
+                         ("SAME", "VALID") else "use padding='SAME' or 'VALID'")
         pads = [(0, 0)] * n
     else:
         mode = "EXPLICIT"
@@ -712,13 +744,16 @@ def _tf_list(value, n, channels_last, name):
 
 @overflow_as_value_error
 def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
-         output_padding=None, output_shape=None, auto_pad="NOTSET", group=1):
+         output_padding=None, output_shape=None, auto_pad="NOTSET", group=1,
+         kernel_shape=None):
     """Output shape of an ONNX ConvTranspose node as onnxruntime runs it.
 
     ``input_shape`` is ``(N, C, *spatial)``, ``weight_shape`` ``(C, M/group, *kernel)``;
-    attributes as in the ONNX operator (``pads`` = begins then ends). With auto_pad SAME_* and
-    no output_shape the result is input * stride whatever output_padding says (onnxruntime;
-    ONNX shape inference adds output_padding).
+    attributes as in the ONNX operator (``pads`` = begins then ends; ``kernel_shape``, when
+    given, must equal W's spatial dims; ``output_shape`` holds the spatial sizes only). With
+    auto_pad SAME_* and no output_shape the result is input * stride whatever output_padding
+    says (onnxruntime; ONNX shape inference adds output_padding). The model's input is taken
+    to have this declared shape, so ONNX shape inference runs as onnxruntime loads it.
     """
     fw = "onnxruntime"
     shape = _shape(input_shape, "input_shape")
@@ -734,6 +769,21 @@ def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
     if n < 1:
         raise _error("rank", fw, "Input X must have at least 3 dimensions",
                      "ConvTranspose needs (N, C, *spatial)", "add the spatial axes")
+    if kernel_shape is not None:
+        ks = _shape(kernel_shape, "kernel_shape")
+        if len(ks) != n:
+            raise _error("argument", fw, "[ShapeInferenceError] Attribute kernel_shape has "
+                         "incorrect size", f"kernel_shape has {len(ks)} values; W "
+                         f"{_fmt(wshape)} has {n} spatial dims",
+                         f"use kernel_shape={list(wshape[2:])} (or leave it out: onnxruntime "
+                         f"reads it from W)")
+        if tuple(ks) != tuple(wshape[2:]):
+            says = ("kernel_shape is not compatible with W shape. kernel_shape: "
+                    f"{{{','.join(map(str, ks))}}} W: {{{','.join(map(str, wshape))}}} "
+                    "channels_last: 0")
+            raise _error("argument", fw, says, f"W {_fmt(wshape)} is (C, M/group, *kernel): "
+                         f"its kernel is {_fmt(wshape[2:])}",
+                         f"use kernel_shape={list(wshape[2:])} (or leave it out)")
     st = _tuple(1 if strides is None else strides, n, "strides")
     dl = _tuple(1 if dilations is None else dilations, n, "dilations")
     op = _tuple(0 if output_padding is None else output_padding, n, "output_padding")
@@ -779,7 +829,10 @@ def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
     if output_shape is not None:
         osz = _shape(output_shape, "output_shape")
         if len(osz) == n + 2:
-            osz = osz[2:]
+            raise _error("output_size", fw, "[ShapeInferenceError] Attribute output_shape has "
+                         "incorrect size", f"output_shape {_list(osz)} is the full shape; the "
+                         f"attribute holds the {n} spatial sizes",
+                         f"use output_shape={_list(osz[2:])}")
         if len(osz) != n:
             raise _error("output_size", fw, f"output_shape has {len(osz)} values, expected {n}",
                          "output_shape gives the spatial output sizes", f"pass {n} values")
@@ -842,14 +895,16 @@ _JAX_DEFAULT_DN = {2: ("NC", "IO", "NC"), 3: ("NHC", "HIO", "NHC"), 4: ("NHWC", 
 
 @overflow_as_value_error
 def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_numbers=None,
-        transpose_kernel=False):
+        transpose_kernel=False, use_consistent_padding=False):
     """Output shape of ``jax.lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation,
-    dimension_numbers, transpose_kernel)``.
+    dimension_numbers, transpose_kernel, use_consistent_padding=...)``.
 
     The default layouts are NHWC / HWIO (``rhs`` is (*kernel, in, out); with
     ``transpose_kernel=True`` it is the forward convolution's kernel (*kernel, out, in)).
-    ``padding`` is 'SAME', 'VALID' or one (before, after) pair per spatial dim, which pads the
-    stride-dilated input (use_consistent_padding=False, JAX's default).
+    ``padding`` is 'SAME', 'VALID' or one (before, after) pair per spatial dim. The pairs pad
+    the stride-dilated input (JAX's default), or, with ``use_consistent_padding=True``, are the
+    forward convolution's padding as in PyTorch: JAX then pads the dilated input by
+    ``dilation*(kernel - 1) - pad`` on each side.
     """
     fw = "JAX"
     lhs = _shape(lhs_shape, "lhs_shape")
@@ -873,6 +928,12 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
     check_ordered(strides, "strides")
     st = tuple(_int(s, "strides") for s in strides)
     forward_mode = None
+    if isinstance(padding, str) and use_consistent_padding and padding not in ("SAME", "VALID"):
+        raise _error("padding", fw, f"Invalid padding mode: {padding}",
+                     "with use_consistent_padding=True JAX reads strings as the forward "
+                     "convolution's padding mode: 'SAME' or 'VALID' (upper case)",
+                     f"use padding={padding.upper()!r}" if padding.upper() in ("SAME", "VALID")
+                     else "use 'SAME', 'VALID' or (lo, hi) pairs")
     if isinstance(padding, str):
         if padding not in ("SAME", "VALID"):
             # Any other string goes to conv_general_dilated as a forward-convolution padding,
@@ -928,6 +989,10 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
                      "use strides and rhs_dilation >= 1")
     sp = [lhs[a] for a in lspec[2:]]
     ks = [rhs[a] for a in rspec[2:]]
+    if use_consistent_padding and mode == "EXPLICIT":
+        # the forward convolution's (lo, hi) become pads of span - lo, span - hi
+        pairs = [(_core.effective_kernel(k, d) - 1 - lo, _core.effective_kernel(k, d) - 1 - hi)
+                 for k, d, (lo, hi) in zip(ks, dl, pairs)]
     out = []
     for d in range(n):
         if sp[d] is None:

@@ -89,6 +89,42 @@ def torch_configs(rng, count):
             cfg.pop("output_padding", None)
         cfg["input_shape"] = shape
         out.append(cfg)
+    return out + torch_empty_configs(random.Random(f"{SEED}-torch-empty"), count // 10)
+
+
+def torch_empty_configs(rng, count):
+    """Empty tensors (batch 0, 0 input channels, a spatial size of 0) and string padding."""
+    out = []
+    for i in range(count):
+        n = rng.randint(1, 3)
+        ks, st, dl = _pick(rng, n, 1, 5), _pick(rng, n, 1, 3), _pick(rng, n, 1, 2)
+        lim = [max(s, d) for s, d in zip(_dims(st, n), _dims(dl, n))]
+        cin, cout = rng.randint(1, 3), rng.randint(1, 3)
+        sp = [rng.randint(1, 8) for _ in range(n)]
+        batch = rng.choice([1, 2])
+        cfg = dict(in_channels=cin, out_channels=cout, kernel_size=ks, stride=st, padding=0,
+                   groups=1, dilation=dl, dims=n)
+        kind = i % 4
+        if kind == 0:  # batch 0: output_padding at and past its limit is not checked
+            batch = 0
+            cfg["output_padding"] = [rng.choice([m - 1, m, m + 1]) for m in lim]
+            if rng.random() < 0.3:
+                sp[rng.randrange(n)] = 0
+        elif kind == 1:  # a layer without input channels
+            cfg["in_channels"] = cin = 0
+            if rng.random() < 0.3:
+                batch = 0
+        elif kind == 2:  # a spatial size of 0 with a batch (or without one: unbatched)
+            sp[rng.randrange(n)] = 0
+            if rng.random() < 0.5:
+                cfg["output_padding"] = [rng.choice([0, m]) for m in lim]
+        else:  # Keras' padding strings
+            cfg["padding"] = rng.choice(["same", "valid"])
+        shape = [batch, cin, *sp]
+        if kind == 2 and rng.random() < 0.3:
+            shape = shape[1:]
+        cfg["input_shape"] = shape
+        out.append(cfg)
     return out
 
 
@@ -126,6 +162,24 @@ def keras_configs(rng, count):
             shape = shape[:-2] + shape[-1:]  # one too few
         cfg["input_shape"] = shape
         out.append(cfg)
+    return out + keras_empty_configs(random.Random(f"{SEED}-keras-empty"), count // 20)
+
+
+def keras_empty_configs(rng, count):
+    """padding='same' with output_padding=0: an even kernel on one cell gives 0 cells."""
+    out = []
+    for i in range(count):
+        n = rng.randint(1, 3)
+        ks = [rng.choice([2, 4, 6]) for _ in range(n)]
+        st = [rng.randint(1, 4) for _ in range(n)]
+        sp = [rng.choice([1, 1, 2, 3]) for _ in range(n)]
+        fmt = rng.choice(["channels_last", "channels_last", "channels_first"])
+        c = rng.randint(1, 3)
+        shape = [rng.choice([None, 1, 2]), *sp, c] if fmt == "channels_last" \
+            else [rng.choice([None, 1, 2]), c, *sp]
+        out.append(dict(filters=rng.randint(1, 3), kernel_size=ks, strides=st, padding="same",
+                        output_padding=0, dilation_rate=1, data_format=fmt, dims=n,
+                        input_shape=shape))
     return out
 
 
@@ -176,6 +230,27 @@ def tf_configs(rng, count):
                    padding=padding)
         if dl is not None:
             cfg["dilations"] = dl
+        out.append(cfg)
+    return out + tf_argument_configs(random.Random(f"{SEED}-tf-arguments"), count // 20)
+
+
+def tf_argument_configs(rng, count):
+    """output_shape of the wrong length (never 3-5: TensorFlow then runs another rank's op,
+    which can abort the process) and padding strings in the wrong case."""
+    out = []
+    for i in range(count):
+        n = rng.randint(1, 2)
+        sp = [rng.randint(1, 8) for _ in range(n)]
+        ks = [rng.randint(1, 4) for _ in range(n)]
+        s = rng.randint(1, 3)
+        cin, cout = rng.randint(1, 3), rng.randint(1, 3)
+        osp = [(v - 1) * s + 1 for v in sp]  # a size 'SAME' accepts
+        cfg = dict(input_shape=[1, *sp, cin], filters_shape=[*ks, cout, cin], strides=s,
+                   output_shape=[1, *osp, cout], padding="SAME")
+        if i % 2 == 0:
+            cfg["output_shape"] = rng.choice([osp, [1, *osp, cout, 1, 1, 1][:6]])
+        else:
+            cfg["padding"] = rng.choice(["same", "valid", "Same", "Valid"])
         out.append(cfg)
     return out
 
@@ -257,6 +332,29 @@ def jax_configs(rng, count):
         elif e < 0.09:
             cfg["padding"] = rng.choice(["same", "valid"])
         out.append(cfg)
+    return out + jax_consistent_configs(random.Random(f"{SEED}-jax-consistent"), count // 5)
+
+
+def jax_consistent_configs(rng, count):
+    """use_consistent_padding=True: pairs are the forward convolution's padding."""
+    out = []
+    for i in range(count):
+        n = rng.randint(1, 3)
+        sp = [rng.randint(1, 12) for _ in range(n)]
+        ks = [rng.randint(1, 6) for _ in range(n)]
+        st = [rng.randint(1, 3) for _ in range(n)]
+        dl = [rng.randint(1, 2) for _ in range(n)] if rng.random() < 0.3 else None
+        r = rng.random()
+        padding = (rng.choice(["SAME", "VALID", "same"]) if r < 0.25 else
+                   [[rng.randint(-2, 6), rng.randint(-2, 6)] for _ in range(n)])
+        cin, cout = rng.randint(1, 3), rng.randint(1, 3)
+        tk = rng.random() < 0.3
+        cfg = dict(lhs_shape=[1, *sp, cin], rhs_shape=[*ks, cout, cin] if tk else [*ks, cin, cout],
+                   strides=st, padding=padding, transpose_kernel=tk,
+                   use_consistent_padding=True)
+        if dl is not None:
+            cfg["rhs_dilation"] = dl
+        out.append(cfg)
     return out
 
 
@@ -264,14 +362,15 @@ def jax_configs(rng, count):
 
 KINDS = [
     ("rank", r"unbatched\) or|min_ndim|expected ndim|tuple index out of range|num_dims does not "
-             r"match|input_sizes must be|must be \d+-dimensional|^AssertionError|No 4\+ dim"),
+             r"match|input_sizes must be|`output_shape` must be of length|must be \d+-dimensional|^AssertionError|No 4\+ dim"),
     ("output_padding", r"output padding must be smaller|output_padding. must be strictly less|"
                        r"Invalid `output_padding`|must be less than max\(stride, dilation\)|"
                        r"may be too large for stride"),
     ("output_size", r"requested an output size|output_size must have|Size of out_backprop|"
                     r"Explicit output_shape is inconsistent"),
     ("onednn_abort", r"could not create a primitive descriptor"),
-    ("channels", r"evenly divisible by number of groups|same number of channels|channels, but got|to have \d+ channels|filter number not equal|same out_depth|"
+    ("empty_input", r"Only zero batch or zero channel inputs are supported"),
+    ("channels", r"expected weight to be at least 1|evenly divisible by number of groups|same number of channels|channels, but got|to have \d+ channels|filter number not equal|same out_depth|"
                  r"evenly divisible by filter depth|feature dimension size|fully-defined"),
     ("groups", r"divisible by group|groups must be"),
     ("batch", r"same batch size"),
@@ -281,11 +380,12 @@ KINDS = [
     # PyTorch's oneDNN path reports some empty outputs this way (NOTES.md)
     ("nonpositive_output", r"could not construct a memory descriptor|Output size is too small|output dimension is <= 0|Negative padding is "
                            r"larger"),
-    ("padding", r"Expected string for argument 'padding'|`padding` argument|String padding|Unknown padding|AutoPadType"),
+    ("padding", r"Expected string for argument 'padding'|must be tuple of ints|Value for attr 'padding'|Invalid padding mode|`padding` argument|String padding|Unknown padding|AutoPadType"),
     ("argument", r"negative padding|negative output_padding|non-positive stride|dilation should be|"
                  r"kernel size should|must be a tuple of|cannot contain|strides > 1. not supported|"
                  r"Wrong number of explicit pads|dilations must be positive|batch and depth|"
-                 r"Invalid value for argument"),
+                 r"Invalid value for argument|kernel_shape (num_dims )?is not compatible|"
+                 r"Attribute kernel_shape has incorrect size"),
 ]
 
 
@@ -417,7 +517,9 @@ def run_jax(cfgs):
                 lambda a, b: lax.conv_transpose(a, b, c["strides"], pad,
                                                 rhs_dilation=c.get("rhs_dilation"),
                                                 dimension_numbers=dn,
-                                                transpose_kernel=c["transpose_kernel"]),
+                                                transpose_kernel=c["transpose_kernel"],
+                                                use_consistent_padding=c.get(
+                                                    "use_consistent_padding", False)),
                 jax.ShapeDtypeStruct(tuple(c["lhs_shape"]), jnp.float32),
                 jax.ShapeDtypeStruct(tuple(c["rhs_shape"]), jnp.float32))
             res.append({"shape": list(y.shape)})

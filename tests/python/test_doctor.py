@@ -54,11 +54,13 @@ def test_numbers_and_fixes():
     assert "35..36 with padding='SAME'" in tf.fix
     pt = tconv.doctor("requested an output size of [11, 11], but valid sizes range from [9, 9] "
                       "to [10, 10] (for an input of torch.Size([5, 5]))")
-    assert "nn.ConvTranspose1d" in pt.fix and "map 5 to 11" in pt.fix
+    assert "nn.ConvTranspose2d" in pt.fix and "map (5, 5) to (11, 11)" in pt.fix
     op = tconv.doctor("output padding must be smaller than either stride or dilation, but got "
                       "output_padding_height: 2 output_padding_width: 2 stride_height: 2 "
                       "stride_width: 2 dilation_height: 1 dilation_width: 1")
-    assert op.numbers["output_padding"] == (2, 2) and "use output_padding=1" in op.fix
+    assert op.numbers["output_padding"] == (2, 2)
+    assert "padding=padding - 1 with output_padding=0" in op.fix
+    assert op.options[0] == {"padding_less": (1, 1), "output_padding": (0, 0)}
     ort = tconv.doctor("Explicit output_shape is inconsistent with input spatial dimensions "
                        "and convolution parameters. Expected input size 9 but got 5 "
                        "(output_size=20, kernel=3, stride=2, dilation=1, output_padding=0).")

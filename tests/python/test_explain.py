@@ -122,7 +122,7 @@ def test_keras_none_and_zero_are_named_as_different_rules():
     assert "(6 - 1)*2 + 3 - 2*(3 // 2) + 0 = 11" in text
     assert "with output_padding=None instead it would be 12" in text
     # the translation: crop 1 on both sides is PyTorch's padding=1
-    assert "nn.ConvTranspose2d(in_channels, 3, kernel_size=3, stride=2, padding=1)" in text
+    assert "nn.ConvTranspose2d(16, 3, kernel_size=3, stride=2, padding=1)" in text
 
 
 def test_onnx_explicit_and_same():

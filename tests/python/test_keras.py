@@ -75,10 +75,7 @@ def test_keras_shape_rule_over_a_grid():
                             x = np.ones((1, i, 1))
                             kw = dict(stride=s, padding=padding, output_padding=op,
                                       dilation=d, data_format="channels_last")
-                            if want < 1:
-                                with pytest.raises(tconv.ShapeError):
-                                    tconv.conv_transpose(x, w, **kw)
-                                continue
+                            assert want >= 0  # Keras' 'same' gives 0 cells, never fewer
                             y = tconv.conv_transpose(x, w, **kw)
                             assert y.shape == (1, want, 1), (padding, i, k, s, d, op)
                             assert reference.conv_transpose(x, w, **kw).shape == y.shape
@@ -128,3 +125,28 @@ def test_three_cases_are_in_the_golden_file(j):
         list(size), 3, 2, "same")
     assert cfg["output_padding"] == (None if op is None else list(op))
     assert arrays["y"].shape[1:3] == expected
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_same_with_output_padding_0_gives_keras_empty_output(data_format):
+    # Conv2DTranspose(4, 2, strides=3, padding='same', output_padding=0) on a width of 1: Keras
+    # (and tconv.shapes.keras) give width 0; the compute gives the same empty array.
+    cl = data_format == "channels_last"
+    x = np.ones((2, 1, 5, 3) if cl else (2, 3, 1, 5))
+    w = np.ones((2, 2, 4, 3) if cl else (3, 4, 2, 2))
+    want = tconv.shapes.keras(x.shape, 4, 2, strides=3, padding="same", output_padding=0,
+                              data_format=data_format)
+    assert want == ((2, 0, 12, 4) if cl else (2, 4, 0, 12))
+    y = tconv.conv_transpose(x, w, stride=3, padding="same", output_padding=0,
+                             data_format=data_format)
+    assert y.shape == want and y.dtype == x.dtype
+    assert reference.conv_transpose(x, w, stride=3, padding="same", output_padding=0,
+                                    data_format=data_format).shape == want
+    # the other checks still run: a bias of the wrong length is refused
+    with pytest.raises(tconv.ShapeError, match="bias must have shape"):
+        tconv.conv_transpose(x, w, np.ones(3), stride=3, padding="same", output_padding=0,
+                             data_format=data_format)
+    keras = pytest.importorskip("keras")
+    layer = keras.layers.Conv2DTranspose(4, 2, strides=3, padding="same", output_padding=0,
+                                         data_format=data_format)
+    assert tuple(np.asarray(layer(x.astype(np.float32))).shape) == want
