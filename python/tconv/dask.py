@@ -28,9 +28,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without dask
     ) from exc
 
 from . import _core
-from ._api import _aligned, _empty_output
-from ._args import as_int
-from ._plan import ConvTranspose
+from ._api import _aligned, _empty_output, _operands, _rank_error
+from ._api import conv_transpose as _conv_transpose
+from ._args import as_int, parse_data_format, parse_padding, per_dim
 
 __all__ = ["Window", "axis_windows", "conv_transpose"]
 
@@ -119,16 +119,18 @@ def _pieces(chunks: Sequence[int], start: int, stop: int) -> list[tuple[int, int
 class _Layer:
     """What every block task shares: one graph key, sent once to each worker that needs it."""
 
-    def __init__(self, plan: ConvTranspose, num_threads: int) -> None:
-        self.weight = plan.weight
-        self.bias = plan.bias
-        self.rank = plan.rank
-        self.stride = list(plan._stride)
-        self.dilation = list(plan._dilation)
-        self.groups = plan._groups
-        self.channels_last = plan._channels_last
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, geometry: Any,
+                 num_threads: int) -> None:
+        # Copies: later changes to the caller's arrays do not reach a graph built already.
+        self.weight = np.array(weight, copy=True)
+        self.bias = None if bias is None else np.array(bias, copy=True)
+        self.rank = geometry.rank
+        self.stride = list(geometry.stride)
+        self.dilation = list(geometry.dilation)
+        self.groups = geometry.groups
+        self.channels_last = geometry.channels_last
+        self.out_channels = geometry.out_channels
         self.num_threads = num_threads
-        self.out_channels = plan.out_channels
 
 
 def _assemble(nested: Any, cuts: Sequence[Sequence[tuple[int, int, int]]]) -> np.ndarray:
@@ -235,26 +237,37 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
                 f"num_threads must be a positive int or None (tconv's process-wide setting), "
                 f"got {num_threads}"
             )
-    plan = ConvTranspose(weight, bias, stride, padding, output_padding, dilation, groups,
-                         data_format)
+    cl = parse_data_format(data_format)
     if any(np.isnan(c) for cs in x.chunks for c in cs):
         raise ValueError(
             f"x has unknown chunk sizes (chunks {x.chunks}); call x.compute_chunk_sizes() first"
         )
-    if x.dtype != plan.dtype:
-        raise TypeError(
-            f"x is {x.dtype} but weight is {plan.dtype}; tconv computes in float32 or float64 "
-            f"and does not mix precisions: convert one, e.g. x.astype(np.{plan.dtype.name}) "
-            f"or weight.astype(np.float32)"
-        )
-    geometry, batched = plan._resolve(x.shape, None)
-    if not batched:
-        return conv_transpose(x[np.newaxis], plan.weight, plan.bias, stride, padding,
-                              output_padding, dilation, groups, data_format=data_format,
+    w_ndim = np.ndim(weight)
+    if w_ndim >= 3 and x.ndim == w_ndim - 1:  # unbatched
+        return conv_transpose(x[np.newaxis], weight, bias, stride, padding, output_padding,
+                              dilation, groups, data_format=data_format,
                               num_threads=num_threads)[0]
-    layer = _Layer(plan, 0 if num_threads is None else num_threads)
-    rank = plan.rank
-    cl = plan._channels_last
+    if w_ndim >= 3 and x.ndim != w_ndim:
+        raise _rank_error(x.shape, np.shape(weight), w_ndim - 2, cl)
+    # The in-memory call on an empty batch of x's shape: every check and message of
+    # tconv.conv_transpose, before any task exists, at no cost.
+    probe = np.empty((0, *x.shape[1:]), dtype=x.dtype)
+    _conv_transpose(probe, weight, bias, stride, padding, output_padding, dilation, groups,
+                    data_format=data_format)
+    _, weight, bias = _operands(probe, weight, bias)
+    if x.dtype != weight.dtype:  # x in non-native byte order: the same values, native
+        x = x.astype(weight.dtype)
+    rank = weight.ndim - 2
+    mode, lo, hi = parse_padding(padding, rank)
+    op = None if output_padding is None else list(per_dim(output_padding, rank,
+                                                          "output_padding"))
+    if op is None and mode == "explicit":
+        op = [0] * rank
+    geometry = _core.resolve_geometry(
+        x.shape, weight.shape, rank, list(per_dim(stride, rank, "stride")),
+        list(per_dim(dilation, rank, "dilation")), list(lo), list(hi), op, mode,
+        as_int(groups, "groups"), cl)
+    layer = _Layer(weight, bias, geometry, 0 if num_threads is None else num_threads)
     c_axis = x.ndim - 1 if cl else 1
     if len(x.chunks[c_axis]) > 1:
         raise ValueError(
@@ -265,7 +278,7 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
     spatial_axes = list(range(1, 1 + rank)) if cl else list(range(2, 2 + rank))
     pad_lo, out_sizes = list(geometry.pad_lo), list(geometry.output)
     # Per axis: for each output block, the input slices it reads (and, spatially, its window).
-    windows = [axis_windows(x.chunks[ax], plan.weight.shape[d if cl else d + 2],
+    windows = [axis_windows(x.chunks[ax], weight.shape[d if cl else d + 2],
                             layer.stride[d], layer.dilation[d], pad_lo[d], out_sizes[d])
                for d, ax in enumerate(spatial_axes)]
     reads = [[[(m, 0, c)] for m, c in enumerate(cs)] for cs in x.chunks]
@@ -275,7 +288,7 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
         reads[ax] = [_pieces(x.chunks[ax], w.start, w.stop) for w in windows[d]]
         out_chunks[ax] = tuple(w.size for w in windows[d])
 
-    token = tokenize(x.name, plan.weight, plan.bias, stride, padding, output_padding,
+    token = tokenize(x.name, weight, bias, stride, padding, output_padding,
                      dilation, groups, data_format, num_threads)
     name = f"conv-transpose-{token}"
     layer_key = f"conv-transpose-layer-{token}"
