@@ -20,7 +20,8 @@ da = pytest.importorskip("dask.array")
 import tconv  # noqa: E402
 import tconv.dask as tdask  # noqa: E402
 
-from conftest import assert_close_in_norm, layer_configs  # noqa: E402
+from _dask_cases import chunked_layers, partitions  # noqa: E402
+from conftest import assert_close_in_norm  # noqa: E402
 
 
 def scatter_1d(x: np.ndarray, w: np.ndarray, stride: int, dilation: int, extra: int) -> np.ndarray:
@@ -31,22 +32,6 @@ def scatter_1d(x: np.ndarray, w: np.ndarray, stride: int, dilation: int, extra: 
         for t, wv in enumerate(w):
             y[i * stride + t * dilation] += xv * wv
     return y
-
-
-@st.composite
-def partitions(draw, n: int) -> tuple[int, ...]:
-    """Chunk sizes summing to n: one chunk, all chunks of 1 (smaller than most halos), or
-    random cuts."""
-    if n <= 1:
-        return (n,)
-    kind = draw(st.sampled_from(["one", "ones", "cuts", "cuts"]))
-    if kind == "one":
-        return (n,)
-    if kind == "ones":
-        return (1,) * n
-    cuts = draw(st.sets(st.integers(1, n - 1), min_size=1, max_size=n - 1))
-    edges = [0, *sorted(cuts), n]
-    return tuple(b - a for a, b in zip(edges, edges[1:]))
 
 
 @st.composite
@@ -91,32 +76,11 @@ def test_axis_windows_rebuild_each_block_from_its_input_range(layer, data):
         np.testing.assert_array_equal(local[win.crop_lo:win.crop_lo + win.size], block)
 
 
-def _arrays(cfg: dict, channels_last: bool, dtype, with_bias: bool, seed: int):
-    rng = np.random.default_rng(seed)
-    spatial, c_in = cfg["size"], cfg["c_in"]
-    groups = cfg["args"]["groups"]
-    xs = (*spatial, c_in) if channels_last else (c_in, *spatial)
-    if not cfg["unbatched"]:
-        xs = (cfg["batch"], *xs)
-    ws = ((*cfg["kernel"], cfg["c_out_g"], c_in) if channels_last
-          else (c_in, cfg["c_out_g"], *cfg["kernel"]))
-    x = rng.standard_normal(xs).astype(dtype)
-    w = rng.standard_normal(ws).astype(dtype)
-    b = rng.standard_normal(cfg["c_out_g"] * groups).astype(dtype) if with_bias else None
-    return x, w, b
-
-
 @settings(max_examples=80)
-@given(layer_configs(max_macs=4000, allow_output_size=False), st.booleans(),
-       st.sampled_from([np.float32, np.float64]), st.booleans(), st.data())
-def test_chunked_call_matches_the_in_memory_call(cfg, channels_last, dtype, with_bias, data):
-    x, w, b = _arrays(cfg, channels_last, dtype, with_bias, data.draw(st.integers(0, 2**32)))
-    kw = dict(cfg["args"], data_format="channels_last" if channels_last else "channels_first")
-    c_axis = x.ndim - 1 if channels_last else x.ndim - 1 - cfg["rank"]
-    chunks = [data.draw(partitions(n)) for n in x.shape]
-    chunks[c_axis] = (x.shape[c_axis],)
-    xd = da.from_array(x, chunks=tuple(chunks))
-
+@given(chunked_layers())
+def test_chunked_call_matches_the_in_memory_call(case):
+    x, w, b, kw = case["x"], case["weight"], case["bias"], case["kwargs"]
+    xd = da.from_array(x, chunks=case["chunks"])
     try:
         expected = tconv.conv_transpose(x, w, b, **kw)
     except tconv.ShapeError as exc:  # a drawn layer that cannot work: the same refusal
