@@ -9,8 +9,9 @@ The layer is V-Net's up-convolution (32 -> 16 channels, kernel 2, stride 2, floa
   zarr -> zarr   tconv.dask from zarr to zarr (uncompressed), the out-of-core pipeline
 on a dask.distributed LocalCluster of 1 or 2 worker processes with 1 thread each (tconv's
 threads per task: 1). Times are the best of --repeats runs. Memory is the resident set of the
-process doing the work (the largest over the workers): "idle" before the run (the bench process
-before x exists; each worker after a warm-up block), "peak" the most it ever held (getrusage).
+process doing the work (the largest over the workers; Linux /proc/self/status): "idle" before
+the run (the bench process before x exists; each worker after a warm-up block), "peak" the
+most it held during the runs (VmHWM, reset before them).
 Needs the dask extra: pip install "tconv[dask]".
 """
 
@@ -31,14 +32,23 @@ MiB = 2**20
 C_IN, C_OUT, KERNEL, STRIDE = 32, 16, 2, 2
 
 
+def _reset_peak_rss() -> int:
+    """Restart the peak resident set from the current one (Linux); returns the current."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_bytes("VmRSS")
+
+
 def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return _status_bytes("VmHWM")
 
 
-def _rss() -> int:
-    import psutil
-
-    return psutil.Process().memory_info().rss
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise LookupError(field)
 
 
 def _best(f, repeats: int) -> float:
@@ -55,6 +65,7 @@ def in_memory(x: np.ndarray, w: np.ndarray, repeats: int, idle: int) -> list[tup
     before = tconv.get_num_threads()
     try:
         for threads in (1, 2):
+            _reset_peak_rss()
             tconv.set_num_threads(threads)
             seconds = _best(lambda: tconv.conv_transpose(x, w, stride=STRIDE), repeats)
             rows.append(("in memory", f"{threads} thread{'s' * (threads > 1)}", seconds,
@@ -80,7 +91,6 @@ def on_cluster(workers: int, x_path: str, out_dir: str, w: np.ndarray, chunk: in
             warm = tdask.conv_transpose(xz[..., :chunk, :chunk, :2 * chunk * workers], w,
                                         stride=STRIDE)
             client.compute(warm.sum()).result()
-            idle = max(client.run(_rss).values())
             label = f"{workers} worker{'s' * (workers > 1)}"
 
             def to_sum():
@@ -92,6 +102,7 @@ def on_cluster(workers: int, x_path: str, out_dir: str, w: np.ndarray, chunk: in
                 y.to_zarr(os.path.join(out_dir, "y.zarr"), overwrite=True, **plain)
 
             for name, f in (("zarr -> sum", to_sum), ("zarr -> zarr", to_zarr)):
+                idle = max(client.run(_reset_peak_rss).values())
                 seconds = _best(f, repeats)
                 rows.append((name, label, seconds, idle, max(client.run(_peak_rss).values())))
     return rows
@@ -112,7 +123,7 @@ def main() -> None:
     plain = ({"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3
              else {"compressor": None})
     n, c = args.size, args.chunk
-    idle = _rss()
+    idle = _reset_peak_rss()
     rng = np.random.default_rng(0)
     x = rng.random((1, C_IN, n, n, n), dtype=np.float32)
     w = (rng.standard_normal((C_IN, C_OUT, KERNEL, KERNEL, KERNEL)) / 16).astype(np.float32)
