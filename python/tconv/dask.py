@@ -249,14 +249,32 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
                               num_threads=num_threads)[0]
     if w_ndim >= 3 and x.ndim != w_ndim:
         raise _rank_error(x.shape, np.shape(weight), w_ndim - 2, cl)
+    weight, bias, geometry = _resolve(x, weight, bias, stride, padding, output_padding,
+                                      dilation, groups, data_format)
+    if x.dtype != weight.dtype:  # x in non-native byte order: the same values, native
+        x = x.astype(weight.dtype)
+    c_axis = x.ndim - 1 if cl else 1
+    if len(x.chunks[c_axis]) > 1:
+        raise ValueError(
+            f"x is split into {len(x.chunks[c_axis])} chunks along its channel axis (axis "
+            f"{c_axis}, chunks {x.chunks[c_axis]}); every output cell reads all input channels, "
+            f"so they must be in one chunk: rechunk first, e.g. x.rechunk({{{c_axis}: -1}})"
+        )
+    layer = _Layer(weight, bias, geometry, 0 if num_threads is None else num_threads)
+    token = tokenize(x.name, weight, bias, stride, padding, output_padding, dilation, groups,
+                     data_format, num_threads)
+    return _chunked(x, layer, geometry, c_axis, token)
+
+
+def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any,
+             dilation: Any, groups: Any, data_format: str) -> tuple:
+    """(weight, bias, geometry of the whole call), or the in-memory call's error."""
     # The in-memory call on an empty batch of x's shape: every check and message of
     # tconv.conv_transpose, before any task exists, at no cost.
     probe = np.empty((0, *x.shape[1:]), dtype=x.dtype)
     _conv_transpose(probe, weight, bias, stride, padding, output_padding, dilation, groups,
                     data_format=data_format)
     _, weight, bias = _operands(probe, weight, bias)
-    if x.dtype != weight.dtype:  # x in non-native byte order: the same values, native
-        x = x.astype(weight.dtype)
     rank = weight.ndim - 2
     mode, lo, hi = parse_padding(padding, rank)
     op = None if output_padding is None else list(per_dim(output_padding, rank,
@@ -266,21 +284,19 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
     geometry = _core.resolve_geometry(
         x.shape, weight.shape, rank, list(per_dim(stride, rank, "stride")),
         list(per_dim(dilation, rank, "dilation")), list(lo), list(hi), op, mode,
-        as_int(groups, "groups"), cl)
-    layer = _Layer(weight, bias, geometry, 0 if num_threads is None else num_threads)
-    c_axis = x.ndim - 1 if cl else 1
-    if len(x.chunks[c_axis]) > 1:
-        raise ValueError(
-            f"x is split into {len(x.chunks[c_axis])} chunks along its channel axis (axis "
-            f"{c_axis}, chunks {x.chunks[c_axis]}); every output cell reads all input channels, "
-            f"so they must be in one chunk: rechunk first, e.g. x.rechunk({{{c_axis}: -1}})"
-        )
+        as_int(groups, "groups"), parse_data_format(data_format))
+    return weight, bias, geometry
+
+
+def _chunked(x: Any, layer: _Layer, geometry: Any, c_axis: int, token: str) -> Any:
+    """The result's graph: the layer under one key, and one task per block of x."""
+    rank, cl = layer.rank, layer.channels_last
     spatial_axes = list(range(1, 1 + rank)) if cl else list(range(2, 2 + rank))
-    pad_lo, out_sizes = list(geometry.pad_lo), list(geometry.output)
-    # Per axis: for each output block, the input slices it reads (and, spatially, its window).
-    windows = [axis_windows(x.chunks[ax], weight.shape[d if cl else d + 2],
-                            layer.stride[d], layer.dilation[d], pad_lo[d], out_sizes[d])
+    kernel = layer.weight.shape[:rank] if cl else layer.weight.shape[2:]
+    windows = [axis_windows(x.chunks[ax], kernel[d], layer.stride[d], layer.dilation[d],
+                            geometry.pad_lo[d], geometry.output[d])
                for d, ax in enumerate(spatial_axes)]
+    # Per axis: for each output block, the slices of x's blocks it reads.
     reads = [[[(m, 0, c)] for m, c in enumerate(cs)] for cs in x.chunks]
     out_chunks = list(x.chunks)
     out_chunks[c_axis] = (layer.out_channels,)
@@ -288,8 +304,6 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
         reads[ax] = [_pieces(x.chunks[ax], w.start, w.stop) for w in windows[d]]
         out_chunks[ax] = tuple(w.size for w in windows[d])
 
-    token = tokenize(x.name, weight, bias, stride, padding, output_padding,
-                     dilation, groups, data_format, num_threads)
     name = f"conv-transpose-{token}"
     layer_key = f"conv-transpose-layer-{token}"
     dsk: dict = {layer_key: layer}
