@@ -133,40 +133,48 @@ class _Layer:
         self.num_threads = num_threads
 
 
-def _assemble(nested: Any, cuts: Sequence[Sequence[tuple[int, int, int]]]) -> np.ndarray:
-    """One array from the slices of the input blocks a task reads (a view if it is one)."""
-    counts = [len(c) for c in cuts]
-    if all(n == 1 for n in counts):
-        leaf = nested
-        for _ in cuts:
-            leaf = leaf[0]
-        return leaf[tuple(slice(lo, hi) for _, lo, hi in (c[0] for c in cuts))]
-    shape = [sum(hi - lo for _, lo, hi in c) for c in cuts]
-    out = None
-    for index in itertools.product(*(range(n) for n in counts)):
-        leaf = nested
-        for i in index:
-            leaf = leaf[i]
-        src = tuple(slice(cuts[ax][i][1], cuts[ax][i][2]) for ax, i in enumerate(index))
-        if out is None:
-            out = np.empty(shape, dtype=leaf.dtype)
-        dst = []
-        for ax, i in enumerate(index):
-            lo = sum(hi_ - lo_ for _, lo_, hi_ in cuts[ax][:i])
-            dst.append(slice(lo, lo + cuts[ax][i][2] - cuts[ax][i][1]))
-        out[tuple(dst)] = leaf[src]
+def _cut(block: np.ndarray, *, bounds: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The part of an input block that a neighbouring output block reads: a copy, so that the
+    block itself can be freed once its own task has run."""
+    return block[tuple(slice(lo, hi) for lo, hi in bounds)].copy()
+
+
+def _assemble(nested: Any, ndim: int) -> np.ndarray:
+    """One array from the input pieces a task reads, nested one list level per axis."""
+    leaves: dict = {}
+
+    def walk(item: Any, index: tuple) -> None:
+        if len(index) == ndim:
+            leaves[index] = item
+        else:
+            for i, sub in enumerate(item):
+                walk(sub, index + (i,))
+
+    walk(nested, ())
+    if len(leaves) == 1:
+        return leaves[(0,) * ndim]
+    counts = [1 + max(index[ax] for index in leaves) for ax in range(ndim)]
+    offsets = []
+    for ax in range(ndim):
+        sizes = [leaves[(0,) * ax + (i,) + (0,) * (ndim - ax - 1)].shape[ax]
+                 for i in range(counts[ax])]
+        offsets.append(np.concatenate([[0], np.cumsum(sizes)]).tolist())
+    first = leaves[(0,) * ndim]
+    out = np.empty([o[-1] for o in offsets], dtype=first.dtype)
+    for index, piece in leaves.items():
+        out[tuple(slice(offsets[ax][i], offsets[ax][i + 1]) for ax, i in enumerate(index))] = piece
     return out
 
 
-def _block(layer: _Layer, nested: Any, *, cuts: Any, windows: Sequence[Window],
-           shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def _block(layer: _Layer, nested: Any, *, windows: Sequence[Window], shape: tuple[int, ...],
+           dtype: np.dtype) -> np.ndarray:
     """One output block: tconv on the input block plus its halo, cropped to the block."""
     if any(w.start == w.stop for w in windows) or 0 in shape:
         y = np.empty(shape, dtype=dtype)
         bias = 0 if layer.bias is None else layer.bias
         y[...] = bias if layer.channels_last else np.reshape(bias, (-1,) + (1,) * layer.rank)
         return y
-    x = _assemble(nested, cuts)
+    x = _assemble(nested, len(shape))
     geometry = _core.resolve_geometry(
         x.shape, layer.weight.shape, layer.rank, layer.stride, layer.dilation,
         [w.crop_lo for w in windows], [max(w.crop_hi, 0) for w in windows],
@@ -176,15 +184,6 @@ def _block(layer: _Layer, nested: Any, *, cuts: Any, windows: Sequence[Window],
     _core.conv_transpose(geometry, _aligned(x), _aligned(layer.weight), layer.bias, y,
                          num_threads=layer.num_threads)
     return y
-
-
-def _nested_keys(name: str, per_axis: Sequence[Sequence[tuple[int, int, int]]],
-                 prefix: tuple = ()) -> list:
-    """The input block keys a task reads, nested one list level per axis."""
-    axis = len(prefix)
-    if axis == len(per_axis) - 1:
-        return [(name, *prefix, m) for m, _, _ in per_axis[axis]]
-    return [_nested_keys(name, per_axis, prefix + (m,)) for m, _, _ in per_axis[axis]]
 
 
 def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
@@ -289,7 +288,8 @@ def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_p
 
 
 def _chunked(x: Any, layer: _Layer, geometry: Any, c_axis: int, token: str) -> Any:
-    """The result's graph: the layer under one key, and one task per block of x."""
+    """The result's graph: the layer under one key, one task per block of x, and a task per
+    halo piece cut from a neighbouring block (so that no task holds on to whole neighbours)."""
     rank, cl = layer.rank, layer.channels_last
     spatial_axes = list(range(1, 1 + rank)) if cl else list(range(2, 2 + rank))
     kernel = layer.weight.shape[:rank] if cl else layer.weight.shape[2:]
@@ -305,19 +305,33 @@ def _chunked(x: Any, layer: _Layer, geometry: Any, c_axis: int, token: str) -> A
         out_chunks[ax] = tuple(w.size for w in windows[d])
 
     name = f"conv-transpose-{token}"
+    cut_name = f"conv-transpose-halo-{token}"
     layer_key = f"conv-transpose-layer-{token}"
     dsk: dict = {layer_key: layer}
+
+    def leaf(blocks: tuple, bounds: tuple) -> tuple:
+        """The key of one input piece: a whole block of x, or a halo cut from one."""
+        key = (x.name, *blocks)
+        if all((lo, hi) == (0, x.chunks[ax][m])
+               for ax, (m, (lo, hi)) in enumerate(zip(blocks, bounds))):
+            return key
+        cut_key = (cut_name, *blocks, *itertools.chain.from_iterable(bounds))
+        if cut_key not in dsk:
+            dsk[cut_key] = (functools.partial(_cut, bounds=bounds), key)
+        return cut_key
+
+    def nest(cuts: list, blocks: tuple = (), bounds: tuple = ()) -> Any:
+        if len(blocks) == len(cuts):
+            return leaf(blocks, bounds)
+        return [nest(cuts, blocks + (m,), bounds + ((lo, hi),)) for m, lo, hi in cuts[len(blocks)]]
+
     for index in itertools.product(*(range(len(r)) for r in reads)):
         cuts = [reads[ax][i] for ax, i in enumerate(index)]
         block_windows = [windows[d][index[ax]] for d, ax in enumerate(spatial_axes)]
         shape = tuple(out_chunks[ax][i] for ax, i in enumerate(index))
-        if any(not c for c in cuts):  # reads nothing: the bias only
-            cuts, nested = [], []
-        else:
-            nested = _nested_keys(x.name, cuts)
+        nested = [] if any(not c for c in cuts) else nest(cuts)  # [] reads nothing: bias only
         # Static arguments in a partial: dask must not mistake them for keys or tasks.
-        task = functools.partial(_block, cuts=cuts, windows=block_windows, shape=shape,
-                                 dtype=x.dtype)
+        task = functools.partial(_block, windows=block_windows, shape=shape, dtype=x.dtype)
         dsk[(name, *index)] = (task, layer_key, nested)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
     meta = np.empty((0,) * x.ndim, dtype=x.dtype)
