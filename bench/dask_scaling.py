@@ -1,9 +1,11 @@
 """A 3-D volume through a V-Net up layer: in memory vs tconv.dask on 1 and 2 worker processes.
 
     python bench/dask_scaling.py [--size 96] [--chunk 32] [--workers 1 2] [--repeats 2]
+                                 [--kernel 2 --padding 0]
 
 The layer is V-Net's up-convolution (32 -> 16 channels, kernel 2, stride 2, float32) on a
-(1, 32, size, size, size) volume. Rows:
+(1, 32, size, size, size) volume; --kernel 4 --padding 1 gives a layer whose blocks need a halo
+of their neighbours' cells. Rows:
   in memory      tconv.conv_transpose on numpy arrays, 1 and 2 tconv threads
   zarr -> sum    tconv.dask from zarr on disk, each block reduced on its worker (no output I/O)
   zarr -> zarr   tconv.dask from zarr to zarr (uncompressed), the out-of-core pipeline
@@ -29,7 +31,7 @@ import numpy as np
 import tconv
 
 MiB = 2**20
-C_IN, C_OUT, KERNEL, STRIDE = 32, 16, 2, 2
+C_IN, C_OUT, STRIDE = 32, 16, 2
 
 
 def _reset_peak_rss() -> int:
@@ -60,14 +62,14 @@ def _best(f, repeats: int) -> float:
     return min(times)
 
 
-def in_memory(x: np.ndarray, w: np.ndarray, repeats: int, idle: int) -> list[tuple]:
+def in_memory(x: np.ndarray, w: np.ndarray, kw: dict, repeats: int, idle: int) -> list[tuple]:
     rows = []
     before = tconv.get_num_threads()
     try:
         for threads in (1, 2):
             _reset_peak_rss()
             tconv.set_num_threads(threads)
-            seconds = _best(lambda: tconv.conv_transpose(x, w, stride=STRIDE), repeats)
+            seconds = _best(lambda: tconv.conv_transpose(x, w, **kw), repeats)
             rows.append(("in memory", f"{threads} thread{'s' * (threads > 1)}", seconds,
                          idle, _peak_rss()))
     finally:
@@ -75,7 +77,7 @@ def in_memory(x: np.ndarray, w: np.ndarray, repeats: int, idle: int) -> list[tup
     return rows
 
 
-def on_cluster(workers: int, x_path: str, out_dir: str, w: np.ndarray, chunk: int,
+def on_cluster(workers: int, x_path: str, out_dir: str, w: np.ndarray, kw: dict, chunk: int,
                memory_limit: str, repeats: int, plain: dict) -> list[tuple]:
     import dask.array as da
     import distributed
@@ -89,16 +91,16 @@ def on_cluster(workers: int, x_path: str, out_dir: str, w: np.ndarray, chunk: in
             xz = da.from_zarr(x_path)
             # Warm-up: imports and first allocations on every worker.
             warm = tdask.conv_transpose(xz[..., :chunk, :chunk, :2 * chunk * workers], w,
-                                        stride=STRIDE)
+                                        **kw)
             client.compute(warm.sum()).result()
             label = f"{workers} worker{'s' * (workers > 1)}"
 
             def to_sum():
-                y = tdask.conv_transpose(xz, w, stride=STRIDE)
+                y = tdask.conv_transpose(xz, w, **kw)
                 client.compute(y.sum(dtype=np.float64)).result()
 
             def to_zarr():
-                y = tdask.conv_transpose(xz, w, stride=STRIDE)
+                y = tdask.conv_transpose(xz, w, **kw)
                 y.to_zarr(os.path.join(out_dir, "y.zarr"), overwrite=True, **plain)
 
             for name, f in (("zarr -> sum", to_sum), ("zarr -> zarr", to_zarr)):
@@ -115,6 +117,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--memory-limit", default="1GiB", help="per worker")
+    ap.add_argument("--kernel", type=int, default=2, help="kernel edge (V-Net: 2)")
+    ap.add_argument("--padding", type=int, default=0, help="padding (V-Net: 0)")
     args = ap.parse_args()
     import dask.array as da
     import zarr
@@ -126,24 +130,28 @@ def main() -> None:
     idle = _reset_peak_rss()
     rng = np.random.default_rng(0)
     x = rng.random((1, C_IN, n, n, n), dtype=np.float32)
-    w = (rng.standard_normal((C_IN, C_OUT, KERNEL, KERNEL, KERNEL)) / 16).astype(np.float32)
-    flops = 2 * C_IN * C_OUT * KERNEL**3 * n**3
-    y_bytes = C_OUT * (STRIDE * n) ** 3 * 4
+    k = args.kernel
+    kw = dict(stride=STRIDE, padding=args.padding)
+    w = (rng.standard_normal((C_IN, C_OUT, k, k, k)) / 16).astype(np.float32)
+    flops = 2 * C_IN * C_OUT * k**3 * n**3
+    m = (n - 1) * STRIDE + k - 2 * args.padding  # output edge
+    y_bytes = C_OUT * m**3 * 4
     print(f"tconv {tconv.__version__} | ISA {tconv._core.active_isa()} | float32 | "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} | zarr {zarr.__version__}")
-    print(f"V-Net up layer {C_IN} -> {C_OUT} channels, kernel {KERNEL}, stride {STRIDE}: x "
+    print(f"up layer {C_IN} -> {C_OUT} channels, kernel {k}, stride {STRIDE}, padding "
+          f"{args.padding}: x "
           f"(1, {C_IN}, {n}, {n}, {n}) {x.nbytes / MiB:.0f} MiB -> y {y_bytes / MiB:.0f} MiB, "
           f"{flops / 1e9:.1f} GFLOP; chunks {c}^3 (blocks {C_IN * c**3 * 4 / MiB:.1f} MiB in, "
           f"{C_OUT * (STRIDE * c) ** 3 * 4 / MiB:.1f} MiB out); worker memory limit "
           f"{args.memory_limit}; best of {args.repeats}")
-    rows = in_memory(x, w, args.repeats, idle)
+    rows = in_memory(x, w, kw, args.repeats, idle)
     tmp = tempfile.mkdtemp(prefix="tconv-dask-bench-")
     try:
         x_path = os.path.join(tmp, "x.zarr")
         da.from_array(x, chunks=(1, C_IN, c, c, c)).to_zarr(x_path, **plain)
         del x
         for workers in args.workers:
-            rows += on_cluster(workers, x_path, tmp, w, c, args.memory_limit, args.repeats,
+            rows += on_cluster(workers, x_path, tmp, w, kw, c, args.memory_limit, args.repeats,
                                plain)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -151,7 +159,7 @@ def main() -> None:
           f"{'Mvoxel/s':>9} {'idle MiB':>9} {'peak MiB':>9}")
     for name, label, seconds, idle_rss, peak in rows:
         print(f"{name:<14} {label:<12} {seconds:8.2f} {flops / seconds / 1e9:8.1f} "
-              f"{(STRIDE * n) ** 3 / seconds / 1e6:9.1f} {idle_rss / MiB:9.0f} {peak / MiB:9.0f}")
+              f"{m**3 / seconds / 1e6:9.1f} {idle_rss / MiB:9.0f} {peak / MiB:9.0f}")
 
 
 if __name__ == "__main__":
