@@ -2,7 +2,7 @@
 // lane operations per element type, the accumulator list and the store of a finished tile.
 // Only for files built with -mavx512f. Internal linkage on purpose: each of those translation
 // units gets its own copy, so no inline function or instantiation is shared with code built
-// for another ISA (see the build notes on ODR).
+// for another ISA (docs/design.md, "Per-ISA code and the ODR").
 #pragma once
 
 #include <immintrin.h>

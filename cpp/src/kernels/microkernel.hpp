@@ -1,8 +1,8 @@
 // The interface between the phase driver (baseline code) and the per-ISA micro-kernels.
 //
 // Plain structs and function pointers only: an ISA translation unit must not share any inline
-// function or template instantiation with baseline code (see the build notes on ODR), so
-// nothing here has a body.
+// function or template instantiation with baseline code (docs/design.md, "Per-ISA code and
+// the ODR"), so nothing here has a body.
 //
 // A call computes an M x N block of one output phase as a batch-reduce GEMM:
 //

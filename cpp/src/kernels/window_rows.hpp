@@ -1,6 +1,6 @@
 // Row windows for the per-ISA channel kernels. Internal linkage on purpose: every ISA
 // translation unit gets its own copy, compiled with its own flags, so no instantiation is
-// shared with code built for another ISA (see the build notes on ODR).
+// shared with code built for another ISA (docs/design.md, "Per-ISA code and the ODR").
 #pragma once
 
 #include <cstdint>
