@@ -218,3 +218,22 @@ def test_bad_inputs_are_refused_before_any_task_runs():
     unknown = x[x[:, 0, 0, 0] > 0]
     with pytest.raises(ValueError, match="compute_chunk_sizes"):
         tdask.conv_transpose(unknown, w)
+
+
+def test_empty_blocks_and_blocks_that_only_hold_the_bias():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 2, 6)).astype(np.float32)
+    w = rng.standard_normal((2, 3, 1)).astype(np.float32)
+    b = np.array([1.0, -2.0, 3.0], dtype=np.float32)
+    xd = da.from_array(x, chunks=(1, 2, 1))
+    # Kernel 1, stride 2, crop 5: 7 output cells where blocks of 2 would need 12, so the last
+    # two blocks are empty; the last cell (past the last input's only tap) is output_padding's
+    # and makes a block of its own that reads no input.
+    kw = dict(stride=2, padding=((5, 0),), output_padding=1)
+    y = tdask.conv_transpose(xd, w, b, **kw)
+    windows = tdask.axis_windows((1,) * 6, 1, 2, 1, 5, 7)
+    assert y.chunks[2] == (2, 2, 2, 1, 0, 0)
+    assert any(w_.start == w_.stop and w_.size for w_ in windows), windows
+    expected = tconv.conv_transpose(x, w, b, **kw)
+    np.testing.assert_array_equal(expected[..., -1], np.broadcast_to(b, (1, 3)))
+    assert_close_in_norm(y.compute(scheduler="threads"), expected)
