@@ -7,7 +7,10 @@ The layer is V-Net's up-convolution (32 -> 16 channels, kernel 2, stride 2, floa
 (1, 32, size, size, size) volume; --kernel 4 --padding 1 gives a layer whose blocks need a halo
 of their neighbours' cells. Rows:
   in memory      tconv.conv_transpose on numpy arrays, 1 and 2 tconv threads
-  zarr -> sum    tconv.dask from zarr on disk, each block reduced on its worker (no output I/O)
+  numpy -> none  tconv.dask on the same array in blocks, dask's synchronous scheduler in this
+                 process (one thread), each block computed and dropped: the cost of blocking
+  zarr -> none   tconv.dask from zarr on disk, each block computed on its worker and dropped
+                 (one cell of each is gathered: no output I/O)
   zarr -> zarr   tconv.dask from zarr to zarr (uncompressed), the out-of-core pipeline
 on a dask.distributed LocalCluster of 1 or 2 worker processes with 1 thread each (tconv's
 threads per task: 1). Times are the best of --repeats runs. Memory is the resident set of the
@@ -77,6 +80,26 @@ def in_memory(x: np.ndarray, w: np.ndarray, kw: dict, repeats: int, idle: int) -
     return rows
 
 
+def in_blocks(x: np.ndarray, w: np.ndarray, kw: dict, chunk: int, repeats: int,
+              idle: int) -> tuple:
+    import dask
+    import dask.array as da
+
+    import tconv.dask as tdask
+
+    xd = da.from_array(x, chunks=(1, C_IN, chunk, chunk, chunk))
+
+    def run():
+        y = tdask.conv_transpose(xd, w, **kw)
+        corners = tuple(slice(None, None, size[0]) for size in y.chunks[2:])
+        dask.compute(y[(slice(None), slice(None), *corners)], scheduler="sync")
+
+    tdask.conv_transpose(xd[..., :chunk, :chunk, :chunk], w, **kw).compute(scheduler="sync")
+    _reset_peak_rss()
+    seconds = _best(run, repeats)
+    return ("numpy -> none", "1 thread", seconds, idle, _peak_rss())
+
+
 def on_cluster(workers: int, x_path: str, out_dir: str, w: np.ndarray, kw: dict, chunk: int,
                memory_limit: str, repeats: int, plain: dict) -> list[tuple]:
     import dask.array as da
@@ -92,18 +115,19 @@ def on_cluster(workers: int, x_path: str, out_dir: str, w: np.ndarray, kw: dict,
             # Warm-up: imports and first allocations on every worker.
             warm = tdask.conv_transpose(xz[..., :chunk, :chunk, :2 * chunk * workers], w,
                                         **kw)
-            client.compute(warm.sum()).result()
+            client.compute(warm[..., :1, :1, :1]).result()
             label = f"{workers} worker{'s' * (workers > 1)}"
 
-            def to_sum():
+            def to_none():
                 y = tdask.conv_transpose(xz, w, **kw)
-                client.compute(y.sum(dtype=np.float64)).result()
+                corners = tuple(slice(None, None, size[0]) for size in y.chunks[2:])
+                client.compute(y[(slice(None), slice(None), *corners)]).result()
 
             def to_zarr():
                 y = tdask.conv_transpose(xz, w, **kw)
                 y.to_zarr(os.path.join(out_dir, "y.zarr"), overwrite=True, **plain)
 
-            for name, f in (("zarr -> sum", to_sum), ("zarr -> zarr", to_zarr)):
+            for name, f in (("zarr -> none", to_none), ("zarr -> zarr", to_zarr)):
                 idle = max(client.run(_reset_peak_rss).values())
                 seconds = _best(f, repeats)
                 rows.append((name, label, seconds, idle, max(client.run(_peak_rss).values())))
@@ -145,6 +169,7 @@ def main() -> None:
           f"{C_OUT * (STRIDE * c) ** 3 * 4 / MiB:.1f} MiB out); worker memory limit "
           f"{args.memory_limit}; best of {args.repeats}")
     rows = in_memory(x, w, kw, args.repeats, idle)
+    rows.append(in_blocks(x, w, kw, c, args.repeats, idle))
     tmp = tempfile.mkdtemp(prefix="tconv-dask-bench-")
     try:
         x_path = os.path.join(tmp, "x.zarr")
