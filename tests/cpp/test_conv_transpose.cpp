@@ -585,6 +585,8 @@ TYPED_TEST(ConvTranspose, InterruptStopsTheCallOnTheCallingThreadOnly) {
   opt.interrupt = nullptr;
   tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y_plain.data(), {}, opt);
   EXPECT_EQ(0, std::memcmp(y_polled.data(), y_plain.data(), y_plain.size() * sizeof(T)));
+}
+
 // Layers the core runs in another order of their dims (unit dims dropped, a narrow last dim
 // moved away from a long one), through permuted strides of every random layout.
 TYPED_TEST(ConvTranspose, UnitAndNarrowLastDims) {
