@@ -373,14 +373,11 @@ SHAPE_SIGINT_SCRIPT = """
         w.reshape(-1)[0] = np.nan
     run = tconv.ConvTranspose(w) if how == "plan" else (lambda x: tconv.conv_transpose(x, w))
     scale = float(sys.argv[4])
-    if xs[0] == 1:
-        # One image, made long enough to take ~5 s (times scale): grow its last axis.
-        t0 = time.perf_counter()
-        run(rng.standard_normal(xs).astype(np.float32))
-        grow = max(1, int(scale * 5.0 / (time.perf_counter() - t0)))
-        xs = xs[:-1] + (xs[-1] * grow,)
-    else:
-        xs = (int(xs[0] * scale),) + xs[1:]
+    # Made long enough to take ~5 s (times scale): grow the batch, or one image's last axis.
+    t0 = time.perf_counter()
+    run(rng.standard_normal(xs).astype(np.float32))
+    grow = max(1, int(scale * 5.0 / (time.perf_counter() - t0)))
+    xs = (xs[0] * grow,) + xs[1:] if xs[0] > 1 else xs[:-1] + (xs[-1] * grow,)
     x = rng.standard_normal(xs).astype(np.float32)
     print("shape", "x".join(map(str, xs)), "ready", flush=True)
     t0 = time.perf_counter()
