@@ -250,6 +250,8 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
         raise _rank_error(x.shape, np.shape(weight), w_ndim - 2, cl)
     weight, bias, geometry = _resolve(x, weight, bias, stride, padding, output_padding,
                                       dilation, groups, data_format)
+    if isinstance(geometry, tuple):  # Keras' empty 'same' output: nothing to compute
+        return _empty_result(x, geometry, weight.dtype, cl)
     if x.dtype != weight.dtype:  # x in non-native byte order: the same values, native
         x = x.astype(weight.dtype)
     c_axis = x.ndim - 1 if cl else 1
@@ -271,9 +273,11 @@ def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_p
     # The in-memory call on an empty batch of x's shape: every check and message of
     # tconv.conv_transpose, before any task exists, at no cost.
     probe = np.empty((0, *x.shape[1:]), dtype=x.dtype)
-    _conv_transpose(probe, weight, bias, stride, padding, output_padding, dilation, groups,
-                    data_format=data_format)
+    y0 = _conv_transpose(probe, weight, bias, stride, padding, output_padding, dilation, groups,
+                         data_format=data_format)
     _, weight, bias = _operands(probe, weight, bias)
+    if y0.size == 0 and 0 in (y0.shape[1:-1] if parse_data_format(data_format) else y0.shape[2:]):
+        return weight, bias, y0.shape[1:]
     rank = weight.ndim - 2
     mode, lo, hi = parse_padding(padding, rank)
     op = None if output_padding is None else list(per_dim(output_padding, rank,
@@ -285,6 +289,19 @@ def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_p
         list(per_dim(dilation, rank, "dilation")), list(lo), list(hi), op, mode,
         as_int(groups, "groups"), parse_data_format(data_format))
     return weight, bias, geometry
+
+
+def _empty_result(x: Any, tail: tuple, dtype: Any, cl: bool) -> Any:
+    """The result of a layer whose output has no cells along a spatial axis (Keras'
+    padding='same' with output_padding=0 on a length of 1): zeros of that shape, with the
+    batch chunks of x and no cells along the empty axes."""
+    shape = (x.shape[0], *tail)
+    chunks = [x.chunks[0]] + [(n,) for n in tail]
+    c_axis = len(shape) - 1 if cl else 1
+    for ax in range(1, len(shape)):
+        if ax != c_axis and shape[ax] == 0:
+            chunks[ax] = (0,) * len(x.chunks[ax])
+    return da.zeros(shape, dtype=dtype, chunks=tuple(chunks))
 
 
 def _chunked(x: Any, layer: _Layer, geometry: Any, c_axis: int, token: str) -> Any:

@@ -237,3 +237,18 @@ def test_empty_blocks_and_blocks_that_only_hold_the_bias():
     expected = tconv.conv_transpose(x, w, b, **kw)
     np.testing.assert_array_equal(expected[..., -1], np.broadcast_to(b, (1, 3)))
     assert_close_in_norm(y.compute(scheduler="threads"), expected)
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_keras_empty_same_output_is_an_empty_array_of_the_in_memory_shape(data_format):
+    # Keras' padding='same', output_padding=0 with an even kernel on a length of 1: no cells.
+    w = np.ones((1, 1, 2), np.float32)
+    if data_format == "channels_last":
+        w = np.ascontiguousarray(w.transpose(2, 1, 0))
+    x = np.ones((3, 1, 1), np.float32)
+    want = tconv.conv_transpose(x, w, padding="same", output_padding=0, data_format=data_format)
+    y = tdask.conv_transpose(da.from_array(x, chunks=(2, 1, 1)), w, padding="same",
+                             output_padding=0, data_format=data_format)
+    assert 0 in want.shape
+    assert y.shape == want.shape
+    assert y.compute().shape == want.shape
