@@ -293,14 +293,15 @@ def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_p
 
 def _empty_result(x: Any, tail: tuple, dtype: Any, cl: bool) -> Any:
     """The result of a layer whose output has no cells along a spatial axis (Keras'
-    padding='same' with output_padding=0 on a length of 1): zeros of that shape, with the
-    batch chunks of x and no cells along the empty axes."""
+    padding='same' with output_padding=0 on a length of 1): zeros of that shape, with one
+    block per block of x."""
     shape = (x.shape[0], *tail)
     chunks = [x.chunks[0]] + [(n,) for n in tail]
     c_axis = len(shape) - 1 if cl else 1
     for ax in range(1, len(shape)):
-        if ax != c_axis and shape[ax] == 0:
-            chunks[ax] = (0,) * len(x.chunks[ax])
+        if ax != c_axis:  # one block per input block; the array holds no element anyway
+            k = len(x.chunks[ax])
+            chunks[ax] = (shape[ax],) + (0,) * (k - 1)
     return da.zeros(shape, dtype=dtype, chunks=tuple(chunks))
 
 
