@@ -28,6 +28,19 @@ def examples(n: int) -> int:
     return max(5, round(n * settings.default.max_examples / REFERENCE_EXAMPLES))
 
 
+# set_max_isa can only lower the tier TCONV_MAX_ISA sets at start-up (CI runs the suite once
+# per cap), so a test that asserts which kernels ran loops over these.
+ISA_TIER = {"avx512": 0, "avx2": 1, "neon": 1, "portable": 2, "baseline": 2, "generic": 2}
+
+
+def reachable_isas() -> list[str]:
+    """tconv.available_isas() at or below the TCONV_MAX_ISA tier, best first."""
+    import tconv
+
+    cap = ISA_TIER.get(os.environ.get("TCONV_MAX_ISA", "").lower(), 0)
+    return [i for i in tconv.available_isas() if ISA_TIER[i] >= cap]
+
+
 # Relative error bound in the 2-norm. A transposed convolution sums at most
 # C_in/groups * prod(kernel) products per cell; with the sizes used in the tests the rounding
 # of float32 stays near 1e-6 relative, float64 near 1e-15.

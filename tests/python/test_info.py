@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 import tconv
+
+from conftest import ISA_TIER
 from tconv import _core, cli
 
 CMAKE_BUILD_TYPES = {"Release", "Debug", "RelWithDebInfo", "MinSizeRel"}
@@ -46,9 +48,8 @@ def expected_version() -> str:
 
 def expected_active_isa(env_cap: str | None) -> str:
     """The best available ISA at or below the TCONV_MAX_ISA tier (no cap set in-process)."""
-    tier = {"avx512": 0, "avx2": 1, "neon": 1, "portable": 2, "baseline": 2, "generic": 2}
-    cap = tier.get((env_cap or "").lower(), 0)
-    return next(i for i in tconv.available_isas() if tier[i] >= cap)
+    cap = ISA_TIER.get((env_cap or "").lower(), 0)
+    return next(i for i in tconv.available_isas() if ISA_TIER[i] >= cap)
 
 
 @pytest.fixture
