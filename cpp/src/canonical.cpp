@@ -12,17 +12,28 @@ bool trivial(const Geometry& g, int d) {
 // A last dim this narrow beside one this long is moved away from the vector axis.
 constexpr std::int64_t kNarrow = 16, kLong = 64;
 
-// The kept dims in their new order (old indices).
+// The dim of `keep` whose `extent` is largest, or -1 when the last one's is below kNarrow and
+// no other's reaches kLong.
+int long_beside_narrow(const std::vector<int>& keep, const std::vector<std::int64_t>& extent) {
+  const auto at = [&](int d) { return extent[static_cast<std::size_t>(d)]; };
+  int longest = keep.back();
+  for (int d : keep)
+    if (at(d) > at(longest)) longest = d;
+  return at(keep.back()) < kNarrow && at(longest) >= kLong ? longest : -1;
+}
+
+// The kept dims in their new order (old indices). The vector axis is the last dim's output
+// (rows of output cells) and its input (the positions a kernel call loads): a last dim narrow
+// in either beside a long one gives calls of a few useful lanes each, one per tap of the
+// other dims (an input of one column under a 424-wide kernel: 8 s where torch takes 0.2 s).
 std::vector<int> dim_order(const Geometry& g) {
   std::vector<int> keep;
   for (int d = 0; d < g.rank; ++d)
     if (!trivial(g, d)) keep.push_back(d);
   if (keep.empty()) keep.push_back(g.rank - 1);
-  const int last = keep.back();
-  int longest = last;
-  for (int d : keep)
-    if (g.output[d] > g.output[longest]) longest = d;
-  if (g.output[last] < kNarrow && g.output[longest] >= kLong) {
+  int longest = long_beside_narrow(keep, g.output);
+  if (longest < 0) longest = long_beside_narrow(keep, g.input);
+  if (longest >= 0) {
     keep.erase(std::find(keep.begin(), keep.end(), longest));
     keep.push_back(longest);
   }

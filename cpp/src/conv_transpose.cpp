@@ -353,11 +353,16 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
     const auto packed = cache ? cache->phase.get(fits, make)
                               : std::make_shared<const kernels::phase::Packed<T>>(make());
     t_last_memory.packed_weight_bytes = packed->bytes();
-    t_last_memory.scratch_bytes =
+    const std::size_t scratch =
         kernels::phase::shuffle_applies(p, *packed)
             ? kernels::phase::run_shuffle(p, *packed, ks, threads_for(g, options))
             : kernels::phase::run(p, *packed, ks, threads_for(g, options));
-    return;
+    if (scratch != kernels::phase::kDeclined) {
+      t_last_memory.scratch_bytes = scratch;
+      return;
+    }
+    t_last_isa = Isa::portable;
+    t_last_memory = CallMemory{};
   }
   kernels::portable::conv_transpose(p);
 }

@@ -79,6 +79,56 @@ def test_long_kernel_signals_are_right_in_bounded_memory(xs, ws, stride, fmt, th
         assert_close_in_norm(yc, _signal_oracle(xc, wc, stride), dtype=np.float32)
 
 
+def _scatter_by_input(x: np.ndarray, w: np.ndarray, dilation: tuple) -> np.ndarray:
+    """channels_first, groups 1, stride 1, no padding: each input cell adds its weights, taps
+    `dilation` apart, at its own position. Loops over input cells only (the kernels are long)."""
+    n, cin = x.shape[:2]
+    k = w.shape[2:]
+    out = [i + d * (kk - 1) for i, kk, d in zip(x.shape[2:], k, dilation)]
+    y = np.zeros((n, w.shape[1], *out))
+    for pos in np.ndindex(*x.shape[2:]):
+        taps = tuple(slice(i, i + d * (kk - 1) + 1, d) for i, kk, d in zip(pos, k, dilation))
+        y[(slice(None), slice(None), *taps)] += np.einsum(
+            "nc,co...->no...", x[(slice(None), slice(None), *pos)].astype(np.float64),
+            w.astype(np.float64))
+    return y
+
+
+@pytest.mark.parametrize("xs, ws", [
+    ((2, 1, 70, 1), (1, 1, 70, 100)),   # one input column under a 100-wide kernel
+    ((1, 3, 80, 2), (3, 2, 50, 120)),
+])
+def test_a_narrow_input_beside_a_long_one_is_vectorised_along_the_long_one(xs, ws,
+                                                                          threads_restored):
+    # The last dim's input is what a kernel call loads: with one or two cells there, the
+    # drivers made one call per tap of the other dim, each of a few useful lanes.
+    tconv.set_num_threads(2)
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    y = tconv.conv_transpose(x, w)
+    assert _core.last_call_memory()["dims_reordered"]
+    assert _core.last_call_isa() == tconv.available_isas()[0]
+    _assert_scratch_bounded(y)
+    assert_close_in_norm(y, _scatter_by_input(x, w, (1, 1)), dtype=np.float64)
+
+
+def test_row_buffers_over_the_budget_send_the_layer_to_the_portable_kernel(threads_restored):
+    # A 60-row input under a 60 x 400 kernel dilated 4 wide: the phase driver's pair lists
+    # would be 60 rows x ~1600 shifts per thread, 3.8 MB on one thread, 7.7 MB on two (beyond
+    # the 4 MiB floor for a 1.5 MB output): on two it declines.
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((1, 2, 60, 2)), rng.standard_normal((2, 1, 60, 400))
+    want = _scatter_by_input(x, w, (1, 4))
+    ran = {}
+    for threads in (1, 2):
+        tconv.set_num_threads(threads)
+        y = tconv.conv_transpose(x, w, dilation=(1, 4))
+        ran[threads] = _core.last_call_isa()
+        _assert_scratch_bounded(y)
+        assert_close_in_norm(y, want, dtype=np.float64)
+    assert ran == {1: tconv.available_isas()[0], 2: "portable"}
+
+
 @st.composite
 def layers(draw):
     rank = draw(st.integers(1, 2))

@@ -466,7 +466,17 @@ double scratch_bound(const Geometry& g, std::size_t elem, int threads) {
     const double row_len =
         static_cast<double>(std::max(g.input[L], g.output[L] / g.stride[L] + 1)) + 2 * reach + 2;
     tables += (2 * rows + 2 * pairs + in_rows + 2 * k + 8) * kWord;
-    tables += threads * std::max(256.0 * 1024, row_len * static_cast<double>(elem));
+    // A block is at least one output row, whose input rows span, in row-major order, up to
+    // (reach - 1) * pitch + 1 rows (a tall kernel over a few input rows: all of them).
+    double span = 1, pitch = 1;
+    for (int d = L - 1; d >= 0; --d) {
+      const double reach_d = std::floor(static_cast<double>(g.kernel[d] - 1) *
+                                        static_cast<double>(g.dilation[d]) /
+                                        static_cast<double>(g.stride[d])) + 1;
+      span += (std::min(static_cast<double>(g.input[d]), reach_d) - 1) * pitch;
+      pitch *= static_cast<double>(g.input[d]);
+    }
+    tables += threads * std::max(256.0 * 1024, span * row_len * static_cast<double>(elem));
   } else {
     tables += (static_cast<double>(g.output[L]) + 1 + 4 * dim_pairs(L)) * kWord;
     double most = 1;

@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cstdlib>
 
+#include "buffer.hpp"
 #include "threadpool.hpp"
 
 namespace tconv::kernels::phase {
@@ -12,6 +13,12 @@ namespace {
 
 std::int64_t floor_mod(std::int64_t a, std::int64_t b) { return ((a % b) + b) % b; }
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+double output_bytes(const Geometry& g, std::size_t elem) {
+  double bytes = static_cast<double>(g.batch * g.out_channels) * static_cast<double>(elem);
+  for (int d = 0; d < g.rank; ++d) bytes *= static_cast<double>(g.output[d]);
+  return bytes;
+}
 
 // Output position `oo` of the first `dims` dims (row-major): per dim its coordinate o, phase r
 // and phase row q (o = q * stride + r).
@@ -402,23 +409,24 @@ std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T
   struct Scratch {
     std::vector<std::int64_t> a_off, m_lo, m_hi, b_off, rm, cm, outer_off, outer_tap;
   };
-  std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
   std::int64_t max_outer = 1;
   for (int d = 0; d < yd; ++d) {
     std::size_t m = 0;
     for (const auto& k : pk.dims[d].k) m = std::max(m, k.size());
-    max_outer *= static_cast<std::int64_t>(m);
+    max_outer *= std::min(static_cast<std::int64_t>(m), g.input[d]);  // as max_slots in run()
   }
   const std::int64_t max_pairs = max_outer * pk.row_shifts * group;
+  const double per_thread = static_cast<double>(6 * max_pairs + 2 * max_outer) *
+                            static_cast<double>(sizeof(std::int64_t));
+  if (per_thread * threads > detail::scratch_budget(output_bytes(g, sizeof(T)))) return kDeclined;
+  std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
   std::size_t scratch_bytes = 0;
   for (auto& s : scratch) {
     for (auto* v : {&s.a_off, &s.m_lo, &s.m_hi, &s.b_off, &s.rm, &s.cm})
       v->reserve(static_cast<std::size_t>(max_pairs));
     s.outer_off.reserve(static_cast<std::size_t>(max_outer));
     s.outer_tap.reserve(static_cast<std::size_t>(max_outer));
-    scratch_bytes += (6 * static_cast<std::size_t>(max_pairs) +
-                      2 * static_cast<std::size_t>(max_outer)) *
-                     sizeof(std::int64_t);
+    scratch_bytes += static_cast<std::size_t>(per_thread);
   }
   const std::int64_t xs_y = p.x_strides[sp_axis + yd], xs_c = p.x_strides[c_axis];
   const std::int64_t block = cin_g * sy * sx * cout_g;
@@ -561,11 +569,12 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   const std::int64_t qmax = ceil_div(out_x, sx);
   std::int64_t n_outer = 1;
   for (int d = 0; d < xd; ++d) n_outer *= g.output[d];
+  // Distinct taps of a phase read distinct input rows: a row has at most input[d] of them.
   std::int64_t max_slots = 1;
   for (int d = 0; d < xd; ++d) {
     std::size_t m = 0;
     for (const auto& k : pk.dims[d].k) m = std::max(m, k.size());
-    max_slots *= static_cast<std::int64_t>(m);
+    max_slots *= std::min(static_cast<std::int64_t>(m), g.input[d]);
   }
   std::int64_t max_xtaps = 0;
   for (const auto& k : dx.k) max_xtaps = std::max<std::int64_t>(max_xtaps, k.size());
@@ -590,7 +599,8 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         hi = seen ? std::max(hi, c) : c;
         seen = true;
       }
-    window[d] = seen ? hi - lo + 1 : 1;
+    // No more rows than the input has (the cache's index is the row modulo its extent).
+    window[d] = std::min(seen ? hi - lo + 1 : 1, g.input[d]);
     cached *= window[d];
   }
 
@@ -600,8 +610,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   const bool multi = spatial && ks.phase_gemm && sx >= 2 && sx <= 4;
   const std::int64_t per_q =
       ((via_row ? sx * cout_g : 0) + cached * cin_g) * static_cast<std::int64_t>(sizeof(T));
-  double out_bytes = static_cast<double>(g.batch * g.out_channels * sizeof(T));
-  for (int d = 0; d < rank; ++d) out_bytes *= static_cast<double>(g.output[d]);
+  const double out_bytes = output_bytes(g, sizeof(T));
   {
     // 64 KiB of row buffers per thread, up to 128 KiB where that stays within 5 % of the
     // output: longer blocks mean fewer halos and calls (CycleGAN 256->128 NHWC 105 -> 108,
@@ -723,10 +732,18 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     std::vector<std::int64_t> a_off, b_off, partner, m_lo, m_hi, slot_in, slot_tap, slot_off, tag,
         halo;
   };
+  // Per thread: the staging row and row buffers (T); tags, halos, slots and pair lists.
+  const std::int64_t lines_cached = in_place ? 0 : cached;
+  const std::int64_t max_pairs = max_slots * std::max<std::int64_t>(max_xtaps, cmax - cmin + 1);
+  const double per_thread =
+      static_cast<double>(row_len + lines_cached * slot_stride) * sizeof(T) +
+      static_cast<double>(2 * lines_cached + max_slots * (std::max(xd, 1) + 2) +
+                          max_pairs * (2 + sx + (in_place ? 2 : 0))) *
+          sizeof(std::int64_t);
+  if (per_thread * threads > detail::scratch_budget(out_bytes)) return kDeclined;
   std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
   std::size_t scratch_bytes = 0;
   for (auto& s : scratch) {
-    const std::int64_t lines_cached = in_place ? 0 : cached;
     s.row.resize(static_cast<std::size_t>(row_len));
     detail::assign_or_throw(s.buf, static_cast<std::size_t>(lines_cached * slot_stride), T(0),
                             "the input row buffers");
@@ -734,7 +751,6 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     s.halo.assign(static_cast<std::size_t>(lines_cached), -1);
     s.slot_off.resize(static_cast<std::size_t>(max_slots));
     // Pair lists: the multi-phase call's hold a pair per (slot, shift) with sx weight offsets.
-    const std::int64_t max_pairs = max_slots * std::max<std::int64_t>(max_xtaps, cmax - cmin + 1);
     s.a_off.reserve(static_cast<std::size_t>(max_pairs));
     s.b_off.reserve(static_cast<std::size_t>(max_pairs * sx));
     s.partner.reserve(static_cast<std::size_t>(max_pairs));

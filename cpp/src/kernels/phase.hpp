@@ -93,8 +93,13 @@ template <class T>
 std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
                         int threads);
 
+// What run returns, computing nothing, where its buffers would exceed detail::scratch_budget
+// (kernels far longer than the input along two dims or more): the caller runs the layer on a
+// kernel without per-row buffers.
+inline constexpr std::size_t kDeclined = static_cast<std::size_t>(-1);
+
 // Runs the layer with packed weights on up to `threads` threads. Returns the bytes of scratch
-// used (row buffers and tap lists, all threads), for the memory accounting.
+// used (row buffers and tap lists, all threads), for the memory accounting, or kDeclined.
 template <class T>
 std::size_t run(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
                 int threads);
