@@ -109,13 +109,14 @@ def _object_entry_message(value: Any, name: str) -> str:
         if isinstance(v, (list, tuple)):
             stack.extend((f"{path}[{i}]", e) for i, e in reversed(list(enumerate(v))))
         elif isinstance(v, numbers.Integral) and not isinstance(v, bool):
-            if -(2**63) <= v < 2**64:
+            iv = int(v)
+            if -(2**63) <= iv < 2**64:
                 continue
-            too_big = (f"{path} is the integer {show_int(v)}, too large for int64 (|value| < 2**63), so "
+            too_big = (f"{path} is the integer {show_int(iv)}, too large for int64 (|value| < 2**63), so "
                        f"numpy can only hold it as a Python object")
-            if abs(v) < 2**1024:
+            if abs(iv) < 2**1024:
                 return (f"{too_big}; to compute with it as a float, convert it explicitly: "
-                        f"np.asarray({name}, dtype=np.float64) (it becomes {float(v):.6g})")
+                        f"np.asarray({name}, dtype=np.float64) (it becomes {float(iv):.6g})")
             return (f"{too_big}, and too large for float64 too (at most about 1.8e308): check "
                     f"the data")
         elif not isinstance(v, (float, int, np.number)):
@@ -136,7 +137,8 @@ def _operands(x: Any, weight: Any, bias: Any, *, has_x: bool = True
     wa, w_adopts = _convert(weight, "weight")
     ba, b_adopts = (None, True) if bias is None else _convert(bias, "bias")
     typed = [(name, a) for name, a, adopts in (("x", xa, x_adopts), ("weight", wa, w_adopts),
-                                               ("bias", ba, b_adopts)) if not adopts]
+                                               ("bias", ba, b_adopts))
+             if not adopts and a is not None]
     for name, a in typed[1:]:
         first, fa = typed[0]
         if a.dtype.type != fa.dtype.type:
@@ -334,8 +336,8 @@ def _rank_error(x: Any, weight: Any, rank: int, channels_last: bool) -> ShapeErr
         msg += (f"; a 1-D array has no channel axis: add the missing axes to give it the layout "
                 f"{unbatched} with C_in = {c_in}")
         if c_in and n % c_in == 0:
-            sp = [str(n // c_in)] + ["1"] * (rank - 1)
-            example = [*sp, str(c_in)] if channels_last else [str(c_in), *sp]
+            sizes = [str(n // c_in)] + ["1"] * (rank - 1)
+            example = [*sizes, str(c_in)] if channels_last else [str(c_in), *sizes]
             msg += f", e.g. x.reshape({', '.join(example)})"
         else:
             msg += f" ({n} values do not split into {c_in} channels)"

@@ -50,7 +50,7 @@ def as_int(value: Any, name: str, expected: str = "an int") -> int:
         except TypeError:
             hint = ""
             if isinstance(value, numbers.Real) and float(value).is_integer():
-                hint = f"; pass {int(value)} (an int, not a float)"
+                hint = f"; pass {int(float(value))} (an int, not a float)"
             elif isinstance(value, numbers.Real):
                 hint = "; layer sizes are whole numbers"
             elif value is None:
@@ -175,14 +175,15 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
     inner = [ordered_items(v, f"padding[{i}]") for i, v in enumerate(items)]
     pairs = [v is not None for v in inner]
     if any(pairs):
-        if not all(pairs) or len(items) != rank or any(len(v) != 2 for v in inner):
+        if not all(pairs) or len(items) != rank or any(v is None or len(v) != 2 for v in inner):
             example = tuple((1, 1) for _ in range(rank))
             raise ShapeError(
                 f"explicit padding must be {rank} (lo, hi) pairs, one per spatial dimension, "
                 f"got {padding!r}; e.g. padding={example!r}"
             )
-        lo = tuple(as_int(v[0], f"padding[{i}][0]") for i, v in enumerate(inner))
-        hi = tuple(as_int(v[1], f"padding[{i}][1]") for i, v in enumerate(inner))
+        given = [v for v in inner if v is not None]  # all of them, as checked above
+        lo = tuple(as_int(v[0], f"padding[{i}][0]") for i, v in enumerate(given))
+        hi = tuple(as_int(v[1], f"padding[{i}][1]") for i, v in enumerate(given))
         return "explicit", lo, hi
     if len(items) != rank and len(items) != 1:
         hint = f"; pass a single int or exactly {rank} values"
@@ -196,8 +197,8 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
             f"padding must be an int, a tuple of {rank} ints, or {rank} (lo, hi) pairs; "
             f"got {tuple(items)!r} with {len(items)} values{hint}"
         )
-    p = per_dim(items, rank, "padding")
-    return "explicit", p, p
+    each = per_dim(items, rank, "padding")
+    return "explicit", each, each
 
 
 def parse_data_format(data_format: Any) -> bool:

@@ -71,9 +71,9 @@ def _numpy_col2im(x, w, b, layer):
             for tap in np.ndindex(*k):
                 sl = tuple(slice(t * dd, t * dd + (ii - 1) * st + 1, st)
                            for t, dd, ii, st in zip(tap, d, x.shape[2:], s))
-                big[(slice(None), *sl)] += col[(slice(None), *tap)]
+                big[(slice(None),) + sl] += col[(slice(None),) + tap]
             crop = tuple(slice(pp, pp + o) for pp, o in zip(p, out))
-            y[i] = big[(slice(None), *crop)]
+            y[i] = big[(slice(None),) + crop]
             y[i] += b.reshape(-1, *([1] * rank))
         return y
     return f, None

@@ -87,8 +87,9 @@ class ConvTranspose:
         self.bias = b
         # What pickle and copy rebuild the plan from (the packed weights are not portable).
         self._init_args = (self.weight, self.bias, tuple(self._stride),
-                           self._padding_arg(), None if not self._output_padding_given
-                           else tuple(self._op), tuple(self._dilation), self._groups,
+                           self._padding_arg(),
+                           tuple(self._op) if self._output_padding_given and self._op else None,
+                           tuple(self._dilation), self._groups,
                            data_format)
         self._plan = _core.Plan(geometry, _aligned(self.weight), b)
 
@@ -103,7 +104,7 @@ class ConvTranspose:
         # depend on the machine's ISA, so they are packed again where the plan is unpickled.
         return (type(self), self._init_args)
 
-    def _args(self, x_shape: tuple) -> tuple:
+    def _args(self, x_shape: tuple) -> tuple[tuple, tuple, int, Any, Any, Any, Any]:
         return (tuple(x_shape), self.weight.shape, self.rank, self._stride, self._dilation,
                 self._pad_lo, self._pad_hi)
 

@@ -6,6 +6,7 @@ threadpoolctl is optional; without it this module does nothing.
 from __future__ import annotations
 
 import ctypes
+from typing import Any
 
 
 def register() -> None:
@@ -13,7 +14,7 @@ def register() -> None:
         import threadpoolctl
     except ImportError:
         return
-    base = getattr(threadpoolctl, "LibController", None)
+    base: Any = getattr(threadpoolctl, "LibController", None)
     if base is None or not hasattr(threadpoolctl, "register"):
         return  # threadpoolctl < 3.5 has no public controller API
 

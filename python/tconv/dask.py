@@ -350,7 +350,7 @@ def _chunked(x: Any, layer: _Layer, geometry: Any, c_axis: int, token: str) -> A
         nested = [] if any(not c for c in cuts) else nest(cuts)  # [] reads nothing: bias only
         # Static arguments in a partial: dask must not mistake them for keys or tasks.
         task = functools.partial(_block, windows=block_windows, shape=shape, dtype=x.dtype)
-        dsk[(name, *index)] = (task, layer_key, nested)
+        dsk[(name,) + tuple(index)] = (task, layer_key, nested)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
     meta = np.empty((0,) * x.ndim, dtype=x.dtype)
     return da.Array(graph, name, tuple(out_chunks), meta=meta)

@@ -340,14 +340,14 @@ def conv_transpose_gather(x: Any, weight: Any, bias: Any = None, stride: Any = 1
             hits.append(pairs)
         for combo in itertools.product(*hits):
             i = tuple(p[0] for p in combo)
-            k = tuple(p[1] for p in combo)
+            tap = tuple(p[1] for p in combo)
             for b in range(n):
                 for g in range(layer.groups):
                     for co in range(c_out_g):
                         acc = 0.0
                         for cig in range(c_in_g):
                             ci = g * c_in_g + cig
-                            acc += float(xs[(b, ci) + i]) * float(ws[(ci, co) + k])
+                            acc += float(xs[(b, ci) + i]) * float(ws[(ci, co) + tap])
                         y[(b, g * c_out_g + co) + o] += acc
     return _finish(layer, y)
 
