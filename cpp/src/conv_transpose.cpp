@@ -301,6 +301,7 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
   p.y_strides = strides_or_default(y_strides, g.output_shape(), "y");
   t_last_memory = CallMemory{};
   t_last_isa = Isa::portable;
+  runtime::note_kernel("none");
   const std::int64_t y_elems = checked_product(g.output_shape(), "the output size");
   if (y_elems == 0) return;
   if (g.in_channels == 0) {
@@ -401,6 +402,7 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
 
 CallMemory last_call_memory() { return t_last_memory; }
 Isa last_call_isa() { return t_last_isa; }
+const char* last_call_kernel() { return runtime::noted_kernel(); }
 
 void conv_transpose(const Geometry& g, const float* x, const std::vector<std::int64_t>& x_strides,
                     const float* weight, const std::vector<std::int64_t>& weight_strides,

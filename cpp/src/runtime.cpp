@@ -164,6 +164,13 @@ int get_num_threads() {
 
 namespace runtime {
 
+namespace {
+thread_local const char* t_kernel = "none";
+}  // namespace
+
+void note_kernel(const char* name) { t_kernel = name; }
+const char* noted_kernel() { return t_kernel; }
+
 Isa choose_isa(const Options& options) {
   // Every cap can only lower the tier.
   int cap = 0;

@@ -137,6 +137,9 @@ void bind_ops(py::module_& m) {
   m.def(
       "last_call_isa", [] { return std::string(tconv::isa_name(tconv::last_call_isa())); },
       "The instruction set whose kernels ran this thread's last core call.");
+  m.def(
+      "last_call_kernel", [] { return std::string(tconv::last_call_kernel()); },
+      "The driver (and its variant) that ran this thread's last core call.");
   m.def("set_num_threads", &tconv::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &tconv::get_num_threads);
 }

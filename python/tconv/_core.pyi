@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['Geometry', 'Plan', 'active_isa', 'available_isas', 'build_info', 'compiled_isas', 'conv_length', 'conv_transpose', 'effective_kernel', 'get_num_threads', 'jax_resolve', 'keras_length', 'last_call_isa', 'last_call_memory', 'onnx_output_shape_range', 'onnx_resolve', 'output_padding_for_size', 'resolve_geometry', 'resolve_keras_padding', 'set_max_isa', 'set_num_threads', 'set_shape_error', 'tf_conv', 'tf_transposed', 'tf_transposed_range', 'torch_length', 'torch_output_size_range', 'transposed_length']
+__all__: list[str] = ['Geometry', 'Plan', 'active_isa', 'available_isas', 'build_info', 'compiled_isas', 'conv_length', 'conv_transpose', 'effective_kernel', 'get_num_threads', 'jax_resolve', 'keras_length', 'last_call_isa', 'last_call_kernel', 'last_call_memory', 'onnx_output_shape_range', 'onnx_resolve', 'output_padding_for_size', 'resolve_geometry', 'resolve_keras_padding', 'set_max_isa', 'set_num_threads', 'set_shape_error', 'tf_conv', 'tf_transposed', 'tf_transposed_range', 'torch_length', 'torch_output_size_range', 'transposed_length']
 class Geometry:
     def flops(self) -> float:
         ...
@@ -99,6 +99,10 @@ def keras_length(input: typing.SupportsInt | typing.SupportsIndex, mode: str, ke
 def last_call_isa() -> str:
     """
     The instruction set whose kernels ran this thread's last core call.
+    """
+def last_call_kernel() -> str:
+    """
+    The driver (and its variant) that ran this thread's last core call.
     """
 def last_call_memory() -> dict:
     """

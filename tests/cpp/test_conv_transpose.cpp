@@ -623,3 +623,33 @@ TYPED_TEST(ConvTranspose, UnitAndNarrowLastDims) {
       EXPECT_TRUE(tconv::last_call_memory().dims_reordered);
     }
 }
+
+// last_call_kernel names the driver that ran: each layer below is built for one of them.
+TYPED_TEST(ConvTranspose, LastCallKernelNamesTheDriverThatRan) {
+  using T = TypeParam;
+  auto run = [](std::vector<std::int64_t> xs, std::vector<std::int64_t> ws, std::int64_t s,
+                std::int64_t groups, bool portable) {
+    LayerSpec spec;
+    spec.rank = 2;
+    spec.stride = {s, s};
+    spec.dilation = {1, 1};
+    spec.pad_lo = {0, 0};
+    spec.pad_hi = {0, 0};
+    spec.groups = groups;
+    const Geometry g = tconv::resolve_geometry(xs, ws, spec);
+    std::vector<T> x(static_cast<std::size_t>(count(g.input_shape())), 1);
+    std::vector<T> w(static_cast<std::size_t>(count(g.weight_shape())), 1);
+    std::vector<T> y(static_cast<std::size_t>(count(g.output_shape())));
+    tconv::Options opt;
+    opt.cap_isa = portable;
+    opt.max_isa = tconv::Isa::portable;
+    tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt);
+    return std::string(tconv::last_call_kernel());
+  };
+  EXPECT_EQ(run({1, 8, 12, 12}, {8, 1, 3, 3}, 2, 8, false), "depthwise");
+  EXPECT_EQ(run({1, 32, 12, 12}, {32, 1, 3, 3}, 2, 1, true), "portable");
+  EXPECT_EQ(run({0, 32, 12, 12}, {32, 16, 3, 3}, 2, 1, false), "none");
+  if (tconv::available_isas().front() != tconv::Isa::portable) {
+    EXPECT_EQ(run({1, 32, 12, 12}, {32, 64, 3, 3}, 2, 1, false).rfind("phase_channel", 0), 0u);
+  }
+}

@@ -18,6 +18,8 @@ import pytest
 import tconv
 from tconv import reference
 
+from conftest import reachable_isas
+
 TOL = {np.float32: 1e-4, np.float64: 1e-11}
 
 CASES = [
@@ -40,6 +42,10 @@ def _arrays(case):
     rng = np.random.default_rng(sum(size) + cin)
     return tuple(rng.standard_normal(shape).astype(np.float32).astype(np.float64)
                  for shape in ((n, cin, *size), (cin, cout, *k), (cout,)))
+
+
+# The blocked path of the channel driver; with the ISA capped to portable, the portable kernel.
+EXPECTED_KERNEL = "phase_channel_blocks" if reachable_isas()[0] != "portable" else "portable"
 
 
 def _kwargs(case):
@@ -75,6 +81,7 @@ def test_blocked_rows_match_reference_on_every_thread_count(case, dtype, data_fo
         for t in (1, 2, 3, 5):
             tconv.set_num_threads(t)
             got.append(tconv.ConvTranspose(w, b, **kw)(x))
+            assert tconv._core.last_call_kernel() == EXPECTED_KERNEL
     finally:
         tconv.set_num_threads(threads)
     np.testing.assert_allclose(got[0], want, rtol=TOL[dtype], atol=TOL[dtype])

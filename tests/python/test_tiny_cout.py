@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import reference
 
-from conftest import assert_close_in_norm, examples, layer_inputs
+from conftest import assert_close_in_norm, examples, layer_inputs, reachable_isas
 
 # Products summed by the reference loop per layer: it is pure Python, so draws stay below this.
 REF_BUDGET = 60_000
@@ -176,6 +176,15 @@ def _row_phase_layers(cout, sy, sx):
     return layers
 
 
+def _all_phases_kernel(accumulators: int) -> str:
+    """The driver these layers must reach: every phase at once where the ISA has that kernel
+    (AVX-512) and the phases fit in its 24 accumulators, else the per-row spatial kernels."""
+    isa = reachable_isas()[0]
+    if isa == "portable":
+        return "portable"
+    return "phase_rows" if isa == "avx512" and accumulators <= 24 else "phase_spatial"
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("cout,sy,sx", ROW_PHASE_SHAPES)
 def test_all_phases_of_two_dims_every_shape(cout, sy, sx, dtype, threads_restored):
@@ -186,6 +195,7 @@ def test_all_phases_of_two_dims_every_shape(cout, sy, sx, dtype, threads_restore
         for threads in (1, 2):
             tconv.set_num_threads(threads)
             got = tconv.conv_transpose(x, w, b, **kw)
+            assert tconv._core.last_call_kernel() == _all_phases_kernel(cout * sy * sx)
             assert_close_in_norm(got, want, dtype, msg=f"{threads} threads, width {width}")
             results.append(got)
         assert np.array_equal(results[0].view(np.uint8), results[1].view(np.uint8))

@@ -107,6 +107,12 @@ CallMemory last_call_memory();
 // calling thread: portable when the layer went to the portable kernel or computed nothing.
 Isa last_call_isa();
 
+// The driver that ran that call and its variant, for tests and benchmarks: "portable",
+// "depthwise", "phase_shuffle", "phase_rows", "phase_channel", "phase_channel_blocks" (short
+// rows in blocks, panel by panel), "phase_spatial", "phase_spatial_in_place"; "none" when the
+// call computed nothing (an empty output) or only the bias (no input channels).
+const char* last_call_kernel();
+
 // Convenience form for C-contiguous buffers: validates the layer and runs it.
 // Returns the geometry (y must hold prod(geometry.output_shape()) elements: call
 // resolve_geometry first to size it).

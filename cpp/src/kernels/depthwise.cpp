@@ -4,6 +4,7 @@
 #include <cmath>
 #include <memory>
 
+#include "runtime.hpp"
 #include "threadpool.hpp"
 
 namespace tconv::kernels::depthwise {
@@ -564,6 +565,7 @@ DwPixelsFn<T> portable_pixels() {
 template <class T>
 std::size_t run(const Problem<T>& p, const Packed<T>& packed, DwRowsFn<T> rows,
                 DwPixelsFn<T> pixels, int threads) {
+  runtime::note_kernel("depthwise");
   return p.g->data_format == DataFormat::channels_first ? run_cf(p, packed, rows, threads)
                                                         : run_cl(p, packed, pixels, threads);
 }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "buffer.hpp"
+#include "runtime.hpp"
 #include "threadpool.hpp"
 
 namespace tconv::kernels::phase {
@@ -419,6 +420,7 @@ std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T
   const double per_thread = static_cast<double>(6 * max_pairs + 2 * max_outer) *
                             static_cast<double>(sizeof(std::int64_t));
   if (per_thread * threads > detail::scratch_budget(output_bytes(g, sizeof(T)))) return kDeclined;
+  runtime::note_kernel("phase_rows");
   std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
   std::size_t scratch_bytes = 0;
   for (auto& s : scratch) {
@@ -741,6 +743,8 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
                           max_pairs * (2 + sx + (in_place ? 2 : 0))) *
           sizeof(std::int64_t);
   if (per_thread * threads > detail::scratch_budget(out_bytes)) return kDeclined;
+  runtime::note_kernel(!spatial ? (block_rows > 1 ? "phase_channel_blocks" : "phase_channel")
+                                : (in_place ? "phase_spatial_in_place" : "phase_spatial"));
   std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
   std::size_t scratch_bytes = 0;
   for (auto& s : scratch) {
@@ -1104,6 +1108,7 @@ bool shuffle_applies(const Problem<T>& p, const Packed<T>& pk) {
 template <class T>
 std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks,
                         int threads) {
+  runtime::note_kernel("phase_shuffle");
   const Geometry& g = *p.g;
   const int rank = g.rank;
   const int xd = rank - 1;

@@ -12,6 +12,7 @@
 #include <cassert>
 #include <vector>
 
+#include "runtime.hpp"
 #include "threadpool.hpp"
 
 namespace tconv::kernels::portable {
@@ -169,7 +170,13 @@ void run(const Problem<T>& p) {
 
 }  // namespace
 
-void conv_transpose(const Problem<float>& p) { run(p); }
-void conv_transpose(const Problem<double>& p) { run(p); }
+void conv_transpose(const Problem<float>& p) {
+  runtime::note_kernel("portable");
+  run(p);
+}
+void conv_transpose(const Problem<double>& p) {
+  runtime::note_kernel("portable");
+  run(p);
+}
 
 }  // namespace tconv::kernels::portable
