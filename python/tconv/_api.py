@@ -348,6 +348,74 @@ def _rank_error(x: Any, weight: Any, rank: int, channels_last: bool) -> ShapeErr
     return ShapeError(msg)
 
 
+def resolve_layer(args: tuple, op: list | None, mode: str, groups: int, channels_last: bool,
+                  wanted: list[int] | None) -> tuple[Any, tuple | None]:
+    """(geometry, Keras' empty spatial lengths or None) of a layer given as the core's
+    arguments, output_padding `op` or the output size `wanted`. Keras' padding='same' with
+    output_padding 0 and an even kernel on a length of 1 gives 0 cells; the core refuses empty
+    outputs, so then it checks everything else on the uncropped ('valid') layer."""
+    x_shape, w_shape, rank, stride, dilation, lo, hi = args
+    if wanted is not None:
+        spatial = _spatial(wanted, rank, channels_last)
+        op = _output_padding_for_size(args, mode, groups, channels_last, wanted)
+    empty = _keras_same_lengths(x_shape, w_shape, rank, stride, dilation, mode, op,
+                                channels_last)
+    if wanted is not None and 0 in spatial and (empty is None or list(empty) != spatial):
+        raise ShapeError(f"output_size {tuple(wanted)} is not reachable: an output of size "
+                         f"0 needs padding='same', output_padding=0, an even kernel and an "
+                         f"input of 1 in that dimension")
+    if empty is not None:
+        op, mode = [0] * rank, "valid"
+    return _core.resolve_geometry(x_shape, w_shape, rank, stride, dilation, lo, hi, op, mode,
+                                  groups, channels_last), empty
+
+
+def empty_output_shape(geometry: Any, empty: tuple, channels_last: bool) -> tuple:
+    """The batched output shape of a layer whose spatial lengths are Keras' empty ones."""
+    y = tuple(geometry.output_shape())
+    return (y[0], *empty, y[-1]) if channels_last else (y[0], y[1], *empty)
+
+
+def _spatial(wanted: list[int], rank: int, channels_last: bool) -> list[int]:
+    """The spatial sizes of an output_size given as spatial sizes or as a full shape."""
+    if len(wanted) == rank:
+        return list(wanted)
+    return list(wanted[1:-1] if channels_last else wanted[2:])
+
+
+def _output_padding_for_size(args: tuple, mode: str, groups: int, channels_last: bool,
+                             wanted: list[int]) -> list[int]:
+    """output_padding per dim reaching `wanted`. Under Keras' 'same', a dim that wants 0 cells
+    takes output_padding 0 (the only way to its empty output); the other dims are solved as a
+    layer of their own."""
+    x_shape, w_shape, rank, stride, dilation, lo, hi = args
+    spatial = _spatial(wanted, rank, channels_last)
+    if mode != "same" or 0 not in spatial:
+        return list(_core.output_padding_for_size(x_shape, w_shape, rank, stride, dilation, lo,
+                                                  hi, mode, groups, channels_last, wanted))
+    keep = [d for d in range(rank) if spatial[d] != 0]
+    op = [0] * rank
+    if not keep:
+        return op
+    def pick(v: Any) -> list:
+        return [v[d] for d in keep]
+    if channels_last:
+        xs = (x_shape[0], *pick(x_shape[1:-1]), x_shape[-1])
+        ws = (*pick(w_shape[:rank]), *w_shape[rank:])
+        sub_wanted = pick(spatial) if len(wanted) == rank else [wanted[0], *pick(spatial),
+                                                                wanted[-1]]
+    else:
+        xs = (*x_shape[:2], *pick(x_shape[2:]))
+        ws = (*w_shape[:2], *pick(w_shape[2:]))
+        sub_wanted = pick(spatial) if len(wanted) == rank else [*wanted[:2], *pick(spatial)]
+    sub = _core.output_padding_for_size(xs, ws, len(keep), pick(stride), pick(dilation),
+                                        pick(lo), pick(hi), mode, groups, channels_last,
+                                        sub_wanted)
+    for d, v in zip(keep, sub):
+        op[d] = v
+    return op
+
+
 def conv_transpose(
     x: Any,
     weight: Any,
@@ -465,32 +533,14 @@ def conv_transpose(
     args = (x_b.shape, weight.shape, rank, list(stride_t), list(dilation_t), list(pad_lo),
             list(pad_hi))
     try:
+        wanted = None
         if output_size is not None:
             wanted = int_list(output_size, "output_size")
             if len(wanted) == 1 and rank > 1:
                 wanted *= rank
             if not batched and len(wanted) == rank + 1:
                 wanted = [x_b.shape[0]] + wanted
-            if mode == "same" and 0 in wanted[-rank:]:
-                op = [0] * rank  # only output_padding=0 gives Keras' empty 'same' output
-            else:
-                op = list(_core.output_padding_for_size(*args, mode, groups_i, channels_last,
-                                                        wanted))
-        empty = _keras_same_lengths(x_b.shape, weight.shape, rank, stride_t, dilation_t, mode,
-                                    op, channels_last)
-        if output_size is not None and op == [0] * rank and 0 in wanted[-rank:] and (
-                empty is None or list(empty) != wanted[-rank:]):
-            raise ShapeError(f"output_size {tuple(wanted)} is not reachable: an output of size "
-                             f"0 needs padding='same', output_padding=0, an even kernel and an "
-                             f"input of 1 in that dimension")
-        if empty is not None:
-            # Keras' padding='same' with output_padding=0 and an even kernel on a length of 1
-            # gives 0 cells; the core refuses empty outputs, so it checks everything else on
-            # the uncropped ('valid') layer
-            geometry = _core.resolve_geometry(*args, [0] * rank, "valid", groups_i,
-                                              channels_last)
-        else:
-            geometry = _core.resolve_geometry(*args, op, mode, groups_i, channels_last)
+        geometry, empty = resolve_layer(args, op, mode, groups_i, channels_last, wanted)
     except ShapeError as exc:
         if batched:
             raise
@@ -510,8 +560,7 @@ def conv_transpose(
 
     y_shape = tuple(geometry.output_shape())
     if empty is not None:
-        y_shape = ((y_shape[0], *empty, y_shape[-1]) if channels_last
-                   else (y_shape[0], y_shape[1], *empty))
+        y_shape = empty_output_shape(geometry, empty, channels_last)
         result_shape = y_shape if batched else y_shape[1:]
         if out is not None:
             return _check_out(out, result_shape, x.dtype, ())

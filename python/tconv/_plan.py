@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _core
 from ._api import (_aligned, _check_bias, _check_memory, _check_out, _convert, _empty_output,
-                   _operands, _rank_error, unbatched_error)
+                   _operands, _rank_error, empty_output_shape, resolve_layer, unbatched_error)
 from ._args import as_int, int_list, parse_data_format, parse_padding, per_dim
 from ._errors import ShapeError
 
@@ -77,7 +77,8 @@ class ConvTranspose:
                     f"(cells cropped per side, e.g. (kernel_size - 1) // 2)"
                 )
         probe = (1, *probe_sp, c_in) if cl else (1, c_in, *probe_sp)
-        geometry = self._geometry(probe, self._op)
+        geometry, _ = resolve_layer(self._args(probe), self._op, self._mode, self._groups,
+                                    self._channels_last, None)
         self.out_channels = geometry.out_channels
         self.in_channels = geometry.in_channels
         if b is not None:
@@ -108,12 +109,8 @@ class ConvTranspose:
         return (tuple(x_shape), self.weight.shape, self.rank, self._stride, self._dilation,
                 self._pad_lo, self._pad_hi)
 
-    def _geometry(self, x_shape: tuple, op: list | None) -> Any:
-        return _core.resolve_geometry(*self._args(x_shape), op, self._mode, self._groups,
-                                      self._channels_last)
-
-    def _resolve(self, x_shape: tuple, output_size: Any) -> tuple[Any, bool]:
-        """(geometry of the batched input, whether x was batched)."""
+    def _resolve(self, x_shape: tuple, output_size: Any) -> tuple[Any, tuple, bool]:
+        """(geometry of the batched input, its batched output shape, whether x was batched)."""
         rank = self.rank
         if len(x_shape) == rank + 1:
             batched, xb = False, (1, *x_shape)
@@ -121,7 +118,7 @@ class ConvTranspose:
             batched, xb = True, tuple(x_shape)
         else:
             raise _rank_error(tuple(x_shape), self.weight.shape, rank, self._channels_last)
-        op = self._op
+        wanted = None
         if output_size is not None:
             if self._output_padding_given:
                 raise ValueError(
@@ -133,20 +130,21 @@ class ConvTranspose:
                 wanted *= rank
             if not batched and len(wanted) == rank + 1:
                 wanted = [1] + wanted
-            op = list(_core.output_padding_for_size(*self._args(xb), self._mode, self._groups,
-                                                    self._channels_last, wanted))
         try:
-            return self._geometry(xb, op), batched
+            geometry, empty = resolve_layer(self._args(xb), self._op, self._mode, self._groups,
+                                            self._channels_last, wanted)
         except ShapeError as exc:
             if batched:
                 raise
             raise unbatched_error(exc, xb, tuple(x_shape), self._channels_last) from None
+        y_shape = (tuple(geometry.output_shape()) if empty is None
+                   else empty_output_shape(geometry, empty, self._channels_last))
+        return geometry, y_shape, batched
 
     def output_shape(self, x_shape: Any, output_size: Any = None) -> tuple[int, ...]:
         """The shape ``plan(x)`` returns for an input of shape `x_shape` (or ShapeError)."""
         shape = tuple(int_list(x_shape, "x_shape"))
-        geometry, batched = self._resolve(shape, output_size)
-        y = tuple(geometry.output_shape())
+        _, y, batched = self._resolve(shape, output_size)
         return y if batched else y[1:]
 
     def __call__(self, x: Any, out: np.ndarray | None = None, output_size: Any = None) -> np.ndarray:
@@ -160,9 +158,12 @@ class ConvTranspose:
             )
         if x.dtype != self.dtype:  # a list, or another byte order: same values
             x = x.astype(self.dtype)
-        geometry, batched = self._resolve(x.shape, output_size)
-        y_shape = tuple(geometry.output_shape())
+        geometry, y_shape, batched = self._resolve(x.shape, output_size)
         result_shape = y_shape if batched else y_shape[1:]
+        if y_shape != tuple(geometry.output_shape()):
+            # Keras' empty 'same' output: nothing to compute
+            return (np.empty(result_shape, self.dtype) if out is None
+                    else _check_out(out, result_shape, x.dtype, ()))
         if out is None:
             _check_memory(result_shape, x.dtype, batched, self._channels_last)
             y = _empty_output(y_shape, x.dtype)

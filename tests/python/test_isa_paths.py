@@ -206,7 +206,7 @@ def test_strided_weights_through_the_core_call(dtype, channels_last, isa_cap):
     kw = dict(stride=2, padding=1,
               data_format="channels_last" if channels_last else "channels_first")
     want = run("portable", 1, x, w, b, **kw)
-    g = tconv.ConvTranspose(w, b, **kw)._geometry(x.shape, None)
+    g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
     for isa in ISAS:
         tconv.set_max_isa(isa)
         whole = np.empty_like(want)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tconv
+from tconv import reference
 
 CASES = [
     ((2, 16, 7, 8), (16, 8, 3, 3), dict(stride=2, padding=1, output_padding=1)),
@@ -105,3 +106,30 @@ def test_allocated_outputs_start_on_a_cache_line(case, dtype):
         assert y.flags.c_contiguous and y.flags.writeable and y.dtype == dtype
         assert y.shape == plan.output_shape(xs)
         np.testing.assert_array_equal(y, plan(x, out=np.empty_like(y)))
+
+
+# Keras' padding='same' with output_padding 0 and an even kernel over one cell gives 0 cells;
+# output_size may ask for that in some dims and for other sizes in the rest. Plans and the
+# functional form resolve these the same way, and as the reference does.
+EMPTY_SAME = [
+    # x shape, weight shape, layer arguments, call arguments
+    ((1, 1, 5), (2, 3, 5), dict(stride=3, padding="same", output_padding=0,
+                                data_format="channels_last"), {}),
+    ((0, 1, 1, 1, 1), (1, 1, 1, 2, 1), dict(stride=(1, 1, 2), padding="same", dilation=(1, 1, 2)),
+     dict(output_size=(1, 0, 2))),
+    ((2, 1, 1, 1, 3), (1, 2, 1, 4, 3), dict(stride=(1, 1, 2), padding="same", dilation=(1, 1, 2),
+                                            data_format="channels_last"),
+     dict(output_size=(2, 1, 0, 2, 4))),
+]
+
+
+@pytest.mark.parametrize("xs, ws, layer, call", EMPTY_SAME)
+def test_keras_empty_same_outputs_alike_in_plans_and_calls(xs, ws, layer, call):
+    x = np.ones(xs, np.float32)
+    w = np.ones(ws, np.float32)
+    want = reference.conv_transpose(x, w, **layer, **call).shape
+    assert 0 in want[1:]
+    assert tconv.conv_transpose(x, w, **layer, **call).shape == want
+    plan = tconv.ConvTranspose(w, **layer)
+    assert plan(x, **call).shape == want
+    assert plan.output_shape(xs, **call) == want
