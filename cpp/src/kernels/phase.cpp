@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "buffer.hpp"
+#include "kernels/phase_tiling.hpp"
 #include "runtime.hpp"
 #include "threadpool.hpp"
 
@@ -546,547 +547,578 @@ bool rows_applies(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& 
 
 }  // namespace
 
+namespace {
+
+// Each thread's copies of the input rows its output rows read, each in a line with its zero
+// halo. Direct-mapped by the row's position modulo the window per outer dim: the rows of one
+// output row never collide, and a row entering the window replaces the one that left it (a
+// search over the lines cost kernel^2 per output row for tall kernels).
+template <class T>
+class RowCache {
+ public:
+  void init(std::int64_t lines, std::int64_t pitch, const std::int64_t* modulus, int dims) {
+    pitch_ = pitch;
+    dims_ = dims;
+    std::copy(modulus, modulus + dims, modulus_);
+    detail::assign_or_throw(buf_, static_cast<std::size_t>(lines * pitch), T(0),
+                            "the input row buffers");
+    tag_.assign(static_cast<std::size_t>(lines), -1);
+    halo_.assign(static_cast<std::size_t>(lines), -1);
+  }
+  // The line of the input row at `in` (its index per outer dim).
+  std::int64_t line_of(const std::int64_t* in) const {
+    std::int64_t line = 0;
+    for (int d = 0; d < dims_; ++d) line = line * modulus_[d] + in[d] % modulus_[d];
+    return line;
+  }
+  // Whether `line` holds the row tagged `key`; it does from now on (the caller fills it).
+  bool holds(std::int64_t line, std::int64_t key) {
+    if (tag_[line] == key) return true;
+    tag_[line] = key;
+    return false;
+  }
+  // Whether `line`'s zero halo is that of block `xb`; it is from now on. The halo's extent
+  // depends only on the block and copies write only inside it, so a line last filled for the
+  // same block still has its zeros.
+  bool halo_of(std::int64_t line, std::int64_t xb) {
+    if (halo_[line] == xb) return true;
+    halo_[line] = xb;
+    return false;
+  }
+  T* data() { return buf_.data(); }
+  T* line(std::int64_t i) { return buf_.data() + i * pitch_; }
+  std::size_t bytes() const {
+    return buf_.capacity() * sizeof(T) + (tag_.capacity() + halo_.capacity()) * sizeof(std::int64_t);
+  }
+
+ private:
+  std::vector<T> buf_;
+  std::vector<std::int64_t> tag_, halo_;
+  std::int64_t pitch_ = 0, modulus_[8] = {0};
+  int dims_ = 0;
+};
+
+// One thread's buffers: the staging row, the row cache, the slots of a row (one per outer tap
+// in range) and the pair lists of a call.
+template <class T>
+struct RowScratch {
+  std::vector<T> row;
+  RowCache<T> cache;
+  std::vector<std::int64_t> a_off, b_off, partner, m_lo, m_hi, slot_in, slot_tap, slot_off;
+};
+
+// ---- row fills: input positions [lo, hi) of one row into a buffer line ----------------------
+
+// Contiguous rows (channels_first, position-vector buffer): whole-row copies, and the same row
+// one step further along the outer dim (`next` elements on) requested now, since the next
+// output rows read it and its lines are a channel stride apart (no prefetcher follows them).
+template <class T>
+void copy_whole_rows(const T* base, std::int64_t xs_c, T* dst, std::int64_t ds_c,
+                     std::int64_t cin_g, std::int64_t lo, std::int64_t hi, std::int64_t next,
+                     bool more) {
+  for (std::int64_t ci = 0; ci < cin_g; ++ci) {
+    const T* __restrict sp = base + ci * xs_c;
+    T* __restrict dp = dst + ci * ds_c;
+    std::memcpy(dp + lo, sp + lo, static_cast<std::size_t>(hi - lo) * sizeof(T));
+    if (more)
+      for (std::int64_t xi = lo; xi < hi; xi += 64 / static_cast<std::int64_t>(sizeof(T)))
+        __builtin_prefetch(sp + next + xi);
+  }
+}
+
+// Any other layout: along the buffer's inner axis when the source's is the shorter stride (in
+// 16 x 16 tiles, so both sides move whole cache lines), else position by position.
+template <class T>
+void copy_strided(const T* base, std::int64_t xs_x, std::int64_t xs_c, T* dst, std::int64_t ds_x,
+                  std::int64_t ds_c, std::int64_t cin_g, std::int64_t lo, std::int64_t hi) {
+  if (std::abs(xs_x) <= std::abs(xs_c)) {
+    constexpr std::int64_t kTile = 16;
+    for (std::int64_t c0 = 0; c0 < cin_g; c0 += kTile)
+      for (std::int64_t xa = lo; xa < hi; xa += kTile) {
+        const std::int64_t c1 = std::min(c0 + kTile, cin_g), xe = std::min(xa + kTile, hi);
+        for (std::int64_t ci = c0; ci < c1; ++ci) {
+          const T* sp = base + ci * xs_c;
+          T* d = dst + ci * ds_c;
+          for (std::int64_t xi = xa; xi < xe; ++xi) d[xi * ds_x] = sp[xi * xs_x];
+        }
+      }
+    return;
+  }
+  for (std::int64_t xi = lo; xi < hi; ++xi) {
+    const T* sp = base + xi * xs_x;
+    T* d = dst + xi * ds_x;
+    for (std::int64_t ci = 0; ci < cin_g; ++ci) d[ci * ds_c] = sp[ci * xs_c];
+  }
+}
+
+// Zeros in buffer columns [0, lo) and [hi, xlen): the halo outside the input.
+template <class T>
+void zero_halo(T* dst, std::int64_t ds_x, std::int64_t ds_c, std::int64_t cin_g, std::int64_t lo,
+               std::int64_t hi, std::int64_t xlen) {
+  for (std::int64_t ci = 0; ci < cin_g; ++ci) {
+    T* d = dst + ci * ds_c;
+    for (std::int64_t xi = 0; xi < lo; ++xi) d[xi * ds_x] = T(0);
+    for (std::int64_t xi = hi; xi < xlen; ++xi) d[xi * ds_x] = T(0);
+  }
+}
+
+// ---- pair lists --------------------------------------------------------------------------
+
+// The multi-phase call's pairs of one input row: each shift of the last dim that some phase
+// has a tap at (each phase's taps in its order), with that tap per phase, and its partner:
+// a later shift feeding exactly the phases it lacks (see PhaseCall::partner).
+struct ShiftUse {
+  std::int64_t c, jx[4], partner;
+};
+
+std::vector<ShiftUse> shift_uses(const DimPhases& dx, std::int64_t cmin, std::int64_t cmax) {
+  const std::int64_t sx = dx.stride;
+  std::vector<ShiftUse> uses;
+  std::vector<int> masks;
+  for (std::int64_t c = cmax; c >= cmin; --c) {
+    ShiftUse u{c, {-1, -1, -1, -1}, -1};
+    int mask = 0;
+    for (std::int64_t rx = 0; rx < sx; ++rx)
+      for (std::int64_t jx = 0; jx < static_cast<std::int64_t>(dx.c[rx].size()); ++jx)
+        if (dx.c[rx][jx] == c) {
+          u.jx[rx] = jx;
+          mask |= 1 << rx;
+        }
+    if (mask == 0) continue;
+    uses.push_back(u);
+    masks.push_back(mask);
+  }
+  const int full = (1 << sx) - 1;
+  for (std::size_t a = 0; a < uses.size(); ++a) {
+    if (uses[a].partner != -1 || masks[a] == full) continue;
+    for (std::size_t b = a + 1; b < uses.size(); ++b)
+      if (uses[b].partner == -1 && masks[b] == (full ^ masks[a])) {
+        uses[a].partner = static_cast<std::int64_t>(b);
+        uses[b].partner = -2;
+        break;
+      }
+  }
+  return uses;
+}
+
+// Where one row pass reads and writes (see PhaseDriver::row_pass).
+template <class T>
+struct RowJob {
+  std::int64_t gi, panel, xb, qa, qb, ph_outer, nslots;
+  const T* a_base;        // A of slot sl at position i of the last dim: a_base[slot_off[sl] + i * a_ms]
+  T* y_dst;               // where the micro-kernels store: the output or the staging row
+  std::int64_t ys_x, ys_c;
+  std::int64_t co_lo, co_hi;  // the panel's output channels within the group
+  const T* bias_g;
+};
+
+// The runs of one layer on the per-row kernels; see run().
+template <class T>
+class PhaseDriver {
+ public:
+  PhaseDriver(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks, const Tiling& t,
+              bool via_row, bool multi)
+      : p_(p), g_(*p.g), pk_(pk), ks_(ks), t_(t), xd_(g_.rank - 1), via_row_(via_row),
+        multi_(multi) {
+    const bool cf = g_.data_format == DataFormat::channels_first;
+    c_axis_ = cf ? 1 : g_.rank + 1;
+    sp_axis_ = cf ? 2 : 1;
+    spatial_ = pk.algo == Algo::spatial;
+    sx_ = g_.stride[xd_];
+    in_x_ = g_.input[xd_];
+    out_x_ = g_.output[xd_];
+    xs_x_ = p.x_strides[sp_axis_ + xd_];
+    xs_c_ = p.x_strides[c_axis_];
+    for (int d = 0; d < xd_; ++d) n_in_outer_ *= g_.input[d];
+    if (multi_) {
+      for (std::int64_t rx = 0; rx < sx_; ++rx)
+        dx_taps_.push_back(static_cast<std::int64_t>(pk.dims[xd_].c[rx].size()));
+      uses_ = shift_uses(pk.dims[xd_], t.cmin, t.cmax);
+    }
+  }
+
+  // Sizes one thread's buffers; returns their bytes.
+  std::size_t init_scratch(RowScratch<T>& s) const {
+    const std::int64_t lines_cached = t_.in_place ? 0 : t_.cached;
+    const std::int64_t max_pairs =
+        t_.max_slots * std::max<std::int64_t>(t_.max_xtaps, t_.cmax - t_.cmin + 1);
+    const auto sz = [](std::int64_t n) { return static_cast<std::size_t>(n); };
+    s.row.resize(sz(t_.row_len));
+    s.cache.init(lines_cached, t_.slot_stride, t_.modulus, xd_);
+    s.slot_off.resize(sz(t_.max_slots));
+    // Pair lists: the multi-phase call's hold a pair per (slot, shift) with sx weight offsets.
+    s.a_off.reserve(sz(max_pairs));
+    s.b_off.reserve(sz(max_pairs * sx_));
+    s.partner.reserve(sz(max_pairs));
+    s.m_lo.reserve(sz(t_.in_place ? max_pairs : 0));
+    s.m_hi.reserve(sz(t_.in_place ? max_pairs : 0));
+    s.slot_in.reserve(sz(t_.max_slots * std::max(xd_, 1)));
+    s.slot_tap.reserve(sz(t_.max_slots));
+    return s.row.capacity() * sizeof(T) + s.cache.bytes() +
+           (s.a_off.capacity() + s.b_off.capacity() + s.partner.capacity() + s.m_lo.capacity() +
+            s.m_hi.capacity() + s.slot_in.capacity() + s.slot_tap.capacity() +
+            s.slot_off.capacity()) *
+               sizeof(std::int64_t);
+  }
+
+  // Work item `item` (see Tiling): the position-vector kernels take one row of one block, all
+  // groups; the channel kernels a block of rows of one line, for a share of the panels.
+  void run_item(RowScratch<T>& s, std::int64_t item) const {
+    if (spatial_) {
+      // Blocks outermost, so a run of consecutive items walks down the rows of one block and
+      // each new row finds most of its input rows in the thread's cache.
+      for (std::int64_t gi = 0; gi < pk_.groups; ++gi)
+        row_pass(s, item % t_.rows, item / t_.rows, gi, 0);
+      return;
+    }
+    const std::int64_t part = item % t_.panel_parts;
+    std::int64_t rest = item / t_.panel_parts;
+    const std::int64_t xb = rest % t_.nxb;
+    rest /= t_.nxb;
+    const std::int64_t line = rest / t_.blocks_per_line, blk = rest % t_.blocks_per_line;
+    const std::int64_t row0 = line * t_.line_len + blk * t_.block_rows;
+    const std::int64_t row1 = std::min(row0 + t_.block_rows, (line + 1) * t_.line_len);
+    const std::int64_t pa = part * t_.panels_per_item;
+    const std::int64_t pb = std::min(pk_.panels, pa + t_.panels_per_item);
+    // A block's rows by phase of the last outer dim: rows of one phase use that phase's part
+    // of the panel's weights only, so 1 / stride of the panel must stay in cache while the
+    // block's rows go by.
+    const std::int64_t sy = xd_ >= 1 ? g_.stride[xd_ - 1] : 1;
+    for (std::int64_t gi = 0; gi < pk_.groups; ++gi)
+      for (std::int64_t panel = pa; panel < pb; ++panel)
+        for (std::int64_t ry = 0; ry < sy; ++ry)
+          for (std::int64_t row = row0; row < row1; ++row)
+            if ((row % t_.line_len) % sy == ry) row_pass(s, row, xb, gi, panel);
+  }
+
+ private:
+  // One output row (image n, outer position oo) of group gi, output channels of one panel.
+  void row_pass(RowScratch<T>& s, std::int64_t row, std::int64_t xb, std::int64_t gi,
+                std::int64_t panel) const {
+    const std::int64_t oo = row % t_.n_outer;
+    const std::int64_t n = row / t_.n_outer;
+    RowJob<T> job;
+    job.gi = gi;
+    job.panel = panel;
+    job.xb = xb;
+    job.qa = xb * t_.qblock;
+    job.qb = std::min(job.qa + t_.qblock, t_.qmax);
+    std::int64_t o[8] = {0};
+    job.ph_outer = outer_slots(s, oo, o);
+    job.nslots = static_cast<std::int64_t>(s.slot_tap.size());
+
+    T* y_row = p_.y + n * p_.y_strides[0];
+    for (int d = 0; d < xd_; ++d) y_row += o[d] * p_.y_strides[sp_axis_ + d];
+    const std::int64_t x0 = job.qa * sx_, x1 = std::min(job.qb * sx_, out_x_);
+    // Where the micro-kernels store: the output itself, or the block's channels-last row of
+    // this panel's channels.
+    job.y_dst = via_row_ ? s.row.data() - x0 * pk_.width : y_row;
+    job.ys_x = via_row_ ? pk_.width : p_.y_strides[sp_axis_ + xd_];
+    job.ys_c = via_row_ ? 1 : p_.y_strides[c_axis_];
+    job.co_lo = panel * pk_.width;
+    job.co_hi = std::min(pk_.cout_g, job.co_lo + pk_.width);
+    const T* const x_g = p_.x + n * p_.x_strides[0] + gi * pk_.cin_g * xs_c_;
+    job.a_base = t_.in_place ? x_g : s.cache.data();
+    if (t_.in_place)
+      place_in_input(s, job.nslots);
+    else
+      place_in_cache(s, x_g, n, job);
+    job.bias_g = p_.bias ? p_.bias + gi * pk_.cout_g : nullptr;
+    // Tiny C_out: all phases of the last dim in one call, positions up to the last one that
+    // every phase has; the per-phase calls take the rest.
+    const std::int64_t q_done = multi_ && job.nslots > 0 ? run_all_phases(s, job) : job.qa;
+    for (std::int64_t rx = 0; rx < sx_; ++rx) run_phase(s, job, rx, q_done);
+    if (via_row_) store_row(s, job, y_row, x0, x1);
+  }
+
+  // The outer dims' position of row oo (into o), the phase (returned), and per outer tap in
+  // range a slot: its input indices (slot_in, xd per slot) and tap index (slot_tap, row-major
+  // over the phase's outer tap lists).
+  std::int64_t outer_slots(RowScratch<T>& s, std::int64_t oo, std::int64_t* o) const {
+    std::int64_t r[8] = {0}, q[8] = {0};
+    outer_position(g_, oo, xd_, o, r, q);
+    std::int64_t ph_outer = 0;
+    for (int d = 0; d < xd_; ++d) ph_outer = ph_outer * g_.stride[d] + r[d];
+    s.slot_in.clear();
+    s.slot_tap.clear();
+    for_each_outer_tap(g_, pk_, xd_, r, q, [&](const std::int64_t* i, std::int64_t tap) {
+      for (int d = 0; d < xd_; ++d) s.slot_in.push_back(i[d]);
+      s.slot_tap.push_back(tap);
+    });
+    return ph_outer;
+  }
+
+  // In place: each slot's offset is its input row's.
+  void place_in_input(RowScratch<T>& s, std::int64_t nslots) const {
+    for (std::int64_t sl = 0; sl < nslots; ++sl) {
+      std::int64_t off = 0;
+      for (int d = 0; d < xd_; ++d) off += s.slot_in[sl * xd_ + d] * p_.x_strides[sp_axis_ + d];
+      s.slot_off[sl] = off;
+    }
+  }
+
+  // From copies: each slot's row found in, or copied into, the row cache.
+  void place_in_cache(RowScratch<T>& s, const T* x_g, std::int64_t n, const RowJob<T>& job) const {
+    const std::int64_t i0 = job.qa + t_.cmin;  // input position of buffer column 0
+    for (std::int64_t sl = 0; sl < job.nslots; ++sl) {
+      const std::int64_t* in = s.slot_in.data() + sl * xd_;
+      std::int64_t in_row = 0;
+      for (int d = 0; d < xd_; ++d) in_row = in_row * g_.input[d] + in[d];
+      const std::int64_t key = ((n * n_in_outer_ + in_row) * pk_.groups + job.gi) * t_.nxb + job.xb;
+      const std::int64_t line = s.cache.line_of(in);
+      s.slot_off[sl] = line * t_.slot_stride - i0 * t_.a_ms;
+      if (s.cache.holds(line, key)) continue;
+      const T* src = x_g;
+      for (int d = 0; d < xd_; ++d) src += in[d] * p_.x_strides[sp_axis_ + d];
+      fill_line(s.cache, line, src, in, job);
+    }
+  }
+
+  // Copies the block's part of input row `src` (indices `in`) into cache line `line`.
+  void fill_line(RowCache<T>& cache, std::int64_t line, const T* src, const std::int64_t* in,
+                 const RowJob<T>& job) const {
+    const std::int64_t cin_g = pk_.cin_g, i0 = job.qa + t_.cmin;
+    const std::int64_t xlen = job.qb - job.qa + t_.cmax - t_.cmin;
+    T* dst = cache.line(line);
+    const std::int64_t lo = std::clamp<std::int64_t>(-i0, 0, xlen);
+    const std::int64_t hi = std::clamp<std::int64_t>(in_x_ - i0, lo, xlen);
+    const std::int64_t ds_x = spatial_ ? 1 : t_.cin_pitch, ds_c = spatial_ ? t_.xlen_alloc : 1;
+    if (!cache.halo_of(line, job.xb)) zero_halo(dst, ds_x, ds_c, cin_g, lo, hi, xlen);
+    // Walk the source along its unit-stride axis (x in channels_first, C in channels_last).
+    const T* base = src + i0 * xs_x_;
+    if (!spatial_ && xs_x_ == 1 && ks_.transpose) {
+      ks_.transpose(base + lo, xs_c_, dst + lo * t_.cin_pitch, t_.cin_pitch, cin_g, hi - lo, false);
+    } else if (spatial_ && xs_x_ == 1) {
+      const std::int64_t next = xd_ > 0 ? p_.x_strides[sp_axis_ + xd_ - 1] : 0;
+      const bool more = xd_ > 0 && in[xd_ - 1] + 1 < g_.input[xd_ - 1];
+      copy_whole_rows(base, xs_c_, dst, ds_c, cin_g, lo, hi, next, more);
+    } else if (!spatial_ && xs_c_ == 1) {
+      // Channels contiguous (channels_last): each position's channels are one run.
+      for (std::int64_t xi = lo; xi < hi; ++xi)
+        std::copy_n(base + xi * xs_x_, cin_g, dst + xi * t_.cin_pitch);
+    } else {
+      copy_strided(base, xs_x_, xs_c_, dst, ds_x, ds_c, cin_g, lo, hi);
+    }
+  }
+
+  // The multi-phase call's pairs (see shift_uses): per (slot, shift) pair its A offset, its
+  // row window in place, one weight offset per phase (-1: no tap there) and its partner.
+  std::int64_t all_phase_pairs(RowScratch<T>& s, const RowJob<T>& job) const {
+    const std::int64_t nuses = static_cast<std::int64_t>(uses_.size());
+    const std::int64_t npairs = job.nslots * nuses;
+    // Written by index into lists sized once (this runs for every output row).
+    s.a_off.resize(static_cast<std::size_t>(npairs));
+    s.b_off.resize(static_cast<std::size_t>(npairs * sx_));
+    s.partner.resize(static_cast<std::size_t>(npairs));
+    if (t_.in_place) {
+      s.m_lo.resize(static_cast<std::size_t>(npairs));
+      s.m_hi.resize(static_cast<std::size_t>(npairs));
+    }
+    std::int64_t* a_off = s.a_off.data();
+    std::int64_t* b_off = s.b_off.data();
+    std::int64_t* partner = s.partner.data();
+    std::int64_t phase_off[4];
+    for (std::int64_t rx = 0; rx < sx_; ++rx)
+      phase_off[rx] = pk_.offset[(job.gi * pk_.phases + job.ph_outer * sx_ + rx) * pk_.panels];
+    const std::int64_t qa = job.qa;
+    for (std::int64_t sl = 0; sl < job.nslots; ++sl) {
+      const std::int64_t first = sl * nuses;
+      const std::int64_t tap = s.slot_tap[sl];
+      for (std::int64_t ui = 0; ui < nuses; ++ui) {
+        const ShiftUse& u = uses_[static_cast<std::size_t>(ui)];
+        const std::int64_t pr = first + ui;
+        a_off[pr] = s.slot_off[sl] + (qa + u.c) * t_.a_ms;
+        if (t_.in_place) {
+          s.m_lo[static_cast<std::size_t>(pr)] = -(qa + u.c);
+          s.m_hi[static_cast<std::size_t>(pr)] = in_x_ - (qa + u.c);
+        }
+        for (std::int64_t rx = 0; rx < sx_; ++rx)
+          b_off[pr * sx_ + rx] =
+              u.jx[rx] < 0 ? -1
+                           : phase_off[rx] + (tap * dx_taps_[rx] + u.jx[rx]) * pk_.cin_g * pk_.width;
+        partner[pr] = u.partner >= 0 ? first + u.partner : u.partner;
+      }
+    }
+    return npairs;
+  }
+
+  // Every phase of the last dim in one call, up to the last position every phase has.
+  // Returns the first position it did not write.
+  std::int64_t run_all_phases(RowScratch<T>& s, const RowJob<T>& job) const {
+    const std::int64_t q_all = std::min(job.qb, ceil_div(out_x_ - (sx_ - 1), sx_));
+    if (q_all <= job.qa) return job.qa;
+    const std::int64_t npairs = all_phase_pairs(s, job);
+    PhaseCall<T> call;
+    call.a = job.a_base;
+    call.a_off = s.a_off.data();
+    call.m_lo = t_.in_place ? s.m_lo.data() : nullptr;
+    call.m_hi = t_.in_place ? s.m_hi.data() : nullptr;
+    call.group = t_.in_place ? static_cast<std::int64_t>(uses_.size()) : 1;
+    call.b = pk_.data.get();
+    call.b_off = s.b_off.data();
+    call.partner = s.partner.data();
+    call.pairs = npairs;
+    call.k = pk_.cin_g;
+    call.a_ks = t_.a_ks;
+    call.b_ld = pk_.width;
+    call.phases = sx_;
+    call.c = job.y_dst + job.qa * sx_ * job.ys_x + job.gi * pk_.cout_g * job.ys_c;
+    call.c_ms = sx_ * job.ys_x;
+    call.c_ps = job.ys_x;
+    call.c_ns = job.ys_c;
+    call.m = q_all - job.qa;
+    call.n = pk_.cout_g;
+    call.bias = job.bias_g;
+    return ks_.phase_gemm(call) ? q_all : job.qa;
+  }
+
+  // One phase's pairs from position qa on: per (slot, tap of the phase) its A and weight
+  // offsets, and its row window in place.
+  void phase_pairs(RowScratch<T>& s, const RowJob<T>& job, const std::vector<std::int64_t>& xk,
+                   std::int64_t qa) const {
+    const std::int64_t xt = static_cast<std::int64_t>(xk.size());
+    s.a_off.clear();
+    s.b_off.clear();
+    s.m_lo.clear();
+    s.m_hi.clear();
+    for (std::int64_t sl = 0; sl < job.nslots; ++sl)
+      for (std::int64_t jx = 0; jx < xt; ++jx) {
+        s.a_off.push_back(s.slot_off[sl] + (qa + xk[jx]) * t_.a_ms);
+        s.b_off.push_back((s.slot_tap[sl] * xt + jx) * pk_.cin_g * pk_.width);
+        if (t_.in_place) {
+          s.m_lo.push_back(-(qa + xk[jx]));
+          s.m_hi.push_back(in_x_ - (qa + xk[jx]));
+        }
+      }
+  }
+
+  // Phase rx of the last dim, positions from q_done (where no multi-phase call wrote) on.
+  void run_phase(RowScratch<T>& s, const RowJob<T>& job, std::int64_t rx,
+                 std::int64_t q_done) const {
+    const std::int64_t nq = rx < out_x_ ? ceil_div(out_x_ - rx, sx_) : 0;
+    const std::int64_t q1 = std::min(job.qb, nq);
+    const std::int64_t qa = q_done;
+    if (qa >= q1) return;
+    const std::int64_t co_lo = job.co_lo, co_hi = job.co_hi, ys_x = job.ys_x, ys_c = job.ys_c;
+    T* y0 = job.y_dst + (qa * sx_ + rx) * ys_x + (via_row_ ? -co_lo : job.gi * pk_.cout_g) * ys_c;
+    const auto& xk = pk_.dims[xd_].c[rx];
+    if (job.nslots == 0 || xk.empty()) {
+      // No tap reaches the input: the bias only.
+      for (std::int64_t qq = 0; qq < q1 - qa; ++qq)
+        for (std::int64_t co = co_lo; co < co_hi; ++co)
+          y0[qq * sx_ * ys_x + co * ys_c] = job.bias_g ? job.bias_g[co] : T(0);
+      return;
+    }
+    phase_pairs(s, job, xk, qa);
+    GemmCall<T> call;
+    call.a = job.a_base;
+    call.a_off = s.a_off.data();
+    call.m_lo = t_.in_place ? s.m_lo.data() : nullptr;
+    call.m_hi = t_.in_place ? s.m_hi.data() : nullptr;
+    call.b_off = s.b_off.data();
+    call.pairs = static_cast<std::int64_t>(s.a_off.size());
+    call.k = pk_.cin_g;
+    call.a_ks = t_.a_ks;
+    call.a_ms = t_.a_ms;
+    call.b_ld = pk_.width;
+    call.c_ms = sx_ * ys_x;
+    call.c_ns = ys_c;
+    call.m = q1 - qa;
+    const std::int64_t ph = job.ph_outer * sx_ + rx;
+    call.b = pk_.data.get() + pk_.offset[(job.gi * pk_.phases + ph) * pk_.panels + job.panel];
+    call.c = y0 + co_lo * ys_c;
+    call.n = co_hi - co_lo;
+    call.bias = job.bias_g ? job.bias_g + co_lo : nullptr;
+    (spatial_ ? ks_.spatial_gemm : ks_.channel_gemm)(call);
+  }
+
+  // The store: the staging row's positions [x0, x1) of the panel's channels written out to a
+  // channels_first output row, position-contiguous, channel by channel.
+  void store_row(RowScratch<T>& s, const RowJob<T>& job, T* y_row, std::int64_t x0,
+                 std::int64_t x1) const {
+    const std::int64_t yx = p_.y_strides[sp_axis_ + xd_], yc = p_.y_strides[c_axis_];
+    const std::int64_t co_lo = job.co_lo, co_hi = job.co_hi, first = job.gi * pk_.cout_g;
+    if (yx == 1 && ks_.transpose) {
+      ks_.transpose(s.row.data(), pk_.width, y_row + (first + co_lo) * yc + x0, yc, x1 - x0,
+                    co_hi - co_lo, true);
+      return;
+    }
+    // In 16 x 16 tiles: whole cache lines on both sides.
+    constexpr std::int64_t kTile = 16;
+    for (std::int64_t ca = co_lo; ca < co_hi; ca += kTile)
+      for (std::int64_t xa = x0; xa < x1; xa += kTile) {
+        const std::int64_t ce = std::min(ca + kTile, co_hi), xe = std::min(xa + kTile, x1);
+        for (std::int64_t co = ca; co < ce; ++co) {
+          T* yp = y_row + (first + co) * yc;
+          const T* rp = s.row.data() + (co - co_lo);
+          for (std::int64_t x = xa; x < xe; ++x) yp[x * yx] = rp[(x - x0) * pk_.width];
+        }
+      }
+  }
+
+  const Problem<T>& p_;
+  const Geometry& g_;
+  const Packed<T>& pk_;
+  const KernelSet<T>& ks_;
+  const Tiling t_;
+  const int xd_;  // the blocked, vectorised-over dimension
+  const bool via_row_, multi_;
+  int c_axis_ = 0, sp_axis_ = 0;
+  bool spatial_ = false;
+  std::int64_t sx_ = 1, in_x_ = 0, out_x_ = 0, xs_x_ = 0, xs_c_ = 0, n_in_outer_ = 1;
+  std::vector<ShiftUse> uses_;
+  std::vector<std::int64_t> dx_taps_;
+};
+
+}  // namespace
+
 template <class T>
 std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks, int threads) {
   if (rows_applies(p, pk, ks)) return run_rows(p, pk, ks, threads);
   const Geometry& g = *p.g;
-  const int rank = g.rank;
-  const int xd = rank - 1;  // the blocked, vectorised-over dimension
-  const bool cf = g.data_format == DataFormat::channels_first;
-  const int c_axis = cf ? 1 : rank + 1;
-  const int sp_axis = cf ? 2 : 1;
+  const int xd = g.rank - 1;
+  const int c_axis = g.data_format == DataFormat::channels_first ? 1 : g.rank + 1;
+  const int sp_axis = g.data_format == DataFormat::channels_first ? 2 : 1;
   const bool spatial = pk.algo == Algo::spatial;
-  const std::int64_t cin_g = pk.cin_g, cout_g = pk.cout_g;
-  const DimPhases& dx = pk.dims[xd];
-  const std::int64_t sx = g.stride[xd], in_x = g.input[xd], out_x = g.output[xd];
-
-  std::int64_t cmin = 0, cmax = 0;
-  bool any = false;
-  for (const auto& cs : dx.c)
-    for (auto c : cs) {
-      cmin = any ? std::min(cmin, c) : c;
-      cmax = any ? std::max(cmax, c) : c;
-      any = true;
-    }
-  const std::int64_t qmax = ceil_div(out_x, sx);
-  std::int64_t n_outer = 1;
-  for (int d = 0; d < xd; ++d) n_outer *= g.output[d];
-  // Distinct taps of a phase read distinct input rows: a row has at most input[d] of them.
-  std::int64_t max_slots = 1;
-  for (int d = 0; d < xd; ++d) {
-    std::size_t m = 0;
-    for (const auto& k : pk.dims[d].k) m = std::max(m, k.size());
-    max_slots *= std::min(static_cast<std::int64_t>(m), g.input[d]);
-  }
-  std::int64_t max_xtaps = 0;
-  for (const auto& k : dx.k) max_xtaps = std::max<std::int64_t>(max_xtaps, k.size());
-
-  // Enough items for the threads to balance; blocks along the last dim stay >= 24 wide.
-  const std::int64_t rows = g.batch * n_outer;
-  std::int64_t nxb = 1;
-  if (threads > 1 && rows < 8 * threads)
-    nxb = std::max<std::int64_t>(1, std::min(ceil_div(8 * threads, rows), ceil_div(qmax, 24)));
-  // Consecutive output rows share most of their input rows (k / s of them): each thread keeps
-  // the rows it copied, tagged by (image, input row, group, block), and copies only new ones.
-  // Capacity: the input rows between the lowest and highest tap shift of every outer dim, the
-  // window that slides by at most one row from one output row to the next.
-  std::int64_t cached = 1;
-  std::int64_t window[8] = {0};  // per outer dim: input rows between the extreme tap shifts
-  for (int d = 0; d < xd; ++d) {
-    std::int64_t lo = 0, hi = 0;
-    bool seen = false;
-    for (const auto& cs : pk.dims[d].c)
-      for (auto c : cs) {
-        lo = seen ? std::min(lo, c) : c;
-        hi = seen ? std::max(hi, c) : c;
-        seen = true;
-      }
-    // No more rows than the input has (the cache's index is the row modulo its extent).
-    window[d] = std::min(seen ? hi - lo + 1 : 1, g.input[d]);
-    cached *= window[d];
-  }
-
-  // Long rows are blocked so a thread's input rows and staging row (see via_row below) stay
-  // near 64 KiB: within L2, and a small fraction of any sizeable output.
-  const bool via_row = !spatial && std::abs(p.y_strides[c_axis]) != 1;
-  const bool multi = spatial && ks.phase_gemm && sx >= 2 && sx <= 4;
-  const std::int64_t per_q =
-      ((via_row ? sx * cout_g : 0) + cached * cin_g) * static_cast<std::int64_t>(sizeof(T));
-  const double out_bytes = output_bytes(g, sizeof(T));
-  {
-    // 64 KiB of row buffers per thread, up to 128 KiB where that stays within 5 % of the
-    // output: longer blocks mean fewer halos and calls (CycleGAN 256->128 NHWC 105 -> 108,
-    // U-Net 512->256 NCHW 98 -> 104 GFLOP/s on one thread).
-    const double budget = std::clamp(0.05 * out_bytes / threads, 64.0 * 1024, 128.0 * 1024);
-    const std::int64_t fit = static_cast<std::int64_t>(budget) / per_q;
-    nxb = std::max(nxb, ceil_div(qmax, std::max<std::int64_t>(12, fit)));
-  }
-  // Blocks of whole 6-row channel tiles: a split row must not leave 3-row tiles behind. Where
-  // the ISA's tiles are longer, blocks of whole tiles of its length where their larger buffers
-  // stay a small share of the output (CycleGAN 256->128 NCHW with 12-row tiles: 18-position
-  // blocks ran 9-row tiles at 101 GFLOP/s, 24-position blocks 12-row tiles at 103-105).
-  std::int64_t qblock = ceil_div(qmax, nxb);
-  if (nxb > 1 && !spatial) {
-    const std::int64_t mr = std::max<std::int64_t>(6, ks.mr);
-    const std::int64_t wide = ceil_div(qblock, mr) * mr;
-    const bool wide_fits = static_cast<double>(threads * wide * per_q) <= 0.04 * out_bytes;
-    qblock = std::min(qmax, wide_fits ? wide : ceil_div(qblock, 6) * 6);
-  }
-  nxb = ceil_div(qmax, qblock);
-  const std::int64_t xlen_max = qblock + cmax - cmin;
-  const std::int64_t xlen_alloc = spatial ? xlen_max + ks.spatial_tile : xlen_max;
-  // The channel kernels broadcast from up to 12 positions of a buffer row at once, a position
-  // pitch apart. A pitch that is a multiple of 1 KiB (512 float64 channels: 4 KiB) puts those
-  // lines in one or a few L1 sets, where they evict each other and the weights; one extra
-  // cache line per position spreads them over the sets.
-  const std::int64_t cin_pitch =
-      !spatial && (cin_g * static_cast<std::int64_t>(sizeof(T))) % 1024 == 0
-          ? cin_g + 64 / static_cast<std::int64_t>(sizeof(T))
-          : cin_g;
-  const std::int64_t slot_stride = xlen_alloc * (spatial ? cin_g : cin_pitch);
-
-  // Each micro-kernel call streams a panel's packed weights for the taps of one phase and uses
-  // them for the call's qblock positions. Short rows (DCGAN's 8 or 16 positions) with weights
-  // beyond L2 would stream them from L3 or memory for every row: there an item takes a block of
-  // consecutive output rows of one line (same image and outer position but the last outer dim)
-  // and runs them panel by panel, so a panel's weights stay in cache across the block's rows.
-  // The block's input rows all stay in the row cache, which grows to hold them.
-  const std::int64_t line_len = xd >= 1 ? g.output[xd - 1] : 1;
-  const std::int64_t lines = rows / line_len;
-  std::int64_t block_rows = 1;
-  {
-    const double weight_bytes = static_cast<double>(pk.size) / static_cast<double>(pk.groups) *
-                                static_cast<double>(sizeof(T));
-    // The block's input rows may take 4 % of the larger of the output and the weights (the
-    // weights are kept packed anyway), shared by the threads, from 64 KiB to 1 MiB per thread.
-    const double all_weights = static_cast<double>(pk.size) * static_cast<double>(sizeof(T));
-    const std::int64_t budget = static_cast<std::int64_t>(std::clamp(
-        0.04 * std::max(out_bytes, all_weights) / threads, 64.0 * 1024.0, 1024.0 * 1024.0));
-    if (xd >= 1 && !spatial && qblock < 32 && weight_bytes > 256.0 * 1024.0) {
-      block_rows = std::min(line_len, ceil_div(64, qblock));
-      const std::int64_t others = cached / window[xd - 1];
-      while (block_rows > 1 && others * (window[xd - 1] + block_rows - 1) * slot_stride *
-                                       static_cast<std::int64_t>(sizeof(T)) >
-                                   budget)
-        --block_rows;
-      cached = others * (window[xd - 1] + block_rows - 1);
-    }
-  }
-  // The row cache's extent per outer dim (see its lookup in row_pass).
-  std::int64_t modulus[8] = {0};
-  for (int d = 0; d < xd; ++d) modulus[d] = window[d] + (d == xd - 1 ? block_rows - 1 : 0);
-  assert(cached >= max_slots);
-  const std::int64_t blocks_per_line = ceil_div(line_len, block_rows);
-  // Too few row blocks for the threads: split the output channels (panels) too.
-  std::int64_t panel_parts = 1;
-  {
-    const std::int64_t row_items = lines * blocks_per_line * nxb;
-    if (threads > 1 && row_items < 4 * threads)
-      panel_parts = std::min(pk.panels, ceil_div(4 * threads, row_items));
-  }
-  const std::int64_t panels_per_item = ceil_div(pk.panels, panel_parts);
-  panel_parts = ceil_div(pk.panels, panels_per_item);
-  const std::int64_t items = lines * blocks_per_line * nxb * panel_parts;
-  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
-
+  const std::int64_t sx = g.stride[xd];
+  TilingInput in;
+  in.g = &g;
+  in.dims = &pk.dims;
+  in.elem = static_cast<std::int64_t>(sizeof(T));
+  in.spatial = spatial;
+  in.cin_g = pk.cin_g;
+  in.cout_g = pk.cout_g;
+  in.groups = pk.groups;
+  in.panels = pk.panels;
+  in.width = pk.width;
+  in.packed_elems = pk.size;
   // With channels_first output the channel-vector tiles would store one scalar per output
   // channel, each to its own cache line. Instead a block's outputs go to a small channels-last
   // row (vector stores), which is then written out position-contiguous, channel by channel.
-  // One panel's columns at a time: row_pass runs per panel.
-  const std::int64_t row_len = via_row ? std::min(qblock * sx, out_x) * pk.width : 0;
-
-  // Small inputs are read in place, as they are: the kernels skip the taps that fall past the
-  // borders (row windows), so no zero-haloed copy is needed. Copies pay off where they keep
-  // strided rows in L1 (an NCHW input's channels are a plane apart, a 4 KiB multiple for
-  // 32x32 float32 and up), and there they are a small share of the output; where they are
-  // not (small outputs: one input row of DCGAN 512->256 at 8x8 is 6 % of its output), the
-  // input stays where it is.
-  const std::int64_t xs_x = p.x_strides[sp_axis + xd], xs_c = p.x_strides[c_axis];
-  bool in_place = false;
-  if (!spatial) {
-    const double copy_bytes = static_cast<double>(threads) *
-                              static_cast<double>(cached * slot_stride) *
-                              static_cast<double>(sizeof(T));
-    in_place = ks.channel_windows && copy_bytes > 0.05 * out_bytes;
-  } else if (ks.spatial_windows && ks.spatial_in_place && xs_x == 1) {
-    // The position-vector kernels load whole vectors of consecutive positions. In place they
-    // run each input row's shifts in one pass (PhaseCall::group), which sums in another order
-    // than the copies' kernel: the choice must not depend on the thread count (results are the
-    // same for every count), so it rests on one thread's copies of whole rows. It pays only
-    // where those dwarf the output (DCGAN's RGB head at batch 1: 1.3x its output, and 77 -> 85
-    // GFLOP/s in place); FSRCNN (copies of 19-46 % of its output) and the RGB head at batch 16
-    // ran 7-25 % slower in place than from copies.
-    const double whole_rows = static_cast<double>(cached) *
-                              static_cast<double>(qmax + cmax - cmin + ks.spatial_tile) *
-                              static_cast<double>(cin_g) * static_cast<double>(sizeof(T));
-    in_place = whole_rows > 0.5 * out_bytes;
-  }
-  // A's strides: along positions of the last dim (a_ms) and along input channels (a_ks).
-  const std::int64_t a_ms = in_place ? xs_x : spatial ? 1 : cin_pitch;
-  const std::int64_t a_ks = in_place ? xs_c : spatial ? xlen_alloc : 1;
-
-  std::int64_t n_in_outer = 1;
-  for (int d = 0; d < xd; ++d) n_in_outer *= g.input[d];
-
-  struct Scratch {
-    std::vector<T> row;
-    std::vector<T> buf;
-    std::vector<std::int64_t> a_off, b_off, partner, m_lo, m_hi, slot_in, slot_tap, slot_off, tag,
-        halo;
-  };
-  // Per thread: the staging row and row buffers (T); tags, halos, slots and pair lists.
-  const std::int64_t lines_cached = in_place ? 0 : cached;
-  const std::int64_t max_pairs = max_slots * std::max<std::int64_t>(max_xtaps, cmax - cmin + 1);
-  const double per_thread =
-      static_cast<double>(row_len + lines_cached * slot_stride) * sizeof(T) +
-      static_cast<double>(2 * lines_cached + max_slots * (std::max(xd, 1) + 2) +
-                          max_pairs * (2 + sx + (in_place ? 2 : 0))) *
-          sizeof(std::int64_t);
-  if (per_thread * threads > detail::scratch_budget(out_bytes)) return kDeclined;
-  runtime::note_kernel(!spatial ? (block_rows > 1 ? "phase_channel_blocks" : "phase_channel")
-                                : (in_place ? "phase_spatial_in_place" : "phase_spatial"));
-  std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
+  in.via_row = !spatial && std::abs(p.y_strides[c_axis]) != 1;
+  in.xs_x = p.x_strides[sp_axis + xd];
+  in.xs_c = p.x_strides[c_axis];
+  in.mr = ks.mr;
+  in.spatial_tile = ks.spatial_tile;
+  in.channel_windows = ks.channel_windows;
+  in.spatial_in_place = ks.spatial_windows && ks.spatial_in_place;
+  in.threads = threads;
+  const Tiling t = plan_tiling(in);
+  assert(t.cached >= t.max_slots);
+  if (t.per_thread_bytes * t.threads > detail::scratch_budget(output_bytes(g, sizeof(T))))
+    return kDeclined;
+  runtime::note_kernel(!spatial ? (t.block_rows > 1 ? "phase_channel_blocks" : "phase_channel")
+                                : (t.in_place ? "phase_spatial_in_place" : "phase_spatial"));
+  const bool multi = spatial && ks.phase_gemm && sx >= 2 && sx <= 4;
+  const PhaseDriver<T> driver(p, pk, ks, t, in.via_row, multi);
+  std::vector<RowScratch<T>> scratch(static_cast<std::size_t>(t.threads));
   std::size_t scratch_bytes = 0;
-  for (auto& s : scratch) {
-    s.row.resize(static_cast<std::size_t>(row_len));
-    detail::assign_or_throw(s.buf, static_cast<std::size_t>(lines_cached * slot_stride), T(0),
-                            "the input row buffers");
-    s.tag.assign(static_cast<std::size_t>(lines_cached), -1);
-    s.halo.assign(static_cast<std::size_t>(lines_cached), -1);
-    s.slot_off.resize(static_cast<std::size_t>(max_slots));
-    // Pair lists: the multi-phase call's hold a pair per (slot, shift) with sx weight offsets.
-    s.a_off.reserve(static_cast<std::size_t>(max_pairs));
-    s.b_off.reserve(static_cast<std::size_t>(max_pairs * sx));
-    s.partner.reserve(static_cast<std::size_t>(max_pairs));
-    s.m_lo.reserve(static_cast<std::size_t>(in_place ? max_pairs : 0));
-    s.m_hi.reserve(static_cast<std::size_t>(in_place ? max_pairs : 0));
-    s.slot_in.reserve(static_cast<std::size_t>(max_slots * std::max(xd, 1)));
-    s.slot_tap.reserve(static_cast<std::size_t>(max_slots));
-    scratch_bytes += (s.row.capacity() + s.buf.capacity()) * sizeof(T) +
-                     (s.a_off.capacity() + s.b_off.capacity() + s.partner.capacity() +
-                      s.m_lo.capacity() + s.m_hi.capacity() + s.slot_in.capacity() +
-                      s.slot_tap.capacity() + s.slot_off.capacity() + s.tag.capacity() +
-                      s.halo.capacity()) *
-                         sizeof(std::int64_t);
-  }
-
-  // The multi-phase call's pairs of one input row: each shift of the last dim that some phase
-  // has a tap at (each phase's taps in its order), with that tap per phase, and its partner:
-  // a later shift feeding exactly the phases it lacks (see PhaseCall::partner).
-  struct ShiftUse {
-    std::int64_t c, jx[4], partner;
-  };
-  std::vector<ShiftUse> shift_uses;
-  std::vector<std::int64_t> dx_taps;
-  if (multi) {
-    for (std::int64_t rx = 0; rx < sx; ++rx)
-      dx_taps.push_back(static_cast<std::int64_t>(dx.c[rx].size()));
-    std::vector<int> masks;
-    for (std::int64_t c = cmax; c >= cmin; --c) {
-      ShiftUse u{c, {-1, -1, -1, -1}, -1};
-      int mask = 0;
-      for (std::int64_t rx = 0; rx < sx; ++rx)
-        for (std::int64_t jx = 0; jx < dx_taps[rx]; ++jx)
-          if (dx.c[rx][jx] == c) {
-            u.jx[rx] = jx;
-            mask |= 1 << rx;
-          }
-      if (mask == 0) continue;
-      shift_uses.push_back(u);
-      masks.push_back(mask);
-    }
-    const int full = (1 << sx) - 1;
-    for (std::size_t a = 0; a < shift_uses.size(); ++a) {
-      if (shift_uses[a].partner != -1 || masks[a] == full) continue;
-      for (std::size_t b = a + 1; b < shift_uses.size(); ++b)
-        if (shift_uses[b].partner == -1 && masks[b] == (full ^ masks[a])) {
-          shift_uses[a].partner = static_cast<std::int64_t>(b);
-          shift_uses[b].partner = -2;
-          break;
-        }
-    }
-  }
-
-  // One output row (image n, outer position oo) of group gi, output channels of one panel.
-  auto row_pass = [&](Scratch& s, std::int64_t row, std::int64_t xb, std::int64_t gi,
-                      std::int64_t panel) {
-    const std::int64_t oo = row % n_outer;
-    const std::int64_t n = row / n_outer;
-    const std::int64_t qa = xb * qblock, qb = std::min(qa + qblock, qmax);
-    const std::int64_t xlen = qb - qa + cmax - cmin;
-
-    // Outer output position, its phase, and the (tap, input position) combinations in range.
-    std::int64_t o[8] = {0}, r[8] = {0}, q[8] = {0};
-    outer_position(g, oo, xd, o, r, q);
-    std::int64_t ph_outer = 0;
-    for (int d = 0; d < xd; ++d) ph_outer = ph_outer * g.stride[d] + r[d];
-    s.slot_in.clear();   // xd input indices per slot
-    s.slot_tap.clear();  // outer tap index (row-major over the phase's outer tap lists)
-    for_each_outer_tap(g, pk, xd, r, q, [&](const std::int64_t* i, std::int64_t tap) {
-      for (int d = 0; d < xd; ++d) s.slot_in.push_back(i[d]);
-      s.slot_tap.push_back(tap);
-    });
-    const std::int64_t nslots = static_cast<std::int64_t>(s.slot_tap.size());
-
-    const T* x_n = p.x + n * p.x_strides[0];
-    T* y_row = p.y + n * p.y_strides[0];
-    for (int d = 0; d < xd; ++d) y_row += o[d] * p.y_strides[sp_axis + d];
-    const std::int64_t x0 = qa * sx, x1 = std::min(qb * sx, out_x);
-    // Where the micro-kernels store: the output itself, or the block's channels-last row of
-    // this panel's channels.
-    T* const y_dst = via_row ? s.row.data() - x0 * pk.width : y_row;
-    const std::int64_t ys_x = via_row ? pk.width : p.y_strides[sp_axis + xd];
-    const std::int64_t ys_c = via_row ? 1 : p.y_strides[c_axis];
-    const std::int64_t i0 = qa + cmin;  // input position of buffer column 0
-
-    const std::int64_t co_lo = panel * pk.width, co_hi = std::min(cout_g, co_lo + pk.width);
-    // A of slot sl at input position i of the last dim: a_base[slot_off[sl] + i * a_ms].
-    const T* const x_g = x_n + gi * cin_g * xs_c;
-    const T* const a_base = in_place ? x_g : s.buf.data();
-    if (in_place) {
-      for (std::int64_t sl = 0; sl < nslots; ++sl) {
-        std::int64_t off = 0;
-        for (int d = 0; d < xd; ++d) off += s.slot_in[sl * xd + d] * p.x_strides[sp_axis + d];
-        s.slot_off[sl] = off;
-      }
-    }
-    {
-      for (std::int64_t sl = 0; sl < (in_place ? 0 : nslots); ++sl) {
-        std::int64_t in_row = 0;
-        for (int d = 0; d < xd; ++d) in_row = in_row * g.input[d] + s.slot_in[sl * xd + d];
-        const std::int64_t key = ((n * n_in_outer + in_row) * pk.groups + gi) * nxb + xb;
-        // Direct-mapped by the row's position modulo the window per dim: the rows of one output
-        // row never collide, and a row entering the window replaces the one that left it (a
-        // search over the slots cost kernel^2 per output row for tall kernels).
-        std::int64_t slot = 0;
-        for (int d = 0; d < xd; ++d) slot = slot * modulus[d] + s.slot_in[sl * xd + d] % modulus[d];
-        s.slot_off[sl] = slot * slot_stride - i0 * a_ms;
-        if (s.tag[slot] == key) continue;
-        s.tag[slot] = key;
-        const T* src = x_g;
-        for (int d = 0; d < xd; ++d) src += s.slot_in[sl * xd + d] * p.x_strides[sp_axis + d];
-        T* dst = s.buf.data() + slot * slot_stride;
-        // Columns of the buffer outside the input are the zero halo. Its extent depends only
-        // on the block, and copies write only inside it: a slot last filled for the same
-        // block still has its zeros.
-        const std::int64_t lo = std::clamp<std::int64_t>(-i0, 0, xlen);
-        const std::int64_t hi = std::clamp<std::int64_t>(in_x - i0, lo, xlen);
-        const std::int64_t ds_x = spatial ? 1 : cin_pitch, ds_c = spatial ? xlen_alloc : 1;
-        if (s.halo[slot] != xb) {
-          s.halo[slot] = xb;
-          for (std::int64_t ci = 0; ci < cin_g; ++ci) {
-            T* d = dst + ci * ds_c;
-            for (std::int64_t xi = 0; xi < lo; ++xi) d[xi * ds_x] = T(0);
-            for (std::int64_t xi = hi; xi < xlen; ++xi) d[xi * ds_x] = T(0);
-          }
-        }
-        // Walk the source along its unit-stride axis (x in channels_first, C in channels_last).
-        const T* base = src + i0 * xs_x;
-        if (!spatial && xs_x == 1 && ks.transpose) {
-          ks.transpose(base + lo, xs_c, dst + lo * cin_pitch, cin_pitch, cin_g, hi - lo, false);
-        } else if (spatial && xs_x == 1) {
-          // Contiguous rows (channels_first): whole-row copies, and the same row one step
-          // further along the outer dim requested now, since the next output rows read it
-          // and its lines are a channel stride apart (no hardware prefetcher follows them).
-          const std::int64_t nxt = xd > 0 ? p.x_strides[sp_axis + xd - 1] : 0;
-          const bool more = xd > 0 && s.slot_in[sl * xd + xd - 1] + 1 < g.input[xd - 1];
-          for (std::int64_t ci = 0; ci < cin_g; ++ci) {
-            const T* __restrict sp = base + ci * xs_c;
-            T* __restrict dp = dst + ci * ds_c;
-            std::memcpy(dp + lo, sp + lo, static_cast<std::size_t>(hi - lo) * sizeof(T));
-            if (more)
-              for (std::int64_t xi = lo; xi < hi; xi += 64 / static_cast<std::int64_t>(sizeof(T)))
-                __builtin_prefetch(sp + nxt + xi);
-          }
-        } else if (!spatial && xs_c == 1) {
-          // Channels contiguous (channels_last): each position's channels are one run.
-          for (std::int64_t xi = lo; xi < hi; ++xi)
-            std::copy_n(base + xi * xs_x, cin_g, dst + xi * cin_pitch);
-        } else if (std::abs(xs_x) <= std::abs(xs_c)) {
-          // A transposition when the buffer is channels-last: in 16 x 16 tiles, so both sides
-          // move whole cache lines.
-          constexpr std::int64_t kTile = 16;
-          for (std::int64_t c0 = 0; c0 < cin_g; c0 += kTile)
-            for (std::int64_t xa = lo; xa < hi; xa += kTile) {
-              const std::int64_t c1 = std::min(c0 + kTile, cin_g), xe = std::min(xa + kTile, hi);
-              for (std::int64_t ci = c0; ci < c1; ++ci) {
-                const T* sp = base + ci * xs_c;
-                T* d = dst + ci * ds_c;
-                for (std::int64_t xi = xa; xi < xe; ++xi) d[xi * ds_x] = sp[xi * xs_x];
-              }
-            }
-        } else {
-          for (std::int64_t xi = lo; xi < hi; ++xi) {
-            const T* sp = base + xi * xs_x;
-            T* d = dst + xi * ds_x;
-            for (std::int64_t ci = 0; ci < cin_g; ++ci) d[ci * ds_c] = sp[ci * xs_c];
-          }
-        }
-      }
-      const T* bias_g = p.bias ? p.bias + gi * cout_g : nullptr;
-      // Tiny C_out: all phases of the last dim in one call, positions up to the last one that
-      // every phase has; the per-phase calls below take the rest.
-      std::int64_t q_done = qa;
-      if (multi && nslots > 0) {
-        const std::int64_t q_all = std::min(qb, ceil_div(out_x - (sx - 1), sx));
-        if (q_all > qa) {
-          // Written by index into lists sized once (this runs for every output row).
-          const std::int64_t nuses = static_cast<std::int64_t>(shift_uses.size());
-          const std::int64_t npairs = nslots * nuses;
-          s.a_off.resize(static_cast<std::size_t>(npairs));
-          s.b_off.resize(static_cast<std::size_t>(npairs * sx));
-          s.partner.resize(static_cast<std::size_t>(npairs));
-          if (in_place) {
-            s.m_lo.resize(static_cast<std::size_t>(npairs));
-            s.m_hi.resize(static_cast<std::size_t>(npairs));
-          }
-          std::int64_t* a_off = s.a_off.data();
-          std::int64_t* b_off = s.b_off.data();
-          std::int64_t* partner = s.partner.data();
-          std::int64_t phase_off[4];
-          for (std::int64_t rx = 0; rx < sx; ++rx)
-            phase_off[rx] = pk.offset[(gi * pk.phases + ph_outer * sx + rx) * pk.panels];
-          for (std::int64_t sl = 0; sl < nslots; ++sl) {
-            const std::int64_t first = sl * nuses;
-            const std::int64_t tap = s.slot_tap[sl];
-            for (std::int64_t ui = 0; ui < nuses; ++ui) {
-              const ShiftUse& u = shift_uses[static_cast<std::size_t>(ui)];
-              const std::int64_t pr = first + ui;
-              a_off[pr] = s.slot_off[sl] + (qa + u.c) * a_ms;
-              if (in_place) {
-                s.m_lo[static_cast<std::size_t>(pr)] = -(qa + u.c);
-                s.m_hi[static_cast<std::size_t>(pr)] = in_x - (qa + u.c);
-              }
-              for (std::int64_t rx = 0; rx < sx; ++rx)
-                b_off[pr * sx + rx] =
-                    u.jx[rx] < 0 ? -1
-                                 : phase_off[rx] + (tap * dx_taps[rx] + u.jx[rx]) * cin_g * pk.width;
-              partner[pr] = u.partner >= 0 ? first + u.partner : u.partner;
-            }
-          }
-          PhaseCall<T> call;
-          call.a = a_base;
-          call.a_off = s.a_off.data();
-          call.m_lo = in_place ? s.m_lo.data() : nullptr;
-          call.m_hi = in_place ? s.m_hi.data() : nullptr;
-          call.group = in_place ? nuses : 1;
-          call.b = pk.data.get();
-          call.b_off = s.b_off.data();
-          call.partner = s.partner.data();
-          call.pairs = npairs;
-          call.k = cin_g;
-          call.a_ks = a_ks;
-          call.b_ld = pk.width;
-          call.phases = sx;
-          call.c = y_dst + qa * sx * ys_x + gi * cout_g * ys_c;
-          call.c_ms = sx * ys_x;
-          call.c_ps = ys_x;
-          call.c_ns = ys_c;
-          call.m = q_all - qa;
-          call.n = cout_g;
-          call.bias = bias_g;
-          if (ks.phase_gemm(call)) q_done = q_all;
-        }
-      }
-      for (std::int64_t rx = 0; rx < sx; ++rx) {
-        const std::int64_t nq = rx < out_x ? ceil_div(out_x - rx, sx) : 0;
-        const std::int64_t q1 = std::min(qb, nq);
-        const std::int64_t qa = q_done;  // the first position no multi-phase call wrote
-        if (qa >= q1) continue;
-        T* y0 = y_dst + (qa * sx + rx) * ys_x + (via_row ? -co_lo : gi * cout_g) * ys_c;
-        const auto& xk = dx.c[rx];
-        const std::int64_t xt = static_cast<std::int64_t>(xk.size());
-        if (nslots == 0 || xt == 0) {
-          for (std::int64_t qq = 0; qq < q1 - qa; ++qq)
-            for (std::int64_t co = co_lo; co < co_hi; ++co)
-              y0[qq * sx * ys_x + co * ys_c] = bias_g ? bias_g[co] : T(0);
-          continue;
-        }
-        s.a_off.clear();
-        s.b_off.clear();
-        s.m_lo.clear();
-        s.m_hi.clear();
-        for (std::int64_t sl = 0; sl < nslots; ++sl)
-          for (std::int64_t jx = 0; jx < xt; ++jx) {
-            s.a_off.push_back(s.slot_off[sl] + (qa + xk[jx]) * a_ms);
-            s.b_off.push_back((s.slot_tap[sl] * xt + jx) * cin_g * pk.width);
-            if (in_place) {
-              s.m_lo.push_back(-(qa + xk[jx]));
-              s.m_hi.push_back(in_x - (qa + xk[jx]));
-            }
-          }
-        GemmCall<T> call;
-        call.a = a_base;
-        call.a_off = s.a_off.data();
-        call.m_lo = in_place ? s.m_lo.data() : nullptr;
-        call.m_hi = in_place ? s.m_hi.data() : nullptr;
-        call.b_off = s.b_off.data();
-        call.pairs = static_cast<std::int64_t>(s.a_off.size());
-        call.k = cin_g;
-        call.a_ks = a_ks;
-        call.a_ms = a_ms;
-        call.b_ld = pk.width;
-        call.c_ms = sx * ys_x;
-        call.c_ns = ys_c;
-        call.m = q1 - qa;
-        const std::int64_t ph = ph_outer * sx + rx;
-        call.b = pk.data.get() + pk.offset[(gi * pk.phases + ph) * pk.panels + panel];
-        call.c = y0 + co_lo * ys_c;
-        call.n = co_hi - co_lo;
-        call.bias = bias_g ? bias_g + co_lo : nullptr;
-        (spatial ? ks.spatial_gemm : ks.channel_gemm)(call);
-      }
-      if (via_row) {
-        const std::int64_t yx = p.y_strides[sp_axis + xd], yc = p.y_strides[c_axis];
-        if (yx == 1 && ks.transpose) {
-          ks.transpose(s.row.data(), pk.width, y_row + (gi * cout_g + co_lo) * yc + x0, yc,
-                       x1 - x0, co_hi - co_lo, true);
-        } else {
-          // In 16 x 16 tiles: whole cache lines on both sides.
-          constexpr std::int64_t kTile = 16;
-          for (std::int64_t ca = co_lo; ca < co_hi; ca += kTile)
-            for (std::int64_t xa = x0; xa < x1; xa += kTile) {
-              const std::int64_t ce = std::min(ca + kTile, co_hi), xe = std::min(xa + kTile, x1);
-              for (std::int64_t co = ca; co < ce; ++co) {
-                T* yp = y_row + (gi * cout_g + co) * yc;
-                const T* rp = s.row.data() + (co - co_lo);
-                for (std::int64_t x = xa; x < xe; ++x) yp[x * yx] = rp[(x - x0) * pk.width];
-              }
-            }
-        }
-      }
-    }
-  };
-
-  auto body = [&](std::int64_t item, int slot_id) {
-    Scratch& s = scratch[static_cast<std::size_t>(slot_id)];
-    if (spatial) {
-      // Blocks outermost, so a run of consecutive items walks down the rows of one block and
-      // each new row finds most of its input rows in the thread's cache.
-      for (std::int64_t gi = 0; gi < pk.groups; ++gi) row_pass(s, item % rows, item / rows, gi, 0);
-      return;
-    }
-    const std::int64_t part = item % panel_parts;
-    std::int64_t rest = item / panel_parts;
-    const std::int64_t xb = rest % nxb;
-    rest /= nxb;
-    const std::int64_t line = rest / blocks_per_line, blk = rest % blocks_per_line;
-    const std::int64_t row0 = line * line_len + blk * block_rows;
-    const std::int64_t row1 = std::min(row0 + block_rows, (line + 1) * line_len);
-    const std::int64_t pa = part * panels_per_item, pb = std::min(pk.panels, pa + panels_per_item);
-    // A block's rows by phase of the last outer dim: rows of one phase use that phase's part
-    // of the panel's weights only, so the part that must stay in cache while the block's rows
-    // go by is 1 / stride of the panel (DCGAN float64: 512 KiB of a 1 MiB panel, beside the
-    // block's input rows in a 1 MiB L2).
-    const std::int64_t sy = xd >= 1 ? g.stride[xd - 1] : 1;
-    for (std::int64_t gi = 0; gi < pk.groups; ++gi)
-      for (std::int64_t panel = pa; panel < pb; ++panel)
-        for (std::int64_t ry = 0; ry < sy; ++ry)
-          for (std::int64_t row = row0; row < row1; ++row)
-            if ((row % line_len) % sy == ry) row_pass(s, row, xb, gi, panel);
-  };
-  // Runs of consecutive items per thread: consecutive rows share input rows (see above).
-  detail::parallel_for(items, threads, body, detail::Schedule::runs);
+  for (auto& s : scratch) scratch_bytes += driver.init_scratch(s);
+  // Runs of consecutive items per thread: consecutive rows share input rows.
+  detail::parallel_for(
+      t.items, t.threads,
+      [&](std::int64_t item, int slot) { driver.run_item(scratch[static_cast<std::size_t>(slot)], item); },
+      detail::Schedule::runs);
   return scratch_bytes;
 }
 

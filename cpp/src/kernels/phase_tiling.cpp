@@ -1,0 +1,174 @@
+#include "kernels/phase_tiling.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace tconv::kernels::phase {
+namespace {
+
+using namespace tiling;
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+double output_bytes(const Geometry& g, std::int64_t elem) {
+  double bytes = static_cast<double>(g.batch * g.out_channels) * static_cast<double>(elem);
+  for (int d = 0; d < g.rank; ++d) bytes *= static_cast<double>(g.output[d]);
+  return bytes;
+}
+
+// The shape facts: tap shifts of the last dim, rows, the largest tap counts, and per outer dim
+// the window of input rows between its extreme tap shifts (at most the input's extent): the
+// window slides by at most one row from one output row to the next.
+void shape_facts(const TilingInput& in, Tiling& t, std::int64_t* window) {
+  const Geometry& g = *in.g;
+  const std::vector<DimPhases>& dims = *in.dims;
+  const int xd = g.rank - 1;
+  bool any = false;
+  for (const auto& cs : dims[xd].c)
+    for (auto c : cs) {
+      t.cmin = any ? std::min(t.cmin, c) : c;
+      t.cmax = any ? std::max(t.cmax, c) : c;
+      any = true;
+    }
+  t.qmax = ceil_div(g.output[xd], g.stride[xd]);
+  for (int d = 0; d < xd; ++d) t.n_outer *= g.output[d];
+  t.rows = g.batch * t.n_outer;
+  // Distinct taps of a phase read distinct input rows: a row has at most input[d] of them.
+  for (int d = 0; d < xd; ++d) {
+    std::size_t m = 0;
+    for (const auto& k : dims[d].k) m = std::max(m, k.size());
+    t.max_slots *= std::min(static_cast<std::int64_t>(m), g.input[d]);
+  }
+  for (const auto& k : dims[xd].k) t.max_xtaps = std::max<std::int64_t>(t.max_xtaps, k.size());
+  for (int d = 0; d < xd; ++d) {
+    std::int64_t lo = 0, hi = 0;
+    bool seen = false;
+    for (const auto& cs : dims[d].c)
+      for (auto c : cs) {
+        lo = seen ? std::min(lo, c) : c;
+        hi = seen ? std::max(hi, c) : c;
+        seen = true;
+      }
+    window[d] = std::min(seen ? hi - lo + 1 : 1, g.input[d]);
+    t.cached *= window[d];
+  }
+}
+
+// Blocks along the last dim: enough for the threads to balance, short enough for the row
+// buffers' budget, and cut into whole channel tiles.
+void block_last_dim(const TilingInput& in, Tiling& t, std::int64_t per_q, double out_bytes) {
+  const int threads = in.threads;
+  t.nxb = 1;
+  if (threads > 1 && t.rows < kItemsPerThread * threads)
+    t.nxb = std::max<std::int64_t>(1, std::min(ceil_div(kItemsPerThread * threads, t.rows),
+                                               ceil_div(t.qmax, kMinBalancedBlock)));
+  const double budget = std::clamp(kRowBuffersShare * out_bytes / threads, kRowBuffersBytes,
+                                   kRowBuffersMaxBytes);
+  const std::int64_t fit = static_cast<std::int64_t>(budget) / per_q;
+  t.nxb = std::max(t.nxb, ceil_div(t.qmax, std::max<std::int64_t>(kMinBudgetBlock, fit)));
+  t.qblock = ceil_div(t.qmax, t.nxb);
+  if (t.nxb > 1 && !in.spatial) {
+    const std::int64_t mr = std::max<std::int64_t>(kChannelTile, in.mr);
+    const std::int64_t wide = ceil_div(t.qblock, mr) * mr;
+    const bool wide_fits =
+        static_cast<double>(threads * wide * per_q) <= kLongTileShare * out_bytes;
+    t.qblock = std::min(t.qmax, wide_fits ? wide : ceil_div(t.qblock, kChannelTile) * kChannelTile);
+  }
+  t.nxb = ceil_div(t.qmax, t.qblock);
+}
+
+// Short rows with weights beyond L2: an item takes a block of consecutive rows of one line
+// (see run), whose input rows all stay in the row cache, which grows to hold them.
+void block_rows(const TilingInput& in, Tiling& t, const std::int64_t* window, double out_bytes) {
+  const Geometry& g = *in.g;
+  const int xd = g.rank - 1;
+  t.line_len = xd >= 1 ? g.output[xd - 1] : 1;
+  t.lines = t.rows / t.line_len;
+  t.block_rows = 1;
+  const double weight_bytes = static_cast<double>(in.packed_elems) /
+                              static_cast<double>(in.groups) * static_cast<double>(in.elem);
+  const double all_weights = static_cast<double>(in.packed_elems) * static_cast<double>(in.elem);
+  const std::int64_t budget = static_cast<std::int64_t>(
+      std::clamp(kRowBlockShare * std::max(out_bytes, all_weights) / in.threads,
+                 kRowBlockMinBytes, kRowBlockMaxBytes));
+  if (xd >= 1 && !in.spatial && t.qblock < kShortRow && weight_bytes > kLargeWeightsBytes) {
+    t.block_rows = std::min(t.line_len, ceil_div(kRowBlockPositions, t.qblock));
+    const std::int64_t others = t.cached / window[xd - 1];
+    while (t.block_rows > 1 &&
+           others * (window[xd - 1] + t.block_rows - 1) * t.slot_stride * in.elem > budget)
+      --t.block_rows;
+    t.cached = others * (window[xd - 1] + t.block_rows - 1);
+  }
+  for (int d = 0; d < xd; ++d) t.modulus[d] = window[d] + (d == xd - 1 ? t.block_rows - 1 : 0);
+  t.blocks_per_line = ceil_div(t.line_len, t.block_rows);
+}
+
+// The items, and the output channels split too where the row blocks are too few.
+void split_items(const TilingInput& in, Tiling& t) {
+  t.panel_parts = 1;
+  const std::int64_t row_items = t.lines * t.blocks_per_line * t.nxb;
+  if (in.threads > 1 && row_items < kPanelItemsPerThread * in.threads)
+    t.panel_parts = std::min(in.panels, ceil_div(kPanelItemsPerThread * in.threads, row_items));
+  t.panels_per_item = ceil_div(in.panels, t.panel_parts);
+  t.panel_parts = ceil_div(in.panels, t.panels_per_item);
+  t.items = t.lines * t.blocks_per_line * t.nxb * t.panel_parts;
+  t.threads =
+      static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(in.threads, t.items)));
+}
+
+// Whether the kernels read the input in place (the kernels skip the taps past the borders)
+// rather than from zero-haloed row copies. For the position-vector kernels the choice must not
+// depend on the thread count (they sum in another order in place), so it rests on one
+// thread's copies of whole rows.
+bool reads_in_place(const TilingInput& in, const Tiling& t, double out_bytes) {
+  if (!in.spatial) {
+    const double copy_bytes = static_cast<double>(t.threads) *
+                              static_cast<double>(t.cached * t.slot_stride) *
+                              static_cast<double>(in.elem);
+    return in.channel_windows && copy_bytes > kChannelCopyShare * out_bytes;
+  }
+  if (!in.spatial_in_place || in.xs_x != 1) return false;
+  const double whole_rows = static_cast<double>(t.cached) *
+                            static_cast<double>(t.qmax + t.cmax - t.cmin + in.spatial_tile) *
+                            static_cast<double>(in.cin_g) * static_cast<double>(in.elem);
+  return whole_rows > kSpatialCopyShare * out_bytes;
+}
+
+}  // namespace
+
+Tiling plan_tiling(const TilingInput& in) {
+  const Geometry& g = *in.g;
+  const int xd = g.rank - 1;
+  Tiling t;
+  std::int64_t window[8] = {0};
+  shape_facts(in, t, window);
+  const std::int64_t per_q = ((in.via_row ? g.stride[xd] * in.cout_g : 0) + t.cached * in.cin_g) *
+                             in.elem;
+  const double out_bytes = output_bytes(g, in.elem);
+  block_last_dim(in, t, per_q, out_bytes);
+  const std::int64_t xlen_max = t.qblock + t.cmax - t.cmin;
+  t.xlen_alloc = in.spatial ? xlen_max + in.spatial_tile : xlen_max;
+  t.cin_pitch = !in.spatial && (in.cin_g * in.elem) % kAliasingPitchBytes == 0
+                    ? in.cin_g + kCacheLineBytes / in.elem
+                    : in.cin_g;
+  t.slot_stride = t.xlen_alloc * (in.spatial ? in.cin_g : t.cin_pitch);
+  block_rows(in, t, window, out_bytes);
+  split_items(in, t);
+  t.row_len = in.via_row ? std::min(t.qblock * g.stride[xd], g.output[xd]) * in.width : 0;
+  t.in_place = reads_in_place(in, t, out_bytes);
+  t.a_ms = t.in_place ? in.xs_x : in.spatial ? 1 : t.cin_pitch;
+  t.a_ks = t.in_place ? in.xs_c : in.spatial ? t.xlen_alloc : 1;
+  // Per thread: the staging row and row buffers (T); tags, halos, slots and pair lists.
+  const std::int64_t lines_cached = t.in_place ? 0 : t.cached;
+  const std::int64_t max_pairs =
+      t.max_slots * std::max<std::int64_t>(t.max_xtaps, t.cmax - t.cmin + 1);
+  const std::int64_t sx = g.stride[xd];
+  t.per_thread_bytes =
+      static_cast<double>(t.row_len + lines_cached * t.slot_stride) * static_cast<double>(in.elem) +
+      static_cast<double>(2 * lines_cached + t.max_slots * (std::max(xd, 1) + 2) +
+                          max_pairs * (2 + sx + (t.in_place ? 2 : 0))) *
+          static_cast<double>(sizeof(std::int64_t));
+  return t;
+}
+
+}  // namespace tconv::kernels::phase
