@@ -366,169 +366,213 @@ std::int64_t used_col_shifts(const Packed<T>& pk) {
   return std::count(used.begin(), used.end(), true);
 }
 
+// One thread's lists for run_rows: the outer taps in range (input offset, tap index) and the
+// call's pairs (see RowsCall).
+struct RowsScratch {
+  std::vector<std::int64_t> a_off, m_lo, m_hi, b_off, rm, cm, outer_off, outer_tap;
+};
+
+// Per shift (lo + index) of the dim, the phases with a tap there, as a bit mask.
+std::vector<std::int64_t> shift_masks(const DimPhases& d, std::int64_t lo, std::int64_t shifts) {
+  std::vector<std::int64_t> mask(static_cast<std::size_t>(shifts), 0);
+  for (std::int64_t r = 0; r < d.stride; ++r)
+    for (auto c : d.c[r]) mask[c - lo] |= std::int64_t(1) << r;
+  return mask;
+}
+
 // Every phase of the last two dims at once (RowsCall), the input read in place: an item is
 // one input row position qy of the dim before the last (its sy output rows), for one image,
-// one position of each outer dim and one block of the last dim. Returns the scratch bytes.
+// one position of each outer dim and one block of the last dim.
 template <class T>
-std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks,
-                     int threads) {
-  const Geometry& g = *p.g;
-  const int rank = g.rank;
-  const int yd = rank - 2, xd = rank - 1;
-  const bool cf = g.data_format == DataFormat::channels_first;
-  const int c_axis = cf ? 1 : rank + 1;
-  const int sp_axis = cf ? 2 : 1;
-  const std::int64_t cin_g = pk.cin_g, cout_g = pk.cout_g;
-  const std::int64_t sy = g.stride[yd], sx = g.stride[xd];
-  const std::int64_t in_y = g.input[yd], in_x = g.input[xd];
-  const std::int64_t out_y = g.output[yd], out_x = g.output[xd];
-  const std::int64_t qy_max = ceil_div(out_y, sy), qmax = ceil_div(out_x, sx);
-  const DimPhases &dy = pk.dims[yd], &dx = pk.dims[xd];
-  std::int64_t n_outer = 1, outer_phases = 1;
-  for (int d = 0; d < yd; ++d) {
-    n_outer *= g.output[d];
-    outer_phases *= g.stride[d];
+class RowsDriver {
+ public:
+  RowsDriver(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks, int threads)
+      : p_(p), g_(*p.g), pk_(pk), ks_(ks), yd_(g_.rank - 2), xd_(g_.rank - 1) {
+    const bool cf = g_.data_format == DataFormat::channels_first;
+    c_axis_ = cf ? 1 : g_.rank + 1;
+    sp_axis_ = cf ? 2 : 1;
+    sy_ = g_.stride[yd_];
+    sx_ = g_.stride[xd_];
+    qy_max_ = ceil_div(g_.output[yd_], sy_);
+    qmax_ = ceil_div(g_.output[xd_], sx_);
+    for (int d = 0; d < yd_; ++d) {
+      n_outer_ *= g_.output[d];
+      outer_phases_ *= g_.stride[d];
+    }
+    row_mask_ = shift_masks(pk.dims[yd_], pk.row_shift_lo, pk.row_shifts);
+    col_mask_ = shift_masks(pk.dims[xd_], pk.col_shift_lo, pk.col_shifts);
+    group_ = used_col_shifts(pk);
+    rows_ = g_.batch * n_outer_ * qy_max_;
+    // Enough items for the threads to balance, blocks of whole vectors of 32 positions or more.
+    std::int64_t nxb = 1;
+    if (threads > 1 && rows_ < tiling::kItemsPerThread * threads)
+      nxb = std::max<std::int64_t>(1, std::min(ceil_div(tiling::kItemsPerThread * threads, rows_),
+                                               qmax_ / tiling::kRowsMinBlock));
+    qblock_ = ceil_div(ceil_div(qmax_, nxb), tiling::kRowsBlockMultiple) * tiling::kRowsBlockMultiple;
+    items_ = rows_ * ceil_div(qmax_, qblock_);
+    for (int d = 0; d < yd_; ++d) {
+      std::size_t m = 0;
+      for (const auto& k : pk.dims[d].k) m = std::max(m, k.size());
+      max_outer_ *= std::min(static_cast<std::int64_t>(m), g_.input[d]);  // as max_slots in run()
+    }
+    max_pairs_ = max_outer_ * pk.row_shifts * group_;
+    // Inputs well beyond L2 come from L3 or memory, their channel rows a plane apart where no
+    // hardware prefetcher follows: the kernel fetches the next item's new row ahead. Inputs
+    // that stay in cache would only pay for the extra instructions.
+    double in_bytes = static_cast<double>(g_.batch * g_.in_channels * sizeof(T));
+    for (int d = 0; d < g_.rank; ++d) in_bytes *= static_cast<double>(g_.input[d]);
+    prefetch_rows_ = in_bytes >= tiling::kPrefetchInputBytes;
   }
-  // Per row and column shift, the phases with a tap there.
-  std::vector<std::int64_t> row_mask(static_cast<std::size_t>(pk.row_shifts), 0),
-      col_mask(static_cast<std::size_t>(pk.col_shifts), 0);
-  for (std::int64_t r = 0; r < sy; ++r)
-    for (auto c : dy.c[r]) row_mask[c - pk.row_shift_lo] |= std::int64_t(1) << r;
-  for (std::int64_t r = 0; r < sx; ++r)
-    for (auto c : dx.c[r]) col_mask[c - pk.col_shift_lo] |= std::int64_t(1) << r;
-  const std::int64_t group = used_col_shifts(pk);
 
-  const std::int64_t rows = g.batch * n_outer * qy_max;
-  // Enough items for the threads to balance, blocks of whole vectors of 32 positions or more.
-  std::int64_t nxb = 1;
-  if (threads > 1 && rows < 8 * threads)
-    nxb = std::max<std::int64_t>(1, std::min(ceil_div(8 * threads, rows), qmax / 32));
-  const std::int64_t qblock = ceil_div(ceil_div(qmax, nxb), 16) * 16;
-  nxb = ceil_div(qmax, qblock);
-  const std::int64_t items = rows * nxb;
-  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
-
-  struct Scratch {
-    std::vector<std::int64_t> a_off, m_lo, m_hi, b_off, rm, cm, outer_off, outer_tap;
-  };
-  std::int64_t max_outer = 1;
-  for (int d = 0; d < yd; ++d) {
-    std::size_t m = 0;
-    for (const auto& k : pk.dims[d].k) m = std::max(m, k.size());
-    max_outer *= std::min(static_cast<std::int64_t>(m), g.input[d]);  // as max_slots in run()
+  std::int64_t items() const { return items_; }
+  double per_thread_bytes() const {
+    return static_cast<double>(6 * max_pairs_ + 2 * max_outer_) *
+           static_cast<double>(sizeof(std::int64_t));
   }
-  const std::int64_t max_pairs = max_outer * pk.row_shifts * group;
-  const double per_thread = static_cast<double>(6 * max_pairs + 2 * max_outer) *
-                            static_cast<double>(sizeof(std::int64_t));
-  if (per_thread * threads > detail::scratch_budget(output_bytes(g, sizeof(T)))) return kDeclined;
-  runtime::note_kernel("phase_rows");
-  std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
-  std::size_t scratch_bytes = 0;
-  for (auto& s : scratch) {
+  void init_scratch(RowsScratch& s) const {
     for (auto* v : {&s.a_off, &s.m_lo, &s.m_hi, &s.b_off, &s.rm, &s.cm})
-      v->reserve(static_cast<std::size_t>(max_pairs));
-    s.outer_off.reserve(static_cast<std::size_t>(max_outer));
-    s.outer_tap.reserve(static_cast<std::size_t>(max_outer));
-    scratch_bytes += static_cast<std::size_t>(per_thread);
+      v->reserve(static_cast<std::size_t>(max_pairs_));
+    s.outer_off.reserve(static_cast<std::size_t>(max_outer_));
+    s.outer_tap.reserve(static_cast<std::size_t>(max_outer_));
   }
-  const std::int64_t xs_y = p.x_strides[sp_axis + yd], xs_c = p.x_strides[c_axis];
-  const std::int64_t block = cin_g * sy * sx * cout_g;
-  // Inputs well beyond L2 come from L3 or memory, their channel rows a plane apart where no
-  // hardware prefetcher follows: the kernel fetches the next item's new row ahead (RGB head
-  // at batch 32, float32: 70 -> 84 GFLOP/s). Inputs that stay in cache would only pay for the
-  // extra instructions (1-2 %).
-  double in_bytes = static_cast<double>(g.batch * g.in_channels * sizeof(T));
-  for (int d = 0; d < rank; ++d) in_bytes *= static_cast<double>(g.input[d]);
-  const bool prefetch_rows = in_bytes >= 2.0 * 1024 * 1024;
 
-  auto body = [&](std::int64_t item, int slot_id) {
-    Scratch& s = scratch[static_cast<std::size_t>(slot_id)];
-    const std::int64_t xb = item / rows;
-    std::int64_t rest = item % rows;
-    const std::int64_t qy = rest % qy_max;
-    rest /= qy_max;
-    const std::int64_t oo = rest % n_outer, n = rest / n_outer;
-    const std::int64_t qa = xb * qblock, qb = std::min(qa + qblock, qmax);
-    // The outer dims' position, phase, and valid taps (odometer), as input offsets.
-    std::int64_t o[8] = {0}, r[8] = {0}, q[8] = {0};
-    outer_position(g, oo, yd, o, r, q);
+  void run_item(RowsScratch& s, std::int64_t item) const {
+    const std::int64_t xb = item / rows_;
+    std::int64_t rest = item % rows_;
+    const std::int64_t qy = rest % qy_max_;
+    rest /= qy_max_;
+    const std::int64_t oo = rest % n_outer_, n = rest / n_outer_;
+    const std::int64_t qa = xb * qblock_, qb = std::min(qa + qblock_, qmax_);
+    std::int64_t o[8] = {0};
+    const std::int64_t po = outer_taps(s, oo, o);
+    pairs(s, qy, qa);
+    const std::int64_t xs_y = p_.x_strides[sp_axis_ + yd_];
+    const T* x_n = p_.x + n * p_.x_strides[0];
+    // The row the next item (qy + 1) reads first, when that is the row after this item's.
+    const T* next_row = nullptr;
+    if (prefetch_rows_ && s.outer_off.size() == 1 && qy + 1 < qy_max_) {
+      const std::int64_t iy = qy + pk_.row_shift_lo + pk_.row_shifts;
+      if (iy < g_.input[yd_]) next_row = x_n + s.outer_off[0] + iy * xs_y + qa;
+    }
+    T* y_n = p_.y + n * p_.y_strides[0];
+    for (int d = 0; d < yd_; ++d) y_n += o[d] * p_.y_strides[sp_axis_ + d];
+    y_n += qy * sy_ * p_.y_strides[sp_axis_ + yd_] + qa * sx_ * p_.y_strides[sp_axis_ + xd_];
+    for (std::int64_t gi = 0; gi < pk_.groups; ++gi) call(s, gi, po, qy, qa, qb, x_n, y_n, next_row);
+  }
+
+ private:
+  // The outer dims' position of row oo (into o), its phase (returned) and valid taps
+  // (odometer), as input offsets.
+  std::int64_t outer_taps(RowsScratch& s, std::int64_t oo, std::int64_t* o) const {
+    std::int64_t r[8] = {0}, q[8] = {0};
+    outer_position(g_, oo, yd_, o, r, q);
     std::int64_t po = 0;
-    for (int d = 0; d < yd; ++d) po = po * g.stride[d] + r[d];
+    for (int d = 0; d < yd_; ++d) po = po * g_.stride[d] + r[d];
     s.outer_off.clear();
     s.outer_tap.clear();
-    for_each_outer_tap(g, pk, yd, r, q, [&](const std::int64_t* i, std::int64_t tap) {
+    for_each_outer_tap(g_, pk_, yd_, r, q, [&](const std::int64_t* i, std::int64_t tap) {
       std::int64_t off = 0;
-      for (int d = 0; d < yd; ++d) off += i[d] * p.x_strides[sp_axis + d];
+      for (int d = 0; d < yd_; ++d) off += i[d] * p_.x_strides[sp_axis_ + d];
       s.outer_off.push_back(off);
       s.outer_tap.push_back(tap);
     });
-    s.a_off.clear();
-    s.m_lo.clear();
-    s.m_hi.clear();
-    s.b_off.clear();
-    s.rm.clear();
-    s.cm.clear();
-    const std::int64_t gi_stride = cin_g * xs_c;
+    return po;
+  }
+
+  // The call's pairs: per (outer tap, row shift in the input, column shift some phase has)
+  // its A offset and row window, weight offset and phase masks.
+  void pairs(RowsScratch& s, std::int64_t qy, std::int64_t qa) const {
+    for (auto* v : {&s.a_off, &s.m_lo, &s.m_hi, &s.b_off, &s.rm, &s.cm}) v->clear();
+    const std::int64_t xs_y = p_.x_strides[sp_axis_ + yd_];
+    const std::int64_t block = pk_.cin_g * sy_ * sx_ * pk_.cout_g;
+    const std::int64_t in_x = g_.input[xd_];
     for (std::size_t t = 0; t < s.outer_off.size(); ++t)
-      for (std::int64_t ry = 0; ry < pk.row_shifts; ++ry) {
-        const std::int64_t iy = qy + pk.row_shift_lo + ry;
-        if (iy < 0 || iy >= in_y || row_mask[ry] == 0) continue;
-        for (std::int64_t cx = 0; cx < pk.col_shifts; ++cx) {
-          if (col_mask[cx] == 0) continue;
-          const std::int64_t shift = qa + pk.col_shift_lo + cx;
+      for (std::int64_t ry = 0; ry < pk_.row_shifts; ++ry) {
+        const std::int64_t iy = qy + pk_.row_shift_lo + ry;
+        if (iy < 0 || iy >= g_.input[yd_] || row_mask_[ry] == 0) continue;
+        for (std::int64_t cx = 0; cx < pk_.col_shifts; ++cx) {
+          if (col_mask_[cx] == 0) continue;
+          const std::int64_t shift = qa + pk_.col_shift_lo + cx;
           s.a_off.push_back(s.outer_off[t] + iy * xs_y + shift);
           s.m_lo.push_back(-shift);
           s.m_hi.push_back(in_x - shift);
-          s.b_off.push_back((s.outer_tap[t] * pk.row_shifts + ry) * pk.col_shifts * block +
+          s.b_off.push_back((s.outer_tap[t] * pk_.row_shifts + ry) * pk_.col_shifts * block +
                             cx * block);
-          s.rm.push_back(row_mask[ry]);
-          s.cm.push_back(col_mask[cx]);
+          s.rm.push_back(row_mask_[ry]);
+          s.cm.push_back(col_mask_[cx]);
         }
       }
-    const T* x_n = p.x + n * p.x_strides[0];
-    // The row the next item (qy + 1) reads first, when that is the row after this item's.
-    const T* next_row = nullptr;
-    if (prefetch_rows && s.outer_off.size() == 1 && qy + 1 < qy_max) {
-      const std::int64_t iy = qy + pk.row_shift_lo + pk.row_shifts;
-      if (iy < in_y) next_row = x_n + s.outer_off[0] + iy * xs_y + qa;
-    }
-    T* y_n = p.y + n * p.y_strides[0];
-    for (int d = 0; d < yd; ++d) y_n += o[d] * p.y_strides[sp_axis + d];
-    y_n += qy * sy * p.y_strides[sp_axis + yd] + qa * sx * p.y_strides[sp_axis + xd];
-    for (std::int64_t gi = 0; gi < pk.groups; ++gi) {
-      RowsCall<T> call;
-      call.a = x_n + gi * gi_stride;
-      call.a_off = s.a_off.data();
-      call.m_lo = s.m_lo.data();
-      call.m_hi = s.m_hi.data();
-      call.b = pk.rows_data.get() + pk.rows_offset[gi * outer_phases + po];
-      call.b_off = s.b_off.data();
-      call.row_mask = s.rm.data();
-      call.col_mask = s.cm.data();
-      call.pairs = static_cast<std::int64_t>(s.a_off.size());
-      call.group = group;
-      call.k = cin_g;
-      call.a_ks = xs_c;
-      call.b_ld = sy * sx * cout_g;
-      call.row_phases = sy;
-      call.phases = sx;
-      call.c = y_n + gi * cout_g * p.y_strides[c_axis];
-      call.c_rs = p.y_strides[sp_axis + yd];
-      call.c_ms = sx * p.y_strides[sp_axis + xd];
-      call.c_ps = p.y_strides[sp_axis + xd];
-      call.c_ns = p.y_strides[c_axis];
-      call.m = qb - qa;
-      call.n = cout_g;
-      call.rows_valid = std::min(sy, out_y - qy * sy);
-      call.outputs = std::min(qb * sx, out_x) - qa * sx;
-      call.bias = p.bias ? p.bias + gi * cout_g : nullptr;
-      call.prefetch = next_row ? next_row + gi * gi_stride : nullptr;
-      const bool ran = ks.rows_gemm(call);
-      assert(ran);
-      (void)ran;
-    }
-  };
-  detail::parallel_for(items, threads, body, detail::Schedule::runs);
+  }
+
+  void call(const RowsScratch& s, std::int64_t gi, std::int64_t po, std::int64_t qy,
+            std::int64_t qa, std::int64_t qb, const T* x_n, T* y_n, const T* next_row) const {
+    const std::int64_t cin_g = pk_.cin_g, cout_g = pk_.cout_g;
+    const std::int64_t gi_stride = cin_g * p_.x_strides[c_axis_];
+    RowsCall<T> call;
+    call.a = x_n + gi * gi_stride;
+    call.a_off = s.a_off.data();
+    call.m_lo = s.m_lo.data();
+    call.m_hi = s.m_hi.data();
+    call.b = pk_.rows_data.get() + pk_.rows_offset[gi * outer_phases_ + po];
+    call.b_off = s.b_off.data();
+    call.row_mask = s.rm.data();
+    call.col_mask = s.cm.data();
+    call.pairs = static_cast<std::int64_t>(s.a_off.size());
+    call.group = group_;
+    call.k = cin_g;
+    call.a_ks = p_.x_strides[c_axis_];
+    call.b_ld = sy_ * sx_ * cout_g;
+    call.row_phases = sy_;
+    call.phases = sx_;
+    call.c = y_n + gi * cout_g * p_.y_strides[c_axis_];
+    call.c_rs = p_.y_strides[sp_axis_ + yd_];
+    call.c_ms = sx_ * p_.y_strides[sp_axis_ + xd_];
+    call.c_ps = p_.y_strides[sp_axis_ + xd_];
+    call.c_ns = p_.y_strides[c_axis_];
+    call.m = qb - qa;
+    call.n = cout_g;
+    call.rows_valid = std::min(sy_, g_.output[yd_] - qy * sy_);
+    call.outputs = std::min(qb * sx_, g_.output[xd_]) - qa * sx_;
+    call.bias = p_.bias ? p_.bias + gi * cout_g : nullptr;
+    call.prefetch = next_row ? next_row + gi * gi_stride : nullptr;
+    const bool ran = ks_.rows_gemm(call);
+    assert(ran);
+    (void)ran;
+  }
+
+  const Problem<T>& p_;
+  const Geometry& g_;
+  const Packed<T>& pk_;
+  const KernelSet<T>& ks_;
+  const int yd_, xd_;
+  int c_axis_ = 0, sp_axis_ = 0;
+  std::int64_t sy_ = 1, sx_ = 1, qy_max_ = 0, qmax_ = 0, n_outer_ = 1, outer_phases_ = 1;
+  std::vector<std::int64_t> row_mask_, col_mask_;
+  std::int64_t group_ = 0, rows_ = 0, qblock_ = 0, items_ = 0, max_outer_ = 1, max_pairs_ = 0;
+  bool prefetch_rows_ = false;
+};
+
+// Runs the layer on RowsCall. Returns the scratch bytes, or kDeclined.
+template <class T>
+std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks,
+                     int threads) {
+  const RowsDriver<T> driver(p, pk, ks, threads);
+  threads = static_cast<int>(
+      std::max<std::int64_t>(1, std::min<std::int64_t>(threads, driver.items())));
+  const double per_thread = driver.per_thread_bytes();
+  if (per_thread * threads > detail::scratch_budget(output_bytes(*p.g, sizeof(T))))
+    return kDeclined;
+  runtime::note_kernel("phase_rows");
+  std::vector<RowsScratch> scratch(static_cast<std::size_t>(threads));
+  std::size_t scratch_bytes = 0;
+  for (auto& s : scratch) {
+    driver.init_scratch(s);
+    scratch_bytes += static_cast<std::size_t>(per_thread);
+  }
+  detail::parallel_for(
+      driver.items(), threads,
+      [&](std::int64_t item, int slot) { driver.run_item(scratch[static_cast<std::size_t>(slot)], item); },
+      detail::Schedule::runs);
   return scratch_bytes;
 }
 

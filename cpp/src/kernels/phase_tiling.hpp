@@ -51,6 +51,12 @@ inline constexpr std::int64_t kCacheLineBytes = 64;
 inline constexpr double kChannelCopyShare = 0.05;
 // ... the position-vector kernels when one thread's copies of whole rows exceed half of it.
 inline constexpr double kSpatialCopyShare = 0.5;
+// RowsCall (run_rows): a row split for balance keeps blocks of at least 32 positions, in whole
+// vectors of 16 ...
+inline constexpr std::int64_t kRowsMinBlock = 32;
+inline constexpr std::int64_t kRowsBlockMultiple = 16;
+// ... and it prefetches the next item's input row where the input exceeds L2.
+inline constexpr double kPrefetchInputBytes = 2.0 * 1024 * 1024;
 }  // namespace tiling
 
 // What the tiling policy reads besides the geometry.
