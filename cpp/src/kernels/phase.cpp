@@ -193,14 +193,18 @@ void pack_rows(Packed<T>& pk) {
               }
 }
 
-}  // namespace
+// A (phase, tap of the phase) of the packed weights: its weight offset along the kernel axes.
+struct TapRef {
+  std::int64_t ph, t, w_off;
+};
 
+// The layout of pk's blocks (see Packed) for this layer: its fields, offsets and buffer, and
+// every (phase, tap) in packing order with its weight offset (w_k_axis: the first kernel axis
+// of the weight strides ws).
 template <class T>
-Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& ws, Algo algo,
-               std::int64_t nr, int threads, TransposeFn<T> transpose, bool rows_layout) {
-  Packed<T> pk;
+std::vector<TapRef> layout(Packed<T>& pk, const Geometry& g, const std::vector<std::int64_t>& ws,
+                           Algo algo, std::int64_t nr, int w_k_axis) {
   const int rank = g.rank;
-  const bool cf = g.data_format == DataFormat::channels_first;
   pk.algo = algo;
   pk.groups = g.groups;
   pk.cin_g = g.in_channels / g.groups;
@@ -215,11 +219,6 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
     pk.dims.push_back(dim_phases(g.kernel[d], g.stride[d], g.dilation[d], g.pad_lo[d]));
   pk.phases = 1;
   for (int d = 0; d < rank; ++d) pk.phases *= g.stride[d];
-
-  const int w_cin_axis = cf ? 0 : rank + 1;
-  const int w_cout_axis = cf ? 1 : rank;
-  const int w_k_axis = cf ? 2 : 0;
-
   std::int64_t total = 0;
   std::vector<std::int64_t> taps_of(static_cast<std::size_t>(pk.phases));
   for (std::int64_t ph = 0; ph < pk.phases; ++ph) {
@@ -232,10 +231,6 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
   pk.offset.resize(static_cast<std::size_t>(pk.groups * pk.phases * pk.panels));
   pk.size = static_cast<std::size_t>(pk.groups * total * pk.cin_g * pk.width * pk.panels);
   pk.data = detail::make_buffer<T>(pk.size, "the weights packed for the kernels", detail::kWeightsAdvice);
-  // Every (phase, tap of the phase) with its weight offset and packed row.
-  struct TapRef {
-    std::int64_t ph, t, w_off;
-  };
   std::vector<TapRef> taps;
   for (std::int64_t ph = 0; ph < pk.phases; ++ph) {
     const auto r = phase_residues(ph, pk.dims);
@@ -257,100 +252,137 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
         pk.offset[(gi * pk.phases + ph) * pk.panels + panel] = at;
         at += taps_of[ph] * pk.cin_g * pk.width;
       }
-  // Each (group, phase, panel, tap of the phase) block is a [C_in/g][width] matrix: row ci holds
-  // `width` consecutive output channels of input channel ci, zero-padded past C_out/g. Weight
-  // element (group gi, input channel ci, output channel co of the group, tap i) lives at
-  // w + (gi * cin_g + ci) * s_ci + co * s_co + taps[i].w_off. How to fill the blocks at memory
-  // speed depends on which weight axis is the contiguous one.
-  const std::int64_t s_ci = ws[w_cin_axis], s_co = ws[w_cout_axis];
+  return taps;
+}
+
+// Each (group, phase, panel, tap of the phase) block is a [C_in/g][width] matrix: row ci holds
+// `width` consecutive output channels of input channel ci, zero-padded past C_out/g. Weight
+// element (group gi, input channel ci, output channel co of the group, tap i) lives at
+// w + (gi * cin_g + ci) * s_ci + co * s_co + taps[i].w_off. How to fill the blocks at memory
+// speed depends on which weight axis is the contiguous one.
+template <class T>
+struct PackSource {
+  const T* w;
+  std::int64_t s_ci, s_co;
+  const std::vector<TapRef>* taps;
+  T* block(Packed<T>& pk, std::int64_t gi, std::int64_t i, std::int64_t panel) const {
+    const TapRef& tap = (*taps)[static_cast<std::size_t>(i)];
+    return pk.data.get() + pk.offset[(gi * pk.phases + tap.ph) * pk.panels + panel] +
+           tap.t * pk.cin_g * pk.width;
+  }
+};
+
+// PyTorch's (C_in, C_out/g, *kernel): one input channel's weights, every output channel and
+// tap, are one contiguous run. Read it in order into a [tap][C_out/g] buffer (small: it stays
+// in L1/L2), then write whole rows. When the kernel axes are dense and innermost, the run is
+// a [C_out/g][kernel elements] matrix and the ISA's transpose turns it around in registers
+// (a scalar gather moves about one element per nanosecond: 4 ms for DCGAN's 8 MiB).
+template <class T>
+void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& src,
+                       const std::vector<std::int64_t>& ws, int w_k_axis, int threads,
+                       TransposeFn<T> transpose) {
+  const std::vector<TapRef>& taps = *src.taps;
   const std::int64_t ntaps = static_cast<std::int64_t>(taps.size());
   const std::int64_t cols = pk.panels * pk.width;  // C_out/g rounded up to whole panels
-  auto block = [&](std::int64_t gi, std::int64_t i, std::int64_t panel) {
-    return pk.data.get() + pk.offset[(gi * pk.phases + taps[i].ph) * pk.panels + panel] +
-           taps[i].t * pk.cin_g * pk.width;
-  };
-  threads = std::max(1, threads);
-  if (std::abs(s_ci) > 1 && std::abs(s_co) > 1) {
-    // PyTorch's (C_in, C_out/g, *kernel): one input channel's weights, every output channel and
-    // tap, are one contiguous run. Read it in order into a [tap][C_out/g] buffer (small: it stays
-    // in L1/L2), then write whole rows. When the kernel axes are dense and innermost, the run is
-    // a [C_out/g][kernel elements] matrix and the ISA's transpose turns it around in registers
-    // (a scalar gather moves about one element per nanosecond: 4 ms for DCGAN's 8 MiB).
-    std::int64_t kernel_elems = 1;
-    bool dense_kernel = transpose != nullptr;
-    for (int d = rank - 1; d >= 0; --d) {
-      if (ws[w_k_axis + d] != kernel_elems) dense_kernel = false;
-      kernel_elems *= g.kernel[d];
-    }
-    dense_kernel = dense_kernel && s_co >= kernel_elems;
-    const std::int64_t tmp_rows = dense_kernel ? kernel_elems : ntaps;
-    // Input channels in runs of kRun per item: each packed block then gets kRun consecutive rows
-    // (2-4 KiB) at a time rather than one 64-128 B row, so the stores into a buffer far larger
-    // than the caches stream through a few lines instead of one per (tap, panel) block.
-    // (At most 256 KiB of staging per thread.)
-    const std::int64_t kRun = std::clamp<std::int64_t>(
-        (std::int64_t(256) << 10) / (tmp_rows * cols * static_cast<std::int64_t>(sizeof(T))), 1,
-        16);
-    const std::int64_t runs = ceil_div(pk.cin_g, kRun);
-    std::vector<std::vector<T>> tmp(static_cast<std::size_t>(threads));
-    for (auto& t : tmp) t.assign(static_cast<std::size_t>(kRun * tmp_rows * cols), T(0));
-    detail::parallel_for(pk.groups * runs, threads, [&](std::int64_t item, int slot) {
-      const std::int64_t gi = item / runs, c0 = item % runs * kRun;
-      const std::int64_t c1 = std::min(c0 + kRun, pk.cin_g);
-      T* const t0 = tmp[static_cast<std::size_t>(slot)].data();
-      for (std::int64_t ci = c0; ci < c1; ++ci) {
-        T* t = t0 + (ci - c0) * tmp_rows * cols;
-        const T* src = w + (gi * pk.cin_g + ci) * s_ci;
-        if (dense_kernel) {
-          // t[k * cols + co] = src[co * s_co + k]; tap i's row is its kernel element, w_off.
-          transpose(src, s_co, t, cols, pk.cout_g, kernel_elems, false);
-        } else {
-          for (std::int64_t co = 0; co < pk.cout_g; ++co)
-            for (std::int64_t i = 0; i < ntaps; ++i)
-              t[i * cols + co] = src[co * s_co + taps[i].w_off];
-        }
-      }
-      for (std::int64_t i = 0; i < ntaps; ++i) {
-        const std::int64_t row = dense_kernel ? taps[i].w_off : i;
-        for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
-          T* to = block(gi, i, panel) + c0 * pk.width;
-          for (std::int64_t ci = c0; ci < c1; ++ci, to += pk.width) {
-            // A loop rather than memmove: rows are 8-32 elements, shorter than the call.
-            const T* from = t0 + ((ci - c0) * tmp_rows + row) * cols + panel * pk.width;
-            for (std::int64_t j = 0; j < pk.width; ++j) to[j] = from[j];
-          }
-        }
-      }
-    });
-  } else {
-    // Keras's (*kernel, C_out/g, C_in) and other layouts: per (group, tap, panel), in tiles of
-    // 16 input channels so that both the reads (along the smaller stride) and the row writes
-    // stay within a few cache lines.
-    constexpr std::int64_t kTile = 16;
-    detail::parallel_for(pk.groups * ntaps * pk.panels, threads, [&](std::int64_t item, int) {
-      const std::int64_t panel = item % pk.panels, i = (item / pk.panels) % ntaps,
-                         gi = item / (pk.panels * ntaps);
-      const std::int64_t jn = std::min(pk.width, pk.cout_g - panel * pk.width);
-      const T* src = w + gi * pk.cin_g * s_ci + panel * pk.width * s_co + taps[i].w_off;
-      T* dst = block(gi, i, panel);
-      const bool ci_inner = std::abs(s_ci) < std::abs(s_co);
-      for (std::int64_t c0 = 0; c0 < pk.cin_g; c0 += kTile) {
-        const std::int64_t c1 = std::min(c0 + kTile, pk.cin_g);
-        if (ci_inner) {
-          for (std::int64_t j = 0; j < jn; ++j)
-            for (std::int64_t ci = c0; ci < c1; ++ci)
-              dst[ci * pk.width + j] = src[ci * s_ci + j * s_co];
-        } else {
-          for (std::int64_t ci = c0; ci < c1; ++ci)
-            for (std::int64_t j = 0; j < jn; ++j)
-              dst[ci * pk.width + j] = src[ci * s_ci + j * s_co];
-        }
-        // Columns past C_out/g (last panel) are zeros the kernel multiplies but never stores.
-        for (std::int64_t ci = c0; ci < c1; ++ci)
-          std::fill(dst + ci * pk.width + jn, dst + (ci + 1) * pk.width, T(0));
-      }
-    });
+  std::int64_t kernel_elems = 1;
+  bool dense_kernel = transpose != nullptr;
+  for (int d = g.rank - 1; d >= 0; --d) {
+    if (ws[w_k_axis + d] != kernel_elems) dense_kernel = false;
+    kernel_elems *= g.kernel[d];
   }
+  dense_kernel = dense_kernel && src.s_co >= kernel_elems;
+  const std::int64_t tmp_rows = dense_kernel ? kernel_elems : ntaps;
+  // Input channels in runs of kRun per item: each packed block then gets kRun consecutive rows
+  // (2-4 KiB) at a time rather than one 64-128 B row, so the stores into a buffer far larger
+  // than the caches stream through a few lines instead of one per (tap, panel) block.
+  // (At most 256 KiB of staging per thread.)
+  const std::int64_t kRun = std::clamp<std::int64_t>(
+      (std::int64_t(256) << 10) / (tmp_rows * cols * static_cast<std::int64_t>(sizeof(T))), 1,
+      16);
+  const std::int64_t runs = ceil_div(pk.cin_g, kRun);
+  std::vector<std::vector<T>> tmp(static_cast<std::size_t>(threads));
+  for (auto& t : tmp) t.assign(static_cast<std::size_t>(kRun * tmp_rows * cols), T(0));
+  detail::parallel_for(pk.groups * runs, threads, [&](std::int64_t item, int slot) {
+    const std::int64_t gi = item / runs, c0 = item % runs * kRun;
+    const std::int64_t c1 = std::min(c0 + kRun, pk.cin_g);
+    T* const t0 = tmp[static_cast<std::size_t>(slot)].data();
+    for (std::int64_t ci = c0; ci < c1; ++ci) {
+      T* t = t0 + (ci - c0) * tmp_rows * cols;
+      const T* w = src.w + (gi * pk.cin_g + ci) * src.s_ci;
+      if (dense_kernel) {
+        // t[k * cols + co] = w[co * s_co + k]; tap i's row is its kernel element, w_off.
+        transpose(w, src.s_co, t, cols, pk.cout_g, kernel_elems, false);
+      } else {
+        for (std::int64_t co = 0; co < pk.cout_g; ++co)
+          for (std::int64_t i = 0; i < ntaps; ++i)
+            t[i * cols + co] = w[co * src.s_co + taps[i].w_off];
+      }
+    }
+    for (std::int64_t i = 0; i < ntaps; ++i) {
+      const std::int64_t row = dense_kernel ? taps[i].w_off : i;
+      for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
+        T* to = src.block(pk, gi, i, panel) + c0 * pk.width;
+        for (std::int64_t ci = c0; ci < c1; ++ci, to += pk.width) {
+          // A loop rather than memmove: rows are 8-32 elements, shorter than the call.
+          const T* from = t0 + ((ci - c0) * tmp_rows + row) * cols + panel * pk.width;
+          for (std::int64_t j = 0; j < pk.width; ++j) to[j] = from[j];
+        }
+      }
+    }
+  });
+}
+
+// Keras's (*kernel, C_out/g, C_in) and other layouts: per (group, tap, panel), in tiles of
+// 16 input channels so that both the reads (along the smaller stride) and the row writes
+// stay within a few cache lines.
+template <class T>
+void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads) {
+  constexpr std::int64_t kTile = 16;
+  const std::int64_t ntaps = static_cast<std::int64_t>(src.taps->size());
+  const std::int64_t s_ci = src.s_ci, s_co = src.s_co;
+  detail::parallel_for(pk.groups * ntaps * pk.panels, threads, [&](std::int64_t item, int) {
+    const std::int64_t panel = item % pk.panels, i = (item / pk.panels) % ntaps,
+                       gi = item / (pk.panels * ntaps);
+    const std::int64_t jn = std::min(pk.width, pk.cout_g - panel * pk.width);
+    const T* w = src.w + gi * pk.cin_g * s_ci + panel * pk.width * s_co +
+                 (*src.taps)[static_cast<std::size_t>(i)].w_off;
+    T* dst = src.block(pk, gi, i, panel);
+    const bool ci_inner = std::abs(s_ci) < std::abs(s_co);
+    for (std::int64_t c0 = 0; c0 < pk.cin_g; c0 += kTile) {
+      const std::int64_t c1 = std::min(c0 + kTile, pk.cin_g);
+      if (ci_inner) {
+        for (std::int64_t j = 0; j < jn; ++j)
+          for (std::int64_t ci = c0; ci < c1; ++ci)
+            dst[ci * pk.width + j] = w[ci * s_ci + j * s_co];
+      } else {
+        for (std::int64_t ci = c0; ci < c1; ++ci)
+          for (std::int64_t j = 0; j < jn; ++j)
+            dst[ci * pk.width + j] = w[ci * s_ci + j * s_co];
+      }
+      // Columns past C_out/g (last panel) are zeros the kernel multiplies but never stores.
+      for (std::int64_t ci = c0; ci < c1; ++ci)
+        std::fill(dst + ci * pk.width + jn, dst + (ci + 1) * pk.width, T(0));
+    }
+  });
+}
+
+}  // namespace
+
+template <class T>
+Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& ws, Algo algo,
+               std::int64_t nr, int threads, TransposeFn<T> transpose, bool rows_layout) {
+  const bool cf = g.data_format == DataFormat::channels_first;
+  const int w_cin_axis = cf ? 0 : g.rank + 1;
+  const int w_cout_axis = cf ? 1 : g.rank;
+  const int w_k_axis = cf ? 2 : 0;
+  Packed<T> pk;
+  const std::vector<TapRef> taps = layout(pk, g, ws, algo, nr, w_k_axis);
+  const PackSource<T> src{w, ws[w_cin_axis], ws[w_cout_axis], &taps};
+  threads = std::max(1, threads);
+  if (std::abs(src.s_ci) > 1 && std::abs(src.s_co) > 1)
+    pack_channel_runs(pk, g, src, ws, w_k_axis, threads, transpose);
+  else
+    pack_tiles(pk, src, threads);
   if (rows_layout && algo == Algo::spatial && rows_layout_fits(g)) pack_rows(pk);
   return pk;
 }
