@@ -806,11 +806,14 @@ class PhaseDriver {
     xs_x_ = p.x_strides[sp_axis_ + xd_];
     xs_c_ = p.x_strides[c_axis_];
     for (int d = 0; d < xd_; ++d) n_in_outer_ *= g_.input[d];
-    if (multi_) {
-      for (std::int64_t rx = 0; rx < sx_; ++rx)
-        dx_taps_.push_back(static_cast<std::int64_t>(pk.dims[xd_].c[rx].size()));
-      uses_ = shift_uses(pk.dims[xd_], t.cmin, t.cmax);
-    }
+  }
+
+  // The multi-phase call's shifts (see shift_uses), where it runs.
+  void plan_shifts() {
+    if (!multi_) return;
+    for (std::int64_t rx = 0; rx < sx_; ++rx)
+      dx_taps_.push_back(static_cast<std::int64_t>(pk_.dims[xd_].c[rx].size()));
+    uses_ = shift_uses(pk_.dims[xd_], t_.cmin, t_.cmax);
   }
 
   // Sizes one thread's buffers; returns their bytes.
@@ -1186,10 +1189,13 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   runtime::note_kernel(!spatial ? (t.block_rows > 1 ? "phase_channel_blocks" : "phase_channel")
                                 : (t.in_place ? "phase_spatial_in_place" : "phase_spatial"));
   const bool multi = spatial && ks.phase_gemm && sx >= 2 && sx <= 4;
-  const PhaseDriver<T> driver(p, pk, ks, t, in.via_row, multi);
+  PhaseDriver<T> driver(p, pk, ks, t, in.via_row, multi);
   std::vector<RowScratch<T>> scratch(static_cast<std::size_t>(t.threads));
   std::size_t scratch_bytes = 0;
   for (auto& s : scratch) scratch_bytes += driver.init_scratch(s);
+  // After the row buffers, as before: where they land on the heap moved channels_last
+  // position-vector layers by 15 % (their strided row fills).
+  driver.plan_shifts();
   // Runs of consecutive items per thread: consecutive rows share input rows.
   detail::parallel_for(
       t.items, t.threads,
