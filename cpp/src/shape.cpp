@@ -190,30 +190,37 @@ double Geometry::flops() const {
   return f;
 }
 
-Geometry resolve_geometry(const std::vector<std::int64_t>& x_shape,
-                          const std::vector<std::int64_t>& weight_shape, const LayerSpec& spec) {
+namespace {
+
+// The operand layouts named in the messages.
+struct Layouts {
+  const char* x;
+  const char* w;
+};
+
+// The ranks of x and the weight, and the per-dim parameters' lengths.
+void check_ranks(const std::vector<std::int64_t>& x_shape,
+                 const std::vector<std::int64_t>& weight_shape, const LayerSpec& spec,
+                 const Layouts& lay) {
   const int rank = spec.rank;
-  const bool cf = spec.data_format == DataFormat::channels_first;
-  const char* x_layout = cf ? "(N, C_in, *spatial)" : "(N, *spatial, C_in)";
-  const char* w_layout = cf ? "(C_in, C_out/groups, *kernel)" : "(*kernel, C_out/groups, C_in)";
   if (rank < 1) {
     std::ostringstream m;
     m << "a transposed convolution needs at least one spatial dimension; the weight must have "
          "rank >= 3 "
-      << w_layout << ", got rank " << weight_shape.size();
+      << lay.w << ", got rank " << weight_shape.size();
     fail(m);
   }
   // In 64 bits: rank is any int a caller put in the spec.
   const std::int64_t full_rank = std::int64_t{rank} + 2;
   if (static_cast<std::int64_t>(weight_shape.size()) != full_rank) {
     std::ostringstream m;
-    m << "weight must have rank " << full_rank << " " << w_layout << " for a " << rank
+    m << "weight must have rank " << full_rank << " " << lay.w << " for a " << rank
       << "-D transposed convolution, got shape " << join(weight_shape);
     fail(m);
   }
   if (static_cast<std::int64_t>(x_shape.size()) != full_rank) {
     std::ostringstream m;
-    m << "x must have rank " << full_rank << " " << x_layout << " to match a weight of shape "
+    m << "x must have rank " << full_rank << " " << lay.x << " to match a weight of shape "
       << join(weight_shape) << " (" << rank << " spatial dimensions), got shape " << join(x_shape);
     fail(m);
   }
@@ -224,19 +231,14 @@ Geometry resolve_geometry(const std::vector<std::int64_t>& x_shape,
     check_param(spec.pad_hi, rank, "padding");
   }
   if (spec.output_padding) check_param(*spec.output_padding, rank, "output_padding");
+}
 
-  Geometry g;
-  g.rank = rank;
-  g.data_format = spec.data_format;
-  g.groups = spec.groups;
-  g.batch = x_shape[0];
-  g.in_channels = cf ? x_shape[1] : x_shape.back();
-  const std::int64_t w_cin = cf ? weight_shape[0] : weight_shape.back();
-  const std::int64_t cout_g = cf ? weight_shape[1] : weight_shape[rank];
-  for (int d = 0; d < rank; ++d) {
-    g.input.push_back(x_shape[(cf ? 2 : 1) + d]);
-    g.kernel.push_back(weight_shape[(cf ? 2 : 0) + d]);
-  }
+// No negative sizes, positive groups, the weight's C_in equal to x's channels and divisible
+// by groups.
+void check_channels(const std::vector<std::int64_t>& x_shape,
+                    const std::vector<std::int64_t>& weight_shape, const Geometry& g,
+                    std::int64_t w_cin, const Layouts& lay) {
+  const bool cf = g.data_format == DataFormat::channels_first;
   for (std::size_t i = 0; i < x_shape.size(); ++i) {
     if (x_shape[i] < 0) {
       std::ostringstream m;
@@ -260,8 +262,8 @@ Geometry resolve_geometry(const std::vector<std::int64_t>& x_shape,
   if (w_cin != g.in_channels) {
     std::ostringstream m;
     m << "x has " << g.in_channels << " input channels but the weight expects " << w_cin
-      << " (weight shape " << join(weight_shape) << " is " << w_layout << ", x shape "
-      << join(x_shape) << " is " << x_layout << ")";
+      << " (weight shape " << join(weight_shape) << " is " << lay.w << ", x shape "
+      << join(x_shape) << " is " << lay.x << ")";
     if (!cf && x_shape.size() >= 3 && x_shape[1] == w_cin)
       m << "; x looks channels_first: pass data_format=\"channels_first\" or move the channel "
            "axis last";
@@ -278,83 +280,136 @@ Geometry resolve_geometry(const std::vector<std::int64_t>& x_shape,
       << "); use a groups value that divides " << g.in_channels;
     fail(m);
   }
+}
+
+// Kernel size, stride, dilation and input size of spatial dim d.
+void check_dim(const std::vector<std::int64_t>& x_shape,
+               const std::vector<std::int64_t>& weight_shape, const Geometry& g, int d,
+               std::int64_t s, std::int64_t dil) {
+  const int rank = g.rank;
+  const std::int64_t k = g.kernel[d];
+  if (k < 1) {
+    std::ostringstream m;
+    m << "kernel size must be at least 1 in every spatial dimension, got " << k << " in "
+      << where(rank, d) << " (weight shape " << join(weight_shape) << ")";
+    fail(m);
+  }
+  if (s < 1) {
+    std::ostringstream m;
+    m << "stride must be a positive integer, got " << s << " in " << where(rank, d)
+      << "; use stride=1 for no upsampling";
+    fail(m);
+  }
+  if (dil < 1) {
+    std::ostringstream m;
+    m << "dilation must be a positive integer, got " << dil << " in " << where(rank, d)
+      << "; use dilation=1 for an ordinary kernel";
+    fail(m);
+  }
+  if (g.input[d] < 1) {
+    std::ostringstream m;
+    m << "x must have at least one element along every spatial dimension, got size "
+      << g.input[d] << " in " << where(rank, d) << " (x shape " << join(x_shape) << ")";
+    fail(m);
+  }
+}
+
+// Explicit padding of dim d: non-negative crops, output_padding below max(stride, dilation).
+DimPadding explicit_padding(const LayerSpec& spec, int d, std::int64_t s, std::int64_t dil) {
+  const int rank = spec.rank;
+  DimPadding p;
+  p.pad_lo = spec.pad_lo[d];
+  p.pad_hi = spec.pad_hi[d];
+  if (p.pad_lo < 0 || p.pad_hi < 0) {
+    std::ostringstream m;
+    m << "padding must be non-negative, got (" << p.pad_lo << ", " << p.pad_hi << ") in "
+      << where(rank, d) << "; to enlarge the output use output_padding instead";
+    fail(m);
+  }
+  p.output_padding = spec.output_padding ? (*spec.output_padding)[d] : 0;
+  const std::int64_t limit = std::max(s, dil);
+  if (p.output_padding < 0 || p.output_padding >= limit) {
+    std::ostringstream m;
+    m << "output_padding must be smaller than either stride or dilation (and >= 0), got "
+      << "output_padding=" << p.output_padding << " with stride=" << s
+      << " and dilation=" << dil << " in " << where(rank, d) << "; use output_padding in [0, "
+      << limit - 1 << "]";
+    if (p.output_padding >= limit)
+      m << ", or add " << p.output_padding - (limit - 1)
+        << " to the output another way (a larger kernel or less padding)";
+    fail(m);
+  }
+  return p;
+}
+
+// Keras' "same"/"valid" padding of dim d, its output_padding below the stride.
+DimPadding keras_padding(const LayerSpec& spec, int d, std::int64_t k, std::int64_t s,
+                         std::int64_t dil) {
+  std::optional<std::int64_t> op;
+  if (spec.output_padding) {
+    op = (*spec.output_padding)[d];
+    if (*op < 0 || *op >= s) {
+      std::ostringstream m;
+      m << "output_padding must be smaller than the stride with padding=\""
+        << (spec.pad_mode == PadMode::same ? "same" : "valid") << "\" (Keras' rule), got "
+        << "output_padding=" << *op << " with stride=" << s << " in " << where(spec.rank, d)
+        << "; use output_padding in [0, " << s - 1 << "] or output_padding=None";
+      fail(m);
+    }
+  }
+  return resolve_keras_padding(spec.pad_mode, k, s, dil, op);
+}
+
+// The output length of dim d, at least 1.
+std::int64_t output_length(const Geometry& g, int d, std::int64_t s, std::int64_t dil,
+                           const DimPadding& p) {
+  const std::int64_t k = g.kernel[d];
+  const std::int64_t out =
+      transposed_length(g.input[d], k, s, dil, p.pad_lo, p.pad_hi, p.output_padding);
+  if (out < 1) {
+    const std::int64_t full = transposed_length(g.input[d], k, s, dil, 0, 0, 0);
+    std::ostringstream m;
+    m << "the output would have size " << out << " in " << where(g.rank, d)
+      << ": the uncropped result has " << full << " cells and padding crops " << p.pad_lo
+      << " + " << p.pad_hi << "; use padding of at most " << (full - 1) / 2
+      << " per side (total < " << full << ")";
+    fail(m);
+  }
+  return out;
+}
+
+}  // namespace
+
+Geometry resolve_geometry(const std::vector<std::int64_t>& x_shape,
+                          const std::vector<std::int64_t>& weight_shape, const LayerSpec& spec) {
+  const int rank = spec.rank;
+  const bool cf = spec.data_format == DataFormat::channels_first;
+  const Layouts lay{cf ? "(N, C_in, *spatial)" : "(N, *spatial, C_in)",
+                    cf ? "(C_in, C_out/groups, *kernel)" : "(*kernel, C_out/groups, C_in)"};
+  check_ranks(x_shape, weight_shape, spec, lay);
+
+  Geometry g;
+  g.rank = rank;
+  g.data_format = spec.data_format;
+  g.groups = spec.groups;
+  g.batch = x_shape[0];
+  g.in_channels = cf ? x_shape[1] : x_shape.back();
+  const std::int64_t w_cin = cf ? weight_shape[0] : weight_shape.back();
+  const std::int64_t cout_g = cf ? weight_shape[1] : weight_shape[rank];
+  for (int d = 0; d < rank; ++d) {
+    g.input.push_back(x_shape[(cf ? 2 : 1) + d]);
+    g.kernel.push_back(weight_shape[(cf ? 2 : 0) + d]);
+  }
+  check_channels(x_shape, weight_shape, g, w_cin, lay);
   g.out_channels = checked_mul(cout_g, g.groups, "out_channels");
 
   for (int d = 0; d < rank; ++d) {
-    const std::int64_t k = g.kernel[d], s = spec.stride[d], dil = spec.dilation[d];
-    if (k < 1) {
-      std::ostringstream m;
-      m << "kernel size must be at least 1 in every spatial dimension, got " << k << " in "
-        << where(rank, d) << " (weight shape " << join(weight_shape) << ")";
-      fail(m);
-    }
-    if (s < 1) {
-      std::ostringstream m;
-      m << "stride must be a positive integer, got " << s << " in " << where(rank, d)
-        << "; use stride=1 for no upsampling";
-      fail(m);
-    }
-    if (dil < 1) {
-      std::ostringstream m;
-      m << "dilation must be a positive integer, got " << dil << " in " << where(rank, d)
-        << "; use dilation=1 for an ordinary kernel";
-      fail(m);
-    }
-    if (g.input[d] < 1) {
-      std::ostringstream m;
-      m << "x must have at least one element along every spatial dimension, got size "
-        << g.input[d] << " in " << where(rank, d) << " (x shape " << join(x_shape) << ")";
-      fail(m);
-    }
-    DimPadding p;
-    if (spec.pad_mode == PadMode::explicit_pads) {
-      p.pad_lo = spec.pad_lo[d];
-      p.pad_hi = spec.pad_hi[d];
-      if (p.pad_lo < 0 || p.pad_hi < 0) {
-        std::ostringstream m;
-        m << "padding must be non-negative, got (" << p.pad_lo << ", " << p.pad_hi << ") in "
-          << where(rank, d) << "; to enlarge the output use output_padding instead";
-        fail(m);
-      }
-      p.output_padding = spec.output_padding ? (*spec.output_padding)[d] : 0;
-      const std::int64_t limit = std::max(s, dil);
-      if (p.output_padding < 0 || p.output_padding >= limit) {
-        std::ostringstream m;
-        m << "output_padding must be smaller than either stride or dilation (and >= 0), got "
-          << "output_padding=" << p.output_padding << " with stride=" << s
-          << " and dilation=" << dil << " in " << where(rank, d) << "; use output_padding in [0, "
-          << limit - 1 << "]";
-        if (p.output_padding >= limit)
-          m << ", or add " << p.output_padding - (limit - 1)
-            << " to the output another way (a larger kernel or less padding)";
-        fail(m);
-      }
-    } else {
-      std::optional<std::int64_t> op;
-      if (spec.output_padding) {
-        op = (*spec.output_padding)[d];
-        if (*op < 0 || *op >= s) {
-          std::ostringstream m;
-          m << "output_padding must be smaller than the stride with padding=\""
-            << (spec.pad_mode == PadMode::same ? "same" : "valid") << "\" (Keras' rule), got "
-            << "output_padding=" << *op << " with stride=" << s << " in " << where(rank, d)
-            << "; use output_padding in [0, " << s - 1 << "] or output_padding=None";
-          fail(m);
-        }
-      }
-      p = resolve_keras_padding(spec.pad_mode, k, s, dil, op);
-    }
-    const std::int64_t out =
-        transposed_length(g.input[d], k, s, dil, p.pad_lo, p.pad_hi, p.output_padding);
-    if (out < 1) {
-      const std::int64_t full = transposed_length(g.input[d], k, s, dil, 0, 0, 0);
-      std::ostringstream m;
-      m << "the output would have size " << out << " in " << where(rank, d)
-        << ": the uncropped result has " << full << " cells and padding crops " << p.pad_lo
-        << " + " << p.pad_hi << "; use padding of at most " << (full - 1) / 2
-        << " per side (total < " << full << ")";
-      fail(m);
-    }
+    const std::int64_t s = spec.stride[d], dil = spec.dilation[d];
+    check_dim(x_shape, weight_shape, g, d, s, dil);
+    const DimPadding p = spec.pad_mode == PadMode::explicit_pads
+                             ? explicit_padding(spec, d, s, dil)
+                             : keras_padding(spec, d, g.kernel[d], s, dil);
+    const std::int64_t out = output_length(g, d, s, dil, p);
     g.stride.push_back(s);
     g.dilation.push_back(dil);
     g.pad_lo.push_back(p.pad_lo);
