@@ -208,111 +208,142 @@ void next_row(const Geometry& g, int nd, std::int64_t* opos) {
 
 // ---- channels_first ----------------------------------------------------------------------------
 
-template <class T>
-std::size_t run_cf(const Problem<T>& p, const Packed<T>& pk, DwRowsFn<T> rows_fn, int threads) {
-  const Geometry& g = *p.g;
-  const int R = g.rank, L = R - 1;
-  const std::int64_t C = g.out_channels, mult = g.out_channels / g.groups;
-  const std::vector<std::int64_t> pitch = kernel_pitch(g);
-  std::int64_t taps_total = 1;
-  for (auto k : g.kernel) taps_total *= k;
-  std::size_t scratch = 0;
+// Rows: all spatial dims but the last, row-major. Input rows are numbered the same way, and
+// each output row lists its (input row, kernel row) pairs.
+struct RowPairLists {
+  std::int64_t rows = 1, in_rows = 1;
+  std::vector<std::int64_t> pair_first, pair_x, pair_w;  // per row: its pairs
+  std::vector<std::int64_t> y_off;   // per row: its offset in a channel of y
+  std::vector<std::int64_t> in_off;  // per input row: its offset in a channel of x
+  std::size_t bytes() const {
+    return (pair_first.size() + pair_x.size() + pair_w.size() + y_off.size() + in_off.size()) *
+           sizeof(std::int64_t);
+  }
+};
 
-  // Rows: all spatial dims but the last, row-major. Input rows are numbered the same way
-  // (in_pitch), and each output row lists its (input row, kernel row) pairs.
+template <class T>
+RowPairLists row_pair_lists(const Problem<T>& p, const std::vector<std::int64_t>& pitch) {
+  const Geometry& g = *p.g;
+  const int L = g.rank - 1;
+  RowPairLists r;
   std::vector<OuterDim> outer;
   std::vector<std::int64_t> in_pitch(static_cast<std::size_t>(std::max(L, 1)), 1);
   for (int d = L - 2; d >= 0; --d) in_pitch[d] = in_pitch[d + 1] * g.input[d + 1];
-  std::int64_t rows = 1, in_rows = 1;
   for (int d = 0; d < L; ++d) {
     outer.push_back(outer_dim(dim_taps(g.input[d], g.kernel[d], g.stride[d], g.dilation[d],
                                        g.pad_lo[d], g.output[d]),
                               in_pitch[d], pitch[d]));
-    rows *= g.output[d];
-    in_rows *= g.input[d];
+    r.rows *= g.output[d];
+    r.in_rows *= g.input[d];
   }
   std::int64_t max_pairs = 1;
   for (const OuterDim& d : outer) max_pairs *= d.taps.most;
-  std::vector<std::int64_t> pair_first(static_cast<std::size_t>(rows) + 1, 0), pair_x, pair_w;
-  std::vector<std::int64_t> y_off(static_cast<std::size_t>(rows));
-  {
-    std::vector<std::int64_t> xo(static_cast<std::size_t>(std::max<std::int64_t>(max_pairs, 1))),
-        wo(xo.size());
-    std::int64_t opos[2] = {0, 0};
-    for (std::int64_t row = 0; row < rows; ++row, next_row(g, L, opos)) {
-      const std::int64_t n = row_pairs(outer, opos, xo.data(), wo.data());
-      pair_x.insert(pair_x.end(), xo.begin(), xo.begin() + n);
-      pair_w.insert(pair_w.end(), wo.begin(), wo.begin() + n);
-      pair_first[static_cast<std::size_t>(row) + 1] = static_cast<std::int64_t>(pair_x.size());
-      std::int64_t yo = 0;
-      for (int d = 0; d < L; ++d) yo += opos[d] * p.y_strides[static_cast<std::size_t>(d + 2)];
-      y_off[static_cast<std::size_t>(row)] = yo;
-    }
+  r.pair_first.assign(static_cast<std::size_t>(r.rows) + 1, 0);
+  r.y_off.resize(static_cast<std::size_t>(r.rows));
+  std::vector<std::int64_t> xo(static_cast<std::size_t>(std::max<std::int64_t>(max_pairs, 1))),
+      wo(xo.size());
+  std::int64_t opos[2] = {0, 0};
+  for (std::int64_t row = 0; row < r.rows; ++row, next_row(g, L, opos)) {
+    const std::int64_t n = row_pairs(outer, opos, xo.data(), wo.data());
+    r.pair_x.insert(r.pair_x.end(), xo.begin(), xo.begin() + n);
+    r.pair_w.insert(r.pair_w.end(), wo.begin(), wo.begin() + n);
+    r.pair_first[static_cast<std::size_t>(row) + 1] = static_cast<std::int64_t>(r.pair_x.size());
+    std::int64_t yo = 0;
+    for (int d = 0; d < L; ++d) yo += opos[d] * p.y_strides[static_cast<std::size_t>(d + 2)];
+    r.y_off[static_cast<std::size_t>(row)] = yo;
   }
-  // Where each input row starts in a channel of x.
-  std::vector<std::int64_t> in_off(static_cast<std::size_t>(in_rows));
-  for (std::int64_t i = 0; i < in_rows; ++i) {
+  r.in_off.resize(static_cast<std::size_t>(r.in_rows));
+  for (std::int64_t i = 0; i < r.in_rows; ++i) {
     std::int64_t rem = i, off = 0;
     for (int d = L - 1; d >= 0; --d) {
       off += (rem % g.input[d]) * p.x_strides[static_cast<std::size_t>(d + 2)];
       rem /= g.input[d];
     }
-    in_off[static_cast<std::size_t>(i)] = off;
+    r.in_off[static_cast<std::size_t>(i)] = off;
   }
-  scratch += (pair_first.size() + pair_x.size() + pair_w.size() + y_off.size() + in_off.size()) *
-             sizeof(std::int64_t);
+  return r;
+}
 
-  // Phases along the row: taps whose input shift can reach the input for some q.
+// Phases along the row: taps whose input shift can reach the input for some q, and the zero
+// halo they need around an input row.
+struct RowPhases {
+  std::vector<std::int64_t> first, k, c;  // per phase its taps: kernel index, input shift
+  std::int64_t halo_lo = 0, halo_hi = 0;
+  std::size_t bytes() const { return (first.size() + k.size() + c.size()) * sizeof(std::int64_t); }
+};
+
+RowPhases row_phases(const Geometry& g) {
+  const int L = g.rank - 1;
   const std::int64_t s = g.stride[L], dil = g.dilation[L], pl = g.pad_lo[L];
   const std::int64_t win = g.input[L], wout = g.output[L];
   const std::int64_t phases = std::min(s, wout);
-  std::vector<std::int64_t> tap_first(static_cast<std::size_t>(phases) + 1, 0), tap_k, tap_c;
-  // The zero halo the taps need around an input row, for q in [0, q_end).
+  RowPhases ph;
+  ph.first.assign(static_cast<std::size_t>(phases) + 1, 0);
+  // The halo for q in [0, q_end).
   const std::int64_t q_end = ceil_div(wout, s);
-  std::int64_t halo_lo = 0, halo_hi = 0;
   for (std::int64_t r = 0; r < phases; ++r) {
-    tap_first[static_cast<std::size_t>(r)] = static_cast<std::int64_t>(tap_k.size());
+    ph.first[static_cast<std::size_t>(r)] = static_cast<std::int64_t>(ph.k.size());
     const std::int64_t qr = ceil_div(wout - r, s);
     for (std::int64_t k = 0; k < g.kernel[L]; ++k) {
       const std::int64_t num = r + pl - k * dil;
       if (floor_mod(num, s) != 0) continue;
       const std::int64_t c = num / s;
       if (c >= win || c + qr <= 0) continue;
-      tap_k.push_back(k);
-      tap_c.push_back(c);
-      halo_lo = std::max(halo_lo, -c);
-      halo_hi = std::max(halo_hi, q_end - 1 + c - (win - 1));
+      ph.k.push_back(k);
+      ph.c.push_back(c);
+      ph.halo_lo = std::max(ph.halo_lo, -c);
+      ph.halo_hi = std::max(ph.halo_hi, q_end - 1 + c - (win - 1));
     }
   }
-  tap_first[static_cast<std::size_t>(phases)] = static_cast<std::int64_t>(tap_k.size());
-  scratch += (tap_first.size() + tap_k.size() + tap_c.size()) * sizeof(std::int64_t);
-  const std::int64_t row_len = halo_lo + win + halo_hi;
+  ph.first[static_cast<std::size_t>(phases)] = static_cast<std::int64_t>(ph.k.size());
+  return ph;
+}
 
-  // Items: (image, channel, block of output rows). A block's input rows are copied into a
-  // zero-haloed buffer (halos zeroed once per thread), so the kernel needs no bounds checks and
-  // any x strides are accepted. Blocks are cut small enough that the buffer stays in cache.
-  Blocks blocks = split(rows, g.batch * C, threads);
-  std::vector<std::int64_t> block_lo, block_hi;
+// Blocks of output rows whose input rows fit the buffer: halved until each block's span of
+// input rows (returned, at least 1) is within `budget` rows or blocks are single rows.
+std::int64_t fit_blocks(const RowPairLists& r, std::int64_t budget, Blocks& blocks,
+                        std::vector<std::int64_t>& block_lo, std::vector<std::int64_t>& block_hi) {
   std::int64_t span = 0;
-  const std::int64_t budget = std::max<std::int64_t>(
-      1, static_cast<std::int64_t>((std::size_t{256} << 10) / sizeof(T)) / row_len);
   for (;;) {
-    block_lo.assign(static_cast<std::size_t>(blocks.count), in_rows);
+    block_lo.assign(static_cast<std::size_t>(blocks.count), r.in_rows);
     block_hi.assign(static_cast<std::size_t>(blocks.count), -1);
     span = 0;
     for (std::int64_t b = 0; b < blocks.count; ++b) {
-      const std::int64_t r0 = b * blocks.per, r1 = std::min(rows, r0 + blocks.per);
-      for (std::int64_t e = pair_first[r0]; e < pair_first[r1]; ++e) {
-        block_lo[b] = std::min(block_lo[b], pair_x[e]);
-        block_hi[b] = std::max(block_hi[b], pair_x[e]);
+      const std::int64_t r0 = b * blocks.per, r1 = std::min(r.rows, r0 + blocks.per);
+      for (std::int64_t e = r.pair_first[r0]; e < r.pair_first[r1]; ++e) {
+        block_lo[b] = std::min(block_lo[b], r.pair_x[e]);
+        block_hi[b] = std::max(block_hi[b], r.pair_x[e]);
       }
       span = std::max(span, block_hi[b] - block_lo[b] + 1);
     }
     if (span <= budget || blocks.per == 1) break;
     blocks.per = ceil_div(blocks.per, 2);
-    blocks.count = ceil_div(rows, blocks.per);
+    blocks.count = ceil_div(r.rows, blocks.per);
   }
-  span = std::max<std::int64_t>(span, 1);
+  return std::max<std::int64_t>(span, 1);
+}
+
+template <class T>
+std::size_t run_cf(const Problem<T>& p, const Packed<T>& pk, DwRowsFn<T> rows_fn, int threads) {
+  const Geometry& g = *p.g;
+  const int R = g.rank, L = R - 1;
+  const std::int64_t C = g.out_channels, mult = g.out_channels / g.groups;
+  std::int64_t taps_total = 1;
+  for (auto k : g.kernel) taps_total *= k;
+  const RowPairLists r = row_pair_lists(p, kernel_pitch(g));
+  const RowPhases ph = row_phases(g);
+  std::size_t scratch = r.bytes() + ph.bytes();
+  const std::int64_t win = g.input[L], wout = g.output[L];
+  const std::int64_t row_len = ph.halo_lo + win + ph.halo_hi;
+
+  // Items: (image, channel, block of output rows). A block's input rows are copied into a
+  // zero-haloed buffer (halos zeroed once per thread), so the kernel needs no bounds checks and
+  // any x strides are accepted. Blocks are cut small enough that the buffer stays in cache.
+  Blocks blocks = split(r.rows, g.batch * C, threads);
+  std::vector<std::int64_t> block_lo, block_hi;
+  const std::int64_t budget = std::max<std::int64_t>(
+      1, static_cast<std::int64_t>((std::size_t{256} << 10) / sizeof(T)) / row_len);
+  const std::int64_t span = fit_blocks(r, budget, blocks, block_lo, block_hi);
   scratch += 2 * block_lo.size() * sizeof(std::int64_t);
   const std::int64_t items = g.batch * C * blocks.count;
   threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
@@ -330,25 +361,25 @@ std::size_t run_cf(const Problem<T>& p, const Packed<T>& pk, DwRowsFn<T> rows_fn
     const std::int64_t n = item / blocks.count / C;
     const std::int64_t lo = block_lo[blk], hi = block_hi[blk];
     const DwRowsCall<T> call{p.x + n * p.x_strides[0] + (co / mult) * p.x_strides[1],
-                             in_off.data(),
+                             r.in_off.data(),
                              x_last,
                              win,
-                             buf.data() + halo_lo,
+                             buf.data() + ph.halo_lo,
                              hi - lo + 1,
-                             buf.data() + halo_lo,
+                             buf.data() + ph.halo_lo,
                              lo,
                              row_len,
                              pk.data.get() + co * taps_total,
-                             pair_first.data(),
-                             pair_x.data(),
-                             pair_w.data(),
-                             y_off.data(),
+                             r.pair_first.data(),
+                             r.pair_x.data(),
+                             r.pair_w.data(),
+                             r.y_off.data(),
                              blk * blocks.per,
-                             std::min(rows, (blk + 1) * blocks.per),
-                             tap_first.data(),
-                             tap_k.data(),
-                             tap_c.data(),
-                             s,
+                             std::min(r.rows, (blk + 1) * blocks.per),
+                             ph.first.data(),
+                             ph.k.data(),
+                             ph.c.data(),
+                             g.stride[L],
                              wout,
                              p.y + n * p.y_strides[0] + co * p.y_strides[1],
                              y_last,
