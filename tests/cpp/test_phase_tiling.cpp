@@ -1,0 +1,197 @@
+// The phase driver's tiling policy (plan_tiling, an internal header) over a grid of layers:
+// the invariants run() relies on, checked on every plan rather than on remembered values.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include <tconv/tconv.hpp>
+
+#include "kernels/phase.hpp"
+#include "kernels/phase_tiling.hpp"
+
+namespace {
+
+using tconv::Geometry;
+using tconv::kernels::phase::Algo;
+using tconv::kernels::phase::Tiling;
+using tconv::kernels::phase::TilingInput;
+
+struct Layer {
+  std::int64_t batch, cin, cout;
+  std::vector<std::int64_t> input, kernel;
+  std::int64_t stride, pad, dilation;
+};
+
+Geometry geometry(const Layer& l, tconv::DataFormat format) {
+  const int rank = static_cast<int>(l.input.size());
+  tconv::LayerSpec spec;
+  spec.rank = rank;
+  spec.stride.assign(rank, l.stride);
+  spec.dilation.assign(rank, l.dilation);
+  spec.pad_lo.assign(rank, l.pad);
+  spec.pad_hi.assign(rank, l.pad);
+  spec.data_format = format;
+  const bool cf = format == tconv::DataFormat::channels_first;
+  std::vector<std::int64_t> x{l.batch}, w;
+  if (cf) x.push_back(l.cin);
+  x.insert(x.end(), l.input.begin(), l.input.end());
+  if (!cf) x.push_back(l.cin);
+  if (cf) {
+    w = {l.cin, l.cout};
+    w.insert(w.end(), l.kernel.begin(), l.kernel.end());
+  } else {
+    w = l.kernel;
+    w.push_back(l.cout);
+    w.push_back(l.cin);
+  }
+  return tconv::resolve_geometry(x, w, spec);
+}
+
+// A layer's tiling as run() asks for it, with the weights packed as run() gets them.
+struct Case {
+  Geometry g;
+  tconv::kernels::phase::Packed<float> pk;
+  TilingInput in;
+};
+
+Case make_case(const Layer& l, tconv::DataFormat format, int threads, std::int64_t mr,
+               bool via_row) {
+  Case c{geometry(l, format), {}, {}};
+  const Algo algo = tconv::kernels::phase::choose_algo(c.g);
+  std::vector<float> w(static_cast<std::size_t>(l.cin * l.cout), 0.0f);
+  for (auto k : l.kernel) w.resize(w.size() * static_cast<std::size_t>(k), 0.0f);
+  // Dense weight strides of the layout (elements), innermost last.
+  const std::vector<std::int64_t> shape = c.g.weight_shape();
+  std::vector<std::int64_t> ws(shape.size(), 1);
+  for (std::size_t i = shape.size() - 1; i-- > 0;) ws[i] = ws[i + 1] * shape[i + 1];
+  c.pk = tconv::kernels::phase::pack(c.g, w.data(), ws, algo, 16, 1);
+  TilingInput& in = c.in;
+  in.g = &c.g;
+  in.dims = &c.pk.dims;
+  in.elem = sizeof(float);
+  in.spatial = algo == Algo::spatial;
+  in.cin_g = c.pk.cin_g;
+  in.cout_g = c.pk.cout_g;
+  in.groups = c.pk.groups;
+  in.panels = c.pk.panels;
+  in.width = c.pk.width;
+  in.packed_elems = c.pk.size;
+  in.via_row = via_row && !in.spatial;
+  in.xs_x = format == tconv::DataFormat::channels_first ? 1 : l.cin;
+  in.xs_c = format == tconv::DataFormat::channels_first ? c.g.input.back() : 1;
+  in.mr = mr;
+  in.spatial_tile = 16;
+  in.channel_windows = true;
+  in.spatial_in_place = true;
+  in.threads = threads;
+  return c;
+}
+
+const std::vector<Layer> kLayers = {
+    {16, 512, 256, {8, 8}, {4, 4}, 2, 1, 1},      // short rows, large weights: row blocks
+    {1, 512, 256, {8, 8}, {4, 4}, 2, 1, 1},
+    {1, 256, 128, {64, 64}, {3, 3}, 2, 1, 1},     // long rows: blocks along the row
+    {2, 64, 3, {32, 32}, {4, 4}, 2, 1, 1},        // position vectors (tiny C_out)
+    {1, 56, 1, {40, 40}, {9, 9}, 3, 3, 1},
+    {1, 128, 64, {300}, {7}, 3, 2, 1},            // 1-D
+    {2, 64, 32, {4, 6, 5}, {3, 4, 3}, 2, 1, 1},   // 3-D
+    {1, 96, 40, {7, 9}, {5, 3}, 1, 2, 2},         // stride 1, dilation
+    {3, 256, 72, {5, 6}, {5, 4}, 3, 1, 1},        // 1 KiB channel pitch
+    {1, 8, 200, {1, 1}, {4, 4}, 1, 0, 1},         // one input position
+};
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+TEST(PhaseTiling, BlocksCoverEveryPositionAndItemsEveryRow) {
+  for (const Layer& l : kLayers)
+    for (auto format : {tconv::DataFormat::channels_first, tconv::DataFormat::channels_last})
+      for (int threads : {1, 2, 3, 8})
+        for (std::int64_t mr : {6, 8, 12}) {
+          Case c = make_case(l, format, threads, mr, format == tconv::DataFormat::channels_first);
+          const Tiling t = tconv::kernels::phase::plan_tiling(c.in);
+          const Geometry& g = c.g;
+          const int xd = g.rank - 1;
+          SCOPED_TRACE(testing::Message() << "layer cin=" << l.cin << " rank=" << g.rank
+                                          << " threads=" << threads << " mr=" << mr);
+          EXPECT_EQ(t.qmax, ceil_div(g.output[xd], g.stride[xd]));
+          // Blocks along the last dim: none empty, together every position.
+          EXPECT_GE(t.qblock, 1);
+          EXPECT_GE(t.qblock * t.nxb, t.qmax);
+          EXPECT_LT((t.nxb - 1) * t.qblock, t.qmax);
+          // The channel kernels' blocks of a split row are whole tiles (or the whole row).
+          if (!c.in.spatial && t.nxb > 1) {
+            EXPECT_TRUE(t.qblock % 6 == 0 || t.qblock % std::max<std::int64_t>(6, mr) == 0 ||
+                        t.qblock == t.qmax);
+          }
+          // Items: every row of every line, every block, every panel, once.
+          EXPECT_EQ(t.lines * t.line_len, g.batch * t.n_outer);
+          EXPECT_EQ(t.blocks_per_line, ceil_div(t.line_len, t.block_rows));
+          EXPECT_GE(t.panel_parts * t.panels_per_item, c.pk.panels);
+          EXPECT_LT((t.panel_parts - 1) * t.panels_per_item, c.pk.panels);
+          EXPECT_EQ(t.items, t.lines * t.blocks_per_line * t.nxb * t.panel_parts);
+          EXPECT_GE(t.threads, 1);
+          EXPECT_LE(t.threads, std::min<std::int64_t>(threads, t.items));
+          // Row blocks only for the channel kernels' short rows.
+          if (t.block_rows > 1) {
+            EXPECT_FALSE(c.in.spatial);
+            EXPECT_LT(t.qblock, 32);
+            EXPECT_LE(t.block_rows, t.line_len);
+          }
+          // The row cache holds every input row one output row (or row block) reads.
+          std::int64_t lines = 1;
+          for (int d = 0; d < xd; ++d) lines *= t.modulus[d];
+          EXPECT_EQ(lines, t.cached);
+          EXPECT_GE(t.cached, t.max_slots);
+          // A buffer line holds a block, its halo, and (position vectors) a tile of slack.
+          EXPECT_GE(t.xlen_alloc, t.qblock + t.cmax - t.cmin);
+          EXPECT_EQ(t.slot_stride, t.xlen_alloc * (c.in.spatial ? c.pk.cin_g : t.cin_pitch));
+          // No buffer pitch a multiple of 1 KiB: the positions of a tile in distinct L1 sets.
+          if (!c.in.spatial) {
+            EXPECT_NE(t.cin_pitch * 4 % 1024, 0);
+          }
+          EXPECT_EQ(t.row_len > 0, c.in.via_row);
+        }
+}
+
+TEST(PhaseTiling, PositionVectorsReadInPlaceOrNotWhateverTheThreadCount) {
+  // In place they sum in another order: results must not depend on the thread count.
+  for (const Layer& l : kLayers)
+    for (auto format : {tconv::DataFormat::channels_first, tconv::DataFormat::channels_last}) {
+      Case one = make_case(l, format, 1, 6, false);
+      if (!one.in.spatial) continue;
+      const bool in_place = tconv::kernels::phase::plan_tiling(one.in).in_place;
+      for (int threads : {2, 3, 8}) {
+        Case c = make_case(l, format, threads, 6, false);
+        EXPECT_EQ(tconv::kernels::phase::plan_tiling(c.in).in_place, in_place)
+            << "cin=" << l.cin << " threads=" << threads;
+      }
+    }
+}
+
+TEST(PhaseTiling, SomeLayerOfTheGridTakesEachBranch) {
+  // The grid above reaches the policy's branches, or its checks would be vacuous.
+  bool row_blocks = false, split_rows = false, split_panels = false, in_place = false,
+       copies = false, padded_pitch = false;
+  for (const Layer& l : kLayers)
+    for (auto format : {tconv::DataFormat::channels_first, tconv::DataFormat::channels_last})
+      for (int threads : {1, 8}) {
+        Case c = make_case(l, format, threads, 8, true);
+        const Tiling t = tconv::kernels::phase::plan_tiling(c.in);
+        row_blocks = row_blocks || t.block_rows > 1;
+        split_rows = split_rows || t.nxb > 1;
+        split_panels = split_panels || t.panel_parts > 1;
+        in_place = in_place || t.in_place;
+        copies = copies || !t.in_place;
+        padded_pitch = padded_pitch || t.cin_pitch != c.pk.cin_g;
+      }
+  EXPECT_TRUE(row_blocks);
+  EXPECT_TRUE(split_rows);
+  EXPECT_TRUE(split_panels);
+  EXPECT_TRUE(in_place);
+  EXPECT_TRUE(copies);
+  EXPECT_TRUE(padded_pitch);
+}
+
+}  // namespace
