@@ -924,6 +924,33 @@ def _ort_kernel_shape(m: re.Match[str], text: str) -> Diagnosis:
               text)
 
 
+@_rule("ONNX Runtime", r"kernel_shape num_dims is not compatible with W num_dims\. kernel_shape: "
+       r"\{([\d,]*)\} W: \{([\d,]*)\}")
+def _ort_kernel_shape_rank(m: re.Match[str], text: str) -> Diagnosis:
+    return _ort_kernel_shape(m, text)
+
+
+@_rule("ONNX Runtime", r"Op \(ConvTranspose\) \[ShapeInferenceError\] Attribute kernel_shape has "
+       r"incorrect size")
+def _ort_kernel_shape_len(m: re.Match[str], text: str) -> Diagnosis:
+    cause = ("kernel_shape has a different number of values than X has spatial dimensions "
+             "(ONNX shape inference checks it when the model declares X's shape)")
+    fix = ("drop kernel_shape (ONNX infers it from W, whose axes 2... are the kernel) or give "
+           "it one value per spatial dimension: W.shape[2:]")
+    return _d("ONNX Runtime", "kernel_shape", cause, fix, {}, text)
+
+
+@_rule("ONNX Runtime", r"Op \(ConvTranspose\) \[ShapeInferenceError\] Attribute output_shape has "
+       r"incorrect size")
+def _ort_output_shape_len(m: re.Match[str], text: str) -> Diagnosis:
+    cause = ("output_shape holds the spatial output sizes only, one per spatial dimension; "
+             "the full form (N, C, *spatial), or any other length, is refused by ONNX shape "
+             "inference when the model declares X's shape")
+    fix = ("keep only the spatial sizes: output_shape=output_shape[2:] for the full form "
+           "(N, C, H, W) -> [H, W]")
+    return _d("ONNX Runtime", "output_shape", cause, fix, {}, text)
+
+
 # JAX --------------------------------------------------------------------------------------------
 
 @_rule("JAX", r"conv_general_dilated lhs feature dimension size divided by feature_group_count "
