@@ -145,6 +145,41 @@ def test_translations_and_recipes_run(conv, layer, source):
             assert "JAX's explicit pads" in tr.recipe and tconv.translate(src)["jax"].exact
 
 
+@FAST
+@given(layer=torch_layers(), data=st.data())
+def test_jax_consistent_padding_code_runs(layer, data):
+    """solve, translate and mirror with use_consistent_padding=True: the printed
+    lax.conv_transpose(..., use_consistent_padding=True) gives the size and the numbers."""
+    pytest.importorskip("jax")
+    src = torch_source(layer, CIN, COUT)
+    sols = tconv.solve(src.input_size, src.output_size, kernel_size=src.kernel_size,
+                       stride=src.stride, dilation=src.dilation, convention="jax",
+                       in_channels=CIN, out_channels=COUT, use_consistent_padding=True)
+    twin = tconv.translate(src, use_consistent_padding=True)["jax"]
+    assert twin.exact
+    ran = 0
+    for sol in [twin.solution, *sols[:3]]:
+        assert "use_consistent_padding=True" in sol.code()
+        _check("jax", sol.code(), sol)
+        ran += not isinstance(sol.params["padding"], str)
+    # PyTorch's padding p with output_padding q is the consistent pair (p, p - q)
+    pad = twin.solution.params["padding"]
+    if not isinstance(pad, str):
+        assert pad == [(p, p - q) for p, q in zip(layer[3], layer[4])]
+    inp, ks, ss, ps, _, ds = layer
+    fwd_in = tuple(max(i * s, d * (k - 1) + 1) for i, k, s, d in zip(inp, ks, ss, ds))
+    pairs = tuple((p, data.draw(st.integers(0, p + 1))) for p in ps)
+    try:
+        mir = tconv.mirror(fwd_in, ks, ss, pairs, ds, convention="jax", in_channels=CIN,
+                           out_channels=COUT, use_consistent_padding=True)
+    except tconv.ShapeError:
+        return
+    x, w, b = _data(mir)
+    y, want = _run("jax", str(mir), mir, x, w, b)
+    assert y.shape[2:] == fwd_in, str(mir)
+    assert_close_in_norm(y, want, dtype=F32, msg=str(mir))
+
+
 def test_keras_recipe_for_torch_padding_1_output_padding_1():
     pytest.importorskip("keras")
     src = tconv.solve((5, 5), (10, 10), kernel_size=3, stride=2, in_channels=CIN,
