@@ -601,7 +601,9 @@ def _torch_output_size_len(m: re.Match[str], text: str) -> Diagnosis:
 def _torch_padding_str(m: re.Match[str], text: str) -> Diagnosis:
     cause = ("PyTorch's transposed convolutions have no padding='same' or 'valid' (only "
              "numbers: cells cropped from each side)")
-    fix = ("padding='valid' is padding=0. For Keras' 'same' size (output = input * stride) "
+    fix = ("padding='valid' is padding=0 (with a kernel smaller than the stride Keras' "
+           "'valid' also adds stride - kernel cells: output_padding=stride - kernel). For "
+           "Keras' 'same' size (output = input * stride) "
            "choose padding and output_padding per dimension, e.g. kernel 3, stride 2: "
            "padding=1, output_padding=1; Keras' own 'same' cells are another window (for "
            "kernel 3, stride 2: padding=0, then y[..., :-1]): `tconv explain keras --input "
