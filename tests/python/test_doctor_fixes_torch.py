@@ -190,3 +190,34 @@ def test_negative_padding_and_stride_fixes_run():
     d = _diagnose(lambda: nn.ConvTranspose2d(2, 3, 3, stride=0)(x), "stride")
     assert "stride=1 or more" in d.fix
     assert _spatial(nn.ConvTranspose2d(2, 3, 3, stride=1)(x)) == (7, 7)
+
+
+@pytest.mark.parametrize("cin, rank, args, shape", [
+    (2, 3, dict(kernel_size=[2, 3, 5], stride=4, padding=[6, 12, 10], groups=2,
+                dilation=[1, 1, 2], output_padding=[3, 3, 1]), (1, 2, 4, 2, 11)),
+    (6, 2, dict(kernel_size=1, stride=[3, 4], padding=[10, 12], groups=3, dilation=3),
+     (2, 6, 9, 6)),
+])
+def test_onednn_refusal_fix_via_tconv_shapes_runs(cin, rank, args, shape):
+    """oneDNN's opaque refusal: the fix sends to tconv.shapes.torch, whose own fix (the
+    largest padding per dimension) is applied until the layer runs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # PyTorch takes its oneDNN path with more than one thread
+    x = torch.zeros(shape)
+    try:
+        d = _diagnose(lambda: CLS[rank](cin, cin, **args)(x), "nonpositive_output")
+    finally:
+        torch.set_num_threads(threads)
+    assert "tconv.shapes.torch" in d.fix
+    pad = list(args["padding"])
+    names = ["depth", "height", "width"][3 - rank:]
+    for _ in range(rank + 1):
+        try:
+            tconv.shapes.torch(shape, cin, cin, **{**args, "padding": pad})
+            break
+        except tconv.ShapeError as exc:
+            m = re.search(r"use padding <= (\d+) in (\w+)", exc.fix)
+            pad[names.index(m.group(2))] = int(m.group(1))
+    y = CLS[rank](cin, cin, **{**args, "padding": pad})(x)
+    assert _spatial(y) == tconv.shapes.torch(shape, cin, cin, **{**args, "padding": pad})[2:]
+    assert min(_spatial(y)) >= 1
