@@ -112,6 +112,30 @@ def test_keras_kernel_size_fix_runs():
         (1, 7, 7, 7, 3)
 
 
+def test_torch_string_padding_fix_keras_window_numbers():
+    """PyTorch's "padding must be tuple of ints" fix: for kernel 3, stride 2, Keras' 'same'
+    cells are padding=0 then y[..., :-1] (and padding=1, output_padding=1 is the same size,
+    another window)."""
+    keras = pytest.importorskip("keras")
+    torch = pytest.importorskip("torch")
+    d = tconv.doctor("conv_transpose2d(): argument 'padding' must be tuple of ints, not str")
+    assert "kernel 3, stride 2: padding=0, then y[..., :-1]" in d.fix
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 5, 5)).astype(F32)
+    w = rng.standard_normal((2, 3, 3, 3)).astype(F32)
+    layer = keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same", use_bias=False)
+    layer(np.moveaxis(x, 1, -1))
+    layer.set_weights([w.transpose(2, 3, 1, 0)])
+    want = np.moveaxis(np.asarray(layer(np.moveaxis(x, 1, -1))), -1, 1)
+    with torch.no_grad():
+        y = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w),
+                                                 stride=2, padding=0)[..., :-1, :-1]
+        other = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w),
+                                                     stride=2, padding=1, output_padding=1)
+    assert_close_in_norm(y.numpy(), want, dtype=F32)
+    assert other.shape == y.shape and not np.allclose(other.numpy(), want, atol=1e-3)
+
+
 _KERAS_JAX = r'''
 import json, os, sys
 os.environ["KERAS_BACKEND"] = "jax"
