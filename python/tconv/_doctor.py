@@ -293,8 +293,9 @@ def _tf_dilation(m: re.Match[str], text: str) -> Diagnosis:
 @_rule("TensorFlow", r"only supports NHWC")
 def _tf_nhwc(m: re.Match[str], text: str) -> Diagnosis:
     cause = "TensorFlow's CPU kernel runs transposed convolutions in NHWC only"
-    fix = ("use data_format='NHWC' (transpose the input with tf.transpose(x, [0, 2, 3, 1]) "
-           "and the output back), or run on a GPU")
+    fix = ("use data_format='NHWC': transpose the input with tf.transpose(x, [0, 2, 3, 1]) "
+           "([0, 2, 3, 4, 1] in 3-D), give output_shape in that order (N, H, W, C), and "
+           "transpose the output back with [0, 3, 1, 2] ([0, 4, 1, 2, 3]); or run on a GPU")
     return _d(_framework_tf(text), "data_format_cpu", cause, fix, {}, text)
 
 
@@ -309,9 +310,10 @@ def _tf_padding_pairs(m: re.Match[str], text: str) -> Diagnosis:
     cause = (f"this tf.nn transposed convolution takes padding='SAME' or 'VALID' only, not "
              f"explicit pairs {pairs} (of the tf.nn transposed ops only conv2d_transpose "
              f"accepts explicit padding)")
-    fix = ("use padding='VALID' with the full output size and slice off the pairs' cells "
-           "afterwards (x[:, before:size - after, ...] per spatial axis), or reshape to 2-D and "
-           "use tf.nn.conv2d_transpose with the explicit pairs")
+    fix = ("use padding='VALID' with output_shape = the wanted size + before + after per "
+           "spatial axis and slice the pairs' cells off the result (y[:, before:before + "
+           "wanted, :] per spatial axis), or reshape to 2-D and use tf.nn.conv2d_transpose "
+           "with the explicit pairs")
     return _d(_framework_tf(text), "padding", cause, fix, {"padding": pairs}, text)
 
 
@@ -506,7 +508,7 @@ def _torch_empty_input(m: re.Match[str], text: str) -> Diagnosis:
              f"batches through (a ConvTranspose1d shows up here with an extra axis of 1)")
     fix = ("check the layer before this one: it produced an empty spatial axis (too much "
            "padding or pooling for the size); `tconv explain` on that layer shows where the "
-           "cells go, and `tconv mirror`/`tconv decoder` size a decoder so that none is empty")
+           "cells go, and `tconv mirror` sizes a decoder layer so that none is empty")
     return _d("PyTorch", "empty_input", cause, fix, {"input_shape": shape}, text)
 
 
@@ -528,8 +530,12 @@ def _torch_rank(m: re.Match[str], text: str) -> Diagnosis:
                f"the batch (x.flatten(0, {extra}) and unflatten afterwards), or use "
                f"ConvTranspose{rank + extra}d if they are spatial")
     else:
-        fix = (f"add the missing axes: x.unsqueeze(0) for a batch of one, or reshape to "
-               f"(N, C_in, {', '.join(['H', 'W', 'D'][:rank])})")
+        spatial = ", ".join(["H", "W", "D"][:rank] if rank <= 3 else ["..."])
+        fix = (f"add the missing axes: reshape to (N, C_in, {spatial}) with the layer's "
+               f"in_channels")
+        if len(shape) == rank:  # the spatial data alone
+            fix += (f"; spatial data alone {_fmt(shape)} is one sample of one channel as "
+                    f"x[None, None] (for a layer with in_channels=1)")
     return _d("PyTorch", "rank", cause, fix, nums, text)
 
 
@@ -595,10 +601,14 @@ def _torch_output_size_len(m: re.Match[str], text: str) -> Diagnosis:
 def _torch_padding_str(m: re.Match[str], text: str) -> Diagnosis:
     cause = ("PyTorch's transposed convolutions have no padding='same' or 'valid' (only "
              "numbers: cells cropped from each side)")
-    fix = ("padding='valid' is padding=0. For Keras' 'same' (output = input * stride) choose "
-           "padding and output_padding per dimension; `tconv translate keras ...` (or "
-           "tconv.translate) prints the exact PyTorch layer, or explains why none exists and "
-           "what crop to apply instead, e.g. kernel 3, stride 2: padding=1, output_padding=1")
+    fix = ("padding='valid' is padding=0 (with a kernel smaller than the stride Keras' "
+           "'valid' also adds stride - kernel cells: output_padding=stride - kernel). For "
+           "Keras' 'same' size (output = input * stride) "
+           "choose padding and output_padding per dimension, e.g. kernel 3, stride 2: "
+           "padding=1, output_padding=1; Keras' own 'same' cells are another window (for "
+           "kernel 3, stride 2: padding=0, then y[..., :-1]): `tconv explain keras --input "
+           "... --kernel ... --strides ... --padding same` (or tconv.translate) prints the "
+           "PyTorch layer or crop for any Keras layer")
     return _d("PyTorch", "padding_string", cause, fix, {}, text)
 
 
@@ -609,8 +619,14 @@ def _torch_too_small(m: re.Match[str], text: str) -> Diagnosis:
     nums = {"input": inp, "output": out}
     cause = (f"the padding crops more cells than the transposed convolution produces: "
              f"input {_fmt(inp)} gives {_fmt(out)}")
-    fix = ("reduce padding (it crops 2*padding cells per dimension), or increase the kernel or "
-           "stride; `tconv explain torch ...` shows the arithmetic")
+    # one unit less padding gives 2 cells back: enough units for one cell
+    less = tuple(max(0, -(-(1 - o) // 2)) for o in out)
+    fix = (f"reduce padding by {_one_or_tuple(less)} (per dimension; each unit crops 2 cells) "
+           f"to get {_fmt(tuple(o + 2 * t for o, t in zip(out, less)))} cells, or increase "
+           f"the kernel or stride; `tconv explain torch ...` shows the arithmetic")
+    if len(out) == 2 and less[0] == 0:
+        fix += ("; a ConvTranspose1d shows up here as 2-d with a first size of 1: for it use "
+                "the second value")
     return _d("PyTorch", "negative_output", cause, fix, nums, text)
 
 
@@ -620,6 +636,25 @@ def _torch_neg_pad(m: re.Match[str], text: str) -> Diagnosis:
     fix = ("to enlarge the output use output_padding (< max(stride, dilation)) or a larger "
            "kernel, or pad the result with torch.nn.functional.pad")
     return _d("PyTorch", "negative_padding", cause, fix, {}, text)
+
+
+@_rule("PyTorch", r"kernel size should be greater than zero, but got ((?:kernel_\w+: -?\d+\s*)+)")
+def _torch_kernel_zero(m: re.Match[str], text: str) -> Diagnosis:
+    k = _ints(m.group(1))
+    cause = f"kernel_size {_fmt(k)} has a dimension <= 0; every kernel has at least one tap"
+    fix = ("use kernel_size >= 1 in every dimension (a 0 usually comes from a computed size, "
+           "e.g. an integer division)")
+    return _d("PyTorch", "kernel_size", cause, fix, {"kernel_size": k}, text)
+
+
+@_rule("PyTorch", r"non-empty \dD or \dD weight tensor expected, but got: \[([\d, ]+)\]")
+def _torch_weight_zero(m: re.Match[str], text: str) -> Diagnosis:
+    w = _ints(m.group(1))
+    cause = (f"the weight {_fmt(w)} (C_in, C_out/groups, *kernel) is empty: a layer built "
+             f"with out_channels=0 or a kernel size of 0")
+    fix = ("build the layer with out_channels >= 1 and kernel_size >= 1 (a 0 usually comes "
+           "from a computed size, e.g. an integer division)")
+    return _d("PyTorch", "channels", cause, fix, {"weight_shape": w}, text)
 
 
 @_rule("PyTorch", r"non-positive stride is not supported")
@@ -924,6 +959,33 @@ def _ort_kernel_shape(m: re.Match[str], text: str) -> Diagnosis:
               text)
 
 
+@_rule("ONNX Runtime", r"kernel_shape num_dims is not compatible with W num_dims\. kernel_shape: "
+       r"\{([\d,]*)\} W: \{([\d,]*)\}")
+def _ort_kernel_shape_rank(m: re.Match[str], text: str) -> Diagnosis:
+    return _ort_kernel_shape(m, text)
+
+
+@_rule("ONNX Runtime", r"Op \(ConvTranspose\) \[ShapeInferenceError\] Attribute kernel_shape has "
+       r"incorrect size")
+def _ort_kernel_shape_len(m: re.Match[str], text: str) -> Diagnosis:
+    cause = ("kernel_shape has a different number of values than X has spatial dimensions "
+             "(ONNX shape inference checks it when the model declares X's shape)")
+    fix = ("drop kernel_shape (ONNX infers it from W, whose axes 2... are the kernel) or give "
+           "it one value per spatial dimension: W.shape[2:]")
+    return _d("ONNX Runtime", "kernel_shape", cause, fix, {}, text)
+
+
+@_rule("ONNX Runtime", r"Op \(ConvTranspose\) \[ShapeInferenceError\] Attribute output_shape has "
+       r"incorrect size")
+def _ort_output_shape_len(m: re.Match[str], text: str) -> Diagnosis:
+    cause = ("output_shape holds the spatial output sizes only, one per spatial dimension; "
+             "the full form (N, C, *spatial), or any other length, is refused by ONNX shape "
+             "inference when the model declares X's shape")
+    fix = ("keep only the spatial sizes: output_shape=output_shape[2:] for the full form "
+           "(N, C, H, W) -> [H, W]")
+    return _d("ONNX Runtime", "output_shape", cause, fix, {}, text)
+
+
 # JAX --------------------------------------------------------------------------------------------
 
 @_rule("JAX", r"conv_general_dilated lhs feature dimension size divided by feature_group_count "
@@ -979,6 +1041,16 @@ def _jax_rank(m: re.Match[str], text: str) -> Diagnosis:
     fix = (f"reshape lhs to rank {len(rhs)} (N, spatial..., C) for the default NHWC/HWIO "
            f"dimension numbers")
     return _d("JAX", "rank", cause, fix, {"lhs_shape": lhs, "rhs_shape": rhs}, text)
+
+
+@_rule("JAX", r"convolution requires lhs and rhs ndim to be equal, got (\d+) and (\d+)")
+def _jax_ndim(m: re.Match[str], text: str) -> Diagnosis:
+    lhs, rhs = int(m.group(1)), int(m.group(2))
+    cause = (f"lhs has rank {lhs} and rhs rank {rhs}: both need the batch/feature (in/out) "
+             f"axes and one axis per spatial dim")
+    fix = (f"reshape lhs to rank {rhs} (N, spatial..., C with the default dimension numbers), "
+           f"or give rhs {lhs - 2} kernel axes plus in and out")
+    return _d("JAX", "rank", cause, fix, {"lhs_ndim": lhs, "rhs_ndim": rhs}, text)
 
 
 @_rule("JAX", r"Invalid padding mode: (.+)")

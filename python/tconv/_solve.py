@@ -314,7 +314,10 @@ def _collapse(values: Sequence[Any]) -> Any:
     return values[0] if len(set(values)) == 1 else tuple(values)
 
 
-def _params(convention: str, dims: Sequence[_Dim]) -> dict:
+def _params(convention: str, dims: Sequence[_Dim], consistent: bool = False) -> dict:
+    """The layer's arguments in the convention's names. `consistent`: JAX's
+    use_consistent_padding=True, whose pairs are the forward convolution's padding (each pad
+    of the stride-dilated input is dilation*(kernel - 1) minus it)."""
     k = tuple(x.kernel for x in dims)
     s = tuple(x.stride for x in dims)
     d = tuple(x.dilation for x in dims)
@@ -337,15 +340,19 @@ def _params(convention: str, dims: Sequence[_Dim]) -> dict:
         return {"kernel_size": list(k), "strides": list(s), "padding": dims[0].native[0],
                 "output_shape": [x.output for x in dims], "dilations": list(d)}
     mode = dims[0].native[0]
-    padding: Any = mode if mode != "EXPLICIT" else [(x.native[1], x.native[2]) for x in dims]
+    padding: Any = mode
+    if mode == "EXPLICIT":
+        spans = [_core.effective_kernel(x.kernel, x.dilation) - 1 for x in dims]
+        padding = [(e - x.native[1], e - x.native[2]) if consistent else
+                   (x.native[1], x.native[2]) for e, x in zip(spans, dims)]
     return {"kernel_size": list(k), "strides": list(s), "padding": padding,
-            "rhs_dilation": list(d)}
+            "rhs_dilation": list(d), "use_consistent_padding": consistent}
 
 
 def _shape_call(convention: str, dims: Sequence[_Dim], inp: Sequence[int], cin: int,
-                cout: int) -> tuple[tuple, tuple]:
+                cout: int, consistent: bool = False) -> tuple[tuple, tuple]:
     """Run the candidate through tconv.shapes; (output shape, backend notes)."""
-    p = _params(convention, dims)
+    p = _params(convention, dims, consistent)
     k = [x.kernel for x in dims]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BackendWarning)
@@ -367,7 +374,8 @@ def _shape_call(convention: str, dims: Sequence[_Dim], inp: Sequence[int], cin: 
                                dilations=p["dilations"])
         else:
             out = shapes.jax((None, *inp, cin), (*k, cin, cout), p["strides"], p["padding"],
-                             rhs_dilation=p["rhs_dilation"])
+                             rhs_dilation=p["rhs_dilation"],
+                             use_consistent_padding=p["use_consistent_padding"])
     notes = tuple(dict.fromkeys(str(w.message) for w in caught
                                 if issubclass(w.category, BackendWarning)))
     return tuple(out), notes
@@ -378,9 +386,10 @@ def _spatial(convention: str, shape: tuple) -> tuple:
 
 
 def _make(convention: str, dims: Sequence[_Dim], inp: Sequence[int], cin: int | None,
-          cout: int | None, refusals: list[str] | None = None) -> Solution | None:
+          cout: int | None, refusals: list[str] | None = None,
+          consistent: bool = False) -> Solution | None:
     try:
-        out_shape, notes = _shape_call(convention, dims, inp, cin or 1, cout or 1)
+        out_shape, notes = _shape_call(convention, dims, inp, cin or 1, cout or 1, consistent)
     except ShapeError as exc:
         # a rule beyond the length (e.g. Keras: strides > 1 with dilation > 1)
         if refusals is not None:
@@ -391,7 +400,8 @@ def _make(convention: str, dims: Sequence[_Dim], inp: Sequence[int], cin: int | 
     if got != expected:
         raise AssertionError(f"internal: {convention} candidate {_params(convention, dims)} "
                              f"gives {got} in tconv.shapes but {expected} in the search")
-    return Solution(convention, _params(convention, dims), tuple(inp), expected, out_shape,
+    return Solution(convention, _params(convention, dims, consistent), tuple(inp), expected,
+                    out_shape,
                     tuple((x.pad_lo, x.pad_hi, x.output_padding) for x in dims),
                     tuple(x.kernel for x in dims), tuple(x.stride for x in dims),
                     tuple(x.dilation for x in dims), cin, cout, notes)
@@ -442,6 +452,17 @@ def _check_convention(convention: str) -> str:
     return convention
 
 
+def _consistent(convention: str, value: Any) -> bool:
+    """JAX's use_consistent_padding: a bool, and an argument of lax.conv_transpose only."""
+    if not isinstance(value, bool):
+        raise TypeError(f"use_consistent_padding must be True or False, got {describe(value)}")
+    if value and convention != "jax":
+        raise ValueError(f"use_consistent_padding is an argument of JAX's lax.conv_transpose; "
+                         f"convention={convention!r} has none: use convention='jax' or leave "
+                         f"it False")
+    return value
+
+
 def _positive(values: Sequence[int], name: str, fix: str) -> None:
     for v in values:
         if v < 1:
@@ -454,7 +475,7 @@ def _positive(values: Sequence[int], name: str, fix: str) -> None:
 def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride: Any = None,
           dilation: Any = 1, convention: str = "torch", max_kernel: int = 8,
           max_stride: int = 4, in_channels: int | None = None,
-          out_channels: int | None = None) -> Solutions:
+          out_channels: int | None = None, use_consistent_padding: bool = False) -> Solutions:
     """Every transposed-convolution layer that maps `input_size` to `target_size`.
 
     Parameters
@@ -468,6 +489,10 @@ def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride:
     convention : {"torch", "keras", "onnx", "tf_nn", "jax"}
     in_channels, out_channels : int, optional
         Only used to write the layers' code and output shapes.
+    use_consistent_padding : bool
+        JAX only: write explicit pairs as lax.conv_transpose reads them with
+        ``use_consistent_padding=True`` (the forward convolution's padding, PyTorch's meaning:
+        padding p with output_padding q is the pair (p, p - q)); the code passes it.
 
     Returns
     -------
@@ -483,6 +508,7 @@ def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride:
         ValueError), and at most the 1024 simplest layers overall.
     """
     convention = _check_convention(convention)
+    consistent = _consistent(convention, use_consistent_padding)
     rank = _rank_of(input_size, target_size, kernel_size, stride, dilation)
     inp = _per_dim(input_size, rank, "input_size")
     tgt = _per_dim(target_size, rank, "target_size")
@@ -528,7 +554,8 @@ def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride:
         for combo in combos:
             if not _compatible(convention, combo):
                 continue
-            sol = _make(convention, combo, inp, in_channels, out_channels, refusals)
+            sol = _make(convention, combo, inp, in_channels, out_channels, refusals,
+                        consistent)
             if sol is not None:
                 result.append(sol)
     if not result:
@@ -608,7 +635,7 @@ def _why(convention: str, inp: tuple, tgt: tuple, ks: tuple | None, ss: tuple | 
 @overflow_as_value_error
 def mirror(input_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0,
            dilation: Any = 1, *, convention: str = "torch", in_channels: int | None = None,
-           out_channels: int | None = None) -> Solution:
+           out_channels: int | None = None, use_consistent_padding: bool = False) -> Solution:
     """The transposed layer that maps a forward convolution's output back to `input_size`.
 
     The forward convolution is the convention's own (Conv2d, Conv2D, ONNX Conv, tf.nn.conv2d,
@@ -619,9 +646,12 @@ def mirror(input_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0,
 
     padding: torch an int or one int per dim; keras "same"/"valid"; onnx an int, one int per
     dim or the ONNX pads list [begins..., ends...]; tf_nn "SAME"/"VALID"; jax "SAME"/"VALID" or
-    (lo, hi) pairs.
+    (lo, hi) pairs. ``use_consistent_padding=True`` (JAX only) writes the mirror's pairs as
+    lax.conv_transpose reads them with that argument: the forward padding, with the cells the
+    mirror adds at the end taken off its second entry.
     """
     convention = _check_convention(convention)
+    consistent = _consistent(convention, use_consistent_padding)
     rank = _rank_of(input_size, kernel_size, stride, dilation,
                     padding if convention in ("torch",) else None)
     inp = _per_dim(input_size, rank, "input_size")
@@ -675,7 +705,7 @@ def mirror(input_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0,
         raise ShapeError(f"the dimensions need different {convention} padding modes; "
                          f"{_mirror_fix(convention)}")
     dims = pick
-    sol = _make(convention, dims, ms, in_channels, out_channels)
+    sol = _make(convention, dims, ms, in_channels, out_channels, consistent=consistent)
     if sol is None:
         raise ShapeError(f"the mirror layer is rejected by {convention}'s own rules (see "
                          f"tconv.shapes.{convention}); {_mirror_fix(convention)}")
@@ -775,22 +805,29 @@ class Translation:
 
 
 @overflow_as_value_error
-def translate(source: Solution) -> dict[str, Translation]:
+def translate(source: Solution, *, use_consistent_padding: bool | None = None
+              ) -> dict[str, Translation]:
     """The same layer in every convention: same kernel, stride, dilation and crop window.
 
     `source` is a :class:`Solution` (from solve or mirror). Returns one :class:`Translation`
     per convention; where none exists, ``reason`` says why and ``recipe`` what to do instead.
     Equivalent layers compute the same numbers from the same weights (in each framework's
     weight layout): they crop the same cells at the start and give the same length.
+    ``use_consistent_padding``: how the JAX layer spells explicit pairs (see :func:`solve`);
+    None follows the source (False unless it is a JAX layer that uses it).
     """
     if not isinstance(source, Solution):
         raise TypeError(f"translate() takes a tconv.Solution (from tconv.solve or tconv.mirror), "
                         f"got {type(source).__name__}")
-    return {conv: _translate_to(source, conv) for conv in CONVENTIONS}
+    if use_consistent_padding is None:
+        use_consistent_padding = bool(source.params.get("use_consistent_padding", False))
+    consistent = _consistent("jax", use_consistent_padding)
+    return {conv: _translate_to(source, conv, consistent) for conv in CONVENTIONS}
 
 
-def _translate_to(src: Solution, conv: str) -> Translation:
-    if conv == src.convention:
+def _translate_to(src: Solution, conv: str, consistent: bool = False) -> Translation:
+    if conv == src.convention and (conv != "jax" or
+                                   src.params["use_consistent_padding"] == consistent):
         return Translation(conv, src)
     dims = []
     for j in range(src.rank):
@@ -813,7 +850,8 @@ def _translate_to(src: Solution, conv: str) -> Translation:
         return Translation(conv, None, f"{conv} applies one padding string to every dimension, "
                            "and the dimensions of this layer need different ones",
                            _recipe(conv, src))
-    sol = _make(conv, dims, src.input_size, src.in_channels, src.out_channels)
+    sol = _make(conv, dims, src.input_size, src.in_channels, src.out_channels,
+                consistent=consistent and conv == "jax")
     if sol is None:
         return Translation(conv, None, f"{conv} refuses this configuration (see "
                            f"tconv.shapes.{conv})", _no_recipe(conv, src, None))
@@ -986,6 +1024,8 @@ def _code_jax(s: Solution, cin: str, cout: str) -> str:
     args = ["x", flip, f"strides={_tup(p['strides'])}", f"padding={pad_s}"]
     if any(v != 1 for v in p["rhs_dilation"]):
         args.append(f"rhs_dilation={_tup(p['rhs_dilation'])}")
+    if p["use_consistent_padding"]:
+        args.append("use_consistent_padding=True")
     w = _tup([*p["kernel_size"], cin, cout])
     perm = ", ".join(map(str, [*range(2, 2 + s.rank), 0, 1]))
     return (f"lax.conv_transpose({', '.join(args)})  # x: channels-last; w: {w} (kernel, in, "

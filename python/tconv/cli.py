@@ -362,7 +362,8 @@ def _solve(args: argparse.Namespace) -> int:
                      kernel_size=_opt(args.kernel), stride=_opt(args.stride),
                      dilation=_opt(args.dilation) or 1, convention=args.convention,
                      max_kernel=args.max_kernel, max_stride=args.max_stride,
-                     in_channels=args.in_channels, out_channels=args.out_channels)
+                     in_channels=args.in_channels, out_channels=args.out_channels,
+                     use_consistent_padding=args.use_consistent_padding)
     except (TypeError, ValueError, OverflowError) as exc:
         parser.error(str(exc))
     shown = sols if args.limit == 0 else sols[:args.limit]
@@ -426,7 +427,8 @@ def _mirror(args: argparse.Namespace) -> int:
         sol = mirror(_one_or_tuple(list(args.input)), _opt(args.kernel),
                      _opt(args.stride) or 1, padding, _opt(args.dilation) or 1,
                      convention=args.convention, in_channels=args.in_channels,
-                     out_channels=args.out_channels)
+                     out_channels=args.out_channels,
+                     use_consistent_padding=args.use_consistent_padding)
     except ShapeError as exc:
         if args.json:
             _print_json(_shape_error_json(exc))
@@ -540,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--max-stride", type=_int_type("max_stride", 1), default=4)
     solve.add_argument("--in-channels", type=_int_type("in_channels", 1))
     solve.add_argument("--out-channels", type=_int_type("out_channels", 1))
+    solve.add_argument("--use-consistent-padding", action="store_true",
+                       help="jax: write lo,hi pairs as the forward convolution's padding "
+                       "(lax.conv_transpose's use_consistent_padding=True)")
     solve.add_argument("--limit", type=_int_type("limit", 0), default=10,
                        help="how many to list (0: all; default 10)")
     _add_json(solve)
@@ -560,6 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.add_argument("--convention", choices=_CONVENTIONS, default="torch")
     mirror.add_argument("--in-channels", type=_int_type("in_channels", 1))
     mirror.add_argument("--out-channels", type=_int_type("out_channels", 1))
+    mirror.add_argument("--use-consistent-padding", action="store_true",
+                        help="jax: write lo,hi pairs as the forward convolution's padding "
+                        "(lax.conv_transpose's use_consistent_padding=True)")
     _add_json(mirror)
     mirror.set_defaults(func=_mirror, _parser=mirror)
 

@@ -248,7 +248,7 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
                          f"with kernel {ks[d]}, stride {st[d]}, padding {pd[d]}, dilation {dl[d]} "
                          f"an input of {sp[d]} gives {lo[d]} cells, and output_size can add at most "
                          f"stride - 1 = {st[d] - 1} more",
-                         _torch_size_fix(sp[d], osz[d], ks[d], st[d], pd[d], dl[d]))
+                         _torch_output_size_fix(sp, osz, lo, ks, st, pd, dl))
         op = tuple(osz[d] - lo[d] if lo[d] is not None else 0 for d in range(dims))
     # F.conv_transpose checks (ATen check_shape_forward, then the kernel's own shape check)
     if any(p < 0 for p in pd):
@@ -265,8 +265,11 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
     if in_channels == 0:
         says = (f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but "
                 f"got weight of size {_list([0, out_channels // groups, *ks])} instead")
-        raise _error("channels", fw, says, "a layer with in_channels=0 has an empty weight",
-                     "use in_channels >= 1 (the channel count of the input)")
+        fix = ("use in_channels >= 1 (the channel count of the input)" if c_in != 0 else
+               "the input has 0 channels too, and every layer needs at least one: check the "
+               "layer that produced it (a computed channel count of 0, e.g. an integer "
+               "division)")
+        raise _error("channels", fw, says, "a layer with in_channels=0 has an empty weight", fix)
     if c_in is not None and c_in != in_channels:
         wshape = [in_channels, out_channels // groups, *ks]
         says = (f"Given transposed=1, weight of size {_list(wshape)}, expected "
@@ -371,25 +374,58 @@ def _torch_rank_fix(shape, dims, in_channels) -> str:
                 f"prod(spatial) = {shape[1]} / {in_channels} = {n}" + (f", e.g. {shown}" if shown
                                                                       else ""))
     if len(shape) > dims + 2:
-        return (f"use ConvTranspose{len(shape) - 2}d for {len(shape) - 2} spatial dims, or fold "
-                f"the extra axis into the batch: x.flatten(0, 1)")
+        extra = len(shape) - dims - 2
+        higher = (f"use ConvTranspose{len(shape) - 2}d for {len(shape) - 2} spatial dims, or "
+                  if len(shape) - 2 <= 3 else "")
+        return (f"{higher}fold the extra {'axis' if extra == 1 else 'axes'} into the batch: "
+                f"x.flatten(0, {extra}) (and unflatten the result)")
     return f"give the input shape (N, C, *spatial) with {dims} spatial dims"
 
 
-def _torch_size_fix(inp, want, k, s, p, d, avoid_op=False) -> str:
-    """Ways to get `want` cells from `inp` in PyTorch: output_padding, padding or output_size."""
+def _torch_size_params(inp, want, k, s, p, d):
+    """(padding, output_padding) that give `want` cells from `inp` in PyTorch, or None."""
     # The length falls by 2 per padding and grows by 1 per output_padding (< max(s, d)): the
     # paddings that reach `want` form a range; the one closest to the current padding wins.
     m = max(s, d)
     full = _core.torch_length(inp, k, s, d, 0, 0)
     first = max(0, -((want - full) // 2))
     last = min(k * d + s - 1, (full - want + m - 1) // 2)
-    if first <= last:
-        pad = min(max(p, first), last)
-        opv = want - _core.torch_length(inp, k, s, d, pad, 0)
-        return f"use padding={pad}, output_padding={opv} to get {want}"
+    if first > last:
+        return None
+    pad = min(max(p, first), last)
+    return pad, want - _core.torch_length(inp, k, s, d, pad, 0)
+
+
+def _unreachable(want, k, s) -> str:
     return (f"{want} cannot be reached with kernel {k} and stride {s}; change the kernel or "
             f"stride (tconv.solve lists every option) or crop the result")
+
+
+def _torch_size_fix(inp, want, k, s, p, d, avoid_op=False) -> str:
+    """Ways to get `want` cells from `inp` in PyTorch: output_padding, padding or output_size."""
+    found = _torch_size_params(inp, want, k, s, p, d)
+    if found is None:
+        return _unreachable(want, k, s)
+    return f"use padding={found[0]}, output_padding={found[1]} to get {want}"
+
+
+def _torch_output_size_fix(sp, osz, lo, ks, st, pd, dl) -> str:
+    """output_size out of range: the padding and output_padding of every dimension (the
+    output_padding may reach max(stride, dilation) - 1 where output_size stops at stride - 1)."""
+    names = _dim_names(len(sp))
+    pads, ops, missing = [], [], []
+    for d in range(len(sp)):
+        found = _torch_size_params(sp[d], osz[d], ks[d], st[d], pd[d], dl[d])
+        if found is None:
+            missing.append(f"in {names[d]}: " + _unreachable(osz[d], ks[d], st[d]))
+        else:
+            pads.append(found[0])
+            ops.append(found[1])
+    if missing:
+        return "; ".join(missing)
+    one = lambda v: v[0] if len(set(v)) == 1 else tuple(v)  # noqa: E731
+    return (f"drop output_size and use padding={one(pads)}, output_padding={one(ops)} to get "
+            f"{_fmt(tuple(osz))}")
 
 
 # ---- Keras 3 ----------------------------------------------------------------------------------
@@ -552,8 +588,9 @@ def _keras_rank_fix(shape, dims, channels_last) -> str:
         return (f"put a Reshape in front: keras.layers.Reshape(({layout})) with {prod} = {n}, "
                 f"e.g. {shown}")
     if len(shape) == dims + 3:
-        return (f"the input has one axis too many (e.g. a time axis): use "
-                f"Conv{dims + 1}DTranspose, or wrap the layer in keras.layers.TimeDistributed")
+        higher = f"use Conv{dims + 1}DTranspose, or " if dims < 3 else ""
+        return (f"the input has one axis too many (e.g. a time axis): {higher}wrap the layer "
+                f"in keras.layers.TimeDistributed")
     if len(shape) < dims + 2:
         return f"add the missing axes with keras.layers.Reshape so the input has {dims + 2} axes"
     return f"reshape the input to {dims + 2} axes (batch, spatial..., channels)"
@@ -629,8 +666,9 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
             raise _error("padding", fw, f"Expected string for argument 'padding' not {padding!r}.",
                          f"explicit padding pairs exist for conv2d_transpose only; the "
                          f"{n}-D transposed convolution takes 'SAME' or 'VALID'",
-                         "use 'VALID' and crop the result (x[:, lo:-hi or None, ...]), or "
-                         "'SAME' if it gives the size you want")
+                         "use 'VALID' with output_shape's spatial sizes + lo + hi and crop "
+                         "the result (y[:, lo:lo + size, ...] per spatial axis), or 'SAME' if "
+                         "it gives the size you want")
         for p in [padding, *padding]:
             check_ordered(p, "padding")
         pairs = [tuple(p) for p in padding]
@@ -1008,10 +1046,17 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
             dil = tuple((sp[i] - 1) * st[i] + 1 if sp[i] is not None else None for i in range(n))
             says = ("Negative padding is larger than the size of the corresponding dimension: "
                     f"got padding={pads_all} for lhs_shape[2:]={dil}")
+            spread = (sp[d] - 1) * st[d] + 1
+            fix = f"use pads whose sum is >= {-spread}"
+            if use_consistent_padding and mode == "EXPLICIT":
+                # the pads are dilation*(kernel - 1) - the forward padding on each side
+                span = _core.effective_kernel(ks[d], dl[d]) - 1
+                fix = (f"use a padding pair whose sum is <= {2 * span + spread} in spatial dim "
+                       f"{d} (with use_consistent_padding=True each pair is the forward "
+                       f"padding, and JAX pads dilation*(kernel - 1) minus it)")
             raise _error("nonpositive_output", fw, says,
-                         f"the stride-dilated input has {(sp[d] - 1) * st[d] + 1} cells and the "
-                         f"pads ({a}, {b}) remove more than that",
-                         f"use pads whose sum is >= {-((sp[d] - 1) * st[d] + 1)}")
+                         f"the stride-dilated input has {spread} cells and the "
+                         f"pads ({a}, {b}) remove more than that", fix)
         out.append(o)
     c_out = rhs[out_axis]
     canon = [lhs[lspec[0]], c_out, *out]

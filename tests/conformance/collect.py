@@ -290,6 +290,43 @@ def onnx_configs(rng, count):
             if c % cfg["group"] == 0:
                 cfg["group"] = c + 1
         out.append(cfg)
+    return out + onnx_argument_configs(random.Random(f"{SEED}-onnx-arguments"), count // 9)
+
+
+ONNX_OPSETS = (11, 13, 17, 22)
+
+
+def onnx_argument_configs(rng, count):
+    """kernel_shape against W (equal, another kernel, another length) and output_shape in
+    the full form (N, C, *spatial) beside the spatial one, at every opset with a
+    ConvTranspose; X's shape is declared, so that ONNX shape inference runs as the model
+    loads (the attributes' length checks live there)."""
+    out = []
+    for i in range(count):
+        n = rng.randint(1, 3)
+        sp = [rng.randint(1, 8) for _ in range(n)]
+        ks = [rng.randint(1, 5) for _ in range(n)]
+        st = [rng.randint(1, 3) for _ in range(n)]
+        c, m = rng.randint(1, 3), rng.randint(1, 3)
+        cfg = dict(input_shape=[1, c, *sp], weight_shape=[c, m, *ks], strides=st,
+                   auto_pad="NOTSET", group=1)
+        kind = i % 4
+        if kind == 0:  # kernel_shape equal to W's kernel, or one size off
+            kshape = list(ks)
+            if rng.random() < 0.6:
+                d = rng.randrange(n)
+                kshape[d] = kshape[d] + 1 if kshape[d] == 1 or rng.random() < 0.5 else kshape[d] - 1
+            cfg["kernel_shape"] = kshape
+        elif kind == 1:  # kernel_shape with one value too few or too many
+            cfg["kernel_shape"] = ks[:-1] if n > 1 and rng.random() < 0.5 else ks + [rng.randint(1, 5)]
+        else:  # output_shape: the full form, or the spatial sizes (reachable or not)
+            full = [(v - 1) * s + k + rng.randint(-1, s) for v, s, k in zip(sp, st, ks)]
+            full = [max(1, v) for v in full]
+            cfg["output_shape"] = [1, m, *full] if kind == 2 else full
+            if rng.random() < 0.3:
+                cfg["pads"] = [rng.randint(0, 1) for _ in range(2 * n)]
+        cfg["setup"] = {"declare_input": True, "opset": ONNX_OPSETS[rng.randrange(4)]}
+        out.append(cfg)
     return out
 
 
@@ -367,7 +404,7 @@ KINDS = [
                        r"Invalid `output_padding`|must be less than max\(stride, dilation\)|"
                        r"may be too large for stride"),
     ("output_size", r"requested an output size|output_size must have|Size of out_backprop|"
-                    r"Explicit output_shape is inconsistent"),
+                    r"Explicit output_shape is inconsistent|Attribute output_shape has incorrect size"),
     ("onednn_abort", r"could not create a primitive descriptor"),
     ("empty_input", r"Only zero batch or zero channel inputs are supported"),
     ("channels", r"expected weight to be at least 1|evenly divisible by number of groups|same number of channels|channels, but got|to have \d+ channels|filter number not equal|same out_depth|"
@@ -483,18 +520,22 @@ def run_onnx(cfgs):
     res = []
     for c in cfgs:
         attrs = {k: c[k] for k in ("strides", "pads", "dilations", "output_padding",
-                                   "output_shape", "group") if c.get(k) is not None}
+                                   "output_shape", "group", "kernel_shape")
+                 if c.get(k) is not None}
         if c["auto_pad"] != "NOTSET":
             attrs["auto_pad"] = c["auto_pad"]
+        setup = c.get("setup", {})
+        opset = setup.get("opset", 17)
         try:
-            x = helper.make_tensor_value_info("X", TensorProto.FLOAT, None)
+            declared = c["input_shape"] if setup.get("declare_input") else None
+            x = helper.make_tensor_value_info("X", TensorProto.FLOAT, declared)
             yv = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
             w = helper.make_tensor("W", TensorProto.FLOAT, c["weight_shape"],
                                    np.zeros(c["weight_shape"], np.float32).ravel())
             node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], **attrs)
             g = helper.make_graph([node], "g", [x], [yv], [w])
-            m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-            m.ir_version = 8
+            m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+            m.ir_version = 10 if opset > 18 else 8
             s = ort.InferenceSession(m.SerializeToString(), opts,
                                      providers=["CPUExecutionProvider"])
             y = s.run(None, {"X": np.zeros(c["input_shape"], np.float32)})[0]
@@ -655,7 +696,11 @@ def main():
     for name in gens:
         entries = []
         for i, cfg in enumerate(configs[name]):
-            e = {"params": cfg, **outputs[name]["results"][i]}
+            # "setup": how the framework was run (not an argument of tconv.shapes)
+            params = {k: v for k, v in cfg.items() if k != "setup"}
+            e = {"params": params, **outputs[name]["results"][i]}
+            if "setup" in cfg:
+                e["setup"] = cfg["setup"]
             if name == "keras" and i in keras_jax_index:
                 alt = outputs["keras_jax"]["results"][keras_jax_index[i]]
                 e["jax_backend_run"] = alt.get("run")

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 import tconv
 
-from _advice import split_recipe, torch_layers, torch_source, window_numbers
+from _advice import (explain_args, explain_elsewhere, split_recipe, torch_layers,
+                     torch_source, window_numbers)
 from conftest import assert_close_in_norm
 
 CIN, COUT = 2, 3
@@ -46,8 +47,9 @@ def _sources(layer, conv: str):
     """The drawn torch layer, and a few solutions of `conv` for the same sizes."""
     src = torch_source(layer, CIN, COUT)
     sols = tconv.solve(src.input_size, src.output_size, kernel_size=src.kernel_size,
-                       stride=src.stride, dilation=src.dilation, convention=conv,
-                       in_channels=CIN, out_channels=COUT)
+                       stride=src.stride, dilation=src.dilation, convention=conv.split()[0],
+                       in_channels=CIN, out_channels=COUT,
+                       use_consistent_padding=conv.endswith("consistent"))
     return [src, *sols[:3]]
 
 
@@ -131,7 +133,8 @@ def test_solve_code_runs(conv, layer):
 
 @pytest.mark.parametrize("conv", ["keras", "tf_nn", "jax", "onnx"])
 @FAST
-@given(layer=torch_layers(), source=st.sampled_from(["torch", "keras", "onnx", "tf_nn", "jax"]))
+@given(layer=torch_layers(), source=st.sampled_from(["torch", "keras", "onnx", "tf_nn", "jax",
+                                                    "jax consistent"]))
 def test_translations_and_recipes_run(conv, layer, source):
     pytest.importorskip(_IMPORT[conv])
     for src in _sources(layer, source):
@@ -143,6 +146,75 @@ def test_translations_and_recipes_run(conv, layer, source):
         else:
             # no layer of `conv` holds the window: the recipe points to JAX, which must
             assert "JAX's explicit pads" in tr.recipe and tconv.translate(src)["jax"].exact
+
+
+@FAST
+@given(layer=torch_layers(), data=st.data())
+def test_jax_consistent_padding_code_runs(layer, data):
+    """solve, translate and mirror with use_consistent_padding=True: the printed
+    lax.conv_transpose(..., use_consistent_padding=True) gives the size and the numbers."""
+    pytest.importorskip("jax")
+    src = torch_source(layer, CIN, COUT)
+    sols = tconv.solve(src.input_size, src.output_size, kernel_size=src.kernel_size,
+                       stride=src.stride, dilation=src.dilation, convention="jax",
+                       in_channels=CIN, out_channels=COUT, use_consistent_padding=True)
+    twin = tconv.translate(src, use_consistent_padding=True)["jax"]
+    assert twin.exact
+    ran = 0
+    for sol in [twin.solution, *sols[:3]]:
+        assert "use_consistent_padding=True" in sol.code()
+        _check("jax", sol.code(), sol)
+        ran += not isinstance(sol.params["padding"], str)
+    # PyTorch's padding p with output_padding q is the consistent pair (p, p - q)
+    pad = twin.solution.params["padding"]
+    if not isinstance(pad, str):
+        assert pad == [(p, p - q) for p, q in zip(layer[3], layer[4])]
+    inp, ks, ss, ps, _, ds = layer
+    fwd_in = tuple(max(i * s, d * (k - 1) + 1) for i, k, s, d in zip(inp, ks, ss, ds))
+    pairs = tuple((p, data.draw(st.integers(0, p + 1))) for p in ps)
+    try:
+        mir = tconv.mirror(fwd_in, ks, ss, pairs, ds, convention="jax", in_channels=CIN,
+                           out_channels=COUT, use_consistent_padding=True)
+    except tconv.ShapeError:
+        return
+    x, w, b = _data(mir)
+    y, want = _run("jax", str(mir), mir, x, w, b)
+    assert y.shape[2:] == fwd_in, str(mir)
+    assert_close_in_norm(y, want, dtype=F32, msg=str(mir))
+
+
+@pytest.mark.parametrize("conv", ["keras", "tf_nn", "jax", "onnx"])
+@FAST
+@given(layer=torch_layers(), source=st.sampled_from(["torch", "keras", "onnx", "tf_nn", "jax",
+                                                    "jax consistent"]))
+def test_explain_same_layer_elsewhere_runs(conv, layer, source):
+    """explain's "The same layer elsewhere" lines, parsed from its text as printed: each
+    layer or recipe gives the explained layer's size and numbers."""
+    pytest.importorskip(_IMPORT[conv])
+    if source.split()[0] == conv:
+        return
+    for src in _sources(layer, source)[:3]:
+        text = tconv.explain(src.convention, src.input_size, **explain_args(src))
+        code = explain_elsewhere(text, CIN, COUT).get(conv)
+        tr = tconv.translate(src)[conv]
+        if code.startswith("no "):
+            # no layer of `conv` holds the window: the text points to JAX, which must
+            assert not tr.exact and "JAX's explicit pads hold it" in code
+            assert tconv.translate(src)["jax"].exact
+            continue
+        notes = tr.solution.notes if tr.exact else ()
+        _check(conv, code, src, notes)
+        _EXPLAINED_RUN[conv] = _EXPLAINED_RUN.get(conv, 0) + (not notes)
+
+
+_EXPLAINED_RUN: dict = {}
+
+
+@pytest.mark.parametrize("conv", ["keras", "tf_nn", "jax", "onnx"])
+def test_explain_examples_reached_the_framework(conv):
+    """Some of explain's lines above ran in each framework (pytest runs this file in order)."""
+    pytest.importorskip(_IMPORT[conv])
+    assert _EXPLAINED_RUN.get(conv, 0) > 0
 
 
 def test_keras_recipe_for_torch_padding_1_output_padding_1():

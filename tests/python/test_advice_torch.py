@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 import tconv
 from tconv import _explain
 
-from _advice import split_recipe, torch_layers, torch_source, window_numbers
+from _advice import (explain_args, explain_elsewhere, split_recipe, torch_layers,
+                     torch_source, window_numbers)
 from conftest import assert_close_in_norm
 
 torch = pytest.importorskip("torch")
@@ -218,6 +219,25 @@ def test_explain_same_layer_elsewhere_runs_in_torch(conv, args):
     y = _run_torch_code(code, src, x, w, b)
     assert y.shape[2:] == src.output_size
     assert_close_in_norm(y, window_numbers(x, w, b, src))
+
+
+@FAST
+@given(torch_layers(), st.sampled_from(["keras", "onnx", "tf_nn", "jax", "jax consistent"]))
+def test_explain_torch_line_runs_for_every_source(layer, source):
+    """explain's "The same layer elsewhere" torch line, parsed from its printed text, for
+    layers of every other convention (JAX's with use_consistent_padding too): the explained
+    layer's size and numbers."""
+    src = torch_source(layer, CIN, COUT)
+    sols = tconv.solve(src.input_size, src.output_size, kernel_size=src.kernel_size,
+                       stride=src.stride, dilation=src.dilation, convention=source.split()[0],
+                       use_consistent_padding=source.endswith("consistent"))
+    for sol in sols[:3]:
+        text = tconv.explain(sol.convention, sol.input_size, **explain_args(sol))
+        code = explain_elsewhere(text, CIN, COUT)["torch"]
+        x, w, b = _data(sol)
+        y = _run_torch_code(code, sol, x, w, b)
+        assert y.shape[2:] == sol.output_size, code
+        assert_close_in_norm(y, window_numbers(x, w, b, sol), msg=code)
 
 
 def test_shape_cli_prints_output_size_as_a_forward_argument(capsys):

@@ -223,3 +223,15 @@ def test_python_dash_m():
                            "5", "--in-channels", "4", "--out-channels", "2", "--kernel", "3"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "use in_channels=3" in proc.stderr
+
+
+def test_solve_and_mirror_jax_use_consistent_padding(capsys):
+    status, out, _ = run(["solve", "5", "10", "--convention", "jax", "--kernel", "3", "--stride",
+                          "2", "--use-consistent-padding", "--limit", "0"], capsys)
+    # PyTorch's padding=1, output_padding=1 is the forward padding (1, 1 - 1)
+    assert status == 0 and "padding=((1, 0),), use_consistent_padding=True)" in out
+    status, out, _ = run(["mirror", "10", "--kernel", "3", "--stride", "2", "--padding", "1,1",
+                          "--convention", "jax", "--use-consistent-padding"], capsys)
+    assert status == 0 and "padding=((1, 0),), use_consistent_padding=True)" in out
+    status, _, err = run(["solve", "5", "10", "--use-consistent-padding"], capsys)
+    assert status == 2 and "argument of JAX's lax.conv_transpose" in err

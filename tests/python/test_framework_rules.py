@@ -164,3 +164,41 @@ def test_keras_data_format_none_is_keras_default():
     assert keras.config.image_data_format() == "channels_last"
     layer = keras.layers.Conv2DTranspose(4, 3, data_format=None)
     assert tuple(layer.compute_output_shape((None, 5, 5, 3))) == (None, 7, 7, 4)
+
+
+def test_jax_conv_general_dilated_with_lhs_dilation_is_shapes_jax():
+    """lax.conv_general_dilated(lhs, rhs, window_strides=1, padding=pairs,
+    lhs_dilation=strides, rhs_dilation) -- the transposed convolution written as a forward
+    one, as lax.conv_transpose calls it -- has the shape tconv.shapes.jax gives for the same
+    pairs, and raises where it raises."""
+    jax = pytest.importorskip("jax")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None)
+    @given(st.lists(st.tuples(st.integers(1, 6), st.integers(1, 4), st.integers(1, 3),
+                              st.integers(1, 2), st.integers(-4, 4), st.integers(-4, 4)),
+                    min_size=1, max_size=3))
+    def check(dims):
+        n = len(dims)
+        lhs = (1, *[d[0] for d in dims], 2)
+        rhs = (*[d[1] for d in dims], 2, 3)
+        strides = tuple(d[2] for d in dims)
+        dil = tuple(d[3] for d in dims)
+        pads = tuple((d[4], d[5]) for d in dims)
+        try:
+            got = jax.eval_shape(
+                lambda a, b: jax.lax.conv_general_dilated(
+                    a, b, (1,) * n, pads, lhs_dilation=strides, rhs_dilation=dil,
+                    dimension_numbers=shapes_dn[n]),
+                jax.ShapeDtypeStruct(lhs, jax.numpy.float32),
+                jax.ShapeDtypeStruct(rhs, jax.numpy.float32)).shape
+        except (ValueError, TypeError):
+            with pytest.raises(tconv.ShapeError):
+                tconv.shapes.jax(lhs, rhs, strides, pads, rhs_dilation=dil)
+            return
+        assert tconv.shapes.jax(lhs, rhs, strides, pads, rhs_dilation=dil) == tuple(got)
+
+    shapes_dn = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"),
+                 3: ("NHWDC", "HWDIO", "NHWDC")}
+    check()

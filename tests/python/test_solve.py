@@ -38,7 +38,8 @@ def shape_of(sol):
                                dilations=p["dilations"])
             return out[1:-1]
         out = shapes.jax((2, *i, 4), (*p["kernel_size"], 4, 3), p["strides"], p["padding"],
-                         rhs_dilation=p["rhs_dilation"])
+                         rhs_dilation=p["rhs_dilation"],
+                         use_consistent_padding=p["use_consistent_padding"])
         return out[1:-1]
 
 
@@ -212,3 +213,72 @@ def test_mirror_errors_name_the_fix():
         tconv.mirror(10, 3, 2, [(1, 2)], convention="torch")
     with pytest.raises(tconv.ShapeError, match="smaller kernel or more padding"):
         tconv.mirror(2, 5, 1, 0)
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(i=st.tuples(st.integers(1, 9), st.integers(1, 9)), t=st.tuples(st.integers(1, 25),
+       st.integers(1, 25)), k=st.integers(1, 5), s=st.integers(1, 3), d=st.integers(1, 2))
+def test_jax_consistent_padding_solutions_are_the_same_layers(i, t, k, s, d):
+    """use_consistent_padding=True spells the same layers: pairs (lo, hi) of the forward
+    padding, lo the cells cropped at the start, hi = lo - output_padding for PyTorch's."""
+    plain = tconv.solve(i, t, kernel_size=k, stride=s, dilation=d, convention="jax")
+    cons = tconv.solve(i, t, kernel_size=k, stride=s, dilation=d, convention="jax",
+                       use_consistent_padding=True)
+    assert [c.crop for c in cons] == [c.crop for c in plain]
+    for a, b in zip(plain, cons):
+        assert b.params["use_consistent_padding"] and not a.params["use_consistent_padding"]
+        assert tuple(shape_of(b)) == t
+        assert b.code().endswith(a.code().split(")  #")[1])
+        assert "use_consistent_padding=True" in b.code()
+        assert "use_consistent_padding" not in a.code()
+        if isinstance(b.params["padding"], str):
+            assert b.params["padding"] == a.params["padding"]
+            continue
+        span = d * (k - 1)
+        for (lo, hi), (before, after), crop in zip(b.params["padding"], a.params["padding"],
+                                                   b.crop):
+            assert (lo, hi) == (span - before, span - after)
+            assert lo == crop[0]
+    torch_sols = tconv.solve(i, t, kernel_size=k, stride=s, dilation=d)
+    for ts in torch_sols:  # every PyTorch layer has its consistent JAX twin
+        p, op = ts.params["padding"], ts.params["output_padding"]
+        p, op = (p, p) if isinstance(p, int) else p, (op, op) if isinstance(op, int) else op
+        twin = tconv.translate(ts, use_consistent_padding=True)["jax"]
+        # the same window: the same start and length (JAX writes an output_padding as a
+        # smaller crop at the end)
+        assert twin.exact and twin.solution.output_size == ts.output_size
+        assert [c[0] for c in twin.solution.crop] == [c[0] for c in ts.crop]
+        if not isinstance(twin.solution.params["padding"], str):
+            assert tuple(twin.solution.params["padding"]) == tuple(
+                (a, a - b) for a, b in zip(p, op))
+
+
+def test_jax_consistent_padding_in_mirror_and_translate():
+    cons = tconv.mirror(10, 3, 2, [(1, 1)], convention="jax", use_consistent_padding=True)
+    plain = tconv.mirror(10, 3, 2, [(1, 1)], convention="jax")
+    assert cons.params["padding"] == [(1, 0)] and plain.params["padding"] == [(1, 2)]
+    assert cons.crop == plain.crop and cons.output_size == (10,)
+    # translate follows the source's spelling unless told otherwise
+    assert tconv.translate(cons)["jax"].solution is cons
+    assert tconv.translate(cons, use_consistent_padding=False)["jax"].solution.params == \
+        plain.params
+    assert tconv.translate(plain)["jax"].solution is plain
+    assert tconv.translate(plain, use_consistent_padding=True)["jax"].solution.params == \
+        cons.params
+
+
+@pytest.mark.parametrize("call", [
+    lambda: tconv.solve(5, 10, use_consistent_padding=True),
+    lambda: tconv.mirror(10, 3, 2, 1, convention="onnx", use_consistent_padding=True),
+])
+def test_use_consistent_padding_is_jax_only(call):
+    with pytest.raises(ValueError, match="argument of JAX's lax.conv_transpose"):
+        call()
+
+
+def test_use_consistent_padding_must_be_a_bool():
+    with pytest.raises(TypeError, match="True or False"):
+        tconv.solve(5, 10, convention="jax", use_consistent_padding="yes")
+    src = tconv.solve(5, 10)[0]
+    with pytest.raises(TypeError, match="True or False"):
+        tconv.translate(src, use_consistent_padding=1)
