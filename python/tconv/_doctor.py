@@ -131,11 +131,12 @@ def _reshape_advice(features: int, rank: int, channels_last: bool) -> str:
             f"(c must equal the layer's in_channels)")
 
 
-def _solve_hint(input_size: int, target: int, convention: str, **fixed: Any) -> str:
+def _solve_hint(input_size: int | tuple[int, ...], target: int | tuple[int, ...],
+                convention: str, **fixed: Any) -> str:
     from ._solve import solve
 
     try:
-        sols = solve(input_size, target, convention=convention, **fixed)
+        sols: list[Any] = list(solve(input_size, target, convention=convention, **fixed))
     except (ShapeError, ValueError, TypeError):
         sols = []
     if not sols:

@@ -606,7 +606,7 @@ def _translations(convention: str, rep: Report, prep: _Prep) -> list[tuple[str, 
     for conv, tr in translate(src).items():
         if conv == convention:
             continue
-        if tr.exact:
+        if tr.exact and tr.solution is not None:
             text = tr.solution.code()
             if tr.solution.notes:
                 text += "\n      note: " + tr.solution.notes[0]
@@ -640,7 +640,7 @@ def _render(rep: Report) -> str:
     out = rep.output_shape
     if rep.spatial_only:
         out = tuple(d.out for d in rep.dims) if len(rep.dims) == len(rep.input_shape) else out
-    lines.append(f"{what} {_fmt(rep.input_shape)}  ->  output {_fmt(out)}")
+    lines.append(f"{what} {_fmt(rep.input_shape)}  ->  output {_fmt(out or ())}")
     lines.append("")
     lines.append(f"{fw}'s rule, per spatial dim:")
     lines.extend("  " + r for r in rep.rule)

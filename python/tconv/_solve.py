@@ -697,15 +697,15 @@ def mirror(input_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0,
     # one padding spelling for all dimensions: the simplest shared one
     for spelling in [None, *sorted({x.native[0] for c in dims for x in c if
                                     isinstance(x.native[0], str)})]:
-        pick = [next((x for x in c if spelling is None or x.native[0] == spelling), None)
-                for c in dims]
-        if all(pick) and _compatible(convention, pick):
+        found = [next((x for x in c if spelling is None or x.native[0] == spelling), None)
+                 for c in dims]
+        pick = [x for x in found if x is not None]
+        if len(pick) == len(found) and _compatible(convention, pick):
             break
     else:
         raise ShapeError(f"the dimensions need different {convention} padding modes; "
                          f"{_mirror_fix(convention)}")
-    dims = pick
-    sol = _make(convention, dims, ms, in_channels, out_channels, consistent=consistent)
+    sol = _make(convention, pick, ms, in_channels, out_channels, consistent=consistent)
     if sol is None:
         raise ShapeError(f"the mirror layer is rejected by {convention}'s own rules (see "
                          f"tconv.shapes.{convention}); {_mirror_fix(convention)}")
@@ -845,7 +845,8 @@ def _translate_to(src: Solution, conv: str, consistent: bool = False) -> Transla
     if conv == "jax" and not _compatible(conv, dims):
         # 'SAME' in one dimension, pairs in another: pairs in all
         explicit = [_jax_window(src, j) for j in range(src.rank)]
-        dims = dims if None in explicit else explicit
+        windows = [e for e in explicit if e is not None]
+        dims = windows if len(windows) == len(explicit) else dims
     if not _compatible(conv, dims):
         return Translation(conv, None, f"{conv} applies one padding string to every dimension, "
                            "and the dimensions of this layer need different ones",

@@ -128,7 +128,7 @@ class _Parser(argparse.ArgumentParser):
     """Names an unknown option even when a required argument is missing too (argparse reports
     the missing one first, which hides the typo)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         if "required" in message:
             unknown = [t.split("=")[0] for t in _ARGV if t.startswith("--")
                        and t.split("=")[0] not in self._option_string_actions]
@@ -143,7 +143,8 @@ _POS, _NONNEG = 1, 0
 
 
 def _add_layer_options(p: argparse.ArgumentParser, conv: str) -> None:
-    ints = lambda name, lo: dict(type=_int_type(name, lo), nargs="+", metavar="N")  # noqa: E731
+    def ints(name: str, lo: int) -> dict[str, Any]:
+        return {"type": _int_type(name, lo), "nargs": "+", "metavar": "N"}
     p.add_argument("--input", required=True, nargs="+", type=_int_type("input", 0, True),
                    metavar="N", help="input shape as the framework takes it (None for an unknown "
                    "size), or the spatial sizes alone when the channel/weight options are left "
@@ -263,12 +264,14 @@ def _spatial_rank(inp: tuple, kw: dict, weight_key: str) -> int:
 
 
 def _shape_error_json(exc: Exception) -> dict:
+    from ._errors import ShapeError
     from ._explain import _why
 
     return {"error": {"kind": getattr(exc, "kind", None),
                       "framework": getattr(exc, "framework", None),
                       "framework_message": getattr(exc, "framework_message", None),
-                      "why": _why(exc) if hasattr(exc, "kind") else None,
+                      "why": _why(exc) if isinstance(exc, ShapeError) and hasattr(exc, "kind")
+                      else None,
                       "fix": getattr(exc, "fix", None), "message": str(exc)}}
 
 

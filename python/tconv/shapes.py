@@ -115,7 +115,7 @@ def _warn(message: str) -> None:
 def _common_divisors(a: int, b: int) -> str:
     """The positive divisors of both a and b, as a list for a message ("e.g." when partial)."""
     g = math.gcd(a, b)
-    shown = divisors(g) if g > 0 else [1]
+    shown: list[int | str] = list(divisors(g)) if g > 0 else [1]
     if len(shown) > 24:
         shown = shown[:12] + ["..."] + shown[-12:]
     text = "[" + ", ".join(map(str, shown)) + "]"
