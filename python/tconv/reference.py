@@ -113,12 +113,23 @@ def _keras_length(i: int, k_eff: int, s: int, mode: str, op: int | None) -> int:
     return (i - 1) * s + k_eff % 2 + op
 
 
-def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any,
-             dilation: Any, groups: Any, output_size: Any, data_format: Any,
-             out: Any) -> _Layer:
+def _resolve(
+    x: Any,
+    weight: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,
+    output_padding: Any,
+    dilation: Any,
+    groups: Any,
+    output_size: Any,
+    data_format: Any,
+    out: Any,
+) -> _Layer:
     if data_format not in ("channels_first", "channels_last"):
-        raise ValueError(f"data_format must be 'channels_first' or 'channels_last', "
-                         f"got {data_format!r}")
+        raise ValueError(
+            f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}"
+        )
     channels_last = data_format == "channels_last"
     x = _floats(x, "x")
     weight = _floats(weight, "weight")
@@ -186,14 +197,15 @@ def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_p
             wanted *= rank
         non_spatial = 2 if batched else 1
         if len(wanted) == rank + non_spatial:
-            wanted = wanted[1:1 + rank] if channels_last else wanted[non_spatial:]
+            wanted = wanted[1 : 1 + rank] if channels_last else wanted[non_spatial:]
         if len(wanted) != rank:
             raise ShapeError(f"output_size needs {rank} spatial sizes, got {output_size!r}")
         lowest = [length(dim, 0) for dim in range(rank)]
         if any(not lowest[dim] <= wanted[dim] <= lowest[dim] + s[dim] - 1 for dim in range(rank)):
             raise ShapeError(
                 f"output_size {tuple(wanted)} is not reachable: the sizes range from "
-                f"{tuple(lowest)} to {tuple(lo + st - 1 for lo, st in zip(lowest, s))}")
+                f"{tuple(lowest)} to {tuple(lo + st - 1 for lo, st in zip(lowest, s))}"
+            )
         op = tuple(wanted[dim] - lowest[dim] for dim in range(rank))
 
     crop_lo, out_sz = [], []
@@ -236,12 +248,14 @@ def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_p
         if not isinstance(out, np.ndarray):
             raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
         if out.shape != shape or out.dtype != dtype:
-            raise ValueError(f"out must have shape {shape} and dtype {dtype}, "
-                             f"got {out.shape} {out.dtype}")
+            raise ValueError(
+                f"out must have shape {shape} and dtype {dtype}, got {out.shape} {out.dtype}"
+            )
         if not out.flags.c_contiguous or not out.flags.writeable:
             raise ValueError("out must be a writeable C-contiguous array")
-    return _Layer(x, w, b, dtype, batched, channels_last, groups, s, d, tuple(crop_lo),
-                  tuple(out_sz), out)
+    return _Layer(
+        x, w, b, dtype, batched, channels_last, groups, s, d, tuple(crop_lo), tuple(out_sz), out
+    )
 
 
 def _finish(layer: _Layer, y: np.ndarray) -> np.ndarray:
@@ -258,17 +272,38 @@ def _finish(layer: _Layer, y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(y, dtype=layer.dtype)
 
 
-def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-                   output_padding: Any = None, dilation: Any = 1, groups: int = 1, *,
-                   output_size: Any = None, data_format: str = "channels_first",
-                   out: np.ndarray | None = None) -> np.ndarray:
+def conv_transpose(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = None,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    output_size: Any = None,
+    data_format: str = "channels_first",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Transposed convolution as the literal scatter loop (see :func:`tconv.conv_transpose`).
 
     Every input cell adds ``x * w`` to output cell ``i*stride + k*dilation - crop_lo`` for each
     kernel tap ``k``, in float64; the result has the input's dtype.
     """
-    layer = _resolve(x, weight, bias, stride, padding, output_padding, dilation, groups,
-                     output_size, data_format, out)
+    layer = _resolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        output_size,
+        data_format,
+        out,
+    )
     xs, ws = layer.x, layer.w
     n, c_in = xs.shape[:2]
     c_out_g = ws.shape[1]
@@ -298,8 +333,12 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
                 for ip, i in enumerate(x_pos):
                     xv = xdata[(b * c_in + ci) * in_cells + ip]
                     for kp, k in enumerate(k_pos):
-                        o = tuple(i[dim] * layer.stride[dim] + k[dim] * layer.dilation[dim]
-                                  - layer.crop_lo[dim] for dim in range(rank))
+                        o = tuple(
+                            i[dim] * layer.stride[dim]
+                            + k[dim] * layer.dilation[dim]
+                            - layer.crop_lo[dim]
+                            for dim in range(rank)
+                        )
                         if not all(0 <= o[dim] < layer.out[dim] for dim in range(rank)):
                             continue
                         op = flat(o, layer.out)
@@ -310,16 +349,36 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
     return _finish(layer, y)
 
 
-def conv_transpose_gather(x: Any, weight: Any, bias: Any = None, stride: Any = 1,
-                          padding: Any = 0, output_padding: Any = None, dilation: Any = 1,
-                          groups: int = 1, *, output_size: Any = None,
-                          data_format: str = "channels_first",
-                          out: np.ndarray | None = None) -> np.ndarray:
+def conv_transpose_gather(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = None,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    output_size: Any = None,
+    data_format: str = "channels_first",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """The same operator as :func:`conv_transpose`, as a gather: output cell ``o`` sums
     ``x[i] * w[k]`` over the taps with ``i = (o + crop_lo - k*dilation) / stride`` an integer
     inside the input."""
-    layer = _resolve(x, weight, bias, stride, padding, output_padding, dilation, groups,
-                     output_size, data_format, out)
+    layer = _resolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        output_size,
+        data_format,
+        out,
+    )
     xs, ws = layer.x, layer.w
     n, c_in = xs.shape[:2]
     in_sz = xs.shape[2:]
@@ -350,4 +409,3 @@ def conv_transpose_gather(x: Any, weight: Any, bias: Any = None, stride: Any = 1
                             acc += float(xs[(b, ci) + i]) * float(ws[(ci, co) + tap])
                         y[(b, g * c_out_g + co) + o] += acc
     return _finish(layer, y)
-

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import _core
 from ._args import as_int, check_ordered, ordered_items
@@ -34,6 +35,7 @@ Shape = tuple
 
 
 # ---- shared helpers -------------------------------------------------------------------------
+
 
 def _error(kind: str, framework: str, says: str, why: str, fix: str) -> ShapeError:
     err = ShapeError(f"{framework} would raise: {says}\n  why: {why}\n  fix: {fix}")
@@ -86,8 +88,10 @@ def _infer_dims(dims: Any, kernel_size: Any, shape: tuple) -> int:
         return max(len(shape) - 2, 1)
     dims = _int(dims, "dims")
     if not 1 <= dims <= _MAX_DIMS:
-        raise ValueError(f"dims is the layer's number of spatial dimensions (ConvTranspose2d -> "
-                         f"2), from 1 to {_MAX_DIMS}; got dims={dims}")
+        raise ValueError(
+            f"dims is the layer's number of spatial dimensions (ConvTranspose2d -> "
+            f"2), from 1 to {_MAX_DIMS}; got dims={dims}"
+        )
     return dims
 
 
@@ -119,7 +123,11 @@ def _common_divisors(a: int, b: int) -> str:
     if len(shown) > 24:
         shown = shown[:12] + ["..."] + shown[-12:]
     text = "[" + ", ".join(map(str, shown)) + "]"
-    return text if g == 0 or complete(g) else f"e.g. {text} (the divisors of {g} that are quick to find)"
+    return (
+        text
+        if g == 0 or complete(g)
+        else f"e.g. {text} (the divisors of {g} that are quick to find)"
+    )
 
 
 def _reshape_candidates(n: int, rank: int, channels_last: bool = True, limit: int = 4) -> list:
@@ -153,10 +161,22 @@ def _reshape_candidates(n: int, rank: int, channels_last: bool = True, limit: in
 
 # ---- PyTorch ----------------------------------------------------------------------------------
 
+
 @overflow_as_value_error
-def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding=0,
-          output_padding=0, groups=1, dilation=1, output_size=None, dims=None,
-          padding_mode="zeros"):
+def torch(
+    input_shape,
+    in_channels,
+    out_channels,
+    kernel_size,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups=1,
+    dilation=1,
+    output_size=None,
+    dims=None,
+    padding_mode="zeros",
+):
     """Output shape of ``torch.nn.ConvTranspose{dims}d(in_channels, out_channels, kernel_size,
     stride, padding, output_padding, groups, dilation=dilation)(x, output_size)``.
 
@@ -173,51 +193,88 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
     layer = f"ConvTranspose{dims}d"
     # nn.ConvTransposeNd.__init__
     if groups <= 0:
-        raise _error("groups", fw, "groups must be a positive integer",
-                     f"groups={groups}", "use groups=1 (or a positive divisor of both channel counts)")
+        raise _error(
+            "groups",
+            fw,
+            "groups must be a positive integer",
+            f"groups={groups}",
+            "use groups=1 (or a positive divisor of both channel counts)",
+        )
     if in_channels % groups or out_channels % groups:
         divs = _common_divisors(in_channels, out_channels)
     if in_channels % groups:
-        raise _error("groups", fw, "in_channels must be divisible by groups",
-                     f"in_channels={in_channels} is not a multiple of groups={groups}",
-                     f"use groups in {divs}")
+        raise _error(
+            "groups",
+            fw,
+            "in_channels must be divisible by groups",
+            f"in_channels={in_channels} is not a multiple of groups={groups}",
+            f"use groups in {divs}",
+        )
     if out_channels % groups:
-        raise _error("groups", fw, "out_channels must be divisible by groups",
-                     f"out_channels={out_channels} is not a multiple of groups={groups}",
-                     f"use groups in {divs} or out_channels a multiple of {groups}")
+        raise _error(
+            "groups",
+            fw,
+            "out_channels must be divisible by groups",
+            f"out_channels={out_channels} is not a multiple of groups={groups}",
+            f"use groups in {divs} or out_channels a multiple of {groups}",
+        )
     if padding_mode != "zeros":
-        raise _error("padding", fw, f'Only "zeros" padding mode is supported for {layer}',
-                     f"padding_mode={padding_mode!r} pads the input of a forward convolution; "
-                     "a transposed convolution crops its output instead",
-                     "use padding_mode='zeros' (the default)")
+        raise _error(
+            "padding",
+            fw,
+            f'Only "zeros" padding mode is supported for {layer}',
+            f"padding_mode={padding_mode!r} pads the input of a forward convolution; "
+            "a transposed convolution crops its output instead",
+            "use padding_mode='zeros' (the default)",
+        )
     if isinstance(padding, str):
         # nn.ConvTransposeNd passes the string on as a sequence of characters
-        raise _error("padding", fw, f"TypeError: conv_transpose{dims}d(): argument 'padding' "
-                     "(position 5) must be tuple of ints, but found element of type str at pos "
-                     "0", f"{layer} has no padding={padding!r} mode "
-                     "(torch supports 'same'/'valid' only for forward convolutions)",
-                     "compute the padding with tconv.solve(..., convention='torch'), or use "
-                     "padding=(kernel_size - 1) // 2 with output_padding=stride - 1 for the "
-                     "shape of Keras 'same' with odd kernels")
+        raise _error(
+            "padding",
+            fw,
+            f"TypeError: conv_transpose{dims}d(): argument 'padding' "
+            "(position 5) must be tuple of ints, but found element of type str at pos "
+            "0",
+            f"{layer} has no padding={padding!r} mode "
+            "(torch supports 'same'/'valid' only for forward convolutions)",
+            "compute the padding with tconv.solve(..., convention='torch'), or use "
+            "padding=(kernel_size - 1) // 2 with output_padding=stride - 1 for the "
+            "shape of Keras 'same' with odd kernels",
+        )
     ks = _tuple(kernel_size, dims, "kernel_size")
     st = _tuple(stride, dims, "stride")
     pd = _tuple(padding, dims, "padding")
     op = _tuple(output_padding, dims, "output_padding")
     dl = _tuple(dilation, dims, "dilation")
-    for name, v in (("kernel_size", ks), ("stride", st), ("padding", pd),
-                    ("output_padding", op), ("dilation", dl)):
+    for name, v in (
+        ("kernel_size", ks),
+        ("stride", st),
+        ("padding", pd),
+        ("output_padding", op),
+        ("dilation", dl),
+    ):
         if len(v) != dims:
-            raise _error("argument", fw, f"{name} must have {dims} elements",
-                         f"{name}={v!r} has {len(v)} values for a {dims}-D layer",
-                         f"pass an int or a tuple of {dims} ints")
+            raise _error(
+                "argument",
+                fw,
+                f"{name} must have {dims} elements",
+                f"{name}={v!r} has {len(v)} values for a {dims}-D layer",
+                f"pass an int or a tuple of {dims} ints",
+            )
     # forward(): the rank check comes first
     if len(shape) not in (dims + 1, dims + 2):
-        says = (f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to "
-                f"conv_transpose{dims}d, but got input of size: {_list(shape)}")
-        raise _error("rank", fw, says,
-                     f"{layer} needs (N, C, {'*spatial' if dims > 1 else 'L'}) or (C, ...) with "
-                     f"{dims} spatial dims; the input has rank {len(shape)}",
-                     _torch_rank_fix(shape, dims, in_channels))
+        says = (
+            f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to "
+            f"conv_transpose{dims}d, but got input of size: {_list(shape)}"
+        )
+        raise _error(
+            "rank",
+            fw,
+            says,
+            f"{layer} needs (N, C, {'*spatial' if dims > 1 else 'L'}) or (C, ...) with "
+            f"{dims} spatial dims; the input has rank {len(shape)}",
+            _torch_rank_fix(shape, dims, in_channels),
+        )
     batched = len(shape) == dims + 2
     sp = list(shape[-dims:])
     c_in = shape[1] if batched else shape[0]
@@ -227,11 +284,14 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
         if len(osz) == nns + dims:
             osz = osz[nns:]
         if len(osz) != dims:
-            raise _error("output_size", fw,
-                         f"ConvTranspose{dims}D: for {len(shape)}D input, output_size must have "
-                         f"{dims} or {nns + dims} elements (got {len(osz)})",
-                         f"output_size gives the wanted spatial sizes", 
-                         f"pass output_size with {dims} spatial sizes")
+            raise _error(
+                "output_size",
+                fw,
+                f"ConvTranspose{dims}D: for {len(shape)}D input, output_size must have "
+                f"{dims} or {nns + dims} elements (got {len(osz)})",
+                "output_size gives the wanted spatial sizes",
+                f"pass output_size with {dims} spatial sizes",
+            )
         lo, hi, newop = [], [], []
         for d in range(dims):
             if sp[d] is None:
@@ -241,99 +301,168 @@ def torch(input_shape, in_channels, out_channels, kernel_size, stride=1, padding
             lo.append(a), hi.append(b)
         bad = [d for d in range(dims) if lo[d] is not None and not lo[d] <= osz[d] <= hi[d]]
         if bad:
-            says = (f"requested an output size of {_fmt(osz)}, but valid sizes range from "
-                    f"{_list(lo)} to {_list(hi)} (for an input of torch.Size({_list(sp)}))")
+            says = (
+                f"requested an output size of {_fmt(osz)}, but valid sizes range from "
+                f"{_list(lo)} to {_list(hi)} (for an input of torch.Size({_list(sp)}))"
+            )
             d = bad[0]
-            raise _error("output_size", fw, says,
-                         f"with kernel {ks[d]}, stride {st[d]}, padding {pd[d]}, dilation {dl[d]} "
-                         f"an input of {sp[d]} gives {lo[d]} cells, and output_size can add at most "
-                         f"stride - 1 = {st[d] - 1} more",
-                         _torch_output_size_fix(sp, osz, lo, ks, st, pd, dl))
+            raise _error(
+                "output_size",
+                fw,
+                says,
+                f"with kernel {ks[d]}, stride {st[d]}, padding {pd[d]}, dilation {dl[d]} "
+                f"an input of {sp[d]} gives {lo[d]} cells, and output_size can add at most "
+                f"stride - 1 = {st[d] - 1} more",
+                _torch_output_size_fix(sp, osz, lo, ks, st, pd, dl),
+            )
         op = tuple(osz[d] - lo[d] if lo[d] is not None else 0 for d in range(dims))
     # F.conv_transpose checks (ATen check_shape_forward, then the kernel's own shape check)
     if any(p < 0 for p in pd):
-        raise _error("argument", fw, "negative padding is not supported", f"padding={pd}",
-                     "use padding >= 0; to enlarge the output use output_padding or a larger "
-                     "kernel, or pad the result")
+        raise _error(
+            "argument",
+            fw,
+            "negative padding is not supported",
+            f"padding={pd}",
+            "use padding >= 0; to enlarge the output use output_padding or a larger "
+            "kernel, or pad the result",
+        )
     if any(p < 0 for p in op):
-        raise _error("argument", fw, "negative output_padding is not supported",
-                     f"output_padding={op}", "use output_padding >= 0, or more padding to shrink "
-                     "the output")
+        raise _error(
+            "argument",
+            fw,
+            "negative output_padding is not supported",
+            f"output_padding={op}",
+            "use output_padding >= 0, or more padding to shrink the output",
+        )
     if any(s <= 0 for s in st):
-        raise _error("argument", fw, "non-positive stride is not supported", f"stride={st}",
-                     "use stride >= 1")
+        raise _error(
+            "argument",
+            fw,
+            "non-positive stride is not supported",
+            f"stride={st}",
+            "use stride >= 1",
+        )
     if in_channels == 0:
-        says = (f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but "
-                f"got weight of size {_list([0, out_channels // groups, *ks])} instead")
-        fix = ("use in_channels >= 1 (the channel count of the input)" if c_in != 0 else
-               "the input has 0 channels too, and every layer needs at least one: check the "
-               "layer that produced it (a computed channel count of 0, e.g. an integer "
-               "division)")
+        says = (
+            f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but "
+            f"got weight of size {_list([0, out_channels // groups, *ks])} instead"
+        )
+        fix = (
+            "use in_channels >= 1 (the channel count of the input)"
+            if c_in != 0
+            else "the input has 0 channels too, and every layer needs at least one: check the "
+            "layer that produced it (a computed channel count of 0, e.g. an integer "
+            "division)"
+        )
         raise _error("channels", fw, says, "a layer with in_channels=0 has an empty weight", fix)
     if c_in is not None and c_in != in_channels:
         wshape = [in_channels, out_channels // groups, *ks]
-        says = (f"Given transposed=1, weight of size {_list(wshape)}, expected "
-                f"input{_list([shape[0] if batched else 1, *shape[-dims - 1:]])} to have "
-                f"{in_channels} channels, but got {c_in} channels instead")
-        raise _error("channels", fw, says,
-                     f"the layer was built with in_channels={in_channels}; the input's channel "
-                     f"axis (axis {1 if batched else 0}) has {c_in}",
-                     f"use in_channels={c_in}, or feed an input with {in_channels} channels"
-                     + ("; if the input is channels-last, permute it to (N, C, ...)"
-                        if shape[-1] == in_channels else ""))
+        says = (
+            f"Given transposed=1, weight of size {_list(wshape)}, expected "
+            f"input{_list([shape[0] if batched else 1, *shape[-dims - 1 :]])} to have "
+            f"{in_channels} channels, but got {c_in} channels instead"
+        )
+        raise _error(
+            "channels",
+            fw,
+            says,
+            f"the layer was built with in_channels={in_channels}; the input's channel "
+            f"axis (axis {1 if batched else 0}) has {c_in}",
+            f"use in_channels={c_in}, or feed an input with {in_channels} channels"
+            + (
+                "; if the input is channels-last, permute it to (N, C, ...)"
+                if shape[-1] == in_channels
+                else ""
+            ),
+        )
     if any(k <= 0 for k in ks):
-        raise _error("argument", fw, "kernel size should be greater than zero, but got "
-                     + _pair_words("kernel", ks, dims), f"kernel_size={ks}",
-                     "use kernel_size >= 1")
+        raise _error(
+            "argument",
+            fw,
+            "kernel size should be greater than zero, but got " + _pair_words("kernel", ks, dims),
+            f"kernel_size={ks}",
+            "use kernel_size >= 1",
+        )
     if any(d <= 0 for d in dl):
-        raise _error("argument", fw, "dilation should be greater than zero, but got "
-                     + _pair_words("dilation", dl, dims), f"dilation={dl}", "use dilation >= 1")
+        raise _error(
+            "argument",
+            fw,
+            "dilation should be greater than zero, but got " + _pair_words("dilation", dl, dims),
+            f"dilation={dl}",
+            "use dilation >= 1",
+        )
     batch = shape[0] if batched else 1
     if batch != 0 and 0 in sp:
         # ATen runs 1-d as 2-d (a unit height) and unbatched inputs with a batch of one
         seen = [1 if batch is None else batch, in_channels, *([1] if dims == 1 else []), *sp]
-        raise _error("empty_input", fw, "Only zero batch or zero channel inputs are supported, "
-                     f"but got input shape: {_list(seen)}",
-                     f"a spatial size of 0 gives no cells to scatter (input {_fmt(shape)})",
-                     "check the layer before this one: it produced an empty spatial axis")
+        raise _error(
+            "empty_input",
+            fw,
+            "Only zero batch or zero channel inputs are supported, "
+            f"but got input shape: {_list(seen)}",
+            f"a spatial size of 0 gives no cells to scatter (input {_fmt(shape)})",
+            "check the layer before this one: it produced an empty spatial axis",
+        )
     # an empty batch skips the output_padding check: PyTorch returns the empty result
     bad = [d for d in range(dims) if op[d] >= max(st[d], dl[d]) and batch != 0]
     if bad:
         d = bad[0]
-        says = ("output padding must be smaller than either stride or dilation, but got "
-                + _pair_words("output_padding", op, dims) + " "
-                + _pair_words("stride", st, dims) + " " + _pair_words("dilation", dl, dims))
+        says = (
+            "output padding must be smaller than either stride or dilation, but got "
+            + _pair_words("output_padding", op, dims)
+            + " "
+            + _pair_words("stride", st, dims)
+            + " "
+            + _pair_words("dilation", dl, dims)
+        )
         limit = max(st[d], dl[d])
-        want = (_core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d])
-                if sp[d] is not None else None)
+        want = (
+            _core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d])
+            if sp[d] is not None
+            else None
+        )
         fix = f"use output_padding <= {limit - 1}"
         if want is not None:
-            fix += (f" in {_dim_names(dims)[d]}; to get {want} cells "
-                    + _torch_size_fix(sp[d], want, ks[d], st[d], pd[d], dl[d], avoid_op=True))
-        raise _error("output_padding", fw, says,
-                     f"output_padding={op[d]} is not smaller than max(stride={st[d]}, "
-                     f"dilation={dl[d]}) = {limit}: it only chooses among the {limit} output "
-                     "sizes that the forward convolution maps to the same input size", fix)
+            fix += f" in {_dim_names(dims)[d]}; to get {want} cells " + _torch_size_fix(
+                sp[d], want, ks[d], st[d], pd[d], dl[d], avoid_op=True
+            )
+        raise _error(
+            "output_padding",
+            fw,
+            says,
+            f"output_padding={op[d]} is not smaller than max(stride={st[d]}, "
+            f"dilation={dl[d]}) = {limit}: it only chooses among the {limit} output "
+            "sizes that the forward convolution maps to the same input size",
+            fix,
+        )
     out = []
     for d in range(dims):
-        out.append(None if sp[d] is None else
-                   _core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d]))
+        out.append(
+            None if sp[d] is None else _core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d])
+        )
     # PyTorch's oneDNN kernel returns an empty result for a zero-length output; its native
     # kernel raises. Negative lengths raise in both (oneDNN: "could not construct a memory
     # descriptor using a format tag").
-    limit = 0 if batch == 0 or _torch_uses_onednn(shape, batched, ks, st, dl, op, groups,
-                                                   dims) else 1
+    limit = (
+        0 if batch == 0 or _torch_uses_onednn(shape, batched, ks, st, dl, op, groups, dims) else 1
+    )
     if any(o is not None and o < limit for o in out):
-        says = (f"Given input size per channel: ({' x '.join(str(v) for v in sp)}). Calculated "
-                f"output size per channel: ({' x '.join(str(v) for v in out)}). Output size is "
-                "too small")
+        says = (
+            f"Given input size per channel: ({' x '.join(str(v) for v in sp)}). Calculated "
+            f"output size per channel: ({' x '.join(str(v) for v in out)}). Output size is "
+            "too small"
+        )
         d = next(d for d in range(dims) if out[d] is not None and out[d] < limit)
         full = _core.torch_length(sp[d], ks[d], st[d], dl[d], 0, op[d])
-        raise _error("nonpositive_output", fw, says,
-                     f"(input - 1) * stride + dilation * (kernel - 1) + 1 + output_padding = "
-                     f"{full} cells before cropping, and padding={pd[d]} crops 2 * {pd[d]} = "
-                     f"{2 * pd[d]} of them, leaving {out[d]}",
-                     f"use padding <= {(full - 1) // 2} in {_dim_names(dims)[d]}")
+        raise _error(
+            "nonpositive_output",
+            fw,
+            says,
+            f"(input - 1) * stride + dilation * (kernel - 1) + 1 + output_padding = "
+            f"{full} cells before cropping, and padding={pd[d]} crops 2 * {pd[d]} = "
+            f"{2 * pd[d]} of them, leaving {out[d]}",
+            f"use padding <= {(full - 1) // 2} in {_dim_names(dims)[d]}",
+        )
     lead = (shape[0], out_channels) if batched else (out_channels,)
     return (*lead, *out)
 
@@ -349,8 +478,12 @@ def _torch_uses_onednn(shape, batched, ks, st, dl, op, groups, dims) -> bool:
     # 1-D runs as 2-D with a height of 1: kernel (1, k), input (N, C, 1, L).
     kern = [1, *ks] if dims == 1 else list(ks)
     sizes = [n, c or 1, *([1] + sp if dims == 1 else sp)]
-    return (groups > 1 or (kern[-1] > 3 and kern[-2] > 3) or n > 1
-            or sizes[0] * sizes[1] * sizes[2] * sizes[3] > 20480)
+    return (
+        groups > 1
+        or (kern[-1] > 3 and kern[-2] > 3)
+        or n > 1
+        or sizes[0] * sizes[1] * sizes[2] * sizes[3] > 20480
+    )
 
 
 def _pair_words(name: str, v: Sequence[int], dims: int) -> str:
@@ -368,17 +501,27 @@ def _torch_rank_fix(shape, dims, in_channels) -> str:
         n = shape[1] // in_channels
         cands = [c[:-1] for c in _reshape_candidates(n, dims)]
         cands = [c for c in cands if math.prod(c) == n][:3]
-        shown = ", ".join(f"x.view({shape[0] if shape[0] is not None else -1}, {in_channels}, "
-                          f"{', '.join(map(str, c))})" for c in cands)
-        return (f"reshape the flat features to (N, {in_channels}, *spatial) with "
-                f"prod(spatial) = {shape[1]} / {in_channels} = {n}" + (f", e.g. {shown}" if shown
-                                                                      else ""))
+        shown = ", ".join(
+            f"x.view({shape[0] if shape[0] is not None else -1}, {in_channels}, "
+            f"{', '.join(map(str, c))})"
+            for c in cands
+        )
+        return (
+            f"reshape the flat features to (N, {in_channels}, *spatial) with "
+            f"prod(spatial) = {shape[1]} / {in_channels} = {n}"
+            + (f", e.g. {shown}" if shown else "")
+        )
     if len(shape) > dims + 2:
         extra = len(shape) - dims - 2
-        higher = (f"use ConvTranspose{len(shape) - 2}d for {len(shape) - 2} spatial dims, or "
-                  if len(shape) - 2 <= 3 else "")
-        return (f"{higher}fold the extra {'axis' if extra == 1 else 'axes'} into the batch: "
-                f"x.flatten(0, {extra}) (and unflatten the result)")
+        higher = (
+            f"use ConvTranspose{len(shape) - 2}d for {len(shape) - 2} spatial dims, or "
+            if len(shape) - 2 <= 3
+            else ""
+        )
+        return (
+            f"{higher}fold the extra {'axis' if extra == 1 else 'axes'} into the batch: "
+            f"x.flatten(0, {extra}) (and unflatten the result)"
+        )
     return f"give the input shape (N, C, *spatial) with {dims} spatial dims"
 
 
@@ -397,8 +540,10 @@ def _torch_size_params(inp, want, k, s, p, d):
 
 
 def _unreachable(want, k, s) -> str:
-    return (f"{want} cannot be reached with kernel {k} and stride {s}; change the kernel or "
-            f"stride (tconv.solve lists every option) or crop the result")
+    return (
+        f"{want} cannot be reached with kernel {k} and stride {s}; change the kernel or "
+        f"stride (tconv.solve lists every option) or crop the result"
+    )
 
 
 def _torch_size_fix(inp, want, k, s, p, d, avoid_op=False) -> str:
@@ -424,15 +569,27 @@ def _torch_output_size_fix(sp, osz, lo, ks, st, pd, dl) -> str:
     if missing:
         return "; ".join(missing)
     one = lambda v: v[0] if len(set(v)) == 1 else tuple(v)  # noqa: E731
-    return (f"drop output_size and use padding={one(pads)}, output_padding={one(ops)} to get "
-            f"{_fmt(tuple(osz))}")
+    return (
+        f"drop output_size and use padding={one(pads)}, output_padding={one(ops)} to get "
+        f"{_fmt(tuple(osz))}"
+    )
 
 
 # ---- Keras 3 ----------------------------------------------------------------------------------
 
+
 @overflow_as_value_error
-def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_padding=None,
-          data_format="channels_last", dilation_rate=1, dims=None):
+def keras(
+    input_shape,
+    filters,
+    kernel_size,
+    strides=1,
+    padding="valid",
+    output_padding=None,
+    data_format="channels_last",
+    dilation_rate=1,
+    dims=None,
+):
     """Output shape of ``keras.layers.Conv{dims}DTranspose(filters, kernel_size, strides,
     padding, output_padding, data_format, dilation_rate)`` on ``input_shape`` (Keras 3's
     ``compute_output_shape``; None stays None).
@@ -447,97 +604,158 @@ def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_
     ks = _tuple(kernel_size, dims, "kernel_size")
     st = _tuple(strides, dims, "strides")
     dl = _tuple(dilation_rate, dims, "dilation_rate")
-    for name, v, shown in (("kernel_size", ks, kernel_size), ("strides", st, strides),
-                           ("dilation_rate", dl, dilation_rate)):
+    for name, v, shown in (
+        ("kernel_size", ks, kernel_size),
+        ("strides", st, strides),
+        ("dilation_rate", dl, dilation_rate),
+    ):
         if len(v) != dims:
-            raise _error("argument", fw, f"The `{name}` argument must be a tuple of {dims} "
-                         f"integers. Received {name}={v if len(set(v)) > 1 else shown}",
-                         f"{layer} has {dims} spatial dims", f"pass an int or {dims} ints")
+            raise _error(
+                "argument",
+                fw,
+                f"The `{name}` argument must be a tuple of {dims} "
+                f"integers. Received {name}={v if len(set(v)) > 1 else shown}",
+                f"{layer} has {dims} spatial dims",
+                f"pass an int or {dims} ints",
+            )
         bad = sorted({x for x in v if x <= 0})
         if bad:
-            raise _error("argument", fw, f"The `{name}` argument must be a tuple of {dims} "
-                         f"integers. Received {name}={shown}, including values "
-                         f"{{{', '.join(map(str, bad))}}} that do not satisfy `value > 0`",
-                         f"{name} values must be positive", f"use {name} >= 1")
+            raise _error(
+                "argument",
+                fw,
+                f"The `{name}` argument must be a tuple of {dims} "
+                f"integers. Received {name}={shown}, including values "
+                f"{{{', '.join(map(str, bad))}}} that do not satisfy `value > 0`",
+                f"{name} values must be positive",
+                f"use {name} >= 1",
+            )
     if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
-        raise _error("padding", fw, "The `padding` argument must be a list/tuple or one of "
-                     f"{{'valid', 'same'}}. Received: {padding}",
-                     f"{layer} supports 'valid' and 'same' only",
-                     "use padding='same' or 'valid', and output_padding to pick among the sizes; "
-                     "for other crops use a Cropping layer after it")
+        raise _error(
+            "padding",
+            fw,
+            "The `padding` argument must be a list/tuple or one of "
+            f"{{'valid', 'same'}}. Received: {padding}",
+            f"{layer} supports 'valid' and 'same' only",
+            "use padding='same' or 'valid', and output_padding to pick among the sizes; "
+            "for other crops use a Cropping layer after it",
+        )
     padding = padding.lower()
     op = _tuple(output_padding, dims, "output_padding")
     if op is not None:
         if len(op) != dims:
-            raise _error("argument", fw, f"The `output_padding` argument must be a tuple of "
-                         f"{dims} integers. Received output_padding={output_padding}",
-                         f"{layer} has {dims} spatial dims", f"pass an int or {dims} ints")
+            raise _error(
+                "argument",
+                fw,
+                f"The `output_padding` argument must be a tuple of "
+                f"{dims} integers. Received output_padding={output_padding}",
+                f"{layer} has {dims} spatial dims",
+                f"pass an int or {dims} ints",
+            )
         bad = sorted({x for x in op if x < 0})
         if bad:
-            raise _error("argument", fw, f"The `output_padding` argument must be a tuple of "
-                         f"{dims} integers. Received output_padding={output_padding}, including "
-                         f"values {{{', '.join(map(str, bad))}}} that do not satisfy `value >= 0`",
-                         "output_padding adds cells at the end; it cannot remove any",
-                         "use output_padding >= 0 (or None for Keras' own choice)")
+            raise _error(
+                "argument",
+                fw,
+                f"The `output_padding` argument must be a tuple of "
+                f"{dims} integers. Received output_padding={output_padding}, including "
+                f"values {{{', '.join(map(str, bad))}}} that do not satisfy `value >= 0`",
+                "output_padding adds cells at the end; it cannot remove any",
+                "use output_padding >= 0 (or None for Keras' own choice)",
+            )
     if data_format is None:
         data_format = "channels_last"  # Keras' image_data_format() unless configured otherwise
     if data_format not in ("channels_last", "channels_first"):
-        raise _error("argument", fw, "The `data_format` argument must be one of "
-                     f"{{'channels_first', 'channels_last'}}. Received: data_format={data_format}",
-                     "Keras names the layouts channels_last (NHWC) and channels_first (NCHW)",
-                     "use data_format='channels_last' or 'channels_first'")
+        raise _error(
+            "argument",
+            fw,
+            "The `data_format` argument must be one of "
+            f"{{'channels_first', 'channels_last'}}. Received: data_format={data_format}",
+            "Keras names the layouts channels_last (NHWC) and channels_first (NCHW)",
+            "use data_format='channels_last' or 'channels_first'",
+        )
     filters = _int(filters, "filters")
     if filters <= 0:
-        raise _error("argument", fw, "Invalid value for argument `filters`. Expected a strictly "
-                     f"positive value. Received filters={filters}.", "a layer needs >= 1 filter",
-                     "use filters >= 1")
+        raise _error(
+            "argument",
+            fw,
+            "Invalid value for argument `filters`. Expected a strictly "
+            f"positive value. Received filters={filters}.",
+            "a layer needs >= 1 filter",
+            "use filters >= 1",
+        )
     if op is not None:
         for i, (o, s) in enumerate(zip(op, st)):
             if o >= s:
-                says = ("`output_padding` must be strictly less than `strides` for all "
-                        f"dimensions. At dimension {i}, `output_padding` is {o} but `strides` is "
-                        f"{s}. Received: output_padding={op}, strides={st}")
+                says = (
+                    "`output_padding` must be strictly less than `strides` for all "
+                    f"dimensions. At dimension {i}, `output_padding` is {o} but `strides` is "
+                    f"{s}. Received: output_padding={op}, strides={st}"
+                )
                 sp_i = _spatial(shape, dims, data_format)
                 want = None
                 if sp_i is not None and sp_i[i] is not None:
-                    want = ((sp_i[i] - 1) * s + _core.effective_kernel(ks[i], dl[i]) % 2 + o
-                            if padding == "same" else
-                            (sp_i[i] - 1) * s + _core.effective_kernel(ks[i], dl[i]) + o)
-                fix = (f"use output_padding in [0, {s - 1}] at dimension {i}, or "
-                       "output_padding=None")
+                    want = (
+                        (sp_i[i] - 1) * s + _core.effective_kernel(ks[i], dl[i]) % 2 + o
+                        if padding == "same"
+                        else (sp_i[i] - 1) * s + _core.effective_kernel(ks[i], dl[i]) + o
+                    )
+                fix = f"use output_padding in [0, {s - 1}] at dimension {i}, or output_padding=None"
                 if want is not None:
                     fix += "; " + _keras_size_fix(sp_i[i], want, ks[i], s, dl[i])
-                raise _error("output_padding", fw, says,
-                             f"Keras only accepts output_padding < strides ({o} >= {s})", fix)
+                raise _error(
+                    "output_padding",
+                    fw,
+                    says,
+                    f"Keras only accepts output_padding < strides ({o} >= {s})",
+                    fix,
+                )
     if any(s > 1 for s in st) and any(d > 1 for d in dl):
-        raise _error("argument", fw, "`strides > 1` not supported in conjunction with "
-                     f"`dilation_rate > 1`. Received: strides={st} and dilation_rate={dl}",
-                     "Keras' transposed layers cannot combine upsampling and dilation",
-                     "use strides=1 with the dilation, or dilation_rate=1 with the stride "
-                     "(two layers if you need both)")
+        raise _error(
+            "argument",
+            fw,
+            "`strides > 1` not supported in conjunction with "
+            f"`dilation_rate > 1`. Received: strides={st} and dilation_rate={dl}",
+            "Keras' transposed layers cannot combine upsampling and dilation",
+            "use strides=1 with the dilation, or dilation_rate=1 with the stride "
+            "(two layers if you need both)",
+        )
     channels_last = data_format == "channels_last"
     if len(shape) != dims + 2:
         kind = "min_ndim" if len(shape) < dims + 2 else None
         full = _fmt(shape)
         if kind:
-            says = (f"Input 0 of layer \"conv{dims}d_transpose\" is incompatible with the layer: "
-                    f"expected min_ndim={dims + 2}, found ndim={len(shape)}. Full shape "
-                    f"received: {full}")
+            says = (
+                f'Input 0 of layer "conv{dims}d_transpose" is incompatible with the layer: '
+                f"expected min_ndim={dims + 2}, found ndim={len(shape)}. Full shape "
+                f"received: {full}"
+            )
         else:
             says = "IndexError: tuple index out of range"
-        raise _error("rank", fw, says,
-                     f"{layer} needs (batch, {'*spatial, channels' if channels_last else 'channels, *spatial'})"
-                     f" = {dims + 2} axes; the input has {len(shape)}"
-                     + ("" if kind else f" (Keras 3 only checks min_ndim={dims + 2}, so the "
-                        "extra axis fails inside compute_output_shape)"),
-                     _keras_rank_fix(shape, dims, channels_last))
+        raise _error(
+            "rank",
+            fw,
+            says,
+            f"{layer} needs (batch, {'*spatial, channels' if channels_last else 'channels, *spatial'})"
+            f" = {dims + 2} axes; the input has {len(shape)}"
+            + (
+                ""
+                if kind
+                else f" (Keras 3 only checks min_ndim={dims + 2}, so the "
+                "extra axis fails inside compute_output_shape)"
+            ),
+            _keras_rank_fix(shape, dims, channels_last),
+        )
     c = shape[-1] if channels_last else shape[1]
     if c is None:
-        raise _error("channels", fw, "Shapes used to initialize variables must be fully-defined "
-                     "(no `None` dimensions). Received: shape="
-                     f"{_fmt((*ks, filters, None))} for variable path='conv{dims}d_transpose/kernel'",
-                     "the kernel's size depends on the number of input channels, which is None",
-                     "give the channel axis a fixed size, e.g. keras.Input(shape=(h, w, c))")
+        raise _error(
+            "channels",
+            fw,
+            "Shapes used to initialize variables must be fully-defined "
+            "(no `None` dimensions). Received: shape="
+            f"{_fmt((*ks, filters, None))} for variable path='conv{dims}d_transpose/kernel'",
+            "the kernel's size depends on the number of input channels, which is None",
+            "give the channel axis a fixed size, e.g. keras.Input(shape=(h, w, c))",
+        )
     sp = _spatial(shape, dims, data_format)
     out = []
     refusals = []
@@ -545,8 +763,7 @@ def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_
         if sp[d] is None:
             out.append(None)
             continue
-        o = _core.keras_length(sp[d], padding, ks[d], st[d], dl[d],
-                               None if op is None else op[d])
+        o = _core.keras_length(sp[d], padding, ks[d], st[d], dl[d], None if op is None else op[d])
         out.append(o)
         lo, hi = _core.tf_transposed_range(sp[d], ks[d], st[d], dl[d], padding.upper())
         if not lo <= o <= hi:
@@ -555,13 +772,15 @@ def keras(input_shape, filters, kernel_size, strides=1, padding="valid", output_
     if refusals and 0 not in out:
         d, o, lo, hi = refusals[0]
         fwd = _core.tf_conv(o, ks[d], st[d], dl[d], padding.upper())[0]
-        _warn(f"Keras reports {_fmt(_keras_full(shape, out, filters, channels_last))} for this "
-              f"{layer}, but its TensorFlow backend refuses to run it: tf.nn.conv_transpose "
-              f"raises \"Size of out_backprop doesn't match computed: actual = {sp[d]}, computed "
-              f"= {fwd}\" because TensorFlow's {padding.upper()} forward convolution of {o} cells "
-              f"gives {fwd}, not {sp[d]} (it accepts outputs {lo}..{hi} only). The JAX and torch "
-              f"backends run it. For the TensorFlow backend use output_padding=None or a size "
-              f"in {lo}..{hi}.")
+        _warn(
+            f"Keras reports {_fmt(_keras_full(shape, out, filters, channels_last))} for this "
+            f"{layer}, but its TensorFlow backend refuses to run it: tf.nn.conv_transpose "
+            f"raises \"Size of out_backprop doesn't match computed: actual = {sp[d]}, computed "
+            f"= {fwd}\" because TensorFlow's {padding.upper()} forward convolution of {o} cells "
+            f"gives {fwd}, not {sp[d]} (it accepts outputs {lo}..{hi} only). The JAX and torch "
+            f"backends run it. For the TensorFlow backend use output_padding=None or a size "
+            f"in {lo}..{hi}."
+        )
     return _keras_full(shape, out, filters, channels_last)
 
 
@@ -585,12 +804,16 @@ def _keras_rank_fix(shape, dims, channels_last) -> str:
         prod = "*".join(letters) + "*c"
         layout = ", ".join(letters) + ", c" if channels_last else "c, " + ", ".join(letters)
         shown = ", ".join(f"keras.layers.Reshape({_fmt(cd)})" for cd in cands)
-        return (f"put a Reshape in front: keras.layers.Reshape(({layout})) with {prod} = {n}, "
-                f"e.g. {shown}")
+        return (
+            f"put a Reshape in front: keras.layers.Reshape(({layout})) with {prod} = {n}, "
+            f"e.g. {shown}"
+        )
     if len(shape) == dims + 3:
         higher = f"use Conv{dims + 1}DTranspose, or " if dims < 3 else ""
-        return (f"the input has one axis too many (e.g. a time axis): {higher}wrap the layer "
-                f"in keras.layers.TimeDistributed")
+        return (
+            f"the input has one axis too many (e.g. a time axis): {higher}wrap the layer "
+            f"in keras.layers.TimeDistributed"
+        )
     if len(shape) < dims + 2:
         return f"add the missing axes with keras.layers.Reshape so the input has {dims + 2} axes"
     return f"reshape the input to {dims + 2} axes (batch, spatial..., channels)"
@@ -602,15 +825,25 @@ def _keras_size_fix(inp, want, k, s, d) -> str:
         for opv in (None, want - _core.keras_length(inp, pad, k, s, d, 0)):
             if (opv is None or 0 <= opv < s) and _core.keras_length(inp, pad, k, s, d, opv) == want:
                 return f"padding='{pad}', output_padding={opv} gives {want}"
-    return (f"{want} cells are not reachable with kernel {k}, stride {s}; use a larger kernel "
-            f"or a Cropping/ZeroPadding layer after the transposed convolution")
+    return (
+        f"{want} cells are not reachable with kernel {k}, stride {s}; use a larger kernel "
+        f"or a Cropping/ZeroPadding layer after the transposed convolution"
+    )
 
 
 # ---- tf.nn ------------------------------------------------------------------------------------
 
+
 @overflow_as_value_error
-def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", data_format=None,
-          dilations=None):
+def tf_nn(
+    input_shape,
+    filters_shape,
+    output_shape,
+    strides,
+    padding="SAME",
+    data_format=None,
+    dilations=None,
+):
     """Output shape of ``tf.nn.conv_transpose(input, filters, output_shape, strides, padding,
     data_format, dilations)`` (and of conv1d/2d/3d_transpose).
 
@@ -625,95 +858,142 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
     oshape = _shape(output_shape, "output_shape")
     n = len(shape) - 2
     if n < 1 or n > 3:
-        raise _error("rank", fw, f"input must be 3-5 dimensional, got: {len(shape)}",
-                     "tf.nn.conv_transpose takes (batch, *spatial, channels) with 1-3 spatial "
-                     "dims", f"reshape the input to rank {len(fshape)} to match filters "
-                     f"{_fmt(fshape)}")
+        raise _error(
+            "rank",
+            fw,
+            f"input must be 3-5 dimensional, got: {len(shape)}",
+            "tf.nn.conv_transpose takes (batch, *spatial, channels) with 1-3 spatial dims",
+            f"reshape the input to rank {len(fshape)} to match filters {_fmt(fshape)}",
+        )
     if len(fshape) != len(shape):
-        raise _error("rank", fw, f"filter must be {len(shape)}-dimensional: {_fmt(fshape)}",
-                     f"the filters are (*kernel, out_channels, in_channels) with one kernel size "
-                     f"per spatial dim: {n} for an input of rank {len(shape)}",
-                     f"reshape the input to rank {len(fshape)} or use {len(shape) - 2}-D filters")
+        raise _error(
+            "rank",
+            fw,
+            f"filter must be {len(shape)}-dimensional: {_fmt(fshape)}",
+            f"the filters are (*kernel, out_channels, in_channels) with one kernel size "
+            f"per spatial dim: {n} for an input of rank {len(shape)}",
+            f"reshape the input to rank {len(fshape)} or use {len(shape) - 2}-D filters",
+        )
     fmt = data_format or ("NWC" if n == 1 else "NHWC" if n == 2 else "NDHWC")
     channels_last = fmt.upper().endswith("C")
     if len(oshape) not in (3, 4, 5):
-        raise _error("rank", fw, f"`output_shape` must be of length 3, 4 or 5. Received: "
-                     f"output_shape={_list(oshape)} of length {len(oshape)}.",
-                     "tf.nn.conv_transpose takes the full output shape (batch, *spatial, "
-                     "channels), not the spatial sizes alone",
-                     f"pass output_shape with {n + 2} values"
-                     + (f", e.g. {_list([shape[0], *oshape, fshape[-2]])}"
-                        if len(oshape) == n and channels_last else ""))
+        raise _error(
+            "rank",
+            fw,
+            f"`output_shape` must be of length 3, 4 or 5. Received: "
+            f"output_shape={_list(oshape)} of length {len(oshape)}.",
+            "tf.nn.conv_transpose takes the full output shape (batch, *spatial, "
+            "channels), not the spatial sizes alone",
+            f"pass output_shape with {n + 2} values"
+            + (
+                f", e.g. {_list([shape[0], *oshape, fshape[-2]])}"
+                if len(oshape) == n and channels_last
+                else ""
+            ),
+        )
     if len(oshape) != n + 2:
-        raise _error("rank", fw, f"input_sizes must be {n + 2}-dimensional, got: {len(oshape)}",
-                     f"output_shape gives the full output shape (batch, *spatial, channels) "
-                     f"or its {n} spatial sizes", f"pass output_shape with {n + 2} values")
+        raise _error(
+            "rank",
+            fw,
+            f"input_sizes must be {n + 2}-dimensional, got: {len(oshape)}",
+            f"output_shape gives the full output shape (batch, *spatial, channels) "
+            f"or its {n} spatial sizes",
+            f"pass output_shape with {n + 2} values",
+        )
     st = _tf_list(strides, n, channels_last, "strides")
     dl = _tf_list(1 if dilations is None else dilations, n, channels_last, "dilations")
     if isinstance(padding, str):
         mode = padding
         if mode not in ("SAME", "VALID"):
             allowed = '"SAME", "VALID", "EXPLICIT"' if n < 3 else '"SAME", "VALID"'
-            raise _error("padding", fw, f"Value for attr 'padding' of \"{padding}\" is not in "
-                         f"the list of allowed values: {allowed}",
-                         "tf.nn's padding strings are upper case (unlike Keras' 'same'/'valid')",
-                         f"use padding={padding.upper()!r}" if padding.upper() in
-                         ("SAME", "VALID") else "use padding='SAME' or 'VALID'")
+            raise _error(
+                "padding",
+                fw,
+                f"Value for attr 'padding' of \"{padding}\" is not in "
+                f"the list of allowed values: {allowed}",
+                "tf.nn's padding strings are upper case (unlike Keras' 'same'/'valid')",
+                f"use padding={padding.upper()!r}"
+                if padding.upper() in ("SAME", "VALID")
+                else "use padding='SAME' or 'VALID'",
+            )
         pads = [(0, 0)] * n
     else:
         mode = "EXPLICIT"
         if n != 2:
-            raise _error("padding", fw, f"Expected string for argument 'padding' not {padding!r}.",
-                         f"explicit padding pairs exist for conv2d_transpose only; the "
-                         f"{n}-D transposed convolution takes 'SAME' or 'VALID'",
-                         "use 'VALID' with output_shape's spatial sizes + lo + hi and crop "
-                         "the result (y[:, lo:lo + size, ...] per spatial axis), or 'SAME' if "
-                         "it gives the size you want")
+            raise _error(
+                "padding",
+                fw,
+                f"Expected string for argument 'padding' not {padding!r}.",
+                f"explicit padding pairs exist for conv2d_transpose only; the "
+                f"{n}-D transposed convolution takes 'SAME' or 'VALID'",
+                "use 'VALID' with output_shape's spatial sizes + lo + hi and crop "
+                "the result (y[:, lo:lo + size, ...] per spatial axis), or 'SAME' if "
+                "it gives the size you want",
+            )
         for p in [padding, *padding]:
             check_ordered(p, "padding")
         pairs = [tuple(p) for p in padding]
         if len(pairs) == n + 2:
             pairs = pairs[1:-1] if channels_last else pairs[2:]
         if len(pairs) != n:
-            raise _error("padding", fw, f"padding must have {n + 2} pairs",
-                         "explicit padding is one (before, after) pair per input axis",
-                         f"pass {n + 2} pairs, zero for the batch and channel axes")
+            raise _error(
+                "padding",
+                fw,
+                f"padding must have {n + 2} pairs",
+                "explicit padding is one (before, after) pair per input axis",
+                f"pass {n + 2} pairs, zero for the batch and channel axes",
+            )
         pads = [(_int(a, "padding"), _int(b, "padding")) for a, b in pairs]
     cax = -1 if channels_last else 1
     sp_in = list(shape[1:-1]) if channels_last else list(shape[2:])
     sp_out = list(oshape[1:-1]) if channels_last else list(oshape[2:])
     ks = list(fshape[:n])
     if any(s < 1 for s in st):
-        raise _error("argument", fw, "strides must be positive", f"strides={st}", "use strides >= 1")
+        raise _error(
+            "argument", fw, "strides must be positive", f"strides={st}", "use strides >= 1"
+        )
     # The oneDNN build returns an empty result before any check; the plain CPU and GPU kernels
     # check first. Only dilated layers, which the plain CPU kernels refuse anyway, take the
     # oneDNN answer.
     empty = (0 in sp_out or oshape[0] == 0) and any(d > 1 for d in dl)
     if empty:
-        _warn("tf.nn returns this empty result on TensorFlow's default oneDNN CPU build without "
-              "checking it; the plain CPU kernels refuse dilation > 1 (\"Current CPU "
-              "implementations do not yet support dilation rates larger than 1.\")")
+        _warn(
+            "tf.nn returns this empty result on TensorFlow's default oneDNN CPU build without "
+            'checking it; the plain CPU kernels refuse dilation > 1 ("Current CPU '
+            'implementations do not yet support dilation rates larger than 1.")'
+        )
         return tuple(oshape)
     if shape[0] is not None and oshape[0] is not None and shape[0] != oshape[0]:
-        raise _error("batch", fw, "Conv2DCustomBackpropInput: input and out_backprop must have the "
-                     f"same batch size. Input batch: {oshape[0]}, outbackprop batch: {shape[0]}, "
-                     "batch_dim: 0", "output_shape[0] is the batch size of the result",
-                     f"use output_shape[0] = {shape[0]} (or tf.shape(x)[0])")
+        raise _error(
+            "batch",
+            fw,
+            "Conv2DCustomBackpropInput: input and out_backprop must have the "
+            f"same batch size. Input batch: {oshape[0]}, outbackprop batch: {shape[0]}, "
+            "batch_dim: 0",
+            "output_shape[0] is the batch size of the result",
+            f"use output_shape[0] = {shape[0]} (or tf.shape(x)[0])",
+        )
     if shape[cax] is not None and fshape[-1] is not None and shape[cax] != fshape[-1]:
-        raise _error("channels", fw, "Conv2DCustomBackpropInput: filter and out_backprop must "
-                     "have the same out_depth",
-                     f"the input has {shape[cax]} channels but filters {_fmt(fshape)} expect "
-                     f"{fshape[-1]} (filters are (*kernel, out_channels, in_channels))",
-                     f"use filters of shape {_fmt((*ks, fshape[-2], shape[cax]))}")
+        raise _error(
+            "channels",
+            fw,
+            "Conv2DCustomBackpropInput: filter and out_backprop must have the same out_depth",
+            f"the input has {shape[cax]} channels but filters {_fmt(fshape)} expect "
+            f"{fshape[-1]} (filters are (*kernel, out_channels, in_channels))",
+            f"use filters of shape {_fmt((*ks, fshape[-2], shape[cax]))}",
+        )
     # tf.nn reads a filter depth smaller than the output depth as a grouped convolution.
     groups = 1
     if oshape[cax] is not None and fshape[-2] is not None:
         if fshape[-2] < 1 or oshape[cax] % fshape[-2]:
-            raise _error("channels", fw, "Conv2DCustomBackpropInput: input depth must be evenly "
-                         "divisible by filter depth",
-                         f"output_shape asks for {oshape[cax]} channels but filters "
-                         f"{_fmt(fshape)} produce {fshape[-2]}",
-                         f"use output_shape with {fshape[-2]} channels")
+            raise _error(
+                "channels",
+                fw,
+                "Conv2DCustomBackpropInput: input depth must be evenly divisible by filter depth",
+                f"output_shape asks for {oshape[cax]} channels but filters "
+                f"{_fmt(fshape)} produce {fshape[-2]}",
+                f"use output_shape with {fshape[-2]} channels",
+            )
         groups = oshape[cax] // fshape[-2]
     for d in range(n):
         if sp_in[d] is None or sp_out[d] is None:
@@ -722,38 +1002,54 @@ def tf_nn(input_shape, filters_shape, output_shape, strides, padding="SAME", dat
         if not lo <= sp_out[d] <= hi:
             fwd = _core.tf_conv(sp_out[d], ks[d], st[d], dl[d], mode, *pads[d])[0]
             op_name = "Conv2DCustomBackpropInput" if n < 3 else "Conv3DBackpropInputOp"
-            says = (f"{op_name}: Size of out_backprop doesn't match computed: actual = "
-                    f"{sp_in[d]}, computed = {fwd} spatial_dim: {d + (1 if channels_last else 2)}"
-                    f" input: {sp_out[d]} filter: {ks[d]} output: {sp_in[d]} stride: {st[d]} "
-                    f"dilation: {dl[d]}")
+            says = (
+                f"{op_name}: Size of out_backprop doesn't match computed: actual = "
+                f"{sp_in[d]}, computed = {fwd} spatial_dim: {d + (1 if channels_last else 2)}"
+                f" input: {sp_out[d]} filter: {ks[d]} output: {sp_in[d]} stride: {st[d]} "
+                f"dilation: {dl[d]}"
+            )
             mode_words = mode if mode != "EXPLICIT" else f"explicit padding {pads[d]}"
-            raise _error("output_size", fw, says,
-                         f"TensorFlow runs the forward convolution ({mode_words}) on the "
-                         f"requested output: {sp_out[d]} cells give {fwd}, not the input's "
-                         f"{sp_in[d]} in {_dim_names(n)[d] if n > 1 else 'the spatial dim'}",
-                         f"use an output size in {lo}..{hi} for an input of {sp_in[d]} (e.g. "
-                         f"{lo if lo != sp_out[d] else hi})")
+            raise _error(
+                "output_size",
+                fw,
+                says,
+                f"TensorFlow runs the forward convolution ({mode_words}) on the "
+                f"requested output: {sp_out[d]} cells give {fwd}, not the input's "
+                f"{sp_in[d]} in {_dim_names(n)[d] if n > 1 else 'the spatial dim'}",
+                f"use an output size in {lo}..{hi} for an input of {sp_in[d]} (e.g. "
+                f"{lo if lo != sp_out[d] else hi})",
+            )
     if groups > 1:
         if fshape[-1] is not None and fshape[-1] % groups:
-            raise _error("channels", fw, "output depth must be evenly divisible by number of "
-                         f"groups: {fshape[-1]} vs {groups}",
-                         f"output_shape's {oshape[cax]} channels over filter depth "
-                         f"{fshape[-2]} make a grouped convolution with {groups} groups, and "
-                         f"the input's {fshape[-1]} channels do not split into {groups} groups",
-                         f"use filters of shape {_fmt((*ks, oshape[cax], fshape[-1]))} for an "
-                         "ordinary transposed convolution")
-        _warn(f"tf.nn reads this as a grouped transposed convolution ({groups} groups); "
-              "TensorFlow's CPU kernels without oneDNN refuse it (\"Gradients for grouped "
-              "convolutions are not supported on CPU.\"); the default oneDNN CPU build and "
-              "GPUs run it.")
+            raise _error(
+                "channels",
+                fw,
+                "output depth must be evenly divisible by number of "
+                f"groups: {fshape[-1]} vs {groups}",
+                f"output_shape's {oshape[cax]} channels over filter depth "
+                f"{fshape[-2]} make a grouped convolution with {groups} groups, and "
+                f"the input's {fshape[-1]} channels do not split into {groups} groups",
+                f"use filters of shape {_fmt((*ks, oshape[cax], fshape[-1]))} for an "
+                "ordinary transposed convolution",
+            )
+        _warn(
+            f"tf.nn reads this as a grouped transposed convolution ({groups} groups); "
+            "TensorFlow's CPU kernels without oneDNN refuse it (\"Gradients for grouped "
+            'convolutions are not supported on CPU."); the default oneDNN CPU build and '
+            "GPUs run it."
+        )
     if any(d > 1 for d in dl):
-        _warn("TensorFlow's CPU kernels refuse dilation > 1 when oneDNN is off "
-              "(\"Current CPU implementations do not yet support dilation rates larger than "
-              "1.\", TF_ENABLE_ONEDNN_OPTS=0); the default oneDNN CPU build and GPUs run it.")
+        _warn(
+            "TensorFlow's CPU kernels refuse dilation > 1 when oneDNN is off "
+            '("Current CPU implementations do not yet support dilation rates larger than '
+            '1.", TF_ENABLE_ONEDNN_OPTS=0); the default oneDNN CPU build and GPUs run it.'
+        )
     if not channels_last:
-        _warn(f"TensorFlow's CPU kernels refuse data_format='{fmt}' when oneDNN is off "
-              "(\"Conv2DCustomBackpropInputOp only supports NHWC.\"); the default oneDNN CPU "
-              "build and GPUs run it.")
+        _warn(
+            f"TensorFlow's CPU kernels refuse data_format='{fmt}' when oneDNN is off "
+            '("Conv2DCustomBackpropInputOp only supports NHWC."); the default oneDNN CPU '
+            "build and GPUs run it."
+        )
     return tuple(oshape)
 
 
@@ -766,24 +1062,43 @@ def _tf_list(value, n, channels_last, name):
         if len(v) == n + 2:
             outer = (v[0], v[-1]) if channels_last else (v[0], v[1])
             if outer != (1, 1):
-                raise _error("argument", "TensorFlow", "Current implementation does not yet "
-                             f"support {name} in the batch and depth dimensions.",
-                             f"{name}={v} moves along the batch or channel axis",
-                             f"use 1 for the batch and channel entries of {name}")
+                raise _error(
+                    "argument",
+                    "TensorFlow",
+                    "Current implementation does not yet "
+                    f"support {name} in the batch and depth dimensions.",
+                    f"{name}={v} moves along the batch or channel axis",
+                    f"use 1 for the batch and channel entries of {name}",
+                )
             return v[1:-1] if channels_last else v[2:]
         if len(v) == n:
             return v
-        raise _error("argument", "TensorFlow", f"{name} should be of length 1, {n} or {n + 2} "
-                     f"but was {len(v)}", f"{name}={v}", f"pass {n} values")
+        raise _error(
+            "argument",
+            "TensorFlow",
+            f"{name} should be of length 1, {n} or {n + 2} but was {len(v)}",
+            f"{name}={v}",
+            f"pass {n} values",
+        )
     return [_int(value, name)] * n
 
 
 # ---- ONNX -------------------------------------------------------------------------------------
 
+
 @overflow_as_value_error
-def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
-         output_padding=None, output_shape=None, auto_pad="NOTSET", group=1,
-         kernel_shape=None):
+def onnx(
+    input_shape,
+    weight_shape,
+    strides=None,
+    pads=None,
+    dilations=None,
+    output_padding=None,
+    output_shape=None,
+    auto_pad="NOTSET",
+    group=1,
+    kernel_shape=None,
+):
     """Output shape of an ONNX ConvTranspose node as onnxruntime runs it.
 
     ``input_shape`` is ``(N, C, *spatial)``, ``weight_shape`` ``(C, M/group, *kernel)``;
@@ -797,31 +1112,51 @@ def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
     shape = _shape(input_shape, "input_shape")
     wshape = _shape(weight_shape, "weight_shape")
     if len(shape) != len(wshape):
-        says = (f"X num_dims does not match W num_dims. X: {{{','.join(map(str, shape))}}} "
-                f"W: {{{','.join(map(str, wshape))}}}")
-        raise _error("rank", fw, says,
-                     f"X is (N, C, *spatial) and W (C, M/group, *kernel): both need one axis "
-                     f"per spatial dim, X has {len(shape) - 2} and W {len(wshape) - 2}",
-                     f"reshape X to rank {len(wshape)} (N, C, {', '.join(['...'] * (len(wshape) - 2))})")
+        says = (
+            f"X num_dims does not match W num_dims. X: {{{','.join(map(str, shape))}}} "
+            f"W: {{{','.join(map(str, wshape))}}}"
+        )
+        raise _error(
+            "rank",
+            fw,
+            says,
+            f"X is (N, C, *spatial) and W (C, M/group, *kernel): both need one axis "
+            f"per spatial dim, X has {len(shape) - 2} and W {len(wshape) - 2}",
+            f"reshape X to rank {len(wshape)} (N, C, {', '.join(['...'] * (len(wshape) - 2))})",
+        )
     n = len(shape) - 2
     if n < 1:
-        raise _error("rank", fw, "Input X must have at least 3 dimensions",
-                     "ConvTranspose needs (N, C, *spatial)", "add the spatial axes")
+        raise _error(
+            "rank",
+            fw,
+            "Input X must have at least 3 dimensions",
+            "ConvTranspose needs (N, C, *spatial)",
+            "add the spatial axes",
+        )
     if kernel_shape is not None:
         ks = _shape(kernel_shape, "kernel_shape")
         if len(ks) != n:
-            raise _error("argument", fw, "[ShapeInferenceError] Attribute kernel_shape has "
-                         "incorrect size", f"kernel_shape has {len(ks)} values; W "
-                         f"{_fmt(wshape)} has {n} spatial dims",
-                         f"use kernel_shape={list(wshape[2:])} (or leave it out: onnxruntime "
-                         f"reads it from W)")
+            raise _error(
+                "argument",
+                fw,
+                "[ShapeInferenceError] Attribute kernel_shape has incorrect size",
+                f"kernel_shape has {len(ks)} values; W {_fmt(wshape)} has {n} spatial dims",
+                f"use kernel_shape={list(wshape[2:])} (or leave it out: onnxruntime "
+                f"reads it from W)",
+            )
         if tuple(ks) != tuple(wshape[2:]):
-            says = ("kernel_shape is not compatible with W shape. kernel_shape: "
-                    f"{{{','.join(map(str, ks))}}} W: {{{','.join(map(str, wshape))}}} "
-                    "channels_last: 0")
-            raise _error("argument", fw, says, f"W {_fmt(wshape)} is (C, M/group, *kernel): "
-                         f"its kernel is {_fmt(wshape[2:])}",
-                         f"use kernel_shape={list(wshape[2:])} (or leave it out)")
+            says = (
+                "kernel_shape is not compatible with W shape. kernel_shape: "
+                f"{{{','.join(map(str, ks))}}} W: {{{','.join(map(str, wshape))}}} "
+                "channels_last: 0"
+            )
+            raise _error(
+                "argument",
+                fw,
+                says,
+                f"W {_fmt(wshape)} is (C, M/group, *kernel): its kernel is {_fmt(wshape[2:])}",
+                f"use kernel_shape={list(wshape[2:])} (or leave it out)",
+            )
     st = _tuple(1 if strides is None else strides, n, "strides")
     dl = _tuple(1 if dilations is None else dilations, n, "dilations")
     op = _tuple(0 if output_padding is None else output_padding, n, "output_padding")
@@ -829,59 +1164,109 @@ def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
     group = _int(group, "group")
     auto_pad = str(auto_pad).upper()
     if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
-        raise _error("padding", fw, f"Unknown AutoPadType String: {auto_pad}",
-                     "auto_pad is NOTSET, SAME_UPPER, SAME_LOWER or VALID",
-                     "use auto_pad='NOTSET' with explicit pads")
-    for name, v, ln in (("strides", st, n), ("dilations", dl, n), ("output_padding", op, n),
-                        ("pads", pd, 2 * n)):
+        raise _error(
+            "padding",
+            fw,
+            f"Unknown AutoPadType String: {auto_pad}",
+            "auto_pad is NOTSET, SAME_UPPER, SAME_LOWER or VALID",
+            "use auto_pad='NOTSET' with explicit pads",
+        )
+    for name, v, ln in (
+        ("strides", st, n),
+        ("dilations", dl, n),
+        ("output_padding", op, n),
+        ("pads", pd, 2 * n),
+    ):
         if len(v) != ln:
-            raise _error("argument", fw, f"{name} has {len(v)} values, expected {ln}",
-                         f"{name} needs {ln} values for {n} spatial dims", f"pass {ln} values")
+            raise _error(
+                "argument",
+                fw,
+                f"{name} has {len(v)} values, expected {ln}",
+                f"{name} needs {ln} values for {n} spatial dims",
+                f"pass {ln} values",
+            )
     c = shape[1]
     if c is not None and wshape[0] != c:
-        says = ("filter number not equal to input channel number. filter_number: "
-                f"{wshape[0]} num_input_channels: {c}")
-        raise _error("channels", fw, says,
-                     f"W is (C, M/group, *kernel): its first axis ({wshape[0]}) must equal X's "
-                     f"channels ({c})",
-                     f"use a weight of shape {_fmt((c, *wshape[1:]))}"
-                     + (" (a PyTorch-layout weight (C_in, C_out/g, *k) is already right; a "
-                        "forward-conv weight (C_out, C_in, *k) must be transposed)"
-                        if wshape[1] == c else ""))
+        says = (
+            "filter number not equal to input channel number. filter_number: "
+            f"{wshape[0]} num_input_channels: {c}"
+        )
+        raise _error(
+            "channels",
+            fw,
+            says,
+            f"W is (C, M/group, *kernel): its first axis ({wshape[0]}) must equal X's "
+            f"channels ({c})",
+            f"use a weight of shape {_fmt((c, *wshape[1:]))}"
+            + (
+                " (a PyTorch-layout weight (C_in, C_out/g, *k) is already right; a "
+                "forward-conv weight (C_out, C_in, *k) must be transposed)"
+                if wshape[1] == c
+                else ""
+            ),
+        )
     if c is not None and group > 0 and c % group:
         says = f"Input channels is not divisible by group. num_input_channels: {c} group: {group}"
-        raise _error("groups", fw, says, f"{c} channels cannot be split into {group} groups",
-                     f"use group in {_common_divisors(c, c)}")
+        raise _error(
+            "groups",
+            fw,
+            says,
+            f"{c} channels cannot be split into {group} groups",
+            f"use group in {_common_divisors(c, c)}",
+        )
     for d in range(n):
         lim = max(st[d], dl[d])
         if op[d] >= lim:
-            says = (f"output_padding[{d}] ({op[d]}) must be less than max(stride, dilation) "
-                    f"({lim}) for spatial dimension {d}.")
-            raise _error("output_padding", fw, says,
-                         f"output_padding only chooses among the {lim} sizes the forward "
-                         "convolution maps to the same input",
-                         f"use output_padding[{d}] <= {lim - 1}, or output_shape for the exact "
-                         "size")
+            says = (
+                f"output_padding[{d}] ({op[d]}) must be less than max(stride, dilation) "
+                f"({lim}) for spatial dimension {d}."
+            )
+            raise _error(
+                "output_padding",
+                fw,
+                says,
+                f"output_padding only chooses among the {lim} sizes the forward "
+                "convolution maps to the same input",
+                f"use output_padding[{d}] <= {lim - 1}, or output_shape for the exact size",
+            )
     sp = list(shape[2:])
     osz = None
     if output_shape is not None:
         osz = _shape(output_shape, "output_shape")
         if len(osz) == n + 2:
-            raise _error("output_size", fw, "[ShapeInferenceError] Attribute output_shape has "
-                         "incorrect size", f"output_shape {_list(osz)} is the full shape; the "
-                         f"attribute holds the {n} spatial sizes",
-                         f"use output_shape={_list(osz[2:])}")
+            raise _error(
+                "output_size",
+                fw,
+                "[ShapeInferenceError] Attribute output_shape has incorrect size",
+                f"output_shape {_list(osz)} is the full shape; the "
+                f"attribute holds the {n} spatial sizes",
+                f"use output_shape={_list(osz[2:])}",
+            )
         if len(osz) != n:
-            raise _error("output_size", fw, f"output_shape has {len(osz)} values, expected {n}",
-                         "output_shape gives the spatial output sizes", f"pass {n} values")
+            raise _error(
+                "output_size",
+                fw,
+                f"output_shape has {len(osz)} values, expected {n}",
+                "output_shape gives the spatial output sizes",
+                f"pass {n} values",
+            )
     out, resolved = [], []
     for d in range(n):
         if sp[d] is None:
             out.append(None if osz is None else osz[d])
             resolved.append(None)
             continue
-        r = _core.onnx_resolve(sp[d], wshape[2 + d], st[d], dl[d], op[d], auto_pad,
-                               pd[d], pd[d + n], None if osz is None else osz[d])
+        r = _core.onnx_resolve(
+            sp[d],
+            wshape[2 + d],
+            st[d],
+            dl[d],
+            op[d],
+            auto_pad,
+            pd[d],
+            pd[d + n],
+            None if osz is None else osz[d],
+        )
         out.append(r[0])
         resolved.append(r)
     for d in range(n):
@@ -895,45 +1280,78 @@ def onnx(input_shape, weight_shape, strides=None, pads=None, dilations=None,
             continue
         if osz is not None:
             lo, hi = _core.onnx_output_shape_range(sp[d], wshape[2 + d], st[d], dl[d])
-            says = ("Explicit output_shape is inconsistent with input spatial dimensions and "
-                    f"convolution parameters. Expected input size {expected} but got "
-                    f"{sp[d]} (output_size={osz[d]}, kernel={wshape[2 + d]}, stride={st[d]}, "
-                    f"dilation={dl[d]}, output_padding={op[d]}).")
-            fix = (f"use output_shape[{d}] in {lo}..{hi}" if op[d] < st[d] else
-                   f"use output_padding[{d}] <= {st[d] - 1} (output_shape picks the size)")
-            raise _error("output_size", fw, says,
-                         f"an output of {osz[d]} cells comes from {expected} input cells, "
-                         f"not {sp[d]}", fix)
-        says = ("Computed output shape is inconsistent with input spatial dimensions. "
-                f"output_padding ({op[d]}) may be too large for stride ({st[d]}). "
-                f"Expected input size {expected} but got {sp[d]}.")
-        raise _error("output_padding", fw, says,
-                     f"with output_padding {op[d]} >= stride {st[d]} the output is as long as "
-                     f"the output of an input of {expected} cells",
-                     f"use output_padding[{d}] <= {st[d] - 1}")
+            says = (
+                "Explicit output_shape is inconsistent with input spatial dimensions and "
+                f"convolution parameters. Expected input size {expected} but got "
+                f"{sp[d]} (output_size={osz[d]}, kernel={wshape[2 + d]}, stride={st[d]}, "
+                f"dilation={dl[d]}, output_padding={op[d]})."
+            )
+            fix = (
+                f"use output_shape[{d}] in {lo}..{hi}"
+                if op[d] < st[d]
+                else f"use output_padding[{d}] <= {st[d] - 1} (output_shape picks the size)"
+            )
+            raise _error(
+                "output_size",
+                fw,
+                says,
+                f"an output of {osz[d]} cells comes from {expected} input cells, not {sp[d]}",
+                fix,
+            )
+        says = (
+            "Computed output shape is inconsistent with input spatial dimensions. "
+            f"output_padding ({op[d]}) may be too large for stride ({st[d]}). "
+            f"Expected input size {expected} but got {sp[d]}."
+        )
+        raise _error(
+            "output_padding",
+            fw,
+            says,
+            f"with output_padding {op[d]} >= stride {st[d]} the output is as long as "
+            f"the output of an input of {expected} cells",
+            f"use output_padding[{d}] <= {st[d] - 1}",
+        )
     bad = [d for d in range(n) if out[d] is not None and out[d] <= 0]
     if bad:
         d = bad[0]
-        says = (f"Computed output dimension is <= 0 for dim {d}. Input shape: "
-                f"{{{','.join(str(v) for v in sp)}}}")
+        says = (
+            f"Computed output dimension is <= 0 for dim {d}. Input shape: "
+            f"{{{','.join(str(v) for v in sp)}}}"
+        )
         full = _core.transposed_length(sp[d], wshape[2 + d], st[d], dl[d], 0, 0, op[d])
-        raise _error("nonpositive_output", fw, says,
-                     f"the uncropped output has {full} cells and pads crop "
-                     f"{pd[d]} + {pd[d + n]} of them, leaving {out[d]}",
-                     f"use pads with pads[{d}] + pads[{d + n}] < {full}")
+        raise _error(
+            "nonpositive_output",
+            fw,
+            says,
+            f"the uncropped output has {full} cells and pads crop "
+            f"{pd[d]} + {pd[d + n]} of them, leaving {out[d]}",
+            f"use pads with pads[{d}] + pads[{d + n}] < {full}",
+        )
     m = None if wshape[1] is None else wshape[1] * group
     return (shape[0], m, *out)
 
 
 # ---- JAX --------------------------------------------------------------------------------------
 
-_JAX_DEFAULT_DN = {2: ("NC", "IO", "NC"), 3: ("NHC", "HIO", "NHC"), 4: ("NHWC", "HWIO", "NHWC"),
-                   5: ("NHWDC", "HWDIO", "NHWDC")}
+_JAX_DEFAULT_DN = {
+    2: ("NC", "IO", "NC"),
+    3: ("NHC", "HIO", "NHC"),
+    4: ("NHWC", "HWIO", "NHWC"),
+    5: ("NHWDC", "HWDIO", "NHWDC"),
+}
 
 
 @overflow_as_value_error
-def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_numbers=None,
-        transpose_kernel=False, use_consistent_padding=False):
+def jax(
+    lhs_shape,
+    rhs_shape,
+    strides,
+    padding,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    transpose_kernel=False,
+    use_consistent_padding=False,
+):
     """Output shape of ``jax.lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation,
     dimension_numbers, transpose_kernel, use_consistent_padding=...)``.
 
@@ -948,30 +1366,43 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
     lhs = _shape(lhs_shape, "lhs_shape")
     rhs = _shape(rhs_shape, "rhs_shape")
     if len(lhs) != len(rhs) or len(lhs) < 2:
-        raise _error("rank", fw, "AssertionError (len(lhs.shape) == len(rhs.shape) and "
-                     "len(lhs.shape) >= 2)",
-                     f"lhs has rank {len(lhs)} and rhs rank {len(rhs)}; conv_transpose needs "
-                     "both of the same rank (batch, channel and one axis per spatial dim)",
-                     f"reshape lhs to rank {len(rhs)}" if len(rhs) >= 2 else
-                     "give rhs a kernel axis per spatial dim plus in/out axes")
+        raise _error(
+            "rank",
+            fw,
+            "AssertionError (len(lhs.shape) == len(rhs.shape) and len(lhs.shape) >= 2)",
+            f"lhs has rank {len(lhs)} and rhs rank {len(rhs)}; conv_transpose needs "
+            "both of the same rank (batch, channel and one axis per spatial dim)",
+            f"reshape lhs to rank {len(rhs)}"
+            if len(rhs) >= 2
+            else "give rhs a kernel axis per spatial dim plus in/out axes",
+        )
     nd = len(lhs)
     n = nd - 2
     if dimension_numbers is None:
         if nd not in _JAX_DEFAULT_DN:
-            raise _error("rank", fw, "No 4+ dimensional dimension_number defaults.",
-                         "JAX has default layouts for 0-3 spatial dims only",
-                         "pass dimension_numbers explicitly")
+            raise _error(
+                "rank",
+                fw,
+                "No 4+ dimensional dimension_number defaults.",
+                "JAX has default layouts for 0-3 spatial dims only",
+                "pass dimension_numbers explicitly",
+            )
         dimension_numbers = _JAX_DEFAULT_DN[nd]
     lspec, rspec, ospec = _jax_specs(dimension_numbers, nd)
     check_ordered(strides, "strides")
     st = tuple(_int(s, "strides") for s in strides)
     forward_mode = None
     if isinstance(padding, str) and use_consistent_padding and padding not in ("SAME", "VALID"):
-        raise _error("padding", fw, f"Invalid padding mode: {padding}",
-                     "with use_consistent_padding=True JAX reads strings as the forward "
-                     "convolution's padding mode: 'SAME' or 'VALID' (upper case)",
-                     f"use padding={padding.upper()!r}" if padding.upper() in ("SAME", "VALID")
-                     else "use 'SAME', 'VALID' or (lo, hi) pairs")
+        raise _error(
+            "padding",
+            fw,
+            f"Invalid padding mode: {padding}",
+            "with use_consistent_padding=True JAX reads strings as the forward "
+            "convolution's padding mode: 'SAME' or 'VALID' (upper case)",
+            f"use padding={padding.upper()!r}"
+            if padding.upper() in ("SAME", "VALID")
+            else "use 'SAME', 'VALID' or (lo, hi) pairs",
+        )
     if isinstance(padding, str):
         if padding not in ("SAME", "VALID"):
             # Any other string goes to conv_general_dilated as a forward-convolution padding,
@@ -980,14 +1411,18 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
                 forward_mode = "VALID" if padding.upper() == "VALID" else "SAME"
             else:
                 raise _error(
-                    "padding", fw, "String padding is not implemented for transposed "
+                    "padding",
+                    fw,
+                    "String padding is not implemented for transposed "
                     "convolution using this op. Please either exactly specify the required "
                     "padding or use conv_transpose.",
                     f"conv_transpose's own padding rule takes 'SAME' or 'VALID' (upper case); "
                     f"{padding!r} is passed on as forward-convolution padding, which needs "
                     "strides of 1",
-                    f"use padding={padding.upper()!r}" if padding.upper() in ("SAME", "VALID")
-                    else "use 'SAME', 'VALID' or explicit (before, after) pairs")
+                    f"use padding={padding.upper()!r}"
+                    if padding.upper() in ("SAME", "VALID")
+                    else "use 'SAME', 'VALID' or explicit (before, after) pairs",
+                )
         mode, pairs = padding, [(0, 0)] * n
     else:
         mode = "EXPLICIT"
@@ -999,38 +1434,56 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
     dl = (1,) * n if rhs_dilation is None else tuple(_int(s, "rhs_dilation") for s in rhs_dilation)
     if len(st) != n or len(pairs) != n:
         got = len(pairs) if len(pairs) != n else len(st)
-        raise _error("argument", fw, f"Wrong number of explicit pads for convolution: expected "
-                     f"{n}, got {got}.", f"{n} spatial dims need {n} strides and {n} pads",
-                     f"pass {n} strides and {n} padding pairs")
+        raise _error(
+            "argument",
+            fw,
+            f"Wrong number of explicit pads for convolution: expected {n}, got {got}.",
+            f"{n} spatial dims need {n} strides and {n} pads",
+            f"pass {n} strides and {n} padding pairs",
+        )
     lhs_c = lhs[lspec[1]]
     in_axis, out_axis = (rspec[0], rspec[1]) if transpose_kernel else (rspec[1], rspec[0])
     rhs_in = rhs[in_axis]
     if lhs_c is not None and rhs_in is not None and lhs_c != rhs_in:
-        says = ("conv_general_dilated lhs feature dimension size divided by feature_group_count "
-                "must equal the rhs input feature dimension size, but "
-                f"{lhs_c} // 1 != {rhs_in}.")
+        says = (
+            "conv_general_dilated lhs feature dimension size divided by feature_group_count "
+            "must equal the rhs input feature dimension size, but "
+            f"{lhs_c} // 1 != {rhs_in}."
+        )
         other = rhs[out_axis]
         hint = ""
         if other == lhs_c:
-            hint = (f"; rhs has {lhs_c} on its other channel axis: "
-                    + ("pass transpose_kernel=False" if transpose_kernel else
-                       "pass transpose_kernel=True (the kernel is a forward convolution's)"))
-        raise _error("channels", fw, says,
-                     f"lhs has {lhs_c} channels but rhs's input-channel axis "
-                     f"({'O' if transpose_kernel else 'I'} of {dimension_numbers[1]!r}"
-                     f"{', swapped by transpose_kernel' if transpose_kernel else ''}) has {rhs_in}",
-                     f"use an rhs with {lhs_c} on that axis{hint}")
+            hint = f"; rhs has {lhs_c} on its other channel axis: " + (
+                "pass transpose_kernel=False"
+                if transpose_kernel
+                else "pass transpose_kernel=True (the kernel is a forward convolution's)"
+            )
+        raise _error(
+            "channels",
+            fw,
+            says,
+            f"lhs has {lhs_c} channels but rhs's input-channel axis "
+            f"({'O' if transpose_kernel else 'I'} of {dimension_numbers[1]!r}"
+            f"{', swapped by transpose_kernel' if transpose_kernel else ''}) has {rhs_in}",
+            f"use an rhs with {lhs_c} on that axis{hint}",
+        )
     if any(s <= 0 for s in st) or any(d <= 0 for d in dl):
         bad = st if any(s <= 0 for s in st) else dl
-        raise _error("argument", fw, f"All dilations must be positive, got {bad}.",
-                     "strides (the input dilation) and rhs_dilation must be >= 1",
-                     "use strides and rhs_dilation >= 1")
+        raise _error(
+            "argument",
+            fw,
+            f"All dilations must be positive, got {bad}.",
+            "strides (the input dilation) and rhs_dilation must be >= 1",
+            "use strides and rhs_dilation >= 1",
+        )
     sp = [lhs[a] for a in lspec[2:]]
     ks = [rhs[a] for a in rspec[2:]]
     if use_consistent_padding and mode == "EXPLICIT":
         # the forward convolution's (lo, hi) become pads of span - lo, span - hi
-        pairs = [(_core.effective_kernel(k, d) - 1 - lo, _core.effective_kernel(k, d) - 1 - hi)
-                 for k, d, (lo, hi) in zip(ks, dl, pairs)]
+        pairs = [
+            (_core.effective_kernel(k, d) - 1 - lo, _core.effective_kernel(k, d) - 1 - hi)
+            for k, d, (lo, hi) in zip(ks, dl, pairs)
+        ]
     out = []
     for d in range(n):
         if sp[d] is None:
@@ -1041,22 +1494,35 @@ def jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation=None, dimension_num
             continue
         o, _, _, padded, a, b = _core.jax_resolve(sp[d], ks[d], st[d], dl[d], mode, *pairs[d])
         if padded < 0:
-            pads_all = tuple(_core.jax_resolve(sp[i], ks[i], st[i], dl[i], mode, *pairs[i])[4:6]
-                             if sp[i] is not None else pairs[i] for i in range(n))
+            pads_all = tuple(
+                _core.jax_resolve(sp[i], ks[i], st[i], dl[i], mode, *pairs[i])[4:6]
+                if sp[i] is not None
+                else pairs[i]
+                for i in range(n)
+            )
             dil = tuple((sp[i] - 1) * st[i] + 1 if sp[i] is not None else None for i in range(n))
-            says = ("Negative padding is larger than the size of the corresponding dimension: "
-                    f"got padding={pads_all} for lhs_shape[2:]={dil}")
+            says = (
+                "Negative padding is larger than the size of the corresponding dimension: "
+                f"got padding={pads_all} for lhs_shape[2:]={dil}"
+            )
             spread = (sp[d] - 1) * st[d] + 1
             fix = f"use pads whose sum is >= {-spread}"
             if use_consistent_padding and mode == "EXPLICIT":
                 # the pads are dilation*(kernel - 1) - the forward padding on each side
                 span = _core.effective_kernel(ks[d], dl[d]) - 1
-                fix = (f"use a padding pair whose sum is <= {2 * span + spread} in spatial dim "
-                       f"{d} (with use_consistent_padding=True each pair is the forward "
-                       f"padding, and JAX pads dilation*(kernel - 1) minus it)")
-            raise _error("nonpositive_output", fw, says,
-                         f"the stride-dilated input has {spread} cells and the "
-                         f"pads ({a}, {b}) remove more than that", fix)
+                fix = (
+                    f"use a padding pair whose sum is <= {2 * span + spread} in spatial dim "
+                    f"{d} (with use_consistent_padding=True each pair is the forward "
+                    f"padding, and JAX pads dilation*(kernel - 1) minus it)"
+                )
+            raise _error(
+                "nonpositive_output",
+                fw,
+                says,
+                f"the stride-dilated input has {spread} cells and the "
+                f"pads ({a}, {b}) remove more than that",
+                fix,
+            )
         out.append(o)
     c_out = rhs[out_axis]
     canon = [lhs[lspec[0]], c_out, *out]
@@ -1073,8 +1539,13 @@ def _jax_specs(dn, nd):
     check_ordered(dn, "dimension_numbers")
     lhs, rhs, out = dn
     if not all(isinstance(s, str) and len(s) == nd for s in (lhs, rhs, out)):
-        raise _error("argument", "JAX", "convolution dimension_numbers must be three strings of "
-                     f"length {nd}", f"got {dn!r}", "pass e.g. ('NCHW', 'OIHW', 'NCHW')")
+        raise _error(
+            "argument",
+            "JAX",
+            f"convolution dimension_numbers must be three strings of length {nd}",
+            f"got {dn!r}",
+            "pass e.g. ('NCHW', 'OIHW', 'NCHW')",
+        )
     spatial = [ch for ch in rhs if ch not in "IO"]
     lspec = (lhs.index("N"), lhs.index("C"), *(lhs.index(ch) for ch in spatial))
     rspec = (rhs.index("O"), rhs.index("I"), *(rhs.index(ch) for ch in spatial))

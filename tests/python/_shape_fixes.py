@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
-from typing import Callable
+from collections.abc import Callable
 
 SPATIAL = {"width": -1, "height": -2, "depth": -3}
 
@@ -45,10 +45,12 @@ def rule(fw: str, pattern: str):
     def deco(fn: Rule) -> Rule:
         RULES.append((fw, pattern, fn))
         return fn
+
     return deco
 
 
 # torch -----------------------------------------------------------------------------------------
+
 
 @rule("torch", r"^use padding <= (\d+) in (depth|height|width|dim \d+)")
 def _torch_padding(m, p, n):
@@ -85,9 +87,9 @@ def _torch_flatten(m, p, n):
     e = int(m.group(1))
     shape = p["input_shape"]
     batch = 1
-    for v in shape[:e + 1]:
+    for v in shape[: e + 1]:
         batch *= v
-    p["input_shape"] = [batch, *shape[e + 1:]]
+    p["input_shape"] = [batch, *shape[e + 1 :]]
     return [p]
 
 
@@ -97,8 +99,11 @@ def _torch_view(m, p, n):
     return [p]
 
 
-@rule("torch", r"^drop output_size and use padding=(\(?[\d, ]+\)?), output_padding=(\(?[\d, ]+\)?)"
-      r" to get")
+@rule(
+    "torch",
+    r"^drop output_size and use padding=(\(?[\d, ]+\)?), output_padding=(\(?[\d, ]+\)?)"
+    r" to get",
+)
 def _torch_output_size(m, p, n):
     p.pop("output_size")
     p["padding"] = ast.literal_eval(m.group(1))
@@ -107,6 +112,7 @@ def _torch_output_size(m, p, n):
 
 
 # keras -----------------------------------------------------------------------------------------
+
 
 @rule("keras", r"^use output_padding in \[0, (\d+)\] at dimension (\d+), or output_padding=None")
 def _keras_op(m, p, n):
@@ -127,6 +133,7 @@ def _keras_reshape(m, p, n):
 
 
 # onnx ------------------------------------------------------------------------------------------
+
 
 @rule("onnx", r"^use kernel_shape=(\[[\d, ]+\])")
 def _onnx_kernel_shape(m, p, n):
@@ -180,6 +187,7 @@ def _onnx_output_shape_range(m, p, n):
 
 # tf.nn -----------------------------------------------------------------------------------------
 
+
 @rule("tf_nn", r"^use padding=('\w+')")
 def _tf_padding(m, p, n):
     p["padding"] = ast.literal_eval(m.group(1))
@@ -224,14 +232,17 @@ def _tf_output_size(m, p, n):
 @rule("tf_nn", r"^use 'VALID' with output_shape's spatial sizes \+ lo \+ hi and crop")
 def _tf_explicit_as_valid(m, p, n):
     pairs = p["padding"][1:-1]
-    p["output_shape"] = [p["output_shape"][0],
-                         *(v + lo + hi for v, (lo, hi) in zip(p["output_shape"][1:-1], pairs)),
-                         p["output_shape"][-1]]
+    p["output_shape"] = [
+        p["output_shape"][0],
+        *(v + lo + hi for v, (lo, hi) in zip(p["output_shape"][1:-1], pairs)),
+        p["output_shape"][-1],
+    ]
     p["padding"] = "VALID"
     return [p]
 
 
 # jax -------------------------------------------------------------------------------------------
+
 
 @rule("jax", r"^use padding=('\w+')")
 def _jax_padding(m, p, n):

@@ -81,19 +81,22 @@ def test_absurd_positionals(command, value, capsys):
         assert "usage:" in err
 
 
-@pytest.mark.parametrize("argv,words", [
-    (["bench", "--threads", "-5"], ["--threads", "[1, 1024]"]),
-    (["bench", "--threads", "2**70"], ["--threads", "comma-separated integers"]),
-    (["bench", "--threads", ""], ["--threads"]),
-    (["bench", "--repeats", "0"], ["--repeats"]),
-    (["bench", "--repeats", "abc"], ["--repeats", "invalid int value"]),
-    (["bench", "--budget", "nan"], ["--budget"]),
-    (["bench", "--budget", "1e999"], ["--budget"]),
-    (["bench", "--peak", "-1"], ["--peak"]),
-    (["bench", "--dtype", "float16"], ["--dtype", "invalid choice"]),
-    (["bench", "--layers", "no_such_layer"], ["unknown layer", "no_such_layer"]),
-    (["demo", "extra"], ["unrecognized arguments"]),
-])
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["bench", "--threads", "-5"], ["--threads", "[1, 1024]"]),
+        (["bench", "--threads", "2**70"], ["--threads", "comma-separated integers"]),
+        (["bench", "--threads", ""], ["--threads"]),
+        (["bench", "--repeats", "0"], ["--repeats"]),
+        (["bench", "--repeats", "abc"], ["--repeats", "invalid int value"]),
+        (["bench", "--budget", "nan"], ["--budget"]),
+        (["bench", "--budget", "1e999"], ["--budget"]),
+        (["bench", "--peak", "-1"], ["--peak"]),
+        (["bench", "--dtype", "float16"], ["--dtype", "invalid choice"]),
+        (["bench", "--layers", "no_such_layer"], ["unknown layer", "no_such_layer"]),
+        (["demo", "extra"], ["unrecognized arguments"]),
+    ],
+)
 def test_absurd_options(argv, words, capsys):
     if argv[0] not in COMMANDS:
         pytest.skip(f"no {argv[0]} subcommand")
@@ -104,7 +107,11 @@ def test_absurd_options(argv, words, capsys):
 
 
 def test_python_dash_m_reports_usage_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "tconv", "no-such-command"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tconv", "no-such-command"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "usage:" in proc.stderr and "Traceback" not in proc.stderr

@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tconv
+
 from conftest import assert_close_in_norm
 
 FAST = settings(max_examples=8, deadline=None, derandomize=True, database=None)
@@ -37,6 +38,7 @@ def _diagnose(fn, kind: str, errors=(Exception,)):
 
 
 # ---- Keras ------------------------------------------------------------------------------------
+
 
 @FAST
 @given(st.integers(1, 300), st.integers(1, 3))
@@ -79,8 +81,10 @@ def test_keras_channels_fix_runs():
 @pytest.mark.parametrize("k, s, d", [(3, 2, 2), (2, 3, 3), (4, 2, 2)])
 def test_keras_stride_and_dilation_fix_runs(k, s, d):
     keras = pytest.importorskip("keras")
-    msg = _diagnose(lambda: keras.layers.Conv1DTranspose(3, k, strides=s, dilation_rate=d),
-                    "stride_and_dilation")
+    msg = _diagnose(
+        lambda: keras.layers.Conv1DTranspose(3, k, strides=s, dilation_rate=d),
+        "stride_and_dilation",
+    )
     assert "dilation*(k-1)+1 cells" in msg.fix
     # the larger kernel spans the dilated one: the same length as PyTorch's layer with both
     y = keras.layers.Conv1DTranspose(3, d * (k - 1) + 1, strides=s)(np.zeros((1, 5, 2), F32))
@@ -94,8 +98,7 @@ def test_keras_padding_string_fix_sizes(k, s, i):
     layer = keras.layers.Conv1DTranspose
     d = _diagnose(lambda: layer(3, k, strides=s, padding="causal"), "padding_string")
     same = re.search(r"'same' \(output = input \* strides\)", d.fix)
-    valid = re.search(r"'valid' \(output = input \* strides \+ max\(kernel - strides, 0\)\)",
-                      d.fix)
+    valid = re.search(r"'valid' \(output = input \* strides \+ max\(kernel - strides, 0\)\)", d.fix)
     assert same and valid
     x = np.zeros((1, i, 2), F32)
     assert layer(3, k, strides=s, padding="same")(x).shape[1] == i * s
@@ -108,8 +111,13 @@ def test_keras_kernel_size_fix_runs():
     d = _diagnose(lambda: L.Conv2DTranspose(3, (3, 3, 3)), "kernel_size")
     assert "one int or 2 ints" in d.fix and "Conv3DTranspose for 3-D data" in d.fix
     assert tuple(L.Conv2DTranspose(3, 3)(np.zeros((1, 5, 5, 2), F32)).shape) == (1, 7, 7, 3)
-    assert tuple(L.Conv3DTranspose(3, (3, 3, 3))(np.zeros((1, 5, 5, 5, 2), F32)).shape) == \
-        (1, 7, 7, 7, 3)
+    assert tuple(L.Conv3DTranspose(3, (3, 3, 3))(np.zeros((1, 5, 5, 5, 2), F32)).shape) == (
+        1,
+        7,
+        7,
+        7,
+        3,
+    )
 
 
 def test_torch_string_padding_fix_keras_window_numbers():
@@ -128,15 +136,17 @@ def test_torch_string_padding_fix_keras_window_numbers():
     layer.set_weights([w.transpose(2, 3, 1, 0)])
     want = np.moveaxis(np.asarray(layer(np.moveaxis(x, 1, -1))), -1, 1)
     with torch.no_grad():
-        y = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w),
-                                                 stride=2, padding=0)[..., :-1, :-1]
-        other = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w),
-                                                     stride=2, padding=1, output_padding=1)
+        y = torch.nn.functional.conv_transpose2d(
+            torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=0
+        )[..., :-1, :-1]
+        other = torch.nn.functional.conv_transpose2d(
+            torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=1, output_padding=1
+        )
     assert_close_in_norm(y.numpy(), want, dtype=F32)
     assert other.shape == y.shape and not np.allclose(other.numpy(), want, atol=1e-3)
 
 
-_KERAS_JAX = r'''
+_KERAS_JAX = r"""
 import json, os, sys
 os.environ["KERAS_BACKEND"] = "jax"
 import numpy as np, keras
@@ -145,7 +155,7 @@ for k, s, op, i in json.loads(sys.argv[1]):
     layer = keras.layers.Conv2DTranspose(3, k, strides=s, padding="same", output_padding=op)
     out.append(list(layer(np.zeros((1, i, i, 2), "float32")).shape))
 print(json.dumps(out))
-'''
+"""
 
 
 def test_keras_layers_tensorflow_refuses_run_as_advised():
@@ -160,7 +170,7 @@ def test_keras_layers_tensorflow_refuses_run_as_advised():
         layer = keras.layers.Conv2DTranspose(3, k, strides=s, padding="same", output_padding=op)
         try:
             layer(np.zeros((1, i, i, 2), F32))
-        except Exception as exc:  # noqa: BLE001 - TensorFlow's own error types
+        except Exception as exc:
             d = tconv.doctor(str(exc))
             assert d.recognised and d.kind in ("onednn_refused", "out_backprop")
             assert "JAX or torch backend" in d.fix
@@ -168,15 +178,21 @@ def test_keras_layers_tensorflow_refuses_run_as_advised():
             continue
     assert refused, "TensorFlow ran every layer: the case no longer reaches the fix"
     for k, s, op, i in refused:
-        odd = keras.layers.Conv2DTranspose(3, k + 1, strides=s, padding="same",
-                                           output_padding=op)
-        assert odd(np.zeros((1, i, i, 2), F32)).shape[1] == \
-            tconv.shapes.keras((1, i, i, 2), 3, k + 1, s, "same", op)[1]
+        odd = keras.layers.Conv2DTranspose(3, k + 1, strides=s, padding="same", output_padding=op)
+        assert (
+            odd(np.zeros((1, i, i, 2), F32)).shape[1]
+            == tconv.shapes.keras((1, i, i, 2), 3, k + 1, s, "same", op)[1]
+        )
         auto = keras.layers.Conv2DTranspose(3, k, strides=s, padding="same")
         assert auto(np.zeros((1, i, i, 2), F32)).shape[1] == i * s
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    res = subprocess.run([sys.executable, "-c", _KERAS_JAX, json.dumps(refused)],
-                         capture_output=True, text=True, env=env, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-c", _KERAS_JAX, json.dumps(refused)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     for (k, s, op, i), shape in zip(refused, json.loads(res.stdout.strip().splitlines()[-1])):
         with pytest.warns(tconv.BackendWarning, match="The JAX and torch backends run it"):
@@ -184,6 +200,7 @@ def test_keras_layers_tensorflow_refuses_run_as_advised():
 
 
 # ---- ONNX Runtime -------------------------------------------------------------------------------
+
 
 def _ort(x_shape, w, declared=False, b=None, x=None, **attrs):
     """Run one ConvTranspose node; the output array."""
@@ -196,16 +213,21 @@ def _ort(x_shape, w, declared=False, b=None, x=None, **attrs):
     if b is not None:
         init.append(numpy_helper.from_array(np.asarray(b, F32), "B"))
     graph = helper.make_graph(
-        [node], "g",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT,
-                                       list(x_shape) if declared else None)],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], init)
+        [node],
+        "g",
+        [
+            helper.make_tensor_value_info(
+                "X", TensorProto.FLOAT, list(x_shape) if declared else None
+            )
+        ],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        init,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     opts = ort.SessionOptions()
     opts.log_severity_level = 4
-    sess = ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     xv = np.zeros(x_shape, F32) if x is None else np.asarray(x, F32)
     return sess.run(None, {"X": xv})[0]
 
@@ -254,8 +276,14 @@ def test_onnx_attribute_fixes_run():
 
 
 @FAST
-@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 3), st.integers(0, 3),
-       st.integers(0, 3), st.data())
+@given(
+    st.integers(1, 6),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.data(),
+)
 def test_onnx_output_padding_fix_gives_the_size(i, k, s, lo, hi, data):
     """output_padding past its limit: the fix's output_padding and smaller end pad give the
     length the layer asked for."""
@@ -265,10 +293,15 @@ def test_onnx_output_padding_fix_gives_the_size(i, k, s, lo, hi, data):
     if want < 1:
         return
     w = _w(1, 1, k)
-    d = _diagnose(lambda: _ort((1, 1, i), w, strides=[s], pads=[lo, hi], output_padding=[op]),
-                  "output_padding")
-    m = re.search(r"use output_padding\[0\] <= (\d+); for more cells reduce the end pad "
-                  r"\(pads\[0 \+ rank\]\) by (\d+)", d.fix)
+    d = _diagnose(
+        lambda: _ort((1, 1, i), w, strides=[s], pads=[lo, hi], output_padding=[op]),
+        "output_padding",
+    )
+    m = re.search(
+        r"use output_padding\[0\] <= (\d+); for more cells reduce the end pad "
+        r"\(pads\[0 \+ rank\]\) by (\d+)",
+        d.fix,
+    )
     assert m, d.fix
     op2, less = int(m.group(1)), int(m.group(2))
     assert op2 + less == op
@@ -285,7 +318,7 @@ def test_onnx_output_shape_fix_sizes_run(i, k, s, size):
     w = _w(1, 1, k)
     try:
         y = _ort((1, 1, i), w, strides=[s], output_shape=[size])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
+    except Exception as exc:
         d = tconv.doctor(str(exc))
         assert d.recognised and d.kind == "output_shape", str(exc)
         m = re.search(r"(\d+)(?:\.\.(\d+))? for an input of", d.fix)
@@ -318,9 +351,11 @@ def test_onnx_negative_output_fix_runs():
 
 # ---- JAX --------------------------------------------------------------------------------------
 
+
 @FAST
-@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3),
-       st.integers(3, 6))
+@given(
+    st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(3, 6)
+)
 def test_jax_channels_fix_gives_pytorch_numbers(cin, cout, k, s, i):
     """'a PyTorch weight (C_in, C_out, kh, kw) is used as w.transpose(2, 3, 1, 0) with
     transpose_kernel=True': the numbers of PyTorch's conv_transpose2d."""
@@ -331,15 +366,19 @@ def test_jax_channels_fix_gives_pytorch_numbers(cin, cout, k, s, i):
     w = rng.standard_normal((cin, cout, k, k)).astype(F32)
     xl = jnp.asarray(x.transpose(0, 2, 3, 1))
     # the message appears where the channel counts differ: the fix is the same for all
-    d = _diagnose(lambda: lax.conv_transpose(xl, jnp.zeros((k, k, cin + 1, cout)), (s, s),
-                                             "VALID"), "channels")
+    d = _diagnose(
+        lambda: lax.conv_transpose(xl, jnp.zeros((k, k, cin + 1, cout)), (s, s), "VALID"),
+        "channels",
+    )
     code = re.search(r"w\.transpose\(([\d, ]+)\) with transpose_kernel=True", d.fix)
     perm = tuple(int(t) for t in code.group(1).split(","))
-    y = lax.conv_transpose(xl, jnp.asarray(w.transpose(*perm)), (s, s), "VALID",
-                           transpose_kernel=True)
+    y = lax.conv_transpose(
+        xl, jnp.asarray(w.transpose(*perm)), (s, s), "VALID", transpose_kernel=True
+    )
     # JAX's 'VALID' is Keras' (input * strides + max(kernel - strides, 0))
-    want = tconv.reference.conv_transpose(x.astype(np.float64), w.astype(np.float64),
-                                          stride=s, padding="valid")
+    want = tconv.reference.conv_transpose(
+        x.astype(np.float64), w.astype(np.float64), stride=s, padding="valid"
+    )
     assert_close_in_norm(np.moveaxis(np.asarray(y), -1, 1), want, dtype=F32)
 
 
@@ -349,30 +388,32 @@ def test_jax_padding_and_rank_fixes_run():
     x, w = jnp.zeros((1, 5, 5, 3)), jnp.zeros((3, 3, 3, 2))
     d = _diagnose(lambda: lax.conv_transpose(x, w, (2, 2), [(1, 1)]), "padding")
     pad = eval(re.search(r"padding=(\[[\d(), ]+\])", d.fix).group(1))
-    assert lax.conv_transpose(x, w, (2, 2), pad).shape == \
-        tconv.shapes.jax(x.shape, w.shape, (2, 2), pad)
+    assert lax.conv_transpose(x, w, (2, 2), pad).shape == tconv.shapes.jax(
+        x.shape, w.shape, (2, 2), pad
+    )
     d = _diagnose(lambda: lax.conv_transpose(x, w, (2, 2), "same"), "padding")
     assert "'SAME' or 'VALID'" in d.fix
     assert lax.conv_transpose(x, w, (2, 2), "SAME").shape == (1, 10, 10, 2)
     for bad in ([[1, 1], [1, 1]], "same"):
-        d = _diagnose(lambda: lax.conv_transpose(x, w, (2, 2), bad, use_consistent_padding=True),
-                      "padding")
+        d = _diagnose(
+            lambda: lax.conv_transpose(x, w, (2, 2), bad, use_consistent_padding=True), "padding"
+        )
         fixed = re.search(r"use padding=('\w+')", d.fix)
         pad = eval(fixed.group(1)) if fixed else tuple(tuple(p) for p in bad)
         assert "tuples, not lists" in d.fix or fixed
         y = lax.conv_transpose(x, w, (2, 2), pad, use_consistent_padding=True)
-        assert y.shape == tconv.shapes.jax(x.shape, w.shape, (2, 2), pad,
-                                           use_consistent_padding=True)
+        assert y.shape == tconv.shapes.jax(
+            x.shape, w.shape, (2, 2), pad, use_consistent_padding=True
+        )
     small = jnp.zeros((1, 2, 2, 3))
-    d = _diagnose(lambda: lax.conv_transpose(small, w, (1, 1), [(-3, -3), (0, 0)]),
-                  "negative_output")
+    d = _diagnose(
+        lambda: lax.conv_transpose(small, w, (1, 1), [(-3, -3), (0, 0)]), "negative_output"
+    )
     assert "'VALID'" in d.fix
     assert lax.conv_transpose(small, w, (1, 1), "VALID").shape == (1, 4, 4, 2)
-    d = _diagnose(lambda: lax.conv_general_dilated(x, jnp.zeros((3, 3, 3)), (1, 1), "SAME"),
-                  "rank")
+    d = _diagnose(lambda: lax.conv_general_dilated(x, jnp.zeros((3, 3, 3)), (1, 1), "SAME"), "rank")
     assert "give rhs 2 kernel axes plus in and out" in d.fix
-    y = lax.conv_general_dilated(x, w, (1, 1), "SAME",
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     assert y.shape == (1, 5, 5, 2)
 
 
@@ -575,20 +616,34 @@ def _tf_run(onednn: bool) -> dict:
     pytest.importorskip("tensorflow")
     if onednn in _TF_RUNS:
         return _TF_RUNS[onednn]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TF_CPP_MIN_LOG_LEVEL="3",
-               TF_ENABLE_ONEDNN_OPTS="1" if onednn else "0")
-    res = subprocess.run([sys.executable, "-c", _TF_FIXES], capture_output=True, text=True,
-                         env=env, timeout=600)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(sys.path),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        TF_ENABLE_ONEDNN_OPTS="1" if onednn else "0",
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", _TF_FIXES], capture_output=True, text=True, env=env, timeout=600
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     _TF_RUNS[onednn] = json.loads(res.stdout.strip().splitlines()[-1])
     return _TF_RUNS[onednn]
 
 
-_TF_KINDS = {"out_depth": "channels", "depth": "channels", "filter_rank": "rank",
-             "dilation": "dilation_cpu", "nhwc": "data_format_cpu", "pairs": "padding",
-             "ch3d": "channels", "outch3d": "channels", "batch": "batch",
-             "output_shape_length": "rank", "groups_cpu": "channels",
-             "groups_depth": "channels"}
+_TF_KINDS = {
+    "out_depth": "channels",
+    "depth": "channels",
+    "filter_rank": "rank",
+    "dilation": "dilation_cpu",
+    "nhwc": "data_format_cpu",
+    "pairs": "padding",
+    "ch3d": "channels",
+    "outch3d": "channels",
+    "batch": "batch",
+    "output_shape_length": "rank",
+    "groups_cpu": "channels",
+    "groups_depth": "channels",
+}
 
 
 def test_tensorflow_fixes_run():
@@ -628,5 +683,7 @@ def test_tensorflow_onednn_messages_fixes_run():
         assert r["recognised"] and r["shape"] == r["want"], (name, r)
         if name in ("dilation", "nhwc", "pairs", "out_depth"):
             assert r["err"] is not None and r["err"] < 1e-4, (name, r)
-    assert "evenly divisible by number of groups" in json.dumps(got) or \
-        precise.get("groups_depth", {}).get("kind") == "channels"
+    assert (
+        "evenly divisible by number of groups" in json.dumps(got)
+        or precise.get("groups_depth", {}).get("kind") == "channels"
+    )

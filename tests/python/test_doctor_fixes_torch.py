@@ -39,8 +39,14 @@ def _spatial(y) -> tuple:
 
 
 @FAST
-@given(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3),
-                          st.integers(1, 3)), min_size=1, max_size=2), st.data())
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3)),
+        min_size=1,
+        max_size=2,
+    ),
+    st.data(),
+)
 def test_output_too_small_fix_reduces_padding_by_enough(dims, data):
     rank = len(dims)
     inp, ks, ss = [d[0] for d in dims], [d[1] for d in dims], [d[2] for d in dims]
@@ -94,8 +100,9 @@ def test_flat_input_reshapes_run(features, rank):
         assert _spatial(y) == shape[1:]
 
 
-@pytest.mark.parametrize("rank, shape", [(1, (2, 3, 4, 5)), (2, (2, 3, 4, 5, 5)),
-                                         (1, (2, 2, 3, 4, 5))])
+@pytest.mark.parametrize(
+    "rank, shape", [(1, (2, 3, 4, 5)), (2, (2, 3, 4, 5, 5)), (1, (2, 2, 3, 4, 5))]
+)
 def test_extra_axes_fixes_run(rank, shape):
     x = torch.zeros(shape)
     d = _diagnose(lambda: CLS[rank](4, 3, 1)(x), "rank")
@@ -163,7 +170,7 @@ def test_string_padding_fixes_run(k, s):
     d = _diagnose(lambda: F.conv_transpose2d(x, w, stride=s, padding="valid"), "padding_string")
     assert "padding='valid' is padding=0" in d.fix and "tconv translate" not in d.fix
     # Keras' 'valid' size: input * stride + max(kernel - stride, 0)
-    op = max(s - k, 0) if f"output_padding=stride - kernel" in d.fix else 0
+    op = max(s - k, 0) if "output_padding=stride - kernel" in d.fix else 0
     y = F.conv_transpose2d(x, w, stride=s, padding=0, output_padding=op)
     assert _spatial(y) == (5 * s + max(k - s, 0),) * 2
     # the example for kernel 3, stride 2: Keras' 'same' size, input * stride
@@ -176,8 +183,23 @@ def test_string_padding_fix_names_a_command_that_exists():
 
     d = tconv.doctor("conv_transpose2d(): argument 'padding' must be tuple of ints, not str")
     command = re.search(r"`tconv (\w+) keras", d.fix).group(1)
-    assert cli.main([command, "keras", "--input", "5", "--kernel", "3", "--strides", "2",
-                     "--padding", "same"]) == 0
+    assert (
+        cli.main(
+            [
+                command,
+                "keras",
+                "--input",
+                "5",
+                "--kernel",
+                "3",
+                "--strides",
+                "2",
+                "--padding",
+                "same",
+            ]
+        )
+        == 0
+    )
 
 
 def test_negative_padding_and_stride_fixes_run():
@@ -192,12 +214,30 @@ def test_negative_padding_and_stride_fixes_run():
     assert _spatial(nn.ConvTranspose2d(2, 3, 3, stride=1)(x)) == (7, 7)
 
 
-@pytest.mark.parametrize("cin, rank, args, shape", [
-    (2, 3, dict(kernel_size=[2, 3, 5], stride=4, padding=[6, 12, 10], groups=2,
-                dilation=[1, 1, 2], output_padding=[3, 3, 1]), (1, 2, 4, 2, 11)),
-    (6, 2, dict(kernel_size=1, stride=[3, 4], padding=[10, 12], groups=3, dilation=3),
-     (2, 6, 9, 6)),
-])
+@pytest.mark.parametrize(
+    "cin, rank, args, shape",
+    [
+        (
+            2,
+            3,
+            dict(
+                kernel_size=[2, 3, 5],
+                stride=4,
+                padding=[6, 12, 10],
+                groups=2,
+                dilation=[1, 1, 2],
+                output_padding=[3, 3, 1],
+            ),
+            (1, 2, 4, 2, 11),
+        ),
+        (
+            6,
+            2,
+            dict(kernel_size=1, stride=[3, 4], padding=[10, 12], groups=3, dilation=3),
+            (2, 6, 9, 6),
+        ),
+    ],
+)
 def test_onednn_refusal_fix_via_tconv_shapes_runs(cin, rank, args, shape):
     """oneDNN's opaque refusal: the fix sends to tconv.shapes.torch, whose own fix (the
     largest padding per dimension) is applied until the layer runs."""
@@ -210,7 +250,7 @@ def test_onednn_refusal_fix_via_tconv_shapes_runs(cin, rank, args, shape):
         torch.set_num_threads(threads)
     assert "tconv.shapes.torch" in d.fix
     pad = list(args["padding"])
-    names = ["depth", "height", "width"][3 - rank:]
+    names = ["depth", "height", "width"][3 - rank :]
     for _ in range(rank + 1):
         try:
             tconv.shapes.torch(shape, cin, cin, **{**args, "padding": pad})

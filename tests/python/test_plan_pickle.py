@@ -9,6 +9,7 @@ import pickle
 
 import numpy as np
 import pytest
+
 import tconv
 
 # (x shape, weight shape, layer arguments); channels_last weights are (*kernel, C_out/g, C_in)
@@ -169,9 +170,7 @@ def test_out_refuses_masked_and_subclassed_arrays(kind, via):
 
 
 def test_out_refuses_matrix():
-    x = np.ones((1, 1, 1), np.float64)[
-        0
-    ]  # unbatched 1-D: the result is (C_out, L), 2-D
+    x = np.ones((1, 1, 1), np.float64)[0]  # unbatched 1-D: the result is (C_out, L), 2-D
     w = np.ones((1, 2, 3), np.float64)
     with pytest.warns(PendingDeprecationWarning):
         out = np.asmatrix(np.zeros((2, 3)))

@@ -16,22 +16,27 @@ import warnings
 from pathlib import Path
 
 import pytest
+from _shape_fixes import apply
 
 import tconv
 from tconv import shapes
 
-from _shape_fixes import apply
-
 GOLDEN = Path(__file__).resolve().parents[1] / "conformance" / "golden.json.gz"
-FUNCS = {"torch": shapes.torch, "keras": shapes.keras, "tf_nn": shapes.tf_nn,
-         "onnx": shapes.onnx, "jax": shapes.jax}
+FUNCS = {
+    "torch": shapes.torch,
+    "keras": shapes.keras,
+    "tf_nn": shapes.tf_nn,
+    "onnx": shapes.onnx,
+    "jax": shapes.jax,
+}
 # Fixes that are advice in words (no argument value to apply), by their opening words.
 PROSE = re.compile(
     r"(in \w+(?: \d+)?: )?-?\d+ cannot be reached with kernel|check the layer before this one|"
     r"the input has 0 channels too|give the input shape|reshape X to rank|reshape lhs to rank|"
     r"add the missing axes|compute the padding with tconv\.solve|"
     r"the input has one axis too many|use ConvTranspose\dd for|fold the extra|"
-    r"pass output_shape with \d+ values$|reshape the flat features .* = \d+$")
+    r"pass output_shape with \d+ values$|reshape the flat features .* = \d+$"
+)
 
 
 def _shape(fw, params):

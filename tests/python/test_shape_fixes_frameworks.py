@@ -16,25 +16,37 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_shape_fixes import GOLDEN, fixed_layers
 from test_shapes_conformance import expectation, observe
 
 COLLECT = Path(__file__).resolve().parents[1] / "conformance" / "collect.py"
 SAMPLE = 60  # fixed layers per framework
-WORKER = {"torch": ("torch", "torch"), "keras": ("keras", "keras"),
-          "tf_nn": ("tf_nn_classic", "tensorflow"), "onnx": ("onnx", "onnxruntime"),
-          "jax": ("jax", "jax")}
+WORKER = {
+    "torch": ("torch", "torch"),
+    "keras": ("keras", "keras"),
+    "tf_nn": ("tf_nn_classic", "tensorflow"),
+    "onnx": ("onnx", "onnxruntime"),
+    "jax": ("jax", "jax"),
+}
 
 
 def _run_worker(name: str, cfgs: list, tmp: Path) -> list:
     src, dst = tmp / f"{name}.in.json", tmp / f"{name}.out.json"
     src.write_text(json.dumps(cfgs))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    env.update({"tf_nn_classic": {"TF_ENABLE_ONEDNN_OPTS": "0"},
-                "keras": {"KERAS_BACKEND": "tensorflow"}}.get(name, {}))
-    res = subprocess.run([sys.executable, str(COLLECT), "--worker", name, "--io", str(src),
-                          str(dst)], capture_output=True, text=True, env=env, timeout=900)
+    env.update(
+        {
+            "tf_nn_classic": {"TF_ENABLE_ONEDNN_OPTS": "0"},
+            "keras": {"KERAS_BACKEND": "tensorflow"},
+        }.get(name, {})
+    )
+    res = subprocess.run(
+        [sys.executable, str(COLLECT), "--worker", name, "--io", str(src), str(dst)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(dst.read_text())["results"]
 
