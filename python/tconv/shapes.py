@@ -184,44 +184,84 @@ def torch(
     ``dims`` is the layer's spatial rank (ConvTranspose2d -> 2); when None it comes from a tuple
     ``kernel_size``, else from the input (batched).
     """
-    fw = "PyTorch"
     shape = _shape(input_shape, "input_shape")
     in_channels = _int(in_channels, "in_channels")
     out_channels = _int(out_channels, "out_channels")
     groups = _int(groups, "groups")
     dims = _infer_dims(dims, kernel_size, shape)
-    layer = f"ConvTranspose{dims}d"
     # nn.ConvTransposeNd.__init__
+    _torch_check_groups(in_channels, out_channels, groups)
+    _torch_check_padding_mode(padding_mode, padding, dims)
+    ks, st, pd, op, dl = _torch_per_dim(
+        dims, kernel_size, stride, padding, output_padding, dilation
+    )
+    # forward(): the rank check comes first
+    _torch_check_rank(shape, dims, in_channels)
+    batched = len(shape) == dims + 2
+    sp = list(shape[-dims:])
+    if output_size is not None:
+        op = _torch_output_padding_for(output_size, shape, sp, ks, st, pd, dl)
+    # F.conv_transpose checks (ATen check_shape_forward, then the kernel's own shape check)
+    _torch_check_signs(pd, op, st)
+    _torch_check_channels(shape, in_channels, out_channels, groups, ks)
+    _torch_check_kernel_dilation(ks, dl)
+    batch = shape[0] if batched else 1
+    _torch_check_empty_input(shape, batch, in_channels, sp)
+    # an empty batch skips the output_padding check: PyTorch returns the empty result
+    if batch != 0:
+        _torch_check_output_padding(sp, ks, st, pd, op, dl)
+    out = [
+        None if sp[d] is None else _core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d])
+        for d in range(dims)
+    ]
+    # PyTorch's oneDNN kernel returns an empty result for a zero-length output; its native
+    # kernel raises. Negative lengths raise in both (oneDNN: "could not construct a memory
+    # descriptor using a format tag").
+    limit = (
+        0 if batch == 0 or _torch_uses_onednn(shape, batched, ks, st, dl, op, groups, dims) else 1
+    )
+    _torch_check_output_length(sp, out, limit, ks, st, pd, op, dl)
+    lead = (shape[0], out_channels) if batched else (out_channels,)
+    return (*lead, *out)
+
+
+_TORCH = "PyTorch"
+
+
+def _torch_check_groups(in_channels: int, out_channels: int, groups: int) -> None:
     if groups <= 0:
         raise _error(
             "groups",
-            fw,
+            _TORCH,
             "groups must be a positive integer",
             f"groups={groups}",
             "use groups=1 (or a positive divisor of both channel counts)",
         )
-    if in_channels % groups or out_channels % groups:
-        divs = _common_divisors(in_channels, out_channels)
     if in_channels % groups:
         raise _error(
             "groups",
-            fw,
+            _TORCH,
             "in_channels must be divisible by groups",
             f"in_channels={in_channels} is not a multiple of groups={groups}",
-            f"use groups in {divs}",
+            f"use groups in {_common_divisors(in_channels, out_channels)}",
         )
     if out_channels % groups:
         raise _error(
             "groups",
-            fw,
+            _TORCH,
             "out_channels must be divisible by groups",
             f"out_channels={out_channels} is not a multiple of groups={groups}",
-            f"use groups in {divs} or out_channels a multiple of {groups}",
+            f"use groups in {_common_divisors(in_channels, out_channels)} or out_channels a "
+            f"multiple of {groups}",
         )
+
+
+def _torch_check_padding_mode(padding_mode: Any, padding: Any, dims: int) -> None:
+    layer = f"ConvTranspose{dims}d"
     if padding_mode != "zeros":
         raise _error(
             "padding",
-            fw,
+            _TORCH,
             f'Only "zeros" padding mode is supported for {layer}',
             f"padding_mode={padding_mode!r} pads the input of a forward convolution; "
             "a transposed convolution crops its output instead",
@@ -231,7 +271,7 @@ def torch(
         # nn.ConvTransposeNd passes the string on as a sequence of characters
         raise _error(
             "padding",
-            fw,
+            _TORCH,
             f"TypeError: conv_transpose{dims}d(): argument 'padding' "
             "(position 5) must be tuple of ints, but found element of type str at pos "
             "0",
@@ -241,86 +281,96 @@ def torch(
             "padding=(kernel_size - 1) // 2 with output_padding=stride - 1 for the "
             "shape of Keras 'same' with odd kernels",
         )
-    ks = _tuple(kernel_size, dims, "kernel_size")
-    st = _tuple(stride, dims, "stride")
-    pd = _tuple(padding, dims, "padding")
-    op = _tuple(output_padding, dims, "output_padding")
-    dl = _tuple(dilation, dims, "dilation")
-    for name, v in (
-        ("kernel_size", ks),
-        ("stride", st),
-        ("padding", pd),
-        ("output_padding", op),
-        ("dilation", dl),
-    ):
+
+
+def _torch_per_dim(dims: int, kernel_size, stride, padding, output_padding, dilation) -> list:
+    """The five per-dimension arguments as tuples of `dims` ints, in the layer's order."""
+    named = {
+        "kernel_size": kernel_size,
+        "stride": stride,
+        "padding": padding,
+        "output_padding": output_padding,
+        "dilation": dilation,
+    }
+    values: dict[str, Any] = {name: _tuple(v, dims, name) for name, v in named.items()}
+    for name, v in values.items():
         if len(v) != dims:
             raise _error(
                 "argument",
-                fw,
+                _TORCH,
                 f"{name} must have {dims} elements",
                 f"{name}={v!r} has {len(v)} values for a {dims}-D layer",
                 f"pass an int or a tuple of {dims} ints",
             )
-    # forward(): the rank check comes first
-    if len(shape) not in (dims + 1, dims + 2):
-        says = (
-            f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to "
-            f"conv_transpose{dims}d, but got input of size: {_list(shape)}"
-        )
+    return list(values.values())
+
+
+def _torch_check_rank(shape: tuple, dims: int, in_channels: int) -> None:
+    if len(shape) in (dims + 1, dims + 2):
+        return
+    says = (
+        f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to "
+        f"conv_transpose{dims}d, but got input of size: {_list(shape)}"
+    )
+    raise _error(
+        "rank",
+        _TORCH,
+        says,
+        f"ConvTranspose{dims}d needs (N, C, {'*spatial' if dims > 1 else 'L'}) or (C, ...) "
+        f"with {dims} spatial dims; the input has rank {len(shape)}",
+        _torch_rank_fix(shape, dims, in_channels),
+    )
+
+
+def _torch_output_padding_for(output_size, shape, sp, ks, st, pd, dl) -> tuple:
+    """forward(x, output_size): the output_padding that gives output_size, or the error."""
+    dims = len(sp)
+    osz = _shape(output_size, "output_size")
+    nns = 2 if len(shape) == dims + 2 else 1
+    if len(osz) == nns + dims:
+        osz = osz[nns:]
+    if len(osz) != dims:
         raise _error(
-            "rank",
-            fw,
-            says,
-            f"{layer} needs (N, C, {'*spatial' if dims > 1 else 'L'}) or (C, ...) with "
-            f"{dims} spatial dims; the input has rank {len(shape)}",
-            _torch_rank_fix(shape, dims, in_channels),
+            "output_size",
+            _TORCH,
+            f"ConvTranspose{dims}D: for {len(shape)}D input, output_size must have "
+            f"{dims} or {nns + dims} elements (got {len(osz)})",
+            "output_size gives the wanted spatial sizes",
+            f"pass output_size with {dims} spatial sizes",
         )
-    batched = len(shape) == dims + 2
-    sp = list(shape[-dims:])
-    c_in = shape[1] if batched else shape[0]
-    if output_size is not None:
-        osz = _shape(output_size, "output_size")
-        nns = 2 if batched else 1
-        if len(osz) == nns + dims:
-            osz = osz[nns:]
-        if len(osz) != dims:
-            raise _error(
-                "output_size",
-                fw,
-                f"ConvTranspose{dims}D: for {len(shape)}D input, output_size must have "
-                f"{dims} or {nns + dims} elements (got {len(osz)})",
-                "output_size gives the wanted spatial sizes",
-                f"pass output_size with {dims} spatial sizes",
-            )
-        lo, hi, newop = [], [], []
-        for d in range(dims):
-            if sp[d] is None:
-                lo.append(None), hi.append(None), newop.append(0)
-                continue
-            a, b = _core.torch_output_size_range(sp[d], ks[d], st[d], dl[d], pd[d])
-            lo.append(a), hi.append(b)
-        bad = [d for d in range(dims) if lo[d] is not None and not lo[d] <= osz[d] <= hi[d]]
-        if bad:
-            says = (
-                f"requested an output size of {_fmt(osz)}, but valid sizes range from "
-                f"{_list(lo)} to {_list(hi)} (for an input of torch.Size({_list(sp)}))"
-            )
-            d = bad[0]
-            raise _error(
-                "output_size",
-                fw,
-                says,
-                f"with kernel {ks[d]}, stride {st[d]}, padding {pd[d]}, dilation {dl[d]} "
-                f"an input of {sp[d]} gives {lo[d]} cells, and output_size can add at most "
-                f"stride - 1 = {st[d] - 1} more",
-                _torch_output_size_fix(sp, osz, lo, ks, st, pd, dl),
-            )
-        op = tuple(osz[d] - lo[d] if lo[d] is not None else 0 for d in range(dims))
-    # F.conv_transpose checks (ATen check_shape_forward, then the kernel's own shape check)
+    lo, hi = [], []
+    for d in range(dims):
+        a, b = (
+            (None, None)
+            if sp[d] is None
+            else _core.torch_output_size_range(sp[d], ks[d], st[d], dl[d], pd[d])
+        )
+        lo.append(a)
+        hi.append(b)
+    bad = [d for d in range(dims) if lo[d] is not None and not lo[d] <= osz[d] <= hi[d]]
+    if bad:
+        says = (
+            f"requested an output size of {_fmt(osz)}, but valid sizes range from "
+            f"{_list(lo)} to {_list(hi)} (for an input of torch.Size({_list(sp)}))"
+        )
+        d = bad[0]
+        raise _error(
+            "output_size",
+            _TORCH,
+            says,
+            f"with kernel {ks[d]}, stride {st[d]}, padding {pd[d]}, dilation {dl[d]} "
+            f"an input of {sp[d]} gives {lo[d]} cells, and output_size can add at most "
+            f"stride - 1 = {st[d] - 1} more",
+            _torch_output_size_fix(sp, osz, lo, ks, st, pd, dl),
+        )
+    return tuple(osz[d] - lo[d] if lo[d] is not None else 0 for d in range(dims))
+
+
+def _torch_check_signs(pd, op, st) -> None:
     if any(p < 0 for p in pd):
         raise _error(
             "argument",
-            fw,
+            _TORCH,
             "negative padding is not supported",
             f"padding={pd}",
             "use padding >= 0; to enlarge the output use output_padding or a larger "
@@ -329,7 +379,7 @@ def torch(
     if any(p < 0 for p in op):
         raise _error(
             "argument",
-            fw,
+            _TORCH,
             "negative output_padding is not supported",
             f"output_padding={op}",
             "use output_padding >= 0, or more padding to shrink the output",
@@ -337,11 +387,17 @@ def torch(
     if any(s <= 0 for s in st):
         raise _error(
             "argument",
-            fw,
+            _TORCH,
             "non-positive stride is not supported",
             f"stride={st}",
             "use stride >= 1",
         )
+
+
+def _torch_check_channels(shape, in_channels, out_channels, groups, ks) -> None:
+    dims = len(ks)
+    batched = len(shape) == dims + 2
+    c_in = shape[1] if batched else shape[0]
     if in_channels == 0:
         says = (
             f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but "
@@ -354,7 +410,9 @@ def torch(
             "layer that produced it (a computed channel count of 0, e.g. an integer "
             "division)"
         )
-        raise _error("channels", fw, says, "a layer with in_channels=0 has an empty weight", fix)
+        raise _error(
+            "channels", _TORCH, says, "a layer with in_channels=0 has an empty weight", fix
+        )
     if c_in is not None and c_in != in_channels:
         wshape = [in_channels, out_channels // groups, *ks]
         says = (
@@ -364,7 +422,7 @@ def torch(
         )
         raise _error(
             "channels",
-            fw,
+            _TORCH,
             says,
             f"the layer was built with in_channels={in_channels}; the input's channel "
             f"axis (axis {1 if batched else 0}) has {c_in}",
@@ -375,10 +433,14 @@ def torch(
                 else ""
             ),
         )
+
+
+def _torch_check_kernel_dilation(ks, dl) -> None:
+    dims = len(ks)
     if any(k <= 0 for k in ks):
         raise _error(
             "argument",
-            fw,
+            _TORCH,
             "kernel size should be greater than zero, but got " + _pair_words("kernel", ks, dims),
             f"kernel_size={ks}",
             "use kernel_size >= 1",
@@ -386,85 +448,79 @@ def torch(
     if any(d <= 0 for d in dl):
         raise _error(
             "argument",
-            fw,
+            _TORCH,
             "dilation should be greater than zero, but got " + _pair_words("dilation", dl, dims),
             f"dilation={dl}",
             "use dilation >= 1",
         )
-    batch = shape[0] if batched else 1
-    if batch != 0 and 0 in sp:
-        # ATen runs 1-d as 2-d (a unit height) and unbatched inputs with a batch of one
-        seen = [1 if batch is None else batch, in_channels, *([1] if dims == 1 else []), *sp]
-        raise _error(
-            "empty_input",
-            fw,
-            "Only zero batch or zero channel inputs are supported, "
-            f"but got input shape: {_list(seen)}",
-            f"a spatial size of 0 gives no cells to scatter (input {_fmt(shape)})",
-            "check the layer before this one: it produced an empty spatial axis",
-        )
-    # an empty batch skips the output_padding check: PyTorch returns the empty result
-    bad = [d for d in range(dims) if op[d] >= max(st[d], dl[d]) and batch != 0]
-    if bad:
-        d = bad[0]
-        says = (
-            "output padding must be smaller than either stride or dilation, but got "
-            + _pair_words("output_padding", op, dims)
-            + " "
-            + _pair_words("stride", st, dims)
-            + " "
-            + _pair_words("dilation", dl, dims)
-        )
-        limit = max(st[d], dl[d])
-        want = (
-            _core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d])
-            if sp[d] is not None
-            else None
-        )
-        fix = f"use output_padding <= {limit - 1}"
-        if want is not None:
-            fix += f" in {_dim_names(dims)[d]}; to get {want} cells " + _torch_size_fix(
-                sp[d], want, ks[d], st[d], pd[d], dl[d], avoid_op=True
-            )
-        raise _error(
-            "output_padding",
-            fw,
-            says,
-            f"output_padding={op[d]} is not smaller than max(stride={st[d]}, "
-            f"dilation={dl[d]}) = {limit}: it only chooses among the {limit} output "
-            "sizes that the forward convolution maps to the same input size",
-            fix,
-        )
-    out = []
-    for d in range(dims):
-        out.append(
-            None if sp[d] is None else _core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d])
-        )
-    # PyTorch's oneDNN kernel returns an empty result for a zero-length output; its native
-    # kernel raises. Negative lengths raise in both (oneDNN: "could not construct a memory
-    # descriptor using a format tag").
-    limit = (
-        0 if batch == 0 or _torch_uses_onednn(shape, batched, ks, st, dl, op, groups, dims) else 1
+
+
+def _torch_check_empty_input(shape, batch, in_channels, sp) -> None:
+    if batch == 0 or 0 not in sp:
+        return
+    # ATen runs 1-d as 2-d (a unit height) and unbatched inputs with a batch of one
+    seen = [1 if batch is None else batch, in_channels, *([1] if len(sp) == 1 else []), *sp]
+    raise _error(
+        "empty_input",
+        _TORCH,
+        f"Only zero batch or zero channel inputs are supported, but got input shape: {_list(seen)}",
+        f"a spatial size of 0 gives no cells to scatter (input {_fmt(shape)})",
+        "check the layer before this one: it produced an empty spatial axis",
     )
-    if any(o is not None and o < limit for o in out):
-        says = (
-            f"Given input size per channel: ({' x '.join(str(v) for v in sp)}). Calculated "
-            f"output size per channel: ({' x '.join(str(v) for v in out)}). Output size is "
-            "too small"
+
+
+def _torch_check_output_padding(sp, ks, st, pd, op, dl) -> None:
+    dims = len(sp)
+    bad = [d for d in range(dims) if op[d] >= max(st[d], dl[d])]
+    if not bad:
+        return
+    d = bad[0]
+    says = (
+        "output padding must be smaller than either stride or dilation, but got "
+        + _pair_words("output_padding", op, dims)
+        + " "
+        + _pair_words("stride", st, dims)
+        + " "
+        + _pair_words("dilation", dl, dims)
+    )
+    limit = max(st[d], dl[d])
+    fix = f"use output_padding <= {limit - 1}"
+    if sp[d] is not None:
+        want = _core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d])
+        fix += f" in {_dim_names(dims)[d]}; to get {want} cells " + _torch_size_fix(
+            sp[d], want, ks[d], st[d], pd[d], dl[d], avoid_op=True
         )
-        d = next(d for d in range(dims) if out[d] is not None and out[d] < limit)
-        full = _core.torch_length(sp[d], ks[d], st[d], dl[d], 0, op[d])
-        raise _error(
-            "nonpositive_output",
-            fw,
-            says,
-            f"(input - 1) * stride + dilation * (kernel - 1) + 1 + output_padding = "
-            f"{full} cells before cropping, and padding={pd[d]} crops 2 * {pd[d]} = "
-            f"{2 * pd[d]} of them, leaving {out[d]}",
-            f"use padding <= {(full - 1) // 2} in {_dim_names(dims)[d]}",
-        )
-    lead = (shape[0], out_channels) if batched else (out_channels,)
-    return (*lead, *out)
+    raise _error(
+        "output_padding",
+        _TORCH,
+        says,
+        f"output_padding={op[d]} is not smaller than max(stride={st[d]}, "
+        f"dilation={dl[d]}) = {limit}: it only chooses among the {limit} output "
+        "sizes that the forward convolution maps to the same input size",
+        fix,
+    )
+
+
+def _torch_check_output_length(sp, out, limit, ks, st, pd, op, dl) -> None:
+    bad = [d for d in range(len(sp)) if out[d] is not None and out[d] < limit]
+    if not bad:
+        return
+    says = (
+        f"Given input size per channel: ({' x '.join(str(v) for v in sp)}). Calculated "
+        f"output size per channel: ({' x '.join(str(v) for v in out)}). Output size is "
+        "too small"
+    )
+    d = bad[0]
+    full = _core.torch_length(sp[d], ks[d], st[d], dl[d], 0, op[d])
+    raise _error(
+        "nonpositive_output",
+        _TORCH,
+        says,
+        f"(input - 1) * stride + dilation * (kernel - 1) + 1 + output_padding = "
+        f"{full} cells before cropping, and padding={pd[d]} crops 2 * {pd[d]} = "
+        f"{2 * pd[d]} of them, leaving {out[d]}",
+        f"use padding <= {(full - 1) // 2} in {_dim_names(len(sp))[d]}",
+    )
 
 
 def _torch_uses_onednn(shape, batched, ks, st, dl, op, groups, dims) -> bool:
