@@ -653,169 +653,222 @@ def keras(
     Where Keras reports a shape but its TensorFlow backend refuses to run the layer, the shape
     is returned with a :class:`tconv.BackendWarning` naming the backends that run it.
     """
-    fw = "Keras"
     shape = _shape(input_shape, "input_shape")
     dims = _infer_dims(dims, kernel_size, shape)
-    layer = f"Conv{dims}DTranspose"
-    ks = _tuple(kernel_size, dims, "kernel_size")
-    st = _tuple(strides, dims, "strides")
-    dl = _tuple(dilation_rate, dims, "dilation_rate")
-    for name, v, shown in (
-        ("kernel_size", ks, kernel_size),
-        ("strides", st, strides),
-        ("dilation_rate", dl, dilation_rate),
-    ):
+    ks, st, dl = _keras_per_dim(dims, kernel_size, strides, dilation_rate)
+    padding = _keras_padding(padding, dims)
+    op = _keras_output_padding(output_padding, dims)
+    if data_format is None:
+        data_format = "channels_last"  # Keras' image_data_format() unless configured otherwise
+    _keras_check_data_format(data_format)
+    filters = _int(filters, "filters")
+    _keras_check_filters(filters)
+    if op is not None:
+        _keras_check_output_padding(shape, op, ks, st, dl, padding, data_format)
+    _keras_check_stride_dilation(st, dl)
+    channels_last = data_format == "channels_last"
+    _keras_check_rank(shape, dims, channels_last)
+    _keras_check_channels(shape, ks, filters, channels_last)
+    sp = _spatial(shape, dims, data_format)
+    out, refusals = _keras_lengths(sp, padding, ks, st, dl, op)
+    # An empty result never reaches TensorFlow's size check (it returns the empty tensor).
+    if refusals and 0 not in out:
+        d, o, lo, hi = refusals[0]
+        fwd = _core.tf_conv(o, ks[d], st[d], dl[d], padding.upper())[0]
+        _warn(
+            f"Keras reports {_fmt(_keras_full(shape, out, filters, channels_last))} for this "
+            f"Conv{dims}DTranspose, but its TensorFlow backend refuses to run it: "
+            f"tf.nn.conv_transpose raises \"Size of out_backprop doesn't match computed: "
+            f"actual = {sp[d]}, computed = {fwd}\" because TensorFlow's {padding.upper()} "
+            f"forward convolution of {o} cells gives {fwd}, not {sp[d]} (it accepts outputs "
+            f"{lo}..{hi} only). The JAX and torch backends run it. For the TensorFlow backend "
+            f"use output_padding=None or a size in {lo}..{hi}."
+        )
+    return _keras_full(shape, out, filters, channels_last)
+
+
+_KERAS = "Keras"
+
+
+def _keras_per_dim(dims: int, kernel_size, strides, dilation_rate) -> list:
+    """kernel_size, strides and dilation_rate as tuples of `dims` positive ints."""
+    named = {"kernel_size": kernel_size, "strides": strides, "dilation_rate": dilation_rate}
+    values: dict[str, Any] = {name: _tuple(v, dims, name) for name, v in named.items()}
+    for name, v in values.items():
+        shown = named[name]
         if len(v) != dims:
             raise _error(
                 "argument",
-                fw,
+                _KERAS,
                 f"The `{name}` argument must be a tuple of {dims} "
                 f"integers. Received {name}={v if len(set(v)) > 1 else shown}",
-                f"{layer} has {dims} spatial dims",
+                f"Conv{dims}DTranspose has {dims} spatial dims",
                 f"pass an int or {dims} ints",
             )
         bad = sorted({x for x in v if x <= 0})
         if bad:
             raise _error(
                 "argument",
-                fw,
+                _KERAS,
                 f"The `{name}` argument must be a tuple of {dims} "
                 f"integers. Received {name}={shown}, including values "
                 f"{{{', '.join(map(str, bad))}}} that do not satisfy `value > 0`",
                 f"{name} values must be positive",
                 f"use {name} >= 1",
             )
+    return list(values.values())
+
+
+def _keras_padding(padding: Any, dims: int) -> str:
     if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
         raise _error(
             "padding",
-            fw,
+            _KERAS,
             "The `padding` argument must be a list/tuple or one of "
             f"{{'valid', 'same'}}. Received: {padding}",
-            f"{layer} supports 'valid' and 'same' only",
+            f"Conv{dims}DTranspose supports 'valid' and 'same' only",
             "use padding='same' or 'valid', and output_padding to pick among the sizes; "
             "for other crops use a Cropping layer after it",
         )
-    padding = padding.lower()
+    return padding.lower()
+
+
+def _keras_output_padding(output_padding: Any, dims: int) -> tuple[int, ...] | None:
     op = _tuple(output_padding, dims, "output_padding")
-    if op is not None:
-        if len(op) != dims:
-            raise _error(
-                "argument",
-                fw,
-                f"The `output_padding` argument must be a tuple of "
-                f"{dims} integers. Received output_padding={output_padding}",
-                f"{layer} has {dims} spatial dims",
-                f"pass an int or {dims} ints",
-            )
-        bad = sorted({x for x in op if x < 0})
-        if bad:
-            raise _error(
-                "argument",
-                fw,
-                f"The `output_padding` argument must be a tuple of "
-                f"{dims} integers. Received output_padding={output_padding}, including "
-                f"values {{{', '.join(map(str, bad))}}} that do not satisfy `value >= 0`",
-                "output_padding adds cells at the end; it cannot remove any",
-                "use output_padding >= 0 (or None for Keras' own choice)",
-            )
-    if data_format is None:
-        data_format = "channels_last"  # Keras' image_data_format() unless configured otherwise
+    if op is None:
+        return None
+    if len(op) != dims:
+        raise _error(
+            "argument",
+            _KERAS,
+            f"The `output_padding` argument must be a tuple of "
+            f"{dims} integers. Received output_padding={output_padding}",
+            f"Conv{dims}DTranspose has {dims} spatial dims",
+            f"pass an int or {dims} ints",
+        )
+    bad = sorted({x for x in op if x < 0})
+    if bad:
+        raise _error(
+            "argument",
+            _KERAS,
+            f"The `output_padding` argument must be a tuple of "
+            f"{dims} integers. Received output_padding={output_padding}, including "
+            f"values {{{', '.join(map(str, bad))}}} that do not satisfy `value >= 0`",
+            "output_padding adds cells at the end; it cannot remove any",
+            "use output_padding >= 0 (or None for Keras' own choice)",
+        )
+    return op
+
+
+def _keras_check_data_format(data_format: Any) -> None:
     if data_format not in ("channels_last", "channels_first"):
         raise _error(
             "argument",
-            fw,
+            _KERAS,
             "The `data_format` argument must be one of "
             f"{{'channels_first', 'channels_last'}}. Received: data_format={data_format}",
             "Keras names the layouts channels_last (NHWC) and channels_first (NCHW)",
             "use data_format='channels_last' or 'channels_first'",
         )
-    filters = _int(filters, "filters")
+
+
+def _keras_check_filters(filters: int) -> None:
     if filters <= 0:
         raise _error(
             "argument",
-            fw,
+            _KERAS,
             "Invalid value for argument `filters`. Expected a strictly "
             f"positive value. Received filters={filters}.",
             "a layer needs >= 1 filter",
             "use filters >= 1",
         )
-    if op is not None:
-        for i, (o, s) in enumerate(zip(op, st)):
-            if o >= s:
-                says = (
-                    "`output_padding` must be strictly less than `strides` for all "
-                    f"dimensions. At dimension {i}, `output_padding` is {o} but `strides` is "
-                    f"{s}. Received: output_padding={op}, strides={st}"
-                )
-                sp_i = _spatial(shape, dims, data_format)
-                want = None
-                if sp_i is not None and sp_i[i] is not None:
-                    want = (
-                        (sp_i[i] - 1) * s + _core.effective_kernel(ks[i], dl[i]) % 2 + o
-                        if padding == "same"
-                        else (sp_i[i] - 1) * s + _core.effective_kernel(ks[i], dl[i]) + o
-                    )
-                fix = f"use output_padding in [0, {s - 1}] at dimension {i}, or output_padding=None"
-                if want is not None:
-                    fix += "; " + _keras_size_fix(sp_i[i], want, ks[i], s, dl[i])
-                raise _error(
-                    "output_padding",
-                    fw,
-                    says,
-                    f"Keras only accepts output_padding < strides ({o} >= {s})",
-                    fix,
-                )
+
+
+def _keras_check_output_padding(shape, op, ks, st, dl, padding, data_format) -> None:
+    for i, (o, s) in enumerate(zip(op, st)):
+        if o < s:
+            continue
+        says = (
+            "`output_padding` must be strictly less than `strides` for all "
+            f"dimensions. At dimension {i}, `output_padding` is {o} but `strides` is "
+            f"{s}. Received: output_padding={op}, strides={st}"
+        )
+        sp_i = _spatial(shape, len(ks), data_format)
+        fix = f"use output_padding in [0, {s - 1}] at dimension {i}, or output_padding=None"
+        if sp_i is not None and sp_i[i] is not None:
+            span = _core.effective_kernel(ks[i], dl[i])
+            want = (sp_i[i] - 1) * s + (span % 2 if padding == "same" else span) + o
+            fix += "; " + _keras_size_fix(sp_i[i], want, ks[i], s, dl[i])
+        raise _error(
+            "output_padding",
+            _KERAS,
+            says,
+            f"Keras only accepts output_padding < strides ({o} >= {s})",
+            fix,
+        )
+
+
+def _keras_check_stride_dilation(st, dl) -> None:
     if any(s > 1 for s in st) and any(d > 1 for d in dl):
         raise _error(
             "argument",
-            fw,
+            _KERAS,
             "`strides > 1` not supported in conjunction with "
             f"`dilation_rate > 1`. Received: strides={st} and dilation_rate={dl}",
             "Keras' transposed layers cannot combine upsampling and dilation",
             "use strides=1 with the dilation, or dilation_rate=1 with the stride "
             "(two layers if you need both)",
         )
-    channels_last = data_format == "channels_last"
-    if len(shape) != dims + 2:
-        kind = "min_ndim" if len(shape) < dims + 2 else None
-        full = _fmt(shape)
-        if kind:
-            says = (
-                f'Input 0 of layer "conv{dims}d_transpose" is incompatible with the layer: '
-                f"expected min_ndim={dims + 2}, found ndim={len(shape)}. Full shape "
-                f"received: {full}"
-            )
-        else:
-            says = "IndexError: tuple index out of range"
-        raise _error(
-            "rank",
-            fw,
-            says,
-            f"{layer} needs (batch, {'*spatial, channels' if channels_last else 'channels, *spatial'})"
-            f" = {dims + 2} axes; the input has {len(shape)}"
-            + (
-                ""
-                if kind
-                else f" (Keras 3 only checks min_ndim={dims + 2}, so the "
-                "extra axis fails inside compute_output_shape)"
-            ),
-            _keras_rank_fix(shape, dims, channels_last),
+
+
+def _keras_check_rank(shape: tuple, dims: int, channels_last: bool) -> None:
+    if len(shape) == dims + 2:
+        return
+    too_few = len(shape) < dims + 2
+    if too_few:
+        says = (
+            f'Input 0 of layer "conv{dims}d_transpose" is incompatible with the layer: '
+            f"expected min_ndim={dims + 2}, found ndim={len(shape)}. Full shape "
+            f"received: {_fmt(shape)}"
         )
+    else:
+        says = "IndexError: tuple index out of range"
+    axes = "*spatial, channels" if channels_last else "channels, *spatial"
+    raise _error(
+        "rank",
+        _KERAS,
+        says,
+        f"Conv{dims}DTranspose needs (batch, {axes}) = {dims + 2} axes; the input has "
+        f"{len(shape)}"
+        + (
+            ""
+            if too_few
+            else f" (Keras 3 only checks min_ndim={dims + 2}, so the "
+            "extra axis fails inside compute_output_shape)"
+        ),
+        _keras_rank_fix(shape, dims, channels_last),
+    )
+
+
+def _keras_check_channels(shape, ks, filters, channels_last) -> None:
     c = shape[-1] if channels_last else shape[1]
     if c is None:
         raise _error(
             "channels",
-            fw,
+            _KERAS,
             "Shapes used to initialize variables must be fully-defined "
             "(no `None` dimensions). Received: shape="
-            f"{_fmt((*ks, filters, None))} for variable path='conv{dims}d_transpose/kernel'",
+            f"{_fmt((*ks, filters, None))} for variable path='conv{len(ks)}d_transpose/kernel'",
             "the kernel's size depends on the number of input channels, which is None",
             "give the channel axis a fixed size, e.g. keras.Input(shape=(h, w, c))",
         )
-    sp = _spatial(shape, dims, data_format)
-    out = []
+
+
+def _keras_lengths(sp, padding, ks, st, dl, op) -> tuple[list, list]:
+    """The output lengths, and the dims whose length TensorFlow's backend refuses."""
+    out: list[int | None] = []
     refusals = []
-    for d in range(dims):
+    for d in range(len(sp)):
         if sp[d] is None:
             out.append(None)
             continue
@@ -824,20 +877,7 @@ def keras(
         lo, hi = _core.tf_transposed_range(sp[d], ks[d], st[d], dl[d], padding.upper())
         if not lo <= o <= hi:
             refusals.append((d, o, lo, hi))
-    # An empty result never reaches TensorFlow's size check (it returns the empty tensor).
-    if refusals and 0 not in out:
-        d, o, lo, hi = refusals[0]
-        fwd = _core.tf_conv(o, ks[d], st[d], dl[d], padding.upper())[0]
-        _warn(
-            f"Keras reports {_fmt(_keras_full(shape, out, filters, channels_last))} for this "
-            f"{layer}, but its TensorFlow backend refuses to run it: tf.nn.conv_transpose "
-            f"raises \"Size of out_backprop doesn't match computed: actual = {sp[d]}, computed "
-            f"= {fwd}\" because TensorFlow's {padding.upper()} forward convolution of {o} cells "
-            f"gives {fwd}, not {sp[d]} (it accepts outputs {lo}..{hi} only). The JAX and torch "
-            f"backends run it. For the TensorFlow backend use output_padding=None or a size "
-            f"in {lo}..{hi}."
-        )
-    return _keras_full(shape, out, filters, channels_last)
+    return out, refusals
 
 
 def _spatial(shape, dims, data_format):
