@@ -948,105 +948,24 @@ def tf_nn(
     ``(*kernel, out_channels, in_channels)``; ``padding`` is 'SAME', 'VALID' or explicit pairs
     (one per input axis, zero for batch and channels).
     """
-    fw = "TensorFlow"
     shape = _shape(input_shape, "input_shape")
     fshape = _shape(filters_shape, "filters_shape")
     oshape = _shape(output_shape, "output_shape")
+    _tf_check_input_rank(shape, fshape)
     n = len(shape) - 2
-    if n < 1 or n > 3:
-        raise _error(
-            "rank",
-            fw,
-            f"input must be 3-5 dimensional, got: {len(shape)}",
-            "tf.nn.conv_transpose takes (batch, *spatial, channels) with 1-3 spatial dims",
-            f"reshape the input to rank {len(fshape)} to match filters {_fmt(fshape)}",
-        )
-    if len(fshape) != len(shape):
-        raise _error(
-            "rank",
-            fw,
-            f"filter must be {len(shape)}-dimensional: {_fmt(fshape)}",
-            f"the filters are (*kernel, out_channels, in_channels) with one kernel size "
-            f"per spatial dim: {n} for an input of rank {len(shape)}",
-            f"reshape the input to rank {len(fshape)} or use {len(shape) - 2}-D filters",
-        )
     fmt = data_format or ("NWC" if n == 1 else "NHWC" if n == 2 else "NDHWC")
     channels_last = fmt.upper().endswith("C")
-    if len(oshape) not in (3, 4, 5):
-        raise _error(
-            "rank",
-            fw,
-            f"`output_shape` must be of length 3, 4 or 5. Received: "
-            f"output_shape={_list(oshape)} of length {len(oshape)}.",
-            "tf.nn.conv_transpose takes the full output shape (batch, *spatial, "
-            "channels), not the spatial sizes alone",
-            f"pass output_shape with {n + 2} values"
-            + (
-                f", e.g. {_list([shape[0], *oshape, fshape[-2]])}"
-                if len(oshape) == n and channels_last
-                else ""
-            ),
-        )
-    if len(oshape) != n + 2:
-        raise _error(
-            "rank",
-            fw,
-            f"input_sizes must be {n + 2}-dimensional, got: {len(oshape)}",
-            f"output_shape gives the full output shape (batch, *spatial, channels) "
-            f"or its {n} spatial sizes",
-            f"pass output_shape with {n + 2} values",
-        )
+    _tf_check_output_rank(shape, fshape, oshape, channels_last)
     st = _tf_list(strides, n, channels_last, "strides")
     dl = _tf_list(1 if dilations is None else dilations, n, channels_last, "dilations")
-    if isinstance(padding, str):
-        mode = padding
-        if mode not in ("SAME", "VALID"):
-            allowed = '"SAME", "VALID", "EXPLICIT"' if n < 3 else '"SAME", "VALID"'
-            raise _error(
-                "padding",
-                fw,
-                f"Value for attr 'padding' of \"{padding}\" is not in "
-                f"the list of allowed values: {allowed}",
-                "tf.nn's padding strings are upper case (unlike Keras' 'same'/'valid')",
-                f"use padding={padding.upper()!r}"
-                if padding.upper() in ("SAME", "VALID")
-                else "use padding='SAME' or 'VALID'",
-            )
-        pads = [(0, 0)] * n
-    else:
-        mode = "EXPLICIT"
-        if n != 2:
-            raise _error(
-                "padding",
-                fw,
-                f"Expected string for argument 'padding' not {padding!r}.",
-                f"explicit padding pairs exist for conv2d_transpose only; the "
-                f"{n}-D transposed convolution takes 'SAME' or 'VALID'",
-                "use 'VALID' with output_shape's spatial sizes + lo + hi and crop "
-                "the result (y[:, lo:lo + size, ...] per spatial axis), or 'SAME' if "
-                "it gives the size you want",
-            )
-        for p in [padding, *padding]:
-            check_ordered(p, "padding")
-        pairs = [tuple(p) for p in padding]
-        if len(pairs) == n + 2:
-            pairs = pairs[1:-1] if channels_last else pairs[2:]
-        if len(pairs) != n:
-            raise _error(
-                "padding",
-                fw,
-                f"padding must have {n + 2} pairs",
-                "explicit padding is one (before, after) pair per input axis",
-                f"pass {n + 2} pairs, zero for the batch and channel axes",
-            )
-        pads = [(_int(a, "padding"), _int(b, "padding")) for a, b in pairs]
+    mode, pads = _tf_padding(padding, n, channels_last)
     cax = -1 if channels_last else 1
     sp_in = list(shape[1:-1]) if channels_last else list(shape[2:])
     sp_out = list(oshape[1:-1]) if channels_last else list(oshape[2:])
     ks = list(fshape[:n])
     if any(s < 1 for s in st):
         raise _error(
-            "argument", fw, "strides must be positive", f"strides={st}", "use strides >= 1"
+            "argument", _TF, "strides must be positive", f"strides={st}", "use strides >= 1"
         )
     # The oneDNN build returns an empty result before any check; the plain CPU and GPU kernels
     # check first. Only dilated layers, which the plain CPU kernels refuse anyway, take the
@@ -1059,75 +978,10 @@ def tf_nn(
             'implementations do not yet support dilation rates larger than 1.")'
         )
         return tuple(oshape)
-    if shape[0] is not None and oshape[0] is not None and shape[0] != oshape[0]:
-        raise _error(
-            "batch",
-            fw,
-            "Conv2DCustomBackpropInput: input and out_backprop must have the "
-            f"same batch size. Input batch: {oshape[0]}, outbackprop batch: {shape[0]}, "
-            "batch_dim: 0",
-            "output_shape[0] is the batch size of the result",
-            f"use output_shape[0] = {shape[0]} (or tf.shape(x)[0])",
-        )
-    if shape[cax] is not None and fshape[-1] is not None and shape[cax] != fshape[-1]:
-        raise _error(
-            "channels",
-            fw,
-            "Conv2DCustomBackpropInput: filter and out_backprop must have the same out_depth",
-            f"the input has {shape[cax]} channels but filters {_fmt(fshape)} expect "
-            f"{fshape[-1]} (filters are (*kernel, out_channels, in_channels))",
-            f"use filters of shape {_fmt((*ks, fshape[-2], shape[cax]))}",
-        )
-    # tf.nn reads a filter depth smaller than the output depth as a grouped convolution.
-    groups = 1
-    if oshape[cax] is not None and fshape[-2] is not None:
-        if fshape[-2] < 1 or oshape[cax] % fshape[-2]:
-            raise _error(
-                "channels",
-                fw,
-                "Conv2DCustomBackpropInput: input depth must be evenly divisible by filter depth",
-                f"output_shape asks for {oshape[cax]} channels but filters "
-                f"{_fmt(fshape)} produce {fshape[-2]}",
-                f"use output_shape with {fshape[-2]} channels",
-            )
-        groups = oshape[cax] // fshape[-2]
-    for d in range(n):
-        if sp_in[d] is None or sp_out[d] is None:
-            continue
-        lo, hi = _core.tf_transposed_range(sp_in[d], ks[d], st[d], dl[d], mode, *pads[d])
-        if not lo <= sp_out[d] <= hi:
-            fwd = _core.tf_conv(sp_out[d], ks[d], st[d], dl[d], mode, *pads[d])[0]
-            op_name = "Conv2DCustomBackpropInput" if n < 3 else "Conv3DBackpropInputOp"
-            says = (
-                f"{op_name}: Size of out_backprop doesn't match computed: actual = "
-                f"{sp_in[d]}, computed = {fwd} spatial_dim: {d + (1 if channels_last else 2)}"
-                f" input: {sp_out[d]} filter: {ks[d]} output: {sp_in[d]} stride: {st[d]} "
-                f"dilation: {dl[d]}"
-            )
-            mode_words = mode if mode != "EXPLICIT" else f"explicit padding {pads[d]}"
-            raise _error(
-                "output_size",
-                fw,
-                says,
-                f"TensorFlow runs the forward convolution ({mode_words}) on the "
-                f"requested output: {sp_out[d]} cells give {fwd}, not the input's "
-                f"{sp_in[d]} in {_dim_names(n)[d] if n > 1 else 'the spatial dim'}",
-                f"use an output size in {lo}..{hi} for an input of {sp_in[d]} (e.g. "
-                f"{lo if lo != sp_out[d] else hi})",
-            )
+    groups = _tf_groups(shape, fshape, oshape, cax, ks)
+    _tf_check_sizes(sp_in, sp_out, ks, st, dl, mode, pads, channels_last)
     if groups > 1:
-        if fshape[-1] is not None and fshape[-1] % groups:
-            raise _error(
-                "channels",
-                fw,
-                "output depth must be evenly divisible by number of "
-                f"groups: {fshape[-1]} vs {groups}",
-                f"output_shape's {oshape[cax]} channels over filter depth "
-                f"{fshape[-2]} make a grouped convolution with {groups} groups, and "
-                f"the input's {fshape[-1]} channels do not split into {groups} groups",
-                f"use filters of shape {_fmt((*ks, oshape[cax], fshape[-1]))} for an "
-                "ordinary transposed convolution",
-            )
+        _tf_check_group_split(fshape, oshape, cax, groups, ks)
         _warn(
             f"tf.nn reads this as a grouped transposed convolution ({groups} groups); "
             "TensorFlow's CPU kernels without oneDNN refuse it (\"Gradients for grouped "
@@ -1149,6 +1003,181 @@ def tf_nn(
     return tuple(oshape)
 
 
+_TF = "TensorFlow"
+
+
+def _tf_check_input_rank(shape: tuple, fshape: tuple) -> None:
+    n = len(shape) - 2
+    if n < 1 or n > 3:
+        raise _error(
+            "rank",
+            _TF,
+            f"input must be 3-5 dimensional, got: {len(shape)}",
+            "tf.nn.conv_transpose takes (batch, *spatial, channels) with 1-3 spatial dims",
+            f"reshape the input to rank {len(fshape)} to match filters {_fmt(fshape)}",
+        )
+    if len(fshape) != len(shape):
+        raise _error(
+            "rank",
+            _TF,
+            f"filter must be {len(shape)}-dimensional: {_fmt(fshape)}",
+            f"the filters are (*kernel, out_channels, in_channels) with one kernel size "
+            f"per spatial dim: {n} for an input of rank {len(shape)}",
+            f"reshape the input to rank {len(fshape)} or use {len(shape) - 2}-D filters",
+        )
+
+
+def _tf_check_output_rank(shape, fshape, oshape, channels_last) -> None:
+    n = len(shape) - 2
+    if len(oshape) not in (3, 4, 5):
+        raise _error(
+            "rank",
+            _TF,
+            f"`output_shape` must be of length 3, 4 or 5. Received: "
+            f"output_shape={_list(oshape)} of length {len(oshape)}.",
+            "tf.nn.conv_transpose takes the full output shape (batch, *spatial, "
+            "channels), not the spatial sizes alone",
+            f"pass output_shape with {n + 2} values"
+            + (
+                f", e.g. {_list([shape[0], *oshape, fshape[-2]])}"
+                if len(oshape) == n and channels_last
+                else ""
+            ),
+        )
+    if len(oshape) != n + 2:
+        raise _error(
+            "rank",
+            _TF,
+            f"input_sizes must be {n + 2}-dimensional, got: {len(oshape)}",
+            f"output_shape gives the full output shape (batch, *spatial, channels) "
+            f"or its {n} spatial sizes",
+            f"pass output_shape with {n + 2} values",
+        )
+
+
+def _tf_padding(padding: Any, n: int, channels_last: bool) -> tuple[str, list]:
+    """(mode, one (before, after) pair per spatial dim) from tf.nn's padding argument."""
+    if isinstance(padding, str):
+        if padding not in ("SAME", "VALID"):
+            allowed = '"SAME", "VALID", "EXPLICIT"' if n < 3 else '"SAME", "VALID"'
+            raise _error(
+                "padding",
+                _TF,
+                f"Value for attr 'padding' of \"{padding}\" is not in "
+                f"the list of allowed values: {allowed}",
+                "tf.nn's padding strings are upper case (unlike Keras' 'same'/'valid')",
+                f"use padding={padding.upper()!r}"
+                if padding.upper() in ("SAME", "VALID")
+                else "use padding='SAME' or 'VALID'",
+            )
+        return padding, [(0, 0)] * n
+    if n != 2:
+        raise _error(
+            "padding",
+            _TF,
+            f"Expected string for argument 'padding' not {padding!r}.",
+            f"explicit padding pairs exist for conv2d_transpose only; the "
+            f"{n}-D transposed convolution takes 'SAME' or 'VALID'",
+            "use 'VALID' with output_shape's spatial sizes + lo + hi and crop "
+            "the result (y[:, lo:lo + size, ...] per spatial axis), or 'SAME' if "
+            "it gives the size you want",
+        )
+    for p in [padding, *padding]:
+        check_ordered(p, "padding")
+    pairs = [tuple(p) for p in padding]
+    if len(pairs) == n + 2:
+        pairs = pairs[1:-1] if channels_last else pairs[2:]
+    if len(pairs) != n:
+        raise _error(
+            "padding",
+            _TF,
+            f"padding must have {n + 2} pairs",
+            "explicit padding is one (before, after) pair per input axis",
+            f"pass {n + 2} pairs, zero for the batch and channel axes",
+        )
+    return "EXPLICIT", [(_int(a, "padding"), _int(b, "padding")) for a, b in pairs]
+
+
+def _tf_groups(shape, fshape, oshape, cax, ks) -> int:
+    """The batch and channel checks; the group count tf.nn reads from the channel counts."""
+    if shape[0] is not None and oshape[0] is not None and shape[0] != oshape[0]:
+        raise _error(
+            "batch",
+            _TF,
+            "Conv2DCustomBackpropInput: input and out_backprop must have the "
+            f"same batch size. Input batch: {oshape[0]}, outbackprop batch: {shape[0]}, "
+            "batch_dim: 0",
+            "output_shape[0] is the batch size of the result",
+            f"use output_shape[0] = {shape[0]} (or tf.shape(x)[0])",
+        )
+    if shape[cax] is not None and fshape[-1] is not None and shape[cax] != fshape[-1]:
+        raise _error(
+            "channels",
+            _TF,
+            "Conv2DCustomBackpropInput: filter and out_backprop must have the same out_depth",
+            f"the input has {shape[cax]} channels but filters {_fmt(fshape)} expect "
+            f"{fshape[-1]} (filters are (*kernel, out_channels, in_channels))",
+            f"use filters of shape {_fmt((*ks, fshape[-2], shape[cax]))}",
+        )
+    # tf.nn reads a filter depth smaller than the output depth as a grouped convolution.
+    if oshape[cax] is None or fshape[-2] is None:
+        return 1
+    if fshape[-2] < 1 or oshape[cax] % fshape[-2]:
+        raise _error(
+            "channels",
+            _TF,
+            "Conv2DCustomBackpropInput: input depth must be evenly divisible by filter depth",
+            f"output_shape asks for {oshape[cax]} channels but filters "
+            f"{_fmt(fshape)} produce {fshape[-2]}",
+            f"use output_shape with {fshape[-2]} channels",
+        )
+    return oshape[cax] // fshape[-2]
+
+
+def _tf_check_sizes(sp_in, sp_out, ks, st, dl, mode, pads, channels_last) -> None:
+    """Each requested output size must convolve back to the input's size."""
+    n = len(sp_in)
+    for d in range(n):
+        if sp_in[d] is None or sp_out[d] is None:
+            continue
+        lo, hi = _core.tf_transposed_range(sp_in[d], ks[d], st[d], dl[d], mode, *pads[d])
+        if lo <= sp_out[d] <= hi:
+            continue
+        fwd = _core.tf_conv(sp_out[d], ks[d], st[d], dl[d], mode, *pads[d])[0]
+        op_name = "Conv2DCustomBackpropInput" if n < 3 else "Conv3DBackpropInputOp"
+        says = (
+            f"{op_name}: Size of out_backprop doesn't match computed: actual = "
+            f"{sp_in[d]}, computed = {fwd} spatial_dim: {d + (1 if channels_last else 2)}"
+            f" input: {sp_out[d]} filter: {ks[d]} output: {sp_in[d]} stride: {st[d]} "
+            f"dilation: {dl[d]}"
+        )
+        mode_words = mode if mode != "EXPLICIT" else f"explicit padding {pads[d]}"
+        raise _error(
+            "output_size",
+            _TF,
+            says,
+            f"TensorFlow runs the forward convolution ({mode_words}) on the "
+            f"requested output: {sp_out[d]} cells give {fwd}, not the input's "
+            f"{sp_in[d]} in {_dim_names(n)[d] if n > 1 else 'the spatial dim'}",
+            f"use an output size in {lo}..{hi} for an input of {sp_in[d]} (e.g. "
+            f"{lo if lo != sp_out[d] else hi})",
+        )
+
+
+def _tf_check_group_split(fshape, oshape, cax, groups, ks) -> None:
+    if fshape[-1] is not None and fshape[-1] % groups:
+        raise _error(
+            "channels",
+            _TF,
+            f"output depth must be evenly divisible by number of groups: {fshape[-1]} vs {groups}",
+            f"output_shape's {oshape[cax]} channels over filter depth "
+            f"{fshape[-2]} make a grouped convolution with {groups} groups, and "
+            f"the input's {fshape[-1]} channels do not split into {groups} groups",
+            f"use filters of shape {_fmt((*ks, oshape[cax], fshape[-1]))} for an "
+            "ordinary transposed convolution",
+        )
+
+
 def _tf_list(value, n, channels_last, name):
     check_ordered(value, name)
     if isinstance(value, (list, tuple)):
@@ -1160,7 +1189,7 @@ def _tf_list(value, n, channels_last, name):
             if outer != (1, 1):
                 raise _error(
                     "argument",
-                    "TensorFlow",
+                    _TF,
                     "Current implementation does not yet "
                     f"support {name} in the batch and depth dimensions.",
                     f"{name}={v} moves along the batch or channel axis",
@@ -1171,7 +1200,7 @@ def _tf_list(value, n, channels_last, name):
             return v
         raise _error(
             "argument",
-            "TensorFlow",
+            _TF,
             f"{name} should be of length 1, {n} or {n + 2} but was {len(v)}",
             f"{name}={v}",
             f"pass {n} values",
