@@ -1233,148 +1233,23 @@ def onnx(
     says (onnxruntime; ONNX shape inference adds output_padding). The model's input is taken
     to have this declared shape, so ONNX shape inference runs as onnxruntime loads it.
     """
-    fw = "onnxruntime"
     shape = _shape(input_shape, "input_shape")
     wshape = _shape(weight_shape, "weight_shape")
-    if len(shape) != len(wshape):
-        says = (
-            f"X num_dims does not match W num_dims. X: {{{','.join(map(str, shape))}}} "
-            f"W: {{{','.join(map(str, wshape))}}}"
-        )
-        raise _error(
-            "rank",
-            fw,
-            says,
-            f"X is (N, C, *spatial) and W (C, M/group, *kernel): both need one axis "
-            f"per spatial dim, X has {len(shape) - 2} and W {len(wshape) - 2}",
-            f"reshape X to rank {len(wshape)} (N, C, {', '.join(['...'] * (len(wshape) - 2))})",
-        )
+    _onnx_check_ranks(shape, wshape)
     n = len(shape) - 2
-    if n < 1:
-        raise _error(
-            "rank",
-            fw,
-            "Input X must have at least 3 dimensions",
-            "ConvTranspose needs (N, C, *spatial)",
-            "add the spatial axes",
-        )
     if kernel_shape is not None:
-        ks = _shape(kernel_shape, "kernel_shape")
-        if len(ks) != n:
-            raise _error(
-                "argument",
-                fw,
-                "[ShapeInferenceError] Attribute kernel_shape has incorrect size",
-                f"kernel_shape has {len(ks)} values; W {_fmt(wshape)} has {n} spatial dims",
-                f"use kernel_shape={list(wshape[2:])} (or leave it out: onnxruntime "
-                f"reads it from W)",
-            )
-        if tuple(ks) != tuple(wshape[2:]):
-            says = (
-                "kernel_shape is not compatible with W shape. kernel_shape: "
-                f"{{{','.join(map(str, ks))}}} W: {{{','.join(map(str, wshape))}}} "
-                "channels_last: 0"
-            )
-            raise _error(
-                "argument",
-                fw,
-                says,
-                f"W {_fmt(wshape)} is (C, M/group, *kernel): its kernel is {_fmt(wshape[2:])}",
-                f"use kernel_shape={list(wshape[2:])} (or leave it out)",
-            )
+        _onnx_check_kernel_shape(kernel_shape, wshape)
     st = _tuple(1 if strides is None else strides, n, "strides")
     dl = _tuple(1 if dilations is None else dilations, n, "dilations")
     op = _tuple(0 if output_padding is None else output_padding, n, "output_padding")
     pd = _tuple(0 if pads is None else pads, 2 * n, "pads")
     group = _int(group, "group")
-    auto_pad = str(auto_pad).upper()
-    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
-        raise _error(
-            "padding",
-            fw,
-            f"Unknown AutoPadType String: {auto_pad}",
-            "auto_pad is NOTSET, SAME_UPPER, SAME_LOWER or VALID",
-            "use auto_pad='NOTSET' with explicit pads",
-        )
-    for name, v, ln in (
-        ("strides", st, n),
-        ("dilations", dl, n),
-        ("output_padding", op, n),
-        ("pads", pd, 2 * n),
-    ):
-        if len(v) != ln:
-            raise _error(
-                "argument",
-                fw,
-                f"{name} has {len(v)} values, expected {ln}",
-                f"{name} needs {ln} values for {n} spatial dims",
-                f"pass {ln} values",
-            )
-    c = shape[1]
-    if c is not None and wshape[0] != c:
-        says = (
-            "filter number not equal to input channel number. filter_number: "
-            f"{wshape[0]} num_input_channels: {c}"
-        )
-        raise _error(
-            "channels",
-            fw,
-            says,
-            f"W is (C, M/group, *kernel): its first axis ({wshape[0]}) must equal X's "
-            f"channels ({c})",
-            f"use a weight of shape {_fmt((c, *wshape[1:]))}"
-            + (
-                " (a PyTorch-layout weight (C_in, C_out/g, *k) is already right; a "
-                "forward-conv weight (C_out, C_in, *k) must be transposed)"
-                if wshape[1] == c
-                else ""
-            ),
-        )
-    if c is not None and group > 0 and c % group:
-        says = f"Input channels is not divisible by group. num_input_channels: {c} group: {group}"
-        raise _error(
-            "groups",
-            fw,
-            says,
-            f"{c} channels cannot be split into {group} groups",
-            f"use group in {_common_divisors(c, c)}",
-        )
-    for d in range(n):
-        lim = max(st[d], dl[d])
-        if op[d] >= lim:
-            says = (
-                f"output_padding[{d}] ({op[d]}) must be less than max(stride, dilation) "
-                f"({lim}) for spatial dimension {d}."
-            )
-            raise _error(
-                "output_padding",
-                fw,
-                says,
-                f"output_padding only chooses among the {lim} sizes the forward "
-                "convolution maps to the same input",
-                f"use output_padding[{d}] <= {lim - 1}, or output_shape for the exact size",
-            )
+    auto_pad = _onnx_auto_pad(auto_pad)
+    _onnx_check_lengths(n, strides=st, dilations=dl, output_padding=op, pads=pd)
+    _onnx_check_channels(shape, wshape, group)
+    _onnx_check_output_padding(st, dl, op)
     sp = list(shape[2:])
-    osz = None
-    if output_shape is not None:
-        osz = _shape(output_shape, "output_shape")
-        if len(osz) == n + 2:
-            raise _error(
-                "output_size",
-                fw,
-                "[ShapeInferenceError] Attribute output_shape has incorrect size",
-                f"output_shape {_list(osz)} is the full shape; the "
-                f"attribute holds the {n} spatial sizes",
-                f"use output_shape={_list(osz[2:])}",
-            )
-        if len(osz) != n:
-            raise _error(
-                "output_size",
-                fw,
-                f"output_shape has {len(osz)} values, expected {n}",
-                "output_shape gives the spatial output sizes",
-                f"pass {n} values",
-            )
+    osz = None if output_shape is None else _onnx_output_shape(output_shape, n)
     out, resolved = [], []
     for d in range(n):
         if sp[d] is None:
@@ -1394,7 +1269,166 @@ def onnx(
         )
         out.append(r[0])
         resolved.append(r)
-    for d in range(n):
+    _onnx_check_round_trip(sp, wshape, st, dl, op, osz, resolved)
+    _onnx_check_positive(sp, wshape, st, dl, op, pd, out)
+    m = None if wshape[1] is None else wshape[1] * group
+    return (shape[0], m, *out)
+
+
+_ONNX = "onnxruntime"
+
+
+def _onnx_check_ranks(shape: tuple, wshape: tuple) -> None:
+    if len(shape) != len(wshape):
+        says = (
+            f"X num_dims does not match W num_dims. X: {{{','.join(map(str, shape))}}} "
+            f"W: {{{','.join(map(str, wshape))}}}"
+        )
+        raise _error(
+            "rank",
+            _ONNX,
+            says,
+            f"X is (N, C, *spatial) and W (C, M/group, *kernel): both need one axis "
+            f"per spatial dim, X has {len(shape) - 2} and W {len(wshape) - 2}",
+            f"reshape X to rank {len(wshape)} (N, C, {', '.join(['...'] * (len(wshape) - 2))})",
+        )
+    if len(shape) < 3:
+        raise _error(
+            "rank",
+            _ONNX,
+            "Input X must have at least 3 dimensions",
+            "ConvTranspose needs (N, C, *spatial)",
+            "add the spatial axes",
+        )
+
+
+def _onnx_check_kernel_shape(kernel_shape: Any, wshape: tuple) -> None:
+    n = len(wshape) - 2
+    ks = _shape(kernel_shape, "kernel_shape")
+    if len(ks) != n:
+        raise _error(
+            "argument",
+            _ONNX,
+            "[ShapeInferenceError] Attribute kernel_shape has incorrect size",
+            f"kernel_shape has {len(ks)} values; W {_fmt(wshape)} has {n} spatial dims",
+            f"use kernel_shape={list(wshape[2:])} (or leave it out: onnxruntime reads it from W)",
+        )
+    if tuple(ks) != tuple(wshape[2:]):
+        says = (
+            "kernel_shape is not compatible with W shape. kernel_shape: "
+            f"{{{','.join(map(str, ks))}}} W: {{{','.join(map(str, wshape))}}} "
+            "channels_last: 0"
+        )
+        raise _error(
+            "argument",
+            _ONNX,
+            says,
+            f"W {_fmt(wshape)} is (C, M/group, *kernel): its kernel is {_fmt(wshape[2:])}",
+            f"use kernel_shape={list(wshape[2:])} (or leave it out)",
+        )
+
+
+def _onnx_auto_pad(auto_pad: Any) -> str:
+    auto_pad = str(auto_pad).upper()
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+        raise _error(
+            "padding",
+            _ONNX,
+            f"Unknown AutoPadType String: {auto_pad}",
+            "auto_pad is NOTSET, SAME_UPPER, SAME_LOWER or VALID",
+            "use auto_pad='NOTSET' with explicit pads",
+        )
+    return auto_pad
+
+
+def _onnx_check_lengths(n: int, **values: Any) -> None:
+    """Each attribute has one value per spatial dim; pads two (all begins, then all ends)."""
+    for name, v in values.items():
+        ln = 2 * n if name == "pads" else n
+        if len(v) != ln:
+            raise _error(
+                "argument",
+                _ONNX,
+                f"{name} has {len(v)} values, expected {ln}",
+                f"{name} needs {ln} values for {n} spatial dims",
+                f"pass {ln} values",
+            )
+
+
+def _onnx_check_channels(shape: tuple, wshape: tuple, group: int) -> None:
+    c = shape[1]
+    if c is not None and wshape[0] != c:
+        says = (
+            "filter number not equal to input channel number. filter_number: "
+            f"{wshape[0]} num_input_channels: {c}"
+        )
+        raise _error(
+            "channels",
+            _ONNX,
+            says,
+            f"W is (C, M/group, *kernel): its first axis ({wshape[0]}) must equal X's "
+            f"channels ({c})",
+            f"use a weight of shape {_fmt((c, *wshape[1:]))}"
+            + (
+                " (a PyTorch-layout weight (C_in, C_out/g, *k) is already right; a "
+                "forward-conv weight (C_out, C_in, *k) must be transposed)"
+                if wshape[1] == c
+                else ""
+            ),
+        )
+    if c is not None and group > 0 and c % group:
+        says = f"Input channels is not divisible by group. num_input_channels: {c} group: {group}"
+        raise _error(
+            "groups",
+            _ONNX,
+            says,
+            f"{c} channels cannot be split into {group} groups",
+            f"use group in {_common_divisors(c, c)}",
+        )
+
+
+def _onnx_check_output_padding(st, dl, op) -> None:
+    for d in range(len(st)):
+        lim = max(st[d], dl[d])
+        if op[d] >= lim:
+            says = (
+                f"output_padding[{d}] ({op[d]}) must be less than max(stride, dilation) "
+                f"({lim}) for spatial dimension {d}."
+            )
+            raise _error(
+                "output_padding",
+                _ONNX,
+                says,
+                f"output_padding only chooses among the {lim} sizes the forward "
+                "convolution maps to the same input",
+                f"use output_padding[{d}] <= {lim - 1}, or output_shape for the exact size",
+            )
+
+
+def _onnx_output_shape(output_shape: Any, n: int) -> tuple:
+    osz = _shape(output_shape, "output_shape")
+    if len(osz) == n + 2:
+        raise _error(
+            "output_size",
+            _ONNX,
+            "[ShapeInferenceError] Attribute output_shape has incorrect size",
+            f"output_shape {_list(osz)} is the full shape; the "
+            f"attribute holds the {n} spatial sizes",
+            f"use output_shape={_list(osz[2:])}",
+        )
+    if len(osz) != n:
+        raise _error(
+            "output_size",
+            _ONNX,
+            f"output_shape has {len(osz)} values, expected {n}",
+            "output_shape gives the spatial output sizes",
+            f"pass {n} values",
+        )
+    return osz
+
+
+def _onnx_check_round_trip(sp, wshape, st, dl, op, osz, resolved) -> None:
+    for d in range(len(sp)):
         if resolved[d] is None:
             continue
         # onnxruntime checks that the forward convolution of the output (with the crop it
@@ -1418,7 +1452,7 @@ def onnx(
             )
             raise _error(
                 "output_size",
-                fw,
+                _ONNX,
                 says,
                 f"an output of {osz[d]} cells comes from {expected} input cells, not {sp[d]}",
                 fix,
@@ -1430,30 +1464,33 @@ def onnx(
         )
         raise _error(
             "output_padding",
-            fw,
+            _ONNX,
             says,
             f"with output_padding {op[d]} >= stride {st[d]} the output is as long as "
             f"the output of an input of {expected} cells",
             f"use output_padding[{d}] <= {st[d] - 1}",
         )
+
+
+def _onnx_check_positive(sp, wshape, st, dl, op, pd, out) -> None:
+    n = len(sp)
     bad = [d for d in range(n) if out[d] is not None and out[d] <= 0]
-    if bad:
-        d = bad[0]
-        says = (
-            f"Computed output dimension is <= 0 for dim {d}. Input shape: "
-            f"{{{','.join(str(v) for v in sp)}}}"
-        )
-        full = _core.transposed_length(sp[d], wshape[2 + d], st[d], dl[d], 0, 0, op[d])
-        raise _error(
-            "nonpositive_output",
-            fw,
-            says,
-            f"the uncropped output has {full} cells and pads crop "
-            f"{pd[d]} + {pd[d + n]} of them, leaving {out[d]}",
-            f"use pads with pads[{d}] + pads[{d + n}] < {full}",
-        )
-    m = None if wshape[1] is None else wshape[1] * group
-    return (shape[0], m, *out)
+    if not bad:
+        return
+    d = bad[0]
+    says = (
+        f"Computed output dimension is <= 0 for dim {d}. Input shape: "
+        f"{{{','.join(str(v) for v in sp)}}}"
+    )
+    full = _core.transposed_length(sp[d], wshape[2 + d], st[d], dl[d], 0, 0, op[d])
+    raise _error(
+        "nonpositive_output",
+        _ONNX,
+        says,
+        f"the uncropped output has {full} cells and pads crop "
+        f"{pd[d]} + {pd[d + n]} of them, leaving {out[d]}",
+        f"use pads with pads[{d}] + pads[{d + n}] < {full}",
+    )
 
 
 # ---- JAX --------------------------------------------------------------------------------------
