@@ -1524,13 +1524,70 @@ def jax(
     forward convolution's padding as in PyTorch: JAX then pads the dilated input by
     ``dilation*(kernel - 1) - pad`` on each side.
     """
-    fw = "JAX"
     lhs = _shape(lhs_shape, "lhs_shape")
     rhs = _shape(rhs_shape, "rhs_shape")
+    _jax_check_ranks(lhs, rhs)
+    nd = len(lhs)
+    n = nd - 2
+    if dimension_numbers is None:
+        dimension_numbers = _jax_default_dn(nd)
+    lspec, rspec, ospec = _jax_specs(dimension_numbers, nd)
+    check_ordered(strides, "strides")
+    st = tuple(_int(s, "strides") for s in strides)
+    mode, pairs, forward_mode = _jax_padding(padding, st, n, use_consistent_padding)
+    check_ordered(rhs_dilation, "rhs_dilation")
+    dl = (1,) * n if rhs_dilation is None else tuple(_int(s, "rhs_dilation") for s in rhs_dilation)
+    if len(st) != n or len(pairs) != n:
+        got = len(pairs) if len(pairs) != n else len(st)
+        raise _error(
+            "argument",
+            _JAX,
+            f"Wrong number of explicit pads for convolution: expected {n}, got {got}.",
+            f"{n} spatial dims need {n} strides and {n} pads",
+            f"pass {n} strides and {n} padding pairs",
+        )
+    in_axis, out_axis = (rspec[0], rspec[1]) if transpose_kernel else (rspec[1], rspec[0])
+    _jax_check_channels(lhs[lspec[1]], rhs, in_axis, out_axis, dimension_numbers, transpose_kernel)
+    if any(s <= 0 for s in st) or any(d <= 0 for d in dl):
+        bad = st if any(s <= 0 for s in st) else dl
+        raise _error(
+            "argument",
+            _JAX,
+            f"All dilations must be positive, got {bad}.",
+            "strides (the input dilation) and rhs_dilation must be >= 1",
+            "use strides and rhs_dilation >= 1",
+        )
+    sp = [lhs[a] for a in lspec[2:]]
+    ks = [rhs[a] for a in rspec[2:]]
+    consistent = use_consistent_padding and mode == "EXPLICIT"
+    if consistent:
+        # the forward convolution's (lo, hi) become pads of span - lo, span - hi
+        pairs = [
+            (_core.effective_kernel(k, d) - 1 - lo, _core.effective_kernel(k, d) - 1 - hi)
+            for k, d, (lo, hi) in zip(ks, dl, pairs)
+        ]
+    if forward_mode is not None:
+        out = [
+            None if s is None else max(0, _core.tf_conv(s, k, 1, d, forward_mode)[0])
+            for s, k, d in zip(sp, ks, dl)
+        ]
+    else:
+        out = _jax_lengths(sp, ks, st, dl, mode, pairs, consistent)
+    canon = [lhs[lspec[0]], rhs[out_axis], *out]
+    result = [None] * nd
+    for pos, axis in enumerate(ospec):
+        result[axis] = canon[pos]
+    return tuple(result)
+
+
+_JAX = "JAX"
+
+
+def _jax_check_ranks(lhs: tuple, rhs: tuple) -> None:
     if len(lhs) != len(rhs) or len(lhs) < 2:
         raise _error(
             "rank",
-            fw,
+            _JAX,
             "AssertionError (len(lhs.shape) == len(rhs.shape) and len(lhs.shape) >= 2)",
             f"lhs has rank {len(lhs)} and rhs rank {len(rhs)}; conv_transpose needs "
             "both of the same rank (batch, channel and one axis per spatial dim)",
@@ -1538,26 +1595,27 @@ def jax(
             if len(rhs) >= 2
             else "give rhs a kernel axis per spatial dim plus in/out axes",
         )
-    nd = len(lhs)
-    n = nd - 2
-    if dimension_numbers is None:
-        if nd not in _JAX_DEFAULT_DN:
-            raise _error(
-                "rank",
-                fw,
-                "No 4+ dimensional dimension_number defaults.",
-                "JAX has default layouts for 0-3 spatial dims only",
-                "pass dimension_numbers explicitly",
-            )
-        dimension_numbers = _JAX_DEFAULT_DN[nd]
-    lspec, rspec, ospec = _jax_specs(dimension_numbers, nd)
-    check_ordered(strides, "strides")
-    st = tuple(_int(s, "strides") for s in strides)
-    forward_mode = None
+
+
+def _jax_default_dn(nd: int) -> tuple:
+    if nd not in _JAX_DEFAULT_DN:
+        raise _error(
+            "rank",
+            _JAX,
+            "No 4+ dimensional dimension_number defaults.",
+            "JAX has default layouts for 0-3 spatial dims only",
+            "pass dimension_numbers explicitly",
+        )
+    return _JAX_DEFAULT_DN[nd]
+
+
+def _jax_padding(padding: Any, st: tuple, n: int, use_consistent_padding: bool) -> tuple:
+    """(mode, pairs, forward_mode): forward_mode is set where JAX hands a padding string on to
+    conv_general_dilated as a forward convolution's."""
     if isinstance(padding, str) and use_consistent_padding and padding not in ("SAME", "VALID"):
         raise _error(
             "padding",
-            fw,
+            _JAX,
             f"Invalid padding mode: {padding}",
             "with use_consistent_padding=True JAX reads strings as the forward "
             "convolution's padding mode: 'SAME' or 'VALID' (upper case)",
@@ -1565,133 +1623,102 @@ def jax(
             if padding.upper() in ("SAME", "VALID")
             else "use 'SAME', 'VALID' or (lo, hi) pairs",
         )
-    if isinstance(padding, str):
-        if padding not in ("SAME", "VALID"):
-            # Any other string goes to conv_general_dilated as a forward-convolution padding,
-            # which it only accepts without input dilation, i.e. with all strides 1.
-            if all(s == 1 for s in st) and padding.upper() in ("SAME", "VALID", "SAME_LOWER"):
-                forward_mode = "VALID" if padding.upper() == "VALID" else "SAME"
-            else:
-                raise _error(
-                    "padding",
-                    fw,
-                    "String padding is not implemented for transposed "
-                    "convolution using this op. Please either exactly specify the required "
-                    "padding or use conv_transpose.",
-                    f"conv_transpose's own padding rule takes 'SAME' or 'VALID' (upper case); "
-                    f"{padding!r} is passed on as forward-convolution padding, which needs "
-                    "strides of 1",
-                    f"use padding={padding.upper()!r}"
-                    if padding.upper() in ("SAME", "VALID")
-                    else "use 'SAME', 'VALID' or explicit (before, after) pairs",
-                )
-        mode, pairs = padding, [(0, 0)] * n
-    else:
-        mode = "EXPLICIT"
+    if not isinstance(padding, str):
         for p in [padding, *padding]:
             check_ordered(p, "padding")
-        pairs = [tuple(_int(x, "padding") for x in p) for p in padding]
-    st = tuple(_int(s, "strides") for s in strides)
-    check_ordered(rhs_dilation, "rhs_dilation")
-    dl = (1,) * n if rhs_dilation is None else tuple(_int(s, "rhs_dilation") for s in rhs_dilation)
-    if len(st) != n or len(pairs) != n:
-        got = len(pairs) if len(pairs) != n else len(st)
-        raise _error(
-            "argument",
-            fw,
-            f"Wrong number of explicit pads for convolution: expected {n}, got {got}.",
-            f"{n} spatial dims need {n} strides and {n} pads",
-            f"pass {n} strides and {n} padding pairs",
-        )
-    lhs_c = lhs[lspec[1]]
-    in_axis, out_axis = (rspec[0], rspec[1]) if transpose_kernel else (rspec[1], rspec[0])
+        return "EXPLICIT", [tuple(_int(x, "padding") for x in p) for p in padding], None
+    if padding in ("SAME", "VALID"):
+        return padding, [(0, 0)] * n, None
+    # Any other string goes to conv_general_dilated as a forward-convolution padding,
+    # which it only accepts without input dilation, i.e. with all strides 1.
+    if all(s == 1 for s in st) and padding.upper() in ("SAME", "VALID", "SAME_LOWER"):
+        forward_mode = "VALID" if padding.upper() == "VALID" else "SAME"
+        return padding, [(0, 0)] * n, forward_mode
+    raise _error(
+        "padding",
+        _JAX,
+        "String padding is not implemented for transposed "
+        "convolution using this op. Please either exactly specify the required "
+        "padding or use conv_transpose.",
+        f"conv_transpose's own padding rule takes 'SAME' or 'VALID' (upper case); "
+        f"{padding!r} is passed on as forward-convolution padding, which needs "
+        "strides of 1",
+        f"use padding={padding.upper()!r}"
+        if padding.upper() in ("SAME", "VALID")
+        else "use 'SAME', 'VALID' or explicit (before, after) pairs",
+    )
+
+
+def _jax_check_channels(lhs_c, rhs, in_axis, out_axis, dimension_numbers, transpose_kernel):
     rhs_in = rhs[in_axis]
-    if lhs_c is not None and rhs_in is not None and lhs_c != rhs_in:
-        says = (
-            "conv_general_dilated lhs feature dimension size divided by feature_group_count "
-            "must equal the rhs input feature dimension size, but "
-            f"{lhs_c} // 1 != {rhs_in}."
+    if lhs_c is None or rhs_in is None or lhs_c == rhs_in:
+        return
+    says = (
+        "conv_general_dilated lhs feature dimension size divided by feature_group_count "
+        "must equal the rhs input feature dimension size, but "
+        f"{lhs_c} // 1 != {rhs_in}."
+    )
+    hint = ""
+    if rhs[out_axis] == lhs_c:
+        hint = f"; rhs has {lhs_c} on its other channel axis: " + (
+            "pass transpose_kernel=False"
+            if transpose_kernel
+            else "pass transpose_kernel=True (the kernel is a forward convolution's)"
         )
-        other = rhs[out_axis]
-        hint = ""
-        if other == lhs_c:
-            hint = f"; rhs has {lhs_c} on its other channel axis: " + (
-                "pass transpose_kernel=False"
-                if transpose_kernel
-                else "pass transpose_kernel=True (the kernel is a forward convolution's)"
-            )
-        raise _error(
-            "channels",
-            fw,
-            says,
-            f"lhs has {lhs_c} channels but rhs's input-channel axis "
-            f"({'O' if transpose_kernel else 'I'} of {dimension_numbers[1]!r}"
-            f"{', swapped by transpose_kernel' if transpose_kernel else ''}) has {rhs_in}",
-            f"use an rhs with {lhs_c} on that axis{hint}",
-        )
-    if any(s <= 0 for s in st) or any(d <= 0 for d in dl):
-        bad = st if any(s <= 0 for s in st) else dl
-        raise _error(
-            "argument",
-            fw,
-            f"All dilations must be positive, got {bad}.",
-            "strides (the input dilation) and rhs_dilation must be >= 1",
-            "use strides and rhs_dilation >= 1",
-        )
-    sp = [lhs[a] for a in lspec[2:]]
-    ks = [rhs[a] for a in rspec[2:]]
-    if use_consistent_padding and mode == "EXPLICIT":
-        # the forward convolution's (lo, hi) become pads of span - lo, span - hi
-        pairs = [
-            (_core.effective_kernel(k, d) - 1 - lo, _core.effective_kernel(k, d) - 1 - hi)
-            for k, d, (lo, hi) in zip(ks, dl, pairs)
-        ]
-    out = []
+    raise _error(
+        "channels",
+        _JAX,
+        says,
+        f"lhs has {lhs_c} channels but rhs's input-channel axis "
+        f"({'O' if transpose_kernel else 'I'} of {dimension_numbers[1]!r}"
+        f"{', swapped by transpose_kernel' if transpose_kernel else ''}) has {rhs_in}",
+        f"use an rhs with {lhs_c} on that axis{hint}",
+    )
+
+
+def _jax_lengths(sp, ks, st, dl, mode, pairs, consistent) -> list:
+    """conv_transpose's output lengths; an error where the pads remove more than the
+    stride-dilated input has."""
+    n = len(sp)
+    out: list[int | None] = []
     for d in range(n):
         if sp[d] is None:
             out.append(None)
             continue
-        if forward_mode is not None:
-            out.append(max(0, _core.tf_conv(sp[d], ks[d], 1, dl[d], forward_mode)[0]))
-            continue
         o, _, _, padded, a, b = _core.jax_resolve(sp[d], ks[d], st[d], dl[d], mode, *pairs[d])
-        if padded < 0:
-            pads_all = tuple(
-                _core.jax_resolve(sp[i], ks[i], st[i], dl[i], mode, *pairs[i])[4:6]
-                if sp[i] is not None
-                else pairs[i]
-                for i in range(n)
+        if padded >= 0:
+            out.append(o)
+            continue
+        pads_all = tuple(
+            _core.jax_resolve(sp[i], ks[i], st[i], dl[i], mode, *pairs[i])[4:6]
+            if sp[i] is not None
+            else pairs[i]
+            for i in range(n)
+        )
+        dil = tuple((sp[i] - 1) * st[i] + 1 if sp[i] is not None else None for i in range(n))
+        says = (
+            "Negative padding is larger than the size of the corresponding dimension: "
+            f"got padding={pads_all} for lhs_shape[2:]={dil}"
+        )
+        spread = (sp[d] - 1) * st[d] + 1
+        fix = f"use pads whose sum is >= {-spread}"
+        if consistent:
+            # the pads are dilation*(kernel - 1) - the forward padding on each side
+            span = _core.effective_kernel(ks[d], dl[d]) - 1
+            fix = (
+                f"use a padding pair whose sum is <= {2 * span + spread} in spatial dim "
+                f"{d} (with use_consistent_padding=True each pair is the forward "
+                f"padding, and JAX pads dilation*(kernel - 1) minus it)"
             )
-            dil = tuple((sp[i] - 1) * st[i] + 1 if sp[i] is not None else None for i in range(n))
-            says = (
-                "Negative padding is larger than the size of the corresponding dimension: "
-                f"got padding={pads_all} for lhs_shape[2:]={dil}"
-            )
-            spread = (sp[d] - 1) * st[d] + 1
-            fix = f"use pads whose sum is >= {-spread}"
-            if use_consistent_padding and mode == "EXPLICIT":
-                # the pads are dilation*(kernel - 1) - the forward padding on each side
-                span = _core.effective_kernel(ks[d], dl[d]) - 1
-                fix = (
-                    f"use a padding pair whose sum is <= {2 * span + spread} in spatial dim "
-                    f"{d} (with use_consistent_padding=True each pair is the forward "
-                    f"padding, and JAX pads dilation*(kernel - 1) minus it)"
-                )
-            raise _error(
-                "nonpositive_output",
-                fw,
-                says,
-                f"the stride-dilated input has {spread} cells and the "
-                f"pads ({a}, {b}) remove more than that",
-                fix,
-            )
-        out.append(o)
-    c_out = rhs[out_axis]
-    canon = [lhs[lspec[0]], c_out, *out]
-    result = [None] * nd
-    for pos, axis in enumerate(ospec):
-        result[axis] = canon[pos]
-    return tuple(result)
+        raise _error(
+            "nonpositive_output",
+            _JAX,
+            says,
+            f"the stride-dilated input has {spread} cells and the "
+            f"pads ({a}, {b}) remove more than that",
+            fix,
+        )
+    return out
 
 
 def _jax_specs(dn, nd):
@@ -1703,7 +1730,7 @@ def _jax_specs(dn, nd):
     if not all(isinstance(s, str) and len(s) == nd for s in (lhs, rhs, out)):
         raise _error(
             "argument",
-            "JAX",
+            _JAX,
             f"convolution dimension_numbers must be three strings of length {nd}",
             f"got {dn!r}",
             "pass e.g. ('NCHW', 'OIHW', 'NCHW')",
