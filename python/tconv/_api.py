@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import numbers
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -557,6 +557,56 @@ def conv_transpose(
     channels_last = parse_data_format(data_format)
     x_in, w_in, b_in = x, weight, bias
     x, weight, bias = _operands(x, weight, bias)
+    rank = _weight_rank(weight, channels_last, _rank)
+    if x.ndim == rank + 1:
+        batched, x_b = False, x[np.newaxis]
+    elif x.ndim == rank + 2:
+        batched, x_b = True, x
+    else:
+        raise _rank_error(x, weight, rank, channels_last)
+    layer = _layer_args(rank, stride, padding, output_padding, dilation, groups, output_size)
+    try:
+        geometry, empty = _resolve_call(x_b, weight, batched, layer, channels_last, output_size)
+    except ShapeError as exc:
+        if batched:
+            raise
+        raise unbatched_error(exc, x_b.shape, x.shape, channels_last) from None
+    except OverflowError as exc:
+        # The core names the product that overflowed; say which arguments fed it.
+        raise SizeOverflowError(
+            f"{exc} (x shape {x_b.shape if batched else x.shape}, weight shape {weight.shape}, "
+            f"stride={layer.stride}, dilation={layer.dilation}, padding={padding!r}, "
+            f"output_padding={output_padding!r}); check these for a typo such as an extra "
+            f"digit or exponent"
+        ) from None
+    if bias is not None:
+        _check_bias(bias, geometry.out_channels, weight.shape, layer.groups)
+        bias = _aligned(np.ascontiguousarray(bias))
+    inputs = (
+        ("x", x_in),
+        ("weight", w_in),
+        ("bias", b_in),
+        ("x", x),
+        ("weight", weight),
+        ("bias", bias),
+    )
+    return _run(geometry, empty, x_b, weight, bias, out, batched, channels_last, inputs)
+
+
+class _LayerArgs(NamedTuple):
+    """conv_transpose's per-dimension arguments, parsed."""
+
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    mode: str
+    pad_lo: tuple[int, ...]
+    pad_hi: tuple[int, ...]
+    groups: int
+    output_padding: list[int] | None  # None: Keras' own choice for "same"/"valid"
+
+
+def _weight_rank(weight: np.ndarray, channels_last: bool, want: int | None) -> int:
+    """The number of spatial dimensions the weight gives (`want`: the one the caller needs)."""
     w_layout = "(*kernel, C_out/groups, C_in)" if channels_last else "(C_in, C_out/groups, *kernel)"
     if weight.ndim < 3:
         raise ShapeError(
@@ -565,21 +615,24 @@ def conv_transpose(
             f"convolution kernel: add kernel axes, e.g. weight.reshape(C_in, C_out, 1, 1)"
         )
     rank = weight.ndim - 2
-    if _rank is not None and rank != _rank:
+    if want is not None and rank != want:
         raise ShapeError(
-            f"conv_transpose{_rank}d needs a weight of rank {_rank + 2} {w_layout}, got shape "
+            f"conv_transpose{want}d needs a weight of rank {want + 2} {w_layout}, got shape "
             f"{weight.shape} (rank {weight.ndim}); use conv_transpose{rank}d or "
             f"tconv.conv_transpose for a {rank}-D weight"
         )
-    if x.ndim == rank + 1:
-        batched = False
-        x_b = x[np.newaxis]
-    elif x.ndim == rank + 2:
-        batched = True
-        x_b = x
-    else:
-        raise _rank_error(x, weight, rank, channels_last)
+    return rank
 
+
+def _layer_args(
+    rank: int,
+    stride: Any,
+    padding: Any,
+    output_padding: Any,
+    dilation: Any,
+    groups: Any,
+    output_size: Any,
+) -> _LayerArgs:
     stride_t = per_dim(stride, rank, "stride")
     dilation_t = per_dim(dilation, rank, "dilation")
     mode, pad_lo, pad_hi = parse_padding(padding, rank)
@@ -593,62 +646,66 @@ def conv_transpose(
     op = None if output_padding is None else list(per_dim(output_padding, rank, "output_padding"))
     if op is None and mode == "explicit":
         op = [0] * rank
+    return _LayerArgs(stride_t, dilation_t, mode, pad_lo, pad_hi, groups_i, op)
+
+
+def _resolve_call(
+    x_b: np.ndarray,
+    weight: np.ndarray,
+    batched: bool,
+    layer: _LayerArgs,
+    channels_last: bool,
+    output_size: Any,
+) -> tuple[Any, Any]:
+    """(geometry, empty) of the core for a batched x_b; output_size as PyTorch reads it."""
+    rank = weight.ndim - 2
     args = (
         x_b.shape,
         weight.shape,
         rank,
-        list(stride_t),
-        list(dilation_t),
-        list(pad_lo),
-        list(pad_hi),
+        list(layer.stride),
+        list(layer.dilation),
+        list(layer.pad_lo),
+        list(layer.pad_hi),
     )
-    try:
-        wanted = None
-        if output_size is not None:
-            wanted = int_list(output_size, "output_size")
-            if len(wanted) == 1 and rank > 1:
-                wanted *= rank
-            if not batched and len(wanted) == rank + 1:
-                wanted = [x_b.shape[0]] + wanted
-        geometry, empty = resolve_layer(args, op, mode, groups_i, channels_last, wanted)
-    except ShapeError as exc:
-        if batched:
-            raise
-        raise unbatched_error(exc, x_b.shape, x.shape, channels_last) from None
-    except OverflowError as exc:
-        # The core names the product that overflowed; say which arguments fed it.
-        raise SizeOverflowError(
-            f"{exc} (x shape {x_b.shape if batched else x.shape}, weight shape {weight.shape}, "
-            f"stride={stride_t}, dilation={dilation_t}, padding={padding!r}, "
-            f"output_padding={output_padding!r}); check these for a typo such as an extra "
-            f"digit or exponent"
-        ) from None
+    wanted = None
+    if output_size is not None:
+        wanted = int_list(output_size, "output_size")
+        if len(wanted) == 1 and rank > 1:
+            wanted *= rank
+        if not batched and len(wanted) == rank + 1:
+            wanted = [x_b.shape[0]] + wanted
+    return resolve_layer(
+        args, layer.output_padding, layer.mode, layer.groups, channels_last, wanted
+    )
 
-    if bias is not None:
-        _check_bias(bias, geometry.out_channels, weight.shape, groups_i)
-        bias = _aligned(np.ascontiguousarray(bias))
 
+def _run(
+    geometry: Any,
+    empty: Any,
+    x_b: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    out: np.ndarray | None,
+    batched: bool,
+    channels_last: bool,
+    inputs: tuple,
+) -> np.ndarray:
+    """Allocate the result (or check `out`) and compute into it."""
+    dtype = x_b.dtype
     y_shape = tuple(geometry.output_shape())
     if empty is not None:
         y_shape = empty_output_shape(geometry, empty, channels_last)
         result_shape = y_shape if batched else y_shape[1:]
         if out is not None:
-            return _check_out(out, result_shape, x.dtype, ())
-        return np.empty(result_shape, dtype=x.dtype)
+            return _check_out(out, result_shape, dtype, ())
+        return np.empty(result_shape, dtype=dtype)
     result_shape = y_shape if batched else y_shape[1:]
     if out is None:
-        _check_memory(result_shape, x.dtype, batched, channels_last)
-        y = _empty_output(y_shape, x.dtype)
+        _check_memory(result_shape, dtype, batched, channels_last)
+        y = _empty_output(y_shape, dtype)
     else:
-        inputs = (
-            ("x", x_in),
-            ("weight", w_in),
-            ("bias", b_in),
-            ("x", x),
-            ("weight", weight),
-            ("bias", bias),
-        )
-        y = _check_out(out, result_shape, x.dtype, inputs)
+        y = _check_out(out, result_shape, dtype, inputs)
         if not batched:
             y = y[np.newaxis]
     _core.conv_transpose(geometry, _aligned(x_b), _aligned(weight), bias, y)

@@ -625,7 +625,7 @@ def merge_rounds(rounds: list[dict]) -> dict:
     return {"threads": first["threads"], "peak": peak, "results": merged, "rounds": len(rounds)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="tconv bench",
         description="Time the suite of real layers through tconv and every installed peer, "
@@ -672,6 +672,11 @@ def main(argv: list[str] | None = None) -> int:
         "--png", default="bench_results.png", help="where to draw the chart (needs matplotlib)"
     )
     ap.add_argument("--_worker", type=int, default=None, help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
     args = ap.parse_args(argv)
     _check_args(ap, args)
     layers = _load_suite(args.suite)
@@ -708,61 +713,13 @@ def main(argv: list[str] | None = None) -> int:
     total_layers = len(names) if names is not None else len(layers)
     runs = []
     for t in [int(v) for v in args.threads.split(",")]:
-        env = dict(
-            os.environ,
-            TCONV_NUM_THREADS=str(t),
-            OMP_NUM_THREADS=str(t),
-            TF_CPP_MIN_LOG_LEVEL="3",
-            XLA_FLAGS=f"--xla_cpu_multi_thread_eigen={'true' if t > 1 else 'false'} "
-            f"intra_op_parallelism_threads={t}",
-        )
-        cmd = [
-            sys.executable,
-            "-m",
-            "tconv",
-            "bench",
-            "--_worker",
-            str(t),
-            "--dtype",
-            args.dtype,
-            "--repeats",
-            str(args.repeats),
-            "--budget",
-            str(args.budget),
-            "--suite",
-            args.suite,
-        ]
-        if names is not None:
-            cmd += ["--layers", ",".join(names)]
-        if peers:
-            cmd += ["--peers", ",".join(peers)]
-        if args.peak is not None:
-            cmd += ["--peak", repr(args.peak)]
+        cmd = _worker_command(args, t, names, peers)
         rounds = []
         for rnd in range(args.rounds):
-            proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, text=True, env=env, preexec_fn=_pin_to_cpus(t)
-            )
-            done, result = 0, None
             label = f"{t} thread(s)" + (
                 f", round {rnd + 1}/{args.rounds}" if args.rounds > 1 else ""
             )
-            _bar(0, total_layers, label)
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if line.startswith("RESULT "):
-                    result = json.loads(line[7:])
-                elif line.startswith("{"):
-                    msg = json.loads(line)
-                    if "note" in msg:
-                        if rnd == 0:
-                            sys.stderr.write("\r" + " " * 70 + "\r  " + msg["note"] + "\n")
-                    else:
-                        done += 1
-                        label = f"{t}T {msg['progress']}"
-                    _bar(done, total_layers, label)
-            proc.wait()
-            sys.stderr.write("\n")
+            result = _run_worker(cmd, t, label, total_layers, quiet_notes=rnd != 0)
             if result is None:
                 print(f"the {t}-thread run failed", file=sys.stderr)
                 return 1
@@ -783,6 +740,70 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwrote {args.json}")
     _chart(report, args.png)
     return 0
+
+
+def _worker_command(
+    args: argparse.Namespace, t: int, names: list[str] | None, peers: list[str] | None
+) -> list[str]:
+    """The command line of one worker process: the whole suite at `t` threads."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "tconv",
+        "bench",
+        "--_worker",
+        str(t),
+        "--dtype",
+        args.dtype,
+        "--repeats",
+        str(args.repeats),
+        "--budget",
+        str(args.budget),
+        "--suite",
+        args.suite,
+    ]
+    if names is not None:
+        cmd += ["--layers", ",".join(names)]
+    if peers:
+        cmd += ["--peers", ",".join(peers)]
+    if args.peak is not None:
+        cmd += ["--peak", repr(args.peak)]
+    return cmd
+
+
+def _run_worker(
+    cmd: list[str], t: int, label: str, total_layers: int, quiet_notes: bool
+) -> dict | None:
+    """Run one worker at `t` threads, drawing its progress; its result, or None if it failed."""
+    env = dict(
+        os.environ,
+        TCONV_NUM_THREADS=str(t),
+        OMP_NUM_THREADS=str(t),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        XLA_FLAGS=f"--xla_cpu_multi_thread_eigen={'true' if t > 1 else 'false'} "
+        f"intra_op_parallelism_threads={t}",
+    )
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, text=True, env=env, preexec_fn=_pin_to_cpus(t)
+    )
+    done, result = 0, None
+    _bar(0, total_layers, label)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("RESULT "):
+            result = json.loads(line[7:])
+        elif line.startswith("{"):
+            msg = json.loads(line)
+            if "note" in msg:
+                if not quiet_notes:
+                    sys.stderr.write("\r" + " " * 70 + "\r  " + msg["note"] + "\n")
+            else:
+                done += 1
+                label = f"{t}T {msg['progress']}"
+            _bar(done, total_layers, label)
+    proc.wait()
+    sys.stderr.write("\n")
+    return result
 
 
 def _fmt_pct(v: float | None, width: int) -> str:

@@ -10,7 +10,7 @@ start (pad_lo) and at the end (pad_hi) of the full result, and cells added at th
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,164 +200,175 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
     shape = shapes._shape(input_shape, "input_shape")
     for name, value in args.items():
         check_ordered(value, name)
-    a = dict(args)
-    if convention == "torch":
-        _check_args(
-            convention,
-            a,
-            (
-                "in_channels",
-                "out_channels",
-                "kernel_size",
-                "stride",
-                "padding",
-                "output_padding",
-                "groups",
-                "dilation",
-                "output_size",
-                "dims",
-            ),
-        )
-        if "kernel_size" not in a:
-            raise TypeError("explain('torch', ...) needs kernel_size")
-        hint = _rank_hint(a["kernel_size"], a.get("dims"))
-        cin = a.pop("in_channels", None)
-        spatial = cin is None and not (hint is not None and len(shape) > hint)
-        if cin is None:
-            cin = 1 if spatial else (shape[1] if len(shape) == (hint or 0) + 2 else shape[0])
-        cout = a.pop("out_channels", None)
-        shown_cout = "out_channels" if cout is None else cout
-        cout = 1 if cout is None else cout
-        full = (None, cin, *shape) if spatial else shape
-        if spatial:
-            a.setdefault("dims", len(shape))
-        ctor = {k: v for k, v in a.items() if k not in ("dims", "output_size")}
-        layer = _call(
-            f"nn.ConvTranspose{hint or (len(shape) if spatial else max(len(shape) - 2, 1))}d",
-            {"in_channels": "in_channels" if spatial else cin, "out_channels": shown_cout, **ctor},
-        )
-        layer = layer.replace("in_channels='in_channels'", "in_channels").replace(
-            "out_channels='out_channels'", "out_channels"
-        )
-        if a.get("output_size") is not None:
-            # output_size is an argument of forward(), not of the constructor
-            layer += f"(x, output_size={tuple(a['output_size'])!r})"
-        return _Prep(shapes.torch, (full, cin, cout), a, layer, spatial, shape)
-    if convention == "keras":
-        _check_args(
-            convention,
-            a,
-            (
-                "filters",
-                "kernel_size",
-                "strides",
-                "padding",
-                "output_padding",
-                "data_format",
-                "dilation_rate",
-                "dims",
-            ),
-        )
-        if "kernel_size" not in a:
-            raise TypeError("explain('keras', ...) needs kernel_size")
-        hint = _rank_hint(a["kernel_size"], a.get("dims"))
-        filters = a.pop("filters", None)
-        spatial = filters is None and not (hint is not None and len(shape) > hint)
-        shown_filters = "filters" if filters is None else filters
-        filters = 1 if filters is None else filters
-        if spatial:
-            cl = a.get("data_format", "channels_last") != "channels_first"
-            full = (None, *shape, 1) if cl else (None, 1, *shape)
-            a.setdefault("dims", len(shape))
-        else:
-            full = shape
-        n = hint or (len(shape) if spatial else max(len(shape) - 2, 1))
-        layer = _call(
-            f"layers.Conv{n}DTranspose",
-            {"filters": shown_filters, **{k: v for k, v in a.items() if k != "dims"}},
-        )
-        layer = layer.replace("filters='filters'", "filters")
-        return _Prep(shapes.keras, (full, filters), a, layer, spatial, shape)
-    if convention == "onnx":
-        _check_args(
-            convention,
-            a,
-            (
-                "weight_shape",
-                "kernel_shape",
-                "kernel_size",
-                "strides",
-                "pads",
-                "dilations",
-                "output_padding",
-                "output_shape",
-                "auto_pad",
-                "group",
-            ),
-        )
-        wshape = a.pop("weight_shape", None)
-        kernel = a.pop("kernel_shape", a.pop("kernel_size", None))
-        spatial = wshape is None
-        if spatial:
-            if kernel is None:
-                raise TypeError(
-                    "explain('onnx', ...) needs weight_shape, or kernel_shape with "
-                    "input_shape as the spatial sizes"
-                )
-            n = len(shape)
-            wshape = (1, 1, *_per_dim(kernel, n))
-            full = (None, 1, *shape)
-        else:
-            full = shape
-            if kernel is not None:
-                a["kernel_shape"] = kernel  # onnxruntime checks it against W
-        shown = {"W": tuple(wshape)} if not spatial else {"kernel_shape": kernel}
-        layer = _call("ConvTranspose", {**shown, **a})
-        return _Prep(shapes.onnx, (full, tuple(wshape)), a, layer, spatial, shape)
-    if convention == "tf_nn":
-        _check_args(
-            convention,
-            a,
-            (
-                "filters_shape",
-                "kernel_size",
-                "output_shape",
-                "strides",
-                "padding",
-                "data_format",
-                "dilations",
-            ),
-        )
-        fshape = a.pop("filters_shape", None)
-        kernel = a.pop("kernel_size", None)
-        spatial = fshape is None
-        if "output_shape" not in a or a["output_shape"] is None:
-            raise TypeError(
-                "tf.nn.conv_transpose needs output_shape (the size it checks against "
-                "the input); explain lists the sizes it accepts in the error"
-            )
-        if "strides" not in a:
-            raise TypeError("explain('tf_nn', ...) needs strides")
-        if spatial:
-            if kernel is None:
-                raise TypeError(
-                    "explain('tf_nn', ...) needs filters_shape, or kernel_size with "
-                    "input_shape as the spatial sizes"
-                )
-            n = len(shape)
-            fshape = (*_per_dim(kernel, n), 1, 1)
-            cf = str(a.get("data_format") or "").upper().startswith("NC")
-            full = (None, 1, *shape) if cf else (None, *shape, 1)
-            osz = tuple(a["output_shape"])
-            if len(osz) == n:  # the spatial sizes alone, like input_shape
-                a["output_shape"] = (None, 1, *osz) if cf else (None, *osz, 1)
-        else:
-            full = shape
-        shown = {"filters": tuple(fshape)} if not spatial else {"kernel_size": kernel}
-        layer = _call(f"tf.nn.conv{len(fshape) - 2}d_transpose", {**shown, **a})
-        return _Prep(shapes.tf_nn, (full, tuple(fshape)), a, layer, spatial, shape)
+    return _DIALECTS[convention].prepare(shape, dict(args))
+
+
+def _prepare_torch(shape: tuple, a: dict) -> _Prep:
     _check_args(
-        convention,
+        "torch",
+        a,
+        (
+            "in_channels",
+            "out_channels",
+            "kernel_size",
+            "stride",
+            "padding",
+            "output_padding",
+            "groups",
+            "dilation",
+            "output_size",
+            "dims",
+        ),
+    )
+    if "kernel_size" not in a:
+        raise TypeError("explain('torch', ...) needs kernel_size")
+    hint = _rank_hint(a["kernel_size"], a.get("dims"))
+    cin = a.pop("in_channels", None)
+    spatial = cin is None and not (hint is not None and len(shape) > hint)
+    if cin is None:
+        cin = 1 if spatial else (shape[1] if len(shape) == (hint or 0) + 2 else shape[0])
+    cout = a.pop("out_channels", None)
+    shown_cout = "out_channels" if cout is None else cout
+    cout = 1 if cout is None else cout
+    full = (None, cin, *shape) if spatial else shape
+    if spatial:
+        a.setdefault("dims", len(shape))
+    ctor = {k: v for k, v in a.items() if k not in ("dims", "output_size")}
+    layer = _call(
+        f"nn.ConvTranspose{hint or (len(shape) if spatial else max(len(shape) - 2, 1))}d",
+        {"in_channels": "in_channels" if spatial else cin, "out_channels": shown_cout, **ctor},
+    )
+    layer = layer.replace("in_channels='in_channels'", "in_channels").replace(
+        "out_channels='out_channels'", "out_channels"
+    )
+    if a.get("output_size") is not None:
+        # output_size is an argument of forward(), not of the constructor
+        layer += f"(x, output_size={tuple(a['output_size'])!r})"
+    return _Prep(shapes.torch, (full, cin, cout), a, layer, spatial, shape)
+
+
+def _prepare_keras(shape: tuple, a: dict) -> _Prep:
+    _check_args(
+        "keras",
+        a,
+        (
+            "filters",
+            "kernel_size",
+            "strides",
+            "padding",
+            "output_padding",
+            "data_format",
+            "dilation_rate",
+            "dims",
+        ),
+    )
+    if "kernel_size" not in a:
+        raise TypeError("explain('keras', ...) needs kernel_size")
+    hint = _rank_hint(a["kernel_size"], a.get("dims"))
+    filters = a.pop("filters", None)
+    spatial = filters is None and not (hint is not None and len(shape) > hint)
+    shown_filters = "filters" if filters is None else filters
+    filters = 1 if filters is None else filters
+    if spatial:
+        cl = a.get("data_format", "channels_last") != "channels_first"
+        full = (None, *shape, 1) if cl else (None, 1, *shape)
+        a.setdefault("dims", len(shape))
+    else:
+        full = shape
+    n = hint or (len(shape) if spatial else max(len(shape) - 2, 1))
+    layer = _call(
+        f"layers.Conv{n}DTranspose",
+        {"filters": shown_filters, **{k: v for k, v in a.items() if k != "dims"}},
+    )
+    layer = layer.replace("filters='filters'", "filters")
+    return _Prep(shapes.keras, (full, filters), a, layer, spatial, shape)
+
+
+def _prepare_onnx(shape: tuple, a: dict) -> _Prep:
+    _check_args(
+        "onnx",
+        a,
+        (
+            "weight_shape",
+            "kernel_shape",
+            "kernel_size",
+            "strides",
+            "pads",
+            "dilations",
+            "output_padding",
+            "output_shape",
+            "auto_pad",
+            "group",
+        ),
+    )
+    wshape = a.pop("weight_shape", None)
+    kernel = a.pop("kernel_shape", a.pop("kernel_size", None))
+    spatial = wshape is None
+    if spatial:
+        if kernel is None:
+            raise TypeError(
+                "explain('onnx', ...) needs weight_shape, or kernel_shape with "
+                "input_shape as the spatial sizes"
+            )
+        n = len(shape)
+        wshape = (1, 1, *_per_dim(kernel, n))
+        full = (None, 1, *shape)
+    else:
+        full = shape
+        if kernel is not None:
+            a["kernel_shape"] = kernel  # onnxruntime checks it against W
+    shown = {"W": tuple(wshape)} if not spatial else {"kernel_shape": kernel}
+    layer = _call("ConvTranspose", {**shown, **a})
+    return _Prep(shapes.onnx, (full, tuple(wshape)), a, layer, spatial, shape)
+
+
+def _prepare_tf_nn(shape: tuple, a: dict) -> _Prep:
+    _check_args(
+        "tf_nn",
+        a,
+        (
+            "filters_shape",
+            "kernel_size",
+            "output_shape",
+            "strides",
+            "padding",
+            "data_format",
+            "dilations",
+        ),
+    )
+    fshape = a.pop("filters_shape", None)
+    kernel = a.pop("kernel_size", None)
+    spatial = fshape is None
+    if "output_shape" not in a or a["output_shape"] is None:
+        raise TypeError(
+            "tf.nn.conv_transpose needs output_shape (the size it checks against "
+            "the input); explain lists the sizes it accepts in the error"
+        )
+    if "strides" not in a:
+        raise TypeError("explain('tf_nn', ...) needs strides")
+    if spatial:
+        if kernel is None:
+            raise TypeError(
+                "explain('tf_nn', ...) needs filters_shape, or kernel_size with "
+                "input_shape as the spatial sizes"
+            )
+        n = len(shape)
+        fshape = (*_per_dim(kernel, n), 1, 1)
+        cf = str(a.get("data_format") or "").upper().startswith("NC")
+        full = (None, 1, *shape) if cf else (None, *shape, 1)
+        osz = tuple(a["output_shape"])
+        if len(osz) == n:  # the spatial sizes alone, like input_shape
+            a["output_shape"] = (None, 1, *osz) if cf else (None, *osz, 1)
+    else:
+        full = shape
+    shown = {"filters": tuple(fshape)} if not spatial else {"kernel_size": kernel}
+    layer = _call(f"tf.nn.conv{len(fshape) - 2}d_transpose", {**shown, **a})
+    return _Prep(shapes.tf_nn, (full, tuple(fshape)), a, layer, spatial, shape)
+
+
+def _prepare_jax(shape: tuple, a: dict) -> _Prep:
+    _check_args(
+        "jax",
         a,
         (
             "rhs_shape",
@@ -401,247 +412,254 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
 
 
 def _resolve(convention: str, prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], int]:
-    full_in, second = prep.args[0], prep.args[1]
-    kw = prep.kwargs
-    if convention == "torch":
-        n = len(out_shape) - (2 if len(full_in) == len(out_shape) and len(out_shape) > 1 else 1)
-        n = int(kw.get("dims") or n)
-        sp = list(full_in[-n:])
-        ks, st = _per_dim(kw["kernel_size"], n), _per_dim(kw.get("stride", 1), n)
-        pd, dl = _per_dim(kw.get("padding", 0), n), _per_dim(kw.get("dilation", 1), n)
-        osz = kw.get("output_size")
-        osp = list(out_shape[-n:])
-        if osz is not None:
-            ops = []
-            for j in range(n):
-                lo, _ = (
-                    _core.torch_output_size_range(sp[j], ks[j], st[j], dl[j], pd[j])
-                    if sp[j] is not None
-                    else (0, 0)
-                )
-                ops.append(osp[j] - lo if sp[j] is not None else 0)
-        else:
-            ops = _per_dim(kw.get("output_padding", 0), n)
-        rule = [
-            "out = (in - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1"
-        ]
-        dims = []
+    """The rule in the framework's words, the resolved dims and the spatial rank."""
+    return _DIALECTS[convention].resolve(prep, out_shape)
+
+
+def _resolve_torch(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], int]:
+    full_in, kw = prep.args[0], prep.kwargs
+    n = len(out_shape) - (2 if len(full_in) == len(out_shape) and len(out_shape) > 1 else 1)
+    n = int(kw.get("dims") or n)
+    sp = list(full_in[-n:])
+    ks, st = _per_dim(kw["kernel_size"], n), _per_dim(kw.get("stride", 1), n)
+    pd, dl = _per_dim(kw.get("padding", 0), n), _per_dim(kw.get("dilation", 1), n)
+    osz = kw.get("output_size")
+    osp = list(out_shape[-n:])
+    if osz is not None:
+        ops = []
         for j in range(n):
-            if sp[j] is None:
-                continue
-            i, k, s, d, p, op = sp[j], ks[j], st[j], dl[j], pd[j], ops[j]
-            out = _core.torch_length(i, k, s, d, p, op)
-            native = [f"({i} - 1)*{s} - 2*{p} + {d}*({k} - 1) + {op} + 1 = {out}"]
-            if osz is not None:
-                lo, hi = _core.torch_output_size_range(i, k, s, d, p)
-                native.append(
-                    f"output_size asks for {out}: PyTorch takes the size at "
-                    f"output_padding=0 ({lo}) and sets output_padding = {out} - {lo} "
-                    f"= {op} (it accepts {lo}..{hi})"
-                )
-            dims.append(
-                _Dim(_dim_names(n)[j], i, k, s, d, p, p, op, out, native, (i, k, s, d, p, op))
+            lo, _ = (
+                _core.torch_output_size_range(sp[j], ks[j], st[j], dl[j], pd[j])
+                if sp[j] is not None
+                else (0, 0)
             )
-        return rule, dims, n
-    if convention == "keras":
-        cl = kw.get("data_format", "channels_last") == "channels_last"
-        n = len(full_in) - 2
-        sp = list(full_in[1:-1] if cl else full_in[2:])
-        ks, st = _per_dim(kw["kernel_size"], n), _per_dim(kw.get("strides", 1), n)
-        dl = _per_dim(kw.get("dilation_rate", 1), n)
-        mode = str(kw.get("padding", "valid")).lower()
-        op_arg = kw.get("output_padding")
-        ops = [None] * n if op_arg is None else _per_dim(op_arg, n)
-        dilated = any(d > 1 for d in dl)
-        kname = "kernel" if dilated else "kernel_size"
-        if op_arg is None and mode == "same":
-            rule = ["length = input * strides   (output_padding=None, padding='same')"]
-        elif op_arg is None:
-            rule = [
-                f"length = input * strides + max({kname} - strides, 0)   "
-                "(output_padding=None, padding='valid')"
-            ]
+            ops.append(osp[j] - lo if sp[j] is not None else 0)
+    else:
+        ops = _per_dim(kw.get("output_padding", 0), n)
+    rule = ["out = (in - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1"]
+    dims = []
+    for j in range(n):
+        if sp[j] is None:
+            continue
+        i, k, s, d, p, op = sp[j], ks[j], st[j], dl[j], pd[j], ops[j]
+        out = _core.torch_length(i, k, s, d, p, op)
+        native = [f"({i} - 1)*{s} - 2*{p} + {d}*({k} - 1) + {op} + 1 = {out}"]
+        if osz is not None:
+            lo, hi = _core.torch_output_size_range(i, k, s, d, p)
+            native.append(
+                f"output_size asks for {out}: PyTorch takes the size at "
+                f"output_padding=0 ({lo}) and sets output_padding = {out} - {lo} "
+                f"= {op} (it accepts {lo}..{hi})"
+            )
+        dims.append(_Dim(_dim_names(n)[j], i, k, s, d, p, p, op, out, native, (i, k, s, d, p, op)))
+    return rule, dims, n
+
+
+def _resolve_keras(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], int]:
+    full_in, kw = prep.args[0], prep.kwargs
+    cl = kw.get("data_format", "channels_last") == "channels_last"
+    n = len(full_in) - 2
+    sp = list(full_in[1:-1] if cl else full_in[2:])
+    ks, st = _per_dim(kw["kernel_size"], n), _per_dim(kw.get("strides", 1), n)
+    dl = _per_dim(kw.get("dilation_rate", 1), n)
+    mode = str(kw.get("padding", "valid")).lower()
+    op_arg = kw.get("output_padding")
+    ops = [None] * n if op_arg is None else _per_dim(op_arg, n)
+    dilated = any(d > 1 for d in dl)
+    kname = "kernel" if dilated else "kernel_size"
+    if op_arg is None and mode == "same":
+        rule = ["length = input * strides   (output_padding=None, padding='same')"]
+    elif op_arg is None:
+        rule = [
+            f"length = input * strides + max({kname} - strides, 0)   "
+            "(output_padding=None, padding='valid')"
+        ]
+    elif mode == "same":
+        rule = [
+            f"length = (input - 1)*strides + {kname} - 2*({kname} // 2) + "
+            "output_padding   (padding='same')"
+        ]
+    else:
+        rule = [f"length = (input - 1)*strides + {kname} + output_padding   (padding='valid')"]
+    if dilated:
+        rule.insert(0, "kernel = dilation_rate*(kernel_size - 1) + 1   (the dilated span)")
+    dims = []
+    for j in range(n):
+        if sp[j] is None:
+            continue
+        i, k, s, d, op = sp[j], ks[j], st[j], dl[j], ops[j]
+        e = _core.effective_kernel(k, d)
+        out = _core.keras_length(i, mode, k, s, d, op)
+        lo, hi, extra = _core.resolve_keras_padding(mode, k, s, d, op)
+        if op is None and mode == "same":
+            native = [f"{i}*{s} = {out}"]
+        elif op is None:
+            native = [f"{i}*{s} + max({e} - {s}, 0) = {out}"]
         elif mode == "same":
-            rule = [
-                f"length = (input - 1)*strides + {kname} - 2*({kname} // 2) + "
-                "output_padding   (padding='same')"
-            ]
+            native = [f"({i} - 1)*{s} + {e} - 2*({e} // 2) + {op} = {out}"]
         else:
-            rule = [f"length = (input - 1)*strides + {kname} + output_padding   (padding='valid')"]
+            native = [f"({i} - 1)*{s} + {e} + {op} = {out}"]
         if dilated:
-            rule.insert(0, "kernel = dilation_rate*(kernel_size - 1) + 1   (the dilated span)")
-        dims = []
-        for j in range(n):
-            if sp[j] is None:
-                continue
-            i, k, s, d, op = sp[j], ks[j], st[j], dl[j], ops[j]
-            e = _core.effective_kernel(k, d)
-            out = _core.keras_length(i, mode, k, s, d, op)
-            lo, hi, extra = _core.resolve_keras_padding(mode, k, s, d, op)
-            if op is None and mode == "same":
-                native = [f"{i}*{s} = {out}"]
-            elif op is None:
-                native = [f"{i}*{s} + max({e} - {s}, 0) = {out}"]
-            elif mode == "same":
-                native = [f"({i} - 1)*{s} + {e} - 2*({e} // 2) + {op} = {out}"]
-            else:
-                native = [f"({i} - 1)*{s} + {e} + {op} = {out}"]
-            if dilated:
-                native.insert(0, f"kernel = {d}*({k} - 1) + 1 = {e}")
-            if mode == "same":
-                other = 0 if op is None else None
-                alt = _core.keras_length(i, mode, k, s, d, other)
-                if alt != out:
-                    native.append(
-                        f"(with output_padding={other} instead it would be {alt}: "
-                        "None and 0 are different rules in Keras)"
-                    )
-            dims.append(
-                _Dim(
-                    _dim_names(n)[j], i, k, s, d, lo, hi, extra, out, native, (i, k, s, d, mode, op)
-                )
-            )
-        return rule, dims, n
-    if convention == "onnx":
-        wshape = second
-        n = len(full_in) - 2
-        sp = list(full_in[2:])
-        ks = list(wshape[2:])
-        st = _per_dim(1 if kw.get("strides") is None else kw["strides"], n)
-        dl = _per_dim(1 if kw.get("dilations") is None else kw["dilations"], n)
-        ops = _per_dim(0 if kw.get("output_padding") is None else kw["output_padding"], n)
-        pads = kw.get("pads")
-        pads = [0] * (2 * n) if pads is None else (list(pads) if _is_seq(pads) else [pads] * 2 * n)
-        auto = str(kw.get("auto_pad", "NOTSET")).upper()
-        osz = kw.get("output_shape")
-        if osz is not None:
-            osz = list(osz)[-n:]
-        generic = (
-            "output = strides*(input - 1) + output_padding + ((kernel_shape - 1)*dilations"
-            " + 1) - pads_begin - pads_end"
-        )
-        if osz is not None:
-            rule = [
-                f"output_shape given: output = output_shape; the pads follow from it "
-                f"(auto_pad={auto!r}):",
-                "total_padding = strides*(input - 1) + output_padding + ((kernel_shape - 1)"
-                "*dilations + 1) - output_shape",
-            ]
-        elif auto in ("SAME_UPPER", "SAME_LOWER"):
-            rule = [
-                f"auto_pad={auto!r}: output = input * strides (onnxruntime), and",
-                "total_padding = strides*(input - 1) + output_padding + ((kernel_shape - 1)"
-                "*dilations + 1) - output, split with the odd cell at the "
-                + ("start" if auto == "SAME_LOWER" else "end"),
-            ]
-        else:
-            rule = [generic + ("   (auto_pad='VALID': pads are 0)" if auto == "VALID" else "")]
-        dims = []
-        for j in range(n):
-            if sp[j] is None:
-                continue
-            i, k, s, d, op = sp[j], ks[j], st[j], dl[j], ops[j]
-            out, lo, hi, extra = _core.onnx_resolve(
-                i, k, s, d, op, auto, pads[j], pads[j + n], None if osz is None else osz[j]
-            )
-            if osz is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
-                native = [f"{i}*{s} = {out}"] if osz is None else [f"output = {out}"]
+            native.insert(0, f"kernel = {d}*({k} - 1) + 1 = {e}")
+        if mode == "same":
+            other = 0 if op is None else None
+            alt = _core.keras_length(i, mode, k, s, d, other)
+            if alt != out:
                 native.append(
-                    f"total_padding = {s}*({i} - 1) + {op} + (({k} - 1)*{d} + 1) - "
-                    f"{out} = {lo + hi}  ->  pads (begin, end) = ({lo}, {hi})"
+                    f"(with output_padding={other} instead it would be {alt}: "
+                    "None and 0 are different rules in Keras)"
                 )
-                if osz is None and op:
-                    native.append(
-                        f"(output_padding={op} only moves the crop here; ONNX shape "
-                        "inference adds it to the size, onnxruntime does not: "
-                        "onnx/onnx#4299)"
-                    )
-            else:
-                pl, ph = (0, 0) if auto == "VALID" else (pads[j], pads[j + n])
-                native = [f"{s}*({i} - 1) + {op} + (({k} - 1)*{d} + 1) - {pl} - {ph} = {out}"]
-            dims.append(
-                _Dim(
-                    _dim_names(n)[j],
-                    i,
-                    k,
-                    s,
-                    d,
-                    lo,
-                    hi,
-                    extra,
-                    out,
-                    native,
-                    (i, k, s, d, op, lo, hi),
-                )
-            )
-        return rule, dims, n
-    if convention == "tf_nn":
-        fshape = second
-        n = len(full_in) - 2
-        fmt = str(kw.get("data_format") or "")
-        cl = not fmt.upper().startswith("NC")
-        sp = list(full_in[1:-1] if cl else full_in[2:])
-        ks = list(fshape[:n])
-        st = shapes._tf_list(kw["strides"], n, cl, "strides")
-        dl = shapes._tf_list(
-            1 if kw.get("dilations") is None else kw["dilations"], n, cl, "dilations"
+        dims.append(
+            _Dim(_dim_names(n)[j], i, k, s, d, lo, hi, extra, out, native, (i, k, s, d, mode, op))
         )
-        osp = list(out_shape[1:-1] if cl else out_shape[2:])
-        padding = kw.get("padding", "SAME")
-        if isinstance(padding, str):
-            mode, pairs = padding.upper(), [(0, 0)] * n
-        else:
-            mode = "EXPLICIT"
-            pairs = [tuple(p) for p in padding]
-            if len(pairs) == n + 2:
-                pairs = pairs[1:-1] if cl else pairs[2:]
+    return rule, dims, n
+
+
+def _resolve_onnx(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], int]:
+    full_in, kw = prep.args[0], prep.kwargs
+    wshape = prep.args[1]
+    n = len(full_in) - 2
+    sp = list(full_in[2:])
+    ks = list(wshape[2:])
+    st = _per_dim(1 if kw.get("strides") is None else kw["strides"], n)
+    dl = _per_dim(1 if kw.get("dilations") is None else kw["dilations"], n)
+    ops = _per_dim(0 if kw.get("output_padding") is None else kw["output_padding"], n)
+    pads = kw.get("pads")
+    pads = [0] * (2 * n) if pads is None else (list(pads) if _is_seq(pads) else [pads] * 2 * n)
+    auto = str(kw.get("auto_pad", "NOTSET")).upper()
+    osz = kw.get("output_shape")
+    if osz is not None:
+        osz = list(osz)[-n:]
+    generic = (
+        "output = strides*(input - 1) + output_padding + ((kernel_shape - 1)*dilations"
+        " + 1) - pads_begin - pads_end"
+    )
+    if osz is not None:
         rule = [
-            "tf.nn takes the output size as an argument and checks it: the forward "
-            f"convolution ({mode if mode != 'EXPLICIT' else 'explicit padding'}) of the "
-            "output must give back the input,",
-            {
-                "SAME": "ceil(output / strides) == input",
-                "VALID": "ceil((output - kernel + 1) / strides) == input",
-                "EXPLICIT": "(output + pad_before + pad_after - kernel) // strides + 1 == input",
-            }[mode],
+            f"output_shape given: output = output_shape; the pads follow from it "
+            f"(auto_pad={auto!r}):",
+            "total_padding = strides*(input - 1) + output_padding + ((kernel_shape - 1)"
+            "*dilations + 1) - output_shape",
         ]
-        dims = []
-        for j in range(n):
-            if sp[j] is None or osp[j] is None:
-                continue
-            i, k, s, d, o = sp[j], ks[j], st[j], dl[j], osp[j]
-            e = _core.effective_kernel(k, d)
-            fwd, flo, fhi = _core.tf_conv(o, k, s, d, mode, *pairs[j])
-            lo_r, hi_r = _core.tf_transposed_range(i, k, s, d, mode, *pairs[j])
-            out, lo, hi, extra = _core.tf_transposed(i, o, k, s, d, mode, *pairs[j])
-            shown = {
-                "SAME": f"ceil({o} / {s}) = {fwd}",
-                "VALID": f"ceil(({o} - {e} + 1) / {s}) = {fwd}",
-                "EXPLICIT": f"({o} + {pairs[j][0]} + {pairs[j][1]} - {e}) // {s} + 1 = {fwd}",
-            }
-            native = [
-                f"{shown[mode]} == {i}: accepted (for an input of {i} it accepts {lo_r}..{hi_r})",
-                f"TensorFlow pads that forward convolution ({flo}, {fhi}); the transposed "
-                "one crops the same cells",
-            ]
-            dims.append(
-                _Dim(
-                    _dim_names(n)[j],
-                    i,
-                    k,
-                    s,
-                    d,
-                    lo,
-                    hi,
-                    extra,
-                    out,
-                    native,
-                    (i, k, s, d, o, mode, pairs[j]),
-                )
+    elif auto in ("SAME_UPPER", "SAME_LOWER"):
+        rule = [
+            f"auto_pad={auto!r}: output = input * strides (onnxruntime), and",
+            "total_padding = strides*(input - 1) + output_padding + ((kernel_shape - 1)"
+            "*dilations + 1) - output, split with the odd cell at the "
+            + ("start" if auto == "SAME_LOWER" else "end"),
+        ]
+    else:
+        rule = [generic + ("   (auto_pad='VALID': pads are 0)" if auto == "VALID" else "")]
+    dims = []
+    for j in range(n):
+        if sp[j] is None:
+            continue
+        i, k, s, d, op = sp[j], ks[j], st[j], dl[j], ops[j]
+        out, lo, hi, extra = _core.onnx_resolve(
+            i, k, s, d, op, auto, pads[j], pads[j + n], None if osz is None else osz[j]
+        )
+        if osz is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+            native = [f"{i}*{s} = {out}"] if osz is None else [f"output = {out}"]
+            native.append(
+                f"total_padding = {s}*({i} - 1) + {op} + (({k} - 1)*{d} + 1) - "
+                f"{out} = {lo + hi}  ->  pads (begin, end) = ({lo}, {hi})"
             )
-        return rule, dims, n
-    # jax
-    rshape = second
+            if osz is None and op:
+                native.append(
+                    f"(output_padding={op} only moves the crop here; ONNX shape "
+                    "inference adds it to the size, onnxruntime does not: "
+                    "onnx/onnx#4299)"
+                )
+        else:
+            pl, ph = (0, 0) if auto == "VALID" else (pads[j], pads[j + n])
+            native = [f"{s}*({i} - 1) + {op} + (({k} - 1)*{d} + 1) - {pl} - {ph} = {out}"]
+        dims.append(
+            _Dim(
+                _dim_names(n)[j],
+                i,
+                k,
+                s,
+                d,
+                lo,
+                hi,
+                extra,
+                out,
+                native,
+                (i, k, s, d, op, lo, hi),
+            )
+        )
+    return rule, dims, n
+
+
+def _resolve_tf_nn(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], int]:
+    full_in, kw = prep.args[0], prep.kwargs
+    fshape = prep.args[1]
+    n = len(full_in) - 2
+    fmt = str(kw.get("data_format") or "")
+    cl = not fmt.upper().startswith("NC")
+    sp = list(full_in[1:-1] if cl else full_in[2:])
+    ks = list(fshape[:n])
+    st = shapes._tf_list(kw["strides"], n, cl, "strides")
+    dl = shapes._tf_list(1 if kw.get("dilations") is None else kw["dilations"], n, cl, "dilations")
+    osp = list(out_shape[1:-1] if cl else out_shape[2:])
+    padding = kw.get("padding", "SAME")
+    if isinstance(padding, str):
+        mode, pairs = padding.upper(), [(0, 0)] * n
+    else:
+        mode = "EXPLICIT"
+        pairs = [tuple(p) for p in padding]
+        if len(pairs) == n + 2:
+            pairs = pairs[1:-1] if cl else pairs[2:]
+    rule = [
+        "tf.nn takes the output size as an argument and checks it: the forward "
+        f"convolution ({mode if mode != 'EXPLICIT' else 'explicit padding'}) of the "
+        "output must give back the input,",
+        {
+            "SAME": "ceil(output / strides) == input",
+            "VALID": "ceil((output - kernel + 1) / strides) == input",
+            "EXPLICIT": "(output + pad_before + pad_after - kernel) // strides + 1 == input",
+        }[mode],
+    ]
+    dims = []
+    for j in range(n):
+        if sp[j] is None or osp[j] is None:
+            continue
+        i, k, s, d, o = sp[j], ks[j], st[j], dl[j], osp[j]
+        e = _core.effective_kernel(k, d)
+        fwd, flo, fhi = _core.tf_conv(o, k, s, d, mode, *pairs[j])
+        lo_r, hi_r = _core.tf_transposed_range(i, k, s, d, mode, *pairs[j])
+        out, lo, hi, extra = _core.tf_transposed(i, o, k, s, d, mode, *pairs[j])
+        shown = {
+            "SAME": f"ceil({o} / {s}) = {fwd}",
+            "VALID": f"ceil(({o} - {e} + 1) / {s}) = {fwd}",
+            "EXPLICIT": f"({o} + {pairs[j][0]} + {pairs[j][1]} - {e}) // {s} + 1 = {fwd}",
+        }
+        native = [
+            f"{shown[mode]} == {i}: accepted (for an input of {i} it accepts {lo_r}..{hi_r})",
+            f"TensorFlow pads that forward convolution ({flo}, {fhi}); the transposed "
+            "one crops the same cells",
+        ]
+        dims.append(
+            _Dim(
+                _dim_names(n)[j],
+                i,
+                k,
+                s,
+                d,
+                lo,
+                hi,
+                extra,
+                out,
+                native,
+                (i, k, s, d, o, mode, pairs[j]),
+            )
+        )
+    return rule, dims, n
+
+
+def _resolve_jax(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], int]:
+    full_in, kw = prep.args[0], prep.kwargs
+    rshape = prep.args[1]
     nd = len(full_in)
     n = nd - 2
     dn = kw.get("dimension_numbers")
@@ -1108,3 +1126,20 @@ def explain(convention: str, input_shape: Any, **layer_args: Any) -> str:
     ...                     output_padding=1))  # doctest: +SKIP
     """
     return _report(convention, input_shape, layer_args).text()
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """What explain() does differently for each framework."""
+
+    prepare: Callable[[tuple, dict], _Prep]
+    resolve: Callable[[_Prep, tuple], tuple[list[str], list[_Dim], int]]
+
+
+_DIALECTS = {
+    "torch": _Dialect(_prepare_torch, _resolve_torch),
+    "keras": _Dialect(_prepare_keras, _resolve_keras),
+    "onnx": _Dialect(_prepare_onnx, _resolve_onnx),
+    "tf_nn": _Dialect(_prepare_tf_nn, _resolve_tf_nn),
+    "jax": _Dialect(_prepare_jax, _resolve_jax),
+}

@@ -163,10 +163,11 @@ class _Parser(argparse.ArgumentParser):
 _POS, _NONNEG = 1, 0
 
 
-def _add_layer_options(p: argparse.ArgumentParser, conv: str) -> None:
-    def ints(name: str, lo: int) -> dict[str, Any]:
-        return {"type": _int_type(name, lo), "nargs": "+", "metavar": "N"}
+def _ints(name: str, lo: int) -> dict[str, Any]:
+    return {"type": _int_type(name, lo), "nargs": "+", "metavar": "N"}
 
+
+def _add_layer_options(p: argparse.ArgumentParser, conv: str) -> None:
     p.add_argument(
         "--input",
         required=True,
@@ -177,125 +178,145 @@ def _add_layer_options(p: argparse.ArgumentParser, conv: str) -> None:
         "size), or the spatial sizes alone when the channel/weight options are left "
         "out",
     )
-    if conv == "torch":
-        p.add_argument("--in-channels", type=_int_type("in_channels", _POS))
-        p.add_argument("--out-channels", type=_int_type("out_channels", _POS))
-        p.add_argument(
-            "--kernel",
-            "--kernel-size",
-            dest="kernel_size",
-            required=True,
-            **ints("kernel_size", _POS),
-        )
-        p.add_argument("--stride", **ints("stride", _POS))
-        p.add_argument("--padding", **ints("padding", _NONNEG))
-        p.add_argument("--output-padding", **ints("output_padding", _NONNEG))
-        p.add_argument("--groups", type=_int_type("groups", _POS))
-        p.add_argument("--dilation", **ints("dilation", _POS))
-        p.add_argument("--output-size", **ints("output_size", _POS))
-        p.add_argument(
-            "--dims",
-            type=_int_type("dims", _POS),
-            help="the layer's spatial rank (ConvTranspose2d -> 2)",
-        )
-    elif conv == "keras":
-        p.add_argument("--filters", type=_int_type("filters", _POS))
-        p.add_argument(
-            "--kernel",
-            "--kernel-size",
-            dest="kernel_size",
-            required=True,
-            **ints("kernel_size", _POS),
-        )
-        p.add_argument("--strides", **ints("strides", _POS))
-        p.add_argument("--padding", choices=("valid", "same"), type=str.lower)
-        p.add_argument(
-            "--output-padding",
-            **ints("output_padding", _NONNEG),
-            help="default None: Keras' own choice (0 is a different rule)",
-        )
-        p.add_argument("--data-format", choices=("channels_last", "channels_first"))
-        p.add_argument("--dilation-rate", **ints("dilation_rate", _POS))
-        p.add_argument(
-            "--dims",
-            type=_int_type("dims", _POS),
-            help="the layer's spatial rank (Conv2DTranspose -> 2)",
-        )
-    elif conv == "onnx":
-        p.add_argument(
-            "--weight",
-            "--weight-shape",
-            dest="weight_shape",
-            **ints("weight_shape", _POS),
-            help="W's shape (C, M/group, *kernel)",
-        )
-        p.add_argument(
-            "--kernel",
-            "--kernel-shape",
-            dest="kernel_shape",
-            **ints("kernel_shape", _POS),
-            help="instead of --weight, with --input the spatial sizes",
-        )
-        p.add_argument("--strides", **ints("strides", _POS))
-        p.add_argument("--pads", **ints("pads", _NONNEG), help="begins then ends")
-        p.add_argument("--dilations", **ints("dilations", _POS))
-        p.add_argument("--output-padding", **ints("output_padding", _NONNEG))
-        p.add_argument("--output-shape", **ints("output_shape", _POS))
-        p.add_argument(
-            "--auto-pad", type=str.upper, choices=("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
-        )
-        p.add_argument("--group", type=_int_type("group", _POS))
-    elif conv == "tf_nn":
-        p.add_argument(
-            "--filters",
-            "--filters-shape",
-            dest="filters_shape",
-            **ints("filters_shape", _POS),
-            help="(*kernel, out_channels, in_channels)",
-        )
-        p.add_argument(
-            "--kernel",
-            "--kernel-size",
-            dest="kernel_size",
-            **ints("kernel_size", _POS),
-            help="instead of --filters, with --input the spatial sizes",
-        )
-        p.add_argument("--output-shape", required=True, **ints("output_shape", _POS))
-        p.add_argument("--strides", required=True, **ints("strides", _POS))
-        p.add_argument("--padding", type=str.upper, choices=("SAME", "VALID"))
-        p.add_argument("--data-format")
-        p.add_argument("--dilations", **ints("dilations", _POS))
-    else:
-        p.add_argument(
-            "--rhs",
-            "--rhs-shape",
-            dest="rhs_shape",
-            **ints("rhs_shape", _POS),
-            help="the kernel's shape (HWIO by default)",
-        )
-        p.add_argument(
-            "--kernel",
-            "--kernel-size",
-            dest="kernel_size",
-            **ints("kernel_size", _POS),
-            help="instead of --rhs, with --input the spatial sizes",
-        )
-        p.add_argument("--strides", required=True, **ints("strides", _POS))
-        p.add_argument(
-            "--padding",
-            required=True,
-            nargs="+",
-            metavar="SAME|VALID|LO,HI",
-            help="'SAME', 'VALID' or one lo,hi pair per spatial dim",
-        )
-        p.add_argument("--rhs-dilation", **ints("rhs_dilation", _POS))
-        p.add_argument("--dimension-numbers", nargs=3, metavar=("LHS", "RHS", "OUT"))
-        p.add_argument("--transpose-kernel", action="store_true")
-        p.add_argument(
-            "--use-consistent-padding",
-            action="store_true",
-            help="read lo,hi pairs as the forward convolution's padding (PyTorch's)",
-        )
+    _LAYER_OPTIONS[conv](p)
+
+
+def _torch_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in-channels", type=_int_type("in_channels", _POS))
+    p.add_argument("--out-channels", type=_int_type("out_channels", _POS))
+    p.add_argument(
+        "--kernel",
+        "--kernel-size",
+        dest="kernel_size",
+        required=True,
+        **_ints("kernel_size", _POS),
+    )
+    p.add_argument("--stride", **_ints("stride", _POS))
+    p.add_argument("--padding", **_ints("padding", _NONNEG))
+    p.add_argument("--output-padding", **_ints("output_padding", _NONNEG))
+    p.add_argument("--groups", type=_int_type("groups", _POS))
+    p.add_argument("--dilation", **_ints("dilation", _POS))
+    p.add_argument("--output-size", **_ints("output_size", _POS))
+    p.add_argument(
+        "--dims",
+        type=_int_type("dims", _POS),
+        help="the layer's spatial rank (ConvTranspose2d -> 2)",
+    )
+
+
+def _keras_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--filters", type=_int_type("filters", _POS))
+    p.add_argument(
+        "--kernel",
+        "--kernel-size",
+        dest="kernel_size",
+        required=True,
+        **_ints("kernel_size", _POS),
+    )
+    p.add_argument("--strides", **_ints("strides", _POS))
+    p.add_argument("--padding", choices=("valid", "same"), type=str.lower)
+    p.add_argument(
+        "--output-padding",
+        **_ints("output_padding", _NONNEG),
+        help="default None: Keras' own choice (0 is a different rule)",
+    )
+    p.add_argument("--data-format", choices=("channels_last", "channels_first"))
+    p.add_argument("--dilation-rate", **_ints("dilation_rate", _POS))
+    p.add_argument(
+        "--dims",
+        type=_int_type("dims", _POS),
+        help="the layer's spatial rank (Conv2DTranspose -> 2)",
+    )
+
+
+def _onnx_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weight",
+        "--weight-shape",
+        dest="weight_shape",
+        **_ints("weight_shape", _POS),
+        help="W's shape (C, M/group, *kernel)",
+    )
+    p.add_argument(
+        "--kernel",
+        "--kernel-shape",
+        dest="kernel_shape",
+        **_ints("kernel_shape", _POS),
+        help="instead of --weight, with --input the spatial sizes",
+    )
+    p.add_argument("--strides", **_ints("strides", _POS))
+    p.add_argument("--pads", **_ints("pads", _NONNEG), help="begins then ends")
+    p.add_argument("--dilations", **_ints("dilations", _POS))
+    p.add_argument("--output-padding", **_ints("output_padding", _NONNEG))
+    p.add_argument("--output-shape", **_ints("output_shape", _POS))
+    p.add_argument(
+        "--auto-pad", type=str.upper, choices=("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+    )
+    p.add_argument("--group", type=_int_type("group", _POS))
+
+
+def _tf_nn_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--filters",
+        "--filters-shape",
+        dest="filters_shape",
+        **_ints("filters_shape", _POS),
+        help="(*kernel, out_channels, in_channels)",
+    )
+    p.add_argument(
+        "--kernel",
+        "--kernel-size",
+        dest="kernel_size",
+        **_ints("kernel_size", _POS),
+        help="instead of --filters, with --input the spatial sizes",
+    )
+    p.add_argument("--output-shape", required=True, **_ints("output_shape", _POS))
+    p.add_argument("--strides", required=True, **_ints("strides", _POS))
+    p.add_argument("--padding", type=str.upper, choices=("SAME", "VALID"))
+    p.add_argument("--data-format")
+    p.add_argument("--dilations", **_ints("dilations", _POS))
+
+
+def _jax_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rhs",
+        "--rhs-shape",
+        dest="rhs_shape",
+        **_ints("rhs_shape", _POS),
+        help="the kernel's shape (HWIO by default)",
+    )
+    p.add_argument(
+        "--kernel",
+        "--kernel-size",
+        dest="kernel_size",
+        **_ints("kernel_size", _POS),
+        help="instead of --rhs, with --input the spatial sizes",
+    )
+    p.add_argument("--strides", required=True, **_ints("strides", _POS))
+    p.add_argument(
+        "--padding",
+        required=True,
+        nargs="+",
+        metavar="SAME|VALID|LO,HI",
+        help="'SAME', 'VALID' or one lo,hi pair per spatial dim",
+    )
+    p.add_argument("--rhs-dilation", **_ints("rhs_dilation", _POS))
+    p.add_argument("--dimension-numbers", nargs=3, metavar=("LHS", "RHS", "OUT"))
+    p.add_argument("--transpose-kernel", action="store_true")
+    p.add_argument(
+        "--use-consistent-padding",
+        action="store_true",
+        help="read lo,hi pairs as the forward convolution's padding (PyTorch's)",
+    )
+
+
+_LAYER_OPTIONS = {
+    "torch": _torch_options,
+    "keras": _keras_options,
+    "onnx": _onnx_options,
+    "tf_nn": _tf_nn_options,
+    "jax": _jax_options,
+}
 
 
 _SKIP = {"command", "convention", "func", "json", "input", "bench", "_parser"}
@@ -699,7 +720,22 @@ def build_parser() -> argparse.ArgumentParser:
         "tconv shape torch --input 1 16 5 5 --in-channels 16 --out-channels 8 "
         "--kernel 3 --stride 2 --padding 1 --output-padding 1",
     )
+    _add_solve(sub)
+    _add_mirror(sub)
+    _layer_command(
+        sub,
+        "explain",
+        _explain,
+        "the shape derivation step by step, a picture of "
+        "one spatial dim, and the same layer in the other frameworks",
+        "tconv explain keras --input 5 --kernel 3 --strides 2 --padding same --output-padding 1",
+    )
+    _add_doctor(sub)
+    _add_info_demo_bench(sub)
+    return parser
 
+
+def _add_solve(sub: Any) -> None:
     solve = sub.add_parser(
         "solve",
         help="every layer that maps an input size to a target size",
@@ -743,6 +779,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(solve)
     solve.set_defaults(func=_solve, _parser=solve)
 
+
+def _add_mirror(sub: Any) -> None:
     mirror = sub.add_parser(
         "mirror",
         help="the transposed layer that undoes a forward convolution's size change",
@@ -772,15 +810,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(mirror)
     mirror.set_defaults(func=_mirror, _parser=mirror)
 
-    _layer_command(
-        sub,
-        "explain",
-        _explain,
-        "the shape derivation step by step, a picture of "
-        "one spatial dim, and the same layer in the other frameworks",
-        "tconv explain keras --input 5 --kernel 3 --strides 2 --padding same --output-padding 1",
-    )
 
+def _add_doctor(sub: Any) -> None:
     doctor = sub.add_parser(
         "doctor",
         help="explain a framework's error message",
@@ -796,6 +827,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(doctor)
     doctor.set_defaults(func=_doctor, _parser=doctor)
 
+
+def _add_info_demo_bench(sub: Any) -> None:
     info = sub.add_parser(
         "info",
         help="version, build, instruction sets and threads: what a bug report needs",
@@ -815,7 +848,6 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="time the suite of real layers against every installed peer", add_help=False
     )
     bench.set_defaults(func=None, bench=True)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
