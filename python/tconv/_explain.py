@@ -908,6 +908,8 @@ def _cells(d: _Dim) -> list[str]:
     last = full - span  # where the last input cell lands
     cropped = _core.transposed_length(d.i, d.k, d.s, d.d, d.lo, d.hi, 0)
     res = _core.transposed_length(d.i, d.k, d.s, d.d, d.lo, d.hi, d.op)
+    if d.out == 0 and res <= 0:  # JAX's negative pads may remove more than there is
+        return [f"{full} cells before cropping; cropping {d.lo} + {d.hi} leaves none: 0 cells"]
     assert res == d.out, (res, d)
     lines = []
     if d.i == 1:

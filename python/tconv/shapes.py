@@ -1537,8 +1537,9 @@ def jax(
     mode, pairs, forward_mode = _jax_padding(padding, st, n, use_consistent_padding)
     check_ordered(rhs_dilation, "rhs_dilation")
     dl = (1,) * n if rhs_dilation is None else tuple(_int(s, "rhs_dilation") for s in rhs_dilation)
-    if len(st) != n or len(pairs) != n:
-        got = len(pairs) if len(pairs) != n else len(st)
+    if len(st) != n or len(pairs) != n or len(dl) != n:
+        # JAX names a wrong rhs_dilation length as a wrong number of pads, too
+        got = next(len(v) for v in (pairs, st, dl) if len(v) != n)
         raise _error(
             "argument",
             _JAX,

@@ -310,3 +310,29 @@ def test_doctor_recognises_the_conformance_messages():
     for r in records:
         d = tconv.doctor(r["message"])
         assert len(d.fix) > 20, r["message"]
+
+
+def test_jax_negative_pads_that_remove_a_whole_dim_are_explained():
+    # JAX 0.10 gives (1, 2, 0, 0, 1) for this layer: pads (-3, 0) and (6, -6) leave nothing.
+    layer = dict(
+        rhs_shape=[6, 1, 6, 1, 3],
+        strides=[2, 1, 1],
+        transpose_kernel=True,
+        padding=[[5, 1], [-3, 0], [6, -6]],
+    )
+    assert tconv.shapes.jax([1, 1, 3, 2, 3], **layer) == (1, 2, 0, 0, 1)
+    text = tconv.explain("jax", [1, 1, 3, 2, 3], **layer)
+    assert "output (1, 2, 0, 0, 1)" in text
+    assert "cropping 3 + 0 leaves none: 0 cells" in text
+
+
+def test_jax_rhs_dilation_of_the_wrong_length_is_refused_as_jax_does():
+    # JAX 0.10: TypeError "Wrong number of explicit pads for convolution: expected 3, got 2."
+    with pytest.raises(tconv.ShapeError, match="expected 3, got 2"):
+        tconv.shapes.jax(
+            [1, 5, 4, 8, 1],
+            rhs_shape=[5, 5, 6, 1, 1],
+            strides=[3, 2, 1],
+            padding="SAME",
+            rhs_dilation=(2, 2),
+        )
