@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -73,15 +72,15 @@ def in_memory(x: np.ndarray, w: np.ndarray, kw: dict, repeats: int, idle: int) -
             _reset_peak_rss()
             tconv.set_num_threads(threads)
             seconds = _best(lambda: tconv.conv_transpose(x, w, **kw), repeats)
-            rows.append(("in memory", f"{threads} thread{'s' * (threads > 1)}", seconds,
-                         idle, _peak_rss()))
+            rows.append(
+                ("in memory", f"{threads} thread{'s' * (threads > 1)}", seconds, idle, _peak_rss())
+            )
     finally:
         tconv.set_num_threads(before)
     return rows
 
 
-def in_blocks(x: np.ndarray, w: np.ndarray, kw: dict, chunk: int, repeats: int,
-              idle: int) -> tuple:
+def in_blocks(x: np.ndarray, w: np.ndarray, kw: dict, chunk: int, repeats: int, idle: int) -> tuple:
     import dask
     import dask.array as da
 
@@ -100,21 +99,34 @@ def in_blocks(x: np.ndarray, w: np.ndarray, kw: dict, chunk: int, repeats: int,
     return ("numpy -> none", "1 thread", seconds, idle, _peak_rss())
 
 
-def on_cluster(workers: int, x_path: str, out_dir: str, w: np.ndarray, kw: dict, chunk: int,
-               memory_limit: str, repeats: int, plain: dict) -> list[tuple]:
+def on_cluster(
+    workers: int,
+    x_path: str,
+    out_dir: str,
+    w: np.ndarray,
+    kw: dict,
+    chunk: int,
+    memory_limit: str,
+    repeats: int,
+    plain: dict,
+) -> list[tuple]:
     import dask.array as da
     import distributed
 
     import tconv.dask as tdask
 
     rows = []
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  memory_limit=memory_limit, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=memory_limit,
+        dashboard_address=None,
+    ) as cluster:
         with distributed.Client(cluster) as client:
             xz = da.from_zarr(x_path)
             # Warm-up: imports and first allocations on every worker.
-            warm = tdask.conv_transpose(xz[..., :chunk, :chunk, :2 * chunk * workers], w,
-                                        **kw)
+            warm = tdask.conv_transpose(xz[..., :chunk, :chunk, : 2 * chunk * workers], w, **kw)
             client.compute(warm[..., :1, :1, :1]).result()
             label = f"{workers} worker{'s' * (workers > 1)}"
 
@@ -148,8 +160,9 @@ def main() -> None:
     import zarr
 
     # Uncompressed chunks: the figures are about the convolution, not about a codec.
-    plain = ({"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3
-             else {"compressor": None})
+    plain = (
+        {"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3 else {"compressor": None}
+    )
     n, c = args.size, args.chunk
     idle = _reset_peak_rss()
     rng = np.random.default_rng(0)
@@ -160,14 +173,18 @@ def main() -> None:
     flops = 2 * C_IN * C_OUT * k**3 * n**3
     m = (n - 1) * STRIDE + k - 2 * args.padding  # output edge
     y_bytes = C_OUT * m**3 * 4
-    print(f"tconv {tconv.__version__} | ISA {tconv._core.active_isa()} | float32 | "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} | zarr {zarr.__version__}")
-    print(f"up layer {C_IN} -> {C_OUT} channels, kernel {k}, stride {STRIDE}, padding "
-          f"{args.padding}: x "
-          f"(1, {C_IN}, {n}, {n}, {n}) {x.nbytes / MiB:.0f} MiB -> y {y_bytes / MiB:.0f} MiB, "
-          f"{flops / 1e9:.1f} GFLOP; chunks {c}^3 (blocks {C_IN * c**3 * 4 / MiB:.1f} MiB in, "
-          f"{C_OUT * (STRIDE * c) ** 3 * 4 / MiB:.1f} MiB out); worker memory limit "
-          f"{args.memory_limit}; best of {args.repeats}")
+    print(
+        f"tconv {tconv.__version__} | ISA {tconv._core.active_isa()} | float32 | "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} | zarr {zarr.__version__}"
+    )
+    print(
+        f"up layer {C_IN} -> {C_OUT} channels, kernel {k}, stride {STRIDE}, padding "
+        f"{args.padding}: x "
+        f"(1, {C_IN}, {n}, {n}, {n}) {x.nbytes / MiB:.0f} MiB -> y {y_bytes / MiB:.0f} MiB, "
+        f"{flops / 1e9:.1f} GFLOP; chunks {c}^3 (blocks {C_IN * c**3 * 4 / MiB:.1f} MiB in, "
+        f"{C_OUT * (STRIDE * c) ** 3 * 4 / MiB:.1f} MiB out); worker memory limit "
+        f"{args.memory_limit}; best of {args.repeats}"
+    )
     rows = in_memory(x, w, kw, args.repeats, idle)
     rows.append(in_blocks(x, w, kw, c, args.repeats, idle))
     tmp = tempfile.mkdtemp(prefix="tconv-dask-bench-")
@@ -176,15 +193,20 @@ def main() -> None:
         da.from_array(x, chunks=(1, C_IN, c, c, c)).to_zarr(x_path, **plain)
         del x
         for workers in args.workers:
-            rows += on_cluster(workers, x_path, tmp, w, kw, c, args.memory_limit, args.repeats,
-                               plain)
+            rows += on_cluster(
+                workers, x_path, tmp, w, kw, c, args.memory_limit, args.repeats, plain
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'pipeline':<14} {'parallelism':<12} {'seconds':>8} {'GFLOP/s':>8} "
-          f"{'Mvoxel/s':>9} {'idle MiB':>9} {'peak MiB':>9}")
+    print(
+        f"{'pipeline':<14} {'parallelism':<12} {'seconds':>8} {'GFLOP/s':>8} "
+        f"{'Mvoxel/s':>9} {'idle MiB':>9} {'peak MiB':>9}"
+    )
     for name, label, seconds, idle_rss, peak in rows:
-        print(f"{name:<14} {label:<12} {seconds:8.2f} {flops / seconds / 1e9:8.1f} "
-              f"{m**3 / seconds / 1e6:9.1f} {idle_rss / MiB:9.0f} {peak / MiB:9.0f}")
+        print(
+            f"{name:<14} {label:<12} {seconds:8.2f} {flops / seconds / 1e9:8.1f} "
+            f"{m**3 / seconds / 1e6:9.1f} {idle_rss / MiB:9.0f} {peak / MiB:9.0f}"
+        )
 
 
 if __name__ == "__main__":

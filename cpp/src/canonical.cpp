@@ -9,17 +9,19 @@ bool trivial(const Geometry& g, int d) {
   return g.input[d] == 1 && g.kernel[d] == 1 && g.output[d] == 1 && g.pad_lo[d] == 0;
 }
 
-// A last dim this narrow beside one this long is moved away from the vector axis.
-constexpr std::int64_t kNarrow = 16, kLong = 64;
+// A last dim narrower than kNarrow beside one at least four times as long and kLongOutput
+// (outputs) or kLongInput (inputs) long is moved away from the vector axis.
+constexpr std::int64_t kNarrow = 16, kLongOutput = 64, kLongInput = 32;
 
-// The dim of `keep` whose `extent` is largest, or -1 when the last one's is below kNarrow and
-// no other's reaches kLong.
-int long_beside_narrow(const std::vector<int>& keep, const std::vector<std::int64_t>& extent) {
+// The dim of `keep` whose `extent` is largest, or -1 when the last one is not narrow beside it.
+int long_beside_narrow(const std::vector<int>& keep, const std::vector<std::int64_t>& extent,
+                       std::int64_t long_enough) {
   const auto at = [&](int d) { return extent[static_cast<std::size_t>(d)]; };
   int longest = keep.back();
   for (int d : keep)
     if (at(d) > at(longest)) longest = d;
-  return at(keep.back()) < kNarrow && at(longest) >= kLong ? longest : -1;
+  const std::int64_t last = at(keep.back());
+  return last < kNarrow && at(longest) >= std::max(long_enough, 4 * last) ? longest : -1;
 }
 
 // The kept dims in their new order (old indices). The vector axis is the last dim's output
@@ -31,8 +33,8 @@ std::vector<int> dim_order(const Geometry& g) {
   for (int d = 0; d < g.rank; ++d)
     if (!trivial(g, d)) keep.push_back(d);
   if (keep.empty()) keep.push_back(g.rank - 1);
-  int longest = long_beside_narrow(keep, g.output);
-  if (longest < 0) longest = long_beside_narrow(keep, g.input);
+  int longest = long_beside_narrow(keep, g.output, kLongOutput);
+  if (longest < 0) longest = long_beside_narrow(keep, g.input, kLongInput);
   if (longest >= 0) {
     keep.erase(std::find(keep.begin(), keep.end(), longest));
     keep.push_back(longest);

@@ -9,9 +9,8 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <vector>
-
 #include <tconv/plan.hpp>
+#include <vector>
 
 #include "bindings.hpp"
 
@@ -95,11 +94,14 @@ class Plan {
 }  // namespace
 
 void bind_plan(py::module_& m) {
-  py::class_<Plan>(m, "Plan")
-      .def(py::init<const tconv::Geometry&, const py::array&, const std::optional<py::array>&>(),
-           py::arg("geometry"), py::arg("weight"), py::arg("bias"))
-      .def("run", &Plan::run, py::arg("geometry"), py::arg("x"), py::arg("out"))
-      .def_property_readonly("packed_bytes", &Plan::packed_bytes);
+  auto plan =
+      py::class_<Plan>(m, "Plan")
+          .def(
+              py::init<const tconv::Geometry&, const py::array&, const std::optional<py::array>&>(),
+              py::arg("geometry"), py::arg("weight"), py::arg("bias"))
+          .def("run", &Plan::run, py::arg("geometry"), py::arg("x"), py::arg("out"))
+          .def_property_readonly("packed_bytes", &Plan::packed_bytes);
+  refuse_pickle(plan, "pickle the tconv.ConvTranspose that holds it");
 }
 
 }  // namespace tconv_py

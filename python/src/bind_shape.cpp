@@ -39,12 +39,12 @@ void bind_shape(py::module_& m) {
   m.def("transposed_length", &tconv::transposed_length, py::arg("input"), py::arg("kernel"),
         py::arg("stride"), py::arg("dilation"), py::arg("pad_lo"), py::arg("pad_hi"),
         py::arg("output_padding"));
-  m.def("conv_length", &tconv::conv_length, py::arg("input"), py::arg("kernel"),
-        py::arg("stride"), py::arg("dilation"), py::arg("pad_lo"), py::arg("pad_hi"));
+  m.def("conv_length", &tconv::conv_length, py::arg("input"), py::arg("kernel"), py::arg("stride"),
+        py::arg("dilation"), py::arg("pad_lo"), py::arg("pad_hi"));
   m.def(
       "resolve_keras_padding",
-      [](const std::string& mode, std::int64_t kernel, std::int64_t stride,
-         std::int64_t dilation, std::optional<std::int64_t> output_padding) {
+      [](const std::string& mode, std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+         std::optional<std::int64_t> output_padding) {
         auto p = tconv::resolve_keras_padding(parse_mode(mode), kernel, stride, dilation,
                                               output_padding);
         return py::make_tuple(p.pad_lo, p.pad_hi, p.output_padding);
@@ -59,31 +59,33 @@ void bind_shape(py::module_& m) {
         return tconv::keras_length(input, parse_mode(mode), kernel, stride, dilation,
                                    output_padding);
       },
-      py::arg("input"), py::arg("mode"), py::arg("kernel"), py::arg("stride"),
-      py::arg("dilation"), py::arg("output_padding") = py::none());
+      py::arg("input"), py::arg("mode"), py::arg("kernel"), py::arg("stride"), py::arg("dilation"),
+      py::arg("output_padding") = py::none());
 
-  py::class_<tconv::Geometry>(m, "Geometry")
-      .def_readonly("rank", &tconv::Geometry::rank)
-      .def_property_readonly("channels_last",
-                             [](const tconv::Geometry& g) {
-                               return g.data_format == tconv::DataFormat::channels_last;
-                             })
-      .def_readonly("batch", &tconv::Geometry::batch)
-      .def_readonly("in_channels", &tconv::Geometry::in_channels)
-      .def_readonly("out_channels", &tconv::Geometry::out_channels)
-      .def_readonly("groups", &tconv::Geometry::groups)
-      .def_readonly("input", &tconv::Geometry::input)
-      .def_readonly("kernel", &tconv::Geometry::kernel)
-      .def_readonly("stride", &tconv::Geometry::stride)
-      .def_readonly("dilation", &tconv::Geometry::dilation)
-      .def_readonly("pad_lo", &tconv::Geometry::pad_lo)
-      .def_readonly("pad_hi", &tconv::Geometry::pad_hi)
-      .def_readonly("output_padding", &tconv::Geometry::output_padding)
-      .def_readonly("output", &tconv::Geometry::output)
-      .def("input_shape", &tconv::Geometry::input_shape)
-      .def("weight_shape", &tconv::Geometry::weight_shape)
-      .def("output_shape", &tconv::Geometry::output_shape)
-      .def("flops", &tconv::Geometry::flops);
+  auto geometry =
+      py::class_<tconv::Geometry>(m, "Geometry")
+          .def_readonly("rank", &tconv::Geometry::rank)
+          .def_property_readonly("channels_last",
+                                 [](const tconv::Geometry& g) {
+                                   return g.data_format == tconv::DataFormat::channels_last;
+                                 })
+          .def_readonly("batch", &tconv::Geometry::batch)
+          .def_readonly("in_channels", &tconv::Geometry::in_channels)
+          .def_readonly("out_channels", &tconv::Geometry::out_channels)
+          .def_readonly("groups", &tconv::Geometry::groups)
+          .def_readonly("input", &tconv::Geometry::input)
+          .def_readonly("kernel", &tconv::Geometry::kernel)
+          .def_readonly("stride", &tconv::Geometry::stride)
+          .def_readonly("dilation", &tconv::Geometry::dilation)
+          .def_readonly("pad_lo", &tconv::Geometry::pad_lo)
+          .def_readonly("pad_hi", &tconv::Geometry::pad_hi)
+          .def_readonly("output_padding", &tconv::Geometry::output_padding)
+          .def_readonly("output", &tconv::Geometry::output)
+          .def("input_shape", &tconv::Geometry::input_shape)
+          .def("weight_shape", &tconv::Geometry::weight_shape)
+          .def("output_shape", &tconv::Geometry::output_shape)
+          .def("flops", &tconv::Geometry::flops);
+  refuse_pickle(geometry, "pickle the arguments that resolved it, or the plan");
 
   auto make_spec = [](int rank, std::vector<std::int64_t> stride,
                       std::vector<std::int64_t> dilation, std::vector<std::int64_t> pad_lo,
@@ -110,13 +112,12 @@ void bind_shape(py::module_& m) {
                   const std::vector<std::int64_t>& weight_shape, int rank,
                   std::vector<std::int64_t> stride, std::vector<std::int64_t> dilation,
                   std::vector<std::int64_t> pad_lo, std::vector<std::int64_t> pad_hi,
-                  std::optional<std::vector<std::int64_t>> output_padding,
-                  const std::string& mode, std::int64_t groups, bool channels_last) {
+                  std::optional<std::vector<std::int64_t>> output_padding, const std::string& mode,
+                  std::int64_t groups, bool channels_last) {
         return tconv::resolve_geometry(
             x_shape, weight_shape,
             make_spec(rank, std::move(stride), std::move(dilation), std::move(pad_lo),
-                      std::move(pad_hi), std::move(output_padding), mode, groups,
-                      channels_last));
+                      std::move(pad_hi), std::move(output_padding), mode, groups, channels_last));
       },
       py::arg("x_shape"), py::arg("weight_shape"), py::arg("rank"), py::arg("stride"),
       py::arg("dilation"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("output_padding"),
@@ -137,8 +138,8 @@ void bind_shape(py::module_& m) {
             wanted);
       },
       py::arg("x_shape"), py::arg("weight_shape"), py::arg("rank"), py::arg("stride"),
-      py::arg("dilation"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("mode"),
-      py::arg("groups"), py::arg("channels_last"), py::arg("wanted"));
+      py::arg("dilation"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("mode"), py::arg("groups"),
+      py::arg("channels_last"), py::arg("wanted"));
 }
 
 }  // namespace tconv_py

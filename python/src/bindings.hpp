@@ -3,6 +3,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <string>
 #include <tconv/conv_transpose.hpp>
 
 namespace tconv_py {
@@ -26,6 +27,18 @@ void run_released(tconv::Options options, const Core& core) {
     if (PyErr_Occurred()) throw pybind11::error_already_set();
     throw;
   }
+}
+
+// pickle and copy of a core object: a TypeError saying what to pickle instead (without this,
+// pickle protocols 0 and 1 abort the process inside pybind11).
+template <class Class>
+void refuse_pickle(Class& cls, const char* instead) {
+  const std::string message = std::string("tconv._core.") +
+                              pybind11::cast<std::string>(cls.attr("__name__")) +
+                              " cannot be pickled or copied; " + instead;
+  cls.def("__reduce_ex__", [message](const pybind11::object&, const pybind11::object&) {
+    throw pybind11::type_error(message);
+  });
 }
 
 void bind_shape(pybind11::module_& m);

@@ -21,11 +21,21 @@ _register_threadpoolctl()
 # Loaded on first use (PEP 562), so that `import tconv` and `tconv doctor` stay fast: the shape
 # tools never import numpy, and the doctor's rule tables compile only when asked for.
 _LAZY = {
-    "conv_transpose": "_api", "conv_transpose1d": "_api", "conv_transpose2d": "_api",
-    "conv_transpose3d": "_api", "ConvTranspose": "_plan", "reference": None,
-    "Diagnosis": "_doctor", "doctor": "_doctor", "explain": "_explain",
-    "Solution": "_solve", "Translation": "_solve", "mirror": "_solve", "solve": "_solve",
-    "translate": "_solve", "show_config": "_info",
+    "conv_transpose": "_api",
+    "conv_transpose1d": "_api",
+    "conv_transpose2d": "_api",
+    "conv_transpose3d": "_api",
+    "ConvTranspose": "_plan",
+    "reference": None,
+    "Diagnosis": "_doctor",
+    "doctor": "_doctor",
+    "explain": "_explain",
+    "Solution": "_solve",
+    "Translation": "_solve",
+    "mirror": "_solve",
+    "solve": "_solve",
+    "translate": "_solve",
+    "show_config": "_info",
 }
 
 
@@ -45,26 +55,26 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Diagnosis",
-    "Solution",
-    "Translation",
-    "doctor",
-    "explain",
-    "mirror",
-    "solve",
-    "translate",
     "BackendWarning",
     "ConvTranspose",
+    "Diagnosis",
     "ShapeError",
+    "Solution",
+    "Translation",
     "available_isas",
     "conv_transpose",
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
+    "doctor",
+    "explain",
     "get_num_threads",
+    "mirror",
     "reference",
     "set_max_isa",
     "set_num_threads",
     "shapes",
     "show_config",
+    "solve",
+    "translate",
 ]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import functools
 import numbers
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import _core
-from ._args import (as_int, describe, int_list, parse_data_format, parse_padding, per_dim,
-                    show_int)
+from ._args import as_int, describe, int_list, parse_data_format, parse_padding, per_dim, show_int
 from ._bounded import near_root_divisor
 from ._errors import ShapeError, SizeOverflowError
 
@@ -23,8 +22,11 @@ __all__ = [
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_DTYPE_FIX = {"x": "x.astype(np.float32)", "weight": "weight.astype(x.dtype) (or np.float32)",
-              "bias": "bias.astype(x.dtype)"}
+_DTYPE_FIX = {
+    "x": "x.astype(np.float32)",
+    "weight": "weight.astype(x.dtype) (or np.float32)",
+    "bias": "bias.astype(x.dtype)",
+}
 
 
 def _convert(value: Any, name: str) -> tuple[np.ndarray, bool]:
@@ -72,8 +74,11 @@ def _convert(value: Any, name: str) -> tuple[np.ndarray, bool]:
         if kind == "O" and isinstance(value, (list, tuple)):
             raise TypeError(_object_entry_message(value, name))
         what = {"b": "booleans", "c": "complex numbers", "O": "Python objects"}
-        got = (describe(value) if arr.ndim == 0 else
-               f"a {type(value).__name__} of {what.get(kind, f'dtype {arr.dtype}')}")
+        got = (
+            describe(value)
+            if arr.ndim == 0
+            else f"a {type(value).__name__} of {what.get(kind, f'dtype {arr.dtype}')}"
+        )
         raise TypeError(
             f"{name} is {got}; "
             f"tconv computes real float32 or float64: pass numbers only, e.g. "
@@ -92,8 +97,10 @@ def _convert(value: Any, name: str) -> tuple[np.ndarray, bool]:
     }.get(kind, "it is not a floating-point type")
     fix = _DTYPE_FIX.get(name, name + ".astype(np.float32)")
     if kind == "f" and arr.dtype.itemsize > 8:
-        why = (f"{arr.dtype} (np.longdouble, extended precision) has no native kernels: float64 "
-               f"is the widest it computes in (values beyond its range become inf)")
+        why = (
+            f"{arr.dtype} (np.longdouble, extended precision) has no native kernels: float64 "
+            f"is the widest it computes in (values beyond its range become inf)"
+        )
         fix = f"{name}.astype(np.float64)"
     raise TypeError(
         f"{name} has dtype {arr.dtype}; tconv computes in float32 or float64 and {why}. "
@@ -112,23 +119,33 @@ def _object_entry_message(value: Any, name: str) -> str:
             iv = int(v)
             if -(2**63) <= iv < 2**64:
                 continue
-            too_big = (f"{path} is the integer {show_int(iv)}, too large for int64 (|value| < 2**63), so "
-                       f"numpy can only hold it as a Python object")
+            too_big = (
+                f"{path} is the integer {show_int(iv)}, too large for int64 (|value| < 2**63), so "
+                f"numpy can only hold it as a Python object"
+            )
             if abs(iv) < 2**1024:
-                return (f"{too_big}; to compute with it as a float, convert it explicitly: "
-                        f"np.asarray({name}, dtype=np.float64) (it becomes {float(iv):.6g})")
-            return (f"{too_big}, and too large for float64 too (at most about 1.8e308): check "
-                    f"the data")
+                return (
+                    f"{too_big}; to compute with it as a float, convert it explicitly: "
+                    f"np.asarray({name}, dtype=np.float64) (it becomes {float(iv):.6g})"
+                )
+            return (
+                f"{too_big}, and too large for float64 too (at most about 1.8e308): check the data"
+            )
         elif not isinstance(v, (float, int, np.number)):
-            return (f"{path} is {type(v).__name__} {v!r:.60}, not a number; tconv computes real "
-                    f"float32 or float64: pass numbers only, e.g. np.asarray({name}, "
-                    f"dtype=np.float32) after replacing it")
-    return (f"{name} could not be read as an array of numbers (numpy made an object array); "
-            f"pass a float32 or float64 ndarray")
+            return (
+                f"{path} is {type(v).__name__} {v!r:.60}, not a number; tconv computes real "
+                f"float32 or float64: pass numbers only, e.g. np.asarray({name}, "
+                f"dtype=np.float32) after replacing it"
+            )
+    return (
+        f"{name} could not be read as an array of numbers (numpy made an object array); "
+        f"pass a float32 or float64 ndarray"
+    )
 
 
-def _operands(x: Any, weight: Any, bias: Any, *, has_x: bool = True
-              ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+def _operands(
+    x: Any, weight: Any, bias: Any, *, has_x: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """x, weight and bias as native-byte-order arrays of one float dtype (the dtype rules).
 
     has_x=False leaves x out (a plan knows its weights before any input).
@@ -136,9 +153,15 @@ def _operands(x: Any, weight: Any, bias: Any, *, has_x: bool = True
     xa, x_adopts = _convert(x, "x") if has_x else (None, True)
     wa, w_adopts = _convert(weight, "weight")
     ba, b_adopts = (None, True) if bias is None else _convert(bias, "bias")
-    typed = [(name, a) for name, a, adopts in (("x", xa, x_adopts), ("weight", wa, w_adopts),
-                                               ("bias", ba, b_adopts))
-             if not adopts and a is not None]
+    typed = [
+        (name, a)
+        for name, a, adopts in (
+            ("x", xa, x_adopts),
+            ("weight", wa, w_adopts),
+            ("bias", ba, b_adopts),
+        )
+        if not adopts and a is not None
+    ]
     for name, a in typed[1:]:
         first, fa = typed[0]
         if a.dtype.type != fa.dtype.type:
@@ -175,7 +198,7 @@ def _empty_output(shape: tuple, dtype) -> np.ndarray:
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     raw = np.empty(nbytes + CACHE_LINE, dtype=np.uint8)
     start = -raw.ctypes.data % CACHE_LINE
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def _nbytes(n: int) -> str:
@@ -196,7 +219,7 @@ def _read_int(path: str) -> int | None:
         return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _memory_bound() -> tuple[int, str] | None:
     """The most memory this process can ever get, and where that bound comes from.
 
@@ -212,8 +235,9 @@ def _memory_bound() -> tuple[int, str] | None:
                 key, _, rest = line.partition(":")
                 meminfo[key] = int(rest.split()[0]) * 1024
         if "MemTotal" in meminfo:
-            bounds.append((meminfo["MemTotal"] + meminfo.get("SwapTotal", 0),
-                           "physical memory plus swap"))
+            bounds.append(
+                (meminfo["MemTotal"] + meminfo.get("SwapTotal", 0), "physical memory plus swap")
+            )
     except (OSError, ValueError, IndexError):
         try:
             total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -267,15 +291,17 @@ def _check_memory(shape: tuple, dtype: np.dtype, batched: bool, channels_last: b
 _INTP_MAX = int(np.iinfo(np.intp).max)
 
 
-def unbatched_error(exc: ShapeError, xb_shape: tuple, x_shape: tuple,
-                    channels_last: bool) -> ShapeError:
+def unbatched_error(
+    exc: ShapeError, xb_shape: tuple, x_shape: tuple, channels_last: bool
+) -> ShapeError:
     """`exc` from the core, which saw unbatched x with a batch axis of 1, quoting the x shape
     the user passed instead."""
     batched = str(tuple(xb_shape))
     layout = "(N, *spatial, C_in)" if channels_last else "(N, C_in, *spatial)"
     alone = "(*spatial, C_in)" if channels_last else "(C_in, *spatial)"
-    text = str(exc).replace(f"x shape {batched} is {layout}",
-                            f"x shape {tuple(x_shape)} is {alone}, unbatched")
+    text = str(exc).replace(
+        f"x shape {batched} is {layout}", f"x shape {tuple(x_shape)} is {alone}, unbatched"
+    )
     text = text.replace(f"(x shape {batched})", f"(x shape {tuple(x_shape)}, unbatched)")
     return ShapeError(text)
 
@@ -333,8 +359,10 @@ def _rank_error(x: Any, weight: Any, rank: int, channels_last: bool) -> ShapeErr
         msg += ". A scalar is not an image; pass an array with channel and spatial axes"
     elif x.ndim == 1:
         n = x.shape[0]
-        msg += (f"; a 1-D array has no channel axis: add the missing axes to give it the layout "
-                f"{unbatched} with C_in = {c_in}")
+        msg += (
+            f"; a 1-D array has no channel axis: add the missing axes to give it the layout "
+            f"{unbatched} with C_in = {c_in}"
+        )
         if c_in and n % c_in == 0:
             sizes = [str(n // c_in)] + ["1"] * (rank - 1)
             example = [*sizes, str(c_in)] if channels_last else [str(c_in), *sizes]
@@ -348,8 +376,14 @@ def _rank_error(x: Any, weight: Any, rank: int, channels_last: bool) -> ShapeErr
     return ShapeError(msg)
 
 
-def resolve_layer(args: tuple, op: list | None, mode: str, groups: int, channels_last: bool,
-                  wanted: list[int] | None) -> tuple[Any, tuple | None]:
+def resolve_layer(
+    args: tuple,
+    op: list | None,
+    mode: str,
+    groups: int,
+    channels_last: bool,
+    wanted: list[int] | None,
+) -> tuple[Any, tuple | None]:
     """(geometry, Keras' empty spatial lengths or None) of a layer given as the core's
     arguments, output_padding `op` or the output size `wanted`. Keras' padding='same' with
     output_padding 0 and an even kernel on a length of 1 gives 0 cells; the core refuses empty
@@ -358,16 +392,18 @@ def resolve_layer(args: tuple, op: list | None, mode: str, groups: int, channels
     if wanted is not None:
         spatial = _spatial(wanted, rank, channels_last)
         op = _output_padding_for_size(args, mode, groups, channels_last, wanted)
-    empty = _keras_same_lengths(x_shape, w_shape, rank, stride, dilation, mode, op,
-                                channels_last)
+    empty = _keras_same_lengths(x_shape, w_shape, rank, stride, dilation, mode, op, channels_last)
     if wanted is not None and 0 in spatial and (empty is None or list(empty) != spatial):
-        raise ShapeError(f"output_size {tuple(wanted)} is not reachable: an output of size "
-                         f"0 needs padding='same', output_padding=0, an even kernel and an "
-                         f"input of 1 in that dimension")
+        raise ShapeError(
+            f"output_size {tuple(wanted)} is not reachable: an output of size "
+            f"0 needs padding='same', output_padding=0, an even kernel and an "
+            f"input of 1 in that dimension"
+        )
     if empty is not None:
         op, mode = [0] * rank, "valid"
-    return _core.resolve_geometry(x_shape, w_shape, rank, stride, dilation, lo, hi, op, mode,
-                                  groups, channels_last), empty
+    return _core.resolve_geometry(
+        x_shape, w_shape, rank, stride, dilation, lo, hi, op, mode, groups, channels_last
+    ), empty
 
 
 def empty_output_shape(geometry: Any, empty: tuple, channels_last: bool) -> tuple:
@@ -383,34 +419,61 @@ def _spatial(wanted: list[int], rank: int, channels_last: bool) -> list[int]:
     return list(wanted[1:-1] if channels_last else wanted[2:])
 
 
-def _output_padding_for_size(args: tuple, mode: str, groups: int, channels_last: bool,
-                             wanted: list[int]) -> list[int]:
+def _output_padding_for_size(
+    args: tuple, mode: str, groups: int, channels_last: bool, wanted: list[int]
+) -> list[int]:
     """output_padding per dim reaching `wanted`. Under Keras' 'same', a dim that wants 0 cells
     takes output_padding 0 (the only way to its empty output); the other dims are solved as a
     layer of their own."""
     x_shape, w_shape, rank, stride, dilation, lo, hi = args
     spatial = _spatial(wanted, rank, channels_last)
     if mode != "same" or 0 not in spatial:
-        return list(_core.output_padding_for_size(x_shape, w_shape, rank, stride, dilation, lo,
-                                                  hi, mode, groups, channels_last, wanted))
+        return list(
+            _core.output_padding_for_size(
+                x_shape,
+                w_shape,
+                rank,
+                stride,
+                dilation,
+                lo,
+                hi,
+                mode,
+                groups,
+                channels_last,
+                wanted,
+            )
+        )
     keep = [d for d in range(rank) if spatial[d] != 0]
     op = [0] * rank
     if not keep:
         return op
+
     def pick(v: Any) -> list:
         return [v[d] for d in keep]
+
     if channels_last:
         xs = (x_shape[0], *pick(x_shape[1:-1]), x_shape[-1])
         ws = (*pick(w_shape[:rank]), *w_shape[rank:])
-        sub_wanted = pick(spatial) if len(wanted) == rank else [wanted[0], *pick(spatial),
-                                                                wanted[-1]]
+        sub_wanted = (
+            pick(spatial) if len(wanted) == rank else [wanted[0], *pick(spatial), wanted[-1]]
+        )
     else:
         xs = (*x_shape[:2], *pick(x_shape[2:]))
         ws = (*w_shape[:2], *pick(w_shape[2:]))
         sub_wanted = pick(spatial) if len(wanted) == rank else [*wanted[:2], *pick(spatial)]
-    sub = _core.output_padding_for_size(xs, ws, len(keep), pick(stride), pick(dilation),
-                                        pick(lo), pick(hi), mode, groups, channels_last,
-                                        sub_wanted)
+    sub = _core.output_padding_for_size(
+        xs,
+        ws,
+        len(keep),
+        pick(stride),
+        pick(dilation),
+        pick(lo),
+        pick(hi),
+        mode,
+        groups,
+        channels_last,
+        sub_wanted,
+    )
     for d, v in zip(keep, sub):
         op[d] = v
     return op
@@ -494,6 +557,56 @@ def conv_transpose(
     channels_last = parse_data_format(data_format)
     x_in, w_in, b_in = x, weight, bias
     x, weight, bias = _operands(x, weight, bias)
+    rank = _weight_rank(weight, channels_last, _rank)
+    if x.ndim == rank + 1:
+        batched, x_b = False, x[np.newaxis]
+    elif x.ndim == rank + 2:
+        batched, x_b = True, x
+    else:
+        raise _rank_error(x, weight, rank, channels_last)
+    layer = _layer_args(rank, stride, padding, output_padding, dilation, groups, output_size)
+    try:
+        geometry, empty = _resolve_call(x_b, weight, batched, layer, channels_last, output_size)
+    except ShapeError as exc:
+        if batched:
+            raise
+        raise unbatched_error(exc, x_b.shape, x.shape, channels_last) from None
+    except OverflowError as exc:
+        # The core names the product that overflowed; say which arguments fed it.
+        raise SizeOverflowError(
+            f"{exc} (x shape {x_b.shape if batched else x.shape}, weight shape {weight.shape}, "
+            f"stride={layer.stride}, dilation={layer.dilation}, padding={padding!r}, "
+            f"output_padding={output_padding!r}); check these for a typo such as an extra "
+            f"digit or exponent"
+        ) from None
+    if bias is not None:
+        _check_bias(bias, geometry.out_channels, weight.shape, layer.groups)
+        bias = _aligned(np.ascontiguousarray(bias))
+    inputs = (
+        ("x", x_in),
+        ("weight", w_in),
+        ("bias", b_in),
+        ("x", x),
+        ("weight", weight),
+        ("bias", bias),
+    )
+    return _run(geometry, empty, x_b, weight, bias, out, batched, channels_last, inputs)
+
+
+class _LayerArgs(NamedTuple):
+    """conv_transpose's per-dimension arguments, parsed."""
+
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    mode: str
+    pad_lo: tuple[int, ...]
+    pad_hi: tuple[int, ...]
+    groups: int
+    output_padding: list[int] | None  # None: Keras' own choice for "same"/"valid"
+
+
+def _weight_rank(weight: np.ndarray, channels_last: bool, want: int | None) -> int:
+    """The number of spatial dimensions the weight gives (`want`: the one the caller needs)."""
     w_layout = "(*kernel, C_out/groups, C_in)" if channels_last else "(C_in, C_out/groups, *kernel)"
     if weight.ndim < 3:
         raise ShapeError(
@@ -502,21 +615,24 @@ def conv_transpose(
             f"convolution kernel: add kernel axes, e.g. weight.reshape(C_in, C_out, 1, 1)"
         )
     rank = weight.ndim - 2
-    if _rank is not None and rank != _rank:
+    if want is not None and rank != want:
         raise ShapeError(
-            f"conv_transpose{_rank}d needs a weight of rank {_rank + 2} {w_layout}, got shape "
+            f"conv_transpose{want}d needs a weight of rank {want + 2} {w_layout}, got shape "
             f"{weight.shape} (rank {weight.ndim}); use conv_transpose{rank}d or "
             f"tconv.conv_transpose for a {rank}-D weight"
         )
-    if x.ndim == rank + 1:
-        batched = False
-        x_b = x[np.newaxis]
-    elif x.ndim == rank + 2:
-        batched = True
-        x_b = x
-    else:
-        raise _rank_error(x, weight, rank, channels_last)
+    return rank
 
+
+def _layer_args(
+    rank: int,
+    stride: Any,
+    padding: Any,
+    output_padding: Any,
+    dilation: Any,
+    groups: Any,
+    output_size: Any,
+) -> _LayerArgs:
     stride_t = per_dim(stride, rank, "stride")
     dilation_t = per_dim(dilation, rank, "dilation")
     mode, pad_lo, pad_hi = parse_padding(padding, rank)
@@ -530,49 +646,66 @@ def conv_transpose(
     op = None if output_padding is None else list(per_dim(output_padding, rank, "output_padding"))
     if op is None and mode == "explicit":
         op = [0] * rank
-    args = (x_b.shape, weight.shape, rank, list(stride_t), list(dilation_t), list(pad_lo),
-            list(pad_hi))
-    try:
-        wanted = None
-        if output_size is not None:
-            wanted = int_list(output_size, "output_size")
-            if len(wanted) == 1 and rank > 1:
-                wanted *= rank
-            if not batched and len(wanted) == rank + 1:
-                wanted = [x_b.shape[0]] + wanted
-        geometry, empty = resolve_layer(args, op, mode, groups_i, channels_last, wanted)
-    except ShapeError as exc:
-        if batched:
-            raise
-        raise unbatched_error(exc, x_b.shape, x.shape, channels_last) from None
-    except OverflowError as exc:
-        # The core names the product that overflowed; say which arguments fed it.
-        raise SizeOverflowError(
-            f"{exc} (x shape {x_b.shape if batched else x.shape}, weight shape {weight.shape}, "
-            f"stride={stride_t}, dilation={dilation_t}, padding={padding!r}, "
-            f"output_padding={output_padding!r}); check these for a typo such as an extra "
-            f"digit or exponent"
-        ) from None
+    return _LayerArgs(stride_t, dilation_t, mode, pad_lo, pad_hi, groups_i, op)
 
-    if bias is not None:
-        _check_bias(bias, geometry.out_channels, weight.shape, groups_i)
-        bias = _aligned(np.ascontiguousarray(bias))
 
+def _resolve_call(
+    x_b: np.ndarray,
+    weight: np.ndarray,
+    batched: bool,
+    layer: _LayerArgs,
+    channels_last: bool,
+    output_size: Any,
+) -> tuple[Any, Any]:
+    """(geometry, empty) of the core for a batched x_b; output_size as PyTorch reads it."""
+    rank = weight.ndim - 2
+    args = (
+        x_b.shape,
+        weight.shape,
+        rank,
+        list(layer.stride),
+        list(layer.dilation),
+        list(layer.pad_lo),
+        list(layer.pad_hi),
+    )
+    wanted = None
+    if output_size is not None:
+        wanted = int_list(output_size, "output_size")
+        if len(wanted) == 1 and rank > 1:
+            wanted *= rank
+        if not batched and len(wanted) == rank + 1:
+            wanted = [x_b.shape[0]] + wanted
+    return resolve_layer(
+        args, layer.output_padding, layer.mode, layer.groups, channels_last, wanted
+    )
+
+
+def _run(
+    geometry: Any,
+    empty: Any,
+    x_b: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    out: np.ndarray | None,
+    batched: bool,
+    channels_last: bool,
+    inputs: tuple,
+) -> np.ndarray:
+    """Allocate the result (or check `out`) and compute into it."""
+    dtype = x_b.dtype
     y_shape = tuple(geometry.output_shape())
     if empty is not None:
         y_shape = empty_output_shape(geometry, empty, channels_last)
         result_shape = y_shape if batched else y_shape[1:]
         if out is not None:
-            return _check_out(out, result_shape, x.dtype, ())
-        return np.empty(result_shape, dtype=x.dtype)
+            return _check_out(out, result_shape, dtype, ())
+        return np.empty(result_shape, dtype=dtype)
     result_shape = y_shape if batched else y_shape[1:]
     if out is None:
-        _check_memory(result_shape, x.dtype, batched, channels_last)
-        y = _empty_output(y_shape, x.dtype)
+        _check_memory(result_shape, dtype, batched, channels_last)
+        y = _empty_output(y_shape, dtype)
     else:
-        inputs = (("x", x_in), ("weight", w_in), ("bias", b_in), ("x", x), ("weight", weight),
-                  ("bias", bias))
-        y = _check_out(out, result_shape, x.dtype, inputs)
+        y = _check_out(out, result_shape, dtype, inputs)
         if not batched:
             y = y[np.newaxis]
     _core.conv_transpose(geometry, _aligned(x_b), _aligned(weight), bias, y)
@@ -589,17 +722,26 @@ def _check_bias(bias: np.ndarray, c_out: int, weight_shape: tuple, groups: int) 
     if bias.size == c_out and bias.ndim != 1:
         hint = "; flatten it with bias.reshape(-1)"
     elif bias.ndim == 0:
-        hint = (f"; for the same value in every channel pass np.full({c_out}, "
-                f"{bias.item()!r}, dtype=x.dtype)")
+        hint = (
+            f"; for the same value in every channel pass np.full({c_out}, "
+            f"{bias.item()!r}, dtype=x.dtype)"
+        )
     raise ShapeError(
         f"bias must have shape ({c_out},), one value per output channel (C_out = {c_out} from "
         f"weight shape {tuple(weight_shape)} and groups={groups}), got shape {bias.shape}{hint}"
     )
 
 
-def _keras_same_lengths(x_shape: tuple, w_shape: tuple, rank: int, stride: tuple,
-                        dilation: tuple, mode: str, op: list | None,
-                        channels_last: bool) -> tuple | None:
+def _keras_same_lengths(
+    x_shape: tuple,
+    w_shape: tuple,
+    rank: int,
+    stride: tuple,
+    dilation: tuple,
+    mode: str,
+    op: list | None,
+    channels_last: bool,
+) -> tuple | None:
     """Keras' lengths for padding='same' with an explicit output_padding when one is 0 (the
     layer then gives an empty output), else None."""
     if mode != "same" or op is None or len(x_shape) != rank + 2:
@@ -608,8 +750,10 @@ def _keras_same_lengths(x_shape: tuple, w_shape: tuple, rank: int, stride: tuple
     ks = w_shape[:rank] if channels_last else w_shape[2:]
     if len(op) != rank or any(v < 0 or v >= s for v, s in zip(op, stride)):
         return None  # the core reports the bad output_padding
-    lengths = tuple(_core.keras_length(i, "same", k, s, d, o)
-                    for i, k, s, d, o in zip(sp, ks, stride, dilation, op))
+    lengths = tuple(
+        _core.keras_length(i, "same", k, s, d, o)
+        for i, k, s, d, o in zip(sp, ks, stride, dilation, op)
+    )
     return lengths if 0 in lengths else None
 
 
@@ -671,28 +815,94 @@ def _check_out(out: Any, shape: tuple, dtype: np.dtype, inputs: tuple) -> np.nda
     return out
 
 
-def conv_transpose1d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-                     output_padding: Any = None, dilation: Any = 1, groups: int = 1, *,
-                     output_size: Any = None, data_format: str = "channels_first",
-                     out: np.ndarray | None = None) -> np.ndarray:
+def conv_transpose1d(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = None,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    output_size: Any = None,
+    data_format: str = "channels_first",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """1-D :func:`conv_transpose` (checks that the weight has rank 3)."""
-    return conv_transpose(x, weight, bias, stride, padding, output_padding, dilation, groups,
-                          output_size=output_size, data_format=data_format, out=out, _rank=1)
+    return conv_transpose(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        output_size=output_size,
+        data_format=data_format,
+        out=out,
+        _rank=1,
+    )
 
 
-def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-                     output_padding: Any = None, dilation: Any = 1, groups: int = 1, *,
-                     output_size: Any = None, data_format: str = "channels_first",
-                     out: np.ndarray | None = None) -> np.ndarray:
+def conv_transpose2d(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = None,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    output_size: Any = None,
+    data_format: str = "channels_first",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """2-D :func:`conv_transpose` (checks that the weight has rank 4)."""
-    return conv_transpose(x, weight, bias, stride, padding, output_padding, dilation, groups,
-                          output_size=output_size, data_format=data_format, out=out, _rank=2)
+    return conv_transpose(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        output_size=output_size,
+        data_format=data_format,
+        out=out,
+        _rank=2,
+    )
 
 
-def conv_transpose3d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-                     output_padding: Any = None, dilation: Any = 1, groups: int = 1, *,
-                     output_size: Any = None, data_format: str = "channels_first",
-                     out: np.ndarray | None = None) -> np.ndarray:
+def conv_transpose3d(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = None,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    output_size: Any = None,
+    data_format: str = "channels_first",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """3-D :func:`conv_transpose` (checks that the weight has rank 5)."""
-    return conv_transpose(x, weight, bias, stride, padding, output_padding, dilation, groups,
-                          output_size=output_size, data_format=data_format, out=out, _rank=3)
+    return conv_transpose(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        output_size=output_size,
+        data_format=data_format,
+        out=out,
+        _rank=3,
+    )

@@ -58,8 +58,9 @@ def as_int(value: Any, name: str, expected: str = "an int") -> int:
             elif isinstance(value, (Sequence, np.ndarray)) and expected == "an int":
                 # e.g. groups=(2,): one value for the whole layer, not one per dimension
                 only = next(iter(value)) if len(value) == 1 else None
-                hint = (f"; {name} is one value for the whole layer, not one per dimension"
-                        + (f": pass {name}={only!r}" if only is not None else ""))
+                hint = f"; {name} is one value for the whole layer, not one per dimension" + (
+                    f": pass {name}={only!r}" if only is not None else ""
+                )
             raise TypeError(f"{name} must be {expected}, got {describe(value)}{hint}") from None
     value = int(value)
     if abs(value) > _INT64_MAX:
@@ -86,8 +87,10 @@ def _unordered_reason(value: Any) -> str | None:
     if hasattr(value, "__array__") or hasattr(value, "__index__"):
         return None  # array-likes (tensors) and integer scalars
     if isinstance(value, Iterable):
-        return (f"a {type(value).__name__} is not a sequence: it has no length to check and "
-                "reading it consumes it")
+        return (
+            f"a {type(value).__name__} is not a sequence: it has no length to check and "
+            "reading it consumes it"
+        )
     return None
 
 
@@ -119,7 +122,6 @@ def ordered_items(value: Any, name: str) -> list | None:
         return None
 
 
-
 def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
     """An int or one int per spatial dimension -> a tuple of `rank` ints."""
     if isinstance(value, (str, bytes)):
@@ -146,8 +148,7 @@ def int_list(value: Any, name: str) -> list[int]:
     """A shape-like argument (output_size): an int or a sequence of ints."""
     if isinstance(value, (str, bytes)):
         raise TypeError(
-            f"{name} must be an int or a tuple of ints, got {describe(value)}; "
-            f"e.g. {name}=(10, 10)"
+            f"{name} must be an int or a tuple of ints, got {describe(value)}; e.g. {name}=(10, 10)"
         )
     items = ordered_items(value, name)
     if items is None:
@@ -206,8 +207,14 @@ def parse_data_format(data_format: Any) -> bool:
     if isinstance(data_format, str) and data_format in ("channels_first", "channels_last"):
         return data_format == "channels_last"
     hint = "; pass data_format='channels_first' (PyTorch layout) or 'channels_last' (Keras)"
-    if isinstance(data_format, str) and data_format.upper() in ("NCHW", "NCW", "NCDHW", "NHWC",
-                                                                  "NWC", "NDHWC"):
+    if isinstance(data_format, str) and data_format.upper() in (
+        "NCHW",
+        "NCW",
+        "NCDHW",
+        "NHWC",
+        "NWC",
+        "NDHWC",
+    ):
         last = data_format.upper().endswith("C")
         hint = f"; for {data_format!r} use data_format={'channels_last' if last else 'channels_first'!r}"
     raise ValueError(

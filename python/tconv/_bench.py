@@ -18,9 +18,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -42,10 +43,15 @@ class Refused(Exception):
 # to_nchw maps its result to tconv's (N, C, *spatial) for the check (None: already there).
 # Layout conversions of the inputs happen once, outside the timed call.
 
+
 def _kw(layer: dict) -> dict:
-    return dict(stride=layer["stride"], padding=layer["padding"],
-                output_padding=layer["output_padding"], dilation=layer["dilation"],
-                groups=layer["groups"])
+    return dict(
+        stride=layer["stride"],
+        padding=layer["padding"],
+        output_padding=layer["output_padding"],
+        dilation=layer["dilation"],
+        groups=layer["groups"],
+    )
 
 
 def _numpy_col2im(x, w, b, layer):
@@ -57,8 +63,7 @@ def _numpy_col2im(x, w, b, layer):
     out = layer["output_size"]
     n, cin = x.shape[:2]
     cout = w.shape[1]
-    full = [(i - 1) * st + dd * (kk - 1) + 1 for i, st, dd, kk in
-            zip(x.shape[2:], s, d, k)]
+    full = [(i - 1) * st + dd * (kk - 1) + 1 for i, st, dd, kk in zip(x.shape[2:], s, d, k)]
     wm = w.reshape(cin, -1).T.copy()  # (Cout*K, Cin)
 
     def f():
@@ -69,18 +74,22 @@ def _numpy_col2im(x, w, b, layer):
             col = col.reshape(cout, *k, *x.shape[2:])
             big[...] = 0
             for tap in np.ndindex(*k):
-                sl = tuple(slice(t * dd, t * dd + (ii - 1) * st + 1, st)
-                           for t, dd, ii, st in zip(tap, d, x.shape[2:], s))
+                sl = tuple(
+                    slice(t * dd, t * dd + (ii - 1) * st + 1, st)
+                    for t, dd, ii, st in zip(tap, d, x.shape[2:], s)
+                )
                 big[(slice(None),) + sl] += col[(slice(None),) + tap]
             crop = tuple(slice(pp, pp + o) for pp, o in zip(p, out))
             y[i] = big[(slice(None),) + crop]
             y[i] += b.reshape(-1, *([1] * rank))
         return y
+
     return f, None
 
 
 def _torch(x, w, b, layer, channels_last):
     import torch
+
     rank = layer["dims"]
     if channels_last and rank == 1:
         raise Refused("torch has no channels_last format for 1-D")
@@ -94,27 +103,40 @@ def _torch(x, w, b, layer, channels_last):
     def run():
         with torch.no_grad():
             return f(xt, wt, bt, **kw).numpy()
+
     return run, None
 
 
 def _onnx_model(x, w, b, layer) -> bytes:
     """The 1-node ONNX ConvTranspose model that onnxruntime and OpenVINO both run."""
     from onnx import TensorProto, helper, numpy_helper
+
     node = helper.make_node(
-        "ConvTranspose", ["x", "w", "b"], ["y"], strides=layer["stride"],
-        pads=list(layer["padding"]) * 2, output_padding=layer["output_padding"],
-        dilations=layer["dilation"], group=layer["groups"], kernel_shape=layer["kernel_size"])
+        "ConvTranspose",
+        ["x", "w", "b"],
+        ["y"],
+        strides=layer["stride"],
+        pads=list(layer["padding"]) * 2,
+        output_padding=layer["output_padding"],
+        dilations=layer["dilation"],
+        group=layer["groups"],
+        kernel_shape=layer["kernel_size"],
+    )
     dt = TensorProto.FLOAT if x.dtype == np.float32 else TensorProto.DOUBLE
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", dt, list(x.shape))],
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", dt, list(x.shape))],
         [helper.make_tensor_value_info("y", dt, None)],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     return model.SerializeToString()
 
 
 def _ort(x, w, b, layer, threads):
     import onnxruntime as ort
+
     model = _onnx_model(x, w, b, layer)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -125,17 +147,26 @@ def _ort(x, w, b, layer, threads):
 
 def _openvino(x, w, b, layer, threads):
     import openvino as ov
+
     model = _onnx_model(x, w, b, layer)
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(model), "CPU", {
-        "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
-        # No silent bf16/f16 on CPUs that have it: the check compares at float32 accuracy.
-        "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = core.compile_model(
+        core.read_model(model),
+        "CPU",
+        {
+            "INFERENCE_NUM_THREADS": threads,
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+            # No silent bf16/f16 on CPUs that have it: the check compares at float32 accuracy.
+            "INFERENCE_PRECISION_HINT": "f32",
+        },
+    )
     req = compiled.create_infer_request()
 
     def run():
         req.infer({0: x}, share_inputs=True)
         return req.get_output_tensor(0).data
+
     return run, None
 
 
@@ -143,6 +174,7 @@ def _tf(x, w, b, layer):
     """tf.nn.conv{2,3}d_transpose (1-D runs as 2-D with H = 1) in NHWC, the only layout TF's CPU
     kernels take; depthwise through depthwise_conv2d_backprop_input."""
     import tensorflow as tf
+
     rank, g = layer["dims"], layer["groups"]
     cin, coutg = w.shape[:2]
     cout = coutg * g
@@ -174,8 +206,9 @@ def _tf(x, w, b, layer):
     @tf.function(jit_compile=False)
     def f(xx):
         if depthwise:
-            y = tf.nn.depthwise_conv2d_backprop_input(out_shape, wt, xx, strides, padding,
-                                                      dilations=dilations)
+            y = tf.nn.depthwise_conv2d_backprop_input(
+                out_shape, wt, xx, strides, padding, dilations=dilations
+            )
         elif rank == 2:
             y = tf.nn.conv2d_transpose(xx, wt, out_shape, strides, padding, dilations=dilations)
         else:
@@ -185,12 +218,14 @@ def _tf(x, w, b, layer):
     def to_nchw(y):
         y = np.moveaxis(y, -1, 1)
         return y[:, :, 0, :] if layer["dims"] == 1 else y
+
     return (lambda: f(xt).numpy()), to_nchw
 
 
 def _jax(x, w, b, layer):
     import jax
     from jax import lax
+
     if x.dtype == np.float64 and not jax.config.read("jax_enable_x64"):
         raise Refused("jax runs float64 only with x64 enabled")
     rank = layer["dims"]
@@ -200,13 +235,27 @@ def _jax(x, w, b, layer):
     # (Cin, Cout/g, *k) -> (Cout, Cin/g, *k), flipped: the forward-conv kernel of the adjoint.
     wr = w.reshape(g, cin // g, coutg, *k).swapaxes(1, 2).reshape(g * coutg, cin // g, *k)
     wr = np.ascontiguousarray(wr[(slice(None), slice(None)) + (slice(None, None, -1),) * rank])
-    pads = [(dd * (kk - 1) - p, dd * (kk - 1) - p + op) for kk, dd, p, op in
-            zip(k, layer["dilation"], layer["padding"], layer["output_padding"])]
+    pads = [
+        (dd * (kk - 1) - p, dd * (kk - 1) - p + op)
+        for kk, dd, p, op in zip(k, layer["dilation"], layer["padding"], layer["output_padding"])
+    ]
     sp = "DHW"[-rank:]
     dn = lax.conv_dimension_numbers(x.shape, wr.shape, ("NC" + sp, "OI" + sp, "NC" + sp))
-    fn = jax.jit(lambda xx, ww, bb: lax.conv_general_dilated(
-        xx, ww, (1,) * rank, pads, lhs_dilation=layer["stride"], rhs_dilation=layer["dilation"],
-        dimension_numbers=dn, feature_group_count=g) + bb.reshape(-1, *([1] * rank)))
+    fn = jax.jit(
+        lambda xx, ww, bb: (
+            lax.conv_general_dilated(
+                xx,
+                ww,
+                (1,) * rank,
+                pads,
+                lhs_dilation=layer["stride"],
+                rhs_dilation=layer["dilation"],
+                dimension_numbers=dn,
+                feature_group_count=g,
+            )
+            + bb.reshape(-1, *([1] * rank))
+        )
+    )
     xj, wj, bj = (jax.device_put(a) for a in (x, wr, b))
     return (lambda: np.asarray(fn(xj, wj, bj).block_until_ready())), None
 
@@ -229,21 +278,30 @@ def _measure_peak(dtype: str, threads: int) -> dict:
     """The FMA peak of `threads` threads from the core's probe; the reference machine's
     figure when the probe is not there."""
     from . import _core
+
     probe = getattr(_core, "_fma_peak", None)
     if probe is None:
-        return {"gflops": DEFAULT_PEAK[dtype] * threads,
-                "source": "assumed (PERF.md's reference machine)"}
+        return {
+            "gflops": DEFAULT_PEAK[dtype] * threads,
+            "source": "assumed (PERF.md's reference machine)",
+        }
     r = probe(dtype, threads, 0.05)
     if not (math.isfinite(r["gflops"]) and r["gflops"] > 0):
-        return {"gflops": DEFAULT_PEAK[dtype] * threads,
-                "source": "assumed (PERF.md's reference machine; the probe failed)"}
+        return {
+            "gflops": DEFAULT_PEAK[dtype] * threads,
+            "source": "assumed (PERF.md's reference machine; the probe failed)",
+        }
     width = {"avx512": "AVX-512", "avx2": "AVX2"}.get(r.get("chains"), "AVX2")
-    src = (f"measured (12 {width} FMA chains)" if r["fma"]
-           else "estimated (portable multiply-add loop, no FMA)")
+    src = (
+        f"measured (12 {width} FMA chains)"
+        if r["fma"]
+        else "estimated (portable multiply-add loop, no FMA)"
+    )
     return {"gflops": float(r["gflops"]), "source": src}
 
 
 # ---- one thread count, in this process ----------------------------------------------------------
+
 
 def _median_time(f: Callable[[], Any], repeats: int, budget: float) -> float:
     f()
@@ -279,8 +337,11 @@ def _reason(exc: BaseException) -> str:
     """One informative line of a peer's error: TF puts the reason after a traceback of the
     graph's definition, so the last line that is not a frame or a node tag."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    lines = [ln for ln in lines if not ln.startswith(("File ", "[[", "Detected at node"))
-             and not ln.endswith(":")] or lines
+    lines = [
+        ln
+        for ln in lines
+        if not ln.startswith(("File ", "[[", "Detected at node")) and not ln.endswith(":")
+    ] or lines
     text = lines[-1] if lines else ""
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
@@ -336,10 +397,12 @@ def _layer_inputs(layer: dict, dtype: str):
 
 
 def _memory_fields(mem: dict, output_bytes: int) -> dict:
-    return {"scratch_bytes": int(mem["scratch_bytes"]),
-            "packed_weight_bytes": int(mem["packed_weight_bytes"]),
-            "scratch_pct": 100.0 * mem["scratch_bytes"] / output_bytes,
-            "packed_weight_pct": 100.0 * mem["packed_weight_bytes"] / output_bytes}
+    return {
+        "scratch_bytes": int(mem["scratch_bytes"]),
+        "packed_weight_bytes": int(mem["packed_weight_bytes"]),
+        "scratch_pct": 100.0 * mem["scratch_bytes"] / output_bytes,
+        "packed_weight_pct": 100.0 * mem["packed_weight_bytes"] / output_bytes,
+    }
 
 
 # tconv's own columns: the functional call and the plan on NCHW data, the plan on NHWC data.
@@ -350,20 +413,32 @@ def _tconv_channels_last(x, w, b, kw):
     """The plan on channels_last data and Keras-ordered weights: the layout torch_cl, TF and
     OpenVINO are timed in. Its output comes back to NCHW for the check."""
     import tconv
+
     rank = x.ndim - 2
     xc = np.ascontiguousarray(np.moveaxis(x, 1, -1))
     wc = np.ascontiguousarray(w.transpose(*range(2, rank + 2), 1, 0))
     plan = tconv.ConvTranspose(wc, b, data_format="channels_last", **kw)
     from ._api import _empty_output
+
     y = _empty_output(plan.output_shape(xc.shape), x.dtype)
     return (lambda: plan(xc, out=y)), (lambda got: np.moveaxis(got, -1, 1))
 
 
-def run_one(threads: int, names: list[str] | None, dtype: str, repeats: int, budget: float,
-            peers: list[str] | None, suite: Path = SUITE, probe: bool = True) -> dict:
+def run_one(
+    threads: int,
+    names: list[str] | None,
+    dtype: str,
+    repeats: int,
+    budget: float,
+    peers: list[str] | None,
+    suite: Path = SUITE,
+    probe: bool = True,
+) -> dict:
     import tconv
+
     from . import _core
     from ._api import _empty_output
+
     tconv.set_num_threads(threads)
     # The probe first, before any peer has started threads of its own.
     peak = _measure_peak(dtype, threads) if probe else None
@@ -403,10 +478,17 @@ def run_one(threads: int, names: list[str] | None, dtype: str, repeats: int, bud
             "jax": lambda: _jax(x, w, b, layer),
         }
         row: dict[str, Any] = {
-            "layer": layer["name"], "flops": layer["flops"], "output_bytes": int(want.nbytes),
-            "memory": {"tconv": _memory_fields(mem_fn, want.nbytes),
-                       "tconv_plan": _memory_fields(mem_plan, want.nbytes)},
-            "times": {}, "errors": {}, "refused": {}}
+            "layer": layer["name"],
+            "flops": layer["flops"],
+            "output_bytes": int(want.nbytes),
+            "memory": {
+                "tconv": _memory_fields(mem_fn, want.nbytes),
+                "tconv_plan": _memory_fields(mem_plan, want.nbytes),
+            },
+            "times": {},
+            "errors": {},
+            "refused": {},
+        }
         for name, make in makers.items():
             if peers is not None and name not in peers and name not in OURS:
                 continue
@@ -425,8 +507,10 @@ def run_one(threads: int, names: list[str] | None, dtype: str, repeats: int, bud
             row["errors"][name] = err
             if not ok:
                 row["refused"][name] = f"disagrees with tconv (rel. error {err:.2e})"
-                _note(f"{layer['name']}: {name} disagrees with tconv (rel. error {err:.2e}, "
-                      f"tolerance {TOLERANCE[dtype]:.0e}): not timed")
+                _note(
+                    f"{layer['name']}: {name} disagrees with tconv (rel. error {err:.2e}, "
+                    f"tolerance {TOLERANCE[dtype]:.0e}): not timed"
+                )
                 continue
             row["times"][name] = _median_time(f, repeats, budget)
         results.append(row)
@@ -441,6 +525,7 @@ def run_one(threads: int, names: list[str] | None, dtype: str, repeats: int, bud
 
 
 # ---- the driver ---------------------------------------------------------------------------------
+
 
 def _bar(done: int, total: int, label: str) -> None:
     width = 30
@@ -458,37 +543,47 @@ def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     try:
         threads = [int(v) for v in args.threads.split(",")]
     except ValueError:
-        ap.error(f"argument --threads: expected comma-separated integers such as 1,2, got "
-                 f"{args.threads!r}")
+        ap.error(
+            f"argument --threads: expected comma-separated integers such as 1,2, got "
+            f"{args.threads!r}"
+        )
     if not threads or any(not 1 <= t <= 1024 for t in threads):
-        ap.error(f"argument --threads: each thread count must be in [1, 1024], got "
-                 f"{args.threads!r}")
+        ap.error(
+            f"argument --threads: each thread count must be in [1, 1024], got {args.threads!r}"
+        )
     if not 1 <= args.rounds <= 100:
         ap.error(f"argument --rounds: must be in [1, 100], got {args.rounds}")
     if not 1 <= args.repeats <= 10**6:
         ap.error(f"argument --repeats: must be in [1, 1000000], got {args.repeats}")
     if not (math.isfinite(args.budget) and 0 < args.budget <= 3600):
-        ap.error(f"argument --budget: seconds per measurement must be in (0, 3600], got "
-                 f"{args.budget}")
+        ap.error(
+            f"argument --budget: seconds per measurement must be in (0, 3600], got {args.budget}"
+        )
     if args.peak is not None and not (math.isfinite(args.peak) and args.peak > 0):
         ap.error(f"argument --peak: GFLOP/s must be a positive number, got {args.peak}")
     if args.peers is not None:
         unknown = [p for p in args.peers.split(",") if p not in PEERS]
         if unknown or not args.peers:
-            ap.error(f"argument --peers: unknown peer(s) {', '.join(unknown) or repr('')}; "
-                     f"choose from {', '.join(PEERS)} (tconv itself always runs)")
+            ap.error(
+                f"argument --peers: unknown peer(s) {', '.join(unknown) or repr('')}; "
+                f"choose from {', '.join(PEERS)} (tconv itself always runs)"
+            )
     try:
         layers = _load_suite(args.suite)
         known = [layer["name"] for layer in layers]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        ap.error(f"argument --suite: cannot read a suite of layers from {args.suite!r} "
-                 f"({type(exc).__name__}: {exc}); expected a JSON file like tconv's "
-                 f"bench_suite.json")
+        ap.error(
+            f"argument --suite: cannot read a suite of layers from {args.suite!r} "
+            f"({type(exc).__name__}: {exc}); expected a JSON file like tconv's "
+            f"bench_suite.json"
+        )
     if args.layers:
         unknown = [n for n in args.layers.split(",") if n not in known]
         if unknown:
-            ap.error(f"argument --layers: unknown layer(s) {', '.join(unknown)}; the suite has "
-                     f"{', '.join(known)}")
+            ap.error(
+                f"argument --layers: unknown layer(s) {', '.join(unknown)}; the suite has "
+                f"{', '.join(known)}"
+            )
 
 
 def merge_rounds(rounds: list[dict]) -> dict:
@@ -508,105 +603,123 @@ def merge_rounds(rounds: list[dict]) -> dict:
             for n, why in s["refused"].items():
                 refused.setdefault(n, why)
         # A peer refused or disagreeing in any round is not timed at all.
-        merged.append({
-            **row,
-            "times": {n: float(np.median([s["times"][n] for s in same if n in s["times"]]))
-                      for n in sorted(names - set(refused))},
-            "errors": {n: max(s["errors"][n] for s in same if n in s["errors"])
-                       for n in sorted({n for s in same for n in s["errors"]})},
-            "refused": refused,
-        })
-    peak = max((r["peak"] for r in rounds if r["peak"] is not None),
-               key=lambda p: p["gflops"], default=None)
-    return {"threads": first["threads"], "peak": peak, "results": merged,
-            "rounds": len(rounds)}
+        merged.append(
+            {
+                **row,
+                "times": {
+                    n: float(np.median([s["times"][n] for s in same if n in s["times"]]))
+                    for n in sorted(names - set(refused))
+                },
+                "errors": {
+                    n: max(s["errors"][n] for s in same if n in s["errors"])
+                    for n in sorted({n for s in same for n in s["errors"]})
+                },
+                "refused": refused,
+            }
+        )
+    peak = max(
+        (r["peak"] for r in rounds if r["peak"] is not None),
+        key=lambda p: p["gflops"],
+        default=None,
+    )
+    return {"threads": first["threads"], "peak": peak, "results": merged, "rounds": len(rounds)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="tconv bench",
         description="Time the suite of real layers through tconv and every installed peer, "
-                    "each checked against tconv first; prints a table, writes JSON and a PNG.")
+        "each checked against tconv first; prints a table, writes JSON and a PNG.",
+    )
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated (1,2)")
     ap.add_argument("--layers", default=None, help="layer names, comma-separated (all)")
     ap.add_argument("--quick", action="store_true", help="only the suite's 'quick' layers")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    ap.add_argument("--repeats", type=int, default=15, help="timed calls per measurement "
-                    "(the median is reported)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=15,
+        help="timed calls per measurement (the median is reported)",
+    )
     ap.add_argument("--budget", type=float, default=1.5, help="seconds per measurement, at most")
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="runs of the whole suite per thread count, each in a fresh process; "
-                         "every time reported is the median over the rounds (a shared machine "
-                         "can stall one round's measurement of a layer)")
-    ap.add_argument("--peers", default=None,
-                    help=f"peers to run, comma-separated, from {','.join(PEERS)} "
-                         f"(default: all installed)")
-    ap.add_argument("--peak", type=float, default=None,
-                    help="FMA peak GFLOP/s of one thread, instead of measuring it (default: "
-                         "measured in each run by the core's FMA probe)")
-    ap.add_argument("--suite", default=str(SUITE),
-                    help="the suite of layers, a JSON file (default: tconv's bench_suite.json)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="runs of the whole suite per thread count, each in a fresh process; "
+        "every time reported is the median over the rounds (a shared machine "
+        "can stall one round's measurement of a layer)",
+    )
+    ap.add_argument(
+        "--peers",
+        default=None,
+        help=f"peers to run, comma-separated, from {','.join(PEERS)} (default: all installed)",
+    )
+    ap.add_argument(
+        "--peak",
+        type=float,
+        default=None,
+        help="FMA peak GFLOP/s of one thread, instead of measuring it (default: "
+        "measured in each run by the core's FMA probe)",
+    )
+    ap.add_argument(
+        "--suite",
+        default=str(SUITE),
+        help="the suite of layers, a JSON file (default: tconv's bench_suite.json)",
+    )
     ap.add_argument("--json", default="bench_results.json", help="where to write the results")
-    ap.add_argument("--png", default="bench_results.png",
-                    help="where to draw the chart (needs matplotlib)")
+    ap.add_argument(
+        "--png", default="bench_results.png", help="where to draw the chart (needs matplotlib)"
+    )
     ap.add_argument("--_worker", type=int, default=None, help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
     args = ap.parse_args(argv)
     _check_args(ap, args)
     layers = _load_suite(args.suite)
     names = args.layers.split(",") if args.layers else None
     if args.quick:
-        names = [la["name"] for la in layers if la.get("quick")
-                 and (not args.layers or la["name"] in args.layers.split(","))]
+        names = [
+            la["name"]
+            for la in layers
+            if la.get("quick") and (not args.layers or la["name"] in args.layers.split(","))
+        ]
     peers = args.peers.split(",") if args.peers else None
     if args._worker is not None:
-        res = run_one(args._worker, names, args.dtype, args.repeats, args.budget, peers,
-                      args.suite, probe=args.peak is None)
+        res = run_one(
+            args._worker,
+            names,
+            args.dtype,
+            args.repeats,
+            args.budget,
+            peers,
+            args.suite,
+            probe=args.peak is None,
+        )
         print("RESULT " + json.dumps(res), flush=True)
         return 0
 
     import tconv
-    build = {"version": tconv.__version__, "isa": tconv._core.active_isa(),
-             "build_type": getattr(tconv._core, "build_type", "Release"),
-             "dtype": args.dtype}
+
+    build = {
+        "version": tconv.__version__,
+        "isa": tconv._core.active_isa(),
+        "build_type": getattr(tconv._core, "build_type", "Release"),
+        "dtype": args.dtype,
+    }
     total_layers = len(names) if names is not None else len(layers)
     runs = []
     for t in [int(v) for v in args.threads.split(",")]:
-        env = dict(os.environ, TCONV_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t),
-                   TF_CPP_MIN_LOG_LEVEL="3",
-                   XLA_FLAGS=f"--xla_cpu_multi_thread_eigen={'true' if t > 1 else 'false'} "
-                             f"intra_op_parallelism_threads={t}")
-        cmd = [sys.executable, "-m", "tconv", "bench", "--_worker", str(t), "--dtype", args.dtype,
-               "--repeats", str(args.repeats), "--budget", str(args.budget),
-               "--suite", args.suite]
-        if names is not None:
-            cmd += ["--layers", ",".join(names)]
-        if peers:
-            cmd += ["--peers", ",".join(peers)]
-        if args.peak is not None:
-            cmd += ["--peak", repr(args.peak)]
+        cmd = _worker_command(args, t, names, peers)
         rounds = []
         for rnd in range(args.rounds):
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env,
-                                    preexec_fn=_pin_to_cpus(t))
-            done, result = 0, None
-            label = f"{t} thread(s)" + (f", round {rnd + 1}/{args.rounds}" if args.rounds > 1
-                                        else "")
-            _bar(0, total_layers, label)
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if line.startswith("RESULT "):
-                    result = json.loads(line[7:])
-                elif line.startswith("{"):
-                    msg = json.loads(line)
-                    if "note" in msg:
-                        if rnd == 0:
-                            sys.stderr.write("\r" + " " * 70 + "\r  " + msg["note"] + "\n")
-                    else:
-                        done += 1
-                        label = f"{t}T {msg['progress']}"
-                    _bar(done, total_layers, label)
-            proc.wait()
-            sys.stderr.write("\n")
+            label = f"{t} thread(s)" + (
+                f", round {rnd + 1}/{args.rounds}" if args.rounds > 1 else ""
+            )
+            result = _run_worker(cmd, t, label, total_layers, quiet_notes=rnd != 0)
             if result is None:
                 print(f"the {t}-thread run failed", file=sys.stderr)
                 return 1
@@ -616,13 +729,81 @@ def main(argv: list[str] | None = None) -> int:
             result["peak"] = {"gflops": args.peak * t, "source": "given (--peak)"}
         runs.append(result)
 
-    report = {"build": build, "suite": str(args.suite), "tolerance": TOLERANCE[args.dtype],
-              "runs": runs}
+    report = {
+        "build": build,
+        "suite": str(args.suite),
+        "tolerance": TOLERANCE[args.dtype],
+        "runs": runs,
+    }
     print(_table(report))
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"\nwrote {args.json}")
     _chart(report, args.png)
     return 0
+
+
+def _worker_command(
+    args: argparse.Namespace, t: int, names: list[str] | None, peers: list[str] | None
+) -> list[str]:
+    """The command line of one worker process: the whole suite at `t` threads."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "tconv",
+        "bench",
+        "--_worker",
+        str(t),
+        "--dtype",
+        args.dtype,
+        "--repeats",
+        str(args.repeats),
+        "--budget",
+        str(args.budget),
+        "--suite",
+        args.suite,
+    ]
+    if names is not None:
+        cmd += ["--layers", ",".join(names)]
+    if peers:
+        cmd += ["--peers", ",".join(peers)]
+    if args.peak is not None:
+        cmd += ["--peak", repr(args.peak)]
+    return cmd
+
+
+def _run_worker(
+    cmd: list[str], t: int, label: str, total_layers: int, quiet_notes: bool
+) -> dict | None:
+    """Run one worker at `t` threads, drawing its progress; its result, or None if it failed."""
+    env = dict(
+        os.environ,
+        TCONV_NUM_THREADS=str(t),
+        OMP_NUM_THREADS=str(t),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        XLA_FLAGS=f"--xla_cpu_multi_thread_eigen={'true' if t > 1 else 'false'} "
+        f"intra_op_parallelism_threads={t}",
+    )
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, text=True, env=env, preexec_fn=_pin_to_cpus(t)
+    )
+    done, result = 0, None
+    _bar(0, total_layers, label)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("RESULT "):
+            result = json.loads(line[7:])
+        elif line.startswith("{"):
+            msg = json.loads(line)
+            if "note" in msg:
+                if not quiet_notes:
+                    sys.stderr.write("\r" + " " * 70 + "\r  " + msg["note"] + "\n")
+            else:
+                done += 1
+                label = f"{t}T {msg['progress']}"
+            _bar(done, total_layers, label)
+    proc.wait()
+    sys.stderr.write("\n")
+    return result
 
 
 def _fmt_pct(v: float | None, width: int) -> str:
@@ -634,24 +815,33 @@ def _fmt_pct(v: float | None, width: int) -> str:
 def _table(report: dict) -> str:
     b = report["build"]
     sources = sorted({run["peak"]["source"] for run in report["runs"]})
-    lines = [f"tconv {b['version']} | build {b['build_type']} | ISA {b['isa']} | {b['dtype']} | "
-             f"FMA peak {' / '.join(sources)}"]
+    lines = [
+        f"tconv {b['version']} | build {b['build_type']} | ISA {b['isa']} | {b['dtype']} | "
+        f"FMA peak {' / '.join(sources)}"
+    ]
     for run in report["runs"]:
         t = run["threads"]
         peak = run["peak"]["gflops"]
-        peers = sorted({p for r in run["results"] for p in list(r["times"]) + list(r["refused"])}
-                       - set(OURS))
+        peers = sorted(
+            {p for r in run["results"] for p in list(r["times"]) + list(r["refused"])} - set(OURS)
+        )
         cols = list(OURS) + peers
         lines.append("")
-        lines.append(f"## {t} thread(s), {b['dtype']}: FMA peak {peak:.1f} GFLOP/s, "
-                     f"{run['peak']['source']}")
+        lines.append(
+            f"## {t} thread(s), {b['dtype']}: FMA peak {peak:.1f} GFLOP/s, {run['peak']['source']}"
+        )
         over = f" over {run['rounds']} rounds" if run.get("rounds", 1) > 1 else ""
-        lines.append(f"GFLOP/s (median{over}); %peak = tconv plan / FMA peak; mem% = working memory "
-                     "beyond x, w, y as % of the output (functional | plan); pack% = packed "
-                     "weights, % of the output; x = tconv plan / best peer, the plan on the "
-                     "faster of NCHW (tconv_plan) and NHWC (tconv_cl) data")
-        head = (f"{'layer':<20}" + "".join(f"{c:>11}" for c in cols)
-                + f"{'%peak':>7}{'mem% f|p':>12}{'pack%':>7}{'vs best peer':>20}")
+        lines.append(
+            f"GFLOP/s (median{over}); %peak = tconv plan / FMA peak; mem% = working memory "
+            "beyond x, w, y as % of the output (functional | plan); pack% = packed "
+            "weights, % of the output; x = tconv plan / best peer, the plan on the "
+            "faster of NCHW (tconv_plan) and NHWC (tconv_cl) data"
+        )
+        head = (
+            f"{'layer':<20}"
+            + "".join(f"{c:>11}" for c in cols)
+            + f"{'%peak':>7}{'mem% f|p':>12}{'pack%':>7}{'vs best peer':>20}"
+        )
         lines.append(head)
         ratios = []
         for r in run["results"]:
@@ -677,15 +867,17 @@ def _table(report: dict) -> str:
         if ratios:
             geo = math.exp(sum(math.log(v) for _, v in ratios) / len(ratios))
             below = [name for name, v in ratios if v < 1.0]
-            lines.append(f"geomean plan / best peer: {geo:.2f}x over {len(ratios)} layers; "
-                         f"layers below 1.0x: {len(below)}"
-                         + (f" ({', '.join(below)})" if below else ""))
+            lines.append(
+                f"geomean plan / best peer: {geo:.2f}x over {len(ratios)} layers; "
+                f"layers below 1.0x: {len(below)}" + (f" ({', '.join(below)})" if below else "")
+            )
     return "\n".join(lines)
 
 
 def _chart(report: dict, path: str) -> None:
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -700,18 +892,32 @@ def _chart(report: dict, path: str) -> None:
         width = 0.8 / max(len(names), 1)
         top = run["peak"]["gflops"]
         for i, name in enumerate(names):
-            vals = [r["flops"] / r["times"][name] / 1e9 if name in r["times"] else 0
-                    for r in run["results"]]
+            vals = [
+                r["flops"] / r["times"][name] / 1e9 if name in r["times"] else 0
+                for r in run["results"]
+            ]
             top = max([top, *vals])
-            ax.bar(np.arange(len(layers)) + i * width, vals, width, label=name,
-                   color={"tconv_plan": "black", "tconv_cl": "dimgrey"}.get(name))
-        ax.axhline(run["peak"]["gflops"], color="grey", linestyle="--", linewidth=1,
-                   label=f"FMA peak ({run['peak']['source'].split(' (')[0]})")
+            ax.bar(
+                np.arange(len(layers)) + i * width,
+                vals,
+                width,
+                label=name,
+                color={"tconv_plan": "black", "tconv_cl": "dimgrey"}.get(name),
+            )
+        ax.axhline(
+            run["peak"]["gflops"],
+            color="grey",
+            linestyle="--",
+            linewidth=1,
+            label=f"FMA peak ({run['peak']['source'].split(' (')[0]})",
+        )
         ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2)
         ax.set_xticklabels(layers, rotation=45, ha="right", fontsize=7)
         ax.set_ylabel("GFLOP/s")
-        ax.set_title(f"{run['threads']} thread(s), {report['build']['dtype']}, "
-                     f"ISA {report['build']['isa']} (0 = refused, disagreed or absent)")
+        ax.set_title(
+            f"{run['threads']} thread(s), {report['build']['dtype']}, "
+            f"ISA {report['build']['isa']} (0 = refused, disagreed or absent)"
+        )
         ax.set_ylim(0, top * 1.3)  # headroom for the legend above the bars and the peak line
         ax.legend(fontsize=7, ncol=len(names) + 1, loc="upper left")
     fig.tight_layout()

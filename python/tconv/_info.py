@@ -49,17 +49,21 @@ def config() -> dict[str, Any]:
         },
         "threadpoolctl": _threadpoolctl_view(),
         "numpy": np.__version__,
-        "python": {"version": platform.python_version(),
-                   "implementation": platform.python_implementation(),
-                   "executable": sys.executable},
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
         "platform": {"system": platform.platform(), "machine": platform.machine()},
     }
 
 
 def _pool_line(pool: dict[str, Any]) -> str:
     name = pool.get("internal_api") or pool.get("user_api")
-    return (f"{name} {pool.get('version') or ''} num_threads={pool.get('num_threads')} "
-            f"({pool.get('filepath')})").replace("  ", " ")
+    return (
+        f"{name} {pool.get('version') or ''} num_threads={pool.get('num_threads')} "
+        f"({pool.get('filepath')})"
+    ).replace("  ", " ")
 
 
 def format_config(cfg: dict[str, Any]) -> str:

@@ -7,8 +7,19 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._api import (_aligned, _check_bias, _check_memory, _check_out, _convert, _empty_output,
-                   _operands, _rank_error, empty_output_shape, resolve_layer, unbatched_error)
+from ._api import (
+    _aligned,
+    _check_bias,
+    _check_memory,
+    _check_out,
+    _convert,
+    _empty_output,
+    _operands,
+    _rank_error,
+    empty_output_shape,
+    resolve_layer,
+    unbatched_error,
+)
 from ._args import as_int, int_list, parse_data_format, parse_padding, per_dim
 from ._errors import ShapeError
 
@@ -35,9 +46,17 @@ class ConvTranspose:
     >>> plan.output_shape(x.shape)
     """
 
-    def __init__(self, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-                 output_padding: Any = None, dilation: Any = 1, groups: int = 1,
-                 data_format: str = "channels_first") -> None:
+    def __init__(
+        self,
+        weight: Any,
+        bias: Any = None,
+        stride: Any = 1,
+        padding: Any = 0,
+        output_padding: Any = None,
+        dilation: Any = 1,
+        groups: int = 1,
+        data_format: str = "channels_first",
+    ) -> None:
         self._channels_last = parse_data_format(data_format)
         self.data_format = data_format
         # The dtype rules of the functional API (x is not known yet).
@@ -56,8 +75,11 @@ class ConvTranspose:
         self._mode, lo, hi = parse_padding(padding, rank)
         self._pad_lo, self._pad_hi = list(lo), list(hi)
         self._groups = as_int(groups, "groups")
-        op = None if output_padding is None else list(per_dim(output_padding, rank,
-                                                              "output_padding"))
+        op = (
+            None
+            if output_padding is None
+            else list(per_dim(output_padding, rank, "output_padding"))
+        )
         if op is None and self._mode == "explicit":
             op = [0] * rank
         self._op = op
@@ -77,8 +99,9 @@ class ConvTranspose:
                     f"(cells cropped per side, e.g. (kernel_size - 1) // 2)"
                 )
         probe = (1, *probe_sp, c_in) if cl else (1, c_in, *probe_sp)
-        geometry, _ = resolve_layer(self._args(probe), self._op, self._mode, self._groups,
-                                    self._channels_last, None)
+        geometry, _ = resolve_layer(
+            self._args(probe), self._op, self._mode, self._groups, self._channels_last, None
+        )
         self.out_channels = geometry.out_channels
         self.in_channels = geometry.in_channels
         if b is not None:
@@ -87,11 +110,16 @@ class ConvTranspose:
             b.setflags(write=False)  # the packed plan holds its own copy: writes would be lost
         self.bias = b
         # What pickle and copy rebuild the plan from (the packed weights are not portable).
-        self._init_args = (self.weight, self.bias, tuple(self._stride),
-                           self._padding_arg(),
-                           tuple(self._op) if self._output_padding_given and self._op else None,
-                           tuple(self._dilation), self._groups,
-                           data_format)
+        self._init_args = (
+            self.weight,
+            self.bias,
+            tuple(self._stride),
+            self._padding_arg(),
+            tuple(self._op) if self._output_padding_given and self._op else None,
+            tuple(self._dilation),
+            self._groups,
+            data_format,
+        )
         self._plan = _core.Plan(geometry, _aligned(self.weight), b)
 
     def _padding_arg(self) -> Any:
@@ -106,8 +134,15 @@ class ConvTranspose:
         return (type(self), self._init_args)
 
     def _args(self, x_shape: tuple) -> tuple[tuple, tuple, int, Any, Any, Any, Any]:
-        return (tuple(x_shape), self.weight.shape, self.rank, self._stride, self._dilation,
-                self._pad_lo, self._pad_hi)
+        return (
+            tuple(x_shape),
+            self.weight.shape,
+            self.rank,
+            self._stride,
+            self._dilation,
+            self._pad_lo,
+            self._pad_hi,
+        )
 
     def _resolve(self, x_shape: tuple, output_size: Any) -> tuple[Any, tuple, bool]:
         """(geometry of the batched input, its batched output shape, whether x was batched)."""
@@ -131,14 +166,18 @@ class ConvTranspose:
             if not batched and len(wanted) == rank + 1:
                 wanted = [1] + wanted
         try:
-            geometry, empty = resolve_layer(self._args(xb), self._op, self._mode, self._groups,
-                                            self._channels_last, wanted)
+            geometry, empty = resolve_layer(
+                self._args(xb), self._op, self._mode, self._groups, self._channels_last, wanted
+            )
         except ShapeError as exc:
             if batched:
                 raise
             raise unbatched_error(exc, xb, tuple(x_shape), self._channels_last) from None
-        y_shape = (tuple(geometry.output_shape()) if empty is None
-                   else empty_output_shape(geometry, empty, self._channels_last))
+        y_shape = (
+            tuple(geometry.output_shape())
+            if empty is None
+            else empty_output_shape(geometry, empty, self._channels_last)
+        )
         return geometry, y_shape, batched
 
     def output_shape(self, x_shape: Any, output_size: Any = None) -> tuple[int, ...]:
@@ -147,7 +186,9 @@ class ConvTranspose:
         _, y, batched = self._resolve(shape, output_size)
         return y if batched else y[1:]
 
-    def __call__(self, x: Any, out: np.ndarray | None = None, output_size: Any = None) -> np.ndarray:
+    def __call__(
+        self, x: Any, out: np.ndarray | None = None, output_size: Any = None
+    ) -> np.ndarray:
         """Run the layer on `x` (batched or not); `out` as in :func:`tconv.conv_transpose`."""
         x_in = x
         x, adopts = _convert(x, "x")
@@ -162,14 +203,21 @@ class ConvTranspose:
         result_shape = y_shape if batched else y_shape[1:]
         if y_shape != tuple(geometry.output_shape()):
             # Keras' empty 'same' output: nothing to compute
-            return (np.empty(result_shape, self.dtype) if out is None
-                    else _check_out(out, result_shape, x.dtype, ()))
+            return (
+                np.empty(result_shape, self.dtype)
+                if out is None
+                else _check_out(out, result_shape, x.dtype, ())
+            )
         if out is None:
             _check_memory(result_shape, x.dtype, batched, self._channels_last)
             y = _empty_output(y_shape, x.dtype)
         else:
-            y = _check_out(out, result_shape, x.dtype,
-                           (("x", x_in), ("x", x), ("weight", self.weight), ("bias", self.bias)))
+            y = _check_out(
+                out,
+                result_shape,
+                x.dtype,
+                (("x", x_in), ("x", x), ("weight", self.weight), ("bias", self.bias)),
+            )
             if not batched:
                 y = y[np.newaxis]
         xb = x if batched else x[np.newaxis]
@@ -184,6 +232,8 @@ class ConvTranspose:
         return self._plan.packed_bytes
 
     def __repr__(self) -> str:
-        return (f"ConvTranspose(weight shape {self.weight.shape}, {self.dtype}, "
-                f"stride={tuple(self._stride)}, dilation={tuple(self._dilation)}, "
-                f"groups={self._groups}, data_format={self.data_format!r})")
+        return (
+            f"ConvTranspose(weight shape {self.weight.shape}, {self.dtype}, "
+            f"stride={tuple(self._stride)}, dilation={tuple(self._dilation)}, "
+            f"groups={self._groups}, data_format={self.data_format!r})"
+        )

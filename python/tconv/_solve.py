@@ -16,14 +16,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from . import _core, shapes
 from ._args import check_ordered, describe
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 
-__all__ = ["Solution", "Solutions", "mirror", "solve", "translate", "CONVENTIONS"]
+__all__ = ["CONVENTIONS", "Solution", "Solutions", "mirror", "solve", "translate"]
 
 CONVENTIONS = ("torch", "keras", "onnx", "tf_nn", "jax")
 
@@ -89,8 +90,11 @@ class Solution:
         """The layer as code in the framework's syntax (channel counts as given, else names)."""
         cin = in_channels if in_channels is not None else self.in_channels
         cout = out_channels if out_channels is not None else self.out_channels
-        return _CODE[self.convention](self, "in_channels" if cin is None else str(cin),
-                                      "out_channels" if cout is None else str(cout))
+        return _CODE[self.convention](
+            self,
+            "in_channels" if cin is None else str(cin),
+            "out_channels" if cout is None else str(cout),
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -115,6 +119,7 @@ class Solutions(list):
 
 
 # ---- per-dimension enumeration ---------------------------------------------------------------
+
 
 def _stride_key(s: int, i: int, t: int) -> float:
     return abs(s - t / i) if i else 0.0
@@ -152,8 +157,9 @@ def _outward(lo: int, hi: int, center: int) -> Iterable[int]:
             yield c - step
 
 
-def _dims_torch(i: int, k: int, s: int, d: int, target: int | None,
-                lo: int | None = None) -> Iterable[_Dim]:
+def _dims_torch(
+    i: int, k: int, s: int, d: int, target: int | None, lo: int | None = None
+) -> Iterable[_Dim]:
     span = _core.effective_kernel(k, d) - 1
     m = max(s, d)
     if target is None:
@@ -182,12 +188,28 @@ def _dims_keras(i: int, k: int, s: int, d: int, target: int | None) -> Iterable[
         for op in ops:
             lo, hi, extra = _core.resolve_keras_padding(mode, k, s, d, op)
             out = _core.keras_length(i, mode, k, s, d, op)
-            yield _Dim(k, s, d, lo, hi, extra, out, (mode, op),
-                       (op is not None, 0, mode != "same", op or 0))
+            yield _Dim(
+                k,
+                s,
+                d,
+                lo,
+                hi,
+                extra,
+                out,
+                (mode, op),
+                (op is not None, 0, mode != "same", op or 0),
+            )
 
 
-def _dims_onnx(i: int, k: int, s: int, d: int, target: int | None, lo: int | None = None,
-               pads: tuple | None = None) -> Iterable[_Dim]:
+def _dims_onnx(
+    i: int,
+    k: int,
+    s: int,
+    d: int,
+    target: int | None,
+    lo: int | None = None,
+    pads: tuple | None = None,
+) -> Iterable[_Dim]:
     span = _core.effective_kernel(k, d) - 1
     m = max(s, d)
 
@@ -243,8 +265,9 @@ def _dims_tf_nn(i: int, k: int, s: int, d: int, target: int | None) -> Iterable[
             yield _Dim(k, s, d, plo, phi, pop, out, (mode,), (0, 0, mode != "SAME", 0))
 
 
-def _dims_jax(i: int, k: int, s: int, d: int, target: int | None,
-              lo: int | None = None) -> Iterable[_Dim]:
+def _dims_jax(
+    i: int, k: int, s: int, d: int, target: int | None, lo: int | None = None
+) -> Iterable[_Dim]:
     span = _core.effective_kernel(k, d) - 1
     for mode in ("SAME", "VALID"):
         out, plo, phi, _, b, a = _core.jax_resolve(i, k, s, d, mode)
@@ -264,7 +287,8 @@ def _dims_jax(i: int, k: int, s: int, d: int, target: int | None,
             befores = [span - lo]
         else:
             befores = itertools.islice(
-                _outward(max(0, total - a_max), min(span, total), total // 2), PER_DIM)
+                _outward(max(0, total - a_max), min(span, total), total // 2), PER_DIM
+            )
         pairs = ((b, total - b) for b in befores)
     for b, a in pairs:
         if a > a_max or (lo is None and (a < 0 or b < 0)):
@@ -272,12 +296,29 @@ def _dims_jax(i: int, k: int, s: int, d: int, target: int | None,
         out, plo, phi, padded, _, _ = _core.jax_resolve(i, k, s, d, "EXPLICIT", b, a)
         if padded < 0 or out < 1:
             continue
-        yield _Dim(k, s, d, plo, phi, 0, out, ("EXPLICIT", b, a),
-                   (1 + (a > span), b != a, abs(b - a), b + a))
+        yield _Dim(
+            k,
+            s,
+            d,
+            plo,
+            phi,
+            0,
+            out,
+            ("EXPLICIT", b, a),
+            (1 + (a > span), b != a, abs(b - a), b + a),
+        )
 
 
-def _dims(convention: str, i: int, k: int, s: int, d: int, target: int | None,
-          lo: int | None = None, pads: tuple | None = None) -> Iterable[_Dim]:
+def _dims(
+    convention: str,
+    i: int,
+    k: int,
+    s: int,
+    d: int,
+    target: int | None,
+    lo: int | None = None,
+    pads: tuple | None = None,
+) -> Iterable[_Dim]:
     """Candidates for one dimension, at most a few PER_DIM of them, simplest first.
 
     `target` keeps those of that output length (None: a sample that spans every length);
@@ -297,11 +338,13 @@ def _dims(convention: str, i: int, k: int, s: int, d: int, target: int | None,
 
 # ---- combining dimensions and verifying through tconv.shapes ---------------------------------
 
+
 def _compatible(convention: str, dims: Sequence[_Dim]) -> bool:
     """Whether per-dimension choices can be spelled as one layer (shared padding strings)."""
     if convention == "keras":
-        return (len({x.native[0] for x in dims}) == 1
-                and len({x.native[1] is None for x in dims}) == 1)
+        return (
+            len({x.native[0] for x in dims}) == 1 and len({x.native[1] is None for x in dims}) == 1
+        )
     if convention == "tf_nn":
         return len({x.native[0] for x in dims}) == 1
     if convention == "jax":
@@ -314,62 +357,131 @@ def _collapse(values: Sequence[Any]) -> Any:
     return values[0] if len(set(values)) == 1 else tuple(values)
 
 
-def _params(convention: str, dims: Sequence[_Dim]) -> dict:
+def _params(convention: str, dims: Sequence[_Dim], consistent: bool = False) -> dict:
+    """The layer's arguments in the convention's names. `consistent`: JAX's
+    use_consistent_padding=True, whose pairs are the forward convolution's padding (each pad
+    of the stride-dilated input is dilation*(kernel - 1) minus it)."""
     k = tuple(x.kernel for x in dims)
     s = tuple(x.stride for x in dims)
     d = tuple(x.dilation for x in dims)
     if convention == "torch":
-        return {"kernel_size": _collapse(k), "stride": _collapse(s),
-                "padding": _collapse([x.native[0] for x in dims]),
-                "output_padding": _collapse([x.native[1] for x in dims]),
-                "dilation": _collapse(d)}
+        return {
+            "kernel_size": _collapse(k),
+            "stride": _collapse(s),
+            "padding": _collapse([x.native[0] for x in dims]),
+            "output_padding": _collapse([x.native[1] for x in dims]),
+            "dilation": _collapse(d),
+        }
     if convention == "keras":
         ops = [x.native[1] for x in dims]
-        return {"kernel_size": _collapse(k), "strides": _collapse(s),
-                "padding": dims[0].native[0],
-                "output_padding": None if ops[0] is None else _collapse(ops),
-                "dilation_rate": _collapse(d)}
+        return {
+            "kernel_size": _collapse(k),
+            "strides": _collapse(s),
+            "padding": dims[0].native[0],
+            "output_padding": None if ops[0] is None else _collapse(ops),
+            "dilation_rate": _collapse(d),
+        }
     if convention == "onnx":
-        return {"kernel_shape": list(k), "strides": list(s),
-                "pads": [x.native[0] for x in dims] + [x.native[1] for x in dims],
-                "output_padding": [x.native[2] for x in dims], "dilations": list(d)}
+        return {
+            "kernel_shape": list(k),
+            "strides": list(s),
+            "pads": [x.native[0] for x in dims] + [x.native[1] for x in dims],
+            "output_padding": [x.native[2] for x in dims],
+            "dilations": list(d),
+        }
     if convention == "tf_nn":
-        return {"kernel_size": list(k), "strides": list(s), "padding": dims[0].native[0],
-                "output_shape": [x.output for x in dims], "dilations": list(d)}
+        return {
+            "kernel_size": list(k),
+            "strides": list(s),
+            "padding": dims[0].native[0],
+            "output_shape": [x.output for x in dims],
+            "dilations": list(d),
+        }
     mode = dims[0].native[0]
-    padding: Any = mode if mode != "EXPLICIT" else [(x.native[1], x.native[2]) for x in dims]
-    return {"kernel_size": list(k), "strides": list(s), "padding": padding,
-            "rhs_dilation": list(d)}
+    padding: Any = mode
+    if mode == "EXPLICIT":
+        spans = [_core.effective_kernel(x.kernel, x.dilation) - 1 for x in dims]
+        padding = [
+            (e - x.native[1], e - x.native[2]) if consistent else (x.native[1], x.native[2])
+            for e, x in zip(spans, dims)
+        ]
+    return {
+        "kernel_size": list(k),
+        "strides": list(s),
+        "padding": padding,
+        "rhs_dilation": list(d),
+        "use_consistent_padding": consistent,
+    }
 
 
-def _shape_call(convention: str, dims: Sequence[_Dim], inp: Sequence[int], cin: int,
-                cout: int) -> tuple[tuple, tuple]:
+def _shape_call(
+    convention: str,
+    dims: Sequence[_Dim],
+    inp: Sequence[int],
+    cin: int,
+    cout: int,
+    consistent: bool = False,
+) -> tuple[tuple, tuple]:
     """Run the candidate through tconv.shapes; (output shape, backend notes)."""
-    p = _params(convention, dims)
+    p = _params(convention, dims, consistent)
     k = [x.kernel for x in dims]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BackendWarning)
         if convention == "torch":
-            out = shapes.torch((None, cin, *inp), cin, cout, p["kernel_size"], p["stride"],
-                               p["padding"], p["output_padding"], 1, p["dilation"],
-                               dims=len(dims))
+            out = shapes.torch(
+                (None, cin, *inp),
+                cin,
+                cout,
+                p["kernel_size"],
+                p["stride"],
+                p["padding"],
+                p["output_padding"],
+                1,
+                p["dilation"],
+                dims=len(dims),
+            )
         elif convention == "keras":
-            out = shapes.keras((None, *inp, cin), cout, p["kernel_size"], p["strides"],
-                               p["padding"], p["output_padding"], "channels_last",
-                               p["dilation_rate"], dims=len(dims))
+            out = shapes.keras(
+                (None, *inp, cin),
+                cout,
+                p["kernel_size"],
+                p["strides"],
+                p["padding"],
+                p["output_padding"],
+                "channels_last",
+                p["dilation_rate"],
+                dims=len(dims),
+            )
         elif convention == "onnx":
-            out = shapes.onnx((None, cin, *inp), (cin, cout, *k), strides=p["strides"],
-                              pads=p["pads"], dilations=p["dilations"],
-                              output_padding=p["output_padding"])
+            out = shapes.onnx(
+                (None, cin, *inp),
+                (cin, cout, *k),
+                strides=p["strides"],
+                pads=p["pads"],
+                dilations=p["dilations"],
+                output_padding=p["output_padding"],
+            )
         elif convention == "tf_nn":
-            out = shapes.tf_nn((None, *inp, cin), (*k, cout, cin),
-                               (None, *p["output_shape"], cout), p["strides"], p["padding"],
-                               dilations=p["dilations"])
+            out = shapes.tf_nn(
+                (None, *inp, cin),
+                (*k, cout, cin),
+                (None, *p["output_shape"], cout),
+                p["strides"],
+                p["padding"],
+                dilations=p["dilations"],
+            )
         else:
-            out = shapes.jax((None, *inp, cin), (*k, cin, cout), p["strides"], p["padding"],
-                             rhs_dilation=p["rhs_dilation"])
-    notes = tuple(dict.fromkeys(str(w.message) for w in caught
-                                if issubclass(w.category, BackendWarning)))
+            out = shapes.jax(
+                (None, *inp, cin),
+                (*k, cin, cout),
+                p["strides"],
+                p["padding"],
+                rhs_dilation=p["rhs_dilation"],
+                use_consistent_padding=p["use_consistent_padding"],
+            )
+    notes = tuple(
+        dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, BackendWarning))
+    )
     return tuple(out), notes
 
 
@@ -377,10 +489,17 @@ def _spatial(convention: str, shape: tuple) -> tuple:
     return tuple(shape[2:]) if convention in ("torch", "onnx") else tuple(shape[1:-1])
 
 
-def _make(convention: str, dims: Sequence[_Dim], inp: Sequence[int], cin: int | None,
-          cout: int | None, refusals: list[str] | None = None) -> Solution | None:
+def _make(
+    convention: str,
+    dims: Sequence[_Dim],
+    inp: Sequence[int],
+    cin: int | None,
+    cout: int | None,
+    refusals: list[str] | None = None,
+    consistent: bool = False,
+) -> Solution | None:
     try:
-        out_shape, notes = _shape_call(convention, dims, inp, cin or 1, cout or 1)
+        out_shape, notes = _shape_call(convention, dims, inp, cin or 1, cout or 1, consistent)
     except ShapeError as exc:
         # a rule beyond the length (e.g. Keras: strides > 1 with dilation > 1)
         if refusals is not None:
@@ -389,18 +508,32 @@ def _make(convention: str, dims: Sequence[_Dim], inp: Sequence[int], cin: int | 
     expected = tuple(x.output for x in dims)
     got = _spatial(convention, out_shape)
     if got != expected:
-        raise AssertionError(f"internal: {convention} candidate {_params(convention, dims)} "
-                             f"gives {got} in tconv.shapes but {expected} in the search")
-    return Solution(convention, _params(convention, dims), tuple(inp), expected, out_shape,
-                    tuple((x.pad_lo, x.pad_hi, x.output_padding) for x in dims),
-                    tuple(x.kernel for x in dims), tuple(x.stride for x in dims),
-                    tuple(x.dilation for x in dims), cin, cout, notes)
+        raise AssertionError(
+            f"internal: {convention} candidate {_params(convention, dims)} "
+            f"gives {got} in tconv.shapes but {expected} in the search"
+        )
+    return Solution(
+        convention,
+        _params(convention, dims, consistent),
+        tuple(inp),
+        expected,
+        out_shape,
+        tuple((x.pad_lo, x.pad_hi, x.output_padding) for x in dims),
+        tuple(x.kernel for x in dims),
+        tuple(x.stride for x in dims),
+        tuple(x.dilation for x in dims),
+        cin,
+        cout,
+        notes,
+    )
 
 
 # ---- argument normalisation ---------------------------------------------------------------
 
-def _per_dim(value: Any, rank: int | None, name: str, optional: bool = False
-             ) -> tuple[int, ...] | None:
+
+def _per_dim(
+    value: Any, rank: int | None, name: str, optional: bool = False
+) -> tuple[int, ...] | None:
     if value is None:
         if optional:
             return None
@@ -413,15 +546,19 @@ def _per_dim(value: Any, rank: int | None, name: str, optional: bool = False
     try:
         vals = tuple(value)
     except TypeError:
-        raise TypeError(f"{name} must be an int or a tuple of ints, got {describe(value)}") from None
+        raise TypeError(
+            f"{name} must be an int or a tuple of ints, got {describe(value)}"
+        ) from None
     for v in vals:
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"{name} must be an int or a tuple of ints, got {describe(value)}")
     if not vals:
         raise ValueError(f"{name} is empty; give one int, or one per spatial dimension")
     if rank is not None and len(vals) != rank:
-        raise ValueError(f"{name} has {len(vals)} values but the sizes have {rank} dimensions; "
-                         f"give one int or {rank} ints")
+        raise ValueError(
+            f"{name} has {len(vals)} values but the sizes have {rank} dimensions; "
+            f"give one int or {rank} ints"
+        )
     return vals
 
 
@@ -437,9 +574,23 @@ def _rank_of(*values: Any) -> int:
 
 def _check_convention(convention: str) -> str:
     if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got "
-                         f"{convention!r}")
+        raise ValueError(
+            f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got {convention!r}"
+        )
     return convention
+
+
+def _consistent(convention: str, value: Any) -> bool:
+    """JAX's use_consistent_padding: a bool, and an argument of lax.conv_transpose only."""
+    if not isinstance(value, bool):
+        raise TypeError(f"use_consistent_padding must be True or False, got {describe(value)}")
+    if value and convention != "jax":
+        raise ValueError(
+            f"use_consistent_padding is an argument of JAX's lax.conv_transpose; "
+            f"convention={convention!r} has none: use convention='jax' or leave "
+            f"it False"
+        )
+    return value
 
 
 def _positive(values: Sequence[int], name: str, fix: str) -> None:
@@ -450,11 +601,22 @@ def _positive(values: Sequence[int], name: str, fix: str) -> None:
 
 # ---- solve ------------------------------------------------------------------------------------
 
+
 @overflow_as_value_error
-def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride: Any = None,
-          dilation: Any = 1, convention: str = "torch", max_kernel: int = 8,
-          max_stride: int = 4, in_channels: int | None = None,
-          out_channels: int | None = None) -> Solutions:
+def solve(
+    input_size: Any,
+    target_size: Any,
+    *,
+    kernel_size: Any = None,
+    stride: Any = None,
+    dilation: Any = 1,
+    convention: str = "torch",
+    max_kernel: int = 8,
+    max_stride: int = 4,
+    in_channels: int | None = None,
+    out_channels: int | None = None,
+    use_consistent_padding: bool = False,
+) -> Solutions:
     """Every transposed-convolution layer that maps `input_size` to `target_size`.
 
     Parameters
@@ -468,6 +630,10 @@ def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride:
     convention : {"torch", "keras", "onnx", "tf_nn", "jax"}
     in_channels, out_channels : int, optional
         Only used to write the layers' code and output shapes.
+    use_consistent_padding : bool
+        JAX only: write explicit pairs as lax.conv_transpose reads them with
+        ``use_consistent_padding=True`` (the forward convolution's padding, PyTorch's meaning:
+        padding p with output_padding q is the pair (p, p - q)); the code passes it.
 
     Returns
     -------
@@ -483,6 +649,7 @@ def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride:
         ValueError), and at most the 1024 simplest layers overall.
     """
     convention = _check_convention(convention)
+    consistent = _consistent(convention, use_consistent_padding)
     rank = _rank_of(input_size, target_size, kernel_size, stride, dilation)
     inp = _per_dim(input_size, rank, "input_size")
     tgt = _per_dim(target_size, rank, "target_size")
@@ -501,7 +668,8 @@ def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride:
         raise ValueError(
             f"the search would try {searched} (kernel, stride) pairs per dimension "
             f"(max_kernel={max_kernel} x max_stride={max_stride}); at most {MAX_SEARCH}: fix "
-            f"kernel_size or stride, or lower max_kernel / max_stride")
+            f"kernel_size or stride, or lower max_kernel / max_stride"
+        )
     if ks:
         _positive(ks, "kernel_size", "a kernel has at least one tap")
     if ss:
@@ -523,28 +691,40 @@ def solve(input_size: Any, target_size: Any, *, kernel_size: Any = None, stride:
         else:
             # each list is simplest first: keep the heads whose product stays bounded
             keep = max(1, int(MAX_LAYERS ** (1 / rank)))
-            combos = sorted(itertools.product(*(c[:keep] for c in per_dim)),
-                            key=lambda c: tuple(sum(col) for col in zip(*(x.key for x in c))))
+            combos = sorted(
+                itertools.product(*(c[:keep] for c in per_dim)),
+                key=lambda c: tuple(sum(col) for col in zip(*(x.key for x in c))),
+            )
         for combo in combos:
             if not _compatible(convention, combo):
                 continue
-            sol = _make(convention, combo, inp, in_channels, out_channels, refusals)
+            sol = _make(convention, combo, inp, in_channels, out_channels, refusals, consistent)
             if sol is not None:
                 result.append(sol)
     if not result:
         result.why = _why(convention, inp, tgt, ks, ss, ds, max_kernel, max_stride, per_dim)
         if refusals:
             first = refusals[0].splitlines()[0]
-            result.why = (f"layers whose length arithmetic reaches {_tup(tgt)} exist, but "
-                          f"{convention} refuses all {len(refusals)} of them, e.g.: {first}")
+            result.why = (
+                f"layers whose length arithmetic reaches {_tup(tgt)} exist, but "
+                f"{convention} refuses all {len(refusals)} of them, e.g.: {first}"
+            )
     return result
 
 
-def _solve_dim(convention: str, i: int, t: int, k: int | None, s: int | None, d: int,
-               max_kernel: int, max_stride: int) -> list[_Dim]:
+def _solve_dim(
+    convention: str,
+    i: int,
+    t: int,
+    k: int | None,
+    s: int | None,
+    d: int,
+    max_kernel: int,
+    max_stride: int,
+) -> list[_Dim]:
     found = []
-    for kk in ([k] if k else range(1, max_kernel + 1)):
-        for st in ([s] if s else range(1, max_stride + 1)):
+    for kk in [k] if k else range(1, max_kernel + 1):
+        for st in [s] if s else range(1, max_stride + 1):
             cands = [x for x in _dims(convention, i, kk, st, d, t) if x.output == t]
             if convention in ("onnx", "jax"):  # equally simple ones by their paddings
                 cands.sort(key=lambda x: x.native)
@@ -552,9 +732,20 @@ def _solve_dim(convention: str, i: int, t: int, k: int | None, s: int | None, d:
     # simplest first: no output_padding, no holes, then plain/symmetric padding, then the stride closest
     # to target/input, then the smallest kernel, then the enumerator's own order
     # (a dilated kernel shorter than the stride leaves output cells that no input reaches)
-    found = [dataclasses.replace(x, key=(x.key[0], _core.effective_kernel(x.kernel, x.dilation)
-                                         < x.stride, x.key[1], _stride_key(x.stride, i, t),
-                                         x.kernel) + x.key[2:]) for x in found]
+    found = [
+        dataclasses.replace(
+            x,
+            key=(
+                x.key[0],
+                _core.effective_kernel(x.kernel, x.dilation) < x.stride,
+                x.key[1],
+                _stride_key(x.stride, i, t),
+                x.kernel,
+            )
+            + x.key[2:],
+        )
+        for x in found
+    ]
     found.sort(key=lambda x: x.key)
     return found
 
@@ -563,8 +754,17 @@ def _reach(convention: str, i: int, k: int, s: int, d: int) -> list[int]:
     return sorted({x.output for x in _dims(convention, i, k, s, d, None) if x.output >= 1})
 
 
-def _why(convention: str, inp: tuple, tgt: tuple, ks: tuple | None, ss: tuple | None,
-         ds: tuple, max_kernel: int, max_stride: int, per_dim: list[list[_Dim]]) -> str:
+def _why(
+    convention: str,
+    inp: tuple,
+    tgt: tuple,
+    ks: tuple | None,
+    ss: tuple | None,
+    ds: tuple,
+    max_kernel: int,
+    max_stride: int,
+    per_dim: list[list[_Dim]],
+) -> str:
     lines = []
     for j, cands in enumerate(per_dim):
         if cands:
@@ -576,39 +776,65 @@ def _why(convention: str, inp: tuple, tgt: tuple, ks: tuple | None, ss: tuple | 
         for kk in kr:
             for st in sr:
                 reach.update(_reach(convention, i, kk, st, d))
-        fixed = ", ".join(f"{n}={v}" for n, v in (("kernel_size", ks[j] if ks else None),
-                                                  ("stride", ss[j] if ss else None),
-                                                  ("dilation", d)) if v is not None)
-        span = (f"sizes {min(reach)}..{max(reach)}" if reach else "no size")
+        fixed = ", ".join(
+            f"{n}={v}"
+            for n, v in (
+                ("kernel_size", ks[j] if ks else None),
+                ("stride", ss[j] if ss else None),
+                ("dilation", d),
+            )
+            if v is not None
+        )
+        span = f"sizes {min(reach)}..{max(reach)}" if reach else "no size"
         # the reach of huge layers is sampled (its ends are exact): list gaps of small ones
-        gaps = (sorted(set(range(min(reach), max(reach) + 1)) - reach)
-                if reach and max(reach) - min(reach) <= 4 * PER_DIM else [])
+        gaps = (
+            sorted(set(range(min(reach), max(reach) + 1)) - reach)
+            if reach and max(reach) - min(reach) <= 4 * PER_DIM
+            else []
+        )
         lines.append(
             f"dimension {j}: {convention} layers with {fixed} (kernel 1..{max(kr)}, stride "
-            f"1..{max(sr)}) turn {i} into {span}" + (f" except {gaps}" if gaps else "")
-            + f", not {t}.")
+            f"1..{max(sr)}) turn {i} into {span}"
+            + (f" except {gaps}" if gaps else "")
+            + f", not {t}."
+        )
         if reach and t > max(reach):
-            lines.append(f"  To reach {t}: allow a larger stride or kernel (max_stride, "
-                         f"max_kernel), or fix fewer parameters.")
+            lines.append(
+                f"  To reach {t}: allow a larger stride or kernel (max_stride, "
+                f"max_kernel), or fix fewer parameters."
+            )
         elif reach and t < min(reach):
-            lines.append(f"  {t} is smaller than anything a transposed convolution of {i} "
-                         f"cells gives here: use a smaller stride, or crop the result.")
+            lines.append(
+                f"  {t} is smaller than anything a transposed convolution of {i} "
+                f"cells gives here: use a smaller stride, or crop the result."
+            )
         else:
-            lines.append("  Free the kernel or stride, or crop/pad the result by the "
-                         "difference.")
+            lines.append("  Free the kernel or stride, or crop/pad the result by the difference.")
     if not lines:
-        lines.append("each dimension has solutions, but none share the padding string that "
-                     f"{convention} applies to all dimensions at once; solve the dimensions "
-                     "separately and use explicit paddings")
+        lines.append(
+            "each dimension has solutions, but none share the padding string that "
+            f"{convention} applies to all dimensions at once; solve the dimensions "
+            "separately and use explicit paddings"
+        )
     return "\n".join(lines)
 
 
 # ---- mirror -----------------------------------------------------------------------------------
 
+
 @overflow_as_value_error
-def mirror(input_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1, *, convention: str = "torch", in_channels: int | None = None,
-           out_channels: int | None = None) -> Solution:
+def mirror(
+    input_size: Any,
+    kernel_size: Any,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    *,
+    convention: str = "torch",
+    in_channels: int | None = None,
+    out_channels: int | None = None,
+    use_consistent_padding: bool = False,
+) -> Solution:
     """The transposed layer that maps a forward convolution's output back to `input_size`.
 
     The forward convolution is the convention's own (Conv2d, Conv2D, ONNX Conv, tf.nn.conv2d,
@@ -619,11 +845,15 @@ def mirror(input_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0,
 
     padding: torch an int or one int per dim; keras "same"/"valid"; onnx an int, one int per
     dim or the ONNX pads list [begins..., ends...]; tf_nn "SAME"/"VALID"; jax "SAME"/"VALID" or
-    (lo, hi) pairs.
+    (lo, hi) pairs. ``use_consistent_padding=True`` (JAX only) writes the mirror's pairs as
+    lax.conv_transpose reads them with that argument: the forward padding, with the cells the
+    mirror adds at the end taken off its second entry.
     """
     convention = _check_convention(convention)
-    rank = _rank_of(input_size, kernel_size, stride, dilation,
-                    padding if convention in ("torch",) else None)
+    consistent = _consistent(convention, use_consistent_padding)
+    rank = _rank_of(
+        input_size, kernel_size, stride, dilation, padding if convention in ("torch",) else None
+    )
     inp = _per_dim(input_size, rank, "input_size")
     ks = _per_dim(kernel_size, rank, "kernel_size")
     ss = _per_dim(stride, rank, "stride")
@@ -648,37 +878,55 @@ def mirror(input_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0,
                 f"the forward convolution has no output in dimension {j}: an input of {i} "
                 f"with kernel {k} (dilation {d}, span {_core.effective_kernel(k, d)}) and "
                 f"padding ({flo}, {fhi}) leaves no room for the kernel; use a smaller kernel "
-                f"or more padding")
+                f"or more padding"
+            )
         pinned = mode == "EXPLICIT"
-        matches = sorted((x for x in _dims(convention, m, k, s, d, i,
-                                           lo=_mirror_crop(convention, lo, flo) if pinned else None,
-                                           pads=(lo, hi) if pinned and convention == "onnx"
-                                           else None)
-                          if x.output == i and _mirror_native_ok(convention, x, mode, lo, hi,
-                                                                 flo)),
-                         key=lambda x: x.key)
+        matches = sorted(
+            (
+                x
+                for x in _dims(
+                    convention,
+                    m,
+                    k,
+                    s,
+                    d,
+                    i,
+                    lo=_mirror_crop(convention, lo, flo) if pinned else None,
+                    pads=(lo, hi) if pinned and convention == "onnx" else None,
+                )
+                if x.output == i and _mirror_native_ok(convention, x, mode, lo, hi, flo)
+            ),
+            key=lambda x: x.key,
+        )
         if not matches:
             raise ShapeError(
                 f"no {convention} transposed layer with kernel {k}, stride {s}, dilation {d} "
-                f"and this padding maps {m} back to {i} in dimension {j}; " + _mirror_fix(
-                    convention))
+                f"and this padding maps {m} back to {i} in dimension {j}; "
+                + _mirror_fix(convention)
+            )
         dims.append(matches)
         ms.append(m)
     # one padding spelling for all dimensions: the simplest shared one
-    for spelling in [None, *sorted({x.native[0] for c in dims for x in c if
-                                    isinstance(x.native[0], str)})]:
-        pick = [next((x for x in c if spelling is None or x.native[0] == spelling), None)
-                for c in dims]
-        if all(pick) and _compatible(convention, pick):
+    for spelling in [
+        None,
+        *sorted({x.native[0] for c in dims for x in c if isinstance(x.native[0], str)}),
+    ]:
+        found = [
+            next((x for x in c if spelling is None or x.native[0] == spelling), None) for c in dims
+        ]
+        pick = [x for x in found if x is not None]
+        if len(pick) == len(found) and _compatible(convention, pick):
             break
     else:
-        raise ShapeError(f"the dimensions need different {convention} padding modes; "
-                         f"{_mirror_fix(convention)}")
-    dims = pick
-    sol = _make(convention, dims, ms, in_channels, out_channels)
+        raise ShapeError(
+            f"the dimensions need different {convention} padding modes; {_mirror_fix(convention)}"
+        )
+    sol = _make(convention, pick, ms, in_channels, out_channels, consistent=consistent)
     if sol is None:
-        raise ShapeError(f"the mirror layer is rejected by {convention}'s own rules (see "
-                         f"tconv.shapes.{convention}); {_mirror_fix(convention)}")
+        raise ShapeError(
+            f"the mirror layer is rejected by {convention}'s own rules (see "
+            f"tconv.shapes.{convention}); {_mirror_fix(convention)}"
+        )
     return sol
 
 
@@ -705,23 +953,31 @@ def _mirror_native_ok(convention: str, x: _Dim, mode: str, lo: int, hi: int, flo
 
 
 def _mirror_fix(convention: str) -> str:
-    return (f"check the forward layer with tconv.shapes, or use tconv.solve(<conv output>, "
-            f"<input size>, convention={convention!r}) for other layers")
+    return (
+        f"check the forward layer with tconv.shapes, or use tconv.solve(<conv output>, "
+        f"<input size>, convention={convention!r}) for other layers"
+    )
 
 
 def _forward_pads(convention: str, padding: Any, rank: int) -> list[tuple[str, int, int]]:
     if isinstance(padding, str):
-        allowed = {"keras": ("same", "valid"), "tf_nn": ("SAME", "VALID"),
-                   "jax": ("SAME", "VALID")}.get(convention, ())
+        allowed = {
+            "keras": ("same", "valid"),
+            "tf_nn": ("SAME", "VALID"),
+            "jax": ("SAME", "VALID"),
+        }.get(convention, ())
         if padding not in allowed:
             raise ValueError(
                 f"padding={padding!r} is not a {convention} forward padding; use "
-                + (" or ".join(map(repr, allowed)) if allowed else "numbers (cells per side)"))
+                + (" or ".join(map(repr, allowed)) if allowed else "numbers (cells per side)")
+            )
         return [(padding, 0, 0)] * rank
     if convention in ("keras", "tf_nn"):
-        raise ValueError(f"{convention} forward convolutions take padding "
-                         f"{'same/valid' if convention == 'keras' else 'SAME/VALID'}, got "
-                         f"{padding!r}")
+        raise ValueError(
+            f"{convention} forward convolutions take padding "
+            f"{'same/valid' if convention == 'keras' else 'SAME/VALID'}, got "
+            f"{padding!r}"
+        )
     if isinstance(padding, int) and not isinstance(padding, bool):
         vals = [(padding, padding)] * rank
     else:
@@ -739,8 +995,10 @@ def _forward_pads(convention: str, padding: Any, rank: int) -> list[tuple[str, i
             if len(seq) != rank or not all(len(tuple(v)) == 2 for v in seq):
                 raise ValueError(f"padding must be {rank} (lo, hi) pairs, got {padding!r}")
             if convention == "torch":
-                raise ValueError("PyTorch's Conv padding is one int per dimension (symmetric); "
-                                 "use convention='onnx' or 'jax' for (lo, hi) pairs")
+                raise ValueError(
+                    "PyTorch's Conv padding is one int per dimension (symmetric); "
+                    "use convention='onnx' or 'jax' for (lo, hi) pairs"
+                )
             vals = [tuple(v) for v in seq]
     for lo, hi in vals:
         if lo < 0 or hi < 0:
@@ -749,6 +1007,7 @@ def _forward_pads(convention: str, padding: Any, rank: int) -> list[tuple[str, i
 
 
 # ---- translate ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Translation:
@@ -769,32 +1028,46 @@ class Translation:
         return f"{self.convention}: no equivalent layer. {self.reason}\n  instead: {self.recipe}"
 
     def as_dict(self) -> dict:
-        return {"convention": self.convention,
-                "solution": self.solution.as_dict() if self.solution else None,
-                "reason": self.reason, "recipe": self.recipe}
+        return {
+            "convention": self.convention,
+            "solution": self.solution.as_dict() if self.solution else None,
+            "reason": self.reason,
+            "recipe": self.recipe,
+        }
 
 
 @overflow_as_value_error
-def translate(source: Solution) -> dict[str, Translation]:
+def translate(
+    source: Solution, *, use_consistent_padding: bool | None = None
+) -> dict[str, Translation]:
     """The same layer in every convention: same kernel, stride, dilation and crop window.
 
     `source` is a :class:`Solution` (from solve or mirror). Returns one :class:`Translation`
     per convention; where none exists, ``reason`` says why and ``recipe`` what to do instead.
     Equivalent layers compute the same numbers from the same weights (in each framework's
     weight layout): they crop the same cells at the start and give the same length.
+    ``use_consistent_padding``: how the JAX layer spells explicit pairs (see :func:`solve`);
+    None follows the source (False unless it is a JAX layer that uses it).
     """
     if not isinstance(source, Solution):
-        raise TypeError(f"translate() takes a tconv.Solution (from tconv.solve or tconv.mirror), "
-                        f"got {type(source).__name__}")
-    return {conv: _translate_to(source, conv) for conv in CONVENTIONS}
+        raise TypeError(
+            f"translate() takes a tconv.Solution (from tconv.solve or tconv.mirror), "
+            f"got {type(source).__name__}"
+        )
+    if use_consistent_padding is None:
+        use_consistent_padding = bool(source.params.get("use_consistent_padding", False))
+    consistent = _consistent("jax", use_consistent_padding)
+    return {conv: _translate_to(source, conv, consistent) for conv in CONVENTIONS}
 
 
-def _translate_to(src: Solution, conv: str) -> Translation:
-    if conv == src.convention:
+def _translate_to(src: Solution, conv: str, consistent: bool = False) -> Translation:
+    if conv == src.convention and (
+        conv != "jax" or src.params["use_consistent_padding"] == consistent
+    ):
         return Translation(conv, src)
     dims = []
     for j in range(src.rank):
-        lo, hi, op = src.crop[j]
+        lo, _hi, _op = src.crop[j]
         i, t = src.input_size[j], src.output_size[j]
         match = None
         for x in _dims(conv, i, src.kernel_size[j], src.stride[j], src.dilation[j], t, lo=lo):
@@ -808,15 +1081,31 @@ def _translate_to(src: Solution, conv: str) -> Translation:
     if conv == "jax" and not _compatible(conv, dims):
         # 'SAME' in one dimension, pairs in another: pairs in all
         explicit = [_jax_window(src, j) for j in range(src.rank)]
-        dims = dims if None in explicit else explicit
+        windows = [e for e in explicit if e is not None]
+        dims = windows if len(windows) == len(explicit) else dims
     if not _compatible(conv, dims):
-        return Translation(conv, None, f"{conv} applies one padding string to every dimension, "
-                           "and the dimensions of this layer need different ones",
-                           _recipe(conv, src))
-    sol = _make(conv, dims, src.input_size, src.in_channels, src.out_channels)
+        return Translation(
+            conv,
+            None,
+            f"{conv} applies one padding string to every dimension, "
+            "and the dimensions of this layer need different ones",
+            _recipe(conv, src),
+        )
+    sol = _make(
+        conv,
+        dims,
+        src.input_size,
+        src.in_channels,
+        src.out_channels,
+        consistent=consistent and conv == "jax",
+    )
     if sol is None:
-        return Translation(conv, None, f"{conv} refuses this configuration (see "
-                           f"tconv.shapes.{conv})", _no_recipe(conv, src, None))
+        return Translation(
+            conv,
+            None,
+            f"{conv} refuses this configuration (see tconv.shapes.{conv})",
+            _no_recipe(conv, src, None),
+        )
     return Translation(conv, sol)
 
 
@@ -835,14 +1124,16 @@ def _jax_window(src: Solution, j: int) -> _Dim | None:
 
 # ---- recipes: a layer of the target plus a crop, over every dimension ----------------------------
 
+
 def _windows(src: Solution) -> list[tuple[int, int, int]]:
     """Per dim: (full length, start, end) of the source's output in its full result; cells at
     or past the full length hold only the bias."""
     out = []
     for j in range(src.rank):
         lo = src.crop[j][0]
-        full = _core.transposed_length(src.input_size[j], src.kernel_size[j], src.stride[j],
-                                       src.dilation[j], 0, 0, 0)
+        full = _core.transposed_length(
+            src.input_size[j], src.kernel_size[j], src.stride[j], src.dilation[j], 0, 0, 0
+        )
         out.append((full, lo, lo + src.output_size[j]))
     return out
 
@@ -867,8 +1158,17 @@ def _recipe(conv: str, src: Solution) -> str:
             x = _Dim(k, s, d, p, p, q, _core.torch_length(i, k, s, d, p, q), (p, q), ())
         elif conv == "keras":
             lo_, hi_, q = _core.resolve_keras_padding("valid", k, s, d, extra)
-            x = _Dim(k, s, d, lo_, hi_, q, _core.keras_length(i, "valid", k, s, d, extra),
-                     ("valid", extra), ())
+            x = _Dim(
+                k,
+                s,
+                d,
+                lo_,
+                hi_,
+                q,
+                _core.keras_length(i, "valid", k, s, d, extra),
+                ("valid", extra),
+                (),
+            )
         elif conv == "tf_nn":
             lo_t, hi_t = _core.tf_transposed_range(i, k, s, d, "VALID")
             if not lo_t <= full + extra <= hi_t:
@@ -887,37 +1187,47 @@ def _recipe(conv: str, src: Solution) -> str:
         return f"layer = {layer.code()}\ny = layer(x)[..., {_slices(crops)}]"
     if conv == "keras":
         crop = crops[0] if src.rank == 1 else tuple(crops)
-        return (f"layer = {layer.code()}\n"
-                f"y = layers.Cropping{src.rank}D({crop})(layer(x))")
+        return f"layer = {layer.code()}\ny = layers.Cropping{src.rank}D({crop})(layer(x))"
     return f"y = {layer.code().split('  #')[0]}[:, {_slices(crops)}, :]  #{layer.code().split('  #')[1]}"
 
 
 def _no_recipe(conv: str, src: Solution, j: int | None) -> str:
     where = f" in dimension {j}" if j is not None else ""
-    return (f"no {conv} layer holds this window{where} (its padding and output_padding "
-            f"cannot reach it with this kernel, stride and dilation); JAX's explicit pads hold "
-            f"it (see the jax line), or compute it with tconv.conv_transpose")
+    return (
+        f"no {conv} layer holds this window{where} (its padding and output_padding "
+        f"cannot reach it with this kernel, stride and dilation); JAX's explicit pads hold "
+        f"it (see the jax line), or compute it with tconv.conv_transpose"
+    )
 
 
 def _no_translation(conv: str, src: Solution, j: int) -> str:
     lo, hi, op = src.crop[j]
     k, s, d = src.kernel_size[j], src.stride[j], src.dilation[j]
-    window = (f"dimension {j} crops {lo} cell(s) at the start and {hi} at the end of the full "
-              f"result and adds {op} at the end")
+    window = (
+        f"dimension {j} crops {lo} cell(s) at the start and {hi} at the end of the full "
+        f"result and adds {op} at the end"
+    )
     if conv == "torch":
-        return (f"{window}; PyTorch's ConvTranspose crops the same number (padding) from "
-                f"both ends and can only add cells at the end (output_padding < "
-                f"max(stride, dilation) = {max(s, d)})")
+        return (
+            f"{window}; PyTorch's ConvTranspose crops the same number (padding) from "
+            f"both ends and can only add cells at the end (output_padding < "
+            f"max(stride, dilation) = {max(s, d)})"
+        )
     if conv == "keras":
-        return (f"{window}; Keras only crops as padding='same' or 'valid' dictate for "
-                f"kernel {k}, stride {s}")
+        return (
+            f"{window}; Keras only crops as padding='same' or 'valid' dictate for "
+            f"kernel {k}, stride {s}"
+        )
     if conv == "tf_nn":
-        return (f"{window}; tf.nn.conv_transpose derives the crop from output_shape and "
-                f"'SAME'/'VALID', which put it elsewhere")
+        return (
+            f"{window}; tf.nn.conv_transpose derives the crop from output_shape and "
+            f"'SAME'/'VALID', which put it elsewhere"
+        )
     return f"{window}; not expressible with {conv}'s padding"
 
 
 # ---- code in each framework's syntax -----------------------------------------------------------
+
 
 def _lst(v: Sequence[Any]) -> str:
     return "[" + ", ".join(map(str, v)) + "]"
@@ -930,8 +1240,7 @@ def _tup(v: Sequence[Any]) -> str:
 def _code_torch(s: Solution, cin: str, cout: str) -> str:
     p = s.params
     args = [cin, cout, f"kernel_size={p['kernel_size']}"]
-    for name, default in (("stride", 1), ("padding", 0), ("output_padding", 0),
-                          ("dilation", 1)):
+    for name, default in (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1)):
         if p[name] != default:
             args.append(f"{name}={p[name]}")
     return f"nn.ConvTranspose{s.rank}d({', '.join(args)})"
@@ -960,16 +1269,20 @@ def _code_onnx(s: Solution, cin: str, cout: str) -> str:
     if any(v != 1 for v in p["dilations"]):
         args.append(f"dilations={_lst(p['dilations'])}")
     w = _tup([cin, cout, *p["kernel_shape"]])
-    return (f"helper.make_node('ConvTranspose', ['X', 'W'], ['Y'], {', '.join(args)})"
-            f"  # W: {w}")
+    return f"helper.make_node('ConvTranspose', ['X', 'W'], ['Y'], {', '.join(args)})  # W: {w}"
 
 
 def _code_tf_nn(s: Solution, cin: str, cout: str) -> str:
     p = s.params
     shape = _lst(["tf.shape(x)[0]", *p["output_shape"], cout])
     strides = p["strides"][0] if len(set(p["strides"])) == 1 else _lst(p["strides"])
-    args = ["x", "filters", f"output_shape={shape}", f"strides={strides}",
-            f"padding={p['padding']!r}"]
+    args = [
+        "x",
+        "filters",
+        f"output_shape={shape}",
+        f"strides={strides}",
+        f"padding={p['padding']!r}",
+    ]
     if any(v != 1 for v in p["dilations"]):
         args.append(f"dilations={_lst(p['dilations'])}")
     f = _tup([*p["kernel_size"], cout, cin])
@@ -986,11 +1299,20 @@ def _code_jax(s: Solution, cin: str, cout: str) -> str:
     args = ["x", flip, f"strides={_tup(p['strides'])}", f"padding={pad_s}"]
     if any(v != 1 for v in p["rhs_dilation"]):
         args.append(f"rhs_dilation={_tup(p['rhs_dilation'])}")
+    if p["use_consistent_padding"]:
+        args.append("use_consistent_padding=True")
     w = _tup([*p["kernel_size"], cin, cout])
     perm = ", ".join(map(str, [*range(2, 2 + s.rank), 0, 1]))
-    return (f"lax.conv_transpose({', '.join(args)})  # x: channels-last; w: {w} (kernel, in, "
-            f"out), e.g. torch's weight.permute({perm})")
+    return (
+        f"lax.conv_transpose({', '.join(args)})  # x: channels-last; w: {w} (kernel, in, "
+        f"out), e.g. torch's weight.permute({perm})"
+    )
 
 
-_CODE = {"torch": _code_torch, "keras": _code_keras, "onnx": _code_onnx, "tf_nn": _code_tf_nn,
-         "jax": _code_jax}
+_CODE = {
+    "torch": _code_torch,
+    "keras": _code_keras,
+    "onnx": _code_onnx,
+    "tf_nn": _code_tf_nn,
+    "jax": _code_jax,
+}

@@ -22,8 +22,10 @@ def register() -> None:
         user_api = "tconv"
         internal_api = "tconv"
         filename_prefixes = ("_core",)
-        check_symbols = ("tconv_threadpoolctl_get_num_threads",
-                         "tconv_threadpoolctl_set_num_threads")
+        check_symbols = (
+            "tconv_threadpoolctl_get_num_threads",
+            "tconv_threadpoolctl_set_num_threads",
+        )
 
         def get_num_threads(self):
             return self.dynlib.tconv_threadpoolctl_get_num_threads()

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,7 +24,7 @@ try:
     from dask.highlevelgraph import HighLevelGraph
 except ImportError as exc:  # pragma: no cover - exercised only without dask
     raise ImportError(
-        f"tconv.dask needs dask ({exc}); install the extra: pip install \"tconv[dask]\" "
+        f'tconv.dask needs dask ({exc}); install the extra: pip install "tconv[dask]" '
         f"(dask[array], distributed and zarr)"
     ) from exc
 
@@ -52,8 +53,9 @@ class Window(NamedTuple):
     crop_hi: int
 
 
-def axis_windows(chunks: Sequence[int], kernel: int, stride: int, dilation: int, pad_lo: int,
-                 out_size: int) -> list[Window]:
+def axis_windows(
+    chunks: Sequence[int], kernel: int, stride: int, dilation: int, pad_lo: int, out_size: int
+) -> list[Window]:
     """The output block of each input chunk along one spatial axis, and what it reads.
 
     Parameters
@@ -88,7 +90,7 @@ def axis_windows(chunks: Sequence[int], kernel: int, stride: int, dilation: int,
         bounds.append(min(offset * stride, out_size))
     bounds.append(out_size)
     windows = []
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         j = a + pad_lo  # full coordinate of the block's first cell
         if b == a:
             windows.append(Window(b - a, 0, 0, 0, 0))
@@ -119,8 +121,9 @@ def _pieces(chunks: Sequence[int], start: int, stop: int) -> list[tuple[int, int
 class _Layer:
     """What every block task shares: one graph key, sent once to each worker that needs it."""
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, geometry: Any,
-                 num_threads: int) -> None:
+    def __init__(
+        self, weight: np.ndarray, bias: np.ndarray | None, geometry: Any, num_threads: int
+    ) -> None:
         # Copies: later changes to the caller's arrays do not reach a graph built already.
         self.weight = np.array(weight, copy=True)
         self.bias = None if bias is None else np.array(bias, copy=True)
@@ -156,8 +159,9 @@ def _assemble(nested: Any, ndim: int) -> np.ndarray:
     counts = [1 + max(index[ax] for index in leaves) for ax in range(ndim)]
     offsets = []
     for ax in range(ndim):
-        sizes = [leaves[(0,) * ax + (i,) + (0,) * (ndim - ax - 1)].shape[ax]
-                 for i in range(counts[ax])]
+        sizes = [
+            leaves[(0,) * ax + (i,) + (0,) * (ndim - ax - 1)].shape[ax] for i in range(counts[ax])
+        ]
         offsets.append(np.concatenate([[0], np.cumsum(sizes)]).tolist())
     first = leaves[(0,) * ndim]
     out = np.empty([o[-1] for o in offsets], dtype=first.dtype)
@@ -166,8 +170,14 @@ def _assemble(nested: Any, ndim: int) -> np.ndarray:
     return out
 
 
-def _block(layer: _Layer, nested: Any, *, windows: Sequence[Window], shape: tuple[int, ...],
-           dtype: np.dtype) -> np.ndarray:
+def _block(
+    layer: _Layer,
+    nested: Any,
+    *,
+    windows: Sequence[Window],
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+) -> np.ndarray:
     """One output block: tconv on the input block plus its halo, cropped to the block."""
     if any(w.start == w.stop for w in windows) or 0 in shape:
         y = np.empty(shape, dtype=dtype)
@@ -176,19 +186,39 @@ def _block(layer: _Layer, nested: Any, *, windows: Sequence[Window], shape: tupl
         return y
     x = _assemble(nested, len(shape))
     geometry = _core.resolve_geometry(
-        x.shape, layer.weight.shape, layer.rank, layer.stride, layer.dilation,
-        [w.crop_lo for w in windows], [max(w.crop_hi, 0) for w in windows],
-        [max(-w.crop_hi, 0) for w in windows], "explicit", layer.groups, layer.channels_last)
+        x.shape,
+        layer.weight.shape,
+        layer.rank,
+        layer.stride,
+        layer.dilation,
+        [w.crop_lo for w in windows],
+        [max(w.crop_hi, 0) for w in windows],
+        [max(-w.crop_hi, 0) for w in windows],
+        "explicit",
+        layer.groups,
+        layer.channels_last,
+    )
     y = _empty_output(tuple(geometry.output_shape()), x.dtype)
     assert y.shape == shape, (y.shape, shape)
-    _core.conv_transpose(geometry, _aligned(x), _aligned(layer.weight), layer.bias, y,
-                         num_threads=layer.num_threads)
+    _core.conv_transpose(
+        geometry, _aligned(x), _aligned(layer.weight), layer.bias, y, num_threads=layer.num_threads
+    )
     return y
 
 
-def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-                   output_padding: Any = None, dilation: Any = 1, groups: int = 1, *,
-                   data_format: str = "channels_first", num_threads: int | None = 1) -> Any:
+def conv_transpose(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = None,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    data_format: str = "channels_first",
+    num_threads: int | None = 1,
+) -> Any:
     """Transposed convolution of a chunked dask array; the numbers of tconv.conv_transpose.
 
     Parameters
@@ -243,13 +273,23 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
         )
     w_ndim = np.ndim(weight)
     if w_ndim >= 3 and x.ndim == w_ndim - 1:  # unbatched
-        return conv_transpose(x[np.newaxis], weight, bias, stride, padding, output_padding,
-                              dilation, groups, data_format=data_format,
-                              num_threads=num_threads)[0]
+        return conv_transpose(
+            x[np.newaxis],
+            weight,
+            bias,
+            stride,
+            padding,
+            output_padding,
+            dilation,
+            groups,
+            data_format=data_format,
+            num_threads=num_threads,
+        )[0]
     if w_ndim >= 3 and x.ndim != w_ndim:
         raise _rank_error(x.shape, np.shape(weight), w_ndim - 2, cl)
-    weight, bias, geometry = _resolve(x, weight, bias, stride, padding, output_padding,
-                                      dilation, groups, data_format)
+    weight, bias, geometry = _resolve(
+        x, weight, bias, stride, padding, output_padding, dilation, groups, data_format
+    )
     if isinstance(geometry, tuple):  # Keras' empty 'same' output: nothing to compute
         return _empty_result(x, geometry, weight.dtype, cl)
     if x.dtype != weight.dtype:  # x in non-native byte order: the same values, native
@@ -262,32 +302,68 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
             f"so they must be in one chunk: rechunk first, e.g. x.rechunk({{{c_axis}: -1}})"
         )
     layer = _Layer(weight, bias, geometry, 0 if num_threads is None else num_threads)
-    token = tokenize(x.name, weight, bias, stride, padding, output_padding, dilation, groups,
-                     data_format, num_threads)
+    token = tokenize(
+        x.name,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        data_format,
+        num_threads,
+    )
     return _chunked(x, layer, geometry, c_axis, token)
 
 
-def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any,
-             dilation: Any, groups: Any, data_format: str) -> tuple:
+def _resolve(
+    x: Any,
+    weight: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,
+    output_padding: Any,
+    dilation: Any,
+    groups: Any,
+    data_format: str,
+) -> tuple:
     """(weight, bias, geometry of the whole call), or the in-memory call's error."""
     # The in-memory call on an empty batch of x's shape: every check and message of
     # tconv.conv_transpose, before any task exists, at no cost.
     probe = np.empty((0, *x.shape[1:]), dtype=x.dtype)
-    y0 = _conv_transpose(probe, weight, bias, stride, padding, output_padding, dilation, groups,
-                         data_format=data_format)
+    y0 = _conv_transpose(
+        probe,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        data_format=data_format,
+    )
     _, weight, bias = _operands(probe, weight, bias)
     if y0.size == 0 and 0 in (y0.shape[1:-1] if parse_data_format(data_format) else y0.shape[2:]):
         return weight, bias, y0.shape[1:]
     rank = weight.ndim - 2
     mode, lo, hi = parse_padding(padding, rank)
-    op = None if output_padding is None else list(per_dim(output_padding, rank,
-                                                          "output_padding"))
+    op = None if output_padding is None else list(per_dim(output_padding, rank, "output_padding"))
     if op is None and mode == "explicit":
         op = [0] * rank
     geometry = _core.resolve_geometry(
-        x.shape, weight.shape, rank, list(per_dim(stride, rank, "stride")),
-        list(per_dim(dilation, rank, "dilation")), list(lo), list(hi), op, mode,
-        as_int(groups, "groups"), parse_data_format(data_format))
+        x.shape,
+        weight.shape,
+        rank,
+        list(per_dim(stride, rank, "stride")),
+        list(per_dim(dilation, rank, "dilation")),
+        list(lo),
+        list(hi),
+        op,
+        mode,
+        as_int(groups, "groups"),
+        parse_data_format(data_format),
+    )
     return weight, bias, geometry
 
 
@@ -311,9 +387,17 @@ def _chunked(x: Any, layer: _Layer, geometry: Any, c_axis: int, token: str) -> A
     rank, cl = layer.rank, layer.channels_last
     spatial_axes = list(range(1, 1 + rank)) if cl else list(range(2, 2 + rank))
     kernel = layer.weight.shape[:rank] if cl else layer.weight.shape[2:]
-    windows = [axis_windows(x.chunks[ax], kernel[d], layer.stride[d], layer.dilation[d],
-                            geometry.pad_lo[d], geometry.output[d])
-               for d, ax in enumerate(spatial_axes)]
+    windows = [
+        axis_windows(
+            x.chunks[ax],
+            kernel[d],
+            layer.stride[d],
+            layer.dilation[d],
+            geometry.pad_lo[d],
+            geometry.output[d],
+        )
+        for d, ax in enumerate(spatial_axes)
+    ]
     # Per axis: for each output block, the slices of x's blocks it reads.
     reads = [[[(m, 0, c)] for m, c in enumerate(cs)] for cs in x.chunks]
     out_chunks = list(x.chunks)
@@ -330,8 +414,9 @@ def _chunked(x: Any, layer: _Layer, geometry: Any, c_axis: int, token: str) -> A
     def leaf(blocks: tuple, bounds: tuple) -> tuple:
         """The key of one input piece: a whole block of x, or a halo cut from one."""
         key = (x.name, *blocks)
-        if all((lo, hi) == (0, x.chunks[ax][m])
-               for ax, (m, (lo, hi)) in enumerate(zip(blocks, bounds))):
+        if all(
+            (lo, hi) == (0, x.chunks[ax][m]) for ax, (m, (lo, hi)) in enumerate(zip(blocks, bounds))
+        ):
             return key
         cut_key = (cut_name, *blocks, *itertools.chain.from_iterable(bounds))
         if cut_key not in dsk:

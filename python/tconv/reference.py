@@ -113,13 +113,86 @@ def _keras_length(i: int, k_eff: int, s: int, mode: str, op: int | None) -> int:
     return (i - 1) * s + k_eff % 2 + op
 
 
-def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any,
-             dilation: Any, groups: Any, output_size: Any, data_format: Any,
-             out: Any) -> _Layer:
+class _Geometry(NamedTuple):
+    """Per-dimension sizes of a layer before its output lengths are chosen."""
+
+    mode: str  # "same" | "valid" | "explicit"
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pad_lo: tuple[int, ...]
+    pad_hi: tuple[int, ...]
+    inp: tuple[int, ...]
+    kernel: tuple[int, ...]
+    k_eff: list[int]  # the dilated kernel spans
+    full: list[int]  # uncropped output lengths
+
+    def length(self, dim: int, op_dim: int | None) -> int:
+        if self.mode == "explicit":
+            return self.full[dim] - self.pad_lo[dim] - self.pad_hi[dim] + (op_dim or 0)
+        return _keras_length(self.inp[dim], self.k_eff[dim], self.stride[dim], self.mode, op_dim)
+
+
+def _resolve(
+    x: Any,
+    weight: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,
+    output_padding: Any,
+    dilation: Any,
+    groups: Any,
+    output_size: Any,
+    data_format: Any,
+    out: Any,
+) -> _Layer:
     if data_format not in ("channels_first", "channels_last"):
-        raise ValueError(f"data_format must be 'channels_first' or 'channels_last', "
-                         f"got {data_format!r}")
+        raise ValueError(
+            f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}"
+        )
     channels_last = data_format == "channels_last"
+    x, w, dtype, batched = _canonical_arrays(x, weight, channels_last)
+    rank = w.ndim - 2
+    groups, c_out = _groups(x, w, groups)
+    geom = _geometry(stride, dilation, padding, x.shape[2:], w.shape[2:])
+    if output_size is not None and output_padding is not None:
+        raise ValueError("pass output_size or output_padding, not both")
+    op = None if output_padding is None else _ints(output_padding, rank, "output_padding")
+    _check_sizes(geom, padding)
+    if output_size is not None:
+        op = _output_padding_for(output_size, geom, batched, channels_last)
+    crop_lo, out_sz = _crops(geom, op)
+    b = None
+    if bias is not None:
+        b = _floats(bias, "bias")
+        if b.shape != (c_out,):
+            raise ShapeError(f"bias must have shape ({c_out},), got {b.shape}")
+        b = b.astype(np.float64)
+    n = x.shape[0]
+    shape = (n, *out_sz, c_out) if channels_last else (n, c_out, *out_sz)
+    if not batched:
+        shape = shape[1:]
+    if out is not None:
+        _check_out(out, shape, dtype)
+    return _Layer(
+        x,
+        w,
+        b,
+        dtype,
+        batched,
+        channels_last,
+        groups,
+        geom.stride,
+        geom.dilation,
+        tuple(crop_lo),
+        tuple(out_sz),
+        out,
+    )
+
+
+def _canonical_arrays(
+    x: Any, weight: Any, channels_last: bool
+) -> tuple[np.ndarray, np.ndarray, np.dtype, bool]:
+    """(x as float64 (N, C_in, *in), w as float64 (C_in, C_out_g, *k), dtype, batched)."""
     x = _floats(x, "x")
     weight = _floats(weight, "weight")
     if x.dtype != weight.dtype:
@@ -135,79 +208,93 @@ def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_p
         batched = True
     else:
         raise ShapeError(f"x must have rank {rank + 1} or {rank + 2}, got shape {x.shape}")
-
-    # Canonical layout: x (N, C_in, *in), w (C_in, C_out_g, *k). Keras stores the kernel as
-    # (*k, C_out_g, C_in), so moving its last two axes to the front gives the same tensor.
+    # Keras stores the kernel as (*k, C_out_g, C_in), so moving its last two axes to the
+    # front gives the same tensor.
     if channels_last:
         x = np.moveaxis(x, -1, 1)
         weight = np.moveaxis(weight, (-1, -2), (0, 1))
-    x = x.astype(np.float64)
-    w = weight.astype(np.float64)
+    return x.astype(np.float64), weight.astype(np.float64), dtype, batched
 
+
+def _groups(x: np.ndarray, w: np.ndarray, groups: Any) -> tuple[int, int]:
+    """(groups, C_out)."""
     groups = _int(groups, "groups")
-    n, c_in = x.shape[:2]
+    c_in = x.shape[1]
     if groups < 1:
         raise ShapeError(f"groups must be >= 1, got {groups}")
     if w.shape[0] != c_in:
         raise ShapeError(f"x has {c_in} channels but weight expects {w.shape[0]}")
     if c_in % groups:
         raise ShapeError(f"{c_in} input channels are not divisible by groups={groups}")
-    c_out = w.shape[1] * groups
+    return groups, w.shape[1] * groups
 
+
+def _geometry(
+    stride: Any, dilation: Any, padding: Any, inp: tuple[int, ...], kernel: tuple[int, ...]
+) -> _Geometry:
+    rank = len(kernel)
     s = _ints(stride, rank, "stride")
     d = _ints(dilation, rank, "dilation")
     mode, pad_lo, pad_hi = _padding(padding, rank)
-    if output_size is not None and output_padding is not None:
-        raise ValueError("pass output_size or output_padding, not both")
-    op = None if output_padding is None else _ints(output_padding, rank, "output_padding")
-    i_sz = x.shape[2:]
-    k_sz = w.shape[2:]
-    for dim in range(rank):
-        if s[dim] < 1 or d[dim] < 1:
-            raise ShapeError(f"stride and dilation must be >= 1, got {s[dim]} and {d[dim]}")
-        if k_sz[dim] < 1 or i_sz[dim] < 1:
-            raise ShapeError(f"kernel and input sizes must be >= 1, got {k_sz} and {i_sz}")
-        if pad_lo[dim] < 0 or pad_hi[dim] < 0:
-            raise ShapeError(f"padding must be >= 0, got {padding!r}")
-    k_eff = [d[dim] * (k_sz[dim] - 1) + 1 for dim in range(rank)]
-    full = [(i_sz[dim] - 1) * s[dim] + k_eff[dim] for dim in range(rank)]
+    k_eff = [d[dim] * (kernel[dim] - 1) + 1 for dim in range(rank)]
+    full = [(inp[dim] - 1) * s[dim] + k_eff[dim] for dim in range(rank)]
+    return _Geometry(mode, s, d, pad_lo, pad_hi, inp, kernel, k_eff, full)
 
-    def length(dim: int, op_dim: int | None) -> int:
-        if mode == "explicit":
-            return full[dim] - pad_lo[dim] - pad_hi[dim] + (op_dim or 0)
-        return _keras_length(i_sz[dim], k_eff[dim], s[dim], mode, op_dim)
 
-    if output_size is not None:
-        # PyTorch's _output_padding: the sizes reachable are [min, min + stride - 1], min being
-        # the size with output_padding 0; a full output shape counts by its spatial part.
-        wanted = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size]
-        wanted = [_int(v, "output_size") for v in wanted]
-        if len(wanted) == 1:
-            wanted *= rank
-        non_spatial = 2 if batched else 1
-        if len(wanted) == rank + non_spatial:
-            wanted = wanted[1:1 + rank] if channels_last else wanted[non_spatial:]
-        if len(wanted) != rank:
-            raise ShapeError(f"output_size needs {rank} spatial sizes, got {output_size!r}")
-        lowest = [length(dim, 0) for dim in range(rank)]
-        if any(not lowest[dim] <= wanted[dim] <= lowest[dim] + s[dim] - 1 for dim in range(rank)):
+def _check_sizes(geom: _Geometry, padding: Any) -> None:
+    for dim in range(len(geom.kernel)):
+        if geom.stride[dim] < 1 or geom.dilation[dim] < 1:
             raise ShapeError(
-                f"output_size {tuple(wanted)} is not reachable: the sizes range from "
-                f"{tuple(lowest)} to {tuple(lo + st - 1 for lo, st in zip(lowest, s))}")
-        op = tuple(wanted[dim] - lowest[dim] for dim in range(rank))
+                f"stride and dilation must be >= 1, got {geom.stride[dim]} and {geom.dilation[dim]}"
+            )
+        if geom.kernel[dim] < 1 or geom.inp[dim] < 1:
+            raise ShapeError(
+                f"kernel and input sizes must be >= 1, got {geom.kernel} and {geom.inp}"
+            )
+        if geom.pad_lo[dim] < 0 or geom.pad_hi[dim] < 0:
+            raise ShapeError(f"padding must be >= 0, got {padding!r}")
 
+
+def _output_padding_for(
+    output_size: Any, geom: _Geometry, batched: bool, channels_last: bool
+) -> tuple[int, ...]:
+    """PyTorch's _output_padding: the sizes reachable are [min, min + stride - 1], min being
+    the size with output_padding 0; a full output shape counts by its spatial part."""
+    rank = len(geom.kernel)
+    wanted = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size]
+    wanted = [_int(v, "output_size") for v in wanted]
+    if len(wanted) == 1:
+        wanted *= rank
+    non_spatial = 2 if batched else 1
+    if len(wanted) == rank + non_spatial:
+        wanted = wanted[1 : 1 + rank] if channels_last else wanted[non_spatial:]
+    if len(wanted) != rank:
+        raise ShapeError(f"output_size needs {rank} spatial sizes, got {output_size!r}")
+    lowest = [geom.length(dim, 0) for dim in range(rank)]
+    s = geom.stride
+    if any(not lowest[dim] <= wanted[dim] <= lowest[dim] + s[dim] - 1 for dim in range(rank)):
+        raise ShapeError(
+            f"output_size {tuple(wanted)} is not reachable: the sizes range from "
+            f"{tuple(lowest)} to {tuple(lo + st - 1 for lo, st in zip(lowest, s))}"
+        )
+    return tuple(wanted[dim] - lowest[dim] for dim in range(rank))
+
+
+def _crops(geom: _Geometry, op: tuple[int, ...] | None) -> tuple[list[int], list[int]]:
+    """(cells cropped at the start, output length) per dimension."""
     crop_lo, out_sz = [], []
-    for dim in range(rank):
+    for dim in range(len(geom.kernel)):
         op_dim = None if op is None else op[dim]
         if op_dim is not None:
             # PyTorch allows output_padding < max(stride, dilation); Keras < stride.
-            limit = max(s[dim], d[dim]) if mode == "explicit" else s[dim]
+            s = geom.stride[dim]
+            limit = max(s, geom.dilation[dim]) if geom.mode == "explicit" else s
             if not 0 <= op_dim < limit:
                 raise ShapeError(f"output_padding must be in [0, {limit}), got {op_dim}")
-        o = length(dim, op_dim)
-        if mode == "explicit":
-            lo = pad_lo[dim]
-        elif mode == "valid":
+        o = geom.length(dim, op_dim)
+        if geom.mode == "explicit":
+            lo = geom.pad_lo[dim]
+        elif geom.mode == "valid":
             lo = 0
         else:
             # TensorFlow runs Keras' 'same' as the gradient of a 'same' convolution whose
@@ -215,33 +302,24 @@ def _resolve(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_p
             # cells, the smaller half in front (conv_grad_input_ops / GetWindowedOutputSize).
             # Here ceil(o/s) == i, so the front crop is max(full - o, 0) // 2; whatever
             # remains is cut from (or, if negative, appended to) the end.
-            lo = max(full[dim] - o, 0) // 2
+            lo = max(geom.full[dim] - o, 0) // 2
         # Keras gives 0 cells for 'same' with output_padding=0, an even kernel and one input
-        if o < (0 if mode == "same" else 1):
+        if o < (0 if geom.mode == "same" else 1):
             raise ShapeError(f"the output would have size {o} in spatial dimension {dim}")
         crop_lo.append(lo)
         out_sz.append(o)
+    return crop_lo, out_sz
 
-    b = None
-    if bias is not None:
-        b = _floats(bias, "bias")
-        if b.shape != (c_out,):
-            raise ShapeError(f"bias must have shape ({c_out},), got {b.shape}")
-        b = b.astype(np.float64)
 
-    shape = (n, *out_sz, c_out) if channels_last else (n, c_out, *out_sz)
-    if not batched:
-        shape = shape[1:]
-    if out is not None:
-        if not isinstance(out, np.ndarray):
-            raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
-        if out.shape != shape or out.dtype != dtype:
-            raise ValueError(f"out must have shape {shape} and dtype {dtype}, "
-                             f"got {out.shape} {out.dtype}")
-        if not out.flags.c_contiguous or not out.flags.writeable:
-            raise ValueError("out must be a writeable C-contiguous array")
-    return _Layer(x, w, b, dtype, batched, channels_last, groups, s, d, tuple(crop_lo),
-                  tuple(out_sz), out)
+def _check_out(out: Any, shape: tuple, dtype: np.dtype) -> None:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(
+            f"out must have shape {shape} and dtype {dtype}, got {out.shape} {out.dtype}"
+        )
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writeable C-contiguous array")
 
 
 def _finish(layer: _Layer, y: np.ndarray) -> np.ndarray:
@@ -258,17 +336,38 @@ def _finish(layer: _Layer, y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(y, dtype=layer.dtype)
 
 
-def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-                   output_padding: Any = None, dilation: Any = 1, groups: int = 1, *,
-                   output_size: Any = None, data_format: str = "channels_first",
-                   out: np.ndarray | None = None) -> np.ndarray:
+def conv_transpose(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = None,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    output_size: Any = None,
+    data_format: str = "channels_first",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Transposed convolution as the literal scatter loop (see :func:`tconv.conv_transpose`).
 
     Every input cell adds ``x * w`` to output cell ``i*stride + k*dilation - crop_lo`` for each
     kernel tap ``k``, in float64; the result has the input's dtype.
     """
-    layer = _resolve(x, weight, bias, stride, padding, output_padding, dilation, groups,
-                     output_size, data_format, out)
+    layer = _resolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        output_size,
+        data_format,
+        out,
+    )
     xs, ws = layer.x, layer.w
     n, c_in = xs.shape[:2]
     c_out_g = ws.shape[1]
@@ -298,8 +397,12 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
                 for ip, i in enumerate(x_pos):
                     xv = xdata[(b * c_in + ci) * in_cells + ip]
                     for kp, k in enumerate(k_pos):
-                        o = tuple(i[dim] * layer.stride[dim] + k[dim] * layer.dilation[dim]
-                                  - layer.crop_lo[dim] for dim in range(rank))
+                        o = tuple(
+                            i[dim] * layer.stride[dim]
+                            + k[dim] * layer.dilation[dim]
+                            - layer.crop_lo[dim]
+                            for dim in range(rank)
+                        )
                         if not all(0 <= o[dim] < layer.out[dim] for dim in range(rank)):
                             continue
                         op = flat(o, layer.out)
@@ -310,16 +413,36 @@ def conv_transpose(x: Any, weight: Any, bias: Any = None, stride: Any = 1, paddi
     return _finish(layer, y)
 
 
-def conv_transpose_gather(x: Any, weight: Any, bias: Any = None, stride: Any = 1,
-                          padding: Any = 0, output_padding: Any = None, dilation: Any = 1,
-                          groups: int = 1, *, output_size: Any = None,
-                          data_format: str = "channels_first",
-                          out: np.ndarray | None = None) -> np.ndarray:
+def conv_transpose_gather(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = None,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    output_size: Any = None,
+    data_format: str = "channels_first",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """The same operator as :func:`conv_transpose`, as a gather: output cell ``o`` sums
     ``x[i] * w[k]`` over the taps with ``i = (o + crop_lo - k*dilation) / stride`` an integer
     inside the input."""
-    layer = _resolve(x, weight, bias, stride, padding, output_padding, dilation, groups,
-                     output_size, data_format, out)
+    layer = _resolve(
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        output_size,
+        data_format,
+        out,
+    )
     xs, ws = layer.x, layer.w
     n, c_in = xs.shape[:2]
     in_sz = xs.shape[2:]
@@ -350,4 +473,3 @@ def conv_transpose_gather(x: Any, weight: Any, bias: Any = None, stride: Any = 1
                             acc += float(xs[(b, ci) + i]) * float(ws[(ci, co) + tap])
                         y[(b, g * c_out_g + co) + o] += acc
     return _finish(layer, y)
-

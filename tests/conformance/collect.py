@@ -45,7 +45,7 @@ def _dims(v, n):
 
 def torch_configs(rng, count):
     out = []
-    for i in range(count):
+    for _i in range(count):
         n = rng.randint(1, 3)
         sp = [rng.randint(1, 20 if n < 3 else 12) for _ in range(n)]
         groups = rng.choice([1, 1, 1, 2, 3])
@@ -55,8 +55,16 @@ def torch_configs(rng, count):
         st = _pick(rng, n, 1, 4)
         dl = _pick(rng, n, 1, 3) if rng.random() < 0.4 else 1
         pd = _pick(rng, n, 0, 4)
-        cfg = dict(in_channels=cin, out_channels=cout, kernel_size=ks, stride=st, padding=pd,
-                   groups=groups, dilation=dl, dims=n)
+        cfg = dict(
+            in_channels=cin,
+            out_channels=cout,
+            kernel_size=ks,
+            stride=st,
+            padding=pd,
+            groups=groups,
+            dilation=dl,
+            dims=n,
+        )
         fam = rng.random()
         lim = [max(s, d) for s, d in zip(_dims(st, n), _dims(dl, n))]
         if fam < 0.25:  # output_padding at and past its limit
@@ -81,8 +89,12 @@ def torch_configs(rng, count):
         if rng.random() < 0.12 and len(shape) == n + 2:
             full = []
             for d in range(n):
-                k, s, dd, p = (_dims(cfg["kernel_size"], n)[d], _dims(st, n)[d],
-                               _dims(dl, n)[d], _dims(cfg["padding"], n)[d])
+                k, s, dd, p = (
+                    _dims(cfg["kernel_size"], n)[d],
+                    _dims(st, n)[d],
+                    _dims(dl, n)[d],
+                    _dims(cfg["padding"], n)[d],
+                )
                 base = (sp[d] - 1) * s - 2 * p + dd * (k - 1) + 1
                 full.append(base + rng.randint(-1, s))
             cfg["output_size"] = full if rng.random() < 0.7 else shape[:2] + full
@@ -102,8 +114,16 @@ def torch_empty_configs(rng, count):
         cin, cout = rng.randint(1, 3), rng.randint(1, 3)
         sp = [rng.randint(1, 8) for _ in range(n)]
         batch = rng.choice([1, 2])
-        cfg = dict(in_channels=cin, out_channels=cout, kernel_size=ks, stride=st, padding=0,
-                   groups=1, dilation=dl, dims=n)
+        cfg = dict(
+            in_channels=cin,
+            out_channels=cout,
+            kernel_size=ks,
+            stride=st,
+            padding=0,
+            groups=1,
+            dilation=dl,
+            dims=n,
+        )
         kind = i % 4
         if kind == 0:  # batch 0: output_padding at and past its limit is not checked
             batch = 0
@@ -130,7 +150,7 @@ def torch_empty_configs(rng, count):
 
 def keras_configs(rng, count):
     out = []
-    for i in range(count):
+    for _i in range(count):
         n = rng.randint(1, 3)
         sp = [rng.randint(1, 20 if n < 3 else 12) for _ in range(n)]
         ks = _pick(rng, n, 1, 7)
@@ -141,18 +161,28 @@ def keras_configs(rng, count):
             if rng.random() < 0.8:
                 st = 1
         padding = rng.choice(["same", "valid", "same"])
-        cfg = dict(filters=rng.randint(1, 3), kernel_size=ks, strides=st, padding=padding,
-                   dilation_rate=dl, dims=n)
+        cfg = dict(
+            filters=rng.randint(1, 3),
+            kernel_size=ks,
+            strides=st,
+            padding=padding,
+            dilation_rate=dl,
+            dims=n,
+        )
         fam = rng.random()
         if fam < 0.2:
-            cfg["output_padding"] = [rng.choice([s - 1, s, s + 1]) if rng.random() < 0.5 else 0
-                                     for s in _dims(st, n)]
+            cfg["output_padding"] = [
+                rng.choice([s - 1, s, s + 1]) if rng.random() < 0.5 else 0 for s in _dims(st, n)
+            ]
         elif fam < 0.5:
             cfg["output_padding"] = [rng.randint(0, s - 1) for s in _dims(st, n)]
         cfg["data_format"] = "channels_first" if rng.random() < 0.15 else "channels_last"
         c = rng.randint(1, 3)
-        shape = [rng.choice([None, 1, 2]), *sp, c] if cfg["data_format"] == "channels_last" \
+        shape = (
+            [rng.choice([None, 1, 2]), *sp, c]
+            if cfg["data_format"] == "channels_last"
             else [rng.choice([None, 1, 2]), c, *sp]
+        )
         r = rng.random()
         if r < 0.05:
             shape = [None, rng.randint(1, 200)]  # Dense output into ConvNDTranspose
@@ -168,24 +198,37 @@ def keras_configs(rng, count):
 def keras_empty_configs(rng, count):
     """padding='same' with output_padding=0: an even kernel on one cell gives 0 cells."""
     out = []
-    for i in range(count):
+    for _i in range(count):
         n = rng.randint(1, 3)
         ks = [rng.choice([2, 4, 6]) for _ in range(n)]
         st = [rng.randint(1, 4) for _ in range(n)]
         sp = [rng.choice([1, 1, 2, 3]) for _ in range(n)]
         fmt = rng.choice(["channels_last", "channels_last", "channels_first"])
         c = rng.randint(1, 3)
-        shape = [rng.choice([None, 1, 2]), *sp, c] if fmt == "channels_last" \
+        shape = (
+            [rng.choice([None, 1, 2]), *sp, c]
+            if fmt == "channels_last"
             else [rng.choice([None, 1, 2]), c, *sp]
-        out.append(dict(filters=rng.randint(1, 3), kernel_size=ks, strides=st, padding="same",
-                        output_padding=0, dilation_rate=1, data_format=fmt, dims=n,
-                        input_shape=shape))
+        )
+        out.append(
+            dict(
+                filters=rng.randint(1, 3),
+                kernel_size=ks,
+                strides=st,
+                padding="same",
+                output_padding=0,
+                dilation_rate=1,
+                data_format=fmt,
+                dims=n,
+                input_shape=shape,
+            )
+        )
     return out
 
 
 def tf_configs(rng, count):
     out = []
-    for i in range(count):
+    for _i in range(count):
         n = rng.randint(1, 3)
         sp = [rng.randint(1, 20 if n < 3 else 10) for _ in range(n)]
         ks = [rng.randint(1, 7) for _ in range(n)]
@@ -200,7 +243,9 @@ def tf_configs(rng, count):
         elif r < 0.8:
             padding = "VALID"
         else:
-            padding = [[0, 0]] + [[rng.randint(0, 3), rng.randint(0, 3)] for _ in range(n)] + [[0, 0]]
+            padding = (
+                [[0, 0]] + [[rng.randint(0, 3), rng.randint(0, 3)] for _ in range(n)] + [[0, 0]]
+            )
         cin, cout = rng.randint(1, 3), rng.randint(1, 3)
         std = _dims(st, n)
         dld = _dims(dl or 1, n)
@@ -226,8 +271,13 @@ def tf_configs(rng, count):
             oshape[-1] += 1
         elif e < 0.09:
             oshape[0] += 1
-        cfg = dict(input_shape=shape, filters_shape=fshape, output_shape=oshape, strides=st,
-                   padding=padding)
+        cfg = dict(
+            input_shape=shape,
+            filters_shape=fshape,
+            output_shape=oshape,
+            strides=st,
+            padding=padding,
+        )
         if dl is not None:
             cfg["dilations"] = dl
         out.append(cfg)
@@ -245,8 +295,13 @@ def tf_argument_configs(rng, count):
         s = rng.randint(1, 3)
         cin, cout = rng.randint(1, 3), rng.randint(1, 3)
         osp = [(v - 1) * s + 1 for v in sp]  # a size 'SAME' accepts
-        cfg = dict(input_shape=[1, *sp, cin], filters_shape=[*ks, cout, cin], strides=s,
-                   output_shape=[1, *osp, cout], padding="SAME")
+        cfg = dict(
+            input_shape=[1, *sp, cin],
+            filters_shape=[*ks, cout, cin],
+            strides=s,
+            output_shape=[1, *osp, cout],
+            padding="SAME",
+        )
         if i % 2 == 0:
             cfg["output_shape"] = rng.choice([osp, [1, *osp, cout, 1, 1, 1][:6]])
         else:
@@ -266,8 +321,9 @@ def onnx_configs(rng, count):
         group = rng.choice([1, 1, 1, 2])
         c = group * rng.randint(1, 2)
         m = rng.randint(1, 2)
-        cfg = dict(input_shape=[1, c, *sp], weight_shape=[c, m, *ks], strides=st, dilations=dl,
-                   group=group)
+        cfg = dict(
+            input_shape=[1, c, *sp], weight_shape=[c, m, *ks], strides=st, dilations=dl, group=group
+        )
         cfg["auto_pad"] = rng.choice(["NOTSET", "NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"])
         if cfg["auto_pad"] == "NOTSET":
             hi = 3 if rng.random() < 0.85 else 12
@@ -290,12 +346,56 @@ def onnx_configs(rng, count):
             if c % cfg["group"] == 0:
                 cfg["group"] = c + 1
         out.append(cfg)
+    return out + onnx_argument_configs(random.Random(f"{SEED}-onnx-arguments"), count // 9)
+
+
+ONNX_OPSETS = (11, 13, 17, 22)
+
+
+def onnx_argument_configs(rng, count):
+    """kernel_shape against W (equal, another kernel, another length) and output_shape in
+    the full form (N, C, *spatial) beside the spatial one, at every opset with a
+    ConvTranspose; X's shape is declared, so that ONNX shape inference runs as the model
+    loads (the attributes' length checks live there)."""
+    out = []
+    for i in range(count):
+        n = rng.randint(1, 3)
+        sp = [rng.randint(1, 8) for _ in range(n)]
+        ks = [rng.randint(1, 5) for _ in range(n)]
+        st = [rng.randint(1, 3) for _ in range(n)]
+        c, m = rng.randint(1, 3), rng.randint(1, 3)
+        cfg = dict(
+            input_shape=[1, c, *sp],
+            weight_shape=[c, m, *ks],
+            strides=st,
+            auto_pad="NOTSET",
+            group=1,
+        )
+        kind = i % 4
+        if kind == 0:  # kernel_shape equal to W's kernel, or one size off
+            kshape = list(ks)
+            if rng.random() < 0.6:
+                d = rng.randrange(n)
+                kshape[d] = kshape[d] + 1 if kshape[d] == 1 or rng.random() < 0.5 else kshape[d] - 1
+            cfg["kernel_shape"] = kshape
+        elif kind == 1:  # kernel_shape with one value too few or too many
+            cfg["kernel_shape"] = (
+                ks[:-1] if n > 1 and rng.random() < 0.5 else ks + [rng.randint(1, 5)]
+            )
+        else:  # output_shape: the full form, or the spatial sizes (reachable or not)
+            full = [(v - 1) * s + k + rng.randint(-1, s) for v, s, k in zip(sp, st, ks)]
+            full = [max(1, v) for v in full]
+            cfg["output_shape"] = [1, m, *full] if kind == 2 else full
+            if rng.random() < 0.3:
+                cfg["pads"] = [rng.randint(0, 1) for _ in range(2 * n)]
+        cfg["setup"] = {"declare_input": True, "opset": ONNX_OPSETS[rng.randrange(4)]}
+        out.append(cfg)
     return out
 
 
 def jax_configs(rng, count):
     out = []
-    for i in range(count):
+    for _i in range(count):
         n = rng.randint(1, 3)
         sp = [rng.randint(1, 20 if n < 3 else 12) for _ in range(n)]
         ks = [rng.randint(1, 7) for _ in range(n)]
@@ -312,8 +412,7 @@ def jax_configs(rng, count):
         cin, cout = rng.randint(1, 3), rng.randint(1, 3)
         lhs = [1, *sp, cin]
         rhs = [*ks, cout, cin] if tk else [*ks, cin, cout]
-        cfg = dict(lhs_shape=lhs, rhs_shape=rhs, strides=st, padding=padding,
-                   transpose_kernel=tk)
+        cfg = dict(lhs_shape=lhs, rhs_shape=rhs, strides=st, padding=padding, transpose_kernel=tk)
         if dl is not None:
             cfg["rhs_dilation"] = dl
         if rng.random() < 0.15:
@@ -338,20 +437,28 @@ def jax_configs(rng, count):
 def jax_consistent_configs(rng, count):
     """use_consistent_padding=True: pairs are the forward convolution's padding."""
     out = []
-    for i in range(count):
+    for _i in range(count):
         n = rng.randint(1, 3)
         sp = [rng.randint(1, 12) for _ in range(n)]
         ks = [rng.randint(1, 6) for _ in range(n)]
         st = [rng.randint(1, 3) for _ in range(n)]
         dl = [rng.randint(1, 2) for _ in range(n)] if rng.random() < 0.3 else None
         r = rng.random()
-        padding = (rng.choice(["SAME", "VALID", "same"]) if r < 0.25 else
-                   [[rng.randint(-2, 6), rng.randint(-2, 6)] for _ in range(n)])
+        padding = (
+            rng.choice(["SAME", "VALID", "same"])
+            if r < 0.25
+            else [[rng.randint(-2, 6), rng.randint(-2, 6)] for _ in range(n)]
+        )
         cin, cout = rng.randint(1, 3), rng.randint(1, 3)
         tk = rng.random() < 0.3
-        cfg = dict(lhs_shape=[1, *sp, cin], rhs_shape=[*ks, cout, cin] if tk else [*ks, cin, cout],
-                   strides=st, padding=padding, transpose_kernel=tk,
-                   use_consistent_padding=True)
+        cfg = dict(
+            lhs_shape=[1, *sp, cin],
+            rhs_shape=[*ks, cout, cin] if tk else [*ks, cin, cout],
+            strides=st,
+            padding=padding,
+            transpose_kernel=tk,
+            use_consistent_padding=True,
+        )
         if dl is not None:
             cfg["rhs_dilation"] = dl
         out.append(cfg)
@@ -361,31 +468,52 @@ def jax_consistent_configs(rng, count):
 # ---- error categories -----------------------------------------------------------------------
 
 KINDS = [
-    ("rank", r"unbatched\) or|min_ndim|expected ndim|tuple index out of range|num_dims does not "
-             r"match|input_sizes must be|`output_shape` must be of length|must be \d+-dimensional|^AssertionError|No 4\+ dim"),
-    ("output_padding", r"output padding must be smaller|output_padding. must be strictly less|"
-                       r"Invalid `output_padding`|must be less than max\(stride, dilation\)|"
-                       r"may be too large for stride"),
-    ("output_size", r"requested an output size|output_size must have|Size of out_backprop|"
-                    r"Explicit output_shape is inconsistent"),
+    (
+        "rank",
+        r"unbatched\) or|min_ndim|expected ndim|tuple index out of range|num_dims does not "
+        r"match|input_sizes must be|`output_shape` must be of length|must be \d+-dimensional|^AssertionError|No 4\+ dim",
+    ),
+    (
+        "output_padding",
+        r"output padding must be smaller|output_padding. must be strictly less|"
+        r"Invalid `output_padding`|must be less than max\(stride, dilation\)|"
+        r"may be too large for stride",
+    ),
+    (
+        "output_size",
+        r"requested an output size|output_size must have|Size of out_backprop|"
+        r"Explicit output_shape is inconsistent|Attribute output_shape has incorrect size",
+    ),
     ("onednn_abort", r"could not create a primitive descriptor"),
     ("empty_input", r"Only zero batch or zero channel inputs are supported"),
-    ("channels", r"expected weight to be at least 1|evenly divisible by number of groups|same number of channels|channels, but got|to have \d+ channels|filter number not equal|same out_depth|"
-                 r"evenly divisible by filter depth|feature dimension size|fully-defined"),
+    (
+        "channels",
+        r"expected weight to be at least 1|evenly divisible by number of groups|same number of channels|channels, but got|to have \d+ channels|filter number not equal|same out_depth|"
+        r"evenly divisible by filter depth|feature dimension size|fully-defined",
+    ),
     ("groups", r"divisible by group|groups must be"),
     ("batch", r"same batch size"),
     ("backend_dilation", r"dilation rates larger than 1"),
     ("backend_format", r"only supports NHWC"),
     ("backend_groups", r"grouped convolutions are not supported on CPU"),
     # PyTorch's oneDNN path reports some empty outputs this way (NOTES.md)
-    ("nonpositive_output", r"could not construct a memory descriptor|Output size is too small|output dimension is <= 0|Negative padding is "
-                           r"larger"),
-    ("padding", r"Expected string for argument 'padding'|must be tuple of ints|Value for attr 'padding'|Invalid padding mode|`padding` argument|String padding|Unknown padding|AutoPadType"),
-    ("argument", r"negative padding|negative output_padding|non-positive stride|dilation should be|"
-                 r"kernel size should|must be a tuple of|cannot contain|strides > 1. not supported|"
-                 r"Wrong number of explicit pads|dilations must be positive|batch and depth|"
-                 r"Invalid value for argument|kernel_shape (num_dims )?is not compatible|"
-                 r"Attribute kernel_shape has incorrect size"),
+    (
+        "nonpositive_output",
+        r"could not construct a memory descriptor|Output size is too small|output dimension is <= 0|Negative padding is "
+        r"larger",
+    ),
+    (
+        "padding",
+        r"Expected string for argument 'padding'|must be tuple of ints|Value for attr 'padding'|Invalid padding mode|`padding` argument|String padding|Unknown padding|AutoPadType",
+    ),
+    (
+        "argument",
+        r"negative padding|negative output_padding|non-positive stride|dilation should be|"
+        r"kernel size should|must be a tuple of|cannot contain|strides > 1. not supported|"
+        r"Wrong number of explicit pads|dilations must be positive|batch and depth|"
+        r"Invalid value for argument|kernel_shape (num_dims )?is not compatible|"
+        r"Attribute kernel_shape has incorrect size",
+    ),
 ]
 
 
@@ -400,8 +528,11 @@ def classify(exc_type: str, message: str) -> str:
 def _err(e: BaseException) -> dict:
     msg = str(e).strip()
     msg = re.sub(r"\x1b\[[0-9;]*m", "", msg)
-    return {"type": type(e).__name__, "kind": classify(type(e).__name__, msg),
-            "message": msg[:1500]}
+    return {
+        "type": type(e).__name__,
+        "kind": classify(type(e).__name__, msg),
+        "message": msg[:1500],
+    }
 
 
 # ---- framework runners (each in its own process) --------------------------------------------
@@ -410,6 +541,7 @@ def _err(e: BaseException) -> dict:
 def run_torch(cfgs):
     import torch
     import torch.nn as nn
+
     # PyTorch picks its oneDNN or native kernel partly by thread count (more than one: the
     # usual case); tconv.shapes.torch assumes more than one.
     torch.set_num_threads(2)
@@ -417,43 +549,61 @@ def run_torch(cfgs):
     for c in cfgs:
         try:
             layer = getattr(nn, f"ConvTranspose{c['dims']}d")(
-                c["in_channels"], c["out_channels"], c["kernel_size"], stride=c["stride"],
-                padding=c["padding"], output_padding=c.get("output_padding", 0),
-                groups=c["groups"], dilation=c["dilation"], bias=False)
+                c["in_channels"],
+                c["out_channels"],
+                c["kernel_size"],
+                stride=c["stride"],
+                padding=c["padding"],
+                output_padding=c.get("output_padding", 0),
+                groups=c["groups"],
+                dilation=c["dilation"],
+                bias=False,
+            )
             with torch.no_grad():
                 y = layer(torch.zeros(c["input_shape"]), output_size=c.get("output_size"))
             res.append({"shape": list(y.shape)})
-        except Exception as e:  # noqa: BLE001 - every framework error is data here
+        except Exception as e:
             res.append({"error": _err(e)})
     return res
 
 
 def run_keras(cfgs):
-    import numpy as np
     import keras
+    import numpy as np
+
     res = []
     for c in cfgs:
         r = {}
         n = c["dims"]
         try:
             layer = getattr(keras.layers, f"Conv{n}DTranspose")(
-                c["filters"], c["kernel_size"], strides=c["strides"], padding=c["padding"],
-                output_padding=c.get("output_padding"), data_format=c["data_format"],
-                dilation_rate=c["dilation_rate"])
+                c["filters"],
+                c["kernel_size"],
+                strides=c["strides"],
+                padding=c["padding"],
+                output_padding=c.get("output_padding"),
+                data_format=c["data_format"],
+                dilation_rate=c["dilation_rate"],
+            )
             y = layer(keras.KerasTensor(tuple(c["input_shape"])))
             r["shape"] = list(y.shape)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             r["error"] = _err(e)
         if "shape" in r:
             concrete = [1 if v is None else v for v in c["input_shape"]]
             try:
                 layer = getattr(keras.layers, f"Conv{n}DTranspose")(
-                    c["filters"], c["kernel_size"], strides=c["strides"], padding=c["padding"],
-                    output_padding=c.get("output_padding"), data_format=c["data_format"],
-                    dilation_rate=c["dilation_rate"])
+                    c["filters"],
+                    c["kernel_size"],
+                    strides=c["strides"],
+                    padding=c["padding"],
+                    output_padding=c.get("output_padding"),
+                    data_format=c["data_format"],
+                    dilation_rate=c["dilation_rate"],
+                )
                 y = layer(np.zeros(concrete, "float32"))
                 r["run"] = {"shape": list(y.shape)}
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 r["run"] = {"error": _err(e)}
         res.append(r)
     return res
@@ -461,14 +611,20 @@ def run_keras(cfgs):
 
 def run_tf(cfgs):
     import tensorflow as tf
+
     res = []
     for c in cfgs:
         try:
-            y = tf.nn.conv_transpose(tf.zeros(c["input_shape"]), tf.zeros(c["filters_shape"]),
-                                     c["output_shape"], c["strides"], padding=c["padding"],
-                                     dilations=c.get("dilations"))
+            y = tf.nn.conv_transpose(
+                tf.zeros(c["input_shape"]),
+                tf.zeros(c["filters_shape"]),
+                c["output_shape"],
+                c["strides"],
+                padding=c["padding"],
+                dilations=c.get("dilations"),
+            )
             res.append({"shape": list(y.shape)})
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             res.append({"error": _err(e)})
     return res
 
@@ -477,29 +633,49 @@ def run_onnx(cfgs):
     import numpy as np
     import onnxruntime as ort
     from onnx import TensorProto, helper
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.log_severity_level = 4
     res = []
     for c in cfgs:
-        attrs = {k: c[k] for k in ("strides", "pads", "dilations", "output_padding",
-                                   "output_shape", "group") if c.get(k) is not None}
+        attrs = {
+            k: c[k]
+            for k in (
+                "strides",
+                "pads",
+                "dilations",
+                "output_padding",
+                "output_shape",
+                "group",
+                "kernel_shape",
+            )
+            if c.get(k) is not None
+        }
         if c["auto_pad"] != "NOTSET":
             attrs["auto_pad"] = c["auto_pad"]
+        setup = c.get("setup", {})
+        opset = setup.get("opset", 17)
         try:
-            x = helper.make_tensor_value_info("X", TensorProto.FLOAT, None)
+            declared = c["input_shape"] if setup.get("declare_input") else None
+            x = helper.make_tensor_value_info("X", TensorProto.FLOAT, declared)
             yv = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
-            w = helper.make_tensor("W", TensorProto.FLOAT, c["weight_shape"],
-                                   np.zeros(c["weight_shape"], np.float32).ravel())
+            w = helper.make_tensor(
+                "W",
+                TensorProto.FLOAT,
+                c["weight_shape"],
+                np.zeros(c["weight_shape"], np.float32).ravel(),
+            )
             node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], **attrs)
             g = helper.make_graph([node], "g", [x], [yv], [w])
-            m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-            m.ir_version = 8
-            s = ort.InferenceSession(m.SerializeToString(), opts,
-                                     providers=["CPUExecutionProvider"])
+            m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+            m.ir_version = 10 if opset > 18 else 8
+            s = ort.InferenceSession(
+                m.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+            )
             y = s.run(None, {"X": np.zeros(c["input_shape"], np.float32)})[0]
             res.append({"shape": list(y.shape)})
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             res.append({"error": _err(e)})
     return res
 
@@ -508,22 +684,30 @@ def run_jax(cfgs):
     import jax
     import jax.numpy as jnp
     from jax import lax
+
     res = []
     for c in cfgs:
         try:
-            pad = c["padding"] if isinstance(c["padding"], str) else [tuple(p) for p in c["padding"]]
+            pad = (
+                c["padding"] if isinstance(c["padding"], str) else [tuple(p) for p in c["padding"]]
+            )
             dn = tuple(c["dimension_numbers"]) if c.get("dimension_numbers") else None
             y = jax.eval_shape(
-                lambda a, b: lax.conv_transpose(a, b, c["strides"], pad,
-                                                rhs_dilation=c.get("rhs_dilation"),
-                                                dimension_numbers=dn,
-                                                transpose_kernel=c["transpose_kernel"],
-                                                use_consistent_padding=c.get(
-                                                    "use_consistent_padding", False)),
+                lambda a, b: lax.conv_transpose(
+                    a,
+                    b,
+                    c["strides"],
+                    pad,
+                    rhs_dilation=c.get("rhs_dilation"),
+                    dimension_numbers=dn,
+                    transpose_kernel=c["transpose_kernel"],
+                    use_consistent_padding=c.get("use_consistent_padding", False),
+                ),
                 jax.ShapeDtypeStruct(tuple(c["lhs_shape"]), jnp.float32),
-                jax.ShapeDtypeStruct(tuple(c["rhs_shape"]), jnp.float32))
+                jax.ShapeDtypeStruct(tuple(c["rhs_shape"]), jnp.float32),
+            )
             res.append({"shape": list(y.shape)})
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             res.append({"error": _err(e)})
     return res
 
@@ -542,20 +726,30 @@ INPUTS = {"keras_jax": "keras", "tf_nn_classic": "tf_nn"}
 
 def versions(name):
     import importlib
-    mod = {"torch": "torch", "keras": "keras", "keras_jax": "keras", "tf_nn": "tensorflow",
-           "tf_nn_classic": "tensorflow", "onnx": "onnxruntime", "jax": "jax"}[name]
+
+    mod = {
+        "torch": "torch",
+        "keras": "keras",
+        "keras_jax": "keras",
+        "tf_nn": "tensorflow",
+        "tf_nn_classic": "tensorflow",
+        "onnx": "onnxruntime",
+        "jax": "jax",
+    }[name]
     return importlib.import_module(mod).__version__
 
 
 def worker(name, path_in, path_out):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import warnings
+
     warnings.simplefilter("ignore")
     cfgs = json.loads(Path(path_in).read_text())
     t0 = time.perf_counter()
     res = RUNNERS[name][0](cfgs)
-    Path(path_out).write_text(json.dumps({"results": res, "version": versions(name),
-                                          "seconds": time.perf_counter() - t0}))
+    Path(path_out).write_text(
+        json.dumps({"results": res, "version": versions(name), "seconds": time.perf_counter() - t0})
+    )
 
 
 # ---- driver ---------------------------------------------------------------------------------
@@ -569,13 +763,16 @@ KERAS_JAX_SAMPLE = 40
 def keras_jax_picks(cfgs):
     """Indices of the Keras configurations also run on the JAX backend: 'same' with an even
     dilated kernel, explicit output_padding or dilation first."""
+
     def interesting(c):
         n = c["dims"]
         ks, dl = _dims(c["kernel_size"], n), _dims(c["dilation_rate"], n)
         even = any((d * (k - 1) + 1) % 2 == 0 for k, d in zip(ks, dl))
-        return (len(c["input_shape"]) == n + 2
-                and (c["padding"] == "same" and (even or c.get("output_padding") is not None)
-                     or any(d > 1 for d in dl)))
+        return len(c["input_shape"]) == n + 2 and (
+            (c["padding"] == "same" and (even or c.get("output_padding") is not None))
+            or any(d > 1 for d in dl)
+        )
+
     return [i for i, c in enumerate(cfgs) if interesting(c)][:KERAS_JAX_SAMPLE]
 
 
@@ -592,8 +789,11 @@ def main():
     ap.add_argument("--out", default=str(HERE))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the sample sizes")
-    ap.add_argument("--reclassify", action="store_true",
-                    help="only re-derive the error kinds of an existing golden file")
+    ap.add_argument(
+        "--reclassify",
+        action="store_true",
+        help="only re-derive the error kinds of an existing golden file",
+    )
     a = ap.parse_args()
     if a.reclassify:
         path = Path(a.out) / "golden.json.gz"
@@ -609,6 +809,7 @@ def main():
             elif isinstance(obj, list):
                 for v in obj:
                     walk(v)
+
         walk(golden)
         with gzip.open(path, "wt") as f:
             json.dump(golden, f, separators=(",", ":"), sort_keys=True)
@@ -621,8 +822,13 @@ def main():
         worker(a.worker, *a.io)
         return
     t0 = time.perf_counter()
-    gens = {"torch": torch_configs, "keras": keras_configs, "tf_nn": tf_configs,
-            "onnx": onnx_configs, "jax": jax_configs}
+    gens = {
+        "torch": torch_configs,
+        "keras": keras_configs,
+        "tf_nn": tf_configs,
+        "onnx": onnx_configs,
+        "jax": jax_configs,
+    }
     configs = {}
     for name, gen in gens.items():
         configs[name] = gen(random.Random(f"{SEED}-{name}"), int(COUNTS[name] * a.scale))
@@ -637,8 +843,11 @@ def main():
             src.write_text(json.dumps(subset(name, configs[INPUTS.get(name, name)])))
             dst = tmp / f"{name}.out.json"
             env = dict(os.environ, **RUNNERS[name][1])
-            p = subprocess.Popen([sys.executable, __file__, "--worker", name, "--io", str(src),
-                                  str(dst)], env=env, stderr=subprocess.DEVNULL)
+            p = subprocess.Popen(
+                [sys.executable, __file__, "--worker", name, "--io", str(src), str(dst)],
+                env=env,
+                stderr=subprocess.DEVNULL,
+            )
             procs.append((name, p, dst))
         time.sleep(0.2)
         for item in list(procs):
@@ -648,14 +857,21 @@ def main():
                 if p.returncode != 0:
                     sys.exit(f"{name} worker failed with status {p.returncode}")
                 outputs[name] = json.loads(dst.read_text())
-                print(f"{name}: {len(subset(name, configs[INPUTS.get(name, name)]))} configurations in "
-                      f"{outputs[name]['seconds']:.1f} s", flush=True)
+                print(
+                    f"{name}: {len(subset(name, configs[INPUTS.get(name, name)]))} configurations in "
+                    f"{outputs[name]['seconds']:.1f} s",
+                    flush=True,
+                )
     keras_jax_index = {i: j for j, i in enumerate(keras_jax_picks(configs["keras"]))}
     golden = {"seed": SEED, "versions": {}, "frameworks": {}}
     for name in gens:
         entries = []
         for i, cfg in enumerate(configs[name]):
-            e = {"params": cfg, **outputs[name]["results"][i]}
+            # "setup": how the framework was run (not an argument of tconv.shapes)
+            params = {k: v for k, v in cfg.items() if k != "setup"}
+            e = {"params": params, **outputs[name]["results"][i]}
+            if "setup" in cfg:
+                e["setup"] = cfg["setup"]
             if name == "keras" and i in keras_jax_index:
                 alt = outputs["keras_jax"]["results"][keras_jax_index[i]]
                 e["jax_backend_run"] = alt.get("run")
@@ -676,8 +892,13 @@ def main():
         if seen.get(key, 0) >= 2:
             return
         seen[key] = seen.get(key, 0) + 1
-        m = {"framework": framework, "kind": err["kind"], "type": err["type"],
-             "message": err["message"], "params": params}
+        m = {
+            "framework": framework,
+            "kind": err["kind"],
+            "type": err["type"],
+            "message": err["message"],
+            "params": params,
+        }
         if extra:
             m.update(extra)
         messages.append(m)
@@ -691,11 +912,17 @@ def main():
             if "error" in (e.get("jax_backend_run") or {}):
                 note("keras", e["jax_backend_run"]["error"], e["params"], {"backend": "jax"})
             if "error" in e.get("classic", {}):
-                note("tensorflow", e["classic"]["error"], e["params"],
-                     {"note": "TF_ENABLE_ONEDNN_OPTS=0"})
+                note(
+                    "tensorflow",
+                    e["classic"]["error"],
+                    e["params"],
+                    {"note": "TF_ENABLE_ONEDNN_OPTS=0"},
+                )
     (out / "error_messages.json").write_text(json.dumps(messages, indent=1) + "\n")
-    print(f"wrote {sum(len(v) for v in golden['frameworks'].values())} configurations, "
-          f"{len(messages)} messages in {time.perf_counter() - t0:.0f} s")
+    print(
+        f"wrote {sum(len(v) for v in golden['frameworks'].values())} configurations, "
+        f"{len(messages)} messages in {time.perf_counter() - t0:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@
 
 #include "kernels/avx2.hpp"
 #include "kernels/microkernel.hpp"
+#include "support.hpp"
 #include "tconv/tconv.hpp"
 #ifdef TCONV_HAVE_AVX512
 #include "kernels/avx512.hpp"
@@ -38,19 +39,7 @@ using namespace tconv::kernels;
 
 int g_failed = 0;
 
-struct Rng {
-  std::uint64_t s;
-  std::uint64_t next() {
-    std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  std::int64_t range(std::int64_t lo, std::int64_t hi) {  // inclusive
-    return lo + static_cast<std::int64_t>(next() % static_cast<std::uint64_t>(hi - lo + 1));
-  }
-  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53 * 2.0 - 1.0; }
-};
+using tconv_test::Rng;
 
 // Pages: [unreadable][data][unreadable] per pair.
 struct Fenced {

@@ -28,13 +28,15 @@ def record(framework: str, kind: str, params: dict, fn) -> None:
     try:
         fn()
     except Exception as exc:  # the message is the point
-        RECORDS.append({
-            "framework": framework,
-            "kind": kind,
-            "exception": type(exc).__name__,
-            "message": str(exc),
-            "params": params,
-        })
+        RECORDS.append(
+            {
+                "framework": framework,
+                "kind": kind,
+                "exception": type(exc).__name__,
+                "message": str(exc),
+                "params": params,
+            }
+        )
         return
     print(f"no error from {framework} {kind} {params}", file=sys.stderr)
 
@@ -49,63 +51,161 @@ def collect_torch() -> None:
         cls = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[rank]
         return cls(cin, cout, k, **kw)
 
-    for rank, s, d, op in [(2, 2, 1, 2), (2, 2, 1, 3), (1, 1, 1, 1), (3, 2, 3, 3), (2, 1, 2, 2),
-                           (1, 3, 1, 5)]:
-        p = {"rank": rank, "in_channels": 4, "out_channels": 2, "kernel_size": 3, "stride": s,
-             "dilation": d, "output_padding": op, "input": [1, 4] + [5] * rank}
-        record(version, "output_padding", p, lambda: layer(rank, 4, 2, 3, stride=s, dilation=d,
-                                                           output_padding=op)(
-            torch.zeros(p["input"])))
-    for rank, shape in [(2, [1, 100]), (2, [4, 5, 5, 5, 5]), (1, [2, 3, 4, 5]), (3, [1, 4, 5, 5]),
-                        (2, [8, 4])]:
+    for rank, s, d, op in [
+        (2, 2, 1, 2),
+        (2, 2, 1, 3),
+        (1, 1, 1, 1),
+        (3, 2, 3, 3),
+        (2, 1, 2, 2),
+        (1, 3, 1, 5),
+    ]:
+        p = {
+            "rank": rank,
+            "in_channels": 4,
+            "out_channels": 2,
+            "kernel_size": 3,
+            "stride": s,
+            "dilation": d,
+            "output_padding": op,
+            "input": [1, 4] + [5] * rank,
+        }
+        record(
+            version,
+            "output_padding",
+            p,
+            lambda: layer(rank, 4, 2, 3, stride=s, dilation=d, output_padding=op)(
+                torch.zeros(p["input"])
+            ),
+        )
+    for rank, shape in [
+        (2, [1, 100]),
+        (2, [4, 5, 5, 5, 5]),
+        (1, [2, 3, 4, 5]),
+        (3, [1, 4, 5, 5]),
+        (2, [8, 4]),
+    ]:
         p = {"rank": rank, "in_channels": 4, "out_channels": 2, "kernel_size": 3, "input": shape}
         record(version, "rank", p, lambda: layer(rank, 4, 2, 3)(torch.zeros(shape)))
     for rank, cin, got in [(2, 8, 3), (1, 16, 4), (3, 2, 5)]:
-        p = {"rank": rank, "in_channels": cin, "out_channels": 2, "kernel_size": 3,
-             "input": [1, got] + [5] * rank}
+        p = {
+            "rank": rank,
+            "in_channels": cin,
+            "out_channels": 2,
+            "kernel_size": 3,
+            "input": [1, got] + [5] * rank,
+        }
         record(version, "channels", p, lambda: layer(rank, cin, 2, 3)(torch.zeros(p["input"])))
     for cin, cout, g in [(4, 2, 3), (6, 4, 4)]:
         p = {"rank": 2, "in_channels": cin, "out_channels": cout, "kernel_size": 3, "groups": g}
         record(version, "groups", p, lambda: layer(2, cin, cout, 3, groups=g))
     for rank, size, want, s in [(2, 5, 11, 2), (2, 5, 13, 2), (1, 7, 3, 2), (2, 6, 20, 3)]:
-        p = {"rank": rank, "in_channels": 4, "out_channels": 2, "kernel_size": 3, "stride": s,
-             "padding": 1, "input": [1, 4] + [size] * rank, "output_size": [want] * rank}
-        record(version, "output_size", p, lambda: layer(rank, 4, 2, 3, stride=s, padding=1)(
-            torch.zeros(p["input"]), output_size=p["output_size"]))
-    p = {"rank": 2, "in_channels": 4, "out_channels": 2, "kernel_size": 3, "stride": 2,
-         "input": [1, 4, 5, 5], "output_size": [10, 10, 10]}
-    record(version, "output_size_length", p, lambda: layer(2, 4, 2, 3, stride=2)(
-        torch.zeros(p["input"]), output_size=p["output_size"]))
-    p = {"rank": 2, "in_channels": 4, "out_channels": 2, "kernel_size": 3, "stride": 2,
-         "padding": "same", "input": [1, 4, 5, 5]}
-    record(version, "padding_string", p, lambda: layer(2, 4, 2, 3, stride=2, padding="same")(
-        torch.zeros(p["input"])))
+        p = {
+            "rank": rank,
+            "in_channels": 4,
+            "out_channels": 2,
+            "kernel_size": 3,
+            "stride": s,
+            "padding": 1,
+            "input": [1, 4] + [size] * rank,
+            "output_size": [want] * rank,
+        }
+        record(
+            version,
+            "output_size",
+            p,
+            lambda: layer(rank, 4, 2, 3, stride=s, padding=1)(
+                torch.zeros(p["input"]), output_size=p["output_size"]
+            ),
+        )
+    p = {
+        "rank": 2,
+        "in_channels": 4,
+        "out_channels": 2,
+        "kernel_size": 3,
+        "stride": 2,
+        "input": [1, 4, 5, 5],
+        "output_size": [10, 10, 10],
+    }
+    record(
+        version,
+        "output_size_length",
+        p,
+        lambda: layer(2, 4, 2, 3, stride=2)(torch.zeros(p["input"]), output_size=p["output_size"]),
+    )
+    p = {
+        "rank": 2,
+        "in_channels": 4,
+        "out_channels": 2,
+        "kernel_size": 3,
+        "stride": 2,
+        "padding": "same",
+        "input": [1, 4, 5, 5],
+    }
+    record(
+        version,
+        "padding_string",
+        p,
+        lambda: layer(2, 4, 2, 3, stride=2, padding="same")(torch.zeros(p["input"])),
+    )
     import torch.nn.functional as F
+
     p = {"rank": 2, "input": [1, 4, 5, 5], "weight": [4, 2, 3, 3], "padding": "same"}
-    record(version, "padding_string", p, lambda: F.conv_transpose2d(
-        torch.zeros(p["input"]), torch.zeros(p["weight"]), padding="same"))
+    record(
+        version,
+        "padding_string",
+        p,
+        lambda: F.conv_transpose2d(
+            torch.zeros(p["input"]), torch.zeros(p["weight"]), padding="same"
+        ),
+    )
     for rank, size, k, pad in [(2, 2, 3, 3), (1, 1, 1, 2), (2, 3, 2, 4)]:
-        p = {"rank": rank, "in_channels": 4, "out_channels": 2, "kernel_size": k,
-             "padding": pad, "input": [1, 4] + [size] * rank}
-        record(version, "negative_output", p, lambda: layer(rank, 4, 2, k, padding=pad)(
-            torch.zeros(p["input"])))
-    p = {"rank": 2, "in_channels": 4, "out_channels": 2, "kernel_size": 3, "padding": -1,
-         "input": [1, 4, 5, 5]}
-    record(version, "negative_padding", p, lambda: layer(2, 4, 2, 3, padding=-1)(
-        torch.zeros(p["input"])))
+        p = {
+            "rank": rank,
+            "in_channels": 4,
+            "out_channels": 2,
+            "kernel_size": k,
+            "padding": pad,
+            "input": [1, 4] + [size] * rank,
+        }
+        record(
+            version,
+            "negative_output",
+            p,
+            lambda: layer(rank, 4, 2, k, padding=pad)(torch.zeros(p["input"])),
+        )
+    p = {
+        "rank": 2,
+        "in_channels": 4,
+        "out_channels": 2,
+        "kernel_size": 3,
+        "padding": -1,
+        "input": [1, 4, 5, 5],
+    }
+    record(
+        version,
+        "negative_padding",
+        p,
+        lambda: layer(2, 4, 2, 3, padding=-1)(torch.zeros(p["input"])),
+    )
     p = {"rank": 2, "input": [1, 4, 5, 5], "weight": [4, 2, 3, 3], "stride": 0}
-    record(version, "stride", p, lambda: F.conv_transpose2d(
-        torch.zeros(p["input"]), torch.zeros(p["weight"]), stride=0))
+    record(
+        version,
+        "stride",
+        p,
+        lambda: F.conv_transpose2d(torch.zeros(p["input"]), torch.zeros(p["weight"]), stride=0),
+    )
 
 
 def collect_keras(module_name: str, tf_kernel_errors_only: bool = False) -> None:
     if module_name == "keras":
         import keras
         from keras import layers
+
         version = f"keras {keras.__version__}"
     else:
         import tf_keras as keras
         from tf_keras import layers
+
         version = f"tf_keras {keras.__version__}"
     if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
         version += " (TF_ENABLE_ONEDNN_OPTS=0)"
@@ -121,35 +221,84 @@ def collect_keras(module_name: str, tf_kernel_errors_only: bool = False) -> None
         return lay(np.zeros(shape, dtype="float32"))
 
     for rank, size, k, s, op in [(2, 5, 2, 1, 0), (1, 4, 4, 1, 0)]:
-        p = {"rank": rank, "filters": 3, "kernel_size": k, "strides": s, "padding": "same",
-             "output_padding": op, "input": [1] + [size] * rank + [4]}
-        record(version, "out_backprop", p, lambda: run(rank, p["input"], 3, k, strides=s,
-                                                       padding="same", output_padding=op))
+        p = {
+            "rank": rank,
+            "filters": 3,
+            "kernel_size": k,
+            "strides": s,
+            "padding": "same",
+            "output_padding": op,
+            "input": [1] + [size] * rank + [4],
+        }
+        record(
+            version,
+            "out_backprop",
+            p,
+            lambda: run(rank, p["input"], 3, k, strides=s, padding="same", output_padding=op),
+        )
     if tf_kernel_errors_only:
         return
-    for rank, shape in [(2, [None, 100]), (2, [None, 7, 7]), (1, [None, 64]), (3, [None, 8, 8, 3]),
-                        (2, [None, 10, 7, 7, 3]), (1, [None, 10, 5, 4])]:
+    for rank, shape in [
+        (2, [None, 100]),
+        (2, [None, 7, 7]),
+        (1, [None, 64]),
+        (3, [None, 8, 8, 3]),
+        (2, [None, 10, 7, 7, 3]),
+        (1, [None, 10, 5, 4]),
+    ]:
         p = {"rank": rank, "filters": 3, "kernel_size": 3, "input": shape}
         record(version, "rank", p, lambda: run(rank, shape, 3, 3))
     for rank, s, op in [(2, 2, 2), (2, 1, 1), (1, 3, 4), (3, 2, 2)]:
-        p = {"rank": rank, "filters": 3, "kernel_size": 3, "strides": s, "output_padding": op,
-             "padding": "same", "input": [1] + [6] * rank + [4]}
-        record(version, "output_padding", p, lambda: run(rank, p["input"], 3, 3, strides=s,
-                                                         padding="same", output_padding=op))
+        p = {
+            "rank": rank,
+            "filters": 3,
+            "kernel_size": 3,
+            "strides": s,
+            "output_padding": op,
+            "padding": "same",
+            "input": [1] + [6] * rank + [4],
+        }
+        record(
+            version,
+            "output_padding",
+            p,
+            lambda: run(rank, p["input"], 3, 3, strides=s, padding="same", output_padding=op),
+        )
     for rank, s, d in [(1, 2, 2), (2, 2, 2)]:
-        p = {"rank": rank, "filters": 3, "kernel_size": 3, "strides": s, "dilation_rate": d,
-             "input": [1] + [6] * rank + [4]}
-        record(version, "stride_and_dilation", p, lambda: run(rank, p["input"], 3, 3, strides=s,
-                                                              dilation_rate=d))
+        p = {
+            "rank": rank,
+            "filters": 3,
+            "kernel_size": 3,
+            "strides": s,
+            "dilation_rate": d,
+            "input": [1] + [6] * rank + [4],
+        }
+        record(
+            version,
+            "stride_and_dilation",
+            p,
+            lambda: run(rank, p["input"], 3, 3, strides=s, dilation_rate=d),
+        )
     if module_name == "tf_keras":
-        p = {"rank": 2, "filters": 3, "kernel_size": 3, "dilation_rate": [1, 2],
-             "input": [1, 6, 6, 4]}
-        record(version, "unequal_dilation", p, lambda: run(2, p["input"], 3, 3,
-                                                           dilation_rate=(1, 2)))
+        p = {
+            "rank": 2,
+            "filters": 3,
+            "kernel_size": 3,
+            "dilation_rate": [1, 2],
+            "input": [1, 6, 6, 4],
+        }
+        record(
+            version, "unequal_dilation", p, lambda: run(2, p["input"], 3, 3, dilation_rate=(1, 2))
+        )
     lay = cls[2](3, 3)
     lay(np.zeros((1, 5, 5, 8), dtype="float32"))
-    p = {"rank": 2, "filters": 3, "kernel_size": 3, "built_for": [1, 5, 5, 8],
-         "input": [1, 5, 5, 4]}
+    p = {
+        "rank": 2,
+        "filters": 3,
+        "kernel_size": 3,
+        "built_for": [1, 5, 5, 8],
+        "input": [1, 5, 5, 4],
+    }
     record(version, "channels", p, lambda: lay(np.zeros((1, 5, 5, 4), dtype="float32")))
     p = {"rank": 2, "filters": 3, "kernel_size": 3, "input": [1, 6, 6, 4], "padding": "full"}
     record(version, "padding_string", p, lambda: run(2, p["input"], 3, 3, padding="full"))
@@ -159,6 +308,7 @@ def collect_keras(module_name: str, tf_kernel_errors_only: bool = False) -> None
 
 def collect_tf_nn() -> None:
     import tensorflow as tf
+
     version = f"tensorflow {tf.__version__}"
     if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
         version += " (TF_ENABLE_ONEDNN_OPTS=0)"
@@ -172,55 +322,148 @@ def collect_tf_nn() -> None:
     ]
     for x, f, o, s, pad in cases:
         p = {"rank": 2, "input": x, "filters": f, "output_shape": o, "strides": s, "padding": pad}
-        record(version, "out_backprop", p, lambda: tf.nn.conv2d_transpose(
-            z(x), z(f), o, s, padding=pad))
-    p = {"rank": 1, "input": [1, 5, 4], "filters": [3, 2, 4], "output_shape": [1, 12, 2],
-         "strides": 2, "padding": "SAME"}
-    record(version, "out_backprop", p, lambda: tf.nn.conv1d_transpose(
-        z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME"))
-    p = {"rank": 3, "input": [1, 4, 4, 4, 4], "filters": [3, 3, 3, 2, 4],
-         "output_shape": [1, 9, 9, 9, 2], "strides": 2, "padding": "SAME"}
-    record(version, "out_backprop", p, lambda: tf.nn.conv3d_transpose(
-        z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME"))
-    p = {"rank": 2, "input": [1, 5, 5, 3], "filters": [3, 3, 2, 4], "output_shape": [1, 10, 10, 2],
-         "strides": 2, "padding": "SAME"}
-    record(version, "channels", p, lambda: tf.nn.conv2d_transpose(
-        z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME"))
-    p = {"rank": 2, "input": [1, 5, 5, 4], "filters": [3, 3, 2, 4], "output_shape": [1, 10, 10, 3],
-         "strides": 2, "padding": "SAME"}
-    record(version, "channels", p, lambda: tf.nn.conv2d_transpose(
-        z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME"))
+        record(
+            version,
+            "out_backprop",
+            p,
+            lambda: tf.nn.conv2d_transpose(z(x), z(f), o, s, padding=pad),
+        )
+    p = {
+        "rank": 1,
+        "input": [1, 5, 4],
+        "filters": [3, 2, 4],
+        "output_shape": [1, 12, 2],
+        "strides": 2,
+        "padding": "SAME",
+    }
+    record(
+        version,
+        "out_backprop",
+        p,
+        lambda: tf.nn.conv1d_transpose(
+            z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME"
+        ),
+    )
+    p = {
+        "rank": 3,
+        "input": [1, 4, 4, 4, 4],
+        "filters": [3, 3, 3, 2, 4],
+        "output_shape": [1, 9, 9, 9, 2],
+        "strides": 2,
+        "padding": "SAME",
+    }
+    record(
+        version,
+        "out_backprop",
+        p,
+        lambda: tf.nn.conv3d_transpose(
+            z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME"
+        ),
+    )
+    p = {
+        "rank": 2,
+        "input": [1, 5, 5, 3],
+        "filters": [3, 3, 2, 4],
+        "output_shape": [1, 10, 10, 2],
+        "strides": 2,
+        "padding": "SAME",
+    }
+    record(
+        version,
+        "channels",
+        p,
+        lambda: tf.nn.conv2d_transpose(
+            z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME"
+        ),
+    )
+    p = {
+        "rank": 2,
+        "input": [1, 5, 5, 4],
+        "filters": [3, 3, 2, 4],
+        "output_shape": [1, 10, 10, 3],
+        "strides": 2,
+        "padding": "SAME",
+    }
+    record(
+        version,
+        "channels",
+        p,
+        lambda: tf.nn.conv2d_transpose(
+            z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME"
+        ),
+    )
     # A rank-2 input, or an output_shape of the wrong length, aborts the whole process in
     # TF 2.21's oneDNN kernel (a failed CHECK, no Python exception): nothing to collect.
-    p = {"rank": 2, "input": [1, 5, 5, 4], "filters": [3, 3, 4], "output_shape": [1, 10, 10, 2],
-         "strides": 2, "padding": "SAME"}
-    record(version, "rank", p, lambda: tf.nn.conv2d_transpose(
-        z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME"))
-    p = {"rank": 2, "input": [1, 5, 5, 4], "filters": [3, 3, 2, 4], "output_shape": [1, 9, 9, 2],
-         "strides": 1, "padding": "SAME", "dilations": 2}
-    record(version, "dilation_cpu", p, lambda: tf.nn.conv2d_transpose(
-        z(p["input"]), z(p["filters"]), p["output_shape"], 1, padding="SAME", dilations=2))
-    p = {"rank": 2, "input": [1, 4, 5, 5], "filters": [3, 3, 2, 4], "output_shape": [1, 2, 10, 10],
-         "strides": 2, "padding": "SAME", "data_format": "NCHW"}
-    record(version, "data_format_cpu", p, lambda: tf.nn.conv2d_transpose(
-        z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME",
-        data_format="NCHW"))
+    p = {
+        "rank": 2,
+        "input": [1, 5, 5, 4],
+        "filters": [3, 3, 4],
+        "output_shape": [1, 10, 10, 2],
+        "strides": 2,
+        "padding": "SAME",
+    }
+    record(
+        version,
+        "rank",
+        p,
+        lambda: tf.nn.conv2d_transpose(
+            z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME"
+        ),
+    )
+    p = {
+        "rank": 2,
+        "input": [1, 5, 5, 4],
+        "filters": [3, 3, 2, 4],
+        "output_shape": [1, 9, 9, 2],
+        "strides": 1,
+        "padding": "SAME",
+        "dilations": 2,
+    }
+    record(
+        version,
+        "dilation_cpu",
+        p,
+        lambda: tf.nn.conv2d_transpose(
+            z(p["input"]), z(p["filters"]), p["output_shape"], 1, padding="SAME", dilations=2
+        ),
+    )
+    p = {
+        "rank": 2,
+        "input": [1, 4, 5, 5],
+        "filters": [3, 3, 2, 4],
+        "output_shape": [1, 2, 10, 10],
+        "strides": 2,
+        "padding": "SAME",
+        "data_format": "NCHW",
+    }
+    record(
+        version,
+        "data_format_cpu",
+        p,
+        lambda: tf.nn.conv2d_transpose(
+            z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME", data_format="NCHW"
+        ),
+    )
 
 
 def collect_onnx() -> None:
     import numpy as np
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
+
     version = f"onnxruntime {ort.__version__}"
 
     def run(x_shape, w_shape, **attrs):
         node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], **attrs)
         graph = helper.make_graph(
-            [node], "g",
-            [helper.make_tensor_value_info("X", TensorProto.FLOAT, None),
-             helper.make_tensor_value_info("W", TensorProto.FLOAT, None)],
-            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+            [node],
+            "g",
+            [
+                helper.make_tensor_value_info("X", TensorProto.FLOAT, None),
+                helper.make_tensor_value_info("W", TensorProto.FLOAT, None),
+            ],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -231,10 +474,13 @@ def collect_onnx() -> None:
         ("rank", [1, 100], [4, 2, 3, 3], {}),
         ("rank", [1, 4, 5, 5], [4, 2, 3], {}),
         ("negative_output", [1, 4, 2, 2], [4, 2, 3, 3], {"pads": [3, 3, 3, 3]}),
-        ("output_padding", [1, 4, 5, 5], [4, 2, 3, 3], {"strides": [2, 2],
-                                                        "output_padding": [2, 2]}),
-        ("output_shape", [1, 4, 5, 5], [4, 2, 3, 3], {"strides": [2, 2],
-                                                      "output_shape": [20, 20]}),
+        (
+            "output_padding",
+            [1, 4, 5, 5],
+            [4, 2, 3, 3],
+            {"strides": [2, 2], "output_padding": [2, 2]},
+        ),
+        ("output_shape", [1, 4, 5, 5], [4, 2, 3, 3], {"strides": [2, 2], "output_shape": [20, 20]}),
         ("groups", [1, 4, 5, 5], [4, 2, 3, 3], {"group": 3}),
         ("attribute_length", [1, 4, 5, 5], [4, 2, 3, 3], {"strides": [2, 2, 2]}),
         ("attribute_length", [1, 4, 5, 5], [4, 2, 3, 3], {"pads": [1, 1]}),
@@ -249,6 +495,7 @@ def collect_jax() -> None:
     import jax
     import jax.numpy as jnp
     from jax import lax
+
     version = f"jax {jax.__version__}"
     cases = [
         # (a rank-3 lhs with a rank-4 rhs raises an AssertionError without a message)
@@ -260,10 +507,16 @@ def collect_jax() -> None:
         ("channels", [1, 5, 5, 4], [3, 3, 2, 4], (2, 2), "SAME", {"transpose_kernel": True}),
     ]
     for kind, xs, ws, s, pad, kw in cases:
-        p = {"lhs": xs, "rhs": ws, "strides": list(s),
-             "padding": pad if isinstance(pad, str) else [list(t) for t in pad], **kw}
-        record(version, kind, p, lambda: lax.conv_transpose(
-            jnp.zeros(xs), jnp.zeros(ws), s, pad, **kw))
+        p = {
+            "lhs": xs,
+            "rhs": ws,
+            "strides": list(s),
+            "padding": pad if isinstance(pad, str) else [list(t) for t in pad],
+            **kw,
+        }
+        record(
+            version, kind, p, lambda: lax.conv_transpose(jnp.zeros(xs), jnp.zeros(ws), s, pad, **kw)
+        )
 
 
 def main(path: str) -> None:
@@ -276,9 +529,15 @@ def main(path: str) -> None:
     # TensorFlow words its errors differently without oneDNN (its other CPU kernels); users
     # meet both, and the switch only works before TensorFlow is imported.
     import subprocess
+
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0")
-    out = subprocess.run([sys.executable, __file__, "--tf-nn-only"], env=env, check=True,
-                         stdout=subprocess.PIPE, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--tf-nn-only"],
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
     RECORDS.extend(json.loads(out))
     collect_torch()
     collect_keras("keras")

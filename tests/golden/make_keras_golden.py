@@ -34,11 +34,32 @@ def cases() -> list[dict]:
     both > 1 together)."""
     c = []
 
-    def add(rank, size, cin, filters, kernel, strides, padding, output_padding=None,
-            dilation=1, use_bias=True):
-        c.append(dict(rank=rank, input=list(size), cin=cin, filters=filters, kernel=kernel,
-                      strides=strides, padding=padding, output_padding=output_padding,
-                      dilation_rate=dilation, use_bias=use_bias))
+    def add(
+        rank,
+        size,
+        cin,
+        filters,
+        kernel,
+        strides,
+        padding,
+        output_padding=None,
+        dilation=1,
+        use_bias=True,
+    ):
+        c.append(
+            dict(
+                rank=rank,
+                input=list(size),
+                cin=cin,
+                filters=filters,
+                kernel=kernel,
+                strides=strides,
+                padding=padding,
+                output_padding=output_padding,
+                dilation_rate=dilation,
+                use_bias=use_bias,
+            )
+        )
 
     # The three layers behind the "11x11" confusion.
     add(2, (5, 5), 2, 3, 3, 2, "same", (1, 1))
@@ -66,8 +87,11 @@ def cases() -> list[dict]:
 
 
 def layer_class(keras, rank):
-    return {1: keras.layers.Conv1DTranspose, 2: keras.layers.Conv2DTranspose,
-            3: keras.layers.Conv3DTranspose}[rank]
+    return {
+        1: keras.layers.Conv1DTranspose,
+        2: keras.layers.Conv2DTranspose,
+        3: keras.layers.Conv3DTranspose,
+    }[rank]
 
 
 def run(configs: list[dict], arrays: dict | None) -> dict:
@@ -84,8 +108,18 @@ def run(configs: list[dict], arrays: dict | None) -> dict:
             bias = rng.standard_normal(cfg["filters"]).astype(np.float32)
         else:
             x, kernel, bias = (arrays[f"{j}/{n}"] for n in ("x", "kernel", "bias"))
-        args = {key: cfg[key] for key in ("filters", "kernel", "strides", "padding",
-                                           "output_padding", "dilation_rate", "use_bias")}
+        args = {
+            key: cfg[key]
+            for key in (
+                "filters",
+                "kernel",
+                "strides",
+                "padding",
+                "output_padding",
+                "dilation_rate",
+                "use_bias",
+            )
+        }
         args["kernel_size"] = args.pop("kernel")
         layer = layer_class(keras, cfg["rank"])(**args, data_format="channels_last")
         layer.build(x.shape)
@@ -94,17 +128,21 @@ def run(configs: list[dict], arrays: dict | None) -> dict:
             y = np.asarray(layer(x))
         except Exception as exc:  # a backend that cannot run this layer
             y = None
-            print(f"layer {j}: {keras.backend.backend()} refuses it: {type(exc).__name__}",
-                  file=sys.stderr)
-        result[j] = dict(x=x, kernel=kernel, bias=bias, y=y,
-                         shape=list(layer.compute_output_shape(x.shape)))
+            print(
+                f"layer {j}: {keras.backend.backend()} refuses it: {type(exc).__name__}",
+                file=sys.stderr,
+            )
+        result[j] = dict(
+            x=x, kernel=kernel, bias=bias, y=y, shape=list(layer.compute_output_shape(x.shape))
+        )
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", metavar="BACKEND",
-                        help="also run every layer on this Keras backend and compare")
+    parser.add_argument(
+        "--check", metavar="BACKEND", help="also run every layer on this Keras backend and compare"
+    )
     parser.add_argument("--replay", help=argparse.SUPPRESS)  # child process of --check
     args = parser.parse_args()
 
@@ -112,8 +150,10 @@ def main() -> None:
         data = dict(np.load(args.replay))
         configs = json.loads(str(data["configs"]))
         res = run(configs, data)
-        np.savez(args.replay + ".out.npz",
-                 **{f"{j}/y": r["y"] for j, r in res.items() if r["y"] is not None})
+        np.savez(
+            args.replay + ".out.npz",
+            **{f"{j}/y": r["y"] for j, r in res.items() if r["y"] is not None},
+        )
         return
 
     os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -123,8 +163,9 @@ def main() -> None:
         if r["y"] is None:
             raise SystemExit(f"layer {j} did not run on {os.environ['KERAS_BACKEND']}")
         if list(r["y"].shape) != r["shape"]:
-            raise SystemExit(f"layer {j}: output {r['y'].shape} != compute_output_shape "
-                             f"{r['shape']}")
+            raise SystemExit(
+                f"layer {j}: output {r['y'].shape} != compute_output_shape {r['shape']}"
+            )
         configs[j]["output_shape"] = r["shape"]
     payload = {"configs": np.array(json.dumps(configs))}
     for j, r in res.items():
@@ -145,12 +186,13 @@ def main() -> None:
             diff = np.abs(other[key] - r["y"]).max() if r["y"].size else 0.0
             scale = max(np.abs(r["y"]).max(), 1.0) if r["y"].size else 1.0
             if other[key].shape != r["y"].shape or diff > 1e-4 * scale:
-                raise SystemExit(f"layer {j} ({configs[j]}): {args.check} disagrees "
-                                 f"(shape {other[key].shape}, max diff {diff})")
+                raise SystemExit(
+                    f"layer {j} ({configs[j]}): {args.check} disagrees "
+                    f"(shape {other[key].shape}, max diff {diff})"
+                )
             compared += 1
         os.remove(str(OUT) + ".out.npz")
-        print(f"{args.check} agrees on {compared} of {len(configs)} layers "
-              f"(the others it refuses)")
+        print(f"{args.check} agrees on {compared} of {len(configs)} layers (the others it refuses)")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,7 @@ from tconv import reference
 
 def window_numbers(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, sol) -> np.ndarray:
     """x (N, C_in, *spatial), w (C_in, C_out, *kernel) -> the source layer's output."""
-    full = reference.conv_transpose(x, w, None, stride=sol.stride, padding=0,
-                                    dilation=sol.dilation)
+    full = reference.conv_transpose(x, w, None, stride=sol.stride, padding=0, dilation=sol.dilation)
     idx = [slice(None), slice(None)]
     pad = [(0, 0), (0, 0)]
     for j in range(sol.rank):
@@ -55,8 +54,9 @@ def torch_source(layer, cin: int, cout: int):
     """The Solution of a drawn torch layer (its crop window) via tconv.solve."""
     inp, ks, ss, ps, ops, ds = layer
     target = tuple(tconv.shapes.torch((1, cin, *inp), cin, cout, ks, ss, ps, ops, 1, ds)[2:])
-    for sol in tconv.solve(inp, target, kernel_size=ks, stride=ss, dilation=ds,
-                           in_channels=cin, out_channels=cout):
+    for sol in tconv.solve(
+        inp, target, kernel_size=ks, stride=ss, dilation=ds, in_channels=cin, out_channels=cout
+    ):
         if sol.params["padding"] == _one(ps) and sol.params["output_padding"] == _one(ops):
             return sol
     raise AssertionError(f"solve does not list the layer {layer}")
@@ -71,3 +71,40 @@ def split_recipe(recipe: str) -> tuple[str, str]:
     first, _, rest = recipe.partition("\n")
     assert first.startswith("layer = "), recipe
     return first, rest
+
+
+def explain_args(sol) -> dict:
+    """A Solution's parameters as tconv.explain takes them for its convention (spatial
+    sizes only)."""
+    return {
+        k: (
+            tuple(tuple(p) if isinstance(p, (list, tuple)) else p for p in v)
+            if isinstance(v, list)
+            else v
+        )
+        for k, v in sol.params.items()
+    }
+
+
+def explain_elsewhere(text: str, cin: int, cout: int) -> dict[str, str]:
+    """The code of each "The same layer elsewhere" line of explain's text, as printed (the
+    layer, or the recipe after "instead:"), with the channel placeholders filled in."""
+    section = text.split("The same layer elsewhere", 1)[1].splitlines()[1:]
+    out: dict[str, list[str]] = {}
+    conv = None
+    for line in section:
+        head = line[:10].strip()
+        if line.startswith("  ") and not line.startswith("   ") and head.endswith(":"):
+            conv = head[:-1]
+            body = line[10:]
+            out[conv] = [] if body.startswith("no equivalent layer") else [body]
+        elif conv is not None and line.strip().startswith("instead: "):
+            out[conv] = [line.strip()[len("instead: ") :]]
+        elif (
+            conv is not None and line.strip() and not line.strip().startswith("note:") and out[conv]
+        ):
+            out[conv].append(line.strip())
+    return {
+        c: "\n".join(v).replace("in_channels", str(cin)).replace("out_channels", str(cout))
+        for c, v in out.items()
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -21,7 +23,7 @@ def partitions(draw, n: int) -> tuple[int, ...]:
         return (1,) * n
     cuts = draw(st.sets(st.integers(1, n - 1), min_size=1, max_size=n - 1))
     edges = [0, *sorted(cuts), n]
-    return tuple(b - a for a, b in zip(edges, edges[1:]))
+    return tuple(b - a for a, b in itertools.pairwise(edges))
 
 
 @st.composite
@@ -37,8 +39,11 @@ def chunked_layers(draw, max_macs: int = 4000) -> dict:
     xs = (*spatial, c_in) if channels_last else (c_in, *spatial)
     if not cfg["unbatched"]:
         xs = (cfg["batch"], *xs)
-    ws = ((*cfg["kernel"], cfg["c_out_g"], c_in) if channels_last
-          else (c_in, cfg["c_out_g"], *cfg["kernel"]))
+    ws = (
+        (*cfg["kernel"], cfg["c_out_g"], c_in)
+        if channels_last
+        else (c_in, cfg["c_out_g"], *cfg["kernel"])
+    )
     x = rng.standard_normal(xs).astype(dtype)
     w = rng.standard_normal(ws).astype(dtype)
     b = rng.standard_normal(cfg["c_out_g"] * groups).astype(dtype) if draw(st.booleans()) else None

@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 
 
-def literal_scatter(x, w, bias=None, stride=1, padding=0, output_padding=0, dilation=1,
-                    groups=1):
+def literal_scatter(x, w, bias=None, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
     """channels_first transposed convolution written as the scatter loop of its definition.
 
     x (N, C_in, *in) batched, w (C_in, C_out/groups, *k); int or per-dim stride, padding (one
     symmetric crop per dim), output_padding and dilation. Accumulates in float64.
     """
     rank = w.ndim - 2
+
     def tup(v):
         return tuple(v) if isinstance(v, (tuple, list)) else (v,) * rank
+
     s, p, op, d = tup(stride), tup(padding), tup(output_padding), tup(dilation)
     n, c_in = x.shape[:2]
     cout_g = w.shape[1]
@@ -43,10 +44,9 @@ def _scatter(x, w, y, groups, cin_g, cout_g, ins, ks, s, d):
                 for ipos in itertools.product(*(range(i) for i in ins)):
                     for kpos in itertools.product(*(range(k) for k in ks)):
                         opos = tuple(i * s_ + k * d_ for i, k, s_, d_ in zip(ipos, kpos, s, d))
-                        y[(slice(None), g * cout_g + co, *opos)] += (
-                            x[(slice(None), g * cin_g + ci, *ipos)].astype(np.float64)
-                            * np.float64(w[(g * cin_g + ci, co, *kpos)])
-                        )
+                        y[(slice(None), g * cout_g + co, *opos)] += x[
+                            (slice(None), g * cin_g + ci, *ipos)
+                        ].astype(np.float64) * np.float64(w[(g * cin_g + ci, co, *kpos)])
 
 
 def raises(exc_type, *words):

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 # sampling adds breadth. "thorough" (CI's long-run stage) draws six times as many layers.
 # Pick one with HYPOTHESIS_PROFILE=thorough or --hypothesis-profile=thorough.
 REFERENCE_EXAMPLES = 150  # the budget the counts passed to examples() are written for
-_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                     HealthCheck.data_too_large])
+_COMMON = dict(
+    deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 settings.register_profile("default", max_examples=50, **_COMMON)
 settings.register_profile("thorough", max_examples=300, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
@@ -47,8 +48,13 @@ def reachable_isas() -> list[str]:
 RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}
 
 
-def assert_close_in_norm(actual: np.ndarray, desired: np.ndarray, dtype: Any = None,
-                         rtol: float | None = None, msg: str = "") -> None:
+def assert_close_in_norm(
+    actual: np.ndarray,
+    desired: np.ndarray,
+    dtype: Any = None,
+    rtol: float | None = None,
+    msg: str = "",
+) -> None:
     """||actual - desired|| <= rtol * ||desired|| (+ a tiny absolute floor for all-zero
     results), after checking shapes; rtol defaults to the per-dtype bound of `dtype` (or of
     `desired`). Modelled on scipy.fft's _assert_close_in_norm."""
@@ -103,9 +109,13 @@ def torch_weight_to_keras(w: np.ndarray) -> np.ndarray:
 
 
 @st.composite
-def layer_configs(draw: Any, max_macs: int = 30000, ranks: tuple[int, ...] = (1, 2, 3),
-                  paddings: tuple[str, ...] = ("int", "per_dim", "pairs", "same", "valid"),
-                  allow_output_size: bool = True) -> dict:
+def layer_configs(
+    draw: Any,
+    max_macs: int = 30000,
+    ranks: tuple[int, ...] = (1, 2, 3),
+    paddings: tuple[str, ...] = ("int", "per_dim", "pairs", "same", "valid"),
+    allow_output_size: bool = True,
+) -> dict:
     """A random valid layer with small arrays: a dict of keyword arguments for
     conv_transpose (minus x, weight and bias) plus the array shapes to build."""
     rank = draw(st.sampled_from(ranks))
@@ -125,11 +135,11 @@ def layer_configs(draw: Any, max_macs: int = 30000, ranks: tuple[int, ...] = (1,
 
     form = draw(st.sampled_from(paddings))
     full = [(i - 1) * s + d * (k - 1) + 1 for i, s, d, k in zip(size, stride, dilation, kernel)]
-    args: dict = dict(stride=stride if draw(st.booleans()) or len(set(stride)) > 1
-                      else stride[0],
-                      dilation=dilation if len(set(dilation)) > 1 or draw(st.booleans())
-                      else dilation[0],
-                      groups=groups)
+    args: dict = dict(
+        stride=stride if draw(st.booleans()) or len(set(stride)) > 1 else stride[0],
+        dilation=dilation if len(set(dilation)) > 1 or draw(st.booleans()) else dilation[0],
+        groups=groups,
+    )
     explicit_op = draw(st.booleans())
     if form in ("same", "valid"):
         args["padding"] = form if draw(st.booleans()) else form.upper()
@@ -149,12 +159,24 @@ def layer_configs(draw: Any, max_macs: int = 30000, ranks: tuple[int, ...] = (1,
                 pairs.append((lo, draw(st.integers(0, r - lo))))
             args["padding"] = tuple(pairs)
     args["output_padding"] = op if explicit_op else None
-    if (allow_output_size and explicit_op and all(o < s for o, s in zip(op, stride))
-            and draw(st.integers(0, 3)) == 0):
+    if (
+        allow_output_size
+        and explicit_op
+        and all(o < s for o, s in zip(op, stride))
+        and draw(st.integers(0, 3)) == 0
+    ):
         # Ask for the same output through output_size instead (PyTorch's way).
         args["output_size_from_op"] = True
-    return dict(rank=rank, batch=batch, unbatched=unbatched, c_in=cin_g * groups,
-                c_out_g=cout_g, size=size, kernel=kernel, args=args)
+    return dict(
+        rank=rank,
+        batch=batch,
+        unbatched=unbatched,
+        c_in=cin_g * groups,
+        c_out_g=cout_g,
+        size=size,
+        kernel=kernel,
+        args=args,
+    )
 
 
 def layer_inputs(cfg: dict) -> tuple:
@@ -179,8 +201,11 @@ def layer_inputs(cfg: dict) -> tuple:
     w = rng.standard_normal(ws).astype(dt)
     b = rng.standard_normal(cfg["cout_g"] * cfg["groups"]).astype(dt) if cfg["bias"] else None
     kw = dict(
-        stride=cfg["stride"], padding=cfg["pads"], output_padding=cfg["outpad"],
-        dilation=cfg["dilation"], groups=cfg["groups"],
+        stride=cfg["stride"],
+        padding=cfg["pads"],
+        output_padding=cfg["outpad"],
+        dilation=cfg["dilation"],
+        groups=cfg["groups"],
         data_format="channels_last" if cfg["channels_last"] else "channels_first",
     )
     return x, w, b, kw

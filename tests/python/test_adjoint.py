@@ -8,32 +8,39 @@ import math
 
 import numpy as np
 import pytest
-from conftest import examples, torch_weight_to_keras
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tconv
 from tconv import reference
 
+from conftest import examples, torch_weight_to_keras
+
 
 def naive_conv(x: np.ndarray, w: np.ndarray, stride, dilation, pads, groups: int) -> np.ndarray:
     """y[n, co, o] = sum_{ci in co's group, k} x[n, ci, o*stride + k*dilation - lo] * w[co, ci, k]
     with x (N, C_in, *in), w (C_out, C_in/groups, *k) and pads one (lo, hi) per dimension."""
-    n, c_in = x.shape[:2]
+    n, _c_in = x.shape[:2]
     c_out, c_in_g = w.shape[:2]
     c_out_g = c_out // groups
     size, kernel = x.shape[2:], w.shape[2:]
-    out = [(i + lo + hi - (d * (k - 1) + 1)) // s + 1
-           for i, k, s, d, (lo, hi) in zip(size, kernel, stride, dilation, pads)]
+    out = [
+        (i + lo + hi - (d * (k - 1) + 1)) // s + 1
+        for i, k, s, d, (lo, hi) in zip(size, kernel, stride, dilation, pads)
+    ]
     y = np.zeros((n, c_out, *out))
     for o in itertools.product(*(range(v) for v in out)):
         for k in itertools.product(*(range(v) for v in kernel)):
-            i = [oo * s + kk * d - lo for oo, kk, s, d, (lo, _) in zip(o, k, stride, dilation, pads)]
+            i = [
+                oo * s + kk * d - lo for oo, kk, s, d, (lo, _) in zip(o, k, stride, dilation, pads)
+            ]
             if not all(0 <= ii < sz for ii, sz in zip(i, size)):
                 continue  # reads the zero padding
             for g in range(groups):
                 xs = x[(slice(None), slice(g * c_in_g, (g + 1) * c_in_g), *i)]  # (N, C_in_g)
-                ws = w[(slice(g * c_out_g, (g + 1) * c_out_g), slice(None), *k)]  # (C_out_g, C_in_g)
+                ws = w[
+                    (slice(g * c_out_g, (g + 1) * c_out_g), slice(None), *k)
+                ]  # (C_out_g, C_in_g)
                 y[(slice(None), slice(g * c_out_g, (g + 1) * c_out_g), *o)] += xs @ ws.T
     return y
 
@@ -54,12 +61,25 @@ def adjoint_configs(draw):
     c_in = groups * draw(st.integers(1, 3))
     c_out = groups * draw(st.integers(1, 3))
     batch = draw(st.integers(1, 2))
-    return dict(rank=rank, kernel=kernel, stride=stride, dilation=dilation, pads=pads,
-                size=size, groups=groups, c_in=c_in, c_out=c_out, batch=batch)
+    return dict(
+        rank=rank,
+        kernel=kernel,
+        stride=stride,
+        dilation=dilation,
+        pads=pads,
+        size=size,
+        groups=groups,
+        c_in=c_in,
+        c_out=c_out,
+        batch=batch,
+    )
 
 
-@given(cfg=adjoint_configs(), seed=st.integers(0, 2**32 - 1),
-       data_format=st.sampled_from(["channels_first", "channels_last"]))
+@given(
+    cfg=adjoint_configs(),
+    seed=st.integers(0, 2**32 - 1),
+    data_format=st.sampled_from(["channels_first", "channels_last"]),
+)
 def test_adjoint_identity(cfg, seed, data_format):
     rng = np.random.default_rng(seed)
     groups = cfg["groups"]
@@ -69,23 +89,38 @@ def test_adjoint_identity(cfg, seed, data_format):
     y = rng.standard_normal(fwd.shape)
     # The transposed layer with the same weight, stride, dilation and crops maps fwd's shape
     # back onto x's once output_padding restores the cells the forward floor division dropped.
-    op = [i - ((o - 1) * s + d * (k - 1) + 1 - lo - hi) for i, o, s, d, k, (lo, hi) in zip(
-        cfg["size"], fwd.shape[2:], cfg["stride"], cfg["dilation"], cfg["kernel"], cfg["pads"])]
-    kw = dict(stride=cfg["stride"], padding=cfg["pads"], output_padding=op,
-              dilation=cfg["dilation"], groups=groups)
+    op = [
+        i - ((o - 1) * s + d * (k - 1) + 1 - lo - hi)
+        for i, o, s, d, k, (lo, hi) in zip(
+            cfg["size"], fwd.shape[2:], cfg["stride"], cfg["dilation"], cfg["kernel"], cfg["pads"]
+        )
+    ]
+    kw = dict(
+        stride=cfg["stride"],
+        padding=cfg["pads"],
+        output_padding=op,
+        dilation=cfg["dilation"],
+        groups=groups,
+    )
     if data_format == "channels_first":
         back = tconv.conv_transpose(y, w, **kw)
     else:
-        back = np.moveaxis(tconv.conv_transpose(np.moveaxis(y, 1, -1), torch_weight_to_keras(w),
-                                                **kw, data_format="channels_last"), -1, 1)
+        back = np.moveaxis(
+            tconv.conv_transpose(
+                np.moveaxis(y, 1, -1), torch_weight_to_keras(w), **kw, data_format="channels_last"
+            ),
+            -1,
+            1,
+        )
     assert back.shape == x.shape
     lhs = float(np.vdot(fwd, y))
     rhs = float(np.vdot(x, back))
     scale = np.linalg.norm(fwd) * np.linalg.norm(y) + np.linalg.norm(x) * np.linalg.norm(back)
     assert math.isclose(lhs, rhs, rel_tol=0, abs_tol=1e-12 * max(scale, 1.0)), (lhs, rhs, cfg)
     ref_back = reference.conv_transpose(y, w, **kw)
-    assert math.isclose(float(np.vdot(x, ref_back)), lhs, rel_tol=0,
-                        abs_tol=1e-12 * max(scale, 1.0))
+    assert math.isclose(
+        float(np.vdot(x, ref_back)), lhs, rel_tol=0, abs_tol=1e-12 * max(scale, 1.0)
+    )
 
 
 def test_adjoint_catches_a_wrong_operator():
@@ -111,10 +146,18 @@ def test_naive_conv_is_torch_conv(cfg, seed):
     w = rng.standard_normal((cfg["c_out"], cfg["c_in"] // cfg["groups"], *cfg["kernel"]))
     pad = [p for lo_hi in reversed(cfg["pads"]) for p in lo_hi]  # F.pad order: last dim first
     xt = torch.nn.functional.pad(torch.from_numpy(x), pad)
-    conv = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d,
-            3: torch.nn.functional.conv3d}[cfg["rank"]]
-    want = conv(xt, torch.from_numpy(w), stride=cfg["stride"], dilation=cfg["dilation"],
-                groups=cfg["groups"]).numpy()
+    conv = {
+        1: torch.nn.functional.conv1d,
+        2: torch.nn.functional.conv2d,
+        3: torch.nn.functional.conv3d,
+    }[cfg["rank"]]
+    want = conv(
+        xt,
+        torch.from_numpy(w),
+        stride=cfg["stride"],
+        dilation=cfg["dilation"],
+        groups=cfg["groups"],
+    ).numpy()
     got = naive_conv(x, w, cfg["stride"], cfg["dilation"], cfg["pads"], cfg["groups"])
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)

@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 
 import tconv
 
-from _advice import split_recipe, torch_layers, torch_source, window_numbers
+from _advice import (
+    explain_args,
+    explain_elsewhere,
+    split_recipe,
+    torch_layers,
+    torch_source,
+    window_numbers,
+)
 from conftest import assert_close_in_norm
 
 CIN, COUT = 2, 3
@@ -27,8 +34,11 @@ F32 = np.float32
 
 def _data(sol, seed: int = 0):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((1, CIN, *sol.input_size)),
-            rng.standard_normal((CIN, COUT, *sol.kernel_size)), rng.standard_normal(COUT))
+    return (
+        rng.standard_normal((1, CIN, *sol.input_size)),
+        rng.standard_normal((CIN, COUT, *sol.kernel_size)),
+        rng.standard_normal(COUT),
+    )
 
 
 def _last(a: np.ndarray) -> np.ndarray:
@@ -45,13 +55,22 @@ def _kernel_last(w: np.ndarray, order: tuple[int, int]) -> np.ndarray:
 def _sources(layer, conv: str):
     """The drawn torch layer, and a few solutions of `conv` for the same sizes."""
     src = torch_source(layer, CIN, COUT)
-    sols = tconv.solve(src.input_size, src.output_size, kernel_size=src.kernel_size,
-                       stride=src.stride, dilation=src.dilation, convention=conv,
-                       in_channels=CIN, out_channels=COUT)
+    sols = tconv.solve(
+        src.input_size,
+        src.output_size,
+        kernel_size=src.kernel_size,
+        stride=src.stride,
+        dilation=src.dilation,
+        convention=conv.split()[0],
+        in_channels=CIN,
+        out_channels=COUT,
+        use_consistent_padding=conv.endswith("consistent"),
+    )
     return [src, *sols[:3]]
 
 
 # ---- runners: the printed code -> numpy, channels-first ----------------------------------------
+
 
 def _run_keras(code: str, x, w, b):
     keras = pytest.importorskip("keras")
@@ -69,30 +88,40 @@ def _run_keras(code: str, x, w, b):
 
 def _run_tf_nn(code: str, x, w):
     tf = pytest.importorskip("tensorflow")
-    ns = {"tf": tf, "x": tf.constant(_last(x).astype(F32)),
-          "filters": tf.constant(_kernel_last(w, (1, 0)).astype(F32))}
+    ns = {
+        "tf": tf,
+        "x": tf.constant(_last(x).astype(F32)),
+        "filters": tf.constant(_kernel_last(w, (1, 0)).astype(F32)),
+    }
     exec(code if code.startswith("y = ") else f"y = {code}", ns)
     return np.moveaxis(ns["y"].numpy(), -1, 1)
 
 
 def _run_jax(code: str, x, w):
     jax = pytest.importorskip("jax")
-    ns = {"lax": jax.lax, "jnp": jax.numpy, "x": jax.numpy.asarray(_last(x).astype(F32)),
-          "w": jax.numpy.asarray(_kernel_last(w, (0, 1)).astype(F32))}
+    ns = {
+        "lax": jax.lax,
+        "jnp": jax.numpy,
+        "x": jax.numpy.asarray(_last(x).astype(F32)),
+        "w": jax.numpy.asarray(_kernel_last(w, (0, 1)).astype(F32)),
+    }
     exec(f"y = {code}", ns)
     return np.moveaxis(np.asarray(ns["y"]), -1, 1)
 
 
 def _run_onnx(code: str, x, w):
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper, numpy_helper
 
     node = eval(code, {"helper": helper})
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x.shape))],
+        [node],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x.shape))],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(w.astype(F32), "W")])
+        [numpy_helper.from_array(w.astype(F32), "W")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -131,7 +160,10 @@ def test_solve_code_runs(conv, layer):
 
 @pytest.mark.parametrize("conv", ["keras", "tf_nn", "jax", "onnx"])
 @FAST
-@given(layer=torch_layers(), source=st.sampled_from(["torch", "keras", "onnx", "tf_nn", "jax"]))
+@given(
+    layer=torch_layers(),
+    source=st.sampled_from(["torch", "keras", "onnx", "tf_nn", "jax", "jax consistent"]),
+)
 def test_translations_and_recipes_run(conv, layer, source):
     pytest.importorskip(_IMPORT[conv])
     for src in _sources(layer, source):
@@ -145,17 +177,106 @@ def test_translations_and_recipes_run(conv, layer, source):
             assert "JAX's explicit pads" in tr.recipe and tconv.translate(src)["jax"].exact
 
 
+@FAST
+@given(layer=torch_layers(), data=st.data())
+def test_jax_consistent_padding_code_runs(layer, data):
+    """solve, translate and mirror with use_consistent_padding=True: the printed
+    lax.conv_transpose(..., use_consistent_padding=True) gives the size and the numbers."""
+    pytest.importorskip("jax")
+    src = torch_source(layer, CIN, COUT)
+    sols = tconv.solve(
+        src.input_size,
+        src.output_size,
+        kernel_size=src.kernel_size,
+        stride=src.stride,
+        dilation=src.dilation,
+        convention="jax",
+        in_channels=CIN,
+        out_channels=COUT,
+        use_consistent_padding=True,
+    )
+    twin = tconv.translate(src, use_consistent_padding=True)["jax"]
+    assert twin.exact
+    ran = 0
+    for sol in [twin.solution, *sols[:3]]:
+        assert "use_consistent_padding=True" in sol.code()
+        _check("jax", sol.code(), sol)
+        ran += not isinstance(sol.params["padding"], str)
+    # PyTorch's padding p with output_padding q is the consistent pair (p, p - q)
+    pad = twin.solution.params["padding"]
+    if not isinstance(pad, str):
+        assert pad == [(p, p - q) for p, q in zip(layer[3], layer[4])]
+    inp, ks, ss, ps, _, ds = layer
+    fwd_in = tuple(max(i * s, d * (k - 1) + 1) for i, k, s, d in zip(inp, ks, ss, ds))
+    pairs = tuple((p, data.draw(st.integers(0, p + 1))) for p in ps)
+    try:
+        mir = tconv.mirror(
+            fwd_in,
+            ks,
+            ss,
+            pairs,
+            ds,
+            convention="jax",
+            in_channels=CIN,
+            out_channels=COUT,
+            use_consistent_padding=True,
+        )
+    except tconv.ShapeError:
+        return
+    x, w, b = _data(mir)
+    y, want = _run("jax", str(mir), mir, x, w, b)
+    assert y.shape[2:] == fwd_in, str(mir)
+    assert_close_in_norm(y, want, dtype=F32, msg=str(mir))
+
+
+@pytest.mark.parametrize("conv", ["keras", "tf_nn", "jax", "onnx"])
+@FAST
+@given(
+    layer=torch_layers(),
+    source=st.sampled_from(["torch", "keras", "onnx", "tf_nn", "jax", "jax consistent"]),
+)
+def test_explain_same_layer_elsewhere_runs(conv, layer, source):
+    """explain's "The same layer elsewhere" lines, parsed from its text as printed: each
+    layer or recipe gives the explained layer's size and numbers."""
+    pytest.importorskip(_IMPORT[conv])
+    if source.split()[0] == conv:
+        return
+    for src in _sources(layer, source)[:3]:
+        text = tconv.explain(src.convention, src.input_size, **explain_args(src))
+        code = explain_elsewhere(text, CIN, COUT).get(conv)
+        tr = tconv.translate(src)[conv]
+        if code.startswith("no "):
+            # no layer of `conv` holds the window: the text points to JAX, which must
+            assert not tr.exact and "JAX's explicit pads hold it" in code
+            assert tconv.translate(src)["jax"].exact
+            continue
+        notes = tr.solution.notes if tr.exact else ()
+        _check(conv, code, src, notes)
+        _EXPLAINED_RUN[conv] = _EXPLAINED_RUN.get(conv, 0) + (not notes)
+
+
+_EXPLAINED_RUN: dict = {}
+
+
+@pytest.mark.parametrize("conv", ["keras", "tf_nn", "jax", "onnx"])
+def test_explain_examples_reached_the_framework(conv):
+    """Some of explain's lines above ran in each framework (pytest runs this file in order)."""
+    pytest.importorskip(_IMPORT[conv])
+    assert _EXPLAINED_RUN.get(conv, 0) > 0
+
+
 def test_keras_recipe_for_torch_padding_1_output_padding_1():
     pytest.importorskip("keras")
-    src = tconv.solve((5, 5), (10, 10), kernel_size=3, stride=2, in_channels=CIN,
-                      out_channels=COUT)[0]
+    src = tconv.solve(
+        (5, 5), (10, 10), kernel_size=3, stride=2, in_channels=CIN, out_channels=COUT
+    )[0]
     assert src.params["padding"] == 1 and src.params["output_padding"] == 1
     recipe = tconv.translate(src)["keras"].recipe
     assert "Cropping2D(((1, 0), (1, 0)))" in recipe
     _check("keras", recipe, src)
 
 
-_TF_DOCTOR = r'''
+_TF_DOCTOR = r"""
 import json, os, re, sys
 os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"   # the plain kernels name the failing size
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -178,12 +299,17 @@ for i, k, s, want in json.loads(sys.argv[1]):
             ran.append([n, pad, int(y.shape[1])])
     out.append({"kind": d.kind, "ran": ran})
 print(json.dumps(out))
-'''
+"""
 
 
 @settings(max_examples=2, deadline=None, derandomize=True, database=None)
-@given(st.lists(st.tuples(st.integers(1, 6), st.integers(1, 5), st.integers(1, 3),
-                          st.integers(1, 4)), min_size=6, max_size=6))
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 6), st.integers(1, 5), st.integers(1, 3), st.integers(1, 4)),
+        min_size=6,
+        max_size=6,
+    )
+)
 def test_doctor_fix_for_tensorflow_out_backprop_runs(layers):
     """The sizes doctor proposes for "out_backprop doesn't match computed" all run in tf.nn
     (in a subprocess: TF_ENABLE_ONEDNN_OPTS must be set before TensorFlow is imported)."""
@@ -195,12 +321,17 @@ def test_doctor_fix_for_tensorflow_out_backprop_runs(layers):
     # past every size 'SAME' accepts for the input
     cases = [[i, k, s, i * s + off + s] for i, k, s, off in layers]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    res = subprocess.run([sys.executable, "-c", _TF_DOCTOR, json.dumps(cases)],
-                         capture_output=True, text=True, env=env, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-c", _TF_DOCTOR, json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     for got in json.loads(res.stdout.strip().splitlines()[-1]):
         assert got is not None and got["kind"] == "out_backprop" and got["ran"]
-        for n, pad, length in got["ran"]:
+        for n, _pad, length in got["ran"]:
             assert length == n
 
 
@@ -222,8 +353,12 @@ def test_doctor_fix_for_keras_output_padding_runs(op, strides):
     assert tuple(y.shape) == want
 
 
-_FORWARD_PADDING = {"keras": ["same", "valid"], "tf_nn": ["SAME", "VALID"],
-                    "jax": ["SAME", "VALID", "pairs"], "onnx": ["pads"]}
+_FORWARD_PADDING = {
+    "keras": ["same", "valid"],
+    "tf_nn": ["SAME", "VALID"],
+    "jax": ["SAME", "VALID", "pairs"],
+    "onnx": ["pads"],
+}
 
 
 @pytest.mark.parametrize("conv", ["keras", "tf_nn", "jax", "onnx"])
@@ -239,8 +374,9 @@ def test_mirror_code_runs_and_restores_the_size(conv, layer, data):
     elif pad == "pads":
         pad = list(ps) + list(ps)
     try:
-        sol = tconv.mirror(fwd_in, ks, ss, pad, ds, convention=conv, in_channels=CIN,
-                           out_channels=COUT)
+        sol = tconv.mirror(
+            fwd_in, ks, ss, pad, ds, convention=conv, in_channels=CIN, out_channels=COUT
+        )
     except tconv.ShapeError:
         return  # the framework has no such layer (e.g. Keras: strides > 1 with dilation)
     if sol.notes:

@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 import tconv
 from tconv import _explain
 
-from _advice import split_recipe, torch_layers, torch_source, window_numbers
+from _advice import (
+    explain_args,
+    explain_elsewhere,
+    split_recipe,
+    torch_layers,
+    torch_source,
+    window_numbers,
+)
 from conftest import assert_close_in_norm
 
 torch = pytest.importorskip("torch")
@@ -84,9 +91,16 @@ def test_torch_recipes_cover_every_dimension(layer, conv):
     """Windows torch cannot hold (from the other conventions' solutions): the recipe is exact."""
     src = torch_source(layer, CIN, COUT)
     target = src.output_size
-    for sol in tconv.solve(src.input_size, target, kernel_size=src.kernel_size,
-                           stride=src.stride, dilation=src.dilation, convention=conv,
-                           in_channels=CIN, out_channels=COUT)[:6]:
+    for sol in tconv.solve(
+        src.input_size,
+        target,
+        kernel_size=src.kernel_size,
+        stride=src.stride,
+        dilation=src.dilation,
+        convention=conv,
+        in_channels=CIN,
+        out_channels=COUT,
+    )[:6]:
         tr = tconv.translate(sol)["torch"]
         x, w, b = _data(sol)
         code = tr.solution.code() if tr.exact else tr.recipe
@@ -145,8 +159,10 @@ def _torch_error(fn) -> str:
 def test_doctor_output_padding_fixes_give_the_size_asked_for(layer, data):
     inp, ks, ss, ps, _, ds = layer
     bad = tuple(data.draw(st.integers(max(s, d), max(s, d) + 3)) for s, d in zip(ss, ds))
-    wanted = tuple(tconv._core.torch_length(i, k, s, d, p, op)
-                   for i, k, s, d, p, op in zip(inp, ks, ss, ds, ps, bad))
+    wanted = tuple(
+        tconv._core.torch_length(i, k, s, d, p, op)
+        for i, k, s, d, p, op in zip(inp, ks, ss, ds, ps, bad)
+    )
     cls = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}[len(ks)]
     x = torch.zeros(1, 1, *inp)
     msg = _torch_error(lambda: cls(1, 1, ks, ss, ps, bad, dilation=ds)(x))
@@ -165,8 +181,9 @@ def test_doctor_output_padding_fixes_give_the_size_asked_for(layer, data):
         y = cls(1, 1, k2, ss, p2, opt["output_padding"], dilation=ds)(x)
         assert tuple(y.shape[2:]) == wanted, (msg, diag.fix, opt)
         shown = opt["output_padding"]
-        assert f"output_padding={shown[0] if len(set(shown)) == 1 else shown}" in diag.fix \
-            or rank == 1
+        assert (
+            f"output_padding={shown[0] if len(set(shown)) == 1 else shown}" in diag.fix or rank == 1
+        )
     assert tried
 
 
@@ -197,19 +214,26 @@ def test_doctor_output_size_parses_torch_tuple_and_list_spellings():
         assert "nn.ConvTranspose2d" in diag.fix and "(80, 120) to (161, 241)" in diag.fix
 
 
-@pytest.mark.parametrize("conv, args", [
-    ("keras", dict(kernel_size=3, strides=2, padding="same")),
-    ("onnx", dict(kernel_shape=(3, 2), strides=(2, 3), pads=(0, 1, 1, 0))),
-    ("jax", dict(kernel_size=(3, 3), strides=(2, 2), padding=((2, 1), (0, 2)))),
-])
+@pytest.mark.parametrize(
+    "conv, args",
+    [
+        ("keras", dict(kernel_size=3, strides=2, padding="same")),
+        ("onnx", dict(kernel_shape=(3, 2), strides=(2, 3), pads=(0, 1, 1, 0))),
+        ("jax", dict(kernel_size=(3, 3), strides=(2, 2), padding=((2, 1), (0, 2)))),
+    ],
+)
 def test_explain_same_layer_elsewhere_runs_in_torch(conv, args):
     rep = _explain._report(conv, (4, 5), args)
     torch_text = dict(rep.translations)["torch"]
-    sols = tconv.solve((4, 5), tuple(d.out for d in rep.dims),
-                       kernel_size=tuple(d.k for d in rep.dims),
-                       stride=tuple(d.s for d in rep.dims), convention="onnx")
+    sols = tconv.solve(
+        (4, 5),
+        tuple(d.out for d in rep.dims),
+        kernel_size=tuple(d.k for d in rep.dims),
+        stride=tuple(d.s for d in rep.dims),
+        convention="onnx",
+    )
     src = next(s for s in sols if s.crop == tuple((d.lo, d.hi, d.op) for d in rep.dims))
-    code = (torch_text.split("instead: ", 1)[1] if "instead: " in torch_text else torch_text)
+    code = torch_text.split("instead: ", 1)[1] if "instead: " in torch_text else torch_text
     code = "\n".join(line.strip() for line in code.splitlines())
     x, w, b = _data(src)
     ns = {"in_channels": CIN, "out_channels": COUT}
@@ -220,24 +244,81 @@ def test_explain_same_layer_elsewhere_runs_in_torch(conv, args):
     assert_close_in_norm(y, window_numbers(x, w, b, src))
 
 
+@FAST
+@given(torch_layers(), st.sampled_from(["keras", "onnx", "tf_nn", "jax", "jax consistent"]))
+def test_explain_torch_line_runs_for_every_source(layer, source):
+    """explain's "The same layer elsewhere" torch line, parsed from its printed text, for
+    layers of every other convention (JAX's with use_consistent_padding too): the explained
+    layer's size and numbers."""
+    src = torch_source(layer, CIN, COUT)
+    sols = tconv.solve(
+        src.input_size,
+        src.output_size,
+        kernel_size=src.kernel_size,
+        stride=src.stride,
+        dilation=src.dilation,
+        convention=source.split()[0],
+        use_consistent_padding=source.endswith("consistent"),
+    )
+    for sol in sols[:3]:
+        text = tconv.explain(sol.convention, sol.input_size, **explain_args(sol))
+        code = explain_elsewhere(text, CIN, COUT)["torch"]
+        x, w, b = _data(sol)
+        y = _run_torch_code(code, sol, x, w, b)
+        assert y.shape[2:] == sol.output_size, code
+        assert_close_in_norm(y, window_numbers(x, w, b, sol), msg=code)
+
+
 def test_shape_cli_prints_output_size_as_a_forward_argument(capsys):
     from tconv import cli
 
-    assert cli.main(["shape", "torch", "--input", "1", "3", "80", "120", "--in-channels", "3",
-                     "--out-channels", "8", "--kernel-size", "3", "--stride", "2", "--padding",
-                     "1", "--output-size", "160", "240"]) == 0
+    assert (
+        cli.main(
+            [
+                "shape",
+                "torch",
+                "--input",
+                "1",
+                "3",
+                "80",
+                "120",
+                "--in-channels",
+                "3",
+                "--out-channels",
+                "8",
+                "--kernel-size",
+                "3",
+                "--stride",
+                "2",
+                "--padding",
+                "1",
+                "--output-size",
+                "160",
+                "240",
+            ]
+        )
+        == 0
+    )
     line = capsys.readouterr().out.splitlines()[0]
     y = eval(line, {"nn": nn, "x": torch.zeros(1, 3, 80, 120)})
     assert tuple(y.shape) == (1, 8, 160, 240)
 
 
-@pytest.mark.parametrize("conv, shape, args", [
-    ("onnx", (1, 3, 5, 5), dict(weight_shape=(3, 8, 3, 3), strides=(2, 2), pads=(1, 1, 0, 0))),
-    ("keras", (1, 5, 5, 3), dict(filters=8, kernel_size=3, strides=2, padding="same")),
-    ("jax", (1, 5, 5, 3), dict(rhs_shape=(3, 3, 3, 8), strides=(2, 2), padding="SAME")),
-    ("tf_nn", (1, 5, 5, 3), dict(filters_shape=(3, 3, 8, 3), output_shape=(1, 10, 10, 8),
-                                 strides=2, padding="SAME")),
-])
+@pytest.mark.parametrize(
+    "conv, shape, args",
+    [
+        ("onnx", (1, 3, 5, 5), dict(weight_shape=(3, 8, 3, 3), strides=(2, 2), pads=(1, 1, 0, 0))),
+        ("keras", (1, 5, 5, 3), dict(filters=8, kernel_size=3, strides=2, padding="same")),
+        ("jax", (1, 5, 5, 3), dict(rhs_shape=(3, 3, 3, 8), strides=(2, 2), padding="SAME")),
+        (
+            "tf_nn",
+            (1, 5, 5, 3),
+            dict(
+                filters_shape=(3, 3, 8, 3), output_shape=(1, 10, 10, 8), strides=2, padding="SAME"
+            ),
+        ),
+    ],
+)
 def test_explain_prints_the_channel_counts_given(conv, shape, args):
     rep = _explain._report(conv, shape, args)
     text = dict(rep.translations)["torch"]

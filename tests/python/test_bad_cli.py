@@ -17,7 +17,7 @@ def subcommands():
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             return sorted(action.choices)
-    return []
+    raise AssertionError("the parser has no subcommands: the tests below would check nothing")
 
 
 def run(argv, capsys):
@@ -34,6 +34,10 @@ def run(argv, capsys):
 COMMANDS = subcommands()
 # Subcommands that do real work when given no arguments (never run them here).
 RUN_WITHOUT_ARGS = {"demo", "bench", "info"}
+
+
+def test_the_documented_subcommands_are_discovered():
+    assert {"shape", "explain", "doctor", "solve", "mirror", "demo", "info"} <= set(COMMANDS)
 
 
 def test_no_command_is_a_usage_error(capsys):
@@ -77,19 +81,22 @@ def test_absurd_positionals(command, value, capsys):
         assert "usage:" in err
 
 
-@pytest.mark.parametrize("argv,words", [
-    (["bench", "--threads", "-5"], ["--threads", "[1, 1024]"]),
-    (["bench", "--threads", "2**70"], ["--threads", "comma-separated integers"]),
-    (["bench", "--threads", ""], ["--threads"]),
-    (["bench", "--repeats", "0"], ["--repeats"]),
-    (["bench", "--repeats", "abc"], ["--repeats", "invalid int value"]),
-    (["bench", "--budget", "nan"], ["--budget"]),
-    (["bench", "--budget", "1e999"], ["--budget"]),
-    (["bench", "--peak", "-1"], ["--peak"]),
-    (["bench", "--dtype", "float16"], ["--dtype", "invalid choice"]),
-    (["bench", "--layers", "no_such_layer"], ["unknown layer", "no_such_layer"]),
-    (["demo", "extra"], ["unrecognized arguments"]),
-])
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["bench", "--threads", "-5"], ["--threads", "[1, 1024]"]),
+        (["bench", "--threads", "2**70"], ["--threads", "comma-separated integers"]),
+        (["bench", "--threads", ""], ["--threads"]),
+        (["bench", "--repeats", "0"], ["--repeats"]),
+        (["bench", "--repeats", "abc"], ["--repeats", "invalid int value"]),
+        (["bench", "--budget", "nan"], ["--budget"]),
+        (["bench", "--budget", "1e999"], ["--budget"]),
+        (["bench", "--peak", "-1"], ["--peak"]),
+        (["bench", "--dtype", "float16"], ["--dtype", "invalid choice"]),
+        (["bench", "--layers", "no_such_layer"], ["unknown layer", "no_such_layer"]),
+        (["demo", "extra"], ["unrecognized arguments"]),
+    ],
+)
 def test_absurd_options(argv, words, capsys):
     if argv[0] not in COMMANDS:
         pytest.skip(f"no {argv[0]} subcommand")
@@ -100,7 +107,11 @@ def test_absurd_options(argv, words, capsys):
 
 
 def test_python_dash_m_reports_usage_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "tconv", "no-such-command"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tconv", "no-such-command"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "usage:" in proc.stderr and "Traceback" not in proc.stderr

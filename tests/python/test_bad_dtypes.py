@@ -8,9 +8,10 @@ ndarray operands, or float64 when there is none.
 
 import numpy as np
 import pytest
-from _hardening import literal_scatter, raises
 
 import tconv
+
+from _hardening import literal_scatter, raises
 
 f32, f64 = np.float32, np.float64
 rng = np.random.default_rng(5)
@@ -18,17 +19,20 @@ X = rng.standard_normal((1, 2, 3, 3)).astype(f32)
 W = rng.standard_normal((2, 3, 2, 2)).astype(f32)
 
 
-@pytest.mark.parametrize("dtype,words", [
-    (np.int64, ["int64", "integer", "x.astype(np.float32)"]),
-    (np.int8, ["int8", "integer"]),
-    (np.uint16, ["uint16", "integer"]),
-    (np.bool_, ["bool", "booleans"]),
-    (np.complex128, ["complex128", "real and imaginary parts"]),
-    (np.complex64, ["complex64"]),
-    (object, ["object"]),
-    (np.float16, ["float16", "compute in float32"]),
-    (np.longdouble, ["float128" if np.dtype(np.longdouble).itemsize == 16 else "float"]),
-])
+@pytest.mark.parametrize(
+    "dtype,words",
+    [
+        (np.int64, ["int64", "integer", "x.astype(np.float32)"]),
+        (np.int8, ["int8", "integer"]),
+        (np.uint16, ["uint16", "integer"]),
+        (np.bool_, ["bool", "booleans"]),
+        (np.complex128, ["complex128", "real and imaginary parts"]),
+        (np.complex64, ["complex64"]),
+        (object, ["object"]),
+        (np.float16, ["float16", "compute in float32"]),
+        (np.longdouble, ["float128" if np.dtype(np.longdouble).itemsize == 16 else "float"]),
+    ],
+)
 def test_x_of_unsupported_dtype(dtype, words):
     if np.dtype(dtype) == np.dtype(np.float64):
         pytest.skip("long double is double here")
@@ -91,6 +95,7 @@ def test_float64_is_computed_in_float64():
 
 # ---- lists and other array-likes ------------------------------------------------------------
 
+
 def test_lists_adopt_the_dtype_of_the_array_operand():
     y = tconv.conv_transpose(X.tolist(), W)
     assert y.dtype == f32
@@ -107,8 +112,8 @@ def test_lists_only_compute_in_float64():
 
 
 def test_list_of_ints_is_read_as_numbers():
-    x = [[[1, 2], [3, 4]]]          # (C_in=1, 2, 2), unbatched
-    w = [[[[1, 0], [0, 1]]]]        # (1, 1, 2, 2)
+    x = [[[1, 2], [3, 4]]]  # (C_in=1, 2, 2), unbatched
+    w = [[[[1, 0], [0, 1]]]]  # (1, 1, 2, 2)
     y = tconv.conv_transpose(x, w)
     assert y.dtype == f64
     np.testing.assert_array_equal(y, [[[1, 2, 0], [3, 5, 2], [0, 3, 4]]])
@@ -120,12 +125,15 @@ def test_tuple_of_floats_with_float32_weight():
     np.testing.assert_array_equal(y, [[1, 2, 2, 1]])
 
 
-@pytest.mark.parametrize("value,words", [
-    ([[[True, False]]], ["list of booleans"]),
-    ([[[1j, 2]]], ["complex numbers"]),
-    ([[[1, 2], [3]]], ["could not be read", "inhomogeneous"]),
-    ([[["a", "b"]]], ["dtype <U1"]),
-])
+@pytest.mark.parametrize(
+    "value,words",
+    [
+        ([[[True, False]]], ["list of booleans"]),
+        ([[[1j, 2]]], ["complex numbers"]),
+        ([[[1, 2], [3]]], ["could not be read", "inhomogeneous"]),
+        ([[["a", "b"]]], ["dtype <U1"]),
+    ],
+)
 def test_lists_that_are_not_real_numbers(value, words):
     with raises(TypeError, "x", *words):
         tconv.conv_transpose(value, np.ones((1, 1, 2), f32))
@@ -150,8 +158,7 @@ def test_array_like_keeps_its_dtype():
         def __array__(self, dtype=None, copy=None):
             return self.a
 
-    np.testing.assert_array_equal(tconv.conv_transpose(Wrapper(X), W),
-                                  tconv.conv_transpose(X, W))
+    np.testing.assert_array_equal(tconv.conv_transpose(Wrapper(X), W), tconv.conv_transpose(X, W))
     with raises(TypeError, "x has dtype int64"):
         tconv.conv_transpose(Wrapper(np.ones((1, 2, 3, 3), np.int64)), W)
 

@@ -3,9 +3,10 @@ written when the call fails."""
 
 import numpy as np
 import pytest
-from _hardening import literal_scatter, raises
 
 import tconv
+
+from _hardening import literal_scatter, raises
 
 f32, f64 = np.float32, np.float64
 rng = np.random.default_rng(7)
@@ -48,8 +49,9 @@ def test_broadcast_zero_stride_views():
     w = np.broadcast_to(W[:, :1], W.shape)
     assert 0 in x.strides and 0 in w.strides
     y = tconv.conv_transpose(x, w, B, **KW)
-    np.testing.assert_allclose(y, literal_scatter(np.array(x), np.array(w), B, **KW),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        y, literal_scatter(np.array(x), np.array(w), B, **KW), rtol=1e-12, atol=1e-12
+    )
 
 
 def unaligned(a):
@@ -98,6 +100,7 @@ def test_out_is_filled_and_returned():
 
 # ---- out that must be refused, untouched ---------------------------------------------------
 
+
 def sentinel(shape=EXPECTED.shape, dtype=f64, order="C"):
     return np.full(shape, 7.0, dtype=dtype, order=order)
 
@@ -105,8 +108,9 @@ def sentinel(shape=EXPECTED.shape, dtype=f64, order="C"):
 def refuse(out, exc, *words, **kw):
     before = np.array(out, copy=True)
     with raises(exc, *words):
-        tconv.conv_transpose(kw.pop("x", X), kw.pop("w", W), kw.pop("b", B), out=out,
-                             **{**KW, **kw})
+        tconv.conv_transpose(
+            kw.pop("x", X), kw.pop("w", W), kw.pop("b", B), out=out, **{**KW, **kw}
+        )
     np.testing.assert_array_equal(out, before)
 
 
@@ -123,8 +127,13 @@ def test_broadcast_out():
 
 def test_out_of_wrong_shape():
     assert EXPECTED.shape == (2, 2, 8, 7)
-    refuse(sentinel((2, 2, 8, 3)), ValueError, "out has shape (2, 2, 8, 3)",
-           "expected (2, 2, 8, 7)", "np.empty((2, 2, 8, 7)")
+    refuse(
+        sentinel((2, 2, 8, 3)),
+        ValueError,
+        "out has shape (2, 2, 8, 3)",
+        "expected (2, 2, 8, 7)",
+        "np.empty((2, 2, 8, 7)",
+    )
 
 
 def test_out_with_batch_axis_for_unbatched_x():
@@ -175,7 +184,7 @@ def test_out_overlapping_a_view_of_x():
 
 def test_out_aliasing_weight():
     w = np.zeros((3, 2, 3, 3))
-    out = w.reshape(-1)[:2 * 3 * 3].reshape(2, 3, 3)
+    out = w.reshape(-1)[: 2 * 3 * 3].reshape(2, 3, 3)
     x = np.ones((3, 1, 1))
     with raises(ValueError, "out shares memory with weight"):
         tconv.conv_transpose(x, w, out=out)
@@ -197,10 +206,17 @@ def test_out_aliasing_the_original_of_a_byte_swapped_x():
         tconv.conv_transpose(x, W, out=out)
 
 
-@pytest.mark.parametrize("bad", [
-    dict(stride=0), dict(padding=9), dict(b=np.ones(5)), dict(w=W.astype(f32)),
-    dict(output_padding=(5, 0)), dict(output_size=(99, 99), output_padding=None),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(stride=0),
+        dict(padding=9),
+        dict(b=np.ones(5)),
+        dict(w=W.astype(f32)),
+        dict(output_padding=(5, 0)),
+        dict(output_size=(99, 99), output_padding=None),
+    ],
+)
 def test_no_partial_write_on_any_error(bad):
     out = sentinel()
     before = out.copy()

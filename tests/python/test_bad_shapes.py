@@ -4,10 +4,11 @@ what was received and the fix."""
 
 import numpy as np
 import pytest
-from _hardening import raises
 
 import tconv
 from tconv import ShapeError
+
+from _hardening import raises
 
 f32 = np.float32
 X = np.ones((2, 3, 4, 4), f32)
@@ -15,6 +16,7 @@ W = np.ones((3, 2, 3, 3), f32)
 
 
 # ---- rank ---------------------------------------------------------------------------------
+
 
 def test_shape_error_is_a_value_error():
     assert issubclass(ShapeError, ValueError)
@@ -71,12 +73,18 @@ def test_flat_features_that_do_not_split_into_channels():
 
 @pytest.mark.parametrize("fn,rank", [(tconv.conv_transpose1d, 1), (tconv.conv_transpose3d, 3)])
 def test_fixed_rank_functions_check_the_weight(fn, rank):
-    with raises(ShapeError, f"conv_transpose{rank}d", f"rank {rank + 2}", "(3, 2, 3, 3)",
-                "use conv_transpose2d"):
+    with raises(
+        ShapeError,
+        f"conv_transpose{rank}d",
+        f"rank {rank + 2}",
+        "(3, 2, 3, 3)",
+        "use conv_transpose2d",
+    ):
         fn(X, W)
 
 
 # ---- channels and groups ------------------------------------------------------------------
+
 
 def test_channel_mismatch():
     with raises(ShapeError, "x has 4 input channels", "weight expects 3"):
@@ -112,9 +120,11 @@ def test_groups_not_an_int():
 
 # ---- bias ---------------------------------------------------------------------------------
 
+
 def test_bias_of_wrong_length():
-    with raises(ShapeError, "bias must have shape (2,)", "one value per output channel",
-                "got shape (3,)"):
+    with raises(
+        ShapeError, "bias must have shape (2,)", "one value per output channel", "got shape (3,)"
+    ):
         tconv.conv_transpose(X, W, np.ones(3, f32))
 
 
@@ -137,21 +147,22 @@ def test_bias_scalar():
 
 # ---- kernel, stride, dilation -------------------------------------------------------------
 
+
 def test_kernel_of_size_zero():
     with raises(ShapeError, "kernel size must be at least 1", "got 0", "(3, 2, 0, 3)"):
         tconv.conv_transpose(X, np.ones((3, 2, 0, 3), f32))
 
 
-@pytest.mark.parametrize("name,value", [("stride", 0), ("stride", -2), ("dilation", 0),
-                                        ("dilation", -1)])
+@pytest.mark.parametrize(
+    "name,value", [("stride", 0), ("stride", -2), ("dilation", 0), ("dilation", -1)]
+)
 def test_stride_and_dilation_not_positive(name, value):
     with raises(ShapeError, f"{name} must be a positive integer", f"got {value}", f"{name}=1"):
         tconv.conv_transpose(X, W, **{name: value})
 
 
 def test_stride_per_dim_with_wrong_count():
-    with raises(ShapeError, "stride must be an int or a tuple of 2 ints", "3 values",
-                "exactly 2"):
+    with raises(ShapeError, "stride must be an int or a tuple of 2 ints", "3 values", "exactly 2"):
         tconv.conv_transpose(X, W, stride=(1, 2, 3))
 
 
@@ -177,10 +188,12 @@ def test_stride_bool():
 
 # ---- padding ------------------------------------------------------------------------------
 
+
 def test_padding_that_empties_the_output():
     # full length (4-1)*1 + 3 = 6; cropping 3 + 3 leaves nothing.
-    with raises(ShapeError, "output would have size 0", "uncropped result has 6",
-                "padding of at most 2"):
+    with raises(
+        ShapeError, "output would have size 0", "uncropped result has 6", "padding of at most 2"
+    ):
         tconv.conv_transpose(X, W, padding=3)
 
 
@@ -205,15 +218,23 @@ def test_onnx_style_pads_get_the_pair_form():
 
 
 def test_padding_pairs_with_wrong_count():
-    with raises(ShapeError, "explicit padding must be 2 (lo, hi) pairs", "padding=((1, 1), (1, 1))"):
+    with raises(
+        ShapeError, "explicit padding must be 2 (lo, hi) pairs", "padding=((1, 1), (1, 1))"
+    ):
         tconv.conv_transpose(X, W, padding=((1, 1),))
 
 
 # ---- output_padding and output_size -------------------------------------------------------
 
+
 def test_output_padding_not_below_stride_or_dilation():
-    with raises(ShapeError, "output_padding must be smaller than either stride or dilation",
-                "output_padding=2", "stride=2", "use output_padding in [0, 1]"):
+    with raises(
+        ShapeError,
+        "output_padding must be smaller than either stride or dilation",
+        "output_padding=2",
+        "stride=2",
+        "use output_padding in [0, 1]",
+    ):
         tconv.conv_transpose(X, W, stride=2, output_padding=2)
 
 

@@ -18,21 +18,65 @@ from tconv import _bench, _core
 
 # Two tiny layers: an overlapping 2-D stride-2 kernel with output_padding, and a 1-D layer.
 TINY = [
-    {"name": "tiny_2d", "dims": 2, "batch": 2, "in_channels": 6, "out_channels": 5,
-     "groups": 1, "input_size": [5, 4], "kernel_size": [3, 3], "stride": [2, 2],
-     "padding": [1, 1], "output_padding": [1, 0], "dilation": [1, 1], "output_size": [10, 7],
-     "quick": True},
-    {"name": "tiny_1d", "dims": 1, "batch": 1, "in_channels": 4, "out_channels": 3,
-     "groups": 1, "input_size": [9], "kernel_size": [4], "stride": [2], "padding": [1],
-     "output_padding": [0], "dilation": [1], "output_size": [18], "quick": True},
-    {"name": "tiny_dw", "dims": 2, "batch": 1, "in_channels": 4, "out_channels": 4,
-     "groups": 4, "input_size": [6, 6], "kernel_size": [4, 4], "stride": [2, 2],
-     "padding": [1, 1], "output_padding": [0, 0], "dilation": [1, 1], "output_size": [12, 12],
-     "quick": False},
+    {
+        "name": "tiny_2d",
+        "dims": 2,
+        "batch": 2,
+        "in_channels": 6,
+        "out_channels": 5,
+        "groups": 1,
+        "input_size": [5, 4],
+        "kernel_size": [3, 3],
+        "stride": [2, 2],
+        "padding": [1, 1],
+        "output_padding": [1, 0],
+        "dilation": [1, 1],
+        "output_size": [10, 7],
+        "quick": True,
+    },
+    {
+        "name": "tiny_1d",
+        "dims": 1,
+        "batch": 1,
+        "in_channels": 4,
+        "out_channels": 3,
+        "groups": 1,
+        "input_size": [9],
+        "kernel_size": [4],
+        "stride": [2],
+        "padding": [1],
+        "output_padding": [0],
+        "dilation": [1],
+        "output_size": [18],
+        "quick": True,
+    },
+    {
+        "name": "tiny_dw",
+        "dims": 2,
+        "batch": 1,
+        "in_channels": 4,
+        "out_channels": 4,
+        "groups": 4,
+        "input_size": [6, 6],
+        "kernel_size": [4, 4],
+        "stride": [2, 2],
+        "padding": [1, 1],
+        "output_padding": [0, 0],
+        "dilation": [1, 1],
+        "output_size": [12, 12],
+        "quick": False,
+    },
 ]
 for _l in TINY:
-    _l["flops"] = (2 * _l["batch"] * _l["in_channels"] * _l["out_channels"] // _l["groups"]
-                   * math.prod(_l["input_size"]) * math.prod(_l["kernel_size"]))
+    _l["flops"] = (
+        2
+        * _l["batch"]
+        * _l["in_channels"]
+        * _l["out_channels"]
+        // _l["groups"]
+        * math.prod(_l["input_size"])
+        * math.prod(_l["kernel_size"])
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +87,13 @@ def suite(tmp_path_factory):
 
 
 def _bench_cli(args, cwd):
-    proc = subprocess.run([sys.executable, "-m", "tconv", "bench", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tconv", "bench", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -55,10 +104,28 @@ def _output_bytes(layer, itemsize):
 
 # ---- end to end -------------------------------------------------------------------------------
 
+
 def test_quick_run_writes_table_json_and_memory_fields(suite, tmp_path):
-    proc = _bench_cli(["--suite", str(suite), "--quick", "--threads", "1", "--peers", "numpy",
-                       "--repeats", "2", "--budget", "0.05", "--json", "r.json",
-                       "--png", "r.png"], tmp_path)
+    proc = _bench_cli(
+        [
+            "--suite",
+            str(suite),
+            "--quick",
+            "--threads",
+            "1",
+            "--peers",
+            "numpy",
+            "--repeats",
+            "2",
+            "--budget",
+            "0.05",
+            "--json",
+            "r.json",
+            "--png",
+            "r.png",
+        ],
+        tmp_path,
+    )
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["build"]["dtype"] == "float32"
     (run,) = report["runs"]
@@ -77,9 +144,12 @@ def test_quick_run_writes_table_json_and_memory_fields(suite, tmp_path):
             mem = r["memory"][call]
             assert isinstance(mem["scratch_bytes"], int) and mem["scratch_bytes"] >= 0
             assert isinstance(mem["packed_weight_bytes"], int) and mem["packed_weight_bytes"] >= 0
-            assert mem["scratch_pct"] == pytest.approx(100 * mem["scratch_bytes"] / r["output_bytes"])
+            assert mem["scratch_pct"] == pytest.approx(
+                100 * mem["scratch_bytes"] / r["output_bytes"]
+            )
             assert mem["packed_weight_pct"] == pytest.approx(
-                100 * mem["packed_weight_bytes"] / r["output_bytes"])
+                100 * mem["packed_weight_bytes"] / r["output_bytes"]
+            )
     out = proc.stdout
     assert "mem% f|p" in out and "pack%" in out and "tiny_2d" in out and "tiny_1d" in out
     assert "tiny_dw" not in out
@@ -93,10 +163,31 @@ def test_quick_run_writes_table_json_and_memory_fields(suite, tmp_path):
 
 
 def test_float64_runs_with_a_given_peak_on_two_thread_counts(suite, tmp_path):
-    proc = _bench_cli(["--suite", str(suite), "--layers", "tiny_2d,tiny_dw", "--dtype",
-                       "float64", "--threads", "1,2", "--peers", "numpy", "--peak", "7.5",
-                       "--repeats", "2", "--budget", "0.05", "--json", "r.json", "--png",
-                       "r.png"], tmp_path)
+    proc = _bench_cli(
+        [
+            "--suite",
+            str(suite),
+            "--layers",
+            "tiny_2d,tiny_dw",
+            "--dtype",
+            "float64",
+            "--threads",
+            "1,2",
+            "--peers",
+            "numpy",
+            "--peak",
+            "7.5",
+            "--repeats",
+            "2",
+            "--budget",
+            "0.05",
+            "--json",
+            "r.json",
+            "--png",
+            "r.png",
+        ],
+        tmp_path,
+    )
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["build"]["dtype"] == "float64"
     assert [run["threads"] for run in report["runs"]] == [1, 2]
@@ -112,6 +203,7 @@ def test_float64_runs_with_a_given_peak_on_two_thread_counts(suite, tmp_path):
 
 
 # ---- the check in front of every peer -----------------------------------------------------------
+
 
 def test_agrees_rejects_wrong_outputs():
     rng = np.random.default_rng(3)
@@ -145,7 +237,7 @@ def test_a_peer_with_a_wrong_output_or_an_error_is_not_timed(suite, monkeypatch,
     assert row["errors"]["numpy"] > _bench.TOLERANCE["float32"]
 
     def refuses(x, w, b, layer):
-        raise RuntimeError("first line\n  File \"x.py\", line 1\nthe real reason\n\t[[{{node}}]]")
+        raise RuntimeError('first line\n  File "x.py", line 1\nthe real reason\n\t[[{{node}}]]')
 
     monkeypatch.setattr(_bench, "_numpy_col2im", refuses)
     try:
@@ -155,7 +247,9 @@ def test_a_peer_with_a_wrong_output_or_an_error_is_not_timed(suite, monkeypatch,
     (row,) = res["results"]
     assert "numpy" not in row["times"]
     assert row["refused"]["numpy"] == "RuntimeError: the real reason"
-    assert "tiny_1d: numpy refused the layer: RuntimeError: the real reason" in capsys.readouterr().out
+    assert (
+        "tiny_1d: numpy refused the layer: RuntimeError: the real reason" in capsys.readouterr().out
+    )
 
 
 def _peer_agrees(maker, layer_name, dtype="float32", **kw):
@@ -188,12 +282,14 @@ def test_openvino_peer_matches(name):
 
 # ---- the FMA probe -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fma_probe_gives_a_plausible_peak(dtype):
     r = _core._fma_peak(dtype, 1, 0.01)
     assert r["fma"] == ("avx2" in tconv.available_isas())
-    assert r["chains"] == ("avx512" if "avx512" in tconv.available_isas()
-                           else "avx2" if r["fma"] else "portable")
+    assert r["chains"] == (
+        "avx512" if "avx512" in tconv.available_isas() else "avx2" if r["fma"] else "portable"
+    )
     # Two ports x 32 float32 flops (512-bit FMAs) at 8 GHz is 512 GFLOP/s per core, beyond any
     # CPU; below 0.1 the probe measured nothing real.
     bound = 512.0 if dtype == "float32" else 256.0
@@ -202,8 +298,10 @@ def test_fma_probe_gives_a_plausible_peak(dtype):
     assert 0.1 < two["gflops"] < 2 * bound
 
 
-@pytest.mark.parametrize("args", [("float16", 1, 0.01), ("float32", 0, 0.01),
-                                  ("float32", 1, 0.0), ("float32", 1, float("nan"))])
+@pytest.mark.parametrize(
+    "args",
+    [("float16", 1, 0.01), ("float32", 0, 0.01), ("float32", 1, 0.0), ("float32", 1, float("nan"))],
+)
 def test_fma_probe_rejects_bad_arguments(args):
     with pytest.raises(ValueError, match="_fma_peak"):
         _core._fma_peak(*args)
@@ -211,23 +309,42 @@ def test_fma_probe_rejects_bad_arguments(args):
 
 # ---- the table and the chart ----------------------------------------------------------------------
 
+
 def _report():
     # Layer a: plan 100 GFLOP/s, best peer (numpy) 50 -> 2x; layer b: plan 25, numpy 50, tf
     # refused -> 0.5x. Geomean sqrt(2 * 0.5) = 1.
-    mem = {"scratch_bytes": 10, "packed_weight_bytes": 30, "scratch_pct": 2.5,
-           "packed_weight_pct": 7.5}
+    mem = {
+        "scratch_bytes": 10,
+        "packed_weight_bytes": 30,
+        "scratch_pct": 2.5,
+        "packed_weight_pct": 7.5,
+    }
     rows = [
-        {"layer": "a", "flops": 1e9, "output_bytes": 400, "times": {"tconv": 0.01,
-         "tconv_plan": 0.01, "numpy": 0.02}, "errors": {}, "refused": {},
-         "memory": {"tconv": mem, "tconv_plan": mem}},
-        {"layer": "b", "flops": 1e9, "output_bytes": 400, "times": {"tconv": 0.04,
-         "tconv_plan": 0.04, "numpy": 0.02}, "errors": {}, "refused": {"tf": "Refused: no"},
-         "memory": {"tconv": mem, "tconv_plan": mem}},
+        {
+            "layer": "a",
+            "flops": 1e9,
+            "output_bytes": 400,
+            "times": {"tconv": 0.01, "tconv_plan": 0.01, "numpy": 0.02},
+            "errors": {},
+            "refused": {},
+            "memory": {"tconv": mem, "tconv_plan": mem},
+        },
+        {
+            "layer": "b",
+            "flops": 1e9,
+            "output_bytes": 400,
+            "times": {"tconv": 0.04, "tconv_plan": 0.04, "numpy": 0.02},
+            "errors": {},
+            "refused": {"tf": "Refused: no"},
+            "memory": {"tconv": mem, "tconv_plan": mem},
+        },
     ]
-    return {"build": {"version": "0", "isa": "avx2", "build_type": "Release",
-                      "dtype": "float32"},
-            "runs": [{"threads": 2, "peak": {"gflops": 200.0, "source": "given (--peak)"},
-                      "results": rows}]}
+    return {
+        "build": {"version": "0", "isa": "avx2", "build_type": "Release", "dtype": "float32"},
+        "runs": [
+            {"threads": 2, "peak": {"gflops": 200.0, "source": "given (--peak)"}, "results": rows}
+        ],
+    }
 
 
 def test_table_reports_peak_share_ratio_geomean_and_refusals():
@@ -266,11 +383,23 @@ def test_chart_is_skipped_cleanly_without_matplotlib(monkeypatch, tmp_path, caps
 
 # ---- rounds ------------------------------------------------------------------------------------
 
+
 def _round(times, errors, refused, peak):
-    return {"threads": 2, "peak": {"gflops": peak, "source": "measured"},
-            "results": [{"layer": "a", "flops": 10, "output_bytes": 4,
-                         "memory": {"tconv": {"scratch_bytes": 7}},
-                         "times": times, "errors": errors, "refused": refused}]}
+    return {
+        "threads": 2,
+        "peak": {"gflops": peak, "source": "measured"},
+        "results": [
+            {
+                "layer": "a",
+                "flops": 10,
+                "output_bytes": 4,
+                "memory": {"tconv": {"scratch_bytes": 7}},
+                "times": times,
+                "errors": errors,
+                "refused": refused,
+            }
+        ],
+    }
 
 
 def test_rounds_merge_to_medians_largest_errors_refusals_and_best_peak():
@@ -292,9 +421,28 @@ def test_rounds_merge_to_medians_largest_errors_refusals_and_best_peak():
 
 
 def test_two_rounds_from_the_command_line(suite, tmp_path):
-    proc = _bench_cli(["--suite", str(suite), "--quick", "--threads", "1", "--peers", "numpy",
-                       "--repeats", "2", "--budget", "0.05", "--rounds", "2", "--json", "r.json",
-                       "--png", "r.png"], tmp_path)
+    proc = _bench_cli(
+        [
+            "--suite",
+            str(suite),
+            "--quick",
+            "--threads",
+            "1",
+            "--peers",
+            "numpy",
+            "--repeats",
+            "2",
+            "--budget",
+            "0.05",
+            "--rounds",
+            "2",
+            "--json",
+            "r.json",
+            "--png",
+            "r.png",
+        ],
+        tmp_path,
+    )
     (run,) = json.loads((tmp_path / "r.json").read_text())["runs"]
     assert run["rounds"] == 2
     assert [r["layer"] for r in run["results"]] == ["tiny_2d", "tiny_1d"]
@@ -304,14 +452,18 @@ def test_two_rounds_from_the_command_line(suite, tmp_path):
 
 # ---- argument errors ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, words", [
-    (["--peers", "numpy,caffe"], ["--peers", "caffe", "openvino"]),
-    (["--peers", ""], ["--peers"]),
-    (["--suite", "/no/such/suite.json"], ["--suite", "cannot read"]),
-    (["--threads", "1,x"], ["--threads"]),
-    (["--dtype", "int8"], ["--dtype"]),
-    (["--rounds", "0"], ["--rounds", "[1, 100]"]),
-])
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--peers", "numpy,caffe"], ["--peers", "caffe", "openvino"]),
+        (["--peers", ""], ["--peers"]),
+        (["--suite", "/no/such/suite.json"], ["--suite", "cannot read"]),
+        (["--threads", "1,x"], ["--threads"]),
+        (["--dtype", "int8"], ["--dtype"]),
+        (["--rounds", "0"], ["--rounds", "[1, 100]"]),
+    ],
+)
 def test_argument_errors_exit_2(argv, words, capsys):
     with pytest.raises(SystemExit) as exc:
         _bench.main(argv)

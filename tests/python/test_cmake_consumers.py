@@ -32,13 +32,20 @@ if CMAKE is None or CXX is None:
 
 # No include path may reach the compiler from the environment: the consumers must build with
 # what tconv::tconv and the installed headers give them, and nothing from Python.
-_ENV = {k: v for k, v in os.environ.items()
-        if k not in ("CPATH", "CPLUS_INCLUDE_PATH", "C_INCLUDE_PATH")}
+_ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in ("CPATH", "CPLUS_INCLUDE_PATH", "C_INCLUDE_PATH")
+}
 
 
 def _run(args, cwd=None, timeout=600):
     proc = subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        [str(a) for a in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env=_ENV,
     )
     if proc.returncode != 0:
@@ -55,8 +62,18 @@ def _generator_args():
 
 def _configure(source, build, *defines):
     return _run(
-        [CMAKE, "-S", source, "-B", build, *_generator_args(), "-DCMAKE_BUILD_TYPE=Release",
-         f"-DCMAKE_CXX_COMPILER={CXX}", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", *defines]
+        [
+            CMAKE,
+            "-S",
+            source,
+            "-B",
+            build,
+            *_generator_args(),
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DCMAKE_CXX_COMPILER={CXX}",
+            "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
+            *defines,
+        ]
     )
 
 
@@ -74,9 +91,21 @@ def cmake_build(tmp_path_factory):
     base = Path(fixed) if fixed else tmp_path_factory.mktemp("cmake")
     build = base / "build"
     probe = subprocess.run(
-        [CMAKE, "-S", ROOT, "-B", build, *_generator_args(), "-DCMAKE_BUILD_TYPE=Release",
-         f"-DCMAKE_CXX_COMPILER={CXX}", "-DTCONV_BUILD_TESTS=ON", "-DTCONV_BUILD_EXAMPLES=ON"],
-        capture_output=True, text=True, env=_ENV,
+        [
+            CMAKE,
+            "-S",
+            ROOT,
+            "-B",
+            build,
+            *_generator_args(),
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DCMAKE_CXX_COMPILER={CXX}",
+            "-DTCONV_BUILD_TESTS=ON",
+            "-DTCONV_BUILD_EXAMPLES=ON",
+        ],
+        capture_output=True,
+        text=True,
+        env=_ENV,
     )
     have_tests = probe.returncode == 0
     if not have_tests:
@@ -119,7 +148,7 @@ def test_installed_tree_has_headers_library_and_package_files(cmake_build):
     # Public headers include the standard library and each other only.
     for header in (prefix / "include" / "tconv").glob("*.hpp"):
         for inc in re.findall(r'#include\s*[<"]([^>"]+)[>"]', header.read_text()):
-            assert inc.startswith("tconv/") or "/" not in inc and "." not in inc, (header, inc)
+            assert inc.startswith("tconv/") or ("/" not in inc and "." not in inc), (header, inc)
 
 
 def test_example_program_runs(cmake_build):
@@ -141,8 +170,12 @@ def test_add_subdirectory_consumer(cmake_build):
     # What this checks is the embedding (targets, include paths, no Python): the portable
     # kernel is enough for that, and skips a second multi-minute compile of the vector kernels,
     # which the installed build above already compiles and tests.
-    _configure(CONSUMERS / "add-subdirectory", build, f"-DTCONV_SOURCE_DIR={ROOT}",
-               "-DTCONV_VECTOR_KERNELS=OFF")
+    _configure(
+        CONSUMERS / "add-subdirectory",
+        build,
+        f"-DTCONV_SOURCE_DIR={ROOT}",
+        "-DTCONV_VECTOR_KERNELS=OFF",
+    )
     _build(build, "consumer")
     _assert_no_python_includes(build)
     proc = _run([_exe(build, "consumer")])
@@ -153,8 +186,21 @@ def test_bare_compiler_against_installed_prefix(cmake_build, tmp_path):
     prefix = cmake_build["prefix"]
     lib = next(prefix.glob("lib*/libtconv.a"))
     exe = tmp_path / "bare_consumer"
-    _run([CXX, "-std=c++17", "-Wall", "-Wextra", "-Werror", f"-I{prefix / 'include'}",
-          CONSUMERS / "consumer.cpp", lib, "-pthread", "-o", exe])
+    _run(
+        [
+            CXX,
+            "-std=c++17",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{prefix / 'include'}",
+            CONSUMERS / "consumer.cpp",
+            lib,
+            "-pthread",
+            "-o",
+            exe,
+        ]
+    )
     assert "consumer: ok" in _run([exe]).stdout
 
 
@@ -162,8 +208,9 @@ def test_ctest_unit_tests(cmake_build):
     if not cmake_build["have_tests"]:
         pytest.skip("GoogleTest not found (apt-get install libgtest-dev): C++ unit tests not built")
     ctest = shutil.which("ctest") or str(Path(CMAKE).with_name("ctest"))
-    proc = _run([ctest, "--test-dir", cmake_build["build"], "--output-on-failure",
-                 "--parallel", "2"])
+    proc = _run(
+        [ctest, "--test-dir", cmake_build["build"], "--output-on-failure", "--parallel", "2"]
+    )
     m = re.search(r"100% tests passed(?:, 0 tests failed)? out of (\d+)", proc.stdout)
     assert m, proc.stdout[-2000:]
     assert int(m.group(1)) > 10, m.group(0)

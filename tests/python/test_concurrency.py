@@ -80,8 +80,10 @@ def test_threads_writing_into_their_own_out():
     x, w, kw = problem(1)
     expected = tconv.conv_transpose(x, w, **kw)
     outs = [np.full(expected.shape, np.nan, f32) for _ in range(6)]
-    threads = [threading.Thread(target=tconv.conv_transpose, args=(x, w),
-                                kwargs=dict(out=o, **kw)) for o in outs]
+    threads = [
+        threading.Thread(target=tconv.conv_transpose, args=(x, w), kwargs=dict(out=o, **kw))
+        for o in outs
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -95,8 +97,9 @@ def test_many_threads_share_one_plan():
     w = rng.standard_normal((4, 3, 3, 3)).astype(f32)
     b = rng.standard_normal(3).astype(f32)
     plan = tconv.ConvTranspose(w, b, stride=2, padding=1)  # packs lazily on first use
-    inputs = [rng.standard_normal((int(rng.integers(1, 4)), 4, 9, 7)).astype(f32)
-              for _ in range(12)]
+    inputs = [
+        rng.standard_normal((int(rng.integers(1, 4)), 4, 9, 7)).astype(f32) for _ in range(12)
+    ]
     serial = [tconv.conv_transpose(x, w, b, stride=2, padding=1) for x in inputs]
     results, errors = [], []
     start = threading.Barrier(6)
@@ -104,7 +107,7 @@ def test_many_threads_share_one_plan():
     def worker(tid):
         try:
             start.wait()
-            for rep in range(4):
+            for _rep in range(4):
                 for i in range(tid % 3, len(inputs), 3):
                     results.append((i, plan(inputs[i])))
         except BaseException as exc:  # pragma: no cover - reported below
@@ -180,13 +183,19 @@ def test_set_num_threads_from_another_thread_mid_run():
 
 
 def run_script(code, timeout=120, **kw):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_forked_child_computes():
-    proc = run_script("""
+    proc = run_script(
+        """
         import os, threading, numpy as np, tconv
         rng = np.random.default_rng(0)
         x = rng.standard_normal((4, 8, 40, 40)).astype(np.float32)
@@ -220,7 +229,9 @@ def test_forked_child_computes():
         t.join()
         assert status == 0, "child 2: %d" % status
         print("forks ok")
-    """, timeout=90)
+    """,
+        timeout=90,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "forks ok" in proc.stdout
 
@@ -230,7 +241,8 @@ def test_forked_child_runs_a_plan_another_thread_was_packing():
     # Each plan packs its weights on its first call, here in a background thread; the main
     # thread forks meanwhile and the child calls that same plan. A lock held across the
     # packing would be held for good in the child. A hung child is killed by its alarm.
-    proc = run_script("""
+    proc = run_script(
+        """
         import os, signal, threading, time, numpy as np, tconv
         rng = np.random.default_rng(0)
         w = rng.standard_normal((256, 256, 2, 2)).astype(np.float32)
@@ -254,14 +266,18 @@ def test_forked_child_runs_a_plan_another_thread_was_packing():
             if statuses[-1]:
                 break
         print("statuses", statuses)
-    """, timeout=200)
+    """,
+        timeout=200,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # 0: the child finished with the right numbers; SIGALRM: it hung.
     assert "statuses [" + ", ".join(["0"] * 64) + "]" in proc.stdout, proc.stdout
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or not hasattr(os, "sched_getaffinity"),
-                    reason="counts threads in Linux's /proc")
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task") or not hasattr(os, "sched_getaffinity"),
+    reason="counts threads in Linux's /proc",
+)
 def test_a_call_at_64_threads_leaves_at_most_one_thread_per_cpu():
     proc = run_script("""
         import os, numpy as np, tconv
@@ -320,7 +336,10 @@ def run_and_interrupt(arg, delay):
     for _ in range(3):
         proc = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(SIGINT_SCRIPT), str(arg), str(scale)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             line = proc.stdout.readline()
             assert "ready" in line, line + proc.stderr.read()
@@ -333,13 +352,17 @@ def run_and_interrupt(arg, delay):
             if proc.poll() is None:
                 proc.kill()
         words = out.split()
-        ended = float(words[2]) if len(words) > 2 and words[0] in ("finished", "interrupted") \
+        ended = (
+            float(words[2])
+            if len(words) > 2 and words[0] in ("finished", "interrupted")
             else float("inf")
+        )
         if ended > sent:
             return per_item, out, err, proc.returncode, ended - sent
         scale *= 4
-    pytest.fail("the call ended before SIGINT reached it, three times over (a loaded machine): "
-                + out)
+    pytest.fail(
+        "the call ended before SIGINT reached it, three times over (a loaded machine): " + out
+    )
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -391,21 +414,35 @@ SHAPE_SIGINT_SCRIPT = """
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize("xs, ws, how", [
-    # A few images, each little work for its time: a tall kernel over a long column. The
-    # others are one image, made to last seconds.
-    pytest.param((4, 2, 40000, 1), (2, 1, 512, 1), "functional", id="tall_kernel"),
-    pytest.param((4, 2, 40000, 1), (2, 1, 512, 1), "plan", id="tall_kernel_plan"),
-    pytest.param((1, 32, 128, 128), (32, 32, 3, 3), "portable", id="portable_kernel"),
-    pytest.param((1, 32, 128, 128), (32, 32, 3, 3), "nan_weight", id="nan_weight"),
-    pytest.param((1, 256, 4000), (256, 256, 64), "functional", id="long_1d_row"),
-])
+@pytest.mark.parametrize(
+    "xs, ws, how",
+    [
+        # A few images, each little work for its time: a tall kernel over a long column. The
+        # others are one image, made to last seconds.
+        pytest.param((4, 2, 40000, 1), (2, 1, 512, 1), "functional", id="tall_kernel"),
+        pytest.param((4, 2, 40000, 1), (2, 1, 512, 1), "plan", id="tall_kernel_plan"),
+        pytest.param((1, 32, 128, 128), (32, 32, 3, 3), "portable", id="portable_kernel"),
+        pytest.param((1, 32, 128, 128), (32, 32, 3, 3), "nan_weight", id="nan_weight"),
+        pytest.param((1, 256, 4000), (256, 256, 64), "functional", id="long_1d_row"),
+    ],
+)
 def test_ctrl_c_is_honoured_within_a_second_whatever_the_shape(xs, ws, how):
     scale = 1.0
     for _ in range(3):
         proc = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(SHAPE_SIGINT_SCRIPT), repr(xs), repr(ws), how,
-             str(scale)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(SHAPE_SIGINT_SCRIPT),
+                repr(xs),
+                repr(ws),
+                how,
+                str(scale),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             line = proc.stdout.readline()
             assert "ready" in line, line + proc.stderr.read()

@@ -58,7 +58,9 @@ def public_names(obj: object) -> set[str]:
     """Names a stub lists: no dunders or pybind11 internals, but a constructor pybind11 made."""
     names = {n for n in vars(obj) if not n.startswith(("__", "_pybind11"))}
     init = vars(obj).get("__init__")
-    return names | ({"__init__"} if init and (init.__doc__ or "").startswith("__init__(") else set())
+    return names | (
+        {"__init__"} if init and (init.__doc__ or "").startswith("__init__(") else set()
+    )
 
 
 def test_the_stub_names_what_the_module_has():
@@ -70,8 +72,12 @@ def test_the_stub_names_what_the_module_has():
 
 
 FUNCTIONS = sorted(n for n, o in vars(_core).items() if callable(o) and not isinstance(o, type))
-METHODS = [(c.__name__, n) for c in (_core.Geometry, _core.Plan) for n in sorted(public_names(c))
-           if callable(vars(c)[n])]
+METHODS = [
+    (c.__name__, n)
+    for c in (_core.Geometry, _core.Plan)
+    for n in sorted(public_names(c))
+    if callable(vars(c)[n])
+]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)

@@ -37,14 +37,25 @@ def scatter_1d(x: np.ndarray, w: np.ndarray, stride: int, dilation: int, extra: 
 @st.composite
 def axis_layers(draw):
     length = draw(st.integers(1, 14))
-    kernel, stride, dilation = draw(st.integers(1, 6)), draw(st.integers(1, 5)), draw(
-        st.integers(1, 4))
+    kernel, stride, dilation = (
+        draw(st.integers(1, 6)),
+        draw(st.integers(1, 5)),
+        draw(st.integers(1, 4)),
+    )
     full = (length - 1) * stride + dilation * (kernel - 1) + 1
     op = draw(st.integers(0, max(stride, dilation) - 1))
     lo = draw(st.integers(0, full - 1 + op))
     hi = draw(st.integers(0, full - 1 + op - lo))
-    return dict(chunks=draw(partitions(length)), kernel=kernel, stride=stride,
-                dilation=dilation, lo=lo, hi=hi, op=op, out=full - lo - hi + op)
+    return dict(
+        chunks=draw(partitions(length)),
+        kernel=kernel,
+        stride=stride,
+        dilation=dilation,
+        lo=lo,
+        hi=hi,
+        op=op,
+        out=full - lo - hi + op,
+    )
 
 
 @settings(max_examples=400)
@@ -59,21 +70,22 @@ def test_axis_windows_rebuild_each_block_from_its_input_range(layer, data):
     assert list(starts) == [min(c * s, out) for c in np.cumsum([0, *chunks[:-1]])]
 
     # Positive integer data: every contribution shows and the sums are exact.
-    x = np.array(data.draw(st.lists(st.integers(1, 9), min_size=sum(chunks),
-                                    max_size=sum(chunks))), dtype=np.float64)
-    w = np.array(data.draw(st.lists(st.integers(1, 9), min_size=k, max_size=k)),
-                 dtype=np.float64)
-    y = scatter_1d(x, w, s, d, layer["op"])[lo:lo + out]
+    x = np.array(
+        data.draw(st.lists(st.integers(1, 9), min_size=sum(chunks), max_size=sum(chunks))),
+        dtype=np.float64,
+    )
+    w = np.array(data.draw(st.lists(st.integers(1, 9), min_size=k, max_size=k)), dtype=np.float64)
+    y = scatter_1d(x, w, s, d, layer["op"])[lo : lo + out]
     assert len(y) == out
     for a, win in zip(starts, windows):
-        block = y[a:a + win.size]
+        block = y[a : a + win.size]
         if win.start == win.stop:
             assert not block.any(), "a block that reads no input got contributions"
             continue
-        assert 0 <= win.crop_lo and -max(s, d) < win.crop_hi
-        local = scatter_1d(x[win.start:win.stop], w, s, d, max(-win.crop_hi, 0))
+        assert win.crop_lo >= 0 and -max(s, d) < win.crop_hi
+        local = scatter_1d(x[win.start : win.stop], w, s, d, max(-win.crop_hi, 0))
         assert len(local) - max(-win.crop_hi, 0) - win.crop_lo - win.crop_hi == win.size
-        np.testing.assert_array_equal(local[win.crop_lo:win.crop_lo + win.size], block)
+        np.testing.assert_array_equal(local[win.crop_lo : win.crop_lo + win.size], block)
 
 
 @settings(max_examples=80)
@@ -93,15 +105,18 @@ def test_chunked_call_matches_the_in_memory_call(case):
     assert y.numblocks == xd.numblocks
     assert y.shape == expected.shape and y.dtype == expected.dtype
     reads = _blocks_read(y)
-    event(f"blocks: {min(y.npartitions, 10)}{'+' * (y.npartitions > 10)}; "
-          f"most input blocks one task reads: {min(reads, 4)}{'+' * (reads > 4)}")
+    event(
+        f"blocks: {min(y.npartitions, 10)}{'+' * (y.npartitions > 10)}; "
+        f"most input blocks one task reads: {min(reads, 4)}{'+' * (reads > 4)}"
+    )
     got = y.compute(scheduler="threads")
     assert_close_in_norm(got, expected, msg=f"chunks {xd.chunks} -> {y.chunks}, {kw}")
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [(2, 2, 0), (4, 2, 1), (3, 2, "same")])
-def test_equal_input_chunks_give_equal_output_chunks_that_zarr_accepts(tmp_path, kernel,
-                                                                       stride, padding):
+def test_equal_input_chunks_give_equal_output_chunks_that_zarr_accepts(
+    tmp_path, kernel, stride, padding
+):
     zarr = pytest.importorskip("zarr")
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, 12, 8, 4)).astype(np.float32)
@@ -199,10 +214,12 @@ def test_bad_inputs_are_refused_before_any_task_runs():
     with pytest.raises(ValueError, match=r"channel axis.*x.rechunk\(\{1: -1\}\)"):
         tdask.conv_transpose(x, w)
     with pytest.raises(ValueError, match=r"x.rechunk\(\{3: -1\}\)"):
-        tdask.conv_transpose(da.ones((2, 8, 8, 4), chunks=(1, 4, 4, 2), dtype=np.float32),
-                             np.ones((3, 3, 2, 4), dtype=np.float32),
-                             data_format="channels_last")
-    with pytest.raises(TypeError, match="dask.array.from_array"):
+        tdask.conv_transpose(
+            da.ones((2, 8, 8, 4), chunks=(1, 4, 4, 2), dtype=np.float32),
+            np.ones((3, 3, 2, 4), dtype=np.float32),
+            data_format="channels_last",
+        )
+    with pytest.raises(TypeError, match=r"dask\.array\.from_array"):
         tdask.conv_transpose(np.ones((2, 4, 8, 8), dtype=np.float32), w)
     x = x.rechunk({1: -1})
     with pytest.raises(TypeError, match="float64 but weight is float32"):
@@ -247,8 +264,13 @@ def test_keras_empty_same_output_is_an_empty_array_of_the_in_memory_shape(data_f
         w = np.ascontiguousarray(w.transpose(2, 1, 0))
     x = np.ones((3, 1, 1), np.float32)
     want = tconv.conv_transpose(x, w, padding="same", output_padding=0, data_format=data_format)
-    y = tdask.conv_transpose(da.from_array(x, chunks=(2, 1, 1)), w, padding="same",
-                             output_padding=0, data_format=data_format)
+    y = tdask.conv_transpose(
+        da.from_array(x, chunks=(2, 1, 1)),
+        w,
+        padding="same",
+        output_padding=0,
+        data_format=data_format,
+    )
     assert 0 in want.shape
     assert y.shape == want.shape
     assert y.compute().shape == want.shape

@@ -27,8 +27,13 @@ MEMORY_LIMIT = 256 * MiB
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  memory_limit=MEMORY_LIMIT, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=MEMORY_LIMIT,
+        dashboard_address=None,
+    ) as cluster:
         with distributed.Client(cluster) as c:
             yield c
 
@@ -79,15 +84,16 @@ def test_zarr_to_zarr_through_workers_with_memory_bounded_by_a_few_blocks(client
     n, c = 112, 28
     w = (np.random.default_rng(0).standard_normal((32, 16, 2, 2, 2)) / 16).astype(np.float32)
     x_path, y_path = str(tmp_path / "x.zarr"), str(tmp_path / "y.zarr")
-    plain = ({"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3
-             else {"compressor": None})
-    x = da.random.default_rng(1).random((1, 32, n, n, n), chunks=(1, 32, c, c, c),
-                                        dtype=np.float32)
+    plain = (
+        {"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3 else {"compressor": None}
+    )
+    x = da.random.default_rng(1).random((1, 32, n, n, n), chunks=(1, 32, c, c, c), dtype=np.float32)
     x.to_zarr(x_path, **plain)
     xz = da.from_zarr(x_path)
     # Warm-up on one block (imports, first allocations), then the baseline of each worker.
-    tdask.conv_transpose(xz[..., :c, :c, :c], w, stride=2).to_zarr(str(tmp_path / "warm.zarr"),
-                                                                     **plain)
+    tdask.conv_transpose(xz[..., :c, :c, :c], w, stride=2).to_zarr(
+        str(tmp_path / "warm.zarr"), **plain
+    )
     pids = client.run(os.getpid)
     before = client.run(_reset_peak_rss)
 
@@ -100,10 +106,12 @@ def test_zarr_to_zarr_through_workers_with_memory_bounded_by_a_few_blocks(client
     after = client.run(_peak_rss)
     bound = 4 * (in_block + out_block) + 64 * MiB
     growth = {addr: after[addr] - before[addr] for addr in pids}
-    print(f"peak memory per worker: {', '.join(f'{after[a] / MiB:.0f} MiB' for a in pids)}; "
-          f"growth {', '.join(f'{g / MiB:.0f} MiB' for g in growth.values())} (bound "
-          f"{bound / MiB:.0f} MiB, blocks {in_block / MiB:.1f} + {out_block / MiB:.1f} MiB, "
-          f"volume {(x.nbytes + y.nbytes) / MiB:.0f} MiB, limit {MEMORY_LIMIT / MiB:.0f} MiB)")
+    print(
+        f"peak memory per worker: {', '.join(f'{after[a] / MiB:.0f} MiB' for a in pids)}; "
+        f"growth {', '.join(f'{g / MiB:.0f} MiB' for g in growth.values())} (bound "
+        f"{bound / MiB:.0f} MiB, blocks {in_block / MiB:.1f} + {out_block / MiB:.1f} MiB, "
+        f"volume {(x.nbytes + y.nbytes) / MiB:.0f} MiB, limit {MEMORY_LIMIT / MiB:.0f} MiB)"
+    )
     assert all(g <= bound for g in growth.values()), (growth, bound)
     assert all(a < MEMORY_LIMIT for a in after.values()), after
 

@@ -15,8 +15,13 @@ def _run(code: str) -> subprocess.CompletedProcess:
     # The child imports the same tconv as this process.
     package_root = os.path.dirname(os.path.dirname(tconv.__file__))
     env["PYTHONPATH"] = os.pathsep.join([package_root, env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_import_tconv_loads_no_dask_distributed_or_zarr():

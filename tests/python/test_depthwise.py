@@ -51,13 +51,17 @@ def depthwise_layers(draw):
     if form == "same":
         # Keras' inference, or an explicit value (some of which empty the output: skipped).
         padding = "same"
-        output_padding = (None if draw(st.booleans())
-                          else tuple(draw(st.integers(0, s - 1)) for s in stride))
+        output_padding = (
+            None if draw(st.booleans()) else tuple(draw(st.integers(0, s - 1)) for s in stride)
+        )
     else:
-        output_padding = tuple(draw(st.integers(0, max(s, d) - 1))
-                               for s, d in zip(stride, dilation))
-        room = [(i - 1) * s + d * (k - 1) + o
-                for i, s, d, k, o in zip(size, stride, dilation, kernel, output_padding)]
+        output_padding = tuple(
+            draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation)
+        )
+        room = [
+            (i - 1) * s + d * (k - 1) + o
+            for i, s, d, k, o in zip(size, stride, dilation, kernel, output_padding)
+        ]
         if form == "int":
             padding = draw(st.integers(0, min(r // 2 for r in room)))
         else:
@@ -66,13 +70,26 @@ def depthwise_layers(draw):
                 lo = draw(st.integers(0, r))
                 padding.append((lo, draw(st.integers(0, r - lo))))
             padding = tuple(padding)
-    return dict(rank=rank, channels_last=channels_last, channels=channels, mult=mult,
-                kernel=kernel, size=size, batch=draw(st.integers(1, 2)),
-                dtype=draw(st.sampled_from([np.float32, np.float64])),
-                bias=draw(st.booleans()), strided=draw(st.booleans()),
-                kw=dict(stride=tuple(stride), dilation=tuple(dilation), padding=padding,
-                        output_padding=output_padding, groups=channels,
-                        data_format="channels_last" if channels_last else "channels_first"))
+    return dict(
+        rank=rank,
+        channels_last=channels_last,
+        channels=channels,
+        mult=mult,
+        kernel=kernel,
+        size=size,
+        batch=draw(st.integers(1, 2)),
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        bias=draw(st.booleans()),
+        strided=draw(st.booleans()),
+        kw=dict(
+            stride=tuple(stride),
+            dilation=tuple(dilation),
+            padding=padding,
+            output_padding=output_padding,
+            groups=channels,
+            data_format="channels_last" if channels_last else "channels_first",
+        ),
+    )
 
 
 def make_arrays(layer, seed):
@@ -97,8 +114,11 @@ def make_arrays(layer, seed):
 
 
 # The fixture restores the runtime once, after all examples; each example sets what it uses.
-@settings(max_examples=examples(60), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(layer=depthwise_layers(), seed=st.integers(0, 2**16))
 def test_matches_the_reference_on_every_isa_and_thread_count(restore_runtime, layer, seed):
     x, w, b = make_arrays(layer, seed)
@@ -121,8 +141,9 @@ def test_matches_the_reference_on_every_isa_and_thread_count(restore_runtime, la
 
 @pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_takes_the_depthwise_path_and_packs_one_kernel_per_channel(restore_runtime, data_format,
-                                                                    dtype):
+def test_takes_the_depthwise_path_and_packs_one_kernel_per_channel(
+    restore_runtime, data_format, dtype
+):
     rng = np.random.default_rng(3)
     c, k = 24, (4, 4)
     if data_format == "channels_first":
@@ -151,27 +172,32 @@ def test_plan_packs_once(restore_runtime):
     w = rng.standard_normal((c, 1, 3, 3)).astype(np.float32)
     plan = tconv.ConvTranspose(w, stride=2, padding=1, groups=c)
     x = rng.standard_normal((1, c, 7, 5)).astype(np.float32)
-    np.testing.assert_allclose(plan(x), reference(x, w, stride=2, padding=1, groups=c),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        plan(x), reference(x, w, stride=2, padding=1, groups=c), rtol=1e-5, atol=1e-5
+    )
     assert plan.packed_bytes == c * 9 * 4
     x2 = rng.standard_normal((2, c, 4, 11)).astype(np.float32)
-    np.testing.assert_allclose(plan(x2), reference(x2, w, stride=2, padding=1, groups=c),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        plan(x2), reference(x2, w, stride=2, padding=1, groups=c), rtol=1e-5, atol=1e-5
+    )
     assert plan.packed_bytes == c * 9 * 4
 
 
-@pytest.mark.parametrize("layer", [
-    # The suite's CenterNet layers, shrunk: stride 2, kernel 4, padding 1.
-    dict(c=8, size=(16, 16), k=(4, 4), s=2, p=1),
-    # Stride 1 (the direct-store kernel) with a 3x3 kernel, long rows.
-    dict(c=5, size=(3, 37), k=(3, 3), s=1, p=1),
-    # Stride 3 (the scatter kernel), rank 3.
-    dict(c=3, size=(2, 3, 19), k=(3, 2, 5), s=3, p=0),
-    # Many rows of one tap pattern: stride-2 rows run in batches per pattern.
-    dict(c=2, size=(45, 9), k=(4, 4), s=2, p=1),
-    # Many tap patterns at the borders of a volume (more than are kept at once).
-    dict(c=2, size=(6, 7, 10), k=(3, 5, 4), s=(1, 1, 2), p=(1, 2, 1)),
-])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        # The suite's CenterNet layers, shrunk: stride 2, kernel 4, padding 1.
+        dict(c=8, size=(16, 16), k=(4, 4), s=2, p=1),
+        # Stride 1 (the direct-store kernel) with a 3x3 kernel, long rows.
+        dict(c=5, size=(3, 37), k=(3, 3), s=1, p=1),
+        # Stride 3 (the scatter kernel), rank 3.
+        dict(c=3, size=(2, 3, 19), k=(3, 2, 5), s=3, p=0),
+        # Many rows of one tap pattern: stride-2 rows run in batches per pattern.
+        dict(c=2, size=(45, 9), k=(4, 4), s=2, p=1),
+        # Many tap patterns at the borders of a volume (more than are kept at once).
+        dict(c=2, size=(6, 7, 10), k=(3, 5, 4), s=(1, 1, 2), p=(1, 2, 1)),
+    ],
+)
 def test_larger_rows_match_on_both_threads(restore_runtime, layer):
     rng = np.random.default_rng(5)
     c = layer["c"]

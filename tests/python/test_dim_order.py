@@ -46,8 +46,13 @@ def reordered_layers(draw):
     batch = draw(st.integers(1, 2))
     xs = (batch, cin, *inp) if fmt == "channels_first" else (batch, *inp, cin)
     ws = (cin, cout // groups, *ker) if fmt == "channels_first" else (*ker, cout // groups, cin)
-    kw = dict(stride=tuple(stride), dilation=tuple(dil), padding=tuple(pad), groups=groups,
-              data_format=fmt)
+    kw = dict(
+        stride=tuple(stride),
+        dilation=tuple(dil),
+        padding=tuple(pad),
+        groups=groups,
+        data_format=fmt,
+    )
     return xs, ws, kw, dtype, draw(st.booleans())
 
 

@@ -13,12 +13,21 @@ RECORDS = json.loads(DATA.read_text())
 # The collected kind is what the collection script provoked; the oneDNN kernels of TensorFlow
 # report several causes with one opaque message, which doctor must call by that name.
 SAME_KIND = {"output_size_length": "output_size", "unequal_dilation": "dilation"}
-FAMILY = {"torch": "PyTorch", "keras": "Keras 3", "tf_keras": "Keras 2", "tensorflow":
-          "TensorFlow", "onnxruntime": "ONNX Runtime", "jax": "JAX"}
+FAMILY = {
+    "torch": "PyTorch",
+    "keras": "Keras 3",
+    "tf_keras": "Keras 2",
+    "tensorflow": "TensorFlow",
+    "onnxruntime": "ONNX Runtime",
+    "jax": "JAX",
+}
 
 
-@pytest.mark.parametrize("rec", RECORDS, ids=[f"{r['framework'].split()[0]}-{r['kind']}-{i}"
-                                              for i, r in enumerate(RECORDS)])
+@pytest.mark.parametrize(
+    "rec",
+    RECORDS,
+    ids=[f"{r['framework'].split()[0]}-{r['kind']}-{i}" for i, r in enumerate(RECORDS)],
+)
 def test_every_collected_message_is_recognised(rec):
     d = tconv.doctor(rec["message"])
     assert d.recognised
@@ -42,28 +51,38 @@ def test_every_collected_message_is_recognised(rec):
 
 
 def test_numbers_and_fixes():
-    d = tconv.doctor('Input 0 of layer "conv2d_transpose" is incompatible with the layer: '
-                     'expected min_ndim=4, found ndim=2. Full shape received: (None, 100)')
+    d = tconv.doctor(
+        'Input 0 of layer "conv2d_transpose" is incompatible with the layer: '
+        "expected min_ndim=4, found ndim=2. Full shape received: (None, 100)"
+    )
     assert d.framework == "Keras 2 (tf.keras)" and d.kind == "rank"
     assert d.numbers["found_ndim"] == 2 and d.numbers["shape"] == (None, 100)
     assert "Reshape((5, 5, 4))" in d.fix and "h*w*c = 100" in d.fix
-    tf = tconv.doctor("Conv2DCustomBackpropInput: Size of out_backprop doesn't match computed: "
-                      "actual = 18, computed = 15 spatial_dim: 1 input: 32 filter: 4 output: "
-                      "18 stride: 2 dilation: 1")
+    tf = tconv.doctor(
+        "Conv2DCustomBackpropInput: Size of out_backprop doesn't match computed: "
+        "actual = 18, computed = 15 spatial_dim: 1 input: 32 filter: 4 output: "
+        "18 stride: 2 dilation: 1"
+    )
     assert tf.numbers["requested_output"] == 32 and tf.numbers["actual"] == 18
     assert "35..36 with padding='SAME'" in tf.fix
-    pt = tconv.doctor("requested an output size of [11, 11], but valid sizes range from [9, 9] "
-                      "to [10, 10] (for an input of torch.Size([5, 5]))")
+    pt = tconv.doctor(
+        "requested an output size of [11, 11], but valid sizes range from [9, 9] "
+        "to [10, 10] (for an input of torch.Size([5, 5]))"
+    )
     assert "nn.ConvTranspose2d" in pt.fix and "map (5, 5) to (11, 11)" in pt.fix
-    op = tconv.doctor("output padding must be smaller than either stride or dilation, but got "
-                      "output_padding_height: 2 output_padding_width: 2 stride_height: 2 "
-                      "stride_width: 2 dilation_height: 1 dilation_width: 1")
+    op = tconv.doctor(
+        "output padding must be smaller than either stride or dilation, but got "
+        "output_padding_height: 2 output_padding_width: 2 stride_height: 2 "
+        "stride_width: 2 dilation_height: 1 dilation_width: 1"
+    )
     assert op.numbers["output_padding"] == (2, 2)
     assert "padding=padding - 1 with output_padding=0" in op.fix
     assert op.options[0] == {"padding_less": (1, 1), "output_padding": (0, 0)}
-    ort = tconv.doctor("Explicit output_shape is inconsistent with input spatial dimensions "
-                       "and convolution parameters. Expected input size 9 but got 5 "
-                       "(output_size=20, kernel=3, stride=2, dilation=1, output_padding=0).")
+    ort = tconv.doctor(
+        "Explicit output_shape is inconsistent with input spatial dimensions "
+        "and convolution parameters. Expected input size 9 but got 5 "
+        "(output_size=20, kernel=3, stride=2, dilation=1, output_padding=0)."
+    )
     assert ort.numbers["expected_input"] == 9 and "for an input of 5" in ort.fix
 
 

@@ -19,6 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # ---- the frameworks' formulas, written out -------------------------------------------------------
 
+
 def torch_len(i, k, s, p, op, d=1):
     return (i - 1) * s - 2 * p + d * (k - 1) + op + 1
 
@@ -45,11 +46,12 @@ def tf_same_pads(out, k, s, d=1):
 
 # ---- picture parsing -------------------------------------------------------------------------
 
+
 def picture(text):
     lines = text.splitlines()
     start = next(n for n, line in enumerate(lines) if line.startswith("Picture ("))
     rows = {}
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if line.startswith("o input cell"):
             break
         rows.setdefault(line[:18].strip(), line[18:])
@@ -66,18 +68,36 @@ def cells(line, ch):
 
 # ---- derivations ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("i, k, s, p, op, d", [(5, 3, 2, 1, 1, 1), (6, 4, 2, 1, 0, 1),
-                                                (7, 3, 1, 2, 0, 2), (4, 5, 3, 0, 2, 1),
-                                                (9, 2, 3, 0, 0, 1)])
+
+@pytest.mark.parametrize(
+    "i, k, s, p, op, d",
+    [
+        (5, 3, 2, 1, 1, 1),
+        (6, 4, 2, 1, 0, 1),
+        (7, 3, 1, 2, 0, 2),
+        (4, 5, 3, 0, 2, 1),
+        (9, 2, 3, 0, 0, 1),
+    ],
+)
 def test_torch_derivation_and_picture(i, k, s, p, op, d):
-    text = tconv.explain("torch", (1, 4, i, i), in_channels=4, out_channels=2, kernel_size=k,
-                         stride=s, padding=p, output_padding=op, dilation=d)
+    text = tconv.explain(
+        "torch",
+        (1, 4, i, i),
+        in_channels=4,
+        out_channels=2,
+        kernel_size=k,
+        stride=s,
+        padding=p,
+        output_padding=op,
+        dilation=d,
+    )
     want = torch_len(i, k, s, p, op, d)
     assert f"->  output (1, 2, {want}, {want})" in text
     assert f"({i} - 1)*{s} - 2*{p} + {d}*({k} - 1) + {op} + 1 = {want}" in text
     full = full_len(i, k, s, d)
-    assert f"the full result has {full - (d * (k - 1) + 1)} + {d * (k - 1) + 1} = {full} cells" \
-        in text
+    assert (
+        f"the full result has {full - (d * (k - 1) + 1)} + {d * (k - 1) + 1} = {full} cells" in text
+    )
     rows = picture(text)
     assert len(cells(row(rows, "input"), "o")) == i
     assert len(row(rows, "output ").replace(" ", "")) == want
@@ -91,13 +111,29 @@ def test_torch_derivation_and_picture(i, k, s, p, op, d):
         assert f"output_padding adds {op} cell" in text
 
 
-@pytest.mark.parametrize("i, k, s, padding, op", [(6, 3, 2, "same", None), (6, 3, 2, "same", 0),
-                                                   (5, 3, 2, "same", 1), (5, 4, 2, "same", None),
-                                                   (5, 5, 2, "same", None), (4, 3, 2, "valid", None),
-                                                   (4, 2, 3, "valid", 1), (3, 5, 1, "same", 0)])
+@pytest.mark.parametrize(
+    "i, k, s, padding, op",
+    [
+        (6, 3, 2, "same", None),
+        (6, 3, 2, "same", 0),
+        (5, 3, 2, "same", 1),
+        (5, 4, 2, "same", None),
+        (5, 5, 2, "same", None),
+        (4, 3, 2, "valid", None),
+        (4, 2, 3, "valid", 1),
+        (3, 5, 1, "same", 0),
+    ],
+)
 def test_keras_derivation_and_crop_side(i, k, s, padding, op):
-    text = tconv.explain("keras", (None, i, i, 8), filters=3, kernel_size=k, strides=s,
-                         padding=padding, output_padding=op)
+    text = tconv.explain(
+        "keras",
+        (None, i, i, 8),
+        filters=3,
+        kernel_size=k,
+        strides=s,
+        padding=padding,
+        output_padding=op,
+    )
     want = keras_len(i, k, s, padding, op)
     assert f"->  output (None, {want}, {want}, 3)" in text
     assert re.search(rf"height, width: .* = {want}\n", text)
@@ -116,8 +152,15 @@ def test_keras_derivation_and_crop_side(i, k, s, padding, op):
 
 def test_keras_none_and_zero_are_named_as_different_rules():
     # the classic article's second case: output_padding=(0, 0) on 6x6 gives 11x11, None 12x12
-    text = tconv.explain("keras", (None, 6, 6, 16), filters=3, kernel_size=3, strides=2,
-                         padding="same", output_padding=(0, 0))
+    text = tconv.explain(
+        "keras",
+        (None, 6, 6, 16),
+        filters=3,
+        kernel_size=3,
+        strides=2,
+        padding="same",
+        output_padding=(0, 0),
+    )
     assert "output (None, 11, 11, 3)" in text
     assert "(6 - 1)*2 + 3 - 2*(3 // 2) + 0 = 11" in text
     assert "with output_padding=None instead it would be 12" in text
@@ -127,8 +170,9 @@ def test_keras_none_and_zero_are_named_as_different_rules():
 
 def test_onnx_explicit_and_same():
     i, k, s, b, e, op = 5, 4, 2, 1, 2, 1
-    text = tconv.explain("onnx", (1, 3, i), weight_shape=(3, 2, k), strides=[s], pads=[b, e],
-                         output_padding=[op])
+    text = tconv.explain(
+        "onnx", (1, 3, i), weight_shape=(3, 2, k), strides=[s], pads=[b, e], output_padding=[op]
+    )
     want = s * (i - 1) + op + ((k - 1) * 1 + 1) - b - e
     assert f"output (1, 2, {want})" in text
     assert f"{s}*({i} - 1) + {op} + (({k} - 1)*1 + 1) - {b} - {e} = {want}" in text
@@ -142,14 +186,16 @@ def test_onnx_explicit_and_same():
 
 
 def test_tf_nn_accepted_and_refused_sizes():
-    text = tconv.explain("tf_nn", (5, 5), kernel_size=3, strides=2, output_shape=(9, 10),
-                         padding="SAME")
+    text = tconv.explain(
+        "tf_nn", (5, 5), kernel_size=3, strides=2, output_shape=(9, 10), padding="SAME"
+    )
     assert "ceil(9 / 2) = 5 == 5" in text and "ceil(10 / 2) = 5 == 5" in text
     assert "output (9, 10)" in text
     lo, hi = tf_same_pads(9, 3, 2)
     assert f"crop {lo} + {hi}" in text  # height is drawn: 9 of 11 cells
-    bad = tconv.explain("tf_nn", (5, 5), kernel_size=3, strides=2, output_shape=(11, 10),
-                        padding="SAME")
+    bad = tconv.explain(
+        "tf_nn", (5, 5), kernel_size=3, strides=2, output_shape=(11, 10), padding="SAME"
+    )
     assert "Size of out_backprop doesn't match computed" in bad
     assert "fix: use an output size in 9..10" in bad
 
@@ -157,8 +203,9 @@ def test_tf_nn_accepted_and_refused_sizes():
 def test_jax_padding_and_dilation():
     i, k, s, d = 5, 3, 3, 2
     b, a = -1, 4
-    text = tconv.explain("jax", (i,), kernel_size=k, strides=(s,), padding=((b, a),),
-                         rhs_dilation=(d,))
+    text = tconv.explain(
+        "jax", (i,), kernel_size=k, strides=(s,), padding=((b, a),), rhs_dilation=(d,)
+    )
     spread = (i - 1) * s + 1
     keff = d * (k - 1) + 1
     want = spread + b + a - keff + 1
@@ -184,7 +231,7 @@ def test_long_dims_are_elided_and_fit_100_columns():
     text = tconv.explain("torch", (300,), kernel_size=4, stride=2, padding=1)
     want = torch_len(300, 4, 2, 1, 0)
     assert f"output ({want},)" in text
-    pic = text[text.index("Picture ("):text.index("The same layer")]
+    pic = text[text.index("Picture (") : text.index("The same layer")]
     assert all(len(line) <= 100 for line in pic.splitlines())
     assert "~~~" in pic
     # the cropped cells at both ends stay visible
@@ -202,16 +249,26 @@ def test_translation_refusal_is_explained():
 
 # ---- errors and backend notes ------------------------------------------------------------------
 
+
 def test_errors_quote_the_framework_and_name_the_fix():
-    op = tconv.explain("keras", (None, 5, 5, 3), filters=2, kernel_size=3, strides=2,
-                       padding="same", output_padding=2)
+    op = tconv.explain(
+        "keras",
+        (None, 5, 5, 3),
+        filters=2,
+        kernel_size=3,
+        strides=2,
+        padding="same",
+        output_padding=2,
+    )
     assert "`output_padding` must be strictly less than `strides`" in op
     assert "fix: use output_padding in [0, 1]" in op
-    rank = tconv.explain("keras", (None, 100), filters=3, kernel_size=3, strides=2,
-                         padding="same", dims=2)
+    rank = tconv.explain(
+        "keras", (None, 100), filters=3, kernel_size=3, strides=2, padding="same", dims=2
+    )
     assert "expected min_ndim=4, found ndim=2" in rank and "Reshape((5, 5, 4))" in rank
-    small = tconv.explain("torch", (1, 1, 2), in_channels=1, out_channels=1, kernel_size=2,
-                          padding=2)
+    small = tconv.explain(
+        "torch", (1, 1, 2), in_channels=1, out_channels=1, kernel_size=2, padding=2
+    )
     assert "Output size is too small" in small and "fix: use padding <= 1" in small
     ch = tconv.explain("torch", (1, 3, 5, 5), in_channels=4, out_channels=2, kernel_size=3)
     assert "fix: use in_channels=3" in ch
@@ -219,8 +276,7 @@ def test_errors_quote_the_framework_and_name_the_fix():
 
 def test_backend_refusal_is_said():
     # Keras reports 14 (output_padding=0, kernel 4, stride 3, 'same'), TF's kernels refuse it
-    text = tconv.explain("keras", (5,), kernel_size=4, strides=3, padding="same",
-                         output_padding=0)
+    text = tconv.explain("keras", (5,), kernel_size=4, strides=3, padding="same", output_padding=0)
     assert "Note: Keras reports" in text and "refuses to run it" in text
     assert "The JAX and torch backends run it" in text
 
@@ -241,8 +297,9 @@ def test_bad_arguments_raise():
 CONFORMANCE = ROOT / "tests" / "conformance" / "error_messages.json"
 
 
-@pytest.mark.skipif(not CONFORMANCE.exists(), reason="tests/conformance/error_messages.json "
-                    "is not in this checkout")
+@pytest.mark.skipif(
+    not CONFORMANCE.exists(), reason="tests/conformance/error_messages.json is not in this checkout"
+)
 def test_doctor_recognises_the_conformance_messages():
     records = json.loads(CONFORMANCE.read_text())
     # JAX raises some rank errors as a bare AssertionError with no text: nothing to recognise
@@ -253,3 +310,29 @@ def test_doctor_recognises_the_conformance_messages():
     for r in records:
         d = tconv.doctor(r["message"])
         assert len(d.fix) > 20, r["message"]
+
+
+def test_jax_negative_pads_that_remove_a_whole_dim_are_explained():
+    # JAX 0.10 gives (1, 2, 0, 0, 1) for this layer: pads (-3, 0) and (6, -6) leave nothing.
+    layer = dict(
+        rhs_shape=[6, 1, 6, 1, 3],
+        strides=[2, 1, 1],
+        transpose_kernel=True,
+        padding=[[5, 1], [-3, 0], [6, -6]],
+    )
+    assert tconv.shapes.jax([1, 1, 3, 2, 3], **layer) == (1, 2, 0, 0, 1)
+    text = tconv.explain("jax", [1, 1, 3, 2, 3], **layer)
+    assert "output (1, 2, 0, 0, 1)" in text
+    assert "cropping 3 + 0 leaves none: 0 cells" in text
+
+
+def test_jax_rhs_dilation_of_the_wrong_length_is_refused_as_jax_does():
+    # JAX 0.10: TypeError "Wrong number of explicit pads for convolution: expected 3, got 2."
+    with pytest.raises(tconv.ShapeError, match="expected 3, got 2"):
+        tconv.shapes.jax(
+            [1, 5, 4, 8, 1],
+            rhs_shape=[5, 5, 6, 1, 1],
+            strides=[3, 2, 1],
+            padding="SAME",
+            rhs_dilation=(2, 2),
+        )

@@ -13,16 +13,16 @@ import tconv
 
 TORCH_CASES = [
     # (input shape, in_channels, out_channels, kernel, stride, padding, output_padding)
-    ((0, 3, 5, 5), 3, 8, 3, 2, 0, 3),   # batch 0: output_padding is not checked
+    ((0, 3, 5, 5), 3, 8, 3, 2, 0, 3),  # batch 0: output_padding is not checked
     ((0, 3, 5, 5), 3, 8, 3, 1, 0, 5),
-    ((0, 3, 0, 5), 3, 8, 3, 2, 0, 2),   # batch 0 and a spatial size of 0
-    ((1, 0, 5, 5), 0, 8, 3, 1, 0, 0),   # no input channels
+    ((0, 3, 0, 5), 3, 8, 3, 2, 0, 2),  # batch 0 and a spatial size of 0
+    ((1, 0, 5, 5), 0, 8, 3, 1, 0, 0),  # no input channels
     ((1, 3, 5, 5), 0, 8, 3, 1, 0, 0),
-    ((1, 3, 0, 5), 3, 8, 3, 1, 0, 0),   # a spatial size of 0 with a batch
+    ((1, 3, 0, 5), 3, 8, 3, 1, 0, 0),  # a spatial size of 0 with a batch
     ((1, 3, 0, 5), 3, 8, 3, 2, 0, 2),
     ((2, 3, 0), 3, 8, 3, 1, 0, 0),
     ((2, 3, 0, 1, 1), 3, 8, 3, 1, 0, 0),
-    ((3, 0, 5), 3, 8, 3, 1, 0, 0),      # unbatched
+    ((3, 0, 5), 3, 8, 3, 1, 0, 0),  # unbatched
 ]
 
 
@@ -89,23 +89,40 @@ def test_tf_nn_output_shape_length_and_padding_case(case):
 def test_jax_use_consistent_padding_reads_forward_padding(lo, hi, k, s, d):
     # PyTorch's padding p is the forward convolution's: the same as the pair (p, p)
     if lo == hi and lo >= 0 and (4 - 1) * s - 2 * lo + d * (k - 1) + 1 >= 1:
-        assert tconv.shapes.jax((1, 4, 2), (k, 2, 3), (s,), ((lo, hi),), rhs_dilation=(d,),
-                                use_consistent_padding=True)[1] == \
-            tconv.shapes.torch((1, 2, 4), 2, 3, k, s, lo, 0, 1, d)[2]
+        assert (
+            tconv.shapes.jax(
+                (1, 4, 2),
+                (k, 2, 3),
+                (s,),
+                ((lo, hi),),
+                rhs_dilation=(d,),
+                use_consistent_padding=True,
+            )[1]
+            == tconv.shapes.torch((1, 2, 4), 2, 3, k, s, lo, 0, 1, d)[2]
+        )
     jax = pytest.importorskip("jax")
     try:
         y = jax.eval_shape(
-            lambda a, b: jax.lax.conv_transpose(a, b, (s,), ((lo, hi),), rhs_dilation=(d,),
-                                                use_consistent_padding=True),
+            lambda a, b: jax.lax.conv_transpose(
+                a, b, (s,), ((lo, hi),), rhs_dilation=(d,), use_consistent_padding=True
+            ),
             jax.ShapeDtypeStruct((1, 4, 2), jax.numpy.float32),
-            jax.ShapeDtypeStruct((k, 2, 3), jax.numpy.float32))
-    except (ValueError, TypeError) as exc:
+            jax.ShapeDtypeStruct((k, 2, 3), jax.numpy.float32),
+        )
+    except (ValueError, TypeError):
         with pytest.raises(tconv.ShapeError):
-            tconv.shapes.jax((1, 4, 2), (k, 2, 3), (s,), ((lo, hi),), rhs_dilation=(d,),
-                             use_consistent_padding=True)
+            tconv.shapes.jax(
+                (1, 4, 2),
+                (k, 2, 3),
+                (s,),
+                ((lo, hi),),
+                rhs_dilation=(d,),
+                use_consistent_padding=True,
+            )
         return
-    assert tconv.shapes.jax((1, 4, 2), (k, 2, 3), (s,), ((lo, hi),), rhs_dilation=(d,),
-                            use_consistent_padding=True) == tuple(y.shape)
+    assert tconv.shapes.jax(
+        (1, 4, 2), (k, 2, 3), (s,), ((lo, hi),), rhs_dilation=(d,), use_consistent_padding=True
+    ) == tuple(y.shape)
 
 
 ONNX_CASES = [
@@ -128,14 +145,14 @@ def test_onnx_kernel_shape_and_output_shape(case):
     y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
     w = helper.make_tensor("W", TensorProto.FLOAT, [3, 8, 3, 3], np.zeros(216, np.float32))
     node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], strides=[2, 2], **case)
-    model = helper.make_model(helper.make_graph([node], "g", [x], [y], [w]),
-                              opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(
+        helper.make_graph([node], "g", [x], [y], [w]), opset_imports=[helper.make_opsetid("", 17)]
+    )
     model.ir_version = 8
     try:
-        sess = ort.InferenceSession(model.SerializeToString(),
-                                    providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         want = tuple(sess.run(None, {"X": np.zeros((1, 3, 5, 5), np.float32)})[0].shape)
-    except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
+    except Exception as exc:
         with pytest.raises(tconv.ShapeError) as info:
             tconv.shapes.onnx((1, 3, 5, 5), (3, 8, 3, 3), strides=[2, 2], **case)
         said = str(info.value).splitlines()[0].split("would raise: ")[1]
@@ -148,8 +165,9 @@ def test_onnx_kernel_shape_and_output_shape(case):
 def test_torch_padding_mode(mode):
     torch = pytest.importorskip("torch")
     try:
-        want = tuple(torch.nn.ConvTranspose2d(3, 4, 3, padding_mode=mode)(
-            torch.zeros(1, 3, 5, 5)).shape)
+        want = tuple(
+            torch.nn.ConvTranspose2d(3, 4, 3, padding_mode=mode)(torch.zeros(1, 3, 5, 5)).shape
+        )
     except ValueError as exc:
         with pytest.raises(tconv.ShapeError) as info:
             tconv.shapes.torch((1, 3, 5, 5), 3, 4, 3, padding_mode=mode)
@@ -164,3 +182,62 @@ def test_keras_data_format_none_is_keras_default():
     assert keras.config.image_data_format() == "channels_last"
     layer = keras.layers.Conv2DTranspose(4, 3, data_format=None)
     assert tuple(layer.compute_output_shape((None, 5, 5, 3))) == (None, 7, 7, 4)
+
+
+def test_jax_conv_general_dilated_with_lhs_dilation_is_shapes_jax():
+    """lax.conv_general_dilated(lhs, rhs, window_strides=1, padding=pairs,
+    lhs_dilation=strides, rhs_dilation) -- the transposed convolution written as a forward
+    one, as lax.conv_transpose calls it -- has the shape tconv.shapes.jax gives for the same
+    pairs, and raises where it raises."""
+    jax = pytest.importorskip("jax")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(1, 6),
+                st.integers(1, 4),
+                st.integers(1, 3),
+                st.integers(1, 2),
+                st.integers(-4, 4),
+                st.integers(-4, 4),
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    def check(dims):
+        n = len(dims)
+        lhs = (1, *[d[0] for d in dims], 2)
+        rhs = (*[d[1] for d in dims], 2, 3)
+        strides = tuple(d[2] for d in dims)
+        dil = tuple(d[3] for d in dims)
+        pads = tuple((d[4], d[5]) for d in dims)
+        try:
+            got = jax.eval_shape(
+                lambda a, b: jax.lax.conv_general_dilated(
+                    a,
+                    b,
+                    (1,) * n,
+                    pads,
+                    lhs_dilation=strides,
+                    rhs_dilation=dil,
+                    dimension_numbers=shapes_dn[n],
+                ),
+                jax.ShapeDtypeStruct(lhs, jax.numpy.float32),
+                jax.ShapeDtypeStruct(rhs, jax.numpy.float32),
+            ).shape
+        except (ValueError, TypeError):
+            with pytest.raises(tconv.ShapeError):
+                tconv.shapes.jax(lhs, rhs, strides, pads, rhs_dilation=dil)
+            return
+        assert tconv.shapes.jax(lhs, rhs, strides, pads, rhs_dilation=dil) == tuple(got)
+
+    shapes_dn = {
+        1: ("NHC", "HIO", "NHC"),
+        2: ("NHWC", "HWIO", "NHWC"),
+        3: ("NHWDC", "HWDIO", "NHWDC"),
+    }
+    check()

@@ -20,17 +20,16 @@ import time
 import warnings
 
 import pytest
-import tconv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import tconv
 from tconv import shapes
 from tconv.cli import main as cli_main
 
 CPU_BOUND = 2.0  # seconds of CPU per call
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-BIG = settings(
-    max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck)
-)
+BIG = settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 class _Runaway(BaseException):
@@ -203,9 +202,7 @@ def test_reported_commands_answer_at_once(argv, status, words):
 def test_shapes_torch_groups_with_huge_channels():
     err = call_bounded(shapes.torch, (1, 2**62, 5, 5), 2**62, 8, 3, groups=3)
     assert isinstance(err, tconv.ShapeError)
-    assert "use groups in [1, 2, 4, 8]" in str(
-        err
-    )  # the common divisors of 2**62 and 8
+    assert "use groups in [1, 2, 4, 8]" in str(err)  # the common divisors of 2**62 and 8
 
 
 def test_divisor_advice_for_huge_counts_is_partial_and_says_so():
@@ -213,8 +210,7 @@ def test_divisor_advice_for_huge_counts_is_partial_and_says_so():
     assert "e.g." in str(err) and "quick to find" in str(err)
     d = call_bounded(
         tconv.doctor,
-        "Input channels is not divisible by group. "
-        f"num_input_channels: {10**20} group: 3",
+        f"Input channels is not divisible by group. num_input_channels: {10**20} group: 3",
     )
     assert d.recognised and "e.g. one of" in d.fix
 
@@ -226,9 +222,7 @@ def test_solve_and_mirror_with_huge_layers(convention):
     sol = call_bounded(tconv.mirror, big, big, big, pad, convention=convention)
     if not isinstance(sol, Exception):
         assert sol.output_size == (big,)
-    sols = call_bounded(
-        tconv.solve, 5, 5000, kernel_size=1001, stride=1000, convention=convention
-    )
+    sols = call_bounded(tconv.solve, 5, 5000, kernel_size=1001, stride=1000, convention=convention)
     assert isinstance(sols, list)
     for s in sols:
         assert s.output_size == (5000,)
@@ -319,13 +313,9 @@ per_dim = st.one_of(
     st.lists(ints, min_size=1, max_size=3),
     odd,
 )
-shape = st.one_of(
-    st.lists(st.one_of(ints, st.none()), min_size=0, max_size=6).map(tuple), odd
-)
+shape = st.one_of(st.lists(st.one_of(ints, st.none()), min_size=0, max_size=6).map(tuple), odd)
 pairs = st.lists(st.tuples(ints, ints), min_size=0, max_size=3).map(tuple)
-padding = st.one_of(
-    per_dim, pairs, st.sampled_from(["same", "valid", "SAME", "VALID", "bogus"])
-)
+padding = st.one_of(per_dim, pairs, st.sampled_from(["same", "valid", "SAME", "VALID", "bogus"]))
 conventions = st.sampled_from(["torch", "keras", "onnx", "tf_nn", "jax", "caffe", 3])
 
 
@@ -436,9 +426,7 @@ def solver_calls(draw):
 MESSAGES = [
     r["message"]
     for r in json.loads(
-        (
-            pathlib.Path(__file__).resolve().parents[1] / "doctor" / "messages.json"
-        ).read_text()
+        (pathlib.Path(__file__).resolve().parents[1] / "doctor" / "messages.json").read_text()
     )
 ]
 number_text = st.one_of(
@@ -571,9 +559,7 @@ def cli_argvs(draw):
         return argv
     conv = draw(st.sampled_from(sorted(CLI_OPTIONS)))
     argv = [command, conv, "--input", *draw(numbers)]
-    for opt in draw(
-        st.lists(st.sampled_from(CLI_OPTIONS[conv]), unique=True, max_size=5)
-    ):
+    for opt in draw(st.lists(st.sampled_from(CLI_OPTIONS[conv]), unique=True, max_size=5)):
         argv += [opt, *draw(numbers)]
     return argv
 

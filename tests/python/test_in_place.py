@@ -13,8 +13,9 @@ import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="uses mmap and mprotect through ctypes")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="uses mmap and mprotect through ctypes"
+)
 
 CHILD = textwrap.dedent(r"""
     import ctypes, mmap, sys
@@ -87,7 +88,8 @@ CHILD = textwrap.dedent(r"""
 
 
 def test_small_inputs_read_in_place_exactly_and_within_bounds():
-    proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
     assert "FAILURES []" in proc.stdout

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import tconv
+from tconv import _core, cli
 
 from conftest import ISA_TIER
-from tconv import _core, cli
 
 CMAKE_BUILD_TYPES = {"Release", "Debug", "RelWithDebInfo", "MinSizeRel"}
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -40,7 +40,8 @@ def expected_version() -> str:
     except importlib.metadata.PackageNotFoundError:
         dist = None
     if dist is not None and pathlib.Path(tconv.__file__).is_relative_to(
-            pathlib.Path(dist.locate_file("")).resolve()):
+        pathlib.Path(dist.locate_file("")).resolve()
+    ):
         return dist.version
     text = (ROOT / "pyproject.toml").read_text()
     return re.search(r'(?m)^version = "([^"]+)"', text).group(1)
@@ -140,12 +141,17 @@ def test_show_config_matches_the_command_line(capsys):
 
 
 def test_python_m_tconv_info_and_version():
-    proc = subprocess.run([sys.executable, "-m", "tconv", "info", "--json"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tconv", "info", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     cfg = json.loads(proc.stdout)
     assert cfg["tconv"]["version"] == expected_version()
     assert cfg["isa"]["available"] == tconv.available_isas()
-    proc = subprocess.run([sys.executable, "-m", "tconv", "--version"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tconv", "--version"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and proc.stdout == f"tconv {expected_version()}\n"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import tconv
+from tconv import _core, reference
 
 from conftest import reachable_isas
-from tconv import _core, reference
 
 ISAS = tconv.available_isas()
 
@@ -31,8 +31,8 @@ def test_neon_listed_exactly_on_aarch64():
         assert ISAS == ["neon", "portable"]
 
 
-BEST_BELOW_AVX512 = [i for i in ISAS if i != "avx512"][0]
-REACHABLE_BELOW_AVX512 = [i for i in reachable_isas() if i != "avx512"][0]
+BEST_BELOW_AVX512 = next(i for i in ISAS if i != "avx512")
+REACHABLE_BELOW_AVX512 = next(i for i in reachable_isas() if i != "avx512")
 
 
 @pytest.mark.parametrize("name", ["avx2", "neon", "NEON"])
@@ -63,7 +63,11 @@ def test_env_cap_at_avx2_skips_avx512():
     env = dict(os.environ, TCONV_MAX_ISA="avx2")
     out = subprocess.run(
         [sys.executable, "-c", "from tconv import _core; print(_core.active_isa())"],
-        env=env, capture_output=True, text=True, check=True).stdout.strip()
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert out == BEST_BELOW_AVX512
 
 

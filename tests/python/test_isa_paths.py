@@ -10,7 +10,6 @@ formats, non-contiguous inputs, both dtypes, and sizes around the micro-kernel t
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -58,7 +57,10 @@ def layers(draw):
         cin_g, cout_g = draw(st.integers(1, 9)), draw(st.integers(1, 4))
     elif kind == "wide":
         # Around the channel panel (16 fp32 / 8 fp64) and the 6-row tile.
-        cin_g, cout_g = draw(st.integers(1, 12)), draw(st.sampled_from([5, 7, 8, 9, 15, 16, 17, 33]))
+        cin_g, cout_g = (
+            draw(st.integers(1, 12)),
+            draw(st.sampled_from([5, 7, 8, 9, 15, 16, 17, 33])),
+        )
     else:
         cin_g, cout_g = draw(st.integers(1, 8)), draw(st.integers(5, 12))
     kernel = [draw(st.integers(1, 5)) for _ in range(rank)]
@@ -76,8 +78,16 @@ def layers(draw):
         pads.append((lo, hi))
         outpad.append(draw(st.integers(0, max(stride[d], dilation[d]) - 1)))
     return dict(
-        rank=rank, groups=groups, cin=cin_g * groups, cout_g=cout_g, kernel=kernel,
-        stride=stride, dilation=dilation, size=size, pads=pads, outpad=outpad,
+        rank=rank,
+        groups=groups,
+        cin=cin_g * groups,
+        cout_g=cout_g,
+        kernel=kernel,
+        stride=stride,
+        dilation=dilation,
+        size=size,
+        pads=pads,
+        outpad=outpad,
         batch=draw(st.integers(1, 3)),
         channels_last=draw(st.booleans()),
         dtype=draw(st.sampled_from([np.float32, np.float64])),
@@ -87,8 +97,11 @@ def layers(draw):
     )
 
 
-@settings(max_examples=examples(60), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(cfg=layers())
 def test_every_isa_and_thread_count_matches_portable(cfg, isa_cap):
     x, w, b, kw = layer_inputs(cfg)
@@ -111,15 +124,15 @@ def test_every_isa_and_thread_count_matches_portable(cfg, isa_cap):
 
 SUITE_LIKE = [
     # (x shape, weight shape, kwargs): one per algorithm, at sizes with real work per thread.
-    ((2, 64, 9, 11), (64, 40, 4, 4), dict(stride=2, padding=1)),             # phase GEMM
-    ((1, 48, 13, 10), (48, 32, 2, 2), dict(stride=2)),                       # kernel == stride
-    ((1, 32, 17, 19), (32, 3, 4, 4), dict(stride=2, padding=1)),             # tiny C_out
+    ((2, 64, 9, 11), (64, 40, 4, 4), dict(stride=2, padding=1)),  # phase GEMM
+    ((1, 48, 13, 10), (48, 32, 2, 2), dict(stride=2)),  # kernel == stride
+    ((1, 32, 17, 19), (32, 3, 4, 4), dict(stride=2, padding=1)),  # tiny C_out
     ((1, 24, 20, 21), (24, 1, 9, 9), dict(stride=3, padding=4, output_padding=2)),
-    ((1, 40, 23, 18), (1, 1, 4, 4), None),                                   # depthwise (below)
+    ((1, 40, 23, 18), (1, 1, 4, 4), None),  # depthwise (below)
     ((1, 32, 12, 12), (32, 24, 3, 3), dict(stride=2, padding=2, dilation=2, output_padding=1)),
-    ((1, 64, 50), (64, 32, 16), dict(stride=8, padding=4)),                  # 1-D, long kernel
-    ((1, 16, 6, 7, 5), (16, 24, 2, 2, 2), dict(stride=2)),                   # 3-D
-    ((2, 16, 8, 9), (16, 20, 2, 2), dict(stride=3, padding=0)),              # stride > kernel
+    ((1, 64, 50), (64, 32, 16), dict(stride=8, padding=4)),  # 1-D, long kernel
+    ((1, 16, 6, 7, 5), (16, 24, 2, 2, 2), dict(stride=2)),  # 3-D
+    ((2, 16, 8, 9), (16, 20, 2, 2), dict(stride=3, padding=0)),  # stride > kernel
 ]
 
 
@@ -157,11 +170,15 @@ def test_matches_torch_when_installed(isa_cap):
     b = rng.standard_normal(20).astype(np.float32)
     with torch.no_grad():
         want = torch.nn.functional.conv_transpose2d(
-            torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), stride=2, padding=1,
-            output_padding=1).numpy()
+            torch.from_numpy(x),
+            torch.from_numpy(w),
+            torch.from_numpy(b),
+            stride=2,
+            padding=1,
+            output_padding=1,
+        ).numpy()
     for isa in ISAS:
-        assert_close(run(isa, 2, x, w, b, stride=2, padding=1, output_padding=1), want,
-                     np.float32)
+        assert_close(run(isa, 2, x, w, b, stride=2, padding=1, output_padding=1), want, np.float32)
 
 
 @pytest.mark.filterwarnings("ignore:This process.*multi-threaded:DeprecationWarning")
@@ -203,8 +220,9 @@ def test_strided_weights_through_the_core_call(dtype, channels_last, isa_cap):
         x = rng.standard_normal((5, 24, 7, 6)).astype(dtype)
         w = rng.standard_normal((24, 20, 4, 4)).astype(dtype)[:, ::-1]
     b = rng.standard_normal(20).astype(dtype)
-    kw = dict(stride=2, padding=1,
-              data_format="channels_last" if channels_last else "channels_first")
+    kw = dict(
+        stride=2, padding=1, data_format="channels_last" if channels_last else "channels_first"
+    )
     want = run("portable", 1, x, w, b, **kw)
     g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
     for isa in ISAS:
@@ -233,18 +251,30 @@ def unpadded_layers(draw):
             size.append(draw(st.integers(1, 14)))
     groups = draw(st.sampled_from([1, 1, 2]))
     return dict(
-        rank=rank, groups=groups, cin=draw(st.integers(1, 10)) * groups,
-        cout_g=draw(st.sampled_from([1, 3, 5, 8, 16, 17, 40])), kernel=kernel, stride=stride,
-        dilation=[1] * rank, size=size, pads=[(0, 0)] * rank, outpad=[0] * rank,
-        batch=draw(st.integers(1, 8)), channels_last=draw(st.booleans()),
-        dtype=draw(st.sampled_from([np.float32, np.float64])), bias=draw(st.booleans()),
+        rank=rank,
+        groups=groups,
+        cin=draw(st.integers(1, 10)) * groups,
+        cout_g=draw(st.sampled_from([1, 3, 5, 8, 16, 17, 40])),
+        kernel=kernel,
+        stride=stride,
+        dilation=[1] * rank,
+        size=size,
+        pads=[(0, 0)] * rank,
+        outpad=[0] * rank,
+        batch=draw(st.integers(1, 8)),
+        channels_last=draw(st.booleans()),
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        bias=draw(st.booleans()),
         layout=draw(st.sampled_from(["contiguous", "contiguous", "strided", "fortran"])),
         seed=draw(st.integers(0, 2**31 - 1)),
     )
 
 
-@settings(max_examples=examples(40), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(cfg=unpadded_layers())
 def test_kernel_equal_stride_and_one_pixel_inputs_match_portable(cfg, isa_cap):
     x, w, b, kw = layer_inputs(cfg)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_close_in_norm
 
 import tconv
 from tconv import reference
+
+from conftest import assert_close_in_norm
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "keras_transpose.npz"
 
@@ -23,22 +24,30 @@ GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "keras_transpose.np
 def _load():
     data = np.load(GOLDEN)
     configs = json.loads(str(data["configs"]))
-    return [(cfg, {n: data[f"{j}/{n}"] for n in ("x", "kernel", "bias", "y")})
-            for j, cfg in enumerate(configs)]
+    return [
+        (cfg, {n: data[f"{j}/{n}"] for n in ("x", "kernel", "bias", "y")})
+        for j, cfg in enumerate(configs)
+    ]
 
 
 LAYERS = _load()
 
 
 def _label(cfg: dict) -> str:
-    return (f"{cfg['rank']}d-in{cfg['input']}-k{cfg['kernel']}-s{cfg['strides']}-"
-            f"{cfg['padding']}-op{cfg['output_padding']}-d{cfg['dilation_rate']}")
+    return (
+        f"{cfg['rank']}d-in{cfg['input']}-k{cfg['kernel']}-s{cfg['strides']}-"
+        f"{cfg['padding']}-op{cfg['output_padding']}-d{cfg['dilation_rate']}"
+    )
 
 
 def _kwargs(cfg: dict) -> dict:
-    return dict(stride=cfg["strides"], padding=cfg["padding"],
-                output_padding=cfg["output_padding"], dilation=cfg["dilation_rate"],
-                data_format="channels_last")
+    return dict(
+        stride=cfg["strides"],
+        padding=cfg["padding"],
+        output_padding=cfg["output_padding"],
+        dilation=cfg["dilation_rate"],
+        data_format="channels_last",
+    )
 
 
 @pytest.mark.parametrize("cfg,arrays", LAYERS, ids=[_label(c) for c, _ in LAYERS])
@@ -73,8 +82,13 @@ def test_keras_shape_rule_over_a_grid():
                             want = keras_length(i, k, s, d, padding, op)
                             w = w_cache.setdefault(k, np.ones((k, 1, 1)))
                             x = np.ones((1, i, 1))
-                            kw = dict(stride=s, padding=padding, output_padding=op,
-                                      dilation=d, data_format="channels_last")
+                            kw = dict(
+                                stride=s,
+                                padding=padding,
+                                output_padding=op,
+                                dilation=d,
+                                data_format="channels_last",
+                            )
                             assert want >= 0  # Keras' 'same' gives 0 cells, never fewer
                             y = tconv.conv_transpose(x, w, **kw)
                             assert y.shape == (1, want, 1), (padding, i, k, s, d, op)
@@ -86,14 +100,17 @@ def test_keras_output_padding_limit():
     x = np.ones((1, 4, 4, 1))
     w = np.ones((3, 3, 1, 1))
     for padding in ("same", "valid"):
-        tconv.conv_transpose(x, w, stride=2, padding=padding, output_padding=1,
-                             data_format="channels_last")
+        tconv.conv_transpose(
+            x, w, stride=2, padding=padding, output_padding=1, data_format="channels_last"
+        )
         with pytest.raises(tconv.ShapeError):
-            tconv.conv_transpose(x, w, stride=2, padding=padding, output_padding=2,
-                                 data_format="channels_last")
+            tconv.conv_transpose(
+                x, w, stride=2, padding=padding, output_padding=2, data_format="channels_last"
+            )
         with pytest.raises(tconv.ShapeError):
-            reference.conv_transpose(x, w, stride=2, padding=padding, output_padding=2,
-                                     data_format="channels_last")
+            reference.conv_transpose(
+                x, w, stride=2, padding=padding, output_padding=2, data_format="channels_last"
+            )
 
 
 # The article-famous layer: Conv2DTranspose(3, 3, strides=2, padding='same', ...).
@@ -109,12 +126,17 @@ def test_same_padding_three_cases(size, op, expected, dtype):
     x = rng.standard_normal((2, *size, 4)).astype(dtype)
     w = rng.standard_normal((3, 3, 3, 4)).astype(dtype)  # Keras layout (kH, kW, filters, C_in)
     b = rng.standard_normal(3).astype(dtype)
-    y = tconv.conv_transpose2d(x, w, b, stride=2, padding="same", output_padding=op,
-                               data_format="channels_last")
+    y = tconv.conv_transpose2d(
+        x, w, b, stride=2, padding="same", output_padding=op, data_format="channels_last"
+    )
     assert y.shape == (2, *expected, 3)
-    assert_close_in_norm(y, reference.conv_transpose(x, w, b, stride=2, padding="same",
-                                                     output_padding=op,
-                                                     data_format="channels_last"), dtype)
+    assert_close_in_norm(
+        y,
+        reference.conv_transpose(
+            x, w, b, stride=2, padding="same", output_padding=op, data_format="channels_last"
+        ),
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("j", [0, 1, 2])
@@ -122,7 +144,11 @@ def test_three_cases_are_in_the_golden_file(j):
     cfg, arrays = LAYERS[j]
     size, op, expected = THREE_CASES[j]
     assert (cfg["input"], cfg["kernel"], cfg["strides"], cfg["padding"]) == (
-        list(size), 3, 2, "same")
+        list(size),
+        3,
+        2,
+        "same",
+    )
     assert cfg["output_padding"] == (None if op is None else list(op))
     assert arrays["y"].shape[1:3] == expected
 
@@ -134,19 +160,27 @@ def test_same_with_output_padding_0_gives_keras_empty_output(data_format):
     cl = data_format == "channels_last"
     x = np.ones((2, 1, 5, 3) if cl else (2, 3, 1, 5))
     w = np.ones((2, 2, 4, 3) if cl else (3, 4, 2, 2))
-    want = tconv.shapes.keras(x.shape, 4, 2, strides=3, padding="same", output_padding=0,
-                              data_format=data_format)
+    want = tconv.shapes.keras(
+        x.shape, 4, 2, strides=3, padding="same", output_padding=0, data_format=data_format
+    )
     assert want == ((2, 0, 12, 4) if cl else (2, 4, 0, 12))
-    y = tconv.conv_transpose(x, w, stride=3, padding="same", output_padding=0,
-                             data_format=data_format)
+    y = tconv.conv_transpose(
+        x, w, stride=3, padding="same", output_padding=0, data_format=data_format
+    )
     assert y.shape == want and y.dtype == x.dtype
-    assert reference.conv_transpose(x, w, stride=3, padding="same", output_padding=0,
-                                    data_format=data_format).shape == want
+    assert (
+        reference.conv_transpose(
+            x, w, stride=3, padding="same", output_padding=0, data_format=data_format
+        ).shape
+        == want
+    )
     # the other checks still run: a bias of the wrong length is refused
     with pytest.raises(tconv.ShapeError, match="bias must have shape"):
-        tconv.conv_transpose(x, w, np.ones(3), stride=3, padding="same", output_padding=0,
-                             data_format=data_format)
+        tconv.conv_transpose(
+            x, w, np.ones(3), stride=3, padding="same", output_padding=0, data_format=data_format
+        )
     keras = pytest.importorskip("keras")
-    layer = keras.layers.Conv2DTranspose(4, 2, strides=3, padding="same", output_padding=0,
-                                         data_format=data_format)
+    layer = keras.layers.Conv2DTranspose(
+        4, 2, strides=3, padding="same", output_padding=0, data_format=data_format
+    )
     assert tuple(np.asarray(layer(x.astype(np.float32))).shape) == want

@@ -28,8 +28,13 @@ def _layer_args(layer, batch=None, dtype=np.float32):
     n = layer["batch"] if batch is None else batch
     x = rng.standard_normal((n, cin, *layer["input_size"])).astype(dtype)
     w = rng.standard_normal((cin, layer["out_channels"] // g, *layer["kernel_size"])).astype(dtype)
-    kw = dict(stride=layer["stride"], padding=layer["padding"],
-              output_padding=layer["output_padding"], dilation=layer["dilation"], groups=g)
+    kw = dict(
+        stride=layer["stride"],
+        padding=layer["padding"],
+        output_padding=layer["output_padding"],
+        dilation=layer["dilation"],
+        groups=g,
+    )
     return x, w, kw
 
 
@@ -57,7 +62,7 @@ def test_counter_reports_the_call_just_made(threads_restored):
         assert mem["packed_weight_bytes"] == 0
     else:
         assert mem["packed_weight_bytes"] == 4 * 4 * 32 * 32 * 4
-        assert 0 < mem["scratch_bytes"]
+        assert mem["scratch_bytes"] > 0
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -90,15 +95,19 @@ def test_suite_layers_use_under_a_tenth_of_the_output(threads, dtype, threads_re
     layers = json.loads(SUITE.read_text())["layers"]
     for layer in layers:
         x, w, kw = _layer_args(layer, dtype=dtype)
-        out_bytes = x.itemsize * layer["batch"] * layer["out_channels"] * int(
-            np.prod(layer["output_size"]))
+        out_bytes = (
+            x.itemsize * layer["batch"] * layer["out_channels"] * int(np.prod(layer["output_size"]))
+        )
         mem, y = _memory_of(x, w, kw)
         assert y.nbytes == out_bytes
         if layer["out_channels"] // layer["groups"] > 4 or _core.active_isa() == "avx512":
             assert mem["scratch_bytes"] < 0.1 * out_bytes, (layer["name"], mem, out_bytes)
         else:
             assert mem["scratch_bytes"] < threads * 0.5 * out_bytes + (16 << 10), (
-                layer["name"], mem, out_bytes)
+                layer["name"],
+                mem,
+                out_bytes,
+            )
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -121,8 +130,11 @@ def test_rgb_head_at_batch_1_reads_in_place(threads_restored):
     """DCGAN's RGB head at batch 1: copies of its input rows would be 1.3x its output."""
     if _core.active_isa() != "avx512":
         pytest.skip("the grouped-shift kernel that reads tiny-C_out inputs in place is AVX-512")
-    layer = next(entry for entry in json.loads(SUITE.read_text())["layers"]
-                 if entry["name"] == "dcgan_128_32_b1")
+    layer = next(
+        entry
+        for entry in json.loads(SUITE.read_text())["layers"]
+        if entry["name"] == "dcgan_128_32_b1"
+    )
     for threads in (1, 2):
         tconv.set_num_threads(threads)
         x, w, kw = _layer_args(layer)

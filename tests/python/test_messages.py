@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 import tconv
 from tconv import shapes
 
@@ -29,9 +30,7 @@ def test_longdouble_is_named_and_float64_suggested(operand):
         pytest.skip("np.longdouble is float64 on this platform")
     args = {"x": X, "weight": W, "bias": np.ones(2, np.float32)}
     args[operand] = args[operand].astype(np.longdouble)
-    msg = _message(
-        TypeError, tconv.conv_transpose, args["x"], args["weight"], args["bias"]
-    )
+    msg = _message(TypeError, tconv.conv_transpose, args["x"], args["weight"], args["bias"])
     assert "longdouble" in msg and str(np.dtype(np.longdouble)) in msg
     assert f"{operand}.astype(np.float64)" in msg
     assert "float16" not in msg
@@ -45,9 +44,7 @@ def test_float16_message_unchanged():
 # ---- scalar operands are shape problems, not precision problems -----------------------------
 
 
-@pytest.mark.parametrize(
-    "bias", [1.0, 2, np.float64(1.5), np.array(0.5), np.float32(1)]
-)
+@pytest.mark.parametrize("bias", [1.0, 2, np.float64(1.5), np.array(0.5), np.float32(1)])
 @pytest.mark.parametrize("via", ["function", "plan"])
 def test_scalar_bias_is_a_shape_error(bias, via):
     if via == "plan":
@@ -78,9 +75,7 @@ def test_list_with_an_int_beyond_int64(operand):
     args[operand] = [2**70, *args[operand][1:]] if operand == "bias" else args[operand]
     if operand != "bias":
         args[operand][0][0][0][0] = 2**70
-    msg = _message(
-        TypeError, tconv.conv_transpose, args["x"], args["weight"], args["bias"]
-    )
+    msg = _message(TypeError, tconv.conv_transpose, args["x"], args["weight"], args["bias"])
     where = f"{operand}[0]" if operand == "bias" else f"{operand}[0][0][0][0]"
     assert f"{where} is the integer {2**70}" in msg
     assert "too large for int64" in msg
@@ -101,9 +96,7 @@ def test_non_number_entry_is_named():
 
 
 def test_ragged_list_still_says_ragged_shape():
-    msg = _message(
-        TypeError, tconv.conv_transpose, [[[1.0, 2.0], [1.0]]], np.ones((1, 1, 2))
-    )
+    msg = _message(TypeError, tconv.conv_transpose, [[[1.0, 2.0], [1.0]]], np.ones((1, 1, 2)))
     assert "inhomogeneous" in msg
 
 
@@ -113,9 +106,7 @@ HUGE = [2**62, 2**63 - 1, -(2**63 - 1)]
 
 
 @pytest.mark.parametrize("value", HUGE)
-@pytest.mark.parametrize(
-    "arg", ["stride", "padding", "output_padding", "dilation", "groups"]
-)
+@pytest.mark.parametrize("arg", ["stride", "padding", "output_padding", "dilation", "groups"])
 def test_plan_with_huge_arguments_never_dumps_a_signature(arg, value):
     with pytest.raises((tconv.ShapeError, OverflowError)) as info:
         plan = tconv.ConvTranspose(W, **{arg: value})
@@ -124,9 +115,7 @@ def test_plan_with_huge_arguments_never_dumps_a_signature(arg, value):
     assert "incompatible function arguments" not in msg and "Sequence[" not in msg
 
 
-@pytest.mark.parametrize(
-    "padding", [2**62, 2**63 - 1, (2**62, 0), ((0, 2**62), (0, 0))]
-)
+@pytest.mark.parametrize("padding", [2**62, 2**63 - 1, (2**62, 0), ((0, 2**62), (0, 0))])
 def test_plan_with_huge_padding_is_a_shape_error(padding):
     msg = _message(tconv.ShapeError, tconv.ConvTranspose, W, padding=padding)
     assert "padding" in msg and "spatial dimension 0" in msg
@@ -163,10 +152,7 @@ def test_empty_result_too_big_to_describe(via):
 )
 def test_keras_empty_tuples(kwargs, name, shown):
     msg = _message(tconv.ShapeError, shapes.keras, (None, 5, 5, 3), 4, **kwargs)
-    assert (
-        f"The `{name}` argument must be a tuple of 2 integers. Received {name}={shown}"
-        in msg
-    )
+    assert f"The `{name}` argument must be a tuple of 2 integers. Received {name}={shown}" in msg
     assert "Conv2DTranspose" in msg and "Conv0D" not in msg and "IndexError" not in msg
 
 
@@ -197,11 +183,7 @@ def test_one_dimensional_x_for_a_2d_layer(data_format):
     )
     assert "0-D weight" not in msg
     assert "no channel axis" in msg
-    want = (
-        "x.reshape(3, 2, 1)"
-        if data_format == "channels_first"
-        else "x.reshape(2, 1, 3)"
-    )
+    want = "x.reshape(3, 2, 1)" if data_format == "channels_first" else "x.reshape(2, 1, 3)"
     assert want in msg
 
 
@@ -213,9 +195,7 @@ def test_one_dimensional_x_that_does_not_split_into_channels():
 def test_flat_features_suggestion_is_bounded():
     # A huge, prime-free feature count must not send the reshape suggestion into a long search.
     x = np.empty((0, 3 * 2**40), np.float32)
-    msg = _message(
-        tconv.ShapeError, tconv.conv_transpose, x, np.ones((3, 2, 3, 3, 3), "f4")
-    )
+    msg = _message(tconv.ShapeError, tconv.conv_transpose, x, np.ones((3, 2, 3, 3, 3), "f4"))
     assert "x.reshape(0, 3, " in msg
 
 
@@ -269,9 +249,6 @@ def test_unbatched_channels_last_and_empty_axis():
         w,
         data_format="channels_last",
     )
-    assert (
-        "x shape (5, 5, 4) is (*spatial, C_in), unbatched" in msg
-        and "(1, 5, 5, 4)" not in msg
-    )
+    assert "x shape (5, 5, 4) is (*spatial, C_in), unbatched" in msg and "(1, 5, 5, 4)" not in msg
     msg = _message(tconv.ShapeError, tconv.conv_transpose, np.ones((3, 0, 5), "f4"), W)
     assert "(x shape (3, 0, 5), unbatched)" in msg and "(1, 3, 0, 5)" not in msg

@@ -10,7 +10,7 @@ from tconv import reference
 
 CASES = [
     ((2, 16, 7, 8), (16, 8, 3, 3), dict(stride=2, padding=1, output_padding=1)),
-    ((16, 7, 8), (16, 8, 3, 3), dict(stride=2, padding=1)),                     # unbatched
+    ((16, 7, 8), (16, 8, 3, 3), dict(stride=2, padding=1)),  # unbatched
     ((1, 8, 30), (8, 2, 5), dict(stride=3, padding=((1, 2),), dilation=2)),
     ((1, 12, 6, 5), (12, 1, 4, 4), dict(stride=2, padding=1, groups=12)),
     ((2, 5, 6, 12), (3, 3, 20, 12), dict(stride=2, padding="same", data_format="channels_last")),
@@ -46,21 +46,23 @@ def test_output_size_matches_functional():
     plan = tconv.ConvTranspose(w, stride=2, padding=1)
     got = plan(x, output_size=(10, 10))
     assert got.shape == (1, 3, 10, 10)
-    assert np.array_equal(got, tconv.conv_transpose(x, w, stride=2, padding=1, output_size=(10, 10)))
+    assert np.array_equal(
+        got, tconv.conv_transpose(x, w, stride=2, padding=1, output_size=(10, 10))
+    )
     assert plan.output_shape(x.shape, output_size=(10, 10)) == (1, 3, 10, 10)
 
 
 def test_plan_rejects_bad_layers_and_inputs():
     w = np.ones((4, 3, 3, 3), np.float32)
     with pytest.raises(tconv.ShapeError):
-        tconv.ConvTranspose(w, groups=3)             # 4 input channels, 3 groups
+        tconv.ConvTranspose(w, groups=3)  # 4 input channels, 3 groups
     with pytest.raises(tconv.ShapeError):
         tconv.ConvTranspose(w, np.ones(4, np.float32))  # bias of the wrong length
     with pytest.raises(tconv.ShapeError):
         tconv.ConvTranspose(np.ones((4, 3), np.float32))
     plan = tconv.ConvTranspose(w, stride=2)
     with pytest.raises(tconv.ShapeError):
-        plan(np.ones((1, 5, 4, 4), np.float32))      # 5 channels, weight wants 4
+        plan(np.ones((1, 5, 4, 4), np.float32))  # 5 channels, weight wants 4
     with pytest.raises(TypeError):
         plan(np.ones((1, 4, 4, 4), np.float64))
     with pytest.raises(tconv.ShapeError):
@@ -113,13 +115,24 @@ def test_allocated_outputs_start_on_a_cache_line(case, dtype):
 # functional form resolve these the same way, and as the reference does.
 EMPTY_SAME = [
     # x shape, weight shape, layer arguments, call arguments
-    ((1, 1, 5), (2, 3, 5), dict(stride=3, padding="same", output_padding=0,
-                                data_format="channels_last"), {}),
-    ((0, 1, 1, 1, 1), (1, 1, 1, 2, 1), dict(stride=(1, 1, 2), padding="same", dilation=(1, 1, 2)),
-     dict(output_size=(1, 0, 2))),
-    ((2, 1, 1, 1, 3), (1, 2, 1, 4, 3), dict(stride=(1, 1, 2), padding="same", dilation=(1, 1, 2),
-                                            data_format="channels_last"),
-     dict(output_size=(2, 1, 0, 2, 4))),
+    (
+        (1, 1, 5),
+        (2, 3, 5),
+        dict(stride=3, padding="same", output_padding=0, data_format="channels_last"),
+        {},
+    ),
+    (
+        (0, 1, 1, 1, 1),
+        (1, 1, 1, 2, 1),
+        dict(stride=(1, 1, 2), padding="same", dilation=(1, 1, 2)),
+        dict(output_size=(1, 0, 2)),
+    ),
+    (
+        (2, 1, 1, 1, 3),
+        (1, 2, 1, 4, 3),
+        dict(stride=(1, 1, 2), padding="same", dilation=(1, 1, 2), data_format="channels_last"),
+        dict(output_size=(2, 1, 0, 2, 4)),
+    ),
 ]
 
 

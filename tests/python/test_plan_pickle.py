@@ -6,9 +6,12 @@ from __future__ import annotations
 import copy
 import multiprocessing
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+
 import tconv
 
 # (x shape, weight shape, layer arguments); channels_last weights are (*kernel, C_out/g, C_in)
@@ -169,9 +172,7 @@ def test_out_refuses_masked_and_subclassed_arrays(kind, via):
 
 
 def test_out_refuses_matrix():
-    x = np.ones((1, 1, 1), np.float64)[
-        0
-    ]  # unbatched 1-D: the result is (C_out, L), 2-D
+    x = np.ones((1, 1, 1), np.float64)[0]  # unbatched 1-D: the result is (C_out, L), 2-D
     w = np.ones((1, 2, 3), np.float64)
     with pytest.warns(PendingDeprecationWarning):
         out = np.asmatrix(np.zeros((2, 3)))
@@ -189,3 +190,29 @@ def test_out_accepts_memmap_and_plain_views(tmp_path):
     masked = _masked(want.shape, np.float32)
     tconv.conv_transpose(x, w, out=masked.data)  # the plain view the message suggests
     assert np.array_equal(masked.data, want)
+
+
+CORE_OBJECTS = """
+import copy, pickle, sys
+import numpy as np, tconv
+plan = tconv.ConvTranspose(np.ones((2, 3, 3), np.float32))
+objects = {"Plan": plan._plan, "Geometry": plan._resolve((1, 2, 5), None)[0]}
+for name, obj in objects.items():
+    for how in [*(lambda o, p=p: pickle.dumps(o, protocol=p) for p in range(6)), copy.copy]:
+        try:
+            how(obj)
+        except TypeError as exc:
+            assert f"tconv._core.{name} cannot be pickled" in str(exc), exc
+        else:
+            sys.exit(f"{name} was pickled or copied")
+print("refused")
+"""
+
+
+def test_core_objects_refuse_pickle_and_copy_with_a_type_error():
+    # Pickle protocols 0 and 1 used to abort the interpreter inside pybind11: a child process.
+    run = subprocess.run(
+        [sys.executable, "-c", CORE_OBJECTS], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "refused"

@@ -24,11 +24,11 @@ TOL = {np.float32: 1e-4, np.float64: 1e-11}
 
 CASES = [
     # (batch, C_in, C_out, input spatial, kernel, stride, padding, output_padding, dilation)
-    (2, 128, 64, (6, 5), (4, 4), 2, 1, 0, 1),          # DCGAN-like, 512 KiB of float32 weights
-    (1, 112, 72, (5, 7), (3, 3), 2, 1, 1, 1),          # partial panel, output_padding
+    (2, 128, 64, (6, 5), (4, 4), 2, 1, 0, 1),  # DCGAN-like, 512 KiB of float32 weights
+    (1, 112, 72, (5, 7), (3, 3), 2, 1, 1, 1),  # partial panel, output_padding
     (3, 112, 40, (4, 3), (5, 3), (3, 2), (2, 1), 0, 1),  # stride 3 rows, asymmetric kernel
-    (1, 160, 48, (7, 4), (3, 3), 1, 2, 0, 2),          # stride 1 with dilation
-    (1, 64, 40, (3, 4, 5), (3, 3, 3), 2, 1, 0, 1),     # 3-D: blocks along the middle dim
+    (1, 160, 48, (7, 4), (3, 3), 1, 2, 0, 2),  # stride 1 with dilation
+    (1, 64, 40, (3, 4, 5), (3, 3, 3), 2, 1, 0, 1),  # 3-D: blocks along the middle dim
     # 256 channels: 1 KiB (float32) / 2 KiB (float64) per buffered position, the pitch that
     # gets a cache line of padding; stride 3 rows taken phase by phase within a block.
     (2, 256, 40, (5, 6), (5, 4), (3, 2), (1, 2), (2, 0), 1),
@@ -40,8 +40,10 @@ def _arrays(case):
     so one reference serves every dtype and layout of a case."""
     n, cin, cout, size, k = case[:5]
     rng = np.random.default_rng(sum(size) + cin)
-    return tuple(rng.standard_normal(shape).astype(np.float32).astype(np.float64)
-                 for shape in ((n, cin, *size), (cin, cout, *k), (cout,)))
+    return tuple(
+        rng.standard_normal(shape).astype(np.float32).astype(np.float64)
+        for shape in ((n, cin, *size), (cin, cout, *k), (cout,))
+    )
 
 
 # The blocked path of the channel driver; with the ISA capped to portable, the portable kernel.
@@ -53,7 +55,7 @@ def _kwargs(case):
     return dict(stride=s, padding=p, output_padding=op, dilation=d)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference(case):
     """The scatter loop's channels_first result, computed once per case."""
     return reference.conv_transpose(*_arrays(case), **_kwargs(case))

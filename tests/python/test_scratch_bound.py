@@ -61,8 +61,9 @@ SIGNALS = [
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("xs, ws, stride, fmt", SIGNALS)
-def test_long_kernel_signals_are_right_in_bounded_memory(xs, ws, stride, fmt, threads,
-                                                         threads_restored):
+def test_long_kernel_signals_are_right_in_bounded_memory(
+    xs, ws, stride, fmt, threads, threads_restored
+):
     tconv.set_num_threads(threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(xs).astype(np.float32)
@@ -82,24 +83,31 @@ def test_long_kernel_signals_are_right_in_bounded_memory(xs, ws, stride, fmt, th
 def _scatter_by_input(x: np.ndarray, w: np.ndarray, dilation: tuple) -> np.ndarray:
     """channels_first, groups 1, stride 1, no padding: each input cell adds its weights, taps
     `dilation` apart, at its own position. Loops over input cells only (the kernels are long)."""
-    n, cin = x.shape[:2]
+    n, _cin = x.shape[:2]
     k = w.shape[2:]
     out = [i + d * (kk - 1) for i, kk, d in zip(x.shape[2:], k, dilation)]
     y = np.zeros((n, w.shape[1], *out))
     for pos in np.ndindex(*x.shape[2:]):
         taps = tuple(slice(i, i + d * (kk - 1) + 1, d) for i, kk, d in zip(pos, k, dilation))
         y[(slice(None), slice(None), *taps)] += np.einsum(
-            "nc,co...->no...", x[(slice(None), slice(None), *pos)].astype(np.float64),
-            w.astype(np.float64))
+            "nc,co...->no...",
+            x[(slice(None), slice(None), *pos)].astype(np.float64),
+            w.astype(np.float64),
+        )
     return y
 
 
-@pytest.mark.parametrize("xs, ws", [
-    ((2, 1, 70, 1), (1, 1, 70, 100)),   # one input column under a 100-wide kernel
-    ((1, 3, 80, 2), (3, 2, 50, 120)),
-])
-def test_a_narrow_input_beside_a_long_one_is_vectorised_along_the_long_one(xs, ws,
-                                                                          threads_restored):
+@pytest.mark.parametrize(
+    "xs, ws",
+    [
+        ((2, 1, 70, 1), (1, 1, 70, 100)),  # one input column under a 100-wide kernel
+        ((1, 3, 80, 2), (3, 2, 50, 120)),
+        ((1, 2, 40, 3), (2, 2, 60, 300)),  # 40 rows, 3 columns: 136 ms before, 5 ms after
+    ],
+)
+def test_a_narrow_input_beside_a_long_one_is_vectorised_along_the_long_one(
+    xs, ws, threads_restored
+):
     # The last dim's input is what a kernel call loads: with one or two cells there, the
     # drivers made one call per tap of the other dim, each of a few useful lanes.
     tconv.set_num_threads(2)
@@ -114,11 +122,11 @@ def test_a_narrow_input_beside_a_long_one_is_vectorised_along_the_long_one(xs, w
 
 
 def test_row_buffers_over_the_budget_send_the_layer_to_the_portable_kernel(threads_restored):
-    # A 60-row input under a 60 x 400 kernel dilated 4 wide: the phase driver's pair lists
+    # A 60 x 20 input under a 60 x 400 kernel dilated 4 wide: the phase driver's pair lists
     # would be 60 rows x ~1600 shifts per thread, 3.8 MB on one thread, 7.7 MB on two (beyond
     # the 4 MiB floor for a 1.5 MB output): on two it declines.
     rng = np.random.default_rng(4)
-    x, w = rng.standard_normal((1, 2, 60, 2)), rng.standard_normal((2, 1, 60, 400))
+    x, w = rng.standard_normal((1, 2, 60, 20)), rng.standard_normal((2, 1, 60, 400))
     want = _scatter_by_input(x, w, (1, 4))
     ran, kernel = {}, {}
     for threads in (1, 2):
@@ -141,7 +149,7 @@ def layers(draw):
     cin = groups if depthwise else draw(st.integers(1, 3))
     cout = groups * draw(st.integers(1, 2))
     kernel, stride, inp = [], [], []
-    for d in range(rank):
+    for _d in range(rank):
         long_dim = draw(st.booleans())
         k = draw(st.integers(64, 600)) if long_dim else draw(st.integers(1, 5))
         kernel.append(k)
@@ -150,7 +158,11 @@ def layers(draw):
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     batch = draw(st.integers(1, 2))
     xs = (batch, cin, *inp) if fmt == "channels_first" else (batch, *inp, cin)
-    ws = (cin, cout // groups, *kernel) if fmt == "channels_first" else (*kernel, cout // groups, cin)
+    ws = (
+        (cin, cout // groups, *kernel)
+        if fmt == "channels_first"
+        else (*kernel, cout // groups, cin)
+    )
     return xs, ws, tuple(stride), groups, fmt, dtype
 
 
@@ -169,8 +181,9 @@ def test_scratch_stays_within_a_tenth_of_the_output_or_the_floor(layer, threads)
 
 
 def _run_child(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_long_signal_runs_under_an_address_space_limit():
@@ -204,6 +217,8 @@ def test_failed_allocation_names_the_buffer_its_size_and_the_fix():
     """)
     assert proc.returncode == 0, proc.stderr
     assert "ok (1, 4, 1, 1)" in proc.stdout, proc.stdout
-    for words in ("MemoryError: tconv needed 1.0 GiB for the weights packed for the kernels",
-                  "address-space limit"):
+    for words in (
+        "MemoryError: tconv needed 1.0 GiB for the weights packed for the kernels",
+        "address-space limit",
+    ):
         assert words in proc.stdout, proc.stdout

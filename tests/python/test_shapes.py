@@ -30,24 +30,28 @@ def test_exports():
 
 # ---- PyTorch ----------------------------------------------------------------------------------
 
+
 def test_torch_shapes_and_none_batch():
     # (5 - 1) * 2 - 2 + 3 + 1 = 10
-    assert shapes.torch((1, 16, 5, 5), 16, 8, 3, stride=2, padding=1, output_padding=1) == (1, 8, 10, 10)
+    assert shapes.torch((1, 16, 5, 5), 16, 8, 3, stride=2, padding=1, output_padding=1) == (
+        1,
+        8,
+        10,
+        10,
+    )
     assert shapes.torch((None, 16, 5, 5), 16, 8, 3, stride=2, padding=1) == (None, 8, 9, 9)
     assert shapes.torch((16, 5), 16, 8, 3, dims=1) == (8, 7)  # unbatched
     assert shapes.torch((2, 4, 6, 6), 4, 2, 3, stride=2, output_size=(14, 14)) == (2, 2, 14, 14)
 
 
 def test_torch_output_padding_names_the_fix():
-    err = raises("output_padding", shapes.torch, (1, 4, 6, 6), 4, 8, 3, stride=2,
-                 output_padding=2)
+    err = raises("output_padding", shapes.torch, (1, 4, 6, 6), 4, 8, 3, stride=2, output_padding=2)
     assert "output padding must be smaller than either stride or dilation" in str(err)
     assert "output_padding <= 1" in err.fix
 
 
 def test_torch_output_size_lists_the_range():
-    err = raises("output_size", shapes.torch, (1, 4, 5, 5), 4, 8, 3, stride=2,
-                 output_size=(14, 14))
+    err = raises("output_size", shapes.torch, (1, 4, 5, 5), 4, 8, 3, stride=2, output_size=(14, 14))
     assert "valid sizes range from [11, 11] to [12, 12]" in str(err)
     assert "14" in err.fix
 
@@ -73,12 +77,21 @@ def test_torch_channels_groups_and_empty_output():
 
 # ---- Keras ------------------------------------------------------------------------------------
 
+
 def test_keras_shapes_and_none():
     assert shapes.keras((None, 5, 5, 16), 8, 3, strides=2, padding="same") == (None, 10, 10, 8)
     # output_padding=0 with 'same': (5 - 1) * 2 + 3 % 2 + 0 = 9
-    assert shapes.keras((None, 5, None, 16), 8, 3, strides=2, padding="same",
-                        output_padding=0) == (None, 9, None, 8)
-    assert shapes.keras((None, 16, 5), 8, 3, strides=2, data_format="channels_first") == (None, 8, 11)
+    assert shapes.keras((None, 5, None, 16), 8, 3, strides=2, padding="same", output_padding=0) == (
+        None,
+        9,
+        None,
+        8,
+    )
+    assert shapes.keras((None, 16, 5), 8, 3, strides=2, data_format="channels_first") == (
+        None,
+        8,
+        11,
+    )
 
 
 def test_keras_rank_error_proposes_a_reshape():
@@ -91,8 +104,16 @@ def test_keras_rank_error_proposes_a_reshape():
 
 
 def test_keras_output_padding_and_dilation():
-    err = raises("output_padding", shapes.keras, (None, 5, 5, 3), 8, 3, strides=2,
-                 padding="same", output_padding=2)
+    err = raises(
+        "output_padding",
+        shapes.keras,
+        (None, 5, 5, 3),
+        8,
+        3,
+        strides=2,
+        padding="same",
+        output_padding=2,
+    )
     assert "`output_padding` must be strictly less than `strides`" in str(err)
     assert "[0, 1]" in err.fix
     err = raises("argument", shapes.keras, (None, 5, 5, 3), 8, 3, strides=2, dilation_rate=2)
@@ -107,6 +128,7 @@ def test_keras_tensorflow_refusal_warns():
 
 # ---- tf.nn ------------------------------------------------------------------------------------
 
+
 def test_tf_nn_accepts_and_rejects_output_shape():
     assert shapes.tf_nn((1, 5, 5, 4), (3, 3, 8, 4), (1, 10, 10, 8), 2) == (1, 10, 10, 8)
     assert shapes.tf_nn((1, 5, 5, 4), (3, 3, 8, 4), (1, 9, 9, 8), 2) == (1, 9, 9, 8)
@@ -119,18 +141,22 @@ def test_tf_nn_accepts_and_rejects_output_shape():
 
 def test_tf_nn_dilation_warns_about_cpu_kernels():
     with pytest.warns(tconv.BackendWarning, match="dilation"):
-        assert shapes.tf_nn((1, 5, 5, 4), (3, 3, 8, 4), (1, 9, 9, 8), 1, padding="VALID",
-                            dilations=2) == (1, 9, 9, 8)
+        assert shapes.tf_nn(
+            (1, 5, 5, 4), (3, 3, 8, 4), (1, 9, 9, 8), 1, padding="VALID", dilations=2
+        ) == (1, 9, 9, 8)
 
 
 # ---- ONNX -------------------------------------------------------------------------------------
 
+
 def test_onnx_auto_pad_and_output_shape():
-    assert shapes.onnx((1, 4, 5, 5), (4, 2, 3, 3), strides=[2, 2], auto_pad="SAME_UPPER",
-                       group=2) == (1, 4, 10, 10)
+    assert shapes.onnx(
+        (1, 4, 5, 5), (4, 2, 3, 3), strides=[2, 2], auto_pad="SAME_UPPER", group=2
+    ) == (1, 4, 10, 10)
     # onnxruntime ignores output_padding with SAME_*: still input * stride
-    assert shapes.onnx((1, 1, 3), (1, 1, 3), strides=[2], auto_pad="SAME_UPPER",
-                       output_padding=[1]) == (1, 1, 6)
+    assert shapes.onnx(
+        (1, 1, 3), (1, 1, 3), strides=[2], auto_pad="SAME_UPPER", output_padding=[1]
+    ) == (1, 1, 6)
     assert shapes.onnx((1, 1, 3), (1, 1, 3), strides=[2], output_shape=[8]) == (1, 1, 8)
     err = raises("output_size", shapes.onnx, (1, 1, 3), (1, 1, 3), strides=[2], output_shape=[9])
     assert "Expected input size 4 but got 3" in str(err)
@@ -138,8 +164,9 @@ def test_onnx_auto_pad_and_output_shape():
 
 
 def test_onnx_errors():
-    err = raises("output_padding", shapes.onnx, (1, 1, 3), (1, 1, 3), strides=[2],
-                 output_padding=[2])
+    err = raises(
+        "output_padding", shapes.onnx, (1, 1, 3), (1, 1, 3), strides=[2], output_padding=[2]
+    )
     assert "must be less than max(stride, dilation) (2)" in str(err)
     err = raises("channels", shapes.onnx, (1, 2, 3), (1, 1, 3))
     assert "(2, 1, 3)" in err.fix
@@ -150,20 +177,27 @@ def test_onnx_errors():
 
 # ---- JAX --------------------------------------------------------------------------------------
 
+
 def test_jax_padding_forms():
     assert shapes.jax((1, 5, 5, 4), (3, 3, 4, 8), (2, 2), "SAME") == (1, 10, 10, 8)
     assert shapes.jax((1, 5, 5, 4), (3, 3, 4, 8), (2, 2), "VALID") == (1, 11, 11, 8)
     # explicit pairs pad the dilated input: (5-1)*2+1 + 1+1 - 3 + 1 = 9, and 9 + 0 - 2 = 7
     assert shapes.jax((1, 5, 5, 4), (3, 3, 4, 8), (2, 2), [(1, 1), (0, 0)]) == (1, 9, 7, 8)
-    assert shapes.jax((None, 5, 5, 4), (3, 3, 8, 4), (2, 2), "SAME",
-                      transpose_kernel=True) == (None, 10, 10, 8)
-    assert shapes.jax((1, 4, 5, 5), (8, 4, 3, 3), (2, 2), "VALID",
-                      dimension_numbers=("NCHW", "OIHW", "NCHW")) == (1, 8, 11, 11)
+    assert shapes.jax((None, 5, 5, 4), (3, 3, 8, 4), (2, 2), "SAME", transpose_kernel=True) == (
+        None,
+        10,
+        10,
+        8,
+    )
+    assert shapes.jax(
+        (1, 4, 5, 5), (8, 4, 3, 3), (2, 2), "VALID", dimension_numbers=("NCHW", "OIHW", "NCHW")
+    ) == (1, 8, 11, 11)
 
 
 def test_jax_errors_name_the_fix():
-    err = raises("channels", shapes.jax, (1, 5, 5, 4), (3, 3, 4, 8), (2, 2), "SAME",
-                 transpose_kernel=True)
+    err = raises(
+        "channels", shapes.jax, (1, 5, 5, 4), (3, 3, 4, 8), (2, 2), "SAME", transpose_kernel=True
+    )
     assert "4 // 1 != 8" in str(err)
     assert "transpose_kernel=False" in err.fix
     err = raises("padding", shapes.jax, (1, 5, 5, 4), (3, 3, 4, 8), (2, 2), "same")
@@ -178,8 +212,13 @@ def test_jax_errors_name_the_fix():
         lambda: tconv.shapes.keras((None, 5, 5, 3), 4, 3, strides=2**70),
         lambda: tconv.shapes.onnx((1, 3, 5, 5), (3, 4, 3, 3), strides=[2**70, 1]),
         lambda: tconv.shapes.tf_nn((1, 5, 5, 3), (3, 3, 4, 3), (1, 10, 10, 4), 2**70),
-        lambda: tconv.shapes.jax((1, 5, 5, 3), (3, 3, 4, 3), (2**70, 1), "SAME",
-                                 dimension_numbers=("NHWC", "HWOI", "NHWC")),
+        lambda: tconv.shapes.jax(
+            (1, 5, 5, 3),
+            (3, 3, 4, 3),
+            (2**70, 1),
+            "SAME",
+            dimension_numbers=("NHWC", "HWOI", "NHWC"),
+        ),
     ],
 )
 def test_ints_beyond_int64_are_refused_by_name(call):

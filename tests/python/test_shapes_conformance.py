@@ -17,8 +17,13 @@ import tconv
 from tconv import shapes
 
 GOLDEN = Path(__file__).resolve().parents[1] / "conformance" / "golden.json.gz"
-FUNCS = {"torch": shapes.torch, "keras": shapes.keras, "tf_nn": shapes.tf_nn,
-         "onnx": shapes.onnx, "jax": shapes.jax}
+FUNCS = {
+    "torch": shapes.torch,
+    "keras": shapes.keras,
+    "tf_nn": shapes.tf_nn,
+    "onnx": shapes.onnx,
+    "jax": shapes.jax,
+}
 # TensorFlow CPU kernels without oneDNN refuse these although the oneDNN build runs them:
 # tconv returns the shape with a BackendWarning.
 TF_BACKEND_LIMITS = {"backend_dilation", "backend_format", "backend_groups"}
@@ -71,22 +76,38 @@ def test_agrees_with_framework(golden, framework):
         want = expectation(framework, entry)
         got = observe(framework, entry["params"])
         if want != got and not (want[:2] == ("error", None) and got[0] == "error"):
-            mismatches.append((entry["params"], want, got, entry.get("error") or
-                               entry.get("classic", {}).get("error") or entry.get("run")))
-    report = "\n".join(f"{p}\n   framework: {w}\n   tconv:     {g}\n   {e}"
-                       for p, w, g, e in mismatches[:15])
+            mismatches.append(
+                (
+                    entry["params"],
+                    want,
+                    got,
+                    entry.get("error") or entry.get("classic", {}).get("error") or entry.get("run"),
+                )
+            )
+    report = "\n".join(
+        f"{p}\n   framework: {w}\n   tconv:     {g}\n   {e}" for p, w, g, e in mismatches[:15]
+    )
     assert not mismatches, f"{len(mismatches)} of {len(entries)} disagree:\n{report}"
 
 
 def test_golden_covers_every_error_kind(golden):
-    kinds = {fw: {expectation(fw, e)[1] for e in entries if expectation(fw, e)[0] == "error"}
-             for fw, entries in golden["frameworks"].items()}
-    assert {"rank", "channels", "groups", "output_padding", "output_size",
-            "nonpositive_output"} <= kinds["torch"]
+    kinds = {
+        fw: {expectation(fw, e)[1] for e in entries if expectation(fw, e)[0] == "error"}
+        for fw, entries in golden["frameworks"].items()
+    }
+    assert {
+        "rank",
+        "channels",
+        "groups",
+        "output_padding",
+        "output_size",
+        "nonpositive_output",
+    } <= kinds["torch"]
     assert {"rank", "output_padding"} <= kinds["keras"]
     assert {"output_size", "channels"} <= kinds["tf_nn"]
-    assert {"rank", "channels", "output_padding", "output_size",
-            "nonpositive_output"} <= kinds["onnx"]
+    assert {"rank", "channels", "output_padding", "output_size", "nonpositive_output"} <= kinds[
+        "onnx"
+    ]
     assert {"rank", "channels", "nonpositive_output", "padding"} <= kinds["jax"]
     # Keras layers that TensorFlow refuses at run time are part of the sample
     assert any("error" in e.get("run", {}) for e in golden["frameworks"]["keras"])

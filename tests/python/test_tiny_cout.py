@@ -58,8 +58,16 @@ def tiny_layers(draw):
         pads.append((lo, hi))
         outpad.append(draw(st.integers(0, max(stride[d], dilation[d]) - 1)))
     return dict(
-        groups=groups, cin=cin_g * groups, cout_g=cout_g, kernel=kernel, stride=stride,
-        dilation=dilation, size=size, pads=pads, outpad=outpad, batch=batch,
+        groups=groups,
+        cin=cin_g * groups,
+        cout_g=cout_g,
+        kernel=kernel,
+        stride=stride,
+        dilation=dilation,
+        size=size,
+        pads=pads,
+        outpad=outpad,
+        batch=batch,
         channels_last=draw(st.booleans()),
         dtype=draw(st.sampled_from([np.float32, np.float64])),
         bias=draw(st.booleans()),
@@ -68,8 +76,11 @@ def tiny_layers(draw):
     )
 
 
-@settings(max_examples=examples(120), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(120),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(cfg=tiny_layers())
 def test_tiny_cout_matches_reference_on_one_and_two_threads(cfg, threads_restored):
     x, w, b, kw = layer_inputs(cfg)
@@ -143,8 +154,12 @@ def test_multi_phase_rows_every_channel_and_phase_count(cout, stride, dtype):
                     got = tconv.conv_transpose(x, w, b, **kw)
                     assert_close_in_norm(got, want, dtype, msg=f"{isa} width {width} k {k}")
                     got = tconv.conv_transpose(x_cl, w_cl, b, data_format="channels_last", **kw)
-                    assert_close_in_norm(got.transpose(0, 2, 1), want, dtype,
-                                         msg=f"{isa} width {width} k {k} channels_last")
+                    assert_close_in_norm(
+                        got.transpose(0, 2, 1),
+                        want,
+                        dtype,
+                        msg=f"{isa} width {width} k {k} channels_last",
+                    )
     finally:
         tconv.set_max_isa(tconv.available_isas()[0])
 
@@ -159,7 +174,7 @@ def test_multi_phase_rows_every_channel_and_phase_count(cout, stride, dtype):
 ROW_PHASE_SHAPES = [(c, sy, sx) for c in (1, 2, 3, 4) for sy in (2, 3, 4) for sx in (2, 3, 4)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _row_phase_layers(cout, sy, sx):
     """(x, w, b, kwargs, reference result) per row width, in float64 holding float32 values:
     one reference loop serves both dtypes."""
@@ -167,11 +182,16 @@ def _row_phase_layers(cout, sy, sx):
     layers = []
     for width, height, extra, k in ((37, 3, 0, 0), (100, 2, 1, 1)):
         ky, kx = 2 * sy + k, 2 * sx + k
-        x, w, b = (rng.standard_normal(shape).astype(np.float32).astype(np.float64)
-                   for shape in ((1, 3, height, width), (3, cout, ky, kx), (cout,)))
+        x, w, b = (
+            rng.standard_normal(shape).astype(np.float32).astype(np.float64)
+            for shape in ((1, 3, height, width), (3, cout, ky, kx), (cout,))
+        )
         # Padding s/2 + output padding: an output of s x input, or `extra` short of it.
-        kw = dict(stride=(sy, sx), padding=((sy + k) // 2, (sx + k) // 2),
-                  output_padding=(max(0, sy - 1 - extra), max(0, sx - 1 - extra)))
+        kw = dict(
+            stride=(sy, sx),
+            padding=((sy + k) // 2, (sx + k) // 2),
+            output_padding=(max(0, sy - 1 - extra), max(0, sx - 1 - extra)),
+        )
         layers.append((x, w, b, kw, reference.conv_transpose(x, w, b, **kw)))
     return layers
 
@@ -211,13 +231,14 @@ def test_all_phases_of_two_dims_in_3d_and_strided_inputs(threads_restored):
     ]
     for xs, ws, kw in cases:
         big = rng.standard_normal((xs[0], xs[1] + 2, *(v + 3 for v in xs[2:]))).astype(np.float32)
-        x = big[:, 1:xs[1] + 1, 2:xs[2] + 2, 1:xs[3] + 1, 3:xs[4] + 3]
+        x = big[:, 1 : xs[1] + 1, 2 : xs[2] + 2, 1 : xs[3] + 1, 3 : xs[4] + 3]
         w = rng.standard_normal(ws).astype(np.float32)
         want = reference.conv_transpose(x, w, None, **kw)
         for threads in (1, 2):
             tconv.set_num_threads(threads)
-            assert_close_in_norm(tconv.conv_transpose(x, w, None, **kw), want, np.float32,
-                                 msg=str(kw))
+            assert_close_in_norm(
+                tconv.conv_transpose(x, w, None, **kw), want, np.float32, msg=str(kw)
+            )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 import tconv
 from tconv import reference, shapes
 
@@ -300,17 +301,13 @@ ENTRY_POINTS = [
         "explain-tf_nn-kernel_size",
         "kernel_size",
         (3, 2),
-        lambda v: tconv.explain(
-            "tf_nn", (5, 5), kernel_size=v, strides=2, output_shape=(10, 10)
-        ),
+        lambda v: tconv.explain("tf_nn", (5, 5), kernel_size=v, strides=2, output_shape=(10, 10)),
     ),
     (
         "explain-jax-kernel_size",
         "kernel_size",
         (3, 2),
-        lambda v: tconv.explain(
-            "jax", (5, 5), kernel_size=v, strides=(2, 2), padding="SAME"
-        ),
+        lambda v: tconv.explain("jax", (5, 5), kernel_size=v, strides=(2, 2), padding="SAME"),
     ),
     (
         "explain-keras-strides",
@@ -351,9 +348,7 @@ PAIR_ENTRY_POINTS = [
 
 
 @pytest.mark.parametrize("kind", ["set", "dict", "dict_values", "generator"])
-@pytest.mark.parametrize(
-    ("call",), [pytest.param(c, id=i) for i, c in PAIR_ENTRY_POINTS]
-)
+@pytest.mark.parametrize(("call",), [pytest.param(c, id=i) for i, c in PAIR_ENTRY_POINTS])
 def test_unordered_padding_pair_is_a_type_error(call, kind):
     pair = KINDS[kind]((1, 2))
     with pytest.raises(TypeError) as info:

@@ -37,15 +37,19 @@ def _views(w: np.ndarray):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
-@pytest.mark.parametrize("cin,cout_g,groups,kernel,stride,padding", [
-    (6, 17, 1, (3, 3), 2, 1),     # partial panel, overlapping taps
-    (8, 5, 2, (4, 4), 2, 1),      # groups, 5 outputs per group
-    (6, 3, 3, (3, 2), (2, 1), 0),  # tiny C_out per group
-    (5, 24, 1, (2, 2), 2, 0),     # kernel == stride
-    (35, 9, 1, (4, 4), 2, 1),     # input channels packed in runs of 16, the last one partial
-])
-def test_layouts_agree_with_reference(dtype, data_format, cin, cout_g, groups, kernel, stride,
-                                      padding):
+@pytest.mark.parametrize(
+    "cin,cout_g,groups,kernel,stride,padding",
+    [
+        (6, 17, 1, (3, 3), 2, 1),  # partial panel, overlapping taps
+        (8, 5, 2, (4, 4), 2, 1),  # groups, 5 outputs per group
+        (6, 3, 3, (3, 2), (2, 1), 0),  # tiny C_out per group
+        (5, 24, 1, (2, 2), 2, 0),  # kernel == stride
+        (35, 9, 1, (4, 4), 2, 1),  # input channels packed in runs of 16, the last one partial
+    ],
+)
+def test_layouts_agree_with_reference(
+    dtype, data_format, cin, cout_g, groups, kernel, stride, padding
+):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, cin, 5, 4)).astype(dtype)
     w_torch = rng.standard_normal((cin, cout_g, *kernel)).astype(dtype)
@@ -61,10 +65,12 @@ def test_layouts_agree_with_reference(dtype, data_format, cin, cout_g, groups, k
         np.testing.assert_array_equal(w, logical)
         got = tconv.conv_transpose(x, w, bias, **kw)
         np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype], err_msg=name)
-        plan = tconv.ConvTranspose(w, bias, stride=stride, padding=padding, groups=groups,
-                                   data_format=data_format)
-        np.testing.assert_allclose(plan(x), want, rtol=TOL[dtype], atol=TOL[dtype],
-                                   err_msg=f"plan, {name}")
+        plan = tconv.ConvTranspose(
+            w, bias, stride=stride, padding=padding, groups=groups, data_format=data_format
+        )
+        np.testing.assert_allclose(
+            plan(x), want, rtol=TOL[dtype], atol=TOL[dtype], err_msg=f"plan, {name}"
+        )
 
 
 @pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
@@ -89,5 +95,6 @@ def test_large_weights_pack_on_threads_identically(data_format):
         tconv.set_num_threads(threads)
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
-    np.testing.assert_allclose(results[0], reference.conv_transpose(x, w, **kw), rtol=1e-11,
-                               atol=1e-11)
+    np.testing.assert_allclose(
+        results[0], reference.conv_transpose(x, w, **kw), rtol=1e-11, atol=1e-11
+    )
