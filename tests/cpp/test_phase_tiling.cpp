@@ -4,9 +4,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
-
 #include <tconv/tconv.hpp>
+#include <vector>
 
 #include "kernels/phase.hpp"
 #include "kernels/phase_tiling.hpp"
@@ -90,16 +89,16 @@ Case make_case(const Layer& l, tconv::DataFormat format, int threads, std::int64
 }
 
 const std::vector<Layer> kLayers = {
-    {16, 512, 256, {8, 8}, {4, 4}, 2, 1, 1},      // short rows, large weights: row blocks
+    {16, 512, 256, {8, 8}, {4, 4}, 2, 1, 1},  // short rows, large weights: row blocks
     {1, 512, 256, {8, 8}, {4, 4}, 2, 1, 1},
-    {1, 256, 128, {64, 64}, {3, 3}, 2, 1, 1},     // long rows: blocks along the row
-    {2, 64, 3, {32, 32}, {4, 4}, 2, 1, 1},        // position vectors (tiny C_out)
+    {1, 256, 128, {64, 64}, {3, 3}, 2, 1, 1},  // long rows: blocks along the row
+    {2, 64, 3, {32, 32}, {4, 4}, 2, 1, 1},     // position vectors (tiny C_out)
     {1, 56, 1, {40, 40}, {9, 9}, 3, 3, 1},
-    {1, 128, 64, {300}, {7}, 3, 2, 1},            // 1-D
-    {2, 64, 32, {4, 6, 5}, {3, 4, 3}, 2, 1, 1},   // 3-D
-    {1, 96, 40, {7, 9}, {5, 3}, 1, 2, 2},         // stride 1, dilation
-    {3, 256, 72, {5, 6}, {5, 4}, 3, 1, 1},        // 1 KiB channel pitch
-    {1, 8, 200, {1, 1}, {4, 4}, 1, 0, 1},         // one input position
+    {1, 128, 64, {300}, {7}, 3, 2, 1},           // 1-D
+    {2, 64, 32, {4, 6, 5}, {3, 4, 3}, 2, 1, 1},  // 3-D
+    {1, 96, 40, {7, 9}, {5, 3}, 1, 2, 2},        // stride 1, dilation
+    {3, 256, 72, {5, 6}, {5, 4}, 3, 1, 1},       // 1 KiB channel pitch
+    {1, 8, 200, {1, 1}, {4, 4}, 1, 0, 1},        // one input position
 };
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }

@@ -62,8 +62,8 @@ void block_last_dim(const TilingInput& in, Tiling& t, std::int64_t per_q, double
   if (threads > 1 && t.rows < kItemsPerThread * threads)
     t.nxb = std::max<std::int64_t>(1, std::min(ceil_div(kItemsPerThread * threads, t.rows),
                                                ceil_div(t.qmax, kMinBalancedBlock)));
-  const double budget = std::clamp(kRowBuffersShare * out_bytes / threads, kRowBuffersBytes,
-                                   kRowBuffersMaxBytes);
+  const double budget =
+      std::clamp(kRowBuffersShare * out_bytes / threads, kRowBuffersBytes, kRowBuffersMaxBytes);
   const std::int64_t fit = static_cast<std::int64_t>(budget) / per_q;
   t.nxb = std::max(t.nxb, ceil_div(t.qmax, std::max<std::int64_t>(kMinBudgetBlock, fit)));
   t.qblock = ceil_div(t.qmax, t.nxb);
@@ -89,8 +89,8 @@ void block_rows(const TilingInput& in, Tiling& t, const std::int64_t* window, do
                               static_cast<double>(in.groups) * static_cast<double>(in.elem);
   const double all_weights = static_cast<double>(in.packed_elems) * static_cast<double>(in.elem);
   const std::int64_t budget = static_cast<std::int64_t>(
-      std::clamp(kRowBlockShare * std::max(out_bytes, all_weights) / in.threads,
-                 kRowBlockMinBytes, kRowBlockMaxBytes));
+      std::clamp(kRowBlockShare * std::max(out_bytes, all_weights) / in.threads, kRowBlockMinBytes,
+                 kRowBlockMaxBytes));
   if (xd >= 1 && !in.spatial && t.qblock < kShortRow && weight_bytes > kLargeWeightsBytes) {
     t.block_rows = std::min(t.line_len, ceil_div(kRowBlockPositions, t.qblock));
     const std::int64_t others = t.cached / window[xd - 1];
@@ -142,8 +142,8 @@ Tiling plan_tiling(const TilingInput& in) {
   Tiling t;
   std::int64_t window[8] = {0};
   shape_facts(in, t, window);
-  const std::int64_t per_q = ((in.via_row ? g.stride[xd] * in.cout_g : 0) + t.cached * in.cin_g) *
-                             in.elem;
+  const std::int64_t per_q =
+      ((in.via_row ? g.stride[xd] * in.cout_g : 0) + t.cached * in.cin_g) * in.elem;
   const double out_bytes = output_bytes(g, in.elem);
   block_last_dim(in, t, per_q, out_bytes);
   const std::int64_t xlen_max = t.qblock + t.cmax - t.cmin;

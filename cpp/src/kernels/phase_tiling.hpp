@@ -63,11 +63,11 @@ inline constexpr double kPrefetchInputBytes = 2.0 * 1024 * 1024;
 struct TilingInput {
   const Geometry* g = nullptr;
   const std::vector<DimPhases>* dims = nullptr;  // the packed weights' phases per dim
-  std::int64_t elem = 0;                          // bytes per element
-  bool spatial = false;                           // Algo::spatial
+  std::int64_t elem = 0;                         // bytes per element
+  bool spatial = false;                          // Algo::spatial
   std::int64_t cin_g = 0, cout_g = 0, groups = 1, panels = 1, width = 0;
-  std::size_t packed_elems = 0;  // Packed::size (every group)
-  bool via_row = false;          // outputs staged in a channels-last row (see run)
+  std::size_t packed_elems = 0;     // Packed::size (every group)
+  bool via_row = false;             // outputs staged in a channels-last row (see run)
   std::int64_t xs_x = 0, xs_c = 0;  // input strides along the last dim and the channels
   // The ISA's kernel facts (KernelSet).
   std::int64_t mr = 6, spatial_tile = 0;
@@ -77,26 +77,26 @@ struct TilingInput {
 
 // How run() cuts the layer. Positions q count phase rows of the last dim (o = q * stride + r).
 struct Tiling {
-  std::int64_t cmin = 0, cmax = 0;  // lowest and highest input shift of a last-dim tap
-  std::int64_t qmax = 0;            // phase rows of the last dim
-  std::int64_t n_outer = 1;         // output positions of the outer dims (one row each)
-  std::int64_t rows = 0;            // output rows: batch x n_outer
-  std::int64_t max_slots = 1;       // most outer taps of a row that reach the input
-  std::int64_t max_xtaps = 0;       // most last-dim taps of a phase
-  std::int64_t qblock = 0, nxb = 1;  // block length and blocks per row along the last dim
-  std::int64_t xlen_alloc = 0;       // buffer row length: a block and its halo (and tile)
-  std::int64_t cin_pitch = 0;        // channel-kernel buffer: elements per position
-  std::int64_t slot_stride = 0;      // elements per buffered input row
+  std::int64_t cmin = 0, cmax = 0;       // lowest and highest input shift of a last-dim tap
+  std::int64_t qmax = 0;                 // phase rows of the last dim
+  std::int64_t n_outer = 1;              // output positions of the outer dims (one row each)
+  std::int64_t rows = 0;                 // output rows: batch x n_outer
+  std::int64_t max_slots = 1;            // most outer taps of a row that reach the input
+  std::int64_t max_xtaps = 0;            // most last-dim taps of a phase
+  std::int64_t qblock = 0, nxb = 1;      // block length and blocks per row along the last dim
+  std::int64_t xlen_alloc = 0;           // buffer row length: a block and its halo (and tile)
+  std::int64_t cin_pitch = 0;            // channel-kernel buffer: elements per position
+  std::int64_t slot_stride = 0;          // elements per buffered input row
   std::int64_t line_len = 1, lines = 0;  // output rows per line (last outer dim), lines
   std::int64_t block_rows = 1;           // consecutive rows of a line per item
   std::int64_t blocks_per_line = 1;
-  std::int64_t cached = 1;  // buffered input rows per thread (the row cache's lines)
+  std::int64_t cached = 1;        // buffered input rows per thread (the row cache's lines)
   std::int64_t modulus[8] = {0};  // the row cache's extent per outer dim
   std::int64_t panel_parts = 1, panels_per_item = 1;
   std::int64_t items = 0;
   int threads = 1;
-  std::int64_t row_len = 0;  // staging row elements (via_row)
-  bool in_place = false;     // A read from the input itself, no row copies
+  std::int64_t row_len = 0;         // staging row elements (via_row)
+  bool in_place = false;            // A read from the input itself, no row copies
   std::int64_t a_ms = 0, a_ks = 0;  // A's strides along positions and input channels
   double per_thread_bytes = 0;      // scratch per thread, for the budget check
 };
