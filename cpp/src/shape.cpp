@@ -1,8 +1,9 @@
 #include "tconv/shape.hpp"
 
-#include "format.hpp"
 #include <algorithm>
 #include <sstream>
+
+#include "format.hpp"
 
 namespace tconv {
 namespace {
@@ -29,8 +30,8 @@ std::string where(int rank, int d) {
 void check_param(const std::vector<std::int64_t>& v, int rank, const char* name) {
   if (static_cast<std::int64_t>(v.size()) != rank) {
     std::ostringstream m;
-    m << name << " must have one value per spatial dimension (" << rank << "), got "
-      << v.size() << " values " << join(v) << "; pass a single int or a tuple of length " << rank;
+    m << name << " must have one value per spatial dimension (" << rank << "), got " << v.size()
+      << " values " << join(v) << "; pass a single int or a tuple of length " << rank;
     fail(m);
   }
 }
@@ -77,9 +78,9 @@ std::int64_t checked_product(const std::vector<std::int64_t>& values, const char
 }
 
 std::int64_t effective_kernel(std::int64_t kernel, std::int64_t dilation) {
-  return checked_add(checked_mul(dilation, checked_sub(kernel, 1, "kernel - 1"),
-                                 "dilation * (kernel - 1)"),
-                     1, "the dilated kernel span");
+  return checked_add(
+      checked_mul(dilation, checked_sub(kernel, 1, "kernel - 1"), "dilation * (kernel - 1)"), 1,
+      "the dilated kernel span");
 }
 
 std::int64_t transposed_length(std::int64_t input, std::int64_t kernel, std::int64_t stride,
@@ -130,9 +131,8 @@ DimPadding resolve_keras_padding(PadMode mode, std::int64_t kernel, std::int64_t
   // Keras expresses "same" as padding of the stride-dilated input (its JAX formulation); the
   // crop of the scatter form is (k - 1) minus that padding on each side.
   // k >= 1, so k - 1 and k - 2 cannot overflow.
-  const std::int64_t pad_len = output_padding
-                                   ? checked_add(k - 2 + k % 2, *output_padding, what)
-                                   : checked_add(stride, k - 2, what);
+  const std::int64_t pad_len = output_padding ? checked_add(k - 2 + k % 2, *output_padding, what)
+                                              : checked_add(stride, k - 2, what);
   const std::int64_t left = std::min(pad_len / 2 + pad_len % 2, k - 1);
   const std::int64_t right = checked_sub(pad_len, left, what);
   r.pad_lo = checked_sub(k - 1, left, what);
@@ -262,8 +262,8 @@ void check_channels(const std::vector<std::int64_t>& x_shape,
   if (w_cin != g.in_channels) {
     std::ostringstream m;
     m << "x has " << g.in_channels << " input channels but the weight expects " << w_cin
-      << " (weight shape " << join(weight_shape) << " is " << lay.w << ", x shape "
-      << join(x_shape) << " is " << lay.x << ")";
+      << " (weight shape " << join(weight_shape) << " is " << lay.w << ", x shape " << join(x_shape)
+      << " is " << lay.x << ")";
     if (!cf && x_shape.size() >= 3 && x_shape[1] == w_cin)
       m << "; x looks channels_first: pass data_format=\"channels_first\" or move the channel "
            "axis last";
@@ -308,8 +308,8 @@ void check_dim(const std::vector<std::int64_t>& x_shape,
   }
   if (g.input[d] < 1) {
     std::ostringstream m;
-    m << "x must have at least one element along every spatial dimension, got size "
-      << g.input[d] << " in " << where(rank, d) << " (x shape " << join(x_shape) << ")";
+    m << "x must have at least one element along every spatial dimension, got size " << g.input[d]
+      << " in " << where(rank, d) << " (x shape " << join(x_shape) << ")";
     fail(m);
   }
 }
@@ -331,9 +331,8 @@ DimPadding explicit_padding(const LayerSpec& spec, int d, std::int64_t s, std::i
   if (p.output_padding < 0 || p.output_padding >= limit) {
     std::ostringstream m;
     m << "output_padding must be smaller than either stride or dilation (and >= 0), got "
-      << "output_padding=" << p.output_padding << " with stride=" << s
-      << " and dilation=" << dil << " in " << where(rank, d) << "; use output_padding in [0, "
-      << limit - 1 << "]";
+      << "output_padding=" << p.output_padding << " with stride=" << s << " and dilation=" << dil
+      << " in " << where(rank, d) << "; use output_padding in [0, " << limit - 1 << "]";
     if (p.output_padding >= limit)
       m << ", or add " << p.output_padding - (limit - 1)
         << " to the output another way (a larger kernel or less padding)";
@@ -370,9 +369,9 @@ std::int64_t output_length(const Geometry& g, int d, std::int64_t s, std::int64_
     const std::int64_t full = transposed_length(g.input[d], k, s, dil, 0, 0, 0);
     std::ostringstream m;
     m << "the output would have size " << out << " in " << where(g.rank, d)
-      << ": the uncropped result has " << full << " cells and padding crops " << p.pad_lo
-      << " + " << p.pad_hi << "; use padding of at most " << (full - 1) / 2
-      << " per side (total < " << full << ")";
+      << ": the uncropped result has " << full << " cells and padding crops " << p.pad_lo << " + "
+      << p.pad_hi << "; use padding of at most " << (full - 1) / 2 << " per side (total < " << full
+      << ")";
     fail(m);
   }
   return out;
@@ -471,13 +470,15 @@ std::vector<std::int64_t> output_padding_for_size(const std::vector<std::int64_t
     // only the positive ones exist.
     const std::int64_t min_len = hi[d] - (g.stride[d] - 1);
     lo[d] = std::max<std::int64_t>(min_len, 1);
-    if (want[d] < lo[d] || want[d] > hi[d]) ok = false;
-    else op[d] = want[d] - min_len;
+    if (want[d] < lo[d] || want[d] > hi[d])
+      ok = false;
+    else
+      op[d] = want[d] - min_len;
   }
   if (!ok) {
     std::ostringstream m;
-    m << "requested an output size of " << join(want) << ", but valid sizes range from "
-      << join(lo) << " to " << join(hi) << " (for an input of " << join(g.input)
+    m << "requested an output size of " << join(want) << ", but valid sizes range from " << join(lo)
+      << " to " << join(hi) << " (for an input of " << join(g.input)
       << "); change the padding, kernel or stride to reach it, or crop the result";
     fail(m);
   }

@@ -20,8 +20,8 @@ struct DimTaps {
   std::int64_t most = 0;  // the largest tap count of an output
 };
 
-DimTaps dim_taps(std::int64_t in, std::int64_t kernel, std::int64_t stride,
-                 std::int64_t dilation, std::int64_t pad_lo, std::int64_t out) {
+DimTaps dim_taps(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+                 std::int64_t pad_lo, std::int64_t out) {
   DimTaps d;
   d.first.assign(static_cast<std::size_t>(out) + 1, 0);
   for (std::int64_t o = 0; o < out; ++o) {
@@ -40,8 +40,8 @@ DimTaps dim_taps(std::int64_t in, std::int64_t kernel, std::int64_t stride,
         d.i.push_back(i);
       }
     }
-    d.most = std::max(d.most, static_cast<std::int64_t>(d.k.size()) -
-                                  d.first[static_cast<std::size_t>(o)]);
+    d.most = std::max(d.most,
+                      static_cast<std::int64_t>(d.k.size()) - d.first[static_cast<std::size_t>(o)]);
   }
   d.first[static_cast<std::size_t>(out)] = static_cast<std::int64_t>(d.k.size());
   return d;
@@ -59,8 +59,8 @@ struct Blocks {
 
 Blocks split(std::int64_t rows, std::int64_t planes, int threads) {
   Blocks b;
-  const std::int64_t want = threads > 1 ? ceil_div(4 * threads, std::max<std::int64_t>(planes, 1))
-                                        : 1;
+  const std::int64_t want =
+      threads > 1 ? ceil_div(4 * threads, std::max<std::int64_t>(planes, 1)) : 1;
   b.count = std::max<std::int64_t>(1, std::min(rows, want));
   b.per = ceil_div(rows, b.count);
   b.count = ceil_div(rows, b.per);
@@ -213,7 +213,7 @@ void next_row(const Geometry& g, int nd, std::int64_t* opos) {
 struct RowPairLists {
   std::int64_t rows = 1, in_rows = 1;
   std::vector<std::int64_t> pair_first, pair_x, pair_w;  // per row: its pairs
-  std::vector<std::int64_t> y_off;   // per row: its offset in a channel of y
+  std::vector<std::int64_t> y_off;                       // per row: its offset in a channel of y
   std::vector<std::int64_t> in_off;  // per input row: its offset in a channel of x
   std::size_t bytes() const {
     return (pair_first.size() + pair_x.size() + pair_w.size() + y_off.size() + in_off.size()) *
@@ -230,9 +230,9 @@ RowPairLists row_pair_lists(const Problem<T>& p, const std::vector<std::int64_t>
   std::vector<std::int64_t> in_pitch(static_cast<std::size_t>(std::max(L, 1)), 1);
   for (int d = L - 2; d >= 0; --d) in_pitch[d] = in_pitch[d + 1] * g.input[d + 1];
   for (int d = 0; d < L; ++d) {
-    outer.push_back(outer_dim(dim_taps(g.input[d], g.kernel[d], g.stride[d], g.dilation[d],
-                                       g.pad_lo[d], g.output[d]),
-                              in_pitch[d], pitch[d]));
+    outer.push_back(outer_dim(
+        dim_taps(g.input[d], g.kernel[d], g.stride[d], g.dilation[d], g.pad_lo[d], g.output[d]),
+        in_pitch[d], pitch[d]));
     r.rows *= g.output[d];
     r.in_rows *= g.input[d];
   }
@@ -393,8 +393,7 @@ std::size_t run_cf(const Problem<T>& p, const Packed<T>& pk, DwRowsFn<T> rows_fn
 // ---- channels_last -----------------------------------------------------------------------------
 
 template <class T>
-std::size_t run_cl(const Problem<T>& p, const Packed<T>& pk, DwPixelsFn<T> pixels_fn,
-                   int threads) {
+std::size_t run_cl(const Problem<T>& p, const Packed<T>& pk, DwPixelsFn<T> pixels_fn, int threads) {
   const Geometry& g = *p.g;
   const int R = g.rank, L = R - 1;
   const std::int64_t C = g.out_channels;
@@ -405,16 +404,16 @@ std::size_t run_cl(const Problem<T>& p, const Packed<T>& pk, DwPixelsFn<T> pixel
   std::int64_t rows = 1, max_pairs = 1;
   std::size_t scratch = 0;
   for (int d = 0; d < L; ++d) {
-    outer.push_back(outer_dim(dim_taps(g.input[d], g.kernel[d], g.stride[d], g.dilation[d],
-                                       g.pad_lo[d], g.output[d]),
-                              p.x_strides[static_cast<std::size_t>(d + 1)], pitch[d] * C));
+    outer.push_back(outer_dim(
+        dim_taps(g.input[d], g.kernel[d], g.stride[d], g.dilation[d], g.pad_lo[d], g.output[d]),
+        p.x_strides[static_cast<std::size_t>(d + 1)], pitch[d] * C));
     rows *= g.output[d];
     max_pairs *= outer.back().taps.most;
     scratch += 2 * table_bytes(outer.back().taps);
   }
   max_pairs = std::max<std::int64_t>(max_pairs, 1);
-  const DimTaps cols = dim_taps(g.input[L], g.kernel[L], g.stride[L], g.dilation[L],
-                                g.pad_lo[L], g.output[L]);
+  const DimTaps cols =
+      dim_taps(g.input[L], g.kernel[L], g.stride[L], g.dilation[L], g.pad_lo[L], g.output[L]);
   std::vector<std::int64_t> col_x(cols.i.size()), col_w(cols.k.size());
   const std::int64_t x_col = p.x_strides[static_cast<std::size_t>(R)];
   for (std::size_t t = 0; t < cols.i.size(); ++t) {
@@ -480,15 +479,17 @@ double scratch_bound(const Geometry& g, std::size_t elem, int threads) {
   auto dim_pairs = [&](int d) {
     const double k = static_cast<double>(g.kernel[d]);
     const double per_out = std::ceil(k / static_cast<double>(g.stride[d]));
-    return std::min(static_cast<double>(g.input[d]) * k, static_cast<double>(g.output[d]) * per_out);
+    return std::min(static_cast<double>(g.input[d]) * k,
+                    static_cast<double>(g.output[d]) * per_out);
   };
   for (int d = 0; d < L; ++d) {
     const double t = dim_pairs(d);
     tables += (static_cast<double>(g.output[d]) + 1 + 4 * t) * kWord;
     rows *= static_cast<double>(g.output[d]);
     in_rows *= static_cast<double>(g.input[d]);
-    pairs *= std::min(t, std::ceil(static_cast<double>(g.kernel[d]) /
-                                   static_cast<double>(g.stride[d])) * static_cast<double>(g.output[d]));
+    pairs *=
+        std::min(t, std::ceil(static_cast<double>(g.kernel[d]) / static_cast<double>(g.stride[d])) *
+                        static_cast<double>(g.output[d]));
   }
   const double k = static_cast<double>(g.kernel[L]);
   const double reach = k * static_cast<double>(g.dilation[L]) / static_cast<double>(g.stride[L]);
@@ -502,9 +503,10 @@ double scratch_bound(const Geometry& g, std::size_t elem, int threads) {
     // (reach - 1) * pitch + 1 rows (a tall kernel over a few input rows: all of them).
     double span = 1, pitch = 1;
     for (int d = L - 1; d >= 0; --d) {
-      const double reach_d = std::floor(static_cast<double>(g.kernel[d] - 1) *
-                                        static_cast<double>(g.dilation[d]) /
-                                        static_cast<double>(g.stride[d])) + 1;
+      const double reach_d =
+          std::floor(static_cast<double>(g.kernel[d] - 1) * static_cast<double>(g.dilation[d]) /
+                     static_cast<double>(g.stride[d])) +
+          1;
       span += (std::min(static_cast<double>(g.input[d]), reach_d) - 1) * pitch;
       pitch *= static_cast<double>(g.input[d]);
     }

@@ -1,9 +1,9 @@
 #include "kernels/phase.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <cassert>
 #include <cstdlib>
+#include <cstring>
 
 #include "buffer.hpp"
 #include "kernels/phase_tiling.hpp"
@@ -24,8 +24,8 @@ double output_bytes(const Geometry& g, std::size_t elem) {
 
 // Output position `oo` of the first `dims` dims (row-major): per dim its coordinate o, phase r
 // and phase row q (o = q * stride + r).
-void outer_position(const Geometry& g, std::int64_t oo, int dims, std::int64_t* o,
-                    std::int64_t* r, std::int64_t* q) {
+void outer_position(const Geometry& g, std::int64_t oo, int dims, std::int64_t* o, std::int64_t* r,
+                    std::int64_t* q) {
   for (int d = dims - 1; d >= 0; --d) {
     o[d] = oo % g.output[d];
     oo /= g.output[d];
@@ -90,9 +90,9 @@ std::vector<std::int64_t> phase_residues(std::int64_t ph, const std::vector<DimP
 }
 
 bool packed_matches(const Geometry& g, const std::vector<std::int64_t>& kernel,
-                   const std::vector<std::int64_t>& stride,
-                   const std::vector<std::int64_t>& dilation,
-                   const std::vector<std::int64_t>& pad_lo) {
+                    const std::vector<std::int64_t>& stride,
+                    const std::vector<std::int64_t>& dilation,
+                    const std::vector<std::int64_t>& pad_lo) {
   return g.kernel == kernel && g.stride == stride && g.dilation == dilation && g.pad_lo == pad_lo;
 }
 
@@ -176,10 +176,9 @@ void pack_rows(Packed<T>& pk) {
                 // The phase's block and this tap's row in it: taps are row-major over the
                 // dims, the outer ones first.
                 const std::int64_t ph = (po * RY + ry) * PH + rx;
-                const std::int64_t tap =
-                    (t * static_cast<std::int64_t>(dy.c[ry].size()) + jy) *
-                        static_cast<std::int64_t>(dx.c[rx].size()) +
-                    jx;
+                const std::int64_t tap = (t * static_cast<std::int64_t>(dy.c[ry].size()) + jy) *
+                                             static_cast<std::int64_t>(dx.c[rx].size()) +
+                                         jx;
                 const T* src = pk.data.get() + pk.offset[(gi * pk.phases + ph) * pk.panels] +
                                tap * pk.cin_g * pk.width;
                 T* dst = out + pk.rows_offset[gi * outer_phases + po] + t * per_tap +
@@ -230,7 +229,8 @@ std::vector<TapRef> layout(Packed<T>& pk, const Geometry& g, const std::vector<s
   }
   pk.offset.resize(static_cast<std::size_t>(pk.groups * pk.phases * pk.panels));
   pk.size = static_cast<std::size_t>(pk.groups * total * pk.cin_g * pk.width * pk.panels);
-  pk.data = detail::make_buffer<T>(pk.size, "the weights packed for the kernels", detail::kWeightsAdvice);
+  pk.data =
+      detail::make_buffer<T>(pk.size, "the weights packed for the kernels", detail::kWeightsAdvice);
   std::vector<TapRef> taps;
   for (std::int64_t ph = 0; ph < pk.phases; ++ph) {
     const auto r = phase_residues(ph, pk.dims);
@@ -297,8 +297,7 @@ void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& sr
   // than the caches stream through a few lines instead of one per (tap, panel) block.
   // (At most 256 KiB of staging per thread.)
   const std::int64_t kRun = std::clamp<std::int64_t>(
-      (std::int64_t(256) << 10) / (tmp_rows * cols * static_cast<std::int64_t>(sizeof(T))), 1,
-      16);
+      (std::int64_t(256) << 10) / (tmp_rows * cols * static_cast<std::int64_t>(sizeof(T))), 1, 16);
   const std::int64_t runs = ceil_div(pk.cin_g, kRun);
   std::vector<std::vector<T>> tmp(static_cast<std::size_t>(threads));
   for (auto& t : tmp) t.assign(static_cast<std::size_t>(kRun * tmp_rows * cols), T(0));
@@ -356,8 +355,7 @@ void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads) {
             dst[ci * pk.width + j] = w[ci * s_ci + j * s_co];
       } else {
         for (std::int64_t ci = c0; ci < c1; ++ci)
-          for (std::int64_t j = 0; j < jn; ++j)
-            dst[ci * pk.width + j] = w[ci * s_ci + j * s_co];
+          for (std::int64_t j = 0; j < jn; ++j) dst[ci * pk.width + j] = w[ci * s_ci + j * s_co];
       }
       // Columns past C_out/g (last panel) are zeros the kernel multiplies but never stores.
       for (std::int64_t ci = c0; ci < c1; ++ci)
@@ -440,7 +438,8 @@ class RowsDriver {
     if (threads > 1 && rows_ < tiling::kItemsPerThread * threads)
       nxb = std::max<std::int64_t>(1, std::min(ceil_div(tiling::kItemsPerThread * threads, rows_),
                                                qmax_ / tiling::kRowsMinBlock));
-    qblock_ = ceil_div(ceil_div(qmax_, nxb), tiling::kRowsBlockMultiple) * tiling::kRowsBlockMultiple;
+    qblock_ =
+        ceil_div(ceil_div(qmax_, nxb), tiling::kRowsBlockMultiple) * tiling::kRowsBlockMultiple;
     items_ = rows_ * ceil_div(qmax_, qblock_);
     for (int d = 0; d < yd_; ++d) {
       std::size_t m = 0;
@@ -489,7 +488,8 @@ class RowsDriver {
     T* y_n = p_.y + n * p_.y_strides[0];
     for (int d = 0; d < yd_; ++d) y_n += o[d] * p_.y_strides[sp_axis_ + d];
     y_n += qy * sy_ * p_.y_strides[sp_axis_ + yd_] + qa * sx_ * p_.y_strides[sp_axis_ + xd_];
-    for (std::int64_t gi = 0; gi < pk_.groups; ++gi) call(s, gi, po, qy, qa, qb, x_n, y_n, next_row);
+    for (std::int64_t gi = 0; gi < pk_.groups; ++gi)
+      call(s, gi, po, qy, qa, qb, x_n, y_n, next_row);
   }
 
  private:
@@ -589,8 +589,8 @@ template <class T>
 std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks,
                      int threads) {
   const RowsDriver<T> driver(p, pk, ks, threads);
-  threads = static_cast<int>(
-      std::max<std::int64_t>(1, std::min<std::int64_t>(threads, driver.items())));
+  threads =
+      static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, driver.items())));
   const double per_thread = driver.per_thread_bytes();
   if (per_thread * threads > detail::scratch_budget(output_bytes(*p.g, sizeof(T))))
     return kDeclined;
@@ -603,7 +603,9 @@ std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T
   }
   detail::parallel_for(
       driver.items(), threads,
-      [&](std::int64_t item, int slot) { driver.run_item(scratch[static_cast<std::size_t>(slot)], item); },
+      [&](std::int64_t item, int slot) {
+        driver.run_item(scratch[static_cast<std::size_t>(slot)], item);
+      },
       detail::Schedule::runs);
   return scratch_bytes;
 }
@@ -664,7 +666,8 @@ class RowCache {
   T* data() { return buf_.data(); }
   T* line(std::int64_t i) { return buf_.data() + i * pitch_; }
   std::size_t bytes() const {
-    return buf_.capacity() * sizeof(T) + (tag_.capacity() + halo_.capacity()) * sizeof(std::int64_t);
+    return buf_.capacity() * sizeof(T) +
+           (tag_.capacity() + halo_.capacity()) * sizeof(std::int64_t);
   }
 
  private:
@@ -781,8 +784,8 @@ std::vector<ShiftUse> shift_uses(const DimPhases& dx, std::int64_t cmin, std::in
 template <class T>
 struct RowJob {
   std::int64_t gi, panel, xb, qa, qb, ph_outer, nslots;
-  const T* a_base;        // A of slot sl at position i of the last dim: a_base[slot_off[sl] + i * a_ms]
-  T* y_dst;               // where the micro-kernels store: the output or the staging row
+  const T* a_base;  // A of slot sl at position i of the last dim: a_base[slot_off[sl] + i * a_ms]
+  T* y_dst;         // where the micro-kernels store: the output or the staging row
   std::int64_t ys_x, ys_c;
   std::int64_t co_lo, co_hi;  // the panel's output channels within the group
   const T* bias_g;
@@ -794,7 +797,13 @@ class PhaseDriver {
  public:
   PhaseDriver(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks, const Tiling& t,
               bool via_row, bool multi)
-      : p_(p), g_(*p.g), pk_(pk), ks_(ks), t_(t), xd_(g_.rank - 1), via_row_(via_row),
+      : p_(p),
+        g_(*p.g),
+        pk_(pk),
+        ks_(ks),
+        t_(t),
+        xd_(g_.rank - 1),
+        via_row_(via_row),
         multi_(multi) {
     const bool cf = g_.data_format == DataFormat::channels_first;
     c_axis_ = cf ? 1 : g_.rank + 1;
@@ -1012,9 +1021,9 @@ class PhaseDriver {
           s.m_hi[static_cast<std::size_t>(pr)] = in_x_ - (qa + u.c);
         }
         for (std::int64_t rx = 0; rx < sx_; ++rx)
-          b_off[pr * sx_ + rx] =
-              u.jx[rx] < 0 ? -1
-                           : phase_off[rx] + (tap * dx_taps_[rx] + u.jx[rx]) * pk_.cin_g * pk_.width;
+          b_off[pr * sx_ + rx] = u.jx[rx] < 0 ? -1
+                                              : phase_off[rx] + (tap * dx_taps_[rx] + u.jx[rx]) *
+                                                                    pk_.cin_g * pk_.width;
         partner[pr] = u.partner >= 0 ? first + u.partner : u.partner;
       }
     }
@@ -1199,7 +1208,9 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   // Runs of consecutive items per thread: consecutive rows share input rows.
   detail::parallel_for(
       t.items, t.threads,
-      [&](std::int64_t item, int slot) { driver.run_item(scratch[static_cast<std::size_t>(slot)], item); },
+      [&](std::int64_t item, int slot) {
+        driver.run_item(scratch[static_cast<std::size_t>(slot)], item);
+      },
       detail::Schedule::runs);
   return scratch_bytes;
 }
@@ -1234,8 +1245,7 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
   const bool m_batch = g.input[xd] == 1;
   const std::int64_t m_len = m_batch ? g.batch : g.input[xd];
   const std::int64_t a_ms = m_batch ? p.x_strides[0] : p.x_strides[sp_axis + xd];
-  const std::int64_t c_ms =
-      m_batch ? p.y_strides[0] : g.stride[xd] * p.y_strides[sp_axis + xd];
+  const std::int64_t c_ms = m_batch ? p.y_strides[0] : g.stride[xd] * p.y_strides[sp_axis + xd];
   // Items: (image unless M is the batch) x (input position over the other dims) x tap, taps
   // innermost so one input row serves all its taps from cache.
   const int outer_dims = m_batch ? rank : xd;
@@ -1315,17 +1325,16 @@ template struct Packed<float>;
 template struct Packed<double>;
 template Packed<float> pack(const Geometry&, const float*, const std::vector<std::int64_t>&, Algo,
                             std::int64_t, int, TransposeFn<float>, bool);
-template Packed<double> pack(const Geometry&, const double*, const std::vector<std::int64_t>&,
-                             Algo, std::int64_t, int, TransposeFn<double>, bool);
-template std::size_t run(const Problem<float>&, const Packed<float>&, const KernelSet<float>&,
-                         int);
+template Packed<double> pack(const Geometry&, const double*, const std::vector<std::int64_t>&, Algo,
+                             std::int64_t, int, TransposeFn<double>, bool);
+template std::size_t run(const Problem<float>&, const Packed<float>&, const KernelSet<float>&, int);
 template bool shuffle_applies(const Problem<float>&, const Packed<float>&);
 template bool shuffle_applies(const Problem<double>&, const Packed<double>&);
 template std::size_t run_shuffle(const Problem<float>&, const Packed<float>&,
                                  const KernelSet<float>&, int);
 template std::size_t run_shuffle(const Problem<double>&, const Packed<double>&,
                                  const KernelSet<double>&, int);
-template std::size_t run(const Problem<double>&, const Packed<double>&,
-                         const KernelSet<double>&, int);
+template std::size_t run(const Problem<double>&, const Packed<double>&, const KernelSet<double>&,
+                         int);
 
 }  // namespace tconv::kernels::phase
