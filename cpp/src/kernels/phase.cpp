@@ -199,10 +199,11 @@ struct TapRef {
 
 // The layout of pk's blocks (see Packed) for this layer: its fields, offsets and buffer, and
 // every (phase, tap) in packing order with its weight offset (w_k_axis: the first kernel axis
-// of the weight strides ws).
+// of the weight strides ws); taps_of: the taps per phase.
 template <class T>
 std::vector<TapRef> layout(Packed<T>& pk, const Geometry& g, const std::vector<std::int64_t>& ws,
-                           Algo algo, std::int64_t nr, int w_k_axis) {
+                           Algo algo, std::int64_t nr, int w_k_axis,
+                           std::vector<std::int64_t>& taps_of) {
   const int rank = g.rank;
   pk.algo = algo;
   pk.groups = g.groups;
@@ -219,7 +220,7 @@ std::vector<TapRef> layout(Packed<T>& pk, const Geometry& g, const std::vector<s
   pk.phases = 1;
   for (int d = 0; d < rank; ++d) pk.phases *= g.stride[d];
   std::int64_t total = 0;
-  std::vector<std::int64_t> taps_of(static_cast<std::size_t>(pk.phases));
+  taps_of.assign(static_cast<std::size_t>(pk.phases), 0);
   for (std::int64_t ph = 0; ph < pk.phases; ++ph) {
     const auto r = phase_residues(ph, pk.dims);
     std::int64_t t = 1;
@@ -374,7 +375,10 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
   const int w_cout_axis = cf ? 1 : g.rank;
   const int w_k_axis = cf ? 2 : 0;
   Packed<T> pk;
-  const std::vector<TapRef> taps = layout(pk, g, ws, algo, nr, w_k_axis);
+  // Owned here, as before the pack was cut up: where the staging buffers land on the heap
+  // moved DCGAN's 100 -> 512 layer's pack by 5 %.
+  std::vector<std::int64_t> taps_of;
+  const std::vector<TapRef> taps = layout(pk, g, ws, algo, nr, w_k_axis, taps_of);
   const PackSource<T> src{w, ws[w_cin_axis], ws[w_cout_axis], &taps};
   threads = std::max(1, threads);
   if (std::abs(src.s_ci) > 1 && std::abs(src.s_co) > 1)
