@@ -661,11 +661,13 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
           }
         } else {
           // The partner's phases are the ones pair A lacks: its accumulators are its own, so
-          // the sums keep their order.
-          phase_one<S, CO, PH, MV>(mask, ca, ka, ap, bp, g.k, g.a_ks, g.b_ld, TCONV_ARGS);
-          if (partner >= 0)
-            phase_one<S, CO, PH, MV>(FULL ^ mask, cb, kb, apb, bpb, g.k, g.a_ks, g.b_ld,
+          // the sums keep their order. One call site in a loop: phase_one is inlined once.
+          for (int side = 0; side < (partner >= 0 ? 2 : 1); ++side) {
+            const bool b = side == 1;
+            phase_one<S, CO, PH, MV>(b ? FULL ^ mask : mask, b ? cb : ca, b ? kb : ka,
+                                     b ? apb : ap, b ? bpb : bp, g.k, g.a_ks, g.b_ld,
                                      TCONV_ARGS);
+          }
         }
         continue;
       }
