@@ -549,7 +549,9 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   }
 }
 
-// One pair alone, with phases `mask`, read as `kind` says.
+// One pair alone, with phases `mask`, its input vectors loaded under the masks k (a tile at
+// a row window's edge; kNone: the pair has no row here). Every vector masked, whatever the
+// window's cover: edge tiles are rare, and one variant per phase mask keeps this file small.
 template <class S, int CO, int PH, int MV>
 __attribute__((always_inline)) inline void phase_one(int mask, int kind, const __m256i* k,
                                                      const typename S::T* ap,
@@ -557,18 +559,11 @@ __attribute__((always_inline)) inline void phase_one(int mask, int kind, const _
                                                      std::int64_t K, std::int64_t ks,
                                                      std::int64_t ld,
                                                      TCONV_ACC_REFS(typename S::V)) {
-#define TCONV_CASE(M)                                                                      \
-  case M:                                                                                  \
-    if constexpr (M < (1 << PH)) {                                                         \
-      if (kind == kAll)                                                                    \
-        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS);               \
-      else if (kind == kFirst)                                                             \
-        phase_k<S, CO, PH, MV, M, 0, kFirst>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k); \
-      else if (kind == kLast)                                                              \
-        phase_k<S, CO, PH, MV, M, 0, kLast>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k);  \
-      else if (kind == kSome)                                                              \
-        phase_k<S, CO, PH, MV, M, 0, kSome>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k);  \
-    }                                                                                      \
+  if (kind == kNone) return;
+#define TCONV_CASE(M)                                                                     \
+  case M:                                                                                 \
+    if constexpr (M < (1 << PH))                                                          \
+      phase_k<S, CO, PH, MV, M, 0, kSome>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k);   \
     break;
   switch (mask) {
     TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
@@ -626,48 +621,14 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
         __m256i ka[MV], kb[MV];
         window_lanes<S, MV>(alo, ahi, rows, ka);
         window_lanes<S, MV>(blo, bhi, rows, kb);
-        // An edge. Both pairs with rows here, masked at different edges at most: one pass (as
-        // many FMA chains as without windows), the masked pair (or the one masked at the
-        // first vector) as A: their accumulators are disjoint, so the sums keep their order.
-        if (ca != kNone && cb != kNone && ca != kSome && cb != kSome && ca != cb) {
-          const bool swap = ca == kAll || (ca == kLast && cb == kFirst);
-          const int m = swap ? FULL ^ mask : mask, wa = swap ? cb : ca, wb = swap ? ca : cb;
-          const T* a1 = swap ? apb : ap;
-          const T* a2 = swap ? ap : apb;
-          const T* const* b1 = swap ? bpb : bp;
-          const T* const* b2 = swap ? bp : bpb;
-          const __m256i* k1 = swap ? kb : ka;
-          const __m256i* k2 = swap ? ka : kb;
-          switch (m) {
-#define TCONV_CASE(M)                                                                           \
-  case M:                                                                                       \
-    if constexpr (M < (1 << PH) && M != FULL) {                                                 \
-      if (wb == kAll && wa == kFirst)                                                           \
-        phase_k<S, CO, PH, MV, M, FULL ^ M, kFirst, kAll>(a1, b1, a2, b2, g.k, g.a_ks, g.b_ld,  \
-                                                          TCONV_ARGS, k1, k2);                  \
-      else if (wb == kAll)                                                                      \
-        phase_k<S, CO, PH, MV, M, FULL ^ M, kLast, kAll>(a1, b1, a2, b2, g.k, g.a_ks, g.b_ld,   \
-                                                         TCONV_ARGS, k1, k2);                   \
-      else                                                                                      \
-        phase_k<S, CO, PH, MV, M, FULL ^ M, kFirst, kLast>(a1, b1, a2, b2, g.k, g.a_ks, g.b_ld, \
-                                                           TCONV_ARGS, k1, k2);                 \
-    }                                                                                           \
-    break;
-            TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5)
-            TCONV_CASE(6) TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10)
-            TCONV_CASE(11) TCONV_CASE(12) TCONV_CASE(13) TCONV_CASE(14)
-            default: break;
-#undef TCONV_CASE
-          }
-        } else {
-          // The partner's phases are the ones pair A lacks: its accumulators are its own, so
-          // the sums keep their order. One call site in a loop: phase_one is inlined once.
-          for (int side = 0; side < (partner >= 0 ? 2 : 1); ++side) {
-            const bool b = side == 1;
-            phase_one<S, CO, PH, MV>(b ? FULL ^ mask : mask, b ? cb : ca, b ? kb : ka,
-                                     b ? apb : ap, b ? bpb : bp, g.k, g.a_ks, g.b_ld,
-                                     TCONV_ARGS);
-          }
+        // An edge: each pair on its own, every vector under its masks (lanes in its window and
+        // below `rows`: the lanes a covered vector would add past them are never stored). The
+        // partner's phases are the ones pair A lacks: its accumulators are its own, so the
+        // sums keep their order. One call site in a loop: phase_one is inlined once.
+        for (int side = 0; side < (partner >= 0 ? 2 : 1); ++side) {
+          const bool b = side == 1;
+          phase_one<S, CO, PH, MV>(b ? FULL ^ mask : mask, b ? cb : ca, b ? kb : ka,
+                                   b ? apb : ap, b ? bpb : bp, g.k, g.a_ks, g.b_ld, TCONV_ARGS);
         }
         continue;
       }
