@@ -1,9 +1,8 @@
 // AVX2 + FMA multi-phase spatial-vector kernel (tiny C_out): vectors over output positions,
 // every output channel and every phase of the last dim in registers.
 //
-// Built with -mavx2 -mfma (and -O2: the tiles are unrolled by hand) for this file only;
-// internal linkage except the entry points and no standard-library templates, for the same
-// reason as avx2_gemm.cpp.
+// Built with -mavx2 -mfma for this file only; internal linkage except the entry points and no
+// standard-library templates, for the same reason as avx2_gemm.cpp.
 #include <immintrin.h>
 
 #include <cstdint>
