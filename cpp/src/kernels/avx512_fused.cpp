@@ -39,14 +39,20 @@ struct RYC {
 #endif
 constexpr std::int64_t kChunk = TCONV_KCHUNK;
 
-// Inside a tile function's pass over k (x, kmu and MV in scope): the input vectors x0..x5 of
-// one shift, each loaded under the shift's lane mask (its window's lanes below the tile's
-// rows: whole vectors but the last where no window cuts the tile; a masked load costs what a
-// plain one does, and one variant per tile halves this file). An input vector feeds up to
-// four phases: kept in a register (TCONV_PIN), or GCC folds its (mostly line-split) load into
-// each of their FMAs.
-#define TCONV_LOAD(v) \
-  if constexpr ((v) < MV) x##v = S::loadm(x + (v) * L, kmu[v]);
+// Inside a tile function's pass over k (x, kmu, last, MV and MASKED in scope): the input
+// vectors x0..x5 of one shift, loaded under the shift's lane masks where a window cuts the
+// tile, else whole but for the tile's last vector. An input vector feeds up to four phases:
+// kept in a register (TCONV_PIN), or GCC folds its (mostly line-split) load into each of their
+// FMAs.
+#define TCONV_LOAD(v)                                                     \
+  if constexpr ((v) < MV) {                                               \
+    if constexpr (MASKED)                                                 \
+      x##v = S::loadm(x + (v) * L, kmu[v]);                               \
+    else if constexpr ((v) == MV - 1)                                     \
+      x##v = S::loadm(x + (v) * L, last);                                 \
+    else                                                                  \
+      x##v = S::load(x + (v) * L);                                        \
+  }
 #define TCONV_PIN(v) \
   if constexpr ((v) < MV) __asm__("" : "+v"(x##v));
 #define TCONV_LOAD_VECTORS                                                            \
@@ -59,16 +65,17 @@ constexpr std::int64_t kChunk = TCONV_KCHUNK;
   TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
 
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
-template <class S, int CO, int PH, int MV>
-void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, std::int64_t rows) {
+// MASKED: the input vectors load under per-shift lane masks (a window cuts the tile).
+template <class S, int CO, int PH, int MV, bool MASKED>
+void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
+                typename S::T* c, std::int64_t rows) {
   using T = typename S::T;
   using V = typename S::V;
   using K = typename S::K;
   constexpr int L = S::L;
   constexpr int COUNT = CO * PH * MV;
   static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
-  const T* const a = g.a + m0;
-  T* const c = g.c + m0 * g.c_ms;
+  const K last = S::first(rows - (MV - 1) * L);
   TCONV_TILE_ACCUMULATORS
   const std::int64_t U = g.group, K_ = g.k, ks = g.a_ks, ld = g.b_ld;
   for (std::int64_t p0 = 0; K_ > 0 && p0 < g.pairs; p0 += U) {
@@ -89,14 +96,14 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, std::int64_t
           msk |= 1 << ph;
         }
       }
-      std::int64_t lo = 0, hi = rows;
       if (g.m_lo) {
-        lo = g.m_lo[p] - m0;
-        hi = g.m_hi[p] - m0 < rows ? g.m_hi[p] - m0 : rows;
+        const std::int64_t lo = g.m_lo[p] - m0;
+        const std::int64_t hi = (g.m_hi[p] - m0 < rows ? g.m_hi[p] - m0 : rows);
         if (hi <= lo || hi <= 0 || lo >= rows) msk = 0;  // no row of the tile has this shift
+        if constexpr (MASKED)
+          for (int v = 0; v < MV; ++v)
+            km[used][v] = static_cast<K>(S::first(hi - v * L) & ~S::first(lo - v * L));
       }
-      for (int v = 0; v < MV; ++v)
-        km[used][v] = static_cast<K>(S::first(hi - v * L) & ~S::first(lo - v * L));
       if (msk == 0) continue;
       ap[used] = a + g.a_off[p];
       for (int ph = 0; ph < 4; ++ph) bp[used][ph] = b4[ph];
@@ -152,6 +159,27 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, std::int64_t
   TCONV_TILE_STORE(c, rows)
 }
 
+// Whether some shift's window cuts the tile [m0, m0 + rows) (and covers some of it).
+template <class T>
+bool window_cuts(const PhaseCall<T>& g, std::int64_t m0, std::int64_t rows) {
+  if (!g.m_lo) return false;
+  for (std::int64_t p = 0; p < g.pairs; ++p) {
+    const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;
+    if (lo > 0 || hi < rows) return true;
+  }
+  return false;
+}
+
+template <class S, int CO, int PH, int MV>
+void fused_tile_any(const PhaseCall<typename S::T>& g, std::int64_t m0, std::int64_t rows) {
+  const auto* a = g.a + m0;
+  auto* c = g.c + m0 * g.c_ms;
+  if (window_cuts(g, m0, rows))
+    fused_tile<S, CO, PH, MV, true>(g, m0, a, c, rows);
+  else
+    fused_tile<S, CO, PH, MV, false>(g, m0, a, c, rows);
+}
+
 // Accumulators plus one shift's input vectors: at most 30 registers.
 template <class S>
 bool fused_gemm(const PhaseCall<typename S::T>& g) {
@@ -159,7 +187,7 @@ bool fused_gemm(const PhaseCall<typename S::T>& g) {
   return with_shape(g.n, g.phases, [&](auto shape) {
     using Sh = decltype(shape);  // Sh::MV: the widest tile
     auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
-      fused_tile<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, rows);
+      fused_tile_any<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, rows);
     };
     for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
     return true;
@@ -172,7 +200,7 @@ bool fused_gemm(const PhaseCall<typename S::T>& g) {
 // (i / MV) % PH, position vector i % MV. Per pair the column phases with a tap are a template
 // case (as above); the row phases are a branch per row phase around its FMAs, taken or not
 // for a whole pass over the channels (a template case per row mask would multiply the code).
-template <class S, int CO, int RY, int PH, int MV>
+template <class S, int CO, int RY, int PH, int MV, bool MASKED>
 void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t rows) {
   using T = typename S::T;
   using V = typename S::V;
@@ -181,6 +209,7 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
   constexpr int COUNT = CO * RY * PH * MV;
   static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
   const T* const a = g.a + m0;
+  const K last = S::first(rows - (MV - 1) * L);
 #define TCONV_ROWS_ACC_DECL(i) \
   V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + ((i) / (PH * MV)) % CO) : S::zero();
   TCONV_ACC24(TCONV_ROWS_ACC_DECL)
@@ -197,8 +226,9 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
       const std::int64_t lo = g.m_lo[p] - m0;
       const std::int64_t hi = (g.m_hi[p] - m0 < rows ? g.m_hi[p] - m0 : rows);
       if (hi <= lo || hi <= 0 || lo >= rows) continue;  // no row of the tile has this shift
-      for (int v = 0; v < MV; ++v)
-        km[used][v] = static_cast<K>(S::first(hi - v * L) & ~S::first(lo - v * L));
+      if constexpr (MASKED)
+        for (int v = 0; v < MV; ++v)
+          km[used][v] = static_cast<K>(S::first(hi - v * L) & ~S::first(lo - v * L));
       ap[used] = a + g.a_off[p];
       bp[used] = g.b + g.b_off[p];
       cmask[used] = static_cast<int>(g.col_mask[p]);
@@ -278,6 +308,13 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
                               rows, outputs);
 }
 
+template <class T>
+bool rows_window_cuts(const RowsCall<T>& g, std::int64_t m0, std::int64_t rows) {
+  for (std::int64_t p = 0; p < g.pairs; ++p)
+    if (g.m_lo[p] - m0 > 0 || g.m_hi[p] - m0 < rows) return true;
+  return false;
+}
+
 // (channels, row phases, column phases) -> the widest tile whose accumulators fit in 24.
 template <class Run>
 bool with_rows_shape(std::int64_t n, std::int64_t ry, std::int64_t ph, Run run) {
@@ -305,7 +342,11 @@ bool rows_gemm(const RowsCall<typename S::T>& g) {
     using Sh = decltype(shape);  // Sh::MV: the widest tile
     constexpr int RY = decltype(ry)::value;
     auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
-      rows_tile<S, Sh::CO, RY, Sh::PH, decltype(tile)::MV>(g, m, rows);
+      constexpr int MV = decltype(tile)::MV;
+      if (rows_window_cuts(g, m, rows))
+        rows_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, rows);
+      else
+        rows_tile<S, Sh::CO, RY, Sh::PH, MV, false>(g, m, rows);
     };
     for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
     return true;
