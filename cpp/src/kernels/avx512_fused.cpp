@@ -20,49 +20,11 @@
 #include <cstdint>
 
 #include "kernels/avx512.hpp"
+#include "kernels/avx512_shift_pass.hpp"
 #include "kernels/avx512_tile.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {
-
-using F32 = F32Lanes;
-using F64 = F64Lanes;
-
-constexpr int kMaxGroup = 8;
-
-template <int N>
-struct RYC {
-  static constexpr int value = N;
-};
-#ifndef TCONV_KCHUNK
-#define TCONV_KCHUNK 4
-#endif
-constexpr std::int64_t kChunk = TCONV_KCHUNK;
-
-// Inside a tile function's pass over k (x, kmu, last, MV and MASKED in scope): the input
-// vectors x0..x5 of one shift, loaded under the shift's lane masks where a window cuts the
-// tile, else whole but for the tile's last vector. An input vector feeds up to four phases:
-// kept in a register (TCONV_PIN), or GCC folds its (mostly line-split) load into each of their
-// FMAs.
-#define TCONV_LOAD(v)                                                     \
-  if constexpr ((v) < MV) {                                               \
-    if constexpr (MASKED)                                                 \
-      x##v = S::loadm(x + (v) * L, kmu[v]);                               \
-    else if constexpr ((v) == MV - 1)                                     \
-      x##v = S::loadm(x + (v) * L, last);                                 \
-    else                                                                  \
-      x##v = S::load(x + (v) * L);                                        \
-  }
-#define TCONV_PIN(v) \
-  if constexpr ((v) < MV) __asm__("" : "+v"(x##v));
-#define TCONV_LOAD_VECTORS                                                            \
-  TCONV_LOAD(0) TCONV_LOAD(1) TCONV_LOAD(2) TCONV_LOAD(3) TCONV_LOAD(4) TCONV_LOAD(5) \
-  TCONV_PIN(0) TCONV_PIN(1) TCONV_PIN(2) TCONV_PIN(3) TCONV_PIN(4) TCONV_PIN(5)
-// The switch cases over a shift's phase mask (TCONV_CASE defined by the tile function).
-#define TCONV_MASK_CASES                                                                \
-  TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)   \
-  TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11) TCONV_CASE(12) \
-  TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
 
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
 // MASKED: the input vectors load under per-shift lane masks (a window cuts the tile).
@@ -194,170 +156,10 @@ bool fused_gemm(const PhaseCall<typename S::T>& g) {
   });
 }
 
-
-// Every row and column phase of an input row's positions at once (RowsCall). Accumulator i
-// holds output row phase ry = i / (CO * PH * MV), channel (i / (PH * MV)) % CO, column phase
-// (i / MV) % PH, position vector i % MV. Per pair the column phases with a tap are a template
-// case (as above); the row phases are a branch per row phase around its FMAs, taken or not
-// for a whole pass over the channels (a template case per row mask would multiply the code).
-template <class S, int CO, int RY, int PH, int MV, bool MASKED>
-void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t rows) {
-  using T = typename S::T;
-  using V = typename S::V;
-  using K = typename S::K;
-  constexpr int L = S::L;
-  constexpr int COUNT = CO * RY * PH * MV;
-  static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
-  const T* const a = g.a + m0;
-  const K last = S::first(rows - (MV - 1) * L);
-#define TCONV_ROWS_ACC_DECL(i) \
-  V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + ((i) / (PH * MV)) % CO) : S::zero();
-  TCONV_ACC24(TCONV_ROWS_ACC_DECL)
-#undef TCONV_ROWS_ACC_DECL
-  const std::int64_t U = g.group, K_ = g.k, ks = g.a_ks, ld = g.b_ld;
-  for (std::int64_t p0 = 0; K_ > 0 && p0 < g.pairs; p0 += U) {
-    const T* ap[kMaxGroup];
-    const T* bp[kMaxGroup];
-    int cmask[kMaxGroup], rmask[kMaxGroup];
-    K km[kMaxGroup][6];
-    int used = 0;
-    for (std::int64_t u = 0; u < U; ++u) {
-      const std::int64_t p = p0 + u;
-      const std::int64_t lo = g.m_lo[p] - m0;
-      const std::int64_t hi = (g.m_hi[p] - m0 < rows ? g.m_hi[p] - m0 : rows);
-      if (hi <= lo || hi <= 0 || lo >= rows) continue;  // no row of the tile has this shift
-      if constexpr (MASKED)
-        for (int v = 0; v < MV; ++v)
-          km[used][v] = static_cast<K>(S::first(hi - v * L) & ~S::first(lo - v * L));
-      ap[used] = a + g.a_off[p];
-      bp[used] = g.b + g.b_off[p];
-      cmask[used] = static_cast<int>(g.col_mask[p]);
-      rmask[used] = static_cast<int>(g.row_mask[p]);
-      ++used;
-    }
-    if (g.prefetch) {
-      // The next call's first row, a share per group (input row) of this pass: all of it at
-      // once would fill the miss queue and stall the loads the FMAs wait for.
-      const std::int64_t groups = g.pairs / U, gi = p0 / U;
-      const std::int64_t c0 = K_ * gi / groups, c1 = K_ * (gi + 1) / groups;
-      constexpr std::int64_t kLine = 64 / static_cast<std::int64_t>(sizeof(T));
-      const T* pf = g.prefetch + m0;
-      for (std::int64_t ci = c0; ci < c1; ++ci)
-        for (std::int64_t e = 0; e < rows + L; e += kLine)
-          _mm_prefetch(reinterpret_cast<const char*>(pf + ci * ks + e), _MM_HINT_T2);
-    }
-    for (std::int64_t k0 = 0; k0 < K_; k0 += kChunk) {
-      const std::int64_t kn = K_ - k0 < kChunk ? K_ - k0 : kChunk;
-      for (int u = 0; u < used; ++u) {
-        const T* x = ap[u] + k0 * ks;
-        const T* w = bp[u] + k0 * ld;
-        const K* kmu = km[u];
-        const int rm = rmask[u];
-#define TCONV_STEP(i)                                                                         \
-  if constexpr ((i) < COUNT && (i) / (CO * PH * MV) == RYI && ((M >> (((i) / MV) % PH)) & 1)) { \
-    constexpr int ph = ((i) / MV) % PH;                                                       \
-    constexpr int co = ((i) / (PH * MV)) % CO;                                                \
-    constexpr int v = (i) % MV;                                                               \
-    const V xv = v == 0 ? x0 : v == 1 ? x1 : v == 2 ? x2 : v == 3 ? x3 : v == 4 ? x4 : x5;   \
-    r##i = S::fma(xv, S::bcast(w + (RYI * PH + ph) * CO + co), r##i);                         \
-  }
-#define TCONV_ROW(ry)                      \
-  if constexpr ((ry) < RY) {               \
-    constexpr int RYI = (ry);              \
-    if (rm & (1 << (ry))) {                \
-      TCONV_ACC24(TCONV_STEP)              \
-    }                                      \
-  }
-#define TCONV_CASE(MM)                                                                    \
-  case MM:                                                                                \
-    if constexpr (MM < (1 << PH)) {                                                       \
-      constexpr int M = MM;                                                               \
-      for (std::int64_t k = 0; k < kn; ++k) {                                             \
-        V x0 = S::zero(), x1 = S::zero(), x2 = S::zero(), x3 = S::zero(), x4 = S::zero(), \
-          x5 = S::zero();                                                                 \
-        TCONV_LOAD_VECTORS                                                                \
-        TCONV_ROW(0) TCONV_ROW(1) TCONV_ROW(2) TCONV_ROW(3)                               \
-        x += ks;                                                                          \
-        w += ld;                                                                          \
-      }                                                                                   \
-    }                                                                                     \
-    break;
-        switch (cmask[u]) {
-          TCONV_MASK_CASES
-          default: break;
-        }
-#undef TCONV_CASE
-#undef TCONV_ROW
-#undef TCONV_STEP
-      }
-    }
-  }
-  constexpr int COUNT_ROW = CO * PH * MV;
-  alignas(64) T tmp[COUNT * L];
-#define TCONV_ROWS_SPILL(i) \
-  if constexpr ((i) < COUNT) S::store(tmp + (i) * L, r##i);
-  TCONV_ACC24(TCONV_ROWS_SPILL)
-#undef TCONV_ROWS_SPILL
-  PhaseCall<T> out{};
-  out.c_ms = g.c_ms;
-  out.c_ps = g.c_ps;
-  out.c_ns = g.c_ns;
-  const std::int64_t outputs = g.outputs - m0 * PH;
-  for (int ry = 0; ry < RY && ry < g.rows_valid && outputs > 0; ++ry)
-    store_tile<S, CO, PH, MV>(out, tmp + ry * COUNT_ROW * L, g.c + ry * g.c_rs + m0 * g.c_ms,
-                              rows, outputs);
-}
-
-template <class T>
-bool rows_window_cuts(const RowsCall<T>& g, std::int64_t m0, std::int64_t rows) {
-  for (std::int64_t p = 0; p < g.pairs; ++p)
-    if (g.m_lo[p] - m0 > 0 || g.m_hi[p] - m0 < rows) return true;
-  return false;
-}
-
-// (channels, row phases, column phases) -> the widest tile whose accumulators fit in 24.
-template <class Run>
-bool with_rows_shape(std::int64_t n, std::int64_t ry, std::int64_t ph, Run run) {
-#define TCONV_SHAPE(N, RYN, PHN)                                          \
-  if (n == (N) && ry == (RYN) && ph == (PHN)) {                           \
-    constexpr int most = 24 / ((N) * (RYN) * (PHN));                      \
-    return run(Shape<(N), (PHN), (most > 6 ? 6 : most)>{}, RYC<(RYN)>{}); \
-  }
-  TCONV_SHAPE(1, 2, 2) TCONV_SHAPE(1, 2, 3) TCONV_SHAPE(1, 2, 4) TCONV_SHAPE(1, 3, 2)
-  TCONV_SHAPE(1, 3, 3) TCONV_SHAPE(1, 3, 4) TCONV_SHAPE(1, 4, 2) TCONV_SHAPE(1, 4, 3)
-  TCONV_SHAPE(1, 4, 4) TCONV_SHAPE(2, 2, 2) TCONV_SHAPE(2, 2, 3) TCONV_SHAPE(2, 2, 4)
-  TCONV_SHAPE(2, 3, 2) TCONV_SHAPE(2, 3, 3) TCONV_SHAPE(2, 3, 4) TCONV_SHAPE(2, 4, 2)
-  TCONV_SHAPE(2, 4, 3) TCONV_SHAPE(3, 2, 2) TCONV_SHAPE(3, 2, 3) TCONV_SHAPE(3, 2, 4)
-  TCONV_SHAPE(3, 3, 2) TCONV_SHAPE(3, 4, 2) TCONV_SHAPE(4, 2, 2) TCONV_SHAPE(4, 2, 3)
-  TCONV_SHAPE(4, 3, 2)
-#undef TCONV_SHAPE
-  return false;
-}
-
-template <class S>
-bool rows_gemm(const RowsCall<typename S::T>& g) {
-  if (g.group < 1 || g.group > kMaxGroup || g.pairs % g.group != 0 || !g.m_lo || !g.m_hi)
-    return false;
-  return with_rows_shape(g.n, g.row_phases, g.phases, [&](auto shape, auto ry) {
-    using Sh = decltype(shape);  // Sh::MV: the widest tile
-    constexpr int RY = decltype(ry)::value;
-    auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
-      constexpr int MV = decltype(tile)::MV;
-      if (rows_window_cuts(g, m, rows))
-        rows_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, rows);
-      else
-        rows_tile<S, Sh::CO, RY, Sh::PH, MV, false>(g, m, rows);
-    };
-    for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
-    return true;
-  });
-}
 }  // namespace
 
 bool fused_f32(const PhaseCall<float>& g) { return fused_gemm<F32>(g); }
 bool fused_f64(const PhaseCall<double>& g) { return fused_gemm<F64>(g); }
-bool rows_f32(const RowsCall<float>& g) { return rows_gemm<F32>(g); }
-bool rows_f64(const RowsCall<double>& g) { return rows_gemm<F64>(g); }
 
 }  // namespace tconv::kernels::avx512
 

@@ -52,10 +52,9 @@ struct F64 : F64Lanes {
       V &r12, V &r13, V &r14, V &r15, V &r16, V &r17, V &r18, V &r19, V &r20, V &r21, V &r22, \
       V &r23
 
-// With row windows (WIN) input vector v of pair A (B) is loaded under the mask ka[v] (kb[v]),
-// the lanes of its window in the tile: WIN == kEdges masks the first and last vectors only (the
-// window covers those between), WIN == kSome every vector.
-enum Cover { kNone, kAll, kEdges, kSome };
+// With row windows (WIN == kSome) input vector v of pair A (B) is loaded under the mask ka[v]
+// (kb[v]), the lanes of its window in the tile.
+enum Cover { kNone, kAll, kSome };
 
 template <class S, int CO, int PH, int MV, int MASK, int MASKB, int WIN = kNone>
 __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
@@ -85,7 +84,7 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   // (no read past the pair's K rows).
 #define TCONV_LOAD(v, P, KW)                                                              \
   if constexpr ((v) < MV) {                                                               \
-    if constexpr (WIN == kSome || (WIN == kEdges && ((v) == 0 || (v) == MV - 1)))         \
+    if constexpr (WIN == kSome)                                                           \
       P##v = S::loadm(P + (v) * L, KW[(v) < MV ? (v) : 0]);                               \
     else if constexpr (WIN == kNone && (v) == MV - 1)                                     \
       P##v = S::loadm(P + (v) * L, last);                                                 \
@@ -143,13 +142,10 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
 
 // How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
 // rows: not at all (kNone: the pair adds only zeros there), over all of them (kAll: the
-// unmasked loop reads those rows only), over all but the first or last vector's lanes
-// (kEdges), or less (kSome).
-template <class S, int MV>
+// unmasked loop reads those rows only), or less (kSome).
 int cover(std::int64_t lo, std::int64_t hi, std::int64_t rows) {
-  constexpr int L = S::L;
   if (hi <= lo || hi <= 0 || lo >= rows) return kNone;
-  return lo <= 0 && hi >= rows ? kAll : lo <= L && hi >= (MV - 1) * L ? kEdges : kSome;
+  return lo <= 0 && hi >= rows ? kAll : kSome;
 }
 
 // k[v]: the lanes of vector v in the window [lo, hi) and below `rows`.
@@ -159,7 +155,9 @@ void lanes(std::int64_t lo, std::int64_t hi, std::int64_t rows, typename S::K* k
   for (int v = 0; v < MV; ++v) k[v] = S::range(lo - v * S::L, hi - v * S::L);
 }
 
-// One pair alone, with phases `mask`, read as `kind` says.
+// One pair alone, with phases `mask`, its input vectors loaded under the masks k (a tile at
+// a row window's edge; kNone: the pair has no row here). Every vector masked, whatever the
+// window's cover: edge tiles are rare, and one variant per phase mask keeps this file small.
 template <class S, int CO, int PH, int MV>
 __attribute__((always_inline)) inline void phase_one(int mask, int kind, const typename S::K* k,
                                                      const typename S::T* ap,
@@ -167,17 +165,11 @@ __attribute__((always_inline)) inline void phase_one(int mask, int kind, const t
                                                      std::int64_t K, std::int64_t ks,
                                                      std::int64_t ld, typename S::K last,
                                                      TCONV_ACC_REFS(typename S::V)) {
+  if (kind == kNone) return;
 #define TCONV_CASE(M)                                                                         \
   case M:                                                                                     \
-    if constexpr (M < (1 << PH)) {                                                            \
-      if (kind == kAll)                                                                       \
-        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS);            \
-      else if (kind == kEdges)                                                                \
-        phase_k<S, CO, PH, MV, M, 0, kEdges>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS, k,  \
-                                             k);                                              \
-      else if (kind == kSome)                                                                 \
-        phase_k<S, CO, PH, MV, M, 0, kSome>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS, k, k); \
-    }                                                                                         \
+    if constexpr (M < (1 << PH))                                                              \
+      phase_k<S, CO, PH, MV, M, 0, kSome>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS, k, k); \
     break;
   switch (mask) {
     TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
@@ -228,36 +220,22 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       const std::int64_t alo = g.m_lo[p] - m0, ahi = g.m_hi[p] - m0;
       const std::int64_t blo = partner >= 0 ? g.m_lo[partner] - m0 : 0;
       const std::int64_t bhi = partner >= 0 ? g.m_hi[partner] - m0 : 0;
-      const int ca = cover<S, MV>(alo, ahi, rows);
-      const int cb = cover<S, MV>(blo, bhi, rows);
+      const int ca = cover(alo, ahi, rows);
+      const int cb = cover(blo, bhi, rows);
       if (ca != kAll || (partner >= 0 && cb != kAll)) {
         // The masks only here: a tile the windows cover pays nothing for them.
         K ka[MV], kb[MV];
         lanes<S, MV>(alo, ahi, rows, ka);
         lanes<S, MV>(blo, bhi, rows, kb);
-        // An edge. Both pairs with rows here, masked at the edges at most: one pass (as many
-        // FMA chains as without windows), each under its masks. Else each on its own.
-        if (ca != kNone && cb != kNone && ca != kSome && cb != kSome) {
-          switch (mask) {
-#define TCONV_CASE(M)                                                                         \
-  case M:                                                                                     \
-    if constexpr (M < (1 << PH) && M != FULL)                                                 \
-      phase_k<S, CO, PH, MV, M, FULL ^ M, kEdges>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld,      \
-                                                  last, TCONV_ARGS, ka, kb);                  \
-    break;
-            TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5)
-            TCONV_CASE(6) TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10)
-            TCONV_CASE(11) TCONV_CASE(12) TCONV_CASE(13) TCONV_CASE(14)
-            default: break;
-#undef TCONV_CASE
-          }
-        } else {
-          // The partner's phases are the ones pair A lacks: its accumulators are its own, so
-          // the sums keep their order.
-          phase_one<S, CO, PH, MV>(mask, ca, ka, ap, bp, g.k, g.a_ks, g.b_ld, last, TCONV_ARGS);
-          if (partner >= 0)
-            phase_one<S, CO, PH, MV>(FULL ^ mask, cb, kb, apb, bpb, g.k, g.a_ks, g.b_ld, last,
-                                     TCONV_ARGS);
+        // An edge: each pair on its own, every vector under its masks (lanes in its window and
+        // below `rows`, so a covered vector loads as the unmasked loop would). The partner's
+        // phases are the ones pair A lacks: its accumulators are its own, so the sums keep
+        // their order. One call site in a loop: phase_one is inlined once.
+        for (int side = 0; side < (partner >= 0 ? 2 : 1); ++side) {
+          const bool b = side == 1;
+          phase_one<S, CO, PH, MV>(b ? FULL ^ mask : mask, b ? cb : ca, b ? kb : ka,
+                                   b ? apb : ap, b ? bpb : bp, g.k, g.a_ks, g.b_ld, last,
+                                   TCONV_ARGS);
         }
         continue;
       }
