@@ -3,9 +3,8 @@
 // element against the scatter definition.
 #include <cmath>
 #include <cstdio>
-#include <vector>
-
 #include <tconv/tconv.hpp>
+#include <vector>
 
 int main() {
   tconv::LayerSpec spec;

@@ -76,8 +76,8 @@ bool canonical_layer(const Geometry& g, const std::vector<std::int64_t>& x_strid
   const std::vector<int> order = dim_order(g);
   bool same = static_cast<int>(order.size()) == g.rank;
   for (std::size_t i = 0; same && i < order.size(); ++i) same = order[i] == static_cast<int>(i);
-  const bool flip = g.data_format == DataFormat::channels_last && g.in_channels == 1 &&
-                    g.out_channels == 1;
+  const bool flip =
+      g.data_format == DataFormat::channels_last && g.in_channels == 1 && g.out_channels == 1;
   if (same && !flip) return false;
   std::vector<std::int64_t> xs = x_strides, ws = w_strides, ys = y_strides;
   if (flip) to_channels_first(g, xs, ws, ys);

@@ -53,8 +53,7 @@ std::vector<std::int64_t> strides_or_default(const std::vector<std::int64_t>& st
 
 std::string format_shape(const std::vector<std::int64_t>& shape) {
   std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(shape[i]);
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + (shape.size() == 1 ? ",)" : ")");
 }
 
@@ -318,7 +317,8 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
   // Depthwise layers: the depthwise driver with the ISA's kernels, or with its scalar ones when
   // the ISA is capped to portable. An ISA without depthwise kernels keeps the phase driver.
   const bool have_isa = phase_kernels<T>(isa, &ks);
-  if (kernels::depthwise::applies(p, threads_for(g, options)) && (!have_isa || (ks.dw_rows && ks.dw_pixels))) {
+  if (kernels::depthwise::applies(p, threads_for(g, options)) &&
+      (!have_isa || (ks.dw_rows && ks.dw_pixels))) {
     kernels::DwRowsFn<T> rows = kernels::depthwise::portable_rows<T>();
     kernels::DwPixelsFn<T> pixels = kernels::depthwise::portable_pixels<T>();
     if (have_isa) {
@@ -344,8 +344,8 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
     for (auto e : g.weight_shape()) weight_bytes *= static_cast<double>(e);
     const int pack_threads = weight_bytes > (1 << 20) ? runtime::choose_threads(options) : 1;
     auto make = [&] {
-      return kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads,
-                                  ks.transpose, ks.rows_gemm != nullptr);
+      return kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads, ks.transpose,
+                                  ks.rows_gemm != nullptr);
     };
     auto fits = [&](const kernels::phase::Packed<T>& pk) {
       return pk.matches(g) && (algo != kernels::phase::Algo::channel || pk.width == width) &&
@@ -372,16 +372,15 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
 // without saying what it was for named as the layer's working memory (the large buffers name
 // themselves where they are allocated).
 template <class T>
-void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strides,
-         const T* weight, const std::vector<std::int64_t>& weight_strides, const T* bias, T* y,
-         const std::vector<std::int64_t>& y_strides, const Options& options,
-         PackCache<T>* cache) {
+void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strides, const T* weight,
+         const std::vector<std::int64_t>& weight_strides, const T* bias, T* y,
+         const std::vector<std::int64_t>& y_strides, const Options& options, PackCache<T>* cache) {
   detail::validate_call(g, x, x_strides, weight, weight_strides, bias, y, y_strides, sizeof(T));
   detail::CanonicalLayer c;
-  const bool reordered = detail::canonical_layer(
-      g, strides_or_default(x_strides, g.input_shape(), "x"),
-      strides_or_default(weight_strides, g.weight_shape(), "weight"),
-      strides_or_default(y_strides, g.output_shape(), "y"), &c);
+  const bool reordered =
+      detail::canonical_layer(g, strides_or_default(x_strides, g.input_shape(), "x"),
+                              strides_or_default(weight_strides, g.weight_shape(), "weight"),
+                              strides_or_default(y_strides, g.output_shape(), "y"), &c);
   try {
     if (reordered) {
       run_layer(c.g, x, c.x_strides, weight, c.w_strides, bias, y, c.y_strides, options, cache);
@@ -394,7 +393,8 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
   } catch (const std::bad_alloc&) {
     throw detail::OutOfMemory(
         "tconv could not allocate the working memory (tap tables, row buffers) of a layer "
-        "with output " + format_shape(g.output_shape()) + "; " + detail::kScratchAdvice);
+        "with output " +
+        format_shape(g.output_shape()) + "; " + detail::kScratchAdvice);
   }
 }
 
@@ -411,10 +411,9 @@ void conv_transpose(const Geometry& g, const float* x, const std::vector<std::in
   run<float>(g, x, x_strides, weight, weight_strides, bias, y, y_strides, options, nullptr);
 }
 
-void conv_transpose(const Geometry& g, const double* x,
-                    const std::vector<std::int64_t>& x_strides, const double* weight,
-                    const std::vector<std::int64_t>& weight_strides, const double* bias,
-                    double* y, const std::vector<std::int64_t>& y_strides,
+void conv_transpose(const Geometry& g, const double* x, const std::vector<std::int64_t>& x_strides,
+                    const double* weight, const std::vector<std::int64_t>& weight_strides,
+                    const double* bias, double* y, const std::vector<std::int64_t>& y_strides,
                     const Options& options) {
   run<double>(g, x, x_strides, weight, weight_strides, bias, y, y_strides, options, nullptr);
 }
@@ -460,8 +459,8 @@ ConvTransposePlan<T>::ConvTransposePlan(const std::vector<std::int64_t>& weight_
   Geometry g = resolve_geometry(probe, weight_shape, spec);
   const auto ws = strides_or_default(weight_strides, weight_shape, "weight");
   const std::int64_t n = checked_product(weight_shape, "the weight size");
-  impl_->weight = detail::make_buffer<T>(
-      static_cast<std::size_t>(n), "the plan's copy of the weights", detail::kWeightsAdvice);
+  impl_->weight = detail::make_buffer<T>(static_cast<std::size_t>(n),
+                                         "the plan's copy of the weights", detail::kWeightsAdvice);
   if (n > 0) {
     // Row by row (last axis innermost): the copy runs at memory speed for the usual layouts.
     const std::size_t last = weight_shape.size() - 1;

@@ -15,8 +15,8 @@ DimResult split_end(std::int64_t input, std::int64_t kernel, std::int64_t stride
   const std::int64_t full = transposed_length(input, kernel, stride, dilation, 0, 0, 0);
   DimResult r;
   r.padding.pad_lo = pad_lo;
-  const std::int64_t rest = checked_sub(full, checked_add(pad_lo, output, "the output length"),
-                                "the output length");
+  const std::int64_t rest =
+      checked_sub(full, checked_add(pad_lo, output, "the output length"), "the output length");
   if (rest >= 0) {
     r.padding.pad_hi = rest;
   } else {
@@ -59,10 +59,10 @@ ConvResult tf_conv(std::int64_t input, std::int64_t kernel, std::int64_t stride,
       break;
     case TfPadding::same: {
       r.output = floor_div(checked_add(input, stride - 1, "the SAME output length"), stride);
-      const std::int64_t need =
-          std::max<std::int64_t>(0, checked_add(checked_mul(checked_sub(r.output, 1, "SAME padding"),
-                                                            stride, "SAME padding"),
-                                                checked_sub(k, input, "SAME padding"), "SAME padding"));
+      const std::int64_t need = std::max<std::int64_t>(
+          0,
+          checked_add(checked_mul(checked_sub(r.output, 1, "SAME padding"), stride, "SAME padding"),
+                      checked_sub(k, input, "SAME padding"), "SAME padding"));
       r.pad_lo = need / 2;
       r.pad_hi = need - r.pad_lo;
       break;
@@ -158,8 +158,8 @@ DimResult onnx_resolve(std::int64_t input, std::int64_t kernel, std::int64_t str
       break;
     }
   }
-  r.output = transposed_length(input, kernel, stride, dilation, r.padding.pad_lo,
-                               r.padding.pad_hi, output_padding);
+  r.output = transposed_length(input, kernel, stride, dilation, r.padding.pad_lo, r.padding.pad_hi,
+                               output_padding);
   return r;
 }
 
@@ -184,7 +184,7 @@ std::pair<std::int64_t, std::int64_t> jax_dilated_input_padding(std::int64_t ker
     case JaxPadding::same:
       pad_len = checked_sub(checked_add(k, stride, what), 2, what);
       // (pad_len + 1) / 2, without overflowing at the top of the range.
-      before = stride > k - 1                                 ? k - 1
+      before = stride > k - 1                                        ? k - 1
                : pad_len == std::numeric_limits<std::int64_t>::max() ? pad_len / 2 + 1
                                                                      : (pad_len + 1) / 2;
       break;
@@ -207,12 +207,13 @@ JaxDim jax_resolve(std::int64_t input, std::int64_t kernel, std::int64_t stride,
   JaxDim r;
   const char* what = "the padded input length";
   r.padded_input = checked_add(
-      checked_add(checked_add(checked_mul(checked_sub(input, 1, what), stride, what), 1, what), pads.first,
-                  what),
+      checked_add(checked_add(checked_mul(checked_sub(input, 1, what), stride, what), 1, what),
+                  pads.first, what),
       pads.second, what);
   r.result.padding.pad_lo = checked_sub(k - 1, pads.first, what);
   r.result.padding.pad_hi = checked_sub(k - 1, pads.second, what);
-  r.result.output = std::max<std::int64_t>(0, checked_add(checked_sub(r.padded_input, k, what), 1, what));
+  r.result.output =
+      std::max<std::int64_t>(0, checked_add(checked_sub(r.padded_input, k, what), 1, what));
   return r;
 }
 

@@ -22,15 +22,15 @@ double fma_chains_f64(std::int64_t iters);
 namespace tconv::detail {
 
 struct PeakResult {
-  double gflops = 0;    // floating-point operations per second of all threads together, / 1e9
+  double gflops = 0;      // floating-point operations per second of all threads together, / 1e9
   bool used_fma = false;  // false: the portable multiply-add loop ran instead (an estimate)
   const char* chains = "portable";  // which chains ran: "avx512", "avx2" or "portable"
 };
 
 // Runs the probe on `threads` threads at once (the caller plus threads - 1 new ones) for about
 // `seconds` in total and returns the best throughput seen. With AVX-512F, or else AVX2 and FMA,
-// on the CPU (and built) it times the widest FMA chains the kernels use; otherwise a portable multiply-then-add loop of the same
-// shape, compiled for the baseline ISA.
+// on the CPU (and built) it times the widest FMA chains the kernels use; otherwise a portable
+// multiply-then-add loop of the same shape, compiled for the baseline ISA.
 PeakResult fma_peak(bool f64, int threads, double seconds);
 
 }  // namespace tconv::detail

@@ -123,7 +123,8 @@ const char* isa_name(Isa isa) {
 
 Isa isa_from_name(const std::string& name) {
   std::string lower;
-  for (char c : name) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : name)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   if (lower == "avx512") return Isa::avx512;
   if (lower == "avx2") return Isa::avx2;
   if (lower == "neon") return Isa::neon;

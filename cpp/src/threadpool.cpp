@@ -44,8 +44,8 @@ class Pool {
   int size() const { return static_cast<int>(workers_.size()); }
 
   // Caller holds the job lock (one job at a time).
-  void run(std::int64_t n_items, int threads,
-           const std::function<void(std::int64_t, int)>& fn, Schedule schedule) {
+  void run(std::int64_t n_items, int threads, const std::function<void(std::int64_t, int)>& fn,
+           Schedule schedule) {
     grow(threads - 1);
     fn_ = &fn;
     n_items_ = n_items;

@@ -1,17 +1,17 @@
 #include "validate.hpp"
 
-#include "format.hpp"
 #include <algorithm>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 
+#include "format.hpp"
+
 namespace tconv::detail {
 namespace {
 
 const char* const kFix = "; build the Geometry with tconv::resolve_geometry and do not edit it";
-
 
 [[noreturn]] void bad_geometry(const std::ostringstream& m) { throw ShapeError(m.str() + kFix); }
 
@@ -46,15 +46,15 @@ void check_geometry(const Geometry& g) {
   check_length(g.output, g.rank, "output");
   if (g.batch < 0 || g.in_channels < 0 || g.out_channels < 0) {
     std::ostringstream m;
-    m << "inconsistent Geometry: batch, in_channels and out_channels must be >= 0, got "
-      << g.batch << ", " << g.in_channels << " and " << g.out_channels;
+    m << "inconsistent Geometry: batch, in_channels and out_channels must be >= 0, got " << g.batch
+      << ", " << g.in_channels << " and " << g.out_channels;
     bad_geometry(m);
   }
   if (g.groups < 1 || g.in_channels % g.groups != 0 || g.out_channels % g.groups != 0) {
     std::ostringstream m;
     m << "inconsistent Geometry: groups (" << g.groups
-      << ") must be positive and divide in_channels (" << g.in_channels
-      << ") and out_channels (" << g.out_channels << ")";
+      << ") must be positive and divide in_channels (" << g.in_channels << ") and out_channels ("
+      << g.out_channels << ")";
     bad_geometry(m);
   }
   for (int d = 0; d < g.rank; ++d) {
@@ -73,8 +73,7 @@ void check_geometry(const Geometry& g) {
       std::ostringstream m;
       m << "inconsistent Geometry in spatial dimension " << d << ": output is " << g.output[d]
         << " but input " << in << ", kernel " << k << ", stride " << s << ", dilation " << dil
-        << ", padding (" << lo << ", " << hi << ") and output_padding " << op << " give "
-        << want;
+        << ", padding (" << lo << ", " << hi << ") and output_padding " << op << " give " << want;
       bad_geometry(m);
     }
   }
@@ -100,8 +99,8 @@ std::vector<std::int64_t> strides_for(const std::vector<std::int64_t>& strides,
   if (strides.size() != shape.size()) {
     std::ostringstream m;
     m << name << "_strides must have one entry per axis of " << name << ", whose shape is "
-      << join(shape) << " (" << shape.size() << " entries), got " << strides.size()
-      << " entries " << join(strides) << "; pass " << shape.size()
+      << join(shape) << " (" << shape.size() << " entries), got " << strides.size() << " entries "
+      << join(strides) << "; pass " << shape.size()
       << " element strides, or an empty vector for a C-contiguous " << name;
     throw std::invalid_argument(m.str());
   }

@@ -4,7 +4,6 @@
 #include <pybind11/stl.h>
 
 #include <string>
-
 #include <tconv/conventions.hpp>
 
 #include "bindings.hpp"
@@ -18,8 +17,8 @@ tconv::TfPadding parse_tf(const std::string& mode) {
   if (mode == "SAME") return tconv::TfPadding::same;
   if (mode == "VALID") return tconv::TfPadding::valid;
   if (mode == "EXPLICIT") return tconv::TfPadding::explicit_pads;
-  throw py::value_error("TensorFlow padding must be 'SAME', 'VALID' or 'EXPLICIT', got '" +
-                        mode + "'");
+  throw py::value_error("TensorFlow padding must be 'SAME', 'VALID' or 'EXPLICIT', got '" + mode +
+                        "'");
 }
 
 tconv::OnnxAutoPad parse_onnx(const std::string& mode) {
@@ -27,8 +26,8 @@ tconv::OnnxAutoPad parse_onnx(const std::string& mode) {
   if (mode == "SAME_UPPER") return tconv::OnnxAutoPad::same_upper;
   if (mode == "SAME_LOWER") return tconv::OnnxAutoPad::same_lower;
   if (mode == "VALID") return tconv::OnnxAutoPad::valid;
-  throw py::value_error("auto_pad must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got '" +
-                        mode + "'");
+  throw py::value_error("auto_pad must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got '" + mode +
+                        "'");
 }
 
 tconv::JaxPadding parse_jax(const std::string& mode) {
@@ -53,7 +52,8 @@ void bind_conventions(py::module_& m) {
       "torch_output_size_range",
       [](std::int64_t input, std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
          std::int64_t padding) {
-        return range_tuple(tconv::torch_output_size_range(input, kernel, stride, dilation, padding));
+        return range_tuple(
+            tconv::torch_output_size_range(input, kernel, stride, dilation, padding));
       },
       py::arg("input"), py::arg("kernel"), py::arg("stride"), py::arg("dilation"),
       py::arg("padding"), "(lo, hi) of the sizes output_size= accepts.");
@@ -64,8 +64,8 @@ void bind_conventions(py::module_& m) {
         auto r = tconv::tf_conv(input, kernel, stride, dilation, parse_tf(mode), pad_lo, pad_hi);
         return py::make_tuple(r.output, r.pad_lo, r.pad_hi);
       },
-      py::arg("input"), py::arg("kernel"), py::arg("stride"), py::arg("dilation"),
-      py::arg("mode"), py::arg("pad_lo") = 0, py::arg("pad_hi") = 0,
+      py::arg("input"), py::arg("kernel"), py::arg("stride"), py::arg("dilation"), py::arg("mode"),
+      py::arg("pad_lo") = 0, py::arg("pad_hi") = 0,
       "TensorFlow's forward convolution: (output, pad_lo, pad_hi).");
   m.def(
       "tf_transposed_range",
@@ -74,14 +74,13 @@ void bind_conventions(py::module_& m) {
         return range_tuple(tconv::tf_transposed_range(input, kernel, stride, dilation,
                                                       parse_tf(mode), pad_lo, pad_hi));
       },
-      py::arg("input"), py::arg("kernel"), py::arg("stride"), py::arg("dilation"),
-      py::arg("mode"), py::arg("pad_lo") = 0, py::arg("pad_hi") = 0,
+      py::arg("input"), py::arg("kernel"), py::arg("stride"), py::arg("dilation"), py::arg("mode"),
+      py::arg("pad_lo") = 0, py::arg("pad_hi") = 0,
       "(lo, hi) of the output lengths tf.nn.conv_transpose accepts for `input`.");
   m.def(
       "tf_transposed",
       [](std::int64_t input, std::int64_t output, std::int64_t kernel, std::int64_t stride,
-         std::int64_t dilation, const std::string& mode, std::int64_t pad_lo,
-         std::int64_t pad_hi) {
+         std::int64_t dilation, const std::string& mode, std::int64_t pad_lo, std::int64_t pad_hi) {
         return dim_tuple(tconv::tf_transposed(input, output, kernel, stride, dilation,
                                               parse_tf(mode), pad_lo, pad_hi));
       },
@@ -94,8 +93,7 @@ void bind_conventions(py::module_& m) {
          std::int64_t output_padding, const std::string& auto_pad, std::int64_t pad_lo,
          std::int64_t pad_hi, std::optional<std::int64_t> output_shape) {
         return dim_tuple(tconv::onnx_resolve(input, kernel, stride, dilation, output_padding,
-                                             parse_onnx(auto_pad), pad_lo, pad_hi,
-                                             output_shape));
+                                             parse_onnx(auto_pad), pad_lo, pad_hi, output_shape));
       },
       py::arg("input"), py::arg("kernel"), py::arg("stride"), py::arg("dilation"),
       py::arg("output_padding"), py::arg("auto_pad"), py::arg("pad_lo"), py::arg("pad_hi"),
@@ -112,13 +110,13 @@ void bind_conventions(py::module_& m) {
       [](std::int64_t input, std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
          const std::string& mode, std::int64_t lo, std::int64_t hi) {
         auto r = tconv::jax_resolve(input, kernel, stride, dilation, parse_jax(mode), lo, hi);
-        auto pads = tconv::jax_dilated_input_padding(kernel, stride, dilation, parse_jax(mode),
-                                                     lo, hi);
-        return py::make_tuple(r.result.output, r.result.padding.pad_lo,
-                              r.result.padding.pad_hi, r.padded_input, pads.first, pads.second);
+        auto pads =
+            tconv::jax_dilated_input_padding(kernel, stride, dilation, parse_jax(mode), lo, hi);
+        return py::make_tuple(r.result.output, r.result.padding.pad_lo, r.result.padding.pad_hi,
+                              r.padded_input, pads.first, pads.second);
       },
-      py::arg("input"), py::arg("kernel"), py::arg("stride"), py::arg("dilation"),
-      py::arg("mode"), py::arg("lo") = 0, py::arg("hi") = 0,
+      py::arg("input"), py::arg("kernel"), py::arg("stride"), py::arg("dilation"), py::arg("mode"),
+      py::arg("lo") = 0, py::arg("hi") = 0,
       "(output, pad_lo, pad_hi, padded_input, before, after) of jax.lax.conv_transpose.");
 }
 

@@ -8,10 +8,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <vector>
-
 #include <tconv/conv_transpose.hpp>
 #include <tconv/plan.hpp>
+#include <vector>
 
 #include "bindings.hpp"
 
@@ -28,7 +27,8 @@ std::string shape_str(const std::vector<std::int64_t>& s) {
 
 // Element strides of `a`, after checking its shape against `expected`.
 template <class T>
-std::vector<std::int64_t> element_strides(const py::array& a, const std::vector<std::int64_t>& expected,
+std::vector<std::int64_t> element_strides(const py::array& a,
+                                          const std::vector<std::int64_t>& expected,
                                           const char* name) {
   std::vector<std::int64_t> shape(a.shape(), a.shape() + a.ndim());
   if (shape != expected)

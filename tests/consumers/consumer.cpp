@@ -2,9 +2,8 @@
 // the tconv::tconv target. Built by both consumer projects and by a bare compiler command.
 #include <cmath>
 #include <cstdio>
-#include <vector>
-
 #include <tconv/tconv.hpp>
+#include <vector>
 
 namespace {
 

@@ -64,8 +64,8 @@ Layer draw(Rng& r) {
     l.cin_g = r.range(1, 8);
     // Around the channel panels (16 fp32 / 8 fp64 on NEON and AVX2) and the spatial kernel's
     // 1-4 channels; C_out = groups * cout_g stays within 1-40 for one group.
-    const std::vector<std::int64_t> couts{1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 23, 24, 31, 32,
-                                          33, 40};
+    const std::vector<std::int64_t> couts{1,  2,  3,  4,  5,  7,  8,  9,  12,
+                                          15, 16, 17, 23, 24, 31, 32, 33, 40};
     l.cout_g = r.pick(couts);
     if (l.groups > 1) l.cout_g = std::max<std::int64_t>(1, l.cout_g / l.groups);
   }
@@ -103,13 +103,12 @@ std::string describe(const Layer& l) {
   };
   return std::string(l.f64 ? "f64" : "f32") +
          (l.format == DataFormat::channels_last ? " channels_last" : " channels_first") +
-         " batch " + std::to_string(l.batch) + " groups " + std::to_string(l.groups) +
-         " cin/g " + std::to_string(l.cin_g) + " cout/g " + std::to_string(l.cout_g) + " size " +
-         vec(l.size) + " kernel " + vec(l.kernel) + " stride " + vec(l.stride) + " dilation " +
-         vec(l.dilation) + " pads " + vec(l.pad_lo) + vec(l.pad_hi) + " output_padding " +
-         vec(l.outpad) + (l.bias ? " bias" : "") + (l.strided_y ? " strided y" : "") +
-         (l.strided_x ? " strided x" : "") +
-         " threads " + std::to_string(l.threads);
+         " batch " + std::to_string(l.batch) + " groups " + std::to_string(l.groups) + " cin/g " +
+         std::to_string(l.cin_g) + " cout/g " + std::to_string(l.cout_g) + " size " + vec(l.size) +
+         " kernel " + vec(l.kernel) + " stride " + vec(l.stride) + " dilation " + vec(l.dilation) +
+         " pads " + vec(l.pad_lo) + vec(l.pad_hi) + " output_padding " + vec(l.outpad) +
+         (l.bias ? " bias" : "") + (l.strided_y ? " strided y" : "") +
+         (l.strided_x ? " strided x" : "") + " threads " + std::to_string(l.threads);
 }
 
 // The definition: every input element times every tap, added where it lands. Accumulates in
@@ -134,8 +133,8 @@ std::vector<long double> scatter(const tconv::Geometry& g, const std::vector<dou
           ip[d] = rem % g.input[d];
           rem /= g.input[d];
         }
-        const double xv = cl ? x[(n * in_n + i) * g.in_channels + ci]
-                             : x[(n * g.in_channels + ci) * in_n + i];
+        const double xv =
+            cl ? x[(n * in_n + i) * g.in_channels + ci] : x[(n * g.in_channels + ci) * in_n + i];
         const std::int64_t gi = ci / cin_g;
         for (std::int64_t k = 0; k < k_n; ++k) {
           for (std::int64_t rem = k, d = rank - 1; d >= 0; --d) {
@@ -153,8 +152,8 @@ std::vector<long double> scatter(const tconv::Geometry& g, const std::vector<dou
           for (std::int64_t cg = 0; cg < cout_g; ++cg) {
             const std::int64_t co = gi * cout_g + cg;
             // weight (C_in, C_out/g, *k) or (*k, C_out/g, C_in)
-            const double wv = cl ? w[(k * cout_g + cg) * g.in_channels + ci]
-                                 : w[(ci * cout_g + cg) * k_n + k];
+            const double wv =
+                cl ? w[(k * cout_g + cg) * g.in_channels + ci] : w[(ci * cout_g + cg) * k_n + k];
             const std::size_t yi = static_cast<std::size_t>(
                 cl ? (n * out_n + o) * g.out_channels + co : (n * g.out_channels + co) * out_n + o);
             y[yi] += static_cast<long double>(xv) * wv;
@@ -294,8 +293,7 @@ void check_layer(const Layer& l, Rng& r, const std::vector<Isa>& isas, std::vect
     long double err = 0.0L;
     for (std::size_t i = 0; i < want.size(); ++i) {
       const std::size_t j = outs[k].at(static_cast<std::int64_t>(i));
-      err = std::max(err,
-                     std::fabs(static_cast<long double>(outs[k].buf[j]) - outs.back().buf[j]));
+      err = std::max(err, std::fabs(static_cast<long double>(outs[k].buf[j]) - outs.back().buf[j]));
     }
     if (!(err / scale <= tol))
       fail(std::string(tconv::isa_name(isas[k])) + " vs portable: relative error " +

@@ -15,10 +15,9 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tconv/tconv.hpp>
 #include <thread>
 #include <vector>
-
-#include <tconv/tconv.hpp>
 
 using tconv::DataFormat;
 using tconv::Geometry;
@@ -30,9 +29,9 @@ namespace {
 // ---- strided storage -------------------------------------------------------------------------
 
 struct Layout {
-  V shape, strides;       // strides in elements
-  std::int64_t base = 0;  // offset of element (0, ..., 0) in the buffer
-  std::int64_t size = 0;  // buffer length
+  V shape, strides;         // strides in elements
+  std::int64_t base = 0;    // offset of element (0, ..., 0) in the buffer
+  std::int64_t size = 0;    // buffer length
   bool pass_empty = false;  // hand the operator an empty stride vector (C-contiguous)
 
   std::int64_t offset(const V& idx) const {
@@ -44,8 +43,8 @@ struct Layout {
 };
 
 struct LayoutChoice {
-  bool contiguous = false;   // plain C order (and pass {} as strides)
-  bool allow_zero = false;   // broadcast axes are fine for inputs, not for y
+  bool contiguous = false;  // plain C order (and pass {} as strides)
+  bool allow_zero = false;  // broadcast axes are fine for inputs, not for y
 };
 
 Layout make_layout(const V& shape, std::mt19937_64& rng, LayoutChoice choice) {
@@ -68,8 +67,10 @@ Layout make_layout(const V& shape, std::mt19937_64& rng, LayoutChoice choice) {
   }
   if (!choice.contiguous) {
     for (std::size_t a = 0; a < n; ++a) {
-      if (choice.allow_zero && shape[a] > 1 && coin(6)) l.strides[a] = 0;
-      else if (coin(4)) l.strides[a] = -l.strides[a];
+      if (choice.allow_zero && shape[a] > 1 && coin(6))
+        l.strides[a] = 0;
+      else if (coin(4))
+        l.strides[a] = -l.strides[a];
     }
   }
   l.pass_empty = choice.contiguous && coin(2);
@@ -261,11 +262,11 @@ void check_config(const Config& c, std::mt19937_64& rng, bool contiguous_only = 
   if (c.bias) {
     V idx(yshape.size(), 0);
     if (ny > 0) do {
-      const std::int64_t ch = cl ? idx.back() : idx[1];
-      ref[y_lin(idx)] += static_cast<double>(bias[static_cast<std::size_t>(ch)]);
-      mag[y_lin(idx)] += std::fabs(static_cast<double>(bias[static_cast<std::size_t>(ch)]));
-      ++terms[y_lin(idx)];
-    } while (next_index(idx, yshape));
+        const std::int64_t ch = cl ? idx.back() : idx[1];
+        ref[y_lin(idx)] += static_cast<double>(bias[static_cast<std::size_t>(ch)]);
+        mag[y_lin(idx)] += std::fabs(static_cast<double>(bias[static_cast<std::size_t>(ch)]));
+        ++terms[y_lin(idx)];
+      } while (next_index(idx, yshape));
   }
 
   const T* bias_ptr = c.bias ? bias.data() : nullptr;
@@ -286,16 +287,16 @@ void check_config(const Config& c, std::mt19937_64& rng, bool contiguous_only = 
       V idx(yshape.size(), 0);
       std::int64_t bad = 0;
       if (ny > 0) do {
-        const std::size_t at = y_lin(idx);
-        const auto off = static_cast<std::size_t>(ly.offset(idx));
-        is_elem[off] = true;
-        const double got = static_cast<double>(yb[off]);
-        const double tol =
-            static_cast<double>(terms[at] + 2) * std::numeric_limits<T>::epsilon() * mag[at];
-        if (!(std::fabs(got - ref[at]) <= tol) && bad++ < 5)
-          ADD_FAILURE() << "element " << at << ": got " << got << ", expected " << ref[at]
-                        << " (tolerance " << tol << ")";
-      } while (next_index(idx, yshape));
+          const std::size_t at = y_lin(idx);
+          const auto off = static_cast<std::size_t>(ly.offset(idx));
+          is_elem[off] = true;
+          const double got = static_cast<double>(yb[off]);
+          const double tol =
+              static_cast<double>(terms[at] + 2) * std::numeric_limits<T>::epsilon() * mag[at];
+          if (!(std::fabs(got - ref[at]) <= tol) && bad++ < 5)
+            ADD_FAILURE() << "element " << at << ": got " << got << ", expected " << ref[at]
+                          << " (tolerance " << tol << ")";
+        } while (next_index(idx, yshape));
       for (std::size_t p = 0; p < yb.size(); ++p)
         if (!is_elem[p] && !std::isnan(yb[p]) && bad++ < 5)
           ADD_FAILURE() << "wrote buffer cell " << p << ", which is not an element of y";
@@ -303,8 +304,9 @@ void check_config(const Config& c, std::mt19937_64& rng, bool contiguous_only = 
       // Same ISA, another thread count: the very same bits.
       std::vector<T> elems;
       idx.assign(yshape.size(), 0);
-      if (ny > 0) do elems.push_back(yb[static_cast<std::size_t>(ly.offset(idx))]);
-      while (next_index(idx, yshape));
+      if (ny > 0) do
+          elems.push_back(yb[static_cast<std::size_t>(ly.offset(idx))]);
+        while (next_index(idx, yshape));
       if (threads == 1) {
         first = elems;
       } else {
@@ -484,8 +486,8 @@ TYPED_TEST(ConvTranspose, ConvenienceFormReturnsGeometry) {
   s.stride = {2};
   s.dilation = {1};
   s.pad_lo = s.pad_hi = {0};
-  const Geometry g = tconv::conv_transpose<TypeParam>(xs, x.data(), ws, w.data(), nullptr,
-                                                      y.data(), s);
+  const Geometry g =
+      tconv::conv_transpose<TypeParam>(xs, x.data(), ws, w.data(), nullptr, y.data(), s);
   EXPECT_EQ(g.output, (V{6}));
   // Stride 2, kernel (1, 10): each input value lands at 2i and 2i + 1 (times 10).
   EXPECT_EQ(y, (std::vector<TypeParam>{1, 10, 2, 20, 3, 30}));
@@ -527,8 +529,8 @@ TYPED_TEST(ConvTranspose, NonFiniteWeightReachesOnlyItsCellsOnEveryIsa) {
       const Geometry g = tconv::resolve_geometry({1, 1, 4}, {1, 1, 3}, spec_1d(1));
       tconv::conv_transpose(g, x.data(), {}, weights[c].data(), {}, nullptr, y.data(), {}, opt);
       for (std::size_t o = 0; o < 4; ++o) {
-        const std::string where = std::string(tconv::isa_name(isa)) + " case " +
-                                  std::to_string(c) + " y[" + std::to_string(o) + "]";
+        const std::string where = std::string(tconv::isa_name(isa)) + " case " + std::to_string(c) +
+                                  " y[" + std::to_string(o) + "]";
         if (std::isnan(wants[c][o])) {
           EXPECT_TRUE(std::isnan(y[o])) << where;
         } else {

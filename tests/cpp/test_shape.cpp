@@ -7,9 +7,8 @@
 #include <limits>
 #include <optional>
 #include <string>
-#include <vector>
-
 #include <tconv/tconv.hpp>
+#include <vector>
 
 using tconv::DataFormat;
 using tconv::Geometry;
@@ -103,8 +102,10 @@ TEST(Checked, MulAndAddInRange) {
 }
 
 TEST(Checked, MulOverflowNamesWhat) {
-  for (auto [a, b] : {std::pair<std::int64_t, std::int64_t>{kMax, 2}, {kMin, -1},
-                      {std::int64_t{1} << 32, std::int64_t{1} << 31}, {-(kMax / 2) - 2, 2}}) {
+  for (auto [a, b] : {std::pair<std::int64_t, std::int64_t>{kMax, 2},
+                      {kMin, -1},
+                      {std::int64_t{1} << 32, std::int64_t{1} << 31},
+                      {-(kMax / 2) - 2, 2}}) {
     try {
       tconv::checked_mul(a, b, "the widget count");
       ADD_FAILURE() << a << " * " << b << " did not overflow";
@@ -192,8 +193,10 @@ TEST(OneDim, ConvLengthIsFloorDivision) {
               const std::int64_t span = d * (k - 1) + 1;
               for (std::int64_t start = 0; start + span <= in + lo + hi; start += s) ++count;
               const std::int64_t got = tconv::conv_length(in, k, s, d, lo, hi);
-              if (count > 0) ASSERT_EQ(got, count);
-              else ASSERT_LE(got, 0);
+              if (count > 0)
+                ASSERT_EQ(got, count);
+              else
+                ASSERT_LE(got, 0);
             }
   EXPECT_EQ(tconv::conv_length(1, 5, 2, 1, 0, 0), -1);  // floor(-4 / 2) + 1
   EXPECT_EQ(tconv::conv_length(1, 5, 3, 1, 0, 0), -1);  // floor(-4 / 3) + 1, not trunc
@@ -220,8 +223,7 @@ TEST(OneDim, KerasLengthMatchesDeconvOutputLength) {
               ASSERT_GE(p.pad_lo, 0);
               ASSERT_GE(p.pad_hi, 0);
               ASSERT_GE(p.output_padding, 0);
-              ASSERT_EQ(tconv::transposed_length(in, k, s, d, p.pad_lo, p.pad_hi,
-                                                 p.output_padding),
+              ASSERT_EQ(tconv::transposed_length(in, k, s, d, p.pad_lo, p.pad_hi, p.output_padding),
                         want);
             }
 }
@@ -319,7 +321,8 @@ TEST(ResolveErrors, Rank) {
   LayerSpec cl = spec_of(1);
   cl.data_format = DataFormat::channels_last;
   expect_shape_error({2, 5}, {3, 2, 2}, cl, {"x must have rank 3", "(N, *spatial, C_in)"});
-  expect_shape_error({1, 2, 5}, {2, 2}, cl, {"weight must have rank 3", "(*kernel, C_out/groups, C_in)"});
+  expect_shape_error({1, 2, 5}, {2, 2}, cl,
+                     {"weight must have rank 3", "(*kernel, C_out/groups, C_in)"});
 }
 
 TEST(ResolveErrors, ParameterLengths) {
@@ -344,7 +347,8 @@ TEST(ResolveErrors, ParameterLengths) {
 TEST(ResolveErrors, NegativeSizes) {
   expect_shape_error({1, 2, -5}, {2, 2, 3}, spec_of(1), {"x has a negative size", "(1, 2, -5)"});
   expect_shape_error({-1, 2, 5}, {2, 2, 3}, spec_of(1), {"x has a negative size"});
-  expect_shape_error({1, 2, 5}, {2, -2, 3}, spec_of(1), {"weight has a negative size", "(2, -2, 3)"});
+  expect_shape_error({1, 2, 5}, {2, -2, 3}, spec_of(1),
+                     {"weight has a negative size", "(2, -2, 3)"});
 }
 
 TEST(ResolveErrors, Groups) {
@@ -354,23 +358,22 @@ TEST(ResolveErrors, Groups) {
   s.groups = -3;
   expect_shape_error({1, 2, 5}, {2, 2, 3}, s, {"groups must be a positive integer", "-3"});
   s.groups = 4;
-  expect_shape_error({1, 6, 5}, {6, 2, 3}, s,
-                     {"in_channels (6) must be divisible by groups (4)"});
+  expect_shape_error({1, 6, 5}, {6, 2, 3}, s, {"in_channels (6) must be divisible by groups (4)"});
 }
 
 TEST(ResolveErrors, ChannelMismatchWithHints) {
-  expect_shape_error({1, 4, 5}, {3, 2, 3}, spec_of(1),
-                     {"x has 4 input channels but the weight expects 3",
-                      "the weight's C_in axis must equal"});
+  expect_shape_error(
+      {1, 4, 5}, {3, 2, 3}, spec_of(1),
+      {"x has 4 input channels but the weight expects 3", "the weight's C_in axis must equal"});
   // channels_first layer given a channels_last-looking x.
-  expect_shape_error({1, 5, 3}, {3, 2, 3}, spec_of(1),
-                     {"x has 5 input channels", "x looks channels_last",
-                      "data_format=\"channels_last\""});
+  expect_shape_error(
+      {1, 5, 3}, {3, 2, 3}, spec_of(1),
+      {"x has 5 input channels", "x looks channels_last", "data_format=\"channels_last\""});
   LayerSpec cl = spec_of(1);
   cl.data_format = DataFormat::channels_last;
-  expect_shape_error({1, 3, 5}, {3, 2, 3}, cl,
-                     {"x has 5 input channels", "x looks channels_first",
-                      "data_format=\"channels_first\""});
+  expect_shape_error(
+      {1, 3, 5}, {3, 2, 3}, cl,
+      {"x has 5 input channels", "x looks channels_first", "data_format=\"channels_first\""});
 }
 
 TEST(ResolveErrors, KernelStrideDilationInput) {
@@ -383,9 +386,9 @@ TEST(ResolveErrors, KernelStrideDilationInput) {
   expect_shape_error({1, 2, 5}, {2, 2, 3}, spec_of(1, -2), {"stride must be a positive", "-2"});
   expect_shape_error({1, 2, 5}, {2, 2, 3}, spec_of(1, 1, 0, 0),
                      {"dilation must be a positive integer", "got 0", "dilation=1"});
-  expect_shape_error({1, 2, 5, 0}, {2, 2, 3, 3}, spec_of(2),
-                     {"x must have at least one element along every spatial dimension",
-                      "got size 0", "width"});
+  expect_shape_error(
+      {1, 2, 5, 0}, {2, 2, 3, 3}, spec_of(2),
+      {"x must have at least one element along every spatial dimension", "got size 0", "width"});
 }
 
 TEST(ResolveErrors, Padding) {
@@ -431,7 +434,8 @@ TEST(ResolveErrors, OverflowIsCheckedNotWrapped) {
   expect_overflow({1, 1, big}, {1, 1, 1}, spec_of(1, big), "the transposed convolution output");
   expect_overflow({1, 1, 2}, {1, 1, 1}, spec_of(1, kMax), "output length");
   expect_overflow({1, 1, 2}, {1, 1, 3}, spec_of(1, 1, 0, kMax), "dilation");
-  expect_overflow({1, 1, big}, {1, big, 2}, spec_of(1, 1 << 20), "the number of elements of the output");
+  expect_overflow({1, 1, big}, {1, big, 2}, spec_of(1, 1 << 20),
+                  "the number of elements of the output");
   LayerSpec s = spec_of(1);
   s.groups = std::int64_t{1} << 62;
   expect_overflow({1, std::int64_t{1} << 62, 2}, {std::int64_t{1} << 62, 4, 1}, s, "out_channels");
@@ -469,8 +473,7 @@ TEST(OutputSize, Errors) {
     EXPECT_TRUE(contains_all(e.what(), {"output_size must give 2 spatial sizes", "(10,)"}));
   }
   // The layer itself is validated first.
-  EXPECT_THROW(tconv::output_padding_for_size({1, 3, 5, 5}, {2, 2, 3, 3}, s, {10, 10}),
-               ShapeError);
+  EXPECT_THROW(tconv::output_padding_for_size({1, 3, 5, 5}, {2, 2, 3, 3}, s, {10, 10}), ShapeError);
 }
 
 TEST(ResultType, ValueAndError) {

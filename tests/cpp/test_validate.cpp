@@ -6,9 +6,8 @@
 #include <functional>
 #include <limits>
 #include <string>
-#include <vector>
-
 #include <tconv/tconv.hpp>
+#include <vector>
 
 using tconv::Geometry;
 using tconv::LayerSpec;
@@ -57,7 +56,8 @@ void expect_refused(const std::function<void(Fixture&)>& edit_and_run,
     ADD_FAILURE() << "the call was accepted";
   } catch (const E& e) {
     const std::string m = e.what();
-    for (const auto& w : words) EXPECT_NE(m.find(w), std::string::npos) << "lacks \"" << w << "\": " << m;
+    for (const auto& w : words)
+      EXPECT_NE(m.find(w), std::string::npos) << "lacks \"" << w << "\": " << m;
   } catch (const std::exception& e) {
     ADD_FAILURE() << "wrong exception type: " << e.what();
   }
@@ -77,34 +77,111 @@ TEST(Validate, TheFixtureItselfRuns) {
 
 TEST(Validate, InconsistentGeometry) {
   using F = Fixture;
-  expect_refused<ShapeError>([](F& f) { f.g.output[1] = 10; f.run(); },
-                             {"inconsistent Geometry", "spatial dimension 1", "output is 10",
-                              "give 9", "resolve_geometry"});
-  expect_refused<ShapeError>([](F& f) { f.g.rank = 3; f.run(); },
-                             {"inconsistent Geometry", "input has 2 values", "rank is 3"});
-  expect_refused<ShapeError>([](F& f) { f.g.rank = 0; f.run(); }, {"rank must be at least 1"});
-  expect_refused<ShapeError>([](F& f) { f.g.kernel.pop_back(); f.run(); },
-                             {"kernel has 1 values"});
-  expect_refused<ShapeError>([](F& f) { f.g.output_padding.clear(); f.run(); },
-                             {"output_padding has 0 values"});
-  expect_refused<ShapeError>([](F& f) { f.g.stride[0] = 0; f.run(); },
-                             {"spatial dimension 0", "stride 0"});
-  expect_refused<ShapeError>([](F& f) { f.g.dilation[1] = -1; f.run(); }, {"dilation -1"});
-  expect_refused<ShapeError>([](F& f) { f.g.kernel[1] = 0; f.run(); }, {"kernel 0"});
-  expect_refused<ShapeError>([](F& f) { f.g.input[0] = 0; f.run(); }, {"input 0"});
-  expect_refused<ShapeError>([](F& f) { f.g.pad_lo[0] = -1; f.run(); }, {"pad_lo -1"});
-  expect_refused<ShapeError>([](F& f) { f.g.output_padding[0] = -1; f.run(); },
-                             {"output_padding -1"});
-  // A consistent edit of pads and output is fine; an inconsistent one is not.
-  expect_refused<ShapeError>([](F& f) { f.g.pad_hi[0] = 0; f.run(); }, {"output is 9", "give 10"});
-  expect_refused<ShapeError>([](F& f) { f.g.groups = 0; f.run(); }, {"groups (0)"});
-  expect_refused<ShapeError>([](F& f) { f.g.groups = 2; f.run(); },
-                             {"groups (2)", "in_channels (3)"});
-  expect_refused<ShapeError>([](F& f) { f.g.out_channels = 3; f.g.in_channels = 2; f.g.groups = 2; f.run(); },
-                             {"out_channels (3)"});
-  expect_refused<ShapeError>([](F& f) { f.g.batch = -1; f.run(); }, {"must be >= 0", "-1"});
   expect_refused<ShapeError>(
-      [](F& f) { f.g.data_format = static_cast<tconv::DataFormat>(7); f.run(); },
+      [](F& f) {
+        f.g.output[1] = 10;
+        f.run();
+      },
+      {"inconsistent Geometry", "spatial dimension 1", "output is 10", "give 9",
+       "resolve_geometry"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.rank = 3;
+        f.run();
+      },
+      {"inconsistent Geometry", "input has 2 values", "rank is 3"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.rank = 0;
+        f.run();
+      },
+      {"rank must be at least 1"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.kernel.pop_back();
+        f.run();
+      },
+      {"kernel has 1 values"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.output_padding.clear();
+        f.run();
+      },
+      {"output_padding has 0 values"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.stride[0] = 0;
+        f.run();
+      },
+      {"spatial dimension 0", "stride 0"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.dilation[1] = -1;
+        f.run();
+      },
+      {"dilation -1"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.kernel[1] = 0;
+        f.run();
+      },
+      {"kernel 0"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.input[0] = 0;
+        f.run();
+      },
+      {"input 0"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.pad_lo[0] = -1;
+        f.run();
+      },
+      {"pad_lo -1"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.output_padding[0] = -1;
+        f.run();
+      },
+      {"output_padding -1"});
+  // A consistent edit of pads and output is fine; an inconsistent one is not.
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.pad_hi[0] = 0;
+        f.run();
+      },
+      {"output is 9", "give 10"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.groups = 0;
+        f.run();
+      },
+      {"groups (0)"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.groups = 2;
+        f.run();
+      },
+      {"groups (2)", "in_channels (3)"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.out_channels = 3;
+        f.g.in_channels = 2;
+        f.g.groups = 2;
+        f.run();
+      },
+      {"out_channels (3)"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.batch = -1;
+        f.run();
+      },
+      {"must be >= 0", "-1"});
+  expect_refused<ShapeError>(
+      [](F& f) {
+        f.g.data_format = static_cast<tconv::DataFormat>(7);
+        f.run();
+      },
       {"data_format", "neither channels_first nor channels_last"});
 }
 
@@ -126,10 +203,10 @@ TEST(Validate, SizesThatOverflow) {
         f.run();
       },
       {"x", "overflows a 64-bit integer"});
-  expect_refused<SizeOverflowError>(
-      [](Fixture& f) { f.run(f.g, {kMax, 25, 5, 1}); }, {"the memory span of x", "overflows"});
-  expect_refused<SizeOverflowError>(
-      [](Fixture& f) { f.run(f.g, {}, {}, {kMax / 2, 81, 9, 1}); }, {"the memory span of y"});
+  expect_refused<SizeOverflowError>([](Fixture& f) { f.run(f.g, {kMax, 25, 5, 1}); },
+                                    {"the memory span of x", "overflows"});
+  expect_refused<SizeOverflowError>([](Fixture& f) { f.run(f.g, {}, {}, {kMax / 2, 81, 9, 1}); },
+                                    {"the memory span of y"});
 }
 
 TEST(Validate, StrideVectors) {
@@ -148,14 +225,14 @@ TEST(Validate, StrideVectors) {
 TEST(Validate, NullPointers) {
   expect_refused<std::invalid_argument>(
       [](Fixture& f) {
-        tconv::conv_transpose(f.g, static_cast<const float*>(nullptr), {}, f.w.data(), {},
-                              nullptr, f.y.data(), {});
+        tconv::conv_transpose(f.g, static_cast<const float*>(nullptr), {}, f.w.data(), {}, nullptr,
+                              f.y.data(), {});
       },
       {"x is a null pointer", "150 elements", "(2, 3, 5, 5)"});
   expect_refused<std::invalid_argument>(
       [](Fixture& f) {
-        tconv::conv_transpose(f.g, f.x.data(), {}, static_cast<const float*>(nullptr), {},
-                              nullptr, f.y.data(), {});
+        tconv::conv_transpose(f.g, f.x.data(), {}, static_cast<const float*>(nullptr), {}, nullptr,
+                              f.y.data(), {});
       },
       {"weight is a null pointer", "54 elements"});
   expect_refused<std::invalid_argument>(
@@ -198,7 +275,8 @@ TEST(Validate, OutputMustNotOverlapInputs) {
       {"y overlaps weight"});
   expect_refused<std::invalid_argument>(
       [](Fixture& f) {
-        tconv::conv_transpose(f.g, f.x.data(), {}, f.w.data(), {}, f.y.data() + 323, f.y.data(), {});
+        tconv::conv_transpose(f.g, f.x.data(), {}, f.w.data(), {}, f.y.data() + 323, f.y.data(),
+                              {});
       },
       {"y overlaps bias"});
   // Adjacent, non-overlapping parts of one allocation are fine.

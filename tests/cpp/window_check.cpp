@@ -57,7 +57,7 @@ constexpr std::int64_t kB = 4;  // b_ld: the weights of one k row
 
 template <class T>
 struct Problem {
-  int isa = 2;                            // 2: AVX2, 512: AVX-512
+  int isa = 2;                                                        // 2: AVX2, 512: AVX-512
   std::int64_t pairs = 1, k = 1, a_ks = 1, m = 1, n = 1, phases = 0;  // phases 0: spatial_gemm
   std::vector<std::int64_t> a_off, b_off, partner, lo, hi;
   std::vector<T> b, bias;
@@ -180,7 +180,8 @@ void check(Rng& r, int isa, int id) {
   const std::int64_t data_e = (P.k * P.a_ks + 16 + page_e - 1) / page_e * page_e;
   const std::int64_t slot_e = data_e + page_e;
   Fenced f;
-  f.bytes = static_cast<std::size_t>((slot_e * P.pairs + page_e) * static_cast<std::int64_t>(sizeof(T)));
+  f.bytes =
+      static_cast<std::size_t>((slot_e * P.pairs + page_e) * static_cast<std::int64_t>(sizeof(T)));
   f.map = mmap(nullptr, f.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (f.map == MAP_FAILED) {
     std::perror("mmap");
@@ -322,15 +323,14 @@ void check(Rng& r, int isa, int id) {
   if (bad) {
     ++g_failed;
     std::printf("  %s isa %d, %ld channels, %ld phases, m %ld, k %ld, windows:",
-                sizeof(T) == 4 ? "float32" : "float64", isa, (long)P.n, (long)P.phases,
-                (long)P.m, (long)P.k);
+                sizeof(T) == 4 ? "float32" : "float64", isa, (long)P.n, (long)P.phases, (long)P.m,
+                (long)P.k);
     for (std::int64_t p = 0; p < P.pairs; ++p)
       std::printf(" [%ld, %ld)%s", (long)P.lo[p], (long)P.hi[p],
                   P.phases && P.with_partner && P.partner[p] >= 0 ? " + partner" : "");
     std::printf("\n");
   }
 }
-
 
 #ifdef TCONV_HAVE_AVX512
 // The AVX-512 kernel over every phase of two dims (RowsCall), which always reads in place:
@@ -366,7 +366,8 @@ void check_rows(Rng& r, int id) {
   const std::int64_t data_e = (K * a_ks + 16 + page_e - 1) / page_e * page_e;
   const std::int64_t slot_e = data_e + page_e;
   Fenced f;
-  f.bytes = static_cast<std::size_t>((slot_e * pairs + page_e) * static_cast<std::int64_t>(sizeof(T)));
+  f.bytes =
+      static_cast<std::size_t>((slot_e * pairs + page_e) * static_cast<std::int64_t>(sizeof(T)));
   f.map = mmap(nullptr, f.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (f.map == MAP_FAILED) {
     std::perror("mmap");
@@ -439,7 +440,8 @@ void check_rows(Rng& r, int id) {
   else
     ran = tconv::kernels::avx512::rows_f64(g);
   bool bad = !ran;
-  if (!ran) std::printf("FAIL %d: the kernel refused %ld x %ld x %ld\n", id, (long)n, (long)RY, (long)PH);
+  if (!ran)
+    std::printf("FAIL %d: the kernel refused %ld x %ld x %ld\n", id, (long)n, (long)RY, (long)PH);
   std::vector<char> stored(c.size(), 0);
   for (std::int64_t ry = 0; ry < rows_valid && !bad; ++ry)
     for (std::int64_t ph = 0; ph < PH && !bad; ++ph)
@@ -451,8 +453,9 @@ void check_rows(Rng& r, int id) {
             if (mm < lo[p] || mm >= hi[p] || !((rmask[p] >> ry) & 1) || !((cmask[p] >> ph) & 1))
               continue;
             for (std::int64_t k = 0; k < K; ++k) {
-              const double t = static_cast<double>(a[a_off[p] + k * a_ks + mm]) *
-                               static_cast<double>(b[b_off[p] + k * b_ld + (ry * PH + ph) * n + nn]);
+              const double t =
+                  static_cast<double>(a[a_off[p] + k * a_ks + mm]) *
+                  static_cast<double>(b[b_off[p] + k * b_ld + (ry * PH + ph) * n + nn]);
               want += t;
               mag += std::fabs(t);
             }
@@ -499,7 +502,8 @@ int main(int argc, char** argv) {
   }
   Rng r{20261124};
   for (int i = 0; i < problems && g_failed < 20; ++i) {
-    const int isa = isas[static_cast<std::size_t>(r.range(0, static_cast<std::int64_t>(isas.size()) - 1))];
+    const int isa =
+        isas[static_cast<std::size_t>(r.range(0, static_cast<std::int64_t>(isas.size()) - 1))];
     if (r.range(0, 1))
       check<float>(r, isa, i);
     else

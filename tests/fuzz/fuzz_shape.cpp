@@ -19,10 +19,9 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <vector>
-
 #include <tconv/conventions.hpp>
 #include <tconv/tconv.hpp>
+#include <vector>
 
 namespace {
 
@@ -36,16 +35,21 @@ class Input {
   std::int64_t value() {
     const std::uint8_t kind = byte();
     switch (kind % 16) {
-      case 0: return -static_cast<std::int64_t>(byte() % 4);
-      case 1: return std::numeric_limits<std::int64_t>::max() - (byte() % 4);
-      case 2: return std::numeric_limits<std::int64_t>::min() + (byte() % 4);
-      case 3: return std::int64_t{1} << (byte() % 63);
+      case 0:
+        return -static_cast<std::int64_t>(byte() % 4);
+      case 1:
+        return std::numeric_limits<std::int64_t>::max() - (byte() % 4);
+      case 2:
+        return std::numeric_limits<std::int64_t>::min() + (byte() % 4);
+      case 3:
+        return std::int64_t{1} << (byte() % 63);
       case 4: {
         std::uint64_t v = 0;
         for (int i = 0; i < 8; ++i) v = (v << 8) | byte();
         return static_cast<std::int64_t>(v);
       }
-      default: return byte() % 8;
+      default:
+        return byte() % 8;
     }
   }
   V vec(std::size_t len) {
@@ -180,7 +184,9 @@ std::vector<double> scatter(const tconv::Geometry& g, const std::vector<T>& x,
     }
   if (has_bias && ny > 0) {
     V idx(ys.size(), 0);
-    do y[lin(ys, idx)] += static_cast<double>(bias[static_cast<std::size_t>(cl ? idx.back() : idx[1])]);
+    do
+      y[lin(ys, idx)] +=
+          static_cast<double>(bias[static_cast<std::size_t>(cl ? idx.back() : idx[1])]);
     while (next(idx, ys));
   }
   return y;
@@ -231,15 +237,33 @@ void run_operator(Input& in, const tconv::Geometry& good) {
       o = o == 1 ? 2 : o - 1;
       break;
     }
-    case 1: g.pad_lo[in.byte() % r] = in.value(); break;
-    case 2: g.groups = -static_cast<std::int64_t>(in.byte() % 3); break;
-    case 3: g.in_channels = -1 - static_cast<std::int64_t>(in.byte() % 3); break;
-    case 4: g.rank = static_cast<int>(in.byte() % 6); break;
-    case 5: x_strides = in.vec(in.byte() % 2 ? xs.size() + 1 : xs.size() - 1); break;
-    case 6: y_strides = V(ys.size(), 0); break;
-    case 7: xp = nx ? nullptr : xp; spoiled = nx > 0; break;
-    case 8: g.kernel[in.byte() % r] = in.value(); break;
-    default: spoiled = false;
+    case 1:
+      g.pad_lo[in.byte() % r] = in.value();
+      break;
+    case 2:
+      g.groups = -static_cast<std::int64_t>(in.byte() % 3);
+      break;
+    case 3:
+      g.in_channels = -1 - static_cast<std::int64_t>(in.byte() % 3);
+      break;
+    case 4:
+      g.rank = static_cast<int>(in.byte() % 6);
+      break;
+    case 5:
+      x_strides = in.vec(in.byte() % 2 ? xs.size() + 1 : xs.size() - 1);
+      break;
+    case 6:
+      y_strides = V(ys.size(), 0);
+      break;
+    case 7:
+      xp = nx ? nullptr : xp;
+      spoiled = nx > 0;
+      break;
+    case 8:
+      g.kernel[in.byte() % r] = in.value();
+      break;
+    default:
+      spoiled = false;
   }
   tconv::Options opt;
   opt.num_threads = 1 + in.byte() % 2;
@@ -274,8 +298,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   tconv::LayerSpec spec;
   spec.rank = static_cast<int>(in.byte() % 5);  // 0 is invalid, 4 is allowed
   const std::size_t r = static_cast<std::size_t>(spec.rank);
-  spec.data_format = in.byte() % 2 ? tconv::DataFormat::channels_last
-                                   : tconv::DataFormat::channels_first;
+  spec.data_format =
+      in.byte() % 2 ? tconv::DataFormat::channels_last : tconv::DataFormat::channels_first;
   spec.pad_mode = static_cast<tconv::PadMode>(in.byte() % 3);
   spec.groups = in.byte() % 4 == 0 ? in.value() : 1 + in.byte() % 3;
   spec.stride = in.vec(in.len_near(spec.rank));

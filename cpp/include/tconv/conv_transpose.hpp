@@ -58,8 +58,8 @@ class Interrupted : public std::runtime_error {
 };
 
 struct Options {
-  int num_threads = 0;     // <= 0: the process-wide setting
-  bool cap_isa = false;    // true: use at most max_isa for this call
+  int num_threads = 0;   // <= 0: the process-wide setting
+  bool cap_isa = false;  // true: use at most max_isa for this call
   Isa max_isa = Isa::portable;
   // Asked on the calling thread about every 20 ms while the call computes (a poll that takes
   // long is asked less often, still every 150 ms; never on another thread, never after the
@@ -84,10 +84,9 @@ void conv_transpose(const Geometry& g, const float* x, const std::vector<std::in
                     const float* weight, const std::vector<std::int64_t>& weight_strides,
                     const float* bias, float* y, const std::vector<std::int64_t>& y_strides,
                     const Options& options = {});
-void conv_transpose(const Geometry& g, const double* x,
-                    const std::vector<std::int64_t>& x_strides, const double* weight,
-                    const std::vector<std::int64_t>& weight_strides, const double* bias,
-                    double* y, const std::vector<std::int64_t>& y_strides,
+void conv_transpose(const Geometry& g, const double* x, const std::vector<std::int64_t>& x_strides,
+                    const double* weight, const std::vector<std::int64_t>& weight_strides,
+                    const double* bias, double* y, const std::vector<std::int64_t>& y_strides,
                     const Options& options = {});
 
 // Working memory of the last conv_transpose (or plan run) made on the calling thread, beyond

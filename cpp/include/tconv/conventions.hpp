@@ -38,8 +38,7 @@ struct LengthRange {
 
 // ConvTransposeNd with symmetric padding p: (input-1)*s - 2p + d*(k-1) + 1 + output_padding.
 std::int64_t torch_length(std::int64_t input, std::int64_t kernel, std::int64_t stride,
-                          std::int64_t dilation, std::int64_t padding,
-                          std::int64_t output_padding);
+                          std::int64_t dilation, std::int64_t padding, std::int64_t output_padding);
 
 // The sizes output_size= may ask for: [length with output_padding 0, that + stride - 1].
 // (PyTorch spans one stride, even when the dilation would allow a larger output_padding.)
@@ -104,12 +103,9 @@ enum class JaxPadding { same, valid, explicit_pads };
 // conv_transpose pads the stride-dilated input and runs a forward convolution: these are the
 // pads (before, after) of that dilated input, from 'SAME'/'VALID' or an explicit pair. The
 // kernel is the dilated one; transpose_kernel does not change the padding.
-std::pair<std::int64_t, std::int64_t> jax_dilated_input_padding(std::int64_t kernel,
-                                                                std::int64_t stride,
-                                                                std::int64_t dilation,
-                                                                JaxPadding mode,
-                                                                std::int64_t lo = 0,
-                                                                std::int64_t hi = 0);
+std::pair<std::int64_t, std::int64_t> jax_dilated_input_padding(
+    std::int64_t kernel, std::int64_t stride, std::int64_t dilation, JaxPadding mode,
+    std::int64_t lo = 0, std::int64_t hi = 0);
 
 // The output length: max(0, (input-1)*s + 1 + before + after - k_eff + 1), with the scatter-form
 // crop (k_eff - 1 - before, k_eff - 1 - after). JAX returns an empty dimension rather than an

@@ -12,7 +12,8 @@
 // pad_lo cells are cropped at the start, pad_hi at the end, and output_padding cells are added
 // at the end (they only ever receive the bias):
 //
-//     output = (input - 1) * stride + dilation * (kernel - 1) + 1 - pad_lo - pad_hi + output_padding
+//     output = (input - 1) * stride + dilation * (kernel - 1) + 1 - pad_lo - pad_hi +
+//     output_padding
 //
 // Every framework convention ("same", auto_pad, output_shape=...) resolves to these three
 // numbers per dimension; see resolve_* below.

@@ -14,8 +14,8 @@
 // Only the standard library is included; no Python anywhere.
 #pragma once
 
-#include "tconv/conventions.hpp"
 #include "tconv/conv_transpose.hpp"
+#include "tconv/conventions.hpp"
 #include "tconv/plan.hpp"
 #include "tconv/shape.hpp"
 #include "tconv/version.hpp"

@@ -125,8 +125,8 @@ typename S::V phase_at(const PhaseTaps<S>& pt, typename S::V bias, std::int64_t 
 // Runs `count` rows of one tap pattern: row i writes ys[i] and reads at offset shifts[i] from
 // the pattern's pointers.
 template <class S, int N0, int N1>
-void row_s2(typename S::T* const* ys, const std::int64_t* shifts, int count,
-            typename S::V bias, std::int64_t n, const PhaseTaps<S>& p0, const PhaseTaps<S>& p1) {
+void row_s2(typename S::T* const* ys, const std::int64_t* shifts, int count, typename S::V bias,
+            std::int64_t n, const PhaseTaps<S>& p0, const PhaseTaps<S>& p1) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -185,13 +185,27 @@ void row_s2_dispatch(typename S::T* const* ys, const std::int64_t* shifts, int c
                      typename S::V bias, std::int64_t n, const PhaseTaps<S>& p0,
                      const PhaseTaps<S>& p1) {
 #define TCONV_S2(a, b) \
-  case (a) * 8 + (b): return row_s2<S, a, b>(ys, shifts, count, bias, n, p0, p1);
+  case (a) * 8 + (b):  \
+    return row_s2<S, a, b>(ys, shifts, count, bias, n, p0, p1);
   switch ((p0.n <= 4 && p1.n <= 4) ? p0.n * 8 + p1.n : -1) {
-    TCONV_S2(1, 1) TCONV_S2(1, 2) TCONV_S2(1, 3) TCONV_S2(1, 4)
-    TCONV_S2(2, 1) TCONV_S2(2, 2) TCONV_S2(2, 3) TCONV_S2(2, 4)
-    TCONV_S2(3, 1) TCONV_S2(3, 2) TCONV_S2(3, 3) TCONV_S2(3, 4)
-    TCONV_S2(4, 1) TCONV_S2(4, 2) TCONV_S2(4, 3) TCONV_S2(4, 4)
-    default: return row_s2<S, 0, 0>(ys, shifts, count, bias, n, p0, p1);
+    TCONV_S2(1, 1)
+    TCONV_S2(1, 2)
+    TCONV_S2(1, 3)
+    TCONV_S2(1, 4)
+    TCONV_S2(2, 1)
+    TCONV_S2(2, 2)
+    TCONV_S2(2, 3)
+    TCONV_S2(2, 4)
+    TCONV_S2(3, 1)
+    TCONV_S2(3, 2)
+    TCONV_S2(3, 3)
+    TCONV_S2(3, 4)
+    TCONV_S2(4, 1)
+    TCONV_S2(4, 2)
+    TCONV_S2(4, 3)
+    TCONV_S2(4, 4)
+    default:
+      return row_s2<S, 0, 0>(ys, shifts, count, bias, n, p0, p1);
   }
 #undef TCONV_S2
 }
@@ -316,12 +330,24 @@ void one_row(const Row<S>& row, std::int64_t full, const Resolved<S>& res, std::
       row_s2_dispatch<S>(ys, &shift, 1, bias, full, pts[0], pts[1]);
     } else if (c.y_step == 1 && s == 1) {
       switch (pts[0].n) {
-        case 1: row_s1<S, 1>(row.y, bias, full, shift, pts[0]); break;
-        case 2: row_s1<S, 2>(row.y, bias, full, shift, pts[0]); break;
-        case 3: row_s1<S, 3>(row.y, bias, full, shift, pts[0]); break;
-        case 4: row_s1<S, 4>(row.y, bias, full, shift, pts[0]); break;
-        case 9: row_s1<S, 9>(row.y, bias, full, shift, pts[0]); break;
-        default: row_s1<S, 0>(row.y, bias, full, shift, pts[0]); break;
+        case 1:
+          row_s1<S, 1>(row.y, bias, full, shift, pts[0]);
+          break;
+        case 2:
+          row_s1<S, 2>(row.y, bias, full, shift, pts[0]);
+          break;
+        case 3:
+          row_s1<S, 3>(row.y, bias, full, shift, pts[0]);
+          break;
+        case 4:
+          row_s1<S, 4>(row.y, bias, full, shift, pts[0]);
+          break;
+        case 9:
+          row_s1<S, 9>(row.y, bias, full, shift, pts[0]);
+          break;
+        default:
+          row_s1<S, 0>(row.y, bias, full, shift, pts[0]);
+          break;
       }
     } else {
       row_any<S>(row.y, bias, full, shift, s, c.y_step, pts);
@@ -396,8 +422,7 @@ void dw_rows(const DwRowsCall<typename S::T>& c) {
       continue;
     }
     // A row without pairs (all its taps outside the input) reads nothing: no offset.
-    const std::int64_t shift =
-        pairs > 0 ? (c.pair_x[e0] - c.pair_x[cache[hit].e0]) * c.x_pitch : 0;
+    const std::int64_t shift = pairs > 0 ? (c.pair_x[e0] - c.pair_x[cache[hit].e0]) * c.x_pitch : 0;
     if (batch && cache[hit].ok) {
       ys[hit][pending[hit]] = row.y;
       shifts[hit][pending[hit]] = shift;
@@ -462,10 +487,18 @@ void dw_pixels(const DwPixelsCall<typename S::T>& c) {
     const std::int64_t vecs = (rest + L - 1) / L;
     const typename S::M m = S::mask(rest - (vecs - 1) * L);
     switch (vecs) {
-      case 1: pixel_block<S, 1, true>(c, o, c0, m); break;
-      case 2: pixel_block<S, 2, true>(c, o, c0, m); break;
-      case 3: pixel_block<S, 3, true>(c, o, c0, m); break;
-      default: pixel_block<S, 4, true>(c, o, c0, m); break;
+      case 1:
+        pixel_block<S, 1, true>(c, o, c0, m);
+        break;
+      case 2:
+        pixel_block<S, 2, true>(c, o, c0, m);
+        break;
+      case 3:
+        pixel_block<S, 3, true>(c, o, c0, m);
+        break;
+      default:
+        pixel_block<S, 4, true>(c, o, c0, m);
+        break;
     }
   }
 }

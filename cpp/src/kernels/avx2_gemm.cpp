@@ -18,7 +18,6 @@ namespace {
 
 constexpr int kMR = 6;
 
-
 template <class S, int MR>
 void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
                   typename S::T* c) {
@@ -64,8 +63,8 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     for (std::int64_t k = 0; k < K; ++k) {
       const V w0 = S::load(bp);
       const V w1 = S::load(bp + L);
-#define TCONV_STEP(i)                                                   \
-  if constexpr ((i) < COUNT) {                                          \
+#define TCONV_STEP(i)                                                      \
+  if constexpr ((i) < COUNT) {                                             \
     r##i = S::fma(S::bcast(ap + ((i) / 2) * ms), (i) % 2 ? w1 : w0, r##i); \
   }
       TCONV_ACC12(TCONV_STEP)
@@ -97,13 +96,26 @@ void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (rows) {
-    case 6: channel_tile<S, 6>(g, m, a, c); break;
-    case 5: channel_tile<S, 5>(g, m, a, c); break;
-    case 4: channel_tile<S, 4>(g, m, a, c); break;
-    case 3: channel_tile<S, 3>(g, m, a, c); break;
-    case 2: channel_tile<S, 2>(g, m, a, c); break;
-    case 1: channel_tile<S, 1>(g, m, a, c); break;
-    default: break;
+    case 6:
+      channel_tile<S, 6>(g, m, a, c);
+      break;
+    case 5:
+      channel_tile<S, 5>(g, m, a, c);
+      break;
+    case 4:
+      channel_tile<S, 4>(g, m, a, c);
+      break;
+    case 3:
+      channel_tile<S, 3>(g, m, a, c);
+      break;
+    case 2:
+      channel_tile<S, 2>(g, m, a, c);
+      break;
+    case 1:
+      channel_tile<S, 1>(g, m, a, c);
+      break;
+    default:
+      break;
   }
 }
 
@@ -135,8 +147,7 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
 // load does not fold into the FMA as a plain one does) and the channel broadcasts are shared
 // across the vectors.
 template <class S, int CO, int MV, int VV>
-__attribute__((always_inline)) inline void spatial_mstep(typename S::V av,
-                                                         const typename S::T* bp,
+__attribute__((always_inline)) inline void spatial_mstep(typename S::V av, const typename S::T* bp,
                                                          TCONV_ACC_REFS(typename S::V)) {
   constexpr int COUNT = CO * MV;
 #define TCONV_STEP(i) \
@@ -149,19 +160,25 @@ __attribute__((always_inline)) inline void spatial_mstep(typename S::V av,
 // masks mk: window_lanes).
 template <class S, int CO, int MV, int W>
 __attribute__((always_inline)) inline void spatial_masked(const typename S::T* ap,
-                                                          const typename S::T* bp,
-                                                          std::int64_t K, std::int64_t ks,
-                                                          std::int64_t ld, const __m256i* mk,
+                                                          const typename S::T* bp, std::int64_t K,
+                                                          std::int64_t ks, std::int64_t ld,
+                                                          const __m256i* mk,
                                                           TCONV_ACC_REFS(typename S::V)) {
   constexpr int L = S::L;
   for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_VEC(v)                                                                     \
-  if constexpr ((v) < MV)                                                                \
-    spatial_mstep<S, CO, MV, (v)>(masked(W, (v), MV)                                     \
-                                      ? S::loadm(ap + (v) * L, mk[(v) < MV ? (v) : 0])   \
-                                      : S::load(ap + (v) * L),                           \
+#define TCONV_VEC(v)                                                                   \
+  if constexpr ((v) < MV)                                                              \
+    spatial_mstep<S, CO, MV, (v)>(masked(W, (v), MV)                                   \
+                                      ? S::loadm(ap + (v) * L, mk[(v) < MV ? (v) : 0]) \
+                                      : S::load(ap + (v) * L),                         \
                                   bp, TCONV_ARGS);
-    TCONV_VEC(0) TCONV_VEC(1) TCONV_VEC(2) TCONV_VEC(3) TCONV_VEC(4) TCONV_VEC(5) TCONV_VEC(6)
+    TCONV_VEC(0)
+    TCONV_VEC(1)
+    TCONV_VEC(2)
+    TCONV_VEC(3)
+    TCONV_VEC(4)
+    TCONV_VEC(5)
+    TCONV_VEC(6)
     TCONV_VEC(7)
 #undef TCONV_VEC
     ap += ks;
@@ -188,7 +205,7 @@ void spatial_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     if constexpr (WIN) {
       const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;
       // A partial tile's unmasked loop reads its rows only (it masks at `rows`).
-      const int kind = !PARTIAL                             ? cover<S, MV>(lo, hi, rows)
+      const int kind = !PARTIAL                            ? cover<S, MV>(lo, hi, rows)
                        : hi <= lo || hi <= 0 || lo >= rows ? kNone
                        : lo <= 0 && hi >= rows             ? kAll
                                                            : kSome;
@@ -206,11 +223,11 @@ void spatial_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
       }
     }
     for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_STEP(i)                                                                    \
-  if constexpr ((i) < COUNT) {                                                           \
-    const V av = PARTIAL ? S::load_first(ap + ((i) % MV) * L, ((i) % MV) * L, rows)      \
-                         : S::load(ap + ((i) % MV) * L);                                 \
-    r##i = S::fma(av, S::bcast(bp + (i) / MV), r##i);                                    \
+#define TCONV_STEP(i)                                                               \
+  if constexpr ((i) < COUNT) {                                                      \
+    const V av = PARTIAL ? S::load_first(ap + ((i) % MV) * L, ((i) % MV) * L, rows) \
+                         : S::load(ap + ((i) % MV) * L);                            \
+    r##i = S::fma(av, S::bcast(bp + (i) / MV), r##i);                               \
   }
       TCONV_ACC12(TCONV_STEP)
 #undef TCONV_STEP
@@ -252,11 +269,20 @@ void spatial_rows(const GemmCall<typename S::T>& g) {
 template <class S>
 void spatial_gemm(const GemmCall<typename S::T>& g) {
   switch (g.n) {
-    case 1: spatial_rows<S, 1, 8>(g); break;
-    case 2: spatial_rows<S, 2, 4>(g); break;
-    case 3: spatial_rows<S, 3, 3>(g); break;
-    case 4: spatial_rows<S, 4, 2>(g); break;
-    default: break;
+    case 1:
+      spatial_rows<S, 1, 8>(g);
+      break;
+    case 2:
+      spatial_rows<S, 2, 4>(g);
+      break;
+    case 3:
+      spatial_rows<S, 3, 3>(g);
+      break;
+    case 4:
+      spatial_rows<S, 4, 2>(g);
+      break;
+    default:
+      break;
   }
 }
 
@@ -327,8 +353,8 @@ void transpose_f32(const float* s, std::int64_t sl, float* d, std::int64_t dl, s
                    std::int64_t cols, bool dst_order) {
   transpose<float, 8, transpose8x8>(s, sl, d, dl, rows, cols, dst_order);
 }
-void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl,
-                   std::int64_t rows, std::int64_t cols, bool dst_order) {
+void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl, std::int64_t rows,
+                   std::int64_t cols, bool dst_order) {
   transpose<double, 4, transpose4x4>(s, sl, d, dl, rows, cols, dst_order);
 }
 
@@ -341,14 +367,14 @@ void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
 
 // Without row windows the multi-phase kernel's tail reads up to one vector past the last row.
 KernelSet<float> kernels_f32() {
-  KernelSet<float> ks{channel_f32, 2 * F32::L, spatial_f32,   F32::L,
+  KernelSet<float> ks{channel_f32,   2 * F32::L, spatial_f32, F32::L,
                       transpose_f32, phase_f32,  dw_rows_f32, dw_pixels_f32};
   ks.channel_windows = true;
   ks.spatial_windows = true;
   return ks;
 }
 KernelSet<double> kernels_f64() {
-  KernelSet<double> ks{channel_f64, 2 * F64::L, spatial_f64,   F64::L,
+  KernelSet<double> ks{channel_f64,   2 * F64::L, spatial_f64, F64::L,
                        transpose_f64, phase_f64,  dw_rows_f64, dw_pixels_f64};
   ks.channel_windows = true;
   ks.spatial_windows = true;

@@ -66,15 +66,15 @@ struct F32 {
     _mm256_storeu_ps(p + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
   }
   static V load_first(const T* p, int base, std::int64_t n) {
-    const __m256i lane = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                          _mm256_set1_epi32(base));
+    const __m256i lane =
+        _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(base));
     const int lim = n < base + L ? static_cast<int>(n) : base + L;
     return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(lim), lane));
   }
   // The lanes i with lo <= base + i < hi (0 <= lo, hi <= the tile's width), for loadm.
   static __m256i lanes(int base, int lo, int hi) {
-    const __m256i lane = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                          _mm256_set1_epi32(base));
+    const __m256i lane =
+        _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(base));
     return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane),
                                _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
   }
@@ -106,14 +106,12 @@ struct F64 {
     _mm256_storeu_pd(p + 12, _mm256_permute2f128_pd(t1, t3, 0x31));
   }
   static V load_first(const T* p, int base, std::int64_t n) {
-    const __m256i lane = _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3),
-                                          _mm256_set1_epi64x(base));
+    const __m256i lane = _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3), _mm256_set1_epi64x(base));
     const long long lim = n < base + L ? static_cast<long long>(n) : base + L;
     return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(lim), lane));
   }
   static __m256i lanes(int base, int lo, int hi) {
-    const __m256i lane = _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3),
-                                          _mm256_set1_epi64x(base));
+    const __m256i lane = _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3), _mm256_set1_epi64x(base));
     return _mm256_andnot_si256(_mm256_cmpgt_epi64(_mm256_set1_epi64x(lo), lane),
                                _mm256_cmpgt_epi64(_mm256_set1_epi64x(hi), lane));
   }

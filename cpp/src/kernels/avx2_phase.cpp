@@ -28,15 +28,10 @@ __attribute__((always_inline)) inline V pick(V a0, V a1, V a2, V a3, V a4, V a5)
 
 // WA, WB: which input vectors of pair A, B load under their masks ka[v], kb[v].
 template <class S, int CO, int PH, int MV, int MASK, int MASKB, int WA = kAll, int WB = kAll>
-__attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
-                                                   const typename S::T* const* bp,
-                                                   const typename S::T* apb,
-                                                   const typename S::T* const* bpb,
-                                                   std::int64_t K, std::int64_t ks,
-                                                   std::int64_t ld,
-                                                   TCONV_ACC_REFS(typename S::V),
-                                                   const __m256i* ka = nullptr,
-                                                   const __m256i* kb = nullptr) {
+__attribute__((always_inline)) inline void phase_k(
+    const typename S::T* ap, const typename S::T* const* bp, const typename S::T* apb,
+    const typename S::T* const* bpb, std::int64_t K, std::int64_t ks, std::int64_t ld,
+    TCONV_ACC_REFS(typename S::V), const __m256i* ka = nullptr, const __m256i* kb = nullptr) {
   using V = typename S::V;
   using T = typename S::T;
   constexpr int L = S::L;
@@ -49,31 +44,38 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   const T* b2 = b[2];
   const T* b3 = b[3];
   for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_A(v, P, KW, W)                                                             \
-  V a##v = S::zero();                                                                    \
-  if constexpr ((v) < MV) {                                                              \
-    if constexpr (masked(W, (v), MV))                                                    \
-      a##v = S::loadm((P) + (v) * L, KW[(v) < MV ? (v) : 0]);                            \
-    else                                                                                 \
-      a##v = S::load((P) + (v) * L);                                                     \
+#define TCONV_A(v, P, KW, W)                                  \
+  V a##v = S::zero();                                         \
+  if constexpr ((v) < MV) {                                   \
+    if constexpr (masked(W, (v), MV))                         \
+      a##v = S::loadm((P) + (v) * L, KW[(v) < MV ? (v) : 0]); \
+    else                                                      \
+      a##v = S::load((P) + (v) * L);                          \
   }
-#define TCONV_STEP(i, M)                                                                 \
-  if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                          \
-    constexpr int ph = ((i) / MV) % PH;                                                  \
-    const T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3;                       \
-    r##i = S::fma(pick<(i) % MV>(a0, a1, a2, a3, a4, a5), S::bcast(bq + (i) / (PH * MV)), \
-                  r##i);                                                                 \
+#define TCONV_STEP(i, M)                                                                         \
+  if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                                 \
+    constexpr int ph = ((i) / MV) % PH;                                                          \
+    const T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3;                               \
+    r##i = S::fma(pick<(i) % MV>(a0, a1, a2, a3, a4, a5), S::bcast(bq + (i) / (PH * MV)), r##i); \
   }
 #define TCONV_STEP_A(i) TCONV_STEP(i, MASK)
 #define TCONV_STEP_B(i) TCONV_STEP(i, MASKB)
     {
-      TCONV_A(0, ap, ka, WA) TCONV_A(1, ap, ka, WA) TCONV_A(2, ap, ka, WA)
-      TCONV_A(3, ap, ka, WA) TCONV_A(4, ap, ka, WA) TCONV_A(5, ap, ka, WA)
+      TCONV_A(0, ap, ka, WA)
+      TCONV_A(1, ap, ka, WA)
+      TCONV_A(2, ap, ka, WA)
+      TCONV_A(3, ap, ka, WA)
+      TCONV_A(4, ap, ka, WA)
+      TCONV_A(5, ap, ka, WA)
       TCONV_ACC12(TCONV_STEP_A)
     }
     if constexpr (MASKB != 0) {
-      TCONV_A(0, apb, kb, WB) TCONV_A(1, apb, kb, WB) TCONV_A(2, apb, kb, WB)
-      TCONV_A(3, apb, kb, WB) TCONV_A(4, apb, kb, WB) TCONV_A(5, apb, kb, WB)
+      TCONV_A(0, apb, kb, WB)
+      TCONV_A(1, apb, kb, WB)
+      TCONV_A(2, apb, kb, WB)
+      TCONV_A(3, apb, kb, WB)
+      TCONV_A(4, apb, kb, WB)
+      TCONV_A(5, apb, kb, WB)
       TCONV_ACC12(TCONV_STEP_B)
     }
 #undef TCONV_STEP_A
@@ -95,21 +97,33 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
 template <class S, int CO, int PH, int MV>
 __attribute__((always_inline)) inline void phase_one(int mask, int kind, const __m256i* k,
                                                      const typename S::T* ap,
-                                                     const typename S::T* const* bp,
-                                                     std::int64_t K, std::int64_t ks,
-                                                     std::int64_t ld,
+                                                     const typename S::T* const* bp, std::int64_t K,
+                                                     std::int64_t ks, std::int64_t ld,
                                                      TCONV_ACC_REFS(typename S::V)) {
   if (kind == kNone) return;
-#define TCONV_CASE(M)                                                                     \
-  case M:                                                                                 \
-    if constexpr (M < (1 << PH))                                                          \
-      phase_k<S, CO, PH, MV, M, 0, kSome>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k);   \
+#define TCONV_CASE(M)                                                                   \
+  case M:                                                                               \
+    if constexpr (M < (1 << PH))                                                        \
+      phase_k<S, CO, PH, MV, M, 0, kSome>(ap, bp, ap, bp, K, ks, ld, TCONV_ARGS, k, k); \
     break;
   switch (mask) {
-    TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
-    TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11) TCONV_CASE(12)
-    TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
-    default: break;
+    TCONV_CASE(1)
+    TCONV_CASE(2)
+    TCONV_CASE(3)
+    TCONV_CASE(4)
+    TCONV_CASE(5)
+    TCONV_CASE(6)
+    TCONV_CASE(7)
+    TCONV_CASE(8)
+    TCONV_CASE(9)
+    TCONV_CASE(10)
+    TCONV_CASE(11)
+    TCONV_CASE(12)
+    TCONV_CASE(13)
+    TCONV_CASE(14)
+    TCONV_CASE(15)
+    default:
+      break;
   }
 #undef TCONV_CASE
 }
@@ -167,29 +181,41 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
         // sums keep their order. One call site in a loop: phase_one is inlined once.
         for (int side = 0; side < (partner >= 0 ? 2 : 1); ++side) {
           const bool b = side == 1;
-          phase_one<S, CO, PH, MV>(b ? FULL ^ mask : mask, b ? cb : ca, b ? kb : ka,
-                                   b ? apb : ap, b ? bpb : bp, g.k, g.a_ks, g.b_ld, TCONV_ARGS);
+          phase_one<S, CO, PH, MV>(b ? FULL ^ mask : mask, b ? cb : ca, b ? kb : ka, b ? apb : ap,
+                                   b ? bpb : bp, g.k, g.a_ks, g.b_ld, TCONV_ARGS);
         }
         continue;
       }
     }
-#define TCONV_CASE(M)                                                                         \
-  case M:                                                                                     \
-    if constexpr (M < (1 << PH)) {                                                            \
-      if (partner >= 0) {                                                                     \
-        if constexpr (M != FULL)                                                              \
-          phase_k<S, CO, PH, MV, M, FULL ^ M>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld,         \
-                                               TCONV_ARGS);                                  \
-      } else {                                                                                \
-        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, TCONV_ARGS);        \
-      }                                                                                       \
-    }                                                                                         \
+#define TCONV_CASE(M)                                                                             \
+  case M:                                                                                         \
+    if constexpr (M < (1 << PH)) {                                                                \
+      if (partner >= 0) {                                                                         \
+        if constexpr (M != FULL)                                                                  \
+          phase_k<S, CO, PH, MV, M, FULL ^ M>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld, TCONV_ARGS); \
+      } else {                                                                                    \
+        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, TCONV_ARGS);            \
+      }                                                                                           \
+    }                                                                                             \
     break;
     switch (mask) {
-      TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
-      TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11) TCONV_CASE(12)
-      TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
-      default: break;
+      TCONV_CASE(1)
+      TCONV_CASE(2)
+      TCONV_CASE(3)
+      TCONV_CASE(4)
+      TCONV_CASE(5)
+      TCONV_CASE(6)
+      TCONV_CASE(7)
+      TCONV_CASE(8)
+      TCONV_CASE(9)
+      TCONV_CASE(10)
+      TCONV_CASE(11)
+      TCONV_CASE(12)
+      TCONV_CASE(13)
+      TCONV_CASE(14)
+      TCONV_CASE(15)
+      default:
+        break;
     }
 #undef TCONV_CASE
   }
@@ -229,8 +255,7 @@ template <class S, int CO, int PH, int MV>
 bool phase_rows(const PhaseCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
-  for (; m + W <= g.m; m += W)
-    phase_tile<S, CO, PH, MV>(g, m, g.a + m, g.c + m * g.c_ms, W);
+  for (; m + W <= g.m; m += W) phase_tile<S, CO, PH, MV>(g, m, g.a + m, g.c + m * g.c_ms, W);
   // The tail: as few whole vectors as cover it, read past its end into the row buffer's
   // slack (lanes never stored), or with row windows up to the window's end. Masked loads in
   // the k loop would cost the registers that keep the accumulators out of memory.
@@ -238,7 +263,9 @@ bool phase_rows(const PhaseCall<typename S::T>& g) {
   const auto* a = g.a + m;
   auto* c = g.c + m * g.c_ms;
   switch ((rest + S::L - 1) / S::L) {
-    case 1: phase_tile<S, CO, PH, 1>(g, m, a, c, rest); break;
+    case 1:
+      phase_tile<S, CO, PH, 1>(g, m, a, c, rest);
+      break;
     case 2:
       if constexpr (MV >= 2) phase_tile<S, CO, PH, 2>(g, m, a, c, rest);
       break;
@@ -254,7 +281,8 @@ bool phase_rows(const PhaseCall<typename S::T>& g) {
     case 6:
       if constexpr (MV >= 6) phase_tile<S, CO, PH, 6>(g, m, a, c, rest);
       break;
-    default: break;
+    default:
+      break;
   }
   return true;
 }
@@ -262,18 +290,30 @@ bool phase_rows(const PhaseCall<typename S::T>& g) {
 template <class S>
 bool phase_gemm(const PhaseCall<typename S::T>& g) {
   switch (g.n * 8 + g.phases) {
-    case 1 * 8 + 2: return phase_rows<S, 1, 2, 6>(g);
-    case 1 * 8 + 3: return phase_rows<S, 1, 3, 4>(g);
-    case 1 * 8 + 4: return phase_rows<S, 1, 4, 3>(g);
-    case 2 * 8 + 2: return phase_rows<S, 2, 2, 3>(g);
-    case 2 * 8 + 3: return phase_rows<S, 2, 3, 2>(g);
-    case 2 * 8 + 4: return phase_rows<S, 2, 4, 1>(g);
-    case 3 * 8 + 2: return phase_rows<S, 3, 2, 2>(g);
-    case 3 * 8 + 3: return phase_rows<S, 3, 3, 1>(g);
-    case 3 * 8 + 4: return phase_rows<S, 3, 4, 1>(g);
-    case 4 * 8 + 2: return phase_rows<S, 4, 2, 1>(g);
-    case 4 * 8 + 3: return phase_rows<S, 4, 3, 1>(g);
-    default: return false;
+    case 1 * 8 + 2:
+      return phase_rows<S, 1, 2, 6>(g);
+    case 1 * 8 + 3:
+      return phase_rows<S, 1, 3, 4>(g);
+    case 1 * 8 + 4:
+      return phase_rows<S, 1, 4, 3>(g);
+    case 2 * 8 + 2:
+      return phase_rows<S, 2, 2, 3>(g);
+    case 2 * 8 + 3:
+      return phase_rows<S, 2, 3, 2>(g);
+    case 2 * 8 + 4:
+      return phase_rows<S, 2, 4, 1>(g);
+    case 3 * 8 + 2:
+      return phase_rows<S, 3, 2, 2>(g);
+    case 3 * 8 + 3:
+      return phase_rows<S, 3, 3, 1>(g);
+    case 3 * 8 + 4:
+      return phase_rows<S, 3, 4, 1>(g);
+    case 4 * 8 + 2:
+      return phase_rows<S, 4, 2, 1>(g);
+    case 4 * 8 + 3:
+      return phase_rows<S, 4, 3, 1>(g);
+    default:
+      return false;
   }
 }
 

@@ -101,10 +101,18 @@ void dw_pixels(const DwPixelsCall<typename S::T>& c) {
     const std::int64_t vecs = (rest + L - 1) / L;
     const typename S::M m = S::mask(rest - (vecs - 1) * L);
     switch (vecs) {
-      case 1: pixel_block<S, 1, true>(c, o, c0, m); break;
-      case 2: pixel_block<S, 2, true>(c, o, c0, m); break;
-      case 3: pixel_block<S, 3, true>(c, o, c0, m); break;
-      default: pixel_block<S, 4, true>(c, o, c0, m); break;
+      case 1:
+        pixel_block<S, 1, true>(c, o, c0, m);
+        break;
+      case 2:
+        pixel_block<S, 2, true>(c, o, c0, m);
+        break;
+      case 3:
+        pixel_block<S, 3, true>(c, o, c0, m);
+        break;
+      default:
+        pixel_block<S, 4, true>(c, o, c0, m);
+        break;
     }
   }
 }

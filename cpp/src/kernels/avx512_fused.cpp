@@ -84,13 +84,13 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
         const T* w2 = bp[u][2] + k0 * ld;
         const T* w3 = bp[u][3] + k0 * ld;
         const K* kmu = km[u];
-#define TCONV_STEP(i)                                                                       \
-  if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                            \
-    constexpr int ph = ((i) / MV) % PH;                                                     \
-    constexpr int v = (i) % MV;                                                             \
-    const T* wq = ph == 0 ? w0 : ph == 1 ? w1 : ph == 2 ? w2 : w3;                          \
+#define TCONV_STEP(i)                                                                      \
+  if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                           \
+    constexpr int ph = ((i) / MV) % PH;                                                    \
+    constexpr int v = (i) % MV;                                                            \
+    const T* wq = ph == 0 ? w0 : ph == 1 ? w1 : ph == 2 ? w2 : w3;                         \
     const V xv = v == 0 ? x0 : v == 1 ? x1 : v == 2 ? x2 : v == 3 ? x3 : v == 4 ? x4 : x5; \
-    r##i = S::fma(xv, S::bcast(wq + (i) / (PH * MV)), r##i);                                \
+    r##i = S::fma(xv, S::bcast(wq + (i) / (PH * MV)), r##i);                               \
   }
 #define TCONV_CASE(MM)                                                                    \
   case MM:                                                                                \
@@ -111,7 +111,8 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
     break;
         switch (mask[u]) {
           TCONV_MASK_CASES
-          default: break;
+          default:
+            break;
         }
 #undef TCONV_CASE
 #undef TCONV_STEP

@@ -25,18 +25,17 @@ namespace {
 // FMAs; folded, the FP pipes see only FMAs and the loads go to the load pipes: CycleGAN
 // 256->128 NHWC 107 -> 111, U-Net 512->256 107 -> 110 GFLOP/s on one thread with 12-row tiles;
 // float64 gained 1-3 % with 8-row tiles.
-#define TCONV_FMA2(INSN, BCAST)                                                 \
-  static void fma2(const char* a, V w0, V w1, V& r0, V& r1) {                   \
-    asm(INSN " (%[a])%{" BCAST "%}, %[w0], %[r0]\n\t"                           \
-        INSN " (%[a])%{" BCAST "%}, %[w1], %[r1]"                               \
-        : [r0] "+v"(r0), [r1] "+v"(r1)                                          \
-        : [a] "r"(a), [w0] "v"(w0), [w1] "v"(w1));                              \
-  }                                                                             \
-  static void fma2(const char* a, std::int64_t off, V w0, V w1, V& r0, V& r1) { \
-    asm(INSN " (%[a],%[o])%{" BCAST "%}, %[w0], %[r0]\n\t"                      \
-        INSN " (%[a],%[o])%{" BCAST "%}, %[w1], %[r1]"                          \
-        : [r0] "+v"(r0), [r1] "+v"(r1)                                          \
-        : [a] "r"(a), [o] "r"(off), [w0] "v"(w0), [w1] "v"(w1));                \
+#define TCONV_FMA2(INSN, BCAST)                                                                 \
+  static void fma2(const char* a, V w0, V w1, V& r0, V& r1) {                                   \
+    asm(INSN " (%[a])%{" BCAST "%}, %[w0], %[r0]\n\t" INSN " (%[a])%{" BCAST "%}, %[w1], %[r1]" \
+        : [r0] "+v"(r0), [r1] "+v"(r1)                                                          \
+        : [a] "r"(a), [w0] "v"(w0), [w1] "v"(w1));                                              \
+  }                                                                                             \
+  static void fma2(const char* a, std::int64_t off, V w0, V w1, V& r0, V& r1) {                 \
+    asm(INSN " (%[a],%[o])%{" BCAST "%}, %[w0], %[r0]\n\t" INSN " (%[a],%[o])%{" BCAST          \
+             "%}, %[w1], %[r1]"                                                                 \
+        : [r0] "+v"(r0), [r1] "+v"(r1)                                                          \
+        : [a] "r"(a), [o] "r"(off), [w0] "v"(w0), [w1] "v"(w1));                                \
   }
 
 struct F32 {
@@ -92,7 +91,6 @@ struct F64 {
 // 3D U-Net 86 -> 96, U-Net 128->64 99 -> 103, HiFi-GAN up3 104 -> 108; float64 U-Net 512->256
 // 51 -> 56, 3D U-Net 43 -> 48).
 constexpr int kMR = 8;
-
 
 template <class S, int MR, bool PREFETCH_A>
 void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
@@ -183,9 +181,9 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
 #undef TCONV_STORE
     } else {
       const int n0 = n < L ? n : L, n1 = n > L ? n - L : 0;
-#define TCONV_STORE_N(i)                                                      \
-  if constexpr ((i) < COUNT) {                                                \
-    if ((i) % 2 == 0 || n1 > 0)                                               \
+#define TCONV_STORE_N(i)                                                           \
+  if constexpr ((i) < COUNT) {                                                     \
+    if ((i) % 2 == 0 || n1 > 0)                                                    \
       S::store_n(c + ((i) / 2) * g.c_ms + ((i) % 2) * L, r##i, (i) % 2 ? n1 : n0); \
   }
       TCONV_ACC16(TCONV_STORE_N)
@@ -209,15 +207,32 @@ void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (rows) {
-    case 8: channel_tile<S, 8, PREFETCH_A>(g, m, a, c); break;
-    case 7: channel_tile<S, 7, PREFETCH_A>(g, m, a, c); break;
-    case 6: channel_tile<S, 6, PREFETCH_A>(g, m, a, c); break;
-    case 5: channel_tile<S, 5, PREFETCH_A>(g, m, a, c); break;
-    case 4: channel_tile<S, 4, PREFETCH_A>(g, m, a, c); break;
-    case 3: channel_tile<S, 3, PREFETCH_A>(g, m, a, c); break;
-    case 2: channel_tile<S, 2, PREFETCH_A>(g, m, a, c); break;
-    case 1: channel_tile<S, 1, PREFETCH_A>(g, m, a, c); break;
-    default: break;
+    case 8:
+      channel_tile<S, 8, PREFETCH_A>(g, m, a, c);
+      break;
+    case 7:
+      channel_tile<S, 7, PREFETCH_A>(g, m, a, c);
+      break;
+    case 6:
+      channel_tile<S, 6, PREFETCH_A>(g, m, a, c);
+      break;
+    case 5:
+      channel_tile<S, 5, PREFETCH_A>(g, m, a, c);
+      break;
+    case 4:
+      channel_tile<S, 4, PREFETCH_A>(g, m, a, c);
+      break;
+    case 3:
+      channel_tile<S, 3, PREFETCH_A>(g, m, a, c);
+      break;
+    case 2:
+      channel_tile<S, 2, PREFETCH_A>(g, m, a, c);
+      break;
+    case 1:
+      channel_tile<S, 1, PREFETCH_A>(g, m, a, c);
+      break;
+    default:
+      break;
   }
 }
 

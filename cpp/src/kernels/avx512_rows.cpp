@@ -78,20 +78,20 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
         const T* w = bp[u] + k0 * ld;
         const K* kmu = km[u];
         const int rm = rmask[u];
-#define TCONV_STEP(i)                                                                         \
+#define TCONV_STEP(i)                                                                           \
   if constexpr ((i) < COUNT && (i) / (CO * PH * MV) == RYI && ((M >> (((i) / MV) % PH)) & 1)) { \
-    constexpr int ph = ((i) / MV) % PH;                                                       \
-    constexpr int co = ((i) / (PH * MV)) % CO;                                                \
-    constexpr int v = (i) % MV;                                                               \
-    const V xv = v == 0 ? x0 : v == 1 ? x1 : v == 2 ? x2 : v == 3 ? x3 : v == 4 ? x4 : x5;   \
-    r##i = S::fma(xv, S::bcast(w + (RYI * PH + ph) * CO + co), r##i);                         \
+    constexpr int ph = ((i) / MV) % PH;                                                         \
+    constexpr int co = ((i) / (PH * MV)) % CO;                                                  \
+    constexpr int v = (i) % MV;                                                                 \
+    const V xv = v == 0 ? x0 : v == 1 ? x1 : v == 2 ? x2 : v == 3 ? x3 : v == 4 ? x4 : x5;      \
+    r##i = S::fma(xv, S::bcast(w + (RYI * PH + ph) * CO + co), r##i);                           \
   }
-#define TCONV_ROW(ry)                      \
-  if constexpr ((ry) < RY) {               \
-    constexpr int RYI = (ry);              \
-    if (rm & (1 << (ry))) {                \
-      TCONV_ACC24(TCONV_STEP)              \
-    }                                      \
+#define TCONV_ROW(ry)         \
+  if constexpr ((ry) < RY) {  \
+    constexpr int RYI = (ry); \
+    if (rm & (1 << (ry))) {   \
+      TCONV_ACC24(TCONV_STEP) \
+    }                         \
   }
 #define TCONV_CASE(MM)                                                                    \
   case MM:                                                                                \
@@ -101,7 +101,10 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
         V x0 = S::zero(), x1 = S::zero(), x2 = S::zero(), x3 = S::zero(), x4 = S::zero(), \
           x5 = S::zero();                                                                 \
         TCONV_LOAD_VECTORS                                                                \
-        TCONV_ROW(0) TCONV_ROW(1) TCONV_ROW(2) TCONV_ROW(3)                               \
+        TCONV_ROW(0)                                                                      \
+        TCONV_ROW(1)                                                                      \
+        TCONV_ROW(2)                                                                      \
+        TCONV_ROW(3)                                                                      \
         x += ks;                                                                          \
         w += ld;                                                                          \
       }                                                                                   \
@@ -109,7 +112,8 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
     break;
         switch (cmask[u]) {
           TCONV_MASK_CASES
-          default: break;
+          default:
+            break;
         }
 #undef TCONV_CASE
 #undef TCONV_ROW
@@ -129,8 +133,8 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
   out.c_ns = g.c_ns;
   const std::int64_t outputs = g.outputs - m0 * PH;
   for (int ry = 0; ry < RY && ry < g.rows_valid && outputs > 0; ++ry)
-    store_tile<S, CO, PH, MV>(out, tmp + ry * COUNT_ROW * L, g.c + ry * g.c_rs + m0 * g.c_ms,
-                              rows, outputs);
+    store_tile<S, CO, PH, MV>(out, tmp + ry * COUNT_ROW * L, g.c + ry * g.c_rs + m0 * g.c_ms, rows,
+                              outputs);
 }
 
 template <class T>
@@ -148,12 +152,30 @@ bool with_rows_shape(std::int64_t n, std::int64_t ry, std::int64_t ph, Run run) 
     constexpr int most = 24 / ((N) * (RYN) * (PHN));                      \
     return run(Shape<(N), (PHN), (most > 6 ? 6 : most)>{}, RYC<(RYN)>{}); \
   }
-  TCONV_SHAPE(1, 2, 2) TCONV_SHAPE(1, 2, 3) TCONV_SHAPE(1, 2, 4) TCONV_SHAPE(1, 3, 2)
-  TCONV_SHAPE(1, 3, 3) TCONV_SHAPE(1, 3, 4) TCONV_SHAPE(1, 4, 2) TCONV_SHAPE(1, 4, 3)
-  TCONV_SHAPE(1, 4, 4) TCONV_SHAPE(2, 2, 2) TCONV_SHAPE(2, 2, 3) TCONV_SHAPE(2, 2, 4)
-  TCONV_SHAPE(2, 3, 2) TCONV_SHAPE(2, 3, 3) TCONV_SHAPE(2, 3, 4) TCONV_SHAPE(2, 4, 2)
-  TCONV_SHAPE(2, 4, 3) TCONV_SHAPE(3, 2, 2) TCONV_SHAPE(3, 2, 3) TCONV_SHAPE(3, 2, 4)
-  TCONV_SHAPE(3, 3, 2) TCONV_SHAPE(3, 4, 2) TCONV_SHAPE(4, 2, 2) TCONV_SHAPE(4, 2, 3)
+  TCONV_SHAPE(1, 2, 2)
+  TCONV_SHAPE(1, 2, 3)
+  TCONV_SHAPE(1, 2, 4)
+  TCONV_SHAPE(1, 3, 2)
+  TCONV_SHAPE(1, 3, 3)
+  TCONV_SHAPE(1, 3, 4)
+  TCONV_SHAPE(1, 4, 2)
+  TCONV_SHAPE(1, 4, 3)
+  TCONV_SHAPE(1, 4, 4)
+  TCONV_SHAPE(2, 2, 2)
+  TCONV_SHAPE(2, 2, 3)
+  TCONV_SHAPE(2, 2, 4)
+  TCONV_SHAPE(2, 3, 2)
+  TCONV_SHAPE(2, 3, 3)
+  TCONV_SHAPE(2, 3, 4)
+  TCONV_SHAPE(2, 4, 2)
+  TCONV_SHAPE(2, 4, 3)
+  TCONV_SHAPE(3, 2, 2)
+  TCONV_SHAPE(3, 2, 3)
+  TCONV_SHAPE(3, 2, 4)
+  TCONV_SHAPE(3, 3, 2)
+  TCONV_SHAPE(3, 4, 2)
+  TCONV_SHAPE(4, 2, 2)
+  TCONV_SHAPE(4, 2, 3)
   TCONV_SHAPE(4, 3, 2)
 #undef TCONV_SHAPE
   return false;

@@ -37,9 +37,7 @@ struct F32 : F32Lanes {
 };
 
 struct F64 : F64Lanes {
-  static bool use_avx2(const PhaseCall<T>& g) {
-    return g.m <= L && !(g.n == 4 && g.phases == 4);
-  }
+  static bool use_avx2(const PhaseCall<T>& g) { return g.m <= L && !(g.n == 4 && g.phases == 4); }
   static bool fallback(const PhaseCall<T>& g) { return avx2::phase_f64(g); }
   static bool fused(const PhaseCall<T>& g) { return fused_f64(g); }
 };
@@ -47,25 +45,20 @@ struct F64 : F64Lanes {
 // ---- multi-phase spatial kernel: CO channels x PH phases x MV position vectors --------------
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
 
-#define TCONV_ACC_REFS(V)                                                                    \
-  V &r0, V &r1, V &r2, V &r3, V &r4, V &r5, V &r6, V &r7, V &r8, V &r9, V &r10, V &r11,      \
-      V &r12, V &r13, V &r14, V &r15, V &r16, V &r17, V &r18, V &r19, V &r20, V &r21, V &r22, \
-      V &r23
+#define TCONV_ACC_REFS(V)                                                                       \
+  V &r0, V &r1, V &r2, V &r3, V &r4, V &r5, V &r6, V &r7, V &r8, V &r9, V &r10, V &r11, V &r12, \
+      V &r13, V &r14, V &r15, V &r16, V &r17, V &r18, V &r19, V &r20, V &r21, V &r22, V &r23
 
 // With row windows (WIN == kSome) input vector v of pair A (B) is loaded under the mask ka[v]
 // (kb[v]), the lanes of its window in the tile.
 enum Cover { kNone, kAll, kSome };
 
 template <class S, int CO, int PH, int MV, int MASK, int MASKB, int WIN = kNone>
-__attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
-                                                   const typename S::T* const* bp,
-                                                   const typename S::T* apb,
-                                                   const typename S::T* const* bpb,
-                                                   std::int64_t K, std::int64_t ks,
-                                                   std::int64_t ld, typename S::K last,
-                                                   TCONV_ACC_REFS(typename S::V),
-                                                   const typename S::K* ka = nullptr,
-                                                   const typename S::K* kb = nullptr) {
+__attribute__((always_inline)) inline void phase_k(
+    const typename S::T* ap, const typename S::T* const* bp, const typename S::T* apb,
+    const typename S::T* const* bpb, std::int64_t K, std::int64_t ks, std::int64_t ld,
+    typename S::K last, TCONV_ACC_REFS(typename S::V), const typename S::K* ka = nullptr,
+    const typename S::K* kb = nullptr) {
   using V = typename S::V;
   using T = typename S::T;
   constexpr int L = S::L;
@@ -82,48 +75,67 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   // by several FMAs in the same step is folded into each of them by the compiler (a 64-byte
   // load per FMA, most of them split across cache lines). The last step reloads its own row
   // (no read past the pair's K rows).
-#define TCONV_LOAD(v, P, KW)                                                              \
-  if constexpr ((v) < MV) {                                                               \
-    if constexpr (WIN == kSome)                                                           \
-      P##v = S::loadm(P + (v) * L, KW[(v) < MV ? (v) : 0]);                               \
-    else if constexpr (WIN == kNone && (v) == MV - 1)                                     \
-      P##v = S::loadm(P + (v) * L, last);                                                 \
-    else                                                                                  \
-      P##v = S::load(P + (v) * L);                                                        \
+#define TCONV_LOAD(v, P, KW)                                \
+  if constexpr ((v) < MV) {                                 \
+    if constexpr (WIN == kSome)                             \
+      P##v = S::loadm(P + (v) * L, KW[(v) < MV ? (v) : 0]); \
+    else if constexpr (WIN == kNone && (v) == MV - 1)       \
+      P##v = S::loadm(P + (v) * L, last);                   \
+    else                                                    \
+      P##v = S::load(P + (v) * L);                          \
   }
 #define TCONV_A(v, P, USE, KW) \
   V P##v = S::zero();          \
   if constexpr (USE) {         \
     TCONV_LOAD(v, P, KW)       \
   }
-  TCONV_A(0, ap, true, ka) TCONV_A(1, ap, true, ka) TCONV_A(2, ap, true, ka)
-  TCONV_A(3, ap, true, ka) TCONV_A(4, ap, true, ka) TCONV_A(5, ap, true, ka)
-  TCONV_A(0, apb, MASKB != 0, kb) TCONV_A(1, apb, MASKB != 0, kb)
-  TCONV_A(2, apb, MASKB != 0, kb) TCONV_A(3, apb, MASKB != 0, kb)
-  TCONV_A(4, apb, MASKB != 0, kb) TCONV_A(5, apb, MASKB != 0, kb)
+  TCONV_A(0, ap, true, ka)
+  TCONV_A(1, ap, true, ka)
+  TCONV_A(2, ap, true, ka)
+  TCONV_A(3, ap, true, ka)
+  TCONV_A(4, ap, true, ka)
+  TCONV_A(5, ap, true, ka)
+  TCONV_A(0, apb, MASKB != 0, kb)
+  TCONV_A(1, apb, MASKB != 0, kb)
+  TCONV_A(2, apb, MASKB != 0, kb)
+  TCONV_A(3, apb, MASKB != 0, kb)
+  TCONV_A(4, apb, MASKB != 0, kb)
+  TCONV_A(5, apb, MASKB != 0, kb)
 #undef TCONV_A
   for (std::int64_t k = 0; k < K; ++k) {
     const std::int64_t step = k + 1 < K ? ks : 0;
-#define TCONV_STEP(i, M, P)                                                                 \
-  if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                            \
-    constexpr int ph = ((i) / MV) % PH;                                                     \
-    constexpr int v = (i) % MV;                                                             \
-    const T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3;                          \
-    const V av = v == 0 ? P##0 : v == 1 ? P##1 : v == 2 ? P##2 : v == 3 ? P##3 : v == 4 ? P##4 \
-                                                                                : P##5;      \
-    r##i = S::fma(av, S::bcast(bq + (i) / (PH * MV)), r##i);                                \
+#define TCONV_STEP(i, M, P)                                        \
+  if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {   \
+    constexpr int ph = ((i) / MV) % PH;                            \
+    constexpr int v = (i) % MV;                                    \
+    const T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3; \
+    const V av = v == 0   ? P##0                                   \
+                 : v == 1 ? P##1                                   \
+                 : v == 2 ? P##2                                   \
+                 : v == 3 ? P##3                                   \
+                 : v == 4 ? P##4                                   \
+                          : P##5;                                  \
+    r##i = S::fma(av, S::bcast(bq + (i) / (PH * MV)), r##i);       \
   }
 #define TCONV_STEP_A(i) TCONV_STEP(i, MASK, ap)
 #define TCONV_STEP_B(i) TCONV_STEP(i, MASKB, apb)
     TCONV_ACC24(TCONV_STEP_A)
     ap += step;
-    TCONV_LOAD(0, ap, ka) TCONV_LOAD(1, ap, ka) TCONV_LOAD(2, ap, ka) TCONV_LOAD(3, ap, ka)
-    TCONV_LOAD(4, ap, ka) TCONV_LOAD(5, ap, ka)
+    TCONV_LOAD(0, ap, ka)
+    TCONV_LOAD(1, ap, ka)
+    TCONV_LOAD(2, ap, ka)
+    TCONV_LOAD(3, ap, ka)
+    TCONV_LOAD(4, ap, ka)
+    TCONV_LOAD(5, ap, ka)
     if constexpr (MASKB != 0) {
       TCONV_ACC24(TCONV_STEP_B)
       apb += step;
-      TCONV_LOAD(0, apb, kb) TCONV_LOAD(1, apb, kb) TCONV_LOAD(2, apb, kb)
-      TCONV_LOAD(3, apb, kb) TCONV_LOAD(4, apb, kb) TCONV_LOAD(5, apb, kb)
+      TCONV_LOAD(0, apb, kb)
+      TCONV_LOAD(1, apb, kb)
+      TCONV_LOAD(2, apb, kb)
+      TCONV_LOAD(3, apb, kb)
+      TCONV_LOAD(4, apb, kb)
+      TCONV_LOAD(5, apb, kb)
     }
 #undef TCONV_STEP_A
 #undef TCONV_STEP_B
@@ -136,9 +148,9 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   }
 }
 
-#define TCONV_ARGS                                                                          \
-  r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17, r18, r19, \
-      r20, r21, r22, r23
+#define TCONV_ARGS                                                                               \
+  r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17, r18, r19, r20, \
+      r21, r22, r23
 
 // How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
 // rows: not at all (kNone: the pair adds only zeros there), over all of them (kAll: the
@@ -161,9 +173,9 @@ void lanes(std::int64_t lo, std::int64_t hi, std::int64_t rows, typename S::K* k
 template <class S, int CO, int PH, int MV>
 __attribute__((always_inline)) inline void phase_one(int mask, int kind, const typename S::K* k,
                                                      const typename S::T* ap,
-                                                     const typename S::T* const* bp,
-                                                     std::int64_t K, std::int64_t ks,
-                                                     std::int64_t ld, typename S::K last,
+                                                     const typename S::T* const* bp, std::int64_t K,
+                                                     std::int64_t ks, std::int64_t ld,
+                                                     typename S::K last,
                                                      TCONV_ACC_REFS(typename S::V)) {
   if (kind == kNone) return;
 #define TCONV_CASE(M)                                                                         \
@@ -172,10 +184,23 @@ __attribute__((always_inline)) inline void phase_one(int mask, int kind, const t
       phase_k<S, CO, PH, MV, M, 0, kSome>(ap, bp, ap, bp, K, ks, ld, last, TCONV_ARGS, k, k); \
     break;
   switch (mask) {
-    TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
-    TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11) TCONV_CASE(12)
-    TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
-    default: break;
+    TCONV_CASE(1)
+    TCONV_CASE(2)
+    TCONV_CASE(3)
+    TCONV_CASE(4)
+    TCONV_CASE(5)
+    TCONV_CASE(6)
+    TCONV_CASE(7)
+    TCONV_CASE(8)
+    TCONV_CASE(9)
+    TCONV_CASE(10)
+    TCONV_CASE(11)
+    TCONV_CASE(12)
+    TCONV_CASE(13)
+    TCONV_CASE(14)
+    TCONV_CASE(15)
+    default:
+      break;
   }
 #undef TCONV_CASE
 }
@@ -233,30 +258,42 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
         // their order. One call site in a loop: phase_one is inlined once.
         for (int side = 0; side < (partner >= 0 ? 2 : 1); ++side) {
           const bool b = side == 1;
-          phase_one<S, CO, PH, MV>(b ? FULL ^ mask : mask, b ? cb : ca, b ? kb : ka,
-                                   b ? apb : ap, b ? bpb : bp, g.k, g.a_ks, g.b_ld, last,
-                                   TCONV_ARGS);
+          phase_one<S, CO, PH, MV>(b ? FULL ^ mask : mask, b ? cb : ca, b ? kb : ka, b ? apb : ap,
+                                   b ? bpb : bp, g.k, g.a_ks, g.b_ld, last, TCONV_ARGS);
         }
         continue;
       }
     }
-#define TCONV_CASE(M)                                                                         \
-  case M:                                                                                     \
-    if constexpr (M < (1 << PH)) {                                                            \
-      if (partner >= 0) {                                                                     \
-        if constexpr (M != FULL)                                                              \
+#define TCONV_CASE(M)                                                                        \
+  case M:                                                                                    \
+    if constexpr (M < (1 << PH)) {                                                           \
+      if (partner >= 0) {                                                                    \
+        if constexpr (M != FULL)                                                             \
           phase_k<S, CO, PH, MV, M, FULL ^ M>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld, last,   \
-                                               TCONV_ARGS);                                  \
-      } else {                                                                                \
-        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, last, TCONV_ARGS);  \
-      }                                                                                       \
-    }                                                                                         \
+                                              TCONV_ARGS);                                   \
+      } else {                                                                               \
+        phase_k<S, CO, PH, MV, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, last, TCONV_ARGS); \
+      }                                                                                      \
+    }                                                                                        \
     break;
     switch (mask) {
-      TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
-      TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11) TCONV_CASE(12)
-      TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
-      default: break;
+      TCONV_CASE(1)
+      TCONV_CASE(2)
+      TCONV_CASE(3)
+      TCONV_CASE(4)
+      TCONV_CASE(5)
+      TCONV_CASE(6)
+      TCONV_CASE(7)
+      TCONV_CASE(8)
+      TCONV_CASE(9)
+      TCONV_CASE(10)
+      TCONV_CASE(11)
+      TCONV_CASE(12)
+      TCONV_CASE(13)
+      TCONV_CASE(14)
+      TCONV_CASE(15)
+      default:
+        break;
     }
 #undef TCONV_CASE
   }

@@ -66,8 +66,8 @@ struct F64Lanes {
     return static_cast<K>(first(hi) & ~first(lo));
   }
   static V place(V into, K mask, const std::int64_t* idx, V v) {
-    const __m512i i = _mm512_setr_epi64(idx[0], idx[1], idx[2], idx[3], idx[4], idx[5], idx[6],
-                                        idx[7]);
+    const __m512i i =
+        _mm512_setr_epi64(idx[0], idx[1], idx[2], idx[3], idx[4], idx[5], idx[6], idx[7]);
     return _mm512_mask_permutexvar_pd(into, mask, i, v);
   }
 };
@@ -76,9 +76,11 @@ struct F64Lanes {
 // store per FMA); X(i) applies a step to accumulator i when it is in use. A tile holds CO
 // channels x PH phases x MV position vectors: accumulator i is channel i / (PH * MV), phase
 // (i / MV) % PH, position vector i % MV.
+// clang-format off
 #define TCONV_ACC24(X)                                                                      \
   X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) \
   X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+// clang-format on
 
 constexpr int kAcc = 24;
 
@@ -90,11 +92,11 @@ constexpr int kAcc = 24;
 #define TCONV_TILE_ACCUMULATORS TCONV_ACC24(TCONV_TILE_ACC_DECL)
 #define TCONV_TILE_ACC_SPILL(i) \
   if constexpr ((i) < COUNT) S::store(tmp + (i) * S::L, r##i);
-#define TCONV_TILE_STORE(c, rows)                            \
-  {                                                          \
-    alignas(64) typename S::T tmp[COUNT * S::L];             \
-    TCONV_ACC24(TCONV_TILE_ACC_SPILL)                        \
-    store_tile<S, CO, PH, MV>(g, tmp, c, rows);              \
+#define TCONV_TILE_STORE(c, rows)                \
+  {                                              \
+    alignas(64) typename S::T tmp[COUNT * S::L]; \
+    TCONV_ACC24(TCONV_TILE_ACC_SPILL)            \
+    store_tile<S, CO, PH, MV>(g, tmp, c, rows);  \
   }
 
 // Where each lane of an interleaved output vector comes from: output vector j of a group of PH
@@ -178,13 +180,26 @@ void for_each_tile(const Call& g, Tile tile) {
     const std::int64_t m = v0 * L;
     const std::int64_t rows = (v0 + mv) * L <= g.m ? mv * L : g.m - m;
     switch (mv) {
-      case 1: tile(Shape<CO, PH, 1>{}, m, rows); break;
-      case 2: if constexpr (MOST >= 2) tile(Shape<CO, PH, 2>{}, m, rows); break;
-      case 3: if constexpr (MOST >= 3) tile(Shape<CO, PH, 3>{}, m, rows); break;
-      case 4: if constexpr (MOST >= 4) tile(Shape<CO, PH, 4>{}, m, rows); break;
-      case 5: if constexpr (MOST >= 5) tile(Shape<CO, PH, 5>{}, m, rows); break;
-      case 6: if constexpr (MOST >= 6) tile(Shape<CO, PH, 6>{}, m, rows); break;
-      default: break;
+      case 1:
+        tile(Shape<CO, PH, 1>{}, m, rows);
+        break;
+      case 2:
+        if constexpr (MOST >= 2) tile(Shape<CO, PH, 2>{}, m, rows);
+        break;
+      case 3:
+        if constexpr (MOST >= 3) tile(Shape<CO, PH, 3>{}, m, rows);
+        break;
+      case 4:
+        if constexpr (MOST >= 4) tile(Shape<CO, PH, 4>{}, m, rows);
+        break;
+      case 5:
+        if constexpr (MOST >= 5) tile(Shape<CO, PH, 5>{}, m, rows);
+        break;
+      case 6:
+        if constexpr (MOST >= 6) tile(Shape<CO, PH, 6>{}, m, rows);
+        break;
+      default:
+        break;
     }
     v0 += mv;
   }
@@ -197,19 +212,32 @@ void for_each_tile(const Call& g, Tile tile) {
 template <class Rows>
 bool with_shape(std::int64_t n, std::int64_t phases, Rows rows) {
   switch (n * 8 + phases) {
-    case 1 * 8 + 2: return rows(Shape<1, 2, 6>{});
-    case 1 * 8 + 3: return rows(Shape<1, 3, 5>{});
-    case 1 * 8 + 4: return rows(Shape<1, 4, 4>{});
-    case 2 * 8 + 2: return rows(Shape<2, 2, 4>{});
-    case 2 * 8 + 3: return rows(Shape<2, 3, 3>{});
-    case 2 * 8 + 4: return rows(Shape<2, 4, 2>{});
-    case 3 * 8 + 2: return rows(Shape<3, 2, 3>{});
-    case 3 * 8 + 3: return rows(Shape<3, 3, 2>{});
-    case 3 * 8 + 4: return rows(Shape<3, 4, 2>{});
-    case 4 * 8 + 2: return rows(Shape<4, 2, 3>{});
-    case 4 * 8 + 3: return rows(Shape<4, 3, 2>{});
-    case 4 * 8 + 4: return rows(Shape<4, 4, 1>{});
-    default: return false;
+    case 1 * 8 + 2:
+      return rows(Shape<1, 2, 6>{});
+    case 1 * 8 + 3:
+      return rows(Shape<1, 3, 5>{});
+    case 1 * 8 + 4:
+      return rows(Shape<1, 4, 4>{});
+    case 2 * 8 + 2:
+      return rows(Shape<2, 2, 4>{});
+    case 2 * 8 + 3:
+      return rows(Shape<2, 3, 3>{});
+    case 2 * 8 + 4:
+      return rows(Shape<2, 4, 2>{});
+    case 3 * 8 + 2:
+      return rows(Shape<3, 2, 3>{});
+    case 3 * 8 + 3:
+      return rows(Shape<3, 3, 2>{});
+    case 3 * 8 + 4:
+      return rows(Shape<3, 4, 2>{});
+    case 4 * 8 + 2:
+      return rows(Shape<4, 2, 3>{});
+    case 4 * 8 + 3:
+      return rows(Shape<4, 3, 2>{});
+    case 4 * 8 + 4:
+      return rows(Shape<4, 4, 1>{});
+    default:
+      return false;
   }
 }
 

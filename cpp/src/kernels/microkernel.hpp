@@ -63,7 +63,7 @@ struct PhaseCall {
   const T* a;
   const std::int64_t* a_off;
   const T* b;
-  const std::int64_t* b_off;  // pairs x phases; -1: that phase has no tap at this shift
+  const std::int64_t* b_off;    // pairs x phases; -1: that phase has no tap at this shift
   const std::int64_t* partner;  // pairs entries, or null: every pair alone
   std::int64_t pairs, k, a_ks, b_ld, phases;
   T* c;
@@ -215,7 +215,7 @@ struct KernelSet {
   GemmFn<T> spatial_gemm;
   std::int64_t spatial_tile;
   TransposeFn<T> transpose;
-  PhaseFn<T> phase_gemm;  // may be null
+  PhaseFn<T> phase_gemm;    // may be null
   DwRowsFn<T> dw_rows;      // may be null (the depthwise driver's scalar kernels then)
   DwPixelsFn<T> dw_pixels;  // may be null
   // Rows of the channel kernel's full tile: the driver cuts long rows into blocks of whole

@@ -25,7 +25,9 @@ struct F32 {
   static void store(T* p, V v) { vst1q_f32(p, v); }
   // c + a * lane J of b (FMLA by element).
   template <int J>
-  static V fma_lane(V c, V a, V b) { return vfmaq_laneq_f32(c, a, b, J); }
+  static V fma_lane(V c, V a, V b) {
+    return vfmaq_laneq_f32(c, a, b, J);
+  }
   // Lane j holds p[(F + j) * ms] for F + j < MR; the lanes past MR repeat the first (all zero
   // when F >= MR: nothing is read).
   template <int F, int MR>
@@ -59,7 +61,9 @@ struct F64 {
   static V fma_n(V c, V a, T s) { return vfmaq_n_f64(c, a, s); }
   static void store(T* p, V v) { vst1q_f64(p, v); }
   template <int J>
-  static V fma_lane(V c, V a, V b) { return vfmaq_laneq_f64(c, a, b, J); }
+  static V fma_lane(V c, V a, V b) {
+    return vfmaq_laneq_f64(c, a, b, J);
+  }
   template <int F, int MR>
   static V gather(const T* p, std::int64_t ms) {
     if constexpr (F >= MR) return zero();
@@ -78,9 +82,11 @@ struct F64 {
 
 // Accumulators as named variables (an array of vectors tends to live in memory across the K
 // loop). X(i) applies a step to accumulator i when it is in use (i < COUNT).
+// clang-format off
 #define TCONV_ACC24(X)                                                                  \
   X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) \
   X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+// clang-format on
 
 // ---- channel-vector kernel: MR output positions x 4 vectors of output channels ----------------
 // Accumulator i holds row i / 4, channel vector i % 4. The six input values of a k-step travel in
@@ -89,7 +95,6 @@ struct F64 {
 
 constexpr int kMR = 6;
 constexpr int kNV = 4;
-
 
 // Like S::gather, with the rows outside `rows` read as zeros (their addresses are never formed
 // into loads). Only tiles at an input border take it.
@@ -128,17 +133,23 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
       const V w2 = S::load(bp + 2 * L);
       const V w3 = S::load(bp + 3 * L);
       // Rows whose taps fall past the input's border read zeros.
-      const V x0 = all_rows ? S::template gather<0, MR>(ap, ms)
-                            : gather_rows<S, 0, MR>(ap, ms, rows);
-      const V x1 = all_rows ? S::template gather<L, MR>(ap, ms)
-                            : gather_rows<S, L, MR>(ap, ms, rows);
+      const V x0 =
+          all_rows ? S::template gather<0, MR>(ap, ms) : gather_rows<S, 0, MR>(ap, ms, rows);
+      const V x1 =
+          all_rows ? S::template gather<L, MR>(ap, ms) : gather_rows<S, L, MR>(ap, ms, rows);
       const V x2 = all_rows ? S::template gather<2 * L, MR>(ap, ms)
                             : gather_rows<S, 2 * L, MR>(ap, ms, rows);
-#define TCONV_STEP(i)                                                                      \
-  if constexpr ((i) < COUNT) {                                                             \
-    constexpr int v = (i) % kNV, row = (i) / kNV, lane = row % L, xv = row / L;           \
-    r##i = S::template fma_lane<lane>(r##i, v == 0 ? w0 : v == 1 ? w1 : v == 2 ? w2 : w3, \
-                                      xv == 0 ? x0 : xv == 1 ? x1 : x2);                   \
+#define TCONV_STEP(i)                                                           \
+  if constexpr ((i) < COUNT) {                                                  \
+    constexpr int v = (i) % kNV, row = (i) / kNV, lane = row % L, xv = row / L; \
+    r##i = S::template fma_lane<lane>(r##i,                                     \
+                                      v == 0   ? w0                             \
+                                      : v == 1 ? w1                             \
+                                      : v == 2 ? w2                             \
+                                               : w3,                            \
+                                      xv == 0   ? x0                            \
+                                      : xv == 1 ? x1                            \
+                                                : x2);                          \
   }
       TCONV_ACC24(TCONV_STEP)
 #undef TCONV_STEP
@@ -169,21 +180,33 @@ void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (rows) {
-    case 6: channel_tile<S, 6>(g, m, a, c); break;
-    case 5: channel_tile<S, 5>(g, m, a, c); break;
-    case 4: channel_tile<S, 4>(g, m, a, c); break;
-    case 3: channel_tile<S, 3>(g, m, a, c); break;
-    case 2: channel_tile<S, 2>(g, m, a, c); break;
-    case 1: channel_tile<S, 1>(g, m, a, c); break;
-    default: break;
+    case 6:
+      channel_tile<S, 6>(g, m, a, c);
+      break;
+    case 5:
+      channel_tile<S, 5>(g, m, a, c);
+      break;
+    case 4:
+      channel_tile<S, 4>(g, m, a, c);
+      break;
+    case 3:
+      channel_tile<S, 3>(g, m, a, c);
+      break;
+    case 2:
+      channel_tile<S, 2>(g, m, a, c);
+      break;
+    case 1:
+      channel_tile<S, 1>(g, m, a, c);
+      break;
+    default:
+      break;
   }
 }
 
 template <class S>
 void channel_gemm(const GemmCall<typename S::T>& g) {
   std::int64_t m = 0;
-  for (; m + kMR <= g.m; m += kMR)
-    channel_tile<S, kMR>(g, m, g.a + m * g.a_ms, g.c + m * g.c_ms);
+  for (; m + kMR <= g.m; m += kMR) channel_tile<S, kMR>(g, m, g.a + m * g.a_ms, g.c + m * g.c_ms);
   channel_rows<S>(g, m, g.m - m);
 }
 
@@ -206,11 +229,11 @@ void spatial_tile(const GemmCall<typename S::T>& g, const typename S::T* a, type
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
     for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_STEP(i)                                                                    \
-  if constexpr ((i) < COUNT) {                                                           \
-    const V av = PARTIAL ? S::load_first(ap + ((i) % MV) * L, ((i) % MV) * L, rows)      \
-                         : S::load(ap + ((i) % MV) * L);                                 \
-    r##i = S::fma_n(r##i, av, bp[(i) / MV]);                                             \
+#define TCONV_STEP(i)                                                               \
+  if constexpr ((i) < COUNT) {                                                      \
+    const V av = PARTIAL ? S::load_first(ap + ((i) % MV) * L, ((i) % MV) * L, rows) \
+                         : S::load(ap + ((i) % MV) * L);                            \
+    r##i = S::fma_n(r##i, av, bp[(i) / MV]);                                        \
   }
       TCONV_ACC24(TCONV_STEP)
 #undef TCONV_STEP
@@ -243,11 +266,20 @@ void spatial_rows(const GemmCall<typename S::T>& g) {
 template <class S>
 void spatial_gemm(const GemmCall<typename S::T>& g) {
   switch (g.n) {
-    case 1: spatial_rows<S, 1, 8>(g); break;
-    case 2: spatial_rows<S, 2, 6>(g); break;
-    case 3: spatial_rows<S, 3, 4>(g); break;
-    case 4: spatial_rows<S, 4, 4>(g); break;
-    default: break;
+    case 1:
+      spatial_rows<S, 1, 8>(g);
+      break;
+    case 2:
+      spatial_rows<S, 2, 6>(g);
+      break;
+    case 3:
+      spatial_rows<S, 3, 4>(g);
+      break;
+    case 4:
+      spatial_rows<S, 4, 4>(g);
+      break;
+    default:
+      break;
   }
 }
 
@@ -300,8 +332,8 @@ void transpose_f32(const float* s, std::int64_t sl, float* d, std::int64_t dl, s
                    std::int64_t cols, bool dst_order) {
   transpose<float, 4, transpose4x4>(s, sl, d, dl, rows, cols, dst_order);
 }
-void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl,
-                   std::int64_t rows, std::int64_t cols, bool dst_order) {
+void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl, std::int64_t rows,
+                   std::int64_t cols, bool dst_order) {
   transpose<double, 2, transpose2x2>(s, sl, d, dl, rows, cols, dst_order);
 }
 
@@ -309,13 +341,12 @@ void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl,
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV. One
 // load of the input vectors of a k-step feeds every phase the pair has a tap for.
 
-#define TCONV_ACC_REFS(V)                                                                  \
-  V &r0, V &r1, V &r2, V &r3, V &r4, V &r5, V &r6, V &r7, V &r8, V &r9, V &r10, V &r11,    \
-      V &r12, V &r13, V &r14, V &r15, V &r16, V &r17, V &r18, V &r19, V &r20, V &r21,      \
-      V &r22, V &r23
-#define TCONV_ACC_ARGS \
-  r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17, r18, r19, \
-      r20, r21, r22, r23
+#define TCONV_ACC_REFS(V)                                                                       \
+  V &r0, V &r1, V &r2, V &r3, V &r4, V &r5, V &r6, V &r7, V &r8, V &r9, V &r10, V &r11, V &r12, \
+      V &r13, V &r14, V &r15, V &r16, V &r17, V &r18, V &r19, V &r20, V &r21, V &r22, V &r23
+#define TCONV_ACC_ARGS                                                                           \
+  r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17, r18, r19, r20, \
+      r21, r22, r23
 
 template <int J, class V>
 __attribute__((always_inline)) inline V pick(V a0, V a1, V a2, V a3, V a4, V a5) {
@@ -330,13 +361,10 @@ __attribute__((always_inline)) inline V pick(V a0, V a1, V a2, V a3, V a4, V a5)
 // K steps of one pair (phases in MASK) and, when MASKB is not empty, of its partner (the
 // complementary phases) in the same pass: each phase's weights come from whichever has it.
 template <class S, int CO, int PH, int MV, bool PARTIAL, int MASK, int MASKB>
-__attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
-                                                   const typename S::T* const* bp,
-                                                   const typename S::T* apb,
-                                                   const typename S::T* const* bpb,
-                                                   std::int64_t K, std::int64_t ks,
-                                                   std::int64_t ld, std::int64_t rows,
-                                                   TCONV_ACC_REFS(typename S::V)) {
+__attribute__((always_inline)) inline void phase_k(
+    const typename S::T* ap, const typename S::T* const* bp, const typename S::T* apb,
+    const typename S::T* const* bpb, std::int64_t K, std::int64_t ks, std::int64_t ld,
+    std::int64_t rows, TCONV_ACC_REFS(typename S::V)) {
   using V = typename S::V;
   using T = typename S::T;
   constexpr int L = S::L;
@@ -348,24 +376,33 @@ __attribute__((always_inline)) inline void phase_k(const typename S::T* ap,
   const T* b2 = b[2];
   const T* b3 = b[3];
   for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_A(v, P)                                                                    \
-  const V a##v = (v) < MV ? (PARTIAL ? S::load_first((P) + (v) * L, (v) * L, rows)        \
-                                     : S::load((P) + (v) * L))                           \
-                          : S::zero();
-#define TCONV_STEP(i, M)                                                                 \
-  if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                          \
-    constexpr int ph = ((i) / MV) % PH;                                                  \
-    const T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3;                       \
-    r##i = S::fma_n(r##i, pick<(i) % MV>(a0, a1, a2, a3, a4, a5), bq[(i) / (PH * MV)]);   \
+#define TCONV_A(v, P)                                                                             \
+  const V a##v =                                                                                  \
+      (v) < MV ? (PARTIAL ? S::load_first((P) + (v) * L, (v) * L, rows) : S::load((P) + (v) * L)) \
+               : S::zero();
+#define TCONV_STEP(i, M)                                                                \
+  if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                        \
+    constexpr int ph = ((i) / MV) % PH;                                                 \
+    const T* bq = ph == 0 ? b0 : ph == 1 ? b1 : ph == 2 ? b2 : b3;                      \
+    r##i = S::fma_n(r##i, pick<(i) % MV>(a0, a1, a2, a3, a4, a5), bq[(i) / (PH * MV)]); \
   }
 #define TCONV_STEP_A(i) TCONV_STEP(i, MASK)
 #define TCONV_STEP_B(i) TCONV_STEP(i, MASKB)
     {
-      TCONV_A(0, ap) TCONV_A(1, ap) TCONV_A(2, ap) TCONV_A(3, ap) TCONV_A(4, ap) TCONV_A(5, ap)
+      TCONV_A(0, ap)
+      TCONV_A(1, ap)
+      TCONV_A(2, ap)
+      TCONV_A(3, ap)
+      TCONV_A(4, ap)
+      TCONV_A(5, ap)
       TCONV_ACC24(TCONV_STEP_A)
     }
     if constexpr (MASKB != 0) {
-      TCONV_A(0, apb) TCONV_A(1, apb) TCONV_A(2, apb) TCONV_A(3, apb) TCONV_A(4, apb)
+      TCONV_A(0, apb)
+      TCONV_A(1, apb)
+      TCONV_A(2, apb)
+      TCONV_A(3, apb)
+      TCONV_A(4, apb)
       TCONV_A(5, apb)
       TCONV_ACC24(TCONV_STEP_B)
     }
@@ -417,24 +454,37 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
         if (off >= 0) bpb[ph] = g.b + off;
       }
     }
-#define TCONV_CASE(M)                                                                          \
-  case M:                                                                                      \
-    if constexpr (M < (1 << PH)) {                                                             \
-      if (partner >= 0) {                                                                      \
-        if constexpr (M != FULL)                                                               \
-          phase_k<S, CO, PH, MV, PARTIAL, M, FULL ^ M>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld,  \
-                                                       rows, TCONV_ACC_ARGS);                  \
-      } else {                                                                                 \
-        phase_k<S, CO, PH, MV, PARTIAL, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, rows,       \
-                                              TCONV_ACC_ARGS);                                 \
-      }                                                                                        \
-    }                                                                                          \
+#define TCONV_CASE(M)                                                                         \
+  case M:                                                                                     \
+    if constexpr (M < (1 << PH)) {                                                            \
+      if (partner >= 0) {                                                                     \
+        if constexpr (M != FULL)                                                              \
+          phase_k<S, CO, PH, MV, PARTIAL, M, FULL ^ M>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld, \
+                                                       rows, TCONV_ACC_ARGS);                 \
+      } else {                                                                                \
+        phase_k<S, CO, PH, MV, PARTIAL, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, rows,      \
+                                              TCONV_ACC_ARGS);                                \
+      }                                                                                       \
+    }                                                                                         \
     break;
     switch (mask) {
-      TCONV_CASE(1) TCONV_CASE(2) TCONV_CASE(3) TCONV_CASE(4) TCONV_CASE(5) TCONV_CASE(6)
-      TCONV_CASE(7) TCONV_CASE(8) TCONV_CASE(9) TCONV_CASE(10) TCONV_CASE(11) TCONV_CASE(12)
-      TCONV_CASE(13) TCONV_CASE(14) TCONV_CASE(15)
-      default: break;
+      TCONV_CASE(1)
+      TCONV_CASE(2)
+      TCONV_CASE(3)
+      TCONV_CASE(4)
+      TCONV_CASE(5)
+      TCONV_CASE(6)
+      TCONV_CASE(7)
+      TCONV_CASE(8)
+      TCONV_CASE(9)
+      TCONV_CASE(10)
+      TCONV_CASE(11)
+      TCONV_CASE(12)
+      TCONV_CASE(13)
+      TCONV_CASE(14)
+      TCONV_CASE(15)
+      default:
+        break;
     }
 #undef TCONV_CASE
   }
@@ -455,8 +505,7 @@ template <class S, int CO, int PH, int MV>
 bool phase_rows(const PhaseCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
-  for (; m + W <= g.m; m += W)
-    phase_tile<S, CO, PH, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
+  for (; m + W <= g.m; m += W) phase_tile<S, CO, PH, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
   // The rest one vector at a time, the last one loading only its own rows lane by lane (the
   // buffer needs no slack). One-vector tiles keep the instantiations, and the build, small.
   for (; m + S::L <= g.m; m += S::L)
@@ -470,19 +519,32 @@ bool phase_rows(const PhaseCall<typename S::T>& g) {
 template <class S>
 bool phase_gemm(const PhaseCall<typename S::T>& g) {
   switch (g.n * 8 + g.phases) {
-    case 1 * 8 + 2: return phase_rows<S, 1, 2, 6>(g);
-    case 1 * 8 + 3: return phase_rows<S, 1, 3, 4>(g);
-    case 1 * 8 + 4: return phase_rows<S, 1, 4, 4>(g);
-    case 2 * 8 + 2: return phase_rows<S, 2, 2, 4>(g);
-    case 2 * 8 + 3: return phase_rows<S, 2, 3, 3>(g);
-    case 2 * 8 + 4: return phase_rows<S, 2, 4, 2>(g);
-    case 3 * 8 + 2: return phase_rows<S, 3, 2, 3>(g);
-    case 3 * 8 + 3: return phase_rows<S, 3, 3, 2>(g);
-    case 3 * 8 + 4: return phase_rows<S, 3, 4, 1>(g);
-    case 4 * 8 + 2: return phase_rows<S, 4, 2, 2>(g);
-    case 4 * 8 + 3: return phase_rows<S, 4, 3, 1>(g);
-    case 4 * 8 + 4: return phase_rows<S, 4, 4, 1>(g);
-    default: return false;
+    case 1 * 8 + 2:
+      return phase_rows<S, 1, 2, 6>(g);
+    case 1 * 8 + 3:
+      return phase_rows<S, 1, 3, 4>(g);
+    case 1 * 8 + 4:
+      return phase_rows<S, 1, 4, 4>(g);
+    case 2 * 8 + 2:
+      return phase_rows<S, 2, 2, 4>(g);
+    case 2 * 8 + 3:
+      return phase_rows<S, 2, 3, 3>(g);
+    case 2 * 8 + 4:
+      return phase_rows<S, 2, 4, 2>(g);
+    case 3 * 8 + 2:
+      return phase_rows<S, 3, 2, 3>(g);
+    case 3 * 8 + 3:
+      return phase_rows<S, 3, 3, 2>(g);
+    case 3 * 8 + 4:
+      return phase_rows<S, 3, 4, 1>(g);
+    case 4 * 8 + 2:
+      return phase_rows<S, 4, 2, 2>(g);
+    case 4 * 8 + 3:
+      return phase_rows<S, 4, 3, 1>(g);
+    case 4 * 8 + 4:
+      return phase_rows<S, 4, 4, 1>(g);
+    default:
+      return false;
   }
 }
 
@@ -499,14 +561,14 @@ void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
 // The spatial kernels read nothing past their last row (lane-wise tails): no slack needed. No
 // depthwise kernels: depthwise layers take the phase driver on NEON.
 KernelSet<float> kernels_f32() {
-  KernelSet<float> ks{channel_f32, kNV * F32::L, spatial_f32, 0,
-                      transpose_f32, phase_f32,   nullptr,     nullptr};
+  KernelSet<float> ks{channel_f32,   kNV * F32::L, spatial_f32, 0,
+                      transpose_f32, phase_f32,    nullptr,     nullptr};
   ks.channel_windows = true;
   return ks;
 }
 KernelSet<double> kernels_f64() {
-  KernelSet<double> ks{channel_f64, kNV * F64::L, spatial_f64, 0,
-                       transpose_f64, phase_f64,   nullptr,     nullptr};
+  KernelSet<double> ks{channel_f64,   kNV * F64::L, spatial_f64, 0,
+                       transpose_f64, phase_f64,    nullptr,     nullptr};
   ks.channel_windows = true;
   return ks;
 }

@@ -47,7 +47,7 @@ struct Packed {
   std::vector<std::int64_t> kernel, stride, dilation, pad_lo;  // what the packing depends on
   std::vector<DimPhases> dims;
   std::vector<std::int64_t> offset;  // per (group, phase, panel)
-  detail::Buffer<T> data;  // not value-initialised: every element is written by the pack
+  detail::Buffer<T> data;            // not value-initialised: every element is written by the pack
   std::size_t size = 0;
 
   // The same weights for RowsCall (every phase of the last two dims at once), packed when
@@ -75,8 +75,8 @@ bool rows_layout_fits(const Geometry& g);
 // ISA's, or null) turns PyTorch-layout blocks around in vector registers. `rows_layout`: also
 // the RowsCall layout, where it fits.
 template <class T>
-Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w_strides,
-               Algo algo, std::int64_t nr, int threads, TransposeFn<T> transpose = nullptr,
+Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w_strides, Algo algo,
+               std::int64_t nr, int threads, TransposeFn<T> transpose = nullptr,
                bool rows_layout = false);
 
 // Whether run_shuffle handles this layer: no padding, output padding or dilation, every dim

@@ -99,8 +99,8 @@ void run(const Problem<T>& p) {
 
   std::vector<DimTaps> dims;
   for (int d = 0; d < rank; ++d)
-    dims.push_back(build_dim_taps(g.input[d], g.kernel[d], g.stride[d], g.dilation[d],
-                                  g.pad_lo[d], g.output[d]));
+    dims.push_back(build_dim_taps(g.input[d], g.kernel[d], g.stride[d], g.dilation[d], g.pad_lo[d],
+                                  g.output[d]));
 
   std::vector<std::int64_t> k_pitch(rank, 1);  // linear tap index = sum k[d] * k_pitch[d]
   for (int d = rank - 2; d >= 0; --d) k_pitch[d] = k_pitch[d + 1] * g.kernel[d + 1];
