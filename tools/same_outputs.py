@@ -33,9 +33,19 @@ def _suite_layers() -> list[dict]:
         cout = min(layer["out_channels"], 32)
         if groups > 1:  # depthwise: keep it depthwise
             groups = cin = cout = min(groups, 16)
-        layers.append(dict(batch=min(layer["batch"], 2), cin=cin, cout=cout, groups=groups,
-                           size=size, kernel=layer["kernel_size"], stride=layer["stride"],
-                           padding=layer["padding"], dilation=layer["dilation"]))
+        layers.append(
+            dict(
+                batch=min(layer["batch"], 2),
+                cin=cin,
+                cout=cout,
+                groups=groups,
+                size=size,
+                kernel=layer["kernel_size"],
+                stride=layer["stride"],
+                padding=layer["padding"],
+                dilation=layer["dilation"],
+            )
+        )
     return layers
 
 
@@ -64,9 +74,19 @@ def _random_layers(n: int, seed: int, wide: bool = False) -> list[dict]:
         cin = int(rng.integers(1, 12))
         if wide:
             cout, cin = int(rng.integers(1, 5)), int(rng.integers(16, 80))
-        layers.append(dict(batch=int(rng.integers(1, 3)), cin=cin, cout=cout, groups=1,
-                           size=size, kernel=kernel, stride=stride, padding=padding,
-                           dilation=dilation))
+        layers.append(
+            dict(
+                batch=int(rng.integers(1, 3)),
+                cin=cin,
+                cout=cout,
+                groups=1,
+                size=size,
+                kernel=kernel,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+            )
+        )
     return layers
 
 
@@ -85,8 +105,12 @@ def dump(path: str) -> None:
                 w = rng.standard_normal((L["cin"], L["cout"] // L["groups"], *L["kernel"]))
                 w = w.astype(dtype)
                 b = rng.standard_normal(L["cout"]).astype(dtype) if li % 2 else None
-                kw = dict(stride=L["stride"], padding=L["padding"], dilation=L["dilation"],
-                          groups=L["groups"])
+                kw = dict(
+                    stride=L["stride"],
+                    padding=L["padding"],
+                    dilation=L["dilation"],
+                    groups=L["groups"],
+                )
                 for threads in (1, 2):
                     tconv.set_num_threads(threads)
                     key = f"{isa}/{np.dtype(dtype).name}/{li}/t{threads}"
@@ -94,7 +118,8 @@ def dump(path: str) -> None:
                     xl = np.ascontiguousarray(np.moveaxis(x, 1, -1))
                     wl = np.ascontiguousarray(np.moveaxis(w, (0, 1), (-1, -2)))
                     results[key + "/cl"] = tconv.conv_transpose(
-                        xl, wl, b, **kw, data_format="channels_last")
+                        xl, wl, b, **kw, data_format="channels_last"
+                    )
                     plan = tconv.ConvTranspose(w, b, **kw)
                     results[key + "/plan"] = plan(x)
                     assert rank == x.ndim - 2
@@ -105,8 +130,11 @@ def dump(path: str) -> None:
 def compare(a: str, b: str) -> int:
     fa, fb = np.load(a), np.load(b)
     keys = sorted(set(fa.files) | set(fb.files))
-    bad = [k for k in keys if k not in fa.files or k not in fb.files
-           or not np.array_equal(fa[k], fb[k])]
+    bad = [
+        k
+        for k in keys
+        if k not in fa.files or k not in fb.files or not np.array_equal(fa[k], fb[k])
+    ]
     print(f"{len(keys)} results compared, {len(bad)} differ")
     for k in bad[:20]:
         print("  differs:", k)
