@@ -18,10 +18,9 @@ from hypothesis import strategies as st
 
 import tconv
 
-from conftest import examples, layer_inputs
+from conftest import RTOL, examples, layer_inputs
 
 ISAS = tconv.available_isas()
-TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
 
 @pytest.fixture
@@ -40,9 +39,10 @@ def run(isa, threads, *args, **kwargs):
 
 
 def assert_close(got, want, dtype):
+    tol = RTOL[np.dtype(dtype)]
     scale = max(1.0, float(np.abs(want).max(initial=0.0)))
     err = float(np.abs(got - want).max(initial=0.0)) / scale
-    assert err <= TOL[dtype], f"max relative error {err:.3g} > {TOL[dtype]}"
+    assert err <= tol, f"max relative error {err:.3g} > {tol}"
 
 
 @st.composite

@@ -18,9 +18,7 @@ import pytest
 import tconv
 from tconv import reference
 
-from conftest import reachable_isas
-
-TOL = {np.float32: 1e-4, np.float64: 1e-11}
+from conftest import assert_close_in_norm, reachable_isas
 
 CASES = [
     # (batch, C_in, C_out, input spatial, kernel, stride, padding, output_padding, dilation)
@@ -86,6 +84,6 @@ def test_blocked_rows_match_reference_on_every_thread_count(case, dtype, data_fo
             assert tconv._core.last_call_kernel() == EXPECTED_KERNEL
     finally:
         tconv.set_num_threads(threads)
-    np.testing.assert_allclose(got[0], want, rtol=TOL[dtype], atol=TOL[dtype])
+    assert_close_in_norm(got[0], want, dtype)
     for g in got[1:]:
         np.testing.assert_array_equal(g, got[0])

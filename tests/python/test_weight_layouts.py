@@ -15,7 +15,7 @@ import pytest
 import tconv
 from tconv import reference
 
-TOL = {np.float32: 1e-4, np.float64: 1e-11}
+from conftest import assert_close_in_norm
 
 
 def _views(w: np.ndarray):
@@ -64,13 +64,11 @@ def test_layouts_agree_with_reference(
     for name, w in _views(logical):
         np.testing.assert_array_equal(w, logical)
         got = tconv.conv_transpose(x, w, bias, **kw)
-        np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype], err_msg=name)
+        assert_close_in_norm(got, want, dtype, msg=name)
         plan = tconv.ConvTranspose(
             w, bias, stride=stride, padding=padding, groups=groups, data_format=data_format
         )
-        np.testing.assert_allclose(
-            plan(x), want, rtol=TOL[dtype], atol=TOL[dtype], err_msg=f"plan, {name}"
-        )
+        assert_close_in_norm(plan(x), want, dtype, msg=f"plan, {name}")
 
 
 @pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
