@@ -10,6 +10,8 @@
 #include <new>
 #include <string>
 
+#include "tconv/shape.hpp"
+
 namespace tconv::detail {
 
 // Working memory (row buffers, tap tables) a call may take beyond its output and packed
@@ -17,6 +19,13 @@ namespace tconv::detail {
 // stay within it; a driver whose tables would not fit declines the layer.
 constexpr std::size_t kScratchFloorBytes = std::size_t{4} << 20;
 constexpr double kScratchShare = 0.10;
+
+// Bytes of the layer's output (batch included), elements of `elem` bytes.
+inline double output_bytes(const Geometry& g, std::size_t elem) {
+  double bytes = static_cast<double>(g.batch * g.out_channels) * static_cast<double>(elem);
+  for (int d = 0; d < g.rank; ++d) bytes *= static_cast<double>(g.output[d]);
+  return bytes;
+}
 
 inline double scratch_budget(double output_bytes) {
   const double share = kScratchShare * output_bytes;

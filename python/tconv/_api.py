@@ -668,16 +668,23 @@ def _resolve_call(
         list(layer.pad_lo),
         list(layer.pad_hi),
     )
-    wanted = None
-    if output_size is not None:
-        wanted = int_list(output_size, "output_size")
-        if len(wanted) == 1 and rank > 1:
-            wanted *= rank
-        if not batched and len(wanted) == rank + 1:
-            wanted = [x_b.shape[0]] + wanted
+    wanted = wanted_sizes(output_size, rank, batched)
     return resolve_layer(
         args, layer.output_padding, layer.mode, layer.groups, channels_last, wanted
     )
+
+
+def wanted_sizes(output_size: Any, rank: int, batched: bool) -> list[int] | None:
+    """PyTorch's output_size as the core reads it: spatial sizes (one value for all of them
+    allowed) or a full shape, an unbatched one given its batch of 1."""
+    if output_size is None:
+        return None
+    wanted = int_list(output_size, "output_size")
+    if len(wanted) == 1 and rank > 1:
+        wanted *= rank
+    if not batched and len(wanted) == rank + 1:
+        wanted = [1] + wanted
+    return wanted
 
 
 def _run(

@@ -19,6 +19,7 @@ from ._api import (
     empty_output_shape,
     resolve_layer,
     unbatched_error,
+    wanted_sizes,
 )
 from ._args import as_int, int_list, parse_data_format, parse_padding, per_dim
 from ._errors import ShapeError
@@ -153,18 +154,12 @@ class ConvTranspose:
             batched, xb = True, tuple(x_shape)
         else:
             raise _rank_error(tuple(x_shape), self.weight.shape, rank, self._channels_last)
-        wanted = None
-        if output_size is not None:
-            if self._output_padding_given:
-                raise ValueError(
-                    "this plan was made with an explicit output_padding; output_size would "
-                    "choose another one. Make the plan without output_padding to use output_size"
-                )
-            wanted = int_list(output_size, "output_size")
-            if len(wanted) == 1 and rank > 1:
-                wanted *= rank
-            if not batched and len(wanted) == rank + 1:
-                wanted = [1] + wanted
+        if output_size is not None and self._output_padding_given:
+            raise ValueError(
+                "this plan was made with an explicit output_padding; output_size would "
+                "choose another one. Make the plan without output_padding to use output_size"
+            )
+        wanted = wanted_sizes(output_size, rank, batched)
         try:
             geometry, empty = resolve_layer(
                 self._args(xb), self._op, self._mode, self._groups, self._channels_last, wanted

@@ -544,9 +544,8 @@ bool applies(const Problem<T>& p, int threads) {
   }
   // Tables in proportion to the output: long kernels go to the phase driver, whose memory
   // does not grow with the output length times the kernel.
-  double out_bytes = static_cast<double>(g.batch * g.out_channels) * sizeof(T);
-  for (auto o : g.output) out_bytes *= static_cast<double>(o);
-  if (scratch_bound(g, sizeof(T), threads) > detail::scratch_budget(out_bytes)) return false;
+  const double budget = detail::scratch_budget(detail::output_bytes(g, sizeof(T)));
+  if (scratch_bound(g, sizeof(T), threads) > budget) return false;
   if (g.data_format == DataFormat::channels_first) return true;
   const std::size_t c_axis = static_cast<std::size_t>(g.rank + 1);
   return g.out_channels == g.groups && p.x_strides[c_axis] == 1 && p.y_strides[c_axis] == 1;

@@ -16,12 +16,6 @@ namespace {
 std::int64_t floor_mod(std::int64_t a, std::int64_t b) { return ((a % b) + b) % b; }
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
-double output_bytes(const Geometry& g, std::size_t elem) {
-  double bytes = static_cast<double>(g.batch * g.out_channels) * static_cast<double>(elem);
-  for (int d = 0; d < g.rank; ++d) bytes *= static_cast<double>(g.output[d]);
-  return bytes;
-}
-
 // Output position `oo` of the first `dims` dims (row-major): per dim its coordinate o, phase r
 // and phase row q (o = q * stride + r).
 void outer_position(const Geometry& g, std::int64_t oo, int dims, std::int64_t* o, std::int64_t* r,
@@ -596,7 +590,7 @@ std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T
   threads =
       static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, driver.items())));
   const double per_thread = driver.per_thread_bytes();
-  if (per_thread * threads > detail::scratch_budget(output_bytes(*p.g, sizeof(T))))
+  if (per_thread * threads > detail::scratch_budget(detail::output_bytes(*p.g, sizeof(T))))
     return kDeclined;
   runtime::note_kernel("phase_rows");
   std::vector<RowsScratch> scratch(static_cast<std::size_t>(threads));
@@ -1197,7 +1191,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   in.threads = threads;
   const Tiling t = plan_tiling(in);
   assert(t.cached >= t.max_slots);
-  if (t.per_thread_bytes * t.threads > detail::scratch_budget(output_bytes(g, sizeof(T))))
+  if (t.per_thread_bytes * t.threads > detail::scratch_budget(detail::output_bytes(g, sizeof(T))))
     return kDeclined;
   runtime::note_kernel(!spatial ? (t.block_rows > 1 ? "phase_channel_blocks" : "phase_channel")
                                 : (t.in_place ? "phase_spatial_in_place" : "phase_spatial"));

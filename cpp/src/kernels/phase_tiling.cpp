@@ -3,18 +3,14 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "buffer.hpp"
+
 namespace tconv::kernels::phase {
 namespace {
 
 using namespace tiling;
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
-
-double output_bytes(const Geometry& g, std::int64_t elem) {
-  double bytes = static_cast<double>(g.batch * g.out_channels) * static_cast<double>(elem);
-  for (int d = 0; d < g.rank; ++d) bytes *= static_cast<double>(g.output[d]);
-  return bytes;
-}
 
 // The shape facts: tap shifts of the last dim, rows, the largest tap counts, and per outer dim
 // the window of input rows between its extreme tap shifts (at most the input's extent): the
@@ -144,7 +140,7 @@ Tiling plan_tiling(const TilingInput& in) {
   shape_facts(in, t, window);
   const std::int64_t per_q =
       ((in.via_row ? g.stride[xd] * in.cout_g : 0) + t.cached * in.cin_g) * in.elem;
-  const double out_bytes = output_bytes(g, in.elem);
+  const double out_bytes = detail::output_bytes(g, static_cast<std::size_t>(in.elem));
   block_last_dim(in, t, per_q, out_bytes);
   const std::int64_t xlen_max = t.qblock + t.cmax - t.cmin;
   t.xlen_alloc = in.spatial ? xlen_max + in.spatial_tile : xlen_max;
