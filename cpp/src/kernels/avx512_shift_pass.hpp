@@ -1,4 +1,4 @@
-// What the AVX-512 shift-group and row-phase tiles (avx512_fused.cpp, avx512_rows.cpp) share:
+// What the AVX-512 shift-group and row-phase tiles (avx512_fused.cpp, avx512_rows.hpp) share:
 // the pass over one shift's input vectors and the switch over its phase mask. Only for files
 // built with -mavx512f, after avx512_tile.hpp; internal linkage, as there.
 #pragma once

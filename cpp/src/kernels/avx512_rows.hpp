@@ -2,11 +2,15 @@
 // positions at once, over groups of shifts read in place, like the shift-group kernel of
 // avx512_fused.cpp (whose pass over a shift's vectors it shares, avx512_shift_pass.hpp).
 //
-// Built with -mavx512f -mavx2 -mfma for this file only; internal linkage except the entry
-// points and no standard-library templates, for the same reason as avx2_gemm.cpp.
+// Templates with internal linkage, included only by avx512_rows_f32.cpp and
+// avx512_rows_f64.cpp: one translation unit per dtype, so each gets its own optimisation
+// level and both cores compile them at once.
+#pragma once
+
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/avx512.hpp"
 #include "kernels/avx512_shift_pass.hpp"
@@ -190,7 +194,10 @@ bool rows_gemm(const RowsCall<typename S::T>& g) {
     constexpr int RY = decltype(ry)::value;
     auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
       constexpr int MV = decltype(tile)::MV;
-      if (rows_window_cuts(g, m, rows))
+      // Doubles keep the masked variant only: half the code for the rarer dtype.
+      if constexpr (std::is_same_v<typename S::T, double>)
+        rows_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, rows);
+      else if (rows_window_cuts(g, m, rows))
         rows_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, rows);
       else
         rows_tile<S, Sh::CO, RY, Sh::PH, MV, false>(g, m, rows);
@@ -201,18 +208,4 @@ bool rows_gemm(const RowsCall<typename S::T>& g) {
 }
 
 }  // namespace
-
-bool rows_f32(const RowsCall<float>& g) { return rows_gemm<F32>(g); }
-bool rows_f64(const RowsCall<double>& g) { return rows_gemm<F64>(g); }
-
 }  // namespace tconv::kernels::avx512
-
-#undef TCONV_LOAD
-#undef TCONV_PIN
-#undef TCONV_LOAD_VECTORS
-#undef TCONV_MASK_CASES
-#undef TCONV_ACC24
-#undef TCONV_TILE_ACC_DECL
-#undef TCONV_TILE_ACCUMULATORS
-#undef TCONV_TILE_ACC_SPILL
-#undef TCONV_TILE_STORE

@@ -1,0 +1,21 @@
+// AVX-512F row-phase kernel for float (avx512_rows.hpp).
+//
+// Built with -mavx512f -mavx2 -mfma for this file only; internal linkage except the entry
+// point and no standard-library templates, for the same reason as avx2_gemm.cpp.
+#include "kernels/avx512_rows.hpp"
+
+namespace tconv::kernels::avx512 {
+
+bool rows_f32(const RowsCall<float>& g) { return rows_gemm<F32>(g); }
+
+}  // namespace tconv::kernels::avx512
+
+#undef TCONV_LOAD
+#undef TCONV_PIN
+#undef TCONV_LOAD_VECTORS
+#undef TCONV_MASK_CASES
+#undef TCONV_ACC24
+#undef TCONV_TILE_ACC_DECL
+#undef TCONV_TILE_ACCUMULATORS
+#undef TCONV_TILE_ACC_SPILL
+#undef TCONV_TILE_STORE
