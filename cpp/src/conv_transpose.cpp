@@ -69,10 +69,7 @@ int threads_for(const Geometry& g, const Options& options) {
   return static_cast<int>(std::min<double>(t, by_work));
 }
 
-// ---- the ordered implementation list ---------------------------------------------------------
-//
-// Each entry says whether it handles the problem on the chosen ISA; the first that does runs.
-// The portable kernel handles everything and closes the list.
+// ---- each ISA's kernel set ---------------------------------------------------------------------
 
 template <class T>
 struct KernelTable;
@@ -283,6 +280,164 @@ void bias_only(const Geometry& g, const T* bias, T* y, const std::vector<std::in
   }
 }
 
+// ---- the drivers, in the order the dispatch tries them --------------------------------------
+//
+// A layer runs on the first driver whose applies() accepts it and whose run() does not decline
+// (kDeclined: its buffers would exceed the scratch budget). Options::driver names one driver
+// instead (tests and benchmarks reach every driver that way, whatever the thresholds).
+
+template <class T>
+struct Call {
+  Call(const Geometry& g_, const kernels::Problem<T>& p_, const Options& options_,
+       PackCache<T>* cache_)
+      : g(g_), p(p_), options(options_), cache(cache_) {}
+
+  const Geometry& g;
+  const kernels::Problem<T>& p;
+  const Options& options;
+  PackCache<T>* cache;
+  bool finite = true;  // no Inf or NaN in the weights (see all_finite)
+  Isa isa = Isa::portable;
+  bool have_isa = false;  // the ISA has phase kernels (ks is set)
+  kernels::KernelSet<T> ks{};
+  int threads = 1;
+  std::shared_ptr<const kernels::phase::Packed<T>> phase_pk;  // packed on first use
+
+  bool vector_phase() const { return finite && have_isa && phase_handles(g); }
+  const kernels::phase::Packed<T>& phase_packed();
+};
+
+template <class T>
+const kernels::phase::Packed<T>& Call<T>::phase_packed() {
+  if (phase_pk) return *phase_pk;
+  const auto algo = kernels::phase::choose_algo(g);
+  const std::int64_t width = algo == kernels::phase::Algo::channel ? ks.nr : 0;
+  // Packing moves the weights through memory once: worth a second thread from ~1 MiB.
+  double weight_bytes = static_cast<double>(sizeof(T));
+  for (auto e : g.weight_shape()) weight_bytes *= static_cast<double>(e);
+  const int pack_threads = weight_bytes > (1 << 20) ? runtime::choose_threads(options) : 1;
+  auto make = [&] {
+    return kernels::phase::pack(g, p.w, p.w_strides, algo, width, pack_threads, ks.transpose,
+                                ks.rows_gemm != nullptr);
+  };
+  auto fits = [&](const kernels::phase::Packed<T>& pk) {
+    return pk.matches(g) && (algo != kernels::phase::Algo::channel || pk.width == width) &&
+           !(ks.rows_gemm && pk.rows_size == 0 && kernels::phase::rows_layout_fits(g));
+  };
+  phase_pk = cache ? cache->phase.get(fits, make)
+                   : std::make_shared<const kernels::phase::Packed<T>>(make());
+  return *phase_pk;
+}
+
+// Depthwise layers: the depthwise driver with the ISA's kernels, or with its scalar ones when
+// the ISA is capped to portable. An ISA without depthwise kernels keeps the phase driver.
+template <class T>
+bool depthwise_applies(Call<T>& c) {
+  return c.finite && kernels::depthwise::applies(c.p, c.threads) &&
+         (!c.have_isa || (c.ks.dw_rows && c.ks.dw_pixels));
+}
+
+template <class T>
+std::size_t depthwise_run(Call<T>& c) {
+  kernels::DwRowsFn<T> rows = kernels::depthwise::portable_rows<T>();
+  kernels::DwPixelsFn<T> pixels = kernels::depthwise::portable_pixels<T>();
+  if (c.have_isa) {
+    rows = c.ks.dw_rows;
+    pixels = c.ks.dw_pixels;
+    t_last_isa = c.isa;
+  }
+  auto make = [&] { return kernels::depthwise::pack(c.g, c.p.w, c.p.w_strides); };
+  const auto packed =
+      c.cache ? c.cache->depthwise.get([&](const auto& pk) { return pk.matches(c.g); }, make)
+              : std::make_shared<const kernels::depthwise::Packed<T>>(make());
+  t_last_memory.packed_weight_bytes = packed->bytes();
+  return kernels::depthwise::run(c.p, *packed, rows, pixels, c.threads);
+}
+
+template <class T>
+bool shuffle_applies(Call<T>& c) {
+  return c.vector_phase() && kernels::phase::shuffle_applies(c.p, c.phase_packed());
+}
+
+template <class T>
+bool rows_applies(Call<T>& c) {
+  return c.vector_phase() && kernels::phase::rows_applies(c.p, c.phase_packed(), c.ks);
+}
+
+template <class T>
+bool phase_applies(Call<T>& c) {
+  return c.vector_phase();
+}
+
+// The phase drivers on the packed weights (see kernels/phase.hpp).
+template <class T, std::size_t (*Run)(const kernels::Problem<T>&, const kernels::phase::Packed<T>&,
+                                      const kernels::KernelSet<T>&, int)>
+std::size_t phase_run(Call<T>& c) {
+  const auto& pk = c.phase_packed();
+  t_last_isa = c.isa;
+  t_last_memory.packed_weight_bytes = pk.bytes();
+  return Run(c.p, pk, c.ks, c.threads);
+}
+
+template <class T>
+bool always(Call<T>&) {
+  return true;
+}
+
+template <class T>
+std::size_t portable_run(Call<T>& c) {
+  kernels::portable::conv_transpose(c.p);
+  return 0;
+}
+
+template <class T>
+struct Driver {
+  const char* name;
+  bool (*applies)(Call<T>&);
+  std::size_t (*run)(Call<T>&);
+};
+
+template <class T>
+constexpr Driver<T> kDrivers[] = {
+    {"depthwise", depthwise_applies<T>, depthwise_run<T>},
+    {"phase_shuffle", shuffle_applies<T>, phase_run<T, kernels::phase::run_shuffle<T>>},
+    {"phase_rows", rows_applies<T>, phase_run<T, kernels::phase::run_rows<T>>},
+    {"phase", phase_applies<T>, phase_run<T, kernels::phase::run<T>>},
+    {"portable", always<T>, portable_run<T>},
+};
+
+// Runs `d`; false (and the call's records cleared) when it declined.
+template <class T>
+bool run_driver(const Driver<T>& d, Call<T>& c) {
+  const std::size_t scratch = d.run(c);
+  if (scratch == kernels::phase::kDeclined) {
+    t_last_isa = Isa::portable;
+    t_last_memory = CallMemory{};
+    return false;
+  }
+  t_last_memory.scratch_bytes = scratch;
+  return true;
+}
+
+template <class T>
+void run_forced(Call<T>& c) {
+  for (const auto& d : kDrivers<T>) {
+    if (c.options.driver != d.name) continue;
+    if (!d.applies(c))
+      throw std::invalid_argument("the driver '" + c.options.driver +
+                                  "' does not take this layer (on " + isa_name(c.isa) + ")");
+    if (!run_driver(d, c))
+      throw std::invalid_argument("the driver '" + c.options.driver +
+                                  "' declined this layer: its buffers would exceed the "
+                                  "scratch budget");
+    return;
+  }
+  std::string names;
+  for (const auto& d : kDrivers<T>) names += std::string(names.empty() ? "" : ", ") + d.name;
+  throw std::invalid_argument("unknown driver '" + c.options.driver + "'; the drivers are " +
+                              names);
+}
+
 template <class T>
 void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strides,
                const T* weight, const std::vector<std::int64_t>& weight_strides, const T* bias,
@@ -308,64 +463,14 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
     return;
   }
   detail::InterruptScope interrupt(options.interrupt);
-  if (!(cache ? cache->weights_finite : all_finite(g.weight_shape(), weight, p.w_strides))) {
-    kernels::portable::conv_transpose(p);
-    return;
-  }
-  const Isa isa = runtime::choose_isa(options);
-  kernels::KernelSet<T> ks{};
-  // Depthwise layers: the depthwise driver with the ISA's kernels, or with its scalar ones when
-  // the ISA is capped to portable. An ISA without depthwise kernels keeps the phase driver.
-  const bool have_isa = phase_kernels<T>(isa, &ks);
-  if (kernels::depthwise::applies(p, threads_for(g, options)) &&
-      (!have_isa || (ks.dw_rows && ks.dw_pixels))) {
-    kernels::DwRowsFn<T> rows = kernels::depthwise::portable_rows<T>();
-    kernels::DwPixelsFn<T> pixels = kernels::depthwise::portable_pixels<T>();
-    if (have_isa) {
-      rows = ks.dw_rows;
-      pixels = ks.dw_pixels;
-      t_last_isa = isa;
-    }
-    auto make = [&] { return kernels::depthwise::pack(g, weight, p.w_strides); };
-    const auto packed =
-        cache ? cache->depthwise.get([&](const auto& pk) { return pk.matches(g); }, make)
-              : std::make_shared<const kernels::depthwise::Packed<T>>(make());
-    t_last_memory.packed_weight_bytes = packed->bytes();
-    t_last_memory.scratch_bytes =
-        kernels::depthwise::run(p, *packed, rows, pixels, threads_for(g, options));
-    return;
-  }
-  if (phase_handles(g) && have_isa) {
-    t_last_isa = isa;
-    const auto algo = kernels::phase::choose_algo(g);
-    const std::int64_t width = algo == kernels::phase::Algo::channel ? ks.nr : 0;
-    // Packing moves the weights through memory once: worth a second thread from ~1 MiB.
-    double weight_bytes = static_cast<double>(sizeof(T));
-    for (auto e : g.weight_shape()) weight_bytes *= static_cast<double>(e);
-    const int pack_threads = weight_bytes > (1 << 20) ? runtime::choose_threads(options) : 1;
-    auto make = [&] {
-      return kernels::phase::pack(g, weight, p.w_strides, algo, width, pack_threads, ks.transpose,
-                                  ks.rows_gemm != nullptr);
-    };
-    auto fits = [&](const kernels::phase::Packed<T>& pk) {
-      return pk.matches(g) && (algo != kernels::phase::Algo::channel || pk.width == width) &&
-             !(ks.rows_gemm && pk.rows_size == 0 && kernels::phase::rows_layout_fits(g));
-    };
-    const auto packed = cache ? cache->phase.get(fits, make)
-                              : std::make_shared<const kernels::phase::Packed<T>>(make());
-    t_last_memory.packed_weight_bytes = packed->bytes();
-    const std::size_t scratch =
-        kernels::phase::shuffle_applies(p, *packed)
-            ? kernels::phase::run_shuffle(p, *packed, ks, threads_for(g, options))
-            : kernels::phase::run(p, *packed, ks, threads_for(g, options));
-    if (scratch != kernels::phase::kDeclined) {
-      t_last_memory.scratch_bytes = scratch;
-      return;
-    }
-    t_last_isa = Isa::portable;
-    t_last_memory = CallMemory{};
-  }
-  kernels::portable::conv_transpose(p);
+  Call<T> c(g, p, options, cache);
+  c.finite = cache ? cache->weights_finite : all_finite(g.weight_shape(), weight, p.w_strides);
+  c.isa = runtime::choose_isa(options);
+  c.have_isa = phase_kernels<T>(c.isa, &c.ks);
+  c.threads = threads_for(g, options);
+  if (!options.driver.empty()) return run_forced(c);
+  for (const auto& d : kDrivers<T>)
+    if (d.applies(c) && run_driver(d, c)) return;
 }
 
 // run_layer on the layer's canonical form (see canonical.hpp), with any allocation that failed
@@ -403,6 +508,12 @@ void run(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strid
 CallMemory last_call_memory() { return t_last_memory; }
 Isa last_call_isa() { return t_last_isa; }
 const char* last_call_kernel() { return runtime::noted_kernel(); }
+
+std::vector<std::string> drivers() {
+  std::vector<std::string> names;
+  for (const auto& d : kDrivers<float>) names.emplace_back(d.name);
+  return names;
+}
 
 void conv_transpose(const Geometry& g, const float* x, const std::vector<std::int64_t>& x_strides,
                     const float* weight, const std::vector<std::int64_t>& weight_strides,

@@ -79,9 +79,10 @@ void bind_ops(py::module_& m) {
       "conv_transpose",
       [](const tconv::Geometry& g, const py::array& x, const py::array& w,
          const std::optional<py::array>& bias, py::array out, int num_threads,
-         std::optional<std::string> max_isa) {
+         std::optional<std::string> max_isa, std::optional<std::string> driver) {
         tconv::Options opt;
         opt.num_threads = num_threads;
+        if (driver) opt.driver = *driver;
         if (max_isa) {
           opt.cap_isa = true;
           try {
@@ -103,7 +104,8 @@ void bind_ops(py::module_& m) {
         }
       },
       py::arg("geometry"), py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
-      py::arg("num_threads") = 0, py::arg("max_isa") = py::none());
+      py::arg("num_threads") = 0, py::arg("max_isa") = py::none(), py::arg("driver") = py::none());
+  m.def("drivers", &tconv::drivers, "The drivers, in the order the dispatch tries them.");
 
   m.def("available_isas", [] {
     std::vector<std::string> names;

@@ -459,12 +459,14 @@ def run_one(
         kw = _kw(layer)
         want = tconv.conv_transpose(x, w, b, **kw)
         mem_fn = _core.last_call_memory()
+        kernel_fn = _core.last_call_kernel()
         plan = tconv.ConvTranspose(w, b, **kw)
         # out= arrays on a cache line, like the outputs tconv allocates itself (and those every
         # peer allocates): numpy's np.empty starts 16 bytes into one.
         yplan = _empty_output(want.shape, want.dtype)
         plan(x, out=yplan)
         mem_plan = _core.last_call_memory()
+        kernel_plan = _core.last_call_kernel()
         makers: dict[str, Callable[[], tuple]] = {
             "tconv": lambda: ((lambda: tconv.conv_transpose(x, w, b, **kw)), None),
             "tconv_plan": lambda: ((lambda: plan(x, out=yplan)), None),
@@ -485,6 +487,8 @@ def run_one(
                 "tconv": _memory_fields(mem_fn, want.nbytes),
                 "tconv_plan": _memory_fields(mem_plan, want.nbytes),
             },
+            # The driver (and variant) of each of tconv's calls: see tconv._core.drivers().
+            "kernel": {"tconv": kernel_fn, "tconv_plan": kernel_plan},
             "times": {},
             "errors": {},
             "refused": {},
@@ -835,12 +839,13 @@ def _table(report: dict) -> str:
             f"GFLOP/s (median{over}); %peak = tconv plan / FMA peak; mem% = working memory "
             "beyond x, w, y as % of the output (functional | plan); pack% = packed "
             "weights, % of the output; x = tconv plan / best peer, the plan on the "
-            "faster of NCHW (tconv_plan) and NHWC (tconv_cl) data"
+            "faster of NCHW (tconv_plan) and NHWC (tconv_cl) data; kernel = the driver and variant "
+            "that ran the plan (tconv._core.drivers())"
         )
         head = (
             f"{'layer':<20}"
             + "".join(f"{c:>11}" for c in cols)
-            + f"{'%peak':>7}{'mem% f|p':>12}{'pack%':>7}{'vs best peer':>20}"
+            + f"{'%peak':>7}{'mem% f|p':>12}{'pack%':>7}{'vs best peer':>20}  kernel (plan)"
         )
         lines.append(head)
         ratios = []
@@ -863,7 +868,10 @@ def _table(report: dict) -> str:
                 tail = f"{ratio:>9.2f}x {best[0]:<10}"
             else:
                 tail = f"{'-':>20}"
-            lines.append(f"{r['layer']:<20}{cells}{pct}{memcell:>12}{_fmt_pct(pk, 7)}{tail}")
+            kernel = r.get("kernel", {}).get("tconv_plan", "-")
+            lines.append(
+                f"{r['layer']:<20}{cells}{pct}{memcell:>12}{_fmt_pct(pk, 7)}{tail}  {kernel}"
+            )
         if ratios:
             geo = math.exp(sum(math.log(v) for _, v in ratios) / len(ratios))
             below = [name for name, v in ratios if v < 1.0]

@@ -119,7 +119,13 @@ def conv_transpose(
     out: numpy.ndarray,
     num_threads: typing.SupportsInt | typing.SupportsIndex = 0,
     max_isa: str | None = None,
+    driver: str | None = None,
 ) -> None: ...
+def drivers() -> list[str]:
+    """
+    The drivers, in the order the dispatch tries them.
+    """
+
 def effective_kernel(
     kernel: typing.SupportsInt | typing.SupportsIndex,
     dilation: typing.SupportsInt | typing.SupportsIndex,

@@ -141,6 +141,7 @@ def test_quick_run_writes_table_json_and_memory_fields(suite, tmp_path):
         assert all(t > 0 for t in r["times"].values())
         assert r["errors"]["numpy"] <= _bench.TOLERANCE["float32"]
         for call in ("tconv", "tconv_plan"):
+            assert r["kernel"][call].split("_")[0] in {"depthwise", "phase", "portable"}
             mem = r["memory"][call]
             assert isinstance(mem["scratch_bytes"], int) and mem["scratch_bytes"] >= 0
             assert isinstance(mem["packed_weight_bytes"], int) and mem["packed_weight_bytes"] >= 0
@@ -151,6 +152,7 @@ def test_quick_run_writes_table_json_and_memory_fields(suite, tmp_path):
                 100 * mem["packed_weight_bytes"] / r["output_bytes"]
             )
     out = proc.stdout
+    assert "kernel (plan)" in out and run["results"][0]["kernel"]["tconv_plan"] in out
     assert "mem% f|p" in out and "pack%" in out and "tiny_2d" in out and "tiny_1d" in out
     assert "tiny_dw" not in out
     assert "geomean plan / best peer" in out

@@ -61,6 +61,9 @@ struct Options {
   int num_threads = 0;   // <= 0: the process-wide setting
   bool cap_isa = false;  // true: use at most max_isa for this call
   Isa max_isa = Isa::portable;
+  // Empty: the dispatch picks the driver. Else one of drivers(): the call runs on it, and
+  // throws std::invalid_argument where it does not take the layer (tests and benchmarks).
+  std::string driver;
   // Asked on the calling thread about every 20 ms while the call computes (a poll that takes
   // long is asked less often, still every 150 ms; never on another thread, never after the
   // call returns); returning true stops the call with Interrupted within a bounded piece of
@@ -111,6 +114,11 @@ Isa last_call_isa();
 // rows in blocks, panel by panel), "phase_spatial", "phase_spatial_in_place"; "none" when the
 // call computed nothing (an empty output) or only the bias (no input channels).
 const char* last_call_kernel();
+
+// The drivers, in the order the dispatch tries them: a layer runs on the first that takes it
+// ("depthwise", "phase_shuffle", "phase_rows", "phase", "portable"). last_call_kernel() names
+// the driver and its variant: it starts with the driver's name.
+std::vector<std::string> drivers();
 
 // Convenience form for C-contiguous buffers: validates the layer and runs it.
 // Returns the geometry (y must hold prod(geometry.output_shape()) elements: call

@@ -582,7 +582,8 @@ class RowsDriver {
   bool prefetch_rows_ = false;
 };
 
-// Runs the layer on RowsCall. Returns the scratch bytes, or kDeclined.
+}  // namespace
+
 template <class T>
 std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks,
                      int threads) {
@@ -608,8 +609,6 @@ std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T
   return scratch_bytes;
 }
 
-// Whether run_rows takes this layer: its weights in the RowsCall layout, the ISA's kernel, the
-// input's last dim contiguous (in place, whole vectors of positions), and few enough shifts.
 template <class T>
 bool rows_applies(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks) {
   const Geometry& g = *p.g;
@@ -620,8 +619,6 @@ bool rows_applies(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& 
   const std::int64_t group = used_col_shifts(pk);
   return group >= 1 && group <= 8;
 }
-
-}  // namespace
 
 namespace {
 
@@ -1160,7 +1157,6 @@ class PhaseDriver {
 
 template <class T>
 std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks, int threads) {
-  if (rows_applies(p, pk, ks)) return run_rows(p, pk, ks, threads);
   const Geometry& g = *p.g;
   const int xd = g.rank - 1;
   const int c_axis = g.data_format == DataFormat::channels_first ? 1 : g.rank + 1;
@@ -1326,6 +1322,12 @@ template Packed<float> pack(const Geometry&, const float*, const std::vector<std
 template Packed<double> pack(const Geometry&, const double*, const std::vector<std::int64_t>&, Algo,
                              std::int64_t, int, TransposeFn<double>, bool);
 template std::size_t run(const Problem<float>&, const Packed<float>&, const KernelSet<float>&, int);
+template bool rows_applies(const Problem<float>&, const Packed<float>&, const KernelSet<float>&);
+template bool rows_applies(const Problem<double>&, const Packed<double>&, const KernelSet<double>&);
+template std::size_t run_rows(const Problem<float>&, const Packed<float>&, const KernelSet<float>&,
+                              int);
+template std::size_t run_rows(const Problem<double>&, const Packed<double>&,
+                              const KernelSet<double>&, int);
 template bool shuffle_applies(const Problem<float>&, const Packed<float>&);
 template bool shuffle_applies(const Problem<double>&, const Packed<double>&);
 template std::size_t run_shuffle(const Problem<float>&, const Packed<float>&,

@@ -98,8 +98,20 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& packed, const Kern
 // kernel without per-row buffers.
 inline constexpr std::size_t kDeclined = static_cast<std::size_t>(-1);
 
-// Runs the layer with packed weights on up to `threads` threads. Returns the bytes of scratch
-// used (row buffers and tap lists, all threads), for the memory accounting, or kDeclined.
+// Whether run_rows takes this layer: its weights in the RowsCall layout, the ISA's kernel, the
+// input's last dim contiguous (in place, whole vectors of positions), and few enough shifts.
+template <class T>
+bool rows_applies(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels);
+
+// Every phase of the last two dims at once (RowsCall), the input read in place. Returns the
+// scratch bytes used (tap lists, all threads), or kDeclined.
+template <class T>
+std::size_t run_rows(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
+                     int threads);
+
+// The row-buffer driver: runs the layer with packed weights on up to `threads` threads.
+// Returns the bytes of scratch used (row buffers and tap lists, all threads), for the memory
+// accounting, or kDeclined.
 template <class T>
 std::size_t run(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
                 int threads);

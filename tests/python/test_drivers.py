@@ -1,0 +1,166 @@
+"""The dispatch's driver list (tconv._core.drivers()): every driver computes the reference's
+numbers on every layer it takes, whatever the thresholds that normally route layers to it; the
+dispatch runs the first driver of the list that takes a layer; and every driver is reached."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tconv
+from tconv import _core, reference
+
+from conftest import assert_close_in_norm, examples, layer_inputs, reachable_isas
+
+# The drivers as the C++ header documents them, in the dispatch's order.
+DRIVERS = ["depthwise", "phase_shuffle", "phase_rows", "phase", "portable"]
+VECTOR_ISAS = [i for i in reachable_isas() if i != "portable"]
+
+
+def driver_of(kernel: str) -> str:
+    """The driver a last_call_kernel() name belongs to (the phase driver's variants are
+    phase_channel*, phase_spatial*)."""
+    if kernel in DRIVERS:
+        return kernel
+    assert kernel.startswith(("phase_channel", "phase_spatial")), kernel
+    return "phase"
+
+
+def run_on(driver: str | None, isa: str, x, w, b, kw) -> tuple[np.ndarray, str] | None:
+    """y and the kernel that ran, on `driver` (None: the dispatch's pick) capped to `isa`;
+    None where the driver does not take the layer."""
+    g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
+    out = np.empty(g.output_shape(), x.dtype)
+    try:
+        _core.conv_transpose(g, x, w, b, out, 0, isa, driver)
+    except ValueError as e:
+        if "does not take this layer" in str(e) or "declined this layer" in str(e):
+            return None
+        raise
+    return out, _core.last_call_kernel()
+
+
+def test_the_list_is_the_documented_order():
+    assert _core.drivers() == DRIVERS
+
+
+@st.composite
+def layers(draw):
+    rank = draw(st.sampled_from([1, 2, 2, 3]))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    depthwise = draw(st.sampled_from([False, False, True]))
+    cin = groups if depthwise else groups * draw(st.integers(1, 6))
+    cout_g = 1 if depthwise else draw(st.sampled_from([1, 2, 3, 4, 8, 17]))
+    stride = [draw(st.integers(1, 4)) for _ in range(rank)]
+    shuffle = draw(st.booleans())
+    kernel = list(stride) if shuffle else [draw(st.integers(1, 5)) for _ in range(rank)]
+    dilation = [1] * rank if shuffle else [draw(st.integers(1, 2)) for _ in range(rank)]
+    pads = (
+        0 if shuffle else [draw(st.integers(0, (k - 1) * d // 2)) for k, d in zip(kernel, dilation)]
+    )
+    max_in = {1: 20, 2: 8, 3: 4}[rank]
+    return dict(
+        rank=rank,
+        groups=groups,
+        cin=cin,
+        cout_g=cout_g,
+        kernel=kernel,
+        stride=stride,
+        dilation=dilation,
+        size=[draw(st.integers(1, max_in)) for _ in range(rank)],
+        pads=pads,
+        outpad=None,
+        batch=draw(st.integers(1, 2)),
+        channels_last=shuffle or draw(st.booleans()),  # the one-GEMM path reads x in place
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        bias=draw(st.booleans()),
+        layout="c",
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+@pytest.mark.hypothesis
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=layers())
+def test_every_driver_that_takes_a_layer_gives_the_reference(cfg):
+    x, w, b, kw = layer_inputs(cfg)
+    want = reference.conv_transpose(x, w, b, **kw)
+    for isa in reachable_isas():
+        taken = []
+        for driver in DRIVERS:
+            got = run_on(driver, isa, x, w, b, kw)
+            if got is None:
+                continue
+            y, kernel = got
+            assert driver_of(kernel) == driver
+            assert_close_in_norm(y, want, cfg["dtype"], msg=f"{driver} on {isa}")
+            taken.append(driver)
+        assert taken[-1] == "portable"  # it takes every layer and closes the list
+        y, kernel = run_on(None, isa, x, w, b, kw)
+        assert driver_of(kernel) == taken[0], f"dispatch on {isa}: {kernel}, list: {taken}"
+        if isa == "portable":
+            # The phase drivers need an ISA's kernels; depthwise has scalar ones.
+            assert set(taken) <= {"depthwise", "portable"}
+
+
+def _layer(cin, cout_g, size, kernel, stride, padding=0, groups=1, channels_last=False, **extra):
+    rng = np.random.default_rng(3)
+    rank = len(size)
+    if channels_last:
+        x = rng.standard_normal((1, *size, cin)).astype(np.float32)
+        w = rng.standard_normal((*[kernel] * rank, cout_g, cin)).astype(np.float32)
+    else:
+        x = rng.standard_normal((1, cin, *size)).astype(np.float32)
+        w = rng.standard_normal((cin, cout_g, *[kernel] * rank)).astype(np.float32)
+    kw = dict(
+        stride=stride,
+        padding=padding,
+        groups=groups,
+        data_format="channels_last" if channels_last else "channels_first",
+        **extra,
+    )
+    return x, w, kw
+
+
+# One layer per driver that the dispatch sends there on an ISA with vector kernels.
+ROUTED = {
+    "depthwise": _layer(8, 1, (10, 10), 3, 2, padding=1, groups=8),
+    "phase_shuffle": _layer(16, 8, (5, 5), 2, 2, channels_last=True),
+    "phase_rows": _layer(4, 1, (12, 12), 9, 3, padding=4, output_padding=2),
+    "phase": _layer(16, 16, (6, 6), 4, 2, padding=1),
+}
+
+
+@pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
+@pytest.mark.parametrize("driver", list(ROUTED))
+@pytest.mark.parametrize("isa", VECTOR_ISAS)
+def test_each_driver_is_reached_by_the_dispatch(driver, isa):
+    x, w, kw = ROUTED[driver]
+    y, kernel = run_on(None, isa, x, w, None, kw)
+    # The row-phase tiles exist on AVX-512 only; elsewhere the phase driver takes the layer.
+    want = "phase" if driver == "phase_rows" and isa != "avx512" else driver
+    assert driver_of(kernel) == want
+    assert_close_in_norm(y, reference.conv_transpose(x, w, None, **kw), np.float32)
+
+
+def test_portable_is_reached_by_nonfinite_weights():
+    x, w, kw = ROUTED["phase"]
+    w = w.copy()
+    w[0, 0, 0, 0] = np.nan
+    for isa in reachable_isas():
+        y, kernel = run_on(None, isa, x, w, None, kw)
+        assert kernel == "portable"
+        # The NaN weight reaches the cells its tap feeds and no others.
+        assert np.isnan(y).any() and not np.isnan(y).all()
+
+
+def test_a_driver_that_does_not_take_the_layer_says_so():
+    x, w, kw = ROUTED["phase"]
+    g = tconv.ConvTranspose(w, None, **kw)._resolve(x.shape, None)[0]
+    out = np.empty(g.output_shape(), x.dtype)
+    with pytest.raises(ValueError, match="the driver 'depthwise' does not take this layer"):
+        _core.conv_transpose(g, x, w, None, out, 0, None, "depthwise")
+    with pytest.raises(ValueError, match="unknown driver 'fast'; the drivers are depthwise, "):
+        _core.conv_transpose(g, x, w, None, out, 0, None, "fast")
