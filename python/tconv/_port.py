@@ -32,6 +32,8 @@ _TAKES_BIAS = ("torch", "keras", "onnx")
 # A source whose window is not given by the input size is measured at these two sizes: if the
 # windows agree the layer does not depend on the input size.
 _PROBES = (16, 17)
+# Target layers checked through tconv.shapes per port (about 0.3 ms each), best first.
+_MAX_TRIES = 32
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,7 @@ def _convert_kernel(kernel: Any, source: str, target: str, rank: int) -> Any:
     out = kernel.transpose(perm)
     if flip:
         out = np.flip(out, flip)
-    return np.ascontiguousarray(out)
+    return np.array(out, order="C")  # a copy: a flipped length-1 axis keeps a negative stride
 
 
 # ---- sources: the layer's window in the full result -------------------------------------------
@@ -648,9 +650,14 @@ def _candidates(conv: str, lay: _Layer, j: int, i: int) -> list[_Dim]:
         return out
     if conv == "onnx":
         b, e = max(start, 0), max(end, 0)
-        op = min(max(-end, 0), m - 1)
-        o, plo, phi, pop = _core.onnx_resolve(i, k, s, d, op, "NOTSET", b, e, None)
-        return [_Dim(k, s, d, plo, phi, pop, o, (b, e, op), (op > 0, b != e, b + e, op))]
+        want = max(-end, 0)
+        # onnxruntime refuses some output_padding >= stride: smaller ones, the rest as pad
+        ops = dict.fromkeys((min(want, m - 1), min(want, s - 1), 0))
+        out = []
+        for op in ops:
+            o, plo, phi, pop = _core.onnx_resolve(i, k, s, d, op, "NOTSET", b, e, None)
+            out.append(_Dim(k, s, d, plo, phi, pop, o, (b, e, op), (op > 0, b != e, b + e, op)))
+        return out
     if conv == "jax":
         same_valid = list(_dims(conv, i, k, s, d, None))[:2]
         b, a = span - start, span - end
@@ -679,23 +686,26 @@ def _mode_class(conv: str, x: _Dim) -> Any:
 
 
 def _choices(conv: str, lay: _Layer, sizes: tuple) -> list[list[tuple]]:
-    """Per mode class, best first: per dim (candidate, crop, pad)."""
+    """Layers to try, best first: per dim (candidate, crop, pad). Per mode class (one padding
+    string for every dim), the best candidate of each dim, then the next best, and so on."""
     per_class: dict[Any, list] = {}
     for j in range(lay.rank):
-        best: dict[Any, tuple] = {}
         for x in _candidates(conv, lay, j, sizes[j]):
             fit = _fit(x, lay.start[j], lay.end[j])
-            if fit is None:
-                continue
-            cost = (sum(fit[0]) + sum(fit[1]), x.key)
-            c = _mode_class(conv, x)
-            if c not in best or cost < best[c][0]:
-                best[c] = (cost, x, *fit)
-        for c, v in best.items():
-            per_class.setdefault(c, [None] * lay.rank)[j] = v
-    full = [v for v in per_class.values() if all(e is not None for e in v)]
-    full.sort(key=lambda v: (sum(e[0][0] for e in v), [e[0][1] for e in v]))
-    return [[e[1:] for e in v] for v in full]
+            if fit is not None:
+                cost = (sum(fit[0]) + sum(fit[1]), x.key)
+                per_dim = per_class.setdefault(_mode_class(conv, x), [[] for _ in sizes])
+                per_dim[j].append((cost, x, *fit))
+    tries = []
+    for per_dim in per_class.values():
+        if not all(per_dim):
+            continue
+        for v in per_dim:
+            v.sort(key=lambda e: e[0])
+        for level in range(max(len(v) for v in per_dim)):
+            tries.append([v[min(level, len(v) - 1)] for v in per_dim])
+    tries.sort(key=lambda t: (sum(e[0][0] for e in t), [e[0][1] for e in t]))
+    return [[e[1:] for e in t] for t in tries]
 
 
 def _no_groups(target: str, lay: _Layer) -> str:
@@ -729,15 +739,20 @@ def _to_target(lay: _Layer, target: str) -> Port:
         )
     sizes = lay.input_size or (_PROBES[0],) * lay.rank
     refusals: list[str] = []
-    for choice in _choices(target, lay, sizes):
+    fallback = None
+    for choice in _choices(target, lay, sizes)[:_MAX_TRIES]:
         dims = [c[0] for c in choice]
         if not _compatible(target, dims):
             continue
         sol = _make(target, dims, sizes, lay.in_channels, lay.out_channels, refusals)
-        if sol is not None:
-            crop = tuple(c[1] for c in choice)
-            pad = tuple(c[2] for c in choice)
-            return _build(lay, target, sol, crop, pad)
+        if sol is None:
+            continue
+        found = (sol, tuple(c[1] for c in choice), tuple(c[2] for c in choice))
+        if not sol.notes:  # a layer every backend runs beats one with a smaller crop
+            return _build(lay, target, *found)
+        fallback = fallback or found
+    if fallback is not None:
+        return _build(lay, target, *fallback)
     why = refusals[0] if refusals else "no layer of it holds this window"
     raise ValueError(
         f"{target} cannot run this layer: {why}. Nearest recipe: lax.conv_transpose runs "

@@ -28,7 +28,7 @@ def _weights_line(port: Any) -> str:
         expr += f".transpose{tuple(port._perm)}"
     if port._flip:
         expr = f"np.flip({expr}, {tuple(port._flip)})"
-    return f"w = np.ascontiguousarray({expr}, dtype=np.float32)"
+    return f"w = np.array({expr}, dtype=np.float32, order='C')"
 
 
 def _run_lines(port: Any) -> list[str]:
