@@ -446,7 +446,8 @@ def _from_keras(layer: dict, kernel: Any, bias: Any, input_shape: Any) -> _Layer
     if kernel is not None:
         cin = _channel_of("keras", kernel, "i", r)
     shape_in = (batch, *(sizes or (_PROBES[0],) * r))
-    shape_in = (batch, cin, *shape_in[1:]) if fmt == "channels_first" else (*shape_in, cin)
+    c = 1 if cin is None else cin  # the channels do not bear on the window
+    shape_in = (batch, c, *shape_in[1:]) if fmt == "channels_first" else (*shape_in, c)
     shapes.keras(shape_in, layer["filters"], k, s, mode, op_arg, fmt, d, dims=r)
 
     def win(j: int, i: int) -> tuple[int, int]:
@@ -773,6 +774,14 @@ def _build(lay: _Layer, target: str, sol: Solution, crop: tuple, pad: tuple) -> 
         )
     perm, flip = weight_transform(lay.source_layout, target, lay.rank)
     notes = list(sol.notes)
+    if target == "onnx" and lay.groups > 1:
+        # measured with onnx 1.23: onnx.reference's ConvTranspose slices a group's weights by
+        # the output channels and hands every group the whole bias
+        notes.append(
+            "the onnx reference evaluator (onnx.reference) cannot run grouped ConvTranspose: it "
+            "raises, except depthwise (C = M = group), where it adds group 0's bias to every "
+            "group; onnxruntime runs it"
+        )
     if lay.has_bias and lay.bias is None and not takes_bias:
         notes.append("the target op adds no bias here: finish adds `bias` (pass the weights)")
     return Port(
