@@ -730,7 +730,7 @@ _FRAMEWORK = {
 }
 
 
-def _to_target(lay: _Layer, target: str) -> Port:
+def _to_target(lay: _Layer, target: str, strict: bool = True) -> Port:
     if lay.groups > 1 and target not in ("torch", "onnx"):
         raise ValueError(_no_groups(target, lay))
     if lay.input_size is None and target == "tf_nn":
@@ -750,10 +750,10 @@ def _to_target(lay: _Layer, target: str) -> Port:
             continue
         found = (sol, tuple(c[1] for c in choice), tuple(c[2] for c in choice))
         if not sol.notes:  # a layer every backend runs beats one with a smaller crop
-            return _build(lay, target, *found)
+            return _build(lay, target, *found, strict)
         fallback = fallback or found
     if fallback is not None:
-        return _build(lay, target, *fallback)
+        return _build(lay, target, *fallback, strict)
     why = refusals[0] if refusals else "no layer of it holds this window"
     raise ValueError(
         f"{target} cannot run this layer: {why}. Nearest recipe: lax.conv_transpose runs "
@@ -762,10 +762,12 @@ def _to_target(lay: _Layer, target: str) -> Port:
     )
 
 
-def _build(lay: _Layer, target: str, sol: Solution, crop: tuple, pad: tuple) -> Port:
+def _build(
+    lay: _Layer, target: str, sol: Solution, crop: tuple, pad: tuple, strict: bool = True
+) -> Port:
     padded = any(a or b for a, b in pad)
     takes_bias = lay.has_bias and target in _TAKES_BIAS and not padded
-    params = _target_params(lay, target, sol, takes_bias)
+    params = _target_params(lay, target, sol, takes_bias, strict)
     weights = None
     if lay.kernel is not None:
         weights = (
@@ -790,8 +792,8 @@ def _build(lay: _Layer, target: str, sol: Solution, crop: tuple, pad: tuple) -> 
     )
 
 
-def _need(value: Any, what: str, target: str) -> Any:
-    if value is None:
+def _need(value: Any, what: str, target: str, strict: bool) -> Any:
+    if value is None and strict:
         raise ValueError(
             f"{target} needs {what}, which this layer description does not give: pass the "
             "weights or input_shape"
@@ -799,12 +801,15 @@ def _need(value: Any, what: str, target: str) -> Any:
     return value
 
 
-def _target_params(lay: _Layer, target: str, sol: Solution, takes_bias: bool) -> dict:
+def _target_params(
+    lay: _Layer, target: str, sol: Solution, takes_bias: bool, strict: bool
+) -> dict:
+    """The target op's arguments; `strict` False leaves unknown channel counts None."""
     p = dict(sol.params)
     if target == "torch":
         out = {
-            "in_channels": _need(lay.in_channels, "in_channels", target),
-            "out_channels": _need(lay.out_channels, "out_channels", target),
+            "in_channels": _need(lay.in_channels, "in_channels", target, strict),
+            "out_channels": _need(lay.out_channels, "out_channels", target, strict),
             **p,
         }
         if lay.groups > 1:
@@ -812,14 +817,14 @@ def _target_params(lay: _Layer, target: str, sol: Solution, takes_bias: bool) ->
         out["bias"] = takes_bias
         return out
     if target == "keras":
-        return {"filters": _need(lay.out_channels, "filters", target), **p, "use_bias": takes_bias}
+        return {"filters": _need(lay.out_channels, "filters", target, strict), **p, "use_bias": takes_bias}
     if target == "onnx":
         if lay.groups > 1:
             p["group"] = lay.groups
         return p
     if target == "tf_nn":
         batch = lay.batch if isinstance(lay.batch, int) else 1
-        cout = _need(lay.out_channels, "the output channels", target)
+        cout = _need(lay.out_channels, "the output channels", target, strict)
         return {
             "output_shape": [batch, *p["output_shape"], cout],
             "strides": p["strides"],
@@ -898,3 +903,31 @@ def port(
     if target not in FRAMEWORKS:
         raise ValueError(f"target must be one of {', '.join(FRAMEWORKS)} or 'all'; got {target!r}")
     return _to_target(lay, target)
+
+
+_ELSEWHERE = "lax.conv_transpose holds every crop window (see the jax line)"
+
+
+def translate_layer(layer: dict, convention: str, input_shape: Any) -> dict:
+    """translate() of a layer description: one Translation per convention, from port."""
+    from ._solve import CONVENTIONS, Translation
+
+    lay = _source_layer(layer, None, convention, input_shape)
+    out = {}
+    for conv in CONVENTIONS:
+        try:
+            p = _to_target(lay, conv, strict=False)
+        except ValueError as exc:
+            out[conv] = Translation(conv, None, str(exc), _ELSEWHERE)
+            continue
+        if p.exact:
+            out[conv] = Translation(conv, p.solution)
+            continue
+        what = []
+        if any(a or b for a, b in p.crop):
+            what.append(f"crops {list(p.crop)} (start, end) per dim after it")
+        if any(a or b for a, b in p.pad):
+            what.append(f"adds {list(p.pad)} bias-only cells per dim")
+        reason = f"no {conv} layer has this crop window; the nearest one " + " and ".join(what)
+        out[conv] = Translation(conv, None, reason, p.code())
+    return out

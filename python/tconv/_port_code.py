@@ -19,7 +19,8 @@ _GET_WEIGHTS = {
 
 
 def _args(params: dict) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in params.items())
+    # an unknown channel count stays a name for the user to fill in
+    return ", ".join(f"{k}={k if v is None and k != 'output_padding' else repr(v)}" for k, v in params.items())
 
 
 def _weights_line(port: Any) -> str:

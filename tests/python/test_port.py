@@ -224,6 +224,25 @@ def test_impossible_and_bad_ports_say_why():
         )
 
 
+def test_translate_takes_a_layer_description():
+    importorskip("torch")
+    layer = dict(filters=2, kernel_size=(4,), strides=3, padding="same")
+    tr = tconv.translate(layer, convention="keras")
+    assert tr["keras"].exact and tr["jax"].exact and tr["onnx"].exact
+    assert not tr["torch"].exact and "crop window" in tr["torch"].reason
+    assert "input_shape" in tr["tf_nn"].reason
+    rng = np.random.default_rng(9)
+    kernel = rng.standard_normal((4, 2, 3)).astype(np.float32)
+    bias = rng.standard_normal(2).astype(np.float32)
+    x = rng.standard_normal((1, 6, 3)).astype(np.float32)
+    want = reference.conv_transpose(x, kernel, bias, 3, "same", data_format="channels_last")
+    ns = {"x": to_layout(x, "keras", "torch"), "kernel": kernel, "bias": bias, "in_channels": 3}
+    exec(tr["torch"].recipe, ns)
+    assert_same(ns["y"], to_layout(want, "keras", "torch"))
+    with pytest.raises(TypeError, match="needs convention="):
+        tconv.translate(layer)
+
+
 def test_port_without_weights_gives_params_only():
     p = tconv.port(dict(filters=8, kernel_size=(4, 4), strides=2, padding="same"), source="keras", target="jax")
     assert p.weights is None
