@@ -70,7 +70,8 @@ class Port:
     crop: tuple
     pad: tuple
     rank: int
-    takes_bias: bool
+    takes_bias: bool  # the target op takes the bias (else finish adds it, if there is one)
+    adds_bias: bool  # finish adds the bias
     bias: Any = field(default=None, repr=False)
     notes: tuple = ()
     solution: Solution | None = field(default=None, repr=False)
@@ -98,7 +99,12 @@ class Port:
             for ax, pair in zip(axes, self.pad):
                 widths[ax] = pair
             y = np.pad(y, widths)
-        if self.bias is not None and not self.takes_bias:
+        if self.adds_bias:
+            if self.bias is None:
+                raise ValueError(
+                    "finish adds the layer's bias here, and port was given no weights: pass "
+                    "(kernel, bias) to tconv.port"
+                )
             y = y + self._bias_view(np.asarray(self.bias, dtype=y.dtype), y.ndim)
         return y
 
@@ -710,14 +716,21 @@ def _choices(conv: str, lay: _Layer, sizes: tuple) -> list[list[tuple]]:
 
 
 def _no_groups(target: str, lay: _Layer) -> str:
-    cin_g = "C_in // groups"
+    g = lay.groups
+    ci = "C_in" if lay.in_channels is None else lay.in_channels
+    co = "C_out" if lay.out_channels is None else lay.out_channels
+    gi = "C_in // groups" if lay.in_channels is None else lay.in_channels // g
+    go = "C_out // groups" if lay.out_channels is None else lay.out_channels // g
     return (
         f"{target} has no grouped transposed convolution ({_FRAMEWORK[target]} takes no "
-        f"groups) and this layer has groups={lay.groups}. Nearest recipe: the same layer with "
-        "groups=1 and a block-diagonal kernel (zeros between groups), in torch's layout: "
-        f"dense = np.zeros((C_in, C_out, *kernel)); for g in range(groups): "
-        f"dense[g*{cin_g}:(g+1)*{cin_g}, g*C_out//groups:(g+1)*C_out//groups] = "
-        f"kernel[g*{cin_g}:(g+1)*{cin_g}]; then port (dense, bias) with groups=1"
+        f"groups) and this layer has groups={g}. Nearest recipe: the same layer with "
+        "groups=1 and a block-diagonal kernel (zeros between the groups):\n"
+        f"dense = np.zeros(({ci}, {co}, *kernel.shape[2:]), kernel.dtype)\n"
+        f"for g in range({g}):\n"
+        f"    dense[g * {gi}:(g + 1) * {gi}, g * {go}:(g + 1) * {go}] = "
+        f"kernel[g * {gi}:(g + 1) * {gi}]\n"
+        f"# then tconv.port(the layer with groups=1, (dense, bias), source={lay.source!r}, "
+        f"target={target!r})"
     )
 
 
@@ -788,7 +801,8 @@ def _build(
         notes.append("the target op adds no bias here: finish adds `bias` (pass the weights)")
     return Port(
         lay.source, target, params, weights, crop, pad, lay.rank, takes_bias,
-        lay.bias if lay.has_bias else None, tuple(notes), sol, perm, flip,
+        lay.has_bias and not takes_bias, lay.bias if lay.has_bias else None, tuple(notes), sol,
+        perm, flip,
     )
 
 

@@ -113,7 +113,7 @@ def _finish_lines(port: Any) -> list[str]:
         for j, pair in enumerate(port.pad):
             widths[first + j] = tuple(pair)
         lines.append(f"y = np.pad(y, {widths})  # cells outside the full result: only the bias")
-    if port.bias is not None and not port.takes_bias:
+    if port.adds_bias:
         view = "bias" if first == 1 else "bias.reshape(-1" + ", 1" * port.rank + ")"
         why = "the op takes no bias" if port.target not in ("torch", "keras", "onnx") else (
             "added after the pad"
