@@ -323,8 +323,18 @@ def _from_torch(layer: dict, kernel: Any, bias: Any, input_shape: Any) -> _Layer
     )
     win = [(p[j], p[j] - op[j]) for j in range(r)]
     return _finish_source(
-        ("torch", "torch"), r, k, s, d, g, (layer["in_channels"], layer["out_channels"]),
-        sizes, batch, win, bool(layer.get("bias", True)), (kernel, bias),
+        ("torch", "torch"),
+        r,
+        k,
+        s,
+        d,
+        g,
+        (layer["in_channels"], layer["out_channels"]),
+        sizes,
+        batch,
+        win,
+        bool(layer.get("bias", True)),
+        (kernel, bias),
     )
 
 
@@ -376,8 +386,21 @@ def _finish_source(
             )
     has_bias = bias is not None if kernel is not None else has_bias and source in _TAKES_BIAS
     return _Layer(
-        r, k, s, d, g, cin, cout, sizes, batch,
-        tuple(a for a, _ in win), tuple(b for _, b in win), has_bias, canon, bias, source,
+        r,
+        k,
+        s,
+        d,
+        g,
+        cin,
+        cout,
+        sizes,
+        batch,
+        tuple(a for a, _ in win),
+        tuple(b for _, b in win),
+        has_bias,
+        canon,
+        bias,
+        source,
         layout,
     )
 
@@ -463,8 +486,18 @@ def _from_keras(layer: dict, kernel: Any, bias: Any, input_shape: Any) -> _Layer
         return lo, hi - extra
 
     return _finish_source(
-        ("keras", "keras"), r, k, s, d, 1, (cin, layer["filters"]), sizes, batch,
-        _window(win, r, sizes, None), bool(layer.get("use_bias", True)), (kernel, bias),
+        ("keras", "keras"),
+        r,
+        k,
+        s,
+        d,
+        1,
+        (cin, layer["filters"]),
+        sizes,
+        batch,
+        _window(win, r, sizes, None),
+        bool(layer.get("use_bias", True)),
+        (kernel, bias),
     )
 
 
@@ -498,22 +531,41 @@ def _from_onnx(layer: dict, kernel: Any, bias: Any, input_shape: Any) -> _Layer:
         cin = kernel.shape[0]
     wshape = (cin, None if kernel is None else kernel.shape[1], *k)
     shapes.onnx(
-        (batch, cin, *(sizes or (_PROBES[0],) * r)), wshape, strides=list(s),
-        pads=list(pads), dilations=list(d), output_padding=list(op),
-        output_shape=oshape, auto_pad=auto, group=g, kernel_shape=list(k),
+        (batch, cin, *(sizes or (_PROBES[0],) * r)),
+        wshape,
+        strides=list(s),
+        pads=list(pads),
+        dilations=list(d),
+        output_padding=list(op),
+        output_shape=oshape,
+        auto_pad=auto,
+        group=g,
+        kernel_shape=list(k),
     )
     osp = None if oshape is None else tuple(oshape)[-r:]
 
     def win(j: int, i: int) -> tuple[int, int]:
         o = None if osp is None else osp[j]
-        _, lo, hi, pop = _core.onnx_resolve(i, k[j], s[j], d[j], op[j], auto, pads[j], pads[r + j], o)
+        _, lo, hi, pop = _core.onnx_resolve(
+            i, k[j], s[j], d[j], op[j], auto, pads[j], pads[r + j], o
+        )
         return lo, hi - pop
 
     needs = "ONNX ConvTranspose with output_shape" if oshape is not None else None
     cout = None if kernel is None else kernel.shape[1] * g
     return _finish_source(
-        ("onnx", "onnx"), r, k, s, d, g, (cin, cout), sizes, batch,
-        _window(win, r, sizes, needs), bias is not None, (kernel, bias),
+        ("onnx", "onnx"),
+        r,
+        k,
+        s,
+        d,
+        g,
+        (cin, cout),
+        sizes,
+        batch,
+        _window(win, r, sizes, needs),
+        bias is not None,
+        (kernel, bias),
     )
 
 
@@ -533,11 +585,16 @@ def _from_tf_nn(layer: dict, kernel: Any, bias: Any, input_shape: Any) -> _Layer
             "tf_nn layer: tf.nn.conv_transpose's window depends on the input size: pass "
             "input_shape (the full input shape)"
         )
-    batch, cin, sizes = _input_split(input_shape, r, first, "tf_nn")
+    batch, _, sizes = _input_split(input_shape, r, first, "tf_nn")
     oshape = tuple(layer["output_shape"])
     padding = layer.get("padding", "SAME")
     shapes.tf_nn(
-        tuple(input_shape), fshape, oshape, layer.get("strides", 1), padding, fmt,
+        tuple(input_shape),
+        fshape,
+        oshape,
+        layer.get("strides", 1),
+        padding,
+        fmt,
         layer.get("dilations"),
     )
     s = _tf_per_dim(layer.get("strides", 1), r, first)
@@ -558,8 +615,18 @@ def _from_tf_nn(layer: dict, kernel: Any, bias: Any, input_shape: Any) -> _Layer
 
     assert sizes is not None
     return _finish_source(
-        ("tf_nn", "tf_nn"), r, k, s, d, 1, (fshape[-1], cout), sizes, batch,
-        _window(win, r, sizes, None), bias is not None, (kernel, bias),
+        ("tf_nn", "tf_nn"),
+        r,
+        k,
+        s,
+        d,
+        1,
+        (fshape[-1], cout),
+        sizes,
+        batch,
+        _window(win, r, sizes, None),
+        bias is not None,
+        (kernel, bias),
     )
 
 
@@ -604,10 +671,15 @@ def _from_jax(layer: dict, kernel: Any, bias: Any, input_shape: Any) -> _Layer:
     consistent = bool(layer.get("use_consistent_padding", False))
     if isinstance(padding, str) and padding not in ("SAME", "VALID"):
         raise ValueError(f"jax layer: port reads padding 'SAME', 'VALID' or pairs, got {padding!r}")
-    batch, cin, sizes = _input_split(input_shape, r, False, "jax")
+    batch, _, sizes = _input_split(input_shape, r, False, "jax")
     shapes.jax(
         (batch, *(sizes or (_PROBES[0],) * r), rshape[-2] if not tk else rshape[-1]),
-        rshape, s, padding, rhs_dilation=d, transpose_kernel=tk, use_consistent_padding=consistent,
+        rshape,
+        s,
+        padding,
+        rhs_dilation=d,
+        transpose_kernel=tk,
+        use_consistent_padding=consistent,
     )
     k = tuple(rshape[:r])
 
@@ -623,8 +695,18 @@ def _from_jax(layer: dict, kernel: Any, bias: Any, input_shape: Any) -> _Layer:
 
     channels = (rshape[-1], rshape[-2]) if tk else (rshape[-2], rshape[-1])
     return _finish_source(
-        ("jax", layout), r, k, s, d, 1, channels, sizes, batch,
-        _window(win, r, sizes, None), bias is not None, (kernel, bias),
+        ("jax", layout),
+        r,
+        k,
+        s,
+        d,
+        1,
+        channels,
+        sizes,
+        batch,
+        _window(win, r, sizes, None),
+        bias is not None,
+        (kernel, bias),
     )
 
 
@@ -800,9 +882,20 @@ def _build(
     if lay.has_bias and lay.bias is None and not takes_bias:
         notes.append("the target op adds no bias here: finish adds `bias` (pass the weights)")
     return Port(
-        lay.source, target, params, weights, crop, pad, lay.rank, takes_bias,
-        lay.has_bias and not takes_bias, lay.bias if lay.has_bias else None, tuple(notes), sol,
-        perm, flip,
+        lay.source,
+        target,
+        params,
+        weights,
+        crop,
+        pad,
+        lay.rank,
+        takes_bias,
+        lay.has_bias and not takes_bias,
+        lay.bias if lay.has_bias else None,
+        tuple(notes),
+        sol,
+        perm,
+        flip,
     )
 
 
@@ -815,9 +908,7 @@ def _need(value: Any, what: str, target: str, strict: bool) -> Any:
     return value
 
 
-def _target_params(
-    lay: _Layer, target: str, sol: Solution, takes_bias: bool, strict: bool
-) -> dict:
+def _target_params(lay: _Layer, target: str, sol: Solution, takes_bias: bool, strict: bool) -> dict:
     """The target op's arguments; `strict` False leaves unknown channel counts None."""
     p = dict(sol.params)
     if target == "torch":
@@ -831,7 +922,11 @@ def _target_params(
         out["bias"] = takes_bias
         return out
     if target == "keras":
-        return {"filters": _need(lay.out_channels, "filters", target, strict), **p, "use_bias": takes_bias}
+        return {
+            "filters": _need(lay.out_channels, "filters", target, strict),
+            **p,
+            "use_bias": takes_bias,
+        }
     if target == "onnx":
         if lay.groups > 1:
             p["group"] = lay.groups

@@ -20,7 +20,7 @@ def _keras_tf_plain(p: Any) -> str | None:
     d = p.params.get("dilation_rate", 1)
     if any(v > 1 for v in (d if isinstance(d, tuple) else (d,))):
         return (
-            'TensorFlow\'s plain CPU kernels refuse dilation > 1 ("Current CPU implementations '
+            "TensorFlow's plain CPU kernels refuse dilation > 1 (\"Current CPU implementations "
             'do not yet support dilation rates larger than 1.")'
         )
     return _note("TensorFlow backend refuses")(p)
@@ -36,7 +36,10 @@ _BACKENDS: dict[str, list[tuple[str, Any]]] = {
         ("jax backend", None),
         ("torch backend", None),
     ],
-    "onnx": [("onnxruntime (CPU)", None), ("onnx reference evaluator", _note("reference evaluator"))],
+    "onnx": [
+        ("onnxruntime (CPU)", None),
+        ("onnx reference evaluator", _note("reference evaluator")),
+    ],
     "tf_nn": [
         ("oneDNN CPU kernels (default)", None),
         (_ONEDNN_OFF, _note("when oneDNN is off", "without oneDNN")),
@@ -46,9 +49,7 @@ _BACKENDS: dict[str, list[tuple[str, Any]]] = {
 
 
 def add_port(sub: Any, formatter: Any, int_type: Any, pair_type: Any) -> None:
-    help_text = (
-        "the same layer, weights included, in another framework (or every one: --to all)"
-    )
+    help_text = "the same layer, weights included, in another framework (or every one: --to all)"
     cmd = sub.add_parser(
         "port",
         help=help_text,
@@ -266,7 +267,11 @@ def format_table(source: str, ports: dict, rows: list[tuple[str, str, str]]) -> 
     lines = [f"the {source} layer in every framework:", ""]
     for fw, backend, text in rows:
         lines.append(f"{fw:<6} {backend:<{width}}  {text}")
-    recipes = {p.split(". Nearest recipe: ")[1] for p in ports.values() if isinstance(p, str) and ". Nearest recipe: " in p}
+    recipes = {
+        p.split(". Nearest recipe: ")[1]
+        for p in ports.values()
+        if isinstance(p, str) and ". Nearest recipe: " in p
+    }
     # one recipe per kind: the target named in its last line differs
     for recipe in sorted({r.split("target=")[0] + "target=...)" for r in recipes}):
         lines += ["", "nearest recipe: " + recipe.replace("\n", "\n  ")]

@@ -20,7 +20,9 @@ _GET_WEIGHTS = {
 
 def _args(params: dict) -> str:
     # an unknown channel count stays a name for the user to fill in
-    return ", ".join(f"{k}={k if v is None and k != 'output_padding' else repr(v)}" for k, v in params.items())
+    return ", ".join(
+        f"{k}={k if v is None and k != 'output_padding' else repr(v)}" for k, v in params.items()
+    )
 
 
 def _weights_line(port: Any) -> str:
@@ -115,8 +117,10 @@ def _finish_lines(port: Any) -> list[str]:
         lines.append(f"y = np.pad(y, {widths})  # cells outside the full result: only the bias")
     if port.adds_bias:
         view = "bias" if first == 1 else "bias.reshape(-1" + ", 1" * port.rank + ")"
-        why = "the op takes no bias" if port.target not in ("torch", "keras", "onnx") else (
-            "added after the pad"
+        why = (
+            "the op takes no bias"
+            if port.target not in ("torch", "keras", "onnx")
+            else ("added after the pad")
         )
         lines.append(f"y = y + {view}  # {why}")
     return lines

@@ -145,7 +145,9 @@ def _draw_onnx(geo: dict, rng: np.random.Generator) -> dict:
     elif form == "auto":
         layer["auto_pad"] = _pick(rng, ("SAME_UPPER", "SAME_LOWER", "VALID"))
     else:
-        lo_hi = [tconv._core.onnx_output_shape_range(geo["i"][j], k[j], s[j], d[j]) for j in range(r)]
+        lo_hi = [
+            tconv._core.onnx_output_shape_range(geo["i"][j], k[j], s[j], d[j]) for j in range(r)
+        ]
         layer["output_shape"] = [int(rng.integers(a, b + 1)) for a, b in lo_hi]
     wshape = (geo["cin"], geo["cout"] // g, *k)
     _nonempty(tconv.shapes.onnx(shape, wshape, **layer), 2)
@@ -171,7 +173,10 @@ def _draw_tf_nn(geo: dict, rng: np.random.Generator) -> dict:
     padding: Any = mode if mode != "EXPLICIT" else [[0, 0], *map(list, pairs), [0, 0]]
     shape = (geo["n"], *geo["i"], geo["cin"])
     layer = dict(
-        output_shape=[geo["n"], *out, geo["cout"]], strides=list(s), padding=padding, dilations=list(d)
+        output_shape=[geo["n"], *out, geo["cout"]],
+        strides=list(s),
+        padding=padding,
+        dilations=list(d),
     )
     fshape = (*k, geo["cout"], geo["cin"])
     _nonempty(tconv.shapes.tf_nn(shape, fshape, **layer), 1)
@@ -186,7 +191,10 @@ def _draw_jax(geo: dict, rng: np.random.Generator) -> dict:
     padding: Any = _pick(rng, ("SAME", "VALID", "pairs", "pairs"))
     if padding == "pairs":
         padding = tuple(
-            (int(rng.integers(-1, _span(k[j], d[j]) + s[j])), int(rng.integers(-1, _span(k[j], d[j]) + s[j])))
+            (
+                int(rng.integers(-1, _span(k[j], d[j]) + s[j])),
+                int(rng.integers(-1, _span(k[j], d[j]) + s[j])),
+            )
             for j in range(r)
         )
     else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import warnings
 
 import numpy as np
 import pytest
@@ -43,11 +42,15 @@ def check_port(source, target, case, *, code=True):
     layer, weights, x = case["layer"], case["weights"], case["x"]
     want = run(source, layer, weights, x)
     try:
-        p = tconv.port(layer, weights, source=source, target=target, input_shape=case["input_shape"])
+        p = tconv.port(
+            layer, weights, source=source, target=target, input_shape=case["input_shape"]
+        )
     except ValueError as exc:
         groups = layer.get("groups", layer.get("group", 1))
         dilated_keras = target == "keras" and "dilation_rate > 1" in str(exc)
-        assert (groups > 1 and "no grouped transposed convolution" in str(exc)) or dilated_keras, exc
+        assert (groups > 1 and "no grouped transposed convolution" in str(exc)) or dilated_keras, (
+            exc
+        )
         return None
     xt = to_layout(x, source, target)
     msg = f"{source} {layer} -> {target} {p.params} crop {p.crop} pad {p.pad}"
@@ -167,7 +170,10 @@ def test_jax_transpose_kernel_takes_the_keras_kernel():
     rng = np.random.default_rng(5)
     kernel = rng.standard_normal((3, 3, 4, 2)).astype(np.float32)  # (k, out, in)
     a = tconv.port(
-        dict(strides=2, padding="SAME", transpose_kernel=True), (kernel, None), source="jax", target="keras"
+        dict(strides=2, padding="SAME", transpose_kernel=True),
+        (kernel, None),
+        source="jax",
+        target="keras",
     )
     np.testing.assert_array_equal(a.weights[0], kernel)
     b = tconv.port(dict(strides=2, padding="SAME"), (kernel, None), source="jax", target="keras")
@@ -177,8 +183,12 @@ def test_jax_transpose_kernel_takes_the_keras_kernel():
 def test_all_targets_give_a_port_or_the_reason():
     rng = np.random.default_rng(6)
     kernel = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
-    layer = dict(in_channels=4, out_channels=4, kernel_size=3, stride=2, padding=1, groups=2, bias=False)
-    table = tconv.port(layer, (kernel, None), source="torch", target="all", input_shape=(1, 4, 5, 5))
+    layer = dict(
+        in_channels=4, out_channels=4, kernel_size=3, stride=2, padding=1, groups=2, bias=False
+    )
+    table = tconv.port(
+        layer, (kernel, None), source="torch", target="all", input_shape=(1, 4, 5, 5)
+    )
     assert set(table) == set(FRAMEWORKS)
     assert table["torch"].exact and table["onnx"].params["group"] == 2
     for fw in ("keras", "tf_nn", "jax"):
@@ -244,7 +254,9 @@ def test_translate_takes_a_layer_description():
 
 
 def test_port_without_weights_gives_params_only():
-    p = tconv.port(dict(filters=8, kernel_size=(4, 4), strides=2, padding="same"), source="keras", target="jax")
+    p = tconv.port(
+        dict(filters=8, kernel_size=(4, 4), strides=2, padding="same"), source="keras", target="jax"
+    )
     assert p.weights is None
     assert p.params == {"strides": (2, 2), "padding": "SAME"}
 
@@ -303,7 +315,7 @@ def test_onnx_reference_evaluator_grouped_note_is_true(cin, cout, groups):
         assert np.abs(y - want).max() > 1e-3
         assert_same(y - weights[1][0] + weights[1][:, None, None], want)
     else:
-        with pytest.raises(ValueError, match="reshape|broadcast"):
+        with pytest.raises(ValueError, match=r"reshape|broadcast"):
             run("onnx_reference", p.params, p.weights, x)
 
 
@@ -318,7 +330,7 @@ def test_keras_same_even_kernel_port_avoids_the_refused_layer():
     bias = rng.standard_normal(2).astype(np.float32)
     layer = dict(filters=2, kernel_size=(2,), padding="same", output_padding=0)
     x = rng.standard_normal((1, 5, 1)).astype(np.float32)
-    with pytest.raises(Exception, match="out_backprop|primitive descriptor"):
+    with pytest.raises(Exception, match=r"out_backprop|primitive descriptor"):
         run("keras", layer, (kernel, bias), x)
     p = tconv.port(layer, (kernel, bias), source="keras", target="keras", input_shape=x.shape)
     assert not p.notes

@@ -43,7 +43,9 @@ def test_printed_torch_code_gives_the_keras_numbers(capsys, tmp_path):
     kernel, bias, x, want = _keras_case()
     path = tmp_path / "layer.npz"
     np.savez(path, kernel=kernel, bias=bias)
-    code, out, _ = cli(capsys, "port", "keras", "--to", "torch", *KERAS_SAME, "--weights", str(path))
+    code, out, _ = cli(
+        capsys, "port", "keras", "--to", "torch", *KERAS_SAME, "--weights", str(path)
+    )
     assert code == 0 and "nn.ConvTranspose2d(in_channels=3, out_channels=8" in out
     ns = {"x": to_layout(x, "keras", "torch"), "kernel": kernel, "bias": bias}
     exec(out, ns)
@@ -51,14 +53,18 @@ def test_printed_torch_code_gives_the_keras_numbers(capsys, tmp_path):
 
 
 def test_table_and_json(capsys):
-    code, out, _ = cli(capsys, "port", "keras", "--to", "all", *KERAS_SAME, "--input", "1", "6", "5", "3")
+    code, out, _ = cli(
+        capsys, "port", "keras", "--to", "all", *KERAS_SAME, "--input", "1", "6", "5", "3"
+    )
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "the keras layer in every framework:"
     for fw in ("torch", "keras", "onnx", "tf_nn", "jax"):
         assert any(line.startswith(fw) and line.endswith("exact") for line in lines), out
     assert any("onnx reference evaluator" in line for line in lines)
-    code, out, _ = cli(capsys, "port", "keras", "--to", "all", *KERAS_SAME, "--input", "1", "6", "5", "3", "--json")
+    code, out, _ = cli(
+        capsys, "port", "keras", "--to", "all", *KERAS_SAME, "--input", "1", "6", "5", "3", "--json"
+    )
     data = json.loads(out)
     assert data["torch"]["port"]["params"]["padding"] == 1
     assert data["jax"]["port"]["params"]["padding"] == "SAME"
@@ -105,11 +111,15 @@ def test_bad_usage_exits_2(capsys, argv, message):
 def test_bad_layers_and_files_exit_1(capsys, tmp_path):
     path = tmp_path / "w.npz"
     np.savez(path, weights=np.zeros(3))
-    code, _, err = cli(capsys, "port", "keras", "--to", "torch", *KERAS_SAME, "--weights", str(path))
+    code, _, err = cli(
+        capsys, "port", "keras", "--to", "torch", *KERAS_SAME, "--weights", str(path)
+    )
     assert code == 1 and "expected an array 'kernel'" in err
     code, _, err = cli(capsys, "port", "keras", "--to", "torch", "--filters", "2", "--kernel", "3")
     assert code == 1 and "spatial rank is unknown" in err
-    code, _, err = cli(capsys, "port", "keras", "--to", "torch", *KERAS_SAME, "--weights", str(tmp_path / "no.npz"))
+    code, _, err = cli(
+        capsys, "port", "keras", "--to", "torch", *KERAS_SAME, "--weights", str(tmp_path / "no.npz")
+    )
     assert code == 1 and "cannot read" in err
 
 
