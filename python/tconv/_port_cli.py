@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 FRAMEWORKS = ("torch", "keras", "onnx", "tf_nn", "jax")
-_ONEDNN_OFF = "plain CPU kernels (TF_ENABLE_ONEDNN_OPTS=0)"
+_ONEDNN_OFF = "oneDNN off"  # TF_ENABLE_ONEDNN_OPTS=0: TensorFlow's plain CPU kernels
 
 
 def _note(*words: str) -> Any:
@@ -29,20 +29,17 @@ def _keras_tf_plain(p: Any) -> str | None:
 # The rows of the table: per framework, its backends / runtimes / CPU kernels, each with the
 # test that finds its refusal of the port (None: it runs the port).
 _BACKENDS: dict[str, list[tuple[str, Any]]] = {
-    "torch": [("nn.ConvTransposeNd", None)],
+    "torch": [("ConvTransposeNd", None)],
     "keras": [
-        ("tensorflow backend", _note("TensorFlow backend refuses")),
-        ("tensorflow backend, " + _ONEDNN_OFF, _keras_tf_plain),
-        ("jax backend", None),
-        ("torch backend", None),
+        ("tensorflow", _note("TensorFlow backend refuses")),
+        ("tensorflow, " + _ONEDNN_OFF, _keras_tf_plain),
+        ("jax", None),
+        ("torch", None),
     ],
-    "onnx": [
-        ("onnxruntime (CPU)", None),
-        ("onnx reference evaluator", _note("reference evaluator")),
-    ],
+    "onnx": [("onnxruntime", None), ("onnx.reference", _note("reference evaluator"))],
     "tf_nn": [
-        ("oneDNN CPU kernels (default)", None),
-        (_ONEDNN_OFF, _note("when oneDNN is off", "without oneDNN")),
+        ("CPU, oneDNN (default)", None),
+        ("CPU, " + _ONEDNN_OFF, _note("when oneDNN is off", "without oneDNN")),
     ],
     "jax": [("lax.conv_transpose", None)],
 }
@@ -264,9 +261,10 @@ def table(ports: dict) -> list[tuple[str, str, str]]:
 
 def format_table(source: str, ports: dict, rows: list[tuple[str, str, str]]) -> str:
     width = max(len(b) for _, b, _ in rows)
-    lines = [f"the {source} layer in every framework:", ""]
+    lines = [f"{'':<6} {'backend / runtime':<{width}}  the {source} layer"]
     for fw, backend, text in rows:
         lines.append(f"{fw:<6} {backend:<{width}}  {text}")
+    lines += ["", "oneDNN off: TensorFlow's plain CPU kernels (TF_ENABLE_ONEDNN_OPTS=0)"]
     recipes = {
         p.split(". Nearest recipe: ")[1]
         for p in ports.values()

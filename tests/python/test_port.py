@@ -337,3 +337,18 @@ def test_keras_same_even_kernel_port_avoids_the_refused_layer():
     assert (p.params["padding"], p.params["output_padding"]) != ("same", 0)
     want = reference.conv_transpose(x, kernel, bias, 1, "same", 0, data_format="channels_last")
     assert_same(p.finish(run("keras", p.params, p.weights, x)), want)
+
+
+def test_readme_port_example_runs_and_agrees(capsys):
+    import pathlib
+    import re
+
+    importorskip("torch", "keras", "jax")
+    readme = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md is not beside these tests")
+    block = re.search(r"## Porting a layer\n.*?```python\n(.*?)```", readme.read_text(), re.S)
+    assert block is not None
+    exec(compile(block.group(1), "README.md", "exec"), {})
+    printed = [float(v) for v in capsys.readouterr().out.split()]
+    assert len(printed) == 2 and all(v < 1e-4 for v in printed), printed

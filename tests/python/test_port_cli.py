@@ -58,10 +58,10 @@ def test_table_and_json(capsys):
     )
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "the keras layer in every framework:"
+    assert lines[0].split() == ["backend", "/", "runtime", "the", "keras", "layer"]
     for fw in ("torch", "keras", "onnx", "tf_nn", "jax"):
         assert any(line.startswith(fw) and line.endswith("exact") for line in lines), out
-    assert any("onnx reference evaluator" in line for line in lines)
+    assert any("onnx.reference" in line for line in lines)
     code, out, _ = cli(
         capsys, "port", "keras", "--to", "all", *KERAS_SAME, "--input", "1", "6", "5", "3", "--json"
     )
@@ -69,10 +69,10 @@ def test_table_and_json(capsys):
     assert data["torch"]["port"]["params"]["padding"] == 1
     assert data["jax"]["port"]["params"]["padding"] == "SAME"
     assert set(data["keras"]["backends"]) == {
-        "tensorflow backend",
-        "tensorflow backend, plain CPU kernels (TF_ENABLE_ONEDNN_OPTS=0)",
-        "jax backend",
-        "torch backend",
+        "tensorflow",
+        "tensorflow, oneDNN off",
+        "jax",
+        "torch",
     }
 
 
@@ -126,12 +126,11 @@ def test_bad_layers_and_files_exit_1(capsys, tmp_path):
 # ---- every row of the table, run in its backend --------------------------------------------------
 
 # The environments the rows need: (environment variables, rows run there).
-_PLAIN = "plain CPU kernels (TF_ENABLE_ONEDNN_OPTS=0)"
 ENVIRONMENTS = {
-    "default": ({}, {"tensorflow backend", "oneDNN CPU kernels (default)"}),
-    "onednn_off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, {f"tensorflow backend, {_PLAIN}", _PLAIN}),
-    "keras_jax": ({"KERAS_BACKEND": "jax"}, {"jax backend"}),
-    "keras_torch": ({"KERAS_BACKEND": "torch"}, {"torch backend"}),
+    "default": ({}, {"tensorflow", "CPU, oneDNN (default)"}),
+    "onednn_off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, {"tensorflow, oneDNN off", "CPU, oneDNN off"}),
+    "keras_jax": ({"KERAS_BACKEND": "jax"}, {"jax"}),
+    "keras_torch": ({"KERAS_BACKEND": "torch"}, {"torch"}),
 }
 _RUNNER = """
 import pickle, sys
