@@ -962,9 +962,17 @@ def _source_layer(layer: Any, weights: Any, source: str, input_shape: Any) -> _L
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BackendWarning)
-            return _SOURCES[source](layer, kernel, bias, input_shape)
+            lay = _SOURCES[source](layer, kernel, bias, input_shape)
     except ShapeError as exc:
         raise ShapeError(f"the {source} layer itself is refused: {exc}") from None
+    for j, i in enumerate(lay.input_size or ()):
+        full = (i - 1) * lay.stride[j] + _core.effective_kernel(lay.kernel_size[j], lay.dilation[j])
+        if full - lay.start[j] - lay.end[j] < 1:
+            raise ValueError(
+                f"the {source} layer's output is empty in spatial dim {j} for input_shape "
+                f"{tuple(input_shape)}: there is nothing to port"
+            )
+    return lay
 
 
 def port(

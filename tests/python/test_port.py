@@ -222,6 +222,17 @@ def test_impossible_and_bad_ports_say_why():
             source="torch",
             target="keras",
         )
+    with pytest.raises(TypeError, match=r"a \(kernel, bias\) pair"):
+        tconv.port(
+            dict(filters=1, kernel_size=(3,)), np.zeros((3, 1, 1)), source="keras", target="jax"
+        )
+    with pytest.raises(ValueError, match="output is empty"):
+        tconv.port(
+            dict(filters=1, kernel_size=(4,), strides=3, padding="same", output_padding=0),
+            source="keras",
+            target="jax",
+            input_shape=(1, 1, 1),
+        )
     with pytest.raises(ValueError, match="source must be one of"):
         tconv.port({}, source="caffe", target="torch")
     with pytest.raises(TypeError, match="dict of the torch layer"):
