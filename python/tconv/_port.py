@@ -871,6 +871,8 @@ def _build(
         )
     perm, flip = weight_transform(lay.source_layout, target, lay.rank)
     notes = list(sol.notes)
+    if target == "tf_nn" and not isinstance(lay.batch, int):
+        notes.append("output_shape[0] is the batch size (1 here): pass tf.shape(x)[0]")
     if target == "onnx" and lay.groups > 1:
         # measured with onnx 1.23: onnx.reference's ConvTranspose slices a group's weights by
         # the output channels and hands every group the whole bias
@@ -880,7 +882,7 @@ def _build(
             "group; onnxruntime runs it"
         )
     if lay.has_bias and lay.bias is None and not takes_bias:
-        notes.append("the target op adds no bias here: finish adds `bias` (pass the weights)")
+        notes.append("the bias is added after this op (it takes none here): the code adds `bias`")
     return Port(
         lay.source,
         target,
