@@ -1038,21 +1038,36 @@ class Translation:
 
 @overflow_as_value_error
 def translate(
-    source: Solution, *, use_consistent_padding: bool | None = None
+    source: Solution | dict,
+    *,
+    convention: str | None = None,
+    input_shape: Any = None,
+    use_consistent_padding: bool | None = None,
 ) -> dict[str, Translation]:
     """The same layer in every convention: same kernel, stride, dilation and crop window.
 
-    `source` is a :class:`Solution` (from solve or mirror). Returns one :class:`Translation`
-    per convention; where none exists, ``reason`` says why and ``recipe`` what to do instead.
-    Equivalent layers compute the same numbers from the same weights (in each framework's
-    weight layout): they crop the same cells at the start and give the same length.
-    ``use_consistent_padding``: how the JAX layer spells explicit pairs (see :func:`solve`);
-    None follows the source (False unless it is a JAX layer that uses it).
+    `source` is a :class:`Solution` (from solve or mirror), or a layer description: a dict of
+    the layer's own arguments in `convention`'s names (as :func:`tconv.port` takes them, with
+    `input_shape` where the window depends on the input size). Returns one
+    :class:`Translation` per convention; where none exists, ``reason`` says why and ``recipe``
+    what to do instead. Equivalent layers compute the same numbers from the same weights (in
+    each framework's weight layout): they crop the same cells at the start and give the same
+    length. ``use_consistent_padding``: how the JAX layer spells explicit pairs (see
+    :func:`solve`); None follows the source (False unless it is a JAX layer that uses it).
     """
+    if isinstance(source, dict):
+        if convention is None:
+            raise TypeError(
+                "translate(layer) needs convention=: the framework whose arguments the dict "
+                f"holds, one of {', '.join(CONVENTIONS)}"
+            )
+        from ._port import translate_layer
+
+        return translate_layer(source, _check_convention(convention), input_shape)
     if not isinstance(source, Solution):
         raise TypeError(
-            f"translate() takes a tconv.Solution (from tconv.solve or tconv.mirror), "
-            f"got {type(source).__name__}"
+            f"translate() takes a tconv.Solution (from tconv.solve or tconv.mirror) or a "
+            f"layer's arguments as a dict, got {type(source).__name__}"
         )
     if use_consistent_padding is None:
         use_consistent_padding = bool(source.params.get("use_consistent_padding", False))
@@ -1290,19 +1305,22 @@ def _code_tf_nn(s: Solution, cin: str, cout: str) -> str:
 
 
 def _code_jax(s: Solution, cin: str, cout: str) -> str:
+    from ._port import weight_transform
+
     p = s.params
     pad = p["padding"]
     pad_s = repr(pad) if isinstance(pad, str) else _tup([_tup(t) for t in pad])
-    # with transpose_kernel=False lax correlates the dilated input with the kernel as given:
-    # the transposed convolution's kernel must be flipped in every spatial axis
-    flip = f"jnp.flip(w, {_tup(list(range(s.rank)))})"
-    args = ["x", flip, f"strides={_tup(p['strides'])}", f"padding={pad_s}"]
+    # the weight layout and flip come from port's engine: (kernel, in, out), flipped in space
+    # (lax.conv_transpose with transpose_kernel=False correlates with the kernel as given)
+    to_jax, flip = weight_transform("torch", "jax", s.rank)
+    args = ["x", f"jnp.flip(w, {_tup(list(flip))})", f"strides={_tup(p['strides'])}"]
+    args.append(f"padding={pad_s}")
     if any(v != 1 for v in p["rhs_dilation"]):
         args.append(f"rhs_dilation={_tup(p['rhs_dilation'])}")
     if p["use_consistent_padding"]:
         args.append("use_consistent_padding=True")
     w = _tup([*p["kernel_size"], cin, cout])
-    perm = ", ".join(map(str, [*range(2, 2 + s.rank), 0, 1]))
+    perm = ", ".join(map(str, to_jax))
     return (
         f"lax.conv_transpose({', '.join(args)})  # x: channels-last; w: {w} (kernel, in, "
         f"out), e.g. torch's weight.permute({perm})"

@@ -731,6 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
         "tconv explain keras --input 5 --kernel 3 --strides 2 --padding same --output-padding 1",
     )
     _add_doctor(sub)
+    from ._port_cli import add_port
+
+    add_port(sub, _Formatter, _int_type, _pair_type)
     _add_info_demo_bench(sub)
     return parser
 
