@@ -18,7 +18,7 @@ from typing import Any
 from . import _core
 from ._args import as_int, check_ordered, describe
 from ._errors import ShapeError, overflow_as_value_error
-from ._solve import CONVENTIONS, Solution, _dims, _per_dim, _rank_of, mirror, solve
+from ._solve import CONVENTIONS, Solution, _dims, _per_dim, _rank_of, _reach, mirror, solve
 
 __all__ = ["DecoderPlan", "plan_decoder"]
 
@@ -619,20 +619,34 @@ def _unreachable(
 ) -> ShapeError:
     k, s, d = _kernel_of(layers[n], up_kd)
     target = sizes[n]
-    sols = solve(current, target, kernel_size=k, stride=s, dilation=d, convention=conv)
+    reach = []
+    for j in range(len(inp)):
+        got = _reach(conv, current[j], k[j], s[j], d[j])
+        if target[j] not in got:
+            shown = f"{got[0]}..{got[-1]}" if got else "nothing"
+            gaps = sorted(set(range(got[0], got[-1] + 1)) - set(got)) if got else []
+            reach.append(
+                f"dim {j}: they turn {current[j]} into {shown}"
+                + (f" except {gaps[:8]}" if gaps else "")
+                + f", not {target[j]}"
+            )
+    if not reach:
+        reach.append(f"each dim is reachable, but not with one {conv} padding form for all")
     near = []
     for j in range(len(inp)):
         below = _nearest(conv, layers, up_kd, inp, j, -1, clean=False)
         above = _nearest(conv, layers, up_kd, inp, j, +1, clean=False)
-        near.append(" or ".join(str(v) for v in dict.fromkeys((below, above)) if v is not None))
+        found = " or ".join(str(v) for v in dict.fromkeys((below, above)) if v is not None)
+        near.append(found or "none nearby")
+    where = near[0] if len(near) == 1 else "; ".join(f"dim {j}: {v}" for j, v in enumerate(near))
     return ShapeError(
         f"decoder step {count} (the up-layer that meets the skip before encoder[{n}] "
         f"{layers[n].describe()}) must map {_x(current)} to {_x(target)}, and no {conv} "
-        f"layer with kernel {_x(k)}, stride {_x(s)}, dilation {_x(d)} does.\n{sols.why}\n"
-        f"input sizes near {_x(inp)} whose skips can all be reached: "
-        + "; ".join(f"dim {j}: {v or 'none nearby'}" for j, v in enumerate(near))
-        + "\nfix: change the input size, or the up-layer's kernel/stride (up=...), or crop "
-        "or pad the skip before concatenating"
+        f"layer with kernel {_x(k)}, stride {_x(s)}, dilation {_x(d)} does: "
+        + "; ".join(reach)
+        + f".\nnearest input sizes whose skips can all be reached: {where}"
+        + "\nfix: use such an input size, or another up-layer kernel/stride (up=...), or "
+        "crop or pad the skip before concatenating"
     )
 
 
