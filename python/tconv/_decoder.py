@@ -726,3 +726,117 @@ def _nearest_text(plan: DecoderPlan) -> str:
         + (" or ".join(words) if words else "none nearby")
         + (f"  (per dim: {per_dim})" if plan.rank > 1 else "")
     )
+
+
+# ---- the command line's layer syntax ------------------------------------------------------
+
+_ALIASES = {"k": 0, "s": 1, "p": 2, "d": 3}
+_MAX_LAYERS = 1000
+LAYER_SYNTAX = """\
+Layers are written TYPE:ARG=VALUE,ARG=VALUE ... separated by spaces, in the framework's own
+argument names or the short k (kernel), s (stride), p (padding), d (dilation); values are ints,
+per-dim sizes as 3x1, true/false, same/valid (SAME/VALID), or lo:hi pairs per dim as 1:2x0:1.
+N*LAYER and N*(LAYER LAYER ...) repeat. JSON (a list of dicts) is accepted too.
+  --encoder "4*(conv:k=3,p=1 conv:k=3,p=1 maxpool:k=2) conv:k=3,p=1"
+  --encoder "conv:kernel_size=3,padding=same maxpool:pool_size=2"      (keras)
+  --up k=2,s=2"""
+
+
+def _value(text: str, where: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("same", "valid"):
+        return text
+    parts = text.lower().split("x")
+    try:
+        if any(":" in p for p in parts):
+            pairs = [tuple(int(v, 10) for v in p.split(":")) for p in parts]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError
+            return tuple(pairs)
+        vals = tuple(int(p, 10) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"{where}: cannot read {text!r}; give an int, per-dim ints as 3x1, true/false, "
+            "same/valid, or lo:hi pairs as 1:2x0:1"
+        ) from None
+    return vals[0] if len(vals) == 1 else vals
+
+
+def _expand(text: str) -> list[str]:
+    """Layer tokens with N*(...) and N*LAYER repeated (bounded)."""
+    import re
+
+    group = re.compile(r"(\d+)\s*\*\s*\(([^()]*)\)")
+    single = re.compile(r"(?<![\w:=,])(\d+)\s*\*\s*([^\s()]+)")
+    def repeat(m: Any) -> str:
+        body = m.group(2).split()
+        if int(m.group(1)) * len(body) > _MAX_LAYERS:
+            raise ValueError(f"more than {_MAX_LAYERS} layers: check the repeat counts")
+        return " ".join(body * int(m.group(1)))
+
+    for _ in range(100):
+        new = single.sub(repeat, group.sub(repeat, text))
+        if new == text:
+            break
+        text = new
+        if len(text.split()) > _MAX_LAYERS:
+            raise ValueError(f"more than {_MAX_LAYERS} layers: check the repeat counts")
+    if "(" in text or ")" in text or "*" in text:
+        raise ValueError(f"unbalanced repeat in {text.strip()!r}: write N*(LAYER LAYER ...)")
+    return text.split()
+
+
+def parse_layers(text: str, convention: str) -> list[dict]:
+    """The command line's --encoder: TYPE:ARG=VALUE,... tokens (see LAYER_SYNTAX) or JSON."""
+    import json
+
+    if text.strip().startswith("["):
+        layers = json.loads(text)
+        if not isinstance(layers, list):
+            raise ValueError("--encoder JSON must be a list of layer dicts")
+        return layers
+    out = []
+    for n, token in enumerate(_expand(text)):
+        kind, _, rest = token.partition(":")
+        if kind not in TYPES:
+            raise ValueError(
+                f"layer {n} {token!r}: the type must be one of {', '.join(TYPES)} "
+                f"(write TYPE:ARG=VALUE,...)"
+            )
+        spec: dict[str, Any] = {"type": kind}
+        names = _NAMES[convention][kind]
+        spec.update(_args_of(rest, f"layer {n} {token!r}", names))
+        out.append(spec)
+    return out
+
+
+def parse_up(text: str, convention: str) -> dict:
+    """The command line's --up: ARG=VALUE,... (k, s, d or the framework's names) or JSON."""
+    import json
+
+    if text.strip().startswith("{"):
+        up = json.loads(text)
+        if not isinstance(up, dict):
+            raise ValueError("--up JSON must be a dict")
+        return up
+    kname, sname, dname = _UP[convention]
+    return _args_of(text, f"--up {text!r}", (kname, sname, None, dname, None))
+
+
+def _args_of(text: str, where: str, names: tuple) -> dict:
+    spec: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"{where}: {item!r} is not ARG=VALUE")
+        if key in _ALIASES:
+            name = names[_ALIASES[key]]
+            if name is None:
+                raise ValueError(
+                    f"{where}: this layer has no {key} ({'/'.join(n for n in names if n)})"
+                )
+            key = name
+        spec[key] = _value(value, where)
+    return spec

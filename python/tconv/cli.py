@@ -6,6 +6,8 @@
     tconv solve 5 11 --convention keras --stride 2
     tconv mirror 28 --kernel 3 --stride 2 --padding 1
     tconv explain keras --input 5 --kernel 3 --strides 2 --padding same --output-padding 1
+    tconv decoder torch --input 161x241 --encoder "4*(conv:k=3,p=1 conv:k=3,p=1 maxpool:k=2)" \
+        --up k=2,s=2
     tconv doctor "RuntimeError: ..."        (or the message on stdin: tconv doctor -)
     tconv info                              (what a bug report needs; tconv --version)
 
@@ -623,6 +625,36 @@ def _mirror(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- decoder -------------------------------------------------------------------------------
+
+
+def _decoder(args: argparse.Namespace) -> int:
+    from . import ShapeError
+    from ._decoder import parse_layers, parse_up, plan_decoder
+
+    parser = args._parser
+    try:
+        inp = tuple(v for text in args.input for v in _sizes_type("input size")(text))
+        encoder = parse_layers(" ".join(args.encoder), args.convention)
+        up = parse_up(args.up, args.convention) if args.up else None
+        plan = plan_decoder(_one_or_tuple(list(inp)), encoder, up=up, convention=args.convention)
+    except ShapeError as exc:
+        if args.json:
+            _print_json({"error": {"message": str(exc)}})
+        print(f"tconv decoder: {exc}", file=sys.stderr)
+        return 1
+    except (TypeError, ValueError, OverflowError, argparse.ArgumentTypeError) as exc:
+        parser.error(str(exc))
+    if args.json:
+        _print_json(plan.as_dict())
+    else:
+        print(plan)
+        print()
+        print("the decoder as code:")
+        print(plan.code())
+    return 0
+
+
 # ---- doctor --------------------------------------------------------------------------------
 
 
@@ -730,6 +762,7 @@ def build_parser() -> argparse.ArgumentParser:
         "one spatial dim, and the same layer in the other frameworks",
         "tconv explain keras --input 5 --kernel 3 --strides 2 --padding same --output-padding 1",
     )
+    _add_decoder(sub)
     _add_doctor(sub)
     _add_info_demo_bench(sub)
     return parser
@@ -809,6 +842,40 @@ def _add_mirror(sub: Any) -> None:
     )
     _add_json(mirror)
     mirror.set_defaults(func=_mirror, _parser=mirror)
+
+
+def _add_decoder(sub: Any) -> None:
+    from ._decoder import LAYER_SYNTAX
+
+    decoder = sub.add_parser(
+        "decoder",
+        help="the up-layers of a U-Net / auto-encoder decoder that give back every skip size",
+        description="the sizes a forward encoder produces, one transposed-convolution layer "
+        "per downsampling layer (deepest first) that gives back the skip it meets, and the "
+        "nearest input sizes that need no output_padding (exit 1 when a skip cannot be reached)",
+        epilog=LAYER_SYNTAX + "\n\nexample:\n  tconv decoder torch --input 161x241 "
+        '--encoder "4*(conv:k=3,p=1 conv:k=3,p=1 maxpool:k=2)" --up k=2,s=2',
+        formatter_class=_Formatter,
+    )
+    decoder.add_argument(
+        "convention",
+        choices=_CONVENTIONS,
+        metavar="framework",
+        help="torch, keras, onnx, tf_nn or jax",
+    )
+    decoder.add_argument(
+        "--input", required=True, nargs="+", metavar="N", help="spatial size: 161x241 or 161 241"
+    )
+    decoder.add_argument(
+        "--encoder", required=True, nargs="+", metavar="LAYER", help="the forward layers in order"
+    )
+    decoder.add_argument(
+        "--up",
+        help="the up-layer's kernel, stride and dilation (k=2,s=2); default: each step mirrors "
+        "its encoder layer",
+    )
+    _add_json(decoder)
+    decoder.set_defaults(func=_decoder, _parser=decoder)
 
 
 def _add_doctor(sub: Any) -> None:
