@@ -731,6 +731,14 @@ def _nearest_text(plan: DecoderPlan) -> str:
 # ---- the command line's layer syntax ------------------------------------------------------
 
 _ALIASES = {"k": 0, "s": 1, "p": 2, "d": 3}
+# A four-stage U-Net encoder (two 3x3 convs and a 2x2 pool per stage) in each dialect.
+EXAMPLE_ENCODER = {
+    "torch": "4*(conv:k=3,p=1 conv:k=3,p=1 maxpool:k=2)",
+    "keras": "4*(conv:k=3,p=same conv:k=3,p=same maxpool:k=2)",
+    "onnx": "4*(conv:k=3,p=1x1x1x1 conv:k=3,p=1x1x1x1 maxpool:k=2,s=2)",
+    "tf_nn": "4*(conv:k=3,p=SAME conv:k=3,p=SAME maxpool:k=2,s=2)",
+    "jax": "4*(conv:k=3,p=SAME conv:k=3,p=SAME maxpool:k=2,s=2)",
+}
 _MAX_LAYERS = 1000
 LAYER_SYNTAX = """\
 Layers are written TYPE:ARG=VALUE,ARG=VALUE ... separated by spaces, in the framework's own
@@ -770,6 +778,7 @@ def _expand(text: str) -> list[str]:
 
     group = re.compile(r"(\d+)\s*\*\s*\(([^()]*)\)")
     single = re.compile(r"(?<![\w:=,])(\d+)\s*\*\s*([^\s()]+)")
+
     def repeat(m: Any) -> str:
         body = m.group(2).split()
         if int(m.group(1)) * len(body) > _MAX_LAYERS:
