@@ -1514,7 +1514,7 @@ def _skip_mismatch(framework: str, text: str, shapes: list[tuple], axis: int | N
         f"up-layer after a pool that rounds down: `tconv solve {x(map(str, half))} "
         f"{x(map(str, large))} --convention {conv} --kernel 2 --stride 2` gives the layer "
         f"that maps {x(map(str, half))} to {x(map(str, large))}. The whole decoder at once: "
-        f"`tconv decoder {conv} --input <encoder input size> --encoder "
+        f"`tconv decoder {conv} --input <input-size> --encoder "
         f'"{EXAMPLE_ENCODER[conv]}" --up k=2,s=2` (with your encoder) prints '
         f"every skip size, the up-layer that gives it back, and the nearest input sizes that "
         f"need no output_padding"
