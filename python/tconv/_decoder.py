@@ -631,7 +631,14 @@ def _unreachable(
                 + f", not {target[j]}"
             )
     if not reach:
-        reach.append(f"each dim is reachable, but not with one {conv} padding form for all")
+        reach.append(
+            f"each dim is reachable, but not with one {conv} layer: "
+            + (
+                "its padding string, and output_padding None or ints, hold for all dims at once"
+                if conv == "keras"
+                else "its padding string holds for all dims at once"
+            )
+        )
     near = []
     for j in range(len(inp)):
         below = _nearest(conv, layers, up_kd, inp, j, -1, clean=False)

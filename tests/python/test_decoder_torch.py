@@ -5,7 +5,7 @@ each step's params -- must give back every skip size so that torch.cat accepts i
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import tconv
@@ -125,13 +125,16 @@ def test_planned_decoder_concatenates_in_torch(case, data):
         plan = tconv.plan_decoder(size, layers, up=up)
     except tconv.ShapeError as exc:
         if torch_sizes is None:
+            event("the framework refuses the encoder")
             assert "encoder[" in str(exc)  # torch refuses the encoder too
             return
+        event("a skip is unreachable")
         assert "decoder step" in str(exc)
         # no layer of that kernel and stride reaches some skip: check in torch, per dim
         assert not _every_step_reachable(layers, up, torch_sizes)
         return
     assert torch_sizes is not None, "tconv planned an encoder that torch refuses"
+    event("planned")
     assert plan.sizes == tuple(torch_sizes)
     assert list(plan.skips) == steps[::-1]
     _run_decoder(plan, torch_sizes)
