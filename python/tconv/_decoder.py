@@ -148,11 +148,15 @@ def _keras_pool_length(i: int, pool: int, s: int, padding: str) -> int:
 
 
 def _onnx_pool_length(i: int, k: int, s: int, d: int, lo: int, hi: int, ceil_mode: bool) -> int:
-    """ONNX MaxPool / AveragePool with explicit pads (onnxruntime): floor, or ceil with the
-    last window starting inside the input or its begin pad."""
-    span = d * (k - 1) + 1
-    out = (i + lo + hi - span + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= i + lo:
+    """ONNX MaxPool / AveragePool with explicit pads, as onnxruntime computes it (its shape
+    inference differs): C++ integer division, which truncates toward zero when the window
+    overhangs the padded input; with ceil_mode the last window starts inside the input or its
+    begin pad."""
+    num = i + lo + hi - (d * (k - 1) + 1)
+    if not ceil_mode:
+        return (num // s if num >= 0 else -(-num // s)) + 1
+    out = -(-num // s) + 1
+    if (out - 1) * s >= i + lo:
         out -= 1
     return out
 
