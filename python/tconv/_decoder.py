@@ -382,6 +382,16 @@ class DecoderPlan:
         """The decoder's up-layers in the framework's syntax, deepest first."""
         return _code(self)
 
+    def svg(self) -> str:
+        """The plan as an SVG picture (text): encoder levels down the left, up-layers up the
+        right, every skip an arrow across; steps that add cells are drawn in orange."""
+        from ._svg import decoder_svg
+
+        return decoder_svg(self)
+
+    def _repr_svg_(self) -> str:  # Jupyter shows the picture
+        return self.svg()
+
     def as_dict(self) -> dict:
         return {
             "convention": self.convention,

@@ -321,7 +321,7 @@ _LAYER_OPTIONS = {
 }
 
 
-_SKIP = {"command", "convention", "func", "json", "input", "bench", "_parser"}
+_SKIP = {"command", "convention", "func", "json", "input", "bench", "_parser", "svg"}
 
 
 def _layer_kwargs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[tuple, dict]:
@@ -489,6 +489,10 @@ def _explain(args: argparse.Namespace) -> int:
     if rep.error is not None:
         print(rep.text(), file=sys.stderr)
         return 1
+    if getattr(args, "svg", None):
+        from ._svg import explain_svg
+
+        _write_svg(args.svg, explain_svg(rep), parser)
     if not args.json:
         print(rep.text())
     return 0
@@ -628,6 +632,14 @@ def _mirror(args: argparse.Namespace) -> int:
 # ---- decoder -------------------------------------------------------------------------------
 
 
+def _write_svg(path: str, text: str, parser: argparse.ArgumentParser) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        parser.error(f"argument --svg: cannot write {path!r}: {exc.strerror}")
+
+
 def _decoder(args: argparse.Namespace) -> int:
     from . import ShapeError
     from ._decoder import parse_layers, parse_up, plan_decoder
@@ -645,6 +657,8 @@ def _decoder(args: argparse.Namespace) -> int:
         return 1
     except (TypeError, ValueError, OverflowError, argparse.ArgumentTypeError) as exc:
         parser.error(str(exc))
+    if args.svg:
+        _write_svg(args.svg, plan.svg(), parser)
     if args.json:
         _print_json(plan.as_dict())
     else:
@@ -711,6 +725,10 @@ def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 
+def _add_svg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--svg", metavar="FILE", help="also write the picture as an SVG file")
+
+
 def _layer_command(sub: Any, name: str, func: Callable, help_text: str, example: str) -> None:
     cmd = sub.add_parser(
         name,
@@ -729,6 +747,8 @@ def _layer_command(sub: Any, name: str, func: Callable, help_text: str, example:
         )
         _add_layer_options(p, conv)
         _add_json(p)
+        if name == "explain":
+            _add_svg(p)
         p.set_defaults(func=func, _parser=p)
 
 
@@ -875,6 +895,7 @@ def _add_decoder(sub: Any) -> None:
         "its encoder layer",
     )
     _add_json(decoder)
+    _add_svg(decoder)
     decoder.set_defaults(func=_decoder, _parser=decoder)
 
 
