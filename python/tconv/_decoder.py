@@ -676,8 +676,12 @@ def _unreachable(
 
 def _code(plan: DecoderPlan) -> str:
     conv, rank = plan.convention, plan.rank
+    stages = sorted(plan.skips)
     rows = [
-        (s.code(), f"{_x(s.input_size)} -> {_x(s.output_size)}, skip {_skip_name(k)}")
+        (
+            s.code(),
+            f"{_x(s.input_size)} -> {_x(s.output_size)}, the skip of stage {stages.index(k)}",
+        )
         for s, k in zip(plan.steps, plan.skips)
     ]
     if conv == "torch":
@@ -696,22 +700,41 @@ def _code(plan: DecoderPlan) -> str:
 
 
 def _table(plan: DecoderPlan) -> str:
-    lines = [f"{plan.convention} decoder for a {_x(plan.input_size)} input"]
-    lines.append("")
-    lines.append("encoder:")
-    width = max(len(layer_text(e)) for e in plan.encoder) + 2
-    width = max(width, 8)
-    lines.append(f"  {'#':>3}  {'layer':<{width}}size")
-    lines.append(f"  {'':>3}  {'input':<{width}}{_x(plan.sizes[0])}")
-    for n, (e, size) in enumerate(zip(plan.encoder, plan.sizes[1:])):
-        lines.append(f"  {n:>3}  {layer_text(e):<{width}}{_x(size)}")
-    lines.append("")
-    lines.append("decoder (deepest first; each output meets the skip of the same size):")
-    lines.append(f"  {'step':>4}  {'in':<10}{'out':<10}{'skip':<19}up-layer")
-    for j, (s, k) in enumerate(zip(plan.steps, plan.skips), 1):
-        lines.append(
-            f"  {j:>4}  {_x(s.input_size):<10}{_x(s.output_size):<10}{_skip_name(k):<19}{s.code()}"
+    """One row per stage (the layers between two downsamplings): its size, which is the skip,
+    and the up-layer that gives it back."""
+    stepped = sorted(plan.skips)
+    bounds = [0, *stepped, len(plan.encoder)]
+    m = len(stepped)
+    by_skip = {k: (j + 1, s) for j, (s, k) in enumerate(zip(plan.steps, plan.skips))}
+    rows = []
+    for j in range(m + 1):
+        layers = _runs([layer_text(e) for e in plan.encoder[bounds[j] : bounds[j + 1]]])
+        if j == m:
+            rows.append((str(j), layers or "-", _x(plan.sizes[-1]), "", "(bottom)", ""))
+            continue
+        number, step = by_skip[stepped[j]]
+        up = _args_text(step.code())
+        rows.append(
+            (
+                str(j),
+                layers or "-",
+                _x(plan.sizes[stepped[j]]),
+                str(number),
+                up,
+                _x(step.output_size),
+            )
         )
+    head = ("stage", "encoder layers", "size", "step", "up-layer", "output")
+    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(6)]
+    lines = [
+        f"{plan.convention} decoder for a {_x(plan.input_size)} input: {m} up-layers, each "
+        "giving back the skip of its stage (step 1 is the deepest)",
+        "",
+    ]
+    for r in [head, *rows]:
+        cells = [r[0].rjust(widths[0]), *(v.ljust(w) for v, w in zip(r[1:], widths[1:]))]
+        cells[3] = r[3].rjust(widths[3])
+        lines.append("  ".join(cells).rstrip())
     lines.append("")
     lines.append(_nearest_text(plan))
     for note in plan.notes:
@@ -719,8 +742,24 @@ def _table(plan: DecoderPlan) -> str:
     return "\n".join(lines)
 
 
-def _skip_name(k: int) -> str:
-    return "input" if k == 0 else f"after encoder[{k - 1}]"
+def _runs(texts: list[str]) -> str:
+    """'a a b' -> '2*a b' (the command line's repeat syntax)."""
+    out: list[list] = []
+    for t in texts:
+        if out and out[-1][0] == t:
+            out[-1][1] += 1
+        else:
+            out.append([t, 1])
+    return " ".join(t if n == 1 else f"{n}*{t}" for t, n in out)
+
+
+def _args_text(code: str) -> str:
+    """A layer's arguments from its code, without the class, channels and comment."""
+    code = code.split("  #")[0]
+    inner = code[code.index("(") + 1 : code.rindex(")")]
+    for placeholder in ("in_channels, out_channels, ", "out_channels, ", "x, filters, "):
+        inner = inner.replace(placeholder, "", 1)
+    return inner.removeprefix("x, ")
 
 
 def layer_text(spec: dict) -> str:

@@ -17,17 +17,29 @@ UNET_ARGS = ["decoder", "torch", "--input", "161x241", "--encoder", UNET, "--up"
 def test_table_lists_every_stage_and_the_nearest_clean_inputs(capsys):
     assert cli.main(UNET_ARGS) == 0
     out = capsys.readouterr().out
-    assert "   11  maxpool(kernel_size=2)          10x15" in out
-    rows = [line.split()[:4] for line in out.splitlines() if line[:6].strip().isdigit()]
-    steps = [r for r in rows if len(r) == 4 and r[3] in ("after", "input")]
-    assert [r[1:3] for r in steps] == [
-        ["10x15", "20x30"],
-        ["20x30", "40x60"],
-        ["40x60", "80x120"],
-        ["80x120", "161x241"],
+    table = out[out.index("\nstage ") + 1 : out.index("nearest")].splitlines()
+    rows = [line.split("  ") for line in table[1:] if line.strip()]
+    rows = [[c.strip() for c in r if c.strip()] for r in rows]
+    assert rows[0] == [
+        "0",
+        "2*conv(kernel_size=3, padding=1)",
+        "161x241",
+        "4",
+        "kernel_size=2, stride=2, output_padding=1",
+        "161x241",
     ]
+    for stage, size in ((1, "80x120"), (2, "40x60"), (3, "20x30")):
+        assert rows[stage] == [
+            str(stage),
+            "maxpool(kernel_size=2) 2*conv(kernel_size=3, padding=1)",
+            size,
+            str(4 - stage),
+            "kernel_size=2, stride=2",
+            size,
+        ]
+    assert rows[4] == ["4", "maxpool(kernel_size=2)", "10x15", "(bottom)"]
     assert "160x240 (below) or 176x256 (above)" in out
-    assert out.count("output_padding=1") == 2  # step 4, in the table and in the code
+    assert out.count("output_padding=1") == 2  # stage 0, in the table and in the code
 
 
 def test_input_as_separate_sizes_and_json_layers_give_the_same_plan(capsys):
