@@ -173,6 +173,8 @@ def _length(conv: str, layer: _Layer, i: int, j: int) -> int:
     if mode in ("SAME", "VALID"):  # TF's rule, shared by Keras, tf.nn, lax and auto_pad
         return _core.tf_conv(i, k, s, d, mode)[0]
     if conv == "torch" and pool:
+        if layer.type == "avgpool" and len(layer.kernel) == 3 and i < k:
+            return 0  # avg_pool3d alone refuses an input smaller than its window, padding aside
         return _torch_pool_length(i, k, s, lo, d, layer.ceil_mode)
     if conv == "onnx" and pool:
         return _onnx_pool_length(i, k, s, d, lo, hi, layer.ceil_mode)

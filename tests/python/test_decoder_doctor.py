@@ -52,7 +52,7 @@ def test_the_decoder_command_of_the_advice_runs(capsys):
     decoder_cmd[decoder_cmd.index("<input-size>")] = "161x241"
     assert cli.main(decoder_cmd) == 0
     out = capsys.readouterr().out
-    assert "80x120    161x241" in out and "output_padding=1" in out
+    assert "80x120 -> 161x241" in out and "output_padding=1" in out
     assert cli.main(solve_cmd) == 0
 
 
