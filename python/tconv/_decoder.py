@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core
-from ._args import as_int, check_ordered, describe
-from ._errors import ShapeError, overflow_as_value_error
+from ._args import as_int, check_ordered, describe, show_int
+from ._errors import ShapeError, SizeOverflowError, overflow_as_value_error
 from ._solve import CONVENTIONS, Solution, _dims, _per_dim, _rank_of, _reach, mirror, solve
 
 __all__ = ["DecoderPlan", "plan_decoder"]
@@ -95,6 +95,9 @@ _UP_IGNORED = {
 # stride), and never past this many sizes: a stride in the millions must not mean a long search.
 _SEARCH_PERIODS = 4
 _SEARCH_MAX = 4096
+_SEARCH_BUDGET = 200_000  # encoder layers evaluated per direction and dim
+# Sizes and layer parameters beyond this cannot go through 64-bit shape arithmetic.
+_MAX_INT = 2**62
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,15 @@ def _length(conv: str, layer: _Layer, i: int, j: int) -> int:
 # ---- argument normalisation --------------------------------------------------------------
 
 
+def _check_size(values: Sequence[int], name: str) -> None:
+    for v in values:
+        if v > _MAX_INT:
+            raise SizeOverflowError(
+                f"{name} = {show_int(v)} is beyond 64-bit shape arithmetic (at most 2**62); "
+                "no tensor has such a size"
+            )
+
+
 def _flag(value: Any, name: str) -> bool:
     if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
         return bool(value)
@@ -242,6 +254,7 @@ def _pads(conv: str, kind: str, value: Any, rank: int, stride: tuple) -> tuple:
         lo, hi = as_int(lo, "padding"), as_int(hi, "padding")
         if lo < 0 or hi < 0:
             raise ValueError(f"{kind} padding must be >= 0, got {value!r}")
+        _check_size((lo, hi), f"{kind} padding")
         out.append(("EXPLICIT", lo, hi))
     return tuple(out)
 
@@ -284,6 +297,7 @@ def _layer(conv: str, index: int, spec: Any, rank: int) -> _Layer:
     for name, vals in ((kname, kernel), (sname, stride), (dname, dilation)):
         if any(v < 1 for v in vals):
             raise ValueError(f"{where}: {name} must be >= 1, got {vals}")
+        _check_size(vals, f"{where} {name}")
     default_pad = {"keras": "valid", "jax": "VALID", "tf_nn": "VALID"}.get(conv, 0)
     pad = _pads(conv, kind, spec.get(pname, default_pad), rank, stride)
     ceil_mode = _flag(spec.get(cname, False), f"{where} {cname}") if cname else False
@@ -335,6 +349,11 @@ def _up_args(conv: str, up: Any, rank: int) -> tuple | None:
     k = _per_dim(up[kname], rank, f"up {kname}")
     s = _per_dim(up.get(sname, 1), rank, f"up {sname}")
     d = _per_dim(up.get(dname, 1), rank, f"up {dname}")
+    assert k and s and d
+    for name, vals in ((kname, k), (sname, s), (dname, d)):
+        if any(v < 1 for v in vals):
+            raise ValueError(f"up {name} must be >= 1, got {vals}")
+        _check_size(vals, f"up {name}")
     return k, s, d
 
 
@@ -476,6 +495,7 @@ def plan_decoder(
     assert inp is not None
     if any(v < 1 for v in inp):
         raise ValueError(f"input_size must be >= 1 in every dim, got {inp}")
+    _check_size(inp, "input_size")
     layers = [_layer(convention, n, spec, rank) for n, spec in enumerate(encoder)]
     up_kd = _up_args(convention, up, rank)
     stepped = [n for n, layer in enumerate(layers) if any(s > 1 for s in layer.stride)]
@@ -613,7 +633,7 @@ def _nearest(
     clean: bool,
 ) -> int | None:
     period = math.prod(layer.stride[j] for layer in layers)
-    reach = min(_SEARCH_MAX, _SEARCH_PERIODS * period + 8)
+    reach = min(_SEARCH_MAX, _SEARCH_PERIODS * period + 8, _SEARCH_BUDGET // len(layers))
     for delta in range(reach + 1):
         n = inp[j] + direction * delta
         if n < 1:
