@@ -791,7 +791,7 @@ def layer_text(spec: dict) -> str:
 
 def _nearest_text(plan: DecoderPlan) -> str:
     if plan.clean:
-        return f"{_x(plan.input_size)} needs no output_padding: every step is the plain up-layer."
+        return f"{_x(plan.input_size)} needs no output_padding at any step."
     below = [lo for lo, _ in plan.nearest_inputs]
     above = [hi for _, hi in plan.nearest_inputs]
     words = []

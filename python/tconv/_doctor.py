@@ -1498,7 +1498,7 @@ def _skip_mismatch(framework: str, text: str, shapes: list[tuple], axis: int | N
     one_off = bool(differ) and all(b - a == 1 for a, b in zip(small, large))
     cause = (
         f"the tensors concatenated differ in axis {', '.join(map(str, differ))} "
-        f"({' vs '.join(_fmt(tuple(v[a] for a in differ)) for v in shapes)}): in a U-Net or "
+        f"({' vs '.join('x'.join(str(v[a]) for a in differ) for v in shapes)}): in a U-Net or "
         "auto-encoder decoder, an up-sampled tensor that does not match its skip"
         + (
             "; one cell off is the mark of an odd size halved by a stride-2 layer, which "
