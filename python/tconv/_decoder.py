@@ -113,8 +113,7 @@ class _Layer:
     ceil_mode: bool
 
     def describe(self) -> str:
-        shown = ", ".join(f"{k}={_show(v)}" for k, v in self.args.items() if k != "type")
-        return f"{self.type}({shown})"
+        return layer_text(self.args)
 
 
 def _show(v: Any) -> str:
