@@ -779,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
         "explain",
         _explain,
         "the shape derivation step by step, a picture of "
-        "one spatial dim, and the same layer in the other frameworks",
+        "every spatial dim (--svg: as SVG), and the same layer in the other frameworks",
         "tconv explain keras --input 5 --kernel 3 --strides 2 --padding same --output-padding 1",
     )
     _add_decoder(sub)
@@ -870,8 +870,8 @@ def _add_decoder(sub: Any) -> None:
     decoder = sub.add_parser(
         "decoder",
         help="the up-layers of a U-Net / auto-encoder decoder that give back every skip size",
-        description="the sizes a forward encoder produces, one transposed-convolution layer "
-        "per downsampling layer (deepest first) that gives back the skip it meets, and the "
+        description="the sizes a forward encoder produces, one transposed-convolution layer\n"
+        "per downsampling layer (deepest first) that gives back the skip it meets, and the\n"
         "nearest input sizes that need no output_padding (exit 1 when a skip cannot be reached)",
         epilog=LAYER_SYNTAX + "\n\nexample:\n  tconv decoder torch --input 161x241 "
         '--encoder "4*(conv:k=3,p=1 conv:k=3,p=1 maxpool:k=2)" --up k=2,s=2',
