@@ -300,6 +300,12 @@ def _layer(conv: str, index: int, spec: Any, rank: int) -> _Layer:
     default_pad = {"keras": "valid", "jax": "VALID", "tf_nn": "VALID"}.get(conv, 0)
     pad = _pads(conv, kind, spec.get(pname, default_pad), rank, stride)
     ceil_mode = _flag(spec.get(cname, False), f"{where} {cname}") if cname else False
+    if conv == "keras" and kind == "conv" and max(stride) > 1 and max(dilation) > 1:
+        raise ShapeError(
+            f"{where}: Keras says: `strides > 1` not supported in conjunction with "
+            f"`dilation_rate > 1`. Received: strides={stride} and dilation_rate={dilation}; "
+            "downsample with a pool or a separate strided conv"
+        )
     if conv == "torch" and kind != "conv":
         for k, (_, lo, _) in zip(kernel, pad):
             if lo > k // 2:

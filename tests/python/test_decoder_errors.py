@@ -50,6 +50,12 @@ POOL = {"type": "maxpool", "kernel_size": 2}
         (((161, 241), [{**POOL, "kernel_size": (2, 2, 2)}]), {}, ValueError, "has 3 values"),
         ((3, [POOL] * 3), {}, tconv.ShapeError, "encoder[1] maxpool(kernel_size=2) turns 1 into 0"),
         (
+            (161, [{"type": "conv", "kernel_size": 3, "strides": 2, "dilation_rate": 2}]),
+            {"convention": "keras"},
+            tconv.ShapeError,
+            "`strides > 1` not supported in conjunction with `dilation_rate > 1`",
+        ),
+        (
             (161, [{"type": "maxpool", "pool_size": 2, "padding": 1}]),
             {"convention": "keras"},
             ValueError,

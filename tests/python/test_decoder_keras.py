@@ -47,7 +47,10 @@ def _encoders(draw):
         s = draw(st.integers(2, 3))
         padding = draw(st.sampled_from(["same", "valid"]))
         if kind == "conv":
-            specs.append({"type": kind, "kernel_size": k, "strides": s, "padding": padding})
+            spec = {"type": kind, "kernel_size": k, "strides": s, "padding": padding}
+            if draw(st.integers(0, 3)) == 0:
+                spec["dilation_rate"] = 2  # Keras refuses it with strides > 1
+            specs.append(spec)
         elif k == s and draw(st.booleans()):
             specs.append({"type": kind, "pool_size": k, "padding": padding})  # strides=None
         else:
