@@ -1479,6 +1479,102 @@ def _jax_padding_mode(m: re.Match[str], text: str) -> Diagnosis:
     return _d("JAX", "padding", cause, fix, {}, text)
 
 
+# Concatenation of a decoder's up-sampled tensor with its skip ------------------------------------
+
+
+def _skip_mismatch(framework: str, text: str, shapes: list[tuple], axis: int | None) -> Diagnosis:
+    """Two tensors of a concatenation that differ outside the concatenation axis: in a U-Net
+    or auto-encoder, the up-layer's output and the skip it meets."""
+    from ._decoder import EXAMPLE_ENCODER
+
+    rank = min(len(v) for v in shapes)
+    if axis is not None and axis < 0:
+        axis += rank
+    differ = [a for a in range(rank) if a != axis and len({v[a] for v in shapes}) > 1]
+    conv = {"PyTorch": "torch", "JAX": "jax", "TensorFlow": "tf_nn"}.get(framework, "keras")
+    nums: dict[str, Any] = {"shapes": tuple(shapes), "axis": axis, "differ": tuple(differ)}
+    small = [min(v[a] for v in shapes) for a in differ]
+    large = [max(v[a] for v in shapes) for a in differ]
+    one_off = bool(differ) and all(b - a == 1 for a, b in zip(small, large))
+    cause = (
+        f"the tensors concatenated differ in axis {', '.join(map(str, differ))} "
+        f"({' vs '.join('x'.join(str(v[a]) for a in differ) for v in shapes)}): in a U-Net or "
+        "auto-encoder decoder, an up-sampled tensor that does not match its skip"
+        + (
+            "; one cell off is the mark of an odd size halved by a stride-2 layer, which "
+            "a plain stride-2 up-layer gives back one short"
+            if one_off
+            else ""
+        )
+    )
+    x = "x".join
+    half = [v // 2 for v in large]  # what MaxPool2d(2) / 'valid' pooling leaves of the skip
+    fix = (
+        f"size every up-layer to its skip. Taking the larger tensor as the skip and a stride-2 "
+        f"up-layer after a pool that rounds down: `tconv solve {x(map(str, half))} "
+        f"{x(map(str, large))} --convention {conv} --kernel 2 --stride 2` gives the layer "
+        f"that maps {x(map(str, half))} to {x(map(str, large))}. The whole decoder at once: "
+        f"`tconv decoder {conv} --input <input-size> --encoder "
+        f'"{EXAMPLE_ENCODER[conv]}" --up k=2,s=2` (with your encoder) prints '
+        f"every skip size, the up-layer that gives it back, and the nearest input sizes that "
+        f"need no output_padding"
+    )
+    return _d(framework, "skip_mismatch", cause, fix, nums, text)
+
+
+def _shape_list(text: str) -> list[tuple]:
+    """'[(None, 20, 8), (None, 21, 8)]' -> [(None, 20, 8), (None, 21, 8)]."""
+    return [
+        tuple(None if t == "None" else int(t) for t in re.findall(r"None|-?\d+", inner))
+        for inner in re.findall(r"[(\[]([^()\[\]]*)[)\]]", text)
+    ]
+
+
+@_rule(
+    "PyTorch",
+    r"Sizes of tensors must match except in dimension (\d+)\. Expected size (\d+) but got "
+    r"size (\d+) for tensor number (\d+) in the list",
+)
+def _torch_cat(m: re.Match[str], text: str) -> Diagnosis:
+    axis, want, got, index = (int(m.group(i)) for i in range(1, 5))
+    # torch names neither the axis that differs nor the shapes: one axis, two sizes
+    d = _skip_mismatch("PyTorch", text, [(want,), (got,)], None)
+    nums = {"cat_dim": axis, "expected": want, "got": got, "tensor": index}
+    cause = d.cause.replace("in axis 0", f"in a dim other than the concatenated dim {axis}")
+    return Diagnosis(True, "PyTorch", "skip_mismatch", cause, d.fix, nums, text)
+
+
+@_rule(
+    "Keras",
+    r"A `Concatenate` layer requires inputs with matching shapes except for the "
+    r"concat(?:enation)? axis\.?\s*(?:Received: input_shape=|Got inputs? shapes: )(\[.*?\])",
+)
+def _keras_concat(m: re.Match[str], text: str) -> Diagnosis:
+    framework = "Keras" if "concatenation axis" in m.group(0) else "Keras 2 (tf.keras)"
+    # Concatenate's default axis=-1 (channels_last): the channel counts may differ
+    return _skip_mismatch(framework, text, _shape_list(m.group(1)), -1)
+
+
+@_rule(
+    "TensorFlow",
+    r"ConcatOp : Dimension (\d+) in both shapes must be equal: shape\[\d+\] = (\[[\d,]*\]) vs\. "
+    r"shape\[\d+\] = (\[[\d,]*\])",
+)
+def _tf_concat(m: re.Match[str], text: str) -> Diagnosis:
+    # TF names the first axis that differs; the usual concatenation is of channels (NHWC)
+    shapes = [_ints(m.group(2)), _ints(m.group(3))]
+    return _skip_mismatch(_framework_tf(text), text, shapes, -1)
+
+
+@_rule(
+    "JAX",
+    r"Cannot concatenate arrays with shapes that differ in dimensions other than the one being "
+    r"concatenated: concatenating along dimension (\d+) for shapes (.*?)\.?\s*$",
+)
+def _jax_concat(m: re.Match[str], text: str) -> Diagnosis:
+    return _skip_mismatch("JAX", text, _shape_list(m.group(2)), int(m.group(1)))
+
+
 # ---- entry point ------------------------------------------------------------------------------
 
 

@@ -871,10 +871,9 @@ def _render(rep: Report) -> str:
         lines.append("")
         lines.append(f"In cells ({names}):")
         lines.extend("  " + s for s in _cells(d))
-    if rep.dims:
-        d = rep.dims[0]
+    for names, d in groups:  # every spatial dim; dims with the same numbers share one
         lines.append("")
-        lines.append(f"Picture ({d.name}; one column per cell of the full result):")
+        lines.append(f"Picture ({names}; one column per cell of the full result):")
         lines.extend(_picture(d))
     for w in rep.warnings:
         lines.append("")
@@ -1118,9 +1117,10 @@ def explain(convention: str, input_shape: Any, **layer_args: Any) -> str:
     str
         The framework's rule with the numbers substituted; per spatial dim, which cells the
         padding crops (which side, how many), what output_padding adds, and the result; a
-        picture of the first spatial dim; the equivalent layer in every other framework (or
-        why there is none); and any backend that refuses the layer at run time. Where the
-        framework raises, the text is its message, why, and the fix (no exception).
+        picture of every spatial dim (one for dims with the same numbers); the equivalent
+        layer in every other framework (or why there is none); and any backend that refuses
+        the layer at run time. Where the framework raises, the text is its message, why, and
+        the fix (no exception).
 
     Examples
     --------

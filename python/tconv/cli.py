@@ -6,6 +6,8 @@
     tconv solve 5 11 --convention keras --stride 2
     tconv mirror 28 --kernel 3 --stride 2 --padding 1
     tconv explain keras --input 5 --kernel 3 --strides 2 --padding same --output-padding 1
+    tconv decoder torch --input 161x241 --encoder "4*(conv:k=3,p=1 conv:k=3,p=1 maxpool:k=2)" \
+        --up k=2,s=2
     tconv doctor "RuntimeError: ..."        (or the message on stdin: tconv doctor -)
     tconv info                              (what a bug report needs; tconv --version)
 
@@ -319,7 +321,7 @@ _LAYER_OPTIONS = {
 }
 
 
-_SKIP = {"command", "convention", "func", "json", "input", "bench", "_parser"}
+_SKIP = {"command", "convention", "func", "json", "input", "bench", "_parser", "svg"}
 
 
 def _layer_kwargs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[tuple, dict]:
@@ -487,6 +489,10 @@ def _explain(args: argparse.Namespace) -> int:
     if rep.error is not None:
         print(rep.text(), file=sys.stderr)
         return 1
+    if getattr(args, "svg", None):
+        from ._svg import explain_svg
+
+        _write_svg(args.svg, explain_svg(rep), parser)
     if not args.json:
         print(rep.text())
     return 0
@@ -623,6 +629,46 @@ def _mirror(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- decoder -------------------------------------------------------------------------------
+
+
+def _write_svg(path: str, text: str, parser: argparse.ArgumentParser) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        parser.error(f"argument --svg: cannot write {path!r}: {exc.strerror}")
+
+
+def _decoder(args: argparse.Namespace) -> int:
+    from . import ShapeError
+    from ._decoder import parse_layers, parse_up, plan_decoder
+
+    parser = args._parser
+    try:
+        inp = tuple(v for text in args.input for v in _sizes_type("input size")(text))
+        encoder = parse_layers(" ".join(args.encoder), args.convention)
+        up = parse_up(args.up, args.convention) if args.up else None
+        plan = plan_decoder(_one_or_tuple(list(inp)), encoder, up=up, convention=args.convention)
+    except ShapeError as exc:
+        if args.json:
+            _print_json({"error": {"message": str(exc)}})
+        print(f"tconv decoder: {exc}", file=sys.stderr)
+        return 1
+    except (TypeError, ValueError, OverflowError, argparse.ArgumentTypeError) as exc:
+        parser.error(str(exc))
+    if args.svg:
+        _write_svg(args.svg, plan.svg(), parser)
+    if args.json:
+        _print_json(plan.as_dict())
+    else:
+        print(plan)
+        print()
+        print("the decoder as code:")
+        print(plan.code())
+    return 0
+
+
 # ---- doctor --------------------------------------------------------------------------------
 
 
@@ -679,6 +725,10 @@ def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 
+def _add_svg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--svg", metavar="FILE", help="also write the picture as an SVG file")
+
+
 def _layer_command(sub: Any, name: str, func: Callable, help_text: str, example: str) -> None:
     cmd = sub.add_parser(
         name,
@@ -697,6 +747,8 @@ def _layer_command(sub: Any, name: str, func: Callable, help_text: str, example:
         )
         _add_layer_options(p, conv)
         _add_json(p)
+        if name == "explain":
+            _add_svg(p)
         p.set_defaults(func=func, _parser=p)
 
 
@@ -727,9 +779,10 @@ def build_parser() -> argparse.ArgumentParser:
         "explain",
         _explain,
         "the shape derivation step by step, a picture of "
-        "one spatial dim, and the same layer in the other frameworks",
+        "every spatial dim (--svg: as SVG), and the same layer in the other frameworks",
         "tconv explain keras --input 5 --kernel 3 --strides 2 --padding same --output-padding 1",
     )
+    _add_decoder(sub)
     _add_doctor(sub)
     from ._port_cli import add_port
 
@@ -812,6 +865,41 @@ def _add_mirror(sub: Any) -> None:
     )
     _add_json(mirror)
     mirror.set_defaults(func=_mirror, _parser=mirror)
+
+
+def _add_decoder(sub: Any) -> None:
+    from ._decoder import LAYER_SYNTAX
+
+    decoder = sub.add_parser(
+        "decoder",
+        help="the up-layers of a U-Net / auto-encoder decoder that give back every skip size",
+        description="the sizes a forward encoder produces, one transposed-convolution layer\n"
+        "per downsampling layer (deepest first) that gives back the skip it meets, and the\n"
+        "nearest input sizes that need no output_padding (exit 1 when a skip cannot be reached)",
+        epilog=LAYER_SYNTAX + "\n\nexample:\n  tconv decoder torch --input 161x241 "
+        '--encoder "4*(conv:k=3,p=1 conv:k=3,p=1 maxpool:k=2)" --up k=2,s=2',
+        formatter_class=_Formatter,
+    )
+    decoder.add_argument(
+        "convention",
+        choices=_CONVENTIONS,
+        metavar="framework",
+        help="torch, keras, onnx, tf_nn or jax",
+    )
+    decoder.add_argument(
+        "--input", required=True, nargs="+", metavar="N", help="spatial size: 161x241 or 161 241"
+    )
+    decoder.add_argument(
+        "--encoder", required=True, nargs="+", metavar="LAYER", help="the forward layers in order"
+    )
+    decoder.add_argument(
+        "--up",
+        help="the up-layer's kernel, stride and dilation (k=2,s=2); default: each step mirrors "
+        "its encoder layer",
+    )
+    _add_json(decoder)
+    _add_svg(decoder)
+    decoder.set_defaults(func=_decoder, _parser=decoder)
 
 
 def _add_doctor(sub: Any) -> None:

@@ -519,7 +519,65 @@ def collect_jax() -> None:
         )
 
 
+def collect_concat() -> None:
+    """A decoder whose up-sampled tensor misses its skip by one cell, in each framework's
+    concatenation (kind "skip_mismatch"; params: the two shapes and the axis)."""
+    import importlib
+
+    pairs = [((1, 8, 20, 30), (1, 8, 21, 30)), ((1, 8, 160, 240), (1, 8, 161, 241))]
+    import torch
+
+    for a, b in pairs + [((1, 8, 20), (1, 8, 21))]:
+        record(
+            f"torch {torch.__version__}",
+            "skip_mismatch",
+            {"shapes": [a, b], "axis": 1},
+            lambda: torch.cat([torch.zeros(a), torch.zeros(b)], dim=1),
+        )
+    last = [(a[:1] + a[2:] + a[1:2], b[:1] + b[2:] + b[1:2]) for a, b in pairs]
+    for name in ("keras", "tf_keras"):
+        try:
+            keras = importlib.import_module(name)
+        except ImportError:
+            continue
+        for a, b in last:
+            record(
+                f"{name} {keras.__version__}",
+                "skip_mismatch",
+                {"shapes": [a, b], "axis": -1},
+                lambda: keras.layers.Concatenate()(
+                    [keras.Input(a[1:], batch_size=None), keras.Input(b[1:])]
+                ),
+            )
+    import tensorflow as tf
+
+    for a, b in last:
+        record(
+            f"tensorflow {tf.__version__}",
+            "skip_mismatch",
+            {"shapes": [a, b], "axis": -1},
+            lambda: tf.concat([tf.zeros(a), tf.zeros(b)], axis=-1),
+        )
+    import jax
+    import jax.numpy as jnp
+
+    for a, b in last:
+        record(
+            f"jax {jax.__version__}",
+            "skip_mismatch",
+            {"shapes": [a, b], "axis": -1},
+            lambda: jnp.concatenate([jnp.zeros(a), jnp.zeros(b)], axis=-1),
+        )
+
+
 def main(path: str) -> None:
+    if path == "--concat":  # the skip mismatches only: tests/doctor/concat_messages.json
+        collect_concat()
+        out = sys.argv[2] if len(sys.argv) > 2 else "concat_messages.json"
+        with open(out, "w") as f:
+            json.dump(RECORDS, f, indent=1)
+            f.write("\n")
+        return
     if path == "--tf-nn-only":
         collect_tf_nn()
         collect_keras("keras", tf_kernel_errors_only=True)
