@@ -955,7 +955,7 @@ def _table(report: dict) -> str:
         head = (
             f"{'layer':<20}"
             + "".join(f"{c:>11}" for c in cols)
-            + f"{'%peak':>7}{'%roof':>9}{'mem% f|p':>12}{'pack%':>7}{'vs best peer':>20}  kernel (plan)"
+            + f"{'%peak':>7}{'%roof':>7}  {'mem% f|p':>12}{'pack%':>7}{'vs best peer':>20}  kernel (plan)"
         )
         lines.append(head)
         ratios = []
