@@ -764,6 +764,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--json", default="bench_results.json", help="where to write the results")
     ap.add_argument(
+        "--markdown",
+        default=None,
+        metavar="FILE",
+        help="also write the table into a Markdown page: between this dtype's markers if the "
+        "page has them (the rest of the page is kept), else appended (docs/benchmarks.md)",
+    )
+    ap.add_argument(
         "--png", default="bench_results.png", help="where to draw the chart (needs matplotlib)"
     )
     ap.add_argument("--_worker", type=int, default=None, help=argparse.SUPPRESS)
@@ -834,8 +841,47 @@ def main(argv: list[str] | None = None) -> int:
     print(_table(report))
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"\nwrote {args.json}")
+    if args.markdown:
+        write_markdown(Path(args.markdown), report, _command_line(args))
+        print(f"wrote the table into {args.markdown}")
     _chart(report, args.png)
     return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The run's arguments as a command, for the Markdown page (output files left out)."""
+    parts = ["python bench/run.py", f"--threads {args.threads}", f"--rounds {args.rounds}"]
+    if args.dtype != "float32":
+        parts.append(f"--dtype {args.dtype}")
+    if args.quick:
+        parts.append("--quick")
+    for name in ("layers", "peers", "peak"):
+        if getattr(args, name) is not None:
+            parts.append(f"--{name} {getattr(args, name)}")
+    return " ".join(parts)
+
+
+def markdown_markers(dtype: str) -> tuple[str, str]:
+    return (
+        f"<!-- tconv bench --markdown: {dtype} tables -->",
+        f"<!-- end of tconv bench --markdown: {dtype} tables -->",
+    )
+
+
+def write_markdown(path: Path, report: dict, command: str) -> None:
+    """The report's table as a fenced block between the dtype's markers in `path`: the text
+    between them is replaced, the rest of the page kept; without the markers the block is
+    appended (a new page gets a title)."""
+    begin, end = markdown_markers(report["build"]["dtype"])
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    block = f"{begin}\n`{command}` ({when}):\n\n```\n{_table(report)}\n```\n{end}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if begin in text and end in text and text.index(begin) < text.index(end):
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
 
 
 def _worker_command(

@@ -580,3 +580,23 @@ def test_argument_errors_exit_2(argv, words, capsys):
     assert "usage: tconv bench" in err
     for w in words:
         assert w in err
+
+
+def test_markdown_puts_the_table_between_its_markers_and_keeps_the_page(suite, tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\nHow it is measured.\n\n## Tables\n\nclosing words\n")
+    args = ["--suite", str(suite), "--layers", "tiny_1d", "--threads", "1", "--peers", "numpy"]
+    args += ["--repeats", "2", "--budget", "0.05", "--peak", "50", "--png", "r.png"]
+    for run in range(2):
+        proc = _bench_cli([*args, "--json", f"r{run}.json", "--markdown", str(page)], tmp_path)
+        text = page.read_text()
+        begin = "<!-- tconv bench --markdown: float32 tables -->"
+        end = "<!-- end of tconv bench --markdown: float32 tables -->"
+        # The second run replaces the first run's block instead of adding another.
+        assert text.count(begin) == 1 and text.count(end) == 1
+        assert text.startswith("# Benchmarks\n\nHow it is measured.\n") and "closing words" in text
+        block = text[text.index(begin) : text.index(end)]
+        assert "`python bench/run.py --threads 1 --rounds 1 --layers tiny_1d --peers numpy " in block
+        table = proc.stdout[: proc.stdout.index("\nwrote ")].strip()
+        assert table.splitlines()[-1] in block and "tiny_1d" in block
+        assert f"```\n{table}\n```" in block
