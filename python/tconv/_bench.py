@@ -58,12 +58,14 @@ def _numpy_col2im(x, w, b, layer):
     """GEMM (BLAS) into a column buffer, then col2im: the classic method, groups=1 only."""
     if layer["groups"] != 1:
         raise Refused("groups > 1 is not implemented in the numpy baseline")
+    from ._rules import full_length
+
     rank = layer["dims"]
     k, s, p, d = layer["kernel_size"], layer["stride"], layer["padding"], layer["dilation"]
     out = layer["output_size"]
     n, cin = x.shape[:2]
     cout = w.shape[1]
-    full = [(i - 1) * st + dd * (kk - 1) + 1 for i, st, dd, kk in zip(x.shape[2:], s, d, k)]
+    full = [full_length(i, kk, st, dd) for i, st, dd, kk in zip(x.shape[2:], s, d, k)]
     wm = w.reshape(cin, -1).T.copy()  # (Cout*K, Cin)
 
     def f():

@@ -17,6 +17,7 @@ from typing import Any
 from . import _core, shapes
 from ._args import check_ordered
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
+from ._rules import full_length
 
 __all__ = ["explain"]
 
@@ -122,7 +123,7 @@ def _why(err: ShapeError) -> str | None:
 
 
 def _full(d: _Dim) -> int:
-    return _core.transposed_length(d.i, d.k, d.s, d.d, 0, 0, 0)
+    return full_length(d.i, d.k, d.s, d.d)
 
 
 def _fmt(shape: Sequence[Any]) -> str:

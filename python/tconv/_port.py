@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _core, shapes
 from ._errors import BackendWarning, ShapeError
+from ._rules import full_length, output_padding_limit
 from ._solve import Solution, _compatible, _Dim, _dims, _make
 
 __all__ = ["FRAMEWORKS", "Port", "port"]
@@ -726,8 +727,8 @@ def _candidates(conv: str, lay: _Layer, j: int, i: int) -> list[_Dim]:
     k, s, d = lay.kernel_size[j], lay.stride[j], lay.dilation[j]
     start, end = lay.start[j], lay.end[j]
     span = _core.effective_kernel(k, d) - 1
-    m = max(s, d)
-    full = (i - 1) * s + span + 1
+    m = output_padding_limit(s, d)
+    full = full_length(i, k, s, d)
     if conv == "torch":
         out: list[_Dim] = []
         if start >= 0:
@@ -968,7 +969,7 @@ def _source_layer(layer: Any, weights: Any, source: str, input_shape: Any) -> _L
     except ShapeError as exc:
         raise ShapeError(f"the {source} layer itself is refused: {exc}") from None
     for j, i in enumerate(lay.input_size or ()):
-        full = (i - 1) * lay.stride[j] + _core.effective_kernel(lay.kernel_size[j], lay.dilation[j])
+        full = full_length(i, lay.kernel_size[j], lay.stride[j], lay.dilation[j])
         if full - lay.start[j] - lay.end[j] < 1:
             raise ValueError(
                 f"the {source} layer's output is empty in spatial dim {j} for input_shape "

@@ -23,6 +23,7 @@ from typing import Any
 from . import _core, shapes
 from ._args import check_ordered, describe
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
+from ._rules import output_padding_limit
 
 __all__ = ["CONVENTIONS", "Solution", "Solutions", "mirror", "solve", "translate"]
 
@@ -161,7 +162,7 @@ def _dims_torch(
     i: int, k: int, s: int, d: int, target: int | None, lo: int | None = None
 ) -> Iterable[_Dim]:
     span = _core.effective_kernel(k, d) - 1
-    m = max(s, d)
+    m = output_padding_limit(s, d)
     if target is None:
         pads: Iterable[int] = [lo] if lo is not None else _sample(0, span)
         pairs = ((p, op) for p in pads for op in _sample(0, m - 1))
@@ -211,7 +212,7 @@ def _dims_onnx(
     pads: tuple | None = None,
 ) -> Iterable[_Dim]:
     span = _core.effective_kernel(k, d) - 1
-    m = max(s, d)
+    m = output_padding_limit(s, d)
 
     def make(lo: int, hi: int, op: int) -> _Dim:
         out, plo, phi, pop = _core.onnx_resolve(i, k, s, d, op, "NOTSET", lo, hi, None)
@@ -1226,7 +1227,7 @@ def _no_translation(conv: str, src: Solution, j: int) -> str:
         return (
             f"{window}; PyTorch's ConvTranspose crops the same number (padding) from "
             f"both ends and can only add cells at the end (output_padding < "
-            f"max(stride, dilation) = {max(s, d)})"
+            f"max(stride, dilation) = {output_padding_limit(s, d)})"
         )
     if conv == "keras":
         return (

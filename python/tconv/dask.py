@@ -32,6 +32,7 @@ from . import _core
 from ._api import _aligned, _empty_output, _operands, _rank_error
 from ._api import conv_transpose as _conv_transpose
 from ._args import as_int, parse_data_format, parse_padding, per_dim
+from ._rules import full_length
 
 __all__ = ["Window", "axis_windows", "conv_transpose"]
 
@@ -97,7 +98,7 @@ def axis_windows(
             continue
         start = min(max(0, min(-((reach - j) // stride), j // stride)), total - 1)
         stop = min(total, (b - 1 + pad_lo) // stride + 1)
-        local_full = (stop - start - 1) * stride + reach + 1
+        local_full = full_length(stop - start, kernel, stride, dilation)
         crop_lo = j - start * stride
         if crop_lo >= local_full:
             windows.append(Window(b - a, start, start, 0, 0))

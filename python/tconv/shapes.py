@@ -28,6 +28,7 @@ from . import _core
 from ._args import as_int, check_ordered, ordered_items
 from ._bounded import complete, divisors, iroot, near_root_divisor
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
+from ._rules import output_padding_limit
 
 __all__ = ["jax", "keras", "onnx", "tf_nn", "torch"]
 
@@ -471,7 +472,7 @@ def _torch_check_empty_input(shape, batch, in_channels, sp) -> None:
 
 def _torch_check_output_padding(sp, ks, st, pd, op, dl) -> None:
     dims = len(sp)
-    bad = [d for d in range(dims) if op[d] >= max(st[d], dl[d])]
+    bad = [d for d in range(dims) if op[d] >= output_padding_limit(st[d], dl[d])]
     if not bad:
         return
     d = bad[0]
@@ -483,7 +484,7 @@ def _torch_check_output_padding(sp, ks, st, pd, op, dl) -> None:
         + " "
         + _pair_words("dilation", dl, dims)
     )
-    limit = max(st[d], dl[d])
+    limit = output_padding_limit(st[d], dl[d])
     fix = f"use output_padding <= {limit - 1}"
     if sp[d] is not None:
         want = _core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d])
@@ -585,7 +586,7 @@ def _torch_size_params(inp, want, k, s, p, d):
     """(padding, output_padding) that give `want` cells from `inp` in PyTorch, or None."""
     # The length falls by 2 per padding and grows by 1 per output_padding (< max(s, d)): the
     # paddings that reach `want` form a range; the one closest to the current padding wins.
-    m = max(s, d)
+    m = output_padding_limit(s, d)
     full = _core.torch_length(inp, k, s, d, 0, 0)
     first = max(0, -((want - full) // 2))
     last = min(k * d + s - 1, (full - want + m - 1) // 2)
@@ -796,8 +797,8 @@ def _keras_check_output_padding(shape, op, ks, st, dl, padding, data_format) -> 
         sp_i = _spatial(shape, len(ks), data_format)
         fix = f"use output_padding in [0, {s - 1}] at dimension {i}, or output_padding=None"
         if sp_i is not None and sp_i[i] is not None:
-            span = _core.effective_kernel(ks[i], dl[i])
-            want = (sp_i[i] - 1) * s + (span % 2 if padding == "same" else span) + o
+            # one more cell per output_padding
+            want = _core.keras_length(sp_i[i], padding, ks[i], s, dl[i], 0) + o
             fix += "; " + _keras_size_fix(sp_i[i], want, ks[i], s, dl[i])
         raise _error(
             "output_padding",
@@ -1389,7 +1390,7 @@ def _onnx_check_channels(shape: tuple, wshape: tuple, group: int) -> None:
 
 def _onnx_check_output_padding(st, dl, op) -> None:
     for d in range(len(st)):
-        lim = max(st[d], dl[d])
+        lim = output_padding_limit(st[d], dl[d])
         if op[d] >= lim:
             says = (
                 f"output_padding[{d}] ({op[d]}) must be less than max(stride, dilation) "
