@@ -17,8 +17,9 @@ from typing import Any
 
 from . import _core
 from ._args import as_int, check_ordered, describe, show_int
+from ._dialects import DIALECTS, dialect
 from ._errors import ShapeError, SizeOverflowError, overflow_as_value_error
-from ._solve import CONVENTIONS, Solution, _dims, _per_dim, _rank_of, _reach, mirror, solve
+from ._solve import Solution, _dims, _per_dim, _rank_of, _reach, mirror, solve
 
 __all__ = ["DecoderPlan", "plan_decoder"]
 
@@ -297,7 +298,7 @@ def _layer(conv: str, index: int, spec: Any, rank: int) -> _Layer:
         if any(v < 1 for v in vals):
             raise ValueError(f"{where}: {name} must be >= 1, got {vals}")
         _check_size(vals, f"{where} {name}")
-    default_pad = {"keras": "valid", "jax": "VALID", "tf_nn": "VALID"}.get(conv, 0)
+    default_pad = DIALECTS[conv].default_padding
     pad = _pads(conv, kind, spec.get(pname, default_pad), rank, stride)
     ceil_mode = _flag(spec.get(cname, False), f"{where} {cname}") if cname else False
     if conv == "keras" and kind == "conv" and max(stride) > 1 and max(dilation) > 1:
@@ -478,10 +479,7 @@ def plan_decoder(
         stride reaches a skip size: the message names the step, the sizes it can reach, and
         the nearest input sizes that work.
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(
-            f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got {convention!r}"
-        )
+    dialect(convention)
     if isinstance(encoder, (dict, str)) or not isinstance(encoder, Sequence) or not encoder:
         raise TypeError(
             f"encoder must be a non-empty list of layer dicts, got {describe(encoder)}; e.g. "

@@ -16,20 +16,11 @@ from typing import Any
 
 from . import _core, shapes
 from ._args import check_ordered
+from ._dialects import DIALECTS, dialect
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 from ._rules import full_length
 
 __all__ = ["explain"]
-
-CONVENTIONS = ("torch", "keras", "onnx", "tf_nn", "jax")
-
-_FRAMEWORK = {
-    "torch": "PyTorch",
-    "keras": "Keras",
-    "onnx": "ONNX (onnxruntime)",
-    "tf_nn": "tf.nn",
-    "jax": "JAX",
-}
 
 # Widest picture line; the terminals people paste from are 100 columns or wider.
 WIDTH = 100
@@ -194,10 +185,7 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
     rhs_shape) input_shape holds the spatial sizes alone, and one channel stands in for the
     others; kernel_size (kernel_shape for ONNX) then gives the kernel.
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(
-            f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got {convention!r}"
-        )
+    dialect(convention)
     shape = shapes._shape(input_shape, "input_shape")
     for name, value in args.items():
         check_ordered(value, name)
@@ -840,7 +828,7 @@ def _translations(convention: str, rep: Report, prep: _Prep) -> list[tuple[str, 
 
 
 def _render(rep: Report) -> str:
-    fw = _FRAMEWORK[rep.convention]
+    fw = DIALECTS[rep.convention].framework
     lines = [f"{fw}: {rep.layer}"]
     what = "spatial input" if rep.spatial_only else "input"
     if rep.error is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core, shapes
+from ._dialects import CONVENTIONS, DIALECTS
 from ._errors import BackendWarning, ShapeError
 from ._rules import full_length, output_padding_limit
 from ._solve import Solution, _compatible, _Dim, _dims, _make
@@ -805,7 +806,7 @@ def _no_groups(target: str, lay: _Layer) -> str:
     gi = "C_in // groups" if lay.in_channels is None else lay.in_channels // g
     go = "C_out // groups" if lay.out_channels is None else lay.out_channels // g
     return (
-        f"{target} has no grouped transposed convolution ({_FRAMEWORK[target]} takes no "
+        f"{target} has no grouped transposed convolution ({DIALECTS[target].layer} takes no "
         f"groups) and this layer has groups={g}. Nearest recipe: the same layer with "
         "groups=1 and a block-diagonal kernel (zeros between the groups):\n"
         f"dense = np.zeros(({ci}, {co}, *kernel.shape[2:]), kernel.dtype)\n"
@@ -815,15 +816,6 @@ def _no_groups(target: str, lay: _Layer) -> str:
         f"# then tconv.port(the layer with groups=1, (dense, bias), source={lay.source!r}, "
         f"target={target!r})"
     )
-
-
-_FRAMEWORK = {
-    "torch": "nn.ConvTransposeNd",
-    "keras": "layers.ConvNDTranspose",
-    "onnx": "ConvTranspose",
-    "tf_nn": "tf.nn.conv_transpose",
-    "jax": "lax.conv_transpose",
-}
 
 
 def _to_target(lay: _Layer, target: str, strict: bool = True) -> Port:
@@ -1030,7 +1022,7 @@ _ELSEWHERE = "lax.conv_transpose holds every crop window (see the jax line)"
 
 def translate_layer(layer: dict, convention: str, input_shape: Any) -> dict:
     """translate() of a layer description: one Translation per convention, from port."""
-    from ._solve import CONVENTIONS, Translation
+    from ._solve import Translation
 
     lay = _source_layer(layer, None, convention, input_shape)
     out = {}

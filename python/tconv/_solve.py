@@ -22,12 +22,11 @@ from typing import Any
 
 from . import _core, shapes
 from ._args import check_ordered, describe
+from ._dialects import CONVENTIONS, DIALECTS, dialect
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 from ._rules import output_padding_limit
 
 __all__ = ["CONVENTIONS", "Solution", "Solutions", "mirror", "solve", "translate"]
-
-CONVENTIONS = ("torch", "keras", "onnx", "tf_nn", "jax")
 
 
 @dataclass(frozen=True)
@@ -486,10 +485,6 @@ def _shape_call(
     return tuple(out), notes
 
 
-def _spatial(convention: str, shape: tuple) -> tuple:
-    return tuple(shape[2:]) if convention in ("torch", "onnx") else tuple(shape[1:-1])
-
-
 def _make(
     convention: str,
     dims: Sequence[_Dim],
@@ -507,7 +502,7 @@ def _make(
             refusals.append(str(exc))
         return None
     expected = tuple(x.output for x in dims)
-    got = _spatial(convention, out_shape)
+    got = DIALECTS[convention].spatial(out_shape)
     if got != expected:
         raise AssertionError(
             f"internal: {convention} candidate {_params(convention, dims)} "
@@ -574,11 +569,7 @@ def _rank_of(*values: Any) -> int:
 
 
 def _check_convention(convention: str) -> str:
-    if convention not in CONVENTIONS:
-        raise ValueError(
-            f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got {convention!r}"
-        )
-    return convention
+    return dialect(convention).name
 
 
 def _consistent(convention: str, value: Any) -> bool:

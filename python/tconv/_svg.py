@@ -183,10 +183,11 @@ def _legend(svg: _Svg, y: float, items: list[tuple[str, str]]) -> float:
 
 def explain_svg(rep: Any) -> str:
     """explain's picture of every spatial dim, as SVG text."""
-    from ._explain import _FRAMEWORK, _fmt, _groups
+    from ._dialects import DIALECTS
+    from ._explain import _fmt, _groups
 
     svg = _Svg()
-    svg.text(8, 16, f"{_FRAMEWORK[rep.convention]}: {rep.layer}", 12, font_weight="bold")
+    svg.text(8, 16, f"{DIALECTS[rep.convention].framework}: {rep.layer}", 12, font_weight="bold")
     out = tuple(d.out for d in rep.dims)
     svg.text(8, 32, f"spatial input {_fmt(tuple(d.i for d in rep.dims))}  ->  output {_fmt(out)}")
     y = 46.0
