@@ -23,6 +23,12 @@ class Dialect:
     default_padding: Any  # a forward layer's padding when none is given
     list_args: bool  # per-dimension arguments are lists (ONNX attributes) rather than tuples
 
+    def is_channels_first(self, data_format: Any = None) -> bool:
+        """The layout of a call with this data_format= (None: the framework's default)."""
+        if data_format is None:
+            return self.channels_first
+        return data_format == "channels_first" or str(data_format).upper().startswith("NC")
+
     def spatial(self, shape: tuple) -> tuple:
         """The spatial sizes of a full activation shape in the default layout."""
         return tuple(shape[2:]) if self.channels_first else tuple(shape[1:-1])

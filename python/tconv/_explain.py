@@ -189,7 +189,7 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
     shape = shapes._shape(input_shape, "input_shape")
     for name, value in args.items():
         check_ordered(value, name)
-    return _DIALECTS[convention].prepare(shape, dict(args))
+    return _STEPS[convention].prepare(shape, dict(args))
 
 
 def _prepare_torch(shape: tuple, a: dict) -> _Prep:
@@ -402,7 +402,7 @@ def _prepare_jax(shape: tuple, a: dict) -> _Prep:
 
 def _resolve(convention: str, prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], int]:
     """The rule in the framework's words, the resolved dims and the spatial rank."""
-    return _DIALECTS[convention].resolve(prep, out_shape)
+    return _STEPS[convention].resolve(prep, out_shape)
 
 
 def _resolve_torch(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], int]:
@@ -778,21 +778,33 @@ def _channels(convention: str, prep: _Prep) -> tuple[int | None, int | None]:
     the printed code shows them instead of placeholders."""
     if prep.spatial_only:
         return None, None
-    full, second = prep.args[0], prep.args[1]
-    if convention == "torch":
-        return prep.args[1], prep.args[2]
-    if convention == "keras":
-        cl = prep.kwargs.get("data_format", "channels_last") != "channels_first"
-        return full[-1] if cl else full[1], second
-    group = prep.kwargs.get("group", 1) or 1
-    if convention == "onnx" and group == 1:
-        return second[0], second[1]
-    if convention == "tf_nn":
-        return second[-1], second[-2]
-    if convention == "jax" and prep.kwargs.get("dimension_numbers") is None:
-        io = second[-2:] if not prep.kwargs.get("transpose_kernel") else second[-2:][::-1]
-        return io[0], io[1]
-    return None, None
+    return _STEPS[convention].channels(prep.args, prep.kwargs)
+
+
+def _channels_torch(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    return args[1], args[2]
+
+
+def _channels_keras(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    cl = kwargs.get("data_format", "channels_last") != "channels_first"
+    return args[0][-1] if cl else args[0][1], args[1]
+
+
+def _channels_onnx(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    if (kwargs.get("group", 1) or 1) != 1:
+        return None, None
+    return args[1][0], args[1][1]
+
+
+def _channels_tf_nn(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    return args[1][-1], args[1][-2]
+
+
+def _channels_jax(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    if kwargs.get("dimension_numbers") is not None:
+        return None, None
+    io = args[1][-2:] if not kwargs.get("transpose_kernel") else args[1][-2:][::-1]
+    return io[0], io[1]
 
 
 def _translations(convention: str, rep: Report, prep: _Prep) -> list[tuple[str, str]]:
@@ -1120,17 +1132,18 @@ def explain(convention: str, input_shape: Any, **layer_args: Any) -> str:
 
 
 @dataclass(frozen=True)
-class _Dialect:
+class _Steps:
     """What explain() does differently for each framework."""
 
     prepare: Callable[[tuple, dict], _Prep]
     resolve: Callable[[_Prep, tuple], tuple[list[str], list[_Dim], int]]
+    channels: Callable[[tuple, dict], tuple[Any, Any]]  # (C_in, C_out) the call gave, or None
 
 
-_DIALECTS = {
-    "torch": _Dialect(_prepare_torch, _resolve_torch),
-    "keras": _Dialect(_prepare_keras, _resolve_keras),
-    "onnx": _Dialect(_prepare_onnx, _resolve_onnx),
-    "tf_nn": _Dialect(_prepare_tf_nn, _resolve_tf_nn),
-    "jax": _Dialect(_prepare_jax, _resolve_jax),
+_STEPS = {
+    "torch": _Steps(_prepare_torch, _resolve_torch, _channels_torch),
+    "keras": _Steps(_prepare_keras, _resolve_keras, _channels_keras),
+    "onnx": _Steps(_prepare_onnx, _resolve_onnx, _channels_onnx),
+    "tf_nn": _Steps(_prepare_tf_nn, _resolve_tf_nn, _channels_tf_nn),
+    "jax": _Steps(_prepare_jax, _resolve_jax, _channels_jax),
 }

@@ -20,7 +20,7 @@ from . import _core, shapes
 from ._dialects import CONVENTIONS, DIALECTS
 from ._errors import BackendWarning, ShapeError
 from ._rules import full_length, output_padding_limit
-from ._solve import Solution, _compatible, _Dim, _dims, _make
+from ._solve import Solution, _compatible, _Dim, _dims, _make, _mode_class
 
 __all__ = ["FRAMEWORKS", "Port", "port"]
 
@@ -726,36 +726,52 @@ _SOURCES = {
 
 def _candidates(conv: str, lay: _Layer, j: int, i: int) -> list[_Dim]:
     k, s, d = lay.kernel_size[j], lay.stride[j], lay.dilation[j]
-    start, end = lay.start[j], lay.end[j]
-    span = _core.effective_kernel(k, d) - 1
+    near = _NEAREST.get(conv)
+    if near is None:  # a padding string: its few layers are all there is
+        return list(_dims(conv, i, k, s, d, None))
+    return near(i, k, s, d, lay.start[j], lay.end[j])
+
+
+# The layers of a numeric-padding framework nearest the window that crops `start` cells of the
+# full result at the start and `end` at the end (negative: cells past it).
+
+
+def _nearest_torch(i: int, k: int, s: int, d: int, start: int, end: int) -> list[_Dim]:
     m = output_padding_limit(s, d)
     full = full_length(i, k, s, d)
-    if conv == "torch":
-        out: list[_Dim] = []
-        if start >= 0:
-            out += _dims(conv, i, k, s, d, full - start - end, lo=start)
-        # the nearest layer that holds the window: crop as much as both ends allow
-        p = max(0, min(start, max(end, 0) + m - 1))
-        op = min(max(p - end, 0), m - 1)
-        out.append(_Dim(k, s, d, p, p, op, full - 2 * p + op, (p, op), (1, 0, p, op)))
-        return out
-    if conv == "onnx":
-        b, e = max(start, 0), max(end, 0)
-        want = max(-end, 0)
-        # onnxruntime refuses some output_padding >= stride: smaller ones, the rest as pad
-        ops = dict.fromkeys((min(want, m - 1), min(want, s - 1), 0))
-        out = []
-        for op in ops:
-            o, plo, phi, pop = _core.onnx_resolve(i, k, s, d, op, "NOTSET", b, e, None)
-            out.append(_Dim(k, s, d, plo, phi, pop, o, (b, e, op), (op > 0, b != e, b + e, op)))
-        return out
-    if conv == "jax":
-        same_valid = list(_dims(conv, i, k, s, d, None))[:2]
-        b, a = span - start, span - end
-        o, plo, phi, _, _, _ = _core.jax_resolve(i, k, s, d, "EXPLICIT", b, a)
-        explicit = _Dim(k, s, d, plo, phi, 0, o, ("EXPLICIT", b, a), (2, b != a, abs(b - a), b + a))
-        return [*same_valid, explicit]
-    return list(_dims(conv, i, k, s, d, None))
+    out: list[_Dim] = []
+    if start >= 0:
+        out += _dims("torch", i, k, s, d, full - start - end, lo=start)
+    # the nearest layer that holds the window: crop as much as both ends allow
+    p = max(0, min(start, max(end, 0) + m - 1))
+    op = min(max(p - end, 0), m - 1)
+    out.append(_Dim(k, s, d, p, p, op, full - 2 * p + op, (p, op), (1, 0, p, op)))
+    return out
+
+
+def _nearest_onnx(i: int, k: int, s: int, d: int, start: int, end: int) -> list[_Dim]:
+    m = output_padding_limit(s, d)
+    b, e = max(start, 0), max(end, 0)
+    want = max(-end, 0)
+    # onnxruntime refuses some output_padding >= stride: smaller ones, the rest as pad
+    ops = dict.fromkeys((min(want, m - 1), min(want, s - 1), 0))
+    out = []
+    for op in ops:
+        o, plo, phi, pop = _core.onnx_resolve(i, k, s, d, op, "NOTSET", b, e, None)
+        out.append(_Dim(k, s, d, plo, phi, pop, o, (b, e, op), (op > 0, b != e, b + e, op)))
+    return out
+
+
+def _nearest_jax(i: int, k: int, s: int, d: int, start: int, end: int) -> list[_Dim]:
+    span = _core.effective_kernel(k, d) - 1
+    same_valid = list(_dims("jax", i, k, s, d, None))[:2]
+    b, a = span - start, span - end
+    o, plo, phi, _, _, _ = _core.jax_resolve(i, k, s, d, "EXPLICIT", b, a)
+    explicit = _Dim(k, s, d, plo, phi, 0, o, ("EXPLICIT", b, a), (2, b != a, abs(b - a), b + a))
+    return [*same_valid, explicit]
+
+
+_NEAREST = {"torch": _nearest_torch, "onnx": _nearest_onnx, "jax": _nearest_jax}
 
 
 def _fit(x: _Dim, start: int, end: int) -> tuple[tuple, tuple] | None:
@@ -765,15 +781,6 @@ def _fit(x: _Dim, start: int, end: int) -> tuple[tuple, tuple] | None:
     if ts > max(start, 0) or te > max(end, 0) or x.output < 1:
         return None
     return (max(start - ts, 0), max(end - te, 0)), (max(ts - start, 0), max(te - end, 0))
-
-
-def _mode_class(conv: str, x: _Dim) -> Any:
-    """Candidates of one class can be combined over dimensions (one padding string)."""
-    if conv == "keras":
-        return (x.native[0], x.native[1] is None)
-    if conv in ("tf_nn", "jax"):
-        return x.native[0]
-    return 0
 
 
 def _choices(conv: str, lay: _Layer, sizes: tuple) -> list[list[tuple]]:

@@ -357,7 +357,7 @@ def _layer_kwargs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     ):
         if key in kw:
             kw[key] = tuple(kw[key])
-    if conv in ("onnx",):
+    if DIALECTS[conv].list_args:  # ONNX attributes hold one value per dimension
         for key in ("strides", "output_padding"):
             if key in kw and not isinstance(kw[key], tuple):
                 kw[key] = (kw[key],) * _spatial_rank(inp, kw, "weight_shape")
@@ -465,12 +465,8 @@ def _shape(args: argparse.Namespace) -> int:
 
 
 def _spatial_of(conv: str, out: tuple, n: int, kw: dict) -> tuple:
-    if DIALECTS[conv].channels_first:
+    if DIALECTS[conv].is_channels_first(kw.get("data_format")):
         return out[-n:]
-    if conv == "keras" and kw.get("data_format") == "channels_first":
-        return out[2:]
-    if conv == "tf_nn" and str(kw.get("data_format") or "").upper().startswith("NC"):
-        return out[2:]
     return out[1:-1]
 
 
