@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core, shapes
-from ._args import check_ordered
+from ._args import check_ordered, spread
 from ._dialects import DIALECTS, dialect
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 from ._rules import full_length
@@ -130,13 +130,6 @@ def _dim_names(rank: int) -> list[str]:
     if rank == 3:
         return ["depth", "height", "width"]
     return [f"dim {j}" for j in range(rank)]
-
-
-def _per_dim(value: Any, n: int) -> list:
-    if isinstance(value, (list, tuple)):
-        vals = list(value)
-        return vals * n if len(vals) == 1 else vals
-    return [value] * n
 
 
 def _is_seq(value: Any) -> bool:
@@ -300,7 +293,7 @@ def _prepare_onnx(shape: tuple, a: dict) -> _Prep:
                 "input_shape as the spatial sizes"
             )
         n = len(shape)
-        wshape = (1, 1, *_per_dim(kernel, n))
+        wshape = (1, 1, *spread(kernel, n))
         full = (None, 1, *shape)
     else:
         full = shape
@@ -342,7 +335,7 @@ def _prepare_tf_nn(shape: tuple, a: dict) -> _Prep:
                 "input_shape as the spatial sizes"
             )
         n = len(shape)
-        fshape = (*_per_dim(kernel, n), 1, 1)
+        fshape = (*spread(kernel, n), 1, 1)
         cf = str(a.get("data_format") or "").upper().startswith("NC")
         full = (None, 1, *shape) if cf else (None, *shape, 1)
         osz = tuple(a["output_shape"])
@@ -388,7 +381,7 @@ def _prepare_jax(shape: tuple, a: dict) -> _Prep:
                 "feature axes, and rhs_shape)"
             )
         n = len(shape)
-        rshape = (*_per_dim(kernel, n), 1, 1)
+        rshape = (*spread(kernel, n), 1, 1)
         full = (None, *shape, 1)
     else:
         full = shape
@@ -410,8 +403,8 @@ def _resolve_torch(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim]
     n = len(out_shape) - (2 if len(full_in) == len(out_shape) and len(out_shape) > 1 else 1)
     n = int(kw.get("dims") or n)
     sp = list(full_in[-n:])
-    ks, st = _per_dim(kw["kernel_size"], n), _per_dim(kw.get("stride", 1), n)
-    pd, dl = _per_dim(kw.get("padding", 0), n), _per_dim(kw.get("dilation", 1), n)
+    ks, st = spread(kw["kernel_size"], n), spread(kw.get("stride", 1), n)
+    pd, dl = spread(kw.get("padding", 0), n), spread(kw.get("dilation", 1), n)
     osz = kw.get("output_size")
     osp = list(out_shape[-n:])
     if osz is not None:
@@ -424,7 +417,7 @@ def _resolve_torch(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim]
             )
             ops.append(osp[j] - lo if sp[j] is not None else 0)
     else:
-        ops = _per_dim(kw.get("output_padding", 0), n)
+        ops = spread(kw.get("output_padding", 0), n)
     rule = ["out = (in - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1"]
     dims = []
     for j in range(n):
@@ -449,11 +442,11 @@ def _resolve_keras(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim]
     cl = kw.get("data_format", "channels_last") == "channels_last"
     n = len(full_in) - 2
     sp = list(full_in[1:-1] if cl else full_in[2:])
-    ks, st = _per_dim(kw["kernel_size"], n), _per_dim(kw.get("strides", 1), n)
-    dl = _per_dim(kw.get("dilation_rate", 1), n)
+    ks, st = spread(kw["kernel_size"], n), spread(kw.get("strides", 1), n)
+    dl = spread(kw.get("dilation_rate", 1), n)
     mode = str(kw.get("padding", "valid")).lower()
     op_arg = kw.get("output_padding")
-    ops = [None] * n if op_arg is None else _per_dim(op_arg, n)
+    ops = [None] * n if op_arg is None else spread(op_arg, n)
     dilated = any(d > 1 for d in dl)
     kname = "kernel" if dilated else "kernel_size"
     if op_arg is None and mode == "same":
@@ -510,9 +503,9 @@ def _resolve_onnx(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim],
     n = len(full_in) - 2
     sp = list(full_in[2:])
     ks = list(wshape[2:])
-    st = _per_dim(1 if kw.get("strides") is None else kw["strides"], n)
-    dl = _per_dim(1 if kw.get("dilations") is None else kw["dilations"], n)
-    ops = _per_dim(0 if kw.get("output_padding") is None else kw["output_padding"], n)
+    st = spread(1 if kw.get("strides") is None else kw["strides"], n)
+    dl = spread(1 if kw.get("dilations") is None else kw["dilations"], n)
+    ops = spread(0 if kw.get("output_padding") is None else kw["output_padding"], n)
     pads = kw.get("pads")
     pads = [0] * (2 * n) if pads is None else (list(pads) if _is_seq(pads) else [pads] * 2 * n)
     auto = str(kw.get("auto_pad", "NOTSET")).upper()

@@ -47,11 +47,6 @@ def _error(kind: str, framework: str, says: str, why: str, fix: str) -> ShapeErr
     return err
 
 
-def _int(value: Any, name: str, expected: str = "an int") -> int:
-    # The C++ rules take int64: a larger Python int must fail here, by name, not in pybind11.
-    return as_int(value, name, expected)
-
-
 def _shape(value: Any, name: str) -> tuple:
     """A shape tuple whose entries are ints or None."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
@@ -59,7 +54,7 @@ def _shape(value: Any, name: str) -> tuple:
     check_ordered(value, name)
     out = []
     for i, v in enumerate(value):
-        out.append(None if v is None else _int(v, f"{name}[{i}]"))
+        out.append(None if v is None else as_int(v, f"{name}[{i}]"))
     return tuple(out)
 
 
@@ -71,8 +66,8 @@ def _tuple(value: Any, n: int, name: str) -> tuple[int, ...] | None:
         raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
     items = ordered_items(value, name)
     if items is not None:
-        return tuple(_int(v, f"{name}[{i}]") for i, v in enumerate(items))
-    return (_int(value, name, f"an int or a tuple of {n} ints"),) * n
+        return tuple(as_int(v, f"{name}[{i}]") for i, v in enumerate(items))
+    return (as_int(value, name, f"an int or a tuple of {n} ints"),) * n
 
 
 # numpy arrays have at most 64 axes; per-dimension tuples are built for `dims` dimensions.
@@ -87,7 +82,7 @@ def _infer_dims(dims: Any, kernel_size: Any, shape: tuple) -> int:
         if items:  # an empty kernel_size says nothing: its length check reports it
             return len(items)
         return max(len(shape) - 2, 1)
-    dims = _int(dims, "dims")
+    dims = as_int(dims, "dims")
     if not 1 <= dims <= _MAX_DIMS:
         raise ValueError(
             f"dims is the layer's number of spatial dimensions (ConvTranspose2d -> "
@@ -186,9 +181,9 @@ def torch(
     ``kernel_size``, else from the input (batched).
     """
     shape = _shape(input_shape, "input_shape")
-    in_channels = _int(in_channels, "in_channels")
-    out_channels = _int(out_channels, "out_channels")
-    groups = _int(groups, "groups")
+    in_channels = as_int(in_channels, "in_channels")
+    out_channels = as_int(out_channels, "out_channels")
+    groups = as_int(groups, "groups")
     dims = _infer_dims(dims, kernel_size, shape)
     # nn.ConvTransposeNd.__init__
     _torch_check_groups(in_channels, out_channels, groups)
@@ -662,7 +657,7 @@ def keras(
     if data_format is None:
         data_format = "channels_last"  # Keras' image_data_format() unless configured otherwise
     _keras_check_data_format(data_format)
-    filters = _int(filters, "filters")
+    filters = as_int(filters, "filters")
     _keras_check_filters(filters)
     if op is not None:
         _keras_check_output_padding(shape, op, ks, st, dl, padding, data_format)
@@ -1096,7 +1091,7 @@ def _tf_padding(padding: Any, n: int, channels_last: bool) -> tuple[str, list]:
             "explicit padding is one (before, after) pair per input axis",
             f"pass {n + 2} pairs, zero for the batch and channel axes",
         )
-    return "EXPLICIT", [(_int(a, "padding"), _int(b, "padding")) for a, b in pairs]
+    return "EXPLICIT", [(as_int(a, "padding"), as_int(b, "padding")) for a, b in pairs]
 
 
 def _tf_groups(shape, fshape, oshape, cax, ks) -> int:
@@ -1182,7 +1177,7 @@ def _tf_check_group_split(fshape, oshape, cax, groups, ks) -> None:
 def _tf_list(value, n, channels_last, name):
     check_ordered(value, name)
     if isinstance(value, (list, tuple)):
-        v = [_int(x, name) for x in value]
+        v = [as_int(x, name) for x in value]
         if len(v) == 1:
             return v * n
         if len(v) == n + 2:
@@ -1206,7 +1201,7 @@ def _tf_list(value, n, channels_last, name):
             f"{name}={v}",
             f"pass {n} values",
         )
-    return [_int(value, name)] * n
+    return [as_int(value, name)] * n
 
 
 # ---- ONNX -------------------------------------------------------------------------------------
@@ -1244,7 +1239,7 @@ def onnx(
     dl = _tuple(1 if dilations is None else dilations, n, "dilations")
     op = _tuple(0 if output_padding is None else output_padding, n, "output_padding")
     pd = _tuple(0 if pads is None else pads, 2 * n, "pads")
-    group = _int(group, "group")
+    group = as_int(group, "group")
     auto_pad = _onnx_auto_pad(auto_pad)
     _onnx_check_lengths(n, strides=st, dilations=dl, output_padding=op, pads=pd)
     _onnx_check_channels(shape, wshape, group)
@@ -1534,10 +1529,12 @@ def jax(
         dimension_numbers = _jax_default_dn(nd)
     lspec, rspec, ospec = _jax_specs(dimension_numbers, nd)
     check_ordered(strides, "strides")
-    st = tuple(_int(s, "strides") for s in strides)
+    st = tuple(as_int(s, "strides") for s in strides)
     mode, pairs, forward_mode = _jax_padding(padding, st, n, use_consistent_padding)
     check_ordered(rhs_dilation, "rhs_dilation")
-    dl = (1,) * n if rhs_dilation is None else tuple(_int(s, "rhs_dilation") for s in rhs_dilation)
+    dl = (
+        (1,) * n if rhs_dilation is None else tuple(as_int(s, "rhs_dilation") for s in rhs_dilation)
+    )
     if len(st) != n or len(pairs) != n or len(dl) != n:
         # JAX names a wrong rhs_dilation length as a wrong number of pads, too
         got = next(len(v) for v in (pairs, st, dl) if len(v) != n)
@@ -1628,7 +1625,7 @@ def _jax_padding(padding: Any, st: tuple, n: int, use_consistent_padding: bool) 
     if not isinstance(padding, str):
         for p in [padding, *padding]:
             check_ordered(p, "padding")
-        return "EXPLICIT", [tuple(_int(x, "padding") for x in p) for p in padding], None
+        return "EXPLICIT", [tuple(as_int(x, "padding") for x in p) for p in padding], None
     if padding in ("SAME", "VALID"):
         return padding, [(0, 0)] * n, None
     # Any other string goes to conv_general_dilated as a forward-convolution padding,
