@@ -64,12 +64,14 @@ def _numpy_col2im(x, w, b, layer):
     """GEMM (BLAS) into a column buffer, then col2im: the classic method, groups=1 only."""
     if layer["groups"] != 1:
         raise Refused("groups > 1 is not implemented in the numpy baseline")
+    from ._rules import full_length
+
     rank = layer["dims"]
     k, s, p, d = layer["kernel_size"], layer["stride"], layer["padding"], layer["dilation"]
     out = layer["output_size"]
     n, cin = x.shape[:2]
     cout = w.shape[1]
-    full = [(i - 1) * st + dd * (kk - 1) + 1 for i, st, dd, kk in zip(x.shape[2:], s, d, k)]
+    full = [full_length(i, kk, st, dd) for i, st, dd, kk in zip(x.shape[2:], s, d, k)]
     wm = w.reshape(cin, -1).T.copy()  # (Cout*K, Cin)
 
     def f():
@@ -490,9 +492,9 @@ def _tconv_channels_last(x, w, b, kw):
     xc = np.ascontiguousarray(np.moveaxis(x, 1, -1))
     wc = np.ascontiguousarray(w.transpose(*range(2, rank + 2), 1, 0))
     plan = tconv.ConvTranspose(wc, b, data_format="channels_last", **kw)
-    from ._api import _empty_output
+    from ._api import empty_output
 
-    y = _empty_output(plan.output_shape(xc.shape), x.dtype)
+    y = empty_output(plan.output_shape(xc.shape), x.dtype)
     return (lambda: plan(xc, out=y)), (lambda got: np.moveaxis(got, -1, 1))
 
 
@@ -510,7 +512,7 @@ def run_one(
     import tconv
 
     from . import _core
-    from ._api import _empty_output
+    from ._api import empty_output
 
     tconv.set_num_threads(threads)
     # The probe first, before any peer has started threads of its own.
@@ -537,7 +539,7 @@ def run_one(
         plan = tconv.ConvTranspose(w, b, **kw)
         # out= arrays on a cache line, like the outputs tconv allocates itself (and those every
         # peer allocates): numpy's np.empty starts 16 bytes into one.
-        yplan = _empty_output(want.shape, want.dtype)
+        yplan = empty_output(want.shape, want.dtype)
         plan(x, out=yplan)
         mem_plan = _core.last_call_memory()
         kernel_plan = _core.last_call_kernel()
