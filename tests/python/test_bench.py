@@ -596,7 +596,9 @@ def test_markdown_puts_the_table_between_its_markers_and_keeps_the_page(suite, t
         assert text.count(begin) == 1 and text.count(end) == 1
         assert text.startswith("# Benchmarks\n\nHow it is measured.\n") and "closing words" in text
         block = text[text.index(begin) : text.index(end)]
-        assert "`python bench/run.py --threads 1 --rounds 1 --layers tiny_1d --peers numpy " in block
+        assert (
+            "`python bench/run.py --threads 1 --rounds 1 --layers tiny_1d --peers numpy " in block
+        )
         table = proc.stdout[: proc.stdout.index("\nwrote ")].strip()
         assert table.splitlines()[-1] in block and "tiny_1d" in block
         assert f"```\n{table}\n```" in block
