@@ -83,6 +83,10 @@ std::int64_t effective_kernel(std::int64_t kernel, std::int64_t dilation) {
       "the dilated kernel span");
 }
 
+std::int64_t output_padding_limit(std::int64_t stride, std::int64_t dilation) {
+  return std::max(stride, dilation);
+}
+
 std::int64_t transposed_length(std::int64_t input, std::int64_t kernel, std::int64_t stride,
                                std::int64_t dilation, std::int64_t pad_lo, std::int64_t pad_hi,
                                std::int64_t output_padding) {
@@ -327,7 +331,7 @@ DimPadding explicit_padding(const LayerSpec& spec, int d, std::int64_t s, std::i
     fail(m);
   }
   p.output_padding = spec.output_padding ? (*spec.output_padding)[d] : 0;
-  const std::int64_t limit = std::max(s, dil);
+  const std::int64_t limit = output_padding_limit(s, dil);
   if (p.output_padding < 0 || p.output_padding >= limit) {
     std::ostringstream m;
     m << "output_padding must be smaller than either stride or dilation (and >= 0), got "

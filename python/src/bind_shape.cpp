@@ -39,6 +39,8 @@ void bind_shape(py::module_& m) {
   m.def("transposed_length", &tconv::transposed_length, py::arg("input"), py::arg("kernel"),
         py::arg("stride"), py::arg("dilation"), py::arg("pad_lo"), py::arg("pad_hi"),
         py::arg("output_padding"));
+  m.def("output_padding_limit", &tconv::output_padding_limit, py::arg("stride"),
+        py::arg("dilation"));
   m.def("conv_length", &tconv::conv_length, py::arg("input"), py::arg("kernel"), py::arg("stride"),
         py::arg("dilation"), py::arg("pad_lo"), py::arg("pad_hi"));
   m.def(

@@ -167,6 +167,10 @@ def last_call_memory() -> dict:
     Working memory of this thread's last core call, beyond x, weight, bias and y.
     """
 
+def output_padding_limit(
+    stride: typing.SupportsInt | typing.SupportsIndex,
+    dilation: typing.SupportsInt | typing.SupportsIndex,
+) -> int: ...
 def onnx_output_shape_range(
     input: typing.SupportsInt | typing.SupportsIndex,
     kernel: typing.SupportsInt | typing.SupportsIndex,

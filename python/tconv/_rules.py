@@ -19,6 +19,4 @@ def full_length(input: int, kernel: int, stride: int, dilation: int) -> int:
 def output_padding_limit(stride: int, dilation: int) -> int:
     """output_padding with explicit padding must stay below this (PyTorch's and ONNX's bound,
     checked by the core's resolve_geometry; Keras' same/valid allow only output_padding < stride)."""
-    # The core binds no accessor for the bound; tests/python/test_rules.py keeps this in step
-    # with resolve_geometry.
-    return max(stride, dilation)
+    return _core.output_padding_limit(stride, dilation)

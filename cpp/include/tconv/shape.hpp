@@ -81,6 +81,10 @@ std::int64_t transposed_length(std::int64_t input, std::int64_t kernel, std::int
                                std::int64_t dilation, std::int64_t pad_lo, std::int64_t pad_hi,
                                std::int64_t output_padding);
 
+// output_padding with explicit padding must stay below this: max(stride, dilation) (PyTorch's
+// and ONNX's bound; resolve_geometry checks it).
+std::int64_t output_padding_limit(std::int64_t stride, std::int64_t dilation);
+
 // The forward convolution output length floor((input + lo + hi - effective_kernel) / stride) + 1
 // (it may be <= 0 when the padded input is shorter than the kernel).
 std::int64_t conv_length(std::int64_t input, std::int64_t kernel, std::int64_t stride,
