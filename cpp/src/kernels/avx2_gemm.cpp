@@ -8,7 +8,7 @@
 
 #include "kernels/avx2.hpp"
 #include "kernels/avx2_lanes.hpp"
-#include "kernels/window_rows.hpp"
+#include "kernels/row_window.hpp"
 
 namespace tconv::kernels::avx2 {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "kernels/avx2.hpp"
 #include "kernels/avx512.hpp"
-#include "kernels/window_rows.hpp"
+#include "kernels/row_window.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {

@@ -6,7 +6,7 @@
 #include <arm_neon.h>
 
 #include "kernels/neon.hpp"
-#include "kernels/window_rows.hpp"
+#include "kernels/row_window.hpp"
 
 namespace tconv::kernels::neon {
 namespace {

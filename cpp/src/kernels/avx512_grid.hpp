@@ -1,9 +1,9 @@
 // AVX-512F row-phase kernel (tiny C_out): every row and column phase of an input row's
 // positions at once, over groups of shifts read in place, like the shift-group kernel of
-// avx512_fused.cpp (whose pass over a shift's vectors it shares, avx512_shift_pass.hpp).
+// avx512_phase_groups.cpp (whose pass over a shift's vectors it shares, avx512_shift_pass.hpp).
 //
-// Templates with internal linkage, included only by avx512_rows_f32.cpp and
-// avx512_rows_f64.cpp: one translation unit per dtype, so each gets its own optimisation
+// Templates with internal linkage, included only by avx512_grid_f32.cpp and
+// avx512_grid_f64.cpp: one translation unit per dtype, so each gets its own optimisation
 // level and both cores compile them at once.
 #pragma once
 
@@ -14,7 +14,7 @@
 
 #include "kernels/avx512.hpp"
 #include "kernels/avx512_shift_pass.hpp"
-#include "kernels/avx512_tile.hpp"
+#include "kernels/avx512_lanes.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {

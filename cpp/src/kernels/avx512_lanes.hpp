@@ -1,4 +1,4 @@
-// What the AVX-512 position-vector kernels (avx512_spatial.cpp, avx512_fused.cpp) share: the
+// What the AVX-512 position-vector kernels (avx512_phase.cpp, avx512_phase_groups.cpp) share: the
 // lane operations per element type, the accumulator list and the store of a finished tile.
 // Only for files built with -mavx512f. Internal linkage on purpose: each of those translation
 // units gets its own copy, so no inline function or instantiation is shared with code built

@@ -20,7 +20,7 @@
 
 #include "kernels/avx2.hpp"
 #include "kernels/avx512.hpp"
-#include "kernels/avx512_tile.hpp"
+#include "kernels/avx512_lanes.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {
@@ -302,7 +302,7 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
 
 template <class S>
 bool phase_gemm(const PhaseCall<typename S::T>& g) {
-  // Groups of shifts: one pass per group (avx512_fused.cpp), when it takes the call.
+  // Groups of shifts: one pass per group (avx512_phase_groups.cpp), when it takes the call.
   if (g.group > 1 && S::fused(g)) return true;
   if (S::use_avx2(g)) return S::fallback(g);
   return with_shape(g.n, g.phases, [&](auto shape) {

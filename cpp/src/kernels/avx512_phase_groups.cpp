@@ -4,7 +4,7 @@
 // phase has a tap at, as `group` consecutive pairs. This kernel runs a group in one pass over
 // the input channels: at each channel it loads the row's position vectors at every shift and
 // feeds every phase from them, so the lines a step reads serve all the shifts while they are in
-// L1. One pass per shift instead (avx512_spatial.cpp) streams the row's channels once per
+// L1. One pass per shift instead (avx512_phase.cpp) streams the row's channels once per
 // shift; when the rows are read in place from an NCHW input whose channel planes are a
 // multiple of 4 KiB apart, all those channels fall into a few L1 sets and each pass reloads
 // them from L2 (FSRCNN x3 with the input in place: 66 against 81 GFLOP/s copied into
@@ -22,7 +22,7 @@
 
 #include "kernels/avx512.hpp"
 #include "kernels/avx512_shift_pass.hpp"
-#include "kernels/avx512_tile.hpp"
+#include "kernels/avx512_lanes.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {
