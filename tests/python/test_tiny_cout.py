@@ -202,7 +202,7 @@ def _all_phases_kernel(accumulators: int) -> str:
     isa = reachable_isas()[0]
     if isa == "portable":
         return "portable"
-    return "phase_rows" if isa == "avx512" and accumulators <= 24 else "phase_spatial"
+    return "phase_grid" if isa == "avx512" and accumulators <= 24 else "phase_positions"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

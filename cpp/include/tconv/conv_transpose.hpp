@@ -110,13 +110,13 @@ CallMemory last_call_memory();
 Isa last_call_isa();
 
 // The driver that ran that call and its variant, for tests and benchmarks: "portable",
-// "depthwise", "phase_shuffle", "phase_rows", "phase_channel", "phase_channel_blocks" (short
-// rows in blocks, panel by panel), "phase_spatial", "phase_spatial_in_place"; "none" when the
+// "depthwise", "phase_shuffle", "phase_grid", "phase_channel", "phase_channel_blocks" (short
+// rows in blocks, panel by panel), "phase_positions", "phase_positions_in_place"; "none" when the
 // call computed nothing (an empty output) or only the bias (no input channels).
 const char* last_call_kernel();
 
 // The drivers, in the order the dispatch tries them: a layer runs on the first that takes it
-// ("depthwise", "phase_shuffle", "phase_rows", "phase", "portable"). last_call_kernel() names
+// ("depthwise", "phase_shuffle", "phase_grid", "phase", "portable"). last_call_kernel() names
 // the driver and its variant: it starts with the driver's name.
 std::vector<std::string> drivers();
 

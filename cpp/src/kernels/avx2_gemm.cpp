@@ -41,7 +41,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
-    const unsigned rows = window_rows<MR>(g, p, m0);
+    const unsigned rows = window_mask<MR>(g, p, m0);
     if (rows == 0) continue;
     if (rows != (1u << MR) - 1u) {
       // Some rows' taps fall past the input's border: only the others read and accumulate.
@@ -92,7 +92,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
 }
 
 template <class S>
-void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t rows) {
+void channel_tiles(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t rows) {
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (rows) {
@@ -133,22 +133,22 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
     channel_tile<S, kMR>(g, m, g.a + m * g.a_ms, g.c + m * g.c_ms);
   if (rest > kMR) {
     const std::int64_t first = (rest + 1) / 2;
-    channel_rows<S>(g, m, first);
+    channel_tiles<S>(g, m, first);
     m += first;
     rest -= first;
   }
-  channel_rows<S>(g, m, rest);
+  channel_tiles<S>(g, m, rest);
 }
 
-// ---- spatial-vector kernel: MV vectors of consecutive output positions x CO channels ---------
+// ---- position-vector kernel: MV vectors of consecutive output positions x CO channels ---------
 // Accumulator i holds channel i / MV, position vector i % MV.
 
 // One masked k-step's FMAs for position vector VV: its input vector is loaded once (a masked
 // load does not fold into the FMA as a plain one does) and the channel broadcasts are shared
 // across the vectors.
 template <class S, int CO, int MV, int VV>
-__attribute__((always_inline)) inline void spatial_mstep(typename S::V av, const typename S::T* bp,
-                                                         TCONV_ACC_REFS(typename S::V)) {
+__attribute__((always_inline)) inline void position_mstep(typename S::V av, const typename S::T* bp,
+                                                          TCONV_ACC_REFS(typename S::V)) {
   constexpr int COUNT = CO * MV;
 #define TCONV_STEP(i) \
   if constexpr ((i) < COUNT && (i) % MV == VV) r##i = S::fma(av, S::bcast(bp + (i) / MV), r##i);
@@ -159,19 +159,19 @@ __attribute__((always_inline)) inline void spatial_mstep(typename S::V av, const
 // A pair whose window covers the tile's lanes in part, its vectors loaded as W says (the
 // masks mk: window_lanes).
 template <class S, int CO, int MV, int W>
-__attribute__((always_inline)) inline void spatial_masked(const typename S::T* ap,
-                                                          const typename S::T* bp, std::int64_t K,
-                                                          std::int64_t ks, std::int64_t ld,
-                                                          const __m256i* mk,
-                                                          TCONV_ACC_REFS(typename S::V)) {
+__attribute__((always_inline)) inline void position_masked(const typename S::T* ap,
+                                                           const typename S::T* bp, std::int64_t K,
+                                                           std::int64_t ks, std::int64_t ld,
+                                                           const __m256i* mk,
+                                                           TCONV_ACC_REFS(typename S::V)) {
   constexpr int L = S::L;
   for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_VEC(v)                                                                   \
-  if constexpr ((v) < MV)                                                              \
-    spatial_mstep<S, CO, MV, (v)>(masked(W, (v), MV)                                   \
-                                      ? S::loadm(ap + (v) * L, mk[(v) < MV ? (v) : 0]) \
-                                      : S::load(ap + (v) * L),                         \
-                                  bp, TCONV_ARGS);
+#define TCONV_VEC(v)                                                                    \
+  if constexpr ((v) < MV)                                                               \
+    position_mstep<S, CO, MV, (v)>(masked(W, (v), MV)                                   \
+                                       ? S::loadm(ap + (v) * L, mk[(v) < MV ? (v) : 0]) \
+                                       : S::load(ap + (v) * L),                         \
+                                   bp, TCONV_ARGS);
     TCONV_VEC(0)
     TCONV_VEC(1)
     TCONV_VEC(2)
@@ -188,8 +188,8 @@ __attribute__((always_inline)) inline void spatial_masked(const typename S::T* a
 
 // m0: the tile's first row (where the row windows are read).
 template <class S, int CO, int MV, bool PARTIAL, bool WIN>
-void spatial_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
-                  typename S::T* c, std::int64_t rows) {
+void position_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
+                   typename S::T* c, std::int64_t rows) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -214,11 +214,11 @@ void spatial_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
         __m256i mk[MV];
         window_lanes<S, MV>(lo, hi, rows, mk);
         if (kind == kFirst)
-          spatial_masked<S, CO, MV, kFirst>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
+          position_masked<S, CO, MV, kFirst>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
         else if (kind == kLast)
-          spatial_masked<S, CO, MV, kLast>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
+          position_masked<S, CO, MV, kLast>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
         else
-          spatial_masked<S, CO, MV, kSome>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
+          position_masked<S, CO, MV, kSome>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
         continue;
       }
     }
@@ -248,38 +248,38 @@ void spatial_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
 }
 
 template <class S, int CO, int MV, bool WIN>
-void spatial_rows(const GemmCall<typename S::T>& g) {
+void position_tiles(const GemmCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
   for (; m + W <= g.m; m += W)
-    spatial_tile<S, CO, MV, false, WIN>(g, m, g.a + m, g.c + m * g.c_ms, W);
+    position_tile<S, CO, MV, false, WIN>(g, m, g.a + m, g.c + m * g.c_ms, W);
   // The last, partial tile loads only its own rows (masked): the buffer needs no slack.
-  if (m < g.m) spatial_tile<S, CO, MV, true, WIN>(g, m, g.a + m, g.c + m * g.c_ms, g.m - m);
+  if (m < g.m) position_tile<S, CO, MV, true, WIN>(g, m, g.a + m, g.c + m * g.c_ms, g.m - m);
 }
 
 template <class S, int CO, int MV>
-void spatial_rows(const GemmCall<typename S::T>& g) {
+void position_tiles(const GemmCall<typename S::T>& g) {
   if (g.m_lo)
-    spatial_rows<S, CO, MV, true>(g);
+    position_tiles<S, CO, MV, true>(g);
   else
-    spatial_rows<S, CO, MV, false>(g);
+    position_tiles<S, CO, MV, false>(g);
 }
 
 // Tile widths keep 8-12 accumulators live (enough independent FMA chains for two pipes).
 template <class S>
-void spatial_gemm(const GemmCall<typename S::T>& g) {
+void position_gemm(const GemmCall<typename S::T>& g) {
   switch (g.n) {
     case 1:
-      spatial_rows<S, 1, 8>(g);
+      position_tiles<S, 1, 8>(g);
       break;
     case 2:
-      spatial_rows<S, 2, 4>(g);
+      position_tiles<S, 2, 4>(g);
       break;
     case 3:
-      spatial_rows<S, 3, 3>(g);
+      position_tiles<S, 3, 3>(g);
       break;
     case 4:
-      spatial_rows<S, 4, 2>(g);
+      position_tiles<S, 4, 2>(g);
       break;
     default:
       break;
@@ -360,24 +360,24 @@ void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl,
 
 void channel_f32(const GemmCall<float>& g) { channel_gemm<F32>(g); }
 void channel_f64(const GemmCall<double>& g) { channel_gemm<F64>(g); }
-void spatial_f32(const GemmCall<float>& g) { spatial_gemm<F32>(g); }
-void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
+void position_f32(const GemmCall<float>& g) { position_gemm<F32>(g); }
+void position_f64(const GemmCall<double>& g) { position_gemm<F64>(g); }
 
 }  // namespace
 
 // Without row windows the multi-phase kernel's tail reads up to one vector past the last row.
 KernelSet<float> kernels_f32() {
-  KernelSet<float> ks{channel_f32,   2 * F32::L, spatial_f32, F32::L,
-                      transpose_f32, phase_f32,  dw_rows_f32, dw_pixels_f32};
+  KernelSet<float> ks{channel_f32,   2 * F32::L, position_f32, F32::L,
+                      transpose_f32, phase_f32,  dw_rows_f32,  dw_pixels_f32};
   ks.channel_windows = true;
-  ks.spatial_windows = true;
+  ks.position_windows = true;
   return ks;
 }
 KernelSet<double> kernels_f64() {
-  KernelSet<double> ks{channel_f64,   2 * F64::L, spatial_f64, F64::L,
-                       transpose_f64, phase_f64,  dw_rows_f64, dw_pixels_f64};
+  KernelSet<double> ks{channel_f64,   2 * F64::L, position_f64, F64::L,
+                       transpose_f64, phase_f64,  dw_rows_f64,  dw_pixels_f64};
   ks.channel_windows = true;
-  ks.spatial_windows = true;
+  ks.position_windows = true;
   return ks;
 }
 

@@ -1,4 +1,4 @@
-// AVX2 + FMA multi-phase spatial-vector kernel (tiny C_out): vectors over output positions,
+// AVX2 + FMA multi-phase position-vector kernel (tiny C_out): vectors over output positions,
 // every output channel and every phase of the last dim in registers.
 //
 // Built with -mavx2 -mfma for this file only; internal linkage except the entry points and no
@@ -13,7 +13,7 @@
 namespace tconv::kernels::avx2 {
 namespace {
 
-// ---- multi-phase spatial kernel: CO channels x PH phases x MV position vectors --------------
+// ---- multi-phase position kernel: CO channels x PH phases x MV position vectors --------------
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
 
 template <int J, class V>
@@ -252,7 +252,7 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
 }
 
 template <class S, int CO, int PH, int MV>
-bool phase_rows(const PhaseCall<typename S::T>& g) {
+bool phase_tiles(const PhaseCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
   for (; m + W <= g.m; m += W) phase_tile<S, CO, PH, MV>(g, m, g.a + m, g.c + m * g.c_ms, W);
@@ -291,27 +291,27 @@ template <class S>
 bool phase_gemm(const PhaseCall<typename S::T>& g) {
   switch (g.n * 8 + g.phases) {
     case 1 * 8 + 2:
-      return phase_rows<S, 1, 2, 6>(g);
+      return phase_tiles<S, 1, 2, 6>(g);
     case 1 * 8 + 3:
-      return phase_rows<S, 1, 3, 4>(g);
+      return phase_tiles<S, 1, 3, 4>(g);
     case 1 * 8 + 4:
-      return phase_rows<S, 1, 4, 3>(g);
+      return phase_tiles<S, 1, 4, 3>(g);
     case 2 * 8 + 2:
-      return phase_rows<S, 2, 2, 3>(g);
+      return phase_tiles<S, 2, 2, 3>(g);
     case 2 * 8 + 3:
-      return phase_rows<S, 2, 3, 2>(g);
+      return phase_tiles<S, 2, 3, 2>(g);
     case 2 * 8 + 4:
-      return phase_rows<S, 2, 4, 1>(g);
+      return phase_tiles<S, 2, 4, 1>(g);
     case 3 * 8 + 2:
-      return phase_rows<S, 3, 2, 2>(g);
+      return phase_tiles<S, 3, 2, 2>(g);
     case 3 * 8 + 3:
-      return phase_rows<S, 3, 3, 1>(g);
+      return phase_tiles<S, 3, 3, 1>(g);
     case 3 * 8 + 4:
-      return phase_rows<S, 3, 4, 1>(g);
+      return phase_tiles<S, 3, 4, 1>(g);
     case 4 * 8 + 2:
-      return phase_rows<S, 4, 2, 1>(g);
+      return phase_tiles<S, 4, 2, 1>(g);
     case 4 * 8 + 3:
-      return phase_rows<S, 4, 3, 1>(g);
+      return phase_tiles<S, 4, 3, 1>(g);
     default:
       return false;
   }

@@ -119,7 +119,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
-    const unsigned rows = window_rows<MR>(g, p, m0);
+    const unsigned rows = window_mask<MR>(g, p, m0);
     if (rows == 0) continue;
     if (rows != (1u << MR) - 1u) {
       // Some rows' taps fall past the input's border: only the others read and accumulate.
@@ -203,7 +203,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
 }
 
 template <class S, bool PREFETCH_A>
-void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t rows) {
+void channel_tiles(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t rows) {
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (rows) {
@@ -246,9 +246,9 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
   for (std::int64_t t = 0; t < tiles; ++t) {
     const std::int64_t rows = (g.m - m) / (tiles - t) + ((g.m - m) % (tiles - t) ? 1 : 0);
     if (g.prefetch_a && g.a_ks == 1)
-      channel_rows<S, true>(g, m, rows);
+      channel_tiles<S, true>(g, m, rows);
     else
-      channel_rows<S, false>(g, m, rows);
+      channel_tiles<S, false>(g, m, rows);
     m += rows;
   }
 }
@@ -263,8 +263,8 @@ KernelSet<float> kernels_f32() {
   ks.channel_gemm = channel_f32;
   ks.nr = 2 * F32::L;
   ks.phase_gemm = phase_f32;
-  ks.spatial_in_place = true;
-  ks.rows_gemm = rows_f32;
+  ks.position_in_place = true;
+  ks.grid_gemm = grid_f32;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f32;
   return ks;
@@ -274,8 +274,8 @@ KernelSet<double> kernels_f64() {
   ks.channel_gemm = channel_f64;
   ks.nr = 2 * F64::L;
   ks.phase_gemm = phase_f64;
-  ks.spatial_in_place = true;
-  ks.rows_gemm = rows_f64;
+  ks.position_in_place = true;
+  ks.grid_gemm = grid_f64;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f64;
   return ks;

@@ -1,4 +1,4 @@
-// AVX-512F row-phase kernel (tiny C_out): every row and column phase of an input row's
+// AVX-512F grid kernel (tiny C_out): every row and column phase of an input row's
 // positions at once, over groups of shifts read in place, like the shift-group kernel of
 // avx512_phase_groups.cpp (whose pass over a shift's vectors it shares, avx512_shift_pass.hpp).
 //
@@ -13,8 +13,8 @@
 #include <type_traits>
 
 #include "kernels/avx512.hpp"
-#include "kernels/avx512_shift_pass.hpp"
 #include "kernels/avx512_lanes.hpp"
+#include "kernels/avx512_shift_pass.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {
@@ -24,13 +24,13 @@ struct RYC {
   static constexpr int value = N;
 };
 
-// Every row and column phase of an input row's positions at once (RowsCall). Accumulator i
+// Every row and column phase of an input row's positions at once (GridCall). Accumulator i
 // holds output row phase ry = i / (CO * PH * MV), channel (i / (PH * MV)) % CO, column phase
 // (i / MV) % PH, position vector i % MV. Per pair the column phases with a tap are a template
 // case (as above); the row phases are a branch per row phase around its FMAs, taken or not
 // for a whole pass over the channels (a template case per row mask would multiply the code).
 template <class S, int CO, int RY, int PH, int MV, bool MASKED>
-void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t rows) {
+void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t rows) {
   using T = typename S::T;
   using V = typename S::V;
   using K = typename S::K;
@@ -142,7 +142,7 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
 }
 
 template <class T>
-bool rows_window_cuts(const RowsCall<T>& g, std::int64_t m0, std::int64_t rows) {
+bool grid_window_cuts(const GridCall<T>& g, std::int64_t m0, std::int64_t rows) {
   for (std::int64_t p = 0; p < g.pairs; ++p)
     if (g.m_lo[p] - m0 > 0 || g.m_hi[p] - m0 < rows) return true;
   return false;
@@ -150,7 +150,7 @@ bool rows_window_cuts(const RowsCall<T>& g, std::int64_t m0, std::int64_t rows) 
 
 // (channels, row phases, column phases) -> the widest tile whose accumulators fit in 24.
 template <class Run>
-bool with_rows_shape(std::int64_t n, std::int64_t ry, std::int64_t ph, Run run) {
+bool with_grid_shape(std::int64_t n, std::int64_t ry, std::int64_t ph, Run run) {
 #define TCONV_SHAPE(N, RYN, PHN)                                          \
   if (n == (N) && ry == (RYN) && ph == (PHN)) {                           \
     constexpr int most = 24 / ((N) * (RYN) * (PHN));                      \
@@ -186,21 +186,21 @@ bool with_rows_shape(std::int64_t n, std::int64_t ry, std::int64_t ph, Run run) 
 }
 
 template <class S>
-bool rows_gemm(const RowsCall<typename S::T>& g) {
+bool grid_gemm(const GridCall<typename S::T>& g) {
   if (g.group < 1 || g.group > kMaxGroup || g.pairs % g.group != 0 || !g.m_lo || !g.m_hi)
     return false;
-  return with_rows_shape(g.n, g.row_phases, g.phases, [&](auto shape, auto ry) {
+  return with_grid_shape(g.n, g.row_phases, g.phases, [&](auto shape, auto ry) {
     using Sh = decltype(shape);  // Sh::MV: the widest tile
     constexpr int RY = decltype(ry)::value;
     auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
       constexpr int MV = decltype(tile)::MV;
       // Doubles keep the masked variant only: half the code for the rarer dtype.
       if constexpr (std::is_same_v<typename S::T, double>)
-        rows_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, rows);
-      else if (rows_window_cuts(g, m, rows))
-        rows_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, rows);
+        grid_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, rows);
+      else if (grid_window_cuts(g, m, rows))
+        grid_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, rows);
       else
-        rows_tile<S, Sh::CO, RY, Sh::PH, MV, false>(g, m, rows);
+        grid_tile<S, Sh::CO, RY, Sh::PH, MV, false>(g, m, rows);
     };
     for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
     return true;

@@ -1,4 +1,4 @@
-// AVX-512F multi-phase spatial-vector kernel (tiny C_out): vectors over output positions, every
+// AVX-512F multi-phase position-vector kernel (tiny C_out): vectors over output positions, every
 // output channel and every phase of the last dim in registers, like the AVX2 one in
 // avx2_gemm.cpp.
 //
@@ -8,7 +8,7 @@
 // no second code path. The phases are interleaved into the output row with lane permutes,
 // tails included. The calls it measured no faster on go to the AVX2 kernel (see use_avx2).
 //
-// The spatial-vector GEMM without phases stays the AVX2 one: its rows are short (one phase)
+// The position-vector GEMM without phases stays the AVX2 one: its rows are short (one phase)
 // and at this width its 1-channel tiles hold half as many accumulators, which lost on
 // stride-1 layers here.
 //
@@ -33,16 +33,16 @@ struct F32 : F32Lanes {
     return (g.m <= L || (g.n == 3 && g.phases == 2)) && !(g.n == 4 && g.phases == 4);
   }
   static bool fallback(const PhaseCall<T>& g) { return avx2::phase_f32(g); }
-  static bool fused(const PhaseCall<T>& g) { return fused_f32(g); }
+  static bool fused(const PhaseCall<T>& g) { return groups_f32(g); }
 };
 
 struct F64 : F64Lanes {
   static bool use_avx2(const PhaseCall<T>& g) { return g.m <= L && !(g.n == 4 && g.phases == 4); }
   static bool fallback(const PhaseCall<T>& g) { return avx2::phase_f64(g); }
-  static bool fused(const PhaseCall<T>& g) { return fused_f64(g); }
+  static bool fused(const PhaseCall<T>& g) { return groups_f64(g); }
 };
 
-// ---- multi-phase spatial kernel: CO channels x PH phases x MV position vectors --------------
+// ---- multi-phase position kernel: CO channels x PH phases x MV position vectors --------------
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
 
 #define TCONV_ACC_REFS(V)                                                                       \

@@ -1,4 +1,4 @@
-// AVX-512F multi-phase spatial-vector kernel over groups of shifts (tiny C_out).
+// AVX-512F multi-phase position-vector kernel over groups of shifts (tiny C_out).
 //
 // A PhaseCall with group > 1 lists, for each input row, the shifts of the last dim that some
 // phase has a tap at, as `group` consecutive pairs. This kernel runs a group in one pass over
@@ -21,8 +21,8 @@
 #include <type_traits>
 
 #include "kernels/avx512.hpp"
-#include "kernels/avx512_shift_pass.hpp"
 #include "kernels/avx512_lanes.hpp"
+#include "kernels/avx512_shift_pass.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {
@@ -30,8 +30,8 @@ namespace {
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
 // MASKED: the input vectors load under per-shift lane masks (a window cuts the tile).
 template <class S, int CO, int PH, int MV, bool MASKED>
-void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
-                typename S::T* c, std::int64_t rows) {
+void groups_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
+                 typename S::T* c, std::int64_t rows) {
   using T = typename S::T;
   using V = typename S::V;
   using K = typename S::K;
@@ -135,26 +135,26 @@ bool window_cuts(const PhaseCall<T>& g, std::int64_t m0, std::int64_t rows) {
 }
 
 template <class S, int CO, int PH, int MV>
-void fused_tile_any(const PhaseCall<typename S::T>& g, std::int64_t m0, std::int64_t rows) {
+void groups_tile_any(const PhaseCall<typename S::T>& g, std::int64_t m0, std::int64_t rows) {
   const auto* a = g.a + m0;
   auto* c = g.c + m0 * g.c_ms;
   // Doubles keep the masked variant only: half the code for the rarer dtype.
   if constexpr (std::is_same_v<typename S::T, double>)
-    fused_tile<S, CO, PH, MV, true>(g, m0, a, c, rows);
+    groups_tile<S, CO, PH, MV, true>(g, m0, a, c, rows);
   else if (window_cuts(g, m0, rows))
-    fused_tile<S, CO, PH, MV, true>(g, m0, a, c, rows);
+    groups_tile<S, CO, PH, MV, true>(g, m0, a, c, rows);
   else
-    fused_tile<S, CO, PH, MV, false>(g, m0, a, c, rows);
+    groups_tile<S, CO, PH, MV, false>(g, m0, a, c, rows);
 }
 
 // Accumulators plus one shift's input vectors: at most 30 registers.
 template <class S>
-bool fused_gemm(const PhaseCall<typename S::T>& g) {
+bool groups_gemm(const PhaseCall<typename S::T>& g) {
   if (g.group < 1 || g.group > kMaxGroup || g.pairs % g.group != 0) return false;
   return with_shape(g.n, g.phases, [&](auto shape) {
     using Sh = decltype(shape);  // Sh::MV: the widest tile
     auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
-      fused_tile_any<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, rows);
+      groups_tile_any<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, rows);
     };
     for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
     return true;
@@ -163,8 +163,8 @@ bool fused_gemm(const PhaseCall<typename S::T>& g) {
 
 }  // namespace
 
-bool fused_f32(const PhaseCall<float>& g) { return fused_gemm<F32>(g); }
-bool fused_f64(const PhaseCall<double>& g) { return fused_gemm<F64>(g); }
+bool groups_f32(const PhaseCall<float>& g) { return groups_gemm<F32>(g); }
+bool groups_f64(const PhaseCall<double>& g) { return groups_gemm<F64>(g); }
 
 }  // namespace tconv::kernels::avx512
 

@@ -1,4 +1,4 @@
-// What the AVX-512 shift-group and row-phase tiles (avx512_phase_groups.cpp, avx512_grid.hpp) share:
+// What the AVX-512 shift-group and grid tiles (avx512_phase_groups.cpp, avx512_grid.hpp) share:
 // the pass over one shift's input vectors and the switch over its phase mask. Only for files
 // built with -mavx512f, after avx512_lanes.hpp; internal linkage, as there.
 #pragma once

@@ -124,7 +124,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
-    const unsigned rows = window_rows<MR>(g, p, m0);
+    const unsigned rows = window_mask<MR>(g, p, m0);
     if (rows == 0) continue;
     const bool all_rows = rows == (1u << MR) - 1u;
     for (std::int64_t k = 0; k < K; ++k) {
@@ -176,7 +176,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
 }
 
 template <class S>
-void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t rows) {
+void channel_tiles(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t rows) {
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (rows) {
@@ -207,15 +207,15 @@ template <class S>
 void channel_gemm(const GemmCall<typename S::T>& g) {
   std::int64_t m = 0;
   for (; m + kMR <= g.m; m += kMR) channel_tile<S, kMR>(g, m, g.a + m * g.a_ms, g.c + m * g.c_ms);
-  channel_rows<S>(g, m, g.m - m);
+  channel_tiles<S>(g, m, g.m - m);
 }
 
-// ---- spatial-vector kernel: MV vectors of consecutive output positions x CO channels ---------
+// ---- position-vector kernel: MV vectors of consecutive output positions x CO channels ---------
 // Accumulator i holds channel i / MV, position vector i % MV.
 
 template <class S, int CO, int MV, bool PARTIAL>
-void spatial_tile(const GemmCall<typename S::T>& g, const typename S::T* a, typename S::T* c,
-                  std::int64_t rows) {
+void position_tile(const GemmCall<typename S::T>& g, const typename S::T* a, typename S::T* c,
+                   std::int64_t rows) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -254,29 +254,29 @@ void spatial_tile(const GemmCall<typename S::T>& g, const typename S::T* a, type
 }
 
 template <class S, int CO, int MV>
-void spatial_rows(const GemmCall<typename S::T>& g) {
+void position_tiles(const GemmCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
-  for (; m + W <= g.m; m += W) spatial_tile<S, CO, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
+  for (; m + W <= g.m; m += W) position_tile<S, CO, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
   // The last, partial tile loads only its own rows lane by lane: the buffer needs no slack.
-  if (m < g.m) spatial_tile<S, CO, MV, true>(g, g.a + m, g.c + m * g.c_ms, g.m - m);
+  if (m < g.m) position_tile<S, CO, MV, true>(g, g.a + m, g.c + m * g.c_ms, g.m - m);
 }
 
 // 8-16 accumulators: enough independent FMA chains, few enough to leave the loads registers.
 template <class S>
-void spatial_gemm(const GemmCall<typename S::T>& g) {
+void position_gemm(const GemmCall<typename S::T>& g) {
   switch (g.n) {
     case 1:
-      spatial_rows<S, 1, 8>(g);
+      position_tiles<S, 1, 8>(g);
       break;
     case 2:
-      spatial_rows<S, 2, 6>(g);
+      position_tiles<S, 2, 6>(g);
       break;
     case 3:
-      spatial_rows<S, 3, 4>(g);
+      position_tiles<S, 3, 4>(g);
       break;
     case 4:
-      spatial_rows<S, 4, 4>(g);
+      position_tiles<S, 4, 4>(g);
       break;
     default:
       break;
@@ -337,7 +337,7 @@ void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl,
   transpose<double, 2, transpose2x2>(s, sl, d, dl, rows, cols, dst_order);
 }
 
-// ---- multi-phase spatial kernel: CO channels x PH phases x MV position vectors --------------
+// ---- multi-phase position kernel: CO channels x PH phases x MV position vectors --------------
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV. One
 // load of the input vectors of a k-step feeds every phase the pair has a tap for.
 
@@ -502,7 +502,7 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
 }
 
 template <class S, int CO, int PH, int MV>
-bool phase_rows(const PhaseCall<typename S::T>& g) {
+bool phase_tiles(const PhaseCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
   for (; m + W <= g.m; m += W) phase_tile<S, CO, PH, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
@@ -520,29 +520,29 @@ template <class S>
 bool phase_gemm(const PhaseCall<typename S::T>& g) {
   switch (g.n * 8 + g.phases) {
     case 1 * 8 + 2:
-      return phase_rows<S, 1, 2, 6>(g);
+      return phase_tiles<S, 1, 2, 6>(g);
     case 1 * 8 + 3:
-      return phase_rows<S, 1, 3, 4>(g);
+      return phase_tiles<S, 1, 3, 4>(g);
     case 1 * 8 + 4:
-      return phase_rows<S, 1, 4, 4>(g);
+      return phase_tiles<S, 1, 4, 4>(g);
     case 2 * 8 + 2:
-      return phase_rows<S, 2, 2, 4>(g);
+      return phase_tiles<S, 2, 2, 4>(g);
     case 2 * 8 + 3:
-      return phase_rows<S, 2, 3, 3>(g);
+      return phase_tiles<S, 2, 3, 3>(g);
     case 2 * 8 + 4:
-      return phase_rows<S, 2, 4, 2>(g);
+      return phase_tiles<S, 2, 4, 2>(g);
     case 3 * 8 + 2:
-      return phase_rows<S, 3, 2, 3>(g);
+      return phase_tiles<S, 3, 2, 3>(g);
     case 3 * 8 + 3:
-      return phase_rows<S, 3, 3, 2>(g);
+      return phase_tiles<S, 3, 3, 2>(g);
     case 3 * 8 + 4:
-      return phase_rows<S, 3, 4, 1>(g);
+      return phase_tiles<S, 3, 4, 1>(g);
     case 4 * 8 + 2:
-      return phase_rows<S, 4, 2, 2>(g);
+      return phase_tiles<S, 4, 2, 2>(g);
     case 4 * 8 + 3:
-      return phase_rows<S, 4, 3, 1>(g);
+      return phase_tiles<S, 4, 3, 1>(g);
     case 4 * 8 + 4:
-      return phase_rows<S, 4, 4, 1>(g);
+      return phase_tiles<S, 4, 4, 1>(g);
     default:
       return false;
   }
@@ -553,22 +553,22 @@ bool phase_f64(const PhaseCall<double>& g) { return phase_gemm<F64>(g); }
 
 void channel_f32(const GemmCall<float>& g) { channel_gemm<F32>(g); }
 void channel_f64(const GemmCall<double>& g) { channel_gemm<F64>(g); }
-void spatial_f32(const GemmCall<float>& g) { spatial_gemm<F32>(g); }
-void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
+void position_f32(const GemmCall<float>& g) { position_gemm<F32>(g); }
+void position_f64(const GemmCall<double>& g) { position_gemm<F64>(g); }
 
 }  // namespace
 
-// The spatial kernels read nothing past their last row (lane-wise tails): no slack needed. No
+// The position kernels read nothing past their last row (lane-wise tails): no slack needed. No
 // depthwise kernels: depthwise layers take the phase driver on NEON.
 KernelSet<float> kernels_f32() {
-  KernelSet<float> ks{channel_f32,   kNV * F32::L, spatial_f32, 0,
-                      transpose_f32, phase_f32,    nullptr,     nullptr};
+  KernelSet<float> ks{channel_f32,   kNV * F32::L, position_f32, 0,
+                      transpose_f32, phase_f32,    nullptr,      nullptr};
   ks.channel_windows = true;
   return ks;
 }
 KernelSet<double> kernels_f64() {
-  KernelSet<double> ks{channel_f64,   kNV * F64::L, spatial_f64, 0,
-                       transpose_f64, phase_f64,    nullptr,     nullptr};
+  KernelSet<double> ks{channel_f64,   kNV * F64::L, position_f64, 0,
+                       transpose_f64, phase_f64,    nullptr,      nullptr};
   ks.channel_windows = true;
   return ks;
 }
