@@ -366,8 +366,9 @@ int main(int argc, char** argv) {
     }
     if (g_failed == before) ++g_passed;
   }
-  std::printf("calls per ISA: avx512 %d, avx2 %d, neon %d, portable %d\n", ran[3], ran[0], ran[2],
-              ran[1]);
+  auto calls = [&](Isa isa) { return ran[static_cast<int>(isa)]; };
+  std::printf("calls per ISA: avx512 %d, avx2 %d, neon %d, portable %d\n", calls(Isa::avx512),
+              calls(Isa::avx2), calls(Isa::neon), calls(Isa::portable));
   if (ran[static_cast<int>(best)] == 0) fail("the best ISA never ran");
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;
