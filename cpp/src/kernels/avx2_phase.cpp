@@ -131,7 +131,7 @@ __attribute__((always_inline)) inline void phase_one(int mask, int kind, const _
 // m0: the tile's first row (where the row windows are read).
 template <class S, int CO, int PH, int MV>
 void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
-                typename S::T* c, std::int64_t rows) {
+                typename S::T* c, std::int64_t len) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -168,15 +168,15 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       const std::int64_t alo = g.m_lo[p] - m0, ahi = g.m_hi[p] - m0;
       const std::int64_t blo = partner >= 0 ? g.m_lo[partner] - m0 : 0;
       const std::int64_t bhi = partner >= 0 ? g.m_hi[partner] - m0 : 0;
-      const int ca = cover<S, MV>(alo, ahi, rows);
-      const int cb = cover<S, MV>(blo, bhi, rows);
+      const int ca = cover<S, MV>(alo, ahi, len);
+      const int cb = cover<S, MV>(blo, bhi, len);
       if (ca != kAll || (partner >= 0 && cb != kAll)) {
         // The masks only here: a tile the windows cover pays nothing for them.
         __m256i ka[MV], kb[MV];
-        window_lanes<S, MV>(alo, ahi, rows, ka);
-        window_lanes<S, MV>(blo, bhi, rows, kb);
+        window_lanes<S, MV>(alo, ahi, len, ka);
+        window_lanes<S, MV>(blo, bhi, len, kb);
         // An edge: each pair on its own, every vector under its masks (lanes in its window and
-        // below `rows`: the lanes a covered vector would add past them are never stored). The
+        // below `len`: the lanes a covered vector would add past them are never stored). The
         // partner's phases are the ones pair A lacks: its accumulators are its own, so the
         // sums keep their order. One call site in a loop: phase_one is inlined once.
         for (int side = 0; side < (partner >= 0 ? 2 : 1); ++side) {
@@ -226,7 +226,7 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
 #undef TCONV_SPILL
   // A whole tile into a contiguous output row (channels_first): the phases interleaved in
   // registers, vector stores.
-  if (rows == MV * L && g.c_ps == 1 && g.c_ms == PH &&
+  if (len == MV * L && g.c_ps == 1 && g.c_ms == PH &&
       (PH == 2 || PH == 4 || (PH == 3 && S::kStore3))) {
     for (int co = 0; co < CO; ++co)
       for (int v = 0; v < MV; ++v) {
@@ -247,7 +247,7 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
     for (int ph = 0; ph < PH; ++ph) {
       T* out = c + co * g.c_ns + ph * g.c_ps;
       const T* src = tmp + (co * PH + ph) * MV * L;
-      for (std::int64_t r = 0; r < rows; ++r) out[r * g.c_ms] = src[r];
+      for (std::int64_t r = 0; r < len; ++r) out[r * g.c_ms] = src[r];
     }
 }
 

@@ -31,14 +31,14 @@ namespace {
 // MASKED: the input vectors load under per-shift lane masks (a window cuts the tile).
 template <class S, int CO, int PH, int MV, bool MASKED>
 void groups_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
-                 typename S::T* c, std::int64_t rows) {
+                 typename S::T* c, std::int64_t len) {
   using T = typename S::T;
   using V = typename S::V;
   using K = typename S::K;
   constexpr int L = S::L;
   constexpr int COUNT = CO * PH * MV;
   static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
-  const K last = S::first(rows - (MV - 1) * L);
+  const K last = S::first(len - (MV - 1) * L);
   TCONV_TILE_ACCUMULATORS
   const std::int64_t U = g.group, K_ = g.k, ks = g.a_ks, ld = g.b_ld;
   for (std::int64_t p0 = 0; K_ > 0 && p0 < g.pairs; p0 += U) {
@@ -61,8 +61,8 @@ void groups_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typen
       }
       if (g.m_lo) {
         const std::int64_t lo = g.m_lo[p] - m0;
-        const std::int64_t hi = (g.m_hi[p] - m0 < rows ? g.m_hi[p] - m0 : rows);
-        if (hi <= lo || hi <= 0 || lo >= rows) msk = 0;  // no row of the tile has this shift
+        const std::int64_t hi = (g.m_hi[p] - m0 < len ? g.m_hi[p] - m0 : len);
+        if (hi <= lo || hi <= 0 || lo >= len) msk = 0;  // no position of the tile has this shift
         if constexpr (MASKED)
           for (int v = 0; v < MV; ++v)
             km[used][v] = static_cast<K>(S::first(hi - v * L) & ~S::first(lo - v * L));
@@ -120,31 +120,31 @@ void groups_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typen
       }
     }
   }
-  TCONV_TILE_STORE(c, rows)
+  TCONV_TILE_STORE(c, len)
 }
 
-// Whether some shift's window cuts the tile [m0, m0 + rows) (and covers some of it).
+// Whether some shift's window cuts the tile [m0, m0 + len) (and covers some of it).
 template <class T>
-bool window_cuts(const PhaseCall<T>& g, std::int64_t m0, std::int64_t rows) {
+bool window_cuts(const PhaseCall<T>& g, std::int64_t m0, std::int64_t len) {
   if (!g.m_lo) return false;
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;
-    if (lo > 0 || hi < rows) return true;
+    if (lo > 0 || hi < len) return true;
   }
   return false;
 }
 
 template <class S, int CO, int PH, int MV>
-void groups_tile_any(const PhaseCall<typename S::T>& g, std::int64_t m0, std::int64_t rows) {
+void groups_tile_any(const PhaseCall<typename S::T>& g, std::int64_t m0, std::int64_t len) {
   const auto* a = g.a + m0;
   auto* c = g.c + m0 * g.c_ms;
   // Doubles keep the masked variant only: half the code for the rarer dtype.
   if constexpr (std::is_same_v<typename S::T, double>)
-    groups_tile<S, CO, PH, MV, true>(g, m0, a, c, rows);
-  else if (window_cuts(g, m0, rows))
-    groups_tile<S, CO, PH, MV, true>(g, m0, a, c, rows);
+    groups_tile<S, CO, PH, MV, true>(g, m0, a, c, len);
+  else if (window_cuts(g, m0, len))
+    groups_tile<S, CO, PH, MV, true>(g, m0, a, c, len);
   else
-    groups_tile<S, CO, PH, MV, false>(g, m0, a, c, rows);
+    groups_tile<S, CO, PH, MV, false>(g, m0, a, c, len);
 }
 
 // Accumulators plus one shift's input vectors: at most 30 registers.
@@ -153,8 +153,8 @@ bool groups_gemm(const PhaseCall<typename S::T>& g) {
   if (g.group < 1 || g.group > kMaxGroup || g.pairs % g.group != 0) return false;
   return with_shape(g.n, g.phases, [&](auto shape) {
     using Sh = decltype(shape);  // Sh::MV: the widest tile
-    auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
-      groups_tile_any<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, rows);
+    auto run = [&](auto tile, std::int64_t m, std::int64_t len) {
+      groups_tile_any<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, len);
     };
     for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
     return true;

@@ -28,16 +28,16 @@ struct GemmCall {
   std::int64_t pairs, k, a_ks, a_ms, b_ld;
   T* c;
   std::int64_t c_ms, c_ns;
-  std::int64_t m, n;  // rows to compute; valid columns (<= the kernel's width)
+  std::int64_t m, n;  // positions to compute; valid columns (<= the kernel's width)
   const T* bias;      // n values, or null for zero
   // A hint: the A rows are read from main memory for the first time (a_ks must be 1), so the
   // kernel fetches each row's next lines ahead of the k loop. Kernels may ignore it.
   bool prefetch_a = false;
-  // Row windows, or null: pair p has A rows m in [m_lo[p], m_hi[p]) only; the rows outside are
-  // zeros the kernel must not read (their addresses may lie outside the input: A is then the
-  // input itself, read in place, and these are the taps that fall past its borders). m_lo may
-  // be negative and m_hi may exceed m. With windows the position kernels read no lane at or past
-  // a pair's m_hi (there is no buffer slack to read into). Only for kernel sets that declare
+  // Row windows, or null: pair p has A positions m in [m_lo[p], m_hi[p]) only; the positions
+  // outside are zeros the kernel must not read (their addresses may lie outside the input: A is
+  // then the input itself, read in place, and these are the taps that fall past its borders). m_lo
+  // may be negative and m_hi may exceed m. With windows the position kernels read no lane at or
+  // past a pair's m_hi (there is no buffer slack to read into). Only for kernel sets that declare
   // `windows`.
   const std::int64_t* m_lo = nullptr;
   const std::int64_t* m_hi = nullptr;
@@ -218,7 +218,7 @@ struct KernelSet {
   PhaseFn<T> phase_gemm;    // may be null
   DwRowsFn<T> dw_rows;      // may be null (the depthwise driver's scalar kernels then)
   DwPixelsFn<T> dw_pixels;  // may be null
-  // Rows of the channel kernel's full tile: the driver cuts long rows into blocks of whole
+  // Positions of the channel kernel's full tile: the driver cuts long rows into blocks of whole
   // tiles, so that a block does not end in a tile too short to hide the FMA latency.
   std::int64_t mr = 6;
   // Whether channel_gemm, and position_gemm with phase_gemm, honour the row windows

@@ -14,20 +14,20 @@ namespace tconv::kernels::neon {
 namespace {
 
 // ---- channel-vector kernel: MR output positions x 4 vectors of output channels ----------------
-// Accumulator i holds row i / 4, channel vector i % 4. The six input values of a k-step travel in
-// lanes (two fp32 / three fp64 vectors), so 24 accumulators, 4 weight vectors and the inputs fit
-// the 32 vector registers: one scalar register per row would spill accumulators.
+// Accumulator i holds position i / 4, channel vector i % 4. The six input values of a k-step travel
+// in lanes (two fp32 / three fp64 vectors), so 24 accumulators, 4 weight vectors and the inputs fit
+// the 32 vector registers: one scalar register per position would spill accumulators.
 
 constexpr int kMR = 6;
 constexpr int kNV = 4;
 
-// Like S::gather, with the rows outside `rows` read as zeros (their addresses are never formed
+// Like S::gather, with the positions outside `live` read as zeros (their addresses are never formed
 // into loads). Only tiles at an input border take it.
 template <class S, int F, int MR>
-typename S::V gather_rows(const typename S::T* p, std::int64_t ms, unsigned rows) {
+typename S::V gather_live(const typename S::T* p, std::int64_t ms, unsigned live) {
   alignas(16) typename S::T v[S::L] = {};
   for (int j = 0; j < S::L; ++j)
-    if (F + j < MR && (rows >> (F + j) & 1u)) v[j] = p[(F + j) * ms];
+    if (F + j < MR && (live >> (F + j) & 1u)) v[j] = p[(F + j) * ms];
   return S::load(v);
 }
 
@@ -49,9 +49,9 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
-    const unsigned rows = window_mask<MR>(g, p, m0);
-    if (rows == 0) continue;
-    const bool all_rows = rows == (1u << MR) - 1u;
+    const unsigned live = window_mask<MR>(g, p, m0);
+    if (live == 0) continue;
+    const bool all_live = live == (1u << MR) - 1u;
     for (std::int64_t k = 0; k < K; ++k) {
       const V w0 = S::load(bp);
       const V w1 = S::load(bp + L);
@@ -59,11 +59,11 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
       const V w3 = S::load(bp + 3 * L);
       // Rows whose taps fall past the input's border read zeros.
       const V x0 =
-          all_rows ? S::template gather<0, MR>(ap, ms) : gather_rows<S, 0, MR>(ap, ms, rows);
+          all_live ? S::template gather<0, MR>(ap, ms) : gather_live<S, 0, MR>(ap, ms, live);
       const V x1 =
-          all_rows ? S::template gather<L, MR>(ap, ms) : gather_rows<S, L, MR>(ap, ms, rows);
-      const V x2 = all_rows ? S::template gather<2 * L, MR>(ap, ms)
-                            : gather_rows<S, 2 * L, MR>(ap, ms, rows);
+          all_live ? S::template gather<L, MR>(ap, ms) : gather_live<S, L, MR>(ap, ms, live);
+      const V x2 = all_live ? S::template gather<2 * L, MR>(ap, ms)
+                            : gather_live<S, 2 * L, MR>(ap, ms, live);
 #define TCONV_STEP(i)                                                           \
   if constexpr ((i) < COUNT) {                                                  \
     constexpr int v = (i) % kNV, row = (i) / kNV, lane = row % L, xv = row / L; \
@@ -101,10 +101,10 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
 }
 
 template <class S>
-void channel_tiles(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t rows) {
+void channel_tiles(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t len) {
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
-  switch (rows) {
+  switch (len) {
     case 6:
       channel_tile<S, 6>(g, m, a, c);
       break;
@@ -140,7 +140,7 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
 
 template <class S, int CO, int MV, bool PARTIAL>
 void position_tile(const GemmCall<typename S::T>& g, const typename S::T* a, typename S::T* c,
-                   std::int64_t rows) {
+                   std::int64_t len) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -154,11 +154,11 @@ void position_tile(const GemmCall<typename S::T>& g, const typename S::T* a, typ
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
     for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_STEP(i)                                                               \
-  if constexpr ((i) < COUNT) {                                                      \
-    const V av = PARTIAL ? S::load_first(ap + ((i) % MV) * L, ((i) % MV) * L, rows) \
-                         : S::load(ap + ((i) % MV) * L);                            \
-    r##i = S::fma_n(r##i, av, bp[(i) / MV]);                                        \
+#define TCONV_STEP(i)                                                              \
+  if constexpr ((i) < COUNT) {                                                     \
+    const V av = PARTIAL ? S::load_first(ap + ((i) % MV) * L, ((i) % MV) * L, len) \
+                         : S::load(ap + ((i) % MV) * L);                           \
+    r##i = S::fma_n(r##i, av, bp[(i) / MV]);                                       \
   }
       TCONV_ACC24(TCONV_STEP)
 #undef TCONV_STEP
@@ -174,7 +174,7 @@ void position_tile(const GemmCall<typename S::T>& g, const typename S::T* a, typ
   for (int o = 0; o < CO; ++o) {
     T* out = c + o * g.c_ns;
     const T* src = tmp + o * MV * L;
-    for (std::int64_t r = 0; r < rows; ++r) out[r * g.c_ms] = src[r];
+    for (std::int64_t r = 0; r < len; ++r) out[r * g.c_ms] = src[r];
   }
 }
 
@@ -183,7 +183,7 @@ void position_tiles(const GemmCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
   for (; m + W <= g.m; m += W) position_tile<S, CO, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
-  // The last, partial tile loads only its own rows lane by lane: the buffer needs no slack.
+  // The last, partial tile loads only its own positions lane by lane: the buffer needs no slack.
   if (m < g.m) position_tile<S, CO, MV, true>(g, g.a + m, g.c + m * g.c_ms, g.m - m);
 }
 
@@ -269,7 +269,7 @@ void position_f64(const GemmCall<double>& g) { position_gemm<F64>(g); }
 
 }  // namespace
 
-// The position kernels read nothing past their last row (lane-wise tails): no slack needed. No
+// The position kernels read nothing past their last position (lane-wise tails): no slack needed. No
 // depthwise kernels: depthwise layers take the phase driver on NEON.
 KernelSet<float> kernels_f32() {
   KernelSet<float> ks{channel_f32,   kNV * F32::L, position_f32, 0,

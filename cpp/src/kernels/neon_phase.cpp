@@ -40,7 +40,7 @@ template <class S, int CO, int PH, int MV, bool PARTIAL, int MASK, int MASKB>
 __attribute__((always_inline)) inline void phase_k(
     const typename S::T* ap, const typename S::T* const* bp, const typename S::T* apb,
     const typename S::T* const* bpb, std::int64_t K, std::int64_t ks, std::int64_t ld,
-    std::int64_t rows, TCONV_ACC_REFS(typename S::V)) {
+    std::int64_t len, TCONV_ACC_REFS(typename S::V)) {
   using V = typename S::V;
   using T = typename S::T;
   constexpr int L = S::L;
@@ -52,9 +52,9 @@ __attribute__((always_inline)) inline void phase_k(
   const T* b2 = b[2];
   const T* b3 = b[3];
   for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_A(v, P)                                                                             \
-  const V a##v =                                                                                  \
-      (v) < MV ? (PARTIAL ? S::load_first((P) + (v) * L, (v) * L, rows) : S::load((P) + (v) * L)) \
+#define TCONV_A(v, P)                                                                            \
+  const V a##v =                                                                                 \
+      (v) < MV ? (PARTIAL ? S::load_first((P) + (v) * L, (v) * L, len) : S::load((P) + (v) * L)) \
                : S::zero();
 #define TCONV_STEP(i, M)                                                                \
   if constexpr ((i) < COUNT && ((M >> (((i) / MV) % PH)) & 1)) {                        \
@@ -97,7 +97,7 @@ __attribute__((always_inline)) inline void phase_k(
 
 template <class S, int CO, int PH, int MV, bool PARTIAL>
 void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typename S::T* c,
-                std::int64_t rows) {
+                std::int64_t len) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -130,18 +130,18 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
         if (off >= 0) bpb[ph] = g.b + off;
       }
     }
-#define TCONV_CASE(M)                                                                         \
-  case M:                                                                                     \
-    if constexpr (M < (1 << PH)) {                                                            \
-      if (partner >= 0) {                                                                     \
-        if constexpr (M != FULL)                                                              \
-          phase_k<S, CO, PH, MV, PARTIAL, M, FULL ^ M>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld, \
-                                                       rows, TCONV_ACC_ARGS);                 \
-      } else {                                                                                \
-        phase_k<S, CO, PH, MV, PARTIAL, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, rows,      \
-                                              TCONV_ACC_ARGS);                                \
-      }                                                                                       \
-    }                                                                                         \
+#define TCONV_CASE(M)                                                                              \
+  case M:                                                                                          \
+    if constexpr (M < (1 << PH)) {                                                                 \
+      if (partner >= 0) {                                                                          \
+        if constexpr (M != FULL)                                                                   \
+          phase_k<S, CO, PH, MV, PARTIAL, M, FULL ^ M>(ap, bp, apb, bpb, g.k, g.a_ks, g.b_ld, len, \
+                                                       TCONV_ACC_ARGS);                            \
+      } else {                                                                                     \
+        phase_k<S, CO, PH, MV, PARTIAL, M, 0>(ap, bp, ap, bp, g.k, g.a_ks, g.b_ld, len,            \
+                                              TCONV_ACC_ARGS);                                     \
+      }                                                                                            \
+    }                                                                                              \
     break;
     switch (mask) {
       TCONV_CASE(1)
@@ -173,7 +173,7 @@ void phase_tile(const PhaseCall<typename S::T>& g, const typename S::T* a, typen
     for (int ph = 0; ph < PH; ++ph) {
       T* out = c + co * g.c_ns + ph * g.c_ps;
       const T* src = tmp + (co * PH + ph) * MV * L;
-      for (std::int64_t r = 0; r < rows; ++r) out[r * g.c_ms] = src[r];
+      for (std::int64_t r = 0; r < len; ++r) out[r * g.c_ms] = src[r];
     }
 }
 
@@ -182,7 +182,7 @@ bool phase_tiles(const PhaseCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
   for (; m + W <= g.m; m += W) phase_tile<S, CO, PH, MV, false>(g, g.a + m, g.c + m * g.c_ms, W);
-  // The rest one vector at a time, the last one loading only its own rows lane by lane (the
+  // The rest one vector at a time, the last one loading only its own positions lane by lane (the
   // buffer needs no slack). One-vector tiles keep the instantiations, and the build, small.
   for (; m + S::L <= g.m; m += S::L)
     phase_tile<S, CO, PH, 1, false>(g, g.a + m, g.c + m * g.c_ms, S::L);
