@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import numbers
 import os
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -29,7 +30,7 @@ _DTYPE_FIX = {
 }
 
 
-def _convert(value: Any, name: str) -> tuple[np.ndarray, bool]:
+def convert(value: Any, name: str) -> tuple[np.ndarray, bool]:
     """(array, adopts_dtype): the operand as an ndarray, and whether it is a Python sequence.
 
     Python lists and tuples have no dtype of their own: they are read with np.asarray and adopt
@@ -143,16 +144,16 @@ def _object_entry_message(value: Any, name: str) -> str:
     )
 
 
-def _operands(
+def operands(
     x: Any, weight: Any, bias: Any, *, has_x: bool = True
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """x, weight and bias as native-byte-order arrays of one float dtype (the dtype rules).
 
     has_x=False leaves x out (a plan knows its weights before any input).
     """
-    xa, x_adopts = _convert(x, "x") if has_x else (None, True)
-    wa, w_adopts = _convert(weight, "weight")
-    ba, b_adopts = (None, True) if bias is None else _convert(bias, "bias")
+    xa, x_adopts = convert(x, "x") if has_x else (None, True)
+    wa, w_adopts = convert(weight, "weight")
+    ba, b_adopts = (None, True) if bias is None else convert(bias, "bias")
     typed = [
         (name, a)
         for name, a, adopts in (
@@ -178,7 +179,7 @@ def _operands(
     return (None if xa is None else native(xa)), native(wa), (None if ba is None else native(ba))
 
 
-def _aligned(a: np.ndarray) -> np.ndarray:
+def aligned(a: np.ndarray) -> np.ndarray:
     """The core reads elements directly: copy arrays whose data or strides are misaligned."""
     item = a.dtype.itemsize
     if a.ctypes.data % item or any(s % item for s in a.strides):
@@ -192,7 +193,7 @@ def _aligned(a: np.ndarray) -> np.ndarray:
 CACHE_LINE = 64
 
 
-def _empty_output(shape: tuple, dtype) -> np.ndarray:
+def empty_output(shape: tuple, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts on a cache line."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -260,7 +261,7 @@ def _memory_bound() -> tuple[int, str] | None:
     return min(bounds) if bounds else None
 
 
-def _check_memory(shape: tuple, dtype: np.dtype, batched: bool, channels_last: bool) -> None:
+def check_memory(shape: tuple, dtype: np.dtype, batched: bool, channels_last: bool) -> None:
     """MemoryError before anything is allocated when the result cannot fit in this machine."""
     nbytes = dtype.itemsize
     for s in shape:
@@ -324,7 +325,7 @@ def _square_factors(n: int, k: int) -> list[int]:
     return sorted(factors)
 
 
-def _rank_error(x: Any, weight: Any, rank: int, channels_last: bool) -> ShapeError:
+def rank_error(x: Any, weight: Any, rank: int, channels_last: bool) -> ShapeError:
     """The rank error for x (an array or just its shape) against weight (array or shape)."""
     x = _Shape(tuple(np.shape(x)) if not isinstance(x, tuple) else x)
     weight = _Shape(tuple(np.shape(weight)) if not isinstance(weight, tuple) else weight)
@@ -556,17 +557,19 @@ def conv_transpose(
     """
     channels_last = parse_data_format(data_format)
     x_in, w_in, b_in = x, weight, bias
-    x, weight, bias = _operands(x, weight, bias)
+    x, weight, bias = operands(x, weight, bias)
     rank = _weight_rank(weight, channels_last, _rank)
     if x.ndim == rank + 1:
         batched, x_b = False, x[np.newaxis]
     elif x.ndim == rank + 2:
         batched, x_b = True, x
     else:
-        raise _rank_error(x, weight, rank, channels_last)
-    layer = _layer_args(rank, stride, padding, output_padding, dilation, groups, output_size)
+        raise rank_error(x, weight, rank, channels_last)
+    layer = layer_args(rank, stride, padding, output_padding, dilation, groups, output_size)
     try:
-        geometry, empty = _resolve_call(x_b, weight, batched, layer, channels_last, output_size)
+        geometry, empty = resolve_call(
+            x_b.shape, weight.shape, batched, layer, channels_last, output_size
+        )
     except ShapeError as exc:
         if batched:
             raise
@@ -580,8 +583,8 @@ def conv_transpose(
             f"digit or exponent"
         ) from None
     if bias is not None:
-        _check_bias(bias, geometry.out_channels, weight.shape, layer.groups)
-        bias = _aligned(np.ascontiguousarray(bias))
+        check_bias(bias, geometry.out_channels, weight.shape, layer.groups)
+        bias = aligned(np.ascontiguousarray(bias))
     inputs = (
         ("x", x_in),
         ("weight", w_in),
@@ -590,10 +593,14 @@ def conv_transpose(
         ("weight", weight),
         ("bias", bias),
     )
-    return _run(geometry, empty, x_b, weight, bias, out, batched, channels_last, inputs)
+
+    def compute(xa: np.ndarray, y: np.ndarray) -> None:
+        _core.conv_transpose(geometry, xa, aligned(weight), bias, y)
+
+    return run(geometry, empty, x_b, out, batched, channels_last, inputs, compute)
 
 
-class _LayerArgs(NamedTuple):
+class LayerArgs(NamedTuple):
     """conv_transpose's per-dimension arguments, parsed."""
 
     stride: tuple[int, ...]
@@ -624,7 +631,7 @@ def _weight_rank(weight: np.ndarray, channels_last: bool, want: int | None) -> i
     return rank
 
 
-def _layer_args(
+def layer_args(
     rank: int,
     stride: Any,
     padding: Any,
@@ -632,7 +639,7 @@ def _layer_args(
     dilation: Any,
     groups: Any,
     output_size: Any,
-) -> _LayerArgs:
+) -> LayerArgs:
     stride_t = per_dim(stride, rank, "stride")
     dilation_t = per_dim(dilation, rank, "dilation")
     mode, pad_lo, pad_hi = parse_padding(padding, rank)
@@ -646,22 +653,23 @@ def _layer_args(
     op = None if output_padding is None else list(per_dim(output_padding, rank, "output_padding"))
     if op is None and mode == "explicit":
         op = [0] * rank
-    return _LayerArgs(stride_t, dilation_t, mode, pad_lo, pad_hi, groups_i, op)
+    return LayerArgs(stride_t, dilation_t, mode, pad_lo, pad_hi, groups_i, op)
 
 
-def _resolve_call(
-    x_b: np.ndarray,
-    weight: np.ndarray,
+def resolve_call(
+    xb_shape: tuple,
+    weight_shape: tuple,
     batched: bool,
-    layer: _LayerArgs,
+    layer: LayerArgs,
     channels_last: bool,
     output_size: Any,
 ) -> tuple[Any, Any]:
-    """(geometry, empty) of the core for a batched x_b; output_size as PyTorch reads it."""
-    rank = weight.ndim - 2
+    """(geometry, empty) of the core for a batched input shape; output_size as PyTorch reads
+    it."""
+    rank = len(weight_shape) - 2
     args = (
-        x_b.shape,
-        weight.shape,
+        tuple(xb_shape),
+        tuple(weight_shape),
         rank,
         list(layer.stride),
         list(layer.dilation),
@@ -687,41 +695,44 @@ def wanted_sizes(output_size: Any, rank: int, batched: bool) -> list[int] | None
     return wanted
 
 
-def _run(
+def result_shape(geometry: Any, empty: Any, channels_last: bool) -> tuple:
+    """The batched output shape of a resolved call (Keras' empty 'same' output included)."""
+    if empty is not None:
+        return empty_output_shape(geometry, empty, channels_last)
+    return tuple(geometry.output_shape())
+
+
+def run(
     geometry: Any,
     empty: Any,
     x_b: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray | None,
     out: np.ndarray | None,
     batched: bool,
     channels_last: bool,
     inputs: tuple,
+    compute: Callable[[np.ndarray, np.ndarray], None],
 ) -> np.ndarray:
-    """Allocate the result (or check `out`) and compute into it."""
+    """Allocate the result (or check `out`) and compute(aligned x_b, y) into it; `inputs`
+    are the (name, array) pairs `out` must not overlap."""
     dtype = x_b.dtype
-    y_shape = tuple(geometry.output_shape())
-    if empty is not None:
-        y_shape = empty_output_shape(geometry, empty, channels_last)
-        result_shape = y_shape if batched else y_shape[1:]
-        if out is not None:
-            return _check_out(out, result_shape, dtype, ())
-        return np.empty(result_shape, dtype=dtype)
-    result_shape = y_shape if batched else y_shape[1:]
+    y_shape = result_shape(geometry, empty, channels_last)
+    shape = y_shape if batched else y_shape[1:]
+    if empty is not None:  # nothing to compute
+        return np.empty(shape, dtype=dtype) if out is None else check_out(out, shape, dtype, ())
     if out is None:
-        _check_memory(result_shape, dtype, batched, channels_last)
-        y = _empty_output(y_shape, dtype)
+        check_memory(shape, dtype, batched, channels_last)
+        y = empty_output(y_shape, dtype)
     else:
-        y = _check_out(out, result_shape, dtype, inputs)
+        y = check_out(out, shape, dtype, inputs)
         if not batched:
             y = y[np.newaxis]
-    _core.conv_transpose(geometry, _aligned(x_b), _aligned(weight), bias, y)
+    compute(aligned(x_b), y)
     if out is not None:
         return out
     return y if batched else y[0]
 
 
-def _check_bias(bias: np.ndarray, c_out: int, weight_shape: tuple, groups: int) -> None:
+def check_bias(bias: np.ndarray, c_out: int, weight_shape: tuple, groups: int) -> None:
     """ShapeError unless bias has shape (C_out,)."""
     if bias.shape == (c_out,):
         return
@@ -764,7 +775,7 @@ def _keras_same_lengths(
     return lengths if 0 in lengths else None
 
 
-def _check_out(out: Any, shape: tuple, dtype: np.dtype, inputs: tuple) -> np.ndarray:
+def check_out(out: Any, shape: tuple, dtype: np.dtype, inputs: tuple) -> np.ndarray:
     """`out` as given, or an error: it must be exactly what the result would be."""
     if not isinstance(out, np.ndarray):
         raise TypeError(

@@ -144,6 +144,15 @@ def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
     return tuple(as_int(v, f"{name}[{i}]") for i, v in enumerate(items))
 
 
+def spread(value: Any, rank: int) -> list:
+    """A per-dimension argument the framework's own rules accepted, one entry per dimension:
+    a scalar or a one-entry list or tuple repeated (PyTorch's _ntuple), a longer one as is."""
+    if isinstance(value, (list, tuple)):
+        vals = list(value)
+        return vals * rank if len(vals) == 1 else vals
+    return [value] * rank
+
+
 def int_list(value: Any, name: str) -> list[int]:
     """A shape-like argument (output_size): an int or a sequence of ints."""
     if isinstance(value, (str, bytes)):

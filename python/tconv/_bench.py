@@ -5,18 +5,21 @@ numpy GEMM + col2im, and every installed peer (torch channels_first / channels_l
 onnxruntime, OpenVINO, TensorFlow, jax), at each requested thread count, each in a fresh
 subprocess pinned to that many CPUs so that every library's thread setting takes effect before
 it starts. Each peer's output is checked against tconv's before it is timed. Reports medians,
-GFLOP/s, % of the FMA peak (measured by a probe in each worker), tconv's working memory and
-its ratio to the best peer, as a table, a JSON file and (with matplotlib) a PNG chart.
+GFLOP/s, % of the FMA peak (measured by a probe in each worker), % of the roofline (the FMA
+peak and the copy bandwidth measured in the same worker), tconv's working memory and its ratio
+to the best peer, as a table, a JSON file and (with matplotlib) a PNG chart.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -30,6 +33,9 @@ SUITE = Path(__file__).with_name("bench_suite.json")
 # cannot run at all; --peak overrides both.
 DEFAULT_PEAK = {"float32": 101.0, "float64": 50.0}
 PEERS = ("numpy", "torch", "torch_cl", "ort", "openvino", "tf", "jax")
+# Each of the copy probe's two arrays: 8x the 32 MiB L3 of the reference machine, so the copy
+# streams from and to memory.
+COPY_BYTES = 256 << 20
 # Relative error (max |got - want| / max(max |want|, 1)) a peer may show and still be timed.
 TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
 
@@ -58,12 +64,14 @@ def _numpy_col2im(x, w, b, layer):
     """GEMM (BLAS) into a column buffer, then col2im: the classic method, groups=1 only."""
     if layer["groups"] != 1:
         raise Refused("groups > 1 is not implemented in the numpy baseline")
+    from ._rules import full_length
+
     rank = layer["dims"]
     k, s, p, d = layer["kernel_size"], layer["stride"], layer["padding"], layer["dilation"]
     out = layer["output_size"]
     n, cin = x.shape[:2]
     cout = w.shape[1]
-    full = [(i - 1) * st + dd * (kk - 1) + 1 for i, st, dd, kk in zip(x.shape[2:], s, d, k)]
+    full = [full_length(i, kk, st, dd) for i, st, dd, kk in zip(x.shape[2:], s, d, k)]
     wm = w.reshape(cin, -1).T.copy()  # (Cout*K, Cin)
 
     def f():
@@ -300,6 +308,72 @@ def _measure_peak(dtype: str, threads: int) -> dict:
     return {"gflops": float(r["gflops"]), "source": src}
 
 
+def _measure_bandwidth(threads: int, nbytes: int = COPY_BYTES, repeats: int = 7) -> dict:
+    """The copy bandwidth of `threads` threads, GB/s: bytes read plus bytes written per second
+    by np.copyto between two arrays far beyond the last-level cache, each thread copying its
+    own contiguous share (np.copyto releases the GIL), the median of `repeats` copies."""
+    src = np.ones(nbytes // 8)
+    dst = np.zeros_like(src)  # both written once: no page faults inside the timed copies
+    edges = [len(src) * i // threads for i in range(threads + 1)]
+    shares = [(dst[a:b], src[a:b]) for a, b in itertools.pairwise(edges)]
+    gate = threading.Barrier(threads + 1)
+
+    def copy(d: np.ndarray, s: np.ndarray) -> None:
+        for _ in range(repeats):
+            gate.wait()
+            np.copyto(d, s)
+            gate.wait()
+
+    workers = [threading.Thread(target=copy, args=share) for share in shares]
+    for w in workers:
+        w.start()
+    times = []
+    for _ in range(repeats):
+        gate.wait()
+        t = time.perf_counter()
+        gate.wait()
+        times.append(time.perf_counter() - t)
+    for w in workers:
+        w.join()
+    gbps = 2 * src.nbytes / float(np.median(times)) / 1e9
+    return {
+        "gbps": gbps,
+        "source": f"measured (np.copyto, {nbytes >> 20} MiB, {threads} thread(s))",
+    }
+
+
+def roofline(flops: float, nbytes: int, time_s: float, peak: dict, bandwidth: dict) -> dict:
+    """The lower bound on a layer's time: the larger of its flops at the FMA peak and its
+    compulsory bytes at the copy bandwidth; `pct` is that bound as a % of the time taken."""
+    t_fma = flops / (peak["gflops"] * 1e9)
+    t_mem = nbytes / (bandwidth["gbps"] * 1e9)
+    bound = max(t_fma, t_mem)
+    return {
+        "t_fma": t_fma,
+        "t_mem": t_mem,
+        "bound": bound,
+        "limiter": "F" if t_fma >= t_mem else "M",
+        "pct": 100.0 * bound / time_s,
+    }
+
+
+def add_roofline(run: dict) -> None:
+    """Each row's roofline against the faster of tconv's plan columns (NCHW, NHWC), in place;
+    none where the run has no bandwidth or the plan was not timed."""
+    for row in run["results"]:
+        plans = {k: row["times"][k] for k in ("tconv_plan", "tconv_cl") if k in row["times"]}
+        if not (run.get("peak") and run.get("bandwidth") and "compulsory_bytes" in row and plans):
+            row.pop("roofline", None)
+            continue
+        column = min(plans, key=lambda k: plans[k])
+        row["roofline"] = {
+            "column": column,
+            **roofline(
+                row["flops"], row["compulsory_bytes"], plans[column], run["peak"], run["bandwidth"]
+            ),
+        }
+
+
 # ---- one thread count, in this process ----------------------------------------------------------
 
 
@@ -418,9 +492,9 @@ def _tconv_channels_last(x, w, b, kw):
     xc = np.ascontiguousarray(np.moveaxis(x, 1, -1))
     wc = np.ascontiguousarray(w.transpose(*range(2, rank + 2), 1, 0))
     plan = tconv.ConvTranspose(wc, b, data_format="channels_last", **kw)
-    from ._api import _empty_output
+    from ._api import empty_output
 
-    y = _empty_output(plan.output_shape(xc.shape), x.dtype)
+    y = empty_output(plan.output_shape(xc.shape), x.dtype)
     return (lambda: plan(xc, out=y)), (lambda got: np.moveaxis(got, -1, 1))
 
 
@@ -433,15 +507,17 @@ def run_one(
     peers: list[str] | None,
     suite: Path = SUITE,
     probe: bool = True,
+    copy_probe: bool = True,
 ) -> dict:
     import tconv
 
     from . import _core
-    from ._api import _empty_output
+    from ._api import empty_output
 
     tconv.set_num_threads(threads)
     # The probe first, before any peer has started threads of its own.
     peak = _measure_peak(dtype, threads) if probe else None
+    bandwidth = _measure_bandwidth(threads) if copy_probe else None
     if peers is None or "torch" in peers or "torch_cl" in peers:
         try:
             import torch
@@ -463,7 +539,7 @@ def run_one(
         plan = tconv.ConvTranspose(w, b, **kw)
         # out= arrays on a cache line, like the outputs tconv allocates itself (and those every
         # peer allocates): numpy's np.empty starts 16 bytes into one.
-        yplan = _empty_output(want.shape, want.dtype)
+        yplan = empty_output(want.shape, want.dtype)
         plan(x, out=yplan)
         mem_plan = _core.last_call_memory()
         kernel_plan = _core.last_call_kernel()
@@ -483,6 +559,8 @@ def run_one(
             "layer": layer["name"],
             "flops": layer["flops"],
             "output_bytes": int(want.nbytes),
+            # What any implementation must move at least once: read x, w and b, write y.
+            "compulsory_bytes": int(x.nbytes + w.nbytes + b.nbytes + want.nbytes),
             "memory": {
                 "tconv": _memory_fields(mem_fn, want.nbytes),
                 "tconv_plan": _memory_fields(mem_plan, want.nbytes),
@@ -525,7 +603,11 @@ def run_one(
         again = _measure_peak(dtype, threads)
         if again["gflops"] > peak["gflops"]:
             peak = again
-    return {"threads": threads, "peak": peak, "results": results}
+    if bandwidth is not None:
+        again = _measure_bandwidth(threads)
+        if again["gbps"] > bandwidth["gbps"]:
+            bandwidth = again
+    return {"threads": threads, "peak": peak, "bandwidth": bandwidth, "results": results}
 
 
 # ---- the driver ---------------------------------------------------------------------------------
@@ -592,8 +674,8 @@ def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 def merge_rounds(rounds: list[dict]) -> dict:
     """One thread count's rounds as one run: per layer and column the median time over the
-    rounds that timed it, the largest error, every refusal; the highest peak; the memory
-    figures of the first round (they do not depend on timing)."""
+    rounds that timed it, the largest error, every refusal; the highest peak and bandwidth;
+    the memory figures of the first round (they do not depend on timing)."""
     first = rounds[0]
     if len(rounds) == 1:
         return first
@@ -626,7 +708,18 @@ def merge_rounds(rounds: list[dict]) -> dict:
         key=lambda p: p["gflops"],
         default=None,
     )
-    return {"threads": first["threads"], "peak": peak, "results": merged, "rounds": len(rounds)}
+    bandwidth = max(
+        (r["bandwidth"] for r in rounds if r.get("bandwidth") is not None),
+        key=lambda b: b["gbps"],
+        default=None,
+    )
+    return {
+        "threads": first["threads"],
+        "peak": peak,
+        "bandwidth": bandwidth,
+        "results": merged,
+        "rounds": len(rounds),
+    }
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -672,6 +765,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the suite of layers, a JSON file (default: tconv's bench_suite.json)",
     )
     ap.add_argument("--json", default="bench_results.json", help="where to write the results")
+    ap.add_argument(
+        "--markdown",
+        default=None,
+        metavar="FILE",
+        help="also write the table into a Markdown page: between this dtype's markers if the "
+        "page has them (the rest of the page is kept), else appended (docs/benchmarks.md)",
+    )
     ap.add_argument(
         "--png", default="bench_results.png", help="where to draw the chart (needs matplotlib)"
     )
@@ -731,6 +831,7 @@ def main(argv: list[str] | None = None) -> int:
         result = merge_rounds(rounds)
         if args.peak is not None:
             result["peak"] = {"gflops": args.peak * t, "source": "given (--peak)"}
+        add_roofline(result)
         runs.append(result)
 
     report = {
@@ -742,8 +843,47 @@ def main(argv: list[str] | None = None) -> int:
     print(_table(report))
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"\nwrote {args.json}")
+    if args.markdown:
+        write_markdown(Path(args.markdown), report, _command_line(args))
+        print(f"wrote the table into {args.markdown}")
     _chart(report, args.png)
     return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The run's arguments as a command, for the Markdown page (output files left out)."""
+    parts = ["python bench/run.py", f"--threads {args.threads}", f"--rounds {args.rounds}"]
+    if args.dtype != "float32":
+        parts.append(f"--dtype {args.dtype}")
+    if args.quick:
+        parts.append("--quick")
+    for name in ("layers", "peers", "peak"):
+        if getattr(args, name) is not None:
+            parts.append(f"--{name} {getattr(args, name)}")
+    return " ".join(parts)
+
+
+def markdown_markers(dtype: str) -> tuple[str, str]:
+    return (
+        f"<!-- tconv bench --markdown: {dtype} tables -->",
+        f"<!-- end of tconv bench --markdown: {dtype} tables -->",
+    )
+
+
+def write_markdown(path: Path, report: dict, command: str) -> None:
+    """The report's table as a fenced block between the dtype's markers in `path`: the text
+    between them is replaced, the rest of the page kept; without the markers the block is
+    appended (a new page gets a title)."""
+    begin, end = markdown_markers(report["build"]["dtype"])
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    block = f"{begin}\n`{command}` ({when}):\n\n```\n{_table(report)}\n```\n{end}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if begin in text and end in text and text.index(begin) < text.index(end):
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
 
 
 def _worker_command(
@@ -816,6 +956,24 @@ def _fmt_pct(v: float | None, width: int) -> str:
     return f"{v:>{width}.1f}" if v < 9.95 else f"{v:>{width}.0f}"
 
 
+def _roof_cell(row: dict) -> str:
+    """The row's %roof and limiter (F: the FMA peak, M: memory), 9 characters wide."""
+    roof = row.get("roofline")
+    if roof is None:
+        return f"{'-':>9}"
+    return f"{roof['pct']:>6.0f}% {roof['limiter']}"
+
+
+def _run_header(run: dict, dtype: str) -> str:
+    peak = run["peak"]
+    head = f"## {run['threads']} thread(s), {dtype}: FMA peak {peak['gflops']:.1f} GFLOP/s, "
+    head += peak["source"]
+    bw = run.get("bandwidth")
+    if bw is not None:
+        head += f"; copy bandwidth {bw['gbps']:.1f} GB/s, {bw['source']}"
+    return head
+
+
 def _table(report: dict) -> str:
     b = report["build"]
     sources = sorted({run["peak"]["source"] for run in report["runs"]})
@@ -824,19 +982,19 @@ def _table(report: dict) -> str:
         f"FMA peak {' / '.join(sources)}"
     ]
     for run in report["runs"]:
-        t = run["threads"]
         peak = run["peak"]["gflops"]
         peers = sorted(
             {p for r in run["results"] for p in list(r["times"]) + list(r["refused"])} - set(OURS)
         )
         cols = list(OURS) + peers
         lines.append("")
-        lines.append(
-            f"## {t} thread(s), {b['dtype']}: FMA peak {peak:.1f} GFLOP/s, {run['peak']['source']}"
-        )
+        lines.append(_run_header(run, b["dtype"]))
         over = f" over {run['rounds']} rounds" if run.get("rounds", 1) > 1 else ""
         lines.append(
-            f"GFLOP/s (median{over}); %peak = tconv plan / FMA peak; mem% = working memory "
+            f"GFLOP/s (median{over}); %peak = tconv plan / FMA peak; %roof = roofline bound "
+            "/ tconv plan's time, the bound the larger of flops / FMA peak and compulsory "
+            "bytes (x, w, b, y once) / copy bandwidth, F or M the side that limits; "
+            "mem% = working memory "
             "beyond x, w, y as % of the output (functional | plan); pack% = packed "
             "weights, % of the output; x = tconv plan / best peer, the plan on the "
             "faster of NCHW (tconv_plan) and NHWC (tconv_cl) data; kernel = the driver and variant "
@@ -845,7 +1003,7 @@ def _table(report: dict) -> str:
         head = (
             f"{'layer':<20}"
             + "".join(f"{c:>11}" for c in cols)
-            + f"{'%peak':>7}{'mem% f|p':>12}{'pack%':>7}{'vs best peer':>20}  kernel (plan)"
+            + f"{'%peak':>7}{'%roof':>7}  {'mem% f|p':>12}{'pack%':>7}{'vs best peer':>20}  kernel (plan)"
         )
         lines.append(head)
         ratios = []
@@ -870,7 +1028,7 @@ def _table(report: dict) -> str:
                 tail = f"{'-':>20}"
             kernel = r.get("kernel", {}).get("tconv_plan", "-")
             lines.append(
-                f"{r['layer']:<20}{cells}{pct}{memcell:>12}{_fmt_pct(pk, 7)}{tail}  {kernel}"
+                f"{r['layer']:<20}{cells}{pct}{_roof_cell(r)}{memcell:>12}{_fmt_pct(pk, 7)}{tail}  {kernel}"
             )
         if ratios:
             geo = math.exp(sum(math.log(v) for _, v in ratios) / len(ratios))
@@ -878,6 +1036,13 @@ def _table(report: dict) -> str:
             lines.append(
                 f"geomean plan / best peer: {geo:.2f}x over {len(ratios)} layers; "
                 f"layers below 1.0x: {len(below)}" + (f" ({', '.join(below)})" if below else "")
+            )
+        roofs = [(r["layer"], r["roofline"]["pct"]) for r in run["results"] if "roofline" in r]
+        if roofs:
+            low = [name for name, v in roofs if v < 80.0]
+            lines.append(
+                f"layers below 80% of the roofline: {len(low)} of {len(roofs)}"
+                + (f" ({', '.join(low)})" if low else "")
             )
     return "\n".join(lines)
 

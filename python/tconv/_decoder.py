@@ -17,8 +17,9 @@ from typing import Any
 
 from . import _core
 from ._args import as_int, check_ordered, describe, show_int
+from ._dialects import DIALECTS, dialect
 from ._errors import ShapeError, SizeOverflowError, overflow_as_value_error
-from ._solve import CONVENTIONS, Solution, _dims, _per_dim, _rank_of, _reach, mirror, solve
+from ._solve import Solution, _dims, _per_dim, _rank_of, _reach, mirror, solve
 
 __all__ = ["DecoderPlan", "plan_decoder"]
 
@@ -167,20 +168,34 @@ def _length(conv: str, layer: _Layer, i: int, j: int) -> int:
     """The size after `layer` in dimension j, by the framework's forward rule."""
     k, s, d = layer.kernel[j], layer.stride[j], layer.dilation[j]
     mode, lo, hi = layer.pad[j]
-    pool = layer.type != "conv"
     if mode == "FULL_SAME":  # torch's padding='same' (stride 1)
         return i
-    if conv == "keras" and pool:
-        return _keras_pool_length(i, k, s, mode.lower())
+    pool = _POOL_LENGTH.get(conv) if layer.type != "conv" else None
+    if pool is not None:  # pools with their own rule; the others follow the convolution's
+        return pool(layer, i, j)
     if mode in ("SAME", "VALID"):  # TF's rule, shared by Keras, tf.nn, lax and auto_pad
         return _core.tf_conv(i, k, s, d, mode)[0]
-    if conv == "torch" and pool:
-        if layer.type == "avgpool" and len(layer.kernel) == 3 and i < k:
-            return 0  # avg_pool3d alone refuses an input smaller than its window, padding aside
-        return _torch_pool_length(i, k, s, lo, d, layer.ceil_mode)
-    if conv == "onnx" and pool:
-        return _onnx_pool_length(i, k, s, d, lo, hi, layer.ceil_mode)
     return _core.conv_length(i, k, s, d, lo, hi)
+
+
+def _keras_pool(layer: _Layer, i: int, j: int) -> int:
+    return _keras_pool_length(i, layer.kernel[j], layer.stride[j], layer.pad[j][0].lower())
+
+
+def _torch_pool(layer: _Layer, i: int, j: int) -> int:
+    k, lo = layer.kernel[j], layer.pad[j][1]
+    if layer.type == "avgpool" and len(layer.kernel) == 3 and i < k:
+        return 0  # avg_pool3d alone refuses an input smaller than its window, padding aside
+    return _torch_pool_length(i, k, layer.stride[j], lo, layer.dilation[j], layer.ceil_mode)
+
+
+def _onnx_pool(layer: _Layer, i: int, j: int) -> int:
+    _, lo, hi = layer.pad[j]
+    k, s, d = layer.kernel[j], layer.stride[j], layer.dilation[j]
+    return _onnx_pool_length(i, k, s, d, lo, hi, layer.ceil_mode)
+
+
+_POOL_LENGTH = {"keras": _keras_pool, "torch": _torch_pool, "onnx": _onnx_pool}
 
 
 # ---- argument normalisation --------------------------------------------------------------
@@ -297,7 +312,7 @@ def _layer(conv: str, index: int, spec: Any, rank: int) -> _Layer:
         if any(v < 1 for v in vals):
             raise ValueError(f"{where}: {name} must be >= 1, got {vals}")
         _check_size(vals, f"{where} {name}")
-    default_pad = {"keras": "valid", "jax": "VALID", "tf_nn": "VALID"}.get(conv, 0)
+    default_pad = DIALECTS[conv].default_padding
     pad = _pads(conv, kind, spec.get(pname, default_pad), rank, stride)
     ceil_mode = _flag(spec.get(cname, False), f"{where} {cname}") if cname else False
     if conv == "keras" and kind == "conv" and max(stride) > 1 and max(dilation) > 1:
@@ -478,10 +493,7 @@ def plan_decoder(
         stride reaches a skip size: the message names the step, the sizes it can reach, and
         the nearest input sizes that work.
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(
-            f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got {convention!r}"
-        )
+    dialect(convention)
     if isinstance(encoder, (dict, str)) or not isinstance(encoder, Sequence) or not encoder:
         raise TypeError(
             f"encoder must be a non-empty list of layer dicts, got {describe(encoder)}; e.g. "
@@ -563,21 +575,31 @@ def _mirror(conv: str, layer: _Layer, target: tuple) -> Solution | None:
     mode = layer.pad[0][0]
     padding: Any
     if mode in ("SAME", "VALID"):
-        padding = mode.lower() if conv == "keras" else mode
-    elif conv == "torch":
-        padding = tuple(lo for _, lo, _ in layer.pad)
-        if any(lo != hi for _, lo, hi in layer.pad):
-            return None
-    elif conv == "onnx":
-        padding = [lo for _, lo, _ in layer.pad] + [hi for _, _, hi in layer.pad]
-    elif conv == "jax":
-        padding = tuple((lo, hi) for _, lo, hi in layer.pad)
+        padding = DIALECTS[conv].mode_word(mode)
     else:
-        return None
+        spell = _NUMERIC_PADDING.get(conv)
+        padding = spell(layer.pad) if spell is not None else None
+        if padding is None:
+            return None
     try:
         return mirror(target, layer.kernel, layer.stride, padding, layer.dilation, convention=conv)
     except (ShapeError, ValueError):
         return None
+
+
+def _symmetric_padding(pad: tuple) -> tuple | None:
+    """PyTorch's padding: one crop per dimension, the same at both ends."""
+    if any(lo != hi for _, lo, hi in pad):
+        return None
+    return tuple(lo for _, lo, _ in pad)
+
+
+# The encoder layer's explicit (lo, hi) pads in the framework's padding= argument (None: cannot)
+_NUMERIC_PADDING = {
+    "torch": _symmetric_padding,
+    "onnx": lambda pad: [lo for _, lo, _ in pad] + [hi for _, _, hi in pad],
+    "jax": lambda pad: tuple((lo, hi) for _, lo, hi in pad),
+}
 
 
 # ---- nearest inputs -----------------------------------------------------------------------
@@ -586,16 +608,23 @@ def _mirror(conv: str, layer: _Layer, target: tuple) -> Solution | None:
 def _clean_key(conv: str, x: Any, i: int) -> Any:
     """The up-layer's size-independent arguments when it adds no output_padding, else None:
     two steps with the same key use the same layer."""
-    if conv == "torch":
-        return x.native[0] if x.native[1] == 0 else None
-    if conv == "keras":
-        return x.native[0] if x.native[1] is None else None
-    if conv == "onnx":
-        return x.native[:2] if x.native[2] == 0 else None
-    if conv == "tf_nn":  # output_shape is an argument: clean is the length Keras would ask for
-        natural = _core.keras_length(i, x.native[0].lower(), x.kernel, x.stride, x.dilation, None)
-        return x.native[0] if x.output == natural else None
-    return x.native if x.pad_hi >= 0 else None  # JAX: no cells beyond the full result
+    return _CLEAN_KEY[conv](x, i)
+
+
+def _clean_key_tf_nn(x: Any, i: int) -> Any:
+    # output_shape is an argument: clean is the length Keras would ask for
+    natural = _core.keras_length(i, x.native[0].lower(), x.kernel, x.stride, x.dilation, None)
+    return x.native[0] if x.output == natural else None
+
+
+_CLEAN_KEY = {
+    "torch": lambda x, i: x.native[0] if x.native[1] == 0 else None,
+    "keras": lambda x, i: x.native[0] if x.native[1] is None else None,
+    "onnx": lambda x, i: x.native[:2] if x.native[2] == 0 else None,
+    "tf_nn": _clean_key_tf_nn,
+    # JAX: no cells beyond the full result
+    "jax": lambda x, i: x.native if x.pad_hi >= 0 else None,
+}
 
 
 def _works(

@@ -16,6 +16,7 @@ from typing import Any
 from . import _core
 from ._bounded import complete, divisors
 from ._errors import ShapeError, overflow_as_value_error
+from ._rules import output_padding_limit
 
 __all__ = ["Diagnosis", "doctor"]
 
@@ -558,7 +559,7 @@ def _torch_output_padding(m: re.Match[str], text: str) -> Diagnosis:
     names = re.findall(r"output_padding_(\w+):", m.group(1))
     d = (d or ()) + (1,) * (len(op) - len(d or ()))
     nums = {"output_padding": op, "stride": s, "dilation": d}
-    bad = [i for i in range(len(op)) if op[i] >= max(s[i], d[i])]
+    bad = [i for i in range(len(op)) if op[i] >= output_padding_limit(s[i], d[i])]
     parts = [
         f"{names[i]}: output_padding {op[i]} >= max(stride {s[i]}, dilation {d[i]})" for i in bad
     ]
@@ -571,7 +572,7 @@ def _torch_output_padding(m: re.Match[str], text: str) -> Diagnosis:
     # kernel tap adds `dilation` cells; what is left must fit below max(stride, dilation).
     pad_less, pad_op, kern_more, kern_op = [], [], [], []
     for i in range(len(op)):
-        top = max(s[i], d[i]) - 1
+        top = output_padding_limit(s[i], d[i]) - 1
         t = max(0, -(-(op[i] - top) // 2))
         pad_less.append(t)
         pad_op.append(op[i] - 2 * t)
@@ -1241,7 +1242,7 @@ def _ort_output_shape(m: re.Match[str], text: str) -> Diagnosis:
 def _onnx_output_shape_hint(x: int, k: int, s: int, d: int, op: int) -> str:
     from . import shapes
 
-    if op >= max(s, d):
+    if op >= output_padding_limit(s, d):
         return ""
     try:  # the range tconv.shapes.onnx accepts, checked at both ends
         lo, hi = _core.onnx_output_shape_range(x, k, s, d)

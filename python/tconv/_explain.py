@@ -15,20 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core, shapes
-from ._args import check_ordered
+from ._args import check_ordered, spread
+from ._dialects import DIALECTS, dialect
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
+from ._rules import full_length
 
 __all__ = ["explain"]
-
-CONVENTIONS = ("torch", "keras", "onnx", "tf_nn", "jax")
-
-_FRAMEWORK = {
-    "torch": "PyTorch",
-    "keras": "Keras",
-    "onnx": "ONNX (onnxruntime)",
-    "tf_nn": "tf.nn",
-    "jax": "JAX",
-}
 
 # Widest picture line; the terminals people paste from are 100 columns or wider.
 WIDTH = 100
@@ -122,7 +114,7 @@ def _why(err: ShapeError) -> str | None:
 
 
 def _full(d: _Dim) -> int:
-    return _core.transposed_length(d.i, d.k, d.s, d.d, 0, 0, 0)
+    return full_length(d.i, d.k, d.s, d.d)
 
 
 def _fmt(shape: Sequence[Any]) -> str:
@@ -138,13 +130,6 @@ def _dim_names(rank: int) -> list[str]:
     if rank == 3:
         return ["depth", "height", "width"]
     return [f"dim {j}" for j in range(rank)]
-
-
-def _per_dim(value: Any, n: int) -> list:
-    if isinstance(value, (list, tuple)):
-        vals = list(value)
-        return vals * n if len(vals) == 1 else vals
-    return [value] * n
 
 
 def _is_seq(value: Any) -> bool:
@@ -193,14 +178,11 @@ def _prepare(convention: str, input_shape: Any, args: dict) -> _Prep:
     rhs_shape) input_shape holds the spatial sizes alone, and one channel stands in for the
     others; kernel_size (kernel_shape for ONNX) then gives the kernel.
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(
-            f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got {convention!r}"
-        )
+    dialect(convention)
     shape = shapes._shape(input_shape, "input_shape")
     for name, value in args.items():
         check_ordered(value, name)
-    return _DIALECTS[convention].prepare(shape, dict(args))
+    return _STEPS[convention].prepare(shape, dict(args))
 
 
 def _prepare_torch(shape: tuple, a: dict) -> _Prep:
@@ -311,7 +293,7 @@ def _prepare_onnx(shape: tuple, a: dict) -> _Prep:
                 "input_shape as the spatial sizes"
             )
         n = len(shape)
-        wshape = (1, 1, *_per_dim(kernel, n))
+        wshape = (1, 1, *spread(kernel, n))
         full = (None, 1, *shape)
     else:
         full = shape
@@ -353,7 +335,7 @@ def _prepare_tf_nn(shape: tuple, a: dict) -> _Prep:
                 "input_shape as the spatial sizes"
             )
         n = len(shape)
-        fshape = (*_per_dim(kernel, n), 1, 1)
+        fshape = (*spread(kernel, n), 1, 1)
         cf = str(a.get("data_format") or "").upper().startswith("NC")
         full = (None, 1, *shape) if cf else (None, *shape, 1)
         osz = tuple(a["output_shape"])
@@ -399,7 +381,7 @@ def _prepare_jax(shape: tuple, a: dict) -> _Prep:
                 "feature axes, and rhs_shape)"
             )
         n = len(shape)
-        rshape = (*_per_dim(kernel, n), 1, 1)
+        rshape = (*spread(kernel, n), 1, 1)
         full = (None, *shape, 1)
     else:
         full = shape
@@ -413,7 +395,7 @@ def _prepare_jax(shape: tuple, a: dict) -> _Prep:
 
 def _resolve(convention: str, prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], int]:
     """The rule in the framework's words, the resolved dims and the spatial rank."""
-    return _DIALECTS[convention].resolve(prep, out_shape)
+    return _STEPS[convention].resolve(prep, out_shape)
 
 
 def _resolve_torch(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], int]:
@@ -421,8 +403,8 @@ def _resolve_torch(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim]
     n = len(out_shape) - (2 if len(full_in) == len(out_shape) and len(out_shape) > 1 else 1)
     n = int(kw.get("dims") or n)
     sp = list(full_in[-n:])
-    ks, st = _per_dim(kw["kernel_size"], n), _per_dim(kw.get("stride", 1), n)
-    pd, dl = _per_dim(kw.get("padding", 0), n), _per_dim(kw.get("dilation", 1), n)
+    ks, st = spread(kw["kernel_size"], n), spread(kw.get("stride", 1), n)
+    pd, dl = spread(kw.get("padding", 0), n), spread(kw.get("dilation", 1), n)
     osz = kw.get("output_size")
     osp = list(out_shape[-n:])
     if osz is not None:
@@ -435,7 +417,7 @@ def _resolve_torch(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim]
             )
             ops.append(osp[j] - lo if sp[j] is not None else 0)
     else:
-        ops = _per_dim(kw.get("output_padding", 0), n)
+        ops = spread(kw.get("output_padding", 0), n)
     rule = ["out = (in - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1"]
     dims = []
     for j in range(n):
@@ -460,11 +442,11 @@ def _resolve_keras(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim]
     cl = kw.get("data_format", "channels_last") == "channels_last"
     n = len(full_in) - 2
     sp = list(full_in[1:-1] if cl else full_in[2:])
-    ks, st = _per_dim(kw["kernel_size"], n), _per_dim(kw.get("strides", 1), n)
-    dl = _per_dim(kw.get("dilation_rate", 1), n)
+    ks, st = spread(kw["kernel_size"], n), spread(kw.get("strides", 1), n)
+    dl = spread(kw.get("dilation_rate", 1), n)
     mode = str(kw.get("padding", "valid")).lower()
     op_arg = kw.get("output_padding")
-    ops = [None] * n if op_arg is None else _per_dim(op_arg, n)
+    ops = [None] * n if op_arg is None else spread(op_arg, n)
     dilated = any(d > 1 for d in dl)
     kname = "kernel" if dilated else "kernel_size"
     if op_arg is None and mode == "same":
@@ -521,9 +503,9 @@ def _resolve_onnx(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim],
     n = len(full_in) - 2
     sp = list(full_in[2:])
     ks = list(wshape[2:])
-    st = _per_dim(1 if kw.get("strides") is None else kw["strides"], n)
-    dl = _per_dim(1 if kw.get("dilations") is None else kw["dilations"], n)
-    ops = _per_dim(0 if kw.get("output_padding") is None else kw["output_padding"], n)
+    st = spread(1 if kw.get("strides") is None else kw["strides"], n)
+    dl = spread(1 if kw.get("dilations") is None else kw["dilations"], n)
+    ops = spread(0 if kw.get("output_padding") is None else kw["output_padding"], n)
     pads = kw.get("pads")
     pads = [0] * (2 * n) if pads is None else (list(pads) if _is_seq(pads) else [pads] * 2 * n)
     auto = str(kw.get("auto_pad", "NOTSET")).upper()
@@ -789,21 +771,33 @@ def _channels(convention: str, prep: _Prep) -> tuple[int | None, int | None]:
     the printed code shows them instead of placeholders."""
     if prep.spatial_only:
         return None, None
-    full, second = prep.args[0], prep.args[1]
-    if convention == "torch":
-        return prep.args[1], prep.args[2]
-    if convention == "keras":
-        cl = prep.kwargs.get("data_format", "channels_last") != "channels_first"
-        return full[-1] if cl else full[1], second
-    group = prep.kwargs.get("group", 1) or 1
-    if convention == "onnx" and group == 1:
-        return second[0], second[1]
-    if convention == "tf_nn":
-        return second[-1], second[-2]
-    if convention == "jax" and prep.kwargs.get("dimension_numbers") is None:
-        io = second[-2:] if not prep.kwargs.get("transpose_kernel") else second[-2:][::-1]
-        return io[0], io[1]
-    return None, None
+    return _STEPS[convention].channels(prep.args, prep.kwargs)
+
+
+def _channels_torch(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    return args[1], args[2]
+
+
+def _channels_keras(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    cl = kwargs.get("data_format", "channels_last") != "channels_first"
+    return args[0][-1] if cl else args[0][1], args[1]
+
+
+def _channels_onnx(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    if (kwargs.get("group", 1) or 1) != 1:
+        return None, None
+    return args[1][0], args[1][1]
+
+
+def _channels_tf_nn(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    return args[1][-1], args[1][-2]
+
+
+def _channels_jax(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    if kwargs.get("dimension_numbers") is not None:
+        return None, None
+    io = args[1][-2:] if not kwargs.get("transpose_kernel") else args[1][-2:][::-1]
+    return io[0], io[1]
 
 
 def _translations(convention: str, rep: Report, prep: _Prep) -> list[tuple[str, str]]:
@@ -839,7 +833,7 @@ def _translations(convention: str, rep: Report, prep: _Prep) -> list[tuple[str, 
 
 
 def _render(rep: Report) -> str:
-    fw = _FRAMEWORK[rep.convention]
+    fw = DIALECTS[rep.convention].framework
     lines = [f"{fw}: {rep.layer}"]
     what = "spatial input" if rep.spatial_only else "input"
     if rep.error is not None:
@@ -1131,17 +1125,18 @@ def explain(convention: str, input_shape: Any, **layer_args: Any) -> str:
 
 
 @dataclass(frozen=True)
-class _Dialect:
+class _Steps:
     """What explain() does differently for each framework."""
 
     prepare: Callable[[tuple, dict], _Prep]
     resolve: Callable[[_Prep, tuple], tuple[list[str], list[_Dim], int]]
+    channels: Callable[[tuple, dict], tuple[Any, Any]]  # (C_in, C_out) the call gave, or None
 
 
-_DIALECTS = {
-    "torch": _Dialect(_prepare_torch, _resolve_torch),
-    "keras": _Dialect(_prepare_keras, _resolve_keras),
-    "onnx": _Dialect(_prepare_onnx, _resolve_onnx),
-    "tf_nn": _Dialect(_prepare_tf_nn, _resolve_tf_nn),
-    "jax": _Dialect(_prepare_jax, _resolve_jax),
+_STEPS = {
+    "torch": _Steps(_prepare_torch, _resolve_torch, _channels_torch),
+    "keras": _Steps(_prepare_keras, _resolve_keras, _channels_keras),
+    "onnx": _Steps(_prepare_onnx, _resolve_onnx, _channels_onnx),
+    "tf_nn": _Steps(_prepare_tf_nn, _resolve_tf_nn, _channels_tf_nn),
+    "jax": _Steps(_prepare_jax, _resolve_jax, _channels_jax),
 }

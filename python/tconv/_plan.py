@@ -8,20 +8,18 @@ import numpy as np
 
 from . import _core
 from ._api import (
-    _aligned,
-    _check_bias,
-    _check_memory,
-    _check_out,
-    _convert,
-    _empty_output,
-    _operands,
-    _rank_error,
-    empty_output_shape,
-    resolve_layer,
+    aligned,
+    check_bias,
+    convert,
+    layer_args,
+    operands,
+    rank_error,
+    resolve_call,
+    result_shape,
+    run,
     unbatched_error,
-    wanted_sizes,
 )
-from ._args import as_int, int_list, parse_data_format, parse_padding, per_dim
+from ._args import int_list, parse_data_format
 from ._errors import ShapeError
 
 __all__ = ["ConvTranspose"]
@@ -61,7 +59,7 @@ class ConvTranspose:
         self._channels_last = parse_data_format(data_format)
         self.data_format = data_format
         # The dtype rules of the functional API (x is not known yet).
-        _, w, b = _operands(None, weight, bias, has_x=False)
+        _, w, b = operands(None, weight, bias, has_x=False)
         cl = self._channels_last
         if w.ndim < 3:
             layout = "(*kernel, C_out/groups, C_in)" if cl else "(C_in, C_out/groups, *kernel)"
@@ -71,42 +69,30 @@ class ConvTranspose:
             )
         rank = w.ndim - 2
         self.rank = rank
-        self._stride = list(per_dim(stride, rank, "stride"))
-        self._dilation = list(per_dim(dilation, rank, "dilation"))
-        self._mode, lo, hi = parse_padding(padding, rank)
-        self._pad_lo, self._pad_hi = list(lo), list(hi)
-        self._groups = as_int(groups, "groups")
-        op = (
-            None
-            if output_padding is None
-            else list(per_dim(output_padding, rank, "output_padding"))
+        self._layer = layer = layer_args(
+            rank, stride, padding, output_padding, dilation, groups, None
         )
-        if op is None and self._mode == "explicit":
-            op = [0] * rank
-        self._op = op
         self._output_padding_given = output_padding is not None
         self.weight = np.array(w, copy=True)
         self.weight.setflags(write=False)
         self.dtype = self.weight.dtype
         c_in = w.shape[-1] if cl else w.shape[0]
         # Validate the layer once, on the smallest input whose output is not empty.
-        probe_sp = [max(0, a) + max(0, b_) + 1 for a, b_ in zip(self._pad_lo, self._pad_hi)]
+        probe_sp = [max(0, a) + max(0, b_) + 1 for a, b_ in zip(layer.pad_lo, layer.pad_hi)]
         for d, size in enumerate(probe_sp):
             if size > 2**62:
                 raise ShapeError(
-                    f"padding crops {self._pad_lo[d]} + {self._pad_hi[d]} cells of the result in "
+                    f"padding crops {layer.pad_lo[d]} + {layer.pad_hi[d]} cells of the result in "
                     f"spatial dimension {d}: only an input of about {size} cells along it would "
                     f"leave any output, more than any array holds; pass the padding you meant "
                     f"(cells cropped per side, e.g. (kernel_size - 1) // 2)"
                 )
         probe = (1, *probe_sp, c_in) if cl else (1, c_in, *probe_sp)
-        geometry, _ = resolve_layer(
-            self._args(probe), self._op, self._mode, self._groups, self._channels_last, None
-        )
+        geometry, _ = resolve_call(probe, self.weight.shape, True, layer, cl, None)
         self.out_channels = geometry.out_channels
         self.in_channels = geometry.in_channels
         if b is not None:
-            _check_bias(b, geometry.out_channels, self.weight.shape, self._groups)
+            check_bias(b, geometry.out_channels, self.weight.shape, layer.groups)
             b = np.array(b, dtype=self.dtype, copy=True)
             b.setflags(write=False)  # the packed plan holds its own copy: writes would be lost
         self.bias = b
@@ -114,71 +100,57 @@ class ConvTranspose:
         self._init_args = (
             self.weight,
             self.bias,
-            tuple(self._stride),
+            layer.stride,
             self._padding_arg(),
-            tuple(self._op) if self._output_padding_given and self._op else None,
-            tuple(self._dilation),
-            self._groups,
+            tuple(layer.output_padding)
+            if self._output_padding_given and layer.output_padding
+            else None,
+            layer.dilation,
+            layer.groups,
             data_format,
         )
-        self._plan = _core.Plan(geometry, _aligned(self.weight), b)
+        self._plan = _core.Plan(geometry, aligned(self.weight), b)
 
     def _padding_arg(self) -> Any:
         """The padding in a form the constructor takes back: 'same'/'valid' or (lo, hi) pairs."""
-        if self._mode != "explicit":
-            return self._mode
-        return tuple(zip(self._pad_lo, self._pad_hi))
+        if self._layer.mode != "explicit":
+            return self._layer.mode
+        return tuple(zip(self._layer.pad_lo, self._layer.pad_hi))
 
     def __reduce__(self) -> tuple:
         # Rebuilt from the constructor's arguments: the packed weights live in the core and
         # depend on the machine's ISA, so they are packed again where the plan is unpickled.
         return (type(self), self._init_args)
 
-    def _args(self, x_shape: tuple) -> tuple[tuple, tuple, int, Any, Any, Any, Any]:
-        return (
-            tuple(x_shape),
-            self.weight.shape,
-            self.rank,
-            self._stride,
-            self._dilation,
-            self._pad_lo,
-            self._pad_hi,
-        )
-
-    def _resolve(self, x_shape: tuple, output_size: Any) -> tuple[Any, tuple, bool]:
-        """(geometry of the batched input, its batched output shape, whether x was batched)."""
+    def _resolve(self, x_shape: tuple, output_size: Any) -> tuple[Any, Any, bool]:
+        """(geometry of the batched input, its empty-output marker, whether x was batched)."""
         rank = self.rank
         if len(x_shape) == rank + 1:
             batched, xb = False, (1, *x_shape)
         elif len(x_shape) == rank + 2:
             batched, xb = True, tuple(x_shape)
         else:
-            raise _rank_error(tuple(x_shape), self.weight.shape, rank, self._channels_last)
+            raise rank_error(tuple(x_shape), self.weight.shape, rank, self._channels_last)
         if output_size is not None and self._output_padding_given:
             raise ValueError(
                 "this plan was made with an explicit output_padding; output_size would "
                 "choose another one. Make the plan without output_padding to use output_size"
             )
-        wanted = wanted_sizes(output_size, rank, batched)
         try:
-            geometry, empty = resolve_layer(
-                self._args(xb), self._op, self._mode, self._groups, self._channels_last, wanted
+            geometry, empty = resolve_call(
+                xb, self.weight.shape, batched, self._layer, self._channels_last, output_size
             )
         except ShapeError as exc:
             if batched:
                 raise
             raise unbatched_error(exc, xb, tuple(x_shape), self._channels_last) from None
-        y_shape = (
-            tuple(geometry.output_shape())
-            if empty is None
-            else empty_output_shape(geometry, empty, self._channels_last)
-        )
-        return geometry, y_shape, batched
+        return geometry, empty, batched
 
     def output_shape(self, x_shape: Any, output_size: Any = None) -> tuple[int, ...]:
         """The shape ``plan(x)`` returns for an input of shape `x_shape` (or ShapeError)."""
         shape = tuple(int_list(x_shape, "x_shape"))
-        _, y, batched = self._resolve(shape, output_size)
+        geometry, empty, batched = self._resolve(shape, output_size)
+        y = result_shape(geometry, empty, self._channels_last)
         return y if batched else y[1:]
 
     def __call__(
@@ -186,7 +158,7 @@ class ConvTranspose:
     ) -> np.ndarray:
         """Run the layer on `x` (batched or not); `out` as in :func:`tconv.conv_transpose`."""
         x_in = x
-        x, adopts = _convert(x, "x")
+        x, adopts = convert(x, "x")
         if not adopts and x.dtype.type != self.dtype.type:
             raise TypeError(
                 f"x is {x.dtype} but this plan's weights are {self.dtype}; convert it, e.g. "
@@ -194,32 +166,14 @@ class ConvTranspose:
             )
         if x.dtype != self.dtype:  # a list, or another byte order: same values
             x = x.astype(self.dtype)
-        geometry, y_shape, batched = self._resolve(x.shape, output_size)
-        result_shape = y_shape if batched else y_shape[1:]
-        if y_shape != tuple(geometry.output_shape()):
-            # Keras' empty 'same' output: nothing to compute
-            return (
-                np.empty(result_shape, self.dtype)
-                if out is None
-                else _check_out(out, result_shape, x.dtype, ())
-            )
-        if out is None:
-            _check_memory(result_shape, x.dtype, batched, self._channels_last)
-            y = _empty_output(y_shape, x.dtype)
-        else:
-            y = _check_out(
-                out,
-                result_shape,
-                x.dtype,
-                (("x", x_in), ("x", x), ("weight", self.weight), ("bias", self.bias)),
-            )
-            if not batched:
-                y = y[np.newaxis]
+        geometry, empty, batched = self._resolve(x.shape, output_size)
+        inputs = (("x", x_in), ("x", x), ("weight", self.weight), ("bias", self.bias))
+
+        def compute(xa: np.ndarray, y: np.ndarray) -> None:
+            self._plan.run(geometry, xa, y)
+
         xb = x if batched else x[np.newaxis]
-        self._plan.run(geometry, _aligned(xb), y)
-        if out is not None:
-            return out
-        return y if batched else y[0]
+        return run(geometry, empty, xb, out, batched, self._channels_last, inputs, compute)
 
     @property
     def packed_bytes(self) -> int:
@@ -229,6 +183,6 @@ class ConvTranspose:
     def __repr__(self) -> str:
         return (
             f"ConvTranspose(weight shape {self.weight.shape}, {self.dtype}, "
-            f"stride={tuple(self._stride)}, dilation={tuple(self._dilation)}, "
-            f"groups={self._groups}, data_format={self.data_format!r})"
+            f"stride={self._layer.stride}, dilation={self._layer.dilation}, "
+            f"groups={self._layer.groups}, data_format={self.data_format!r})"
         )

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core, shapes
+from ._dialects import CONVENTIONS, DIALECTS
 from ._errors import BackendWarning, ShapeError
-from ._solve import Solution, _compatible, _Dim, _dims, _make
+from ._rules import full_length, output_padding_limit
+from ._solve import Solution, _compatible, _Dim, _dims, _make, _mode_class
 
 __all__ = ["FRAMEWORKS", "Port", "port"]
 
@@ -724,36 +726,52 @@ _SOURCES = {
 
 def _candidates(conv: str, lay: _Layer, j: int, i: int) -> list[_Dim]:
     k, s, d = lay.kernel_size[j], lay.stride[j], lay.dilation[j]
-    start, end = lay.start[j], lay.end[j]
+    near = _NEAREST.get(conv)
+    if near is None:  # a padding string: its few layers are all there is
+        return list(_dims(conv, i, k, s, d, None))
+    return near(i, k, s, d, lay.start[j], lay.end[j])
+
+
+# The layers of a numeric-padding framework nearest the window that crops `start` cells of the
+# full result at the start and `end` at the end (negative: cells past it).
+
+
+def _nearest_torch(i: int, k: int, s: int, d: int, start: int, end: int) -> list[_Dim]:
+    m = output_padding_limit(s, d)
+    full = full_length(i, k, s, d)
+    out: list[_Dim] = []
+    if start >= 0:
+        out += _dims("torch", i, k, s, d, full - start - end, lo=start)
+    # the nearest layer that holds the window: crop as much as both ends allow
+    p = max(0, min(start, max(end, 0) + m - 1))
+    op = min(max(p - end, 0), m - 1)
+    out.append(_Dim(k, s, d, p, p, op, full - 2 * p + op, (p, op), (1, 0, p, op)))
+    return out
+
+
+def _nearest_onnx(i: int, k: int, s: int, d: int, start: int, end: int) -> list[_Dim]:
+    m = output_padding_limit(s, d)
+    b, e = max(start, 0), max(end, 0)
+    want = max(-end, 0)
+    # onnxruntime refuses some output_padding >= stride: smaller ones, the rest as pad
+    ops = dict.fromkeys((min(want, m - 1), min(want, s - 1), 0))
+    out = []
+    for op in ops:
+        o, plo, phi, pop = _core.onnx_resolve(i, k, s, d, op, "NOTSET", b, e, None)
+        out.append(_Dim(k, s, d, plo, phi, pop, o, (b, e, op), (op > 0, b != e, b + e, op)))
+    return out
+
+
+def _nearest_jax(i: int, k: int, s: int, d: int, start: int, end: int) -> list[_Dim]:
     span = _core.effective_kernel(k, d) - 1
-    m = max(s, d)
-    full = (i - 1) * s + span + 1
-    if conv == "torch":
-        out: list[_Dim] = []
-        if start >= 0:
-            out += _dims(conv, i, k, s, d, full - start - end, lo=start)
-        # the nearest layer that holds the window: crop as much as both ends allow
-        p = max(0, min(start, max(end, 0) + m - 1))
-        op = min(max(p - end, 0), m - 1)
-        out.append(_Dim(k, s, d, p, p, op, full - 2 * p + op, (p, op), (1, 0, p, op)))
-        return out
-    if conv == "onnx":
-        b, e = max(start, 0), max(end, 0)
-        want = max(-end, 0)
-        # onnxruntime refuses some output_padding >= stride: smaller ones, the rest as pad
-        ops = dict.fromkeys((min(want, m - 1), min(want, s - 1), 0))
-        out = []
-        for op in ops:
-            o, plo, phi, pop = _core.onnx_resolve(i, k, s, d, op, "NOTSET", b, e, None)
-            out.append(_Dim(k, s, d, plo, phi, pop, o, (b, e, op), (op > 0, b != e, b + e, op)))
-        return out
-    if conv == "jax":
-        same_valid = list(_dims(conv, i, k, s, d, None))[:2]
-        b, a = span - start, span - end
-        o, plo, phi, _, _, _ = _core.jax_resolve(i, k, s, d, "EXPLICIT", b, a)
-        explicit = _Dim(k, s, d, plo, phi, 0, o, ("EXPLICIT", b, a), (2, b != a, abs(b - a), b + a))
-        return [*same_valid, explicit]
-    return list(_dims(conv, i, k, s, d, None))
+    same_valid = list(_dims("jax", i, k, s, d, None))[:2]
+    b, a = span - start, span - end
+    o, plo, phi, _, _, _ = _core.jax_resolve(i, k, s, d, "EXPLICIT", b, a)
+    explicit = _Dim(k, s, d, plo, phi, 0, o, ("EXPLICIT", b, a), (2, b != a, abs(b - a), b + a))
+    return [*same_valid, explicit]
+
+
+_NEAREST = {"torch": _nearest_torch, "onnx": _nearest_onnx, "jax": _nearest_jax}
 
 
 def _fit(x: _Dim, start: int, end: int) -> tuple[tuple, tuple] | None:
@@ -763,15 +781,6 @@ def _fit(x: _Dim, start: int, end: int) -> tuple[tuple, tuple] | None:
     if ts > max(start, 0) or te > max(end, 0) or x.output < 1:
         return None
     return (max(start - ts, 0), max(end - te, 0)), (max(ts - start, 0), max(te - end, 0))
-
-
-def _mode_class(conv: str, x: _Dim) -> Any:
-    """Candidates of one class can be combined over dimensions (one padding string)."""
-    if conv == "keras":
-        return (x.native[0], x.native[1] is None)
-    if conv in ("tf_nn", "jax"):
-        return x.native[0]
-    return 0
 
 
 def _choices(conv: str, lay: _Layer, sizes: tuple) -> list[list[tuple]]:
@@ -804,7 +813,7 @@ def _no_groups(target: str, lay: _Layer) -> str:
     gi = "C_in // groups" if lay.in_channels is None else lay.in_channels // g
     go = "C_out // groups" if lay.out_channels is None else lay.out_channels // g
     return (
-        f"{target} has no grouped transposed convolution ({_FRAMEWORK[target]} takes no "
+        f"{target} has no grouped transposed convolution ({DIALECTS[target].layer} takes no "
         f"groups) and this layer has groups={g}. Nearest recipe: the same layer with "
         "groups=1 and a block-diagonal kernel (zeros between the groups):\n"
         f"dense = np.zeros(({ci}, {co}, *kernel.shape[2:]), kernel.dtype)\n"
@@ -814,15 +823,6 @@ def _no_groups(target: str, lay: _Layer) -> str:
         f"# then tconv.port(the layer with groups=1, (dense, bias), source={lay.source!r}, "
         f"target={target!r})"
     )
-
-
-_FRAMEWORK = {
-    "torch": "nn.ConvTransposeNd",
-    "keras": "layers.ConvNDTranspose",
-    "onnx": "ConvTranspose",
-    "tf_nn": "tf.nn.conv_transpose",
-    "jax": "lax.conv_transpose",
-}
 
 
 def _to_target(lay: _Layer, target: str, strict: bool = True) -> Port:
@@ -968,7 +968,7 @@ def _source_layer(layer: Any, weights: Any, source: str, input_shape: Any) -> _L
     except ShapeError as exc:
         raise ShapeError(f"the {source} layer itself is refused: {exc}") from None
     for j, i in enumerate(lay.input_size or ()):
-        full = (i - 1) * lay.stride[j] + _core.effective_kernel(lay.kernel_size[j], lay.dilation[j])
+        full = full_length(i, lay.kernel_size[j], lay.stride[j], lay.dilation[j])
         if full - lay.start[j] - lay.end[j] < 1:
             raise ValueError(
                 f"the {source} layer's output is empty in spatial dim {j} for input_shape "
@@ -1029,7 +1029,7 @@ _ELSEWHERE = "lax.conv_transpose holds every crop window (see the jax line)"
 
 def translate_layer(layer: dict, convention: str, input_shape: Any) -> dict:
     """translate() of a layer description: one Translation per convention, from port."""
-    from ._solve import CONVENTIONS, Translation
+    from ._solve import Translation
 
     lay = _source_layer(layer, None, convention, input_shape)
     out = {}

@@ -16,17 +16,17 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core, shapes
 from ._args import check_ordered, describe
+from ._dialects import CONVENTIONS, DIALECTS, dialect
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
+from ._rules import full_length, output_padding_limit
 
 __all__ = ["CONVENTIONS", "Solution", "Solutions", "mirror", "solve", "translate"]
-
-CONVENTIONS = ("torch", "keras", "onnx", "tf_nn", "jax")
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def _dims_torch(
     i: int, k: int, s: int, d: int, target: int | None, lo: int | None = None
 ) -> Iterable[_Dim]:
     span = _core.effective_kernel(k, d) - 1
-    m = max(s, d)
+    m = output_padding_limit(s, d)
     if target is None:
         pads: Iterable[int] = [lo] if lo is not None else _sample(0, span)
         pairs = ((p, op) for p in pads for op in _sample(0, m - 1))
@@ -211,7 +211,7 @@ def _dims_onnx(
     pads: tuple | None = None,
 ) -> Iterable[_Dim]:
     span = _core.effective_kernel(k, d) - 1
-    m = max(s, d)
+    m = output_padding_limit(s, d)
 
     def make(lo: int, hi: int, op: int) -> _Dim:
         out, plo, phi, pop = _core.onnx_resolve(i, k, s, d, op, "NOTSET", lo, hi, None)
@@ -325,15 +325,7 @@ def _dims(
     `lo` keeps those that crop `lo` cells at the start (torch's padding, ONNX's begin pad and
     JAX's explicit before-pad follow from it); `pads` = (begin, end) pins ONNX's pads.
     """
-    if convention == "torch":
-        return _dims_torch(i, k, s, d, target, lo)
-    if convention == "keras":
-        return _dims_keras(i, k, s, d, target)
-    if convention == "onnx":
-        return _dims_onnx(i, k, s, d, target, lo, pads)
-    if convention == "tf_nn":
-        return _dims_tf_nn(i, k, s, d, target)
-    return _dims_jax(i, k, s, d, target, lo)
+    return _STEPS[convention].dims(i, k, s, d, target, lo, pads)
 
 
 # ---- combining dimensions and verifying through tconv.shapes ---------------------------------
@@ -341,16 +333,25 @@ def _dims(
 
 def _compatible(convention: str, dims: Sequence[_Dim]) -> bool:
     """Whether per-dimension choices can be spelled as one layer (shared padding strings)."""
-    if convention == "keras":
-        return (
-            len({x.native[0] for x in dims}) == 1 and len({x.native[1] is None for x in dims}) == 1
-        )
-    if convention == "tf_nn":
-        return len({x.native[0] for x in dims}) == 1
-    if convention == "jax":
-        modes = {x.native[0] for x in dims}
-        return len(modes) == 1
-    return True
+    return len({_mode_class(convention, x) for x in dims}) == 1
+
+
+def _mode_class(convention: str, x: _Dim) -> Any:
+    """Candidates of one class can be combined over dimensions (one padding string)."""
+    return _STEPS[convention].mode_class(x)
+
+
+def _no_mode(x: _Dim) -> Any:
+    return 0  # numbers per dimension: anything combines
+
+
+def _mode(x: _Dim) -> Any:
+    return x.native[0]
+
+
+def _mode_and_op_form(x: _Dim) -> Any:
+    # Keras: one padding string, and output_padding given in every dimension or in none
+    return (x.native[0], x.native[1] is None)
 
 
 def _collapse(values: Sequence[Any]) -> Any:
@@ -361,42 +362,64 @@ def _params(convention: str, dims: Sequence[_Dim], consistent: bool = False) -> 
     """The layer's arguments in the convention's names. `consistent`: JAX's
     use_consistent_padding=True, whose pairs are the forward convolution's padding (each pad
     of the stride-dilated input is dilation*(kernel - 1) minus it)."""
-    k = tuple(x.kernel for x in dims)
-    s = tuple(x.stride for x in dims)
-    d = tuple(x.dilation for x in dims)
-    if convention == "torch":
-        return {
-            "kernel_size": _collapse(k),
-            "stride": _collapse(s),
-            "padding": _collapse([x.native[0] for x in dims]),
-            "output_padding": _collapse([x.native[1] for x in dims]),
-            "dilation": _collapse(d),
-        }
-    if convention == "keras":
-        ops = [x.native[1] for x in dims]
-        return {
-            "kernel_size": _collapse(k),
-            "strides": _collapse(s),
-            "padding": dims[0].native[0],
-            "output_padding": None if ops[0] is None else _collapse(ops),
-            "dilation_rate": _collapse(d),
-        }
-    if convention == "onnx":
-        return {
-            "kernel_shape": list(k),
-            "strides": list(s),
-            "pads": [x.native[0] for x in dims] + [x.native[1] for x in dims],
-            "output_padding": [x.native[2] for x in dims],
-            "dilations": list(d),
-        }
-    if convention == "tf_nn":
-        return {
-            "kernel_size": list(k),
-            "strides": list(s),
-            "padding": dims[0].native[0],
-            "output_shape": [x.output for x in dims],
-            "dilations": list(d),
-        }
+    return _STEPS[convention].params(dims, consistent)
+
+
+def _ksd(dims: Sequence[_Dim]) -> tuple[tuple, tuple, tuple]:
+    return (
+        tuple(x.kernel for x in dims),
+        tuple(x.stride for x in dims),
+        tuple(x.dilation for x in dims),
+    )
+
+
+def _params_torch(dims: Sequence[_Dim], consistent: bool) -> dict:
+    k, s, d = _ksd(dims)
+    return {
+        "kernel_size": _collapse(k),
+        "stride": _collapse(s),
+        "padding": _collapse([x.native[0] for x in dims]),
+        "output_padding": _collapse([x.native[1] for x in dims]),
+        "dilation": _collapse(d),
+    }
+
+
+def _params_keras(dims: Sequence[_Dim], consistent: bool) -> dict:
+    k, s, d = _ksd(dims)
+    ops = [x.native[1] for x in dims]
+    return {
+        "kernel_size": _collapse(k),
+        "strides": _collapse(s),
+        "padding": dims[0].native[0],
+        "output_padding": None if ops[0] is None else _collapse(ops),
+        "dilation_rate": _collapse(d),
+    }
+
+
+def _params_onnx(dims: Sequence[_Dim], consistent: bool) -> dict:
+    k, s, d = _ksd(dims)
+    return {
+        "kernel_shape": list(k),
+        "strides": list(s),
+        "pads": [x.native[0] for x in dims] + [x.native[1] for x in dims],
+        "output_padding": [x.native[2] for x in dims],
+        "dilations": list(d),
+    }
+
+
+def _params_tf_nn(dims: Sequence[_Dim], consistent: bool) -> dict:
+    k, s, d = _ksd(dims)
+    return {
+        "kernel_size": list(k),
+        "strides": list(s),
+        "padding": dims[0].native[0],
+        "output_shape": [x.output for x in dims],
+        "dilations": list(d),
+    }
+
+
+def _params_jax(dims: Sequence[_Dim], consistent: bool) -> dict:
+    k, s, d = _ksd(dims)
     mode = dims[0].native[0]
     padding: Any = mode
     if mode == "EXPLICIT":
@@ -424,69 +447,75 @@ def _shape_call(
 ) -> tuple[tuple, tuple]:
     """Run the candidate through tconv.shapes; (output shape, backend notes)."""
     p = _params(convention, dims, consistent)
-    k = [x.kernel for x in dims]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BackendWarning)
-        if convention == "torch":
-            out = shapes.torch(
-                (None, cin, *inp),
-                cin,
-                cout,
-                p["kernel_size"],
-                p["stride"],
-                p["padding"],
-                p["output_padding"],
-                1,
-                p["dilation"],
-                dims=len(dims),
-            )
-        elif convention == "keras":
-            out = shapes.keras(
-                (None, *inp, cin),
-                cout,
-                p["kernel_size"],
-                p["strides"],
-                p["padding"],
-                p["output_padding"],
-                "channels_last",
-                p["dilation_rate"],
-                dims=len(dims),
-            )
-        elif convention == "onnx":
-            out = shapes.onnx(
-                (None, cin, *inp),
-                (cin, cout, *k),
-                strides=p["strides"],
-                pads=p["pads"],
-                dilations=p["dilations"],
-                output_padding=p["output_padding"],
-            )
-        elif convention == "tf_nn":
-            out = shapes.tf_nn(
-                (None, *inp, cin),
-                (*k, cout, cin),
-                (None, *p["output_shape"], cout),
-                p["strides"],
-                p["padding"],
-                dilations=p["dilations"],
-            )
-        else:
-            out = shapes.jax(
-                (None, *inp, cin),
-                (*k, cin, cout),
-                p["strides"],
-                p["padding"],
-                rhs_dilation=p["rhs_dilation"],
-                use_consistent_padding=p["use_consistent_padding"],
-            )
+        out = _STEPS[convention].shape(p, dims, inp, cin, cout)
     notes = tuple(
         dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, BackendWarning))
     )
     return tuple(out), notes
 
 
-def _spatial(convention: str, shape: tuple) -> tuple:
-    return tuple(shape[2:]) if convention in ("torch", "onnx") else tuple(shape[1:-1])
+def _shape_torch(p: dict, dims: Sequence[_Dim], inp: Sequence[int], cin: int, cout: int) -> Any:
+    return shapes.torch(
+        (None, cin, *inp),
+        cin,
+        cout,
+        p["kernel_size"],
+        p["stride"],
+        p["padding"],
+        p["output_padding"],
+        1,
+        p["dilation"],
+        dims=len(dims),
+    )
+
+
+def _shape_keras(p: dict, dims: Sequence[_Dim], inp: Sequence[int], cin: int, cout: int) -> Any:
+    return shapes.keras(
+        (None, *inp, cin),
+        cout,
+        p["kernel_size"],
+        p["strides"],
+        p["padding"],
+        p["output_padding"],
+        "channels_last",
+        p["dilation_rate"],
+        dims=len(dims),
+    )
+
+
+def _shape_onnx(p: dict, dims: Sequence[_Dim], inp: Sequence[int], cin: int, cout: int) -> Any:
+    return shapes.onnx(
+        (None, cin, *inp),
+        (cin, cout, *[x.kernel for x in dims]),
+        strides=p["strides"],
+        pads=p["pads"],
+        dilations=p["dilations"],
+        output_padding=p["output_padding"],
+    )
+
+
+def _shape_tf_nn(p: dict, dims: Sequence[_Dim], inp: Sequence[int], cin: int, cout: int) -> Any:
+    return shapes.tf_nn(
+        (None, *inp, cin),
+        (*[x.kernel for x in dims], cout, cin),
+        (None, *p["output_shape"], cout),
+        p["strides"],
+        p["padding"],
+        dilations=p["dilations"],
+    )
+
+
+def _shape_jax(p: dict, dims: Sequence[_Dim], inp: Sequence[int], cin: int, cout: int) -> Any:
+    return shapes.jax(
+        (None, *inp, cin),
+        (*[x.kernel for x in dims], cin, cout),
+        p["strides"],
+        p["padding"],
+        rhs_dilation=p["rhs_dilation"],
+        use_consistent_padding=p["use_consistent_padding"],
+    )
 
 
 def _make(
@@ -506,7 +535,7 @@ def _make(
             refusals.append(str(exc))
         return None
     expected = tuple(x.output for x in dims)
-    got = _spatial(convention, out_shape)
+    got = DIALECTS[convention].spatial(out_shape)
     if got != expected:
         raise AssertionError(
             f"internal: {convention} candidate {_params(convention, dims)} "
@@ -573,11 +602,7 @@ def _rank_of(*values: Any) -> int:
 
 
 def _check_convention(convention: str) -> str:
-    if convention not in CONVENTIONS:
-        raise ValueError(
-            f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got {convention!r}"
-        )
-    return convention
+    return dialect(convention).name
 
 
 def _consistent(convention: str, value: Any) -> bool:
@@ -932,24 +957,11 @@ def mirror(
 
 def _mirror_crop(convention: str, lo: int, flo: int) -> int | None:
     """The crop at the start that the mirror of a forward padding (lo, flo resolved) keeps."""
-    if convention == "torch":
-        return lo
-    if convention == "jax":
-        return flo
-    return None
+    return _STEPS[convention].mirror_crop(lo, flo)
 
 
 def _mirror_native_ok(convention: str, x: _Dim, mode: str, lo: int, hi: int, flo: int) -> bool:
-    if convention == "torch":
-        return x.native[0] == lo
-    if convention == "keras":
-        return x.native[0] == mode
-    if convention == "onnx":
-        return (x.native[0], x.native[1]) == (lo, hi)
-    if convention == "tf_nn":
-        return x.native[0] == mode
-    # JAX: the adjoint crops what the forward convolution padded at the start
-    return x.pad_lo == flo
+    return _STEPS[convention].mirror_ok(x, mode, lo, hi, flo)
 
 
 def _mirror_fix(convention: str) -> str:
@@ -961,11 +973,7 @@ def _mirror_fix(convention: str) -> str:
 
 def _forward_pads(convention: str, padding: Any, rank: int) -> list[tuple[str, int, int]]:
     if isinstance(padding, str):
-        allowed = {
-            "keras": ("same", "valid"),
-            "tf_nn": ("SAME", "VALID"),
-            "jax": ("SAME", "VALID"),
-        }.get(convention, ())
+        allowed = DIALECTS[convention].modes
         if padding not in allowed:
             raise ValueError(
                 f"padding={padding!r} is not a {convention} forward padding; use "
@@ -975,7 +983,7 @@ def _forward_pads(convention: str, padding: Any, rank: int) -> list[tuple[str, i
     if convention in ("keras", "tf_nn"):
         raise ValueError(
             f"{convention} forward convolutions take padding "
-            f"{'same/valid' if convention == 'keras' else 'SAME/VALID'}, got "
+            f"{'/'.join(DIALECTS[convention].modes)}, got "
             f"{padding!r}"
         )
     if isinstance(padding, int) and not isinstance(padding, bool):
@@ -1146,9 +1154,7 @@ def _windows(src: Solution) -> list[tuple[int, int, int]]:
     out = []
     for j in range(src.rank):
         lo = src.crop[j][0]
-        full = _core.transposed_length(
-            src.input_size[j], src.kernel_size[j], src.stride[j], src.dilation[j], 0, 0, 0
-        )
+        full = full_length(src.input_size[j], src.kernel_size[j], src.stride[j], src.dilation[j])
         out.append((full, lo, lo + src.output_size[j]))
     return out
 
@@ -1161,36 +1167,13 @@ def _recipe(conv: str, src: Solution) -> str:
     """Runnable code: a layer of `conv` that holds the source's window, then the crop.
 
     The code reads `x` (the target's layout) and leaves the source layer's output in `y`."""
-    wins = _windows(src)
+    steps = _STEPS[conv]
     dims: list[_Dim] = []
     crops: list[tuple[int, int]] = []
-    for j, (full, start, end) in enumerate(wins):
+    for j, (full, start, end) in enumerate(_windows(src)):
         k, s, d, i = src.kernel_size[j], src.stride[j], src.dilation[j], src.input_size[j]
-        extra = max(0, end - full)  # cells past the full result: the layer must add them
-        if conv == "torch":
-            p = max(0, min(start, full - end))
-            q = max(0, end - (full - p))
-            x = _Dim(k, s, d, p, p, q, _core.torch_length(i, k, s, d, p, q), (p, q), ())
-        elif conv == "keras":
-            lo_, hi_, q = _core.resolve_keras_padding("valid", k, s, d, extra)
-            x = _Dim(
-                k,
-                s,
-                d,
-                lo_,
-                hi_,
-                q,
-                _core.keras_length(i, "valid", k, s, d, extra),
-                ("valid", extra),
-                (),
-            )
-        elif conv == "tf_nn":
-            lo_t, hi_t = _core.tf_transposed_range(i, k, s, d, "VALID")
-            if not lo_t <= full + extra <= hi_t:
-                return _no_recipe(conv, src, j)
-            o, plo, phi, pop = _core.tf_transposed(i, full + extra, k, s, d, "VALID")
-            x = _Dim(k, s, d, plo, phi, pop, o, ("VALID",), ())
-        else:
+        x = steps.holder(i, k, s, d, full, start, end) if steps.holder else None
+        if x is None:
             return _no_recipe(conv, src, j)
         begin = start - x.pad_lo
         crops.append((begin, x.output - begin - (end - start)))
@@ -1198,12 +1181,47 @@ def _recipe(conv: str, src: Solution) -> str:
     layer = _make(conv, dims, src.input_size, src.in_channels, src.out_channels)
     if layer is None or any(a < 0 or b < 0 for a, b in crops):
         return _no_recipe(conv, src, None)
-    if conv == "torch":
-        return f"layer = {layer.code()}\ny = layer(x)[..., {_slices(crops)}]"
-    if conv == "keras":
-        crop = crops[0] if src.rank == 1 else tuple(crops)
-        return f"layer = {layer.code()}\ny = layers.Cropping{src.rank}D({crop})(layer(x))"
-    return f"y = {layer.code().split('  #')[0]}[:, {_slices(crops)}, :]  #{layer.code().split('  #')[1]}"
+    return steps.crop_code(layer.code(), crops, src.rank)
+
+
+# A layer that holds the window [start, end) of a full result of `full` cells; cells past the
+# full result (`extra`) must be added by the layer itself.
+
+
+def _holder_torch(i: int, k: int, s: int, d: int, full: int, start: int, end: int) -> _Dim:
+    p = max(0, min(start, full - end))
+    q = max(0, end - (full - p))
+    return _Dim(k, s, d, p, p, q, _core.torch_length(i, k, s, d, p, q), (p, q), ())
+
+
+def _holder_keras(i: int, k: int, s: int, d: int, full: int, start: int, end: int) -> _Dim:
+    extra = max(0, end - full)
+    lo, hi, q = _core.resolve_keras_padding("valid", k, s, d, extra)
+    out = _core.keras_length(i, "valid", k, s, d, extra)
+    return _Dim(k, s, d, lo, hi, q, out, ("valid", extra), ())
+
+
+def _holder_tf_nn(i: int, k: int, s: int, d: int, full: int, start: int, end: int) -> _Dim | None:
+    extra = max(0, end - full)
+    lo_t, hi_t = _core.tf_transposed_range(i, k, s, d, "VALID")
+    if not lo_t <= full + extra <= hi_t:
+        return None
+    o, plo, phi, pop = _core.tf_transposed(i, full + extra, k, s, d, "VALID")
+    return _Dim(k, s, d, plo, phi, pop, o, ("VALID",), ())
+
+
+def _crop_torch(code: str, crops: list[tuple[int, int]], rank: int) -> str:
+    return f"layer = {code}\ny = layer(x)[..., {_slices(crops)}]"
+
+
+def _crop_keras(code: str, crops: list[tuple[int, int]], rank: int) -> str:
+    crop = crops[0] if rank == 1 else tuple(crops)
+    return f"layer = {code}\ny = layers.Cropping{rank}D({crop})(layer(x))"
+
+
+def _crop_channels_last(code: str, crops: list[tuple[int, int]], rank: int) -> str:
+    call, note = code.split("  #")[:2]
+    return f"y = {call}[:, {_slices(crops)}, :]  #{note}"
 
 
 def _no_recipe(conv: str, src: Solution, j: int | None) -> str:
@@ -1222,23 +1240,7 @@ def _no_translation(conv: str, src: Solution, j: int) -> str:
         f"dimension {j} crops {lo} cell(s) at the start and {hi} at the end of the full "
         f"result and adds {op} at the end"
     )
-    if conv == "torch":
-        return (
-            f"{window}; PyTorch's ConvTranspose crops the same number (padding) from "
-            f"both ends and can only add cells at the end (output_padding < "
-            f"max(stride, dilation) = {max(s, d)})"
-        )
-    if conv == "keras":
-        return (
-            f"{window}; Keras only crops as padding='same' or 'valid' dictate for "
-            f"kernel {k}, stride {s}"
-        )
-    if conv == "tf_nn":
-        return (
-            f"{window}; tf.nn.conv_transpose derives the crop from output_shape and "
-            f"'SAME'/'VALID', which put it elsewhere"
-        )
-    return f"{window}; not expressible with {conv}'s padding"
+    return f"{window}; " + _STEPS[conv].why_not(k, s, d)
 
 
 # ---- code in each framework's syntax -----------------------------------------------------------
@@ -1333,4 +1335,107 @@ _CODE = {
     "onnx": _code_onnx,
     "tf_nn": _code_tf_nn,
     "jax": _code_jax,
+}
+
+
+def _why_not_torch(k: int, s: int, d: int) -> str:
+    return (
+        f"PyTorch's ConvTranspose crops the same number (padding) from both ends and can only "
+        f"add cells at the end (output_padding < max(stride, dilation) = "
+        f"{output_padding_limit(s, d)})"
+    )
+
+
+def _why_not_keras(k: int, s: int, d: int) -> str:
+    return f"Keras only crops as padding='same' or 'valid' dictate for kernel {k}, stride {s}"
+
+
+def _why_not_tf_nn(k: int, s: int, d: int) -> str:
+    return (
+        "tf.nn.conv_transpose derives the crop from output_shape and 'SAME'/'VALID', which "
+        "put it elsewhere"
+    )
+
+
+def _no_crop(lo: int, flo: int) -> None:
+    return None  # the padding string decides the crop
+
+
+def _same_mode(x: _Dim, mode: str, lo: int, hi: int, flo: int) -> bool:
+    return x.native[0] == mode
+
+
+@dataclass(frozen=True)
+class _Steps:
+    """What solve(), mirror() and translate() do differently for each framework."""
+
+    dims: Callable[..., Iterable[_Dim]]  # (i, k, s, d, target, lo, pads): candidates of a dim
+    mode_class: Callable[[_Dim], Any]  # dims of one class can be spelled as one layer
+    params: Callable[[Sequence[_Dim], bool], dict]  # the layer's arguments in its names
+    shape: Callable[..., Any]  # (params, dims, inp, cin, cout): its tconv.shapes check
+    mirror_crop: Callable[[int, int], int | None]  # (lo, flo): the crop a mirror pins
+    mirror_ok: Callable[..., bool]  # (x, mode, lo, hi, flo): x spells the forward padding
+    why_not: Callable[[int, int, int], str]  # (k, s, d): why a crop window is out of reach
+    # (i, k, s, d, full, start, end): a layer holding a crop window (None: none is sought)
+    holder: Callable[..., _Dim | None] | None
+    crop_code: Callable[[str, list, int], str]  # (layer code, crops, rank): layer then crop
+
+
+_STEPS = {
+    "torch": _Steps(
+        lambda i, k, s, d, t, lo, pads: _dims_torch(i, k, s, d, t, lo),
+        _no_mode,
+        _params_torch,
+        _shape_torch,
+        lambda lo, flo: lo,
+        lambda x, mode, lo, hi, flo: x.native[0] == lo,
+        _why_not_torch,
+        _holder_torch,
+        _crop_torch,
+    ),
+    "keras": _Steps(
+        lambda i, k, s, d, t, lo, pads: _dims_keras(i, k, s, d, t),
+        _mode_and_op_form,
+        _params_keras,
+        _shape_keras,
+        _no_crop,
+        _same_mode,
+        _why_not_keras,
+        _holder_keras,
+        _crop_keras,
+    ),
+    "onnx": _Steps(
+        _dims_onnx,
+        _no_mode,
+        _params_onnx,
+        _shape_onnx,
+        _no_crop,
+        lambda x, mode, lo, hi, flo: (x.native[0], x.native[1]) == (lo, hi),
+        lambda k, s, d: "not expressible with onnx's padding",
+        None,
+        _crop_channels_last,
+    ),
+    "tf_nn": _Steps(
+        lambda i, k, s, d, t, lo, pads: _dims_tf_nn(i, k, s, d, t),
+        _mode,
+        _params_tf_nn,
+        _shape_tf_nn,
+        _no_crop,
+        _same_mode,
+        _why_not_tf_nn,
+        _holder_tf_nn,
+        _crop_channels_last,
+    ),
+    "jax": _Steps(
+        lambda i, k, s, d, t, lo, pads: _dims_jax(i, k, s, d, t, lo),
+        _mode,
+        _params_jax,
+        _shape_jax,
+        # the adjoint crops what the forward convolution padded at the start
+        lambda lo, flo: flo,
+        lambda x, mode, lo, hi, flo: x.pad_lo == flo,
+        lambda k, s, d: "not expressible with jax's padding",
+        None,
+        _crop_channels_last,
+    ),
 }

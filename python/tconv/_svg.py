@@ -9,6 +9,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from . import _core
+from ._rules import full_length
 
 __all__ = ["decoder_svg", "explain_svg"]
 
@@ -93,7 +94,7 @@ def _columns(start: int, end: int) -> list[int | None]:
 def _dim_panel(svg: _Svg, y: float, names: str, d: Any) -> float:
     """One spatial dim: input cells, kernel footprints, full result, crops, added cells and the
     output, one column per cell of the full result. Returns the next free y."""
-    full = _core.transposed_length(d.i, d.k, d.s, d.d, 0, 0, 0)
+    full = full_length(d.i, d.k, d.s, d.d)
     span = _core.effective_kernel(d.k, d.d)
     last = full - span
     start, end = min(0, d.lo), max(full, d.lo + d.out, full - d.hi + d.op)
@@ -182,10 +183,11 @@ def _legend(svg: _Svg, y: float, items: list[tuple[str, str]]) -> float:
 
 def explain_svg(rep: Any) -> str:
     """explain's picture of every spatial dim, as SVG text."""
-    from ._explain import _FRAMEWORK, _fmt, _groups
+    from ._dialects import DIALECTS
+    from ._explain import _fmt, _groups
 
     svg = _Svg()
-    svg.text(8, 16, f"{_FRAMEWORK[rep.convention]}: {rep.layer}", 12, font_weight="bold")
+    svg.text(8, 16, f"{DIALECTS[rep.convention].framework}: {rep.layer}", 12, font_weight="bold")
     out = tuple(d.out for d in rep.dims)
     svg.text(8, 32, f"spatial input {_fmt(tuple(d.i for d in rep.dims))}  ->  output {_fmt(out)}")
     y = 46.0

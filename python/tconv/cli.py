@@ -24,6 +24,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from ._dialects import CONVENTIONS, DIALECTS
+
 __all__ = ["main"]
 
 
@@ -355,7 +357,7 @@ def _layer_kwargs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     ):
         if key in kw:
             kw[key] = tuple(kw[key])
-    if conv in ("onnx",):
+    if DIALECTS[conv].list_args:  # ONNX attributes hold one value per dimension
         for key in ("strides", "output_padding"):
             if key in kw and not isinstance(kw[key], tuple):
                 kw[key] = (kw[key],) * _spatial_rank(inp, kw, "weight_shape")
@@ -463,12 +465,8 @@ def _shape(args: argparse.Namespace) -> int:
 
 
 def _spatial_of(conv: str, out: tuple, n: int, kw: dict) -> tuple:
-    if conv in ("torch", "onnx"):
+    if DIALECTS[conv].is_channels_first(kw.get("data_format")):
         return out[-n:]
-    if conv == "keras" and kw.get("data_format") == "channels_first":
-        return out[2:]
-    if conv == "tf_nn" and str(kw.get("data_format") or "").upper().startswith("NC"):
-        return out[2:]
     return out[1:-1]
 
 
@@ -562,7 +560,7 @@ def _x(sizes: tuple) -> str:
 
 def _padding_value(text: str, conv: str) -> Any:
     if text.lower() in ("same", "valid"):
-        return text.lower() if conv == "keras" else text.upper()
+        return DIALECTS[conv].mode_word(text)
     parts = [p for p in text.replace(";", " ").split()]
     if all("," in p for p in parts) and conv == "jax":
         return tuple(_pair_type(p) for p in parts)
@@ -575,7 +573,7 @@ def _padding_value(text: str, conv: str) -> Any:
         ) from None
     if not vals or any(v < 0 or v > _MAX for v in vals):
         raise argparse.ArgumentTypeError(f"invalid padding {text!r}: numbers must be in 0..{_MAX}")
-    return vals[0] if len(vals) == 1 else (list(vals) if conv == "onnx" else tuple(vals))
+    return vals[0] if len(vals) == 1 else (list(vals) if DIALECTS[conv].list_args else tuple(vals))
 
 
 def _mirror(args: argparse.Namespace) -> int:
@@ -587,13 +585,7 @@ def _mirror(args: argparse.Namespace) -> int:
         padding = (
             _padding_value(args.padding, args.convention)
             if args.padding
-            else (
-                0
-                if args.convention in ("torch", "onnx")
-                else "valid"
-                if args.convention == "keras"
-                else "VALID"
-            )
+            else DIALECTS[args.convention].default_padding
         )
     except argparse.ArgumentTypeError as exc:
         parser.error(f"argument --padding: {exc}")
@@ -711,15 +703,6 @@ def _info(args: argparse.Namespace) -> int:
 
 # ---- the parser ------------------------------------------------------------------------------
 
-_CONVENTIONS = ("torch", "keras", "onnx", "tf_nn", "jax")
-_FRAMEWORK_HELP = {
-    "torch": "nn.ConvTranspose1d/2d/3d",
-    "keras": "Conv1D/2D/3DTranspose",
-    "onnx": "ConvTranspose (onnxruntime)",
-    "tf_nn": "tf.nn.conv_transpose",
-    "jax": "lax.conv_transpose",
-}
-
 
 def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
@@ -738,11 +721,11 @@ def _layer_command(sub: Any, name: str, func: Callable, help_text: str, example:
         formatter_class=_Formatter,
     )
     convs = cmd.add_subparsers(dest="convention", metavar="framework", required=True)
-    for conv in _CONVENTIONS:
+    for conv in CONVENTIONS:
         p = convs.add_parser(
             conv,
-            help=_FRAMEWORK_HELP[conv],
-            description=f"{help_text} ({_FRAMEWORK_HELP[conv]}; the framework's "
+            help=DIALECTS[conv].cli_help,
+            description=f"{help_text} ({DIALECTS[conv].cli_help}; the framework's "
             "own argument names)",
         )
         _add_layer_options(p, conv)
@@ -802,7 +785,7 @@ def _add_solve(sub: Any) -> None:
     )
     solve.add_argument("input", type=_sizes_type("input size"), help="e.g. 5 or 5x7")
     solve.add_argument("target", type=_sizes_type("target size"), help="e.g. 11 or 11x13")
-    solve.add_argument("--convention", choices=_CONVENTIONS, default="torch")
+    solve.add_argument("--convention", choices=CONVENTIONS, default="torch")
     solve.add_argument(
         "--kernel",
         "--kernel-size",
@@ -854,7 +837,7 @@ def _add_mirror(sub: Any) -> None:
         "pads begins,ends; tf_nn: SAME|VALID; jax: SAME|VALID or 'lo,hi lo,hi'",
     )
     mirror.add_argument("--dilation", type=_sizes_type("dilation"))
-    mirror.add_argument("--convention", choices=_CONVENTIONS, default="torch")
+    mirror.add_argument("--convention", choices=CONVENTIONS, default="torch")
     mirror.add_argument("--in-channels", type=_int_type("in_channels", 1))
     mirror.add_argument("--out-channels", type=_int_type("out_channels", 1))
     mirror.add_argument(
@@ -882,7 +865,7 @@ def _add_decoder(sub: Any) -> None:
     )
     decoder.add_argument(
         "convention",
-        choices=_CONVENTIONS,
+        choices=CONVENTIONS,
         metavar="framework",
         help="torch, keras, onnx, tf_nn or jax",
     )

@@ -29,9 +29,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without dask
     ) from exc
 
 from . import _core
-from ._api import _aligned, _empty_output, _operands, _rank_error
+from ._api import aligned, empty_output, operands, rank_error
 from ._api import conv_transpose as _conv_transpose
 from ._args import as_int, parse_data_format, parse_padding, per_dim
+from ._rules import full_length
 
 __all__ = ["Window", "axis_windows", "conv_transpose"]
 
@@ -97,7 +98,7 @@ def axis_windows(
             continue
         start = min(max(0, min(-((reach - j) // stride), j // stride)), total - 1)
         stop = min(total, (b - 1 + pad_lo) // stride + 1)
-        local_full = (stop - start - 1) * stride + reach + 1
+        local_full = full_length(stop - start, kernel, stride, dilation)
         crop_lo = j - start * stride
         if crop_lo >= local_full:
             windows.append(Window(b - a, start, start, 0, 0))
@@ -198,10 +199,10 @@ def _block(
         layer.groups,
         layer.channels_last,
     )
-    y = _empty_output(tuple(geometry.output_shape()), x.dtype)
+    y = empty_output(tuple(geometry.output_shape()), x.dtype)
     assert y.shape == shape, (y.shape, shape)
     _core.conv_transpose(
-        geometry, _aligned(x), _aligned(layer.weight), layer.bias, y, num_threads=layer.num_threads
+        geometry, aligned(x), aligned(layer.weight), layer.bias, y, num_threads=layer.num_threads
     )
     return y
 
@@ -286,7 +287,7 @@ def conv_transpose(
             num_threads=num_threads,
         )[0]
     if w_ndim >= 3 and x.ndim != w_ndim:
-        raise _rank_error(x.shape, np.shape(weight), w_ndim - 2, cl)
+        raise rank_error(x.shape, np.shape(weight), w_ndim - 2, cl)
     weight, bias, geometry = _resolve(
         x, weight, bias, stride, padding, output_padding, dilation, groups, data_format
     )
@@ -343,7 +344,7 @@ def _resolve(
         groups,
         data_format=data_format,
     )
-    _, weight, bias = _operands(probe, weight, bias)
+    _, weight, bias = operands(probe, weight, bias)
     if y0.size == 0 and 0 in (y0.shape[1:-1] if parse_data_format(data_format) else y0.shape[2:]):
         return weight, bias, y0.shape[1:]
     rank = weight.ndim - 2

@@ -28,6 +28,7 @@ from . import _core
 from ._args import as_int, check_ordered, ordered_items
 from ._bounded import complete, divisors, iroot, near_root_divisor
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
+from ._rules import output_padding_limit
 
 __all__ = ["jax", "keras", "onnx", "tf_nn", "torch"]
 
@@ -46,11 +47,6 @@ def _error(kind: str, framework: str, says: str, why: str, fix: str) -> ShapeErr
     return err
 
 
-def _int(value: Any, name: str, expected: str = "an int") -> int:
-    # The C++ rules take int64: a larger Python int must fail here, by name, not in pybind11.
-    return as_int(value, name, expected)
-
-
 def _shape(value: Any, name: str) -> tuple:
     """A shape tuple whose entries are ints or None."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
@@ -58,7 +54,7 @@ def _shape(value: Any, name: str) -> tuple:
     check_ordered(value, name)
     out = []
     for i, v in enumerate(value):
-        out.append(None if v is None else _int(v, f"{name}[{i}]"))
+        out.append(None if v is None else as_int(v, f"{name}[{i}]"))
     return tuple(out)
 
 
@@ -70,8 +66,8 @@ def _tuple(value: Any, n: int, name: str) -> tuple[int, ...] | None:
         raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
     items = ordered_items(value, name)
     if items is not None:
-        return tuple(_int(v, f"{name}[{i}]") for i, v in enumerate(items))
-    return (_int(value, name, f"an int or a tuple of {n} ints"),) * n
+        return tuple(as_int(v, f"{name}[{i}]") for i, v in enumerate(items))
+    return (as_int(value, name, f"an int or a tuple of {n} ints"),) * n
 
 
 # numpy arrays have at most 64 axes; per-dimension tuples are built for `dims` dimensions.
@@ -86,7 +82,7 @@ def _infer_dims(dims: Any, kernel_size: Any, shape: tuple) -> int:
         if items:  # an empty kernel_size says nothing: its length check reports it
             return len(items)
         return max(len(shape) - 2, 1)
-    dims = _int(dims, "dims")
+    dims = as_int(dims, "dims")
     if not 1 <= dims <= _MAX_DIMS:
         raise ValueError(
             f"dims is the layer's number of spatial dimensions (ConvTranspose2d -> "
@@ -185,9 +181,9 @@ def torch(
     ``kernel_size``, else from the input (batched).
     """
     shape = _shape(input_shape, "input_shape")
-    in_channels = _int(in_channels, "in_channels")
-    out_channels = _int(out_channels, "out_channels")
-    groups = _int(groups, "groups")
+    in_channels = as_int(in_channels, "in_channels")
+    out_channels = as_int(out_channels, "out_channels")
+    groups = as_int(groups, "groups")
     dims = _infer_dims(dims, kernel_size, shape)
     # nn.ConvTransposeNd.__init__
     _torch_check_groups(in_channels, out_channels, groups)
@@ -471,7 +467,7 @@ def _torch_check_empty_input(shape, batch, in_channels, sp) -> None:
 
 def _torch_check_output_padding(sp, ks, st, pd, op, dl) -> None:
     dims = len(sp)
-    bad = [d for d in range(dims) if op[d] >= max(st[d], dl[d])]
+    bad = [d for d in range(dims) if op[d] >= output_padding_limit(st[d], dl[d])]
     if not bad:
         return
     d = bad[0]
@@ -483,7 +479,7 @@ def _torch_check_output_padding(sp, ks, st, pd, op, dl) -> None:
         + " "
         + _pair_words("dilation", dl, dims)
     )
-    limit = max(st[d], dl[d])
+    limit = output_padding_limit(st[d], dl[d])
     fix = f"use output_padding <= {limit - 1}"
     if sp[d] is not None:
         want = _core.torch_length(sp[d], ks[d], st[d], dl[d], pd[d], op[d])
@@ -585,7 +581,7 @@ def _torch_size_params(inp, want, k, s, p, d):
     """(padding, output_padding) that give `want` cells from `inp` in PyTorch, or None."""
     # The length falls by 2 per padding and grows by 1 per output_padding (< max(s, d)): the
     # paddings that reach `want` form a range; the one closest to the current padding wins.
-    m = max(s, d)
+    m = output_padding_limit(s, d)
     full = _core.torch_length(inp, k, s, d, 0, 0)
     first = max(0, -((want - full) // 2))
     last = min(k * d + s - 1, (full - want + m - 1) // 2)
@@ -661,7 +657,7 @@ def keras(
     if data_format is None:
         data_format = "channels_last"  # Keras' image_data_format() unless configured otherwise
     _keras_check_data_format(data_format)
-    filters = _int(filters, "filters")
+    filters = as_int(filters, "filters")
     _keras_check_filters(filters)
     if op is not None:
         _keras_check_output_padding(shape, op, ks, st, dl, padding, data_format)
@@ -796,8 +792,8 @@ def _keras_check_output_padding(shape, op, ks, st, dl, padding, data_format) -> 
         sp_i = _spatial(shape, len(ks), data_format)
         fix = f"use output_padding in [0, {s - 1}] at dimension {i}, or output_padding=None"
         if sp_i is not None and sp_i[i] is not None:
-            span = _core.effective_kernel(ks[i], dl[i])
-            want = (sp_i[i] - 1) * s + (span % 2 if padding == "same" else span) + o
+            # one more cell per output_padding
+            want = _core.keras_length(sp_i[i], padding, ks[i], s, dl[i], 0) + o
             fix += "; " + _keras_size_fix(sp_i[i], want, ks[i], s, dl[i])
         raise _error(
             "output_padding",
@@ -1095,7 +1091,7 @@ def _tf_padding(padding: Any, n: int, channels_last: bool) -> tuple[str, list]:
             "explicit padding is one (before, after) pair per input axis",
             f"pass {n + 2} pairs, zero for the batch and channel axes",
         )
-    return "EXPLICIT", [(_int(a, "padding"), _int(b, "padding")) for a, b in pairs]
+    return "EXPLICIT", [(as_int(a, "padding"), as_int(b, "padding")) for a, b in pairs]
 
 
 def _tf_groups(shape, fshape, oshape, cax, ks) -> int:
@@ -1181,7 +1177,7 @@ def _tf_check_group_split(fshape, oshape, cax, groups, ks) -> None:
 def _tf_list(value, n, channels_last, name):
     check_ordered(value, name)
     if isinstance(value, (list, tuple)):
-        v = [_int(x, name) for x in value]
+        v = [as_int(x, name) for x in value]
         if len(v) == 1:
             return v * n
         if len(v) == n + 2:
@@ -1205,7 +1201,7 @@ def _tf_list(value, n, channels_last, name):
             f"{name}={v}",
             f"pass {n} values",
         )
-    return [_int(value, name)] * n
+    return [as_int(value, name)] * n
 
 
 # ---- ONNX -------------------------------------------------------------------------------------
@@ -1243,7 +1239,7 @@ def onnx(
     dl = _tuple(1 if dilations is None else dilations, n, "dilations")
     op = _tuple(0 if output_padding is None else output_padding, n, "output_padding")
     pd = _tuple(0 if pads is None else pads, 2 * n, "pads")
-    group = _int(group, "group")
+    group = as_int(group, "group")
     auto_pad = _onnx_auto_pad(auto_pad)
     _onnx_check_lengths(n, strides=st, dilations=dl, output_padding=op, pads=pd)
     _onnx_check_channels(shape, wshape, group)
@@ -1389,7 +1385,7 @@ def _onnx_check_channels(shape: tuple, wshape: tuple, group: int) -> None:
 
 def _onnx_check_output_padding(st, dl, op) -> None:
     for d in range(len(st)):
-        lim = max(st[d], dl[d])
+        lim = output_padding_limit(st[d], dl[d])
         if op[d] >= lim:
             says = (
                 f"output_padding[{d}] ({op[d]}) must be less than max(stride, dilation) "
@@ -1533,10 +1529,12 @@ def jax(
         dimension_numbers = _jax_default_dn(nd)
     lspec, rspec, ospec = _jax_specs(dimension_numbers, nd)
     check_ordered(strides, "strides")
-    st = tuple(_int(s, "strides") for s in strides)
+    st = tuple(as_int(s, "strides") for s in strides)
     mode, pairs, forward_mode = _jax_padding(padding, st, n, use_consistent_padding)
     check_ordered(rhs_dilation, "rhs_dilation")
-    dl = (1,) * n if rhs_dilation is None else tuple(_int(s, "rhs_dilation") for s in rhs_dilation)
+    dl = (
+        (1,) * n if rhs_dilation is None else tuple(as_int(s, "rhs_dilation") for s in rhs_dilation)
+    )
     if len(st) != n or len(pairs) != n or len(dl) != n:
         # JAX names a wrong rhs_dilation length as a wrong number of pads, too
         got = next(len(v) for v in (pairs, st, dl) if len(v) != n)
@@ -1627,7 +1625,7 @@ def _jax_padding(padding: Any, st: tuple, n: int, use_consistent_padding: bool) 
     if not isinstance(padding, str):
         for p in [padding, *padding]:
             check_ordered(p, "padding")
-        return "EXPLICIT", [tuple(_int(x, "padding") for x in p) for p in padding], None
+        return "EXPLICIT", [tuple(as_int(x, "padding") for x in p) for p in padding], None
     if padding in ("SAME", "VALID"):
         return padding, [(0, 0)] * n, None
     # Any other string goes to conv_general_dilated as a forward-convolution padding,

@@ -14,6 +14,7 @@
 #include <numeric>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <tconv/tconv.hpp>
 #include <thread>
@@ -654,4 +655,86 @@ TYPED_TEST(ConvTranspose, LastCallKernelNamesTheDriverThatRan) {
   if (tconv::available_isas().front() != tconv::Isa::portable) {
     EXPECT_EQ(run({1, 32, 12, 12}, {32, 64, 3, 3}, 2, 1, false).rfind("phase_channel", 0), 0u);
   }
+}
+
+// Every driver of the dispatch's list that takes a layer (Options::driver) gives the portable
+// driver's numbers, and the dispatch runs the first of them; drivers() closes with portable.
+TYPED_TEST(ConvTranspose, EveryDriverThatTakesALayerAgreesAndTheFirstRuns) {
+  using T = TypeParam;
+  const std::vector<std::string> names = tconv::drivers();
+  ASSERT_FALSE(names.empty());
+  ASSERT_EQ(names.back(), "portable");
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> val(-1.0, 1.0);
+  std::vector<int> taken(names.size(), 0);
+  for (int trial = 0; trial < 60; ++trial) {
+    Config c = random_config(rng);
+    c.batch = std::max<std::int64_t>(c.batch, 1);
+    SCOPED_TRACE(c.describe());
+    const Geometry g = tconv::resolve_geometry(c.x_shape(), c.w_shape(), c.spec());
+    std::vector<T> x(static_cast<std::size_t>(count(g.input_shape())));
+    std::vector<T> w(static_cast<std::size_t>(count(g.weight_shape())));
+    for (auto& v : x) v = static_cast<T>(val(rng));
+    for (auto& v : w) v = static_cast<T>(val(rng));
+    auto run = [&](const std::string& driver, std::vector<T>& y) {
+      y.assign(static_cast<std::size_t>(count(g.output_shape())), T(0));
+      tconv::Options opt;
+      opt.driver = driver;
+      tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt);
+      return std::string(tconv::last_call_kernel());
+    };
+    std::vector<T> want, got;
+    run("portable", want);
+    double scale = 1.0;
+    for (T v : want) scale = std::max(scale, std::fabs(static_cast<double>(v)));
+    const double tol = 64 * std::numeric_limits<T>::epsilon() * scale * 32;
+    std::string first;
+    for (std::size_t d = 0; d < names.size(); ++d) {
+      std::string kernel;
+      try {
+        kernel = run(names[d], got);
+      } catch (const std::invalid_argument&) {
+        continue;  // this driver does not take the layer
+      }
+      ++taken[d];
+      if (first.empty()) first = names[d];
+      EXPECT_EQ(kernel.rfind(names[d], 0), 0u) << kernel << " ran for driver " << names[d];
+      for (std::size_t e = 0; e < got.size(); ++e)
+        ASSERT_NEAR(static_cast<double>(got[e]), static_cast<double>(want[e]), tol)
+            << "driver " << names[d] << ", element " << e;
+    }
+    const std::string dispatched = run("", got);
+    EXPECT_EQ(dispatched.rfind(first, 0), 0u) << dispatched << " ran; the first taker is " << first;
+  }
+  EXPECT_EQ(taken.back(), 60);  // portable takes every layer
+  // The small random layers reach every driver but the two for special shapes (kernel ==
+  // stride with channels in place; tiny C_out on AVX-512), which test_drivers.py aims at.
+  if (tconv::available_isas().front() != tconv::Isa::portable) {
+    for (std::size_t d = 0; d < names.size(); ++d) {
+      if (names[d] != "phase_shuffle" && names[d] != "phase_rows") {
+        EXPECT_GT(taken[d], 0) << names[d] << " took none of the layers";
+      }
+    }
+  }
+}
+
+TEST(Drivers, AnUnknownOrUnfitDriverIsAnInvalidArgument) {
+  const Geometry g = tconv::resolve_geometry({1, 4, 5, 5}, {4, 6, 3, 3}, [] {
+    LayerSpec s;
+    s.rank = 2;
+    s.stride = {2, 2};
+    s.dilation = {1, 1};
+    s.pad_lo = {0, 0};
+    s.pad_hi = {0, 0};
+    return s;
+  }());
+  std::vector<float> x(100, 1.0f), w(216, 1.0f),
+      y(static_cast<std::size_t>(count(g.output_shape())));
+  tconv::Options opt;
+  opt.driver = "fast";
+  EXPECT_THROW(tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt),
+               std::invalid_argument);
+  opt.driver = "depthwise";  // four channels in one group: not a depthwise layer
+  EXPECT_THROW(tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt),
+               std::invalid_argument);
 }

@@ -1,9 +1,10 @@
 """tconv bench: the structure of its results, the checks that keep a wrong peer out of the
-table, float64, the FMA probe and the argument errors. Tiny layers and no timing assertions:
+table, float64, the FMA and copy probes, the roofline and the argument errors. Tiny layers and no timing assertions:
 the figures themselves are for a person to read on a quiet machine."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -102,6 +103,34 @@ def _output_bytes(layer, itemsize):
     return layer["batch"] * layer["out_channels"] * math.prod(layer["output_size"]) * itemsize
 
 
+def _compulsory_bytes(layer, itemsize):
+    """x, w, b and y, each once, counted from the layer's description."""
+    x = layer["batch"] * layer["in_channels"] * math.prod(layer["input_size"])
+    w = layer["in_channels"] * layer["out_channels"] // layer["groups"]
+    w *= math.prod(layer["kernel_size"])
+    return (x + w + layer["out_channels"]) * itemsize + _output_bytes(layer, itemsize)
+
+
+def _check_roofline(run, layers, itemsize, peak_gflops):
+    """Every row's roofline recomputed from the JSON's raw figures: flops, bytes, the faster
+    plan time, the run's FMA peak and copy bandwidth."""
+    bw = run["bandwidth"]
+    assert bw["source"].startswith("measured (np.copyto")
+    assert math.isfinite(bw["gbps"]) and bw["gbps"] > 0
+    for r, layer in zip(run["results"], layers):
+        assert r["compulsory_bytes"] == _compulsory_bytes(layer, itemsize)
+        roof = r["roofline"]
+        plans = {k: r["times"][k] for k in ("tconv_plan", "tconv_cl")}
+        assert roof["column"] == min(plans, key=plans.__getitem__)
+        t_fma = r["flops"] / (peak_gflops * 1e9)
+        t_mem = r["compulsory_bytes"] / (bw["gbps"] * 1e9)
+        assert roof["t_fma"] == pytest.approx(t_fma) and roof["t_mem"] == pytest.approx(t_mem)
+        assert roof["bound"] >= roof["t_fma"] and roof["bound"] >= roof["t_mem"]
+        assert roof["bound"] == pytest.approx(max(t_fma, t_mem))
+        assert roof["limiter"] == ("F" if t_fma >= t_mem else "M")
+        assert roof["pct"] == pytest.approx(100 * max(t_fma, t_mem) / min(plans.values()))
+
+
 # ---- end to end -------------------------------------------------------------------------------
 
 
@@ -135,6 +164,7 @@ def test_quick_run_writes_table_json_and_memory_fields(suite, tmp_path):
     assert run["peak"]["source"].startswith(want_src)
     # --quick: the quick layers only, in suite order.
     assert [r["layer"] for r in run["results"]] == ["tiny_2d", "tiny_1d"]
+    _check_roofline(run, TINY, 4, run["peak"]["gflops"])
     for r, layer in zip(run["results"], TINY):
         assert r["output_bytes"] == _output_bytes(layer, 4)
         assert set(r["times"]) == {"tconv", "tconv_plan", "tconv_cl", "numpy"}
@@ -154,6 +184,11 @@ def test_quick_run_writes_table_json_and_memory_fields(suite, tmp_path):
     out = proc.stdout
     assert "kernel (plan)" in out and run["results"][0]["kernel"]["tconv_plan"] in out
     assert "mem% f|p" in out and "pack%" in out and "tiny_2d" in out and "tiny_1d" in out
+    assert "%roof" in out and f"copy bandwidth {run['bandwidth']['gbps']:.1f} GB/s" in out
+    for r in run["results"]:
+        row = next(ln for ln in out.splitlines() if ln.startswith(r["layer"] + " ")).split()
+        roof = r["roofline"]
+        assert (f"{roof['pct']:.0f}%", roof["limiter"]) in itertools.pairwise(row)
     assert "tiny_dw" not in out
     assert "geomean plan / best peer" in out
     try:
@@ -193,8 +228,11 @@ def test_float64_runs_with_a_given_peak_on_two_thread_counts(suite, tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["build"]["dtype"] == "float64"
     assert [run["threads"] for run in report["runs"]] == [1, 2]
+    layers = [TINY[0], TINY[2]]
     for run in report["runs"]:
         assert run["peak"] == {"gflops": 7.5 * run["threads"], "source": "given (--peak)"}
+        # The given peak is the FMA side of the roofline; the bandwidth is still measured.
+        _check_roofline(run, layers, 8, 7.5 * run["threads"])
         r2d, rdw = run["results"]
         assert r2d["output_bytes"] == _output_bytes(TINY[0], 8)
         assert r2d["errors"]["numpy"] <= 1e-10
@@ -376,6 +414,69 @@ def test_table_takes_the_faster_layout_of_the_plan():
     assert "geomean plan / best peer: 2.00x over 2 layers; layers below 1.0x: 0" in text
 
 
+def test_roofline_column_names_the_limit_and_the_share():
+    # Peak 200 GFLOP/s and 20 GB/s. Layer a: 1 GFLOP takes 5 ms at the peak, its 5e7 bytes
+    # 2.5 ms at the bandwidth: FMA-bound, 5 ms of the plan's 10 ms = 50 %. Layer b: its 7e8
+    # bytes take 35 ms, more than its 5 ms of flops: memory-bound, 35 of the NHWC plan's 37.5
+    # ms (faster than its NCHW 40 ms) = 93 %.
+    report = _report()
+    run = report["runs"][0]
+    run["bandwidth"] = {"gbps": 20.0, "source": "given"}
+    a, b = run["results"]
+    a["compulsory_bytes"], b["compulsory_bytes"] = 50_000_000, 700_000_000
+    b["times"]["tconv_cl"] = 0.0375
+    _bench.add_roofline(run)
+    assert a["roofline"]["limiter"] == "F" and b["roofline"]["limiter"] == "M"
+    assert a["roofline"]["column"] == "tconv_plan" and b["roofline"]["column"] == "tconv_cl"
+    assert a["roofline"]["t_fma"] == pytest.approx(5e-3)
+    assert a["roofline"]["t_mem"] == pytest.approx(2.5e-3)
+    assert b["roofline"]["bound"] == pytest.approx(35e-3)
+    assert a["roofline"]["pct"] == pytest.approx(50.0)
+    assert b["roofline"]["pct"] == pytest.approx(100 * 35 / 37.5)
+    text = _bench._table(report)
+    la = next(ln for ln in text.splitlines() if ln.startswith("a ")).split()
+    lb = next(ln for ln in text.splitlines() if ln.startswith("b ")).split()
+    assert la[la.index("50%") + 1 : la.index("50%") + 3] == ["50%", "F"]  # %peak, %roof
+    assert lb[lb.index("93%") + 1] == "M"
+    assert "copy bandwidth 20.0 GB/s, given" in text
+    assert "layers below 80% of the roofline: 1 of 2 (a)" in text
+    # A given peak changes the FMA side only.
+    run["peak"] = {"gflops": 50.0, "source": "given (--peak)"}
+    _bench.add_roofline(run)
+    assert a["roofline"]["t_fma"] == pytest.approx(20e-3) and a["roofline"]["pct"] == pytest.approx(
+        200.0
+    )
+    assert b["roofline"]["t_mem"] == pytest.approx(35e-3) and b["roofline"]["limiter"] == "M"
+
+
+def test_table_without_a_bandwidth_shows_no_roofline():
+    report = _report()
+    _bench.add_roofline(report["runs"][0])
+    assert all("roofline" not in r for r in report["runs"][0]["results"])
+    text = _bench._table(report)
+    a = next(ln for ln in text.splitlines() if ln.startswith("a ")).split()
+    assert a[a.index("50%") + 1] == "-"
+    assert "GB/s" not in text and "of the roofline" not in text
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_copy_probe_splits_the_buffer_among_its_threads(threads, monkeypatch):
+    sizes = []
+    copyto = np.copyto
+
+    def counting(dst, src):
+        sizes.append(src.nbytes)
+        copyto(dst, src)
+
+    monkeypatch.setattr(_bench.np, "copyto", counting)
+    r = _bench._measure_bandwidth(threads, nbytes=3 << 20, repeats=2)
+    # Each repeat copies the whole buffer once, in `threads` shares of (nearly) equal size.
+    assert len(sizes) == 2 * threads and sum(sizes) == 2 * (3 << 20)
+    assert max(sizes) - min(sizes) <= 8
+    assert math.isfinite(r["gbps"]) and r["gbps"] > 0
+    assert r["source"] == f"measured (np.copyto, 3 MiB, {threads} thread(s))"
+
+
 def test_chart_is_skipped_cleanly_without_matplotlib(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     _bench._chart(_report(), str(tmp_path / "c.png"))
@@ -386,10 +487,11 @@ def test_chart_is_skipped_cleanly_without_matplotlib(monkeypatch, tmp_path, caps
 # ---- rounds ------------------------------------------------------------------------------------
 
 
-def _round(times, errors, refused, peak):
+def _round(times, errors, refused, peak, gbps=20.0):
     return {
         "threads": 2,
         "peak": {"gflops": peak, "source": "measured"},
+        "bandwidth": {"gbps": gbps, "source": "measured"},
         "results": [
             {
                 "layer": "a",
@@ -407,8 +509,10 @@ def _round(times, errors, refused, peak):
 def test_rounds_merge_to_medians_largest_errors_refusals_and_best_peak():
     rounds = [
         _round({"tconv_plan": 1.0, "ort": 4.0, "tf": 1.0}, {"ort": 1e-7, "tf": 0.0}, {}, 200.0),
-        _round({"tconv_plan": 9.0, "ort": 2.0}, {"ort": 3e-7}, {"tf": "disagrees"}, 230.0),
-        _round({"tconv_plan": 2.0, "ort": 3.0, "tf": 1.0}, {"ort": 2e-7, "tf": 0.0}, {}, 220.0),
+        _round({"tconv_plan": 9.0, "ort": 2.0}, {"ort": 3e-7}, {"tf": "disagrees"}, 230.0, 19.0),
+        _round(
+            {"tconv_plan": 2.0, "ort": 3.0, "tf": 1.0}, {"ort": 2e-7, "tf": 0.0}, {}, 220.0, 24.0
+        ),
     ]
     run = _bench.merge_rounds(rounds)
     (row,) = run["results"]
@@ -419,6 +523,8 @@ def test_rounds_merge_to_medians_largest_errors_refusals_and_best_peak():
     assert row["refused"] == {"tf": "disagrees"} and "tf" not in row["times"]
     assert row["memory"] == {"tconv": {"scratch_bytes": 7}}
     assert run["peak"]["gflops"] == 230.0 and run["rounds"] == 3
+    # The best bandwidth of any round, which need not be the round of the best peak.
+    assert run["bandwidth"]["gbps"] == 24.0
     assert _bench.merge_rounds(rounds[:1]) is rounds[0]
 
 
@@ -474,3 +580,25 @@ def test_argument_errors_exit_2(argv, words, capsys):
     assert "usage: tconv bench" in err
     for w in words:
         assert w in err
+
+
+def test_markdown_puts_the_table_between_its_markers_and_keeps_the_page(suite, tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\nHow it is measured.\n\n## Tables\n\nclosing words\n")
+    args = ["--suite", str(suite), "--layers", "tiny_1d", "--threads", "1", "--peers", "numpy"]
+    args += ["--repeats", "2", "--budget", "0.05", "--peak", "50", "--png", "r.png"]
+    for run in range(2):
+        proc = _bench_cli([*args, "--json", f"r{run}.json", "--markdown", str(page)], tmp_path)
+        text = page.read_text()
+        begin = "<!-- tconv bench --markdown: float32 tables -->"
+        end = "<!-- end of tconv bench --markdown: float32 tables -->"
+        # The second run replaces the first run's block instead of adding another.
+        assert text.count(begin) == 1 and text.count(end) == 1
+        assert text.startswith("# Benchmarks\n\nHow it is measured.\n") and "closing words" in text
+        block = text[text.index(begin) : text.index(end)]
+        assert (
+            "`python bench/run.py --threads 1 --rounds 1 --layers tiny_1d --peers numpy " in block
+        )
+        table = proc.stdout[: proc.stdout.index("\nwrote ")].strip()
+        assert table.splitlines()[-1] in block and "tiny_1d" in block
+        assert f"```\n{table}\n```" in block

@@ -112,37 +112,3 @@ def test_the_printed_torch_decoder_runs_and_concatenates(capsys):
     for up, size in zip(scope["up"], skips):
         x = torch.cat([up(x), torch.zeros(1, 4, *size)], dim=1)[:, :4]
     assert x.shape == (1, 4, 161, 241)
-
-
-def _doc_examples() -> list[tuple[str, str]]:
-    """(command, printed text) of each `$ tconv ...` plain block of docs/decoder.md."""
-    import pathlib
-
-    doc = pathlib.Path(__file__).resolve().parents[2] / "docs" / "decoder.md"
-    if not doc.exists():  # an installed wheel's tests, without the source tree
-        return []
-    blocks, lines = [], None
-    for line in doc.read_text().splitlines(keepends=True):
-        if line.startswith("```"):
-            if lines is None:
-                lines = [] if line.strip() == "```" else ["<other language>"]
-            else:
-                blocks.append("".join(lines))
-                lines = None
-        elif lines is not None:
-            lines.append(line)
-    out = []
-    for block in blocks:
-        if block.startswith("$ tconv "):
-            command, _, printed = block[len("$ tconv ") :].partition("\n")
-            out.append((command, printed))
-    return out
-
-
-@pytest.mark.parametrize("command, printed", _doc_examples())
-def test_docs_examples_print_what_the_docs_show(command, printed, capsys):
-    import shlex
-
-    status = cli.main(shlex.split(command))
-    captured = capsys.readouterr()
-    assert (captured.out if status == 0 else captured.err) == printed

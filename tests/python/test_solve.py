@@ -2,14 +2,41 @@
 
 import warnings
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tconv
-from tconv import _core, shapes
+from tconv import reference, shapes
 
 from conftest import examples
+
+
+def forward_length(i, k, s, d, lo, hi):
+    """Outputs of a forward convolution, by counting the window starts that fit in the padded
+    input (independent of the closed form the core uses)."""
+    span = d * (k - 1) + 1
+    return len(range(0, i + lo + hi - span + 1, s))
+
+
+def reference_length(i, k, s, d, padding, op):
+    """Output length of the reference scatter loop; 0 when it would be empty."""
+    try:
+        y = reference.conv_transpose(
+            np.ones((1, 1, i)), np.ones((1, 1, k)), None, s, padding, op, d
+        )
+    except tconv.ShapeError as exc:
+        assert "the output would have size" in str(exc)
+        return 0
+    return y.shape[-1]
+
+
+def tf_forward_length(i, k, s, pad):
+    """TensorFlow's forward length: 'SAME' one output per stride started, 'VALID' the windows
+    that fit."""
+    return -(-i // s) if pad == "SAME" else forward_length(i, k, s, 1, 0, 0)
+
 
 CONVENTIONS = ["torch", "keras", "onnx", "tf_nn", "jax"]
 
@@ -116,7 +143,7 @@ def test_per_dimension_sizes_verify(conv, i, s, k):
 def test_known_torch_layer_is_found(i, k, s, d, data):
     p = data.draw(st.integers(0, d * (k - 1)))
     op = data.draw(st.integers(0, max(s, d) - 1))
-    t = _core.torch_length(i, k, s, d, p, op)
+    t = reference_length(i, k, s, d, p, op)
     if t < 1:
         return
     free = tconv.solve(i, t, dilation=d, max_kernel=6, max_stride=4)
@@ -144,7 +171,7 @@ def test_known_torch_layer_is_found(i, k, s, d, data):
 )
 def test_known_keras_layer_is_found(i, k, s, mode, data):
     op = data.draw(st.sampled_from([None, *range(s)]))
-    t = _core.keras_length(i, mode, k, s, 1, op)
+    t = reference_length(i, k, s, 1, mode, op)
     if t < 1:
         return
     sols = tconv.solve(i, t, kernel_size=k, stride=s, convention="keras")
@@ -243,7 +270,7 @@ def test_bad_arguments_name_the_fix(kwargs, words):
 )
 def test_torch_mirror_round_trips(i, k, s, d, data):
     p = data.draw(st.integers(0, 3))
-    m = _core.conv_length(i, k, s, d, p, p)
+    m = forward_length(i, k, s, d, p, p)
     if m < 1:
         with pytest.raises(tconv.ShapeError, match="more padding"):
             tconv.mirror(i, k, s, p, d)
@@ -265,7 +292,7 @@ def test_torch_mirror_round_trips(i, k, s, d, data):
 def test_string_padding_mirrors_round_trip(conv, i, k, s, same):
     pad = "same" if same else "valid"
     pad = pad if conv == "keras" else pad.upper()
-    m = _core.tf_conv(i, k, s, 1, pad.upper())[0]
+    m = tf_forward_length(i, k, s, pad.upper())
     if m < 1:
         with pytest.raises(tconv.ShapeError):
             tconv.mirror(i, k, s, pad, convention=conv)
@@ -284,7 +311,7 @@ def test_string_padding_mirrors_round_trip(conv, i, k, s, same):
     hi=st.integers(0, 2),
 )
 def test_onnx_and_jax_mirrors_with_asymmetric_pads(i, k, s, lo, hi):
-    m = [_core.conv_length(v, k, s, 1, lo, hi) for v in i]
+    m = [forward_length(v, k, s, 1, lo, hi) for v in i]
     if min(m) < 1:
         return
     onnx = tconv.mirror(i, k, s, [lo, lo, hi, hi], convention="onnx")

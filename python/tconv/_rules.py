@@ -1,0 +1,24 @@
+"""The layer arithmetic the Python side shares: lengths come from the C++ core, never rewritten.
+
+Every module that needs an output length or the output_padding bound asks here, so the rule
+has one Python spelling and it defers to the core (cpp/src/shape.cpp). The reference
+implementation (reference.py) derives its own on purpose, as an independent oracle.
+"""
+
+from __future__ import annotations
+
+from . import _core
+
+
+def full_length(input: int, kernel: int, stride: int, dilation: int) -> int:
+    """Cells of the uncropped scatter: the last input lands at (input - 1) * stride and its
+    kernel spans dilation * (kernel - 1) + 1 cells."""
+    return _core.transposed_length(input, kernel, stride, dilation, 0, 0, 0)
+
+
+def output_padding_limit(stride: int, dilation: int) -> int:
+    """output_padding with explicit padding must stay below this (PyTorch's and ONNX's bound,
+    checked by the core's resolve_geometry; Keras' same/valid allow only output_padding < stride)."""
+    # The core binds no accessor for the bound; tests/python/test_rules.py keeps this in step
+    # with resolve_geometry.
+    return max(stride, dilation)
