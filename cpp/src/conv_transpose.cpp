@@ -318,11 +318,11 @@ const kernels::phase::Packed<T>& Call<T>::phase_packed() {
   const int pack_threads = weight_bytes > (1 << 20) ? runtime::choose_threads(options) : 1;
   auto make = [&] {
     return kernels::phase::pack(g, p.w, p.w_strides, algo, width, pack_threads, ks.transpose,
-                                ks.rows_gemm != nullptr);
+                                ks.grid_gemm != nullptr);
   };
   auto fits = [&](const kernels::phase::Packed<T>& pk) {
     return pk.matches(g) && (algo != kernels::phase::Algo::channel || pk.width == width) &&
-           !(ks.rows_gemm && pk.rows_size == 0 && kernels::phase::rows_layout_fits(g));
+           !(ks.grid_gemm && pk.grid_size == 0 && kernels::phase::grid_layout_fits(g));
   };
   phase_pk = cache ? cache->phase.get(fits, make)
                    : std::make_shared<const kernels::phase::Packed<T>>(make());
@@ -360,8 +360,8 @@ bool shuffle_applies(Call<T>& c) {
 }
 
 template <class T>
-bool rows_applies(Call<T>& c) {
-  return c.vector_phase() && kernels::phase::rows_applies(c.p, c.phase_packed(), c.ks);
+bool grid_applies(Call<T>& c) {
+  return c.vector_phase() && kernels::phase::grid_applies(c.p, c.phase_packed(), c.ks);
 }
 
 template <class T>
@@ -401,7 +401,7 @@ template <class T>
 constexpr Driver<T> kDrivers[] = {
     {"depthwise", depthwise_applies<T>, depthwise_run<T>},
     {"phase_shuffle", shuffle_applies<T>, phase_run<T, kernels::phase::run_shuffle<T>>},
-    {"phase_rows", rows_applies<T>, phase_run<T, kernels::phase::run_rows<T>>},
+    {"phase_grid", grid_applies<T>, phase_run<T, kernels::phase::run_grid<T>>},
     {"phase", phase_applies<T>, phase_run<T, kernels::phase::run<T>>},
     {"portable", always<T>, portable_run<T>},
 };

@@ -12,8 +12,9 @@
 namespace tconv {
 namespace {
 
-// -1 = no cap set through set_max_isa.
-std::atomic<int> g_isa_cap{-1};
+// The cap set through set_max_isa; the most capable ISA caps nothing.
+constexpr Isa kNoCap = Isa::avx512;
+std::atomic<Isa> g_isa_cap{kNoCap};
 // 0 = default (environment or CPU count).
 std::atomic<int> g_threads{0};
 
@@ -61,28 +62,17 @@ bool neon_kernels_built() {
 #endif
 }
 
-// Caps compare tiers, not enum values: avx2 and neon are the same tier on different
-// architectures, and a larger tier is more conservative.
-int tier(Isa isa) {
-  switch (isa) {
-    case Isa::avx512:
-      return 0;
-    case Isa::avx2:
-    case Isa::neon:
-      return 1;
-    case Isa::portable:
-      break;
-  }
-  return 2;
-}
+// Caps compare capability, the enum's order. avx2 and neon, the vector ISAs of two
+// architectures, are one level: a cap at either allows both.
+Isa cap_level(Isa cap) { return cap == Isa::neon ? Isa::avx2 : cap; }
 
-int env_isa_cap() {
+Isa env_isa_cap() {
   const char* v = std::getenv("TCONV_MAX_ISA");
-  if (!v || !*v) return -1;
+  if (!v || !*v) return kNoCap;
   try {
-    return tier(isa_from_name(v));
+    return cap_level(isa_from_name(v));
   } catch (const std::invalid_argument&) {
-    return -1;  // an unknown name must not stop a program; Python warns about it
+    return kNoCap;  // an unknown name must not stop a program; Python warns about it
   }
 }
 
@@ -152,7 +142,7 @@ std::vector<Isa> compiled_isas() {
   return out;
 }
 
-void set_max_isa(Isa isa) { g_isa_cap.store(tier(isa)); }
+void set_max_isa(Isa isa) { g_isa_cap.store(cap_level(isa)); }
 
 Isa active_isa() { return runtime::choose_isa(Options{}); }
 
@@ -173,13 +163,11 @@ void note_kernel(const char* name) { t_kernel = name; }
 const char* noted_kernel() { return t_kernel; }
 
 Isa choose_isa(const Options& options) {
-  // Every cap can only lower the tier.
-  int cap = 0;
-  cap = std::max(cap, env_isa_cap());
-  cap = std::max(cap, g_isa_cap.load());
-  if (options.cap_isa) cap = std::max(cap, tier(options.max_isa));
+  // Every cap can only lower the ISA.
+  Isa cap = std::min(env_isa_cap(), g_isa_cap.load());
+  if (options.cap_isa) cap = std::min(cap, cap_level(options.max_isa));
   for (Isa isa : available_isas())
-    if (tier(isa) >= cap) return isa;
+    if (isa <= cap) return isa;
   return Isa::portable;
 }
 

@@ -3,7 +3,7 @@
 // A plain program (no test framework) so that it also builds with a cross compiler and runs under
 // user-mode emulation, where neither Python nor GoogleTest is at hand. Layers are drawn from a
 // fixed-seed generator to hit each path of the phase driver: one GEMM (kernel == stride), phases
-// without taps, tiny C_out (spatial kernel), channel panels with tails, grouped and depthwise
+// without taps, tiny C_out (position kernel), channel panels with tails, grouped and depthwise
 // layers, dilation, asymmetric padding, output_padding, both data formats, both dtypes, with and
 // without bias, strided outputs, on 1 and 2 threads.
 //
@@ -62,7 +62,7 @@ Layer draw(Rng& r) {
   } else {
     l.groups = r.pick(std::vector<std::int64_t>{1, 1, 1, 2, 3});
     l.cin_g = r.range(1, 8);
-    // Around the channel panels (16 fp32 / 8 fp64 on NEON and AVX2) and the spatial kernel's
+    // Around the channel panels (16 fp32 / 8 fp64 on NEON and AVX2) and the position kernel's
     // 1-4 channels; C_out = groups * cout_g stays within 1-40 for one group.
     const std::vector<std::int64_t> couts{1,  2,  3,  4,  5,  7,  8,  9,  12,
                                           15, 16, 17, 23, 24, 31, 32, 33, 40};
@@ -366,8 +366,9 @@ int main(int argc, char** argv) {
     }
     if (g_failed == before) ++g_passed;
   }
-  std::printf("calls per ISA: avx512 %d, avx2 %d, neon %d, portable %d\n", ran[3], ran[0], ran[2],
-              ran[1]);
+  auto calls = [&](Isa isa) { return ran[static_cast<int>(isa)]; };
+  std::printf("calls per ISA: avx512 %d, avx2 %d, neon %d, portable %d\n", calls(Isa::avx512),
+              calls(Isa::avx2), calls(Isa::neon), calls(Isa::portable));
   if (ran[static_cast<int>(best)] == 0) fail("the best ISA never ran");
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;

@@ -70,20 +70,20 @@ Case make_case(const Layer& l, tconv::DataFormat format, int threads, std::int64
   in.g = &c.g;
   in.dims = &c.pk.dims;
   in.elem = sizeof(float);
-  in.spatial = algo == Algo::spatial;
+  in.positions = algo == Algo::positions;
   in.cin_g = c.pk.cin_g;
   in.cout_g = c.pk.cout_g;
   in.groups = c.pk.groups;
   in.panels = c.pk.panels;
   in.width = c.pk.width;
   in.packed_elems = c.pk.size;
-  in.via_row = via_row && !in.spatial;
+  in.via_row = via_row && !in.positions;
   in.xs_x = format == tconv::DataFormat::channels_first ? 1 : l.cin;
   in.xs_c = format == tconv::DataFormat::channels_first ? c.g.input.back() : 1;
   in.mr = mr;
-  in.spatial_tile = 16;
+  in.position_tile = 16;
   in.channel_windows = true;
-  in.spatial_in_place = true;
+  in.position_in_place = true;
   in.threads = threads;
   return c;
 }
@@ -120,7 +120,7 @@ TEST(PhaseTiling, BlocksCoverEveryPositionAndItemsEveryRow) {
           EXPECT_GE(t.qblock * t.nxb, t.qmax);
           EXPECT_LT((t.nxb - 1) * t.qblock, t.qmax);
           // The channel kernels' blocks of a split row are whole tiles (or the whole row).
-          if (!c.in.spatial && t.nxb > 1) {
+          if (!c.in.positions && t.nxb > 1) {
             EXPECT_TRUE(t.qblock % 6 == 0 || t.qblock % std::max<std::int64_t>(6, mr) == 0 ||
                         t.qblock == t.qmax);
           }
@@ -134,7 +134,7 @@ TEST(PhaseTiling, BlocksCoverEveryPositionAndItemsEveryRow) {
           EXPECT_LE(t.threads, std::min<std::int64_t>(threads, t.items));
           // Row blocks only for the channel kernels' short rows.
           if (t.block_rows > 1) {
-            EXPECT_FALSE(c.in.spatial);
+            EXPECT_FALSE(c.in.positions);
             EXPECT_LT(t.qblock, 32);
             EXPECT_LE(t.block_rows, t.line_len);
           }
@@ -142,12 +142,12 @@ TEST(PhaseTiling, BlocksCoverEveryPositionAndItemsEveryRow) {
           std::int64_t lines = 1;
           for (int d = 0; d < xd; ++d) lines *= t.modulus[d];
           EXPECT_EQ(lines, t.cached);
-          EXPECT_GE(t.cached, t.max_slots);
+          EXPECT_GE(t.cached, t.max_sources);
           // A buffer line holds a block, its halo, and (position vectors) a tile of slack.
           EXPECT_GE(t.xlen_alloc, t.qblock + t.cmax - t.cmin);
-          EXPECT_EQ(t.slot_stride, t.xlen_alloc * (c.in.spatial ? c.pk.cin_g : t.cin_pitch));
+          EXPECT_EQ(t.row_stride, t.xlen_alloc * (c.in.positions ? c.pk.cin_g : t.cin_pitch));
           // No buffer pitch a multiple of 1 KiB: the positions of a tile in distinct L1 sets.
-          if (!c.in.spatial) {
+          if (!c.in.positions) {
             EXPECT_NE(t.cin_pitch * 4 % 1024, 0);
           }
           EXPECT_EQ(t.row_len > 0, c.in.via_row);
@@ -159,7 +159,7 @@ TEST(PhaseTiling, PositionVectorsReadInPlaceOrNotWhateverTheThreadCount) {
   for (const Layer& l : kLayers)
     for (auto format : {tconv::DataFormat::channels_first, tconv::DataFormat::channels_last}) {
       Case one = make_case(l, format, 1, 6, false);
-      if (!one.in.spatial) continue;
+      if (!one.in.positions) continue;
       const bool in_place = tconv::kernels::phase::plan_tiling(one.in).in_place;
       for (int threads : {2, 3, 8}) {
         Case c = make_case(l, format, threads, 6, false);

@@ -1,4 +1,4 @@
-// The x86 spatial micro-kernels (spatial_gemm and the multi-phase kernels) under row windows,
+// The x86 position micro-kernels (position_gemm and the multi-phase kernels) under row windows,
 // called directly on random windows the phase driver may not produce today: windows starting
 // before or inside a tile, ending before the call's last row or far past it, missing tiles
 // entirely, a partner with a window of its own, tails of every length.
@@ -11,7 +11,7 @@
 // depending on the thread count, and the results must not.
 //
 // On AVX-512 machines a third as many problems again for the kernel over every phase of two
-// dims (RowsCall), which always reads the input in place.
+// dims (GridCall), which always reads the input in place.
 //
 // Usage: window_check [problems]   (default 1500). Exits 1 on any mismatch.
 #include <sys/mman.h>
@@ -58,7 +58,7 @@ constexpr std::int64_t kB = 4;  // b_ld: the weights of one k row
 template <class T>
 struct Problem {
   int isa = 2;                                                        // 2: AVX2, 512: AVX-512
-  std::int64_t pairs = 1, k = 1, a_ks = 1, m = 1, n = 1, phases = 0;  // phases 0: spatial_gemm
+  std::int64_t pairs = 1, k = 1, a_ks = 1, m = 1, n = 1, phases = 0;  // phases 0: position_gemm
   std::vector<std::int64_t> a_off, b_off, partner, lo, hi;
   std::vector<T> b, bias;
   bool with_bias = false, with_partner = false;
@@ -88,11 +88,11 @@ bool run(const Problem<T>& P, const T* a, T* c, bool windows) {
       g.m_lo = P.lo.data();
       g.m_hi = P.hi.data();
     }
-    // The AVX-512 set runs the AVX2 spatial_gemm.
+    // The AVX-512 set runs the AVX2 position_gemm.
     if constexpr (sizeof(T) == 4)
-      tconv::kernels::avx2::kernels_f32().spatial_gemm(g);
+      tconv::kernels::avx2::kernels_f32().position_gemm(g);
     else
-      tconv::kernels::avx2::kernels_f64().spatial_gemm(g);
+      tconv::kernels::avx2::kernels_f64().position_gemm(g);
     return true;
   }
   PhaseCall<T> g;
@@ -178,10 +178,10 @@ void check(Rng& r, int isa, int id) {
   const std::int64_t page = sysconf(_SC_PAGESIZE);
   const std::int64_t page_e = page / static_cast<std::int64_t>(sizeof(T));
   const std::int64_t data_e = (P.k * P.a_ks + 16 + page_e - 1) / page_e * page_e;
-  const std::int64_t slot_e = data_e + page_e;
+  const std::int64_t span_e = data_e + page_e;
   Fenced f;
   f.bytes =
-      static_cast<std::size_t>((slot_e * P.pairs + page_e) * static_cast<std::int64_t>(sizeof(T)));
+      static_cast<std::size_t>((span_e * P.pairs + page_e) * static_cast<std::int64_t>(sizeof(T)));
   f.map = mmap(nullptr, f.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (f.map == MAP_FAILED) {
     std::perror("mmap");
@@ -189,10 +189,10 @@ void check(Rng& r, int isa, int id) {
   }
   T* a = static_cast<T*>(f.map);
   const T nan = std::numeric_limits<T>::quiet_NaN();
-  for (std::int64_t i = 0; i < slot_e * P.pairs + page_e; ++i)
-    if (i % slot_e >= page_e) a[i] = nan;
+  for (std::int64_t i = 0; i < span_e * P.pairs + page_e; ++i)
+    if (i % span_e >= page_e) a[i] = nan;
   for (std::int64_t p = 0; p <= P.pairs; ++p)
-    if (mprotect(reinterpret_cast<char*>(a + p * slot_e), static_cast<std::size_t>(page),
+    if (mprotect(reinterpret_cast<char*>(a + p * span_e), static_cast<std::size_t>(page),
                  PROT_NONE) != 0) {
       std::perror("mprotect");
       std::exit(2);
@@ -200,7 +200,7 @@ void check(Rng& r, int isa, int id) {
   for (std::int64_t p = 0; p < P.pairs; ++p) {
     const std::int64_t w = P.hi[p] - P.lo[p];
     const std::int64_t used = P.k > 0 && w > 0 ? (P.k - 1) * P.a_ks + w : 0;
-    const std::int64_t start = r.range(0, 1) ? (p + 1) * slot_e - used : p * slot_e + page_e;
+    const std::int64_t start = r.range(0, 1) ? (p + 1) * span_e - used : p * span_e + page_e;
     P.a_off.push_back(start - P.lo[p]);
     for (std::int64_t k = 0; k < P.k; ++k)
       for (std::int64_t mm = P.lo[p]; mm < P.hi[p]; ++mm)
@@ -333,11 +333,11 @@ void check(Rng& r, int isa, int id) {
 }
 
 #ifdef TCONV_HAVE_AVX512
-// The AVX-512 kernel over every phase of two dims (RowsCall), which always reads in place:
+// The AVX-512 kernel over every phase of two dims (GridCall), which always reads in place:
 // groups of pairs (one input row each, its shifts), a row mask per group and a column mask
 // per pair, windows as above, and output rows or row tails it must not store.
 template <class T>
-void check_rows(Rng& r, int id) {
+void check_grid(Rng& r, int id) {
   static const int kShapes[][3] = {{1, 2, 2}, {1, 3, 3}, {1, 4, 4}, {1, 2, 4}, {1, 4, 3},
                                    {2, 2, 2}, {2, 3, 4}, {2, 4, 2}, {3, 2, 2}, {3, 3, 2},
                                    {3, 2, 4}, {4, 2, 2}, {4, 3, 2}, {2, 3, 3}};
@@ -364,10 +364,10 @@ void check_rows(Rng& r, int id) {
   const std::int64_t page = sysconf(_SC_PAGESIZE);
   const std::int64_t page_e = page / static_cast<std::int64_t>(sizeof(T));
   const std::int64_t data_e = (K * a_ks + 16 + page_e - 1) / page_e * page_e;
-  const std::int64_t slot_e = data_e + page_e;
+  const std::int64_t span_e = data_e + page_e;
   Fenced f;
   f.bytes =
-      static_cast<std::size_t>((slot_e * pairs + page_e) * static_cast<std::int64_t>(sizeof(T)));
+      static_cast<std::size_t>((span_e * pairs + page_e) * static_cast<std::int64_t>(sizeof(T)));
   f.map = mmap(nullptr, f.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (f.map == MAP_FAILED) {
     std::perror("mmap");
@@ -375,10 +375,10 @@ void check_rows(Rng& r, int id) {
   }
   T* a = static_cast<T*>(f.map);
   const T nan = std::numeric_limits<T>::quiet_NaN();
-  for (std::int64_t i = 0; i < slot_e * pairs + page_e; ++i)
-    if (i % slot_e >= page_e) a[i] = nan;
+  for (std::int64_t i = 0; i < span_e * pairs + page_e; ++i)
+    if (i % span_e >= page_e) a[i] = nan;
   for (std::int64_t p = 0; p <= pairs; ++p)
-    if (mprotect(reinterpret_cast<char*>(a + p * slot_e), static_cast<std::size_t>(page),
+    if (mprotect(reinterpret_cast<char*>(a + p * span_e), static_cast<std::size_t>(page),
                  PROT_NONE) != 0) {
       std::perror("mprotect");
       std::exit(2);
@@ -387,7 +387,7 @@ void check_rows(Rng& r, int id) {
   for (std::int64_t p = 0; p < pairs; ++p) {
     const std::int64_t w = hi[p] - lo[p];
     const std::int64_t used = K > 0 && w > 0 ? (K - 1) * a_ks + w : 0;
-    const std::int64_t start = r.range(0, 1) ? (p + 1) * slot_e - used : p * slot_e + page_e;
+    const std::int64_t start = r.range(0, 1) ? (p + 1) * span_e - used : p * span_e + page_e;
     a_off.push_back(start - lo[p]);
     for (std::int64_t k = 0; k < K; ++k)
       for (std::int64_t mm = lo[p]; mm < hi[p]; ++mm)
@@ -408,7 +408,7 @@ void check_rows(Rng& r, int id) {
   const bool with_bias = r.range(0, 1) != 0;
   const T sentinel = static_cast<T>(12345.0);
   std::vector<T> c(static_cast<std::size_t>(c_size), sentinel);
-  RowsCall<T> g;
+  GridCall<T> g;
   g.a = a;
   g.a_off = a_off.data();
   g.m_lo = lo.data();
@@ -436,9 +436,9 @@ void check_rows(Rng& r, int id) {
   g.bias = with_bias ? bias.data() : nullptr;
   bool ran;
   if constexpr (sizeof(T) == 4)
-    ran = tconv::kernels::avx512::rows_f32(g);
+    ran = tconv::kernels::avx512::grid_f32(g);
   else
-    ran = tconv::kernels::avx512::rows_f64(g);
+    ran = tconv::kernels::avx512::grid_f64(g);
   bool bad = !ran;
   if (!ran)
     std::printf("FAIL %d: the kernel refused %ld x %ld x %ld\n", id, (long)n, (long)RY, (long)PH);
@@ -478,7 +478,7 @@ void check_rows(Rng& r, int id) {
     }
   if (bad) {
     ++g_failed;
-    std::printf("  rows kernel %s, %ld channels x %ld rows x %ld phases, m %ld, k %ld\n",
+    std::printf("  grid kernel %s, %ld channels x %ld rows x %ld phases, m %ld, k %ld\n",
                 sizeof(T) == 4 ? "float32" : "float64", (long)n, (long)RY, (long)PH, (long)m,
                 (long)K);
   }
@@ -513,9 +513,9 @@ int main(int argc, char** argv) {
   if (std::find(isas.begin(), isas.end(), 512) != isas.end())
     for (int i = 0; i < problems / 3 && g_failed < 20; ++i) {
       if (r.range(0, 1))
-        check_rows<float>(r, problems + i);
+        check_grid<float>(r, problems + i);
       else
-        check_rows<double>(r, problems + i);
+        check_grid<double>(r, problems + i);
     }
 #endif
   std::printf("%d problems, %d failed\n", problems, g_failed);

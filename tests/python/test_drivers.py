@@ -15,16 +15,16 @@ from tconv import _core, reference
 from conftest import assert_close_in_norm, examples, layer_inputs, reachable_isas
 
 # The drivers as the C++ header documents them, in the dispatch's order.
-DRIVERS = ["depthwise", "phase_shuffle", "phase_rows", "phase", "portable"]
+DRIVERS = ["depthwise", "phase_shuffle", "phase_grid", "phase", "portable"]
 VECTOR_ISAS = [i for i in reachable_isas() if i != "portable"]
 
 
 def driver_of(kernel: str) -> str:
     """The driver a last_call_kernel() name belongs to (the phase driver's variants are
-    phase_channel*, phase_spatial*)."""
+    phase_channel*, phase_positions*)."""
     if kernel in DRIVERS:
         return kernel
-    assert kernel.startswith(("phase_channel", "phase_spatial")), kernel
+    assert kernel.startswith(("phase_channel", "phase_positions")), kernel
     return "phase"
 
 
@@ -128,7 +128,7 @@ def _layer(cin, cout_g, size, kernel, stride, padding=0, groups=1, channels_last
 ROUTED = {
     "depthwise": _layer(8, 1, (10, 10), 3, 2, padding=1, groups=8),
     "phase_shuffle": _layer(16, 8, (5, 5), 2, 2, channels_last=True),
-    "phase_rows": _layer(4, 1, (12, 12), 9, 3, padding=4, output_padding=2),
+    "phase_grid": _layer(4, 1, (12, 12), 9, 3, padding=4, output_padding=2),
     "phase": _layer(16, 16, (6, 6), 4, 2, padding=1),
 }
 
@@ -139,8 +139,8 @@ ROUTED = {
 def test_each_driver_is_reached_by_the_dispatch(driver, isa):
     x, w, kw = ROUTED[driver]
     y, kernel = run_on(None, isa, x, w, None, kw)
-    # The row-phase tiles exist on AVX-512 only; elsewhere the phase driver takes the layer.
-    want = "phase" if driver == "phase_rows" and isa != "avx512" else driver
+    # The grid tiles exist on AVX-512 only; elsewhere the phase driver takes the layer.
+    want = "phase" if driver == "phase_grid" and isa != "avx512" else driver
     assert driver_of(kernel) == want
     assert_close_in_norm(y, reference.conv_transpose(x, w, None, **kw), np.float32)
 

@@ -179,7 +179,7 @@ def test_nonfinite_weight_reaches_only_its_cells(w_row, want, dtype, channels_la
 @st.composite
 def small_layers(draw):
     """Layers small enough for the literal oracle, drawn to reach every kernel family: dense,
-    tiny C_out (the spatial algorithm), depthwise, and C_out around the channel panels."""
+    tiny C_out (the position algorithm), depthwise, and C_out around the channel panels."""
     rank = draw(st.integers(1, 3))
     kind = draw(st.sampled_from(["dense", "tiny_cout", "depthwise", "wide"]))
     groups = draw(st.integers(1, 4)) if kind == "depthwise" else draw(st.sampled_from([1, 1, 2]))

@@ -116,7 +116,7 @@ def test_a_narrow_input_beside_a_long_one_is_vectorised_along_the_long_one(
     y = tconv.conv_transpose(x, w)
     assert _core.last_call_memory()["dims_reordered"]
     assert _core.last_call_isa() == tconv.available_isas()[0]
-    assert _core.last_call_kernel() == ("depthwise" if xs[1] == 1 else "phase_spatial")
+    assert _core.last_call_kernel() == ("depthwise" if xs[1] == 1 else "phase_positions")
     _assert_scratch_bounded(y)
     assert_close_in_norm(y, _scatter_by_input(x, w, (1, 1)), dtype=np.float64)
 
@@ -137,7 +137,7 @@ def test_row_buffers_over_the_budget_send_the_layer_to_the_portable_kernel(threa
         _assert_scratch_bounded(y)
         assert_close_in_norm(y, want, dtype=np.float64)
     assert ran == {1: tconv.available_isas()[0], 2: "portable"}
-    assert kernel == {1: "phase_spatial_in_place", 2: "portable"}
+    assert kernel == {1: "phase_positions_in_place", 2: "portable"}
 
 
 @st.composite

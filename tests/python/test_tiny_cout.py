@@ -1,7 +1,7 @@
 """Layers with 1-4 output channels per group (RGB heads, super-resolution) against the literal
 scatter loop.
 
-These run the spatial algorithm: vectors over output positions, every phase of the last dim
+These run the position algorithm: vectors over output positions, every phase of the last dim
 and every output channel in registers, input rows cached per thread and taken in runs of
 consecutive output rows per thread. The draws aim at what that path gets wrong when it is
 wrong: tap shifts feeding only some phases (paired in one pass over C_in), phases with no
@@ -137,7 +137,7 @@ def test_suite_like_tiny_cout_layers(xs, ws, kw, dtype, threads_restored):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("stride", [2, 3, 4])
 @pytest.mark.parametrize("cout", [1, 2, 3, 4])
-def test_multi_phase_rows_every_channel_and_phase_count(cout, stride, dtype):
+def test_multi_phase_every_channel_and_phase_count(cout, stride, dtype):
     rng = np.random.default_rng(cout * 10 + stride)
     try:
         for width in (37, 100):
@@ -171,11 +171,11 @@ def test_multi_phase_rows_every_channel_and_phase_count(cout, stride, dtype):
 # output rows, the last positions only some column phases), kernels whose every shift feeds
 # every phase (k = 2s) and kernels with shifts feeding some phases only (k = 2s + 1).
 # Shapes past 24 accumulators take the per-row kernels and are checked the same way.
-ROW_PHASE_SHAPES = [(c, sy, sx) for c in (1, 2, 3, 4) for sy in (2, 3, 4) for sx in (2, 3, 4)]
+GRID_SHAPES = [(c, sy, sx) for c in (1, 2, 3, 4) for sy in (2, 3, 4) for sx in (2, 3, 4)]
 
 
 @functools.cache
-def _row_phase_layers(cout, sy, sx):
+def _grid_layers(cout, sy, sx):
     """(x, w, b, kwargs, reference result) per row width, in float64 holding float32 values:
     one reference loop serves both dtypes."""
     rng = np.random.default_rng(cout * 100 + sy * 10 + sx)
@@ -196,26 +196,26 @@ def _row_phase_layers(cout, sy, sx):
     return layers
 
 
-def _all_phases_kernel(accumulators: int) -> str:
+def _grid_or_positions_kernel(accumulators: int) -> str:
     """The driver these layers must reach: every phase at once where the ISA has that kernel
-    (AVX-512) and the phases fit in its 24 accumulators, else the per-row spatial kernels."""
+    (AVX-512) and the phases fit in its 24 accumulators, else the per-row position kernels."""
     isa = reachable_isas()[0]
     if isa == "portable":
         return "portable"
-    return "phase_rows" if isa == "avx512" and accumulators <= 24 else "phase_spatial"
+    return "phase_grid" if isa == "avx512" and accumulators <= 24 else "phase_positions"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("cout,sy,sx", ROW_PHASE_SHAPES)
+@pytest.mark.parametrize("cout,sy,sx", GRID_SHAPES)
 def test_all_phases_of_two_dims_every_shape(cout, sy, sx, dtype, threads_restored):
-    for x, w, b, kw, want in _row_phase_layers(cout, sy, sx):
+    for x, w, b, kw, want in _grid_layers(cout, sy, sx):
         x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
         width = x.shape[-1]
         results = []
         for threads in (1, 2):
             tconv.set_num_threads(threads)
             got = tconv.conv_transpose(x, w, b, **kw)
-            assert tconv._core.last_call_kernel() == _all_phases_kernel(cout * sy * sx)
+            assert tconv._core.last_call_kernel() == _grid_or_positions_kernel(cout * sy * sx)
             assert_close_in_norm(got, want, dtype, msg=f"{threads} threads, width {width}")
             results.append(got)
         assert np.array_equal(results[0].view(np.uint8), results[1].view(np.uint8))

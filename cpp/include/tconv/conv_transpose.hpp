@@ -25,12 +25,12 @@
 
 namespace tconv {
 
-// Instruction sets with their own kernels. portable runs on any CPU; avx2 (x86-64 with AVX2 and
-// FMA) and neon (AArch64) are the vector kernels of their architectures, one tier above it: a
-// cap at either allows the vector kernels of whichever architecture the program runs on.
-// avx512 (x86-64 with AVX-512F, AVX2 and FMA, and an OS that saves the 512-bit state) is one
-// tier above avx2.
-enum class Isa { avx2 = 0, portable = 1, neon = 2, avx512 = 3 };
+// Instruction sets with their own kernels, ordered by capability. portable runs on any CPU;
+// neon (AArch64) and avx2 (x86-64 with AVX2 and FMA) are the vector kernels of their
+// architectures; a cap at either allows the vector kernels of whichever architecture the
+// program runs on. avx512 (x86-64 with AVX-512F, AVX2 and FMA, and an OS that saves the
+// 512-bit state) is above avx2.
+enum class Isa { portable = 0, neon = 1, avx2 = 2, avx512 = 3 };
 
 // Name as accepted by TCONV_MAX_ISA and set_max_isa ("avx512", "avx2", "neon", "portable").
 const char* isa_name(Isa isa);
@@ -110,13 +110,13 @@ CallMemory last_call_memory();
 Isa last_call_isa();
 
 // The driver that ran that call and its variant, for tests and benchmarks: "portable",
-// "depthwise", "phase_shuffle", "phase_rows", "phase_channel", "phase_channel_blocks" (short
-// rows in blocks, panel by panel), "phase_spatial", "phase_spatial_in_place"; "none" when the
+// "depthwise", "phase_shuffle", "phase_grid", "phase_channel", "phase_channel_blocks" (short
+// rows in blocks, panel by panel), "phase_positions", "phase_positions_in_place"; "none" when the
 // call computed nothing (an empty output) or only the bias (no input channels).
 const char* last_call_kernel();
 
 // The drivers, in the order the dispatch tries them: a layer runs on the first that takes it
-// ("depthwise", "phase_shuffle", "phase_rows", "phase", "portable"). last_call_kernel() names
+// ("depthwise", "phase_shuffle", "phase_grid", "phase", "portable"). last_call_kernel() names
 // the driver and its variant: it starts with the driver's name.
 std::vector<std::string> drivers();
 

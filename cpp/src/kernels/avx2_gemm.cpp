@@ -8,13 +8,13 @@
 
 #include "kernels/avx2.hpp"
 #include "kernels/avx2_lanes.hpp"
-#include "kernels/window_rows.hpp"
+#include "kernels/row_window.hpp"
 
 namespace tconv::kernels::avx2 {
 namespace {
 
 // ---- channel-vector kernel: MR output positions x 2 vectors of output channels ----------------
-// Accumulator i holds row i / 2, channel vector i % 2.
+// Accumulator i holds position i / 2, channel vector i % 2.
 
 constexpr int kMR = 6;
 
@@ -41,16 +41,16 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
-    const unsigned rows = window_rows<MR>(g, p, m0);
-    if (rows == 0) continue;
-    if (rows != (1u << MR) - 1u) {
-      // Some rows' taps fall past the input's border: only the others read and accumulate.
+    const unsigned live = window_mask<MR>(g, p, m0);
+    if (live == 0) continue;
+    if (live != (1u << MR) - 1u) {
+      // Some positions' taps fall past the input's border: only the others read and accumulate.
       for (std::int64_t k = 0; k < K; ++k) {
         const V w0 = S::load(bp);
         const V w1 = S::load(bp + L);
 #define TCONV_STEP(i)                                                        \
   if constexpr ((i) < COUNT) {                                               \
-    if (rows >> ((i) / 2) & 1u)                                              \
+    if (live >> ((i) / 2) & 1u)                                              \
       r##i = S::fma(S::bcast(ap + ((i) / 2) * ms), (i) % 2 ? w1 : w0, r##i); \
   }
         TCONV_ACC12(TCONV_STEP)
@@ -92,10 +92,10 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
 }
 
 template <class S>
-void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t rows) {
+void channel_tiles(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t len) {
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
-  switch (rows) {
+  switch (len) {
     case 6:
       channel_tile<S, 6>(g, m, a, c);
       break;
@@ -121,8 +121,8 @@ void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t
 
 template <class S>
 void channel_gemm(const GemmCall<typename S::T>& g) {
-  // A 1- or 2-row tile keeps 2-4 FMA chains busy, too few to hide the FMA latency: a remainder
-  // of 1-2 rows is merged with the last full tile and the pair split evenly (8 = 4 + 4).
+  // A 1- or 2-position tile keeps 2-4 FMA chains busy, too few to hide the FMA latency: a remainder
+  // of 1-2 positions is merged with the last full tile and the pair split evenly (8 = 4 + 4).
   std::int64_t full = g.m / kMR, rest = g.m % kMR;
   if (rest > 0 && rest < 3 && full > 0) {
     --full;
@@ -133,22 +133,22 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
     channel_tile<S, kMR>(g, m, g.a + m * g.a_ms, g.c + m * g.c_ms);
   if (rest > kMR) {
     const std::int64_t first = (rest + 1) / 2;
-    channel_rows<S>(g, m, first);
+    channel_tiles<S>(g, m, first);
     m += first;
     rest -= first;
   }
-  channel_rows<S>(g, m, rest);
+  channel_tiles<S>(g, m, rest);
 }
 
-// ---- spatial-vector kernel: MV vectors of consecutive output positions x CO channels ---------
+// ---- position-vector kernel: MV vectors of consecutive output positions x CO channels ---------
 // Accumulator i holds channel i / MV, position vector i % MV.
 
 // One masked k-step's FMAs for position vector VV: its input vector is loaded once (a masked
 // load does not fold into the FMA as a plain one does) and the channel broadcasts are shared
 // across the vectors.
 template <class S, int CO, int MV, int VV>
-__attribute__((always_inline)) inline void spatial_mstep(typename S::V av, const typename S::T* bp,
-                                                         TCONV_ACC_REFS(typename S::V)) {
+__attribute__((always_inline)) inline void position_mstep(typename S::V av, const typename S::T* bp,
+                                                          TCONV_ACC_REFS(typename S::V)) {
   constexpr int COUNT = CO * MV;
 #define TCONV_STEP(i) \
   if constexpr ((i) < COUNT && (i) % MV == VV) r##i = S::fma(av, S::bcast(bp + (i) / MV), r##i);
@@ -159,19 +159,19 @@ __attribute__((always_inline)) inline void spatial_mstep(typename S::V av, const
 // A pair whose window covers the tile's lanes in part, its vectors loaded as W says (the
 // masks mk: window_lanes).
 template <class S, int CO, int MV, int W>
-__attribute__((always_inline)) inline void spatial_masked(const typename S::T* ap,
-                                                          const typename S::T* bp, std::int64_t K,
-                                                          std::int64_t ks, std::int64_t ld,
-                                                          const __m256i* mk,
-                                                          TCONV_ACC_REFS(typename S::V)) {
+__attribute__((always_inline)) inline void position_masked(const typename S::T* ap,
+                                                           const typename S::T* bp, std::int64_t K,
+                                                           std::int64_t ks, std::int64_t ld,
+                                                           const __m256i* mk,
+                                                           TCONV_ACC_REFS(typename S::V)) {
   constexpr int L = S::L;
   for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_VEC(v)                                                                   \
-  if constexpr ((v) < MV)                                                              \
-    spatial_mstep<S, CO, MV, (v)>(masked(W, (v), MV)                                   \
-                                      ? S::loadm(ap + (v) * L, mk[(v) < MV ? (v) : 0]) \
-                                      : S::load(ap + (v) * L),                         \
-                                  bp, TCONV_ARGS);
+#define TCONV_VEC(v)                                                                    \
+  if constexpr ((v) < MV)                                                               \
+    position_mstep<S, CO, MV, (v)>(masked(W, (v), MV)                                   \
+                                       ? S::loadm(ap + (v) * L, mk[(v) < MV ? (v) : 0]) \
+                                       : S::load(ap + (v) * L),                         \
+                                   bp, TCONV_ARGS);
     TCONV_VEC(0)
     TCONV_VEC(1)
     TCONV_VEC(2)
@@ -186,10 +186,10 @@ __attribute__((always_inline)) inline void spatial_masked(const typename S::T* a
   }
 }
 
-// m0: the tile's first row (where the row windows are read).
+// m0: the tile's first position (where the row windows are read).
 template <class S, int CO, int MV, bool PARTIAL, bool WIN>
-void spatial_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
-                  typename S::T* c, std::int64_t rows) {
+void position_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
+                   typename S::T* c, std::int64_t len) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -204,30 +204,30 @@ void spatial_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     const T* bp = g.b + g.b_off[p];
     if constexpr (WIN) {
       const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;
-      // A partial tile's unmasked loop reads its rows only (it masks at `rows`).
-      const int kind = !PARTIAL                            ? cover<S, MV>(lo, hi, rows)
-                       : hi <= lo || hi <= 0 || lo >= rows ? kNone
-                       : lo <= 0 && hi >= rows             ? kAll
-                                                           : kSome;
+      // A partial tile's unmasked loop reads its positions only (it masks at `len`).
+      const int kind = !PARTIAL                           ? cover<S, MV>(lo, hi, len)
+                       : hi <= lo || hi <= 0 || lo >= len ? kNone
+                       : lo <= 0 && hi >= len             ? kAll
+                                                          : kSome;
       if (kind == kNone) continue;
       if (kind != kAll) {
         __m256i mk[MV];
-        window_lanes<S, MV>(lo, hi, rows, mk);
+        window_lanes<S, MV>(lo, hi, len, mk);
         if (kind == kFirst)
-          spatial_masked<S, CO, MV, kFirst>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
+          position_masked<S, CO, MV, kFirst>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
         else if (kind == kLast)
-          spatial_masked<S, CO, MV, kLast>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
+          position_masked<S, CO, MV, kLast>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
         else
-          spatial_masked<S, CO, MV, kSome>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
+          position_masked<S, CO, MV, kSome>(ap, bp, K, ks, ld, mk, TCONV_ARGS);
         continue;
       }
     }
     for (std::int64_t k = 0; k < K; ++k) {
-#define TCONV_STEP(i)                                                               \
-  if constexpr ((i) < COUNT) {                                                      \
-    const V av = PARTIAL ? S::load_first(ap + ((i) % MV) * L, ((i) % MV) * L, rows) \
-                         : S::load(ap + ((i) % MV) * L);                            \
-    r##i = S::fma(av, S::bcast(bp + (i) / MV), r##i);                               \
+#define TCONV_STEP(i)                                                              \
+  if constexpr ((i) < COUNT) {                                                     \
+    const V av = PARTIAL ? S::load_first(ap + ((i) % MV) * L, ((i) % MV) * L, len) \
+                         : S::load(ap + ((i) % MV) * L);                           \
+    r##i = S::fma(av, S::bcast(bp + (i) / MV), r##i);                              \
   }
       TCONV_ACC12(TCONV_STEP)
 #undef TCONV_STEP
@@ -243,43 +243,43 @@ void spatial_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   for (int o = 0; o < CO; ++o) {
     T* out = c + o * g.c_ns;
     const T* src = tmp + o * MV * L;
-    for (std::int64_t r = 0; r < rows; ++r) out[r * g.c_ms] = src[r];
+    for (std::int64_t r = 0; r < len; ++r) out[r * g.c_ms] = src[r];
   }
 }
 
 template <class S, int CO, int MV, bool WIN>
-void spatial_rows(const GemmCall<typename S::T>& g) {
+void position_tiles(const GemmCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
   for (; m + W <= g.m; m += W)
-    spatial_tile<S, CO, MV, false, WIN>(g, m, g.a + m, g.c + m * g.c_ms, W);
-  // The last, partial tile loads only its own rows (masked): the buffer needs no slack.
-  if (m < g.m) spatial_tile<S, CO, MV, true, WIN>(g, m, g.a + m, g.c + m * g.c_ms, g.m - m);
+    position_tile<S, CO, MV, false, WIN>(g, m, g.a + m, g.c + m * g.c_ms, W);
+  // The last, partial tile loads only its own positions (masked): the buffer needs no slack.
+  if (m < g.m) position_tile<S, CO, MV, true, WIN>(g, m, g.a + m, g.c + m * g.c_ms, g.m - m);
 }
 
 template <class S, int CO, int MV>
-void spatial_rows(const GemmCall<typename S::T>& g) {
+void position_tiles(const GemmCall<typename S::T>& g) {
   if (g.m_lo)
-    spatial_rows<S, CO, MV, true>(g);
+    position_tiles<S, CO, MV, true>(g);
   else
-    spatial_rows<S, CO, MV, false>(g);
+    position_tiles<S, CO, MV, false>(g);
 }
 
 // Tile widths keep 8-12 accumulators live (enough independent FMA chains for two pipes).
 template <class S>
-void spatial_gemm(const GemmCall<typename S::T>& g) {
+void position_gemm(const GemmCall<typename S::T>& g) {
   switch (g.n) {
     case 1:
-      spatial_rows<S, 1, 8>(g);
+      position_tiles<S, 1, 8>(g);
       break;
     case 2:
-      spatial_rows<S, 2, 4>(g);
+      position_tiles<S, 2, 4>(g);
       break;
     case 3:
-      spatial_rows<S, 3, 3>(g);
+      position_tiles<S, 3, 3>(g);
       break;
     case 4:
-      spatial_rows<S, 4, 2>(g);
+      position_tiles<S, 4, 2>(g);
       break;
     default:
       break;
@@ -360,24 +360,24 @@ void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl,
 
 void channel_f32(const GemmCall<float>& g) { channel_gemm<F32>(g); }
 void channel_f64(const GemmCall<double>& g) { channel_gemm<F64>(g); }
-void spatial_f32(const GemmCall<float>& g) { spatial_gemm<F32>(g); }
-void spatial_f64(const GemmCall<double>& g) { spatial_gemm<F64>(g); }
+void position_f32(const GemmCall<float>& g) { position_gemm<F32>(g); }
+void position_f64(const GemmCall<double>& g) { position_gemm<F64>(g); }
 
 }  // namespace
 
-// Without row windows the multi-phase kernel's tail reads up to one vector past the last row.
+// Without row windows the multi-phase kernel's tail reads up to one vector past the last position.
 KernelSet<float> kernels_f32() {
-  KernelSet<float> ks{channel_f32,   2 * F32::L, spatial_f32, F32::L,
-                      transpose_f32, phase_f32,  dw_rows_f32, dw_pixels_f32};
+  KernelSet<float> ks{channel_f32,   2 * F32::L, position_f32, F32::L,
+                      transpose_f32, phase_f32,  dw_rows_f32,  dw_pixels_f32};
   ks.channel_windows = true;
-  ks.spatial_windows = true;
+  ks.position_windows = true;
   return ks;
 }
 KernelSet<double> kernels_f64() {
-  KernelSet<double> ks{channel_f64,   2 * F64::L, spatial_f64, F64::L,
-                       transpose_f64, phase_f64,  dw_rows_f64, dw_pixels_f64};
+  KernelSet<double> ks{channel_f64,   2 * F64::L, position_f64, F64::L,
+                       transpose_f64, phase_f64,  dw_rows_f64,  dw_pixels_f64};
   ks.channel_windows = true;
-  ks.spatial_windows = true;
+  ks.position_windows = true;
   return ks;
 }
 

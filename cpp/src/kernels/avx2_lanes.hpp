@@ -133,20 +133,20 @@ struct F64 {
 // (kSome).
 enum Cover { kNone, kAll, kFirst, kLast, kSome };
 
-// For a tile of `rows` rows whose unmasked loop reads MV whole vectors.
+// For a tile of `len` positions whose unmasked loop reads MV whole vectors.
 template <class S, int MV>
-int cover(std::int64_t lo, std::int64_t hi, std::int64_t rows) {
+int cover(std::int64_t lo, std::int64_t hi, std::int64_t len) {
   constexpr int L = S::L;
-  if (hi <= lo || hi <= 0 || lo >= rows) return kNone;
+  if (hi <= lo || hi <= 0 || lo >= len) return kNone;
   if (hi >= MV * L) return lo <= 0 ? kAll : lo <= L ? kFirst : kSome;
   return hi >= (MV - 1) * L && lo <= 0 ? kLast : kSome;
 }
 
-// k[v]: the lanes of vector v in the window [lo, hi) and below `rows`.
+// k[v]: the lanes of vector v in the window [lo, hi) and below `len`.
 template <class S, int MV>
-void window_lanes(std::int64_t lo, std::int64_t hi, std::int64_t rows, __m256i* k) {
+void window_lanes(std::int64_t lo, std::int64_t hi, std::int64_t len, __m256i* k) {
   const int l = static_cast<int>(lo > 0 ? lo : 0);
-  const int h = static_cast<int>(hi < rows ? (hi > 0 ? hi : 0) : rows);
+  const int h = static_cast<int>(hi < len ? (hi > 0 ? hi : 0) : len);
   for (int v = 0; v < MV; ++v) k[v] = S::lanes(v * S::L, l, h);
 }
 

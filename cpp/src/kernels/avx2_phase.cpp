@@ -1,4 +1,4 @@
-// AVX2 + FMA multi-phase spatial-vector kernel (tiny C_out): vectors over output positions,
+// AVX2 + FMA multi-phase position-vector kernel (tiny C_out): vectors over output positions,
 // every output channel and every phase of the last dim in registers.
 //
 // Built with -mavx2 -mfma for this file only; internal linkage except the entry points and no
@@ -13,7 +13,7 @@
 namespace tconv::kernels::avx2 {
 namespace {
 
-// ---- multi-phase spatial kernel: CO channels x PH phases x MV position vectors --------------
+// ---- multi-phase position kernel: CO channels x PH phases x MV position vectors --------------
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
 
 template <int J, class V>
@@ -131,7 +131,7 @@ __attribute__((always_inline)) inline void phase_one(int mask, int kind, const _
 // m0: the tile's first row (where the row windows are read).
 template <class S, int CO, int PH, int MV>
 void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
-                typename S::T* c, std::int64_t rows) {
+                typename S::T* c, std::int64_t len) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -168,15 +168,15 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       const std::int64_t alo = g.m_lo[p] - m0, ahi = g.m_hi[p] - m0;
       const std::int64_t blo = partner >= 0 ? g.m_lo[partner] - m0 : 0;
       const std::int64_t bhi = partner >= 0 ? g.m_hi[partner] - m0 : 0;
-      const int ca = cover<S, MV>(alo, ahi, rows);
-      const int cb = cover<S, MV>(blo, bhi, rows);
+      const int ca = cover<S, MV>(alo, ahi, len);
+      const int cb = cover<S, MV>(blo, bhi, len);
       if (ca != kAll || (partner >= 0 && cb != kAll)) {
         // The masks only here: a tile the windows cover pays nothing for them.
         __m256i ka[MV], kb[MV];
-        window_lanes<S, MV>(alo, ahi, rows, ka);
-        window_lanes<S, MV>(blo, bhi, rows, kb);
+        window_lanes<S, MV>(alo, ahi, len, ka);
+        window_lanes<S, MV>(blo, bhi, len, kb);
         // An edge: each pair on its own, every vector under its masks (lanes in its window and
-        // below `rows`: the lanes a covered vector would add past them are never stored). The
+        // below `len`: the lanes a covered vector would add past them are never stored). The
         // partner's phases are the ones pair A lacks: its accumulators are its own, so the
         // sums keep their order. One call site in a loop: phase_one is inlined once.
         for (int side = 0; side < (partner >= 0 ? 2 : 1); ++side) {
@@ -226,7 +226,7 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
 #undef TCONV_SPILL
   // A whole tile into a contiguous output row (channels_first): the phases interleaved in
   // registers, vector stores.
-  if (rows == MV * L && g.c_ps == 1 && g.c_ms == PH &&
+  if (len == MV * L && g.c_ps == 1 && g.c_ms == PH &&
       (PH == 2 || PH == 4 || (PH == 3 && S::kStore3))) {
     for (int co = 0; co < CO; ++co)
       for (int v = 0; v < MV; ++v) {
@@ -247,12 +247,12 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
     for (int ph = 0; ph < PH; ++ph) {
       T* out = c + co * g.c_ns + ph * g.c_ps;
       const T* src = tmp + (co * PH + ph) * MV * L;
-      for (std::int64_t r = 0; r < rows; ++r) out[r * g.c_ms] = src[r];
+      for (std::int64_t r = 0; r < len; ++r) out[r * g.c_ms] = src[r];
     }
 }
 
 template <class S, int CO, int PH, int MV>
-bool phase_rows(const PhaseCall<typename S::T>& g) {
+bool phase_tiles(const PhaseCall<typename S::T>& g) {
   constexpr std::int64_t W = MV * S::L;
   std::int64_t m = 0;
   for (; m + W <= g.m; m += W) phase_tile<S, CO, PH, MV>(g, m, g.a + m, g.c + m * g.c_ms, W);
@@ -291,27 +291,27 @@ template <class S>
 bool phase_gemm(const PhaseCall<typename S::T>& g) {
   switch (g.n * 8 + g.phases) {
     case 1 * 8 + 2:
-      return phase_rows<S, 1, 2, 6>(g);
+      return phase_tiles<S, 1, 2, 6>(g);
     case 1 * 8 + 3:
-      return phase_rows<S, 1, 3, 4>(g);
+      return phase_tiles<S, 1, 3, 4>(g);
     case 1 * 8 + 4:
-      return phase_rows<S, 1, 4, 3>(g);
+      return phase_tiles<S, 1, 4, 3>(g);
     case 2 * 8 + 2:
-      return phase_rows<S, 2, 2, 3>(g);
+      return phase_tiles<S, 2, 2, 3>(g);
     case 2 * 8 + 3:
-      return phase_rows<S, 2, 3, 2>(g);
+      return phase_tiles<S, 2, 3, 2>(g);
     case 2 * 8 + 4:
-      return phase_rows<S, 2, 4, 1>(g);
+      return phase_tiles<S, 2, 4, 1>(g);
     case 3 * 8 + 2:
-      return phase_rows<S, 3, 2, 2>(g);
+      return phase_tiles<S, 3, 2, 2>(g);
     case 3 * 8 + 3:
-      return phase_rows<S, 3, 3, 1>(g);
+      return phase_tiles<S, 3, 3, 1>(g);
     case 3 * 8 + 4:
-      return phase_rows<S, 3, 4, 1>(g);
+      return phase_tiles<S, 3, 4, 1>(g);
     case 4 * 8 + 2:
-      return phase_rows<S, 4, 2, 1>(g);
+      return phase_tiles<S, 4, 2, 1>(g);
     case 4 * 8 + 3:
-      return phase_rows<S, 4, 3, 1>(g);
+      return phase_tiles<S, 4, 3, 1>(g);
     default:
       return false;
   }

@@ -12,18 +12,19 @@ namespace tconv::kernels::avx512 {
 KernelSet<float> kernels_f32();
 KernelSet<double> kernels_f64();
 
-// The multi-phase kernel (avx512_spatial.cpp); it reads nothing past the row buffer's rows
+// The multi-phase kernel (avx512_phase.cpp); it reads nothing past the row buffer's rows
 // itself, and hands the calls of one vector or less to the AVX2 kernel (which, without row
-// windows, reads up to one 256-bit vector past them: spatial_tile stays the AVX2 one).
+// windows, reads up to one 256-bit vector past them: position_tile stays the AVX2 one).
 bool phase_f32(const PhaseCall<float>& g);
 bool phase_f64(const PhaseCall<double>& g);
-// The multi-phase kernel over groups of shifts (avx512_fused.cpp): phase_f32/f64 hand it every
-// call with group > 1. Returns false when it has no kernel for (n, phases).
-bool fused_f32(const PhaseCall<float>& g);
-bool fused_f64(const PhaseCall<double>& g);
-// Every phase of the last two dims at once, reading the input in place (avx512_fused.cpp).
-bool rows_f32(const RowsCall<float>& g);
-bool rows_f64(const RowsCall<double>& g);
+// The multi-phase kernel over groups of shifts (avx512_phase_groups.cpp): phase_f32/f64 hand it
+// every call with group > 1. Returns false when it has no kernel for (n, phases).
+bool groups_f32(const PhaseCall<float>& g);
+bool groups_f64(const PhaseCall<double>& g);
+// Every phase of the last two dims at once, reading the input in place (avx512_grid_f32.cpp,
+// avx512_grid_f64.cpp).
+bool grid_f32(const GridCall<float>& g);
+bool grid_f64(const GridCall<double>& g);
 // The channels_last depthwise kernel (avx512_depthwise.cpp).
 void dw_pixels_f32(const DwPixelsCall<float>& c);
 void dw_pixels_f64(const DwPixelsCall<double>& c);

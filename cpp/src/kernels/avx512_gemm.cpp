@@ -14,17 +14,17 @@
 
 #include "kernels/avx2.hpp"
 #include "kernels/avx512.hpp"
-#include "kernels/window_rows.hpp"
+#include "kernels/row_window.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {
 
 // r0 += a[0] * w0 and r1 += a[0] * w1 (a: a byte address), the broadcast of a[0] folded into
-// each FMA as its {1toN} memory operand; the second form reads at a + off, so that rows share
+// each FMA as its {1toN} memory operand; the second form reads at a + off, so that positions share
 // base registers (see channel_tile). GCC emits a separate broadcast for a value that feeds two
 // FMAs; folded, the FP pipes see only FMAs and the loads go to the load pipes: CycleGAN
-// 256->128 NHWC 107 -> 111, U-Net 512->256 107 -> 110 GFLOP/s on one thread with 12-row tiles;
-// float64 gained 1-3 % with 8-row tiles.
+// 256->128 NHWC 107 -> 111, U-Net 512->256 107 -> 110 GFLOP/s on one thread with 12-position tiles;
+// float64 gained 1-3 % with 8-position tiles.
 #define TCONV_FMA2(INSN, BCAST)                                                                 \
   static void fma2(const char* a, V w0, V w1, V& r0, V& r1) {                                   \
     asm(INSN " (%[a])%{" BCAST "%}, %[w0], %[r0]\n\t" INSN " (%[a])%{" BCAST "%}, %[w1], %[r1]" \
@@ -85,11 +85,11 @@ struct F64 {
 #define TCONV_ACC16(X) \
   X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 
-// Accumulator i holds row i / 2, channel vector i % 2. Tiles of 8 rows rather than the 12 the
-// registers allow: 16 chains hide the FMA latency, and in both dtypes every layer measured ran
-// as fast or faster with tiles of 6-9 rows than of 10-12 (one thread, GFLOP/s, 12 -> 8 rows:
-// 3D U-Net 86 -> 96, U-Net 128->64 99 -> 103, HiFi-GAN up3 104 -> 108; float64 U-Net 512->256
-// 51 -> 56, 3D U-Net 43 -> 48).
+// Accumulator i holds position i / 2, channel vector i % 2. Tiles of 8 positions rather than the 12
+// the registers allow: 16 chains hide the FMA latency, and in both dtypes every layer measured ran
+// as fast or faster with tiles of 6-9 positions than of 10-12 (one thread, GFLOP/s, 12 -> 8
+// positions: 3D U-Net 86 -> 96, U-Net 128->64 99 -> 103, HiFi-GAN up3 104 -> 108; float64 U-Net
+// 512->256 51 -> 56, 3D U-Net 43 -> 48).
 constexpr int kMR = 8;
 
 template <class S, int MR, bool PREFETCH_A>
@@ -100,7 +100,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   constexpr int L = S::L;
   constexpr int NR = 2 * L;
   constexpr int COUNT = 2 * MR;
-  static_assert(MR <= 8, "the k-loop addresses eight rows, the accumulators are 16");
+  static_assert(MR <= 8, "the k-loop addresses eight positions, the accumulators are 16");
   // Fetch the output lines for writing while the K loop runs (see the AVX2 kernel).
   for (int i = 0; i < MR; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * g.c_ms), _MM_HINT_T0);
@@ -119,16 +119,16 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
-    const unsigned rows = window_rows<MR>(g, p, m0);
-    if (rows == 0) continue;
-    if (rows != (1u << MR) - 1u) {
-      // Some rows' taps fall past the input's border: only the others read and accumulate.
+    const unsigned live = window_mask<MR>(g, p, m0);
+    if (live == 0) continue;
+    if (live != (1u << MR) - 1u) {
+      // Some positions' taps fall past the input's border: only the others read and accumulate.
       for (std::int64_t k = 0; k < K; ++k) {
         const V w0 = S::load(bp);
         const V w1 = S::load(bp + L);
 #define TCONV_STEP(i)                                                        \
   if constexpr ((i) < COUNT) {                                               \
-    if (rows >> ((i) / 2) & 1u)                                              \
+    if (live >> ((i) / 2) & 1u)                                              \
       r##i = S::fma(S::bcast(ap + ((i) / 2) * ms), (i) % 2 ? w1 : w0, r##i); \
   }
         TCONV_ACC16(TCONV_STEP)
@@ -138,8 +138,8 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
       }
       continue;
     }
-    // Row i's A element at base[i / 3] + (i % 3) * ms: three base registers and two offsets
-    // address eight rows (one pointer per row spills GCC's registers inside the loop).
+    // Position i's A element at base[i / 3] + (i % 3) * ms: three base registers and two offsets
+    // address eight positions (one pointer per position spills GCC's registers inside the loop).
     const std::int64_t msb = ms * static_cast<std::int64_t>(sizeof(T)), ms2b = 2 * msb;
     const std::int64_t ksb = ks * static_cast<std::int64_t>(sizeof(T));
     const char* a0 = reinterpret_cast<const char*>(ap);
@@ -151,9 +151,9 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
         _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR + L), _MM_HINT_T0);
       }
       if constexpr (PREFETCH_A) {
-        // A row's next line but one, once per line (16 float32 or 8 float64 k-steps): rows
-        // read in place from an input in main memory are concurrent streams, more than the
-        // hardware prefetcher follows. unet 128->64 at 128x128, NHWC: 86 -> 91 GFLOP/s.
+        // A position's next line but one, once per line (16 float32 or 8 float64 k-steps):
+        // positions read in place from an input in main memory are concurrent streams, more than
+        // the hardware prefetcher follows. unet 128->64 at 128x128, NHWC: 86 -> 91 GFLOP/s.
         if ((k & (64 / sizeof(T) - 1)) == 0)
           for (int i = 0; i < MR; ++i) _mm_prefetch(a0 + i * msb + 128, _MM_HINT_T0);
       }
@@ -203,10 +203,10 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
 }
 
 template <class S, bool PREFETCH_A>
-void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t rows) {
+void channel_tiles(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t len) {
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
-  switch (rows) {
+  switch (len) {
     case 8:
       channel_tile<S, 8, PREFETCH_A>(g, m, a, c);
       break;
@@ -238,18 +238,18 @@ void channel_rows(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t
 
 template <class S>
 void channel_gemm(const GemmCall<typename S::T>& g) {
-  // The rows are spread evenly over the fewest tiles of at most kMR: a 10-row call runs two
-  // 5-row tiles (10 chains each), never 8 + 2 (a 2-row tile has too few chains in flight to
-  // hide the FMA latency).
+  // The positions are spread evenly over the fewest tiles of at most kMR: a 10-position call runs
+  // two 5-position tiles (10 chains each), never 8 + 2 (a 2-position tile has too few chains in
+  // flight to hide the FMA latency).
   const std::int64_t tiles = (g.m + kMR - 1) / kMR;
   std::int64_t m = 0;
   for (std::int64_t t = 0; t < tiles; ++t) {
-    const std::int64_t rows = (g.m - m) / (tiles - t) + ((g.m - m) % (tiles - t) ? 1 : 0);
+    const std::int64_t len = (g.m - m) / (tiles - t) + ((g.m - m) % (tiles - t) ? 1 : 0);
     if (g.prefetch_a && g.a_ks == 1)
-      channel_rows<S, true>(g, m, rows);
+      channel_tiles<S, true>(g, m, len);
     else
-      channel_rows<S, false>(g, m, rows);
-    m += rows;
+      channel_tiles<S, false>(g, m, len);
+    m += len;
   }
 }
 
@@ -263,8 +263,8 @@ KernelSet<float> kernels_f32() {
   ks.channel_gemm = channel_f32;
   ks.nr = 2 * F32::L;
   ks.phase_gemm = phase_f32;
-  ks.spatial_in_place = true;
-  ks.rows_gemm = rows_f32;
+  ks.position_in_place = true;
+  ks.grid_gemm = grid_f32;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f32;
   return ks;
@@ -274,8 +274,8 @@ KernelSet<double> kernels_f64() {
   ks.channel_gemm = channel_f64;
   ks.nr = 2 * F64::L;
   ks.phase_gemm = phase_f64;
-  ks.spatial_in_place = true;
-  ks.rows_gemm = rows_f64;
+  ks.position_in_place = true;
+  ks.grid_gemm = grid_f64;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f64;
   return ks;

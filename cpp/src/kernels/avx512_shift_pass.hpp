@@ -1,11 +1,11 @@
-// What the AVX-512 shift-group and row-phase tiles (avx512_fused.cpp, avx512_rows.hpp) share:
+// What the AVX-512 shift-group and grid tiles (avx512_phase_groups.cpp, avx512_grid.hpp) share:
 // the pass over one shift's input vectors and the switch over its phase mask. Only for files
-// built with -mavx512f, after avx512_tile.hpp; internal linkage, as there.
+// built with -mavx512f, after avx512_lanes.hpp; internal linkage, as there.
 #pragma once
 
 #include <cstdint>
 
-#include "kernels/avx512_tile.hpp"
+#include "kernels/avx512_lanes.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {

@@ -28,16 +28,16 @@ struct GemmCall {
   std::int64_t pairs, k, a_ks, a_ms, b_ld;
   T* c;
   std::int64_t c_ms, c_ns;
-  std::int64_t m, n;  // rows to compute; valid columns (<= the kernel's width)
+  std::int64_t m, n;  // positions to compute; valid columns (<= the kernel's width)
   const T* bias;      // n values, or null for zero
   // A hint: the A rows are read from main memory for the first time (a_ks must be 1), so the
   // kernel fetches each row's next lines ahead of the k loop. Kernels may ignore it.
   bool prefetch_a = false;
-  // Row windows, or null: pair p has A rows m in [m_lo[p], m_hi[p]) only; the rows outside are
-  // zeros the kernel must not read (their addresses may lie outside the input: A is then the
-  // input itself, read in place, and these are the taps that fall past its borders). m_lo may
-  // be negative and m_hi may exceed m. With windows the spatial kernels read no lane at or past
-  // a pair's m_hi (there is no buffer slack to read into). Only for kernel sets that declare
+  // Row windows, or null: pair p has A positions m in [m_lo[p], m_hi[p]) only; the positions
+  // outside are zeros the kernel must not read (their addresses may lie outside the input: A is
+  // then the input itself, read in place, and these are the taps that fall past its borders). m_lo
+  // may be negative and m_hi may exceed m. With windows the position kernels read no lane at or
+  // past a pair's m_hi (there is no buffer slack to read into). Only for kernel sets that declare
   // `windows`.
   const std::int64_t* m_lo = nullptr;
   const std::int64_t* m_hi = nullptr;
@@ -46,7 +46,7 @@ struct GemmCall {
 template <class T>
 using GemmFn = void (*)(const GemmCall<T>&);
 
-// The spatial-vector GEMM over several phases of the last dim at once (tiny C_out): one load
+// The position-vector GEMM over several phases of the last dim at once (tiny C_out): one load
 // of input positions feeds every phase with a tap at that shift.
 //
 //   C_ph[m][n] = bias[n] + sum over pairs p with b_off[p * phases + ph] >= 0, over k < K of
@@ -98,7 +98,7 @@ using PhaseFn = bool (*)(const PhaseCall<T>&);
 // of `group` consecutive ones reading the same input row at different shifts; the row windows
 // m_lo / m_hi are required (A is the input, read in place).
 template <class T>
-struct RowsCall {
+struct GridCall {
   const T* a;
   const std::int64_t* a_off;
   const std::int64_t* m_lo;
@@ -121,11 +121,11 @@ struct RowsCall {
 
 // Returns false (and computes nothing) when it has no kernel for (n, row_phases, phases).
 template <class T>
-using RowsFn = bool (*)(const RowsCall<T>&);
+using GridFn = bool (*)(const GridCall<T>&);
 
 // A kernel family: the channel-vector GEMM (N = output channels, width nr) and the
-// spatial-vector GEMM (M = output positions in vectors of `vl`, N <= 4 output channels,
-// a_ms must be 1; without row windows the row buffer must be readable `spatial_tile` elements
+// position-vector GEMM (M = output positions in vectors of `vl`, N <= 4 output channels,
+// a_ms must be 1; without row windows the row buffer must be readable `position_tile` elements
 // past the last row, with them nothing past a pair's window is read).
 // dst[j * dst_ld + i] = src[i * src_ld + j] for i < rows, j < cols (a strided 2-D transpose).
 // dst_order: sweep dst rows to the end before the next band (the side in main memory streams
@@ -212,24 +212,24 @@ template <class T>
 struct KernelSet {
   GemmFn<T> channel_gemm;
   std::int64_t nr;
-  GemmFn<T> spatial_gemm;
-  std::int64_t spatial_tile;
+  GemmFn<T> position_gemm;
+  std::int64_t position_tile;
   TransposeFn<T> transpose;
   PhaseFn<T> phase_gemm;    // may be null
   DwRowsFn<T> dw_rows;      // may be null (the depthwise driver's scalar kernels then)
   DwPixelsFn<T> dw_pixels;  // may be null
-  // Rows of the channel kernel's full tile: the driver cuts long rows into blocks of whole
+  // Positions of the channel kernel's full tile: the driver cuts long rows into blocks of whole
   // tiles, so that a block does not end in a tile too short to hide the FMA latency.
   std::int64_t mr = 6;
-  // Whether channel_gemm, and spatial_gemm with phase_gemm, honour the row windows
+  // Whether channel_gemm, and position_gemm with phase_gemm, honour the row windows
   // (GemmCall::m_lo / m_hi): the driver then reads small inputs in place instead of copying
   // them into zero-haloed row buffers.
   bool channel_windows = false;
-  bool spatial_windows = false;
+  bool position_windows = false;
   // Whether phase_gemm runs each group of shifts in one pass over the input channels, so that
   // reading an NCHW input in place (channel planes far apart) costs no more than copying it.
-  bool spatial_in_place = false;
-  RowsFn<T> rows_gemm = nullptr;  // may be null
+  bool position_in_place = false;
+  GridFn<T> grid_gemm = nullptr;  // may be null
 };
 
 }  // namespace tconv::kernels

@@ -7,5 +7,8 @@ namespace tconv::kernels::neon {
 
 KernelSet<float> kernels_f32();
 KernelSet<double> kernels_f64();
+// The multi-phase kernel (neon_phase.cpp).
+bool phase_f32(const PhaseCall<float>& g);
+bool phase_f64(const PhaseCall<double>& g);
 
 }  // namespace tconv::kernels::neon

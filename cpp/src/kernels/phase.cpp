@@ -102,11 +102,11 @@ bool Packed<T>::matches(const Geometry& g) const {
 Algo choose_algo(const Geometry& g) {
   // Output channels as the vector axis wastes most lanes below 5 channels per group: vectorise
   // over output positions instead.
-  return g.out_channels / g.groups <= 4 ? Algo::spatial : Algo::channel;
+  return g.out_channels / g.groups <= 4 ? Algo::positions : Algo::channel;
 }
 
-bool rows_layout_fits(const Geometry& g) {
-  if (choose_algo(g) != Algo::spatial || g.rank < 2) return false;
+bool grid_layout_fits(const Geometry& g) {
+  if (choose_algo(g) != Algo::positions || g.rank < 2) return false;
   const std::int64_t sy = g.stride[g.rank - 2], sx = g.stride[g.rank - 1];
   const std::int64_t n = g.out_channels / g.groups;
   return sy >= 2 && sy <= 4 && sx >= 2 && sx <= 4 && n >= 1 && n * sy * sx <= 24;
@@ -114,9 +114,9 @@ bool rows_layout_fits(const Geometry& g) {
 
 namespace {
 
-// The RowsCall layout of pk's weights (see Packed::rows_data), from its per-phase blocks.
+// The GridCall layout of pk's weights (see Packed::grid_data), from its per-phase blocks.
 template <class T>
-void pack_rows(Packed<T>& pk) {
+void pack_grid(Packed<T>& pk) {
   const int rank = static_cast<int>(pk.dims.size());
   const int yd = rank - 2, xd = rank - 1;
   const DimPhases &dy = pk.dims[yd], &dx = pk.dims[xd];
@@ -139,7 +139,7 @@ void pack_rows(Packed<T>& pk) {
   for (int d = 0; d < yd; ++d) outer_phases *= pk.dims[d].stride;
   const std::int64_t block = pk.cin_g * RY * PH * CO;
   const std::int64_t per_tap = pk.row_shifts * pk.col_shifts * block;
-  pk.rows_offset.resize(static_cast<std::size_t>(pk.groups * outer_phases));
+  pk.grid_offset.resize(static_cast<std::size_t>(pk.groups * outer_phases));
   std::int64_t at = 0;
   std::vector<std::int64_t> outer_taps(static_cast<std::size_t>(outer_phases));
   for (std::int64_t po = 0; po < outer_phases; ++po) {
@@ -152,13 +152,13 @@ void pack_rows(Packed<T>& pk) {
   }
   for (std::int64_t gi = 0; gi < pk.groups; ++gi)
     for (std::int64_t po = 0; po < outer_phases; ++po) {
-      pk.rows_offset[gi * outer_phases + po] = at;
+      pk.grid_offset[gi * outer_phases + po] = at;
       at += outer_taps[po] * per_tap;
     }
-  pk.rows_size = static_cast<std::size_t>(at);
-  pk.rows_data = detail::make_buffer<T>(pk.rows_size, "the weights packed for the row kernel",
+  pk.grid_size = static_cast<std::size_t>(at);
+  pk.grid_data = detail::make_buffer<T>(pk.grid_size, "the weights packed for the grid kernel",
                                         detail::kWeightsAdvice);
-  T* const out = pk.rows_data.get();
+  T* const out = pk.grid_data.get();
   std::fill(out, out + at, T(0));
   for (std::int64_t gi = 0; gi < pk.groups; ++gi)
     for (std::int64_t po = 0; po < outer_phases; ++po)
@@ -175,7 +175,7 @@ void pack_rows(Packed<T>& pk) {
                                          jx;
                 const T* src = pk.data.get() + pk.offset[(gi * pk.phases + ph) * pk.panels] +
                                tap * pk.cin_g * pk.width;
-                T* dst = out + pk.rows_offset[gi * outer_phases + po] + t * per_tap +
+                T* dst = out + pk.grid_offset[gi * outer_phases + po] + t * per_tap +
                          ((dy.c[ry][jy] - pk.row_shift_lo) * pk.col_shifts +
                           (dx.c[rx][jx] - pk.col_shift_lo)) *
                              block +
@@ -363,7 +363,7 @@ void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads) {
 
 template <class T>
 Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& ws, Algo algo,
-               std::int64_t nr, int threads, TransposeFn<T> transpose, bool rows_layout) {
+               std::int64_t nr, int threads, TransposeFn<T> transpose, bool grid_layout) {
   const bool cf = g.data_format == DataFormat::channels_first;
   const int w_cin_axis = cf ? 0 : g.rank + 1;
   const int w_cout_axis = cf ? 1 : g.rank;
@@ -379,7 +379,7 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
     pack_channel_runs(pk, g, src, ws, w_k_axis, threads, transpose);
   else
     pack_tiles(pk, src, threads);
-  if (rows_layout && algo == Algo::spatial && rows_layout_fits(g)) pack_rows(pk);
+  if (grid_layout && algo == Algo::positions && grid_layout_fits(g)) pack_grid(pk);
   return pk;
 }
 
@@ -394,9 +394,9 @@ std::int64_t used_col_shifts(const Packed<T>& pk) {
   return std::count(used.begin(), used.end(), true);
 }
 
-// One thread's lists for run_rows: the outer taps in range (input offset, tap index) and the
-// call's pairs (see RowsCall).
-struct RowsScratch {
+// One thread's lists for run_grid: the outer taps in range (input offset, tap index) and the
+// call's pairs (see GridCall).
+struct GridScratch {
   std::vector<std::int64_t> a_off, m_lo, m_hi, b_off, rm, cm, outer_off, outer_tap;
 };
 
@@ -408,13 +408,13 @@ std::vector<std::int64_t> shift_masks(const DimPhases& d, std::int64_t lo, std::
   return mask;
 }
 
-// Every phase of the last two dims at once (RowsCall), the input read in place: an item is
+// Every phase of the last two dims at once (GridCall), the input read in place: an item is
 // one input row position qy of the dim before the last (its sy output rows), for one image,
 // one position of each outer dim and one block of the last dim.
 template <class T>
-class RowsDriver {
+class GridDriver {
  public:
-  RowsDriver(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks, int threads)
+  GridDriver(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks, int threads)
       : p_(p), g_(*p.g), pk_(pk), ks_(ks), yd_(g_.rank - 2), xd_(g_.rank - 1) {
     const bool cf = g_.data_format == DataFormat::channels_first;
     c_axis_ = cf ? 1 : g_.rank + 1;
@@ -435,14 +435,14 @@ class RowsDriver {
     std::int64_t nxb = 1;
     if (threads > 1 && rows_ < tiling::kItemsPerThread * threads)
       nxb = std::max<std::int64_t>(1, std::min(ceil_div(tiling::kItemsPerThread * threads, rows_),
-                                               qmax_ / tiling::kRowsMinBlock));
+                                               qmax_ / tiling::kGridMinBlock));
     qblock_ =
-        ceil_div(ceil_div(qmax_, nxb), tiling::kRowsBlockMultiple) * tiling::kRowsBlockMultiple;
+        ceil_div(ceil_div(qmax_, nxb), tiling::kGridBlockMultiple) * tiling::kGridBlockMultiple;
     items_ = rows_ * ceil_div(qmax_, qblock_);
     for (int d = 0; d < yd_; ++d) {
       std::size_t m = 0;
       for (const auto& k : pk.dims[d].k) m = std::max(m, k.size());
-      max_outer_ *= std::min(static_cast<std::int64_t>(m), g_.input[d]);  // as max_slots in run()
+      max_outer_ *= std::min(static_cast<std::int64_t>(m), g_.input[d]);  // as max_sources in run()
     }
     max_pairs_ = max_outer_ * pk.row_shifts * group_;
     // Inputs well beyond L2 come from L3 or memory, their channel rows a plane apart where no
@@ -458,14 +458,14 @@ class RowsDriver {
     return static_cast<double>(6 * max_pairs_ + 2 * max_outer_) *
            static_cast<double>(sizeof(std::int64_t));
   }
-  void init_scratch(RowsScratch& s) const {
+  void init_scratch(GridScratch& s) const {
     for (auto* v : {&s.a_off, &s.m_lo, &s.m_hi, &s.b_off, &s.rm, &s.cm})
       v->reserve(static_cast<std::size_t>(max_pairs_));
     s.outer_off.reserve(static_cast<std::size_t>(max_outer_));
     s.outer_tap.reserve(static_cast<std::size_t>(max_outer_));
   }
 
-  void run_item(RowsScratch& s, std::int64_t item) const {
+  void run_item(GridScratch& s, std::int64_t item) const {
     const std::int64_t xb = item / rows_;
     std::int64_t rest = item % rows_;
     const std::int64_t qy = rest % qy_max_;
@@ -493,7 +493,7 @@ class RowsDriver {
  private:
   // The outer dims' position of row oo (into o), its phase (returned) and valid taps
   // (odometer), as input offsets.
-  std::int64_t outer_taps(RowsScratch& s, std::int64_t oo, std::int64_t* o) const {
+  std::int64_t outer_taps(GridScratch& s, std::int64_t oo, std::int64_t* o) const {
     std::int64_t r[8] = {0}, q[8] = {0};
     outer_position(g_, oo, yd_, o, r, q);
     std::int64_t po = 0;
@@ -511,7 +511,7 @@ class RowsDriver {
 
   // The call's pairs: per (outer tap, row shift in the input, column shift some phase has)
   // its A offset and row window, weight offset and phase masks.
-  void pairs(RowsScratch& s, std::int64_t qy, std::int64_t qa) const {
+  void pairs(GridScratch& s, std::int64_t qy, std::int64_t qa) const {
     for (auto* v : {&s.a_off, &s.m_lo, &s.m_hi, &s.b_off, &s.rm, &s.cm}) v->clear();
     const std::int64_t xs_y = p_.x_strides[sp_axis_ + yd_];
     const std::int64_t block = pk_.cin_g * sy_ * sx_ * pk_.cout_g;
@@ -534,16 +534,16 @@ class RowsDriver {
       }
   }
 
-  void call(const RowsScratch& s, std::int64_t gi, std::int64_t po, std::int64_t qy,
+  void call(const GridScratch& s, std::int64_t gi, std::int64_t po, std::int64_t qy,
             std::int64_t qa, std::int64_t qb, const T* x_n, T* y_n, const T* next_row) const {
     const std::int64_t cin_g = pk_.cin_g, cout_g = pk_.cout_g;
     const std::int64_t gi_stride = cin_g * p_.x_strides[c_axis_];
-    RowsCall<T> call;
+    GridCall<T> call;
     call.a = x_n + gi * gi_stride;
     call.a_off = s.a_off.data();
     call.m_lo = s.m_lo.data();
     call.m_hi = s.m_hi.data();
-    call.b = pk_.rows_data.get() + pk_.rows_offset[gi * outer_phases_ + po];
+    call.b = pk_.grid_data.get() + pk_.grid_offset[gi * outer_phases_ + po];
     call.b_off = s.b_off.data();
     call.row_mask = s.rm.data();
     call.col_mask = s.cm.data();
@@ -565,7 +565,7 @@ class RowsDriver {
     call.outputs = std::min(qb * sx_, g_.output[xd_]) - qa * sx_;
     call.bias = p_.bias ? p_.bias + gi * cout_g : nullptr;
     call.prefetch = next_row ? next_row + gi * gi_stride : nullptr;
-    const bool ran = ks_.rows_gemm(call);
+    const bool ran = ks_.grid_gemm(call);
     assert(ran);
     (void)ran;
   }
@@ -585,16 +585,16 @@ class RowsDriver {
 }  // namespace
 
 template <class T>
-std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks,
+std::size_t run_grid(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks,
                      int threads) {
-  const RowsDriver<T> driver(p, pk, ks, threads);
+  const GridDriver<T> driver(p, pk, ks, threads);
   threads =
       static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, driver.items())));
   const double per_thread = driver.per_thread_bytes();
   if (per_thread * threads > detail::scratch_budget(detail::output_bytes(*p.g, sizeof(T))))
     return kDeclined;
-  runtime::note_kernel("phase_rows");
-  std::vector<RowsScratch> scratch(static_cast<std::size_t>(threads));
+  runtime::note_kernel("phase_grid");
+  std::vector<GridScratch> scratch(static_cast<std::size_t>(threads));
   std::size_t scratch_bytes = 0;
   for (auto& s : scratch) {
     driver.init_scratch(s);
@@ -610,9 +610,9 @@ std::size_t run_rows(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T
 }
 
 template <class T>
-bool rows_applies(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks) {
+bool grid_applies(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks) {
   const Geometry& g = *p.g;
-  if (!ks.rows_gemm || pk.rows_size == 0 || !rows_layout_fits(g)) return false;
+  if (!ks.grid_gemm || pk.grid_size == 0 || !grid_layout_fits(g)) return false;
   const bool cf = g.data_format == DataFormat::channels_first;
   const int sp_axis = cf ? 2 : 1;
   if (p.x_strides[sp_axis + g.rank - 1] != 1) return false;
@@ -672,13 +672,13 @@ class RowCache {
   int dims_ = 0;
 };
 
-// One thread's buffers: the staging row, the row cache, the slots of a row (one per outer tap
+// One thread's buffers: the staging row, the row cache, the sources of a row (one per outer tap
 // in range) and the pair lists of a call.
 template <class T>
 struct RowScratch {
   std::vector<T> row;
   RowCache<T> cache;
-  std::vector<std::int64_t> a_off, b_off, partner, m_lo, m_hi, slot_in, slot_tap, slot_off;
+  std::vector<std::int64_t> a_off, b_off, partner, m_lo, m_hi, source_in, source_tap, source_off;
 };
 
 // ---- row fills: input positions [lo, hi) of one row into a buffer line ----------------------
@@ -778,9 +778,10 @@ std::vector<ShiftUse> shift_uses(const DimPhases& dx, std::int64_t cmin, std::in
 // Where one row pass reads and writes (see PhaseDriver::row_pass).
 template <class T>
 struct RowJob {
-  std::int64_t gi, panel, xb, qa, qb, ph_outer, nslots;
-  const T* a_base;  // A of slot sl at position i of the last dim: a_base[slot_off[sl] + i * a_ms]
-  T* y_dst;         // where the micro-kernels store: the output or the staging row
+  std::int64_t gi, panel, xb, qa, qb, ph_outer, nsources;
+  // A of source si at position i of the last dim: a_base[source_off[si] + i * a_ms].
+  const T* a_base;
+  T* y_dst;  // where the micro-kernels store: the output or the staging row
   std::int64_t ys_x, ys_c;
   std::int64_t co_lo, co_hi;  // the panel's output channels within the group
   const T* bias_g;
@@ -803,7 +804,7 @@ class PhaseDriver {
     const bool cf = g_.data_format == DataFormat::channels_first;
     c_axis_ = cf ? 1 : g_.rank + 1;
     sp_axis_ = cf ? 2 : 1;
-    spatial_ = pk.algo == Algo::spatial;
+    positions_ = pk.algo == Algo::positions;
     sx_ = g_.stride[xd_];
     in_x_ = g_.input[xd_];
     out_x_ = g_.output[xd_];
@@ -824,30 +825,30 @@ class PhaseDriver {
   std::size_t init_scratch(RowScratch<T>& s) const {
     const std::int64_t lines_cached = t_.in_place ? 0 : t_.cached;
     const std::int64_t max_pairs =
-        t_.max_slots * std::max<std::int64_t>(t_.max_xtaps, t_.cmax - t_.cmin + 1);
+        t_.max_sources * std::max<std::int64_t>(t_.max_xtaps, t_.cmax - t_.cmin + 1);
     const auto sz = [](std::int64_t n) { return static_cast<std::size_t>(n); };
     s.row.resize(sz(t_.row_len));
-    s.cache.init(lines_cached, t_.slot_stride, t_.modulus, xd_);
-    s.slot_off.resize(sz(t_.max_slots));
-    // Pair lists: the multi-phase call's hold a pair per (slot, shift) with sx weight offsets.
+    s.cache.init(lines_cached, t_.row_stride, t_.modulus, xd_);
+    s.source_off.resize(sz(t_.max_sources));
+    // Pair lists: the multi-phase call's hold a pair per (source, shift) with sx weight offsets.
     s.a_off.reserve(sz(max_pairs));
     s.b_off.reserve(sz(max_pairs * sx_));
     s.partner.reserve(sz(max_pairs));
     s.m_lo.reserve(sz(t_.in_place ? max_pairs : 0));
     s.m_hi.reserve(sz(t_.in_place ? max_pairs : 0));
-    s.slot_in.reserve(sz(t_.max_slots * std::max(xd_, 1)));
-    s.slot_tap.reserve(sz(t_.max_slots));
+    s.source_in.reserve(sz(t_.max_sources * std::max(xd_, 1)));
+    s.source_tap.reserve(sz(t_.max_sources));
     return s.row.capacity() * sizeof(T) + s.cache.bytes() +
            (s.a_off.capacity() + s.b_off.capacity() + s.partner.capacity() + s.m_lo.capacity() +
-            s.m_hi.capacity() + s.slot_in.capacity() + s.slot_tap.capacity() +
-            s.slot_off.capacity()) *
+            s.m_hi.capacity() + s.source_in.capacity() + s.source_tap.capacity() +
+            s.source_off.capacity()) *
                sizeof(std::int64_t);
   }
 
   // Work item `item` (see Tiling): the position-vector kernels take one row of one block, all
   // groups; the channel kernels a block of rows of one line, for a share of the panels.
   void run_item(RowScratch<T>& s, std::int64_t item) const {
-    if (spatial_) {
+    if (positions_) {
       // Blocks outermost, so a run of consecutive items walks down the rows of one block and
       // each new row finds most of its input rows in the thread's cache.
       for (std::int64_t gi = 0; gi < pk_.groups; ++gi)
@@ -887,8 +888,8 @@ class PhaseDriver {
     job.qa = xb * t_.qblock;
     job.qb = std::min(job.qa + t_.qblock, t_.qmax);
     std::int64_t o[8] = {0};
-    job.ph_outer = outer_slots(s, oo, o);
-    job.nslots = static_cast<std::int64_t>(s.slot_tap.size());
+    job.ph_outer = outer_sources(s, oo, o);
+    job.nsources = static_cast<std::int64_t>(s.source_tap.size());
 
     T* y_row = p_.y + n * p_.y_strides[0];
     for (int d = 0; d < xd_; ++d) y_row += o[d] * p_.y_strides[sp_axis_ + d];
@@ -903,53 +904,53 @@ class PhaseDriver {
     const T* const x_g = p_.x + n * p_.x_strides[0] + gi * pk_.cin_g * xs_c_;
     job.a_base = t_.in_place ? x_g : s.cache.data();
     if (t_.in_place)
-      place_in_input(s, job.nslots);
+      place_in_input(s, job.nsources);
     else
       place_in_cache(s, x_g, n, job);
     job.bias_g = p_.bias ? p_.bias + gi * pk_.cout_g : nullptr;
     // Tiny C_out: all phases of the last dim in one call, positions up to the last one that
     // every phase has; the per-phase calls take the rest.
-    const std::int64_t q_done = multi_ && job.nslots > 0 ? run_all_phases(s, job) : job.qa;
+    const std::int64_t q_done = multi_ && job.nsources > 0 ? run_all_phases(s, job) : job.qa;
     for (std::int64_t rx = 0; rx < sx_; ++rx) run_phase(s, job, rx, q_done);
     if (via_row_) store_row(s, job, y_row, x0, x1);
   }
 
   // The outer dims' position of row oo (into o), the phase (returned), and per outer tap in
-  // range a slot: its input indices (slot_in, xd per slot) and tap index (slot_tap, row-major
-  // over the phase's outer tap lists).
-  std::int64_t outer_slots(RowScratch<T>& s, std::int64_t oo, std::int64_t* o) const {
+  // range a source: its input indices (source_in, xd per source) and tap index (source_tap,
+  // row-major over the phase's outer tap lists).
+  std::int64_t outer_sources(RowScratch<T>& s, std::int64_t oo, std::int64_t* o) const {
     std::int64_t r[8] = {0}, q[8] = {0};
     outer_position(g_, oo, xd_, o, r, q);
     std::int64_t ph_outer = 0;
     for (int d = 0; d < xd_; ++d) ph_outer = ph_outer * g_.stride[d] + r[d];
-    s.slot_in.clear();
-    s.slot_tap.clear();
+    s.source_in.clear();
+    s.source_tap.clear();
     for_each_outer_tap(g_, pk_, xd_, r, q, [&](const std::int64_t* i, std::int64_t tap) {
-      for (int d = 0; d < xd_; ++d) s.slot_in.push_back(i[d]);
-      s.slot_tap.push_back(tap);
+      for (int d = 0; d < xd_; ++d) s.source_in.push_back(i[d]);
+      s.source_tap.push_back(tap);
     });
     return ph_outer;
   }
 
-  // In place: each slot's offset is its input row's.
-  void place_in_input(RowScratch<T>& s, std::int64_t nslots) const {
-    for (std::int64_t sl = 0; sl < nslots; ++sl) {
+  // In place: each source's offset is its input row's.
+  void place_in_input(RowScratch<T>& s, std::int64_t nsources) const {
+    for (std::int64_t si = 0; si < nsources; ++si) {
       std::int64_t off = 0;
-      for (int d = 0; d < xd_; ++d) off += s.slot_in[sl * xd_ + d] * p_.x_strides[sp_axis_ + d];
-      s.slot_off[sl] = off;
+      for (int d = 0; d < xd_; ++d) off += s.source_in[si * xd_ + d] * p_.x_strides[sp_axis_ + d];
+      s.source_off[si] = off;
     }
   }
 
-  // From copies: each slot's row found in, or copied into, the row cache.
+  // From copies: each source's row found in, or copied into, the row cache.
   void place_in_cache(RowScratch<T>& s, const T* x_g, std::int64_t n, const RowJob<T>& job) const {
     const std::int64_t i0 = job.qa + t_.cmin;  // input position of buffer column 0
-    for (std::int64_t sl = 0; sl < job.nslots; ++sl) {
-      const std::int64_t* in = s.slot_in.data() + sl * xd_;
+    for (std::int64_t si = 0; si < job.nsources; ++si) {
+      const std::int64_t* in = s.source_in.data() + si * xd_;
       std::int64_t in_row = 0;
       for (int d = 0; d < xd_; ++d) in_row = in_row * g_.input[d] + in[d];
       const std::int64_t key = ((n * n_in_outer_ + in_row) * pk_.groups + job.gi) * t_.nxb + job.xb;
       const std::int64_t line = s.cache.line_of(in);
-      s.slot_off[sl] = line * t_.slot_stride - i0 * t_.a_ms;
+      s.source_off[si] = line * t_.row_stride - i0 * t_.a_ms;
       if (s.cache.holds(line, key)) continue;
       const T* src = x_g;
       for (int d = 0; d < xd_; ++d) src += in[d] * p_.x_strides[sp_axis_ + d];
@@ -965,17 +966,17 @@ class PhaseDriver {
     T* dst = cache.line(line);
     const std::int64_t lo = std::clamp<std::int64_t>(-i0, 0, xlen);
     const std::int64_t hi = std::clamp<std::int64_t>(in_x_ - i0, lo, xlen);
-    const std::int64_t ds_x = spatial_ ? 1 : t_.cin_pitch, ds_c = spatial_ ? t_.xlen_alloc : 1;
+    const std::int64_t ds_x = positions_ ? 1 : t_.cin_pitch, ds_c = positions_ ? t_.xlen_alloc : 1;
     if (!cache.halo_of(line, job.xb)) zero_halo(dst, ds_x, ds_c, cin_g, lo, hi, xlen);
     // Walk the source along its unit-stride axis (x in channels_first, C in channels_last).
     const T* base = src + i0 * xs_x_;
-    if (!spatial_ && xs_x_ == 1 && ks_.transpose) {
+    if (!positions_ && xs_x_ == 1 && ks_.transpose) {
       ks_.transpose(base + lo, xs_c_, dst + lo * t_.cin_pitch, t_.cin_pitch, cin_g, hi - lo, false);
-    } else if (spatial_ && xs_x_ == 1) {
+    } else if (positions_ && xs_x_ == 1) {
       const std::int64_t next = xd_ > 0 ? p_.x_strides[sp_axis_ + xd_ - 1] : 0;
       const bool more = xd_ > 0 && in[xd_ - 1] + 1 < g_.input[xd_ - 1];
       copy_whole_rows(base, xs_c_, dst, ds_c, cin_g, lo, hi, next, more);
-    } else if (!spatial_ && xs_c_ == 1) {
+    } else if (!positions_ && xs_c_ == 1) {
       // Channels contiguous (channels_last): each position's channels are one run.
       for (std::int64_t xi = lo; xi < hi; ++xi)
         std::copy_n(base + xi * xs_x_, cin_g, dst + xi * t_.cin_pitch);
@@ -984,11 +985,11 @@ class PhaseDriver {
     }
   }
 
-  // The multi-phase call's pairs (see shift_uses): per (slot, shift) pair its A offset, its
+  // The multi-phase call's pairs (see shift_uses): per (source, shift) pair its A offset, its
   // row window in place, one weight offset per phase (-1: no tap there) and its partner.
   std::int64_t all_phase_pairs(RowScratch<T>& s, const RowJob<T>& job) const {
     const std::int64_t nuses = static_cast<std::int64_t>(uses_.size());
-    const std::int64_t npairs = job.nslots * nuses;
+    const std::int64_t npairs = job.nsources * nuses;
     // Written by index into lists sized once (this runs for every output row).
     s.a_off.resize(static_cast<std::size_t>(npairs));
     s.b_off.resize(static_cast<std::size_t>(npairs * sx_));
@@ -1004,13 +1005,13 @@ class PhaseDriver {
     for (std::int64_t rx = 0; rx < sx_; ++rx)
       phase_off[rx] = pk_.offset[(job.gi * pk_.phases + job.ph_outer * sx_ + rx) * pk_.panels];
     const std::int64_t qa = job.qa;
-    for (std::int64_t sl = 0; sl < job.nslots; ++sl) {
-      const std::int64_t first = sl * nuses;
-      const std::int64_t tap = s.slot_tap[sl];
+    for (std::int64_t si = 0; si < job.nsources; ++si) {
+      const std::int64_t first = si * nuses;
+      const std::int64_t tap = s.source_tap[si];
       for (std::int64_t ui = 0; ui < nuses; ++ui) {
         const ShiftUse& u = uses_[static_cast<std::size_t>(ui)];
         const std::int64_t pr = first + ui;
-        a_off[pr] = s.slot_off[sl] + (qa + u.c) * t_.a_ms;
+        a_off[pr] = s.source_off[si] + (qa + u.c) * t_.a_ms;
         if (t_.in_place) {
           s.m_lo[static_cast<std::size_t>(pr)] = -(qa + u.c);
           s.m_hi[static_cast<std::size_t>(pr)] = in_x_ - (qa + u.c);
@@ -1055,7 +1056,7 @@ class PhaseDriver {
     return ks_.phase_gemm(call) ? q_all : job.qa;
   }
 
-  // One phase's pairs from position qa on: per (slot, tap of the phase) its A and weight
+  // One phase's pairs from position qa on: per (source, tap of the phase) its A and weight
   // offsets, and its row window in place.
   void phase_pairs(RowScratch<T>& s, const RowJob<T>& job, const std::vector<std::int64_t>& xk,
                    std::int64_t qa) const {
@@ -1064,10 +1065,10 @@ class PhaseDriver {
     s.b_off.clear();
     s.m_lo.clear();
     s.m_hi.clear();
-    for (std::int64_t sl = 0; sl < job.nslots; ++sl)
+    for (std::int64_t si = 0; si < job.nsources; ++si)
       for (std::int64_t jx = 0; jx < xt; ++jx) {
-        s.a_off.push_back(s.slot_off[sl] + (qa + xk[jx]) * t_.a_ms);
-        s.b_off.push_back((s.slot_tap[sl] * xt + jx) * pk_.cin_g * pk_.width);
+        s.a_off.push_back(s.source_off[si] + (qa + xk[jx]) * t_.a_ms);
+        s.b_off.push_back((s.source_tap[si] * xt + jx) * pk_.cin_g * pk_.width);
         if (t_.in_place) {
           s.m_lo.push_back(-(qa + xk[jx]));
           s.m_hi.push_back(in_x_ - (qa + xk[jx]));
@@ -1085,7 +1086,7 @@ class PhaseDriver {
     const std::int64_t co_lo = job.co_lo, co_hi = job.co_hi, ys_x = job.ys_x, ys_c = job.ys_c;
     T* y0 = job.y_dst + (qa * sx_ + rx) * ys_x + (via_row_ ? -co_lo : job.gi * pk_.cout_g) * ys_c;
     const auto& xk = pk_.dims[xd_].c[rx];
-    if (job.nslots == 0 || xk.empty()) {
+    if (job.nsources == 0 || xk.empty()) {
       // No tap reaches the input: the bias only.
       for (std::int64_t qq = 0; qq < q1 - qa; ++qq)
         for (std::int64_t co = co_lo; co < co_hi; ++co)
@@ -1112,7 +1113,7 @@ class PhaseDriver {
     call.c = y0 + co_lo * ys_c;
     call.n = co_hi - co_lo;
     call.bias = job.bias_g ? job.bias_g + co_lo : nullptr;
-    (spatial_ ? ks_.spatial_gemm : ks_.channel_gemm)(call);
+    (positions_ ? ks_.position_gemm : ks_.channel_gemm)(call);
   }
 
   // The store: the staging row's positions [x0, x1) of the panel's channels written out to a
@@ -1147,7 +1148,7 @@ class PhaseDriver {
   const int xd_;  // the blocked, vectorised-over dimension
   const bool via_row_, multi_;
   int c_axis_ = 0, sp_axis_ = 0;
-  bool spatial_ = false;
+  bool positions_ = false;
   std::int64_t sx_ = 1, in_x_ = 0, out_x_ = 0, xs_x_ = 0, xs_c_ = 0, n_in_outer_ = 1;
   std::vector<ShiftUse> uses_;
   std::vector<std::int64_t> dx_taps_;
@@ -1161,13 +1162,13 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   const int xd = g.rank - 1;
   const int c_axis = g.data_format == DataFormat::channels_first ? 1 : g.rank + 1;
   const int sp_axis = g.data_format == DataFormat::channels_first ? 2 : 1;
-  const bool spatial = pk.algo == Algo::spatial;
+  const bool positions = pk.algo == Algo::positions;
   const std::int64_t sx = g.stride[xd];
   TilingInput in;
   in.g = &g;
   in.dims = &pk.dims;
   in.elem = static_cast<std::int64_t>(sizeof(T));
-  in.spatial = spatial;
+  in.positions = positions;
   in.cin_g = pk.cin_g;
   in.cout_g = pk.cout_g;
   in.groups = pk.groups;
@@ -1177,21 +1178,21 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   // With channels_first output the channel-vector tiles would store one scalar per output
   // channel, each to its own cache line. Instead a block's outputs go to a small channels-last
   // row (vector stores), which is then written out position-contiguous, channel by channel.
-  in.via_row = !spatial && std::abs(p.y_strides[c_axis]) != 1;
+  in.via_row = !positions && std::abs(p.y_strides[c_axis]) != 1;
   in.xs_x = p.x_strides[sp_axis + xd];
   in.xs_c = p.x_strides[c_axis];
   in.mr = ks.mr;
-  in.spatial_tile = ks.spatial_tile;
+  in.position_tile = ks.position_tile;
   in.channel_windows = ks.channel_windows;
-  in.spatial_in_place = ks.spatial_windows && ks.spatial_in_place;
+  in.position_in_place = ks.position_windows && ks.position_in_place;
   in.threads = threads;
   const Tiling t = plan_tiling(in);
-  assert(t.cached >= t.max_slots);
+  assert(t.cached >= t.max_sources);
   if (t.per_thread_bytes * t.threads > detail::scratch_budget(detail::output_bytes(g, sizeof(T))))
     return kDeclined;
-  runtime::note_kernel(!spatial ? (t.block_rows > 1 ? "phase_channel_blocks" : "phase_channel")
-                                : (t.in_place ? "phase_spatial_in_place" : "phase_spatial"));
-  const bool multi = spatial && ks.phase_gemm && sx >= 2 && sx <= 4;
+  runtime::note_kernel(!positions ? (t.block_rows > 1 ? "phase_channel_blocks" : "phase_channel")
+                                  : (t.in_place ? "phase_positions_in_place" : "phase_positions"));
+  const bool multi = positions && ks.phase_gemm && sx >= 2 && sx <= 4;
   PhaseDriver<T> driver(p, pk, ks, t, in.via_row, multi);
   std::vector<RowScratch<T>> scratch(static_cast<std::size_t>(t.threads));
   std::size_t scratch_bytes = 0;
@@ -1322,11 +1323,11 @@ template Packed<float> pack(const Geometry&, const float*, const std::vector<std
 template Packed<double> pack(const Geometry&, const double*, const std::vector<std::int64_t>&, Algo,
                              std::int64_t, int, TransposeFn<double>, bool);
 template std::size_t run(const Problem<float>&, const Packed<float>&, const KernelSet<float>&, int);
-template bool rows_applies(const Problem<float>&, const Packed<float>&, const KernelSet<float>&);
-template bool rows_applies(const Problem<double>&, const Packed<double>&, const KernelSet<double>&);
-template std::size_t run_rows(const Problem<float>&, const Packed<float>&, const KernelSet<float>&,
+template bool grid_applies(const Problem<float>&, const Packed<float>&, const KernelSet<float>&);
+template bool grid_applies(const Problem<double>&, const Packed<double>&, const KernelSet<double>&);
+template std::size_t run_grid(const Problem<float>&, const Packed<float>&, const KernelSet<float>&,
                               int);
-template std::size_t run_rows(const Problem<double>&, const Packed<double>&,
+template std::size_t run_grid(const Problem<double>&, const Packed<double>&,
                               const KernelSet<double>&, int);
 template bool shuffle_applies(const Problem<float>&, const Packed<float>&);
 template bool shuffle_applies(const Problem<double>&, const Packed<double>&);

@@ -13,7 +13,7 @@
 // need no special code and any input layout or stride is accepted), then calls the micro-kernel
 // once per (phase along the last dim, channel panel). Layers with at most 4 output channels
 // per group and strides of 2-4 in their last two dims instead compute every phase of those two
-// dims at once from the input read in place (RowsCall, where the ISA has that kernel): each
+// dims at once from the input read in place (GridCall, where the ISA has that kernel): each
 // input vector loaded feeds every output row and column phase with a tap at its shift, so no
 // row copies are needed to keep the loads cheap.
 #pragma once
@@ -28,7 +28,7 @@
 
 namespace tconv::kernels::phase {
 
-enum class Algo { channel, spatial };
+enum class Algo { channel, positions };
 
 struct DimPhases {
   std::int64_t stride = 1;
@@ -38,7 +38,7 @@ struct DimPhases {
 
 // Weights packed for one layer: per (group, phase[, channel panel]) a block of
 // [tap of the phase][C_in/g][width]; width = the kernel's nr (channel algorithm, zero-padded
-// columns) or C_out/g (spatial algorithm).
+// columns) or C_out/g (position algorithm).
 template <class T>
 struct Packed {
   Algo algo = Algo::channel;
@@ -50,34 +50,34 @@ struct Packed {
   detail::Buffer<T> data;            // not value-initialised: every element is written by the pack
   std::size_t size = 0;
 
-  // The same weights for RowsCall (every phase of the last two dims at once), packed when
-  // rows_layout_fits: per (group, phase of the dims before those two, tap of that phase, row
+  // The same weights for GridCall (every phase of the last two dims at once), packed when
+  // grid_layout_fits: per (group, phase of the dims before those two, tap of that phase, row
   // shift, column shift) a [C_in/g][RY][PH][C_out/g] block, zeros where a phase has no tap at
   // that shift. Shifts run from the lowest to the highest of any phase's taps.
-  detail::Buffer<T> rows_data;
-  std::size_t rows_size = 0;
+  detail::Buffer<T> grid_data;
+  std::size_t grid_size = 0;
   std::int64_t row_shift_lo = 0, row_shifts = 0, col_shift_lo = 0, col_shifts = 0;
-  std::vector<std::int64_t> rows_offset;  // per (group, outer phase)
+  std::vector<std::int64_t> grid_offset;  // per (group, outer phase)
 
   // Packed for this geometry's weights (same layer, any input size)?
   bool matches(const Geometry& g) const;
-  std::size_t bytes() const { return (size + rows_size) * sizeof(T); }
+  std::size_t bytes() const { return (size + grid_size) * sizeof(T); }
 };
 
 // Which algorithm the micro-kernels run for this layer.
 Algo choose_algo(const Geometry& g);
 
-// Whether the RowsCall layout (and kernel) covers this layer: the spatial algorithm, two
+// Whether the GridCall layout (and kernel) covers this layer: the position algorithm, two
 // dims or more, row and column strides of 2-4, and C_out/g x both strides <= 24 accumulators.
-bool rows_layout_fits(const Geometry& g);
+bool grid_layout_fits(const Geometry& g);
 
 // On up to `threads` threads (the weights of large layers are megabytes). `transpose` (the
-// ISA's, or null) turns PyTorch-layout blocks around in vector registers. `rows_layout`: also
-// the RowsCall layout, where it fits.
+// ISA's, or null) turns PyTorch-layout blocks around in vector registers. `grid_layout`: also
+// the GridCall layout, where it fits.
 template <class T>
 Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w_strides, Algo algo,
                std::int64_t nr, int threads, TransposeFn<T> transpose = nullptr,
-               bool rows_layout = false);
+               bool grid_layout = false);
 
 // Whether run_shuffle handles this layer: no padding, output padding or dilation, every dim
 // either kernel == stride or a single input position (so each output comes from exactly one
@@ -98,15 +98,15 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& packed, const Kern
 // kernel without per-row buffers.
 inline constexpr std::size_t kDeclined = static_cast<std::size_t>(-1);
 
-// Whether run_rows takes this layer: its weights in the RowsCall layout, the ISA's kernel, the
+// Whether run_grid takes this layer: its weights in the GridCall layout, the ISA's kernel, the
 // input's last dim contiguous (in place, whole vectors of positions), and few enough shifts.
 template <class T>
-bool rows_applies(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels);
+bool grid_applies(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels);
 
-// Every phase of the last two dims at once (RowsCall), the input read in place. Returns the
+// Every phase of the last two dims at once (GridCall), the input read in place. Returns the
 // scratch bytes used (tap lists, all threads), or kDeclined.
 template <class T>
-std::size_t run_rows(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
+std::size_t run_grid(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
                      int threads);
 
 // The row-buffer driver: runs the layer with packed weights on up to `threads` threads.

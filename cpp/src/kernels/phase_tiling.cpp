@@ -33,7 +33,7 @@ void shape_facts(const TilingInput& in, Tiling& t, std::int64_t* window) {
   for (int d = 0; d < xd; ++d) {
     std::size_t m = 0;
     for (const auto& k : dims[d].k) m = std::max(m, k.size());
-    t.max_slots *= std::min(static_cast<std::int64_t>(m), g.input[d]);
+    t.max_sources *= std::min(static_cast<std::int64_t>(m), g.input[d]);
   }
   for (const auto& k : dims[xd].k) t.max_xtaps = std::max<std::int64_t>(t.max_xtaps, k.size());
   for (int d = 0; d < xd; ++d) {
@@ -63,7 +63,7 @@ void block_last_dim(const TilingInput& in, Tiling& t, std::int64_t per_q, double
   const std::int64_t fit = static_cast<std::int64_t>(budget) / per_q;
   t.nxb = std::max(t.nxb, ceil_div(t.qmax, std::max<std::int64_t>(kMinBudgetBlock, fit)));
   t.qblock = ceil_div(t.qmax, t.nxb);
-  if (t.nxb > 1 && !in.spatial) {
+  if (t.nxb > 1 && !in.positions) {
     const std::int64_t mr = std::max<std::int64_t>(kChannelTile, in.mr);
     const std::int64_t wide = ceil_div(t.qblock, mr) * mr;
     const bool wide_fits =
@@ -87,11 +87,11 @@ void block_rows(const TilingInput& in, Tiling& t, const std::int64_t* window, do
   const std::int64_t budget = static_cast<std::int64_t>(
       std::clamp(kRowBlockShare * std::max(out_bytes, all_weights) / in.threads, kRowBlockMinBytes,
                  kRowBlockMaxBytes));
-  if (xd >= 1 && !in.spatial && t.qblock < kShortRow && weight_bytes > kLargeWeightsBytes) {
+  if (xd >= 1 && !in.positions && t.qblock < kShortRow && weight_bytes > kLargeWeightsBytes) {
     t.block_rows = std::min(t.line_len, ceil_div(kRowBlockPositions, t.qblock));
     const std::int64_t others = t.cached / window[xd - 1];
     while (t.block_rows > 1 &&
-           others * (window[xd - 1] + t.block_rows - 1) * t.slot_stride * in.elem > budget)
+           others * (window[xd - 1] + t.block_rows - 1) * t.row_stride * in.elem > budget)
       --t.block_rows;
     t.cached = others * (window[xd - 1] + t.block_rows - 1);
   }
@@ -117,17 +117,17 @@ void split_items(const TilingInput& in, Tiling& t) {
 // depend on the thread count (they sum in another order in place), so it rests on one
 // thread's copies of whole rows.
 bool reads_in_place(const TilingInput& in, const Tiling& t, double out_bytes) {
-  if (!in.spatial) {
+  if (!in.positions) {
     const double copy_bytes = static_cast<double>(t.threads) *
-                              static_cast<double>(t.cached * t.slot_stride) *
+                              static_cast<double>(t.cached * t.row_stride) *
                               static_cast<double>(in.elem);
     return in.channel_windows && copy_bytes > kChannelCopyShare * out_bytes;
   }
-  if (!in.spatial_in_place || in.xs_x != 1) return false;
+  if (!in.position_in_place || in.xs_x != 1) return false;
   const double whole_rows = static_cast<double>(t.cached) *
-                            static_cast<double>(t.qmax + t.cmax - t.cmin + in.spatial_tile) *
+                            static_cast<double>(t.qmax + t.cmax - t.cmin + in.position_tile) *
                             static_cast<double>(in.cin_g) * static_cast<double>(in.elem);
-  return whole_rows > kSpatialCopyShare * out_bytes;
+  return whole_rows > kPositionCopyShare * out_bytes;
 }
 
 }  // namespace
@@ -143,25 +143,25 @@ Tiling plan_tiling(const TilingInput& in) {
   const double out_bytes = detail::output_bytes(g, static_cast<std::size_t>(in.elem));
   block_last_dim(in, t, per_q, out_bytes);
   const std::int64_t xlen_max = t.qblock + t.cmax - t.cmin;
-  t.xlen_alloc = in.spatial ? xlen_max + in.spatial_tile : xlen_max;
-  t.cin_pitch = !in.spatial && (in.cin_g * in.elem) % kAliasingPitchBytes == 0
+  t.xlen_alloc = in.positions ? xlen_max + in.position_tile : xlen_max;
+  t.cin_pitch = !in.positions && (in.cin_g * in.elem) % kAliasingPitchBytes == 0
                     ? in.cin_g + kCacheLineBytes / in.elem
                     : in.cin_g;
-  t.slot_stride = t.xlen_alloc * (in.spatial ? in.cin_g : t.cin_pitch);
+  t.row_stride = t.xlen_alloc * (in.positions ? in.cin_g : t.cin_pitch);
   block_rows(in, t, window, out_bytes);
   split_items(in, t);
   t.row_len = in.via_row ? std::min(t.qblock * g.stride[xd], g.output[xd]) * in.width : 0;
   t.in_place = reads_in_place(in, t, out_bytes);
-  t.a_ms = t.in_place ? in.xs_x : in.spatial ? 1 : t.cin_pitch;
-  t.a_ks = t.in_place ? in.xs_c : in.spatial ? t.xlen_alloc : 1;
-  // Per thread: the staging row and row buffers (T); tags, halos, slots and pair lists.
+  t.a_ms = t.in_place ? in.xs_x : in.positions ? 1 : t.cin_pitch;
+  t.a_ks = t.in_place ? in.xs_c : in.positions ? t.xlen_alloc : 1;
+  // Per thread: the staging row and row buffers (T); tags, halos, sources and pair lists.
   const std::int64_t lines_cached = t.in_place ? 0 : t.cached;
   const std::int64_t max_pairs =
-      t.max_slots * std::max<std::int64_t>(t.max_xtaps, t.cmax - t.cmin + 1);
+      t.max_sources * std::max<std::int64_t>(t.max_xtaps, t.cmax - t.cmin + 1);
   const std::int64_t sx = g.stride[xd];
   t.per_thread_bytes =
-      static_cast<double>(t.row_len + lines_cached * t.slot_stride) * static_cast<double>(in.elem) +
-      static_cast<double>(2 * lines_cached + t.max_slots * (std::max(xd, 1) + 2) +
+      static_cast<double>(t.row_len + lines_cached * t.row_stride) * static_cast<double>(in.elem) +
+      static_cast<double>(2 * lines_cached + t.max_sources * (std::max(xd, 1) + 2) +
                           max_pairs * (2 + sx + (t.in_place ? 2 : 0))) *
           static_cast<double>(sizeof(std::int64_t));
   return t;

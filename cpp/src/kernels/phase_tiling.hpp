@@ -50,11 +50,11 @@ inline constexpr std::int64_t kCacheLineBytes = 64;
 // of the output ...
 inline constexpr double kChannelCopyShare = 0.05;
 // ... the position-vector kernels when one thread's copies of whole rows exceed half of it.
-inline constexpr double kSpatialCopyShare = 0.5;
-// RowsCall (run_rows): a row split for balance keeps blocks of at least 32 positions, in whole
+inline constexpr double kPositionCopyShare = 0.5;
+// GridCall (run_grid): a row split for balance keeps blocks of at least 32 positions, in whole
 // vectors of 16 ...
-inline constexpr std::int64_t kRowsMinBlock = 32;
-inline constexpr std::int64_t kRowsBlockMultiple = 16;
+inline constexpr std::int64_t kGridMinBlock = 32;
+inline constexpr std::int64_t kGridBlockMultiple = 16;
 // ... and it prefetches the next item's input row where the input exceeds L2.
 inline constexpr double kPrefetchInputBytes = 2.0 * 1024 * 1024;
 }  // namespace tiling
@@ -64,14 +64,14 @@ struct TilingInput {
   const Geometry* g = nullptr;
   const std::vector<DimPhases>* dims = nullptr;  // the packed weights' phases per dim
   std::int64_t elem = 0;                         // bytes per element
-  bool spatial = false;                          // Algo::spatial
+  bool positions = false;                        // Algo::positions
   std::int64_t cin_g = 0, cout_g = 0, groups = 1, panels = 1, width = 0;
   std::size_t packed_elems = 0;     // Packed::size (every group)
   bool via_row = false;             // outputs staged in a channels-last row (see run)
   std::int64_t xs_x = 0, xs_c = 0;  // input strides along the last dim and the channels
   // The ISA's kernel facts (KernelSet).
-  std::int64_t mr = 6, spatial_tile = 0;
-  bool channel_windows = false, spatial_in_place = false;
+  std::int64_t mr = 6, position_tile = 0;
+  bool channel_windows = false, position_in_place = false;
   int threads = 1;
 };
 
@@ -81,12 +81,12 @@ struct Tiling {
   std::int64_t qmax = 0;                 // phase rows of the last dim
   std::int64_t n_outer = 1;              // output positions of the outer dims (one row each)
   std::int64_t rows = 0;                 // output rows: batch x n_outer
-  std::int64_t max_slots = 1;            // most outer taps of a row that reach the input
+  std::int64_t max_sources = 1;          // most outer taps of a row that reach the input
   std::int64_t max_xtaps = 0;            // most last-dim taps of a phase
   std::int64_t qblock = 0, nxb = 1;      // block length and blocks per row along the last dim
   std::int64_t xlen_alloc = 0;           // buffer row length: a block and its halo (and tile)
   std::int64_t cin_pitch = 0;            // channel-kernel buffer: elements per position
-  std::int64_t slot_stride = 0;          // elements per buffered input row
+  std::int64_t row_stride = 0;           // elements per buffered input row
   std::int64_t line_len = 1, lines = 0;  // output rows per line (last outer dim), lines
   std::int64_t block_rows = 1;           // consecutive rows of a line per item
   std::int64_t blocks_per_line = 1;

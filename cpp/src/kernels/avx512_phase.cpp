@@ -1,4 +1,4 @@
-// AVX-512F multi-phase spatial-vector kernel (tiny C_out): vectors over output positions, every
+// AVX-512F multi-phase position-vector kernel (tiny C_out): vectors over output positions, every
 // output channel and every phase of the last dim in registers, like the AVX2 one in
 // avx2_gemm.cpp.
 //
@@ -8,7 +8,7 @@
 // no second code path. The phases are interleaved into the output row with lane permutes,
 // tails included. The calls it measured no faster on go to the AVX2 kernel (see use_avx2).
 //
-// The spatial-vector GEMM without phases stays the AVX2 one: its rows are short (one phase)
+// The position-vector GEMM without phases stays the AVX2 one: its rows are short (one phase)
 // and at this width its 1-channel tiles hold half as many accumulators, which lost on
 // stride-1 layers here.
 //
@@ -20,7 +20,7 @@
 
 #include "kernels/avx2.hpp"
 #include "kernels/avx512.hpp"
-#include "kernels/avx512_tile.hpp"
+#include "kernels/avx512_lanes.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {
@@ -33,16 +33,16 @@ struct F32 : F32Lanes {
     return (g.m <= L || (g.n == 3 && g.phases == 2)) && !(g.n == 4 && g.phases == 4);
   }
   static bool fallback(const PhaseCall<T>& g) { return avx2::phase_f32(g); }
-  static bool fused(const PhaseCall<T>& g) { return fused_f32(g); }
+  static bool fused(const PhaseCall<T>& g) { return groups_f32(g); }
 };
 
 struct F64 : F64Lanes {
   static bool use_avx2(const PhaseCall<T>& g) { return g.m <= L && !(g.n == 4 && g.phases == 4); }
   static bool fallback(const PhaseCall<T>& g) { return avx2::phase_f64(g); }
-  static bool fused(const PhaseCall<T>& g) { return fused_f64(g); }
+  static bool fused(const PhaseCall<T>& g) { return groups_f64(g); }
 };
 
-// ---- multi-phase spatial kernel: CO channels x PH phases x MV position vectors --------------
+// ---- multi-phase position kernel: CO channels x PH phases x MV position vectors --------------
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
 
 #define TCONV_ACC_REFS(V)                                                                       \
@@ -74,7 +74,7 @@ __attribute__((always_inline)) inline void phase_k(
   // just finished with: values carried across iterations stay in registers, where a load used
   // by several FMAs in the same step is folded into each of them by the compiler (a 64-byte
   // load per FMA, most of them split across cache lines). The last step reloads its own row
-  // (no read past the pair's K rows).
+  // (no read past the pair's last input channel).
 #define TCONV_LOAD(v, P, KW)                                \
   if constexpr ((v) < MV) {                                 \
     if constexpr (WIN == kSome)                             \
@@ -152,18 +152,18 @@ __attribute__((always_inline)) inline void phase_k(
   r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17, r18, r19, r20, \
       r21, r22, r23
 
-// How a pair's row window [lo, hi) (relative to a tile's first row) meets a tile of `rows`
-// rows: not at all (kNone: the pair adds only zeros there), over all of them (kAll: the
-// unmasked loop reads those rows only), or less (kSome).
-int cover(std::int64_t lo, std::int64_t hi, std::int64_t rows) {
-  if (hi <= lo || hi <= 0 || lo >= rows) return kNone;
-  return lo <= 0 && hi >= rows ? kAll : kSome;
+// How a pair's row window [lo, hi) (relative to a tile's first position) meets a tile of `len`
+// positions: not at all (kNone: the pair adds only zeros there), over all of them (kAll: the
+// unmasked loop reads those positions only), or less (kSome).
+int cover(std::int64_t lo, std::int64_t hi, std::int64_t len) {
+  if (hi <= lo || hi <= 0 || lo >= len) return kNone;
+  return lo <= 0 && hi >= len ? kAll : kSome;
 }
 
-// k[v]: the lanes of vector v in the window [lo, hi) and below `rows`.
+// k[v]: the lanes of vector v in the window [lo, hi) and below `len`.
 template <class S, int MV>
-void lanes(std::int64_t lo, std::int64_t hi, std::int64_t rows, typename S::K* k) {
-  if (hi > rows) hi = rows;
+void lanes(std::int64_t lo, std::int64_t hi, std::int64_t len, typename S::K* k) {
+  if (hi > len) hi = len;
   for (int v = 0; v < MV; ++v) k[v] = S::range(lo - v * S::L, hi - v * S::L);
 }
 
@@ -208,7 +208,7 @@ __attribute__((always_inline)) inline void phase_one(int mask, int kind, const t
 // m0: the tile's first row (where the row windows are read).
 template <class S, int CO, int PH, int MV>
 void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
-                typename S::T* c, std::int64_t rows) {
+                typename S::T* c, std::int64_t len) {
   using T = typename S::T;
   using V = typename S::V;
   using K = typename S::K;
@@ -216,7 +216,7 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
   constexpr int COUNT = CO * PH * MV;
   constexpr int FULL = (1 << PH) - 1;
   static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
-  const K last = S::first(rows - (MV - 1) * L);
+  const K last = S::first(len - (MV - 1) * L);
   TCONV_TILE_ACCUMULATORS
   // k == 0 (no input channels) reads nothing: the first step's vectors load before its loop.
   for (std::int64_t p = 0; g.k > 0 && p < g.pairs; ++p) {
@@ -245,15 +245,15 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       const std::int64_t alo = g.m_lo[p] - m0, ahi = g.m_hi[p] - m0;
       const std::int64_t blo = partner >= 0 ? g.m_lo[partner] - m0 : 0;
       const std::int64_t bhi = partner >= 0 ? g.m_hi[partner] - m0 : 0;
-      const int ca = cover(alo, ahi, rows);
-      const int cb = cover(blo, bhi, rows);
+      const int ca = cover(alo, ahi, len);
+      const int cb = cover(blo, bhi, len);
       if (ca != kAll || (partner >= 0 && cb != kAll)) {
         // The masks only here: a tile the windows cover pays nothing for them.
         K ka[MV], kb[MV];
-        lanes<S, MV>(alo, ahi, rows, ka);
-        lanes<S, MV>(blo, bhi, rows, kb);
+        lanes<S, MV>(alo, ahi, len, ka);
+        lanes<S, MV>(blo, bhi, len, kb);
         // An edge: each pair on its own, every vector under its masks (lanes in its window and
-        // below `rows`, so a covered vector loads as the unmasked loop would). The partner's
+        // below `len`, so a covered vector loads as the unmasked loop would). The partner's
         // phases are the ones pair A lacks: its accumulators are its own, so the sums keep
         // their order. One call site in a loop: phase_one is inlined once.
         for (int side = 0; side < (partner >= 0 ? 2 : 1); ++side) {
@@ -297,18 +297,18 @@ void phase_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
     }
 #undef TCONV_CASE
   }
-  TCONV_TILE_STORE(c, rows)
+  TCONV_TILE_STORE(c, len)
 }
 
 template <class S>
 bool phase_gemm(const PhaseCall<typename S::T>& g) {
-  // Groups of shifts: one pass per group (avx512_fused.cpp), when it takes the call.
+  // Groups of shifts: one pass per group (avx512_phase_groups.cpp), when it takes the call.
   if (g.group > 1 && S::fused(g)) return true;
   if (S::use_avx2(g)) return S::fallback(g);
   return with_shape(g.n, g.phases, [&](auto shape) {
     using Sh = decltype(shape);  // Sh::MV: the widest tile
-    auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
-      phase_tile<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, g.a + m, g.c + m * g.c_ms, rows);
+    auto run = [&](auto tile, std::int64_t m, std::int64_t len) {
+      phase_tile<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, g.a + m, g.c + m * g.c_ms, len);
     };
     for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
     return true;

@@ -8,10 +8,10 @@
 namespace tconv::kernels {
 namespace {
 
-// The rows of an MR-row tile starting at call row m0 that pair p has (bit i: row m0 + i), from
-// the call's row windows.
+// The positions of an MR-position tile starting at call position m0 that pair p has (bit i: m0 +
+// i), from the call's row windows.
 template <int MR, class Call>
-unsigned window_rows(const Call& g, std::int64_t p, std::int64_t m0) {
+unsigned window_mask(const Call& g, std::int64_t p, std::int64_t m0) {
   constexpr unsigned kAll = (1u << MR) - 1u;
   if (!g.m_lo) return kAll;
   const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;

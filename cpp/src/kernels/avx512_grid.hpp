@@ -1,9 +1,9 @@
-// AVX-512F row-phase kernel (tiny C_out): every row and column phase of an input row's
+// AVX-512F grid kernel (tiny C_out): every row and column phase of an input row's
 // positions at once, over groups of shifts read in place, like the shift-group kernel of
-// avx512_fused.cpp (whose pass over a shift's vectors it shares, avx512_shift_pass.hpp).
+// avx512_phase_groups.cpp (whose pass over a shift's vectors it shares, avx512_shift_pass.hpp).
 //
-// Templates with internal linkage, included only by avx512_rows_f32.cpp and
-// avx512_rows_f64.cpp: one translation unit per dtype, so each gets its own optimisation
+// Templates with internal linkage, included only by avx512_grid_f32.cpp and
+// avx512_grid_f64.cpp: one translation unit per dtype, so each gets its own optimisation
 // level and both cores compile them at once.
 #pragma once
 
@@ -13,8 +13,8 @@
 #include <type_traits>
 
 #include "kernels/avx512.hpp"
+#include "kernels/avx512_lanes.hpp"
 #include "kernels/avx512_shift_pass.hpp"
-#include "kernels/avx512_tile.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {
@@ -24,13 +24,13 @@ struct RYC {
   static constexpr int value = N;
 };
 
-// Every row and column phase of an input row's positions at once (RowsCall). Accumulator i
+// Every row and column phase of an input row's positions at once (GridCall). Accumulator i
 // holds output row phase ry = i / (CO * PH * MV), channel (i / (PH * MV)) % CO, column phase
 // (i / MV) % PH, position vector i % MV. Per pair the column phases with a tap are a template
 // case (as above); the row phases are a branch per row phase around its FMAs, taken or not
 // for a whole pass over the channels (a template case per row mask would multiply the code).
 template <class S, int CO, int RY, int PH, int MV, bool MASKED>
-void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t rows) {
+void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t len) {
   using T = typename S::T;
   using V = typename S::V;
   using K = typename S::K;
@@ -38,7 +38,7 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
   constexpr int COUNT = CO * RY * PH * MV;
   static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
   const T* const a = g.a + m0;
-  const K last = S::first(rows - (MV - 1) * L);
+  const K last = S::first(len - (MV - 1) * L);
 #define TCONV_ROWS_ACC_DECL(i) \
   V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + ((i) / (PH * MV)) % CO) : S::zero();
   TCONV_ACC24(TCONV_ROWS_ACC_DECL)
@@ -53,8 +53,8 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
     for (std::int64_t u = 0; u < U; ++u) {
       const std::int64_t p = p0 + u;
       const std::int64_t lo = g.m_lo[p] - m0;
-      const std::int64_t hi = (g.m_hi[p] - m0 < rows ? g.m_hi[p] - m0 : rows);
-      if (hi <= lo || hi <= 0 || lo >= rows) continue;  // no row of the tile has this shift
+      const std::int64_t hi = (g.m_hi[p] - m0 < len ? g.m_hi[p] - m0 : len);
+      if (hi <= lo || hi <= 0 || lo >= len) continue;  // no position of the tile has this shift
       if constexpr (MASKED)
         for (int v = 0; v < MV; ++v)
           km[used][v] = static_cast<K>(S::first(hi - v * L) & ~S::first(lo - v * L));
@@ -72,7 +72,7 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
       constexpr std::int64_t kLine = 64 / static_cast<std::int64_t>(sizeof(T));
       const T* pf = g.prefetch + m0;
       for (std::int64_t ci = c0; ci < c1; ++ci)
-        for (std::int64_t e = 0; e < rows + L; e += kLine)
+        for (std::int64_t e = 0; e < len + L; e += kLine)
           _mm_prefetch(reinterpret_cast<const char*>(pf + ci * ks + e), _MM_HINT_T2);
     }
     for (std::int64_t k0 = 0; k0 < K_; k0 += kChunk) {
@@ -137,20 +137,20 @@ void rows_tile(const RowsCall<typename S::T>& g, std::int64_t m0, std::int64_t r
   out.c_ns = g.c_ns;
   const std::int64_t outputs = g.outputs - m0 * PH;
   for (int ry = 0; ry < RY && ry < g.rows_valid && outputs > 0; ++ry)
-    store_tile<S, CO, PH, MV>(out, tmp + ry * COUNT_ROW * L, g.c + ry * g.c_rs + m0 * g.c_ms, rows,
+    store_tile<S, CO, PH, MV>(out, tmp + ry * COUNT_ROW * L, g.c + ry * g.c_rs + m0 * g.c_ms, len,
                               outputs);
 }
 
 template <class T>
-bool rows_window_cuts(const RowsCall<T>& g, std::int64_t m0, std::int64_t rows) {
+bool grid_window_cuts(const GridCall<T>& g, std::int64_t m0, std::int64_t len) {
   for (std::int64_t p = 0; p < g.pairs; ++p)
-    if (g.m_lo[p] - m0 > 0 || g.m_hi[p] - m0 < rows) return true;
+    if (g.m_lo[p] - m0 > 0 || g.m_hi[p] - m0 < len) return true;
   return false;
 }
 
 // (channels, row phases, column phases) -> the widest tile whose accumulators fit in 24.
 template <class Run>
-bool with_rows_shape(std::int64_t n, std::int64_t ry, std::int64_t ph, Run run) {
+bool with_grid_shape(std::int64_t n, std::int64_t ry, std::int64_t ph, Run run) {
 #define TCONV_SHAPE(N, RYN, PHN)                                          \
   if (n == (N) && ry == (RYN) && ph == (PHN)) {                           \
     constexpr int most = 24 / ((N) * (RYN) * (PHN));                      \
@@ -186,21 +186,21 @@ bool with_rows_shape(std::int64_t n, std::int64_t ry, std::int64_t ph, Run run) 
 }
 
 template <class S>
-bool rows_gemm(const RowsCall<typename S::T>& g) {
+bool grid_gemm(const GridCall<typename S::T>& g) {
   if (g.group < 1 || g.group > kMaxGroup || g.pairs % g.group != 0 || !g.m_lo || !g.m_hi)
     return false;
-  return with_rows_shape(g.n, g.row_phases, g.phases, [&](auto shape, auto ry) {
+  return with_grid_shape(g.n, g.row_phases, g.phases, [&](auto shape, auto ry) {
     using Sh = decltype(shape);  // Sh::MV: the widest tile
     constexpr int RY = decltype(ry)::value;
-    auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
+    auto run = [&](auto tile, std::int64_t m, std::int64_t len) {
       constexpr int MV = decltype(tile)::MV;
       // Doubles keep the masked variant only: half the code for the rarer dtype.
       if constexpr (std::is_same_v<typename S::T, double>)
-        rows_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, rows);
-      else if (rows_window_cuts(g, m, rows))
-        rows_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, rows);
+        grid_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, len);
+      else if (grid_window_cuts(g, m, len))
+        grid_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, len);
       else
-        rows_tile<S, Sh::CO, RY, Sh::PH, MV, false>(g, m, rows);
+        grid_tile<S, Sh::CO, RY, Sh::PH, MV, false>(g, m, len);
     };
     for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
     return true;

@@ -1,10 +1,10 @@
-// AVX-512F multi-phase spatial-vector kernel over groups of shifts (tiny C_out).
+// AVX-512F multi-phase position-vector kernel over groups of shifts (tiny C_out).
 //
 // A PhaseCall with group > 1 lists, for each input row, the shifts of the last dim that some
 // phase has a tap at, as `group` consecutive pairs. This kernel runs a group in one pass over
 // the input channels: at each channel it loads the row's position vectors at every shift and
 // feeds every phase from them, so the lines a step reads serve all the shifts while they are in
-// L1. One pass per shift instead (avx512_spatial.cpp) streams the row's channels once per
+// L1. One pass per shift instead (avx512_phase.cpp) streams the row's channels once per
 // shift; when the rows are read in place from an NCHW input whose channel planes are a
 // multiple of 4 KiB apart, all those channels fall into a few L1 sets and each pass reloads
 // them from L2 (FSRCNN x3 with the input in place: 66 against 81 GFLOP/s copied into
@@ -21,8 +21,8 @@
 #include <type_traits>
 
 #include "kernels/avx512.hpp"
+#include "kernels/avx512_lanes.hpp"
 #include "kernels/avx512_shift_pass.hpp"
-#include "kernels/avx512_tile.hpp"
 
 namespace tconv::kernels::avx512 {
 namespace {
@@ -30,15 +30,15 @@ namespace {
 // Accumulator i holds channel i / (PH * MV), phase (i / MV) % PH, position vector i % MV.
 // MASKED: the input vectors load under per-shift lane masks (a window cuts the tile).
 template <class S, int CO, int PH, int MV, bool MASKED>
-void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
-                typename S::T* c, std::int64_t rows) {
+void groups_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
+                 typename S::T* c, std::int64_t len) {
   using T = typename S::T;
   using V = typename S::V;
   using K = typename S::K;
   constexpr int L = S::L;
   constexpr int COUNT = CO * PH * MV;
   static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
-  const K last = S::first(rows - (MV - 1) * L);
+  const K last = S::first(len - (MV - 1) * L);
   TCONV_TILE_ACCUMULATORS
   const std::int64_t U = g.group, K_ = g.k, ks = g.a_ks, ld = g.b_ld;
   for (std::int64_t p0 = 0; K_ > 0 && p0 < g.pairs; p0 += U) {
@@ -61,8 +61,8 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       }
       if (g.m_lo) {
         const std::int64_t lo = g.m_lo[p] - m0;
-        const std::int64_t hi = (g.m_hi[p] - m0 < rows ? g.m_hi[p] - m0 : rows);
-        if (hi <= lo || hi <= 0 || lo >= rows) msk = 0;  // no row of the tile has this shift
+        const std::int64_t hi = (g.m_hi[p] - m0 < len ? g.m_hi[p] - m0 : len);
+        if (hi <= lo || hi <= 0 || lo >= len) msk = 0;  // no position of the tile has this shift
         if constexpr (MASKED)
           for (int v = 0; v < MV; ++v)
             km[used][v] = static_cast<K>(S::first(hi - v * L) & ~S::first(lo - v * L));
@@ -120,41 +120,41 @@ void fused_tile(const PhaseCall<typename S::T>& g, std::int64_t m0, const typena
       }
     }
   }
-  TCONV_TILE_STORE(c, rows)
+  TCONV_TILE_STORE(c, len)
 }
 
-// Whether some shift's window cuts the tile [m0, m0 + rows) (and covers some of it).
+// Whether some shift's window cuts the tile [m0, m0 + len) (and covers some of it).
 template <class T>
-bool window_cuts(const PhaseCall<T>& g, std::int64_t m0, std::int64_t rows) {
+bool window_cuts(const PhaseCall<T>& g, std::int64_t m0, std::int64_t len) {
   if (!g.m_lo) return false;
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const std::int64_t lo = g.m_lo[p] - m0, hi = g.m_hi[p] - m0;
-    if (lo > 0 || hi < rows) return true;
+    if (lo > 0 || hi < len) return true;
   }
   return false;
 }
 
 template <class S, int CO, int PH, int MV>
-void fused_tile_any(const PhaseCall<typename S::T>& g, std::int64_t m0, std::int64_t rows) {
+void groups_tile_any(const PhaseCall<typename S::T>& g, std::int64_t m0, std::int64_t len) {
   const auto* a = g.a + m0;
   auto* c = g.c + m0 * g.c_ms;
   // Doubles keep the masked variant only: half the code for the rarer dtype.
   if constexpr (std::is_same_v<typename S::T, double>)
-    fused_tile<S, CO, PH, MV, true>(g, m0, a, c, rows);
-  else if (window_cuts(g, m0, rows))
-    fused_tile<S, CO, PH, MV, true>(g, m0, a, c, rows);
+    groups_tile<S, CO, PH, MV, true>(g, m0, a, c, len);
+  else if (window_cuts(g, m0, len))
+    groups_tile<S, CO, PH, MV, true>(g, m0, a, c, len);
   else
-    fused_tile<S, CO, PH, MV, false>(g, m0, a, c, rows);
+    groups_tile<S, CO, PH, MV, false>(g, m0, a, c, len);
 }
 
 // Accumulators plus one shift's input vectors: at most 30 registers.
 template <class S>
-bool fused_gemm(const PhaseCall<typename S::T>& g) {
+bool groups_gemm(const PhaseCall<typename S::T>& g) {
   if (g.group < 1 || g.group > kMaxGroup || g.pairs % g.group != 0) return false;
   return with_shape(g.n, g.phases, [&](auto shape) {
     using Sh = decltype(shape);  // Sh::MV: the widest tile
-    auto run = [&](auto tile, std::int64_t m, std::int64_t rows) {
-      fused_tile_any<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, rows);
+    auto run = [&](auto tile, std::int64_t m, std::int64_t len) {
+      groups_tile_any<S, Sh::CO, Sh::PH, decltype(tile)::MV>(g, m, len);
     };
     for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
     return true;
@@ -163,8 +163,8 @@ bool fused_gemm(const PhaseCall<typename S::T>& g) {
 
 }  // namespace
 
-bool fused_f32(const PhaseCall<float>& g) { return fused_gemm<F32>(g); }
-bool fused_f64(const PhaseCall<double>& g) { return fused_gemm<F64>(g); }
+bool groups_f32(const PhaseCall<float>& g) { return groups_gemm<F32>(g); }
+bool groups_f64(const PhaseCall<double>& g) { return groups_gemm<F64>(g); }
 
 }  // namespace tconv::kernels::avx512
 

@@ -1,12 +1,12 @@
-// AVX-512F row-phase kernel for double (avx512_rows.hpp).
+// AVX-512F grid kernel for double (avx512_grid.hpp).
 //
 // Built with -mavx512f -mavx2 -mfma for this file only; internal linkage except the entry
 // point and no standard-library templates, for the same reason as avx2_gemm.cpp.
-#include "kernels/avx512_rows.hpp"
+#include "kernels/avx512_grid.hpp"
 
 namespace tconv::kernels::avx512 {
 
-bool rows_f64(const RowsCall<double>& g) { return rows_gemm<F64>(g); }
+bool grid_f64(const GridCall<double>& g) { return grid_gemm<F64>(g); }
 
 }  // namespace tconv::kernels::avx512
 

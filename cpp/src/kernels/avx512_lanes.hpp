@@ -1,4 +1,4 @@
-// What the AVX-512 position-vector kernels (avx512_spatial.cpp, avx512_fused.cpp) share: the
+// What the AVX-512 position-vector kernels (avx512_phase.cpp, avx512_phase_groups.cpp) share: the
 // lane operations per element type, the accumulator list and the store of a finished tile.
 // Only for files built with -mavx512f. Internal linkage on purpose: each of those translation
 // units gets its own copy, so no inline function or instantiation is shared with code built
@@ -92,11 +92,11 @@ constexpr int kAcc = 24;
 #define TCONV_TILE_ACCUMULATORS TCONV_ACC24(TCONV_TILE_ACC_DECL)
 #define TCONV_TILE_ACC_SPILL(i) \
   if constexpr ((i) < COUNT) S::store(tmp + (i) * S::L, r##i);
-#define TCONV_TILE_STORE(c, rows)                \
+#define TCONV_TILE_STORE(c, len)                 \
   {                                              \
     alignas(64) typename S::T tmp[COUNT * S::L]; \
     TCONV_ACC24(TCONV_TILE_ACC_SPILL)            \
-    store_tile<S, CO, PH, MV>(g, tmp, c, rows);  \
+    store_tile<S, CO, PH, MV>(g, tmp, c, len);   \
   }
 
 // Where each lane of an interleaved output vector comes from: output vector j of a group of PH
@@ -115,20 +115,20 @@ struct Interleave {
   }
 };
 
-// Stores a finished tile of `rows` positions, its accumulators spilled to tmp in their order,
+// Stores a finished tile of `len` positions, its accumulators spilled to tmp in their order,
 // to the call's output at c (the tile's first position).
 // Outputs (position * PH + phase, from the tile's first) at or past `outputs` are not stored:
-// the last positions of a row may lack some phases. Negative: all of the tile's rows.
+// the last positions of a row may lack some phases. Negative: all of the tile's positions.
 template <class S, int CO, int PH, int MV>
 void store_tile(const PhaseCall<typename S::T>& g, const typename S::T* tmp, typename S::T* c,
-                std::int64_t rows, std::int64_t outputs = -1) {
+                std::int64_t len, std::int64_t outputs = -1) {
   using T = typename S::T;
   using V = typename S::V;
   using K = typename S::K;
   constexpr int L = S::L;
-  if (outputs < 0 || outputs > rows * PH) outputs = rows * PH;
+  if (outputs < 0 || outputs > len * PH) outputs = len * PH;
   // A contiguous output row (channels_first): the phases interleaved in registers, the
-  // outputs past the tile's rows masked off.
+  // outputs past the tile's positions masked off.
   if (g.c_ps == 1 && g.c_ms == PH) {
     static constexpr Interleave<L, PH> il;
     for (int co = 0; co < CO; ++co)
@@ -166,7 +166,7 @@ struct Shape {
   static constexpr int CO = CO_, PH = PH_, MV = MV_;
 };
 
-// Runs `tile(Shape<CO, PH, MV>{}, m0, rows)` over a call's row of g.m positions: its vectors
+// Runs `tile(Shape<CO, PH, MV>{}, m0, len)` over a call's row of g.m positions: its vectors
 // spread evenly over the fewest tiles of at most MOST, so 5 vectors of a 4-vector kind run as
 // 3 + 2, never 4 + 1 (a 1-vector tile has too few FMA chains).
 template <class S, int CO, int PH, int MOST, class Call, class Tile>
@@ -178,25 +178,25 @@ void for_each_tile(const Call& g, Tile tile) {
   for (std::int64_t t = 0; t < tiles; ++t) {
     const std::int64_t mv = (vectors - v0 + (tiles - t) - 1) / (tiles - t);
     const std::int64_t m = v0 * L;
-    const std::int64_t rows = (v0 + mv) * L <= g.m ? mv * L : g.m - m;
+    const std::int64_t len = (v0 + mv) * L <= g.m ? mv * L : g.m - m;
     switch (mv) {
       case 1:
-        tile(Shape<CO, PH, 1>{}, m, rows);
+        tile(Shape<CO, PH, 1>{}, m, len);
         break;
       case 2:
-        if constexpr (MOST >= 2) tile(Shape<CO, PH, 2>{}, m, rows);
+        if constexpr (MOST >= 2) tile(Shape<CO, PH, 2>{}, m, len);
         break;
       case 3:
-        if constexpr (MOST >= 3) tile(Shape<CO, PH, 3>{}, m, rows);
+        if constexpr (MOST >= 3) tile(Shape<CO, PH, 3>{}, m, len);
         break;
       case 4:
-        if constexpr (MOST >= 4) tile(Shape<CO, PH, 4>{}, m, rows);
+        if constexpr (MOST >= 4) tile(Shape<CO, PH, 4>{}, m, len);
         break;
       case 5:
-        if constexpr (MOST >= 5) tile(Shape<CO, PH, 5>{}, m, rows);
+        if constexpr (MOST >= 5) tile(Shape<CO, PH, 5>{}, m, len);
         break;
       case 6:
-        if constexpr (MOST >= 6) tile(Shape<CO, PH, 6>{}, m, rows);
+        if constexpr (MOST >= 6) tile(Shape<CO, PH, 6>{}, m, len);
         break;
       default:
         break;
@@ -205,37 +205,37 @@ void for_each_tile(const Call& g, Tile tile) {
   }
 }
 
-// Calls `rows(Shape<CO, PH, MOST>{})` for the call's output channels and phases, with MOST the
+// Calls `run(Shape<CO, PH, MOST>{})` for the call's output channels and phases, with MOST the
 // widest tile (in position vectors) whose accumulators fit: at most 24 of them, and with the
 // input vectors of two pairs at most 28 registers (the rest hold broadcasts). False for a
 // shape without a kernel.
-template <class Rows>
-bool with_shape(std::int64_t n, std::int64_t phases, Rows rows) {
+template <class Run>
+bool with_shape(std::int64_t n, std::int64_t phases, Run run) {
   switch (n * 8 + phases) {
     case 1 * 8 + 2:
-      return rows(Shape<1, 2, 6>{});
+      return run(Shape<1, 2, 6>{});
     case 1 * 8 + 3:
-      return rows(Shape<1, 3, 5>{});
+      return run(Shape<1, 3, 5>{});
     case 1 * 8 + 4:
-      return rows(Shape<1, 4, 4>{});
+      return run(Shape<1, 4, 4>{});
     case 2 * 8 + 2:
-      return rows(Shape<2, 2, 4>{});
+      return run(Shape<2, 2, 4>{});
     case 2 * 8 + 3:
-      return rows(Shape<2, 3, 3>{});
+      return run(Shape<2, 3, 3>{});
     case 2 * 8 + 4:
-      return rows(Shape<2, 4, 2>{});
+      return run(Shape<2, 4, 2>{});
     case 3 * 8 + 2:
-      return rows(Shape<3, 2, 3>{});
+      return run(Shape<3, 2, 3>{});
     case 3 * 8 + 3:
-      return rows(Shape<3, 3, 2>{});
+      return run(Shape<3, 3, 2>{});
     case 3 * 8 + 4:
-      return rows(Shape<3, 4, 2>{});
+      return run(Shape<3, 4, 2>{});
     case 4 * 8 + 2:
-      return rows(Shape<4, 2, 3>{});
+      return run(Shape<4, 2, 3>{});
     case 4 * 8 + 3:
-      return rows(Shape<4, 3, 2>{});
+      return run(Shape<4, 3, 2>{});
     case 4 * 8 + 4:
-      return rows(Shape<4, 4, 1>{});
+      return run(Shape<4, 4, 1>{});
     default:
       return false;
   }
