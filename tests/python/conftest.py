@@ -1,12 +1,15 @@
-"""Shared helpers of the Python tests: norm-wise comparison, layer strategies, input layouts."""
+"""Shared helpers of the Python tests: the tolerance table and comparisons, layer strategies,
+input layouts, error matching."""
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -209,3 +212,25 @@ def layer_inputs(cfg: dict) -> tuple:
         data_format="channels_last" if cfg["channels_last"] else "channels_first",
     )
     return x, w, b, kw
+
+
+def raises(exc_type: type[BaseException], *words: str) -> Any:
+    """pytest.raises that also checks every word (case-insensitive) appears in the message."""
+    return _Raises(exc_type, words)
+
+
+class _Raises:
+    def __init__(self, exc_type: type[BaseException], words: tuple[str, ...]) -> None:
+        self.ctx = pytest.raises(exc_type)
+        self.words = words
+
+    def __enter__(self) -> Any:
+        self.info = self.ctx.__enter__()
+        return self.info
+
+    def __exit__(self, *exc: Any) -> bool:
+        suppress = self.ctx.__exit__(*exc)
+        message = str(self.info.value)
+        missing = [w for w in self.words if not re.search(re.escape(w), message, re.I)]
+        assert not missing, f"message lacks {missing}: {message}"
+        return bool(suppress)
