@@ -182,11 +182,136 @@ def layer_configs(
     )
 
 
+# ---- random layers ------------------------------------------------------------------------------
+# One description of a layer for the numeric tests, the dict `layers` draws and `layer_inputs`
+# turns into arrays: rank, groups, cin, cout_g, kernel, stride, dilation, size, pads, outpad,
+# batch, channels_last, dtype, bias, layout ("c", "strided", "fortran"), seed.
+
+
+# Defaults of the strategies below (module-level: a strategy is immutable and reusable).
+_GROUPS = st.sampled_from([1, 1, 1, 2, 3])
+_CIN_G, _COUT_G = st.integers(1, 9), st.integers(1, 4)
+_KERNEL, _STRIDE, _DILATION = st.integers(1, 5), st.integers(1, 4), st.sampled_from([1, 1, 2, 3])
+_OUTER, _LAST, _BATCH, _BOOL = (
+    st.integers(1, 5),
+    st.integers(1, 70),
+    st.integers(1, 3),
+    st.booleans(),
+)
+
+
+def channels(groups: Any = _GROUPS, cin_g: Any = _CIN_G, cout_g: Any = _COUT_G) -> Any:
+    """(groups, C_in per group, C_out per group)."""
+    return st.tuples(groups, cin_g, cout_g)
+
+
+# The channel counts the kernels treat apart, each aimed at its own path.
+CHANNEL_KINDS = {
+    "dense": channels(cin_g=st.integers(1, 8), cout_g=st.integers(5, 12)),
+    # 1-4 outputs per group: the spatial algorithm (vectors over positions).
+    "tiny_cout": channels(cin_g=st.integers(1, 9), cout_g=st.integers(1, 4)),
+    # Around the channel panel (16 fp32 / 8 fp64) and the 6-row tile.
+    "wide": channels(
+        cin_g=st.integers(1, 12), cout_g=st.sampled_from([5, 7, 8, 9, 15, 16, 17, 33])
+    ),
+    "depthwise": st.tuples(st.integers(1, 6), st.just(1), st.just(1)),
+}
+ANY_CHANNELS = st.one_of(*CHANNEL_KINDS.values())
+
+
+def _for_rank(v: Any, rank: int) -> Any:
+    return v[rank] if isinstance(v, dict) else v
+
+
+@st.composite
+def layers(
+    draw: Any,
+    *,
+    channels: Any = ANY_CHANNELS,
+    ranks: tuple[int, ...] = (1, 2, 3),
+    kernel: Any = _KERNEL,
+    last_kernel: Any = None,
+    stride: Any = _STRIDE,
+    dilation: Any = _DILATION,
+    outer: Any = _OUTER,
+    last: Any = _LAST,
+    geometries: tuple[str, ...] = ("free",),
+    pads: str = "pairs",
+    outpad: bool = True,
+    batch: Any = _BATCH,
+    channels_last: Any = _BOOL,
+    layouts: tuple[str, ...] = ("c", "strided", "fortran"),
+    dtypes: tuple[Any, ...] = (np.float32, np.float64),
+    max_products: int | None = None,
+) -> dict:
+    """A random layer whose output is never empty, in the description layer_inputs reads.
+
+    channels: a strategy of (groups, C_in/g, C_out/g) (CHANNEL_KINDS, ANY_CHANNELS);
+    kernel, stride, dilation: per-dim strategies (last_kernel for the last dim);
+    outer, last: the input length of the leading dims and of the last one (long last dims cross
+    the vector and row tiles), a strategy or a dict by rank;
+    geometries: "free" (independent kernel, stride, dilation), "kernel_is_stride" and
+    "one_pixel" (one input position per dim): the last two without dilation or padding;
+    pads: "pairs" (asymmetric, each side below the dilated kernel), "symmetric" or "none";
+    outpad: draw output_padding below max(stride, dilation), else None;
+    max_products: bound on the multiply-adds of the layer (the Python reference loop is slow),
+    met by shortening the last dim."""
+    rank = draw(st.sampled_from(ranks))
+    geometry = draw(st.sampled_from(geometries))
+    groups, cin_g, cout_g = draw(channels)
+    n = draw(batch)
+    ks = [draw(kernel) for _ in range(rank - 1)]
+    ks.append(draw(last_kernel if last_kernel is not None else kernel))
+    if geometry == "kernel_is_stride":
+        ss, ds = list(ks), [1] * rank
+    else:
+        ss = [draw(stride) for _ in range(rank)]
+        ds = [1] * rank if geometry == "one_pixel" else [draw(dilation) for _ in range(rank)]
+    size = [draw(_for_rank(outer, rank)) for _ in range(rank - 1)]
+    size.append(draw(_for_rank(last, rank)))
+    if geometry == "one_pixel":
+        size = [1] * rank
+    if max_products is not None:
+        per_pos = n * groups * cin_g * cout_g * math.prod(ks) * math.prod(size[:-1])
+        size[-1] = max(1, min(size[-1], max_products // per_pos))
+    padding: Any = 0
+    op = None
+    if geometry == "free" and pads != "none":
+        padding = []
+        for k, s, d, i in zip(ks, ss, ds, size):
+            ek = d * (k - 1) + 1
+            full = (i - 1) * s + ek
+            if pads == "symmetric":
+                padding.append(draw(st.integers(0, min(ek - 1, (full - 1) // 2))))
+            else:
+                lo = draw(st.integers(0, min(ek - 1, full - 1)))
+                padding.append((lo, draw(st.integers(0, min(ek - 1, full - 1 - lo)))))
+    if geometry == "free" and outpad:
+        op = [draw(st.integers(0, max(s, d) - 1)) for s, d in zip(ss, ds)]
+    return dict(
+        rank=rank,
+        groups=groups,
+        cin=cin_g * groups,
+        cout_g=cout_g,
+        kernel=ks,
+        stride=ss,
+        dilation=ds,
+        size=size,
+        pads=padding,
+        outpad=op,
+        batch=n,
+        channels_last=draw(channels_last),
+        dtype=draw(st.sampled_from(dtypes)),
+        bias=draw(st.booleans()),
+        layout=draw(st.sampled_from(layouts)),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
 def layer_inputs(cfg: dict) -> tuple:
-    """x, weight, bias and keyword arguments for a drawn layer description (cin, cout_g, groups,
-    kernel, stride, dilation, size, pads, outpad, batch, channels_last, dtype, bias, layout,
-    seed); layout "strided" gives x every other element of a larger array, last axis reversed,
-    "fortran" gives it in Fortran order."""
+    """x, weight, bias and keyword arguments for a layer description (see `layers`); layout
+    "strided" gives x every other element of a larger array, last axis reversed, "fortran"
+    gives it in Fortran order."""
     rng = np.random.default_rng(cfg["seed"])
     dt = cfg["dtype"]
     if cfg["channels_last"]:
@@ -201,6 +326,8 @@ def layer_inputs(cfg: dict) -> tuple:
         x = big[tuple(slice(None, None, 2) for _ in xs)][..., ::-1]
     elif cfg["layout"] == "fortran":
         x = np.asfortranarray(x)
+    else:
+        assert cfg["layout"] == "c", cfg["layout"]
     w = rng.standard_normal(ws).astype(dt)
     b = rng.standard_normal(cfg["cout_g"] * cfg["groups"]).astype(dt) if cfg["bias"] else None
     kw = dict(
