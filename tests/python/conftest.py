@@ -111,77 +111,6 @@ def torch_weight_to_keras(w: np.ndarray) -> np.ndarray:
     return np.moveaxis(w, (0, 1), (-1, -2))
 
 
-@st.composite
-def layer_configs(
-    draw: Any,
-    max_macs: int = 30000,
-    ranks: tuple[int, ...] = (1, 2, 3),
-    paddings: tuple[str, ...] = ("int", "per_dim", "pairs", "same", "valid"),
-    allow_output_size: bool = True,
-) -> dict:
-    """A random valid layer with small arrays: a dict of keyword arguments for
-    conv_transpose (minus x, weight and bias) plus the array shapes to build."""
-    rank = draw(st.sampled_from(ranks))
-    max_in = {1: 9, 2: 6, 3: 4}[rank]
-    kernel = tuple(draw(st.lists(st.integers(1, 5), min_size=rank, max_size=rank)))
-    stride = tuple(draw(st.lists(st.integers(1, 4), min_size=rank, max_size=rank)))
-    dilation = tuple(draw(st.lists(st.integers(1, 3), min_size=rank, max_size=rank)))
-    size = tuple(draw(st.lists(st.integers(1, max_in), min_size=rank, max_size=rank)))
-    spatial_cost = math.prod(size) * math.prod(kernel)
-    budget = max(1, max_macs // spatial_cost)
-    batch = draw(st.integers(0, min(3, budget)))
-    budget = max(1, budget // max(batch, 1))
-    groups = draw(st.integers(1, min(3, budget)))
-    cin_g = draw(st.integers(1, max(1, min(9 // groups, budget // groups))))
-    cout_g = draw(st.integers(1, max(1, min(9 // groups, budget // (groups * cin_g)))))
-    unbatched = batch == 1 and draw(st.booleans())
-
-    form = draw(st.sampled_from(paddings))
-    full = [(i - 1) * s + d * (k - 1) + 1 for i, s, d, k in zip(size, stride, dilation, kernel)]
-    args: dict = dict(
-        stride=stride if draw(st.booleans()) or len(set(stride)) > 1 else stride[0],
-        dilation=dilation if len(set(dilation)) > 1 or draw(st.booleans()) else dilation[0],
-        groups=groups,
-    )
-    explicit_op = draw(st.booleans())
-    if form in ("same", "valid"):
-        args["padding"] = form if draw(st.booleans()) else form.upper()
-        op = tuple(draw(st.integers(0, s - 1)) for s in stride)
-    else:
-        op = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
-        # The crop must leave at least one cell: lo + hi <= full - 1 + output_padding.
-        room = [f - 1 + (o if explicit_op else 0) for f, o in zip(full, op)]
-        if form == "int":
-            args["padding"] = draw(st.integers(0, min(r // 2 for r in room)))
-        elif form == "per_dim":
-            args["padding"] = tuple(draw(st.integers(0, r // 2)) for r in room)
-        else:
-            pairs = []
-            for r in room:
-                lo = draw(st.integers(0, r))
-                pairs.append((lo, draw(st.integers(0, r - lo))))
-            args["padding"] = tuple(pairs)
-    args["output_padding"] = op if explicit_op else None
-    if (
-        allow_output_size
-        and explicit_op
-        and all(o < s for o, s in zip(op, stride))
-        and draw(st.integers(0, 3)) == 0
-    ):
-        # Ask for the same output through output_size instead (PyTorch's way).
-        args["output_size_from_op"] = True
-    return dict(
-        rank=rank,
-        batch=batch,
-        unbatched=unbatched,
-        c_in=cin_g * groups,
-        c_out_g=cout_g,
-        size=size,
-        kernel=kernel,
-        args=args,
-    )
-
-
 # ---- random layers ------------------------------------------------------------------------------
 # One description of a layer for the numeric tests, the dict `layers` draws and `layer_inputs`
 # turns into arrays: rank, groups, cin, cout_g, kernel, stride, dilation, size, pads, outpad,
@@ -308,10 +237,104 @@ def layers(
     )
 
 
+@st.composite
+def layer_forms(
+    draw: Any,
+    max_macs: int = 30000,
+    ranks: tuple[int, ...] = (1, 2, 3),
+    paddings: tuple[str, ...] = ("int", "per_dim", "pairs", "same", "valid"),
+    allow_output_size: bool = True,
+) -> dict:
+    """A random layer (the description of `layers`) whose arguments take every form the API
+    accepts: int or per-dim stride and dilation, padding as an int, per dim, (lo, hi) pairs,
+    'same' or 'valid' (either case), output_padding explicit or None, and two more keys:
+    unbatched (x without its batch axis) and output_size_from_op (ask for the output through
+    output_size instead). Some 'same' draws leave no cell: the tests check that both sides refuse
+    them. Arrays are C-contiguous: the tests relayout them themselves."""
+    rank = draw(st.sampled_from(ranks))
+    max_in = {1: 9, 2: 6, 3: 4}[rank]
+    kernel = tuple(draw(st.lists(st.integers(1, 5), min_size=rank, max_size=rank)))
+    stride = tuple(draw(st.lists(st.integers(1, 4), min_size=rank, max_size=rank)))
+    dilation = tuple(draw(st.lists(st.integers(1, 3), min_size=rank, max_size=rank)))
+    size = tuple(draw(st.lists(st.integers(1, max_in), min_size=rank, max_size=rank)))
+    spatial_cost = math.prod(size) * math.prod(kernel)
+    budget = max(1, max_macs // spatial_cost)
+    batch = draw(st.integers(0, min(3, budget)))
+    budget = max(1, budget // max(batch, 1))
+    groups = draw(st.integers(1, min(3, budget)))
+    cin_g = draw(st.integers(1, max(1, min(9 // groups, budget // groups))))
+    cout_g = draw(st.integers(1, max(1, min(9 // groups, budget // (groups * cin_g)))))
+    unbatched = batch == 1 and draw(st.booleans())
+
+    form = draw(st.sampled_from(paddings))
+    full = [(i - 1) * s + d * (k - 1) + 1 for i, s, d, k in zip(size, stride, dilation, kernel)]
+    args: dict = dict(
+        stride=stride if draw(st.booleans()) or len(set(stride)) > 1 else stride[0],
+        dilation=dilation if len(set(dilation)) > 1 or draw(st.booleans()) else dilation[0],
+    )
+    explicit_op = draw(st.booleans())
+    if form in ("same", "valid"):
+        args["padding"] = form if draw(st.booleans()) else form.upper()
+        op = tuple(draw(st.integers(0, s - 1)) for s in stride)
+    else:
+        op = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+        # The crop must leave at least one cell: lo + hi <= full - 1 + output_padding.
+        room = [f - 1 + (o if explicit_op else 0) for f, o in zip(full, op)]
+        if form == "int":
+            args["padding"] = draw(st.integers(0, min(r // 2 for r in room)))
+        elif form == "per_dim":
+            args["padding"] = tuple(draw(st.integers(0, r // 2)) for r in room)
+        else:
+            pairs = []
+            for r in room:
+                lo = draw(st.integers(0, r))
+                pairs.append((lo, draw(st.integers(0, r - lo))))
+            args["padding"] = tuple(pairs)
+    args["output_padding"] = op if explicit_op else None
+    # Ask for the same output through output_size instead (PyTorch's way).
+    via_size = (
+        allow_output_size
+        and explicit_op
+        and all(o < s for o, s in zip(op, stride))
+        and draw(st.integers(0, 3)) == 0
+    )
+    return dict(
+        rank=rank,
+        groups=groups,
+        cin=cin_g * groups,
+        cout_g=cout_g,
+        kernel=kernel,
+        stride=args["stride"],
+        dilation=args["dilation"],
+        size=size,
+        pads=args["padding"],
+        outpad=args["output_padding"],
+        batch=batch,
+        channels_last=draw(st.booleans()),
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        bias=draw(st.booleans()),
+        layout="c",
+        seed=draw(st.integers(0, 2**31 - 1)),
+        unbatched=unbatched,
+        output_size_from_op=via_size,
+    )
+
+
+def layer_args(cfg: dict) -> dict:
+    """The layer's keyword arguments shared by tconv and PyTorch (no data_format)."""
+    return dict(
+        stride=cfg["stride"],
+        padding=cfg["pads"],
+        output_padding=cfg["outpad"],
+        dilation=cfg["dilation"],
+        groups=cfg["groups"],
+    )
+
+
 def layer_inputs(cfg: dict) -> tuple:
     """x, weight, bias and keyword arguments for a layer description (see `layers`); layout
     "strided" gives x every other element of a larger array, last axis reversed, "fortran"
-    gives it in Fortran order."""
+    gives it in Fortran order; an unbatched layer's x has no batch axis."""
     rng = np.random.default_rng(cfg["seed"])
     dt = cfg["dtype"]
     if cfg["channels_last"]:
@@ -330,13 +353,10 @@ def layer_inputs(cfg: dict) -> tuple:
         assert cfg["layout"] == "c", cfg["layout"]
     w = rng.standard_normal(ws).astype(dt)
     b = rng.standard_normal(cfg["cout_g"] * cfg["groups"]).astype(dt) if cfg["bias"] else None
+    if cfg.get("unbatched"):
+        x = x[0]
     kw = dict(
-        stride=cfg["stride"],
-        padding=cfg["pads"],
-        output_padding=cfg["outpad"],
-        dilation=cfg["dilation"],
-        groups=cfg["groups"],
-        data_format="channels_last" if cfg["channels_last"] else "channels_first",
+        layer_args(cfg), data_format="channels_last" if cfg["channels_last"] else "channels_first"
     )
     return x, w, b, kw
 
