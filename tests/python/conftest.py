@@ -45,10 +45,35 @@ def reachable_isas() -> list[str]:
     return [i for i in tconv.available_isas() if ISA_TIER[i] >= cap]
 
 
-# Relative error bound in the 2-norm. A transposed convolution sums at most
+# The one tolerance table: a relative error bound per dtype, read by the three comparisons
+# below (2-norm, max-norm, element-wise). A transposed convolution sums at most
 # C_in/groups * prod(kernel) products per cell; with the sizes used in the tests the rounding
 # of float32 stays near 1e-6 relative, float64 near 1e-15.
-RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}
+RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
+
+
+def _rtol(dtype: Any, actual: np.ndarray) -> float:
+    return RTOL[np.dtype(dtype if dtype is not None else actual.dtype)]
+
+
+def assert_close(actual: Any, desired: Any, dtype: Any = None, msg: str = "") -> None:
+    """Element-wise |actual - desired| <= rtol * (1 + |desired|), rtol from the table for
+    `dtype` (default: actual's dtype); for values of order one."""
+    actual = np.asarray(actual)
+    rtol = _rtol(dtype, actual)
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol, err_msg=msg)
+
+
+def assert_close_in_max_norm(actual: Any, desired: Any, dtype: Any = None, msg: str = "") -> None:
+    """max |actual - desired| <= rtol * max(1, max |desired|): errors measured against the
+    largest value, as a sum's rounding is (rtol from the table, default: actual's dtype)."""
+    actual, desired = np.asarray(actual), np.asarray(desired)
+    assert actual.shape == desired.shape, f"shape {actual.shape} != {desired.shape} {msg}"
+    rtol = _rtol(dtype, actual)
+    diff = np.abs(actual.astype(np.float64) - desired.astype(np.float64))
+    scale = max(1.0, float(np.abs(desired).max(initial=0.0)))
+    err = float(diff.max(initial=0.0)) / scale
+    assert err <= rtol, f"max error {err:.3g} of the largest value > {rtol:g} {msg}"
 
 
 def assert_close_in_norm(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import reference
 
-from conftest import examples, torch_weight_to_keras
+from conftest import assert_close, examples, torch_weight_to_keras
 
 
 def naive_conv(x: np.ndarray, w: np.ndarray, stride, dilation, pads, groups: int) -> np.ndarray:
@@ -160,4 +160,4 @@ def test_naive_conv_is_torch_conv(cfg, seed):
     ).numpy()
     got = naive_conv(x, w, cfg["stride"], cfg["dilation"], cfg["pads"], cfg["groups"])
     assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    assert_close(got, want)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import reference
 
-from conftest import channels, layer_inputs, layers, reachable_isas
+from conftest import assert_close, channels, layer_inputs, layers, reachable_isas
 
 f32, f64 = np.float32, np.float64
 nan, inf = np.nan, np.inf
@@ -25,7 +25,7 @@ def same_specials(y, expected):
     np.testing.assert_array_equal(np.isposinf(y), np.isposinf(expected))
     np.testing.assert_array_equal(np.isneginf(y), np.isneginf(expected))
     finite = np.isfinite(expected)
-    np.testing.assert_allclose(y[finite], expected[finite], rtol=1e-5, atol=1e-5)
+    assert_close(y[finite], expected[finite])
 
 
 KW = dict(stride=2, padding=1, output_padding=1, dilation=1)

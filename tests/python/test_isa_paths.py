@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 
 import tconv
 
-from conftest import RTOL, channels, examples, layer_inputs, layers, reachable_isas
+from conftest import (
+    assert_close_in_max_norm,
+    channels,
+    examples,
+    layer_inputs,
+    layers,
+    reachable_isas,
+)
 
 ISAS = tconv.available_isas()
 
@@ -38,13 +45,6 @@ def run(isa, threads, *args, **kwargs):
     return tconv.conv_transpose(*args, **kwargs)
 
 
-def assert_close(got, want, dtype):
-    tol = RTOL[np.dtype(dtype)]
-    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
-    err = float(np.abs(got - want).max(initial=0.0)) / scale
-    assert err <= tol, f"max relative error {err:.3g} > {tol}"
-
-
 @settings(
     max_examples=examples(60),
     deadline=None,
@@ -59,7 +59,7 @@ def test_every_isa_and_thread_count_matches_portable(cfg, isa_cap):
         for threads in (1, 2, 3):
             got = run(isa, threads, x, w, b, **kw)
             assert got.shape == want.shape
-            assert_close(got, want, cfg["dtype"])
+            assert_close_in_max_norm(got, want, cfg["dtype"])
             if first is None:
                 first = got
             else:
@@ -95,7 +95,7 @@ def test_suite_like_layers(case, dtype, isa_cap):
     want = run("portable", 1, x, w, b, **kw)
     for isa in ISAS:
         outs = [run(isa, t, x, w, b, **kw) for t in (1, 2, 3)]
-        assert_close(outs[0], want, dtype)
+        assert_close_in_max_norm(outs[0], want, dtype)
         for o in outs[1:]:
             assert np.array_equal(o, outs[0])
 
@@ -123,7 +123,9 @@ def test_matches_torch_when_installed(isa_cap):
             output_padding=1,
         ).numpy()
     for isa in ISAS:
-        assert_close(run(isa, 2, x, w, b, stride=2, padding=1, output_padding=1), want, np.float32)
+        assert_close_in_max_norm(
+            run(isa, 2, x, w, b, stride=2, padding=1, output_padding=1), want, np.float32
+        )
 
 
 @pytest.mark.filterwarnings("ignore:This process.*multi-threaded:DeprecationWarning")
@@ -174,7 +176,7 @@ def test_strided_weights_through_the_core_call(dtype, channels_last, isa_cap):
         tconv.set_max_isa(isa)
         whole = np.empty_like(want)
         tconv._core.conv_transpose(g, x, w, b, whole)
-        assert_close(whole, want, dtype)
+        assert_close_in_max_norm(whole, want, dtype)
 
 
 # No padding or dilation, and per dim either kernel == stride or a single input position:
@@ -205,7 +207,7 @@ def test_kernel_equal_stride_and_one_pixel_inputs_match_portable(cfg, isa_cap):
     want = run("portable", 1, x, w, b, **kw)
     for isa in ISAS:
         outs = [run(isa, t, x, w, b, **kw) for t in (1, 2, 3)]
-        assert_close(outs[0], want, cfg["dtype"])
+        assert_close_in_max_norm(outs[0], want, cfg["dtype"])
         for o in outs[1:]:
             assert np.array_equal(o.view(np.uint8), outs[0].view(np.uint8))
 
@@ -223,5 +225,5 @@ def test_kernel_equal_stride_on_an_input_beyond_the_caches_matches_portable(dtyp
     want = run("portable", 1, x, w, b, **kw)
     for isa in ISAS:
         outs = [run(isa, t, x, w, b, **kw) for t in (1, 2)]
-        assert_close(outs[0], want, dtype)
+        assert_close_in_max_norm(outs[0], want, dtype)
         assert np.array_equal(outs[1], outs[0])
