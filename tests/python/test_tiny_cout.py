@@ -71,6 +71,16 @@ def test_tiny_cout_matches_reference_on_one_and_two_threads(cfg, threads_restore
     assert np.array_equal(one.view(np.uint8), two.view(np.uint8)), str(cfg)
 
 
+def assert_tiny_cout_kernel(isa: str) -> None:
+    """The last call ran a tiny-C_out kernel of `isa`: the one for all the phases of the last two
+    dims (phase_rows) or the per-row ones over positions (phase_spatial*); portable has neither."""
+    kernel = tconv._core.last_call_kernel()
+    if isa == "portable":
+        assert kernel == "portable", kernel
+    else:
+        assert kernel == "phase_rows" or kernel.startswith("phase_spatial"), kernel
+
+
 # The suite's tiny-C_out layer classes, scaled down so the reference loop stays quick, at
 # sizes that cross the position tiles, with several rows per thread.
 SHAPES = [
@@ -99,6 +109,7 @@ def test_suite_like_tiny_cout_layers(xs, ws, kw, dtype, threads_restored):
     for threads in (1, 2):
         tconv.set_num_threads(threads)
         got[threads] = tconv.ConvTranspose(w, b, **kw)(x)
+        assert_tiny_cout_kernel(reachable_isas()[0])
         assert_close_in_norm(got[threads], want, dtype)
     assert np.array_equal(got[1].view(np.uint8), got[2].view(np.uint8))
 
@@ -124,11 +135,13 @@ def test_multi_phase_rows_every_channel_and_phase_count(cout, stride, dtype):
                 want = reference.conv_transpose(x, w, b, **kw)
                 x_cl = np.ascontiguousarray(x.transpose(0, 2, 1))
                 w_cl = np.ascontiguousarray(w.transpose(2, 1, 0))
-                for isa in tconv.available_isas():
+                for isa in reachable_isas():
                     tconv.set_max_isa(isa)
                     got = tconv.conv_transpose(x, w, b, **kw)
+                    assert_tiny_cout_kernel(isa)
                     assert_close_in_norm(got, want, dtype, msg=f"{isa} width {width} k {k}")
                     got = tconv.conv_transpose(x_cl, w_cl, b, data_format="channels_last", **kw)
+                    assert_tiny_cout_kernel(isa)
                     assert_close_in_norm(
                         got.transpose(0, 2, 1),
                         want,
