@@ -190,7 +190,7 @@ def layers(
     outer: Any = _OUTER,
     last: Any = _LAST,
     geometries: tuple[str, ...] = ("free",),
-    pads: str = "pairs",
+    pads: str | tuple[str, ...] = "pairs",
     outpad: bool = True,
     batch: Any = _BATCH,
     channels_last: Any = _BOOL,
@@ -198,7 +198,8 @@ def layers(
     dtypes: tuple[Any, ...] = (np.float32, np.float64),
     max_products: int | None = None,
 ) -> dict:
-    """A random layer whose output is never empty, in the description layer_inputs reads.
+    """A random layer in the description layer_inputs reads, whose output is never empty
+    (but with padding "same" and an explicit output_padding: the tests filter those).
 
     channels: a strategy of (groups, C_in/g, C_out/g) (CHANNEL_KINDS, ANY_CHANNELS);
     kernel, stride, dilation: per-dim strategies (last_kernel for the last dim);
@@ -206,7 +207,8 @@ def layers(
     the vector and row tiles), a strategy or a dict by rank;
     geometries: "free" (independent kernel, stride, dilation), "kernel_is_stride" and
     "one_pixel" (one input position per dim): the last two without dilation or padding;
-    pads: "pairs" (asymmetric, each side below the dilated kernel), "symmetric" or "none";
+    pads: "pairs" (asymmetric, each side below the dilated kernel), "crop" (asymmetric,
+    anywhere that leaves a cell), "symmetric", "same" or "none", or a tuple to draw from;
     outpad: draw output_padding below max(stride, dilation), else None;
     max_products: bound on the multiply-adds of the layer (the Python reference loop is slow),
     met by shortening the last dim."""
@@ -230,18 +232,26 @@ def layers(
         size[-1] = max(1, min(size[-1], max_products // per_pos))
     padding: Any = 0
     op = None
-    if geometry == "free" and pads != "none":
+    pad_form = draw(st.sampled_from(pads)) if isinstance(pads, tuple) else pads
+    if geometry == "free" and outpad and pad_form == "same":
+        op = None if draw(st.booleans()) else [draw(st.integers(0, s - 1)) for s in ss]
+    elif geometry == "free" and outpad:
+        op = [draw(st.integers(0, max(s, d) - 1)) for s, d in zip(ss, ds)]
+    if geometry == "free" and pad_form == "same":
+        # Keras' inference; an explicit output_padding can leave no cell.
+        padding = "same"
+    elif geometry == "free" and pad_form != "none":
         padding = []
-        for k, s, d, i in zip(ks, ss, ds, size):
+        for j, (k, s, d, i) in enumerate(zip(ks, ss, ds, size)):
             ek = d * (k - 1) + 1
             full = (i - 1) * s + ek
-            if pads == "symmetric":
+            if pad_form == "symmetric":
                 padding.append(draw(st.integers(0, min(ek - 1, (full - 1) // 2))))
-            else:
-                lo = draw(st.integers(0, min(ek - 1, full - 1)))
-                padding.append((lo, draw(st.integers(0, min(ek - 1, full - 1 - lo)))))
-    if geometry == "free" and outpad:
-        op = [draw(st.integers(0, max(s, d) - 1)) for s, d in zip(ss, ds)]
+            else:  # "pairs" keeps each side within the dilated kernel, "crop" anywhere
+                room = full - 1 + (op[j] if op and pad_form == "crop" else 0)
+                side = room if pad_form == "crop" else min(ek - 1, room)
+                lo = draw(st.integers(0, side))
+                padding.append((lo, draw(st.integers(0, min(side, room - lo)))))
     return dict(
         rank=rank,
         groups=groups,
@@ -358,8 +368,9 @@ def layer_args(cfg: dict) -> dict:
 
 def layer_inputs(cfg: dict) -> tuple:
     """x, weight, bias and keyword arguments for a layer description (see `layers`); layout
-    "strided" gives x every other element of a larger array, last axis reversed, "fortran"
-    gives it in Fortran order; an unbatched layer's x has no batch axis."""
+    "strided" gives x every other element of a larger array, last axis reversed,
+    "last_strided" every other element along the last axis only, "fortran" Fortran order; an
+    unbatched layer's x has no batch axis."""
     rng = np.random.default_rng(cfg["seed"])
     dt = cfg["dtype"]
     if cfg["channels_last"]:
@@ -372,6 +383,10 @@ def layer_inputs(cfg: dict) -> tuple:
     if cfg["layout"] == "strided":
         big = rng.standard_normal(tuple(2 * n for n in xs)).astype(dt)
         x = big[tuple(slice(None, None, 2) for _ in xs)][..., ::-1]
+    elif cfg["layout"] == "last_strided":
+        big = np.zeros((*xs[:-1], 2 * xs[-1]), dt)
+        big[..., ::2] = x
+        x = big[..., ::2]
     elif cfg["layout"] == "fortran":
         x = np.asfortranarray(x)
     else:
