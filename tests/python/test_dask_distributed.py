@@ -19,7 +19,7 @@ import tconv  # noqa: E402
 import tconv.dask as tdask  # noqa: E402
 
 from _dask_cases import chunked_layers  # noqa: E402
-from conftest import assert_close_in_norm  # noqa: E402
+from conftest import RTOL, assert_close_in_norm  # noqa: E402
 
 MiB = 2**20
 MEMORY_LIMIT = 256 * MiB
@@ -122,7 +122,7 @@ def test_zarr_to_zarr_through_workers_with_memory_bounded_by_a_few_blocks(client
     totals = client.compute(yz.sum(axis=(0, 2, 3, 4), dtype=np.float64)).result()
     x_totals = client.compute(xz.sum(axis=(0, 2, 3, 4), dtype=np.float64)).result()
     want = x_totals @ w.astype(np.float64).sum(axis=(2, 3, 4))
-    np.testing.assert_allclose(totals, want, rtol=1e-5)
+    np.testing.assert_allclose(totals, want, rtol=RTOL[np.dtype(np.float32)])
     region = (slice(None), slice(None), *(slice(c, 2 * c),) * 3)
     out_region = (slice(None), slice(None), *(slice(2 * c, 4 * c),) * 3)
     x_part = np.asarray(zarr.open(x_path, mode="r")[region])
