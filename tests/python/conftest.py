@@ -177,6 +177,42 @@ def _for_rank(v: Any, rank: int) -> Any:
     return v[rank] if isinstance(v, dict) else v
 
 
+def _geometry(
+    rank: int,
+    groups: int,
+    cin_g: int,
+    cout_g: int,
+    ks: list,
+    ss: list,
+    ds: list,
+    size: list,
+    batch: int,
+) -> dict:
+    return dict(
+        rank=rank,
+        groups=groups,
+        cin=cin_g * groups,
+        cout_g=cout_g,
+        kernel=ks,
+        stride=ss,
+        dilation=ds,
+        size=size,
+        batch=batch,
+    )
+
+
+@st.composite
+def _arrays(draw: Any, channels_last: Any, dtypes: tuple, layouts: tuple) -> dict:
+    """The description's keys for the arrays: format, dtype, bias, layout, seed."""
+    return dict(
+        channels_last=draw(channels_last),
+        dtype=draw(st.sampled_from(dtypes)),
+        bias=draw(st.booleans()),
+        layout=draw(st.sampled_from(layouts)),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
 @st.composite
 def layers(
     draw: Any,
@@ -197,6 +233,7 @@ def layers(
     layouts: tuple[str, ...] = ("c", "strided", "fortran"),
     dtypes: tuple[Any, ...] = (np.float32, np.float64),
     max_products: int | None = None,
+    dims: Any = None,
 ) -> dict:
     """A random layer in the description layer_inputs reads, whose output is never empty
     (but with padding "same" and an explicit output_padding: the tests filter those).
@@ -211,11 +248,17 @@ def layers(
     anywhere that leaves a cell), "symmetric", "same" or "none", or a tuple to draw from;
     outpad: draw output_padding below max(stride, dilation), else None;
     max_products: bound on the multiply-adds of the layer (the Python reference loop is slow),
-    met by shortening the last dim."""
+    met by shortening the last dim;
+    dims: for per-dim values drawn together, a function of the rank giving a strategy of one
+    (kernel, stride, dilation, size, padding) per dim; replaces the per-dim arguments above."""
     rank = draw(st.sampled_from(ranks))
     geometry = draw(st.sampled_from(geometries))
     groups, cin_g, cout_g = draw(channels)
     n = draw(batch)
+    if dims is not None:
+        ks, ss, ds, size, pad = (list(v) for v in zip(*draw(dims(rank))))
+        geo = _geometry(rank, groups, cin_g, cout_g, ks, ss, ds, size, n)
+        return dict(geo, pads=pad, outpad=None, **draw(_arrays(channels_last, dtypes, layouts)))
     ks = [draw(kernel) for _ in range(rank - 1)]
     ks.append(draw(last_kernel if last_kernel is not None else kernel))
     if geometry == "kernel_is_stride":
@@ -230,6 +273,7 @@ def layers(
     if max_products is not None:
         per_pos = n * groups * cin_g * cout_g * math.prod(ks) * math.prod(size[:-1])
         size[-1] = max(1, min(size[-1], max_products // per_pos))
+    geo = _geometry(rank, groups, cin_g, cout_g, ks, ss, ds, size, n)
     padding: Any = 0
     op = None
     pad_form = draw(st.sampled_from(pads)) if isinstance(pads, tuple) else pads
@@ -252,24 +296,7 @@ def layers(
                 side = room if pad_form == "crop" else min(ek - 1, room)
                 lo = draw(st.integers(0, side))
                 padding.append((lo, draw(st.integers(0, min(side, room - lo)))))
-    return dict(
-        rank=rank,
-        groups=groups,
-        cin=cin_g * groups,
-        cout_g=cout_g,
-        kernel=ks,
-        stride=ss,
-        dilation=ds,
-        size=size,
-        pads=padding,
-        outpad=op,
-        batch=n,
-        channels_last=draw(channels_last),
-        dtype=draw(st.sampled_from(dtypes)),
-        bias=draw(st.booleans()),
-        layout=draw(st.sampled_from(layouts)),
-        seed=draw(st.integers(0, 2**31 - 1)),
-    )
+    return dict(geo, pads=padding, outpad=op, **draw(_arrays(channels_last, dtypes, layouts)))
 
 
 @st.composite
