@@ -111,61 +111,23 @@ std::string describe(const Layer& l) {
          (l.strided_x ? " strided x" : "") + " threads " + std::to_string(l.threads);
 }
 
-// The definition: every input element times every tap, added where it lands. Accumulates in
-// long double from zero, bias last; shares nothing with the library but the output shape.
+// The definition (tconv_test::scatter) over C-contiguous x and w, accumulated in long double
+// from zero, bias last.
 std::vector<long double> scatter(const tconv::Geometry& g, const std::vector<double>& x,
                                  const std::vector<double>& w, const std::vector<double>* bias) {
-  const int rank = g.rank;
-  const bool cl = g.data_format == DataFormat::channels_last;
-  const std::int64_t cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
-  std::int64_t in_n = 1, out_n = 1, k_n = 1;
-  for (int d = 0; d < rank; ++d) {
-    in_n *= g.input[d];
-    out_n *= g.output[d];
-    k_n *= g.kernel[d];
-  }
-  std::vector<long double> y(static_cast<std::size_t>(g.batch * g.out_channels * out_n), 0.0L);
-  std::vector<std::int64_t> ip(static_cast<std::size_t>(rank)), kp(static_cast<std::size_t>(rank));
-  for (std::int64_t n = 0; n < g.batch; ++n)
-    for (std::int64_t ci = 0; ci < g.in_channels; ++ci)
-      for (std::int64_t i = 0; i < in_n; ++i) {
-        for (std::int64_t rem = i, d = rank - 1; d >= 0; --d) {
-          ip[d] = rem % g.input[d];
-          rem /= g.input[d];
-        }
-        const double xv =
-            cl ? x[(n * in_n + i) * g.in_channels + ci] : x[(n * g.in_channels + ci) * in_n + i];
-        const std::int64_t gi = ci / cin_g;
-        for (std::int64_t k = 0; k < k_n; ++k) {
-          for (std::int64_t rem = k, d = rank - 1; d >= 0; --d) {
-            kp[d] = rem % g.kernel[d];
-            rem /= g.kernel[d];
-          }
-          std::int64_t o = 0;
-          bool inside = true;
-          for (int d = 0; d < rank; ++d) {
-            const std::int64_t od = ip[d] * g.stride[d] - g.pad_lo[d] + kp[d] * g.dilation[d];
-            if (od < 0 || od >= g.output[d]) inside = false;
-            o = o * g.output[d] + od;
-          }
-          if (!inside) continue;
-          for (std::int64_t cg = 0; cg < cout_g; ++cg) {
-            const std::int64_t co = gi * cout_g + cg;
-            // weight (C_in, C_out/g, *k) or (*k, C_out/g, C_in)
-            const double wv =
-                cl ? w[(k * cout_g + cg) * g.in_channels + ci] : w[(ci * cout_g + cg) * k_n + k];
-            const std::size_t yi = static_cast<std::size_t>(
-                cl ? (n * out_n + o) * g.out_channels + co : (n * g.out_channels + co) * out_n + o);
-            y[yi] += static_cast<long double>(xv) * wv;
-          }
-        }
-      }
-  if (bias)
-    for (std::int64_t n = 0; n < g.batch; ++n)
-      for (std::int64_t o = 0; o < out_n; ++o)
-        for (std::int64_t co = 0; co < g.out_channels; ++co)
-          y[static_cast<std::size_t>(cl ? (n * out_n + o) * g.out_channels + co
-                                        : (n * g.out_channels + co) * out_n + o)] += (*bias)[co];
+  const std::vector<std::int64_t> xs = g.input_shape(), ws = g.weight_shape(),
+                                  ys = g.output_shape();
+  std::size_t ny = 1;
+  for (auto e : ys) ny *= static_cast<std::size_t>(e);
+  std::vector<long double> y(ny, 0.0L);
+  auto bias_at = [&](std::int64_t c) { return (*bias)[static_cast<std::size_t>(c)]; };
+  tconv_test::scatter(
+      g, [&](const tconv_test::Index& i) { return x[tconv_test::c_offset(xs, i)]; },
+      [&](const tconv_test::Index& i) { return w[tconv_test::c_offset(ws, i)]; },
+      bias ? &bias_at : nullptr,
+      [&](const tconv_test::Index& i, double a, double b) {
+        y[tconv_test::c_offset(ys, i)] += static_cast<long double>(a) * b;
+      });
   return y;
 }
 

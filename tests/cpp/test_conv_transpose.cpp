@@ -20,10 +20,13 @@
 #include <thread>
 #include <vector>
 
+#include "support.hpp"
+
 using tconv::DataFormat;
 using tconv::Geometry;
 using tconv::LayerSpec;
-using V = std::vector<std::int64_t>;
+using V = tconv_test::Index;
+using tconv_test::next_index;
 
 namespace {
 
@@ -83,15 +86,6 @@ Layout make_layout(const V& shape, std::mt19937_64& rng, LayoutChoice choice) {
   l.base = -lo;
   l.size = hi - lo + 1;
   return l;
-}
-
-// Odometer over a multi-index.
-bool next_index(V& idx, const V& shape) {
-  for (std::size_t a = idx.size(); a-- > 0;) {
-    if (++idx[a] < shape[a]) return true;
-    idx[a] = 0;
-  }
-  return false;
 }
 
 std::int64_t count(const V& shape) {
@@ -183,27 +177,6 @@ Config base_config(int rank) {
   return c;
 }
 
-// Full-shape index of (n, channel, spatial...) in a data format's own axis order.
-V act_index(bool cl, std::int64_t n, std::int64_t c, const V& sp) {
-  V idx{n};
-  if (!cl) idx.push_back(c);
-  idx.insert(idx.end(), sp.begin(), sp.end());
-  if (cl) idx.push_back(c);
-  return idx;
-}
-V w_index(bool cl, std::int64_t ci, std::int64_t co, const V& k) {
-  V idx;
-  if (!cl) {
-    idx = {ci, co};
-    idx.insert(idx.end(), k.begin(), k.end());
-  } else {
-    idx = k;
-    idx.push_back(co);
-    idx.push_back(ci);
-  }
-  return idx;
-}
-
 // ---- the check -------------------------------------------------------------------------------
 
 template <class T>
@@ -211,7 +184,6 @@ void check_config(const Config& c, std::mt19937_64& rng, bool contiguous_only = 
   SCOPED_TRACE(c.describe());
   const LayerSpec spec = c.spec();
   const Geometry g = tconv::resolve_geometry(c.x_shape(), c.w_shape(), spec);
-  const bool cl = c.channels_last;
 
   const Layout lx = make_layout(g.input_shape(), rng, {contiguous_only, true});
   const Layout lw = make_layout(g.weight_shape(), rng, {contiguous_only, true});
@@ -228,47 +200,20 @@ void check_config(const Config& c, std::mt19937_64& rng, bool contiguous_only = 
   const std::int64_t ny = count(yshape);
   std::vector<double> ref(static_cast<std::size_t>(ny), 0.0), mag(ref.size(), 0.0);
   std::vector<std::int64_t> terms(ref.size(), 0);
-  auto y_lin = [&](const V& idx) {  // C-order index into ref
-    std::int64_t o = 0;
-    for (std::size_t a = 0; a < idx.size(); ++a) o = o * yshape[a] + idx[a];
-    return static_cast<std::size_t>(o);
+  auto y_lin = [&](const V& idx) { return tconv_test::c_offset(yshape, idx); };  // into ref
+  auto bias_at = [&](std::int64_t ch) {
+    return static_cast<double>(bias[static_cast<std::size_t>(ch)]);
   };
-  const auto r = static_cast<std::size_t>(g.rank);
-  for (std::int64_t n = 0; n < g.batch; ++n)
-    for (std::int64_t gi = 0; gi < g.groups; ++gi)
-      for (std::int64_t cil = 0; cil < c.cin_g; ++cil) {
-        const std::int64_t ci = gi * c.cin_g + cil;
-        V i(r, 0);
-        do {
-          const double xv = static_cast<double>(xb[lx.offset(act_index(cl, n, ci, i))]);
-          V k(r, 0);
-          do {
-            V o(r);
-            bool inside = true;
-            for (std::size_t d = 0; d < r; ++d) {
-              o[d] = i[d] * g.stride[d] + k[d] * g.dilation[d] - g.pad_lo[d];
-              inside = inside && o[d] >= 0 && o[d] < g.output[d];
-            }
-            if (!inside) continue;
-            for (std::int64_t col = 0; col < c.cout_g; ++col) {
-              const double wv = static_cast<double>(wb[lw.offset(w_index(cl, ci, col, k))]);
-              const std::size_t at = y_lin(act_index(cl, n, gi * c.cout_g + col, o));
-              ref[at] += xv * wv;
-              mag[at] += std::fabs(xv * wv);
-              ++terms[at];
-            }
-          } while (next_index(k, g.kernel));
-        } while (next_index(i, g.input));
-      }
-  if (c.bias) {
-    V idx(yshape.size(), 0);
-    if (ny > 0) do {
-        const std::int64_t ch = cl ? idx.back() : idx[1];
-        ref[y_lin(idx)] += static_cast<double>(bias[static_cast<std::size_t>(ch)]);
-        mag[y_lin(idx)] += std::fabs(static_cast<double>(bias[static_cast<std::size_t>(ch)]));
-        ++terms[y_lin(idx)];
-      } while (next_index(idx, yshape));
-  }
+  tconv_test::scatter(
+      g, [&](const V& i) { return static_cast<double>(xb[lx.offset(i)]); },
+      [&](const V& i) { return static_cast<double>(wb[lw.offset(i)]); },
+      c.bias ? &bias_at : nullptr,
+      [&](const V& i, double a, double b) {
+        const std::size_t at = y_lin(i);
+        ref[at] += a * b;
+        mag[at] += std::fabs(a * b);
+        ++terms[at];
+      });
 
   const T* bias_ptr = c.bias ? bias.data() : nullptr;
   std::vector<tconv::Isa> isas = tconv::available_isas();

@@ -23,6 +23,8 @@
 #include <tconv/tconv.hpp>
 #include <vector>
 
+#include "../cpp/support.hpp"
+
 namespace {
 
 using V = std::vector<std::int64_t>;
@@ -122,73 +124,20 @@ void one_dim_functions(Input& in) {
   allowed("jax_resolve", [&] { tconv::jax_resolve(i, k, s, d, jax, lo, hi); });
 }
 
-// Direct scatter over C-contiguous buffers, in double.
+// The definition (tconv_test::scatter) over C-contiguous buffers, in double.
 template <class T>
 std::vector<double> scatter(const tconv::Geometry& g, const std::vector<T>& x,
                             const std::vector<T>& w, const std::vector<T>& bias, bool has_bias) {
-  const bool cl = g.data_format == tconv::DataFormat::channels_last;
   const V xs = g.input_shape(), ws = g.weight_shape(), ys = g.output_shape();
-  const std::int64_t ny = tconv::checked_product(ys, "y");
-  std::vector<double> y(static_cast<std::size_t>(ny), 0.0);
-  auto lin = [](const V& shape, const V& idx) {
-    std::int64_t o = 0;
-    for (std::size_t a = 0; a < idx.size(); ++a) o = o * shape[a] + idx[a];
-    return static_cast<std::size_t>(o);
+  std::vector<double> y(static_cast<std::size_t>(tconv::checked_product(ys, "y")), 0.0);
+  auto bias_at = [&](std::int64_t c) {
+    return static_cast<double>(bias[static_cast<std::size_t>(c)]);
   };
-  auto act = [&](std::int64_t n, std::int64_t c, const V& sp) {
-    V idx{n};
-    if (!cl) idx.push_back(c);
-    idx.insert(idx.end(), sp.begin(), sp.end());
-    if (cl) idx.push_back(c);
-    return idx;
-  };
-  const std::int64_t cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
-  const std::size_t r = static_cast<std::size_t>(g.rank);
-  auto next = [](V& idx, const V& shape) {
-    for (std::size_t a = idx.size(); a-- > 0;) {
-      if (++idx[a] < shape[a]) return true;
-      idx[a] = 0;
-    }
-    return false;
-  };
-  for (std::int64_t n = 0; n < g.batch; ++n)
-    for (std::int64_t ci = 0; ci < g.in_channels; ++ci) {
-      const std::int64_t gi = ci / cin_g;
-      V i(r, 0);
-      do {
-        V k(r, 0);
-        do {
-          V o(r);
-          bool inside = true;
-          for (std::size_t d = 0; d < r; ++d) {
-            o[d] = i[d] * g.stride[d] + k[d] * g.dilation[d] - g.pad_lo[d];
-            inside = inside && o[d] >= 0 && o[d] < g.output[d];
-          }
-          if (!inside) continue;
-          for (std::int64_t col = 0; col < cout_g; ++col) {
-            V widx;
-            if (!cl) {
-              widx = {ci, col};
-              widx.insert(widx.end(), k.begin(), k.end());
-            } else {
-              widx = k;
-              widx.push_back(col);
-              widx.push_back(ci);
-            }
-            y[lin(ys, act(n, gi * cout_g + col, o))] +=
-                static_cast<double>(x[lin(xs, act(n, ci, i))]) *
-                static_cast<double>(w[lin(ws, widx)]);
-          }
-        } while (next(k, g.kernel));
-      } while (next(i, g.input));
-    }
-  if (has_bias && ny > 0) {
-    V idx(ys.size(), 0);
-    do
-      y[lin(ys, idx)] +=
-          static_cast<double>(bias[static_cast<std::size_t>(cl ? idx.back() : idx[1])]);
-    while (next(idx, ys));
-  }
+  tconv_test::scatter(
+      g, [&](const V& i) { return static_cast<double>(x[tconv_test::c_offset(xs, i)]); },
+      [&](const V& i) { return static_cast<double>(w[tconv_test::c_offset(ws, i)]); },
+      has_bias ? &bias_at : nullptr,
+      [&](const V& i, double a, double b) { y[tconv_test::c_offset(ys, i)] += a * b; });
   return y;
 }
 

@@ -42,17 +42,21 @@ def random_case(source: str, rng: np.random.Generator, rank: int | None = None) 
 
 
 def _geometry(source: str, rng: np.random.Generator, r: int) -> dict:
+    """The layer in the tests' description (conftest.layers), plus its total C_out; padding
+    comes from each framework's own rules."""
     g = int(_pick(rng, (1, 1, 2))) if source in ("torch", "onnx") else 1
+    cin_g, cout_g = int(rng.integers(1, 3)), int(rng.integers(1, 3))
     return {
-        "r": r,
-        "g": g,
-        "cin": g * int(rng.integers(1, 3)),
-        "cout": g * int(rng.integers(1, 3)),
-        "k": [int(rng.integers(1, 5)) for _ in range(r)],
-        "s": [int(rng.integers(1, 4)) for _ in range(r)],
-        "d": [int(_pick(rng, (1, 1, 2))) for _ in range(r)],
-        "i": [int(rng.integers(1, 6)) for _ in range(r)],
-        "n": int(rng.integers(1, 3)),
+        "rank": r,
+        "groups": g,
+        "cin": g * cin_g,
+        "cout_g": cout_g,
+        "cout": g * cout_g,
+        "kernel": [int(rng.integers(1, 5)) for _ in range(r)],
+        "stride": [int(rng.integers(1, 4)) for _ in range(r)],
+        "dilation": [int(_pick(rng, (1, 1, 2))) for _ in range(r)],
+        "size": [int(rng.integers(1, 6)) for _ in range(r)],
+        "batch": int(rng.integers(1, 3)),
     }
 
 
@@ -83,7 +87,7 @@ def _x(rng: np.random.Generator, shape: tuple) -> np.ndarray:
 
 
 def _draw_torch(geo: dict, rng: np.random.Generator) -> dict:
-    r, k, s, d = geo["r"], geo["k"], geo["s"], geo["d"]
+    r, k, s, d = geo["rank"], geo["kernel"], geo["stride"], geo["dilation"]
     p = [int(rng.integers(0, _span(k[j], d[j]) + 1)) for j in range(r)]
     op = [int(rng.integers(0, max(s[j], d[j]))) for j in range(r)]
     bias = bool(rng.integers(2))
@@ -94,20 +98,20 @@ def _draw_torch(geo: dict, rng: np.random.Generator) -> dict:
         stride=tuple(s),
         padding=tuple(p),
         output_padding=tuple(op),
-        groups=geo["g"],
+        groups=geo["groups"],
         bias=bias,
         dilation=tuple(d),
     )
-    shape = (geo["n"], geo["cin"], *geo["i"])
-    _nonempty(tconv.shapes.torch(shape, geo["cin"], geo["cout"], k, s, p, op, geo["g"], d), 2)
-    w = _weights(rng, (geo["cin"], geo["cout"] // geo["g"], *k), geo["cout"], bias)
+    shape = (geo["batch"], geo["cin"], *geo["size"])
+    _nonempty(tconv.shapes.torch(shape, geo["cin"], geo["cout"], k, s, p, op, geo["groups"], d), 2)
+    w = _weights(rng, (geo["cin"], geo["cout"] // geo["groups"], *k), geo["cout"], bias)
     return dict(layer=layer, weights=w, input_shape=shape, x=_x(rng, shape))
 
 
 def _draw_keras(geo: dict, rng: np.random.Generator) -> dict:
-    r, k, s = geo["r"], geo["k"], geo["s"]
+    r, k, s = geo["rank"], geo["kernel"], geo["stride"]
     # Keras refuses strides > 1 with dilation > 1
-    d = geo["d"] if all(v == 1 for v in s) else [1] * r
+    d = geo["dilation"] if all(v == 1 for v in s) else [1] * r
     mode = _pick(rng, ("same", "valid"))
     op = None if rng.integers(2) else tuple(int(rng.integers(0, s[j])) for j in range(r))
     bias = bool(rng.integers(2))
@@ -120,7 +124,7 @@ def _draw_keras(geo: dict, rng: np.random.Generator) -> dict:
         dilation_rate=tuple(d),
         use_bias=bias,
     )
-    shape = (geo["n"], *geo["i"], geo["cin"])
+    shape = (geo["batch"], *geo["size"], geo["cin"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", tconv.BackendWarning)
         out = tconv.shapes.keras(shape, geo["cout"], k, s, mode, op, "channels_last", d, dims=r)
@@ -132,12 +136,12 @@ def _draw_keras(geo: dict, rng: np.random.Generator) -> dict:
 
 
 def _draw_onnx(geo: dict, rng: np.random.Generator) -> dict:
-    r, k, s, d, g = geo["r"], geo["k"], geo["s"], geo["d"], geo["g"]
+    r, k, s, d, g = geo["rank"], geo["kernel"], geo["stride"], geo["dilation"], geo["groups"]
     layer: dict = dict(kernel_shape=list(k), strides=list(s), dilations=list(d))
     if g > 1:
         layer["group"] = g
     form = _pick(rng, ("pads", "pads", "auto", "output_shape"))
-    shape = (geo["n"], geo["cin"], *geo["i"])
+    shape = (geo["batch"], geo["cin"], *geo["size"])
     if form == "pads":
         spans = [_span(k[j], d[j]) for j in range(r)]
         layer["pads"] = [int(rng.integers(0, sp + 1)) for sp in spans * 2]
@@ -146,7 +150,7 @@ def _draw_onnx(geo: dict, rng: np.random.Generator) -> dict:
         layer["auto_pad"] = _pick(rng, ("SAME_UPPER", "SAME_LOWER", "VALID"))
     else:
         lo_hi = [
-            tconv._core.onnx_output_shape_range(geo["i"][j], k[j], s[j], d[j]) for j in range(r)
+            tconv._core.onnx_output_shape_range(geo["size"][j], k[j], s[j], d[j]) for j in range(r)
         ]
         layer["output_shape"] = [int(rng.integers(a, b + 1)) for a, b in lo_hi]
     wshape = (geo["cin"], geo["cout"] // g, *k)
@@ -156,7 +160,7 @@ def _draw_onnx(geo: dict, rng: np.random.Generator) -> dict:
 
 
 def _draw_tf_nn(geo: dict, rng: np.random.Generator) -> dict:
-    r, k, s, d = geo["r"], geo["k"], geo["s"], geo["d"]
+    r, k, s, d = geo["rank"], geo["kernel"], geo["stride"], geo["dilation"]
     # tf.nn.conv_transpose takes explicit pairs in 2-d only, and not with dilation on CPU
     explicit = r == 2 and all(v == 1 for v in d)
     modes = ("SAME", "VALID", "EXPLICIT") if explicit else ("SAME", "VALID")
@@ -166,14 +170,14 @@ def _draw_tf_nn(geo: dict, rng: np.random.Generator) -> dict:
         pairs = [(int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(r)]
     out = []
     for j in range(r):
-        lo, hi = tconv._core.tf_transposed_range(geo["i"][j], k[j], s[j], d[j], mode, *pairs[j])
+        lo, hi = tconv._core.tf_transposed_range(geo["size"][j], k[j], s[j], d[j], mode, *pairs[j])
         if lo > hi or hi < 1:
             raise tconv.ShapeError("no output size")
         out.append(int(rng.integers(max(lo, 1), hi + 1)))
     padding: Any = mode if mode != "EXPLICIT" else [[0, 0], *map(list, pairs), [0, 0]]
-    shape = (geo["n"], *geo["i"], geo["cin"])
+    shape = (geo["batch"], *geo["size"], geo["cin"])
     layer = dict(
-        output_shape=[geo["n"], *out, geo["cout"]],
+        output_shape=[geo["batch"], *out, geo["cout"]],
         strides=list(s),
         padding=padding,
         dilations=list(d),
@@ -185,7 +189,7 @@ def _draw_tf_nn(geo: dict, rng: np.random.Generator) -> dict:
 
 
 def _draw_jax(geo: dict, rng: np.random.Generator) -> dict:
-    r, k, s, d = geo["r"], geo["k"], geo["s"], geo["d"]
+    r, k, s, d = geo["rank"], geo["kernel"], geo["stride"], geo["dilation"]
     tk = bool(rng.integers(2))
     consistent = bool(rng.integers(2))
     padding: Any = _pick(rng, ("SAME", "VALID", "pairs", "pairs"))
@@ -204,7 +208,7 @@ def _draw_jax(geo: dict, rng: np.random.Generator) -> dict:
         layer["transpose_kernel"] = True
     if consistent:
         layer["use_consistent_padding"] = True
-    shape = (geo["n"], *geo["i"], geo["cin"])
+    shape = (geo["batch"], *geo["size"], geo["cin"])
     rshape = (*k, geo["cout"], geo["cin"]) if tk else (*k, geo["cin"], geo["cout"])
     _nonempty(tconv.shapes.jax(shape, rshape, **layer), 1)
     w = _weights(rng, rshape, geo["cout"], bool(rng.integers(2)))

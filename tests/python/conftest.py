@@ -1,12 +1,15 @@
-"""Shared helpers of the Python tests: norm-wise comparison, layer strategies, input layouts."""
+"""Shared helpers of the Python tests: the tolerance table and comparisons, layer strategies,
+input layouts, error matching."""
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -42,10 +45,35 @@ def reachable_isas() -> list[str]:
     return [i for i in tconv.available_isas() if ISA_TIER[i] >= cap]
 
 
-# Relative error bound in the 2-norm. A transposed convolution sums at most
+# The one tolerance table: a relative error bound per dtype, read by the three comparisons
+# below (2-norm, max-norm, element-wise). A transposed convolution sums at most
 # C_in/groups * prod(kernel) products per cell; with the sizes used in the tests the rounding
 # of float32 stays near 1e-6 relative, float64 near 1e-15.
-RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}
+RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
+
+
+def _rtol(dtype: Any, actual: np.ndarray) -> float:
+    return RTOL[np.dtype(dtype if dtype is not None else actual.dtype)]
+
+
+def assert_close(actual: Any, desired: Any, dtype: Any = None, msg: str = "") -> None:
+    """Element-wise |actual - desired| <= rtol * (1 + |desired|), rtol from the table for
+    `dtype` (default: actual's dtype); for values of order one."""
+    actual = np.asarray(actual)
+    rtol = _rtol(dtype, actual)
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol, err_msg=msg)
+
+
+def assert_close_in_max_norm(actual: Any, desired: Any, dtype: Any = None, msg: str = "") -> None:
+    """max |actual - desired| <= rtol * max(1, max |desired|): errors measured against the
+    largest value, as a sum's rounding is (rtol from the table, default: actual's dtype)."""
+    actual, desired = np.asarray(actual), np.asarray(desired)
+    assert actual.shape == desired.shape, f"shape {actual.shape} != {desired.shape} {msg}"
+    rtol = _rtol(dtype, actual)
+    diff = np.abs(actual.astype(np.float64) - desired.astype(np.float64))
+    scale = max(1.0, float(np.abs(desired).max(initial=0.0)))
+    err = float(diff.max(initial=0.0)) / scale
+    assert err <= rtol, f"max error {err:.3g} of the largest value > {rtol:g} {msg}"
 
 
 def assert_close_in_norm(
@@ -108,16 +136,183 @@ def torch_weight_to_keras(w: np.ndarray) -> np.ndarray:
     return np.moveaxis(w, (0, 1), (-1, -2))
 
 
+# ---- random layers ------------------------------------------------------------------------------
+# One description of a layer for the numeric tests, the dict `layers` draws and `layer_inputs`
+# turns into arrays: rank, groups, cin, cout_g, kernel, stride, dilation, size, pads, outpad,
+# batch, channels_last, dtype, bias, layout ("c", "strided", "fortran"), seed.
+
+
+# Defaults of the strategies below (module-level: a strategy is immutable and reusable).
+_GROUPS = st.sampled_from([1, 1, 1, 2, 3])
+_CIN_G, _COUT_G = st.integers(1, 9), st.integers(1, 4)
+_KERNEL, _STRIDE, _DILATION = st.integers(1, 5), st.integers(1, 4), st.sampled_from([1, 1, 2, 3])
+_OUTER, _LAST, _BATCH, _BOOL = (
+    st.integers(1, 5),
+    st.integers(1, 70),
+    st.integers(1, 3),
+    st.booleans(),
+)
+
+
+def channels(groups: Any = _GROUPS, cin_g: Any = _CIN_G, cout_g: Any = _COUT_G) -> Any:
+    """(groups, C_in per group, C_out per group)."""
+    return st.tuples(groups, cin_g, cout_g)
+
+
+# The channel counts the kernels treat apart, each aimed at its own path.
+CHANNEL_KINDS = {
+    "dense": channels(cin_g=st.integers(1, 8), cout_g=st.integers(5, 12)),
+    # 1-4 outputs per group: the position algorithm (vectors over positions).
+    "tiny_cout": channels(cin_g=st.integers(1, 9), cout_g=st.integers(1, 4)),
+    # Around the channel panel (16 fp32 / 8 fp64) and the 6-row tile.
+    "wide": channels(
+        cin_g=st.integers(1, 12), cout_g=st.sampled_from([5, 7, 8, 9, 15, 16, 17, 33])
+    ),
+    "depthwise": st.tuples(st.integers(1, 6), st.just(1), st.just(1)),
+}
+ANY_CHANNELS = st.one_of(*CHANNEL_KINDS.values())
+
+
+def _for_rank(v: Any, rank: int) -> Any:
+    return v[rank] if isinstance(v, dict) else v
+
+
+def _geometry(
+    rank: int,
+    groups: int,
+    cin_g: int,
+    cout_g: int,
+    ks: list,
+    ss: list,
+    ds: list,
+    size: list,
+    batch: int,
+) -> dict:
+    return dict(
+        rank=rank,
+        groups=groups,
+        cin=cin_g * groups,
+        cout_g=cout_g,
+        kernel=ks,
+        stride=ss,
+        dilation=ds,
+        size=size,
+        batch=batch,
+    )
+
+
 @st.composite
-def layer_configs(
+def _arrays(draw: Any, channels_last: Any, dtypes: tuple, layouts: tuple) -> dict:
+    """The description's keys for the arrays: format, dtype, bias, layout, seed."""
+    return dict(
+        channels_last=draw(channels_last),
+        dtype=draw(st.sampled_from(dtypes)),
+        bias=draw(st.booleans()),
+        layout=draw(st.sampled_from(layouts)),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+@st.composite
+def layers(
+    draw: Any,
+    *,
+    channels: Any = ANY_CHANNELS,
+    ranks: tuple[int, ...] = (1, 2, 3),
+    kernel: Any = _KERNEL,
+    last_kernel: Any = None,
+    stride: Any = _STRIDE,
+    dilation: Any = _DILATION,
+    outer: Any = _OUTER,
+    last: Any = _LAST,
+    geometries: tuple[str, ...] = ("free",),
+    pads: str | tuple[str, ...] = "pairs",
+    outpad: bool = True,
+    batch: Any = _BATCH,
+    channels_last: Any = _BOOL,
+    layouts: tuple[str, ...] = ("c", "strided", "fortran"),
+    dtypes: tuple[Any, ...] = (np.float32, np.float64),
+    max_products: int | None = None,
+    dims: Any = None,
+) -> dict:
+    """A random layer in the description layer_inputs reads, whose output is never empty
+    (but with padding "same" and an explicit output_padding: the tests filter those).
+
+    channels: a strategy of (groups, C_in/g, C_out/g) (CHANNEL_KINDS, ANY_CHANNELS);
+    kernel, stride, dilation: per-dim strategies (last_kernel for the last dim);
+    outer, last: the input length of the leading dims and of the last one (long last dims cross
+    the vector and row tiles), a strategy or a dict by rank;
+    geometries: "free" (independent kernel, stride, dilation), "kernel_is_stride" and
+    "one_pixel" (one input position per dim): the last two without dilation or padding;
+    pads: "pairs" (asymmetric, each side below the dilated kernel), "crop" (asymmetric,
+    anywhere that leaves a cell), "symmetric", "same" or "none", or a tuple to draw from;
+    outpad: draw output_padding below max(stride, dilation), else None;
+    max_products: bound on the multiply-adds of the layer (the Python reference loop is slow),
+    met by shortening the last dim;
+    dims: for per-dim values drawn together, a function of the rank giving a strategy of one
+    (kernel, stride, dilation, size, padding) per dim; replaces the per-dim arguments above."""
+    rank = draw(st.sampled_from(ranks))
+    geometry = draw(st.sampled_from(geometries))
+    groups, cin_g, cout_g = draw(channels)
+    n = draw(batch)
+    if dims is not None:
+        ks, ss, ds, size, pad = (list(v) for v in zip(*draw(dims(rank))))
+        geo = _geometry(rank, groups, cin_g, cout_g, ks, ss, ds, size, n)
+        return dict(geo, pads=pad, outpad=None, **draw(_arrays(channels_last, dtypes, layouts)))
+    ks = [draw(kernel) for _ in range(rank - 1)]
+    ks.append(draw(last_kernel if last_kernel is not None else kernel))
+    if geometry == "kernel_is_stride":
+        ss, ds = list(ks), [1] * rank
+    else:
+        ss = [draw(stride) for _ in range(rank)]
+        ds = [1] * rank if geometry == "one_pixel" else [draw(dilation) for _ in range(rank)]
+    size = [draw(_for_rank(outer, rank)) for _ in range(rank - 1)]
+    size.append(draw(_for_rank(last, rank)))
+    if geometry == "one_pixel":
+        size = [1] * rank
+    if max_products is not None:
+        per_pos = n * groups * cin_g * cout_g * math.prod(ks) * math.prod(size[:-1])
+        size[-1] = max(1, min(size[-1], max_products // per_pos))
+    geo = _geometry(rank, groups, cin_g, cout_g, ks, ss, ds, size, n)
+    padding: Any = 0
+    op = None
+    pad_form = draw(st.sampled_from(pads)) if isinstance(pads, tuple) else pads
+    if geometry == "free" and outpad and pad_form == "same":
+        op = None if draw(st.booleans()) else [draw(st.integers(0, s - 1)) for s in ss]
+    elif geometry == "free" and outpad:
+        op = [draw(st.integers(0, max(s, d) - 1)) for s, d in zip(ss, ds)]
+    if geometry == "free" and pad_form == "same":
+        # Keras' inference; an explicit output_padding can leave no cell.
+        padding = "same"
+    elif geometry == "free" and pad_form != "none":
+        padding = []
+        for j, (k, s, d, i) in enumerate(zip(ks, ss, ds, size)):
+            ek = d * (k - 1) + 1
+            full = (i - 1) * s + ek
+            if pad_form == "symmetric":
+                padding.append(draw(st.integers(0, min(ek - 1, (full - 1) // 2))))
+            else:  # "pairs" keeps each side within the dilated kernel, "crop" anywhere
+                room = full - 1 + (op[j] if op and pad_form == "crop" else 0)
+                side = room if pad_form == "crop" else min(ek - 1, room)
+                lo = draw(st.integers(0, side))
+                padding.append((lo, draw(st.integers(0, min(side, room - lo)))))
+    return dict(geo, pads=padding, outpad=op, **draw(_arrays(channels_last, dtypes, layouts)))
+
+
+@st.composite
+def layer_forms(
     draw: Any,
     max_macs: int = 30000,
     ranks: tuple[int, ...] = (1, 2, 3),
     paddings: tuple[str, ...] = ("int", "per_dim", "pairs", "same", "valid"),
     allow_output_size: bool = True,
 ) -> dict:
-    """A random valid layer with small arrays: a dict of keyword arguments for
-    conv_transpose (minus x, weight and bias) plus the array shapes to build."""
+    """A random layer (the description of `layers`) whose arguments take every form the API
+    accepts: int or per-dim stride and dilation, padding as an int, per dim, (lo, hi) pairs,
+    'same' or 'valid' (either case), output_padding explicit or None, and two more keys:
+    unbatched (x without its batch axis) and output_size_from_op (ask for the output through
+    output_size instead). Some 'same' draws leave no cell: the tests check that both sides refuse
+    them. Arrays are C-contiguous: the tests relayout them themselves."""
     rank = draw(st.sampled_from(ranks))
     max_in = {1: 9, 2: 6, 3: 4}[rank]
     kernel = tuple(draw(st.lists(st.integers(1, 5), min_size=rank, max_size=rank)))
@@ -138,7 +333,6 @@ def layer_configs(
     args: dict = dict(
         stride=stride if draw(st.booleans()) or len(set(stride)) > 1 else stride[0],
         dilation=dilation if len(set(dilation)) > 1 or draw(st.booleans()) else dilation[0],
-        groups=groups,
     )
     explicit_op = draw(st.booleans())
     if form in ("same", "valid"):
@@ -159,31 +353,51 @@ def layer_configs(
                 pairs.append((lo, draw(st.integers(0, r - lo))))
             args["padding"] = tuple(pairs)
     args["output_padding"] = op if explicit_op else None
-    if (
+    # Ask for the same output through output_size instead (PyTorch's way).
+    via_size = (
         allow_output_size
         and explicit_op
         and all(o < s for o, s in zip(op, stride))
         and draw(st.integers(0, 3)) == 0
-    ):
-        # Ask for the same output through output_size instead (PyTorch's way).
-        args["output_size_from_op"] = True
+    )
     return dict(
         rank=rank,
-        batch=batch,
-        unbatched=unbatched,
-        c_in=cin_g * groups,
-        c_out_g=cout_g,
-        size=size,
+        groups=groups,
+        cin=cin_g * groups,
+        cout_g=cout_g,
         kernel=kernel,
-        args=args,
+        stride=args["stride"],
+        dilation=args["dilation"],
+        size=size,
+        pads=args["padding"],
+        outpad=args["output_padding"],
+        batch=batch,
+        channels_last=draw(st.booleans()),
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        bias=draw(st.booleans()),
+        layout="c",
+        seed=draw(st.integers(0, 2**31 - 1)),
+        unbatched=unbatched,
+        output_size_from_op=via_size,
+    )
+
+
+def layer_args(cfg: dict) -> dict:
+    """The layer's keyword arguments shared by tconv and PyTorch (no data_format)."""
+    return dict(
+        stride=cfg["stride"],
+        padding=cfg["pads"],
+        output_padding=cfg["outpad"],
+        dilation=cfg["dilation"],
+        groups=cfg["groups"],
     )
 
 
 def layer_inputs(cfg: dict) -> tuple:
-    """x, weight, bias and keyword arguments for a drawn layer description (cin, cout_g, groups,
-    kernel, stride, dilation, size, pads, outpad, batch, channels_last, dtype, bias, layout,
-    seed); layout "strided" gives x every other element of a larger array, last axis reversed,
-    "fortran" gives it in Fortran order."""
+    """x, weight, bias and keyword arguments for a layer description (see `layers`); layout
+    "strided" gives x every other element of a larger array, last axis reversed,
+    "last_strided" every other element along the last axis only, "fortran" Fortran order; an
+    unbatched layer's x has no batch axis."""
     rng = np.random.default_rng(cfg["seed"])
     dt = cfg["dtype"]
     if cfg["channels_last"]:
@@ -196,16 +410,41 @@ def layer_inputs(cfg: dict) -> tuple:
     if cfg["layout"] == "strided":
         big = rng.standard_normal(tuple(2 * n for n in xs)).astype(dt)
         x = big[tuple(slice(None, None, 2) for _ in xs)][..., ::-1]
+    elif cfg["layout"] == "last_strided":
+        big = np.zeros((*xs[:-1], 2 * xs[-1]), dt)
+        big[..., ::2] = x
+        x = big[..., ::2]
     elif cfg["layout"] == "fortran":
         x = np.asfortranarray(x)
+    else:
+        assert cfg["layout"] == "c", cfg["layout"]
     w = rng.standard_normal(ws).astype(dt)
     b = rng.standard_normal(cfg["cout_g"] * cfg["groups"]).astype(dt) if cfg["bias"] else None
+    if cfg.get("unbatched"):
+        x = x[0]
     kw = dict(
-        stride=cfg["stride"],
-        padding=cfg["pads"],
-        output_padding=cfg["outpad"],
-        dilation=cfg["dilation"],
-        groups=cfg["groups"],
-        data_format="channels_last" if cfg["channels_last"] else "channels_first",
+        layer_args(cfg), data_format="channels_last" if cfg["channels_last"] else "channels_first"
     )
     return x, w, b, kw
+
+
+def raises(exc_type: type[BaseException], *words: str) -> Any:
+    """pytest.raises that also checks every word (case-insensitive) appears in the message."""
+    return _Raises(exc_type, words)
+
+
+class _Raises:
+    def __init__(self, exc_type: type[BaseException], words: tuple[str, ...]) -> None:
+        self.ctx = pytest.raises(exc_type)
+        self.words = words
+
+    def __enter__(self) -> Any:
+        self.info = self.ctx.__enter__()
+        return self.info
+
+    def __exit__(self, *exc: Any) -> bool:
+        suppress = self.ctx.__exit__(*exc)
+        message = str(self.info.value)
+        missing = [w for w in self.words if not re.search(re.escape(w), message, re.I)]
+        assert not missing, f"message lacks {missing}: {message}"
+        return bool(suppress)

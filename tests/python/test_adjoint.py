@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 import tconv
 from tconv import reference
 
-from conftest import examples, torch_weight_to_keras
+from conftest import RTOL, assert_close, examples, torch_weight_to_keras
+
+F64_TOL = RTOL[np.dtype(np.float64)]  # the identity holds to float64 rounding
 
 
 def naive_conv(x: np.ndarray, w: np.ndarray, stride, dilation, pads, groups: int) -> np.ndarray:
@@ -116,10 +118,10 @@ def test_adjoint_identity(cfg, seed, data_format):
     lhs = float(np.vdot(fwd, y))
     rhs = float(np.vdot(x, back))
     scale = np.linalg.norm(fwd) * np.linalg.norm(y) + np.linalg.norm(x) * np.linalg.norm(back)
-    assert math.isclose(lhs, rhs, rel_tol=0, abs_tol=1e-12 * max(scale, 1.0)), (lhs, rhs, cfg)
+    assert math.isclose(lhs, rhs, rel_tol=0, abs_tol=F64_TOL * max(scale, 1.0)), (lhs, rhs, cfg)
     ref_back = reference.conv_transpose(y, w, **kw)
     assert math.isclose(
-        float(np.vdot(x, ref_back)), lhs, rel_tol=0, abs_tol=1e-12 * max(scale, 1.0)
+        float(np.vdot(x, ref_back)), lhs, rel_tol=0, abs_tol=F64_TOL * max(scale, 1.0)
     )
 
 
@@ -132,7 +134,7 @@ def test_adjoint_catches_a_wrong_operator():
     y = rng.standard_normal(fwd.shape)
     good = tconv.conv_transpose(y, w, stride=2, padding=1, output_padding=0)
     flipped = tconv.conv_transpose(y, w[..., ::-1], stride=2, padding=1, output_padding=0)
-    assert math.isclose(np.vdot(fwd, y), np.vdot(x, good), rel_tol=1e-12)
+    assert math.isclose(np.vdot(fwd, y), np.vdot(x, good), rel_tol=F64_TOL)
     assert not math.isclose(np.vdot(fwd, y), np.vdot(x, flipped), rel_tol=1e-3)
 
 
@@ -160,4 +162,4 @@ def test_naive_conv_is_torch_conv(cfg, seed):
     ).numpy()
     got = naive_conv(x, w, cfg["stride"], cfg["dilation"], cfg["pads"], cfg["groups"])
     assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    assert_close(got, want)

@@ -11,56 +11,41 @@ from hypothesis import strategies as st
 import tconv
 from tconv import reference
 
-from conftest import LAYOUTS, assert_close_in_norm, layer_configs, relayout
+from conftest import LAYOUTS, assert_close_in_norm, layer_forms, layer_inputs, relayout
 
 
-def build(cfg: dict, data_format: str, dtype: type, seed: int, with_bias: bool):
-    rng = np.random.default_rng(seed)
-    n, c_in, c_out = cfg["batch"], cfg["c_in"], cfg["c_out_g"] * cfg["args"]["groups"]
-    if data_format == "channels_first":
-        x_shape = (n, c_in, *cfg["size"])
-        w_shape = (c_in, cfg["c_out_g"], *cfg["kernel"])
-    else:
-        x_shape = (n, *cfg["size"], c_in)
-        w_shape = (*cfg["kernel"], cfg["c_out_g"], c_in)
-    x = rng.standard_normal(x_shape).astype(dtype)
-    if cfg["unbatched"]:
-        x = x[0]
-    w = rng.standard_normal(w_shape).astype(dtype)
-    b = rng.standard_normal(c_out).astype(dtype) if with_bias else None
-    return x, w, b
-
-
-def call_args(cfg: dict, x: np.ndarray, w: np.ndarray, data_format: str) -> dict:
+def call_args(cfg: dict, x: np.ndarray, w: np.ndarray, kw: dict) -> dict:
     """Keyword arguments for both implementations; output_size (when drawn) is the spatial
     size the drawn output_padding gives, computed by the reference."""
-    args = {k: v for k, v in cfg["args"].items() if k != "output_size_from_op"}
-    args["data_format"] = data_format
-    if cfg["args"].get("output_size_from_op"):
+    args = dict(kw)
+    if cfg["output_size_from_op"]:
         xb = x if x.ndim == w.ndim else x[np.newaxis]
         try:
             y = reference.conv_transpose(xb[:0], w, **args)
         except tconv.ShapeError:
             return args  # no such output: the test checks that both refuse it
-        spatial = y.shape[1:-1] if data_format == "channels_last" else y.shape[2:]
+        spatial = y.shape[1:-1] if cfg["channels_last"] else y.shape[2:]
         args["output_padding"] = None
         args["output_size"] = tuple(spatial)
     return args
 
 
+def float64_inputs(cfg: dict) -> tuple:
+    """x, w, bias and the call's arguments of a layer in float64, with a bias."""
+    x, w, b, kw = layer_inputs(dict(cfg, dtype=np.float64, bias=True))
+    return x, w, b, call_args(cfg, x, w, kw)
+
+
 @given(
-    cfg=layer_configs(max_macs=80000),
-    data_format=st.sampled_from(["channels_first", "channels_last"]),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    seed=st.integers(0, 2**32 - 1),
-    with_bias=st.booleans(),
+    cfg=layer_forms(max_macs=80000),
     x_layout=st.sampled_from(LAYOUTS),
     w_layout=st.sampled_from(LAYOUTS),
     use_out=st.booleans(),
 )
-def test_matches_reference(cfg, data_format, dtype, seed, with_bias, x_layout, w_layout, use_out):
-    x, w, b = build(cfg, data_format, dtype, seed, with_bias)
-    args = call_args(cfg, x, w, data_format)
+def test_matches_reference(cfg, x_layout, w_layout, use_out):
+    x, w, b, kw = layer_inputs(cfg)
+    args = call_args(cfg, x, w, kw)
+    dtype = cfg["dtype"]
     try:
         want = reference.conv_transpose(x, w, b, **args)
     except tconv.ShapeError:
@@ -86,10 +71,8 @@ def test_matches_reference(cfg, data_format, dtype, seed, with_bias, x_layout, w
 @pytest.mark.parametrize("rank", [1, 2, 3])
 @given(data=st.data())
 def test_rank_specific_forms(rank, data):
-    cfg = data.draw(layer_configs(ranks=(rank,), max_macs=5000))
-    data_format = data.draw(st.sampled_from(["channels_first", "channels_last"]))
-    x, w, b = build(cfg, data_format, np.float64, data.draw(st.integers(0, 2**32 - 1)), True)
-    args = call_args(cfg, x, w, data_format)
+    cfg = data.draw(layer_forms(ranks=(rank,), max_macs=5000))
+    x, w, b, args = float64_inputs(cfg)
     fn = {1: tconv.conv_transpose1d, 2: tconv.conv_transpose2d, 3: tconv.conv_transpose3d}[rank]
     try:
         want = reference.conv_transpose(x, w, b, **args)
@@ -103,14 +86,9 @@ def test_rank_specific_forms(rank, data):
         other(x, w, b, **args)
 
 
-@given(
-    cfg=layer_configs(max_macs=3000),
-    data_format=st.sampled_from(["channels_first", "channels_last"]),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_scatter_and_gather_references_agree(cfg, data_format, seed):
-    x, w, b = build(cfg, data_format, np.float64, seed, True)
-    args = call_args(cfg, x, w, data_format)
+@given(cfg=layer_forms(max_macs=3000))
+def test_scatter_and_gather_references_agree(cfg):
+    x, w, b, args = float64_inputs(cfg)
     try:
         scatter = reference.conv_transpose(x, w, b, **args)
     except tconv.ShapeError:

@@ -7,7 +7,7 @@ import pytest
 import tconv
 from tconv import ShapeError
 
-from _hardening import raises
+from conftest import raises
 
 f32, f64 = np.float32, np.float64
 W = np.ones((3, 2, 3, 3), f32)

@@ -8,7 +8,7 @@ import pytest
 import tconv
 from tconv import ShapeError
 
-from _hardening import raises
+from conftest import raises
 
 f32 = np.float32
 X = np.ones((2, 3, 4, 4), f32)

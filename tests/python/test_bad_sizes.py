@@ -12,7 +12,7 @@ import pytest
 import tconv
 from tconv import ShapeError
 
-from _hardening import raises
+from conftest import raises
 
 f32 = np.float32
 W = np.ones((3, 2, 3, 3), f32)

@@ -15,56 +15,49 @@ from hypothesis import strategies as st
 import tconv
 import tconv.reference
 
-from conftest import assert_close_in_norm
+from conftest import assert_close_in_norm, channels, layer_inputs, layers
 
 
 @st.composite
-def reordered_layers(draw):
-    rank = draw(st.integers(2, 3))
-    fmt = draw(st.sampled_from(["channels_first", "channels_last"]))
-    groups = draw(st.integers(1, 2))
-    cin = groups
-    cout = groups * draw(st.integers(1, 2))
-    long_dim = draw(st.integers(0, rank - 2))  # never the last: that one is narrow or trivial
-    inp, ker, stride, dil, pad = [], [], [], [], []
+def _one_long_dim(draw, rank):
+    """(kernel, stride, dilation, size, padding) per dim: one long dim (never the last, which
+    is narrow or trivial), the others narrow or trivial (size 1, kernel 1: dropped)."""
+    long_dim = draw(st.integers(0, rank - 2))
+    dims = []
     for d in range(rank):
-        if d == long_dim:
-            inp.append(draw(st.integers(66, 100)))  # 64 outputs or more
-            ker.append(draw(st.integers(1, 9)))
-            stride.append(draw(st.integers(1, 3)))
-            dil.append(draw(st.integers(1, 2)))
-            pad.append(draw(st.integers(0, 1)))
-        elif draw(st.booleans()):  # trivial: dropped
-            inp.append(1), ker.append(1), stride.append(draw(st.integers(1, 3)))
-            dil.append(1), pad.append(0)
-        else:  # narrow
-            inp.append(draw(st.integers(1, 3)))
-            ker.append(draw(st.integers(1, 2)))
-            stride.append(draw(st.integers(1, 2)))
-            dil.append(1), pad.append(0)
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    batch = draw(st.integers(1, 2))
-    xs = (batch, cin, *inp) if fmt == "channels_first" else (batch, *inp, cin)
-    ws = (cin, cout // groups, *ker) if fmt == "channels_first" else (*ker, cout // groups, cin)
-    kw = dict(
-        stride=tuple(stride),
-        dilation=tuple(dil),
-        padding=tuple(pad),
-        groups=groups,
-        data_format=fmt,
-    )
-    return xs, ws, kw, dtype, draw(st.booleans())
+        if d == long_dim:  # 64 outputs or more
+            dims.append(
+                (
+                    draw(st.integers(1, 9)),
+                    draw(st.integers(1, 3)),
+                    draw(st.integers(1, 2)),
+                    draw(st.integers(66, 100)),
+                    draw(st.integers(0, 1)),
+                )
+            )
+        elif draw(st.booleans()):
+            dims.append((1, draw(st.integers(1, 3)), 1, 1, 0))
+        else:
+            dims.append(
+                (draw(st.integers(1, 2)), draw(st.integers(1, 2)), 1, draw(st.integers(1, 3)), 0)
+            )
+    return dims
+
+
+REORDERED = layers(
+    channels=channels(st.integers(1, 2), st.just(1), st.integers(1, 2)),
+    ranks=(2, 3),
+    batch=st.integers(1, 2),
+    layouts=("c",),
+    dims=lambda rank: _one_long_dim(rank),
+)
 
 
 @settings(max_examples=60)
-@given(reordered_layers(), st.integers(1, 2))
+@given(REORDERED, st.integers(1, 2))
 def test_reordered_layers_match_the_reference(layer, threads):
-    xs, ws, kw, dtype, with_bias = layer
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(xs).astype(dtype)
-    w = rng.standard_normal(ws).astype(dtype)
-    cout = ws[1] * kw["groups"] if kw["data_format"] == "channels_first" else ws[-2] * kw["groups"]
-    b = rng.standard_normal(cout).astype(dtype) if with_bias else None
+    x, w, b, kw = layer_inputs(layer)
+    dtype = layer["dtype"]
     t = tconv.get_num_threads()
     tconv.set_num_threads(threads)
     try:

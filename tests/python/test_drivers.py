@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 import tconv
 from tconv import _core, reference
 
-from conftest import assert_close_in_norm, examples, layer_inputs, reachable_isas
+from conftest import (
+    assert_close_in_norm,
+    channels,
+    examples,
+    layer_inputs,
+    layers,
+    reachable_isas,
+)
 
 # The drivers as the C++ header documents them, in the dispatch's order.
 DRIVERS = ["depthwise", "phase_shuffle", "phase_grid", "phase", "portable"]
@@ -46,44 +53,32 @@ def test_the_list_is_the_documented_order():
     assert _core.drivers() == DRIVERS
 
 
-@st.composite
-def layers(draw):
-    rank = draw(st.sampled_from([1, 2, 2, 3]))
-    groups = draw(st.sampled_from([1, 1, 2, 3]))
-    depthwise = draw(st.sampled_from([False, False, True]))
-    cin = groups if depthwise else groups * draw(st.integers(1, 6))
-    cout_g = 1 if depthwise else draw(st.sampled_from([1, 2, 3, 4, 8, 17]))
-    stride = [draw(st.integers(1, 4)) for _ in range(rank)]
-    shuffle = draw(st.booleans())
-    kernel = list(stride) if shuffle else [draw(st.integers(1, 5)) for _ in range(rank)]
-    dilation = [1] * rank if shuffle else [draw(st.integers(1, 2)) for _ in range(rank)]
-    pads = (
-        0 if shuffle else [draw(st.integers(0, (k - 1) * d // 2)) for k, d in zip(kernel, dilation)]
-    )
-    max_in = {1: 20, 2: 8, 3: 4}[rank]
-    return dict(
-        rank=rank,
-        groups=groups,
-        cin=cin,
-        cout_g=cout_g,
-        kernel=kernel,
-        stride=stride,
-        dilation=dilation,
-        size=[draw(st.integers(1, max_in)) for _ in range(rank)],
-        pads=pads,
-        outpad=None,
-        batch=draw(st.integers(1, 2)),
-        channels_last=shuffle or draw(st.booleans()),  # the one-GEMM path reads x in place
-        dtype=draw(st.sampled_from([np.float32, np.float64])),
-        bias=draw(st.booleans()),
-        layout="c",
-        seed=draw(st.integers(0, 2**16)),
-    )
+# Depthwise and grouped channel counts, kernels equal to the stride (the one-GEMM shuffle) and
+# free ones, every size the driver thresholds look at.
+ANY_DRIVER = layers(
+    channels=st.one_of(
+        channels(
+            groups=st.sampled_from([1, 1, 2, 3]),
+            cin_g=st.integers(1, 6),
+            cout_g=st.sampled_from([1, 2, 3, 4, 8, 17]),
+        ),
+        st.tuples(st.sampled_from([1, 1, 2, 3]), st.just(1), st.just(1)),
+    ),
+    ranks=(1, 2, 2, 3),
+    dilation=st.integers(1, 2),
+    outer={2: st.integers(1, 8), 3: st.integers(1, 4)},
+    last={1: st.integers(1, 20), 2: st.integers(1, 8), 3: st.integers(1, 4)},
+    geometries=("free", "kernel_is_stride"),
+    pads="symmetric",
+    outpad=False,
+    batch=st.integers(1, 2),
+    layouts=("c",),
+)
 
 
 @pytest.mark.hypothesis
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cfg=layers())
+@given(cfg=ANY_DRIVER)
 def test_every_driver_that_takes_a_layer_gives_the_reference(cfg):
     x, w, b, kw = layer_inputs(cfg)
     want = reference.conv_transpose(x, w, b, **kw)

@@ -13,10 +13,13 @@ import textwrap
 
 import pytest
 
+from conftest import RTOL
+
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="uses mmap and mprotect through ctypes"
 )
 
+RTOL_BY_NAME = {dt.name: tol for dt, tol in RTOL.items()}  # the table, for the child
 CHILD = textwrap.dedent(r"""
     import ctypes, mmap, sys
     import numpy as np
@@ -76,7 +79,7 @@ CHILD = textwrap.dedent(r"""
                     else:
                         xf = fenced(x.astype(dtype))
                         got = tconv.conv_transpose(xf, w.astype(dtype), b.astype(dtype), **kw)
-                    tol = 1e-4 if dtype == np.float32 else 1e-11
+                    tol = RTOL[np.dtype(dtype).name]
                     err = np.abs(got - want).max() / np.abs(want).max()
                     scratch = _core.last_call_memory()["scratch_bytes"]
                     if not err < tol:
@@ -89,7 +92,10 @@ CHILD = textwrap.dedent(r"""
 
 def test_small_inputs_read_in_place_exactly_and_within_bounds():
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", f"RTOL = {RTOL_BY_NAME!r}\n" + CHILD],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
     assert "FAILURES []" in proc.stdout

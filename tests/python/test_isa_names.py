@@ -12,7 +12,7 @@ import pytest
 import tconv
 from tconv import _core, reference
 
-from conftest import reachable_isas
+from conftest import assert_close, reachable_isas
 
 ISAS = tconv.available_isas()
 
@@ -84,7 +84,7 @@ def test_neon_cap_computes_the_reference(restore_cap):
     b = rng.standard_normal(5).astype(np.float32)
     got = tconv.conv_transpose(x, w, b, stride=2, padding=1)
     want = reference.conv_transpose(x, w, b, stride=2, padding=1)
-    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    assert_close(got, want)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

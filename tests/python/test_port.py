@@ -25,15 +25,13 @@ import tconv
 from tconv import reference
 from tconv._port import weight_transform
 
-RTOL = 1e-5  # float32, relative to the largest value
+from conftest import assert_close_in_max_norm
+
 PAIRS = list(itertools.product(FRAMEWORKS, FRAMEWORKS))
 
 
 def assert_same(y, want, msg=""):
-    y, want = np.asarray(y, np.float64), np.asarray(want, np.float64)
-    assert y.shape == want.shape, f"shape {y.shape} != {want.shape} {msg}"
-    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
-    np.testing.assert_allclose(y, want, rtol=RTOL, atol=RTOL * scale, err_msg=msg)
+    assert_close_in_max_norm(y, want, np.float32, msg)
 
 
 def check_port(source, target, case, *, code=True):

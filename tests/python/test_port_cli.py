@@ -19,6 +19,8 @@ from tconv import reference
 from tconv._port_cli import table
 from tconv.cli import main
 
+from conftest import assert_close
+
 HERE = Path(__file__).resolve().parent
 KERAS_SAME = ["--filters", "8", "--kernel", "4", "4", "--strides", "2", "--padding", "same"]
 
@@ -49,7 +51,7 @@ def test_printed_torch_code_gives_the_keras_numbers(capsys, tmp_path):
     assert code == 0 and "nn.ConvTranspose2d(in_channels=3, out_channels=8" in out
     ns = {"x": to_layout(x, "keras", "torch"), "kernel": kernel, "bias": bias}
     exec(out, ns)
-    np.testing.assert_allclose(ns["y"], to_layout(want, "keras", "torch"), rtol=1e-5, atol=1e-5)
+    assert_close(ns["y"], to_layout(want, "keras", "torch"))
 
 
 def test_table_and_json(capsys):
@@ -91,7 +93,7 @@ def test_grouped_layer_table_prints_the_block_diagonal_recipe(capsys):
     x = rng.standard_normal((1, 4, 5, 5)).astype(np.float32)
     grouped = run("torch", dict(layer, groups=2), (kernel, None), x)
     dense = run("torch", layer, (ns["dense"], None), x)
-    np.testing.assert_allclose(dense, grouped, rtol=1e-5, atol=1e-5)
+    assert_close(dense, grouped)
 
 
 @pytest.mark.parametrize(

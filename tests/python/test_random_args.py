@@ -17,14 +17,14 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import assert_close, examples
+
 ALLOWED = (TypeError, ValueError, OverflowError, MemoryError)
 EXAMPLES = 400  # a run by hand; under pytest the hypothesis profile scales it
 
 
 @pytest.mark.hypothesis  # a hypothesis search (in the child): CI's thorough stage selects it
 def test_random_arguments_never_crash_or_lie():
-    from conftest import examples
-
     count = int(os.environ.get("TCONV_RANDOM_ARGS_EXAMPLES", examples(EXAMPLES)))
     proc = subprocess.run(
         [sys.executable, __file__, str(count)],
@@ -218,8 +218,7 @@ def _check_one(case, tconv, reference, seed):
 
     expected = reference.conv_transpose(f64(x), f64(w), f64(bias), **kw, **call)
     assert y.shape == expected.shape, (y.shape, expected.shape)
-    tol = 1e-4 if y.dtype == np.float32 else 1e-10
-    np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+    assert_close(y, expected)
     if case["use_out"]:
         out = np.full(y.shape, np.nan, y.dtype)
         assert fn(x, w, bias, **kw, **call, out=out) is out

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import _core
 
-from conftest import assert_close_in_norm
+from conftest import assert_close_in_norm, channels, layer_inputs, layers
 
 SCRATCH_FLOOR = 4 * 2**20  # kScratchFloorBytes
 SCRATCH_SHARE = 0.10  # kScratchShare
@@ -141,40 +141,38 @@ def test_row_buffers_over_the_budget_send_the_layer_to_the_portable_kernel(threa
 
 
 @st.composite
-def layers(draw):
-    rank = draw(st.integers(1, 2))
-    fmt = draw(st.sampled_from(["channels_first", "channels_last"]))
-    depthwise = draw(st.booleans())
-    groups = draw(st.integers(1, 3)) if depthwise else 1
-    cin = groups if depthwise else draw(st.integers(1, 3))
-    cout = groups * draw(st.integers(1, 2))
-    kernel, stride, inp = [], [], []
-    for _d in range(rank):
+def _long_dims(draw, rank):
+    """(kernel, stride, dilation, size, padding) per dim: long dims have kernels of 64-600
+    taps (and inputs up to 400), short ones kernels up to 5 (1-D: inputs up to 400 too)."""
+    dims = []
+    for _ in range(rank):
         long_dim = draw(st.booleans())
         k = draw(st.integers(64, 600)) if long_dim else draw(st.integers(1, 5))
-        kernel.append(k)
-        stride.append(draw(st.integers(1, 8)))
-        inp.append(draw(st.integers(1, 400)) if long_dim or rank == 1 else draw(st.integers(1, 6)))
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    batch = draw(st.integers(1, 2))
-    xs = (batch, cin, *inp) if fmt == "channels_first" else (batch, *inp, cin)
-    ws = (
-        (cin, cout // groups, *kernel)
-        if fmt == "channels_first"
-        else (*kernel, cout // groups, cin)
-    )
-    return xs, ws, tuple(stride), groups, fmt, dtype
+        s = draw(st.integers(1, 8))
+        i = draw(st.integers(1, 400)) if long_dim or rank == 1 else draw(st.integers(1, 6))
+        dims.append((k, s, 1, i, 0))
+    return dims
 
 
-@given(layers(), st.integers(1, 2))
+LONG_KERNELS = layers(
+    channels=st.one_of(
+        channels(st.integers(1, 3), st.just(1), st.integers(1, 2)),  # depthwise
+        channels(st.just(1), st.integers(1, 3), st.integers(1, 2)),
+    ),
+    ranks=(1, 2),
+    batch=st.integers(1, 2),
+    layouts=("c",),
+    dims=lambda rank: _long_dims(rank),
+)
+
+
+@given(LONG_KERNELS, st.integers(1, 2))
 def test_scratch_stays_within_a_tenth_of_the_output_or_the_floor(layer, threads):
-    xs, ws, stride, groups, fmt, dtype = layer
+    x, w, _, kw = layer_inputs(layer)
     t = tconv.get_num_threads()
     tconv.set_num_threads(threads)
     try:
-        x = np.ones(xs, dtype)
-        w = np.ones(ws, dtype)
-        y = tconv.conv_transpose(x, w, stride=stride, groups=groups, data_format=fmt)
+        y = tconv.conv_transpose(x, w, **kw)
     finally:
         tconv.set_num_threads(t)
     _assert_scratch_bounded(y)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import reference
 
-from conftest import assert_close_in_norm, examples, layer_configs
+from conftest import assert_close_in_norm, examples, layer_args, layer_forms, layer_inputs
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -23,24 +23,22 @@ TORCH_MODULE = {
 
 
 def arrays(cfg: dict, dtype: type, seed: int):
-    rng = np.random.default_rng(seed)
-    groups = cfg["args"]["groups"]
-    x = rng.standard_normal((max(cfg["batch"], 1), cfg["c_in"], *cfg["size"])).astype(dtype)
-    w = rng.standard_normal((cfg["c_in"], cfg["c_out_g"], *cfg["kernel"])).astype(dtype)
-    b = rng.standard_normal(cfg["c_out_g"] * groups).astype(dtype)
+    """x (batched), w and a bias of a layer, channels_first (PyTorch's layout)."""
+    cfg = dict(cfg, channels_last=False, unbatched=False, batch=max(cfg["batch"], 1))
+    x, w, b, _ = layer_inputs(dict(cfg, dtype=dtype, seed=seed, bias=True))
     return x, w, b
 
 
 @settings(max_examples=examples(60))  # PyTorch's per-call overhead dominates tiny layers
 @given(
-    cfg=layer_configs(paddings=("int", "per_dim"), allow_output_size=False),
+    cfg=layer_forms(paddings=("int", "per_dim"), allow_output_size=False),
     dtype=st.sampled_from([np.float32, np.float64]),
     seed=st.integers(0, 2**32 - 1),
     with_bias=st.booleans(),
 )
 def test_matches_torch_functional(cfg, dtype, seed, with_bias):
     x, w, b = arrays(cfg, dtype, seed)
-    args = dict(cfg["args"])
+    args = layer_args(cfg)
     if args["output_padding"] is None:
         args["output_padding"] = 0
     bias = b if with_bias else None
@@ -85,14 +83,14 @@ def test_matches_torch_grid(rank):
 def test_output_size_matches_module(rank, data):
     # nn.ConvTranspose{N}d.forward(x, output_size=...) picks output_padding itself.
     cfg = data.draw(
-        layer_configs(
+        layer_forms(
             ranks=(rank,), paddings=("int", "per_dim"), allow_output_size=False, max_macs=5000
         )
     )
     x, w, b = arrays(cfg, np.float64, data.draw(st.integers(0, 2**32 - 1)))
-    args = {k: v for k, v in cfg["args"].items() if k != "output_padding"}
+    args = {k: v for k, v in layer_args(cfg).items() if k != "output_padding"}
     module = TORCH_MODULE[rank](
-        cfg["c_in"], cfg["c_out_g"] * args["groups"], cfg["kernel"], **args
+        cfg["cin"], cfg["cout_g"] * args["groups"], cfg["kernel"], **args
     ).double()
     with torch.no_grad():
         module.weight.copy_(torch.from_numpy(w))

@@ -5,6 +5,8 @@ import pytest
 
 import tconv
 
+from conftest import assert_close
+
 
 def _keras_numbers(x, w, k, s, op):
     # Keras layout: x (N, L, C_in), w (k, C_out, C_in)
@@ -35,20 +37,20 @@ def test_keras_same_translations_compute_the_same_numbers(i, k, s):
     y = tconv.conv_transpose(
         x, w, stride=s, padding=[(pads[0], pads[1])], output_padding=onnx.params["output_padding"]
     )
-    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    assert_close(y, ref)
     t = tr["torch"]
     if t.exact:
         p = t.solution.params
         y = tconv.conv_transpose(
             x, w, stride=s, padding=p["padding"], output_padding=p["output_padding"]
         )
-        np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+        assert_close(y, ref)
     else:
         # the recipe (run in PyTorch by test_advice_torch): a layer, then a crop
         lo, _hi, _op = src.crop[0]
         assert t.recipe.startswith("layer = nn.ConvTranspose1d(") and "y = layer(x)[" in t.recipe
         full = tconv.conv_transpose(x, w, stride=s, padding=lo)
-        np.testing.assert_allclose(full[..., : ref.shape[-1]], ref, rtol=1e-12, atol=1e-12)
+        assert_close(full[..., : ref.shape[-1]], ref)
         assert "asymmetric" in t.reason or "same number" in t.reason
     for conv in ("tf_nn", "jax"):
         sol = tr[conv].solution

@@ -15,7 +15,7 @@ import pytest
 import tconv
 from tconv import reference
 
-from conftest import assert_close_in_norm
+from conftest import assert_close, assert_close_in_norm
 
 
 def _views(w: np.ndarray):
@@ -93,6 +93,4 @@ def test_large_weights_pack_on_threads_identically(data_format):
         tconv.set_num_threads(threads)
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
-    np.testing.assert_allclose(
-        results[0], reference.conv_transpose(x, w, **kw), rtol=1e-11, atol=1e-11
-    )
+    assert_close(results[0], reference.conv_transpose(x, w, **kw))
