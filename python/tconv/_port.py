@@ -1063,12 +1063,63 @@ def solution_layer(src: Solution) -> _Layer:
     )
 
 
+def _why_not_torch(k: int, s: int, d: int) -> str:
+    return (
+        f"PyTorch's ConvTranspose crops the same number (padding) from both ends and can only "
+        f"add cells at the end (output_padding < max(stride, dilation) = "
+        f"{output_padding_limit(s, d)})"
+    )
+
+
+def _why_not_keras(k: int, s: int, d: int) -> str:
+    return f"Keras only crops as padding='same' or 'valid' dictate for kernel {k}, stride {s}"
+
+
+def _why_not_tf_nn(k: int, s: int, d: int) -> str:
+    return (
+        "tf.nn.conv_transpose derives the crop from output_shape and 'SAME'/'VALID', which "
+        "put it elsewhere"
+    )
+
+
+_WHY_NOT = {
+    "torch": _why_not_torch,
+    "keras": _why_not_keras,
+    "onnx": lambda k, s, d: "not expressible with onnx's padding",
+    "tf_nn": _why_not_tf_nn,
+    "jax": lambda k, s, d: "not expressible with jax's padding",
+}
+
+
+def _no_recipe(conv: str, j: int | None) -> str:
+    where = f" in dimension {j}" if j is not None else ""
+    return (
+        f"no {conv} layer holds this window{where} (its padding and output_padding "
+        f"cannot reach it with this kernel, stride and dilation); JAX's explicit pads hold "
+        f"it (see the jax line), or compute it with tconv.conv_transpose"
+    )
+
+
+def _no_translation(conv: str, j: int, start: int, end: int, k: int, s: int, d: int) -> str:
+    """Why no layer of `conv` has the window that crops `start` cells of the full result at the
+    start of dimension j and `end` at its end (negative: adds cells)."""
+    first = (
+        f"crops {start} cell(s) at the start" if start >= 0 else f"adds {-start} before the start"
+    )
+    if end < 0:
+        last = f"adds {-end} past the end"
+    else:
+        last = f"{end} at the end" if start >= 0 else f"crops {end} at the end"
+    window = f"dimension {j} {first} and {last} of the full result"
+    return f"{window}; " + _WHY_NOT[conv](k, s, d)
+
+
 def translation(lay: _Layer, conv: str, consistent: bool = False, short: bool = False) -> Any:
     """translate()'s answer for one convention: the layer of `conv` that holds `lay`'s window,
     or why there is none and a recipe: Port.code(), or with `short` the layer and a crop in
     the target's own syntax (where a crop is not enough, a pointer to the jax line)."""
     from ._port_code import recipe_code
-    from ._solve import Translation, _no_recipe, _no_translation
+    from ._solve import Translation
 
     try:
         p = _to_target(lay, conv, strict=False, consistent=consistent)

@@ -1093,24 +1093,6 @@ def _translate_to(src: Solution, conv: str, consistent: bool = False) -> Transla
     return translation(solution_layer(src), conv, consistent, short=True)
 
 
-def _no_recipe(conv: str, j: int | None) -> str:
-    where = f" in dimension {j}" if j is not None else ""
-    return (
-        f"no {conv} layer holds this window{where} (its padding and output_padding "
-        f"cannot reach it with this kernel, stride and dilation); JAX's explicit pads hold "
-        f"it (see the jax line), or compute it with tconv.conv_transpose"
-    )
-
-
-def _no_translation(conv: str, j: int, start: int, end: int, k: int, s: int, d: int) -> str:
-    """Why no layer of `conv` has the window that crops `start` cells of the full result at the
-    start of dimension j and `end` at its end (negative: adds cells)."""
-    first = f"crops {start} cell(s) at the start" if start >= 0 else f"adds {-start} before"
-    last = f"{end} at the end" if end >= 0 else f"adds {-end} at the end"
-    window = f"dimension {j} {first} and {last} of the full result"
-    return f"{window}; " + _STEPS[conv].why_not(k, s, d)
-
-
 # ---- code in each framework's syntax -----------------------------------------------------------
 
 
@@ -1206,25 +1188,6 @@ _CODE = {
 }
 
 
-def _why_not_torch(k: int, s: int, d: int) -> str:
-    return (
-        f"PyTorch's ConvTranspose crops the same number (padding) from both ends and can only "
-        f"add cells at the end (output_padding < max(stride, dilation) = "
-        f"{output_padding_limit(s, d)})"
-    )
-
-
-def _why_not_keras(k: int, s: int, d: int) -> str:
-    return f"Keras only crops as padding='same' or 'valid' dictate for kernel {k}, stride {s}"
-
-
-def _why_not_tf_nn(k: int, s: int, d: int) -> str:
-    return (
-        "tf.nn.conv_transpose derives the crop from output_shape and 'SAME'/'VALID', which "
-        "put it elsewhere"
-    )
-
-
 def _no_crop(lo: int, flo: int) -> None:
     return None  # the padding string decides the crop
 
@@ -1243,7 +1206,6 @@ class _Steps:
     shape: Callable[..., Any]  # (params, dims, inp, cin, cout): its tconv.shapes check
     mirror_crop: Callable[[int, int], int | None]  # (lo, flo): the crop a mirror pins
     mirror_ok: Callable[..., bool]  # (x, mode, lo, hi, flo): x spells the forward padding
-    why_not: Callable[[int, int, int], str]  # (k, s, d): why a crop window is out of reach
 
 
 _STEPS = {
@@ -1254,7 +1216,6 @@ _STEPS = {
         _shape_torch,
         lambda lo, flo: lo,
         lambda x, mode, lo, hi, flo: x.native[0] == lo,
-        _why_not_torch,
     ),
     "keras": _Steps(
         lambda i, k, s, d, t, lo, pads: _dims_keras(i, k, s, d, t),
@@ -1263,7 +1224,6 @@ _STEPS = {
         _shape_keras,
         _no_crop,
         _same_mode,
-        _why_not_keras,
     ),
     "onnx": _Steps(
         _dims_onnx,
@@ -1272,7 +1232,6 @@ _STEPS = {
         _shape_onnx,
         _no_crop,
         lambda x, mode, lo, hi, flo: (x.native[0], x.native[1]) == (lo, hi),
-        lambda k, s, d: "not expressible with onnx's padding",
     ),
     "tf_nn": _Steps(
         lambda i, k, s, d, t, lo, pads: _dims_tf_nn(i, k, s, d, t),
@@ -1281,7 +1240,6 @@ _STEPS = {
         _shape_tf_nn,
         _no_crop,
         _same_mode,
-        _why_not_tf_nn,
     ),
     "jax": _Steps(
         lambda i, k, s, d, t, lo, pads: _dims_jax(i, k, s, d, t, lo),
@@ -1291,6 +1249,5 @@ _STEPS = {
         # the adjoint crops what the forward convolution padded at the start
         lambda lo, flo: flo,
         lambda x, mode, lo, hi, flo: x.pad_lo == flo,
-        lambda k, s, d: "not expressible with jax's padding",
     ),
 }
