@@ -742,10 +742,12 @@ def _nearest_torch(i: int, k: int, s: int, d: int, start: int, end: int) -> list
     out: list[_Dim] = []
     if start >= 0:
         out += _dims("torch", i, k, s, d, full - start - end, lo=start)
-    # the nearest layer that holds the window: crop as much as both ends allow
-    p = max(0, min(start, max(end, 0) + m - 1))
-    op = min(max(p - end, 0), m - 1)
-    out.append(_Dim(k, s, d, p, p, op, full - 2 * p + op, (p, op), (1, 0, p, op)))
+    # the nearest layers that hold the window: crop as much as both ends allow, and (when
+    # cells past the full result are wanted) the one output_padding reaches them from
+    for top in dict.fromkeys((max(end, 0), end)):
+        p = max(0, min(start, top + m - 1))
+        op = min(max(p - end, 0), m - 1)
+        out.append(_Dim(k, s, d, p, p, op, full - 2 * p + op, (p, op), (1, 0, p, op)))
     return out
 
 
@@ -825,7 +827,7 @@ def _no_groups(target: str, lay: _Layer) -> str:
     )
 
 
-def _to_target(lay: _Layer, target: str, strict: bool = True) -> Port:
+def _to_target(lay: _Layer, target: str, strict: bool = True, consistent: bool = False) -> Port:
     if lay.groups > 1 and target not in ("torch", "onnx"):
         raise ValueError(_no_groups(target, lay))
     if lay.input_size is None and target == "tf_nn":
@@ -840,7 +842,15 @@ def _to_target(lay: _Layer, target: str, strict: bool = True) -> Port:
         dims = [c[0] for c in choice]
         if not _compatible(target, dims):
             continue
-        sol = _make(target, dims, sizes, lay.in_channels, lay.out_channels, refusals)
+        sol = _make(
+            target,
+            dims,
+            sizes,
+            lay.in_channels,
+            lay.out_channels,
+            refusals,
+            consistent and target == "jax",
+        )
         if sol is None:
             continue
         found = (sol, tuple(c[1] for c in choice), tuple(c[2] for c in choice))
@@ -1027,26 +1037,111 @@ def port(
 _ELSEWHERE = "lax.conv_transpose holds every crop window (see the jax line)"
 
 
-def translate_layer(layer: dict, convention: str, input_shape: Any) -> dict:
-    """translate() of a layer description: one Translation per convention, from port."""
+def solution_layer(src: Solution) -> _Layer:
+    """A Solution's layer in port's terms: its window in the full result and the channel counts
+    it has (unknown ones stay names in the printed code); no weights, no bias."""
+    start, end = [], []
+    for j in range(src.rank):
+        i, k, s, d = src.input_size[j], src.kernel_size[j], src.stride[j], src.dilation[j]
+        start.append(src.crop[j][0])
+        end.append(full_length(i, k, s, d) - src.crop[j][0] - src.output_size[j])
+    return _Layer(
+        src.rank,
+        tuple(src.kernel_size),
+        tuple(src.stride),
+        tuple(src.dilation),
+        1,
+        src.in_channels,
+        src.out_channels,
+        tuple(src.input_size),
+        None,
+        tuple(start),
+        tuple(end),
+        False,
+        source=src.convention,
+        source_layout=src.convention,
+    )
+
+
+def _why_not_torch(k: int, s: int, d: int) -> str:
+    return (
+        f"PyTorch's ConvTranspose crops the same number (padding) from both ends and can only "
+        f"add cells at the end (output_padding < max(stride, dilation) = "
+        f"{output_padding_limit(s, d)})"
+    )
+
+
+def _why_not_keras(k: int, s: int, d: int) -> str:
+    return f"Keras only crops as padding='same' or 'valid' dictate for kernel {k}, stride {s}"
+
+
+def _why_not_tf_nn(k: int, s: int, d: int) -> str:
+    return (
+        "tf.nn.conv_transpose derives the crop from output_shape and 'SAME'/'VALID', which "
+        "put it elsewhere"
+    )
+
+
+_WHY_NOT = {
+    "torch": _why_not_torch,
+    "keras": _why_not_keras,
+    "onnx": lambda k, s, d: "not expressible with onnx's padding",
+    "tf_nn": _why_not_tf_nn,
+    "jax": lambda k, s, d: "not expressible with jax's padding",
+}
+
+
+def _no_recipe(conv: str, j: int | None) -> str:
+    where = f" in dimension {j}" if j is not None else ""
+    return (
+        f"no {conv} layer holds this window{where} (its padding and output_padding "
+        f"cannot reach it with this kernel, stride and dilation); JAX's explicit pads hold "
+        f"it (see the jax line), or compute it with tconv.conv_transpose"
+    )
+
+
+def _no_translation(conv: str, j: int, start: int, end: int, k: int, s: int, d: int) -> str:
+    """Why no layer of `conv` has the window that crops `start` cells of the full result at the
+    start of dimension j and `end` at its end (negative: adds cells)."""
+    first = (
+        f"crops {start} cell(s) at the start" if start >= 0 else f"adds {-start} before the start"
+    )
+    if end < 0:
+        last = f"adds {-end} past the end"
+    else:
+        last = f"{end} at the end" if start >= 0 else f"crops {end} at the end"
+    window = f"dimension {j} {first} and {last} of the full result"
+    return f"{window}; " + _WHY_NOT[conv](k, s, d)
+
+
+def translation(lay: _Layer, conv: str, consistent: bool = False, short: bool = False) -> Any:
+    """translate()'s answer for one convention: the layer of `conv` that holds `lay`'s window,
+    or why there is none and a recipe: Port.code(), or with `short` the layer and a crop in
+    the target's own syntax (where a crop is not enough, a pointer to the jax line)."""
+    from ._port_code import recipe_code
     from ._solve import Translation
 
+    try:
+        p = _to_target(lay, conv, strict=False, consistent=consistent)
+    except ValueError as exc:
+        return Translation(conv, None, str(exc), _no_recipe(conv, None) if short else _ELSEWHERE)
+    if p.exact:
+        return Translation(conv, p.solution)
+    if short:
+        j = next(j for j in range(lay.rank) if any(p.crop[j]) or any(p.pad[j]))
+        window = (lay.start[j], lay.end[j], lay.kernel_size[j], lay.stride[j], lay.dilation[j])
+        recipe = recipe_code(p) or _no_recipe(conv, j)
+        return Translation(conv, None, _no_translation(conv, j, *window), recipe)
+    what = []
+    if any(a or b for a, b in p.crop):
+        what.append(f"crops {list(p.crop)} (start, end) per dim after it")
+    if any(a or b for a, b in p.pad):
+        what.append(f"adds {list(p.pad)} bias-only cells per dim")
+    reason = f"no {conv} layer has this crop window; the nearest one " + " and ".join(what)
+    return Translation(conv, None, reason, p.code())
+
+
+def translate_layer(layer: dict, convention: str, input_shape: Any) -> dict:
+    """translate() of a layer description: one Translation per convention, from port."""
     lay = _source_layer(layer, None, convention, input_shape)
-    out = {}
-    for conv in CONVENTIONS:
-        try:
-            p = _to_target(lay, conv, strict=False)
-        except ValueError as exc:
-            out[conv] = Translation(conv, None, str(exc), _ELSEWHERE)
-            continue
-        if p.exact:
-            out[conv] = Translation(conv, p.solution)
-            continue
-        what = []
-        if any(a or b for a, b in p.crop):
-            what.append(f"crops {list(p.crop)} (start, end) per dim after it")
-        if any(a or b for a, b in p.pad):
-            what.append(f"adds {list(p.pad)} bias-only cells per dim")
-        reason = f"no {conv} layer has this crop window; the nearest one " + " and ".join(what)
-        out[conv] = Translation(conv, None, reason, p.code())
-    return out
+    return {conv: translation(lay, conv) for conv in CONVENTIONS}

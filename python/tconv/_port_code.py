@@ -133,3 +133,23 @@ def port_code(port: Any) -> str:
         "import numpy as np",
     ]
     return "\n".join([*head, *_run_lines(port), *_finish_lines(port)]) + "\n"
+
+
+def _slices(crops: Any) -> str:
+    return ", ".join(f"{a or ''}:{-b if b else ''}" for a, b in crops)
+
+
+def recipe_code(port: Any) -> str | None:
+    """translate()'s short recipe: the target layer's code (Solution.code()), then the crop
+    that leaves the source's window, in the target's syntax. None where the port adds cells
+    (a crop is not enough) or the target has no one-line crop (ONNX)."""
+    if any(a or b for a, b in port.pad) or port.target == "onnx":
+        return None
+    code, crops, r = port.solution.code(), port.crop, port.rank
+    if port.target == "torch":
+        return f"layer = {code}\ny = layer(x)[..., {_slices(crops)}]"
+    if port.target == "keras":
+        crop = crops[0] if r == 1 else tuple(crops)
+        return f"layer = {code}\ny = layers.Cropping{r}D({crop})(layer(x))"
+    call, note = code.split("  #")[:2]  # tf.nn and lax: channels-last
+    return f"y = {call}[:, {_slices(crops)}, :]  #{note}"

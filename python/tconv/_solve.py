@@ -24,7 +24,7 @@ from . import _core, shapes
 from ._args import check_ordered, describe
 from ._dialects import CONVENTIONS, DIALECTS, dialect
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
-from ._rules import full_length, output_padding_limit
+from ._rules import output_padding_limit
 
 __all__ = ["CONVENTIONS", "Solution", "Solutions", "mirror", "solve", "translate"]
 
@@ -1088,159 +1088,9 @@ def _translate_to(src: Solution, conv: str, consistent: bool = False) -> Transla
         conv != "jax" or src.params["use_consistent_padding"] == consistent
     ):
         return Translation(conv, src)
-    dims = []
-    for j in range(src.rank):
-        lo, _hi, _op = src.crop[j]
-        i, t = src.input_size[j], src.output_size[j]
-        match = None
-        for x in _dims(conv, i, src.kernel_size[j], src.stride[j], src.dilation[j], t, lo=lo):
-            if x.output == t and x.pad_lo == lo and (match is None or x.key < match.key):
-                match = x
-        if match is None and conv == "jax":
-            match = _jax_window(src, j)
-        if match is None:
-            return Translation(conv, None, _no_translation(conv, src, j), _recipe(conv, src))
-        dims.append(match)
-    if conv == "jax" and not _compatible(conv, dims):
-        # 'SAME' in one dimension, pairs in another: pairs in all
-        explicit = [_jax_window(src, j) for j in range(src.rank)]
-        windows = [e for e in explicit if e is not None]
-        dims = windows if len(windows) == len(explicit) else dims
-    if not _compatible(conv, dims):
-        return Translation(
-            conv,
-            None,
-            f"{conv} applies one padding string to every dimension, "
-            "and the dimensions of this layer need different ones",
-            _recipe(conv, src),
-        )
-    sol = _make(
-        conv,
-        dims,
-        src.input_size,
-        src.in_channels,
-        src.out_channels,
-        consistent=consistent and conv == "jax",
-    )
-    if sol is None:
-        return Translation(
-            conv,
-            None,
-            f"{conv} refuses this configuration (see tconv.shapes.{conv})",
-            _no_recipe(conv, src, None),
-        )
-    return Translation(conv, sol)
+    from ._port import solution_layer, translation
 
-
-def _jax_window(src: Solution, j: int) -> _Dim | None:
-    """JAX's explicit pads reach any window that starts inside the full result (negative pads
-    crop, and cells past the full result hold zeros, as in every framework without a bias)."""
-    lo, hi, op = src.crop[j]
-    k, s, d = src.kernel_size[j], src.stride[j], src.dilation[j]
-    span = _core.effective_kernel(k, d) - 1
-    b, a = span - lo, span - (hi - op)
-    out, plo, phi, padded, _, _ = _core.jax_resolve(src.input_size[j], k, s, d, "EXPLICIT", b, a)
-    if padded < 0 or out != src.output_size[j] or plo != lo:
-        return None
-    return _Dim(k, s, d, plo, phi, 0, out, ("EXPLICIT", b, a), (2, b != a, abs(b - a), b + a))
-
-
-# ---- recipes: a layer of the target plus a crop, over every dimension ----------------------------
-
-
-def _windows(src: Solution) -> list[tuple[int, int, int]]:
-    """Per dim: (full length, start, end) of the source's output in its full result; cells at
-    or past the full length hold only the bias."""
-    out = []
-    for j in range(src.rank):
-        lo = src.crop[j][0]
-        full = full_length(src.input_size[j], src.kernel_size[j], src.stride[j], src.dilation[j])
-        out.append((full, lo, lo + src.output_size[j]))
-    return out
-
-
-def _slices(crops: Sequence[tuple[int, int]]) -> str:
-    return ", ".join(f"{a or ''}:{-b if b else ''}" for a, b in crops)
-
-
-def _recipe(conv: str, src: Solution) -> str:
-    """Runnable code: a layer of `conv` that holds the source's window, then the crop.
-
-    The code reads `x` (the target's layout) and leaves the source layer's output in `y`."""
-    steps = _STEPS[conv]
-    dims: list[_Dim] = []
-    crops: list[tuple[int, int]] = []
-    for j, (full, start, end) in enumerate(_windows(src)):
-        k, s, d, i = src.kernel_size[j], src.stride[j], src.dilation[j], src.input_size[j]
-        x = steps.holder(i, k, s, d, full, start, end) if steps.holder else None
-        if x is None:
-            return _no_recipe(conv, src, j)
-        begin = start - x.pad_lo
-        crops.append((begin, x.output - begin - (end - start)))
-        dims.append(x)
-    layer = _make(conv, dims, src.input_size, src.in_channels, src.out_channels)
-    if layer is None or any(a < 0 or b < 0 for a, b in crops):
-        return _no_recipe(conv, src, None)
-    return steps.crop_code(layer.code(), crops, src.rank)
-
-
-# A layer that holds the window [start, end) of a full result of `full` cells; cells past the
-# full result (`extra`) must be added by the layer itself.
-
-
-def _holder_torch(i: int, k: int, s: int, d: int, full: int, start: int, end: int) -> _Dim:
-    p = max(0, min(start, full - end))
-    q = max(0, end - (full - p))
-    return _Dim(k, s, d, p, p, q, _core.torch_length(i, k, s, d, p, q), (p, q), ())
-
-
-def _holder_keras(i: int, k: int, s: int, d: int, full: int, start: int, end: int) -> _Dim:
-    extra = max(0, end - full)
-    lo, hi, q = _core.resolve_keras_padding("valid", k, s, d, extra)
-    out = _core.keras_length(i, "valid", k, s, d, extra)
-    return _Dim(k, s, d, lo, hi, q, out, ("valid", extra), ())
-
-
-def _holder_tf_nn(i: int, k: int, s: int, d: int, full: int, start: int, end: int) -> _Dim | None:
-    extra = max(0, end - full)
-    lo_t, hi_t = _core.tf_transposed_range(i, k, s, d, "VALID")
-    if not lo_t <= full + extra <= hi_t:
-        return None
-    o, plo, phi, pop = _core.tf_transposed(i, full + extra, k, s, d, "VALID")
-    return _Dim(k, s, d, plo, phi, pop, o, ("VALID",), ())
-
-
-def _crop_torch(code: str, crops: list[tuple[int, int]], rank: int) -> str:
-    return f"layer = {code}\ny = layer(x)[..., {_slices(crops)}]"
-
-
-def _crop_keras(code: str, crops: list[tuple[int, int]], rank: int) -> str:
-    crop = crops[0] if rank == 1 else tuple(crops)
-    return f"layer = {code}\ny = layers.Cropping{rank}D({crop})(layer(x))"
-
-
-def _crop_channels_last(code: str, crops: list[tuple[int, int]], rank: int) -> str:
-    call, note = code.split("  #")[:2]
-    return f"y = {call}[:, {_slices(crops)}, :]  #{note}"
-
-
-def _no_recipe(conv: str, src: Solution, j: int | None) -> str:
-    where = f" in dimension {j}" if j is not None else ""
-    return (
-        f"no {conv} layer holds this window{where} (its padding and output_padding "
-        f"cannot reach it with this kernel, stride and dilation); JAX's explicit pads hold "
-        f"it (see the jax line), or compute it with tconv.conv_transpose"
-    )
-
-
-def _no_translation(conv: str, src: Solution, j: int) -> str:
-    lo, hi, op = src.crop[j]
-    k, s, d = src.kernel_size[j], src.stride[j], src.dilation[j]
-    window = (
-        f"dimension {j} crops {lo} cell(s) at the start and {hi} at the end of the full "
-        f"result and adds {op} at the end"
-    )
-    return f"{window}; " + _STEPS[conv].why_not(k, s, d)
+    return translation(solution_layer(src), conv, consistent, short=True)
 
 
 # ---- code in each framework's syntax -----------------------------------------------------------
@@ -1338,25 +1188,6 @@ _CODE = {
 }
 
 
-def _why_not_torch(k: int, s: int, d: int) -> str:
-    return (
-        f"PyTorch's ConvTranspose crops the same number (padding) from both ends and can only "
-        f"add cells at the end (output_padding < max(stride, dilation) = "
-        f"{output_padding_limit(s, d)})"
-    )
-
-
-def _why_not_keras(k: int, s: int, d: int) -> str:
-    return f"Keras only crops as padding='same' or 'valid' dictate for kernel {k}, stride {s}"
-
-
-def _why_not_tf_nn(k: int, s: int, d: int) -> str:
-    return (
-        "tf.nn.conv_transpose derives the crop from output_shape and 'SAME'/'VALID', which "
-        "put it elsewhere"
-    )
-
-
 def _no_crop(lo: int, flo: int) -> None:
     return None  # the padding string decides the crop
 
@@ -1375,10 +1206,6 @@ class _Steps:
     shape: Callable[..., Any]  # (params, dims, inp, cin, cout): its tconv.shapes check
     mirror_crop: Callable[[int, int], int | None]  # (lo, flo): the crop a mirror pins
     mirror_ok: Callable[..., bool]  # (x, mode, lo, hi, flo): x spells the forward padding
-    why_not: Callable[[int, int, int], str]  # (k, s, d): why a crop window is out of reach
-    # (i, k, s, d, full, start, end): a layer holding a crop window (None: none is sought)
-    holder: Callable[..., _Dim | None] | None
-    crop_code: Callable[[str, list, int], str]  # (layer code, crops, rank): layer then crop
 
 
 _STEPS = {
@@ -1389,9 +1216,6 @@ _STEPS = {
         _shape_torch,
         lambda lo, flo: lo,
         lambda x, mode, lo, hi, flo: x.native[0] == lo,
-        _why_not_torch,
-        _holder_torch,
-        _crop_torch,
     ),
     "keras": _Steps(
         lambda i, k, s, d, t, lo, pads: _dims_keras(i, k, s, d, t),
@@ -1400,9 +1224,6 @@ _STEPS = {
         _shape_keras,
         _no_crop,
         _same_mode,
-        _why_not_keras,
-        _holder_keras,
-        _crop_keras,
     ),
     "onnx": _Steps(
         _dims_onnx,
@@ -1411,9 +1232,6 @@ _STEPS = {
         _shape_onnx,
         _no_crop,
         lambda x, mode, lo, hi, flo: (x.native[0], x.native[1]) == (lo, hi),
-        lambda k, s, d: "not expressible with onnx's padding",
-        None,
-        _crop_channels_last,
     ),
     "tf_nn": _Steps(
         lambda i, k, s, d, t, lo, pads: _dims_tf_nn(i, k, s, d, t),
@@ -1422,9 +1240,6 @@ _STEPS = {
         _shape_tf_nn,
         _no_crop,
         _same_mode,
-        _why_not_tf_nn,
-        _holder_tf_nn,
-        _crop_channels_last,
     ),
     "jax": _Steps(
         lambda i, k, s, d, t, lo, pads: _dims_jax(i, k, s, d, t, lo),
@@ -1434,8 +1249,5 @@ _STEPS = {
         # the adjoint crops what the forward convolution padded at the start
         lambda lo, flo: flo,
         lambda x, mode, lo, hi, flo: x.pad_lo == flo,
-        lambda k, s, d: "not expressible with jax's padding",
-        None,
-        _crop_channels_last,
     ),
 }

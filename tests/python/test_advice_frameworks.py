@@ -395,3 +395,21 @@ def test_mirror_examples_reached_the_framework(conv):
     """The drawn mirrors above are not all refused: some ran (pytest runs this file in order)."""
     pytest.importorskip(_IMPORT[conv])
     assert _MIRRORS_RUN.get(conv, 0) > 0
+
+
+def test_keras_translation_prefers_a_layer_every_backend_runs():
+    """torch padding=1 with kernel 2, stride 1 is Keras 'same' with output_padding=0, which
+    Keras' TensorFlow backend refuses: translate gives 'same' without output_padding plus a
+    crop, and that runs on the backend in use."""
+    src = tconv.solve(3, 2, kernel_size=2, stride=1, convention="torch")[0]
+    assert src.params["padding"] == 1
+    twin = tconv.solve(3, 2, kernel_size=2, stride=1, convention="keras")[0]
+    assert twin.params["output_padding"] == 0 and twin.notes  # the exact layer TF refuses
+    tr = tconv.translate(src)["keras"]
+    assert not tr.exact
+    assert tr.recipe == (
+        "layer = layers.Conv1DTranspose(out_channels, 2, padding='same')\n"
+        "y = layers.Cropping1D((1, 0))(layer(x))"
+    )
+    pytest.importorskip("keras")
+    _check("keras", tr.recipe.replace("out_channels", str(COUT)), src)

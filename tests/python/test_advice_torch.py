@@ -332,3 +332,24 @@ def test_explain_prints_the_channel_counts_given(conv, shape, args):
     else:
         y = eval(code, ns)(ns["x"])
     assert tuple(y.shape) == (1, 8, *(d.out for d in rep.dims))
+
+
+def test_torch_recipe_for_a_window_past_the_full_result_is_a_layer_and_a_crop():
+    """ONNX pads=[1, 0] with output_padding=1 ends one cell past the full result: torch's
+    output_padding reaches that cell, so the recipe is a layer plus a crop (with its bias)."""
+    src = next(
+        s
+        for s in tconv.solve(
+            3, 6, kernel_size=2, stride=2, convention="onnx", in_channels=CIN, out_channels=COUT
+        )
+        if s.params["pads"] == [1, 0] and s.params["output_padding"] == [1]
+    )
+    tr = tconv.translate(src)["torch"]
+    assert not tr.exact and "adds 1 past the end of the full result" in tr.reason
+    assert tr.recipe == (
+        "layer = nn.ConvTranspose1d(2, 3, kernel_size=2, stride=2, output_padding=1)\n"
+        "y = layer(x)[..., 1:]"
+    )
+    x, w, b = _data(src)
+    y = _run_torch_code(tr.recipe, src, x, w, b)
+    assert_close_in_norm(y, window_numbers(x, w, b, src))
