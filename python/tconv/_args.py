@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numbers
 import operator
-from collections.abc import Iterable, Mapping, MappingView, Sequence
+from collections.abc import Callable, Iterable, Mapping, MappingView, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -122,26 +122,96 @@ def ordered_items(value: Any, name: str) -> list | None:
         return None
 
 
-def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
-    """An int or one int per spatial dimension -> a tuple of `rank` ints."""
+# How a caller words a bad per-dimension value: error(kind, value) gets the whole argument and
+# returns the exception to raise, or None for the default wording (per_dim's). kind is "type"
+# (neither an int nor a sequence), "item" (an entry is not an int) or "length".
+Wording = Callable[[str, Any], "Exception | None"]
+
+
+def _int_entry(
+    entry: Any, name: str, expected: str, kind: str, whole: Any, error: Wording | None
+) -> int:
+    try:
+        return as_int(entry, name, expected)
+    except TypeError:
+        custom = error(kind, whole) if error is not None else None
+        if custom is None:
+            raise
+        raise custom from None
+
+
+def _fail(kind: str, whole: Any, error: Wording | None, default: Exception) -> Exception:
+    custom = error(kind, whole) if error is not None else None
+    return default if custom is None else custom
+
+
+def ints_per_dim(
+    value: Any,
+    rank: int | None,
+    name: str,
+    *,
+    repeat_one: bool = True,
+    check_length: bool = True,
+    error: Wording | None = None,
+) -> tuple[int, ...]:
+    """The one per-dimension normaliser: an int or ints in dimension order -> a tuple of ints.
+
+    Integers are Python ints and numpy integers (anything with __index__, as
+    operator.index takes); bools are refused, as PyTorch and numpy refuse them as sizes; sets,
+    dicts and iterators are refused (check_ordered). A scalar is repeated `rank` times (once
+    when rank is None, the rank then being the sequence's length). repeat_one: a one-entry
+    sequence is repeated too (PyTorch's ATen expands them). check_length: a sequence must hold
+    `rank` entries (False: the caller checks, in its framework's words). `error` words the
+    failures (see Wording); without it they read as per_dim's.
+    """
     if isinstance(value, (str, bytes)):
-        raise TypeError(
-            f"{name} must be an int or a tuple of {rank} ints, got {describe(value)}; "
-            f"e.g. {name}=2 or {name}={(2,) * rank!r}"
+        many = f"a tuple of {rank} ints" if rank else "a tuple of ints"
+        example = f" or {name}={(2,) * rank!r}" if rank else ""
+        raise _fail(
+            "type",
+            value,
+            error,
+            TypeError(
+                f"{name} must be an int or {many}, got {describe(value)}; e.g. {name}=2{example}"
+            ),
         )
     items = ordered_items(value, name)
+    expected = f"an int or a tuple of {rank} ints" if rank else "an int or a tuple of ints"
     if items is None:
-        return (as_int(value, name, f"an int or a tuple of {rank} ints"),) * rank
-    if len(items) == 1 and rank != 1:
-        # PyTorch's _ntuple repeats a 1-element sequence too.
-        return (as_int(items[0], name),) * rank
-    if len(items) != rank:
-        raise ShapeError(
-            f"{name} must be an int or a tuple of {rank} ints (one per spatial dimension), "
-            f"got {tuple(items)!r} with {len(items)} values; pass a single int for all "
-            f"dimensions or exactly {rank} values"
+        return (_int_entry(value, name, expected, "type", value, error),) * (rank or 1)
+    if repeat_one and len(items) == 1 and rank is not None and rank != 1:
+        return (_int_entry(items[0], name, "an int", "item", value, error),) * rank
+    if check_length and (not items or (rank is not None and len(items) != rank)):
+        want = rank if rank is not None else "1 or more"
+        raise _fail(
+            "length",
+            value,
+            error,
+            ShapeError(
+                f"{name} must be an int or a tuple of {want} ints (one per spatial dimension), "
+                f"got {tuple(items)!r} with {len(items)} values; pass a single int for all "
+                f"dimensions or exactly {want} values"
+            ),
         )
-    return tuple(as_int(v, f"{name}[{i}]") for i, v in enumerate(items))
+    return tuple(
+        _int_entry(v, f"{name}[{i}]", "an int", "item", value, error) for i, v in enumerate(items)
+    )
+
+
+def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
+    """An int or one int per spatial dimension -> a tuple of `rank` ints (ints_per_dim's own
+    wording)."""
+    return ints_per_dim(value, rank, name)
+
+
+def trim_full_shape(items: list, rank: int, channels_last: bool) -> tuple[list, list]:
+    """TensorFlow's per-dim arguments may cover all rank + 2 axes: (spatial entries, the batch
+    and channel entries), or (items, []) when they hold the spatial ones only."""
+    if len(items) != rank + 2:
+        return items, []
+    if channels_last:
+        return items[1:-1], [items[0], items[-1]]
+    return items[2:], items[:2]
 
 
 def spread(value: Any, rank: int) -> list:

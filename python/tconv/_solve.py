@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core, shapes
-from ._args import check_ordered, describe
+from ._args import check_ordered, describe, ints_per_dim
 from ._dialects import CONVENTIONS, DIALECTS, dialect
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 from ._rules import full_length, output_padding_limit
@@ -563,32 +563,24 @@ def _make(
 def _per_dim(
     value: Any, rank: int | None, name: str, optional: bool = False
 ) -> tuple[int, ...] | None:
+    """ints_per_dim in the solver's words; no one-entry repeat (a rank of None takes the
+    sequence's length)."""
     if value is None:
         if optional:
             return None
         raise TypeError(f"{name} must be an int or a tuple of ints, got None")
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or a tuple of ints, got {describe(value)}")
-    if isinstance(value, int):
-        return (value,) * (rank or 1)
-    check_ordered(value, name)
-    try:
-        vals = tuple(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an int or a tuple of ints, got {describe(value)}"
-        ) from None
-    for v in vals:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name} must be an int or a tuple of ints, got {describe(value)}")
-    if not vals:
-        raise ValueError(f"{name} is empty; give one int, or one per spatial dimension")
-    if rank is not None and len(vals) != rank:
-        raise ValueError(
-            f"{name} has {len(vals)} values but the sizes have {rank} dimensions; "
+
+    def error(kind: str, whole: Any) -> Exception:
+        if kind != "length":
+            return TypeError(f"{name} must be an int or a tuple of ints, got {describe(whole)}")
+        if not len(whole):
+            return ValueError(f"{name} is empty; give one int, or one per spatial dimension")
+        return ValueError(
+            f"{name} has {len(whole)} values but the sizes have {rank} dimensions; "
             f"give one int or {rank} ints"
         )
-    return vals
+
+    return ints_per_dim(value, rank, name, repeat_one=False, error=error)
 
 
 def _rank_of(*values: Any) -> int:
