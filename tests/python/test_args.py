@@ -212,3 +212,42 @@ def test_tf_strides_on_the_batch_axis_are_refused():
         shapes._tf_list((2, 2, 2, 1), 2, True, "strides")
     with pytest.raises(tconv.ShapeError, match="should be of length 1, 2 or 4 but was 3"):
         shapes._tf_list((1, 2, 2), 2, True, "strides")
+
+
+# ---- mirror's numeric forward padding: the same integer rules as every other argument -------
+
+MIRROR = {"kernel_size": 3, "stride": 2, "dilation": 1}
+
+
+@pytest.mark.parametrize(
+    ("convention", "padding", "pads"),
+    [
+        ("torch", np.int64(1), [(1, 1), (1, 1)]),
+        ("torch", (np.int64(1), 2), [(1, 1), (2, 2)]),
+        ("onnx", (1, 2, 0, 1), [(1, 0), (2, 1)]),
+        ("onnx", ((1, np.int32(0)), (2, 1)), [(1, 0), (2, 1)]),
+        ("jax", ((1, 2), (0, 1)), [(1, 2), (0, 1)]),
+    ],
+)
+def test_mirror_reads_numeric_padding(convention, padding, pads):
+    assert _solve._pad_pairs(convention, padding, 2) == pads
+    sol = tconv.mirror((8, 8), padding=padding, convention=convention, **MIRROR)
+    # the forward convolution's output: (8 + lo + hi - 3) // 2 + 1 per dim
+    assert sol.input_size == tuple((8 + lo + hi - 3) // 2 + 1 for lo, hi in pads)
+
+
+@pytest.mark.parametrize(
+    ("convention", "padding", "error", "message"),
+    [
+        ("torch", 1.0, TypeError, r"^padding must be an int or a tuple of 2 ints, got float 1.0"),
+        ("torch", True, TypeError, r"^padding must be an int, got bool True"),
+        ("onnx", ((1, 2.0), (0, 1)), TypeError, r"^padding\[0\]\[1\] must be an int, got float"),
+        ("torch", (1,), ValueError, r"^padding has 1 values for 2 dimensions$"),
+        ("jax", (1, 2), ValueError, r"^padding must be 2 \(lo, hi\) pairs, got \(1, 2\)$"),
+        ("onnx", ((1, 2), 1), ValueError, r"^padding must be 2 \(lo, hi\) pairs"),
+        ("torch", ((1, 2), (0, 1)), ValueError, "PyTorch's Conv padding is one int per dimension"),
+    ],
+)
+def test_mirror_refuses_bad_padding_clearly(convention, padding, error, message):
+    with pytest.raises(error, match=message):
+        tconv.mirror((8, 8), padding=padding, convention=convention, **MIRROR)
