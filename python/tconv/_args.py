@@ -204,6 +204,56 @@ def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
     return ints_per_dim(value, rank, name)
 
 
+def pad_pairs(
+    value: Any,
+    rank: int,
+    name: str,
+    *,
+    per_dim: bool,
+    begins_ends: bool,
+    pairs: bool,
+    error: Wording | None = None,
+) -> list[tuple[int, int]]:
+    """Numeric padding -> one (lo, hi) per spatial dimension.
+
+    Forms: an int for every dim (always), one int per dim (per_dim), ONNX's begins then ends
+    (begins_ends), (lo, hi) pairs (pairs). Besides ints_per_dim's kinds, `error` words "form"
+    (a form the framework does not take) and "pairs" (not `rank` pairs of two).
+    """
+    items = ordered_items(value, name)
+    if items is None:
+        return [(p, p) for p in ints_per_dim(value, rank, name, error=error)]
+    inner = [ordered_items(v, f"{name}[{i}]") for i, v in enumerate(items)]
+    if all(v is None for v in inner):  # ints
+        if begins_ends and len(items) == 2 * rank:
+            flat = ints_per_dim(items, 2 * rank, name, error=error)
+            return list(zip(flat[:rank], flat[rank:]))
+        if not per_dim:
+            raise _fail(
+                "form",
+                value,
+                error,
+                ValueError(f"{name} must be {rank} (lo, hi) pairs, got {value!r}"),
+            )
+        return [(v, v) for v in ints_per_dim(value, rank, name, repeat_one=False, error=error)]
+    if len(items) != rank or any(v is None or len(v) != 2 for v in inner):
+        raise _fail(
+            "pairs",
+            value,
+            error,
+            ValueError(f"{name} must be {rank} (lo, hi) pairs, got {value!r}"),
+        )
+    if not pairs:
+        raise _fail(
+            "form",
+            value,
+            error,
+            ValueError(f"{name} must be an int or {rank} ints, not (lo, hi) pairs; got {value!r}"),
+        )
+    lo_hi = [ints_per_dim(v, 2, f"{name}[{i}]", repeat_one=False) for i, v in enumerate(inner)]
+    return [(lo, hi) for lo, hi in lo_hi]
+
+
 def trim_full_shape(items: list, rank: int, channels_last: bool) -> tuple[list, list]:
     """TensorFlow's per-dim arguments may cover all rank + 2 axes: (spatial entries, the batch
     and channel entries), or (items, []) when they hold the spatial ones only."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core, shapes
-from ._args import describe, ints_per_dim, ordered_items
+from ._args import describe, ints_per_dim, pad_pairs
 from ._dialects import CONVENTIONS, DIALECTS, dialect
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 from ._rules import full_length, output_padding_limit
@@ -988,33 +988,26 @@ def _forward_pads(convention: str, padding: Any, rank: int) -> list[tuple[str, i
 def _pad_pairs(convention: str, padding: Any, rank: int) -> list[tuple[int, int]]:
     """Numeric forward padding -> (lo, hi) per dim: an int for every dim, one int per dim
     (torch, onnx), ONNX's begins then ends, or (lo, hi) pairs (onnx, jax)."""
-    items = ordered_items(padding, "padding")
-    inner = (
-        [] if items is None else [ordered_items(v, f"padding[{i}]") for i, v in enumerate(items)]
+
+    def error(kind: str, whole: Any) -> Exception | None:
+        if kind == "length":
+            return ValueError(f"padding has {len(whole)} values for {rank} dimensions")
+        if kind == "form" and convention == "torch":
+            return ValueError(
+                "PyTorch's Conv padding is one int per dimension (symmetric); "
+                "use convention='onnx' or 'jax' for (lo, hi) pairs"
+            )
+        return None
+
+    return pad_pairs(
+        padding,
+        rank,
+        "padding",
+        per_dim=convention in ("torch", "onnx"),
+        begins_ends=convention == "onnx",
+        pairs=convention in ("onnx", "jax"),
+        error=error,
     )
-    if all(v is None for v in inner):  # ints
-        if items is not None and convention == "jax":
-            raise ValueError(f"padding must be {rank} (lo, hi) pairs, got {padding!r}")
-        if items is not None and convention == "onnx" and len(items) == 2 * rank:
-            flat = ints_per_dim(items, 2 * rank, "padding")
-            return list(zip(flat[:rank], flat[rank:]))
-
-        def error(kind: str, whole: Any) -> Exception | None:
-            if kind == "length":
-                return ValueError(f"padding has {len(whole)} values for {rank} dimensions")
-            return None
-
-        each = ints_per_dim(padding, rank, "padding", repeat_one=False, error=error)
-        return [(v, v) for v in each]
-    if len(items or ()) != rank or any(v is None or len(v) != 2 for v in inner):
-        raise ValueError(f"padding must be {rank} (lo, hi) pairs, got {padding!r}")
-    if convention == "torch":
-        raise ValueError(
-            "PyTorch's Conv padding is one int per dimension (symmetric); "
-            "use convention='onnx' or 'jax' for (lo, hi) pairs"
-        )
-    lo_hi = [ints_per_dim(v, 2, f"padding[{i}]", repeat_one=False) for i, v in enumerate(inner)]
-    return [(lo, hi) for lo, hi in lo_hi]
 
 
 # ---- translate ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tconv
-from tconv import _args, _port, _solve, shapes
+from tconv import _args, _decoder, _port, _solve, shapes
 
 # (value, rank, expected tuple) written out by hand: a scalar fills every dim, a one-entry
 # sequence fills every dim, a rank-long sequence is kept in order.
@@ -251,3 +251,75 @@ def test_mirror_reads_numeric_padding(convention, padding, pads):
 def test_mirror_refuses_bad_padding_clearly(convention, padding, error, message):
     with pytest.raises(error, match=message):
         tconv.mirror((8, 8), padding=padding, convention=convention, **MIRROR)
+
+
+# ---- pad_pairs: the numeric padding forms, each taken only where the framework takes it ------
+
+
+@pytest.mark.parametrize(
+    ("value", "flags", "expected"),
+    [
+        (2, {}, [(2, 2), (2, 2)]),
+        (np.int64(2), {}, [(2, 2), (2, 2)]),
+        ((1, 3), {"per_dim": True}, [(1, 1), (3, 3)]),
+        ((1, 3, 0, 2), {"begins_ends": True}, [(1, 0), (3, 2)]),
+        (((1, 0), [3, np.int16(2)]), {"pairs": True}, [(1, 0), (3, 2)]),
+    ],
+)
+def test_pad_pairs_forms(value, flags, expected):
+    kw = {"per_dim": False, "begins_ends": False, "pairs": False, **flags}
+    got = _args.pad_pairs(value, 2, "padding", **kw)
+    assert got == expected
+    assert all(type(v) is int for pair in got for v in pair)
+
+
+@pytest.mark.parametrize(
+    ("value", "flags", "kind"),
+    [
+        ((1, 3), {"pairs": True}, "form"),  # ints where only pairs are taken
+        (((1, 0), (3, 2)), {"per_dim": True}, "form"),  # pairs where only ints are taken
+        ((1, 3, 0), {"per_dim": True}, "length"),
+        (((1, 0), 3), {"pairs": True}, "pairs"),
+        (((1, 0, 1), (3, 2)), {"pairs": True}, "pairs"),
+    ],
+)
+def test_pad_pairs_words_each_refusal(value, flags, kind):
+    kw = {"per_dim": False, "begins_ends": False, "pairs": False, **flags}
+    with pytest.raises(tconv.ShapeError if kind == "length" else ValueError):
+        _args.pad_pairs(value, 2, "padding", **kw)
+    seen = []
+    with pytest.raises(LookupError):
+        _args.pad_pairs(
+            value, 2, "padding", error=lambda k, w: seen.append(k) or LookupError(), **kw
+        )
+    assert seen == [kind]
+
+
+@pytest.mark.parametrize(
+    ("convention", "padding", "pads"),
+    [
+        ("torch", np.int64(1), ((1, 1), (1, 1))),
+        ("onnx", (1, 2, 0, 1), ((1, 0), (2, 1))),
+        ("jax", ((1, 2), (np.int64(0), 1)), ((1, 2), (0, 1))),
+    ],
+)
+def test_decoder_reads_numeric_padding(convention, padding, pads):
+    got = _decoder._pads(convention, "conv", padding, 2, (1, 1))
+    assert got == tuple(("EXPLICIT", lo, hi) for lo, hi in pads)
+
+
+@pytest.mark.parametrize(
+    ("convention", "padding", "error", "message"),
+    [
+        ("torch", 1.0, TypeError, r"^padding must be an int or a tuple of 2 ints, got float 1.0"),
+        ("torch", ((1, 2), (0, 1)), ValueError, r"^conv padding must be an int or 2 ints, got"),
+        ("onnx", (1, 2), ValueError, r"^conv padding must be 4 ints \(begins then ends\), got"),
+        ("jax", (1, 2), ValueError, r"^conv padding must be 'SAME', 'VALID' or 2 \(lo, hi\) pairs"),
+        ("jax", ((1, 2, 3), (0, 1)), ValueError, r"^padding must be 2 \(lo, hi\) pairs, got"),
+        ("jax", ((1, 2.0), (0, 1)), TypeError, r"^padding\[0\]\[1\] must be an int, got float"),
+        ("onnx", (1, -1, 0, 0), ValueError, r"^conv padding must be >= 0"),
+    ],
+)
+def test_decoder_refuses_bad_padding_clearly(convention, padding, error, message):
+    with pytest.raises(error, match=message):
+        _decoder._pads(convention, "conv", padding, 2, (1, 1))
