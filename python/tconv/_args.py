@@ -152,6 +152,7 @@ def ints_per_dim(
     *,
     repeat_one: bool = True,
     check_length: bool = True,
+    expected: str | None = None,
     error: Wording | None = None,
 ) -> tuple[int, ...]:
     """The one per-dimension normaliser: an int or ints in dimension order -> a tuple of ints.
@@ -162,7 +163,8 @@ def ints_per_dim(
     when rank is None, the rank then being the sequence's length). repeat_one: a one-entry
     sequence is repeated too (PyTorch's ATen expands them). check_length: a sequence must hold
     `rank` entries (False: the caller checks, in its framework's words). `error` words the
-    failures (see Wording); without it they read as per_dim's.
+    failures (see Wording); without it they read as per_dim's. `expected` is what a bad scalar
+    is told the argument takes.
     """
     if isinstance(value, (str, bytes)):
         many = f"a tuple of {rank} ints" if rank else "a tuple of ints"
@@ -176,7 +178,8 @@ def ints_per_dim(
             ),
         )
     items = ordered_items(value, name)
-    expected = f"an int or a tuple of {rank} ints" if rank else "an int or a tuple of ints"
+    if expected is None:
+        expected = f"an int or a tuple of {rank} ints" if rank else "an int or a tuple of ints"
     if items is None:
         return (_int_entry(value, name, expected, "type", value, error),) * (rank or 1)
     if repeat_one and len(items) == 1 and rank is not None and rank != 1:
@@ -212,17 +215,21 @@ def pad_pairs(
     per_dim: bool,
     begins_ends: bool,
     pairs: bool,
+    repeat_one: bool = False,
+    expected: str | None = None,
     error: Wording | None = None,
 ) -> list[tuple[int, int]]:
     """Numeric padding -> one (lo, hi) per spatial dimension.
 
     Forms: an int for every dim (always), one int per dim (per_dim), ONNX's begins then ends
-    (begins_ends), (lo, hi) pairs (pairs). Besides ints_per_dim's kinds, `error` words "form"
-    (a form the framework does not take) and "pairs" (not `rank` pairs of two).
+    (begins_ends), (lo, hi) pairs (pairs); repeat_one: a one-int sequence stands for every dim.
+    Besides ints_per_dim's kinds, `error` words "form" (a form the framework does not take)
+    and "pairs" (not `rank` pairs of two); `expected` is as in ints_per_dim.
     """
     items = ordered_items(value, name)
     if items is None:
-        return [(p, p) for p in ints_per_dim(value, rank, name, error=error)]
+        scalar = ints_per_dim(value, rank, name, expected=expected, error=error)
+        return [(p, p) for p in scalar]
     inner = [ordered_items(v, f"{name}[{i}]") for i, v in enumerate(items)]
     if all(v is None for v in inner):  # ints
         if begins_ends and len(items) == 2 * rank:
@@ -235,7 +242,8 @@ def pad_pairs(
                 error,
                 ValueError(f"{name} must be {rank} (lo, hi) pairs, got {value!r}"),
             )
-        return [(v, v) for v in ints_per_dim(value, rank, name, repeat_one=False, error=error)]
+        each = ints_per_dim(value, rank, name, repeat_one=repeat_one, error=error)
+        return [(v, v) for v in each]
     if len(items) != rank or any(v is None or len(v) != 2 for v in inner):
         raise _fail(
             "pairs",
@@ -298,24 +306,17 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
                 f"{rank} (lo, hi) pairs; got {padding!r}; e.g. padding='same' or padding=1"
             )
         return mode, (0,) * rank, (0,) * rank
-    items = ordered_items(padding, "padding")
-    if items is None:
-        p = as_int(padding, "padding", f"an int, a tuple of {rank} ints or {rank} (lo, hi) pairs")
-        return "explicit", (p,) * rank, (p,) * rank
-    inner = [ordered_items(v, f"padding[{i}]") for i, v in enumerate(items)]
-    pairs = [v is not None for v in inner]
-    if any(pairs):
-        if not all(pairs) or len(items) != rank or any(v is None or len(v) != 2 for v in inner):
+
+    def error(kind: str, whole: Any) -> Exception | None:
+        if kind == "pairs":
             example = tuple((1, 1) for _ in range(rank))
-            raise ShapeError(
+            return ShapeError(
                 f"explicit padding must be {rank} (lo, hi) pairs, one per spatial dimension, "
                 f"got {padding!r}; e.g. padding={example!r}"
             )
-        given = [v for v in inner if v is not None]  # all of them, as checked above
-        lo = tuple(as_int(v[0], f"padding[{i}][0]") for i, v in enumerate(given))
-        hi = tuple(as_int(v[1], f"padding[{i}][1]") for i, v in enumerate(given))
-        return "explicit", lo, hi
-    if len(items) != rank and len(items) != 1:
+        if kind != "length":
+            return None
+        items = list(whole)
         hint = f"; pass a single int or exactly {rank} values"
         if len(items) == 2 * rank:
             pairs_hint = tuple((items[i], items[i + rank]) for i in range(rank))
@@ -323,12 +324,23 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
                 f"; for asymmetric (lo, hi) padding write pairs, e.g. "
                 f"padding={pairs_hint!r} for ONNX-style pads {tuple(items)!r}"
             )
-        raise ShapeError(
+        return ShapeError(
             f"padding must be an int, a tuple of {rank} ints, or {rank} (lo, hi) pairs; "
             f"got {tuple(items)!r} with {len(items)} values{hint}"
         )
-    each = per_dim(items, rank, "padding")
-    return "explicit", each, each
+
+    lo_hi = pad_pairs(
+        padding,
+        rank,
+        "padding",
+        per_dim=True,
+        begins_ends=False,
+        pairs=True,
+        repeat_one=True,
+        expected=f"an int, a tuple of {rank} ints or {rank} (lo, hi) pairs",
+        error=error,
+    )
+    return "explicit", tuple(lo for lo, _ in lo_hi), tuple(hi for _, hi in lo_hi)
 
 
 def parse_data_format(data_format: Any) -> bool:

@@ -323,3 +323,35 @@ def test_decoder_reads_numeric_padding(convention, padding, pads):
 def test_decoder_refuses_bad_padding_clearly(convention, padding, error, message):
     with pytest.raises(error, match=message):
         _decoder._pads(convention, "conv", padding, 2, (1, 1))
+
+
+# ---- conv_transpose's padding: every form, one reading ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("padding", "lo", "hi"),
+    [
+        (1, (1, 1), (1, 1)),
+        ((2,), (2, 2), (2, 2)),
+        ((1, np.int64(3)), (1, 3), (1, 3)),
+        (((0, 1), (np.uint8(2), 3)), (0, 2), (1, 3)),
+        (np.array([[1, 2], [0, 0]]), (1, 0), (2, 0)),
+    ],
+)
+def test_parse_padding_forms(padding, lo, hi):
+    assert _args.parse_padding(padding, 2) == ("explicit", lo, hi)
+
+
+@pytest.mark.parametrize(
+    ("padding", "error", "message"),
+    [
+        (1.5, TypeError, r"^padding must be an int, a tuple of 2 ints or 2 \(lo, hi\) pairs, got"),
+        ((1, 2, 3, 4), tconv.ShapeError, r"padding=\(\(1, 3\), \(2, 4\)\) for ONNX-style pads"),
+        (((1, 2), 1), tconv.ShapeError, r"^explicit padding must be 2 \(lo, hi\) pairs"),
+        (((1, 2.5), (0, 0)), TypeError, r"^padding\[0\]\[1\] must be an int, got float 2.5"),
+        ("full", ValueError, r"^padding must be 'same', 'valid', an int"),
+    ],
+)
+def test_parse_padding_refusals(padding, error, message):
+    with pytest.raises(error, match=message):
+        _args.parse_padding(padding, 2)
