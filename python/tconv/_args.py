@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numbers
 import operator
-from collections.abc import Iterable, Mapping, MappingView, Sequence
+from collections.abc import Callable, Iterable, Mapping, MappingView, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -122,26 +122,154 @@ def ordered_items(value: Any, name: str) -> list | None:
         return None
 
 
-def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
-    """An int or one int per spatial dimension -> a tuple of `rank` ints."""
+# How a caller words a bad per-dimension value: error(kind, value) gets the whole argument and
+# returns the exception to raise, or None for the default wording (per_dim's). kind is "type"
+# (neither an int nor a sequence), "item" (an entry is not an int) or "length".
+Wording = Callable[[str, Any], "Exception | None"]
+
+
+def _int_entry(
+    entry: Any, name: str, expected: str, kind: str, whole: Any, error: Wording | None
+) -> int:
+    try:
+        return as_int(entry, name, expected)
+    except TypeError:
+        custom = error(kind, whole) if error is not None else None
+        if custom is None:
+            raise
+        raise custom from None
+
+
+def _fail(kind: str, whole: Any, error: Wording | None, default: Exception) -> Exception:
+    custom = error(kind, whole) if error is not None else None
+    return default if custom is None else custom
+
+
+def ints_per_dim(
+    value: Any,
+    rank: int | None,
+    name: str,
+    *,
+    repeat_one: bool = True,
+    check_length: bool = True,
+    expected: str | None = None,
+    error: Wording | None = None,
+) -> tuple[int, ...]:
+    """The one per-dimension normaliser: an int or ints in dimension order -> a tuple of ints.
+
+    Integers are Python ints and numpy integers (anything with __index__, as
+    operator.index takes); bools are refused, as PyTorch and numpy refuse them as sizes; sets,
+    dicts and iterators are refused (check_ordered). A scalar is repeated `rank` times (once
+    when rank is None, the rank then being the sequence's length). repeat_one: a one-entry
+    sequence is repeated too (PyTorch's ATen expands them). check_length: a sequence must hold
+    `rank` entries (False: the caller checks, in its framework's words). `error` words the
+    failures (see Wording); without it they read as per_dim's. `expected` is what a bad scalar
+    is told the argument takes.
+    """
     if isinstance(value, (str, bytes)):
-        raise TypeError(
-            f"{name} must be an int or a tuple of {rank} ints, got {describe(value)}; "
-            f"e.g. {name}=2 or {name}={(2,) * rank!r}"
+        many = f"a tuple of {rank} ints" if rank else "a tuple of ints"
+        example = f" or {name}={(2,) * rank!r}" if rank else ""
+        raise _fail(
+            "type",
+            value,
+            error,
+            TypeError(
+                f"{name} must be an int or {many}, got {describe(value)}; e.g. {name}=2{example}"
+            ),
         )
     items = ordered_items(value, name)
+    if expected is None:
+        expected = f"an int or a tuple of {rank} ints" if rank else "an int or a tuple of ints"
     if items is None:
-        return (as_int(value, name, f"an int or a tuple of {rank} ints"),) * rank
-    if len(items) == 1 and rank != 1:
-        # PyTorch's _ntuple repeats a 1-element sequence too.
-        return (as_int(items[0], name),) * rank
-    if len(items) != rank:
-        raise ShapeError(
-            f"{name} must be an int or a tuple of {rank} ints (one per spatial dimension), "
-            f"got {tuple(items)!r} with {len(items)} values; pass a single int for all "
-            f"dimensions or exactly {rank} values"
+        return (_int_entry(value, name, expected, "type", value, error),) * (rank or 1)
+    if repeat_one and len(items) == 1 and rank is not None and rank != 1:
+        return (_int_entry(items[0], name, "an int", "item", value, error),) * rank
+    if check_length and (not items or (rank is not None and len(items) != rank)):
+        want = rank if rank is not None else "1 or more"
+        raise _fail(
+            "length",
+            value,
+            error,
+            ShapeError(
+                f"{name} must be an int or a tuple of {want} ints (one per spatial dimension), "
+                f"got {tuple(items)!r} with {len(items)} values; pass a single int for all "
+                f"dimensions or exactly {want} values"
+            ),
         )
-    return tuple(as_int(v, f"{name}[{i}]") for i, v in enumerate(items))
+    return tuple(
+        _int_entry(v, f"{name}[{i}]", "an int", "item", value, error) for i, v in enumerate(items)
+    )
+
+
+def per_dim(value: Any, rank: int, name: str) -> tuple[int, ...]:
+    """An int or one int per spatial dimension -> a tuple of `rank` ints (ints_per_dim's own
+    wording)."""
+    return ints_per_dim(value, rank, name)
+
+
+def pad_pairs(
+    value: Any,
+    rank: int,
+    name: str,
+    *,
+    per_dim: bool,
+    begins_ends: bool,
+    pairs: bool,
+    repeat_one: bool = False,
+    expected: str | None = None,
+    error: Wording | None = None,
+) -> list[tuple[int, int]]:
+    """Numeric padding -> one (lo, hi) per spatial dimension.
+
+    Forms: an int for every dim (always), one int per dim (per_dim), ONNX's begins then ends
+    (begins_ends), (lo, hi) pairs (pairs); repeat_one: a one-int sequence stands for every dim.
+    Besides ints_per_dim's kinds, `error` words "form" (a form the framework does not take)
+    and "pairs" (not `rank` pairs of two); `expected` is as in ints_per_dim.
+    """
+    items = ordered_items(value, name)
+    if items is None:
+        scalar = ints_per_dim(value, rank, name, expected=expected, error=error)
+        return [(p, p) for p in scalar]
+    inner = [ordered_items(v, f"{name}[{i}]") for i, v in enumerate(items)]
+    if all(v is None for v in inner):  # ints
+        if begins_ends and len(items) == 2 * rank:
+            flat = ints_per_dim(items, 2 * rank, name, error=error)
+            return list(zip(flat[:rank], flat[rank:]))
+        if not per_dim:
+            raise _fail(
+                "form",
+                value,
+                error,
+                ValueError(f"{name} must be {rank} (lo, hi) pairs, got {value!r}"),
+            )
+        each = ints_per_dim(value, rank, name, repeat_one=repeat_one, error=error)
+        return [(v, v) for v in each]
+    if len(items) != rank or any(v is None or len(v) != 2 for v in inner):
+        raise _fail(
+            "pairs",
+            value,
+            error,
+            ValueError(f"{name} must be {rank} (lo, hi) pairs, got {value!r}"),
+        )
+    if not pairs:
+        raise _fail(
+            "form",
+            value,
+            error,
+            ValueError(f"{name} must be an int or {rank} ints, not (lo, hi) pairs; got {value!r}"),
+        )
+    lo_hi = [ints_per_dim(v, 2, f"{name}[{i}]", repeat_one=False) for i, v in enumerate(inner)]
+    return [(lo, hi) for lo, hi in lo_hi]
+
+
+def trim_full_shape(items: list, rank: int, channels_last: bool) -> tuple[list, list]:
+    """TensorFlow's per-dim arguments may cover all rank + 2 axes: (spatial entries, the batch
+    and channel entries), or (items, []) when they hold the spatial ones only."""
+    if len(items) != rank + 2:
+        return items, []
+    if channels_last:
+        return items[1:-1], [items[0], items[-1]]
+    return items[2:], items[:2]
 
 
 def spread(value: Any, rank: int) -> list:
@@ -178,24 +306,17 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
                 f"{rank} (lo, hi) pairs; got {padding!r}; e.g. padding='same' or padding=1"
             )
         return mode, (0,) * rank, (0,) * rank
-    items = ordered_items(padding, "padding")
-    if items is None:
-        p = as_int(padding, "padding", f"an int, a tuple of {rank} ints or {rank} (lo, hi) pairs")
-        return "explicit", (p,) * rank, (p,) * rank
-    inner = [ordered_items(v, f"padding[{i}]") for i, v in enumerate(items)]
-    pairs = [v is not None for v in inner]
-    if any(pairs):
-        if not all(pairs) or len(items) != rank or any(v is None or len(v) != 2 for v in inner):
+
+    def error(kind: str, whole: Any) -> Exception | None:
+        if kind == "pairs":
             example = tuple((1, 1) for _ in range(rank))
-            raise ShapeError(
+            return ShapeError(
                 f"explicit padding must be {rank} (lo, hi) pairs, one per spatial dimension, "
                 f"got {padding!r}; e.g. padding={example!r}"
             )
-        given = [v for v in inner if v is not None]  # all of them, as checked above
-        lo = tuple(as_int(v[0], f"padding[{i}][0]") for i, v in enumerate(given))
-        hi = tuple(as_int(v[1], f"padding[{i}][1]") for i, v in enumerate(given))
-        return "explicit", lo, hi
-    if len(items) != rank and len(items) != 1:
+        if kind != "length":
+            return None
+        items = list(whole)
         hint = f"; pass a single int or exactly {rank} values"
         if len(items) == 2 * rank:
             pairs_hint = tuple((items[i], items[i + rank]) for i in range(rank))
@@ -203,12 +324,23 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
                 f"; for asymmetric (lo, hi) padding write pairs, e.g. "
                 f"padding={pairs_hint!r} for ONNX-style pads {tuple(items)!r}"
             )
-        raise ShapeError(
+        return ShapeError(
             f"padding must be an int, a tuple of {rank} ints, or {rank} (lo, hi) pairs; "
             f"got {tuple(items)!r} with {len(items)} values{hint}"
         )
-    each = per_dim(items, rank, "padding")
-    return "explicit", each, each
+
+    lo_hi = pad_pairs(
+        padding,
+        rank,
+        "padding",
+        per_dim=True,
+        begins_ends=False,
+        pairs=True,
+        repeat_one=True,
+        expected=f"an int, a tuple of {rank} ints or {rank} (lo, hi) pairs",
+        error=error,
+    )
+    return "explicit", tuple(lo for lo, _ in lo_hi), tuple(hi for _, hi in lo_hi)
 
 
 def parse_data_format(data_format: Any) -> bool:

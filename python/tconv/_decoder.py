@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core
-from ._args import as_int, check_ordered, describe, show_int
+from ._args import describe, pad_pairs, show_int
 from ._dialects import DIALECTS, dialect
 from ._errors import ShapeError, SizeOverflowError, overflow_as_value_error
 from ._solve import Solution, _dims, _per_dim, _rank_of, _reach, mirror, solve
@@ -244,28 +244,28 @@ def _pads(conv: str, kind: str, value: Any, rank: int, stride: tuple) -> tuple:
         return ((value.upper(), 0, 0),) * rank
     if conv == "keras":
         raise ValueError(f"keras {kind} padding must be 'same' or 'valid', got {value!r}")
-    if isinstance(value, int) and not isinstance(value, bool):
-        vals = [(value, value)] * rank
-    else:
-        check_ordered(value, "padding")
-        seq = list(value)
-        if conv == "onnx" and len(seq) == 2 * rank:
-            vals = list(zip(seq[:rank], seq[rank:]))
-        elif conv in ("jax", "tf_nn") and all(not isinstance(v, int) for v in seq):
-            vals = [tuple(v) for v in seq]
-            if len(vals) != rank or any(len(v) != 2 for v in vals):
-                raise ValueError(f"padding must be {rank} (lo, hi) pairs, got {value!r}")
-        elif conv == "torch" and len(seq) == rank:
-            vals = [(v, v) for v in seq]
-        else:
-            want = {
-                "torch": f"an int or {rank} ints",
-                "onnx": f"{2 * rank} ints (begins then ends)",
-            }.get(conv, f"'SAME', 'VALID' or {rank} (lo, hi) pairs")
-            raise ValueError(f"{kind} padding must be {want}, got {value!r}")
+    want = {
+        "torch": f"an int or {rank} ints",
+        "onnx": f"{2 * rank} ints (begins then ends)",
+    }.get(conv, f"'SAME', 'VALID' or {rank} (lo, hi) pairs")
+    takes_pairs = conv in ("jax", "tf_nn")
+
+    def error(k: str, whole: Any) -> Exception | None:
+        if k in ("form", "length") or (k == "pairs" and not takes_pairs):
+            return ValueError(f"{kind} padding must be {want}, got {value!r}")
+        return None
+
+    vals = pad_pairs(
+        value,
+        rank,
+        "padding",
+        per_dim=conv == "torch",
+        begins_ends=conv == "onnx",
+        pairs=takes_pairs,
+        error=error,
+    )
     out = []
     for lo, hi in vals:
-        lo, hi = as_int(lo, "padding"), as_int(hi, "padding")
         if lo < 0 or hi < 0:
             raise ValueError(f"{kind} padding must be >= 0, got {value!r}")
         _check_size((lo, hi), f"{kind} padding")

@@ -507,7 +507,7 @@ def _resolve_onnx(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim],
     dl = spread(1 if kw.get("dilations") is None else kw["dilations"], n)
     ops = spread(0 if kw.get("output_padding") is None else kw["output_padding"], n)
     pads = kw.get("pads")
-    pads = [0] * (2 * n) if pads is None else (list(pads) if _is_seq(pads) else [pads] * 2 * n)
+    pads = spread(0 if pads is None else pads, 2 * n)
     auto = str(kw.get("auto_pad", "NOTSET")).upper()
     osz = kw.get("output_shape")
     if osz is not None:
@@ -650,8 +650,8 @@ def _resolve_jax(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], 
     lspec, rspec, _ = shapes._jax_specs(dn, nd)
     sp = [full_in[a] for a in lspec[2:]]
     ks = [rshape[a] for a in rspec[2:]]
-    st = list(kw["strides"]) if _is_seq(kw["strides"]) else [kw["strides"]] * n
-    dl = list(kw.get("rhs_dilation") or [1] * n)
+    st = spread(kw["strides"], n)
+    dl = spread(kw.get("rhs_dilation") or 1, n)
     padding = kw["padding"]
     if isinstance(padding, str):
         mode, pairs = padding, [(0, 0)] * n
@@ -690,10 +690,10 @@ def _resolve_jax(prep: _Prep, out_shape: tuple) -> tuple[list[str], list[_Dim], 
         i, k, s, d = sp[j], ks[j], st[j], dl[j]
         out, lo, hi, padded, before, after = _core.jax_resolve(i, k, s, d, mode, *pairs[j])
         e = _core.effective_kernel(k, d)
-        spread = padded - before - after
+        spread_len = padded - before - after
         native = [
-            f"spread ({i} - 1)*{s} + 1 = {spread}; pads ({before}, {after}); "
-            f"{spread} + {before} + {after} - {e} + 1 = {out}"
+            f"spread ({i} - 1)*{s} + 1 = {spread_len}; pads ({before}, {after}); "
+            f"{spread_len} + {before} + {after} - {e} + 1 = {out}"
         ]
         dims.append(
             _Dim(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core, shapes
+from ._args import ints_per_dim
 from ._dialects import CONVENTIONS, DIALECTS
 from ._errors import BackendWarning, ShapeError
 from ._rules import full_length, output_padding_limit
@@ -154,24 +155,17 @@ def _jsonable(v: Any) -> Any:
 
 
 def _ints(value: Any, rank: int, name: str, source: str) -> tuple:
-    if isinstance(value, bool):
-        raise TypeError(f"{source} layer: {name} must be an int or {rank} ints, got {value!r}")
-    if isinstance(value, int):
-        return (value,) * rank
-    try:
-        vals = tuple(value)
-    except TypeError:
-        raise TypeError(
-            f"{source} layer: {name} must be an int or {rank} ints, got {value!r}"
-        ) from None
-    if len(vals) == 1 and rank > 1:
-        vals = vals * rank
-    if len(vals) != rank or any(isinstance(v, bool) or not isinstance(v, int) for v in vals):
-        raise ValueError(
+    """ints_per_dim with messages that name the source layer."""
+
+    def error(kind: str, whole: Any) -> Exception:
+        if kind == "type":
+            return TypeError(f"{source} layer: {name} must be an int or {rank} ints, got {whole!r}")
+        return ValueError(
             f"{source} layer: {name} must be an int or {rank} ints for a {rank}-d layer, "
-            f"got {value!r}"
+            f"got {whole!r}"
         )
-    return vals
+
+    return ints_per_dim(value, rank, name, error=error)
 
 
 def _rank(layer: dict, key: str, kernel: Any, input_shape: Any, source: str) -> int:
@@ -599,8 +593,8 @@ def _from_tf_nn(layer: dict, kernel: Any, bias: Any, input_shape: Any) -> _Layer
         fmt,
         layer.get("dilations"),
     )
-    s = _tf_per_dim(layer.get("strides", 1), r, first)
-    d = _tf_per_dim(layer.get("dilations") or 1, r, first)
+    s = _tf_per_dim(layer.get("strides", 1), r, first, "strides")
+    d = _tf_per_dim(layer.get("dilations") or 1, r, first, "dilations")
     mode, pairs = shapes._tf_padding(padding, r, not first)
     osp = oshape[2:] if first else oshape[1:-1]
     k = tuple(fshape[:r])
@@ -632,13 +626,9 @@ def _from_tf_nn(layer: dict, kernel: Any, bias: Any, input_shape: Any) -> _Layer
     )
 
 
-def _tf_per_dim(value: Any, r: int, first: bool) -> tuple:
-    vals = [value] * r if isinstance(value, int) else list(value)
-    if len(vals) == 1:
-        vals = vals * r
-    if len(vals) == r + 2:
-        vals = vals[2:] if first else vals[1:-1]
-    return tuple(vals)
+def _tf_per_dim(value: Any, r: int, first: bool, name: str) -> tuple:
+    """tf.nn's strides/dilations (already checked by shapes.tf_nn) for the spatial dims."""
+    return tuple(shapes._tf_list(value, r, not first, name))
 
 
 def _from_jax(layer: dict, kernel: Any, bias: Any, input_shape: Any) -> _Layer:

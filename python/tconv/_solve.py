@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core, shapes
-from ._args import check_ordered, describe
+from ._args import describe, ints_per_dim, pad_pairs
 from ._dialects import CONVENTIONS, DIALECTS, dialect
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 from ._rules import output_padding_limit
@@ -563,32 +563,24 @@ def _make(
 def _per_dim(
     value: Any, rank: int | None, name: str, optional: bool = False
 ) -> tuple[int, ...] | None:
+    """ints_per_dim in the solver's words; no one-entry repeat (a rank of None takes the
+    sequence's length)."""
     if value is None:
         if optional:
             return None
         raise TypeError(f"{name} must be an int or a tuple of ints, got None")
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or a tuple of ints, got {describe(value)}")
-    if isinstance(value, int):
-        return (value,) * (rank or 1)
-    check_ordered(value, name)
-    try:
-        vals = tuple(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an int or a tuple of ints, got {describe(value)}"
-        ) from None
-    for v in vals:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name} must be an int or a tuple of ints, got {describe(value)}")
-    if not vals:
-        raise ValueError(f"{name} is empty; give one int, or one per spatial dimension")
-    if rank is not None and len(vals) != rank:
-        raise ValueError(
-            f"{name} has {len(vals)} values but the sizes have {rank} dimensions; "
+
+    def error(kind: str, whole: Any) -> Exception:
+        if kind != "length":
+            return TypeError(f"{name} must be an int or a tuple of ints, got {describe(whole)}")
+        if not len(whole):
+            return ValueError(f"{name} is empty; give one int, or one per spatial dimension")
+        return ValueError(
+            f"{name} has {len(whole)} values but the sizes have {rank} dimensions; "
             f"give one int or {rank} ints"
         )
-    return vals
+
+    return ints_per_dim(value, rank, name, repeat_one=False, error=error)
 
 
 def _rank_of(*values: Any) -> int:
@@ -986,32 +978,36 @@ def _forward_pads(convention: str, padding: Any, rank: int) -> list[tuple[str, i
             f"{'/'.join(DIALECTS[convention].modes)}, got "
             f"{padding!r}"
         )
-    if isinstance(padding, int) and not isinstance(padding, bool):
-        vals = [(padding, padding)] * rank
-    else:
-        check_ordered(padding, "padding")
-        seq = list(padding)
-        for v in seq:
-            check_ordered(v, "padding")
-        if convention == "onnx" and len(seq) == 2 * rank and all(isinstance(v, int) for v in seq):
-            vals = list(zip(seq[:rank], seq[rank:]))
-        elif all(isinstance(v, int) for v in seq) and convention in ("torch", "onnx"):
-            if len(seq) != rank:
-                raise ValueError(f"padding has {len(seq)} values for {rank} dimensions")
-            vals = [(v, v) for v in seq]
-        else:
-            if len(seq) != rank or not all(len(tuple(v)) == 2 for v in seq):
-                raise ValueError(f"padding must be {rank} (lo, hi) pairs, got {padding!r}")
-            if convention == "torch":
-                raise ValueError(
-                    "PyTorch's Conv padding is one int per dimension (symmetric); "
-                    "use convention='onnx' or 'jax' for (lo, hi) pairs"
-                )
-            vals = [tuple(v) for v in seq]
+    vals = _pad_pairs(convention, padding, rank)
     for lo, hi in vals:
         if lo < 0 or hi < 0:
             raise ValueError(f"padding must be >= 0, got {padding!r}")
     return [("EXPLICIT", lo, hi) for lo, hi in vals]
+
+
+def _pad_pairs(convention: str, padding: Any, rank: int) -> list[tuple[int, int]]:
+    """Numeric forward padding -> (lo, hi) per dim: an int for every dim, one int per dim
+    (torch, onnx), ONNX's begins then ends, or (lo, hi) pairs (onnx, jax)."""
+
+    def error(kind: str, whole: Any) -> Exception | None:
+        if kind == "length":
+            return ValueError(f"padding has {len(whole)} values for {rank} dimensions")
+        if kind == "form" and convention == "torch":
+            return ValueError(
+                "PyTorch's Conv padding is one int per dimension (symmetric); "
+                "use convention='onnx' or 'jax' for (lo, hi) pairs"
+            )
+        return None
+
+    return pad_pairs(
+        padding,
+        rank,
+        "padding",
+        per_dim=convention in ("torch", "onnx"),
+        begins_ends=convention == "onnx",
+        pairs=convention in ("onnx", "jax"),
+        error=error,
+    )
 
 
 # ---- translate ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from ._args import ints_per_dim
 from ._dialects import CONVENTIONS, DIALECTS
 
 __all__ = ["main"]
@@ -360,14 +361,12 @@ def _layer_kwargs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if DIALECTS[conv].list_args:  # ONNX attributes hold one value per dimension
         for key in ("strides", "output_padding"):
             if key in kw and not isinstance(kw[key], tuple):
-                kw[key] = (kw[key],) * _spatial_rank(inp, kw, "weight_shape")
+                kw[key] = ints_per_dim(kw[key], _spatial_rank(inp, kw, "weight_shape"), key)
     if conv == "jax":
         n = _spatial_rank(inp, kw, "rhs_shape")
         for key in ("strides", "rhs_dilation"):
-            if key in kw:
-                v = kw[key]
-                v = (v,) if not isinstance(v, tuple) else v
-                kw[key] = v * n if len(v) == 1 else v
+            if key in kw:  # lengths are checked in JAX's words by tconv.shapes
+                kw[key] = ints_per_dim(kw[key], n, key, check_length=False)
         pad = kw["padding"]
         if len(pad) == 1 and pad[0].upper() in ("SAME", "VALID"):
             kw["padding"] = pad[0].upper()

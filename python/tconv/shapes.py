@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import _core
-from ._args import as_int, check_ordered, ordered_items
+from ._args import as_int, check_ordered, ints_per_dim, ordered_items, trim_full_shape
 from ._bounded import complete, divisors, iroot, near_root_divisor
 from ._errors import BackendWarning, ShapeError, overflow_as_value_error
 from ._rules import output_padding_limit
@@ -59,15 +59,17 @@ def _shape(value: Any, name: str) -> tuple:
 
 
 def _tuple(value: Any, n: int, name: str) -> tuple[int, ...] | None:
-    """int -> n copies; sequence -> tuple (its length is checked by the caller); None -> None."""
+    """int -> n copies; sequence -> tuple (its length is checked by the caller, in the
+    framework's words); None -> None."""
     if value is None:
         return None
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
-    items = ordered_items(value, name)
-    if items is not None:
-        return tuple(as_int(v, f"{name}[{i}]") for i, v in enumerate(items))
-    return (as_int(value, name, f"an int or a tuple of {n} ints"),) * n
+
+    def error(kind: str, whole: Any) -> Exception | None:
+        if isinstance(whole, (str, bytes)):
+            return TypeError(f"{name} must be an int or a tuple of {n} ints, got {whole!r}")
+        return None  # as_int's wording
+
+    return ints_per_dim(value, n, name, repeat_one=False, check_length=False, error=error)
 
 
 # numpy arrays have at most 64 axes; per-dimension tuples are built for `dims` dimensions.
@@ -1175,33 +1177,30 @@ def _tf_check_group_split(fshape, oshape, cax, groups, ks) -> None:
 
 
 def _tf_list(value, n, channels_last, name):
-    check_ordered(value, name)
-    if isinstance(value, (list, tuple)):
-        v = [as_int(x, name) for x in value]
-        if len(v) == 1:
-            return v * n
-        if len(v) == n + 2:
-            outer = (v[0], v[-1]) if channels_last else (v[0], v[1])
-            if outer != (1, 1):
-                raise _error(
-                    "argument",
-                    _TF,
-                    "Current implementation does not yet "
-                    f"support {name} in the batch and depth dimensions.",
-                    f"{name}={v} moves along the batch or channel axis",
-                    f"use 1 for the batch and channel entries of {name}",
-                )
-            return v[1:-1] if channels_last else v[2:]
-        if len(v) == n:
-            return v
+    """tf.nn's strides/dilations: an int, 1, n or n + 2 values (the batch and channel entries
+    must be 1)."""
+    items = ints_per_dim(value, n, name, repeat_one=False, check_length=False)
+    if len(items) == 1:
+        return list(items) * n
+    spatial, outer = trim_full_shape(list(items), n, channels_last)
+    if outer and outer != [1, 1]:
         raise _error(
             "argument",
             _TF,
-            f"{name} should be of length 1, {n} or {n + 2} but was {len(v)}",
-            f"{name}={v}",
-            f"pass {n} values",
+            "Current implementation does not yet "
+            f"support {name} in the batch and depth dimensions.",
+            f"{name}={list(items)} moves along the batch or channel axis",
+            f"use 1 for the batch and channel entries of {name}",
         )
-    return [as_int(value, name)] * n
+    if len(spatial) == n:
+        return spatial
+    raise _error(
+        "argument",
+        _TF,
+        f"{name} should be of length 1, {n} or {n + 2} but was {len(items)}",
+        f"{name}={list(items)}",
+        f"pass {n} values",
+    )
 
 
 # ---- ONNX -------------------------------------------------------------------------------------

@@ -162,6 +162,16 @@ def test_shape_other_frameworks(argv, want, capsys):
     assert status == 0 and f"output {want}" in out
 
 
+def test_shape_jax_one_rhs_dilation_for_every_dim(capsys):
+    argv = ["shape", "jax", "--input", "8", "8", "--kernel", "3", "3", "--strides", "2", "1"]
+    argv += ["--rhs-dilation", "2", "--padding", "1,1", "0,2"]
+    status, out, err = run(argv, capsys)
+    assert status == 0, err
+    assert "rhs_dilation=(2, 2)" in out
+    # dilated kernel 5: (8-1)*2 + 1 + 1+1 - 5 + 1 = 13 and (8-1)*1 + 1 + 0+2 - 5 + 1 = 6
+    assert "output (13, 6)" in out
+
+
 def test_shape_error_exit_1_with_explanation_on_stderr(capsys):
     argv = KERAS[:-1] + ["2"]
     status, out, err = run(argv, capsys)

@@ -46,7 +46,8 @@ POOL = {"type": "maxpool", "kernel_size": 2}
         ((161, [POOL]), {"up": [2, 2]}, TypeError, "up must be a dict"),
         ((161, [POOL]), {"up": {"kernel_size": 0}}, ValueError, "up kernel_size must be >= 1"),
         ((161, [POOL]), {"convention": "pytorch"}, ValueError, "convention must be one of"),
-        ((2**70, [POOL]), {}, ValueError, "beyond 64-bit shape arithmetic"),
+        ((2**62 + 1, [POOL]), {}, ValueError, "beyond 64-bit shape arithmetic"),
+        ((2**70, [POOL]), {}, OverflowError, "does not fit in a 64-bit integer"),
         (((161, 241), [{**POOL, "kernel_size": (2, 2, 2)}]), {}, ValueError, "has 3 values"),
         ((3, [POOL] * 3), {}, tconv.ShapeError, "encoder[1] maxpool(kernel_size=2) turns 1 into 0"),
         (
