@@ -19,4 +19,7 @@ def full_length(input: int, kernel: int, stride: int, dilation: int) -> int:
 def output_padding_limit(stride: int, dilation: int) -> int:
     """output_padding with explicit padding must stay below this (PyTorch's and ONNX's bound,
     checked by the core's resolve_geometry; Keras' same/valid allow only output_padding < stride)."""
-    return _core.output_padding_limit(stride, dilation)
+    if max(abs(stride), abs(dilation)) < 2**63:
+        return _core.output_padding_limit(stride, dilation)
+    # Numbers beyond int64 come only from messages the doctor reads; the core takes int64.
+    return max(stride, dilation)
