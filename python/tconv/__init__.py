@@ -7,7 +7,7 @@ verified transposed convolution for numpy arrays.
 from importlib import import_module as _import_module
 
 from . import _core, shapes
-from ._errors import BackendWarning, ShapeError
+from ._errors import BackendWarning, ShapeError, SizeOverflowError
 from ._runtime import available_isas, get_num_threads, set_max_isa, set_num_threads
 
 _core.set_shape_error(ShapeError)
@@ -65,6 +65,7 @@ __all__ = [
     "Diagnosis",
     "Port",
     "ShapeError",
+    "SizeOverflowError",
     "Solution",
     "Translation",
     "available_isas",

@@ -584,3 +584,12 @@ def test_fuzz_functions_long(call):
 def test_fuzz_command_line_long(argv):
     code, _ = run_cli(argv)
     assert code in (0, 1, 2), (argv, code)
+
+
+def test_size_overflow_is_exported_and_is_both_overflow_and_value_error():
+    import tconv
+
+    with pytest.raises(tconv.SizeOverflowError) as info:
+        tconv.solve(4, 8, kernel_size=3, stride=2**70)
+    assert isinstance(info.value, OverflowError) and isinstance(info.value, ValueError)
+    assert "does not fit in a 64-bit integer" in str(info.value)
