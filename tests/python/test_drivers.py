@@ -28,9 +28,11 @@ VECTOR_ISAS = [i for i in reachable_isas() if i != "portable"]
 
 def driver_of(kernel: str) -> str:
     """The driver a last_call_kernel() name belongs to (the phase driver's variants are
-    phase_channel*, phase_positions*)."""
+    phase_channel*, phase_positions*; the shuffle's phase_shuffle_in_place)."""
     if kernel in DRIVERS:
         return kernel
+    if kernel == "phase_shuffle_in_place":
+        return "phase_shuffle"
     assert kernel.startswith(("phase_channel", "phase_positions")), kernel
     return "phase"
 
