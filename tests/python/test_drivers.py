@@ -153,6 +153,29 @@ def test_portable_is_reached_by_nonfinite_weights():
         assert np.isnan(y).any() and not np.isnan(y).all()
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        _layer(16, 16, (6, 6), 4, 2, padding=1),  # PyTorch weights: packed from channel runs
+        _layer(16, 16, (6, 6), 4, 2, padding=1, channels_last=True),  # Keras: packed in tiles
+        _layer(12, 3, (7, 7), 3, 2),  # tiny C_out: the position kernels' layout
+    ],
+    ids=["torch_layout", "keras_layout", "tiny_cout"],
+)
+def test_the_functional_pack_finds_nonfinite_weights(layer, value):
+    # The functional call learns that the weights hold an Inf or NaN from its pack, as it
+    # packs: the layer then runs on the portable kernel, with the reference's footprint.
+    x, w, kw = layer
+    w = w.copy()
+    w.flat[w.size // 2] = value
+    want = reference.conv_transpose(x, w, None, **kw)
+    y = tconv.conv_transpose(x, w, None, **kw)
+    assert _core.last_call_kernel() == "portable"
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+
+
 def test_a_driver_that_does_not_take_the_layer_says_so():
     x, w, kw = ROUTED["phase"]
     g = tconv.ConvTranspose(w, None, **kw)._resolve(x.shape, None)[0]
