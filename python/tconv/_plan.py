@@ -73,6 +73,7 @@ class ConvTranspose:
             rank, stride, padding, output_padding, dilation, groups, None
         )
         self._output_padding_given = output_padding is not None
+        self._last_resolved: tuple[tuple, tuple[Any, Any, bool]] | None = None
         self.weight = np.array(w, copy=True)
         self.weight.setflags(write=False)
         self.dtype = self.weight.dtype
@@ -124,6 +125,16 @@ class ConvTranspose:
 
     def _resolve(self, x_shape: tuple, output_size: Any) -> tuple[Any, Any, bool]:
         """(geometry of the batched input, its empty-output marker, whether x was batched)."""
+        # The answer depends on the shape alone: the last one is kept for repeated calls.
+        last = self._last_resolved
+        if output_size is None and last is not None and last[0] == x_shape:
+            return last[1]
+        resolved = self._resolve_shape(x_shape, output_size)
+        if output_size is None:
+            self._last_resolved = (tuple(x_shape), resolved)
+        return resolved
+
+    def _resolve_shape(self, x_shape: tuple, output_size: Any) -> tuple[Any, Any, bool]:
         rank = self.rank
         if len(x_shape) == rank + 1:
             batched, xb = False, (1, *x_shape)

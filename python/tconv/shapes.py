@@ -1056,44 +1056,96 @@ def _tf_check_output_rank(shape, fshape, oshape, channels_last) -> None:
 def _tf_padding(padding: Any, n: int, channels_last: bool) -> tuple[str, list]:
     """(mode, one (before, after) pair per spatial dim) from tf.nn's padding argument."""
     if isinstance(padding, str):
-        if padding not in ("SAME", "VALID"):
-            allowed = '"SAME", "VALID", "EXPLICIT"' if n < 3 else '"SAME", "VALID"'
-            raise _error(
-                "padding",
-                _TF,
-                f"Value for attr 'padding' of \"{padding}\" is not in "
-                f"the list of allowed values: {allowed}",
-                "tf.nn's padding strings are upper case (unlike Keras' 'same'/'valid')",
-                f"use padding={padding.upper()!r}"
-                if padding.upper() in ("SAME", "VALID")
-                else "use padding='SAME' or 'VALID'",
-            )
-        return padding, [(0, 0)] * n
-    if n != 2:
+        return _tf_padding_string(padding, n), [(0, 0)] * n
+    if n != 2 or not isinstance(padding, (list, tuple)):
         raise _error(
             "padding",
             _TF,
             f"Expected string for argument 'padding' not {padding!r}.",
-            f"explicit padding pairs exist for conv2d_transpose only; the "
-            f"{n}-D transposed convolution takes 'SAME' or 'VALID'",
+            "explicit padding pairs exist for conv2d_transpose only; the "
+            f"{n}-D transposed convolution takes 'SAME' or 'VALID'"
+            if n != 2
+            else "padding is 'SAME', 'VALID' or a list of (before, after) pairs, one per axis",
             "use 'VALID' with output_shape's spatial sizes + lo + hi and crop "
             "the result (y[:, lo:lo + size, ...] per spatial axis), or 'SAME' if "
-            "it gives the size you want",
+            "it gives the size you want"
+            if n != 2
+            else "use padding=[[0, 0], [top, bottom], [left, right], [0, 0]] (NHWC)",
         )
-    for p in [padding, *padding]:
-        check_ordered(p, "padding")
-    pairs = [tuple(p) for p in padding]
-    if len(pairs) == n + 2:
-        pairs = pairs[1:-1] if channels_last else pairs[2:]
-    if len(pairs) != n:
+    pairs = _tf_pairs(padding)
+    spatial = pairs[1:-1] if channels_last else pairs[2:]
+    others = [pairs[0], pairs[-1]] if channels_last else pairs[:2]
+    if any(p != (0, 0) for p in others):
         raise _error(
             "padding",
             _TF,
-            f"padding must have {n + 2} pairs",
-            "explicit padding is one (before, after) pair per input axis",
-            f"pass {n + 2} pairs, zero for the batch and channel axes",
+            "Nonzero explicit padding in the batch or depth dimensions is not supported",
+            "only the spatial axes can be padded",
+            "use (0, 0) for the batch and channel axes",
         )
-    return "EXPLICIT", [(as_int(a, "padding"), as_int(b, "padding")) for a, b in pairs]
+    if any(v < 0 for p in spatial for v in p):
+        raise _error(
+            "padding",
+            _TF,
+            "All elements of explicit_paddings must be nonnegative",
+            "tf.nn crops nothing: a pair is the padding of the forward convolution",
+            "use pairs >= 0",
+        )
+    return "EXPLICIT", spatial
+
+
+def _tf_padding_string(padding: str, n: int) -> str:
+    if padding == "EXPLICIT" and n == 2:
+        raise _error(
+            "padding",
+            _TF,
+            "'EXPLICIT' is not a valid value for `padding`. To use explicit padding, "
+            "`padding` must be a list.",
+            "explicit padding is given as the pairs themselves",
+            "use padding=[[0, 0], [top, bottom], [left, right], [0, 0]] (NHWC)",
+        )
+    if padding not in ("SAME", "VALID"):
+        allowed = '"SAME", "VALID", "EXPLICIT"' if n < 3 else '"SAME", "VALID"'
+        raise _error(
+            "padding",
+            _TF,
+            f"Value for attr 'padding' of \"{padding}\" is not in "
+            f"the list of allowed values: {allowed}",
+            "tf.nn's padding strings are upper case (unlike Keras' 'same'/'valid')",
+            f"use padding={padding.upper()!r}"
+            if padding.upper() in ("SAME", "VALID")
+            else "use padding='SAME' or 'VALID'",
+        )
+    return padding
+
+
+def _tf_pairs(padding: Sequence[Any]) -> list[tuple[int, int]]:
+    """The four (before, after) pairs of an explicit padding list, checked as tf.nn does."""
+    pairs = []
+    for i, p in enumerate(padding):
+        check_ordered(p, "padding")
+        if not isinstance(p, (list, tuple)) or len(p) != 2:
+            got = f"of size {len(p)}" if isinstance(p, (list, tuple)) else f"of type {type(p)}"
+            raise _error(
+                "padding",
+                _TF,
+                "When `padding` is a list, each element of `padding` must be a list/tuple of "
+                f"size 2. Received: padding={padding!r} with element at index {i} {got}",
+                "explicit padding is one (before, after) pair per axis of the input",
+                "use padding=[[0, 0], [top, bottom], [left, right], [0, 0]] (NHWC)",
+            )
+        pairs.append((as_int(p[0], "padding"), as_int(p[1], "padding")))
+    if len(pairs) != 4:
+        raise _error(
+            "padding",
+            _TF,
+            f"When padding is a list, it must be of size 4. Received: padding={padding!r} of "
+            f"size {len(pairs)}",
+            "explicit padding is one (before, after) pair per axis of the 4-D input, batch "
+            "and channels included",
+            "use padding=[[0, 0], [top, bottom], [left, right], [0, 0]] (NHWC)",
+        )
+    return pairs
 
 
 def _tf_groups(shape, fshape, oshape, cax, ks) -> int:

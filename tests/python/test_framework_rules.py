@@ -84,6 +84,40 @@ def test_tf_nn_output_shape_length_and_padding_case(case):
         assert tuple(y.shape) == tconv.shapes.tf_nn((1, 5, 5, 3), (3, 3, 8, 3), **kw)
 
 
+TF_PADDINGS = [
+    1,
+    None,
+    [1, 2],
+    "EXPLICIT",
+    [[1, 1], [2, 2]],  # one pair per spatial dim: tf.nn wants one per axis
+    [[0, 0], [1, 1], [1, 1], [0, 0], [0, 0]],
+    [[0, 0], [1, 1], [1], [0, 0]],
+    [[0, 0], [1, 1, 1], [1, 1], [0, 0]],
+    [[1, 1], [1, 1], [1, 1], [0, 0]],  # the batch axis
+    [[0, 0], [1, 1], [1, 1], [0, 2]],  # the channel axis
+    [[0, 0], [-1, 1], [1, 1], [0, 0]],
+]
+
+
+@pytest.mark.parametrize("padding", TF_PADDINGS, ids=repr)
+def test_tf_nn_explicit_padding_forms_refused_in_tf_words(padding):
+    tf = pytest.importorskip("tensorflow")
+    kw = dict(strides=2, padding=padding, output_shape=[1, 9, 9, 8])
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)) as exc:
+        tf.nn.conv_transpose(tf.zeros((1, 5, 5, 3)), tf.zeros((3, 3, 8, 3)), **kw)
+    with pytest.raises(tconv.ShapeError) as info:
+        tconv.shapes.tf_nn((1, 5, 5, 3), (3, 3, 8, 3), **kw)
+    said = str(exc.value).split("} ")[-1].split(" [Op:")[0]
+    assert said in str(info.value)
+
+
+def test_tf_nn_explicit_padding_spatial_pairs_taken():
+    tf = pytest.importorskip("tensorflow")
+    kw = dict(strides=2, padding=[[0, 0], [1, 0], [0, 2], [0, 0]], output_shape=[1, 10, 9, 8])
+    y = tf.nn.conv_transpose(tf.zeros((1, 5, 5, 3)), tf.zeros((3, 3, 8, 3)), **kw)
+    assert tuple(y.shape) == tconv.shapes.tf_nn((1, 5, 5, 3), (3, 3, 8, 3), **kw)
+
+
 @pytest.mark.parametrize("lo, hi", [(0, 0), (1, 1), (2, 0), (0, 3), (-1, 2)])
 @pytest.mark.parametrize("k, s, d", [(3, 2, 1), (4, 3, 2), (1, 1, 1)])
 def test_jax_use_consistent_padding_reads_forward_padding(lo, hi, k, s, d):

@@ -52,6 +52,24 @@ def test_output_size_matches_functional():
     assert plan.output_shape(x.shape, output_size=(10, 10)) == (1, 3, 10, 10)
 
 
+def test_one_plan_on_inputs_of_changing_shape():
+    # The plan keeps the last input shape's geometry: every change of shape, batch, output_size
+    # or batched-ness must still give the reference's result.
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((4, 3, 3, 3))
+    plan = tconv.ConvTranspose(w, stride=2, padding=1)
+    shapes = [(1, 4, 5, 5), (2, 4, 5, 5), (1, 4, 6, 5), (4, 5, 5), (1, 4, 5, 5), (1, 4, 5, 5)]
+    sizes = [None, None, None, None, (10, 10), None]
+    for shape, size in zip(shapes, sizes):
+        x = rng.standard_normal(shape)
+        xb = x if x.ndim == 4 else x[np.newaxis]
+        op = 0 if size is None else 1  # (5 - 1) * 2 - 2 + 3 = 9 cells, 10 asked for
+        want = reference.conv_transpose(xb, w, stride=2, padding=1, output_padding=op)
+        got = plan(x, output_size=size)
+        assert got.shape == (want.shape if x.ndim == 4 else want.shape[1:])
+        np.testing.assert_allclose(got, want if x.ndim == 4 else want[0], rtol=1e-12, atol=1e-12)
+
+
 def test_plan_rejects_bad_layers_and_inputs():
     w = np.ones((4, 3, 3, 3), np.float32)
     with pytest.raises(tconv.ShapeError):
