@@ -40,6 +40,8 @@ def as_int(value: Any, name: str, expected: str = "an int") -> int:
 
     `expected` is what the argument takes, for the message ("an int or a tuple of 2 ints").
     """
+    if type(value) is int and -_INT64_MAX <= value <= _INT64_MAX:  # the common case, fast
+        return value
     if isinstance(value, bool):
         raise TypeError(
             f"{name} must be an int, got bool {value!r}; pass {int(value)} if that is meant"
@@ -71,6 +73,9 @@ def as_int(value: Any, name: str, expected: str = "an int") -> int:
     return value
 
 
+_ORDERED_TYPES = (int, tuple, list, np.ndarray)  # checked first: isinstance on ABCs is slow
+
+
 def _unordered_reason(value: Any) -> str | None:
     """Why `value` cannot stand for values in dimension order, or None when it can.
 
@@ -78,7 +83,7 @@ def _unordered_reason(value: Any) -> str | None:
     order, a dict iterates over its keys, and other iterables (generators, iterators) have no
     length to check and are consumed by reading them.
     """
-    if isinstance(value, (str, bytes, Sequence, np.ndarray)):
+    if type(value) in _ORDERED_TYPES or isinstance(value, (str, bytes, Sequence, np.ndarray)):
         return None
     if isinstance(value, (AbstractSet, MappingView)):
         return f"a {type(value).__name__} has no order, so its values could land on any dimension"

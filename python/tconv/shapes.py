@@ -814,8 +814,7 @@ def _keras_check_stride_dilation(st, dl) -> None:
             "`strides > 1` not supported in conjunction with "
             f"`dilation_rate > 1`. Received: strides={st} and dilation_rate={dl}",
             "Keras' transposed layers cannot combine upsampling and dilation",
-            "use strides=1 with the dilation, or dilation_rate=1 with the stride "
-            "(two layers if you need both)",
+            "use strides=1 with the dilation, or dilation_rate=1 with the stride",
         )
 
 
