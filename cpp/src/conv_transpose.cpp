@@ -11,7 +11,6 @@
 
 #include "buffer.hpp"
 #include "canonical.hpp"
-#include "finite.hpp"
 #include "kernels/depthwise.hpp"
 #include "kernels/phase.hpp"
 #include "kernels/portable.hpp"
@@ -204,12 +203,35 @@ struct PackCache {
   PackList<kernels::depthwise::Packed<T>> depthwise;
 };
 
+// Whether a row of weights is free of Inf and NaN; or-ed branch-free, so the unit-step loop
+// vectorises.
+template <class Bits, Bits kExp, class T>
+bool row_finite(const T* row, std::int64_t len, std::int64_t step) {
+  Bits bad = 0;
+  if (step == 1) {
+    for (std::int64_t j = 0; j < len; ++j) {
+      Bits b;
+      std::memcpy(&b, row + j, sizeof b);
+      bad |= Bits((b & kExp) == kExp);
+    }
+  } else {
+    for (std::int64_t j = 0; j < len; ++j) {
+      Bits b;
+      std::memcpy(&b, row + j * step, sizeof b);
+      bad |= Bits((b & kExp) == kExp);
+    }
+  }
+  return bad == 0;
+}
+
 // Whether no weight is Inf or NaN. The vector kernels multiply weights by the zero halo around
 // the input rows and the depthwise row kernels by zero-padded rows, which is harmless for
 // finite weights but turns an Inf into NaN (0 * inf) in cells that weight never reaches; such
 // layers go to the portable kernel, which multiplies the pairs of the definition only.
 template <class T>
 bool all_finite(std::vector<std::int64_t> shape, const T* w, std::vector<std::int64_t> strides) {
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr Bits kExp = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
   for (auto e : shape)
     if (e == 0) return true;
   // Axes that continue the next one's run merge into it: the usual C-contiguous weights are one
@@ -228,7 +250,7 @@ bool all_finite(std::vector<std::int64_t> shape, const T* w, std::vector<std::in
     std::int64_t off = 0;
     for (std::size_t a = 0; a < last; ++a) off += idx[a] * strides[a];
     const T* row = w + off;
-    if (!detail::row_finite(row, len, step)) return false;
+    if (!row_finite<Bits, kExp>(row, len, step)) return false;
     std::size_t a = last;
     for (; a > 0; --a) {
       if (++idx[a - 1] < shape[a - 1]) break;
@@ -281,17 +303,13 @@ struct Call {
   std::shared_ptr<const kernels::phase::Packed<T>> phase_pk;  // packed on first use
   int finite_memo = -1;                                       // finite(), once asked
 
-  // No Inf or NaN in the weights (see all_finite), asked only by drivers that need it: a plan's
-  // flag; else, for the phase drivers (via_pack), what their pack found as it packed (no pass
-  // of its own over megabytes of weights); else a scan.
-  bool finite(bool via_pack) {
+  // No Inf or NaN in the weights (see all_finite): asked only by drivers that need it.
+  bool finite() {
     if (finite_memo < 0)
-      finite_memo = cache      ? cache->weights_finite
-                    : via_pack ? phase_packed().finite
-                               : all_finite(g.weight_shape(), p.w, p.w_strides);
+      finite_memo = cache ? cache->weights_finite : all_finite(g.weight_shape(), p.w, p.w_strides);
     return finite_memo == 1;
   }
-  bool vector_phase() { return have_isa && phase_handles(g) && finite(true); }
+  bool vector_phase() { return have_isa && phase_handles(g) && finite(); }
   // Whether the shuffle reads the weights as they lie: where packing does not pay, in a call
   // that packs for itself (a plan's packed weights serve all its calls).
   bool shuffle_in_place() const {
@@ -327,7 +345,7 @@ const kernels::phase::Packed<T>& Call<T>::phase_packed() {
 template <class T>
 bool depthwise_applies(Call<T>& c) {
   return kernels::depthwise::applies(c.p, c.threads) &&
-         (!c.have_isa || (c.ks.dw_rows && c.ks.dw_pixels)) && c.finite(false);
+         (!c.have_isa || (c.ks.dw_rows && c.ks.dw_pixels)) && c.finite();
 }
 
 template <class T>
@@ -350,7 +368,7 @@ std::size_t depthwise_run(Call<T>& c) {
 template <class T>
 bool shuffle_applies(Call<T>& c) {
   return c.have_isa && phase_handles(c.g) && kernels::phase::shuffle_applies(c.p) &&
-         (c.shuffle_in_place() || c.finite(true));
+         (c.shuffle_in_place() || c.finite());
 }
 
 template <class T>

@@ -157,15 +157,13 @@ def test_portable_is_reached_by_nonfinite_weights():
 @pytest.mark.parametrize(
     "layer",
     [
-        _layer(16, 16, (6, 6), 4, 2, padding=1),  # PyTorch weights: packed from channel runs
-        _layer(16, 16, (6, 6), 4, 2, padding=1, channels_last=True),  # Keras: packed in tiles
-        _layer(12, 3, (7, 7), 3, 2),  # tiny C_out: the position kernels' layout
+        _layer(16, 16, (6, 6), 4, 2, padding=1),  # PyTorch weights
+        _layer(16, 16, (6, 6), 4, 2, padding=1, channels_last=True),  # Keras weights
+        _layer(12, 3, (7, 7), 3, 2),  # tiny C_out: the position kernels
     ],
     ids=["torch_layout", "keras_layout", "tiny_cout"],
 )
-def test_the_functional_pack_finds_nonfinite_weights(layer, value):
-    # The functional call learns that the weights hold an Inf or NaN from its pack, as it
-    # packs: the layer then runs on the portable kernel, with the reference's footprint.
+def test_functional_call_with_nonfinite_weights_runs_the_portable_kernel(layer, value):
     x, w, kw = layer
     w = w.copy()
     w.flat[w.size // 2] = value

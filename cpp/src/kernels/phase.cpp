@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include "buffer.hpp"
-#include "finite.hpp"
 #include "kernels/phase_tiling.hpp"
 #include "runtime.hpp"
 #include "threadpool.hpp"
@@ -297,7 +296,6 @@ void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& sr
   const std::int64_t runs = ceil_div(pk.cin_g, kRun);
   std::vector<std::vector<T>> tmp(static_cast<std::size_t>(threads));
   for (auto& t : tmp) t.assign(static_cast<std::size_t>(kRun * tmp_rows * cols), T(0));
-  std::vector<char> finite(static_cast<std::size_t>(threads), 1);
   detail::parallel_for(pk.groups * runs, threads, [&](std::int64_t item, int slot) {
     const std::int64_t gi = item / runs, c0 = item % runs * kRun;
     const std::int64_t c1 = std::min(c0 + kRun, pk.cin_g);
@@ -314,9 +312,6 @@ void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& sr
             t[i * cols + co] = w[co * src.s_co + taps[i].w_off];
       }
     }
-    // Checked here, while the staging is in cache: every weight of these channels is in it.
-    if (!detail::row_finite(t0, (c1 - c0) * tmp_rows * cols, 1))
-      finite[static_cast<std::size_t>(slot)] = 0;
     for (std::int64_t i = 0; i < ntaps; ++i) {
       const std::int64_t row = dense_kernel ? taps[i].w_off : i;
       for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
@@ -329,7 +324,6 @@ void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& sr
       }
     }
   });
-  pk.finite = std::count(finite.begin(), finite.end(), 0) == 0;
 }
 
 // Keras's (*kernel, C_out/g, C_in) and other layouts: per (group, tap, panel), in tiles of
@@ -340,8 +334,7 @@ void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads) {
   constexpr std::int64_t kTile = 16;
   const std::int64_t ntaps = static_cast<std::int64_t>(src.taps->size());
   const std::int64_t s_ci = src.s_ci, s_co = src.s_co;
-  std::vector<char> finite(static_cast<std::size_t>(threads), 1);
-  detail::parallel_for(pk.groups * ntaps * pk.panels, threads, [&](std::int64_t item, int slot) {
+  detail::parallel_for(pk.groups * ntaps * pk.panels, threads, [&](std::int64_t item, int) {
     const std::int64_t panel = item % pk.panels, i = (item / pk.panels) % ntaps,
                        gi = item / (pk.panels * ntaps);
     const std::int64_t jn = std::min(pk.width, pk.cout_g - panel * pk.width);
@@ -363,10 +356,7 @@ void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads) {
       for (std::int64_t ci = c0; ci < c1; ++ci)
         std::fill(dst + ci * pk.width + jn, dst + (ci + 1) * pk.width, T(0));
     }
-    if (!detail::row_finite(dst, pk.cin_g * pk.width, 1))
-      finite[static_cast<std::size_t>(slot)] = 0;
   });
-  pk.finite = std::count(finite.begin(), finite.end(), 0) == 0;
 }
 
 }  // namespace

@@ -58,7 +58,6 @@ struct Packed {
   std::size_t grid_size = 0;
   std::int64_t row_shift_lo = 0, row_shifts = 0, col_shift_lo = 0, col_shifts = 0;
   std::vector<std::int64_t> grid_offset;  // per (group, outer phase)
-  bool finite = true;                     // no Inf or NaN among the weights packed
 
   // Packed for this geometry's weights (same layer, any input size)?
   bool matches(const Geometry& g) const;
