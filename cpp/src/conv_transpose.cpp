@@ -296,14 +296,25 @@ struct Call {
   const kernels::Problem<T>& p;
   const Options& options;
   PackCache<T>* cache;
-  bool finite = true;  // no Inf or NaN in the weights (see all_finite)
   Isa isa = Isa::portable;
   bool have_isa = false;  // the ISA has phase kernels (ks is set)
   kernels::KernelSet<T> ks{};
   int threads = 1;
   std::shared_ptr<const kernels::phase::Packed<T>> phase_pk;  // packed on first use
+  int finite_memo = -1;                                       // finite(), once asked
 
-  bool vector_phase() const { return finite && have_isa && phase_handles(g); }
+  // No Inf or NaN in the weights (see all_finite): asked only by drivers that need it.
+  bool finite() {
+    if (finite_memo < 0)
+      finite_memo = cache ? cache->weights_finite : all_finite(g.weight_shape(), p.w, p.w_strides);
+    return finite_memo == 1;
+  }
+  bool vector_phase() { return have_isa && phase_handles(g) && finite(); }
+  // Whether the shuffle reads the weights as they lie: where packing does not pay, in a call
+  // that packs for itself (a plan's packed weights serve all its calls).
+  bool shuffle_in_place() const {
+    return !cache && have_isa && kernels::phase::shuffle_reads_weights(p, ks.nr);
+  }
   const kernels::phase::Packed<T>& phase_packed();
 };
 
@@ -333,8 +344,8 @@ const kernels::phase::Packed<T>& Call<T>::phase_packed() {
 // the ISA is capped to portable. An ISA without depthwise kernels keeps the phase driver.
 template <class T>
 bool depthwise_applies(Call<T>& c) {
-  return c.finite && kernels::depthwise::applies(c.p, c.threads) &&
-         (!c.have_isa || (c.ks.dw_rows && c.ks.dw_pixels));
+  return kernels::depthwise::applies(c.p, c.threads) &&
+         (!c.have_isa || (c.ks.dw_rows && c.ks.dw_pixels)) && c.finite();
 }
 
 template <class T>
@@ -356,7 +367,8 @@ std::size_t depthwise_run(Call<T>& c) {
 
 template <class T>
 bool shuffle_applies(Call<T>& c) {
-  return c.vector_phase() && kernels::phase::shuffle_applies(c.p, c.phase_packed());
+  return c.have_isa && phase_handles(c.g) && kernels::phase::shuffle_applies(c.p) &&
+         (c.shuffle_in_place() || c.finite());
 }
 
 template <class T>
@@ -380,6 +392,13 @@ std::size_t phase_run(Call<T>& c) {
 }
 
 template <class T>
+std::size_t shuffle_run(Call<T>& c) {
+  if (!c.shuffle_in_place()) return phase_run<T, kernels::phase::run_shuffle<T>>(c);
+  t_last_isa = c.isa;
+  return kernels::phase::run_shuffle_in_place(c.p, c.ks, c.threads);
+}
+
+template <class T>
 bool always(Call<T>&) {
   return true;
 }
@@ -400,7 +419,7 @@ struct Driver {
 template <class T>
 constexpr Driver<T> kDrivers[] = {
     {"depthwise", depthwise_applies<T>, depthwise_run<T>},
-    {"phase_shuffle", shuffle_applies<T>, phase_run<T, kernels::phase::run_shuffle<T>>},
+    {"phase_shuffle", shuffle_applies<T>, shuffle_run<T>},
     {"phase_grid", grid_applies<T>, phase_run<T, kernels::phase::run_grid<T>>},
     {"phase", phase_applies<T>, phase_run<T, kernels::phase::run<T>>},
     {"portable", always<T>, portable_run<T>},
@@ -464,7 +483,6 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
   }
   detail::InterruptScope interrupt(options.interrupt);
   Call<T> c(g, p, options, cache);
-  c.finite = cache ? cache->weights_finite : all_finite(g.weight_shape(), weight, p.w_strides);
   c.isa = runtime::choose_isa(options);
   c.have_isa = phase_kernels<T>(c.isa, &c.ks);
   c.threads = threads_for(g, options);

@@ -44,6 +44,23 @@ def test_numpy_integers_become_python_ints(np_int):
     assert all(type(v) is int for v in got)
 
 
+@pytest.mark.parametrize("per_dim", [True, False])
+@pytest.mark.parametrize("begins_ends", [True, False])
+@pytest.mark.parametrize("value", [3, (2, 5), [1, 4], (6,), (1, 2, 3, 4)])
+def test_python_ints_read_as_numpy_ints_do(value, begins_ends, per_dim):
+    # Python ints take a shortcut past the general checks; numpy ints take the general path.
+    as_np = np.int64(value) if isinstance(value, int) else [np.int64(v) for v in value]
+    flags = dict(per_dim=per_dim, begins_ends=begins_ends, pairs=True, repeat_one=True)
+
+    def outcome(v):
+        try:
+            return _args.pad_pairs(v, 2, "padding", **flags), _args.ints_per_dim(v, 2, "s")
+        except (TypeError, ValueError) as e:
+            return type(e).__name__
+
+    assert outcome(value) == outcome(as_np)
+
+
 @pytest.mark.parametrize(
     "value",
     [True, np.bool_(False), (True, 2), (2, np.bool_(True))],

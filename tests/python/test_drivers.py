@@ -28,9 +28,11 @@ VECTOR_ISAS = [i for i in reachable_isas() if i != "portable"]
 
 def driver_of(kernel: str) -> str:
     """The driver a last_call_kernel() name belongs to (the phase driver's variants are
-    phase_channel*, phase_positions*)."""
+    phase_channel*, phase_positions*; the shuffle's phase_shuffle_in_place)."""
     if kernel in DRIVERS:
         return kernel
+    if kernel == "phase_shuffle_in_place":
+        return "phase_shuffle"
     assert kernel.startswith(("phase_channel", "phase_positions")), kernel
     return "phase"
 
@@ -149,6 +151,27 @@ def test_portable_is_reached_by_nonfinite_weights():
         assert kernel == "portable"
         # The NaN weight reaches the cells its tap feeds and no others.
         assert np.isnan(y).any() and not np.isnan(y).all()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        _layer(16, 16, (6, 6), 4, 2, padding=1),  # PyTorch weights
+        _layer(16, 16, (6, 6), 4, 2, padding=1, channels_last=True),  # Keras weights
+        _layer(12, 3, (7, 7), 3, 2),  # tiny C_out: the position kernels
+    ],
+    ids=["torch_layout", "keras_layout", "tiny_cout"],
+)
+def test_functional_call_with_nonfinite_weights_runs_the_portable_kernel(layer, value):
+    x, w, kw = layer
+    w = w.copy()
+    w.flat[w.size // 2] = value
+    want = reference.conv_transpose(x, w, None, **kw)
+    y = tconv.conv_transpose(x, w, None, **kw)
+    assert _core.last_call_kernel() == "portable"
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
 
 
 def test_a_driver_that_does_not_take_the_layer_says_so():

@@ -37,7 +37,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
 #define TCONV_DECL(i) V r##i = S::load(init + ((i) % 2) * L);
   TCONV_ACC12(TCONV_DECL)
 #undef TCONV_DECL
-  const std::int64_t ks = g.a_ks, ms = g.a_ms, K = g.k;
+  const std::int64_t ks = g.a_ks, ms = g.a_ms, K = g.k, ld = g.b_ld;
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
@@ -56,7 +56,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
         TCONV_ACC12(TCONV_STEP)
 #undef TCONV_STEP
         ap += ks;
-        bp += NR;
+        bp += ld;
       }
       continue;
     }
@@ -70,7 +70,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
       TCONV_ACC12(TCONV_STEP)
 #undef TCONV_STEP
       ap += ks;
-      bp += NR;
+      bp += ld;
     }
   }
   if (g.c_ns == 1 && g.n == NR) {

@@ -115,7 +115,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
 #define TCONV_DECL(i) V r##i = (i) % 2 ? b1 : b0;
   TCONV_ACC16(TCONV_DECL)
 #undef TCONV_DECL
-  const std::int64_t ks = g.a_ks, ms = g.a_ms, K = g.k;
+  const std::int64_t ks = g.a_ks, ms = g.a_ms, K = g.k, ld = g.b_ld;
   for (std::int64_t p = 0; p < g.pairs; ++p) {
     const T* ap = a + g.a_off[p];
     const T* bp = g.b + g.b_off[p];
@@ -134,7 +134,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
         TCONV_ACC16(TCONV_STEP)
 #undef TCONV_STEP
         ap += ks;
-        bp += NR;
+        bp += ld;
       }
       continue;
     }
@@ -147,8 +147,8 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     const char* a6 = a0 + 6 * msb;
     for (std::int64_t k = 0; k < K; ++k) {
       if constexpr (S::kPrefetchWeights) {
-        _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR + L), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * ld), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * ld + L), _MM_HINT_T0);
       }
       if constexpr (PREFETCH_A) {
         // A position's next line but one, once per line (16 float32 or 8 float64 k-steps):
@@ -170,7 +170,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
       a0 += ksb;
       a3 += ksb;
       a6 += ksb;
-      bp += NR;
+      bp += ld;
     }
   }
   if (g.c_ns == 1) {

@@ -1211,9 +1211,9 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
 }
 
 template <class T>
-bool shuffle_applies(const Problem<T>& p, const Packed<T>& pk) {
+bool shuffle_applies(const Problem<T>& p) {
   const Geometry& g = *p.g;
-  if (pk.algo != Algo::channel) return false;
+  if (choose_algo(g) != Algo::channel) return false;
   bool single = true;
   for (int d = 0; d < g.rank; ++d) {
     if (g.dilation[d] != 1 || g.pad_lo[d] != 0 || g.pad_hi[d] != 0 || g.output_padding[d] != 0)
@@ -1316,6 +1316,65 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
   return 0;
 }
 
+template <class T>
+bool shuffle_reads_weights(const Problem<T>& p, std::int64_t nr) {
+  const Geometry& g = *p.g;
+  if (g.data_format != DataFormat::channels_first || nr < 1) return false;
+  // Dense (C_out/g, *kernel) per input channel, in both the weights and the output (whose
+  // spatial dims are the kernel's: one input position, no padding).
+  std::int64_t dense = 1;
+  for (int d = g.rank - 1; d >= 0; --d) {
+    if (g.input[d] != 1 || g.output[d] != g.kernel[d] || p.w_strides[2 + d] != dense ||
+        p.y_strides[2 + d] != dense)
+      return false;
+    dense *= g.kernel[d];
+  }
+  const std::int64_t cols = g.out_channels / g.groups * dense;
+  return p.w_strides[1] == dense && p.y_strides[1] == dense && cols % nr == 0;
+}
+
+template <class T>
+std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, int threads) {
+  runtime::note_kernel("phase_shuffle_in_place");
+  const Geometry& g = *p.g;
+  std::int64_t taps = 1;
+  for (int d = 0; d < g.rank; ++d) taps *= g.kernel[d];
+  const std::int64_t cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
+  const std::int64_t cols = cout_g * taps, panels = cols / ks.nr;
+  // The bias of each column: its output channel's.
+  std::vector<T> bias;
+  if (p.bias) {
+    detail::resize_or_throw(bias, static_cast<std::size_t>(g.groups * cols), "the bias per tap");
+    for (std::int64_t j = 0; j < g.groups * cols; ++j) bias[j] = p.bias[j / taps];
+  }
+  const std::int64_t zero_off = 0;
+  auto body = [&](std::int64_t item, int) {
+    const std::int64_t gi = item / panels, j0 = item % panels * ks.nr;
+    GemmCall<T> call;
+    call.a = p.x + gi * cin_g * p.x_strides[1];
+    call.a_off = &zero_off;
+    call.b = p.w + gi * cin_g * p.w_strides[0] + j0;
+    call.b_off = &zero_off;
+    call.pairs = 1;
+    call.k = cin_g;
+    call.a_ks = p.x_strides[1];
+    call.a_ms = p.x_strides[0];
+    call.b_ld = p.w_strides[0];
+    call.c = p.y + gi * cols + j0;
+    call.c_ms = p.y_strides[0];
+    call.c_ns = 1;
+    call.m = g.batch;
+    call.n = ks.nr;
+    call.bias = p.bias ? bias.data() + gi * cols + j0 : nullptr;
+    ks.channel_gemm(call);
+  };
+  const std::int64_t items = g.groups * panels;
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
+  // Runs of consecutive panels per thread: neighbouring columns share the weights' lines.
+  detail::parallel_for(items, threads, body, detail::Schedule::runs);
+  return bias.capacity() * sizeof(T);
+}
+
 template struct Packed<float>;
 template struct Packed<double>;
 template Packed<float> pack(const Geometry&, const float*, const std::vector<std::int64_t>&, Algo,
@@ -1329,8 +1388,12 @@ template std::size_t run_grid(const Problem<float>&, const Packed<float>&, const
                               int);
 template std::size_t run_grid(const Problem<double>&, const Packed<double>&,
                               const KernelSet<double>&, int);
-template bool shuffle_applies(const Problem<float>&, const Packed<float>&);
-template bool shuffle_applies(const Problem<double>&, const Packed<double>&);
+template bool shuffle_applies(const Problem<float>&);
+template bool shuffle_applies(const Problem<double>&);
+template bool shuffle_reads_weights(const Problem<float>&, std::int64_t);
+template bool shuffle_reads_weights(const Problem<double>&, std::int64_t);
+template std::size_t run_shuffle_in_place(const Problem<float>&, const KernelSet<float>&, int);
+template std::size_t run_shuffle_in_place(const Problem<double>&, const KernelSet<double>&, int);
 template std::size_t run_shuffle(const Problem<float>&, const Packed<float>&,
                                  const KernelSet<float>&, int);
 template std::size_t run_shuffle(const Problem<double>&, const Packed<double>&,

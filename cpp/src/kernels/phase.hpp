@@ -84,7 +84,14 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
 // input position and tap), the channel algorithm, and channels contiguous enough to feed the
 // micro-kernel straight from x (channels_last, or an input of one position per image).
 template <class T>
-bool shuffle_applies(const Problem<T>& p, const Packed<T>& packed);
+bool shuffle_applies(const Problem<T>& p);
+
+// Whether run_shuffle_in_place takes this layer: every input dim one position wide, channels
+// first, the weights' and the output's (output channel, kernel) axes dense, so that each input
+// channel's weights are a row of the GEMM's B as they lie, (C_out/g * kernel elements) of them
+// a whole number of the kernel's width `nr`.
+template <class T>
+bool shuffle_reads_weights(const Problem<T>& p, std::int64_t nr);
 
 // kernel == stride as one GEMM [input positions x C_in] x [C_in x taps * C_out] whose stores
 // do the pixel shuffle: the micro-kernel reads x in place (no row buffer, no halo) and writes
@@ -92,6 +99,13 @@ bool shuffle_applies(const Problem<T>& p, const Packed<T>& packed);
 template <class T>
 std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
                         int threads);
+
+// run_shuffle with the weights read in place rather than packed: a row of B is an input
+// channel's weights, its columns the (output channel, tap) pairs, which are also the output's
+// order. Every product it forms is one of the definition's, so Inf and NaN weights need no
+// other kernel. Returns the scratch bytes used (the bias, one value per column).
+template <class T>
+std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& kernels, int threads);
 
 // What run returns, computing nothing, where its buffers would exceed detail::scratch_budget
 // (kernels far longer than the input along two dims or more): the caller runs the layer on a

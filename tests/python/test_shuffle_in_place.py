@@ -1,0 +1,107 @@
+"""The functional call on layers with one input position (DCGAN's z -> 4x4 projection) reads the
+weights as they lie: each input channel's (C_out/g, *kernel) run is a row of the shuffle's GEMM
+and the output's order too, so nothing is packed. A plan keeps its packed weights; both give
+the same numbers, and the reference's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tconv
+from tconv import _core, reference
+
+from conftest import assert_close_in_norm, reachable_isas
+
+VECTOR_ISAS = [i for i in reachable_isas() if i != "portable"]
+pytestmark = pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels here")
+
+
+def projection(batch, cin, cout_g, kernel, groups=1, dtype=np.float32, bias=True, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, cin * groups, *[1] * len(kernel))).astype(dtype)
+    w = rng.standard_normal((cin * groups, cout_g, *kernel)).astype(dtype)
+    b = rng.standard_normal(cout_g * groups).astype(dtype) if bias else None
+    return x, w, b, dict(groups=groups)
+
+
+def functional_on(isa, x, w, b, kw):
+    """The functional call's core, capped to `isa`: y and the kernel that ran."""
+    g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
+    out = np.empty(g.output_shape(), x.dtype)
+    _core.conv_transpose(g, x, w, b, out, 0, isa, None)
+    return out, _core.last_call_kernel()
+
+
+# (batch, C_in/g, C_out/g, kernel, groups): columns (C_out/g x kernel) in whole vectors of 32.
+LAYERS = [
+    (16, 100, 32, (4, 4), 1),  # DCGAN's z -> 4x4, narrowed
+    (1, 7, 8, (4, 4), 1),
+    (5, 3, 16, (2, 4), 2),
+    (3, 6, 8, (8,), 1),
+    (2, 5, 8, (2, 2, 2), 3),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer", LAYERS)
+def test_functional_reads_the_weights_in_place_on_every_isa(layer, dtype):
+    batch, cin, cout_g, kernel, groups = layer
+    x, w, b, kw = projection(batch, cin, cout_g, kernel, groups, dtype)
+    want = reference.conv_transpose(x, w, b, **kw)
+    for isa in VECTOR_ISAS:
+        y, kernel_ran = functional_on(isa, x, w, b, kw)
+        assert kernel_ran == "phase_shuffle_in_place", isa
+        assert_close_in_norm(y, want, dtype, msg=isa)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_plan_packs_and_gives_the_same_bits(bias):
+    x, w, b, kw = projection(16, 100, 32, (4, 4), bias=bias)
+    y = tconv.conv_transpose(x, w, b, **kw)
+    assert _core.last_call_kernel() == "phase_shuffle_in_place"
+    assert _core.last_call_memory()["packed_weight_bytes"] == 0
+    plan = tconv.ConvTranspose(w, b, **kw)
+    yp = plan(x)
+    assert _core.last_call_kernel() == "phase_shuffle"
+    assert plan.packed_bytes > 0
+    np.testing.assert_array_equal(y, yp)
+
+
+def test_nonfinite_weights_reach_exactly_their_cells():
+    # Every product the in-place GEMM forms is one of the definition's: no kernel change.
+    x, w, b, kw = projection(4, 9, 32, (4, 4))
+    w[2, 5, 1, 3] = np.nan
+    w[7, 0, 0, 0] = np.inf
+    want = reference.conv_transpose(x, w, b, **kw)
+    for isa in VECTOR_ISAS:
+        y, kernel_ran = functional_on(isa, x, w, b, kw)
+        assert kernel_ran == "phase_shuffle_in_place", isa
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+        np.testing.assert_array_equal(np.isposinf(y), np.isposinf(want))
+        np.testing.assert_array_equal(np.isneginf(y), np.isneginf(want))
+        finite = np.isfinite(want)
+        assert_close_in_norm(y[finite], want[finite], np.float32, msg=isa)
+
+
+@pytest.mark.parametrize(
+    "why",
+    ["partial vector of columns", "weights not dense", "channels_last", "padding"],
+)
+def test_other_layers_keep_the_packed_shuffle(why):
+    kw = {}
+    if why == "partial vector of columns":
+        x, w, b, kw = projection(4, 6, 5, (3, 3))  # 45 columns
+    else:
+        x, w, b, kw = projection(4, 6, 8, (4, 4))
+    if why == "weights not dense":
+        w = np.asfortranarray(w)
+    if why == "channels_last":
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        w = np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)))
+        kw["data_format"] = "channels_last"
+    if why == "padding":
+        kw["padding"] = 1
+    y = tconv.conv_transpose(x, w, b, **kw)
+    assert _core.last_call_kernel() != "phase_shuffle_in_place"
+    assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)
