@@ -153,7 +153,10 @@ def _fail(kind: str, whole: Any, error: Wording | None, default: Exception) -> E
 def _plain_ints(value: Any, rank: int | None) -> tuple[int, ...] | None:
     """The common forms, read the way the general path reads them, without its checks (they
     cost tens of microseconds per call): a Python int, or a tuple or list of exactly `rank`
-    of them, within int64. None for anything else (bools are not ints here: type() is exact)."""
+    of them, within int64. None for anything else (bools are not ints here: type() is exact),
+    and for rank 0, which the general path words."""
+    if rank == 0:
+        return None
     if type(value) is int:
         return (value,) * (rank or 1) if abs(value) <= _INT64_MAX else None
     if (
