@@ -800,7 +800,8 @@ class PhaseDriver {
         t_(t),
         xd_(g_.rank - 1),
         via_row_(via_row),
-        multi_(multi) {
+        multi_(multi),
+        channel_(channel_kernel(ks, pk.cout_g)) {
     const bool cf = g_.data_format == DataFormat::channels_first;
     c_axis_ = cf ? 1 : g_.rank + 1;
     sp_axis_ = cf ? 2 : 1;
@@ -1113,7 +1114,7 @@ class PhaseDriver {
     call.c = y0 + co_lo * ys_c;
     call.n = co_hi - co_lo;
     call.bias = job.bias_g ? job.bias_g + co_lo : nullptr;
-    (positions_ ? ks_.position_gemm : ks_.channel_gemm)(call);
+    (positions_ ? ks_.position_gemm : channel_.fn)(call);
   }
 
   // The store: the staging row's positions [x0, x1) of the panel's channels written out to a
@@ -1147,6 +1148,7 @@ class PhaseDriver {
   const Tiling t_;
   const int xd_;  // the blocked, vectorised-over dimension
   const bool via_row_, multi_;
+  const ChannelKernel<T> channel_;
   int c_axis_ = 0, sp_axis_ = 0;
   bool positions_ = false;
   std::int64_t sx_ = 1, in_x_ = 0, out_x_ = 0, xs_x_ = 0, xs_c_ = 0, n_in_outer_ = 1;
@@ -1181,7 +1183,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   in.via_row = !positions && std::abs(p.y_strides[c_axis]) != 1;
   in.xs_x = p.x_strides[sp_axis + xd];
   in.xs_c = p.x_strides[c_axis];
-  in.mr = ks.mr;
+  in.mr = channel_kernel(ks, pk.cout_g).mr;
   in.position_tile = ks.position_tile;
   in.channel_windows = ks.channel_windows;
   in.position_in_place = ks.position_windows && ks.position_in_place;
@@ -1250,6 +1252,7 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
   const std::int64_t n_img = m_batch ? 1 : g.batch;
   const std::int64_t items = n_img * n_pos * n_taps;
   const std::int64_t cin_g = pk.cin_g, cout_g = pk.cout_g;
+  const GemmFn<T> gemm = channel_kernel(ks, cout_g).fn;
   std::int64_t zero_off = 0;
   // The first tap of an input row reads it from memory when the input is beyond L2; the
   // other taps find it in cache.
@@ -1303,7 +1306,7 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
         call.n = std::min(pk.width, cout_g - panel * pk.width);
         call.bias = p.bias ? p.bias + co0 : nullptr;
         call.prefetch_a = x_in_memory && first_tap && panel == 0;
-        ks.channel_gemm(call);
+        gemm(call);
       }
     }
   };
@@ -1316,7 +1319,16 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
   return 0;
 }
 
+template <class T>
+ChannelKernel<T> channel_kernel(const KernelSet<T>& ks, std::int64_t cout_g) {
+  for (const auto& k : ks.narrow)
+    if (k.fn && cout_g <= k.nr) return k;
+  return {ks.channel_gemm, ks.nr, ks.mr};
+}
+
 template struct Packed<float>;
+template ChannelKernel<float> channel_kernel(const KernelSet<float>&, std::int64_t);
+template ChannelKernel<double> channel_kernel(const KernelSet<double>&, std::int64_t);
 template struct Packed<double>;
 template Packed<float> pack(const Geometry&, const float*, const std::vector<std::int64_t>&, Algo,
                             std::int64_t, int, TransposeFn<float>, bool);
