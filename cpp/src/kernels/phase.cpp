@@ -679,6 +679,9 @@ struct RowScratch {
   std::vector<T> row;
   RowCache<T> cache;
   std::vector<std::int64_t> a_off, b_off, partner, m_lo, m_hi, source_in, source_tap, source_off;
+  // The outer position whose sources source_in / source_tap hold (-1: none yet), its output
+  // indices and phase: consecutive row passes of one output row (one per group) share them.
+  std::int64_t sources_of = -1, sources_phase = 0, sources_o[8] = {0};
 };
 
 // ---- row fills: input positions [lo, hi) of one row into a buffer line ----------------------
@@ -888,8 +891,12 @@ class PhaseDriver {
     job.xb = xb;
     job.qa = xb * t_.qblock;
     job.qb = std::min(job.qa + t_.qblock, t_.qmax);
-    std::int64_t o[8] = {0};
-    job.ph_outer = outer_sources(s, oo, o);
+    if (s.sources_of != oo) {
+      s.sources_phase = outer_sources(s, oo, s.sources_o);
+      s.sources_of = oo;
+    }
+    const std::int64_t* o = s.sources_o;
+    job.ph_outer = s.sources_phase;
     job.nsources = static_cast<std::int64_t>(s.source_tap.size());
 
     T* y_row = p_.y + n * p_.y_strides[0];
@@ -1062,17 +1069,20 @@ class PhaseDriver {
   void phase_pairs(RowScratch<T>& s, const RowJob<T>& job, const std::vector<std::int64_t>& xk,
                    std::int64_t qa) const {
     const std::int64_t xt = static_cast<std::int64_t>(xk.size());
-    s.a_off.clear();
-    s.b_off.clear();
-    s.m_lo.clear();
-    s.m_hi.clear();
+    // Written by index into lists sized once (this runs for every row, phase and group).
+    const std::size_t npairs = static_cast<std::size_t>(job.nsources * xt);
+    s.a_off.resize(npairs);
+    s.b_off.resize(npairs);
+    s.m_lo.resize(t_.in_place ? npairs : 0);
+    s.m_hi.resize(t_.in_place ? npairs : 0);
+    std::size_t pr = 0;
     for (std::int64_t si = 0; si < job.nsources; ++si)
-      for (std::int64_t jx = 0; jx < xt; ++jx) {
-        s.a_off.push_back(s.source_off[si] + (qa + xk[jx]) * t_.a_ms);
-        s.b_off.push_back((s.source_tap[si] * xt + jx) * pk_.cin_g * pk_.width);
+      for (std::int64_t jx = 0; jx < xt; ++jx, ++pr) {
+        s.a_off[pr] = s.source_off[si] + (qa + xk[jx]) * t_.a_ms;
+        s.b_off[pr] = (s.source_tap[si] * xt + jx) * pk_.cin_g * pk_.width;
         if (t_.in_place) {
-          s.m_lo.push_back(-(qa + xk[jx]));
-          s.m_hi.push_back(in_x_ - (qa + xk[jx]));
+          s.m_lo[pr] = -(qa + xk[jx]);
+          s.m_hi[pr] = in_x_ - (qa + xk[jx]);
         }
       }
   }
