@@ -75,7 +75,8 @@ def test_grouped_layers_pack_panels_as_wide_as_a_group(cout_g, dtype, isa_restor
 
 
 # Rows of every length around the narrow tile (12 positions) and its merged remainders, through
-# the row-buffer driver (k3 s2, k3 s1) and the one-GEMM driver (kernel == stride).
+# the row-buffer driver (k3 s2, k3 s1) and the one-GEMM driver (kernel == stride); the last two
+# are small enough beside their output for the row cache to keep every group's input rows.
 CASES = [
     (32, 8, 8, (3, 13), (3, 3), dict(stride=2, padding=1, output_padding=1)),
     (8, 16, 8, (4, 25), (3, 3), dict(stride=2, padding=1, output_padding=1)),
@@ -83,6 +84,8 @@ CASES = [
     (4, 16, 16, (3, 14), (4, 4), dict(stride=4)),
     (2, 8, 12, (2, 17), (4, 4), dict(stride=2, padding=1)),
     (4, 8, 8, (37,), (16,), dict(stride=8, padding=4)),
+    (4, 8, 8, (8, 20), (3, 3), dict(stride=2, padding=1, output_padding=1)),
+    (4, 16, 16, (6, 14), (4, 4), dict(stride=4)),
 ]
 
 

@@ -827,7 +827,7 @@ class PhaseDriver {
 
   // Sizes one thread's buffers; returns their bytes.
   std::size_t init_scratch(RowScratch<T>& s) const {
-    const std::int64_t lines_cached = t_.in_place ? 0 : t_.cached;
+    const std::int64_t lines_cached = t_.in_place ? 0 : t_.cached * t_.group_lines;
     const std::int64_t max_pairs =
         t_.max_sources * std::max<std::int64_t>(t_.max_xtaps, t_.cmax - t_.cmin + 1);
     const auto sz = [](std::int64_t n) { return static_cast<std::size_t>(n); };
@@ -957,7 +957,7 @@ class PhaseDriver {
       std::int64_t in_row = 0;
       for (int d = 0; d < xd_; ++d) in_row = in_row * g_.input[d] + in[d];
       const std::int64_t key = ((n * n_in_outer_ + in_row) * pk_.groups + job.gi) * t_.nxb + job.xb;
-      const std::int64_t line = s.cache.line_of(in);
+      const std::int64_t line = s.cache.line_of(in) + job.gi % t_.group_lines * t_.cached;
       s.source_off[si] = line * t_.row_stride - i0 * t_.a_ms;
       if (s.cache.holds(line, key)) continue;
       const T* src = x_g;

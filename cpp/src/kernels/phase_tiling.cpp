@@ -130,6 +130,19 @@ bool reads_in_place(const TilingInput& in, const Tiling& t, double out_bytes) {
   return whole_rows > kPositionCopyShare * out_bytes;
 }
 
+// The row passes of one output row run group after group, so with one set of lines they evict
+// each other's input rows and each pass refills its own (a row the next output row reads again
+// is copied once per output row). Every group gets its lines where all threads' lines still stay
+// within the row buffers' share of the output. (A 1-D layer has one row per image: nothing to
+// keep.)
+std::int64_t group_lines(const TilingInput& in, const Tiling& t, double out_bytes) {
+  if (t.in_place || in.groups == 1 || in.g->rank < 2) return 1;
+  const double all_groups = static_cast<double>(in.threads) *
+                            static_cast<double>(t.cached * t.row_stride) *
+                            static_cast<double>(in.groups) * static_cast<double>(in.elem);
+  return all_groups <= kRowBuffersShare * out_bytes ? in.groups : 1;
+}
+
 }  // namespace
 
 Tiling plan_tiling(const TilingInput& in) {
@@ -152,10 +165,11 @@ Tiling plan_tiling(const TilingInput& in) {
   split_items(in, t);
   t.row_len = in.via_row ? std::min(t.qblock * g.stride[xd], g.output[xd]) * in.width : 0;
   t.in_place = reads_in_place(in, t, out_bytes);
+  t.group_lines = group_lines(in, t, out_bytes);
   t.a_ms = t.in_place ? in.xs_x : in.positions ? 1 : t.cin_pitch;
   t.a_ks = t.in_place ? in.xs_c : in.positions ? t.xlen_alloc : 1;
   // Per thread: the staging row and row buffers (T); tags, halos, sources and pair lists.
-  const std::int64_t lines_cached = t.in_place ? 0 : t.cached;
+  const std::int64_t lines_cached = t.in_place ? 0 : t.cached * t.group_lines;
   const std::int64_t max_pairs =
       t.max_sources * std::max<std::int64_t>(t.max_xtaps, t.cmax - t.cmin + 1);
   const std::int64_t sx = g.stride[xd];
