@@ -859,8 +859,15 @@ class PhaseDriver {
         row_pass(s, item % t_.rows, item / t_.rows, gi, 0);
       return;
     }
-    const std::int64_t part = item % t_.panel_parts;
-    std::int64_t rest = item / t_.panel_parts;
+    std::int64_t rest = item, g0 = 0, g1 = pk_.groups;
+    if (t_.group_items > 1) {
+      const std::int64_t per_group = t_.items / t_.group_items;
+      g0 = item / per_group;
+      g1 = g0 + 1;
+      rest = item % per_group;
+    }
+    const std::int64_t part = rest % t_.panel_parts;
+    rest /= t_.panel_parts;
     const std::int64_t xb = rest % t_.nxb;
     rest /= t_.nxb;
     const std::int64_t line = rest / t_.blocks_per_line, blk = rest % t_.blocks_per_line;
@@ -872,7 +879,7 @@ class PhaseDriver {
     // of the panel's weights only, so 1 / stride of the panel must stay in cache while the
     // block's rows go by.
     const std::int64_t sy = xd_ >= 1 ? g_.stride[xd_ - 1] : 1;
-    for (std::int64_t gi = 0; gi < pk_.groups; ++gi)
+    for (std::int64_t gi = g0; gi < g1; ++gi)
       for (std::int64_t panel = pa; panel < pb; ++panel)
         for (std::int64_t ry = 0; ry < sy; ++ry)
           for (std::int64_t row = row0; row < row1; ++row)

@@ -94,6 +94,7 @@ struct Tiling {
   std::int64_t group_lines = 1;  // groups whose lines the row cache keeps side by side: 1 or all
   std::int64_t modulus[8] = {0};  // the row cache's extent per outer dim
   std::int64_t panel_parts = 1, panels_per_item = 1;
+  std::int64_t group_items = 1;  // items per row block: one per group, or 1 (every group)
   std::int64_t items = 0;
   int threads = 1;
   std::int64_t row_len = 0;         // staging row elements (via_row)
