@@ -322,7 +322,9 @@ template <class T>
 const kernels::phase::Packed<T>& Call<T>::phase_packed() {
   if (phase_pk) return *phase_pk;
   const auto algo = kernels::phase::choose_algo(g);
-  const std::int64_t width = algo == kernels::phase::Algo::channel ? ks.nr : 0;
+  const std::int64_t cout_g = g.out_channels / g.groups;
+  const std::int64_t width =
+      algo == kernels::phase::Algo::channel ? kernels::phase::channel_kernel(ks, cout_g).nr : 0;
   // Packing moves the weights through memory once: worth a second thread from ~1 MiB.
   double weight_bytes = static_cast<double>(sizeof(T));
   for (auto e : g.weight_shape()) weight_bytes *= static_cast<double>(e);

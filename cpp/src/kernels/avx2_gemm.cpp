@@ -13,19 +13,23 @@
 namespace tconv::kernels::avx2 {
 namespace {
 
-// ---- channel-vector kernel: MR output positions x 2 vectors of output channels ----------------
-// Accumulator i holds position i / 2, channel vector i % 2.
+// ---- channel-vector kernel: MR output positions x NV vectors of output channels -------------
+// Accumulator i holds position i / NV, channel vector i % NV. NV = 2 is the full panel (nr = 2
+// vectors); NV = 1 the narrow one, for layers with at most one vector of output channels per
+// group, in tiles of up to 12 positions so that as many FMA chains are in flight.
 
-constexpr int kMR = 6;
+template <int NV>
+constexpr int kMR = 12 / NV;
 
-template <class S, int MR>
+template <class S, int NV, int MR>
 void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
                   typename S::T* c) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
-  constexpr int NR = 2 * L;
-  constexpr int COUNT = 2 * MR;
+  constexpr int NR = NV * L;
+  constexpr int COUNT = NV * MR;
+  static_assert(COUNT <= 12, "12 accumulators");
   // The output lines are fetched for writing now, while the K loop runs: a layer whose output
   // does not fit in cache otherwise stalls on the store misses of each tile.
   for (int i = 0; i < MR; ++i) {
@@ -34,7 +38,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   }
   alignas(32) T init[NR];
   for (int j = 0; j < NR; ++j) init[j] = (g.bias && j < g.n) ? g.bias[j] : T(0);
-#define TCONV_DECL(i) V r##i = S::load(init + ((i) % 2) * L);
+#define TCONV_DECL(i) V r##i = S::load(init + ((i) % NV) * L);
   TCONV_ACC12(TCONV_DECL)
 #undef TCONV_DECL
   const std::int64_t ks = g.a_ks, ms = g.a_ms, K = g.k, ld = g.b_ld;
@@ -47,11 +51,11 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
       // Some positions' taps fall past the input's border: only the others read and accumulate.
       for (std::int64_t k = 0; k < K; ++k) {
         const V w0 = S::load(bp);
-        const V w1 = S::load(bp + L);
-#define TCONV_STEP(i)                                                        \
-  if constexpr ((i) < COUNT) {                                               \
-    if (live >> ((i) / 2) & 1u)                                              \
-      r##i = S::fma(S::bcast(ap + ((i) / 2) * ms), (i) % 2 ? w1 : w0, r##i); \
+        const V w1 = NV > 1 ? S::load(bp + L) : w0;
+#define TCONV_STEP(i)                                                          \
+  if constexpr ((i) < COUNT) {                                                 \
+    if (live >> ((i) / NV) & 1u)                                               \
+      r##i = S::fma(S::bcast(ap + ((i) / NV) * ms), (i) % NV ? w1 : w0, r##i); \
   }
         TCONV_ACC12(TCONV_STEP)
 #undef TCONV_STEP
@@ -62,10 +66,10 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     }
     for (std::int64_t k = 0; k < K; ++k) {
       const V w0 = S::load(bp);
-      const V w1 = S::load(bp + L);
-#define TCONV_STEP(i)                                                      \
-  if constexpr ((i) < COUNT) {                                             \
-    r##i = S::fma(S::bcast(ap + ((i) / 2) * ms), (i) % 2 ? w1 : w0, r##i); \
+      const V w1 = NV > 1 ? S::load(bp + L) : w0;
+#define TCONV_STEP(i)                                                        \
+  if constexpr ((i) < COUNT) {                                               \
+    r##i = S::fma(S::bcast(ap + ((i) / NV) * ms), (i) % NV ? w1 : w0, r##i); \
   }
       TCONV_ACC12(TCONV_STEP)
 #undef TCONV_STEP
@@ -75,7 +79,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   }
   if (g.c_ns == 1 && g.n == NR) {
 #define TCONV_STORE(i) \
-  if constexpr ((i) < COUNT) S::store(c + ((i) / 2) * g.c_ms + ((i) % 2) * L, r##i);
+  if constexpr ((i) < COUNT) S::store(c + ((i) / NV) * g.c_ms + ((i) % NV) * L, r##i);
     TCONV_ACC12(TCONV_STORE)
 #undef TCONV_STORE
     return;
@@ -91,53 +95,37 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   }
 }
 
-template <class S>
+// The tile of `len` positions (1 <= len <= MR).
+template <class S, int NV, int MR = kMR<NV>>
 void channel_tiles(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t len) {
-  const auto* a = g.a + m * g.a_ms;
-  auto* c = g.c + m * g.c_ms;
-  switch (len) {
-    case 6:
-      channel_tile<S, 6>(g, m, a, c);
-      break;
-    case 5:
-      channel_tile<S, 5>(g, m, a, c);
-      break;
-    case 4:
-      channel_tile<S, 4>(g, m, a, c);
-      break;
-    case 3:
-      channel_tile<S, 3>(g, m, a, c);
-      break;
-    case 2:
-      channel_tile<S, 2>(g, m, a, c);
-      break;
-    case 1:
-      channel_tile<S, 1>(g, m, a, c);
-      break;
-    default:
-      break;
+  if constexpr (MR > 0) {
+    if (len == MR)
+      channel_tile<S, NV, MR>(g, m, g.a + m * g.a_ms, g.c + m * g.c_ms);
+    else
+      channel_tiles<S, NV, MR - 1>(g, m, len);
   }
 }
 
-template <class S>
+template <class S, int NV>
 void channel_gemm(const GemmCall<typename S::T>& g) {
-  // A 1- or 2-position tile keeps 2-4 FMA chains busy, too few to hide the FMA latency: a remainder
-  // of 1-2 positions is merged with the last full tile and the pair split evenly (8 = 4 + 4).
-  std::int64_t full = g.m / kMR, rest = g.m % kMR;
-  if (rest > 0 && rest < 3 && full > 0) {
+  // A tile of fewer than 6 / NV positions (2-5 FMA chains) is too few chains to hide the FMA
+  // latency: a short remainder is merged with the last full tile and the pair split evenly
+  // (8 = 4 + 4).
+  constexpr int MR = kMR<NV>;
+  std::int64_t full = g.m / MR, rest = g.m % MR;
+  if (rest > 0 && rest < 6 / NV && full > 0) {
     --full;
-    rest += kMR;
+    rest += MR;
   }
   std::int64_t m = 0;
-  for (std::int64_t t = 0; t < full; ++t, m += kMR)
-    channel_tile<S, kMR>(g, m, g.a + m * g.a_ms, g.c + m * g.c_ms);
-  if (rest > kMR) {
+  for (std::int64_t t = 0; t < full; ++t, m += MR) channel_tiles<S, NV>(g, m, MR);
+  if (rest > MR) {
     const std::int64_t first = (rest + 1) / 2;
-    channel_tiles<S>(g, m, first);
+    channel_tiles<S, NV>(g, m, first);
     m += first;
     rest -= first;
   }
-  channel_tiles<S>(g, m, rest);
+  channel_tiles<S, NV>(g, m, rest);
 }
 
 // ---- position-vector kernel: MV vectors of consecutive output positions x CO channels ---------
@@ -358,8 +346,9 @@ void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl,
   transpose<double, 4, transpose4x4>(s, sl, d, dl, rows, cols, dst_order);
 }
 
-void channel_f32(const GemmCall<float>& g) { channel_gemm<F32>(g); }
-void channel_f64(const GemmCall<double>& g) { channel_gemm<F64>(g); }
+void channel_f32(const GemmCall<float>& g) { channel_gemm<F32, 2>(g); }
+void channel_f64(const GemmCall<double>& g) { channel_gemm<F64, 2>(g); }
+void narrow_f32(const GemmCall<float>& g) { channel_gemm<F32, 1>(g); }
 void position_f32(const GemmCall<float>& g) { position_gemm<F32>(g); }
 void position_f64(const GemmCall<double>& g) { position_gemm<F64>(g); }
 
@@ -371,6 +360,7 @@ KernelSet<float> kernels_f32() {
                       transpose_f32, phase_f32,  dw_rows_f32,  dw_pixels_f32};
   ks.channel_windows = true;
   ks.position_windows = true;
+  ks.narrow[0] = {narrow_f32, F32::L, kMR<1>};
   return ks;
 }
 KernelSet<double> kernels_f64() {

@@ -253,7 +253,96 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
   }
 }
 
+// ---- the narrow panel: one vector of output channels per position ------------------------------
+// Accumulator i holds position i. For layers with at most L output channels per group (grouped
+// layers of 8-16 channels per group), whose full-width panel would run half its FMA lanes or
+// more on zero columns. Tiles of up to 12 positions: 12 FMA chains, as in the full tile.
+constexpr int kNarrowMR = 12;
+
+template <class S, int MR>
+void narrow_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
+                 typename S::T* c) {
+  using T = typename S::T;
+  using V = typename S::V;
+  constexpr int L = S::L;
+  static_assert(MR <= 16, "16 accumulators");
+  for (int i = 0; i < MR; ++i)
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * g.c_ms), _MM_HINT_T0);
+  const int n = static_cast<int>(g.n);
+  const V b0 = g.bias ? S::load_n(g.bias, n) : S::zero();
+#define TCONV_DECL(i) V r##i = b0;
+  TCONV_ACC16(TCONV_DECL)
+#undef TCONV_DECL
+  const std::int64_t ks = g.a_ks, ms = g.a_ms, K = g.k;
+  for (std::int64_t p = 0; p < g.pairs; ++p) {
+    const T* ap = a + g.a_off[p];
+    const T* bp = g.b + g.b_off[p];
+    const unsigned live = window_mask<MR>(g, p, m0);
+    if (live == 0) continue;
+    if (live != (1u << MR) - 1u) {
+      // Some positions' taps fall past the input's border: only the others read and accumulate.
+      for (std::int64_t k = 0; k < K; ++k, ap += ks, bp += L) {
+        const V w0 = S::load(bp);
+#define TCONV_STEP(i)     \
+  if constexpr ((i) < MR) \
+    if (live >> (i) & 1u) r##i = S::fma(S::bcast(ap + (i) * ms), w0, r##i);
+        TCONV_ACC16(TCONV_STEP)
+#undef TCONV_STEP
+      }
+      continue;
+    }
+    for (std::int64_t k = 0; k < K; ++k, ap += ks, bp += L) {
+      const V w0 = S::load(bp);
+#define TCONV_STEP(i) \
+  if constexpr ((i) < MR) r##i = S::fma(S::bcast(ap + (i) * ms), w0, r##i);
+      TCONV_ACC16(TCONV_STEP)
+#undef TCONV_STEP
+    }
+  }
+  if (g.c_ns == 1) {
+#define TCONV_STORE(i) \
+  if constexpr ((i) < MR) S::store_n(c + (i) * g.c_ms, r##i, n);
+    TCONV_ACC16(TCONV_STORE)
+#undef TCONV_STORE
+    return;
+  }
+  alignas(64) T tmp[MR * L];
+#define TCONV_SPILL(i) \
+  if constexpr ((i) < MR) S::store(tmp + (i) * L, r##i);
+  TCONV_ACC16(TCONV_SPILL)
+#undef TCONV_SPILL
+  for (int m = 0; m < MR; ++m) {
+    T* row = c + m * g.c_ms;
+    for (int j = 0; j < n; ++j) row[j * g.c_ns] = tmp[m * L + j];
+  }
+}
+
+// The tile of `len` positions (1 <= len <= MR).
+template <class S, int MR = kNarrowMR>
+void narrow_tiles(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t len) {
+  if constexpr (MR > 0) {
+    if (len == MR)
+      narrow_tile<S, MR>(g, m, g.a + m * g.a_ms, g.c + m * g.c_ms);
+    else
+      narrow_tiles<S, MR - 1>(g, m, len);
+  }
+}
+
+// The positions spread evenly over the fewest tiles of at most kNarrowMR (as channel_gemm).
+template <class S>
+void narrow_gemm(const GemmCall<typename S::T>& g) {
+  const std::int64_t tiles = (g.m + kNarrowMR - 1) / kNarrowMR;
+  std::int64_t m = 0;
+  for (std::int64_t t = 0; t < tiles; ++t) {
+    const std::int64_t len = (g.m - m) / (tiles - t) + ((g.m - m) % (tiles - t) ? 1 : 0);
+    narrow_tiles<S>(g, m, len);
+    m += len;
+  }
+}
+
 void channel_f32(const GemmCall<float>& g) { channel_gemm<F32>(g); }
+void narrow_f32(const GemmCall<float>& g) { narrow_gemm<F32>(g); }
+void narrow_f64(const GemmCall<double>& g) { narrow_gemm<F64>(g); }
 void channel_f64(const GemmCall<double>& g) { channel_gemm<F64>(g); }
 
 }  // namespace
@@ -267,6 +356,9 @@ KernelSet<float> kernels_f32() {
   ks.grid_gemm = grid_f32;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f32;
+  // The AVX2 kernel's narrow panel (one ymm) stays the narrowest: on cores that split a zmm FMA
+  // in two halves a ymm one costs half as much.
+  ks.narrow[1] = {narrow_f32, F32::L, kNarrowMR};
   return ks;
 }
 KernelSet<double> kernels_f64() {
@@ -278,6 +370,7 @@ KernelSet<double> kernels_f64() {
   ks.grid_gemm = grid_f64;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f64;
+  ks.narrow[0] = {narrow_f64, F64::L, kNarrowMR};
   return ks;
 }
 

@@ -208,6 +208,13 @@ struct DwPixelsCall {
 template <class T>
 using DwPixelsFn = void (*)(const DwPixelsCall<T>&);
 
+// A channel-vector kernel for panels of nr output channels, in full tiles of mr positions.
+template <class T>
+struct ChannelKernel {
+  GemmFn<T> fn = nullptr;
+  std::int64_t nr = 0, mr = 0;
+};
+
 template <class T>
 struct KernelSet {
   GemmFn<T> channel_gemm;
@@ -230,6 +237,10 @@ struct KernelSet {
   // reading an NCHW input in place (channel planes far apart) costs no more than copying it.
   bool position_in_place = false;
   GridFn<T> grid_gemm = nullptr;  // may be null
+  // Channel kernels for panels narrower than nr, narrowest first (fn null: none). Layers with
+  // few output channels per group pack the narrowest panel that holds them, so no FMA lanes
+  // run on the zero columns a full-width panel would carry.
+  ChannelKernel<T> narrow[2] = {};
 };
 
 }  // namespace tconv::kernels

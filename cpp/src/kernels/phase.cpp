@@ -679,6 +679,9 @@ struct RowScratch {
   std::vector<T> row;
   RowCache<T> cache;
   std::vector<std::int64_t> a_off, b_off, partner, m_lo, m_hi, source_in, source_tap, source_off;
+  // The outer position whose sources source_in / source_tap hold (-1: none yet), its output
+  // indices and phase: consecutive row passes of one output row (one per group) share them.
+  std::int64_t sources_of = -1, sources_phase = 0, sources_o[8] = {0};
 };
 
 // ---- row fills: input positions [lo, hi) of one row into a buffer line ----------------------
@@ -800,7 +803,8 @@ class PhaseDriver {
         t_(t),
         xd_(g_.rank - 1),
         via_row_(via_row),
-        multi_(multi) {
+        multi_(multi),
+        channel_(channel_kernel(ks, pk.cout_g)) {
     const bool cf = g_.data_format == DataFormat::channels_first;
     c_axis_ = cf ? 1 : g_.rank + 1;
     sp_axis_ = cf ? 2 : 1;
@@ -823,7 +827,7 @@ class PhaseDriver {
 
   // Sizes one thread's buffers; returns their bytes.
   std::size_t init_scratch(RowScratch<T>& s) const {
-    const std::int64_t lines_cached = t_.in_place ? 0 : t_.cached;
+    const std::int64_t lines_cached = t_.in_place ? 0 : t_.cached * t_.group_lines;
     const std::int64_t max_pairs =
         t_.max_sources * std::max<std::int64_t>(t_.max_xtaps, t_.cmax - t_.cmin + 1);
     const auto sz = [](std::int64_t n) { return static_cast<std::size_t>(n); };
@@ -855,8 +859,15 @@ class PhaseDriver {
         row_pass(s, item % t_.rows, item / t_.rows, gi, 0);
       return;
     }
-    const std::int64_t part = item % t_.panel_parts;
-    std::int64_t rest = item / t_.panel_parts;
+    std::int64_t rest = item, g0 = 0, g1 = pk_.groups;
+    if (t_.group_items > 1) {
+      const std::int64_t per_group = t_.items / t_.group_items;
+      g0 = item / per_group;
+      g1 = g0 + 1;
+      rest = item % per_group;
+    }
+    const std::int64_t part = rest % t_.panel_parts;
+    rest /= t_.panel_parts;
     const std::int64_t xb = rest % t_.nxb;
     rest /= t_.nxb;
     const std::int64_t line = rest / t_.blocks_per_line, blk = rest % t_.blocks_per_line;
@@ -868,7 +879,7 @@ class PhaseDriver {
     // of the panel's weights only, so 1 / stride of the panel must stay in cache while the
     // block's rows go by.
     const std::int64_t sy = xd_ >= 1 ? g_.stride[xd_ - 1] : 1;
-    for (std::int64_t gi = 0; gi < pk_.groups; ++gi)
+    for (std::int64_t gi = g0; gi < g1; ++gi)
       for (std::int64_t panel = pa; panel < pb; ++panel)
         for (std::int64_t ry = 0; ry < sy; ++ry)
           for (std::int64_t row = row0; row < row1; ++row)
@@ -887,8 +898,12 @@ class PhaseDriver {
     job.xb = xb;
     job.qa = xb * t_.qblock;
     job.qb = std::min(job.qa + t_.qblock, t_.qmax);
-    std::int64_t o[8] = {0};
-    job.ph_outer = outer_sources(s, oo, o);
+    if (s.sources_of != oo) {
+      s.sources_phase = outer_sources(s, oo, s.sources_o);
+      s.sources_of = oo;
+    }
+    const std::int64_t* o = s.sources_o;
+    job.ph_outer = s.sources_phase;
     job.nsources = static_cast<std::int64_t>(s.source_tap.size());
 
     T* y_row = p_.y + n * p_.y_strides[0];
@@ -949,7 +964,7 @@ class PhaseDriver {
       std::int64_t in_row = 0;
       for (int d = 0; d < xd_; ++d) in_row = in_row * g_.input[d] + in[d];
       const std::int64_t key = ((n * n_in_outer_ + in_row) * pk_.groups + job.gi) * t_.nxb + job.xb;
-      const std::int64_t line = s.cache.line_of(in);
+      const std::int64_t line = s.cache.line_of(in) + job.gi % t_.group_lines * t_.cached;
       s.source_off[si] = line * t_.row_stride - i0 * t_.a_ms;
       if (s.cache.holds(line, key)) continue;
       const T* src = x_g;
@@ -1061,17 +1076,20 @@ class PhaseDriver {
   void phase_pairs(RowScratch<T>& s, const RowJob<T>& job, const std::vector<std::int64_t>& xk,
                    std::int64_t qa) const {
     const std::int64_t xt = static_cast<std::int64_t>(xk.size());
-    s.a_off.clear();
-    s.b_off.clear();
-    s.m_lo.clear();
-    s.m_hi.clear();
+    // Written by index into lists sized once (this runs for every row, phase and group).
+    const std::size_t npairs = static_cast<std::size_t>(job.nsources * xt);
+    s.a_off.resize(npairs);
+    s.b_off.resize(npairs);
+    s.m_lo.resize(t_.in_place ? npairs : 0);
+    s.m_hi.resize(t_.in_place ? npairs : 0);
+    std::size_t pr = 0;
     for (std::int64_t si = 0; si < job.nsources; ++si)
-      for (std::int64_t jx = 0; jx < xt; ++jx) {
-        s.a_off.push_back(s.source_off[si] + (qa + xk[jx]) * t_.a_ms);
-        s.b_off.push_back((s.source_tap[si] * xt + jx) * pk_.cin_g * pk_.width);
+      for (std::int64_t jx = 0; jx < xt; ++jx, ++pr) {
+        s.a_off[pr] = s.source_off[si] + (qa + xk[jx]) * t_.a_ms;
+        s.b_off[pr] = (s.source_tap[si] * xt + jx) * pk_.cin_g * pk_.width;
         if (t_.in_place) {
-          s.m_lo.push_back(-(qa + xk[jx]));
-          s.m_hi.push_back(in_x_ - (qa + xk[jx]));
+          s.m_lo[pr] = -(qa + xk[jx]);
+          s.m_hi[pr] = in_x_ - (qa + xk[jx]);
         }
       }
   }
@@ -1113,7 +1131,7 @@ class PhaseDriver {
     call.c = y0 + co_lo * ys_c;
     call.n = co_hi - co_lo;
     call.bias = job.bias_g ? job.bias_g + co_lo : nullptr;
-    (positions_ ? ks_.position_gemm : ks_.channel_gemm)(call);
+    (positions_ ? ks_.position_gemm : channel_.fn)(call);
   }
 
   // The store: the staging row's positions [x0, x1) of the panel's channels written out to a
@@ -1147,6 +1165,7 @@ class PhaseDriver {
   const Tiling t_;
   const int xd_;  // the blocked, vectorised-over dimension
   const bool via_row_, multi_;
+  const ChannelKernel<T> channel_;
   int c_axis_ = 0, sp_axis_ = 0;
   bool positions_ = false;
   std::int64_t sx_ = 1, in_x_ = 0, out_x_ = 0, xs_x_ = 0, xs_c_ = 0, n_in_outer_ = 1;
@@ -1181,7 +1200,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   in.via_row = !positions && std::abs(p.y_strides[c_axis]) != 1;
   in.xs_x = p.x_strides[sp_axis + xd];
   in.xs_c = p.x_strides[c_axis];
-  in.mr = ks.mr;
+  in.mr = channel_kernel(ks, pk.cout_g).mr;
   in.position_tile = ks.position_tile;
   in.channel_windows = ks.channel_windows;
   in.position_in_place = ks.position_windows && ks.position_in_place;
@@ -1250,6 +1269,7 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
   const std::int64_t n_img = m_batch ? 1 : g.batch;
   const std::int64_t items = n_img * n_pos * n_taps;
   const std::int64_t cin_g = pk.cin_g, cout_g = pk.cout_g;
+  const GemmFn<T> gemm = channel_kernel(ks, cout_g).fn;
   std::int64_t zero_off = 0;
   // The first tap of an input row reads it from memory when the input is beyond L2; the
   // other taps find it in cache.
@@ -1303,7 +1323,7 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
         call.n = std::min(pk.width, cout_g - panel * pk.width);
         call.bias = p.bias ? p.bias + co0 : nullptr;
         call.prefetch_a = x_in_memory && first_tap && panel == 0;
-        ks.channel_gemm(call);
+        gemm(call);
       }
     }
   };
@@ -1375,7 +1395,16 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
   return bias.capacity() * sizeof(T);
 }
 
+template <class T>
+ChannelKernel<T> channel_kernel(const KernelSet<T>& ks, std::int64_t cout_g) {
+  for (const auto& k : ks.narrow)
+    if (k.fn && cout_g <= k.nr) return k;
+  return {ks.channel_gemm, ks.nr, ks.mr};
+}
+
 template struct Packed<float>;
+template ChannelKernel<float> channel_kernel(const KernelSet<float>&, std::int64_t);
+template ChannelKernel<double> channel_kernel(const KernelSet<double>&, std::int64_t);
 template struct Packed<double>;
 template Packed<float> pack(const Geometry&, const float*, const std::vector<std::int64_t>&, Algo,
                             std::int64_t, int, TransposeFn<float>, bool);

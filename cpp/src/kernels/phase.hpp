@@ -71,6 +71,11 @@ Algo choose_algo(const Geometry& g);
 // dims or more, row and column strides of 2-4, and C_out/g x both strides <= 24 accumulators.
 bool grid_layout_fits(const Geometry& g);
 
+// The channel kernel for C_out/g output channels per group: the ISA's narrowest panel that
+// holds them, else the full one (panels of nr). Packing and driver both choose by it.
+template <class T>
+ChannelKernel<T> channel_kernel(const KernelSet<T>& ks, std::int64_t cout_g);
+
 // On up to `threads` threads (the weights of large layers are megabytes). `transpose` (the
 // ISA's, or null) turns PyTorch-layout blocks around in vector registers. `grid_layout`: also
 // the GridCall layout, where it fits.

@@ -99,15 +99,19 @@ void block_rows(const TilingInput& in, Tiling& t, const std::int64_t* window, do
   t.blocks_per_line = ceil_div(t.line_len, t.block_rows);
 }
 
-// The items, and the output channels split too where the row blocks are too few.
+// The items, and the output channels split too where the row blocks are too few. The channel
+// kernels run a grouped layer whose row cache cannot keep every group's lines group by group:
+// a thread's consecutive items then walk down one group's rows, finding its input rows in its
+// lines and its weights in cache.
 void split_items(const TilingInput& in, Tiling& t) {
+  t.group_items = !in.positions && in.groups > 1 && t.group_lines == 1 ? in.groups : 1;
   t.panel_parts = 1;
-  const std::int64_t row_items = t.lines * t.blocks_per_line * t.nxb;
+  const std::int64_t row_items = t.group_items * t.lines * t.blocks_per_line * t.nxb;
   if (in.threads > 1 && row_items < kPanelItemsPerThread * in.threads)
     t.panel_parts = std::min(in.panels, ceil_div(kPanelItemsPerThread * in.threads, row_items));
   t.panels_per_item = ceil_div(in.panels, t.panel_parts);
   t.panel_parts = ceil_div(in.panels, t.panels_per_item);
-  t.items = t.lines * t.blocks_per_line * t.nxb * t.panel_parts;
+  t.items = row_items * t.panel_parts;
   t.threads =
       static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(in.threads, t.items)));
 }
@@ -130,6 +134,19 @@ bool reads_in_place(const TilingInput& in, const Tiling& t, double out_bytes) {
   return whole_rows > kPositionCopyShare * out_bytes;
 }
 
+// The row passes of one output row run group after group, so with one set of lines they evict
+// each other's input rows and each pass refills its own (a row the next output row reads again
+// is copied once per output row). Every group gets its lines where all threads' lines still stay
+// within the row buffers' share of the output. (A 1-D layer has one row per image: nothing to
+// keep.)
+std::int64_t group_lines(const TilingInput& in, const Tiling& t, double out_bytes) {
+  if (in.groups == 1 || in.g->rank < 2) return 1;
+  const double all_groups = static_cast<double>(in.threads) *
+                            static_cast<double>(t.cached * t.row_stride) *
+                            static_cast<double>(in.groups) * static_cast<double>(in.elem);
+  return all_groups <= kRowBuffersShare * out_bytes ? in.groups : 1;
+}
+
 }  // namespace
 
 Tiling plan_tiling(const TilingInput& in) {
@@ -149,13 +166,14 @@ Tiling plan_tiling(const TilingInput& in) {
                     : in.cin_g;
   t.row_stride = t.xlen_alloc * (in.positions ? in.cin_g : t.cin_pitch);
   block_rows(in, t, window, out_bytes);
+  t.group_lines = group_lines(in, t, out_bytes);
   split_items(in, t);
   t.row_len = in.via_row ? std::min(t.qblock * g.stride[xd], g.output[xd]) * in.width : 0;
   t.in_place = reads_in_place(in, t, out_bytes);
   t.a_ms = t.in_place ? in.xs_x : in.positions ? 1 : t.cin_pitch;
   t.a_ks = t.in_place ? in.xs_c : in.positions ? t.xlen_alloc : 1;
   // Per thread: the staging row and row buffers (T); tags, halos, sources and pair lists.
-  const std::int64_t lines_cached = t.in_place ? 0 : t.cached;
+  const std::int64_t lines_cached = t.in_place ? 0 : t.cached * t.group_lines;
   const std::int64_t max_pairs =
       t.max_sources * std::max<std::int64_t>(t.max_xtaps, t.cmax - t.cmin + 1);
   const std::int64_t sx = g.stride[xd];

@@ -90,9 +90,11 @@ struct Tiling {
   std::int64_t line_len = 1, lines = 0;  // output rows per line (last outer dim), lines
   std::int64_t block_rows = 1;           // consecutive rows of a line per item
   std::int64_t blocks_per_line = 1;
-  std::int64_t cached = 1;        // buffered input rows per thread (the row cache's lines)
+  std::int64_t cached = 1;       // buffered input rows per thread and group (the row cache's lines)
+  std::int64_t group_lines = 1;  // groups whose lines the row cache keeps side by side: 1 or all
   std::int64_t modulus[8] = {0};  // the row cache's extent per outer dim
   std::int64_t panel_parts = 1, panels_per_item = 1;
+  std::int64_t group_items = 1;  // items per row block: one per group, or 1 (every group)
   std::int64_t items = 0;
   int threads = 1;
   std::int64_t row_len = 0;         // staging row elements (via_row)

@@ -1,0 +1,117 @@
+"""Grouped layers with few output channels per group (ResNeXt-style decoders, grouped GAN
+generators: 8-16 channels per group) run on channel panels just wide enough for a group, with
+no zero-padded columns, and give the reference's numbers on every ISA, layout and thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tconv
+from tconv import _core
+
+from conftest import assert_close_in_max_norm, reachable_isas, torch_weight_to_keras
+
+# The narrowest panel (output channels) that holds C_out/g, per ISA and dtype: one ymm or one
+# zmm of channels where that holds the group, else the full two-vector panel.
+PANELS = {
+    ("avx512", np.float32): (8, 16, 32),
+    ("avx512", np.float64): (8, 16),
+    ("avx2", np.float32): (8, 16),
+    ("avx2", np.float64): (8,),
+}
+
+
+def _panel_width(isa, dtype, cout_g):
+    widths = PANELS[(isa, np.dtype(dtype).type)]
+    for w in widths:
+        if cout_g <= w:
+            return w
+    return widths[-1]
+
+
+@pytest.fixture
+def isa_restored():
+    threads = tconv.get_num_threads()
+    yield
+    tconv.set_max_isa(tconv.available_isas()[0])
+    tconv.set_num_threads(threads)
+
+
+def _layer(groups, cin_g, cout_g, size, kernel, stride, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, groups * cin_g, *size)).astype(dtype)
+    w = rng.standard_normal((groups * cin_g, cout_g, *kernel)).astype(dtype)
+    b = rng.standard_normal(groups * cout_g).astype(dtype)
+    return x, w, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cout_g", [5, 8, 12, 16, 24])
+def test_grouped_layers_pack_panels_as_wide_as_a_group(cout_g, dtype, isa_restored):
+    """The packed weights hold C_out/g rounded up to the narrowest panel only: a group of 8
+    channels packs 8 columns, not the 32 of the AVX-512 float32 panel (4x the weights, and 4x
+    the FMAs, three quarters on zeros)."""
+    isas = [i for i in reachable_isas() if i in ("avx2", "avx512")]
+    if not isas:
+        pytest.skip("the channel panels are the x86 kernels'")
+    groups, cin_g = 4, 8
+    kw = dict(stride=2, padding=1, output_padding=1, groups=groups)
+    x, w, b = _layer(groups, cin_g, cout_g, (7, 13), (3, 3), (2, 2), dtype)
+    want = tconv.reference.conv_transpose(x, w, b, **kw)
+    for isa in isas:
+        tconv.set_max_isa(isa)
+        tconv.set_num_threads(1)
+        plan = tconv.ConvTranspose(w, b, **kw)
+        got = plan(x)
+        assert _core.last_call_kernel().startswith("phase_channel"), _core.last_call_kernel()
+        assert _core.last_call_isa() == isa
+        width = _panel_width(isa, dtype, cout_g)
+        padded = -(-cout_g // width) * width
+        packed = _core.last_call_memory()["packed_weight_bytes"]
+        assert packed == w.nbytes // cout_g * padded, (isa, packed, w.nbytes)
+        assert_close_in_max_norm(got, want, dtype)
+
+
+# Rows of every length around the narrow tile (12 positions) and its merged remainders, through
+# the row-buffer driver (k3 s2, k3 s1) and the one-GEMM driver (kernel == stride); the last two
+# are small enough beside their output for the row cache to keep every group's input rows.
+CASES = [
+    (32, 8, 8, (3, 13), (3, 3), dict(stride=2, padding=1, output_padding=1)),
+    (8, 16, 8, (4, 25), (3, 3), dict(stride=2, padding=1, output_padding=1)),
+    (4, 32, 16, (5, 11), (3, 3), dict(stride=1, padding=1)),
+    (4, 16, 16, (3, 14), (4, 4), dict(stride=4)),
+    (2, 8, 12, (2, 17), (4, 4), dict(stride=2, padding=1)),
+    (4, 8, 8, (37,), (16,), dict(stride=8, padding=4)),
+    (4, 8, 8, (8, 20), (3, 3), dict(stride=2, padding=1, output_padding=1)),
+    (4, 16, 16, (6, 14), (4, 4), dict(stride=4)),
+]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"g{c[0]}_{c[1]}to{c[2]}_{c[3]}")
+def test_grouped_layers_match_the_reference_on_every_isa(case, dtype, channels_last, isa_restored):
+    groups, cin_g, cout_g, size, kernel, kw = case
+    kw = dict(kw, groups=groups)
+    x, w, b = _layer(groups, cin_g, cout_g, size, kernel, kernel, dtype, seed=len(size))
+    want = tconv.reference.conv_transpose(x, w, b, **kw)
+    if channels_last:
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        w = torch_weight_to_keras(w)
+        want = np.moveaxis(want, 1, -1)
+        kw["data_format"] = "channels_last"
+    for isa in reachable_isas():
+        tconv.set_max_isa(isa)
+        first = None
+        for threads in (1, 2):
+            tconv.set_num_threads(threads)
+            got = tconv.conv_transpose(x, w, b, **kw)
+            assert _core.last_call_isa() == isa
+            assert_close_in_max_norm(got, want, dtype, f"{isa}, {threads} thread(s)")
+            planned = tconv.ConvTranspose(w, b, **kw)(x)
+            assert np.array_equal(planned, got)
+            if first is None:
+                first = got
+            assert np.array_equal(got, first), "results depend on the thread count"
