@@ -231,7 +231,9 @@ def test_direct_passes_nonfinite_values_as_the_definition_does(value, where):
     x, w, kw = ROUTED["direct"]
     x, w = x.copy(), w.copy()
     if where == "weight":
-        w[5, 7, 0, 2] = value  # tap (0, 2): the top row of every phase cropped by the padding
+        # Tap (0, 2): its products with input row 0 fall in the cropped padding (the GEMM
+        # forms them; none may reach y).
+        w[5, 7, 0, 2] = value
     else:
         x[0, 9, 0, 5] = value
     want = reference.conv_transpose(x, w, None, **kw)
