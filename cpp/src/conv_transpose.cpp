@@ -12,6 +12,7 @@
 #include "buffer.hpp"
 #include "canonical.hpp"
 #include "kernels/depthwise.hpp"
+#include "kernels/direct.hpp"
 #include "kernels/phase.hpp"
 #include "kernels/portable.hpp"
 #include "runtime.hpp"
@@ -62,6 +63,11 @@ thread_local Isa t_last_isa = Isa::portable;
 
 // Below this much work per thread, waking another thread costs more than it saves.
 constexpr double kFlopsPerThread = 2e6;
+
+// The direct driver's range (see direct_pays): weights of at least this many bytes, at most
+// this many input cells over the batch.
+constexpr double kDirectWeightBytes = 1 << 20;
+constexpr double kDirectCells = 128;
 
 int threads_for(const Geometry& g, const Options& options) {
   const int t = runtime::choose_threads(options);
@@ -400,6 +406,32 @@ std::size_t shuffle_run(Call<T>& c) {
   return kernels::phase::run_shuffle_in_place(c.p, c.ks, c.threads);
 }
 
+// The direct driver (kernels/direct.hpp): the GEMM on the weights as passed, no pack.
+template <class T>
+bool direct_applies(Call<T>& c) {
+  return c.have_isa && c.ks.nr <= 64 && kernels::direct::applies(c.p);
+}
+
+// Where the pack is not repaid: a functional call (a plan packs once for all its calls) with
+// weights beyond the L2 cache and few input cells to reuse them on.
+template <class T>
+bool direct_pays(Call<T>& c) {
+  if (c.cache) return false;
+  double weight_bytes = static_cast<double>(sizeof(T)), cells = static_cast<double>(c.g.batch);
+  for (auto e : c.g.weight_shape()) weight_bytes *= static_cast<double>(e);
+  for (auto e : c.g.input) cells *= static_cast<double>(e);
+  return weight_bytes >= kDirectWeightBytes && cells <= kDirectCells;
+}
+
+template <class T>
+std::size_t direct_run(Call<T>& c) {
+  t_last_isa = c.isa;
+  std::size_t blocks = 0;
+  const std::size_t scratch = kernels::direct::run(c.p, c.ks, c.threads, &blocks);
+  t_last_memory.packed_weight_bytes = blocks;
+  return scratch;
+}
+
 template <class T>
 bool always(Call<T>&) {
   return true;
@@ -416,12 +448,15 @@ struct Driver {
   const char* name;
   bool (*applies)(Call<T>&);
   std::size_t (*run)(Call<T>&);
+  // Whether the dispatch sends a layer it applies to here (a forced driver skips this).
+  bool (*pays)(Call<T>&) = always<T>;
 };
 
 template <class T>
 constexpr Driver<T> kDrivers[] = {
     {"depthwise", depthwise_applies<T>, depthwise_run<T>},
     {"phase_shuffle", shuffle_applies<T>, shuffle_run<T>},
+    {"direct", direct_applies<T>, direct_run<T>, direct_pays<T>},
     {"phase_grid", grid_applies<T>, phase_run<T, kernels::phase::run_grid<T>>},
     {"phase", phase_applies<T>, phase_run<T, kernels::phase::run<T>>},
     {"portable", always<T>, portable_run<T>},
@@ -490,7 +525,7 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
   c.threads = threads_for(g, options);
   if (!options.driver.empty()) return run_forced(c);
   for (const auto& d : kDrivers<T>)
-    if (d.applies(c) && run_driver(d, c)) return;
+    if (d.applies(c) && d.pays(c) && run_driver(d, c)) return;
 }
 
 // run_layer on the layer's canonical form (see canonical.hpp), with any allocation that failed

@@ -603,7 +603,8 @@ TYPED_TEST(ConvTranspose, LastCallKernelNamesTheDriverThatRan) {
 }
 
 // Every driver of the dispatch's list that takes a layer (Options::driver) gives the portable
-// driver's numbers, and the dispatch runs the first of them; drivers() closes with portable.
+// driver's numbers, and the dispatch runs the first of them (direct aside, see below);
+// drivers() closes with portable.
 TYPED_TEST(ConvTranspose, EveryDriverThatTakesALayerAgreesAndTheFirstRuns) {
   using T = TypeParam;
   const std::vector<std::string> names = tconv::drivers();
@@ -642,7 +643,9 @@ TYPED_TEST(ConvTranspose, EveryDriverThatTakesALayerAgreesAndTheFirstRuns) {
         continue;  // this driver does not take the layer
       }
       ++taken[d];
-      if (first.empty()) first = names[d];
+      // The dispatch sends a layer to direct only where the pack does not pay (weights of a
+      // megabyte or more), which these small layers never have.
+      if (first.empty() && names[d] != "direct") first = names[d];
       EXPECT_EQ(kernel.rfind(names[d], 0), 0u) << kernel << " ran for driver " << names[d];
       for (std::size_t e = 0; e < got.size(); ++e)
         ASSERT_NEAR(static_cast<double>(got[e]), static_cast<double>(want[e]), tol)

@@ -13,6 +13,7 @@ import tconv
 from tconv import _core, reference
 
 from conftest import (
+    assert_close_in_max_norm,
     assert_close_in_norm,
     channels,
     examples,
@@ -22,7 +23,7 @@ from conftest import (
 )
 
 # The drivers as the C++ header documents them, in the dispatch's order.
-DRIVERS = ["depthwise", "phase_shuffle", "phase_grid", "phase", "portable"]
+DRIVERS = ["depthwise", "phase_shuffle", "direct", "phase_grid", "phase", "portable"]
 VECTOR_ISAS = [i for i in reachable_isas() if i != "portable"]
 
 
@@ -96,7 +97,10 @@ def test_every_driver_that_takes_a_layer_gives_the_reference(cfg):
             taken.append(driver)
         assert taken[-1] == "portable"  # it takes every layer and closes the list
         y, kernel = run_on(None, isa, x, w, b, kw)
-        assert driver_of(kernel) == taken[0], f"dispatch on {isa}: {kernel}, list: {taken}"
+        # The dispatch sends a layer to direct only where the pack does not pay (weights of a
+        # megabyte or more), which these small layers never have.
+        routed = [d for d in taken if d != "direct"]
+        assert driver_of(kernel) == routed[0], f"dispatch on {isa}: {kernel}, list: {taken}"
         if isa == "portable":
             # The phase drivers need an ISA's kernels; depthwise has scalar ones.
             assert set(taken) <= {"depthwise", "portable"}
@@ -125,6 +129,7 @@ def _layer(cin, cout_g, size, kernel, stride, padding=0, groups=1, channels_last
 ROUTED = {
     "depthwise": _layer(8, 1, (10, 10), 3, 2, padding=1, groups=8),
     "phase_shuffle": _layer(16, 8, (5, 5), 2, 2, channels_last=True),
+    "direct": _layer(128, 128, (6, 6), 4, 2, padding=1),  # 1 MiB of weights, 36 cells
     "phase_grid": _layer(4, 1, (12, 12), 9, 3, padding=4, output_padding=2),
     "phase": _layer(16, 16, (6, 6), 4, 2, padding=1),
 }
@@ -182,3 +187,75 @@ def test_a_driver_that_does_not_take_the_layer_says_so():
         _core.conv_transpose(g, x, w, None, out, 0, None, "depthwise")
     with pytest.raises(ValueError, match="unknown driver 'fast'; the drivers are depthwise, "):
         _core.conv_transpose(g, x, w, None, out, 0, None, "fast")
+
+
+# The direct driver over every geometry it reads: any stride, dilation and padding (crops
+# beyond the kernel included), output_padding, groups, C_out/g x taps below and above a panel,
+# inputs in place or strided.
+DIRECT_LAYERS = layers(
+    channels=channels(
+        groups=st.sampled_from([1, 1, 2, 3]),
+        cin_g=st.integers(1, 6),
+        cout_g=st.sampled_from([1, 2, 3, 5, 8, 17]),
+    ),
+    pads=("pairs", "crop", "symmetric"),
+    channels_last=st.sampled_from([False, False, False, True]),
+    layouts=("c", "c", "strided", "fortran"),
+    max_products=40000,
+)
+
+
+@pytest.mark.hypothesis
+@pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=DIRECT_LAYERS)
+def test_direct_gives_the_reference(cfg):
+    x, w, b, kw = layer_inputs(cfg)
+    want = reference.conv_transpose(x, w, b, **kw)
+    for isa in VECTOR_ISAS:
+        got = run_on("direct", isa, x, w, b, kw)
+        if got is None:
+            # It reads PyTorch-layout weights in place and the input's cells at one stride.
+            assert cfg["channels_last"] or cfg["layout"] != "c"
+            continue
+        y, kernel = got
+        assert kernel == "direct"
+        assert_close_in_norm(y, want, cfg["dtype"], msg=f"direct on {isa}")
+
+
+@pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", ["weight", "input"])
+def test_direct_passes_nonfinite_values_as_the_definition_does(value, where):
+    # Its products are the definition's only: no scan of the weights, no other kernel.
+    x, w, kw = ROUTED["direct"]
+    x, w = x.copy(), w.copy()
+    if where == "weight":
+        # Tap (0, 2): its products with input row 0 fall in the cropped padding (the GEMM
+        # forms them; none may reach y).
+        w[5, 7, 0, 2] = value
+    else:
+        x[0, 9, 0, 5] = value
+    want = reference.conv_transpose(x, w, None, **kw)
+    assert np.isnan(want).any() or np.isinf(want).any()
+    for isa in VECTOR_ISAS:
+        y, kernel = run_on(None, isa, x, w, None, kw)
+        assert kernel == "direct"
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+        finite = np.isfinite(want)
+        assert_close_in_max_norm(y[finite], want[finite], np.float32)
+
+
+@pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
+def test_direct_serves_functional_calls_and_agrees_with_the_plan():
+    x, w, kw = ROUTED["direct"]
+    b = np.random.default_rng(5).standard_normal(w.shape[1]).astype(np.float32)
+    y = tconv.conv_transpose(x, w, b, **kw)
+    assert _core.last_call_kernel() == "direct"
+    # A plan packs its weights once for all its calls: it keeps the phase driver.
+    y_plan = tconv.ConvTranspose(w, b, **kw)(x)
+    assert _core.last_call_kernel() != "direct"
+    # The sums run in another order: close, not bitwise.
+    assert_close_in_max_norm(y, y_plan, np.float32)
+    assert_close_in_max_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)

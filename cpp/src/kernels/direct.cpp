@@ -1,0 +1,310 @@
+#include "kernels/direct.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "buffer.hpp"
+#include "kernels/phase.hpp"
+#include "runtime.hpp"
+#include "threadpool.hpp"
+
+namespace tconv::kernels::direct {
+namespace {
+
+constexpr int kMaxRank = 9;
+
+// The layer's operands as the driver reads them (strides in elements).
+struct Layout {
+  int rank = 0;
+  std::int64_t cin_g = 0, cout_g = 0, taps = 1, cols = 0;  // cols: N = cout_g * taps
+  std::int64_t cells = 1;                                  // input cells per image (M)
+  std::int64_t x_n = 0, x_c = 0, x_m = 0;                  // x: image, channel, cell
+  std::int64_t w_ci = 0;                                   // weights: input channel (b_ld)
+  std::int64_t y_n = 0, y_c = 0, y_sp[kMaxRank] = {0};     // y: image, channel, spatial
+};
+
+template <class T>
+bool layout(const Problem<T>& p, Layout* l) {
+  const Geometry& g = *p.g;
+  if (g.rank < 1 || g.rank > kMaxRank) return false;
+  const int r = g.rank;
+  const bool first = g.data_format == DataFormat::channels_first;
+  const int x_c = first ? 1 : r + 1, sp = first ? 2 : 1;
+  const int w_ci = first ? 0 : r + 1, w_co = first ? 1 : r, w_k = first ? 2 : 0;
+  l->rank = r;
+  l->cin_g = g.in_channels / g.groups;
+  l->cout_g = g.out_channels / g.groups;
+  // The columns: (output channel, tap) row-major, one contiguous run per input channel.
+  for (int d = r - 1; d >= 0; --d) {
+    if (g.kernel[d] > 1 && p.w_strides[w_k + d] != l->taps) return false;
+    l->taps *= g.kernel[d];
+  }
+  if (l->cout_g > 1 && p.w_strides[w_co] != l->taps) return false;
+  l->cols = l->cout_g * l->taps;
+  // The input cells: one stride across every spatial dim (size-1 dims aside).
+  std::int64_t step = 0;
+  for (int d = r - 1; d >= 0; --d) {
+    if (g.input[d] == 1) continue;
+    if (step == 0) step = p.x_strides[sp + d];
+    if (p.x_strides[sp + d] != step * l->cells) return false;
+    l->cells *= g.input[d];
+  }
+  for (int d = 0; d < r; ++d) l->y_sp[d] = p.y_strides[sp + d];
+  l->x_n = p.x_strides[0];
+  l->x_c = p.x_strides[x_c];
+  l->x_m = step;
+  l->w_ci = p.w_strides[w_ci];
+  l->y_n = p.y_strides[0];
+  l->y_c = p.y_strides[x_c];
+  return true;
+}
+
+// y's cells of output channel `co` of image `n`, every one set to `value`.
+template <class T>
+void fill_channel(const Geometry& g, const Layout& l, T* y, T value) {
+  const int last = l.rank - 1;
+  std::int64_t outer = 1;
+  for (int d = 0; d < last; ++d) outer *= g.output[d];
+  for (std::int64_t o = 0; o < outer; ++o) {
+    T* row = y;
+    for (std::int64_t d = last - 1, rem = o; d >= 0; --d) {
+      row += rem % g.output[d] * l.y_sp[d];
+      rem /= g.output[d];
+    }
+    for (std::int64_t i = 0; i < g.output[last]; ++i) row[i * l.y_sp[last]] = value;
+  }
+}
+
+// A panel's columns in runs: the taps of the last dim of one (output channel, outer taps),
+// consecutive columns whose outputs for one input cell are consecutive too (dilation apart).
+// Per run: its y offset (output channel), per outer dim its shift tap * dilation - pad_lo, and
+// its last-dim taps [k0, k1) (a run may be cut by the panel's edges) from panel column `col`
+// (the column of tap 0, possibly outside the panel).
+struct Runs {
+  std::int64_t count = 0;
+  std::int64_t y_off[64], k0[64], k1[64], col[64];
+  std::int64_t shift[64][kMaxRank];
+};
+
+Runs panel_runs(const Geometry& g, const Layout& l, std::int64_t gi, std::int64_t j0,
+                std::int64_t n_cols) {
+  Runs r;
+  const std::int64_t kl = g.kernel[l.rank - 1];
+  for (std::int64_t j = j0; j < j0 + n_cols; j = (j / kl + 1) * kl) {
+    const std::int64_t e = r.count++, co = j / l.taps, start = j / kl * kl;
+    r.y_off[e] = (gi * l.cout_g + co) * l.y_c;
+    r.k0[e] = j - start;
+    r.k1[e] = std::min(j0 + n_cols, start + kl) - start;
+    r.col[e] = start - j0;
+    for (std::int64_t d = l.rank - 2, t = j % l.taps / kl; d >= 0; --d) {
+      r.shift[e][d] = t % g.kernel[d] * g.dilation[d] - g.pad_lo[d];
+      t /= g.kernel[d];
+    }
+  }
+  return r;
+}
+
+template <class T, int N>
+void add_fixed(T* __restrict y, const T* __restrict c) {
+  for (int k = 0; k < N; ++k) y[k] += c[k];
+}
+
+// y[k * step] += c[k] for k < count; unit steps of the usual kernel widths as whole vectors.
+template <class T>
+void add_run(T* __restrict y, const T* __restrict c, std::int64_t count, std::int64_t step) {
+  if (step != 1) {
+    for (std::int64_t k = 0; k < count; ++k) y[k * step] += c[k];
+    return;
+  }
+  switch (count) {
+    case 2:
+      return add_fixed<T, 2>(y, c);
+    case 3:
+      return add_fixed<T, 3>(y, c);
+    case 4:
+      return add_fixed<T, 4>(y, c);
+    case 8:
+      return add_fixed<T, 8>(y, c);
+    case 16:
+      return add_fixed<T, 16>(y, c);
+    default:
+      for (std::int64_t k = 0; k < count; ++k) y[k] += c[k];
+  }
+}
+
+// Adds C (cells [m0, m1) of one image, a panel's columns) into y: per stretch of cells along
+// the last dim, per run of the panel, per cell, the run's taps that land inside y.
+template <class T>
+void scatter(const Geometry& g, const Layout& l, const Runs& runs, const T* c, std::int64_t c_ms,
+             T* y, std::int64_t m0, std::int64_t m1) {
+  const int last = l.rank - 1;
+  const std::int64_t len_in = g.input[last], out = g.output[last], s = g.stride[last];
+  const std::int64_t dil = g.dilation[last], pad = g.pad_lo[last], kl = g.kernel[last];
+  const std::int64_t ys = l.y_sp[last], step = dil * ys;
+  const std::int64_t apart = ((kl - 1) * dil + s) / s;  // ceil(dilated kernel / stride)
+  for (std::int64_t m = m0; m < m1;) {
+    const std::int64_t i0 = m % len_in, len = std::min(len_in - i0, m1 - m);
+    std::int64_t idx[kMaxRank] = {0};
+    for (std::int64_t d = last - 1, rem = m / len_in; d >= 0; --d) {
+      idx[d] = rem % g.input[d];
+      rem /= g.input[d];
+    }
+    for (std::int64_t e = 0; e < runs.count; ++e) {
+      std::int64_t off = runs.y_off[e];
+      bool inside = true;
+      for (int d = 0; d < last && inside; ++d) {
+        const std::int64_t o = idx[d] * g.stride[d] + runs.shift[e][d];
+        inside = o >= 0 && o < g.output[d];
+        off += o * l.y_sp[d];
+      }
+      if (!inside) continue;
+      // Cells `apart` apart add into disjoint outputs: visited in that order, no add waits
+      // for the store of the one before (overlapping vectors defeat store forwarding).
+      const T* crow = c + (m - m0) * c_ms + runs.col[e];  // cell i0, tap 0
+      for (std::int64_t r = i0; r < std::min(i0 + apart, i0 + len); ++r) {
+        for (std::int64_t i = r; i < i0 + len; i += apart) {
+          // Output of tap 0 at o0; taps k with 0 <= o0 + k * dil < out land inside y.
+          const std::int64_t o0 = i * s - pad;
+          std::int64_t k0 = runs.k0[e], k1 = runs.k1[e];
+          if (o0 < 0 || o0 + (kl - 1) * dil >= out) {
+            while (k0 < k1 && o0 + k0 * dil < 0) ++k0;
+            while (k1 > k0 && o0 + (k1 - 1) * dil >= out) --k1;
+          }
+          if (k1 > k0)
+            add_run(y + off + (o0 + k0 * dil) * ys, crow + (i - i0) * c_ms + k0, k1 - k0, step);
+        }
+      }
+    }
+    m += len;
+  }
+}
+
+struct Shape {
+  std::int64_t nr, chunks;
+  std::int64_t block;  // panels per block of weights copied at once (see copy_block)
+};
+
+// A block of the weights, K rows of `cols` values b_ld apart, copied panel by panel to `buf`
+// ([panel][K][nr], zero-padded: the kernel reads nr columns of every row). In place, the rows
+// lie N values apart, a stride that maps a panel onto a few sets of L1 and L2, so every tile
+// would read its weights from L3; and rows of a whole block (several panels) rather than of
+// one panel are long enough runs for the memory to stream.
+template <class T>
+void copy_block(const T* b, std::int64_t b_ld, std::int64_t K, std::int64_t cols, std::int64_t nr,
+                T* buf) {
+  const std::int64_t panels = (cols + nr - 1) / nr;
+  for (std::int64_t k = 0; k < K; ++k) {
+    for (std::int64_t q = 0; q < panels; ++q) {
+      const std::int64_t n = std::min(nr, cols - q * nr);
+      T* dst = buf + (q * K + k) * nr;
+      std::memcpy(dst, b + k * b_ld + q * nr, static_cast<std::size_t>(n) * sizeof(T));
+      for (std::int64_t j = n; j < nr; ++j) dst[j] = T(0);
+    }
+  }
+}
+
+// One panel: columns [j0, j0 + n_cols) of group gi, every image, in chunks of cells. `c` holds
+// a chunk's C, `panel` the panel's weights (see copy_block).
+template <class T>
+void run_panel(const Problem<T>& p, const KernelSet<T>& ks, const Layout& l, const Shape& sh,
+               std::int64_t gi, std::int64_t j0, std::int64_t n_cols, const T* panel, T* c) {
+  const Geometry& g = *p.g;
+  const std::int64_t K = l.cin_g;
+  const Runs runs = panel_runs(g, l, gi, j0, n_cols);
+  const std::int64_t zero = 0;
+  GemmCall<T> call{};
+  call.a_off = &zero;
+  call.b = panel;
+  call.b_off = &zero;
+  call.pairs = 1;
+  call.k = K;
+  call.a_ks = l.x_c;
+  call.a_ms = l.x_m;
+  call.b_ld = sh.nr;
+  call.c = c;
+  call.c_ms = sh.nr;
+  call.c_ns = 1;
+  call.n = n_cols;
+  call.bias = nullptr;
+  for (std::int64_t n = 0; n < g.batch; ++n) {
+    const T* x = p.x + n * l.x_n + gi * K * l.x_c;
+    T* y = p.y + n * l.y_n;
+    for (std::int64_t q = 0; q < sh.chunks; ++q) {
+      const std::int64_t m0 = l.cells * q / sh.chunks, m1 = l.cells * (q + 1) / sh.chunks;
+      call.a = x + m0 * l.x_m;
+      call.m = m1 - m0;
+      ks.channel_gemm(call);
+      scatter(g, l, runs, c, sh.nr, y, m0, m1);
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+bool applies(const Problem<T>& p) {
+  Layout l;
+  return layout(p, &l);
+}
+
+template <class T>
+std::size_t run(const Problem<T>& p, const KernelSet<T>& ks, int threads,
+                std::size_t* block_bytes) {
+  runtime::note_kernel("direct");
+  const Geometry& g = *p.g;
+  Layout l;
+  layout(p, &l);
+  Shape sh;
+  sh.nr = ks.nr;
+  // Chunks of about two tiles: C stays in L1.
+  const std::int64_t chunk = 2 * ks.mr;
+  sh.chunks = std::max<std::int64_t>(1, (l.cells + chunk - 1) / chunk);
+  const std::int64_t most = (l.cells + sh.chunks - 1) / sh.chunks;
+  // Blocks of up to four panels, their copy within a quarter of L2.
+  sh.block =
+      std::clamp<std::int64_t>((256 << 10) / (l.cin_g * sh.nr * std::int64_t(sizeof(T))), 1, 4);
+  // A thread's item: the output channels of whole panels, a block's worth where that divides
+  // evenly (the channels of a panel never go to two threads).
+  const std::int64_t whole = sh.nr / std::gcd(l.taps, sh.nr);
+  const std::int64_t unit = whole * std::max<std::int64_t>(1, sh.block * sh.nr / (whole * l.taps));
+  const std::int64_t per_group = (l.cout_g + unit - 1) / unit, items = g.groups * per_group;
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
+  const std::size_t per_slot = static_cast<std::size_t>((most + sh.block * l.cin_g) * sh.nr);
+  if (static_cast<double>(per_slot * threads * sizeof(T)) >
+      detail::scratch_budget(detail::output_bytes(g, sizeof(T))))
+    return phase::kDeclined;
+  std::vector<T> scratch;
+  detail::resize_or_throw(scratch, per_slot * static_cast<std::size_t>(threads),
+                          "the direct driver's blocks of weights");
+  auto body = [&](std::int64_t item, int slot) {
+    const std::int64_t gi = item / per_group, c0 = item % per_group * unit;
+    const std::int64_t c1 = std::min(l.cout_g, c0 + unit);
+    for (std::int64_t n = 0; n < g.batch; ++n)
+      for (std::int64_t co = gi * l.cout_g + c0; co < gi * l.cout_g + c1; ++co)
+        fill_channel(g, l, p.y + n * l.y_n + co * l.y_c, p.bias ? p.bias[co] : T(0));
+    T* c = scratch.data() + static_cast<std::size_t>(slot) * per_slot;
+    T* buf = c + most * sh.nr;
+    const std::int64_t end = c1 * l.taps, width = sh.block * sh.nr;
+    for (std::int64_t jb = c0 * l.taps; jb < end; jb += width) {
+      const std::int64_t cols = std::min(width, end - jb);
+      copy_block(p.w + gi * l.cin_g * l.w_ci + jb, l.w_ci, l.cin_g, cols, sh.nr, buf);
+      for (std::int64_t j0 = jb; j0 < jb + cols; j0 += sh.nr)
+        run_panel(p, ks, l, sh, gi, j0, std::min(sh.nr, jb + cols - j0),
+                  buf + (j0 - jb) / sh.nr * l.cin_g * sh.nr, c);
+    }
+  };
+  // Runs of consecutive items per thread: a thread walks the weights' columns in order.
+  detail::parallel_for(items, threads, body, detail::Schedule::runs);
+  *block_bytes = static_cast<std::size_t>(threads * sh.block * l.cin_g * sh.nr) * sizeof(T);
+  return scratch.capacity() * sizeof(T) - *block_bytes;
+}
+
+template bool applies(const Problem<float>&);
+template bool applies(const Problem<double>&);
+template std::size_t run(const Problem<float>&, const KernelSet<float>&, int, std::size_t*);
+template std::size_t run(const Problem<double>&, const KernelSet<double>&, int, std::size_t*);
+
+}  // namespace tconv::kernels::direct

@@ -1,0 +1,44 @@
+// The direct driver: a GEMM on the weights as the caller passed them, then a col2im.
+//
+// With weights laid out (C_in, C_out/g, *kernel) densely per input channel (PyTorch's layout),
+// the weights of input channel ci are one run of N = C_out/g * prod(kernel) values in
+// (output channel, tap) order: a column per (output channel, tap). So over the input cells m
+// of one image (every spatial index, flattened) a group is the GEMM
+//
+//   C[m][j] = sum over ci of x[ci][m] * w[ci][j]
+//
+// run by the channel kernel with B read in place (b_ld = the weights' input-channel stride),
+// followed by a col2im: C[m][(co, tap)] adds to y[co][m * stride + tap * dilation - pad_lo]
+// where that cell lies inside y (the others fall in the cropped padding). Nothing is packed:
+// where the weights are large and the input cells few, a pack costs more than it saves.
+// Every product it forms is one of the definition's, so Inf and NaN weights need no other
+// kernel.
+//
+// Work goes in panels of the kernel's width nr over the columns, copied a block of panels at a
+// time (see copy_block in direct.cpp): all the cells of a panel are run while its weights
+// (C_in/g x nr) are in cache, in chunks of about two tiles whose C stays in L1 and is added
+// into y at once. A thread owns whole output channels, so no two threads add into one y cell;
+// a cell's contributions arrive in an order fixed by the layer, nr and the kernel's tile
+// (never by the threads).
+#pragma once
+
+#include <cstddef>
+
+#include "kernels/microkernel.hpp"
+#include "kernels/problem.hpp"
+
+namespace tconv::kernels::direct {
+
+// Whether the layer's operands suit the driver: weights dense per input channel in
+// (C_out/g, *kernel) order, an input whose spatial dims flatten to one stride, rank <= 9.
+template <class T>
+bool applies(const Problem<T>& p);
+
+// Runs the layer on up to `threads` threads. Returns the scratch bytes used (all threads; each
+// chunk's C), with the blocks of copied weights in *block_bytes (the packed weights of this
+// driver, a block per thread), or phase::kDeclined where they would exceed the scratch budget.
+template <class T>
+std::size_t run(const Problem<T>& p, const KernelSet<T>& kernels, int threads,
+                std::size_t* block_bytes);
+
+}  // namespace tconv::kernels::direct
