@@ -768,7 +768,20 @@ def _solve_dim(
 
 
 def _reach(convention: str, i: int, k: int, s: int, d: int) -> list[int]:
+    if convention == "onnx":
+        return _reach_onnx(i, k, s, d)
     return sorted({x.output for x in _dims(convention, i, k, s, d, None) if x.output >= 1})
+
+
+def _reach_onnx(i: int, k: int, s: int, d: int) -> list[int]:
+    """_dims_onnx's outputs without its windows: an output depends on the total of the two
+    pads only (out = full - total + output_padding), so each total is taken once."""
+    span = _core.effective_kernel(k, d) - 1
+    ops = _sample(0, output_padding_limit(s, d) - 1)
+    pads = _sample(0, span)
+    totals = {b + e for b in pads for e in pads}
+    full = _core.onnx_resolve(i, k, s, d, 0, "NOTSET", 0, 0, None)[0]
+    return sorted({full - t + op for t in totals for op in ops if full - t + op >= 1})
 
 
 def _why(

@@ -246,6 +246,14 @@ def test_solve_bounds_the_search_and_the_list():
     assert all(s.output_size == (11, 12, 13) for s in sols)
 
 
+@pytest.mark.parametrize("convention", ["torch", "keras", "onnx", "tf_nn", "jax"])
+def test_unreachable_size_with_a_wide_dilation_is_explained_at_once(convention):
+    # The "why" lists every size each kernel reaches: with dilation 1000 a pad can be any of
+    # 999 * (k - 1) + 1 values, which the explanation must not enumerate in pairs.
+    sols = call_bounded(tconv.solve, 1, 2**31 - 1, stride=1, dilation=1000, convention=convention)
+    assert len(sols) == 0 and "2147483647" in sols.why
+
+
 def test_translate_finds_the_crop_of_a_huge_layer():
     # The enumerations are pinned to the wanted crop instead of listing every padding.
     src = tconv.solve(5, 4995, kernel_size=1001, stride=1000, convention="torch")[0]
