@@ -65,9 +65,11 @@ thread_local Isa t_last_isa = Isa::portable;
 constexpr double kFlopsPerThread = 2e6;
 
 // The direct driver's range (see direct_pays): weights of at least this many bytes, at most
-// this many input cells over the batch.
+// this many input cells over the batch, at least this many input channels per group (the
+// col2im's cost per output column is repaid by that many FMAs; docs/design.md).
 constexpr double kDirectWeightBytes = 1 << 20;
 constexpr double kDirectCells = 128;
+constexpr std::int64_t kDirectChannels = 512;
 
 int threads_for(const Geometry& g, const Options& options) {
   const int t = runtime::choose_threads(options);
@@ -420,7 +422,8 @@ bool direct_pays(Call<T>& c) {
   double weight_bytes = static_cast<double>(sizeof(T)), cells = static_cast<double>(c.g.batch);
   for (auto e : c.g.weight_shape()) weight_bytes *= static_cast<double>(e);
   for (auto e : c.g.input) cells *= static_cast<double>(e);
-  return weight_bytes >= kDirectWeightBytes && cells <= kDirectCells;
+  return weight_bytes >= kDirectWeightBytes && cells <= kDirectCells &&
+         c.g.in_channels / c.g.groups >= kDirectChannels;
 }
 
 template <class T>

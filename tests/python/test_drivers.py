@@ -129,7 +129,7 @@ def _layer(cin, cout_g, size, kernel, stride, padding=0, groups=1, channels_last
 ROUTED = {
     "depthwise": _layer(8, 1, (10, 10), 3, 2, padding=1, groups=8),
     "phase_shuffle": _layer(16, 8, (5, 5), 2, 2, channels_last=True),
-    "direct": _layer(128, 128, (6, 6), 4, 2, padding=1),  # 1 MiB of weights, 36 cells
+    "direct": _layer(512, 32, (6, 6), 4, 2, padding=1),  # 1 MiB of weights, 36 cells
     "phase_grid": _layer(4, 1, (12, 12), 9, 3, padding=4, output_padding=2),
     "phase": _layer(16, 16, (6, 6), 4, 2, padding=1),
 }
