@@ -479,23 +479,31 @@ def _memory_fields(mem: dict, output_bytes: int) -> dict:
     }
 
 
-# tconv's own columns: the functional call and the plan on NCHW data, the plan on NHWC data.
-OURS = ("tconv", "tconv_plan", "tconv_cl")
+# tconv's own columns: the functional call and the plan on NCHW data, the plan and the
+# functional call on NHWC data.
+OURS = ("tconv", "tconv_plan", "tconv_cl", "tconv_fcl")
+# The peers' functional calls, which the functional call is compared with (ort and OpenVINO
+# run compiled sessions, like a plan).
+FUNCTIONAL_PEERS = ("torch", "torch_cl", "tf", "jax")
 
 
-def _tconv_channels_last(x, w, b, kw):
-    """The plan on channels_last data and Keras-ordered weights: the layout torch_cl, TF and
-    OpenVINO are timed in. Its output comes back to NCHW for the check."""
+def _tconv_channels_last(x, w, b, kw, functional=False):
+    """The plan (or the functional call) on channels_last data and Keras-ordered weights: the
+    layout torch_cl, TF, JAX and OpenVINO are timed in. Its output comes back to NCHW for the
+    check."""
     import tconv
 
     rank = x.ndim - 2
     xc = np.ascontiguousarray(np.moveaxis(x, 1, -1))
     wc = np.ascontiguousarray(w.transpose(*range(2, rank + 2), 1, 0))
+    back = lambda got: np.moveaxis(got, -1, 1)  # noqa: E731
+    if functional:
+        return (lambda: tconv.conv_transpose(xc, wc, b, data_format="channels_last", **kw)), back
     plan = tconv.ConvTranspose(wc, b, data_format="channels_last", **kw)
     from ._api import empty_output
 
     y = empty_output(plan.output_shape(xc.shape), x.dtype)
-    return (lambda: plan(xc, out=y)), (lambda got: np.moveaxis(got, -1, 1))
+    return (lambda: plan(xc, out=y)), back
 
 
 def run_one(
@@ -547,6 +555,7 @@ def run_one(
             "tconv": lambda: ((lambda: tconv.conv_transpose(x, w, b, **kw)), None),
             "tconv_plan": lambda: ((lambda: plan(x, out=yplan)), None),
             "tconv_cl": lambda: _tconv_channels_last(x, w, b, kw),
+            "tconv_fcl": lambda: _tconv_channels_last(x, w, b, kw, functional=True),
             "numpy": lambda: _numpy_col2im(x, w, b, layer),
             "torch": lambda: _torch(x, w, b, layer, False),
             "torch_cl": lambda: _torch(x, w, b, layer, True),
@@ -974,6 +983,118 @@ def _run_header(run: dict, dtype: str) -> str:
     return head
 
 
+def _functional_cells(gf: dict) -> tuple[float | None, tuple[str, float] | None]:
+    """The functional call against the plan on NCHW data, and tconv's functional call on the
+    faster layout against the fastest functional peer (name, ratio); None where not timed."""
+    f_p = gf["tconv"] / gf["tconv_plan"] if "tconv" in gf and "tconv_plan" in gf else None
+    mine = [gf[k] for k in ("tconv", "tconv_fcl") if k in gf]
+    peers = {k: v for k, v in gf.items() if k in FUNCTIONAL_PEERS}
+    if not (mine and peers):
+        return f_p, None
+    name = max(peers, key=lambda k: peers[k])
+    return f_p, (name, max(mine) / peers[name])
+
+
+def _legend(run: dict) -> str:
+    over = f" over {run['rounds']} rounds" if run.get("rounds", 1) > 1 else ""
+    return (
+        f"GFLOP/s (median{over}); tconv / tconv_fcl = the functional call on NCHW / NHWC data, "
+        "tconv_plan / tconv_cl = the plan on NCHW / NHWC data; %peak = tconv plan / FMA peak; "
+        "%roof = roofline bound / tconv plan's time, the bound the larger of flops / FMA peak "
+        "and compulsory bytes (x, w, b, y once) / copy bandwidth, F or M the side that limits; "
+        "mem% = working memory beyond x, w, y as % of the output (functional | plan); pack% = "
+        "packed weights, % of the output; x = tconv plan / best peer, the plan on the faster of "
+        "NCHW and NHWC data; f/p = functional / plan on NCHW data; fn x = tconv's functional "
+        "call on the faster layout / the best functional peer ("
+        + ", ".join(FUNCTIONAL_PEERS)
+        + "); kernel = the driver and variant that ran the plan (tconv._core.drivers())"
+    )
+
+
+def _row_line(r: dict, cols: list[str], peak: float, ratios: list, fn: list) -> str:
+    gf = {k: r["flops"] / v / 1e9 for k, v in r["times"].items()}
+    cells = "".join(f"{gf[c]:>11.1f}" if c in gf else f"{'-':>11}" for c in cols)
+    others = {k: v for k, v in gf.items() if k not in OURS}
+    best = max(others.items(), key=lambda kv: kv[1]) if others else None
+    plans = [gf[k] for k in ("tconv_plan", "tconv_cl") if k in gf]
+    mine = max(plans) if plans else None
+    pct = f"{100 * mine / peak:>6.0f}%" if mine else f"{'-':>7}"
+    mem = r.get("memory", {})
+    mf = mem.get("tconv", {}).get("scratch_pct")
+    mp = mem.get("tconv_plan", {}).get("scratch_pct")
+    pk = mem.get("tconv_plan", {}).get("packed_weight_pct")
+    memcell = f"{_fmt_pct(mf, 5).strip()}|{_fmt_pct(mp, 5).strip()}"
+    if best and mine:
+        ratio = mine / best[1]
+        ratios.append((r["layer"], ratio))
+        tail = f"{ratio:>9.2f}x {best[0]:<10}"
+    else:
+        tail = f"{'-':>20}"
+    f_p, vs = _functional_cells(gf)
+    fn.append((r["layer"], f_p, vs))
+    tail += f"{f_p:>6.2f}" if f_p is not None else f"{'-':>6}"
+    tail += f"{vs[1]:>7.2f}x {vs[0]:<8}" if vs else f"{'-':>17}"
+    kernel = r.get("kernel", {}).get("tconv_plan", "-")
+    return (
+        f"{r['layer']:<20}{cells}{pct}{_roof_cell(r)}{memcell:>12}{_fmt_pct(pk, 7)}{tail}  {kernel}"
+    )
+
+
+def _summary(run: dict, ratios: list, fn: list) -> list[str]:
+    lines = []
+    if ratios:
+        geo = math.exp(sum(math.log(v) for _, v in ratios) / len(ratios))
+        below = [name for name, v in ratios if v < 1.0]
+        lines.append(
+            f"geomean plan / best peer: {geo:.2f}x over {len(ratios)} layers; "
+            f"layers below 1.0x: {len(below)}" + (f" ({', '.join(below)})" if below else "")
+        )
+    roofs = [(r["layer"], r["roofline"]["pct"]) for r in run["results"] if "roofline" in r]
+    if roofs:
+        low = [name for name, v in roofs if v < 80.0]
+        lines.append(
+            f"layers below 80% of the roofline: {len(low)} of {len(roofs)}"
+            + (f" ({', '.join(low)})" if low else "")
+        )
+    f_ps = [(name, v) for name, v, _ in fn if v is not None]
+    if f_ps:
+        low = [name for name, v in f_ps if v < 0.9]
+        lines.append(
+            f"functional / plan (NCHW) below 0.9x: {len(low)} of {len(f_ps)}"
+            + (f" ({', '.join(low)})" if low else "")
+        )
+    vss = [(name, vs[1]) for name, _, vs in fn if vs is not None]
+    if vss:
+        geo = math.exp(sum(math.log(v) for _, v in vss) / len(vss))
+        low = [name for name, v in vss if v < 1.0]
+        lines.append(
+            f"geomean functional / best functional peer: {geo:.2f}x over {len(vss)} layers; "
+            f"layers below 1.0x: {len(low)}" + (f" ({', '.join(low)})" if low else "")
+        )
+    return lines
+
+
+def _scaling(report: dict, min_flops: float = 50e6) -> list[str]:
+    """Two threads against one, per tconv column, on the layers above `min_flops`."""
+    runs = {run["threads"]: run for run in report["runs"]}
+    if 1 not in runs or 2 not in runs:
+        return []
+    one = {r["layer"]: r for r in runs[1]["results"]}
+    lines = ["", f"2 threads / 1 thread on the layers above {min_flops / 1e6:.0f} MFLOP:"]
+    for col in ("tconv_plan", "tconv"):
+        pairs = []
+        for r in runs[2]["results"]:
+            a = one.get(r["layer"])
+            if r["flops"] > min_flops and a and col in a["times"] and col in r["times"]:
+                pairs.append((r["layer"], a["times"][col] / r["times"][col]))
+        low = [f"{name} {v:.2f}x" for name, v in pairs if v < 1.85]
+        lines.append(
+            f"  {col}: below 1.85x: {len(low)} of {len(pairs)}"
+            + (f" ({', '.join(low)})" if low else "")
+        )
+    return lines
+
+
 def _table(report: dict) -> str:
     b = report["build"]
     sources = sorted({run["peak"]["source"] for run in report["runs"]})
@@ -982,68 +1103,23 @@ def _table(report: dict) -> str:
         f"FMA peak {' / '.join(sources)}"
     ]
     for run in report["runs"]:
-        peak = run["peak"]["gflops"]
         peers = sorted(
             {p for r in run["results"] for p in list(r["times"]) + list(r["refused"])} - set(OURS)
         )
         cols = list(OURS) + peers
-        lines.append("")
-        lines.append(_run_header(run, b["dtype"]))
-        over = f" over {run['rounds']} rounds" if run.get("rounds", 1) > 1 else ""
+        lines += ["", _run_header(run, b["dtype"]), _legend(run)]
         lines.append(
-            f"GFLOP/s (median{over}); %peak = tconv plan / FMA peak; %roof = roofline bound "
-            "/ tconv plan's time, the bound the larger of flops / FMA peak and compulsory "
-            "bytes (x, w, b, y once) / copy bandwidth, F or M the side that limits; "
-            "mem% = working memory "
-            "beyond x, w, y as % of the output (functional | plan); pack% = packed "
-            "weights, % of the output; x = tconv plan / best peer, the plan on the "
-            "faster of NCHW (tconv_plan) and NHWC (tconv_cl) data; kernel = the driver and variant "
-            "that ran the plan (tconv._core.drivers())"
-        )
-        head = (
             f"{'layer':<20}"
             + "".join(f"{c:>11}" for c in cols)
-            + f"{'%peak':>7}{'%roof':>7}  {'mem% f|p':>12}{'pack%':>7}{'vs best peer':>20}  kernel (plan)"
+            + f"{'%peak':>7}{'%roof':>7}  {'mem% f|p':>12}{'pack%':>7}{'vs best peer':>20}"
+            + f"{'f/p':>6}{'fn x':>8}{'':9}  kernel (plan)"
         )
-        lines.append(head)
-        ratios = []
+        ratios: list = []
+        fn: list = []
         for r in run["results"]:
-            gf = {k: r["flops"] / v / 1e9 for k, v in r["times"].items()}
-            cells = "".join(f"{gf[c]:>11.1f}" if c in gf else f"{'-':>11}" for c in cols)
-            others = {k: v for k, v in gf.items() if k not in OURS}
-            best = max(others.items(), key=lambda kv: kv[1]) if others else None
-            plans = [gf[k] for k in ("tconv_plan", "tconv_cl") if k in gf]
-            mine = max(plans) if plans else None
-            pct = f"{100 * mine / peak:>6.0f}%" if mine else f"{'-':>7}"
-            mem = r.get("memory", {})
-            mf = mem.get("tconv", {}).get("scratch_pct")
-            mp = mem.get("tconv_plan", {}).get("scratch_pct")
-            pk = mem.get("tconv_plan", {}).get("packed_weight_pct")
-            memcell = f"{_fmt_pct(mf, 5).strip()}|{_fmt_pct(mp, 5).strip()}"
-            if best and mine:
-                ratio = mine / best[1]
-                ratios.append((r["layer"], ratio))
-                tail = f"{ratio:>9.2f}x {best[0]:<10}"
-            else:
-                tail = f"{'-':>20}"
-            kernel = r.get("kernel", {}).get("tconv_plan", "-")
-            lines.append(
-                f"{r['layer']:<20}{cells}{pct}{_roof_cell(r)}{memcell:>12}{_fmt_pct(pk, 7)}{tail}  {kernel}"
-            )
-        if ratios:
-            geo = math.exp(sum(math.log(v) for _, v in ratios) / len(ratios))
-            below = [name for name, v in ratios if v < 1.0]
-            lines.append(
-                f"geomean plan / best peer: {geo:.2f}x over {len(ratios)} layers; "
-                f"layers below 1.0x: {len(below)}" + (f" ({', '.join(below)})" if below else "")
-            )
-        roofs = [(r["layer"], r["roofline"]["pct"]) for r in run["results"] if "roofline" in r]
-        if roofs:
-            low = [name for name, v in roofs if v < 80.0]
-            lines.append(
-                f"layers below 80% of the roofline: {len(low)} of {len(roofs)}"
-                + (f" ({', '.join(low)})" if low else "")
-            )
+            lines.append(_row_line(r, cols, run["peak"]["gflops"], ratios, fn))
+        lines += _summary(run, ratios, fn)
+    lines += _scaling(report)
     return "\n".join(lines)
 
 

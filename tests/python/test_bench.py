@@ -4,6 +4,7 @@ the figures themselves are for a person to read on a quiet machine."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import math
@@ -167,7 +168,7 @@ def test_quick_run_writes_table_json_and_memory_fields(suite, tmp_path):
     _check_roofline(run, TINY, 4, run["peak"]["gflops"])
     for r, layer in zip(run["results"], TINY):
         assert r["output_bytes"] == _output_bytes(layer, 4)
-        assert set(r["times"]) == {"tconv", "tconv_plan", "tconv_cl", "numpy"}
+        assert set(r["times"]) == {"tconv", "tconv_plan", "tconv_cl", "tconv_fcl", "numpy"}
         assert all(t > 0 for t in r["times"].values())
         assert r["errors"]["numpy"] <= _bench.TOLERANCE["float32"]
         for call in ("tconv", "tconv_plan"):
@@ -392,9 +393,10 @@ def test_table_reports_peak_share_ratio_geomean_and_refusals():
     lines = text.splitlines()
     a = next(ln for ln in lines if ln.startswith("a "))
     b = next(ln for ln in lines if ln.startswith("b "))
-    assert a.split()[:5] == ["a", "100.0", "100.0", "-", "50.0"]  # no NHWC run: '-'
+    # No NHWC runs (tconv_cl, tconv_fcl): '-'.
+    assert a.split()[:6] == ["a", "100.0", "100.0", "-", "-", "50.0"]
     assert "50%" in a.split() and "2.00x" in a.split()
-    assert b.split()[:6] == ["b", "25.0", "25.0", "-", "50.0", "-"]  # tf refused: '-'
+    assert b.split()[:7] == ["b", "25.0", "25.0", "-", "-", "50.0", "-"]  # tf refused: '-'
     assert "12%" in b.split() and "0.50x" in b.split()
     assert "2.5|2.5" in a.split() and "7.5" in a.split()
     assert "geomean plan / best peer: 1.00x over 2 layers; layers below 1.0x: 1 (b)" in text
@@ -409,9 +411,47 @@ def test_table_takes_the_faster_layout_of_the_plan():
     row["times"]["tconv_cl"] = 0.01
     text = _bench._table(report)
     b = next(ln for ln in text.splitlines() if ln.startswith("b "))
-    assert b.split()[:5] == ["b", "25.0", "25.0", "100.0", "50.0"]
+    assert b.split()[:6] == ["b", "25.0", "25.0", "100.0", "-", "50.0"]
     assert "50%" in b.split() and "2.00x" in b.split()
     assert "geomean plan / best peer: 2.00x over 2 layers; layers below 1.0x: 0" in text
+
+
+def test_table_compares_the_functional_call_with_the_plan_and_functional_peers():
+    # Layer a: functional NCHW 0.0125 s (80 GFLOP/s) against its plan's 100: f/p 0.80; on NHWC
+    # data the functional call takes 0.008 s (125), against torch_cl's 100 (numpy is no
+    # functional peer): 1.25x. Layer b: functional 25 = plan 25 (f/p 1.00), torch 50: 0.50x.
+    report = _report()
+    a, b = report["runs"][0]["results"]
+    a["times"].update(tconv=0.0125, tconv_fcl=0.008, torch_cl=0.01, torch=0.02)
+    b["times"].update(torch=0.02)
+    text = _bench._table(report)
+    la = next(ln for ln in text.splitlines() if ln.startswith("a ")).split()
+    lb = next(ln for ln in text.splitlines() if ln.startswith("b ")).split()
+    assert la[la.index("0.80") + 1 : la.index("0.80") + 3] == ["1.25x", "torch_cl"]
+    assert lb[lb.index("1.00") + 1 : lb.index("1.00") + 3] == ["0.50x", "torch"]
+    assert "functional / plan (NCHW) below 0.9x: 1 of 2 (a)" in text
+    geo = math.sqrt(1.25 * 0.5)
+    assert f"geomean functional / best functional peer: {geo:.2f}x over 2 layers; " in text
+    assert "layers below 1.0x: 1 (b)" in text.split("functional peer:")[1]
+
+
+def test_scaling_lists_the_layers_two_threads_run_below_1_85x_faster():
+    # Two runs: layer a (1 GFLOP) 2.0x faster on two threads for the plan, 1.6x for the
+    # functional call; layer b 1.5x for both; a 10 MFLOP layer c (0.5x) is below the 50 MFLOP
+    # floor and not listed.
+    report = _report()
+    one = report["runs"][0]
+    one["threads"] = 1
+    one["results"].append({**one["results"][0], "layer": "c", "flops": 1e7})
+    two = copy.deepcopy(one)
+    two["threads"] = 2
+    for r, (plan, func) in zip(two["results"], ((2.0, 1.6), (1.5, 1.5), (0.5, 0.5))):
+        r["times"] = dict(r["times"], tconv_plan=r["times"]["tconv_plan"] / plan)
+        r["times"]["tconv"] = r["times"]["tconv"] / func
+    report["runs"].append(two)
+    text = _bench._table(report)
+    assert "  tconv_plan: below 1.85x: 1 of 2 (b 1.50x)" in text
+    assert "  tconv: below 1.85x: 2 of 2 (a 1.60x, b 1.50x)" in text
 
 
 def test_roofline_column_names_the_limit_and_the_share():
