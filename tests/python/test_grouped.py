@@ -115,3 +115,27 @@ def test_grouped_layers_match_the_reference_on_every_isa(case, dtype, channels_l
             if first is None:
                 first = got
             assert np.array_equal(got, first), "results depend on the thread count"
+
+
+# Output rows of every length around the store's 16-position blocks (8, 16 and 32 +- 1-2),
+# with groups of a whole band of 8 channels and of one and a half: the channels_first output
+# is written from the staged channels_last rows, in blocks of 16 positions, then 8, then one
+# by one, band by band of 8 channels, then channel by channel.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cout_g", [8, 12, 16])
+@pytest.mark.parametrize("width", [3, 4, 5, 7, 8, 9, 15, 16, 17])
+def test_staged_rows_of_every_length_reach_a_channels_first_output(
+    width, cout_g, dtype, isa_restored
+):
+    isas = [i for i in reachable_isas() if i in ("avx2", "avx512")]
+    if not isas:
+        pytest.skip("the staged store's transposes are the x86 kernels'")
+    groups, cin_g = 2, 8
+    kw = dict(stride=2, groups=groups)
+    x, w, b = _layer(groups, cin_g, cout_g, (3, width), (2, 2), (2, 2), dtype, seed=width)
+    want = tconv.reference.conv_transpose(x, w, b, **kw)
+    tconv.set_num_threads(1)
+    got = tconv.ConvTranspose(w, b, **kw)(x)
+    assert _core.last_call_kernel().startswith("phase_channel"), _core.last_call_kernel()
+    assert got.flags.c_contiguous and got.shape == (2, groups * cout_g, 6, 2 * width)
+    assert_close_in_max_norm(got, want, dtype)
