@@ -1136,6 +1136,7 @@ class PhaseDriver {
     if (q_all <= job.qa) return job.qa;
     phase_pairs(s, job, pk_.dims[xd_].c[0], job.qa);
     const std::int64_t cols = sx_ * pk_.cout_g, ld = pk_.joint_ld;
+    assert(ld % ks_.nr == 0);  // the last panel's columns past `cols` are zeros, never garbage
     for (std::int64_t si = 0; si < job.nsources; ++si)
       s.b_off[static_cast<std::size_t>(si)] = s.source_tap[si] * pk_.cin_g * ld;
     GemmCall<T> call;

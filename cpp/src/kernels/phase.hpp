@@ -60,7 +60,7 @@ struct Packed {
   std::vector<std::int64_t> grid_offset;  // per (group, outer phase)
 
   // Where every phase of the last dim has one tap, at input shift 0 (kernel == stride there,
-  // no padding before it, no dilation), with C_out/g one narrow panel wide: per (group, phase of
+  // no padding before it, no dilation), with C_out/g exactly one panel wide: per (group, phase of
   // the other dims) a [tap][C_in/g][joint_ld] block, the last dim's phases side by side (column
   // rx * C_out/g + co; zeros up to joint_ld, whole panels of any kernel's width). Their outputs
   // lie side by side in a staged channels_last row, so one full-width GEMM computes them all.
