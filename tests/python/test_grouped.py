@@ -115,3 +115,72 @@ def test_grouped_layers_match_the_reference_on_every_isa(case, dtype, channels_l
             if first is None:
                 first = got
             assert np.array_equal(got, first), "results depend on the thread count"
+
+
+# Output rows of every length around the store's 16-position blocks (8, 16 and 32 +- 1-2),
+# with groups of a whole band of 8 channels and of one and a half: the channels_first output
+# is written from the staged channels_last rows, in blocks of 16 positions, then 8, then one
+# by one, band by band of 8 channels, then channel by channel.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cout_g", [8, 12, 16])
+@pytest.mark.parametrize("width", [3, 4, 5, 7, 8, 9, 15, 16, 17])
+def test_staged_rows_of_every_length_reach_a_channels_first_output(
+    width, cout_g, dtype, isa_restored
+):
+    isas = [i for i in reachable_isas() if i in ("avx2", "avx512")]
+    if not isas:
+        pytest.skip("the staged store's transposes are the x86 kernels'")
+    groups, cin_g = 2, 8
+    kw = dict(stride=2, groups=groups)
+    x, w, b = _layer(groups, cin_g, cout_g, (3, width), (2, 2), (2, 2), dtype, seed=width)
+    want = tconv.reference.conv_transpose(x, w, b, **kw)
+    tconv.set_num_threads(1)
+    got = tconv.ConvTranspose(w, b, **kw)(x)
+    assert _core.last_call_kernel().startswith("phase_channel"), _core.last_call_kernel()
+    assert got.flags.c_contiguous and got.shape == (2, groups * cout_g, 6, 2 * width)
+    assert_close_in_max_norm(got, want, dtype)
+
+
+# Kernel == stride along the last dim (one tap per phase there, at input shift 0): with a
+# channels_first output, every phase of that dim is computed by one full-width GEMM whose
+# columns are (phase, channel), where C_out/g fills its panel exactly; the others and the
+# positions past the last whole phase row (padding after, output_padding) on the per-phase
+# calls.
+JOINT_CASES = [
+    (2, 8, 8, (3, 9), (2, 2), dict(stride=2)),
+    (2, 16, 16, (4, 7), (4, 4), dict(stride=4)),
+    (3, 8, 16, (3, 5), (3, 3), dict(stride=3)),
+    (2, 8, 8, (4, 6), (3, 2), dict(stride=2, padding=((1, 1), (0, 1)))),
+    (2, 8, 16, (5, 4), (3, 2), dict(stride=2, padding=(1, 0), output_padding=(0, 1))),
+    (4, 8, 16, (37,), (8,), dict(stride=8)),
+    (1, 12, 32, (2, 3, 5), (1, 2, 2), dict(stride=(1, 2, 2))),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", JOINT_CASES, ids=lambda c: f"g{c[0]}_{c[1]}to{c[2]}_{c[3]}")
+def test_phases_of_kernel_equal_stride_run_as_one_gemm(case, dtype, isa_restored):
+    groups, cin_g, cout_g, size, kernel, kw = case
+    kw = dict(kw, groups=groups)
+    x, w, b = _layer(groups, cin_g, cout_g, size, kernel, kernel, dtype, seed=len(size))
+    want = tconv.reference.conv_transpose(x, w, b, **kw)
+    isas = [i for i in reachable_isas() if i in ("avx2", "avx512")]
+    if not isas:
+        pytest.skip("the channel panels are the x86 kernels'")
+    for isa in isas:
+        tconv.set_max_isa(isa)
+        joint = _panel_width(isa, dtype, cout_g) == cout_g
+        first = None
+        for threads in (1, 2):
+            tconv.set_num_threads(threads)
+            got = tconv.ConvTranspose(w, b, **kw)(x)
+            kernel_ran = _core.last_call_kernel()
+            assert kernel_ran == ("phase_channel_joint" if joint else "phase_channel"), (
+                isa,
+                kernel_ran,
+            )
+            assert_close_in_max_norm(got, want, dtype, f"{isa}, {threads} thread(s)")
+            assert np.array_equal(tconv.conv_transpose(x, w, b, **kw), got)
+            if first is None:
+                first = got
+            assert np.array_equal(got, first), "results depend on the thread count"

@@ -303,6 +303,46 @@ void transpose8x8(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
   _mm256_storeu_ps(d + 7 * dl, _mm256_permute2f128_ps(r3, r7, 0x31));
 }
 
+// Two 8 x 8 blocks side by side along the destination rows (source rows s .. s + 15): each
+// destination row's 16 values are stored back to back, so every line it touches is written
+// whole before the next row's. Destination rows a 4 KiB multiple apart (channel planes) share
+// an L1 set, where lines left half-written are evicted and fetched again for their other half.
+void transpose8x16(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
+  __m256 lo[8], hi[8];
+  for (int h = 0; h < 2; ++h) {
+    const float* b = s + h * 8 * sl;
+    __m256 r0 = _mm256_loadu_ps(b), r1 = _mm256_loadu_ps(b + sl), r2 = _mm256_loadu_ps(b + 2 * sl),
+           r3 = _mm256_loadu_ps(b + 3 * sl), r4 = _mm256_loadu_ps(b + 4 * sl),
+           r5 = _mm256_loadu_ps(b + 5 * sl), r6 = _mm256_loadu_ps(b + 6 * sl),
+           r7 = _mm256_loadu_ps(b + 7 * sl);
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+                 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+                 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    r0 = _mm256_shuffle_ps(t0, t2, 0x44);
+    r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    r2 = _mm256_shuffle_ps(t1, t3, 0x44);
+    r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    r4 = _mm256_shuffle_ps(t4, t6, 0x44);
+    r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    r6 = _mm256_shuffle_ps(t5, t7, 0x44);
+    r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    __m256* o = h ? hi : lo;
+    o[0] = _mm256_permute2f128_ps(r0, r4, 0x20);
+    o[1] = _mm256_permute2f128_ps(r1, r5, 0x20);
+    o[2] = _mm256_permute2f128_ps(r2, r6, 0x20);
+    o[3] = _mm256_permute2f128_ps(r3, r7, 0x20);
+    o[4] = _mm256_permute2f128_ps(r0, r4, 0x31);
+    o[5] = _mm256_permute2f128_ps(r1, r5, 0x31);
+    o[6] = _mm256_permute2f128_ps(r2, r6, 0x31);
+    o[7] = _mm256_permute2f128_ps(r3, r7, 0x31);
+  }
+  for (int j = 0; j < 8; ++j) {
+    _mm256_storeu_ps(d + j * dl, lo[j]);
+    _mm256_storeu_ps(d + j * dl + 8, hi[j]);
+  }
+}
+
 void transpose4x4(const double* s, std::int64_t sl, double* d, std::int64_t dl) {
   const __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + sl),
                 r2 = _mm256_loadu_pd(s + 2 * sl), r3 = _mm256_loadu_pd(s + 3 * sl);
@@ -314,13 +354,18 @@ void transpose4x4(const double* s, std::int64_t sl, double* d, std::int64_t dl) 
   _mm256_storeu_pd(d + 3 * dl, _mm256_permute2f128_pd(t1, t3, 0x31));
 }
 
-template <class T, int B, void (*Block)(const T*, std::int64_t, T*, std::int64_t)>
+// Block2: two blocks side by side along the destination rows, where the ISA has one (dst_order).
+template <class T, int B, void (*Block)(const T*, std::int64_t, T*, std::int64_t),
+          void (*Block2)(const T*, std::int64_t, T*, std::int64_t) = nullptr>
 void transpose(const T* src, std::int64_t sl, T* dst, std::int64_t dl, std::int64_t rows,
                std::int64_t cols, bool dst_order) {
   const std::int64_t rb = rows / B * B, cb = cols / B * B;
   if (dst_order) {
     for (std::int64_t j = 0; j < cb; j += B) {
-      for (std::int64_t i = 0; i < rb; i += B) Block(src + i * sl + j, sl, dst + j * dl + i, dl);
+      std::int64_t i = 0;
+      if constexpr (Block2 != nullptr)
+        for (; i + 2 * B <= rb; i += 2 * B) Block2(src + i * sl + j, sl, dst + j * dl + i, dl);
+      for (; i < rb; i += B) Block(src + i * sl + j, sl, dst + j * dl + i, dl);
       for (std::int64_t jj = j; jj < j + B; ++jj)
         for (std::int64_t i = rb; i < rows; ++i) dst[jj * dl + i] = src[i * sl + jj];
     }
@@ -339,7 +384,7 @@ void transpose(const T* src, std::int64_t sl, T* dst, std::int64_t dl, std::int6
 
 void transpose_f32(const float* s, std::int64_t sl, float* d, std::int64_t dl, std::int64_t rows,
                    std::int64_t cols, bool dst_order) {
-  transpose<float, 8, transpose8x8>(s, sl, d, dl, rows, cols, dst_order);
+  transpose<float, 8, transpose8x8, transpose8x16>(s, sl, d, dl, rows, cols, dst_order);
 }
 void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl, std::int64_t rows,
                    std::int64_t cols, bool dst_order) {

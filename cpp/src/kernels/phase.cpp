@@ -361,6 +361,48 @@ void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads) {
 
 }  // namespace
 
+// The joint layout (see Packed::joint_data) from the per-phase blocks, where it applies.
+template <class T>
+void pack_joint(Packed<T>& pk, const Geometry& g) {
+  const int xd = g.rank - 1;
+  const std::int64_t sx = g.stride[xd];
+  if (pk.algo != Algo::channel || sx < 2 || g.kernel[xd] != sx || g.dilation[xd] != 1 ||
+      g.pad_lo[xd] != 0 || pk.width != pk.cout_g || pk.panels != 1)
+    return;
+  constexpr std::int64_t kPanelMultiple = 32;  // every ISA's full panel divides it
+  const std::int64_t cols = sx * pk.cout_g, cin_g = pk.cin_g, w = pk.width;
+  pk.joint_ld = ceil_div(cols, kPanelMultiple) * kPanelMultiple;
+  const std::int64_t outer = pk.phases / sx;
+  std::vector<std::int64_t> taps(static_cast<std::size_t>(outer));
+  std::int64_t total = 0;
+  for (std::int64_t po = 0; po < outer; ++po) {
+    const auto r = phase_residues(po * sx, pk.dims);
+    std::int64_t t = 1;
+    for (int d = 0; d < xd; ++d) t *= static_cast<std::int64_t>(pk.dims[d].k[r[d]].size());
+    taps[static_cast<std::size_t>(po)] = t;
+    total += t;
+  }
+  pk.joint_size = static_cast<std::size_t>(pk.groups * total * cin_g * pk.joint_ld);
+  pk.joint_data = detail::make_buffer<T>(pk.joint_size, "the weights packed for the kernels",
+                                         detail::kWeightsAdvice);
+  pk.joint_offset.resize(static_cast<std::size_t>(pk.groups * outer));
+  std::int64_t at = 0;
+  for (std::int64_t gi = 0; gi < pk.groups; ++gi)
+    for (std::int64_t po = 0; po < outer; ++po) {
+      pk.joint_offset[static_cast<std::size_t>(gi * outer + po)] = at;
+      const std::int64_t rows = taps[static_cast<std::size_t>(po)] * cin_g;
+      T* dst = pk.joint_data.get() + at;
+      for (std::int64_t rx = 0; rx < sx; ++rx) {
+        const T* src = pk.data.get() + pk.offset[(gi * pk.phases + po * sx + rx) * pk.panels];
+        for (std::int64_t k = 0; k < rows; ++k)
+          std::copy_n(src + k * w, pk.cout_g, dst + k * pk.joint_ld + rx * pk.cout_g);
+      }
+      for (std::int64_t k = 0; k < rows; ++k)
+        std::fill(dst + k * pk.joint_ld + cols, dst + (k + 1) * pk.joint_ld, T(0));
+      at += rows * pk.joint_ld;
+    }
+}
+
 template <class T>
 Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& ws, Algo algo,
                std::int64_t nr, int threads, TransposeFn<T> transpose, bool grid_layout) {
@@ -380,6 +422,7 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
   else
     pack_tiles(pk, src, threads);
   if (grid_layout && algo == Algo::positions && grid_layout_fits(g)) pack_grid(pk);
+  pack_joint(pk, g);
   return pk;
 }
 
@@ -795,7 +838,7 @@ template <class T>
 class PhaseDriver {
  public:
   PhaseDriver(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks, const Tiling& t,
-              bool via_row, bool multi)
+              bool via_row, bool multi, bool joint)
       : p_(p),
         g_(*p.g),
         pk_(pk),
@@ -804,6 +847,7 @@ class PhaseDriver {
         xd_(g_.rank - 1),
         via_row_(via_row),
         multi_(multi),
+        joint_(joint),
         channel_(channel_kernel(ks, pk.cout_g)) {
     const bool cf = g_.data_format == DataFormat::channels_first;
     c_axis_ = cf ? 1 : g_.rank + 1;
@@ -815,6 +859,12 @@ class PhaseDriver {
     xs_x_ = p.x_strides[sp_axis_ + xd_];
     xs_c_ = p.x_strides[c_axis_];
     for (int d = 0; d < xd_; ++d) n_in_outer_ *= g_.input[d];
+    // The bias of each joint column, per group: its channel's.
+    if (joint_ && p.bias)
+      for (std::int64_t gi = 0; gi < pk.groups; ++gi)
+        for (std::int64_t rx = 0; rx < sx_; ++rx)
+          joint_bias_.insert(joint_bias_.end(), p.bias + gi * pk.cout_g,
+                             p.bias + (gi + 1) * pk.cout_g);
   }
 
   // The multi-phase call's shifts (see shift_uses), where it runs.
@@ -848,6 +898,9 @@ class PhaseDriver {
             s.source_off.capacity()) *
                sizeof(std::int64_t);
   }
+
+  // The driver's own buffers, shared by the threads: the joint columns' bias.
+  std::size_t own_bytes() const { return joint_bias_.capacity() * sizeof(T); }
 
   // Work item `item` (see Tiling): the position-vector kernels take one row of one block, all
   // groups; the channel kernels a block of rows of one line, for a share of the panels.
@@ -925,7 +978,11 @@ class PhaseDriver {
     job.bias_g = p_.bias ? p_.bias + gi * pk_.cout_g : nullptr;
     // Tiny C_out: all phases of the last dim in one call, positions up to the last one that
     // every phase has; the per-phase calls take the rest.
-    const std::int64_t q_done = multi_ && job.nsources > 0 ? run_all_phases(s, job) : job.qa;
+    std::int64_t q_done = job.qa;
+    if (multi_ && job.nsources > 0)
+      q_done = run_all_phases(s, job);
+    else if (joint_ && job.nsources > 0)
+      q_done = run_joint(s, job);
     for (std::int64_t rx = 0; rx < sx_; ++rx) run_phase(s, job, rx, q_done);
     if (via_row_) store_row(s, job, y_row, x0, x1);
   }
@@ -1071,6 +1128,45 @@ class PhaseDriver {
     return ks_.phase_gemm(call) ? q_all : job.qa;
   }
 
+  // Every phase of the last dim in one full-width GEMM on the joint weights (one tap per
+  // phase, at shift 0), up to the last position every phase has. Returns the first position it
+  // did not write.
+  std::int64_t run_joint(RowScratch<T>& s, const RowJob<T>& job) const {
+    const std::int64_t q_all = std::min(job.qb, ceil_div(out_x_ - (sx_ - 1), sx_));
+    if (q_all <= job.qa) return job.qa;
+    phase_pairs(s, job, pk_.dims[xd_].c[0], job.qa);
+    const std::int64_t cols = sx_ * pk_.cout_g, ld = pk_.joint_ld;
+    assert(ld % ks_.nr == 0);  // the last panel's columns past `cols` are zeros, never garbage
+    for (std::int64_t si = 0; si < job.nsources; ++si)
+      s.b_off[static_cast<std::size_t>(si)] = s.source_tap[si] * pk_.cin_g * ld;
+    GemmCall<T> call;
+    call.a = job.a_base;
+    call.a_off = s.a_off.data();
+    call.m_lo = t_.in_place ? s.m_lo.data() : nullptr;
+    call.m_hi = t_.in_place ? s.m_hi.data() : nullptr;
+    call.b_off = s.b_off.data();
+    call.pairs = job.nsources;
+    call.k = pk_.cin_g;
+    call.a_ks = t_.a_ks;
+    call.a_ms = t_.a_ms;
+    call.b_ld = ld;
+    call.c_ms = sx_ * job.ys_x;
+    call.c_ns = 1;
+    call.m = q_all - job.qa;
+    const T* b =
+        pk_.joint_data.get() +
+        pk_.joint_offset[static_cast<std::size_t>(job.gi * (pk_.phases / sx_) + job.ph_outer)];
+    T* c = job.y_dst + job.qa * sx_ * job.ys_x;
+    for (std::int64_t j = 0; j < cols; j += ks_.nr) {
+      call.b = b + j;
+      call.c = c + j;
+      call.n = std::min(ks_.nr, cols - j);
+      call.bias = job.bias_g ? joint_bias_.data() + job.gi * cols + j : nullptr;
+      ks_.channel_gemm(call);
+    }
+    return q_all;
+  }
+
   // One phase's pairs from position qa on: per (source, tap of the phase) its A and weight
   // offsets, and its row window in place.
   void phase_pairs(RowScratch<T>& s, const RowJob<T>& job, const std::vector<std::int64_t>& xk,
@@ -1163,9 +1259,10 @@ class PhaseDriver {
   const Packed<T>& pk_;
   const KernelSet<T>& ks_;
   const Tiling t_;
-  const int xd_;  // the blocked, vectorised-over dimension
-  const bool via_row_, multi_;
+  const int xd_;                        // the blocked, vectorised-over dimension
+  const bool via_row_, multi_, joint_;  // joint: the full-width GEMM of run_joint
   const ChannelKernel<T> channel_;
+  std::vector<T> joint_bias_;  // per group, the bias of each joint column
   int c_axis_ = 0, sp_axis_ = 0;
   bool positions_ = false;
   std::int64_t sx_ = 1, in_x_ = 0, out_x_ = 0, xs_x_ = 0, xs_c_ = 0, n_in_outer_ = 1;
@@ -1209,12 +1306,16 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
   assert(t.cached >= t.max_sources);
   if (t.per_thread_bytes * t.threads > detail::scratch_budget(detail::output_bytes(g, sizeof(T))))
     return kDeclined;
-  runtime::note_kernel(!positions ? (t.block_rows > 1 ? "phase_channel_blocks" : "phase_channel")
-                                  : (t.in_place ? "phase_positions_in_place" : "phase_positions"));
+  // Staged rows only: there the joint columns (phase, channel) are adjacent.
+  const bool joint = !positions && in.via_row && pk.joint_size > 0;
+  runtime::note_kernel(positions ? (t.in_place ? "phase_positions_in_place" : "phase_positions")
+                       : t.block_rows > 1 ? "phase_channel_blocks"
+                       : joint            ? "phase_channel_joint"
+                                          : "phase_channel");
   const bool multi = positions && ks.phase_gemm && sx >= 2 && sx <= 4;
-  PhaseDriver<T> driver(p, pk, ks, t, in.via_row, multi);
+  PhaseDriver<T> driver(p, pk, ks, t, in.via_row, multi, joint);
   std::vector<RowScratch<T>> scratch(static_cast<std::size_t>(t.threads));
-  std::size_t scratch_bytes = 0;
+  std::size_t scratch_bytes = driver.own_bytes();
   for (auto& s : scratch) scratch_bytes += driver.init_scratch(s);
   // After the row buffers, as before: where they land on the heap moved channels_last
   // position-vector layers by 15 % (their strided row fills).

@@ -59,9 +59,19 @@ struct Packed {
   std::int64_t row_shift_lo = 0, row_shifts = 0, col_shift_lo = 0, col_shifts = 0;
   std::vector<std::int64_t> grid_offset;  // per (group, outer phase)
 
+  // Where every phase of the last dim has one tap, at input shift 0 (kernel == stride there,
+  // no padding before it, no dilation), with C_out/g exactly one panel wide: per (group, phase of
+  // the other dims) a [tap][C_in/g][joint_ld] block, the last dim's phases side by side (column
+  // rx * C_out/g + co; zeros up to joint_ld, whole panels of any kernel's width). Their outputs
+  // lie side by side in a staged channels_last row, so one full-width GEMM computes them all.
+  detail::Buffer<T> joint_data;
+  std::size_t joint_size = 0;
+  std::int64_t joint_ld = 0;
+  std::vector<std::int64_t> joint_offset;  // per (group, phase of the other dims)
+
   // Packed for this geometry's weights (same layer, any input size)?
   bool matches(const Geometry& g) const;
-  std::size_t bytes() const { return (size + grid_size) * sizeof(T); }
+  std::size_t bytes() const { return (size + grid_size + joint_size) * sizeof(T); }
 };
 
 // Which algorithm the micro-kernels run for this layer.
