@@ -210,14 +210,17 @@ DIRECT_LAYERS = layers(
 
 def direct_kernel(isa: str, x: np.ndarray, channels_last: bool = False) -> str:
     """The direct driver's kernel: the cell kernel (AVX-512 only) holds the input's cells in its
-    vector lanes, so it takes inputs whose cells lie one element apart."""
+    vector lanes, so it takes inputs whose cells lie one element apart, one image whose cells fit
+    one tile (four vectors: 64 float32, 32 float64)."""
     spatial = range(1, x.ndim - 1) if channels_last else range(2, x.ndim)
     step, unit = x.itemsize, True
     for d in reversed(spatial):
         if x.shape[d] > 1:
             unit = unit and x.strides[d] == step
             step *= x.shape[d]
-    return "direct_cells" if isa == "avx512" and unit else "direct"
+    cells = int(np.prod([x.shape[d] for d in spatial]))
+    one_tile = x.shape[0] == 1 and cells <= 4 * 64 // x.itemsize
+    return "direct_cells" if isa == "avx512" and unit and one_tile else "direct"
 
 
 @pytest.mark.hypothesis
@@ -239,13 +242,33 @@ def test_direct_gives_the_reference(cfg):
 
 
 # The cell kernel's tiles: cell counts around its vector width (8 float64, 16 float32 lanes)
-# and its four-vector tile, columns around its six-column tile, batch, groups, rank 3, a bias.
+# up to its four-vector tile, columns around its six-column tile, groups, rank 3, a bias; past
+# one tile (or one image) the driver keeps its channel kernel.
 @pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
 @pytest.mark.parametrize(
-    "size", [(1,), (7,), (15,), (16,), (17,), (33,), (63,), (64,), (65,), (100,), (3, 5), (2, 2, 3)]
+    "size",
+    [
+        (1,),
+        (7,),
+        (8,),
+        (9,),
+        (15,),
+        (16,),
+        (17,),
+        (31,),
+        (32,),
+        (33,),
+        (63,),
+        (64,),
+        (65,),
+        (100,),
+        (3, 5),
+        (4, 8),
+        (2, 2, 3),
+    ],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("groups, cout_g, batch", [(1, 7, 1), (2, 3, 2)])
+@pytest.mark.parametrize("groups, cout_g, batch", [(1, 7, 1), (2, 3, 1), (1, 4, 2)])
 def test_direct_cells_gives_the_reference(size, dtype, groups, cout_g, batch):
     rng = np.random.default_rng(len(size) * 100 + size[-1])
     cin = 5 * groups
@@ -256,7 +279,7 @@ def test_direct_cells_gives_the_reference(size, dtype, groups, cout_g, batch):
     g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
     y = np.empty(g.output_shape(), dtype)
     _core.conv_transpose(g, x, w, b, y, 0, "avx512", "direct")
-    assert _core.last_call_kernel() == "direct_cells"
+    assert _core.last_call_kernel() == direct_kernel("avx512", x)
     assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), dtype)
 
 

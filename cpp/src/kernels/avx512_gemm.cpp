@@ -442,6 +442,7 @@ KernelSet<float> kernels_f32() {
   // in two halves a ymm one costs half as much.
   ks.narrow[1] = {narrow_f32, F32::L, kNarrowMR};
   ks.cell_gemm = cell_f32;
+  ks.cell_mr = kCellVecs * F32::L;
   return ks;
 }
 KernelSet<double> kernels_f64() {
@@ -455,6 +456,7 @@ KernelSet<double> kernels_f64() {
   ks.dw_pixels = dw_pixels_f64;
   ks.narrow[0] = {narrow_f64, F64::L, kNarrowMR};
   ks.cell_gemm = cell_f64;
+  ks.cell_mr = kCellVecs * F64::L;
   return ks;
 }
 

@@ -14,9 +14,10 @@
 // Every product it forms is one of the definition's, so Inf and NaN weights need no other
 // kernel.
 //
-// Where the kernel set has a cell kernel (KernelSet::cell_gemm) and the cells lie one element
-// apart, it runs the GEMM with the cells in the vector lanes and the weights broadcast in place:
-// nothing is copied, and C (column-major) goes into y column by column (run_cells).
+// Where the kernel set has a cell kernel (KernelSet::cell_gemm) and one image's cells lie one
+// element apart and fit its tile, it runs the GEMM with the cells in the vector lanes and the
+// weights broadcast in place: nothing is copied, and C (column-major) goes into y column by
+// column (run_cells).
 //
 // Otherwise work goes in panels of the kernel's width nr over the columns, copied a block of
 // panels at a time (see copy_block in direct.cpp): all the cells of a panel are run while its

@@ -245,6 +245,8 @@ struct KernelSet {
   // vector lanes and each weight broadcast from where it lies (pairs == 1). For the direct
   // driver: few positions against weights too large to copy.
   GemmFn<T> cell_gemm = nullptr;
+  // The positions of its tile: a call with more reads the weights once per tile of positions.
+  std::int64_t cell_mr = 0;
 };
 
 }  // namespace tconv::kernels
