@@ -29,11 +29,14 @@ VECTOR_ISAS = [i for i in reachable_isas() if i != "portable"]
 
 def driver_of(kernel: str) -> str:
     """The driver a last_call_kernel() name belongs to (the phase driver's variants are
-    phase_channel*, phase_positions*; the shuffle's phase_shuffle_in_place)."""
+    phase_channel*, phase_positions*; the shuffle's phase_shuffle_in_place; the direct driver's
+    direct_cells)."""
     if kernel in DRIVERS:
         return kernel
     if kernel == "phase_shuffle_in_place":
         return "phase_shuffle"
+    if kernel == "direct_cells":
+        return "direct"
     assert kernel.startswith(("phase_channel", "phase_positions")), kernel
     return "phase"
 
@@ -205,6 +208,21 @@ DIRECT_LAYERS = layers(
 )
 
 
+def direct_kernel(isa: str, x: np.ndarray, channels_last: bool = False) -> str:
+    """The direct driver's kernel: the cell kernel (AVX-512 only) holds the input's cells in its
+    vector lanes, so it takes inputs whose cells lie one element apart, one image whose cells fit
+    one tile (four vectors: 64 float32, 32 float64)."""
+    spatial = range(1, x.ndim - 1) if channels_last else range(2, x.ndim)
+    step, unit = x.itemsize, True
+    for d in reversed(spatial):
+        if x.shape[d] > 1:
+            unit = unit and x.strides[d] == step
+            step *= x.shape[d]
+    cells = int(np.prod([x.shape[d] for d in spatial]))
+    one_tile = x.shape[0] == 1 and cells <= 4 * 64 // x.itemsize
+    return "direct_cells" if isa == "avx512" and unit and one_tile else "direct"
+
+
 @pytest.mark.hypothesis
 @pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -219,8 +237,50 @@ def test_direct_gives_the_reference(cfg):
             assert cfg["channels_last"] or cfg["layout"] != "c"
             continue
         y, kernel = got
-        assert kernel == "direct"
+        assert kernel == direct_kernel(isa, x, cfg["channels_last"]), (kernel, isa)
         assert_close_in_norm(y, want, cfg["dtype"], msg=f"direct on {isa}")
+
+
+# The cell kernel's tiles: cell counts around its vector width (8 float64, 16 float32 lanes)
+# up to its four-vector tile, columns around its six-column tile, groups, rank 3, a bias; past
+# one tile (or one image) the driver keeps its channel kernel.
+@pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
+@pytest.mark.parametrize(
+    "size",
+    [
+        (1,),
+        (7,),
+        (8,),
+        (9,),
+        (15,),
+        (16,),
+        (17,),
+        (31,),
+        (32,),
+        (33,),
+        (63,),
+        (64,),
+        (65,),
+        (100,),
+        (3, 5),
+        (4, 8),
+        (2, 2, 3),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups, cout_g, batch", [(1, 7, 1), (2, 3, 1), (1, 4, 2)])
+def test_direct_cells_gives_the_reference(size, dtype, groups, cout_g, batch):
+    rng = np.random.default_rng(len(size) * 100 + size[-1])
+    cin = 5 * groups
+    x = rng.standard_normal((batch, cin, *size)).astype(dtype)
+    w = rng.standard_normal((cin, cout_g, *[3] * len(size))).astype(dtype)
+    b = rng.standard_normal(cout_g * groups).astype(dtype)
+    kw = dict(stride=2, padding=1, groups=groups)
+    g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
+    y = np.empty(g.output_shape(), dtype)
+    _core.conv_transpose(g, x, w, b, y, 0, "avx512", "direct")
+    assert _core.last_call_kernel() == direct_kernel("avx512", x)
+    assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), dtype)
 
 
 @pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
@@ -240,7 +300,7 @@ def test_direct_passes_nonfinite_values_as_the_definition_does(value, where):
     assert np.isnan(want).any() or np.isinf(want).any()
     for isa in VECTOR_ISAS:
         y, kernel = run_on(None, isa, x, w, None, kw)
-        assert kernel == "direct"
+        assert kernel == direct_kernel(isa, x)
         np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
         np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
         finite = np.isfinite(want)
@@ -252,10 +312,10 @@ def test_direct_serves_functional_calls_and_agrees_with_the_plan():
     x, w, kw = ROUTED["direct"]
     b = np.random.default_rng(5).standard_normal(w.shape[1]).astype(np.float32)
     y = tconv.conv_transpose(x, w, b, **kw)
-    assert _core.last_call_kernel() == "direct"
+    assert driver_of(_core.last_call_kernel()) == "direct"
     # A plan packs its weights once for all its calls: it keeps the phase driver.
     y_plan = tconv.ConvTranspose(w, b, **kw)(x)
-    assert _core.last_call_kernel() != "direct"
+    assert driver_of(_core.last_call_kernel()) != "direct"
     # The sums run in another order: close, not bitwise.
     assert_close_in_max_norm(y, y_plan, np.float32)
     assert_close_in_max_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)

@@ -14,9 +14,14 @@
 // Every product it forms is one of the definition's, so Inf and NaN weights need no other
 // kernel.
 //
-// Work goes in panels of the kernel's width nr over the columns, copied a block of panels at a
-// time (see copy_block in direct.cpp): all the cells of a panel are run while its weights
-// (C_in/g x nr) are in cache, in chunks of about two tiles whose C stays in L1 and is added
+// Where the kernel set has a cell kernel (KernelSet::cell_gemm) and one image's cells lie one
+// element apart and fit its tile, it runs the GEMM with the cells in the vector lanes and the
+// weights broadcast in place: nothing is copied, and C (column-major) goes into y column by
+// column (run_cells).
+//
+// Otherwise work goes in panels of the kernel's width nr over the columns, copied a block of
+// panels at a time (see copy_block in direct.cpp): all the cells of a panel are run while its
+// weights (C_in/g x nr) are in cache, in chunks of about two tiles whose C stays in L1 and is added
 // into y at once. A thread owns whole output channels, so no two threads add into one y cell;
 // a cell's contributions arrive in an order fixed by the layer, nr and the kernel's tile
 // (never by the threads).

@@ -241,6 +241,12 @@ struct KernelSet {
   // few output channels per group pack the narrowest panel that holds them, so no FMA lanes
   // run on the zero columns a full-width panel would carry.
   ChannelKernel<T> narrow[2] = {};
+  // The cell kernel, or null: C column-major (c_ms == 1) with the positions (a_ms == 1) in the
+  // vector lanes and each weight broadcast from where it lies (pairs == 1). For the direct
+  // driver: few positions against weights too large to copy.
+  GemmFn<T> cell_gemm = nullptr;
+  // The positions of its tile: a call with more reads the weights once per tile of positions.
+  std::int64_t cell_mr = 0;
 };
 
 }  // namespace tconv::kernels
