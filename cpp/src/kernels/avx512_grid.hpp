@@ -24,11 +24,73 @@ struct RYC {
   static constexpr int value = N;
 };
 
+// The tile function's pass over a group of pairs (macros, as they name its locals).
+#define TCONV_STEP(i)                                                                           \
+  if constexpr ((i) < COUNT && ((i) / MV) % PH == PHI && ((M >> ((i) / (CO * PH * MV))) & 1)) { \
+    constexpr int ry = (i) / (CO * PH * MV);                                                    \
+    constexpr int co = ((i) / (PH * MV)) % CO;                                                  \
+    constexpr int v = (i) % MV;                                                                 \
+    const V xv = v == 0 ? x0 : v == 1 ? x1 : v == 2 ? x2 : v == 3 ? x3 : v == 4 ? x4 : x5;      \
+    r##i = S::fma(xv, S::bcast(w + (ry * PH + PHI) * CO + co), r##i);                           \
+  }
+#define TCONV_PHASE(ph)       \
+  if constexpr ((ph) < PH) {  \
+    constexpr int PHI = (ph); \
+    if (cm & (1 << (ph))) {   \
+      TCONV_ACC24(TCONV_STEP) \
+    }                         \
+  }
+#define TCONV_SHIFT_STEP                                                              \
+  {                                                                                   \
+    V x0 = S::zero(), x1 = S::zero(), x2 = S::zero(), x3 = S::zero(), x4 = S::zero(), \
+      x5 = S::zero();                                                                 \
+    TCONV_LOAD_VECTORS                                                                \
+    TCONV_PHASE(0)                                                                    \
+    TCONV_PHASE(1)                                                                    \
+    TCONV_PHASE(2)                                                                    \
+    TCONV_PHASE(3)                                                                    \
+  }
+// Few FMAs per loaded vector (C_out x vectors <= 2): every shift at each k in turn. Else a
+// shift at a time over a few k (each vector feeds enough independent FMAs), the row case
+// chosen per few k.
+#define TCONV_CASE_STEPS(MM)                \
+  case MM:                                  \
+    if constexpr (MM < (1 << RY)) {         \
+      constexpr int M = MM;                 \
+      for (std::int64_t k = 0; k < K_; ++k) \
+        for (int u = 0; u < used; ++u) {    \
+          const T* x = ap[u] + k * ks;      \
+          const T* w = bp[u] + k * ld;      \
+          const K* kmu = km[u];             \
+          const int cm = cmask[u];          \
+          TCONV_SHIFT_STEP                  \
+        }                                   \
+    }                                       \
+    break;
+#define TCONV_CASE_CHUNK(MM)                    \
+  case MM:                                      \
+    if constexpr (MM < (1 << RY)) {             \
+      constexpr int M = MM;                     \
+      for (int u = 0; u < used; ++u) {          \
+        const T* x = ap[u] + k0 * ks;           \
+        const T* w = bp[u] + k0 * ld;           \
+        const K* kmu = km[u];                   \
+        const int cm = cmask[u];                \
+        for (std::int64_t k = 0; k < kn; ++k) { \
+          TCONV_SHIFT_STEP                      \
+          x += ks;                              \
+          w += ld;                              \
+        }                                       \
+      }                                         \
+    }                                           \
+    break;
+
 // Every row and column phase of an input row's positions at once (GridCall). Accumulator i
 // holds output row phase ry = i / (CO * PH * MV), channel (i / (PH * MV)) % CO, column phase
-// (i / MV) % PH, position vector i % MV. Per pair the column phases with a tap are a template
-// case (as above); the row phases are a branch per row phase around its FMAs, taken or not
-// for a whole pass over the channels (a template case per row mask would multiply the code).
+// (i / MV) % PH, position vector i % MV. A group of pairs (one input row at its column shifts)
+// is one pass over k that loads each shift's vectors in turn: the group's row phases are a
+// template case, a shift's column phases a branch that goes the same way at every step and in
+// every group (so predicted), where a pass per pair kept switching cases and row branches.
 template <class S, int CO, int RY, int PH, int MV, bool MASKED>
 void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t len) {
   using T = typename S::T;
@@ -47,9 +109,10 @@ void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t l
   for (std::int64_t p0 = 0; K_ > 0 && p0 < g.pairs; p0 += U) {
     const T* ap[kMaxGroup];
     const T* bp[kMaxGroup];
-    int cmask[kMaxGroup], rmask[kMaxGroup];
+    int cmask[kMaxGroup];
     K km[kMaxGroup][6];
     int used = 0;
+    const int row_mask = static_cast<int>(g.row_mask[p0]);  // the same for the whole group
     for (std::int64_t u = 0; u < U; ++u) {
       const std::int64_t p = p0 + u;
       const std::int64_t lo = g.m_lo[p] - m0;
@@ -61,7 +124,6 @@ void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t l
       ap[used] = a + g.a_off[p];
       bp[used] = g.b + g.b_off[p];
       cmask[used] = static_cast<int>(g.col_mask[p]);
-      rmask[used] = static_cast<int>(g.row_mask[p]);
       ++used;
     }
     if (g.prefetch) {
@@ -75,55 +137,27 @@ void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t l
         for (std::int64_t e = 0; e < len + L; e += kLine)
           _mm_prefetch(reinterpret_cast<const char*>(pf + ci * ks + e), _MM_HINT_T2);
     }
-    for (std::int64_t k0 = 0; k0 < K_; k0 += kChunk) {
-      const std::int64_t kn = K_ - k0 < kChunk ? K_ - k0 : kChunk;
-      for (int u = 0; u < used; ++u) {
-        const T* x = ap[u] + k0 * ks;
-        const T* w = bp[u] + k0 * ld;
-        const K* kmu = km[u];
-        const int rm = rmask[u];
-#define TCONV_STEP(i)                                                                           \
-  if constexpr ((i) < COUNT && (i) / (CO * PH * MV) == RYI && ((M >> (((i) / MV) % PH)) & 1)) { \
-    constexpr int ph = ((i) / MV) % PH;                                                         \
-    constexpr int co = ((i) / (PH * MV)) % CO;                                                  \
-    constexpr int v = (i) % MV;                                                                 \
-    const V xv = v == 0 ? x0 : v == 1 ? x1 : v == 2 ? x2 : v == 3 ? x3 : v == 4 ? x4 : x5;      \
-    r##i = S::fma(xv, S::bcast(w + (RYI * PH + ph) * CO + co), r##i);                           \
-  }
-#define TCONV_ROW(ry)         \
-  if constexpr ((ry) < RY) {  \
-    constexpr int RYI = (ry); \
-    if (rm & (1 << (ry))) {   \
-      TCONV_ACC24(TCONV_STEP) \
-    }                         \
-  }
-#define TCONV_CASE(MM)                                                                    \
-  case MM:                                                                                \
-    if constexpr (MM < (1 << PH)) {                                                       \
-      constexpr int M = MM;                                                               \
-      for (std::int64_t k = 0; k < kn; ++k) {                                             \
-        V x0 = S::zero(), x1 = S::zero(), x2 = S::zero(), x3 = S::zero(), x4 = S::zero(), \
-          x5 = S::zero();                                                                 \
-        TCONV_LOAD_VECTORS                                                                \
-        TCONV_ROW(0)                                                                      \
-        TCONV_ROW(1)                                                                      \
-        TCONV_ROW(2)                                                                      \
-        TCONV_ROW(3)                                                                      \
-        x += ks;                                                                          \
-        w += ld;                                                                          \
-      }                                                                                   \
-    }                                                                                     \
-    break;
-        switch (cmask[u]) {
+    if (used == 0) continue;
+    if constexpr (CO * MV <= 2) {
+#define TCONV_CASE(MM) TCONV_CASE_STEPS(MM)
+      switch (row_mask) {
+        TCONV_MASK_CASES
+        default:
+          break;
+      }
+    } else {
+      for (std::int64_t k0 = 0; k0 < K_; k0 += kChunk) {
+        const std::int64_t kn = K_ - k0 < kChunk ? K_ - k0 : kChunk;
+#undef TCONV_CASE
+#define TCONV_CASE(MM) TCONV_CASE_CHUNK(MM)
+        switch (row_mask) {
           TCONV_MASK_CASES
           default:
             break;
         }
-#undef TCONV_CASE
-#undef TCONV_ROW
-#undef TCONV_STEP
       }
     }
+#undef TCONV_CASE
   }
   constexpr int COUNT_ROW = CO * PH * MV;
   alignas(64) T tmp[COUNT * L];
@@ -140,6 +174,12 @@ void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t l
     store_tile<S, CO, PH, MV>(out, tmp + ry * COUNT_ROW * L, g.c + ry * g.c_rs + m0 * g.c_ms, len,
                               outputs);
 }
+
+#undef TCONV_CASE_CHUNK
+#undef TCONV_CASE_STEPS
+#undef TCONV_SHIFT_STEP
+#undef TCONV_PHASE
+#undef TCONV_STEP
 
 template <class T>
 bool grid_window_cuts(const GridCall<T>& g, std::int64_t m0, std::int64_t len) {

@@ -95,8 +95,8 @@ using PhaseFn = bool (*)(const PhaseCall<T>&);
 //
 // with RY = row_phases, PH = phases, N = n, b_ld = RY * PH * N (the weights of a pair: every
 // phase's taps at its shift, zeros where a phase has none, never read). Pairs come in groups
-// of `group` consecutive ones reading the same input row at different shifts; the row windows
-// m_lo / m_hi are required (A is the input, read in place).
+// of `group` consecutive ones reading the same input row at different shifts (so with the same
+// row_mask); the row windows m_lo / m_hi are required (A is the input, read in place).
 template <class T>
 struct GridCall {
   const T* a;

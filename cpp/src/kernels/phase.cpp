@@ -438,9 +438,12 @@ std::int64_t used_col_shifts(const Packed<T>& pk) {
 }
 
 // One thread's lists for run_grid: the outer taps in range (input offset, tap index) and the
-// call's pairs (see GridCall).
+// call's pairs (see GridCall), with input offsets from the item's row; and what they were
+// made for (the outer row, block and row shifts in range): most items reuse them.
 struct GridScratch {
   std::vector<std::int64_t> a_off, m_lo, m_hi, b_off, rm, cm, outer_off, outer_tap;
+  std::int64_t o[8] = {0};
+  std::int64_t po = 0, oo = -1, xb = -1, ry_lo = 0, ry_hi = 0;
 };
 
 // Per shift (lo + index) of the dim, the phases with a tap there, as a bit mask.
@@ -515,9 +518,23 @@ class GridDriver {
     rest /= qy_max_;
     const std::int64_t oo = rest % n_outer_, n = rest / n_outer_;
     const std::int64_t qa = xb * qblock_, qb = std::min(qa + qblock_, qmax_);
-    std::int64_t o[8] = {0};
-    const std::int64_t po = outer_taps(s, oo, o);
-    pairs(s, qy, qa);
+    // The row shifts whose input row exists: a range, the same for every row but the edges.
+    const std::int64_t iy0 = qy + pk_.row_shift_lo;
+    const std::int64_t ry_lo = std::max<std::int64_t>(0, -iy0);
+    const std::int64_t ry_hi = std::min(pk_.row_shifts, g_.input[yd_] - iy0);
+    if (oo != s.oo) {
+      s.po = outer_taps(s, oo, s.o);
+      s.xb = -1;
+    }
+    if (oo != s.oo || xb != s.xb || ry_lo != s.ry_lo || ry_hi != s.ry_hi) {
+      pairs(s, ry_lo, ry_hi, qa);
+      s.oo = oo;
+      s.xb = xb;
+      s.ry_lo = ry_lo;
+      s.ry_hi = ry_hi;
+    }
+    const std::int64_t* o = s.o;
+    const std::int64_t po = s.po;
     const std::int64_t xs_y = p_.x_strides[sp_axis_ + yd_];
     const T* x_n = p_.x + n * p_.x_strides[0];
     // The row the next item (qy + 1) reads first, when that is the row after this item's.
@@ -530,7 +547,7 @@ class GridDriver {
     for (int d = 0; d < yd_; ++d) y_n += o[d] * p_.y_strides[sp_axis_ + d];
     y_n += qy * sy_ * p_.y_strides[sp_axis_ + yd_] + qa * sx_ * p_.y_strides[sp_axis_ + xd_];
     for (std::int64_t gi = 0; gi < pk_.groups; ++gi)
-      call(s, gi, po, qy, qa, qb, x_n, y_n, next_row);
+      call(s, gi, po, qy, qa, qb, x_n + qy * xs_y, y_n, next_row);
   }
 
  private:
@@ -552,21 +569,20 @@ class GridDriver {
     return po;
   }
 
-  // The call's pairs: per (outer tap, row shift in the input, column shift some phase has)
-  // its A offset and row window, weight offset and phase masks.
-  void pairs(GridScratch& s, std::int64_t qy, std::int64_t qa) const {
+  // The call's pairs: per (outer tap, row shift in [ry_lo, ry_hi), column shift some phase
+  // has) its A offset from the item's row and row window, weight offset and phase masks.
+  void pairs(GridScratch& s, std::int64_t ry_lo, std::int64_t ry_hi, std::int64_t qa) const {
     for (auto* v : {&s.a_off, &s.m_lo, &s.m_hi, &s.b_off, &s.rm, &s.cm}) v->clear();
     const std::int64_t xs_y = p_.x_strides[sp_axis_ + yd_];
     const std::int64_t block = pk_.cin_g * sy_ * sx_ * pk_.cout_g;
     const std::int64_t in_x = g_.input[xd_];
     for (std::size_t t = 0; t < s.outer_off.size(); ++t)
-      for (std::int64_t ry = 0; ry < pk_.row_shifts; ++ry) {
-        const std::int64_t iy = qy + pk_.row_shift_lo + ry;
-        if (iy < 0 || iy >= g_.input[yd_] || row_mask_[ry] == 0) continue;
+      for (std::int64_t ry = ry_lo; ry < ry_hi; ++ry) {
+        if (row_mask_[ry] == 0) continue;
         for (std::int64_t cx = 0; cx < pk_.col_shifts; ++cx) {
           if (col_mask_[cx] == 0) continue;
           const std::int64_t shift = qa + pk_.col_shift_lo + cx;
-          s.a_off.push_back(s.outer_off[t] + iy * xs_y + shift);
+          s.a_off.push_back(s.outer_off[t] + (pk_.row_shift_lo + ry) * xs_y + shift);
           s.m_lo.push_back(-shift);
           s.m_hi.push_back(in_x - shift);
           s.b_off.push_back((s.outer_tap[t] * pk_.row_shifts + ry) * pk_.col_shifts * block +
@@ -578,11 +594,11 @@ class GridDriver {
   }
 
   void call(const GridScratch& s, std::int64_t gi, std::int64_t po, std::int64_t qy,
-            std::int64_t qa, std::int64_t qb, const T* x_n, T* y_n, const T* next_row) const {
+            std::int64_t qa, std::int64_t qb, const T* x_row, T* y_n, const T* next_row) const {
     const std::int64_t cin_g = pk_.cin_g, cout_g = pk_.cout_g;
     const std::int64_t gi_stride = cin_g * p_.x_strides[c_axis_];
     GridCall<T> call;
-    call.a = x_n + gi * gi_stride;
+    call.a = x_row + gi * gi_stride;  // the pairs' offsets are from the item's row
     call.a_off = s.a_off.data();
     call.m_lo = s.m_lo.data();
     call.m_hi = s.m_hi.data();
