@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import numbers
@@ -23,7 +24,8 @@ __all__ = [
     "conv_transpose3d",
 ]
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_FLOAT_DTYPES = (_F32, _F64)
 _DTYPE_FIX = {
     "x": "x.astype(np.float32)",
     "weight": "weight.astype(x.dtype) (or np.float32)",
@@ -152,6 +154,8 @@ def operands(
 
     has_x=False leaves x out (a plan knows its weights before any input).
     """
+    if _plain_operands(x if has_x else weight, weight, bias):
+        return (x if has_x else None), weight, bias
     xa, x_adopts = convert(x, "x") if has_x else (None, True)
     wa, w_adopts = convert(weight, "weight")
     ba, b_adopts = (None, True) if bias is None else convert(bias, "bias")
@@ -180,6 +184,21 @@ def operands(
     return (None if xa is None else native(xa)), native(wa), (None if ba is None else native(ba))
 
 
+def _plain_operands(x: Any, weight: Any, bias: Any) -> bool:
+    """Whether the operands are what the dtype rules return as they are: plain ndarrays of one
+    native float dtype with at least one axis each (a 0-d array adopts the dtype)."""
+    dtype = getattr(x, "dtype", None)
+    return (
+        (dtype is _F32 or dtype is _F64)
+        and type(x) is np.ndarray
+        and type(weight) is np.ndarray
+        and weight.dtype is dtype
+        and x.ndim > 0
+        and weight.ndim > 0
+        and (bias is None or (type(bias) is np.ndarray and bias.dtype is dtype and bias.ndim > 0))
+    )
+
+
 def aligned(a: np.ndarray) -> np.ndarray:
     """The core reads elements directly: copy arrays whose data or strides are misaligned."""
     item = a.dtype.itemsize
@@ -201,8 +220,9 @@ def empty_output(shape: tuple, dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     raw = np.empty(nbytes + CACHE_LINE, dtype=np.uint8)
-    start = -raw.ctypes.data % CACHE_LINE
-    return raw[start : start + nbytes].view(dtype).reshape(shape)
+    # The address through a ctypes view of the buffer: a tenth of the cost of raw.ctypes.data.
+    start = -ctypes.addressof(ctypes.c_char.from_buffer(raw)) % CACHE_LINE
+    return np.ndarray(shape, dtype, raw, start)
 
 
 def _nbytes(n: int) -> str:
@@ -266,12 +286,9 @@ def _memory_bound() -> tuple[int, str] | None:
 
 def check_memory(shape: tuple, dtype: np.dtype, batched: bool, channels_last: bool) -> None:
     """MemoryError before anything is allocated when the result cannot fit in this machine."""
-    nbytes = dtype.itemsize
-    for s in shape:
-        nbytes *= int(s)
-    described = dtype.itemsize  # numpy multiplies the nonzero sizes even of an empty array
-    for s in shape:
-        described *= max(int(s), 1)
+    nbytes = math.prod(map(int, shape)) * dtype.itemsize
+    # numpy multiplies the nonzero sizes even of an empty array
+    described = nbytes or math.prod(max(int(s), 1) for s in shape) * dtype.itemsize
     if described > _INTP_MAX:
         raise ShapeError(
             f"the result would have shape {tuple(shape)}: empty, but its nonzero sizes describe "
@@ -380,18 +397,22 @@ def rank_error(x: Any, weight: Any, rank: int, channels_last: bool) -> ShapeErro
     return ShapeError(msg)
 
 
+@functools.lru_cache(maxsize=256)
 def resolve_layer(
     args: tuple,
-    op: list | None,
+    op: tuple[int, ...] | None,
     mode: str,
     groups: int,
     channels_last: bool,
-    wanted: list[int] | None,
+    wanted: tuple[int, ...] | None,
 ) -> tuple[Any, tuple | None]:
     """(geometry, Keras' empty spatial lengths or None) of a layer given as the core's
     arguments, output_padding `op` or the output size `wanted`. Keras' padding='same' with
     output_padding 0 and an even kernel on a length of 1 gives 0 cells; the core refuses empty
-    outputs, so then it checks everything else on the uncropped ('valid') layer."""
+    outputs, so then it checks everything else on the uncropped ('valid') layer.
+
+    Cached: the arguments are ints, strings and tuples of ints, the answer depends on them alone
+    and a Geometry cannot be changed from Python (a failure raises again on every call)."""
     x_shape, w_shape, rank, stride, dilation, lo, hi = args
     if wanted is not None:
         spatial = _spatial(wanted, rank, channels_last)
@@ -404,7 +425,7 @@ def resolve_layer(
             f"input of 1 in that dimension"
         )
     if empty is not None:
-        op, mode = [0] * rank, "valid"
+        op, mode = (0,) * rank, "valid"
     return _core.resolve_geometry(
         x_shape, w_shape, rank, stride, dilation, lo, hi, op, mode, groups, channels_last
     ), empty
@@ -416,7 +437,7 @@ def empty_output_shape(geometry: Any, empty: tuple, channels_last: bool) -> tupl
     return (y[0], *empty, y[-1]) if channels_last else (y[0], y[1], *empty)
 
 
-def _spatial(wanted: list[int], rank: int, channels_last: bool) -> list[int]:
+def _spatial(wanted: tuple[int, ...], rank: int, channels_last: bool) -> list[int]:
     """The spatial sizes of an output_size given as spatial sizes or as a full shape."""
     if len(wanted) == rank:
         return list(wanted)
@@ -424,7 +445,7 @@ def _spatial(wanted: list[int], rank: int, channels_last: bool) -> list[int]:
 
 
 def _output_padding_for_size(
-    args: tuple, mode: str, groups: int, channels_last: bool, wanted: list[int]
+    args: tuple, mode: str, groups: int, channels_last: bool, wanted: tuple[int, ...]
 ) -> list[int]:
     """output_padding per dim reaching `wanted`. Under Keras' 'same', a dim that wants 0 cells
     takes output_padding 0 (the only way to its empty output); the other dims are solved as a
@@ -588,14 +609,9 @@ def conv_transpose(
     if bias is not None:
         check_bias(bias, geometry.out_channels, weight.shape, layer.groups)
         bias = aligned(np.ascontiguousarray(bias))
-    inputs = (
-        ("x", x_in),
-        ("weight", w_in),
-        ("bias", b_in),
-        ("x", x),
-        ("weight", weight),
-        ("bias", bias),
-    )
+    inputs: tuple = (("x", x_in), ("weight", w_in), ("bias", b_in))
+    if x is not x_in or weight is not w_in or bias is not b_in:  # converted copies too
+        inputs += (("x", x), ("weight", weight), ("bias", bias))
 
     def compute(xa: np.ndarray, y: np.ndarray) -> None:
         _core.conv_transpose(geometry, xa, aligned(weight), bias, y)
@@ -612,7 +628,7 @@ class LayerArgs(NamedTuple):
     pad_lo: tuple[int, ...]
     pad_hi: tuple[int, ...]
     groups: int
-    output_padding: list[int] | None  # None: Keras' own choice for "same"/"valid"
+    output_padding: tuple[int, ...] | None  # None: Keras' own choice for "same"/"valid"
 
 
 def _weight_rank(weight: np.ndarray, channels_last: bool, want: int | None) -> int:
@@ -653,9 +669,9 @@ def layer_args(
             f"{output_size!r} and output_padding={output_padding!r}): output_size chooses the "
             f"output_padding itself, so drop output_padding"
         )
-    op = None if output_padding is None else list(per_dim(output_padding, rank, "output_padding"))
+    op = None if output_padding is None else per_dim(output_padding, rank, "output_padding")
     if op is None and mode == "explicit":
-        op = [0] * rank
+        op = (0,) * rank
     return LayerArgs(stride_t, dilation_t, mode, pad_lo, pad_hi, groups_i, op)
 
 
@@ -674,14 +690,19 @@ def resolve_call(
         tuple(xb_shape),
         tuple(weight_shape),
         rank,
-        list(layer.stride),
-        list(layer.dilation),
-        list(layer.pad_lo),
-        list(layer.pad_hi),
+        layer.stride,
+        layer.dilation,
+        layer.pad_lo,
+        layer.pad_hi,
     )
     wanted = wanted_sizes(output_size, rank, batched)
     return resolve_layer(
-        args, layer.output_padding, layer.mode, layer.groups, channels_last, wanted
+        args,
+        layer.output_padding,
+        layer.mode,
+        layer.groups,
+        channels_last,
+        None if wanted is None else tuple(wanted),
     )
 
 
@@ -760,7 +781,7 @@ def _keras_same_lengths(
     stride: tuple,
     dilation: tuple,
     mode: str,
-    op: list | None,
+    op: tuple | None,
     channels_last: bool,
 ) -> tuple | None:
     """Keras' lengths for padding='same' with an explicit output_padding when one is 0 (the
@@ -821,7 +842,9 @@ def check_out(out: Any, shape: tuple, dtype: np.dtype, inputs: tuple) -> np.ndar
             f"out must be C-contiguous, got a {order} array; pass np.empty({shape}, "
             f"dtype=np.{dtype}) or drop out="
         )
-    if out.ctypes.data % out.dtype.itemsize:
+    # numpy's aligned flag implies the data is (it is vacuous for an empty array)
+    fine = out.flags.aligned and out.size and out.dtype.alignment == out.dtype.itemsize
+    if not fine and out.ctypes.data % out.dtype.itemsize:
         raise ValueError(
             f"out is not aligned to its item size ({out.dtype.itemsize} bytes, address "
             f"{out.ctypes.data:#x}); pass a freshly allocated array such as np.empty({shape}, "

@@ -336,6 +336,9 @@ def parse_padding(padding: Any, rank: int) -> tuple[str, tuple[int, ...], tuple[
                 f"{rank} (lo, hi) pairs; got {padding!r}; e.g. padding='same' or padding=1"
             )
         return mode, (0,) * rank, (0,) * rank
+    plain = _plain_ints(padding, rank)  # pad_pairs' own fast path, before its wording is built
+    if plain is not None:
+        return "explicit", plain, plain
 
     def error(kind: str, whole: Any) -> Exception | None:
         if kind == "pairs":

@@ -178,7 +178,8 @@ class ConvTranspose:
         if x.dtype != self.dtype:  # a list, or another byte order: same values
             x = x.astype(self.dtype)
         geometry, empty, batched = self._resolve(x.shape, output_size)
-        inputs = (("x", x_in), ("x", x), ("weight", self.weight), ("bias", self.bias))
+        converted = () if x is x_in else (("x", x),)
+        inputs = (("x", x_in), *converted, ("weight", self.weight), ("bias", self.bias))
 
         def compute(xa: np.ndarray, y: np.ndarray) -> None:
             self._plan.run(geometry, xa, y)
