@@ -164,11 +164,8 @@ class ConvTranspose:
         y = result_shape(geometry, empty, self._channels_last)
         return y if batched else y[1:]
 
-    def __call__(
-        self, x: Any, out: np.ndarray | None = None, output_size: Any = None
-    ) -> np.ndarray:
-        """Run the layer on `x` (batched or not); `out` as in :func:`tconv.conv_transpose`."""
-        x_in = x
+    def _convert(self, x: Any) -> np.ndarray:
+        """x under the dtype rules, in the plan's dtype."""
         x, adopts = convert(x, "x")
         if not adopts and x.dtype.type != self.dtype.type:
             raise TypeError(
@@ -177,6 +174,15 @@ class ConvTranspose:
             )
         if x.dtype != self.dtype:  # a list, or another byte order: same values
             x = x.astype(self.dtype)
+        return x
+
+    def __call__(
+        self, x: Any, out: np.ndarray | None = None, output_size: Any = None
+    ) -> np.ndarray:
+        """Run the layer on `x` (batched or not); `out` as in :func:`tconv.conv_transpose`."""
+        x_in = x
+        if not (type(x) is np.ndarray and x.dtype is self.dtype and x.ndim):  # else: used as is
+            x = self._convert(x)
         geometry, empty, batched = self._resolve(x.shape, output_size)
         converted = () if x is x_in else (("x", x),)
         inputs = (("x", x_in), *converted, ("weight", self.weight), ("bias", self.bias))
