@@ -268,10 +268,12 @@ struct PackSource {
 };
 
 // PyTorch's (C_in, C_out/g, *kernel): one input channel's weights, every output channel and
-// tap, are one contiguous run. Read it in order into a [tap][C_out/g] buffer (small: it stays
-// in L1/L2), then write whole rows. When the kernel axes are dense and innermost, the run is
-// a [C_out/g][kernel elements] matrix and the ISA's transpose turns it around in registers
-// (a scalar gather moves about one element per nanosecond: 4 ms for DCGAN's 8 MiB).
+// tap, are one contiguous run. Read it in order into a [row][panel][channel of the run][width]
+// buffer (small: it stays in L2), so that each packed block's rows for a run of input channels
+// are one contiguous piece there as in the block, copied whole. When the kernel axes are dense
+// and innermost, the run is a [C_out/g][kernel elements] matrix and the ISA's transpose turns
+// it around in registers (a scalar gather moves about one element per nanosecond: 4 ms for
+// DCGAN's 8 MiB).
 template <class T>
 void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& src,
                        const std::vector<std::int64_t>& ws, int w_k_axis, int threads,
@@ -288,40 +290,54 @@ void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& sr
   dense_kernel = dense_kernel && src.s_co >= kernel_elems;
   const std::int64_t tmp_rows = dense_kernel ? kernel_elems : ntaps;
   // Input channels in runs of kRun per item: each packed block then gets kRun consecutive rows
-  // (2-4 KiB) at a time rather than one 64-128 B row, so the stores into a buffer far larger
-  // than the caches stream through a few lines instead of one per (tap, panel) block.
+  // (2-4 KiB) in one copy rather than one 64-128 B row at a time.
   // (At most 256 KiB of staging per thread.)
   const std::int64_t kRun = std::clamp<std::int64_t>(
       (std::int64_t(256) << 10) / (tmp_rows * cols * static_cast<std::int64_t>(sizeof(T))), 1, 16);
   const std::int64_t runs = ceil_div(pk.cin_g, kRun);
+  // One (row, panel) of the buffer, a line longer than its kRun * width values: rows a 4 KiB
+  // multiple apart would share an L1 set, and the transpose writes 8-16 of them at once.
+  const std::int64_t piece = kRun * pk.width + std::int64_t(64) / std::int64_t(sizeof(T));
+  // Columns past C_out/g (last panel) stay the zeros they start as.
   std::vector<std::vector<T>> tmp(static_cast<std::size_t>(threads));
-  for (auto& t : tmp) t.assign(static_cast<std::size_t>(kRun * tmp_rows * cols), T(0));
+  for (auto& t : tmp) t.assign(static_cast<std::size_t>(tmp_rows * pk.panels * piece), T(0));
   detail::parallel_for(pk.groups * runs, threads, [&](std::int64_t item, int slot) {
     const std::int64_t gi = item / runs, c0 = item % runs * kRun;
     const std::int64_t c1 = std::min(c0 + kRun, pk.cin_g);
     T* const t0 = tmp[static_cast<std::size_t>(slot)].data();
     for (std::int64_t ci = c0; ci < c1; ++ci) {
-      T* t = t0 + (ci - c0) * tmp_rows * cols;
       const T* w = src.w + (gi * pk.cin_g + ci) * src.s_ci;
-      if (dense_kernel) {
-        // t[k * cols + co] = w[co * s_co + k]; tap i's row is its kernel element, w_off.
-        transpose(w, src.s_co, t, cols, pk.cout_g, kernel_elems, false);
-      } else {
-        for (std::int64_t co = 0; co < pk.cout_g; ++co)
-          for (std::int64_t i = 0; i < ntaps; ++i)
-            t[i * cols + co] = w[co * src.s_co + taps[i].w_off];
-      }
-    }
-    for (std::int64_t i = 0; i < ntaps; ++i) {
-      const std::int64_t row = dense_kernel ? taps[i].w_off : i;
       for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
-        T* to = src.block(pk, gi, i, panel) + c0 * pk.width;
-        for (std::int64_t ci = c0; ci < c1; ++ci, to += pk.width) {
-          // A loop rather than memmove: rows are 8-32 elements, shorter than the call.
-          const T* from = t0 + ((ci - c0) * tmp_rows + row) * cols + panel * pk.width;
-          for (std::int64_t j = 0; j < pk.width; ++j) to[j] = from[j];
+        const std::int64_t co0 = panel * pk.width;
+        const std::int64_t jn = std::min(pk.width, pk.cout_g - co0);
+        const T* wp = w + co0 * src.s_co;
+        // t[(row * panels + panel) * piece + (ci - c0) * width + j] = weight (ci, co0 + j, row)
+        T* t = t0 + panel * piece + (ci - c0) * pk.width;
+        const std::int64_t ld = pk.panels * piece;
+        if (dense_kernel) {
+          transpose(wp, src.s_co, t, ld, jn, kernel_elems, true);
+        } else {
+          for (std::int64_t j = 0; j < jn; ++j)
+            for (std::int64_t i = 0; i < ntaps; ++i)
+              t[i * ld + j] = wp[j * src.s_co + taps[i].w_off];
         }
       }
+    }
+    const std::size_t bytes = static_cast<std::size_t>((c1 - c0) * pk.width) * sizeof(T);
+    const std::int64_t pieces = ntaps * pk.panels;
+    auto dst = [&](std::int64_t n) {
+      return src.block(pk, gi, n / pk.panels, n % pk.panels) + c0 * pk.width;
+    };
+    for (std::int64_t n = 0; n < pieces; ++n) {
+      // Ask for the next piece's lines ahead: it lies in another block of a buffer larger than
+      // L2, and the copies otherwise stall on each line's fetch before the write.
+      if (n + 1 < pieces) {
+        const char* next = reinterpret_cast<const char*>(dst(n + 1));
+        for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(next + b, 1);
+      }
+      const std::int64_t i = n / pk.panels, panel = n % pk.panels;
+      const std::int64_t row = dense_kernel ? taps[i].w_off : i;
+      std::memcpy(dst(n), t0 + (row * pk.panels + panel) * piece, bytes);
     }
   });
 }
