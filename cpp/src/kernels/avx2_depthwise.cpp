@@ -492,7 +492,7 @@ bool same_kernel_rows(const DwRowsCall<T>& c, std::int64_t f, std::int64_t r) {
   return true;
 }
 
-constexpr int kPairBatch = 16;
+constexpr int kPairBatch = 32;
 
 // Runs the groups of rows from r on that share their input rows and the kernel rows of the
 // first, up to kPairBatch of them. Returns the rows done (0 when row r starts no group).
@@ -555,7 +555,7 @@ void dw_rows(const DwRowsCall<typename S::T>& c) {
   for (std::int64_t r = c.row0; r < c.row1; ++r) {
     if (shape.ok) {
       const std::int64_t done = pair_rows<S>(c, shape, r, full);
-      for (std::int64_t i = r; i < r + done; ++i) {
+      for (std::int64_t i = r; i < r + done && c.y_len != 2 * full; ++i) {
         const std::int64_t e = c.pair_first[i];
         row_tail<S>(Row<S>{&c, e, c.pair_first[i + 1] - e, c.y + c.y_off[i]}, full);
       }
