@@ -388,42 +388,14 @@ void fill_rows(const DwRowsCall<typename S::T>& c) {
 // ---- stride 2, two output rows at a time ------------------------------------------------------
 
 // Output rows r and r + 1 of a stride-2 outer dim often read the same input rows with other
-// kernel rows (k4 s2 p1: rows 2m+1 and 2m+2 both read m and m+1). Such rows run together: each
-// input vector is loaded once for the four phase vectors of the two rows, instead of once per
-// tap. The taps of a phase must be consecutive input shifts, descending in tap order (dilation
-// 1); tap t of phase r then reads shift slot a_r + n_r - 1 - t of the NS loaded per input row.
-struct PairShape {
-  int lo = 0, ns = 0, a0 = 0, n0 = 0, a1 = 0, n1 = 0;
-  bool ok = false;
-};
-
-template <class T>
-PairShape pair_shape(const DwRowsCall<T>& c) {
-  PairShape sh;
-  if (c.phases != 2 || c.y_step != 1) return sh;
-  std::int64_t lo = 0, hi = 0;
-  int a[2] = {0, 0}, n[2] = {0, 0};
-  for (int r = 0; r < 2; ++r) {
-    const std::int64_t t0 = c.tap_first[r], t1 = c.tap_first[r + 1];
-    if (t1 == t0) return sh;
-    for (std::int64_t t = t0; t < t1; ++t)
-      if (c.tap_c[t] != c.tap_c[t0] - (t - t0)) return sh;
-    const std::int64_t top = c.tap_c[t0], bot = c.tap_c[t1 - 1];
-    if (r == 0 || bot < lo) lo = bot;
-    if (r == 0 || top > hi) hi = top;
-    n[r] = static_cast<int>(t1 - t0);
-  }
-  for (int r = 0; r < 2; ++r) a[r] = static_cast<int>(c.tap_c[c.tap_first[r + 1] - 1] - lo);
-  sh = {static_cast<int>(lo), static_cast<int>(hi - lo + 1), a[0], n[0], a[1], n[1], true};
-  return sh;
-}
-
-// `count` groups of two rows sharing P input rows: group i reads xs[i * P + p] (shift `lo`
-// included) and writes ys[2 * i] and ys[2 * i + 1]. Weights w[g][p][tap of phase 0, then of
-// phase 1], the same for every group. Accumulation order is that of row_s2 (pair, then tap).
+// kernel rows (k4 s2 p1: rows 2m+1 and 2m+2 both read m and m+1); run_cf lists such groups
+// (DwRowsCall::pair_run). Each input vector is then loaded once for the four phase vectors of
+// the two rows instead of once per tap. Tap t of phase r reads shift slot a_r + n_r - 1 - t of
+// the NS loaded per input row; the accumulation order is row_s2's (pair, then tap).
 template <class S, int P, int NS, int A0, int N0, int A1, int N1>
-void pair_s2(const typename S::T* const* xs, typename S::T* const* ys, int count,
-             const typename S::V* w, typename S::V bias, std::int64_t n) {
+void pair_s2(const typename S::T* const* x0, std::int64_t x_adv, typename S::T* y0,
+             typename S::T* y1, std::int64_t y_adv, std::int64_t count, const typename S::V* w,
+             typename S::V bias, std::int64_t n) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -434,15 +406,14 @@ void pair_s2(const typename S::T* const* xs, typename S::T* const* ys, int count
       for (int t = 0; t < N0; ++t) w0[g][p][t] = wp[t];
       for (int t = 0; t < N1; ++t) w1[g][p][t] = wp[N0 + t];
     }
-  for (int i = 0; i < count; ++i) {
-    const T* const* x = xs + i * P;
-    T* ya = ys[2 * i];
-    T* yb = ys[2 * i + 1];
+  for (std::int64_t i = 0; i < count; ++i) {
+    const T* x[P];
+    for (int p = 0; p < P; ++p) x[p] = x0[p] + i * x_adv;
+    T* yg[2] = {y0 + i * y_adv, y1 + i * y_adv};
     auto step = [&](std::int64_t q) {
       V v[P][NS];
       for (int p = 0; p < P; ++p)
         for (int s = 0; s < NS; ++s) v[p][s] = S::load(x[p] + q + s);
-      T* yg[2] = {ya, yb};
       for (int g = 0; g < 2; ++g) {
         V a = bias, b = bias;
         for (int p = 0; p < P; ++p) {
@@ -459,80 +430,48 @@ void pair_s2(const typename S::T* const* xs, typename S::T* const* ys, int count
 }
 
 template <class S>
-using PairFn = void (*)(const typename S::T* const*, typename S::T* const*, int,
-                        const typename S::V*, typename S::V, std::int64_t);
+using PairFn = void (*)(const typename S::T* const*, std::int64_t, typename S::T*, typename S::T*,
+                        std::int64_t, std::int64_t, const typename S::V*, typename S::V,
+                        std::int64_t);
 
-// The instantiated shapes: k4 s2 p1 and k2 s2 p0 along the row, 1, 2 or 4 shared input rows
-// (1-D, 2-D, 3-D); null for any other.
+// The instantiation for a pair_kind and a count of shared input rows (1, 2 or 4).
 template <class S>
-PairFn<S> pair_kernel(const PairShape& sh, std::int64_t pairs) {
-  if (!sh.ok) return nullptr;
-  const bool k4 = sh.ns == 3 && sh.a0 == 0 && sh.n0 == 2 && sh.a1 == 1 && sh.n1 == 2;
-  const bool k2 = sh.ns == 1 && sh.a0 == 0 && sh.n0 == 1 && sh.a1 == 0 && sh.n1 == 1;
-  if (k4 && pairs == 1) return pair_s2<S, 1, 3, 0, 2, 1, 2>;
-  if (k4 && pairs == 2) return pair_s2<S, 2, 3, 0, 2, 1, 2>;
-  if (k4 && pairs == 4) return pair_s2<S, 4, 3, 0, 2, 1, 2>;
-  if (k2 && pairs == 1) return pair_s2<S, 1, 1, 0, 1, 0, 1>;
-  if (k2 && pairs == 2) return pair_s2<S, 2, 1, 0, 1, 0, 1>;
-  if (k2 && pairs == 4) return pair_s2<S, 4, 1, 0, 1, 0, 1>;
-  return nullptr;
+PairFn<S> pair_kernel(int kind, std::int64_t pairs) {
+  if (kind == 1)
+    return pairs == 1   ? pair_s2<S, 1, 3, 0, 2, 1, 2>
+           : pairs == 2 ? pair_s2<S, 2, 3, 0, 2, 1, 2>
+                        : pair_s2<S, 4, 3, 0, 2, 1, 2>;
+  return pairs == 1   ? pair_s2<S, 1, 1, 0, 1, 0, 1>
+         : pairs == 2 ? pair_s2<S, 2, 1, 0, 1, 0, 1>
+                      : pair_s2<S, 4, 1, 0, 1, 0, 1>;
 }
 
-// Whether rows r and r + 1 read the same input rows, in the same order.
-template <class T>
-bool shared_inputs(const DwRowsCall<T>& c, std::int64_t r) {
-  const std::int64_t e0 = c.pair_first[r], e1 = c.pair_first[r + 1];
-  const std::int64_t pairs = e1 - e0;
-  if (pairs == 0 || c.pair_first[r + 2] - e1 != pairs) return false;
-  for (std::int64_t i = 0; i < pairs; ++i)
-    if (c.pair_x[e0 + i] != c.pair_x[e1 + i]) return false;
-  return true;
-}
-
-// Whether group (r, r + 1) has the kernel rows of group (f, f + 1).
-template <class T>
-bool same_kernel_rows(const DwRowsCall<T>& c, std::int64_t f, std::int64_t r) {
-  const std::int64_t n = c.pair_first[f + 2] - c.pair_first[f];
-  if (c.pair_first[r + 2] - c.pair_first[r] != n) return false;
-  for (std::int64_t i = 0; i < n; ++i)
-    if (c.pair_w[c.pair_first[f] + i] != c.pair_w[c.pair_first[r] + i]) return false;
-  return true;
-}
-
-constexpr int kPairBatch = 32;
-
-// Runs the groups of rows from r on that share their input rows and the kernel rows of the
-// first, up to kPairBatch of them. Returns the rows done (0 when row r starts no group).
+// Runs the groups listed from row r (within the call's rows). Returns the rows done.
 template <class S>
-std::int64_t pair_rows(const DwRowsCall<typename S::T>& c, const PairShape& sh, std::int64_t r,
-                       std::int64_t full) {
+std::int64_t pair_rows(const DwRowsCall<typename S::T>& c, std::int64_t r, std::int64_t full) {
   using T = typename S::T;
   using V = typename S::V;
-  if (r + 1 >= c.row1 || !shared_inputs(c, r)) return 0;
-  const std::int64_t P = c.pair_first[r + 1] - c.pair_first[r];
-  const PairFn<S> fn = pair_kernel<S>(sh, P);
-  if (fn == nullptr) return 0;
-  V w[2 * 4 * 8];
-  const int nt = sh.n0 + sh.n1;
-  for (int g = 0; g < 2; ++g)
-    for (std::int64_t p = 0; p < P; ++p) {
+  const std::int64_t room = (c.row1 - r) / 2;
+  const std::int64_t count = c.pair_run[r] < room ? c.pair_run[r] : room;
+  if (count <= 0) return 0;
+  const std::int64_t e0 = c.pair_first[r], P = c.pair_first[r + 1] - e0;
+  const int nt = c.pair_kind == 1 ? 4 : 2;
+  V w[2 * 4 * 4];
+  const T* x0[4];
+  for (std::int64_t p = 0; p < P; ++p) {
+    x0[p] = c.x + (c.pair_x[e0 + p] - c.x_first) * c.x_pitch + c.pair_lo;
+    for (int g = 0; g < 2; ++g) {
       const T* wr = c.w + c.pair_w[c.pair_first[r + g] + p];
       for (int t = 0; t < nt; ++t) w[(g * P + p) * nt + t] = S::set1(wr[c.tap_k[t]]);
     }
-  const T* xs[kPairBatch * 4];
-  T* ys[kPairBatch * 2];
-  int count = 0;
-  std::int64_t g = r;
-  for (; count < kPairBatch && g + 1 < c.row1; g += 2, ++count) {
-    if (g != r && (!shared_inputs(c, g) || !same_kernel_rows(c, r, g))) break;
-    const std::int64_t e0 = c.pair_first[g];
-    for (std::int64_t p = 0; p < P; ++p)
-      xs[count * P + p] = c.x + (c.pair_x[e0 + p] - c.x_first) * c.x_pitch + sh.lo;
-    ys[2 * count] = c.y + c.y_off[g];
-    ys[2 * count + 1] = c.y + c.y_off[g + 1];
   }
-  fn(xs, ys, count, w, S::set1(c.bias), full);
-  return 2 * static_cast<std::int64_t>(count);
+  // Advances from group to group (none when there is one group).
+  const std::int64_t x_adv =
+      count > 1 ? (c.pair_x[c.pair_first[r + 2]] - c.pair_x[e0]) * c.x_pitch : 0;
+  const std::int64_t y_adv = count > 1 ? c.y_off[r + 2] - c.y_off[r] : 0;
+  pair_kernel<S>(c.pair_kind, P)(x0, x_adv, c.y + c.y_off[r], c.y + c.y_off[r + 1], y_adv, count, w,
+                                 S::set1(c.bias), full);
+  return 2 * count;
 }
 
 // Stride-2 rows are gathered per tap pattern and run a batch at a time (the pattern's weights
@@ -558,10 +497,9 @@ void dw_rows(const DwRowsCall<typename S::T>& c) {
                          cache[k].pts[1]);
     pending[k] = 0;
   };
-  const PairShape shape = full >= S::L ? pair_shape(c) : PairShape{};
   for (std::int64_t r = c.row0; r < c.row1; ++r) {
-    if (shape.ok) {
-      const std::int64_t done = pair_rows<S>(c, shape, r, full);
+    if (c.pair_kind != 0) {
+      const std::int64_t done = pair_rows<S>(c, r, full);
       for (std::int64_t i = r; i < r + done; ++i) {
         const std::int64_t e = c.pair_first[i];
         row_tail<S>(Row<S>{&c, e, c.pair_first[i + 1] - e, c.y + c.y_off[i]}, full);
