@@ -170,7 +170,8 @@ def test_channels_last_blocks_and_tails_past_one_block(restore_runtime, c, dtype
 
 
 # Stride 2 with kernel 4 (padding 1) or kernel 2 along the row: output rows that read the
-# same input rows run two at a time, in runs listed once per call. Odd and even row counts
+# same input rows run two at a time, in runs listed once per call, and any other row of 1, 2
+# or 4 input rows alone on the same kernels (rank 1: its one row). Odd and even row counts
 # (a single row left over at each end), runs cut by the two-thread split, an odd output row
 # (its last phase partial), 1, 2 and 4 shared input rows, channel multipliers, a strided x,
 # and out= prefilled with NaN so that a row the runs skip shows.
@@ -178,6 +179,8 @@ def test_channels_last_blocks_and_tails_past_one_block(restore_runtime, c, dtype
 @pytest.mark.parametrize(
     "c, mult, size, k, p, op, step",
     [
+        (3, 1, (20,), (4,), 1, 1, 1),
+        (2, 1, (11,), (2,), 0, 0, 2),
         (3, 1, (9, 16), (4, 4), 1, 0, 1),
         (2, 2, (7, 19), (4, 4), 1, 1, 1),
         (3, 1, (12, 8), (2, 2), 0, 0, 2),

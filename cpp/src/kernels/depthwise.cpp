@@ -413,10 +413,14 @@ std::size_t run_cf(const Problem<T>& p, const Packed<T>& pk, DwRowsFn<T> rows_fn
   const std::vector<std::int64_t> runs =
       kind != 0 ? pair_runs(r) : std::vector<std::int64_t>(static_cast<std::size_t>(r.rows), 0);
   scratch += runs.size() * sizeof(std::int64_t);
-  // The scalar kernels run rows one at a time.
-  if (kind != 0 && rows_fn != rows_scalar<T> &&
-      std::any_of(runs.begin(), runs.end(), [](std::int64_t n) { return n > 0; }))
-    runtime::note_kernel("depthwise_pairs");
+  // The scalar kernels run rows one at a time; the others run any row of 1, 2 or 4 pairs on the
+  // pair kernels, two at a time in the runs.
+  bool pair_rows = false;
+  for (std::int64_t row = 0; row < r.rows && kind != 0 && !pair_rows; ++row) {
+    const std::int64_t n = r.pair_first[row + 1] - r.pair_first[row];
+    pair_rows = n == 1 || n == 2 || n == 4;
+  }
+  if (pair_rows && rows_fn != rows_scalar<T>) runtime::note_kernel("depthwise_pairs");
   auto body = [&](std::int64_t item, int slot) {
     std::vector<T>& buf = bufs[static_cast<std::size_t>(slot)];
     if (buf.empty()) buf.assign(static_cast<std::size_t>(span * row_len), T(0));

@@ -161,7 +161,8 @@ using TransposeFn = void (*)(const T* src, std::int64_t src_ld, T* dst, std::int
 // y offsets advance by the same amounts from group to group. pair_kind names the phases' taps:
 // 1: shifts (lo + 1, lo) for phase 0 and (lo + 2, lo + 1) for phase 1, in tap order (kernel 4,
 // padding 1); 2: shift lo, one tap per phase (kernel 2); 0: none, and pair_run is all zero.
-// Kernels may ignore the runs.
+// With pair_kind != 0, rows outside the runs that read 1, 2 or 4 input rows may run alone on the
+// same kernels. Kernels may ignore all this.
 template <class T>
 struct DwRowsCall {
   const T* src;
