@@ -415,12 +415,12 @@ std::size_t run_cf(const Problem<T>& p, const Packed<T>& pk, DwRowsFn<T> rows_fn
   scratch += runs.size() * sizeof(std::int64_t);
   // The scalar kernels run rows one at a time; the others run any row of 1, 2 or 4 pairs on the
   // pair kernels, two at a time in the runs.
-  bool pair_rows = false;
-  for (std::int64_t row = 0; row < r.rows && kind != 0 && !pair_rows; ++row) {
+  bool any_pairs = false;
+  for (std::int64_t row = 0; row < r.rows && kind != 0 && !any_pairs; ++row) {
     const std::int64_t n = r.pair_first[row + 1] - r.pair_first[row];
-    pair_rows = n == 1 || n == 2 || n == 4;
+    any_pairs = n == 1 || n == 2 || n == 4;
   }
-  if (pair_rows && rows_fn != rows_scalar<T>) runtime::note_kernel("depthwise_pairs");
+  if (any_pairs && rows_fn != rows_scalar<T>) runtime::note_kernel("depthwise_pairs");
   auto body = [&](std::int64_t item, int slot) {
     std::vector<T>& buf = bufs[static_cast<std::size_t>(slot)];
     if (buf.empty()) buf.assign(static_cast<std::size_t>(span * row_len), T(0));
