@@ -21,7 +21,15 @@ import tconv
 from tconv import _core
 from tconv.reference import conv_transpose as reference
 
-from conftest import assert_close, assert_close_in_norm, channels, examples, layer_inputs, layers
+from conftest import (
+    assert_close,
+    assert_close_in_norm,
+    channels,
+    examples,
+    layer_inputs,
+    layers,
+    reachable_isas,
+)
 
 ISAS = tconv.available_isas()
 
@@ -159,3 +167,49 @@ def test_channels_last_blocks_and_tails_past_one_block(restore_runtime, c, dtype
     for isa in ISAS:
         tconv.set_max_isa(isa)
         assert_close_in_norm(tconv.conv_transpose(x, w, b, **kw), want, dtype, msg=isa)
+
+
+# Stride 2 with kernel 4 (padding 1) or kernel 2 along the row: output rows that read the
+# same input rows run two at a time, in runs listed once per call, and any other row of 1, 2
+# or 4 input rows alone on the same kernels (rank 1: its one row). Odd and even row counts
+# (a single row left over at each end), runs cut by the two-thread split, an odd output row
+# (its last phase partial), 1, 2 and 4 shared input rows, channel multipliers, a strided x,
+# and out= prefilled with NaN so that a row the runs skip shows.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "c, mult, size, k, p, op, step",
+    [
+        (3, 1, (20,), (4,), 1, 1, 1),
+        (2, 1, (11,), (2,), 0, 0, 2),
+        (3, 1, (9, 16), (4, 4), 1, 0, 1),
+        (2, 2, (7, 19), (4, 4), 1, 1, 1),
+        (3, 1, (12, 8), (2, 2), 0, 0, 2),
+        (2, 1, (3, 5, 17), (4, 4, 4), 1, 0, 1),
+        (2, 1, (4, 6, 9), (2, 4, 2), (0, 1, 0), 0, 1),
+        (3, 2, (5, 16), (4, 2), (1, 0), 1, 3),
+    ],
+)
+def test_stride_two_rows_that_share_input_rows_run_in_pairs(
+    restore_runtime, dtype, c, mult, size, k, p, op, step
+):
+    rng = np.random.default_rng(len(size) + sum(k) + c)
+    big = rng.standard_normal((2, c, *size[:-1], size[-1] * step)).astype(dtype)
+    x = big[..., ::step]
+    w = rng.standard_normal((c, mult, *k)).astype(dtype)
+    b = rng.standard_normal(c * mult).astype(dtype)
+    kw = dict(stride=2, padding=p, output_padding=op, groups=c)
+    want = reference(x, w, b, **kw)
+    for isa in reachable_isas():
+        tconv.set_max_isa(isa)
+        results = []
+        for threads in (1, 2):
+            tconv.set_num_threads(threads)
+            out = np.full(want.shape, np.nan, dtype)
+            tconv.conv_transpose(x, w, b, out=out, **kw)
+            # The portable kernel runs rows one at a time; every ISA kernel in pairs.
+            assert _core.last_call_kernel() == (
+                "depthwise" if isa == "portable" else "depthwise_pairs"
+            ), (isa, threads)
+            assert_close_in_norm(out, want, dtype, msg=f"isa={isa} threads={threads}")
+            results.append(out)
+        np.testing.assert_array_equal(results[0], results[1], err_msg=isa)

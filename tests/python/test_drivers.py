@@ -30,9 +30,11 @@ VECTOR_ISAS = [i for i in reachable_isas() if i != "portable"]
 def driver_of(kernel: str) -> str:
     """The driver a last_call_kernel() name belongs to (the phase driver's variants are
     phase_channel*, phase_positions*; the shuffle's phase_shuffle_in_place; the direct driver's
-    direct_cells)."""
+    direct_cells; the depthwise driver's depthwise_pairs)."""
     if kernel in DRIVERS:
         return kernel
+    if kernel == "depthwise_pairs":
+        return "depthwise"
     if kernel == "phase_shuffle_in_place":
         return "phase_shuffle"
     if kernel == "direct_cells":

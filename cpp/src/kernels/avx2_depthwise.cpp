@@ -378,6 +378,103 @@ void fill_rows(const DwRowsCall<typename S::T>& c) {
   }
 }
 
+// ---- stride 2, two output rows at a time ------------------------------------------------------
+
+// Output rows r and r + 1 of a stride-2 outer dim often read the same input rows with other
+// kernel rows (k4 s2 p1: rows 2m+1 and 2m+2 both read m and m+1); run_cf lists such groups
+// (DwRowsCall::pair_run). Each input vector is then loaded once for the four phase vectors of
+// the two rows instead of once per tap. Tap t of phase r reads shift slot a_r + n_r - 1 - t of
+// the NS loaded per input row; the accumulation order is row_s2's (pair, then tap). Rows in no
+// group run alone (G = 1), still loading each vector once for both phases.
+template <class S, int G, int P, int NS, int A0, int N0, int A1, int N1>
+void pair_s2(const typename S::T* const* x0, std::int64_t x_adv, typename S::T* y0,
+             typename S::T* y1, std::int64_t y_adv, std::int64_t count, const typename S::V* w,
+             typename S::V bias, std::int64_t n) {
+  using T = typename S::T;
+  using V = typename S::V;
+  constexpr int L = S::L;
+  V w0[G][P][N0], w1[G][P][N1];
+  for (int g = 0; g < G; ++g)
+    for (int p = 0; p < P; ++p) {
+      const V* wp = w + (g * P + p) * (N0 + N1);
+      for (int t = 0; t < N0; ++t) w0[g][p][t] = wp[t];
+      for (int t = 0; t < N1; ++t) w1[g][p][t] = wp[N0 + t];
+    }
+  for (std::int64_t i = 0; i < count; ++i) {
+    const T* x[P];
+    for (int p = 0; p < P; ++p) x[p] = x0[p] + i * x_adv;
+    T* yg[2] = {y0 + i * y_adv, y1 + i * y_adv};
+    auto step = [&](std::int64_t q) {
+      V v[P][NS];
+      for (int p = 0; p < P; ++p)
+        for (int s = 0; s < NS; ++s) v[p][s] = S::load(x[p] + q + s);
+      for (int g = 0; g < G; ++g) {
+        V a = bias, b = bias;
+        for (int p = 0; p < P; ++p) {
+          for (int t = 0; t < N0; ++t) a = S::fma(w0[g][p][t], v[p][A0 + N0 - 1 - t], a);
+          for (int t = 0; t < N1; ++t) b = S::fma(w1[g][p][t], v[p][A1 + N1 - 1 - t], b);
+        }
+        S::interleave_store(yg[g] + 2 * q, a, b);
+      }
+    };
+    std::int64_t q = 0;
+    for (; q + L <= n; q += L) step(q);
+    if (q < n) step(n - L);
+  }
+}
+
+template <class S>
+using PairFn = void (*)(const typename S::T* const*, std::int64_t, typename S::T*, typename S::T*,
+                        std::int64_t, std::int64_t, const typename S::V*, typename S::V,
+                        std::int64_t);
+
+// The instantiation for a pair_kind, G rows and a count of shared input rows (1, 2 or 4).
+template <class S, int G>
+PairFn<S> pair_kernel(int kind, std::int64_t pairs) {
+  if (kind == 1)
+    return pairs == 1   ? pair_s2<S, G, 1, 3, 0, 2, 1, 2>
+           : pairs == 2 ? pair_s2<S, G, 2, 3, 0, 2, 1, 2>
+                        : pair_s2<S, G, 4, 3, 0, 2, 1, 2>;
+  return pairs == 1   ? pair_s2<S, G, 1, 1, 0, 1, 0, 1>
+         : pairs == 2 ? pair_s2<S, G, 2, 1, 0, 1, 0, 1>
+                      : pair_s2<S, G, 4, 1, 0, 1, 0, 1>;
+}
+
+// Runs the groups listed from row r (within the call's rows), else row r alone if it reads 1, 2
+// or 4 input rows. Returns the rows done.
+template <class S>
+std::int64_t pair_rows(const DwRowsCall<typename S::T>& c, std::int64_t r, std::int64_t full) {
+  using T = typename S::T;
+  using V = typename S::V;
+  const std::int64_t room = (c.row1 - r) / 2;
+  const std::int64_t count = c.pair_run[r] < room ? c.pair_run[r] : room;
+  const std::int64_t e0 = c.pair_first[r], P = c.pair_first[r + 1] - e0;
+  if (count <= 0 && P != 1 && P != 2 && P != 4) return 0;
+  const int G = count > 0 ? 2 : 1;
+  const int nt = c.pair_kind == 1 ? 4 : 2;
+  V w[2 * 4 * 4];
+  const T* x0[4];
+  for (std::int64_t p = 0; p < P; ++p) {
+    x0[p] = c.x + (c.pair_x[e0 + p] - c.x_first) * c.x_pitch + c.pair_lo;
+    for (int g = 0; g < G; ++g) {
+      const T* wr = c.w + c.pair_w[c.pair_first[r + g] + p];
+      for (int t = 0; t < nt; ++t) w[(g * P + p) * nt + t] = S::set1(wr[c.tap_k[t]]);
+    }
+  }
+  // Advances from group to group (none when there is one group).
+  const std::int64_t x_adv =
+      count > 1 ? (c.pair_x[c.pair_first[r + 2]] - c.pair_x[e0]) * c.x_pitch : 0;
+  const std::int64_t y_adv = count > 1 ? c.y_off[r + 2] - c.y_off[r] : 0;
+  if (G == 1) {
+    T* y = c.y + c.y_off[r];
+    pair_kernel<S, 1>(c.pair_kind, P)(x0, 0, y, y, 0, 1, w, S::set1(c.bias), full);
+    return 1;
+  }
+  pair_kernel<S, 2>(c.pair_kind, P)(x0, x_adv, c.y + c.y_off[r], c.y + c.y_off[r + 1], y_adv, count,
+                                    w, S::set1(c.bias), full);
+  return 2 * count;
+}
+
 // Stride-2 rows are gathered per tap pattern and run a batch at a time (the pattern's weights
 // stay in registers across its rows); other strides run row by row.
 constexpr int kBatch = 32;
@@ -402,6 +499,18 @@ void dw_rows(const DwRowsCall<typename S::T>& c) {
     pending[k] = 0;
   };
   for (std::int64_t r = c.row0; r < c.row1; ++r) {
+    if (c.pair_kind != 0) {
+      const std::int64_t done = pair_rows<S>(c, r, full);
+      // Most rows have no partial group, and the call alone cost ~9 % of a layer of short rows.
+      for (std::int64_t i = r; i < r + done && c.y_len != 2 * full; ++i) {
+        const std::int64_t e = c.pair_first[i];
+        row_tail<S>(Row<S>{&c, e, c.pair_first[i + 1] - e, c.y + c.y_off[i]}, full);
+      }
+      if (done > 0) {
+        r += done - 1;
+        continue;
+      }
+    }
     const std::int64_t e0 = c.pair_first[r], pairs = c.pair_first[r + 1] - e0;
     const Row<S> row{&c, e0, pairs, c.y + c.y_off[r]};
     int hit = -1;

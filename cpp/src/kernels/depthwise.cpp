@@ -299,6 +299,61 @@ RowPhases row_phases(const Geometry& g) {
   return ph;
 }
 
+// The pair kernels' tap shapes along the row (DwRowsCall::pair_kind); sets lo.
+int pair_kind(const RowPhases& ph, std::int64_t phases, std::int64_t& lo) {
+  if (phases != 2) return 0;
+  const std::int64_t* c = ph.c.data();
+  const std::int64_t n0 = ph.first[1], n1 = ph.first[2] - ph.first[1];
+  if (n0 == 2 && n1 == 2 && c[1] == c[0] - 1 && c[2] == c[0] + 1 && c[3] == c[0]) {
+    lo = c[1];
+    return 1;
+  }
+  if (n0 == 1 && n1 == 1 && c[1] == c[0]) {
+    lo = c[0];
+    return 2;
+  }
+  return 0;
+}
+
+// Whether rows g and g + 1 read the same input rows (1, 2 or 4 of them), in the same order.
+bool pair_group(const RowPairLists& r, std::int64_t g) {
+  if (g + 1 >= r.rows) return false;
+  const std::int64_t e0 = r.pair_first[g], e1 = r.pair_first[g + 1];
+  const std::int64_t n = e1 - e0;
+  if ((n != 1 && n != 2 && n != 4) || r.pair_first[g + 2] - e1 != n) return false;
+  for (std::int64_t i = 0; i < n; ++i)
+    if (r.pair_x[e0 + i] != r.pair_x[e1 + i]) return false;
+  return true;
+}
+
+// Whether group g + 2 has the kernel rows of group g and all its input rows one step `dx`
+// further (returned through dx).
+bool pair_next(const RowPairLists& r, std::int64_t g, std::int64_t& dx) {
+  const std::int64_t a = r.pair_first[g], b = r.pair_first[g + 2];
+  const std::int64_t n = r.pair_first[g + 2] - a;
+  if (r.pair_first[g + 4] - b != n) return false;
+  dx = r.pair_x[b] - r.pair_x[a];
+  for (std::int64_t i = 0; i < n; ++i)
+    if (r.pair_w[a + i] != r.pair_w[b + i] || r.pair_x[b + i] - r.pair_x[a + i] != dx) return false;
+  return true;
+}
+
+// DwRowsCall::pair_run, from the last row back: a run extends the one two rows on while the
+// groups link with the same advances.
+std::vector<std::int64_t> pair_runs(const RowPairLists& r) {
+  std::vector<std::int64_t> run(static_cast<std::size_t>(r.rows), 0), dx(run.size(), 0);
+  for (std::int64_t g = r.rows - 2; g >= 0; --g) {
+    if (!pair_group(r, g)) continue;
+    run[g] = 1;
+    if (g + 3 >= r.rows || !pair_group(r, g + 2) || !pair_next(r, g, dx[g])) continue;
+    const std::int64_t dy = r.y_off[g + 2] - r.y_off[g];
+    const bool same =
+        run[g + 2] < 2 || (dx[g] == dx[g + 2] && dy == r.y_off[g + 4] - r.y_off[g + 2]);
+    if (same) run[g] = 1 + run[g + 2];
+  }
+  return run;
+}
+
 // Blocks of output rows whose input rows fit the buffer: halved until each block's span of
 // input rows (returned, at least 1) is within `budget` rows or blocks are single rows.
 std::int64_t fit_blocks(const RowPairLists& r, std::int64_t budget, Blocks& blocks,
@@ -353,6 +408,19 @@ std::size_t run_cf(const Problem<T>& p, const Packed<T>& pk, DwRowsFn<T> rows_fn
 
   const std::int64_t x_last = p.x_strides[static_cast<std::size_t>(R + 1)];
   const std::int64_t y_last = p.y_strides[static_cast<std::size_t>(R + 1)];
+  std::int64_t pair_lo = 0;
+  const int kind = y_last == 1 && wout / 2 >= 8 ? pair_kind(ph, g.stride[L], pair_lo) : 0;
+  const std::vector<std::int64_t> runs =
+      kind != 0 ? pair_runs(r) : std::vector<std::int64_t>(static_cast<std::size_t>(r.rows), 0);
+  scratch += runs.size() * sizeof(std::int64_t);
+  // The scalar kernels run rows one at a time; the others run any row of 1, 2 or 4 pairs on the
+  // pair kernels, two at a time in the runs.
+  bool any_pairs = false;
+  for (std::int64_t row = 0; row < r.rows && kind != 0 && !any_pairs; ++row) {
+    const std::int64_t n = r.pair_first[row + 1] - r.pair_first[row];
+    any_pairs = n == 1 || n == 2 || n == 4;
+  }
+  if (any_pairs && rows_fn != rows_scalar<T>) runtime::note_kernel("depthwise_pairs");
   auto body = [&](std::int64_t item, int slot) {
     std::vector<T>& buf = bufs[static_cast<std::size_t>(slot)];
     if (buf.empty()) buf.assign(static_cast<std::size_t>(span * row_len), T(0));
@@ -374,6 +442,9 @@ std::size_t run_cf(const Problem<T>& p, const Packed<T>& pk, DwRowsFn<T> rows_fn
                              r.pair_x.data(),
                              r.pair_w.data(),
                              r.y_off.data(),
+                             runs.data(),
+                             kind,
+                             pair_lo,
                              blk * blocks.per,
                              std::min(r.rows, (blk + 1) * blocks.per),
                              ph.first.data(),
@@ -494,11 +565,11 @@ double scratch_bound(const Geometry& g, std::size_t elem, int threads) {
   const double k = static_cast<double>(g.kernel[L]);
   const double reach = k * static_cast<double>(g.dilation[L]) / static_cast<double>(g.stride[L]);
   if (g.data_format == DataFormat::channels_first) {
-    // Pair and offset tables per output row, tap lists along the row, and per thread a
+    // Pair, offset and run tables per output row, tap lists along the row, and per thread a
     // zero-haloed copy of input rows (at least one whole row).
     const double row_len =
         static_cast<double>(std::max(g.input[L], g.output[L] / g.stride[L] + 1)) + 2 * reach + 2;
-    tables += (2 * rows + 2 * pairs + in_rows + 2 * k + 8) * kWord;
+    tables += (3 * rows + 2 * pairs + in_rows + 2 * k + 8) * kWord;
     // A block is at least one output row, whose input rows span, in row-major order, up to
     // (reach - 1) * pitch + 1 rows (a tall kernel over a few input rows: all of them).
     double span = 1, pitch = 1;

@@ -9,7 +9,9 @@
 // outer dims give a few (input row, kernel row) pairs; along the row each phase
 // o = s*q + r is a dense stride-1 correlation over the input row, which the row kernel
 // vectorises along q. The few outputs near the row ends whose taps leave the input are done
-// here, by scalar code.
+// here, by scalar code. With stride 2 and kernel 4 (padding 1) or 2 along the row, runs of output
+// row pairs that read the same input rows are listed once per call, for kernels that compute both
+// rows of a pair from each loaded vector.
 //
 // channels_last (one output channel per group only, channels contiguous in x and y): per
 // output pixel, its taps (a product of per-dim lists) are accumulated over vectors of channels

@@ -154,6 +154,15 @@ using TransposeFn = void (*)(const T* src, std::int64_t src_ld, T* dst, std::int
 //   fill[(i - x_first) * x_pitch + j] = src[src_off[i] + j * src_step]   for j < src_len
 //
 // (fill == x; the halos around each row are the caller's and stay untouched).
+//
+// Rows may also run two at a time (stride 2 along the row, y_step 1, y_len / 2 >= 8): from row
+// r, pair_run[r] groups (r, r + 1), (r + 2, r + 3), ... in which both rows of a group read the
+// same input rows (1, 2 or 4), every group has the kernel rows of the first, and input rows and
+// y offsets advance by the same amounts from group to group. pair_kind names the phases' taps:
+// 1: shifts (lo + 1, lo) for phase 0 and (lo + 2, lo + 1) for phase 1, in tap order (kernel 4,
+// padding 1); 2: shift lo, one tap per phase (kernel 2); 0: none, and pair_run is all zero.
+// With pair_kind != 0, rows outside the runs that read 1, 2 or 4 input rows may run alone on the
+// same kernels. Kernels may ignore all this.
 template <class T>
 struct DwRowsCall {
   const T* src;
@@ -168,6 +177,9 @@ struct DwRowsCall {
   const std::int64_t* pair_x;
   const std::int64_t* pair_w;
   const std::int64_t* y_off;
+  const std::int64_t* pair_run;
+  int pair_kind;
+  std::int64_t pair_lo;
   std::int64_t row0, row1;
   const std::int64_t* tap_first;
   const std::int64_t* tap_k;
