@@ -105,3 +105,24 @@ def test_other_layers_keep_the_packed_shuffle(why):
     y = tconv.conv_transpose(x, w, b, **kw)
     assert _core.last_call_kernel() != "phase_shuffle_in_place"
     assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer", LAYERS)
+def test_plan_on_two_threads_splits_by_panel_and_gives_the_same_bits(layer, dtype):
+    # Two threads take whole panels of output channels (every tap of a channel lies in one
+    # cache line): the same numbers as one thread, bit for bit, and the reference's.
+    batch, cin, cout_g, kernel, groups = layer
+    x, w, b, kw = projection(batch, cin, cout_g, kernel, groups, dtype)
+    plan = tconv.ConvTranspose(w, b, **kw)
+    before = tconv.get_num_threads()
+    try:
+        tconv.set_num_threads(1)
+        one = plan(x)
+        tconv.set_num_threads(2)
+        two = plan(x)
+        assert _core.last_call_kernel() == "phase_shuffle"
+    finally:
+        tconv.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+    assert_close_in_norm(two, reference.conv_transpose(x, w, b, **kw), dtype)

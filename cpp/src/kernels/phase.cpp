@@ -1400,7 +1400,13 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
   for (int d = 0; d < outer_dims; ++d) n_pos *= g.input[d];
   for (int d = 0; d < rank; ++d) n_taps *= g.kernel[d];
   const std::int64_t n_img = m_batch ? 1 : g.batch;
-  const std::int64_t items = n_img * n_pos * n_taps;
+  // With M along the batch and channels first, every tap of an output channel lies in one cache
+  // line: on more than one thread items split by (group, panel) too, each thread a run of whole
+  // panels, so that no two threads write into one line (split by tap alone, two threads ran
+  // slower than one; one thread keeps the order by tap).
+  const bool split_panels = m_batch && cf && threads > 1;
+  const std::int64_t n_split = split_panels ? pk.groups * pk.panels : 1;
+  const std::int64_t items = n_img * n_pos * n_split * n_taps;
   const std::int64_t cin_g = pk.cin_g, cout_g = pk.cout_g;
   const GemmFn<T> gemm = channel_kernel(ks, cout_g).fn;
   std::int64_t zero_off = 0;
@@ -1412,6 +1418,8 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
   auto body = [&](std::int64_t item, int) {
     std::int64_t tap = item % n_taps, rest = item / n_taps;
     const bool first_tap = tap == 0;
+    const std::int64_t split = rest % n_split;
+    rest /= n_split;
     const std::int64_t pos = rest % n_pos, n = rest / n_pos;
     const T* xa = p.x + n * p.x_strides[0];
     T* ya = p.y + n * p.y_strides[0];
@@ -1446,9 +1454,13 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
     call.c_ms = c_ms;
     call.c_ns = p.y_strides[c_axis];
     call.m = m_len;
-    for (std::int64_t gi = 0; gi < pk.groups; ++gi) {
+    const std::int64_t gp0 = n_split > 1 ? split : 0;
+    const std::int64_t gp1 = n_split > 1 ? split + 1 : pk.groups * pk.panels;
+    for (std::int64_t gi = gp0 / pk.panels; gi * pk.panels < gp1; ++gi) {
       call.a = xa + gi * cin_g * p.x_strides[c_axis];
-      for (std::int64_t panel = 0; panel < pk.panels; ++panel) {
+      const std::int64_t pa = std::max(gp0 - gi * pk.panels, std::int64_t{0});
+      const std::int64_t pb = std::min(gp1 - gi * pk.panels, pk.panels);
+      for (std::int64_t panel = pa; panel < pb; ++panel) {
         call.b = pk.data.get() + pk.offset[(gi * pk.phases + ph) * pk.panels + panel] +
                  t * cin_g * pk.width;
         const std::int64_t co0 = gi * cout_g + panel * pk.width;
@@ -1465,7 +1477,7 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
   // cache (U-Net 128->64 at 128x128 NHWC, two threads: about 175 -> 185 GFLOP/s). With M along
   // the batch an item is a tap of the whole input, and single items measured faster.
   detail::parallel_for(items, threads, body,
-                       m_batch ? detail::Schedule::items : detail::Schedule::runs);
+                       m_batch && !split_panels ? detail::Schedule::items : detail::Schedule::runs);
   return 0;
 }
 
