@@ -1040,37 +1040,32 @@ def _row_line(r: dict, cols: list[str], peak: float, ratios: list, fn: list) -> 
     )
 
 
+def _geomean_line(what: str, pairs: list) -> str:
+    geo = math.exp(sum(math.log(v) for _, v in pairs) / len(pairs))
+    return f"geomean {what}: {geo:.2f}x over {len(pairs)} layers; " + _below(
+        "layers below 1.0x", pairs, 1.0
+    )
+
+
+def _below(what: str, pairs: list, limit: float, of: bool = False) -> str:
+    low = [name for name, v in pairs if v < limit]
+    count = f"{len(low)} of {len(pairs)}" if of else f"{len(low)}"
+    return f"{what}: {count}" + (f" ({', '.join(low)})" if low else "")
+
+
 def _summary(run: dict, ratios: list, fn: list) -> list[str]:
     lines = []
     if ratios:
-        geo = math.exp(sum(math.log(v) for _, v in ratios) / len(ratios))
-        below = [name for name, v in ratios if v < 1.0]
-        lines.append(
-            f"geomean plan / best peer: {geo:.2f}x over {len(ratios)} layers; "
-            f"layers below 1.0x: {len(below)}" + (f" ({', '.join(below)})" if below else "")
-        )
+        lines.append(_geomean_line("plan / best peer", ratios))
     roofs = [(r["layer"], r["roofline"]["pct"]) for r in run["results"] if "roofline" in r]
     if roofs:
-        low = [name for name, v in roofs if v < 80.0]
-        lines.append(
-            f"layers below 80% of the roofline: {len(low)} of {len(roofs)}"
-            + (f" ({', '.join(low)})" if low else "")
-        )
+        lines.append(_below("layers below 80% of the roofline", roofs, 80.0, of=True))
     f_ps = [(name, v) for name, v, _ in fn if v is not None]
     if f_ps:
-        low = [name for name, v in f_ps if v < 0.9]
-        lines.append(
-            f"functional / plan (NCHW) below 0.9x: {len(low)} of {len(f_ps)}"
-            + (f" ({', '.join(low)})" if low else "")
-        )
+        lines.append(_below("functional / plan (NCHW) below 0.9x", f_ps, 0.9, of=True))
     vss = [(name, vs[1]) for name, _, vs in fn if vs is not None]
     if vss:
-        geo = math.exp(sum(math.log(v) for _, v in vss) / len(vss))
-        low = [name for name, v in vss if v < 1.0]
-        lines.append(
-            f"geomean functional / best functional peer: {geo:.2f}x over {len(vss)} layers; "
-            f"layers below 1.0x: {len(low)}" + (f" ({', '.join(low)})" if low else "")
-        )
+        lines.append(_geomean_line("functional / best functional peer", vss))
     return lines
 
 

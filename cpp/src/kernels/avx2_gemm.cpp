@@ -276,15 +276,16 @@ void position_gemm(const GemmCall<typename S::T>& g) {
 
 // ---- transposes: 8 x 8 (fp32) / 4 x 4 (fp64) register blocks, scalar edges ------------------
 
-void transpose8x8(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
+// The 8 x 8 block at s (rows sl apart) transposed into o[0..7], o[j] its column j.
+void transpose8x8_regs(const float* s, std::int64_t sl, __m256* o) {
   __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + sl), r2 = _mm256_loadu_ps(s + 2 * sl),
          r3 = _mm256_loadu_ps(s + 3 * sl), r4 = _mm256_loadu_ps(s + 4 * sl),
          r5 = _mm256_loadu_ps(s + 5 * sl), r6 = _mm256_loadu_ps(s + 6 * sl),
          r7 = _mm256_loadu_ps(s + 7 * sl);
-  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
-         t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
-         t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-         t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+               t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+               t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
   r0 = _mm256_shuffle_ps(t0, t2, 0x44);
   r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
   r2 = _mm256_shuffle_ps(t1, t3, 0x44);
@@ -293,14 +294,20 @@ void transpose8x8(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
   r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
   r6 = _mm256_shuffle_ps(t5, t7, 0x44);
   r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  _mm256_storeu_ps(d, _mm256_permute2f128_ps(r0, r4, 0x20));
-  _mm256_storeu_ps(d + dl, _mm256_permute2f128_ps(r1, r5, 0x20));
-  _mm256_storeu_ps(d + 2 * dl, _mm256_permute2f128_ps(r2, r6, 0x20));
-  _mm256_storeu_ps(d + 3 * dl, _mm256_permute2f128_ps(r3, r7, 0x20));
-  _mm256_storeu_ps(d + 4 * dl, _mm256_permute2f128_ps(r0, r4, 0x31));
-  _mm256_storeu_ps(d + 5 * dl, _mm256_permute2f128_ps(r1, r5, 0x31));
-  _mm256_storeu_ps(d + 6 * dl, _mm256_permute2f128_ps(r2, r6, 0x31));
-  _mm256_storeu_ps(d + 7 * dl, _mm256_permute2f128_ps(r3, r7, 0x31));
+  o[0] = _mm256_permute2f128_ps(r0, r4, 0x20);
+  o[1] = _mm256_permute2f128_ps(r1, r5, 0x20);
+  o[2] = _mm256_permute2f128_ps(r2, r6, 0x20);
+  o[3] = _mm256_permute2f128_ps(r3, r7, 0x20);
+  o[4] = _mm256_permute2f128_ps(r0, r4, 0x31);
+  o[5] = _mm256_permute2f128_ps(r1, r5, 0x31);
+  o[6] = _mm256_permute2f128_ps(r2, r6, 0x31);
+  o[7] = _mm256_permute2f128_ps(r3, r7, 0x31);
+}
+
+void transpose8x8(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
+  __m256 o[8];
+  transpose8x8_regs(s, sl, o);
+  for (int j = 0; j < 8; ++j) _mm256_storeu_ps(d + j * dl, o[j]);
 }
 
 // Two 8 x 8 blocks side by side along the destination rows (source rows s .. s + 15): each
@@ -309,34 +316,8 @@ void transpose8x8(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
 // an L1 set, where lines left half-written are evicted and fetched again for their other half.
 void transpose8x16(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
   __m256 lo[8], hi[8];
-  for (int h = 0; h < 2; ++h) {
-    const float* b = s + h * 8 * sl;
-    __m256 r0 = _mm256_loadu_ps(b), r1 = _mm256_loadu_ps(b + sl), r2 = _mm256_loadu_ps(b + 2 * sl),
-           r3 = _mm256_loadu_ps(b + 3 * sl), r4 = _mm256_loadu_ps(b + 4 * sl),
-           r5 = _mm256_loadu_ps(b + 5 * sl), r6 = _mm256_loadu_ps(b + 6 * sl),
-           r7 = _mm256_loadu_ps(b + 7 * sl);
-    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
-                 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
-                 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-                 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    r0 = _mm256_shuffle_ps(t0, t2, 0x44);
-    r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    r2 = _mm256_shuffle_ps(t1, t3, 0x44);
-    r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    r4 = _mm256_shuffle_ps(t4, t6, 0x44);
-    r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    r6 = _mm256_shuffle_ps(t5, t7, 0x44);
-    r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    __m256* o = h ? hi : lo;
-    o[0] = _mm256_permute2f128_ps(r0, r4, 0x20);
-    o[1] = _mm256_permute2f128_ps(r1, r5, 0x20);
-    o[2] = _mm256_permute2f128_ps(r2, r6, 0x20);
-    o[3] = _mm256_permute2f128_ps(r3, r7, 0x20);
-    o[4] = _mm256_permute2f128_ps(r0, r4, 0x31);
-    o[5] = _mm256_permute2f128_ps(r1, r5, 0x31);
-    o[6] = _mm256_permute2f128_ps(r2, r6, 0x31);
-    o[7] = _mm256_permute2f128_ps(r3, r7, 0x31);
-  }
+  transpose8x8_regs(s, sl, lo);
+  transpose8x8_regs(s + 8 * sl, sl, hi);
   for (int j = 0; j < 8; ++j) {
     _mm256_storeu_ps(d + j * dl, lo[j]);
     _mm256_storeu_ps(d + j * dl + 8, hi[j]);
