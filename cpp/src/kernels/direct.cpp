@@ -78,6 +78,14 @@ void fill_channel(const Geometry& g, const Layout& l, T* y, T value) {
   }
 }
 
+// Output channels [co0, co1) of every image set to their bias (or zero).
+template <class T>
+void fill_channels(const Problem<T>& p, const Layout& l, std::int64_t co0, std::int64_t co1) {
+  for (std::int64_t n = 0; n < p.g->batch; ++n)
+    for (std::int64_t co = co0; co < co1; ++co)
+      fill_channel(*p.g, l, p.y + n * l.y_n + co * l.y_c, p.bias ? p.bias[co] : T(0));
+}
+
 // A panel's columns in runs: the taps of the last dim of one (output channel, outer taps),
 // consecutive columns whose outputs for one input cell are consecutive too (dilation apart).
 // Per run: its y offset (output channel), per outer dim its shift tap * dilation - pad_lo, and
@@ -309,9 +317,7 @@ std::size_t run_cells(const Problem<T>& p, const KernelSet<T>& ks, const Layout&
   auto body = [&](std::int64_t item, int slot) {
     const std::int64_t gi = item / per_group, c0 = item % per_group * unit;
     const std::int64_t c1 = std::min(l.cout_g, c0 + unit);
-    for (std::int64_t n = 0; n < g.batch; ++n)
-      for (std::int64_t co = gi * l.cout_g + c0; co < gi * l.cout_g + c1; ++co)
-        fill_channel(g, l, p.y + n * l.y_n + co * l.y_c, p.bias ? p.bias[co] : T(0));
+    fill_channels(p, l, gi * l.cout_g + c0, gi * l.cout_g + c1);
     T* c = scratch.data() + static_cast<std::size_t>(slot) * per_slot;
     GemmCall<T> call{};
     call.a_off = &zero;
@@ -389,9 +395,7 @@ std::size_t run(const Problem<T>& p, const KernelSet<T>& ks, int threads,
   auto body = [&](std::int64_t item, int slot) {
     const std::int64_t gi = item / per_group, c0 = item % per_group * unit;
     const std::int64_t c1 = std::min(l.cout_g, c0 + unit);
-    for (std::int64_t n = 0; n < g.batch; ++n)
-      for (std::int64_t co = gi * l.cout_g + c0; co < gi * l.cout_g + c1; ++co)
-        fill_channel(g, l, p.y + n * l.y_n + co * l.y_c, p.bias ? p.bias[co] : T(0));
+    fill_channels(p, l, gi * l.cout_g + c0, gi * l.cout_g + c1);
     T* c = scratch.data() + static_cast<std::size_t>(slot) * per_slot;
     T* buf = c + most * sh.nr;
     const std::int64_t end = c1 * l.taps, width = sh.block * sh.nr;

@@ -1160,6 +1160,22 @@ class PhaseDriver {
     return ks_.phase_gemm(call) ? q_all : job.qa;
   }
 
+  // A call over the row's pairs as phase_pairs listed them (A, its offsets and windows, B's
+  // offsets); the caller sets B, C and the sizes.
+  GemmCall<T> pairs_call(const RowScratch<T>& s, const RowJob<T>& job, std::int64_t pairs) const {
+    GemmCall<T> call;
+    call.a = job.a_base;
+    call.a_off = s.a_off.data();
+    call.m_lo = t_.in_place ? s.m_lo.data() : nullptr;
+    call.m_hi = t_.in_place ? s.m_hi.data() : nullptr;
+    call.b_off = s.b_off.data();
+    call.pairs = pairs;
+    call.k = pk_.cin_g;
+    call.a_ks = t_.a_ks;
+    call.a_ms = t_.a_ms;
+    return call;
+  }
+
   // Every phase of the last dim in one full-width GEMM on the joint weights (one tap per
   // phase, at shift 0), up to the last position every phase has. Returns the first position it
   // did not write.
@@ -1171,16 +1187,7 @@ class PhaseDriver {
     assert(ld % ks_.nr == 0);  // the last panel's columns past `cols` are zeros, never garbage
     for (std::int64_t si = 0; si < job.nsources; ++si)
       s.b_off[static_cast<std::size_t>(si)] = s.source_tap[si] * pk_.cin_g * ld;
-    GemmCall<T> call;
-    call.a = job.a_base;
-    call.a_off = s.a_off.data();
-    call.m_lo = t_.in_place ? s.m_lo.data() : nullptr;
-    call.m_hi = t_.in_place ? s.m_hi.data() : nullptr;
-    call.b_off = s.b_off.data();
-    call.pairs = job.nsources;
-    call.k = pk_.cin_g;
-    call.a_ks = t_.a_ks;
-    call.a_ms = t_.a_ms;
+    GemmCall<T> call = pairs_call(s, job, job.nsources);
     call.b_ld = ld;
     call.c_ms = sx_ * job.ys_x;
     call.c_ns = 1;
@@ -1240,16 +1247,7 @@ class PhaseDriver {
       return;
     }
     phase_pairs(s, job, xk, qa);
-    GemmCall<T> call;
-    call.a = job.a_base;
-    call.a_off = s.a_off.data();
-    call.m_lo = t_.in_place ? s.m_lo.data() : nullptr;
-    call.m_hi = t_.in_place ? s.m_hi.data() : nullptr;
-    call.b_off = s.b_off.data();
-    call.pairs = static_cast<std::int64_t>(s.a_off.size());
-    call.k = pk_.cin_g;
-    call.a_ks = t_.a_ks;
-    call.a_ms = t_.a_ms;
+    GemmCall<T> call = pairs_call(s, job, static_cast<std::int64_t>(s.a_off.size()));
     call.b_ld = pk_.width;
     call.c_ms = sx_ * ys_x;
     call.c_ns = ys_c;
