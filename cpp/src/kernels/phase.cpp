@@ -754,6 +754,7 @@ struct RowScratch {
   std::vector<T> row;
   RowCache<T> cache;
   std::vector<std::int64_t> a_off, b_off, partner, m_lo, m_hi, source_in, source_tap, source_off;
+  std::vector<std::int64_t> phase_first;  // all groups: where each phase's pairs start
   // The outer position whose sources source_in / source_tap hold (-1: none yet), its output
   // indices and phase: consecutive row passes of one output row (one per group) share them.
   std::int64_t sources_of = -1, sources_phase = 0, sources_o[8] = {0};
@@ -891,6 +892,7 @@ class PhaseDriver {
     xs_x_ = p.x_strides[sp_axis_ + xd_];
     xs_c_ = p.x_strides[c_axis_];
     for (int d = 0; d < xd_; ++d) n_in_outer_ *= g_.input[d];
+    line_channels_ = t.all_groups ? pk.cin_g * pk.groups : pk.cin_g;
     // The bias of each joint column, per group: its channel's.
     if (joint_ && p.bias)
       for (std::int64_t gi = 0; gi < pk.groups; ++gi)
@@ -910,10 +912,17 @@ class PhaseDriver {
   // Sizes one thread's buffers; returns their bytes.
   std::size_t init_scratch(RowScratch<T>& s) const {
     const std::int64_t lines_cached = t_.in_place ? 0 : t_.cached * t_.group_lines;
-    const std::int64_t max_pairs =
+    std::int64_t max_pairs =
         t_.max_sources * std::max<std::int64_t>(t_.max_xtaps, t_.cmax - t_.cmin + 1);
+    if (t_.all_groups) {
+      // A row's lists for every call: the joint call's, then each phase's.
+      std::int64_t taps = 1;
+      for (const auto& xk : pk_.dims[xd_].c) taps += static_cast<std::int64_t>(xk.size());
+      max_pairs = t_.max_sources * taps;
+    }
     const auto sz = [](std::int64_t n) { return static_cast<std::size_t>(n); };
     s.row.resize(sz(t_.row_len));
+    s.phase_first.resize(sz(t_.all_groups ? sx_ : 0));
     s.cache.init(lines_cached, t_.row_stride, t_.modulus, xd_);
     s.source_off.resize(sz(t_.max_sources));
     // Pair lists: the multi-phase call's hold a pair per (source, shift) with sx weight offsets.
@@ -944,7 +953,7 @@ class PhaseDriver {
         row_pass(s, item % t_.rows, item / t_.rows, gi, 0);
       return;
     }
-    std::int64_t rest = item, g0 = 0, g1 = pk_.groups;
+    std::int64_t rest = item, g0 = 0, g1 = t_.all_groups ? 1 : pk_.groups;
     if (t_.group_items > 1) {
       const std::int64_t per_group = t_.items / t_.group_items;
       g0 = item / per_group;
@@ -1001,6 +1010,10 @@ class PhaseDriver {
     job.ys_c = via_row_ ? 1 : p_.y_strides[c_axis_];
     job.co_lo = panel * pk_.width;
     job.co_hi = std::min(pk_.cout_g, job.co_lo + pk_.width);
+    if (t_.all_groups) {
+      groups_pass(s, job, n, y_row, x0, x1);
+      return;
+    }
     const T* const x_g = p_.x + n * p_.x_strides[0] + gi * pk_.cin_g * xs_c_;
     job.a_base = t_.in_place ? x_g : s.cache.data();
     if (t_.in_place)
@@ -1017,6 +1030,34 @@ class PhaseDriver {
       q_done = run_joint(s, job);
     for (std::int64_t rx = 0; rx < sx_; ++rx) run_phase(s, job, rx, q_done);
     if (via_row_) store_row(s, job, y_row, x0, x1);
+  }
+
+  // Every group of the row (Tiling::all_groups): the row copies hold all groups' channels and
+  // the pair lists are built once; each group's calls read its channels of the copies.
+  void groups_pass(RowScratch<T>& s, RowJob<T>& job, std::int64_t n, T* y_row, std::int64_t x0,
+                   std::int64_t x1) const {
+    place_in_cache(s, p_.x + n * p_.x_strides[0], n, job);
+    const std::int64_t q_joint = joint_ && job.nsources > 0 ? joint_end(job) : job.qa;
+    std::int64_t first = 0;
+    if (q_joint > job.qa) {
+      joint_pairs(s, job, 0);
+      first = job.nsources;
+    }
+    for (std::int64_t rx = 0; rx < sx_; ++rx) {
+      const auto& xk = pk_.dims[xd_].c[static_cast<std::size_t>(rx)];
+      s.phase_first[static_cast<std::size_t>(rx)] = first;
+      phase_pairs(s, job, xk, q_joint, first);
+      first += job.nsources * static_cast<std::int64_t>(xk.size());
+    }
+    for (std::int64_t gi = 0; gi < pk_.groups; ++gi) {
+      job.gi = gi;
+      job.a_base = s.cache.data() + gi * pk_.cin_g * t_.a_ks;
+      job.bias_g = p_.bias ? p_.bias + gi * pk_.cout_g : nullptr;
+      if (q_joint > job.qa) joint_calls(s, job, q_joint, 0);
+      for (std::int64_t rx = 0; rx < sx_; ++rx)
+        run_phase(s, job, rx, q_joint, s.phase_first[static_cast<std::size_t>(rx)]);
+      if (via_row_) store_row(s, job, y_row, x0, x1);
+    }
   }
 
   // The outer dims' position of row oo (into o), the phase (returned), and per outer tap in
@@ -1065,7 +1106,7 @@ class PhaseDriver {
   // Copies the block's part of input row `src` (indices `in`) into cache line `line`.
   void fill_line(RowCache<T>& cache, std::int64_t line, const T* src, const std::int64_t* in,
                  const RowJob<T>& job) const {
-    const std::int64_t cin_g = pk_.cin_g, i0 = job.qa + t_.cmin;
+    const std::int64_t cin_g = line_channels_, i0 = job.qa + t_.cmin;
     const std::int64_t xlen = job.qb - job.qa + t_.cmax - t_.cmin;
     T* dst = cache.line(line);
     const std::int64_t lo = std::clamp<std::int64_t>(-i0, 0, xlen);
@@ -1162,13 +1203,14 @@ class PhaseDriver {
 
   // A call over the row's pairs as phase_pairs listed them (A, its offsets and windows, B's
   // offsets); the caller sets B, C and the sizes.
-  GemmCall<T> pairs_call(const RowScratch<T>& s, const RowJob<T>& job, std::int64_t pairs) const {
+  GemmCall<T> pairs_call(const RowScratch<T>& s, const RowJob<T>& job, std::int64_t first,
+                         std::int64_t pairs) const {
     GemmCall<T> call;
     call.a = job.a_base;
-    call.a_off = s.a_off.data();
-    call.m_lo = t_.in_place ? s.m_lo.data() : nullptr;
-    call.m_hi = t_.in_place ? s.m_hi.data() : nullptr;
-    call.b_off = s.b_off.data();
+    call.a_off = s.a_off.data() + first;
+    call.m_lo = t_.in_place ? s.m_lo.data() + first : nullptr;
+    call.m_hi = t_.in_place ? s.m_hi.data() + first : nullptr;
+    call.b_off = s.b_off.data() + first;
     call.pairs = pairs;
     call.k = pk_.cin_g;
     call.a_ks = t_.a_ks;
@@ -1180,14 +1222,31 @@ class PhaseDriver {
   // phase, at shift 0), up to the last position every phase has. Returns the first position it
   // did not write.
   std::int64_t run_joint(RowScratch<T>& s, const RowJob<T>& job) const {
-    const std::int64_t q_all = std::min(job.qb, ceil_div(out_x_ - (sx_ - 1), sx_));
+    const std::int64_t q_all = joint_end(job);
     if (q_all <= job.qa) return job.qa;
-    phase_pairs(s, job, pk_.dims[xd_].c[0], job.qa);
+    joint_pairs(s, job, 0);
+    joint_calls(s, job, q_all, 0);
+    return q_all;
+  }
+
+  // The last position every phase has, within the block: the joint GEMM's end.
+  std::int64_t joint_end(const RowJob<T>& job) const {
+    return std::max(job.qa, std::min(job.qb, ceil_div(out_x_ - (sx_ - 1), sx_)));
+  }
+
+  // The joint GEMM's pairs, one per source, from `first` on.
+  void joint_pairs(RowScratch<T>& s, const RowJob<T>& job, std::int64_t first) const {
+    phase_pairs(s, job, pk_.dims[xd_].c[0], job.qa, first);
+    for (std::int64_t si = 0; si < job.nsources; ++si)
+      s.b_off[static_cast<std::size_t>(first + si)] = s.source_tap[si] * pk_.cin_g * pk_.joint_ld;
+  }
+
+  // The joint GEMM of positions [qa, q_all) on the pairs listed from `first` on.
+  void joint_calls(const RowScratch<T>& s, const RowJob<T>& job, std::int64_t q_all,
+                   std::int64_t first) const {
     const std::int64_t cols = sx_ * pk_.cout_g, ld = pk_.joint_ld;
     assert(ld % ks_.nr == 0);  // the last panel's columns past `cols` are zeros, never garbage
-    for (std::int64_t si = 0; si < job.nsources; ++si)
-      s.b_off[static_cast<std::size_t>(si)] = s.source_tap[si] * pk_.cin_g * ld;
-    GemmCall<T> call = pairs_call(s, job, job.nsources);
+    GemmCall<T> call = pairs_call(s, job, first, job.nsources);
     call.b_ld = ld;
     call.c_ms = sx_ * job.ys_x;
     call.c_ns = 1;
@@ -1203,21 +1262,20 @@ class PhaseDriver {
       call.bias = job.bias_g ? joint_bias_.data() + job.gi * cols + j : nullptr;
       ks_.channel_gemm(call);
     }
-    return q_all;
   }
 
-  // One phase's pairs from position qa on: per (source, tap of the phase) its A and weight
-  // offsets, and its row window in place.
+  // One phase's pairs from position qa on, listed from `first` on: per (source, tap of the
+  // phase) its A and weight offsets, and its row window in place.
   void phase_pairs(RowScratch<T>& s, const RowJob<T>& job, const std::vector<std::int64_t>& xk,
-                   std::int64_t qa) const {
+                   std::int64_t qa, std::int64_t first = 0) const {
     const std::int64_t xt = static_cast<std::int64_t>(xk.size());
     // Written by index into lists sized once (this runs for every row, phase and group).
-    const std::size_t npairs = static_cast<std::size_t>(job.nsources * xt);
-    s.a_off.resize(npairs);
-    s.b_off.resize(npairs);
-    s.m_lo.resize(t_.in_place ? npairs : 0);
-    s.m_hi.resize(t_.in_place ? npairs : 0);
-    std::size_t pr = 0;
+    const std::size_t end = static_cast<std::size_t>(first + job.nsources * xt);
+    s.a_off.resize(end);
+    s.b_off.resize(end);
+    s.m_lo.resize(t_.in_place ? end : 0);
+    s.m_hi.resize(t_.in_place ? end : 0);
+    std::size_t pr = static_cast<std::size_t>(first);
     for (std::int64_t si = 0; si < job.nsources; ++si)
       for (std::int64_t jx = 0; jx < xt; ++jx, ++pr) {
         s.a_off[pr] = s.source_off[si] + (qa + xk[jx]) * t_.a_ms;
@@ -1229,9 +1287,10 @@ class PhaseDriver {
       }
   }
 
-  // Phase rx of the last dim, positions from q_done (where no multi-phase call wrote) on.
-  void run_phase(RowScratch<T>& s, const RowJob<T>& job, std::int64_t rx,
-                 std::int64_t q_done) const {
+  // Phase rx of the last dim, positions from q_done (where no multi-phase call wrote) on, on
+  // its pairs listed from `first` on (listed here when `first` < 0).
+  void run_phase(RowScratch<T>& s, const RowJob<T>& job, std::int64_t rx, std::int64_t q_done,
+                 std::int64_t first = -1) const {
     const std::int64_t nq = rx < out_x_ ? ceil_div(out_x_ - rx, sx_) : 0;
     const std::int64_t q1 = std::min(job.qb, nq);
     const std::int64_t qa = q_done;
@@ -1246,8 +1305,12 @@ class PhaseDriver {
           y0[qq * sx_ * ys_x + co * ys_c] = job.bias_g ? job.bias_g[co] : T(0);
       return;
     }
-    phase_pairs(s, job, xk, qa);
-    GemmCall<T> call = pairs_call(s, job, static_cast<std::int64_t>(s.a_off.size()));
+    if (first < 0) {
+      phase_pairs(s, job, xk, qa);
+      first = 0;
+    }
+    GemmCall<T> call =
+        pairs_call(s, job, first, job.nsources * static_cast<std::int64_t>(xk.size()));
     call.b_ld = pk_.width;
     call.c_ms = sx_ * ys_x;
     call.c_ns = ys_c;
@@ -1296,6 +1359,7 @@ class PhaseDriver {
   int c_axis_ = 0, sp_axis_ = 0;
   bool positions_ = false;
   std::int64_t sx_ = 1, in_x_ = 0, out_x_ = 0, xs_x_ = 0, xs_c_ = 0, n_in_outer_ = 1;
+  std::int64_t line_channels_ = 0;  // channels per position of a row copy
   std::vector<ShiftUse> uses_;
   std::vector<std::int64_t> dx_taps_;
 };
@@ -1338,10 +1402,14 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     return kDeclined;
   // Staged rows only: there the joint columns (phase, channel) are adjacent.
   const bool joint = !positions && in.via_row && pk.joint_size > 0;
-  runtime::note_kernel(positions ? (t.in_place ? "phase_positions_in_place" : "phase_positions")
-                       : t.block_rows > 1 ? "phase_channel_blocks"
-                       : joint            ? "phase_channel_joint"
-                                          : "phase_channel");
+  if (positions)
+    runtime::note_kernel(t.in_place ? "phase_positions_in_place" : "phase_positions");
+  else if (t.block_rows > 1)
+    runtime::note_kernel("phase_channel_blocks");
+  else if (t.all_groups)
+    runtime::note_kernel(joint ? "phase_channel_joint_groups" : "phase_channel_groups");
+  else
+    runtime::note_kernel(joint ? "phase_channel_joint" : "phase_channel");
   const bool multi = positions && ks.phase_gemm && sx >= 2 && sx <= 4;
   PhaseDriver<T> driver(p, pk, ks, t, in.via_row, multi, joint);
   std::vector<RowScratch<T>> scratch(static_cast<std::size_t>(t.threads));

@@ -147,9 +147,8 @@ std::int64_t group_lines(const TilingInput& in, const Tiling& t, double out_byte
   return all_groups <= kRowBuffersShare * out_bytes ? in.groups : 1;
 }
 
-}  // namespace
-
-Tiling plan_tiling(const TilingInput& in) {
+// The tiling of `in`; `shared`: row copies of every group's channels (see plan_tiling).
+Tiling plan(const TilingInput& in, bool shared) {
   const Geometry& g = *in.g;
   const int xd = g.rank - 1;
   Tiling t;
@@ -169,7 +168,8 @@ Tiling plan_tiling(const TilingInput& in) {
   t.group_lines = group_lines(in, t, out_bytes);
   split_items(in, t);
   t.row_len = in.via_row ? std::min(t.qblock * g.stride[xd], g.output[xd]) * in.width : 0;
-  t.in_place = reads_in_place(in, t, out_bytes);
+  t.in_place = !shared && reads_in_place(in, t, out_bytes);
+  t.all_groups = shared;
   t.a_ms = t.in_place ? in.xs_x : in.positions ? 1 : t.cin_pitch;
   t.a_ks = t.in_place ? in.xs_c : in.positions ? t.xlen_alloc : 1;
   // Per thread: the staging row and row buffers (T); tags, halos, sources and pair lists.
@@ -183,6 +183,23 @@ Tiling plan_tiling(const TilingInput& in) {
                           max_pairs * (2 + sx + (t.in_place ? 2 : 0))) *
           static_cast<double>(sizeof(std::int64_t));
   return t;
+}
+
+}  // namespace
+
+// A grouped layer whose groups fit one panel each runs every group of an output row in one row
+// pass, on row copies of all groups' channels: one fill per input row and one set of pair lists
+// per row serve every group. Where those copies fit each thread's row buffers with the same
+// blocks, and the rows need no blocks of rows.
+Tiling plan_tiling(const TilingInput& in) {
+  const Tiling apart = plan(in, false);
+  if (in.positions || in.groups == 1 || in.panels != 1) return apart;
+  TilingInput all = in;
+  all.cin_g = in.cin_g * in.groups;
+  all.groups = 1;
+  const Tiling t = plan(all, true);
+  const bool fits = static_cast<double>(t.cached * t.row_stride * in.elem) <= kRowBuffersBytes;
+  return fits && t.block_rows == 1 && t.qblock == apart.qblock ? t : apart;
 }
 
 }  // namespace tconv::kernels::phase

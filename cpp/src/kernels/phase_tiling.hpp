@@ -99,6 +99,7 @@ struct Tiling {
   int threads = 1;
   std::int64_t row_len = 0;         // staging row elements (via_row)
   bool in_place = false;            // A read from the input itself, no row copies
+  bool all_groups = false;          // every group in one row pass, on shared row copies
   std::int64_t a_ms = 0, a_ks = 0;  // A's strides along positions and input channels
   double per_thread_bytes = 0;      // scratch per thread, for the budget check
 };
