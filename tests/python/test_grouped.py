@@ -182,3 +182,52 @@ def test_phases_of_kernel_equal_stride_run_as_one_gemm(case, dtype, isa_restored
             if first is None:
                 first = got
             assert np.array_equal(got, first), "results depend on the thread count"
+
+
+# Groups that fit one panel each: every group of an output row in one row pass, on row copies
+# holding all groups' channels (each group's calls read its channels of them). Stride along the
+# last dim above the kernel (phases with no tap, rows of bias only), kernel == stride along it
+# (the joint GEMM per group), 1-D and 3-D, and 16 groups of 8.
+ONE_PASS, ONE_PASS_JOINT = "phase_channel_groups", "phase_channel_joint_groups"
+ONE_PASS_CASES = [
+    (16, 8, 8, (5, 13), (4, 4), dict(stride=2, padding=1), ONE_PASS),
+    (8, 16, 8, (4, 25), (3, 3), dict(stride=2, padding=1, output_padding=1), ONE_PASS),
+    (3, 8, 5, (9, 31), (5, 3), dict(stride=(2, 3), padding=(2, 1)), ONE_PASS),
+    (2, 8, 8, (4, 9), (2, 2), dict(stride=3, dilation=(1, 2)), ONE_PASS),
+    (4, 8, 8, (37,), (16,), dict(stride=8, padding=4), ONE_PASS),
+    (2, 4, 8, (3, 4, 20), (3, 3, 3), dict(stride=2, padding=1), ONE_PASS),
+    (4, 16, 8, (6, 40), (3, 4), dict(stride=(2, 4), padding=(1, 0)), ONE_PASS_JOINT),
+    (2, 8, 8, (5, 4), (3, 2), dict(stride=2, padding=(1, 0)), ONE_PASS_JOINT),
+]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ONE_PASS_CASES, ids=lambda c: f"g{c[0]}_{c[1]}to{c[2]}_{c[3]}")
+def test_every_group_of_a_row_in_one_pass_matches_the_reference(
+    case, dtype, channels_last, isa_restored
+):
+    groups, cin_g, cout_g, size, kernel, kw, kernel_name = case
+    isas = [i for i in reachable_isas() if i in ("avx2", "avx512")]
+    if not isas:
+        pytest.skip("the channel panels are the x86 kernels'")
+    kw = dict(kw, groups=groups)
+    x, w, b = _layer(groups, cin_g, cout_g, size, kernel, kernel, dtype, seed=groups)
+    want = tconv.reference.conv_transpose(x, w, b, **kw)
+    if channels_last:
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        w = torch_weight_to_keras(w)
+        want = np.moveaxis(want, 1, -1)
+        kw["data_format"] = "channels_last"
+        kernel_name = ONE_PASS  # the joint GEMM stages channels_first rows only
+    for isa in isas:
+        tconv.set_max_isa(isa)
+        first = None
+        for threads in (1, 2):
+            tconv.set_num_threads(threads)
+            got = tconv.ConvTranspose(w, b, **kw)(x)
+            assert _core.last_call_kernel() == kernel_name, (isa, _core.last_call_kernel())
+            assert_close_in_max_norm(got, want, dtype, f"{isa}, {threads} thread(s)")
+            if first is None:
+                first = got
+            assert np.array_equal(got, first), "results depend on the thread count"
