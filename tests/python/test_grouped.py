@@ -184,20 +184,22 @@ def test_phases_of_kernel_equal_stride_run_as_one_gemm(case, dtype, isa_restored
             assert np.array_equal(got, first), "results depend on the thread count"
 
 
-# Groups that fit one panel each: every group of an output row in one row pass, on row copies
-# holding all groups' channels (each group's calls read its channels of them). Stride along the
-# last dim above the kernel (phases with no tap, rows of bias only), kernel == stride along it
-# (the joint GEMM per group), 1-D and 3-D, and 16 groups of 8.
+# Groups that fit one panel each, where the row buffers cannot keep every group's input rows
+# apart (few output rows beside the input, or 1-D): every group of an output row in one row
+# pass, on row copies holding all groups' channels (each group's calls read its channels of
+# them). A phase of the last dim with no tap and rows of bias only, kernel == stride along the
+# last dim (the joint GEMM per group), 1-D and 3-D, and 16 groups of 8.
 ONE_PASS, ONE_PASS_JOINT = "phase_channel_groups", "phase_channel_joint_groups"
 ONE_PASS_CASES = [
     (16, 8, 8, (5, 13), (4, 4), dict(stride=2, padding=1), ONE_PASS),
-    (8, 16, 8, (4, 25), (3, 3), dict(stride=2, padding=1, output_padding=1), ONE_PASS),
-    (3, 8, 5, (9, 31), (5, 3), dict(stride=(2, 3), padding=(2, 1)), ONE_PASS),
-    (2, 8, 8, (4, 9), (2, 2), dict(stride=3, dilation=(1, 2)), ONE_PASS),
+    (8, 16, 8, (2, 25), (3, 3), dict(stride=2, padding=1, output_padding=1), ONE_PASS),
+    (3, 8, 5, (3, 31), (5, 3), dict(stride=(2, 3), padding=(2, 1)), ONE_PASS),
+    (2, 8, 8, (1, 9), (2, 2), dict(stride=3, dilation=(1, 2), output_padding=(1, 0)), ONE_PASS),
+    (4, 8, 8, (2, 9), (2, 2), dict(stride=(1, 3), dilation=(1, 2)), ONE_PASS),
     (4, 8, 8, (37,), (16,), dict(stride=8, padding=4), ONE_PASS),
-    (2, 4, 8, (3, 4, 20), (3, 3, 3), dict(stride=2, padding=1), ONE_PASS),
-    (4, 16, 8, (6, 40), (3, 4), dict(stride=(2, 4), padding=(1, 0)), ONE_PASS_JOINT),
-    (2, 8, 8, (5, 4), (3, 2), dict(stride=2, padding=(1, 0)), ONE_PASS_JOINT),
+    (2, 4, 8, (2, 2, 20), (3, 3, 3), dict(stride=(1, 1, 2), padding=1), ONE_PASS),
+    (4, 16, 8, (2, 40), (3, 4), dict(stride=(1, 4), padding=(1, 0)), ONE_PASS_JOINT),
+    (2, 8, 8, (2, 4), (3, 2), dict(stride=(1, 2), padding=(1, 0)), ONE_PASS_JOINT),
 ]
 
 
