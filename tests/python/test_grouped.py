@@ -184,11 +184,11 @@ def test_phases_of_kernel_equal_stride_run_as_one_gemm(case, dtype, isa_restored
             assert np.array_equal(got, first), "results depend on the thread count"
 
 
-# Groups that fit one panel each, where the row buffers cannot keep every group's input rows
-# apart (few output rows beside the input, or 1-D): every group of an output row in one row
-# pass, on row copies holding all groups' channels (each group's calls read its channels of
-# them). A phase of the last dim with no tap and rows of bias only, kernel == stride along the
-# last dim (the joint GEMM per group), 1-D and 3-D, and 16 groups of 8.
+# Groups that fit one panel each: every group of an output row in one row pass, on row copies
+# holding all groups' channels (each group's calls read its channels of them). A phase of the
+# last dim with no tap and rows of bias only, kernel == stride along the last dim (the joint
+# GEMM per group), 1-D and 3-D, 16 groups of 8, and layers where the row buffers could not keep
+# each group's input rows apart (few output rows beside the input, or 1-D).
 ONE_PASS, ONE_PASS_JOINT = "phase_channel_groups", "phase_channel_joint_groups"
 ONE_PASS_CASES = [
     (16, 8, 8, (5, 13), (4, 4), dict(stride=2, padding=1), ONE_PASS),
