@@ -111,8 +111,10 @@ Isa last_call_isa();
 
 // The driver that ran that call and its variant, for tests and benchmarks: "portable",
 // "depthwise", "phase_shuffle", "phase_grid", "phase_channel", "phase_channel_blocks" (short
-// rows in blocks, panel by panel), "phase_positions", "phase_positions_in_place"; "none" when the
-// call computed nothing (an empty output) or only the bias (no input channels).
+// rows in blocks, panel by panel), "phase_channel_joint", "phase_channel_groups" /
+// "phase_channel_joint_groups" (every group of a row in one pass), "phase_positions",
+// "phase_positions_in_place"; "none" when the call computed nothing (an empty output) or only
+// the bias (no input channels).
 const char* last_call_kernel();
 
 // The drivers, in the order the dispatch tries them: a layer runs on the first that takes it
