@@ -1036,7 +1036,11 @@ class PhaseDriver {
   // the pair lists are built once; each group's calls read its channels of the copies.
   void groups_pass(RowScratch<T>& s, RowJob<T>& job, std::int64_t n, T* y_row, std::int64_t x0,
                    std::int64_t x1) const {
-    place_in_cache(s, p_.x + n * p_.x_strides[0], n, job);
+    const T* const x_n = p_.x + n * p_.x_strides[0];
+    if (t_.in_place)
+      place_in_input(s, job.nsources);
+    else
+      place_in_cache(s, x_n, n, job);
     const std::int64_t q_joint = joint_ && job.nsources > 0 ? joint_end(job) : job.qa;
     std::int64_t first = 0;
     if (q_joint > job.qa) {
@@ -1051,7 +1055,7 @@ class PhaseDriver {
     }
     for (std::int64_t gi = 0; gi < pk_.groups; ++gi) {
       job.gi = gi;
-      job.a_base = s.cache.data() + gi * pk_.cin_g * t_.a_ks;
+      job.a_base = (t_.in_place ? x_n : s.cache.data()) + gi * pk_.cin_g * t_.a_ks;
       job.bias_g = p_.bias ? p_.bias + gi * pk_.cout_g : nullptr;
       if (q_joint > job.qa) joint_calls(s, job, q_joint, 0);
       for (std::int64_t rx = 0; rx < sx_; ++rx)
@@ -1406,6 +1410,9 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     runtime::note_kernel(t.in_place ? "phase_positions_in_place" : "phase_positions");
   else if (t.block_rows > 1)
     runtime::note_kernel("phase_channel_blocks");
+  else if (t.all_groups && t.in_place)
+    runtime::note_kernel(joint ? "phase_channel_joint_groups_in_place"
+                               : "phase_channel_groups_in_place");
   else if (t.all_groups)
     runtime::note_kernel(joint ? "phase_channel_joint_groups" : "phase_channel_groups");
   else

@@ -168,7 +168,7 @@ Tiling plan(const TilingInput& in, bool shared) {
   t.group_lines = group_lines(in, t, out_bytes);
   split_items(in, t);
   t.row_len = in.via_row ? std::min(t.qblock * g.stride[xd], g.output[xd]) * in.width : 0;
-  t.in_place = !shared && reads_in_place(in, t, out_bytes);
+  t.in_place = reads_in_place(in, t, out_bytes);
   t.all_groups = shared;
   t.a_ms = t.in_place ? in.xs_x : in.positions ? 1 : t.cin_pitch;
   t.a_ks = t.in_place ? in.xs_c : in.positions ? t.xlen_alloc : 1;
@@ -198,7 +198,8 @@ Tiling plan_tiling(const TilingInput& in) {
   all.cin_g = in.cin_g * in.groups;
   all.groups = 1;
   const Tiling t = plan(all, true);
-  const bool fits = static_cast<double>(t.cached * t.row_stride * in.elem) <= kRowBuffersBytes;
+  const bool fits =
+      t.in_place || static_cast<double>(t.cached * t.row_stride * in.elem) <= kRowBuffersBytes;
   return fits && t.block_rows == 1 && t.qblock == apart.qblock ? t : apart;
 }
 
