@@ -382,8 +382,10 @@ template <class T>
 void pack_joint(Packed<T>& pk, const Geometry& g) {
   const int xd = g.rank - 1;
   const std::int64_t sx = g.stride[xd];
-  if (pk.algo != Algo::channel || sx < 2 || g.kernel[xd] != sx || g.dilation[xd] != 1 ||
-      g.pad_lo[xd] != 0 || pk.width != pk.cout_g || pk.panels != 1)
+  // Only channels_first outputs go through the staged rows that read it (see run).
+  if (g.data_format != DataFormat::channels_first || pk.algo != Algo::channel || sx < 2 ||
+      g.kernel[xd] != sx || g.dilation[xd] != 1 || g.pad_lo[xd] != 0 || pk.width != pk.cout_g ||
+      pk.panels != 1)
     return;
   constexpr std::int64_t kPanelMultiple = 32;  // every ISA's full panel divides it
   const std::int64_t cols = sx * pk.cout_g, cin_g = pk.cin_g, w = pk.width;
