@@ -53,18 +53,18 @@ struct RYC {
 // Few FMAs per loaded vector (C_out x vectors <= 2): at each k, every shift in turn. Else a
 // shift at a time over a few k (each vector feeds enough independent FMAs). Either way the
 // inner loop runs over one group (gr, its row phases the case) at k or from k0.
-#define TCONV_CASE_STEPS(MM)             \
-  case MM:                               \
-    if constexpr (MM < (1 << RY)) {      \
-      constexpr int M = MM;              \
+#define TCONV_CASE_STEPS(MM)              \
+  case MM:                                \
+    if constexpr (MM < (1 << RY)) {       \
+      constexpr int M = MM;               \
       for (int u = 0; u < gr.used; ++u) { \
-        const T* x = gr.ap[u] + k * ks;  \
-        const T* w = gr.bp[u] + k * ld;  \
-        const K* kmu = gr.km[u];         \
-        const int cm = gr.cmask[u];      \
-        TCONV_SHIFT_STEP                 \
-      }                                  \
-    }                                    \
+        const T* x = gr.ap[u] + k * ks;   \
+        const T* w = gr.bp[u] + k * ld;   \
+        const K* kmu = gr.km[u];          \
+        const int cm = gr.cmask[u];       \
+        TCONV_SHIFT_STEP                  \
+      }                                   \
+    }                                     \
     break;
 #define TCONV_CASE_CHUNK(MM)                    \
   case MM:                                      \
