@@ -19,6 +19,19 @@
 namespace tconv::kernels::avx512 {
 namespace {
 
+// acc + x * (*w in every lane); FOLD: the broadcast folded into the FMA's memory operand,
+// once per FMA (GCC broadcasts a weight used twice into a register once).
+template <class S, bool FOLD>
+typename S::V fma_bcast(typename S::V x, const typename S::T* w, typename S::V acc) {
+  if constexpr (!FOLD)
+    return S::fma(x, S::bcast(w), acc);
+  else if constexpr (sizeof(typename S::T) == 4)
+    __asm__("vfmadd231ps %[w]%{1to16%}, %[x], %[acc]" : [acc] "+v"(acc) : [x] "v"(x), [w] "m"(*w));
+  else
+    __asm__("vfmadd231pd %[w]%{1to8%}, %[x], %[acc]" : [acc] "+v"(acc) : [x] "v"(x), [w] "m"(*w));
+  return acc;
+}
+
 template <int N>
 struct RYC {
   static constexpr int value = N;
@@ -31,7 +44,7 @@ struct RYC {
     constexpr int co = ((i) / (PH * MV)) % CO;                                                  \
     constexpr int v = (i) % MV;                                                                 \
     const V xv = v == 0 ? x0 : v == 1 ? x1 : v == 2 ? x2 : v == 3 ? x3 : v == 4 ? x4 : x5;      \
-    r##i = S::fma(xv, S::bcast(w + (ry * PH + PHI) * CO + co), r##i);                           \
+    r##i = fma_bcast<S, !STEPS>(xv, w + (ry * PH + PHI) * CO + co, r##i);                       \
   }
 #define TCONV_PHASE(ph)       \
   if constexpr ((ph) < PH) {  \
@@ -165,6 +178,10 @@ void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t l
   constexpr int L = S::L;
   constexpr int COUNT = CO * RY * PH * MV;
   static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
+  // Few FMAs per loaded vector: the pass over k steps through every shift at each k (see
+  // TCONV_CASE_STEPS). Measured: folding the weights' broadcasts into the FMAs pays in the
+  // other case only.
+  constexpr bool STEPS = CO * MV <= 2;
   const K last = S::first(len - (MV - 1) * L);
 #define TCONV_ROWS_ACC_DECL(i) \
   V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + ((i) / (PH * MV)) % CO) : S::zero();
@@ -178,9 +195,8 @@ void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t l
       grid_group<S, MV, MASKED>(g, p0 + nb * U, m0, len, batch[groups]);
       if (batch[groups].used > 0) ++groups;
     }
-    constexpr bool kSteps = CO * MV <= 2;
-    RowFetch<T> fetch(g, p0, nb, m0, len, kSteps ? K_ : (K_ + kChunk - 1) / kChunk);
-    if constexpr (kSteps) {
+    RowFetch<T> fetch(g, p0, nb, m0, len, STEPS ? K_ : (K_ + kChunk - 1) / kChunk);
+    if constexpr (STEPS) {
       for (std::int64_t k = 0; k < K_; ++k, fetch.step())
         for (int b = 0; b < groups; ++b) {
           const GridGroup<S>& gr = batch[b];
