@@ -113,13 +113,15 @@ struct GridGroup {
   int used = 0, row_mask = 0;
 };
 
-// Group p0's pairs for the tile of `len` positions from m0 (with lane masks, where MASKED).
+// Group p0's pairs for the tile of `len` positions from m0 (with lane masks, where MASKED);
+// and its share of the next call's first row to fetch.
 template <class S, int MV, bool MASKED>
 void grid_group(const GridCall<typename S::T>& g, std::int64_t p0, std::int64_t m0,
                 std::int64_t len, GridGroup<S>& gr) {
+  using T = typename S::T;
   using K = typename S::K;
   constexpr int L = S::L;
-  const std::int64_t U = g.group;
+  const std::int64_t U = g.group, K_ = g.k;
   gr.used = 0;
   gr.row_mask = static_cast<int>(g.row_mask[p0]);  // the same for the whole group
   for (std::int64_t u = 0; u < U; ++u) {
@@ -135,34 +137,18 @@ void grid_group(const GridCall<typename S::T>& g, std::int64_t p0, std::int64_t 
     gr.cmask[gr.used] = static_cast<int>(g.col_mask[p]);
     ++gr.used;
   }
+  if (g.prefetch) {
+    // The next call's first row, a share per group (input row): all of it at once would fill
+    // the miss queue and stall the loads the FMAs wait for.
+    const std::int64_t groups = g.pairs / U, gi = p0 / U;
+    const std::int64_t c0 = K_ * gi / groups, c1 = K_ * (gi + 1) / groups;
+    constexpr std::int64_t kLine = 64 / static_cast<std::int64_t>(sizeof(T));
+    const T* pf = g.prefetch + m0;
+    for (std::int64_t ci = c0; ci < c1; ++ci)
+      for (std::int64_t e = 0; e < len + L; e += kLine)
+        _mm_prefetch(reinterpret_cast<const char*>(pf + ci * g.a_ks + e), _MM_HINT_T2);
+  }
 }
-
-// The next call's first row (GridCall::prefetch), a batch's share of its channels spread
-// over the batch's steps over k: all of it at once would fill the miss queue and stall the
-// loads the FMAs wait for.
-template <class T>
-class RowFetch {
- public:
-  RowFetch(const GridCall<T>& g, std::int64_t p0, std::int64_t groups, std::int64_t m0,
-           std::int64_t len, std::int64_t steps)
-      : row_(g.prefetch ? g.prefetch + m0 : nullptr), ks_(g.a_ks), len_(len), steps_(steps) {
-    const std::int64_t all = g.pairs / g.group, gi = p0 / g.group;
-    next_ = g.k * gi / all;
-    share_ = g.k * (gi + groups) / all - next_;
-  }
-  // One step's channels (Bresenham: `share` channels over `steps` steps in all).
-  void step() {
-    if (!row_) return;
-    for (acc_ += share_; acc_ >= steps_; acc_ -= steps_, ++next_)
-      for (std::int64_t e = 0; e < len_ + kLine; e += kLine)
-        _mm_prefetch(reinterpret_cast<const char*>(row_ + next_ * ks_ + e), _MM_HINT_T2);
-  }
-
- private:
-  static constexpr std::int64_t kLine = 64 / static_cast<std::int64_t>(sizeof(T));
-  const T* row_;
-  std::int64_t ks_, len_, steps_, next_ = 0, share_ = 0, acc_ = 0;
-};
 
 // Every row and column phase of an input row's positions at once (GridCall). Accumulator i
 // holds output row phase ry = i / (CO * PH * MV), channel (i / (PH * MV)) % CO, column phase
@@ -190,14 +176,13 @@ void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t l
   const std::int64_t U = g.group, K_ = g.k, ks = g.a_ks, ld = g.b_ld;
   GridGroup<S> batch[kGridBatch];
   for (std::int64_t p0 = 0; K_ > 0 && p0 < g.pairs; p0 += U * kGridBatch) {
-    int groups = 0, nb = 0;
-    for (; nb < kGridBatch && p0 + nb * U < g.pairs; ++nb) {
-      grid_group<S, MV, MASKED>(g, p0 + nb * U, m0, len, batch[groups]);
+    int groups = 0;
+    for (int b = 0; b < kGridBatch && p0 + b * U < g.pairs; ++b) {
+      grid_group<S, MV, MASKED>(g, p0 + b * U, m0, len, batch[groups]);
       if (batch[groups].used > 0) ++groups;
     }
-    RowFetch<T> fetch(g, p0, nb, m0, len, STEPS ? K_ : (K_ + kChunk - 1) / kChunk);
     if constexpr (STEPS) {
-      for (std::int64_t k = 0; k < K_; ++k, fetch.step())
+      for (std::int64_t k = 0; k < K_; ++k)
         for (int b = 0; b < groups; ++b) {
           const GridGroup<S>& gr = batch[b];
 #define TCONV_CASE(MM) TCONV_CASE_STEPS(MM)
@@ -208,7 +193,7 @@ void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t l
           }
         }
     } else {
-      for (std::int64_t k0 = 0; k0 < K_; k0 += kChunk, fetch.step()) {
+      for (std::int64_t k0 = 0; k0 < K_; k0 += kChunk) {
         const std::int64_t kn = K_ - k0 < kChunk ? K_ - k0 : kChunk;
         for (int b = 0; b < groups; ++b) {
           const GridGroup<S>& gr = batch[b];
