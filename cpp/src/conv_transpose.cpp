@@ -11,6 +11,7 @@
 
 #include "buffer.hpp"
 #include "canonical.hpp"
+#include "finite.hpp"
 #include "kernels/depthwise.hpp"
 #include "kernels/direct.hpp"
 #include "kernels/phase.hpp"
@@ -211,35 +212,12 @@ struct PackCache {
   PackList<kernels::depthwise::Packed<T>> depthwise;
 };
 
-// Whether a row of weights is free of Inf and NaN; or-ed branch-free, so the unit-step loop
-// vectorises.
-template <class Bits, Bits kExp, class T>
-bool row_finite(const T* row, std::int64_t len, std::int64_t step) {
-  Bits bad = 0;
-  if (step == 1) {
-    for (std::int64_t j = 0; j < len; ++j) {
-      Bits b;
-      std::memcpy(&b, row + j, sizeof b);
-      bad |= Bits((b & kExp) == kExp);
-    }
-  } else {
-    for (std::int64_t j = 0; j < len; ++j) {
-      Bits b;
-      std::memcpy(&b, row + j * step, sizeof b);
-      bad |= Bits((b & kExp) == kExp);
-    }
-  }
-  return bad == 0;
-}
-
 // Whether no weight is Inf or NaN. The vector kernels multiply weights by the zero halo around
 // the input rows and the depthwise row kernels by zero-padded rows, which is harmless for
 // finite weights but turns an Inf into NaN (0 * inf) in cells that weight never reaches; such
 // layers go to the portable kernel, which multiplies the pairs of the definition only.
 template <class T>
 bool all_finite(std::vector<std::int64_t> shape, const T* w, std::vector<std::int64_t> strides) {
-  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  constexpr Bits kExp = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
   for (auto e : shape)
     if (e == 0) return true;
   // Axes that continue the next one's run merge into it: the usual C-contiguous weights are one
@@ -258,7 +236,7 @@ bool all_finite(std::vector<std::int64_t> shape, const T* w, std::vector<std::in
     std::int64_t off = 0;
     for (std::size_t a = 0; a < last; ++a) off += idx[a] * strides[a];
     const T* row = w + off;
-    if (!row_finite<Bits, kExp>(row, len, step)) return false;
+    if (!detail::finite_run(row, len, step)) return false;
     std::size_t a = last;
     for (; a > 0; --a) {
       if (++idx[a - 1] < shape[a - 1]) break;
@@ -317,7 +295,14 @@ struct Call {
       finite_memo = cache ? cache->weights_finite : all_finite(g.weight_shape(), p.w, p.w_strides);
     return finite_memo == 1;
   }
-  bool vector_phase() { return have_isa && phase_handles(g) && finite(); }
+  // The same, asked by the phase drivers: a call that packs for itself learns it from its pack,
+  // which reads every weight their kernels use anyway (a separate scan read 2-8 MiB of weights
+  // a second time).
+  bool phase_finite() {
+    if (finite_memo < 0 && !cache) finite_memo = phase_packed().finite ? 1 : 0;
+    return finite();
+  }
+  bool vector_phase() { return have_isa && phase_handles(g) && phase_finite(); }
   // Whether the shuffle reads the weights as they lie: where packing does not pay, in a call
   // that packs for itself (a plan's packed weights serve all its calls).
   bool shuffle_in_place() const {
@@ -378,7 +363,7 @@ std::size_t depthwise_run(Call<T>& c) {
 template <class T>
 bool shuffle_applies(Call<T>& c) {
   return c.have_isa && phase_handles(c.g) && kernels::phase::shuffle_applies(c.p) &&
-         (c.shuffle_in_place() || c.finite());
+         (c.shuffle_in_place() || c.phase_finite());
 }
 
 template <class T>

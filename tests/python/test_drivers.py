@@ -321,3 +321,46 @@ def test_direct_serves_functional_calls_and_agrees_with_the_plan():
     # The sums run in another order: close, not bitwise.
     assert_close_in_max_norm(y, y_plan, np.float32)
     assert_close_in_max_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)
+
+
+def _weights_in_memory_order(w, order):
+    """w's values, laid out in memory along `order` of its axes (a strided view of a copy)."""
+    return np.moveaxis(np.ascontiguousarray(np.transpose(w, order)), range(w.ndim), order)
+
+
+# Each way the phase pack reads weights: PyTorch's layout (in register transposes; from 1 MiB
+# on two threads share it), its kernel axes not dense, output channels innermost, Keras's
+# layout, and the GridCall and shuffle layouts built from the packed blocks.
+_BIG = _layer(256, 72, (3, 3), 4, 2, padding=1)
+PACKED_LAYERS = {
+    "torch": _BIG,
+    "torch_kernel_not_dense": (_BIG[0], _weights_in_memory_order(_BIG[1], (0, 2, 1, 3)), _BIG[2]),
+    "cout_innermost": (_BIG[0], _weights_in_memory_order(_BIG[1], (0, 2, 3, 1)), _BIG[2]),
+    "keras": _layer(64, 24, (5, 5), 4, 2, padding=1, channels_last=True),
+    "grid": ROUTED["phase_grid"],
+    "shuffle": ROUTED["phase_shuffle"],
+}
+
+
+@pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("value", [np.nan, -np.inf])
+@pytest.mark.parametrize("where", ["first", "last"])
+@pytest.mark.parametrize("name", list(PACKED_LAYERS))
+def test_the_pack_finds_a_nonfinite_weight_wherever_it_lies(name, where, value, threads):
+    # A functional call learns whether its weights are finite from its own pack.
+    x, w, kw = PACKED_LAYERS[name]
+    before = tconv.get_num_threads()
+    tconv.set_num_threads(threads)
+    try:
+        tconv.conv_transpose(x, w, None, **kw)
+        assert _core.last_call_kernel() != "portable", "finite weights must take a vector kernel"
+        w = w.copy(order="K")
+        w[(0,) * w.ndim if where == "first" else tuple(n - 1 for n in w.shape)] = value
+        want = reference.conv_transpose(x, w, None, **kw)
+        y = tconv.conv_transpose(x, w, None, **kw)
+        assert _core.last_call_kernel() == "portable"
+    finally:
+        tconv.set_num_threads(before)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))

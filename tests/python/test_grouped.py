@@ -239,3 +239,29 @@ def test_every_group_of_a_row_in_one_pass_matches_the_reference(
             if first is None:
                 first = got
             assert np.array_equal(got, first), "results depend on the thread count"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channels_last_keeps_only_the_per_phase_blocks(dtype, isa_restored):
+    # 64 -> 64, 4 groups, k4 s4: each phase has one tap per dim and the panel is exactly C_out/g
+    # wide, so the per-phase blocks hold each weight once. The joint copy serves only the staged
+    # rows of a channels_first output; a channels_first call keeps both.
+    if "avx512" not in reachable_isas():
+        pytest.skip("a 16-channel panel is the AVX-512 kernels'")
+    tconv.set_max_isa("avx512")
+    kw = dict(stride=4, groups=4)
+    x, w, b = _layer(4, 16, 16, (6, 5), (4, 4), (4, 4), dtype, seed=3)
+    want = tconv.reference.conv_transpose(x, w, b, **kw)
+    got = tconv.conv_transpose(x, w, b, **kw)
+    # the joint GEMM, group by group or every group of a row in one pass
+    assert _core.last_call_kernel().startswith("phase_channel_joint"), _core.last_call_kernel()
+    assert _core.last_call_memory()["packed_weight_bytes"] == 2 * w.nbytes
+    assert_close_in_max_norm(got, want, dtype, "channels_first")
+    x_cl = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    got_cl = tconv.conv_transpose(
+        x_cl, torch_weight_to_keras(w), b, data_format="channels_last", **kw
+    )
+    # kernel == stride on channels_last: the shuffle, on the same per-phase blocks
+    assert _core.last_call_kernel() == "phase_shuffle"
+    assert _core.last_call_memory()["packed_weight_bytes"] == w.nbytes
+    assert_close_in_max_norm(np.moveaxis(got_cl, -1, 1), want, dtype, "channels_last")

@@ -230,6 +230,35 @@ def test_all_phases_of_two_dims_in_3d_and_strided_inputs(threads_restored):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_phases_of_two_dims_with_more_input_rows_than_one_pass_takes(dtype, threads_restored):
+    """Output rows fed by more input rows than the kernel runs in one pass over the input
+    channels (four): kernels five strides tall or more, their first and last input rows
+    feeding only some output row phases, the image's top and bottom rows fewer input rows;
+    and a 3-D layer whose outer taps multiply the input rows of a call."""
+    rng = np.random.default_rng(13)
+    cases = [
+        ((1, 3, 6, 37), (3, 2, 16, 7), dict(stride=(3, 2), padding=(4, 1))),
+        ((2, 2, 7, 20), (2, 1, 11, 9), dict(stride=(2, 4), padding=(3, 2), output_padding=1)),
+        ((1, 2, 3, 4, 21), (2, 3, 3, 11, 5), dict(stride=(2, 2, 2), padding=(1, 2, 1))),
+    ]
+    for xs, ws, kw in cases:
+        sy = kw["stride"][-2]
+        assert ws[-2] >= 5 * sy  # an interior output row reads five input rows or more
+        x, w = (rng.standard_normal(s).astype(np.float32).astype(dtype) for s in (xs, ws))
+        b = rng.standard_normal(ws[1]).astype(dtype)
+        want = reference.conv_transpose(x, w, b, **kw)
+        results = []
+        for threads in (1, 2):
+            tconv.set_num_threads(threads)
+            got = tconv.conv_transpose(x, w, b, **kw)
+            cout, sx = ws[1], kw["stride"][-1]
+            assert tconv._core.last_call_kernel() == _grid_or_positions_kernel(cout * sy * sx)
+            assert_close_in_norm(got, want, dtype, msg=f"{threads} threads, {kw}")
+            results.append(got)
+        assert np.array_equal(results[0].view(np.uint8), results[1].view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_all_phases_of_two_dims_on_an_input_beyond_the_caches(dtype, threads_restored):
     """Inputs of 2 MiB and more take the path that fetches each next input row ahead. Too large
     for the reference loop: checked against the per-row kernels of the AVX2 set, which the

@@ -19,6 +19,19 @@
 namespace tconv::kernels::avx512 {
 namespace {
 
+// acc + x * (*w in every lane); FOLD: the broadcast folded into the FMA's memory operand,
+// once per FMA (GCC broadcasts a weight used twice into a register once).
+template <class S, bool FOLD>
+typename S::V fma_bcast(typename S::V x, const typename S::T* w, typename S::V acc) {
+  if constexpr (!FOLD)
+    return S::fma(x, S::bcast(w), acc);
+  else if constexpr (sizeof(typename S::T) == 4)
+    __asm__("vfmadd231ps %[w]%{1to16%}, %[x], %[acc]" : [acc] "+v"(acc) : [x] "v"(x), [w] "m"(*w));
+  else
+    __asm__("vfmadd231pd %[w]%{1to8%}, %[x], %[acc]" : [acc] "+v"(acc) : [x] "v"(x), [w] "m"(*w));
+  return acc;
+}
+
 template <int N>
 struct RYC {
   static constexpr int value = N;
@@ -31,7 +44,7 @@ struct RYC {
     constexpr int co = ((i) / (PH * MV)) % CO;                                                  \
     constexpr int v = (i) % MV;                                                                 \
     const V xv = v == 0 ? x0 : v == 1 ? x1 : v == 2 ? x2 : v == 3 ? x3 : v == 4 ? x4 : x5;      \
-    r##i = S::fma(xv, S::bcast(w + (ry * PH + PHI) * CO + co), r##i);                           \
+    r##i = fma_bcast<S, !STEPS>(xv, w + (ry * PH + PHI) * CO + co, r##i);                       \
   }
 #define TCONV_PHASE(ph)       \
   if constexpr ((ph) < PH) {  \
@@ -50,32 +63,31 @@ struct RYC {
     TCONV_PHASE(2)                                                                    \
     TCONV_PHASE(3)                                                                    \
   }
-// Few FMAs per loaded vector (C_out x vectors <= 2): every shift at each k in turn. Else a
-// shift at a time over a few k (each vector feeds enough independent FMAs), the row case
-// chosen per few k.
-#define TCONV_CASE_STEPS(MM)                \
-  case MM:                                  \
-    if constexpr (MM < (1 << RY)) {         \
-      constexpr int M = MM;                 \
-      for (std::int64_t k = 0; k < K_; ++k) \
-        for (int u = 0; u < used; ++u) {    \
-          const T* x = ap[u] + k * ks;      \
-          const T* w = bp[u] + k * ld;      \
-          const K* kmu = km[u];             \
-          const int cm = cmask[u];          \
-          TCONV_SHIFT_STEP                  \
-        }                                   \
-    }                                       \
+// Few FMAs per loaded vector (C_out x vectors <= 2): at each k, every shift in turn. Else a
+// shift at a time over a few k (each vector feeds enough independent FMAs). Either way the
+// inner loop runs over one group (gr, its row phases the case) at k or from k0.
+#define TCONV_CASE_STEPS(MM)              \
+  case MM:                                \
+    if constexpr (MM < (1 << RY)) {       \
+      constexpr int M = MM;               \
+      for (int u = 0; u < gr.used; ++u) { \
+        const T* x = gr.ap[u] + k * ks;   \
+        const T* w = gr.bp[u] + k * ld;   \
+        const K* kmu = gr.km[u];          \
+        const int cm = gr.cmask[u];       \
+        TCONV_SHIFT_STEP                  \
+      }                                   \
+    }                                     \
     break;
 #define TCONV_CASE_CHUNK(MM)                    \
   case MM:                                      \
     if constexpr (MM < (1 << RY)) {             \
       constexpr int M = MM;                     \
-      for (int u = 0; u < used; ++u) {          \
-        const T* x = ap[u] + k0 * ks;           \
-        const T* w = bp[u] + k0 * ld;           \
-        const K* kmu = km[u];                   \
-        const int cm = cmask[u];                \
+      for (int u = 0; u < gr.used; ++u) {       \
+        const T* x = gr.ap[u] + k0 * ks;        \
+        const T* w = gr.bp[u] + k0 * ld;        \
+        const K* kmu = gr.km[u];                \
+        const int cm = gr.cmask[u];             \
         for (std::int64_t k = 0; k < kn; ++k) { \
           TCONV_SHIFT_STEP                      \
           x += ks;                              \
@@ -85,12 +97,65 @@ struct RYC {
     }                                           \
     break;
 
+// The groups a grid tile runs in one pass over k: so a group whose shifts feed few phases
+// (an input row at the kernel's edge: few accumulators, short FMA chains) interleaves with
+// groups feeding them all, rather than waiting on its own chains and loop overhead.
+constexpr int kGridBatch = 4;
+
+// A group of pairs (one input row at its column shifts) as a tile reads it: the pairs whose
+// window meets the tile, [0, used), and the group's row phases.
+template <class S>
+struct GridGroup {
+  const typename S::T* ap[kMaxGroup];
+  const typename S::T* bp[kMaxGroup];
+  int cmask[kMaxGroup];
+  typename S::K km[kMaxGroup][6];
+  int used = 0, row_mask = 0;
+};
+
+// Group p0's pairs for the tile of `len` positions from m0 (with lane masks, where MASKED);
+// and its share of the next call's first row to fetch.
+template <class S, int MV, bool MASKED>
+void grid_group(const GridCall<typename S::T>& g, std::int64_t p0, std::int64_t m0,
+                std::int64_t len, GridGroup<S>& gr) {
+  using T = typename S::T;
+  using K = typename S::K;
+  constexpr int L = S::L;
+  const std::int64_t U = g.group, K_ = g.k;
+  gr.used = 0;
+  gr.row_mask = static_cast<int>(g.row_mask[p0]);  // the same for the whole group
+  for (std::int64_t u = 0; u < U; ++u) {
+    const std::int64_t p = p0 + u;
+    const std::int64_t lo = g.m_lo[p] - m0;
+    const std::int64_t hi = (g.m_hi[p] - m0 < len ? g.m_hi[p] - m0 : len);
+    if (hi <= lo || hi <= 0 || lo >= len) continue;  // no position of the tile has this shift
+    if constexpr (MASKED)
+      for (int v = 0; v < MV; ++v)
+        gr.km[gr.used][v] = static_cast<K>(S::first(hi - v * L) & ~S::first(lo - v * L));
+    gr.ap[gr.used] = g.a + m0 + g.a_off[p];
+    gr.bp[gr.used] = g.b + g.b_off[p];
+    gr.cmask[gr.used] = static_cast<int>(g.col_mask[p]);
+    ++gr.used;
+  }
+  if (g.prefetch) {
+    // The next call's first row, a share per group (input row): all of it at once would fill
+    // the miss queue and stall the loads the FMAs wait for.
+    const std::int64_t groups = g.pairs / U, gi = p0 / U;
+    const std::int64_t c0 = K_ * gi / groups, c1 = K_ * (gi + 1) / groups;
+    constexpr std::int64_t kLine = 64 / static_cast<std::int64_t>(sizeof(T));
+    const T* pf = g.prefetch + m0;
+    for (std::int64_t ci = c0; ci < c1; ++ci)
+      for (std::int64_t e = 0; e < len + L; e += kLine)
+        _mm_prefetch(reinterpret_cast<const char*>(pf + ci * g.a_ks + e), _MM_HINT_T2);
+  }
+}
+
 // Every row and column phase of an input row's positions at once (GridCall). Accumulator i
 // holds output row phase ry = i / (CO * PH * MV), channel (i / (PH * MV)) % CO, column phase
-// (i / MV) % PH, position vector i % MV. A group of pairs (one input row at its column shifts)
-// is one pass over k that loads each shift's vectors in turn: the group's row phases are a
-// template case, a shift's column phases a branch that goes the same way at every step and in
-// every group (so predicted), where a pass per pair kept switching cases and row branches.
+// (i / MV) % PH, position vector i % MV. Up to kGridBatch groups of pairs (each an input row
+// at its column shifts) share one pass over k that loads each shift's vectors in turn: a
+// group's row phases are a template case, a shift's column phases a branch that goes the same
+// way at every step and in every group (so predicted).
 template <class S, int CO, int RY, int PH, int MV, bool MASKED>
 void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t len) {
   using T = typename S::T;
@@ -99,61 +164,46 @@ void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t l
   constexpr int L = S::L;
   constexpr int COUNT = CO * RY * PH * MV;
   static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
-  const T* const a = g.a + m0;
+  // Few FMAs per loaded vector: the pass over k steps through every shift at each k (see
+  // TCONV_CASE_STEPS). Measured: folding the weights' broadcasts into the FMAs pays in the
+  // other case only.
+  constexpr bool STEPS = CO * MV <= 2;
   const K last = S::first(len - (MV - 1) * L);
 #define TCONV_ROWS_ACC_DECL(i) \
   V r##i = ((i) < COUNT && g.bias) ? S::bcast(g.bias + ((i) / (PH * MV)) % CO) : S::zero();
   TCONV_ACC24(TCONV_ROWS_ACC_DECL)
 #undef TCONV_ROWS_ACC_DECL
   const std::int64_t U = g.group, K_ = g.k, ks = g.a_ks, ld = g.b_ld;
-  for (std::int64_t p0 = 0; K_ > 0 && p0 < g.pairs; p0 += U) {
-    const T* ap[kMaxGroup];
-    const T* bp[kMaxGroup];
-    int cmask[kMaxGroup];
-    K km[kMaxGroup][6];
-    int used = 0;
-    const int row_mask = static_cast<int>(g.row_mask[p0]);  // the same for the whole group
-    for (std::int64_t u = 0; u < U; ++u) {
-      const std::int64_t p = p0 + u;
-      const std::int64_t lo = g.m_lo[p] - m0;
-      const std::int64_t hi = (g.m_hi[p] - m0 < len ? g.m_hi[p] - m0 : len);
-      if (hi <= lo || hi <= 0 || lo >= len) continue;  // no position of the tile has this shift
-      if constexpr (MASKED)
-        for (int v = 0; v < MV; ++v)
-          km[used][v] = static_cast<K>(S::first(hi - v * L) & ~S::first(lo - v * L));
-      ap[used] = a + g.a_off[p];
-      bp[used] = g.b + g.b_off[p];
-      cmask[used] = static_cast<int>(g.col_mask[p]);
-      ++used;
+  GridGroup<S> batch[kGridBatch];
+  for (std::int64_t p0 = 0; K_ > 0 && p0 < g.pairs; p0 += U * kGridBatch) {
+    int groups = 0;
+    for (int b = 0; b < kGridBatch && p0 + b * U < g.pairs; ++b) {
+      grid_group<S, MV, MASKED>(g, p0 + b * U, m0, len, batch[groups]);
+      if (batch[groups].used > 0) ++groups;
     }
-    if (g.prefetch) {
-      // The next call's first row, a share per group (input row) of this pass: all of it at
-      // once would fill the miss queue and stall the loads the FMAs wait for.
-      const std::int64_t groups = g.pairs / U, gi = p0 / U;
-      const std::int64_t c0 = K_ * gi / groups, c1 = K_ * (gi + 1) / groups;
-      constexpr std::int64_t kLine = 64 / static_cast<std::int64_t>(sizeof(T));
-      const T* pf = g.prefetch + m0;
-      for (std::int64_t ci = c0; ci < c1; ++ci)
-        for (std::int64_t e = 0; e < len + L; e += kLine)
-          _mm_prefetch(reinterpret_cast<const char*>(pf + ci * ks + e), _MM_HINT_T2);
-    }
-    if (used == 0) continue;
-    if constexpr (CO * MV <= 2) {
+    if constexpr (STEPS) {
+      for (std::int64_t k = 0; k < K_; ++k)
+        for (int b = 0; b < groups; ++b) {
+          const GridGroup<S>& gr = batch[b];
 #define TCONV_CASE(MM) TCONV_CASE_STEPS(MM)
-      switch (row_mask) {
-        TCONV_MASK_CASES
-        default:
-          break;
-      }
+          switch (gr.row_mask) {
+            TCONV_MASK_CASES
+            default:
+              break;
+          }
+        }
     } else {
       for (std::int64_t k0 = 0; k0 < K_; k0 += kChunk) {
         const std::int64_t kn = K_ - k0 < kChunk ? K_ - k0 : kChunk;
+        for (int b = 0; b < groups; ++b) {
+          const GridGroup<S>& gr = batch[b];
 #undef TCONV_CASE
 #define TCONV_CASE(MM) TCONV_CASE_CHUNK(MM)
-        switch (row_mask) {
-          TCONV_MASK_CASES
-          default:
-            break;
+          switch (gr.row_mask) {
+            TCONV_MASK_CASES
+            default:
+              break;
+          }
         }
       }
     }

@@ -637,20 +637,30 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
                                    detail::kWeightsAdvice);
   const bool cf = g.data_format == DataFormat::channels_first;
   const std::int64_t mult = g.out_channels / g.groups;
+  // Each tap's offset along the kernel axes, row-major: the loops below then divide once per
+  // channel rather than once per weight (a functional call packs on every call).
+  std::vector<std::int64_t> tap_off(static_cast<std::size_t>(taps), 0);
   std::vector<std::int64_t> kidx(static_cast<std::size_t>(R), 0);
   for (std::int64_t t = 0; t < taps; ++t) {
-    std::int64_t off = 0;
-    for (int d = 0; d < R; ++d) off += kidx[d] * ws[static_cast<std::size_t>(cf ? d + 2 : d)];
-    for (std::int64_t co = 0; co < g.out_channels; ++co) {
-      if (cf) {
-        pk.data[co * taps + t] = w[off + (co / mult) * ws[0] + (co % mult) * ws[1]];
-      } else {
-        pk.data[t * g.out_channels + co] = w[off + co * ws[static_cast<std::size_t>(R + 1)]];
-      }
-    }
+    for (int d = 0; d < R; ++d)
+      tap_off[t] += kidx[d] * ws[static_cast<std::size_t>(cf ? d + 2 : d)];
     for (int d = R - 1; d >= 0; --d) {
       if (++kidx[d] < g.kernel[d]) break;
       kidx[d] = 0;
+    }
+  }
+  T* dst = pk.data.get();
+  if (cf) {
+    for (std::int64_t co = 0; co < g.out_channels; ++co) {
+      const T* src = w + (co / mult) * ws[0] + (co % mult) * ws[1];
+      for (std::int64_t t = 0; t < taps; ++t) dst[co * taps + t] = src[tap_off[t]];
+    }
+  } else {
+    const std::int64_t s_co = ws[static_cast<std::size_t>(R + 1)];
+    for (std::int64_t t = 0; t < taps; ++t) {
+      const T* src = w + tap_off[t];
+      for (std::int64_t co = 0; co < g.out_channels; ++co)
+        dst[t * g.out_channels + co] = src[co * s_co];
     }
   }
   return pk;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "buffer.hpp"
+#include "finite.hpp"
 #include "kernels/phase_tiling.hpp"
 #include "runtime.hpp"
 #include "threadpool.hpp"
@@ -301,6 +302,7 @@ void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& sr
   // Columns past C_out/g (last panel) stay the zeros they start as.
   std::vector<std::vector<T>> tmp(static_cast<std::size_t>(threads));
   for (auto& t : tmp) t.assign(static_cast<std::size_t>(tmp_rows * pk.panels * piece), T(0));
+  std::vector<char> finite(static_cast<std::size_t>(threads), 1);
   detail::parallel_for(pk.groups * runs, threads, [&](std::int64_t item, int slot) {
     const std::int64_t gi = item / runs, c0 = item % runs * kRun;
     const std::int64_t c1 = std::min(c0 + kRun, pk.cin_g);
@@ -323,6 +325,10 @@ void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& sr
         }
       }
     }
+    // The staged run is in cache now: checking it costs little next to a second pass over
+    // the weights (values left from an earlier run were checked then).
+    const std::int64_t staged = tmp_rows * pk.panels * piece;
+    finite[static_cast<std::size_t>(slot)] &= detail::finite_run(t0, staged) ? 1 : 0;
     const std::size_t bytes = static_cast<std::size_t>((c1 - c0) * pk.width) * sizeof(T);
     const std::int64_t pieces = ntaps * pk.panels;
     auto dst = [&](std::int64_t n) {
@@ -340,6 +346,7 @@ void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& sr
       std::memcpy(dst(n), t0 + (row * pk.panels + panel) * piece, bytes);
     }
   });
+  pk.finite = std::all_of(finite.begin(), finite.end(), [](char f) { return f != 0; });
 }
 
 // Keras's (*kernel, C_out/g, C_in) and other layouts: per (group, tap, panel), in tiles of
@@ -350,7 +357,8 @@ void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads) {
   constexpr std::int64_t kTile = 16;
   const std::int64_t ntaps = static_cast<std::int64_t>(src.taps->size());
   const std::int64_t s_ci = src.s_ci, s_co = src.s_co;
-  detail::parallel_for(pk.groups * ntaps * pk.panels, threads, [&](std::int64_t item, int) {
+  std::vector<char> finite(static_cast<std::size_t>(threads), 1);
+  detail::parallel_for(pk.groups * ntaps * pk.panels, threads, [&](std::int64_t item, int slot) {
     const std::int64_t panel = item % pk.panels, i = (item / pk.panels) % ntaps,
                        gi = item / (pk.panels * ntaps);
     const std::int64_t jn = std::min(pk.width, pk.cout_g - panel * pk.width);
@@ -371,8 +379,11 @@ void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads) {
       // Columns past C_out/g (last panel) are zeros the kernel multiplies but never stores.
       for (std::int64_t ci = c0; ci < c1; ++ci)
         std::fill(dst + ci * pk.width + jn, dst + (ci + 1) * pk.width, T(0));
+      finite[static_cast<std::size_t>(slot)] &=
+          detail::finite_run(dst + c0 * pk.width, (c1 - c0) * pk.width) ? 1 : 0;
     }
   });
+  pk.finite = std::all_of(finite.begin(), finite.end(), [](char f) { return f != 0; });
 }
 
 }  // namespace
@@ -382,8 +393,10 @@ template <class T>
 void pack_joint(Packed<T>& pk, const Geometry& g) {
   const int xd = g.rank - 1;
   const std::int64_t sx = g.stride[xd];
-  if (pk.algo != Algo::channel || sx < 2 || g.kernel[xd] != sx || g.dilation[xd] != 1 ||
-      g.pad_lo[xd] != 0 || pk.width != pk.cout_g || pk.panels != 1)
+  // Only channels_first outputs go through the staged rows that read it (see run).
+  if (g.data_format != DataFormat::channels_first || pk.algo != Algo::channel || sx < 2 ||
+      g.kernel[xd] != sx || g.dilation[xd] != 1 || g.pad_lo[xd] != 0 || pk.width != pk.cout_g ||
+      pk.panels != 1)
     return;
   constexpr std::int64_t kPanelMultiple = 32;  // every ISA's full panel divides it
   const std::int64_t cols = sx * pk.cout_g, cin_g = pk.cin_g, w = pk.width;

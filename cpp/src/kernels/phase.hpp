@@ -49,6 +49,7 @@ struct Packed {
   std::vector<std::int64_t> offset;  // per (group, phase, panel)
   detail::Buffer<T> data;            // not value-initialised: every element is written by the pack
   std::size_t size = 0;
+  bool finite = true;  // no Inf or NaN in what was packed (checked as it is packed)
 
   // The same weights for GridCall (every phase of the last two dims at once), packed when
   // grid_layout_fits: per (group, phase of the dims before those two, tap of that phase, row
