@@ -47,6 +47,21 @@ def _layer(groups, cin_g, cout_g, size, kernel, stride, dtype, seed=0):
     return x, w, b
 
 
+def _layer_and_reference(case, dtype, channels_last, seed):
+    """x, w, b, the reference's y and the call's arguments for a (groups, cin_g, cout_g, size,
+    kernel, kw) case, in the given layout (Keras-ordered weights for channels_last)."""
+    groups, cin_g, cout_g, size, kernel, kw = case[:6]
+    kw = dict(kw, groups=groups)
+    x, w, b = _layer(groups, cin_g, cout_g, size, kernel, kernel, dtype, seed=seed)
+    want = tconv.reference.conv_transpose(x, w, b, **kw)
+    if channels_last:
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        w = torch_weight_to_keras(w)
+        want = np.moveaxis(want, 1, -1)
+        kw["data_format"] = "channels_last"
+    return x, w, b, want, kw
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("cout_g", [5, 8, 12, 16, 24])
 def test_grouped_layers_pack_panels_as_wide_as_a_group(cout_g, dtype, isa_restored):
@@ -93,15 +108,7 @@ CASES = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"g{c[0]}_{c[1]}to{c[2]}_{c[3]}")
 def test_grouped_layers_match_the_reference_on_every_isa(case, dtype, channels_last, isa_restored):
-    groups, cin_g, cout_g, size, kernel, kw = case
-    kw = dict(kw, groups=groups)
-    x, w, b = _layer(groups, cin_g, cout_g, size, kernel, kernel, dtype, seed=len(size))
-    want = tconv.reference.conv_transpose(x, w, b, **kw)
-    if channels_last:
-        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
-        w = torch_weight_to_keras(w)
-        want = np.moveaxis(want, 1, -1)
-        kw["data_format"] = "channels_last"
+    x, w, b, want, kw = _layer_and_reference(case, dtype, channels_last, seed=len(case[3]))
     for isa in reachable_isas():
         tconv.set_max_isa(isa)
         first = None
@@ -214,18 +221,12 @@ ONE_PASS_CASES = [
 def test_every_group_of_a_row_in_one_pass_matches_the_reference(
     case, dtype, channels_last, isa_restored
 ):
-    groups, cin_g, cout_g, size, kernel, kw, kernel_name = case
+    kernel_name = case[6]
     isas = [i for i in reachable_isas() if i in ("avx2", "avx512")]
     if not isas:
         pytest.skip("the channel panels are the x86 kernels'")
-    kw = dict(kw, groups=groups)
-    x, w, b = _layer(groups, cin_g, cout_g, size, kernel, kernel, dtype, seed=groups)
-    want = tconv.reference.conv_transpose(x, w, b, **kw)
+    x, w, b, want, kw = _layer_and_reference(case, dtype, channels_last, seed=case[0])
     if channels_last:
-        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
-        w = torch_weight_to_keras(w)
-        want = np.moveaxis(want, 1, -1)
-        kw["data_format"] = "channels_last"
         # The joint GEMM stages channels_first rows only.
         kernel_name = kernel_name.replace(ONE_PASS_JOINT, ONE_PASS)
     for isa in isas:
