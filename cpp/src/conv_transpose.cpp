@@ -87,14 +87,18 @@ template <>
 struct KernelTable<float> {
   static kernels::KernelSet<float> avx2() { return kernels::avx2::kernels_f32(); }
 #ifdef TCONV_HAVE_AVX512
-  static kernels::KernelSet<float> avx512() { return kernels::avx512::kernels_f32(); }
+  static kernels::KernelSet<float> avx512() {
+    return kernels::avx512::kernels_f32(runtime::fma_in_halves());
+  }
 #endif
 };
 template <>
 struct KernelTable<double> {
   static kernels::KernelSet<double> avx2() { return kernels::avx2::kernels_f64(); }
 #ifdef TCONV_HAVE_AVX512
-  static kernels::KernelSet<double> avx512() { return kernels::avx512::kernels_f64(); }
+  static kernels::KernelSet<double> avx512() {
+    return kernels::avx512::kernels_f64(runtime::fma_in_halves());
+  }
 #endif
 };
 #endif

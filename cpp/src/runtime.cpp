@@ -2,6 +2,10 @@
 
 #include <sched.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -176,6 +180,24 @@ int choose_threads(const Options& options) {
   // large (and wake) for every later call.
   const int asked = options.num_threads > 0 ? options.num_threads : get_num_threads();
   return std::min(asked, cpu_count());
+}
+
+bool fma_in_halves() {
+#if defined(__x86_64__) || defined(__i386__)
+  // AMD family 19h with AVX-512 is Zen 4, whose 512-bit FMA is two passes through 256-bit
+  // pipes; Zen 5 (1Ah) and Intel's AVX-512 cores have whole 512-bit pipes.
+  static const bool halves = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+    const bool amd = ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163;  // AuthenticAMD
+    if (!amd || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+    const unsigned family = ((eax >> 8) & 0xf) + ((eax >> 20) & 0xff);
+    return family == 0x19;
+  }();
+  return halves;
+#else
+  return false;
+#endif
 }
 
 }  // namespace runtime

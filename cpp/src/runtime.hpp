@@ -10,6 +10,10 @@ Isa choose_isa(const Options& options);
 // The thread count a call should use: the one asked for, at most the CPUs usable.
 int choose_threads(const Options& options);
 
+// Whether the CPU executes a 512-bit FMA as two 256-bit halves (AMD Zen 4), which decides the
+// form of some AVX-512 kernels; cores with whole 512-bit FMA pipes (Intel's, Zen 5) answer no.
+bool fma_in_halves();
+
 // The driver and variant that ran this thread's last call (a static string), as
 // last_call_kernel() reports it: set where each driver commits to a layer.
 void note_kernel(const char* name);

@@ -9,8 +9,10 @@ namespace tconv::kernels::avx512 {
 // The channel-vector GEMM, the multi-phase kernel and the channels_last depthwise kernel are
 // the 512-bit ones; the other members are the AVX2 kernels (a 512-bit machine runs them, and
 // they did no better at this width).
-KernelSet<float> kernels_f32();
-KernelSet<double> kernels_f64();
+// fma_halves: the CPU executes a 512-bit FMA as two 256-bit halves (runtime::fma_in_halves);
+// the channel GEMM then folds its broadcasts into the FMAs (see avx512_gemm.cpp).
+KernelSet<float> kernels_f32(bool fma_halves);
+KernelSet<double> kernels_f64(bool fma_halves);
 
 // The multi-phase kernel (avx512_phase.cpp); it reads nothing past the row buffer's rows
 // itself, and hands the calls of one vector or less to the AVX2 kernel (which, without row

@@ -6,7 +6,9 @@
 // accumulators does 16 FMAs per k-step for 2 vector loads and 8 broadcasts (folded into the
 // FMAs as embedded {1toN} operands, see TCONV_FMA2), against 12 FMAs, 2 loads and 6
 // separate broadcasts for the AVX2 6 x 2 tile of ymm: fewer instructions per flop, so the FMA
-// pipes stay fed.
+// pipes stay fed. Cores with two whole 512-bit FMA pipes (Intel's) finish a k-step in half the
+// cycles, and there the 16 folded broadcast loads are the bottleneck: they get the kernel with
+// one broadcast per position (see fma2), chosen per CPU in kernels_f32/f64.
 //
 // Built with -mavx512f -mavx2 -mfma for this file only; internal linkage and no standard-library
 // templates, for the same reason as avx2_gemm.cpp.
@@ -81,6 +83,30 @@ struct F64 {
   }
 };
 
+// r0 += a[0] * w0 and r1 += a[0] * w1 as S::fma2 (FOLD) or with one broadcast of a[0] for
+// both: half the loads, for cores whose FMA pipes outrun the load pipes (see the file comment).
+// Intel Xeon with two 512-bit FMA pipes, one thread, plan on NHWC data: CycleGAN 256->128 and
+// U-Net 512->256 12 % faster, DCGAN 512->256 b16 5 %.
+template <class S, bool FOLD>
+void fma2(const char* a, typename S::V w0, typename S::V w1, typename S::V& r0,
+          typename S::V& r1) {
+  if constexpr (FOLD) {
+    S::fma2(a, w0, w1, r0, r1);
+  } else {
+    const typename S::V x = S::bcast(reinterpret_cast<const typename S::T*>(a));
+    r0 = S::fma(x, w0, r0);
+    r1 = S::fma(x, w1, r1);
+  }
+}
+template <class S, bool FOLD>
+void fma2(const char* a, std::int64_t off, typename S::V w0, typename S::V w1, typename S::V& r0,
+          typename S::V& r1) {
+  if constexpr (FOLD)
+    S::fma2(a, off, w0, w1, r0, r1);
+  else
+    fma2<S, false>(a + off, w0, w1, r0, r1);
+}
+
 // Accumulators as named variables (GCC keeps a loop-carried array of vectors in memory).
 #define TCONV_ACC16(X) \
   X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
@@ -92,7 +118,7 @@ struct F64 {
 // 512->256 51 -> 56, 3D U-Net 43 -> 48).
 constexpr int kMR = 8;
 
-template <class S, int MR, bool PREFETCH_A>
+template <class S, int MR, bool PREFETCH_A, bool FOLD>
 void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
                   typename S::T* c) {
   using T = typename S::T;
@@ -159,14 +185,14 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
       }
       const V w0 = S::load(bp);
       const V w1 = S::load(bp + L);
-      if constexpr (MR > 0) S::fma2(a0, w0, w1, r0, r1);
-      if constexpr (MR > 1) S::fma2(a0, msb, w0, w1, r2, r3);
-      if constexpr (MR > 2) S::fma2(a0, ms2b, w0, w1, r4, r5);
-      if constexpr (MR > 3) S::fma2(a3, w0, w1, r6, r7);
-      if constexpr (MR > 4) S::fma2(a3, msb, w0, w1, r8, r9);
-      if constexpr (MR > 5) S::fma2(a3, ms2b, w0, w1, r10, r11);
-      if constexpr (MR > 6) S::fma2(a6, w0, w1, r12, r13);
-      if constexpr (MR > 7) S::fma2(a6, msb, w0, w1, r14, r15);
+      if constexpr (MR > 0) fma2<S, FOLD>(a0, w0, w1, r0, r1);
+      if constexpr (MR > 1) fma2<S, FOLD>(a0, msb, w0, w1, r2, r3);
+      if constexpr (MR > 2) fma2<S, FOLD>(a0, ms2b, w0, w1, r4, r5);
+      if constexpr (MR > 3) fma2<S, FOLD>(a3, w0, w1, r6, r7);
+      if constexpr (MR > 4) fma2<S, FOLD>(a3, msb, w0, w1, r8, r9);
+      if constexpr (MR > 5) fma2<S, FOLD>(a3, ms2b, w0, w1, r10, r11);
+      if constexpr (MR > 6) fma2<S, FOLD>(a6, w0, w1, r12, r13);
+      if constexpr (MR > 7) fma2<S, FOLD>(a6, msb, w0, w1, r14, r15);
       a0 += ksb;
       a3 += ksb;
       a6 += ksb;
@@ -202,41 +228,41 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   }
 }
 
-template <class S, bool PREFETCH_A>
+template <class S, bool PREFETCH_A, bool FOLD>
 void channel_tiles(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t len) {
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (len) {
     case 8:
-      channel_tile<S, 8, PREFETCH_A>(g, m, a, c);
+      channel_tile<S, 8, PREFETCH_A, FOLD>(g, m, a, c);
       break;
     case 7:
-      channel_tile<S, 7, PREFETCH_A>(g, m, a, c);
+      channel_tile<S, 7, PREFETCH_A, FOLD>(g, m, a, c);
       break;
     case 6:
-      channel_tile<S, 6, PREFETCH_A>(g, m, a, c);
+      channel_tile<S, 6, PREFETCH_A, FOLD>(g, m, a, c);
       break;
     case 5:
-      channel_tile<S, 5, PREFETCH_A>(g, m, a, c);
+      channel_tile<S, 5, PREFETCH_A, FOLD>(g, m, a, c);
       break;
     case 4:
-      channel_tile<S, 4, PREFETCH_A>(g, m, a, c);
+      channel_tile<S, 4, PREFETCH_A, FOLD>(g, m, a, c);
       break;
     case 3:
-      channel_tile<S, 3, PREFETCH_A>(g, m, a, c);
+      channel_tile<S, 3, PREFETCH_A, FOLD>(g, m, a, c);
       break;
     case 2:
-      channel_tile<S, 2, PREFETCH_A>(g, m, a, c);
+      channel_tile<S, 2, PREFETCH_A, FOLD>(g, m, a, c);
       break;
     case 1:
-      channel_tile<S, 1, PREFETCH_A>(g, m, a, c);
+      channel_tile<S, 1, PREFETCH_A, FOLD>(g, m, a, c);
       break;
     default:
       break;
   }
 }
 
-template <class S>
+template <class S, bool FOLD>
 void channel_gemm(const GemmCall<typename S::T>& g) {
   // The positions are spread evenly over the fewest tiles of at most kMR: a 10-position call runs
   // two 5-position tiles (10 chains each), never 8 + 2 (a 2-position tile has too few chains in
@@ -246,9 +272,9 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
   for (std::int64_t t = 0; t < tiles; ++t) {
     const std::int64_t len = (g.m - m) / (tiles - t) + ((g.m - m) % (tiles - t) ? 1 : 0);
     if (g.prefetch_a && g.a_ks == 1)
-      channel_tiles<S, true>(g, m, len);
+      channel_tiles<S, true, FOLD>(g, m, len);
     else
-      channel_tiles<S, false>(g, m, len);
+      channel_tiles<S, false, FOLD>(g, m, len);
     m += len;
   }
 }
@@ -422,16 +448,18 @@ void cell_gemm(const GemmCall<typename S::T>& g) {
 void cell_f32(const GemmCall<float>& g) { cell_gemm<F32>(g); }
 void cell_f64(const GemmCall<double>& g) { cell_gemm<F64>(g); }
 
-void channel_f32(const GemmCall<float>& g) { channel_gemm<F32>(g); }
+void channel_f32(const GemmCall<float>& g) { channel_gemm<F32, false>(g); }
+void channel_f32_folded(const GemmCall<float>& g) { channel_gemm<F32, true>(g); }
 void narrow_f32(const GemmCall<float>& g) { narrow_gemm<F32>(g); }
 void narrow_f64(const GemmCall<double>& g) { narrow_gemm<F64>(g); }
-void channel_f64(const GemmCall<double>& g) { channel_gemm<F64>(g); }
+void channel_f64(const GemmCall<double>& g) { channel_gemm<F64, false>(g); }
+void channel_f64_folded(const GemmCall<double>& g) { channel_gemm<F64, true>(g); }
 
 }  // namespace
 
-KernelSet<float> kernels_f32() {
+KernelSet<float> kernels_f32(bool fma_halves) {
   KernelSet<float> ks = avx2::kernels_f32();
-  ks.channel_gemm = channel_f32;
+  ks.channel_gemm = fma_halves ? channel_f32_folded : channel_f32;
   ks.nr = 2 * F32::L;
   ks.phase_gemm = phase_f32;
   ks.position_in_place = true;
@@ -445,9 +473,9 @@ KernelSet<float> kernels_f32() {
   ks.cell_mr = kCellVecs * F32::L;
   return ks;
 }
-KernelSet<double> kernels_f64() {
+KernelSet<double> kernels_f64(bool fma_halves) {
   KernelSet<double> ks = avx2::kernels_f64();
-  ks.channel_gemm = channel_f64;
+  ks.channel_gemm = fma_halves ? channel_f64_folded : channel_f64;
   ks.nr = 2 * F64::L;
   ks.phase_gemm = phase_f64;
   ks.position_in_place = true;
