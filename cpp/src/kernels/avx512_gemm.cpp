@@ -88,8 +88,7 @@ struct F64 {
 // Intel Xeon with two 512-bit FMA pipes, one thread, plan on NHWC data: CycleGAN 256->128 and
 // U-Net 512->256 12 % faster, DCGAN 512->256 b16 5 %.
 template <class S, bool FOLD>
-void fma2(const char* a, typename S::V w0, typename S::V w1, typename S::V& r0,
-          typename S::V& r1) {
+void fma2(const char* a, typename S::V w0, typename S::V w1, typename S::V& r0, typename S::V& r1) {
   if constexpr (FOLD) {
     S::fma2(a, w0, w1, r0, r1);
   } else {
