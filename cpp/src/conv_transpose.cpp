@@ -464,6 +464,7 @@ bool run_driver(const Driver<T>& d, Call<T>& c) {
     return false;
   }
   t_last_memory.scratch_bytes = scratch;
+  t_last_memory.output_streamed = runtime::noted_output_streamed();
   return true;
 }
 
@@ -504,6 +505,7 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
   t_last_memory = CallMemory{};
   t_last_isa = Isa::portable;
   runtime::note_kernel("none");
+  runtime::note_output_streamed(false);
   const std::int64_t y_elems = checked_product(g.output_shape(), "the output size");
   if (y_elems == 0) return;
   if (g.in_channels == 0) {

@@ -161,10 +161,13 @@ namespace runtime {
 
 namespace {
 thread_local const char* t_kernel = "none";
+thread_local bool t_streamed = false;
 }  // namespace
 
 void note_kernel(const char* name) { t_kernel = name; }
 const char* noted_kernel() { return t_kernel; }
+void note_output_streamed(bool streamed) { t_streamed = streamed; }
+bool noted_output_streamed() { return t_streamed; }
 
 Isa choose_isa(const Options& options) {
   // Every cap can only lower the ISA.

@@ -18,5 +18,9 @@ bool fma_in_halves();
 // last_call_kernel() reports it: set where each driver commits to a layer.
 void note_kernel(const char* name);
 const char* noted_kernel();
+// Whether this thread's last call wrote its output with streaming stores
+// (CallMemory::output_streamed): set where a driver commits to them, cleared at each call.
+void note_output_streamed(bool streamed);
+bool noted_output_streamed();
 
 }  // namespace tconv::runtime

@@ -16,10 +16,15 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define TCONV_PAUSE() _mm_pause()
+// Kernels may write with streaming stores (KernelSet::transpose_stream), which are weakly
+// ordered: each thread orders them before its part of a job counts as done.
+#define TCONV_STORE_FENCE() _mm_sfence()
 #elif defined(__aarch64__)
 #define TCONV_PAUSE() asm volatile("yield")
+#define TCONV_STORE_FENCE() ((void)0)
 #else
 #define TCONV_PAUSE() ((void)0)
+#define TCONV_STORE_FENCE() ((void)0)
 #endif
 
 namespace tconv::detail {
@@ -64,6 +69,7 @@ class Pool {
     }
     cv_.notify_all();
     work(0);
+    TCONV_STORE_FENCE();
     // The caller does not wait for workers that have not joined yet: on a busy machine a
     // worker may not get a core for a whole time slice, and the caller has taken every item
     // by now. It closes the job and waits only for items in flight. A worker counts itself
@@ -139,7 +145,10 @@ class Pool {
       if (stop_) return;
       inflight_.fetch_add(1, std::memory_order_seq_cst);
       took_part = open_.load(std::memory_order_seq_cst) == gen && index <= active_;
-      if (took_part) work(index);
+      if (took_part) {
+        work(index);
+        TCONV_STORE_FENCE();
+      }
       inflight_.fetch_sub(1, std::memory_order_release);
     }
   }
@@ -232,6 +241,7 @@ void parallel_for(std::int64_t n_items, int threads,
     fn(i, 0);
     check_interrupt();
   }
+  TCONV_STORE_FENCE();
 }
 
 int pool_workers() {

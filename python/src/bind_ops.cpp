@@ -133,6 +133,7 @@ void bind_ops(py::module_& m) {
         d["scratch_bytes"] = mem.scratch_bytes;
         d["packed_weight_bytes"] = mem.packed_weight_bytes;
         d["dims_reordered"] = mem.dims_reordered;
+        d["output_streamed"] = mem.output_streamed;
         return d;
       },
       "Working memory of this thread's last core call, beyond x, weight, bias and y.");

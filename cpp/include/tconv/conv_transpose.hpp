@@ -102,6 +102,9 @@ struct CallMemory {
   // input cell, one tap and one output cell dropped, a narrow last dim swapped with a long one,
   // or a channels_last layer of one input and one output channel taken as channels_first.
   bool dims_reordered = false;
+  // Whether y was written with streaming (non-temporal) stores, which skip reading each line
+  // before writing it: float32 channels_first outputs of 8 MiB or more on x86 (AVX2 and up).
+  bool output_streamed = false;
 };
 CallMemory last_call_memory();
 

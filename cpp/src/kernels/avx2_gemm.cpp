@@ -6,6 +6,8 @@
 // for a baseline caller (nm on this object shows no weak symbols).
 #include <immintrin.h>
 
+#include <cstdint>
+
 #include "kernels/avx2.hpp"
 #include "kernels/avx2_lanes.hpp"
 #include "kernels/row_window.hpp"
@@ -324,6 +326,20 @@ void transpose8x16(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
   }
 }
 
+// transpose8x16 with streaming stores where every destination row starts on a line: each
+// row's 16 values fill its line whole, so it goes to memory without first being read.
+void transpose8x16_stream(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
+  if ((reinterpret_cast<std::uintptr_t>(d) & 63) != 0 || (dl & 15) != 0)
+    return transpose8x16(s, sl, d, dl);
+  __m256 lo[8], hi[8];
+  transpose8x8_regs(s, sl, lo);
+  transpose8x8_regs(s + 8 * sl, sl, hi);
+  for (int j = 0; j < 8; ++j) {
+    _mm256_stream_ps(d + j * dl, lo[j]);
+    _mm256_stream_ps(d + j * dl + 8, hi[j]);
+  }
+}
+
 void transpose4x4(const double* s, std::int64_t sl, double* d, std::int64_t dl) {
   const __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + sl),
                 r2 = _mm256_loadu_pd(s + 2 * sl), r3 = _mm256_loadu_pd(s + 3 * sl);
@@ -367,6 +383,10 @@ void transpose_f32(const float* s, std::int64_t sl, float* d, std::int64_t dl, s
                    std::int64_t cols, bool dst_order) {
   transpose<float, 8, transpose8x8, transpose8x16>(s, sl, d, dl, rows, cols, dst_order);
 }
+void transpose_stream_f32(const float* s, std::int64_t sl, float* d, std::int64_t dl,
+                          std::int64_t rows, std::int64_t cols, bool dst_order) {
+  transpose<float, 8, transpose8x8, transpose8x16_stream>(s, sl, d, dl, rows, cols, dst_order);
+}
 void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl, std::int64_t rows,
                    std::int64_t cols, bool dst_order) {
   transpose<double, 4, transpose4x4>(s, sl, d, dl, rows, cols, dst_order);
@@ -387,6 +407,7 @@ KernelSet<float> kernels_f32() {
   ks.channel_windows = true;
   ks.position_windows = true;
   ks.narrow[0] = {narrow_f32, F32::L, kMR<1>};
+  ks.transpose_stream = transpose_stream_f32;
   return ks;
 }
 KernelSet<double> kernels_f64() {

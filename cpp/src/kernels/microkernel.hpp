@@ -259,6 +259,10 @@ struct KernelSet {
   GemmFn<T> cell_gemm = nullptr;
   // The positions of its tile: a call with more reads the weights once per tile of positions.
   std::int64_t cell_mr = 0;
+  // transpose with dst_order, writing whole aligned destination lines with streaming stores,
+  // or null: for outputs too large to stay in cache, where an ordinary store first reads each
+  // line it writes. Call it only inside detail::parallel_for, which orders those stores.
+  TransposeFn<T> transpose_stream = nullptr;
 };
 
 }  // namespace tconv::kernels

@@ -880,6 +880,13 @@ struct RowJob {
 };
 
 // The runs of one layer on the per-row kernels; see run().
+// Outputs from this size on are stored by streaming (KernelSet::transpose_stream): beyond the
+// L2 of two threads on any machine here, so their lines are not in cache when written. An
+// Intel Xeon VM, one thread, plan into a reused out=, time with / without: 3-D U-Net (34 MB)
+// 0.42, U-Net 128 -> 64 (17 MB) 0.63, CycleGAN and DCGAN 256 -> 128 b16 (8 MB) 0.85-0.88; below
+// 8 MB the functional call lost up to 17 % (its fresh result is often still in cache).
+constexpr double kStreamOutputBytes = 8 << 20;
+
 template <class T>
 class PhaseDriver {
  public:
@@ -906,6 +913,8 @@ class PhaseDriver {
     xs_c_ = p.x_strides[c_axis_];
     for (int d = 0; d < xd_; ++d) n_in_outer_ *= g_.input[d];
     line_channels_ = t.all_groups ? pk.cin_g * pk.groups : pk.cin_g;
+    stream_ = via_row && ks.transpose_stream && p.y_strides[sp_axis_ + xd_] == 1 &&
+              detail::output_bytes(g_, sizeof(T)) >= kStreamOutputBytes;
     // The bias of each joint column, per group: its channel's.
     if (joint_ && p.bias)
       for (std::int64_t gi = 0; gi < pk.groups; ++gi)
@@ -921,6 +930,8 @@ class PhaseDriver {
       dx_taps_.push_back(static_cast<std::int64_t>(pk_.dims[xd_].c[rx].size()));
     uses_ = shift_uses(pk_.dims[xd_], t_.cmin, t_.cmax);
   }
+
+  bool streams_output() const { return stream_; }
 
   // Sizes one thread's buffers; returns their bytes.
   std::size_t init_scratch(RowScratch<T>& s) const {
@@ -1347,8 +1358,9 @@ class PhaseDriver {
     const std::int64_t yx = p_.y_strides[sp_axis_ + xd_], yc = p_.y_strides[c_axis_];
     const std::int64_t co_lo = job.co_lo, co_hi = job.co_hi, first = job.gi * pk_.cout_g;
     if (yx == 1 && ks_.transpose) {
-      ks_.transpose(s.row.data(), pk_.width, y_row + (first + co_lo) * yc + x0, yc, x1 - x0,
-                    co_hi - co_lo, true);
+      (stream_ ? ks_.transpose_stream : ks_.transpose)(s.row.data(), pk_.width,
+                                                       y_row + (first + co_lo) * yc + x0, yc,
+                                                       x1 - x0, co_hi - co_lo, true);
       return;
     }
     // In 16 x 16 tiles: whole cache lines on both sides.
@@ -1377,6 +1389,7 @@ class PhaseDriver {
   bool positions_ = false;
   std::int64_t sx_ = 1, in_x_ = 0, out_x_ = 0, xs_x_ = 0, xs_c_ = 0, n_in_outer_ = 1;
   std::int64_t line_channels_ = 0;  // channels per position of a row copy
+  bool stream_ = false;             // store_row writes with KernelSet::transpose_stream
   std::vector<ShiftUse> uses_;
   std::vector<std::int64_t> dx_taps_;
 };
@@ -1432,6 +1445,7 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
     runtime::note_kernel(joint ? "phase_channel_joint" : "phase_channel");
   const bool multi = positions && ks.phase_gemm && sx >= 2 && sx <= 4;
   PhaseDriver<T> driver(p, pk, ks, t, in.via_row, multi, joint);
+  runtime::note_output_streamed(driver.streams_output());
   std::vector<RowScratch<T>> scratch(static_cast<std::size_t>(t.threads));
   std::size_t scratch_bytes = driver.own_bytes();
   for (auto& s : scratch) scratch_bytes += driver.init_scratch(s);
