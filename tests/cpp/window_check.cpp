@@ -11,7 +11,8 @@
 // depending on the thread count, and the results must not.
 //
 // On AVX-512 machines a third as many problems again for the kernel over every phase of two
-// dims (GridCall), which always reads the input in place.
+// dims (GridCall), which always reads the input in place, in either of its forms (weights'
+// broadcasts folded into the FMAs or not; each problem draws one).
 //
 // Usage: window_check [problems]   (default 1500). Exits 1 on any mismatch.
 #include <sys/mman.h>
@@ -434,11 +435,13 @@ void check_grid(Rng& r, int id) {
   g.rows_valid = rows_valid;
   g.outputs = outputs;
   g.bias = with_bias ? bias.data() : nullptr;
+  // Either form of the kernel: weights' broadcasts folded into the FMAs or not (avx512.hpp).
+  const bool folded = r.range(0, 1) != 0;
   bool ran;
   if constexpr (sizeof(T) == 4)
-    ran = tconv::kernels::avx512::grid_f32(g);
+    ran = folded ? tconv::kernels::avx512::grid_f32_folded(g) : tconv::kernels::avx512::grid_f32(g);
   else
-    ran = tconv::kernels::avx512::grid_f64(g);
+    ran = folded ? tconv::kernels::avx512::grid_f64_folded(g) : tconv::kernels::avx512::grid_f64(g);
   bool bad = !ran;
   if (!ran)
     std::printf("FAIL %d: the kernel refused %ld x %ld x %ld\n", id, (long)n, (long)RY, (long)PH);

@@ -10,7 +10,7 @@ namespace tconv::kernels::avx512 {
 // the 512-bit ones; the other members are the AVX2 kernels (a 512-bit machine runs them, and
 // they did no better at this width).
 // fma_halves: the CPU executes a 512-bit FMA as two 256-bit halves (runtime::fma_in_halves);
-// the channel GEMM then folds its broadcasts into the FMAs (see avx512_gemm.cpp).
+// the channel GEMM and the grid kernel then fold broadcasts into FMAs (see avx512_gemm.cpp).
 KernelSet<float> kernels_f32(bool fma_halves);
 KernelSet<double> kernels_f64(bool fma_halves);
 
@@ -25,8 +25,11 @@ bool groups_f32(const PhaseCall<float>& g);
 bool groups_f64(const PhaseCall<double>& g);
 // Every phase of the last two dims at once, reading the input in place (avx512_grid_f32.cpp,
 // avx512_grid_f64.cpp).
+// The _folded forms for cores that split a 512-bit FMA in two (see kernels_f32).
 bool grid_f32(const GridCall<float>& g);
 bool grid_f64(const GridCall<double>& g);
+bool grid_f32_folded(const GridCall<float>& g);
+bool grid_f64_folded(const GridCall<double>& g);
 // The channels_last depthwise kernel (avx512_depthwise.cpp).
 void dw_pixels_f32(const DwPixelsCall<float>& c);
 void dw_pixels_f64(const DwPixelsCall<double>& c);

@@ -462,7 +462,7 @@ KernelSet<float> kernels_f32(bool fma_halves) {
   ks.nr = 2 * F32::L;
   ks.phase_gemm = phase_f32;
   ks.position_in_place = true;
-  ks.grid_gemm = grid_f32;
+  ks.grid_gemm = fma_halves ? grid_f32_folded : grid_f32;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f32;
   // The AVX2 kernel's narrow panel (one ymm) stays the narrowest: on cores that split a zmm FMA
@@ -478,7 +478,7 @@ KernelSet<double> kernels_f64(bool fma_halves) {
   ks.nr = 2 * F64::L;
   ks.phase_gemm = phase_f64;
   ks.position_in_place = true;
-  ks.grid_gemm = grid_f64;
+  ks.grid_gemm = fma_halves ? grid_f64_folded : grid_f64;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f64;
   ks.narrow[0] = {narrow_f64, F64::L, kNarrowMR};

@@ -44,7 +44,7 @@ struct RYC {
     constexpr int co = ((i) / (PH * MV)) % CO;                                                  \
     constexpr int v = (i) % MV;                                                                 \
     const V xv = v == 0 ? x0 : v == 1 ? x1 : v == 2 ? x2 : v == 3 ? x3 : v == 4 ? x4 : x5;      \
-    r##i = fma_bcast<S, !STEPS>(xv, w + (ry * PH + PHI) * CO + co, r##i);                       \
+    r##i = fma_bcast < S, FOLD && !STEPS > (xv, w + (ry * PH + PHI) * CO + co, r##i);           \
   }
 #define TCONV_PHASE(ph)       \
   if constexpr ((ph) < PH) {  \
@@ -156,7 +156,7 @@ void grid_group(const GridCall<typename S::T>& g, std::int64_t p0, std::int64_t 
 // at its column shifts) share one pass over k that loads each shift's vectors in turn: a
 // group's row phases are a template case, a shift's column phases a branch that goes the same
 // way at every step and in every group (so predicted).
-template <class S, int CO, int RY, int PH, int MV, bool MASKED>
+template <class S, int CO, int RY, int PH, int MV, bool MASKED, bool FOLD>
 void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t len) {
   using T = typename S::T;
   using V = typename S::V;
@@ -166,7 +166,8 @@ void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t l
   static_assert(COUNT <= kAcc && MV <= 6, "24 accumulators, six position vectors at most");
   // Few FMAs per loaded vector: the pass over k steps through every shift at each k (see
   // TCONV_CASE_STEPS). Measured: folding the weights' broadcasts into the FMAs pays in the
-  // other case only.
+  // other case only, and only on cores that split a 512-bit FMA in two (FOLD, see
+  // avx512_gemm.cpp): on the Intel Xeon VM the folded form took DCGAN's RGB head 5-8 % longer.
   constexpr bool STEPS = CO * MV <= 2;
   const K last = S::first(len - (MV - 1) * L);
 #define TCONV_ROWS_ACC_DECL(i) \
@@ -275,7 +276,7 @@ bool with_grid_shape(std::int64_t n, std::int64_t ry, std::int64_t ph, Run run) 
   return false;
 }
 
-template <class S>
+template <class S, bool FOLD>
 bool grid_gemm(const GridCall<typename S::T>& g) {
   if (g.group < 1 || g.group > kMaxGroup || g.pairs % g.group != 0 || !g.m_lo || !g.m_hi)
     return false;
@@ -286,11 +287,11 @@ bool grid_gemm(const GridCall<typename S::T>& g) {
       constexpr int MV = decltype(tile)::MV;
       // Doubles keep the masked variant only: half the code for the rarer dtype.
       if constexpr (std::is_same_v<typename S::T, double>)
-        grid_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, len);
+        grid_tile<S, Sh::CO, RY, Sh::PH, MV, true, FOLD>(g, m, len);
       else if (grid_window_cuts(g, m, len))
-        grid_tile<S, Sh::CO, RY, Sh::PH, MV, true>(g, m, len);
+        grid_tile<S, Sh::CO, RY, Sh::PH, MV, true, FOLD>(g, m, len);
       else
-        grid_tile<S, Sh::CO, RY, Sh::PH, MV, false>(g, m, len);
+        grid_tile<S, Sh::CO, RY, Sh::PH, MV, false, FOLD>(g, m, len);
     };
     for_each_tile<S, Sh::CO, Sh::PH, Sh::MV>(g, run);
     return true;

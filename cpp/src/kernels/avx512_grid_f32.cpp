@@ -6,7 +6,8 @@
 
 namespace tconv::kernels::avx512 {
 
-bool grid_f32(const GridCall<float>& g) { return grid_gemm<F32>(g); }
+bool grid_f32(const GridCall<float>& g) { return grid_gemm<F32, false>(g); }
+bool grid_f32_folded(const GridCall<float>& g) { return grid_gemm<F32, true>(g); }
 
 }  // namespace tconv::kernels::avx512
 

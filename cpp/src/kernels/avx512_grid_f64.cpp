@@ -6,7 +6,8 @@
 
 namespace tconv::kernels::avx512 {
 
-bool grid_f64(const GridCall<double>& g) { return grid_gemm<F64>(g); }
+bool grid_f64(const GridCall<double>& g) { return grid_gemm<F64, false>(g); }
+bool grid_f64_folded(const GridCall<double>& g) { return grid_gemm<F64, true>(g); }
 
 }  // namespace tconv::kernels::avx512
 
