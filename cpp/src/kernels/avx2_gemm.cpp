@@ -316,27 +316,22 @@ void transpose8x8(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
 // destination row's 16 values are stored back to back, so every line it touches is written
 // whole before the next row's. Destination rows a 4 KiB multiple apart (channel planes) share
 // an L1 set, where lines left half-written are evicted and fetched again for their other half.
+// STREAM: streaming stores where every destination row starts on a line, whose 16 values then
+// fill it whole, so it goes to memory without first being read.
+template <bool STREAM>
 void transpose8x16(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
+  const bool stream = STREAM && (reinterpret_cast<std::uintptr_t>(d) & 63) == 0 && (dl & 15) == 0;
   __m256 lo[8], hi[8];
   transpose8x8_regs(s, sl, lo);
   transpose8x8_regs(s + 8 * sl, sl, hi);
   for (int j = 0; j < 8; ++j) {
-    _mm256_storeu_ps(d + j * dl, lo[j]);
-    _mm256_storeu_ps(d + j * dl + 8, hi[j]);
-  }
-}
-
-// transpose8x16 with streaming stores where every destination row starts on a line: each
-// row's 16 values fill its line whole, so it goes to memory without first being read.
-void transpose8x16_stream(const float* s, std::int64_t sl, float* d, std::int64_t dl) {
-  if ((reinterpret_cast<std::uintptr_t>(d) & 63) != 0 || (dl & 15) != 0)
-    return transpose8x16(s, sl, d, dl);
-  __m256 lo[8], hi[8];
-  transpose8x8_regs(s, sl, lo);
-  transpose8x8_regs(s + 8 * sl, sl, hi);
-  for (int j = 0; j < 8; ++j) {
-    _mm256_stream_ps(d + j * dl, lo[j]);
-    _mm256_stream_ps(d + j * dl + 8, hi[j]);
+    if (stream) {
+      _mm256_stream_ps(d + j * dl, lo[j]);
+      _mm256_stream_ps(d + j * dl + 8, hi[j]);
+    } else {
+      _mm256_storeu_ps(d + j * dl, lo[j]);
+      _mm256_storeu_ps(d + j * dl + 8, hi[j]);
+    }
   }
 }
 
@@ -381,11 +376,11 @@ void transpose(const T* src, std::int64_t sl, T* dst, std::int64_t dl, std::int6
 
 void transpose_f32(const float* s, std::int64_t sl, float* d, std::int64_t dl, std::int64_t rows,
                    std::int64_t cols, bool dst_order) {
-  transpose<float, 8, transpose8x8, transpose8x16>(s, sl, d, dl, rows, cols, dst_order);
+  transpose<float, 8, transpose8x8, transpose8x16<false>>(s, sl, d, dl, rows, cols, dst_order);
 }
 void transpose_stream_f32(const float* s, std::int64_t sl, float* d, std::int64_t dl,
                           std::int64_t rows, std::int64_t cols, bool dst_order) {
-  transpose<float, 8, transpose8x8, transpose8x16_stream>(s, sl, d, dl, rows, cols, dst_order);
+  transpose<float, 8, transpose8x8, transpose8x16<true>>(s, sl, d, dl, rows, cols, dst_order);
 }
 void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl, std::int64_t rows,
                    std::int64_t cols, bool dst_order) {
