@@ -7,6 +7,7 @@
 #include <tconv/tconv.hpp>
 #include <vector>
 
+#include "buffer.hpp"
 #include "kernels/phase.hpp"
 #include "kernels/phase_tiling.hpp"
 
@@ -191,6 +192,25 @@ TEST(PhaseTiling, SomeLayerOfTheGridTakesEachBranch) {
   EXPECT_TRUE(in_place);
   EXPECT_TRUE(copies);
   EXPECT_TRUE(padded_pitch);
+}
+
+TEST(PhaseTiling, OneRowLayersWithLargeWeightsTakeLongerBlocks) {
+  // HiFi-GAN V1's first up-sampling layer (512 -> 256, k16 s8 p4, 100 input positions: 8 MiB
+  // of weights). Each block of its one output row reads every weight, so on a few threads the
+  // blocks are at least twice as long as on 64 threads (whose share of the scratch bound keeps
+  // the usual budget), and every thread's buffers still fit that bound (run() would decline).
+  const auto cf = tconv::DataFormat::channels_first;
+  const Layer line{1, 512, 256, {100}, {16}, 8, 4, 1};
+  Case many = make_case(line, cf, 64, 8, true);
+  const std::int64_t usual = tconv::kernels::phase::plan_tiling(many.in).qblock;
+  for (int threads : {1, 2}) {
+    Case c = make_case(line, cf, threads, 8, true);
+    const Tiling t = tconv::kernels::phase::plan_tiling(c.in);
+    EXPECT_GE(t.qblock, 2 * usual) << threads;
+    const double bound =
+        tconv::detail::scratch_budget(tconv::detail::output_bytes(c.g, sizeof(float)));
+    EXPECT_LE(t.per_thread_bytes * t.threads, bound) << threads;
+  }
 }
 
 }  // namespace

@@ -58,8 +58,13 @@ void block_last_dim(const TilingInput& in, Tiling& t, std::int64_t per_q, double
   if (threads > 1 && t.rows < kItemsPerThread * threads)
     t.nxb = std::max<std::int64_t>(1, std::min(ceil_div(kItemsPerThread * threads, t.rows),
                                                ceil_div(t.qmax, kMinBalancedBlock)));
-  const double budget =
-      std::clamp(kRowBuffersShare * out_bytes / threads, kRowBuffersBytes, kRowBuffersMaxBytes);
+  // One-row layers with large weights: longer blocks, within half of every thread's share of
+  // the scratch bound (so many threads fall back to the usual budget).
+  const bool line = t.n_outer == 1 && in.packed_elems / in.groups * in.elem >= kLineWeightsBytes;
+  const double budget = line ? std::clamp(0.5 * detail::scratch_budget(out_bytes) / threads,
+                                          kRowBuffersBytes, kLineBuffersBytes)
+                             : std::clamp(kRowBuffersShare * out_bytes / threads, kRowBuffersBytes,
+                                          kRowBuffersMaxBytes);
   const std::int64_t fit = static_cast<std::int64_t>(budget) / per_q;
   t.nxb = std::max(t.nxb, ceil_div(t.qmax, std::max<std::int64_t>(kMinBudgetBlock, fit)));
   t.qblock = ceil_div(t.qmax, t.nxb);
