@@ -84,9 +84,8 @@ struct F64 {
 };
 
 // r0 += a[0] * w0 and r1 += a[0] * w1 as S::fma2 (FOLD) or with one broadcast of a[0] for
-// both: half the loads, for cores whose FMA pipes outrun the load pipes (see the file comment).
-// Intel Xeon with two 512-bit FMA pipes, one thread, plan on NHWC data: CycleGAN 256->128 and
-// U-Net 512->256 12 % faster, DCGAN 512->256 b16 5 %.
+// both: half the loads, for cores whose FMA pipes outrun the load pipes (see the file comment;
+// measurements in docs/design.md).
 template <class S, bool FOLD>
 void fma2(const char* a, typename S::V w0, typename S::V w1, typename S::V& r0, typename S::V& r1) {
   if constexpr (FOLD) {

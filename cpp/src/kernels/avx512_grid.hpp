@@ -167,7 +167,7 @@ void grid_tile(const GridCall<typename S::T>& g, std::int64_t m0, std::int64_t l
   // Few FMAs per loaded vector: the pass over k steps through every shift at each k (see
   // TCONV_CASE_STEPS). Measured: folding the weights' broadcasts into the FMAs pays in the
   // other case only, and only on cores that split a 512-bit FMA in two (FOLD, see
-  // avx512_gemm.cpp): on the Intel Xeon VM the folded form took DCGAN's RGB head 5-8 % longer.
+  // avx512_gemm.cpp; docs/design.md).
   constexpr bool STEPS = CO * MV <= 2;
   const K last = S::first(len - (MV - 1) * L);
 #define TCONV_ROWS_ACC_DECL(i) \

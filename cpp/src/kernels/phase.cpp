@@ -879,14 +879,12 @@ struct RowJob {
   const T* bias_g;
 };
 
-// The runs of one layer on the per-row kernels; see run().
 // Outputs from this size on are stored by streaming (KernelSet::transpose_stream): beyond the
-// L2 of two threads on any machine here, so their lines are not in cache when written. An
-// Intel Xeon VM, one thread, plan into a reused out=, time with / without: 3-D U-Net (34 MB)
-// 0.42, U-Net 128 -> 64 (17 MB) 0.63, CycleGAN and DCGAN 256 -> 128 b16 (8 MB) 0.85-0.88; below
-// 8 MB the functional call lost up to 17 % (its fresh result is often still in cache).
+// L2 of two threads, so their lines are not in cache when written; smaller fresh results often
+// are (docs/design.md, "Kernels").
 constexpr double kStreamOutputBytes = 8 << 20;
 
+// The runs of one layer on the per-row kernels; see run().
 template <class T>
 class PhaseDriver {
  public:

@@ -23,11 +23,8 @@ inline constexpr double kRowBuffersMaxBytes = 128.0 * 1024;
 // ... while all threads' buffers stay within 5 % of the output.
 inline constexpr double kRowBuffersShare = 0.05;
 // Row buffers of up to 256 KiB where an image's output is one row (1-D layers), and a group's
-// packed weights fill an L2 (the EPYC's is 1 MiB): each block of the row reads every weight once,
-// from L3, so fewer, longer blocks read them fewer times. On the Intel Xeon VM (2 MiB L2), plan
-// time after / before, one | two threads: HiFi-GAN up1 (8 MiB) 0.64 | 0.69, up2 (2 MiB) 0.93 |
-// 0.88; with the grouped vocoder layer's 128 KiB per group included, that one took 1.12 at two
-// threads.
+// packed weights fill an L2 (1 MiB): each block of the row reads every weight once, from L3, so
+// fewer, longer blocks read them fewer times (docs/design.md).
 inline constexpr double kLineBuffersBytes = 256.0 * 1024;
 inline constexpr std::int64_t kLineWeightsBytes = std::int64_t(1) << 20;
 // A block sized to the buffer budget keeps at least this many positions.
