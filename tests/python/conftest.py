@@ -106,6 +106,21 @@ def assert_close_in_norm(
     )
 
 
+def tap_scatter(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, padding: int) -> Any:
+    """Transposed convolution (channels_first, one stride and padding for every dim) in float64,
+    one numpy product per kernel tap: for layers too large for tconv.reference's loops."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    k, s = w.shape[2:], stride
+    full = [(n - 1) * s + kk for n, kk in zip(x.shape[2:], k)]
+    y = np.zeros((x.shape[0], w.shape[1], *full))
+    for tap in np.ndindex(*k):
+        contrib = np.einsum("nc...,co->no...", x, w[(slice(None), slice(None), *tap)])
+        dst = tuple(slice(t, t + (n - 1) * s + 1, s) for t, n in zip(tap, x.shape[2:]))
+        y[(slice(None), slice(None), *dst)] += contrib
+    crop = tuple(slice(padding, f - padding) for f in full)
+    return y[(slice(None), slice(None), *crop)] + b.reshape(1, -1, *([1] * len(k)))
+
+
 def relayout(a: np.ndarray, how: str) -> np.ndarray:
     """The same values as `a` in an unusual memory layout."""
     if how == "c":

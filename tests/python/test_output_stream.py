@@ -4,9 +4,9 @@ From 8 MiB of output on x86 (AVX2 and up) the phase driver writes its channels_f
 streaming stores, which skip reading each line before writing it; last_call_memory() says so
 ("output_streamed"). Whole aligned lines stream, the rest (row ends, outputs off a line) take
 ordinary stores, and the threads order their streamed lines before the call returns. Checked
-against a float64 scatter written here with numpy (the naive reference is too slow at this
-size), on one and two threads, functional call and plan, into fresh results and into out=
-arrays on and off a line.
+against a float64 per-tap scatter in numpy (conftest.tap_scatter; the naive reference is too
+slow at this size), on one and two threads, functional call and plan, into fresh results and
+into out= arrays on and off a line.
 """
 
 from __future__ import annotations
@@ -17,21 +17,9 @@ import pytest
 import tconv
 from tconv import _core
 
+from conftest import tap_scatter
+
 STREAMS = _core.active_isa() in ("avx2", "avx512")
-
-
-def _scatter(x, w, b, stride, padding):
-    """Transposed convolution of one image by per-tap slices, in float64."""
-    x, w = x.astype(np.float64), w.astype(np.float64)
-    k, s = w.shape[2:], stride
-    full = [(n - 1) * s + kk for n, kk in zip(x.shape[2:], k)]
-    y = np.zeros((x.shape[0], w.shape[1], *full))
-    for tap in np.ndindex(*k):
-        contrib = np.einsum("nc...,co->no...", x, w[(slice(None), slice(None), *tap)])
-        dst = tuple(slice(t, t + (n - 1) * s + 1, s) for t, n in zip(tap, x.shape[2:]))
-        y[(slice(None), slice(None), *dst)] += contrib
-    crop = tuple(slice(padding, f - padding) for f in full)
-    return y[(slice(None), slice(None), *crop)] + b.reshape(1, -1, *([1] * len(k)))
 
 
 CASES = [
@@ -50,7 +38,7 @@ def test_a_large_output_streams_and_matches_the_scatter(case, threads):
     x = rng.standard_normal(shape, dtype=np.float32)
     w = rng.standard_normal((shape[1], c_out, *[k] * (len(shape) - 2)), dtype=np.float32)
     b = rng.standard_normal(c_out, dtype=np.float32)
-    want = _scatter(x, w, b, s, pad)
+    want = tap_scatter(x, w, b, s, pad)
     assert want.nbytes // 2 >= 8 << 20  # the float32 result reaches the streaming size
     saved = tconv.get_num_threads()
     tconv.set_num_threads(threads)

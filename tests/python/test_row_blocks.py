@@ -18,7 +18,7 @@ import pytest
 import tconv
 from tconv import reference
 
-from conftest import assert_close_in_norm, reachable_isas
+from conftest import assert_close_in_norm, reachable_isas, tap_scatter
 
 CASES = [
     # (batch, C_in, C_out, input spatial, kernel, stride, padding, output_padding, dilation)
@@ -82,6 +82,40 @@ def test_blocked_rows_match_reference_on_every_thread_count(case, dtype, data_fo
             tconv.set_num_threads(t)
             got.append(tconv.ConvTranspose(w, b, **kw)(x))
             assert tconv._core.last_call_kernel() == EXPECTED_KERNEL
+    finally:
+        tconv.set_num_threads(threads)
+    assert_close_in_norm(got[0], want, dtype)
+    for g in got[1:]:
+        np.testing.assert_array_equal(g, got[0])
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_row_layers_with_large_weights_match_the_scatter_on_every_thread_count(
+    dtype, data_format
+):
+    """A 1-D layer whose packed weights reach 1 MiB (HiFi-GAN's second up-sampling shape, 2 MiB
+    in float32) cuts its one output row into longer blocks than other layers, each reading every
+    weight (the tiling's choice is checked in tests/cpp/test_phase_tiling.cpp)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 256, 90)).astype(np.float32).astype(dtype)
+    w = rng.standard_normal((256, 128, 16)).astype(np.float32).astype(dtype)
+    b = rng.standard_normal(128).astype(np.float32).astype(dtype)
+    want = tap_scatter(x, w, b, 8, 4)
+    if data_format == "channels_last":
+        x, w = (
+            np.ascontiguousarray(np.moveaxis(x, 1, -1)),
+            np.ascontiguousarray(w.transpose(2, 1, 0)),
+        )
+        want = np.moveaxis(want, 1, -1)
+    threads = tconv.get_num_threads()
+    try:
+        got = []
+        for t in (1, 2, 3):
+            tconv.set_num_threads(t)
+            got.append(tconv.ConvTranspose(w, b, stride=8, padding=4, data_format=data_format)(x))
+            if reachable_isas()[0] != "portable":
+                assert tconv._core.last_call_kernel().startswith("phase_channel")
     finally:
         tconv.set_num_threads(threads)
     assert_close_in_norm(got[0], want, dtype)
