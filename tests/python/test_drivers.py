@@ -244,8 +244,9 @@ def test_direct_gives_the_reference(cfg):
 
 
 # The cell kernel's tiles: cell counts around its vector width (8 float64, 16 float32 lanes)
-# up to its four-vector tile, columns around its six-column tile, groups, rank 3, a bias; past
-# one tile (or one image) the driver keeps its channel kernel.
+# up to its four-vector tile, columns around its six-column tile, groups, rank 3, a bias, and
+# input channels per group past its blocks of 64 weight rows (129: two whole blocks and one row);
+# past one tile (or one image) the driver keeps its channel kernel.
 @pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
 @pytest.mark.parametrize(
     "size",
@@ -271,9 +272,10 @@ def test_direct_gives_the_reference(cfg):
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("groups, cout_g, batch", [(1, 7, 1), (2, 3, 1), (1, 4, 2)])
-def test_direct_cells_gives_the_reference(size, dtype, groups, cout_g, batch):
+@pytest.mark.parametrize("cin_g", [5, 129])
+def test_direct_cells_gives_the_reference(size, dtype, groups, cout_g, batch, cin_g):
     rng = np.random.default_rng(len(size) * 100 + size[-1])
-    cin = 5 * groups
+    cin = cin_g * groups
     x = rng.standard_normal((batch, cin, *size)).astype(dtype)
     w = rng.standard_normal((cin, cout_g, *[3] * len(size))).astype(dtype)
     b = rng.standard_normal(cout_g * groups).astype(dtype)

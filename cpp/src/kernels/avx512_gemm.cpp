@@ -368,31 +368,49 @@ void narrow_gemm(const GemmCall<typename S::T>& g) {
 // ---------------------------- For the direct driver's few input cells (contiguous: a_ms == 1)
 // against weights too large to copy: a tile is up to kCellVecs vectors of positions by kCellCols
 // columns; per k-step it loads each position vector once and broadcasts each column's weight from
-// the weights as they lie (b_ld apart). A weight row's line then serves a few tiles in a row, read
-// straight from L3 with nothing copied: DCGAN 512->256 at 8x8 (64 cells, 4096 columns, 8 MiB of
-// weights) ran its GEMM at ~114 GFLOP/s on one thread this way (a test program), against ~105 with
-// the copied panels of the channel kernel and no copy (~0.35 ms a call) to pay. C is stored
-// column-major (c_ms == 1).
+// the weights as they lie (b_ld apart). A weight row's line then serves a few tiles in a row, with
+// nothing copied (docs/design.md has the measurements). C is stored column-major (c_ms == 1).
 constexpr int kCellVecs = 4, kCellCols = 6;
 
+// Weight rows lie b_ld apart, often a power of two (DCGAN 512->256: 16 KiB): a tile's column of
+// rows maps to a few cache sets and would be gone from L1 and L2 when the next tile, which reads
+// the same lines, comes to it. So the tiles run over blocks of kCellRows rows, the block's lines
+// kept in L2 across the tiles of a call and C carried in memory between blocks; each row's lines
+// are fetched kCellAhead rows ahead.
+constexpr std::int64_t kCellRows = 64, kCellAhead = 4;
+
+// Rows [k0, k1) of the tile; C holds the sums over the rows before k0 unless k0 == 0.
 template <class S, int MV, int NC>
-void cell_tile(const GemmCall<typename S::T>& g, std::int64_t m0, std::int64_t n0) {
+void cell_tile(const GemmCall<typename S::T>& g, std::int64_t m0, std::int64_t n0, std::int64_t k0,
+               std::int64_t k1) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int L = S::L;
   const std::int64_t rest = g.m - m0 - (MV - 1) * L;
   const int tail = rest < L ? static_cast<int>(rest) : L;  // lanes of the last vector
   V acc[NC][MV];
+  if (k0 == 0) {
 #pragma GCC unroll 8
-  for (int j = 0; j < NC; ++j) {
-    const V b = g.bias ? S::bcast(g.bias + n0 + j) : S::zero();
+    for (int j = 0; j < NC; ++j) {
+      const V b = g.bias ? S::bcast(g.bias + n0 + j) : S::zero();
 #pragma GCC unroll 4
-    for (int v = 0; v < MV; ++v) acc[j][v] = b;
+      for (int v = 0; v < MV; ++v) acc[j][v] = b;
+    }
+  } else {
+#pragma GCC unroll 8
+    for (int j = 0; j < NC; ++j) {
+      const T* c = g.c + (n0 + j) * g.c_ns + m0;
+#pragma GCC unroll 4
+      for (int v = 0; v < MV - 1; ++v) acc[j][v] = S::load(c + v * L);
+      acc[j][MV - 1] = S::load_n(c + (MV - 1) * L, tail);
+    }
   }
-  const T* ap = g.a + g.a_off[0] + m0;
-  const T* bp = g.b + g.b_off[0] + n0;
   const std::int64_t ks = g.a_ks, ld = g.b_ld;
-  for (std::int64_t k = 0; k < g.k; ++k, ap += ks, bp += ld) {
+  const T* ap = g.a + g.a_off[0] + m0 + k0 * ks;
+  const T* bp = g.b + g.b_off[0] + n0 + k0 * ld;
+  for (std::int64_t k = k0; k < k1; ++k, ap += ks, bp += ld) {
+    _mm_prefetch(reinterpret_cast<const char*>(bp + kCellAhead * ld), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + kCellAhead * ld + NC - 1), _MM_HINT_T0);
     V x[MV];
 #pragma GCC unroll 4
     for (int v = 0; v < MV - 1; ++v) x[v] = S::load(ap + v * L);
@@ -418,27 +436,30 @@ void cell_tile(const GemmCall<typename S::T>& g, std::int64_t m0, std::int64_t n
 
 // The tile of mv vectors by nc columns (1 <= mv <= MV, 1 <= nc <= NC).
 template <class S, int MV = kCellVecs, int NC = kCellCols>
-void cell_tiles(const GemmCall<typename S::T>& g, std::int64_t m0, std::int64_t n0, int mv,
-                int nc) {
+void cell_tiles(const GemmCall<typename S::T>& g, std::int64_t m0, std::int64_t n0, int mv, int nc,
+                std::int64_t k0, std::int64_t k1) {
   if constexpr (MV > 0 && NC > 0) {
     if (mv < MV)
-      cell_tiles<S, MV - 1, NC>(g, m0, n0, mv, nc);
+      cell_tiles<S, MV - 1, NC>(g, m0, n0, mv, nc, k0, k1);
     else if (nc < NC)
-      cell_tiles<S, MV, NC - 1>(g, m0, n0, mv, nc);
+      cell_tiles<S, MV, NC - 1>(g, m0, n0, mv, nc, k0, k1);
     else
-      cell_tile<S, MV, NC>(g, m0, n0);
+      cell_tile<S, MV, NC>(g, m0, n0, k0, k1);
   }
 }
 
 template <class S>
 void cell_gemm(const GemmCall<typename S::T>& g) {
   constexpr int L = S::L;
-  for (std::int64_t m0 = 0; m0 < g.m; m0 += kCellVecs * L) {
-    const std::int64_t vecs = (g.m - m0 + L - 1) / L;
-    const int mv = vecs < kCellVecs ? static_cast<int>(vecs) : kCellVecs;
-    for (std::int64_t n0 = 0; n0 < g.n; n0 += kCellCols) {
-      const int nc = g.n - n0 < kCellCols ? static_cast<int>(g.n - n0) : kCellCols;
-      cell_tiles<S>(g, m0, n0, mv, nc);
+  for (std::int64_t k0 = 0; k0 < g.k; k0 += kCellRows) {
+    const std::int64_t k1 = g.k - k0 < kCellRows ? g.k : k0 + kCellRows;
+    for (std::int64_t m0 = 0; m0 < g.m; m0 += kCellVecs * L) {
+      const std::int64_t vecs = (g.m - m0 + L - 1) / L;
+      const int mv = vecs < kCellVecs ? static_cast<int>(vecs) : kCellVecs;
+      for (std::int64_t n0 = 0; n0 < g.n; n0 += kCellCols) {
+        const int nc = g.n - n0 < kCellCols ? static_cast<int>(g.n - n0) : kCellCols;
+        cell_tiles<S>(g, m0, n0, mv, nc, k0, k1);
+      }
     }
   }
 }
