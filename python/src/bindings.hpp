@@ -47,4 +47,5 @@ void bind_conventions(pybind11::module_& m);
 void bind_plan(pybind11::module_& m);
 void bind_bench(pybind11::module_& m);
 void bind_info(pybind11::module_& m);
+void bind_results(pybind11::module_& m);
 }  // namespace tconv_py

@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   tconv_py::bind_plan(m);
   tconv_py::bind_bench(m);
   tconv_py::bind_info(m);
+  tconv_py::bind_results(m);
 }

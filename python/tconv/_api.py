@@ -219,7 +219,8 @@ def empty_output(shape: tuple, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts on a cache line."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + CACHE_LINE, dtype=np.uint8)
+    # Large results reuse the buffers of dropped ones (see _core.result_buffer).
+    raw = _core.result_buffer(nbytes + CACHE_LINE)
     # The address through a ctypes view of the buffer: a quarter of the cost of raw.ctypes.data.
     view = ctypes.c_char.from_buffer(raw)  # type: ignore[arg-type]  # (a writable buffer)
     start = -ctypes.addressof(view) % CACHE_LINE

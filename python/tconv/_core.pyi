@@ -22,6 +22,7 @@ __all__: list[str] = [
     "effective_kernel",
     "get_num_threads",
     "jax_resolve",
+    "kept_result_buffers",
     "keras_length",
     "last_call_isa",
     "last_call_kernel",
@@ -31,6 +32,7 @@ __all__: list[str] = [
     "output_padding_for_size",
     "resolve_geometry",
     "resolve_keras_padding",
+    "result_buffer",
     "set_max_isa",
     "set_num_threads",
     "set_shape_error",
@@ -152,6 +154,11 @@ def keras_length(
     dilation: typing.SupportsInt | typing.SupportsIndex,
     output_padding: typing.SupportsInt | typing.SupportsIndex | None = None,
 ) -> int: ...
+def kept_result_buffers() -> int:
+    """
+    Freed large result buffers kept for reuse (for tests).
+    """
+
 def last_call_isa() -> str:
     """
     The instruction set whose kernels ran this thread's last core call.
@@ -229,6 +236,11 @@ def resolve_keras_padding(
     Keras 'same'/'valid' as (pad_lo, pad_hi, output_padding) of the scatter form.
     """
 
+def result_buffer(nbytes: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
+    """
+    An uninitialised uint8 array for a result; large ones reuse freed buffers.
+    """
+
 def set_max_isa(arg0: str) -> None: ...
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None: ...
 def set_shape_error(arg0: typing.Any) -> None: ...
@@ -301,4 +313,5 @@ def transposed_length(
     output_padding: typing.SupportsInt | typing.SupportsIndex,
 ) -> int: ...
 
+RESULT_REUSE_BYTES: int
 __version__: str
