@@ -328,7 +328,7 @@ const kernels::phase::Packed<T>& Call<T>::phase_packed() {
   const int pack_threads = weight_bytes > (1 << 20) ? runtime::choose_threads(options) : 1;
   auto make = [&] {
     return kernels::phase::pack(g, p.w, p.w_strides, algo, width, pack_threads, ks.transpose,
-                                ks.grid_gemm != nullptr);
+                                ks.grid_gemm != nullptr, ks.finite);
   };
   auto fits = [&](const kernels::phase::Packed<T>& pk) {
     return pk.matches(g) && (algo != kernels::phase::Algo::channel || pk.width == width) &&

@@ -347,7 +347,7 @@ PACKED_LAYERS = {
 @pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("value", [np.nan, -np.inf])
-@pytest.mark.parametrize("where", ["first", "last"])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
 @pytest.mark.parametrize("name", list(PACKED_LAYERS))
 def test_the_pack_finds_a_nonfinite_weight_wherever_it_lies(name, where, value, threads):
     # A functional call learns whether its weights are finite from its own pack.
@@ -358,7 +358,12 @@ def test_the_pack_finds_a_nonfinite_weight_wherever_it_lies(name, where, value, 
         tconv.conv_transpose(x, w, None, **kw)
         assert _core.last_call_kernel() != "portable", "finite weights must take a vector kernel"
         w = w.copy(order="K")
-        w[(0,) * w.ndim if where == "first" else tuple(n - 1 for n in w.shape)] = value
+        at = {
+            "first": (0,) * w.ndim,
+            "middle": tuple(n // 2 for n in w.shape),
+            "last": tuple(n - 1 for n in w.shape),
+        }[where]
+        w[at] = value
         want = reference.conv_transpose(x, w, None, **kw)
         y = tconv.conv_transpose(x, w, None, **kw)
         assert _core.last_call_kernel() == "portable"

@@ -7,6 +7,8 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "kernels/avx2.hpp"
 #include "kernels/avx2_lanes.hpp"
@@ -387,6 +389,35 @@ void transpose_f64(const double* s, std::int64_t sl, double* d, std::int64_t dl,
   transpose<double, 4, transpose4x4>(s, sl, d, dl, rows, cols, dst_order);
 }
 
+// ---- the pack's Inf/NaN check: exponent bits all ones, eight float32 or four float64 lanes ---
+// (detail::finite_run's own loop, widened; written out here, as this file instantiates no
+// template the baseline files also use).
+template <int BITS>
+bool finite(const void* p, std::int64_t n) {
+  using U = std::conditional_t<BITS == 32, std::uint32_t, std::uint64_t>;
+  constexpr U kExp = BITS == 32 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  constexpr std::int64_t kLanes = 256 / BITS;
+  const __m256i e = BITS == 32 ? _mm256_set1_epi32(static_cast<int>(kExp))
+                               : _mm256_set1_epi64x(static_cast<long long>(kExp));
+  const char* b = static_cast<const char*>(p);
+  __m256i bad = _mm256_setzero_si256();
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m256i v = _mm256_and_si256(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i * (BITS / 8))), e);
+    bad = _mm256_or_si256(bad, BITS == 32 ? _mm256_cmpeq_epi32(v, e) : _mm256_cmpeq_epi64(v, e));
+  }
+  U tail = 0;
+  for (; i < n; ++i) {
+    U u;
+    std::memcpy(&u, b + i * (BITS / 8), sizeof u);
+    tail |= U((u & kExp) == kExp);
+  }
+  return _mm256_testz_si256(bad, bad) && tail == 0;
+}
+bool finite_f32(const float* p, std::int64_t n) { return finite<32>(p, n); }
+bool finite_f64(const double* p, std::int64_t n) { return finite<64>(p, n); }
+
 void channel_f32(const GemmCall<float>& g) { channel_gemm<F32, 2>(g); }
 void channel_f64(const GemmCall<double>& g) { channel_gemm<F64, 2>(g); }
 void narrow_f32(const GemmCall<float>& g) { channel_gemm<F32, 1>(g); }
@@ -403,6 +434,7 @@ KernelSet<float> kernels_f32() {
   ks.position_windows = true;
   ks.narrow[0] = {narrow_f32, F32::L, kMR<1>};
   ks.transpose_stream = transpose_stream_f32;
+  ks.finite = finite_f32;
   return ks;
 }
 KernelSet<double> kernels_f64() {
@@ -410,6 +442,7 @@ KernelSet<double> kernels_f64() {
                        transpose_f64, phase_f64,  dw_rows_f64,  dw_pixels_f64};
   ks.channel_windows = true;
   ks.position_windows = true;
+  ks.finite = finite_f64;
   return ks;
 }
 

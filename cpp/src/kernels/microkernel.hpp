@@ -134,6 +134,10 @@ template <class T>
 using TransposeFn = void (*)(const T* src, std::int64_t src_ld, T* dst, std::int64_t dst_ld,
                              std::int64_t rows, std::int64_t cols, bool dst_order);
 
+// Whether p[0..n) are free of Inf and NaN (detail::finite_run over a unit-step run, in vectors).
+template <class T>
+using FiniteFn = bool (*)(const T* p, std::int64_t n);
+
 // Depthwise, channels_first: output rows [row0, row1) of one channel (a row: all spatial
 // dims but the last). Row `row` takes the pairs e in [pair_first[row], pair_first[row + 1]),
 // each an input row and a kernel row:
@@ -263,6 +267,8 @@ struct KernelSet {
   // or null: for outputs too large to stay in cache, where an ordinary store first reads each
   // line it writes. Call it only inside detail::parallel_for, which orders those stores.
   TransposeFn<T> transpose_stream = nullptr;
+  // The pack's Inf/NaN check in vectors, or null for detail::finite_run.
+  FiniteFn<T> finite = nullptr;
 };
 
 }  // namespace tconv::kernels

@@ -278,7 +278,7 @@ struct PackSource {
 template <class T>
 void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& src,
                        const std::vector<std::int64_t>& ws, int w_k_axis, int threads,
-                       TransposeFn<T> transpose) {
+                       TransposeFn<T> transpose, FiniteFn<T> finite_fn) {
   const std::vector<TapRef>& taps = *src.taps;
   const std::int64_t ntaps = static_cast<std::int64_t>(taps.size());
   const std::int64_t cols = pk.panels * pk.width;  // C_out/g rounded up to whole panels
@@ -328,7 +328,7 @@ void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& sr
     // The staged run is in cache now: checking it costs little next to a second pass over
     // the weights (values left from an earlier run were checked then).
     const std::int64_t staged = tmp_rows * pk.panels * piece;
-    finite[static_cast<std::size_t>(slot)] &= detail::finite_run(t0, staged) ? 1 : 0;
+    finite[static_cast<std::size_t>(slot)] &= finite_fn(t0, staged) ? 1 : 0;
     const std::size_t bytes = static_cast<std::size_t>((c1 - c0) * pk.width) * sizeof(T);
     const std::int64_t pieces = ntaps * pk.panels;
     auto dst = [&](std::int64_t n) {
@@ -353,7 +353,7 @@ void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& sr
 // 16 input channels so that both the reads (along the smaller stride) and the row writes
 // stay within a few cache lines.
 template <class T>
-void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads) {
+void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads, FiniteFn<T> finite_fn) {
   constexpr std::int64_t kTile = 16;
   const std::int64_t ntaps = static_cast<std::int64_t>(src.taps->size());
   const std::int64_t s_ci = src.s_ci, s_co = src.s_co;
@@ -380,7 +380,7 @@ void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads) {
       for (std::int64_t ci = c0; ci < c1; ++ci)
         std::fill(dst + ci * pk.width + jn, dst + (ci + 1) * pk.width, T(0));
       finite[static_cast<std::size_t>(slot)] &=
-          detail::finite_run(dst + c0 * pk.width, (c1 - c0) * pk.width) ? 1 : 0;
+          finite_fn(dst + c0 * pk.width, (c1 - c0) * pk.width) ? 1 : 0;
     }
   });
   pk.finite = std::all_of(finite.begin(), finite.end(), [](char f) { return f != 0; });
@@ -434,7 +434,8 @@ void pack_joint(Packed<T>& pk, const Geometry& g) {
 
 template <class T>
 Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& ws, Algo algo,
-               std::int64_t nr, int threads, TransposeFn<T> transpose, bool grid_layout) {
+               std::int64_t nr, int threads, TransposeFn<T> transpose, bool grid_layout,
+               FiniteFn<T> finite) {
   const bool cf = g.data_format == DataFormat::channels_first;
   const int w_cin_axis = cf ? 0 : g.rank + 1;
   const int w_cout_axis = cf ? 1 : g.rank;
@@ -446,10 +447,12 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
   const std::vector<TapRef> taps = layout(pk, g, ws, algo, nr, w_k_axis, taps_of);
   const PackSource<T> src{w, ws[w_cin_axis], ws[w_cout_axis], &taps};
   threads = std::max(1, threads);
+  if (finite == nullptr)
+    finite = [](const T* p, std::int64_t n) { return detail::finite_run(p, n); };
   if (std::abs(src.s_ci) > 1 && std::abs(src.s_co) > 1)
-    pack_channel_runs(pk, g, src, ws, w_k_axis, threads, transpose);
+    pack_channel_runs(pk, g, src, ws, w_k_axis, threads, transpose, finite);
   else
-    pack_tiles(pk, src, threads);
+    pack_tiles(pk, src, threads, finite);
   if (grid_layout && algo == Algo::positions && grid_layout_fits(g)) pack_grid(pk);
   pack_joint(pk, g);
   return pk;
@@ -1650,9 +1653,9 @@ template ChannelKernel<float> channel_kernel(const KernelSet<float>&, std::int64
 template ChannelKernel<double> channel_kernel(const KernelSet<double>&, std::int64_t);
 template struct Packed<double>;
 template Packed<float> pack(const Geometry&, const float*, const std::vector<std::int64_t>&, Algo,
-                            std::int64_t, int, TransposeFn<float>, bool);
+                            std::int64_t, int, TransposeFn<float>, bool, FiniteFn<float>);
 template Packed<double> pack(const Geometry&, const double*, const std::vector<std::int64_t>&, Algo,
-                             std::int64_t, int, TransposeFn<double>, bool);
+                             std::int64_t, int, TransposeFn<double>, bool, FiniteFn<double>);
 template std::size_t run(const Problem<float>&, const Packed<float>&, const KernelSet<float>&, int);
 template bool grid_applies(const Problem<float>&, const Packed<float>&, const KernelSet<float>&);
 template bool grid_applies(const Problem<double>&, const Packed<double>&, const KernelSet<double>&);

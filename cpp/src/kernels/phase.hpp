@@ -89,11 +89,12 @@ ChannelKernel<T> channel_kernel(const KernelSet<T>& ks, std::int64_t cout_g);
 
 // On up to `threads` threads (the weights of large layers are megabytes). `transpose` (the
 // ISA's, or null) turns PyTorch-layout blocks around in vector registers. `grid_layout`: also
-// the GridCall layout, where it fits.
+// the GridCall layout, where it fits. `finite` (the ISA's, or null) checks the packed values for
+// Inf and NaN.
 template <class T>
 Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w_strides, Algo algo,
                std::int64_t nr, int threads, TransposeFn<T> transpose = nullptr,
-               bool grid_layout = false);
+               bool grid_layout = false, FiniteFn<T> finite = nullptr);
 
 // Whether run_shuffle handles this layer: no padding, output padding or dilation, every dim
 // either kernel == stride or a single input position (so each output comes from exactly one
