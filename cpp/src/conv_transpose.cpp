@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "buffer.hpp"
 #include "canonical.hpp"
@@ -491,6 +493,120 @@ template <class T>
 void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strides,
                const T* weight, const std::vector<std::int64_t>& weight_strides, const T* bias,
                T* y, const std::vector<std::int64_t>& y_strides, const Options& options,
+               PackCache<T>* cache);
+
+// ---- functional calls in slices ----------------------------------------------------------------
+//
+// A call that packs for itself on several threads spends as long packing as on one thread (its
+// copies land in lines the other core holds), and each thread's kernel then reads weights
+// another core wrote. Where whole groups, or whole pairs of panels of output channels, give
+// every thread a slice of the layer, each thread packs and runs its own slice instead, on the
+// phase driver: the same products, each output summed in the same order as the whole layer
+// would sum it (the phase driver's order for an output does not depend on the channels around
+// it; tests/python/test_slices.py holds 1, 2 and 3 threads to the same bits).
+
+// Weights from which a functional call on several threads is cut into slices.
+constexpr double kSliceWeightBytes = 1 << 20;
+
+// The slices for c's threads, as (first, count) of groups (groups > 1) or of panels of output
+// channels; empty where the call runs whole.
+template <class T>
+std::vector<std::pair<std::int64_t, std::int64_t>> slices_of(Call<T>& c) {
+  const Geometry& g = c.g;
+  double weight_bytes = static_cast<double>(sizeof(T)), input_bytes = weight_bytes;
+  for (auto e : g.weight_shape()) weight_bytes *= static_cast<double>(e);
+  for (auto e : g.input_shape()) input_bytes *= static_cast<double>(e);
+  // Every slice reads (and copies rows of) the whole input: slices pay where the weights are
+  // at least as large.
+  if (c.cache || c.threads < 2 || !c.options.driver.empty() || !c.have_isa ||
+      weight_bytes < kSliceWeightBytes || weight_bytes < input_bytes || !phase_handles(g) ||
+      kernels::phase::choose_algo(g) != kernels::phase::Algo::channel ||
+      kernels::depthwise::applies(c.p, c.threads) || kernels::phase::shuffle_applies(c.p) ||
+      (direct_applies(c) && direct_pays(c)))
+    return {};
+  const std::int64_t cout_g = g.out_channels / g.groups;
+  const std::int64_t nr = kernels::phase::channel_kernel(c.ks, cout_g).nr;
+  // Groups whole; a single group's channels in slices of at least two full panels, so that a
+  // slice packs the same panels as the whole layer (one panel alone takes the joint layout).
+  const std::int64_t units = g.groups > 1 ? g.groups : cout_g / (2 * nr);
+  // A slice for every thread, or the whole layer (fewer slices would leave threads idle).
+  const std::int64_t n = c.threads;
+  if (units < n) return {};
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  for (std::int64_t i = 0; i < n; ++i)
+    out.push_back({units * i / n, units * (i + 1) / n - units * i / n});
+  return out;
+}
+
+// Runs c's layer as `slices` (see slices_of), one per thread; false where a slice's phase
+// driver does not take it (Inf or NaN weights, the scratch bound) or its memory cannot be had:
+// nothing is then known to be written and the caller runs the whole layer.
+template <class T>
+bool run_slices(Call<T>& c, const std::vector<std::pair<std::int64_t, std::int64_t>>& slices) {
+  const Geometry& g = c.g;
+  const kernels::Problem<T>& p = c.p;
+  const bool first = g.data_format == DataFormat::channels_first;
+  const int rank = g.rank;
+  const std::size_t x_c = first ? 1 : rank + 1, y_c = x_c;
+  const std::size_t w_ci = first ? 0 : rank + 1, w_co = first ? 1 : rank;
+  const std::int64_t cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
+  const std::int64_t nr = kernels::phase::channel_kernel(c.ks, cout_g).nr;
+  std::atomic<bool> stop{false}, declined{false};
+  std::vector<CallMemory> memory(slices.size());
+  auto body = [&](std::int64_t s, int slot) {
+    const auto [at, count] = slices[static_cast<std::size_t>(s)];
+    Geometry sub = g;
+    std::int64_t ci0 = 0, co0 = 0, w_off = 0;
+    if (g.groups > 1) {
+      sub.groups = count;
+      sub.in_channels = count * cin_g;
+      sub.out_channels = count * cout_g;
+      ci0 = at * cin_g;
+      co0 = at * cout_g;
+      w_off = ci0 * p.w_strides[w_ci];
+    } else {
+      co0 = at * 2 * nr;
+      const bool last = s + 1 == static_cast<std::int64_t>(slices.size());
+      sub.out_channels = last ? g.out_channels - co0 : count * 2 * nr;
+      w_off = co0 * p.w_strides[w_co];
+    }
+    Options o = c.options;
+    o.num_threads = 1;
+    o.driver = "phase";
+    // The caller's poll stays on the caller's thread; the others stop when it has.
+    if (slot != 0) o.interrupt = [&stop] { return stop.load(std::memory_order_relaxed); };
+    try {
+      run_layer(sub, p.x + ci0 * p.x_strides[x_c], p.x_strides, p.w + w_off, p.w_strides,
+                p.bias ? p.bias + co0 : nullptr, p.y + co0 * p.y_strides[y_c], p.y_strides, o,
+                static_cast<PackCache<T>*>(nullptr));
+      memory[static_cast<std::size_t>(s)] = t_last_memory;  // this thread's record of its slice
+    } catch (const std::invalid_argument&) {
+      declined.store(true);
+    } catch (const std::bad_alloc&) {
+      // The whole layer runs instead: it either fits or says how much the layer needs.
+      declined.store(true);
+    } catch (...) {
+      stop.store(true);
+      throw;
+    }
+  };
+  detail::parallel_for(static_cast<std::int64_t>(slices.size()), c.threads, body);
+  if (declined.load()) return false;
+  CallMemory total = memory[0];
+  for (std::size_t s = 1; s < memory.size(); ++s) {
+    total.scratch_bytes += memory[s].scratch_bytes;
+    total.packed_weight_bytes += memory[s].packed_weight_bytes;
+    total.output_streamed = total.output_streamed || memory[s].output_streamed;
+  }
+  total.slices = static_cast<int>(memory.size());
+  t_last_memory = total;
+  return true;
+}
+
+template <class T>
+void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x_strides,
+               const T* weight, const std::vector<std::int64_t>& weight_strides, const T* bias,
+               T* y, const std::vector<std::int64_t>& y_strides, const Options& options,
                PackCache<T>* cache) {
   detail::validate_call(g, x, x_strides, weight, weight_strides, bias, y, y_strides, sizeof(T));
   kernels::Problem<T> p;
@@ -518,6 +634,8 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
   c.have_isa = phase_kernels<T>(c.isa, &c.ks);
   c.threads = threads_for(g, options);
   if (!options.driver.empty()) return run_forced(c);
+  const auto slices = slices_of(c);
+  if (!slices.empty() && run_slices(c, slices)) return;
   for (const auto& d : kDrivers<T>)
     if (d.applies(c) && d.pays(c) && run_driver(d, c)) return;
 }

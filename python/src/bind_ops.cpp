@@ -134,6 +134,7 @@ void bind_ops(py::module_& m) {
         d["packed_weight_bytes"] = mem.packed_weight_bytes;
         d["dims_reordered"] = mem.dims_reordered;
         d["output_streamed"] = mem.output_streamed;
+        d["slices"] = mem.slices;
         return d;
       },
       "Working memory of this thread's last core call, beyond x, weight, bias and y.");

@@ -535,6 +535,52 @@ TYPED_TEST(ConvTranspose, InterruptStopsTheCallOnTheCallingThreadOnly) {
   EXPECT_EQ(0, std::memcmp(y_polled.data(), y_plain.data(), y_plain.size() * sizeof(T)));
 }
 
+// A call on two threads that runs in slices (weights of 1 MiB or more, no smaller than the
+// input; see CallMemory::slices) still asks only on the calling thread and stops at the first
+// "yes", the other thread's slice included.
+TYPED_TEST(ConvTranspose, InterruptStopsASlicedCall) {
+  using T = TypeParam;
+  LayerSpec s;
+  s.rank = 2;
+  s.stride = {1, 1};
+  s.dilation = {1, 1};
+  s.pad_lo = s.pad_hi = {0, 0};
+  const V ws{32, 256, 7, 7};
+  std::vector<T> w(static_cast<std::size_t>(count(ws)), 1);
+  tconv::Options opt;
+  opt.num_threads = 2;
+  {
+    const Geometry g = tconv::resolve_geometry({1, 32, 16, 16}, ws, s);
+    std::vector<T> x(static_cast<std::size_t>(count(g.input_shape())), 1);
+    std::vector<T> y(static_cast<std::size_t>(count(g.output_shape())));
+    tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt);
+    if (tconv::last_call_memory().slices != 2) GTEST_SKIP() << "no slices on this machine";
+  }
+  const auto caller = std::this_thread::get_id();
+  int asked = 0;
+  bool elsewhere = false;
+  opt.interrupt = [&] {
+    elsewhere = elsewhere || std::this_thread::get_id() != caller;
+    ++asked;
+    return true;
+  };
+  bool stopped = false;
+  for (std::int64_t batch = 2; batch <= 32 && !stopped; batch *= 2) {
+    const Geometry g = tconv::resolve_geometry({batch, 32, 16, 16}, ws, s);
+    std::vector<T> x(static_cast<std::size_t>(count(g.input_shape())), 1);
+    std::vector<T> y(static_cast<std::size_t>(count(g.output_shape())));
+    try {
+      tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt);
+      EXPECT_EQ(asked, 0) << "asked to stop, the call still finished";
+    } catch (const tconv::Interrupted&) {
+      stopped = true;
+    }
+  }
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(asked, 1);
+  EXPECT_FALSE(elsewhere);
+}
+
 // Layers the core runs in another order of their dims (unit dims dropped, a narrow last dim
 // moved away from a long one), through permuted strides of every random layout.
 TYPED_TEST(ConvTranspose, UnitAndNarrowLastDims) {

@@ -105,6 +105,10 @@ struct CallMemory {
   // Whether y was written with streaming (non-temporal) stores, which skip reading each line
   // before writing it: float32 channels_first outputs of 8 MiB or more on x86 (AVX2 and up).
   bool output_streamed = false;
+  // The slices the call ran in: 1, or one per thread where a call that packs its own weights
+  // (no plan) ran each thread's share of the groups or output channels as a layer of its own,
+  // packing only its weights (the bytes above are then the slices' sums).
+  int slices = 1;
 };
 CallMemory last_call_memory();
 
