@@ -505,11 +505,12 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
 // would sum it (the phase driver's order for an output does not depend on the channels around
 // it; tests/python/test_slices.py holds 1, 2 and 3 threads to the same bits).
 
-// Weights from which a functional call on several threads is cut into slices.
-constexpr double kSliceWeightBytes = 1 << 20;
+// Weights from which a functional call on several threads is cut into slices (with the rule on
+// the input's size in slices_of).
+constexpr double kSliceWeightBytes = 256 << 10;
 
-// The slices for c's threads, as (first, count) of groups (groups > 1) or of panels of output
-// channels; empty where the call runs whole.
+// The slices for c's threads, as (first, count) of groups (groups > 1) or of pairs of panels of
+// output channels; empty where the call runs whole.
 template <class T>
 std::vector<std::pair<std::int64_t, std::int64_t>> slices_of(Call<T>& c) {
   const Geometry& g = c.g;
@@ -517,9 +518,9 @@ std::vector<std::pair<std::int64_t, std::int64_t>> slices_of(Call<T>& c) {
   for (auto e : g.weight_shape()) weight_bytes *= static_cast<double>(e);
   for (auto e : g.input_shape()) input_bytes *= static_cast<double>(e);
   // Every slice reads (and copies rows of) the whole input: slices pay where the weights are
-  // at least as large.
+  // at least half as large.
   if (c.cache || c.threads < 2 || !c.options.driver.empty() || !c.have_isa ||
-      weight_bytes < kSliceWeightBytes || weight_bytes < input_bytes || !phase_handles(g) ||
+      weight_bytes < kSliceWeightBytes || 2 * weight_bytes < input_bytes || !phase_handles(g) ||
       kernels::phase::choose_algo(g) != kernels::phase::Algo::channel ||
       kernels::depthwise::applies(c.p, c.threads) || kernels::phase::shuffle_applies(c.p) ||
       (direct_applies(c) && direct_pays(c)))

@@ -535,9 +535,9 @@ TYPED_TEST(ConvTranspose, InterruptStopsTheCallOnTheCallingThreadOnly) {
   EXPECT_EQ(0, std::memcmp(y_polled.data(), y_plain.data(), y_plain.size() * sizeof(T)));
 }
 
-// A call on two threads that runs in slices (weights of 1 MiB or more, no smaller than the
-// input; see CallMemory::slices) still asks only on the calling thread and stops at the first
-// "yes", the other thread's slice included.
+// A call on two threads that runs in slices (see CallMemory::slices: here 1.6 MiB of weights,
+// more than the input) still asks only on the calling thread and stops at the first "yes", the
+// other thread's slice included.
 TYPED_TEST(ConvTranspose, InterruptStopsASlicedCall) {
   using T = TypeParam;
   LayerSpec s;

@@ -1,5 +1,5 @@
-"""Functional calls in slices: with 1 MiB of weights or more, no smaller than the input, a call
-on several threads gives each thread its own groups, or its own pairs of panels of output
+"""Functional calls in slices: with 256 KiB of weights or more, at least half the input's size, a
+call on several threads gives each thread its own groups, or its own pairs of panels of output
 channels, to pack and compute as a layer of its own (last_call_memory()["slices"]).
 
 The slices form the same products and sum each output in the same order as the whole layer: the
@@ -24,6 +24,8 @@ TWO_CPUS = (os.cpu_count() or 1) >= 2 and _core.active_isa() != "portable"
 
 # (x shape, PyTorch-layout weight shape, stride, padding, groups)
 LAYERS = {
+    # 512 KiB of weights, 768 KiB of input, four groups (the grouped vocoder's shape, shorter)
+    "groups_4_small": ((1, 256, 200), (256, 32, 16), 8, 4, 4),
     # 2 MiB, 128 channels: two slices of two 32-channel panels (AVX-512; more on AVX2)
     "channels": ((1, 256, 16, 16), (256, 128, 4, 4), 2, 1, 1),
     # 200 channels: the last slice ends in a partial panel
@@ -121,8 +123,8 @@ def test_plans_and_inputs_larger_than_the_weights_run_whole(threads_restored):
     assert _core.last_call_memory()["slices"] == 1
     np.testing.assert_array_equal(y, tconv.conv_transpose(x, w, b, **kw))
     assert _core.last_call_memory()["slices"] == 2
-    big = np.random.default_rng(1).standard_normal((4, 256, 32, 32)).astype(np.float32)
-    assert big.nbytes > w.nbytes
+    big = np.random.default_rng(1).standard_normal((8, 256, 32, 32)).astype(np.float32)
+    assert big.nbytes > 2 * w.nbytes
     tconv.conv_transpose(big, w, b, **kw)
     assert _core.last_call_memory()["slices"] == 1
 
