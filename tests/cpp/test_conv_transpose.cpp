@@ -487,15 +487,27 @@ TYPED_TEST(ConvTranspose, NonFiniteWeightReachesOnlyItsCellsOnEveryIsa) {
   }
 }
 
-TYPED_TEST(ConvTranspose, InterruptStopsTheCallOnTheCallingThreadOnly) {
-  using T = TypeParam;
+// y of the layer of all-ones weights `ws` (stride 1, no padding) on an all-ones input.
+template <class T>
+std::vector<T> ones_layer(const V& ws, const V& x_shape, const tconv::Options& opt) {
   LayerSpec s;
   s.rank = 2;
   s.stride = {1, 1};
   s.dilation = {1, 1};
   s.pad_lo = s.pad_hi = {0, 0};
-  const V ws{32, 32, 5, 5};
+  const Geometry g = tconv::resolve_geometry(x_shape, ws, s);
   std::vector<T> w(static_cast<std::size_t>(count(ws)), 1);
+  std::vector<T> x(static_cast<std::size_t>(count(g.input_shape())), 1);
+  std::vector<T> y(static_cast<std::size_t>(count(g.output_shape())));
+  tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt);
+  return y;
+}
+
+// ones_layer on two threads with a poll that says stop, on images (in, h, w) in batches of
+// growing size until a call stops (the poll is asked after ~20 ms of work): it must stop, the
+// poll asked once and only on the calling thread.
+template <class T>
+void expect_interrupted(const V& ws, const V& image, std::int64_t max_batch) {
   const auto caller = std::this_thread::get_id();
   int asked = 0;
   bool elsewhere = false;
@@ -506,14 +518,10 @@ TYPED_TEST(ConvTranspose, InterruptStopsTheCallOnTheCallingThreadOnly) {
     ++asked;
     return true;
   };
-  // The poll is asked after ~20 ms of work: more images until a call lasts that long.
   bool stopped = false;
-  for (std::int64_t batch = 1; batch <= 256 && !stopped; batch *= 2) {
-    const Geometry g = tconv::resolve_geometry({batch, 32, 32, 32}, ws, s);
-    std::vector<T> x(static_cast<std::size_t>(count(g.input_shape())), 1);
-    std::vector<T> y(static_cast<std::size_t>(count(g.output_shape())));
+  for (std::int64_t batch = 1; batch <= max_batch && !stopped; batch *= 2) {
     try {
-      tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt);
+      ones_layer<T>(ws, {batch, image[0], image[1], image[2]}, opt);
       EXPECT_EQ(asked, 0) << "asked to stop, the call still finished";
     } catch (const tconv::Interrupted&) {
       stopped = true;
@@ -522,17 +530,20 @@ TYPED_TEST(ConvTranspose, InterruptStopsTheCallOnTheCallingThreadOnly) {
   EXPECT_TRUE(stopped);
   EXPECT_EQ(asked, 1);  // stops at the first "yes"
   EXPECT_FALSE(elsewhere);
+}
 
+TYPED_TEST(ConvTranspose, InterruptStopsTheCallOnTheCallingThreadOnly) {
+  using T = TypeParam;
+  const V ws{32, 32, 5, 5};
+  expect_interrupted<T>(ws, {32, 32, 32}, 256);
   // A poll that never says stop changes nothing in the numbers.
-  const Geometry g = tconv::resolve_geometry({64, 32, 32, 32}, ws, s);
-  std::vector<T> x(static_cast<std::size_t>(count(g.input_shape())), 1);
-  std::vector<T> y_polled(static_cast<std::size_t>(count(g.output_shape())));
-  std::vector<T> y_plain(y_polled.size());
+  tconv::Options opt;
+  opt.num_threads = 2;
   opt.interrupt = [] { return false; };
-  tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y_polled.data(), {}, opt);
+  const std::vector<T> polled = ones_layer<T>(ws, {64, 32, 32, 32}, opt);
   opt.interrupt = nullptr;
-  tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y_plain.data(), {}, opt);
-  EXPECT_EQ(0, std::memcmp(y_polled.data(), y_plain.data(), y_plain.size() * sizeof(T)));
+  const std::vector<T> plain = ones_layer<T>(ws, {64, 32, 32, 32}, opt);
+  EXPECT_EQ(0, std::memcmp(polled.data(), plain.data(), plain.size() * sizeof(T)));
 }
 
 // A call on two threads that runs in slices (see CallMemory::slices: here 1.6 MiB of weights,
@@ -540,45 +551,12 @@ TYPED_TEST(ConvTranspose, InterruptStopsTheCallOnTheCallingThreadOnly) {
 // other thread's slice included.
 TYPED_TEST(ConvTranspose, InterruptStopsASlicedCall) {
   using T = TypeParam;
-  LayerSpec s;
-  s.rank = 2;
-  s.stride = {1, 1};
-  s.dilation = {1, 1};
-  s.pad_lo = s.pad_hi = {0, 0};
   const V ws{32, 256, 7, 7};
-  std::vector<T> w(static_cast<std::size_t>(count(ws)), 1);
   tconv::Options opt;
   opt.num_threads = 2;
-  {
-    const Geometry g = tconv::resolve_geometry({1, 32, 16, 16}, ws, s);
-    std::vector<T> x(static_cast<std::size_t>(count(g.input_shape())), 1);
-    std::vector<T> y(static_cast<std::size_t>(count(g.output_shape())));
-    tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt);
-    if (tconv::last_call_memory().slices != 2) GTEST_SKIP() << "no slices on this machine";
-  }
-  const auto caller = std::this_thread::get_id();
-  int asked = 0;
-  bool elsewhere = false;
-  opt.interrupt = [&] {
-    elsewhere = elsewhere || std::this_thread::get_id() != caller;
-    ++asked;
-    return true;
-  };
-  bool stopped = false;
-  for (std::int64_t batch = 2; batch <= 32 && !stopped; batch *= 2) {
-    const Geometry g = tconv::resolve_geometry({batch, 32, 16, 16}, ws, s);
-    std::vector<T> x(static_cast<std::size_t>(count(g.input_shape())), 1);
-    std::vector<T> y(static_cast<std::size_t>(count(g.output_shape())));
-    try {
-      tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt);
-      EXPECT_EQ(asked, 0) << "asked to stop, the call still finished";
-    } catch (const tconv::Interrupted&) {
-      stopped = true;
-    }
-  }
-  EXPECT_TRUE(stopped);
-  EXPECT_EQ(asked, 1);
-  EXPECT_FALSE(elsewhere);
+  ones_layer<T>(ws, {1, 32, 16, 16}, opt);
+  if (tconv::last_call_memory().slices != 2) GTEST_SKIP() << "no slices on this machine";
+  expect_interrupted<T>(ws, {32, 16, 16}, 32);
 }
 
 // Layers the core runs in another order of their dims (unit dims dropped, a narrow last dim
