@@ -141,6 +141,13 @@ bool phase_kernels(Isa isa, kernels::KernelSet<T>* out) {
   return false;
 }
 
+// Bytes of an array of `shape` with elements of `elem` bytes (as a double: no overflow).
+double bytes_of(const std::vector<std::int64_t>& shape, std::size_t elem) {
+  double bytes = static_cast<double>(elem);
+  for (auto e : shape) bytes *= static_cast<double>(e);
+  return bytes;
+}
+
 bool phase_handles(const Geometry& g) {
   // The driver keeps per-row indices for up to 8 outer dimensions.
   if (g.rank < 1 || g.rank > 9) return false;
@@ -325,8 +332,7 @@ const kernels::phase::Packed<T>& Call<T>::phase_packed() {
   const std::int64_t width =
       algo == kernels::phase::Algo::channel ? kernels::phase::channel_kernel(ks, cout_g).nr : 0;
   // Packing moves the weights through memory once: worth a second thread from ~1 MiB.
-  double weight_bytes = static_cast<double>(sizeof(T));
-  for (auto e : g.weight_shape()) weight_bytes *= static_cast<double>(e);
+  const double weight_bytes = bytes_of(g.weight_shape(), sizeof(T));
   const int pack_threads = weight_bytes > (1 << 20) ? runtime::choose_threads(options) : 1;
   auto make = [&] {
     return kernels::phase::pack(g, p.w, p.w_strides, algo, width, pack_threads, ks.transpose,
@@ -410,8 +416,8 @@ bool direct_applies(Call<T>& c) {
 template <class T>
 bool direct_pays(Call<T>& c) {
   if (c.cache) return false;
-  double weight_bytes = static_cast<double>(sizeof(T)), cells = static_cast<double>(c.g.batch);
-  for (auto e : c.g.weight_shape()) weight_bytes *= static_cast<double>(e);
+  const double weight_bytes = bytes_of(c.g.weight_shape(), sizeof(T));
+  double cells = static_cast<double>(c.g.batch);
   for (auto e : c.g.input) cells *= static_cast<double>(e);
   return weight_bytes >= kDirectWeightBytes && cells <= kDirectCells &&
          c.g.in_channels / c.g.groups >= kDirectChannels;
@@ -509,14 +515,13 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
 // the input's size in slices_of).
 constexpr double kSliceWeightBytes = 256 << 10;
 
-// The slices for c's threads, as (first, count) of groups (groups > 1) or of pairs of panels of
-// output channels; empty where the call runs whole.
+// The slices for c's threads, as (first, count) of groups (groups > 1) or of output channels;
+// empty where the call runs whole.
 template <class T>
 std::vector<std::pair<std::int64_t, std::int64_t>> slices_of(Call<T>& c) {
   const Geometry& g = c.g;
-  double weight_bytes = static_cast<double>(sizeof(T)), input_bytes = weight_bytes;
-  for (auto e : g.weight_shape()) weight_bytes *= static_cast<double>(e);
-  for (auto e : g.input_shape()) input_bytes *= static_cast<double>(e);
+  const double weight_bytes = bytes_of(g.weight_shape(), sizeof(T));
+  const double input_bytes = bytes_of(g.input_shape(), sizeof(T));
   // Every slice reads (and copies rows of) the whole input: slices pay where the weights are
   // at least half as large.
   if (c.cache || c.threads < 2 || !c.options.driver.empty() || !c.have_isa ||
@@ -529,13 +534,19 @@ std::vector<std::pair<std::int64_t, std::int64_t>> slices_of(Call<T>& c) {
   const std::int64_t nr = kernels::phase::channel_kernel(c.ks, cout_g).nr;
   // Groups whole; a single group's channels in slices of at least two full panels, so that a
   // slice packs the same panels as the whole layer (one panel alone takes the joint layout).
-  const std::int64_t units = g.groups > 1 ? g.groups : cout_g / (2 * nr);
+  const std::int64_t unit = g.groups > 1 ? 1 : 2 * nr;
+  const std::int64_t units = g.groups > 1 ? g.groups : cout_g / unit;
   // A slice for every thread, or the whole layer (fewer slices would leave threads idle).
   const std::int64_t n = c.threads;
   if (units < n) return {};
   std::vector<std::pair<std::int64_t, std::int64_t>> out;
-  for (std::int64_t i = 0; i < n; ++i)
-    out.push_back({units * i / n, units * (i + 1) / n - units * i / n});
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t first = units * i / n * unit;
+    // The last slice of one group's channels takes the channels past the last whole unit.
+    const std::int64_t end =
+        i + 1 == n ? units * unit + (g.groups > 1 ? 0 : cout_g % unit) : units * (i + 1) / n * unit;
+    out.push_back({first, end - first});
+  }
   return out;
 }
 
@@ -548,10 +559,9 @@ bool run_slices(Call<T>& c, const std::vector<std::pair<std::int64_t, std::int64
   const kernels::Problem<T>& p = c.p;
   const bool first = g.data_format == DataFormat::channels_first;
   const int rank = g.rank;
-  const std::size_t x_c = first ? 1 : rank + 1, y_c = x_c;
+  const std::size_t c_axis = first ? 1 : rank + 1;  // of x and y
   const std::size_t w_ci = first ? 0 : rank + 1, w_co = first ? 1 : rank;
   const std::int64_t cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
-  const std::int64_t nr = kernels::phase::channel_kernel(c.ks, cout_g).nr;
   std::atomic<bool> stop{false}, declined{false};
   std::vector<CallMemory> memory(slices.size());
   auto body = [&](std::int64_t s, int slot) {
@@ -566,9 +576,8 @@ bool run_slices(Call<T>& c, const std::vector<std::pair<std::int64_t, std::int64
       co0 = at * cout_g;
       w_off = ci0 * p.w_strides[w_ci];
     } else {
-      co0 = at * 2 * nr;
-      const bool last = s + 1 == static_cast<std::int64_t>(slices.size());
-      sub.out_channels = last ? g.out_channels - co0 : count * 2 * nr;
+      co0 = at;
+      sub.out_channels = count;
       w_off = co0 * p.w_strides[w_co];
     }
     Options o = c.options;
@@ -577,8 +586,8 @@ bool run_slices(Call<T>& c, const std::vector<std::pair<std::int64_t, std::int64
     // The caller's poll stays on the caller's thread; the others stop when it has.
     if (slot != 0) o.interrupt = [&stop] { return stop.load(std::memory_order_relaxed); };
     try {
-      run_layer(sub, p.x + ci0 * p.x_strides[x_c], p.x_strides, p.w + w_off, p.w_strides,
-                p.bias ? p.bias + co0 : nullptr, p.y + co0 * p.y_strides[y_c], p.y_strides, o,
+      run_layer(sub, p.x + ci0 * p.x_strides[c_axis], p.x_strides, p.w + w_off, p.w_strides,
+                p.bias ? p.bias + co0 : nullptr, p.y + co0 * p.y_strides[c_axis], p.y_strides, o,
                 static_cast<PackCache<T>*>(nullptr));
       memory[static_cast<std::size_t>(s)] = t_last_memory;  // this thread's record of its slice
     } catch (const std::invalid_argument&) {
