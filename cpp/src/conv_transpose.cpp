@@ -563,7 +563,10 @@ bool run_slices(Call<T>& c, const std::vector<std::pair<std::int64_t, std::int64
   const std::size_t w_ci = first ? 0 : rank + 1, w_co = first ? 1 : rank;
   const std::int64_t cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
   std::atomic<bool> stop{false}, declined{false};
+  // Each slice's records, made on the thread that ran it (the caller may have run none).
   std::vector<CallMemory> memory(slices.size());
+  std::vector<const char*> kernel(slices.size());
+  std::vector<Isa> isa(slices.size());
   auto body = [&](std::int64_t s, int slot) {
     const auto [at, count] = slices[static_cast<std::size_t>(s)];
     Geometry sub = g;
@@ -583,13 +586,16 @@ bool run_slices(Call<T>& c, const std::vector<std::pair<std::int64_t, std::int64
     Options o = c.options;
     o.num_threads = 1;
     o.driver = "phase";
-    // The caller's poll stays on the caller's thread; the others stop when it has.
+    // The caller's poll stays on the caller's thread; the others stop when it has. (A caller
+    // that lost its core while a worker took every slice is not asked until they end.)
     if (slot != 0) o.interrupt = [&stop] { return stop.load(std::memory_order_relaxed); };
     try {
       run_layer(sub, p.x + ci0 * p.x_strides[c_axis], p.x_strides, p.w + w_off, p.w_strides,
                 p.bias ? p.bias + co0 : nullptr, p.y + co0 * p.y_strides[c_axis], p.y_strides, o,
                 static_cast<PackCache<T>*>(nullptr));
-      memory[static_cast<std::size_t>(s)] = t_last_memory;  // this thread's record of its slice
+      memory[static_cast<std::size_t>(s)] = t_last_memory;
+      kernel[static_cast<std::size_t>(s)] = runtime::noted_kernel();
+      isa[static_cast<std::size_t>(s)] = t_last_isa;
     } catch (const std::invalid_argument&) {
       declined.store(true);
     } catch (const std::bad_alloc&) {
@@ -610,6 +616,8 @@ bool run_slices(Call<T>& c, const std::vector<std::pair<std::int64_t, std::int64
   }
   total.slices = static_cast<int>(memory.size());
   t_last_memory = total;
+  t_last_isa = isa[0];
+  runtime::note_kernel(kernel[0]);
   return true;
 }
 
