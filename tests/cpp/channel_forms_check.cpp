@@ -5,8 +5,9 @@
 // the GEMM, and the two for identical bits (they form the same FMAs in the same order).
 //
 // Random calls: 1-20 positions (several tiles and their remainders), 1 to a full panel of
-// columns, 1-3 pairs, A with positions or k innermost, C with channels contiguous or strided,
-// with and without bias and the prefetch hint.
+// columns, 1-3 pairs of 1-24 k-steps or 2-3 pairs of 200-400 (weights fetched ahead), A with
+// positions or k innermost, C with channels contiguous or strided, with and without bias and
+// the prefetch hint.
 //
 // Usage: channel_forms_check [problems]   (default 600). Exits 1 on any mismatch, 77 (skipped)
 // without AVX-512.
@@ -42,8 +43,12 @@ template <class T>
 void check(Rng& r, int index) {
   const KernelSet<T> folded = kernel_set<T>(true), broadcast = kernel_set<T>(false);
   const std::int64_t nr = folded.nr;
-  const std::int64_t m = r.range(1, 20), n = r.range(1, nr), K = r.range(1, 24);
-  const std::int64_t pairs = r.range(1, 3);
+  // One call in four has 51-154 KiB of weights (rows of 128 bytes), beyond the 48 KiB above
+  // which the broadcast form fetches them ahead.
+  const bool long_k = r.range(0, 3) == 0;
+  const std::int64_t m = r.range(1, 20), n = r.range(1, nr);
+  const std::int64_t K = long_k ? r.range(200, 400) : r.range(1, 24);
+  const std::int64_t pairs = long_k ? r.range(2, 3) : r.range(1, 3);
   const bool k_inner = r.range(0, 1) != 0, strided_c = r.range(0, 3) == 0;
   const bool with_bias = r.range(0, 1) != 0;
   // A per pair: m x K values, positions or k innermost.

@@ -44,8 +44,9 @@ struct F32 {
   using T = float;
   using V = __m512;
   static constexpr int L = 16;
-  // See F64::kPrefetchWeights: in float32 a k-step does twice the flops per weight byte and
-  // the hardware prefetcher keeps up; the extra loads cost ~5 % on K = 128 layers.
+  // See F64::kPrefetchWeights: in float32 a k-step does twice the flops per weight byte, and on
+  // cores that split a 512-bit FMA in halves the hardware prefetcher keeps up (the extra loads
+  // cost ~5 % on K = 128 layers). The unfolded kernel fetches ahead by size (see channel_gemm).
   static constexpr bool kPrefetchWeights = false;
   static V zero() { return _mm512_setzero_ps(); }
   static V load(const T* p) { return _mm512_loadu_ps(p); }
@@ -115,8 +116,11 @@ void fma2(const char* a, std::int64_t off, typename S::V w0, typename S::V w1, t
 // positions: 3D U-Net 86 -> 96, U-Net 128->64 99 -> 103, HiFi-GAN up3 104 -> 108; float64 U-Net
 // 512->256 51 -> 56, 3D U-Net 43 -> 48).
 constexpr int kMR = 8;
+// Weights per call above which the unfolded float32 kernel fetches them ahead: beyond an L1
+// (48 KiB on the Intel cores measured) they come from L2 to every tile (see channel_gemm).
+constexpr double kPrefetchWeightsBytes = 48.0 * 1024;
 
-template <class S, int MR, bool PREFETCH_A, bool FOLD>
+template <class S, int MR, bool PREFETCH_A, bool PREFETCH_B, bool FOLD>
 void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
                   typename S::T* c) {
   using T = typename S::T;
@@ -170,7 +174,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
     const char* a3 = a0 + 3 * msb;
     const char* a6 = a0 + 6 * msb;
     for (std::int64_t k = 0; k < K; ++k) {
-      if constexpr (S::kPrefetchWeights) {
+      if constexpr (PREFETCH_B) {
         _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * ld), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * ld + L), _MM_HINT_T0);
       }
@@ -226,34 +230,34 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
   }
 }
 
-template <class S, bool PREFETCH_A, bool FOLD>
+template <class S, bool PREFETCH_A, bool PREFETCH_B, bool FOLD>
 void channel_tiles(const GemmCall<typename S::T>& g, std::int64_t m, std::int64_t len) {
   const auto* a = g.a + m * g.a_ms;
   auto* c = g.c + m * g.c_ms;
   switch (len) {
     case 8:
-      channel_tile<S, 8, PREFETCH_A, FOLD>(g, m, a, c);
+      channel_tile<S, 8, PREFETCH_A, PREFETCH_B, FOLD>(g, m, a, c);
       break;
     case 7:
-      channel_tile<S, 7, PREFETCH_A, FOLD>(g, m, a, c);
+      channel_tile<S, 7, PREFETCH_A, PREFETCH_B, FOLD>(g, m, a, c);
       break;
     case 6:
-      channel_tile<S, 6, PREFETCH_A, FOLD>(g, m, a, c);
+      channel_tile<S, 6, PREFETCH_A, PREFETCH_B, FOLD>(g, m, a, c);
       break;
     case 5:
-      channel_tile<S, 5, PREFETCH_A, FOLD>(g, m, a, c);
+      channel_tile<S, 5, PREFETCH_A, PREFETCH_B, FOLD>(g, m, a, c);
       break;
     case 4:
-      channel_tile<S, 4, PREFETCH_A, FOLD>(g, m, a, c);
+      channel_tile<S, 4, PREFETCH_A, PREFETCH_B, FOLD>(g, m, a, c);
       break;
     case 3:
-      channel_tile<S, 3, PREFETCH_A, FOLD>(g, m, a, c);
+      channel_tile<S, 3, PREFETCH_A, PREFETCH_B, FOLD>(g, m, a, c);
       break;
     case 2:
-      channel_tile<S, 2, PREFETCH_A, FOLD>(g, m, a, c);
+      channel_tile<S, 2, PREFETCH_A, PREFETCH_B, FOLD>(g, m, a, c);
       break;
     case 1:
-      channel_tile<S, 1, PREFETCH_A, FOLD>(g, m, a, c);
+      channel_tile<S, 1, PREFETCH_A, PREFETCH_B, FOLD>(g, m, a, c);
       break;
     default:
       break;
@@ -266,13 +270,20 @@ void channel_gemm(const GemmCall<typename S::T>& g) {
   // two 5-position tiles (10 chains each), never 8 + 2 (a 2-position tile has too few chains in
   // flight to hide the FMA latency).
   const std::int64_t tiles = (g.m + kMR - 1) / kMR;
+  // Cores with whole 512-bit FMA pipes (the unfolded kernel) outrun L2's delivery of weights
+  // that do not stay in L1 from one tile to the next: those are fetched ahead in float32 too
+  // (docs/design.md).
+  const double weight_bytes = static_cast<double>(g.pairs * g.k) * 2 * S::L * sizeof(typename S::T);
+  const bool fetch_b = S::kPrefetchWeights || (!FOLD && weight_bytes > kPrefetchWeightsBytes);
   std::int64_t m = 0;
   for (std::int64_t t = 0; t < tiles; ++t) {
     const std::int64_t len = (g.m - m) / (tiles - t) + ((g.m - m) % (tiles - t) ? 1 : 0);
     if (g.prefetch_a && g.a_ks == 1)
-      channel_tiles<S, true, FOLD>(g, m, len);
+      fetch_b ? channel_tiles<S, true, true, FOLD>(g, m, len)
+              : channel_tiles<S, true, false, FOLD>(g, m, len);
     else
-      channel_tiles<S, false, FOLD>(g, m, len);
+      fetch_b ? channel_tiles<S, false, true, FOLD>(g, m, len)
+              : channel_tiles<S, false, false, FOLD>(g, m, len);
     m += len;
   }
 }
