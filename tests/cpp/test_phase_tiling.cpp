@@ -133,11 +133,16 @@ TEST(PhaseTiling, BlocksCoverEveryPositionAndItemsEveryRow) {
           EXPECT_EQ(t.items, t.lines * t.blocks_per_line * t.nxb * t.panel_parts);
           EXPECT_GE(t.threads, 1);
           EXPECT_LE(t.threads, std::min<std::int64_t>(threads, t.items));
-          // Row blocks only for the channel kernels' short rows.
+          // Row blocks only for the channel kernels' short rows, longer only where the kernels
+          // read the input in place (the block caches no input rows).
           if (t.block_rows > 1) {
             EXPECT_FALSE(c.in.positions);
             EXPECT_LT(t.qblock, 32);
             EXPECT_LE(t.block_rows, t.line_len);
+            const std::int64_t most = t.in_place
+                                          ? tconv::kernels::phase::tiling::kRowBlockPositionsInPlace
+                                          : tconv::kernels::phase::tiling::kRowBlockPositions;
+            EXPECT_LE(t.block_rows, ceil_div(most, t.qblock));
           }
           // The row cache holds every input row one output row (or row block) reads.
           std::int64_t lines = 1;
@@ -153,6 +158,25 @@ TEST(PhaseTiling, BlocksCoverEveryPositionAndItemsEveryRow) {
           }
           EXPECT_EQ(t.row_len > 0, c.in.via_row);
         }
+}
+
+TEST(PhaseTiling, RowBlocksReadInPlaceTakeTheWholeLine) {
+  // DCGAN 512 -> 256 at 8x8 (8 positions per phase row, 8 MiB of weights) reads its input in
+  // place: each block of rows caches nothing, so one block takes all 16 rows of an image and
+  // each phase's weights serve 8 rows, not 4.
+  for (std::int64_t batch : {16, 1}) {
+    const Layer l{batch, 512, 256, {8, 8}, {4, 4}, 2, 1, 1};
+    for (int threads : {1, 2}) {
+      const Case c = make_case(l, tconv::DataFormat::channels_first, threads, 8, true);
+      const Tiling t = tconv::kernels::phase::plan_tiling(c.in);
+      SCOPED_TRACE(testing::Message() << "batch=" << batch << " threads=" << threads);
+      EXPECT_TRUE(t.in_place);
+      EXPECT_EQ(t.qblock, 8);
+      EXPECT_EQ(t.block_rows, 16);
+      EXPECT_EQ(t.blocks_per_line, 1);
+      EXPECT_GE(t.items, threads);
+    }
+  }
 }
 
 TEST(PhaseTiling, PositionVectorsReadInPlaceOrNotWhateverTheThreadCount) {

@@ -79,8 +79,10 @@ void block_last_dim(const TilingInput& in, Tiling& t, std::int64_t per_q, double
 }
 
 // Short rows with weights beyond L2: an item takes a block of consecutive rows of one line
-// (see run), whose input rows all stay in the row cache, which grows to hold them.
-void block_rows(const TilingInput& in, Tiling& t, const std::int64_t* window, double out_bytes) {
+// (see run), whose input rows all stay in the row cache, which grows to hold them. `in_place`:
+// the kernels read the input in place, so the block caches nothing and can be longer.
+void block_rows(const TilingInput& in, Tiling& t, const std::int64_t* window, double out_bytes,
+                bool in_place) {
   const Geometry& g = *in.g;
   const int xd = g.rank - 1;
   t.line_len = xd >= 1 ? g.output[xd - 1] : 1;
@@ -93,9 +95,10 @@ void block_rows(const TilingInput& in, Tiling& t, const std::int64_t* window, do
       std::clamp(kRowBlockShare * std::max(out_bytes, all_weights) / in.threads, kRowBlockMinBytes,
                  kRowBlockMaxBytes));
   if (xd >= 1 && !in.positions && t.qblock < kShortRow && weight_bytes > kLargeWeightsBytes) {
-    t.block_rows = std::min(t.line_len, ceil_div(kRowBlockPositions, t.qblock));
+    const std::int64_t positions = in_place ? kRowBlockPositionsInPlace : kRowBlockPositions;
+    t.block_rows = std::min(t.line_len, ceil_div(positions, t.qblock));
     const std::int64_t others = t.cached / window[xd - 1];
-    while (t.block_rows > 1 &&
+    while (!in_place && t.block_rows > 1 &&
            others * (window[xd - 1] + t.block_rows - 1) * t.row_stride * in.elem > budget)
       --t.block_rows;
     t.cached = others * (window[xd - 1] + t.block_rows - 1);
@@ -152,8 +155,9 @@ std::int64_t group_lines(const TilingInput& in, const Tiling& t, double out_byte
   return all_groups <= kRowBuffersShare * out_bytes ? in.groups : 1;
 }
 
-// The tiling of `in`; `shared`: row copies of every group's channels (see plan_tiling).
-Tiling plan(const TilingInput& in, bool shared) {
+// The tiling of `in`; `shared`: row copies of every group's channels (see plan_tiling);
+// `in_place`: the channel kernels read the input in place whatever the copies would take.
+Tiling plan(const TilingInput& in, bool shared, bool in_place = false) {
   const Geometry& g = *in.g;
   const int xd = g.rank - 1;
   Tiling t;
@@ -169,11 +173,11 @@ Tiling plan(const TilingInput& in, bool shared) {
                     ? in.cin_g + kCacheLineBytes / in.elem
                     : in.cin_g;
   t.row_stride = t.xlen_alloc * (in.positions ? in.cin_g : t.cin_pitch);
-  block_rows(in, t, window, out_bytes);
+  block_rows(in, t, window, out_bytes, in_place);
   t.group_lines = group_lines(in, t, out_bytes);
   split_items(in, t);
   t.row_len = in.via_row ? std::min(t.qblock * g.stride[xd], g.output[xd]) * in.width : 0;
-  t.in_place = reads_in_place(in, t, out_bytes);
+  t.in_place = in_place || reads_in_place(in, t, out_bytes);
   t.all_groups = shared;
   t.a_ms = t.in_place ? in.xs_x : in.positions ? 1 : t.cin_pitch;
   t.a_ks = t.in_place ? in.xs_c : in.positions ? t.xlen_alloc : 1;
@@ -197,7 +201,9 @@ Tiling plan(const TilingInput& in, bool shared) {
 // per row serve every group. Where those copies fit each thread's row buffers with the same
 // blocks, and the rows need no blocks of rows.
 Tiling plan_tiling(const TilingInput& in) {
-  const Tiling apart = plan(in, false);
+  Tiling apart = plan(in, false);
+  // Blocks of rows read in place cache no input rows: they take longer blocks, in place still.
+  if (apart.in_place && apart.block_rows > 1) apart = plan(in, false, true);
   if (in.positions || in.groups == 1 || in.panels != 1) return apart;
   TilingInput all = in;
   all.cin_g = in.cin_g * in.groups;

@@ -38,8 +38,10 @@ inline constexpr double kLongTileShare = 0.04;
 inline constexpr std::int64_t kShortRow = 32;
 // ... this size (a share of L2), are run in blocks of consecutive rows, panel by panel ...
 inline constexpr double kLargeWeightsBytes = 256.0 * 1024.0;
-// ... of about this many positions in all ...
+// ... of about this many positions in all (twice as many where the kernels read the input in
+// place: the block then caches no input rows) ...
 inline constexpr std::int64_t kRowBlockPositions = 64;
+inline constexpr std::int64_t kRowBlockPositionsInPlace = 128;
 // ... whose input rows take at most 4 % of the larger of the output and the weights, shared
 // by the threads, between 64 KiB and 1 MiB per thread.
 inline constexpr double kRowBlockShare = 0.04;
