@@ -218,6 +218,25 @@ TEST(PhaseTiling, SomeLayerOfTheGridTakesEachBranch) {
   EXPECT_TRUE(padded_pitch);
 }
 
+TEST(PhaseTiling, BlocksOfARowRunPanelByPanelWhereTheWeightsOutgrowL2) {
+  // HiFi-GAN V1's first up-sampling layer again (8 MiB of weights, its row cut into blocks):
+  // one panel per item, the blocks of a panel in consecutive items, so that a panel's weights
+  // serve every block before the next panel's come. 256 -> 128 (2 MiB) keeps every panel per
+  // item.
+  const auto cf = tconv::DataFormat::channels_first;
+  for (int threads : {1, 2}) {
+    const Case c = make_case({1, 512, 256, {100}, {16}, 8, 4, 1}, cf, threads, 8, true);
+    const Tiling t = tconv::kernels::phase::plan_tiling(c.in);
+    SCOPED_TRACE(testing::Message() << "threads=" << threads);
+    EXPECT_GT(t.nxb, 1);
+    EXPECT_TRUE(t.blocks_inner);
+    EXPECT_EQ(t.panels_per_item, 1);
+    EXPECT_EQ(t.panel_parts, c.pk.panels);
+    const Case small = make_case({1, 256, 128, {100}, {16}, 8, 4, 1}, cf, threads, 8, true);
+    EXPECT_FALSE(tconv::kernels::phase::plan_tiling(small.in).blocks_inner);
+  }
+}
+
 TEST(PhaseTiling, OneRowLayersWithLargeWeightsTakeLongerBlocks) {
   // HiFi-GAN V1's first up-sampling layer (512 -> 256, k16 s8 p4, 100 input positions: 8 MiB
   // of weights). Each block of its one output row reads every weight, so on a few threads the

@@ -91,16 +91,19 @@ def test_blocked_rows_match_reference_on_every_thread_count(case, dtype, data_fo
 
 @pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels", [(256, 128, 90), (512, 256, 100)], ids=["2MiB", "8MiB"])
 def test_one_row_layers_with_large_weights_match_the_scatter_on_every_thread_count(
-    dtype, data_format
+    channels, dtype, data_format
 ):
-    """A 1-D layer whose packed weights reach 1 MiB (HiFi-GAN's second up-sampling shape, 2 MiB
-    in float32) cuts its one output row into longer blocks than other layers, each reading every
-    weight (the tiling's choice is checked in tests/cpp/test_phase_tiling.cpp)."""
+    """1-D layers whose packed weights reach 1 MiB (HiFi-GAN's up-sampling shapes, 2 and 8 MiB
+    in float32) cut their one output row into longer blocks than other layers, each reading
+    every weight; beyond 2 MiB the blocks of one panel run one after another (the tiling's
+    choices are checked in tests/cpp/test_phase_tiling.cpp)."""
+    cin, cout, length = channels
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((1, 256, 90)).astype(np.float32).astype(dtype)
-    w = rng.standard_normal((256, 128, 16)).astype(np.float32).astype(dtype)
-    b = rng.standard_normal(128).astype(np.float32).astype(dtype)
+    x = rng.standard_normal((1, cin, length)).astype(np.float32).astype(dtype)
+    w = rng.standard_normal((cin, cout, 16)).astype(np.float32).astype(dtype)
+    b = rng.standard_normal(cout).astype(np.float32).astype(dtype)
     want = tap_scatter(x, w, b, 8, 4)
     if data_format == "channels_last":
         x, w = (

@@ -985,10 +985,18 @@ class PhaseDriver {
       g1 = g0 + 1;
       rest = item % per_group;
     }
-    const std::int64_t part = rest % t_.panel_parts;
-    rest /= t_.panel_parts;
-    const std::int64_t xb = rest % t_.nxb;
-    rest /= t_.nxb;
+    std::int64_t part = 0, xb = 0;
+    if (t_.blocks_inner) {
+      xb = rest % t_.nxb;
+      rest /= t_.nxb;
+      part = rest % t_.panel_parts;
+      rest /= t_.panel_parts;
+    } else {
+      part = rest % t_.panel_parts;
+      rest /= t_.panel_parts;
+      xb = rest % t_.nxb;
+      rest /= t_.nxb;
+    }
     const std::int64_t line = rest / t_.blocks_per_line, blk = rest % t_.blocks_per_line;
     const std::int64_t row0 = line * t_.line_len + blk * t_.block_rows;
     const std::int64_t row1 = std::min(row0 + t_.block_rows, (line + 1) * t_.line_len);

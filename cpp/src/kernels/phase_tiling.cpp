@@ -117,6 +117,12 @@ void split_items(const TilingInput& in, Tiling& t) {
   const std::int64_t row_items = t.group_items * t.lines * t.blocks_per_line * t.nxb;
   if (in.threads > 1 && row_items < kPanelItemsPerThread * in.threads)
     t.panel_parts = std::min(in.panels, ceil_div(kPanelItemsPerThread * in.threads, row_items));
+  // A row cut into blocks whose weights outgrow L2: item by item, the blocks of one panel
+  // (its weights then stay in L2 from one block to the next) rather than every panel per block.
+  const double all_panels = static_cast<double>(in.packed_elems) / static_cast<double>(in.groups) *
+                            static_cast<double>(in.elem);
+  t.blocks_inner = !in.positions && t.nxb > 1 && in.panels > 1 && all_panels > kBlocksInnerBytes;
+  if (t.blocks_inner) t.panel_parts = in.panels;
   t.panels_per_item = ceil_div(in.panels, t.panel_parts);
   t.panel_parts = ceil_div(in.panels, t.panels_per_item);
   t.items = row_items * t.panel_parts;

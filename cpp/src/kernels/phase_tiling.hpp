@@ -47,6 +47,9 @@ inline constexpr std::int64_t kRowBlockPositionsInPlace = 128;
 inline constexpr double kRowBlockShare = 0.04;
 inline constexpr double kRowBlockMinBytes = 64.0 * 1024.0;
 inline constexpr double kRowBlockMaxBytes = 1024.0 * 1024.0;
+// Packed weights per group beyond which a row cut into blocks runs the blocks of one panel
+// after another (L2 of the cores measured: 2 MiB).
+inline constexpr double kBlocksInnerBytes = 2.0 * 1024 * 1024;
 // Items per thread below which the output channels (panels) are split too.
 inline constexpr std::int64_t kPanelItemsPerThread = 4;
 // Buffer rows whose position pitch is a multiple of this many bytes map a tile's positions
@@ -101,6 +104,7 @@ struct Tiling {
   std::int64_t group_lines = 1;  // groups whose lines the row cache keeps side by side: 1 or all
   std::int64_t modulus[8] = {0};  // the row cache's extent per outer dim
   std::int64_t panel_parts = 1, panels_per_item = 1;
+  bool blocks_inner = false;     // an item's block of the row varies before its panels
   std::int64_t group_items = 1;  // items per row block: one per group, or 1 (every group)
   std::int64_t items = 0;
   int threads = 1;
