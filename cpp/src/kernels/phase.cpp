@@ -351,9 +351,11 @@ void pack_channel_runs(Packed<T>& pk, const Geometry& g, const PackSource<T>& sr
 
 // Keras's (*kernel, C_out/g, C_in) and other layouts: per (group, tap, panel), in tiles of
 // 16 input channels so that both the reads (along the smaller stride) and the row writes
-// stay within a few cache lines.
+// stay within a few cache lines. With the input channels dense (Keras) a block is the
+// transpose of a [width][C_in/g] matrix, which the ISA's transpose turns in registers.
 template <class T>
-void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads, FiniteFn<T> finite_fn) {
+void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads, TransposeFn<T> transpose,
+                FiniteFn<T> finite_fn) {
   constexpr std::int64_t kTile = 16;
   const std::int64_t ntaps = static_cast<std::int64_t>(src.taps->size());
   const std::int64_t s_ci = src.s_ci, s_co = src.s_co;
@@ -366,6 +368,13 @@ void pack_tiles(Packed<T>& pk, const PackSource<T>& src, int threads, FiniteFn<T
                  (*src.taps)[static_cast<std::size_t>(i)].w_off;
     T* dst = src.block(pk, gi, i, panel);
     const bool ci_inner = std::abs(s_ci) < std::abs(s_co);
+    if (transpose != nullptr && s_ci == 1 && s_co >= pk.cin_g) {
+      transpose(w, s_co, dst, pk.width, jn, pk.cin_g, true);
+      for (std::int64_t ci = 0; ci < pk.cin_g && jn < pk.width; ++ci)
+        std::fill(dst + ci * pk.width + jn, dst + (ci + 1) * pk.width, T(0));
+      finite[static_cast<std::size_t>(slot)] &= finite_fn(dst, pk.cin_g * pk.width) ? 1 : 0;
+      return;
+    }
     for (std::int64_t c0 = 0; c0 < pk.cin_g; c0 += kTile) {
       const std::int64_t c1 = std::min(c0 + kTile, pk.cin_g);
       if (ci_inner) {
@@ -452,7 +461,7 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
   if (std::abs(src.s_ci) > 1 && std::abs(src.s_co) > 1)
     pack_channel_runs(pk, g, src, ws, w_k_axis, threads, transpose, finite);
   else
-    pack_tiles(pk, src, threads, finite);
+    pack_tiles(pk, src, threads, transpose, finite);
   if (grid_layout && algo == Algo::positions && grid_layout_fits(g)) pack_grid(pk);
   pack_joint(pk, g);
   return pk;
