@@ -163,10 +163,11 @@ TEST(PhaseTiling, BlocksCoverEveryPositionAndItemsEveryRow) {
 TEST(PhaseTiling, RowBlocksReadInPlaceTakeTheWholeLine) {
   // DCGAN 512 -> 256 at 8x8 (8 positions per phase row, 8 MiB of weights) reads its input in
   // place: each block of rows caches nothing, so one block takes all 16 rows of an image and
-  // each phase's weights serve 8 rows, not 4.
+  // each phase's weights serve 8 rows, not 4. (At batch 16 on two threads one thread's copies
+  // stay within their share of the output: that layer copies there.)
   for (std::int64_t batch : {16, 1}) {
     const Layer l{batch, 512, 256, {8, 8}, {4, 4}, 2, 1, 1};
-    for (int threads : {1, 2}) {
+    for (int threads = 1; threads <= (batch == 1 ? 2 : 1); ++threads) {
       const Case c = make_case(l, tconv::DataFormat::channels_first, threads, 8, true);
       const Tiling t = tconv::kernels::phase::plan_tiling(c.in);
       SCOPED_TRACE(testing::Message() << "batch=" << batch << " threads=" << threads);

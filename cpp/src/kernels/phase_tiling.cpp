@@ -131,14 +131,16 @@ void split_items(const TilingInput& in, Tiling& t) {
 }
 
 // Whether the kernels read the input in place (the kernels skip the taps past the borders)
-// rather than from zero-haloed row copies. For the position-vector kernels the choice must not
-// depend on the thread count (they sum in another order in place), so it rests on one
-// thread's copies of whole rows.
+// rather than from zero-haloed row copies. For the channel kernels it rests on one thread's
+// row copies: each thread copies the rows its own blocks read, so a second thread adds as many
+// copies as it adds outputs (counting both threads' buffers sent a dilated 256 -> 128 layer
+// in place on two threads only, 1.25x slower there). For the position-vector kernels the
+// choice must not depend on the thread count (they sum in another order in place), so it rests
+// on one thread's copies of whole rows.
 bool reads_in_place(const TilingInput& in, const Tiling& t, double out_bytes) {
   if (!in.positions) {
-    const double copy_bytes = static_cast<double>(t.threads) *
-                              static_cast<double>(t.cached * t.row_stride) *
-                              static_cast<double>(in.elem);
+    const double copy_bytes =
+        static_cast<double>(t.cached * t.row_stride) * static_cast<double>(in.elem);
     return in.channel_windows && copy_bytes > kChannelCopyShare * out_bytes;
   }
   if (!in.position_in_place || in.xs_x != 1) return false;

@@ -56,7 +56,7 @@ inline constexpr std::int64_t kPanelItemsPerThread = 4;
 // to one or a few L1 sets; such pitches get one cache line of padding.
 inline constexpr std::int64_t kAliasingPitchBytes = 1024;
 inline constexpr std::int64_t kCacheLineBytes = 64;
-// The channel kernels read the input in place when all threads' row copies would exceed 5 %
+// The channel kernels read the input in place when one thread's row copies would exceed 5 %
 // of the output ...
 inline constexpr double kChannelCopyShare = 0.05;
 // ... the position-vector kernels when one thread's copies of whole rows exceed half of it.
