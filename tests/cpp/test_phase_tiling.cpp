@@ -180,6 +180,18 @@ TEST(PhaseTiling, RowBlocksReadInPlaceTakeTheWholeLine) {
   }
 }
 
+TEST(PhaseTiling, ASecondThreadLeavesAChannelLayerCopyingItsRows) {
+  // A dilated 256 -> 128 layer (3x3, stride 2, dilation 2) at 32x32 copies its input rows on
+  // one thread; each thread copies only the rows its own blocks read, so two threads copy too
+  // (counted over both threads' buffers, its copies crossed the share and it read in place,
+  // 1.2x slower).
+  const Layer l{1, 256, 128, {32, 32}, {3, 3}, 2, 2, 2};
+  for (int threads : {1, 2}) {
+    const Case c = make_case(l, tconv::DataFormat::channels_first, threads, 8, true);
+    EXPECT_FALSE(tconv::kernels::phase::plan_tiling(c.in).in_place) << "threads=" << threads;
+  }
+}
+
 TEST(PhaseTiling, PositionVectorsReadInPlaceOrNotWhateverTheThreadCount) {
   // In place they sum in another order: results must not depend on the thread count.
   for (const Layer& l : kLayers)
