@@ -194,9 +194,9 @@ def test_phases_of_kernel_equal_stride_run_as_one_gemm(case, dtype, isa_restored
 
 # Groups that fit one panel each: every group of an output row in one row pass, each group's
 # calls reading its channels of row copies that hold all groups' channels, or of the input in
-# place where those copies would pass 5 % of the output (small layers). A phase of the last dim
-# with no tap and rows of bias only, kernel == stride along the last dim (the joint GEMM per
-# group), 1-D and 3-D, 16 groups of 8.
+# place where those copies would pass their share of the output (small layers). A phase of the
+# last dim with no tap and rows of bias only, kernel == stride along the last dim (the joint
+# GEMM per group), 1-D and 3-D, 16 groups of 8.
 ONE_PASS, ONE_PASS_JOINT = "phase_channel_groups", "phase_channel_joint_groups"
 IN_PLACE, JOINT_IN_PLACE = ONE_PASS + "_in_place", ONE_PASS_JOINT + "_in_place"
 ONE_PASS_CASES = [

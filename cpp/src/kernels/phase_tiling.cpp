@@ -134,14 +134,17 @@ void split_items(const TilingInput& in, Tiling& t) {
 // rather than from zero-haloed row copies. For the channel kernels it rests on one thread's
 // row copies: each thread copies the rows its own blocks read, so a second thread adds as many
 // copies as it adds outputs (counting both threads' buffers sent a dilated 256 -> 128 layer
-// in place on two threads only, 1.25x slower there). For the position-vector kernels the
+// in place on two threads only, 1.25x slower there). Copies of channels a plane apart keep
+// more: an in-place tile would read a new line per k-step. (plan() also reads in place where
+// all threads' row buffers would pass their memory share.) For the position-vector kernels the
 // choice must not depend on the thread count (they sum in another order in place), so it rests
 // on one thread's copies of whole rows.
 bool reads_in_place(const TilingInput& in, const Tiling& t, double out_bytes) {
   if (!in.positions) {
     const double copy_bytes =
         static_cast<double>(t.cached * t.row_stride) * static_cast<double>(in.elem);
-    return in.channel_windows && copy_bytes > kChannelCopyShare * out_bytes;
+    const double share = std::abs(in.xs_c) == 1 ? kChannelCopyShare : kChannelCopyShareStrided;
+    return in.channel_windows && copy_bytes > share * out_bytes;
   }
   if (!in.position_in_place || in.xs_x != 1) return false;
   const double whole_rows = static_cast<double>(t.cached) *
@@ -199,6 +202,10 @@ Tiling plan(const TilingInput& in, bool shared, bool in_place = false) {
       static_cast<double>(2 * lines_cached + t.max_sources * (std::max(xd, 1) + 2) +
                           max_pairs * (2 + sx + (t.in_place ? 2 : 0))) *
           static_cast<double>(sizeof(std::int64_t));
+  // All threads' row copies within the working memory's share of the output.
+  if (!t.in_place && !in.positions && in.channel_windows &&
+      t.per_thread_bytes * t.threads > kRowCopiesMemoryShare * out_bytes)
+    return plan(in, shared, true);
   return t;
 }
 

@@ -57,8 +57,12 @@ inline constexpr std::int64_t kPanelItemsPerThread = 4;
 inline constexpr std::int64_t kAliasingPitchBytes = 1024;
 inline constexpr std::int64_t kCacheLineBytes = 64;
 // The channel kernels read the input in place when one thread's row copies would exceed 5 %
-// of the output ...
+// of the output (8 % where the input's channels are a plane apart, as in NCHW: each k-step
+// of an in-place tile then reads another cache line) ...
 inline constexpr double kChannelCopyShare = 0.05;
+inline constexpr double kChannelCopyShareStrided = 0.08;
+// ... or when all threads' row buffers would pass 9 % of it (working memory stays within 10 %).
+inline constexpr double kRowCopiesMemoryShare = 0.09;
 // ... the position-vector kernels when one thread's copies of whole rows exceed half of it.
 inline constexpr double kPositionCopyShare = 0.5;
 // GridCall (run_grid): a row split for balance keeps blocks of at least 32 positions, in whole
