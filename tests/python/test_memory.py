@@ -85,10 +85,11 @@ def test_scratch_does_not_grow_with_the_batch(threads, threads_restored):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_suite_layers_use_under_a_tenth_of_the_output(threads, dtype, threads_restored):
     """Every layer whose output channels are the vector axis reads small inputs in place when
-    copies would pass their share of the output (all threads' row buffers at most 9 %). Layers with at most 4 output channels per group and
-    strides of 2-4 in their last two dims compute all those phases at once from the input in
-    place with the AVX-512 kernels; the AVX2 kernels copy their rows unless those copies would
-    pass half the output, so there they are bounded by half the output per thread."""
+    copies would pass their share of the output (all threads' row buffers at most 9 %). Layers
+    with at most 4 output channels per group and strides of 2-4 in their last two dims compute
+    all those phases at once from the input in place with the AVX-512 kernels; the AVX2 kernels
+    copy their rows unless those copies would pass half the output, so there they are bounded by
+    half the output per thread."""
     if _core.active_isa() in ("portable", "neon"):
         pytest.skip("the in-place reads need the x86 kernels' row windows")
     tconv.set_num_threads(threads)
