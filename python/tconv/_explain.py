@@ -156,7 +156,7 @@ class _Prep:
 
 def _rank_hint(kernel: Any, dims: Any) -> int | None:
     if dims is not None:
-        return int(dims)
+        return shapes._check_dims(dims)
     if _is_seq(kernel):
         return len(kernel)
     return None

@@ -84,6 +84,11 @@ def _infer_dims(dims: Any, kernel_size: Any, shape: tuple) -> int:
         if items:  # an empty kernel_size says nothing: its length check reports it
             return len(items)
         return max(len(shape) - 2, 1)
+    return _check_dims(dims)
+
+
+def _check_dims(dims: Any) -> int:
+    """A given `dims` as an int from 1 to _MAX_DIMS, or a TypeError/ValueError saying so."""
     dims = as_int(dims, "dims")
     if not 1 <= dims <= _MAX_DIMS:
         raise ValueError(

@@ -290,6 +290,13 @@ def test_bad_arguments_raise():
         tconv.explain("keras", (5,), strides=2)
     with pytest.raises(TypeError, match="needs output_shape"):
         tconv.explain("tf_nn", (5,), kernel_size=3, strides=2)
+    # dims out of range, with an input too short for any channel axis
+    for convention in ("torch", "keras"):
+        for dims in (-1, 0):
+            with pytest.raises(ValueError, match=f"from 1 to 62; got dims={dims}"):
+                tconv.explain(convention, (), dims=dims, kernel_size=0)
+    with pytest.raises(TypeError, match="dims must be an int"):
+        tconv.explain("torch", (5,), dims=1.5, kernel_size=3)
 
 
 # ---- doctor against the conformance run's messages (when that data is present) -------------------
