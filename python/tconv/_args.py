@@ -57,6 +57,8 @@ def as_int(value: Any, name: str, expected: str = "an int") -> int:
                 hint = "; layer sizes are whole numbers"
             elif value is None:
                 hint = f"; None is not a size here, pass e.g. {name}=1"
+            elif isinstance(value, (str, bytes)):
+                hint = _string_hint(value, name)
             elif isinstance(value, (Sequence, np.ndarray)) and expected == "an int":
                 # e.g. groups=(2,): one value for the whole layer, not one per dimension
                 only = next(iter(value)) if len(value) == 1 else None
@@ -71,6 +73,16 @@ def as_int(value: Any, name: str, expected: str = "an int") -> int:
             f"no layer can use it, pass a realistic {name}"
         )
     return value
+
+
+def _string_hint(value: str | bytes, name: str) -> str:
+    """For a size given as a string: the int it spells, if it spells one."""
+    if len(value) > 40:  # no size is that long: not worth parsing
+        return ""
+    try:
+        return f"; pass {name}={int(value)} (an int, not a string)"
+    except ValueError:
+        return ""
 
 
 _ORDERED_TYPES = (int, tuple, list, np.ndarray)  # checked first: isinstance on ABCs is slow

@@ -220,6 +220,14 @@ def test_one_value_arguments_given_a_tuple(fn, args, kwargs, name):
     assert "one value for the whole layer" in msg and f"pass {name}=" in msg
 
 
+@pytest.mark.parametrize(("value", "hint"), [("2", "pass groups=2 (an int"), ("a", None)])
+def test_one_value_arguments_given_a_string(value, hint):
+    msg = _message(TypeError, tconv.conv_transpose, X, W, groups=value)
+    assert f"groups must be an int, got str {value!r}" in msg
+    assert "one value for the whole layer" not in msg and "pass groups='" not in msg
+    assert (hint in msg) if hint else ("pass groups=" not in msg)
+
+
 def test_per_dim_arguments_still_offer_tuples():
     msg = _message(TypeError, tconv.conv_transpose, X, W, stride=2.5)
     assert "stride must be an int or a tuple of 2 ints" in msg
