@@ -131,14 +131,10 @@ void split_items(const TilingInput& in, Tiling& t) {
 }
 
 // Whether the kernels read the input in place (the kernels skip the taps past the borders)
-// rather than from zero-haloed row copies. For the channel kernels it rests on one thread's
-// row copies: each thread copies the rows its own blocks read, so a second thread adds as many
-// copies as it adds outputs (counting both threads' buffers sent a dilated 256 -> 128 layer
-// in place on two threads only, 1.25x slower there). Copies of channels a plane apart keep
-// more: an in-place tile would read a new line per k-step. (plan() also reads in place where
-// all threads' row buffers would pass their memory share.) For the position-vector kernels the
-// choice must not depend on the thread count (they sum in another order in place), so it rests
-// on one thread's copies of whole rows.
+// rather than from zero-haloed row copies. Both kinds of kernel decide by one thread's copies:
+// a thread copies only the rows its blocks read, and the position-vector kernels sum in another
+// order in place, so their choice must not depend on the thread count at all. (plan() caps all
+// threads' row buffers on top: see kRowCopiesMemoryShare.)
 bool reads_in_place(const TilingInput& in, const Tiling& t, double out_bytes) {
   if (!in.positions) {
     const double copy_bytes =
