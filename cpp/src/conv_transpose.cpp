@@ -300,7 +300,8 @@ struct Call {
   kernels::KernelSet<T> ks{};
   int threads = 1;
   std::shared_ptr<const kernels::phase::Packed<T>> phase_pk;  // packed on first use
-  int finite_memo = -1;                                       // finite(), once asked
+  bool grid_only = false;  // phase_pk holds the grid layout alone (see grid_packed)
+  int finite_memo = -1;    // finite(), once asked
 
   // No Inf or NaN in the weights (see all_finite): asked only by drivers that need it.
   bool finite() {
@@ -316,17 +317,23 @@ struct Call {
     return finite();
   }
   bool vector_phase() { return have_isa && phase_handles(g) && phase_finite(); }
+  bool grid_finite() {
+    if (finite_memo < 0 && !cache) finite_memo = grid_packed().finite ? 1 : 0;
+    return finite();
+  }
   // Whether the shuffle reads the weights as they lie: where packing does not pay, in a call
   // that packs for itself (a plan's packed weights serve all its calls).
   bool shuffle_in_place() const {
     return !cache && have_isa && kernels::phase::shuffle_reads_weights(p, ks.nr);
   }
   const kernels::phase::Packed<T>& phase_packed();
+  const kernels::phase::Packed<T>& grid_packed();
 };
 
 template <class T>
 const kernels::phase::Packed<T>& Call<T>::phase_packed() {
-  if (phase_pk) return *phase_pk;
+  if (phase_pk && !grid_only) return *phase_pk;
+  grid_only = false;
   const auto algo = kernels::phase::choose_algo(g);
   const std::int64_t cout_g = g.out_channels / g.groups;
   const std::int64_t width =
@@ -344,6 +351,23 @@ const kernels::phase::Packed<T>& Call<T>::phase_packed() {
   };
   phase_pk = cache ? cache->phase.get(fits, make)
                    : std::make_shared<const kernels::phase::Packed<T>>(make());
+  return *phase_pk;
+}
+
+// The weights for the grid kernel. A call that packs for itself packs the grid layout alone
+// (the kernel reads nothing else); a driver that needs the per-phase blocks after it, where the
+// grid kernel did not run, packs them then (phase_packed).
+template <class T>
+const kernels::phase::Packed<T>& Call<T>::grid_packed() {
+  if (phase_pk) return *phase_pk;
+  // The grid layout reads every weight once per tap: from cache below this size.
+  constexpr double kGridOnlyBytes = 1 << 20;
+  if (cache || !ks.grid_gemm || !kernels::phase::grid_layout_fits(g) ||
+      bytes_of(g.weight_shape(), sizeof(T)) > kGridOnlyBytes)
+    return phase_packed();
+  phase_pk = std::make_shared<const kernels::phase::Packed<T>>(
+      kernels::phase::pack_grid_only(g, p.w, p.w_strides, ks.finite));
+  grid_only = true;
   return *phase_pk;
 }
 
@@ -380,7 +404,16 @@ bool shuffle_applies(Call<T>& c) {
 
 template <class T>
 bool grid_applies(Call<T>& c) {
-  return c.vector_phase() && kernels::phase::grid_applies(c.p, c.phase_packed(), c.ks);
+  return c.have_isa && phase_handles(c.g) && c.grid_finite() &&
+         kernels::phase::grid_applies(c.p, c.grid_packed(), c.ks);
+}
+
+template <class T>
+std::size_t grid_run(Call<T>& c) {
+  const auto& pk = c.grid_packed();
+  t_last_isa = c.isa;
+  t_last_memory.packed_weight_bytes = pk.bytes();
+  return kernels::phase::run_grid(c.p, pk, c.ks, c.threads);
 }
 
 template <class T>
@@ -457,7 +490,7 @@ constexpr Driver<T> kDrivers[] = {
     {"depthwise", depthwise_applies<T>, depthwise_run<T>},
     {"phase_shuffle", shuffle_applies<T>, shuffle_run<T>},
     {"direct", direct_applies<T>, direct_run<T>, direct_pays<T>},
-    {"phase_grid", grid_applies<T>, phase_run<T, kernels::phase::run_grid<T>>},
+    {"phase_grid", grid_applies<T>, grid_run<T>},
     {"phase", phase_applies<T>, phase_run<T, kernels::phase::run<T>>},
     {"portable", always<T>, portable_run<T>},
 };

@@ -279,3 +279,50 @@ def test_all_phases_of_two_dims_on_an_input_beyond_the_caches(dtype, threads_res
             assert_close_in_norm(tconv.conv_transpose(x, w, b, **kw), want, dtype)
     finally:
         tconv.set_max_isa(tconv.available_isas()[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_functional_call_packs_the_grid_layout_alone(dtype, threads_restored):
+    """A call that packs for itself and runs the all-phases kernel packs only that kernel's
+    layout, straight from the weights; a plan keeps the per-phase blocks too. Same numbers.
+    An input whose rows are not contiguous takes the per-row kernels, which then get the
+    per-phase blocks; Inf/NaN weights go to the portable loop, as in a plan."""
+    if reachable_isas()[0] != "avx512":
+        pytest.skip("the all-phases kernel is AVX-512's")
+    rng = np.random.default_rng(17)
+    cin, cout = 8, 3
+    x = rng.standard_normal((2, cin, 9, 21)).astype(dtype)
+    w = rng.standard_normal((cin, cout, 4, 4)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    kw = dict(stride=2, padding=1)
+    want = reference.conv_transpose(x, w, b, **kw)
+    # k4 s2 p1: each output phase of a dim reads input shifts {-1, 0} or {0, 1}, so the layout
+    # is 3 x 3 shifts of [C_in][2 row phases][2 column phases][C_out], zeros where a phase has
+    # no tap at that shift; the per-phase blocks hold each of the 16 taps' weights once.
+    grid_bytes = 3 * 3 * cin * 2 * 2 * cout * w.itemsize
+    for threads in (1, 2):
+        tconv.set_num_threads(threads)
+        got = tconv.conv_transpose(x, w, b, **kw)
+        assert tconv._core.last_call_kernel() == "phase_grid"
+        assert tconv._core.last_call_memory()["packed_weight_bytes"] == grid_bytes
+        plan = tconv.ConvTranspose(w, b, **kw)
+        planned = plan(x)
+        assert tconv._core.last_call_kernel() == "phase_grid"
+        assert plan.packed_bytes == grid_bytes + w.nbytes
+        assert np.array_equal(got.view(np.uint8), planned.view(np.uint8))
+        assert_close_in_norm(got, want, dtype)
+
+        wide = rng.standard_normal((2, cin, 9, 42)).astype(dtype)
+        x_strided = wide[..., ::2]  # rows 2 elements apart: not the grid kernel's input
+        got = tconv.conv_transpose(x_strided, w, b, **kw)
+        assert tconv._core.last_call_kernel().startswith("phase_positions")
+        assert tconv._core.last_call_memory()["packed_weight_bytes"] == grid_bytes + w.nbytes
+        assert_close_in_norm(got, reference.conv_transpose(x_strided, w, b, **kw), dtype)
+
+        w_nan = w.copy()
+        w_nan[5, 1, 2, 3] = np.nan
+        got = tconv.conv_transpose(x, w_nan, b, **kw)
+        assert tconv._core.last_call_kernel() == "portable"
+        ref = reference.conv_transpose(x, w_nan, b, **kw)
+        assert np.array_equal(np.isnan(got), np.isnan(ref))
+        assert_close_in_norm(np.nan_to_num(got), np.nan_to_num(ref), dtype)

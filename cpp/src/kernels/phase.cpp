@@ -115,9 +115,18 @@ bool grid_layout_fits(const Geometry& g) {
 
 namespace {
 
-// The GridCall layout of pk's weights (see Packed::grid_data), from its per-phase blocks.
+// A [C_in/g][C_out/g] block of weights: element (ci, co) at base[ci * ld_ci + co * ld_co].
 template <class T>
-void pack_grid(Packed<T>& pk) {
+struct WeightBlock {
+  const T* base;
+  std::int64_t ld_ci, ld_co;
+};
+
+// The GridCall layout of pk's weights (see Packed::grid_data); block(gi, ph, tap) gives the
+// weights of tap `tap` of phase ph in group gi (from the per-phase blocks or the weights as
+// passed).
+template <class T, class Block>
+void pack_grid(Packed<T>& pk, Block block) {
   const int rank = static_cast<int>(pk.dims.size());
   const int yd = rank - 2, xd = rank - 1;
   const DimPhases &dy = pk.dims[yd], &dx = pk.dims[xd];
@@ -138,8 +147,8 @@ void pack_grid(Packed<T>& pk) {
   pk.col_shifts = span(dx, &pk.col_shift_lo);
   std::int64_t outer_phases = 1;
   for (int d = 0; d < yd; ++d) outer_phases *= pk.dims[d].stride;
-  const std::int64_t block = pk.cin_g * RY * PH * CO;
-  const std::int64_t per_tap = pk.row_shifts * pk.col_shifts * block;
+  const std::int64_t cell = pk.cin_g * RY * PH * CO;
+  const std::int64_t per_tap = pk.row_shifts * pk.col_shifts * cell;
   pk.grid_offset.resize(static_cast<std::size_t>(pk.groups * outer_phases));
   std::int64_t at = 0;
   std::vector<std::int64_t> outer_taps(static_cast<std::size_t>(outer_phases));
@@ -174,16 +183,15 @@ void pack_grid(Packed<T>& pk) {
                 const std::int64_t tap = (t * static_cast<std::int64_t>(dy.c[ry].size()) + jy) *
                                              static_cast<std::int64_t>(dx.c[rx].size()) +
                                          jx;
-                const T* src = pk.data.get() + pk.offset[(gi * pk.phases + ph) * pk.panels] +
-                               tap * pk.cin_g * pk.width;
+                const WeightBlock<T> src = block(gi, ph, tap);
                 T* dst = out + pk.grid_offset[gi * outer_phases + po] + t * per_tap +
                          ((dy.c[ry][jy] - pk.row_shift_lo) * pk.col_shifts +
                           (dx.c[rx][jx] - pk.col_shift_lo)) *
-                             block +
+                             cell +
                          (ry * PH + rx) * CO;
                 for (std::int64_t ci = 0; ci < pk.cin_g; ++ci)
                   for (std::int64_t co = 0; co < CO; ++co)
-                    dst[ci * RY * PH * CO + co] = src[ci * pk.width + co];
+                    dst[ci * RY * PH * CO + co] = src.base[ci * src.ld_ci + co * src.ld_co];
               }
 }
 
@@ -198,7 +206,7 @@ struct TapRef {
 template <class T>
 std::vector<TapRef> layout(Packed<T>& pk, const Geometry& g, const std::vector<std::int64_t>& ws,
                            Algo algo, std::int64_t nr, int w_k_axis,
-                           std::vector<std::int64_t>& taps_of) {
+                           std::vector<std::int64_t>& taps_of, bool blocks = true) {
   const int rank = g.rank;
   pk.algo = algo;
   pk.groups = g.groups;
@@ -224,9 +232,11 @@ std::vector<TapRef> layout(Packed<T>& pk, const Geometry& g, const std::vector<s
     total += t;
   }
   pk.offset.resize(static_cast<std::size_t>(pk.groups * pk.phases * pk.panels));
-  pk.size = static_cast<std::size_t>(pk.groups * total * pk.cin_g * pk.width * pk.panels);
-  pk.data =
-      detail::make_buffer<T>(pk.size, "the weights packed for the kernels", detail::kWeightsAdvice);
+  pk.size =
+      blocks ? static_cast<std::size_t>(pk.groups * total * pk.cin_g * pk.width * pk.panels) : 0;
+  if (blocks)
+    pk.data = detail::make_buffer<T>(pk.size, "the weights packed for the kernels",
+                                     detail::kWeightsAdvice);
   std::vector<TapRef> taps;
   for (std::int64_t ph = 0; ph < pk.phases; ++ph) {
     const auto r = phase_residues(ph, pk.dims);
@@ -462,8 +472,35 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
     pack_channel_runs(pk, g, src, ws, w_k_axis, threads, transpose, finite);
   else
     pack_tiles(pk, src, threads, transpose, finite);
-  if (grid_layout && algo == Algo::positions && grid_layout_fits(g)) pack_grid(pk);
+  if (grid_layout && algo == Algo::positions && grid_layout_fits(g))
+    pack_grid(pk, [&](std::int64_t gi, std::int64_t ph, std::int64_t tap) {
+      return WeightBlock<T>{
+          pk.data.get() + pk.offset[(gi * pk.phases + ph) * pk.panels] + tap * pk.cin_g * pk.width,
+          pk.width, 1};
+    });
   pack_joint(pk, g);
+  return pk;
+}
+
+template <class T>
+Packed<T> pack_grid_only(const Geometry& g, const T* w, const std::vector<std::int64_t>& ws,
+                         FiniteFn<T> finite) {
+  const bool cf = g.data_format == DataFormat::channels_first;
+  Packed<T> pk;
+  std::vector<std::int64_t> taps_of;
+  const std::vector<TapRef> taps =
+      layout(pk, g, ws, Algo::positions, 0, cf ? 2 : 0, taps_of, /*blocks=*/false);
+  // taps holds each phase's taps in order: phase ph's first is at first_tap[ph].
+  std::vector<std::int64_t> first_tap(static_cast<std::size_t>(pk.phases), 0);
+  for (std::int64_t ph = 1; ph < pk.phases; ++ph)
+    first_tap[ph] = first_tap[ph - 1] + taps_of[ph - 1];
+  const std::int64_t s_ci = ws[cf ? 0 : g.rank + 1], s_co = ws[cf ? 1 : g.rank];
+  pack_grid(pk, [&](std::int64_t gi, std::int64_t ph, std::int64_t tap) {
+    return WeightBlock<T>{w + gi * pk.cin_g * s_ci + taps[first_tap[ph] + tap].w_off, s_ci, s_co};
+  });
+  // The layout holds every weight the grid kernel reads, and zeros.
+  const auto n = static_cast<std::int64_t>(pk.grid_size);
+  pk.finite = finite ? finite(pk.grid_data.get(), n) : detail::finite_run(pk.grid_data.get(), n);
   return pk;
 }
 
@@ -1673,6 +1710,10 @@ template Packed<float> pack(const Geometry&, const float*, const std::vector<std
                             std::int64_t, int, TransposeFn<float>, bool, FiniteFn<float>);
 template Packed<double> pack(const Geometry&, const double*, const std::vector<std::int64_t>&, Algo,
                              std::int64_t, int, TransposeFn<double>, bool, FiniteFn<double>);
+template Packed<float> pack_grid_only(const Geometry&, const float*,
+                                      const std::vector<std::int64_t>&, FiniteFn<float>);
+template Packed<double> pack_grid_only(const Geometry&, const double*,
+                                       const std::vector<std::int64_t>&, FiniteFn<double>);
 template std::size_t run(const Problem<float>&, const Packed<float>&, const KernelSet<float>&, int);
 template bool grid_applies(const Problem<float>&, const Packed<float>&, const KernelSet<float>&);
 template bool grid_applies(const Problem<double>&, const Packed<double>&, const KernelSet<double>&);

@@ -96,6 +96,13 @@ Packed<T> pack(const Geometry& g, const T* w, const std::vector<std::int64_t>& w
                std::int64_t nr, int threads, TransposeFn<T> transpose = nullptr,
                bool grid_layout = false, FiniteFn<T> finite = nullptr);
 
+// The GridCall layout alone (no per-phase blocks: Packed::data is empty), straight from the
+// weights, for a call that packs for itself and runs the grid kernel. grid_layout_fits(g) must
+// hold. `finite` as in pack.
+template <class T>
+Packed<T> pack_grid_only(const Geometry& g, const T* w, const std::vector<std::int64_t>& w_strides,
+                         FiniteFn<T> finite = nullptr);
+
 // Whether run_shuffle handles this layer: no padding, output padding or dilation, every dim
 // either kernel == stride or a single input position (so each output comes from exactly one
 // input position and tap), the channel algorithm, and channels contiguous enough to feed the
