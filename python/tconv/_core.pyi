@@ -32,6 +32,7 @@ __all__: list[str] = [
     "output_padding_for_size",
     "resolve_geometry",
     "resolve_keras_padding",
+    "result_array",
     "result_buffer",
     "set_max_isa",
     "set_num_threads",
@@ -234,6 +235,13 @@ def resolve_keras_padding(
 ) -> tuple[int, int, int]:
     """
     Keras 'same'/'valid' as (pad_lo, pad_hi, output_padding) of the scatter form.
+    """
+
+def result_array(
+    shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], dtype: numpy.dtype
+) -> numpy.ndarray:
+    """
+    An uninitialised C-contiguous array on a 64-byte line; large ones reuse freed buffers.
     """
 
 def result_buffer(nbytes: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
