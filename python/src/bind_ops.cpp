@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <tconv/conv_transpose.hpp>
 #include <tconv/plan.hpp>
+#include <unordered_map>
 #include <vector>
 
 #include "bindings.hpp"
@@ -72,9 +74,175 @@ void run(const tconv::Geometry& g, const py::array& x, const py::array& w,
   });
 }
 
+// ---- repeated functional calls ------------------------------------------------------------
+// The resolution of each functional call the full Python path completed (see _api.py), kept by
+// the values of its arguments, so that a repeat goes from Python to the kernels in one call.
+// Keys are made only from operands the full path passes to the core as they are (plain aligned
+// ndarrays of one native float dtype, the bias contiguous) and layer arguments that are exact
+// ints, strings, None, or lists and tuples of exact ints: True and 2.0 equal 1 and 2 in Python
+// but are refused as sizes, so they take the full path and its errors.
+
+struct Known {
+  tconv::Geometry geometry;
+  std::vector<py::ssize_t> y_shape;  // batched
+  bool batched = true;
+};
+
+constexpr std::size_t kMaxKnown = 256;
+constexpr int kAligned = 0x0100, kCContiguous = 0x0001;  // NPY_ARRAY_ALIGNED, _C_CONTIGUOUS
+
+std::mutex g_known_mutex;
+std::unordered_map<std::string, Known> g_known;
+
+void put(std::string& key, std::int64_t v) {
+  key.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+// An exact int within int64 appended to key, or false.
+bool put_int(std::string& key, PyObject* v) {
+  if (!PyLong_CheckExact(v)) return false;
+  int overflow = 0;
+  const long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+  if (overflow != 0 || (n == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    return false;
+  }
+  put(key, n);
+  return true;
+}
+
+bool put_arg(std::string& key, PyObject* v) {
+  if (v == Py_None) {
+    key.push_back('n');
+    return true;
+  }
+  if (PyLong_CheckExact(v)) {
+    key.push_back('i');
+    return put_int(key, v);
+  }
+  if (PyUnicode_CheckExact(v)) {
+    Py_ssize_t len = 0;
+    const char* text = PyUnicode_AsUTF8AndSize(v, &len);
+    if (text == nullptr) {
+      PyErr_Clear();
+      return false;
+    }
+    key.push_back('s');
+    put(key, len);
+    key.append(text, static_cast<std::size_t>(len));
+    return true;
+  }
+  if (!PyTuple_CheckExact(v) && !PyList_CheckExact(v)) return false;
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
+  PyObject** items = PySequence_Fast_ITEMS(v);
+  key.push_back('t');
+  put(key, n);
+  for (Py_ssize_t i = 0; i < n; ++i)
+    if (!put_int(key, items[i])) return false;
+  return true;
+}
+
+bool is_ndarray(const py::handle& a) {
+  static PyTypeObject* const ndarray = reinterpret_cast<PyTypeObject*>(
+      py::object(py::module_::import("numpy").attr("ndarray")).release().ptr());
+  return Py_TYPE(a.ptr()) == ndarray;
+}
+
+// The operand as a plain ndarray of `dtype` with all of `flags`, its shape appended to key.
+bool put_array(std::string& key, const py::handle& a, const py::dtype& dtype, int flags) {
+  if (!is_ndarray(a)) return false;
+  const auto arr = py::reinterpret_borrow<py::array>(a);
+  if (!arr.dtype().is(dtype) || (arr.flags() & flags) != flags) return false;
+  put(key, arr.ndim());
+  for (py::ssize_t i = 0; i < arr.ndim(); ++i) put(key, arr.shape(i));
+  return true;
+}
+
+// The key of a call (x, w, b, the layer arguments), or false where it takes the full path.
+bool make_key(const py::handle& x, const py::handle& w, const py::handle& b, const py::tuple& args,
+              std::string& key) {
+  // Handles that are never released: no reference is dropped after the interpreter is gone.
+  static const py::handle f32 = py::dtype::of<float>().release();
+  static const py::handle f64 = py::dtype::of<double>().release();
+  if (!is_ndarray(x)) return false;
+  const py::dtype dtype = py::reinterpret_borrow<py::array>(x).dtype();
+  const bool f = dtype.is(f32), d = dtype.is(f64);
+  if (!f && !d) return false;
+  key.push_back(f ? 'f' : 'd');
+  if (!put_array(key, x, dtype, kAligned) || !put_array(key, w, dtype, kAligned)) return false;
+  if (b.is_none())
+    key.push_back('-');
+  else if (!put_array(key, b, dtype, kAligned | kCContiguous))
+    return false;
+  for (const auto& v : args)
+    if (!put_arg(key, v.ptr())) return false;
+  return true;
+}
+
+// The same array with a leading axis of 1, or without its leading axis (one of 1).
+py::array with_batch(const py::array& a, bool add) {
+  std::vector<py::ssize_t> shape(a.shape(), a.shape() + a.ndim());
+  std::vector<py::ssize_t> strides(a.strides(), a.strides() + a.ndim());
+  if (add) {
+    shape.insert(shape.begin(), 1);
+    strides.insert(strides.begin(), a.itemsize());
+  } else {
+    shape.erase(shape.begin());
+    strides.erase(strides.begin());
+  }
+  return py::array(a.dtype(), shape, strides, a.data(), a);
+}
+
+// The call's result if its layer was resolved before, else None.
+py::object repeat(const py::handle& x, const py::handle& w, const py::handle& b,
+                  const py::tuple& args) {
+  std::string key;
+  if (!make_key(x, w, b, args, key)) return py::none();
+  Known known;
+  {
+    std::lock_guard<std::mutex> lock(g_known_mutex);
+    const auto it = g_known.find(key);
+    if (it == g_known.end()) return py::none();
+    known = it->second;
+  }
+  const auto xa = py::reinterpret_borrow<py::array>(x);
+  const auto wa = py::reinterpret_borrow<py::array>(w);
+  std::optional<py::array> bias;
+  if (!b.is_none()) bias = py::reinterpret_borrow<py::array>(b);
+  py::array y = result_array(known.y_shape, xa.dtype());
+  const py::array xb = known.batched ? xa : with_batch(xa, true);
+  if (xa.itemsize() == sizeof(float))
+    run<float>(known.geometry, xb, wa, bias, y, tconv::Options{});
+  else
+    run<double>(known.geometry, xb, wa, bias, y, tconv::Options{});
+  return known.batched ? y : with_batch(y, false);
+}
+
+void remember(const py::handle& x, const py::handle& w, const py::handle& b, const py::tuple& args,
+              const tconv::Geometry& geometry, const std::vector<py::ssize_t>& y_shape,
+              bool batched) {
+  std::string key;
+  if (!make_key(x, w, b, args, key)) return;
+  std::lock_guard<std::mutex> lock(g_known_mutex);
+  if (g_known.size() >= kMaxKnown) g_known.clear();
+  g_known[key] = Known{geometry, y_shape, batched};
+}
+
 }  // namespace
 
 void bind_ops(py::module_& m) {
+  m.def("repeat", &repeat, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("args"),
+        "The functional call's result where remember() kept its layer's resolution, else None.");
+  m.def("remember", &remember, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("args"),
+        py::arg("geometry"), py::arg("y_shape"), py::arg("batched"),
+        "Keeps a completed functional call's resolution for repeat() (plain calls only).");
+  m.def(
+      "forget_repeats",
+      [] {
+        std::lock_guard<std::mutex> lock(g_known_mutex);
+        g_known.clear();
+      },
+      "Drops every resolution remember() kept.");
   m.def(
       "conv_transpose",
       [](const tconv::Geometry& g, const py::array& x, const py::array& w,

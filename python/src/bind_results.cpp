@@ -71,9 +71,9 @@ py::array result_buffer(std::size_t bytes) {
                                    static_cast<std::uint8_t*>(owner->data), base);
 }
 
-// An uninitialised C-contiguous array of `shape` and `dtype` whose data starts on a 64-byte
-// line (the kernels store whole 64-byte vectors; numpy's own allocations start 16 bytes into
-// one), over a result_buffer: one call where Python took four.
+}  // namespace
+
+// Over a result_buffer: one call where Python took four.
 py::array result_array(const std::vector<py::ssize_t>& shape, const py::dtype& dtype) {
   constexpr std::size_t kLine = 64;
   const auto item = static_cast<std::size_t>(dtype.itemsize());
@@ -90,8 +90,6 @@ py::array result_array(const std::vector<py::ssize_t>& shape, const py::dtype& d
   }
   return py::array(dtype, shape, strides, data + start, raw);
 }
-
-}  // namespace
 
 void bind_results(py::module_& m) {
   m.def("result_array", &result_array, py::arg("shape"), py::arg("dtype"),

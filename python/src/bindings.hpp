@@ -1,10 +1,12 @@
 // The pieces of the _core extension module; each binding file fills one.
 #pragma once
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <string>
 #include <tconv/conv_transpose.hpp>
+#include <vector>
 
 namespace tconv_py {
 
@@ -40,6 +42,12 @@ void refuse_pickle(Class& cls, const char* instead) {
     throw pybind11::type_error(message);
   });
 }
+
+// An uninitialised C-contiguous array of `shape` and `dtype` whose data starts on a 64-byte
+// line (the kernels store whole 64-byte vectors; numpy's own allocations start 16 bytes into
+// one); large ones reuse the buffers of dropped results (bind_results.cpp).
+pybind11::array result_array(const std::vector<pybind11::ssize_t>& shape,
+                             const pybind11::dtype& dtype);
 
 void bind_shape(pybind11::module_& m);
 void bind_ops(pybind11::module_& m);

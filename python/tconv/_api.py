@@ -7,7 +7,7 @@ import math
 import numbers
 import os
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -571,11 +571,10 @@ def conv_transpose(
         shape (`out`, if given, is then partly written). The GIL is released while computing:
         calls from several threads run in parallel and give the serial results.
     """
+    # A plain repeat goes straight to the core (docs/design.md, "A repeated functional call").
     args = (stride, padding, output_padding, dilation, groups, output_size, data_format, _rank)
-    key = _repeat_key(x, weight, bias, args) if out is None else None
-    known = None if key is None else _RESOLVED.get(key)
-    if known is not None:
-        return _repeat(known, x, weight, bias)
+    if out is None and (y := _core.repeat(x, weight, bias, args)) is not None:
+        return cast(np.ndarray, y)
     channels_last = parse_data_format(data_format)
     x_in, w_in, b_in = x, weight, bias
     x, weight, bias = operands(x, weight, bias)
@@ -614,73 +613,16 @@ def conv_transpose(
         _core.conv_transpose(geometry, xa, aligned(weight), bias, y)
 
     result = run(geometry, empty, x_b, out, batched, channels_last, inputs, compute)
-    _remember(key, geometry, empty, channels_last, batched)
+    if out is None:
+        _keep(x_in, w_in, b_in, args, geometry, empty, channels_last, batched)
     return result
 
 
-# Layers the functional call has resolved, by _repeat_key: a call that repeats one (the usual
-# loop over batches) goes straight to the core. Its Python is most of a small layer's overhead,
-# and more than its time in a hot loop: a call finds that code out of the caches its kernel
-# went through (docs/design.md). The memory bound is checked when a shape is first seen.
-_RESOLVED: dict[tuple, tuple] = {}
-_RESOLVED_MAX = 256
-
-
-def _remember(
-    key: tuple | None, geometry: Any, empty: Any, channels_last: bool, batched: bool
-) -> None:
-    """Keeps a call's resolution under its key (none: not a plain call; empty results are
-    rare enough to take the full path)."""
-    if key is None or empty is not None:
-        return
-    if len(_RESOLVED) >= _RESOLVED_MAX:
-        _RESOLVED.clear()
-    _RESOLVED[key] = (geometry, result_shape(geometry, empty, channels_last), batched)
-
-
-def _repeat(known: tuple, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """A call of a layer in _RESOLVED: (geometry, batched result shape, batched)."""
-    geometry, y_shape, batched = known
-    y = empty_output(y_shape, x.dtype)
-    _core.conv_transpose(geometry, x if batched else x[np.newaxis], weight, bias, y)
-    return y if batched else y[0]
-
-
-def _repeat_key(x: Any, weight: Any, bias: Any, args: tuple) -> tuple | None:
-    """The key of a call the full path would take as it is, or None: plain aligned ndarrays of
-    one native float dtype (bias contiguous), and layer arguments that are exact ints, strings,
-    None, or lists and tuples of exact ints. Anything else takes the full path and its errors
-    (True and 2.0 equal 1 and 2 as keys, but are refused as sizes)."""
-    dtype = x.dtype if type(x) is np.ndarray else None
-    if not (
-        (dtype is _F32 or dtype is _F64)
-        and type(weight) is np.ndarray
-        and weight.dtype is dtype
-        and x.flags.aligned
-        and weight.flags.aligned
-    ):
-        return None
-    key: list = [x.shape, weight.shape, dtype]
-    if bias is None:
-        key.append(None)
-    elif (
-        type(bias) is np.ndarray
-        and bias.dtype is dtype
-        and bias.flags.c_contiguous
-        and bias.flags.aligned
-    ):
-        key.append(bias.shape)
-    else:
-        return None
-    for v in args:
-        t = type(v)
-        if t is int or t is str or v is None:
-            key.append(v)
-        elif (t is tuple or t is list) and all(type(e) is int for e in v):
-            key.append(tuple(v))
-        else:
-            return None
-    return tuple(key)
+def _keep(x, weight, bias, args, geometry, empty, channels_last: bool, batched: bool) -> None:
+    """Keeps a completed call's resolution for its repeats (_core.repeat: plain calls only)."""
+    if empty is None:
+        y_shape = result_shape(geometry, empty, channels_last)
+        _core.remember(x, weight, bias, args, geometry, y_shape, batched)
 
 
 class LayerArgs(NamedTuple):

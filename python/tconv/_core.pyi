@@ -20,6 +20,7 @@ __all__: list[str] = [
     "conv_length",
     "conv_transpose",
     "effective_kernel",
+    "forget_repeats",
     "get_num_threads",
     "jax_resolve",
     "kept_result_buffers",
@@ -30,6 +31,8 @@ __all__: list[str] = [
     "onnx_output_shape_range",
     "onnx_resolve",
     "output_padding_for_size",
+    "remember",
+    "repeat",
     "resolve_geometry",
     "resolve_keras_padding",
     "result_array",
@@ -124,6 +127,29 @@ def conv_transpose(
     max_isa: str | None = None,
     driver: str | None = None,
 ) -> None: ...
+def forget_repeats() -> None:
+    """
+    Drops every resolution remember() kept.
+    """
+
+def remember(
+    x: typing.Any,
+    weight: typing.Any,
+    bias: typing.Any,
+    args: tuple,
+    geometry: Geometry,
+    y_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex],
+    batched: bool,
+) -> None:
+    """
+    Keeps a completed functional call's resolution for repeat() (plain calls only).
+    """
+
+def repeat(x: typing.Any, weight: typing.Any, bias: typing.Any, args: tuple) -> object:
+    """
+    The functional call's result where remember() kept its layer's resolution, else None.
+    """
+
 def drivers() -> list[str]:
     """
     The drivers, in the order the dispatch tries them.

@@ -1,6 +1,6 @@
 """Repeated functional calls reuse the layer's resolution, keyed on values only: arrays changed
 in place, other shapes and bad arguments are seen afresh on every call. A call that repeats a
-resolved layer with plain arrays goes straight to the core (_api._RESOLVED); anything the full
+resolved layer with plain arrays goes straight to the core (_core.repeat); anything the full
 path would convert, copy or refuse takes the full path."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _close(got, want):
 def test_a_repeated_layer_is_resolved_once_and_computes_each_call():
     x, w, b = _arrays()
     _api.resolve_layer.cache_clear()
-    _api._RESOLVED.clear()
+    tconv._core.forget_repeats()
     first = tconv.conv_transpose(x, w, b, **LAYER)
     assert _api.resolve_layer.cache_info().misses == 1
     second = tconv.conv_transpose(x, w, b, [2, 2], [1, 1])  # lists: a new key, the same layer
@@ -47,7 +47,7 @@ def test_a_repeated_layer_is_resolved_once_and_computes_each_call():
 
 def test_a_repeat_goes_straight_to_the_core(monkeypatch):
     x, w, b = _arrays()
-    _api._RESOLVED.clear()
+    tconv._core.forget_repeats()
     first = tconv.conv_transpose(x, w, b, **LAYER)
     first_1 = tconv.conv_transpose(x[0], w, b, **LAYER)  # unbatched: its own key
 
@@ -111,6 +111,8 @@ def test_a_resolved_layer_still_refuses_other_shapes_and_bad_arguments():
         tconv.conv_transpose(x, w, b[:2], **LAYER)
     with pytest.raises(ValueError, match="data_format"):
         tconv.conv_transpose(x, w, b, **LAYER, data_format="channels_middle")
+    with pytest.raises(OverflowError, match="64-bit"):  # no key: past int64
+        tconv.conv_transpose(x, w, b, stride=(2**70, 2), padding=1)
     # and the layer that worked still works, for another batch too
     x3 = np.concatenate([x, x[:1]])
     _close(tconv.conv_transpose(x3, w, b, **LAYER), reference.conv_transpose(x3, w, b, **LAYER))
