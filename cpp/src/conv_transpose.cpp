@@ -309,18 +309,14 @@ struct Call {
       finite_memo = cache ? cache->weights_finite : all_finite(g.weight_shape(), p.w, p.w_strides);
     return finite_memo == 1;
   }
-  // The same, asked by the phase drivers: a call that packs for itself learns it from its pack,
-  // which reads every weight their kernels use anyway (a separate scan read 2-8 MiB of weights
-  // a second time).
+  // The same, asked by the phase drivers: a call that packs for itself learns it from its first
+  // pack (the grid layout alone where that is all it needs, see grid_packed), which reads every
+  // weight their kernels use anyway (a separate scan read 2-8 MiB of weights a second time).
   bool phase_finite() {
-    if (finite_memo < 0 && !cache) finite_memo = phase_packed().finite ? 1 : 0;
-    return finite();
-  }
-  bool vector_phase() { return have_isa && phase_handles(g) && phase_finite(); }
-  bool grid_finite() {
     if (finite_memo < 0 && !cache) finite_memo = grid_packed().finite ? 1 : 0;
     return finite();
   }
+  bool vector_phase() { return have_isa && phase_handles(g) && phase_finite(); }
   // Whether the shuffle reads the weights as they lie: where packing does not pay, in a call
   // that packs for itself (a plan's packed weights serve all its calls).
   bool shuffle_in_place() const {
@@ -404,8 +400,7 @@ bool shuffle_applies(Call<T>& c) {
 
 template <class T>
 bool grid_applies(Call<T>& c) {
-  return c.have_isa && phase_handles(c.g) && c.grid_finite() &&
-         kernels::phase::grid_applies(c.p, c.grid_packed(), c.ks);
+  return c.vector_phase() && kernels::phase::grid_applies(c.p, c.grid_packed(), c.ks);
 }
 
 template <class T>
