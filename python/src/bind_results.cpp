@@ -94,8 +94,6 @@ py::array result_array(const std::vector<py::ssize_t>& shape, const py::dtype& d
 void bind_results(py::module_& m) {
   m.def("result_array", &result_array, py::arg("shape"), py::arg("dtype"),
         "An uninitialised C-contiguous array on a 64-byte line; large ones reuse freed buffers.");
-  m.def("result_buffer", &result_buffer, py::arg("nbytes"),
-        "An uninitialised uint8 array for a result; large ones reuse freed buffers.");
   m.def(
       "kept_result_buffers",
       [] {

@@ -210,7 +210,7 @@ def aligned(a: np.ndarray) -> np.ndarray:
 
 def empty_output(shape: tuple, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts on a cache line (large results
-    reuse the buffers of dropped ones, see _core.result_buffer). The kernels store whole
+    reuse the buffers of dropped ones, see _core.result_array). The kernels store whole
     64-byte vectors; numpy's own allocations of any size start 16 bytes into a cache line,
     which splits every such store over two lines (channels_last U-Net 128 -> 64 at 128x128 on
     one thread: 88 GFLOP/s into np.empty, 96 into a line-aligned array)."""

@@ -36,7 +36,6 @@ __all__: list[str] = [
     "resolve_geometry",
     "resolve_keras_padding",
     "result_array",
-    "result_buffer",
     "set_max_isa",
     "set_num_threads",
     "set_shape_error",
@@ -268,11 +267,6 @@ def result_array(
 ) -> numpy.ndarray:
     """
     An uninitialised C-contiguous array on a 64-byte line; large ones reuse freed buffers.
-    """
-
-def result_buffer(nbytes: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
-    """
-    An uninitialised uint8 array for a result; large ones reuse freed buffers.
     """
 
 def set_max_isa(arg0: str) -> None: ...
