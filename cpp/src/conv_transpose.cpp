@@ -67,11 +67,13 @@ thread_local Isa t_last_isa = Isa::portable;
 // Below this much work per thread, waking another thread costs more than it saves.
 constexpr double kFlopsPerThread = 2e6;
 
-// The direct driver's range (see direct_pays): weights of at least this many bytes, at most
-// this many input cells over the batch, at least this many input channels per group (the
-// col2im's cost per output column is repaid by that many FMAs; docs/design.md).
-constexpr double kDirectWeightBytes = 1 << 20;
+// The direct driver's range (see direct_pays): at most this many input cells over the batch;
+// on its phases path weights of at least kPhasesWeightBytes, otherwise of at least
+// kDirectWeightBytes with at least kDirectChannels input channels per group (the col2im's cost
+// per output column is repaid by that many FMAs; docs/design.md).
 constexpr double kDirectCells = 128;
+constexpr double kPhasesWeightBytes = 256 << 10;
+constexpr double kDirectWeightBytes = 1 << 20;
 constexpr std::int64_t kDirectChannels = 512;
 
 int threads_for(const Geometry& g, const Options& options) {
@@ -440,15 +442,16 @@ bool direct_applies(Call<T>& c) {
 }
 
 // Where the pack is not repaid: a functional call (a plan packs once for all its calls) with
-// weights beyond the L2 cache and few input cells to reuse them on.
+// large weights and few input cells to reuse them on.
 template <class T>
 bool direct_pays(Call<T>& c) {
   if (c.cache) return false;
   const double weight_bytes = bytes_of(c.g.weight_shape(), sizeof(T));
   double cells = static_cast<double>(c.g.batch);
   for (auto e : c.g.input) cells *= static_cast<double>(e);
-  return weight_bytes >= kDirectWeightBytes && cells <= kDirectCells &&
-         c.g.in_channels / c.g.groups >= kDirectChannels;
+  if (cells > kDirectCells) return false;
+  if (kernels::direct::by_phases(c.p, c.ks)) return weight_bytes >= kPhasesWeightBytes;
+  return weight_bytes >= kDirectWeightBytes && c.g.in_channels / c.g.groups >= kDirectChannels;
 }
 
 template <class T>

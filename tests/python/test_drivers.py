@@ -30,14 +30,14 @@ VECTOR_ISAS = [i for i in reachable_isas() if i != "portable"]
 def driver_of(kernel: str) -> str:
     """The driver a last_call_kernel() name belongs to (the phase driver's variants are
     phase_channel*, phase_positions*; the shuffle's phase_shuffle_in_place; the direct driver's
-    direct_cells; the depthwise driver's depthwise_pairs)."""
+    direct_cells and direct_phases; the depthwise driver's depthwise_pairs)."""
     if kernel in DRIVERS:
         return kernel
     if kernel == "depthwise_pairs":
         return "depthwise"
     if kernel == "phase_shuffle_in_place":
         return "phase_shuffle"
-    if kernel == "direct_cells":
+    if kernel in ("direct_cells", "direct_phases"):
         return "direct"
     assert kernel.startswith(("phase_channel", "phase_positions")), kernel
     return "phase"
@@ -102,8 +102,8 @@ def test_every_driver_that_takes_a_layer_gives_the_reference(cfg):
             taken.append(driver)
         assert taken[-1] == "portable"  # it takes every layer and closes the list
         y, kernel = run_on(None, isa, x, w, b, kw)
-        # The dispatch sends a layer to direct only where the pack does not pay (weights of a
-        # megabyte or more), which these small layers never have.
+        # The dispatch sends a layer to direct only where the pack does not pay (weights of
+        # 256 KiB or more), which these small layers never have.
         routed = [d for d in taken if d != "direct"]
         assert driver_of(kernel) == routed[0], f"dispatch on {isa}: {kernel}, list: {taken}"
         if isa == "portable":
@@ -210,10 +210,13 @@ DIRECT_LAYERS = layers(
 )
 
 
-def direct_kernel(isa: str, x: np.ndarray, channels_last: bool = False) -> str:
-    """The direct driver's kernel: the cell kernel (AVX-512 only) holds the input's cells in its
-    vector lanes, so it takes inputs whose cells lie one element apart, one image whose cells fit
-    one tile (four vectors: 64 float32, 32 float64)."""
+def direct_kernel(
+    isa: str, x: np.ndarray, y: np.ndarray, stride, channels_last: bool = False
+) -> str:
+    """The direct driver's kernel. The cell kernel (AVX-512 only) holds an image's cells in its
+    vector lanes, so it takes inputs whose cells lie one element apart and fit one tile (four
+    vectors: 64 float32, 32 float64): by phases where every output dim is stride x input (any
+    batch), otherwise with a col2im for one image."""
     spatial = range(1, x.ndim - 1) if channels_last else range(2, x.ndim)
     step, unit = x.itemsize, True
     for d in reversed(spatial):
@@ -221,8 +224,11 @@ def direct_kernel(isa: str, x: np.ndarray, channels_last: bool = False) -> str:
             unit = unit and x.strides[d] == step
             step *= x.shape[d]
     cells = int(np.prod([x.shape[d] for d in spatial]))
-    one_tile = x.shape[0] == 1 and cells <= 4 * 64 // x.itemsize
-    return "direct_cells" if isa == "avx512" and unit and one_tile else "direct"
+    fits = isa == "avx512" and unit and cells <= 4 * 64 // x.itemsize
+    strides = np.broadcast_to(stride, len(spatial))
+    if fits and all(y.shape[d] == s * x.shape[d] for d, s in zip(spatial, strides)):
+        return "direct_phases"
+    return "direct_cells" if fits and x.shape[0] == 1 else "direct"
 
 
 @pytest.mark.hypothesis
@@ -239,7 +245,7 @@ def test_direct_gives_the_reference(cfg):
             assert cfg["channels_last"] or cfg["layout"] != "c"
             continue
         y, kernel = got
-        assert kernel == direct_kernel(isa, x, cfg["channels_last"]), (kernel, isa)
+        assert kernel == direct_kernel(isa, x, y, kw["stride"], cfg["channels_last"]), (kernel, isa)
         assert_close_in_norm(y, want, cfg["dtype"], msg=f"direct on {isa}")
 
 
@@ -283,20 +289,29 @@ def test_direct_cells_gives_the_reference(size, dtype, groups, cout_g, batch, ci
     g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
     y = np.empty(g.output_shape(), dtype)
     _core.conv_transpose(g, x, w, b, y, 0, "avx512", "direct")
-    assert _core.last_call_kernel() == direct_kernel("avx512", x)
+    assert _core.last_call_kernel() == direct_kernel("avx512", x, y, 2)
     assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), dtype)
+
+
+# A layer of each direct path the dispatch takes on AVX-512: by phases (outputs 2x the input;
+# 1 MiB of weights) and with a col2im (k3 s2 p1: 11 outputs from 6; 1.1 MiB, 512 input channels).
+DIRECT_PATHS = {
+    "phases": ROUTED["direct"],
+    "cells": _layer(512, 64, (6, 6), 3, 2, padding=1),
+}
 
 
 @pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", ["weight", "input"])
-def test_direct_passes_nonfinite_values_as_the_definition_does(value, where):
+@pytest.mark.parametrize("path", list(DIRECT_PATHS))
+def test_direct_passes_nonfinite_values_as_the_definition_does(value, where, path):
     # Its products are the definition's only: no scan of the weights, no other kernel.
-    x, w, kw = ROUTED["direct"]
+    x, w, kw = DIRECT_PATHS[path]
     x, w = x.copy(), w.copy()
     if where == "weight":
-        # Tap (0, 2): its products with input row 0 fall in the cropped padding (the GEMM
-        # forms them; none may reach y).
+        # Tap (0, 2): its products with input row 0 fall in the cropped padding (col2im: the
+        # GEMM forms them, none may reach y; by phases: the lanes of row 0 are masked).
         w[5, 7, 0, 2] = value
     else:
         x[0, 9, 0, 5] = value
@@ -304,11 +319,79 @@ def test_direct_passes_nonfinite_values_as_the_definition_does(value, where):
     assert np.isnan(want).any() or np.isinf(want).any()
     for isa in VECTOR_ISAS:
         y, kernel = run_on(None, isa, x, w, None, kw)
-        assert kernel == direct_kernel(isa, x)
+        assert kernel == direct_kernel(isa, x, y, kw["stride"])
         np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
         np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
         finite = np.isfinite(want)
         assert_close_in_max_norm(y[finite], want[finite], np.float32)
+
+
+# The phases path: every output dim stride x input (kernel = stride + 2 * padding, or with
+# output_padding and dilation to match), in 1-3 dims, cells around the vector width and up to
+# the four-vector tile, groups, batches, input channels past a block of 64 weight rows, and
+# Inf or NaN in either operand where the definition's products carry them.
+PHASE_LAYERS = [
+    # (size, kernel, stride, padding, output_padding, dilation)
+    ((8, 8), 4, 2, 1, 0, 1),
+    ((5, 7), 4, 2, 1, 0, 1),
+    ((4, 4), 2, 2, 0, 0, 1),
+    ((6, 6), 3, 2, 1, 1, 1),
+    ((3, 5), 3, 1, 1, 0, 1),
+    ((4, 3), 3, 4, 1, 1, 2),
+    ((17,), 16, 8, 4, 0, 1),
+    ((64,), 4, 2, 1, 0, 1),
+    ((2, 3, 4), 4, 2, 1, 0, 1),
+]
+
+
+@pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
+@pytest.mark.parametrize("size, kernel, stride, padding, output_padding, dilation", PHASE_LAYERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "groups, cout_g, batch, cin_g", [(1, 7, 1, 5), (2, 3, 2, 70), (3, 13, 1, 9)]
+)
+@pytest.mark.parametrize("special", [None, "nan_weight", "inf_input"])
+def test_direct_phases_gives_the_reference(
+    size,
+    kernel,
+    stride,
+    padding,
+    output_padding,
+    dilation,
+    dtype,
+    groups,
+    cout_g,
+    batch,
+    cin_g,
+    special,
+):
+    rng = np.random.default_rng(sum(size) * 7 + kernel)
+    cin = cin_g * groups
+    x = rng.standard_normal((batch, cin, *size)).astype(dtype)
+    w = rng.standard_normal((cin, cout_g, *[kernel] * len(size))).astype(dtype)
+    b = rng.standard_normal(cout_g * groups).astype(dtype)
+    if special == "nan_weight":
+        w.flat[w.size // 3] = np.nan
+    elif special == "inf_input":
+        x.flat[x.size // 2] = np.inf
+    kw = dict(
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+    )
+    g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
+    y = np.empty(g.output_shape(), dtype)
+    assert all(o == stride * i for o, i in zip(y.shape[2:], size))  # the layer is the path's
+    _core.conv_transpose(g, x, w, b, y, 0, "avx512", "direct")
+    want = reference.conv_transpose(x, w, b, **kw)
+    fits = np.prod(size) <= 4 * 64 // x.itemsize
+    assert _core.last_call_kernel() == ("direct_phases" if fits else "direct")
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+    finite = np.isfinite(want)
+    assert_close_in_max_norm(y[finite], want[finite], dtype)
 
 
 @pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
@@ -325,6 +408,34 @@ def test_direct_serves_functional_calls_and_agrees_with_the_plan():
     assert_close_in_max_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)
 
 
+@pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
+@pytest.mark.parametrize(
+    "cout_g, batch, want",
+    [
+        (32, 1, "direct_phases"),  # 256 KiB of weights: the phases path's threshold
+        (31, 1, "phase"),  # 248 KiB: packed
+        (32, 2, "direct_phases"),  # 128 cells over the batch
+        (32, 3, "phase"),  # 192 cells: packed
+    ],
+)
+def test_the_phases_path_serves_functional_calls_from_256_kib(cout_g, batch, want):
+    # 16 input channels per group: a col2im would not be repaid, the phases path has none.
+    x, w, kw = _layer(128, cout_g, (8, 8), 4, 2, padding=1, groups=8)
+    x = np.concatenate([x] * batch)
+    b = np.random.default_rng(6).standard_normal(cout_g * 8).astype(np.float32)
+    for isa in VECTOR_ISAS:
+        y, kernel = run_on(None, isa, x, w, b, kw)
+        # The cell kernel is AVX-512's; elsewhere the pack is repaid at any size here.
+        expect = want if isa == "avx512" else "phase"
+        assert (kernel if expect == "direct_phases" else driver_of(kernel)) == expect, kernel
+        assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)
+    if "avx512" in VECTOR_ISAS and want == "direct_phases":
+        # A plan packs once for all its calls: it keeps the phase driver.
+        y_plan = tconv.ConvTranspose(w, b, **kw)(x)
+        assert driver_of(_core.last_call_kernel()) == "phase"
+        assert_close_in_max_norm(y, y_plan, np.float32)
+
+
 def _weights_in_memory_order(w, order):
     """w's values, laid out in memory along `order` of its axes (a strided view of a copy)."""
     return np.moveaxis(np.ascontiguousarray(np.transpose(w, order)), range(w.ndim), order)
@@ -332,8 +443,9 @@ def _weights_in_memory_order(w, order):
 
 # Each way the phase pack reads weights: PyTorch's layout (in register transposes; from 1 MiB
 # on two threads share it), its kernel axes not dense, output channels innermost, Keras's
-# layout, and the GridCall and shuffle layouts built from the packed blocks.
-_BIG = _layer(256, 72, (3, 3), 4, 2, padding=1)
+# layout, and the GridCall and shuffle layouts built from the packed blocks. (Output padding 1:
+# 7 outputs from 3, not the direct driver's phases, which would take these weights unpacked.)
+_BIG = _layer(256, 72, (3, 3), 4, 2, padding=1, output_padding=1)
 PACKED_LAYERS = {
     "torch": _BIG,
     "torch_kernel_not_dense": (_BIG[0], _weights_in_memory_order(_BIG[1], (0, 2, 1, 3)), _BIG[2]),

@@ -57,6 +57,22 @@ struct F32 {
   static V load_n(const T* p, int n) {
     return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
   }
+  // Masked lanes, in inline assembly so that GCC keeps the masks in mask registers through a
+  // loop (with the intrinsics it reloads them every step). fma_m leaves the other lanes of c.
+  using M = __mmask16;
+  static V load_m(const T* p, M lanes) {
+    V r;
+    asm("vmovups %[p], %[r]%{%[k]%}%{z%}"
+        : [r] "=v"(r)
+        : [p] "m"(*reinterpret_cast<const V*>(p)), [k] "Yk"(lanes));
+    return r;
+  }
+  static V fma_m(V a, V b, V c, M lanes) {
+    asm("vfmadd231ps %[b], %[a], %[c]%{%[k]%}"
+        : [c] "+v"(c)
+        : [a] "v"(a), [b] "v"(b), [k] "Yk"(lanes));
+    return c;
+  }
   static void store_n(T* p, V v, int n) {
     _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
   }
@@ -78,6 +94,20 @@ struct F64 {
   static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
   static V load_n(const T* p, int n) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p);
+  }
+  using M = __mmask8;
+  static V load_m(const T* p, M lanes) {
+    V r;
+    asm("vmovupd %[p], %[r]%{%[k]%}%{z%}"
+        : [r] "=v"(r)
+        : [p] "m"(*reinterpret_cast<const V*>(p)), [k] "Yk"(lanes));
+    return r;
+  }
+  static V fma_m(V a, V b, V c, M lanes) {
+    asm("vfmadd231pd %[b], %[a], %[c]%{%[k]%}"
+        : [c] "+v"(c)
+        : [a] "v"(a), [b] "v"(b), [k] "Yk"(lanes));
+    return c;
   }
   static void store_n(T* p, V v, int n) {
     _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), v);
@@ -387,10 +417,52 @@ constexpr int kCellVecs = 4, kCellCols = 6;
 // rows maps to a few cache sets and would be gone from L1 and L2 when the next tile, which reads
 // the same lines, comes to it. So the tiles run over blocks of kCellRows rows, the block's lines
 // kept in L2 across the tiles of a call and C carried in memory between blocks; each row's lines
-// are fetched kCellAhead rows ahead.
-constexpr std::int64_t kCellRows = 64, kCellAhead = 4;
+// are fetched into L1 kCellAhead rows ahead, and into L2 kCellFar rows ahead (the first tile to
+// reach a line finds it in L3 or memory).
+constexpr std::int64_t kCellRows = 64, kCellAhead = 4, kCellFar = 16;
 
-// Rows [k0, k1) of the tile; C holds the sums over the rows before k0 unless k0 == 0.
+// The tile's accumulators from the bias (k0 == 0) or from C (the sums of the rows before k0).
+template <class S, int MV, int NC>
+__attribute__((always_inline)) inline void cell_init(const GemmCall<typename S::T>& g,
+                                                     std::int64_t m0, std::int64_t n0,
+                                                     std::int64_t k0, const typename S::T* cc,
+                                                     int tail, typename S::V (&acc)[NC][MV]) {
+  using V = typename S::V;
+  constexpr int L = S::L;
+#pragma GCC unroll 8
+  for (int j = 0; j < NC; ++j) {
+    if (k0 == 0) {
+      const V b = g.bias ? S::bcast(g.bias + n0 + j) : S::zero();
+#pragma GCC unroll 4
+      for (int v = 0; v < MV; ++v) acc[j][v] = b;
+    } else {
+      const typename S::T* c = cc + (n0 + j) * g.c_ns + m0;
+#pragma GCC unroll 4
+      for (int v = 0; v < MV - 1; ++v) acc[j][v] = S::load(c + v * L);
+      acc[j][MV - 1] = S::load_n(c + (MV - 1) * L, tail);
+    }
+  }
+}
+
+template <class S, int MV, int NC>
+__attribute__((always_inline)) inline void cell_store(const GemmCall<typename S::T>& g,
+                                                      std::int64_t m0, std::int64_t n0,
+                                                      typename S::T* cc, int tail,
+                                                      const typename S::V (&acc)[NC][MV]) {
+  constexpr int L = S::L;
+#pragma GCC unroll 8
+  for (int j = 0; j < NC; ++j) {
+    typename S::T* c = cc + (n0 + j) * g.c_ns + m0;
+#pragma GCC unroll 4
+    for (int v = 0; v < MV - 1; ++v) S::store(c + v * L, acc[j][v]);
+    if (tail == L)
+      S::store(c + (MV - 1) * L, acc[j][MV - 1]);
+    else
+      S::store_n(c + (MV - 1) * L, acc[j][MV - 1], tail);
+  }
+}
+
+// Rows [k0, k1) of the tile (one pair); C holds the sums over the rows before k0 unless k0 == 0.
 template <class S, int MV, int NC>
 void cell_tile(const GemmCall<typename S::T>& g, std::int64_t m0, std::int64_t n0, std::int64_t k0,
                std::int64_t k1) {
@@ -400,28 +472,18 @@ void cell_tile(const GemmCall<typename S::T>& g, std::int64_t m0, std::int64_t n
   const std::int64_t rest = g.m - m0 - (MV - 1) * L;
   const int tail = rest < L ? static_cast<int>(rest) : L;  // lanes of the last vector
   V acc[NC][MV];
-  if (k0 == 0) {
-#pragma GCC unroll 8
-    for (int j = 0; j < NC; ++j) {
-      const V b = g.bias ? S::bcast(g.bias + n0 + j) : S::zero();
-#pragma GCC unroll 4
-      for (int v = 0; v < MV; ++v) acc[j][v] = b;
-    }
-  } else {
-#pragma GCC unroll 8
-    for (int j = 0; j < NC; ++j) {
-      const T* c = g.c + (n0 + j) * g.c_ns + m0;
-#pragma GCC unroll 4
-      for (int v = 0; v < MV - 1; ++v) acc[j][v] = S::load(c + v * L);
-      acc[j][MV - 1] = S::load_n(c + (MV - 1) * L, tail);
-    }
-  }
+  cell_init<S>(g, m0, n0, k0, g.c, tail, acc);
   const std::int64_t ks = g.a_ks, ld = g.b_ld;
   const T* ap = g.a + g.a_off[0] + m0 + k0 * ks;
   const T* bp = g.b + g.b_off[0] + n0 + k0 * ld;
+  const std::int64_t far = kCellFar * ld;
   for (std::int64_t k = k0; k < k1; ++k, ap += ks, bp += ld) {
     _mm_prefetch(reinterpret_cast<const char*>(bp + kCellAhead * ld), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(bp + kCellAhead * ld + NC - 1), _MM_HINT_T0);
+    if (k + kCellFar < g.k) {
+      _mm_prefetch(reinterpret_cast<const char*>(bp + far), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(bp + far + NC - 1), _MM_HINT_T1);
+    }
     V x[MV];
 #pragma GCC unroll 4
     for (int v = 0; v < MV - 1; ++v) x[v] = S::load(ap + v * L);
@@ -433,32 +495,86 @@ void cell_tile(const GemmCall<typename S::T>& g, std::int64_t m0, std::int64_t n
       for (int v = 0; v < MV; ++v) acc[j][v] = S::fma(b, x[v], acc[j][v]);
     }
   }
-#pragma GCC unroll 8
-  for (int j = 0; j < NC; ++j) {
-    T* c = g.c + (n0 + j) * g.c_ns + m0;
-#pragma GCC unroll 4
-    for (int v = 0; v < MV - 1; ++v) S::store(c + v * L, acc[j][v]);
-    if (tail == L)
-      S::store(c + (MV - 1) * L, acc[j][MV - 1]);
-    else
-      S::store_n(c + (MV - 1) * L, acc[j][MV - 1], tail);
-  }
+  cell_store<S>(g, m0, n0, g.c, tail, acc);
 }
 
-// The tile of mv vectors by nc columns (1 <= mv <= MV, 1 <= nc <= NC).
+// Rows [k0, k1) of the tile for the pairs [p0, p1) of one set, into C at cc, A's lanes as
+// a_lanes gives them and the others neither read nor accumulated. The pairs (taps of the set)
+// read the same weight lines (a row holds every tap of its column in one line): only the first
+// fetches them ahead.
+template <class S, int MV, int NC>
+void lanes_tile(const GemmCall<typename S::T>& g, std::int64_t m0, std::int64_t n0, std::int64_t k0,
+                std::int64_t k1, std::int64_t p0, std::int64_t p1, typename S::T* cc) {
+  using T = typename S::T;
+  using V = typename S::V;
+  using M = typename S::M;
+  constexpr int L = S::L;
+  const std::int64_t rest = g.m - m0 - (MV - 1) * L;
+  const int tail = rest < L ? static_cast<int>(rest) : L;
+  V acc[NC][MV];
+  cell_init<S>(g, m0, n0, k0, cc, tail, acc);
+  const std::int64_t ks = g.a_ks, ld = g.b_ld, ns = g.b_ns;
+  const std::int64_t vecs = (g.m + L - 1) / L, vec0 = m0 / L;
+  const std::int64_t far = kCellFar * ld, last_col = (NC - 1) * ns;
+  for (std::int64_t p = p0; p < p1; ++p) {
+    // The lanes in named mask registers: GCC would otherwise reload them every step.
+    const std::uint16_t* lp = g.a_lanes + p * vecs + vec0;
+    register M l0 asm("k1") = static_cast<M>(lp[0]);
+    register M l1 asm("k2") = MV > 1 ? static_cast<M>(lp[1]) : 0;
+    register M l2 asm("k3") = MV > 2 ? static_cast<M>(lp[2]) : 0;
+    register M l3 asm("k4") = MV > 3 ? static_cast<M>(lp[3]) : 0;
+    if ((l0 | l1 | l2 | l3) == 0) continue;
+#define TCONV_LANE(v) ((v) == 0 ? l0 : (v) == 1 ? l1 : (v) == 2 ? l2 : l3)
+    const bool fetch = p == p0;
+    const T* ap = g.a + g.a_off[p] + m0 + k0 * ks;
+    // Columns j < 3 at bp + j * ns, the others at bp3 + (j - 3) * ns: two bases and two
+    // offsets address the six (a pointer per column spills GCC's registers in the loop).
+    const T* bp = g.b + g.b_off[p] + n0 * ns + k0 * ld;
+    const T* bp3 = bp + 3 * ns;
+    for (std::int64_t k = k0; k < k1; ++k, ap += ks, bp += ld, bp3 += ld) {
+      if (fetch) {
+        _mm_prefetch(reinterpret_cast<const char*>(bp + kCellAhead * ld), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(bp + kCellAhead * ld + last_col), _MM_HINT_T0);
+        if (k + kCellFar < g.k) {
+          _mm_prefetch(reinterpret_cast<const char*>(bp + far), _MM_HINT_T1);
+          _mm_prefetch(reinterpret_cast<const char*>(bp + far + last_col), _MM_HINT_T1);
+        }
+      }
+      V x[MV];
+#pragma GCC unroll 4
+      for (int v = 0; v < MV; ++v) x[v] = S::load_m(ap + v * L, TCONV_LANE(v));
+#pragma GCC unroll 8
+      for (int j = 0; j < NC; ++j) {
+        const V w = S::bcast(j < 3 ? bp + j * ns : bp3 + (j - 3) * ns);
+#pragma GCC unroll 4
+        for (int v = 0; v < MV; ++v) acc[j][v] = S::fma_m(w, x[v], acc[j][v], TCONV_LANE(v));
+      }
+    }
+#undef TCONV_LANE
+  }
+  cell_store<S>(g, m0, n0, cc, tail, acc);
+}
+
+// The tile of mv vectors by nc columns (1 <= mv <= MV, 1 <= nc <= NC); with a_lanes, for the
+// pairs [p0, p1) into C at c.
 template <class S, int MV = kCellVecs, int NC = kCellCols>
 void cell_tiles(const GemmCall<typename S::T>& g, std::int64_t m0, std::int64_t n0, int mv, int nc,
-                std::int64_t k0, std::int64_t k1) {
+                std::int64_t k0, std::int64_t k1, std::int64_t p0, std::int64_t p1,
+                typename S::T* c) {
   if constexpr (MV > 0 && NC > 0) {
     if (mv < MV)
-      cell_tiles<S, MV - 1, NC>(g, m0, n0, mv, nc, k0, k1);
+      cell_tiles<S, MV - 1, NC>(g, m0, n0, mv, nc, k0, k1, p0, p1, c);
     else if (nc < NC)
-      cell_tiles<S, MV, NC - 1>(g, m0, n0, mv, nc, k0, k1);
+      cell_tiles<S, MV, NC - 1>(g, m0, n0, mv, nc, k0, k1, p0, p1, c);
+    else if (g.a_lanes)
+      lanes_tile<S, MV, NC>(g, m0, n0, k0, k1, p0, p1, c);
     else
       cell_tile<S, MV, NC>(g, m0, n0, k0, k1);
   }
 }
 
+// Per block of rows, per tile, every set of pairs (GemmCall::sets) while the tile's weight
+// lines are in cache.
 template <class S>
 void cell_gemm(const GemmCall<typename S::T>& g) {
   constexpr int L = S::L;
@@ -469,7 +585,11 @@ void cell_gemm(const GemmCall<typename S::T>& g) {
       const int mv = vecs < kCellVecs ? static_cast<int>(vecs) : kCellVecs;
       for (std::int64_t n0 = 0; n0 < g.n; n0 += kCellCols) {
         const int nc = g.n - n0 < kCellCols ? static_cast<int>(g.n - n0) : kCellCols;
-        cell_tiles<S>(g, m0, n0, mv, nc, k0, k1);
+        for (std::int64_t s = 0; s < g.sets; ++s) {
+          const std::int64_t p0 = g.set_first ? g.set_first[s] : 0;
+          const std::int64_t p1 = g.set_first ? g.set_first[s + 1] : g.pairs;
+          cell_tiles<S>(g, m0, n0, mv, nc, k0, k1, p0, p1, g.c + s * g.c_ss);
+        }
       }
     }
   }
@@ -501,6 +621,7 @@ KernelSet<float> kernels_f32(bool fma_halves) {
   ks.narrow[1] = {narrow_f32, F32::L, kNarrowMR};
   ks.cell_gemm = cell_f32;
   ks.cell_mr = kCellVecs * F32::L;
+  ks.cell_lanes = F32::L;
   return ks;
 }
 KernelSet<double> kernels_f64(bool fma_halves) {
@@ -515,6 +636,7 @@ KernelSet<double> kernels_f64(bool fma_halves) {
   ks.narrow[0] = {narrow_f64, F64::L, kNarrowMR};
   ks.cell_gemm = cell_f64;
   ks.cell_mr = kCellVecs * F64::L;
+  ks.cell_lanes = F64::L;
   return ks;
 }
 

@@ -346,12 +346,207 @@ std::size_t run_cells(const Problem<T>& p, const KernelSet<T>& ks, const Layout&
   return scratch.capacity() * sizeof(T);
 }
 
+// ---- the phases path: each output's taps summed in the cell kernel ------------------------------
+//
+// Where every output dim is stride x input, output o = s * q + r of residue r (a phase) lies on
+// a grid of the input's shape: q runs over the input cells. A phase's taps read the input in
+// place at their shift c (cell q + c), the lanes that fall outside it masked. So a phase is one
+// cell GEMM whose pairs are its taps, C [output channel][cell]: each output is written once with
+// its bias, and no col2im adds C into y.
+
+// Per phase (row-major over the residues) its pairs [first[ph], first[ph + 1]); per pair the
+// input shift in cells, the tap's offset in a weight row, and per vector of cells the lanes
+// inside the input; per phase the y offset of its output q = 0.
+struct PhasePairs {
+  std::vector<std::int64_t> first, a_off, b_off, y_off;
+  std::vector<std::uint16_t> lanes;
+};
+
+bool phases_fit(const Geometry& g, const Layout& l) {
+  if (l.x_m != 1 && l.cells != 1) return false;
+  for (int d = 0; d < g.rank; ++d)
+    if (g.output[d] != g.stride[d] * g.input[d]) return false;
+  return true;
+}
+
+// The lanes of the cells [v * lanes, (v + 1) * lanes) whose cell + shift lies inside the input.
+std::uint16_t inside_lanes(const Geometry& g, std::int64_t cells, std::int64_t v,
+                           std::int64_t lanes, const std::int64_t* shift) {
+  std::uint16_t bits = 0;
+  for (std::int64_t i = 0; i < lanes && v * lanes + i < cells; ++i) {
+    bool inside = true;
+    for (std::int64_t d = g.rank - 1, rem = v * lanes + i; d >= 0 && inside; --d) {
+      const std::int64_t at = rem % g.input[d] + shift[d];
+      rem /= g.input[d];
+      inside = at >= 0 && at < g.input[d];
+    }
+    if (inside) bits = static_cast<std::uint16_t>(bits | (1u << i));
+  }
+  return bits;
+}
+
+PhasePairs phase_pairs(const Geometry& g, const Layout& l, std::int64_t lanes) {
+  const int r = g.rank;
+  std::vector<phase::DimPhases> dims;
+  std::int64_t phases = 1;
+  for (int d = 0; d < r; ++d) {
+    dims.push_back(phase::dim_phases(g.kernel[d], g.stride[d], g.dilation[d], g.pad_lo[d]));
+    phases *= g.stride[d];
+  }
+  const std::int64_t vecs = (l.cells + lanes - 1) / lanes;
+  PhasePairs pp;
+  for (std::int64_t ph = 0; ph < phases; ++ph) {
+    std::int64_t res[kMaxRank], y_off = 0;
+    for (std::int64_t d = r - 1, rem = ph; d >= 0; --d) {
+      res[d] = rem % g.stride[d];
+      rem /= g.stride[d];
+      y_off += res[d] * l.y_sp[d];
+    }
+    pp.first.push_back(static_cast<std::int64_t>(pp.a_off.size()));
+    pp.y_off.push_back(y_off);
+    // The phase's taps: every combination of each dim's taps for its residue.
+    std::int64_t count = 1, pick[kMaxRank] = {0};
+    for (int d = 0; d < r; ++d) count *= static_cast<std::int64_t>(dims[d].k[res[d]].size());
+    for (std::int64_t t = 0; t < count; ++t) {
+      std::int64_t shift[kMaxRank], a_off = 0, b_off = 0;
+      for (std::int64_t d = r - 1, rem = t; d >= 0; --d) {
+        const auto n = static_cast<std::int64_t>(dims[d].k[res[d]].size());
+        pick[d] = rem % n;
+        rem /= n;
+      }
+      std::int64_t cells_per = 1, taps_per = 1;
+      for (int d = r - 1; d >= 0; --d) {
+        shift[d] = dims[d].c[res[d]][pick[d]];
+        a_off += shift[d] * cells_per;
+        b_off += dims[d].k[res[d]][pick[d]] * taps_per;
+        cells_per *= g.input[d];
+        taps_per *= g.kernel[d];
+      }
+      pp.a_off.push_back(a_off);
+      pp.b_off.push_back(b_off);
+      for (std::int64_t v = 0; v < vecs; ++v)
+        pp.lanes.push_back(inside_lanes(g, l.cells, v, lanes, shift));
+    }
+  }
+  pp.first.push_back(static_cast<std::int64_t>(pp.a_off.size()));
+  return pp;
+}
+
+// One line of outputs from the C lines of the last dim's s phases (phase r at c[r * c_ss]):
+// y[(i * s + r) * step] = c_r[i]. Two phases into a contiguous row interleave (vectorised).
+template <class T>
+void store_line(const T* c, std::int64_t c_ss, std::int64_t s, std::int64_t len, T* y,
+                std::int64_t step) {
+  if (s == 2 && step == 1) {
+    const T* __restrict c0 = c;
+    const T* __restrict c1 = c + c_ss;
+    for (std::int64_t i = 0; i < len; ++i) {
+      y[2 * i] = c0[i];
+      y[2 * i + 1] = c1[i];
+    }
+    return;
+  }
+  for (std::int64_t r = 0; r < s; ++r)
+    for (std::int64_t i = 0; i < len; ++i) y[(i * s + r) * step] = c[r * c_ss + i];
+}
+
+// C (one image; per phase ph at c + ph * c_ss, column j at + j * cells: output channels from
+// y_co on) into y, the last dim's phases of a line together.
+template <class T>
+void store_phases(const Geometry& g, const Layout& l, const PhasePairs& pp, const T* c,
+                  std::int64_t c_ss, std::int64_t cols, T* y_co) {
+  const int last = l.rank - 1;
+  const std::int64_t s = g.stride[last], len = g.input[last], lines = l.cells / len;
+  const auto outer = static_cast<std::int64_t>(pp.y_off.size()) / s;
+  for (std::int64_t o = 0; o < outer; ++o)
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const T* cj = c + o * s * c_ss + j * l.cells;
+      T* y = y_co + pp.y_off[o * s] + j * l.y_c;
+      for (std::int64_t line = 0; line < lines; ++line) {
+        T* row = y;
+        for (std::int64_t d = last - 1, rem = line; d >= 0; --d) {
+          row += rem % g.input[d] * g.stride[d] * l.y_sp[d];
+          rem /= g.input[d];
+        }
+        store_line(cj + line * len, c_ss, s, len, row, l.y_sp[last]);
+      }
+    }
+}
+
+// The layer by phases: per item (whole output channels of a group), per phase, per image, one
+// cell_gemm and a store_phase. Returns the scratch bytes, or phase::kDeclined.
+template <class T>
+std::size_t run_phases(const Problem<T>& p, const KernelSet<T>& ks, const Layout& l, int threads) {
+  const Geometry& g = *p.g;
+  const std::int64_t vecs = (l.cells + ks.cell_lanes - 1) / ks.cell_lanes;
+  // Columns per item: every phase's C within 64 KiB per thread (items of 12 KiB ran 1.06x
+  // slower), all threads' within a twelfth of the output.
+  std::int64_t phases = 1;
+  for (int d = 0; d < g.rank; ++d) phases *= g.stride[d];
+  const double c_bytes =
+      std::min(64.0 * 1024, detail::output_bytes(g, sizeof(T)) / (12.0 * threads));
+  const std::int64_t most = std::max<std::int64_t>(
+      1, static_cast<std::int64_t>(c_bytes) / std::int64_t(sizeof(T)) / (l.cells * phases));
+  const std::int64_t per_group = (l.cout_g + most - 1) / most;
+  const std::int64_t unit = (l.cout_g + per_group - 1) / per_group, items = g.groups * per_group;
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
+  const std::size_t per_slot = static_cast<std::size_t>(unit * l.cells * phases);
+  // Every tap is a pair of exactly one phase.
+  const double tables = static_cast<double>(l.taps) * (16.0 + 2.0 * static_cast<double>(vecs));
+  if (static_cast<double>(per_slot * threads * sizeof(T)) + tables >
+      detail::scratch_budget(detail::output_bytes(g, sizeof(T))))
+    return phase::kDeclined;
+  const PhasePairs pp = phase_pairs(g, l, ks.cell_lanes);
+  std::vector<T> scratch;
+  detail::resize_or_throw(scratch, per_slot * static_cast<std::size_t>(threads),
+                          "the direct driver's columns");
+  auto body = [&](std::int64_t item, int slot) {
+    const std::int64_t gi = item / per_group, c0 = item % per_group * unit;
+    const std::int64_t cols = std::min(l.cout_g, c0 + unit) - c0;
+    if (cols <= 0) return;
+    T* c = scratch.data() + static_cast<std::size_t>(slot) * per_slot;
+    GemmCall<T> call{};
+    call.k = l.cin_g;
+    call.a_ks = l.x_c;
+    call.a_ms = 1;
+    call.b = p.w + gi * l.cin_g * l.w_ci + c0 * l.taps;
+    call.b_ld = l.w_ci;
+    call.b_ns = l.taps;
+    call.c = c;
+    call.c_ms = 1;
+    call.c_ns = l.cells;
+    call.m = l.cells;
+    call.n = cols;
+    call.bias = p.bias ? p.bias + gi * l.cout_g + c0 : nullptr;
+    call.pairs = static_cast<std::int64_t>(pp.a_off.size());
+    call.a_off = pp.a_off.data();
+    call.b_off = pp.b_off.data();
+    call.a_lanes = pp.lanes.data();
+    call.sets = static_cast<std::int64_t>(pp.y_off.size());
+    call.set_first = pp.first.data();
+    call.c_ss = cols * l.cells;
+    for (std::int64_t n = 0; n < g.batch; ++n) {
+      call.a = p.x + n * l.x_n + gi * l.cin_g * l.x_c;
+      ks.cell_gemm(call);
+      store_phases(g, l, pp, c, call.c_ss, cols, p.y + n * l.y_n + (gi * l.cout_g + c0) * l.y_c);
+    }
+  };
+  detail::parallel_for(items, threads, body, detail::Schedule::runs);
+  return scratch.capacity() * sizeof(T) + static_cast<std::size_t>(tables);
+}
+
 }  // namespace
 
 template <class T>
 bool applies(const Problem<T>& p) {
   Layout l;
   return layout(p, &l);
+}
+
+template <class T>
+bool by_phases(const Problem<T>& p, const KernelSet<T>& ks) {
+  Layout l;
+  return ks.cell_gemm != nullptr && layout(p, &l) && phases_fit(*p.g, l) && l.cells <= ks.cell_mr;
 }
 
 template <class T>
@@ -363,6 +558,11 @@ std::size_t run(const Problem<T>& p, const KernelSet<T>& ks, int threads,
   // The cell kernel where one tile holds every cell of the call: the weights are then read once
   // (float32, one thread: HiFi-GAN up1's 100 cells in two tiles ran no faster than the copied
   // panels, in float64 (four tiles) 1.34x slower).
+  if (by_phases(p, ks)) {
+    runtime::note_kernel("direct_phases");
+    *block_bytes = 0;
+    return run_phases(p, ks, l, threads);
+  }
   if (ks.cell_gemm != nullptr && (l.x_m == 1 || l.cells == 1) && g.batch == 1 &&
       l.cells <= ks.cell_mr) {
     runtime::note_kernel("direct_cells");
@@ -415,6 +615,8 @@ std::size_t run(const Problem<T>& p, const KernelSet<T>& ks, int threads,
 
 template bool applies(const Problem<float>&);
 template bool applies(const Problem<double>&);
+template bool by_phases(const Problem<float>&, const KernelSet<float>&);
+template bool by_phases(const Problem<double>&, const KernelSet<double>&);
 template std::size_t run(const Problem<float>&, const KernelSet<float>&, int, std::size_t*);
 template std::size_t run(const Problem<double>&, const KernelSet<double>&, int, std::size_t*);
 

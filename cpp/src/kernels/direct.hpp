@@ -19,6 +19,10 @@
 // weights broadcast in place: nothing is copied, and C (column-major) goes into y column by
 // column (run_cells).
 //
+// Where moreover every output dim is stride x input (run_phases), each phase's outputs lie on a
+// grid of the input's shape: the cell kernel sums a phase's taps over the input read in place at
+// their shifts (lanes outside it masked) and each output is written once, with no col2im.
+//
 // Otherwise work goes in panels of the kernel's width nr over the columns, copied a block of
 // panels at a time (see copy_block in direct.cpp): all the cells of a panel are run while its
 // weights (C_in/g x nr) are in cache, in chunks of about two tiles whose C stays in L1 and is added
@@ -38,6 +42,11 @@ namespace tconv::kernels::direct {
 // (C_out/g, *kernel) order, an input whose spatial dims flatten to one stride, rank <= 9.
 template <class T>
 bool applies(const Problem<T>& p);
+
+// Whether run takes the phases path (the cell kernel, every output dim stride x input, one
+// image's cells contiguous and within the kernel's tile).
+template <class T>
+bool by_phases(const Problem<T>& p, const KernelSet<T>& ks);
 
 // Runs the layer on up to `threads` threads. Returns the scratch bytes used (all threads; each
 // chunk's C), with the blocks of copied weights in *block_bytes (the packed weights of this

@@ -41,6 +41,16 @@ struct GemmCall {
   // `windows`.
   const std::int64_t* m_lo = nullptr;
   const std::int64_t* m_hi = nullptr;
+  // The cell kernel only (KernelSet::cell_gemm): B's column stride (B_p[k][n] at
+  // b[b_off[p] + k * b_ld + n * b_ns]), and, or null for all, per (pair p, vector v of
+  // positions) the lanes of A to read, bit i of a_lanes[p * ceil(m / lanes) + v] for position
+  // v * lanes + i: the others are zeros the kernel must not read (A is the input read in place).
+  std::int64_t b_ns = 1;
+  const std::uint16_t* a_lanes = nullptr;
+  // The cell kernel only: `sets` GEMMs at once, set s of pairs [set_first[s], set_first[s + 1])
+  // into its C at c + s * c_ss (sets == 1 with set_first null: every pair into c).
+  std::int64_t sets = 1, c_ss = 0;
+  const std::int64_t* set_first = nullptr;
 };
 
 template <class T>
@@ -258,11 +268,13 @@ struct KernelSet {
   // run on the zero columns a full-width panel would carry.
   ChannelKernel<T> narrow[2] = {};
   // The cell kernel, or null: C column-major (c_ms == 1) with the positions (a_ms == 1) in the
-  // vector lanes and each weight broadcast from where it lies (pairs == 1). For the direct
+  // vector lanes and each weight broadcast from where it lies (b_ns, a_lanes). For the direct
   // driver: few positions against weights too large to copy.
   GemmFn<T> cell_gemm = nullptr;
   // The positions of its tile: a call with more reads the weights once per tile of positions.
   std::int64_t cell_mr = 0;
+  // The lanes of its vectors (GemmCall::a_lanes has a bit per lane).
+  std::int64_t cell_lanes = 0;
   // transpose with dst_order, writing whole aligned destination lines with streaming stores,
   // or null: for outputs too large to stay in cache, where an ordinary store first reads each
   // line it writes. Call it only inside detail::parallel_for, which orders those stores.

@@ -58,22 +58,6 @@ void for_each_outer_tap(const Geometry& g, const Packed<T>& pk, int dims, const 
   }
 }
 
-DimPhases dim_phases(std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
-                     std::int64_t pad_lo) {
-  DimPhases d;
-  d.stride = stride;
-  d.k.resize(static_cast<std::size_t>(stride));
-  d.c.resize(static_cast<std::size_t>(stride));
-  for (std::int64_t r = 0; r < stride; ++r)
-    for (std::int64_t k = 0; k < kernel; ++k) {
-      const std::int64_t num = r + pad_lo - k * dilation;
-      if (floor_mod(num, stride) != 0) continue;
-      d.k[r].push_back(k);
-      d.c[r].push_back(num / stride);
-    }
-  return d;
-}
-
 // Residues of phase index `ph` (row-major over dims).
 std::vector<std::int64_t> phase_residues(std::int64_t ph, const std::vector<DimPhases>& dims) {
   std::vector<std::int64_t> r(dims.size());
@@ -92,6 +76,22 @@ bool packed_matches(const Geometry& g, const std::vector<std::int64_t>& kernel,
 }
 
 }  // namespace
+
+DimPhases dim_phases(std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+                     std::int64_t pad_lo) {
+  DimPhases d;
+  d.stride = stride;
+  d.k.resize(static_cast<std::size_t>(stride));
+  d.c.resize(static_cast<std::size_t>(stride));
+  for (std::int64_t r = 0; r < stride; ++r)
+    for (std::int64_t k = 0; k < kernel; ++k) {
+      const std::int64_t num = r + pad_lo - k * dilation;
+      if (floor_mod(num, stride) != 0) continue;
+      d.k[r].push_back(k);
+      d.c[r].push_back(num / stride);
+    }
+  return d;
+}
 
 template <class T>
 bool Packed<T>::matches(const Geometry& g) const {

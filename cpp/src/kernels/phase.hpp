@@ -36,6 +36,11 @@ struct DimPhases {
   std::vector<std::vector<std::int64_t>> c;  // per residue: input shift of each tap
 };
 
+// A dim's phases: per residue r < stride, the taps k with (r + pad_lo - k * dilation) a multiple
+// of the stride, and their input shifts.
+DimPhases dim_phases(std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+                     std::int64_t pad_lo);
+
 // Weights packed for one layer: per (group, phase[, channel panel]) a block of
 // [tap of the phase][C_in/g][width]; width = the kernel's nr (channel algorithm, zero-padded
 // columns) or C_out/g (position algorithm).
