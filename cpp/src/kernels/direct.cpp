@@ -293,6 +293,22 @@ void scatter_columns(const Geometry& g, const Layout& l, std::int64_t gi, std::i
   }
 }
 
+// The cell kernel's call over one image's cells, every input channel of a group, into C at c
+// (column-major, a column per `cells` values).
+template <class T>
+GemmCall<T> cell_call(const Layout& l, T* c) {
+  GemmCall<T> call{};
+  call.k = l.cin_g;
+  call.a_ks = l.x_c;
+  call.a_ms = 1;
+  call.b_ld = l.w_ci;
+  call.c = c;
+  call.c_ms = 1;
+  call.c_ns = l.cells;
+  call.m = l.cells;
+  return call;
+}
+
 // The layer with the cell kernel: per item (whole output channels), per chunk of columns whose
 // C stays in L1, per image, one cell_gemm over every cell and a scatter_columns. Nothing is
 // copied. Returns the scratch bytes, or phase::kDeclined.
@@ -319,19 +335,10 @@ std::size_t run_cells(const Problem<T>& p, const KernelSet<T>& ks, const Layout&
     const std::int64_t c1 = std::min(l.cout_g, c0 + unit);
     fill_channels(p, l, gi * l.cout_g + c0, gi * l.cout_g + c1);
     T* c = scratch.data() + static_cast<std::size_t>(slot) * per_slot;
-    GemmCall<T> call{};
+    GemmCall<T> call = cell_call(l, c);
     call.a_off = &zero;
     call.b_off = &zero;
     call.pairs = 1;
-    call.k = l.cin_g;
-    call.a_ks = l.x_c;
-    call.a_ms = 1;
-    call.b_ld = l.w_ci;
-    call.c = c;
-    call.c_ms = 1;
-    call.c_ns = l.cells;
-    call.m = l.cells;
-    call.bias = nullptr;
     for (std::int64_t j = c0 * l.taps; j < c1 * l.taps; j += chunk) {
       call.n = std::min(chunk, c1 * l.taps - j);
       call.b = p.w + gi * l.cin_g * l.w_ci + j;
@@ -505,17 +512,9 @@ std::size_t run_phases(const Problem<T>& p, const KernelSet<T>& ks, const Layout
     const std::int64_t cols = std::min(l.cout_g, c0 + unit) - c0;
     if (cols <= 0) return;
     T* c = scratch.data() + static_cast<std::size_t>(slot) * per_slot;
-    GemmCall<T> call{};
-    call.k = l.cin_g;
-    call.a_ks = l.x_c;
-    call.a_ms = 1;
+    GemmCall<T> call = cell_call(l, c);
     call.b = p.w + gi * l.cin_g * l.w_ci + c0 * l.taps;
-    call.b_ld = l.w_ci;
     call.b_ns = l.taps;
-    call.c = c;
-    call.c_ms = 1;
-    call.c_ns = l.cells;
-    call.m = l.cells;
     call.n = cols;
     call.bias = p.bias ? p.bias + gi * l.cout_g + c0 : nullptr;
     call.pairs = static_cast<std::int64_t>(pp.a_off.size());
