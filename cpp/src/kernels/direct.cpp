@@ -480,14 +480,14 @@ void store_phases(const Geometry& g, const Layout& l, const PhasePairs& pp, cons
     }
 }
 
-// The layer by phases: per item (whole output channels of a group), per phase, per image, one
-// cell_gemm and a store_phase. Returns the scratch bytes, or phase::kDeclined.
+// The layer by phases: per item (whole output channels of a group), per image, one cell_gemm
+// over every phase and a store_phases. Returns the scratch bytes, or phase::kDeclined.
 template <class T>
 std::size_t run_phases(const Problem<T>& p, const KernelSet<T>& ks, const Layout& l, int threads) {
   const Geometry& g = *p.g;
   const std::int64_t vecs = (l.cells + ks.cell_lanes - 1) / ks.cell_lanes;
-  // Columns per item: every phase's C within 64 KiB per thread (items of 12 KiB ran 1.06x
-  // slower), all threads' within a twelfth of the output.
+  // Columns per item: every phase's C within 64 KiB per thread (wider items ran faster), all
+  // threads' within a twelfth of the output.
   std::int64_t phases = 1;
   for (int d = 0; d < g.rank; ++d) phases *= g.stride[d];
   const double c_bytes =
