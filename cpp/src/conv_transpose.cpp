@@ -68,9 +68,10 @@ thread_local Isa t_last_isa = Isa::portable;
 constexpr double kFlopsPerThread = 2e6;
 
 // The direct driver's range (see direct_pays): at most this many input cells over the batch;
-// on its phases path weights of at least kPhasesWeightBytes, otherwise of at least
-// kDirectWeightBytes with at least kDirectChannels input channels per group (the col2im's cost
-// per output column is repaid by that many FMAs; docs/design.md).
+// on its phases path one image (it reads the weights once per image) and weights of at least
+// kPhasesWeightBytes, otherwise weights of at least kDirectWeightBytes with at least
+// kDirectChannels input channels per group (the col2im's cost per output column is repaid by
+// that many FMAs; docs/design.md).
 constexpr double kDirectCells = 128;
 constexpr double kPhasesWeightBytes = 256 << 10;
 constexpr double kDirectWeightBytes = 1 << 20;
@@ -450,7 +451,8 @@ bool direct_pays(Call<T>& c) {
   double cells = static_cast<double>(c.g.batch);
   for (auto e : c.g.input) cells *= static_cast<double>(e);
   if (cells > kDirectCells) return false;
-  if (kernels::direct::by_phases(c.p, c.ks)) return weight_bytes >= kPhasesWeightBytes;
+  if (kernels::direct::by_phases(c.p, c.ks))
+    return c.g.batch == 1 && weight_bytes >= kPhasesWeightBytes;
   return weight_bytes >= kDirectWeightBytes && c.g.in_channels / c.g.groups >= kDirectChannels;
 }
 

@@ -415,11 +415,10 @@ def test_direct_serves_functional_calls_and_agrees_with_the_plan():
     [
         (32, 1, "direct_phases"),  # 256 KiB of weights: the phases path's threshold
         (31, 1, "phase"),  # 248 KiB: packed
-        (32, 2, "direct_phases"),  # 128 cells over the batch
-        (32, 3, "phase"),  # 192 cells: packed
+        (32, 2, "phase"),  # two images: the phases path reads the weights once per image
     ],
 )
-def test_the_phases_path_serves_functional_calls_from_256_kib(cout_g, batch, want):
+def test_the_phases_path_serves_one_image_from_256_kib(cout_g, batch, want):
     # 16 input channels per group: a col2im would not be repaid, the phases path has none.
     x, w, kw = _layer(128, cout_g, (8, 8), 4, 2, padding=1, groups=8)
     x = np.concatenate([x] * batch)
