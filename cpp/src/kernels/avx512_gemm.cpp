@@ -40,6 +40,23 @@ namespace {
         : [a] "r"(a), [o] "r"(off), [w0] "v"(w0), [w1] "v"(w1));                                \
   }
 
+// load_m: the lanes of p in `lanes`, zeros elsewhere; fma_m: c + a * b in `lanes`, c elsewhere.
+// In inline assembly so that GCC keeps the masks in mask registers through a loop (with the
+// intrinsics it reloads them every step).
+#define TCONV_MASKED(MASK, LOAD, FMA)                                                             \
+  using M = MASK;                                                                                 \
+  static V load_m(const T* p, M lanes) {                                                          \
+    V r;                                                                                          \
+    asm(LOAD " %[p], %[r]%{%[k]%}%{z%}"                                                           \
+        : [r] "=v"(r)                                                                             \
+        : [p] "m"(*reinterpret_cast<const V*>(p)), [k] "Yk"(lanes));                              \
+    return r;                                                                                     \
+  }                                                                                               \
+  static V fma_m(V a, V b, V c, M lanes) {                                                        \
+    asm(FMA " %[b], %[a], %[c]%{%[k]%}" : [c] "+v"(c) : [a] "v"(a), [b] "v"(b), [k] "Yk"(lanes)); \
+    return c;                                                                                     \
+  }
+
 struct F32 {
   using T = float;
   using V = __m512;
@@ -57,22 +74,7 @@ struct F32 {
   static V load_n(const T* p, int n) {
     return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
   }
-  // Masked lanes, in inline assembly so that GCC keeps the masks in mask registers through a
-  // loop (with the intrinsics it reloads them every step). fma_m leaves the other lanes of c.
-  using M = __mmask16;
-  static V load_m(const T* p, M lanes) {
-    V r;
-    asm("vmovups %[p], %[r]%{%[k]%}%{z%}"
-        : [r] "=v"(r)
-        : [p] "m"(*reinterpret_cast<const V*>(p)), [k] "Yk"(lanes));
-    return r;
-  }
-  static V fma_m(V a, V b, V c, M lanes) {
-    asm("vfmadd231ps %[b], %[a], %[c]%{%[k]%}"
-        : [c] "+v"(c)
-        : [a] "v"(a), [b] "v"(b), [k] "Yk"(lanes));
-    return c;
-  }
+  TCONV_MASKED(__mmask16, "vmovups", "vfmadd231ps")
   static void store_n(T* p, V v, int n) {
     _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
   }
@@ -95,20 +97,7 @@ struct F64 {
   static V load_n(const T* p, int n) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p);
   }
-  using M = __mmask8;
-  static V load_m(const T* p, M lanes) {
-    V r;
-    asm("vmovupd %[p], %[r]%{%[k]%}%{z%}"
-        : [r] "=v"(r)
-        : [p] "m"(*reinterpret_cast<const V*>(p)), [k] "Yk"(lanes));
-    return r;
-  }
-  static V fma_m(V a, V b, V c, M lanes) {
-    asm("vfmadd231pd %[b], %[a], %[c]%{%[k]%}"
-        : [c] "+v"(c)
-        : [a] "v"(a), [b] "v"(b), [k] "Yk"(lanes));
-    return c;
-  }
+  TCONV_MASKED(__mmask8, "vmovupd", "vfmadd231pd")
   static void store_n(T* p, V v, int n) {
     _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), v);
   }

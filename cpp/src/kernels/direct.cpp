@@ -369,8 +369,10 @@ struct PhasePairs {
   std::vector<std::uint16_t> lanes;
 };
 
-bool phases_fit(const Geometry& g, const Layout& l) {
-  if (l.x_m != 1 && l.cells != 1) return false;
+// Whether the phases path takes the layer (see by_phases).
+template <class T>
+bool phases_take(const Geometry& g, const Layout& l, const KernelSet<T>& ks) {
+  if (ks.cell_gemm == nullptr || l.cells > ks.cell_mr || (l.x_m != 1 && l.cells != 1)) return false;
   for (int d = 0; d < g.rank; ++d)
     if (g.output[d] != g.stride[d] * g.input[d]) return false;
   return true;
@@ -545,7 +547,7 @@ bool applies(const Problem<T>& p) {
 template <class T>
 bool by_phases(const Problem<T>& p, const KernelSet<T>& ks) {
   Layout l;
-  return ks.cell_gemm != nullptr && layout(p, &l) && phases_fit(*p.g, l) && l.cells <= ks.cell_mr;
+  return layout(p, &l) && phases_take(*p.g, l, ks);
 }
 
 template <class T>
@@ -557,7 +559,7 @@ std::size_t run(const Problem<T>& p, const KernelSet<T>& ks, int threads,
   // The cell kernel where one tile holds every cell of the call: the weights are then read once
   // (float32, one thread: HiFi-GAN up1's 100 cells in two tiles ran no faster than the copied
   // panels, in float64 (four tiles) 1.34x slower).
-  if (by_phases(p, ks)) {
+  if (phases_take(g, l, ks)) {
     runtime::note_kernel("direct_phases");
     *block_bytes = 0;
     return run_phases(p, ks, l, threads);
