@@ -30,6 +30,12 @@ bool grid_f32(const GridCall<float>& g);
 bool grid_f64(const GridCall<double>& g);
 bool grid_f32_folded(const GridCall<float>& g);
 bool grid_f64_folded(const GridCall<double>& g);
+// float32 transposes in 16 x 16 blocks (avx512_transpose.cpp), as KernelSet::transpose and
+// transpose_stream.
+void transpose_f32(const float* src, std::int64_t sl, float* dst, std::int64_t dl,
+                   std::int64_t rows, std::int64_t cols, bool dst_order);
+void transpose_stream_f32(const float* src, std::int64_t sl, float* dst, std::int64_t dl,
+                          std::int64_t rows, std::int64_t cols, bool dst_order);
 // The channels_last depthwise kernel (avx512_depthwise.cpp).
 void dw_pixels_f32(const DwPixelsCall<float>& c);
 void dw_pixels_f64(const DwPixelsCall<double>& c);

@@ -605,6 +605,8 @@ KernelSet<float> kernels_f32(bool fma_halves) {
   ks.grid_gemm = fma_halves ? grid_f32_folded : grid_f32;
   ks.mr = kMR;
   ks.dw_pixels = dw_pixels_f32;
+  ks.transpose = transpose_f32;
+  ks.transpose_stream = transpose_stream_f32;
   // The AVX2 kernel's narrow panel (one ymm) stays the narrowest: on cores that split a zmm FMA
   // in two halves a ymm one costs half as much.
   ks.narrow[1] = {narrow_f32, F32::L, kNarrowMR};
