@@ -443,9 +443,11 @@ bool direct_applies(Call<T>& c) {
 }
 
 // Where the pack is not repaid: a functional call (a plan packs once for all its calls) with
-// large weights and few input cells to reuse them on.
+// large weights and few input cells to reuse them on. And where the phases path beats the packed
+// panels, plans included: a few output channels per group.
 template <class T>
 bool direct_pays(Call<T>& c) {
+  if (kernels::direct::narrow_phases(c.p, c.ks)) return true;
   if (c.cache) return false;
   const double weight_bytes = bytes_of(c.g.weight_shape(), sizeof(T));
   double cells = static_cast<double>(c.g.batch);

@@ -45,6 +45,16 @@ def reachable_isas() -> list[str]:
     return [i for i in tconv.available_isas() if ISA_TIER[i] >= cap]
 
 
+@pytest.fixture
+def threads_restored() -> Any:
+    """Restores tconv's thread count after a test that sets it."""
+    import tconv
+
+    before = tconv.get_num_threads()
+    yield
+    tconv.set_num_threads(before)
+
+
 # The one tolerance table: a relative error bound per dtype, read by the three comparisons
 # below (2-norm, max-norm, element-wise). A transposed convolution sums at most
 # C_in/groups * prod(kernel) products per cell; with the sizes used in the tests the rounding

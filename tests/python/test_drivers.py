@@ -102,9 +102,17 @@ def test_every_driver_that_takes_a_layer_gives_the_reference(cfg):
             taken.append(driver)
         assert taken[-1] == "portable"  # it takes every layer and closes the list
         y, kernel = run_on(None, isa, x, w, b, kw)
-        # The dispatch sends a layer to direct only where the pack does not pay (weights of
-        # 256 KiB or more), which these small layers never have.
-        routed = [d for d in taken if d != "direct"]
+        # The dispatch sends a layer to direct where its phases path beats the packed panels
+        # (5-12 output channels per group) or the pack does not pay (weights of 256 KiB or more,
+        # which these small layers never have).
+        cout_g = cfg["cout_g"]
+        by_phases = (
+            5 <= cout_g <= 12
+            and "direct" in taken
+            and direct_kernel(isa, x, y, kw["stride"], cfg["channels_last"], cout_g)
+            == "direct_phases"
+        )
+        routed = [d for d in taken if d != "direct" or by_phases]
         assert driver_of(kernel) == routed[0], f"dispatch on {isa}: {kernel}, list: {taken}"
         if isa == "portable":
             # The phase drivers need an ISA's kernels; depthwise has scalar ones.
@@ -211,12 +219,13 @@ DIRECT_LAYERS = layers(
 
 
 def direct_kernel(
-    isa: str, x: np.ndarray, y: np.ndarray, stride, channels_last: bool = False
+    isa: str, x: np.ndarray, y: np.ndarray, stride, channels_last: bool = False, cout_g: int = 0
 ) -> str:
     """The direct driver's kernel. The cell kernel (AVX-512 only) holds an image's cells in its
     vector lanes, so it takes inputs whose cells lie one element apart and fit one tile (four
     vectors: 64 float32, 32 float64): by phases where every output dim is stride x input (any
-    batch), otherwise with a col2im for one image."""
+    batch), otherwise with a col2im for one image. With 5-12 output channels per group it takes
+    any number of cells by phases."""
     spatial = range(1, x.ndim - 1) if channels_last else range(2, x.ndim)
     step, unit = x.itemsize, True
     for d in reversed(spatial):
@@ -226,7 +235,8 @@ def direct_kernel(
     cells = int(np.prod([x.shape[d] for d in spatial]))
     fits = isa == "avx512" and unit and cells <= 4 * 64 // x.itemsize
     strides = np.broadcast_to(stride, len(spatial))
-    if fits and all(y.shape[d] == s * x.shape[d] for d, s in zip(spatial, strides)):
+    grid = all(y.shape[d] == s * x.shape[d] for d, s in zip(spatial, strides))
+    if isa == "avx512" and unit and grid and (fits or 5 <= cout_g <= 12):
         return "direct_phases"
     return "direct_cells" if fits and x.shape[0] == 1 else "direct"
 
@@ -245,7 +255,11 @@ def test_direct_gives_the_reference(cfg):
             assert cfg["channels_last"] or cfg["layout"] != "c"
             continue
         y, kernel = got
-        assert kernel == direct_kernel(isa, x, y, kw["stride"], cfg["channels_last"]), (kernel, isa)
+        cout_g = w.shape[-2 if cfg["channels_last"] else 1]
+        assert kernel == direct_kernel(isa, x, y, kw["stride"], cfg["channels_last"], cout_g), (
+            kernel,
+            isa,
+        )
         assert_close_in_norm(y, want, cfg["dtype"], msg=f"direct on {isa}")
 
 
@@ -289,7 +303,7 @@ def test_direct_cells_gives_the_reference(size, dtype, groups, cout_g, batch, ci
     g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
     y = np.empty(g.output_shape(), dtype)
     _core.conv_transpose(g, x, w, b, y, 0, "avx512", "direct")
-    assert _core.last_call_kernel() == direct_kernel("avx512", x, y, 2)
+    assert _core.last_call_kernel() == direct_kernel("avx512", x, y, 2, cout_g=cout_g)
     assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), dtype)
 
 
@@ -319,7 +333,7 @@ def test_direct_passes_nonfinite_values_as_the_definition_does(value, where, pat
     assert np.isnan(want).any() or np.isinf(want).any()
     for isa in VECTOR_ISAS:
         y, kernel = run_on(None, isa, x, w, None, kw)
-        assert kernel == direct_kernel(isa, x, y, kw["stride"])
+        assert kernel == direct_kernel(isa, x, y, kw["stride"], cout_g=w.shape[1])
         np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
         np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
         finite = np.isfinite(want)
@@ -387,7 +401,7 @@ def test_direct_phases_gives_the_reference(
     assert all(o == stride * i for o, i in zip(y.shape[2:], size))  # the layer is the path's
     _core.conv_transpose(g, x, w, b, y, 0, "avx512", "direct")
     want = reference.conv_transpose(x, w, b, **kw)
-    fits = np.prod(size) <= 4 * 64 // x.itemsize
+    fits = np.prod(size) <= 4 * 64 // x.itemsize or 5 <= cout_g <= 12
     assert _core.last_call_kernel() == ("direct_phases" if fits else "direct")
     np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
@@ -434,6 +448,89 @@ def test_the_phases_path_serves_one_image_from_256_kib(cout_g, batch, want):
         y_plan = tconv.ConvTranspose(w, b, **kw)(x)
         assert driver_of(_core.last_call_kernel()) == "phase"
         assert_close_in_max_norm(y, y_plan, np.float32)
+
+
+# Layers of 5-12 output channels per group on the phases path past one tile of cells: chunks of
+# whole lines that start on a lane vector (lines of 36, 17 and 9 cells: chunks of 144, 272 and
+# 144), 1-D and 3-D, several groups or one, a NaN weight and an Inf input.
+NARROW_LAYERS = [
+    # (size, kernel, stride, padding, output_padding, groups, cout_g, cin_g, batch)
+    ((40, 36), 4, 2, 1, 0, 2, 8, 6, 1),
+    ((33, 17), 4, 2, 1, 0, 3, 5, 4, 2),
+    ((24, 9), 3, 2, 1, 1, 1, 12, 9, 1),
+    ((900,), 2, 2, 0, 0, 4, 7, 3, 1),
+    ((6, 10, 12), 2, 2, 0, 0, 2, 6, 5, 1),
+]
+
+
+@pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, output_padding, groups, cout_g, cin_g, batch", NARROW_LAYERS
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("special", [None, "nan_weight", "inf_input"])
+def test_narrow_groups_run_by_phases_over_chunks_of_cells(
+    size,
+    kernel,
+    stride,
+    padding,
+    output_padding,
+    groups,
+    cout_g,
+    cin_g,
+    batch,
+    dtype,
+    threads,
+    special,
+    threads_restored,
+):
+    rng = np.random.default_rng(sum(size) + cout_g)
+    x = rng.standard_normal((batch, cin_g * groups, *size)).astype(dtype)
+    w = rng.standard_normal((cin_g * groups, cout_g, *[kernel] * len(size))).astype(dtype)
+    b = rng.standard_normal(cout_g * groups).astype(dtype)
+    if special == "nan_weight":
+        w.flat[w.size // 3] = np.nan
+    elif special == "inf_input":
+        x.flat[x.size // 2] = np.inf
+    kw = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups)
+    tconv.set_num_threads(threads)
+    want = reference.conv_transpose(x, w, b, **kw)
+    plan = tconv.ConvTranspose(w, b, **kw)
+    for y in (tconv.conv_transpose(x, w, b, **kw), plan(x)):
+        # The dispatch's pick for the functional call and the plan alike.
+        assert _core.last_call_kernel() == "direct_phases"
+        # C holds chunks of cells, not every cell of the image: the chunked path ran.
+        c_all = cout_g * np.prod(size) * stride ** len(size) * x.itemsize
+        assert 0 < _core.last_call_memory()["scratch_bytes"] < c_all
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+        finite = np.isfinite(want)
+        assert_close_in_max_norm(y[finite], want[finite], dtype)
+
+
+@pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
+@pytest.mark.parametrize(
+    "cout_g, want",
+    [
+        (4, {"avx512": "phase_grid", "avx2": "phase_positions"}),  # tiny C_out: its own kernels
+        (5, {"avx512": "direct_phases", "avx2": "phase_channel_groups"}),
+        (12, {"avx512": "direct_phases", "avx2": "phase_channel_groups"}),
+        (13, {"avx512": "phase_channel_groups", "avx2": "phase_channel_groups"}),
+    ],
+)
+def test_the_phases_path_serves_groups_of_5_to_12_channels(cout_g, want):
+    x, w, kw = _layer(64, cout_g, (32, 32), 4, 2, padding=1, groups=8)
+    b = np.random.default_rng(7).standard_normal(cout_g * 8).astype(np.float32)
+    want_y = reference.conv_transpose(x, w, b, **kw)
+    for isa in VECTOR_ISAS:
+        y, kernel = run_on(None, isa, x, w, b, kw)
+        assert kernel == want[isa], isa
+        assert_close_in_norm(y, want_y, np.float32)
+    if "avx512" in VECTOR_ISAS:
+        # A plan as well: the phases path packs nothing.
+        tconv.ConvTranspose(w, b, **kw)(x)
+        assert _core.last_call_kernel() == want["avx512"]
 
 
 def _weights_in_memory_order(w, order):

@@ -38,13 +38,6 @@ def _layer_args(layer, batch=None, dtype=np.float32):
     return x, w, kw
 
 
-@pytest.fixture
-def threads_restored():
-    t = tconv.get_num_threads()
-    yield
-    tconv.set_num_threads(t)
-
-
 def _memory_of(x, w, kw):
     y = tconv.conv_transpose(x, w, **kw)
     return _core.last_call_memory(), y

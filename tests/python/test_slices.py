@@ -69,13 +69,6 @@ def to_channels_last(x, w):
     return np.moveaxis(x, 1, -1).copy(), np.moveaxis(np.moveaxis(w, 0, -1), 0, -2).copy()
 
 
-@pytest.fixture
-def threads_restored():
-    before = tconv.get_num_threads()
-    yield
-    tconv.set_num_threads(before)
-
-
 @pytest.mark.skipif(not TWO_CPUS, reason="slices need two threads and vector kernels")
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

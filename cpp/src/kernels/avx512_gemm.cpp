@@ -503,7 +503,7 @@ void lanes_tile(const GemmCall<typename S::T>& g, std::int64_t m0, std::int64_t 
   V acc[NC][MV];
   cell_init<S>(g, m0, n0, k0, cc, tail, acc);
   const std::int64_t ks = g.a_ks, ld = g.b_ld, ns = g.b_ns;
-  const std::int64_t vecs = (g.m + L - 1) / L, vec0 = m0 / L;
+  const std::int64_t vecs = g.lanes_ld ? g.lanes_ld : (g.m + L - 1) / L, vec0 = m0 / L;
   const std::int64_t far = kCellFar * ld, last_col = (NC - 1) * ns;
   for (std::int64_t p = p0; p < p1; ++p) {
     // The lanes in named mask registers: GCC would otherwise reload them every step.
@@ -572,13 +572,16 @@ void cell_gemm(const GemmCall<typename S::T>& g) {
     for (std::int64_t m0 = 0; m0 < g.m; m0 += kCellVecs * L) {
       const std::int64_t vecs = (g.m - m0 + L - 1) / L;
       const int mv = vecs < kCellVecs ? static_cast<int>(vecs) : kCellVecs;
-      for (std::int64_t n0 = 0; n0 < g.n; n0 += kCellCols) {
-        const int nc = g.n - n0 < kCellCols ? static_cast<int>(g.n - n0) : kCellCols;
+      // The columns spread evenly over the fewest tiles (8 as 4 + 4, not 6 + 2).
+      const std::int64_t col_tiles = (g.n + kCellCols - 1) / kCellCols;
+      for (std::int64_t t = 0, n0 = 0; t < col_tiles; ++t) {
+        const int nc = static_cast<int>((g.n - n0 + col_tiles - t - 1) / (col_tiles - t));
         for (std::int64_t s = 0; s < g.sets; ++s) {
           const std::int64_t p0 = g.set_first ? g.set_first[s] : 0;
           const std::int64_t p1 = g.set_first ? g.set_first[s + 1] : g.pairs;
           cell_tiles<S>(g, m0, n0, mv, nc, k0, k1, p0, p1, g.c + s * g.c_ss);
         }
+        n0 += nc;
       }
     }
   }

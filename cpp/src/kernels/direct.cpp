@@ -369,29 +369,59 @@ struct PhasePairs {
   std::vector<std::uint16_t> lanes;
 };
 
-// Whether the phases path takes the layer (see by_phases).
+// Output channels per group for which the phases path runs any number of cells (see
+// narrow_take): fewer go to the grid kernel.
+constexpr std::int64_t kNarrowColsMin = 5, kNarrowColsMax = 12;
+
+// Whether the phases path takes the layer's shape: every output dim stride x input, the cells
+// one element apart.
 template <class T>
-bool phases_take(const Geometry& g, const Layout& l, const KernelSet<T>& ks) {
-  if (ks.cell_gemm == nullptr || l.cells > ks.cell_mr || (l.x_m != 1 && l.cells != 1)) return false;
+bool phases_shape(const Geometry& g, const Layout& l, const KernelSet<T>& ks) {
+  if (ks.cell_gemm == nullptr || (l.x_m != 1 && l.cells != 1)) return false;
   for (int d = 0; d < g.rank; ++d)
     if (g.output[d] != g.stride[d] * g.input[d]) return false;
   return true;
 }
 
-// The lanes of the cells [v * lanes, (v + 1) * lanes) whose cell + shift lies inside the input.
-std::uint16_t inside_lanes(const Geometry& g, std::int64_t cells, std::int64_t v,
-                           std::int64_t lanes, const std::int64_t* shift) {
-  std::uint16_t bits = 0;
-  for (std::int64_t i = 0; i < lanes && v * lanes + i < cells; ++i) {
+// A few output channels per group (the layer's or its groups'): a packed panel would run most of
+// its lanes on zero columns, where the cells fill the phases path's lanes; any number of cells.
+template <class T>
+bool narrow_take(const Geometry& g, const Layout& l, const KernelSet<T>& ks) {
+  return l.cout_g >= kNarrowColsMin && l.cout_g <= kNarrowColsMax && phases_shape(g, l, ks);
+}
+
+// Whether the phases path takes the layer (see by_phases).
+template <class T>
+bool phases_take(const Geometry& g, const Layout& l, const KernelSet<T>& ks) {
+  return phases_shape(g, l, ks) && (l.cells <= ks.cell_mr || narrow_take(g, l, ks));
+}
+
+// Appends one pair's lane table: per vector of `lanes` cells the bits of the cells whose cell +
+// shift lies inside the input. Per line along the last dim whose other dims fall inside, the
+// cells inside are one run.
+void inside_lanes(const Geometry& g, std::int64_t cells, std::int64_t lanes,
+                  const std::int64_t* shift, std::vector<std::uint16_t>* out) {
+  const int last = g.rank - 1;
+  const std::int64_t len = g.input[last], vecs = (cells + lanes - 1) / lanes;
+  const std::size_t base = out->size();
+  out->resize(base + static_cast<std::size_t>(vecs), 0);
+  std::uint16_t* bits = out->data() + base;
+  const std::int64_t lo = std::clamp<std::int64_t>(-shift[last], 0, len);
+  const std::int64_t hi = std::clamp<std::int64_t>(len - shift[last], lo, len);
+  for (std::int64_t line = 0; line < cells / len; ++line) {
     bool inside = true;
-    for (std::int64_t d = g.rank - 1, rem = v * lanes + i; d >= 0 && inside; --d) {
+    for (std::int64_t d = last - 1, rem = line; d >= 0 && inside; --d) {
       const std::int64_t at = rem % g.input[d] + shift[d];
       rem /= g.input[d];
       inside = at >= 0 && at < g.input[d];
     }
-    if (inside) bits = static_cast<std::uint16_t>(bits | (1u << i));
+    for (std::int64_t m = line * len + lo, end = line * len + hi; inside && m < end;) {
+      const std::int64_t v = m / lanes, e = std::min(end, (v + 1) * lanes);
+      const unsigned upto = (1u << (e - v * lanes)) - 1u, below = (1u << (m - v * lanes)) - 1u;
+      bits[v] = static_cast<std::uint16_t>(bits[v] | (upto & ~below));
+      m = e;
+    }
   }
-  return bits;
 }
 
 PhasePairs phase_pairs(const Geometry& g, const Layout& l, std::int64_t lanes) {
@@ -433,8 +463,7 @@ PhasePairs phase_pairs(const Geometry& g, const Layout& l, std::int64_t lanes) {
       }
       pp.a_off.push_back(a_off);
       pp.b_off.push_back(b_off);
-      for (std::int64_t v = 0; v < vecs; ++v)
-        pp.lanes.push_back(inside_lanes(g, l.cells, v, lanes, shift));
+      inside_lanes(g, l.cells, lanes, shift, &pp.lanes);
     }
   }
   pp.first.push_back(static_cast<std::int64_t>(pp.a_off.size()));
@@ -459,59 +488,81 @@ void store_line(const T* c, std::int64_t c_ss, std::int64_t s, std::int64_t len,
     for (std::int64_t i = 0; i < len; ++i) y[(i * s + r) * step] = c[r * c_ss + i];
 }
 
-// C (one image; per phase ph at c + ph * c_ss, column j at + j * cells: output channels from
-// y_co on) into y, the last dim's phases of a line together.
+// C (cells [m0, m0 + m) of one image; per phase ph at c + ph * c_ss, column j at + j * c_ns:
+// output channels from y_co on) into y, the last dim's phases of a line together.
 template <class T>
 void store_phases(const Geometry& g, const Layout& l, const PhasePairs& pp, const T* c,
-                  std::int64_t c_ss, std::int64_t cols, T* y_co) {
+                  std::int64_t c_ss, std::int64_t c_ns, std::int64_t cols, std::int64_t m0,
+                  std::int64_t m, T* y_co) {
   const int last = l.rank - 1;
-  const std::int64_t s = g.stride[last], len = g.input[last], lines = l.cells / len;
+  const std::int64_t s = g.stride[last], len = g.input[last], step = l.y_sp[last];
   const auto outer = static_cast<std::int64_t>(pp.y_off.size()) / s;
   for (std::int64_t o = 0; o < outer; ++o)
     for (std::int64_t j = 0; j < cols; ++j) {
-      const T* cj = c + o * s * c_ss + j * l.cells;
+      const T* cj = c + o * s * c_ss + j * c_ns;
       T* y = y_co + pp.y_off[o * s] + j * l.y_c;
-      for (std::int64_t line = 0; line < lines; ++line) {
-        T* row = y;
-        for (std::int64_t d = last - 1, rem = line; d >= 0; --d) {
+      // Per line the cells [cell, cell + run) of the range.
+      for (std::int64_t cell = m0, run = 0; cell < m0 + m; cell += run) {
+        const std::int64_t i = cell % len;
+        run = std::min(len - i, m0 + m - cell);
+        T* row = y + i * s * step;
+        for (std::int64_t d = last - 1, rem = cell / len; d >= 0; --d) {
           row += rem % g.input[d] * g.stride[d] * l.y_sp[d];
           rem /= g.input[d];
         }
-        store_line(cj + line * len, c_ss, s, len, row, l.y_sp[last]);
+        store_line(cj + (cell - m0), c_ss, s, run, row, step);
       }
     }
 }
 
-// The layer by phases: per item (whole output channels of a group), per image, one cell_gemm
-// over every phase and a store_phases. Returns the scratch bytes, or phase::kDeclined.
+// Cells per cell_gemm call: every cell of an image, or, past one tile, chunks that start on a
+// lane vector (where the lane table's rows do) and keep every phase of `fit` cells' C (at least
+// a tile's).
+std::int64_t phases_chunk(const Layout& l, std::int64_t tile, std::int64_t lanes,
+                          std::int64_t fit) {
+  if (l.cells <= tile || fit >= l.cells) return l.cells;
+  return std::min(l.cells, std::max(fit / lanes, (tile + lanes - 1) / lanes) * lanes);
+}
+
+// The layer by phases: per item (output channels of a group), per image, per chunk of cells, one
+// cell_gemm over every phase and a store_phases. Returns the scratch bytes, or
+// phase::kDeclined.
 template <class T>
 std::size_t run_phases(const Problem<T>& p, const KernelSet<T>& ks, const Layout& l, int threads) {
   const Geometry& g = *p.g;
-  const std::int64_t vecs = (l.cells + ks.cell_lanes - 1) / ks.cell_lanes;
-  // Columns per item: every phase's C within 64 KiB per thread (wider items ran faster), all
-  // threads' within a twelfth of the output.
+  const std::int64_t lanes = ks.cell_lanes, vecs = (l.cells + lanes - 1) / lanes;
+  // Every phase's C within 64 KiB per thread (wider items ran faster), all threads' within a
+  // twelfth of the output: a whole group's columns over chunks of cells, or columns of every
+  // cell.
   std::int64_t phases = 1;
   for (int d = 0; d < g.rank; ++d) phases *= g.stride[d];
   const double c_bytes =
       std::min(64.0 * 1024, detail::output_bytes(g, sizeof(T)) / (12.0 * threads));
-  const std::int64_t most = std::max<std::int64_t>(
-      1, static_cast<std::int64_t>(c_bytes) / std::int64_t(sizeof(T)) / (l.cells * phases));
-  const std::int64_t per_group = (l.cout_g + most - 1) / most;
-  const std::int64_t unit = (l.cout_g + per_group - 1) / per_group, items = g.groups * per_group;
+  const std::int64_t c_values = static_cast<std::int64_t>(c_bytes) / std::int64_t(sizeof(T));
+  const bool chunked = l.cells > ks.cell_mr;
+  const std::int64_t chunk = phases_chunk(l, ks.cell_mr, lanes, c_values / (l.cout_g * phases));
+  const std::int64_t most =
+      chunked ? l.cout_g : std::max<std::int64_t>(1, c_values / (chunk * phases));
+  const std::int64_t per_group = (l.cout_g + most - 1) / most,
+                     chunks = (l.cells + chunk - 1) / chunk;
+  const std::int64_t unit = (l.cout_g + per_group - 1) / per_group,
+                     items = g.groups * per_group * chunks;
   threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
-  const std::size_t per_slot = static_cast<std::size_t>(unit * l.cells * phases);
+  const std::size_t per_slot = static_cast<std::size_t>(unit * chunk * phases);
   // Every tap is a pair of exactly one phase.
   const double tables = static_cast<double>(l.taps) * (16.0 + 2.0 * static_cast<double>(vecs));
   if (static_cast<double>(per_slot * threads * sizeof(T)) + tables >
       detail::scratch_budget(detail::output_bytes(g, sizeof(T))))
     return phase::kDeclined;
-  const PhasePairs pp = phase_pairs(g, l, ks.cell_lanes);
+  const PhasePairs pp = phase_pairs(g, l, lanes);
   std::vector<T> scratch;
   detail::resize_or_throw(scratch, per_slot * static_cast<std::size_t>(threads),
                           "the direct driver's columns");
+  // An item: output channels of a group over one chunk of cells of every image.
   auto body = [&](std::int64_t item, int slot) {
-    const std::int64_t gi = item / per_group, c0 = item % per_group * unit;
+    const std::int64_t gi = item / chunks / per_group, c0 = item / chunks % per_group * unit;
     const std::int64_t cols = std::min(l.cout_g, c0 + unit) - c0;
+    const std::int64_t m0 = item % chunks * chunk;
     if (cols <= 0) return;
     T* c = scratch.data() + static_cast<std::size_t>(slot) * per_slot;
     GemmCall<T> call = cell_call(l, c);
@@ -522,14 +573,18 @@ std::size_t run_phases(const Problem<T>& p, const KernelSet<T>& ks, const Layout
     call.pairs = static_cast<std::int64_t>(pp.a_off.size());
     call.a_off = pp.a_off.data();
     call.b_off = pp.b_off.data();
-    call.a_lanes = pp.lanes.data();
+    call.lanes_ld = vecs;
     call.sets = static_cast<std::int64_t>(pp.y_off.size());
     call.set_first = pp.first.data();
-    call.c_ss = cols * l.cells;
+    T* y_co = p.y + (gi * l.cout_g + c0) * l.y_c;
+    call.m = std::min(chunk, l.cells - m0);
+    call.a_lanes = pp.lanes.data() + m0 / lanes;
+    call.c_ns = call.m;
+    call.c_ss = cols * call.m;
     for (std::int64_t n = 0; n < g.batch; ++n) {
-      call.a = p.x + n * l.x_n + gi * l.cin_g * l.x_c;
+      call.a = p.x + n * l.x_n + gi * l.cin_g * l.x_c + m0;
       ks.cell_gemm(call);
-      store_phases(g, l, pp, c, call.c_ss, cols, p.y + n * l.y_n + (gi * l.cout_g + c0) * l.y_c);
+      store_phases(g, l, pp, c, call.c_ss, call.c_ns, cols, m0, call.m, y_co + n * l.y_n);
     }
   };
   detail::parallel_for(items, threads, body, detail::Schedule::runs);
@@ -548,6 +603,12 @@ template <class T>
 bool by_phases(const Problem<T>& p, const KernelSet<T>& ks) {
   Layout l;
   return layout(p, &l) && phases_take(*p.g, l, ks);
+}
+
+template <class T>
+bool narrow_phases(const Problem<T>& p, const KernelSet<T>& ks) {
+  Layout l;
+  return layout(p, &l) && narrow_take(*p.g, l, ks);
 }
 
 template <class T>
@@ -618,6 +679,8 @@ template bool applies(const Problem<float>&);
 template bool applies(const Problem<double>&);
 template bool by_phases(const Problem<float>&, const KernelSet<float>&);
 template bool by_phases(const Problem<double>&, const KernelSet<double>&);
+template bool narrow_phases(const Problem<float>&, const KernelSet<float>&);
+template bool narrow_phases(const Problem<double>&, const KernelSet<double>&);
 template std::size_t run(const Problem<float>&, const KernelSet<float>&, int, std::size_t*);
 template std::size_t run(const Problem<double>&, const KernelSet<double>&, int, std::size_t*);
 

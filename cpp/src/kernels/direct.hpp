@@ -21,7 +21,8 @@
 //
 // Where moreover every output dim is stride x input (run_phases), each phase's outputs lie on a
 // grid of the input's shape: the cell kernel sums a phase's taps over the input read in place at
-// their shifts (lanes outside it masked) and each output is written once, with no col2im.
+// their shifts (lanes outside it masked) and each output is written once, with no col2im. Groups
+// of a few output channels take that path over any number of cells.
 //
 // Otherwise work goes in panels of the kernel's width nr over the columns, copied a block of
 // panels at a time (see copy_block in direct.cpp): all the cells of a panel are run while its
@@ -44,9 +45,14 @@ template <class T>
 bool applies(const Problem<T>& p);
 
 // Whether run takes the phases path (the cell kernel, every output dim stride x input, one
-// image's cells contiguous and within the kernel's tile).
+// image's cells contiguous and within the kernel's tile, or narrow_phases).
 template <class T>
 bool by_phases(const Problem<T>& p, const KernelSet<T>& ks);
+
+// Whether run takes the phases path for any number of cells (in chunks of cells past a tile):
+// 5-12 output channels per group.
+template <class T>
+bool narrow_phases(const Problem<T>& p, const KernelSet<T>& ks);
 
 // Runs the layer on up to `threads` threads. Returns the scratch bytes used (all threads; each
 // chunk's C), with the blocks of copied weights in *block_bytes (the packed weights of this

@@ -45,7 +45,9 @@ struct GemmCall {
   // b[b_off[p] + k * b_ld + n * b_ns]), and, or null for all, per (pair p, vector v of
   // positions) the lanes of A to read, bit i of a_lanes[p * ceil(m / lanes) + v] for position
   // v * lanes + i: the others are zeros the kernel must not read (A is the input read in place).
-  std::int64_t b_ns = 1;
+  // lanes_ld: a_lanes' entries per pair when not ceil(m / lanes) (a call over part of the
+  // cells, a_lanes pointing at the first vector's entry of pair 0).
+  std::int64_t b_ns = 1, lanes_ld = 0;
   const std::uint16_t* a_lanes = nullptr;
   // The cell kernel only: `sets` GEMMs at once, set s of pairs [set_first[s], set_first[s + 1])
   // into its C at c + s * c_ss (sets == 1 with set_first null: every pair into c).
