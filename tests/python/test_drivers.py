@@ -509,6 +509,22 @@ def test_narrow_groups_run_by_phases_over_chunks_of_cells(
         assert_close_in_max_norm(y[finite], want[finite], dtype)
 
 
+@pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
+@pytest.mark.parametrize("size, groups", [((8, 8), 1), ((20, 20), 2)])
+def test_narrow_groups_give_the_same_bits_on_any_thread_count(size, groups, threads_restored):
+    # Items are (group, chunk of cells, image): one group of one chunk still splits by image.
+    x, w, kw = _layer(16 * groups, 8, size, 4, 2, padding=1, groups=groups)
+    x = np.concatenate([x, 2 * x, -x])
+    b = np.random.default_rng(8).standard_normal(8 * groups).astype(np.float32)
+    ys = []
+    for threads in (1, 2):
+        tconv.set_num_threads(threads)
+        ys.append(tconv.conv_transpose(x, w, b, **kw))
+        assert _core.last_call_kernel() == "direct_phases"
+    np.testing.assert_array_equal(ys[0], ys[1])
+    assert_close_in_max_norm(ys[0], reference.conv_transpose(x, w, b, **kw), np.float32)
+
+
 @pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
 @pytest.mark.parametrize(
     "cout_g, want",

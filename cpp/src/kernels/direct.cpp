@@ -524,7 +524,7 @@ std::int64_t phases_chunk(const Layout& l, std::int64_t tile, std::int64_t lanes
   return std::min(l.cells, std::max(fit / lanes, (tile + lanes - 1) / lanes) * lanes);
 }
 
-// The layer by phases: per item (output channels of a group), per image, per chunk of cells, one
+// The layer by phases: per item (output channels of a group, a chunk of cells, an image), one
 // cell_gemm over every phase and a store_phases. Returns the scratch bytes, or
 // phase::kDeclined.
 template <class T>
@@ -546,7 +546,7 @@ std::size_t run_phases(const Problem<T>& p, const KernelSet<T>& ks, const Layout
   const std::int64_t per_group = (l.cout_g + most - 1) / most,
                      chunks = (l.cells + chunk - 1) / chunk;
   const std::int64_t unit = (l.cout_g + per_group - 1) / per_group,
-                     items = g.groups * per_group * chunks;
+                     items = g.groups * per_group * chunks * g.batch;
   threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
   const std::size_t per_slot = static_cast<std::size_t>(unit * chunk * phases);
   // Every tap is a pair of exactly one phase.
@@ -558,11 +558,13 @@ std::size_t run_phases(const Problem<T>& p, const KernelSet<T>& ks, const Layout
   std::vector<T> scratch;
   detail::resize_or_throw(scratch, per_slot * static_cast<std::size_t>(threads),
                           "the direct driver's columns");
-  // An item: output channels of a group over one chunk of cells of every image.
+  // An item: output channels of a group over one chunk of cells of one image (the images of a
+  // chunk in a row: a thread's run of items reads the same weights).
   auto body = [&](std::int64_t item, int slot) {
-    const std::int64_t gi = item / chunks / per_group, c0 = item / chunks % per_group * unit;
+    const std::int64_t n = item % g.batch, part = item / g.batch;
+    const std::int64_t gi = part / chunks / per_group, c0 = part / chunks % per_group * unit;
     const std::int64_t cols = std::min(l.cout_g, c0 + unit) - c0;
-    const std::int64_t m0 = item % chunks * chunk;
+    const std::int64_t m0 = part % chunks * chunk;
     if (cols <= 0) return;
     T* c = scratch.data() + static_cast<std::size_t>(slot) * per_slot;
     GemmCall<T> call = cell_call(l, c);
@@ -581,11 +583,9 @@ std::size_t run_phases(const Problem<T>& p, const KernelSet<T>& ks, const Layout
     call.a_lanes = pp.lanes.data() + m0 / lanes;
     call.c_ns = call.m;
     call.c_ss = cols * call.m;
-    for (std::int64_t n = 0; n < g.batch; ++n) {
-      call.a = p.x + n * l.x_n + gi * l.cin_g * l.x_c + m0;
-      ks.cell_gemm(call);
-      store_phases(g, l, pp, c, call.c_ss, call.c_ns, cols, m0, call.m, y_co + n * l.y_n);
-    }
+    call.a = p.x + n * l.x_n + gi * l.cin_g * l.x_c + m0;
+    ks.cell_gemm(call);
+    store_phases(g, l, pp, c, call.c_ss, call.c_ns, cols, m0, call.m, y_co + n * l.y_n);
   };
   detail::parallel_for(items, threads, body, detail::Schedule::runs);
   return scratch.capacity() * sizeof(T) + static_cast<std::size_t>(tables);
