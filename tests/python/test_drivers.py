@@ -91,27 +91,22 @@ def test_every_driver_that_takes_a_layer_gives_the_reference(cfg):
     x, w, b, kw = layer_inputs(cfg)
     want = reference.conv_transpose(x, w, b, **kw)
     for isa in reachable_isas():
-        taken = []
+        taken, kernels = [], {}
         for driver in DRIVERS:
             got = run_on(driver, isa, x, w, b, kw)
             if got is None:
                 continue
-            y, kernel = got
-            assert driver_of(kernel) == driver
+            y, kernels[driver] = got
+            assert driver_of(kernels[driver]) == driver
             assert_close_in_norm(y, want, cfg["dtype"], msg=f"{driver} on {isa}")
             taken.append(driver)
         assert taken[-1] == "portable"  # it takes every layer and closes the list
         y, kernel = run_on(None, isa, x, w, b, kw)
-        # The dispatch sends a layer to direct where its phases path beats the packed panels
-        # (5-12 output channels per group) or the pack does not pay (weights of 256 KiB or more,
+        # The dispatch sends a layer to direct where its phases path takes it with 5-12 output
+        # channels per group (the path's shape rule is the core's, after it drops dims of one
+        # cell, one tap and one output) or the pack does not pay (weights of 256 KiB or more,
         # which these small layers never have).
-        cout_g = cfg["cout_g"]
-        by_phases = (
-            5 <= cout_g <= 12
-            and "direct" in taken
-            and direct_kernel(isa, x, y, kw["stride"], cfg["channels_last"], cout_g)
-            == "direct_phases"
-        )
+        by_phases = 5 <= cfg["cout_g"] <= 12 and kernels.get("direct") == "direct_phases"
         routed = [d for d in taken if d != "direct" or by_phases]
         assert driver_of(kernel) == routed[0], f"dispatch on {isa}: {kernel}, list: {taken}"
         if isa == "portable":
@@ -218,27 +213,32 @@ DIRECT_LAYERS = layers(
 )
 
 
-def direct_kernel(
-    isa: str, x: np.ndarray, y: np.ndarray, stride, channels_last: bool = False, cout_g: int = 0
-) -> str:
+def direct_kernel(isa: str, x: np.ndarray, w: np.ndarray, kw: dict) -> str:
     """The direct driver's kernel. The cell kernel (AVX-512 only) holds an image's cells in its
     vector lanes, so it takes inputs whose cells lie one element apart and fit one tile (four
     vectors: 64 float32, 32 float64): by phases where every output dim is stride x input (any
     batch), otherwise with a col2im for one image. With 5-12 output channels per group it takes
-    any number of cells by phases."""
-    spatial = range(1, x.ndim - 1) if channels_last else range(2, x.ndim)
+    any number of cells by phases. Dims of one cell, one tap and one output, unpadded, do not
+    count (the core drops them, all but the last where every dim is one)."""
+    g = tconv.ConvTranspose(w, None, **kw)._resolve(x.shape, None)[0]
+    first_spatial = 1 if g.channels_last else 2
+    kept = [
+        d
+        for d in range(g.rank)
+        if (g.input[d], g.kernel[d], g.output[d], g.pad_lo[d]) != (1, 1, 1, 0)
+    ] or [g.rank - 1]
     step, unit = x.itemsize, True
-    for d in reversed(spatial):
-        if x.shape[d] > 1:
-            unit = unit and x.strides[d] == step
-            step *= x.shape[d]
-    cells = int(np.prod([x.shape[d] for d in spatial]))
+    for d in reversed(kept):
+        if g.input[d] > 1:
+            unit = unit and x.strides[first_spatial + d] == step
+            step *= g.input[d]
+    cells = int(np.prod(g.input))
     fits = isa == "avx512" and unit and cells <= 4 * 64 // x.itemsize
-    strides = np.broadcast_to(stride, len(spatial))
-    grid = all(y.shape[d] == s * x.shape[d] for d, s in zip(spatial, strides))
+    grid = all(g.output[d] == g.stride[d] * g.input[d] for d in kept)
+    cout_g = g.out_channels // g.groups
     if isa == "avx512" and unit and grid and (fits or 5 <= cout_g <= 12):
         return "direct_phases"
-    return "direct_cells" if fits and x.shape[0] == 1 else "direct"
+    return "direct_cells" if fits and g.batch == 1 else "direct"
 
 
 @pytest.mark.hypothesis
@@ -255,11 +255,7 @@ def test_direct_gives_the_reference(cfg):
             assert cfg["channels_last"] or cfg["layout"] != "c"
             continue
         y, kernel = got
-        cout_g = w.shape[-2 if cfg["channels_last"] else 1]
-        assert kernel == direct_kernel(isa, x, y, kw["stride"], cfg["channels_last"], cout_g), (
-            kernel,
-            isa,
-        )
+        assert kernel == direct_kernel(isa, x, w, kw), (kernel, isa)
         assert_close_in_norm(y, want, cfg["dtype"], msg=f"direct on {isa}")
 
 
@@ -303,7 +299,7 @@ def test_direct_cells_gives_the_reference(size, dtype, groups, cout_g, batch, ci
     g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
     y = np.empty(g.output_shape(), dtype)
     _core.conv_transpose(g, x, w, b, y, 0, "avx512", "direct")
-    assert _core.last_call_kernel() == direct_kernel("avx512", x, y, 2, cout_g=cout_g)
+    assert _core.last_call_kernel() == direct_kernel("avx512", x, w, kw)
     assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), dtype)
 
 
@@ -333,7 +329,7 @@ def test_direct_passes_nonfinite_values_as_the_definition_does(value, where, pat
     assert np.isnan(want).any() or np.isinf(want).any()
     for isa in VECTOR_ISAS:
         y, kernel = run_on(None, isa, x, w, None, kw)
-        assert kernel == direct_kernel(isa, x, y, kw["stride"], cout_g=w.shape[1])
+        assert kernel == direct_kernel(isa, x, w, kw)
         np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
         np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
         finite = np.isfinite(want)
