@@ -432,7 +432,6 @@ PhasePairs phase_pairs(const Geometry& g, const Layout& l, std::int64_t lanes) {
     dims.push_back(phase::dim_phases(g.kernel[d], g.stride[d], g.dilation[d], g.pad_lo[d]));
     phases *= g.stride[d];
   }
-  const std::int64_t vecs = (l.cells + lanes - 1) / lanes;
   PhasePairs pp;
   for (std::int64_t ph = 0; ph < phases; ++ph) {
     std::int64_t res[kMaxRank], y_off = 0;
