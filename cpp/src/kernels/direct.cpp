@@ -370,7 +370,7 @@ struct PhasePairs {
 };
 
 // Output channels per group for which the phases path runs any number of cells (see
-// narrow_take): fewer go to the grid kernel.
+// narrow_cols): fewer go to the grid kernel.
 constexpr std::int64_t kNarrowColsMin = 5, kNarrowColsMax = 12;
 
 // Whether the phases path takes the layer's shape: every output dim stride x input, the cells
@@ -385,15 +385,14 @@ bool phases_shape(const Geometry& g, const Layout& l, const KernelSet<T>& ks) {
 
 // A few output channels per group (the layer's or its groups'): a packed panel would run most of
 // its lanes on zero columns, where the cells fill the phases path's lanes; any number of cells.
-template <class T>
-bool narrow_take(const Geometry& g, const Layout& l, const KernelSet<T>& ks) {
-  return l.cout_g >= kNarrowColsMin && l.cout_g <= kNarrowColsMax && phases_shape(g, l, ks);
+bool narrow_cols(const Layout& l) {
+  return l.cout_g >= kNarrowColsMin && l.cout_g <= kNarrowColsMax;
 }
 
 // Whether the phases path takes the layer (see by_phases).
 template <class T>
 bool phases_take(const Geometry& g, const Layout& l, const KernelSet<T>& ks) {
-  return phases_shape(g, l, ks) && (l.cells <= ks.cell_mr || narrow_take(g, l, ks));
+  return phases_shape(g, l, ks) && (l.cells <= ks.cell_mr || narrow_cols(l));
 }
 
 // Appends one pair's lane table: per vector of `lanes` cells the bits of the cells whose cell +
@@ -607,7 +606,7 @@ bool by_phases(const Problem<T>& p, const KernelSet<T>& ks) {
 template <class T>
 bool narrow_phases(const Problem<T>& p, const KernelSet<T>& ks) {
   Layout l;
-  return layout(p, &l) && narrow_take(*p.g, l, ks);
+  return layout(p, &l) && narrow_cols(l) && phases_shape(*p.g, l, ks);
 }
 
 template <class T>
