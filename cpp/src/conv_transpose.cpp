@@ -751,6 +751,36 @@ void conv_transpose(const Geometry& g, const double* x, const std::vector<std::i
 
 // ---- plan ------------------------------------------------------------------------------------
 
+namespace {
+// Copies the array (shape, strides in elements) into dst, C-contiguous: per index of the outer
+// axes one run of the trailing axes that lie densely in the source (the whole array for a
+// C-contiguous one), element by element where the last axis is strided.
+template <class T>
+void copy_dense(const std::vector<std::int64_t>& shape, const T* src,
+                const std::vector<std::int64_t>& strides, T* dst) {
+  std::int64_t n = 1;
+  for (auto e : shape) n *= e;
+  if (n == 0) return;
+  std::size_t outer = shape.size() - 1;
+  std::int64_t len = shape[outer];
+  const std::int64_t step = strides[outer];
+  while (step == 1 && outer > 0 && strides[outer - 1] == len) len *= shape[--outer];
+  std::vector<std::int64_t> idx(outer, 0);
+  for (std::int64_t e = 0; e < n; e += len, dst += len) {
+    const T* row = src;
+    for (std::size_t a = 0; a < outer; ++a) row += idx[a] * strides[a];
+    if (step == 1)
+      std::copy(row, row + len, dst);
+    else
+      for (std::int64_t j = 0; j < len; ++j) dst[j] = row[j * step];
+    for (std::size_t a = outer; a-- > 0;) {
+      if (++idx[a] < shape[a]) break;
+      idx[a] = 0;
+    }
+  }
+}
+}  // namespace
+
 template <class T>
 struct ConvTransposePlan<T>::Impl {
   LayerSpec spec;
@@ -792,27 +822,7 @@ ConvTransposePlan<T>::ConvTransposePlan(const std::vector<std::int64_t>& weight_
   const std::int64_t n = checked_product(weight_shape, "the weight size");
   impl_->weight = detail::make_buffer<T>(static_cast<std::size_t>(n),
                                          "the plan's copy of the weights", detail::kWeightsAdvice);
-  if (n > 0) {
-    // Row by row (last axis innermost): the copy runs at memory speed for the usual layouts.
-    const std::size_t last = weight_shape.size() - 1;
-    const std::int64_t len = weight_shape[last], step = ws[last];
-    std::vector<std::int64_t> idx(last, 0);
-    T* dst = impl_->weight.get();
-    for (std::int64_t e = 0; e < n; e += len, dst += len) {
-      std::int64_t off = 0;
-      for (std::size_t a = 0; a < last; ++a) off += idx[a] * ws[a];
-      const T* src = weight + off;
-      if (step == 1) {
-        std::copy(src, src + len, dst);
-      } else {
-        for (std::int64_t j = 0; j < len; ++j) dst[j] = src[j * step];
-      }
-      for (std::size_t a = last; a-- > 0;) {
-        if (++idx[a] < weight_shape[a]) break;
-        idx[a] = 0;
-      }
-    }
-  }
+  copy_dense(weight_shape, weight, ws, impl_->weight.get());
   if (bias) {
     impl_->has_bias = true;
     impl_->bias.assign(bias, bias + g.out_channels);

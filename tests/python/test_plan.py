@@ -39,6 +39,34 @@ def test_plan_equals_functional(case, dtype):
     assert np.array_equal(plan(x), want)
 
 
+def _weight_view(kind: str, rng) -> np.ndarray:
+    """A (6, 3, 4, 4) weight that is a view, not a C-contiguous array."""
+    if kind == "channels_sliced":  # the taps and the kept channels dense, the rows apart
+        return rng.standard_normal((6, 5, 4, 4))[:, 1:4]
+    if kind == "axes_swapped":  # the taps dense, the two channel axes swapped
+        return np.ascontiguousarray(rng.standard_normal((3, 6, 4, 4))).transpose(1, 0, 2, 3)
+    if kind == "taps_reversed":  # a negative innermost stride
+        return rng.standard_normal((6, 3, 4, 4))[:, :, :, ::-1]
+    if kind == "fortran":
+        return np.asfortranarray(rng.standard_normal((6, 3, 4, 4)))
+    return rng.standard_normal((12, 3, 4, 4))[::2]  # every other input channel
+
+
+@pytest.mark.parametrize(
+    "kind", ["channels_sliced", "axes_swapped", "taps_reversed", "fortran", "strided_rows"]
+)
+def test_plan_copies_weights_given_as_views(kind):
+    rng = np.random.default_rng(3)
+    w = _weight_view(kind, rng)
+    assert w.shape == (6, 3, 4, 4) and not w.flags.c_contiguous
+    x = rng.standard_normal((2, 6, 5, 5))
+    plan = tconv.ConvTranspose(w, stride=2, padding=1)
+    want = reference.conv_transpose(x, np.ascontiguousarray(w), stride=2, padding=1)
+    np.testing.assert_allclose(plan(x), want, rtol=1e-12, atol=1e-12)
+    w[...] = 0  # the plan holds its own copy
+    np.testing.assert_allclose(plan(x), want, rtol=1e-12, atol=1e-12)
+
+
 def test_output_size_matches_functional():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 4, 5, 5)).astype(np.float32)
