@@ -433,7 +433,10 @@ template <class T>
 std::size_t shuffle_run(Call<T>& c) {
   if (!c.shuffle_in_place()) return phase_run<T, kernels::phase::run_shuffle<T>>(c);
   t_last_isa = c.isa;
-  return kernels::phase::run_shuffle_in_place(c.p, c.ks, c.threads);
+  std::size_t blocks = 0;
+  const std::size_t scratch = kernels::phase::run_shuffle_in_place(c.p, c.ks, c.threads, &blocks);
+  t_last_memory.packed_weight_bytes = blocks;
+  return scratch;
 }
 
 // The direct driver (kernels/direct.hpp): the GEMM on the weights as passed, no pack.

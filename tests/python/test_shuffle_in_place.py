@@ -1,7 +1,8 @@
 """The functional call on layers with one input position (DCGAN's z -> 4x4 projection) reads the
 weights as they lie: each input channel's (C_out/g, *kernel) run is a row of the shuffle's GEMM
-and the output's order too, so nothing is packed. A plan keeps its packed weights; both give
-the same numbers, and the reference's."""
+and the output's order too, so nothing is packed (blocks of a few panels are copied as the GEMM
+reaches them). A plan keeps its packed weights; both give the same numbers, and the
+reference's."""
 
 from __future__ import annotations
 
@@ -56,11 +57,15 @@ def test_functional_reads_the_weights_in_place_on_every_isa(layer, dtype):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_plan_packs_and_gives_the_same_bits(bias):
+def test_plan_packs_and_gives_the_same_bits(bias, threads_restored):
     x, w, b, kw = projection(16, 100, 32, (4, 4), bias=bias)
+    tconv.set_num_threads(1)
     y = tconv.conv_transpose(x, w, b, **kw)
     assert _core.last_call_kernel() == "phase_shuffle_in_place"
-    assert _core.last_call_memory()["packed_weight_bytes"] == 0
+    # One block of four panels (of 32 or 16 columns) is copied at a time: an eighth or a
+    # quarter of the weights here, never all of them.
+    copied = _core.last_call_memory()["packed_weight_bytes"]
+    assert 0 < copied <= w.nbytes // 4 and copied % (4 * 100 * 16 * 4) == 0
     plan = tconv.ConvTranspose(w, b, **kw)
     yp = plan(x)
     assert _core.last_call_kernel() == "phase_shuffle"

@@ -8,6 +8,7 @@
 
 #include "buffer.hpp"
 #include "kernels/phase.hpp"
+#include "kernels/weight_blocks.hpp"
 #include "runtime.hpp"
 #include "threadpool.hpp"
 
@@ -194,25 +195,6 @@ struct Shape {
   std::int64_t nr, chunks;
   std::int64_t block;  // panels per block of weights copied at once (see copy_block)
 };
-
-// A block of the weights, K rows of `cols` values b_ld apart, copied panel by panel to `buf`
-// ([panel][K][nr], zero-padded: the kernel reads nr columns of every row). In place, the rows
-// lie N values apart, a stride that maps a panel onto a few sets of L1 and L2, so every tile
-// would read its weights from L3; and rows of a whole block (several panels) rather than of
-// one panel are long enough runs for the memory to stream.
-template <class T>
-void copy_block(const T* b, std::int64_t b_ld, std::int64_t K, std::int64_t cols, std::int64_t nr,
-                T* buf) {
-  const std::int64_t panels = (cols + nr - 1) / nr;
-  for (std::int64_t k = 0; k < K; ++k) {
-    for (std::int64_t q = 0; q < panels; ++q) {
-      const std::int64_t n = std::min(nr, cols - q * nr);
-      T* dst = buf + (q * K + k) * nr;
-      std::memcpy(dst, b + k * b_ld + q * nr, static_cast<std::size_t>(n) * sizeof(T));
-      for (std::int64_t j = n; j < nr; ++j) dst[j] = T(0);
-    }
-  }
-}
 
 // One panel: columns [j0, j0 + n_cols) of group gi, every image, in chunks of cells. `c` holds
 // a chunk's C, `panel` the panel's weights (see copy_block).
@@ -636,9 +618,7 @@ std::size_t run(const Problem<T>& p, const KernelSet<T>& ks, int threads,
   const std::int64_t chunk = 2 * ks.mr;
   sh.chunks = std::max<std::int64_t>(1, (l.cells + chunk - 1) / chunk);
   const std::int64_t most = (l.cells + sh.chunks - 1) / sh.chunks;
-  // Blocks of up to four panels, their copy within a quarter of L2.
-  sh.block =
-      std::clamp<std::int64_t>((256 << 10) / (l.cin_g * sh.nr * std::int64_t(sizeof(T))), 1, 4);
+  sh.block = block_panels(l.cin_g, sh.nr, sizeof(T));
   // A thread's item: the output channels of whole panels, a block's worth where that divides
   // evenly (the channels of a panel never go to two threads).
   const std::int64_t whole = sh.nr / std::gcd(l.taps, sh.nr);

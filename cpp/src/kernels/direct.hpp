@@ -25,7 +25,7 @@
 // of a few output channels take that path over any number of cells.
 //
 // Otherwise work goes in panels of the kernel's width nr over the columns, copied a block of
-// panels at a time (see copy_block in direct.cpp): all the cells of a panel are run while its
+// panels at a time (see weight_blocks.hpp): all the cells of a panel are run while its
 // weights (C_in/g x nr) are in cache, in chunks of about two tiles whose C stays in L1 and is added
 // into y at once. A thread owns whole output channels, so no two threads add into one y cell;
 // a cell's contributions arrive in an order fixed by the layer, nr and the kernel's tile

@@ -8,6 +8,7 @@
 #include "buffer.hpp"
 #include "finite.hpp"
 #include "kernels/phase_tiling.hpp"
+#include "kernels/weight_blocks.hpp"
 #include "runtime.hpp"
 #include "threadpool.hpp"
 
@@ -1654,7 +1655,8 @@ bool shuffle_reads_weights(const Problem<T>& p, std::int64_t nr) {
 }
 
 template <class T>
-std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, int threads) {
+std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, int threads,
+                                 std::size_t* block_bytes) {
   runtime::note_kernel("phase_shuffle_in_place");
   const Geometry& g = *p.g;
   std::int64_t taps = 1;
@@ -1667,31 +1669,45 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
     detail::resize_or_throw(bias, static_cast<std::size_t>(g.groups * cols), "the bias per tap");
     for (std::int64_t j = 0; j < g.groups * cols; ++j) bias[j] = p.bias[j / taps];
   }
+  // An item: a block of panels of one group, copied (see weight_blocks.hpp) and then run.
+  const std::int64_t block = block_panels(cin_g, ks.nr, sizeof(T));
+  const std::int64_t blocks = (panels + block - 1) / block, items = g.groups * blocks;
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
+  const std::size_t per_slot = static_cast<std::size_t>(block * cin_g * ks.nr);
+  std::vector<T> bufs;
+  detail::resize_or_throw(bufs, per_slot * static_cast<std::size_t>(threads),
+                          "the blocks of copied weights");
   const std::int64_t zero_off = 0;
-  auto body = [&](std::int64_t item, int) {
-    const std::int64_t gi = item / panels, j0 = item % panels * ks.nr;
+  auto body = [&](std::int64_t item, int slot) {
+    const std::int64_t gi = item / blocks, q0 = item % blocks * block;
+    const std::int64_t q1 = std::min(panels, q0 + block);
+    T* buf = bufs.data() + static_cast<std::size_t>(slot) * per_slot;
+    copy_block(p.w + gi * cin_g * p.w_strides[0] + q0 * ks.nr, p.w_strides[0], cin_g,
+               (q1 - q0) * ks.nr, ks.nr, buf);
     GemmCall<T> call;
     call.a = p.x + gi * cin_g * p.x_strides[1];
     call.a_off = &zero_off;
-    call.b = p.w + gi * cin_g * p.w_strides[0] + j0;
     call.b_off = &zero_off;
     call.pairs = 1;
     call.k = cin_g;
     call.a_ks = p.x_strides[1];
     call.a_ms = p.x_strides[0];
-    call.b_ld = p.w_strides[0];
-    call.c = p.y + gi * cols + j0;
+    call.b_ld = ks.nr;
     call.c_ms = p.y_strides[0];
     call.c_ns = 1;
     call.m = g.batch;
     call.n = ks.nr;
-    call.bias = p.bias ? bias.data() + gi * cols + j0 : nullptr;
-    ks.channel_gemm(call);
+    for (std::int64_t q = q0; q < q1; ++q) {
+      const std::int64_t j0 = q * ks.nr;
+      call.b = buf + (q - q0) * cin_g * ks.nr;
+      call.c = p.y + gi * cols + j0;
+      call.bias = p.bias ? bias.data() + gi * cols + j0 : nullptr;
+      ks.channel_gemm(call);
+    }
   };
-  const std::int64_t items = g.groups * panels;
-  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
-  // Runs of consecutive panels per thread: neighbouring columns share the weights' lines.
+  // Runs of consecutive blocks per thread: a thread walks the weights' columns in order.
   detail::parallel_for(items, threads, body, detail::Schedule::runs);
+  *block_bytes = bufs.capacity() * sizeof(T);
   return bias.capacity() * sizeof(T);
 }
 
@@ -1725,8 +1741,10 @@ template bool shuffle_applies(const Problem<float>&);
 template bool shuffle_applies(const Problem<double>&);
 template bool shuffle_reads_weights(const Problem<float>&, std::int64_t);
 template bool shuffle_reads_weights(const Problem<double>&, std::int64_t);
-template std::size_t run_shuffle_in_place(const Problem<float>&, const KernelSet<float>&, int);
-template std::size_t run_shuffle_in_place(const Problem<double>&, const KernelSet<double>&, int);
+template std::size_t run_shuffle_in_place(const Problem<float>&, const KernelSet<float>&, int,
+                                          std::size_t*);
+template std::size_t run_shuffle_in_place(const Problem<double>&, const KernelSet<double>&, int,
+                                          std::size_t*);
 template std::size_t run_shuffle(const Problem<float>&, const Packed<float>&,
                                  const KernelSet<float>&, int);
 template std::size_t run_shuffle(const Problem<double>&, const Packed<double>&,

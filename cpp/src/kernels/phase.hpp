@@ -129,12 +129,15 @@ template <class T>
 std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
                         int threads);
 
-// run_shuffle with the weights read in place rather than packed: a row of B is an input
-// channel's weights, its columns the (output channel, tap) pairs, which are also the output's
-// order. Every product it forms is one of the definition's, so Inf and NaN weights need no
-// other kernel. Returns the scratch bytes used (the bias, one value per column).
+// run_shuffle with the weights as they lie rather than packed: a row of B is an input channel's
+// weights, its columns the (output channel, tap) pairs, which are also the output's order;
+// blocks of panels are copied as the GEMM reaches them (weight_blocks.hpp). Every product it
+// forms is one of the definition's, so Inf and NaN weights need no other kernel. Returns the
+// scratch bytes used (the bias, one value per column), with the blocks (one per thread) in
+// *block_bytes.
 template <class T>
-std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& kernels, int threads);
+std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& kernels, int threads,
+                                 std::size_t* block_bytes);
 
 // What run returns, computing nothing, where its buffers would exceed detail::scratch_budget
 // (kernels far longer than the input along two dims or more): the caller runs the layer on a

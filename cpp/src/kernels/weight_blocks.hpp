@@ -1,0 +1,38 @@
+// Blocks of weights copied panel by panel, for the kernels that read the weights as the caller
+// passed them (the direct driver, the shuffle in place).
+//
+// In place, a row-major B's rows lie N values apart, often a multiple of 4 KiB (DCGAN's
+// z -> 4x4 projection: 32 KiB): every row of a panel then maps to one set of L1 and a few of
+// L2, so each tile of positions would read the panel's weights from L3 or memory again. A copy
+// of a block of panels, [panel][K][nr], serves the tiles from cache, and rows of a whole block
+// (several panels) rather than of one panel are runs long enough for the memory to stream.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace tconv::kernels {
+
+// Panels per block: up to four, their copy within a quarter of L2.
+inline std::int64_t block_panels(std::int64_t K, std::int64_t nr, std::int64_t elem) {
+  return std::clamp<std::int64_t>((256 << 10) / std::max<std::int64_t>(1, K * nr * elem), 1, 4);
+}
+
+// Columns [0, cols) of K rows b_ld apart, copied to buf as [panel][K][nr], zero-padded (the
+// kernels read nr columns of every row).
+template <class T>
+void copy_block(const T* b, std::int64_t b_ld, std::int64_t K, std::int64_t cols, std::int64_t nr,
+                T* buf) {
+  const std::int64_t panels = (cols + nr - 1) / nr;
+  for (std::int64_t k = 0; k < K; ++k) {
+    for (std::int64_t q = 0; q < panels; ++q) {
+      const std::int64_t n = std::min(nr, cols - q * nr);
+      T* dst = buf + (q * K + k) * nr;
+      std::memcpy(dst, b + k * b_ld + q * nr, static_cast<std::size_t>(n) * sizeof(T));
+      for (std::int64_t j = n; j < nr; ++j) dst[j] = T(0);
+    }
+  }
+}
+
+}  // namespace tconv::kernels
