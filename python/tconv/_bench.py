@@ -390,6 +390,34 @@ def _median_time(f: Callable[[], Any], repeats: int, budget: float) -> float:
     return float(np.median(times))
 
 
+def _interleaved_times(
+    fs: dict[str, Callable[[], Any]],
+    repeats: int,
+    budget: float,
+    blocks: int = 8,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """Each callable's median call time, timed in alternating blocks (in order, then in reverse)
+    within `budget` seconds and `repeats` calls per callable: a shared machine's speed drifts by
+    tens of per cent over seconds, and timed one after another, two calls' ratio (a functional
+    call against its plan) would carry that drift. Each block starts with an untimed call."""
+    samples: dict[str, list[float]] = {name: [] for name in fs}
+    per_block = max(1, -(-repeats // blocks))
+    names = list(fs)
+    for b in range(blocks):
+        for name in names if b % 2 == 0 else names[::-1]:
+            f = fs[name]
+            f()
+            start = clock()
+            for _ in range(per_block):
+                t = clock()
+                f()
+                samples[name].append(clock() - t)
+                if clock() - start > budget / blocks:
+                    break
+    return {name: float(np.median(v)) for name, v in samples.items()}
+
+
 def _pin_to_cpus(threads: int):
     """Confine a worker to `threads` CPUs: some peers (XLA's CPU runtime) ignore every
     thread-count setting, and a '1 thread' figure must mean one core for all of them."""
@@ -580,6 +608,7 @@ def run_one(
             "errors": {},
             "refused": {},
         }
+        ours: dict[str, Callable[[], Any]] = {}
         for name, make in makers.items():
             if peers is not None and name not in peers and name not in OURS:
                 continue
@@ -603,7 +632,12 @@ def run_one(
                     f"tolerance {TOLERANCE[dtype]:.0e}): not timed"
                 )
                 continue
-            row["times"][name] = _median_time(f, repeats, budget)
+            if name in OURS:
+                ours[name] = f
+            else:
+                row["times"][name] = _median_time(f, repeats, budget)
+        # tconv's own calls side by side, so that their ratios (f/p) hold on a shared machine.
+        row["times"].update(_interleaved_times(ours, repeats, budget))
         results.append(row)
         print(json.dumps({"progress": layer["name"]}), flush=True)
     if probe and peak is not None:

@@ -246,6 +246,37 @@ def test_float64_runs_with_a_given_peak_on_two_thread_counts(suite, tmp_path):
 # ---- the check in front of every peer -----------------------------------------------------------
 
 
+def test_tconv_calls_are_timed_in_alternating_blocks():
+    calls = []
+    fs = {"fn": lambda: calls.append("f"), "plan": lambda: calls.append("p")}
+    _bench._interleaved_times(fs, repeats=4, budget=10.0, blocks=4)
+    # Per block one untimed call and repeats / blocks timed ones; the order reverses each block.
+    assert "".join(calls) == "ffppppffffppppff"
+
+
+def test_interleaved_ratio_holds_while_the_machine_slows_down():
+    # A machine 3 % slower after every call; the plan costs half the functional call.
+    clock, speed = [0.0], [1.0]
+
+    def costs(seconds):
+        def f():
+            clock[0] += seconds * speed[0]
+            speed[0] *= 1.03
+
+        return f
+
+    fs = {"fn": costs(2e-3), "plan": costs(1e-3)}
+    times = _bench._interleaved_times(fs, repeats=32, budget=100.0, clock=lambda: clock[0])
+    assert 1.8 < times["fn"] / times["plan"] < 2.2
+    # Timed one after the other, the drift would have made the functional call look faster.
+    clock[0], speed[0] = 0.0, 1.0
+    alone = {
+        name: _bench._interleaved_times({name: f}, 32, 100.0, clock=lambda: clock[0])[name]
+        for name, f in fs.items()
+    }
+    assert alone["fn"] / alone["plan"] < 1.0
+
+
 def test_agrees_rejects_wrong_outputs():
     rng = np.random.default_rng(3)
     want = rng.standard_normal((2, 3, 8, 8))
