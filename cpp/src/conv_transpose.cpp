@@ -228,16 +228,15 @@ struct PackCache {
   PackList<kernels::depthwise::Packed<T>> depthwise;
 };
 
-// Whether no weight is Inf or NaN. The vector kernels multiply weights by the zero halo around
-// the input rows and the depthwise row kernels by zero-padded rows, which is harmless for
-// finite weights but turns an Inf into NaN (0 * inf) in cells that weight never reaches; such
-// layers go to the portable kernel, which multiplies the pairs of the definition only.
-template <class T>
-bool all_finite(std::vector<std::int64_t> shape, const T* w, std::vector<std::int64_t> strides) {
+// Calls visit(row, len, step) on each run of the array's elements (shape, strides in elements),
+// in C order; stops at the first visit that returns false and returns whether none did.
+template <class T, class Visit>
+bool each_run(std::vector<std::int64_t> shape, const T* base, std::vector<std::int64_t> strides,
+              Visit visit) {
   for (auto e : shape)
     if (e == 0) return true;
   // Axes that continue the next one's run merge into it: the usual C-contiguous weights are one
-  // row, scanned at memory speed.
+  // run, visited at memory speed.
   for (std::size_t a = shape.size() - 1; a > 0; --a) {
     if (strides[a - 1] != strides[a] * shape[a]) continue;
     shape[a - 1] *= shape[a];
@@ -251,8 +250,7 @@ bool all_finite(std::vector<std::int64_t> shape, const T* w, std::vector<std::in
   for (;;) {
     std::int64_t off = 0;
     for (std::size_t a = 0; a < last; ++a) off += idx[a] * strides[a];
-    const T* row = w + off;
-    if (!detail::finite_run(row, len, step)) return false;
+    if (!visit(base + off, len, step)) return false;
     std::size_t a = last;
     for (; a > 0; --a) {
       if (++idx[a - 1] < shape[a - 1]) break;
@@ -260,6 +258,18 @@ bool all_finite(std::vector<std::int64_t> shape, const T* w, std::vector<std::in
     }
     if (a == 0) return true;
   }
+}
+
+// Whether no weight is Inf or NaN. The vector kernels multiply weights by the zero halo around
+// the input rows and the depthwise row kernels by zero-padded rows, which is harmless for
+// finite weights but turns an Inf into NaN (0 * inf) in cells that weight never reaches; such
+// layers go to the portable kernel, which multiplies the pairs of the definition only.
+template <class T>
+bool all_finite(const std::vector<std::int64_t>& shape, const T* w,
+                const std::vector<std::int64_t>& strides) {
+  return each_run(shape, w, strides, [](const T* row, std::int64_t len, std::int64_t step) {
+    return detail::finite_run(row, len, step);
+  });
 }
 
 // No input channels: nothing contributes and y is the bias (or zero). Handled before any
@@ -755,32 +765,19 @@ void conv_transpose(const Geometry& g, const double* x, const std::vector<std::i
 // ---- plan ------------------------------------------------------------------------------------
 
 namespace {
-// Copies the array (shape, strides in elements) into dst, C-contiguous: per index of the outer
-// axes one run of the trailing axes that lie densely in the source (the whole array for a
-// C-contiguous one), element by element where the last axis is strided.
+// Copies the array (shape, strides in elements) into dst, C-contiguous, a run at a time (see
+// each_run: a C-contiguous array is one copy).
 template <class T>
 void copy_dense(const std::vector<std::int64_t>& shape, const T* src,
                 const std::vector<std::int64_t>& strides, T* dst) {
-  std::int64_t n = 1;
-  for (auto e : shape) n *= e;
-  if (n == 0) return;
-  std::size_t outer = shape.size() - 1;
-  std::int64_t len = shape[outer];
-  const std::int64_t step = strides[outer];
-  while (step == 1 && outer > 0 && strides[outer - 1] == len) len *= shape[--outer];
-  std::vector<std::int64_t> idx(outer, 0);
-  for (std::int64_t e = 0; e < n; e += len, dst += len) {
-    const T* row = src;
-    for (std::size_t a = 0; a < outer; ++a) row += idx[a] * strides[a];
+  each_run(shape, src, strides, [&dst](const T* row, std::int64_t len, std::int64_t step) {
     if (step == 1)
       std::copy(row, row + len, dst);
     else
       for (std::int64_t j = 0; j < len; ++j) dst[j] = row[j * step];
-    for (std::size_t a = outer; a-- > 0;) {
-      if (++idx[a] < shape[a]) break;
-      idx[a] = 0;
-    }
-  }
+    dst += len;
+    return true;
+  });
 }
 }  // namespace
 
