@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdlib>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 
@@ -52,19 +54,60 @@ class OutOfMemory : public std::bad_alloc {
 extern const char* const kScratchAdvice;
 extern const char* const kWeightsAdvice;
 
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
-
-template <class T>
-using Buffer = std::unique_ptr<T[], FreeDeleter>;
-
 // Throws OutOfMemory, naming `what`, when the memory is not available.
 void* allocate_aligned(std::size_t bytes, const char* what, const char* advice);
 
+// Freed blocks of at least min_bytes kept for the next request of the same size: at most
+// max_blocks and max_bytes in all (the oldest given back go first). glibc hands large blocks back
+// to the system when they are freed, so each page of a block allocated again faults in again: a
+// functional call's packed weights did so call after call. A kept block is handed out only after it
+// was given back, so no two owners share one.
+// Pools are made with new and never destroyed (buffers freed during the program's exit still
+// find theirs).
+class BlockPool {
+ public:
+  BlockPool(std::size_t min_bytes, std::size_t max_bytes, std::size_t max_blocks);
+  // Every pool, locked across fork() (by the thread pool's handlers, after its job lock: a job
+  // may be waiting for a pool), so that a child never inherits one locked.
+  static void lock_all();
+  static void unlock_all();
+  BlockPool(const BlockPool&) = delete;
+  BlockPool& operator=(const BlockPool&) = delete;
+  // `bytes` on a 64-byte line: a kept block of that size, else a new one (OutOfMemory naming
+  // `what` when the memory is not available).
+  void* take(std::size_t bytes, const char* what, const char* advice);
+  // Keeps block p (of `bytes`, from take) for a later take, or frees it.
+  void give_back(void* p, std::size_t bytes);
+  std::size_t kept() const;
+
+ private:
+  ~BlockPool() = default;
+
+  struct Block {
+    void* data;
+    std::size_t bytes;
+  };
+  const std::size_t min_bytes_, max_bytes_, max_blocks_;
+  mutable std::mutex mutex_;
+  std::deque<Block> kept_;
+  std::size_t kept_bytes_ = 0;
+};
+
+// The pool of weight-sized buffers (Buffer): blocks from 128 KiB, at most four and 128 MiB kept.
+BlockPool& buffer_pool();
+
+struct PoolDeleter {
+  std::size_t bytes = 0;
+  void operator()(void* p) const { buffer_pool().give_back(p, bytes); }
+};
+
+template <class T>
+using Buffer = std::unique_ptr<T[], PoolDeleter>;
+
 template <class T>
 Buffer<T> make_buffer(std::size_t count, const char* what, const char* advice) {
-  return Buffer<T>(static_cast<T*>(allocate_aligned(count * sizeof(T), what, advice)));
+  const std::size_t bytes = count * sizeof(T);
+  return Buffer<T>(static_cast<T*>(buffer_pool().take(bytes, what, advice)), PoolDeleter{bytes});
 }
 
 // v.resize(n) or v.assign(n, value), with an OutOfMemory naming `what` on failure.

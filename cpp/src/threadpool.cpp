@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "buffer.hpp"
 #include "tconv/conv_transpose.hpp"  // Interrupted
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -174,12 +175,19 @@ class Pool {
 std::mutex g_job_mutex;
 Pool* g_pool = nullptr;  // never destroyed: workers may outlive static destruction order
 
-void before_fork() { g_job_mutex.lock(); }
-void after_fork_parent() { g_job_mutex.unlock(); }
+void before_fork() {
+  g_job_mutex.lock();
+  BlockPool::lock_all();
+}
+void after_fork_parent() {
+  BlockPool::unlock_all();
+  g_job_mutex.unlock();
+}
 void after_fork_child() {
   // The workers do not exist in the child. Their Pool cannot be destroyed (joining would
   // hang), so it is abandoned and a fresh one is made on demand.
   g_pool = nullptr;
+  BlockPool::unlock_all();
   g_job_mutex.unlock();  // locked by this same thread in before_fork
 }
 

@@ -1,16 +1,13 @@
 // Buffers for large results. glibc maps every block beyond its largest mmap threshold (32 MiB)
 // afresh and unmaps it on free, so each page of each such result faults in again, call after
 // call: on a 32 MiB output that cost about as much as the convolution itself. A buffer from here
-// is owned by a capsule; when the last array over it dies, it is kept (at most kKeptBuffers, each
-// at most kKeptMaxBytes) for the next result of the same size. A buffer is only handed out again
-// once nothing refers to it, so results never share memory.
+// is owned by a capsule; when the last array over it dies, it is kept (a detail::BlockPool: at
+// most kKeptBuffers and kKeptMaxBytes in all) for the next result of the same size. A buffer is
+// only handed out again once nothing refers to it, so results never share memory.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
-#include <cstdlib>  // std::free: the buffers come from detail::allocate_aligned
-#include <deque>
-#include <mutex>
 #include <vector>
 
 #include "bindings.hpp"
@@ -22,49 +19,29 @@ namespace tconv_py {
 namespace {
 
 constexpr std::size_t kReuseBytes = std::size_t{32} << 20;
-constexpr std::size_t kKeptMaxBytes = std::size_t{256} << 20;
+constexpr std::size_t kKeptMaxBytes = std::size_t{512} << 20;
 constexpr std::size_t kKeptBuffers = 2;
+
+// Never destroyed: results may outlive the module's statics at exit.
+tconv::detail::BlockPool& results() {
+  static auto* pool = new tconv::detail::BlockPool(kReuseBytes, kKeptMaxBytes, kKeptBuffers);
+  return *pool;
+}
 
 struct Block {
   void* data;
   std::size_t bytes;
 };
 
-std::mutex g_mutex;
-std::deque<Block> g_kept;  // oldest first
-
-Block take(std::size_t bytes) {
-  {
-    std::lock_guard<std::mutex> lock(g_mutex);
-    for (auto it = g_kept.begin(); it != g_kept.end(); ++it)
-      if (it->bytes == bytes) {
-        const Block b = *it;
-        g_kept.erase(it);
-        return b;
-      }
-  }
-  return {tconv::detail::allocate_aligned(bytes, "the result", tconv::detail::kScratchAdvice),
-          bytes};
-}
-
-void give_back(Block b) {
-  if (b.bytes > kKeptMaxBytes) return std::free(b.data);
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_kept.push_back(b);
-  while (g_kept.size() > kKeptBuffers) {
-    std::free(g_kept.front().data);
-    g_kept.pop_front();
-  }
-}
-
 // A uint8 array of `bytes` on a 64-byte boundary: from the kept buffers for sizes from
 // kReuseBytes on, numpy's allocator below.
 py::array result_buffer(std::size_t bytes) {
   if (bytes < kReuseBytes) return py::array_t<std::uint8_t>(static_cast<py::ssize_t>(bytes));
-  Block* owner = new Block(take(bytes));
+  Block* owner =
+      new Block{results().take(bytes, "the result", tconv::detail::kScratchAdvice), bytes};
   py::capsule base(owner, [](void* p) {
     Block* b = static_cast<Block*>(p);
-    give_back(*b);
+    results().give_back(b->data, b->bytes);
     delete b;
   });
   return py::array_t<std::uint8_t>({static_cast<py::ssize_t>(bytes)}, {py::ssize_t{1}},
@@ -95,12 +72,11 @@ void bind_results(py::module_& m) {
   m.def("result_array", &result_array, py::arg("shape"), py::arg("dtype"),
         "An uninitialised C-contiguous array on a 64-byte line; large ones reuse freed buffers.");
   m.def(
-      "kept_result_buffers",
-      [] {
-        std::lock_guard<std::mutex> lock(g_mutex);
-        return g_kept.size();
-      },
+      "kept_result_buffers", [] { return results().kept(); },
       "Freed large result buffers kept for reuse (for tests).");
+  m.def(
+      "kept_weight_buffers", [] { return tconv::detail::buffer_pool().kept(); },
+      "Freed buffers of packed or copied weights kept for reuse (for tests).");
   m.attr("RESULT_REUSE_BYTES") = kReuseBytes;
 }
 

@@ -24,6 +24,7 @@ __all__: list[str] = [
     "get_num_threads",
     "jax_resolve",
     "kept_result_buffers",
+    "kept_weight_buffers",
     "keras_length",
     "last_call_isa",
     "last_call_kernel",
@@ -183,6 +184,11 @@ def keras_length(
 def kept_result_buffers() -> int:
     """
     Freed large result buffers kept for reuse (for tests).
+    """
+
+def kept_weight_buffers() -> int:
+    """
+    Freed buffers of packed or copied weights kept for reuse (for tests).
     """
 
 def last_call_isa() -> str:
