@@ -899,6 +899,11 @@ const std::vector<std::int64_t>& ConvTransposePlan<T>::weight_shape() const {
 }
 
 template <class T>
+const T* ConvTransposePlan<T>::weight() const {
+  return impl_->weight.get();
+}
+
+template <class T>
 std::size_t ConvTransposePlan<T>::packed_bytes() const {
   return impl_->cache.phase.bytes() + impl_->cache.depthwise.bytes();
 }

@@ -60,6 +60,13 @@ class Plan {
 
   std::size_t packed_bytes() const { return f32_ ? f32_->packed_bytes() : f64_->packed_bytes(); }
 
+  // A read-only array over the plan's copy of the weights, keeping `owner` (this plan) alive.
+  py::array weight(const py::object& owner) const {
+    py::array a = f32_ ? view(*f32_, owner) : view(*f64_, owner);
+    py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    return a;
+  }
+
  private:
   template <class T>
   static std::unique_ptr<tconv::ConvTransposePlan<T>> make(const tconv::Geometry& g,
@@ -70,6 +77,13 @@ class Plan {
     return std::make_unique<tconv::ConvTransposePlan<T>>(
         g, static_cast<const T*>(w.data()), strides_of<T>(w),
         b ? static_cast<const T*>(b->data()) : nullptr);
+  }
+
+  template <class T>
+  static py::array view(const tconv::ConvTransposePlan<T>& plan, const py::object& owner) {
+    const std::vector<std::int64_t>& shape = plan.weight_shape();
+    return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()), plan.weight(),
+                          owner);
   }
 
   template <class T>
@@ -100,7 +114,11 @@ void bind_plan(py::module_& m) {
               py::init<const tconv::Geometry&, const py::array&, const std::optional<py::array>&>(),
               py::arg("geometry"), py::arg("weight"), py::arg("bias"))
           .def("run", &Plan::run, py::arg("geometry"), py::arg("x"), py::arg("out"))
-          .def_property_readonly("packed_bytes", &Plan::packed_bytes);
+          .def_property_readonly("packed_bytes", &Plan::packed_bytes)
+          .def_property_readonly(
+              "weight",
+              [](const py::object& self) { return self.cast<const Plan&>().weight(self); },
+              "The plan's own copy of the weights, read-only (C-contiguous).");
   refuse_pickle(plan, "pickle the tconv.ConvTranspose that holds it");
 }
 

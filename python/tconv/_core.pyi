@@ -89,6 +89,11 @@ class Plan:
     def run(self, geometry: Geometry, x: numpy.ndarray, out: numpy.ndarray) -> None: ...
     @property
     def packed_bytes(self) -> int: ...
+    @property
+    def weight(self) -> numpy.ndarray:
+        """
+        The plan's own copy of the weights, read-only (C-contiguous).
+        """
 
 def _fma_peak(
     dtype: str = "float32",

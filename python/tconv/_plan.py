@@ -36,7 +36,8 @@ class ConvTranspose:
     ----------
     weight, bias, stride, padding, output_padding, dilation, groups, data_format
         As for :func:`tconv.conv_transpose`. The weight and bias are copied: later changes to
-        the caller's arrays do not affect the plan.
+        the caller's arrays do not affect the plan. ``plan.weight`` and ``plan.bias`` are
+        those copies, read-only (the weight is the one copy the compiled plan reads from).
 
     Examples
     --------
@@ -74,9 +75,7 @@ class ConvTranspose:
         )
         self._output_padding_given = output_padding is not None
         self._last_resolved: tuple[tuple, tuple[Any, Any, bool]] | None = None
-        self.weight = np.array(w, copy=True)
-        self.weight.setflags(write=False)
-        self.dtype = self.weight.dtype
+        self.dtype = w.dtype
         c_in = w.shape[-1] if cl else w.shape[0]
         # Validate the layer once, on the smallest input whose output is not empty.
         probe_sp = [max(0, a) + max(0, b_) + 1 for a, b_ in zip(layer.pad_lo, layer.pad_hi)]
@@ -89,14 +88,17 @@ class ConvTranspose:
                     f"(cells cropped per side, e.g. (kernel_size - 1) // 2)"
                 )
         probe = (1, *probe_sp, c_in) if cl else (1, c_in, *probe_sp)
-        geometry, _ = resolve_call(probe, self.weight.shape, True, layer, cl, None)
+        geometry, _ = resolve_call(probe, w.shape, True, layer, cl, None)
         self.out_channels = geometry.out_channels
         self.in_channels = geometry.in_channels
         if b is not None:
-            check_bias(b, geometry.out_channels, self.weight.shape, layer.groups)
+            check_bias(b, geometry.out_channels, w.shape, layer.groups)
             b = np.array(b, dtype=self.dtype, copy=True)
             b.setflags(write=False)  # the packed plan holds its own copy: writes would be lost
         self.bias = b
+        self._plan = _core.Plan(geometry, aligned(w), b)
+        # The core's copy of the weights, read-only: the plan keeps no other.
+        self.weight = self._plan.weight
         # What pickle and copy rebuild the plan from (the packed weights are not portable).
         self._init_args = (
             self.weight,
@@ -110,7 +112,6 @@ class ConvTranspose:
             layer.groups,
             data_format,
         )
-        self._plan = _core.Plan(geometry, aligned(self.weight), b)
 
     def _padding_arg(self) -> Any:
         """The padding in a form the constructor takes back: 'same'/'valid' or (lo, hi) pairs."""

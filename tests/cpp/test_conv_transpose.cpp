@@ -710,3 +710,23 @@ TEST(Drivers, AnUnknownOrUnfitDriverIsAnInvalidArgument) {
   EXPECT_THROW(tconv::conv_transpose(g, x.data(), {}, w.data(), {}, nullptr, y.data(), {}, opt),
                std::invalid_argument);
 }
+
+TEST(Plan, KeepsADenseCopyOfWeightsGivenThroughStrides) {
+  // Weights (C_in 2, C_out 3, kernel 2) stored with the channel axes swapped: [co][ci][k].
+  std::vector<double> store(12);
+  std::iota(store.begin(), store.end(), 1.0);
+  LayerSpec spec;
+  spec.rank = 1;
+  spec.stride = {2};
+  spec.dilation = {1};
+  spec.pad_lo = {0};
+  spec.pad_hi = {0};
+  const tconv::ConvTransposePlan<double> plan({2, 3, 2}, store.data(), {2, 4, 1}, nullptr, spec);
+  std::fill(store.begin(), store.end(), 0.0);  // the plan holds its own copy
+  EXPECT_EQ(plan.weight_shape(), (V{2, 3, 2}));
+  const double* w = plan.weight();
+  for (int ci = 0; ci < 2; ++ci)
+    for (int co = 0; co < 3; ++co)
+      for (int k = 0; k < 2; ++k)
+        EXPECT_EQ(w[(ci * 3 + co) * 2 + k], 1.0 + co * 4 + ci * 2 + k) << ci << co << k;
+}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -63,8 +66,30 @@ def test_plan_copies_weights_given_as_views(kind):
     plan = tconv.ConvTranspose(w, stride=2, padding=1)
     want = reference.conv_transpose(x, np.ascontiguousarray(w), stride=2, padding=1)
     np.testing.assert_allclose(plan(x), want, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(plan.weight, w) and plan.weight.flags.c_contiguous
     w[...] = 0  # the plan holds its own copy
     np.testing.assert_allclose(plan(x), want, rtol=1e-12, atol=1e-12)
+    assert not np.array_equal(plan.weight, w)
+
+
+def test_plan_holds_one_copy_of_the_weights():
+    w = np.random.default_rng(4).standard_normal((256, 128, 4, 4)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        plan = tconv.ConvTranspose(w, stride=2, padding=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # tracemalloc sees numpy's allocations, not the core's: the one copy is the core's.
+    assert peak < w.nbytes // 4
+    held = plan.weight
+    assert np.array_equal(held, w) and not np.shares_memory(held, w)
+    assert held.dtype == w.dtype and held.flags.c_contiguous and not held.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        held[0, 0, 0, 0] = 1.0
+    del plan
+    gc.collect()
+    assert np.array_equal(held, w)  # the array keeps the plan's copy alive
 
 
 def test_output_size_matches_functional():

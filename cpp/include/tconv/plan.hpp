@@ -48,6 +48,8 @@ class ConvTransposePlan {
 
   const LayerSpec& spec() const;
   const std::vector<std::int64_t>& weight_shape() const;
+  // The plan's own copy of the weights: C-contiguous, of weight_shape(), alive with the plan.
+  const T* weight() const;
   // Bytes held for the packed weights (all ISAs packed so far).
   std::size_t packed_bytes() const;
 
