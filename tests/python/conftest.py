@@ -238,6 +238,13 @@ def _arrays(draw: Any, channels_last: Any, dtypes: tuple, layouts: tuple) -> dic
     )
 
 
+def _shorten_to(max_products: int | None, size: list, per_pixel: int) -> None:
+    """Shorten the input's dims, last first, until per_pixel * prod(size) <= max_products."""
+    for d in reversed(range(len(size)) if max_products is not None else ()):
+        others = per_pixel * math.prod(size[:d]) * math.prod(size[d + 1 :])
+        size[d] = max(1, min(size[d], max_products // others))
+
+
 @st.composite
 def layers(
     draw: Any,
@@ -273,7 +280,7 @@ def layers(
     anywhere that leaves a cell), "symmetric", "same" or "none", or a tuple to draw from;
     outpad: draw output_padding below max(stride, dilation), else None;
     max_products: bound on the multiply-adds of the layer (the Python reference loop is slow),
-    met by shortening the last dim;
+    met by shortening the last dim, then the others;
     dims: for per-dim values drawn together, a function of the rank giving a strategy of one
     (kernel, stride, dilation, size, padding) per dim; replaces the per-dim arguments above."""
     rank = draw(st.sampled_from(ranks))
@@ -282,6 +289,7 @@ def layers(
     n = draw(batch)
     if dims is not None:
         ks, ss, ds, size, pad = (list(v) for v in zip(*draw(dims(rank))))
+        _shorten_to(max_products, size, n * groups * cin_g * cout_g * math.prod(ks))
         geo = _geometry(rank, groups, cin_g, cout_g, ks, ss, ds, size, n)
         return dict(geo, pads=pad, outpad=None, **draw(_arrays(channels_last, dtypes, layouts)))
     ks = [draw(kernel) for _ in range(rank - 1)]
@@ -295,9 +303,7 @@ def layers(
     size.append(draw(_for_rank(last, rank)))
     if geometry == "one_pixel":
         size = [1] * rank
-    if max_products is not None:
-        per_pos = n * groups * cin_g * cout_g * math.prod(ks) * math.prod(size[:-1])
-        size[-1] = max(1, min(size[-1], max_products // per_pos))
+    _shorten_to(max_products, size, n * groups * cin_g * cout_g * math.prod(ks))
     geo = _geometry(rank, groups, cin_g, cout_g, ks, ss, ds, size, n)
     padding: Any = 0
     op = None

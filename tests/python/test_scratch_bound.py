@@ -163,6 +163,7 @@ LONG_KERNELS = layers(
     batch=st.integers(1, 2),
     layouts=("c",),
     dims=lambda rank: _long_dims(rank),
+    max_products=50_000_000,
 )
 
 
