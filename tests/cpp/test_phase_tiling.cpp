@@ -56,8 +56,8 @@ struct Case {
   TilingInput in;
 };
 
-Case make_case(const Layer& l, tconv::DataFormat format, int threads, std::int64_t mr,
-               bool via_row) {
+Case make_case(const Layer& l, tconv::DataFormat format, int threads, std::int64_t mr, bool via_row,
+               std::int64_t nr = 16) {
   Case c{geometry(l, format), {}, {}};
   const Algo algo = tconv::kernels::phase::choose_algo(c.g);
   std::vector<float> w(static_cast<std::size_t>(l.cin * l.cout), 0.0f);
@@ -66,7 +66,7 @@ Case make_case(const Layer& l, tconv::DataFormat format, int threads, std::int64
   const std::vector<std::int64_t> shape = c.g.weight_shape();
   std::vector<std::int64_t> ws(shape.size(), 1);
   for (std::size_t i = shape.size() - 1; i-- > 0;) ws[i] = ws[i + 1] * shape[i + 1];
-  c.pk = tconv::kernels::phase::pack(c.g, w.data(), ws, algo, 16, 1);
+  c.pk = tconv::kernels::phase::pack(c.g, w.data(), ws, algo, nr, 1);
   TilingInput& in = c.in;
   in.g = &c.g;
   in.dims = &c.pk.dims;
@@ -157,10 +157,11 @@ TEST(PhaseTiling, BlocksCoverEveryPositionAndItemsEveryRow) {
             EXPECT_NE(t.cin_pitch * 4 % 1024, 0);
           }
           EXPECT_EQ(t.row_len > 0, c.in.via_row);
-          // The channel kernels' row copies, all threads together, within 9 % of the output.
+          // The channel kernels' row copies, all threads together, within 9/10 of the bound.
           if (!c.in.positions && !t.in_place) {
-            EXPECT_LE(t.per_thread_bytes * t.threads,
-                      0.09 * tconv::detail::output_bytes(g, sizeof(float)));
+            EXPECT_LE(
+                t.per_thread_bytes * t.threads,
+                0.9 * tconv::detail::scratch_budget(tconv::detail::output_bytes(g, sizeof(float))));
           }
         }
 }
@@ -209,6 +210,21 @@ TEST(PhaseTiling, ASecondThreadLeavesAChannelLayerCopyingItsRows) {
   const Layer slice{1, 256, 64, {32, 32}, {3, 3}, 2, 2, 2};
   const Case c = make_case(slice, tconv::DataFormat::channels_first, 1, 8, true);
   EXPECT_FALSE(tconv::kernels::phase::plan_tiling(c.in).in_place);
+}
+
+TEST(PhaseTiling, ASmallOutputCopiesRowsWithinTheScratchFloor) {
+  // HiFi-GAN's 256 -> 128 up-sampling (k16 s8, 800 samples) as a functional call on two
+  // threads runs slices of 64 output channels, one thread each (two AVX-512 panels of 32). A
+  // slice's row buffers pass 9 % of its 1.6 MB output but lie far within the 4 MiB floor of
+  // the scratch bound: it copies its rows (read in place, each k-step of an NCHW tile reads
+  // another line: 1.2x slower).
+  const Layer slice{1, 256, 64, {800}, {16}, 8, 4, 1};
+  const Case c = make_case(slice, tconv::DataFormat::channels_first, 1, 7, true, 32);
+  const Tiling t = tconv::kernels::phase::plan_tiling(c.in);
+  EXPECT_EQ(t.qblock, 84);
+  EXPECT_EQ(t.nxb, 10);
+  EXPECT_GT(t.per_thread_bytes, 0.09 * tconv::detail::output_bytes(c.g, sizeof(float)));
+  EXPECT_FALSE(t.in_place);
 }
 
 TEST(PhaseTiling, PositionVectorsReadInPlaceOrNotWhateverTheThreadCount) {

@@ -196,7 +196,8 @@ def test_phases_of_kernel_equal_stride_run_as_one_gemm(case, dtype, isa_restored
 
 # Groups that fit one panel each: every group of an output row in one row pass, each group's
 # calls reading its channels of row copies that hold all groups' channels, or of the input in
-# place where those copies would pass their share of the output (small layers). A phase of the
+# place where those copies would pass their share of the output (small outputs of many input
+# channels). A phase of the
 # last dim with no tap and rows of bias only, kernel == stride along the last dim (the joint
 # GEMM per group), 1-D and 3-D, 16 groups of 8.
 ONE_PASS, ONE_PASS_JOINT = "phase_channel_groups", "phase_channel_joint_groups"
@@ -205,9 +206,9 @@ ONE_PASS_CASES = [
     (16, 8, 8, (5, 13), (4, 4), dict(stride=2, padding=1), IN_PLACE),
     (8, 16, 8, (2, 25), (3, 3), dict(stride=2, padding=1, output_padding=1), IN_PLACE),
     (3, 8, 5, (3, 31), (5, 3), dict(stride=(2, 3), padding=(2, 1)), IN_PLACE),
-    (2, 8, 8, (1, 9), (2, 2), dict(stride=3, dilation=(1, 2), output_padding=(1, 0)), IN_PLACE),
+    (2, 32, 8, (1, 9), (2, 2), dict(stride=3, dilation=(1, 2), output_padding=(1, 0)), IN_PLACE),
     (4, 8, 8, (2, 9), (2, 2), dict(stride=(1, 3), dilation=(1, 2)), IN_PLACE),
-    (4, 8, 8, (37,), (16,), dict(stride=8, padding=4), IN_PLACE),
+    (4, 32, 8, (37,), (16,), dict(stride=8, padding=4), IN_PLACE),
     (2, 4, 8, (2, 2, 20), (3, 3, 3), dict(stride=(1, 1, 2), padding=1), IN_PLACE),
     (4, 16, 8, (2, 40), (3, 4), dict(stride=(1, 4), padding=(1, 0)), JOINT_IN_PLACE),
     (2, 8, 8, (2, 4), (3, 2), dict(stride=(1, 2), padding=(1, 0)), JOINT_IN_PLACE),

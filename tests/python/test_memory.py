@@ -76,9 +76,12 @@ def test_scratch_does_not_grow_with_the_batch(threads, threads_restored):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_suite_layers_use_under_a_tenth_of_the_output(threads, dtype, threads_restored):
+def test_suite_layers_keep_row_copies_within_their_share_of_the_bound(
+    threads, dtype, threads_restored
+):
     """Every layer whose output channels are the vector axis reads small inputs in place when
-    copies would pass their share of the output (all threads' row buffers at most 9 %). Layers
+    copies would pass their share of the scratch bound (all threads' row buffers at most 9/10
+    of the larger of 10 % of the output and 4 MiB: HiFi-GAN up2's slices copy 360 KB). Layers
     with at most 4 output channels per group and strides of 2-4 in their last two dims compute
     all those phases at once from the input in place with the AVX-512 kernels; the AVX2 kernels
     copy their rows unless those copies would pass half the output, so there they are bounded by
@@ -95,7 +98,8 @@ def test_suite_layers_use_under_a_tenth_of_the_output(threads, dtype, threads_re
         mem, y = _memory_of(x, w, kw)
         assert y.nbytes == out_bytes
         if layer["out_channels"] // layer["groups"] > 4 or _core.active_isa() == "avx512":
-            assert mem["scratch_bytes"] < 0.1 * out_bytes, (layer["name"], mem, out_bytes)
+            bound = max(0.1 * out_bytes, 0.9 * (4 << 20))
+            assert mem["scratch_bytes"] < bound, (layer["name"], mem, out_bytes)
         else:
             assert mem["scratch_bytes"] < threads * 0.5 * out_bytes + (16 << 10), (
                 layer["name"],

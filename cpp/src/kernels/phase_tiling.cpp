@@ -134,7 +134,7 @@ void split_items(const TilingInput& in, Tiling& t) {
 // rather than from zero-haloed row copies. Both kinds of kernel decide by one thread's copies:
 // a thread copies only the rows its blocks read, and the position-vector kernels sum in another
 // order in place, so their choice must not depend on the thread count at all. (plan() caps all
-// threads' row buffers on top: see kRowCopiesMemoryShare.)
+// threads' row buffers on top: see kRowCopiesBudgetShare.)
 bool reads_in_place(const TilingInput& in, const Tiling& t, double out_bytes) {
   if (!in.positions) {
     const double copy_bytes =
@@ -198,9 +198,9 @@ Tiling plan(const TilingInput& in, bool shared, bool in_place = false) {
       static_cast<double>(2 * lines_cached + t.max_sources * (std::max(xd, 1) + 2) +
                           max_pairs * (2 + sx + (t.in_place ? 2 : 0))) *
           static_cast<double>(sizeof(std::int64_t));
-  // All threads' row copies within the working memory's share of the output.
+  // All threads' row copies within the scratch bound, with room for the rest.
   if (!t.in_place && !in.positions && in.channel_windows &&
-      t.per_thread_bytes * t.threads > kRowCopiesMemoryShare * out_bytes)
+      t.per_thread_bytes * t.threads > kRowCopiesBudgetShare * detail::scratch_budget(out_bytes))
     return plan(in, shared, true);
   return t;
 }

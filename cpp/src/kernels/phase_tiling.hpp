@@ -61,8 +61,9 @@ inline constexpr std::int64_t kCacheLineBytes = 64;
 // of an in-place tile then reads another cache line) ...
 inline constexpr double kChannelCopyShare = 0.05;
 inline constexpr double kChannelCopyShareStrided = 0.08;
-// ... or when all threads' row buffers would pass 9 % of it (working memory stays within 10 %).
-inline constexpr double kRowCopiesMemoryShare = 0.09;
+// ... or when all threads' row buffers would pass 9/10 of the scratch bound (10 % of the
+// output, at least 4 MiB: detail::scratch_budget).
+inline constexpr double kRowCopiesBudgetShare = 0.9;
 // ... the position-vector kernels when one thread's copies of whole rows exceed half of it.
 inline constexpr double kPositionCopyShare = 0.5;
 // GridCall (run_grid): a row split for balance keeps blocks of at least 32 positions, in whole
