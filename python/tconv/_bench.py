@@ -418,6 +418,20 @@ def _interleaved_times(
     return {name: float(np.median(v)) for name, v in samples.items()}
 
 
+def _on_one_thread(f: Callable[[], Any], threads: int) -> Callable[[], Any]:
+    """f on one thread of tconv's (then `threads` again)."""
+    import tconv
+
+    def call() -> Any:
+        tconv.set_num_threads(1)
+        try:
+            return f()
+        finally:
+            tconv.set_num_threads(threads)
+
+    return call
+
+
 def _pin_to_cpus(threads: int):
     """Confine a worker to `threads` CPUs: some peers (XLA's CPU runtime) ignore every
     thread-count setting, and a '1 thread' figure must mean one core for all of them."""
@@ -510,6 +524,10 @@ def _memory_fields(mem: dict, output_bytes: int) -> dict:
 # tconv's own columns: the functional call and the plan on NCHW data, the plan and the
 # functional call on NHWC data.
 OURS = ("tconv", "tconv_plan", "tconv_cl", "tconv_fcl")
+# tconv's calls whose speed-up from threads the tables report: a run on several threads times
+# them on one thread too, in the same alternating blocks (row "one_thread").
+SCALING_CALLS = ("tconv_plan", "tconv")
+ON_ONE_THREAD = "@1"
 # The peers' functional calls, which the functional call is compared with (ort and OpenVINO
 # run compiled sessions, like a plan).
 FUNCTIONAL_PEERS = ("torch", "torch_cl", "tf", "jax")
@@ -636,8 +654,18 @@ def run_one(
                 ours[name] = f
             else:
                 row["times"][name] = _median_time(f, repeats, budget)
-        # tconv's own calls side by side, so that their ratios (f/p) hold on a shared machine.
-        row["times"].update(_interleaved_times(ours, repeats, budget))
+        # tconv's own calls side by side, so that their ratios (f/p) hold on a shared machine;
+        # on several threads also on one thread, for the scaling (see _scaling).
+        if threads > 1:
+            for name in SCALING_CALLS:
+                if name in ours:
+                    ours[name + ON_ONE_THREAD] = _on_one_thread(ours[name], threads)
+        times = _interleaved_times(ours, repeats, budget)
+        row["times"].update({n: t for n, t in times.items() if not n.endswith(ON_ONE_THREAD)})
+        if threads > 1:
+            row["one_thread"] = {
+                n[: -len(ON_ONE_THREAD)]: t for n, t in times.items() if n.endswith(ON_ONE_THREAD)
+            }
         results.append(row)
         print(json.dumps({"progress": layer["name"]}), flush=True)
     if probe and peak is not None:
@@ -744,6 +772,7 @@ def merge_rounds(rounds: list[dict]) -> dict:
                     for n in sorted({n for s in same for n in s["errors"]})
                 },
                 "refused": refused,
+                **_merged_one_thread(same),
             }
         )
     peak = max(
@@ -763,6 +792,15 @@ def merge_rounds(rounds: list[dict]) -> dict:
         "results": merged,
         "rounds": len(rounds),
     }
+
+
+def _merged_one_thread(same: list[dict]) -> dict:
+    """The rounds' one-thread times of a layer (see SCALING_CALLS), medians, if they have any."""
+    names = {n for s in same for n in s.get("one_thread", {})}
+    if not names:
+        return {}
+    times = {n: [s["one_thread"][n] for s in same if n in s.get("one_thread", {})] for n in names}
+    return {"one_thread": {n: float(np.median(v)) for n, v in sorted(times.items())}}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -1104,23 +1142,32 @@ def _summary(run: dict, ratios: list, fn: list) -> list[str]:
 
 
 def _scaling(report: dict, min_flops: float = 50e6) -> list[str]:
-    """Two threads against one, per tconv column, on the layers above `min_flops`."""
-    runs = {run["threads"]: run for run in report["runs"]}
-    if 1 not in runs or 2 not in runs:
-        return []
-    one = {r["layer"]: r for r in runs[1]["results"]}
-    lines = ["", f"2 threads / 1 thread on the layers above {min_flops / 1e6:.0f} MFLOP:"]
-    for col in ("tconv_plan", "tconv"):
-        pairs = []
-        for r in runs[2]["results"]:
-            a = one.get(r["layer"])
-            if r["flops"] > min_flops and a and col in a["times"] and col in r["times"]:
-                pairs.append((r["layer"], a["times"][col] / r["times"][col]))
-        low = [f"{name} {v:.2f}x" for name, v in pairs if v < 1.85]
-        lines.append(
-            f"  {col}: below 1.85x: {len(low)} of {len(pairs)}"
-            + (f" ({', '.join(low)})" if low else "")
-        )
+    """Per run on several threads and per call of SCALING_CALLS, the layers above `min_flops`
+    that run less than 1.85x faster than on one thread. Both times come from that run's
+    alternating blocks: runs of different thread counts lie minutes apart, and a shared
+    machine's speed moves by more than the ratio measured in that time."""
+    lines = []
+    for run in report["runs"]:
+        rows = [r for r in run["results"] if r["flops"] > min_flops and "one_thread" in r]
+        if run["threads"] < 2 or not rows:
+            continue
+        t = run["threads"]
+        lines += [
+            "",
+            f"{t} threads / 1 thread on the layers above {min_flops / 1e6:.0f} MFLOP "
+            f"(both timed in the {t}-thread run, in alternating blocks):",
+        ]
+        for col in SCALING_CALLS:
+            pairs = [
+                (r["layer"], r["one_thread"][col] / r["times"][col])
+                for r in rows
+                if col in r["one_thread"] and col in r["times"]
+            ]
+            low = [f"{name} {v:.2f}x" for name, v in pairs if v < 1.85]
+            lines.append(
+                f"  {col}: below 1.85x: {len(low)} of {len(pairs)}"
+                + (f" ({', '.join(low)})" if low else "")
+            )
     return lines
 
 

@@ -240,6 +240,13 @@ def test_float64_runs_with_a_given_peak_on_two_thread_counts(suite, tmp_path):
         # numpy's baseline has no groups: recorded as refused, not timed, not dropped.
         assert "numpy" not in rdw["times"] and "numpy" in rdw["refused"]
         assert {"tconv", "tconv_plan"} <= set(rdw["times"])
+        # The two-thread run times the plan and the functional call on one thread too.
+        for r in run["results"]:
+            if run["threads"] == 1:
+                assert "one_thread" not in r
+            else:
+                assert set(r["one_thread"]) == {"tconv", "tconv_plan"}
+                assert all(t > 0 for t in r["one_thread"].values())
     assert "float64" in proc.stdout and "given (--peak)" in proc.stdout
 
 
@@ -467,22 +474,47 @@ def test_table_compares_the_functional_call_with_the_plan_and_functional_peers()
 
 
 def test_scaling_lists_the_layers_two_threads_run_below_1_85x_faster():
-    # Two runs: layer a (1 GFLOP) 2.0x faster on two threads for the plan, 1.6x for the
-    # functional call; layer b 1.5x for both; a 10 MFLOP layer c (0.5x) is below the 50 MFLOP
-    # floor and not listed.
+    # The two-thread run's one-thread times: layer a (1 GFLOP) 2.0x faster on two threads for
+    # the plan, 1.6x for the functional call; layer b 1.5x for both; a 10 MFLOP layer c (0.5x)
+    # is below the 50 MFLOP floor and not listed. The one-thread run's times (10x slower
+    # throughout) play no part: runs of different thread counts lie minutes apart.
     report = _report()
-    one = report["runs"][0]
+    two = report["runs"][0]
+    two["results"].append({**copy.deepcopy(two["results"][0]), "layer": "c", "flops": 1e7})
+    one = copy.deepcopy(two)
     one["threads"] = 1
-    one["results"].append({**one["results"][0], "layer": "c", "flops": 1e7})
-    two = copy.deepcopy(one)
-    two["threads"] = 2
+    for r in one["results"]:
+        r["times"] = {n: 10 * t for n, t in r["times"].items()}
     for r, (plan, func) in zip(two["results"], ((2.0, 1.6), (1.5, 1.5), (0.5, 0.5))):
-        r["times"] = dict(r["times"], tconv_plan=r["times"]["tconv_plan"] / plan)
-        r["times"]["tconv"] = r["times"]["tconv"] / func
-    report["runs"].append(two)
+        r["one_thread"] = {
+            "tconv_plan": r["times"]["tconv_plan"] * plan,
+            "tconv": r["times"]["tconv"] * func,
+        }
+    report["runs"].insert(0, one)
     text = _bench._table(report)
+    assert (
+        "2 threads / 1 thread on the layers above 50 MFLOP (both timed in the 2-thread run" in text
+    )
     assert "  tconv_plan: below 1.85x: 1 of 2 (b 1.50x)" in text
     assert "  tconv: below 1.85x: 2 of 2 (a 1.60x, b 1.50x)" in text
+    # Without one-thread times in the run (a one-thread run alone): no scaling lines.
+    del report["runs"][1]
+    assert "thread on the layers above" not in _bench._table(report)
+
+
+def test_one_thread_calls_run_on_one_thread_and_restore_the_count(threads_restored):
+    seen = []
+    call = _bench._on_one_thread(lambda: seen.append(tconv.get_num_threads()) or 7, 3)
+    tconv.set_num_threads(3)
+    assert call() == 7 and seen == [1]
+    assert tconv.get_num_threads() == 3
+
+    def fails():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        _bench._on_one_thread(fails, 3)()
+    assert tconv.get_num_threads() == 3
 
 
 def test_roofline_column_names_the_limit_and_the_share():
@@ -585,8 +617,12 @@ def test_rounds_merge_to_medians_largest_errors_refusals_and_best_peak():
             {"tconv_plan": 2.0, "ort": 3.0, "tf": 1.0}, {"ort": 2e-7, "tf": 0.0}, {}, 220.0, 24.0
         ),
     ]
+    for r, t in zip(rounds, (1.0, 5.0, 3.0)):
+        r["results"][0]["one_thread"] = {"tconv_plan": t}
+    del rounds[1]["results"][0]["one_thread"]  # a round without: the others' median
     run = _bench.merge_rounds(rounds)
     (row,) = run["results"]
+    assert row["one_thread"] == {"tconv_plan": 2.0}
     # A stalled round (9.0) does not move the median.
     assert row["times"] == {"tconv_plan": 2.0, "ort": 3.0}
     assert row["errors"]["ort"] == 3e-7
