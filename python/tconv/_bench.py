@@ -432,6 +432,23 @@ def _on_one_thread(f: Callable[[], Any], threads: int) -> Callable[[], Any]:
     return call
 
 
+def _time_ours(
+    row: dict, ours: dict[str, Callable[[], Any]], threads: int, repeats: int, budget: float
+) -> None:
+    """tconv's own calls side by side, so that their ratios (f/p) hold on a shared machine; on
+    several threads those of SCALING_CALLS on one thread too (row "one_thread")."""
+    if threads > 1:
+        for name in SCALING_CALLS:
+            if name in ours:
+                ours = {**ours, name + ON_ONE_THREAD: _on_one_thread(ours[name], threads)}
+    times = _interleaved_times(ours, repeats, budget)
+    row["times"].update({n: t for n, t in times.items() if not n.endswith(ON_ONE_THREAD)})
+    if threads > 1:
+        row["one_thread"] = {
+            n[: -len(ON_ONE_THREAD)]: t for n, t in times.items() if n.endswith(ON_ONE_THREAD)
+        }
+
+
 def _pin_to_cpus(threads: int):
     """Confine a worker to `threads` CPUs: some peers (XLA's CPU runtime) ignore every
     thread-count setting, and a '1 thread' figure must mean one core for all of them."""
@@ -654,18 +671,7 @@ def run_one(
                 ours[name] = f
             else:
                 row["times"][name] = _median_time(f, repeats, budget)
-        # tconv's own calls side by side, so that their ratios (f/p) hold on a shared machine;
-        # on several threads also on one thread, for the scaling (see _scaling).
-        if threads > 1:
-            for name in SCALING_CALLS:
-                if name in ours:
-                    ours[name + ON_ONE_THREAD] = _on_one_thread(ours[name], threads)
-        times = _interleaved_times(ours, repeats, budget)
-        row["times"].update({n: t for n, t in times.items() if not n.endswith(ON_ONE_THREAD)})
-        if threads > 1:
-            row["one_thread"] = {
-                n[: -len(ON_ONE_THREAD)]: t for n, t in times.items() if n.endswith(ON_ONE_THREAD)
-            }
+        _time_ours(row, ours, threads, repeats, budget)
         results.append(row)
         print(json.dumps({"progress": layer["name"]}), flush=True)
     if probe and peak is not None:
