@@ -437,16 +437,14 @@ def _time_ours(
 ) -> None:
     """tconv's own calls side by side, so that their ratios (f/p) hold on a shared machine; on
     several threads those of SCALING_CALLS on one thread too (row "one_thread")."""
+    wanted = SCALING_CALLS if threads > 1 else ()
+    ones = {n: _on_one_thread(ours[n], threads) for n in wanted if n in ours}
+    times = _interleaved_times(
+        {**ours, **{n + ON_ONE_THREAD: f for n, f in ones.items()}}, repeats, budget
+    )
+    row["times"].update({n: times[n] for n in ours})
     if threads > 1:
-        for name in SCALING_CALLS:
-            if name in ours:
-                ours = {**ours, name + ON_ONE_THREAD: _on_one_thread(ours[name], threads)}
-    times = _interleaved_times(ours, repeats, budget)
-    row["times"].update({n: t for n, t in times.items() if not n.endswith(ON_ONE_THREAD)})
-    if threads > 1:
-        row["one_thread"] = {
-            n[: -len(ON_ONE_THREAD)]: t for n, t in times.items() if n.endswith(ON_ONE_THREAD)
-        }
+        row["one_thread"] = {n: times[n + ON_ONE_THREAD] for n in ones}
 
 
 def _pin_to_cpus(threads: int):

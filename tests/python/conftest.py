@@ -240,7 +240,9 @@ def _arrays(draw: Any, channels_last: Any, dtypes: tuple, layouts: tuple) -> dic
 
 def _shorten_to(max_products: int | None, size: list, per_pixel: int) -> None:
     """Shorten the input's dims, last first, until per_pixel * prod(size) <= max_products."""
-    for d in reversed(range(len(size)) if max_products is not None else ()):
+    if max_products is None:
+        return
+    for d in reversed(range(len(size))):
         others = per_pixel * math.prod(size[:d]) * math.prod(size[d + 1 :])
         size[d] = max(1, min(size[d], max_products // others))
 
