@@ -59,14 +59,14 @@ class Diagnosis:
 
     def __str__(self) -> str:
         if not self.recognised:
-            return f"not recognised: {self.cause}\n{self.fix}"
+            return _elide_digits(f"not recognised: {self.cause}\n{self.fix}")
         nums = ", ".join(f"{k}={_fmt(v)}" for k, v in self.numbers.items())
         lines = [f"{self.framework}: {self.kind} error"]
         if nums:
             lines.append(f"numbers: {nums}")
         lines.append(f"cause: {self.cause}")
         lines.append(f"fix:   {self.fix}")
-        return "\n".join(lines)
+        return _elide_digits("\n".join(lines))
 
     def as_dict(self) -> dict:
         """JSON-ready form (tuples become lists)."""
@@ -80,6 +80,15 @@ class Diagnosis:
             "message": self.message,
             "options": [{k: list(v) for k, v in o.items()} for o in self.options],
         }
+
+
+_LONG_NUMBER = re.compile(r"\d{41,}")
+
+
+def _elide_digits(text: str) -> str:
+    """Numbers of more than 40 digits as their ends and length: a message may quote one of
+    thousands of digits, and a diagnosis repeats it in its numbers, cause and fix."""
+    return _LONG_NUMBER.sub(lambda m: f"{m[0][:8]}...{m[0][-8:]} ({len(m[0])} digits)", text)
 
 
 def _fmt(v: Any) -> str:

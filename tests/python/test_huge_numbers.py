@@ -482,6 +482,22 @@ def test_fuzz_doctor(message):
     assert isinstance(d.recognised, bool) and len(str(d)) < 20_000
 
 
+def test_doctor_shows_a_number_of_thousands_of_digits_by_its_ends():
+    # ONNX Runtime's groups message with a 3000-digit channel count: the diagnosis quotes it
+    # in its numbers and its cause; printed, each is its ends and its length.
+    huge = "1" + "0" * 2998 + "7"
+    message = (
+        "[ONNXRuntimeError] : 0 : INVALID_ARGUMENT : Non-zero status code returned while running "
+        "ConvTranspose node. Name:'' Status Message: Input channels is not divisible by group. "
+        f"num_input_channels: {huge} group: 0"
+    )
+    d = tconv.doctor(message)
+    assert d.recognised and d.numbers["input_channels"] == int(huge)
+    text = str(d)
+    assert huge not in text and len(text) < 2_000
+    assert text.count("10000000...00000007 (3000 digits)") >= 2
+
+
 NUMBERS = [
     "0",
     "1",
