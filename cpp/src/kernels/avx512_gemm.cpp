@@ -621,6 +621,7 @@ KernelSet<float> kernels_f32(bool fma_halves) {
   ks.cell_gemm = cell_f32;
   ks.cell_mr = kCellVecs * F32::L;
   ks.cell_lanes = F32::L;
+  ks.cell_nr = kCellCols;
   return ks;
 }
 KernelSet<double> kernels_f64(bool fma_halves) {
@@ -636,6 +637,7 @@ KernelSet<double> kernels_f64(bool fma_halves) {
   ks.cell_gemm = cell_f64;
   ks.cell_mr = kCellVecs * F64::L;
   ks.cell_lanes = F64::L;
+  ks.cell_nr = kCellCols;
   return ks;
 }
 

@@ -510,9 +510,9 @@ template <class T>
 std::size_t run_phases(const Problem<T>& p, const KernelSet<T>& ks, const Layout& l, int threads) {
   const Geometry& g = *p.g;
   const std::int64_t lanes = ks.cell_lanes, vecs = (l.cells + lanes - 1) / lanes;
-  // Every phase's C within 64 KiB per thread (wider items ran faster), all threads' within a
-  // twelfth of the output: a whole group's columns over chunks of cells, or columns of every
-  // cell.
+  // Every phase's C within about 64 KiB per thread (wider items ran faster), all threads' within
+  // about a twelfth of the output: a whole group's columns over chunks of cells, or columns of
+  // every cell.
   std::int64_t phases = 1;
   for (int d = 0; d < g.rank; ++d) phases *= g.stride[d];
   const double c_bytes =
@@ -522,10 +522,10 @@ std::size_t run_phases(const Problem<T>& p, const KernelSet<T>& ks, const Layout
   const std::int64_t chunk = phases_chunk(l, ks.cell_mr, lanes, c_values / (l.cout_g * phases));
   const std::int64_t most =
       chunked ? l.cout_g : std::max<std::int64_t>(1, c_values / (chunk * phases));
-  const std::int64_t per_group = (l.cout_g + most - 1) / most,
+  const std::int64_t unit = item_columns(l.cout_g, most, ks.cell_nr);
+  const std::int64_t per_group = (l.cout_g + unit - 1) / unit,
                      chunks = (l.cells + chunk - 1) / chunk;
-  const std::int64_t unit = (l.cout_g + per_group - 1) / per_group,
-                     items = g.groups * per_group * chunks * g.batch;
+  const std::int64_t items = g.groups * per_group * chunks * g.batch;
   threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
   const std::size_t per_slot = static_cast<std::size_t>(unit * chunk * phases);
   // Every tap is a pair of exactly one phase.
@@ -571,6 +571,14 @@ std::size_t run_phases(const Problem<T>& p, const KernelSet<T>& ks, const Layout
 }
 
 }  // namespace
+
+std::int64_t item_columns(std::int64_t cout_g, std::int64_t most, std::int64_t tile) {
+  const std::int64_t items = (cout_g + most - 1) / most;
+  const std::int64_t even = (cout_g + items - 1) / items;
+  if (tile <= 0 || even <= tile) return even;
+  const std::int64_t whole = std::min(cout_g, (even + tile - 1) / tile * tile);
+  return whole <= most + most / 5 ? whole : even;
+}
 
 template <class T>
 bool applies(const Problem<T>& p) {

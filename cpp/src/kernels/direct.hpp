@@ -33,11 +33,17 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels/microkernel.hpp"
 #include "kernels/problem.hpp"
 
 namespace tconv::kernels::direct {
+
+// Output channels per item of the phases path (1 <= most): the fewest items of at most `most`,
+// evened out, then rounded up to whole column tiles of the cell kernel (`tile`, 0 for none)
+// where that stays within a fifth above `most` (20 columns ran as tiles of 6, 6, 6 and 2).
+std::int64_t item_columns(std::int64_t cout_g, std::int64_t most, std::int64_t tile);
 
 // Whether the layer's operands suit the driver: weights dense per input channel in
 // (C_out/g, *kernel) order, an input whose spatial dims flatten to one stride, rank <= 9.

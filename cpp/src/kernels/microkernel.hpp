@@ -277,6 +277,8 @@ struct KernelSet {
   std::int64_t cell_mr = 0;
   // The lanes of its vectors (GemmCall::a_lanes has a bit per lane).
   std::int64_t cell_lanes = 0;
+  // The columns of its tile: calls of a multiple of them run no narrow tile.
+  std::int64_t cell_nr = 0;
   // transpose with dst_order, writing whole aligned destination lines with streaming stores,
   // or null: for outputs too large to stay in cache, where an ordinary store first reads each
   // line it writes. Call it only inside detail::parallel_for, which orders those stores.
