@@ -26,10 +26,10 @@
 //
 // Otherwise work goes in panels of the kernel's width nr over the columns, copied a block of
 // panels at a time (see weight_blocks.hpp): all the cells of a panel are run while its
-// weights (C_in/g x nr) are in cache, in chunks of about two tiles whose C stays in L1 and is added
-// into y at once. A thread owns whole output channels, so no two threads add into one y cell;
-// a cell's contributions arrive in an order fixed by the layer, nr and the kernel's tile
-// (never by the threads).
+// weights (C_in/g x nr) are in cache, every cell of an image at once where its C takes at most
+// 16 KiB, else in chunks of about two tiles (C stays in L1), C added into y after each. A thread
+// owns whole output channels, so no two threads add into one y cell; a cell's contributions arrive
+// in an order fixed by the layer, nr and the kernel's tile (never by the threads).
 #pragma once
 
 #include <cstddef>
