@@ -38,8 +38,10 @@ kw = _bench._kw(layer)
 if call == "plan":
     plan = tconv.ConvTranspose(w, b, **kw)
     f = lambda: plan(x)
-else:
+elif call == "fn":
     f = lambda: tconv.conv_transpose(x, w, b, **kw)
+else:  # channels_last data and Keras-ordered weights, as the bench's tconv_cl / tconv_fcl
+    f = _bench._tconv_channels_last(x, w, b, kw, functional=call == "fn_cl")[0]
 f()
 f()
 kernel = _core.last_call_isa() + " " + _core.last_call_kernel()
@@ -160,7 +162,12 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", action="append", required=True, help="NAME=DIR[+VAR=VALUE...]")
     ap.add_argument("--layers", required=True, help="suite layer names, comma-separated")
-    ap.add_argument("--call", choices=["fn", "plan"], default="fn")
+    ap.add_argument(
+        "--call",
+        choices=["fn", "plan", "fn_cl", "plan_cl"],
+        default="fn",
+        help="the functional call or the plan, on NCHW (PyTorch) or NHWC (Keras) operands",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=24)
     ap.add_argument("--processes", type=int, default=2, help="worker processes per build")
