@@ -452,7 +452,7 @@ std::size_t shuffle_run(Call<T>& c) {
 // The direct driver (kernels/direct.hpp): the GEMM on the weights as passed, no pack.
 template <class T>
 bool direct_applies(Call<T>& c) {
-  return c.have_isa && c.ks.nr <= 64 && kernels::direct::applies(c.p);
+  return c.have_isa && c.ks.nr <= 64 && kernels::direct::applies(c.p, c.ks);
 }
 
 // Where the pack is not repaid: a functional call (a plan packs once for all its calls) with

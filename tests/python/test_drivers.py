@@ -215,11 +215,14 @@ DIRECT_LAYERS = layers(
 
 def direct_kernel(isa: str, x: np.ndarray, w: np.ndarray, kw: dict) -> str:
     """The direct driver's kernel. The cell kernel (AVX-512 only) holds an image's cells in its
-    vector lanes, so it takes inputs whose cells lie one element apart and fit one tile (four
-    vectors: 64 float32, 32 float64): by phases where every output dim is stride x input (any
-    batch), otherwise with a col2im for one image. With 5-12 output channels per group it takes
-    any number of cells by phases. Dims of one cell, one tap and one output, unpadded, do not
-    count (the core drops them, all but the last where every dim is one)."""
+    vector lanes, so it takes one image's cells where they fit one tile (four vectors: 64
+    float32, 32 float64): by phases where every output dim is stride x input (any batch; cells
+    that are not one element apart copied so), otherwise, where they lie one element apart, with
+    a col2im for one image. With 5-12 output channels per group it takes any number of cells by
+    phases. By phases it reads weights in any layout, but those not dense per input channel
+    (Keras's) only with 128 or more input channels per group; its other paths need them dense.
+    Dims of one cell, one tap and one output, unpadded, do not count (the core drops them, all
+    but the last where every dim is one)."""
     g = tconv.ConvTranspose(w, None, **kw)._resolve(x.shape, None)[0]
     first_spatial = 1 if g.channels_last else 2
     kept = [
@@ -233,12 +236,20 @@ def direct_kernel(isa: str, x: np.ndarray, w: np.ndarray, kw: dict) -> str:
             unit = unit and x.strides[first_spatial + d] == step
             step *= g.input[d]
     cells = int(np.prod(g.input))
-    fits = isa == "avx512" and unit and cells <= 4 * 64 // x.itemsize
+    tile = cells <= 4 * 64 // x.itemsize
     grid = all(g.output[d] == g.stride[d] * g.input[d] for d in kept)
-    cout_g = g.out_channels // g.groups
-    if isa == "avx512" and unit and grid and (fits or 5 <= cout_g <= 12):
+    cout_g, cin_g = g.out_channels // g.groups, g.in_channels // g.groups
+    k_axis, co_axis = (0, g.rank) if g.channels_last else (2, 1)
+    taps, dense = 1, True
+    for d in reversed(kept):
+        dense = dense and (g.kernel[d] == 1 or w.strides[k_axis + d] == taps * w.itemsize)
+        taps *= g.kernel[d]
+    dense = dense and (cout_g == 1 or w.strides[co_axis] == taps * w.itemsize)
+    along = dense or cin_g >= 128
+    if isa == "avx512" and grid and along and (tile or 5 <= cout_g <= 12):
         return "direct_phases"
-    return "direct_cells" if fits and g.batch == 1 else "direct"
+    assert dense, "the driver declines this layer"
+    return "direct_cells" if isa == "avx512" and unit and tile and g.batch == 1 else "direct"
 
 
 @pytest.mark.hypothesis
@@ -251,7 +262,8 @@ def test_direct_gives_the_reference(cfg):
     for isa in VECTOR_ISAS:
         got = run_on("direct", isa, x, w, b, kw)
         if got is None:
-            # It reads PyTorch-layout weights in place and the input's cells at one stride.
+            # It reads PyTorch-layout weights (on its other paths than by phases) and an input
+            # whose cells lie at one stride.
             assert cfg["channels_last"] or cfg["layout"] != "c"
             continue
         y, kernel = got
@@ -405,6 +417,66 @@ def test_direct_phases_gives_the_reference(
     assert_close_in_max_norm(y[finite], want[finite], dtype)
 
 
+# The phases path on channels_last data with Keras-ordered weights: the input copied with its
+# cells one element apart, the weights read along the input channels at their strides; 128 or
+# more input channels per group (fewer go to the pack), groups, batches, Inf and NaN.
+@pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, output_padding, dilation", PHASE_LAYERS[:7]
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups, cout_g, batch, cin_g", [(1, 7, 1, 128), (2, 3, 2, 130)])
+@pytest.mark.parametrize("special", [None, "nan_weight", "inf_input"])
+def test_direct_phases_reads_channels_last_operands(
+    size,
+    kernel,
+    stride,
+    padding,
+    output_padding,
+    dilation,
+    dtype,
+    groups,
+    cout_g,
+    batch,
+    cin_g,
+    special,
+):
+    rng = np.random.default_rng(sum(size) * 5 + kernel)
+    cin, rank = cin_g * groups, len(size)
+    x = rng.standard_normal((batch, *size, cin)).astype(dtype)
+    w = rng.standard_normal((*[kernel] * rank, cout_g, cin)).astype(dtype)
+    b = rng.standard_normal(cout_g * groups).astype(dtype)
+    if special == "nan_weight":
+        w.flat[w.size // 3] = np.nan
+    elif special == "inf_input":
+        x.flat[x.size // 2] = np.inf
+    kw = dict(
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        data_format="channels_last",
+    )
+    g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
+    y = np.empty(g.output_shape(), dtype)
+    fits = np.prod(size) <= 4 * 64 // x.itemsize or 5 <= cout_g <= 12
+    if not fits:
+        # Its other paths read the weights dense per input channel only.
+        with pytest.raises(ValueError, match="does not take this layer"):
+            _core.conv_transpose(g, x, w, b, y, 0, "avx512", "direct")
+        return
+    _core.conv_transpose(g, x, w, b, y, 0, "avx512", "direct")
+    assert _core.last_call_kernel() == "direct_phases"
+    # The copy of the input is scratch of the call.
+    assert _core.last_call_memory()["scratch_bytes"] >= x.nbytes
+    want = reference.conv_transpose(x, w, b, **kw)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+    finite = np.isfinite(want)
+    assert_close_in_max_norm(y[finite], want[finite], dtype)
+
+
 @pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
 def test_direct_serves_functional_calls_and_agrees_with_the_plan():
     x, w, kw = ROUTED["direct"]
@@ -444,6 +516,34 @@ def test_the_phases_path_serves_one_image_from_256_kib(cout_g, batch, want):
         y_plan = tconv.ConvTranspose(w, b, **kw)(x)
         assert driver_of(_core.last_call_kernel()) == "phase"
         assert_close_in_max_norm(y, y_plan, np.float32)
+
+
+@pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
+@pytest.mark.parametrize(
+    "cin, groups, want",
+    [
+        (128, 1, "direct_phases"),  # Keras's weights read along 128 input channels in place
+        (256, 2, "direct_phases"),
+        (128, 2, "phase"),  # 64 per group: packed
+    ],
+)
+def test_a_channels_last_call_reads_long_channel_runs_in_place(cin, groups, want):
+    x, w, kw = _layer(cin, 64, (8, 8), 4, 2, padding=1, groups=groups, channels_last=True)
+    b = np.random.default_rng(7).standard_normal(64 * groups).astype(np.float32)
+    y = tconv.conv_transpose(x, w, b, **kw)
+    kernel, memory = _core.last_call_kernel(), _core.last_call_memory()
+    assert (kernel if want == "direct_phases" else driver_of(kernel)) == want, kernel
+    assert (memory["packed_weight_bytes"] == 0) == (want == "direct_phases")
+    assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)
+    # The same layer on NCHW data and PyTorch's weights sums in the same order.
+    y_first = tconv.conv_transpose(
+        np.ascontiguousarray(np.moveaxis(x, -1, 1)),
+        np.ascontiguousarray(w.transpose(3, 2, 0, 1)),
+        b,
+        **dict(kw, data_format="channels_first"),
+    )
+    if want == "direct_phases":
+        np.testing.assert_array_equal(np.moveaxis(y_first, 1, -1), y)
 
 
 # Layers of 5-12 output channels per group on the phases path past one tile of cells: chunks of

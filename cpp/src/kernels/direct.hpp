@@ -22,7 +22,9 @@
 // Where moreover every output dim is stride x input (run_phases), each phase's outputs lie on a
 // grid of the input's shape: the cell kernel sums a phase's taps over the input read in place at
 // their shifts (lanes outside it masked) and each output is written once, with no col2im. Groups
-// of a few output channels take that path over any number of cells.
+// of a few output channels take that path over any number of cells. It reads the weights at
+// their strides in any layout (Keras's too), and an input whose cells are not one element apart
+// (channels_last) from a copy with every image's channels first.
 //
 // Otherwise work goes in panels of the kernel's width nr over the columns, copied a block of
 // panels at a time (see weight_blocks.hpp): all the cells of a panel are run while its
@@ -45,13 +47,14 @@ namespace tconv::kernels::direct {
 // where that stays within a fifth above `most` (20 columns ran as tiles of 6, 6, 6 and 2).
 std::int64_t item_columns(std::int64_t cout_g, std::int64_t most, std::int64_t tile);
 
-// Whether the layer's operands suit the driver: weights dense per input channel in
-// (C_out/g, *kernel) order, an input whose spatial dims flatten to one stride, rank <= 9.
+// Whether the driver takes the layer: an input whose spatial dims flatten to one stride, rank
+// <= 9, and either weights dense per input channel in (C_out/g, *kernel) order or a layer of
+// the phases path (by_phases: weights in any layout).
 template <class T>
-bool applies(const Problem<T>& p);
+bool applies(const Problem<T>& p, const KernelSet<T>& ks);
 
 // Whether run takes the phases path (the cell kernel, every output dim stride x input, one
-// image's cells contiguous and within the kernel's tile, or narrow_phases).
+// image's cells within the kernel's tile, or narrow_phases).
 template <class T>
 bool by_phases(const Problem<T>& p, const KernelSet<T>& ks);
 
