@@ -1,8 +1,9 @@
 """The functional call on layers with one input position (DCGAN's z -> 4x4 projection) reads the
 weights as they lie: each input channel's (C_out/g, *kernel) run is a row of the shuffle's GEMM
-and the output's order too, so nothing is packed (blocks of a few panels are copied as the GEMM
-reaches them). A plan keeps its packed weights; both give the same numbers, and the
-reference's."""
+and the output's order too (PyTorch's layout), or each (tap, output channel)'s run of input
+channels a column of it, in the order of a channels_last output (Keras's), so nothing is packed
+(blocks of a few panels are copied as the GEMM reaches them, Keras's turned in registers). A
+plan keeps its packed weights; both give the same numbers, and the reference's."""
 
 from __future__ import annotations
 
@@ -18,12 +19,22 @@ VECTOR_ISAS = [i for i in reachable_isas() if i != "portable"]
 pytestmark = pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels here")
 
 
-def projection(batch, cin, cout_g, kernel, groups=1, dtype=np.float32, bias=True, seed=0):
+def projection(
+    batch, cin, cout_g, kernel, groups=1, dtype=np.float32, bias=True, seed=0, keras=False
+):
+    """x, w, b and keyword arguments; keras: channels_last data and (*kernel, C_out/g, C_in)
+    weights."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, cin * groups, *[1] * len(kernel))).astype(dtype)
-    w = rng.standard_normal((cin * groups, cout_g, *kernel)).astype(dtype)
+    ones = [1] * len(kernel)
+    if keras:
+        x = rng.standard_normal((batch, *ones, cin * groups)).astype(dtype)
+        w = rng.standard_normal((*kernel, cout_g, cin * groups)).astype(dtype)
+    else:
+        x = rng.standard_normal((batch, cin * groups, *ones)).astype(dtype)
+        w = rng.standard_normal((cin * groups, cout_g, *kernel)).astype(dtype)
     b = rng.standard_normal(cout_g * groups).astype(dtype) if bias else None
-    return x, w, b, dict(groups=groups)
+    data_format = "channels_last" if keras else "channels_first"
+    return x, w, b, dict(groups=groups, data_format=data_format)
 
 
 def functional_on(isa, x, w, b, kw):
@@ -44,11 +55,23 @@ LAYERS = [
 ]
 
 
+# The same in Keras's layout: C_out/g whole vectors of 32, so that a panel lies in one tap.
+KERAS_LAYERS = [
+    (16, 100, 32, (4, 4), 1),
+    (1, 7, 64, (4, 4), 1),
+    (5, 3, 32, (2, 4), 2),
+    (3, 6, 32, (8,), 1),
+    (2, 5, 32, (2, 2, 2), 3),
+]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("layer", LAYERS)
-def test_functional_reads_the_weights_in_place_on_every_isa(layer, dtype):
+@pytest.mark.parametrize(
+    "layer, keras", [(la, False) for la in LAYERS] + [(la, True) for la in KERAS_LAYERS]
+)
+def test_functional_reads_the_weights_in_place_on_every_isa(layer, keras, dtype):
     batch, cin, cout_g, kernel, groups = layer
-    x, w, b, kw = projection(batch, cin, cout_g, kernel, groups, dtype)
+    x, w, b, kw = projection(batch, cin, cout_g, kernel, groups, dtype, keras=keras)
     want = reference.conv_transpose(x, w, b, **kw)
     for isa in VECTOR_ISAS:
         y, kernel_ran = functional_on(isa, x, w, b, kw)
@@ -56,9 +79,10 @@ def test_functional_reads_the_weights_in_place_on_every_isa(layer, dtype):
         assert_close_in_norm(y, want, dtype, msg=isa)
 
 
+@pytest.mark.parametrize("keras", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
-def test_plan_packs_and_gives_the_same_bits(bias, threads_restored):
-    x, w, b, kw = projection(16, 100, 32, (4, 4), bias=bias)
+def test_plan_packs_and_gives_the_same_bits(bias, keras, threads_restored):
+    x, w, b, kw = projection(16, 100, 32, (4, 4), bias=bias, keras=keras)
     tconv.set_num_threads(1)
     y = tconv.conv_transpose(x, w, b, **kw)
     assert _core.last_call_kernel() == "phase_shuffle_in_place"
@@ -73,11 +97,12 @@ def test_plan_packs_and_gives_the_same_bits(bias, threads_restored):
     np.testing.assert_array_equal(y, yp)
 
 
-def test_nonfinite_weights_reach_exactly_their_cells():
+@pytest.mark.parametrize("keras", [False, True])
+def test_nonfinite_weights_reach_exactly_their_cells(keras):
     # Every product the in-place GEMM forms is one of the definition's: no kernel change.
-    x, w, b, kw = projection(4, 9, 32, (4, 4))
-    w[2, 5, 1, 3] = np.nan
-    w[7, 0, 0, 0] = np.inf
+    x, w, b, kw = projection(4, 9, 32, (4, 4), keras=keras)
+    w[(1, 3, 5, 2) if keras else (2, 5, 1, 3)] = np.nan
+    w[(3, 0, 0, 7) if keras else (7, 0, 0, 0)] = np.inf
     want = reference.conv_transpose(x, w, b, **kw)
     for isa in VECTOR_ISAS:
         y, kernel_ran = functional_on(isa, x, w, b, kw)
@@ -91,20 +116,24 @@ def test_nonfinite_weights_reach_exactly_their_cells():
 
 @pytest.mark.parametrize(
     "why",
-    ["partial vector of columns", "weights not dense", "channels_last", "padding"],
+    [
+        "partial vector of columns",
+        "weights not dense",
+        "keras: a tap's columns not whole panels",
+        "keras: weights not dense",
+        "padding",
+    ],
 )
 def test_other_layers_keep_the_packed_shuffle(why):
-    kw = {}
     if why == "partial vector of columns":
         x, w, b, kw = projection(4, 6, 5, (3, 3))  # 45 columns
+    elif why.startswith("keras"):
+        # 6 output channels per tap: no vector width divides them.
+        x, w, b, kw = projection(4, 6, 6 if "panels" in why else 32, (4, 4), keras=True)
     else:
         x, w, b, kw = projection(4, 6, 8, (4, 4))
-    if why == "weights not dense":
+    if "weights not dense" in why:
         w = np.asfortranarray(w)
-    if why == "channels_last":
-        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
-        w = np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)))
-        kw["data_format"] = "channels_last"
     if why == "padding":
         kw["padding"] = 1
     y = tconv.conv_transpose(x, w, b, **kw)

@@ -1637,21 +1637,59 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
   return 0;
 }
 
+// The in-place shuffle's columns (output channel, tap) in PyTorch's order, or (tap, output
+// channel) in Keras's: per column j of a group, its weights' offset (a row of C_in/g values
+// b_ld apart, or a column of them one apart) and its output's offset.
+struct ShuffleCols {
+  bool by_columns;            // Keras's: B stored by columns
+  std::int64_t cols, cout_g;  // per group
+  std::int64_t ld;            // B's row (PyTorch) or column (Keras) stride
+  std::int64_t tap_stride;    // Keras: the output's stride between taps (C_out)
+  std::int64_t y_of(std::int64_t gi, std::int64_t j) const {
+    return by_columns ? j / cout_g * tap_stride + gi * cout_g + j % cout_g : gi * cols + j;
+  }
+  std::int64_t co_of(std::int64_t j, std::int64_t taps) const {
+    return by_columns ? j % cout_g : j / taps;
+  }
+};
+
+// The columns where the layer suits the in-place shuffle (see shuffle_reads_weights): every
+// input dim one position, the output's dims the kernel's, the weights' and the output's
+// columns dense in the same order, whole panels of nr within a tap (Keras's).
+template <class T>
+bool shuffle_cols(const Problem<T>& p, std::int64_t nr, ShuffleCols* sc) {
+  const Geometry& g = *p.g;
+  const int r = g.rank;
+  const bool cf = g.data_format == DataFormat::channels_first;
+  const int w_k = cf ? 2 : 0, y_sp = cf ? 2 : 1;
+  const std::int64_t cout_g = g.out_channels / g.groups;
+  if (nr < 1) return false;
+  // Per kernel dim its stride in the weights' and in the output's column order.
+  std::int64_t w_dense = cf ? 1 : cout_g * g.in_channels, y_dense = cf ? 1 : g.out_channels;
+  for (int d = r - 1; d >= 0; --d) {
+    if (g.input[d] != 1 || g.output[d] != g.kernel[d] || p.w_strides[w_k + d] != w_dense ||
+        p.y_strides[y_sp + d] != y_dense)
+      return false;
+    w_dense *= g.kernel[d];
+    y_dense *= g.kernel[d];
+  }
+  sc->by_columns = !cf;
+  sc->cout_g = cout_g;
+  sc->cols = cout_g * (cf ? w_dense : w_dense / (cout_g * g.in_channels));
+  if (cf) {
+    sc->ld = p.w_strides[0];
+    return p.w_strides[1] == w_dense && p.y_strides[1] == y_dense && sc->cols % nr == 0;
+  }
+  sc->ld = g.in_channels;
+  sc->tap_stride = g.out_channels;
+  return p.w_strides[r + 1] == 1 && p.w_strides[r] == g.in_channels && p.y_strides[r + 1] == 1 &&
+         cout_g % nr == 0;
+}
+
 template <class T>
 bool shuffle_reads_weights(const Problem<T>& p, std::int64_t nr) {
-  const Geometry& g = *p.g;
-  if (g.data_format != DataFormat::channels_first || nr < 1) return false;
-  // Dense (C_out/g, *kernel) per input channel, in both the weights and the output (whose
-  // spatial dims are the kernel's: one input position, no padding).
-  std::int64_t dense = 1;
-  for (int d = g.rank - 1; d >= 0; --d) {
-    if (g.input[d] != 1 || g.output[d] != g.kernel[d] || p.w_strides[2 + d] != dense ||
-        p.y_strides[2 + d] != dense)
-      return false;
-    dense *= g.kernel[d];
-  }
-  const std::int64_t cols = g.out_channels / g.groups * dense;
-  return p.w_strides[1] == dense && p.y_strides[1] == dense && cols % nr == 0;
+  ShuffleCols sc;
+  return shuffle_cols(p, nr, &sc);
 }
 
 template <class T>
@@ -1659,15 +1697,17 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
                                  std::size_t* block_bytes) {
   runtime::note_kernel("phase_shuffle_in_place");
   const Geometry& g = *p.g;
-  std::int64_t taps = 1;
-  for (int d = 0; d < g.rank; ++d) taps *= g.kernel[d];
-  const std::int64_t cin_g = g.in_channels / g.groups, cout_g = g.out_channels / g.groups;
-  const std::int64_t cols = cout_g * taps, panels = cols / ks.nr;
+  ShuffleCols sc;
+  shuffle_cols(p, ks.nr, &sc);
+  const std::int64_t taps = sc.cols / sc.cout_g, cols = sc.cols;
+  const std::int64_t cin_g = g.in_channels / g.groups, cout_g = sc.cout_g, panels = cols / ks.nr;
+  const int c_axis = sc.by_columns ? g.rank + 1 : 1;
   // The bias of each column: its output channel's.
   std::vector<T> bias;
   if (p.bias) {
     detail::resize_or_throw(bias, static_cast<std::size_t>(g.groups * cols), "the bias per tap");
-    for (std::int64_t j = 0; j < g.groups * cols; ++j) bias[j] = p.bias[j / taps];
+    for (std::int64_t j = 0; j < g.groups * cols; ++j)
+      bias[j] = p.bias[j / cols * cout_g + sc.co_of(j % cols, taps)];
   }
   // An item: a block of panels of one group, copied (see weight_blocks.hpp) and then run.
   const std::int64_t block = block_panels(cin_g, ks.nr, sizeof(T));
@@ -1680,17 +1720,20 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
   const std::int64_t zero_off = 0;
   auto body = [&](std::int64_t item, int slot) {
     const std::int64_t gi = item / blocks, q0 = item % blocks * block;
-    const std::int64_t q1 = std::min(panels, q0 + block);
+    const std::int64_t q1 = std::min(panels, q0 + block), j0 = q0 * ks.nr;
     T* buf = bufs.data() + static_cast<std::size_t>(slot) * per_slot;
-    copy_block(p.w + gi * cin_g * p.w_strides[0] + q0 * ks.nr, p.w_strides[0], cin_g,
-               (q1 - q0) * ks.nr, ks.nr, buf);
+    if (sc.by_columns)
+      copy_block_by_columns(p.w + gi * cin_g + j0 * sc.ld, sc.ld, cin_g, (q1 - q0) * ks.nr, ks.nr,
+                            ks.transpose, buf);
+    else
+      copy_block(p.w + gi * cin_g * sc.ld + j0, sc.ld, cin_g, (q1 - q0) * ks.nr, ks.nr, buf);
     GemmCall<T> call;
-    call.a = p.x + gi * cin_g * p.x_strides[1];
+    call.a = p.x + gi * cin_g * p.x_strides[c_axis];
     call.a_off = &zero_off;
     call.b_off = &zero_off;
     call.pairs = 1;
     call.k = cin_g;
-    call.a_ks = p.x_strides[1];
+    call.a_ks = p.x_strides[c_axis];
     call.a_ms = p.x_strides[0];
     call.b_ld = ks.nr;
     call.c_ms = p.y_strides[0];
@@ -1698,10 +1741,10 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
     call.m = g.batch;
     call.n = ks.nr;
     for (std::int64_t q = q0; q < q1; ++q) {
-      const std::int64_t j0 = q * ks.nr;
+      const std::int64_t j = q * ks.nr;
       call.b = buf + (q - q0) * cin_g * ks.nr;
-      call.c = p.y + gi * cols + j0;
-      call.bias = p.bias ? bias.data() + gi * cols + j0 : nullptr;
+      call.c = p.y + sc.y_of(gi, j);
+      call.bias = p.bias ? bias.data() + gi * cols + j : nullptr;
       ks.channel_gemm(call);
     }
   };

@@ -115,10 +115,12 @@ Packed<T> pack_grid_only(const Geometry& g, const T* w, const std::vector<std::i
 template <class T>
 bool shuffle_applies(const Problem<T>& p);
 
-// Whether run_shuffle_in_place takes this layer: every input dim one position wide, channels
-// first, the weights' and the output's (output channel, kernel) axes dense, so that each input
-// channel's weights are a row of the GEMM's B as they lie, (C_out/g * kernel elements) of them
-// a whole number of the kernel's width `nr`.
+// Whether run_shuffle_in_place takes this layer: every input dim one position wide, and either
+// channels first with the weights' and the output's (output channel, kernel) axes dense, so
+// that each input channel's weights are a row of the GEMM's B as they lie, (C_out/g * kernel
+// elements) of them a whole number of the kernel's width `nr`; or channels last with Keras's
+// dense (*kernel, C_out/g, C_in) weights, each (tap, output channel) a column of B, and C_out/g
+// a whole number of `nr` (a panel within one tap of the output).
 template <class T>
 bool shuffle_reads_weights(const Problem<T>& p, std::int64_t nr);
 
@@ -130,8 +132,9 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& packed, const Kern
                         int threads);
 
 // run_shuffle with the weights as they lie rather than packed: a row of B is an input channel's
-// weights, its columns the (output channel, tap) pairs, which are also the output's order;
-// blocks of panels are copied as the GEMM reaches them (weight_blocks.hpp). Every product it
+// weights, its columns the (output channel, tap) pairs (Keras's: (tap, output channel)), which
+// are also the output's order; blocks of panels are copied as the GEMM reaches them
+// (weight_blocks.hpp). Every product it
 // forms is one of the definition's, so Inf and NaN weights need no other kernel. Returns the
 // scratch bytes used (the bias, one value per column), with the blocks (one per thread) in
 // *block_bytes.

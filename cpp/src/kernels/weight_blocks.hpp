@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/microkernel.hpp"
+
 namespace tconv::kernels {
 
 // Panels per block: up to four, their copy within a quarter of L2.
@@ -32,6 +34,27 @@ void copy_block(const T* b, std::int64_t b_ld, std::int64_t K, std::int64_t cols
       std::memcpy(dst, b + k * b_ld + q * nr, static_cast<std::size_t>(n) * sizeof(T));
       for (std::int64_t j = n; j < nr; ++j) dst[j] = T(0);
     }
+  }
+}
+
+// The same block from B stored by columns: column j's K values one run, columns bt_ld apart
+// (Keras's (*kernel, C_out/g, C_in) weights), turned by the ISA's transpose where it has one.
+template <class T>
+void copy_block_by_columns(const T* bt, std::int64_t bt_ld, std::int64_t K, std::int64_t cols,
+                           std::int64_t nr, TransposeFn<T> transpose, T* buf) {
+  const std::int64_t panels = (cols + nr - 1) / nr;
+  for (std::int64_t q = 0; q < panels; ++q) {
+    const std::int64_t n = std::min(nr, cols - q * nr);
+    const T* src = bt + q * nr * bt_ld;
+    T* dst = buf + q * K * nr;
+    if (transpose != nullptr) {
+      transpose(src, bt_ld, dst, nr, n, K, false);
+    } else {
+      for (std::int64_t j = 0; j < n; ++j)
+        for (std::int64_t k = 0; k < K; ++k) dst[k * nr + j] = src[j * bt_ld + k];
+    }
+    for (std::int64_t k = 0; k < K; ++k)
+      for (std::int64_t j = n; j < nr; ++j) dst[k * nr + j] = T(0);
   }
 }
 
