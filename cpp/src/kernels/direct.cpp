@@ -462,13 +462,12 @@ PhasePairs phase_pairs(const Geometry& g, const Layout& l, std::int64_t lanes) {
 // One line of outputs from the C lines of the last dim's s phases (phase r at c[r * c_ss]):
 // y[(i * s + r) * step] = c_r[i]. Two phases into a contiguous row interleave (vectorised).
 template <class T>
-void store_line(const T* c, std::int64_t c_ss, std::int64_t s, std::int64_t len, T* y,
-                std::int64_t step) {
+void store_line(const T* __restrict c, std::int64_t c_ss, std::int64_t s, std::int64_t len,
+                T* __restrict y, std::int64_t step) {
   if (s == 2 && step == 1) {
-    const T* __restrict c0 = c;
-    const T* __restrict c1 = c + c_ss;
+    const T* c1 = c + c_ss;
     for (std::int64_t i = 0; i < len; ++i) {
-      y[2 * i] = c0[i];
+      y[2 * i] = c[i];
       y[2 * i + 1] = c1[i];
     }
     return;
