@@ -367,31 +367,20 @@ PHASE_LAYERS = [
 ]
 
 
-@pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
-@pytest.mark.parametrize("size, kernel, stride, padding, output_padding, dilation", PHASE_LAYERS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(
-    "groups, cout_g, batch, cin_g", [(1, 7, 1, 5), (2, 3, 2, 70), (3, 13, 1, 9)]
-)
-@pytest.mark.parametrize("special", [None, "nan_weight", "inf_input"])
-def test_direct_phases_gives_the_reference(
-    size,
-    kernel,
-    stride,
-    padding,
-    output_padding,
-    dilation,
-    dtype,
-    groups,
-    cout_g,
-    batch,
-    cin_g,
-    special,
-):
-    rng = np.random.default_rng(sum(size) * 7 + kernel)
-    cin = cin_g * groups
-    x = rng.standard_normal((batch, cin, *size)).astype(dtype)
-    w = rng.standard_normal((cin, cout_g, *[kernel] * len(size))).astype(dtype)
+def phases_operands(layer, channels, dtype, special, keras):
+    """x, w, b and keyword arguments of a PHASE_LAYERS layer with (groups, C_out/g, batch,
+    C_in/g); keras: channels_last data and (*kernel, C_out/g, C_in) weights; special: a NaN
+    weight or an Inf input."""
+    size, kernel, stride, padding, output_padding, dilation = layer
+    groups, cout_g, batch, cin_g = channels
+    rng = np.random.default_rng(sum(size) * (5 if keras else 7) + kernel)
+    cin, taps = cin_g * groups, [kernel] * len(size)
+    if keras:
+        x = rng.standard_normal((batch, *size, cin)).astype(dtype)
+        w = rng.standard_normal((*taps, cout_g, cin)).astype(dtype)
+    else:
+        x = rng.standard_normal((batch, cin, *size)).astype(dtype)
+        w = rng.standard_normal((cin, cout_g, *taps)).astype(dtype)
     b = rng.standard_normal(cout_g * groups).astype(dtype)
     if special == "nan_weight":
         w.flat[w.size // 3] = np.nan
@@ -403,61 +392,48 @@ def test_direct_phases_gives_the_reference(
         output_padding=output_padding,
         dilation=dilation,
         groups=groups,
+        data_format="channels_last" if keras else "channels_first",
     )
-    g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
-    y = np.empty(g.output_shape(), dtype)
-    assert all(o == stride * i for o, i in zip(y.shape[2:], size))  # the layer is the path's
-    _core.conv_transpose(g, x, w, b, y, 0, "avx512", "direct")
+    return x, w, b, kw
+
+
+def assert_reference_with_nonfinite(y, x, w, b, kw, dtype):
+    """y is the reference's: its NaN and Inf where the reference has them, close elsewhere."""
     want = reference.conv_transpose(x, w, b, **kw)
-    fits = np.prod(size) <= 4 * 64 // x.itemsize or 5 <= cout_g <= 12
-    assert _core.last_call_kernel() == ("direct_phases" if fits else "direct")
     np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
     finite = np.isfinite(want)
     assert_close_in_max_norm(y[finite], want[finite], dtype)
 
 
+@pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
+@pytest.mark.parametrize("layer", PHASE_LAYERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels", [(1, 7, 1, 5), (2, 3, 2, 70), (3, 13, 1, 9)])
+@pytest.mark.parametrize("special", [None, "nan_weight", "inf_input"])
+def test_direct_phases_gives_the_reference(layer, dtype, channels, special):
+    x, w, b, kw = phases_operands(layer, channels, dtype, special, keras=False)
+    size, stride, cout_g = layer[0], layer[2], channels[1]
+    g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
+    y = np.empty(g.output_shape(), dtype)
+    assert all(o == stride * i for o, i in zip(y.shape[2:], size))  # the layer is the path's
+    _core.conv_transpose(g, x, w, b, y, 0, "avx512", "direct")
+    fits = np.prod(size) <= 4 * 64 // x.itemsize or 5 <= cout_g <= 12
+    assert _core.last_call_kernel() == ("direct_phases" if fits else "direct")
+    assert_reference_with_nonfinite(y, x, w, b, kw, dtype)
+
+
 # The phases path on channels_last data with Keras-ordered weights: the input copied with its
 # cells one element apart, the weights read along the input channels at their strides; 128 or
 # more input channels per group (fewer go to the pack), groups, batches, Inf and NaN.
 @pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
-@pytest.mark.parametrize(
-    "size, kernel, stride, padding, output_padding, dilation", PHASE_LAYERS[:7]
-)
+@pytest.mark.parametrize("layer", PHASE_LAYERS[:7])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("groups, cout_g, batch, cin_g", [(1, 7, 1, 128), (2, 3, 2, 130)])
+@pytest.mark.parametrize("channels", [(1, 7, 1, 128), (2, 3, 2, 130)])
 @pytest.mark.parametrize("special", [None, "nan_weight", "inf_input"])
-def test_direct_phases_reads_channels_last_operands(
-    size,
-    kernel,
-    stride,
-    padding,
-    output_padding,
-    dilation,
-    dtype,
-    groups,
-    cout_g,
-    batch,
-    cin_g,
-    special,
-):
-    rng = np.random.default_rng(sum(size) * 5 + kernel)
-    cin, rank = cin_g * groups, len(size)
-    x = rng.standard_normal((batch, *size, cin)).astype(dtype)
-    w = rng.standard_normal((*[kernel] * rank, cout_g, cin)).astype(dtype)
-    b = rng.standard_normal(cout_g * groups).astype(dtype)
-    if special == "nan_weight":
-        w.flat[w.size // 3] = np.nan
-    elif special == "inf_input":
-        x.flat[x.size // 2] = np.inf
-    kw = dict(
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-        groups=groups,
-        data_format="channels_last",
-    )
+def test_direct_phases_reads_channels_last_operands(layer, dtype, channels, special):
+    x, w, b, kw = phases_operands(layer, channels, dtype, special, keras=True)
+    size, cout_g = layer[0], channels[1]
     g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
     y = np.empty(g.output_shape(), dtype)
     fits = np.prod(size) <= 4 * 64 // x.itemsize or 5 <= cout_g <= 12
@@ -470,52 +446,7 @@ def test_direct_phases_reads_channels_last_operands(
     assert _core.last_call_kernel() == "direct_phases"
     # The copy of the input is scratch of the call.
     assert _core.last_call_memory()["scratch_bytes"] >= x.nbytes
-    want = reference.conv_transpose(x, w, b, **kw)
-    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
-    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
-    finite = np.isfinite(want)
-    assert_close_in_max_norm(y[finite], want[finite], dtype)
-
-
-@pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
-def test_direct_serves_functional_calls_and_agrees_with_the_plan():
-    x, w, kw = ROUTED["direct"]
-    b = np.random.default_rng(5).standard_normal(w.shape[1]).astype(np.float32)
-    y = tconv.conv_transpose(x, w, b, **kw)
-    assert driver_of(_core.last_call_kernel()) == "direct"
-    # A plan packs its weights once for all its calls: it keeps the phase driver.
-    y_plan = tconv.ConvTranspose(w, b, **kw)(x)
-    assert driver_of(_core.last_call_kernel()) != "direct"
-    # The sums run in another order: close, not bitwise.
-    assert_close_in_max_norm(y, y_plan, np.float32)
-    assert_close_in_max_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)
-
-
-@pytest.mark.skipif(not VECTOR_ISAS, reason="no ISA with vector kernels on this machine")
-@pytest.mark.parametrize(
-    "cout_g, batch, want",
-    [
-        (32, 1, "direct_phases"),  # 256 KiB of weights: the phases path's threshold
-        (31, 1, "phase"),  # 248 KiB: packed
-        (32, 2, "phase"),  # two images: the phases path reads the weights once per image
-    ],
-)
-def test_the_phases_path_serves_one_image_from_256_kib(cout_g, batch, want):
-    # 16 input channels per group: a col2im would not be repaid, the phases path has none.
-    x, w, kw = _layer(128, cout_g, (8, 8), 4, 2, padding=1, groups=8)
-    x = np.concatenate([x] * batch)
-    b = np.random.default_rng(6).standard_normal(cout_g * 8).astype(np.float32)
-    for isa in VECTOR_ISAS:
-        y, kernel = run_on(None, isa, x, w, b, kw)
-        # The cell kernel is AVX-512's; elsewhere the pack is repaid at any size here.
-        expect = want if isa == "avx512" else "phase"
-        assert (kernel if expect == "direct_phases" else driver_of(kernel)) == expect, kernel
-        assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)
-    if "avx512" in VECTOR_ISAS and want == "direct_phases":
-        # A plan packs once for all its calls: it keeps the phase driver.
-        y_plan = tconv.ConvTranspose(w, b, **kw)(x)
-        assert driver_of(_core.last_call_kernel()) == "phase"
-        assert_close_in_max_norm(y, y_plan, np.float32)
+    assert_reference_with_nonfinite(y, x, w, b, kw, dtype)
 
 
 @pytest.mark.skipif("avx512" not in VECTOR_ISAS, reason="the cell kernel is AVX-512's")
