@@ -1641,10 +1641,10 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& pk, const KernelSe
 // channel) in Keras's: per column j of a group, its weights' offset (a row of C_in/g values
 // b_ld apart, or a column of them one apart) and its output's offset.
 struct ShuffleCols {
-  bool by_columns;            // Keras's: B stored by columns
-  std::int64_t cols, cout_g;  // per group
-  std::int64_t ld;            // B's row (PyTorch) or column (Keras) stride
-  std::int64_t tap_stride;    // Keras: the output's stride between taps (C_out)
+  bool by_columns;                  // Keras's: B stored by columns
+  std::int64_t cols, cout_g, taps;  // per group
+  std::int64_t ld;                  // B's row (PyTorch) or column (Keras) stride
+  std::int64_t tap_stride;          // Keras: the output's stride between taps (C_out)
   std::int64_t y_of(std::int64_t gi, std::int64_t j) const {
     return by_columns ? j / cout_g * tap_stride + gi * cout_g + j % cout_g : gi * cols + j;
   }
@@ -1661,21 +1661,23 @@ bool shuffle_cols(const Problem<T>& p, std::int64_t nr, ShuffleCols* sc) {
   const int w_k = cf ? 2 : 0, y_sp = cf ? 2 : 1;
   const std::int64_t cout_g = g.out_channels / g.groups;
   if (nr < 1) return false;
-  // Per kernel dim its stride in the weights' and in the output's column order.
-  std::int64_t w_dense = cf ? 1 : cout_g * g.in_channels, y_dense = cf ? 1 : g.out_channels;
+  // The kernel dims dense (last first) in the weights and the output, from a tap's stride:
+  // 1 in PyTorch's (output channel, tap) order, C_out/g * C_in and C_out in Keras's.
+  const std::int64_t w_tap = cf ? 1 : cout_g * g.in_channels, y_tap = cf ? 1 : g.out_channels;
+  std::int64_t taps = 1;
   for (int d = r - 1; d >= 0; --d) {
-    if (g.input[d] != 1 || g.output[d] != g.kernel[d] || p.w_strides[w_k + d] != w_dense ||
-        p.y_strides[y_sp + d] != y_dense)
+    if (g.input[d] != 1 || g.output[d] != g.kernel[d] || p.w_strides[w_k + d] != w_tap * taps ||
+        p.y_strides[y_sp + d] != y_tap * taps)
       return false;
-    w_dense *= g.kernel[d];
-    y_dense *= g.kernel[d];
+    taps *= g.kernel[d];
   }
   sc->by_columns = !cf;
   sc->cout_g = cout_g;
-  sc->cols = cout_g * (cf ? w_dense : w_dense / (cout_g * g.in_channels));
+  sc->taps = taps;
+  sc->cols = cout_g * taps;
   if (cf) {
     sc->ld = p.w_strides[0];
-    return p.w_strides[1] == w_dense && p.y_strides[1] == y_dense && sc->cols % nr == 0;
+    return p.w_strides[1] == taps && p.y_strides[1] == taps && sc->cols % nr == 0;
   }
   sc->ld = g.in_channels;
   sc->tap_stride = g.out_channels;
@@ -1696,7 +1698,7 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
   const Geometry& g = *p.g;
   ShuffleCols sc;
   shuffle_cols(p, ks.nr, &sc);
-  const std::int64_t taps = sc.cols / sc.cout_g, cols = sc.cols;
+  const std::int64_t taps = sc.taps, cols = sc.cols;
   const std::int64_t cin_g = g.in_channels / g.groups, cout_g = sc.cout_g, panels = cols / ks.nr;
   const int c_axis = sc.by_columns ? g.rank + 1 : 1;
   // The bias of each column: its output channel's (no division per column: it showed in the

@@ -134,10 +134,9 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& packed, const Kern
 // run_shuffle with the weights as they lie rather than packed: a row of B is an input channel's
 // weights, its columns the (output channel, tap) pairs (Keras's: (tap, output channel)), which
 // are also the output's order; blocks of panels are copied as the GEMM reaches them
-// (weight_blocks.hpp). Every product it
-// forms is one of the definition's, so Inf and NaN weights need no other kernel. Returns the
-// scratch bytes used (the bias, one value per column), with the blocks (one per thread) in
-// *block_bytes.
+// (weight_blocks.hpp). Every product it forms is one of the definition's, so Inf and NaN weights
+// need no other kernel. Returns the scratch bytes used (the bias, one value per column), with
+// the blocks (one per thread) in *block_bytes.
 template <class T>
 std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& kernels, int threads,
                                  std::size_t* block_bytes);
