@@ -570,10 +570,12 @@ std::vector<std::pair<std::int64_t, std::int64_t>> slices_of(Call<T>& c) {
   const Geometry& g = c.g;
   const double weight_bytes = bytes_of(g.weight_shape(), sizeof(T));
   const double input_bytes = bytes_of(g.input_shape(), sizeof(T));
-  // Every slice reads (and copies rows of) the whole input: slices pay where the weights are
-  // at least half as large.
+  // A slice of whole groups reads its groups' input; one of output channels reads (and copies
+  // rows of) the whole input, and each input row it loads feeds half the channels. Slices pay
+  // where the weights are at least half the input's size (groups), or twice it (channels).
+  const double least_weights = (g.groups > 1 ? 0.5 : 2.0) * input_bytes;
   if (c.cache || c.threads < 2 || !c.options.driver.empty() || !c.have_isa ||
-      weight_bytes < kSliceWeightBytes || 2 * weight_bytes < input_bytes || !phase_handles(g) ||
+      weight_bytes < kSliceWeightBytes || weight_bytes < least_weights || !phase_handles(g) ||
       kernels::phase::choose_algo(g) != kernels::phase::Algo::channel ||
       kernels::depthwise::applies(c.p, c.threads) || kernels::phase::shuffle_applies(c.p) ||
       (direct_applies(c) && direct_pays(c)))

@@ -1,6 +1,7 @@
-"""Functional calls in slices: with 256 KiB of weights or more, at least half the input's size, a
-call on several threads gives each thread its own groups, or its own pairs of panels of output
-channels, to pack and compute as a layer of its own (last_call_memory()["slices"]).
+"""Functional calls in slices: with 256 KiB of weights or more, a call on several threads gives
+each thread its own groups (weights at least half the input's size), or its own pairs of panels
+of output channels (weights at least twice the input's size), to pack and compute as a layer of
+its own (last_call_memory()["slices"]).
 
 The slices form the same products and sum each output in the same order as the whole layer: the
 results are the same bits on 1, 2 and 3 threads, and match a float64 per-tap scatter in numpy
@@ -121,6 +122,23 @@ def test_plans_and_inputs_larger_than_the_weights_run_whole(threads_restored):
     assert big.nbytes > 2 * w.nbytes
     tconv.conv_transpose(big, w, b, **kw)
     assert _core.last_call_memory()["slices"] == 1
+
+
+@pytest.mark.skipif(not TWO_CPUS, reason="slices need two threads and vector kernels")
+def test_slices_by_channels_need_weights_twice_the_input(threads_restored):
+    # Each slice of output channels reads the whole input; a slice of groups only its own.
+    tconv.set_num_threads(2)
+    _, w, b, kw = layer("channels", np.float32)  # 2 MiB of weights, 256 KiB of input per image
+    rng = np.random.default_rng(1)
+    for batch, want in ((4, 2), (5, 1)):
+        x = rng.standard_normal((batch, 256, 16, 16)).astype(np.float32)
+        tconv.conv_transpose(x, w, b, **kw)
+        assert _core.last_call_memory()["slices"] == want, (batch, x.nbytes, w.nbytes)
+    _, w, b, kw = layer("groups_8", np.float32)  # 2 MiB of weights, 144 KiB of input per image
+    x = rng.standard_normal((16, 512, 9, 8)).astype(np.float32)
+    assert w.nbytes < x.nbytes < 2 * w.nbytes
+    tconv.conv_transpose(x, w, b, **kw)
+    assert _core.last_call_memory()["slices"] == 2
 
 
 @pytest.mark.skipif(not TWO_CPUS, reason="slices need two threads and vector kernels")
