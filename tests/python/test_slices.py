@@ -6,7 +6,7 @@ its own (last_call_memory()["slices"]).
 The slices form the same products and sum each output in the same order as the whole layer: the
 results are the same bits on 1, 2 and 3 threads, and match a float64 per-tap scatter in numpy
 (conftest.tap_scatter). A slice whose weights hold Inf or NaN hands the call back to the whole
-layer; plans (packed once) and layers whose input outweighs the weights run whole.
+layer; plans (packed once) and layers whose weights fall short of those sizes run whole.
 """
 
 from __future__ import annotations
