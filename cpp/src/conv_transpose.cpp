@@ -521,6 +521,7 @@ bool run_driver(const Driver<T>& d, Call<T>& c) {
   }
   t_last_memory.scratch_bytes = scratch;
   t_last_memory.output_streamed = runtime::noted_output_streamed();
+  t_last_memory.input_copy_bytes = runtime::noted_input_copied();
   return true;
 }
 
@@ -663,6 +664,7 @@ bool run_slices(Call<T>& c, const std::vector<std::pair<std::int64_t, std::int64
     total.scratch_bytes += memory[s].scratch_bytes;
     total.packed_weight_bytes += memory[s].packed_weight_bytes;
     total.output_streamed = total.output_streamed || memory[s].output_streamed;
+    total.input_copy_bytes += memory[s].input_copy_bytes;
   }
   total.slices = static_cast<int>(memory.size());
   t_last_memory = total;
@@ -690,6 +692,7 @@ void run_layer(const Geometry& g, const T* x, const std::vector<std::int64_t>& x
   t_last_isa = Isa::portable;
   runtime::note_kernel("none");
   runtime::note_output_streamed(false);
+  runtime::note_input_copied(0);
   const std::int64_t y_elems = checked_product(g.output_shape(), "the output size");
   if (y_elems == 0) return;
   if (g.in_channels == 0) {

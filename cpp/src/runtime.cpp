@@ -162,12 +162,15 @@ namespace runtime {
 namespace {
 thread_local const char* t_kernel = "none";
 thread_local bool t_streamed = false;
+thread_local std::size_t t_input_copied = 0;
 }  // namespace
 
 void note_kernel(const char* name) { t_kernel = name; }
 const char* noted_kernel() { return t_kernel; }
 void note_output_streamed(bool streamed) { t_streamed = streamed; }
 bool noted_output_streamed() { return t_streamed; }
+void note_input_copied(std::size_t bytes) { t_input_copied = bytes; }
+std::size_t noted_input_copied() { return t_input_copied; }
 
 Isa choose_isa(const Options& options) {
   // Every cap can only lower the ISA.

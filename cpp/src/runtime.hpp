@@ -22,5 +22,9 @@ const char* noted_kernel();
 // (CallMemory::output_streamed): set where a driver commits to them, cleared at each call.
 void note_output_streamed(bool streamed);
 bool noted_output_streamed();
+// The input bytes this thread's last call copied into row buffers
+// (CallMemory::input_copy_bytes): set by the phase driver, cleared at each call.
+void note_input_copied(std::size_t bytes);
+std::size_t noted_input_copied();
 
 }  // namespace tconv::runtime

@@ -303,6 +303,7 @@ void bind_ops(py::module_& m) {
         d["dims_reordered"] = mem.dims_reordered;
         d["output_streamed"] = mem.output_streamed;
         d["slices"] = mem.slices;
+        d["input_copy_bytes"] = mem.input_copy_bytes;
         return d;
       },
       "Working memory of this thread's last core call, beyond x, weight, bias and y.");

@@ -109,6 +109,11 @@ struct CallMemory {
   // (no plan) ran each thread's share of the groups or output channels as a layer of its own,
   // packing only its weights (the bytes above are then the slices' sums).
   int slices = 1;
+  // Bytes of the input the phase driver copied into its row buffers (input rows in the
+  // kernels' order): about the input's size where each row is copied once per block of the
+  // last dim, 0 where the kernels read the input in place or another driver ran (the slices'
+  // sum).
+  std::size_t input_copy_bytes = 0;
 };
 CallMemory last_call_memory();
 

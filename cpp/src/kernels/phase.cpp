@@ -821,6 +821,7 @@ struct RowScratch {
   // The outer position whose sources source_in / source_tap hold (-1: none yet), its output
   // indices and phase: consecutive row passes of one output row (one per group) share them.
   std::int64_t sources_of = -1, sources_phase = 0, sources_o[8] = {0};
+  std::size_t copied_bytes = 0;  // input copied into the row cache (fill_line)
 };
 
 // ---- row fills: input positions [lo, hi) of one row into a buffer line ----------------------
@@ -1039,10 +1040,13 @@ class PhaseDriver {
       part = rest % t_.panel_parts;
       rest /= t_.panel_parts;
     } else {
+      // Rows before blocks: the row cache keeps one block's lines, which the next rows of the
+      // same block read again (blocks alternating row by row refilled them every time).
       part = rest % t_.panel_parts;
       rest /= t_.panel_parts;
-      xb = rest % t_.nxb;
-      rest /= t_.nxb;
+      const std::int64_t row_blocks = t_.lines * t_.blocks_per_line;
+      xb = rest / row_blocks;
+      rest %= row_blocks;
     }
     const std::int64_t line = rest / t_.blocks_per_line, blk = rest % t_.blocks_per_line;
     const std::int64_t row0 = line * t_.line_len + blk * t_.block_rows;
@@ -1183,13 +1187,15 @@ class PhaseDriver {
       if (s.cache.holds(line, key)) continue;
       const T* src = x_g;
       for (int d = 0; d < xd_; ++d) src += in[d] * p_.x_strides[sp_axis_ + d];
-      fill_line(s.cache, line, src, in, job);
+      s.copied_bytes +=
+          static_cast<std::size_t>(fill_line(s.cache, line, src, in, job)) * sizeof(T);
     }
   }
 
-  // Copies the block's part of input row `src` (indices `in`) into cache line `line`.
-  void fill_line(RowCache<T>& cache, std::int64_t line, const T* src, const std::int64_t* in,
-                 const RowJob<T>& job) const {
+  // Copies the block's part of input row `src` (indices `in`) into cache line `line`; returns
+  // the elements copied.
+  std::int64_t fill_line(RowCache<T>& cache, std::int64_t line, const T* src,
+                         const std::int64_t* in, const RowJob<T>& job) const {
     const std::int64_t cin_g = line_channels_, i0 = job.qa + t_.cmin;
     const std::int64_t xlen = job.qb - job.qa + t_.cmax - t_.cmin;
     T* dst = cache.line(line);
@@ -1212,6 +1218,7 @@ class PhaseDriver {
     } else {
       copy_strided(base, xs_x_, xs_c_, dst, ds_x, ds_c, cin_g, lo, hi);
     }
+    return (hi - lo) * cin_g;
   }
 
   // The multi-phase call's pairs (see shift_uses): per (source, shift) pair its A offset, its
@@ -1515,6 +1522,9 @@ std::size_t run(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks
         driver.run_item(scratch[static_cast<std::size_t>(slot)], item);
       },
       detail::Schedule::runs);
+  std::size_t copied = 0;
+  for (const auto& s : scratch) copied += s.copied_bytes;
+  runtime::note_input_copied(copied);
   return scratch_bytes;
 }
 
