@@ -110,8 +110,8 @@ void block_rows(const TilingInput& in, Tiling& t, const std::int64_t* window, do
 // The items, and the output channels split too where the row blocks are too few. The channel
 // kernels run a grouped layer whose row cache cannot keep every group's lines group by group:
 // a thread's consecutive items then walk down one group's rows, finding its input rows in its
-// lines and its weights in cache.
-void split_items(const TilingInput& in, Tiling& t) {
+// lines and its weights in cache. `in_place`: the kernels read the input in place.
+void split_items(const TilingInput& in, Tiling& t, bool in_place) {
   t.group_items = !in.positions && in.groups > 1 && t.group_lines == 1 ? in.groups : 1;
   t.panel_parts = 1;
   const std::int64_t row_items = t.group_items * t.lines * t.blocks_per_line * t.nxb;
@@ -119,9 +119,15 @@ void split_items(const TilingInput& in, Tiling& t) {
     t.panel_parts = std::min(in.panels, ceil_div(kPanelItemsPerThread * in.threads, row_items));
   // A row cut into blocks whose weights outgrow L2: item by item, the blocks of one panel
   // (its weights then stay in L2 from one block to the next) rather than every panel per block.
+  // Each panel's pass then copies the block's input rows again: only where the input is read
+  // in place, or those copies (panels x the group's input) stay within the weights.
   const double all_panels = static_cast<double>(in.packed_elems) / static_cast<double>(in.groups) *
                             static_cast<double>(in.elem);
-  t.blocks_inner = !in.positions && t.nxb > 1 && in.panels > 1 && all_panels > kBlocksInnerBytes;
+  double group_input = static_cast<double>(in.g->batch * in.cin_g * in.elem);
+  for (auto e : in.g->input) group_input *= static_cast<double>(e);
+  const bool copies_pay = in_place || static_cast<double>(in.panels) * group_input <= all_panels;
+  t.blocks_inner =
+      !in.positions && t.nxb > 1 && in.panels > 1 && all_panels > kBlocksInnerBytes && copies_pay;
   if (t.blocks_inner) t.panel_parts = in.panels;
   t.panels_per_item = ceil_div(in.panels, t.panel_parts);
   t.panel_parts = ceil_div(in.panels, t.panels_per_item);
@@ -182,9 +188,9 @@ Tiling plan(const TilingInput& in, bool shared, bool in_place = false) {
   t.row_stride = t.xlen_alloc * (in.positions ? in.cin_g : t.cin_pitch);
   block_rows(in, t, window, out_bytes, in_place);
   t.group_lines = group_lines(in, t, out_bytes);
-  split_items(in, t);
-  t.row_len = in.via_row ? std::min(t.qblock * g.stride[xd], g.output[xd]) * in.width : 0;
   t.in_place = in_place || reads_in_place(in, t, out_bytes);
+  split_items(in, t, t.in_place);
+  t.row_len = in.via_row ? std::min(t.qblock * g.stride[xd], g.output[xd]) * in.width : 0;
   t.all_groups = shared;
   t.a_ms = t.in_place ? in.xs_x : in.positions ? 1 : t.cin_pitch;
   t.a_ks = t.in_place ? in.xs_c : in.positions ? t.xlen_alloc : 1;
