@@ -1057,6 +1057,12 @@ class PhaseDriver {
     // of the panel's weights only, so 1 / stride of the panel must stay in cache while the
     // block's rows go by.
     const std::int64_t sy = xd_ >= 1 ? g_.stride[xd_ - 1] : 1;
+    if (row1 == row0 + 1) {
+      for (std::int64_t gi = g0; gi < g1; ++gi)
+        for (std::int64_t panel = pa; panel < pb; ++panel)
+          row_pass(s, phases_inner(row0), xb, gi, panel);
+      return;
+    }
     for (std::int64_t gi = g0; gi < g1; ++gi)
       for (std::int64_t panel = pa; panel < pb; ++panel)
         for (std::int64_t ry = 0; ry < sy; ++ry)
@@ -1065,6 +1071,21 @@ class PhaseDriver {
   }
 
  private:
+  // The output row at place r of the order in which rows of one item run one by one. With three
+  // or more dims, the rows o = s * q + r of the dim before the last outer one that read the same
+  // input rows (its phases r) go side by side along the last outer dim, so that the row cache
+  // still holds them: (q, y, r) rather than (o, y). Two or fewer dims: the rows in order.
+  std::int64_t phases_inner(std::int64_t r) const {
+    const int zd = xd_ - 2;
+    if (zd < 0 || g_.stride[zd] == 1) return r;
+    const std::int64_t sz = g_.stride[zd], nz = g_.output[zd], ny = g_.output[xd_ - 1];
+    // Rows of one image per position of the dims before zd: (o_z, y) planes of nz * ny.
+    const std::int64_t plane = nz * ny, at = r % plane, outer = r - at;
+    const std::int64_t zq = at / (sz * ny), off = at % (sz * ny);
+    const std::int64_t k = std::min(sz, nz - sz * zq);  // rows of the last q: k <= sz phases
+    return outer + (sz * zq + off % k) * ny + off / k;
+  }
+
   // One output row (image n, outer position oo) of group gi, output channels of one panel.
   void row_pass(RowScratch<T>& s, std::int64_t row, std::int64_t xb, std::int64_t gi,
                 std::int64_t panel) const {
