@@ -8,7 +8,14 @@ import sys
 from typing import Any
 
 FRAMEWORKS = ("torch", "keras", "onnx", "tf_nn", "jax")
-_ONEDNN_OFF = "oneDNN off"  # TF_ENABLE_ONEDNN_OPTS=0: TensorFlow's plain CPU kernels
+_ONEDNN_OFF = "oneDNN off"  # TensorFlow's plain CPU kernels
+
+
+_ONEDNN_FOOTNOTE = (
+    "oneDNN on: TensorFlow's default on Linux CPUs with AVX-512 VNNI or BF16, AVX-VNNI or AMX, "
+    "else TF_ENABLE_ONEDNN_OPTS=1\noneDNN off: its plain CPU kernels (TF_ENABLE_ONEDNN_OPTS=0, "
+    "and the default on other CPUs)"
+)
 
 
 def _note(*words: str) -> Any:
@@ -31,14 +38,14 @@ def _keras_tf_plain(p: Any) -> str | None:
 _BACKENDS: dict[str, list[tuple[str, Any]]] = {
     "torch": [("ConvTransposeNd", None)],
     "keras": [
-        ("tensorflow", _note("TensorFlow backend refuses")),
+        ("tensorflow, oneDNN on", _note("TensorFlow backend refuses")),
         ("tensorflow, " + _ONEDNN_OFF, _keras_tf_plain),
         ("jax", None),
         ("torch", None),
     ],
     "onnx": [("onnxruntime", None), ("onnx.reference", _note("reference evaluator"))],
     "tf_nn": [
-        ("CPU, oneDNN (default)", None),
+        ("CPU, oneDNN on", None),
         ("CPU, " + _ONEDNN_OFF, _note("when oneDNN is off", "without oneDNN")),
     ],
     "jax": [("lax.conv_transpose", None)],
@@ -264,7 +271,7 @@ def format_table(source: str, ports: dict, rows: list[tuple[str, str, str]]) -> 
     lines = [f"{'':<6} {'backend / runtime':<{width}}  the {source} layer"]
     for fw, backend, text in rows:
         lines.append(f"{fw:<6} {backend:<{width}}  {text}")
-    lines += ["", "oneDNN off: TensorFlow's plain CPU kernels (TF_ENABLE_ONEDNN_OPTS=0)"]
+    lines += ["", _ONEDNN_FOOTNOTE]
     recipes = {
         p.split(". Nearest recipe: ")[1]
         for p in ports.values()

@@ -975,9 +975,9 @@ def tf_nn(
     empty = (0 in sp_out or oshape[0] == 0) and any(d > 1 for d in dl)
     if empty:
         _warn(
-            "tf.nn returns this empty result on TensorFlow's default oneDNN CPU build without "
-            'checking it; the plain CPU kernels refuse dilation > 1 ("Current CPU '
-            'implementations do not yet support dilation rates larger than 1.")'
+            "tf.nn returns this empty result with oneDNN on without checking it; the plain CPU "
+            'kernels refuse dilation > 1 ("Current CPU implementations do not yet support '
+            'dilation rates larger than 1."). ' + _ONEDNN_DEFAULT
         )
         return tuple(oshape)
     groups = _tf_groups(shape, fshape, oshape, cax, ks)
@@ -987,25 +987,30 @@ def tf_nn(
         _warn(
             f"tf.nn reads this as a grouped transposed convolution ({groups} groups); "
             "TensorFlow's CPU kernels without oneDNN refuse it (\"Gradients for grouped "
-            'convolutions are not supported on CPU."); the default oneDNN CPU build and '
-            "GPUs run it."
+            'convolutions are not supported on CPU."); oneDNN and GPUs run it. ' + _ONEDNN_DEFAULT
         )
     if any(d > 1 for d in dl):
         _warn(
             "TensorFlow's CPU kernels refuse dilation > 1 when oneDNN is off "
             '("Current CPU implementations do not yet support dilation rates larger than '
-            '1.", TF_ENABLE_ONEDNN_OPTS=0); the default oneDNN CPU build and GPUs run it.'
+            '1."); oneDNN and GPUs run it. ' + _ONEDNN_DEFAULT
         )
     if not channels_last:
         _warn(
             f"TensorFlow's CPU kernels refuse data_format='{fmt}' when oneDNN is off "
-            '("Conv2DCustomBackpropInputOp only supports NHWC."); the default oneDNN CPU '
-            "build and GPUs run it."
+            '("Conv2DCustomBackpropInputOp only supports NHWC."); oneDNN and GPUs run it. '
+            + _ONEDNN_DEFAULT
         )
     return tuple(oshape)
 
 
 _TF = "TensorFlow"
+# Whether oneDNN is on depends on the CPU (TensorFlow's DefaultOneDnnPolicy).
+_ONEDNN_DEFAULT = (
+    "On Linux TensorFlow turns oneDNN on by default only on CPUs with AVX-512 VNNI or BF16, "
+    "AVX-VNNI or AMX; elsewhere set TF_ENABLE_ONEDNN_OPTS=1 before importing TensorFlow "
+    "(TF_ENABLE_ONEDNN_OPTS=0 turns it off)."
+)
 
 
 def _tf_check_input_rank(shape: tuple, fshape: tuple) -> None:

@@ -13,6 +13,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+# TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI or BF16,
+# AVX-VNNI or AMX; the tests run the code tconv prints for "oneDNN on" with them on, on every
+# CPU (the "oneDNN off" rows run in subprocesses with TF_ENABLE_ONEDNN_OPTS=0).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 # Hypothesis budgets, one place for all of them. "default" keeps `python -m pytest` quick; the
 # fixed grids of the test files still reach every kernel, layout and dtype there, and random
 # sampling adds breadth. "thorough" (CI's long-run stage) draws six times as many layers.

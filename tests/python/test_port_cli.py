@@ -71,7 +71,7 @@ def test_table_and_json(capsys):
     assert data["torch"]["port"]["params"]["padding"] == 1
     assert data["jax"]["port"]["params"]["padding"] == "SAME"
     assert set(data["keras"]["backends"]) == {
-        "tensorflow",
+        "tensorflow, oneDNN on",
         "tensorflow, oneDNN off",
         "jax",
         "torch",
@@ -129,7 +129,7 @@ def test_bad_layers_and_files_exit_1(capsys, tmp_path):
 
 # The environments the rows need: (environment variables, rows run there).
 ENVIRONMENTS = {
-    "default": ({}, {"tensorflow", "CPU, oneDNN (default)"}),
+    "onednn_on": ({"TF_ENABLE_ONEDNN_OPTS": "1"}, {"tensorflow, oneDNN on", "CPU, oneDNN on"}),
     "onednn_off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, {"tensorflow, oneDNN off", "CPU, oneDNN off"}),
     "keras_jax": ({"KERAS_BACKEND": "jax"}, {"jax"}),
     "keras_torch": ({"KERAS_BACKEND": "torch"}, {"torch"}),
