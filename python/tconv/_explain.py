@@ -825,6 +825,8 @@ def _translations(convention: str, rep: Report, prep: _Prep) -> list[tuple[str, 
         else:
             recipe = tr.recipe.replace("\n", "\n               ")
             text = f"no equivalent layer: {tr.reason}\n      instead: {recipe}"
+            if tr.recipe_notes:
+                text += "\n      note: " + tr.recipe_notes[0]
         out.append((conv, text))
     return out
 

@@ -1120,8 +1120,11 @@ def translation(lay: _Layer, conv: str, consistent: bool = False, short: bool = 
     if short:
         j = next(j for j in range(lay.rank) if any(p.crop[j]) or any(p.pad[j]))
         window = (lay.start[j], lay.end[j], lay.kernel_size[j], lay.stride[j], lay.dilation[j])
-        recipe = recipe_code(p) or _no_recipe(conv, j)
-        return Translation(conv, None, _no_translation(conv, j, *window), recipe)
+        code = recipe_code(p)
+        notes = p.solution.notes if code and p.solution else ()
+        return Translation(
+            conv, None, _no_translation(conv, j, *window), code or _no_recipe(conv, j), notes
+        )
     what = []
     if any(a or b for a, b in p.crop):
         what.append(f"crops {list(p.crop)} (start, end) per dim after it")

@@ -1034,6 +1034,7 @@ class Translation:
     solution: Solution | None
     reason: str = ""
     recipe: str = ""
+    recipe_notes: tuple = ()  # where a backend refuses the recipe's layer (Solution.notes)
 
     @property
     def exact(self) -> bool:
@@ -1042,7 +1043,11 @@ class Translation:
     def __str__(self) -> str:
         if self.solution is not None:
             return f"{self.convention}: {self.solution.code()}"
-        return f"{self.convention}: no equivalent layer. {self.reason}\n  instead: {self.recipe}"
+        notes = "".join(f"\n  note: {n}" for n in self.recipe_notes)
+        return (
+            f"{self.convention}: no equivalent layer. {self.reason}\n  instead: {self.recipe}"
+            + notes
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -1050,6 +1055,7 @@ class Translation:
             "solution": self.solution.as_dict() if self.solution else None,
             "reason": self.reason,
             "recipe": self.recipe,
+            "recipe_notes": list(self.recipe_notes),
         }
 
 
@@ -1066,8 +1072,8 @@ def translate(
     `source` is a :class:`Solution` (from solve or mirror), or a layer description: a dict of
     the layer's own arguments in `convention`'s names (as :func:`tconv.port` takes them, with
     `input_shape` where the window depends on the input size). Returns one
-    :class:`Translation` per convention; where none exists, ``reason`` says why and ``recipe``
-    what to do instead. Equivalent layers compute the same numbers from the same weights (in
+    :class:`Translation` per convention; where none exists, ``reason`` says why, ``recipe``
+    what to do instead and ``recipe_notes`` where a backend refuses the recipe's layer. Equivalent layers compute the same numbers from the same weights (in
     each framework's weight layout): they crop the same cells at the start and give the same
     length. ``use_consistent_padding``: how the JAX layer spells explicit pairs (see
     :func:`solve`); None follows the source (False unless it is a JAX layer that uses it).
