@@ -84,8 +84,8 @@ def test_suite_layers_keep_row_copies_within_their_share_of_the_bound(
     of the larger of 10 % of the output and 4 MiB: HiFi-GAN up2's slices copy 360 KB). Layers
     with at most 4 output channels per group and strides of 2-4 in their last two dims compute
     all those phases at once from the input in place with the AVX-512 kernels; the AVX2 kernels
-    copy their rows unless those copies would pass half the output, so there they are bounded by
-    half the output per thread."""
+    always copy their rows (DCGAN's RGB head at batch 1: 1.3x its 48 KiB output), within the
+    same bound."""
     if _core.active_isa() in ("portable", "neon"):
         pytest.skip("the in-place reads need the x86 kernels' row windows")
     tconv.set_num_threads(threads)
@@ -97,15 +97,8 @@ def test_suite_layers_keep_row_copies_within_their_share_of_the_bound(
         )
         mem, y = _memory_of(x, w, kw)
         assert y.nbytes == out_bytes
-        if layer["out_channels"] // layer["groups"] > 4 or _core.active_isa() == "avx512":
-            bound = max(0.1 * out_bytes, 0.9 * (4 << 20))
-            assert mem["scratch_bytes"] < bound, (layer["name"], mem, out_bytes)
-        else:
-            assert mem["scratch_bytes"] < threads * 0.5 * out_bytes + (16 << 10), (
-                layer["name"],
-                mem,
-                out_bytes,
-            )
+        bound = max(0.1 * out_bytes, 0.9 * (4 << 20))
+        assert mem["scratch_bytes"] < bound, (layer["name"], mem, out_bytes)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
