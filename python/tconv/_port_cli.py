@@ -7,14 +7,14 @@ import json
 import sys
 from typing import Any
 
+from .shapes import _ONEDNN_CPUS
+
 FRAMEWORKS = ("torch", "keras", "onnx", "tf_nn", "jax")
 _ONEDNN_OFF = "oneDNN off"  # TensorFlow's plain CPU kernels
-
-
 _ONEDNN_FOOTNOTE = (
-    "oneDNN on: TensorFlow's default on Linux CPUs with AVX-512 VNNI or BF16, AVX-VNNI or AMX, "
-    "else TF_ENABLE_ONEDNN_OPTS=1\noneDNN off: its plain CPU kernels (TF_ENABLE_ONEDNN_OPTS=0, "
-    "and the default on other CPUs)"
+    f"oneDNN on: TensorFlow's default on Linux CPUs with {_ONEDNN_CPUS}, else "
+    "TF_ENABLE_ONEDNN_OPTS=1\noneDNN off: its plain CPU kernels (TF_ENABLE_ONEDNN_OPTS=0, and "
+    "the default on other CPUs)"
 )
 
 

@@ -1005,10 +1005,11 @@ def tf_nn(
 
 
 _TF = "TensorFlow"
-# Whether oneDNN is on depends on the CPU (TensorFlow's DefaultOneDnnPolicy).
+# The CPUs on which TensorFlow turns oneDNN on by default (its DefaultOneDnnPolicy, Linux).
+_ONEDNN_CPUS = "AVX-512 VNNI or BF16, AVX-VNNI or AMX"
 _ONEDNN_DEFAULT = (
-    "On Linux TensorFlow turns oneDNN on by default only on CPUs with AVX-512 VNNI or BF16, "
-    "AVX-VNNI or AMX; elsewhere set TF_ENABLE_ONEDNN_OPTS=1 before importing TensorFlow "
+    f"On Linux TensorFlow turns oneDNN on by default only on CPUs with {_ONEDNN_CPUS}; "
+    "elsewhere set TF_ENABLE_ONEDNN_OPTS=1 before importing TensorFlow "
     "(TF_ENABLE_ONEDNN_OPTS=0 turns it off)."
 )
 
