@@ -17,6 +17,7 @@ from . import _core
 from ._bounded import complete, divisors
 from ._errors import ShapeError, overflow_as_value_error
 from ._rules import output_padding_limit
+from .shapes import _ONEDNN_CPUS
 
 __all__ = ["Diagnosis", "doctor"]
 
@@ -330,24 +331,44 @@ def _tf_filter_rank(m: re.Match[str], text: str) -> Diagnosis:
     return _d(_framework_tf(text), "rank", cause, fix, nums, text)
 
 
+# TensorFlow's plain CPU kernels refuse dilation and channels-first layouts; its oneDNN kernels run
+# both, and on Linux TensorFlow turns oneDNN on by default only on some CPUs.
+_ONEDNN_CAUSE = (
+    f"; its oneDNN kernels run it, and on Linux TensorFlow turns oneDNN on by default only on "
+    f"CPUs with {_ONEDNN_CPUS}"
+)
+_ONEDNN_FIX = (
+    "set the environment variable TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported "
+    "(`TF_ENABLE_ONEDNN_OPTS=1 python train.py`, or os.environ['TF_ENABLE_ONEDNN_OPTS'] = '1' "
+    "above `import tensorflow`)"
+)
+
+
 @_rule("TensorFlow", r"Current CPU implementations do not yet support dilation rates larger than 1")
 def _tf_dilation(m: re.Match[str], text: str) -> Diagnosis:
-    cause = "TensorFlow's CPU kernels for transposed convolution do not implement dilation > 1"
+    cause = (
+        "TensorFlow's CPU kernels without oneDNN do not implement dilation > 1 for transposed "
+        "convolution" + _ONEDNN_CAUSE
+    )
     fix = (
-        "run it on a GPU, use Keras with the JAX or torch backend, or dilate the kernel "
-        "yourself (insert dilation-1 zeros between its taps: a kernel of "
+        _ONEDNN_FIX + "; or run it on a GPU, use Keras with the JAX or torch backend, or "
+        "dilate the kernel yourself (insert dilation-1 zeros between its taps: a kernel of "
         "dilation*(k-1)+1 taps with dilation 1 gives the same result)"
     )
     return _d(_framework_tf(text), "dilation_cpu", cause, fix, {}, text)
 
 
-@_rule("TensorFlow", r"only supports NHWC")
+@_rule("TensorFlow", r"only supports ND?HWC")
 def _tf_nhwc(m: re.Match[str], text: str) -> Diagnosis:
-    cause = "TensorFlow's CPU kernel runs transposed convolutions in NHWC only"
+    cause = (
+        "TensorFlow's CPU kernels without oneDNN run transposed convolutions channels-last only"
+        + _ONEDNN_CAUSE
+    )
     fix = (
-        "use data_format='NHWC': transpose the input with tf.transpose(x, [0, 2, 3, 1]) "
-        "([0, 2, 3, 4, 1] in 3-D), give output_shape in that order (N, H, W, C), and "
-        "transpose the output back with [0, 3, 1, 2] ([0, 4, 1, 2, 3]); or run on a GPU"
+        _ONEDNN_FIX + "; or use data_format='NHWC' ('NDHWC' in 3-D, 'NWC' in 1-D): transpose "
+        "the input with tf.transpose(x, [0, 2, 3, 1]) ([0, 2, 3, 4, 1] in 3-D, [0, 2, 1] in "
+        "1-D), give output_shape in that order (N, H, W, C), and transpose the output back "
+        "with [0, 3, 1, 2] ([0, 4, 1, 2, 3] in 3-D, [0, 2, 1] in 1-D); or run on a GPU"
     )
     return _d(_framework_tf(text), "data_format_cpu", cause, fix, {}, text)
 

@@ -687,3 +687,86 @@ def test_tensorflow_onednn_messages_fixes_run():
         "evenly divisible by number of groups" in json.dumps(got)
         or precise.get("groups_depth", {}).get("kind") == "channels"
     )
+
+
+# TensorFlow's plain CPU kernels refuse dilation and channels-first data; the fix's first advice
+# is to turn oneDNN on. Per case: (name, x, filters, output_shape, strides, padding, dilations,
+# data_format) and tconv's padding for the same layer; the result compared with tconv's.
+_TF_ONEDNN_CASES = r"""
+import json
+import numpy as np
+import tensorflow as tf
+import tconv
+
+rng = np.random.default_rng(5)
+x1, f1 = rng.standard_normal((1, 5, 3)), rng.standard_normal((3, 8, 3))
+x2, f2 = rng.standard_normal((1, 5, 5, 3)), rng.standard_normal((3, 3, 8, 3))
+x3, f3 = rng.standard_normal((1, 5, 5, 5, 3)), rng.standard_normal((3, 3, 3, 8, 3))
+ops = {3: tf.nn.conv1d_transpose, 4: tf.nn.conv2d_transpose, 5: tf.nn.conv3d_transpose}
+cases = [
+    ("dilation_1d", x1, f1, (1, 9, 8), 1, "VALID", 2, None),
+    ("dilation_2d", x2, f2, (1, 9, 9, 8), 1, "VALID", 2, None),
+    ("dilation_3d", x3, f3, (1, 9, 9, 9, 8), 1, "VALID", 2, None),
+    ("ncw", x1, f1, (1, 8, 10), 2, "SAME", 1, "NCW"),
+    ("nchw", x2, f2, (1, 8, 10, 10), 2, "SAME", 1, "NCHW"),
+    ("ncdhw", x3, f3, (1, 8, 10, 10, 10), 2, "SAME", 1, "NCDHW"),
+]
+out = {}
+for name, x, f, shape, s, pad, d, fmt in cases:
+    x, f = x.astype("float32"), f.astype("float32")
+    kw = {"dilations": d} if fmt is None else {"data_format": fmt}
+    try:
+        y = np.asarray(ops[x.ndim](x if fmt is None else np.moveaxis(x, -1, 1), f, shape, s,
+                                   pad, **kw))
+    except Exception as exc:  # noqa: BLE001
+        dg = tconv.doctor(str(exc))
+        out[name] = {"raised": True, "kind": dg.kind, "fix": dg.fix}
+        continue
+    if fmt is not None:
+        y = np.moveaxis(y, 1, -1)
+    pairs = "valid" if pad == "VALID" else ((0, 1),) * (x.ndim - 2)
+    want = tconv.conv_transpose(x, f, stride=s, dilation=d, padding=pairs,
+                                data_format="channels_last")
+    out[name] = {"raised": False, "shape": list(y.shape), "want": list(want.shape),
+                 "err": float(np.max(np.abs(y - want))) if y.shape == want.shape else None}
+print(json.dumps(out))
+"""
+
+
+def _tf_onednn_cases(env_value: str) -> dict:
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(sys.path),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        TF_ENABLE_ONEDNN_OPTS=env_value,
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", _TF_ONEDNN_CASES],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_tensorflow_dilation_and_channels_first_fix_turns_onednn_on():
+    """Without oneDNN, dilated and channels-first tf.nn calls (1-, 2- and 3-D) are refused; the
+    fix names the environment setting, and the same calls run with it as written, giving
+    tconv's shapes and numbers."""
+    pytest.importorskip("tensorflow")
+    refused = _tf_onednn_cases("0")
+    advice = set()
+    for name, r in refused.items():
+        kind = "dilation_cpu" if name.startswith("dilation") else "data_format_cpu"
+        assert r["raised"] and r["kind"] == kind, (name, r)
+        advice.update(re.findall(r"`TF_ENABLE_ONEDNN_OPTS=(\w+) python", r["fix"]))
+    assert len(advice) == 1, advice
+    (value,) = advice
+    advised = _tf_onednn_cases(value)
+    assert set(advised) == set(refused)
+    for name, r in advised.items():
+        assert not r["raised"], (name, r)
+        assert r["shape"] == r["want"], (name, r)
+        assert r["err"] is not None and r["err"] < 1e-4, (name, r)
