@@ -444,6 +444,28 @@ def collect_tf_nn() -> None:
             z(p["input"]), z(p["filters"]), p["output_shape"], 2, padding="SAME", data_format="NCHW"
         ),
     )
+    p = {
+        "rank": 3,
+        "input": [1, 4, 5, 5, 5],
+        "filters": [3, 3, 3, 2, 4],
+        "output_shape": [1, 2, 10, 10, 10],
+        "strides": 2,
+        "padding": "SAME",
+        "data_format": "NCDHW",
+    }
+    record(
+        version,
+        "data_format_cpu",
+        p,
+        lambda: tf.nn.conv3d_transpose(
+            z(p["input"]),
+            z(p["filters"]),
+            p["output_shape"],
+            2,
+            padding="SAME",
+            data_format="NCDHW",
+        ),
+    )
 
 
 def collect_onnx() -> None:
