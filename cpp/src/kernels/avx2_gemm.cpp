@@ -24,6 +24,9 @@ namespace {
 
 template <int NV>
 constexpr int kMR = 12 / NV;
+// A short row (8 positions) streams its panel's weights from beyond L1 at a line per k-step:
+// they are fetched this many k-steps ahead (docs/design.md, "Kernels").
+constexpr std::int64_t kAheadRows = 24;
 
 template <class S, int NV, int MR>
 void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typename S::T* a,
@@ -69,6 +72,7 @@ void channel_tile(const GemmCall<typename S::T>& g, std::int64_t m0, const typen
       continue;
     }
     for (std::int64_t k = 0; k < K; ++k) {
+      _mm_prefetch(reinterpret_cast<const char*>(bp + kAheadRows * ld), _MM_HINT_T0);
       const V w0 = S::load(bp);
       const V w1 = NV > 1 ? S::load(bp + L) : w0;
 #define TCONV_STEP(i)                                                        \
