@@ -1075,8 +1075,9 @@ def translate(
     :class:`Translation` per convention; where none exists, ``reason`` says why, ``recipe``
     what to do instead and ``recipe_notes`` where a backend refuses the recipe's layer.
     Equivalent layers compute the same numbers from the same weights (in each framework's
-    weight layout): they crop the same cells at the start and give the same length. ``use_consistent_padding``: how the JAX layer spells explicit pairs (see
-    :func:`solve`); None follows the source (False unless it is a JAX layer that uses it).
+    weight layout): they crop the same cells at the start and give the same length.
+    ``use_consistent_padding``: how the JAX layer spells explicit pairs (see :func:`solve`); None
+    follows the source (False unless it is a JAX layer that uses it).
     """
     if isinstance(source, dict):
         if convention is None:

@@ -611,22 +611,27 @@ print(json.dumps(out))
 _TF_RUNS: dict = {}
 
 
-def _tf_run(onednn: bool) -> dict:
-    """The cases' results in one TensorFlow process (run once per setting)."""
-    pytest.importorskip("tensorflow")
-    if onednn in _TF_RUNS:
-        return _TF_RUNS[onednn]
+def _tf_script(code: str, onednn_opts: str) -> dict:
+    """The JSON a script prints last, run in a TensorFlow process with TF_ENABLE_ONEDNN_OPTS set
+    (it must be set before TensorFlow is imported)."""
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join(sys.path),
         TF_CPP_MIN_LOG_LEVEL="3",
-        TF_ENABLE_ONEDNN_OPTS="1" if onednn else "0",
+        TF_ENABLE_ONEDNN_OPTS=onednn_opts,
     )
     res = subprocess.run(
-        [sys.executable, "-c", _TF_FIXES], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    _TF_RUNS[onednn] = json.loads(res.stdout.strip().splitlines()[-1])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _tf_run(onednn: bool) -> dict:
+    """The cases' results in one TensorFlow process (run once per setting)."""
+    pytest.importorskip("tensorflow")
+    if onednn not in _TF_RUNS:
+        _TF_RUNS[onednn] = _tf_script(_TF_FIXES, "1" if onednn else "0")
     return _TF_RUNS[onednn]
 
 
@@ -691,7 +696,7 @@ def test_tensorflow_onednn_messages_fixes_run():
 
 # TensorFlow's plain CPU kernels refuse dilation and channels-first data; the fix's first advice
 # is to turn oneDNN on. Per case: (name, x, filters, output_shape, strides, padding, dilations,
-# data_format) and tconv's padding for the same layer; the result compared with tconv's.
+# data_format); the result compared with tconv's for the same layer.
 _TF_ONEDNN_CASES = r"""
 import json
 import numpy as np
@@ -733,30 +738,12 @@ print(json.dumps(out))
 """
 
 
-def _tf_onednn_cases(env_value: str) -> dict:
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(sys.path),
-        TF_CPP_MIN_LOG_LEVEL="3",
-        TF_ENABLE_ONEDNN_OPTS=env_value,
-    )
-    res = subprocess.run(
-        [sys.executable, "-c", _TF_ONEDNN_CASES],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
 def test_tensorflow_dilation_and_channels_first_fix_turns_onednn_on():
     """Without oneDNN, dilated and channels-first tf.nn calls (1-, 2- and 3-D) are refused; the
     fix names the environment setting, and the same calls run with it as written, giving
     tconv's shapes and numbers."""
     pytest.importorskip("tensorflow")
-    refused = _tf_onednn_cases("0")
+    refused = _tf_script(_TF_ONEDNN_CASES, "0")
     advice = set()
     for name, r in refused.items():
         kind = "dilation_cpu" if name.startswith("dilation") else "data_format_cpu"
@@ -764,7 +751,7 @@ def test_tensorflow_dilation_and_channels_first_fix_turns_onednn_on():
         advice.update(re.findall(r"`TF_ENABLE_ONEDNN_OPTS=(\w+) python", r["fix"]))
     assert len(advice) == 1, advice
     (value,) = advice
-    advised = _tf_onednn_cases(value)
+    advised = _tf_script(_TF_ONEDNN_CASES, value)
     assert set(advised) == set(refused)
     for name, r in advised.items():
         assert not r["raised"], (name, r)
