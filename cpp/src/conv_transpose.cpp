@@ -226,6 +226,7 @@ struct PackCache {
   bool weights_finite = true;  // see all_finite
   PackList<kernels::phase::Packed<T>> phase;
   PackList<kernels::depthwise::Packed<T>> depthwise;
+  PackList<kernels::phase::ShuffleColumns<T>> shuffle;
 };
 
 // Calls visit(row, len, step) on each run of the array's elements (shape, strides in elements),
@@ -330,10 +331,13 @@ struct Call {
     return finite();
   }
   bool vector_phase() { return have_isa && phase_handles(g) && phase_finite(); }
-  // Whether the shuffle reads the weights as they lie: where packing does not pay, in a call
-  // that packs for itself (a plan's packed weights serve all its calls).
-  bool shuffle_in_place() const {
-    return !cache && have_isa && kernels::phase::shuffle_reads_weights(p, ks.nr);
+  // Whether the shuffle reads the weights in the output's column order: a call that packs for
+  // itself copies them a block at a time as they lie, a channels_first plan once for all its
+  // calls (its per-tap blocks would store one value per output line; channels_last ones store
+  // dense rows either way, and keep them).
+  bool shuffle_columns() const {
+    return have_isa && kernels::phase::shuffle_reads_weights(p, ks.nr) &&
+           (!cache || g.data_format == DataFormat::channels_first);
   }
   const kernels::phase::Packed<T>& phase_packed();
   const kernels::phase::Packed<T>& grid_packed();
@@ -408,7 +412,7 @@ std::size_t depthwise_run(Call<T>& c) {
 template <class T>
 bool shuffle_applies(Call<T>& c) {
   return c.have_isa && phase_handles(c.g) && kernels::phase::shuffle_applies(c.p) &&
-         (c.shuffle_in_place() || c.phase_finite());
+         (c.shuffle_columns() || c.phase_finite());
 }
 
 template <class T>
@@ -441,11 +445,18 @@ std::size_t phase_run(Call<T>& c) {
 
 template <class T>
 std::size_t shuffle_run(Call<T>& c) {
-  if (!c.shuffle_in_place()) return phase_run<T, kernels::phase::run_shuffle<T>>(c);
+  if (!c.shuffle_columns()) return phase_run<T, kernels::phase::run_shuffle<T>>(c);
   t_last_isa = c.isa;
+  std::shared_ptr<const kernels::phase::ShuffleColumns<T>> columns;
+  if (c.cache) {
+    auto fits = [&](const auto& pk) { return pk.nr == c.ks.nr; };
+    columns =
+        c.cache->shuffle.get(fits, [&] { return kernels::phase::pack_shuffle_columns(c.p, c.ks); });
+  }
   std::size_t blocks = 0;
-  const std::size_t scratch = kernels::phase::run_shuffle_in_place(c.p, c.ks, c.threads, &blocks);
-  t_last_memory.packed_weight_bytes = blocks;
+  const std::size_t scratch =
+      kernels::phase::run_shuffle_in_place(c.p, c.ks, c.threads, &blocks, columns.get());
+  t_last_memory.packed_weight_bytes = columns ? columns->bytes() : blocks;
   return scratch;
 }
 
@@ -910,7 +921,7 @@ const T* ConvTransposePlan<T>::weight() const {
 
 template <class T>
 std::size_t ConvTransposePlan<T>::packed_bytes() const {
-  return impl_->cache.phase.bytes() + impl_->cache.depthwise.bytes();
+  return impl_->cache.phase.bytes() + impl_->cache.depthwise.bytes() + impl_->cache.shuffle.bytes();
 }
 
 template class ConvTransposePlan<float>;

@@ -3,9 +3,13 @@ weights as they lie: each input channel's (C_out/g, *kernel) run is a row of the
 and the output's order too (PyTorch's layout), or each (tap, output channel)'s run of input
 channels a column of it, in the order of a channels_last output (Keras's), so nothing is packed
 (blocks of a few panels are copied as the GEMM reaches them, Keras's turned in registers). A
-plan keeps its packed weights; both give the same numbers, and the reference's."""
+channels_first plan copies all the blocks once and runs the same GEMM on them, a channels_last
+one keeps its per-tap packed weights; both give the functional call's bits and the reference's
+numbers."""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import pytest
@@ -35,6 +39,16 @@ def projection(
     b = rng.standard_normal(cout_g * groups).astype(dtype) if bias else None
     data_format = "channels_last" if keras else "channels_first"
     return x, w, b, dict(groups=groups, data_format=data_format)
+
+
+@contextlib.contextmanager
+def capped(isa):
+    """tconv capped to `isa` within the block (a plan's calls included)."""
+    tconv.set_max_isa(isa)
+    try:
+        yield
+    finally:
+        tconv.set_max_isa(reachable_isas()[0])
 
 
 def functional_on(isa, x, w, b, kw):
@@ -81,7 +95,7 @@ def test_functional_reads_the_weights_in_place_on_every_isa(layer, keras, dtype)
 
 @pytest.mark.parametrize("keras", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
-def test_plan_packs_and_gives_the_same_bits(bias, keras, threads_restored):
+def test_plan_copies_the_columns_once_and_gives_the_same_bits(bias, keras, threads_restored):
     x, w, b, kw = projection(16, 100, 32, (4, 4), bias=bias, keras=keras)
     tconv.set_num_threads(1)
     y = tconv.conv_transpose(x, w, b, **kw)
@@ -92,26 +106,52 @@ def test_plan_packs_and_gives_the_same_bits(bias, keras, threads_restored):
     assert 0 < copied <= w.nbytes // 4 and copied % (4 * 100 * 16 * 4) == 0
     plan = tconv.ConvTranspose(w, b, **kw)
     yp = plan(x)
-    assert _core.last_call_kernel() == "phase_shuffle"
-    assert plan.packed_bytes > 0
+    assert _core.last_call_kernel() == ("phase_shuffle" if keras else "phase_shuffle_columns")
+    # Every column once (whole panels: no padding), kept for the plan's later calls.
+    assert plan.packed_bytes == w.nbytes
+    assert _core.last_call_memory()["packed_weight_bytes"] == w.nbytes
     np.testing.assert_array_equal(y, yp)
+    np.testing.assert_array_equal(plan(x), yp)
+    assert plan.packed_bytes == w.nbytes
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer", LAYERS)
+def test_plan_on_the_copied_columns_matches_the_reference(layer, dtype):
+    batch, cin, cout_g, kernel, groups = layer
+    x, w, b, kw = projection(batch, cin, cout_g, kernel, groups, dtype, seed=3)
+    plan = tconv.ConvTranspose(w, b, **kw)
+    want = reference.conv_transpose(x, w, b, **kw)
+    for isa in VECTOR_ISAS:
+        with capped(isa):
+            y = plan(x)
+            assert _core.last_call_kernel() == "phase_shuffle_columns", isa
+        assert_close_in_norm(y, want, dtype, msg=isa)
 
 
 @pytest.mark.parametrize("keras", [False, True])
 def test_nonfinite_weights_reach_exactly_their_cells(keras):
-    # Every product the in-place GEMM forms is one of the definition's: no kernel change.
+    # Every product the in-place GEMM forms is one of the definition's: no kernel change, for
+    # the functional call and for a channels_first plan on the copied columns.
     x, w, b, kw = projection(4, 9, 32, (4, 4), keras=keras)
     w[(1, 3, 5, 2) if keras else (2, 5, 1, 3)] = np.nan
     w[(3, 0, 0, 7) if keras else (7, 0, 0, 0)] = np.inf
     want = reference.conv_transpose(x, w, b, **kw)
+    plan = tconv.ConvTranspose(w, b, **kw)
     for isa in VECTOR_ISAS:
         y, kernel_ran = functional_on(isa, x, w, b, kw)
         assert kernel_ran == "phase_shuffle_in_place", isa
-        np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
-        np.testing.assert_array_equal(np.isposinf(y), np.isposinf(want))
-        np.testing.assert_array_equal(np.isneginf(y), np.isneginf(want))
-        finite = np.isfinite(want)
-        assert_close_in_norm(y[finite], want[finite], np.float32, msg=isa)
+        results = [y]
+        if not keras:
+            with capped(isa):
+                results.append(plan(x))
+                assert _core.last_call_kernel() == "phase_shuffle_columns", isa
+        for got in results:
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+            np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+            finite = np.isfinite(want)
+            assert_close_in_norm(got[finite], want[finite], np.float32, msg=isa)
 
 
 @pytest.mark.parametrize(
@@ -139,13 +179,30 @@ def test_other_layers_keep_the_packed_shuffle(why):
     y = tconv.conv_transpose(x, w, b, **kw)
     assert _core.last_call_kernel() != "phase_shuffle_in_place"
     assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)
+    tconv.ConvTranspose(w, b, **kw)(x)
+    # A plan's own copy of the weights is dense, whatever the caller's layout.
+    plan_kernel = _core.last_call_kernel()
+    if why == "weights not dense":
+        assert plan_kernel == "phase_shuffle_columns"
+    else:
+        assert plan_kernel != "phase_shuffle_columns"
+
+
+# Layers whose columns are no whole number of panels (45, 28 and 54 columns): the per-tap
+# packed shuffle.
+PACKED_LAYERS = [(4, 6, 5, (3, 3), 1), (3, 5, 7, (4,), 2), (5, 7, 6, (3, 3), 1)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("layer", LAYERS)
-def test_plan_on_two_threads_splits_by_panel_and_gives_the_same_bits(layer, dtype):
-    # Two threads take whole panels of output channels (every tap of a channel lies in one
-    # cache line): the same numbers as one thread, bit for bit, and the reference's.
+@pytest.mark.parametrize(
+    "layer, kernel_name",
+    [(la, "phase_shuffle_columns") for la in LAYERS]
+    + [(la, "phase_shuffle") for la in PACKED_LAYERS],
+)
+def test_plan_on_two_threads_gives_the_same_bits(layer, kernel_name, dtype):
+    # Two threads take runs of whole blocks of columns, or (the per-tap packed shuffle) whole
+    # panels of output channels, as every tap of a channel lies in one cache line: the same
+    # numbers as one thread, bit for bit, and the reference's.
     batch, cin, cout_g, kernel, groups = layer
     x, w, b, kw = projection(batch, cin, cout_g, kernel, groups, dtype)
     plan = tconv.ConvTranspose(w, b, **kw)
@@ -155,7 +212,7 @@ def test_plan_on_two_threads_splits_by_panel_and_gives_the_same_bits(layer, dtyp
         one = plan(x)
         tconv.set_num_threads(2)
         two = plan(x)
-        assert _core.last_call_kernel() == "phase_shuffle"
+        assert _core.last_call_kernel() == kernel_name
     finally:
         tconv.set_num_threads(before)
     np.testing.assert_array_equal(one, two)

@@ -122,7 +122,9 @@ CallMemory last_call_memory();
 Isa last_call_isa();
 
 // The driver that ran that call and its variant, for tests and benchmarks: "portable",
-// "depthwise", "phase_shuffle", "phase_grid", "phase_channel", "phase_channel_blocks" (short
+// "depthwise", "phase_shuffle", "phase_shuffle_in_place" / "phase_shuffle_columns" (one input
+// position: the weights read in the output's column order, copied a block at a time or, by a
+// channels_first plan, once), "phase_grid", "phase_channel", "phase_channel_blocks" (short
 // rows in blocks, panel by panel), "phase_channel_joint", "phase_channel_groups" /
 // "phase_channel_joint_groups" (every group of a row in one pass), "phase_positions",
 // "phase_positions_in_place"; "none" when the call computed nothing (an empty output) or only

@@ -1722,10 +1722,38 @@ bool shuffle_reads_weights(const Problem<T>& p, std::int64_t nr) {
   return shuffle_cols(p, nr, &sc);
 }
 
+// Every column of a group, in panels as copy_block and copy_block_by_columns lay them out.
+template <class T>
+void copy_group_columns(const Problem<T>& p, const ShuffleCols& sc, std::int64_t gi,
+                        std::int64_t j0, std::int64_t cols, std::int64_t nr, TransposeFn<T> turn,
+                        T* buf) {
+  const std::int64_t cin_g = p.g->in_channels / p.g->groups;
+  if (sc.by_columns)
+    copy_block_by_columns(p.w + gi * cin_g + j0 * sc.ld, sc.ld, cin_g, cols, nr, turn, buf);
+  else
+    copy_block(p.w + gi * cin_g * sc.ld + j0, sc.ld, cin_g, cols, nr, buf);
+}
+
+template <class T>
+ShuffleColumns<T> pack_shuffle_columns(const Problem<T>& p, const KernelSet<T>& ks) {
+  ShuffleCols sc;
+  shuffle_cols(p, ks.nr, &sc);
+  const Geometry& g = *p.g;
+  const std::int64_t group_size = g.in_channels / g.groups * sc.cols;
+  ShuffleColumns<T> out;
+  out.nr = ks.nr;
+  out.size = static_cast<std::size_t>(g.groups * group_size);
+  out.data = detail::make_buffer<T>(out.size, "the plan's packed weights", detail::kWeightsAdvice);
+  for (std::int64_t gi = 0; gi < g.groups; ++gi)
+    copy_group_columns(p, sc, gi, 0, sc.cols, ks.nr, ks.transpose,
+                       out.data.get() + gi * group_size);
+  return out;
+}
+
 template <class T>
 std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, int threads,
-                                 std::size_t* block_bytes) {
-  runtime::note_kernel("phase_shuffle_in_place");
+                                 std::size_t* block_bytes, const ShuffleColumns<T>* columns) {
+  runtime::note_kernel(columns ? "phase_shuffle_columns" : "phase_shuffle_in_place");
   const Geometry& g = *p.g;
   ShuffleCols sc;
   shuffle_cols(p, ks.nr, &sc);
@@ -1747,7 +1775,7 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
   const std::int64_t block = block_panels(cin_g, ks.nr, sizeof(T));
   const std::int64_t blocks = (panels + block - 1) / block, items = g.groups * blocks;
   threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
-  const std::size_t per_slot = static_cast<std::size_t>(block * cin_g * ks.nr);
+  const std::size_t per_slot = columns ? 0 : static_cast<std::size_t>(block * cin_g * ks.nr);
   std::vector<T> bufs;
   detail::resize_or_throw(bufs, per_slot * static_cast<std::size_t>(threads),
                           "the blocks of copied weights");
@@ -1755,12 +1783,14 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
   auto body = [&](std::int64_t item, int slot) {
     const std::int64_t gi = item / blocks, q0 = item % blocks * block;
     const std::int64_t q1 = std::min(panels, q0 + block), j0 = q0 * ks.nr;
-    T* buf = bufs.data() + static_cast<std::size_t>(slot) * per_slot;
-    if (sc.by_columns)
-      copy_block_by_columns(p.w + gi * cin_g + j0 * sc.ld, sc.ld, cin_g, (q1 - q0) * ks.nr, ks.nr,
-                            ks.transpose, buf);
-    else
-      copy_block(p.w + gi * cin_g * sc.ld + j0, sc.ld, cin_g, (q1 - q0) * ks.nr, ks.nr, buf);
+    const T* buf = nullptr;
+    if (columns) {
+      buf = columns->data.get() + (gi * panels + q0) * cin_g * ks.nr;
+    } else {
+      T* slot_buf = bufs.data() + static_cast<std::size_t>(slot) * per_slot;
+      copy_group_columns(p, sc, gi, j0, (q1 - q0) * ks.nr, ks.nr, ks.transpose, slot_buf);
+      buf = slot_buf;
+    }
     GemmCall<T> call;
     call.a = p.x + gi * cin_g * p.x_strides[c_axis];
     call.a_off = &zero_off;
@@ -1819,9 +1849,12 @@ template bool shuffle_applies(const Problem<double>&);
 template bool shuffle_reads_weights(const Problem<float>&, std::int64_t);
 template bool shuffle_reads_weights(const Problem<double>&, std::int64_t);
 template std::size_t run_shuffle_in_place(const Problem<float>&, const KernelSet<float>&, int,
-                                          std::size_t*);
+                                          std::size_t*, const ShuffleColumns<float>*);
 template std::size_t run_shuffle_in_place(const Problem<double>&, const KernelSet<double>&, int,
-                                          std::size_t*);
+                                          std::size_t*, const ShuffleColumns<double>*);
+template ShuffleColumns<float> pack_shuffle_columns(const Problem<float>&, const KernelSet<float>&);
+template ShuffleColumns<double> pack_shuffle_columns(const Problem<double>&,
+                                                     const KernelSet<double>&);
 template std::size_t run_shuffle(const Problem<float>&, const Packed<float>&,
                                  const KernelSet<float>&, int);
 template std::size_t run_shuffle(const Problem<double>&, const Packed<double>&,

@@ -131,15 +131,31 @@ template <class T>
 std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
                         int threads);
 
+// A plan's weights for run_shuffle_in_place, copied once for all its calls: per group, every
+// panel of the blocks that weight_blocks.hpp copies, [group][panel][C_in/g][nr].
+template <class T>
+struct ShuffleColumns {
+  std::int64_t nr = 0;
+  detail::Buffer<T> data;  // every element written by the copy
+  std::size_t size = 0;
+  std::size_t bytes() const { return size * sizeof(T); }
+};
+
+// The copy of shuffle_reads_weights(p, kernels.nr)'s weights for run_shuffle_in_place.
+template <class T>
+ShuffleColumns<T> pack_shuffle_columns(const Problem<T>& p, const KernelSet<T>& kernels);
+
 // run_shuffle with the weights as they lie rather than packed: a row of B is an input channel's
 // weights, its columns the (output channel, tap) pairs (Keras's: (tap, output channel)), which
 // are also the output's order; blocks of panels are copied as the GEMM reaches them
-// (weight_blocks.hpp). Every product it forms is one of the definition's, so Inf and NaN weights
-// need no other kernel. Returns the scratch bytes used (the bias, one value per column), with
-// the blocks (one per thread) in *block_bytes.
+// (weight_blocks.hpp), or read from `columns` where a plan copied them all once. Every product
+// it forms is one of the definition's, so Inf and NaN weights need no other kernel. Returns the
+// scratch bytes used (the bias, one value per column), with the blocks it copied (one per
+// thread) in *block_bytes.
 template <class T>
 std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& kernels, int threads,
-                                 std::size_t* block_bytes);
+                                 std::size_t* block_bytes,
+                                 const ShuffleColumns<T>* columns = nullptr);
 
 // What run returns, computing nothing, where its buffers would exceed detail::scratch_budget
 // (kernels far longer than the input along two dims or more): the caller runs the layer on a

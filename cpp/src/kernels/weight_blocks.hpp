@@ -1,5 +1,6 @@
 // Blocks of weights copied panel by panel, for the kernels that read the weights as the caller
-// passed them (the direct driver, the shuffle in place).
+// passed them (the direct driver, the shuffle in place) and for a channels_first plan's shuffle,
+// once.
 //
 // In place, a row-major B's rows lie N values apart, often a multiple of 4 KiB (DCGAN's
 // z -> 4x4 projection: 32 KiB): every row of a panel then maps to one set of L1 and a few of
