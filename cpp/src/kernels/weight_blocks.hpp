@@ -22,13 +22,28 @@ inline std::int64_t block_panels(std::int64_t K, std::int64_t nr, std::int64_t e
   return std::clamp<std::int64_t>((256 << 10) / std::max<std::int64_t>(1, K * nr * elem), 1, 4);
 }
 
+// How far ahead copy_block fetches its rows (docs/design.md, "Kernels").
+inline constexpr std::int64_t kRowsAhead = 8;
+
+inline void prefetch_line(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 3);
+#else
+  (void)p;
+#endif
+}
+
 // Columns [0, cols) of K rows b_ld apart, copied to buf as [panel][K][nr], zero-padded (the
 // kernels read nr columns of every row).
 template <class T>
 void copy_block(const T* b, std::int64_t b_ld, std::int64_t K, std::int64_t cols, std::int64_t nr,
                 T* buf) {
   const std::int64_t panels = (cols + nr - 1) / nr;
+  constexpr std::int64_t kLine = 64 / sizeof(T);
   for (std::int64_t k = 0; k < K; ++k) {
+    // Rows a power of two apart start no hardware stream: fetch the row kRowsAhead on.
+    if (k + kRowsAhead < K)
+      for (std::int64_t e = 0; e < cols; e += kLine) prefetch_line(b + (k + kRowsAhead) * b_ld + e);
     for (std::int64_t q = 0; q < panels; ++q) {
       const std::int64_t n = std::min(nr, cols - q * nr);
       T* dst = buf + (q * K + k) * nr;
