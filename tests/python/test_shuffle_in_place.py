@@ -107,12 +107,17 @@ def test_plan_copies_the_columns_once_and_gives_the_same_bits(bias, keras, threa
     plan = tconv.ConvTranspose(w, b, **kw)
     yp = plan(x)
     assert _core.last_call_kernel() == ("phase_shuffle" if keras else "phase_shuffle_columns")
-    # Every column once (whole panels: no padding), kept for the plan's later calls.
-    assert plan.packed_bytes == w.nbytes
-    assert _core.last_call_memory()["packed_weight_bytes"] == w.nbytes
+    # Every column once (whole panels: no padding), and a channels_first plan's bias per column
+    # (32 channels x 16 taps), kept for its later calls: nothing is built per call.
+    kept = w.nbytes + (32 * 16 * w.itemsize if bias and not keras else 0)
+    assert plan.packed_bytes == kept
+    memory = _core.last_call_memory()
+    assert memory["packed_weight_bytes"] == kept
+    if not keras:
+        assert memory["scratch_bytes"] == 0
     np.testing.assert_array_equal(y, yp)
     np.testing.assert_array_equal(plan(x), yp)
-    assert plan.packed_bytes == w.nbytes
+    assert plan.packed_bytes == kept
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1722,6 +1722,19 @@ bool shuffle_reads_weights(const Problem<T>& p, std::int64_t nr) {
   return shuffle_cols(p, nr, &sc);
 }
 
+// The bias of each column: its output channel's (no division per column: it showed in the
+// profile of DCGAN's projection, 8192 columns).
+template <class T>
+void column_bias(const Problem<T>& p, const ShuffleCols& sc, std::vector<T>& bias) {
+  const Geometry& g = *p.g;
+  detail::resize_or_throw(bias, static_cast<std::size_t>(g.groups * sc.cols), "the bias per tap");
+  for (std::int64_t gi = 0; gi < g.groups; ++gi)
+    for (std::int64_t co = 0; co < sc.cout_g; ++co)
+      for (std::int64_t t = 0; t < sc.taps; ++t)
+        bias[gi * sc.cols + (sc.by_columns ? t * sc.cout_g + co : co * sc.taps + t)] =
+            p.bias[gi * sc.cout_g + co];
+}
+
 // Every column of a group, in panels as copy_block and copy_block_by_columns lay them out.
 template <class T>
 void copy_group_columns(const Problem<T>& p, const ShuffleCols& sc, std::int64_t gi,
@@ -1747,6 +1760,7 @@ ShuffleColumns<T> pack_shuffle_columns(const Problem<T>& p, const KernelSet<T>& 
   for (std::int64_t gi = 0; gi < g.groups; ++gi)
     copy_group_columns(p, sc, gi, 0, sc.cols, ks.nr, ks.transpose,
                        out.data.get() + gi * group_size);
+  if (p.bias) column_bias(p, sc, out.bias);
   return out;
 }
 
@@ -1757,19 +1771,16 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
   const Geometry& g = *p.g;
   ShuffleCols sc;
   shuffle_cols(p, ks.nr, &sc);
-  const std::int64_t taps = sc.taps, cols = sc.cols;
-  const std::int64_t cin_g = g.in_channels / g.groups, cout_g = sc.cout_g, panels = cols / ks.nr;
+  const std::int64_t cols = sc.cols;
+  const std::int64_t cin_g = g.in_channels / g.groups, panels = cols / ks.nr;
   const int c_axis = sc.by_columns ? g.rank + 1 : 1;
-  // The bias of each column: its output channel's (no division per column: it showed in the
-  // profile of DCGAN's projection, 8192 columns).
   std::vector<T> bias;
-  if (p.bias) {
-    detail::resize_or_throw(bias, static_cast<std::size_t>(g.groups * cols), "the bias per tap");
-    for (std::int64_t gi = 0; gi < g.groups; ++gi)
-      for (std::int64_t co = 0; co < cout_g; ++co)
-        for (std::int64_t t = 0; t < taps; ++t)
-          bias[gi * cols + (sc.by_columns ? t * cout_g + co : co * taps + t)] =
-              p.bias[gi * cout_g + co];
+  const T* col_bias = nullptr;
+  if (columns && !columns->bias.empty()) {
+    col_bias = columns->bias.data();
+  } else if (p.bias) {
+    column_bias(p, sc, bias);
+    col_bias = bias.data();
   }
   // An item: a block of panels of one group, copied (see weight_blocks.hpp) and then run.
   const std::int64_t block = block_panels(cin_g, ks.nr, sizeof(T));
@@ -1808,7 +1819,7 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
       const std::int64_t j = q * ks.nr;
       call.b = buf + (q - q0) * cin_g * ks.nr;
       call.c = p.y + sc.y_of(gi, j);
-      call.bias = p.bias ? bias.data() + gi * cols + j : nullptr;
+      call.bias = col_bias ? col_bias + gi * cols + j : nullptr;
       ks.channel_gemm(call);
     }
   };

@@ -132,13 +132,15 @@ std::size_t run_shuffle(const Problem<T>& p, const Packed<T>& packed, const Kern
                         int threads);
 
 // A plan's weights for run_shuffle_in_place, copied once for all its calls: per group, every
-// panel of the blocks that weight_blocks.hpp copies, [group][panel][C_in/g][nr].
+// panel of the blocks that weight_blocks.hpp copies, [group][panel][C_in/g][nr]; and the bias
+// of each column, where the plan has a bias.
 template <class T>
 struct ShuffleColumns {
   std::int64_t nr = 0;
   detail::Buffer<T> data;  // every element written by the copy
   std::size_t size = 0;
-  std::size_t bytes() const { return size * sizeof(T); }
+  std::vector<T> bias;
+  std::size_t bytes() const { return (size + bias.size()) * sizeof(T); }
 };
 
 // The copy of shuffle_reads_weights(p, kernels.nr)'s weights for run_shuffle_in_place.
