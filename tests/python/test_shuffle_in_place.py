@@ -222,3 +222,24 @@ def test_plan_on_two_threads_gives_the_same_bits(layer, kernel_name, dtype):
         tconv.set_num_threads(before)
     np.testing.assert_array_equal(one, two)
     assert_close_in_norm(two, reference.conv_transpose(x, w, b, **kw), dtype)
+
+
+def test_plan_keeps_the_columns_beside_its_other_packs():
+    # One plan, inputs of one position and of several in turn: each call runs on the layout
+    # its input needs, packed once and kept, and gives the reference's numbers.
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((7, 32, 4, 4)).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    plan = tconv.ConvTranspose(w, b, stride=2)
+    kept = []
+    for shape in [(3, 7, 1, 1), (2, 7, 3, 2), (5, 7, 1, 1), (2, 7, 1, 3)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = plan(x)
+        one_position = shape[2:] == (1, 1)
+        assert (_core.last_call_kernel() == "phase_shuffle_columns") == one_position, shape
+        assert_close_in_norm(y, reference.conv_transpose(x, w, b, stride=2), np.float32)
+        kept.append(plan.packed_bytes)
+    # The columns (and their bias) from the first call, the phase driver's blocks added by the
+    # second, nothing more after.
+    assert kept[0] == w.nbytes + 32 * 16 * 4
+    assert kept[1] > kept[0] and kept[1] == kept[2] == kept[3]
