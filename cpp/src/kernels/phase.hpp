@@ -152,8 +152,8 @@ ShuffleColumns<T> pack_shuffle_columns(const Problem<T>& p, const KernelSet<T>& 
 // are also the output's order; blocks of panels are copied as the GEMM reaches them
 // (weight_blocks.hpp), or read from `columns` where a plan copied them all once. Every product
 // it forms is one of the definition's, so Inf and NaN weights need no other kernel. Returns the
-// scratch bytes used (the bias, one value per column), with the blocks it copied (one per
-// thread) in *block_bytes.
+// scratch bytes used (the bias of each column, where `columns` does not hold it), with the
+// blocks it copied (one per thread) in *block_bytes.
 template <class T>
 std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& kernels, int threads,
                                  std::size_t* block_bytes,
