@@ -29,14 +29,14 @@ VECTOR_ISAS = [i for i in reachable_isas() if i != "portable"]
 
 def driver_of(kernel: str) -> str:
     """The driver a last_call_kernel() name belongs to (the phase driver's variants are
-    phase_channel*, phase_positions*; the shuffle's phase_shuffle_in_place and
-    phase_shuffle_columns; the direct driver's direct_cells and direct_phases; the depthwise
+    phase_channel*, phase_positions*; the shuffle's phase_shuffle_in_place,
+    phase_shuffle_stream and phase_shuffle_columns; the direct driver's direct_cells and direct_phases; the depthwise
     driver's depthwise_pairs)."""
     if kernel in DRIVERS:
         return kernel
     if kernel == "depthwise_pairs":
         return "depthwise"
-    if kernel in ("phase_shuffle_in_place", "phase_shuffle_columns"):
+    if kernel in ("phase_shuffle_in_place", "phase_shuffle_stream", "phase_shuffle_columns"):
         return "phase_shuffle"
     if kernel in ("direct_cells", "direct_phases"):
         return "direct"

@@ -2,8 +2,9 @@
 weights as they lie: each input channel's (C_out/g, *kernel) run is a row of the shuffle's GEMM
 and the output's order too (PyTorch's layout), or each (tap, output channel)'s run of input
 channels a column of it, in the order of a channels_last output (Keras's), so nothing is packed
-(blocks of a few panels are copied as the GEMM reaches them, Keras's turned in registers). A
-channels_first plan copies all the blocks once and runs the same GEMM on them, a channels_last
+(blocks of a few panels are copied as the GEMM reaches them, Keras's turned in registers; with
+AVX-512, up to 16 samples on PyTorch's weights run on the stream kernel, which copies nothing).
+A channels_first plan copies all the blocks once and runs the same GEMM on them, a channels_last
 one keeps its per-tap packed weights; both give the functional call's bits and the reference's
 numbers."""
 
@@ -51,6 +52,15 @@ def capped(isa):
         tconv.set_max_isa(reachable_isas()[0])
 
 
+STREAM_POSITIONS = 16  # the AVX-512 stream kernel's tile
+
+
+def functional_kernel(isa, batch, keras):
+    """The functional call's path: the stream kernel where it applies, else the copied blocks."""
+    streams = isa == "avx512" and not keras and batch <= STREAM_POSITIONS
+    return "phase_shuffle_stream" if streams else "phase_shuffle_in_place"
+
+
 def functional_on(isa, x, w, b, kw):
     """The functional call's core, capped to `isa`: y and the kernel that ran."""
     g = tconv.ConvTranspose(w, b, **kw)._resolve(x.shape, None)[0]
@@ -89,7 +99,7 @@ def test_functional_reads_the_weights_in_place_on_every_isa(layer, keras, dtype)
     want = reference.conv_transpose(x, w, b, **kw)
     for isa in VECTOR_ISAS:
         y, kernel_ran = functional_on(isa, x, w, b, kw)
-        assert kernel_ran == "phase_shuffle_in_place", isa
+        assert kernel_ran == functional_kernel(isa, batch, keras), isa
         assert_close_in_norm(y, want, dtype, msg=isa)
 
 
@@ -99,11 +109,15 @@ def test_plan_copies_the_columns_once_and_gives_the_same_bits(bias, keras, threa
     x, w, b, kw = projection(16, 100, 32, (4, 4), bias=bias, keras=keras)
     tconv.set_num_threads(1)
     y = tconv.conv_transpose(x, w, b, **kw)
-    assert _core.last_call_kernel() == "phase_shuffle_in_place"
-    # One block of four panels (of 32 or 16 columns) is copied at a time: an eighth or a
-    # quarter of the weights here, never all of them.
+    kernel_ran = functional_kernel(reachable_isas()[0], 16, keras)
+    assert _core.last_call_kernel() == kernel_ran
     copied = _core.last_call_memory()["packed_weight_bytes"]
-    assert 0 < copied <= w.nbytes // 4 and copied % (4 * 100 * 16 * 4) == 0
+    if kernel_ran == "phase_shuffle_stream":
+        assert copied == 0
+    else:
+        # One block of four panels (of 32 or 16 columns) is copied at a time: an eighth or a
+        # quarter of the weights here, never all of them.
+        assert 0 < copied <= w.nbytes // 4 and copied % (4 * 100 * 16 * 4) == 0
     plan = tconv.ConvTranspose(w, b, **kw)
     yp = plan(x)
     assert _core.last_call_kernel() == ("phase_shuffle" if keras else "phase_shuffle_columns")
@@ -145,7 +159,7 @@ def test_nonfinite_weights_reach_exactly_their_cells(keras):
     plan = tconv.ConvTranspose(w, b, **kw)
     for isa in VECTOR_ISAS:
         y, kernel_ran = functional_on(isa, x, w, b, kw)
-        assert kernel_ran == "phase_shuffle_in_place", isa
+        assert kernel_ran == functional_kernel(isa, 4, keras), isa
         results = [y]
         if not keras:
             with capped(isa):
@@ -182,7 +196,7 @@ def test_other_layers_keep_the_packed_shuffle(why):
     if why == "padding":
         kw["padding"] = 1
     y = tconv.conv_transpose(x, w, b, **kw)
-    assert _core.last_call_kernel() != "phase_shuffle_in_place"
+    assert _core.last_call_kernel() not in ("phase_shuffle_in_place", "phase_shuffle_stream")
     assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), np.float32)
     tconv.ConvTranspose(w, b, **kw)(x)
     # A plan's own copy of the weights is dense, whatever the caller's layout.
@@ -243,3 +257,76 @@ def test_plan_keeps_the_columns_beside_its_other_packs():
     # second, nothing more after.
     assert kept[0] == w.nbytes + 32 * 16 * 4
     assert kept[1] > kept[0] and kept[1] == kept[2] == kept[3]
+
+
+needs_stream = pytest.mark.skipif(
+    "avx512" not in VECTOR_ISAS, reason="the stream kernel is AVX-512's"
+)
+
+# (batch, C_in/g, C_out/g, kernel, groups): one to 16 samples, input channels below, at and
+# past the kernel's blocks of 8 and 16 rows, columns in one or several blocks of panels.
+STREAM_LAYERS = [
+    (1, 100, 32, (4, 4), 1),
+    (4, 7, 8, (4, 4), 1),
+    (8, 16, 16, (2, 4), 2),
+    (9, 17, 32, (8,), 1),
+    (12, 33, 8, (2, 2, 2), 3),
+    (16, 100, 64, (4, 4), 1),
+    (16, 300, 32, (4, 4), 2),
+]
+
+
+@needs_stream
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer", STREAM_LAYERS)
+def test_stream_kernel_gives_the_plans_bits(layer, dtype, bias):
+    # The stream kernel sums each output over the input channels in the order the plan's
+    # copied panels do, from the bias: the same bits, and the reference's numbers.
+    batch, cin, cout_g, kernel, groups = layer
+    x, w, b, kw = projection(batch, cin, cout_g, kernel, groups, dtype, bias=bias, seed=5)
+    y, kernel_ran = functional_on("avx512", x, w, b, kw)
+    assert kernel_ran == "phase_shuffle_stream"
+    with capped("avx512"):
+        yp = tconv.ConvTranspose(w, b, **kw)(x)
+        assert _core.last_call_kernel() == "phase_shuffle_columns"
+    np.testing.assert_array_equal(y, yp)
+    assert_close_in_norm(y, reference.conv_transpose(x, w, b, **kw), dtype)
+
+
+@needs_stream
+def test_stream_kernel_copies_no_weights(threads_restored):
+    x, w, b, kw = projection(16, 100, 32, (4, 4), groups=2)
+    tconv.set_num_threads(1)
+    with capped("avx512"):
+        tconv.conv_transpose(x, w, b, **kw)
+        assert _core.last_call_kernel() == "phase_shuffle_stream"
+        memory = _core.last_call_memory()
+    assert memory["packed_weight_bytes"] == 0
+    # The input by channel and the bias of each (output channel, tap) column.
+    assert memory["scratch_bytes"] == (x.size + 2 * 32 * 16) * x.itemsize
+
+
+@needs_stream
+def test_seventeen_samples_take_the_copied_blocks():
+    x, w, b, kw = projection(17, 20, 32, (4, 4))
+    y, kernel_ran = functional_on("avx512", x, w, b, kw)
+    assert kernel_ran == "phase_shuffle_in_place"
+    y16, kernel16 = functional_on("avx512", x[:16], w, b, kw)
+    assert kernel16 == "phase_shuffle_stream"
+    np.testing.assert_array_equal(y[:16], y16)
+
+
+@needs_stream
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stream_kernel_on_two_threads_gives_the_same_bits(dtype, threads_restored):
+    # Two threads take runs of whole blocks of columns: one thread's numbers, bit for bit.
+    x, w, b, kw = projection(11, 40, 32, (4, 4), groups=2, dtype=dtype, seed=7)
+    results = []
+    for threads in (1, 2):
+        tconv.set_num_threads(threads)
+        with capped("avx512"):
+            results.append(tconv.conv_transpose(x, w, b, **kw))
+            assert _core.last_call_kernel() == "phase_shuffle_stream"
+    np.testing.assert_array_equal(results[0], results[1])
+    assert_close_in_norm(results[1], reference.conv_transpose(x, w, b, **kw), dtype)

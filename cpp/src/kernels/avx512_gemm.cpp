@@ -394,6 +394,82 @@ void narrow_gemm(const GemmCall<typename S::T>& g) {
   }
 }
 
+// ---- the stream kernel: every position in one tile, the weights read in place -------------
+// For a GEMM of few positions whose weights are read where they lie, rows b_ld apart (the
+// shuffle of DCGAN's projection: 32 KiB): a tile holds every position, so each weight line is
+// read once, and nothing is copied. Rows a power of two apart share a few cache sets, so the
+// tiles run over kStreamBytes of columns for a few rows at a time (few lines of a set in use),
+// the sums carried between row blocks in a dense buffer (C's rows may share sets too), and each
+// line is fetched into L2 a row block ahead (such rows start no hardware stream).
+constexpr int kStreamMR = 16;
+constexpr std::int64_t kStreamBytes = 512;
+// Rows per block: 8, or 16 for more than 8 positions, whose FMAs per line cover the misses of
+// the fuller sets and gain from half the passes over the sums.
+template <int MR>
+constexpr std::int64_t kStreamRows = MR > 8 ? 16 : 8;
+
+// Rows [k0, k1) of the tile of columns [j, j + n): the sums of the rows before k0 in `sums`
+// (row m at m * COLS), the result to C when k1 == K, else back to `sums`.
+template <class S, int MR, std::int64_t COLS = kStreamBytes / sizeof(typename S::T)>
+void stream_tile(const GemmCall<typename S::T>& g, std::int64_t j, int n, std::int64_t k0,
+                 std::int64_t k1, typename S::T* sums) {
+  using T = typename S::T;
+  using V = typename S::V;
+  V b0 = S::zero();
+  if (k0 == 0 && g.bias) b0 = S::load_n(g.bias + j, n);
+#define TCONV_DECL(i) V r##i = k0 == 0 ? b0 : S::load(sums + (i) * COLS);
+  TCONV_ACC16(TCONV_DECL)
+#undef TCONV_DECL
+  const std::int64_t ks = g.a_ks, ld = g.b_ld;
+  const T* ap = g.a + g.a_off[0] + k0 * ks;
+  const T* bp = g.b + g.b_off[0] + k0 * ld + j;
+  for (std::int64_t k = k0; k < k1; ++k, ap += ks, bp += ld) {
+    _mm_prefetch(reinterpret_cast<const char*>(bp + kStreamRows<MR> * ld), _MM_HINT_T1);
+    const V w0 = S::load_n(bp, n);
+#define TCONV_STEP(i) \
+  if constexpr ((i) < MR) r##i = S::fma(S::bcast(ap + (i)), w0, r##i);
+    TCONV_ACC16(TCONV_STEP)
+#undef TCONV_STEP
+  }
+  if (k1 < g.k) {
+#define TCONV_KEEP(i) \
+  if constexpr ((i) < MR) S::store(sums + (i) * COLS, r##i);
+    TCONV_ACC16(TCONV_KEEP)
+#undef TCONV_KEEP
+    return;
+  }
+#define TCONV_STORE(i) \
+  if constexpr ((i) < MR) S::store_n(g.c + (i) * g.c_ms + j, r##i, n);
+  TCONV_ACC16(TCONV_STORE)
+#undef TCONV_STORE
+}
+
+template <class S, int MR>
+void stream_tiles(const GemmCall<typename S::T>& g) {
+  constexpr int L = S::L;
+  constexpr std::int64_t COLS = kStreamBytes / sizeof(typename S::T);
+  alignas(64) typename S::T sums[MR * COLS];
+  for (std::int64_t j0 = 0; j0 < g.n; j0 += COLS) {
+    const std::int64_t j1 = g.n - j0 < COLS ? g.n : j0 + COLS;
+    for (std::int64_t k0 = 0; k0 < g.k; k0 += kStreamRows<MR>) {
+      const std::int64_t k1 = g.k - k0 < kStreamRows<MR> ? g.k : k0 + kStreamRows<MR>;
+      for (std::int64_t j = j0; j < j1; j += L)
+        stream_tile<S, MR>(g, j, j1 - j < L ? static_cast<int>(j1 - j) : L, k0, k1,
+                           sums + (j - j0));
+    }
+  }
+}
+
+template <class S, int MR = kStreamMR>
+void stream_gemm(const GemmCall<typename S::T>& g) {
+  if constexpr (MR > 0) {
+    if (g.m == MR)
+      stream_tiles<S, MR>(g);
+    else
+      stream_gemm<S, MR - 1>(g);
+  }
+}
+
 // ---- the cell kernel: vectors of positions, the weights read in place
 // ---------------------------- For the direct driver's few input cells (contiguous: a_ms == 1)
 // against weights too large to copy: a tile is up to kCellVecs vectors of positions by kCellCols
@@ -599,6 +675,8 @@ void channel_f32(const GemmCall<float>& g) { channel_gemm<F32, false>(g); }
 void channel_f32_folded(const GemmCall<float>& g) { channel_gemm<F32, true>(g); }
 void narrow_f32(const GemmCall<float>& g) { narrow_gemm<F32>(g); }
 void narrow_f64(const GemmCall<double>& g) { narrow_gemm<F64>(g); }
+void stream_f32(const GemmCall<float>& g) { stream_gemm<F32>(g); }
+void stream_f64(const GemmCall<double>& g) { stream_gemm<F64>(g); }
 void channel_f64(const GemmCall<double>& g) { channel_gemm<F64, false>(g); }
 void channel_f64_folded(const GemmCall<double>& g) { channel_gemm<F64, true>(g); }
 
@@ -622,6 +700,8 @@ KernelSet<float> kernels_f32(bool fma_halves) {
   ks.cell_mr = kCellVecs * F32::L;
   ks.cell_lanes = F32::L;
   ks.cell_nr = kCellCols;
+  ks.stream_gemm = stream_f32;
+  ks.stream_mr = kStreamMR;
   return ks;
 }
 KernelSet<double> kernels_f64(bool fma_halves) {
@@ -638,6 +718,8 @@ KernelSet<double> kernels_f64(bool fma_halves) {
   ks.cell_mr = kCellVecs * F64::L;
   ks.cell_lanes = F64::L;
   ks.cell_nr = kCellCols;
+  ks.stream_gemm = stream_f64;
+  ks.stream_mr = kStreamMR;
   return ks;
 }
 

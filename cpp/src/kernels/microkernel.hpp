@@ -285,6 +285,10 @@ struct KernelSet {
   TransposeFn<T> transpose_stream = nullptr;
   // The pack's Inf/NaN check in vectors, or null for detail::finite_run.
   FiniteFn<T> finite = nullptr;
+  // The stream kernel, or null: up to stream_mr positions (A with a_ms == 1) by any columns, B
+  // read where it lies (b_ld apart), each line once; pairs == 1, no windows, c_ns == 1.
+  GemmFn<T> stream_gemm = nullptr;
+  std::int64_t stream_mr = 0;
 };
 
 }  // namespace tconv::kernels

@@ -1764,10 +1764,23 @@ ShuffleColumns<T> pack_shuffle_columns(const Problem<T>& p, const KernelSet<T>& 
   return out;
 }
 
+// The input of one position per sample as [channel][sample], for the stream kernel (A with
+// a_ms == 1).
+template <class T>
+std::vector<T> input_by_channel(const Problem<T>& p, int c_axis) {
+  const Geometry& g = *p.g;
+  std::vector<T> out;
+  detail::resize_or_throw(out, static_cast<std::size_t>(g.batch * g.in_channels),
+                          "the input by channel");
+  for (std::int64_t c = 0; c < g.in_channels; ++c)
+    for (std::int64_t n = 0; n < g.batch; ++n)
+      out[c * g.batch + n] = p.x[n * p.x_strides[0] + c * p.x_strides[c_axis]];
+  return out;
+}
+
 template <class T>
 std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, int threads,
                                  std::size_t* block_bytes, const ShuffleColumns<T>* columns) {
-  runtime::note_kernel(columns ? "phase_shuffle_columns" : "phase_shuffle_in_place");
   const Geometry& g = *p.g;
   ShuffleCols sc;
   shuffle_cols(p, ks.nr, &sc);
@@ -1782,18 +1795,50 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
     column_bias(p, sc, bias);
     col_bias = bias.data();
   }
-  // An item: a block of panels of one group, copied (see weight_blocks.hpp) and then run.
+  // Few positions: the stream kernel reads the weights where they lie, each line once, with
+  // the input by channel. Otherwise an item is a block of panels of one group, copied (see
+  // weight_blocks.hpp) and run.
+  const bool stream = !columns && !sc.by_columns && ks.stream_gemm && g.batch <= ks.stream_mr;
+  runtime::note_kernel(columns  ? "phase_shuffle_columns"
+                       : stream ? "phase_shuffle_stream"
+                                : "phase_shuffle_in_place");
   const std::int64_t block = block_panels(cin_g, ks.nr, sizeof(T));
   const std::int64_t blocks = (panels + block - 1) / block, items = g.groups * blocks;
   threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
-  const std::size_t per_slot = columns ? 0 : static_cast<std::size_t>(block * cin_g * ks.nr);
+  const std::size_t per_slot =
+      columns || stream ? 0 : static_cast<std::size_t>(block * cin_g * ks.nr);
   std::vector<T> bufs;
   detail::resize_or_throw(bufs, per_slot * static_cast<std::size_t>(threads),
                           "the blocks of copied weights");
+  std::vector<T> by_channel;
+  if (stream) by_channel = input_by_channel(p, c_axis);
   const std::int64_t zero_off = 0;
   auto body = [&](std::int64_t item, int slot) {
     const std::int64_t gi = item / blocks, q0 = item % blocks * block;
     const std::int64_t q1 = std::min(panels, q0 + block), j0 = q0 * ks.nr;
+    GemmCall<T> call;
+    call.a_off = &zero_off;
+    call.b_off = &zero_off;
+    call.pairs = 1;
+    call.k = cin_g;
+    call.c_ms = p.y_strides[0];
+    call.c_ns = 1;
+    call.m = g.batch;
+    if (stream) {
+      call.a = by_channel.data() + gi * cin_g * g.batch;
+      call.a_ks = g.batch;
+      call.a_ms = 1;
+      call.b_ld = sc.ld;
+      call.n = (q1 - q0) * ks.nr;
+      call.b = p.w + gi * cin_g * sc.ld + j0;
+      call.c = p.y + sc.y_of(gi, j0);
+      call.bias = col_bias ? col_bias + gi * cols + j0 : nullptr;
+      ks.stream_gemm(call);
+      return;
+    }
+    call.a = p.x + gi * cin_g * p.x_strides[c_axis];
+    call.a_ks = p.x_strides[c_axis];
+    call.a_ms = p.x_strides[0];
     const T* buf = nullptr;
     if (columns) {
       buf = columns->data.get() + (gi * panels + q0) * cin_g * ks.nr;
@@ -1802,18 +1847,7 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
       copy_group_columns(p, sc, gi, j0, (q1 - q0) * ks.nr, ks.nr, ks.transpose, slot_buf);
       buf = slot_buf;
     }
-    GemmCall<T> call;
-    call.a = p.x + gi * cin_g * p.x_strides[c_axis];
-    call.a_off = &zero_off;
-    call.b_off = &zero_off;
-    call.pairs = 1;
-    call.k = cin_g;
-    call.a_ks = p.x_strides[c_axis];
-    call.a_ms = p.x_strides[0];
     call.b_ld = ks.nr;
-    call.c_ms = p.y_strides[0];
-    call.c_ns = 1;
-    call.m = g.batch;
     call.n = ks.nr;
     for (std::int64_t q = q0; q < q1; ++q) {
       const std::int64_t j = q * ks.nr;
@@ -1826,7 +1860,7 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
   // Runs of consecutive blocks per thread: a thread walks the weights' columns in order.
   detail::parallel_for(items, threads, body, detail::Schedule::runs);
   *block_bytes = bufs.capacity() * sizeof(T);
-  return bias.capacity() * sizeof(T);
+  return (bias.capacity() + by_channel.capacity()) * sizeof(T);
 }
 
 template <class T>

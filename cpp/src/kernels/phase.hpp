@@ -150,10 +150,12 @@ ShuffleColumns<T> pack_shuffle_columns(const Problem<T>& p, const KernelSet<T>& 
 // run_shuffle with the weights as they lie rather than packed: a row of B is an input channel's
 // weights, its columns the (output channel, tap) pairs (Keras's: (tap, output channel)), which
 // are also the output's order; blocks of panels are copied as the GEMM reaches them
-// (weight_blocks.hpp), or read from `columns` where a plan copied them all once. Every product
-// it forms is one of the definition's, so Inf and NaN weights need no other kernel. Returns the
-// scratch bytes used (the bias of each column, where `columns` does not hold it), with the
-// blocks it copied (one per thread) in *block_bytes.
+// (weight_blocks.hpp), read from `columns` where a plan copied them all once, or, for up to
+// the stream kernel's positions on PyTorch's weights, read in place by that kernel. Every
+// product it forms is one of the definition's, so Inf and NaN weights need no other kernel.
+// Returns the scratch bytes used (the bias of each column, where `columns` does not hold it,
+// and the stream kernel's input by channel), with the blocks it copied (one per thread) in
+// *block_bytes.
 template <class T>
 std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& kernels, int threads,
                                  std::size_t* block_bytes,
