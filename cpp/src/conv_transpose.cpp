@@ -424,8 +424,16 @@ template <class T>
 std::size_t grid_run(Call<T>& c) {
   const auto& pk = c.grid_packed();
   t_last_isa = c.isa;
-  t_last_memory.packed_weight_bytes = pk.bytes();
-  return kernels::phase::run_grid(c.p, pk, c.ks, c.threads);
+  std::atomic<std::size_t> repacked{0};  // the other threads' copies (see run_grid)
+  const std::function<kernels::phase::Packed<T>()> repack = [&c, &repacked] {
+    auto copy = kernels::phase::pack_grid_only(c.g, c.p.w, c.p.w_strides, c.ks.finite);
+    repacked += copy.bytes();
+    return copy;
+  };
+  const std::size_t scratch =
+      kernels::phase::run_grid(c.p, pk, c.ks, c.threads, c.grid_only ? &repack : nullptr);
+  t_last_memory.packed_weight_bytes = pk.bytes() + repacked;
+  return scratch;
 }
 
 template <class T>

@@ -304,7 +304,9 @@ def test_a_functional_call_packs_the_grid_layout_alone(dtype, threads_restored):
         tconv.set_num_threads(threads)
         got = tconv.conv_transpose(x, w, b, **kw)
         assert tconv._core.last_call_kernel() == "phase_grid"
-        assert tconv._core.last_call_memory()["packed_weight_bytes"] == grid_bytes
+        # On two threads the second thread packs a layout of its own if it took part (below).
+        packed = tconv._core.last_call_memory()["packed_weight_bytes"]
+        assert packed in ((grid_bytes,) if threads == 1 else (grid_bytes, 2 * grid_bytes))
         plan = tconv.ConvTranspose(w, b, **kw)
         planned = plan(x)
         assert tconv._core.last_call_kernel() == "phase_grid"
@@ -326,3 +328,41 @@ def test_a_functional_call_packs_the_grid_layout_alone(dtype, threads_restored):
         ref = reference.conv_transpose(x, w_nan, b, **kw)
         assert np.array_equal(np.isnan(got), np.isnan(ref))
         assert_close_in_norm(np.nan_to_num(got), np.nan_to_num(ref), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_functional_grid_call_on_two_threads_gives_each_thread_its_own_layout(
+    dtype, threads_restored
+):
+    """On two threads a functional call's second thread packs a grid layout of its own from the
+    weights (the caller's, rewritten every call, is then read by no other core): the call's
+    packed weights are two layouts whenever the second thread took part, its scratch is a
+    plan's, and its numbers are the plan's bits."""
+    if reachable_isas()[0] != "avx512":
+        pytest.skip("the all-phases kernel is AVX-512's")
+    rng = np.random.default_rng(23)
+    cin, cout = 16, 3
+    x = rng.standard_normal((2, cin, 48, 64)).astype(dtype)
+    w = rng.standard_normal((cin, cout, 4, 4)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    kw = dict(stride=2, padding=1)
+    grid_bytes = 3 * 3 * cin * 2 * 2 * cout * w.itemsize  # as in the test above
+    tconv.set_num_threads(2)
+    plan = tconv.ConvTranspose(w, b, **kw)
+    planned = plan(x)
+    assert tconv._core.last_call_kernel() == "phase_grid"
+    plan_scratch = tconv._core.last_call_memory()["scratch_bytes"]
+    packed = []
+    for _ in range(10):
+        got = tconv.conv_transpose(x, w, b, **kw)
+        assert tconv._core.last_call_kernel() == "phase_grid"
+        memory = tconv._core.last_call_memory()
+        packed.append(memory["packed_weight_bytes"])
+        assert memory["scratch_bytes"] == plan_scratch
+        assert np.array_equal(got.view(np.uint8), planned.view(np.uint8))
+    assert set(packed) <= {grid_bytes, 2 * grid_bytes}, packed
+    assert 2 * grid_bytes in packed
+    assert_close_in_norm(got, reference.conv_transpose(x, w, b, **kw), dtype)
+    tconv.set_num_threads(1)
+    tconv.conv_transpose(x, w, b, **kw)
+    assert tconv._core.last_call_memory()["packed_weight_bytes"] == grid_bytes

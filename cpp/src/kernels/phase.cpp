@@ -590,7 +590,8 @@ class GridDriver {
     s.outer_tap.reserve(static_cast<std::size_t>(max_outer_));
   }
 
-  void run_item(GridScratch& s, std::int64_t item) const {
+  // `grid`: the thread's copy of pk's grid_data (the same layout).
+  void run_item(GridScratch& s, std::int64_t item, const T* grid) const {
     const std::int64_t xb = item / rows_;
     std::int64_t rest = item % rows_;
     const std::int64_t qy = rest % qy_max_;
@@ -626,7 +627,7 @@ class GridDriver {
     for (int d = 0; d < yd_; ++d) y_n += o[d] * p_.y_strides[sp_axis_ + d];
     y_n += qy * sy_ * p_.y_strides[sp_axis_ + yd_] + qa * sx_ * p_.y_strides[sp_axis_ + xd_];
     for (std::int64_t gi = 0; gi < pk_.groups; ++gi)
-      call(s, gi, po, qy, qa, qb, x_n + qy * xs_y, y_n, next_row);
+      call(s, grid, gi, po, qy, qa, qb, x_n + qy * xs_y, y_n, next_row);
   }
 
  private:
@@ -672,7 +673,7 @@ class GridDriver {
       }
   }
 
-  void call(const GridScratch& s, std::int64_t gi, std::int64_t po, std::int64_t qy,
+  void call(const GridScratch& s, const T* grid, std::int64_t gi, std::int64_t po, std::int64_t qy,
             std::int64_t qa, std::int64_t qb, const T* x_row, T* y_n, const T* next_row) const {
     const std::int64_t cin_g = pk_.cin_g, cout_g = pk_.cout_g;
     const std::int64_t gi_stride = cin_g * p_.x_strides[c_axis_];
@@ -681,7 +682,7 @@ class GridDriver {
     call.a_off = s.a_off.data();
     call.m_lo = s.m_lo.data();
     call.m_hi = s.m_hi.data();
-    call.b = pk_.grid_data.get() + pk_.grid_offset[gi * outer_phases_ + po];
+    call.b = grid + pk_.grid_offset[gi * outer_phases_ + po];
     call.b_off = s.b_off.data();
     call.row_mask = s.rm.data();
     call.col_mask = s.cm.data();
@@ -723,8 +724,8 @@ class GridDriver {
 }  // namespace
 
 template <class T>
-std::size_t run_grid(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks,
-                     int threads) {
+std::size_t run_grid(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T>& ks, int threads,
+                     const std::function<Packed<T>()>* repack) {
   const GridDriver<T> driver(p, pk, ks, threads);
   threads =
       static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, driver.items())));
@@ -738,10 +739,18 @@ std::size_t run_grid(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T
     driver.init_scratch(s);
     scratch_bytes += static_cast<std::size_t>(per_thread);
   }
+  // The threads but the caller on copies of their own, made on their first item.
+  std::vector<Packed<T>> own(static_cast<std::size_t>(threads));
+  std::vector<const T*> grid(static_cast<std::size_t>(threads), pk.grid_data.get());
   detail::parallel_for(
       driver.items(), threads,
       [&](std::int64_t item, int slot) {
-        driver.run_item(scratch[static_cast<std::size_t>(slot)], item);
+        const auto i = static_cast<std::size_t>(slot);
+        if (repack && slot > 0 && !own[i].grid_data) {
+          own[i] = (*repack)();
+          grid[i] = own[i].grid_data.get();
+        }
+        driver.run_item(scratch[i], item, grid[i]);
       },
       detail::Schedule::runs);
   return scratch_bytes;
@@ -1886,9 +1895,10 @@ template std::size_t run(const Problem<float>&, const Packed<float>&, const Kern
 template bool grid_applies(const Problem<float>&, const Packed<float>&, const KernelSet<float>&);
 template bool grid_applies(const Problem<double>&, const Packed<double>&, const KernelSet<double>&);
 template std::size_t run_grid(const Problem<float>&, const Packed<float>&, const KernelSet<float>&,
-                              int);
+                              int, const std::function<Packed<float>()>*);
 template std::size_t run_grid(const Problem<double>&, const Packed<double>&,
-                              const KernelSet<double>&, int);
+                              const KernelSet<double>&, int,
+                              const std::function<Packed<double>()>*);
 template bool shuffle_applies(const Problem<float>&);
 template bool shuffle_applies(const Problem<double>&);
 template bool shuffle_reads_weights(const Problem<float>&, std::int64_t);

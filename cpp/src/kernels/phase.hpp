@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -171,11 +172,14 @@ inline constexpr std::size_t kDeclined = static_cast<std::size_t>(-1);
 template <class T>
 bool grid_applies(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels);
 
-// Every phase of the last two dims at once (GridCall), the input read in place. Returns the
-// scratch bytes used (tap lists, all threads), or kDeclined.
+// Every phase of the last two dims at once (GridCall), the input read in place. Where `repack`
+// is given (a call that packed `packed` for itself), each thread but the caller runs on a copy
+// it makes with it: the caller's copy, which it rewrites every call, is then read by no other
+// core, whose cached lines would make those writes wait (docs/design.md). Returns the scratch
+// bytes used (tap lists, all threads), or kDeclined.
 template <class T>
 std::size_t run_grid(const Problem<T>& p, const Packed<T>& packed, const KernelSet<T>& kernels,
-                     int threads);
+                     int threads, const std::function<Packed<T>()>* repack = nullptr);
 
 // The row-buffer driver: runs the layer with packed weights on up to `threads` threads.
 // Returns the bytes of scratch used (row buffers and tap lists, all threads), for the memory
