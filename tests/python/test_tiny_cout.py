@@ -281,25 +281,31 @@ def test_all_phases_of_two_dims_on_an_input_beyond_the_caches(dtype, threads_res
         tconv.set_max_isa(tconv.available_isas()[0])
 
 
+def rgb_head_like(seed, cin, height, width, dtype):
+    """A k4 s2 p1 layer to 3 channels, batch 2, for the all-phases kernel (AVX-512 only: the
+    test is skipped elsewhere): rng, x, w, b, kw and the bytes of its grid layout. Each output
+    phase of a dim reads input shifts {-1, 0} or {0, 1}, so the layout is 3 x 3 shifts of
+    [C_in][2 row phases][2 column phases][C_out], zeros where a phase has no tap at that shift;
+    the per-phase blocks hold each of the 16 taps' weights once."""
+    if reachable_isas()[0] != "avx512":
+        pytest.skip("the all-phases kernel is AVX-512's")
+    rng = np.random.default_rng(seed)
+    cout = 3
+    x = rng.standard_normal((2, cin, height, width)).astype(dtype)
+    w = rng.standard_normal((cin, cout, 4, 4)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    grid_bytes = 3 * 3 * cin * 2 * 2 * cout * w.itemsize
+    return rng, x, w, b, dict(stride=2, padding=1), grid_bytes
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_functional_call_packs_the_grid_layout_alone(dtype, threads_restored):
     """A call that packs for itself and runs the all-phases kernel packs only that kernel's
     layout, straight from the weights; a plan keeps the per-phase blocks too. Same numbers.
     An input whose rows are not contiguous takes the per-row kernels, which then get the
     per-phase blocks; Inf/NaN weights go to the portable loop, as in a plan."""
-    if reachable_isas()[0] != "avx512":
-        pytest.skip("the all-phases kernel is AVX-512's")
-    rng = np.random.default_rng(17)
-    cin, cout = 8, 3
-    x = rng.standard_normal((2, cin, 9, 21)).astype(dtype)
-    w = rng.standard_normal((cin, cout, 4, 4)).astype(dtype)
-    b = rng.standard_normal(cout).astype(dtype)
-    kw = dict(stride=2, padding=1)
+    rng, x, w, b, kw, grid_bytes = rgb_head_like(17, 8, 9, 21, dtype)
     want = reference.conv_transpose(x, w, b, **kw)
-    # k4 s2 p1: each output phase of a dim reads input shifts {-1, 0} or {0, 1}, so the layout
-    # is 3 x 3 shifts of [C_in][2 row phases][2 column phases][C_out], zeros where a phase has
-    # no tap at that shift; the per-phase blocks hold each of the 16 taps' weights once.
-    grid_bytes = 3 * 3 * cin * 2 * 2 * cout * w.itemsize
     for threads in (1, 2):
         tconv.set_num_threads(threads)
         got = tconv.conv_transpose(x, w, b, **kw)
@@ -314,7 +320,7 @@ def test_a_functional_call_packs_the_grid_layout_alone(dtype, threads_restored):
         assert np.array_equal(got.view(np.uint8), planned.view(np.uint8))
         assert_close_in_norm(got, want, dtype)
 
-        wide = rng.standard_normal((2, cin, 9, 42)).astype(dtype)
+        wide = rng.standard_normal((2, x.shape[1], 9, 42)).astype(dtype)
         x_strided = wide[..., ::2]  # rows 2 elements apart: not the grid kernel's input
         got = tconv.conv_transpose(x_strided, w, b, **kw)
         assert tconv._core.last_call_kernel().startswith("phase_positions")
@@ -338,15 +344,7 @@ def test_functional_grid_call_on_two_threads_gives_each_thread_its_own_layout(
     weights (the caller's, rewritten every call, is then read by no other core): the call's
     packed weights are two layouts whenever the second thread took part, its scratch is a
     plan's, and its numbers are the plan's bits."""
-    if reachable_isas()[0] != "avx512":
-        pytest.skip("the all-phases kernel is AVX-512's")
-    rng = np.random.default_rng(23)
-    cin, cout = 16, 3
-    x = rng.standard_normal((2, cin, 48, 64)).astype(dtype)
-    w = rng.standard_normal((cin, cout, 4, 4)).astype(dtype)
-    b = rng.standard_normal(cout).astype(dtype)
-    kw = dict(stride=2, padding=1)
-    grid_bytes = 3 * 3 * cin * 2 * 2 * cout * w.itemsize  # as in the test above
+    _, x, w, b, kw, grid_bytes = rgb_head_like(23, 16, 48, 64, dtype)
     tconv.set_num_threads(2)
     plan = tconv.ConvTranspose(w, b, **kw)
     planned = plan(x)
