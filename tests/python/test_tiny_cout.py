@@ -343,15 +343,17 @@ def test_functional_grid_call_on_two_threads_gives_each_thread_its_own_layout(
     """On two threads a functional call's second thread packs a grid layout of its own from the
     weights (the caller's, rewritten every call, is then read by no other core): the call's
     packed weights are two layouts whenever the second thread took part, its scratch is a
-    plan's, and its numbers are the plan's bits."""
-    _, x, w, b, kw, grid_bytes = rgb_head_like(23, 16, 48, 64, dtype)
+    plan's, and its numbers are the plan's bits (the plan's against the reference: above)."""
+    # A call of about a millisecond: the second thread joins it unless it gets no core in time
+    # (a busy machine), so the calls go on until one has both threads, 200 at most.
+    _, x, w, b, kw, grid_bytes = rgb_head_like(23, 16, 160, 256, dtype)
     tconv.set_num_threads(2)
     plan = tconv.ConvTranspose(w, b, **kw)
     planned = plan(x)
     assert tconv._core.last_call_kernel() == "phase_grid"
     plan_scratch = tconv._core.last_call_memory()["scratch_bytes"]
     packed = []
-    for _ in range(10):
+    while len(packed) < 200 and 2 * grid_bytes not in packed:
         got = tconv.conv_transpose(x, w, b, **kw)
         assert tconv._core.last_call_kernel() == "phase_grid"
         memory = tconv._core.last_call_memory()
@@ -359,8 +361,7 @@ def test_functional_grid_call_on_two_threads_gives_each_thread_its_own_layout(
         assert memory["scratch_bytes"] == plan_scratch
         assert np.array_equal(got.view(np.uint8), planned.view(np.uint8))
     assert set(packed) <= {grid_bytes, 2 * grid_bytes}, packed
-    assert 2 * grid_bytes in packed
-    assert_close_in_norm(got, reference.conv_transpose(x, w, b, **kw), dtype)
+    assert 2 * grid_bytes in packed, len(packed)
     tconv.set_num_threads(1)
     tconv.conv_transpose(x, w, b, **kw)
     assert tconv._core.last_call_memory()["packed_weight_bytes"] == grid_bytes
