@@ -741,16 +741,13 @@ std::size_t run_grid(const Problem<T>& p, const Packed<T>& pk, const KernelSet<T
   }
   // The threads but the caller on copies of their own, made on their first item.
   std::vector<Packed<T>> own(static_cast<std::size_t>(threads));
-  std::vector<const T*> grid(static_cast<std::size_t>(threads), pk.grid_data.get());
   detail::parallel_for(
       driver.items(), threads,
       [&](std::int64_t item, int slot) {
         const auto i = static_cast<std::size_t>(slot);
-        if (repack && slot > 0 && !own[i].grid_data) {
-          own[i] = (*repack)();
-          grid[i] = own[i].grid_data.get();
-        }
-        driver.run_item(scratch[i], item, grid[i]);
+        if (repack && slot > 0 && !own[i].grid_data) own[i] = (*repack)();
+        const Packed<T>& layout = own[i].grid_data ? own[i] : pk;
+        driver.run_item(scratch[i], item, layout.grid_data.get());
       },
       detail::Schedule::runs);
   return scratch_bytes;
