@@ -1728,17 +1728,24 @@ bool shuffle_reads_weights(const Problem<T>& p, std::int64_t nr) {
   return shuffle_cols(p, nr, &sc);
 }
 
-// The bias of each column: its output channel's (no division per column: it showed in the
-// profile of DCGAN's projection, 8192 columns).
+// The bias of columns [j0, j0 + n) of group gi into out: their output channels', in runs of
+// one channel or of consecutive ones (no division per column: it showed in the profile of
+// DCGAN's projection, 8192 columns).
 template <class T>
-void column_bias(const Problem<T>& p, const ShuffleCols& sc, std::vector<T>& bias) {
-  const Geometry& g = *p.g;
-  detail::resize_or_throw(bias, static_cast<std::size_t>(g.groups * sc.cols), "the bias per tap");
-  for (std::int64_t gi = 0; gi < g.groups; ++gi)
-    for (std::int64_t co = 0; co < sc.cout_g; ++co)
-      for (std::int64_t t = 0; t < sc.taps; ++t)
-        bias[gi * sc.cols + (sc.by_columns ? t * sc.cout_g + co : co * sc.taps + t)] =
-            p.bias[gi * sc.cout_g + co];
+void column_bias(const Problem<T>& p, const ShuffleCols& sc, std::int64_t gi, std::int64_t j0,
+                 std::int64_t n, T* out) {
+  const T* b = p.bias + gi * sc.cout_g;
+  for (std::int64_t j = j0, len = 0; j < j0 + n; j += len) {
+    if (sc.by_columns) {  // column t * C_out/g + co
+      const std::int64_t co = j % sc.cout_g;
+      len = std::min(sc.cout_g - co, j0 + n - j);
+      std::copy_n(b + co, len, out + (j - j0));
+    } else {  // column co * taps + t
+      const std::int64_t co = j / sc.taps;
+      len = std::min((co + 1) * sc.taps - j, j0 + n - j);
+      std::fill_n(out + (j - j0), len, b[co]);
+    }
+  }
 }
 
 // Every column of a group, in panels as copy_block and copy_block_by_columns lay them out.
@@ -1766,7 +1773,12 @@ ShuffleColumns<T> pack_shuffle_columns(const Problem<T>& p, const KernelSet<T>& 
   for (std::int64_t gi = 0; gi < g.groups; ++gi)
     copy_group_columns(p, sc, gi, 0, sc.cols, ks.nr, ks.transpose,
                        out.data.get() + gi * group_size);
-  if (p.bias) column_bias(p, sc, out.bias);
+  if (p.bias) {
+    detail::resize_or_throw(out.bias, out.size / static_cast<std::size_t>(g.in_channels / g.groups),
+                            "the bias per tap");
+    for (std::int64_t gi = 0; gi < g.groups; ++gi)
+      column_bias(p, sc, gi, 0, sc.cols, out.bias.data() + gi * sc.cols);
+  }
   return out;
 }
 
@@ -1793,14 +1805,8 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
   const std::int64_t cols = sc.cols;
   const std::int64_t cin_g = g.in_channels / g.groups, panels = cols / ks.nr;
   const int c_axis = sc.by_columns ? g.rank + 1 : 1;
-  std::vector<T> bias;
-  const T* col_bias = nullptr;
-  if (columns && !columns->bias.empty()) {
-    col_bias = columns->bias.data();
-  } else if (p.bias) {
-    column_bias(p, sc, bias);
-    col_bias = bias.data();
-  }
+  // The bias per column: the plan's, or each item's columns' in its thread's buffer.
+  const T* const plan_bias = columns && !columns->bias.empty() ? columns->bias.data() : nullptr;
   // Few positions: the stream kernel reads the weights where they lie, each line once, with
   // the input by channel. Otherwise an item is a block of panels of one group, copied (see
   // weight_blocks.hpp) and run.
@@ -1813,15 +1819,25 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
   threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, items)));
   const std::size_t per_slot =
       columns || stream ? 0 : static_cast<std::size_t>(block * cin_g * ks.nr);
-  std::vector<T> bufs;
+  std::vector<T> bufs, bias;
   detail::resize_or_throw(bufs, per_slot * static_cast<std::size_t>(threads),
                           "the blocks of copied weights");
+  if (p.bias && !plan_bias)
+    detail::resize_or_throw(bias, static_cast<std::size_t>(block * ks.nr * threads),
+                            "the bias per tap");
   std::vector<T> by_channel;
   if (stream) by_channel = input_by_channel(p, c_axis);
   const std::int64_t zero_off = 0;
   auto body = [&](std::int64_t item, int slot) {
     const std::int64_t gi = item / blocks, q0 = item % blocks * block;
     const std::int64_t q1 = std::min(panels, q0 + block), j0 = q0 * ks.nr;
+    // Column j's bias at col_bias[j - j0].
+    const T* col_bias = plan_bias ? plan_bias + gi * cols + j0 : nullptr;
+    if (!bias.empty()) {
+      T* own = bias.data() + slot * block * ks.nr;
+      column_bias(p, sc, gi, j0, (q1 - q0) * ks.nr, own);
+      col_bias = own;
+    }
     GemmCall<T> call;
     call.a_off = &zero_off;
     call.b_off = &zero_off;
@@ -1838,7 +1854,7 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
       call.n = (q1 - q0) * ks.nr;
       call.b = p.w + gi * cin_g * sc.ld + j0;
       call.c = p.y + sc.y_of(gi, j0);
-      call.bias = col_bias ? col_bias + gi * cols + j0 : nullptr;
+      call.bias = col_bias;
       ks.stream_gemm(call);
       return;
     }
@@ -1859,7 +1875,7 @@ std::size_t run_shuffle_in_place(const Problem<T>& p, const KernelSet<T>& ks, in
       const std::int64_t j = q * ks.nr;
       call.b = buf + (q - q0) * cin_g * ks.nr;
       call.c = p.y + sc.y_of(gi, j);
-      call.bias = col_bias ? col_bias + gi * cols + j : nullptr;
+      call.bias = col_bias ? col_bias + (j - j0) : nullptr;
       ks.channel_gemm(call);
     }
   };
