@@ -403,16 +403,17 @@ void narrow_gemm(const GemmCall<typename S::T>& g) {
 // line is fetched into L2 a row block ahead (such rows start no hardware stream).
 constexpr int kStreamMR = 16;
 constexpr std::int64_t kStreamBytes = 512;
-// Rows per block: 8, or 16 for more than 8 positions, whose FMAs per line cover the misses of
-// the fuller sets and gain from half the passes over the sums.
+// Rows per block at most: 8, or 32 for more than 8 positions, whose FMAs per line cover the
+// misses of the fuller sets and gain from fewer passes over the sums; K split into even blocks
+// (a last block of a few rows costs a whole pass over the sums).
 template <int MR>
-constexpr std::int64_t kStreamRows = MR > 8 ? 16 : 8;
+constexpr std::int64_t kStreamRows = MR > 8 ? 32 : 8;
 
 // Rows [k0, k1) of the tile of columns [j, j + n): the sums of the rows before k0 in `sums`
 // (row m at m * COLS), the result to C when k1 == K, else back to `sums`.
 template <class S, int MR, std::int64_t COLS = kStreamBytes / sizeof(typename S::T)>
 void stream_tile(const GemmCall<typename S::T>& g, std::int64_t j, int n, std::int64_t k0,
-                 std::int64_t k1, typename S::T* sums) {
+                 std::int64_t k1, std::int64_t rows, typename S::T* sums) {
   using T = typename S::T;
   using V = typename S::V;
   V b0 = S::zero();
@@ -424,7 +425,7 @@ void stream_tile(const GemmCall<typename S::T>& g, std::int64_t j, int n, std::i
   const T* ap = g.a + g.a_off[0] + k0 * ks;
   const T* bp = g.b + g.b_off[0] + k0 * ld + j;
   for (std::int64_t k = k0; k < k1; ++k, ap += ks, bp += ld) {
-    _mm_prefetch(reinterpret_cast<const char*>(bp + kStreamRows<MR> * ld), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + rows * ld), _MM_HINT_T1);
     const V w0 = S::load_n(bp, n);
 #define TCONV_STEP(i) \
   if constexpr ((i) < MR) r##i = S::fma(S::bcast(ap + (i)), w0, r##i);
@@ -449,12 +450,15 @@ void stream_tiles(const GemmCall<typename S::T>& g) {
   constexpr int L = S::L;
   constexpr std::int64_t COLS = kStreamBytes / sizeof(typename S::T);
   alignas(64) typename S::T sums[MR * COLS];
+  const std::int64_t blocks =
+      g.k > kStreamRows<MR> ? (g.k + kStreamRows<MR> - 1) / kStreamRows<MR> : 1;
+  const std::int64_t rows = (g.k + blocks - 1) / blocks;
   for (std::int64_t j0 = 0; j0 < g.n; j0 += COLS) {
     const std::int64_t j1 = g.n - j0 < COLS ? g.n : j0 + COLS;
-    for (std::int64_t k0 = 0; k0 < g.k; k0 += kStreamRows<MR>) {
-      const std::int64_t k1 = g.k - k0 < kStreamRows<MR> ? g.k : k0 + kStreamRows<MR>;
+    for (std::int64_t k0 = 0; k0 < g.k; k0 += rows) {
+      const std::int64_t k1 = g.k - k0 < rows ? g.k : k0 + rows;
       for (std::int64_t j = j0; j < j1; j += L)
-        stream_tile<S, MR>(g, j, j1 - j < L ? static_cast<int>(j1 - j) : L, k0, k1,
+        stream_tile<S, MR>(g, j, j1 - j < L ? static_cast<int>(j1 - j) : L, k0, k1, rows,
                            sums + (j - j0));
     }
   }
