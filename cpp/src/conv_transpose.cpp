@@ -351,9 +351,10 @@ const kernels::phase::Packed<T>& Call<T>::phase_packed() {
   const std::int64_t cout_g = g.out_channels / g.groups;
   const std::int64_t width =
       algo == kernels::phase::Algo::channel ? kernels::phase::channel_kernel(ks, cout_g).nr : 0;
-  // Packing moves the weights through memory once: worth a second thread from ~1 MiB.
+  // A second thread pays from a few tens of KiB: a call that packs for itself waits for the
+  // pack before its threads start (docs/design.md, "Working memory").
   const double weight_bytes = bytes_of(g.weight_shape(), sizeof(T));
-  const int pack_threads = weight_bytes > (1 << 20) ? runtime::choose_threads(options) : 1;
+  const int pack_threads = weight_bytes > (64 << 10) ? runtime::choose_threads(options) : 1;
   auto make = [&] {
     return kernels::phase::pack(g, p.w, p.w_strides, algo, width, pack_threads, ks.transpose,
                                 ks.grid_gemm != nullptr, ks.finite);

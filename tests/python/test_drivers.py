@@ -582,7 +582,7 @@ def _weights_in_memory_order(w, order):
     return np.moveaxis(np.ascontiguousarray(np.transpose(w, order)), range(w.ndim), order)
 
 
-# Each way the phase pack reads weights: PyTorch's layout (in register transposes; from 1 MiB
+# Each way the phase pack reads weights: PyTorch's layout (in register transposes; from 64 KiB
 # on two threads share it), its kernel axes not dense, output channels innermost, Keras's
 # layout, and the GridCall and shuffle layouts built from the packed blocks. (Output padding 1:
 # 7 outputs from 3, not the direct driver's phases, which would take these weights unpacked.)
