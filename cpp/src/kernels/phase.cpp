@@ -123,6 +123,34 @@ struct WeightBlock {
   std::int64_t ld_ci, ld_co;
 };
 
+// dst[ci * ld + co] = the block's (ci, co) for ci < rows, co < N.
+template <int N, class T>
+void copy_block_rows_n(const WeightBlock<T>& src, std::int64_t rows, T* dst, std::int64_t ld) {
+  for (std::int64_t ci = 0; ci < rows; ++ci)
+    for (int co = 0; co < N; ++co) dst[ci * ld + co] = src.base[ci * src.ld_ci + co * src.ld_co];
+}
+
+// The same for n columns; the grid's usual few as a loop of known length (the pack runs on
+// every functional call: a loop over 1-4 columns per row took most of it).
+template <class T>
+void copy_block_rows(const WeightBlock<T>& src, std::int64_t rows, std::int64_t n, T* dst,
+                     std::int64_t ld) {
+  switch (n) {
+    case 1:
+      return copy_block_rows_n<1>(src, rows, dst, ld);
+    case 2:
+      return copy_block_rows_n<2>(src, rows, dst, ld);
+    case 3:
+      return copy_block_rows_n<3>(src, rows, dst, ld);
+    case 4:
+      return copy_block_rows_n<4>(src, rows, dst, ld);
+    default:
+      for (std::int64_t ci = 0; ci < rows; ++ci)
+        for (std::int64_t co = 0; co < n; ++co)
+          dst[ci * ld + co] = src.base[ci * src.ld_ci + co * src.ld_co];
+  }
+}
+
 // The GridCall layout of pk's weights (see Packed::grid_data); block(gi, ph, tap) gives the
 // weights of tap `tap` of phase ph in group gi (from the per-phase blocks or the weights as
 // passed).
@@ -190,9 +218,7 @@ void pack_grid(Packed<T>& pk, Block block) {
                           (dx.c[rx][jx] - pk.col_shift_lo)) *
                              cell +
                          (ry * PH + rx) * CO;
-                for (std::int64_t ci = 0; ci < pk.cin_g; ++ci)
-                  for (std::int64_t co = 0; co < CO; ++co)
-                    dst[ci * RY * PH * CO + co] = src.base[ci * src.ld_ci + co * src.ld_co];
+                copy_block_rows(src, pk.cin_g, CO, dst, RY * PH * CO);
               }
 }
 
