@@ -130,8 +130,8 @@ void copy_block_rows_n(const WeightBlock<T>& src, std::int64_t rows, T* dst, std
     for (int co = 0; co < N; ++co) dst[ci * ld + co] = src.base[ci * src.ld_ci + co * src.ld_co];
 }
 
-// The same for n columns; the grid's usual few as a loop of known length (the pack runs on
-// every functional call: a loop over 1-4 columns per row took most of it).
+// The same for n columns: the grid's 1-4 as loops of known length, which the compiler unrolls
+// (the pack runs on every functional call).
 template <class T>
 void copy_block_rows(const WeightBlock<T>& src, std::int64_t rows, std::int64_t n, T* dst,
                      std::int64_t ld) {
@@ -1800,7 +1800,7 @@ ShuffleColumns<T> pack_shuffle_columns(const Problem<T>& p, const KernelSet<T>& 
     copy_group_columns(p, sc, gi, 0, sc.cols, ks.nr, ks.transpose,
                        out.data.get() + gi * group_size);
   if (p.bias) {
-    detail::resize_or_throw(out.bias, out.size / static_cast<std::size_t>(g.in_channels / g.groups),
+    detail::resize_or_throw(out.bias, static_cast<std::size_t>(g.groups * sc.cols),
                             "the bias per tap");
     for (std::int64_t gi = 0; gi < g.groups; ++gi)
       column_bias(p, sc, gi, 0, sc.cols, out.bias.data() + gi * sc.cols);
