@@ -130,11 +130,13 @@ void copy_block_rows_n(const WeightBlock<T>& src, std::int64_t rows, T* dst, std
     for (int co = 0; co < N; ++co) dst[ci * ld + co] = src.base[ci * src.ld_ci + co * src.ld_co];
 }
 
-// The same for n columns: the grid's 1-4 as loops of known length, which the compiler unrolls
-// (the pack runs on every functional call).
+// The same for n columns, 1 <= n <= 4 (grid_layout_fits: at most 4 output channels per
+// group), as loops of known length, which the compiler unrolls (the pack runs on every
+// functional call).
 template <class T>
 void copy_block_rows(const WeightBlock<T>& src, std::int64_t rows, std::int64_t n, T* dst,
                      std::int64_t ld) {
+  assert(n >= 1 && n <= 4);
   switch (n) {
     case 1:
       return copy_block_rows_n<1>(src, rows, dst, ld);
@@ -142,12 +144,8 @@ void copy_block_rows(const WeightBlock<T>& src, std::int64_t rows, std::int64_t 
       return copy_block_rows_n<2>(src, rows, dst, ld);
     case 3:
       return copy_block_rows_n<3>(src, rows, dst, ld);
-    case 4:
-      return copy_block_rows_n<4>(src, rows, dst, ld);
     default:
-      for (std::int64_t ci = 0; ci < rows; ++ci)
-        for (std::int64_t co = 0; co < n; ++co)
-          dst[ci * ld + co] = src.base[ci * src.ld_ci + co * src.ld_co];
+      return copy_block_rows_n<4>(src, rows, dst, ld);
   }
 }
 
